@@ -1,0 +1,38 @@
+/* Shared state of one `edgemig` invocation and the command table. */
+#ifndef EDGEMIG_CLI_CLI_H
+#define EDGEMIG_CLI_CLI_H
+
+#include <stdbool.h>
+
+#include "util/config.h"
+#include "util/error.h"
+
+struct em_cli {
+        const char *root_opt; /* --root, NULL if not given */
+        struct em_config cfg; /* filled lazily by cli_config() */
+        bool cfg_ready;
+};
+
+/* Resolves the state root and helper paths on first use. */
+int cli_config(struct em_cli *cli, struct em_config **out, em_error_t *err);
+
+/* A command parses its own options, calls the library and prints. It returns
+ * the process exit code; on failure it sets *err and returns non-zero, and
+ * main() prints "edgemig <verb>: <message>". */
+typedef int (*cli_cmd_fn)(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+
+struct cli_command {
+        const char *name;
+        cli_cmd_fn fn;
+        const char *summary;
+};
+
+/* Prints usage text of a command (a man-page style block) to stdout. */
+void cli_print_help(const char *text);
+/* True if argv has -h/--help before a "--". */
+bool cli_wants_help(int argc, char **argv);
+
+/* Commands (one file each: cmd_<name>.c). */
+int cmd_version(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+
+#endif

@@ -1,0 +1,136 @@
+/* edgemig: the command-line front end. It only parses, calls libedgemig and prints. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/log.h"
+
+static const struct cli_command commands[] = {
+    {"version", cmd_version, "print version information"},
+};
+
+static const char main_usage[] =
+    "Usage: edgemig [GLOBAL OPTIONS] COMMAND [ARGS...]\n"
+    "\n"
+    "Live-migrate containerized edge services between edge hosts. Only the\n"
+    "writable container layer and the process state cross the link; image layers\n"
+    "are shared by content digest.\n"
+    "\n"
+    "Global options:\n"
+    "  --root DIR            state root (default $EDGEMIG_ROOT or /var/lib/edgemig)\n"
+    "  --log-level LEVEL     error, warn, info (default) or debug\n"
+    "  --log-format FORMAT   text (default) or json\n"
+    "  -h, --help            show this help; `edgemig COMMAND --help` for a command\n"
+    "\n"
+    "Commands:\n";
+
+static void print_main_usage(FILE *f)
+{
+        fputs(main_usage, f);
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fputs("\nEnvironment: EDGEMIG_ROOT, EDGEMIG_CRIU (CRIU binary), EDGEMIG_RUNC.\n", f);
+}
+
+int cli_config(struct em_cli *cli, struct em_config **out, em_error_t *err)
+{
+        if (!cli->cfg_ready) {
+                if (em_config_init(&cli->cfg, cli->root_opt, err) < 0)
+                        return -1;
+                cli->cfg_ready = true;
+        }
+        *out = &cli->cfg;
+        return 0;
+}
+
+void cli_print_help(const char *text)
+{
+        fputs(text, stdout);
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        return false;
+                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+                        return true;
+        }
+        return false;
+}
+
+static int parse_globals(int argc, char **argv, struct em_cli *cli)
+{
+        static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
+                                             {"log-level", required_argument, NULL, 'l'},
+                                             {"log-format", required_argument, NULL, 'f'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+        enum em_log_level level = EM_LOG_INFO;
+        bool json = false;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'r':
+                        cli->root_opt = optarg;
+                        break;
+                case 'l':
+                        if (em_log_level_parse(optarg, &level) < 0) {
+                                fprintf(stderr,
+                                        "edgemig: unknown log level '%s' "
+                                        "(use error, warn, info or debug)\n",
+                                        optarg);
+                                return -1;
+                        }
+                        break;
+                case 'f':
+                        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                                fprintf(stderr, "edgemig: --log-format takes text or json\n");
+                                return -1;
+                        }
+                        json = strcmp(optarg, "json") == 0;
+                        break;
+                case 'h':
+                        print_main_usage(stdout);
+                        exit(0);
+                default:
+                        print_main_usage(stderr);
+                        return -1;
+                }
+        }
+        em_log_setup(level, json, 2, "edgemig");
+        return optind;
+}
+
+int main(int argc, char **argv)
+{
+        struct em_cli cli = {0};
+        cleanup_error em_error_t err = NULL;
+
+        signal(SIGPIPE, SIG_IGN);
+        int first = parse_globals(argc, argv, &cli);
+        if (first < 0)
+                return 2;
+        if (first >= argc) {
+                print_main_usage(stderr);
+                return 2;
+        }
+        const char *verb = argv[first];
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+                if (strcmp(commands[i].name, verb) != 0)
+                        continue;
+                optind = 1;
+                int rc = commands[i].fn(&cli, argc - first, argv + first, &err);
+                if (rc != 0 && err != NULL)
+                        fprintf(stderr, "edgemig %s: %s\n", verb, em_error_msg(err));
+                if (cli.cfg_ready)
+                        em_config_free(&cli.cfg);
+                return rc;
+        }
+        fprintf(stderr, "edgemig: unknown command '%s'; run 'edgemig --help' for the list\n", verb);
+        return 2;
+}

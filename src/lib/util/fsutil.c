@@ -1,0 +1,230 @@
+#include "util/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+int em_write_all(int fd, const void *buf, size_t len, em_error_t *err)
+{
+        const char *p = buf;
+
+        while (len > 0) {
+                ssize_t w = write(fd, p, len);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return em_error_set(err, errno, "write");
+                }
+                p += w;
+                len -= (size_t)w;
+        }
+        return 0;
+}
+
+ssize_t em_read_all(int fd, void *buf, size_t len, em_error_t *err)
+{
+        char *p = buf;
+        size_t got = 0;
+
+        while (got < len) {
+                ssize_t r = read(fd, p + got, len - got);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return em_error_set(err, errno, "read");
+                }
+                if (r == 0)
+                        break;
+                got += (size_t)r;
+        }
+        return (ssize_t)got;
+}
+
+int em_fsync_dir(const char *dir, em_error_t *err)
+{
+        cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening directory %s", dir);
+        if (fsync(fd) < 0)
+                return em_error_set(err, errno, "fsync %s", dir);
+        return 0;
+}
+
+int em_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         em_error_t *err)
+{
+        cleanup_free char *tmp = NULL, *dircopy = NULL;
+        cleanup_close int fd = -1;
+
+        if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+                return em_error_set(err, ENOMEM, "writing %s", path);
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return em_error_set(err, errno, "creating temporary file for %s", path);
+        if (fchmod(fd, mode) < 0 || em_write_all(fd, data, len, err) < 0 || fsync(fd) < 0) {
+                int e = errno;
+                unlink(tmp);
+                if (*err == NULL)
+                        em_error_set(err, e, "writing %s", tmp);
+                return em_error_wrap(err, "writing %s", path);
+        }
+        if (rename(tmp, path) < 0) {
+                int e = errno;
+                unlink(tmp);
+                return em_error_set(err, e, "renaming %s to %s", tmp, path);
+        }
+        dircopy = strdup(path);
+        if (dircopy == NULL)
+                return em_error_set(err, ENOMEM, "writing %s", path);
+        return em_fsync_dir(dirname(dircopy), err);
+}
+
+int em_read_file(const char *path, size_t max_len, char **out, size_t *out_len, em_error_t *err)
+{
+        cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+        cleanup_free char *buf = NULL;
+        size_t cap = 4096, len = 0;
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening %s", path);
+        buf = malloc(cap + 1);
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "reading %s", path);
+        for (;;) {
+                if (len == cap) {
+                        if (cap >= max_len)
+                                return em_error_set(err, EFBIG, "reading %s: larger than %zu bytes",
+                                                    path, max_len);
+                        cap *= 2;
+                        char *n = realloc(buf, cap + 1);
+                        if (n == NULL)
+                                return em_error_set(err, ENOMEM, "reading %s", path);
+                        buf = n;
+                }
+                ssize_t r = read(fd, buf + len, cap - len);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return em_error_set(err, errno, "reading %s", path);
+                if (r == 0)
+                        break;
+                len += (size_t)r;
+        }
+        if (len > max_len)
+                return em_error_set(err, EFBIG, "reading %s: larger than %zu bytes", path, max_len);
+        buf[len] = '\0';
+        if (out_len)
+                *out_len = len;
+        *out = steal_pointer(&buf);
+        return 0;
+}
+
+int em_mkdir_p(const char *path, mode_t mode, em_error_t *err)
+{
+        cleanup_free char *copy = strdup(path);
+
+        if (copy == NULL)
+                return em_error_set(err, ENOMEM, "mkdir %s", path);
+        for (char *p = copy + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                        return em_error_set(err, errno, "creating directory %s", copy);
+                *p = '/';
+        }
+        if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                return em_error_set(err, errno, "creating directory %s", copy);
+        return 0;
+}
+
+static int rm_rf_children(int dfd, dev_t dev, em_error_t *err);
+
+static int rm_entry_at(int dirfd, const char *name, dev_t dev, em_error_t *err)
+{
+        struct stat st;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return em_error_set(err, errno, "stat %s", name);
+        }
+        if (S_ISDIR(st.st_mode)) {
+                if (st.st_dev != dev)
+                        return em_error_set(err, EBUSY, "refusing to cross mount point at %s",
+                                            name);
+                cleanup_close int cfd =
+                    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (cfd < 0)
+                        return em_error_set(err, errno, "opening %s", name);
+                if (rm_rf_children(steal_fd(&cfd), dev, err) < 0)
+                        return em_error_wrap(err, "%s", name);
+                if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                        return em_error_set(err, errno, "removing directory %s", name);
+                return 0;
+        }
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return em_error_set(err, errno, "removing %s", name);
+        return 0;
+}
+
+/* Takes ownership of dfd. */
+static int rm_rf_children(int dfd, dev_t dev, em_error_t *err)
+{
+        cleanup_dir DIR *d = fdopendir(dfd);
+        struct dirent *de;
+
+        if (d == NULL) {
+                close(dfd);
+                return em_error_set(err, errno, "fdopendir");
+        }
+        while ((de = readdir(d)) != NULL) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (rm_entry_at(dirfd(d), de->d_name, dev, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_rm_rf_at(int dirfd, const char *name, em_error_t *err)
+{
+        struct stat st;
+
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "stat %s", name);
+        if (rm_entry_at(dirfd, name, st.st_dev, err) < 0)
+                return em_error_wrap(err, "removing %s", name);
+        return 0;
+}
+
+int em_rm_rf(const char *path, em_error_t *err)
+{
+        return em_rm_rf_at(AT_FDCWD, path, err);
+}
+
+bool em_path_exists(const char *path)
+{
+        struct stat st;
+        return lstat(path, &st) == 0;
+}
+
+char *em_path_join(const char *a, const char *b)
+{
+        char *out = NULL;
+        size_t la = strlen(a);
+
+        while (*b == '/')
+                b++;
+        if (asprintf(&out, "%s%s%s", a, (la > 0 && a[la - 1] == '/') ? "" : "/", b) < 0)
+                return NULL;
+        return out;
+}

@@ -1,0 +1,32 @@
+/* File system helpers: full-length I/O, atomic writes, recursive mkdir/remove. */
+#ifndef EDGEMIG_UTIL_FSUTIL_H
+#define EDGEMIG_UTIL_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+/* Loops until all bytes are written/read; retries EINTR. read_all returns the
+ * number of bytes read (< len only at EOF). */
+int em_write_all(int fd, const void *buf, size_t len, em_error_t *err);
+ssize_t em_read_all(int fd, void *buf, size_t len, em_error_t *err);
+
+/* Writes path via path.tmp.XXXXXX + fsync + rename + fsync(dir). */
+int em_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         em_error_t *err);
+/* Reads a whole file (NUL-terminated for convenience); fails above max_len. */
+int em_read_file(const char *path, size_t max_len, char **out, size_t *out_len, em_error_t *err);
+
+int em_mkdir_p(const char *path, mode_t mode, em_error_t *err);
+/* Removes a tree without following symlinks and without crossing mounts. */
+int em_rm_rf(const char *path, em_error_t *err);
+/* Removes a tree relative to dirfd (used for temp dirs inside a store). */
+int em_rm_rf_at(int dirfd, const char *name, em_error_t *err);
+int em_fsync_dir(const char *dir, em_error_t *err);
+bool em_path_exists(const char *path);
+/* Returns malloc'd "a/b"; never fails except on OOM (returns NULL). */
+char *em_path_join(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,22 @@
+/* Levelled logging to stderr (or a file), as text or one JSON object per line. */
+#ifndef EDGEMIG_UTIL_LOG_H
+#define EDGEMIG_UTIL_LOG_H
+
+#include <stdbool.h>
+
+enum em_log_level { EM_LOG_ERROR = 0, EM_LOG_WARN, EM_LOG_INFO, EM_LOG_DEBUG };
+
+/* Process-wide sink. fd defaults to 2; json selects one JSON object a line. */
+void em_log_setup(enum em_log_level level, bool json, int fd, const char *component);
+enum em_log_level em_log_get_level(void);
+/* Parses "error|warn|info|debug"; returns -1 on an unknown name. */
+int em_log_level_parse(const char *name, enum em_log_level *out);
+
+__attribute__((format(printf, 2, 3))) void em_log(enum em_log_level level, const char *fmt, ...);
+
+#define em_log_error(...) em_log(EM_LOG_ERROR, __VA_ARGS__)
+#define em_log_warn(...)  em_log(EM_LOG_WARN, __VA_ARGS__)
+#define em_log_info(...)  em_log(EM_LOG_INFO, __VA_ARGS__)
+#define em_log_debug(...) em_log(EM_LOG_DEBUG, __VA_ARGS__)
+
+#endif
