@@ -1,0 +1,62 @@
+/* Content-addressed image store: blobs by digest, layers unpacked once by
+ * diff-id, images by name. The same layer has the same path name on every
+ * host, which is what lets a migration skip layers the target already has.
+ *
+ * On disk, under the state root:
+ *   blobs/sha256/<hex>          verified blobs (manifests, configs, layer tars)
+ *   layers/sha256/<diffid-hex>/ unpacked, read-only overlay lower dirs
+ *   images/<escaped-name>.json  name -> manifest digest (+ cached info)
+ */
+#ifndef EDGEMIG_STORE_STORE_H
+#define EDGEMIG_STORE_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+struct em_store;
+
+int em_store_open(const char *root, struct em_store **out, em_error_t *err);
+void em_store_close(struct em_store **s);
+#define cleanup_store __attribute__((cleanup(em_store_close)))
+
+/* Everything a container or a migration needs to know about one image. */
+struct em_image_info {
+        char *name;            /* canonical reference, e.g. 127.0.0.1:5000/edgemig/redis:latest */
+        char *manifest_digest; /* sha256:… */
+        char *config_digest;   /* sha256:… */
+        size_t n_layers;
+        char **layer_digests;  /* compressed blob digests, bottom first */
+        char **diff_ids;       /* uncompressed diff-ids, bottom first */
+        char **layer_dirs;     /* absolute unpacked layer dirs, bottom first */
+        uint64_t size;         /* sum of layer blob sizes */
+        json_t *config;        /* the OCI image config's "config" object (Env, Cmd, ...) */
+};
+void em_image_info_free(struct em_image_info **info);
+#define cleanup_image_info __attribute__((cleanup(em_image_info_free)))
+
+/* Looks an image up by full reference, by "name:tag" or by bare "name"
+ * (matching the repository's last path component, tag "latest"), or by a
+ * manifest digest prefix. ENOENT when absent. */
+int em_store_image_get(struct em_store *s, const char *name, struct em_image_info **out,
+                       em_error_t *err);
+
+bool em_store_has_layer(struct em_store *s, const char *diff_id);
+/* malloc'd absolute path of layers/sha256/<hex> (whether or not it exists). */
+char *em_store_layer_path(struct em_store *s, const char *diff_id);
+
+/* Layer transfer between hosts without a registry: export writes the layer's
+ * compressed blob to fd; import reads a blob of the given digest from fd,
+ * verifies digest (and diff-id after decompression) and unpacks it safely. */
+int em_store_blob_export(struct em_store *s, const char *digest, int fd, em_error_t *err);
+int em_store_blob_import(struct em_store *s, const char *digest, uint64_t size, int fd,
+                         em_error_t *err);
+/* Registers an image whose manifest and config blobs are already present
+ * (used by the migration target once all layers are in place). */
+int em_store_image_add(struct em_store *s, const char *name, const char *manifest_digest,
+                       em_error_t *err);
+
+#endif
