@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 static const struct cli_command commands[] = {
+    {"check", cmd_check, "probe this host: can it checkpoint, restore and migrate?"},
     {"version", cmd_version, "print version information"},
 };
 
