@@ -91,7 +91,8 @@ int em_read_file(const char *path, size_t max_len, char **out, size_t *out_len, 
 {
         cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
         cleanup_free char *buf = NULL;
-        size_t cap = 4096, len = 0;
+        /* Read up to max_len + 1 bytes: a file of exactly max_len is allowed. */
+        size_t limit = max_len + 1, cap = limit < 4096 ? limit : 4096, len = 0;
 
         if (fd < 0)
                 return em_error_set(err, errno, "opening %s", path);
@@ -100,10 +101,10 @@ int em_read_file(const char *path, size_t max_len, char **out, size_t *out_len, 
                 return em_error_set(err, ENOMEM, "reading %s", path);
         for (;;) {
                 if (len == cap) {
-                        if (cap >= max_len)
+                        if (cap >= limit)
                                 return em_error_set(err, EFBIG, "reading %s: larger than %zu bytes",
                                                     path, max_len);
-                        cap *= 2;
+                        cap = cap > limit / 2 ? limit : cap * 2;
                         char *n = realloc(buf, cap + 1);
                         if (n == NULL)
                                 return em_error_set(err, ENOMEM, "reading %s", path);
@@ -143,10 +144,26 @@ int em_mkdir_p(const char *path, mode_t mode, em_error_t *err)
         }
         if (mkdir(copy, mode) < 0 && errno != EEXIST)
                 return em_error_set(err, errno, "creating directory %s", copy);
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return em_error_set(err, errno, "creating directory %s", path);
+        if (!S_ISDIR(st.st_mode))
+                return em_error_set(err, ENOTDIR, "creating directory %s", path);
         return 0;
 }
 
 static int rm_rf_children(int dfd, dev_t dev, em_error_t *err);
+
+/* A bind mount of the same file system keeps st_dev, so also ask statx. */
+static bool is_mount_root(int dirfd, const char *name)
+{
+        struct statx stx;
+
+        if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, 0, &stx) < 0)
+                return false;
+        return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+               (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
 
 static int rm_entry_at(int dirfd, const char *name, dev_t dev, em_error_t *err)
 {
@@ -158,7 +175,7 @@ static int rm_entry_at(int dirfd, const char *name, dev_t dev, em_error_t *err)
                 return em_error_set(err, errno, "stat %s", name);
         }
         if (S_ISDIR(st.st_mode)) {
-                if (st.st_dev != dev)
+                if (st.st_dev != dev || is_mount_root(dirfd, name))
                         return em_error_set(err, EBUSY, "refusing to cross mount point at %s",
                                             name);
                 cleanup_close int cfd =

@@ -187,6 +187,14 @@ static void kill_group(pid_t pid)
         kill(pid, SIGKILL);
 }
 
+static void decode_status(int status, int *exit_code)
+{
+        if (WIFEXITED(status))
+                *exit_code = WEXITSTATUS(status);
+        else
+                *exit_code = 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 static int reap(pid_t pid, int *exit_code, em_error_t *err)
 {
         int status;
@@ -195,10 +203,37 @@ static int reap(pid_t pid, int *exit_code, em_error_t *err)
                 if (errno != EINTR)
                         return em_error_set(err, errno, "waitpid %d", (int)pid);
         }
-        if (WIFEXITED(status))
-                *exit_code = WEXITSTATUS(status);
-        else
-                *exit_code = 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        decode_status(status, exit_code);
+        return 0;
+}
+
+static int timeout_kill(pid_t pid, int timeout_ms, em_error_t *err)
+{
+        int code;
+
+        kill_group(pid);
+        reap(pid, &code, err);
+        return em_error_set(err, ETIMEDOUT, "process %d did not finish within %d ms", (int)pid,
+                            timeout_ms);
+}
+
+/* Without a pidfd (old kernel, fd limit): WNOHANG polling. Returns 1 once
+ * reaped (code set), 0 on timeout, -1 if waitpid fails. */
+static int poll_reap(pid_t pid, int timeout_ms, int *code, em_error_t *err)
+{
+        long long deadline = now_ms() + timeout_ms;
+        int status;
+
+        do {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid) {
+                        decode_status(status, code);
+                        return 1;
+                }
+                if (r < 0 && errno != EINTR)
+                        return em_error_set(err, errno, "waitpid %d", (int)pid);
+                usleep(2000);
+        } while (now_ms() < deadline);
         return 0;
 }
 
@@ -214,13 +249,15 @@ int em_proc_wait(pid_t pid, int timeout_ms, int *exit_code, em_error_t *err)
                 do
                         r = poll(&p, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0));
                 while (r < 0 && errno == EINTR);
-                if (r == 0) {
-                        kill_group(pid);
-                        reap(pid, &code, err);
-                        return em_error_set(err, ETIMEDOUT,
-                                            "process %d did not finish within %d ms", (int)pid,
-                                            timeout_ms);
-                }
+                if (r == 0)
+                        return timeout_kill(pid, timeout_ms, err);
+        } else if (timeout_ms > 0) {
+                int r = poll_reap(pid, timeout_ms, &code, err);
+                if (r <= 0)
+                        return r < 0 ? -1 : timeout_kill(pid, timeout_ms, err);
+                if (exit_code)
+                        *exit_code = code;
+                return 0;
         }
         if (reap(pid, &code, err) < 0)
                 return -1;
@@ -259,31 +296,59 @@ static void capbuf_add(struct capbuf *b, const char *src, size_t n)
         b->data[b->len] = '\0';
 }
 
-/* Drains the capture pipes until both close, the deadline passes (returns 1)
- * or the child is gone. */
-static int pump_output(int *fds, struct capbuf *bufs, long long deadline)
+static void pump_read(int *fd, struct capbuf *b, char *chunk, size_t len)
+{
+        ssize_t n = read(*fd, chunk, len);
+
+        if (n > 0)
+                capbuf_add(b, chunk, (size_t)n);
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                em_cleanup_closep(fd);
+}
+
+/* Reads what is already in the pipes without waiting for writers that
+ * outlive the child (a daemonized grandchild keeps them open). */
+static void drain_now(int *fds, struct capbuf *bufs, char *chunk, size_t len)
+{
+        for (int i = 0; i < 2; i++) {
+                if (fds[i] < 0)
+                        continue;
+                int fl = fcntl(fds[i], F_GETFL);
+                fcntl(fds[i], F_SETFL, fl | O_NONBLOCK);
+                while (fds[i] >= 0) {
+                        size_t before = bufs[i].len;
+                        pump_read(&fds[i], &bufs[i], chunk, len);
+                        if (fds[i] >= 0 && bufs[i].len == before && errno == EAGAIN)
+                                break;
+                }
+        }
+}
+
+/* Drains the capture pipes until both close, the child exits (pidfd readable),
+ * or the deadline passes (returns 1). */
+static int pump_output(int *fds, struct capbuf *bufs, int pidfd, long long deadline)
 {
         char chunk[16384];
 
         while (fds[0] >= 0 || fds[1] >= 0) {
-                struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN},
-                                      {.fd = fds[1], .events = POLLIN}};
+                struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN},
+                                      {.fd = fds[1], .events = POLLIN},
+                                      {.fd = pidfd, .events = POLLIN}};
                 int wait = deadline ? (int)(deadline - now_ms()) : -1;
                 if (deadline && wait <= 0)
                         return 1;
-                int r = poll(p, 2, wait);
+                int r = poll(p, 3, wait);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r == 0)
                         return 1;
                 for (int i = 0; i < 2; i++) {
-                        if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                                continue;
-                        ssize_t n = read(fds[i], chunk, sizeof(chunk));
-                        if (n > 0)
-                                capbuf_add(&bufs[i], chunk, (size_t)n);
-                        else if (n == 0 || errno != EINTR)
-                                em_cleanup_closep(&fds[i]);
+                        if (fds[i] >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                pump_read(&fds[i], &bufs[i], chunk, sizeof(chunk));
+                }
+                if (pidfd >= 0 && (p[2].revents & POLLIN)) {
+                        drain_now(fds, bufs, chunk, sizeof(chunk));
+                        return 0;
                 }
         }
         return 0;
@@ -349,7 +414,8 @@ int em_proc_run(const struct em_proc_spec *spec, struct em_proc_result *result, 
                 return -1;
         long long deadline = spec->timeout_ms > 0 ? now_ms() + spec->timeout_ms : 0;
         int fds[2] = {io.out_r, io.err_r};
-        if (pump_output(fds, bufs, deadline) == 1) {
+        cleanup_close int pidfd = pidfd_open_(pid);
+        if (pump_output(fds, bufs, pidfd, deadline) == 1) {
                 timed_out = true;
                 kill_group(pid);
         }
