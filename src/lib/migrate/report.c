@@ -1,0 +1,160 @@
+#include "migrate/report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+
+struct em_report {
+        json_t *root;
+        int64_t t0_mono;
+        uint64_t raw, wire;
+};
+
+int64_t em_now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t em_mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds since the request, on the monotonic clock. */
+static json_int_t rel_ms(const struct em_report *r)
+{
+        return (json_int_t)(em_mono_ms() - r->t0_mono);
+}
+
+struct em_report *em_report_new(const char *id, const char *container, const char *mode,
+                                const char *target)
+{
+        struct em_report *r = calloc(1, sizeof(*r));
+
+        if (r == NULL)
+                return NULL;
+        r->t0_mono = em_mono_ms();
+        r->root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:[], s:[], s:{}}", "id", id, "container",
+                            container, "mode", mode, "target", target, "requested_at_ms",
+                            (json_int_t)em_now_ms(), "phases", "rounds", "marks");
+        if (r->root == NULL) {
+                free(r);
+                return NULL;
+        }
+        return r;
+}
+
+void em_report_free(struct em_report **r)
+{
+        if (*r == NULL)
+                return;
+        json_decref((*r)->root);
+        free(*r);
+        *r = NULL;
+}
+
+void em_report_phase_begin(struct em_report *r, const char *phase)
+{
+        json_t *p = json_pack("{s:s, s:I}", "name", phase, "start_ms", rel_ms(r));
+        json_array_append_new(json_object_get(r->root, "phases"), p);
+}
+
+void em_report_phase_end(struct em_report *r, const char *phase, uint64_t raw_bytes,
+                         uint64_t wire_bytes)
+{
+        json_t *phases = json_object_get(r->root, "phases");
+
+        for (size_t i = json_array_size(phases); i-- > 0;) {
+                json_t *p = json_array_get(phases, i);
+                if (strcmp(em_json_str(p, "name"), phase) != 0 || json_object_get(p, "end_ms"))
+                        continue;
+                json_int_t end = rel_ms(r);
+                json_object_set_new(p, "end_ms", json_integer(end));
+                json_object_set_new(p, "duration_ms",
+                                    json_integer(end - em_json_int(p, "start_ms", end)));
+                json_object_set_new(p, "bytes_raw", json_integer((json_int_t)raw_bytes));
+                json_object_set_new(p, "bytes_wire", json_integer((json_int_t)wire_bytes));
+                return;
+        }
+}
+
+void em_report_mark(struct em_report *r, const char *event)
+{
+        json_object_set_new(json_object_get(r->root, "marks"), event, json_integer(rel_ms(r)));
+}
+
+void em_report_round(struct em_report *r, unsigned n, uint64_t dirty_bytes, uint64_t wire_bytes,
+                     uint64_t pages_sent, uint64_t files_sent, int64_t duration_ms,
+                     int64_t freeze_ms)
+{
+        json_t *o =
+            json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "round", (int)n, "dirty_bytes",
+                      (json_int_t)dirty_bytes, "bytes_wire", (json_int_t)wire_bytes, "pages_sent",
+                      (json_int_t)pages_sent, "files_sent", (json_int_t)files_sent, "duration_ms",
+                      (json_int_t)duration_ms, "freeze_ms", (json_int_t)freeze_ms);
+        json_array_append_new(json_object_get(r->root, "rounds"), o);
+}
+
+void em_report_set(struct em_report *r, const char *key, json_t *value)
+{
+        json_object_set_new(r->root, key, value);
+}
+
+void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire)
+{
+        r->raw += raw;
+        r->wire += wire;
+}
+
+static void set_span(json_t *root, const char *key, const char *from, const char *to)
+{
+        json_t *marks = json_object_get(root, "marks");
+        json_t *a = json_object_get(marks, from), *b = json_object_get(marks, to);
+
+        if (json_is_integer(a) && json_is_integer(b))
+                json_object_set_new(root, key,
+                                    json_integer(json_integer_value(b) - json_integer_value(a)));
+}
+
+void em_report_finish(struct em_report *r, bool ok, const char *error)
+{
+        json_t *marks = json_object_get(r->root, "marks");
+
+        json_object_set_new(r->root, "ok", json_boolean(ok));
+        if (error)
+                json_object_set_new(r->root, "error", json_string(error));
+        json_object_set_new(r->root, "total_ms", json_integer(rel_ms(r)));
+        json_object_set_new(marks, "request", json_integer(0));
+        if (ok) {
+                set_span(r->root, "handoff_ms", "request", "target_running");
+                set_span(r->root, "downtime_ms", "source_stopped", "target_running");
+        }
+        json_object_set_new(r->root, "bytes_raw", json_integer((json_int_t)r->raw));
+        json_object_set_new(r->root, "bytes_wire", json_integer((json_int_t)r->wire));
+}
+
+json_t *em_report_json(struct em_report *r)
+{
+        return r->root;
+}
+
+int em_report_save(struct em_report *r, const char *root, em_error_t *err)
+{
+        cleanup_free char *dir = em_path_join(root, "migrations");
+        cleanup_free char *path = NULL;
+
+        if (dir == NULL || em_mkdir_p(dir, 0700, err) < 0)
+                return em_error_wrap(err, "saving migration report");
+        if (asprintf(&path, "%s/%s.json", dir, em_json_str(r->root, "id")) < 0)
+                return em_error_set(err, ENOMEM, "saving migration report");
+        return em_json_write_file(path, r->root, err);
+}

@@ -1,0 +1,45 @@
+/* The JSON timeline of one migration, with the paper's definitions:
+ *   handoff time = migration request -> service running on the target;
+ *   downtime     = source container stopped -> service running on the target;
+ *   pre-transfer bytes = sent before the request (by `prepare`);
+ *   final-transfer bytes = sent after it.
+ * Stored at <root>/migrations/<id>.json and printed by `migrate --json`. */
+#ifndef EDGEMIG_MIGRATE_REPORT_H
+#define EDGEMIG_MIGRATE_REPORT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+struct em_report;
+
+/* Starts the clock: now is the migration request. */
+struct em_report *em_report_new(const char *id, const char *container, const char *mode,
+                                const char *target);
+void em_report_free(struct em_report **r);
+#define cleanup_report __attribute__((cleanup(em_report_free)))
+
+int64_t em_now_ms(void);  /* CLOCK_REALTIME in ms */
+int64_t em_mono_ms(void); /* CLOCK_MONOTONIC in ms */
+
+void em_report_phase_begin(struct em_report *r, const char *phase);
+/* Ends the phase most recently begun with that name; adds its byte counts. */
+void em_report_phase_end(struct em_report *r, const char *phase, uint64_t raw_bytes,
+                         uint64_t wire_bytes);
+/* Named instants: "source_stopped", "target_running", "route_switched", ... */
+void em_report_mark(struct em_report *r, const char *event);
+void em_report_round(struct em_report *r, unsigned n, uint64_t dirty_bytes, uint64_t wire_bytes,
+                     uint64_t pages_sent, uint64_t files_sent, int64_t duration_ms,
+                     int64_t freeze_ms);
+/* Free-form fields: stop reason, compression level, bandwidth estimate, ... */
+void em_report_set(struct em_report *r, const char *key, json_t *value /* stolen */);
+void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire);
+/* Computes handoff/downtime, records success or the error. */
+void em_report_finish(struct em_report *r, bool ok, const char *error);
+/* Borrowed view of the timeline JSON. */
+json_t *em_report_json(struct em_report *r);
+int em_report_save(struct em_report *r, const char *root, em_error_t *err);
+
+#endif

@@ -1,0 +1,40 @@
+/* The adaptive stop rule of iterative pre-copy: decides after each round
+ * whether another round is worth it or the final (frozen) step should start. */
+#ifndef EDGEMIG_MIGRATE_STOP_RULE_H
+#define EDGEMIG_MIGRATE_STOP_RULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct em_stop_rule {
+        unsigned max_rounds;         /* round budget (>= 1) */
+        uint64_t downtime_target_ms; /* wanted final transfer time */
+        uint64_t time_budget_ms;     /* total pre-copy time budget, 0: none */
+        double shrink_ratio;         /* a round must cut the dirty set below ratio*previous */
+};
+
+struct em_round_stat {
+        uint64_t dirty_bytes;      /* raw bytes that changed since the previous round */
+        uint64_t dirty_wire_bytes; /* the same after compression (what would be sent) */
+        uint64_t elapsed_ms;       /* time since pre-copy began, at the end of the round */
+};
+
+enum em_stop_reason {
+        EM_STOP_CONTINUE = 0,
+        EM_STOP_FITS_TARGET,   /* estimated final transfer <= downtime target */
+        EM_STOP_NOT_SHRINKING, /* the dirty set stopped shrinking */
+        EM_STOP_ROUNDS,        /* round budget used up */
+        EM_STOP_TIME,          /* time budget used up */
+};
+
+void em_stop_rule_defaults(struct em_stop_rule *r);
+/* Estimated time to send `wire_bytes` at `bandwidth_bps` (bytes/s); a
+ * bandwidth of 0 (unmeasured) is treated as very slow (1 Mbit/s). */
+uint64_t em_transfer_estimate_ms(uint64_t wire_bytes, double bandwidth_bps);
+/* rounds[0..n-1] are the rounds done so far (n >= 1). */
+enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
+                                        const struct em_round_stat *rounds, size_t n,
+                                        double bandwidth_bps);
+const char *em_stop_reason_name(enum em_stop_reason reason);
+
+#endif
