@@ -1,0 +1,97 @@
+/* A peer connection: frames over a byte-stream backend behind an ops table
+ * (plain fd for TCP and socketpairs today, TLS later), with byte counters and
+ * a bandwidth meter. Sending and receiving are each serialized by a lock, so
+ * a pipeline may send from several threads. */
+#ifndef EDGEMIG_TRANSFER_CONN_H
+#define EDGEMIG_TRANSFER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "transfer/compress.h"
+#include "transfer/frame.h"
+#include "util/error.h"
+
+typedef struct em_conn em_conn_t;
+
+/* A backend. read fills up to len bytes (*got < len only at end of stream);
+ * writev writes everything. Both honour timeout_ms (<= 0: none). */
+struct em_conn_ops {
+        const char *name;
+        int (*read)(em_conn_t *c, void *buf, size_t len, size_t *got, int timeout_ms,
+                    em_error_t *err);
+        int (*writev)(em_conn_t *c, const struct iovec *iov, int iovcnt, int timeout_ms,
+                      em_error_t *err);
+        /* Optional: TCP_NODELAY for control frames (cork off), or batching for bulk. */
+        int (*set_nodelay)(em_conn_t *c, bool on, em_error_t *err);
+        /* Optional: half-close for writing (peer reads end of stream). */
+        int (*shutdown_write)(em_conn_t *c, em_error_t *err);
+        void (*destroy)(em_conn_t *c); /* frees priv and closes the fd */
+};
+
+/* Moving-window throughput estimate. */
+#define EM_BW_SLOTS 64
+struct em_bwmeter {
+        int64_t window_ns;
+        unsigned head, count;
+        struct {
+                int64_t t_ns;
+                uint64_t bytes;
+        } slot[EM_BW_SLOTS];
+};
+void em_bwmeter_init(struct em_bwmeter *m, int window_ms);
+void em_bwmeter_add(struct em_bwmeter *m, int64_t now_ns, uint64_t bytes);
+/* Bytes per second over the samples inside the window ending at now_ns; 0
+ * until there are two samples spanning some time. */
+double em_bwmeter_rate(const struct em_bwmeter *m, int64_t now_ns);
+int64_t em_now_ns(void);
+
+struct em_conn_stats {
+        uint64_t frames_out, frames_in;
+        uint64_t raw_out, wire_out; /* payload bytes before compression / frame bytes sent */
+        uint64_t raw_in, wire_in;
+};
+
+/* Generic constructor for backends: takes ownership of fd and priv. */
+em_conn_t *em_conn_new(const struct em_conn_ops *ops, int fd, void *priv, const char *peer);
+/* The plain-fd backend (TCP or a socketpair end); takes ownership of fd. */
+int em_conn_from_fd(int fd, const char *peer, em_conn_t **out, em_error_t *err);
+void em_conn_free(em_conn_t **c);
+#define cleanup_conn __attribute__((cleanup(em_conn_free)))
+
+int em_conn_fd(const em_conn_t *c);
+void *em_conn_priv(const em_conn_t *c);
+const char *em_conn_peer(const em_conn_t *c);
+/* Per-wait timeout for reads and writes (default 30 s; <= 0: none). */
+void em_conn_set_timeout(em_conn_t *c, int timeout_ms);
+int em_conn_set_nodelay(em_conn_t *c, bool on, em_error_t *err);
+int em_conn_shutdown_write(em_conn_t *c, em_error_t *err);
+/* Binds both directions to a session (after HELLO): frames of any other
+ * session are rejected from then on. */
+void em_conn_set_session(em_conn_t *c, uint64_t session_tag);
+
+/* Sends one frame. level > 0 compresses payloads of >= 512 bytes with zstd at
+ * that level and falls back to plain if that does not save anything. */
+int em_conn_send(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream, const void *payload,
+                 size_t len, int level, em_error_t *err);
+/* Convenience for JSON control frames (compact, never compressed). */
+int em_conn_send_str(em_conn_t *c, uint16_t type, const char *s, em_error_t *err);
+/* Receives one frame and decompresses it. Returns 1, or 0 at a clean end of
+ * stream (between frames), -1 on any error. */
+int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err);
+
+void em_conn_stats(em_conn_t *c, struct em_conn_stats *out);
+/* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s). */
+double em_conn_send_rate(em_conn_t *c);
+
+/* TCP helpers. "ADDR:PORT", "[v6]:PORT" or "HOST:PORT". */
+int em_hostport_parse(const char *s, char **host, char **port, em_error_t *err);
+int em_tcp_connect(const char *hostport, int timeout_ms, em_conn_t **out, em_error_t *err);
+/* Listens with SO_REUSEADDR; port "0" picks a free port (see em_tcp_local_port). */
+int em_tcp_listen(const char *hostport, int backlog, int *fd_out, em_error_t *err);
+int em_tcp_local_port(int fd, int *port, em_error_t *err);
+/* Waits up to timeout_ms (<= 0: forever) for a connection. */
+int em_tcp_accept(int listen_fd, int timeout_ms, em_conn_t **out, em_error_t *err);
+
+#endif
