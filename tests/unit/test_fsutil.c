@@ -1,0 +1,231 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "util/fsutil.h"
+
+static int setup_dir(void **state)
+{
+        char *dir = strdup("/tmp/em-fsutil-XXXXXX");
+        if (mkdtemp(dir) == NULL)
+                return -1;
+        *state = dir;
+        return 0;
+}
+
+static int teardown_dir(void **state)
+{
+        em_error_t err = NULL;
+        int rc = em_rm_rf(*state, &err);
+        em_error_free(&err);
+        free(*state);
+        return rc;
+}
+
+static char *p(void **state, const char *rel)
+{
+        return em_path_join(*state, rel);
+}
+
+static void write_file(const char *path, const char *s)
+{
+        int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+        close(fd);
+}
+
+static void test_atomic_write(void **state)
+{
+        char *f = p(state, "a.txt");
+        em_error_t err = NULL;
+        assert_int_equal(em_write_file_atomic(f, "one", 3, 0600, &err), 0);
+        assert_int_equal(em_write_file_atomic(f, "second", 6, 0640, &err), 0);
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(em_read_file(f, 100, &buf, &len, &err), 0);
+        assert_int_equal(len, 6);
+        assert_string_equal(buf, "second");
+        free(buf);
+        struct stat st;
+        assert_int_equal(stat(f, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0640);
+        /* No temp files left behind. */
+        int n = 0;
+        DIR *d = opendir(*state);
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(n, 1);
+        /* Into a missing directory: fails with context, leaves nothing. */
+        char *bad = p(state, "nodir/x");
+        assert_int_equal(em_write_file_atomic(bad, "x", 1, 0644, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        assert_non_null(strstr(em_error_msg(err), bad));
+        em_error_free(&err);
+        free(bad);
+        free(f);
+}
+
+static void test_read_file_limits(void **state)
+{
+        char *f = p(state, "big");
+        char *content = malloc(10001);
+        memset(content, 'x', 10000);
+        content[10000] = '\0';
+        write_file(f, content);
+        em_error_t err = NULL;
+        char *buf = NULL;
+        size_t len = 0;
+        /* Exactly at the limit is allowed, one byte less is not. */
+        assert_int_equal(em_read_file(f, 10000, &buf, &len, &err), 0);
+        assert_int_equal(len, 10000);
+        assert_int_equal(buf[10000], '\0');
+        free(buf);
+        buf = NULL;
+        assert_int_equal(em_read_file(f, 9999, &buf, &len, &err), -1);
+        assert_int_equal(em_error_status(err), EFBIG);
+        assert_null(buf);
+        em_error_free(&err);
+        assert_int_equal(em_read_file(f, 4096, &buf, &len, &err), -1);
+        em_error_free(&err);
+        /* Exactly at a power-of-two limit (the read buffer's growth steps). */
+        content[4096] = '\0';
+        write_file(f, content);
+        assert_int_equal(em_read_file(f, 4096, &buf, &len, &err), 0);
+        assert_int_equal(len, 4096);
+        free(buf);
+        write_file(f, "");
+        assert_int_equal(em_read_file(f, 0, &buf, &len, &err), 0);
+        assert_int_equal(len, 0);
+        free(buf);
+        write_file(f, "abcd");
+        assert_int_equal(em_read_file(f, 4, &buf, NULL, &err), 0);
+        assert_string_equal(buf, "abcd");
+        free(buf);
+        assert_int_equal(em_read_file(f, 3, &buf, NULL, &err), -1);
+        em_error_free(&err);
+        free(content);
+        free(f);
+}
+
+static void test_mkdir_p(void **state)
+{
+        char *deep = p(state, "a/b/c/d");
+        em_error_t err = NULL;
+        assert_int_equal(em_mkdir_p(deep, 0755, &err), 0);
+        struct stat st;
+        assert_int_equal(stat(deep, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(em_mkdir_p(deep, 0755, &err), 0); /* idempotent */
+        char *trail = p(state, "t/u/");
+        assert_int_equal(em_mkdir_p(trail, 0755, &err), 0);
+        /* A file in the way is an error, not success. */
+        char *file = p(state, "file");
+        write_file(file, "x");
+        assert_int_equal(em_mkdir_p(file, 0755, &err), -1);
+        assert_int_equal(em_error_status(err), ENOTDIR);
+        em_error_free(&err);
+        char *under = p(state, "file/sub");
+        assert_int_equal(em_mkdir_p(under, 0755, &err), -1);
+        em_error_free(&err);
+        free(deep), free(trail), free(file), free(under);
+}
+
+static void test_rm_rf_no_follow(void **state)
+{
+        em_error_t err = NULL;
+        char *outside = p(state, "outside");
+        char *precious = p(state, "outside/precious");
+        char *tree = p(state, "tree/sub/deeper");
+        assert_int_equal(em_mkdir_p(outside, 0755, &err), 0);
+        write_file(precious, "keep me");
+        assert_int_equal(em_mkdir_p(tree, 0755, &err), 0);
+        char *f = p(state, "tree/sub/deeper/f");
+        write_file(f, "x");
+        char *l1 = p(state, "tree/link-dir"), *l2 = p(state, "tree/sub/link-file");
+        assert_int_equal(symlink(outside, l1), 0);
+        assert_int_equal(symlink(precious, l2), 0);
+        char *root = p(state, "tree");
+        assert_int_equal(em_rm_rf(root, &err), 0);
+        assert_false(em_path_exists(root));
+        assert_true(em_path_exists(precious));
+        /* A symlink given as the root is removed, not its target. */
+        char *top = p(state, "toplink");
+        assert_int_equal(symlink(outside, top), 0);
+        assert_int_equal(em_rm_rf(top, &err), 0);
+        assert_false(em_path_exists(top));
+        assert_true(em_path_exists(precious));
+        /* Missing path is fine. */
+        assert_int_equal(em_rm_rf(root, &err), 0);
+        free(outside), free(precious), free(tree), free(f), free(l1), free(l2), free(root);
+        free(top);
+}
+
+/* A bind mount on the same file system must stop the removal (as root). */
+static void test_rm_rf_bind_mount(void **state)
+{
+        em_error_t err = NULL;
+        char *src = p(state, "bsrc"), *keep = p(state, "bsrc/keep");
+        char *mnt = p(state, "btree/mnt"), *root = p(state, "btree");
+        assert_int_equal(em_mkdir_p(src, 0755, &err), 0);
+        assert_int_equal(em_mkdir_p(mnt, 0755, &err), 0);
+        write_file(keep, "x");
+        if (mount(src, mnt, NULL, MS_BIND, NULL) < 0) {
+                skip();
+        }
+        int rc = em_rm_rf(root, &err);
+        umount2(mnt, MNT_DETACH);
+        assert_int_equal(rc, -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        em_error_free(&err);
+        assert_true(em_path_exists(keep));
+        free(src), free(keep), free(mnt), free(root);
+}
+
+static void test_path_join(void **state)
+{
+        char *a = em_path_join("/x/", "/y"), *b = em_path_join("/x", "y");
+        assert_string_equal(a, "/x/y");
+        assert_string_equal(b, "/x/y");
+        free(a), free(b);
+}
+
+static void test_read_write_all(void **state)
+{
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        em_error_t err = NULL;
+        assert_int_equal(em_write_all(fds[1], "hello", 5, &err), 0);
+        close(fds[1]);
+        char buf[16];
+        assert_int_equal(em_read_all(fds[0], buf, sizeof(buf), &err), 5);
+        close(fds[0]);
+        assert_int_equal(em_write_all(fds[1], "x", 1, &err), -1);
+        assert_int_equal(em_error_status(err), EBADF);
+        em_error_free(&err);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_atomic_write, setup_dir, teardown_dir),
+            cmocka_unit_test_setup_teardown(test_read_file_limits, setup_dir, teardown_dir),
+            cmocka_unit_test_setup_teardown(test_mkdir_p, setup_dir, teardown_dir),
+            cmocka_unit_test_setup_teardown(test_rm_rf_no_follow, setup_dir, teardown_dir),
+            cmocka_unit_test_setup_teardown(test_rm_rf_bind_mount, setup_dir, teardown_dir),
+            cmocka_unit_test(test_path_join),
+            cmocka_unit_test(test_read_write_all),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
