@@ -294,10 +294,13 @@ static bool account(struct run *r, double t_send, enum em_probe_outcome o, em_er
         if (o != EM_PROBE_OK && o != EM_PROBE_STOPPED)
                 fprintf(stderr, "edgemig-probe: at %.0f ms: %s: %s\n", t_send,
                         em_probe_outcome_name(o), *err ? em_error_msg(*err) : "?");
+        /* Only a server error reply (no errno) leaves the connection usable:
+         * resets and timeouts lose it, a malformed reply loses sync, and a
+         * local I/O error leaves its state unknown. */
+        bool usable = o == EM_PROBE_OK || o == EM_PROBE_VERIFY ||
+                      (o == EM_PROBE_ERROR && em_error_status(*err) == 0 && r->in.len == 0);
         em_error_free(err);
-        /* Resets and timeouts lose the connection; a malformed reply loses sync. */
-        return o == EM_PROBE_OK || o == EM_PROBE_VERIFY ||
-               (o == EM_PROBE_ERROR && r->in.len == 0 && r->fd >= 0 && !stop_flag);
+        return usable && !stop_flag;
 }
 
 static bool redis_round(struct run *r, uint64_t n)
@@ -393,7 +396,7 @@ static void loop(struct run *r)
 
 /* ---- output ----------------------------------------------------------- */
 
-static void print_text(const struct run *r, const json_t *j)
+static void print_text(const struct run *r)
 {
         const struct em_probe_stats *s = &r->stats;
         printf("requests %llu  ok %llu  errors %llu  resets %llu  verify_failures %llu  "
@@ -408,7 +411,6 @@ static void print_text(const struct run *r, const json_t *j)
                 printf("last acknowledged key: k%llu\n", (unsigned long long)s->last_acked);
         for (size_t i = 0; i < s->n_gaps; i++)
                 printf("gap %.1f ms starting at %.1f ms\n", s->gaps[i].len_ms, s->gaps[i].start_ms);
-        (void)j;
 }
 
 static int write_csv(const struct run *r)
@@ -445,7 +447,7 @@ static int report(struct run *r, double start_unix_ms)
                         return 2;
                 putchar('\n');
         } else {
-                print_text(r, j);
+                print_text(r);
         }
         fflush(stdout);
         if (rc == 0 && (r->stats.ok == 0 || r->stats.ok != r->stats.requests))
