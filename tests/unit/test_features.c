@@ -64,7 +64,7 @@ static void test_cache_key_invalidation(void **state)
         assert_non_null(k1);
         assert_string_equal(json_string_value(json_object_get(json_object_get(k1, "criu"), "path")),
                             criu);
-        json_t *cache = json_pack("{s:O, s:{}}", "key", k1, "features");
+        json_t *cache = json_pack("{s:o, s:{}}", "key", k1, "features");
         json_t *k2 = em_features_cache_key(&cfg);
         assert_true(em_features_cache_matches(cache, k2)); /* nothing changed */
         json_decref(k2);
