@@ -34,6 +34,7 @@ bool cli_wants_help(int argc, char **argv);
 
 /* Commands (one file each: cmd_<name>.c). */
 int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_image(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_version(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

@@ -10,6 +10,7 @@
 
 static const struct cli_command commands[] = {
     {"check", cmd_check, "probe this host: can it checkpoint, restore and migrate?"},
+    {"image", cmd_image, "pull, push, import, list, inspect, remove and prune images"},
     {"version", cmd_version, "print version information"},
 };
 

@@ -29,11 +29,11 @@ struct em_image_info {
         char *manifest_digest; /* sha256:… */
         char *config_digest;   /* sha256:… */
         size_t n_layers;
-        char **layer_digests;  /* compressed blob digests, bottom first */
-        char **diff_ids;       /* uncompressed diff-ids, bottom first */
-        char **layer_dirs;     /* absolute unpacked layer dirs, bottom first */
-        uint64_t size;         /* sum of layer blob sizes */
-        json_t *config;        /* the OCI image config's "config" object (Env, Cmd, ...) */
+        char **layer_digests; /* compressed blob digests, bottom first */
+        char **diff_ids;      /* uncompressed diff-ids, bottom first */
+        char **layer_dirs;    /* absolute unpacked layer dirs, bottom first */
+        uint64_t size;        /* sum of layer blob sizes */
+        json_t *config;       /* the OCI image config's "config" object (Env, Cmd, ...) */
 };
 void em_image_info_free(struct em_image_info **info);
 #define cleanup_image_info __attribute__((cleanup(em_image_info_free)))
@@ -49,14 +49,60 @@ bool em_store_has_layer(struct em_store *s, const char *diff_id);
 char *em_store_layer_path(struct em_store *s, const char *diff_id);
 
 /* Layer transfer between hosts without a registry: export writes the layer's
- * compressed blob to fd; import reads a blob of the given digest from fd,
- * verifies digest (and diff-id after decompression) and unpacks it safely. */
+ * compressed blob to fd; import reads exactly `size` bytes of a blob of the
+ * given digest from fd and verifies size and digest (a present blob is
+ * drained and skipped). The layer is unpacked safely, with its diff-id
+ * verified, by em_store_image_add, which knows media type and diff-id. */
 int em_store_blob_export(struct em_store *s, const char *digest, int fd, em_error_t *err);
 int em_store_blob_import(struct em_store *s, const char *digest, uint64_t size, int fd,
                          em_error_t *err);
 /* Registers an image whose manifest and config blobs are already present
- * (used by the migration target once all layers are in place). */
+ * (used by the migration target once all layers are in place). Layers whose
+ * blobs are present but not yet unpacked are unpacked (diff-id verified). */
 int em_store_image_add(struct em_store *s, const char *name, const char *manifest_digest,
                        em_error_t *err);
+
+/* The root this store lives in (borrowed). */
+const char *em_store_root(struct em_store *s);
+
+/* All images, sorted by name. */
+int em_store_image_list(struct em_store *s, struct em_image_info ***out, size_t *n,
+                        em_error_t *err);
+void em_image_info_list_free(struct em_image_info **list, size_t n);
+/* Forgets an image name (looked up like em_store_image_get); blobs and layers
+ * stay until em_store_prune. Returns the removed canonical name in *removed. */
+int em_store_image_remove(struct em_store *s, const char *name, char **removed, em_error_t *err);
+
+struct em_prune_result {
+        size_t blobs_removed, layers_removed;
+        uint64_t bytes_freed; /* blob bytes (layer dirs are not measured) */
+};
+/* Removes blobs and layers that no image uses and whose diff-id is not in
+ * in_use_diff_ids (NULL-terminated, may be NULL: layers used by containers),
+ * plus leftovers of interrupted pulls. Takes the store lock exclusively. */
+int em_store_prune(struct em_store *s, const char *const *in_use_diff_ids,
+                   struct em_prune_result *res, em_error_t *err);
+
+/* Progress of one blob transfer; total is 0 when unknown. */
+typedef void (*em_progress_fn)(void *ud, const char *what, uint64_t done, uint64_t total);
+
+struct em_registry_opts {
+        bool insecure;           /* plain HTTP and unverified TLS (loopback registries) */
+        em_progress_fn progress; /* may be NULL */
+        void *progress_ud;
+};
+
+/* Pulls REF ([registry/]repo[:tag][@digest]) over the OCI distribution API:
+ * manifest (index -> linux/amd64), config, layers (skipping present blobs and
+ * layers, resuming partial blobs), then registers the image. */
+int em_store_pull(struct em_store *s, const char *ref, const struct em_registry_opts *o,
+                  struct em_image_info **out, em_error_t *err);
+/* Pushes a stored image (looked up by name) to dest_ref (default: its name). */
+int em_store_push(struct em_store *s, const char *name, const char *dest_ref,
+                  const struct em_registry_opts *o, em_error_t *err);
+/* Imports an OCI image layout directory or a `docker save` tar. name may be
+ * NULL: the layout's ref.name annotation / the tar's RepoTags decide. */
+int em_store_import(struct em_store *s, const char *path, const char *name,
+                    struct em_image_info **out, em_error_t *err);
 
 #endif
