@@ -36,5 +36,14 @@ bool cli_wants_help(int argc, char **argv);
 int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_image(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_version(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_ps(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_exec(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_stop(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_rm(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

@@ -11,6 +11,15 @@
 static const struct cli_command commands[] = {
     {"check", cmd_check, "probe this host: can it checkpoint, restore and migrate?"},
     {"image", cmd_image, "pull, push, import, list, inspect, remove and prune images"},
+    {"run", cmd_run, "create and start a detached container"},
+    {"ps", cmd_ps, "list containers"},
+    {"inspect", cmd_inspect, "show a container as JSON"},
+    {"logs", cmd_logs, "print a container's output"},
+    {"exec", cmd_exec, "run a command in a running container"},
+    {"stop", cmd_stop, "stop a container and release its resources"},
+    {"rm", cmd_rm, "remove a container"},
+    {"checkpoint", cmd_checkpoint, "checkpoint a container to a directory"},
+    {"restore", cmd_restore, "restore a container from a checkpoint directory"},
     {"version", cmd_version, "print version information"},
 };
 

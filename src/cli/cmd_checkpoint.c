@@ -1,0 +1,139 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint/runc.h"
+#include "cli/cli.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+
+static const char ckpt_usage[] =
+    "Usage: edgemig checkpoint NAME --to DIR [--leave-running] [--json]\n"
+    "\n"
+    "Checkpoint a running container with runc and CRIU into DIR (new or empty):\n"
+    "  DIR/criu/            CRIU images and dump.log\n"
+    "  DIR/upper/           the writable layer (trusted.* xattrs and whiteouts kept)\n"
+    "  DIR/container.json   image, layers, run options and service IP\n"
+    "Established TCP connections, file locks and cgroups are included. Unless\n"
+    "--leave-running, the container stops and becomes \"checkpointed\"; its mounts\n"
+    "and network namespace are released.\n"
+    "\n"
+    "  --to DIR          where to write the checkpoint (required)\n"
+    "  --leave-running   keep the container running after the dump\n"
+    "  --json            print {\"name\", \"dir\", \"seconds\"}\n";
+
+static const char restore_usage[] =
+    "Usage: edgemig restore DIR [--name NAME] [--json]\n"
+    "\n"
+    "Restore a container checkpointed with `edgemig checkpoint` from DIR: the\n"
+    "same processes, files and service IP. The image's layers must be in the\n"
+    "store. DIR is not modified, so a failed restore can be retried.\n"
+    "\n"
+    "  --name NAME   restore under another name (default: the checkpointed one;\n"
+    "                a stopped or checkpointed container of that name is replaced)\n"
+    "  --json        print {\"name\", \"dir\", \"seconds\"}\n";
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int report(bool json, const char *name, const char *dir, double secs, em_error_t *err)
+{
+        if (!json) {
+                printf("%s\n", name);
+                return 0;
+        }
+        cleanup_json json_t *j =
+            json_pack("{s:s, s:s, s:f}", "name", name, "dir", dir, "seconds", secs);
+        return em_json_print(j, err) < 0 ? 1 : 0;
+}
+
+int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                             {"leave-running", no_argument, NULL, 'l'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {NULL, 0, NULL, 0}};
+        struct em_checkpoint_opts o;
+        struct em_config *cfg;
+        const char *dir = NULL;
+        bool json = false;
+        int c;
+
+        if (cli_wants_help(argc, argv)) {
+                cli_print_help(ckpt_usage);
+                return 0;
+        }
+        em_checkpoint_opts_init(&o);
+        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 't':
+                        dir = optarg;
+                        break;
+                case 'l':
+                        o.leave_running = true;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        return em_error_set(err, 0, "see 'edgemig checkpoint --help'"), 2;
+                }
+        }
+        if (dir == NULL || optind != argc - 1)
+                return em_error_set(err, 0, "expected NAME and --to DIR\n%s", ckpt_usage), 2;
+        double t0 = now_s();
+        if (cli_config(cli, &cfg, err) < 0 ||
+            em_checkpoint_save(cfg, argv[optind], dir, &o, err) < 0)
+                return 1;
+        return report(json, argv[optind], dir, now_s() - t0, err);
+}
+
+int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {NULL, 0, NULL, 0}};
+        struct em_restore_opts o;
+        struct em_config *cfg;
+        const char *name = NULL;
+        bool json = false;
+        int c;
+
+        if (cli_wants_help(argc, argv)) {
+                cli_print_help(restore_usage);
+                return 0;
+        }
+        em_restore_opts_init(&o);
+        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 'n':
+                        name = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        return em_error_set(err, 0, "see 'edgemig restore --help'"), 2;
+                }
+        }
+        if (optind != argc - 1)
+                return em_error_set(err, 0, "expected one DIR\n%s", restore_usage), 2;
+        double t0 = now_s();
+        if (cli_config(cli, &cfg, err) < 0 ||
+            em_checkpoint_load(cfg, argv[optind], name, &o, err) < 0)
+                return 1;
+        double secs = now_s() - t0;
+        cleanup_json json_t *meta = NULL;
+        cleanup_free char *path = em_path_join(argv[optind], "container.json");
+        if (name == NULL && path && em_json_load_file(path, 16u << 20, &meta, err) == 0)
+                name = em_json_str(meta, "name");
+        return report(json, name ? name : "?", argv[optind], secs, err);
+}

@@ -1,0 +1,429 @@
+#include "checkpoint/runc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container/container.h"
+#include "container/netns.h"
+#include "state/state.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+#define CRIU_TIMEOUT_MS (10 * 60 * 1000)
+#define ERROR_LINES     12
+
+void em_checkpoint_opts_init(struct em_checkpoint_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->tcp_established = true;
+        o->file_locks = true;
+        o->manage_cgroups_mode = "soft";
+        o->status_fd = -1;
+}
+
+void em_restore_opts_init(struct em_restore_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->tcp_established = true;
+        o->file_locks = true;
+        o->manage_cgroups_mode = "soft";
+        o->copy_upper = true;
+}
+
+/* The lines of a CRIU log that say what went wrong: those with "Error"
+ * (CRIU's own marker), or else the tail. */
+static char *criu_log_errors(const char *log)
+{
+        cleanup_free char *text = NULL;
+        em_error_t e = NULL;
+        size_t len = 0, found = 0;
+
+        if (em_read_file(log, 256u << 20, &text, NULL, &e) < 0) {
+                em_error_free(&e);
+                return NULL;
+        }
+        char *out = calloc(1, 16384);
+        for (char *line = text; out && line && *line && found < ERROR_LINES;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = '\0';
+                if (strstr(line, "Error") && len + strlen(line) + 2 < 16384) {
+                        len += (size_t)sprintf(out + len, "%s\n", line);
+                        found++;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+        if (out && found == 0) {
+                free(out);
+                return em_file_tail(log, ERROR_LINES);
+        }
+        return out;
+}
+
+static int criu_failed(const char *log, em_error_t *err)
+{
+        cleanup_free char *lines = criu_log_errors(log);
+
+        if (lines && *lines)
+                em_error_wrap(err, "CRIU log %s says:\n%s\n---", log, lines);
+        return -1;
+}
+
+struct argvb {
+        const char **v;
+        size_t n, cap;
+};
+
+static void add(struct argvb *b, const char *s)
+{
+        if (b->n + 1 < b->cap)
+                b->v[b->n++] = s;
+}
+
+static int runc_criu(const struct em_config *cfg, const struct em_container_paths *p,
+                     struct argvb *b, int out_fd, int keep_fd, const char *criu_log,
+                     em_error_t *err)
+{
+        cleanup_free char *log = em_path_join(p->dir, "runc.log");
+        struct em_proc_spec spec;
+        int keep[2] = {keep_fd, -1};
+
+        if (log == NULL)
+                return em_error_set(err, ENOMEM, "runc");
+        unlink(log);
+        /* argv was built with "--log", NULL placeholder at index 5. */
+        b->v[6] = log;
+        b->v[b->n] = NULL;
+        em_proc_spec_init(&spec, b->v);
+        spec.timeout_ms = CRIU_TIMEOUT_MS;
+        spec.stdout_fd = out_fd;
+        spec.stderr_fd = out_fd;
+        spec.keep_fds = keep;
+        spec.log_path = log;
+        if (em_proc_run(&spec, NULL, err) < 0)
+                return criu_failed(criu_log, err);
+        return 0;
+}
+
+static int argv_start(const struct em_config *cfg, const struct em_container_paths *p,
+                      struct argvb *b, const char *verb)
+{
+        size_t n;
+
+        b->cap = 40;
+        b->v = em_runc_argv(cfg, p, true, b->cap, &n);
+        if (b->v == NULL)
+                return -1;
+        b->cap += n;
+        b->n = n; /* runc --root R --criu C */
+        add(b, "--log");
+        add(b, NULL); /* filled by runc_criu */
+        add(b, verb);
+        return 0;
+}
+
+static void add_common(struct argvb *b, bool tcp, bool locks, const char *cg_mode,
+                       const char *images, const char *work)
+{
+        add(b, "--image-path");
+        add(b, images);
+        add(b, "--work-path");
+        add(b, work);
+        if (tcp)
+                add(b, "--tcp-established");
+        if (locks)
+                add(b, "--file-locks");
+        if (cg_mode) {
+                add(b, "--manage-cgroups-mode");
+                add(b, cg_mode);
+        }
+}
+
+static int require_state(struct em_state *st, const char *name, enum em_cstate want,
+                         em_error_t *err)
+{
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        if (rec->state != want)
+                return em_error_set(err, EBUSY, "container '%s' is %s, not %s", name,
+                                    em_cstate_name(rec->state), em_cstate_name(want));
+        return 0;
+}
+
+int em_container_checkpoint(const struct em_config *cfg, const char *name, const char *images_dir,
+                            const struct em_checkpoint_opts *o, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_free const char **argv = NULL;
+        struct argvb b = {0};
+        char fdbuf[16];
+        const char *work = o->work_dir ? o->work_dir : images_dir;
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 ||
+            require_state(st, name, EM_CSTATE_RUNNING, err) < 0)
+                return -1;
+        if (em_mkdir_p(images_dir, 0700, err) < 0 || em_mkdir_p(work, 0700, err) < 0)
+                return -1;
+        if (argv_start(cfg, &p, &b, "checkpoint") < 0)
+                return em_error_set(err, ENOMEM, "checkpoint");
+        argv = b.v;
+        add_common(&b, o->tcp_established, o->file_locks, o->manage_cgroups_mode, images_dir, work);
+        if (o->leave_running)
+                add(&b, "--leave-running");
+        if (o->parent_path) {
+                add(&b, "--parent-path");
+                add(&b, o->parent_path);
+        }
+        if (o->lazy_pages) {
+                add(&b, "--lazy-pages");
+                if (o->page_server) {
+                        add(&b, "--page-server");
+                        add(&b, o->page_server);
+                }
+        }
+        if (o->status_fd >= 0) {
+                snprintf(fdbuf, sizeof(fdbuf), "%d", o->status_fd);
+                add(&b, "--status-fd");
+                add(&b, fdbuf);
+        }
+        add(&b, name);
+        cleanup_free char *dump_log = em_path_join(work, "dump.log");
+        if (runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err) < 0)
+                return em_error_wrap(err, "checkpointing %s", name);
+        if (o->leave_running)
+                return 0;
+        return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
+                                             EM_CSTATE_CHECKPOINTED, 0, NULL, err);
+}
+
+int em_container_spec_get(const struct em_config *cfg, const char *name, json_t **out,
+                          em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        json_t *spec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        if (em_json_parse(rec->spec, strlen(rec->spec), "container spec", &spec, err) < 0)
+                return -1;
+        json_object_set_new(spec, "ip", rec->ip ? json_string(rec->ip) : json_null());
+        *out = spec;
+        return 0;
+}
+
+int em_upper_copy(const char *src, const char *dst, em_error_t *err)
+{
+        /* GNU cp -a keeps owners, modes, times, all xattrs (trusted.* as
+         * root: overlay opaque dirs) and device nodes (0/0 whiteouts). */
+        const char *argv[] = {"cp", "-a", "--no-target-directory", src, dst, NULL};
+        struct em_proc_spec spec;
+
+        em_proc_spec_init(&spec, argv);
+        spec.timeout_ms = CRIU_TIMEOUT_MS;
+        if (em_proc_run(&spec, NULL, err) < 0)
+                return em_error_wrap(err, "copying %s to %s", src, dst);
+        return 0;
+}
+
+/* A fresh CREATED row for name from spec; an old row must not be running. */
+static int claim_record(struct em_state *st, const char *name, const json_t *spec, em_error_t *err)
+{
+        cleanup_container_rec struct em_container_rec *old = NULL;
+        cleanup_free char *text = json_dumps(spec, JSON_COMPACT);
+        em_error_t e = NULL;
+
+        if (text == NULL)
+                return em_error_set(err, ENOMEM, "container spec");
+        if (em_state_container_get(st, name, &old, &e) == 0) {
+                if (old->state == EM_CSTATE_RUNNING)
+                        return em_error_set(err, EBUSY, "container '%s' is running here", name);
+                if (em_state_container_delete(st, name, err) < 0)
+                        return -1;
+        } else if (em_error_status(e) != ENOENT) {
+                em_error_move(err, &e);
+                return -1;
+        }
+        em_error_free(&e);
+        const char *ip = em_json_str(spec, "ip");
+        if (ip == NULL)
+                return em_error_set(err, EINVAL, "the checkpoint has no service IP");
+        struct em_container_rec rec = {.name = (char *)name,
+                                       .image = (char *)em_json_str(spec, "image"),
+                                       .image_digest = (char *)em_json_str(spec, "image_digest"),
+                                       .ip = (char *)ip,
+                                       .spec = text,
+                                       .state = EM_CSTATE_CREATED};
+        if (rec.image == NULL)
+                return em_error_set(err, EINVAL, "the checkpoint names no image");
+        return em_state_container_insert(st, &rec, NULL, err);
+}
+
+static int install_upper(const struct em_container_paths *p, const char *upper_dir, bool copy,
+                         em_error_t *err)
+{
+        char real[PATH_MAX];
+
+        if (upper_dir == NULL || (realpath(upper_dir, real) && strcmp(real, p->upper) == 0))
+                return 0;
+        if (em_mkdir_p(p->dir, 0700, err) < 0 || em_rm_rf(p->upper, err) < 0)
+                return -1;
+        if (!copy && rename(upper_dir, p->upper) == 0)
+                return 0;
+        return em_upper_copy(upper_dir, p->upper, err);
+}
+
+static int runc_restore(const struct em_config *cfg, const struct em_container_paths *p,
+                        const char *name, const char *images, const char *work,
+                        const struct em_restore_opts *o, int *pid, em_error_t *err)
+{
+        cleanup_free const char **argv = NULL;
+        cleanup_free char *pidfile = em_path_join(p->dir, "pid");
+        cleanup_free char *log = em_path_join(work, "restore.log");
+        cleanup_close int wr = -1;
+        struct argvb b = {0};
+
+        if (pidfile == NULL || log == NULL || argv_start(cfg, p, &b, "restore") < 0)
+                return em_error_set(err, ENOMEM, "restore");
+        argv = b.v;
+        add_common(&b, o->tcp_established, o->file_locks, o->manage_cgroups_mode, images, work);
+        add(&b, "--detach");
+        add(&b, "--bundle");
+        add(&b, p->bundle);
+        add(&b, "--pid-file");
+        add(&b, pidfile);
+        if (o->lazy_pages)
+                add(&b, "--lazy-pages");
+        add(&b, name);
+        unlink(pidfile);
+        /* runc maps the dumped stdio pipes onto its own stdio: a new pipe to
+         * a new log forwarder. */
+        if (em_logger_start(p->log, &wr, err) < 0 || runc_criu(cfg, p, &b, wr, -1, log, err) < 0)
+                return -1;
+        return em_read_pid_file(pidfile, pid, err);
+}
+
+static void restore_rollback(const struct em_config *cfg, struct em_state *st,
+                             const struct em_container_paths *p, const char *name)
+{
+        em_error_t e = NULL;
+
+        if (em_path_exists(p->netns))
+                em_netns_flush_criu_lock(p->netns, &e);
+        em_error_free(&e);
+        if (em_container_release(cfg, name, &e) < 0)
+                em_log_warn("cleaning up after a failed restore of %s: %s", name, em_error_msg(e));
+        em_error_free(&e);
+        em_state_container_transition(st, name, EM_CSTATE_ANY, EM_CSTATE_CHECKPOINTED, 0, NULL, &e);
+        em_error_free(&e);
+}
+
+int em_container_restore_from(const struct em_config *cfg, const char *name, const json_t *spec_in,
+                              const char *images_dir, const char *upper_dir,
+                              const struct em_restore_opts *o, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_json json_t *spec = json_deep_copy(spec_in);
+        cleanup_free char *work_default = NULL;
+        int pid = 0;
+
+        if (spec == NULL)
+                return em_error_set(err, ENOMEM, "restore");
+        json_object_set_new(spec, "name", json_string(name));
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 || claim_record(st, name, spec, err) < 0)
+                return em_error_wrap(err, "restoring %s", name);
+        work_default = em_path_join(p.dir, "criu-work");
+        const char *work = o->work_dir ? o->work_dir : work_default;
+        if (em_container_release(cfg, name, err) < 0 ||
+            install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
+            em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
+            runc_restore(cfg, &p, name, images_dir, work, o, &pid, err) < 0 ||
+            em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_CREATED),
+                                          EM_CSTATE_RUNNING, pid, NULL, err) < 0) {
+                restore_rollback(cfg, st, &p, name);
+                return em_error_wrap(err, "restoring %s", name);
+        }
+        return 0;
+}
+
+static char *sub(const char *dir, const char *name)
+{
+        return em_path_join(dir, name);
+}
+
+static int dir_usable(const char *dir, em_error_t *err)
+{
+        cleanup_dir DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (d == NULL)
+                return errno == ENOENT ? em_mkdir_p(dir, 0700, err)
+                                       : em_error_set(err, errno, "opening %s", dir);
+        while ((de = readdir(d)) != NULL) {
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        return em_error_set(err, EEXIST, "%s is not empty", dir);
+        }
+        return 0;
+}
+
+int em_checkpoint_save(const struct em_config *cfg, const char *name, const char *dir,
+                       const struct em_checkpoint_opts *o, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_json json_t *spec = NULL;
+        cleanup_free char *criu = sub(dir, "criu"), *upper = sub(dir, "upper");
+        cleanup_free char *meta = sub(dir, "container.json");
+
+        if (criu == NULL || upper == NULL || meta == NULL)
+                return em_error_set(err, ENOMEM, "checkpoint");
+        if (em_container_paths_init(cfg, name, &p, err) < 0 || dir_usable(dir, err) < 0 ||
+            em_container_spec_get(cfg, name, &spec, err) < 0)
+                return -1;
+        json_object_set_new(spec, "format", json_integer(EM_CHECKPOINT_FORMAT));
+        json_object_set_new(spec, "checkpointed_at", json_integer((json_int_t)time(NULL)));
+        if (em_json_write_file(meta, spec, err) < 0 ||
+            em_container_checkpoint(cfg, name, criu, o, err) < 0)
+                return -1;
+        if (em_upper_copy(p.upper, upper, err) < 0)
+                return em_error_wrap(err, "%s is checkpointed but its files are not in %s", name,
+                                     dir);
+        if (o->leave_running)
+                return 0;
+        /* The dump is complete: drop the netns (with CRIU's lock rules) and mounts. */
+        return em_container_release(cfg, name, err);
+}
+
+int em_checkpoint_load(const struct em_config *cfg, const char *dir, const char *name_override,
+                       const struct em_restore_opts *o, em_error_t *err)
+{
+        cleanup_free char *criu = sub(dir, "criu"), *upper = sub(dir, "upper");
+        cleanup_free char *meta = sub(dir, "container.json");
+        cleanup_json json_t *spec = NULL;
+
+        if (criu == NULL || upper == NULL || meta == NULL)
+                return em_error_set(err, ENOMEM, "restore");
+        if (em_json_load_file(meta, 16u << 20, &spec, err) < 0)
+                return em_error_wrap(err, "%s is not an edgemig checkpoint", dir);
+        if (em_json_int(spec, "format", 0) != EM_CHECKPOINT_FORMAT)
+                return em_error_set(err, EPROTO, "%s: unsupported checkpoint format %lld", meta,
+                                    em_json_int(spec, "format", 0));
+        const char *name = name_override ? name_override : em_json_str(spec, "name");
+        if (name == NULL || !em_container_name_valid(name))
+                return em_error_set(err, EINVAL, "%s: missing or invalid container name", meta);
+        return em_container_restore_from(cfg, name, spec, criu, upper, o, err);
+}

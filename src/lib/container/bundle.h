@@ -1,0 +1,28 @@
+/* The OCI runtime config (config.json) of a container, generated from its
+ * spec JSON (image config + run options; see container.h). No host mounts:
+ * the rootfs is the overlay, everything else is a fresh kernel file system. */
+#ifndef EDGEMIG_CONTAINER_BUNDLE_H
+#define EDGEMIG_CONTAINER_BUNDLE_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+struct em_bundle_params {
+        const char *rootfs; /* absolute overlay mount point */
+        const char *netns;  /* pre-created network namespace path */
+        const char *cgroup; /* cgroupsPath */
+        const char *hostname;
+};
+
+/* Builds config.json. The user ("uid[:gid]" or names) is resolved against
+ * the rootfs' /etc/passwd and /etc/group, opened without leaving the rootfs. */
+int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json_t **out,
+                     em_error_t *err);
+
+/* Resolves an image "User" string. Empty → 0:0. */
+int em_bundle_resolve_user(const char *rootfs, const char *user, uid_t *uid, gid_t *gid,
+                           em_error_t *err);
+
+#endif

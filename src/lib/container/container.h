@@ -1,0 +1,117 @@
+/* Containers on layered storage, run by runc (`runc --root <root>/runc`, so
+ * several edgemig roots — emulated hosts — coexist on one machine).
+ *
+ * A container NAME lives in <root>/containers/NAME/:
+ *   upper/ work/   the overlay's writable layer (the only file system state
+ *                  that a migration moves) and its work dir
+ *   rootfs/        the overlay mount point (lower = image layers, top first)
+ *   bundle/        config.json for runc
+ *   spec.json      what the container was created from (see em_container_spec)
+ *   log            stdout+stderr, appended by a detached log forwarder that
+ *                  reads a pipe (container stdio never points at host files,
+ *                  or CRIU could not dump it)
+ * and its network namespace in <root>/netns/NAME (see netns.h).
+ *
+ * The spec JSON carries everything needed to rebuild the container on any
+ * host that has its layers: {"name", "image", "image_digest", "diff_ids",
+ * "image_config", "env", "cmd", "memory", "cpus", "ip"}. */
+#ifndef EDGEMIG_CONTAINER_CONTAINER_H
+#define EDGEMIG_CONTAINER_CONTAINER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "state/state.h"
+#include "util/config.h"
+#include "util/error.h"
+
+#define EM_NAME_MAX 63
+
+/* [A-Za-z0-9][A-Za-z0-9_.-]{0,62}: safe as a path component and runc id. */
+bool em_container_name_valid(const char *name);
+
+struct em_container_paths {
+        char *dir, *upper, *work, *rootfs, *bundle, *config, *spec, *log, *netns;
+        char *runc_root;
+        char *cgroup;    /* cgroupsPath for config.json, unique per root and name */
+        char *host_veth; /* host side veth name, unique per root and name (<= 15 chars) */
+};
+int em_container_paths_init(const struct em_config *cfg, const char *name,
+                            struct em_container_paths *p, em_error_t *err);
+void em_container_paths_free(struct em_container_paths *p);
+#define cleanup_container_paths __attribute__((cleanup(em_container_paths_free)))
+
+struct em_run_opts {
+        const char *name;
+        const char *image;
+        const char *ip;         /* "a.b.c.d[/len]" or NULL to allocate from the subnet */
+        const char *subnet;     /* NULL: $EDGEMIG_SUBNET or 10.88.0.0/16 */
+        const char *const *env; /* "K=V", NULL-terminated, may be NULL */
+        const char *const *cmd; /* replaces the image's Cmd, NULL-terminated, may be NULL */
+        uint64_t memory;        /* bytes, 0: unlimited */
+        double cpus;            /* 0: unlimited */
+};
+
+/* Creates and starts a detached container. On failure nothing is left behind. */
+int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, em_error_t *err);
+/* SIGTERM, then SIGKILL after timeout_s; then releases runc state, cgroups,
+ * the overlay mount and the network namespace. Files stay until rm. */
+int em_container_stop(const struct em_config *cfg, const char *name, int timeout_s,
+                      em_error_t *err);
+/* Removes a stopped/created/checkpointed container (force: stops it first). */
+int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err);
+/* Array of inspect-like objects for every container; running ones whose
+ * process died are reconciled to "stopped" first. */
+int em_container_list(const struct em_config *cfg, json_t **out, em_error_t *err);
+int em_container_inspect(const struct em_config *cfg, const char *name, json_t **out,
+                         em_error_t *err);
+/* Runs argv inside the running container with the given stdio fds. */
+int em_container_exec(const struct em_config *cfg, const char *name, const char *const *argv,
+                      int in_fd, int out_fd, int err_fd, int *exit_code, em_error_t *err);
+/* Copies the log to out_fd; with follow, keeps copying until the container
+ * stops running. */
+int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int out_fd,
+                      em_error_t *err);
+/* Layer diff-ids used by any container of this root (for `image prune`).
+ * Returns a NULL-terminated strv (free with em_strv_free). */
+int em_container_layers_in_use(const struct em_config *cfg, char ***out, em_error_t *err);
+
+/* ---- Building blocks, also used by checkpoint/restore and migration ---- */
+
+/* Builds the spec JSON of a new container from the run options and the image. */
+int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
+                          const char *manifest_digest, char *const *diff_ids, size_t n_layers,
+                          const json_t *image_config, const char *ip, json_t **out,
+                          em_error_t *err);
+
+/* Prepares a container on this host without starting it: directories, the
+ * overlay (lower = the store's dirs for spec's diff_ids, which must exist),
+ * the network namespace with spec's service IP and routes, config.json.
+ * An existing upper/ is kept (it may have been received by a migration).
+ * Undo with em_container_release(). */
+int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
+                         em_error_t *err);
+/* Tears down what prepare set up and runc left: runc state (runc delete -f),
+ * the overlay mount and the network namespace. Idempotent. Keeps files. */
+int em_container_release(const struct em_config *cfg, const char *name, em_error_t *err);
+/* Removes <root>/containers/NAME entirely (after release). */
+int em_container_remove_files(const struct em_config *cfg, const char *name, em_error_t *err);
+
+/* Starts a detached log forwarder appending to log_path; *write_fd is the
+ * pipe end to give the container as stdout and stderr. */
+int em_logger_start(const char *log_path, int *write_fd, em_error_t *err);
+
+/* argv prefix for runc of this root: {runc, --root, R, [--criu, C,] NULL}
+ * with room for `extra` more entries (the caller fills them and the NULL). */
+const char **em_runc_argv(const struct em_config *cfg, const struct em_container_paths *p,
+                          bool with_criu, size_t extra, size_t *used);
+/* Reads runc's view of a container: status ("running", "stopped", ...) and
+ * pid. status "" and pid 0 if runc does not know it. */
+int em_runc_state(const struct em_config *cfg, const struct em_container_paths *p, const char *name,
+                  char **status, int *pid, em_error_t *err);
+/* Reads an integer pid file written by runc. */
+int em_read_pid_file(const char *path, int *pid, em_error_t *err);
+
+#endif

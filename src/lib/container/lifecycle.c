@@ -1,0 +1,454 @@
+/* run / stop / rm / ps / inspect / exec / logs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container/container.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+#define RUNC_TIMEOUT_MS 60000
+
+/* "a.b.c.d[/len]" → "a.b.c.d". The container always gets it as /32. */
+static int parse_ip_opt(const char *opt, char **out, em_error_t *err)
+{
+        char buf[INET_ADDRSTRLEN + 4];
+        struct in_addr a;
+
+        if (strlen(opt) >= sizeof(buf))
+                return em_error_set(err, EINVAL, "invalid address '%s'", opt);
+        strcpy(buf, opt);
+        char *slash = strchr(buf, '/');
+        if (slash) {
+                char *end;
+                long len = strtol(slash + 1, &end, 10);
+                if (*end != '\0' || len < 0 || len > 32)
+                        return em_error_set(err, EINVAL, "invalid prefix length in '%s'", opt);
+                *slash = '\0';
+        }
+        if (inet_pton(AF_INET, buf, &a) != 1)
+                return em_error_set(err, EINVAL, "invalid IPv4 address '%s'", opt);
+        *out = strdup(buf);
+        return *out ? 0 : em_error_set(err, ENOMEM, "address");
+}
+
+static int run_runc(const struct em_config *cfg, const struct em_container_paths *p,
+                    const char *const *args, int out_fd, em_error_t *err)
+{
+        cleanup_free const char **argv = NULL;
+        cleanup_free char *log = em_path_join(p->dir, "runc.log");
+        struct em_proc_spec spec;
+        size_t n, extra = 0;
+
+        while (args[extra])
+                extra++;
+        if (log == NULL || (argv = em_runc_argv(cfg, p, false, extra + 2, &n)) == NULL)
+                return em_error_set(err, ENOMEM, "running runc");
+        /* runc's own messages go to a log, not to the container's stdio. */
+        argv[n++] = "--log";
+        argv[n++] = log;
+        for (size_t i = 0; i < extra; i++)
+                argv[n++] = args[i];
+        unlink(log);
+        em_proc_spec_init(&spec, argv);
+        spec.timeout_ms = RUNC_TIMEOUT_MS;
+        spec.stdout_fd = out_fd;
+        spec.stderr_fd = out_fd;
+        spec.log_path = log;
+        return em_proc_run(&spec, NULL, err);
+}
+
+static int start_prepared(const struct em_config *cfg, const struct em_container_paths *p,
+                          const char *name, int *pid, em_error_t *err)
+{
+        cleanup_free char *pidfile = em_path_join(p->dir, "pid");
+        cleanup_close int wr = -1;
+
+        if (pidfile == NULL)
+                return em_error_set(err, ENOMEM, "pid file");
+        if (em_logger_start(p->log, &wr, err) < 0)
+                return -1;
+        const char *args[] = {"run",        "--detach", "--bundle", p->bundle,
+                              "--pid-file", pidfile,    name,       NULL};
+        if (run_runc(cfg, p, args, wr, err) < 0)
+                return em_error_wrap(err, "starting %s", name);
+        return em_read_pid_file(pidfile, pid, err);
+}
+
+static json_t *spec_from_rec(const struct em_container_rec *r, em_error_t *err)
+{
+        json_t *spec = NULL;
+
+        if (em_json_parse(r->spec, strlen(r->spec), "container spec", &spec, err) < 0)
+                return NULL;
+        json_object_set_new(spec, "ip", r->ip ? json_string(r->ip) : json_null());
+        return spec;
+}
+
+static int create_record(struct em_state *st, const struct em_run_opts *o,
+                         const struct em_image_info *img, const char *ip, json_t **spec_out,
+                         em_error_t *err)
+{
+        cleanup_json json_t *spec = NULL;
+        cleanup_free char *text = NULL;
+        const char *subnet = o->subnet ? o->subnet : getenv("EDGEMIG_SUBNET");
+
+        if (em_container_spec_new(o, img->name, img->manifest_digest, img->diff_ids, img->n_layers,
+                                  img->config, NULL, &spec, err) < 0)
+                return -1;
+        if ((text = json_dumps(spec, JSON_COMPACT)) == NULL)
+                return em_error_set(err, ENOMEM, "container spec");
+        struct em_container_rec rec = {.name = (char *)o->name,
+                                       .image = img->name,
+                                       .image_digest = img->manifest_digest,
+                                       .ip = ip ? strdup(ip) : NULL,
+                                       .spec = text,
+                                       .state = EM_CSTATE_CREATED};
+        int rc = em_state_container_insert(st, &rec, subnet && *subnet ? subnet : NULL, err);
+        if (rc == 0)
+                json_object_set_new(spec, "ip", json_string(rec.ip));
+        free(rec.ip);
+        if (rc == 0)
+                *spec_out = steal_pointer(&spec);
+        return rc;
+}
+
+static void undo_run(const struct em_config *cfg, struct em_state *st, const char *name)
+{
+        em_error_t e = NULL;
+
+        if (em_container_release(cfg, name, &e) < 0 || em_container_remove_files(cfg, name, &e) < 0)
+                em_log_warn("cleaning up after a failed run of %s: %s", name, em_error_msg(e));
+        em_error_free(&e);
+        em_state_container_delete(st, name, &e);
+        em_error_free(&e);
+}
+
+int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_store struct em_store *store = NULL;
+        cleanup_image_info struct em_image_info *img = NULL;
+        cleanup_state struct em_state *st = NULL;
+        cleanup_json json_t *spec = NULL;
+        cleanup_free char *ip = NULL;
+        int pid = 0;
+
+        if (em_container_paths_init(cfg, o->name, &p, err) < 0)
+                return -1;
+        if (o->ip && parse_ip_opt(o->ip, &ip, err) < 0)
+                return -1;
+        if (em_store_open(cfg->root, &store, err) < 0 ||
+            em_store_image_get(store, o->image, &img, err) < 0)
+                return em_error_wrap(err, "running %s", o->name);
+        if (em_state_open(cfg->root, &st, err) < 0 || create_record(st, o, img, ip, &spec, err) < 0)
+                return em_error_wrap(err, "running %s", o->name);
+        if (em_path_exists(p.dir)) {
+                em_state_container_delete(st, o->name, &(em_error_t){NULL});
+                return em_error_set(err, EEXIST, "%s exists; remove it first", p.dir);
+        }
+        if (em_container_prepare(cfg, o->name, spec, err) < 0 ||
+            start_prepared(cfg, &p, o->name, &pid, err) < 0 ||
+            em_state_container_transition(st, o->name, EM_CSTATE_BIT(EM_CSTATE_CREATED),
+                                          EM_CSTATE_RUNNING, pid, NULL, err) < 0) {
+                undo_run(cfg, st, o->name);
+                return em_error_wrap(err, "running %s", o->name);
+        }
+        return 0;
+}
+
+/* Waits for a process that is not our child to exit. */
+static bool wait_gone(int pid, int timeout_ms)
+{
+        cleanup_close int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct pollfd pf = {.fd = pfd, .events = POLLIN};
+
+        if (pfd < 0)
+                return errno == ESRCH;
+        return poll(&pf, 1, timeout_ms) == 1;
+}
+
+static int kill_and_wait(const struct em_config *cfg, const struct em_container_paths *p,
+                         const char *name, int timeout_s, em_error_t *err)
+{
+        cleanup_free char *status = NULL;
+        int pid = 0;
+
+        if (em_runc_state(cfg, p, name, &status, &pid, err) < 0)
+                return -1;
+        if (strcmp(status, "running") != 0 && strcmp(status, "paused") != 0 &&
+            strcmp(status, "created") != 0)
+                return 0;
+        const char *term[] = {"kill", name, "TERM", NULL};
+        em_error_t e = NULL;
+        if (timeout_s > 0 && run_runc(cfg, p, term, -1, &e) == 0 &&
+            wait_gone(pid, timeout_s * 1000))
+                return 0;
+        em_error_free(&e);
+        const char *kill9[] = {"kill", name, "KILL", NULL};
+        if (run_runc(cfg, p, kill9, -1, &e) < 0)
+                em_error_free(&e); /* it may have exited meanwhile */
+        if (!wait_gone(pid, 10000))
+                return em_error_set(err, ETIMEDOUT, "%s (pid %d) survived SIGKILL", name, pid);
+        return 0;
+}
+
+int em_container_stop(const struct em_config *cfg, const char *name, int timeout_s, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        const unsigned from = EM_CSTATE_BIT(EM_CSTATE_RUNNING) | EM_CSTATE_BIT(EM_CSTATE_CREATED) |
+                              EM_CSTATE_BIT(EM_CSTATE_STOPPED);
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        if (!(from & EM_CSTATE_BIT(rec->state)))
+                return em_error_set(err, EBUSY, "container '%s' is %s", name,
+                                    em_cstate_name(rec->state));
+        if (kill_and_wait(cfg, &p, name, timeout_s, err) < 0 ||
+            em_container_release(cfg, name, err) < 0)
+                return em_error_wrap(err, "stopping %s", name);
+        return em_state_container_transition(st, name, from, EM_CSTATE_STOPPED, 0, NULL, err);
+}
+
+int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        if (rec->state == EM_CSTATE_RUNNING || rec->state == EM_CSTATE_MIGRATING) {
+                if (!force)
+                        return em_error_set(err, EBUSY,
+                                            "container '%s' is %s (stop it or use "
+                                            "--force)",
+                                            name, em_cstate_name(rec->state));
+                if (rec->state == EM_CSTATE_MIGRATING)
+                        em_log_warn("removing %s while a migration owns it", name);
+                em_state_container_transition(st, name, EM_CSTATE_ANY, EM_CSTATE_STOPPED, rec->pid,
+                                              NULL, &(em_error_t){NULL});
+                if (em_container_stop(cfg, name, 0, err) < 0)
+                        return -1;
+        }
+        if (em_container_release(cfg, name, err) < 0 ||
+            em_container_remove_files(cfg, name, err) < 0)
+                return em_error_wrap(err, "removing %s", name);
+        return em_state_container_delete(st, name, err);
+}
+
+static json_t *rec_json(const struct em_config *cfg, const struct em_container_rec *r)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        em_error_t e = NULL;
+        json_t *spec = spec_from_rec(r, &e);
+
+        em_error_free(&e);
+        if (em_container_paths_init(cfg, r->name, &p, &e) < 0) {
+                em_error_free(&e);
+                json_decref(spec);
+                return NULL;
+        }
+        return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:i, s:i, s:I, s:I, s:I, s:o*, "
+                         "s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:s}",
+                         "name", r->name, "image", r->image, "image_digest", r->image_digest, "ip",
+                         r->ip, "state", em_cstate_name(r->state), "pid", r->pid, "exit_code",
+                         r->exit_code, "created_at", (json_int_t)r->created_at, "started_at",
+                         (json_int_t)r->started_at, "finished_at", (json_int_t)r->finished_at,
+                         "spec", spec, "paths", "dir", p.dir, "upper", p.upper, "rootfs", p.rootfs,
+                         "bundle", p.bundle, "log", p.log, "netns", p.netns, "host_veth",
+                         p.host_veth, "cgroup", p.cgroup);
+}
+
+/* A container whose process died on its own is "stopped" (its runtime
+ * resources stay until stop or rm). */
+static void reconcile(const struct em_config *cfg, struct em_state *st, struct em_container_rec *r)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *status = NULL;
+        em_error_t e = NULL;
+        int pid;
+
+        if (r->state != EM_CSTATE_RUNNING || em_container_paths_init(cfg, r->name, &p, &e) < 0 ||
+            em_runc_state(cfg, &p, r->name, &status, &pid, &e) < 0) {
+                em_error_free(&e);
+                return;
+        }
+        if (strcmp(status, "running") == 0 || strcmp(status, "paused") == 0)
+                return;
+        if (em_state_container_transition(st, r->name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
+                                          EM_CSTATE_STOPPED, 0, NULL, &e) == 0)
+                r->state = EM_CSTATE_STOPPED;
+        em_error_free(&e);
+}
+
+int em_container_list(const struct em_config *cfg, json_t **out, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        struct em_container_rec **recs = NULL;
+        size_t n = 0;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_list(st, &recs, &n, err) < 0)
+                return -1;
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < n; i++) {
+                reconcile(cfg, st, recs[i]);
+                json_array_append_new(arr, rec_json(cfg, recs[i]));
+        }
+        em_container_rec_list_free(&recs, n);
+        if (arr == NULL)
+                return em_error_set(err, ENOMEM, "listing containers");
+        *out = arr;
+        return 0;
+}
+
+int em_container_inspect(const struct em_config *cfg, const char *name, json_t **out,
+                         em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        reconcile(cfg, st, rec);
+        *out = rec_json(cfg, rec);
+        return *out ? 0 : em_error_set(err, ENOMEM, "inspecting %s", name);
+}
+
+int em_container_exec(const struct em_config *cfg, const char *name, const char *const *argv,
+                      int in_fd, int out_fd, int err_fd, int *exit_code, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free const char **full = NULL;
+        cleanup_pid pid_t pid = 0;
+        struct em_proc_spec spec;
+        size_t n, extra = 0;
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        while (argv[extra])
+                extra++;
+        if ((full = em_runc_argv(cfg, &p, false, extra + 2, &n)) == NULL)
+                return em_error_set(err, ENOMEM, "exec");
+        full[n++] = "exec";
+        full[n++] = name;
+        for (size_t i = 0; i < extra; i++)
+                full[n++] = argv[i];
+        em_proc_spec_init(&spec, full);
+        spec.stdin_fd = in_fd;
+        spec.stdout_fd = out_fd;
+        spec.stderr_fd = err_fd;
+        if (em_proc_spawn(&spec, &pid, err) < 0)
+                return -1;
+        return em_proc_wait(steal_pid(&pid), 0, exit_code, err);
+}
+
+static int copy_available(int in, int out, em_error_t *err)
+{
+        char buf[65536];
+        ssize_t r;
+
+        while ((r = read(in, buf, sizeof(buf))) != 0) {
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return em_error_set(err, errno, "reading the log");
+                if (em_write_all(out, buf, (size_t)r, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static bool still_running(const struct em_config *cfg, const char *name)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        em_error_t e = NULL;
+
+        bool ok = em_state_open(cfg->root, &st, &e) == 0 &&
+                  em_state_container_get(st, name, &rec, &e) == 0;
+        em_error_free(&e);
+        if (ok)
+                reconcile(cfg, st, rec);
+        return ok && (rec->state == EM_CSTATE_RUNNING || rec->state == EM_CSTATE_MIGRATING);
+}
+
+int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int out_fd,
+                      em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_close int fd = -1;
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if ((fd = open(p.log, O_RDONLY | O_CLOEXEC)) < 0)
+                return em_error_set(err, errno, "opening the log of %s", name);
+        for (int tick = 0;; tick++) {
+                if (copy_available(fd, out_fd, err) < 0)
+                        return -1;
+                if (!follow || (tick % 5 == 0 && !still_running(cfg, name)))
+                        break;
+                nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+        }
+        return copy_available(fd, out_fd, err);
+}
+
+static void add_unique(json_t *set, json_t *ids)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(ids, i, v)
+        {
+                if (json_is_string(v))
+                        json_object_set_new(set, json_string_value(v), json_true());
+        }
+}
+
+int em_container_layers_in_use(const struct em_config *cfg, char ***out, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_json json_t *set = json_object();
+        struct em_container_rec **recs = NULL;
+        size_t n = 0;
+
+        if (set == NULL)
+                return em_error_set(err, ENOMEM, "layers in use");
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_list(st, &recs, &n, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                cleanup_json json_t *spec = NULL;
+                em_error_t e = NULL;
+                if (em_json_parse(recs[i]->spec, strlen(recs[i]->spec), "spec", &spec, &e) == 0)
+                        add_unique(set, json_object_get(spec, "diff_ids"));
+                em_error_free(&e);
+        }
+        em_container_rec_list_free(&recs, n);
+        char **v = calloc(json_object_size(set) + 1, sizeof(char *));
+        const char *key;
+        json_t *val;
+        size_t k = 0;
+        if (v == NULL)
+                return em_error_set(err, ENOMEM, "layers in use");
+        json_object_foreach(set, key, val) v[k++] = strdup(key);
+        *out = v;
+        return 0;
+}

@@ -1,0 +1,36 @@
+/* Per-container network namespaces owned by edgemig (runc never checkpoints a
+ * network namespace, so the container's must outlive its processes and be
+ * re-created identically on a migration target).
+ *
+ * Wiring, CNI/Calico style, so the service IP can move between hosts:
+ *   container: eth0 = SERVICE_IP/32, route 169.254.1.1 dev eth0 scope link,
+ *              default via 169.254.1.1 — identical on every host;
+ *   host:      veth <host_veth> with 169.254.1.1/32 (answers the container's
+ *              ARP for its gateway) and a /32 route to SERVICE_IP, which is
+ *              added and withdrawn separately because the IP travels. */
+#ifndef EDGEMIG_CONTAINER_NETNS_H
+#define EDGEMIG_CONTAINER_NETNS_H
+
+#include "util/error.h"
+
+#define EM_GATEWAY_IP "169.254.1.1"
+
+/* Creates an empty file at path and bind-mounts a fresh network namespace on it. */
+int em_netns_create(const char *path, em_error_t *err);
+/* Unmounts and removes it; absent is not an error. */
+int em_netns_destroy(const char *path, em_error_t *err);
+/* Creates the veth pair and configures the container side (lo up, eth0 with
+ * ip/32 and the routes) and the host side (up, gateway address). */
+int em_netns_wire(const char *netns, const char *host_veth, const char *ip, em_error_t *err);
+/* The host's /32 route to the service IP through host_veth (replace/delete). */
+int em_netns_route_add(const char *host_veth, const char *ip, em_error_t *err);
+int em_netns_route_del(const char *host_veth, const char *ip, em_error_t *err);
+/* create + wire + route; on failure nothing is left. */
+int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_error_t *err);
+/* Deletes the host veth (and with it the route) and destroys the namespace. */
+int em_netns_teardown(const char *path, const char *host_veth, em_error_t *err);
+/* Removes CRIU's network-lock rules (iptables chain CRIU) from a namespace,
+ * which a failed restore leaves behind and which blackhole later traffic. */
+int em_netns_flush_criu_lock(const char *netns, em_error_t *err);
+
+#endif

@@ -1,0 +1,185 @@
+/* Setting a container up on a host without starting it, and tearing the
+ * runtime resources down again. Shared by run, restore and migration. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "container/bundle.h"
+#include "container/container.h"
+#include "container/netns.h"
+#include "container/overlay.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+static int make_dirs(const struct em_config *cfg, const struct em_container_paths *p,
+                     em_error_t *err)
+{
+        cleanup_free char *netns_dir = em_config_path(cfg, "netns");
+        const char *dirs[] = {p->dir, p->upper, p->work, p->rootfs, p->bundle, netns_dir};
+
+        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+                if (dirs[i] == NULL)
+                        return em_error_set(err, ENOMEM, "container directories");
+                if (em_mkdir_p(dirs[i], 0700, err) < 0)
+                        return -1;
+        }
+        /* The rootfs root inherits the upper dir's mode: images expect 0755. */
+        chmod(p->upper, 0755);
+        chmod(p->rootfs, 0755);
+        return 0;
+}
+
+/* The store's directories of spec's layers, bottom first; all must exist. */
+static int layer_dirs(const struct em_config *cfg, const json_t *spec, char ***out, size_t *n,
+                      em_error_t *err)
+{
+        json_t *ids = json_object_get(spec, "diff_ids");
+        cleanup_store struct em_store *store = NULL;
+        size_t count = json_array_size(ids), i;
+        json_t *v;
+
+        if (count == 0)
+                return em_error_set(err, EINVAL, "the container spec names no layers");
+        if (em_store_open(cfg->root, &store, err) < 0)
+                return -1;
+        cleanup_strv char **dirs = calloc(count + 1, sizeof(char *));
+        if (dirs == NULL)
+                return em_error_set(err, ENOMEM, "layer list");
+        json_array_foreach(ids, i, v)
+        {
+                const char *id = json_string_value(v);
+                if (id == NULL || !em_digest_valid(id))
+                        return em_error_set(err, EINVAL, "invalid layer diff-id in spec");
+                if (!em_store_has_layer(store, id))
+                        return em_error_set(err, ENOENT, "layer %s is not in the store", id);
+                if ((dirs[i] = em_store_layer_path(store, id)) == NULL)
+                        return em_error_set(err, ENOMEM, "layer list");
+        }
+        *out = steal_pointer(&dirs);
+        *n = count;
+        return 0;
+}
+
+static int mount_rootfs(const struct em_config *cfg, const struct em_container_paths *p,
+                        const json_t *spec, em_error_t *err)
+{
+        cleanup_strv char **dirs = NULL;
+        size_t n = 0;
+
+        if (em_is_mountpoint(p->rootfs))
+                return 0;
+        if (layer_dirs(cfg, spec, &dirs, &n, err) < 0)
+                return -1;
+        return em_overlay_mount(dirs, n, p->upper, p->work, p->rootfs, err);
+}
+
+static int write_bundle(const struct em_container_paths *p, const char *name, const json_t *spec,
+                        em_error_t *err)
+{
+        struct em_bundle_params bp = {
+            .rootfs = p->rootfs, .netns = p->netns, .cgroup = p->cgroup, .hostname = name};
+        cleanup_json json_t *config = NULL;
+
+        if (em_bundle_config(spec, &bp, &config, err) < 0)
+                return -1;
+        if (em_json_write_file(p->config, config, err) < 0)
+                return -1;
+        return em_json_write_file(p->spec, spec, err);
+}
+
+static int prepare_steps(const struct em_config *cfg, const struct em_container_paths *p,
+                         const char *name, const json_t *spec, em_error_t *err)
+{
+        const char *ip = em_json_str(spec, "ip");
+
+        if (ip == NULL)
+                return em_error_set(err, EINVAL, "the container spec has no service IP");
+        if (make_dirs(cfg, p, err) < 0 || mount_rootfs(cfg, p, spec, err) < 0)
+                return -1;
+        /* A namespace left by an earlier attempt may hold CRIU's lock rules:
+         * always start from a fresh one. */
+        if (em_path_exists(p->netns) && em_netns_teardown(p->netns, p->host_veth, err) < 0)
+                return -1;
+        if (em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
+                return -1;
+        return write_bundle(p, name, spec, err);
+}
+
+int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
+                         em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (prepare_steps(cfg, &p, name, spec, err) < 0) {
+                em_error_t e2 = NULL;
+                if (em_container_release(cfg, name, &e2) < 0)
+                        em_log_warn("cleaning up %s: %s", name, em_error_msg(e2));
+                em_error_free(&e2);
+                return em_error_wrap(err, "preparing container %s", name);
+        }
+        return 0;
+}
+
+static int runc_delete(const struct em_config *cfg, const struct em_container_paths *p,
+                       const char *name, em_error_t *err)
+{
+        cleanup_free const char **argv = NULL;
+        cleanup_proc_result struct em_proc_result res = {0};
+        struct em_proc_spec spec;
+        size_t n;
+
+        /* Nothing to delete: skip a runc run (the common case after a dump). */
+        cleanup_free char *state_dir = em_path_join(p->runc_root, name);
+        if (state_dir && !em_path_exists(state_dir))
+                return 0;
+        if ((argv = em_runc_argv(cfg, p, false, 3, &n)) == NULL)
+                return em_error_set(err, ENOMEM, "runc delete");
+        argv[n++] = "delete";
+        argv[n++] = "--force";
+        argv[n++] = name;
+        em_proc_spec_init(&spec, argv);
+        spec.timeout_ms = 30000;
+        em_error_t e = NULL;
+        if (em_proc_run(&spec, &res, &e) < 0) {
+                if (res.err && strstr(res.err, "does not exist")) {
+                        em_error_free(&e);
+                        return 0;
+                }
+                em_error_move(err, &e);
+                return -1;
+        }
+        return 0;
+}
+
+int em_container_release(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (runc_delete(cfg, &p, name, err) < 0 || em_overlay_umount(p.rootfs, err) < 0 ||
+            em_netns_teardown(p.netns, p.host_veth, err) < 0)
+                return em_error_wrap(err, "releasing container %s", name);
+        return 0;
+}
+
+int em_container_remove_files(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (em_is_mountpoint(p.rootfs))
+                return em_error_set(err, EBUSY, "%s is still mounted", p.rootfs);
+        if (em_rm_rf(p.dir, err) < 0)
+                return em_error_wrap(err, "removing container %s", name);
+        return 0;
+}

@@ -1,0 +1,486 @@
+#include "state/state.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+struct em_state {
+        sqlite3 *db;
+};
+
+static const char *const state_names[EM_CSTATE__COUNT] = {
+    "created", "running", "stopped", "checkpointed", "migrating",
+};
+
+const char *em_cstate_name(enum em_cstate s)
+{
+        return (unsigned)s < EM_CSTATE__COUNT ? state_names[s] : "unknown";
+}
+
+int em_cstate_parse(const char *name)
+{
+        for (int i = 0; i < EM_CSTATE__COUNT; i++) {
+                if (strcmp(state_names[i], name) == 0)
+                        return i;
+        }
+        return -1;
+}
+
+/* Schema migrations: entry i brings the schema from version i to i + 1. */
+static const char *const migrations[] = {
+    "CREATE TABLE containers ("
+    " name TEXT PRIMARY KEY,"
+    " image TEXT NOT NULL,"
+    " image_digest TEXT NOT NULL DEFAULT '',"
+    " ip TEXT UNIQUE,"
+    " spec TEXT NOT NULL DEFAULT '{}',"
+    " state TEXT NOT NULL,"
+    " pid INTEGER NOT NULL DEFAULT 0,"
+    " exit_code INTEGER NOT NULL DEFAULT -1,"
+    " created_at INTEGER NOT NULL DEFAULT 0,"
+    " started_at INTEGER NOT NULL DEFAULT 0,"
+    " finished_at INTEGER NOT NULL DEFAULT 0);",
+};
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int db_fail(struct em_state *st, int rc, const char *what, em_error_t *err)
+{
+        int e = rc == SQLITE_CONSTRAINT ? EEXIST : rc == SQLITE_BUSY ? EBUSY : EIO;
+        return em_error_set(err, e, "state database: %s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int exec_sql(struct em_state *st, const char *sql, em_error_t *err)
+{
+        int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : db_fail(st, rc, sql, err);
+}
+
+static void rollback(struct em_state *st)
+{
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void finalizep(sqlite3_stmt **s)
+{
+        sqlite3_finalize(*s);
+}
+#define cleanup_stmt __attribute__((cleanup(finalizep)))
+
+static int prepare(struct em_state *st, const char *sql, sqlite3_stmt **out, em_error_t *err)
+{
+        int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+        return rc == SQLITE_OK ? 0 : db_fail(st, rc, "preparing statement", err);
+}
+
+int em_state_schema_version(struct em_state *st, int *version, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "PRAGMA user_version", &s, err) < 0)
+                return -1;
+        if (sqlite3_step(s) != SQLITE_ROW)
+                return db_fail(st, SQLITE_ERROR, "reading schema version", err);
+        *version = sqlite3_column_int(s, 0);
+        return 0;
+}
+
+static int migrate_schema(struct em_state *st, em_error_t *err)
+{
+        const int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
+        int v;
+
+        if (exec_sql(st, "BEGIN IMMEDIATE", err) < 0)
+                return -1;
+        if (em_state_schema_version(st, &v, err) < 0)
+                goto fail;
+        if (v > target) {
+                em_error_set(err, EPROTO,
+                             "state database has schema %d, newer than this edgemig (%d)", v,
+                             target);
+                goto fail;
+        }
+        for (; v < target; v++) {
+                char pragma[64];
+                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+                if (exec_sql(st, migrations[v], err) < 0 || exec_sql(st, pragma, err) < 0)
+                        goto fail;
+        }
+        return exec_sql(st, "COMMIT", err);
+fail:
+        rollback(st);
+        return em_error_wrap(err, "migrating schema");
+}
+
+int em_state_open_path(const char *path, struct em_state **out, em_error_t *err)
+{
+        cleanup_free struct em_state *st = calloc(1, sizeof(*st));
+
+        if (st == NULL)
+                return em_error_set(err, ENOMEM, "opening %s", path);
+        int rc = sqlite3_open_v2(path, &st->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                                 NULL);
+        if (rc != SQLITE_OK) {
+                em_error_set(err, EIO, "opening state database %s: %s", path,
+                             st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+                sqlite3_close(st->db);
+                return -1;
+        }
+        sqlite3_busy_timeout(st->db, 10000);
+        /* WAL + NORMAL: durable across process crashes, fsync at checkpoints. */
+        if (exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) < 0 ||
+            migrate_schema(st, err) < 0) {
+                sqlite3_close(st->db);
+                return em_error_wrap(err, "opening %s", path);
+        }
+        *out = steal_pointer(&st);
+        return 0;
+}
+
+int em_state_open(const char *root, struct em_state **out, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(root, "state.db");
+
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "opening state database");
+        return em_state_open_path(path, out, err);
+}
+
+void em_state_close(struct em_state **st)
+{
+        if (*st == NULL)
+                return;
+        sqlite3_close((*st)->db);
+        free(*st);
+        *st = NULL;
+}
+
+void em_container_rec_free(struct em_container_rec **r)
+{
+        if (*r == NULL)
+                return;
+        free((*r)->name);
+        free((*r)->image);
+        free((*r)->image_digest);
+        free((*r)->ip);
+        free((*r)->spec);
+        free(*r);
+        *r = NULL;
+}
+
+void em_container_rec_list_free(struct em_container_rec ***v, size_t n)
+{
+        if (*v == NULL)
+                return;
+        for (size_t i = 0; i < n; i++)
+                em_container_rec_free(&(*v)[i]);
+        free(*v);
+        *v = NULL;
+}
+
+int em_ipv4_cidr_parse(const char *cidr, uint32_t *net, int *len, em_error_t *err)
+{
+        char buf[32];
+        struct in_addr a;
+        char *slash, *end;
+
+        if (strlen(cidr) >= sizeof(buf))
+                return em_error_set(err, EINVAL, "invalid subnet '%s'", cidr);
+        strcpy(buf, cidr);
+        slash = strchr(buf, '/');
+        if (slash == NULL)
+                return em_error_set(err, EINVAL, "subnet '%s' lacks a /prefix length", cidr);
+        *slash = '\0';
+        long l = strtol(slash + 1, &end, 10);
+        if (*end != '\0' || l < 8 || l > 30 || inet_pton(AF_INET, buf, &a) != 1)
+                return em_error_set(err, EINVAL, "invalid subnet '%s' (want a.b.c.d/8..30)", cidr);
+        uint32_t mask = l == 0 ? 0 : ~0u << (32 - l);
+        *net = ntohl(a.s_addr) & mask;
+        *len = (int)l;
+        return 0;
+}
+
+static int collect_used_ips(struct em_state *st, uint32_t net, int len, uint8_t *used,
+                            em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        uint32_t mask = ~0u << (32 - len);
+        int rc;
+
+        if (prepare(st, "SELECT ip FROM containers WHERE ip IS NOT NULL", &s, err) < 0)
+                return -1;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct in_addr a;
+                const char *ip = (const char *)sqlite3_column_text(s, 0);
+                if (ip == NULL || inet_pton(AF_INET, ip, &a) != 1)
+                        continue;
+                uint32_t h = ntohl(a.s_addr);
+                if ((h & mask) == net)
+                        used[(h - net) / 8] |= (uint8_t)(1u << ((h - net) % 8));
+        }
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "listing addresses", err);
+}
+
+/* Call inside a transaction. */
+static int ip_allocate_locked(struct em_state *st, const char *subnet, char **out, em_error_t *err)
+{
+        uint32_t net;
+        int len;
+
+        if (em_ipv4_cidr_parse(subnet ? subnet : EM_DEFAULT_SUBNET, &net, &len, err) < 0)
+                return -1;
+        uint32_t size = 1u << (32 - len);
+        cleanup_free uint8_t *used = calloc(size / 8 + 1, 1);
+        if (used == NULL)
+                return em_error_set(err, ENOMEM, "allocating an address");
+        if (collect_used_ips(st, net, len, used, err) < 0)
+                return -1;
+        for (uint32_t off = 2; off < size - 1; off++) {
+                if (used[off / 8] & (1u << (off % 8)))
+                        continue;
+                struct in_addr a = {.s_addr = htonl(net + off)};
+                char buf[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &a, buf, sizeof(buf));
+                *out = strdup(buf);
+                return *out ? 0 : em_error_set(err, ENOMEM, "allocating an address");
+        }
+        return em_error_set(err, ENOSPC, "no free address left in %s",
+                            subnet ? subnet : EM_DEFAULT_SUBNET);
+}
+
+int em_state_ip_allocate(struct em_state *st, const char *subnet, char **out, em_error_t *err)
+{
+        if (exec_sql(st, "BEGIN", err) < 0)
+                return -1;
+        int rc = ip_allocate_locked(st, subnet, out, err);
+        rollback(st);
+        return rc;
+}
+
+static int insert_row(struct em_state *st, const struct em_container_rec *r, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st,
+                    "INSERT INTO containers (name, image, image_digest, ip, spec, state, pid,"
+                    " exit_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, -1, ?)",
+                    &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, r->image, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, r->image_digest ? r->image_digest : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, r->ip, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, r->spec ? r->spec : "{}", -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 6, em_cstate_name(r->state), -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 7, r->pid);
+        sqlite3_bind_int64(s, 8, r->created_at ? r->created_at : now_ms());
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT)
+                return em_error_set(err, EEXIST, "a container named '%s' or with address %s exists",
+                                    r->name, r->ip);
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "inserting container", err);
+}
+
+int em_state_container_insert(struct em_state *st, struct em_container_rec *rec, const char *subnet,
+                              em_error_t *err)
+{
+        if (exec_sql(st, "BEGIN IMMEDIATE", err) < 0)
+                return -1;
+        if (rec->ip == NULL && ip_allocate_locked(st, subnet, &rec->ip, err) < 0)
+                goto fail;
+        if (insert_row(st, rec, err) < 0)
+                goto fail;
+        return exec_sql(st, "COMMIT", err);
+fail:
+        rollback(st);
+        return -1;
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+        const unsigned char *t = sqlite3_column_text(s, i);
+        return t ? strdup((const char *)t) : NULL;
+}
+
+#define REC_COLUMNS                                                                                \
+        "name, image, image_digest, ip, spec, state, pid, exit_code, created_at, started_at,"      \
+        " finished_at"
+
+static struct em_container_rec *rec_from_row(sqlite3_stmt *s)
+{
+        struct em_container_rec *r = calloc(1, sizeof(*r));
+
+        if (r == NULL)
+                return NULL;
+        r->name = col_dup(s, 0);
+        r->image = col_dup(s, 1);
+        r->image_digest = col_dup(s, 2);
+        r->ip = col_dup(s, 3);
+        r->spec = col_dup(s, 4);
+        const char *state = (const char *)sqlite3_column_text(s, 5);
+        int parsed = state ? em_cstate_parse(state) : -1;
+        r->state = parsed < 0 ? EM_CSTATE_STOPPED : (enum em_cstate)parsed;
+        r->pid = sqlite3_column_int(s, 6);
+        r->exit_code = sqlite3_column_int(s, 7);
+        r->created_at = sqlite3_column_int64(s, 8);
+        r->started_at = sqlite3_column_int64(s, 9);
+        r->finished_at = sqlite3_column_int64(s, 10);
+        if (r->name == NULL || r->image == NULL)
+                em_container_rec_free(&r);
+        return r;
+}
+
+int em_state_container_get(struct em_state *st, const char *name, struct em_container_rec **out,
+                           em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "SELECT " REC_COLUMNS " FROM containers WHERE name = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+                return em_error_set(err, ENOENT, "no container named '%s'", name);
+        if (rc != SQLITE_ROW)
+                return db_fail(st, rc, "reading container", err);
+        *out = rec_from_row(s);
+        return *out ? 0 : em_error_set(err, ENOMEM, "reading container %s", name);
+}
+
+int em_state_container_list(struct em_state *st, struct em_container_rec ***out, size_t *n,
+                            em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        struct em_container_rec **v = NULL;
+        size_t count = 0;
+        int rc;
+
+        if (prepare(st, "SELECT " REC_COLUMNS " FROM containers ORDER BY name", &s, err) < 0)
+                return -1;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct em_container_rec **nv = realloc(v, (count + 1) * sizeof(*v));
+                if (nv == NULL || (nv[count] = rec_from_row(s)) == NULL) {
+                        v = nv ? nv : v;
+                        em_container_rec_list_free(&v, count);
+                        return em_error_set(err, ENOMEM, "listing containers");
+                }
+                v = nv;
+                count++;
+        }
+        if (rc != SQLITE_DONE) {
+                em_container_rec_list_free(&v, count);
+                return db_fail(st, rc, "listing containers", err);
+        }
+        *out = v;
+        *n = count;
+        return 0;
+}
+
+static int read_state_locked(struct em_state *st, const char *name, enum em_cstate *cur,
+                             em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "SELECT state FROM containers WHERE name = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+                return em_error_set(err, ENOENT, "no container named '%s'", name);
+        if (rc != SQLITE_ROW)
+                return db_fail(st, rc, "reading container state", err);
+        int p = em_cstate_parse((const char *)sqlite3_column_text(s, 0));
+        *cur = p < 0 ? EM_CSTATE_STOPPED : (enum em_cstate)p;
+        return 0;
+}
+
+static int write_state_locked(struct em_state *st, const char *name, enum em_cstate cur,
+                              enum em_cstate to, int pid, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        const char *sql = "UPDATE containers SET state = ?, pid = ? WHERE name = ?";
+
+        if (to == EM_CSTATE_RUNNING)
+                sql = "UPDATE containers SET state = ?, pid = ?, started_at = ?4, exit_code = -1 "
+                      "WHERE name = ?3";
+        else if (cur == EM_CSTATE_RUNNING && to == EM_CSTATE_STOPPED)
+                sql = "UPDATE containers SET state = ?, pid = ?, finished_at = ?4 WHERE name = ?3";
+        if (prepare(st, sql, &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, em_cstate_name(to), -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 2, pid);
+        sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+        if (sqlite3_bind_parameter_count(s) >= 4)
+                sqlite3_bind_int64(s, 4, now_ms());
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "updating container state", err);
+}
+
+int em_state_container_transition(struct em_state *st, const char *name, unsigned from_mask,
+                                  enum em_cstate to, int pid, enum em_cstate *prev, em_error_t *err)
+{
+        enum em_cstate cur = EM_CSTATE_STOPPED;
+
+        if (exec_sql(st, "BEGIN IMMEDIATE", err) < 0)
+                return -1;
+        if (read_state_locked(st, name, &cur, err) < 0)
+                goto fail;
+        if (!(from_mask & EM_CSTATE_BIT(cur))) {
+                em_error_set(err, EBUSY, "container '%s' is %s, cannot become %s", name,
+                             em_cstate_name(cur), em_cstate_name(to));
+                goto fail;
+        }
+        if (write_state_locked(st, name, cur, to, pid, err) < 0)
+                goto fail;
+        if (exec_sql(st, "COMMIT", err) < 0)
+                goto fail;
+        if (prev)
+                *prev = cur;
+        return 0;
+fail:
+        rollback(st);
+        return -1;
+}
+
+static int run_name_stmt(struct em_state *st, const char *sql, const char *name, int ival,
+                         em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, sql, &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_bind_parameter_count(s) >= 2)
+                sqlite3_bind_int(s, 2, ival);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return db_fail(st, rc, "updating container", err);
+        if (sqlite3_changes(st->db) == 0)
+                return em_error_set(err, ENOENT, "no container named '%s'", name);
+        return 0;
+}
+
+int em_state_container_set_exit(struct em_state *st, const char *name, int exit_code,
+                                em_error_t *err)
+{
+        return run_name_stmt(st, "UPDATE containers SET exit_code = ?2 WHERE name = ?1", name,
+                             exit_code, err);
+}
+
+int em_state_container_delete(struct em_state *st, const char *name, em_error_t *err)
+{
+        return run_name_stmt(st, "DELETE FROM containers WHERE name = ?", name, 0, err);
+}
