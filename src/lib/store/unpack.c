@@ -533,6 +533,8 @@ static int open_raw(int fd, enum em_compression comp, struct archive **out, em_e
                 archive_read_support_filter_zstd(raw);
         archive_read_support_format_raw(raw);
         archive_read_support_format_empty(raw);
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return em_error_set(err, errno, "seeking layer blob");
         if (archive_read_open_fd(raw, fd, 1 << 20) != ARCHIVE_OK)
                 return em_error_set(err, EIO, "opening layer stream: %s",
                                     archive_error_string(raw));

@@ -31,10 +31,10 @@ struct em_unpack_stats {
         uint64_t tar_bytes; /* uncompressed stream length */
 };
 
-/* Unpacks the layer read from blob_fd into parent_dirfd/.tmp-XXXX, checks the
- * diff-id (sha256 of the uncompressed stream) and renames it to final_name.
- * If final_name appears meanwhile (a concurrent unpack), the copy is dropped.
- * On any error the partial directory is removed. diff_id_out may be NULL. */
+/* Unpacks the layer read from blob_fd (a file, from offset 0) into parent_dirfd/.tmp-XXXX, checks
+ * the diff-id (sha256 of the uncompressed stream) and renames it to final_name. If final_name
+ * appears meanwhile (a concurrent unpack), the copy is dropped. On any error the partial directory
+ * is removed. diff_id_out may be NULL. */
 int em_layer_unpack(int blob_fd, const struct em_unpack_opts *opts, int parent_dirfd,
                     const char *final_name, char diff_id_out[EM_DIGEST_STR_LEN + 1],
                     struct em_unpack_stats *stats, em_error_t *err);
