@@ -1,0 +1,105 @@
+#!/bin/bash
+# redis through a local checkpoint + restore: 100,000 keys loaded with
+# redis-cli --pipe from a client network namespace all come back, and a client
+# holding ONE TCP connection keeps using it (same 4-tuple, no reset).
+set -euo pipefail
+. "$(dirname "$0")/containers-lib.sh"
+ct_require
+command -v redis-cli >/dev/null || skip "redis-cli not installed"
+ct_root
+CK=$(mktemp -d /tmp/edgemig-ck.XXXXXX)
+CNS=emct$$
+HV=emc$$
+CPID=
+cleanup() {
+	[ -n "$CPID" ] && kill "$CPID" 2>/dev/null
+	ip netns del "$CNS" 2>/dev/null || true
+	ip link del "$HV" 2>/dev/null || true
+	ct_cleanup
+	rm -rf "$CK"
+}
+trap cleanup EXIT
+
+ct_pull redis
+BEFORE=$(ct_census)
+SVC=10.88.21.21
+
+# A client namespace routed through the host, like a user on the edge network.
+ip netns add "$CNS"
+ip link add "$HV" type veth peer name eth0 netns "$CNS"
+ip addr add 10.221.0.1/24 dev "$HV"
+ip link set "$HV" up
+ip -n "$CNS" addr add 10.221.0.2/24 dev eth0
+ip -n "$CNS" link set eth0 up
+ip -n "$CNS" link set lo up
+ip -n "$CNS" route add default via 10.221.0.1
+client() { ip netns exec "$CNS" "$@"; }
+
+em run --name redis --ip "$SVC/32" redis >/dev/null || fail "run redis"
+wait_for 20 client redis-cli -h "$SVC" ping || fail "redis not reachable from the client namespace"
+
+# --- 100,000 keys --------------------------------------------------------------
+python3 -c '
+import sys
+out = sys.stdout.buffer
+for i in range(100000):
+    k, v = b"key:%d" % i, b"value-%d" % (i * 7)
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+' | client redis-cli -h "$SVC" --pipe | tail -n 1 | grep -q 'errors: 0, replies: 100000' || fail "loading keys"
+[ "$(client redis-cli -h "$SVC" dbsize)" = 100000 ] || fail "dbsize before"
+
+# --- one TCP connection across checkpoint + restore ----------------------------
+cat >"$CK/client.py" <<'EOF'
+import os, socket, sys, time
+host, ctl = sys.argv[1], sys.argv[2]
+s = socket.create_connection((host, 6379), timeout=30)
+f = s.makefile("rb")
+def cmd(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args)))
+    line = f.readline()
+    if not line:
+        raise SystemExit("connection closed by the server")
+    if line.startswith(b"$"):
+        n = int(line[1:])
+        return None if n < 0 else f.read(n + 2)[:-2].decode()
+    return line.strip().decode()
+assert cmd("PING") == "+PONG"
+assert cmd("SET", "conn", "before") == "+OK"
+me = s.getsockname()
+open(ctl + ".ready", "w").close()
+while not os.path.exists(ctl + ".go"):
+    time.sleep(0.02)
+assert s.getsockname() == me
+assert cmd("PING") == "+PONG", "PING after restore"
+assert cmd("GET", "conn") == "before", "GET after restore"
+assert cmd("SET", "conn", "after") == "+OK"
+assert cmd("GET", "key:99999") == "value-699993"
+print("same connection", me, "ok")
+EOF
+client python3 "$CK/client.py" "$SVC" "$CK/ctl" >"$CK/client.log" 2>&1 &
+CPID=$!
+wait_for 10 test -e "$CK/ctl.ready" || fail "client did not connect: $(cat "$CK/client.log")"
+
+em checkpoint redis --to "$CK/redis" >/dev/null || fail "checkpoint"
+client timeout 1 redis-cli -h "$SVC" ping >/dev/null 2>&1 && fail "redis answered while checkpointed"
+em restore "$CK/redis" >/dev/null || fail "restore"
+touch "$CK/ctl.go"
+wait "$CPID" || fail "the client's connection broke: $(cat "$CK/client.log")"
+CPID=
+cat "$CK/client.log"
+
+# --- every key is back ------------------------------------------------------------
+[ "$(client redis-cli -h "$SVC" dbsize)" = 100001 ] || fail "dbsize after restore (100,000 keys + conn)"
+[ "$(client redis-cli -h "$SVC" get key:12345)" = value-86415 ] || fail "a key's value changed"
+python3 -c '
+import sys
+out = sys.stdout.buffer
+for i in range(0, 100000, 1000):
+    k = b"key:%d" % i
+    out.write(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+' | client redis-cli -h "$SVC" --pipe | tail -n 1 | grep -q 'errors: 0, replies: 100' || fail "sampled GETs"
+[ "$(client redis-cli -h "$SVC" get conn)" = after ] || fail "write on the kept connection lost"
+
+em rm -f redis >/dev/null || fail "rm -f"
+ct_wait_census "$BEFORE"
+echo "PASS"
