@@ -1,0 +1,211 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "state/state.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+struct fixture {
+        char dir[64];
+        struct em_state *st;
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        em_error_t err = NULL;
+
+        strcpy(f->dir, "/tmp/test_state.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        assert_int_equal(em_state_open(f->dir, &f->st, &err), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+
+        em_state_close(&f->st);
+        em_rm_rf(f->dir, &err);
+        free(f);
+        return 0;
+}
+
+static int add(struct em_state *st, const char *name, const char *ip, const char *subnet,
+               char **got_ip, em_error_t *err)
+{
+        struct em_container_rec r = {.name = (char *)name,
+                                     .image = "busybox",
+                                     .ip = ip ? strdup(ip) : NULL,
+                                     .spec = "{\"diff_ids\":[]}",
+                                     .state = EM_CSTATE_CREATED};
+        int rc = em_state_container_insert(st, &r, subnet, err);
+        if (got_ip)
+                *got_ip = r.ip;
+        else
+                free(r.ip);
+        return rc;
+}
+
+static void test_schema_version(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+        int v = 0;
+
+        assert_int_equal(em_state_schema_version(f->st, &v, &err), 0);
+        assert_int_equal(v, EM_STATE_SCHEMA_VERSION);
+        /* Reopening an existing database does not migrate twice. */
+        em_state_close(&f->st);
+        assert_int_equal(em_state_open(f->dir, &f->st, &err), 0);
+        assert_int_equal(em_state_schema_version(f->st, &v, &err), 0);
+        assert_int_equal(v, EM_STATE_SCHEMA_VERSION);
+}
+
+static void test_transitions(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_error em_error_t err = NULL;
+        struct em_container_rec *r = NULL;
+        enum em_cstate prev;
+
+        assert_int_equal(add(f->st, "web", "10.0.0.5", NULL, NULL, &err), 0);
+        assert_int_equal(em_state_container_transition(f->st, "web",
+                                                       EM_CSTATE_BIT(EM_CSTATE_CREATED),
+                                                       EM_CSTATE_RUNNING, 1234, &prev, &err),
+                         0);
+        assert_int_equal(prev, EM_CSTATE_CREATED);
+        assert_int_equal(em_state_container_get(f->st, "web", &r, &err), 0);
+        assert_int_equal(r->state, EM_CSTATE_RUNNING);
+        assert_int_equal(r->pid, 1234);
+        assert_true(r->started_at > 0);
+        assert_int_equal(r->finished_at, 0);
+        em_container_rec_free(&r);
+
+        /* A transition from the wrong state fails and changes nothing. */
+        assert_int_equal(em_state_container_transition(f->st, "web",
+                                                       EM_CSTATE_BIT(EM_CSTATE_CREATED),
+                                                       EM_CSTATE_STOPPED, 0, NULL, &err),
+                         -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        assert_non_null(strstr(em_error_msg(err), "is running"));
+        em_error_free(&err);
+        assert_int_equal(em_state_container_get(f->st, "web", &r, &err), 0);
+        assert_int_equal(r->state, EM_CSTATE_RUNNING);
+        em_container_rec_free(&r);
+
+        assert_int_equal(em_state_container_transition(f->st, "web",
+                                                       EM_CSTATE_BIT(EM_CSTATE_RUNNING),
+                                                       EM_CSTATE_STOPPED, 0, NULL, &err),
+                         0);
+        assert_int_equal(em_state_container_get(f->st, "web", &r, &err), 0);
+        assert_int_equal(r->state, EM_CSTATE_STOPPED);
+        assert_true(r->finished_at >= r->started_at);
+        em_container_rec_free(&r);
+
+        assert_int_equal(em_state_container_transition(f->st, "nope", EM_CSTATE_ANY,
+                                                       EM_CSTATE_STOPPED, 0, NULL, &err),
+                         -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+        assert_int_equal(em_state_container_delete(f->st, "web", &err), 0);
+        assert_int_equal(em_state_container_get(f->st, "web", &r, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+}
+
+static void test_duplicates(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_error em_error_t err = NULL;
+
+        assert_int_equal(add(f->st, "a", "10.0.0.5", NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "a", "10.0.0.6", NULL, NULL, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        em_error_free(&err);
+        assert_int_equal(add(f->st, "b", "10.0.0.5", NULL, NULL, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+}
+
+static void test_ip_allocation(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+
+        assert_int_equal(add(f->st, "a", NULL, NULL, &a, &err), 0);
+        assert_string_equal(a, "10.88.0.2"); /* .0 network, .1 reserved */
+        assert_int_equal(add(f->st, "b", NULL, NULL, &b, &err), 0);
+        assert_string_equal(b, "10.88.0.3");
+        /* A given address is taken into account; freed ones are reused. */
+        assert_int_equal(add(f->st, "c", "10.88.0.4", NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "d", NULL, NULL, &c, &err), 0);
+        assert_string_equal(c, "10.88.0.5");
+        assert_int_equal(em_state_container_delete(f->st, "a", &err), 0);
+        assert_int_equal(add(f->st, "e", NULL, NULL, &d, &err), 0);
+        assert_string_equal(d, "10.88.0.2");
+}
+
+static void test_ip_exhaustion(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_error em_error_t err = NULL;
+        char name[16];
+
+        /* A /30 has exactly one usable address for containers (.2). */
+        assert_int_equal(add(f->st, "x0", NULL, "192.168.7.0/30", NULL, &err), 0);
+        assert_int_equal(add(f->st, "x1", NULL, "192.168.7.0/30", NULL, &err), -1);
+        assert_int_equal(em_error_status(err), ENOSPC);
+        em_error_free(&err);
+        /* A /29: .2 to .6 (not .0, .1 or the broadcast .7). */
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "y%d", i);
+                assert_int_equal(add(f->st, name, NULL, "172.16.0.0/29", NULL, &err), 0);
+        }
+        assert_int_equal(add(f->st, "y5", NULL, "172.16.0.0/29", NULL, &err), -1);
+        assert_int_equal(em_error_status(err), ENOSPC);
+}
+
+static void test_cidr_parse(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        uint32_t net;
+        int len;
+
+        assert_int_equal(em_ipv4_cidr_parse("10.88.7.9/16", &net, &len, &err), 0);
+        assert_int_equal(net, 0x0a580000);
+        assert_int_equal(len, 16);
+        assert_int_equal(em_ipv4_cidr_parse("10.88.0.0", &net, &len, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_ipv4_cidr_parse("10.88.0.0/31", &net, &len, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_ipv4_cidr_parse("300.1.1.1/16", &net, &len, &err), -1);
+}
+
+static void test_state_names(void **state)
+{
+        for (int i = 0; i < EM_CSTATE__COUNT; i++)
+                assert_int_equal(em_cstate_parse(em_cstate_name((enum em_cstate)i)), i);
+        assert_int_equal(em_cstate_parse("dancing"), -1);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_transitions, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ip_allocation, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ip_exhaustion, setup, teardown),
+            cmocka_unit_test(test_cidr_parse),
+            cmocka_unit_test(test_state_names),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
