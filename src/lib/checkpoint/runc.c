@@ -396,7 +396,7 @@ int em_checkpoint_save(const struct em_config *cfg, const char *name, const char
                 return -1;
         json_object_set_new(spec, "format", json_integer(EM_CHECKPOINT_FORMAT));
         json_object_set_new(spec, "checkpointed_at", json_integer((json_int_t)time(NULL)));
-        if (em_json_write_file(meta, spec, err) < 0 ||
+        if (em_json_write_fast(meta, spec, err) < 0 ||
             em_container_checkpoint(cfg, name, criu, o, err) < 0)
                 return -1;
         if (em_upper_copy(p.upper, upper, err) < 0)

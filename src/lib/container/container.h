@@ -111,6 +111,10 @@ const char **em_runc_argv(const struct em_config *cfg, const struct em_container
  * pid. status "" and pid 0 if runc does not know it. */
 int em_runc_state(const struct em_config *cfg, const struct em_container_paths *p, const char *name,
                   char **status, int *pid, em_error_t *err);
+/* Writes JSON via tmp + rename, without fsync: for files that are
+ * regenerated whenever needed (config.json, spec copies), where an fsync
+ * would only add latency to checkpoint/restore. */
+int em_json_write_fast(const char *path, const json_t *j, em_error_t *err);
 /* Reads an integer pid file written by runc. */
 int em_read_pid_file(const char *path, int *pid, em_error_t *err);
 

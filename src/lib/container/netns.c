@@ -88,7 +88,24 @@ static bool ifname_ok(const char *n)
                          "0123456789-_") == strlen(n);
 }
 
-int em_netns_wire(const char *netns, const char *host_veth, const char *ip, em_error_t *err)
+/* Host side: up, gateway address and, when ip is given, the /32 route, in
+ * one ip run (each run costs a fork+exec on the checkpoint/restore path). */
+static int wire_host(const char *host_veth, const char *ip, em_error_t *err)
+{
+        char cmds[512];
+        int n = snprintf(cmds, sizeof(cmds),
+                         "link set %s up\n"
+                         "addr add " EM_GATEWAY_IP "/32 dev %s\n",
+                         host_veth, host_veth);
+        if (ip)
+                snprintf(cmds + n, sizeof(cmds) - (size_t)n,
+                         "route replace %s/32 dev %s scope link\n", ip, host_veth);
+        if (ip_batch(NULL, cmds, err) < 0)
+                return em_error_wrap(err, "configuring host interface %s", host_veth);
+        return 0;
+}
+
+static int wire_container(const char *netns, const char *host_veth, const char *ip, em_error_t *err)
 {
         char cmds[1024];
 
@@ -104,13 +121,14 @@ int em_netns_wire(const char *netns, const char *host_veth, const char *ip, em_e
                  host_veth, (int)getpid(), ip);
         if (ip_batch(netns, cmds, err) < 0)
                 return em_error_wrap(err, "configuring the container side of %s", netns);
-        snprintf(cmds, sizeof(cmds),
-                 "link set %s up\n"
-                 "addr add " EM_GATEWAY_IP "/32 dev %s\n",
-                 host_veth, host_veth);
-        if (ip_batch(NULL, cmds, err) < 0)
-                return em_error_wrap(err, "configuring host interface %s", host_veth);
         return 0;
+}
+
+int em_netns_wire(const char *netns, const char *host_veth, const char *ip, em_error_t *err)
+{
+        if (wire_container(netns, host_veth, ip, err) < 0)
+                return -1;
+        return wire_host(host_veth, NULL, err);
 }
 
 /* Routing to the container needs forwarding in the host namespace. */
@@ -150,8 +168,8 @@ int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_e
 {
         if (em_netns_create(path, err) < 0)
                 return -1;
-        if (em_netns_wire(path, host_veth, ip, err) < 0 ||
-            em_netns_route_add(host_veth, ip, err) < 0) {
+        enable_forwarding();
+        if (wire_container(path, host_veth, ip, err) < 0 || wire_host(host_veth, ip, err) < 0) {
                 em_error_t e2 = NULL;
                 em_netns_teardown(path, host_veth, &e2);
                 em_error_free(&e2);

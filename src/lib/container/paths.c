@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "container/container.h"
 #include "util/cleanup.h"
@@ -140,6 +141,21 @@ int em_runc_state(const struct em_config *cfg, const struct em_container_paths *
         *status = strdup(s ? s : "");
         *pid = (int)em_json_int(j, "pid", 0);
         return *status ? 0 : em_error_set(err, ENOMEM, "runc state");
+}
+
+int em_json_write_fast(const char *path, const json_t *j, em_error_t *err)
+{
+        cleanup_free char *tmp = NULL;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return em_error_set(err, ENOMEM, "writing %s", path);
+        if (json_dump_file(j, tmp, JSON_INDENT(2)) < 0)
+                return em_error_set(err, errno ? errno : EIO, "writing %s", tmp);
+        if (rename(tmp, path) < 0) {
+                unlink(tmp);
+                return em_error_set(err, errno, "renaming %s", tmp);
+        }
+        return 0;
 }
 
 int em_read_pid_file(const char *path, int *pid, em_error_t *err)

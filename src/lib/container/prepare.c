@@ -88,9 +88,9 @@ static int write_bundle(const struct em_container_paths *p, const char *name, co
 
         if (em_bundle_config(spec, &bp, &config, err) < 0)
                 return -1;
-        if (em_json_write_file(p->config, config, err) < 0)
+        if (em_json_write_fast(p->config, config, err) < 0)
                 return -1;
-        return em_json_write_file(p->spec, spec, err);
+        return em_json_write_fast(p->spec, spec, err);
 }
 
 static int prepare_steps(const struct em_config *cfg, const struct em_container_paths *p,
