@@ -83,9 +83,8 @@ ct_cleanup() {
 			'import json,sys; [print(c["name"]) for c in json.load(sys.stdin)]' 2>/dev/null); do
 			"$EM" --root "$ROOT" rm -f "$n" >/dev/null 2>&1 || true
 		done
-		grep " $ROOT/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do
-			umount -l "$m" 2>/dev/null || true
-		done
+		{ grep " $ROOT/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
+			while read -r m; do umount -l "$m" 2>/dev/null || true; done
 		rm -rf "$ROOT"
 	fi
 }
