@@ -387,6 +387,8 @@ static int setup_ssl_ctx(SSL_CTX *s, em_tls_ctx_t *t, em_error_t *err)
         if (SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) != 1)
                 return em_ssl_error(err, EINVAL, "requiring TLS 1.3");
         SSL_CTX_set_options(s, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        /* Send the leaf only: the peer must already trust our CA itself. */
+        SSL_CTX_set_mode(s, SSL_MODE_NO_AUTO_CHAIN);
         SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
         SSL_CTX_set_verify_depth(s, 4);
         SSL_CTX_set_app_data(s, t);
