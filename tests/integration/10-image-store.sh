@@ -150,4 +150,23 @@ em "$F" import --json "$CACHE/busybox" >"$T/import.json" || fail "import"
 jq -e '.name == "localhost/busybox:latest"' "$T/import.json" >/dev/null || fail "import name: $(cat "$T/import.json")"
 [ "$(jq -r '.layers[].diff_id' "$T/import.json")" = "$(want_diff_ids busybox)" ] || fail "import diff-ids"
 em "$F" inspect busybox >/dev/null || fail "inspect imported busybox"
+
+# import of a `docker save` tar (classic layout: manifest.json, <id>/layer.tar).
+DS=$T/dsave
+mkdir -p "$DS"
+bc_=$(jq -r .config.digest "$bm" | cut -d: -f2)
+cp "$CACHE/busybox/blobs/sha256/$bc_" "$DS/$bc_.json"
+i=0 layers=()
+for l in $(jq -r '.layers[].digest' "$bm" | cut -d: -f2); do
+	mkdir "$DS/l$i" && zcat "$CACHE/busybox/blobs/sha256/$l" >"$DS/l$i/layer.tar"
+	layers+=("\"l$i/layer.tar\""); i=$((i + 1))
+done
+echo "[{\"Config\":\"$bc_.json\",\"RepoTags\":[\"mybox:1\"],\"Layers\":[$(IFS=,; echo "${layers[*]}")]}]" >"$DS/manifest.json"
+tar -cf "$T/busybox-save.tar" -C "$DS" .
+G=$T/hostG
+mkdir -p "$G"
+em "$G" import --json "$T/busybox-save.tar" >"$T/dimport.json" || fail "docker-save import"
+jq -e '.name == "localhost/mybox:1"' "$T/dimport.json" >/dev/null || fail "docker-save name: $(cat "$T/dimport.json")"
+[ "$(jq -r '.layers[].diff_id' "$T/dimport.json")" = "$(want_diff_ids busybox)" ] || fail "docker-save diff-ids"
+diff -r --no-dereference "$T/tar-x" "$G/layers/sha256/$bd" || fail "docker-save layer differs from tar -x"
 echo "PASS"

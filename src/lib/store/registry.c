@@ -318,8 +318,10 @@ static int client_init(struct client *c, const char *ref, const struct em_regist
 static int http_error(const struct req *q, const struct resp *r, em_error_t *err)
 {
         int e = r->status == 404 ? ENOENT : r->status == 401 || r->status == 403 ? EACCES : EIO;
-        return em_error_set(err, e, "%s %s: HTTP %ld%s%.200s", q->method, q->url, r->status,
-                            r->body != NULL ? ": " : "", r->body != NULL ? r->body : "");
+        int n = r->body != NULL ? (int)strcspn(r->body, "\r\n") : 0;
+
+        return em_error_set(err, e, "%s %s: HTTP %ld%s%.*s", q->method, q->url, r->status,
+                            n > 0 ? ": " : "", n > 200 ? 200 : n, n > 0 ? r->body : "");
 }
 
 /* GETs a manifest or index by tag or digest, verifying a digest reference. */
