@@ -63,9 +63,9 @@ static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, stru
         char *end;
         int c;
 
-        optind = 1;
+        optind = 0; /* 0: glibc re-reads the ordering mode (main parsed with "+") */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 switch (c) {
                 case 'd':
                         a->dir = optarg;
