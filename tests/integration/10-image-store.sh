@@ -2,8 +2,9 @@
 # Image store end to end against a real registry (Debian docker-registry on a
 # private port): push the cached test images, pull them into two state roots
 # ("two hosts"), check identical layer names and verified digests, ls/inspect
-# --json, a concurrent double pull, resume of a partial blob, rm + prune, and
-# import of an OCI layout directory.
+# --json, the bearer-token flow (through a token-checking proxy), a concurrent
+# double pull, resume of a partial blob, rm + prune, push, and import of an OCI
+# layout directory and of a `docker save` tar.
 set -euo pipefail
 BUILD=${EDGEMIG_BUILD:-build}
 EM="$BUILD/edgemig"
@@ -23,6 +24,7 @@ done
 
 T=$(mktemp -d /tmp/em-image-store-XXXXXX)
 cleanup() {
+	[ -z "${proxy:-}" ] || kill "$proxy" 2>/dev/null || true
 	"$REPO/scripts/registry" stop --data "$T/registry" --port "$PORT" >/dev/null 2>&1 || true
 	rm -rf "$T"
 }
@@ -92,6 +94,60 @@ em "$A" inspect --json "$(want_manifest redis | cut -c8-19)" | jq -e '.name | en
 	fail "inspect by digest prefix"
 ! em "$A" inspect nosuchimage 2>"$T/err" || fail "inspect of a missing image succeeded"
 grep -q "no image 'nosuchimage'" "$T/err" || fail "missing-image error: $(cat "$T/err")"
+
+# Bearer-token flow: a token-checking proxy in front of the registry answers
+# 401 + WWW-Authenticate: Bearer realm=...,service=...,scope=... until the
+# client presents the token it fetched from the realm.
+TPORT=$((PORT + 1))
+cat >"$T/authproxy.py" <<'PY'
+import http.server, json, sys, urllib.request, urllib.error, urllib.parse
+port, upstream, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+TOKEN = "tok-edgemig-test"
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def note(self, s):
+        with open(log, "a") as f: f.write(s + "\n")
+    def do_GET(self): self.handle_any("GET")
+    def do_HEAD(self): self.handle_any("HEAD")
+    def handle_any(self, method):
+        u = urllib.parse.urlparse(self.path)
+        if u.path == "/token":
+            q = urllib.parse.parse_qs(u.query)
+            ok = q.get("service") == ["edgemig-test"] and q.get("scope", [""])[0].startswith("repository:edgemig/")
+            self.note("token %s" % ("ok" if ok else "bad " + u.query))
+            body = json.dumps({"token": TOKEN} if ok else {}).encode()
+            self.send_response(200 if ok else 400); self.send_header("Content-Length", str(len(body)))
+            self.end_headers(); self.wfile.write(body); return
+        if self.headers.get("Authorization") != "Bearer " + TOKEN:
+            self.note("401 " + u.path)
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="http://127.0.0.1:%d/token",service="edgemig-test",scope="repository:edgemig/busybox:pull"' % port)
+            self.send_header("Content-Length", "0"); self.end_headers(); return
+        req = urllib.request.Request(upstream + self.path, method=method)
+        if self.headers.get("Accept"): req.add_header("Accept", self.headers["Accept"])
+        try:
+            r = urllib.request.urlopen(req); code = r.status
+        except urllib.error.HTTPError as e:
+            r = e; code = e.code
+        body = r.read()
+        self.send_response(code)
+        for h in ("Content-Type", "Docker-Content-Digest"):
+            if r.headers.get(h): self.send_header(h, r.headers[h])
+        self.send_header("Content-Length", str(len(body))); self.end_headers()
+        if method != "HEAD": self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+python3 "$T/authproxy.py" "$TPORT" "http://$REG" "$T/auth.log" &
+proxy=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$TPORT/v2/" && break; sleep 0.1; done
+H=$T/hostH
+mkdir -p "$H"
+em "$H" pull --insecure --json "127.0.0.1:$TPORT/edgemig/busybox:latest" >"$T/auth.json" 2>"$T/auth.err" ||
+	{ kill "$proxy"; fail "pull with bearer auth: $(cat "$T/auth.err"; cat "$T/auth.log")"; }
+kill "$proxy"; wait "$proxy" 2>/dev/null || true
+grep -q '^token ok' "$T/auth.log" || fail "no token fetched: $(cat "$T/auth.log")"
+grep -q '^401 /v2/edgemig/busybox/manifests/latest' "$T/auth.log" || fail "no 401 challenge seen"
+[ "$(jq -r .manifest_digest "$T/auth.json")" = "$(want_manifest busybox)" ] || fail "bearer pull digest"
 
 # Two concurrent pulls of the same image into one fresh root.
 C=$T/hostC
