@@ -48,6 +48,14 @@ static size_t entries(const char *dir)
 
 static char root[64], canary[96], layers[96], blob[96];
 
+static void remove_dirs(void)
+{
+        em_error_t err = NULL;
+
+        em_rm_rf(root, &err);
+        em_error_free(&err);
+}
+
 static void setup_dirs(void)
 {
         if (root[0] != '\0')
@@ -60,6 +68,7 @@ static void setup_dirs(void)
         snprintf(blob, sizeof(blob), "%s/blob", root);
         mkdir(canary, 0755);
         mkdir(layers, 0755);
+        atexit(remove_dirs);
 }
 
 static void fuzz_unpack(const uint8_t *data, size_t size)
