@@ -207,6 +207,39 @@ jq -e '.name == "localhost/busybox:latest"' "$T/import.json" >/dev/null || fail 
 [ "$(jq -r '.layers[].diff_id' "$T/import.json")" = "$(want_diff_ids busybox)" ] || fail "import diff-ids"
 em "$F" inspect busybox >/dev/null || fail "inspect imported busybox"
 
+# A hostile layer through the real binary: the import fails naming the entry,
+# nothing lands outside, no partial layer and no image record remain, and the
+# store keeps working.
+mkdir -p "$T/canary" "$T/evil/blobs/sha256"
+python3 - "$T/evil" "$T/canary" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+out, canary = sys.argv[1], sys.argv[2]
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(os.path.join(out, "blobs/sha256", d), "wb").write(data)
+    return "sha256:" + d, len(data)
+bio = io.BytesIO()
+with tarfile.open(fileobj=bio, mode="w", format=tarfile.PAX_FORMAT) as t:
+    ti = tarfile.TarInfo("escape"); ti.type = tarfile.SYMTYPE; ti.linkname = canary; t.addfile(ti)
+    ti = tarfile.TarInfo("escape/pwned"); ti.size = 5; t.addfile(ti, io.BytesIO(b"pwned"))
+raw = bio.getvalue()
+layer, lsize = blob(gzip.compress(raw))
+cfg, csize = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode())
+man, msize = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": csize},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": lsize}]}).encode())
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "digest": man, "size": msize}]}, open(os.path.join(out, "index.json"), "w"))
+open(os.path.join(out, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+PY
+! em "$F" import --name evil "$T/evil" 2>"$T/evil.err" || fail "hostile layer imported"
+grep -q "entry 'escape/pwned': path goes through a symlink" "$T/evil.err" || fail "hostile error: $(cat "$T/evil.err")"
+[ -z "$(ls -A "$T/canary")" ] || fail "hostile layer wrote outside: $(ls -A "$T/canary")"
+! ls -A "$F/layers/sha256" | grep -q '^\.tmp' || fail "partial hostile layer left"
+[ "$(em "$F" ls --json | jq length)" -eq 1 ] || fail "hostile image registered"
+em "$F" prune --json >/dev/null && em "$F" inspect busybox >/dev/null || fail "store unusable after hostile layer"
+
 # import of a `docker save` tar (classic layout: manifest.json, <id>/layer.tar).
 DS=$T/dsave
 mkdir -p "$DS"
