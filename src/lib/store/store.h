@@ -6,6 +6,11 @@
  *   blobs/sha256/<hex>          verified blobs (manifests, configs, layer tars)
  *   layers/sha256/<diffid-hex>/ unpacked, read-only overlay lower dirs
  *   images/<escaped-name>.json  name -> manifest digest (+ cached info)
+ *   locks/<hex>.lock            per-layer unpack locks; store.lock: shared by
+ *                               pulls/imports, exclusive for prune
+ * Blobs are written to blobs/sha256/.partial-<hex> (flock'ed, kept for a
+ * resume) and layers to layers/sha256/.tmp-XXXX, then renamed into place, so
+ * concurrent pulls of one image are safe and nothing half-done has a final name.
  */
 #ifndef EDGEMIG_STORE_STORE_H
 #define EDGEMIG_STORE_STORE_H
