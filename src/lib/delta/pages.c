@@ -1,0 +1,933 @@
+#include "delta/pages.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+enum {
+        OP_BEGIN = 1,
+        OP_ZERO = 2,
+        OP_REF = 3,
+        OP_DATA = 4,
+        OP_END = 5,
+        OP_PREFILL = 6,
+        OP_END_PREFILL = 7,
+};
+enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
+
+#define NAME_MAX_LEN      31
+#define DEFAULT_MAX_PAGES (1ull << 24)
+
+static const uint8_t zero_page[EM_PAGE_SIZE];
+
+/* A decoder error: the status names the class, the message the details. */
+__attribute__((format(printf, 3, 4))) static int fail(em_error_t *err, int status, const char *fmt,
+                                                      ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        em_error_setv(err, 0, fmt, ap);
+        va_end(ap);
+        if (err != NULL && *err != NULL)
+                (*err)->status = status;
+        return -1;
+}
+
+void em_page_hash(const void *page, em_phash_t *h)
+{
+        XXH128_canonical_t c;
+
+        XXH128_canonicalFromHash(&c, XXH3_128bits(page, EM_PAGE_SIZE));
+        memcpy(h->b, c.digest, 16);
+}
+
+bool em_page_is_zero(const void *page)
+{
+        const uint64_t *p = page;
+
+        /* Most non-zero pages differ in their first words: check them first. */
+        if (p[0] != 0 || p[1] != 0)
+                return false;
+        return memcmp(page, zero_page, EM_PAGE_SIZE) == 0;
+}
+
+void em_phash_hex(const em_phash_t *h, char out[33])
+{
+        for (int i = 0; i < 16; i++)
+                snprintf(out + 2 * i, 3, "%02x", h->b[i]);
+}
+
+/* ---- hash table: em_phash_t → u64 (UINT64_MAX marks an empty slot) ---- */
+
+struct slot {
+        em_phash_t h;
+        uint64_t v;
+};
+struct htab {
+        struct slot *s;
+        size_t cap, n; /* cap is a power of two */
+};
+
+static size_t slot_of(const struct htab *t, const em_phash_t *h)
+{
+        uint64_t k;
+
+        memcpy(&k, h->b, 8); /* already uniformly distributed */
+        return (size_t)k & (t->cap - 1);
+}
+
+static struct slot *ht_find(const struct htab *t, const em_phash_t *h)
+{
+        if (t->cap == 0)
+                return NULL;
+        for (size_t i = slot_of(t, h);; i = (i + 1) & (t->cap - 1)) {
+                struct slot *s = &t->s[i];
+                if (s->v == UINT64_MAX)
+                        return NULL;
+                if (memcmp(s->h.b, h->b, 16) == 0)
+                        return s;
+        }
+}
+
+static void ht_place(struct htab *t, const em_phash_t *h, uint64_t v)
+{
+        size_t i = slot_of(t, h);
+
+        while (t->s[i].v != UINT64_MAX)
+                i = (i + 1) & (t->cap - 1);
+        t->s[i].h = *h;
+        t->s[i].v = v;
+        t->n++;
+}
+
+static int ht_grow(struct htab *t, em_error_t *err)
+{
+        size_t ncap = t->cap ? t->cap * 2 : 1024;
+        struct htab nt = {.s = malloc(ncap * sizeof(struct slot)), .cap = ncap};
+
+        if (nt.s == NULL)
+                return em_error_set(err, ENOMEM, "growing a page hash table to %zu slots", ncap);
+        memset(nt.s, 0xff, ncap * sizeof(struct slot));
+        for (size_t i = 0; i < t->cap; i++)
+                if (t->s[i].v != UINT64_MAX)
+                        ht_place(&nt, &t->s[i].h, t->s[i].v);
+        free(t->s);
+        *t = nt;
+        return 0;
+}
+
+/* Returns 1 if inserted, 0 if present. Load factor stays below 0.7. */
+static int ht_insert(struct htab *t, const em_phash_t *h, uint64_t v, em_error_t *err)
+{
+        if (ht_find(t, h) != NULL)
+                return 0;
+        if ((t->n + 1) * 10 > t->cap * 7 && ht_grow(t, err) < 0)
+                return -1;
+        ht_place(t, h, v);
+        return 1;
+}
+
+struct em_hashset {
+        struct htab t;
+};
+
+em_hashset_t *em_hashset_new(void)
+{
+        return calloc(1, sizeof(em_hashset_t));
+}
+
+void em_hashset_free(em_hashset_t **s)
+{
+        if (*s != NULL)
+                free((*s)->t.s);
+        free(*s);
+        *s = NULL;
+}
+
+int em_hashset_add(em_hashset_t *s, const em_phash_t *h, em_error_t *err)
+{
+        return ht_insert(&s->t, h, 0, err);
+}
+
+bool em_hashset_has(const em_hashset_t *s, const em_phash_t *h)
+{
+        return ht_find(&s->t, h) != NULL;
+}
+
+size_t em_hashset_count(const em_hashset_t *s)
+{
+        return s->t.n;
+}
+
+int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err)
+{
+        if (len % 16 != 0)
+                return fail(err, EPROTO,
+                            "PAGES_HASHES payload of %zu bytes is not a whole number "
+                            "of 16-byte hashes",
+                            len);
+        for (size_t off = 0; off < len; off += 16) {
+                em_phash_t h;
+                memcpy(h.b, (const uint8_t *)buf + off, 16);
+                if (em_hashset_add(s, &h, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* ---- page cache ---- */
+
+struct em_pagecache {
+        int fd;
+        uint64_t npages; /* pages in the data file */
+        struct htab t;   /* hash → page index in the file */
+};
+
+void em_pagecache_free(em_pagecache_t **pcp)
+{
+        em_pagecache_t *pc = *pcp;
+
+        if (pc == NULL)
+                return;
+        if (pc->fd >= 0)
+                close(pc->fd);
+        free(pc->t.s);
+        free(pc);
+        *pcp = NULL;
+}
+
+/* Re-indexes an existing data file; a torn last page (crash) is cut off. */
+static int pagecache_index(em_pagecache_t *pc, em_error_t *err)
+{
+        struct stat st;
+        uint8_t page[EM_PAGE_SIZE];
+
+        if (fstat(pc->fd, &st) < 0)
+                return em_error_set(err, errno, "page cache");
+        pc->npages = (uint64_t)st.st_size / EM_PAGE_SIZE;
+        if ((uint64_t)st.st_size % EM_PAGE_SIZE != 0 &&
+            ftruncate(pc->fd, (off_t)(pc->npages * EM_PAGE_SIZE)) < 0)
+                return em_error_set(err, errno, "trimming page cache");
+        for (uint64_t i = 0; i < pc->npages; i++) {
+                em_phash_t h;
+                if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(i * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
+                        return em_error_set(err, errno ? errno : EIO, "reading page cache");
+                em_page_hash(page, &h);
+                if (ht_insert(&pc->t, &h, i, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err)
+{
+        em_pagecache_t *pc = calloc(1, sizeof(*pc));
+        cleanup_free char *path = NULL;
+
+        if (pc == NULL)
+                return em_error_set(err, ENOMEM, "page cache");
+        if (dir == NULL) {
+                pc->fd = memfd_create("edgemig-pagecache", MFD_CLOEXEC);
+        } else {
+                if (em_mkdir_p(dir, 0700, err) < 0)
+                        goto fail_free;
+                path = em_path_join(dir, "pages.bin");
+                pc->fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+        }
+        if (pc->fd < 0) {
+                em_error_set(err, errno ? errno : ENOMEM, "opening page cache in %s",
+                             dir ? dir : "memory");
+                goto fail_free;
+        }
+        if (pagecache_index(pc, err) < 0)
+                goto fail_free;
+        *out = pc;
+        return 0;
+fail_free:
+        em_pagecache_free(&pc);
+        return -1;
+}
+
+int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err)
+{
+        em_page_hash(page, h);
+        if (ht_find(&pc->t, h) != NULL)
+                return 0;
+        if (pwrite(pc->fd, page, EM_PAGE_SIZE, (off_t)(pc->npages * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
+                return em_error_set(err, errno ? errno : ENOSPC, "writing to the page cache");
+        if (ht_insert(&pc->t, h, pc->npages, err) < 0)
+                return -1;
+        pc->npages++;
+        return 0;
+}
+
+bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h)
+{
+        return ht_find(&pc->t, h) != NULL;
+}
+
+size_t em_pagecache_count(const em_pagecache_t *pc)
+{
+        return pc->t.n;
+}
+
+int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err)
+{
+        struct slot *s = ht_find(&pc->t, h);
+        em_phash_t check;
+        char hex[33];
+
+        em_phash_hex(h, hex);
+        if (s == NULL)
+                return fail(err, ENOENT, "page %s is not in the page cache", hex);
+        if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(s->v * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
+                return em_error_set(err, errno ? errno : EIO, "reading page %s from the cache",
+                                    hex);
+        em_page_hash(page, &check);
+        if (memcmp(check.b, h->b, 16) != 0)
+                return fail(err, EILSEQ, "page cache corrupted: page %s has changed", hex);
+        return 0;
+}
+
+int em_pagecache_hashes(const em_pagecache_t *pc, uint8_t **out, size_t *len, em_error_t *err)
+{
+        uint8_t *buf = malloc(pc->t.n * 16 + 1);
+        size_t n = 0;
+
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "listing cached pages");
+        for (size_t i = 0; i < pc->t.cap; i++)
+                if (pc->t.s[i].v != UINT64_MAX)
+                        memcpy(buf + 16 * n++, pc->t.s[i].h.b, 16);
+        *out = buf;
+        *len = n * 16;
+        return 0;
+}
+
+/* ---- encoder ---- */
+
+int em_delta_enc_init(struct em_delta_enc *e, em_hashset_t *known, size_t chunk,
+                      em_delta_emit_fn emit, void *ctx, em_error_t *err)
+{
+        memset(e, 0, sizeof(*e));
+        e->known = known;
+        e->emit = emit;
+        e->ctx = ctx;
+        e->chunk = chunk == 0 ? (1u << 20) : chunk < 8192 ? 8192 : chunk;
+        e->buf = malloc(e->chunk);
+        if (e->buf == NULL)
+                return em_error_set(err, ENOMEM, "page delta buffer");
+        return 0;
+}
+
+void em_delta_enc_free(struct em_delta_enc *e)
+{
+        free(e->buf);
+        e->buf = NULL;
+}
+
+int em_delta_enc_flush(struct em_delta_enc *e, em_error_t *err)
+{
+        if (e->len == 0)
+                return 0;
+        if (e->emit(e->ctx, e->buf, e->len, err) < 0)
+                return -1;
+        e->st.bytes += e->len;
+        e->len = 0;
+        return 0;
+}
+
+/* Appends one whole op, flushing first if it would not fit. */
+static int put_op(struct em_delta_enc *e, uint8_t op, const void *a, size_t alen, const void *b,
+                  size_t blen, em_error_t *err)
+{
+        if (e->len + 1 + alen + blen > e->chunk && em_delta_enc_flush(e, err) < 0)
+                return -1;
+        e->buf[e->len++] = op;
+        if (alen)
+                memcpy(e->buf + e->len, a, alen);
+        e->len += alen;
+        if (blen)
+                memcpy(e->buf + e->len, b, blen);
+        e->len += blen;
+        return 0;
+}
+
+static void le(uint8_t *p, uint64_t v, int n)
+{
+        for (int i = 0; i < n; i++)
+                p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+        uint64_t v = 0;
+
+        for (int i = 0; i < n; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
+}
+
+static int flush_zero_run(struct em_delta_enc *e, em_error_t *err)
+{
+        uint8_t cnt[4];
+
+        if (e->zero_run == 0)
+                return 0;
+        le(cnt, e->zero_run, 4);
+        e->zero_run = 0;
+        return put_op(e, OP_ZERO, cnt, 4, NULL, 0, err);
+}
+
+static int encode_page(struct em_delta_enc *e, const uint8_t *page, em_error_t *err)
+{
+        em_phash_t h;
+
+        e->st.pages++;
+        if (em_page_is_zero(page)) {
+                e->st.zero++;
+                if (++e->zero_run == UINT32_MAX)
+                        return flush_zero_run(e, err);
+                return 0;
+        }
+        if (flush_zero_run(e, err) < 0)
+                return -1;
+        em_page_hash(page, &h);
+        if (em_hashset_has(e->known, &h)) {
+                e->st.ref++;
+                return put_op(e, OP_REF, h.b, 16, NULL, 0, err);
+        }
+        e->st.data++;
+        if (em_hashset_add(e->known, &h, err) < 0)
+                return -1;
+        return put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err);
+}
+
+static int begin_file(struct em_delta_enc *e, const char *name, uint64_t nr_pages, em_error_t *err)
+{
+        uint8_t hdr[2 + NAME_MAX_LEN + 8];
+        size_t nl = strlen(name);
+
+        if (nl == 0 || nl > NAME_MAX_LEN)
+                return em_error_set(err, EINVAL, "page image name '%s'", name);
+        le(hdr, nl, 2);
+        memcpy(hdr + 2, name, nl);
+        le(hdr + 2 + nl, nr_pages, 8);
+        return put_op(e, OP_BEGIN, hdr, 2 + nl + 8, NULL, 0, err);
+}
+
+int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name, em_error_t *err)
+{
+        cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        cleanup_sha256 em_sha256_t *sha = em_sha256_new();
+        cleanup_free uint8_t *buf = malloc(256 * EM_PAGE_SIZE);
+        char digest[EM_DIGEST_STR_LEN + 1];
+        struct stat st;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return em_error_set(err, errno, "opening %s", name);
+        if (sha == NULL || buf == NULL)
+                return em_error_set(err, ENOMEM, "encoding %s", name);
+        if (st.st_size % EM_PAGE_SIZE != 0)
+                return em_error_set(err, EBADMSG, "%s is not a whole number of pages", name);
+        if (begin_file(e, name, (uint64_t)st.st_size / EM_PAGE_SIZE, err) < 0)
+                return -1;
+        for (;;) {
+                ssize_t n = em_read_all(fd, buf, 256 * EM_PAGE_SIZE, err);
+                if (n < 0)
+                        return em_error_wrap(err, "reading %s", name);
+                if (n % EM_PAGE_SIZE != 0)
+                        return em_error_set(err, EIO, "%s changed while encoding", name);
+                em_sha256_update(sha, buf, (size_t)n);
+                for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE)
+                        if (encode_page(e, buf + off, err) < 0)
+                                return -1;
+                if (n < 256 * EM_PAGE_SIZE)
+                        break;
+        }
+        if (flush_zero_run(e, err) < 0)
+                return -1;
+        em_sha256_final(sha, digest);
+        return put_op(e, OP_END, digest, EM_DIGEST_STR_LEN, NULL, 0, err);
+}
+
+/* ---- live process memory ---- */
+
+struct vma {
+        uint64_t start, end;
+        bool file_private; /* only COWed (anonymous) pages count */
+};
+
+/* One /proc/PID/maps line → a mapping to scan, or false to skip it. */
+static bool parse_maps_line(const char *line, struct vma *v)
+{
+        unsigned long long s, e, off, ino;
+        char perms[5], dev[16], path[4096] = "";
+
+        if (sscanf(line, "%llx-%llx %4s %llx %15s %llu %4095[^\n]", &s, &e, perms, &off, dev, &ino,
+                   path) < 6)
+                return false;
+        if (perms[0] != 'r' || strncmp(path, "[vvar", 5) == 0 || strcmp(path, "[vsyscall]") == 0)
+                return false;
+        /* Shared file mappings live in the file, not in the image. */
+        if (perms[3] == 's' && ino != 0 && strncmp(path, "/dev/zero", 9) != 0 &&
+            strncmp(path, "/SYSV", 5) != 0 && strncmp(path, "/memfd:", 7) != 0)
+                return false;
+        v->start = s;
+        v->end = e;
+        v->file_private = perms[3] == 'p' && ino != 0;
+        return true;
+}
+
+/* PAGEMAP_SCAN (Linux 6.7+) lists only the populated ranges, so a process
+ * with terabytes of reserved address space (sanitizers, Go, JVMs) costs no
+ * more than its resident memory. Older kernels fall back to reading
+ * /proc/PID/pagemap entry by entry. */
+#ifndef PAGEMAP_SCAN
+struct page_region {
+        uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+        uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+        uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN    _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_FILE    (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#endif
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAP    (1ull << 62)
+#define PM_FILE    (1ull << 61)
+#define BATCH      256
+#define NREGIONS   512
+
+struct scan {
+        pid_t pid;
+        int pmfd;
+        bool no_ioctl;
+        uint8_t *buf; /* BATCH pages */
+        em_procmem_page_fn fn;
+        void *ctx;
+        struct em_procmem_stats *st;
+};
+
+/* Copies n <= BATCH pages at addr and hands them out. A page that went away
+ * meanwhile ends a partial read; it is skipped and the rest retried. */
+static int read_pages(struct scan *sc, uint64_t addr, size_t n, em_error_t *err)
+{
+        while (n > 0) {
+                struct iovec local = {sc->buf, n * EM_PAGE_SIZE};
+                struct iovec remote = {(void *)(uintptr_t)addr, n * EM_PAGE_SIZE};
+                ssize_t got = process_vm_readv(sc->pid, &local, 1, &remote, 1, 0);
+                size_t full;
+
+                if (got < 0 && errno != EFAULT && errno != ENOMEM)
+                        return em_error_set(err, errno, "process_vm_readv of pid %d", sc->pid);
+                full = got > 0 ? (size_t)got / EM_PAGE_SIZE : 0;
+                for (size_t i = 0; i < full; i++) {
+                        sc->st->pages_read++;
+                        sc->st->bytes_read += EM_PAGE_SIZE;
+                        if (sc->fn(sc->ctx, addr + i * EM_PAGE_SIZE, sc->buf + i * EM_PAGE_SIZE,
+                                   err) < 0)
+                                return -1;
+                }
+                if (full < n)
+                        full++; /* skip the unreadable page */
+                addr += full * EM_PAGE_SIZE;
+                n -= full;
+        }
+        return 0;
+}
+
+static int read_range(struct scan *sc, uint64_t start, uint64_t end, em_error_t *err)
+{
+        for (uint64_t a = start; a < end;) {
+                size_t n = (size_t)((end - a) / EM_PAGE_SIZE);
+                if (n > BATCH)
+                        n = BATCH;
+                if (read_pages(sc, a, n, err) < 0)
+                        return -1;
+                a += n * EM_PAGE_SIZE;
+        }
+        return 0;
+}
+
+/* Fallback: pagemap entries, BATCH at a time. */
+static int scan_vma_pagemap(struct scan *sc, const struct vma *v, em_error_t *err)
+{
+        uint64_t ents[BATCH];
+
+        for (uint64_t a = v->start; a < v->end;) {
+                size_t n = (size_t)((v->end - a) / EM_PAGE_SIZE), i = 0;
+                ssize_t got;
+
+                if (n > BATCH)
+                        n = BATCH;
+                got = pread(sc->pmfd, ents, n * 8, (off_t)(a / EM_PAGE_SIZE * 8));
+                if (got < 0)
+                        return em_error_set(err, errno, "reading /proc/%d/pagemap", sc->pid);
+                while (i < (size_t)got / 8) {
+                        size_t j = i;
+                        /* A run of pages CRIU would dump. */
+                        while (j < (size_t)got / 8 && (ents[j] & (PM_PRESENT | PM_SWAP)) &&
+                               !(v->file_private && (ents[j] & PM_FILE)))
+                                j++;
+                        if (j > i && read_pages(sc, a + i * EM_PAGE_SIZE, j - i, err) < 0)
+                                return -1;
+                        i = j + 1;
+                }
+                a += n * EM_PAGE_SIZE;
+        }
+        return 0;
+}
+
+static int scan_vma(struct scan *sc, const struct vma *v, em_error_t *err)
+{
+        struct page_region r[NREGIONS];
+        struct pm_scan_arg arg = {
+            .size = sizeof(arg),
+            .start = v->start,
+            .end = v->end,
+            .vec = (uintptr_t)r,
+            .vec_len = NREGIONS,
+            .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            .return_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+        };
+
+        if (sc->no_ioctl)
+                return scan_vma_pagemap(sc, v, err);
+        while (arg.start < v->end) {
+                int n = ioctl(sc->pmfd, PAGEMAP_SCAN, &arg);
+                if (n < 0 && (errno == ENOTTY || errno == EINVAL) && arg.start == v->start) {
+                        sc->no_ioctl = true;
+                        return scan_vma_pagemap(sc, v, err);
+                }
+                if (n < 0)
+                        return em_error_set(err, errno, "PAGEMAP_SCAN of pid %d", sc->pid);
+                for (int i = 0; i < n; i++) {
+                        if ((r[i].categories & PAGE_IS_PFNZERO) ||
+                            (v->file_private && (r[i].categories & PAGE_IS_FILE)))
+                                continue;
+                        if (read_range(sc, r[i].start, r[i].end, err) < 0)
+                                return -1;
+                }
+                if (arg.walk_end <= arg.start)
+                        break;
+                arg.start = arg.walk_end;
+        }
+        return 0;
+}
+
+int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
+                    em_error_t *err)
+{
+        char path[64], *line = NULL;
+        size_t cap = 0;
+        cleanup_fclose FILE *maps = NULL;
+        cleanup_close int pmfd = -1;
+        cleanup_free uint8_t *buf = malloc(BATCH * EM_PAGE_SIZE);
+        struct scan sc = {.pid = pid, .buf = buf, .fn = fn, .ctx = ctx, .st = st};
+        struct timespec t0, t1;
+        int ret = 0;
+
+        memset(st, 0, sizeof(*st));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+        maps = fopen(path, "re");
+        snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+        pmfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (maps == NULL || pmfd < 0 || buf == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "opening memory of pid %d", pid);
+        sc.pmfd = pmfd;
+        while (ret == 0 && getline(&line, &cap, maps) > 0) {
+                struct vma v;
+                if (!parse_maps_line(line, &v))
+                        continue;
+                st->mappings++;
+                ret = scan_vma(&sc, &v, err);
+        }
+        free(line);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        st->elapsed_ns = (t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
+        return ret;
+}
+
+static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        struct em_delta_enc *e = ctx;
+        em_phash_t h;
+
+        if (em_page_is_zero(page))
+                return 0;
+        em_page_hash(page, &h);
+        if (em_hashset_has(e->known, &h))
+                return 0;
+        e->st.pages++;
+        e->st.data++;
+        if (em_hashset_add(e->known, &h, err) < 0)
+                return -1;
+        return put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err);
+}
+
+int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
+                            em_error_t *err)
+{
+        if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0 ||
+            em_procmem_scan(pid, prefill_page, e, st, err) < 0)
+                return -1;
+        return put_op(e, OP_END_PREFILL, NULL, 0, NULL, 0, err);
+}
+
+/* ---- decoder ---- */
+
+void em_delta_dec_init(struct em_delta_dec *d, em_pagecache_t *pc, int dirfd)
+{
+        memset(d, 0, sizeof(*d));
+        d->pc = pc;
+        d->dirfd = dirfd;
+        d->max_pages = DEFAULT_MAX_PAGES;
+        d->out_fd = -1;
+}
+
+static void close_file(struct em_delta_dec *d, bool keep)
+{
+        char part[NAME_MAX_LEN + 8];
+
+        if (d->out_fd >= 0) {
+                close(d->out_fd);
+                d->out_fd = -1;
+                if (!keep) {
+                        snprintf(part, sizeof(part), ".%s.part", d->name);
+                        unlinkat(d->dirfd, part, 0);
+                }
+        }
+        em_sha256_free(&d->sha);
+        d->state = ST_IDLE;
+}
+
+void em_delta_dec_free(struct em_delta_dec *d)
+{
+        close_file(d, false);
+}
+
+/* Only CRIU page image names: nothing else can ever be written. */
+static bool name_ok(const char *n)
+{
+        size_t digits;
+
+        if (strncmp(n, "pages-", 6) != 0)
+                return false;
+        digits = strspn(n + 6, "0123456789");
+        return digits >= 1 && digits <= 10 && strcmp(n + 6 + digits, ".img") == 0;
+}
+
+static int op_begin(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        size_t nl;
+        char part[NAME_MAX_LEN + 8];
+
+        if (left < 2 || (nl = get_le(p, 2)) > NAME_MAX_LEN || left < 2 + nl + 8)
+                return fail(err, EPROTO, "page delta: truncated or oversized BEGIN");
+        memcpy(d->name, p + 2, nl);
+        d->name[nl] = '\0';
+        if (!name_ok(d->name))
+                return fail(err, EPROTO, "page delta: refusing to write '%s' (not pages-N.img)",
+                            d->name);
+        d->nr_pages = get_le(p + 2 + nl, 8);
+        if (d->nr_pages > d->max_pages)
+                return fail(err, EFBIG, "page delta: %s of %" PRIu64 " pages is above the limit",
+                            d->name, d->nr_pages);
+        d->done = 0;
+        d->sha = em_sha256_new();
+        if (d->sha == NULL)
+                return em_error_set(err, ENOMEM, "page delta");
+        d->state = ST_FILE;
+        if (d->dirfd >= 0) {
+                snprintf(part, sizeof(part), ".%s.part", d->name);
+                d->out_fd = openat(d->dirfd, part,
+                                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (d->out_fd < 0)
+                        return em_error_set(err, errno, "creating %s", part);
+        }
+        return (int)(2 + nl + 8);
+}
+
+static int out_page(struct em_delta_dec *d, const uint8_t *page, bool zero, em_error_t *err)
+{
+        if (d->done >= d->nr_pages)
+                return fail(err, EPROTO,
+                            "page delta: more pages than the %" PRIu64 " announced for %s",
+                            d->nr_pages, d->name);
+        em_sha256_update(d->sha, page, EM_PAGE_SIZE);
+        if (d->out_fd >= 0) {
+                /* Zero pages become holes; the final ftruncate sets the size. */
+                if (zero && lseek(d->out_fd, EM_PAGE_SIZE, SEEK_CUR) < 0)
+                        return em_error_set(err, errno, "writing %s", d->name);
+                if (!zero && em_write_all(d->out_fd, page, EM_PAGE_SIZE, err) < 0)
+                        return em_error_wrap(err, "writing %s", d->name);
+        }
+        d->done++;
+        d->st.pages++;
+        return 0;
+}
+
+static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        char want[EM_DIGEST_STR_LEN + 1], got[EM_DIGEST_STR_LEN + 1], part[NAME_MAX_LEN + 8];
+
+        if (left < EM_DIGEST_STR_LEN)
+                return fail(err, EPROTO, "page delta: truncated END");
+        memcpy(want, p, EM_DIGEST_STR_LEN);
+        want[EM_DIGEST_STR_LEN] = '\0';
+        if (d->done != d->nr_pages)
+                return fail(err, EPROTO,
+                            "page delta: %s ended after %" PRIu64 " of %" PRIu64 " pages", d->name,
+                            d->done, d->nr_pages);
+        em_sha256_final(d->sha, got);
+        if (strcmp(want, got) != 0)
+                return fail(err, EILSEQ, "rebuilt %s does not match the source: %s, want %.80s",
+                            d->name, got, em_digest_valid(want) ? want : "(malformed digest)");
+        if (d->out_fd >= 0) {
+                snprintf(part, sizeof(part), ".%s.part", d->name);
+                if (ftruncate(d->out_fd, (off_t)(d->nr_pages * EM_PAGE_SIZE)) < 0 ||
+                    fsync(d->out_fd) < 0 || renameat(d->dirfd, part, d->dirfd, d->name) < 0)
+                        return em_error_set(err, errno, "finishing %s", d->name);
+        }
+        close_file(d, true);
+        return EM_DIGEST_STR_LEN;
+}
+
+static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h;
+        char hex[33];
+
+        if (left < 16)
+                return fail(err, EPROTO, "page delta: truncated REF");
+        memcpy(h.b, p, 16);
+        if (!em_pagecache_has(d->pc, &h)) {
+                em_phash_hex(&h, hex);
+                return fail(err, ENOENT,
+                            "page delta references page %s, which the target does not have", hex);
+        }
+        if (em_pagecache_get(d->pc, &h, page, err) < 0 || out_page(d, page, false, err) < 0)
+                return -1;
+        d->st.ref++;
+        return 16;
+}
+
+static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint32_t n;
+
+        if (left < 4 || (n = (uint32_t)get_le(p, 4)) == 0)
+                return fail(err, EPROTO, "page delta: truncated or empty ZERO run");
+        if (n > d->nr_pages - d->done)
+                return fail(err, EPROTO, "page delta: zero run of %u pages overruns %s", n,
+                            d->name);
+        for (uint32_t i = 0; i < n; i++)
+                if (out_page(d, zero_page, true, err) < 0)
+                        return -1;
+        d->st.zero += n;
+        return 4;
+}
+
+static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        em_phash_t h;
+
+        if (left < EM_PAGE_SIZE)
+                return fail(err, EPROTO, "page delta: truncated DATA");
+        if (d->state == ST_FILE && d->done >= d->nr_pages)
+                return fail(err, EPROTO, "page delta: more pages than announced for %s", d->name);
+        if (em_pagecache_put(d->pc, p, &h, err) < 0)
+                return -1;
+        if (d->state == ST_FILE && out_page(d, p, false, err) < 0)
+                return -1;
+        if (d->state == ST_PREFILL)
+                d->st.pages++;
+        d->st.data++;
+        return EM_PAGE_SIZE;
+}
+
+/* Decodes one op; returns its argument length or -1. */
+static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t left,
+                  em_error_t *err)
+{
+        bool in_file = d->state == ST_FILE, idle = d->state == ST_IDLE;
+
+        switch (op) {
+        case OP_BEGIN:
+                return idle ? op_begin(d, p, left, err)
+                            : fail(err, EPROTO, "page delta: BEGIN inside a section");
+        case OP_PREFILL:
+                if (!idle)
+                        return fail(err, EPROTO, "page delta: PREFILL inside a section");
+                d->state = ST_PREFILL;
+                d->name[0] = '\0';
+                return 0;
+        case OP_END_PREFILL:
+                if (d->state != ST_PREFILL)
+                        return fail(err, EPROTO, "page delta: END_PREFILL outside a prefill");
+                d->state = ST_IDLE;
+                return 0;
+        case OP_DATA:
+                return idle ? fail(err, EPROTO, "page delta: DATA outside a section")
+                            : op_data(d, p, left, err);
+        case OP_ZERO:
+                return in_file ? op_zero(d, p, left, err)
+                               : fail(err, EPROTO, "page delta: ZERO outside a file");
+        case OP_REF:
+                return in_file ? op_ref(d, p, left, err)
+                               : fail(err, EPROTO, "page delta: REF outside a file");
+        case OP_END:
+                return in_file ? op_end(d, p, left, err)
+                               : fail(err, EPROTO, "page delta: END outside a file");
+        default:
+                return fail(err, EPROTO, "page delta: unknown op 0x%02x", op);
+        }
+}
+
+int em_delta_dec_feed(struct em_delta_dec *d, const uint8_t *buf, size_t len, em_error_t *err)
+{
+        size_t pos = 0;
+
+        while (pos < len) {
+                int n = dec_op(d, buf[pos], buf + pos + 1, len - pos - 1, err);
+                if (n < 0) {
+                        close_file(d, false);
+                        return -1;
+                }
+                pos += 1 + (size_t)n;
+        }
+        d->st.bytes += len;
+        return 0;
+}
+
+int em_delta_dec_finish(struct em_delta_dec *d, em_error_t *err)
+{
+        if (d->state == ST_IDLE)
+                return 0;
+        close_file(d, false);
+        return fail(err, EPROTO, "page delta ended inside %s",
+                    d->name[0] ? d->name : "a prefill section");
+}

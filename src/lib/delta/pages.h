@@ -1,0 +1,133 @@
+/* The page-level content-hash delta for memory images.
+ *
+ * Every 4 KiB page of a CRIU pages-<id>.img is hashed with XXH3-128. The
+ * sender knows which hashes the receiver holds (what it sent earlier, or a
+ * PAGES_HASHES list) and emits, per page, ZERO (runs), REF(hash) or
+ * DATA(4096 bytes). The receiver rebuilds pages-<id>.img byte for byte from
+ * the delta and its content-addressed page cache, and checks the result
+ * against the source's sha256 before it is renamed into place.
+ *
+ * Delta stream (payload of PAGES_DATA frames; an op never straddles two
+ * payloads; integers little-endian):
+ *   0x01 BEGIN   u16 name_len, name ("pages-<N>.img"), u64 nr_pages
+ *   0x02 ZERO    u32 count (>= 1)
+ *   0x03 REF     16-byte hash
+ *   0x04 DATA    4096 bytes (also stored in the receiver's cache)
+ *   0x05 END     71-byte "sha256:<hex>" of the whole source file
+ *   0x06 PREFILL (DATA ops that only fill the cache, closed by END_PREFILL)
+ *   0x07 END_PREFILL
+ * PAGES_HASHES payload: n * 16-byte hashes. */
+#ifndef EDGEMIG_DELTA_PAGES_H
+#define EDGEMIG_DELTA_PAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "delta/criu_img.h"
+#include "util/digest.h"
+#include "util/error.h"
+
+typedef struct {
+        uint8_t b[16];
+} em_phash_t;
+
+/* XXH3-128 of one page, in canonical (big-endian) byte order. */
+void em_page_hash(const void *page, em_phash_t *h);
+bool em_page_is_zero(const void *page);
+void em_phash_hex(const em_phash_t *h, char out[33]);
+
+/* A set of page hashes (open addressing, 24 bytes a page). */
+typedef struct em_hashset em_hashset_t;
+em_hashset_t *em_hashset_new(void);
+void em_hashset_free(em_hashset_t **s);
+#define cleanup_hashset __attribute__((cleanup(em_hashset_free)))
+/* Returns 1 if added, 0 if already there, -1 on OOM. */
+int em_hashset_add(em_hashset_t *s, const em_phash_t *h, em_error_t *err);
+bool em_hashset_has(const em_hashset_t *s, const em_phash_t *h);
+size_t em_hashset_count(const em_hashset_t *s);
+/* PAGES_HASHES payloads: decode fails unless len is a multiple of 16. */
+int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err);
+
+/* The receiver's content-addressed page cache. Page data lives in one file,
+ * <dir>/pages.bin (or an anonymous memfd when dir is NULL); memory holds only
+ * the index, 24 bytes a page. Reopening a directory re-indexes its file, so
+ * a cache survives a daemon restart (e.g. between prepare and migrate). */
+typedef struct em_pagecache em_pagecache_t;
+int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err);
+void em_pagecache_free(em_pagecache_t **pc);
+#define cleanup_pagecache __attribute__((cleanup(em_pagecache_free)))
+/* Stores a page (deduplicated) and returns its hash. */
+int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err);
+bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h);
+/* Reads a page back and re-verifies its hash (detects a corrupted cache). */
+int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err);
+size_t em_pagecache_count(const em_pagecache_t *pc);
+/* All hashes as a PAGES_HASHES payload (malloc'd). */
+int em_pagecache_hashes(const em_pagecache_t *pc, uint8_t **out, size_t *len, em_error_t *err);
+
+struct em_delta_stats {
+        uint64_t pages; /* pages described */
+        uint64_t zero, ref, data;
+        uint64_t bytes; /* delta bytes produced / consumed */
+};
+
+/* Receives each finished chunk of the delta stream (e.g. sends a PAGES_DATA
+ * frame). */
+typedef int (*em_delta_emit_fn)(void *ctx, const void *buf, size_t len, em_error_t *err);
+
+struct em_delta_enc {
+        em_hashset_t *known; /* hashes the receiver has; DATA pages are added */
+        em_delta_emit_fn emit;
+        void *ctx;
+        uint8_t *buf;
+        size_t len, chunk;
+        uint32_t zero_run;
+        struct em_delta_stats st;
+};
+/* chunk: payload size to aim for (>= 8 KiB; 0 → 1 MiB). */
+int em_delta_enc_init(struct em_delta_enc *e, em_hashset_t *known, size_t chunk,
+                      em_delta_emit_fn emit, void *ctx, em_error_t *err);
+void em_delta_enc_free(struct em_delta_enc *e);
+/* Encodes pages-<id>.img from dirfd (one pass: hashes and sha256 together). */
+int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name, em_error_t *err);
+/* Emits whatever is buffered. */
+int em_delta_enc_flush(struct em_delta_enc *e, em_error_t *err);
+
+/* Reading a running process without freezing it: /proc/PID/maps + pagemap
+ * select the pages CRIU would dump (present or swapped; anonymous, or
+ * private copies of file pages), process_vm_readv copies them. Pages that
+ * vanish while reading are skipped. */
+struct em_procmem_stats {
+        uint64_t mappings, pages_read, bytes_read;
+        int64_t elapsed_ns;
+};
+typedef int (*em_procmem_page_fn)(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err);
+int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
+                    em_error_t *err);
+/* A PREFILL section with every non-zero page of pid the receiver lacks. */
+int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
+                            em_error_t *err);
+
+struct em_delta_dec {
+        em_pagecache_t *pc;
+        int dirfd;          /* where files are rebuilt; -1: verify only */
+        uint64_t max_pages; /* per file; default 2^24 (64 GiB) */
+        int state;
+        char name[32];
+        uint64_t nr_pages, done;
+        int out_fd;
+        em_sha256_t *sha;
+        struct em_delta_stats st;
+};
+void em_delta_dec_init(struct em_delta_dec *d, em_pagecache_t *pc, int dirfd);
+/* Consumes one chunk. Errors (the connection should be closed): unknown op,
+ * truncated op, bad name, more pages than announced, a REF to a page the
+ * cache lacks, a digest mismatch at END. */
+int em_delta_dec_feed(struct em_delta_dec *d, const uint8_t *buf, size_t len, em_error_t *err);
+/* Fails if a file or prefill section is still open. */
+int em_delta_dec_finish(struct em_delta_dec *d, em_error_t *err);
+void em_delta_dec_free(struct em_delta_dec *d);
+
+#endif

@@ -1,0 +1,366 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "delta/pages.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+#define NPAGES 300
+
+struct sink {
+        uint8_t *buf;
+        size_t len;
+        int chunks;
+};
+
+static int sink_emit(void *ctx, const void *buf, size_t len, em_error_t *err)
+{
+        struct sink *s = ctx;
+
+        s->buf = realloc(s->buf, s->len + len);
+        memcpy(s->buf + s->len, buf, len);
+        s->len += len;
+        s->chunks++;
+        return 0;
+}
+
+static char tmp[64];
+
+static int setup(void **state)
+{
+        strcpy(tmp, "/tmp/em-pages-XXXXXX");
+        assert_non_null(mkdtemp(tmp));
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        em_error_t err = NULL;
+
+        em_rm_rf(tmp, &err);
+        em_error_free(&err);
+        return 0;
+}
+
+/* A pages file: every 3rd page zero, pages 10..19 duplicates of page 1, the
+ * rest distinct; `round` changes a few pages. */
+static void write_pages(int dirfd, const char *name, int round)
+{
+        cleanup_free uint8_t *buf = calloc(NPAGES, EM_PAGE_SIZE);
+        cleanup_close int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        em_error_t err = NULL;
+
+        for (int i = 0; i < NPAGES; i++) {
+                uint8_t *p = buf + (size_t)i * EM_PAGE_SIZE;
+                if (i % 3 == 0)
+                        continue;
+                int seed = (i >= 10 && i < 20) ? 1 : i;
+                for (int j = 0; j < (int)EM_PAGE_SIZE; j += 8)
+                        memcpy(p + j, &(uint64_t){(uint64_t)seed * 2654435761u + (uint64_t)j}, 8);
+                if (round > 0 && i % 50 == 1)
+                        p[100] ^= (uint8_t)round;
+        }
+        assert_int_equal(em_write_all(fd, buf, (size_t)NPAGES * EM_PAGE_SIZE, &err), 0);
+}
+
+static void same_file(const char *a, const char *b)
+{
+        char da[EM_DIGEST_STR_LEN + 1], db[EM_DIGEST_STR_LEN + 1];
+        em_error_t err = NULL;
+
+        assert_int_equal(em_sha256_file(a, da, NULL, &err), 0);
+        assert_int_equal(em_sha256_file(b, db, NULL, &err), 0);
+        assert_string_equal(da, db);
+}
+
+static void test_hash_basics(void **state)
+{
+        uint8_t page[EM_PAGE_SIZE] = {0};
+        em_phash_t a, b;
+        char hex[33];
+
+        assert_true(em_page_is_zero(page));
+        em_page_hash(page, &a);
+        page[EM_PAGE_SIZE - 1] = 1;
+        assert_false(em_page_is_zero(page));
+        em_page_hash(page, &b);
+        assert_memory_not_equal(a.b, b.b, 16);
+        em_phash_hex(&b, hex);
+        assert_int_equal(strlen(hex), 32);
+}
+
+static void test_two_rounds_rebuild(void **state)
+{
+        cleanup_close int src = -1;
+        cleanup_close int dst = -1;
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        struct em_delta_enc enc;
+        struct em_delta_dec dec;
+        struct sink s1 = {0}, s2 = {0};
+        char path[128], a[160], b[160];
+        em_error_t err = NULL;
+
+        snprintf(path, sizeof(path), "%s/src", tmp);
+        mkdir(path, 0700);
+        src = open(path, O_DIRECTORY | O_RDONLY);
+        snprintf(path, sizeof(path), "%s/dst", tmp);
+        mkdir(path, 0700);
+        dst = open(path, O_DIRECTORY | O_RDONLY);
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+
+        /* Round 1: nothing known; zero pages elided, duplicates sent once. */
+        write_pages(src, "pages-1.img", 0);
+        assert_int_equal(em_delta_enc_init(&enc, known, 64 * 1024, sink_emit, &s1, &err), 0);
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.pages, NPAGES);
+        assert_int_equal(enc.st.zero, NPAGES / 3);
+        assert_int_equal(enc.st.ref, 10 - (10 % 3 == 0) - 3); /* pages 10..19 minus zeros */
+        assert_true(s1.chunks > 1);
+        em_delta_dec_init(&dec, pc, dst);
+        /* Feed chunk-sized pieces exactly as emitted is not needed: ops are whole
+         * within each emitted chunk, and the concatenation splits at op bounds. */
+        assert_int_equal(em_delta_dec_feed(&dec, s1.buf, s1.len, &err), 0);
+        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
+        snprintf(a, sizeof(a), "%s/src/pages-1.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-1.img", tmp);
+        same_file(a, b);
+
+        /* Round 2 (a new dump, new file number): only the changed pages travel. */
+        write_pages(src, "pages-2.img", 7);
+        enc.emit = sink_emit;
+        enc.ctx = &s2;
+        memset(&enc.st, 0, sizeof(enc.st));
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.data, 4); /* pages 1, 101, 151, 251 (51 and 201 are zero) */
+        assert_true(s2.len < s1.len / 5);
+        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
+        snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
+        same_file(a, b);
+        assert_false(em_path_exists(strcat(strcpy(a, tmp), "/dst/.pages-2.img.part")));
+        em_delta_dec_free(&dec);
+        em_delta_enc_free(&enc);
+        free(s1.buf);
+        free(s2.buf);
+}
+
+static int feed_status(em_pagecache_t *pc, const uint8_t *buf, size_t len, const char *needle)
+{
+        struct em_delta_dec dec;
+        cleanup_error em_error_t err = NULL;
+        int st = 0;
+
+        em_delta_dec_init(&dec, pc, -1);
+        if (em_delta_dec_feed(&dec, buf, len, &err) < 0 || em_delta_dec_finish(&dec, &err) < 0) {
+                st = em_error_status(err);
+                if (needle != NULL && strstr(em_error_msg(err), needle) == NULL)
+                        fail_msg("'%s' not in '%s'", needle, em_error_msg(err));
+        }
+        em_delta_dec_free(&dec);
+        return st;
+}
+
+static void test_hostile_deltas(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        uint8_t buf[256];
+        size_t n;
+        em_error_t err = NULL;
+
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        /* BEGIN "pages-1.img" with 1 page, then REF to an unknown page. */
+        n = 0;
+        buf[n++] = 1;
+        buf[n++] = 11;
+        buf[n++] = 0;
+        memcpy(buf + n, "pages-1.img", 11);
+        n += 11;
+        memset(buf + n, 0, 8);
+        buf[n] = 1;
+        n += 8;
+        size_t begin_len = n;
+        buf[n++] = 3;
+        memset(buf + n, 0xab, 16);
+        n += 16;
+        assert_int_equal(feed_status(pc, buf, n, "which the target does not have"), ENOENT);
+        /* A zero run longer than the file. */
+        n = begin_len;
+        buf[n++] = 2;
+        memcpy(buf + n, "\x02\x00\x00\x00", 4);
+        n += 4;
+        assert_int_equal(feed_status(pc, buf, n, "overruns"), EPROTO);
+        /* One zero page and END with the wrong digest. */
+        n = begin_len;
+        buf[n++] = 2;
+        memcpy(buf + n, "\x01\x00\x00\x00", 4);
+        n += 4;
+        buf[n++] = 5;
+        memcpy(buf + n, "sha256:", 7);
+        memset(buf + n + 7, 'a', 64);
+        n += EM_DIGEST_STR_LEN;
+        assert_int_equal(feed_status(pc, buf, n, "does not match the source"), EILSEQ);
+        /* Ended inside the file. */
+        assert_int_equal(feed_status(pc, buf, begin_len, "ended inside pages-1.img"), EPROTO);
+        /* Path escapes and other names are refused. */
+        memcpy(buf + 3, "../1.img\0\0\0", 11);
+        assert_int_equal(feed_status(pc, buf, begin_len, "refusing to write"), EPROTO);
+        memcpy(buf + 3, "pages-1.im/", 11);
+        assert_int_equal(feed_status(pc, buf, begin_len, "refusing to write"), EPROTO);
+        /* Unknown op, truncated ops, ops outside a section. */
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x09", 1, "unknown op"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x01\x05", 2, "truncated"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x03", 1, "outside"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x04", 2, "truncated DATA"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x06", 2, "inside a section"),
+                         EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x06", 1, "prefill"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x07", 2, NULL), 0);
+}
+
+static void test_cache_persistence_and_hashes(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        cleanup_hashset em_hashset_t *set = em_hashset_new();
+        cleanup_free uint8_t *list = NULL;
+        uint8_t page[EM_PAGE_SIZE], back[EM_PAGE_SIZE];
+        em_phash_t h[3];
+        char dir[128];
+        size_t len;
+        em_error_t err = NULL;
+
+        snprintf(dir, sizeof(dir), "%s/pagecache/sess1", tmp);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        for (int i = 0; i < 3; i++) {
+                memset(page, 'a' + i, sizeof(page));
+                assert_int_equal(em_pagecache_put(pc, page, &h[i], &err), 0);
+        }
+        assert_int_equal(em_pagecache_put(pc, page, &h[2], &err), 0); /* dedup */
+        assert_int_equal(em_pagecache_count(pc), 3);
+        em_pagecache_free(&pc);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_count(pc), 3);
+        assert_int_equal(em_pagecache_get(pc, &h[1], back, &err), 0);
+        assert_int_equal(back[0], 'b');
+        assert_int_equal(em_pagecache_hashes(pc, &list, &len, &err), 0);
+        assert_int_equal(len, 48);
+        assert_int_equal(em_hashset_add_payload(set, list, len, &err), 0);
+        assert_true(em_hashset_has(set, &h[0]) && em_hashset_has(set, &h[2]));
+        assert_int_equal(em_hashset_add_payload(set, list, 17, &err), -1);
+        em_error_free(&err);
+        /* Corrupt the file under the cache: get notices. */
+        char path[160];
+        snprintf(path, sizeof(path), "%s/pages.bin", dir);
+        cleanup_close int fd = open(path, O_WRONLY);
+        assert_int_equal(pwrite(fd, "X", 1, EM_PAGE_SIZE + 5), 1);
+        assert_int_equal(em_pagecache_get(pc, &h[1], back, &err), -1);
+        assert_int_equal(em_error_status(err), EILSEQ);
+        em_error_free(&err);
+}
+
+static void test_hashset_growth(void **state)
+{
+        cleanup_hashset em_hashset_t *s = em_hashset_new();
+        em_error_t err = NULL;
+        em_phash_t h;
+        uint8_t page[EM_PAGE_SIZE] = {0};
+
+        for (uint32_t i = 0; i < 20000; i++) {
+                memcpy(page, &i, 4);
+                em_page_hash(page, &h);
+                assert_int_equal(em_hashset_add(s, &h, &err), 1);
+        }
+        assert_int_equal(em_hashset_count(s), 20000);
+        for (uint32_t i = 0; i < 20000; i += 999) {
+                memcpy(page, &i, 4);
+                em_page_hash(page, &h);
+                assert_true(em_hashset_has(s, &h));
+                assert_int_equal(em_hashset_add(s, &h, &err), 0);
+        }
+}
+
+/* The child holds 64 distinct pages and keeps running. */
+static void test_procmem_child(void **state)
+{
+        int ready[2];
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        struct em_delta_enc enc;
+        struct em_procmem_stats st;
+        struct sink s = {0};
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h;
+        em_error_t err = NULL;
+        pid_t pid;
+
+        assert_int_equal(pipe(ready), 0);
+        pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
+                uint8_t *mem = mmap(NULL, 64 * EM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                for (int i = 0; i < 64; i++)
+                        memset(mem + i * EM_PAGE_SIZE, 0x40 + i, EM_PAGE_SIZE);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        assert_int_equal(read(ready[0], page, 1), 1);
+        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &s, &err), 0);
+        assert_int_equal(em_delta_encode_procmem(&enc, pid, &st, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_true(st.pages_read >= 64);
+        for (int i = 0; i < 64; i++) {
+                memset(page, 0x40 + i, EM_PAGE_SIZE);
+                em_page_hash(page, &h);
+                assert_true(em_hashset_has(known, &h));
+        }
+        /* Not frozen, not harmed: it is still there to be killed. */
+        assert_int_equal(kill(pid, 0), 0);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* The prefill feeds a receiver cache. */
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        struct em_delta_dec dec;
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        em_delta_dec_init(&dec, pc, -1);
+        assert_int_equal(em_delta_dec_feed(&dec, s.buf, s.len, &err), 0);
+        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
+        assert_int_equal(em_pagecache_count(pc), em_hashset_count(known));
+        assert_true(em_pagecache_has(pc, &h));
+        em_delta_enc_free(&enc);
+        free(s.buf);
+        close(ready[0]);
+        close(ready[1]);
+        /* A pid that does not exist fails cleanly. */
+        assert_int_equal(em_procmem_scan(999999999, NULL, NULL, &st, &err), -1);
+        em_error_free(&err);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_hash_basics),
+            cmocka_unit_test(test_two_rounds_rebuild),
+            cmocka_unit_test(test_hostile_deltas),
+            cmocka_unit_test(test_cache_persistence_and_hashes),
+            cmocka_unit_test(test_hashset_growth),
+            cmocka_unit_test(test_procmem_child),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
