@@ -1,0 +1,334 @@
+/* Runs as root (whiteout devices, trusted.* xattrs, chown), like CI. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "delta/upper.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+static char tmp[64], src[96], dst[96];
+
+static int setup(void **state)
+{
+        if (geteuid() != 0) {
+                fprintf(stderr, "test_upper needs root\n");
+                return -1;
+        }
+        strcpy(tmp, "/tmp/em-upper-XXXXXX");
+        assert_non_null(mkdtemp(tmp));
+        snprintf(src, sizeof(src), "%s/src", tmp);
+        snprintf(dst, sizeof(dst), "%s/dst", tmp);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        em_error_t err = NULL;
+
+        em_rm_rf(tmp, &err);
+        em_error_free(&err);
+        return 0;
+}
+
+static void sh(const char *fmt, ...)
+{
+        char cmd[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        assert_int_equal(system(cmd), 0);
+}
+
+static void xattr(const char *rel, const char *name, const char *value)
+{
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/%s", src, rel);
+        if (value == NULL)
+                assert_int_equal(lremovexattr(path, name), 0);
+        else
+                assert_int_equal(lsetxattr(path, name, value, strlen(value), 0), 0);
+}
+
+static void make_upper(void)
+{
+        sh("mkdir -p %s/etc/app %s/opaque/sub %s/var && cd %s && "
+           "printf 'hello' > etc/app/conf && printf 'big%%.0s' $(seq 1 5000) > var/data && "
+           "ln var/data var/data.link && ln -s ../etc/app/conf var/conf.sym && "
+           "mknod etc/deleted c 0 0 && mkfifo var/fifo && "
+           "chown 1234:5678 etc/app/conf && chmod 4750 etc/app/conf",
+           src, src, src, src);
+        xattr("opaque", "trusted.overlay.opaque", "y");
+        xattr("etc/app/conf", "user.note", "x=1");
+        sh("cd %s && touch -h -d '2020-01-02 03:04:05.123456789' var/conf.sym etc/app/conf opaque",
+           src);
+}
+
+static const struct em_upper_entry *find(const struct em_upper_manifest *m, const char *p)
+{
+        for (size_t i = 0; i < m->n; i++)
+                if (strcmp(m->e[i].path, p) == 0)
+                        return &m->e[i];
+        return NULL;
+}
+
+/* Streams a file's content from the source tree, as FILE_DATA would. */
+static void send_file(int root, const struct em_upper_entry *e)
+{
+        char path[512];
+        uint8_t buf[3000];
+        cleanup_close int fd = -1;
+        em_upper_file_t *f = NULL;
+        em_error_t err = NULL;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "%s/%s", src, e->path);
+        fd = open(path, O_RDONLY);
+        assert_int_equal(em_upper_file_begin(root, e, &f, &err), 0);
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                assert_int_equal(em_upper_file_write(f, buf, (size_t)n, &err), 0);
+        assert_int_equal(em_upper_file_commit(&f, &err), 0);
+        assert_null(f);
+}
+
+static void apply(const struct em_upper_manifest *m, const struct em_upper_diff *d)
+{
+        cleanup_close int root = -1;
+        em_error_t err = NULL;
+
+        assert_int_equal(em_upper_open_root(dst, &root, &err), 0);
+        for (size_t i = 0; i < d->ndeleted; i++)
+                assert_int_equal(em_upper_apply_delete(root, d->deleted[i], &err), 0);
+        for (size_t i = 0; i < d->nchanged; i++) {
+                const struct em_upper_entry *e = &m->e[d->changed[i]];
+                if (d->content[i])
+                        send_file(root, e);
+                else if (em_upper_apply_entry(root, e, &err) < 0)
+                        fail_msg("%s: %s", e->path, em_error_msg(err));
+        }
+        assert_int_equal(em_upper_apply_dir_times(root, m, &err), 0);
+}
+
+static char *scan_json(const char *dir)
+{
+        struct em_upper_manifest m cleanup_manifest = {0};
+        char *js = NULL;
+        size_t len;
+        em_error_t err = NULL;
+
+        if (em_upper_scan(dir, &m, &err) < 0)
+                fail_msg("%s", em_error_msg(err));
+        assert_int_equal(em_upper_manifest_to_json(&m, &js, &len, &err), 0);
+        return js;
+}
+
+static void test_scan_fields(void **state)
+{
+        struct em_upper_manifest m cleanup_manifest = {0};
+        const struct em_upper_entry *e;
+        em_error_t err = NULL;
+
+        make_upper();
+        if (em_upper_scan(src, &m, &err) < 0)
+                fail_msg("%s", em_error_msg(err));
+        for (size_t i = 1; i < m.n; i++)
+                assert_true(strcmp(m.e[i - 1].path, m.e[i].path) < 0);
+        e = find(&m, "etc/deleted");
+        assert_non_null(e);
+        assert_int_equal(e->type, 'c');
+        assert_int_equal(e->rdev, 0);
+        e = find(&m, "opaque");
+        assert_int_equal(e->nx, 1);
+        assert_string_equal(e->x[0].name, "trusted.overlay.opaque");
+        assert_memory_equal(e->x[0].value, "y", 1);
+        e = find(&m, "etc/app/conf");
+        assert_int_equal(e->mode, 04750);
+        assert_int_equal(e->uid, 1234);
+        assert_int_equal(e->gid, 5678);
+        assert_int_equal(e->size, 5);
+        assert_int_equal(e->mtime_nsec, 123456789);
+        assert_int_equal(strlen(e->hash), 32);
+        e = find(&m, "var/conf.sym");
+        assert_string_equal(e->target, "../etc/app/conf");
+        e = find(&m, "var/data.link");
+        assert_string_equal(e->hardlink, "var/data");
+        assert_int_equal(find(&m, "var/fifo")->type, 'p');
+}
+
+static void test_full_sync_then_delta(void **state)
+{
+        struct em_upper_manifest empty = {0}, m1 cleanup_manifest = {0}, m2 cleanup_manifest = {0},
+                                 rt cleanup_manifest = {0};
+        struct em_upper_diff d = {0};
+        cleanup_free char *j1 = NULL;
+        cleanup_free char *j2 = NULL;
+        cleanup_free char *jd = NULL;
+        size_t len;
+        em_error_t err = NULL;
+        struct stat st;
+
+        make_upper();
+        sh("mkdir -p %s", dst);
+        if (em_upper_scan(src, &m1, &err) < 0)
+                fail_msg("%s", em_error_msg(err));
+        /* Through JSON, as FILE_MANIFEST carries it. */
+        assert_int_equal(em_upper_manifest_to_json(&m1, &j1, &len, &err), 0);
+        assert_int_equal(em_upper_manifest_from_json(j1, len, &rt, &err), 0);
+        assert_int_equal(rt.n, m1.n);
+        assert_int_equal(em_upper_diff(&empty, &rt, &d, &err), 0);
+        assert_int_equal(d.nchanged, rt.n);
+        apply(&rt, &d);
+        em_upper_diff_free(&d);
+        free(j1);
+        j1 = scan_json(src);
+        jd = scan_json(dst);
+        assert_string_equal(jd, j1);
+        assert_int_equal(stat(strcat(strcpy((char[128]){0}, dst), "/var/data.link"), &st), 0);
+        assert_int_equal(st.st_nlink, 2);
+
+        /* Round 2: change, add, delete, drop the opaque marker, replace a file by a dir. */
+        sh("cd %s && printf 'changed!' > etc/app/conf && rm -rf opaque/sub && "
+           "echo new > var/new && rm var/fifo && mkdir var/fifo && chmod 0600 var/new",
+           src);
+        xattr("opaque", "trusted.overlay.opaque", NULL);
+        assert_int_equal(em_upper_scan(src, &m2, &err), 0);
+        assert_int_equal(em_upper_diff(&m1, &m2, &d, &err), 0);
+        assert_int_equal(d.ndeleted, 1);
+        assert_string_equal(d.deleted[0], "opaque/sub");
+        size_t content = 0;
+        for (size_t i = 0; i < d.nchanged; i++)
+                content += d.content[i];
+        assert_int_equal(content, 2); /* etc/app/conf and var/new only */
+        assert_true(d.nchanged < m2.n);
+        apply(&m2, &d);
+        em_upper_diff_free(&d);
+        j2 = scan_json(src);
+        free(jd);
+        jd = scan_json(dst);
+        assert_string_equal(jd, j2);
+}
+
+static int parse_status(const char *js)
+{
+        struct em_upper_manifest m cleanup_manifest = {0};
+        cleanup_error em_error_t err = NULL;
+
+        if (em_upper_manifest_from_json(js, strlen(js), &m, &err) == 0)
+                return 0;
+        return em_error_status(err);
+}
+
+#define ENTRY(p, extra)                                                                            \
+        "{\"p\":\"" p "\",\"t\":\"d\",\"m\":493,\"u\":0,\"g\":0,\"s\":0,\"mt\":1,\"mn\":0" extra "}"
+#define MANIFEST(...) "{\"version\":1,\"entries\":[" __VA_ARGS__ "]}"
+
+static void test_hostile_manifest(void **state)
+{
+        assert_int_equal(parse_status(MANIFEST(ENTRY("a", ""))), 0);
+        const char *bad[] = {
+            MANIFEST(ENTRY("../etc", "")),
+            MANIFEST(ENTRY("/etc", "")),
+            MANIFEST(ENTRY("a//b", "")),
+            MANIFEST(ENTRY("a/./b", "")),
+            MANIFEST(ENTRY("a/..", "")),
+            MANIFEST(ENTRY("a/", "")),
+            MANIFEST(ENTRY("", "")),
+            MANIFEST(ENTRY("a\\u0000b", "")),
+            MANIFEST(ENTRY("b", ""), ENTRY("a", "")), /* unsorted */
+            MANIFEST(ENTRY("a", ""), ENTRY("a", "")), /* duplicate */
+            MANIFEST(ENTRY("a", ",\"x\":{\"system.posix_acl_access\":\"00\"}")),
+            MANIFEST(ENTRY("a", ",\"x\":{\"trusted.a\":\"zz\"}")),
+            MANIFEST(ENTRY("a", ",\"m\":99999")),
+            "{\"p\":\"a\"}",
+            MANIFEST("{\"p\":\"a\",\"t\":\"f\",\"m\":420,\"u\":0,\"g\":0,\"s\":1,\"mt\":1,"
+                     "\"mn\":0}"), /* regular file without a hash */
+            MANIFEST("{\"p\":\"a\",\"t\":\"f\",\"m\":420,\"u\":0,\"g\":0,\"s\":0,\"mt\":1,"
+                     "\"mn\":0,\"hl\":\"../../etc/shadow\"}"),
+            MANIFEST("{\"p\":\"a\",\"t\":\"f\",\"m\":420,\"u\":0,\"g\":0,\"s\":0,\"mt\":1,"
+                     "\"mn\":0,\"hl\":\"b\"}"), /* link to a later entry */
+            MANIFEST("{\"p\":\"a\",\"t\":\"l\",\"m\":511,\"u\":0,\"g\":0,\"s\":0,\"mt\":1,"
+                     "\"mn\":0}"), /* symlink without target */
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (parse_status(bad[i]) != EPROTO)
+                        fail_msg("accepted: %s", bad[i]);
+}
+
+static void test_apply_cannot_escape(void **state)
+{
+        struct em_upper_entry e = {.path = "evil/passwd", .type = 'p', .mode = 0644};
+        struct em_upper_entry h = {.path = "x", .type = 'f', .hardlink = "evil/passwd"};
+        cleanup_close int root = -1;
+        em_upper_file_t *f = NULL;
+        em_error_t err = NULL;
+        char outside[128];
+
+        snprintf(outside, sizeof(outside), "%s/outside", tmp);
+        sh("mkdir -p %s/t %s && ln -s %s %s/t/evil", tmp, outside, outside, tmp);
+        snprintf(dst, sizeof(dst), "%s/t", tmp);
+        assert_int_equal(em_upper_open_root(dst, &root, &err), 0);
+        assert_int_equal(em_upper_apply_entry(root, &e, &err), -1);
+        assert_int_equal(em_error_status(err), ELOOP);
+        em_error_free(&err);
+        e.type = 'f';
+        assert_int_equal(em_upper_file_begin(root, &e, &f, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_upper_apply_delete(root, "evil/x", &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_upper_apply_entry(root, &h, &err), -1);
+        em_error_free(&err);
+        e.path = "../escape";
+        assert_int_equal(em_upper_apply_entry(root, &e, &err), -1);
+        assert_int_equal(em_error_status(err), EPERM);
+        em_error_free(&err);
+        /* Nothing was created outside. */
+        sh("test -z \"$(ls -A %s)\" && test ! -e %s/escape", outside, tmp);
+        snprintf(dst, sizeof(dst), "%s/dst", tmp);
+}
+
+static void test_bad_content_is_rejected(void **state)
+{
+        struct em_upper_entry e = {.path = "f", .type = 'f', .mode = 0644, .size = 3};
+        cleanup_close int root = -1;
+        em_upper_file_t *f = NULL;
+        em_error_t err = NULL;
+
+        strcpy(e.hash, "00000000000000000000000000000000");
+        sh("mkdir -p %s/c", tmp);
+        snprintf(dst, sizeof(dst), "%s/c", tmp);
+        assert_int_equal(em_upper_open_root(dst, &root, &err), 0);
+        assert_int_equal(em_upper_file_begin(root, &e, &f, &err), 0);
+        assert_int_equal(em_upper_file_write(f, "abcd", 4, &err), -1); /* over size */
+        em_error_free(&err);
+        assert_int_equal(em_upper_file_write(f, "abc", 3, &err), 0);
+        assert_int_equal(em_upper_file_commit(&f, &err), -1); /* hash mismatch */
+        assert_int_equal(em_error_status(err), EILSEQ);
+        em_error_free(&err);
+        sh("test -z \"$(ls -A %s)\"", dst); /* no temp file left behind */
+        snprintf(dst, sizeof(dst), "%s/dst", tmp);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_scan_fields, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_full_sync_then_delta, setup, teardown),
+            cmocka_unit_test(test_hostile_manifest),
+            cmocka_unit_test_setup_teardown(test_apply_cannot_escape, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bad_content_is_rejected, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
