@@ -210,14 +210,12 @@ static int resolve_hardlinks(struct em_upper_manifest *m, em_error_t *err)
                         v[n++] = &m->e[i];
         if (n > 1)
                 qsort(v, n, sizeof(*v), cmp_inode);
-        for (size_t i = 1; i < n; i++) {
-                struct em_upper_entry *first = v[i - 1]->hardlink ? NULL : v[i - 1];
-                if (v[i]->dev != v[i - 1]->dev || v[i]->ino != v[i - 1]->ino)
+        for (size_t i = 0, owner = 0; i < n; i++) {
+                if (v[i]->dev != v[owner]->dev || v[i]->ino != v[owner]->ino)
+                        owner = i; /* first path of a new inode keeps the content */
+                if (owner == i)
                         continue;
-                if (first == NULL) /* chain: find the owner */
-                        for (size_t k = i; k-- > 0 && !first;)
-                                first = v[k]->hardlink ? NULL : v[k];
-                v[i]->hardlink = strdup(first->path);
+                v[i]->hardlink = strdup(v[owner]->path);
                 if (v[i]->hardlink == NULL)
                         return em_error_set(err, ENOMEM, "hardlinks");
                 v[i]->hash[0] = '\0';
