@@ -82,7 +82,8 @@ static const struct em_upper_entry *find(const struct em_upper_manifest *m, cons
         for (size_t i = 0; i < m->n; i++)
                 if (strcmp(m->e[i].path, p) == 0)
                         return &m->e[i];
-        return NULL;
+        fail_msg("%s is not in the manifest", p);
+        abort(); /* not reached */
 }
 
 /* Streams a file's content from the source tree, as FILE_DATA would. */
