@@ -84,6 +84,7 @@ test:
 	@scripts/setup
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory SAN=1 all $(patsubst build/%,build-san/%,$(UNIT_BINS))
+	@scripts/build-test-images
 	@tests/run-tests
 
 demo:

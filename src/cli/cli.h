@@ -46,5 +46,7 @@ int cmd_rm(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

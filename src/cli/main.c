@@ -20,6 +20,8 @@ static const struct cli_command commands[] = {
     {"rm", cmd_rm, "remove a container"},
     {"checkpoint", cmd_checkpoint, "checkpoint a container to a directory"},
     {"restore", cmd_restore, "restore a container from a checkpoint directory"},
+    {"migrate", cmd_migrate, "live-migrate a container to another edge host"},
+    {"prepare", cmd_prepare, "pre-transfer layers and base memory to a likely target"},
     {"ca", cmd_ca, "create the platform CA and issue peer certificates"},
     {"version", cmd_version, "print version information"},
 };

@@ -1,13 +1,22 @@
-/* edgemigd: the per-host daemon that receives migrations. For now it starts,
- * logs and stops cleanly on SIGTERM/SIGINT. */
+/* edgemigd: the per-host daemon that receives migrations. It accepts
+ * sessions and serves each in a forked child, so one hostile or broken peer
+ * can never take the daemon (or another migration) down, and a migrated
+ * container is picked up without any restart. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "checkpoint/features.h"
+#include "migrate/migrate.h"
+#include "transfer/conn.h"
+#include "transfer/tls.h"
+#include "util/cleanup.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -21,37 +30,103 @@ static void on_signal(int sig)
 }
 
 static const char usage[] =
-    "Usage: edgemigd [--root DIR] [--listen ADDR:PORT] [--log-level LEVEL] [--log-format FMT]\n"
+    "Usage: edgemigd --tls-cert FILE --tls-key FILE --tls-ca FILE [OPTIONS]\n"
+    "       edgemigd --insecure [OPTIONS]\n"
     "\n"
-    "The edgemig host daemon. One runs per edge host and receives migrations.\n"
+    "The edgemig host daemon. One runs per edge host; it receives migrations\n"
+    "(`edgemig migrate NAME --to ADDR:PORT` on the source) and restores the\n"
+    "containers they carry, without disturbing other containers on this host.\n"
+    "Each session is served in its own child process.\n"
     "\n"
+    "Options:\n"
     "  --root DIR            state root (default $EDGEMIG_ROOT or /var/lib/edgemig)\n"
     "  --listen ADDR:PORT    address to accept migrations on (default 0.0.0.0:7878)\n"
+    "  --tls-cert FILE       this host's certificate (`edgemig ca issue NAME`)\n"
+    "  --tls-key FILE        its private key\n"
+    "  --tls-ca FILE         the platform CA's certificate (ca.crt). With these\n"
+    "                        three, peers must complete mutual TLS 1.3 with a\n"
+    "                        certificate signed by this CA before anything else;\n"
+    "                        refused attempts are logged with the peer address\n"
+    "  --allow-peer NAME     accept only peers whose certificate names NAME (SAN\n"
+    "                        DNS/URI or CN); repeatable. Default: any certificate\n"
+    "                        signed by the CA (logged as a warning)\n"
+    "  --insecure            accept plain, unauthenticated TCP instead of TLS:\n"
+    "                        only on a trusted (test) network\n"
+    "  --registry HOST:PORT  pull missing image layers from this registry first\n"
+    "  --registry-insecure   the registry speaks plain HTTP (loopback)\n"
+    "  --route-hook PATH     run `PATH announce SERVICE_IP` after a restore, to\n"
+    "                        move the service IP's route to this host\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
-    "  --log-format FORMAT   text (default) or json\n";
+    "  --log-format FORMAT   text (default) or json\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT stop accepting; sessions in flight finish or roll\n"
+    "back under their own rules.\n";
 
-int main(int argc, char **argv)
+struct daemon_opts {
+        const char *root, *listen;
+        bool insecure;
+        const char *tls_cert, *tls_key, *tls_ca;
+        const char **allow; /* NULL-terminated --allow-peer names */
+        size_t n_allow;
+        struct em_target_opts target;
+};
+
+static int parse_args(int argc, char **argv, struct daemon_opts *o)
 {
         static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
                                              {"listen", required_argument, NULL, 'L'},
+                                             {"insecure", no_argument, NULL, 'I'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
+                                             {"tls-ca", required_argument, NULL, 'A'},
+                                             {"allow-peer", required_argument, NULL, 'P'},
+                                             {"registry", required_argument, NULL, 'R'},
+                                             {"registry-insecure", no_argument, NULL, 'S'},
+                                             {"route-hook", required_argument, NULL, 'H'},
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'f'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-        const char *root = NULL, *listen_addr = "0.0.0.0:7878";
         enum em_log_level level = EM_LOG_INFO;
         bool json = false;
-        struct em_config cfg;
-        em_error_t err = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'r':
-                        root = optarg;
+                        o->root = optarg;
                         break;
                 case 'L':
-                        listen_addr = optarg;
+                        o->listen = optarg;
+                        break;
+                case 'I':
+                        o->insecure = true;
+                        break;
+                case 'C':
+                        o->tls_cert = optarg;
+                        break;
+                case 'K':
+                        o->tls_key = optarg;
+                        break;
+                case 'A':
+                        o->tls_ca = optarg;
+                        break;
+                case 'P':
+                        if (o->allow == NULL)
+                                o->allow = calloc((size_t)argc, sizeof(char *));
+                        if (o->allow == NULL)
+                                return 2;
+                        o->allow[o->n_allow++] = optarg;
+                        break;
+                case 'R':
+                        o->target.registry = optarg;
+                        break;
+                case 'S':
+                        o->target.registry_insecure = true;
+                        break;
+                case 'H':
+                        o->target.route_hook = optarg;
                         break;
                 case 'l':
                         if (em_log_level_parse(optarg, &level) < 0) {
@@ -64,26 +139,185 @@ int main(int argc, char **argv)
                         break;
                 case 'h':
                         fputs(usage, stdout);
-                        return 0;
+                        return 1;
                 default:
                         fputs(usage, stderr);
                         return 2;
                 }
         }
         em_log_setup(level, json, 2, "edgemigd");
-        if (em_config_init(&cfg, root, &err) < 0) {
+        return 0;
+}
+
+static void reap_children(void)
+{
+        int status;
+        pid_t pid;
+
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                        em_log_info("session %d finished", (int)pid);
+                else
+                        em_log_warn("session %d failed (status %d)", (int)pid,
+                                    WIFEXITED(status) ? WEXITSTATUS(status)
+                                                      : 128 + WTERMSIG(status));
+        }
+}
+
+/* In the child: serve one session and exit. */
+static int serve_session(const struct em_config *cfg, em_conn_t *conn,
+                         const struct em_target_opts *to)
+{
+        cleanup_error em_error_t err = NULL;
+
+        em_log_info("session from %s", em_conn_peer(conn));
+        if (em_migrate_target_serve(cfg, conn, to, &err) < 0) {
+                em_log_error("session from %s: %s", em_conn_peer(conn), em_error_msg(err));
+                return 1;
+        }
+        return 0;
+}
+
+/* In the child: the TLS handshake runs here, so a slow or hostile peer never
+ * stalls the accept loop. A refused attempt is logged with the peer address. */
+static int authenticate(em_tls_ctx_t *tls, em_conn_t **conn)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *name = NULL;
+
+        if (em_tls_upgrade(tls, conn, 10000, &name, &err) < 0) {
+                em_log_warn("%s", em_error_msg(err));
+                return -1;
+        }
+        em_log_info("peer %s authenticated as '%s'", em_conn_peer(*conn), name);
+        return 0;
+}
+
+static int accept_loop(const struct em_config *cfg, int lfd, const struct em_target_opts *to,
+                       em_tls_ctx_t *tls)
+{
+        while (!stop_requested) {
+                cleanup_error em_error_t err = NULL;
+                cleanup_conn em_conn_t *conn = NULL;
+
+                reap_children();
+                if (em_tcp_accept(lfd, 500, &conn, &err) < 0) {
+                        if (em_error_status(err) == ETIMEDOUT || em_error_status(err) == EINTR)
+                                continue;
+                        em_log_warn("accept: %s", em_error_msg(err));
+                        continue;
+                }
+                pid_t pid = fork();
+                if (pid < 0) {
+                        em_log_error("fork: %s", strerror(errno));
+                        continue;
+                }
+                if (pid == 0) {
+                        close(lfd);
+                        signal(SIGTERM, SIG_DFL);
+                        signal(SIGINT, SIG_DFL);
+                        if (tls != NULL && authenticate(tls, &conn) < 0)
+                                _exit(3);
+                        _exit(serve_session(cfg, conn, to));
+                }
+        }
+        return 0;
+}
+
+/* Mutual TLS with the three files, plain TCP only with --insecure. */
+static int tls_setup(const struct daemon_opts *o, em_tls_ctx_t **tls)
+{
+        cleanup_error em_error_t err = NULL;
+        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, o->allow};
+        bool any = o->tls_cert || o->tls_key || o->tls_ca;
+
+        if (o->insecure && (any || o->allow)) {
+                fprintf(stderr, "edgemigd: --insecure excludes --tls-* and --allow-peer\n");
+                return -1;
+        }
+        if (o->insecure)
+                return 0;
+        if (!o->tls_cert || !o->tls_key || !o->tls_ca) {
+                fprintf(stderr, "edgemigd: peers must authenticate: pass --tls-cert FILE "
+                                "--tls-key FILE --tls-ca FILE (mutual TLS; `edgemig ca` makes "
+                                "them), or --insecure for plain TCP on a trusted test network\n");
+                return -1;
+        }
+        if (em_tls_ctx_new(&tc, true, tls, &err) < 0) {
+                fprintf(stderr, "edgemigd: %s\n", em_error_msg(err));
+                return -1;
+        }
+        if (em_tls_ctx_allows_any(*tls))
+                em_log_warn("mutual TLS as '%s': no --allow-peer, so any certificate signed by "
+                            "%s is accepted",
+                            em_tls_ctx_name(*tls), o->tls_ca);
+        for (size_t i = 0; i < o->n_allow; i++)
+                em_log_info("mutual TLS as '%s': allowing peer '%s'", em_tls_ctx_name(*tls),
+                            o->allow[i]);
+        return 0;
+}
+
+/* Probes (or loads the cached) host features before any session, so that
+ * handshakes answer at once and a host that cannot restore refuses to serve. */
+static int probe_host(const struct em_config *cfg)
+{
+        cleanup_features struct em_features *f = NULL;
+        cleanup_error em_error_t err = NULL;
+
+        if (em_features_probe(cfg, true, &f, &err) < 0) {
+                em_log_error("probing host features: %s", em_error_msg(err));
+                return -1;
+        }
+        if (!em_features_can_migrate(f)) {
+                em_log_error("this host cannot restore containers; run `edgemig --root %s check` "
+                             "for the reason",
+                             cfg->root);
+                return -1;
+        }
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct daemon_opts o = {.listen = "0.0.0.0:7878"};
+        cleanup_error em_error_t err = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        struct em_config cfg;
+        int lfd = -1, rc;
+
+        em_target_opts_init(&o.target);
+        rc = parse_args(argc, argv, &o);
+        if (rc != 0)
+                return rc == 1 ? 0 : rc;
+        if (tls_setup(&o, &tls) < 0) {
+                free(o.allow);
+                return 2;
+        }
+        if (em_config_init(&cfg, o.root, &err) < 0) {
                 em_log_error("%s", em_error_msg(err));
-                em_error_free(&err);
+                return 1;
+        }
+        if (probe_host(&cfg) < 0) {
+                em_config_free(&cfg);
                 return 1;
         }
         struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        em_log_info("edgemigd %s starting (root %s, listen %s)", EM_VERSION, cfg.root, listen_addr);
-        while (!stop_requested)
-                pause();
+        if (em_tcp_listen(o.listen, 16, &lfd, &err) < 0) {
+                em_log_error("listening on %s: %s", o.listen, em_error_msg(err));
+                em_config_free(&cfg);
+                return 1;
+        }
+        if (tls == NULL)
+                em_log_warn("accepting unauthenticated plain TCP (--insecure)");
+        em_log_info("edgemigd %s ready (root %s, listen %s)", EM_VERSION, cfg.root, o.listen);
+        accept_loop(&cfg, lfd, &o.target, tls);
+        close(lfd);
         em_log_info("edgemigd stopping");
+        reap_children();
         em_config_free(&cfg);
+        free(o.allow);
         return 0;
 }

@@ -1,0 +1,65 @@
+/* Live migration of a container between two edge hosts.
+ *
+ * The source side runs in `edgemig migrate` (daemonless, like podman); the
+ * target side runs in edgemigd, one forked child per incoming session.
+ * Phases: handshake, layers, pre-copy rounds (writable layer + memory),
+ * final (checkpoint, last deltas), restore, switch, cleanup. The service runs
+ * on exactly one host at any moment: before the target confirms, every
+ * failure restores the container on the source. */
+#ifndef EDGEMIG_MIGRATE_MIGRATE_H
+#define EDGEMIG_MIGRATE_MIGRATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "migrate/stop_rule.h"
+#include "transfer/compress.h"
+#include "transfer/conn.h"
+#include "util/config.h"
+#include "util/error.h"
+
+enum em_migrate_mode {
+        EM_MIGRATE_PRECOPY = 0,
+        EM_MIGRATE_STOP_AND_COPY,
+        EM_MIGRATE_PREPARE, /* pre-transfer only: layers + base memory, no handoff */
+};
+int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err);
+const char *em_migrate_mode_name(enum em_migrate_mode m);
+
+/* Called with a one-line progress update (phase, bytes, rate). */
+typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t bytes, double rate_bps,
+                                       uint64_t total_hint);
+
+struct em_migrate_opts {
+        const char *target; /* ADDR:PORT of the target's edgemigd */
+        enum em_migrate_mode mode;
+        struct em_stop_rule stop;
+        struct em_compress_opt compress;
+        int connect_timeout_ms;
+        int io_timeout_ms;
+        em_migrate_progress_fn progress;
+        void *progress_ud;
+};
+void em_migrate_opts_init(struct em_migrate_opts *o);
+
+/* Migrates container `name` of this host to o->target. On success the
+ * container runs on the target and is gone here; on failure it runs here.
+ * *report receives the JSON timeline in either case (also saved under
+ * <root>/migrations/<id>.json). */
+int em_migrate_source_run(const struct em_config *cfg, const char *name,
+                          const struct em_migrate_opts *o, json_t **report, em_error_t *err);
+
+struct em_target_opts {
+        const char *registry; /* pull missing layers from here first ("host:port"), or NULL */
+        bool registry_insecure;
+        const char *route_hook; /* executable run as `HOOK announce IP` after a restore */
+        int io_timeout_ms;
+        int commit_timeout_ms; /* how long a restored container waits for the source's DONE */
+};
+void em_target_opts_init(struct em_target_opts *o);
+
+/* Serves one incoming migration session on conn (in edgemigd's child). */
+int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
+                            const struct em_target_opts *o, em_error_t *err);
+
+#endif

@@ -1,0 +1,192 @@
+/* Memory as page deltas (delta/pages.h) over a migration connection: live
+ * pre-copy pushes, the target's hash list, and the final pages-*.img. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "delta/pages.h"
+#include "migrate/proto.h"
+#include "migrate/sync.h"
+#include "migrate/sync_int.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+
+#define DELTA_CHUNK (1u << 20)
+
+int em_sync_state_new(struct em_sync_state **out, em_error_t *err)
+{
+        struct em_sync_state *st = calloc(1, sizeof(*st));
+
+        if (st == NULL || (st->known = em_hashset_new()) == NULL) {
+                free(st);
+                return em_error_set(err, ENOMEM, "sync state");
+        }
+        *out = st;
+        return em_upper_state_new(&st->upper, err);
+}
+
+void em_sync_state_free(struct em_sync_state **st)
+{
+        if (*st == NULL)
+                return;
+        em_hashset_free(&(*st)->known);
+        em_upper_state_free(&(*st)->upper);
+        free(*st);
+        *st = NULL;
+}
+
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
+{
+        for (;;) {
+                cleanup_frame struct em_frame f = {0};
+                if (em_proto_recv(c, &f, err) < 0)
+                        return -1;
+                if (f.hdr.type != EM_FRAME_PAGES_HASHES)
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: expected PAGES_HASHES, "
+                                            "got %s",
+                                            em_frame_type_name(f.hdr.type));
+                if (em_hashset_add_payload(st->known, f.payload, f.length, err) < 0)
+                        return -1;
+                if (f.hdr.flags & EM_FRAME_F_LAST)
+                        return 0;
+        }
+}
+
+struct emit_ctx {
+        em_conn_t *c;
+        int level;
+        struct em_sync_stats *stats;
+};
+
+static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *err)
+{
+        struct emit_ctx *e = ctx;
+
+        e->stats->raw_bytes += len;
+        return em_conn_send(e->c, EM_FRAME_PAGES_DATA, 0, 2, buf, len, e->level, err);
+}
+
+static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats *d)
+{
+        s->pages_scanned += d->pages;
+        s->pages_zero += d->zero;
+        s->pages_known += d->ref;
+        s->pages_sent += d->data;
+}
+
+int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                        int level, struct em_sync_stats *stats, em_error_t *err)
+{
+        struct emit_ctx ctx = {c, level, stats};
+        struct em_delta_enc enc;
+        int rc = 0;
+
+        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+                return -1;
+        for (size_t i = 0; i < npids && rc == 0; i++) {
+                struct em_procmem_stats ps = {0};
+                rc = em_delta_encode_procmem(&enc, pids[i], &ps, err);
+                if (rc < 0)
+                        em_error_wrap(err, "reading memory of pid %d", (int)pids[i]);
+        }
+        if (rc == 0)
+                rc = em_delta_enc_flush(&enc, err);
+        add_delta_stats(stats, &enc.st);
+        em_delta_enc_free(&enc);
+        return rc;
+}
+
+static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, char **names,
+                            int level, json_t *digests, struct em_sync_stats *stats,
+                            em_error_t *err)
+{
+        struct emit_ctx ctx = {c, level, stats};
+        struct em_delta_enc enc;
+        int rc = 0;
+
+        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+                return -1;
+        for (char **n = names; *n && rc == 0; n++) {
+                char digest[EM_DIGEST_STR_LEN + 1];
+                cleanup_close int fd = openat(dfd, *n, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || em_sha256_fd(fd, digest, NULL, err) < 0) {
+                        rc = em_error_set(err, errno, "hashing %s", *n);
+                        break;
+                }
+                rc = em_delta_encode_file(&enc, dfd, *n, err);
+                json_object_set_new(digests, *n, json_string(digest));
+                stats->files_sent++;
+        }
+        if (rc == 0)
+                rc = em_delta_enc_flush(&enc, err);
+        add_delta_stats(stats, &enc.st);
+        em_delta_enc_free(&enc);
+        return rc;
+}
+
+static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int level,
+                           json_t *digests, struct em_sync_stats *stats, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, name);
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "sending images");
+        if (em_sha256_file(path, digest, NULL, err) < 0 ||
+            em_proto_send_file(c, EM_FRAME_IMAGE_FILE, path, name, level, &stats->raw_bytes, err) <
+                0)
+                return em_error_wrap(err, "sending %s", name);
+        json_object_set_new(digests, name, json_string(digest));
+        stats->files_sent++;
+        return 0;
+}
+
+static int collect(const char *dir, char ***pages, char ***plain, em_error_t *err)
+{
+        struct dirent **ents = NULL;
+        int n = scandir(dir, &ents, NULL, alphasort);
+        size_t np = 0, nq = 0;
+
+        if (n < 0)
+                return em_error_set(err, errno, "listing %s", dir);
+        *pages = calloc((size_t)n + 1, sizeof(char *));
+        *plain = calloc((size_t)n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++) {
+                const char *nm = ents[i]->d_name;
+                /* Logs stay here; the target writes its own. */
+                if (*pages && *plain && ents[i]->d_type == DT_REG && fnmatch("*.log", nm, 0)) {
+                        if (fnmatch("pages-*.img", nm, 0) == 0)
+                                (*pages)[np++] = strdup(nm);
+                        else
+                                (*plain)[nq++] = strdup(nm);
+                }
+                free(ents[i]);
+        }
+        free(ents);
+        if (*pages == NULL || *plain == NULL)
+                return em_error_set(err, ENOMEM, "listing %s", dir);
+        return 0;
+}
+
+int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
+                        json_t *digests, struct em_sync_stats *stats, em_error_t *err)
+{
+        cleanup_strv char **pages = NULL, **plain = NULL;
+        cleanup_close int dfd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", images_dir);
+        if (collect(images_dir, &pages, &plain, err) < 0)
+                return -1;
+        for (char **n = plain; *n; n++) {
+                if (send_plain_file(c, images_dir, *n, level, digests, stats, err) < 0)
+                        return -1;
+        }
+        return send_pages_files(c, st, dfd, pages, level, digests, stats, err);
+}

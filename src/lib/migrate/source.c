@@ -1,0 +1,222 @@
+/* The source side of a migration, run by `edgemig migrate`. Phases:
+ * handshake, plan + layers, pre-copy rounds, final, commit. Until the target
+ * confirms a restore, every failure restores the container here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "migrate/migrate.h"
+#include "migrate/proto.h"
+#include "migrate/report.h"
+#include "migrate/session.h"
+#include "migrate/source_int.h"
+#include "migrate/sync.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+void em_migrate_opts_init(struct em_migrate_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->mode = EM_MIGRATE_PRECOPY;
+        em_stop_rule_defaults(&o->stop);
+        o->compress.mode = EM_COMPRESS_AUTO;
+        o->connect_timeout_ms = 10000;
+        o->io_timeout_ms = 120000;
+}
+
+static const char *const mode_names[] = {"precopy", "stop-and-copy", "prepare"};
+
+int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err)
+{
+        for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+                if (strcmp(s, mode_names[i]) == 0) {
+                        *out = (enum em_migrate_mode)i;
+                        return 0;
+                }
+        }
+        return em_error_set(err, EINVAL, "unknown mode '%s' (use precopy or stop-and-copy)", s);
+}
+
+const char *em_migrate_mode_name(enum em_migrate_mode m)
+{
+        return (size_t)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
+}
+
+static void source_free(struct source *s)
+{
+        em_conn_free(&s->conn);
+        em_store_close(&s->store);
+        em_image_info_free(&s->image);
+        em_sync_state_free(&s->sync);
+        json_decref(s->spec);
+        free(s->workdir);
+        free(s->images);
+}
+
+static int load_container(struct source *s, em_error_t *err)
+{
+        const char *image;
+
+        if (em_container_spec_get(s->cfg, s->name, &s->spec, err) < 0)
+                return -1;
+        image = em_json_str(s->spec, "image_digest");
+        if (image == NULL)
+                image = em_json_str(s->spec, "image");
+        if (image == NULL)
+                return em_error_set(err, EINVAL, "container %s has no image in its spec", s->name);
+        if (em_store_open(s->cfg->root, &s->store, err) < 0 ||
+            em_store_image_get(s->store, image, &s->image, err) < 0)
+                return em_error_wrap(err, "image of container %s", s->name);
+        s->workdir = NULL;
+        if (asprintf(&s->workdir, "%s/outgoing/%s", s->cfg->root, s->session) < 0)
+                return em_error_set(err, ENOMEM, "migrating");
+        s->images = em_path_join(s->workdir, "images");
+        if (s->images == NULL || em_mkdir_p(s->images, 0700, err) < 0)
+                return em_error_wrap(err, "creating %s", s->workdir);
+        return 0;
+}
+
+static int do_hello(struct source *s, em_error_t *err)
+{
+        cleanup_hello struct em_hello h = {0};
+        cleanup_frame struct em_frame f = {0};
+        cleanup_free char *hello = NULL, *reason = NULL;
+        bool ok = false;
+
+        if (em_session_local_hello(s->cfg, &h, err) < 0)
+                return -1;
+        memcpy(h.session, s->session_id, 16);
+        h.container = strdup(s->name);
+        h.mode = strdup(em_migrate_mode_name(s->o->mode));
+        if (h.container == NULL || h.mode == NULL || em_hello_build(&h, &hello, err) < 0)
+                return em_error_wrap(err, "building HELLO");
+        if (em_conn_send_str(s->conn, EM_FRAME_HELLO, hello, err) < 0 ||
+            em_proto_recv(s->conn, &f, err) < 0)
+                return em_error_wrap(err, "handshake with %s", s->o->target);
+        if (f.hdr.type != EM_FRAME_HELLO_ACK ||
+            em_hello_ack_parse((const char *)f.payload, f.length, s->session_id, &ok, &reason,
+                               err) < 0)
+                return em_error_wrap(err, "handshake with %s", s->o->target);
+        if (!ok)
+                return em_error_set(err, EPERM, "target %s refused the migration: %s", s->o->target,
+                                    reason ? reason : "no reason given");
+        em_conn_set_session(s->conn, *(uint64_t *)s->session_id);
+        return 0;
+}
+
+static json_t *image_plan(const struct em_image_info *im)
+{
+        json_t *blobs = json_array();
+        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
+                                 im->manifest_digest, "blobs", blobs);
+
+        if (plan == NULL)
+                return NULL;
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
+        for (size_t i = 0; i < im->n_layers; i++)
+                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
+                                                       "diff_id", im->diff_ids[i]));
+        return plan;
+}
+
+/* Sends the plan; the target answers with the blobs it lacks and what its
+ * page cache holds for this container. Then streams the missing blobs. */
+static int do_layers(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *plan =
+            json_pack("{s:O, s:o}", "spec", s->spec, "image", image_plan(s->image));
+        cleanup_json json_t *ack = NULL;
+        uint64_t raw = 0;
+        size_t i;
+        json_t *d;
+
+        em_report_phase_begin(s->report, "layers");
+        if (plan == NULL || em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
+                return em_error_wrap(err, "layer plan");
+        if (em_sync_state_new(&s->sync, err) < 0 ||
+            em_sync_state_recv_hashes(s->sync, s->conn, err) < 0)
+                return em_error_wrap(err, "layer plan");
+        json_array_foreach(json_object_get(ack, "missing"), i, d)
+        {
+                cleanup_free char *path = NULL;
+                const char *hex = em_digest_hex(json_string_value(d));
+                if (hex == NULL || asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
+                        return em_error_set(err, EPROTO, "target asked for a bad blob digest");
+                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
+                        return em_error_wrap(err, "sending layer blob");
+        }
+        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+                return -1;
+        em_source_phase_end(s, "layers", raw);
+        json_object_set_new(
+            em_report_json(s->report), "layers_sent",
+            json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
+        return 0;
+}
+
+static int run(struct source *s, json_t **report, em_error_t *err)
+{
+        if (load_container(s, err) < 0)
+                return -1;
+        em_report_phase_begin(s->report, "handshake");
+        if (em_tcp_connect(s->o->target, s->o->connect_timeout_ms, &s->conn, err) < 0)
+                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
+                                     s->o->target);
+        em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
+        if (do_hello(s, err) < 0)
+                return -1;
+        em_source_phase_end(s, "handshake", 0);
+        if (do_layers(s, err) < 0)
+                return -1;
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && em_source_precopy(s, err) < 0)
+                return -1;
+        if (s->o->mode == EM_MIGRATE_PREPARE)
+                return em_source_finish_prepare(s, err);
+        return em_source_final(s, err);
+}
+
+int em_migrate_source_run(const struct em_config *cfg, const char *name,
+                          const struct em_migrate_opts *o, json_t **report, em_error_t *err)
+{
+        struct source s = {.cfg = cfg, .name = name, .o = o};
+        em_error_t e = NULL;
+        int rc;
+
+        if (em_session_new(s.session_id, err) < 0)
+                return -1;
+        em_session_hex(s.session_id, s.session);
+        s.report = em_report_new(s.session, name, em_migrate_mode_name(o->mode), o->target);
+        if (s.report == NULL)
+                return em_error_set(err, ENOMEM, "migrating %s", name);
+        rc = run(&s, report, err);
+        if (rc < 0) {
+                if (s.conn)
+                        em_proto_send_abort(s.conn, em_error_msg(*err));
+                em_source_roll_back(&s);
+                em_error_wrap(err, "migrating %s to %s", name, o->target);
+        }
+        em_report_finish(s.report, rc == 0, rc < 0 ? em_error_msg(*err) : NULL);
+        if (em_report_save(s.report, cfg->root, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (s.workdir != NULL && em_rm_rf(s.workdir, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (report)
+                *report = json_incref(em_report_json(s.report));
+        em_report_free(&s.report);
+        source_free(&s);
+        return rc;
+}

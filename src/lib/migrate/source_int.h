@@ -1,0 +1,44 @@
+/* State of the source side of one migration, shared by its phase files. */
+#ifndef EDGEMIG_MIGRATE_SOURCE_INT_H
+#define EDGEMIG_MIGRATE_SOURCE_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migrate/migrate.h"
+#include "migrate/report.h"
+#include "migrate/sync.h"
+#include "store/store.h"
+#include "transfer/conn.h"
+
+struct source {
+        const struct em_config *cfg;
+        const char *name;
+        const struct em_migrate_opts *o;
+        uint8_t session_id[16];
+        char session[33];
+        em_conn_t *conn;
+        struct em_store *store;
+        struct em_image_info *image;
+        struct em_sync_state *sync;
+        struct em_report *report;
+        json_t *spec;
+        char *workdir, *images;
+        bool checkpointed; /* the container is stopped here, its state in images */
+        bool committed;    /* the target owns the service now */
+        double bandwidth;  /* bytes/s measured on this link */
+        uint64_t phase_wire0;
+};
+
+/* Ends a report phase with the wire bytes sent since it began. */
+void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
+/* Sends ROUND_END with payload and waits for the target's echo, so that
+ * everything before it has been received and applied. */
+int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+int em_source_precopy(struct source *s, em_error_t *err);
+int em_source_final(struct source *s, em_error_t *err);
+int em_source_finish_prepare(struct source *s, em_error_t *err);
+void em_source_roll_back(struct source *s);
+
+#endif

@@ -1,0 +1,265 @@
+/* Source phases after the plan: pre-copy rounds, the final step, commit and
+ * roll-back. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "migrate/proto.h"
+#include "migrate/source_int.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define MAX_PIDS 4096
+
+static uint64_t wire_out(struct source *s)
+{
+        struct em_conn_stats cs;
+        em_conn_stats(s->conn, &cs);
+        return cs.wire_out;
+}
+
+void em_source_phase_end(struct source *s, const char *phase, uint64_t raw)
+{
+        uint64_t w = wire_out(s);
+        em_report_phase_end(s->report, phase, raw, w - s->phase_wire0);
+        em_report_add_bytes(s->report, raw, w - s->phase_wire0);
+        s->phase_wire0 = w;
+        if (s->o->progress)
+                s->o->progress(s->o->progress_ud, phase, w, s->bandwidth, 0);
+}
+
+int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+
+        if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0 ||
+            em_proto_recv(s->conn, &f, err) < 0)
+                return -1;
+        if (f.hdr.type != EM_FRAME_ROUND_END)
+                return em_error_set(err, EPROTO, "protocol error: expected ROUND_END, got %s",
+                                    em_frame_type_name(f.hdr.type));
+        return 0;
+}
+
+/* Adds the children of pid (recursively) by scanning /proc. */
+static size_t collect_pids(pid_t root, pid_t *out, size_t max)
+{
+        size_t n = 0;
+
+        if (root <= 0)
+                return 0;
+        out[n++] = root;
+        for (size_t i = 0; i < n; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[i], (int)out[i]);
+                cleanup_fclose FILE *f = fopen(path, "re");
+                int child;
+                while (f && n < max && fscanf(f, "%d", &child) == 1)
+                        out[n++] = child;
+        }
+        return n;
+}
+
+static int container_pids(struct source *s, pid_t *pids, size_t *n, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *status = NULL;
+        int pid = 0;
+
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
+            em_runc_state(s->cfg, &p, s->name, &status, &pid, err) < 0)
+                return -1;
+        if (status == NULL || strcmp(status, "running") != 0)
+                return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
+                                    status && *status ? status : "unknown to runc");
+        *n = collect_pids(pid, pids, MAX_PIDS);
+        return 0;
+}
+
+static int compress_level(struct source *s)
+{
+        return em_compress_level(&s->o->compress, s->bandwidth, NULL);
+}
+
+static int upper_dir(struct source *s, char **out, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0)
+                return -1;
+        *out = steal_pointer(&p.upper);
+        return 0;
+}
+
+static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_error_t *err)
+{
+        cleanup_free pid_t *pids = calloc(MAX_PIDS, sizeof(pid_t));
+        cleanup_free char *upper = NULL;
+        struct em_sync_stats st = {0};
+        char payload[64];
+        size_t npids = 0;
+        int64_t t0 = em_mono_ms();
+        uint64_t w0 = wire_out(s);
+
+        if (pids == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        if (container_pids(s, pids, &npids, err) < 0 || upper_dir(s, &upper, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, compress_level(s), &st, err) < 0 ||
+            em_sync_push_memory(s->conn, s->sync, pids, npids, compress_level(s), &st, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
+        if (em_source_round_trip(s, payload, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        int64_t ms = em_mono_ms() - t0;
+        uint64_t wire = wire_out(s) - w0;
+        /* Only a round that moved enough data says something about the link. */
+        if (wire > 256 * 1024 && ms > 0)
+                s->bandwidth = (double)wire * 1000.0 / (double)ms;
+        rs->dirty_bytes = st.raw_bytes;
+        rs->dirty_wire_bytes = wire;
+        em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
+        em_report_add_bytes(s->report, st.raw_bytes, 0);
+        em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
+                    (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
+                    (unsigned long long)wire, (long long)ms);
+        return 0;
+}
+
+int em_source_precopy(struct source *s, em_error_t *err)
+{
+        struct em_round_stat rounds[64];
+        unsigned max = s->o->stop.max_rounds ? s->o->stop.max_rounds : 1;
+        int64_t t0 = em_mono_ms();
+        enum em_stop_reason why = EM_STOP_CONTINUE;
+        size_t n = 0;
+
+        if (max > 64)
+                max = 64;
+        em_report_phase_begin(s->report, "precopy");
+        s->phase_wire0 = wire_out(s);
+        while (why == EM_STOP_CONTINUE) {
+                if (one_round(s, (unsigned)n + 1, &rounds[n], err) < 0)
+                        return -1;
+                rounds[n].elapsed_ms = (uint64_t)(em_mono_ms() - t0);
+                n++;
+                why = em_stop_rule_decide(&s->o->stop, rounds, n, s->bandwidth);
+                if (n >= max && why == EM_STOP_CONTINUE)
+                        why = EM_STOP_ROUNDS;
+        }
+        em_report_set(s->report, "stop_reason", json_string(em_stop_reason_name(why)));
+        em_report_set(s->report, "bandwidth_bps", json_real(s->bandwidth));
+        em_source_phase_end(s, "precopy", 0);
+        return 0;
+}
+
+int em_source_finish_prepare(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ack = NULL;
+
+        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "finishing prepare");
+        s->committed = true;
+        return 0;
+}
+
+static int checkpoint_here(struct source *s, em_error_t *err)
+{
+        struct em_checkpoint_opts co;
+
+        em_checkpoint_opts_init(&co);
+        em_report_mark(s->report, "source_stopped");
+        if (em_container_checkpoint(s->cfg, s->name, s->images, &co, err) < 0)
+                return em_error_wrap(err, "final checkpoint");
+        s->checkpointed = true;
+        em_report_mark(s->report, "checkpoint_done");
+        return 0;
+}
+
+static int send_final(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *digests = json_object(), *final = NULL;
+        cleanup_free char *upper = NULL;
+        struct em_sync_stats st = {0};
+        int level = compress_level(s);
+
+        em_report_phase_begin(s->report, "final");
+        s->phase_wire0 = wire_out(s);
+        if (upper_dir(s, &upper, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, level, &st, err) < 0 ||
+            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
+                return em_error_wrap(err, "sending the final state");
+        final = json_pack("{s:O}", "files", digests);
+        if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
+                return -1;
+        em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
+        em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
+        em_source_phase_end(s, "final", st.raw_bytes);
+        return 0;
+}
+
+/* Our copy goes only after the target confirmed and received our DONE. */
+static int commit(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ok = NULL, *ack = NULL;
+        em_error_t e = NULL;
+
+        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+                return em_error_wrap(err, "target restore");
+        em_report_mark(s->report, "target_running");
+        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0)
+                return em_error_wrap(err, "committing");
+        s->committed = true;
+        if (em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, &e) < 0) {
+                em_log_warn("no commit acknowledgement from the target (%s); keeping the "
+                            "checkpoint in %s",
+                            em_error_msg(e), s->workdir);
+                em_error_free(&e);
+                return em_error_set(err, EIO,
+                                    "migration in doubt: the target may own %s; "
+                                    "checkpoint kept in %s",
+                                    s->name, s->workdir);
+        }
+        if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
+                em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
+                em_error_free(&e);
+        }
+        em_report_mark(s->report, "source_cleaned");
+        return 0;
+}
+
+int em_source_final(struct source *s, em_error_t *err)
+{
+        if (checkpoint_here(s, err) < 0 || send_final(s, err) < 0 || commit(s, err) < 0)
+                return -1;
+        return 0;
+}
+
+void em_source_roll_back(struct source *s)
+{
+        struct em_restore_opts ro;
+        em_error_t e = NULL;
+
+        if (!s->checkpointed || s->committed)
+                return;
+        em_log_warn("restoring %s on this host (roll-back)", s->name);
+        em_restore_opts_init(&ro);
+        ro.copy_upper = true;
+        if (em_container_restore_from(s->cfg, s->name, s->spec, s->images, NULL, &ro, &e) < 0) {
+                em_log_error("ROLL-BACK FAILED for %s: %s; its checkpoint stays in %s", s->name,
+                             em_error_msg(e), s->workdir);
+                em_error_free(&e);
+                free(s->workdir);
+                s->workdir = NULL; /* keep the images for a manual restore */
+                return;
+        }
+        s->checkpointed = false;
+        em_report_mark(s->report, "rolled_back");
+}

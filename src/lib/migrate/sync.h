@@ -1,0 +1,63 @@
+/* What a migration moves besides layers, as deltas, on top of delta/:
+ *  - memory: pages by content (delta/pages.h). Pre-copy rounds push the pages
+ *    of the live processes that the target lacks (PREFILL, no freeze); the
+ *    final CRIU pages-*.img files then travel as ZERO/REF/DATA ops and are
+ *    rebuilt byte for byte and digest-checked on the target;
+ *  - the writable layer: manifest diffs (delta/upper.h).
+ * The target's page cache (<root>/pagecache/<container>/) outlives a session,
+ * so `prepare` can fill it ahead of the handoff; at the plan step the target
+ * tells the source which pages it holds (PAGES_HASHES). */
+#ifndef EDGEMIG_MIGRATE_SYNC_H
+#define EDGEMIG_MIGRATE_SYNC_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "transfer/conn.h"
+#include "util/config.h"
+#include "util/error.h"
+
+struct em_sync_stats {
+        uint64_t pages_scanned, pages_zero, pages_known, pages_sent;
+        uint64_t files_sent, files_deleted;
+        uint64_t raw_bytes; /* payload bytes handed to the connection */
+};
+
+/* ---- target side ---- */
+struct em_sync_target;
+/* Opens the page cache of `container` and prepares to rebuild CRIU images
+ * into images_dir and the writable layer into upper_dir. */
+int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
+                       const char *upper_dir, struct em_sync_target **out, em_error_t *err);
+void em_sync_target_free(struct em_sync_target **t);
+/* Sends the cache's hashes as PAGES_HASHES frames, the last flagged LAST. */
+int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, em_error_t *err);
+/* Handles PAGES_DATA, FILE_MANIFEST, FILE_DATA and FILE_DELETE frames. */
+int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em_frame *f,
+                         em_error_t *err);
+/* Fails if a page delta or file is still incomplete. */
+int em_sync_target_finish(struct em_sync_target *t, em_error_t *err);
+/* After a commit the cached pages are no longer needed. */
+void em_sync_target_drop_cache(struct em_sync_target *t);
+
+/* ---- source side ---- */
+struct em_sync_state;
+int em_sync_state_new(struct em_sync_state **out, em_error_t *err);
+void em_sync_state_free(struct em_sync_state **st);
+/* Receives the target's PAGES_HASHES frames. */
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
+
+/* Reads the live memory of pids (no freeze) and pushes the pages the target
+ * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
+int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                        int level, struct em_sync_stats *stats, em_error_t *err);
+/* Sends every file of a CRIU image dir (pages-*.img as page deltas) and
+ * fills digests {name: sha256} for the target's final check. */
+int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
+                        json_t *digests, struct em_sync_stats *stats, em_error_t *err);
+/* Sends what changed in upper_dir since the previous call (first: all). */
+int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, int level,
+                       struct em_sync_stats *stats, em_error_t *err);
+
+#endif

@@ -1,0 +1,102 @@
+/* The receiving end of the sync: the page cache and delta decoder rebuild
+ * CRIU's pages-*.img, the upper receiver rebuilds the writable layer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "delta/pages.h"
+#include "migrate/sync.h"
+#include "migrate/sync_int.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#define HASHES_PER_FRAME (1u << 19) /* 8 MiB of hashes */
+
+struct em_sync_target {
+        char *cache_dir;
+        em_pagecache_t *pc;
+        int images_fd;
+        struct em_delta_dec dec;
+        struct em_upper_rx *upper;
+};
+
+int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
+                       const char *upper_dir, struct em_sync_target **out, em_error_t *err)
+{
+        struct em_sync_target *t = calloc(1, sizeof(*t));
+
+        if (t == NULL)
+                return em_error_set(err, ENOMEM, "sync target");
+        t->images_fd = -1;
+        *out = t;
+        if (asprintf(&t->cache_dir, "%s/pagecache/%s", cfg->root, container) < 0)
+                return em_error_set(err, ENOMEM, "sync target");
+        if (em_mkdir_p(t->cache_dir, 0700, err) < 0 ||
+            em_pagecache_open(t->cache_dir, &t->pc, err) < 0)
+                return em_error_wrap(err, "opening page cache %s", t->cache_dir);
+        t->images_fd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (t->images_fd < 0)
+                return em_error_set(err, errno, "opening %s", images_dir);
+        em_delta_dec_init(&t->dec, t->pc, t->images_fd);
+        return em_upper_rx_new(upper_dir, &t->upper, err);
+}
+
+void em_sync_target_free(struct em_sync_target **t)
+{
+        if (*t == NULL)
+                return;
+        if ((*t)->pc != NULL)
+                em_delta_dec_free(&(*t)->dec);
+        em_pagecache_free(&(*t)->pc);
+        em_upper_rx_free(&(*t)->upper);
+        em_cleanup_closep(&(*t)->images_fd);
+        free((*t)->cache_dir);
+        free(*t);
+        *t = NULL;
+}
+
+int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, em_error_t *err)
+{
+        cleanup_free uint8_t *buf = NULL;
+        size_t len = 0, off = 0;
+
+        if (em_pagecache_hashes(t->pc, &buf, &len, err) < 0)
+                return -1;
+        do {
+                size_t n = len - off > HASHES_PER_FRAME * 16 ? HASHES_PER_FRAME * 16 : len - off;
+                bool last = off + n == len;
+                if (em_conn_send(c, EM_FRAME_PAGES_HASHES, last ? EM_FRAME_F_LAST : 0, 0, buf + off,
+                                 n, 0, err) < 0)
+                        return -1;
+                off += n;
+        } while (off < len);
+        return 0;
+}
+
+int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em_frame *f,
+                         em_error_t *err)
+{
+        if (f->hdr.type == EM_FRAME_PAGES_DATA)
+                return em_delta_dec_feed(&t->dec, f->payload, f->length, err);
+        return em_upper_rx_frame(t->upper, c, f, err);
+}
+
+int em_sync_target_finish(struct em_sync_target *t, em_error_t *err)
+{
+        if (em_delta_dec_finish(&t->dec, err) < 0)
+                return em_error_wrap(err, "memory delta");
+        return em_upper_rx_finish(t->upper, err);
+}
+
+void em_sync_target_drop_cache(struct em_sync_target *t)
+{
+        em_error_t e = NULL;
+
+        if (em_rm_rf(t->cache_dir, &e) < 0) {
+                em_log_warn("dropping page cache: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}

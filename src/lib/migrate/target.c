@@ -1,0 +1,392 @@
+/* The target side of a migration: one session, served in an edgemigd child.
+ * Everything received is staged under <root>/incoming/<session>/ and only
+ * becomes a container after the final images verify and restore works. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "migrate/migrate.h"
+#include "migrate/proto.h"
+#include "migrate/report.h"
+#include "migrate/session.h"
+#include "migrate/sync.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+struct target {
+        const struct em_config *cfg;
+        const struct em_target_opts *o;
+        em_conn_t *conn;
+        struct em_store *store;
+        struct em_hello peer;
+        char session[33];
+        char *dir, *blobs, *upper, *images;
+        json_t *spec;  /* the container spec from the source */
+        json_t *image; /* {name, manifest_digest, blobs:[{digest,size}]} */
+        struct em_sync_target *sync;
+        bool restored;
+};
+
+void em_target_opts_init(struct em_target_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->io_timeout_ms = 120000;
+        o->commit_timeout_ms = 30000;
+}
+
+static void target_free(struct target *t)
+{
+        em_hello_free(&t->peer);
+        em_store_close(&t->store);
+        em_sync_target_free(&t->sync);
+        json_decref(t->spec);
+        json_decref(t->image);
+        free(t->dir);
+        free(t->blobs);
+        free(t->upper);
+        free(t->images);
+}
+
+static int make_dirs(struct target *t, em_error_t *err)
+{
+        t->dir = em_session_incoming_dir(t->cfg, t->session);
+        if (t->dir == NULL)
+                return em_error_set(err, ENOMEM, "staging");
+        t->blobs = em_path_join(t->dir, "blobs");
+        t->upper = em_path_join(t->dir, "upper");
+        t->images = em_path_join(t->dir, "images");
+        if (t->blobs == NULL || t->upper == NULL || t->images == NULL)
+                return em_error_set(err, ENOMEM, "staging");
+        if (em_mkdir_p(t->blobs, 0700, err) < 0 || em_mkdir_p(t->upper, 0755, err) < 0 ||
+            em_mkdir_p(t->images, 0700, err) < 0)
+                return em_error_wrap(err, "creating staging directory %s", t->dir);
+        return 0;
+}
+
+/* HELLO -> HELLO_ACK: refuse early, before anything big moves. */
+static int do_hello(struct target *t, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+        cleanup_hello struct em_hello local = {0};
+        cleanup_free char *reason = NULL, *ack = NULL;
+        bool ok;
+
+        if (em_proto_recv(t->conn, &f, err) < 0)
+                return -1;
+        if (f.hdr.type != EM_FRAME_HELLO)
+                return em_error_set(err, EPROTO, "protocol error: expected HELLO, got %s",
+                                    em_frame_type_name(f.hdr.type));
+        if (em_hello_parse((const char *)f.payload, f.length, &t->peer, err) < 0)
+                return -1;
+        em_session_hex(t->peer.session, t->session);
+        if (em_session_local_hello(t->cfg, &local, err) < 0) {
+                reason = strdup(em_error_msg(*err));
+                ok = false;
+        } else {
+                ok = em_hello_accept(&t->peer, &local, &reason);
+        }
+        if (ok && em_container_name_valid(t->peer.container)) {
+                cleanup_container_paths struct em_container_paths p = {0};
+                if (em_container_paths_init(t->cfg, t->peer.container, &p, err) < 0)
+                        return -1;
+                if (em_path_exists(p.dir)) {
+                        ok = false;
+                        free(reason);
+                        if (asprintf(&reason, "a container named %s already exists on the target",
+                                     t->peer.container) < 0)
+                                reason = NULL;
+                }
+        }
+        if (em_hello_ack_build(ok, reason, t->peer.session, &ack, err) < 0 ||
+            em_conn_send_str(t->conn, EM_FRAME_HELLO_ACK, ack, err) < 0)
+                return -1;
+        em_conn_set_session(t->conn, *(uint64_t *)t->peer.session);
+        if (!ok)
+                return em_error_set(err, EPERM, "refused migration of %s: %s", t->peer.container,
+                                    reason ? reason : "not accepted");
+        em_log_info("session %s: accepted %s (%s)", t->session, t->peer.container, t->peer.mode);
+        return 0;
+}
+
+static bool blob_present(struct target *t, const json_t *b)
+{
+        const char *diff_id = em_json_str(b, "diff_id"), *digest = em_json_str(b, "digest");
+        cleanup_free char *path = NULL;
+
+        if (diff_id != NULL && em_store_has_layer(t->store, diff_id))
+                return true;
+        if (!em_digest_valid(digest) ||
+            asprintf(&path, "%s/blobs/sha256/%s", t->cfg->root, em_digest_hex(digest)) < 0)
+                return false;
+        return em_path_exists(path);
+}
+
+static int try_registry_pull(struct target *t, em_error_t *err)
+{
+        const char *name = em_json_str(t->image, "name");
+        struct em_registry_opts ro = {.insecure = t->o->registry_insecure};
+        cleanup_image_info struct em_image_info *info = NULL;
+        em_error_t perr = NULL;
+
+        if (t->o->registry == NULL || name == NULL)
+                return 0;
+        if (em_store_pull(t->store, name, &ro, &info, &perr) < 0) {
+                em_log_warn("session %s: registry pull of %s failed, the source will stream "
+                            "the layers: %s",
+                            t->session, name, em_error_msg(perr));
+                em_error_free(&perr);
+        }
+        return 0;
+}
+
+/* LAYERS_HAVE (plan from source) -> LAYERS_HAVE {missing: [...]} */
+static int do_plan(struct target *t, em_error_t *err)
+{
+        cleanup_json json_t *plan = NULL, *missing = json_array();
+
+        if (em_proto_recv_json(t->conn, EM_FRAME_LAYERS_HAVE, &plan, err) < 0)
+                return -1;
+        t->spec = json_incref(json_object_get(plan, "spec"));
+        t->image = json_incref(json_object_get(plan, "image"));
+        json_t *blobs = json_object_get(t->image, "blobs");
+        if (!json_is_object(t->spec) || !json_is_array(blobs) || missing == NULL)
+                return em_error_set(err, EPROTO, "protocol error: malformed plan");
+        try_registry_pull(t, err);
+        size_t i;
+        json_t *b;
+        json_array_foreach(blobs, i, b)
+        {
+                if (!em_digest_valid(em_json_str(b, "digest")))
+                        return em_error_set(err, EPROTO, "protocol error: bad blob digest");
+                if (!blob_present(t, b))
+                        json_array_append_new(missing, json_string(em_json_str(b, "digest")));
+        }
+        cleanup_json json_t *ack = json_pack("{s:O}", "missing", missing);
+        em_log_info("session %s: %zu of %zu blobs missing", t->session, json_array_size(missing),
+                    json_array_size(blobs));
+        if (em_proto_send_json(t->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+                return -1;
+        return em_sync_target_send_hashes(t->sync, t->conn, err);
+}
+
+static int import_blob(struct target *t, const json_t *hdr, em_error_t *err)
+{
+        const char *name = em_json_str(hdr, "file");
+        cleanup_close int dfd = open(t->blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cleanup_free char *digest = NULL;
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", t->blobs);
+        if (em_proto_recv_file(t->conn, hdr, EM_FRAME_LAYER_BLOB, dfd, err) < 0)
+                return -1;
+        cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || asprintf(&digest, "sha256:%s", name) < 0)
+                return em_error_set(err, errno, "reopening blob %s", name);
+        if (em_store_blob_import(t->store, digest, (uint64_t)em_json_int(hdr, "size", 0), fd, err) <
+            0)
+                return -1;
+        unlinkat(dfd, name, 0);
+        return 0;
+}
+
+static int register_image(struct target *t, em_error_t *err)
+{
+        const char *name = em_json_str(t->image, "name");
+        const char *manifest = em_json_str(t->image, "manifest_digest");
+
+        if (name == NULL || !em_digest_valid(manifest))
+                return em_error_set(err, EPROTO, "protocol error: image without name/manifest");
+        if (em_store_image_add(t->store, name, manifest, err) < 0)
+                return em_error_wrap(err, "registering image %s", name);
+        return 0;
+}
+
+/* Verifies every image file against the digests of the source's files. */
+static int verify_images(struct target *t, const json_t *final, em_error_t *err)
+{
+        json_t *files = json_object_get(final, "files");
+        const char *name;
+        json_t *d;
+
+        if (!json_is_object(files) || json_object_size(files) == 0)
+                return em_error_set(err, EPROTO, "protocol error: FINAL without files");
+        json_object_foreach(files, name, d)
+        {
+                char got[EM_DIGEST_STR_LEN + 1];
+                cleanup_free char *p = NULL;
+                if (!em_proto_name_ok(name) || asprintf(&p, "%s/%s", t->images, name) < 0)
+                        return em_error_set(err, EPROTO, "bad image file name");
+                if (em_sha256_file(p, got, NULL, err) < 0)
+                        return em_error_wrap(err, "image file %s missing after transfer", name);
+                if (strcmp(got, json_string_value(d) ? json_string_value(d) : "") != 0)
+                        return em_error_set(
+                            err, EILSEQ, "image file %s does not match the source's digest", name);
+        }
+        return 0;
+}
+
+static int restore_here(struct target *t, em_error_t *err)
+{
+        struct em_restore_opts ro;
+        const char *ip = em_json_str(t->spec, "ip");
+        int64_t t0 = em_mono_ms();
+
+        em_restore_opts_init(&ro);
+        if (em_container_restore_from(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro,
+                                      err) < 0)
+                return em_error_wrap(err, "restoring %s", t->peer.container);
+        t->restored = true;
+        em_log_info("session %s: %s restored in %lld ms", t->session, t->peer.container,
+                    (long long)(em_mono_ms() - t0));
+        if (ip != NULL && em_session_route_hook(t->o->route_hook, "announce", ip, err) < 0)
+                return -1;
+        return 0;
+}
+
+static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
+{
+        cleanup_json json_t *final = NULL;
+
+        if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0)
+                return -1;
+        if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0 ||
+            restore_here(t, err) < 0)
+                return -1;
+        cleanup_json json_t *ok = json_pack("{s:b}", "ok", 1);
+        return em_proto_send_json(t->conn, EM_FRAME_RESTORE_OK, ok, err);
+}
+
+/* The source deletes its copy only after our RESTORE_OK; we keep ours only
+ * after its DONE. Without DONE we cannot know whether the source rolled
+ * back, so we remove ours: the service must never run twice. */
+static int await_commit(struct target *t, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+
+        em_conn_set_timeout(t->conn, t->o->commit_timeout_ms);
+        if (em_proto_recv(t->conn, &f, err) < 0)
+                return em_error_wrap(err, "waiting for the source to commit");
+        if (f.hdr.type != EM_FRAME_DONE)
+                return em_error_set(err, EPROTO, "protocol error: expected DONE, got %s",
+                                    em_frame_type_name(f.hdr.type));
+        cleanup_json json_t *ack = json_pack("{s:b}", "ok", 1);
+        return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
+}
+
+static int recv_image_file(struct target *t, const json_t *hdr, em_error_t *err)
+{
+        cleanup_close int dfd = open(t->images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", t->images);
+        return em_proto_recv_file(t->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, err);
+}
+
+static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_error_t *err)
+{
+        cleanup_json json_t *hdr = NULL;
+
+        switch (f->hdr.type) {
+        case EM_FRAME_LAYER_BLOB:
+        case EM_FRAME_IMAGE_FILE:
+                if (em_json_parse((const char *)f->payload, f->length, "file header", &hdr, err) <
+                    0)
+                        return -1;
+                if (f->hdr.type == EM_FRAME_LAYER_BLOB)
+                        return import_blob(t, hdr, err);
+                return recv_image_file(t, hdr, err);
+        case EM_FRAME_ROUND_END:
+                if (f->length > 0 && f->payload[0] == '{' &&
+                    strstr((const char *)f->payload, "\"layers_done\"") != NULL &&
+                    register_image(t, err) < 0)
+                        return -1;
+                return em_conn_send(t->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0,
+                                    err);
+        case EM_FRAME_FILE_MANIFEST:
+        case EM_FRAME_FILE_DATA:
+        case EM_FRAME_FILE_DELETE:
+        case EM_FRAME_PAGES_DATA:
+                return em_sync_target_frame(t->sync, t->conn, f, err);
+        case EM_FRAME_DONE:
+                if (strcmp(t->peer.mode, "prepare") != 0)
+                        return em_error_set(err, EPROTO, "protocol error: DONE before FINAL");
+                *final_done = true;
+                return em_conn_send(t->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err);
+        case EM_FRAME_FINAL:
+                *final_done = true;
+                return do_final(t, f, err);
+        default:
+                return em_error_set(err, EPROTO, "protocol error: unexpected %s",
+                                    em_frame_type_name(f->hdr.type));
+        }
+}
+
+static int serve(struct target *t, em_error_t *err)
+{
+        bool final_done = false;
+
+        if (do_hello(t, err) < 0 || make_dirs(t, err) < 0)
+                return -1;
+        if (em_sync_target_new(t->cfg, t->peer.container, t->images, t->upper, &t->sync, err) < 0 ||
+            em_store_open(t->cfg->root, &t->store, err) < 0 || do_plan(t, err) < 0)
+                return -1;
+        while (!final_done) {
+                cleanup_frame struct em_frame f = {0};
+                if (em_proto_recv(t->conn, &f, err) < 0 || dispatch(t, &f, &final_done, err) < 0)
+                        return -1;
+        }
+        if (strcmp(t->peer.mode, "prepare") == 0)
+                return 0;
+        if (await_commit(t, err) < 0)
+                return -1;
+        em_sync_target_drop_cache(t->sync);
+        return 0;
+}
+
+static void roll_back(struct target *t)
+{
+        em_error_t e = NULL;
+
+        if (t->restored) {
+                em_log_warn("session %s: removing the restored %s (no commit from the source)",
+                            t->session, t->peer.container);
+                if (em_container_rm(t->cfg, t->peer.container, true, &e) < 0)
+                        em_log_error("session %s: %s", t->session, em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
+                            const struct em_target_opts *o, em_error_t *err)
+{
+        struct target t = {.cfg = cfg, .o = o, .conn = conn};
+        em_error_t e = NULL;
+        int rc;
+
+        em_conn_set_timeout(conn, o->io_timeout_ms);
+        rc = serve(&t, err);
+        if (rc < 0) {
+                em_proto_send_abort(conn, em_error_msg(*err));
+                roll_back(&t);
+        }
+        if (t.dir != NULL && em_rm_rf(t.dir, &e) < 0) {
+                em_log_warn("session %s: %s", t.session, em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (rc == 0)
+                em_log_info("session %s: %s committed", t.session,
+                            t.peer.container ? t.peer.container : "?");
+        target_free(&t);
+        return rc;
+}

@@ -1,0 +1,111 @@
+# Helpers for the migration tests: a test bed of edge hosts (network
+# namespaces), each with its own edgemig root seeded with the test images
+# over unshaped loopback, and an edgemigd per host.
+# shellcheck shell=bash
+
+. "$(dirname "${BASH_SOURCE[0]}")/containers-lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/testbed.sh"
+
+EMD=$BUILD/edgemigd
+MIG_PORT=7878
+MIG_LOGS=$(mktemp -d /tmp/edgemig-mig.XXXXXX)
+MIG_DAEMONS=()
+
+# h I ARGS...: edgemig on host I (inside its network namespace).
+h() {
+	local i=$1 ns root
+	shift
+	ns=EM_H${i}_NS root=EM_H${i}_ROOT
+	nsenter --net="/run/netns/${!ns}" "$EM" --root "${!root}" "$@"
+}
+
+haddr() {
+	local a=EM_H${1}_ADDR
+	echo "${!a}"
+}
+
+# mig_pull I NAME: seed host I's store from the loopback registry (root netns).
+mig_pull() {
+	local root=EM_H${1}_ROOT name=$2
+	ROOT=${!root} ct_pull_into "${!root}" "$name"
+}
+
+ct_pull_into() {
+	local root=$1 name=$2
+	if ! "$REPO/scripts/registry" status >/dev/null 2>&1; then
+		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built (scripts/build-test-images)"
+		"$REPO/scripts/registry" start >/dev/null 2>&1 || skip "cannot start the loopback registry"
+	fi
+	if ! curl -sf "http://$REGISTRY/v2/edgemig/$name/manifests/latest" -o /dev/null \
+		-H 'Accept: application/vnd.oci.image.manifest.v1+json'; then
+		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built"
+		"$REPO/scripts/push-test-images" "$name" >/dev/null 2>&1 || skip "cannot push $name"
+	fi
+	"$EM" --root "$root" image pull --insecure "$REGISTRY/edgemig/$name:latest" >/dev/null ||
+		fail "pull $name into $root"
+}
+
+# mig_daemon I: starts edgemigd on host I and waits until it listens.
+mig_daemon() {
+	local i=$1 ns root
+	ns=EM_H${i}_NS root=EM_H${i}_ROOT
+	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
+		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --insecure \
+		--route-hook "$REPO/scripts/testbed-route-hook" >>"$MIG_LOGS/edgemigd-h$i.log" 2>&1 &
+	MIG_DAEMONS[$i]=$!
+	wait_for 10 grep -q ready "$MIG_LOGS/edgemigd-h$i.log" || fail "edgemigd on host $i did not start"
+}
+
+mig_daemon_stop() {
+	local i=$1
+	[ -n "${MIG_DAEMONS[$i]:-}" ] || return 0
+	kill "${MIG_DAEMONS[$i]}" 2>/dev/null || true
+	wait "${MIG_DAEMONS[$i]}" 2>/dev/null || true
+	MIG_DAEMONS[$i]=
+}
+
+# mig_setup N IMAGE...: test bed with N hosts, images seeded, daemons up.
+mig_setup() {
+	local n=$1 i img
+	shift
+	ct_require
+	[ -x "$EMD" ] || skip "$EMD not built"
+	trap mig_cleanup EXIT
+	testbed_up "$n" || fail "test bed"
+	for ((i = 1; i <= n; i++)); do
+		mkdir -p "$(eval echo "\$EM_H${i}_ROOT")"
+		for img in "$@"; do mig_pull "$i" "$img"; done
+		mig_daemon "$i"
+	done
+}
+
+# running_on I NAME: true if NAME is running on host I.
+running_on() {
+	h "$1" ps --json 2>/dev/null | python3 -c '
+import json, sys
+sys.exit(0 if any(c["name"] == sys.argv[1] and c["state"] == "running" for c in json.load(sys.stdin)) else 1)' "$2"
+}
+
+mig_cleanup() {
+	local st=$? i n root
+	# shellcheck disable=SC2046
+	kill $(jobs -p) 2>/dev/null || true
+	for ((i = 1; i <= ${EM_HOSTS:-0}; i++)); do mig_daemon_stop "$i"; done
+	for ((i = 1; i <= ${EM_HOSTS:-0}; i++)); do
+		root=EM_H${i}_ROOT
+		[ -d "${!root:-}" ] || continue
+		for n in $("$EM" --root "${!root}" ps --json 2>/dev/null | python3 -c \
+			'import json,sys; [print(c["name"]) for c in json.load(sys.stdin)]' 2>/dev/null); do
+			h "$i" rm -f "$n" >/dev/null 2>&1 || true
+		done
+	done
+	if [ "$st" -ne 0 ]; then
+		for f in "$MIG_LOGS"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- $f"
+			tail -n 30 "$f"
+		done
+	fi
+	testbed_down
+	rm -rf "$MIG_LOGS"
+}
