@@ -1,0 +1,92 @@
+#!/bin/bash
+# redis under continuous write load migrates A -> B -> A over 20 Mbit/s links.
+# One client (edgemig-probe, ONE TCP connection, SET k<n> then GET k<n>,
+# every 5 ms) runs through both handoffs: its connection survives (no reset,
+# no error, every GET returns what was SET), every acknowledged write is
+# present on the final host, and the service never runs on both hosts.
+set -euo pipefail
+. "$(dirname "$0")/migrate-lib.sh"
+PROBE=$BUILD/edgemig-probe
+[ -x "$PROBE" ] || skip "$PROBE not built"
+mig_setup 2 redis
+
+SIP=10.88.0.11
+h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
+testbed route "$SIP" 1
+redis_ping() { # from the client namespace, one PING over bash's /dev/tcp
+	on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/6379 && printf 'PING\r\n' >&3 &&
+		IFS= read -r l <&3 && [[ \$l == +PONG* ]]"
+}
+wait_for 20 redis_ping || fail "redis not reachable from the client"
+# Shape only the links the migrations cross (the images were seeded unshaped).
+testbed shape 1 20 >/dev/null
+testbed shape 2 20 >/dev/null
+
+(
+	while :; do
+		if running_on 1 redis && running_on 2 redis; then echo both >"$MIG_LOGS/both"; fi
+		sleep 0.05
+	done
+) &
+WATCH=$!
+
+STOP=$MIG_LOGS/stop-probe
+on_client "$PROBE" redis "$SIP:6379" --interval-ms 5 --until-file "$STOP" --json \
+	>"$MIG_LOGS/probe.json" 2>"$MIG_LOGS/probe.log" &
+PROBE_PID=$!
+probe_past() { # the probe has made N successful requests (it logs nothing; ask redis)
+	[ "$(h "$1" exec redis redis-cli DBSIZE 2>/dev/null)" -ge "$2" ]
+}
+wait_for 10 probe_past 1 100 || fail "probe not writing"
+
+migrate() { # FROM TO
+	local out=$MIG_LOGS/mig-$1-$2.json
+	h "$1" migrate redis --to "$(haddr "$2"):$MIG_PORT" --json >"$out" ||
+		fail "migrate $1 -> $2: $(cat "$out")"
+	python3 - "$out" "$1" "$2" <<'PY' || fail "timeline $1 -> $2"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"], r
+assert 0 <= r["downtime_ms"] <= r["handoff_ms"], r
+print("redis %s -> %s: handoff %d ms, downtime %d ms, %d bytes on the wire, %d rounds" %
+      (sys.argv[2], sys.argv[3], r["handoff_ms"], r["downtime_ms"], r["bytes_wire"], len(r["rounds"])))
+PY
+}
+
+migrate 1 2
+running_on 2 redis || fail "not running on host 2 after migration"
+running_on 1 redis && fail "still running on host 1 after migration"
+N=$(h 2 exec redis redis-cli DBSIZE)
+wait_for 10 probe_past 2 $((N + 100)) || fail "probe does not advance on host 2"
+migrate 2 1
+running_on 1 redis || fail "not running on host 1 after migrating back"
+running_on 2 redis && fail "still running on host 2 after migrating back"
+N=$(h 1 exec redis redis-cli DBSIZE)
+wait_for 10 probe_past 1 $((N + 100)) || fail "probe does not advance on host 1"
+
+touch "$STOP"
+PRC=0
+wait "$PROBE_PID" || PRC=$?
+kill "$WATCH" 2>/dev/null
+wait "$WATCH" 2>/dev/null || true
+[ -e "$MIG_LOGS/both" ] && fail "redis ran on both hosts at once"
+[ "$PRC" = 0 ] || fail "probe exited $PRC: $(cat "$MIG_LOGS/probe.json" "$MIG_LOGS/probe.log")"
+LAST=$(python3 - "$MIG_LOGS/probe.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for k in ("resets", "errors", "verify_failures", "timeouts"):
+    assert p[k] == 0, "%s = %s: %s" % (k, p[k], p)
+assert p["ok"] == p["requests"] and p["last_acked"] > 0, p
+print("probe: %d requests, last_acked %d, max_gap_ms %s, p99 %s ms" %
+      (p["requests"], p["last_acked"], p["max_gap_ms"], p["latency"]["p99_ms"]), file=sys.stderr)
+print(p["last_acked"])
+PY
+) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
+
+# Every acknowledged write is on the final host, read over a new connection.
+on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
+	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+running_on 1 redis || fail "redis not running on host 1 at the end"
+running_on 2 redis && fail "redis running on host 2 at the end"
+[ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left behind"
+echo "ok ($LAST acknowledged writes verified)"
