@@ -1,156 +1,107 @@
-/* The writable layer as a manifest diff. Each round the source walks the
- * overlay upper dir, compares every entry's metadata signature with the
- * previous round's, and sends deletions, changed entries and the content of
- * changed files. The receiver rebuilds the tree with *at() calls confined by
- * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) to the staging dir, keeping
- * owners, modes, mtimes, trusted.* xattrs and 0/0 whiteout devices.
- *
- * Frames: FILE_DELETE {"paths": [...]}, FILE_MANIFEST {"entries": [...]},
- * FILE_DATA: JSON {"path", "size"} on stream 0, then the bytes on stream 1
- * with the last frame flagged LAST. */
-
+/* The writable layer over a migration connection, on top of delta/upper.h.
+ * Each call scans the overlay upper dir, diffs it against the previous
+ * round's manifest and sends, in this order:
+ *   FILE_DELETE    {"paths": [...]}                    removed entries
+ *   FILE_MANIFEST  manifest of changed entries without new content
+ *   FILE_DATA      one-entry manifest, then the bytes on stream 1 (LAST)
+ *   FILE_MANIFEST  flagged LAST: every directory, hardlinks and their
+ *                  targets; the receiver then sets directory times.
+ * Everything the receiver writes is confined to the staging dir by
+ * delta/upper's openat2-based apply functions. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <pthread.h>
-#include <linux/openat2.h>
-#include <search.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
-#include <unistd.h>
 
+#include "delta/upper.h"
 #include "migrate/proto.h"
 #include "migrate/sync_int.h"
-#include "migrate/upper_entry.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
 
-#define MAX_ENTRIES_PER_FRAME 2000
+#define DELETES_PER_FRAME 2000
 
-/* path -> signature (metadata of the last round) */
 struct em_upper_state {
-        json_t *prev; /* object: path -> signature string */
+        struct em_upper_manifest prev;
 };
 
 int em_upper_state_new(struct em_upper_state **out, em_error_t *err)
 {
-        struct em_upper_state *st = calloc(1, sizeof(*st));
-
-        if (st == NULL || (st->prev = json_object()) == NULL) {
-                free(st);
-                return em_error_set(err, ENOMEM, "upper sync state");
-        }
-        *out = st;
-        return 0;
+        *out = calloc(1, sizeof(**out));
+        return *out ? 0 : em_error_set(err, ENOMEM, "upper sync state");
 }
 
 void em_upper_state_free(struct em_upper_state **st)
 {
         if (*st == NULL)
                 return;
-        json_decref((*st)->prev);
+        em_upper_manifest_free(&(*st)->prev);
         free(*st);
         *st = NULL;
 }
 
 /* ---- source ---- */
 
-struct walk {
-        const char *root;
-        size_t root_len;
-        json_t *now; /* path -> entry */
-        em_error_t *err;
-        int failed;
-};
-
-static struct walk *walk_ctx; /* nftw has no user pointer; one walk at a time */
-
-static int walk_cb(const char *fpath, const struct stat *sb, int type, struct FTW *ftw)
+/* Serializes the entries of m selected by keep[] (shallow: m keeps them). */
+static int send_subset(em_conn_t *c, uint16_t type, uint16_t flags,
+                       const struct em_upper_manifest *m, const bool *keep,
+                       struct em_sync_stats *stats, em_error_t *err)
 {
-        const char *rel = fpath + walk_ctx->root_len;
+        struct em_upper_manifest view = {0, calloc(m->n + 1, sizeof(struct em_upper_entry))};
+        cleanup_free char *json = NULL;
+        size_t len = 0;
 
-        (void)type;
-        (void)ftw;
-        while (*rel == '/')
-                rel++;
-        if (*rel == '\0')
-                return 0;
-        json_t *e = em_upper_entry_from_stat(fpath, rel, sb, walk_ctx->err);
-        if (e == NULL) {
-                walk_ctx->failed = 1;
-                return 1;
+        if (view.e == NULL)
+                return em_error_set(err, ENOMEM, "writable layer manifest");
+        for (size_t i = 0; i < m->n; i++) {
+                if (keep[i])
+                        view.e[view.n++] = m->e[i];
         }
-        json_object_set_new(walk_ctx->now, rel, e);
-        return 0;
+        int rc = (view.n == 0 && !(flags & EM_FRAME_F_LAST))
+                     ? 0
+                     : em_upper_manifest_to_json(&view, &json, &len, err);
+        free(view.e);
+        if (rc < 0 || json == NULL)
+                return rc;
+        stats->raw_bytes += len;
+        return em_conn_send(c, type, flags, 0, json, len, 1, err);
 }
 
-static int walk_upper(const char *upper, json_t **now, em_error_t *err)
+static int send_deletes(em_conn_t *c, const struct em_upper_diff *d, struct em_sync_stats *stats,
+                        em_error_t *err)
 {
-        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-        struct walk w = {upper, strlen(upper), json_object(), err, 0};
-
-        if (w.now == NULL)
-                return em_error_set(err, ENOMEM, "walking %s", upper);
-        pthread_mutex_lock(&lock);
-        walk_ctx = &w;
-        int r = nftw(upper, walk_cb, 64, FTW_PHYS | FTW_MOUNT);
-        walk_ctx = NULL;
-        pthread_mutex_unlock(&lock);
-        if (r != 0 || w.failed) {
-                json_decref(w.now);
-                if (*err == NULL)
-                        em_error_set(err, errno, "walking %s", upper);
-                return -1;
-        }
-        *now = w.now;
-        return 0;
-}
-
-static int send_batches(em_conn_t *c, uint16_t type, const char *key, json_t *items,
-                        struct em_sync_stats *stats, em_error_t *err)
-{
-        size_t n = json_array_size(items);
-
-        for (size_t off = 0; off < n; off += MAX_ENTRIES_PER_FRAME) {
-                cleanup_json json_t *part = json_array();
-                for (size_t i = off; i < n && i < off + MAX_ENTRIES_PER_FRAME; i++)
-                        json_array_append(part, json_array_get(items, i));
-                cleanup_json json_t *msg = json_pack("{s:O}", key, part);
-                cleanup_free char *s = json_dumps(msg, JSON_COMPACT);
-                if (s == NULL)
-                        return em_error_set(err, ENOMEM, "encoding %s", key);
-                stats->raw_bytes += strlen(s);
-                if (em_conn_send(c, type, 0, 0, s, strlen(s), 1, err) < 0)
+        for (size_t off = 0; off < d->ndeleted; off += DELETES_PER_FRAME) {
+                cleanup_json json_t *paths = json_array();
+                for (size_t i = off; i < d->ndeleted && i < off + DELETES_PER_FRAME; i++)
+                        json_array_append_new(paths, json_string(d->deleted[i]));
+                cleanup_json json_t *msg = json_pack("{s:O}", "paths", paths);
+                if (em_proto_send_json(c, EM_FRAME_FILE_DELETE, msg, err) < 0)
                         return -1;
         }
+        stats->files_deleted += d->ndeleted;
         return 0;
 }
 
-static int send_file_data(em_conn_t *c, const char *upper, const char *rel, int level,
-                          struct em_sync_stats *stats, em_error_t *err)
+static int send_content(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
+                        size_t idx, int level, struct em_sync_stats *stats, em_error_t *err)
 {
-        cleanup_free char *path = em_path_join(upper, rel);
+        const struct em_upper_entry *e = &m->e[idx];
+        cleanup_free char *path = em_path_join(upper, e->path);
         cleanup_free char *buf = malloc(EM_PROTO_CHUNK);
         cleanup_close int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-        struct stat st;
+        cleanup_free bool *one = calloc(m->n, sizeof(bool));
 
-        if (fd < 0 || buf == NULL || fstat(fd, &st) < 0)
-                return em_error_set(err, errno ? errno : ENOMEM, "reading %s", rel);
-        cleanup_json json_t *hdr =
-            json_pack("{s:s, s:I}", "path", rel, "size", (json_int_t)st.st_size);
-        if (em_proto_send_json(c, EM_FRAME_FILE_DATA, hdr, err) < 0)
+        if (fd < 0 || buf == NULL || one == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "reading %s", e->path);
+        one[idx] = true;
+        if (send_subset(c, EM_FRAME_FILE_DATA, 0, m, one, stats, err) < 0)
                 return -1;
-        uint64_t left = (uint64_t)st.st_size;
+        uint64_t left = e->size;
         do {
                 size_t want = left < EM_PROTO_CHUNK ? (size_t)left : EM_PROTO_CHUNK;
                 if (em_read_all(fd, buf, want, err) != (ssize_t)want)
-                        return em_error_set(err, EIO, "%s changed size while being sent", rel);
+                        return em_error_set(err, EIO, "%s changed while being sent", e->path);
                 left -= want;
                 if (em_conn_send(c, EM_FRAME_FILE_DATA, left ? 0 : EM_FRAME_F_LAST, 1, buf, want,
                                  level, err) < 0)
@@ -161,60 +112,76 @@ static int send_file_data(em_conn_t *c, const char *upper, const char *rel, int 
         return 0;
 }
 
-/* Fills deletes (paths gone or changed type) and changes (entries new or
- * changed), comparing `now` with the previous round. */
-static int diff(json_t *prev, json_t *now, json_t *deletes, json_t *changes)
+/* Marks what goes into the closing manifest: dirs, hardlinks, link targets. */
+static void mark_closing(const struct em_upper_manifest *m, bool *keep)
 {
-        const char *path;
-        json_t *e;
+        for (size_t i = 0; i < m->n; i++) {
+                if (m->e[i].type == 'd')
+                        keep[i] = true;
+                if (m->e[i].hardlink == NULL)
+                        continue;
+                keep[i] = true;
+                for (size_t j = 0; j < i; j++) {
+                        if (strcmp(m->e[j].path, m->e[i].hardlink) == 0)
+                                keep[j] = true;
+                }
+        }
+}
 
-        json_object_foreach(prev, path, e)
-        {
-                json_t *n = json_object_get(now, path);
-                if (n == NULL || !em_upper_entry_same_type(e, n))
-                        json_array_append_new(deletes, json_string(path));
+static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
+                        const struct em_upper_diff *d, int level, struct em_sync_stats *stats,
+                        em_error_t *err)
+{
+        cleanup_free bool *meta = calloc(m->n + 1, sizeof(bool));
+        cleanup_free bool *closing = calloc(m->n + 1, sizeof(bool));
+
+        if (meta == NULL || closing == NULL)
+                return em_error_set(err, ENOMEM, "writable layer");
+        for (size_t k = 0; k < d->nchanged; k++) {
+                size_t i = d->changed[k];
+                if (!d->content[k] && m->e[i].hardlink == NULL)
+                        meta[i] = true;
         }
-        json_object_foreach(now, path, e)
-        {
-                json_t *p = json_object_get(prev, path);
-                if (p == NULL || !json_equal(p, e))
-                        json_array_append(changes, e);
+        if (send_subset(c, EM_FRAME_FILE_MANIFEST, 0, m, meta, stats, err) < 0)
+                return -1;
+        for (size_t k = 0; k < d->nchanged; k++) {
+                if (d->content[k] &&
+                    send_content(c, upper, m, d->changed[k], level, stats, err) < 0)
+                        return -1;
         }
-        return 0;
+        mark_closing(m, closing);
+        return send_subset(c, EM_FRAME_FILE_MANIFEST, EM_FRAME_F_LAST, m, closing, stats, err);
 }
 
 int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, int level,
                        struct em_sync_stats *stats, em_error_t *err)
 {
-        cleanup_json json_t *now = NULL, *deletes = json_array(), *changes = json_array();
-        size_t i;
-        json_t *e;
+        struct em_upper_manifest now = {0};
+        struct em_upper_diff d = {0};
+        int rc;
 
-        if (deletes == NULL || changes == NULL || walk_upper(upper_dir, &now, err) < 0)
+        if (em_upper_scan(upper_dir, &now, err) < 0)
                 return em_error_wrap(err, "scanning the writable layer");
-        diff(st->upper->prev, now, deletes, changes);
-        em_upper_entries_sort(changes);
-        if (send_batches(c, EM_FRAME_FILE_DELETE, "paths", deletes, stats, err) < 0 ||
-            send_batches(c, EM_FRAME_FILE_MANIFEST, "entries", changes, stats, err) < 0)
-                return -1;
-        json_array_foreach(changes, i, e)
-        {
-                if (em_upper_entry_is_file(e) &&
-                    send_file_data(c, upper_dir, em_json_str(e, "path"), level, stats, err) < 0)
-                        return em_error_wrap(err, "sending the writable layer");
+        rc = em_upper_diff(&st->upper->prev, &now, &d, err);
+        if (rc == 0)
+                rc = send_deletes(c, &d, stats, err);
+        if (rc == 0)
+                rc = send_changes(c, upper_dir, &now, &d, level, stats, err);
+        em_upper_diff_free(&d);
+        if (rc < 0) {
+                em_upper_manifest_free(&now);
+                return em_error_wrap(err, "sending the writable layer");
         }
-        stats->files_deleted += json_array_size(deletes);
-        json_decref(st->upper->prev);
-        st->upper->prev = steal_pointer(&now);
+        em_upper_manifest_free(&st->upper->prev);
+        st->upper->prev = now;
         return 0;
 }
 
 /* ---- target ---- */
 
 struct em_upper_rx {
-        int rootfd;
-        json_t *pending; /* path -> entry of regular files awaiting data */
-        json_t *dirs;    /* directory entries, their times set at the end */
+        int root_fd;
+        bool closed; /* the last closing manifest arrived after the last change */
 };
 
 int em_upper_rx_new(const char *upper_dir, struct em_upper_rx **out, em_error_t *err)
@@ -223,139 +190,100 @@ int em_upper_rx_new(const char *upper_dir, struct em_upper_rx **out, em_error_t 
 
         if (rx == NULL)
                 return em_error_set(err, ENOMEM, "upper receiver");
+        rx->root_fd = -1;
+        rx->closed = true;
         *out = rx;
-        rx->pending = json_object();
-        rx->dirs = json_array();
-        rx->rootfd = open(upper_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (rx->rootfd < 0)
-                return em_error_set(err, errno, "opening %s", upper_dir);
-        if (rx->pending == NULL || rx->dirs == NULL)
-                return em_error_set(err, ENOMEM, "upper receiver");
-        return 0;
+        return em_upper_open_root(upper_dir, &rx->root_fd, err);
 }
 
 void em_upper_rx_free(struct em_upper_rx **rx)
 {
         if (*rx == NULL)
                 return;
-        em_cleanup_closep(&(*rx)->rootfd);
-        json_decref((*rx)->pending);
-        json_decref((*rx)->dirs);
+        em_cleanup_closep(&(*rx)->root_fd);
         free(*rx);
         *rx = NULL;
 }
 
-static int rx_delete(struct em_upper_rx *rx, const json_t *msg, em_error_t *err)
+static int parse_manifest(const struct em_frame *f, struct em_upper_manifest *m, em_error_t *err)
 {
+        if (f->hdr.stream != 0)
+                return em_error_set(err, EPROTO, "protocol error: manifest on stream %u",
+                                    f->hdr.stream);
+        return em_upper_manifest_from_json((const char *)f->payload, f->length, m, err);
+}
+
+static int rx_delete(struct em_upper_rx *rx, const struct em_frame *f, em_error_t *err)
+{
+        cleanup_json json_t *msg = NULL;
         size_t i;
         json_t *p;
 
+        if (em_json_parse((const char *)f->payload, f->length, "FILE_DELETE", &msg, err) < 0)
+                return -1;
         json_array_foreach(json_object_get(msg, "paths"), i, p)
         {
-                const char *base;
-                if (!em_upper_path_ok(p))
-                        return em_error_set(err, EPROTO, "FILE_DELETE: unsafe path");
-                cleanup_close int pfd =
-                    em_upper_open_parent(rx->rootfd, json_string_value(p), &base, err);
-                if (pfd < 0) {
-                        if (em_error_status(*err) != ENOENT)
-                                return -1;
-                        em_error_free(err); /* its parent went first */
-                        continue;
-                }
-                if (em_rm_rf_at(pfd, base, err) < 0)
+                if (!json_is_string(p))
+                        return em_error_set(err, EPROTO, "FILE_DELETE: path is not a string");
+                if (em_upper_apply_delete(rx->root_fd, json_string_value(p), err) < 0)
                         return -1;
-                json_object_del(rx->pending, json_string_value(p));
         }
         return 0;
 }
 
-static int rx_manifest(struct em_upper_rx *rx, const json_t *msg, em_error_t *err)
+static int rx_manifest(struct em_upper_rx *rx, const struct em_frame *f, em_error_t *err)
 {
-        size_t i;
-        json_t *e;
+        cleanup_manifest struct em_upper_manifest m = {0};
 
-        json_array_foreach(json_object_get(msg, "entries"), i, e)
-        {
-                json_t *path = json_object_get(e, "path");
-                if (!json_is_object(e) || !em_upper_path_ok(path))
-                        return em_error_set(err, EPROTO, "FILE_MANIFEST: unsafe or missing path");
-                if (em_upper_entry_is_file(e)) {
-                        json_object_set(rx->pending, json_string_value(path), e);
-                        continue;
-                }
-                if (em_upper_create(rx->rootfd, e, err) < 0)
-                        return em_error_wrap(err, "applying the writable layer");
-                if (strcmp(em_json_str(e, "type"), "d") == 0)
-                        json_array_append(rx->dirs, e);
+        if (parse_manifest(f, &m, err) < 0)
+                return -1;
+        for (size_t i = 0; i < m.n; i++) {
+                if (em_upper_apply_entry(rx->root_fd, &m.e[i], err) < 0)
+                        return -1;
         }
+        rx->closed = (f->hdr.flags & EM_FRAME_F_LAST) != 0;
+        if (rx->closed)
+                return em_upper_apply_dir_times(rx->root_fd, &m, err);
         return 0;
 }
 
-static int rx_file_body(em_conn_t *c, int fd, uint64_t size, em_error_t *err)
+static int rx_content(struct em_upper_rx *rx, em_conn_t *c, const struct em_frame *f,
+                      em_error_t *err)
 {
-        uint64_t got = 0;
+        cleanup_manifest struct em_upper_manifest m = {0};
+        em_upper_file_t *file = NULL;
 
+        if (parse_manifest(f, &m, err) < 0)
+                return -1;
+        if (m.n != 1 || m.e[0].type != 'f')
+                return em_error_set(err, EPROTO, "FILE_DATA must announce one regular file");
+        if (em_upper_file_begin(rx->root_fd, &m.e[0], &file, err) < 0)
+                return -1;
         for (;;) {
-                cleanup_frame struct em_frame f = {0};
-                if (em_proto_recv(c, &f, err) < 0)
-                        return -1;
-                if (f.hdr.type != EM_FRAME_FILE_DATA || f.hdr.stream != 1 || f.length > size - got)
-                        return em_error_set(err, EPROTO, "protocol error in file data");
-                if (em_write_all(fd, f.payload, f.length, err) < 0)
-                        return -1;
-                got += f.length;
-                if (f.hdr.flags & EM_FRAME_F_LAST)
+                cleanup_frame struct em_frame d = {0};
+                if (em_proto_recv(c, &d, err) < 0 || d.hdr.type != EM_FRAME_FILE_DATA ||
+                    d.hdr.stream != 1 || em_upper_file_write(file, d.payload, d.length, err) < 0) {
+                        em_upper_file_abort(&file);
+                        return *err ? -1 : em_error_set(err, EPROTO, "protocol error in file data");
+                }
+                if (d.hdr.flags & EM_FRAME_F_LAST)
                         break;
         }
-        return got == size ? 0 : em_error_set(err, EPROTO, "file data truncated");
-}
-
-static int rx_file(struct em_upper_rx *rx, em_conn_t *c, const json_t *hdr, em_error_t *err)
-{
-        json_t *path = json_object_get(hdr, "path");
-        json_t *e =
-            em_upper_path_ok(path) ? json_object_get(rx->pending, json_string_value(path)) : NULL;
-        long long size = em_json_int(hdr, "size", -1);
-        const char *base;
-
-        if (e == NULL || size < 0)
-                return em_error_set(err, EPROTO, "FILE_DATA for an unannounced file");
-        cleanup_close int pfd =
-            em_upper_open_parent(rx->rootfd, json_string_value(path), &base, err);
-        if (pfd < 0)
-                return -1;
-        struct stat st;
-        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode) &&
-            em_rm_rf_at(pfd, base, err) < 0)
-                return -1;
-        cleanup_close int fd =
-            openat(pfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return em_error_set(err, errno, "creating %s", json_string_value(path));
-        if (rx_file_body(c, fd, (uint64_t)size, err) < 0 ||
-            em_upper_apply_meta(fd, e, false, err) < 0)
-                return em_error_wrap(err, "receiving %s", json_string_value(path));
-        json_object_del(rx->pending, json_string_value(path));
-        return 0;
+        rx->closed = false;
+        return em_upper_file_commit(&file, err);
 }
 
 int em_upper_rx_frame(struct em_upper_rx *rx, em_conn_t *c, const struct em_frame *f,
                       em_error_t *err)
 {
-        cleanup_json json_t *msg = NULL;
-
-        if (f->hdr.stream != 0 || em_json_parse((const char *)f->payload, f->length,
-                                                em_frame_type_name(f->hdr.type), &msg, err) < 0)
-                return em_error_set(err, EPROTO, "protocol error: bad %s",
-                                    em_frame_type_name(f->hdr.type));
         switch (f->hdr.type) {
         case EM_FRAME_FILE_DELETE:
-                return rx_delete(rx, msg, err);
+                rx->closed = false;
+                return rx_delete(rx, f, err);
         case EM_FRAME_FILE_MANIFEST:
-                return rx_manifest(rx, msg, err);
+                return rx_manifest(rx, f, err);
         case EM_FRAME_FILE_DATA:
-                return rx_file(rx, c, msg, err);
+                return rx_content(rx, c, f, err);
         default:
                 return em_error_set(err, EPROTO, "protocol error: unexpected %s",
                                     em_frame_type_name(f->hdr.type));
@@ -364,16 +292,7 @@ int em_upper_rx_frame(struct em_upper_rx *rx, em_conn_t *c, const struct em_fram
 
 int em_upper_rx_finish(struct em_upper_rx *rx, em_error_t *err)
 {
-        if (json_object_size(rx->pending) != 0)
-                return em_error_set(err, EPROTO, "%zu announced files never arrived",
-                                    json_object_size(rx->pending));
-        /* Deepest first, so a child's creation cannot touch a parent's time. */
-        for (size_t i = json_array_size(rx->dirs); i-- > 0;) {
-                if (em_upper_apply_times(rx->rootfd, json_array_get(rx->dirs, i), err) < 0) {
-                        if (em_error_status(*err) != ENOENT)
-                                return -1;
-                        em_error_free(err); /* deleted in a later round */
-                }
-        }
+        if (!rx->closed)
+                return em_error_set(err, EPROTO, "writable layer transfer incomplete");
         return 0;
 }
