@@ -44,12 +44,14 @@ static const char migrate_usage[] =
     "  edgemig migrate web --to 10.77.2.2:7878 --json\n";
 
 static const char prepare_usage[] =
-    "Usage: edgemig prepare NAME --to ADDR:PORT [--compress C] [--json]\n"
+    "Usage: edgemig prepare NAME --to ADDR:PORT [--compress C] [--json] [TLS OPTIONS]\n"
     "\n"
     "Pre-transfer for a likely handoff: send the image layers the target lacks\n"
     "and a base snapshot of NAME's memory pages (read live, without freezing\n"
     "the service) to the target's page cache. A later `edgemig migrate NAME\n"
-    "--to ADDR:PORT` then sends only what changed since.\n";
+    "--to ADDR:PORT` then sends only what changed since.\n"
+    "\n"
+    "TLS options and --insecure are those of `edgemig migrate --help`.\n";
 
 static bool isatty_err;
 
@@ -64,7 +66,15 @@ static void progress(void *ud, const char *phase, uint64_t bytes, double rate, u
         fflush(stderr);
 }
 
-static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json, em_error_t *err)
+struct tls_opts {
+        const char *cert, *key, *ca;
+        const char *allow[17];
+        size_t n_allow;
+        bool insecure;
+};
+
+static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json,
+                      struct tls_opts *t, em_error_t *err)
 {
         static const struct option opts[] = {{"to", required_argument, NULL, 't'},
                                              {"mode", required_argument, NULL, 'm'},
@@ -72,6 +82,11 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                                              {"downtime-target", required_argument, NULL, 'd'},
                                              {"compress", required_argument, NULL, 'c'},
                                              {"json", no_argument, NULL, 'j'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
+                                             {"tls-ca", required_argument, NULL, 'A'},
+                                             {"allow-peer", required_argument, NULL, 'P'},
+                                             {"insecure", no_argument, NULL, 'I'},
                                              {NULL, 0, NULL, 0}};
         int c;
 
@@ -100,6 +115,23 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                 case 'j':
                         *json = true;
                         break;
+                case 'C':
+                        t->cert = optarg;
+                        break;
+                case 'K':
+                        t->key = optarg;
+                        break;
+                case 'A':
+                        t->ca = optarg;
+                        break;
+                case 'P':
+                        if (t->n_allow + 1 >= sizeof(t->allow) / sizeof(t->allow[0]))
+                                return em_error_set(err, 0, "too many --allow-peer");
+                        t->allow[t->n_allow++] = optarg;
+                        break;
+                case 'I':
+                        t->insecure = true;
+                        break;
                 default:
                         return em_error_set(err, 0, "unknown option; see --help");
                 }
@@ -121,15 +153,48 @@ static void print_summary(const json_t *r)
                json_array_size(json_object_get(r, "rounds")));
 }
 
+/* Mutual TLS unless --insecure; files from the options or <root>/pki/. */
+static int tls_context(const struct em_config *cfg, const struct tls_opts *t, em_tls_ctx_t **out,
+                       em_error_t *err)
+{
+        cleanup_free char *ca = NULL, *cert = NULL, *key = NULL;
+        bool given = t->cert || t->key || t->ca;
+
+        if (t->insecure) {
+                if (given || t->n_allow)
+                        return em_error_set(err, 0, "--insecure excludes --tls-* and --allow-peer");
+                return 0;
+        }
+        if (!given) {
+                int have = em_tls_default_paths(cfg->root, NULL, &ca, &cert, &key, err);
+                if (have < 0)
+                        return -1;
+                if (have == 0)
+                        return em_error_set(err, 0,
+                                            "peers must authenticate: pass --tls-cert FILE "
+                                            "--tls-key FILE --tls-ca FILE (or create %s with "
+                                            "`edgemig ca`), or --insecure for plain TCP on a "
+                                            "trusted test network",
+                                            cert);
+        } else if (!t->cert || !t->key || !t->ca) {
+                return em_error_set(err, 0, "--tls-cert, --tls-key and --tls-ca go together");
+        }
+        struct em_tls_config tc = {t->ca ? t->ca : ca, t->cert ? t->cert : cert,
+                                   t->key ? t->key : key, t->n_allow ? t->allow : NULL};
+        return em_tls_ctx_new(&tc, false, out, err);
+}
+
 static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, em_error_t *err)
 {
         struct em_migrate_opts o;
         struct em_config *cfg;
         cleanup_json json_t *report = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        struct tls_opts t = {0};
         bool json = false;
 
         em_migrate_opts_init(&o);
-        int idx = parse_opts(argc, argv, &o, &json, err);
+        int idx = parse_opts(argc, argv, &o, &json, &t, err);
         if (idx < 0)
                 return 2;
         if (prepare)
@@ -138,6 +203,9 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         o.progress = progress;
         if (cli_config(cli, &cfg, err) < 0)
                 return 1;
+        if (tls_context(cfg, &t, &tls, err) < 0)
+                return 2;
+        o.tls = tls;
         /* Host features are a property of the host, not of this handoff:
          * make sure they are cached before the clock starts. */
         cleanup_features struct em_features *f = NULL;

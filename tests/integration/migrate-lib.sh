@@ -45,12 +45,30 @@ ct_pull_into() {
 		fail "pull $name into $root"
 }
 
-# mig_daemon I: starts edgemigd on host I and waits until it listens.
+# mig_pki I: host I gets a certificate "h<I>" of the test bed's CA in
+# <root>/pki/, named after this machine's host name too, which is where
+# `edgemig migrate` looks by default; peers authenticate with mutual TLS.
+mig_pki() {
+	local i=$1 root pki
+	root=EM_H${i}_ROOT
+	pki=${!root}/pki
+	[ -f "$MIG_LOGS/ca/ca.crt" ] || "$EM" ca init --dir "$MIG_LOGS/ca" >/dev/null || fail "ca init"
+	mkdir -p "$pki"
+	"$EM" ca issue "h$i" --dir "$MIG_LOGS/ca" --out "$pki" >/dev/null || fail "ca issue h$i"
+	cp "$MIG_LOGS/ca/ca.crt" "$pki/ca.crt"
+	ln -sf "h$i.crt" "$pki/$(hostname -s).crt"
+	ln -sf "h$i.key" "$pki/$(hostname -s).key"
+}
+
+# mig_daemon I: starts edgemigd on host I (mutual TLS, peers h1..hN allowed)
+# and waits until it listens.
 mig_daemon() {
-	local i=$1 ns root
+	local i=$1 ns root allow=() j
 	ns=EM_H${i}_NS root=EM_H${i}_ROOT
+	for ((j = 1; j <= EM_HOSTS; j++)); do allow+=(--allow-peer "h$j"); done
 	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
-		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --insecure \
+		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --tls-ca "${!root}/pki/ca.crt" \
+		--tls-cert "${!root}/pki/h$i.crt" --tls-key "${!root}/pki/h$i.key" "${allow[@]}" \
 		--route-hook "$REPO/scripts/testbed-route-hook" >>"$MIG_LOGS/edgemigd-h$i.log" 2>&1 &
 	MIG_DAEMONS[$i]=$!
 	wait_for 10 grep -q ready "$MIG_LOGS/edgemigd-h$i.log" || fail "edgemigd on host $i did not start"
@@ -75,6 +93,7 @@ mig_setup() {
 	for ((i = 1; i <= n; i++)); do
 		mkdir -p "$(eval echo "\$EM_H${i}_ROOT")"
 		for img in "$@"; do mig_pull "$i" "$img"; done
+		mig_pki "$i"
 		mig_daemon "$i"
 	done
 }

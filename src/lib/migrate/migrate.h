@@ -15,6 +15,7 @@
 #include "migrate/stop_rule.h"
 #include "transfer/compress.h"
 #include "transfer/conn.h"
+#include "transfer/tls.h"
 #include "util/config.h"
 #include "util/error.h"
 
@@ -32,6 +33,7 @@ typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t byt
 
 struct em_migrate_opts {
         const char *target; /* ADDR:PORT of the target's edgemigd */
+        em_tls_ctx_t *tls;  /* mutual TLS client context; NULL: plain TCP (--insecure) */
         enum em_migrate_mode mode;
         struct em_stop_rule stop;
         struct em_compress_opt compress;

@@ -164,14 +164,31 @@ static int do_layers(struct source *s, em_error_t *err)
         return 0;
 }
 
+static int connect_target(struct source *s, em_error_t *err)
+{
+        cleanup_free char *peer = NULL;
+        int rc;
+
+        if (s->o->tls != NULL)
+                rc = em_tls_connect(s->o->tls, s->o->target, s->o->connect_timeout_ms, &s->conn,
+                                    &peer, err);
+        else
+                rc = em_tcp_connect(s->o->target, s->o->connect_timeout_ms, &s->conn, err);
+        if (rc < 0)
+                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
+                                     s->o->target);
+        if (peer != NULL)
+                em_report_set(s->report, "target_identity", json_string(peer));
+        return 0;
+}
+
 static int run(struct source *s, json_t **report, em_error_t *err)
 {
         if (load_container(s, err) < 0)
                 return -1;
         em_report_phase_begin(s->report, "handshake");
-        if (em_tcp_connect(s->o->target, s->o->connect_timeout_ms, &s->conn, err) < 0)
-                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
-                                     s->o->target);
+        if (connect_target(s, err) < 0)
+                return -1;
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
         if (do_hello(s, err) < 0)
                 return -1;
