@@ -48,5 +48,6 @@ int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

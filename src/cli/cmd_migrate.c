@@ -7,6 +7,7 @@
 
 #include "checkpoint/features.h"
 #include "cli/cli.h"
+#include "migrate/journal.h"
 #include "migrate/migrate.h"
 #include "util/cleanup.h"
 #include "util/json.h"
@@ -210,6 +211,9 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
          * make sure they are cached before the clock starts. */
         cleanup_features struct em_features *f = NULL;
         if (em_features_probe(cfg, true, &f, err) < 0)
+                return 1;
+        /* A previous migration whose process died is finished first. */
+        if (em_migrate_source_recover(cfg, err) < 0)
                 return 1;
         int rc = em_migrate_source_run(cfg, argv[idx], &o, &report, err);
         if (isatty_err)

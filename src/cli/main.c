@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
     {"checkpoint", cmd_checkpoint, "checkpoint a container to a directory"},
     {"restore", cmd_restore, "restore a container from a checkpoint directory"},
     {"migrate", cmd_migrate, "live-migrate a container to another edge host"},
+    {"recover", cmd_recover, "finish or roll back migrations whose process died"},
     {"prepare", cmd_prepare, "pre-transfer layers and base memory to a likely target"},
     {"ca", cmd_ca, "create the platform CA and issue peer certificates"},
     {"version", cmd_version, "print version information"},

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "checkpoint/features.h"
+#include "migrate/journal.h"
 #include "migrate/migrate.h"
 #include "transfer/conn.h"
 #include "transfer/tls.h"
@@ -149,18 +150,31 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
         return 0;
 }
 
-static void reap_children(void)
+/* Finishes or rolls back what a dead session (pid; 0: any dead one) left. */
+static void recover(const struct em_config *cfg, pid_t pid)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (em_migrate_target_recover(cfg, pid, &err) < 0)
+                em_log_error("recovering sessions: %s", em_error_msg(err));
+        /* Outgoing migrations of a crashed `edgemig migrate` on this host. */
+        if (pid == 0 && em_migrate_source_recover(cfg, &err) < 0)
+                em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
+}
+
+static void reap_children(const struct em_config *cfg)
 {
         int status;
         pid_t pid;
 
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                         em_log_info("session %d finished", (int)pid);
-                else
-                        em_log_warn("session %d failed (status %d)", (int)pid,
-                                    WIFEXITED(status) ? WEXITSTATUS(status)
-                                                      : 128 + WTERMSIG(status));
+                        continue;
+                }
+                em_log_warn("session %d failed (status %d)", (int)pid,
+                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                recover(cfg, pid);
         }
 }
 
@@ -200,7 +214,7 @@ static int accept_loop(const struct em_config *cfg, int lfd, const struct em_tar
                 cleanup_error em_error_t err = NULL;
                 cleanup_conn em_conn_t *conn = NULL;
 
-                reap_children();
+                reap_children(cfg);
                 if (em_tcp_accept(lfd, 500, &conn, &err) < 0) {
                         if (em_error_status(err) == ETIMEDOUT || em_error_status(err) == EINTR)
                                 continue;
@@ -301,6 +315,7 @@ int main(int argc, char **argv)
                 em_config_free(&cfg);
                 return 1;
         }
+        recover(&cfg, 0); /* sessions of a previous edgemigd that died */
         struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
@@ -316,7 +331,7 @@ int main(int argc, char **argv)
         accept_loop(&cfg, lfd, &o.target, tls);
         close(lfd);
         em_log_info("edgemigd stopping");
-        reap_children();
+        reap_children(&cfg);
         em_config_free(&cfg);
         free(o.allow);
         return 0;

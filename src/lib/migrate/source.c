@@ -9,6 +9,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "migrate/journal.h"
 #include "migrate/migrate.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
@@ -20,6 +21,7 @@
 #include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/json.h"
+#include "util/fault.h"
 #include "util/log.h"
 
 void em_migrate_opts_init(struct em_migrate_opts *o)
@@ -81,7 +83,11 @@ static int load_container(struct source *s, em_error_t *err)
         s->images = em_path_join(s->workdir, "images");
         if (s->images == NULL || em_mkdir_p(s->images, 0700, err) < 0)
                 return em_error_wrap(err, "creating %s", s->workdir);
-        return 0;
+        /* What recovery needs if this process dies mid-migration. */
+        cleanup_free char *spec = em_path_join(s->workdir, "spec.json");
+        if (spec == NULL || em_json_write_file(spec, s->spec, err) < 0)
+                return -1;
+        return em_journal_write(s->workdir, "owner", s->name, err);
 }
 
 static int do_hello(struct source *s, em_error_t *err)
@@ -190,10 +196,11 @@ static int run(struct source *s, json_t **report, em_error_t *err)
         if (connect_target(s, err) < 0)
                 return -1;
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
-        if (do_hello(s, err) < 0)
+        if (do_hello(s, err) < 0 ||
+            em_fault("source.after-handshake", em_conn_fd(s->conn), err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
-        if (do_layers(s, err) < 0)
+        if (do_layers(s, err) < 0 || em_fault("source.after-layers", em_conn_fd(s->conn), err) < 0)
                 return -1;
         if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && em_source_precopy(s, err) < 0)
                 return -1;
@@ -227,7 +234,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
                 em_log_warn("%s", em_error_msg(e));
                 em_error_free(&e);
         }
-        if (s.workdir != NULL && em_rm_rf(s.workdir, &e) < 0) {
+        if (s.workdir != NULL && !s.keep_workdir && em_rm_rf(s.workdir, &e) < 0) {
                 em_log_warn("%s", em_error_msg(e));
                 em_error_free(&e);
         }

@@ -27,6 +27,7 @@ struct source {
         char *workdir, *images;
         bool checkpointed; /* the container is stopped here, its state in images */
         bool committed;    /* the target owns the service now */
+        bool keep_workdir; /* in doubt: keep the checkpoint for recovery */
         double bandwidth;  /* bytes/s measured on this link */
         uint64_t phase_wire0;
 };

@@ -9,11 +9,13 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "migrate/journal.h"
 #include "migrate/proto.h"
 #include "migrate/source_int.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
+#include "util/fault.h"
 #include "util/log.h"
 
 #define MAX_PIDS 4096
@@ -156,7 +158,7 @@ int em_source_precopy(struct source *s, em_error_t *err)
         em_report_set(s->report, "stop_reason", json_string(em_stop_reason_name(why)));
         em_report_set(s->report, "bandwidth_bps", json_real(s->bandwidth));
         em_source_phase_end(s, "precopy", 0);
-        return 0;
+        return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
 }
 
 int em_source_finish_prepare(struct source *s, em_error_t *err)
@@ -180,7 +182,9 @@ static int checkpoint_here(struct source *s, em_error_t *err)
                 return em_error_wrap(err, "final checkpoint");
         s->checkpointed = true;
         em_report_mark(s->report, "checkpoint_done");
-        return 0;
+        if (em_journal_write(s->workdir, "checkpointed", s->name, err) < 0)
+                return -1;
+        return em_fault("source.after-checkpoint", em_conn_fd(s->conn), err);
 }
 
 static int send_final(struct source *s, em_error_t *err)
@@ -202,7 +206,7 @@ static int send_final(struct source *s, em_error_t *err)
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
         em_source_phase_end(s, "final", st.raw_bytes);
-        return 0;
+        return em_fault("source.after-final", em_conn_fd(s->conn), err);
 }
 
 /* Our copy goes only after the target confirmed and received our DONE. */
@@ -214,14 +218,21 @@ static int commit(struct source *s, em_error_t *err)
         if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
-        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0)
-                return em_error_wrap(err, "committing");
+        if (em_fault("source.before-commit", em_conn_fd(s->conn), err) < 0 ||
+            em_journal_write(s->workdir, "committed", s->name, err) < 0)
+                return -1;
         s->committed = true;
+        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0) {
+                s->keep_workdir = true;
+                return em_error_wrap(err, "migration in doubt: committing (checkpoint kept in %s)",
+                                     s->workdir);
+        }
         if (em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, &e) < 0) {
                 em_log_warn("no commit acknowledgement from the target (%s); keeping the "
                             "checkpoint in %s",
                             em_error_msg(e), s->workdir);
                 em_error_free(&e);
+                s->keep_workdir = true;
                 return em_error_set(err, EIO,
                                     "migration in doubt: the target may own %s; "
                                     "checkpoint kept in %s",
@@ -256,8 +267,7 @@ void em_source_roll_back(struct source *s)
                 em_log_error("ROLL-BACK FAILED for %s: %s; its checkpoint stays in %s", s->name,
                              em_error_msg(e), s->workdir);
                 em_error_free(&e);
-                free(s->workdir);
-                s->workdir = NULL; /* keep the images for a manual restore */
+                s->keep_workdir = true; /* the images, for a manual restore */
                 return;
         }
         s->checkpointed = false;

@@ -12,6 +12,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "migrate/journal.h"
 #include "migrate/migrate.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
@@ -22,6 +23,7 @@
 #include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/json.h"
+#include "util/fault.h"
 #include "util/log.h"
 
 struct target {
@@ -35,7 +37,7 @@ struct target {
         json_t *spec;  /* the container spec from the source */
         json_t *image; /* {name, manifest_digest, blobs:[{digest,size}]} */
         struct em_sync_target *sync;
-        bool restored;
+        bool restoring, restored;
 };
 
 void em_target_opts_init(struct em_target_opts *o)
@@ -71,7 +73,7 @@ static int make_dirs(struct target *t, em_error_t *err)
         if (em_mkdir_p(t->blobs, 0700, err) < 0 || em_mkdir_p(t->upper, 0755, err) < 0 ||
             em_mkdir_p(t->images, 0700, err) < 0)
                 return em_error_wrap(err, "creating staging directory %s", t->dir);
-        return 0;
+        return em_journal_write(t->dir, "owner", t->peer.container, err);
 }
 
 /* HELLO -> HELLO_ACK: refuse early, before anything big moves. */
@@ -243,6 +245,10 @@ static int restore_here(struct target *t, em_error_t *err)
         int64_t t0 = em_mono_ms();
 
         em_restore_opts_init(&ro);
+        if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
+            em_journal_write(t->dir, "restoring", t->peer.container, err) < 0)
+                return -1;
+        t->restoring = true;
         if (em_container_restore_from(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro,
                                       err) < 0)
                 return em_error_wrap(err, "restoring %s", t->peer.container);
@@ -251,14 +257,15 @@ static int restore_here(struct target *t, em_error_t *err)
                     (long long)(em_mono_ms() - t0));
         if (ip != NULL && em_session_route_hook(t->o->route_hook, "announce", ip, err) < 0)
                 return -1;
-        return 0;
+        return em_fault("target.after-restore", em_conn_fd(t->conn), err);
 }
 
 static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
 {
         cleanup_json json_t *final = NULL;
 
-        if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0)
+        if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
+            em_fault("target.after-final", em_conn_fd(t->conn), err) < 0)
                 return -1;
         if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0 ||
             restore_here(t, err) < 0)
@@ -280,6 +287,12 @@ static int await_commit(struct target *t, em_error_t *err)
         if (f.hdr.type != EM_FRAME_DONE)
                 return em_error_set(err, EPROTO, "protocol error: expected DONE, got %s",
                                     em_frame_type_name(f.hdr.type));
+        /* From here on the container is ours, whatever happens to the ack. */
+        if (em_journal_write(t->dir, "committed", t->peer.container, err) < 0)
+                return -1;
+        t->restoring = t->restored = false;
+        if (em_fault("target.before-ack", em_conn_fd(t->conn), err) < 0)
+                return -1;
         cleanup_json json_t *ack = json_pack("{s:b}", "ok", 1);
         return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
 }
@@ -309,7 +322,10 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
         case EM_FRAME_ROUND_END:
                 if (f->length > 0 && f->payload[0] == '{' &&
                     strstr((const char *)f->payload, "\"layers_done\"") != NULL &&
-                    register_image(t, err) < 0)
+                    (register_image(t, err) < 0 ||
+                     em_fault("target.after-layers", em_conn_fd(t->conn), err) < 0))
+                        return -1;
+                if (em_fault("target.round-end", em_conn_fd(t->conn), err) < 0)
                         return -1;
                 return em_conn_send(t->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0,
                                     err);
@@ -336,7 +352,8 @@ static int serve(struct target *t, em_error_t *err)
 {
         bool final_done = false;
 
-        if (do_hello(t, err) < 0 || make_dirs(t, err) < 0)
+        if (do_hello(t, err) < 0 || make_dirs(t, err) < 0 ||
+            em_fault("target.after-hello", em_conn_fd(t->conn), err) < 0)
                 return -1;
         if (em_sync_target_new(t->cfg, t->peer.container, t->images, t->upper, &t->sync, err) < 0 ||
             em_store_open(t->cfg->root, &t->store, err) < 0 || do_plan(t, err) < 0)
@@ -358,7 +375,7 @@ static void roll_back(struct target *t)
 {
         em_error_t e = NULL;
 
-        if (t->restored) {
+        if (t->restoring || t->restored) {
                 em_log_warn("session %s: removing the restored %s (no commit from the source)",
                             t->session, t->peer.container);
                 if (em_container_rm(t->cfg, t->peer.container, true, &e) < 0)

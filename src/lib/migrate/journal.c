@@ -1,0 +1,165 @@
+#include "migrate/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "util/json.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+int em_journal_write(const char *dir, const char *name, const char *container, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, name), *line = NULL;
+        int n = asprintf(&line, "%s %d\n", container, (int)getpid());
+
+        if (path == NULL || n < 0)
+                return em_error_set(err, ENOMEM, "journal");
+        return em_write_file_atomic(path, line, (size_t)n, 0600, err);
+}
+
+static int read_owner(const char *dir, char *name, size_t len, pid_t *pid)
+{
+        cleanup_free char *path = em_path_join(dir, "owner"), *buf = NULL;
+        em_error_t e = NULL;
+        int p = 0;
+
+        if (path == NULL || em_read_file(path, 4096, &buf, NULL, &e) < 0) {
+                em_error_free(&e);
+                return -1;
+        }
+        char *sp = strchr(buf, ' ');
+        if (sp == NULL || (size_t)(sp - buf) >= len)
+                return -1;
+        memcpy(name, buf, (size_t)(sp - buf));
+        name[sp - buf] = '\0';
+        p = atoi(sp + 1);
+        if (!em_container_name_valid(name))
+                return -1;
+        *pid = p;
+        return 0;
+}
+
+static bool marker(const char *dir, const char *name)
+{
+        cleanup_free char *p = em_path_join(dir, name);
+        return p && em_path_exists(p);
+}
+
+static void recover_one(const struct em_config *cfg, const char *dir, const char *container)
+{
+        em_error_t e = NULL;
+
+        if (marker(dir, "committed")) {
+                em_log_info("recovery: %s was committed; keeping it", container);
+        } else if (marker(dir, "restoring")) {
+                em_log_warn("recovery: %s was restored but never committed; removing it "
+                            "(the source keeps or restores its own copy)",
+                            container);
+                if (em_container_rm(cfg, container, true, &e) < 0 && em_error_status(e) != ENOENT)
+                        em_log_error("recovery: removing %s: %s", container, em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (em_rm_rf(dir, &e) < 0) {
+                em_log_error("recovery: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err)
+{
+        cleanup_free char *base = em_path_join(cfg->root, "incoming");
+        cleanup_dir DIR *d = base ? opendir(base) : NULL;
+        struct dirent *de;
+        int n = 0;
+
+        if (d == NULL)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
+        while ((de = readdir(d)) != NULL) {
+                char name[EM_NAME_MAX + 1];
+                pid_t owner = 0;
+                if (de->d_name[0] == '.')
+                        continue;
+                cleanup_free char *dir = em_path_join(base, de->d_name);
+                if (dir == NULL)
+                        return em_error_set(err, ENOMEM, "recovery");
+                bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
+                if (pid ? owner != pid : (known && owner > 0 && kill(owner, 0) == 0))
+                        continue;
+                em_log_info("recovering migration session %s", de->d_name);
+                recover_one(cfg, dir, known ? name : "?");
+                n++;
+        }
+        return n;
+}
+
+/* An outgoing session whose edgemig process died: if the container was
+ * checkpointed here and never committed to the target, restore it here; if
+ * it was committed, the target owns it: drop our copy. */
+static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
+                            em_error_t *err)
+{
+        if (marker(dir, "committed")) {
+                em_log_info("recovery: %s was handed over; removing the local copy", container);
+                if (em_container_rm(cfg, container, true, err) < 0 &&
+                    em_error_status(*err) != ENOENT)
+                        return -1;
+                em_error_free(err);
+        } else if (marker(dir, "checkpointed")) {
+                cleanup_free char *spec_path = em_path_join(dir, "spec.json");
+                cleanup_free char *images = em_path_join(dir, "images");
+                cleanup_json json_t *spec = NULL;
+                struct em_restore_opts ro;
+
+                em_log_warn("recovery: restoring %s here (its migration never completed)",
+                            container);
+                em_restore_opts_init(&ro);
+                ro.copy_upper = true;
+                if (spec_path == NULL || images == NULL ||
+                    em_json_load_file(spec_path, 16u << 20, &spec, err) < 0 ||
+                    em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
+                        return em_error_wrap(err, "recovering %s (checkpoint kept in %s)",
+                                             container, dir);
+        }
+        return em_rm_rf(dir, err);
+}
+
+int em_migrate_source_recover(const struct em_config *cfg, em_error_t *err)
+{
+        cleanup_free char *base = em_path_join(cfg->root, "outgoing");
+        cleanup_dir DIR *d = base ? opendir(base) : NULL;
+        struct dirent *de;
+        int n = 0, rc = 0;
+
+        if (d == NULL)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
+        while ((de = readdir(d)) != NULL) {
+                char name[EM_NAME_MAX + 1];
+                pid_t owner = 0;
+                if (de->d_name[0] == '.')
+                        continue;
+                cleanup_free char *dir = em_path_join(base, de->d_name);
+                if (dir == NULL)
+                        return em_error_set(err, ENOMEM, "recovery");
+                if (read_owner(dir, name, sizeof(name), &owner) < 0 || kill(owner, 0) == 0)
+                        continue; /* in progress, or not a session we understand */
+                em_error_t e = NULL;
+                if (recover_outgoing(cfg, dir, name, &e) < 0) {
+                        em_log_error("%s", em_error_msg(e));
+                        em_error_free(&e);
+                        rc = -1;
+                        continue;
+                }
+                n++;
+        }
+        if (rc < 0)
+                return em_error_set(err, EIO, "some migrations could not be recovered (see log)");
+        return n;
+}
