@@ -26,13 +26,18 @@ static const char migrate_usage[] =
     "\n"
     "Options:\n"
     "  --to ADDR:PORT          the target's edgemigd (required)\n"
-    "  --mode MODE             precopy (default) or stop-and-copy\n"
+    "  --mode MODE             precopy (default), stop-and-copy, postcopy, hybrid\n"
+    "                          or auto (precopy if the final delta fits the downtime\n"
+    "                          target, else hybrid); post-copy risks: docs/postcopy.md\n"
     "  --max-rounds N          pre-copy round budget (default 5)\n"
     "  --downtime-target MS    stop pre-copy once the final transfer is estimated\n"
     "                          to take at most MS milliseconds (default 500)\n"
     "  --compress C            auto (default: from measured bandwidth), none or\n"
     "                          zstd:LEVEL (1-19)\n"
     "  --json                  print the timeline as JSON\n"
+    "  --route-hook PATH       run `PATH announce SERVICE_IP` if the migration rolls\n"
+    "                          back here (default $EDGEMIG_ROUTE_HOOK), to take the\n"
+    "                          service IP's route back from a target that announced it\n"
     "\n"
     "The timeline (phases, rounds, bytes raw and on the wire, handoff time and\n"
     "downtime as defined by Ma et al.) is also stored in\n"
@@ -88,6 +93,7 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                                              {"tls-ca", required_argument, NULL, 'A'},
                                              {"allow-peer", required_argument, NULL, 'P'},
                                              {"insecure", no_argument, NULL, 'I'},
+                                             {"route-hook", required_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
         int c;
 
@@ -132,6 +138,9 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                         break;
                 case 'I':
                         t->insecure = true;
+                        break;
+                case 'H':
+                        o->route_hook = optarg;
                         break;
                 default:
                         return em_error_set(err, 0, "unknown option; see --help");
@@ -195,6 +204,7 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         bool json = false;
 
         em_migrate_opts_init(&o);
+        o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
         int idx = parse_opts(argc, argv, &o, &json, &t, err);
         if (idx < 0)
                 return 2;

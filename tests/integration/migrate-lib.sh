@@ -16,7 +16,8 @@ h() {
 	local i=$1 ns root
 	shift
 	ns=EM_H${i}_NS root=EM_H${i}_ROOT
-	nsenter --net="/run/netns/${!ns}" "$EM" --root "${!root}" "$@"
+	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX EDGEMIG_ROUTE_HOOK=$REPO/scripts/testbed-route-hook \
+		nsenter --net="/run/netns/${!ns}" "$EM" --root "${!root}" "$@"
 }
 
 haddr() {

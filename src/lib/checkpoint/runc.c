@@ -160,6 +160,41 @@ static int require_state(struct em_state *st, const char *name, enum em_cstate w
         return 0;
 }
 
+/* argv of `runc checkpoint` into b (b->v owned by the caller). */
+static int checkpoint_argv(const struct em_config *cfg, const struct em_container_paths *p,
+                           const char *name, const char *images_dir,
+                           const struct em_checkpoint_opts *o, struct argvb *b, char *fdbuf,
+                           size_t fdlen, em_error_t *err)
+{
+        const char *work = o->work_dir ? o->work_dir : images_dir;
+
+        if (em_mkdir_p(images_dir, 0700, err) < 0 || em_mkdir_p(work, 0700, err) < 0)
+                return -1;
+        if (argv_start(cfg, p, b, "checkpoint") < 0)
+                return em_error_set(err, ENOMEM, "checkpoint");
+        add_common(b, o->tcp_established, o->file_locks, o->manage_cgroups_mode, images_dir, work);
+        if (o->leave_running)
+                add(b, "--leave-running");
+        if (o->parent_path) {
+                add(b, "--parent-path");
+                add(b, o->parent_path);
+        }
+        if (o->lazy_pages) {
+                add(b, "--lazy-pages");
+                if (o->page_server) {
+                        add(b, "--page-server");
+                        add(b, o->page_server);
+                }
+        }
+        if (o->status_fd >= 0) {
+                snprintf(fdbuf, fdlen, "%d", o->status_fd);
+                add(b, "--status-fd");
+                add(b, fdbuf);
+        }
+        add(b, name);
+        return 0;
+}
+
 int em_container_checkpoint(const struct em_config *cfg, const char *name, const char *images_dir,
                             const struct em_checkpoint_opts *o, em_error_t *err)
 {
@@ -174,36 +209,68 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
             em_state_open(cfg->root, &st, err) < 0 ||
             require_state(st, name, EM_CSTATE_RUNNING, err) < 0)
                 return -1;
-        if (em_mkdir_p(images_dir, 0700, err) < 0 || em_mkdir_p(work, 0700, err) < 0)
+        if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
                 return -1;
-        if (argv_start(cfg, &p, &b, "checkpoint") < 0)
-                return em_error_set(err, ENOMEM, "checkpoint");
         argv = b.v;
-        add_common(&b, o->tcp_established, o->file_locks, o->manage_cgroups_mode, images_dir, work);
-        if (o->leave_running)
-                add(&b, "--leave-running");
-        if (o->parent_path) {
-                add(&b, "--parent-path");
-                add(&b, o->parent_path);
-        }
-        if (o->lazy_pages) {
-                add(&b, "--lazy-pages");
-                if (o->page_server) {
-                        add(&b, "--page-server");
-                        add(&b, o->page_server);
-                }
-        }
-        if (o->status_fd >= 0) {
-                snprintf(fdbuf, sizeof(fdbuf), "%d", o->status_fd);
-                add(&b, "--status-fd");
-                add(&b, fdbuf);
-        }
-        add(&b, name);
         cleanup_free char *dump_log = em_path_join(work, "dump.log");
         if (runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err) < 0)
                 return em_error_wrap(err, "checkpointing %s", name);
         if (o->leave_running)
                 return 0;
+        return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
+                                             EM_CSTATE_CHECKPOINTED, 0, NULL, err);
+}
+
+int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
+                                  const char *images_dir, const struct em_checkpoint_opts *o,
+                                  pid_t *pid, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_free const char **argv = NULL;
+        cleanup_free char *log = NULL;
+        struct em_proc_spec spec;
+        struct argvb b = {0};
+        char fdbuf[16];
+        int keep[2] = {o->status_fd, -1};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 ||
+            require_state(st, name, EM_CSTATE_RUNNING, err) < 0)
+                return -1;
+        if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
+                return -1;
+        argv = b.v;
+        log = em_path_join(p.dir, "runc.log");
+        if (log == NULL)
+                return em_error_set(err, ENOMEM, "checkpoint");
+        unlink(log);
+        b.v[6] = log;
+        b.v[b.n] = NULL;
+        em_proc_spec_init(&spec, b.v);
+        spec.keep_fds = keep;
+        if (em_proc_spawn(&spec, pid, err) < 0)
+                return em_error_wrap(err, "checkpointing %s", name);
+        return 0;
+}
+
+int em_container_checkpoint_finish(const struct em_config *cfg, const char *name,
+                                   const char *images_dir, const struct em_checkpoint_opts *o,
+                                   pid_t pid, int timeout_ms, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_free char *dump_log =
+            em_path_join(o->work_dir ? o->work_dir : images_dir, "dump.log");
+        int code = 0;
+
+        if (em_proc_wait(pid, timeout_ms, &code, err) < 0)
+                return em_error_wrap(err, "checkpointing %s", name);
+        if (code != 0) {
+                em_error_set(err, EIO, "runc checkpoint of %s exited with status %d", name, code);
+                return criu_failed(dump_log, err);
+        }
+        if (em_state_open(cfg->root, &st, err) < 0)
+                return -1;
         return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
                                              EM_CSTATE_CHECKPOINTED, 0, NULL, err);
 }

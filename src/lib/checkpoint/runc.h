@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "util/config.h"
 #include "util/error.h"
@@ -51,6 +52,17 @@ void em_restore_opts_init(struct em_restore_opts *o);
  * checkpoint is no longer needed for a roll-back. */
 int em_container_checkpoint(const struct em_config *cfg, const char *name, const char *images_dir,
                             const struct em_checkpoint_opts *opts, em_error_t *err);
+
+/* The same, asynchronously, for a lazy (post-copy) dump, whose runc only
+ * returns after the last page was served: start it, learn readiness from
+ * o->status_fd, then finish (waits for runc, marks the container
+ * checkpointed). A failed finish quotes the CRIU log. */
+int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
+                                  const char *images_dir, const struct em_checkpoint_opts *o,
+                                  pid_t *pid, em_error_t *err);
+int em_container_checkpoint_finish(const struct em_config *cfg, const char *name,
+                                   const char *images_dir, const struct em_checkpoint_opts *o,
+                                   pid_t pid, int timeout_ms, em_error_t *err);
 
 /* Restores container `name` from images_dir on this host: installs upper_dir
  * as its writable layer (NULL: keep the container's own), prepares overlay,

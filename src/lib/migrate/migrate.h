@@ -22,7 +22,10 @@
 enum em_migrate_mode {
         EM_MIGRATE_PRECOPY = 0,
         EM_MIGRATE_STOP_AND_COPY,
-        EM_MIGRATE_PREPARE, /* pre-transfer only: layers + base memory, no handoff */
+        EM_MIGRATE_PREPARE,  /* pre-transfer only: layers + base memory, no handoff */
+        EM_MIGRATE_POSTCOPY, /* lazy pages right away (migrate/postcopy.h) */
+        EM_MIGRATE_HYBRID,   /* pre-copy rounds, then lazy pages for the rest */
+        EM_MIGRATE_AUTO,     /* pre-copy if the final delta fits the downtime target, else hybrid */
 };
 int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err);
 const char *em_migrate_mode_name(enum em_migrate_mode m);
@@ -34,6 +37,7 @@ typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t byt
 struct em_migrate_opts {
         const char *target; /* ADDR:PORT of the target's edgemigd */
         em_tls_ctx_t *tls;  /* mutual TLS client context; NULL: plain TCP (--insecure) */
+        const char *route_hook; /* run `HOOK announce IP` after a roll-back here, or NULL */
         enum em_migrate_mode mode;
         struct em_stop_rule stop;
         struct em_compress_opt compress;

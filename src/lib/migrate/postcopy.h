@@ -36,7 +36,7 @@ struct em_lazy_target {
         em_conn_t *conn;
         const char *container, *session;
         const json_t *spec;
-        const char *images, *upper, *workdir; /* staging: images, upper, lazy work dir */
+        const char *images, *upper, *staging; /* the session's staging dir and its parts */
         const char *route_hook;
         int io_timeout_ms; /* no page progress for this long: the window failed */
         bool *restored;    /* set once the container runs here */

@@ -34,7 +34,8 @@ void em_migrate_opts_init(struct em_migrate_opts *o)
         o->io_timeout_ms = 120000;
 }
 
-static const char *const mode_names[] = {"precopy", "stop-and-copy", "prepare"};
+static const char *const mode_names[] = {"precopy",  "stop-and-copy", "prepare",
+                                         "postcopy", "hybrid",        "auto"};
 
 int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err)
 {
@@ -44,7 +45,9 @@ int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *
                         return 0;
                 }
         }
-        return em_error_set(err, EINVAL, "unknown mode '%s' (use precopy or stop-and-copy)", s);
+        return em_error_set(
+            err, EINVAL, "unknown mode '%s' (use precopy, stop-and-copy, postcopy, hybrid or auto)",
+            s);
 }
 
 const char *em_migrate_mode_name(enum em_migrate_mode m)
@@ -114,7 +117,7 @@ static int do_hello(struct source *s, em_error_t *err)
         if (!ok)
                 return em_error_set(err, EPERM, "target %s refused the migration: %s", s->o->target,
                                     reason ? reason : "no reason given");
-        em_conn_set_session(s->conn, *(uint64_t *)s->session_id);
+        em_conn_set_session(s->conn, em_frame_session_tag(s->session_id));
         return 0;
 }
 
@@ -202,7 +205,8 @@ static int run(struct source *s, json_t **report, em_error_t *err)
         em_source_phase_end(s, "handshake", 0);
         if (do_layers(s, err) < 0 || em_fault("source.after-layers", em_conn_fd(s->conn), err) < 0)
                 return -1;
-        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && em_source_precopy(s, err) < 0)
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && s->o->mode != EM_MIGRATE_POSTCOPY &&
+            em_source_precopy(s, err) < 0)
                 return -1;
         if (s->o->mode == EM_MIGRATE_PREPARE)
                 return em_source_finish_prepare(s, err);

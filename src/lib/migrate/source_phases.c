@@ -10,7 +10,9 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/journal.h"
+#include "migrate/postcopy.h"
 #include "migrate/proto.h"
+#include "migrate/session.h"
 #include "migrate/source_int.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -113,7 +115,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         if (pids == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
         if (container_pids(s, pids, &npids, err) < 0 || upper_dir(s, &upper, err) < 0 ||
-            em_sync_send_upper(s->conn, s->sync, upper, compress_level(s), &st, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
             em_sync_push_memory(s->conn, s->sync, pids, npids, compress_level(s), &st, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
@@ -197,7 +199,7 @@ static int send_final(struct source *s, em_error_t *err)
         em_report_phase_begin(s->report, "final");
         s->phase_wire0 = wire_out(s);
         if (upper_dir(s, &upper, err) < 0 ||
-            em_sync_send_upper(s->conn, s->sync, upper, level, &st, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, false, level, &st, err) < 0 ||
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
                 return em_error_wrap(err, "sending the final state");
         final = json_pack("{s:O}", "files", digests);
@@ -248,6 +250,8 @@ static int commit(struct source *s, em_error_t *err)
 
 int em_source_final(struct source *s, em_error_t *err)
 {
+        if (em_source_lazy_wanted(s))
+                return em_source_final_lazy(s, err);
         if (checkpoint_here(s, err) < 0 || send_final(s, err) < 0 || commit(s, err) < 0)
                 return -1;
         return 0;
@@ -272,4 +276,10 @@ void em_source_roll_back(struct source *s)
         }
         s->checkpointed = false;
         em_report_mark(s->report, "rolled_back");
+        /* The target may have announced the service IP before failing. */
+        const char *ip = em_json_str(s->spec, "ip");
+        if (ip != NULL && em_session_route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
+                em_log_error("re-announcing %s after the roll-back: %s", ip, em_error_msg(e));
+                em_error_free(&e);
+        }
 }

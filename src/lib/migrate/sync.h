@@ -3,7 +3,7 @@
  *    of the live processes that the target lacks (PREFILL, no freeze); the
  *    final CRIU pages-*.img files then travel as ZERO/REF/DATA ops and are
  *    rebuilt byte for byte and digest-checked on the target;
- *  - the writable layer: manifest diffs (delta/upper.h).
+ *  - the writable layer: manifest diffs (delta/upper.h, via upper_sync.c).
  * The target's page cache (<root>/pagecache/<container>/) outlives a session,
  * so `prepare` can fill it ahead of the handoff; at the plan step the target
  * tells the source which pages it holds (PAGES_HASHES). */
@@ -11,6 +11,7 @@
 #define EDGEMIG_MIGRATE_SYNC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -56,8 +57,9 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
  * fills digests {name: sha256} for the target's final check. */
 int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
                         json_t *digests, struct em_sync_stats *stats, em_error_t *err);
-/* Sends what changed in upper_dir since the previous call (first: all). */
-int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, int level,
-                       struct em_sync_stats *stats, em_error_t *err);
+/* Sends what changed in upper_dir since the previous call (first: all).
+ * live: the container is running, so files may change while being read. */
+int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
+                       int level, struct em_sync_stats *stats, em_error_t *err);
 
 #endif

@@ -14,6 +14,8 @@
 #include "container/container.h"
 #include "migrate/journal.h"
 #include "migrate/migrate.h"
+#include "migrate/policy.h"
+#include "migrate/postcopy.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
 #include "migrate/session.h"
@@ -98,7 +100,12 @@ static int do_hello(struct target *t, em_error_t *err)
         } else {
                 ok = em_hello_accept(&t->peer, &local, &reason);
         }
-        if (ok && em_container_name_valid(t->peer.container)) {
+        if (ok && !em_container_name_valid(t->peer.container)) {
+                ok = false;
+                free(reason);
+                reason = strdup("invalid container name");
+        }
+        if (ok) {
                 cleanup_container_paths struct em_container_paths p = {0};
                 if (em_container_paths_init(t->cfg, t->peer.container, &p, err) < 0)
                         return -1;
@@ -113,7 +120,7 @@ static int do_hello(struct target *t, em_error_t *err)
         if (em_hello_ack_build(ok, reason, t->peer.session, &ack, err) < 0 ||
             em_conn_send_str(t->conn, EM_FRAME_HELLO_ACK, ack, err) < 0)
                 return -1;
-        em_conn_set_session(t->conn, *(uint64_t *)t->peer.session);
+        em_conn_set_session(t->conn, em_frame_session_tag(t->peer.session));
         if (!ok)
                 return em_error_set(err, EPERM, "refused migration of %s: %s", t->peer.container,
                                     reason ? reason : "not accepted");
@@ -152,6 +159,22 @@ static int try_registry_pull(struct target *t, em_error_t *err)
         return 0;
 }
 
+/* The diff-ids of the plan's layer blobs, in order. */
+static json_t *plan_diff_ids(const json_t *blobs)
+{
+        json_t *ids = json_array();
+        size_t i;
+        json_t *b;
+
+        json_array_foreach(blobs, i, b)
+        {
+                json_t *d = json_object_get(b, "diff_id");
+                if (d != NULL)
+                        json_array_append(ids, d);
+        }
+        return ids;
+}
+
 /* LAYERS_HAVE (plan from source) -> LAYERS_HAVE {missing: [...]} */
 static int do_plan(struct target *t, em_error_t *err)
 {
@@ -164,6 +187,9 @@ static int do_plan(struct target *t, em_error_t *err)
         json_t *blobs = json_object_get(t->image, "blobs");
         if (!json_is_object(t->spec) || !json_is_array(blobs) || missing == NULL)
                 return em_error_set(err, EPROTO, "protocol error: malformed plan");
+        cleanup_json json_t *ids = plan_diff_ids(blobs);
+        if (ids == NULL || em_policy_check_spec(t->spec, t->peer.container, ids, err) < 0)
+                return -1;
         try_registry_pull(t, err);
         size_t i;
         json_t *b;
@@ -267,8 +293,15 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
             em_fault("target.after-final", em_conn_fd(t->conn), err) < 0)
                 return -1;
-        if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0 ||
-            restore_here(t, err) < 0)
+        if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0)
+                return -1;
+        if (json_object_get(final, "lazy") != NULL) /* post-copy: migrate/postcopy.h */
+                return em_target_restore_lazy(
+                    &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session,
+                                             t->spec, t->images, t->upper, t->dir, t->o->route_hook,
+                                             t->o->io_timeout_ms, &t->restored},
+                    final, err);
+        if (restore_here(t, err) < 0)
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b}", "ok", 1);
         return em_proto_send_json(t->conn, EM_FRAME_RESTORE_OK, ok, err);

@@ -19,8 +19,10 @@
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
+#include "util/log.h"
 
 #define DELETES_PER_FRAME 2000
+#define STREAM_LIVE       2 /* a file header of a live round: see send_content */
 
 struct em_upper_state {
         struct em_upper_manifest prev;
@@ -44,7 +46,7 @@ void em_upper_state_free(struct em_upper_state **st)
 /* ---- source ---- */
 
 /* Serializes the entries of m selected by keep[] (shallow: m keeps them). */
-static int send_subset(em_conn_t *c, uint16_t type, uint16_t flags,
+static int send_subset(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream,
                        const struct em_upper_manifest *m, const bool *keep,
                        struct em_sync_stats *stats, em_error_t *err)
 {
@@ -65,7 +67,7 @@ static int send_subset(em_conn_t *c, uint16_t type, uint16_t flags,
         if (rc < 0 || json == NULL)
                 return rc;
         stats->raw_bytes += len;
-        return em_conn_send(c, type, flags, 0, json, len, 1, err);
+        return em_conn_send(c, type, flags, stream, json, len, 1, err);
 }
 
 static int send_deletes(em_conn_t *c, const struct em_upper_diff *d, struct em_sync_stats *stats,
@@ -83,8 +85,14 @@ static int send_deletes(em_conn_t *c, const struct em_upper_diff *d, struct em_s
         return 0;
 }
 
+/* While the container runs, a file may change between the scan and the
+ * read. A live round then sends what it read, padded or cut to the size it
+ * announced, on stream 2: the receiver drops a file that does not match its
+ * hash, and the next round (the file's mtime changed) sends it again. The
+ * final round runs frozen and is strict. */
 static int send_content(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
-                        size_t idx, int level, struct em_sync_stats *stats, em_error_t *err)
+                        size_t idx, bool live, int level, struct em_sync_stats *stats,
+                        em_error_t *err)
 {
         const struct em_upper_entry *e = &m->e[idx];
         cleanup_free char *path = em_path_join(upper, e->path);
@@ -95,13 +103,17 @@ static int send_content(em_conn_t *c, const char *upper, const struct em_upper_m
         if (fd < 0 || buf == NULL || one == NULL)
                 return em_error_set(err, errno ? errno : ENOMEM, "reading %s", e->path);
         one[idx] = true;
-        if (send_subset(c, EM_FRAME_FILE_DATA, 0, m, one, stats, err) < 0)
+        if (send_subset(c, EM_FRAME_FILE_DATA, 0, live ? STREAM_LIVE : 0, m, one, stats, err) < 0)
                 return -1;
         uint64_t left = e->size;
         do {
                 size_t want = left < EM_PROTO_CHUNK ? (size_t)left : EM_PROTO_CHUNK;
-                if (em_read_all(fd, buf, want, err) != (ssize_t)want)
+                ssize_t got = em_read_all(fd, buf, want, err);
+                if (got < 0)
+                        return -1;
+                if ((size_t)got != want && !live)
                         return em_error_set(err, EIO, "%s changed while being sent", e->path);
+                memset(buf + got, 0, want - (size_t)got);
                 left -= want;
                 if (em_conn_send(c, EM_FRAME_FILE_DATA, left ? 0 : EM_FRAME_F_LAST, 1, buf, want,
                                  level, err) < 0)
@@ -129,8 +141,8 @@ static void mark_closing(const struct em_upper_manifest *m, bool *keep)
 }
 
 static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
-                        const struct em_upper_diff *d, int level, struct em_sync_stats *stats,
-                        em_error_t *err)
+                        const struct em_upper_diff *d, bool live, int level,
+                        struct em_sync_stats *stats, em_error_t *err)
 {
         cleanup_free bool *meta = calloc(m->n + 1, sizeof(bool));
         cleanup_free bool *closing = calloc(m->n + 1, sizeof(bool));
@@ -142,19 +154,19 @@ static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_m
                 if (!d->content[k] && m->e[i].hardlink == NULL)
                         meta[i] = true;
         }
-        if (send_subset(c, EM_FRAME_FILE_MANIFEST, 0, m, meta, stats, err) < 0)
+        if (send_subset(c, EM_FRAME_FILE_MANIFEST, 0, 0, m, meta, stats, err) < 0)
                 return -1;
         for (size_t k = 0; k < d->nchanged; k++) {
                 if (d->content[k] &&
-                    send_content(c, upper, m, d->changed[k], level, stats, err) < 0)
+                    send_content(c, upper, m, d->changed[k], live, level, stats, err) < 0)
                         return -1;
         }
         mark_closing(m, closing);
-        return send_subset(c, EM_FRAME_FILE_MANIFEST, EM_FRAME_F_LAST, m, closing, stats, err);
+        return send_subset(c, EM_FRAME_FILE_MANIFEST, EM_FRAME_F_LAST, 0, m, closing, stats, err);
 }
 
-int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, int level,
-                       struct em_sync_stats *stats, em_error_t *err)
+int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
+                       int level, struct em_sync_stats *stats, em_error_t *err)
 {
         struct em_upper_manifest now = {0};
         struct em_upper_diff d = {0};
@@ -166,7 +178,7 @@ int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper
         if (rc == 0)
                 rc = send_deletes(c, &d, stats, err);
         if (rc == 0)
-                rc = send_changes(c, upper_dir, &now, &d, level, stats, err);
+                rc = send_changes(c, upper_dir, &now, &d, live, level, stats, err);
         em_upper_diff_free(&d);
         if (rc < 0) {
                 em_upper_manifest_free(&now);
@@ -207,7 +219,7 @@ void em_upper_rx_free(struct em_upper_rx **rx)
 
 static int parse_manifest(const struct em_frame *f, struct em_upper_manifest *m, em_error_t *err)
 {
-        if (f->hdr.stream != 0)
+        if (f->hdr.stream != 0 && f->hdr.stream != STREAM_LIVE)
                 return em_error_set(err, EPROTO, "protocol error: manifest on stream %u",
                                     f->hdr.stream);
         return em_upper_manifest_from_json((const char *)f->payload, f->length, m, err);
@@ -270,7 +282,15 @@ static int rx_content(struct em_upper_rx *rx, em_conn_t *c, const struct em_fram
                         break;
         }
         rx->closed = false;
-        return em_upper_file_commit(&file, err);
+        if (em_upper_file_commit(&file, err) == 0)
+                return 0;
+        if (f->hdr.stream != STREAM_LIVE || em_error_status(*err) != EILSEQ)
+                return -1;
+        /* Changed while being read on the running source: the next round
+         * sends it again (see send_content). */
+        em_log_debug("live round: %s", em_error_msg(*err));
+        em_error_free(err);
+        return 0;
 }
 
 int em_upper_rx_frame(struct em_upper_rx *rx, em_conn_t *c, const struct em_frame *f,

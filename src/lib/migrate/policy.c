@@ -1,0 +1,120 @@
+#include "migrate/policy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "util/digest.h"
+#include "util/json.h"
+
+#define MAX_STRINGS    4096
+#define MAX_STRING_LEN 32768
+
+static const char *const known_keys[] = {
+    "name",   "image", "image_digest", "diff_ids", "image_config", "env", "cmd",
+    "memory", "cpus",  "ip",           NULL};
+
+static int check_keys(const json_t *spec, em_error_t *err)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach((json_t *)spec, key, v)
+        {
+                bool known = false;
+                for (const char *const *k = known_keys; *k && !known; k++)
+                        known = strcmp(*k, key) == 0;
+                if (!known)
+                        return em_error_set(err, EPERM, "spec field '%s' is not allowed", key);
+        }
+        return 0;
+}
+
+/* null, or an array of bounded strings without NUL. */
+static int check_strv(const json_t *v, const char *what, bool env, em_error_t *err)
+{
+        size_t i;
+        json_t *s;
+
+        if (v == NULL || json_is_null(v))
+                return 0;
+        if (!json_is_array(v) || json_array_size(v) > MAX_STRINGS)
+                return em_error_set(err, EPERM, "spec %s must be a list of strings", what);
+        json_array_foreach(v, i, s)
+        {
+                size_t len = json_string_length(s);
+                const char *str = json_string_value(s);
+                if (str == NULL || len > MAX_STRING_LEN || strlen(str) != len ||
+                    (env && (strchr(str, '=') == NULL || str[0] == '=')))
+                        return em_error_set(err, EPERM, "spec %s entry %zu is not allowed", what,
+                                            i);
+        }
+        return 0;
+}
+
+static int check_ip(const json_t *v, em_error_t *err)
+{
+        const char *ip = json_string_value(v);
+        struct in_addr a;
+
+        if (ip == NULL || strlen(ip) > 15 || inet_pton(AF_INET, ip, &a) != 1)
+                return em_error_set(err, EPERM, "spec ip must be a plain IPv4 address");
+        uint32_t h = ntohl(a.s_addr);
+        if (h == 0 || (h >> 24) == 127 || (h >> 28) >= 14 || (h >> 16) == 0xa9fe)
+                return em_error_set(err, EPERM, "spec ip %s is not a usable service address", ip);
+        return 0;
+}
+
+static int check_layers(const json_t *spec, const json_t *diff_ids, em_error_t *err)
+{
+        json_t *ids = json_object_get(spec, "diff_ids");
+        size_t i;
+        json_t *d;
+
+        if (!json_is_array(ids) || json_array_size(ids) == 0 || !json_equal(ids, diff_ids))
+                return em_error_set(err, EPERM, "spec layers differ from the image's");
+        json_array_foreach(ids, i, d)
+        {
+                if (!em_digest_valid(json_string_value(d)))
+                        return em_error_set(err, EPERM, "spec layer %zu is not a digest", i);
+        }
+        return 0;
+}
+
+static int check_config(const json_t *cfg, em_error_t *err)
+{
+        const char *user = em_json_str(cfg, "User"), *wd = em_json_str(cfg, "WorkingDir");
+
+        if (!json_is_object(cfg))
+                return em_error_set(err, EPERM, "spec image_config must be an object");
+        if ((user && strlen(user) > 256) || (wd && (wd[0] != '/' || strlen(wd) > 4096)))
+                return em_error_set(err, EPERM, "spec image_config User/WorkingDir not allowed");
+        if (check_strv(json_object_get(cfg, "Env"), "image Env", true, err) < 0 ||
+            check_strv(json_object_get(cfg, "Cmd"), "image Cmd", false, err) < 0 ||
+            check_strv(json_object_get(cfg, "Entrypoint"), "image Entrypoint", false, err) < 0)
+                return -1;
+        return 0;
+}
+
+int em_policy_check_spec(const json_t *spec, const char *name, const json_t *diff_ids,
+                         em_error_t *err)
+{
+        json_t *mem = json_object_get(spec, "memory"), *cpus = json_object_get(spec, "cpus");
+        const char *sname = em_json_str(spec, "name");
+
+        if (!json_is_object(spec) || check_keys(spec, err) < 0)
+                return em_error_wrap(err, "incoming container refused by policy");
+        if (sname == NULL || strcmp(sname, name) != 0) {
+                em_error_set(err, EPERM, "spec name does not match the HELLO");
+        } else if ((mem && !json_is_integer(mem)) || (mem && json_integer_value(mem) < 0) ||
+                   (cpus && !json_is_number(cpus)) || (cpus && json_number_value(cpus) < 0)) {
+                em_error_set(err, EPERM, "spec memory/cpus must be non-negative numbers");
+        } else if (check_ip(json_object_get(spec, "ip"), err) == 0 &&
+                   check_layers(spec, diff_ids, err) == 0 &&
+                   check_strv(json_object_get(spec, "env"), "env", true, err) == 0 &&
+                   check_strv(json_object_get(spec, "cmd"), "cmd", false, err) == 0 &&
+                   check_config(json_object_get(spec, "image_config"), err) == 0) {
+                return 0;
+        }
+        return em_error_wrap(err, "incoming container refused by policy");
+}

@@ -1,0 +1,549 @@
+/* Post-copy / hybrid final step with CRIU lazy pages; see postcopy.h and
+ * docs/postcopy.md for the protocol and the failure rules. */
+#include "migrate/postcopy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "migrate/proto.h"
+#include "migrate/session.h"
+#include "migrate/source_int.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+#define PIPE_MAX_WANT   4194304L
+#define PIPE_MAX_SYSCTL "/proc/sys/fs/pipe-max-size"
+#define PIPE_MAX_STATE  "/run/edgemig/pipe-max-size"
+#define READY_MS        30000
+#define TICK_MS         1000
+
+/* ---- fs.pipe-max-size, reference-counted across processes ---- */
+
+static long read_long(const char *path)
+{
+        cleanup_fclose FILE *f = fopen(path, "re");
+        long v = -1;
+
+        if (f == NULL || fscanf(f, "%ld", &v) != 1)
+                return -1;
+        return v;
+}
+
+static int write_long(const char *path, long v)
+{
+        cleanup_fclose FILE *f = fopen(path, "we");
+
+        if (f == NULL || fprintf(f, "%ld\n", v) < 0)
+                return -1;
+        return fflush(f) == 0 ? 0 : -1;
+}
+
+/* Applies delta (+1/-1) to the user count kept with the original value. */
+static int pipe_max_adjust(int delta, em_error_t *err)
+{
+        cleanup_close int fd = -1;
+        long orig = -1, users = 0;
+        char buf[64] = {0};
+
+        if (em_mkdir_p("/run/edgemig", 0755, err) < 0)
+                return -1;
+        fd = open(PIPE_MAX_STATE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || flock(fd, LOCK_EX) < 0)
+                return em_error_set(err, errno, "locking %s", PIPE_MAX_STATE);
+        if (read(fd, buf, sizeof(buf) - 1) <= 0 || sscanf(buf, "%ld %ld", &orig, &users) != 2)
+                users = 0;
+        if (users <= 0) {
+                users = 0;
+                orig = read_long(PIPE_MAX_SYSCTL);
+        }
+        users += delta;
+        if (delta > 0 && users == 1 && orig < PIPE_MAX_WANT &&
+            write_long(PIPE_MAX_SYSCTL, PIPE_MAX_WANT) < 0)
+                return em_error_set(err, errno, "raising fs.pipe-max-size to %ld (CRIU lazy pages)",
+                                    PIPE_MAX_WANT);
+        if (users <= 0 && orig > 0 && orig < PIPE_MAX_WANT)
+                write_long(PIPE_MAX_SYSCTL, orig);
+        snprintf(buf, sizeof(buf), "%ld %ld\n", orig, users < 0 ? 0 : users);
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)
+                return em_error_set(err, errno, "writing %s", PIPE_MAX_STATE);
+        return 0;
+}
+
+int em_pipe_max_raise(em_error_t *err)
+{
+        return pipe_max_adjust(+1, err);
+}
+
+void em_pipe_max_release(void)
+{
+        em_error_t e = NULL;
+
+        if (pipe_max_adjust(-1, &e) < 0)
+                em_log_warn("restoring fs.pipe-max-size: %s", em_error_msg(e));
+        em_error_free(&e);
+}
+
+/* Waits for the \0 a status fd gets once CRIU is ready; fails on EOF
+ * (the child died first) or timeout. */
+static int wait_ready(int fd, int timeout_ms, const char *what, em_error_t *err)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char c;
+        int r = poll(&p, 1, timeout_ms);
+
+        if (r == 0)
+                return em_error_set(err, ETIMEDOUT, "%s not ready after %d ms", what, timeout_ms);
+        if (r < 0 || read(fd, &c, 1) != 1)
+                return em_error_set(err, EIO, "%s exited before it was ready", what);
+        return 0;
+}
+
+static void kill_group(pid_t pid)
+{
+        em_error_t e = NULL;
+
+        kill(-pid, SIGKILL);
+        em_proc_wait(pid, 5000, NULL, &e);
+        em_error_free(&e);
+}
+
+/* ---- source ---- */
+
+bool em_source_lazy_wanted(const struct source *s)
+{
+        const char *why;
+
+        if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)
+                return true;
+        if (s->o->mode != EM_MIGRATE_AUTO)
+                return false;
+        why = em_json_str(em_report_json(s->report), "stop_reason");
+        return why == NULL || strcmp(why, em_stop_reason_name(EM_STOP_FITS_TARGET)) != 0;
+}
+
+struct lazy_source {
+        struct em_checkpoint_opts co;
+        char server[INET6_ADDRSTRLEN + 8];
+        char addr[INET6_ADDRSTRLEN];
+        int port;
+        pid_t runc;  /* runc checkpoint, serving pages until the target has them all */
+        bool frozen; /* the dump is ready: the container is stopped for good here */
+        bool pipe_raised;
+};
+
+/* The page server listens on the address the target already reaches us at,
+ * on a port free right now. */
+static int pick_server(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        cleanup_close int fd = -1;
+        bool v6;
+
+        if (getsockname(em_conn_fd(s->conn), (struct sockaddr *)&ss, &len) < 0)
+                return em_error_set(err, errno, "local address of the session");
+        v6 = ss.ss_family == AF_INET6;
+        if (v6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+        else
+                ((struct sockaddr_in *)&ss)->sin_port = 0;
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+            getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+                return em_error_set(err, errno, "choosing a page server port");
+        if (v6) {
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ls->addr,
+                          sizeof(ls->addr));
+                ls->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ls->addr,
+                          sizeof(ls->addr));
+                ls->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+        snprintf(ls->server, sizeof(ls->server), v6 ? "[%s]:%d" : "%s:%d", ls->addr, ls->port);
+        return 0;
+}
+
+/* A dump that failed before it was ready: runc's own error is the useful
+ * one, and CRIU has resumed the container. */
+static int lazy_dump_failed(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        em_error_t e = NULL;
+
+        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 1000,
+                                           &e) < 0) {
+                em_error_free(err);
+                em_error_move(err, &e);
+        }
+        em_error_free(&e);
+        ls->runc = 0;
+        return em_error_wrap(err, "lazy checkpoint");
+}
+
+static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        cleanup_close int rd = -1, wr = -1;
+        int p[2];
+
+        if (pick_server(s, ls, err) < 0 || em_pipe_max_raise(err) < 0)
+                return -1;
+        ls->pipe_raised = true;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return em_error_set(err, errno, "status pipe");
+        rd = p[0], wr = p[1];
+        em_checkpoint_opts_init(&ls->co);
+        ls->co.lazy_pages = true;
+        ls->co.page_server = ls->server;
+        ls->co.status_fd = wr;
+        em_report_mark(s->report, "source_stopped");
+        if (em_container_checkpoint_start(s->cfg, s->name, s->images, &ls->co, &ls->runc, err) < 0)
+                return em_error_wrap(err, "lazy checkpoint");
+        close(steal_fd(&wr));
+        ls->co.status_fd = -1;
+        if (wait_ready(rd, READY_MS, "the lazy checkpoint", err) < 0)
+                return lazy_dump_failed(s, ls, err);
+        ls->frozen = true;
+        em_report_mark(s->report, "checkpoint_done");
+        em_log_info("%s frozen; page server on %s", s->name, ls->server);
+        return 0;
+}
+
+static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        cleanup_json json_t *digests = json_object(), *final = NULL;
+        cleanup_container_paths struct em_container_paths p = {0};
+        struct em_sync_stats st = {0};
+        int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
+        struct em_conn_stats cs;
+
+        em_report_phase_begin(s->report, "final");
+        em_conn_stats(s->conn, &cs);
+        s->phase_wire0 = cs.wire_out;
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, p.upper, false, level, &st, err) < 0 ||
+            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
+                return em_error_wrap(err, "sending the final state");
+        final = json_pack("{s:O, s:{s:s, s:i}}", "files", digests, "lazy", "address", ls->addr,
+                          "port", ls->port);
+        if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
+                return -1;
+        em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
+        em_source_phase_end(s, "final", st.raw_bytes);
+        return 0;
+}
+
+/* Between RESTORE_OK and the last page: the target reports progress every
+ * second (which keeps our I/O timeout honest) and then lazy_done. */
+static int await_last_page(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ok = NULL;
+
+        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+                return em_error_wrap(err, "target restore");
+        em_report_mark(s->report, "target_running");
+        em_report_phase_begin(s->report, "lazy");
+        for (;;) {
+                cleanup_json json_t *j = NULL;
+                if (em_proto_recv_json(s->conn, EM_FRAME_ROUND_END, &j, err) < 0)
+                        return em_error_wrap(err, "post-copy window");
+                if (json_is_true(json_object_get(j, "lazy_done"))) {
+                        em_report_mark(s->report, "lazy_done");
+                        em_report_set(s->report, "degraded_ms",
+                                      json_integer(em_json_int(j, "degraded_ms", -1)));
+                        em_source_phase_end(s, "lazy", 0);
+                        return 0;
+                }
+        }
+}
+
+static int commit_lazy(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        cleanup_json json_t *ack = NULL;
+        em_error_t e = NULL;
+
+        /* All pages are out: CRIU's dump ends now and the tasks are gone. */
+        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 30000,
+                                           &e) < 0) {
+                em_log_warn("lazy checkpoint did not end cleanly: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        ls->runc = 0;
+        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0)
+                return em_error_wrap(err, "committing");
+        s->committed = true;
+        if (em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, &e) < 0) {
+                em_log_warn("no commit acknowledgement from the target: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
+                em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
+                em_error_free(&e);
+        }
+        em_report_mark(s->report, "source_cleaned");
+        return 0;
+}
+
+/* The window failed after the freeze: the memory only lived in our page
+ * server, so the service is lost. Leave nothing half-done here. */
+static void lose_source(struct source *s, struct lazy_source *ls)
+{
+        em_error_t e = NULL;
+
+        if (ls->runc > 0) {
+                kill_group(ls->runc);
+                ls->runc = 0;
+        }
+        if (!ls->frozen)
+                return;
+        em_log_error("post-copy window failed: %s is lost on both hosts", s->name);
+        if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
+                em_log_error("removing the frozen %s: %s", s->name, em_error_msg(e));
+                em_error_free(&e);
+        }
+        em_report_set(s->report, "lost", json_true());
+        em_report_mark(s->report, "source_cleaned");
+}
+
+int em_source_final_lazy(struct source *s, em_error_t *err)
+{
+        struct lazy_source ls = {0};
+        int rc;
+
+        em_report_set(s->report, "final_mode", json_string("lazy"));
+        rc = lazy_dump(s, &ls, err);
+        if (rc == 0)
+                rc = send_final_lazy(s, &ls, err);
+        if (rc == 0)
+                rc = await_last_page(s, err);
+        if (rc == 0)
+                rc = commit_lazy(s, &ls, err);
+        if (rc < 0) {
+                if (ls.frozen && !s->committed)
+                        em_error_wrap(err, "service lost in the post-copy window");
+                em_proto_send_abort(s->conn, em_error_msg(*err));
+                lose_source(s, &ls);
+        }
+        if (ls.pipe_raised)
+                em_pipe_max_release();
+        return rc;
+}
+
+/* ---- target ---- */
+
+struct lazy_target {
+        const char *workdir; /* CRIU's, shared by lazy-pages and restore (its socket) */
+        pid_t daemon;        /* criu lazy-pages */
+        int64_t t_running;
+};
+
+static int start_lazy_daemon(const struct em_lazy_target *lt, struct lazy_target *w,
+                             const char *addr, int port, em_error_t *err)
+{
+        cleanup_free char *log = em_path_join(w->workdir, "lazy-pages.log");
+        cleanup_close int rd = -1, wr = -1;
+        char portbuf[16], fdbuf[16];
+        struct em_proc_spec spec;
+        int p[2], keep[2] = {-1, -1};
+
+        if (log == NULL || em_mkdir_p(w->workdir, 0700, err) < 0)
+                return em_error_wrap(err, "lazy-pages");
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return em_error_set(err, errno, "status pipe");
+        rd = p[0], wr = p[1];
+        keep[0] = wr;
+        snprintf(portbuf, sizeof(portbuf), "%d", port);
+        snprintf(fdbuf, sizeof(fdbuf), "%d", wr);
+        const char *argv[] = {lt->cfg->criu, "lazy-pages", "--page-server",  "--address",
+                              addr,          "--port",     portbuf,          "--images-dir",
+                              lt->images,    "--work-dir", w->workdir,       "--status-fd",
+                              fdbuf,         "-o",         "lazy-pages.log", "-v2",
+                              NULL};
+        em_proc_spec_init(&spec, argv);
+        spec.keep_fds = keep;
+        spec.log_path = log;
+        if (em_proc_spawn(&spec, &w->daemon, err) < 0)
+                return em_error_wrap(err, "starting criu lazy-pages");
+        close(steal_fd(&wr));
+        if (wait_ready(rd, READY_MS, "criu lazy-pages", err) < 0) {
+                cleanup_free char *tail = em_file_tail(log, 8);
+                kill_group(w->daemon);
+                w->daemon = 0;
+                return em_error_wrap(err, "criu lazy-pages (%s): %s", log, tail ? tail : "");
+        }
+        return 0;
+}
+
+/* Kills the restored processes at once: with its page source gone, a
+ * faulting process would read zero-filled pages instead of its memory. */
+static void kill_restored(const struct em_lazy_target *lt)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *status = NULL;
+        em_error_t e = NULL;
+        int pid = 0;
+
+        if (em_container_paths_init(lt->cfg, lt->container, &p, &e) == 0 &&
+            em_runc_state(lt->cfg, &p, lt->container, &status, &pid, &e) == 0 && pid > 0)
+                kill(pid, SIGKILL);
+        em_error_free(&e);
+}
+
+/* Bytes and syscalls the lazy-pages daemon has read: grows while pages
+ * arrive. */
+static long long proc_io(pid_t pid)
+{
+        char path[64], line[128];
+        long long v, sum = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f)) {
+                if (sscanf(line, "rchar: %lld", &v) == 1 || sscanf(line, "syscr: %lld", &v) == 1)
+                        sum += v;
+        }
+        return sum;
+}
+
+/* A frame from the source in the window can only be its ABORT (or EOF). */
+static int check_source(const struct em_lazy_target *lt, em_error_t *err)
+{
+        struct pollfd p = {.fd = em_conn_fd(lt->conn), .events = POLLIN};
+        cleanup_frame struct em_frame f = {0};
+
+        if (poll(&p, 1, 0) <= 0)
+                return 0;
+        if (em_proto_recv(lt->conn, &f, err) < 0)
+                return em_error_wrap(err, "source");
+        return em_error_set(err, EPROTO, "protocol error: %s during the post-copy window",
+                            em_frame_type_name(f.hdr.type));
+}
+
+static int send_note(const struct em_lazy_target *lt, bool done, long long a, long long ms,
+                     em_error_t *err)
+{
+        char buf[128];
+        int n = done ? snprintf(buf, sizeof(buf), "{\"lazy_done\":true,\"degraded_ms\":%lld}", ms)
+                     : snprintf(buf, sizeof(buf), "{\"lazy_progress\":%lld,\"ms\":%lld}", a, ms);
+
+        return em_conn_send(lt->conn, EM_FRAME_ROUND_END, 0, 0, buf, (size_t)n, 0, err);
+}
+
+/* Until criu lazy-pages exits: 0 when it exited 0 (every page is here). */
+static int watch_window(const struct em_lazy_target *lt, struct lazy_target *w, em_error_t *err)
+{
+        long long last = -1, io;
+        int64_t last_change = em_mono_ms();
+        int status;
+        /* Wakes us the moment the daemon exits: degraded_ms is exact. */
+        cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, w->daemon, 0);
+
+        for (;;) {
+                pid_t r = waitpid(w->daemon, &status, WNOHANG);
+                if (r == w->daemon) {
+                        w->daemon = 0;
+                        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                                return 0;
+                        return em_error_set(err, EIO, "criu lazy-pages failed (status 0x%x)",
+                                            status);
+                }
+                if (check_source(lt, err) < 0)
+                        return -1;
+                io = proc_io(w->daemon);
+                if (io != last) {
+                        last = io;
+                        last_change = em_mono_ms();
+                } else if (em_mono_ms() - last_change > lt->io_timeout_ms) {
+                        return em_error_set(err, ETIMEDOUT, "no page arrived for %d ms",
+                                            lt->io_timeout_ms);
+                }
+                if (send_note(lt, false, io, (long long)(em_mono_ms() - w->t_running), err) < 0)
+                        return -1;
+                struct pollfd p[2] = {{.fd = em_conn_fd(lt->conn), .events = POLLIN},
+                                      {.fd = pidfd, .events = POLLIN}};
+                poll(p, pidfd >= 0 ? 2 : 1, TICK_MS);
+        }
+}
+
+static int parse_lazy(const json_t *final, const char **addr, int *port, em_error_t *err)
+{
+        const json_t *lazy = json_object_get(final, "lazy");
+        unsigned char buf[sizeof(struct in6_addr)];
+
+        *addr = em_json_str(lazy, "address");
+        *port = (int)em_json_int(lazy, "port", 0);
+        if (*addr == NULL || *port <= 0 || *port > 65535 ||
+            (inet_pton(AF_INET, *addr, buf) != 1 && inet_pton(AF_INET6, *addr, buf) != 1))
+                return em_error_set(err, EPROTO, "protocol error: bad lazy page server address");
+        return 0;
+}
+
+static int restore_and_watch(const struct em_lazy_target *lt, const json_t *final,
+                             struct lazy_target *w, em_error_t *err)
+{
+        struct em_restore_opts ro;
+        const char *addr, *ip = em_json_str(lt->spec, "ip");
+        int port;
+
+        if (parse_lazy(final, &addr, &port, err) < 0 ||
+            start_lazy_daemon(lt, w, addr, port, err) < 0)
+                return -1;
+        em_restore_opts_init(&ro);
+        ro.lazy_pages = true;
+        ro.work_dir = w->workdir;
+        if (em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper, &ro,
+                                      err) < 0)
+                return em_error_wrap(err, "restoring %s with lazy pages", lt->container);
+        *lt->restored = true;
+        w->t_running = em_mono_ms();
+        em_log_info("session %s: %s running, pages follow from %s:%d", lt->session, lt->container,
+                    addr, port);
+        if (ip != NULL && em_session_route_hook(lt->route_hook, "announce", ip, err) < 0)
+                return -1;
+        cleanup_json json_t *ok = json_pack("{s:b, s:b}", "ok", 1, "lazy", 1);
+        if (em_proto_send_json(lt->conn, EM_FRAME_RESTORE_OK, ok, err) < 0 ||
+            watch_window(lt, w, err) < 0)
+                return -1;
+        long long ms = em_mono_ms() - w->t_running;
+        em_log_info("session %s: last page of %s arrived after %lld ms", lt->session, lt->container,
+                    ms);
+        return send_note(lt, true, 0, ms, err);
+}
+
+int em_target_restore_lazy(const struct em_lazy_target *lt, const json_t *final, em_error_t *err)
+{
+        cleanup_free char *work = em_path_join(lt->staging, "lazy-work");
+        struct lazy_target w = {.workdir = work};
+        int rc;
+
+        if (work == NULL)
+                return em_error_set(err, ENOMEM, "post-copy");
+        if (em_pipe_max_raise(err) < 0)
+                return -1;
+        rc = restore_and_watch(lt, final, &w, err);
+        if (rc < 0) {
+                if (*lt->restored)
+                        kill_restored(lt);
+                if (w.daemon > 0)
+                        kill_group(w.daemon);
+                em_error_wrap(err, "post-copy window");
+        }
+        em_pipe_max_release();
+        return rc;
+}
