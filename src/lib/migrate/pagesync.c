@@ -190,3 +190,44 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
         }
         return send_pages_files(c, st, dfd, pages, level, digests, stats, err);
 }
+
+/* ---- compression calibration ---- */
+
+#define SAMPLE_PAGES 1024 /* 4 MiB of real memory is plenty to rank levels */
+
+struct sample {
+        uint8_t *buf;
+        size_t n;
+};
+
+static int take_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        struct sample *s = ctx;
+
+        (void)vaddr;
+        if (em_page_is_zero(page))
+                return 0;
+        memcpy(s->buf + s->n * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
+        if (++s->n == SAMPLE_PAGES)
+                return em_error_set(err, ECANCELED, "sample complete");
+        return 0;
+}
+
+int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err)
+{
+        cleanup_free uint8_t *buf = malloc((size_t)SAMPLE_PAGES * EM_PAGE_SIZE);
+        struct sample s = {buf, 0};
+        struct em_procmem_stats st = {0};
+        em_error_t e = NULL;
+
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "compression calibration");
+        if (em_procmem_scan(pid, take_page, &s, &st, &e) < 0 && em_error_status(e) != ECANCELED) {
+                em_error_move(err, &e);
+                return em_error_wrap(err, "sampling memory of pid %d", (int)pid);
+        }
+        em_error_free(&e);
+        if (s.n == 0)
+                return em_error_set(err, ENODATA, "pid %d has no memory to sample", (int)pid);
+        return em_compress_calibrate(buf, s.n * EM_PAGE_SIZE, cal, err);
+}

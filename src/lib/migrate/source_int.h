@@ -25,10 +25,12 @@ struct source {
         struct em_report *report;
         json_t *spec;
         char *workdir, *images;
-        bool checkpointed; /* the container is stopped here, its state in images */
-        bool committed;    /* the target owns the service now */
-        bool keep_workdir; /* in doubt: keep the checkpoint for recovery */
-        double bandwidth;  /* bytes/s measured on this link */
+        bool checkpointed;                  /* the container is stopped here, its state in images */
+        bool committed;                     /* the target owns the service now */
+        bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */
+        double bandwidth;                   /* bytes/s measured on this link */
+        struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
+        bool calibrated;
         uint64_t phase_wire0;
 };
 
@@ -41,5 +43,8 @@ int em_source_precopy(struct source *s, em_error_t *err);
 int em_source_final(struct source *s, em_error_t *err);
 int em_source_finish_prepare(struct source *s, em_error_t *err);
 void em_source_roll_back(struct source *s);
+/* zstd level for the next transfer (0: none), per --compress and, for auto,
+ * the measured bandwidth and calibration. */
+int em_source_compress_level(struct source *s);
 
 #endif

@@ -87,9 +87,36 @@ static int container_pids(struct source *s, pid_t *pids, size_t *n, em_error_t *
         return 0;
 }
 
+int em_source_compress_level(struct source *s)
+{
+        return em_compress_level(&s->o->compress, s->bandwidth, s->calibrated ? &s->cal : NULL);
+}
+
 static int compress_level(struct source *s)
 {
-        return em_compress_level(&s->o->compress, s->bandwidth, NULL);
+        return em_source_compress_level(s);
+}
+
+/* Once per migration, for --compress auto: how well and how fast this
+ * workload's memory compresses at each level. Best effort. */
+static void calibrate(struct source *s, pid_t pid)
+{
+        em_error_t e = NULL;
+
+        if (s->calibrated || s->o->compress.mode != EM_COMPRESS_AUTO)
+                return;
+        if (em_sync_calibrate(pid, &s->cal, &e) < 0) {
+                em_log_debug("compression calibration: %s", em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        s->calibrated = true;
+        json_t *levels = json_array();
+        for (int i = 0; i < s->cal.n; i++)
+                json_array_append_new(
+                    levels, json_pack("{s:i, s:f, s:f}", "level", s->cal.s[i].level, "mb_per_s",
+                                      s->cal.s[i].speed / 1e6, "ratio", s->cal.s[i].ratio));
+        em_report_set(s->report, "compress_calibration", levels);
 }
 
 static int upper_dir(struct source *s, char **out, em_error_t *err)
@@ -114,7 +141,10 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
 
         if (pids == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
-        if (container_pids(s, pids, &npids, err) < 0 || upper_dir(s, &upper, err) < 0 ||
+        if (container_pids(s, pids, &npids, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        calibrate(s, pids[0]);
+        if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
             em_sync_push_memory(s->conn, s->sync, pids, npids, compress_level(s), &st, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
@@ -205,6 +235,7 @@ static int send_final(struct source *s, em_error_t *err)
         final = json_pack("{s:O}", "files", digests);
         if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
                 return -1;
+        em_report_set(s->report, "compress_level", json_integer(level));
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
         em_source_phase_end(s, "final", st.raw_bytes);

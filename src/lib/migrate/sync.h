@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "transfer/compress.h"
 #include "transfer/conn.h"
 #include "util/config.h"
 #include "util/error.h"
@@ -57,6 +58,9 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
  * fills digests {name: sha256} for the target's final check. */
 int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
                         json_t *digests, struct em_sync_stats *stats, em_error_t *err);
+/* Measures zstd levels on a sample of pid's memory (for --compress auto). */
+int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err);
+
 /* Sends what changed in upper_dir since the previous call (first: all).
  * live: the container is running, so files may change while being read. */
 int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
