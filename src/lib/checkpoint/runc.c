@@ -258,7 +258,6 @@ int em_container_checkpoint_finish(const struct em_config *cfg, const char *name
                                    const char *images_dir, const struct em_checkpoint_opts *o,
                                    pid_t pid, int timeout_ms, em_error_t *err)
 {
-        cleanup_state struct em_state *st = NULL;
         cleanup_free char *dump_log =
             em_path_join(o->work_dir ? o->work_dir : images_dir, "dump.log");
         int code = 0;
@@ -269,6 +268,13 @@ int em_container_checkpoint_finish(const struct em_config *cfg, const char *name
                 em_error_set(err, EIO, "runc checkpoint of %s exited with status %d", name, code);
                 return criu_failed(dump_log, err);
         }
+        return 0;
+}
+
+int em_container_checkpoint_ready(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+
         if (em_state_open(cfg->root, &st, err) < 0)
                 return -1;
         return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),

@@ -54,12 +54,13 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
                             const struct em_checkpoint_opts *opts, em_error_t *err);
 
 /* The same, asynchronously, for a lazy (post-copy) dump, whose runc only
- * returns after the last page was served: start it, learn readiness from
- * o->status_fd, then finish (waits for runc, marks the container
- * checkpointed). A failed finish quotes the CRIU log. */
+ * returns after the last page was served: start it; once o->status_fd says
+ * ready, the tasks are frozen for good: mark the container checkpointed
+ * (_ready); finish waits for runc (a failure quotes the CRIU log). */
 int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
                                   const char *images_dir, const struct em_checkpoint_opts *o,
                                   pid_t *pid, em_error_t *err);
+int em_container_checkpoint_ready(const struct em_config *cfg, const char *name, em_error_t *err);
 int em_container_checkpoint_finish(const struct em_config *cfg, const char *name,
                                    const char *images_dir, const struct em_checkpoint_opts *o,
                                    pid_t pid, int timeout_ms, em_error_t *err);

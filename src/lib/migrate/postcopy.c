@@ -221,6 +221,8 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
                 return lazy_dump_failed(s, ls, err);
         ls->frozen = true;
         em_report_mark(s->report, "checkpoint_done");
+        if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0)
+                return em_error_wrap(err, "lazy checkpoint");
         em_log_info("%s frozen; page server on %s", s->name, ls->server);
         return 0;
 }
