@@ -35,6 +35,8 @@ static const char migrate_usage[] =
     "  --compress C            auto (default: from measured bandwidth), none or\n"
     "                          zstd:LEVEL (1-19)\n"
     "  --json                  print the timeline as JSON\n"
+    "  --io-timeout SECONDS    give up when the target makes no progress for this\n"
+    "                          long (default 120); the container then runs here\n"
     "  --route-hook PATH       run `PATH announce SERVICE_IP` if the migration rolls\n"
     "                          back here (default $EDGEMIG_ROUTE_HOOK), to take the\n"
     "                          service IP's route back from a target that announced it\n"
@@ -94,6 +96,7 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                                              {"allow-peer", required_argument, NULL, 'P'},
                                              {"insecure", no_argument, NULL, 'I'},
                                              {"route-hook", required_argument, NULL, 'H'},
+                                             {"io-timeout", required_argument, NULL, 'T'},
                                              {NULL, 0, NULL, 0}};
         int c;
 
@@ -141,6 +144,11 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
                         break;
                 case 'H':
                         o->route_hook = optarg;
+                        break;
+                case 'T':
+                        o->io_timeout_ms = atoi(optarg) * 1000;
+                        if (o->io_timeout_ms <= 0)
+                                return em_error_set(err, 0, "--io-timeout takes SECONDS >= 1");
                         break;
                 default:
                         return em_error_set(err, 0, "unknown option; see --help");

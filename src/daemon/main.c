@@ -55,6 +55,8 @@ static const char usage[] =
     "                        only on a trusted (test) network\n"
     "  --registry HOST:PORT  pull missing image layers from this registry first\n"
     "  --registry-insecure   the registry speaks plain HTTP (loopback)\n"
+    "  --io-timeout SECONDS  drop a session whose peer makes no progress for this\n"
+    "                        long (default 120); what it staged is rolled back\n"
     "  --route-hook PATH     run `PATH announce SERVICE_IP` after a restore, to\n"
     "                        move the service IP's route to this host\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
@@ -85,6 +87,7 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                                              {"registry", required_argument, NULL, 'R'},
                                              {"registry-insecure", no_argument, NULL, 'S'},
                                              {"route-hook", required_argument, NULL, 'H'},
+                                             {"io-timeout", required_argument, NULL, 'T'},
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'f'},
                                              {"help", no_argument, NULL, 'h'},
@@ -128,6 +131,13 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                         break;
                 case 'H':
                         o->target.route_hook = optarg;
+                        break;
+                case 'T':
+                        o->target.io_timeout_ms = atoi(optarg) * 1000;
+                        if (o->target.io_timeout_ms <= 0) {
+                                fprintf(stderr, "edgemigd: --io-timeout takes SECONDS >= 1\n");
+                                return 2;
+                        }
                         break;
                 case 'l':
                         if (em_log_level_parse(optarg, &level) < 0) {

@@ -67,6 +67,7 @@ mig_daemon() {
 	local i=$1 ns root allow=() j
 	ns=EM_H${i}_NS root=EM_H${i}_ROOT
 	for ((j = 1; j <= EM_HOSTS; j++)); do allow+=(--allow-peer "h$j"); done
+	[ -z "${MIG_IO_TIMEOUT:-}" ] || allow+=(--io-timeout "$MIG_IO_TIMEOUT")
 	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
 		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --tls-ca "${!root}/pki/ca.crt" \
 		--tls-cert "${!root}/pki/h$i.crt" --tls-key "${!root}/pki/h$i.key" "${allow[@]}" \

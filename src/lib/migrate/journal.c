@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,36 @@ int em_journal_write(const char *dir, const char *name, const char *container, e
         if (path == NULL || n < 0)
                 return em_error_set(err, ENOMEM, "journal");
         return em_write_file_atomic(path, line, (size_t)n, 0600, err);
+}
+
+int em_journal_own(const char *dir, const char *container, int *lock_fd, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, "owner");
+        cleanup_close int fd = -1;
+
+        if (em_journal_write(dir, "owner", container, err) < 0)
+                return -1;
+        fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return em_error_set(err, errno ? errno : ENOMEM, "locking the journal in %s", dir);
+        *lock_fd = steal_fd(&fd);
+        return 0;
+}
+
+/* True while the session that owns dir holds its lock: a pid can be a
+ * zombie or reused, an flock dies with the process that held it. */
+static bool owner_alive(const char *dir)
+{
+        cleanup_free char *path = em_path_join(dir, "owner");
+        cleanup_close int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+        if (fd < 0)
+                return false;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                flock(fd, LOCK_UN);
+                return false;
+        }
+        return errno == EWOULDBLOCK;
 }
 
 static int read_owner(const char *dir, char *name, size_t len, pid_t *pid)
@@ -91,7 +123,7 @@ int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t
                 if (dir == NULL)
                         return em_error_set(err, ENOMEM, "recovery");
                 bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
-                if (pid ? owner != pid : (known && owner > 0 && kill(owner, 0) == 0))
+                if ((pid && owner != pid) || owner_alive(dir))
                         continue;
                 em_log_info("recovering migration session %s", de->d_name);
                 recover_one(cfg, dir, known ? name : "?");
@@ -148,7 +180,7 @@ int em_migrate_source_recover(const struct em_config *cfg, em_error_t *err)
                 cleanup_free char *dir = em_path_join(base, de->d_name);
                 if (dir == NULL)
                         return em_error_set(err, ENOMEM, "recovery");
-                if (read_owner(dir, name, sizeof(name), &owner) < 0 || kill(owner, 0) == 0)
+                if (read_owner(dir, name, sizeof(name), &owner) < 0 || owner_alive(dir))
                         continue; /* in progress, or not a session we understand */
                 em_error_t e = NULL;
                 if (recover_outgoing(cfg, dir, name, &e) < 0) {

@@ -16,6 +16,10 @@
 /* Writes dir/name atomically with "CONTAINER PID\n". */
 int em_journal_write(const char *dir, const char *name, const char *container, em_error_t *err);
 
+/* Writes "owner" and locks it (flock) for as long as *lock_fd stays open:
+ * recovery leaves a session alone while its lock is held. */
+int em_journal_own(const char *dir, const char *container, int *lock_fd, em_error_t *err);
+
 /* Recovers the sessions of process pid (0: of every process no longer
  * alive). Returns the number of sessions recovered. */
 int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err);

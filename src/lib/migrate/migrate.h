@@ -35,8 +35,8 @@ typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t byt
                                        uint64_t total_hint);
 
 struct em_migrate_opts {
-        const char *target; /* ADDR:PORT of the target's edgemigd */
-        em_tls_ctx_t *tls;  /* mutual TLS client context; NULL: plain TCP (--insecure) */
+        const char *target;     /* ADDR:PORT of the target's edgemigd */
+        em_tls_ctx_t *tls;      /* mutual TLS client context; NULL: plain TCP (--insecure) */
         const char *route_hook; /* run `HOOK announce IP` after a roll-back here, or NULL */
         enum em_migrate_mode mode;
         struct em_stop_rule stop;

@@ -93,7 +93,7 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
                 struct em_procmem_stats ps = {0};
                 rc = em_delta_encode_procmem(&enc, pids[i], &ps, err);
                 if (rc < 0)
-                        em_error_wrap(err, "reading memory of pid %d", (int)pids[i]);
+                        em_error_wrap(err, "pre-copy of the memory of pid %d", (int)pids[i]);
         }
         if (rc == 0)
                 rc = em_delta_enc_flush(&enc, err);

@@ -62,6 +62,7 @@ static void source_free(struct source *s)
         em_image_info_free(&s->image);
         em_sync_state_free(&s->sync);
         json_decref(s->spec);
+        em_cleanup_closep(&s->journal_fd);
         free(s->workdir);
         free(s->images);
 }
@@ -90,7 +91,7 @@ static int load_container(struct source *s, em_error_t *err)
         cleanup_free char *spec = em_path_join(s->workdir, "spec.json");
         if (spec == NULL || em_json_write_file(spec, s->spec, err) < 0)
                 return -1;
-        return em_journal_write(s->workdir, "owner", s->name, err);
+        return em_journal_own(s->workdir, s->name, &s->journal_fd, err);
 }
 
 static int do_hello(struct source *s, em_error_t *err)
@@ -216,7 +217,7 @@ static int run(struct source *s, json_t **report, em_error_t *err)
 int em_migrate_source_run(const struct em_config *cfg, const char *name,
                           const struct em_migrate_opts *o, json_t **report, em_error_t *err)
 {
-        struct source s = {.cfg = cfg, .name = name, .o = o};
+        struct source s = {.cfg = cfg, .name = name, .o = o, .journal_fd = -1};
         em_error_t e = NULL;
         int rc;
 

@@ -25,6 +25,7 @@ struct source {
         struct em_report *report;
         json_t *spec;
         char *workdir, *images;
+        int journal_fd;                     /* holds the session's journal lock */
         bool checkpointed;                  /* the container is stopped here, its state in images */
         bool committed;                     /* the target owns the service now */
         bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */

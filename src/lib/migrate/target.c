@@ -40,6 +40,7 @@ struct target {
         json_t *image; /* {name, manifest_digest, blobs:[{digest,size}]} */
         struct em_sync_target *sync;
         bool restoring, restored;
+        int journal_fd; /* holds the session's journal lock */
 };
 
 void em_target_opts_init(struct em_target_opts *o)
@@ -52,6 +53,7 @@ void em_target_opts_init(struct em_target_opts *o)
 static void target_free(struct target *t)
 {
         em_hello_free(&t->peer);
+        em_cleanup_closep(&t->journal_fd);
         em_store_close(&t->store);
         em_sync_target_free(&t->sync);
         json_decref(t->spec);
@@ -75,7 +77,7 @@ static int make_dirs(struct target *t, em_error_t *err)
         if (em_mkdir_p(t->blobs, 0700, err) < 0 || em_mkdir_p(t->upper, 0755, err) < 0 ||
             em_mkdir_p(t->images, 0700, err) < 0)
                 return em_error_wrap(err, "creating staging directory %s", t->dir);
-        return em_journal_write(t->dir, "owner", t->peer.container, err);
+        return em_journal_own(t->dir, t->peer.container, &t->journal_fd, err);
 }
 
 /* HELLO -> HELLO_ACK: refuse early, before anything big moves. */
@@ -420,7 +422,7 @@ static void roll_back(struct target *t)
 int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
                             const struct em_target_opts *o, em_error_t *err)
 {
-        struct target t = {.cfg = cfg, .o = o, .conn = conn};
+        struct target t = {.cfg = cfg, .o = o, .conn = conn, .journal_fd = -1};
         em_error_t e = NULL;
         int rc;
 
