@@ -12,6 +12,7 @@
 #include "migrate/proto.h"
 #include "migrate/sync.h"
 #include "migrate/sync_int.h"
+#include "transfer/sendq.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -58,8 +59,12 @@ int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t
         }
 }
 
+/* Reading and hashing pages (here) overlaps with compressing and sending
+ * the previous chunks (the queue's thread). */
+#define PIPELINE_DEPTH 4
+
 struct emit_ctx {
-        em_conn_t *c;
+        em_sendq_t *q;
         int level;
         struct em_sync_stats *stats;
 };
@@ -69,7 +74,19 @@ static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *e
         struct emit_ctx *e = ctx;
 
         e->stats->raw_bytes += len;
-        return em_conn_send(e->c, EM_FRAME_PAGES_DATA, 0, 2, buf, len, e->level, err);
+        return em_sendq_push(e->q, EM_FRAME_PAGES_DATA, 0, 2, buf, len, e->level, err);
+}
+
+/* Ends a pipeline: the sender's error, if any, wins over rc's. */
+static int end_pipeline(em_sendq_t **q, int rc, em_error_t *err)
+{
+        em_error_t qerr = NULL;
+
+        if (em_sendq_finish(q, &qerr) < 0) {
+                em_error_move(err, &qerr);
+                return -1;
+        }
+        return rc;
 }
 
 static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats *d)
@@ -83,12 +100,14 @@ static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
                         int level, struct em_sync_stats *stats, em_error_t *err)
 {
-        struct emit_ctx ctx = {c, level, stats};
+        struct emit_ctx ctx = {NULL, level, stats};
         struct em_delta_enc enc;
         int rc = 0;
 
-        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+        if (em_sendq_start(c, PIPELINE_DEPTH, &ctx.q, err) < 0)
                 return -1;
+        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+                return end_pipeline(&ctx.q, -1, err);
         for (size_t i = 0; i < npids && rc == 0; i++) {
                 struct em_procmem_stats ps = {0};
                 rc = em_delta_encode_procmem(&enc, pids[i], &ps, err);
@@ -99,19 +118,21 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
                 rc = em_delta_enc_flush(&enc, err);
         add_delta_stats(stats, &enc.st);
         em_delta_enc_free(&enc);
-        return rc;
+        return end_pipeline(&ctx.q, rc, err);
 }
 
 static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, char **names,
                             int level, json_t *digests, struct em_sync_stats *stats,
                             em_error_t *err)
 {
-        struct emit_ctx ctx = {c, level, stats};
+        struct emit_ctx ctx = {NULL, level, stats};
         struct em_delta_enc enc;
         int rc = 0;
 
-        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+        if (em_sendq_start(c, PIPELINE_DEPTH, &ctx.q, err) < 0)
                 return -1;
+        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
+                return end_pipeline(&ctx.q, -1, err);
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
                 cleanup_close int fd = openat(dfd, *n, O_RDONLY | O_CLOEXEC);
@@ -127,7 +148,7 @@ static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, cha
                 rc = em_delta_enc_flush(&enc, err);
         add_delta_stats(stats, &enc.st);
         em_delta_enc_free(&enc);
-        return rc;
+        return end_pipeline(&ctx.q, rc, err);
 }
 
 static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int level,

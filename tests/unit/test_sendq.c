@@ -1,0 +1,97 @@
+#include <pthread.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "transfer/sendq.h"
+
+#define N 200
+
+static void pair(em_conn_t **a, em_conn_t **b)
+{
+        int sv[2];
+        em_error_t err = NULL;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(em_conn_from_fd(sv[0], "a", a, &err), 0);
+        assert_int_equal(em_conn_from_fd(sv[1], "b", b, &err), 0);
+}
+
+static void *receive_all(void *arg)
+{
+        em_conn_t *b = arg;
+        long ok = 1;
+
+        for (int i = 0; i < N; i++) {
+                struct em_frame f = {0};
+                em_error_t err = NULL;
+                if (em_conn_recv(b, &f, &err) != 1 || f.length != 4096 ||
+                    f.payload[0] != (uint8_t)i || f.hdr.stream != (uint32_t)i % 3)
+                        ok = 0;
+                em_frame_clear(&f);
+                em_error_free(&err);
+        }
+        return (void *)ok;
+}
+
+static void test_order_and_content(void **state)
+{
+        em_conn_t *a, *b;
+        em_sendq_t *q = NULL;
+        em_error_t err = NULL;
+        pthread_t rt;
+        uint8_t buf[4096];
+        void *ok;
+
+        pair(&a, &b);
+        pthread_create(&rt, NULL, receive_all, b);
+        assert_int_equal(em_sendq_start(a, 4, &q, &err), 0);
+        for (int i = 0; i < N; i++) {
+                memset(buf, i, sizeof(buf));
+                assert_int_equal(em_sendq_push(q, EM_FRAME_PAGES_DATA, 0, (uint32_t)i % 3, buf,
+                                               sizeof(buf), i % 2 ? 3 : 0, &err),
+                                 0);
+        }
+        assert_int_equal(em_sendq_finish(&q, &err), 0);
+        assert_null(q);
+        pthread_join(rt, &ok);
+        assert_true(ok == (void *)1);
+        em_conn_free(&a);
+        em_conn_free(&b);
+}
+
+static void test_sender_error_surfaces(void **state)
+{
+        em_conn_t *a, *b;
+        em_sendq_t *q = NULL;
+        em_error_t err = NULL;
+        static uint8_t big[1 << 20];
+        int rc = 0;
+
+        pair(&a, &b);
+        em_conn_free(&b); /* the peer is gone: writes fail with EPIPE */
+        assert_int_equal(em_sendq_start(a, 2, &q, &err), 0);
+        for (int i = 0; i < 16 && rc == 0; i++)
+                rc = em_sendq_push(q, EM_FRAME_PAGES_DATA, 0, 0, big, sizeof(big), 0, &err);
+        em_error_free(&err);
+        assert_int_equal(em_sendq_finish(&q, &err), -1);
+        assert_non_null(err);
+        em_error_free(&err);
+        em_conn_free(&a);
+}
+
+int main(void)
+{
+        signal(SIGPIPE, SIG_IGN);
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_order_and_content),
+            cmocka_unit_test(test_sender_error_surfaces),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
