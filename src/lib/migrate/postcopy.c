@@ -22,6 +22,7 @@
 #include "migrate/proto.h"
 #include "migrate/session.h"
 #include "migrate/source_int.h"
+#include "migrate/sync_int.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -227,6 +228,29 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
         return 0;
 }
 
+/* Lists the lazy pages the target holds already (lazy_known.c). Best
+ * effort: without the lists those pages simply come lazily. */
+static void list_known_pages(struct source *s)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *status = NULL;
+        em_error_t e = NULL;
+        uint64_t n = 0;
+        int pid = 0;
+        int64_t t0 = em_mono_ms();
+
+        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
+            em_runc_state(s->cfg, &p, s->name, &status, &pid, &e) < 0 ||
+            em_lazy_known_write(s->images, pid, s->sync->known, &n, &e) < 0) {
+                em_log_warn("not listing known lazy pages: %s", em_error_msg(e));
+                em_error_free(&e);
+                em_lazy_known_remove(s->images);
+                return;
+        }
+        em_report_set(s->report, "lazy_known_pages", json_integer((json_int_t)n));
+        em_report_set(s->report, "lazy_known_scan_ms", json_integer(em_mono_ms() - t0));
+}
+
 static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t *err)
 {
         cleanup_json json_t *digests = json_object(), *final = NULL;
@@ -235,6 +259,7 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
         int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
         struct em_conn_stats cs;
 
+        list_known_pages(s);
         em_report_phase_begin(s->report, "final");
         em_conn_stats(s->conn, &cs);
         s->phase_wire0 = cs.wire_out;
@@ -260,6 +285,8 @@ static int await_last_page(struct source *s, em_error_t *err)
         if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
+        em_report_set(s->report, "lazy_known_used",
+                      json_integer(em_json_int(ok, "known_pages", 0)));
         em_report_phase_begin(s->report, "lazy");
         for (;;) {
                 cleanup_json json_t *j = NULL;
@@ -503,7 +530,14 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         const char *addr, *ip = em_json_str(lt->spec, "ip");
         int port;
 
-        if (parse_lazy(final, &addr, &port, err) < 0 ||
+        cleanup_free char *cache = NULL;
+        uint64_t known = 0;
+
+        if (parse_lazy(final, &addr, &port, err) < 0)
+                return -1;
+        if (asprintf(&cache, "%s/pagecache/%s", lt->cfg->root, lt->container) < 0)
+                return em_error_set(err, ENOMEM, "post-copy");
+        if (em_lazy_known_apply(lt->images, cache, &known, err) < 0 ||
             start_lazy_daemon(lt, w, addr, port, err) < 0)
                 return -1;
         em_restore_opts_init(&ro);
@@ -518,7 +552,8 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
                     addr, port);
         if (ip != NULL && em_session_route_hook(lt->route_hook, "announce", ip, err) < 0)
                 return -1;
-        cleanup_json json_t *ok = json_pack("{s:b, s:b}", "ok", 1, "lazy", 1);
+        cleanup_json json_t *ok =
+            json_pack("{s:b, s:b, s:I}", "ok", 1, "lazy", 1, "known_pages", (json_int_t)known);
         if (em_proto_send_json(lt->conn, EM_FRAME_RESTORE_OK, ok, err) < 0 ||
             watch_window(lt, w, err) < 0)
                 return -1;

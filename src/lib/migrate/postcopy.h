@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "transfer/conn.h"
 #include "util/config.h"
@@ -46,6 +48,19 @@ struct em_lazy_target {
  * sends RESTORE_OK, streams progress and ROUND_END lazy_done. On failure the
  * restored container has already been killed. */
 int em_target_restore_lazy(const struct em_lazy_target *lt, const json_t *final, em_error_t *err);
+
+/* Lazy pages the target holds already (lazy_known.c). Source: for the
+ * frozen tasks under root (host pid), writes edgemig-known-<pid>.bin into
+ * images listing their zero lazy pages and those whose hash is in known.
+ * Target: turns those into present pages of the images (content from the
+ * page cache in cache_dir) before the lazy restore; a list that does not
+ * check out is dropped (the pages stay lazy). */
+struct em_hashset;
+int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset *known,
+                        uint64_t *n_known, em_error_t *err);
+void em_lazy_known_remove(const char *images);
+int em_lazy_known_apply(const char *images, const char *cache_dir, uint64_t *applied,
+                        em_error_t *err);
 
 /* fs.pipe-max-size >= 4 MiB while lazy pages move (CRIU's page pipes; we lack
  * CAP_SYS_RESOURCE). Reference-counted across processes of this host in
