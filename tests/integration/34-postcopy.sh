@@ -52,10 +52,14 @@ assert m["source_stopped"] <= m["target_running"] <= m["lazy_done"] <= m["source
 assert isinstance(r["degraded_ms"], int) and r["degraded_ms"] >= 0, r
 assert [p["name"] for p in r["phases"]][-2:] == ["final", "lazy"], r["phases"]
 assert (len(r["rounds"]) == 0) == (mode == "postcopy"), r["rounds"]
+# Lazy pages the target holds (pre-copied, or zero) are never fetched again.
+assert r["lazy_known_used"] == r["lazy_known_pages"], r
+if mode == "hybrid" and sys.argv[2] == "redis":
+    assert r["lazy_known_used"] >= 1000, r
 assert mode == "postcopy" or r["stop_reason"] != "fits-downtime-target" or mode == "hybrid", r
-print("%s %s %s -> %s: handoff %d ms, downtime %d ms, degraded %d ms, %d bytes on the wire" %
-      (sys.argv[2], mode, sys.argv[4], sys.argv[5], r["handoff_ms"], r["downtime_ms"],
-       r["degraded_ms"], r["bytes_wire"]))
+print("%s %s %s -> %s: handoff %d ms, downtime %d ms, degraded %d ms, %d bytes on the wire, "
+      "%d lazy pages known" % (sys.argv[2], mode, sys.argv[4], sys.argv[5], r["handoff_ms"],
+      r["downtime_ms"], r["degraded_ms"], r["bytes_wire"], r["lazy_known_used"]))
 PY
 }
 
