@@ -56,6 +56,8 @@ assert (len(r["rounds"]) == 0) == (mode == "postcopy"), r["rounds"]
 assert r["lazy_known_used"] == r["lazy_known_pages"], r
 if mode == "hybrid" and sys.argv[2] == "redis":
     assert r["lazy_known_used"] >= 1000, r
+if mode == "postcopy" and sys.argv[2] == "redis": # ~20 MB of values pulled lazily
+    assert r["lazy_bytes"] >= 8 << 20, r
 assert mode == "postcopy" or r["stop_reason"] != "fits-downtime-target" or mode == "hybrid", r
 print("%s %s %s -> %s: handoff %d ms, downtime %d ms, degraded %d ms, %d bytes on the wire, "
       "%d lazy pages known" % (sys.argv[2], mode, sys.argv[4], sys.argv[5], r["handoff_ms"],

@@ -383,3 +383,24 @@ int em_lazy_known_apply(const char *images, const char *cache_dir, uint64_t *app
         em_pagecache_free(&pc);
         return 0;
 }
+
+int em_lazy_pages_count(const char *images, uint64_t *n, em_error_t *err)
+{
+        cleanup_close int dfd = open(images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char **names = NULL;
+        int rc = 0;
+
+        *n = 0;
+        if (dfd < 0 || em_pagemap_list(dfd, &names, err) < 0)
+                return dfd < 0 ? em_error_set(err, errno, "opening %s", images) : -1;
+        for (char **nm = names; rc == 0 && *nm; nm++) {
+                cleanup_pagemap struct em_pagemap pm = {0};
+                rc = em_pagemap_load(dfd, *nm, &pm, err);
+                for (size_t i = 0; rc == 0 && i < pm.n; i++) {
+                        if ((pm.e[i].flags & EM_PE_LAZY) && !(pm.e[i].flags & EM_PE_PRESENT))
+                                *n += pm.e[i].nr_pages;
+                }
+        }
+        em_strv_free(names);
+        return rc;
+}

@@ -56,47 +56,76 @@ static int write_long(const char *path, long v)
         return fflush(f) == 0 ? 0 : -1;
 }
 
-/* Applies delta (+1/-1) to the user count kept with the original value. */
-static int pipe_max_adjust(int delta, em_error_t *err)
+/* The state file holds the original value and the pids of the processes
+ * that need the raised one; dead pids (a crashed migration) are pruned, so
+ * the value always goes back once no live user remains. */
+static size_t read_users(int fd, long *orig, pid_t *users, size_t max)
+{
+        char buf[4096] = {0};
+        char *p = buf, *end;
+        size_t n = 0;
+
+        *orig = -1;
+        if (read(fd, buf, sizeof(buf) - 1) <= 0)
+                return 0;
+        *orig = strtol(p, &end, 10);
+        for (p = end; n < max; p = end) {
+                long v = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (v > 0 && (kill((pid_t)v, 0) == 0 || errno != ESRCH))
+                        users[n++] = (pid_t)v;
+        }
+        return n;
+}
+
+static int pipe_max_adjust(bool add, em_error_t *err)
 {
         cleanup_close int fd = -1;
-        long orig = -1, users = 0;
-        char buf[64] = {0};
+        pid_t users[256];
+        size_t n, k = 0;
+        long orig;
+        char buf[4096];
+        int len;
 
         if (em_mkdir_p("/run/edgemig", 0755, err) < 0)
                 return -1;
         fd = open(PIPE_MAX_STATE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 || flock(fd, LOCK_EX) < 0)
                 return em_error_set(err, errno, "locking %s", PIPE_MAX_STATE);
-        if (read(fd, buf, sizeof(buf) - 1) <= 0 || sscanf(buf, "%ld %ld", &orig, &users) != 2)
-                users = 0;
-        if (users <= 0) {
-                users = 0;
+        n = read_users(fd, &orig, users, 255);
+        if (n == 0)
                 orig = read_long(PIPE_MAX_SYSCTL);
+        for (size_t i = 0; i < n; i++) {
+                if (users[i] != getpid())
+                        users[k++] = users[i];
         }
-        users += delta;
-        if (delta > 0 && users == 1 && orig < PIPE_MAX_WANT &&
-            write_long(PIPE_MAX_SYSCTL, PIPE_MAX_WANT) < 0)
+        if (add)
+                users[k++] = getpid();
+        if (k > 0 && orig < PIPE_MAX_WANT && write_long(PIPE_MAX_SYSCTL, PIPE_MAX_WANT) < 0)
                 return em_error_set(err, errno, "raising fs.pipe-max-size to %ld (CRIU lazy pages)",
                                     PIPE_MAX_WANT);
-        if (users <= 0 && orig > 0 && orig < PIPE_MAX_WANT)
+        if (k == 0 && orig > 0 && orig < PIPE_MAX_WANT)
                 write_long(PIPE_MAX_SYSCTL, orig);
-        snprintf(buf, sizeof(buf), "%ld %ld\n", orig, users < 0 ? 0 : users);
-        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0)
+        len = snprintf(buf, sizeof(buf), "%ld", orig);
+        for (size_t i = 0; i < k; i++)
+                len += snprintf(buf + len, sizeof(buf) - (size_t)len, " %d", (int)users[i]);
+        len += snprintf(buf + len, sizeof(buf) - (size_t)len, "\n");
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) < 0)
                 return em_error_set(err, errno, "writing %s", PIPE_MAX_STATE);
         return 0;
 }
 
 int em_pipe_max_raise(em_error_t *err)
 {
-        return pipe_max_adjust(+1, err);
+        return pipe_max_adjust(true, err);
 }
 
 void em_pipe_max_release(void)
 {
         em_error_t e = NULL;
 
-        if (pipe_max_adjust(-1, &e) < 0)
+        if (pipe_max_adjust(false, &e) < 0)
                 em_log_warn("restoring fs.pipe-max-size: %s", em_error_msg(e));
         em_error_free(&e);
 }
@@ -296,6 +325,9 @@ static int await_last_page(struct source *s, em_error_t *err)
                         em_report_mark(s->report, "lazy_done");
                         em_report_set(s->report, "degraded_ms",
                                       json_integer(em_json_int(j, "degraded_ms", -1)));
+                        /* CRIU's own connection, outside bytes_raw/bytes_wire */
+                        em_report_set(s->report, "lazy_bytes",
+                                      json_integer(em_json_int(j, "lazy_pages", 0) * 4096));
                         em_source_phase_end(s, "lazy", 0);
                         return 0;
                 }
@@ -468,8 +500,10 @@ static int send_note(const struct em_lazy_target *lt, bool done, long long a, lo
                      em_error_t *err)
 {
         char buf[128];
-        int n = done ? snprintf(buf, sizeof(buf), "{\"lazy_done\":true,\"degraded_ms\":%lld}", ms)
-                     : snprintf(buf, sizeof(buf), "{\"lazy_progress\":%lld,\"ms\":%lld}", a, ms);
+        int n =
+            done ? snprintf(buf, sizeof(buf),
+                            "{\"lazy_done\":true,\"lazy_pages\":%lld,\"degraded_ms\":%lld}", a, ms)
+                 : snprintf(buf, sizeof(buf), "{\"lazy_progress\":%lld,\"ms\":%lld}", a, ms);
 
         return em_conn_send(lt->conn, EM_FRAME_ROUND_END, 0, 0, buf, (size_t)n, 0, err);
 }
@@ -531,13 +565,14 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         int port;
 
         cleanup_free char *cache = NULL;
-        uint64_t known = 0;
+        uint64_t known = 0, lazy = 0;
 
         if (parse_lazy(final, &addr, &port, err) < 0)
                 return -1;
         if (asprintf(&cache, "%s/pagecache/%s", lt->cfg->root, lt->container) < 0)
                 return em_error_set(err, ENOMEM, "post-copy");
         if (em_lazy_known_apply(lt->images, cache, &known, err) < 0 ||
+            em_lazy_pages_count(lt->images, &lazy, err) < 0 ||
             start_lazy_daemon(lt, w, addr, port, err) < 0)
                 return -1;
         em_restore_opts_init(&ro);
@@ -560,7 +595,7 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         long long ms = em_mono_ms() - w->t_running;
         em_log_info("session %s: last page of %s arrived after %lld ms", lt->session, lt->container,
                     ms);
-        return send_note(lt, true, 0, ms, err);
+        return send_note(lt, true, (long long)lazy, ms, err);
 }
 
 int em_target_restore_lazy(const struct em_lazy_target *lt, const json_t *final, em_error_t *err)
