@@ -76,4 +76,10 @@ h 1 exec counter cat /data/counter.log | awk 'NR > 1 && $1 != prev + 1 { print "
 	fail "bystander container was disturbed"
 running_on 2 bystander || fail "bystander not running"
 [ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left behind"
+
+# A container restored from a local checkpoint migrates like any other.
+h 1 checkpoint counter --to "$MIG_LOGS/ck" >/dev/null || fail "local checkpoint"
+h 1 restore "$MIG_LOGS/ck" >/dev/null || fail "local restore"
+migrate 1 2
+running_on 2 counter || fail "restored container did not migrate"
 echo "ok"

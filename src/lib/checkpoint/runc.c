@@ -498,5 +498,9 @@ int em_checkpoint_load(const struct em_config *cfg, const char *dir, const char 
         const char *name = name_override ? name_override : em_json_str(spec, "name");
         if (name == NULL || !em_container_name_valid(name))
                 return em_error_set(err, EINVAL, "%s: missing or invalid container name", meta);
+        /* Describe the checkpoint, not the container: a migration's policy
+         * check would refuse a spec carrying them. */
+        json_object_del(spec, "format");
+        json_object_del(spec, "checkpointed_at");
         return em_container_restore_from(cfg, name, spec, criu, upper, o, err);
 }
