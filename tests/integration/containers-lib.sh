@@ -37,10 +37,11 @@ em() { "$EM" --root "$ROOT" "$@"; }
 export -f em
 export EM
 
-# ct_pull NAME: pulls edgemig/NAME from the loopback registry (starting it
-# and pushing the cached test images if needed).
-ct_pull() {
-	local name=$1
+# ct_pull_into ROOT NAME: pulls edgemig/NAME from the loopback registry into
+# the state root ROOT (starting the registry and pushing the cached test
+# image if needed).
+ct_pull_into() {
+	local root=$1 name=$2
 	if ! "$REPO/scripts/registry" status >/dev/null 2>&1; then
 		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built (scripts/build-test-images)"
 		"$REPO/scripts/registry" start >/dev/null 2>&1 || skip "cannot start the loopback registry"
@@ -50,7 +51,13 @@ ct_pull() {
 		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built"
 		"$REPO/scripts/push-test-images" "$name" >/dev/null 2>&1 || skip "cannot push $name"
 	fi
-	em image pull --insecure "$REGISTRY/edgemig/$name:latest" >/dev/null || fail "pull $name"
+	"$EM" --root "$root" image pull --insecure "$REGISTRY/edgemig/$name:latest" >/dev/null ||
+		fail "pull $name into $root"
+}
+
+# ct_pull NAME: the same into this test's $ROOT.
+ct_pull() {
+	ct_pull_into "$ROOT" "$1"
 }
 
 # ct_census: one line counting every kind of resource a container holds.

@@ -27,23 +27,8 @@ haddr() {
 
 # mig_pull I NAME: seed host I's store from the loopback registry (root netns).
 mig_pull() {
-	local root=EM_H${1}_ROOT name=$2
-	ROOT=${!root} ct_pull_into "${!root}" "$name"
-}
-
-ct_pull_into() {
-	local root=$1 name=$2
-	if ! "$REPO/scripts/registry" status >/dev/null 2>&1; then
-		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built (scripts/build-test-images)"
-		"$REPO/scripts/registry" start >/dev/null 2>&1 || skip "cannot start the loopback registry"
-	fi
-	if ! curl -sf "http://$REGISTRY/v2/edgemig/$name/manifests/latest" -o /dev/null \
-		-H 'Accept: application/vnd.oci.image.manifest.v1+json'; then
-		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built"
-		"$REPO/scripts/push-test-images" "$name" >/dev/null 2>&1 || skip "cannot push $name"
-	fi
-	"$EM" --root "$root" image pull --insecure "$REGISTRY/edgemig/$name:latest" >/dev/null ||
-		fail "pull $name into $root"
+	local root=EM_H${1}_ROOT
+	ct_pull_into "${!root}" "$2"
 }
 
 # mig_pki I: host I gets a certificate "h<I>" of the test bed's CA in

@@ -690,9 +690,15 @@ static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error
 int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
                             em_error_t *err)
 {
-        if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0 ||
-            em_procmem_scan(pid, prefill_page, e, st, err) < 0)
+        if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
+        if (em_procmem_scan(pid, prefill_page, e, st, err) < 0) {
+                /* A process that exits mid-scan (a container's short-lived
+                 * child) has nothing more to prefill; what was read is valid. */
+                if (em_error_status(*err) != ENOENT && em_error_status(*err) != ESRCH)
+                        return -1;
+                em_error_free(err);
+        }
         return put_op(e, OP_END_PREFILL, NULL, 0, NULL, 0, err);
 }
 

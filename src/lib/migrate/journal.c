@@ -105,18 +105,26 @@ static void recover_one(const struct em_config *cfg, const char *dir, const char
         }
 }
 
-int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err)
+/* Calls fn for every session under <root>/<sub>/ whose process is gone
+ * (and, if pid is not 0, that belonged to pid). name is NULL when the
+ * journal is unreadable. Returns how many fn handled, or -1 if any failed. */
+typedef int (*session_fn)(const struct em_config *cfg, const char *dir, const char *name,
+                          em_error_t *err);
+
+static int for_each_dead_session(const struct em_config *cfg, const char *sub, pid_t pid,
+                                 session_fn fn, em_error_t *err)
 {
-        cleanup_free char *base = em_path_join(cfg->root, "incoming");
+        cleanup_free char *base = em_path_join(cfg->root, sub);
         cleanup_dir DIR *d = base ? opendir(base) : NULL;
         struct dirent *de;
-        int n = 0;
+        int n = 0, rc = 0;
 
         if (d == NULL)
                 return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
         while ((de = readdir(d)) != NULL) {
                 char name[EM_NAME_MAX + 1];
                 pid_t owner = 0;
+                em_error_t e = NULL;
                 if (de->d_name[0] == '.')
                         continue;
                 cleanup_free char *dir = em_path_join(base, de->d_name);
@@ -125,11 +133,31 @@ int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t
                 bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
                 if ((pid && owner != pid) || owner_alive(dir))
                         continue;
-                em_log_info("recovering migration session %s", de->d_name);
-                recover_one(cfg, dir, known ? name : "?");
+                em_log_info("recovering migration session %s/%s", sub, de->d_name);
+                if (fn(cfg, dir, known ? name : NULL, &e) < 0) {
+                        em_log_error("%s", em_error_msg(e));
+                        em_error_free(&e);
+                        rc = -1;
+                        continue;
+                }
                 n++;
         }
+        if (rc < 0)
+                return em_error_set(err, EIO, "some migrations could not be recovered (see log)");
         return n;
+}
+
+static int recover_incoming(const struct em_config *cfg, const char *dir, const char *name,
+                            em_error_t *err)
+{
+        (void)err;
+        recover_one(cfg, dir, name ? name : "?");
+        return 0;
+}
+
+int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err)
+{
+        return for_each_dead_session(cfg, "incoming", pid, recover_incoming, err);
 }
 
 /* An outgoing session whose edgemig process died: if the container was
@@ -138,6 +166,8 @@ int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t
 static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
                             em_error_t *err)
 {
+        if (container == NULL) /* not a session we understand: leave it */
+                return 0;
         if (marker(dir, "committed")) {
                 em_log_info("recovery: %s was handed over; removing the local copy", container);
                 if (em_container_rm(cfg, container, true, err) < 0 &&
@@ -165,33 +195,5 @@ static int recover_outgoing(const struct em_config *cfg, const char *dir, const 
 
 int em_migrate_source_recover(const struct em_config *cfg, em_error_t *err)
 {
-        cleanup_free char *base = em_path_join(cfg->root, "outgoing");
-        cleanup_dir DIR *d = base ? opendir(base) : NULL;
-        struct dirent *de;
-        int n = 0, rc = 0;
-
-        if (d == NULL)
-                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
-        while ((de = readdir(d)) != NULL) {
-                char name[EM_NAME_MAX + 1];
-                pid_t owner = 0;
-                if (de->d_name[0] == '.')
-                        continue;
-                cleanup_free char *dir = em_path_join(base, de->d_name);
-                if (dir == NULL)
-                        return em_error_set(err, ENOMEM, "recovery");
-                if (read_owner(dir, name, sizeof(name), &owner) < 0 || owner_alive(dir))
-                        continue; /* in progress, or not a session we understand */
-                em_error_t e = NULL;
-                if (recover_outgoing(cfg, dir, name, &e) < 0) {
-                        em_log_error("%s", em_error_msg(e));
-                        em_error_free(&e);
-                        rc = -1;
-                        continue;
-                }
-                n++;
-        }
-        if (rc < 0)
-                return em_error_set(err, EIO, "some migrations could not be recovered (see log)");
-        return n;
+        return for_each_dead_session(cfg, "outgoing", 0, recover_outgoing, err);
 }

@@ -97,42 +97,59 @@ static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats
         s->pages_sent += d->data;
 }
 
+/* A delta encoder whose chunks go through a send pipeline. */
+struct pipeline {
+        struct emit_ctx ctx;
+        struct em_delta_enc enc;
+};
+
+static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state *st, int level,
+                          struct em_sync_stats *stats, em_error_t *err)
+{
+        p->ctx = (struct emit_ctx){NULL, level, stats};
+        if (em_sendq_start(c, PIPELINE_DEPTH, &p->ctx.q, err) < 0)
+                return -1;
+        if (em_delta_enc_init(&p->enc, st->known, DELTA_CHUNK, emit_pages_data, &p->ctx, err) < 0)
+                return end_pipeline(&p->ctx.q, -1, err);
+        return 0;
+}
+
+/* Flushes (if rc is 0), counts, and waits for the sender. */
+static int pipeline_end(struct pipeline *p, int rc, em_error_t *err)
+{
+        if (rc == 0)
+                rc = em_delta_enc_flush(&p->enc, err);
+        add_delta_stats(p->ctx.stats, &p->enc.st);
+        em_delta_enc_free(&p->enc);
+        return end_pipeline(&p->ctx.q, rc, err);
+}
+
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
                         int level, struct em_sync_stats *stats, em_error_t *err)
 {
-        struct emit_ctx ctx = {NULL, level, stats};
-        struct em_delta_enc enc;
+        struct pipeline p;
         int rc = 0;
 
-        if (em_sendq_start(c, PIPELINE_DEPTH, &ctx.q, err) < 0)
+        if (pipeline_begin(&p, c, st, level, stats, err) < 0)
                 return -1;
-        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
-                return end_pipeline(&ctx.q, -1, err);
         for (size_t i = 0; i < npids && rc == 0; i++) {
                 struct em_procmem_stats ps = {0};
-                rc = em_delta_encode_procmem(&enc, pids[i], &ps, err);
+                rc = em_delta_encode_procmem(&p.enc, pids[i], &ps, err);
                 if (rc < 0)
                         em_error_wrap(err, "pre-copy of the memory of pid %d", (int)pids[i]);
         }
-        if (rc == 0)
-                rc = em_delta_enc_flush(&enc, err);
-        add_delta_stats(stats, &enc.st);
-        em_delta_enc_free(&enc);
-        return end_pipeline(&ctx.q, rc, err);
+        return pipeline_end(&p, rc, err);
 }
 
 static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, char **names,
                             int level, json_t *digests, struct em_sync_stats *stats,
                             em_error_t *err)
 {
-        struct emit_ctx ctx = {NULL, level, stats};
-        struct em_delta_enc enc;
+        struct pipeline p;
         int rc = 0;
 
-        if (em_sendq_start(c, PIPELINE_DEPTH, &ctx.q, err) < 0)
+        if (pipeline_begin(&p, c, st, level, stats, err) < 0)
                 return -1;
-        if (em_delta_enc_init(&enc, st->known, DELTA_CHUNK, emit_pages_data, &ctx, err) < 0)
-                return end_pipeline(&ctx.q, -1, err);
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
                 cleanup_close int fd = openat(dfd, *n, O_RDONLY | O_CLOEXEC);
@@ -140,15 +157,11 @@ static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, cha
                         rc = em_error_set(err, errno, "hashing %s", *n);
                         break;
                 }
-                rc = em_delta_encode_file(&enc, dfd, *n, err);
+                rc = em_delta_encode_file(&p.enc, dfd, *n, err);
                 json_object_set_new(digests, *n, json_string(digest));
                 stats->files_sent++;
         }
-        if (rc == 0)
-                rc = em_delta_enc_flush(&enc, err);
-        add_delta_stats(stats, &enc.st);
-        em_delta_enc_free(&enc);
-        return end_pipeline(&ctx.q, rc, err);
+        return pipeline_end(&p, rc, err);
 }
 
 static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int level,
