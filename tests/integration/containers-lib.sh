@@ -62,13 +62,17 @@ ct_pull() {
 
 # ct_census: one line counting every kind of resource a container holds.
 ct_census() {
-	local mounts netns veths cgroups runc loggers
+	local mounts netns veths cgroups runc loggers p
 	mounts=$(grep -c " $ROOT/" /proc/self/mountinfo || true)
 	netns=$(find "$ROOT/netns" -mindepth 1 2>/dev/null | wc -l)
 	veths=$(ip -o link show type veth | grep -c ': em[0-9a-f]\{10\}[@:]' || true)
 	cgroups=$(find /sys/fs/cgroup/ -mindepth 2 -maxdepth 2 -name 'edgemig-*' 2>/dev/null | wc -l)
 	runc=$(runc --root "$ROOT/runc" list -q 2>/dev/null | wc -l)
-	loggers=$(pgrep -c -x edgemig-logger || true)
+	# log forwarders of this root only (they hold <root>/containers/*/log open)
+	loggers=0
+	for p in $(pgrep -x edgemig-logger || true); do
+		ls -l "/proc/$p/fd" 2>/dev/null | grep -q " $ROOT/" && loggers=$((loggers + 1))
+	done
 	echo "mounts=$mounts netns=$netns veths=$veths cgroups=$cgroups runc=$runc loggers=$loggers"
 }
 
