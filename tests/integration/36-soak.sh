@@ -201,15 +201,19 @@ if p["ok"] != p["requests"] or p["last_acked"] <= 0:
     bad.append("probe ok %s of %s requests" % (p["ok"], p["requests"]))
 if v["missing"] or v["wrong"] or v["checked"] != p["last_acked"]:
     bad.append("verify: %s" % v)
-gaps = p.get("gaps", [])
 rows = []
+tl = [json.load(open(os.path.join(d, "mig-%03d.json" % k))) for k in range(1, n + 1)]
+# Each gap belongs to the last migration requested (less 50 ms) before it began.
+owner = {k: [] for k in range(1, n + 1)}
+for x in p.get("gaps", []):
+    ks = [k for k in range(1, n + 1) if tl[k - 1]["requested_at_ms"] - 50 <= x["start_unix_ms"]]
+    if ks:
+        owner[ks[-1]].append(x["len_ms"])
 for k in range(1, n + 1):
-    r = json.load(open(os.path.join(d, "mig-%03d.json" % k)))
+    r = tl[k - 1]
     if not r["ok"] or not 0 <= r["downtime_ms"] <= r["handoff_ms"]:
         bad.append("migration %d timeline: %s" % (k, r))
-    t0 = r["requested_at_ms"]
-    t1 = t0 + r["total_ms"] + 1000
-    g = [x["len_ms"] for x in gaps if t0 - 50 <= x["start_unix_ms"] <= t1]
+    g = owner[k]
     rows.append(dict(k=k, src=1 + (k + 1) % 2, dst=2 - (k + 1) % 2, handoff_ms=r["handoff_ms"],
                      downtime_ms=r["downtime_ms"], total_ms=r["total_ms"], bytes_wire=r["bytes_wire"],
                      bytes_raw=r["bytes_raw"], rounds=len(r["rounds"]), max_gap_ms=round(max(g, default=0), 1),
