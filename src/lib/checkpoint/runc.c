@@ -147,16 +147,20 @@ static void add_common(struct argvb *b, bool tcp, bool locks, const char *cg_mod
         }
 }
 
-static int require_state(struct em_state *st, const char *name, enum em_cstate want,
-                         em_error_t *err)
+/* A checkpoint needs a running container; one a migration owns
+ * ("migrating") is running too, and marked so that nothing else (a
+ * concurrent `ps` reconciling states) touches it meanwhile. */
+#define CHECKPOINTABLE (EM_CSTATE_BIT(EM_CSTATE_RUNNING) | EM_CSTATE_BIT(EM_CSTATE_MIGRATING))
+
+static int require_running(struct em_state *st, const char *name, em_error_t *err)
 {
         cleanup_container_rec struct em_container_rec *rec = NULL;
 
         if (em_state_container_get(st, name, &rec, err) < 0)
                 return -1;
-        if (rec->state != want)
-                return em_error_set(err, EBUSY, "container '%s' is %s, not %s", name,
-                                    em_cstate_name(rec->state), em_cstate_name(want));
+        if (!(CHECKPOINTABLE & EM_CSTATE_BIT(rec->state)))
+                return em_error_set(err, EBUSY, "container '%s' is %s, not running", name,
+                                    em_cstate_name(rec->state));
         return 0;
 }
 
@@ -206,8 +210,7 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
         const char *work = o->work_dir ? o->work_dir : images_dir;
 
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 ||
-            require_state(st, name, EM_CSTATE_RUNNING, err) < 0)
+            em_state_open(cfg->root, &st, err) < 0 || require_running(st, name, err) < 0)
                 return -1;
         if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
                 return -1;
@@ -217,8 +220,8 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
                 return em_error_wrap(err, "checkpointing %s", name);
         if (o->leave_running)
                 return 0;
-        return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
-                                             EM_CSTATE_CHECKPOINTED, 0, NULL, err);
+        return em_state_container_transition(st, name, CHECKPOINTABLE, EM_CSTATE_CHECKPOINTED, 0,
+                                             NULL, err);
 }
 
 int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
@@ -235,8 +238,7 @@ int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
         int keep[2] = {o->status_fd, -1};
 
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 ||
-            require_state(st, name, EM_CSTATE_RUNNING, err) < 0)
+            em_state_open(cfg->root, &st, err) < 0 || require_running(st, name, err) < 0)
                 return -1;
         if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
                 return -1;
@@ -277,8 +279,8 @@ int em_container_checkpoint_ready(const struct em_config *cfg, const char *name,
 
         if (em_state_open(cfg->root, &st, err) < 0)
                 return -1;
-        return em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_RUNNING),
-                                             EM_CSTATE_CHECKPOINTED, 0, NULL, err);
+        return em_state_container_transition(st, name, CHECKPOINTABLE, EM_CSTATE_CHECKPOINTED, 0,
+                                             NULL, err);
 }
 
 int em_container_spec_get(const struct em_config *cfg, const char *name, json_t **out,

@@ -13,6 +13,7 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "util/json.h"
+#include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -163,6 +164,23 @@ int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t
 /* An outgoing session whose edgemig process died: if the container was
  * checkpointed here and never committed to the target, restore it here; if
  * it was committed, the target owns it: drop our copy. */
+/* The migration died before its checkpoint: the container still runs here,
+ * marked "migrating"; hand it back. */
+static void release_migrating(const struct em_config *cfg, const char *container)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        em_error_t e = NULL;
+
+        if (em_state_open(cfg->root, &st, &e) < 0 ||
+            em_state_container_get(st, container, &rec, &e) < 0 ||
+            (rec->state == EM_CSTATE_MIGRATING &&
+             em_state_container_transition(st, container, EM_CSTATE_BIT(EM_CSTATE_MIGRATING),
+                                           EM_CSTATE_RUNNING, rec->pid, NULL, &e) < 0))
+                em_log_warn("recovery: %s", em_error_msg(e));
+        em_error_free(&e);
+}
+
 static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
                             em_error_t *err)
 {
@@ -189,6 +207,8 @@ static int recover_outgoing(const struct em_config *cfg, const char *dir, const 
                     em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
                         return em_error_wrap(err, "recovering %s (checkpoint kept in %s)",
                                              container, dir);
+        } else {
+                release_migrating(cfg, container);
         }
         return em_rm_rf(dir, err);
 }

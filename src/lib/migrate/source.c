@@ -16,6 +16,7 @@
 #include "migrate/session.h"
 #include "migrate/source_int.h"
 #include "migrate/sync.h"
+#include "state/state.h"
 #include "store/store.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -192,9 +193,29 @@ static int connect_target(struct source *s, em_error_t *err)
         return 0;
 }
 
+/* While a migration owns the container its state is "migrating": a
+ * concurrent `edgemig ps` then leaves it alone (it would otherwise mark it
+ * stopped the moment the final dump kills it), and `stop`/`rm` refuse. */
+static int set_migrating(struct source *s, bool on, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        enum em_cstate from = on ? EM_CSTATE_RUNNING : EM_CSTATE_MIGRATING;
+        enum em_cstate to = on ? EM_CSTATE_MIGRATING : EM_CSTATE_RUNNING;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(s->cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, s->name, &rec, err) < 0)
+                return -1;
+        if (em_state_container_transition(st, s->name, EM_CSTATE_BIT(from), to, rec->pid, NULL,
+                                          err) < 0)
+                return em_error_wrap(err, "container %s", s->name);
+        s->migrating = on;
+        return 0;
+}
+
 static int run(struct source *s, json_t **report, em_error_t *err)
 {
-        if (load_container(s, err) < 0)
+        if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
                 return -1;
         em_report_phase_begin(s->report, "handshake");
         if (connect_target(s, err) < 0)
@@ -228,6 +249,13 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         if (s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating %s", name);
         rc = run(&s, report, err);
+        if (s.migrating && !s.checkpointed && !s.committed) {
+                em_error_t me = NULL;
+                if (set_migrating(&s, false, &me) < 0) {
+                        em_log_warn("%s", em_error_msg(me));
+                        em_error_free(&me);
+                }
+        }
         if (rc < 0) {
                 if (s.conn)
                         em_proto_send_abort(s.conn, em_error_msg(*err));

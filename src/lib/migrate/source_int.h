@@ -28,6 +28,7 @@ struct source {
         int journal_fd;                     /* holds the session's journal lock */
         bool checkpointed;                  /* the container is stopped here, its state in images */
         bool committed;                     /* the target owns the service now */
+        bool migrating;                     /* the container's state is "migrating" */
         bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */
         double bandwidth;                   /* bytes/s measured on this link */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */

@@ -200,8 +200,7 @@ int em_source_finish_prepare(struct source *s, em_error_t *err)
         if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
             em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
                 return em_error_wrap(err, "finishing prepare");
-        s->committed = true;
-        return 0;
+        return 0; /* the container keeps running here */
 }
 
 static int checkpoint_here(struct source *s, em_error_t *err)
