@@ -65,16 +65,34 @@ int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t
 
 struct emit_ctx {
         em_sendq_t *q;
+        em_conn_t *c;
+        const struct em_sync_state *st;
         int level;
         struct em_sync_stats *stats;
 };
+
+void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
+                                const struct em_compress_calibration *cal)
+{
+        st->copt = opt;
+        st->ccal = cal;
+}
+
+/* The level for the next chunk: a long transfer starts before the link is
+ * measured, so the choice is revisited as the send rate becomes known. */
+static int chunk_level(const struct emit_ctx *e)
+{
+        if (e->st->copt == NULL)
+                return e->level;
+        return em_compress_level(e->st->copt, em_conn_send_rate(e->c), e->st->ccal);
+}
 
 static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *err)
 {
         struct emit_ctx *e = ctx;
 
         e->stats->raw_bytes += len;
-        return em_sendq_push(e->q, EM_FRAME_PAGES_DATA, 0, 2, buf, len, e->level, err);
+        return em_sendq_push(e->q, EM_FRAME_PAGES_DATA, 0, 2, buf, len, chunk_level(e), err);
 }
 
 /* Ends a pipeline: the sender's error, if any, wins over rc's. */
@@ -106,7 +124,7 @@ struct pipeline {
 static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state *st, int level,
                           struct em_sync_stats *stats, em_error_t *err)
 {
-        p->ctx = (struct emit_ctx){NULL, level, stats};
+        p->ctx = (struct emit_ctx){NULL, c, st, level, stats};
         if (em_sendq_start(c, PIPELINE_DEPTH, &p->ctx.q, err) < 0)
                 return -1;
         if (em_delta_enc_init(&p->enc, st->known, DELTA_CHUNK, emit_pages_data, &p->ctx, err) < 0)

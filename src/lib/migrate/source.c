@@ -157,6 +157,7 @@ static int do_layers(struct source *s, em_error_t *err)
         if (em_sync_state_new(&s->sync, err) < 0 ||
             em_sync_state_recv_hashes(s->sync, s->conn, err) < 0)
                 return em_error_wrap(err, "layer plan");
+        em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal);
         json_array_foreach(json_object_get(ack, "missing"), i, d)
         {
                 cleanup_free char *path = NULL;

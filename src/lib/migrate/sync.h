@@ -50,6 +50,11 @@ void em_sync_state_free(struct em_sync_state **st);
 /* Receives the target's PAGES_HASHES frames. */
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
 
+/* Lets page deltas pick their zstd level per chunk from opt, cal and the
+ * connection's measured send rate (the pointers must outlive st). */
+void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
+                                const struct em_compress_calibration *cal);
+
 /* Reads the live memory of pids (no freeze) and pushes the pages the target
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,

@@ -11,6 +11,10 @@ void em_upper_state_free(struct em_upper_state **st);
 
 struct em_sync_state {
         em_hashset_t *known; /* page hashes the target holds */
+        /* --compress policy and calibration: with these, the level of each
+         * page chunk follows the link's measured rate (NULL: fixed level). */
+        const struct em_compress_opt *copt;
+        const struct em_compress_calibration *ccal;
         struct em_upper_state *upper;
 };
 
