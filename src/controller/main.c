@@ -1,0 +1,755 @@
+/* edgemig-controller: the platform's control plane. Edges register and
+ * heartbeat, services are registered with their user and edge, users report
+ * positions; the scheduler (platform/scheduler.h) decides, and the controller
+ * triggers prepare/migrate on the source edge through a configured command.
+ * State lives in SQLite, so a restart loses nothing. HTTP/JSON API on
+ * libmicrohttpd; see docs/platform.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
+#include "controller/store.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+#define BODY_MAX (64 * 1024)
+
+static const char usage[] =
+    "Usage: edgemig-controller --state-dir DIR [OPTIONS]\n"
+    "\n"
+    "The edge platform controller: registers edges and services, takes user\n"
+    "position reports and moves each user's service to the nearest edge with\n"
+    "room (with hysteresis), pre-transferring it to the edge the user heads to.\n"
+    "\n"
+    "Options:\n"
+    "  --listen ADDR:PORT      HTTP API address (default 127.0.0.1:7880)\n"
+    "  --state-dir DIR         where controller.db lives (required)\n"
+    "  --migrate-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to migrate\n"
+    "  --prepare-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to prepare\n"
+    "  --margin D              a new edge must be closer by D (default 10)\n"
+    "  --dwell-ms MS           ...for MS milliseconds in a row (default 2000)\n"
+    "  --approach-reports N    prepare after N shrinking distances (default 3)\n"
+    "  --prepare-radius D      prepare only edges within D (default 0: any)\n"
+    "  --action-timeout S      kill a migrate/prepare command after S s (default 300)\n"
+    "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "  -h, --help              this help\n";
+
+struct ctl {
+        sqlite3 *db;
+        pthread_mutex_t lock;
+        const char *migrate_cmd, *prepare_cmd;
+        struct em_sched_params params;
+        int action_timeout_s;
+        unsigned long long reports, decisions[3], http_requests;
+};
+
+struct request {
+        char *body;
+        size_t len;
+        bool too_big;
+};
+
+struct reply {
+        unsigned status;
+        json_t *json; /* owned */
+        char *text;   /* owned, for /metrics */
+};
+
+static bool valid_name(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n >= EM_SCHED_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!(s[i] == '-' || s[i] == '_' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
+                      (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+                        return false;
+        return true;
+}
+
+static void reply_error(struct reply *r, unsigned status, const char *msg)
+{
+        r->status = status;
+        r->json = json_pack("{s:s}", "error", msg);
+}
+
+static void reply_json(struct reply *r, unsigned status, json_t *j)
+{
+        r->status = status;
+        r->json = j;
+}
+
+static double num(const json_t *o, const char *k, double fallback)
+{
+        json_t *v = json_object_get(o, k);
+        return json_is_number(v) ? json_number_value(v) : fallback;
+}
+
+/* ---- migrations: run the configured command in a worker thread ---- */
+
+struct action {
+        struct ctl *ctl;
+        int64_t id;
+        enum em_sched_action kind;
+        char cmd[4096], source[EM_SCHED_NAME_MAX], service[EM_SCHED_NAME_MAX];
+        char target[EM_SCHED_NAME_MAX], target_addr[256];
+};
+
+static void action_finish(struct action *a, bool ok, const char *detail)
+{
+        cleanup_error em_error_t err = NULL;
+        struct ctl *c = a->ctl;
+
+        pthread_mutex_lock(&c->lock);
+        if (ok && a->kind == EM_SCHED_MIGRATE)
+                ctl_exec(c->db, &err, "UPDATE services SET edge = ?, updated_ms = ? WHERE name = ?",
+                         "sis", a->target, ctl_now_ms(), a->service);
+        ctl_exec(c->db, &err, "UPDATE services SET busy = 0 WHERE name = ?", "s", a->service);
+        ctl_exec(c->db, &err,
+                 "UPDATE migrations SET status = ?, finished_ms = ?, detail = ? WHERE id = ?",
+                 "siSi", ok ? "done" : "failed", ctl_now_ms(), detail, a->id);
+        pthread_mutex_unlock(&c->lock);
+        if (err != NULL)
+                em_log_error("recording %s of %s: %s", em_sched_action_name(a->kind), a->service,
+                             em_error_msg(err));
+}
+
+static void *action_run(void *arg)
+{
+        cleanup_free struct action *a = arg;
+        cleanup_error em_error_t err = NULL;
+        cleanup_proc_result struct em_proc_result res = {0};
+        const char *argv[] = {a->cmd, a->source, a->service, a->target_addr, NULL};
+        struct em_proc_spec spec;
+
+        em_log_info("%s %s: %s -> %s (%s)", em_sched_action_name(a->kind), a->service, a->source,
+                    a->target, a->target_addr);
+        em_proc_spec_init(&spec, argv);
+        spec.timeout_ms = a->ctl->action_timeout_s * 1000;
+        int rc = em_proc_run(&spec, &res, &err);
+        const char *detail = rc < 0 ? em_error_msg(err) : (res.out ? res.out : "");
+        em_log_info("%s %s -> %s: %s", em_sched_action_name(a->kind), a->service, a->target,
+                    rc < 0 ? detail : "done");
+        action_finish(a, rc == 0, detail);
+        return NULL;
+}
+
+/* Called with the lock held: records the action and starts its worker. */
+static int action_start(struct ctl *c, enum em_sched_action kind, const char *service,
+                        const char *user, const char *source, const char *target,
+                        const char *reason, em_error_t *err)
+{
+        const char *cmd = kind == EM_SCHED_MIGRATE ? c->migrate_cmd : c->prepare_cmd;
+        cleanup_json json_t *rows = NULL;
+        cleanup_free struct action *a = calloc(1, sizeof(*a));
+
+        if (a == NULL)
+                return em_error_set(err, ENOMEM, "action");
+        if (ctl_query_json(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &rows, err,
+                           target) < 0)
+                return -1;
+        const char *addr = em_json_str(json_array_get(rows, 0), "addr");
+        if (addr == NULL)
+                return em_error_set(err, ENOENT, "edge %s has no address", target);
+        bool run = cmd != NULL;
+        if (ctl_exec(c->db, err,
+                     "INSERT INTO migrations(kind, service, user, source, target, started_ms, "
+                     "status, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                     "sssssiss", em_sched_action_name(kind), service, user, source, target,
+                     ctl_now_ms(), run ? "running" : "skipped (no command)", reason) < 0)
+                return -1;
+        if (!run)
+                return 0;
+        a->ctl = c;
+        a->id = sqlite3_last_insert_rowid(c->db);
+        a->kind = kind;
+        snprintf(a->cmd, sizeof(a->cmd), "%s", cmd);
+        snprintf(a->source, sizeof(a->source), "%s", source);
+        snprintf(a->service, sizeof(a->service), "%s", service);
+        snprintf(a->target, sizeof(a->target), "%s", target);
+        snprintf(a->target_addr, sizeof(a->target_addr), "%s", addr);
+        if (ctl_exec(c->db, err, "UPDATE services SET busy = 1 WHERE name = ?", "s", service) < 0)
+                return -1;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, action_run, a);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+                ctl_exec(c->db, err, "UPDATE services SET busy = 0 WHERE name = ?", "s", service);
+                return em_error_set(err, rc, "starting the %s worker", em_sched_action_name(kind));
+        }
+        steal_pointer(&a);
+        return 0;
+}
+
+/* ---- handlers (called with the lock held) ---- */
+
+static int post_edge(struct ctl *c, const json_t *b, struct reply *r, em_error_t *err)
+{
+        const char *name = em_json_str(b, "name"), *addr = em_json_str(b, "addr");
+        long long cap = em_json_int(b, "capacity", -1);
+
+        if (!valid_name(name) || addr == NULL || cap < 0 ||
+            !json_is_number(json_object_get(b, "x")) || !json_is_number(json_object_get(b, "y"))) {
+                reply_error(r, 400, "need name, addr, x, y, capacity >= 0");
+                return 0;
+        }
+        if (ctl_exec(
+                c->db, err,
+                "INSERT INTO edges(name, addr, x, y, capacity, registered_ms) "
+                "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET addr = excluded.addr, "
+                "x = excluded.x, y = excluded.y, capacity = excluded.capacity",
+                "ssddii", name, addr, num(b, "x", 0), num(b, "y", 0), (int64_t)cap,
+                ctl_now_ms()) < 0)
+                return -1;
+        em_log_info("edge %s registered at %s (%g, %g), capacity %lld", name, addr, num(b, "x", 0),
+                    num(b, "y", 0), cap);
+        reply_json(r, 201, json_pack("{s:s}", "name", name));
+        return 0;
+}
+
+/* "containers" is a count or the list of container names running there; a
+ * list also tells where each service really is (after an interrupted move). */
+static int post_heartbeat(struct ctl *c, const char *edge, const json_t *b, struct reply *r,
+                          em_error_t *err)
+{
+        json_t *cts = json_object_get(b, "containers");
+        long long n =
+            json_is_array(cts) ? (long long)json_array_size(cts) : em_json_int(b, "containers", 0);
+        int rc = ctl_exec(c->db, err,
+                          "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
+                          "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ? "
+                          "WHERE name = ?",
+                          "iidiidis", (int64_t)em_json_int(b, "load", n), (int64_t)n,
+                          num(b, "cpu", 0), (int64_t)em_json_int(b, "mem_bytes", 0),
+                          (int64_t)em_json_int(b, "active_migrations", 0),
+                          num(b, "bandwidth_mbps", 0), ctl_now_ms(), edge);
+        if (rc < 0)
+                return -1;
+        if (rc == 0) {
+                reply_error(r, 404, "no such edge");
+                return 0;
+        }
+        for (size_t i = 0; i < json_array_size(cts); i++) {
+                const char *s = json_string_value(json_array_get(cts, i));
+                if (s != NULL &&
+                    ctl_exec(c->db, err, "UPDATE services SET edge = ? WHERE name = ? AND busy = 0",
+                             "ss", edge, s) < 0)
+                        return -1;
+        }
+        reply_json(r, 200, json_pack("{s:s}", "name", edge));
+        return 0;
+}
+
+static int post_service(struct ctl *c, const json_t *b, struct reply *r, em_error_t *err)
+{
+        const char *name = em_json_str(b, "name"), *user = em_json_str(b, "user");
+        const char *edge = em_json_str(b, "edge"), *ip = em_json_str(b, "ip");
+        cleanup_json json_t *rows = NULL;
+
+        if (!valid_name(name) || !valid_name(user) || !valid_name(edge)) {
+                reply_error(r, 400, "need name, user, edge (and ip)");
+                return 0;
+        }
+        if (ctl_query_json(c->db, "SELECT name FROM edges WHERE name = ?", "s", &rows, err, edge) <
+            0)
+                return -1;
+        if (json_array_size(rows) == 0) {
+                reply_error(r, 404, "no such edge");
+                return 0;
+        }
+        if (ctl_exec(c->db, err,
+                     "INSERT INTO services(name, user, edge, ip, updated_ms) VALUES(?, ?, ?, ?, ?) "
+                     "ON CONFLICT(name) DO UPDATE SET user = excluded.user, edge = excluded.edge, "
+                     "ip = excluded.ip, updated_ms = excluded.updated_ms",
+                     "sssSi", name, user, edge, ip, ctl_now_ms()) < 0)
+                return -1;
+        reply_json(r, 201, json_pack("{s:s}", "name", name));
+        return 0;
+}
+
+/* Runs the scheduler on a position report and starts what it decides. While
+ * the service is busy (a prepare or migration running) the decision's effect
+ * on the user's memory is undone, so it is taken again on the next report. */
+static int post_position(struct ctl *c, const char *user, const json_t *b, struct reply *r,
+                         em_error_t *err)
+{
+        cleanup_json json_t *svc = NULL;
+        cleanup_free struct em_sched_edge *edges = NULL;
+        struct em_sched_user u, before;
+        struct em_sched_decision d;
+        size_t n = 0;
+        int64_t now = ctl_now_ms();
+
+        if (!json_is_number(json_object_get(b, "x")) || !json_is_number(json_object_get(b, "y"))) {
+                reply_error(r, 400, "need x and y");
+                return 0;
+        }
+        double x = num(b, "x", 0), y = num(b, "y", 0);
+        if (ctl_load_user(c->db, user, &u, err) < 0 || ctl_load_edges(c->db, &edges, &n, err) < 0 ||
+            ctl_query_json(c->db,
+                           "SELECT name, edge, busy FROM services WHERE user = ? "
+                           "ORDER BY name LIMIT 1",
+                           "s", &svc, err, user) < 0)
+                return -1;
+        json_t *s = json_array_get(svc, 0);
+        const char *service = em_json_str(s, "name");
+        bool busy = em_json_int(s, "busy", 0) != 0;
+        snprintf(u.serving, sizeof(u.serving), "%s", service ? em_json_str(s, "edge") : "");
+        before = u;
+        if (em_sched_decide(&c->params, edges, n, &u, x, y, now, &d, err) < 0) {
+                reply_error(r, 400, em_error_msg(*err));
+                em_error_free(err);
+                return 0;
+        }
+        c->reports++;
+        c->decisions[d.action]++;
+        bool deferred = busy && d.action != EM_SCHED_STAY;
+        if (deferred) {
+                snprintf(u.candidate, sizeof(u.candidate), "%s", before.candidate);
+                snprintf(u.prepared, sizeof(u.prepared), "%s", before.prepared);
+                u.candidate_since_ms = before.candidate_since_ms;
+        }
+        if (ctl_save_user(c->db, user, x, y, now, &u, err) < 0)
+                return -1;
+        const char *target = d.target >= 0 ? edges[d.target].name : NULL;
+        if (d.action != EM_SCHED_STAY && !deferred &&
+            action_start(c, d.action, service, user, u.serving, target, d.reason, err) < 0)
+                return -1;
+        reply_json(r, 200,
+                   json_pack("{s:s, s:s, s:s?, s:s, s:b, s:s?}", "user", user, "action",
+                             em_sched_action_name(d.action), "target", target, "reason", d.reason,
+                             "deferred", deferred, "serving", service ? u.serving : NULL));
+        return 0;
+}
+
+/* ---- GET ---- */
+
+static const char *const list_sql[][2] = {
+    {"/edges", "SELECT name, addr, x, y, capacity, load, containers, cpu, mem_bytes, "
+               "active_migrations, bandwidth_mbps, registered_ms, heartbeat_ms FROM edges "
+               "ORDER BY name"},
+    {"/services", "SELECT name, user, edge, ip, busy FROM services ORDER BY name"},
+    {"/users", "SELECT u.name, u.x, u.y, u.updated_ms, u.reports, (SELECT s.edge FROM services s "
+               "WHERE s.user = u.name ORDER BY s.name LIMIT 1) AS serving FROM users u "
+               "ORDER BY u.name"},
+    {"/migrations", "SELECT id, kind, service, user, source, target, started_ms, finished_ms, "
+                    "finished_ms - started_ms AS duration_ms, status, reason, detail "
+                    "FROM migrations ORDER BY id"},
+};
+
+static void metric(FILE *f, const char *name, const char *type, const char *help)
+{
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics_edges(FILE *f, const json_t *edges, int64_t now)
+{
+        static const char *const cols[][3] = {
+            {"capacity", "edgemig_edge_capacity", "services the edge accepts"},
+            {"load", "edgemig_edge_load", "load reported by the edge"},
+            {"containers", "edgemig_edge_containers", "containers running on the edge"},
+            {"cpu", "edgemig_edge_cpu", "CPU use reported by the edge (0-1 per core)"},
+            {"mem_bytes", "edgemig_edge_memory_bytes", "memory in use on the edge"},
+            {"active_migrations", "edgemig_edge_active_migrations", "migrations in flight"},
+            {"bandwidth_mbps", "edgemig_edge_bandwidth_mbps", "measured bandwidth to peers"},
+        };
+        for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+                metric(f, cols[k][1], "gauge", cols[k][2]);
+                for (size_t i = 0; i < json_array_size(edges); i++) {
+                        json_t *e = json_array_get(edges, i);
+                        fprintf(f, "%s{edge=\"%s\"} %g\n", cols[k][1], em_json_str(e, "name"),
+                                num(e, cols[k][0], 0));
+                }
+        }
+        metric(f, "edgemig_edge_heartbeat_age_seconds", "gauge", "time since the last heartbeat");
+        for (size_t i = 0; i < json_array_size(edges); i++) {
+                json_t *e = json_array_get(edges, i);
+                long long hb = em_json_int(e, "heartbeat_ms", 0);
+                fprintf(f, "edgemig_edge_heartbeat_age_seconds{edge=\"%s\"} %g\n",
+                        em_json_str(e, "name"), hb ? (double)(now - hb) / 1000 : -1.0);
+        }
+}
+
+static int get_metrics(struct ctl *c, struct reply *r, em_error_t *err)
+{
+        cleanup_json json_t *edges = NULL, *counts = NULL, *totals = NULL;
+        cleanup_free char *buf = NULL;
+        size_t len = 0;
+
+        if (ctl_query_json(c->db, list_sql[0][1], NULL, &edges, err) < 0 ||
+            ctl_query_json(c->db,
+                           "SELECT kind, status, COUNT(*) AS n, "
+                           "SUM(finished_ms - started_ms) AS ms FROM migrations "
+                           "GROUP BY kind, status",
+                           NULL, &counts, err) < 0 ||
+            ctl_query_json(c->db,
+                           "SELECT (SELECT COUNT(*) FROM users) AS users, "
+                           "(SELECT COUNT(*) FROM services) AS services",
+                           NULL, &totals, err) < 0)
+                return -1;
+        cleanup_fclose FILE *f = open_memstream(&buf, &len);
+        if (f == NULL)
+                return em_error_set(err, errno, "open_memstream");
+        json_t *t = json_array_get(totals, 0);
+        metric(f, "edgemig_controller_users", "gauge", "users known");
+        fprintf(f, "edgemig_controller_users %lld\n", em_json_int(t, "users", 0));
+        metric(f, "edgemig_controller_services", "gauge", "services registered");
+        fprintf(f, "edgemig_controller_services %lld\n", em_json_int(t, "services", 0));
+        metric(f, "edgemig_controller_reports_total", "counter", "position reports since start");
+        fprintf(f, "edgemig_controller_reports_total %llu\n", c->reports);
+        metric(f, "edgemig_controller_decisions_total", "counter",
+               "scheduler decisions since start");
+        for (int a = 0; a < 3; a++)
+                fprintf(f, "edgemig_controller_decisions_total{action=\"%s\"} %llu\n",
+                        em_sched_action_name(a), c->decisions[a]);
+        metric(f, "edgemig_controller_actions", "gauge", "prepares/migrations in the history");
+        metric(f, "edgemig_controller_action_seconds_sum", "gauge", "their total duration");
+        for (size_t i = 0; i < json_array_size(counts); i++) {
+                json_t *m = json_array_get(counts, i);
+                fprintf(f, "edgemig_controller_actions{kind=\"%s\",status=\"%s\"} %lld\n",
+                        em_json_str(m, "kind"), em_json_str(m, "status"), em_json_int(m, "n", 0));
+                fprintf(f, "edgemig_controller_action_seconds_sum{kind=\"%s\",status=\"%s\"} %g\n",
+                        em_json_str(m, "kind"), em_json_str(m, "status"), num(m, "ms", 0) / 1000);
+        }
+        metrics_edges(f, edges, ctl_now_ms());
+        fclose(steal_pointer(&f));
+        r->status = 200;
+        r->text = steal_pointer(&buf);
+        return 0;
+}
+
+static int handle_get(struct ctl *c, const char *url, struct reply *r, em_error_t *err)
+{
+        if (strcmp(url, "/metrics") == 0)
+                return get_metrics(c, r, err);
+        if (strcmp(url, "/healthz") == 0) {
+                reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof(list_sql) / sizeof(list_sql[0]); i++) {
+                if (strcmp(url, list_sql[i][0]) != 0)
+                        continue;
+                json_t *rows = NULL;
+                if (ctl_query_json(c->db, list_sql[i][1], NULL, &rows, err) < 0)
+                        return -1;
+                reply_json(r, 200, rows);
+                return 0;
+        }
+        reply_error(r, 404, "no such resource");
+        return 0;
+}
+
+/* "/edges/NAME/heartbeat" → NAME in buf if url is PREFIX NAME SUFFIX. */
+static bool match_name(const char *url, const char *prefix, const char *suffix, char *buf,
+                       size_t size)
+{
+        size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
+        if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0 ||
+            ul - pl - sl >= size)
+                return false;
+        memcpy(buf, url + pl, ul - pl - sl);
+        buf[ul - pl - sl] = '\0';
+        return valid_name(buf);
+}
+
+static int handle_post(struct ctl *c, const char *url, const struct request *rq, struct reply *r,
+                       em_error_t *err)
+{
+        cleanup_json json_t *b = NULL;
+        char name[EM_SCHED_NAME_MAX];
+
+        if (rq->too_big) {
+                reply_error(r, 413, "body too large");
+                return 0;
+        }
+        if (em_json_parse(rq->body ? rq->body : "", rq->len, "request body", &b, err) < 0 ||
+            !json_is_object(b)) {
+                reply_error(r, 400, *err ? em_error_msg(*err) : "body must be a JSON object");
+                em_error_free(err);
+                return 0;
+        }
+        if (strcmp(url, "/edges") == 0)
+                return post_edge(c, b, r, err);
+        if (strcmp(url, "/services") == 0)
+                return post_service(c, b, r, err);
+        if (match_name(url, "/edges/", "/heartbeat", name, sizeof(name)))
+                return post_heartbeat(c, name, b, r, err);
+        if (match_name(url, "/users/", "/position", name, sizeof(name)))
+                return post_position(c, name, b, r, err);
+        reply_error(r, 404, "no such resource");
+        return 0;
+}
+
+/* ---- libmicrohttpd plumbing ---- */
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
+{
+        char *text = r->text;
+        const char *type = "text/plain; version=0.0.4";
+
+        if (text == NULL) {
+                text = r->json ? json_dumps(r->json, JSON_COMPACT) : NULL;
+                type = "application/json";
+        }
+        json_decref(r->json);
+        if (text == NULL)
+                return MHD_NO;
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL) {
+                free(text);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", type);
+        enum MHD_Result rc = MHD_queue_response(conn, r->status, resp);
+        MHD_destroy_response(resp);
+        return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+        struct ctl *c = cls;
+        struct request *rq = *con_cls;
+
+        if (rq == NULL) {
+                rq = calloc(1, sizeof(*rq));
+                *con_cls = rq;
+                return rq ? MHD_YES : MHD_NO;
+        }
+        if (*upload_size > 0) { /* body arrives in pieces */
+                if (rq->len + *upload_size > BODY_MAX) {
+                        rq->too_big = true;
+                } else {
+                        char *nb = realloc(rq->body, rq->len + *upload_size + 1);
+                        if (nb == NULL)
+                                return MHD_NO;
+                        memcpy(nb + rq->len, upload_data, *upload_size);
+                        rq->body = nb;
+                        rq->len += *upload_size;
+                        rq->body[rq->len] = '\0';
+                }
+                *upload_size = 0;
+                return MHD_YES;
+        }
+        cleanup_error em_error_t err = NULL;
+        struct reply r = {0};
+        int rc;
+        pthread_mutex_lock(&c->lock);
+        c->http_requests++;
+        if (strcmp(method, "GET") == 0)
+                rc = handle_get(c, url, &r, &err);
+        else if (strcmp(method, "POST") == 0)
+                rc = handle_post(c, url, rq, &r, &err);
+        else
+                rc = (reply_error(&r, 405, "method not allowed"), 0);
+        pthread_mutex_unlock(&c->lock);
+        if (rc < 0) {
+                em_log_error("%s %s: %s", method, url, em_error_msg(err));
+                json_decref(r.json);
+                free(r.text);
+                r = (struct reply){0};
+                reply_error(&r, 500, em_error_msg(err));
+        }
+        return send_reply(conn, &r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        struct request *rq = *con_cls;
+        if (rq != NULL) {
+                free(rq->body);
+                free(rq);
+        }
+        *con_cls = NULL;
+}
+
+static int parse_listen(const char *s, struct sockaddr_in *sa, em_error_t *err)
+{
+        cleanup_free char *host = strdup(s);
+        char *colon = host ? strrchr(host, ':') : NULL;
+
+        if (colon == NULL)
+                return em_error_set(err, EINVAL, "--listen takes ADDR:PORT, not '%s'", s);
+        *colon = '\0';
+        memset(sa, 0, sizeof(*sa));
+        sa->sin_family = AF_INET;
+        long port = strtol(colon + 1, NULL, 10);
+        if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                return em_error_set(err, EINVAL, "--listen takes IPv4ADDR:PORT, not '%s'", s);
+        sa->sin_port = htons((uint16_t)port);
+        return 0;
+}
+
+/* Actions that were running when a previous controller died: their outcome
+ * is decided by edgemigd's own rules (finish or roll back); the next edge
+ * heartbeat listing containers tells where the service ended up. */
+static int recover_state(struct ctl *c, em_error_t *err)
+{
+        int n = ctl_exec(c->db, err,
+                         "UPDATE migrations SET status = 'interrupted', finished_ms = ? "
+                         "WHERE status = 'running'",
+                         "i", ctl_now_ms());
+        if (n < 0 || ctl_exec(c->db, err, "UPDATE services SET busy = 0", NULL) < 0)
+                return -1;
+        if (n > 0)
+                em_log_warn("%d action(s) were in flight when the last controller stopped", n);
+        return 0;
+}
+
+struct opts {
+        const char *listen, *state_dir;
+};
+
+static int parse_double(const char *s, double *out)
+{
+        char *end;
+        errno = 0;
+        *out = strtod(s, &end);
+        return errno || *end || end == s || *out < 0 ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
+{
+        static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
+                                           {"state-dir", required_argument, NULL, 's'},
+                                           {"migrate-cmd", required_argument, NULL, 'm'},
+                                           {"prepare-cmd", required_argument, NULL, 'p'},
+                                           {"margin", required_argument, NULL, 'M'},
+                                           {"dwell-ms", required_argument, NULL, 'D'},
+                                           {"approach-reports", required_argument, NULL, 'A'},
+                                           {"prepare-radius", required_argument, NULL, 'R'},
+                                           {"action-timeout", required_argument, NULL, 'T'},
+                                           {"log-level", required_argument, NULL, 'L'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+        enum em_log_level level = EM_LOG_INFO;
+        double v = 0;
+        int ch;
+
+        while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+                bool bad = false;
+                switch (ch) {
+                case 'l':
+                        o->listen = optarg;
+                        break;
+                case 's':
+                        o->state_dir = optarg;
+                        break;
+                case 'm':
+                        c->migrate_cmd = optarg;
+                        break;
+                case 'p':
+                        c->prepare_cmd = optarg;
+                        break;
+                case 'M':
+                        bad = parse_double(optarg, &c->params.margin) < 0;
+                        break;
+                case 'D':
+                        bad = parse_double(optarg, &v) < 0, c->params.dwell_ms = (int64_t)v;
+                        break;
+                case 'A':
+                        bad = parse_double(optarg, &v) < 0, c->params.approach_reports = (int)v;
+                        break;
+                case 'R':
+                        bad = parse_double(optarg, &c->params.prepare_radius) < 0;
+                        break;
+                case 'T':
+                        bad = parse_double(optarg, &v) < 0 || v < 1, c->action_timeout_s = (int)v;
+                        break;
+                case 'L':
+                        bad = em_log_level_parse(optarg, &level) < 0;
+                        break;
+                case 'h':
+                        fputs(usage, stdout);
+                        exit(0);
+                default:
+                        bad = true;
+                }
+                if (bad) {
+                        fputs(usage, stderr);
+                        return -1;
+                }
+        }
+        if (o->state_dir == NULL || optind != argc) {
+                fputs(usage, stderr);
+                return -1;
+        }
+        em_log_setup(level, false, 2, "edgemig-controller");
+        return 0;
+}
+
+static int serve(struct ctl *c, const char *listen, em_error_t *err)
+{
+        struct sockaddr_in sa;
+        sigset_t set;
+        int sig;
+
+        if (parse_listen(listen, &sa, err) < 0)
+                return -1;
+        struct MHD_Daemon *d = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, c,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+            c, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+        if (d == NULL)
+                return em_error_set(err, EADDRINUSE, "cannot listen on %s", listen);
+        em_log_info("ready: listening on http://%s", listen);
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigwait(&set, &sig);
+        em_log_info("signal %d: stopping (actions in flight finish under edgemigd's rules)", sig);
+        MHD_stop_daemon(d);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        struct ctl c = {.lock = PTHREAD_MUTEX_INITIALIZER, .action_timeout_s = 300};
+        struct opts o = {.listen = "127.0.0.1:7880"};
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *path = NULL;
+        sigset_t set;
+
+        em_log_setup(EM_LOG_INFO, false, 2, "edgemig-controller");
+        em_sched_params_default(&c.params);
+        if (parse_args(argc, argv, &o, &c) < 0)
+                return 2;
+        /* Workers inherit this mask; only main() takes SIGTERM/SIGINT. */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if (mkdir(o.state_dir, 0700) < 0 && errno != EEXIST) {
+                fprintf(stderr, "edgemig-controller: creating %s: %s\n", o.state_dir,
+                        strerror(errno));
+                return 1;
+        }
+        if (asprintf(&path, "%s/controller.db", o.state_dir) < 0)
+                return 1;
+        int rc = ctl_store_open(path, &c.db, &err);
+        if (rc == 0)
+                rc = recover_state(&c, &err);
+        if (rc == 0)
+                rc = serve(&c, o.listen, &err);
+        if (rc < 0)
+                fprintf(stderr, "edgemig-controller: %s\n", em_error_msg(err));
+        pthread_mutex_lock(&c.lock);
+        sqlite3_close(c.db);
+        return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,37 @@
+/* The controller's state in SQLite (<state dir>/controller.db): edges,
+ * services, users (with their scheduler memory) and the migration history.
+ * Every write is a committed transaction, so a killed controller restarts
+ * where it stopped. Callers serialize access (one connection, one mutex). */
+#ifndef EDGEMIG_CONTROLLER_STORE_H
+#define EDGEMIG_CONTROLLER_STORE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "platform/scheduler.h"
+#include "util/error.h"
+
+int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err);
+
+/* Runs sql with parameters bound from fmt: 's' text, 'd' double, 'i' int64
+ * ('S' text or NULL). Returns the number of rows changed, < 0 on error. */
+int ctl_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *fmt, ...);
+
+/* Runs a query and returns its rows as a JSON array of objects keyed by
+ * column name (integers, reals, text, null). */
+int ctl_query_json(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
+                   ...);
+
+/* All edges, as the scheduler sees them (load = max(reported load, services
+ * placed there)). *out is malloc'ed. */
+int ctl_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err);
+
+/* A user's scheduler memory; a new user starts empty. */
+int ctl_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err);
+int ctl_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
+                  const struct em_sched_user *u, em_error_t *err);
+
+int64_t ctl_now_ms(void);
+
+#endif
