@@ -1,0 +1,128 @@
+/* edgemig platform: list what the edge platform controller knows. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+
+static const char usage[] =
+    "Usage: edgemig platform edges|services|users|migrations [--controller URL] [--json]\n"
+    "\n"
+    "List the edges, services, users or migration history (prepares and\n"
+    "migrations the scheduler triggered) of an edgemig-controller.\n"
+    "\n"
+    "  --controller URL   controller base URL (default $EDGEMIG_CONTROLLER or\n"
+    "                     http://127.0.0.1:7880)\n"
+    "  --json             print the controller's JSON\n";
+
+/* Columns printed per list: JSON key and header width. */
+static const struct {
+        const char *what;
+        const char *cols[8];
+} tables[] = {
+    {"edges", {"name", "addr", "x", "y", "capacity", "load", "containers", NULL}},
+    {"services", {"name", "user", "edge", "ip", "busy", NULL}},
+    {"users", {"name", "x", "y", "serving", "reports", NULL}},
+    {"migrations", {"id", "kind", "service", "source", "target", "duration_ms", "status", NULL}},
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+        FILE *f = ud;
+        return fwrite(p, sz, n, f);
+}
+
+static int http_get_json(const char *url, json_t **out, em_error_t *err)
+{
+        cleanup_free char *buf = NULL;
+        size_t len = 0;
+        cleanup_fclose FILE *f = open_memstream(&buf, &len);
+        long status = 0;
+
+        if (f == NULL)
+                return em_error_set(err, errno, "open_memstream");
+        CURL *c = curl_easy_init();
+        if (c == NULL)
+                return em_error_set(err, ENOMEM, "curl_easy_init");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        fclose(steal_pointer(&f));
+        if (rc != CURLE_OK)
+                return em_error_set(err, EIO, "GET %s: %s", url, curl_easy_strerror(rc));
+        if (status != 200)
+                return em_error_set(err, EIO, "GET %s: HTTP %ld: %s", url, status, buf ? buf : "");
+        return em_json_parse(buf ? buf : "", len, url, out, err);
+}
+
+static void print_cell(const json_t *v)
+{
+        if (json_is_string(v))
+                printf("%-16s", json_string_value(v));
+        else if (json_is_integer(v))
+                printf("%-16lld", (long long)json_integer_value(v));
+        else if (json_is_real(v))
+                printf("%-16g", json_real_value(v));
+        else
+                printf("%-16s", "-");
+}
+
+static void print_table(size_t t, const json_t *rows)
+{
+        for (int c = 0; tables[t].cols[c]; c++)
+                printf("%-16s", tables[t].cols[c]);
+        printf("\n");
+        for (size_t i = 0; i < json_array_size(rows); i++) {
+                for (int c = 0; tables[t].cols[c]; c++)
+                        print_cell(json_object_get(json_array_get(rows, i), tables[t].cols[c]));
+                printf("\n");
+        }
+}
+
+int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        const char *base = getenv("EDGEMIG_CONTROLLER"), *what = NULL;
+        bool json = false;
+
+        if (cli_wants_help(argc, argv)) {
+                cli_print_help(usage);
+                return 0;
+        }
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0)
+                        json = true;
+                else if (strcmp(argv[i], "--controller") == 0 && i + 1 < argc)
+                        base = argv[++i];
+                else if (what == NULL && argv[i][0] != '-')
+                        what = argv[i];
+                else
+                        return em_error_set(err, EINVAL, "unknown argument '%s'\n%s", argv[i],
+                                            usage),
+                               2;
+        }
+        size_t t = 0;
+        while (what && t < sizeof(tables) / sizeof(tables[0]) && strcmp(tables[t].what, what))
+                t++;
+        if (what == NULL || t == sizeof(tables) / sizeof(tables[0]))
+                return em_error_set(err, EINVAL, "say edges, services, users or migrations\n%s",
+                                    usage),
+                       2;
+        cleanup_free char *url = NULL;
+        if (asprintf(&url, "%s/%s", base ? base : "http://127.0.0.1:7880", what) < 0)
+                return em_error_set(err, ENOMEM, "url"), 1;
+        cleanup_json json_t *rows = NULL;
+        if (http_get_json(url, &rows, err) < 0)
+                return 1;
+        if (json)
+                return em_json_print(rows, err) < 0 ? 1 : 0;
+        print_table(t, rows);
+        return 0;
+}
