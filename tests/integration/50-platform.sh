@@ -15,6 +15,9 @@ CTL=$BUILD/edgemig-controller
 [ -x "$CTL" ] || skip "$CTL not built"
 command -v curl >/dev/null || skip "curl not installed"
 mig_setup 3 redis
+REPLAY=
+# A paused replay (below) must be resumed for the cleanup's kill to take.
+trap 'st=$?; { [ -z "$REPLAY" ] || kill -CONT "$REPLAY" 2>/dev/null || true; }; (exit $st); mig_cleanup' EXIT
 
 SIP=10.88.0.21
 h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
@@ -90,9 +93,13 @@ T0=$(date +%s.%N)
 REPLAY=$!
 
 # Mid-trace restart: once the service has settled on h2, kill -9 the
-# controller and start it again; its state must be unchanged.
+# controller and start it again; its state must be unchanged. The replay is
+# paused around the snapshot so no report lands between it and the kill; its
+# reports during the restart are retried.
 on_h2() { curl -sf "$URL/services" | grep -q '"edge":"h2","ip":"[0-9.]*","busy":0'; }
 wait_for 60 on_h2 || fail "service never reached h2: $(curl -s "$URL/migrations")"
+kill -STOP "$REPLAY"
+sleep 0.3 # a report already sent completes
 for r in services edges migrations; do curl -sf "$URL/$r" >"$MIG_LOGS/before-$r.json"; done
 kill -9 "$CTL_PID"
 wait "$CTL_PID" 2>/dev/null || true
@@ -102,6 +109,7 @@ for r in services edges migrations; do
 	cmp -s "$MIG_LOGS/before-$r.json" "$MIG_LOGS/after-$r.json" ||
 		fail "GET /$r changed across the restart: $(cat "$MIG_LOGS/before-$r.json") vs $(cat "$MIG_LOGS/after-$r.json")"
 done
+kill -CONT "$REPLAY"
 echo "controller restarted mid-trace at $(python3 -c "print(round($(date +%s.%N) - $T0, 1))") s; state unchanged" >&2
 
 RRC=0
