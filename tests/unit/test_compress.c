@@ -114,7 +114,7 @@ static void test_calibrate(void **state)
 
         fill(src, n);
         assert_int_equal(em_compress_calibrate(src, n, &cal, &err), 0);
-        assert_int_equal(cal.n, 3);
+        assert_int_equal(cal.n, EM_COMPRESS_CAL_LEVELS);
         assert_int_equal(cal.s[2].level, 9);
         for (int i = 0; i < 3; i++) {
                 assert_true(cal.s[i].speed > 1e6);

@@ -189,7 +189,7 @@ static double now_s(void)
 int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
                           em_error_t *err)
 {
-        static const int levels[EM_COMPRESS_CAL_LEVELS] = {1, 3, 9};
+        static const int levels[EM_COMPRESS_CAL_LEVELS] = {1, 3, 9, 19};
         cleanup_zstd em_zstd_t *z = em_zstd_new();
 
         if (z == NULL)
@@ -199,16 +199,18 @@ int em_compress_calibrate(const void *sample, size_t len, struct em_compress_cal
         cal->n = 0;
         for (int i = 0; i < EM_COMPRESS_CAL_LEVELS; i++) {
                 cleanup_free uint8_t *out = NULL;
-                size_t out_len = 0;
+                size_t out_len = 0, n = len;
                 double t0 = now_s(), dt;
 
-                if (em_zstd_compress(z, levels[i], sample, len, &out, &out_len, err) < 0)
+                if (levels[i] >= 19 && n > (1u << 20))
+                        n = 1u << 20; /* ~4 MB/s: a MiB tells its speed and ratio */
+                if (em_zstd_compress(z, levels[i], sample, n, &out, &out_len, err) < 0)
                         return -1;
                 dt = now_s() - t0;
                 cal->s[cal->n++] = (struct em_compress_sample){
                     .level = levels[i],
-                    .speed = (double)len / (dt > 1e-6 ? dt : 1e-6),
-                    .ratio = (double)out_len / (double)len,
+                    .speed = (double)n / (dt > 1e-6 ? dt : 1e-6),
+                    .ratio = (double)out_len / (double)n,
                 };
         }
         return 0;
