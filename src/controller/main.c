@@ -39,6 +39,10 @@ static const char usage[] =
     "  --dwell-ms MS           ...for MS milliseconds in a row (default 2000)\n"
     "  --approach-reports N    prepare after N shrinking distances (default 3)\n"
     "  --prepare-radius D      prepare only edges within D (default 0: any)\n"
+    "  --dwell-per-handoff F   add F x the expected handoff time to the dwell (default 2)\n"
+    "  --dwell-max-ms MS       ...up to MS in all (default 10000)\n"
+    "  --prepare-lead-ms MS    one approaching report fewer per MS of expected handoff\n"
+    "                          (default 1000; 0: fixed)\n"
     "  --action-timeout S      kill a migrate/prepare command after S s (default 300)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
     "  -h, --help              this help\n";
@@ -279,6 +283,25 @@ static int post_service(struct ctl *c, const json_t *b, struct reply *r, em_erro
         return 0;
 }
 
+/* Bytes a migration of the service is expected to send: the mean on-the-wire
+ * bytes of its last 3 successful migrations (the trigger's `migrate --json`
+ * result in the history's detail). Folds in image delta, memory and dirty
+ * rate as measured; 0 before the first one. */
+static int handoff_bytes(struct ctl *c, const char *service, double *out, em_error_t *err)
+{
+        cleanup_json json_t *rows = NULL;
+
+        if (ctl_query_json(c->db,
+                           "SELECT AVG(b) AS bytes FROM (SELECT json_extract(detail, "
+                           "'$.bytes_wire') AS b FROM migrations WHERE service = ? AND "
+                           "kind = 'migrate' AND status = 'done' AND json_valid(detail) "
+                           "ORDER BY id DESC LIMIT 3) WHERE b > 0",
+                           "s", &rows, err, service ? service : "") < 0)
+                return -1;
+        *out = num(json_array_get(rows, 0), "bytes", 0);
+        return 0;
+}
+
 /* Runs the scheduler on a position report and starts what it decides. While
  * the service is busy (a prepare or migration running) the decision's effect
  * on the user's memory is undone, so it is taken again on the next report. */
@@ -307,6 +330,8 @@ static int post_position(struct ctl *c, const char *user, const json_t *b, struc
         const char *service = em_json_str(s, "name");
         bool busy = em_json_int(s, "busy", 0) != 0;
         snprintf(u.serving, sizeof(u.serving), "%s", service ? em_json_str(s, "edge") : "");
+        if (handoff_bytes(c, service, &u.handoff_bytes, err) < 0)
+                return -1;
         before = u;
         if (em_sched_decide(&c->params, edges, n, &u, x, y, now, &d, err) < 0) {
                 reply_error(r, 400, em_error_msg(*err));
@@ -328,9 +353,10 @@ static int post_position(struct ctl *c, const char *user, const json_t *b, struc
             action_start(c, d.action, service, user, u.serving, target, d.reason, err) < 0)
                 return -1;
         reply_json(r, 200,
-                   json_pack("{s:s, s:s, s:s?, s:s, s:b, s:s?}", "user", user, "action",
+                   json_pack("{s:s, s:s, s:s?, s:s, s:b, s:s?, s:f}", "user", user, "action",
                              em_sched_action_name(d.action), "target", target, "reason", d.reason,
-                             "deferred", deferred, "serving", service ? u.serving : NULL));
+                             "deferred", deferred, "serving", service ? u.serving : NULL,
+                             "handoff_ms", d.handoff_ms));
         return 0;
 }
 
@@ -634,6 +660,9 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"approach-reports", required_argument, NULL, 'A'},
                                            {"prepare-radius", required_argument, NULL, 'R'},
                                            {"action-timeout", required_argument, NULL, 'T'},
+                                           {"dwell-per-handoff", required_argument, NULL, 'F'},
+                                           {"dwell-max-ms", required_argument, NULL, 'X'},
+                                           {"prepare-lead-ms", required_argument, NULL, 'P'},
                                            {"log-level", required_argument, NULL, 'L'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
@@ -670,6 +699,15 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                         break;
                 case 'T':
                         bad = parse_double(optarg, &v) < 0 || v < 1, c->action_timeout_s = (int)v;
+                        break;
+                case 'F':
+                        bad = parse_double(optarg, &c->params.dwell_per_handoff) < 0;
+                        break;
+                case 'X':
+                        bad = parse_double(optarg, &v) < 0, c->params.dwell_max_ms = (int64_t)v;
+                        break;
+                case 'P':
+                        bad = parse_double(optarg, &v) < 0, c->params.prepare_lead_ms = (int64_t)v;
                         break;
                 case 'L':
                         bad = em_log_level_parse(optarg, &level) < 0;

@@ -20,6 +20,7 @@ static void reset_edges(void)
         for (int i = 0; i < 3; i++) {
                 edges[i].capacity = 4;
                 edges[i].load = 0;
+                edges[i].bandwidth_mbps = 100;
         }
 }
 
@@ -141,6 +142,122 @@ static void test_prepare_when_heading_to_edge(void **state)
         }
 }
 
+static void test_handoff_estimate(void **state)
+{
+        struct em_sched_edge a = {"a", 0, 0, 4, 0, 100}, b = {"b", 1, 0, 4, 0, 1000};
+
+        /* 10 MB over the slower side (100 Mbit/s): 800 ms. */
+        assert_float_equal(em_sched_handoff_ms(&a, &b, 10e6), 800, 1e-6);
+        b.bandwidth_mbps = 0; /* unknown on one side: the other one alone */
+        assert_float_equal(em_sched_handoff_ms(&a, &b, 10e6), 800, 1e-6);
+        a.bandwidth_mbps = 0;
+        assert_float_equal(em_sched_handoff_ms(&a, &b, 10e6), 0, 0);
+        a.bandwidth_mbps = 100;
+        assert_float_equal(em_sched_handoff_ms(&a, &b, 0), 0, 0);
+}
+
+/* The same walk migrates after the base dwell on a fast link and waits
+ * longer (up to dwell_max_ms) when the expected handoff is long. */
+static int64_t migrate_time(double bw_mbps, double bytes)
+{
+        struct em_sched_params p = {.margin = 20,
+                                    .dwell_ms = 1000,
+                                    .approach_reports = 0,
+                                    .dwell_per_handoff = 2,
+                                    .dwell_max_ms = 10000};
+        struct em_sched_user u = {.serving = "e1", .handoff_bytes = bytes};
+
+        reset_edges();
+        for (int i = 0; i < 3; i++)
+                edges[i].bandwidth_mbps = bw_mbps;
+        for (int64_t t = 0; t <= 20000; t += 100) {
+                struct em_sched_decision d = report(&p, &u, 80, t);
+                if (d.action == EM_SCHED_MIGRATE) {
+                        assert_string_equal(edges[d.target].name, "e2");
+                        return t;
+                }
+        }
+        return -1;
+}
+
+static void test_dwell_follows_handoff(void **state)
+{
+        assert_int_equal(migrate_time(100, 0), 1000);     /* unknown bytes: fixed dwell */
+        assert_int_equal(migrate_time(1000, 25e6), 1400); /* 200 ms handoff: +400 ms */
+        assert_int_equal(migrate_time(100, 25e6), 5000);  /* 2000 ms handoff: +4000 ms */
+        assert_int_equal(migrate_time(10, 25e6), 10000);  /* 20 s handoff: capped */
+}
+
+/* Walking towards e2 from e1: reports until the prepare decision. */
+static int reports_to_prepare(double bw_mbps, double radius)
+{
+        struct em_sched_params p = {.margin = 20,
+                                    .dwell_ms = 1000,
+                                    .approach_reports = 3,
+                                    .prepare_radius = radius,
+                                    .prepare_lead_ms = 1000};
+        struct em_sched_user u = {.serving = "e1", .handoff_bytes = 25e6};
+
+        reset_edges();
+        for (int i = 0; i < 3; i++)
+                edges[i].bandwidth_mbps = bw_mbps;
+        report(&p, &u, 0, 0);
+        for (int i = 1; i <= 6; i++) {
+                struct em_sched_decision d = report(&p, &u, i * 5, i * 100);
+                if (d.action == EM_SCHED_PREPARE) {
+                        assert_string_equal(edges[d.target].name, "e2");
+                        assert_true(d.handoff_ms > 0);
+                        return i;
+                }
+        }
+        return -1;
+}
+
+static void test_prepare_lead_follows_handoff(void **state)
+{
+        assert_int_equal(reports_to_prepare(1000, 0), 3); /* 200 ms: the fixed 3 reports */
+        assert_int_equal(reports_to_prepare(100, 0), 1);  /* 2 s: 3 - 2 = 1 report */
+        assert_int_equal(reports_to_prepare(50, 0), 1);   /* 4 s: never below 1 */
+        /* Radius 50 (e2 is 95..70 away): only a long handoff widens it enough. */
+        assert_int_equal(reports_to_prepare(1000, 50), -1);
+        assert_int_equal(reports_to_prepare(100, 50), 1);
+}
+
+/* User at x=140 served by e1: e2 (40 away) and e3 (60 away) are both
+ * within the margin (30) of the nearest; the less loaded one wins, an edge
+ * at capacity never does. */
+static void test_less_loaded_within_margin(void **state)
+{
+        struct em_sched_params p = {.margin = 30, .dwell_ms = 0, .approach_reports = 0};
+        struct em_sched_user u = {.serving = "e1"};
+        struct em_sched_decision d;
+
+        reset_edges();
+        edges[1].load = 3;
+        d = report(&p, &u, 140, 0);
+        assert_int_equal(d.action, EM_SCHED_MIGRATE);
+        assert_string_equal(edges[d.target].name, "e3");
+        /* Same load: the nearer one. */
+        struct em_sched_user v = {.serving = "e1"};
+        edges[1].load = 0;
+        d = report(&p, &v, 140, 0);
+        assert_string_equal(edges[d.target].name, "e2");
+        /* e3 at capacity: e2, although loaded. */
+        struct em_sched_user w = {.serving = "e1"};
+        edges[1].load = 3;
+        edges[2].capacity = 2;
+        edges[2].load = 2;
+        d = report(&p, &w, 140, 0);
+        assert_string_equal(edges[d.target].name, "e2");
+        /* Beyond the margin of the nearest, load does not matter. */
+        struct em_sched_user z = {.serving = "e1"};
+        reset_edges();
+        edges[1].load = 3;
+        d = report(&p, &z, 120, 0); /* e2 20 away, e3 80 away */
+        assert_string_equal(edges[d.target].name, "e2");
+        reset_edges();
+}
+
 static void test_invalid_input(void **state)
 {
         struct em_sched_params p;
@@ -166,6 +283,10 @@ int main(void)
             cmocka_unit_test(test_margin_and_dwell),
             cmocka_unit_test(test_no_ping_pong_on_border),
             cmocka_unit_test(test_prepare_when_heading_to_edge),
+            cmocka_unit_test(test_handoff_estimate),
+            cmocka_unit_test(test_dwell_follows_handoff),
+            cmocka_unit_test(test_prepare_lead_follows_handoff),
+            cmocka_unit_test(test_less_loaded_within_margin),
             cmocka_unit_test(test_invalid_input),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,9 @@ void em_sched_params_default(struct em_sched_params *p)
         p->dwell_ms = 2000;
         p->approach_reports = 3;
         p->prepare_radius = 0.0;
+        p->dwell_per_handoff = 2.0;
+        p->dwell_max_ms = 10000;
+        p->prepare_lead_ms = 1000;
 }
 
 const char *em_sched_action_name(enum em_sched_action a)
@@ -30,6 +33,33 @@ const char *em_sched_action_name(enum em_sched_action a)
 static double dist(const struct em_sched_edge *e, double x, double y)
 {
         return hypot(e->x - x, e->y - y);
+}
+
+double em_sched_handoff_ms(const struct em_sched_edge *a, const struct em_sched_edge *b,
+                           double bytes)
+{
+        double bw = fmin(a->bandwidth_mbps > 0 ? a->bandwidth_mbps : INFINITY,
+                         b->bandwidth_mbps > 0 ? b->bandwidth_mbps : INFINITY);
+
+        if (!(bytes > 0) || !isfinite(bw))
+                return 0;
+        return bytes * 8.0 / (bw * 1000.0); /* Mbit/s = 1000 bits per ms */
+}
+
+/* Longer expected handoffs need a longer stay to pay off. */
+static int64_t dwell_for(const struct em_sched_params *p, double handoff_ms)
+{
+        double d = (double)p->dwell_ms + p->dwell_per_handoff * handoff_ms;
+        double max = (double)(p->dwell_max_ms > p->dwell_ms ? p->dwell_max_ms : p->dwell_ms);
+        return (int64_t)fmin(d, max);
+}
+
+/* Lead steps: how many prepare_lead_ms the expected handoff lasts. */
+static int lead_steps(const struct em_sched_params *p, double handoff_ms)
+{
+        if (p->prepare_lead_ms <= 0)
+                return 0;
+        return (int)fmin(handoff_ms / (double)p->prepare_lead_ms, 100.0);
 }
 
 static int find_edge(const struct em_sched_edge *edges, size_t n, const char *name)
@@ -58,18 +88,32 @@ static int has_room(const struct em_sched_edge *e, int idx, int serving)
         return idx == serving || e->load < e->capacity;
 }
 
-static int nearest_with_room(const struct em_sched_edge *edges, size_t n, int serving, double x,
-                             double y)
+static double load_share(const struct em_sched_edge *e)
+{
+        return e->capacity > 0 ? (double)e->load / e->capacity : 1.0;
+}
+
+/* The nearest edge with room, or a less loaded one with room within the
+ * margin of it (the serving edge, if among them, wins: no move for load). */
+static int best_with_room(const struct em_sched_params *p, const struct em_sched_edge *edges,
+                          size_t n, int serving, double x, double y)
 {
         int best = -1;
-        double best_d = INFINITY;
+        double near = INFINITY;
 
+        for (size_t i = 0; i < n; i++)
+                if (has_room(&edges[i], (int)i, serving))
+                        near = fmin(near, dist(&edges[i], x, y));
         for (size_t i = 0; i < n; i++) {
                 double d = dist(&edges[i], x, y);
-                if (has_room(&edges[i], (int)i, serving) && d < best_d) {
+                if (!has_room(&edges[i], (int)i, serving) || d > near + p->margin)
+                        continue;
+                if ((int)i == serving)
+                        return serving;
+                if (best < 0 || load_share(&edges[i]) < load_share(&edges[best]) ||
+                    (load_share(&edges[i]) == load_share(&edges[best]) &&
+                     d < dist(&edges[best], x, y)))
                         best = (int)i;
-                        best_d = d;
-                }
         }
         return best;
 }
@@ -101,9 +145,15 @@ static int prepare_target(const struct em_sched_params *p, const struct em_sched
                 double d = dist(&edges[i], x, y);
                 if ((int)i == serving || !has_room(&edges[i], (int)i, serving))
                         continue;
-                if (p->prepare_radius > 0 && d > p->prepare_radius)
+                /* A long expected handoff moves the prepare earlier. */
+                int steps = lead_steps(
+                    p, em_sched_handoff_ms(&edges[serving], &edges[i], u->handoff_bytes));
+                int k = p->approach_reports - steps;
+                if (k < 1 && p->approach_reports >= 1)
+                        k = 1;
+                if (p->prepare_radius > 0 && d > p->prepare_radius * (1 + steps))
                         continue;
-                if (approaching(&edges[i], u, p->approach_reports) && d < best_d) {
+                if (approaching(&edges[i], u, k) && d < best_d) {
                         best = (int)i;
                         best_d = d;
                 }
@@ -119,6 +169,7 @@ static void decide_set(struct em_sched_decision *out, enum em_sched_action a, in
         out->action = a;
         out->target = target;
         out->reason = reason;
+        out->handoff_ms = 0;
 }
 
 static void stay_or_prepare(const struct em_sched_params *p, const struct em_sched_edge *edges,
@@ -133,13 +184,15 @@ static void stay_or_prepare(const struct em_sched_params *p, const struct em_sch
         }
         snprintf(u->prepared, sizeof(u->prepared), "%s", edges[t].name);
         decide_set(out, EM_SCHED_PREPARE, t, "user heading towards the edge");
+        out->handoff_ms = em_sched_handoff_ms(&edges[serving], &edges[t], u->handoff_bytes);
 }
 
 int em_sched_decide(const struct em_sched_params *p, const struct em_sched_edge *edges,
                     size_t n_edges, struct em_sched_user *u, double x, double y, int64_t now_ms,
                     struct em_sched_decision *out, em_error_t *err)
 {
-        if (!isfinite(x) || !isfinite(y) || p->margin < 0 || p->dwell_ms < 0)
+        if (!isfinite(x) || !isfinite(y) || p->margin < 0 || p->dwell_ms < 0 ||
+            p->dwell_per_handoff < 0)
                 return em_error_set(err, EINVAL, "invalid position or scheduler parameters");
         push_position(u, x, y);
         int serving = find_edge(edges, n_edges, u->serving);
@@ -147,7 +200,7 @@ int em_sched_decide(const struct em_sched_params *p, const struct em_sched_edge 
                 decide_set(out, EM_SCHED_STAY, -1, "service not on a known edge");
                 return 0;
         }
-        int best = nearest_with_room(edges, n_edges, serving, x, y);
+        int best = best_with_room(p, edges, n_edges, serving, x, y);
         if (best == serving || dist(&edges[best], x, y) + p->margin > dist(&edges[serving], x, y)) {
                 u->candidate[0] = '\0';
                 stay_or_prepare(p, edges, n_edges, u, serving, out,
@@ -159,12 +212,14 @@ int em_sched_decide(const struct em_sched_params *p, const struct em_sched_edge 
                 snprintf(u->candidate, sizeof(u->candidate), "%s", edges[best].name);
                 u->candidate_since_ms = now_ms;
         }
-        if (now_ms - u->candidate_since_ms < p->dwell_ms) {
+        double handoff = em_sched_handoff_ms(&edges[serving], &edges[best], u->handoff_bytes);
+        if (now_ms - u->candidate_since_ms < dwell_for(p, handoff)) {
                 stay_or_prepare(p, edges, n_edges, u, serving, out, "closer edge, dwell pending");
                 return 0;
         }
         u->candidate[0] = '\0';
         u->prepared[0] = '\0';
         decide_set(out, EM_SCHED_MIGRATE, best, "closer by the margin for the dwell time");
+        out->handoff_ms = handoff;
         return 0;
 }

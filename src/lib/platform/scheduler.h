@@ -28,9 +28,18 @@ struct em_sched_params {
         int64_t dwell_ms;      /* ...continuously for this long */
         int approach_reports;  /* prepare after this many strictly shrinking distances */
         double prepare_radius; /* ...and only if the edge is within this distance (0: any) */
+        /* Adaptation to the expected handoff time H (em_sched_handoff_ms):
+         * the dwell becomes dwell_ms + dwell_per_handoff * H (at most
+         * dwell_max_ms), and every prepare_lead_ms of H removes one required
+         * approaching report (down to 1) and widens prepare_radius by as much
+         * again. H = 0 (unknown bytes or bandwidth) keeps the fixed values. */
+        double dwell_per_handoff;
+        int64_t dwell_max_ms;
+        int64_t prepare_lead_ms; /* 0: no adaptation of the prepare lead */
 };
 
-/* Defaults: margin 10, dwell 2000 ms, 3 approaching reports, radius 0. */
+/* Defaults: margin 10, dwell 2000 ms, 3 approaching reports, radius 0,
+ * dwell_per_handoff 2, dwell_max_ms 10000, prepare_lead_ms 1000. */
 void em_sched_params_default(struct em_sched_params *p);
 
 /* What the scheduler remembers about one user between reports. */
@@ -41,6 +50,9 @@ struct em_sched_user {
         char prepared[EM_SCHED_NAME_MAX];  /* last edge a prepare was decided for */
         double hist_x[EM_SCHED_HISTORY], hist_y[EM_SCHED_HISTORY]; /* oldest first */
         int hist_n;
+        /* Input, not memory: bytes a migration of the user's service is
+         * expected to send (from its past migrations; 0 = unknown). */
+        double handoff_bytes;
 };
 
 enum em_sched_action {
@@ -53,12 +65,21 @@ struct em_sched_decision {
         enum em_sched_action action;
         int target;         /* index in edges, -1 for STAY */
         const char *reason; /* static text for logs and the history */
+        double handoff_ms;  /* expected handoff time to target (0 = unknown) */
 };
 
 const char *em_sched_action_name(enum em_sched_action a);
 
+/* Expected handoff time in ms of moving `bytes` from a to b: bytes over the
+ * slower of the two edges' measured bandwidths (one known one is used
+ * alone); 0 when the bytes or both bandwidths are unknown. */
+double em_sched_handoff_ms(const struct em_sched_edge *a, const struct em_sched_edge *b,
+                           double bytes);
+
 /* Records the position (x, y) reported at now_ms into *u and decides.
- * The serving edge counts as having room for this user even when full.
+ * Among the edges with room within the margin of the nearest one, the least
+ * loaded (load/capacity) is preferred. An edge at capacity is never picked;
+ * the serving edge counts as having room for this user even when full.
  * On MIGRATE the caller sets u->serving once the migration succeeded; on
  * PREPARE u->prepared is already updated so the same prepare is not repeated.
  * Fails only on invalid input (EINVAL). */
