@@ -14,6 +14,7 @@ CTL=$BUILD/edgemig-controller
 [ -x "$PROBE" ] || skip "$PROBE not built"
 [ -x "$CTL" ] || skip "$CTL not built"
 command -v curl >/dev/null || skip "curl not installed"
+command -v gnuplot >/dev/null || skip "gnuplot not installed (apt-get install gnuplot-nox)"
 mig_setup 3 redis
 REPLAY=
 # A paused replay (below) must be resumed for the cleanup's kill to take.
@@ -81,7 +82,7 @@ open(sys.argv[1], "w").write("time,user,x,y\n" + "\n".join(rows) + "\n")
 PY
 
 STOP=$MIG_LOGS/stop-probe
-on_client "$PROBE" redis "$SIP:6379" --interval-ms 5 --until-file "$STOP" --json \
+on_client "$PROBE" redis "$SIP:6379" --interval-ms 5 --until-file "$STOP" --json --out "$MIG_LOGS/probe.csv" \
 	>"$MIG_LOGS/probe.json" 2>"$MIG_LOGS/probe.log" &
 PROBE_PID=$!
 wait_for 10 bash -c "[ \"\$(nsenter --net=/run/netns/$TESTBED_PREFIX-h1 $EM --root $EM_H1_ROOT exec redis redis-cli DBSIZE 2>/dev/null)\" -ge 100 ]" ||
@@ -151,6 +152,15 @@ PY
 ) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
 on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
 	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+# The replay's report: per-handoff table and the PNG plot over time.
+"$REPO/scripts/mobility-replay" --report "$MIG_LOGS/replay.json" --controller "$URL" \
+	--probe-csv "$MIG_LOGS/probe.csv" --probe-json "$MIG_LOGS/probe.json" \
+	--table "$MIG_LOGS/handoffs.txt" --plot "$MIG_LOGS/replay.png" >&2 || fail "replay report"
+cat "$MIG_LOGS/handoffs.txt" >&2
+[ "$(head -c 8 "$MIG_LOGS/replay.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+	fail "replay.png is not a PNG"
+[ "$(grep -c '^ *[0-9.]* h[0-9] ' "$MIG_LOGS/handoffs.txt")" -ge 2 ] ||
+	fail "fewer than 2 handoffs in the table: $(cat "$MIG_LOGS/handoffs.txt")"
 curl -sf "$URL/metrics" | grep -q 'edgemig_controller_actions{kind="migrate",status="done"} 2' ||
 	fail "metrics do not show the two migrations"
 kill "$CTL_PID" 2>/dev/null || true
