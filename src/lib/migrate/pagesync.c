@@ -245,7 +245,7 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
 
 /* ---- compression calibration ---- */
 
-#define SAMPLE_PAGES 1024 /* 4 MiB of real memory is plenty to rank levels */
+#define SAMPLE_PAGES 256 /* 1 MiB of real memory ranks the levels */
 
 struct sample {
         uint8_t *buf;

@@ -33,8 +33,8 @@ struct em_compress_calibration {
         struct em_compress_sample s[EM_COMPRESS_CAL_LEVELS];
 };
 
-/* Measures levels 1, 3, 9 and 19 on a sample of the real data (a few MiB of
- * pages is plenty; level 19 only sees its first MiB, to keep this quick). */
+/* Measures levels 1, 3, 9 and 19 on (up to the first MiB of) a sample of
+ * the real data. */
 int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
                           em_error_t *err);
 
