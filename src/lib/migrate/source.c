@@ -214,7 +214,7 @@ static int set_migrating(struct source *s, bool on, em_error_t *err)
         return 0;
 }
 
-static int run(struct source *s, json_t **report, em_error_t *err)
+static int run(struct source *s, em_error_t *err)
 {
         if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
                 return -1;
@@ -249,7 +249,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         s.report = em_report_new(s.session, name, em_migrate_mode_name(o->mode), o->target);
         if (s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating %s", name);
-        rc = run(&s, report, err);
+        rc = run(&s, err);
         if (s.migrating && !s.checkpointed && !s.committed) {
                 em_error_t me = NULL;
                 if (set_migrating(&s, false, &me) < 0) {
