@@ -9,7 +9,7 @@ V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 SAN     ?= 0
 BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
-PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd
+PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -8,16 +8,27 @@
 #include "cli/cli.h"
 #include "util/cleanup.h"
 #include "util/json.h"
+#include "transfer/tls.h"
 
 static const char usage[] =
     "Usage: edgemig platform edges|services|users|migrations [--controller URL] [--json]\n"
+    "                        [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
     "\n"
     "List the edges, services, users or migration history (prepares and\n"
     "migrations the scheduler triggered) of an edgemig-controller.\n"
     "\n"
     "  --controller URL   controller base URL (default $EDGEMIG_CONTROLLER or\n"
-    "                     http://127.0.0.1:7880)\n"
+    "                     https://localhost:7880)\n"
+    "  --tls-cert FILE    client certificate for an https:// controller (default\n"
+    "                     <root>/pki/HOST.crt, as `edgemig migrate`)\n"
+    "  --tls-key FILE     its key (default <root>/pki/HOST.key)\n"
+    "  --tls-ca FILE      the platform CA the controller's certificate must chain\n"
+    "                     to (default <root>/pki/ca.crt)\n"
     "  --json             print the controller's JSON\n";
+
+struct tls_files {
+        const char *cert, *key, *ca;
+};
 
 /* Columns printed per list: JSON key and header width. */
 static const struct {
@@ -36,7 +47,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
         return fwrite(p, sz, n, f);
 }
 
-static int http_get_json(const char *url, json_t **out, em_error_t *err)
+static int http_get_json(const char *url, const struct tls_files *t, json_t **out, em_error_t *err)
 {
         cleanup_free char *buf = NULL;
         size_t len = 0;
@@ -52,6 +63,11 @@ static int http_get_json(const char *url, json_t **out, em_error_t *err)
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        if (t->cert != NULL) {
+                curl_easy_setopt(c, CURLOPT_SSLCERT, t->cert);
+                curl_easy_setopt(c, CURLOPT_SSLKEY, t->key);
+                curl_easy_setopt(c, CURLOPT_CAINFO, t->ca);
+        }
         CURLcode rc = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(c);
@@ -87,8 +103,42 @@ static void print_table(size_t t, const json_t *rows)
         }
 }
 
+/* An https:// controller wants this host's certificate of the platform CA:
+ * the given files, else <root>/pki's like `edgemig migrate`. */
+static int resolve_tls(struct em_cli *cli, const char *base, struct tls_files *t, char **ca,
+                       char **cert, char **key, em_error_t *err)
+{
+        struct em_config *cfg;
+        bool any = t->cert || t->key || t->ca;
+
+        if (strncmp(base, "https://", 8) != 0) {
+                if (any)
+                        return em_error_set(err, EINVAL, "--tls-* need an https:// controller");
+                return 0;
+        }
+        if (any && !(t->cert && t->key && t->ca))
+                return em_error_set(err, EINVAL, "--tls-cert, --tls-key and --tls-ca go together");
+        if (any)
+                return 0;
+        if (cli_config(cli, &cfg, err) < 0)
+                return -1;
+        int have = em_tls_default_paths(cfg->root, NULL, ca, cert, key, err);
+        if (have < 0)
+                return -1;
+        if (have == 0)
+                return em_error_set(err, ENOENT,
+                                    "the controller wants a client certificate: pass --tls-cert "
+                                    "FILE --tls-key FILE --tls-ca FILE, or create %s with "
+                                    "`edgemig ca`",
+                                    *cert);
+        *t = (struct tls_files){*cert, *key, *ca};
+        return 0;
+}
+
 int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
+        cleanup_free char *ca = NULL, *cert = NULL, *key = NULL;
+        struct tls_files tls = {0};
         const char *base = getenv("EDGEMIG_CONTROLLER"), *what = NULL;
         bool json = false;
 
@@ -101,6 +151,12 @@ int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                         json = true;
                 else if (strcmp(argv[i], "--controller") == 0 && i + 1 < argc)
                         base = argv[++i];
+                else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+                        tls.cert = argv[++i];
+                else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+                        tls.key = argv[++i];
+                else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+                        tls.ca = argv[++i];
                 else if (what == NULL && argv[i][0] != '-')
                         what = argv[i];
                 else
@@ -116,10 +172,14 @@ int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                                     usage),
                        2;
         cleanup_free char *url = NULL;
-        if (asprintf(&url, "%s/%s", base ? base : "http://127.0.0.1:7880", what) < 0)
+        if (base == NULL)
+                base = "https://localhost:7880";
+        if (resolve_tls(cli, base, &tls, &ca, &cert, &key, err) < 0)
+                return 2;
+        if (asprintf(&url, "%s/%s", base, what) < 0)
                 return em_error_set(err, ENOMEM, "url"), 1;
         cleanup_json json_t *rows = NULL;
-        if (http_get_json(url, &rows, err) < 0)
+        if (http_get_json(url, &tls, &rows, err) < 0)
                 return 1;
         if (json)
                 return em_json_print(rows, err) < 0 ? 1 : 0;

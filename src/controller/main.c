@@ -3,9 +3,12 @@
  * positions; the scheduler (platform/scheduler.h) decides, and the controller
  * triggers prepare/migrate on the source edge through a configured command.
  * State lives in SQLite, so a restart loses nothing. HTTP/JSON API on
- * libmicrohttpd; see docs/platform.md. */
+ * libmicrohttpd, over mutual TLS (clients need a certificate of the
+ * platform CA) unless --insecure; see docs/platform.md. */
 #include <errno.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +20,7 @@
 
 #include "controller/store.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/subprocess.h"
@@ -31,7 +35,13 @@ static const char usage[] =
     "room (with hysteresis), pre-transferring it to the edge the user heads to.\n"
     "\n"
     "Options:\n"
-    "  --listen ADDR:PORT      HTTP API address (default 127.0.0.1:7880)\n"
+    "  --listen ADDR:PORT      API address (default 127.0.0.1:7880)\n"
+    "  --tls-cert FILE         this controller's certificate (PEM): serve HTTPS\n"
+    "  --tls-key FILE          ...its private key\n"
+    "  --tls-ca FILE           the platform CA: clients must present a certificate\n"
+    "                          it signed (mutual TLS)\n"
+    "  --insecure              plain HTTP, no client authentication (trusted test\n"
+    "                          networks only)\n"
     "  --state-dir DIR         where controller.db lives (required)\n"
     "  --migrate-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to migrate\n"
     "  --prepare-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to prepare\n"
@@ -53,6 +63,8 @@ struct ctl {
         const char *migrate_cmd, *prepare_cmd;
         struct em_sched_params params;
         int action_timeout_s;
+        bool tls;
+        unsigned long long refused; /* requests without a valid client certificate */
         unsigned long long reports, decisions[3], http_requests;
 };
 
@@ -435,6 +447,10 @@ static int get_metrics(struct ctl *c, struct reply *r, em_error_t *err)
         fprintf(f, "edgemig_controller_services %lld\n", em_json_int(t, "services", 0));
         metric(f, "edgemig_controller_reports_total", "counter", "position reports since start");
         fprintf(f, "edgemig_controller_reports_total %llu\n", c->reports);
+        metric(f, "edgemig_controller_refused_total", "counter",
+               "requests refused for lack of a valid client certificate");
+        fprintf(f, "edgemig_controller_refused_total %llu\n",
+                __atomic_load_n(&c->refused, __ATOMIC_RELAXED));
         metric(f, "edgemig_controller_decisions_total", "counter",
                "scheduler decisions since start");
         for (int a = 0; a < 3; a++)
@@ -520,6 +536,64 @@ static int handle_post(struct ctl *c, const char *url, const struct request *rq,
 
 /* ---- libmicrohttpd plumbing ---- */
 
+/* With MHD_OPTION_HTTPS_MEM_TRUST libmicrohttpd only asks for a client
+ * certificate (GNUTLS_CERT_REQUEST) and never checks it, so every request is
+ * checked here: a certificate must be presented and chain to the platform CA
+ * (validity included). Returns NULL if so, else why not; *subject gets the
+ * presented certificate's DN when there is one (gnutls_free it). */
+static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+        unsigned int n = 0, status = 0;
+        gnutls_x509_crt_t crt;
+
+        if (s == NULL)
+                return "no TLS session";
+        const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+        if (peers == NULL || n == 0)
+                return "no client certificate";
+        if (gnutls_x509_crt_init(&crt) == 0) {
+                if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == 0)
+                        gnutls_x509_crt_get_dn2(crt, subject);
+                gnutls_x509_crt_deinit(crt);
+        }
+        if (gnutls_certificate_verify_peers2(s, &status) < 0)
+                return "client certificate could not be verified";
+        if (status & GNUTLS_CERT_EXPIRED)
+                return "client certificate expired";
+        if (status & GNUTLS_CERT_NOT_ACTIVATED)
+                return "client certificate not yet valid";
+        if (status != 0)
+                return "client certificate not signed by the platform CA";
+        return NULL;
+}
+
+/* Logs and counts a refused request; the caller drops the connection. */
+static bool client_refused(struct ctl *c, struct MHD_Connection *conn, const char *method,
+                           const char *url)
+{
+        gnutls_datum_t subject = {NULL, 0};
+        const char *why = client_refusal(conn, &subject);
+        char addr[INET_ADDRSTRLEN] = "?";
+
+        if (why == NULL) {
+                gnutls_free(subject.data);
+                return false;
+        }
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL && ci->client_addr->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                          sizeof(addr));
+        em_log_warn("refused %s %s from %s: %s%s%s", method, url, addr, why,
+                    subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
+        gnutls_free(subject.data);
+        __atomic_add_fetch(&c->refused, 1, __ATOMIC_RELAXED);
+        return true;
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
 {
         char *text = r->text;
@@ -552,6 +626,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct request *rq = *con_cls;
 
         if (rq == NULL) {
+                if (c->tls && client_refused(c, conn, method, url)) {
+                        struct reply r = {0};
+                        reply_error(&r, 403, "a client certificate of the platform CA is required");
+                        return send_reply(conn, &r);
+                }
                 rq = calloc(1, sizeof(*rq));
                 *con_cls = rq;
                 return rq ? MHD_YES : MHD_NO;
@@ -639,6 +718,8 @@ static int recover_state(struct ctl *c, em_error_t *err)
 
 struct opts {
         const char *listen, *state_dir;
+        const char *tls_cert, *tls_key, *tls_ca;
+        bool insecure;
 };
 
 static int parse_double(const char *s, double *out)
@@ -647,6 +728,26 @@ static int parse_double(const char *s, double *out)
         errno = 0;
         *out = strtod(s, &end);
         return errno || *end || end == s || *out < 0 ? -1 : 0;
+}
+
+/* Same policy as edgemigd: mutual TLS, or plain HTTP only when asked for. */
+static int check_tls_args(const struct opts *o)
+{
+        bool any = o->tls_cert || o->tls_key || o->tls_ca;
+        const char *msg = NULL;
+
+        if (o->insecure && any)
+                msg = "--insecure excludes --tls-cert, --tls-key and --tls-ca";
+        else if (!o->insecure && !any)
+                msg = "clients must authenticate: pass --tls-cert FILE --tls-key FILE --tls-ca "
+                      "FILE (certificates of the platform CA, `edgemig ca`), or --insecure for "
+                      "plain HTTP on a trusted test network";
+        else if (any && !(o->tls_cert && o->tls_key && o->tls_ca))
+                msg = "--tls-cert, --tls-key and --tls-ca go together";
+        if (msg == NULL)
+                return 0;
+        fprintf(stderr, "edgemig-controller: %s\n", msg);
+        return -1;
 }
 
 static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
@@ -664,6 +765,10 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"dwell-max-ms", required_argument, NULL, 'X'},
                                            {"prepare-lead-ms", required_argument, NULL, 'P'},
                                            {"log-level", required_argument, NULL, 'L'},
+                                           {"tls-cert", required_argument, NULL, 'c'},
+                                           {"tls-key", required_argument, NULL, 'k'},
+                                           {"tls-ca", required_argument, NULL, 'a'},
+                                           {"insecure", no_argument, NULL, 'I'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
         enum em_log_level level = EM_LOG_INFO;
@@ -712,6 +817,18 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 case 'L':
                         bad = em_log_level_parse(optarg, &level) < 0;
                         break;
+                case 'c':
+                        o->tls_cert = optarg;
+                        break;
+                case 'k':
+                        o->tls_key = optarg;
+                        break;
+                case 'a':
+                        o->tls_ca = optarg;
+                        break;
+                case 'I':
+                        o->insecure = true;
+                        break;
                 case 'h':
                         fputs(usage, stdout);
                         exit(0);
@@ -728,24 +845,68 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 return -1;
         }
         em_log_setup(level, false, 2, "edgemig-controller");
+        return check_tls_args(o);
+}
+
+struct tls_files {
+        char *cert, *key, *ca;
+};
+
+static void tls_files_free(struct tls_files *t)
+{
+        free(t->cert);
+        if (t->key != NULL)
+                explicit_bzero(t->key, strlen(t->key));
+        free(t->key);
+        free(t->ca);
+}
+
+static int tls_load(const struct opts *o, struct tls_files *t, em_error_t *err)
+{
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+                return em_error_set(err, ENOTSUP, "libmicrohttpd was built without TLS");
+        if (em_read_file(o->tls_cert, 1 << 20, &t->cert, NULL, err) < 0 ||
+            em_read_file(o->tls_key, 1 << 20, &t->key, NULL, err) < 0 ||
+            em_read_file(o->tls_ca, 1 << 20, &t->ca, NULL, err) < 0)
+                return -1;
         return 0;
 }
 
-static int serve(struct ctl *c, const char *listen, em_error_t *err)
+static struct MHD_Daemon *start_daemon(struct ctl *c, struct sockaddr_in *sa,
+                                       const struct tls_files *t)
 {
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+        if (!c->tls)
+                return MHD_start_daemon(flags, 0, NULL, NULL, on_request, c, MHD_OPTION_SOCK_ADDR,
+                                        (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED,
+                                        on_completed, c, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                        MHD_OPTION_END);
+        return MHD_start_daemon(
+            flags | MHD_USE_TLS, 0, NULL, NULL, on_request, c, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT, t->cert,
+            MHD_OPTION_HTTPS_MEM_KEY, t->key, MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
+}
+
+static int serve(struct ctl *c, const struct opts *o, em_error_t *err)
+{
+        __attribute__((cleanup(tls_files_free))) struct tls_files t = {0};
         struct sockaddr_in sa;
         sigset_t set;
         int sig;
 
-        if (parse_listen(listen, &sa, err) < 0)
+        if (parse_listen(o->listen, &sa, err) < 0)
                 return -1;
-        struct MHD_Daemon *d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, c,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-            c, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+        c->tls = !o->insecure;
+        if (c->tls && tls_load(o, &t, err) < 0)
+                return -1;
+        struct MHD_Daemon *d = start_daemon(c, &sa, &t);
         if (d == NULL)
-                return em_error_set(err, EADDRINUSE, "cannot listen on %s", listen);
-        em_log_info("ready: listening on http://%s", listen);
+                return em_error_set(err, EADDRINUSE, "cannot listen on %s%s", o->listen,
+                                    c->tls ? " (or the certificate/key is unusable)" : "");
+        em_log_info("ready: listening on %s://%s%s", c->tls ? "https" : "http", o->listen,
+                    c->tls ? " (mutual TLS)" : " (INSECURE: no client authentication)");
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
@@ -784,7 +945,7 @@ int main(int argc, char **argv)
         if (rc == 0)
                 rc = recover_state(&c, &err);
         if (rc == 0)
-                rc = serve(&c, o.listen, &err);
+                rc = serve(&c, &o, &err);
         if (rc < 0)
                 fprintf(stderr, "edgemig-controller: %s\n", em_error_msg(err));
         pthread_mutex_lock(&c.lock);

@@ -6,7 +6,9 @@
 # client connection (edgemig-probe) survives them with no reset, no lost
 # acknowledged write; the border oscillation causes no ping-pong (exactly two
 # migrations, h1->h2 and h2->h3); killing (-9) and restarting the controller
-# while the user sits at h2 loses no state.
+# while the user sits at h2 loses no state. The controller serves HTTPS with
+# mutual TLS: its clients present certificates of the test bed's CA, and
+# clients without one or with one of another CA are refused.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 PROBE=$BUILD/edgemig-probe
@@ -43,17 +45,54 @@ EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX EDGEMIG_ROUTE_HOOK=$REPO/scripts/testbed-
 SH
 chmod +x "$TRIG"
 
+# Certificates from the test bed's CA (mig_pki made it): the controller's
+# names the host its clients dial (localhost), the client's is used by curl,
+# `edgemig platform` and mobility-replay; "rogue" is a client of another CA.
+PKI=$MIG_LOGS/ctl-pki
+"$EM" ca issue localhost --dir "$MIG_LOGS/ca" --out "$PKI" >/dev/null || fail "ca issue localhost"
+"$EM" ca issue client --dir "$MIG_LOGS/ca" --out "$PKI" >/dev/null || fail "ca issue client"
+"$EM" ca init --dir "$MIG_LOGS/rogue-ca" >/dev/null || fail "ca init (rogue)"
+"$EM" ca issue client --dir "$MIG_LOGS/rogue-ca" --out "$MIG_LOGS/rogue" >/dev/null ||
+	fail "ca issue client (rogue)"
+CACERT=$MIG_LOGS/ca/ca.crt
+CLIENT_TLS=(--cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$CACERT")
+curl() { command curl "${CLIENT_TLS[@]}" "$@"; }
+
 PORT=$((17000 + $$ % 1000))
-URL=http://127.0.0.1:$PORT
+URL=https://localhost:$PORT
 CTL_STATE=$MIG_LOGS/controller
 CTL_PID=
 ctl_start() {
 	"$CTL" --state-dir "$CTL_STATE" --listen "127.0.0.1:$PORT" --migrate-cmd "$TRIG" \
-		--margin 10 --dwell-ms 1500 --action-timeout 120 >>"$MIG_LOGS/controller.log" 2>&1 &
+		--margin 10 --dwell-ms 1500 --action-timeout 120 --tls-cert "$PKI/localhost.crt" \
+		--tls-key "$PKI/localhost.key" --tls-ca "$CACERT" >>"$MIG_LOGS/controller.log" 2>&1 &
 	CTL_PID=$!
 	wait_for 10 curl -sf "$URL/healthz" -o /dev/null || fail "controller did not start"
 }
+# Neither TLS files nor --insecure: refused, naming both choices.
+"$CTL" --state-dir "$CTL_STATE" --listen "127.0.0.1:$PORT" 2>"$MIG_LOGS/ctl-notls.err" &&
+	fail "controller started without --tls-* or --insecure"
+grep -q -- '--tls-cert.*--insecure' "$MIG_LOGS/ctl-notls.err" ||
+	fail "no TLS, no --insecure: $(cat "$MIG_LOGS/ctl-notls.err")"
 ctl_start
+# Unauthenticated clients are refused (and logged); the controller lives on.
+command curl -sf --cacert "$CACERT" "$URL/healthz" -o /dev/null &&
+	fail "a client without a certificate was served"
+command curl -sf --cacert "$CACERT" -XPOST "$URL/edges" -o /dev/null \
+	-d '{"name":"rogue","addr":"10.0.0.1:1","x":0,"y":0,"capacity":9}' &&
+	fail "a POST without a client certificate was served"
+command curl -sf --cacert "$CACERT" --cert "$MIG_LOGS/rogue/client.crt" \
+	--key "$MIG_LOGS/rogue/client.key" "$URL/healthz" -o /dev/null &&
+	fail "a client with another CA's certificate was served"
+command curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null && fail "plain HTTP was served"
+kill -0 "$CTL_PID" || fail "controller died refusing clients"
+curl -sf "$URL/healthz" -o /dev/null || fail "controller stopped serving after the refusals"
+[ "$(grep -c 'refused .*certificate' "$MIG_LOGS/controller.log")" -ge 3 ] ||
+	fail "refusals not logged: $(cat "$MIG_LOGS/controller.log")"
+curl -sf "$URL/edges" | grep -q rogue && fail "the refused POST registered an edge"
+"$EM" platform edges --controller "$URL" --tls-cert "$MIG_LOGS/rogue/client.crt" \
+	--tls-key "$MIG_LOGS/rogue/client.key" --tls-ca "$CACERT" >/dev/null 2>&1 &&
+	fail "edgemig platform with another CA's certificate was served"
 post() { curl -sf -XPOST "$URL$1" -d "$2" >/dev/null || fail "POST $1 $2"; }
 for i in 1 2 3; do
 	post /edges "{\"name\":\"h$i\",\"addr\":\"$(haddr "$i"):$MIG_PORT\",\"x\":$(((i - 1) * 100)),\"y\":0,\"capacity\":4}"
@@ -89,7 +128,7 @@ wait_for 10 bash -c "[ \"\$(nsenter --net=/run/netns/$TESTBED_PREFIX-h1 $EM --ro
 	fail "probe not writing"
 
 T0=$(date +%s.%N)
-"$REPO/scripts/mobility-replay" "$TRACE" --controller "$URL" --json-out "$MIG_LOGS/replay.json" \
+"$REPO/scripts/mobility-replay" "$TRACE" --controller "$URL" "${CLIENT_TLS[@]}" --json-out "$MIG_LOGS/replay.json" \
 	>"$MIG_LOGS/replay.log" 2>&1 &
 REPLAY=$!
 
@@ -131,7 +170,8 @@ wait "$PROBE_PID" || PRC=$?
 [ "$PRC" = 0 ] || fail "probe exited $PRC: $(cat "$MIG_LOGS/probe.json" "$MIG_LOGS/probe.log")"
 
 curl -sf "$URL/migrations" >"$MIG_LOGS/migrations.json"
-"$EM" platform migrations --controller "$URL" >&2 || fail "edgemig platform migrations"
+"$EM" platform migrations --controller "$URL" --tls-cert "$PKI/client.crt" \
+	--tls-key "$PKI/client.key" --tls-ca "$CACERT" >&2 || fail "edgemig platform migrations"
 python3 - "$MIG_LOGS/migrations.json" <<'PY' || fail "migration history: $(cat "$MIG_LOGS/migrations.json")"
 import json, sys
 m = [x for x in json.load(open(sys.argv[1])) if x["kind"] == "migrate"]
@@ -153,7 +193,7 @@ PY
 on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
 	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
 # The replay's report: per-handoff table and the PNG plot over time.
-"$REPO/scripts/mobility-replay" --report "$MIG_LOGS/replay.json" --controller "$URL" \
+"$REPO/scripts/mobility-replay" --report "$MIG_LOGS/replay.json" --controller "$URL" "${CLIENT_TLS[@]}" \
 	--probe-csv "$MIG_LOGS/probe.csv" --probe-json "$MIG_LOGS/probe.json" \
 	--table "$MIG_LOGS/handoffs.txt" --plot "$MIG_LOGS/replay.png" >&2 || fail "replay report"
 cat "$MIG_LOGS/handoffs.txt" >&2
