@@ -64,6 +64,16 @@ static void test_move(void **state)
         assert_string_equal(em_error_msg(NULL), "no error");
 }
 
+static void test_set_code_keeps_status_without_strerror(void **state)
+{
+        em_error_t err = NULL;
+
+        assert_int_equal(em_error_set_code(&err, EILSEQ, "checksum mismatch in frame %d", 3), -1);
+        assert_int_equal(em_error_status(err), EILSEQ);
+        assert_string_equal(em_error_msg(err), "checksum mismatch in frame 3");
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -71,6 +81,7 @@ int main(void)
             cmocka_unit_test(test_wrap_without_error_creates_one),
             cmocka_unit_test(test_set_replaces_previous),
             cmocka_unit_test(test_move),
+            cmocka_unit_test(test_set_code_keeps_status_without_strerror),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,20 +34,6 @@ enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
 
 static const uint8_t zero_page[EM_PAGE_SIZE];
 
-/* A decoder error: the status names the class, the message the details. */
-__attribute__((format(printf, 3, 4))) static int fail(em_error_t *err, int status, const char *fmt,
-                                                      ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        em_error_setv(err, 0, fmt, ap);
-        va_end(ap);
-        if (err != NULL && *err != NULL)
-                (*err)->status = status;
-        return -1;
-}
-
 void em_page_hash(const void *page, em_phash_t *h)
 {
         XXH128_canonical_t c;
@@ -177,10 +163,10 @@ size_t em_hashset_count(const em_hashset_t *s)
 int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err)
 {
         if (len % 16 != 0)
-                return fail(err, EPROTO,
-                            "PAGES_HASHES payload of %zu bytes is not a whole number "
-                            "of 16-byte hashes",
-                            len);
+                return em_error_set_code(err, EPROTO,
+                                         "PAGES_HASHES payload of %zu bytes is not a whole number "
+                                         "of 16-byte hashes",
+                                         len);
         for (size_t off = 0; off < len; off += 16) {
                 em_phash_t h;
                 memcpy(h.b, (const uint8_t *)buf + off, 16);
@@ -294,13 +280,14 @@ int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_err
 
         em_phash_hex(h, hex);
         if (s == NULL)
-                return fail(err, ENOENT, "page %s is not in the page cache", hex);
+                return em_error_set_code(err, ENOENT, "page %s is not in the page cache", hex);
         if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(s->v * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
                 return em_error_set(err, errno ? errno : EIO, "reading page %s from the cache",
                                     hex);
         em_page_hash(page, &check);
         if (memcmp(check.b, h->b, 16) != 0)
-                return fail(err, EILSEQ, "page cache corrupted: page %s has changed", hex);
+                return em_error_set_code(err, EILSEQ, "page cache corrupted: page %s has changed",
+                                         hex);
         return 0;
 }
 
@@ -751,16 +738,17 @@ static int op_begin(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
         char part[NAME_MAX_LEN + 8];
 
         if (left < 2 || (nl = get_le(p, 2)) > NAME_MAX_LEN || left < 2 + nl + 8)
-                return fail(err, EPROTO, "page delta: truncated or oversized BEGIN");
+                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized BEGIN");
         memcpy(d->name, p + 2, nl);
         d->name[nl] = '\0';
         if (!name_ok(d->name))
-                return fail(err, EPROTO, "page delta: refusing to write '%s' (not pages-N.img)",
-                            d->name);
+                return em_error_set_code(
+                    err, EPROTO, "page delta: refusing to write '%s' (not pages-N.img)", d->name);
         d->nr_pages = get_le(p + 2 + nl, 8);
         if (d->nr_pages > d->max_pages)
-                return fail(err, EFBIG, "page delta: %s of %" PRIu64 " pages is above the limit",
-                            d->name, d->nr_pages);
+                return em_error_set_code(err, EFBIG,
+                                         "page delta: %s of %" PRIu64 " pages is above the limit",
+                                         d->name, d->nr_pages);
         d->done = 0;
         d->sha = em_sha256_new();
         if (d->sha == NULL)
@@ -779,9 +767,9 @@ static int op_begin(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
 static int out_page(struct em_delta_dec *d, const uint8_t *page, bool zero, em_error_t *err)
 {
         if (d->done >= d->nr_pages)
-                return fail(err, EPROTO,
-                            "page delta: more pages than the %" PRIu64 " announced for %s",
-                            d->nr_pages, d->name);
+                return em_error_set_code(
+                    err, EPROTO, "page delta: more pages than the %" PRIu64 " announced for %s",
+                    d->nr_pages, d->name);
         em_sha256_update(d->sha, page, EM_PAGE_SIZE);
         if (d->out_fd >= 0) {
                 /* Zero pages become holes; the final ftruncate sets the size. */
@@ -800,17 +788,18 @@ static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
         char want[EM_DIGEST_STR_LEN + 1], got[EM_DIGEST_STR_LEN + 1], part[NAME_MAX_LEN + 8];
 
         if (left < EM_DIGEST_STR_LEN)
-                return fail(err, EPROTO, "page delta: truncated END");
+                return em_error_set_code(err, EPROTO, "page delta: truncated END");
         memcpy(want, p, EM_DIGEST_STR_LEN);
         want[EM_DIGEST_STR_LEN] = '\0';
         if (d->done != d->nr_pages)
-                return fail(err, EPROTO,
-                            "page delta: %s ended after %" PRIu64 " of %" PRIu64 " pages", d->name,
-                            d->done, d->nr_pages);
+                return em_error_set_code(
+                    err, EPROTO, "page delta: %s ended after %" PRIu64 " of %" PRIu64 " pages",
+                    d->name, d->done, d->nr_pages);
         em_sha256_final(d->sha, got);
         if (strcmp(want, got) != 0)
-                return fail(err, EILSEQ, "rebuilt %s does not match the source: %s, want %.80s",
-                            d->name, got, em_digest_valid(want) ? want : "(malformed digest)");
+                return em_error_set_code(
+                    err, EILSEQ, "rebuilt %s does not match the source: %s, want %.80s", d->name,
+                    got, em_digest_valid(want) ? want : "(malformed digest)");
         if (d->out_fd >= 0) {
                 snprintf(part, sizeof(part), ".%s.part", d->name);
                 if (ftruncate(d->out_fd, (off_t)(d->nr_pages * EM_PAGE_SIZE)) < 0 ||
@@ -828,12 +817,13 @@ static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
         char hex[33];
 
         if (left < 16)
-                return fail(err, EPROTO, "page delta: truncated REF");
+                return em_error_set_code(err, EPROTO, "page delta: truncated REF");
         memcpy(h.b, p, 16);
         if (!em_pagecache_has(d->pc, &h)) {
                 em_phash_hex(&h, hex);
-                return fail(err, ENOENT,
-                            "page delta references page %s, which the target does not have", hex);
+                return em_error_set_code(
+                    err, ENOENT, "page delta references page %s, which the target does not have",
+                    hex);
         }
         if (em_pagecache_get(d->pc, &h, page, err) < 0 || out_page(d, page, false, err) < 0)
                 return -1;
@@ -846,10 +836,10 @@ static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
         uint32_t n;
 
         if (left < 4 || (n = (uint32_t)get_le(p, 4)) == 0)
-                return fail(err, EPROTO, "page delta: truncated or empty ZERO run");
+                return em_error_set_code(err, EPROTO, "page delta: truncated or empty ZERO run");
         if (n > d->nr_pages - d->done)
-                return fail(err, EPROTO, "page delta: zero run of %u pages overruns %s", n,
-                            d->name);
+                return em_error_set_code(
+                    err, EPROTO, "page delta: zero run of %u pages overruns %s", n, d->name);
         for (uint32_t i = 0; i < n; i++)
                 if (out_page(d, zero_page, true, err) < 0)
                         return -1;
@@ -862,9 +852,10 @@ static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
         em_phash_t h;
 
         if (left < EM_PAGE_SIZE)
-                return fail(err, EPROTO, "page delta: truncated DATA");
+                return em_error_set_code(err, EPROTO, "page delta: truncated DATA");
         if (d->state == ST_FILE && d->done >= d->nr_pages)
-                return fail(err, EPROTO, "page delta: more pages than announced for %s", d->name);
+                return em_error_set_code(err, EPROTO,
+                                         "page delta: more pages than announced for %s", d->name);
         if (em_pagecache_put(d->pc, p, &h, err) < 0)
                 return -1;
         if (d->state == ST_FILE && out_page(d, p, false, err) < 0)
@@ -884,32 +875,34 @@ static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t l
         switch (op) {
         case OP_BEGIN:
                 return idle ? op_begin(d, p, left, err)
-                            : fail(err, EPROTO, "page delta: BEGIN inside a section");
+                            : em_error_set_code(err, EPROTO, "page delta: BEGIN inside a section");
         case OP_PREFILL:
                 if (!idle)
-                        return fail(err, EPROTO, "page delta: PREFILL inside a section");
+                        return em_error_set_code(err, EPROTO,
+                                                 "page delta: PREFILL inside a section");
                 d->state = ST_PREFILL;
                 d->name[0] = '\0';
                 return 0;
         case OP_END_PREFILL:
                 if (d->state != ST_PREFILL)
-                        return fail(err, EPROTO, "page delta: END_PREFILL outside a prefill");
+                        return em_error_set_code(err, EPROTO,
+                                                 "page delta: END_PREFILL outside a prefill");
                 d->state = ST_IDLE;
                 return 0;
         case OP_DATA:
-                return idle ? fail(err, EPROTO, "page delta: DATA outside a section")
+                return idle ? em_error_set_code(err, EPROTO, "page delta: DATA outside a section")
                             : op_data(d, p, left, err);
         case OP_ZERO:
                 return in_file ? op_zero(d, p, left, err)
-                               : fail(err, EPROTO, "page delta: ZERO outside a file");
+                               : em_error_set_code(err, EPROTO, "page delta: ZERO outside a file");
         case OP_REF:
                 return in_file ? op_ref(d, p, left, err)
-                               : fail(err, EPROTO, "page delta: REF outside a file");
+                               : em_error_set_code(err, EPROTO, "page delta: REF outside a file");
         case OP_END:
                 return in_file ? op_end(d, p, left, err)
-                               : fail(err, EPROTO, "page delta: END outside a file");
+                               : em_error_set_code(err, EPROTO, "page delta: END outside a file");
         default:
-                return fail(err, EPROTO, "page delta: unknown op 0x%02x", op);
+                return em_error_set_code(err, EPROTO, "page delta: unknown op 0x%02x", op);
         }
 }
 
@@ -934,6 +927,6 @@ int em_delta_dec_finish(struct em_delta_dec *d, em_error_t *err)
         if (d->state == ST_IDLE)
                 return 0;
         close_file(d, false);
-        return fail(err, EPROTO, "page delta ended inside %s",
-                    d->name[0] ? d->name : "a prefill section");
+        return em_error_set_code(err, EPROTO, "page delta ended inside %s",
+                                 d->name[0] ? d->name : "a prefill section");
 }

@@ -67,10 +67,7 @@ int em_ssl_error(em_error_t *err, int status, const char *fmt, ...)
                 off = sizeof(msg) - 1;
         msg[off] = '\0';
         /* The status without its strerror text: OpenSSL's words say more. */
-        em_error_set(err, 0, "%s", msg);
-        if (err != NULL && *err != NULL)
-                (*err)->status = status;
-        return -1;
+        return em_error_set_code(err, status, "%s", msg);
 }
 
 int em_cert_name_check(const char *name, em_error_t *err)

@@ -38,21 +38,6 @@ int em_frame_type_from_name(const char *name)
         return -1;
 }
 
-/* An error with a precise status but without strerror's text appended: the
- * decoder's messages already say what went wrong. */
-__attribute__((format(printf, 3, 4))) static int frame_fail(em_error_t *err, int status,
-                                                            const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        em_error_setv(err, 0, fmt, ap);
-        va_end(ap);
-        if (err != NULL && *err != NULL)
-                (*err)->status = status;
-        return -1;
-}
-
 static void put16(uint8_t *p, uint16_t v)
 {
         p[0] = v & 0xff;
@@ -106,9 +91,9 @@ int em_frame_hdr_parse(const uint8_t in[EM_FRAME_HDR_LEN], struct em_frame_hdr *
         uint32_t magic = get32(in);
 
         if (magic != EM_FRAME_MAGIC)
-                return frame_fail(err, EM_FRAME_E_MAGIC,
-                                  "bad frame magic 0x%08x (not an edgemig stream, or out of sync)",
-                                  magic);
+                return em_error_set_code(
+                    err, EM_FRAME_E_MAGIC,
+                    "bad frame magic 0x%08x (not an edgemig stream, or out of sync)", magic);
         h->type = get16(in + 4);
         h->flags = get16(in + 6);
         h->session = get64(in + 8);
@@ -118,19 +103,20 @@ int em_frame_hdr_parse(const uint8_t in[EM_FRAME_HDR_LEN], struct em_frame_hdr *
         h->raw_len = get32(in + 32);
         h->checksum = get64(in + 40);
         if (!em_frame_type_valid(h->type))
-                return frame_fail(err, EM_FRAME_E_TYPE, "unknown frame type %u", h->type);
+                return em_error_set_code(err, EM_FRAME_E_TYPE, "unknown frame type %u", h->type);
         if ((h->flags & ~EM_FRAME_F_KNOWN) != 0 || get32(in + 36) != 0)
-                return frame_fail(err, EM_FRAME_E_TYPE, "unknown frame flags 0x%04x in %s frame",
-                                  h->flags, em_frame_type_name(h->type));
+                return em_error_set_code(err, EM_FRAME_E_TYPE,
+                                         "unknown frame flags 0x%04x in %s frame", h->flags,
+                                         em_frame_type_name(h->type));
         if (h->length > EM_FRAME_MAX_PAYLOAD || h->raw_len > EM_FRAME_MAX_RAW)
-                return frame_fail(err, EM_FRAME_E_LENGTH,
-                                  "%s frame length %u (raw %u) exceeds the limit of %u bytes",
-                                  em_frame_type_name(h->type), h->length, h->raw_len,
-                                  EM_FRAME_MAX_PAYLOAD);
+                return em_error_set_code(
+                    err, EM_FRAME_E_LENGTH,
+                    "%s frame length %u (raw %u) exceeds the limit of %u bytes",
+                    em_frame_type_name(h->type), h->length, h->raw_len, EM_FRAME_MAX_PAYLOAD);
         if (!(h->flags & EM_FRAME_F_ZSTD) && h->raw_len != h->length)
-                return frame_fail(err, EM_FRAME_E_LENGTH,
-                                  "uncompressed %s frame with raw length %u != length %u",
-                                  em_frame_type_name(h->type), h->raw_len, h->length);
+                return em_error_set_code(err, EM_FRAME_E_LENGTH,
+                                         "uncompressed %s frame with raw length %u != length %u",
+                                         em_frame_type_name(h->type), h->raw_len, h->length);
         return 0;
 }
 
@@ -163,17 +149,18 @@ static int check_order(struct em_frame_reader *r, const struct em_frame_hdr *h, 
         if (r->session == 0 && h->session != 0)
                 r->session = h->session;
         if (h->session != r->session)
-                return frame_fail(err, EM_FRAME_E_SESSION,
-                                  "%s frame for session %016llx on a connection of session "
-                                  "%016llx (replayed or misrouted)",
-                                  em_frame_type_name(h->type), (unsigned long long)h->session,
-                                  (unsigned long long)r->session);
+                return em_error_set_code(err, EM_FRAME_E_SESSION,
+                                         "%s frame for session %016llx on a connection of session "
+                                         "%016llx (replayed or misrouted)",
+                                         em_frame_type_name(h->type),
+                                         (unsigned long long)h->session,
+                                         (unsigned long long)r->session);
         if (h->seq != r->seq + 1)
-                return frame_fail(err, EM_FRAME_E_ORDER,
-                                  "%s frame out of order: sequence %llu, expected %llu "
-                                  "(reordered, lost or replayed)",
-                                  em_frame_type_name(h->type), (unsigned long long)h->seq,
-                                  (unsigned long long)r->seq + 1);
+                return em_error_set_code(err, EM_FRAME_E_ORDER,
+                                         "%s frame out of order: sequence %llu, expected %llu "
+                                         "(reordered, lost or replayed)",
+                                         em_frame_type_name(h->type), (unsigned long long)h->seq,
+                                         (unsigned long long)r->seq + 1);
         r->seq = h->seq;
         return 0;
 }
@@ -186,8 +173,9 @@ static int read_exact(em_frame_read_fn rd, void *ctx, void *buf, size_t len, con
         if (rd(ctx, buf, len, &got, err) < 0)
                 return -1;
         if (got < len)
-                return frame_fail(err, EM_FRAME_E_TRUNC, "truncated frame: %s has %zu of %zu bytes",
-                                  what, got, len);
+                return em_error_set_code(err, EM_FRAME_E_TRUNC,
+                                         "truncated frame: %s has %zu of %zu bytes", what, got,
+                                         len);
         return 0;
 }
 
@@ -215,9 +203,10 @@ int em_frame_recv(struct em_frame_reader *r, em_frame_read_fn rd, void *ctx, str
                 return -1;
         payload[h.length] = 0;
         if (em_frame_checksum(raw, payload, h.length) != h.checksum)
-                return frame_fail(err, EM_FRAME_E_CHECKSUM,
-                                  "checksum mismatch in %s frame %llu (%u bytes): corrupted",
-                                  em_frame_type_name(h.type), (unsigned long long)h.seq, h.length);
+                return em_error_set_code(err, EM_FRAME_E_CHECKSUM,
+                                         "checksum mismatch in %s frame %llu (%u bytes): corrupted",
+                                         em_frame_type_name(h.type), (unsigned long long)h.seq,
+                                         h.length);
         if (check_order(r, &h, err) < 0)
                 return -1;
         em_frame_clear(out);
@@ -304,7 +293,7 @@ int em_frame_decode(struct em_frame_reader *r, const uint8_t *buf, size_t len, s
 
         *consumed = m.pos;
         if (ret == 0)
-                return frame_fail(err, EM_FRAME_E_TRUNC, "truncated frame: empty buffer");
+                return em_error_set_code(err, EM_FRAME_E_TRUNC, "truncated frame: empty buffer");
         return ret < 0 ? -1 : 0;
 }
 

@@ -46,6 +46,18 @@ int em_error_set(em_error_t *err, int status, const char *fmt, ...)
         return -1;
 }
 
+int em_error_set_code(em_error_t *err, int status, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        em_error_setv(err, 0, fmt, ap);
+        va_end(ap);
+        if (err != NULL && *err != NULL)
+                (*err)->status = status;
+        return -1;
+}
+
 int em_error_wrap(em_error_t *err, const char *fmt, ...)
 {
         char *ctx = NULL, *full = NULL;

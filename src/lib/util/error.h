@@ -19,6 +19,12 @@ __attribute__((format(printf, 3, 4))) int em_error_set(em_error_t *err, int stat
 __attribute__((format(printf, 3, 0))) int em_error_setv(em_error_t *err, int status,
                                                         const char *fmt, va_list ap);
 
+/* Like em_error_set, but the message does not quote strerror(status): for
+ * callers whose own words say more (decoders, OpenSSL), while the status
+ * still lets callers and tests tell failures apart. */
+__attribute__((format(printf, 3, 4))) int em_error_set_code(em_error_t *err, int status,
+                                                            const char *fmt, ...);
+
 /* Prepends context: "ctx: previous message". Returns -1. Safe if *err is NULL
  * (then it creates an error without status). */
 __attribute__((format(printf, 2, 3))) int em_error_wrap(em_error_t *err, const char *fmt, ...);
