@@ -5,6 +5,7 @@
 
 #include "checkpoint/runc.h"
 #include "cli/cli.h"
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -34,13 +35,6 @@ static const char restore_usage[] =
     "  --name NAME   restore under another name (default: the checkpointed one;\n"
     "                a stopped or checkpointed container of that name is replaced)\n"
     "  --json        print {\"name\", \"dir\", \"seconds\"}\n";
-
-static double now_s(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int report(bool json, const char *name, const char *dir, double secs, em_error_t *err)
 {
@@ -88,11 +82,11 @@ int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         }
         if (dir == NULL || optind != argc - 1)
                 return em_error_set(err, 0, "expected NAME and --to DIR\n%s", ckpt_usage), 2;
-        double t0 = now_s();
+        double t0 = em_mono_s();
         if (cli_config(cli, &cfg, err) < 0 ||
             em_checkpoint_save(cfg, argv[optind], dir, &o, err) < 0)
                 return 1;
-        return report(json, argv[optind], dir, now_s() - t0, err);
+        return report(json, argv[optind], dir, em_mono_s() - t0, err);
 }
 
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err)
@@ -126,11 +120,11 @@ int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         }
         if (optind != argc - 1)
                 return em_error_set(err, 0, "expected one DIR\n%s", restore_usage), 2;
-        double t0 = now_s();
+        double t0 = em_mono_s();
         if (cli_config(cli, &cfg, err) < 0 ||
             em_checkpoint_load(cfg, argv[optind], name, &o, err) < 0)
                 return 1;
-        double secs = now_s() - t0;
+        double secs = em_mono_s() - t0;
         cleanup_json json_t *meta = NULL;
         cleanup_free char *path = em_path_join(argv[optind], "container.json");
         if (name == NULL && path && em_json_load_file(path, 16u << 20, &meta, err) == 0)

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "container/container.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -129,10 +130,7 @@ struct bar {
 static void draw_progress(void *ud, const char *what, uint64_t done, uint64_t total)
 {
         struct bar *b = ud;
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        double now = em_mono_s();
         bool fin = total > 0 && done >= total;
         if (strcmp(b->what, what) == 0 && now - b->last < 0.1 && !fin)
                 return;

@@ -128,11 +128,11 @@ static void action_finish(struct action *a, bool ok, const char *detail)
         pthread_mutex_lock(&c->lock);
         if (ok && a->kind == EM_SCHED_MIGRATE)
                 ctl_exec(c->db, &err, "UPDATE services SET edge = ?, updated_ms = ? WHERE name = ?",
-                         "sis", a->target, ctl_now_ms(), a->service);
+                         "sis", a->target, em_now_ms(), a->service);
         ctl_exec(c->db, &err, "UPDATE services SET busy = 0 WHERE name = ?", "s", a->service);
         ctl_exec(c->db, &err,
                  "UPDATE migrations SET status = ?, finished_ms = ?, detail = ? WHERE id = ?",
-                 "siSi", ok ? "done" : "failed", ctl_now_ms(), detail, a->id);
+                 "siSi", ok ? "done" : "failed", em_now_ms(), detail, a->id);
         pthread_mutex_unlock(&c->lock);
         if (err != NULL)
                 em_log_error("recording %s of %s: %s", em_sched_action_name(a->kind), a->service,
@@ -181,7 +181,7 @@ static int action_start(struct ctl *c, enum em_sched_action kind, const char *se
                      "INSERT INTO migrations(kind, service, user, source, target, started_ms, "
                      "status, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                      "sssssiss", em_sched_action_name(kind), service, user, source, target,
-                     ctl_now_ms(), run ? "running" : "skipped (no command)", reason) < 0)
+                     em_now_ms(), run ? "running" : "skipped (no command)", reason) < 0)
                 return -1;
         if (!run)
                 return 0;
@@ -227,7 +227,7 @@ static int post_edge(struct ctl *c, const json_t *b, struct reply *r, em_error_t
                 "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET addr = excluded.addr, "
                 "x = excluded.x, y = excluded.y, capacity = excluded.capacity",
                 "ssddii", name, addr, num(b, "x", 0), num(b, "y", 0), (int64_t)cap,
-                ctl_now_ms()) < 0)
+                em_now_ms()) < 0)
                 return -1;
         em_log_info("edge %s registered at %s (%g, %g), capacity %lld", name, addr, num(b, "x", 0),
                     num(b, "y", 0), cap);
@@ -250,7 +250,7 @@ static int post_heartbeat(struct ctl *c, const char *edge, const json_t *b, stru
                           "iidiidis", (int64_t)em_json_int(b, "load", n), (int64_t)n,
                           num(b, "cpu", 0), (int64_t)em_json_int(b, "mem_bytes", 0),
                           (int64_t)em_json_int(b, "active_migrations", 0),
-                          num(b, "bandwidth_mbps", 0), ctl_now_ms(), edge);
+                          num(b, "bandwidth_mbps", 0), em_now_ms(), edge);
         if (rc < 0)
                 return -1;
         if (rc == 0) {
@@ -289,7 +289,7 @@ static int post_service(struct ctl *c, const json_t *b, struct reply *r, em_erro
                      "INSERT INTO services(name, user, edge, ip, updated_ms) VALUES(?, ?, ?, ?, ?) "
                      "ON CONFLICT(name) DO UPDATE SET user = excluded.user, edge = excluded.edge, "
                      "ip = excluded.ip, updated_ms = excluded.updated_ms",
-                     "sssSi", name, user, edge, ip, ctl_now_ms()) < 0)
+                     "sssSi", name, user, edge, ip, em_now_ms()) < 0)
                 return -1;
         reply_json(r, 201, json_pack("{s:s}", "name", name));
         return 0;
@@ -325,7 +325,7 @@ static int post_position(struct ctl *c, const char *user, const json_t *b, struc
         struct em_sched_user u, before;
         struct em_sched_decision d;
         size_t n = 0;
-        int64_t now = ctl_now_ms();
+        int64_t now = em_now_ms();
 
         if (!json_is_number(json_object_get(b, "x")) || !json_is_number(json_object_get(b, "y"))) {
                 reply_error(r, 400, "need x and y");
@@ -465,7 +465,7 @@ static int get_metrics(struct ctl *c, struct reply *r, em_error_t *err)
                 fprintf(f, "edgemig_controller_action_seconds_sum{kind=\"%s\",status=\"%s\"} %g\n",
                         em_json_str(m, "kind"), em_json_str(m, "status"), num(m, "ms", 0) / 1000);
         }
-        metrics_edges(f, edges, ctl_now_ms());
+        metrics_edges(f, edges, em_now_ms());
         fclose(steal_pointer(&f));
         r->status = 200;
         r->text = steal_pointer(&buf);
@@ -708,7 +708,7 @@ static int recover_state(struct ctl *c, em_error_t *err)
         int n = ctl_exec(c->db, err,
                          "UPDATE migrations SET status = 'interrupted', finished_ms = ? "
                          "WHERE status = 'running'",
-                         "i", ctl_now_ms());
+                         "i", em_now_ms());
         if (n < 0 || ctl_exec(c->db, err, "UPDATE services SET busy = 0", NULL) < 0)
                 return -1;
         if (n > 0)

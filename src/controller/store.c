@@ -25,13 +25,6 @@ static const char schema[] =
     " kind TEXT NOT NULL, service TEXT NOT NULL, user TEXT, source TEXT, target TEXT,"
     " started_ms INTEGER, finished_ms INTEGER, status TEXT NOT NULL, reason TEXT, detail TEXT);";
 
-int64_t ctl_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err)
 {
         sqlite3 *db = NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "platform/scheduler.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err);
@@ -31,7 +32,5 @@ int ctl_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_
 int ctl_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err);
 int ctl_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
                   const struct em_sched_user *u, em_error_t *err);
-
-int64_t ctl_now_ms(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "checkpoint/features_probes.h"
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -375,13 +376,6 @@ static void cache_store(const char *path, const json_t *key, const struct em_fea
 
 /* ---- probing ---- */
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int run_probes(const struct em_config *cfg, struct em_features *f, em_error_t *err)
 {
         cleanup_free char *tmproot = em_config_path(cfg, "tmp");
@@ -396,12 +390,12 @@ static int run_probes(const struct em_config *cfg, struct em_features *f, em_err
                 return em_error_set(err, errno, "creating %s", tmpdir);
         ctx.tmpdir = tmpdir;
         for (size_t i = 0; i < N_PROBES; i++) {
-                long long t0 = mono_ms();
+                long long t0 = em_mono_ms();
                 f->items[i].name = strdup(probes[i].name);
                 f->items[i].required = probes[i].required;
                 probes[i].fn(&ctx, &f->items[i]);
                 em_log_debug("probe %s: %s (%lld ms)", probes[i].name,
-                             em_feature_status_name(f->items[i].status), mono_ms() - t0);
+                             em_feature_status_name(f->items[i].status), em_mono_ms() - t0);
         }
         free(ctx.criu_version);
         em_error_t e = NULL;
@@ -432,7 +426,7 @@ int em_features_probe(const struct em_config *cfg, bool use_cache, struct em_fea
         cleanup_free char *cache_path = em_config_path(cfg, CACHE_NAME);
         cleanup_json json_t *key = em_features_cache_key(cfg);
         cleanup_features struct em_features *f = NULL;
-        long long t0 = mono_ms();
+        long long t0 = em_mono_ms();
 
         if (cache_path == NULL)
                 return em_error_set(err, ENOMEM, "probing host features");
@@ -446,7 +440,7 @@ int em_features_probe(const struct em_config *cfg, bool use_cache, struct em_fea
                 return em_error_set(err, ENOMEM, "probing host features");
         if (run_probes(cfg, f, err) < 0)
                 return -1;
-        f->probe_ms = mono_ms() - t0;
+        f->probe_ms = em_mono_ms() - t0;
         cache_store(cache_path, key, f);
         *out = steal_pointer(&f);
         return 0;

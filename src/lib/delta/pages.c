@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 
@@ -632,11 +633,10 @@ int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procm
         cleanup_close int pmfd = -1;
         cleanup_free uint8_t *buf = malloc(BATCH * EM_PAGE_SIZE);
         struct scan sc = {.pid = pid, .buf = buf, .fn = fn, .ctx = ctx, .st = st};
-        struct timespec t0, t1;
         int ret = 0;
 
         memset(st, 0, sizeof(*st));
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int64_t t0 = em_mono_ns();
         snprintf(path, sizeof(path), "/proc/%d/maps", pid);
         maps = fopen(path, "re");
         snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
@@ -652,8 +652,7 @@ int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procm
                 ret = scan_vma(&sc, &v, err);
         }
         free(line);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        st->elapsed_ns = (t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec);
+        st->elapsed_ns = em_mono_ns() - t0;
         return ret;
 }
 

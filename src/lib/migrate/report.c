@@ -15,20 +15,6 @@ struct em_report {
         uint64_t raw, wire;
 };
 
-int64_t em_now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t em_mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds since the request, on the monotonic clock. */
 static json_int_t rel_ms(const struct em_report *r)
 {

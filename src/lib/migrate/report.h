@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/clock.h"
 #include "util/error.h"
 
 struct em_report;
@@ -20,9 +21,6 @@ struct em_report *em_report_new(const char *id, const char *container, const cha
                                 const char *target);
 void em_report_free(struct em_report **r);
 #define cleanup_report __attribute__((cleanup(em_report_free)))
-
-int64_t em_now_ms(void);  /* CLOCK_REALTIME in ms */
-int64_t em_mono_ms(void); /* CLOCK_MONOTONIC in ms */
 
 void em_report_phase_begin(struct em_report *r, const char *phase);
 /* Ends the phase most recently begun with that name; adds its byte counts. */

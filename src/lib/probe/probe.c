@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "probe/probe.h"
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -191,9 +192,7 @@ const char *em_probe_outcome_name(enum em_probe_outcome o)
 
 double em_probe_now_ms(void)
 {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+        return em_mono_s() * 1e3;
 }
 
 static int split_hostport(const char *hostport, char **host, char **port, em_error_t *err)

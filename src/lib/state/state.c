@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 
@@ -48,13 +49,6 @@ static const char *const migrations[] = {
     " started_at INTEGER NOT NULL DEFAULT 0,"
     " finished_at INTEGER NOT NULL DEFAULT 0);",
 };
-
-static int64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int db_fail(struct em_state *st, int rc, const char *what, em_error_t *err)
 {
@@ -286,7 +280,7 @@ static int insert_row(struct em_state *st, const struct em_container_rec *r, em_
         sqlite3_bind_text(s, 5, r->spec ? r->spec : "{}", -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 6, em_cstate_name(r->state), -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 7, r->pid);
-        sqlite3_bind_int64(s, 8, r->created_at ? r->created_at : now_ms());
+        sqlite3_bind_int64(s, 8, r->created_at ? r->created_at : em_now_ms());
         int rc = sqlite3_step(s);
         if (rc == SQLITE_CONSTRAINT)
                 return em_error_set(err, EEXIST, "a container named '%s' or with address %s exists",
@@ -424,7 +418,7 @@ static int write_state_locked(struct em_state *st, const char *name, enum em_cst
         sqlite3_bind_int(s, 2, pid);
         sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
         if (sqlite3_bind_parameter_count(s) >= 4)
-                sqlite3_bind_int64(s, 4, now_ms());
+                sqlite3_bind_int64(s, 4, em_now_ms());
         int rc = sqlite3_step(s);
         return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "updating container state", err);
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <zstd.h>
 
+#include "util/clock.h"
 #include "util/cleanup.h"
 
 #define MAX_LEVEL 19
@@ -178,14 +179,6 @@ int em_zstd_decompress(em_zstd_t *z, const void *src, size_t len, void *out, siz
         return 0;
 }
 
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
                           em_error_t *err)
 {
@@ -200,7 +193,7 @@ int em_compress_calibrate(const void *sample, size_t len, struct em_compress_cal
         for (int i = 0; i < EM_COMPRESS_CAL_LEVELS; i++) {
                 cleanup_free uint8_t *out = NULL;
                 size_t out_len = 0, n = len;
-                double t0 = now_s(), dt;
+                double t0 = em_mono_s(), dt;
 
                 /* Every level sees the same bytes, so ratios compare; a MiB
                  * keeps level 19 (~4 MB/s) quick. */
@@ -208,7 +201,7 @@ int em_compress_calibrate(const void *sample, size_t len, struct em_compress_cal
                         n = 1u << 20;
                 if (em_zstd_compress(z, levels[i], sample, n, &out, &out_len, err) < 0)
                         return -1;
-                dt = now_s() - t0;
+                dt = em_mono_s() - t0;
                 cal->s[cal->n++] = (struct em_compress_sample){
                     .level = levels[i],
                     .speed = (double)n / (dt > 1e-6 ? dt : 1e-6),

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/cleanup.h"
 
 #define COMPRESS_MIN 512
@@ -32,14 +33,6 @@ struct em_conn {
         struct em_bwmeter bw;
         em_zstd_t *send_z, *recv_z;
 };
-
-int64_t em_now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void em_bwmeter_init(struct em_bwmeter *m, int window_ms)
 {
@@ -238,7 +231,7 @@ static int conn_writev_cb(void *ctx, const struct iovec *iov, int iovcnt, em_err
         for (int i = 0; i < iovcnt; i++)
                 n += iov[i].iov_len;
         c->st.wire_out += n;
-        em_bwmeter_add(&c->bw, em_now_ns(), n);
+        em_bwmeter_add(&c->bw, em_mono_ns(), n);
         return 0;
 }
 
@@ -347,7 +340,7 @@ double em_conn_send_rate(em_conn_t *c)
         double r;
 
         pthread_mutex_lock(&c->send_lock);
-        r = em_bwmeter_rate(&c->bw, em_now_ns());
+        r = em_bwmeter_rate(&c->bw, em_mono_ns());
         pthread_mutex_unlock(&c->send_lock);
         return r;
 }

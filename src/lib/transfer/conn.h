@@ -11,6 +11,7 @@
 
 #include "transfer/compress.h"
 #include "transfer/frame.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 typedef struct em_conn em_conn_t;
@@ -45,7 +46,6 @@ void em_bwmeter_add(struct em_bwmeter *m, int64_t now_ns, uint64_t bytes);
 /* Bytes per second over the samples inside the window ending at now_ns; 0
  * until there are two samples spanning some time. */
 double em_bwmeter_rate(const struct em_bwmeter *m, int64_t now_ns);
-int64_t em_now_ns(void);
 
 struct em_conn_stats {
         uint64_t frames_out, frames_in;

@@ -513,7 +513,7 @@ static int remaining_ms(int64_t deadline, em_error_t *err)
 
         if (deadline == 0)
                 return -1;
-        left = (deadline - em_now_ns()) / 1000000;
+        left = (deadline - em_mono_ns()) / 1000000;
         if (left <= 0)
                 return em_error_set(err, ETIMEDOUT, "TLS handshake timed out"), 0;
         return (int)left;
@@ -522,7 +522,7 @@ static int remaining_ms(int64_t deadline, em_error_t *err)
 /* Runs the handshake, then (client) waits until the server accepted us. */
 static int handshake(struct tls_priv *p, int fd, bool server, int timeout_ms, em_error_t *err)
 {
-        int64_t deadline = timeout_ms > 0 ? em_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+        int64_t deadline = timeout_ms > 0 ? em_mono_ns() + (int64_t)timeout_ms * 1000000 : 0;
         enum tls_op op = server ? OP_ACCEPT : OP_CONNECT;
         uint8_t b;
 

@@ -1,3 +1,4 @@
+#include "util/clock.h"
 #include "util/subprocess.h"
 
 #include <errno.h>
@@ -169,13 +170,6 @@ int em_proc_spawn(const struct em_proc_spec *spec, pid_t *pid, em_error_t *err)
         return spawn_child(spec, false, pid, &io, err);
 }
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int pidfd_open_(pid_t pid)
 {
         return (int)syscall(SYS_pidfd_open, pid, 0);
@@ -221,7 +215,7 @@ static int timeout_kill(pid_t pid, int timeout_ms, em_error_t *err)
  * reaped (code set), 0 on timeout, -1 if waitpid fails. */
 static int poll_reap(pid_t pid, int timeout_ms, int *code, em_error_t *err)
 {
-        long long deadline = now_ms() + timeout_ms;
+        long long deadline = em_mono_ms() + timeout_ms;
         int status;
 
         do {
@@ -233,7 +227,7 @@ static int poll_reap(pid_t pid, int timeout_ms, int *code, em_error_t *err)
                 if (r < 0 && errno != EINTR)
                         return em_error_set(err, errno, "waitpid %d", (int)pid);
                 usleep(2000);
-        } while (now_ms() < deadline);
+        } while (em_mono_ms() < deadline);
         return 0;
 }
 
@@ -244,10 +238,11 @@ int em_proc_wait(pid_t pid, int timeout_ms, int *exit_code, em_error_t *err)
 
         if (pfd >= 0 && timeout_ms > 0) {
                 struct pollfd p = {.fd = pfd, .events = POLLIN};
-                long long deadline = now_ms() + timeout_ms;
+                long long deadline = em_mono_ms() + timeout_ms;
                 int r;
                 do
-                        r = poll(&p, 1, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0));
+                        r = poll(&p, 1,
+                                 (int)(deadline - em_mono_ms() > 0 ? deadline - em_mono_ms() : 0));
                 while (r < 0 && errno == EINTR);
                 if (r == 0)
                         return timeout_kill(pid, timeout_ms, err);
@@ -334,7 +329,7 @@ static int pump_output(int *fds, struct capbuf *bufs, int pidfd, long long deadl
                 struct pollfd p[3] = {{.fd = fds[0], .events = POLLIN},
                                       {.fd = fds[1], .events = POLLIN},
                                       {.fd = pidfd, .events = POLLIN}};
-                int wait = deadline ? (int)(deadline - now_ms()) : -1;
+                int wait = deadline ? (int)(deadline - em_mono_ms()) : -1;
                 if (deadline && wait <= 0)
                         return 1;
                 int r = poll(p, 3, wait);
@@ -412,7 +407,7 @@ int em_proc_run(const struct em_proc_spec *spec, struct em_proc_result *result, 
 
         if (spawn_child(spec, true, &pid, &io, err) < 0)
                 return -1;
-        long long deadline = spec->timeout_ms > 0 ? now_ms() + spec->timeout_ms : 0;
+        long long deadline = spec->timeout_ms > 0 ? em_mono_ms() + spec->timeout_ms : 0;
         int fds[2] = {io.out_r, io.err_r};
         cleanup_close int pidfd = pidfd_open_(pid);
         if (pump_output(fds, bufs, pidfd, deadline) == 1) {
@@ -421,7 +416,7 @@ int em_proc_run(const struct em_proc_spec *spec, struct em_proc_result *result, 
         }
         em_cleanup_closep(&fds[0]);
         em_cleanup_closep(&fds[1]);
-        int remaining = deadline ? (int)(deadline - now_ms()) : 0;
+        int remaining = deadline ? (int)(deadline - em_mono_ms()) : 0;
         if (!timed_out && deadline && remaining <= 0)
                 remaining = 1;
         em_error_t werr = NULL;

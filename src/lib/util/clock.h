@@ -1,0 +1,12 @@
+/* Clocks: monotonic for durations and deadlines, wall time for stamps. */
+#ifndef EDGEMIG_UTIL_CLOCK_H
+#define EDGEMIG_UTIL_CLOCK_H
+
+#include <stdint.h>
+
+int64_t em_mono_ns(void); /* CLOCK_MONOTONIC */
+int64_t em_mono_ms(void); /* CLOCK_MONOTONIC */
+double em_mono_s(void);   /* CLOCK_MONOTONIC, sub-second precision */
+int64_t em_now_ms(void);  /* CLOCK_REALTIME: unix time */
+
+#endif
