@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "delta/pages.h"
+#include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 
@@ -125,7 +126,7 @@ static void test_two_rounds_rebuild(void **state)
         /* Round 1: nothing known; zero pages elided, duplicates sent once. */
         write_pages(src, "pages-1.img", 0);
         assert_int_equal(em_delta_enc_init(&enc, known, 64 * 1024, sink_emit, &s1, &err), 0);
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", &err), 0);
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", NULL, &err), 0);
         assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
         assert_int_equal(enc.st.pages, NPAGES);
         assert_int_equal(enc.st.zero, NPAGES / 3);
@@ -142,10 +143,11 @@ static void test_two_rounds_rebuild(void **state)
 
         /* Round 2 (a new dump, new file number): only the changed pages travel. */
         write_pages(src, "pages-2.img", 7);
+        char digest2[EM_DIGEST_STR_LEN + 1], want[EM_DIGEST_STR_LEN + 1];
         enc.emit = sink_emit;
         enc.ctx = &s2;
         memset(&enc.st, 0, sizeof(enc.st));
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", &err), 0);
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", digest2, &err), 0);
         assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
         assert_int_equal(enc.st.data, 4); /* pages 1, 101, 151, 251 (51 and 201 are zero) */
         assert_true(s2.len < s1.len / 5);
@@ -153,6 +155,9 @@ static void test_two_rounds_rebuild(void **state)
         snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
         snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
         same_file(a, b);
+        /* The encoder reports the digest it put in END: the file's sha256. */
+        assert_int_equal(em_sha256_file(a, want, NULL, &err), 0);
+        assert_string_equal(digest2, want);
         assert_false(em_path_exists(strcat(strcpy(a, tmp), "/dst/.pages-2.img.part")));
         em_delta_dec_free(&dec);
         em_delta_enc_free(&enc);

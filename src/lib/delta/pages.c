@@ -419,7 +419,8 @@ static int begin_file(struct em_delta_enc *e, const char *name, uint64_t nr_page
         return put_op(e, OP_BEGIN, hdr, 2 + nl + 8, NULL, 0, err);
 }
 
-int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name, em_error_t *err)
+int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
+                         char digest_out[EM_DIGEST_STR_LEN + 1], em_error_t *err)
 {
         cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         cleanup_sha256 em_sha256_t *sha = em_sha256_new();
@@ -451,6 +452,8 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name, em
         if (flush_zero_run(e, err) < 0)
                 return -1;
         em_sha256_final(sha, digest);
+        if (digest_out != NULL)
+                memcpy(digest_out, digest, sizeof(digest));
         return put_op(e, OP_END, digest, EM_DIGEST_STR_LEN, NULL, 0, err);
 }
 

@@ -170,13 +170,9 @@ static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, cha
                 return -1;
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
-                cleanup_close int fd = openat(dfd, *n, O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || em_sha256_fd(fd, digest, NULL, err) < 0) {
-                        rc = em_error_set(err, errno, "hashing %s", *n);
-                        break;
-                }
-                rc = em_delta_encode_file(&p.enc, dfd, *n, err);
-                json_object_set_new(digests, *n, json_string(digest));
+                rc = em_delta_encode_file(&p.enc, dfd, *n, digest, err);
+                if (rc == 0)
+                        json_object_set_new(digests, *n, json_string(digest));
                 stats->files_sent++;
         }
         return pipeline_end(&p, rc, err);
