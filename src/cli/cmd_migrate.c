@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "migrate/journal.h"
 #include "migrate/migrate.h"
+#include "migrate/report.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -43,7 +44,8 @@ static const char migrate_usage[] =
     "\n"
     "The timeline (phases, rounds, bytes raw and on the wire, handoff time and\n"
     "downtime as defined by Ma et al.) is also stored in\n"
-    "<root>/migrations/<id>.json.\n"
+    "<root>/migrations/<id>.json. The --json output adds \"rusage\": CPU seconds\n"
+    "and peak RSS of this command and the processes it waited for (runc, CRIU).\n"
     "\n"
     "Exit status: 0 migrated; 1 failed (the container runs here again, or the\n"
     "message says where its checkpoint was kept); 2 usage error.\n"
@@ -234,6 +236,10 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         if (em_migrate_source_recover(cfg, err) < 0)
                 return 1;
         int rc = em_migrate_source_run(cfg, argv[idx], &o, &report, err);
+        /* CPU time and peak memory of this side: this process and what it
+         * waited for (runc, CRIU, ...); the target's are in edgemigd's log. */
+        if (report && json_is_object(report))
+                json_object_set_new(report, "rusage", em_rusage_json_now());
         if (isatty_err)
                 fputc('\n', stderr);
         if (json && report)

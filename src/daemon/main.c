@@ -9,16 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint/features.h"
 #include "migrate/journal.h"
 #include "migrate/migrate.h"
+#include "migrate/report.h"
 #include "transfer/conn.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/config.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -174,16 +177,27 @@ static void recover(const struct em_config *cfg, pid_t pid)
 
 static void reap_children(const struct em_config *cfg)
 {
+        struct rusage ru;
         int status;
         pid_t pid;
 
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                        em_log_info("session %d finished", (int)pid);
+        /* wait4: each session's CPU seconds and peak RSS (its own and those of
+         * the runc/CRIU it waited for), logged as one JSON object after
+         * "rusage=" for benchmarks. */
+        while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                cleanup_json json_t *use = em_rusage_json(&ru, NULL);
+                cleanup_free char *txt = NULL;
+
+                if (use && json_object_set_new(use, "pid", json_integer(pid)) == 0 &&
+                    json_object_set_new(use, "status", json_integer(code)) == 0)
+                        txt = json_dumps(use, JSON_COMPACT);
+                if (code == 0) {
+                        em_log_info("session %d finished rusage=%s", (int)pid, txt ? txt : "{}");
                         continue;
                 }
-                em_log_warn("session %d failed (status %d)", (int)pid,
-                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                em_log_warn("session %d failed (status %d) rusage=%s", (int)pid, code,
+                            txt ? txt : "{}");
                 recover(cfg, pid);
         }
 }

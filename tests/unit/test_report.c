@@ -3,6 +3,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -67,12 +70,81 @@ static void test_save(void **state)
         assert_int_equal(em_rm_rf(dir, &err), 0);
 }
 
+static double real(const json_t *o, const char *key)
+{
+        json_t *v = json_object_get(o, key);
+
+        assert_true(json_is_real(v));
+        return json_real_value(v);
+}
+
+static void test_rusage_json_adds_children(void **state)
+{
+        struct rusage self = {.ru_utime = {1, 250000}, .ru_stime = {0, 500000}, .ru_maxrss = 2048};
+        struct rusage kids = {.ru_utime = {2, 0}, .ru_stime = {0, 250001}, .ru_maxrss = 65536};
+        cleanup_json json_t *j = em_rusage_json(&self, &kids);
+
+        assert_non_null(j);
+        assert_true(real(j, "user_s") == 3.25);
+        assert_true(real(j, "sys_s") == 0.750001);
+        assert_true(real(j, "cpu_s") == 4.000001);
+        assert_true(real(j, "children_cpu_s") == 2.250001);
+        assert_int_equal(em_json_int(j, "max_rss_kb", -1), 65536);
+        assert_int_equal(em_json_int(j, "children_max_rss_kb", -1), 65536);
+        /* The parent's own peak wins when it is the larger one. */
+        self.ru_maxrss = 100000;
+        cleanup_json json_t *k = em_rusage_json(&self, &kids);
+        assert_int_equal(em_json_int(k, "max_rss_kb", -1), 100000);
+}
+
+static void test_rusage_json_self_only(void **state)
+{
+        struct rusage self = {.ru_utime = {0, 1}, .ru_stime = {0, 0}, .ru_maxrss = 7};
+        cleanup_json json_t *j = em_rusage_json(&self, NULL);
+
+        assert_non_null(j);
+        assert_true(real(j, "cpu_s") == 0.000001);
+        assert_int_equal(em_json_int(j, "max_rss_kb", -1), 7);
+        assert_null(json_object_get(j, "children_cpu_s"));
+        assert_null(json_object_get(j, "children_max_rss_kb"));
+}
+
+/* A child that burns ~60 ms of CPU and is waited for shows up in _now. */
+static void test_rusage_json_now_counts_waited_children(void **state)
+{
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct timespec t0, t;
+                volatile unsigned long x = 0;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+                do {
+                        for (int i = 0; i < 100000; i++)
+                                x += (unsigned long)i;
+                        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+                } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+                         60000000L);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        cleanup_json json_t *j = em_rusage_json_now();
+        assert_non_null(j);
+        assert_true(real(j, "children_cpu_s") >= 0.05);
+        assert_true(real(j, "cpu_s") >= real(j, "children_cpu_s"));
+        assert_true(em_json_int(j, "max_rss_kb", 0) > 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_timeline_spans),
             cmocka_unit_test(test_failed_has_error_and_no_downtime),
             cmocka_unit_test(test_save),
+            cmocka_unit_test(test_rusage_json_adds_children),
+            cmocka_unit_test(test_rusage_json_self_only),
+            cmocka_unit_test(test_rusage_json_now_counts_waited_children),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

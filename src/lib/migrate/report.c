@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "util/cleanup.h"
@@ -143,4 +144,46 @@ int em_report_save(struct em_report *r, const char *root, em_error_t *err)
         if (asprintf(&path, "%s/%s.json", dir, em_json_str(r->root, "id")) < 0)
                 return em_error_set(err, ENOMEM, "saving migration report");
         return em_json_write_file(path, r->root, err);
+}
+
+static double tv_s(const struct timeval *tv)
+{
+        return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+/* Rounded to the microsecond, so the JSON shows no binary noise. */
+static json_t *secs(double s)
+{
+        return json_real((double)(long long)(s * 1e6 + 0.5) / 1e6);
+}
+
+json_t *em_rusage_json(const struct rusage *self, const struct rusage *children)
+{
+        double user = tv_s(&self->ru_utime), sys = tv_s(&self->ru_stime);
+        long rss = self->ru_maxrss;
+        json_t *o;
+
+        if (children) {
+                user += tv_s(&children->ru_utime);
+                sys += tv_s(&children->ru_stime);
+                if (children->ru_maxrss > rss)
+                        rss = children->ru_maxrss;
+        }
+        o = json_pack("{s:o, s:o, s:o, s:I}", "cpu_s", secs(user + sys), "user_s", secs(user),
+                      "sys_s", secs(sys), "max_rss_kb", (json_int_t)rss);
+        if (o && children &&
+            json_object_set_new(o, "children_cpu_s",
+                                secs(tv_s(&children->ru_utime) + tv_s(&children->ru_stime))) == 0)
+                json_object_set_new(o, "children_max_rss_kb",
+                                    json_integer((json_int_t)children->ru_maxrss));
+        return o;
+}
+
+json_t *em_rusage_json_now(void)
+{
+        struct rusage self, children;
+
+        if (getrusage(RUSAGE_SELF, &self) < 0 || getrusage(RUSAGE_CHILDREN, &children) < 0)
+                return NULL;
+        return em_rusage_json(&self, &children);
 }

@@ -40,4 +40,15 @@ void em_report_finish(struct em_report *r, bool ok, const char *error);
 json_t *em_report_json(struct em_report *r);
 int em_report_save(struct em_report *r, const char *root, em_error_t *err);
 
+struct rusage;
+/* Resource use as JSON (seconds rounded to the microsecond):
+ *   {"cpu_s", "user_s", "sys_s", "max_rss_kb"}
+ * of self plus, when children is not NULL, its waited-for children (then also
+ * "children_cpu_s" and "children_max_rss_kb"). CPU times add up; max_rss_kb is
+ * the larger of the two, as the kernel reports the largest single process for
+ * the children. NULL on out of memory. */
+json_t *em_rusage_json(const struct rusage *self, const struct rusage *children);
+/* The same for the calling process now: RUSAGE_SELF + RUSAGE_CHILDREN. */
+json_t *em_rusage_json_now(void);
+
 #endif
