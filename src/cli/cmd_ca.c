@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "Usage: edgemig ca init  [--dir DIR] [--days N] [--json]\n"
-    "       edgemig ca issue NAME [--dir DIR] [--out DIR] [--days N] [--json]\n"
+    "       edgemig ca issue NAME [--ip ADDR]... [--dir DIR] [--out DIR] [--days N] [--json]\n"
     "       edgemig ca show  [--dir DIR] [--json]\n"
     "\n"
     "Manage the platform certificate authority. Every edgemigd and controller\n"
@@ -36,6 +36,9 @@ static const char usage[] =
     "  --dir DIR   the CA's directory (default <root>/pki)\n"
     "  --out DIR   where `issue` writes NAME.crt and NAME.key (default: --dir)\n"
     "  --days N    validity in days (default 3650 for init, 365 for issue)\n"
+    "  --ip ADDR   `issue`: also name the IP address ADDR (SAN IP; repeatable),\n"
+    "              for a host clients reach by address, not by a DNS name (a\n"
+    "              controller URL like https://10.0.0.1:7880)\n"
     "  --json      machine-readable output\n"
     "\n"
     "Deploying: copy ca.crt, NAME.crt and NAME.key to host NAME (keep the key\n"
@@ -49,16 +52,17 @@ struct ca_args {
         int days;
         bool json;
         char *dir_owned;
+        const char *ips[9];
+        size_t n_ips;
 };
 
 static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, struct ca_args *a,
                  em_error_t *err)
 {
-        static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                             {"out", required_argument, NULL, 'o'},
-                                             {"days", required_argument, NULL, 'n'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {NULL, 0, NULL, 0}};
+        static const struct option opts[] = {
+            {"dir", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
+            {"days", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+            {"ip", required_argument, NULL, 'i'},   {NULL, 0, NULL, 0}};
         struct em_config *cfg;
         char *end;
         int c;
@@ -75,6 +79,11 @@ static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, stru
                         break;
                 case 'j':
                         a->json = true;
+                        break;
+                case 'i':
+                        if (!want_name || a->n_ips + 1 >= sizeof(a->ips) / sizeof(a->ips[0]))
+                                return em_error_set(err, 0, "--ip: only with issue, at most 8"), 2;
+                        a->ips[a->n_ips++] = optarg;
                         break;
                 case 'n':
                         errno = 0;
@@ -145,7 +154,8 @@ static int ca_issue(struct ca_args *a, em_error_t *err)
         cleanup_free char *key = NULL;
         cleanup_json json_t *j = NULL;
 
-        if (em_ca_issue(a->dir, a->name, a->out, a->days ? a->days : EM_CERT_DAYS, &crt, err) < 0)
+        if (em_ca_issue_ips(a->dir, a->name, a->n_ips ? a->ips : NULL, a->out,
+                            a->days ? a->days : EM_CERT_DAYS, &crt, err) < 0)
                 return 1;
         if (asprintf(&key, "%s/%s.key", a->out, a->name) < 0)
                 return em_error_set(err, ENOMEM, "allocating"), 1;

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -190,6 +191,7 @@ struct cert_spec {
         EVP_PKEY *pub;
         long days;
         bool ca;
+        const char *const *ips; /* extra SAN IP addresses, NULL-terminated, or NULL */
 };
 
 static int cert_base(X509 *x, const struct cert_spec *s, em_error_t *err)
@@ -235,6 +237,13 @@ static int make_cert(const struct cert_spec *s, X509 **out, em_error_t *err)
         } else {
                 if (asprintf(&san, "DNS:%s", s->cn) < 0)
                         return em_error_set(err, ENOMEM, "allocating");
+                for (const char *const *ip = s->ips; ip && *ip; ip++) {
+                        char *more = NULL;
+                        if (asprintf(&more, "%s,IP:%s", san, *ip) < 0)
+                                return em_error_set(err, ENOMEM, "allocating");
+                        free(san);
+                        san = more;
+                }
                 if (add_ext(x, s->issuer, NID_basic_constraints, "critical,CA:FALSE", err) < 0 ||
                     add_ext(x, s->issuer, NID_key_usage, "critical,digitalSignature", err) < 0 ||
                     add_ext(x, s->issuer, NID_ext_key_usage, "serverAuth,clientAuth", err) < 0 ||
@@ -317,6 +326,12 @@ static int load_ca(const char *dir, X509 **x, EVP_PKEY **k, em_error_t *err)
 int em_ca_issue(const char *ca_dir, const char *name, const char *out_dir, int days,
                 char **crt_path, em_error_t *err)
 {
+        return em_ca_issue_ips(ca_dir, name, NULL, out_dir, days, crt_path, err);
+}
+
+int em_ca_issue_ips(const char *ca_dir, const char *name, const char *const *ips,
+                    const char *out_dir, int days, char **crt_path, em_error_t *err)
+{
         cleanup_x509 X509 *ca = NULL;
         cleanup_pkey EVP_PKEY *ca_key = NULL;
         cleanup_pkey EVP_PKEY *k = NULL;
@@ -326,6 +341,14 @@ int em_ca_issue(const char *ca_dir, const char *name, const char *out_dir, int d
 
         if (em_cert_name_check(name, err) < 0)
                 return -1;
+        for (const char *const *ip = ips; ip && *ip; ip++) {
+                unsigned char buf[sizeof(struct in6_addr)];
+                if (inet_pton(AF_INET, *ip, buf) != 1 && inet_pton(AF_INET6, *ip, buf) != 1)
+                        return em_error_set(err, EINVAL,
+                                            "'%s' is not an IPv4 or IPv6 address (--ip takes one "
+                                            "address a client dials this host by)",
+                                            *ip);
+        }
         if (days <= 0)
                 return em_error_set(err, EINVAL, "--days must be positive");
         if (asprintf(&crt, "%s/%s.crt", out_dir, name) < 0 ||
@@ -336,7 +359,8 @@ int em_ca_issue(const char *ca_dir, const char *name, const char *out_dir, int d
         if (load_ca(ca_dir, &ca, &ca_key, err) < 0 || em_mkdir_p(out_dir, 0700, err) < 0 ||
             new_key(&k, err) < 0)
                 return -1;
-        struct cert_spec s = {.cn = name, .issuer = ca, .sign_key = ca_key, .pub = k, .days = days};
+        struct cert_spec s = {
+            .cn = name, .issuer = ca, .sign_key = ca_key, .pub = k, .days = days, .ips = ips};
         if (make_cert(&s, &x, err) < 0)
                 return em_error_wrap(err, "issuing %s", name);
         if (write_pem(key, NULL, k, err) < 0)

@@ -31,6 +31,11 @@ int em_ca_init(const char *dir, int days, em_error_t *err);
  * the CA's. Returns the certificate's path in *crt_path if not NULL. */
 int em_ca_issue(const char *ca_dir, const char *name, const char *out_dir, int days,
                 char **crt_path, em_error_t *err);
+/* Same, with extra SAN IP entries (NULL-terminated IPv4/IPv6 literals, or
+ * NULL): for a host that clients dial by address, e.g. a controller without
+ * a DNS name (TLS clients match an address URL against SAN IPs only). */
+int em_ca_issue_ips(const char *ca_dir, const char *name, const char *const *ips,
+                    const char *out_dir, int days, char **crt_path, em_error_t *err);
 
 /* JSON description of the CA in dir and of every other *.crt next to it:
  * {"dir", "ca": CERT, "certificates": [CERT...]}, CERT = {"file", "subject",
