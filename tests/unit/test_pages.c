@@ -103,8 +103,23 @@ static void test_hash_basics(void **state)
         assert_int_equal(strlen(hex), 32);
 }
 
+/* Records what the decoder reports as verified. */
+struct verified {
+        char name[32], digest[EM_DIGEST_STR_LEN + 1];
+        int calls;
+};
+
+static void on_verified(void *ud, const char *name, const char *digest)
+{
+        struct verified *v = ud;
+        snprintf(v->name, sizeof(v->name), "%s", name);
+        snprintf(v->digest, sizeof(v->digest), "%s", digest);
+        v->calls++;
+}
+
 static void test_two_rounds_rebuild(void **state)
 {
+        struct verified v = {0};
         cleanup_close int src = -1;
         cleanup_close int dst = -1;
         cleanup_hashset em_hashset_t *known = em_hashset_new();
@@ -151,6 +166,8 @@ static void test_two_rounds_rebuild(void **state)
         assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
         assert_int_equal(enc.st.data, 4); /* pages 1, 101, 151, 251 (51 and 201 are zero) */
         assert_true(s2.len < s1.len / 5);
+        dec.on_file = on_verified;
+        dec.on_file_ud = &v;
         assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
         snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
         snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
@@ -158,6 +175,10 @@ static void test_two_rounds_rebuild(void **state)
         /* The encoder reports the digest it put in END: the file's sha256. */
         assert_int_equal(em_sha256_file(a, want, NULL, &err), 0);
         assert_string_equal(digest2, want);
+        /* ... and the decoder hands the verified digest on, once per file. */
+        assert_int_equal(v.calls, 1);
+        assert_string_equal(v.name, "pages-2.img");
+        assert_string_equal(v.digest, want);
         assert_false(em_path_exists(strcat(strcpy(a, tmp), "/dst/.pages-2.img.part")));
         em_delta_dec_free(&dec);
         em_delta_enc_free(&enc);

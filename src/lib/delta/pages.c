@@ -802,12 +802,16 @@ static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
                 return em_error_set_code(
                     err, EILSEQ, "rebuilt %s does not match the source: %s, want %.80s", d->name,
                     got, em_digest_valid(want) ? want : "(malformed digest)");
+        /* No fsync: a rebuilt image only feeds the restore that follows; until
+         * the commit the source keeps its own copy. */
         if (d->out_fd >= 0) {
                 snprintf(part, sizeof(part), ".%s.part", d->name);
                 if (ftruncate(d->out_fd, (off_t)(d->nr_pages * EM_PAGE_SIZE)) < 0 ||
-                    fsync(d->out_fd) < 0 || renameat(d->dirfd, part, d->dirfd, d->name) < 0)
+                    renameat(d->dirfd, part, d->dirfd, d->name) < 0)
                         return em_error_set(err, errno, "finishing %s", d->name);
         }
+        if (d->on_file != NULL)
+                d->on_file(d->on_file_ud, d->name, got);
         close_file(d, true);
         return EM_DIGEST_STR_LEN;
 }

@@ -123,6 +123,10 @@ struct em_delta_dec {
         int out_fd;
         em_sha256_t *sha;
         struct em_delta_stats st;
+        /* Called with each file's name and sha256 once it verified at END,
+         * so the receiver need not hash it again (optional). */
+        void (*on_file)(void *ud, const char *name, const char *digest);
+        void *on_file_ud;
 };
 void em_delta_dec_init(struct em_delta_dec *d, em_pagecache_t *pc, int dirfd);
 /* Consumes one chunk. Errors (the connection should be closed): unknown op,

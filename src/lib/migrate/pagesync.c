@@ -241,7 +241,7 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
 
 /* ---- compression calibration ---- */
 
-#define SAMPLE_PAGES 256 /* 1 MiB of real memory ranks the levels */
+#define SAMPLE_PAGES 64 /* 256 KiB of real memory rank the levels */
 
 struct sample {
         uint8_t *buf;

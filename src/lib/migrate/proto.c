@@ -160,7 +160,8 @@ static int recv_chunks(em_conn_t *c, uint16_t type, int fd, uint64_t size, em_sh
         return 0;
 }
 
-int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd, em_error_t *err)
+int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd, bool durable,
+                       char *digest_out, em_error_t *err)
 {
         const char *name = em_json_str(hdr, "file"), *want = em_json_str(hdr, "digest");
         long long size = em_json_int(hdr, "size", -1), mode = em_json_int(hdr, "mode", 0600);
@@ -181,7 +182,9 @@ int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd
         if (strcmp(digest, want) != 0)
                 return em_error_set(err, EILSEQ, "receiving %s: digest mismatch (%s, expected %s)",
                                     name, digest, want);
-        if (fsync(fd) < 0)
+        if (durable && fsync(fd) < 0)
                 return em_error_set(err, errno, "fsync %s", name);
+        if (digest_out != NULL)
+                memcpy(digest_out, digest, sizeof(digest));
         return 0;
 }

@@ -9,6 +9,7 @@
 #define EDGEMIG_MIGRATE_PROTO_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "transfer/conn.h"
@@ -32,8 +33,11 @@ int em_proto_send_file(em_conn_t *c, uint16_t type, const char *path, const char
                        uint64_t *raw_sent, em_error_t *err);
 /* Having received the header frame `hdr` (JSON of a file), writes the file
  * into dirfd under its name (must be a plain name: no '/', not "." or ".."),
- * verifying size and digest. */
-int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd, em_error_t *err);
+ * verifying size and digest; the verified digest goes to digest_out (may be
+ * NULL). durable: fsync before returning (for what must survive a crash;
+ * staged CRIU images need not: the source keeps its copy until commit). */
+int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd, bool durable,
+                       char *digest_out, em_error_t *err);
 /* True for a safe plain file name. */
 bool em_proto_name_ok(const char *name);
 

@@ -151,8 +151,12 @@ static int do_layers(struct source *s, em_error_t *err)
         json_t *d;
 
         em_report_phase_begin(s->report, "layers");
-        if (plan == NULL || em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0 ||
-            em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
+        if (plan == NULL || em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0)
+                return em_error_wrap(err, "layer plan");
+        /* The target is checking layers and its page cache: use the wait. */
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY)
+                em_source_calibrate_early(s);
+        if (em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
                 return em_error_wrap(err, "layer plan");
         if (em_sync_state_new(&s->sync, err) < 0 ||
             em_sync_state_recv_hashes(s->sync, s->conn, err) < 0)

@@ -41,6 +41,9 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that
  * everything before it has been received and applied. */
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+/* For --compress auto: measures the levels on the container's memory now
+ * (best effort), e.g. while waiting for the target's answer. */
+void em_source_calibrate_early(struct source *s);
 int em_source_precopy(struct source *s, em_error_t *err);
 int em_source_final(struct source *s, em_error_t *err);
 int em_source_finish_prepare(struct source *s, em_error_t *err);

@@ -71,7 +71,7 @@ static size_t collect_pids(pid_t root, pid_t *out, size_t max)
         return n;
 }
 
-static int container_pids(struct source *s, pid_t *pids, size_t *n, em_error_t *err)
+static int container_pids(struct source *s, pid_t *pids, size_t max, size_t *n, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
         cleanup_free char *status = NULL;
@@ -83,7 +83,7 @@ static int container_pids(struct source *s, pid_t *pids, size_t *n, em_error_t *
         if (status == NULL || strcmp(status, "running") != 0)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
                                     status && *status ? status : "unknown to runc");
-        *n = collect_pids(pid, pids, MAX_PIDS);
+        *n = collect_pids(pid, pids, max);
         return 0;
 }
 
@@ -119,6 +119,22 @@ static void calibrate(struct source *s, pid_t pid)
         em_report_set(s->report, "compress_calibration", levels);
 }
 
+void em_source_calibrate_early(struct source *s)
+{
+        pid_t pids[1];
+        size_t n = 0;
+        em_error_t e = NULL;
+
+        if (s->calibrated || s->o->compress.mode != EM_COMPRESS_AUTO)
+                return;
+        if (container_pids(s, pids, 1, &n, &e) < 0 || n == 0) {
+                em_log_debug("compression calibration: %s", e ? em_error_msg(e) : "no pid");
+                em_error_free(&e);
+                return;
+        }
+        calibrate(s, pids[0]);
+}
+
 static int upper_dir(struct source *s, char **out, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
@@ -141,7 +157,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
 
         if (pids == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
-        if (container_pids(s, pids, &npids, err) < 0)
+        if (container_pids(s, pids, MAX_PIDS, &npids, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         calibrate(s, pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
@@ -250,6 +266,9 @@ static int commit(struct source *s, em_error_t *err)
         if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
+        json_t *timing = json_object_get(ok, "timing");
+        if (json_is_object(timing))
+                em_report_set(s->report, "target_timing", json_incref(timing));
         if (em_fault("source.before-commit", em_conn_fd(s->conn), err) < 0 ||
             em_journal_write(s->workdir, "committed", s->name, err) < 0)
                 return -1;

@@ -38,6 +38,11 @@ int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, em_error_
 /* Handles PAGES_DATA, FILE_MANIFEST, FILE_DATA and FILE_DELETE frames. */
 int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em_frame *f,
                          em_error_t *err);
+/* Records an image file received (and digest-checked) outside the page
+ * delta; the page delta records its own files. */
+void em_sync_target_note_file(struct em_sync_target *t, const char *name, const char *digest);
+/* {name: sha256} of every image file verified on receipt. */
+const json_t *em_sync_target_files(const struct em_sync_target *t);
 /* Fails if a page delta or file is still incomplete. */
 int em_sync_target_finish(struct em_sync_target *t, em_error_t *err);
 /* After a commit the cached pages are no longer needed. */

@@ -21,7 +21,23 @@ struct em_sync_target {
         int images_fd;
         struct em_delta_dec dec;
         struct em_upper_rx *upper;
+        json_t *files; /* {name: sha256} of every image file verified on receipt */
 };
+
+static void note_file(void *ud, const char *name, const char *digest)
+{
+        em_sync_target_note_file(ud, name, digest);
+}
+
+void em_sync_target_note_file(struct em_sync_target *t, const char *name, const char *digest)
+{
+        json_object_set_new(t->files, name, json_string(digest));
+}
+
+const json_t *em_sync_target_files(const struct em_sync_target *t)
+{
+        return t->files;
+}
 
 int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
                        const char *upper_dir, struct em_sync_target **out, em_error_t *err)
@@ -32,6 +48,8 @@ int em_sync_target_new(const struct em_config *cfg, const char *container, const
                 return em_error_set(err, ENOMEM, "sync target");
         t->images_fd = -1;
         *out = t;
+        if ((t->files = json_object()) == NULL)
+                return em_error_set(err, ENOMEM, "sync target");
         if (asprintf(&t->cache_dir, "%s/pagecache/%s", cfg->root, container) < 0)
                 return em_error_set(err, ENOMEM, "sync target");
         if (em_mkdir_p(t->cache_dir, 0700, err) < 0 ||
@@ -41,6 +59,8 @@ int em_sync_target_new(const struct em_config *cfg, const char *container, const
         if (t->images_fd < 0)
                 return em_error_set(err, errno, "opening %s", images_dir);
         em_delta_dec_init(&t->dec, t->pc, t->images_fd);
+        t->dec.on_file = note_file;
+        t->dec.on_file_ud = t;
         return em_upper_rx_new(upper_dir, &t->upper, err);
 }
 
@@ -53,6 +73,7 @@ void em_sync_target_free(struct em_sync_target **t)
         em_pagecache_free(&(*t)->pc);
         em_upper_rx_free(&(*t)->upper);
         em_cleanup_closep(&(*t)->images_fd);
+        json_decref((*t)->files);
         free((*t)->cache_dir);
         free(*t);
         *t = NULL;

@@ -218,7 +218,7 @@ static int import_blob(struct target *t, const json_t *hdr, em_error_t *err)
 
         if (dfd < 0)
                 return em_error_set(err, errno, "opening %s", t->blobs);
-        if (em_proto_recv_file(t->conn, hdr, EM_FRAME_LAYER_BLOB, dfd, err) < 0)
+        if (em_proto_recv_file(t->conn, hdr, EM_FRAME_LAYER_BLOB, dfd, true, NULL, err) < 0)
                 return -1;
         cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || asprintf(&digest, "sha256:%s", name) < 0)
@@ -242,9 +242,11 @@ static int register_image(struct target *t, em_error_t *err)
         return 0;
 }
 
-/* Verifies every image file against the digests of the source's files. */
+/* Every image file the source lists must have arrived and verified on
+ * receipt with the same digest: nothing is hashed twice inside the downtime. */
 static int verify_images(struct target *t, const json_t *final, em_error_t *err)
 {
+        const json_t *got = em_sync_target_files(t->sync);
         json_t *files = json_object_get(final, "files");
         const char *name;
         json_t *d;
@@ -253,20 +255,28 @@ static int verify_images(struct target *t, const json_t *final, em_error_t *err)
                 return em_error_set(err, EPROTO, "protocol error: FINAL without files");
         json_object_foreach(files, name, d)
         {
-                char got[EM_DIGEST_STR_LEN + 1];
-                cleanup_free char *p = NULL;
-                if (!em_proto_name_ok(name) || asprintf(&p, "%s/%s", t->images, name) < 0)
+                const char *have = em_json_str(got, name);
+                if (!em_proto_name_ok(name))
                         return em_error_set(err, EPROTO, "bad image file name");
-                if (em_sha256_file(p, got, NULL, err) < 0)
-                        return em_error_wrap(err, "image file %s missing after transfer", name);
-                if (strcmp(got, json_string_value(d) ? json_string_value(d) : "") != 0)
+                if (have == NULL)
+                        return em_error_set(err, ENOENT, "image file %s missing after transfer",
+                                            name);
+                if (!json_is_string(d) || strcmp(have, json_string_value(d)) != 0)
                         return em_error_set(
                             err, EILSEQ, "image file %s does not match the source's digest", name);
         }
         return 0;
 }
 
-static int restore_here(struct target *t, em_error_t *err)
+/* Where the target's share of the downtime goes, for the source's report. */
+static void time_step(json_t *timing, const char *step, int64_t *t0)
+{
+        int64_t now = em_mono_ms();
+        json_object_set_new(timing, step, json_integer(now - *t0));
+        *t0 = now;
+}
+
+static int restore_here(struct target *t, json_t *timing, em_error_t *err)
 {
         struct em_restore_opts ro;
         const char *ip = em_json_str(t->spec, "ip");
@@ -283,29 +293,35 @@ static int restore_here(struct target *t, em_error_t *err)
         t->restored = true;
         em_log_info("session %s: %s restored in %lld ms", t->session, t->peer.container,
                     (long long)(em_mono_ms() - t0));
+        time_step(timing, "restore_ms", &t0);
         if (ip != NULL && em_session_route_hook(t->o->route_hook, "announce", ip, err) < 0)
                 return -1;
+        time_step(timing, "route_ms", &t0);
         return em_fault("target.after-restore", em_conn_fd(t->conn), err);
 }
 
 static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
 {
-        cleanup_json json_t *final = NULL;
+        cleanup_json json_t *final = NULL, *timing = json_object();
+        int64_t t0 = em_mono_ms();
 
+        if (timing == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
             em_fault("target.after-final", em_conn_fd(t->conn), err) < 0)
                 return -1;
         if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0)
                 return -1;
+        time_step(timing, "verify_ms", &t0);
         if (json_object_get(final, "lazy") != NULL) /* post-copy: migrate/postcopy.h */
                 return em_target_restore_lazy(
                     &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session,
                                              t->spec, t->images, t->upper, t->dir, t->o->route_hook,
                                              t->o->io_timeout_ms, &t->restored},
                     final, err);
-        if (restore_here(t, err) < 0)
+        if (restore_here(t, timing, err) < 0)
                 return -1;
-        cleanup_json json_t *ok = json_pack("{s:b}", "ok", 1);
+        cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
         return em_proto_send_json(t->conn, EM_FRAME_RESTORE_OK, ok, err);
 }
 
@@ -336,9 +352,14 @@ static int recv_image_file(struct target *t, const json_t *hdr, em_error_t *err)
 {
         cleanup_close int dfd = open(t->images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
+        char digest[EM_DIGEST_STR_LEN + 1];
+
         if (dfd < 0)
                 return em_error_set(err, errno, "opening %s", t->images);
-        return em_proto_recv_file(t->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, err);
+        if (em_proto_recv_file(t->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, false, digest, err) < 0)
+                return -1;
+        em_sync_target_note_file(t->sync, em_json_str(hdr, "file"), digest);
+        return 0;
 }
 
 static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_error_t *err)
