@@ -1,0 +1,44 @@
+#!/bin/bash
+# Smoke test of the memwriter benchmark workload (images/memwriter): it writes
+# at the dirty rate it was given (-e MEMWRITER_RATE), answers on its status
+# port, and after a pre-copy migration the same process (token) keeps
+# writing with every page of its working set intact (verify).
+set -euo pipefail
+. "$(dirname "$0")/migrate-lib.sh"
+mig_setup 2 memwriter
+
+SIP=10.88.0.39
+MWC=$REPO/scripts/memwriter-client.py
+h 1 run --name mw --ip "$SIP/32" -e MEMWRITER_MB=8 -e MEMWRITER_RATE=2 memwriter >/dev/null ||
+	fail "run memwriter on host 1"
+testbed route "$SIP" 1
+wait_for 10 on_client python3 "$MWC" "$SIP" 7000 >/dev/null || fail "memwriter does not answer"
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+A=$(on_client python3 "$MWC" "$SIP" 7000) || fail "status: $A"
+sleep 1
+B=$(on_client python3 "$MWC" "$SIP" 7000) || fail "status: $B"
+RATE=$(python3 -c 'import json,sys; a, b = (json.loads(x) for x in sys.argv[1:])
+print("%.2f" % ((b["written_pages"] - a["written_pages"]) * 4096 / 1e6 / (b["uptime_s"] - a["uptime_s"])))' "$A" "$B")
+python3 -c "import sys; sys.exit(0 if 1.5 <= $RATE <= 2.5 else 1)" || fail "dirty rate $RATE MB/s, wanted 2"
+[ "$(field "$B" rate_mbps)" = 2.0 ] || fail "rate from the environment not taken: $B"
+
+h 1 migrate mw --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/mig.json" || fail "migrate: $(cat "$MIG_LOGS/mig.json")"
+python3 - "$MIG_LOGS/mig.json" <<'PY' || fail "timeline"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] and r["rusage"]["cpu_s"] > 0 and r["rusage"]["max_rss_kb"] > 0, r.get("rusage")
+print("handoff %d ms, downtime %d ms, %d rounds, source CPU %.2f s" %
+      (r["handoff_ms"], r["downtime_ms"], len(r["rounds"]), r["rusage"]["cpu_s"]))
+PY
+running_on 2 mw || fail "not running on host 2"
+V=$(on_client python3 "$MWC" "$SIP" 7000 verify) || fail "verify after migration: $V"
+[ "$(field "$V" token)" = "$(field "$B" token)" ] || fail "a different process answers: $B / $V"
+[ "$(field "$V" written_pages)" -gt "$(field "$B" written_pages)" ] || fail "counter went back: $B / $V"
+sleep 1
+C=$(on_client python3 "$MWC" "$SIP" 7000) || fail "status: $C"
+[ "$(field "$C" written_pages)" -gt "$(field "$V" written_pages)" ] || fail "not writing on host 2: $C"
+# The target's edgemigd logged the session's resource use as JSON.
+wait_for 10 grep -q 'session [0-9]* finished rusage={"cpu_s":' "$MIG_LOGS/edgemigd-h2.log" ||
+	fail "no session rusage in edgemigd's log"
+h 2 rm -f mw >/dev/null
+echo "ok: memwriter wrote $RATE MB/s, migrated with all $(field "$V" pages) pages intact"
