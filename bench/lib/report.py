@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-METHODS = ["edgemig", "prepared", "wholefs", "paper"]
+METHODS = ["edgemig", "prepared", "wholefs", "paper", "podman"]
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
-         "paper": "paper's method (xdelta3 + gzip -6)"}
+         "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import"}
 # Table 3 of Ma et al. (handoff s, downtime s, final-transfer MB); OpenFace ~ facedetect.
 PAPER = {
     "busybox": {5: (3.2, 2.8, 0.03), 20: (3.2, 2.8, 0.03), 500: (3.2, 2.8, 0.03)},
@@ -145,8 +145,9 @@ def workload_table(summary, w, rates):
     lines.append("")
     lines.append("| App | Mbit/s | handoff: whole-rootfs / edgemig | handoff: paper-method / edgemig "
                  "| handoff: paper-method / edgemig+prepare | downtime: whole-rootfs / edgemig "
-                 "| downtime: paper-method / edgemig+prepare | handoff: paper's Table 3 / edgemig |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 "| downtime: paper-method / edgemig+prepare | handoff: paper's Table 3 / edgemig "
+                 "| handoff: podman / edgemig | downtime: podman / edgemig |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for rate in rates:
         e = find(summary, w, "edgemig", rate)
         ep = find(summary, w, "prepared", rate)
@@ -154,11 +155,12 @@ def workload_table(summary, w, rates):
             continue
         pr = p.get(rate)
         pt = ("%.1f×" % (pr[0] / e["handoff_s"]["mean"])) if pr and e and e["handoff_s"]["mean"] > 0 else "—"
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             w, rate_name(rate), ratio(e, find(summary, w, "wholefs", rate)),
             ratio(e, find(summary, w, "paper", rate)), ratio(ep, find(summary, w, "paper", rate)),
             ratio(e, find(summary, w, "wholefs", rate), "downtime_s"),
-            ratio(ep, find(summary, w, "paper", rate), "downtime_s"), pt))
+            ratio(ep, find(summary, w, "paper", rate), "downtime_s"), pt,
+            ratio(e, find(summary, w, "podman", rate)), ratio(e, find(summary, w, "podman", rate), "downtime_s")))
     return lines
 
 
@@ -246,7 +248,7 @@ def plots(out, summary, runs, workloads):
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     pngs = []
     head = 'set terminal pngcairo size 900,600 font ",10" noenhanced\nset grid\nset key below\n'
-    styles = {"edgemig": 'lc rgb "#1a7f37"', "prepared": 'lc rgb "#8250df"', "wholefs": 'lc rgb "#cf222e"', "paper": 'lc rgb "#0969da"'}
+    styles = {"edgemig": 'lc rgb "#1a7f37"', "prepared": 'lc rgb "#8250df"', "wholefs": 'lc rgb "#cf222e"', "paper": 'lc rgb "#0969da"', "podman": 'lc rgb "#bc4c00"'}
     for w in workloads:
         plot = []
         for m in METHODS:
@@ -407,11 +409,28 @@ NOTES = """## Reading the results
   values (~50 MB, the content `DEBUG POPULATE 400000 key 128` would create: redis 7
   refuses DEBUG by default, so they are loaded with `redis-cli --pipe`); facedetect =
   python3 + OpenCV Haar cascade service (867 MB image layer), the stand-in for OpenFace.
-- **podman** is not measured: Debian bookworm has podman 4.3.1, but its checkpoint
-  drives CRIU through its OCI runtime from `PATH`, and the only CRIU that works on
-  this kernel is the 4.2 build in /opt (bookworm's 3.17 fails on the vDSO); it also
-  needs its own image store and netavark networking set up inside each host
-  namespace. That did not fit the 5-minute time box, so it was not attempted.
+- **podman** (bookworm's podman 4.3.1 + conmon 2.1.6, runtime runc 1.1.5, CRIU 4.2.1
+  from /opt; `bench/lib/podman.sh`): before its first cell the workload is restarted
+  under podman on the host it is on (`podman run --network ns:...` into a per-container
+  netns wired like edgemig's: service IP /32 on eth0, default via 169.254.1.1), the
+  image pulled into both hosts' podman storage beforehand from the cached OCI layout
+  (off the shaped path, like the other baselines' layers). At the request: a fresh
+  netns with the service IP on B, `podman container checkpoint --export=FILE --compress
+  zstd --tcp-established` on A (stops the container), FILE over plain TCP through the
+  shaped path (the same python3 sender as whole-rootfs), `podman container restore
+  --import=FILE --tcp-established` on B, route moved; handoff = downtime = request ->
+  restore returned and route moved; `tool_bytes_wire` = the archive's size. Each host
+  has its own podman storage, seen at the same path inside its own mount namespace,
+  because an exported checkpoint carries the source's graphroot/runroot paths (e.g.
+  ConmonPidFile) into the restored container's config. Configuration:
+  `containers.conf` with `default_ulimits` nofile 20000 (podman's default exceeds this
+  VM's cap: `rlimit type 7: operation not permitted`), cgroupfs, file events, and the
+  CRIU 4.2 directory first in `PATH` and in `conmon_env_vars` (restore runs CRIU via
+  conmon -> runc; bookworm's criu 3.17 fails on this kernel's vDSO). Its pre-copy
+  variant (`checkpoint --pre-checkpoint` / `--with-previous`) cannot run here: runc
+  refuses the pre-dump with `CRIU is missing features` because this kernel is built
+  without CONFIG_MEM_SOFT_DIRTY (`criu check --feature mem_dirty_track`: "Dirty
+  tracking is OFF"), so podman is measured as stop-and-copy only.
 """
 
 
