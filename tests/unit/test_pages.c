@@ -259,6 +259,71 @@ static void test_hostile_deltas(void **state)
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x07", 2, NULL), 0);
 }
 
+/* The prefix digest names the first n pages, survives a reopen and an
+ * append, and changes when any of those pages does. */
+static void test_cache_prefix_digest(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        char dir[128], d2[EM_DIGEST_STR_LEN + 1], again[EM_DIGEST_STR_LEN + 1],
+            d3[EM_DIGEST_STR_LEN + 1];
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h;
+        em_error_t err = NULL;
+
+        (void)state;
+        snprintf(dir, sizeof(dir), "%s/pagecache/prefix", tmp);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        for (int i = 0; i < 2; i++) {
+                memset(page, 'p' + i, sizeof(page));
+                assert_int_equal(em_pagecache_put(pc, page, &h, &err), 0);
+        }
+        assert_int_equal(em_pagecache_pages(pc), 2);
+        assert_int_equal(em_pagecache_prefix_digest(pc, 2, d2, &err), 0);
+        memset(page, 'z', sizeof(page));
+        assert_int_equal(em_pagecache_put(pc, page, &h, &err), 0);
+        assert_int_equal(em_pagecache_prefix_digest(pc, 3, d3, &err), 0);
+        assert_string_not_equal(d2, d3);
+        em_pagecache_free(&pc);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_prefix_digest(pc, 2, again, &err), 0);
+        assert_string_equal(d2, again);
+        assert_int_equal(em_pagecache_prefix_digest(pc, 4, again, &err), -1);
+        assert_int_equal(em_error_status(err), ERANGE);
+        em_error_free(&err);
+        em_pagecache_free(&pc);
+        /* A page rewritten under the cache: the prefix no longer matches. */
+        char path[160];
+        snprintf(path, sizeof(path), "%s/pages.bin", dir);
+        cleanup_close int fd = open(path, O_WRONLY);
+        assert_int_equal(pwrite(fd, "X", 1, 7), 1);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_prefix_digest(pc, 2, again, &err), 0);
+        assert_string_not_equal(d2, again);
+}
+
+static void test_hashset_export(void **state)
+{
+        cleanup_hashset em_hashset_t *a = em_hashset_new(), *b = em_hashset_new();
+        cleanup_free uint8_t *list = NULL;
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h[40];
+        size_t len = 0;
+        em_error_t err = NULL;
+
+        (void)state;
+        for (int i = 0; i < 40; i++) {
+                memset(page, i + 1, sizeof(page));
+                em_page_hash(page, &h[i]);
+                assert_int_equal(em_hashset_add(a, &h[i], &err), 1);
+        }
+        assert_int_equal(em_hashset_export(a, &list, &len, &err), 0);
+        assert_int_equal(len, 40 * 16);
+        assert_int_equal(em_hashset_add_payload(b, list, len, &err), 0);
+        assert_int_equal(em_hashset_count(b), 40);
+        for (int i = 0; i < 40; i++)
+                assert_true(em_hashset_has(b, &h[i]));
+}
+
 static void test_cache_persistence_and_hashes(void **state)
 {
         cleanup_pagecache em_pagecache_t *pc = NULL;
@@ -283,8 +348,19 @@ static void test_cache_persistence_and_hashes(void **state)
         assert_int_equal(em_pagecache_count(pc), 3);
         assert_int_equal(em_pagecache_get(pc, &h[1], back, &err), 0);
         assert_int_equal(back[0], 'b');
-        assert_int_equal(em_pagecache_hashes(pc, &list, &len, &err), 0);
+        assert_int_equal(em_pagecache_hashes(pc, 0, &list, &len, &err), 0);
         assert_int_equal(len, 48);
+        /* File order, so a suffix is exactly the pages added since. */
+        assert_memory_equal(list + 32, h[2].b, 16);
+        cleanup_free uint8_t *tail = NULL;
+        size_t tlen = 0;
+        assert_int_equal(em_pagecache_hashes(pc, 2, &tail, &tlen, &err), 0);
+        assert_int_equal(tlen, 16);
+        assert_memory_equal(tail, h[2].b, 16);
+        free(tail);
+        tail = NULL;
+        assert_int_equal(em_pagecache_hashes(pc, 9, &tail, &tlen, &err), 0);
+        assert_int_equal(tlen, 0);
         assert_int_equal(em_hashset_add_payload(set, list, len, &err), 0);
         assert_true(em_hashset_has(set, &h[0]) && em_hashset_has(set, &h[2]));
         assert_int_equal(em_hashset_add_payload(set, list, 17, &err), -1);
@@ -385,6 +461,8 @@ int main(void)
             cmocka_unit_test(test_two_rounds_rebuild),
             cmocka_unit_test(test_hostile_deltas),
             cmocka_unit_test(test_cache_persistence_and_hashes),
+            cmocka_unit_test(test_cache_prefix_digest),
+            cmocka_unit_test(test_hashset_export),
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),
         };

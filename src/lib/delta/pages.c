@@ -161,6 +161,21 @@ size_t em_hashset_count(const em_hashset_t *s)
         return s->t.n;
 }
 
+int em_hashset_export(const em_hashset_t *s, uint8_t **out, size_t *len, em_error_t *err)
+{
+        uint8_t *buf = malloc(s->t.n * 16 + 1);
+        size_t n = 0;
+
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "listing page hashes");
+        for (size_t i = 0; i < s->t.cap; i++)
+                if (s->t.s[i].v != UINT64_MAX)
+                        memcpy(buf + 16 * n++, s->t.s[i].h.b, 16);
+        *out = buf;
+        *len = n * 16;
+        return 0;
+}
+
 int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err)
 {
         if (len % 16 != 0)
@@ -181,9 +196,26 @@ int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_erro
 
 struct em_pagecache {
         int fd;
-        uint64_t npages; /* pages in the data file */
-        struct htab t;   /* hash → page index in the file */
+        uint64_t npages;   /* pages in the data file */
+        struct htab t;     /* hash → page index in the file */
+        em_phash_t *order; /* hash of each page of the file, in file order */
+        size_t order_cap;
 };
+
+/* The file only grows, so its pages' hashes in order name its content. */
+static int order_append(em_pagecache_t *pc, const em_phash_t *h, em_error_t *err)
+{
+        if (pc->npages == pc->order_cap) {
+                size_t ncap = pc->order_cap ? pc->order_cap * 2 : 1024;
+                em_phash_t *n = realloc(pc->order, ncap * sizeof(*n));
+                if (n == NULL)
+                        return em_error_set(err, ENOMEM, "page cache index");
+                pc->order = n;
+                pc->order_cap = ncap;
+        }
+        pc->order[pc->npages] = *h;
+        return 0;
+}
 
 void em_pagecache_free(em_pagecache_t **pcp)
 {
@@ -194,6 +226,7 @@ void em_pagecache_free(em_pagecache_t **pcp)
         if (pc->fd >= 0)
                 close(pc->fd);
         free(pc->t.s);
+        free(pc->order);
         free(pc);
         *pcp = NULL;
 }
@@ -206,16 +239,17 @@ static int pagecache_index(em_pagecache_t *pc, em_error_t *err)
 
         if (fstat(pc->fd, &st) < 0)
                 return em_error_set(err, errno, "page cache");
-        pc->npages = (uint64_t)st.st_size / EM_PAGE_SIZE;
+        uint64_t n = (uint64_t)st.st_size / EM_PAGE_SIZE;
         if ((uint64_t)st.st_size % EM_PAGE_SIZE != 0 &&
-            ftruncate(pc->fd, (off_t)(pc->npages * EM_PAGE_SIZE)) < 0)
+            ftruncate(pc->fd, (off_t)(n * EM_PAGE_SIZE)) < 0)
                 return em_error_set(err, errno, "trimming page cache");
-        for (uint64_t i = 0; i < pc->npages; i++) {
+        for (pc->npages = 0; pc->npages < n; pc->npages++) {
                 em_phash_t h;
+                uint64_t i = pc->npages;
                 if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(i * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
                         return em_error_set(err, errno ? errno : EIO, "reading page cache");
                 em_page_hash(page, &h);
-                if (ht_insert(&pc->t, &h, i, err) < 0)
+                if (ht_insert(&pc->t, &h, i, err) < 0 || order_append(pc, &h, err) < 0)
                         return -1;
         }
         return 0;
@@ -255,6 +289,8 @@ int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_err
         em_page_hash(page, h);
         if (ht_find(&pc->t, h) != NULL)
                 return 0;
+        if (order_append(pc, h, err) < 0)
+                return -1;
         if (pwrite(pc->fd, page, EM_PAGE_SIZE, (off_t)(pc->npages * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
                 return em_error_set(err, errno ? errno : ENOSPC, "writing to the page cache");
         if (ht_insert(&pc->t, h, pc->npages, err) < 0)
@@ -292,18 +328,34 @@ int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_err
         return 0;
 }
 
-int em_pagecache_hashes(const em_pagecache_t *pc, uint8_t **out, size_t *len, em_error_t *err)
+uint64_t em_pagecache_pages(const em_pagecache_t *pc)
 {
-        uint8_t *buf = malloc(pc->t.n * 16 + 1);
-        size_t n = 0;
+        return pc->npages;
+}
+
+int em_pagecache_hashes(const em_pagecache_t *pc, uint64_t from, uint8_t **out, size_t *len,
+                        em_error_t *err)
+{
+        size_t n = from < pc->npages ? (size_t)(pc->npages - from) : 0;
+        uint8_t *buf = malloc(n * 16 + 1);
 
         if (buf == NULL)
                 return em_error_set(err, ENOMEM, "listing cached pages");
-        for (size_t i = 0; i < pc->t.cap; i++)
-                if (pc->t.s[i].v != UINT64_MAX)
-                        memcpy(buf + 16 * n++, pc->t.s[i].h.b, 16);
+        if (n > 0)
+                memcpy(buf, pc->order + from, n * 16);
         *out = buf;
         *len = n * 16;
+        return 0;
+}
+
+int em_pagecache_prefix_digest(const em_pagecache_t *pc, uint64_t n,
+                               char out[EM_DIGEST_STR_LEN + 1], em_error_t *err)
+{
+        if (n > pc->npages)
+                return em_error_set_code(err, ERANGE,
+                                         "the page cache holds %" PRIu64 " pages, not %" PRIu64,
+                                         pc->npages, n);
+        em_sha256_buf(pc->order, (size_t)n * 16, out);
         return 0;
 }
 

@@ -47,6 +47,8 @@ void em_hashset_free(em_hashset_t **s);
 int em_hashset_add(em_hashset_t *s, const em_phash_t *h, em_error_t *err);
 bool em_hashset_has(const em_hashset_t *s, const em_phash_t *h);
 size_t em_hashset_count(const em_hashset_t *s);
+/* Every hash, 16 bytes each, in no particular order (malloc'd). */
+int em_hashset_export(const em_hashset_t *s, uint8_t **out, size_t *len, em_error_t *err);
 /* PAGES_HASHES payloads: decode fails unless len is a multiple of 16. */
 int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err);
 
@@ -64,8 +66,16 @@ bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h);
 /* Reads a page back and re-verifies its hash (detects a corrupted cache). */
 int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err);
 size_t em_pagecache_count(const em_pagecache_t *pc);
-/* All hashes as a PAGES_HASHES payload (malloc'd). */
-int em_pagecache_hashes(const em_pagecache_t *pc, uint8_t **out, size_t *len, em_error_t *err);
+/* Pages in the cache's file (it only grows; duplicates after a crash count). */
+uint64_t em_pagecache_pages(const em_pagecache_t *pc);
+/* The hashes of the file's pages from page `from` on, in file order, as a
+ * PAGES_HASHES payload (malloc'd). */
+int em_pagecache_hashes(const em_pagecache_t *pc, uint64_t from, uint8_t **out, size_t *len,
+                        em_error_t *err);
+/* sha256 of the hashes of the first n pages in file order: equal digests
+ * mean the same first n pages, so a peer's record of them is still true. */
+int em_pagecache_prefix_digest(const em_pagecache_t *pc, uint64_t n,
+                               char out[EM_DIGEST_STR_LEN + 1], em_error_t *err);
 
 struct em_delta_stats {
         uint64_t pages; /* pages described */

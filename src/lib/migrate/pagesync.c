@@ -41,6 +41,11 @@ void em_sync_state_free(struct em_sync_state **st)
         *st = NULL;
 }
 
+em_hashset_t *em_sync_state_known(struct em_sync_state *st)
+{
+        return st->known;
+}
+
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
 {
         for (;;) {

@@ -10,6 +10,7 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/journal.h"
+#include "migrate/known_cache.h"
 #include "migrate/migrate.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
@@ -139,27 +140,64 @@ static json_t *image_plan(const struct em_image_info *im)
         return plan;
 }
 
-/* Sends the plan; the target answers with the blobs it lacks and what its
- * page cache holds for this container. Then streams the missing blobs. */
-static int do_layers(struct source *s, em_error_t *err)
+/* A record of what `prepare` left in the target's page cache saves asking
+ * for its whole hash list (migrate/known_cache.h). Best effort. */
+static json_t *load_known_record(struct source *s)
+{
+        json_t *prefix = NULL;
+        em_error_t e = NULL;
+
+        if (em_known_cache_load(s->cfg->root, s->name, s->o->target, em_sync_state_known(s->sync),
+                                &prefix, &e) < 0) {
+                em_log_warn("ignoring the page cache record for %s: %s", s->o->target,
+                            em_error_msg(e));
+                em_error_free(&e);
+                em_known_cache_drop(s->cfg->root, s->name);
+        }
+        return prefix;
+}
+
+/* The target answers the plan with the blobs it lacks and the page hashes it
+ * holds (those added since our record, if it still matches, else all). */
+static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
 {
         cleanup_json json_t *plan =
             json_pack("{s:O, s:o}", "spec", s->spec, "image", image_plan(s->image));
+        cleanup_json json_t *prefix = NULL;
+
+        if (plan == NULL || em_sync_state_new(&s->sync, err) < 0)
+                return em_error_set(err, ENOMEM, "layer plan");
+        prefix = load_known_record(s);
+        if (prefix != NULL)
+                json_object_set(plan, "known_cache", prefix);
+        if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0)
+                return -1;
+        /* The target is checking layers and its page cache: use the wait. */
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY)
+                em_source_calibrate_early(s);
+        if (em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+                return -1;
+        long long from = em_json_int(*ack, "hashes_from", 0);
+        if (prefix != NULL && from != em_json_int(prefix, "pages", -1)) {
+                /* The record is stale: forget what it claimed. */
+                em_sync_state_free(&s->sync);
+                if (em_sync_state_new(&s->sync, err) < 0)
+                        return -1;
+        }
+        em_report_set(s->report, "cache_record", json_boolean(prefix != NULL && from > 0));
+        return em_sync_state_recv_hashes(s->sync, s->conn, err);
+}
+
+/* Sends the plan, then streams the blobs the target lacks. */
+static int do_layers(struct source *s, em_error_t *err)
+{
         cleanup_json json_t *ack = NULL;
         uint64_t raw = 0;
         size_t i;
         json_t *d;
 
         em_report_phase_begin(s->report, "layers");
-        if (plan == NULL || em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0)
-                return em_error_wrap(err, "layer plan");
-        /* The target is checking layers and its page cache: use the wait. */
-        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY)
-                em_source_calibrate_early(s);
-        if (em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
-                return em_error_wrap(err, "layer plan");
-        if (em_sync_state_new(&s->sync, err) < 0 ||
-            em_sync_state_recv_hashes(s->sync, s->conn, err) < 0)
+        if (plan_round_trip(s, &ack, err) < 0)
                 return em_error_wrap(err, "layer plan");
         em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal);
         json_array_foreach(json_object_get(ack, "missing"), i, d)

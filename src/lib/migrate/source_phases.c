@@ -10,6 +10,7 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/journal.h"
+#include "migrate/known_cache.h"
 #include "migrate/postcopy.h"
 #include "migrate/proto.h"
 #include "migrate/session.h"
@@ -213,9 +214,17 @@ int em_source_finish_prepare(struct source *s, em_error_t *err)
 {
         cleanup_json json_t *ack = NULL;
 
+        em_error_t e = NULL;
+
         if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
             em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
                 return em_error_wrap(err, "finishing prepare");
+        /* What the target now holds, for the migration that follows. */
+        if (em_known_cache_save(s->cfg->root, s->name, s->o->target, ack,
+                                em_sync_state_known(s->sync), &e) < 0) {
+                em_log_warn("%s (the migration will ask the target instead)", em_error_msg(e));
+                em_error_free(&e);
+        }
         return 0; /* the container keeps running here */
 }
 
@@ -293,6 +302,7 @@ static int commit(struct source *s, em_error_t *err)
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
         }
+        em_known_cache_drop(s->cfg->root, s->name);
         em_report_mark(s->report, "source_cleaned");
         return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "delta/pages.h"
 #include "transfer/compress.h"
 #include "transfer/conn.h"
 #include "util/config.h"
@@ -33,8 +34,16 @@ struct em_sync_target;
 int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
                        const char *upper_dir, struct em_sync_target **out, em_error_t *err);
 void em_sync_target_free(struct em_sync_target **t);
-/* Sends the cache's hashes as PAGES_HASHES frames, the last flagged LAST. */
-int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, em_error_t *err);
+/* Sends the hashes of the cache's pages from page `from` on as PAGES_HASHES
+ * frames, the last flagged LAST (an empty one if there are none). */
+int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, uint64_t from,
+                               em_error_t *err);
+/* prefix = {"pages": N, "digest": D}, the source's record of this cache
+ * (migrate/known_cache.h): N if the cache's first N pages still match D,
+ * else 0 (the whole list must travel). */
+uint64_t em_sync_target_cache_match(struct em_sync_target *t, const json_t *prefix);
+/* Adds {"cache_pages": N, "cache_digest": D} (the whole cache) to out. */
+int em_sync_target_cache_state(struct em_sync_target *t, json_t *out, em_error_t *err);
 /* Handles PAGES_DATA, FILE_MANIFEST, FILE_DATA and FILE_DELETE frames. */
 int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em_frame *f,
                          em_error_t *err);
@@ -52,6 +61,8 @@ void em_sync_target_drop_cache(struct em_sync_target *t);
 struct em_sync_state;
 int em_sync_state_new(struct em_sync_state **out, em_error_t *err);
 void em_sync_state_free(struct em_sync_state **st);
+/* The page hashes the target is known to hold. */
+em_hashset_t *em_sync_state_known(struct em_sync_state *st);
 /* Receives the target's PAGES_HASHES frames. */
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "delta/pages.h"
@@ -11,6 +12,7 @@
 #include "migrate/sync_int.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #define HASHES_PER_FRAME (1u << 19) /* 8 MiB of hashes */
@@ -79,12 +81,13 @@ void em_sync_target_free(struct em_sync_target **t)
         *t = NULL;
 }
 
-int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, em_error_t *err)
+int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, uint64_t from,
+                               em_error_t *err)
 {
         cleanup_free uint8_t *buf = NULL;
         size_t len = 0, off = 0;
 
-        if (em_pagecache_hashes(t->pc, &buf, &len, err) < 0)
+        if (em_pagecache_hashes(t->pc, from, &buf, &len, err) < 0)
                 return -1;
         do {
                 size_t n = len - off > HASHES_PER_FRAME * 16 ? HASHES_PER_FRAME * 16 : len - off;
@@ -110,6 +113,35 @@ int em_sync_target_finish(struct em_sync_target *t, em_error_t *err)
         if (em_delta_dec_finish(&t->dec, err) < 0)
                 return em_error_wrap(err, "memory delta");
         return em_upper_rx_finish(t->upper, err);
+}
+
+uint64_t em_sync_target_cache_match(struct em_sync_target *t, const json_t *prefix)
+{
+        char have[EM_DIGEST_STR_LEN + 1];
+        const char *want = em_json_str(prefix, "digest");
+        json_int_t n = em_json_int(prefix, "pages", -1);
+        em_error_t e = NULL;
+
+        if (want == NULL || n <= 0)
+                return 0;
+        if (em_pagecache_prefix_digest(t->pc, (uint64_t)n, have, &e) < 0) {
+                em_error_free(&e);
+                return 0;
+        }
+        return strcmp(have, want) == 0 ? (uint64_t)n : 0;
+}
+
+int em_sync_target_cache_state(struct em_sync_target *t, json_t *out, em_error_t *err)
+{
+        char d[EM_DIGEST_STR_LEN + 1];
+        uint64_t n = em_pagecache_pages(t->pc);
+
+        if (em_pagecache_prefix_digest(t->pc, n, d, err) < 0)
+                return -1;
+        if (json_object_set_new(out, "cache_pages", json_integer((json_int_t)n)) < 0 ||
+            json_object_set_new(out, "cache_digest", json_string(d)) < 0)
+                return em_error_set(err, ENOMEM, "page cache state");
+        return 0;
 }
 
 void em_sync_target_drop_cache(struct em_sync_target *t)

@@ -202,12 +202,16 @@ static int do_plan(struct target *t, em_error_t *err)
                 if (!blob_present(t, b))
                         json_array_append_new(missing, json_string(em_json_str(b, "digest")));
         }
-        cleanup_json json_t *ack = json_pack("{s:O}", "missing", missing);
-        em_log_info("session %s: %zu of %zu blobs missing", t->session, json_array_size(missing),
-                    json_array_size(blobs));
-        if (em_proto_send_json(t->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+        /* The source's record of our page cache, if still true, spares us
+         * sending the hashes it already has. */
+        uint64_t from = em_sync_target_cache_match(t->sync, json_object_get(plan, "known_cache"));
+        cleanup_json json_t *ack =
+            json_pack("{s:O, s:I}", "missing", missing, "hashes_from", (json_int_t)from);
+        em_log_info("session %s: %zu of %zu blobs missing; page hashes from %llu", t->session,
+                    json_array_size(missing), json_array_size(blobs), (unsigned long long)from);
+        if (ack == NULL || em_proto_send_json(t->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
                 return -1;
-        return em_sync_target_send_hashes(t->sync, t->conn, err);
+        return em_sync_target_send_hashes(t->sync, t->conn, from, err);
 }
 
 static int import_blob(struct target *t, const json_t *hdr, em_error_t *err)
@@ -362,6 +366,17 @@ static int recv_image_file(struct target *t, const json_t *hdr, em_error_t *err)
         return 0;
 }
 
+/* The end of a prepare: the cache state lets the source's next migration
+ * skip the hash list (migrate/known_cache.h). */
+static int prepare_done(struct target *t, em_error_t *err)
+{
+        cleanup_json json_t *ack = json_object();
+
+        if (ack == NULL || em_sync_target_cache_state(t->sync, ack, err) < 0)
+                return em_error_wrap(err, "page cache state");
+        return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
+}
+
 static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_error_t *err)
 {
         cleanup_json json_t *hdr = NULL;
@@ -394,7 +409,7 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
                 if (strcmp(t->peer.mode, "prepare") != 0)
                         return em_error_set(err, EPROTO, "protocol error: DONE before FINAL");
                 *final_done = true;
-                return em_conn_send(t->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err);
+                return prepare_done(t, err);
         case EM_FRAME_FINAL:
                 *final_done = true;
                 return do_final(t, f, err);
