@@ -4,7 +4,7 @@
 # `podman container restore --import=FILE --tcp-established` on host B and the
 # service IP's route moved. Sourced by bench/run (uses its h, on_host, testbed,
 # fail, log, wait_for, load_redis, send_to/recv_* helpers and WK, SIP, CUR).
-# shellcheck shell=bash disable=SC2034 # T_*, EXTRA: read by bench/run
+# shellcheck shell=bash disable=SC2034,SC2153 # globals shared with bench/run
 #
 # Set-up (platform-facts, "podman as a side-by-side baseline"):
 # - bookworm's podman 4.3.1 + conmon, runtime runc, cgroupfs, file events;
@@ -140,6 +140,8 @@ pm_running_on() { # I W
 pm_begin() {
 	local w=$1 i=${CUR[$1]} sip=${SIP[$1]}
 	pm_setup
+	METHOD=podman # for wl_exec
+	shape 0 # the previous method's last cell left the links shaped; loading redis takes 60 MB
 	h "$i" rm -f "$w" >/dev/null || fail "rm $w (edgemig) on host $i"
 	pm_netns "$i" "$w"
 	pm "$i" run -d --name "$w" --network "ns:$PM_FIXED/netns/$w" "localhost/var/cache/edgemig/images/$w:latest" \
@@ -164,6 +166,7 @@ pm_end() {
 	local w=$1
 	pm "${CUR[$w]}" rm -f -t 0 "$w" >/dev/null 2>&1 || true
 	pm_netns_rm "${CUR[$w]}" "$w"
+	METHOD=''
 	[ "${METHODS##* }" = podman ] || start_workload "$w"
 }
 
