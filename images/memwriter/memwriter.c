@@ -13,8 +13,10 @@
  * Defaults come from MEMWRITER_MB (64), MEMWRITER_RATE (0), MEMWRITER_PATTERN
  * (seq) and MEMWRITER_PORT (7000); options override them.
  *
- * Status port (TCP): a client connects and sends one line, "status" (or
- * nothing) or "verify"; it gets one JSON line back and the connection closes.
+ * Status port (TCP): a client sends lines "status" or "verify" and gets one
+ * JSON line back for each, on the same connection for as long as it likes
+ * (up to MAX_CLIENTS at once). A probe should hold one connection: CRIU
+ * refuses to dump a listening socket with a connection not yet accepted.
  * "written_pages" only grows and "token" is drawn once at start, so a client
  * sees that the same process, with its state, kept running after a migration.
  *
@@ -35,9 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE     4096u
-#define WORDS    (PAGE / 8u)
-#define SLICE_NS 10000000LL /* write in 10 ms slices */
+#define PAGE        4096u
+#define WORDS       (PAGE / 8u)
+#define SLICE_NS    10000000LL /* write in 10 ms slices */
+#define MAX_CLIENTS 8
 
 static uint64_t *mem;
 static uint64_t n_pages, written, serial, token;
@@ -108,17 +111,17 @@ static void write_pages(uint64_t n)
         written += n;
 }
 
-static void reply(int fd)
+/* Answers what the client sent; returns -1 when it hung up. */
+static int reply(int fd)
 {
-        char cmd[64] = "";
+        char cmd[256];
         char out[512];
-        struct pollfd pf = {fd, POLLIN, 0};
-        ssize_t n = 0;
+        ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
         int len;
 
-        if (poll(&pf, 1, 1000) > 0)
-                n = read(fd, cmd, sizeof(cmd) - 1);
-        cmd[n > 0 ? n : 0] = '\0';
+        if (n <= 0)
+                return n < 0 && errno == EAGAIN ? 0 : -1;
+        cmd[n] = '\0';
         double up = (double)(now_ns() - t_start) / 1e9;
         if (strncmp(cmd, "verify", 6) == 0) {
                 int64_t t0 = now_ns();
@@ -141,8 +144,9 @@ static void reply(int fd)
                                (unsigned long long)written, (double)(written * PAGE) / 1e6, up,
                                (unsigned long long)token, getpid());
         }
-        if (len > 0 && write(fd, out, (size_t)len) < 0)
-                perror("memwriter: reply");
+        if (len > 0 && write(fd, out, (size_t)len) != len)
+                return -1;
+        return 0;
 }
 
 static int listen_on(int port)
@@ -216,6 +220,8 @@ int main(int argc, char **argv)
         double pages_per_ns = rate_mbps * 1e6 / PAGE / 1e9;
         int64_t base = now_ns();
         uint64_t done = 0;
+        struct pollfd pf[1 + MAX_CLIENTS];
+        int nc = 0;
         for (;;) {
                 int64_t t = now_ns();
                 if (pages_per_ns > 0) {
@@ -232,14 +238,20 @@ int main(int argc, char **argv)
                                 done += (uint64_t)owed;
                         }
                 }
-                struct pollfd pf = {lfd, POLLIN, 0};
+                pf[0] = (struct pollfd){lfd, nc < MAX_CLIENTS ? POLLIN : 0, 0};
                 int64_t left = SLICE_NS - (now_ns() - t);
-                if (poll(&pf, 1, left > 0 ? (int)(left / 1000000) : 0) > 0) {
-                        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-                        if (c >= 0) {
-                                reply(c);
-                                close(c);
-                        }
+                if (poll(pf, (nfds_t)(1 + nc), left > 0 ? (int)(left / 1000000) : 0) <= 0)
+                        continue;
+                for (int k = nc; k >= 1; k--) {
+                        if (pf[k].revents == 0 || reply(pf[k].fd) == 0)
+                                continue;
+                        close(pf[k].fd);
+                        pf[k] = pf[nc--];
+                }
+                if (pf[0].revents & POLLIN) {
+                        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                        if (c >= 0)
+                                pf[++nc] = (struct pollfd){c, POLLIN, 0};
                 }
         }
 }

@@ -2,7 +2,8 @@
 # Smoke test of the memwriter benchmark workload (images/memwriter): it writes
 # at the dirty rate it was given (-e MEMWRITER_RATE), answers on its status
 # port, and after a pre-copy migration the same process (token) keeps
-# writing with every page of its working set intact (verify).
+# writing with every page of its working set intact (verify); a client's
+# connection held through the migration keeps working.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 memwriter
@@ -22,7 +23,15 @@ print("%.2f" % ((b["written_pages"] - a["written_pages"]) * 4096 / 1e6 / (b["upt
 python3 -c "import sys; sys.exit(0 if 1.5 <= $RATE <= 2.5 else 1)" || fail "dirty rate $RATE MB/s, wanted 2"
 [ "$(field "$B" rate_mbps)" = 2.0 ] || fail "rate from the environment not taken: $B"
 
+# A client holding one connection through the migration (--probe).
+on_client python3 "$MWC" --probe --until-file "$MIG_LOGS/stop" "$SIP" 7000 >"$MIG_LOGS/probe.json" &
+PROBE=$!
+sleep 0.5
 h 1 migrate mw --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/mig.json" || fail "migrate: $(cat "$MIG_LOGS/mig.json")"
+sleep 0.5
+touch "$MIG_LOGS/stop"
+wait "$PROBE" || fail "the probe's connection did not survive: $(cat "$MIG_LOGS/probe.json")"
+echo "probe: longest gap $(field "$(cat "$MIG_LOGS/probe.json")" max_gap_ms) ms on one connection"
 python3 - "$MIG_LOGS/mig.json" <<'PY' || fail "timeline"
 import json, sys
 r = json.load(open(sys.argv[1]))
