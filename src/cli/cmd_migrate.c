@@ -5,9 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint/features.h"
 #include "cli/cli.h"
-#include "migrate/journal.h"
+#include "migrate/control.h"
 #include "migrate/migrate.h"
 #include "migrate/report.h"
 #include "util/cleanup.h"
@@ -227,15 +226,8 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         if (tls_context(cfg, &t, &tls, err) < 0)
                 return 2;
         o.tls = tls;
-        /* Host features are a property of the host, not of this handoff:
-         * make sure they are cached before the clock starts. */
-        cleanup_features struct em_features *f = NULL;
-        if (em_features_probe(cfg, true, &f, err) < 0)
-                return 1;
-        /* A previous migration whose process died is finished first. */
-        if (em_migrate_source_recover(cfg, err) < 0)
-                return 1;
-        int rc = em_migrate_source_run(cfg, argv[idx], &o, &report, err);
+        /* The same path edgemigd takes for a controller's request. */
+        int rc = em_migrate_outgoing(cfg, argv[idx], &o, &report, err);
         /* CPU time and peak memory of this side: this process and what it
          * waited for (runc, CRIU, ...); the target's are in edgemigd's log. */
         if (report && json_is_object(report))

@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
     {"migrate", cmd_migrate, "live-migrate a container to another edge host"},
     {"recover", cmd_recover, "finish or roll back migrations whose process died"},
     {"prepare", cmd_prepare, "pre-transfer layers and base memory to a likely target"},
+    {"control", cmd_control, "ask an edge, as the controller does, to migrate or prepare"},
     {"platform", cmd_platform, "list the platform controller's edges, services, users, migrations"},
     {"ca", cmd_ca, "create the platform CA and issue peer certificates"},
     {"version", cmd_version, "print version information"},

@@ -1,7 +1,8 @@
 /* edgemig-controller: the platform's control plane. Edges register and
  * heartbeat, services are registered with their user and edge, users report
  * positions; the scheduler (platform/scheduler.h) decides, and the controller
- * triggers prepare/migrate on the source edge through a configured command.
+ * asks the source edge's edgemigd to prepare/migrate with an authenticated
+ * control request (migrate/control.h), or runs a configured command.
  * State lives in SQLite, so a restart loses nothing. HTTP/JSON API on
  * libmicrohttpd, over mutual TLS (clients need a certificate of the
  * platform CA) unless --insecure; see docs/platform.md. */
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "controller/store.h"
+#include "migrate/control.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -43,8 +45,11 @@ static const char usage[] =
     "  --insecure              plain HTTP, no client authentication (trusted test\n"
     "                          networks only)\n"
     "  --state-dir DIR         where controller.db lives (required)\n"
-    "  --migrate-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to migrate\n"
-    "  --prepare-cmd PATH      run `PATH SOURCE_EDGE SERVICE TARGET_ADDR` to prepare\n"
+    "  --mode MODE             migration mode requested from the edges: precopy\n"
+    "                          (default), stop-and-copy, postcopy, hybrid or auto\n"
+    "  --migrate-cmd PATH      instead of a control request, run `PATH SOURCE_EDGE\n"
+    "                          SERVICE TARGET_ADDR` to migrate (test beds, scripts)\n"
+    "  --prepare-cmd PATH      same for prepare\n"
     "  --margin D              a new edge must be closer by D (default 10)\n"
     "  --dwell-ms MS           ...for MS milliseconds in a row (default 2000)\n"
     "  --approach-reports N    prepare after N shrinking distances (default 3)\n"
@@ -53,14 +58,22 @@ static const char usage[] =
     "  --dwell-max-ms MS       ...up to MS in all (default 10000)\n"
     "  --prepare-lead-ms MS    one approaching report fewer per MS of expected handoff\n"
     "                          (default 1000; 0: fixed)\n"
-    "  --action-timeout S      kill a migrate/prepare command after S s (default 300)\n"
+    "  --action-timeout S      give up on a migrate/prepare after S s (default 300)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
-    "  -h, --help              this help\n";
+    "  -h, --help              this help\n"
+    "\n"
+    "Triggering: by default the controller connects to the source edge's\n"
+    "edgemigd (its registered ADDR:PORT) with mutual TLS, presenting\n"
+    "--tls-cert, and requires the edge's certificate to name the edge; the edge\n"
+    "must list this certificate's name in `edgemigd --allow-controller`. The\n"
+    "edge answers with the migration's report, kept in GET /migrations.\n";
 
 struct ctl {
         sqlite3 *db;
         pthread_mutex_t lock;
         const char *migrate_cmd, *prepare_cmd;
+        const char *tls_cert, *tls_key, *tls_ca; /* also the client identity towards edges */
+        enum em_migrate_mode mode;
         struct em_sched_params params;
         int action_timeout_s;
         bool tls;
@@ -117,7 +130,7 @@ struct action {
         int64_t id;
         enum em_sched_action kind;
         char cmd[4096], source[EM_SCHED_NAME_MAX], service[EM_SCHED_NAME_MAX];
-        char target[EM_SCHED_NAME_MAX], target_addr[256];
+        char target[EM_SCHED_NAME_MAX], target_addr[256], source_addr[256];
 };
 
 static void action_finish(struct action *a, bool ok, const char *detail)
@@ -139,6 +152,44 @@ static void action_finish(struct action *a, bool ok, const char *detail)
                              em_error_msg(err));
 }
 
+/* The authenticated path: a CONTROL request to the source edge's edgemigd,
+ * which must present a certificate naming that edge. The history's detail
+ * is the migration report it answers with (on failure too), else the error. */
+static void action_request(struct action *a)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        cleanup_json json_t *reply = NULL;
+        cleanup_free char *detail = NULL;
+        const char *const edge[] = {a->source, NULL};
+        struct em_tls_config tc = {a->ctl->tls_ca, a->ctl->tls_cert, a->ctl->tls_key, edge};
+        struct em_control_req req = {
+            .op = a->kind == EM_SCHED_PREPARE ? EM_CONTROL_PREPARE : EM_CONTROL_MIGRATE,
+            .mode = a->kind == EM_SCHED_PREPARE ? EM_MIGRATE_PREPARE : a->ctl->mode,
+            .id = a->id,
+        };
+
+        em_log_info("%s %s: %s (%s) -> %s (%s), control request %lld",
+                    em_sched_action_name(a->kind), a->service, a->source, a->source_addr, a->target,
+                    a->target_addr, (long long)a->id);
+        snprintf(req.service, sizeof(req.service), "%s", a->service);
+        snprintf(req.to, sizeof(req.to), "%s", a->target_addr);
+        int rc = em_tls_ctx_new(&tc, false, &tls, &err);
+        if (rc == 0)
+                rc = em_control_request(tls, a->source_addr, &req, a->ctl->action_timeout_s * 1000,
+                                        &reply, &err);
+        bool ok = rc == 0 && json_is_true(json_object_get(reply, "ok"));
+        json_t *report = json_object_get(reply, "report");
+        if (json_is_object(report))
+                detail = json_dumps(report, JSON_COMPACT);
+        const char *why = rc < 0 ? em_error_msg(err) : em_json_str(reply, "error");
+        em_log_info("%s %s -> %s: %s", em_sched_action_name(a->kind), a->service, a->target,
+                    ok    ? "done"
+                    : why ? why
+                          : "failed");
+        action_finish(a, ok, detail ? detail : why ? why : "");
+}
+
 static void *action_run(void *arg)
 {
         cleanup_free struct action *a = arg;
@@ -147,6 +198,10 @@ static void *action_run(void *arg)
         const char *argv[] = {a->cmd, a->source, a->service, a->target_addr, NULL};
         struct em_proc_spec spec;
 
+        if (a->cmd[0] == '\0') {
+                action_request(a);
+                return NULL;
+        }
         em_log_info("%s %s: %s -> %s (%s)", em_sched_action_name(a->kind), a->service, a->source,
                     a->target, a->target_addr);
         em_proc_spec_init(&spec, argv);
@@ -165,30 +220,38 @@ static int action_start(struct ctl *c, enum em_sched_action kind, const char *se
                         const char *reason, em_error_t *err)
 {
         const char *cmd = kind == EM_SCHED_MIGRATE ? c->migrate_cmd : c->prepare_cmd;
-        cleanup_json json_t *rows = NULL;
+        cleanup_json json_t *rows = NULL, *srows = NULL;
         cleanup_free struct action *a = calloc(1, sizeof(*a));
 
         if (a == NULL)
                 return em_error_set(err, ENOMEM, "action");
         if (ctl_query_json(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &rows, err,
-                           target) < 0)
+                           target) < 0 ||
+            ctl_query_json(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &srows, err,
+                           source) < 0)
                 return -1;
         const char *addr = em_json_str(json_array_get(rows, 0), "addr");
+        const char *saddr = em_json_str(json_array_get(srows, 0), "addr");
         if (addr == NULL)
                 return em_error_set(err, ENOENT, "edge %s has no address", target);
-        bool run = cmd != NULL;
+        /* Without a command: the authenticated request, which needs TLS. */
+        bool run = cmd != NULL || (c->tls && saddr != NULL);
+        const char *skip = saddr == NULL ? "skipped (source edge unknown)"
+                                         : "skipped (no --migrate-cmd, and control requests "
+                                           "need --tls-*)";
         if (ctl_exec(c->db, err,
                      "INSERT INTO migrations(kind, service, user, source, target, started_ms, "
                      "status, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                      "sssssiss", em_sched_action_name(kind), service, user, source, target,
-                     em_now_ms(), run ? "running" : "skipped (no command)", reason) < 0)
+                     em_now_ms(), run ? "running" : skip, reason) < 0)
                 return -1;
         if (!run)
                 return 0;
         a->ctl = c;
         a->id = sqlite3_last_insert_rowid(c->db);
         a->kind = kind;
-        snprintf(a->cmd, sizeof(a->cmd), "%s", cmd);
+        snprintf(a->cmd, sizeof(a->cmd), "%s", cmd ? cmd : "");
+        snprintf(a->source_addr, sizeof(a->source_addr), "%s", saddr ? saddr : "");
         snprintf(a->source, sizeof(a->source), "%s", source);
         snprintf(a->service, sizeof(a->service), "%s", service);
         snprintf(a->target, sizeof(a->target), "%s", target);
@@ -236,21 +299,41 @@ static int post_edge(struct ctl *c, const json_t *b, struct reply *r, em_error_t
 }
 
 /* "containers" is a count or the list of container names running there; a
- * list also tells where each service really is (after an interrupted move). */
+ * list also tells where each service really is (after an interrupted move).
+ * The body edgemigd sends is described in platform/edge_agent.h. */
 static int post_heartbeat(struct ctl *c, const char *edge, const json_t *b, struct reply *r,
                           em_error_t *err)
 {
-        json_t *cts = json_object_get(b, "containers");
+        json_t *cts = json_object_get(b, "containers"), *peers = json_object_get(b, "peers");
+        cleanup_free char *names = NULL, *peers_text = NULL;
         long long n =
             json_is_array(cts) ? (long long)json_array_size(cts) : em_json_int(b, "containers", 0);
-        int rc = ctl_exec(c->db, err,
-                          "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
-                          "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ? "
-                          "WHERE name = ?",
-                          "iidiidis", (int64_t)em_json_int(b, "load", n), (int64_t)n,
-                          num(b, "cpu", 0), (int64_t)em_json_int(b, "mem_bytes", 0),
-                          (int64_t)em_json_int(b, "active_migrations", 0),
-                          num(b, "bandwidth_mbps", 0), em_now_ms(), edge);
+
+        for (size_t i = 0; i < json_array_size(cts); i++) {
+                if (!valid_name(json_string_value(json_array_get(cts, i)))) {
+                        reply_error(r, 400, "containers: a count or an array of names");
+                        return 0;
+                }
+        }
+        if (peers != NULL && !json_is_object(peers)) {
+                reply_error(r, 400, "peers: an object {\"ADDR:PORT\": {\"mbps\": M}}");
+                return 0;
+        }
+        if (json_is_array(cts) && (names = json_dumps(cts, JSON_COMPACT)) == NULL)
+                return em_error_set(err, ENOMEM, "heartbeat");
+        if (peers != NULL && (peers_text = json_dumps(peers, JSON_COMPACT)) == NULL)
+                return em_error_set(err, ENOMEM, "heartbeat");
+        int rc =
+            ctl_exec(c->db, err,
+                     "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
+                     "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ?, "
+                     "load1 = ?, mem_available_bytes = ?, container_names = ?, peers = ? "
+                     "WHERE name = ?",
+                     "iidiididiSSs", (int64_t)em_json_int(b, "load", n), (int64_t)n,
+                     num(b, "cpu", 0), (int64_t)em_json_int(b, "mem_bytes", 0),
+                     (int64_t)em_json_int(b, "active_migrations", 0), num(b, "bandwidth_mbps", 0),
+                     em_now_ms(), num(b, "load1", 0),
+                     (int64_t)em_json_int(b, "mem_available_bytes", 0), names, peers_text, edge);
         if (rc < 0)
                 return -1;
         if (rc == 0) {
@@ -375,9 +458,9 @@ static int post_position(struct ctl *c, const char *user, const json_t *b, struc
 /* ---- GET ---- */
 
 static const char *const list_sql[][2] = {
-    {"/edges", "SELECT name, addr, x, y, capacity, load, containers, cpu, mem_bytes, "
-               "active_migrations, bandwidth_mbps, registered_ms, heartbeat_ms FROM edges "
-               "ORDER BY name"},
+    {"/edges", "SELECT name, addr, x, y, capacity, load, containers, cpu, load1, mem_bytes, "
+               "mem_available_bytes, active_migrations, bandwidth_mbps, registered_ms, "
+               "heartbeat_ms, container_names, peers FROM edges ORDER BY name"},
     {"/services", "SELECT name, user, edge, ip, busy FROM services ORDER BY name"},
     {"/users", "SELECT u.name, u.x, u.y, u.updated_ms, u.reports, (SELECT s.edge FROM services s "
                "WHERE s.user = u.name ORDER BY s.name LIMIT 1) AS serving FROM users u "
@@ -472,6 +555,25 @@ static int get_metrics(struct ctl *c, struct reply *r, em_error_t *err)
         return 0;
 }
 
+/* The JSON kept as text in edges rows (container_names, peers) goes out as
+ * JSON. */
+static void edges_unpack(json_t *rows)
+{
+        static const char *const cols[] = {"container_names", "peers"};
+        size_t i;
+        json_t *row;
+
+        json_array_foreach(rows, i, row)
+        {
+                for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+                        const char *t = em_json_str(row, cols[k]);
+                        json_t *v = t ? json_loads(t, 0, NULL) : NULL;
+                        if (v != NULL)
+                                json_object_set_new(row, cols[k], v);
+                }
+        }
+}
+
 static int handle_get(struct ctl *c, const char *url, struct reply *r, em_error_t *err)
 {
         if (strcmp(url, "/metrics") == 0)
@@ -486,6 +588,8 @@ static int handle_get(struct ctl *c, const char *url, struct reply *r, em_error_
                 json_t *rows = NULL;
                 if (ctl_query_json(c->db, list_sql[i][1], NULL, &rows, err) < 0)
                         return -1;
+                if (i == 0)
+                        edges_unpack(rows);
                 reply_json(r, 200, rows);
                 return 0;
         }
@@ -769,6 +873,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"tls-key", required_argument, NULL, 'k'},
                                            {"tls-ca", required_argument, NULL, 'a'},
                                            {"insecure", no_argument, NULL, 'I'},
+                                           {"mode", required_argument, NULL, 'o'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
         enum em_log_level level = EM_LOG_INFO;
@@ -829,6 +934,12 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 case 'I':
                         o->insecure = true;
                         break;
+                case 'o': {
+                        cleanup_error em_error_t e = NULL;
+                        bad = em_migrate_mode_parse(optarg, &c->mode, &e) < 0 ||
+                              c->mode == EM_MIGRATE_PREPARE;
+                        break;
+                }
                 case 'h':
                         fputs(usage, stdout);
                         exit(0);
@@ -845,6 +956,9 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 return -1;
         }
         em_log_setup(level, false, 2, "edgemig-controller");
+        c->tls_cert = o->tls_cert;
+        c->tls_key = o->tls_key;
+        c->tls_ca = o->tls_ca;
         return check_tls_args(o);
 }
 

@@ -16,7 +16,8 @@ static const char schema[] =
     " x REAL NOT NULL, y REAL NOT NULL, capacity INTEGER NOT NULL, load INTEGER DEFAULT 0,"
     " containers INTEGER DEFAULT 0, cpu REAL DEFAULT 0, mem_bytes INTEGER DEFAULT 0,"
     " active_migrations INTEGER DEFAULT 0, bandwidth_mbps REAL DEFAULT 0,"
-    " registered_ms INTEGER, heartbeat_ms INTEGER DEFAULT 0);"
+    " registered_ms INTEGER, heartbeat_ms INTEGER DEFAULT 0, load1 REAL DEFAULT 0,"
+    " mem_available_bytes INTEGER DEFAULT 0, container_names TEXT, peers TEXT);"
     "CREATE TABLE IF NOT EXISTS services(name TEXT PRIMARY KEY, user TEXT NOT NULL,"
     " edge TEXT NOT NULL, ip TEXT, busy INTEGER DEFAULT 0, updated_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, x REAL, y REAL,"
@@ -42,6 +43,26 @@ int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err)
                 sqlite3_free(msg);
                 sqlite3_close(db);
                 return -1;
+        }
+        /* Columns added since the first schema; "duplicate column" means the
+         * database has them already. */
+        static const char *const added[] = {
+            "ALTER TABLE edges ADD COLUMN load1 REAL DEFAULT 0",
+            "ALTER TABLE edges ADD COLUMN mem_available_bytes INTEGER DEFAULT 0",
+            "ALTER TABLE edges ADD COLUMN container_names TEXT",
+            "ALTER TABLE edges ADD COLUMN peers TEXT",
+        };
+        for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
+                if (sqlite3_exec(db, added[i], NULL, NULL, &msg) != SQLITE_OK &&
+                    (msg == NULL || strstr(msg, "duplicate column") == NULL)) {
+                        em_error_set(err, EIO, "upgrading the schema of %s: %s", path,
+                                     msg ? msg : "?");
+                        sqlite3_free(msg);
+                        sqlite3_close(db);
+                        return -1;
+                }
+                sqlite3_free(msg);
+                msg = NULL;
         }
         *out = db;
         return 0;

@@ -9,14 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint/features.h"
+#include "migrate/control.h"
 #include "migrate/journal.h"
 #include "migrate/migrate.h"
+#include "migrate/proto.h"
 #include "migrate/report.h"
+#include "platform/edge_agent.h"
 #include "transfer/conn.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
@@ -26,6 +30,9 @@
 #include "util/version.h"
 
 static volatile sig_atomic_t stop_requested;
+/* The edge agent (registration + heartbeats) runs in its own process. */
+static pid_t agent_pid;
+static int64_t agent_next_ms;
 
 static void on_signal(int sig)
 {
@@ -40,7 +47,10 @@ static const char usage[] =
     "The edgemig host daemon. One runs per edge host; it receives migrations\n"
     "(`edgemig migrate NAME --to ADDR:PORT` on the source) and restores the\n"
     "containers they carry, without disturbing other containers on this host.\n"
-    "Each session is served in its own child process.\n"
+    "Each session is served in its own child process. With --controller it\n"
+    "also registers this edge with the platform controller, heartbeats its\n"
+    "metrics, and runs the migrations the controller requests\n"
+    "(--allow-controller).\n"
     "\n"
     "Options:\n"
     "  --root DIR            state root (default $EDGEMIG_ROOT or /var/lib/edgemig)\n"
@@ -61,7 +71,31 @@ static const char usage[] =
     "  --io-timeout SECONDS  drop a session whose peer makes no progress for this\n"
     "                        long (default 120); what it staged is rolled back\n"
     "  --route-hook PATH     run `PATH announce SERVICE_IP` after a restore, to\n"
-    "                        move the service IP's route to this host\n"
+    "                        move the service IP's route to this host (also after\n"
+    "                        a controller-requested migration rolls back here)\n"
+    "\n"
+    "Platform (docs/platform.md):\n"
+    "  --controller URL      register with the controller at URL\n"
+    "                        (https://HOST:PORT; its certificate must name HOST)\n"
+    "                        and heartbeat to it, from a separate process: a\n"
+    "                        controller that is down is retried with backoff and\n"
+    "                        never delays a session. The client certificate is\n"
+    "                        --tls-cert/--tls-key\n"
+    "  --edge-name NAME      this edge's name (default: this host's certificate\n"
+    "                        name, which is how the controller verifies it)\n"
+    "  --location X,Y        its coordinates for the scheduler (default 0,0)\n"
+    "  --capacity N          services it accepts (default 4)\n"
+    "  --advertise ADDR:PORT address peers and the controller dial (default the\n"
+    "                        --listen address, which must then not be a wildcard)\n"
+    "  --heartbeat-interval SECONDS\n"
+    "                        metrics period (default 5): CPU load, memory,\n"
+    "                        running containers, live sessions, measured\n"
+    "                        bandwidth to peers\n"
+    "  --allow-controller NAME\n"
+    "                        accept migrate/prepare requests from a peer whose\n"
+    "                        certificate names NAME (repeatable); nobody else,\n"
+    "                        peer edges included, may command migrations. The\n"
+    "                        migration runs here with this daemon's certificate\n"
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
     "  --log-format FORMAT   text (default) or json\n"
     "  -h, --help            this help\n"
@@ -75,8 +109,23 @@ struct daemon_opts {
         const char *tls_cert, *tls_key, *tls_ca;
         const char **allow; /* NULL-terminated --allow-peer names */
         size_t n_allow;
+        const char **controllers; /* NULL-terminated --allow-controller names */
+        size_t n_controllers;
+        const char **handshake_allow; /* the TLS allow-list: peers and controllers */
         struct em_target_opts target;
+        struct em_edge_agent_opts agent;
 };
+
+/* Appends to a NULL-terminated list sized for argc entries. */
+static int list_add(const char ***list, size_t *n, int argc, const char *v)
+{
+        if (*list == NULL)
+                *list = calloc((size_t)argc + 1, sizeof(char *));
+        if (*list == NULL)
+                return -1;
+        (*list)[(*n)++] = v;
+        return 0;
+}
 
 static int parse_args(int argc, char **argv, struct daemon_opts *o)
 {
@@ -93,6 +142,13 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                                              {"io-timeout", required_argument, NULL, 'T'},
                                              {"log-level", required_argument, NULL, 'l'},
                                              {"log-format", required_argument, NULL, 'f'},
+                                             {"controller", required_argument, NULL, 'c'},
+                                             {"edge-name", required_argument, NULL, 'n'},
+                                             {"location", required_argument, NULL, 'x'},
+                                             {"capacity", required_argument, NULL, 'k'},
+                                             {"advertise", required_argument, NULL, 'a'},
+                                             {"heartbeat-interval", required_argument, NULL, 'i'},
+                                             {"allow-controller", required_argument, NULL, 'O'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
         enum em_log_level level = EM_LOG_INFO;
@@ -120,11 +176,45 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                         o->tls_ca = optarg;
                         break;
                 case 'P':
-                        if (o->allow == NULL)
-                                o->allow = calloc((size_t)argc, sizeof(char *));
-                        if (o->allow == NULL)
+                        if (list_add(&o->allow, &o->n_allow, argc, optarg) < 0)
                                 return 2;
-                        o->allow[o->n_allow++] = optarg;
+                        break;
+                case 'O':
+                        if (list_add(&o->controllers, &o->n_controllers, argc, optarg) < 0)
+                                return 2;
+                        break;
+                case 'c':
+                        o->agent.controller = optarg;
+                        break;
+                case 'n':
+                        o->agent.name = optarg;
+                        break;
+                case 'x': {
+                        cleanup_error em_error_t e = NULL;
+                        if (em_edge_location_parse(optarg, &o->agent.x, &o->agent.y, &e) < 0) {
+                                fprintf(stderr, "edgemigd: %s\n", em_error_msg(e));
+                                return 2;
+                        }
+                        break;
+                }
+                case 'k':
+                        o->agent.capacity = atoi(optarg);
+                        if (o->agent.capacity < 0 ||
+                            strspn(optarg, "0123456789") != strlen(optarg)) {
+                                fprintf(stderr, "edgemigd: --capacity takes N >= 0\n");
+                                return 2;
+                        }
+                        break;
+                case 'a':
+                        o->agent.advertise = optarg;
+                        break;
+                case 'i':
+                        o->agent.interval_s = atoi(optarg);
+                        if (o->agent.interval_s < 1) {
+                                fprintf(stderr,
+                                        "edgemigd: --heartbeat-interval takes SECONDS >= 1\n");
+                                return 2;
+                        }
                         break;
                 case 'R':
                         o->target.registry = optarg;
@@ -185,6 +275,14 @@ static void reap_children(const struct em_config *cfg)
          * the runc/CRIU it waited for), logged as one JSON object after
          * "rusage=" for benchmarks. */
         while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                if (pid == agent_pid) {
+                        em_log_warn(
+                            "edge agent %d exited (status %d); restarting it in 5 s", (int)pid,
+                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                        agent_pid = 0;
+                        agent_next_ms = em_mono_ms() + 5000;
+                        continue;
+                }
                 int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
                 cleanup_json json_t *use = em_rusage_json(&ru, NULL);
                 cleanup_free char *txt = NULL;
@@ -218,20 +316,101 @@ static int serve_session(const struct em_config *cfg, em_conn_t *conn,
 
 /* In the child: the TLS handshake runs here, so a slow or hostile peer never
  * stalls the accept loop. A refused attempt is logged with the peer address. */
-static int authenticate(em_tls_ctx_t *tls, em_conn_t **conn)
+static int authenticate(em_tls_ctx_t *tls, em_conn_t **conn, char **name)
 {
         cleanup_error em_error_t err = NULL;
-        cleanup_free char *name = NULL;
 
-        if (em_tls_upgrade(tls, conn, 10000, &name, &err) < 0) {
+        if (em_tls_upgrade(tls, conn, 10000, name, &err) < 0) {
                 em_log_warn("%s", em_error_msg(err));
                 return -1;
         }
-        em_log_info("peer %s authenticated as '%s'", em_conn_peer(*conn), name);
+        em_log_info("peer %s authenticated as '%s'", em_conn_peer(*conn), *name);
         return 0;
 }
 
-static int accept_loop(const struct em_config *cfg, int lfd, const struct em_target_opts *to,
+/* In the child: the first frame says what the peer wants. HELLO: an
+ * incoming migration, from a peer edge (--allow-peer). CONTROL: the
+ * controller asks this edge to migrate or prepare one of its containers
+ * (--allow-controller only). */
+static int serve_connection(const struct em_config *cfg, em_conn_t *conn, const char *peer,
+                            const struct daemon_opts *o)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_frame struct em_frame f = {0};
+        int r = em_conn_recv(conn, &f, &err);
+
+        if (r <= 0) {
+                em_log_warn("connection from %s: no request (%s)", em_conn_peer(conn),
+                            r == 0 ? "closed" : em_error_msg(err));
+                return 1;
+        }
+        if (f.hdr.type == EM_FRAME_CONTROL) {
+                struct em_control_server cs = {
+                    .allow_controllers = o->controllers,
+                    .tls_cert = o->tls_cert,
+                    .tls_key = o->tls_key,
+                    .tls_ca = o->tls_ca,
+                    .allow_peers = o->allow,
+                    .route_hook = o->target.route_hook,
+                    .io_timeout_ms = o->target.io_timeout_ms,
+                };
+                if (em_control_serve(cfg, conn, peer, &f, &cs, &err) < 0) {
+                        em_log_error("%s", em_error_msg(err));
+                        return 1;
+                }
+                return 0;
+        }
+        /* The handshake admitted controllers too: they may not push containers. */
+        if (peer != NULL && o->n_allow > 0 && !em_control_allowed(peer, o->allow)) {
+                em_log_warn("refused session from %s ('%s'): not an allowed peer (--allow-peer)",
+                            em_conn_peer(conn), peer);
+                em_proto_send_abort(conn, "this certificate may not send migrations here "
+                                          "(not an --allow-peer name)");
+                return 1;
+        }
+        if (em_conn_unrecv(conn, &f, &err) < 0) {
+                em_log_error("%s", em_error_msg(err));
+                return 1;
+        }
+        return serve_session(cfg, conn, &o->target);
+}
+
+static void agent_start(const struct em_config *cfg, const struct daemon_opts *o, int lfd)
+{
+        pid_t pid;
+
+        if (o->agent.controller == NULL || agent_pid > 0 || em_mono_ms() < agent_next_ms)
+                return;
+        pid = fork();
+        if (pid < 0) {
+                em_log_error("starting the edge agent: fork: %s", strerror(errno));
+                agent_next_ms = em_mono_ms() + 5000;
+                return;
+        }
+        if (pid == 0) {
+                cleanup_error em_error_t err = NULL;
+                close(lfd);
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() == 1)
+                        _exit(0);
+                int rc = em_edge_agent_run(cfg, &o->agent, &stop_requested, &err);
+                if (rc < 0)
+                        em_log_error("edge agent: %s", em_error_msg(err));
+                _exit(rc < 0 ? 1 : 0);
+        }
+        agent_pid = pid;
+}
+
+static void agent_stop(void)
+{
+        if (agent_pid <= 0)
+                return;
+        kill(agent_pid, SIGTERM);
+        waitpid(agent_pid, NULL, 0);
+        agent_pid = 0;
+}
+
+static int accept_loop(const struct em_config *cfg, int lfd, const struct daemon_opts *o,
                        em_tls_ctx_t *tls)
 {
         while (!stop_requested) {
@@ -239,6 +418,7 @@ static int accept_loop(const struct em_config *cfg, int lfd, const struct em_tar
                 cleanup_conn em_conn_t *conn = NULL;
 
                 reap_children(cfg);
+                agent_start(cfg, o, lfd);
                 if (em_tcp_accept(lfd, 500, &conn, &err) < 0) {
                         if (em_error_status(err) == ETIMEDOUT || em_error_status(err) == EINTR)
                                 continue;
@@ -254,25 +434,38 @@ static int accept_loop(const struct em_config *cfg, int lfd, const struct em_tar
                         close(lfd);
                         signal(SIGTERM, SIG_DFL);
                         signal(SIGINT, SIG_DFL);
-                        if (tls != NULL && authenticate(tls, &conn) < 0)
+                        cleanup_free char *peer = NULL;
+                        if (tls != NULL && authenticate(tls, &conn, &peer) < 0)
                                 _exit(3);
-                        _exit(serve_session(cfg, conn, to));
+                        _exit(serve_connection(cfg, conn, peer, o));
                 }
         }
         return 0;
 }
 
 /* Mutual TLS with the three files, plain TCP only with --insecure. */
-static int tls_setup(const struct daemon_opts *o, em_tls_ctx_t **tls)
+static int tls_setup(struct daemon_opts *o, em_tls_ctx_t **tls)
 {
         cleanup_error em_error_t err = NULL;
-        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, o->allow};
         bool any = o->tls_cert || o->tls_key || o->tls_ca;
 
-        if (o->insecure && (any || o->allow)) {
-                fprintf(stderr, "edgemigd: --insecure excludes --tls-* and --allow-peer\n");
+        if (o->insecure && (any || o->allow || o->controllers)) {
+                fprintf(stderr, "edgemigd: --insecure excludes --tls-*, --allow-peer and "
+                                "--allow-controller (control requests need mutual TLS)\n");
                 return -1;
         }
+        /* With an allow-list, the handshake admits peers and controllers;
+         * what each may ask for is checked on the first frame. */
+        if (o->n_allow > 0) {
+                o->handshake_allow = calloc(o->n_allow + o->n_controllers + 1, sizeof(char *));
+                if (o->handshake_allow == NULL)
+                        return -1;
+                memcpy(o->handshake_allow, o->allow, o->n_allow * sizeof(char *));
+                if (o->n_controllers)
+                        memcpy(o->handshake_allow + o->n_allow, o->controllers,
+                               o->n_controllers * sizeof(char *));
+        }
+        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, o->handshake_allow};
         if (o->insecure)
                 return 0;
         if (!o->tls_cert || !o->tls_key || !o->tls_ca) {
@@ -292,7 +485,41 @@ static int tls_setup(const struct daemon_opts *o, em_tls_ctx_t **tls)
         for (size_t i = 0; i < o->n_allow; i++)
                 em_log_info("mutual TLS as '%s': allowing peer '%s'", em_tls_ctx_name(*tls),
                             o->allow[i]);
+        for (size_t i = 0; i < o->n_controllers; i++)
+                em_log_info("mutual TLS as '%s': allowing controller '%s' (migrate/prepare "
+                            "requests)",
+                            em_tls_ctx_name(*tls), o->controllers[i]);
         return 0;
+}
+
+/* --controller: the agent's defaults come from the TLS identity and
+ * --listen; checked before anything starts. */
+static int agent_setup(struct daemon_opts *o, const em_tls_ctx_t *tls)
+{
+        cleanup_error em_error_t err = NULL;
+        struct em_edge_agent_opts *a = &o->agent;
+
+        if (a->controller == NULL)
+                return 0;
+        a->tls_cert = o->tls_cert;
+        a->tls_key = o->tls_key;
+        a->tls_ca = o->tls_ca;
+        if (a->name == NULL && tls != NULL)
+                a->name = em_tls_ctx_name(tls);
+        if (a->advertise == NULL)
+                a->advertise = o->listen;
+        if (em_edge_agent_check(a, &err) < 0) {
+                fprintf(stderr, "edgemigd: %s\n", em_error_msg(err));
+                return -1;
+        }
+        return 0;
+}
+
+static void opts_free(struct daemon_opts *o)
+{
+        free(o->allow);
+        free(o->controllers);
+        free(o->handshake_allow);
 }
 
 /* Probes (or loads the cached) host features before any session, so that
@@ -324,19 +551,24 @@ int main(int argc, char **argv)
         int lfd = -1, rc;
 
         em_target_opts_init(&o.target);
+        em_edge_agent_opts_init(&o.agent);
         rc = parse_args(argc, argv, &o);
-        if (rc != 0)
+        if (rc != 0) {
+                opts_free(&o);
                 return rc == 1 ? 0 : rc;
-        if (tls_setup(&o, &tls) < 0) {
-                free(o.allow);
+        }
+        if (tls_setup(&o, &tls) < 0 || agent_setup(&o, tls) < 0) {
+                opts_free(&o);
                 return 2;
         }
         if (em_config_init(&cfg, o.root, &err) < 0) {
                 em_log_error("%s", em_error_msg(err));
+                opts_free(&o);
                 return 1;
         }
         if (probe_host(&cfg) < 0) {
                 em_config_free(&cfg);
+                opts_free(&o);
                 return 1;
         }
         recover(&cfg, 0); /* sessions of a previous edgemigd that died */
@@ -347,16 +579,18 @@ int main(int argc, char **argv)
         if (em_tcp_listen(o.listen, 16, &lfd, &err) < 0) {
                 em_log_error("listening on %s: %s", o.listen, em_error_msg(err));
                 em_config_free(&cfg);
+                opts_free(&o);
                 return 1;
         }
         if (tls == NULL)
                 em_log_warn("accepting unauthenticated plain TCP (--insecure)");
         em_log_info("edgemigd %s ready (root %s, listen %s)", EM_VERSION, cfg.root, o.listen);
-        accept_loop(&cfg, lfd, &o.target, tls);
+        accept_loop(&cfg, lfd, &o, tls);
         close(lfd);
         em_log_info("edgemigd stopping");
+        agent_stop();
         reap_children(&cfg);
         em_config_free(&cfg);
-        free(o.allow);
+        opts_free(&o);
         return 0;
 }

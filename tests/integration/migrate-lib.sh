@@ -47,12 +47,18 @@ mig_pki() {
 }
 
 # mig_daemon I: starts edgemigd on host I (mutual TLS, peers h1..hN allowed)
-# and waits until it listens.
+# and waits until it listens. A test may set MIG_DAEMON_OPTS_FN to a function
+# that prints extra edgemigd options for host I, one per line (the platform
+# test: --controller, --location, --allow-controller).
 mig_daemon() {
-	local i=$1 ns root allow=() j
+	local i=$1 ns root allow=() j extra=()
 	ns=EM_H${i}_NS root=EM_H${i}_ROOT
 	for ((j = 1; j <= EM_HOSTS; j++)); do allow+=(--allow-peer "h$j"); done
 	[ -z "${MIG_IO_TIMEOUT:-}" ] || allow+=(--io-timeout "$MIG_IO_TIMEOUT")
+	if [ -n "${MIG_DAEMON_OPTS_FN:-}" ]; then
+		mapfile -t extra < <("$MIG_DAEMON_OPTS_FN" "$i")
+		allow+=("${extra[@]}")
+	fi
 	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
 		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --tls-ca "${!root}/pki/ca.crt" \
 		--tls-cert "${!root}/pki/h$i.crt" --tls-key "${!root}/pki/h$i.key" "${allow[@]}" \

@@ -32,6 +32,8 @@ struct em_conn {
         struct em_conn_stats st;
         struct em_bwmeter bw;
         em_zstd_t *send_z, *recv_z;
+        struct em_frame pending; /* em_conn_unrecv */
+        bool has_pending;
 };
 
 void em_bwmeter_init(struct em_bwmeter *m, int window_ms)
@@ -174,6 +176,7 @@ void em_conn_free(em_conn_t **cp)
                 close(c->fd);
         em_zstd_free(&c->send_z);
         em_zstd_free(&c->recv_z);
+        em_frame_clear(&c->pending);
         pthread_mutex_destroy(&c->send_lock);
         pthread_mutex_destroy(&c->recv_lock);
         free(c->peer);
@@ -313,6 +316,13 @@ int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err)
         int ret;
 
         pthread_mutex_lock(&c->recv_lock);
+        if (c->has_pending) {
+                *f = c->pending;
+                memset(&c->pending, 0, sizeof(c->pending));
+                c->has_pending = false;
+                pthread_mutex_unlock(&c->recv_lock);
+                return 1;
+        }
         ret = em_frame_recv(&c->r, conn_read_cb, c, f, err);
         if (ret > 0 && (f->hdr.flags & EM_FRAME_F_ZSTD) && inflate_frame(c, f, err) < 0)
                 ret = -1;
@@ -324,6 +334,21 @@ int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err)
         if (ret < 0)
                 return em_error_wrap(err, "from %s", c->peer);
         return ret;
+}
+
+int em_conn_unrecv(em_conn_t *c, struct em_frame *f, em_error_t *err)
+{
+        pthread_mutex_lock(&c->recv_lock);
+        bool busy = c->has_pending;
+        if (!busy) {
+                c->pending = *f;
+                c->has_pending = true;
+                memset(f, 0, sizeof(*f));
+        }
+        pthread_mutex_unlock(&c->recv_lock);
+        if (busy)
+                return em_error_set(err, EBUSY, "a frame is already put back on %s", c->peer);
+        return 0;
 }
 
 void em_conn_stats(em_conn_t *c, struct em_conn_stats *out)

@@ -80,6 +80,10 @@ int em_conn_send_str(em_conn_t *c, uint16_t type, const char *s, em_error_t *err
 /* Receives one frame and decompresses it. Returns 1, or 0 at a clean end of
  * stream (between frames), -1 on any error. */
 int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err);
+/* Puts a received frame back (its payload is taken over, *f is cleared): the
+ * next em_conn_recv returns it again. One frame at most; for a dispatcher
+ * that reads the first frame of a connection and hands the connection on. */
+int em_conn_unrecv(em_conn_t *c, struct em_frame *f, em_error_t *err);
 
 void em_conn_stats(em_conn_t *c, struct em_conn_stats *out);
 /* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s). */

@@ -58,13 +58,15 @@
         X(RESTORE_OK, 13)                                                                          \
         X(ABORT, 14)                                                                               \
         X(DONE, 15)                                                                                \
-        X(ERROR, 16)
+        X(ERROR, 16)                                                                               \
+        X(CONTROL, 17)                                                                             \
+        X(CONTROL_REPLY, 18)
 
 enum em_frame_type {
 #define EM_FRAME_ENUM(name, val) EM_FRAME_##name = val,
         EM_FRAME_TYPES(EM_FRAME_ENUM)
 #undef EM_FRAME_ENUM
-            EM_FRAME_TYPE_MAX = 16,
+            EM_FRAME_TYPE_MAX = 18,
 };
 
 /* "HELLO", ...; NULL for an unknown type. */

@@ -1,0 +1,137 @@
+/* edgemig control: send a controller's migrate/prepare request to an edge. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "migrate/control.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+
+static const char usage[] =
+    "Usage: edgemig control EDGE_ADDR:PORT migrate|prepare SERVICE --to ADDR:PORT\n"
+    "                       [--mode MODE] [--edge NAME] [--timeout SECONDS] [--json]\n"
+    "                       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+    "\n"
+    "Ask the edgemigd at EDGE_ADDR:PORT, as the platform controller does, to\n"
+    "migrate (or prepare) its container SERVICE to the edgemigd at --to. The\n"
+    "request goes over mutual TLS with this host's certificate (default\n"
+    "<root>/pki, as `edgemig migrate`); the edge runs it only if that\n"
+    "certificate's name is one of its `edgemigd --allow-controller` names, and\n"
+    "answers with the migration report.\n"
+    "\n"
+    "  --mode MODE        precopy (default), stop-and-copy, postcopy, hybrid, auto\n"
+    "  --edge NAME        the name the edge's certificate must carry (default:\n"
+    "                     any certificate of the platform CA)\n"
+    "  --timeout SECONDS  wait this long for the answer (default 300)\n"
+    "  --json             print the edge's whole answer\n"
+    "\n"
+    "Exit status: 0 done; 1 refused or failed (the message says why); 2 usage.\n";
+
+int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                             {"mode", required_argument, NULL, 'm'},
+                                             {"edge", required_argument, NULL, 'e'},
+                                             {"timeout", required_argument, NULL, 'T'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"tls-cert", required_argument, NULL, 'C'},
+                                             {"tls-key", required_argument, NULL, 'K'},
+                                             {"tls-ca", required_argument, NULL, 'A'},
+                                             {NULL, 0, NULL, 0}};
+        cleanup_free char *dca = NULL, *dcert = NULL, *dkey = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        cleanup_json json_t *reply = NULL;
+        struct em_control_req req = {.mode = EM_MIGRATE_PRECOPY};
+        const char *to = NULL, *mode = NULL, *edge = NULL, *cert = NULL, *key = NULL, *ca = NULL;
+        int timeout_s = 300, c;
+        bool json = false;
+        struct em_config *cfg;
+
+        if (cli_wants_help(argc, argv)) {
+                cli_print_help(usage);
+                return 0;
+        }
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 't':
+                        to = optarg;
+                        break;
+                case 'm':
+                        mode = optarg;
+                        break;
+                case 'e':
+                        edge = optarg;
+                        break;
+                case 'T':
+                        timeout_s = atoi(optarg);
+                        if (timeout_s < 1)
+                                return em_error_set(err, 0, "--timeout takes SECONDS >= 1"), 2;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'C':
+                        cert = optarg;
+                        break;
+                case 'K':
+                        key = optarg;
+                        break;
+                case 'A':
+                        ca = optarg;
+                        break;
+                default:
+                        return em_error_set(err, 0, "unknown option; see --help"), 2;
+                }
+        }
+        if (optind + 3 != argc || to == NULL)
+                return em_error_set(err, 0,
+                                    "expected EDGE_ADDR:PORT migrate|prepare SERVICE "
+                                    "--to ADDR:PORT; see --help"),
+                       2;
+        /* Built as JSON and parsed back: the edge's own validation, here first. */
+        cleanup_json json_t *j = json_pack("{s:s, s:s, s:s}", "op", argv[optind + 1], "service",
+                                           argv[optind + 2], "to", to);
+        if (j && mode)
+                json_object_set_new(j, "mode", json_string(mode));
+        cleanup_free char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text == NULL)
+                return em_error_set(err, 0, "out of memory"), 1;
+        if (em_control_req_parse(text, strlen(text), &req, err) < 0)
+                return 2;
+        if (!(cert || key || ca)) {
+                if (cli_config(cli, &cfg, err) < 0)
+                        return 1;
+                int have = em_tls_default_paths(cfg->root, NULL, &dca, &dcert, &dkey, err);
+                if (have < 0)
+                        return 1;
+                if (have == 0)
+                        return em_error_set(err, 0,
+                                            "control requests need a certificate: pass --tls-cert "
+                                            "FILE --tls-key FILE --tls-ca FILE, or create %s",
+                                            dcert),
+                               2;
+                cert = dcert, key = dkey, ca = dca;
+        } else if (!(cert && key && ca)) {
+                return em_error_set(err, 0, "--tls-cert, --tls-key and --tls-ca go together"), 2;
+        }
+        const char *const allow[] = {edge, NULL};
+        struct em_tls_config tc = {ca, cert, key, edge ? allow : NULL};
+        if (em_tls_ctx_new(&tc, false, &tls, err) < 0)
+                return 1;
+        if (em_control_request(tls, argv[optind], &req, timeout_s * 1000, &reply, err) < 0)
+                return 1;
+        if (json)
+                em_json_print(reply, NULL);
+        if (!json_is_true(json_object_get(reply, "ok")))
+                return em_error_set(err, 0, "%s %s refused or failed: %s", argv[optind + 1],
+                                    req.service,
+                                    em_json_str(reply, "error") ? em_json_str(reply, "error")
+                                                                : "no reason given"),
+                       1;
+        if (!json)
+                printf("%s %s to %s: done\n", em_control_op_name(req.op), req.service, req.to);
+        return 0;
+}

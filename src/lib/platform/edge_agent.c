@@ -1,0 +1,443 @@
+/* edgemigd's registration and heartbeat with the controller (edge_agent.h). */
+#include "platform/edge_agent.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "state/state.h"
+#include "transfer/conn.h"
+#include "util/cleanup.h"
+#include "util/clock.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 10000
+/* Reports read per heartbeat for the bandwidth (newest first). */
+#define REPORTS_SCANNED 64
+
+void em_edge_agent_opts_init(struct em_edge_agent_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->capacity = 4;
+        o->interval_s = 5;
+        o->timeout_ms = 5000;
+}
+
+void em_edge_metrics_clear(struct em_edge_metrics *m)
+{
+        json_decref(m->containers);
+        json_decref(m->peers);
+        memset(m, 0, sizeof(*m));
+}
+
+int em_loadavg_parse(const char *text, double *load1, em_error_t *err)
+{
+        char *end;
+
+        errno = 0;
+        *load1 = strtod(text ? text : "", &end);
+        if (errno || end == text || *load1 < 0 || !isfinite(*load1))
+                return em_error_set(err, EINVAL, "unexpected /proc/loadavg: '%.40s'",
+                                    text ? text : "");
+        return 0;
+}
+
+int em_meminfo_parse(const char *text, uint64_t *total, uint64_t *available, em_error_t *err)
+{
+        const char *t = text ? strstr(text, "MemTotal:") : NULL;
+        const char *a = text ? strstr(text, "MemAvailable:") : NULL;
+        unsigned long long kt, ka;
+
+        if (t == NULL || a == NULL || sscanf(t, "MemTotal: %llu kB", &kt) != 1 ||
+            sscanf(a, "MemAvailable: %llu kB", &ka) != 1)
+                return em_error_set(err, EINVAL,
+                                    "/proc/meminfo lacks MemTotal/MemAvailable (Linux >= 3.14)");
+        *total = (uint64_t)kt * 1024;
+        *available = (uint64_t)ka * 1024;
+        return 0;
+}
+
+int em_edge_location_parse(const char *s, double *x, double *y, em_error_t *err)
+{
+        char *end, *end2;
+
+        errno = 0;
+        *x = strtod(s ? s : "", &end);
+        if (errno || end == s || *end != ',' || !isfinite(*x))
+                return em_error_set(err, EINVAL, "--location takes X,Y (two numbers), not '%s'",
+                                    s ? s : "");
+        *y = strtod(end + 1, &end2);
+        if (errno || end2 == end + 1 || *end2 != '\0' || !isfinite(*y))
+                return em_error_set(err, EINVAL, "--location takes X,Y (two numbers), not '%s'", s);
+        return 0;
+}
+
+double em_report_throughput_mbps(const json_t *r)
+{
+        json_t *bw = json_object_get(r, "bandwidth_bps");
+        json_t *phases = json_object_get(r, "phases"), *p;
+        double bytes = 0, ms = 0;
+        size_t i;
+
+        if (!json_is_true(json_object_get(r, "ok")))
+                return 0;
+        if (json_is_number(bw) && json_number_value(bw) > 0)
+                return json_number_value(bw) * 8 / 1e6;
+        json_array_foreach(phases, i, p)
+        {
+                long long b = em_json_int(p, "bytes_wire", 0), d = em_json_int(p, "duration_ms", 0);
+                if (b > 0 && d > 0) {
+                        bytes += (double)b;
+                        ms += (double)d;
+                }
+        }
+        return ms > 0 ? bytes * 8 / (ms * 1000) : 0;
+}
+
+static int read_proc(const char *path, char **out, em_error_t *err)
+{
+        return em_read_file(path, 1 << 20, out, NULL, err);
+}
+
+static int collect_containers(const struct em_config *cfg, struct em_edge_metrics *m,
+                              em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        struct em_container_rec **v = NULL;
+        size_t n = 0;
+
+        m->containers = json_array();
+        if (m->containers == NULL)
+                return em_error_set(err, ENOMEM, "heartbeat");
+        if (em_state_open(cfg->root, &st, err) < 0 || em_state_container_list(st, &v, &n, err) < 0)
+                return em_error_wrap(err, "listing containers");
+        /* Running only: a container that is migrating away is the
+         * controller's business until the migration reports back. */
+        for (size_t i = 0; i < n; i++)
+                if (v[i]->state == EM_CSTATE_RUNNING)
+                        json_array_append_new(m->containers, json_string(v[i]->name));
+        em_container_rec_list_free(&v, n);
+        return 0;
+}
+
+/* Sessions under <root>/incoming|outgoing whose owner process lives. Read
+ * from the owner file, not its lock: probing the flock could make a session
+ * that is just starting fail to take it. */
+static int count_sessions(const struct em_config *cfg, const char *sub)
+{
+        cleanup_free char *dir = em_path_join(cfg->root, sub);
+        cleanup_dir DIR *d = dir ? opendir(dir) : NULL;
+        struct dirent *e;
+        int n = 0;
+
+        while (d && (e = readdir(d)) != NULL) {
+                cleanup_free char *path = NULL, *buf = NULL;
+                em_error_t ign = NULL;
+                if (e->d_name[0] == '.' || asprintf(&path, "%s/%s/owner", dir, e->d_name) < 0)
+                        continue;
+                if (em_read_file(path, 4096, &buf, NULL, &ign) < 0) {
+                        em_error_free(&ign);
+                        continue;
+                }
+                char *sp = strchr(buf, ' ');
+                int pid = sp ? atoi(sp + 1) : 0;
+                if (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
+                        n++;
+        }
+        return n;
+}
+
+struct report_file {
+        char path[512];
+        int64_t mtime_ns;
+};
+
+static int by_mtime_desc(const void *a, const void *b)
+{
+        const struct report_file *x = a, *y = b;
+        return x->mtime_ns < y->mtime_ns ? 1 : x->mtime_ns > y->mtime_ns ? -1 : 0;
+}
+
+/* The latest throughput per peer, from the newest saved reports of
+ * completed outgoing sessions (migrate and prepare). */
+static int collect_bandwidth(const struct em_config *cfg, struct em_edge_metrics *m,
+                             em_error_t *err)
+{
+        cleanup_free char *dir = em_path_join(cfg->root, "migrations");
+        cleanup_dir DIR *d = dir ? opendir(dir) : NULL;
+        cleanup_free struct report_file *files = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *e;
+        int64_t latest = 0;
+
+        m->peers = json_object();
+        if (m->peers == NULL)
+                return em_error_set(err, ENOMEM, "heartbeat");
+        while (d && (e = readdir(d)) != NULL) {
+                size_t len = strlen(e->d_name);
+                struct stat sb;
+                if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+                        continue;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        struct report_file *nf = realloc(files, cap * sizeof(*files));
+                        if (nf == NULL)
+                                return em_error_set(err, ENOMEM, "listing reports");
+                        files = nf;
+                }
+                snprintf(files[n].path, sizeof(files[n].path), "%s/%s", dir, e->d_name);
+                if (stat(files[n].path, &sb) < 0)
+                        continue;
+                files[n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+                n++;
+        }
+        if (n == 0)
+                return 0;
+        qsort(files, n, sizeof(*files), by_mtime_desc);
+        for (size_t i = 0; i < n && i < REPORTS_SCANNED; i++) {
+                cleanup_json json_t *r = NULL;
+                em_error_t ign = NULL;
+                if (em_json_load_file(files[i].path, 4 << 20, &r, &ign) < 0) {
+                        em_error_free(&ign);
+                        continue;
+                }
+                const char *peer = em_json_str(r, "target");
+                double mbps = em_report_throughput_mbps(r);
+                if (peer == NULL || mbps <= 0 || json_object_get(m->peers, peer) != NULL)
+                        continue;
+                int64_t at = em_json_int(r, "requested_at_ms", 0);
+                json_object_set_new(m->peers, peer,
+                                    json_pack("{s:f, s:I}", "mbps", mbps, "at_ms", (json_int_t)at));
+                if (at >= latest) {
+                        latest = at;
+                        m->bandwidth_mbps = mbps;
+                }
+        }
+        return 0;
+}
+
+int em_edge_metrics_collect(const struct em_config *cfg, struct em_edge_metrics *m, em_error_t *err)
+{
+        cleanup_free char *la = NULL, *mi = NULL;
+
+        memset(m, 0, sizeof(*m));
+        if (read_proc("/proc/loadavg", &la, err) < 0 || em_loadavg_parse(la, &m->load1, err) < 0 ||
+            read_proc("/proc/meminfo", &mi, err) < 0 ||
+            em_meminfo_parse(mi, &m->mem_total, &m->mem_available, err) < 0)
+                return em_error_wrap(err, "host metrics");
+        m->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (m->ncpu < 1)
+                m->ncpu = 1;
+        if (collect_containers(cfg, m, err) < 0 || collect_bandwidth(cfg, m, err) < 0)
+                return -1;
+        m->active_migrations = count_sessions(cfg, "incoming") + count_sessions(cfg, "outgoing");
+        return 0;
+}
+
+json_t *em_edge_register_json(const struct em_edge_agent_opts *o)
+{
+        return json_pack("{s:s, s:s, s:f, s:f, s:i}", "name", o->name, "addr", o->advertise, "x",
+                         o->x, "y", o->y, "capacity", o->capacity);
+}
+
+json_t *em_edge_heartbeat_json(const struct em_edge_metrics *m)
+{
+        json_t *cts = m->containers ? json_incref(m->containers) : json_array();
+        json_t *peers = m->peers ? json_incref(m->peers) : json_object();
+        uint64_t used = m->mem_total > m->mem_available ? m->mem_total - m->mem_available : 0;
+
+        return json_pack("{s:I, s:o, s:f, s:f, s:I, s:I, s:i, s:f, s:o}", "load",
+                         (json_int_t)json_array_size(cts), "containers", cts, "cpu",
+                         m->load1 / (double)(m->ncpu > 0 ? m->ncpu : 1), "load1", m->load1,
+                         "mem_bytes", (json_int_t)used, "mem_available_bytes",
+                         (json_int_t)m->mem_available, "active_migrations", m->active_migrations,
+                         "bandwidth_mbps", m->bandwidth_mbps, "peers", peers);
+}
+
+int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
+{
+        cleanup_free char *host = NULL, *port = NULL;
+        bool https = o->controller && strncmp(o->controller, "https://", 8) == 0;
+
+        if (o->controller == NULL)
+                return 0;
+        if (!https && strncmp(o->controller, "http://", 7) != 0)
+                return em_error_set(err, EINVAL, "--controller takes https://HOST:PORT, not '%s'",
+                                    o->controller);
+        if (https && (!o->tls_cert || !o->tls_key || !o->tls_ca))
+                return em_error_set(err, EINVAL,
+                                    "--controller %s needs this edge's certificate: pass "
+                                    "--tls-cert/--tls-key/--tls-ca",
+                                    o->controller);
+        if (!https && o->tls_cert)
+                return em_error_set(err, EINVAL,
+                                    "--controller %s is plain HTTP while peers use mutual TLS: "
+                                    "use https://",
+                                    o->controller);
+        if (o->name == NULL || *o->name == '\0')
+                return em_error_set(err, EINVAL, "--controller needs --edge-name NAME");
+        if (o->advertise == NULL || em_hostport_parse(o->advertise, &host, &port, err) < 0)
+                return em_error_wrap(err, "--advertise ADDR:PORT");
+        if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+                return em_error_set(err, EINVAL,
+                                    "--listen %s is a wildcard: pass --advertise ADDR:PORT, the "
+                                    "address peers and the controller dial",
+                                    o->advertise);
+        if (o->capacity < 0 || o->interval_s < 1)
+                return em_error_set(
+                    err, EINVAL, "--capacity takes N >= 0 and --heartbeat-interval SECONDS >= 1");
+        return 0;
+}
+
+struct body {
+        char buf[1024];
+        size_t len;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+        struct body *b = ud;
+        size_t k = sz * n, room = sizeof(b->buf) - 1 - b->len;
+
+        memcpy(b->buf + b->len, p, k < room ? k : room);
+        b->len += k < room ? k : room;
+        b->buf[b->len] = '\0';
+        return k;
+}
+
+/* POSTs body to base+path. Returns the HTTP status (> 0) or -1. */
+static long post(const struct em_edge_agent_opts *o, const char *path, const json_t *j,
+                 em_error_t *err)
+{
+        cleanup_free char *url = NULL, *text = json_dumps(j, JSON_COMPACT);
+        struct curl_slist *hdr = NULL;
+        struct body resp = {.len = 0};
+        long status = 0;
+        CURL *c;
+
+        if (text == NULL || asprintf(&url, "%s%s", o->controller, path) < 0)
+                return em_error_set(err, ENOMEM, "building a request");
+        c = curl_easy_init();
+        if (c == NULL)
+                return em_error_set(err, ENOMEM, "curl_easy_init");
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->timeout_ms / 2));
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "edgemigd");
+        if (o->tls_cert) {
+                curl_easy_setopt(c, CURLOPT_SSLCERT, o->tls_cert);
+                curl_easy_setopt(c, CURLOPT_SSLKEY, o->tls_key);
+                curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca);
+        }
+        CURLcode rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        curl_slist_free_all(hdr);
+        if (rc != CURLE_OK)
+                return em_error_set(err, EHOSTUNREACH, "POST %s: %s", url, curl_easy_strerror(rc));
+        if (status / 100 != 2)
+                em_error_set(err, EPROTO, "POST %s: HTTP %ld %s", url, status, resp.buf);
+        return status;
+}
+
+/* Sleeps ms in small steps so a stop request is seen quickly. */
+static void nap(int64_t ms, volatile sig_atomic_t *stop)
+{
+        int64_t until = em_mono_ms() + ms;
+
+        while (!*stop && em_mono_ms() < until) {
+                int64_t left = until - em_mono_ms();
+                struct timespec ts = {0, (long)(left < 200 ? left : 200) * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+}
+
+/* Logs a failure only when it differs from the previous one (a controller
+ * that is down for an hour makes one line, not 720). */
+static void report_failure(char *last, size_t size, const char *what, em_error_t e)
+{
+        char line[512];
+
+        snprintf(line, sizeof(line), "%s: %s", what, em_error_msg(e));
+        if (strcmp(line, last) != 0)
+                em_log_warn("controller: %s (retrying)", line);
+        snprintf(last, size, "%s", line);
+}
+
+int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_opts *o,
+                      volatile sig_atomic_t *stop, em_error_t *err)
+{
+        cleanup_json json_t *reg = em_edge_register_json(o);
+        cleanup_free char *hb_path = NULL;
+        char last[512] = "";
+        bool registered = false;
+        int64_t backoff = BACKOFF_MIN_MS;
+
+        if (em_edge_agent_check(o, err) < 0)
+                return -1;
+        if (reg == NULL || asprintf(&hb_path, "/edges/%s/heartbeat", o->name) < 0)
+                return em_error_set(err, ENOMEM, "edge agent");
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                return em_error_set(err, EIO, "curl_global_init failed");
+        em_log_info("edge %s: registering with %s as %s (%g, %g), capacity %d", o->name,
+                    o->controller, o->advertise, o->x, o->y, o->capacity);
+        while (!*stop) {
+                cleanup_error em_error_t e = NULL;
+                if (!registered) {
+                        long st = post(o, "/edges", reg, &e);
+                        if (st / 100 == 2) {
+                                em_log_info("edge %s: registered with %s", o->name, o->controller);
+                                registered = true;
+                                backoff = BACKOFF_MIN_MS;
+                                last[0] = '\0';
+                                continue; /* first heartbeat right away */
+                        }
+                        report_failure(last, sizeof(last), "registering", e);
+                        nap(backoff, stop);
+                        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                        continue;
+                }
+                struct em_edge_metrics m;
+                if (em_edge_metrics_collect(cfg, &m, &e) < 0) {
+                        report_failure(last, sizeof(last), "collecting metrics", e);
+                        em_edge_metrics_clear(&m);
+                        nap((int64_t)o->interval_s * 1000, stop);
+                        continue;
+                }
+                cleanup_json json_t *hb = em_edge_heartbeat_json(&m);
+                em_edge_metrics_clear(&m);
+                long st = hb ? post(o, hb_path, hb, &e) : -1;
+                if (st == 404) {
+                        em_log_warn("edge %s: the controller does not know this edge; "
+                                    "registering again",
+                                    o->name);
+                        registered = false;
+                        continue;
+                }
+                if (st / 100 != 2) {
+                        report_failure(last, sizeof(last), "heartbeat", e);
+                } else if (last[0] != '\0') {
+                        em_log_info("edge %s: heartbeats reach %s again", o->name, o->controller);
+                        last[0] = '\0';
+                }
+                nap((int64_t)o->interval_s * 1000, stop);
+        }
+        curl_global_cleanup();
+        return 0;
+}
