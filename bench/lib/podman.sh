@@ -160,14 +160,15 @@ pm_begin() {
 	esac
 }
 
-# pm_end W: podman's container removed; unless podman was the last method,
+# pm_end W [METHOD-LIST]: podman's container removed; unless podman is the
+# last method of METHOD-LIST (default $METHODS, the order the cells run in),
 # the workload is started again under edgemig (on host 1, as at the start).
 pm_end() {
-	local w=$1
+	local w=$1 ms=${2:-$METHODS}
 	pm "${CUR[$w]}" rm -f -t 0 "$w" >/dev/null 2>&1 || true
 	pm_netns_rm "${CUR[$w]}" "$w"
 	METHOD=''
-	[ "${METHODS##* }" = podman ] || start_workload "$w"
+	[ "${ms##* }" = podman ] || start_workload "$w"
 }
 
 m_podman() { # W SRC DST
