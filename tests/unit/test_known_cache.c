@@ -49,12 +49,16 @@ static void test_round_trip_per_target(void **state)
         cleanup_hashset em_hashset_t *known = em_hashset_new(), *back = em_hashset_new(),
                                      *other = em_hashset_new();
         cleanup_json json_t *cs = json_pack("{s:i, s:s}", "cache_pages", 12, "cache_digest", D);
+        cleanup_json json_t *off = json_pack("{s:i, s:s}", "cache_pages", 13, "cache_digest", D);
         cleanup_json json_t *prefix = NULL, *none = NULL;
         em_phash_t h[12];
         em_error_t err = NULL;
 
         (void)state;
         fill(known, 12, h);
+        /* A count that is not the target's: positions would be wrong. */
+        assert_int_equal(em_known_cache_save(root, "web", "10.0.0.2:7878", off, known, &err), -1);
+        em_error_free(&err);
         assert_int_equal(em_known_cache_save(root, "web", "10.0.0.2:7878", cs, known, &err), 0);
         assert_int_equal(em_known_cache_load(root, "web", "10.0.0.2:7878", back, &prefix, &err), 0);
         assert_non_null(prefix);

@@ -202,6 +202,58 @@ static int feed_status(em_pagecache_t *pc, const uint8_t *buf, size_t len, const
         return st;
 }
 
+/* A page cache filled in order, then a file of those same pages: the known
+ * set learns positions from the cache's own list, and the whole file travels
+ * as one REF_RUN (20 bytes, not 17 per page). */
+static void test_ref_runs_by_cache_position(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        cleanup_free uint8_t *list = NULL, *img = calloc(64, EM_PAGE_SIZE);
+        struct em_delta_enc enc;
+        struct em_delta_dec dec;
+        struct sink out = {0};
+        char dir[128], a[160], b[160];
+        size_t len = 0;
+        em_phash_t h;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        memset(img, 0x5a, EM_PAGE_SIZE); /* a page the cache holds first */
+        assert_int_equal(em_pagecache_put(pc, img, &h, &err), 0);
+        for (int i = 0; i < 64; i++) {
+                memset(img + (size_t)i * EM_PAGE_SIZE, i + 1, EM_PAGE_SIZE);
+                assert_int_equal(em_pagecache_put(pc, img + (size_t)i * EM_PAGE_SIZE, &h, &err), 0);
+        }
+        assert_int_equal(em_pagecache_hashes(pc, 0, &list, &len, &err), 0);
+        assert_int_equal(em_hashset_add_payload(known, list, len, &err), 0);
+        assert_int_equal(em_hashset_positions(known), 65);
+        snprintf(dir, sizeof(dir), "%s/runs", tmp);
+        mkdir(dir, 0700);
+        cleanup_close int dfd = open(dir, O_DIRECTORY | O_RDONLY);
+        cleanup_close int fd = openat(dfd, "pages-7.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(write(fd, img, 64 * EM_PAGE_SIZE), 64 * EM_PAGE_SIZE);
+        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &out, &err), 0);
+        assert_int_equal(em_delta_encode_file(&enc, dfd, "pages-7.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.ref, 64);
+        /* BEGIN (1+2+11+8) + one REF_RUN (1+20) + END (1+71). */
+        assert_int_equal(out.len, 22 + 21 + 1 + EM_DIGEST_STR_LEN);
+        snprintf(dir, sizeof(dir), "%s/runs-out", tmp);
+        mkdir(dir, 0700);
+        cleanup_close int ofd = open(dir, O_DIRECTORY | O_RDONLY);
+        em_delta_dec_init(&dec, pc, ofd);
+        assert_int_equal(em_delta_dec_feed(&dec, out.buf, out.len, &err), 0);
+        assert_int_equal(dec.st.ref, 64);
+        snprintf(a, sizeof(a), "%s/runs/pages-7.img", tmp);
+        snprintf(b, sizeof(b), "%s/runs-out/pages-7.img", tmp);
+        same_file(a, b);
+        em_delta_dec_free(&dec);
+        em_delta_enc_free(&enc);
+        free(out.buf);
+}
+
 static void test_hostile_deltas(void **state)
 {
         cleanup_pagecache em_pagecache_t *pc = NULL;
@@ -225,6 +277,27 @@ static void test_hostile_deltas(void **state)
         memset(buf + n, 0xab, 16);
         n += 16;
         assert_int_equal(feed_status(pc, buf, n, "which the target does not have"), ENOENT);
+        /* REF_RUN: beyond the cache, a check that does not match, empty,
+         * longer than the file. */
+        em_phash_t ph;
+        uint8_t pg[EM_PAGE_SIZE];
+        memset(pg, 7, sizeof(pg));
+        assert_int_equal(em_pagecache_put(pc, pg, &ph, &err), 0);
+        uint8_t run[21] = {8};
+        memcpy(run + 1, "\x05\0\0\0\0\0\0\0\x01\0\0\0", 12);
+        memcpy(buf + begin_len, run, 21);
+        assert_int_equal(feed_status(pc, buf, begin_len + 21, "beyond the 1"), ENOENT);
+        memcpy(run + 1, "\0\0\0\0\0\0\0\0\x01\0\0\0", 12);
+        memset(run + 13, 0xee, 8);
+        memcpy(buf + begin_len, run, 21);
+        assert_int_equal(feed_status(pc, buf, begin_len + 21, "out of step"), EILSEQ);
+        memcpy(run + 9, "\0\0\0\0", 4);
+        memcpy(buf + begin_len, run, 21);
+        assert_int_equal(feed_status(pc, buf, begin_len + 21, "empty REF_RUN"), EPROTO);
+        memcpy(run + 9, "\x02\0\0\0", 4);
+        memcpy(buf + begin_len, run, 21);
+        assert_int_equal(feed_status(pc, buf, begin_len + 21, "overruns"), EPROTO);
+        assert_int_equal(feed_status(pc, buf, begin_len + 10, "truncated"), EPROTO);
         /* A zero run longer than the file. */
         n = begin_len;
         buf[n++] = 2;
@@ -462,6 +535,7 @@ int main(void)
             cmocka_unit_test(test_hostile_deltas),
             cmocka_unit_test(test_cache_persistence_and_hashes),
             cmocka_unit_test(test_cache_prefix_digest),
+            cmocka_unit_test(test_ref_runs_by_cache_position),
             cmocka_unit_test(test_hashset_export),
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),

@@ -27,6 +27,7 @@ enum {
         OP_END = 5,
         OP_PREFILL = 6,
         OP_END_PREFILL = 7,
+        OP_REF_RUN = 8, /* u64 first index, u32 count, u64 check: cached pages by position */
 };
 enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
 
@@ -129,8 +130,12 @@ static int ht_insert(struct htab *t, const em_phash_t *h, uint64_t v, em_error_t
         return 1;
 }
 
+/* A set that also remembers the position at which each hash was first
+ * added (positions count every add, duplicates included): for a page cache
+ * peer, the position is the page's index in the cache file. */
 struct em_hashset {
         struct htab t;
+        uint64_t next; /* position of the next add */
 };
 
 em_hashset_t *em_hashset_new(void)
@@ -148,7 +153,22 @@ void em_hashset_free(em_hashset_t **s)
 
 int em_hashset_add(em_hashset_t *s, const em_phash_t *h, em_error_t *err)
 {
-        return ht_insert(&s->t, h, 0, err);
+        return ht_insert(&s->t, h, s->next++, err);
+}
+
+bool em_hashset_position(const em_hashset_t *s, const em_phash_t *h, uint64_t *pos)
+{
+        const struct slot *sl = ht_find(&s->t, h);
+
+        if (sl == NULL)
+                return false;
+        *pos = sl->v;
+        return true;
+}
+
+uint64_t em_hashset_positions(const em_hashset_t *s)
+{
+        return s->next;
 }
 
 bool em_hashset_has(const em_hashset_t *s, const em_phash_t *h)
@@ -163,16 +183,16 @@ size_t em_hashset_count(const em_hashset_t *s)
 
 int em_hashset_export(const em_hashset_t *s, uint8_t **out, size_t *len, em_error_t *err)
 {
-        uint8_t *buf = malloc(s->t.n * 16 + 1);
-        size_t n = 0;
+        /* Positions of duplicates stay all-zero: no page hashes to that. */
+        uint8_t *buf = calloc(s->next + 1, 16);
 
         if (buf == NULL)
                 return em_error_set(err, ENOMEM, "listing page hashes");
         for (size_t i = 0; i < s->t.cap; i++)
                 if (s->t.s[i].v != UINT64_MAX)
-                        memcpy(buf + 16 * n++, s->t.s[i].h.b, 16);
+                        memcpy(buf + 16 * s->t.s[i].v, s->t.s[i].h.b, 16);
         *out = buf;
-        *len = n * 16;
+        *len = s->next * 16;
         return 0;
 }
 
@@ -309,6 +329,55 @@ size_t em_pagecache_count(const em_pagecache_t *pc)
         return pc->t.n;
 }
 
+/* XOR of the first 8 bytes of each hash: lets a REF_RUN say which pages it
+ * means, so a cache out of step with the sender fails at once. */
+static uint64_t run_check(const em_phash_t *h, uint64_t n)
+{
+        uint64_t c = 0, w;
+
+        for (uint64_t i = 0; i < n; i++) {
+                memcpy(&w, h[i].b, 8);
+                c ^= w;
+        }
+        return c;
+}
+
+int em_pagecache_check_run(const em_pagecache_t *pc, uint64_t first, uint64_t n, uint64_t check,
+                           em_error_t *err)
+{
+        if (first > pc->npages || n > pc->npages - first)
+                return em_error_set_code(err, ENOENT,
+                                         "page delta references cached pages %" PRIu64 "..+%" PRIu64
+                                         ", beyond the %" PRIu64 " the target holds",
+                                         first, n, pc->npages);
+        if (run_check(pc->order + first, n) != check)
+                return em_error_set_code(err, EILSEQ,
+                                         "page delta references cached pages %" PRIu64 "..+%" PRIu64
+                                         " that differ from the source's (cache out of step)",
+                                         first, n);
+        return 0;
+}
+
+int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t *pages,
+                         em_error_t *err)
+{
+        if (first > pc->npages || n > pc->npages - first)
+                return em_error_set_code(err, ENOENT, "page %" PRIu64 " is not in the page cache",
+                                         first + n - 1);
+        ssize_t r = pread(pc->fd, pages, n * EM_PAGE_SIZE, (off_t)(first * EM_PAGE_SIZE));
+        if (r != (ssize_t)(n * EM_PAGE_SIZE))
+                return em_error_set(err, errno ? errno : EIO, "reading the page cache");
+        for (uint64_t i = 0; i < n; i++) {
+                em_phash_t h;
+                em_page_hash(pages + i * EM_PAGE_SIZE, &h);
+                if (memcmp(h.b, pc->order[first + i].b, 16) != 0)
+                        return em_error_set_code(
+                            err, EILSEQ, "page cache corrupted: page %" PRIu64 " has changed",
+                            first + i);
+        }
+        return 0;
+}
+
 int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err)
 {
         struct slot *s = ht_find(&pc->t, h);
@@ -434,13 +503,55 @@ static int flush_zero_run(struct em_delta_enc *e, em_error_t *err)
         return put_op(e, OP_ZERO, cnt, 4, NULL, 0, err);
 }
 
+static int flush_ref_run(struct em_delta_enc *e, em_error_t *err)
+{
+        uint8_t arg[20];
+
+        if (e->ref_n == 0)
+                return 0;
+        le(arg, e->ref_first, 8);
+        le(arg + 8, e->ref_n, 4);
+        le(arg + 12, e->ref_check, 8);
+        e->ref_n = 0;
+        return put_op(e, OP_REF_RUN, arg, sizeof(arg), NULL, 0, err);
+}
+
+static int flush_runs(struct em_delta_enc *e, em_error_t *err)
+{
+        return flush_zero_run(e, err) < 0 ? -1 : flush_ref_run(e, err);
+}
+
+/* A known page: most follow the previous one in the receiver's cache (both
+ * were sent, or cached, in address order), so runs are long. */
+static int ref_page(struct em_delta_enc *e, const em_phash_t *h, uint64_t pos, em_error_t *err)
+{
+        uint64_t w;
+
+        e->st.ref++;
+        if (e->ref_n > 0 && pos == e->ref_first + e->ref_n && e->ref_n < UINT32_MAX) {
+                e->ref_n++;
+        } else {
+                if (flush_ref_run(e, err) < 0)
+                        return -1;
+                e->ref_first = pos;
+                e->ref_n = 1;
+                e->ref_check = 0;
+        }
+        memcpy(&w, h->b, 8);
+        e->ref_check ^= w;
+        return 0;
+}
+
 static int encode_page(struct em_delta_enc *e, const uint8_t *page, em_error_t *err)
 {
         em_phash_t h;
+        uint64_t pos;
 
         e->st.pages++;
         if (em_page_is_zero(page)) {
                 e->st.zero++;
+                if (flush_ref_run(e, err) < 0)
+                        return -1;
                 if (++e->zero_run == UINT32_MAX)
                         return flush_zero_run(e, err);
                 return 0;
@@ -448,10 +559,10 @@ static int encode_page(struct em_delta_enc *e, const uint8_t *page, em_error_t *
         if (flush_zero_run(e, err) < 0)
                 return -1;
         em_page_hash(page, &h);
-        if (em_hashset_has(e->known, &h)) {
-                e->st.ref++;
-                return put_op(e, OP_REF, h.b, 16, NULL, 0, err);
-        }
+        if (em_hashset_position(e->known, &h, &pos))
+                return ref_page(e, &h, pos, err);
+        if (flush_ref_run(e, err) < 0)
+                return -1;
         e->st.data++;
         if (em_hashset_add(e->known, &h, err) < 0)
                 return -1;
@@ -501,7 +612,7 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                 if (n < 256 * EM_PAGE_SIZE)
                         break;
         }
-        if (flush_zero_run(e, err) < 0)
+        if (flush_runs(e, err) < 0)
                 return -1;
         em_sha256_final(sha, digest);
         if (digest_out != NULL)
@@ -889,6 +1000,36 @@ static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
         return 16;
 }
 
+#define RUN_BATCH 64 /* pages read from the cache at once */
+
+static int op_ref_run(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint8_t pages[RUN_BATCH * EM_PAGE_SIZE];
+        uint64_t first, n, check;
+
+        if (left < 20 || (n = get_le(p + 8, 4)) == 0)
+                return em_error_set_code(err, EPROTO, "page delta: truncated or empty REF_RUN");
+        first = get_le(p, 8);
+        check = get_le(p + 12, 8);
+        if (n > d->nr_pages - d->done)
+                return em_error_set_code(err, EPROTO,
+                                         "page delta: run of %" PRIu64 " cached pages overruns %s",
+                                         n, d->name);
+        /* The check covers the whole run: verify it before writing any page. */
+        if (em_pagecache_check_run(d->pc, first, n, check, err) < 0)
+                return -1;
+        for (uint64_t i = 0; i < n; i += RUN_BATCH) {
+                uint64_t k = n - i < RUN_BATCH ? n - i : RUN_BATCH;
+                if (em_pagecache_get_run(d->pc, first + i, k, pages, err) < 0)
+                        return -1;
+                for (uint64_t j = 0; j < k; j++)
+                        if (out_page(d, pages + j * EM_PAGE_SIZE, false, err) < 0)
+                                return -1;
+        }
+        d->st.ref += n;
+        return 20;
+}
+
 static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
 {
         uint32_t n;
@@ -956,6 +1097,10 @@ static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t l
         case OP_REF:
                 return in_file ? op_ref(d, p, left, err)
                                : em_error_set_code(err, EPROTO, "page delta: REF outside a file");
+        case OP_REF_RUN:
+                return in_file
+                           ? op_ref_run(d, p, left, err)
+                           : em_error_set_code(err, EPROTO, "page delta: REF_RUN outside a file");
         case OP_END:
                 return in_file ? op_end(d, p, left, err)
                                : em_error_set_code(err, EPROTO, "page delta: END outside a file");

@@ -46,8 +46,15 @@ void em_hashset_free(em_hashset_t **s);
 /* Returns 1 if added, 0 if already there, -1 on OOM. */
 int em_hashset_add(em_hashset_t *s, const em_phash_t *h, em_error_t *err);
 bool em_hashset_has(const em_hashset_t *s, const em_phash_t *h);
+/* The position at which h was first added (adds are numbered from 0,
+ * duplicates included); false if absent. */
+bool em_hashset_position(const em_hashset_t *s, const em_phash_t *h, uint64_t *pos);
+/* Adds so far (the next add's position). */
+uint64_t em_hashset_positions(const em_hashset_t *s);
 size_t em_hashset_count(const em_hashset_t *s);
-/* Every hash, 16 bytes each, in no particular order (malloc'd). */
+/* Every position's hash, 16 bytes each, in position order (a duplicate's
+ * position holds zeros), malloc'd. Adding the list back to an empty set
+ * gives the same positions. */
 int em_hashset_export(const em_hashset_t *s, uint8_t **out, size_t *len, em_error_t *err);
 /* PAGES_HASHES payloads: decode fails unless len is a multiple of 16. */
 int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_error_t *err);
@@ -63,6 +70,14 @@ void em_pagecache_free(em_pagecache_t **pc);
 /* Stores a page (deduplicated) and returns its hash. */
 int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err);
 bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h);
+/* Whether pages first..first+n-1 exist and their hashes fold (XOR of each
+ * hash's first 8 bytes, little-endian) to check: the sender's view of them. */
+int em_pagecache_check_run(const em_pagecache_t *pc, uint64_t first, uint64_t n, uint64_t check,
+                           em_error_t *err);
+/* Reads pages first..first+n-1 into pages (n * 4096 bytes), re-verifying
+ * each page's hash. */
+int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t *pages,
+                         em_error_t *err);
 /* Reads a page back and re-verifies its hash (detects a corrupted cache). */
 int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err);
 size_t em_pagecache_count(const em_pagecache_t *pc);
@@ -94,6 +109,9 @@ struct em_delta_enc {
         uint8_t *buf;
         size_t len, chunk;
         uint32_t zero_run;
+        /* Pending run of known pages at consecutive positions of `known`,
+         * which for a page cache peer are its cache file's page indices. */
+        uint64_t ref_first, ref_n, ref_check;
         struct em_delta_stats st;
 };
 /* chunk: payload size to aim for (>= 8 KiB; 0 → 1 MiB). */

@@ -36,6 +36,13 @@ int em_known_cache_save(const char *root, const char *container, const char *tar
 
         if (n < 0 || !em_digest_valid(d))
                 return em_error_set(err, EPROTO, "the target reported no page cache state");
+        /* Positions in the set are the target's cache indices (REF_RUN): the
+         * record is only true if it covers that cache exactly. */
+        if ((uint64_t)n != em_hashset_positions(known))
+                return em_error_set(err, EPROTO,
+                                    "the target's page cache holds %lld pages, this host "
+                                    "counted %llu: not recording it",
+                                    n, (unsigned long long)em_hashset_positions(known));
         if (path == NULL || asprintf(&dir, "%s/known/%s", root, container) < 0)
                 return em_error_set(err, ENOMEM, "page cache record");
         if (em_hashset_export(known, &hashes, &len, err) < 0)
@@ -74,7 +81,7 @@ int em_known_cache_load(const char *root, const char *container, const char *tar
         size_t body = len - (size_t)(nl + 1 - data);
         long long count = em_json_int(head, "hashes", -1), pages = em_json_int(head, "pages", -1);
         const char *d = em_json_str(head, "digest");
-        if (count < 0 || pages < 0 || !em_digest_valid(d) || body != (size_t)count * 16)
+        if (count < 0 || pages != count || !em_digest_valid(d) || body != (size_t)count * 16)
                 return em_error_set(err, EILSEQ, "%s: truncated page cache record", path);
         if (em_hashset_add_payload(known, nl + 1, body, err) < 0)
                 return -1;

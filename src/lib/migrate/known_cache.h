@@ -15,7 +15,9 @@
 #include "util/error.h"
 
 /* Writes <root>/known/<container>/<hash of target>.bin atomically: the
- * target's cache state {"cache_pages", "cache_digest"} and the hashes. */
+ * target's cache state {"cache_pages", "cache_digest"} and the hashes in
+ * position order (known's positions must be the cache's page indices, so
+ * their count must equal cache_pages). */
 int em_known_cache_save(const char *root, const char *container, const char *target,
                         const json_t *cache_state, const em_hashset_t *known, em_error_t *err);
 /* Loads the record for (container, target) into known and returns its
