@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 
-METHODS = ["edgemig", "prepared", "wholefs", "paper", "podman"]
+METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "wholefs", "paper", "podman"]
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
-         "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import"}
+         "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import",
+         "hybrid": "edgemig hybrid", "postcopy": "edgemig post-copy"}
+TABLE3 = ("busybox", "redis", "facedetect")  # the workloads of the per-bandwidth tables
 # Table 3 of Ma et al. (handoff s, downtime s, final-transfer MB); OpenFace ~ facedetect.
 PAPER = {
     "busybox": {5: (3.2, 2.8, 0.03), 20: (3.2, 2.8, 0.03), 500: (3.2, 2.8, 0.03)},
@@ -53,16 +55,27 @@ def load(out):
 def summarize(runs, skipped):
     cells = {}
     for r in runs:
-        cells.setdefault((r["workload"], r["method"], r["rate_mbit"]), []).append(r)
+        cells.setdefault((r["workload"], r["method"], r["rate_mbit"], r.get("latency_ms", 0),
+                          r.get("dirty_mbps")), []).append(r)
     floors = {}
     for r in runs:
         if r.get("floor_bytes"):
             floors.setdefault((r["workload"], r["rate_mbit"]), []).append(r["floor_bytes"])
     summary = []
-    for (w, m, rate), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 1e9)):
+    for (w, m, rate, lat, dirty), rs in sorted(cells.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], kv[0][2] or 1e9, kv[0][3], kv[0][4] or 0)):
         fl = floors.get((w, rate)) or [f for (fw, _), v in floors.items() if fw == w for f in v]
         summary.append({
             "workload": w, "method": m, "rate_mbit": rate, "reps": len(rs),
+            "latency_ms": lat, "dirty_mbps": dirty,
+            "dirty_measured_mbps": stats([r.get("dirty_measured_mbps") for r in rs]),
+            "cpu_src_s": stats([r.get("cpu_src_s") for r in rs]),
+            "cpu_tgt_s": stats([r.get("cpu_tgt_s") for r in rs]),
+            "peak_rss_src_mb": stats([r.get("peak_rss_src_mb") for r in rs]),
+            "peak_rss_tgt_mb": stats([r.get("peak_rss_tgt_mb") for r in rs]),
+            "degraded_s": stats([r["degraded_ms"] / 1000 for r in rs if r.get("degraded_ms") is not None]),
+            "lazy_mb": stats([r["lazy_bytes"] / 1e6 for r in rs if r.get("lazy_bytes") is not None]),
+            "stop_reasons": sorted({r["stop_reason"] for r in rs if r.get("stop_reason")}),
             "handoff_s": stats([r["handoff_ms"] / 1000 for r in rs]),
             "downtime_s": stats([r["downtime_ms"] / 1000 for r in rs]),
             "final_mb": stats([r["wire_bytes"] / 1e6 for r in rs]),
@@ -82,16 +95,25 @@ def summarize(runs, skipped):
         b = [r["wire_bytes"] for r in runs if r["workload"] == w and r["method"] == m]
         if b and rate:
             summary.append({"workload": w, "method": m, "rate_mbit": rate, "reps": 0,
+                            "latency_ms": s.get("latency_ms", 0), "dirty_mbps": None,
                             "estimate_handoff_s": max(b) * 8 / (rate * 1e6),
                             "estimate_mb": max(b) / 1e6})
     return summary
 
 
-def find(summary, w, m, rate):
+def find(summary, w, m, rate, lat=0, dirty=None):
     for s in summary:
-        if s["workload"] == w and s["method"] == m and s["rate_mbit"] == rate:
+        if (s["workload"] == w and s["method"] == m and s["rate_mbit"] == rate
+                and s.get("latency_ms", 0) == lat and s.get("dirty_mbps") == dirty):
             return s
     return None
+
+
+def pair(s, a, b, digits=2):
+    """"A / B" of two stats of a summary cell (CPU s, peak MB per side)."""
+    if not s or not s.get(a) or not s.get(b):
+        return "—"
+    return "%s / %s" % (fmt(s[a], digits=digits, rsd=False), fmt(s[b], digits=digits, rsd=False))
 
 
 def fmt(st, key="mean", digits=2, rsd=True):
@@ -125,23 +147,25 @@ def ratio(a, b, key="handoff_s"):
     return ("%.1f×" % (bv / a[key]["mean"])) + (" (est.)" if not b["reps"] else "")
 
 
-def workload_table(summary, w, rates):
+def workload_table(summary, w, rates, lat=0):
     p = PAPER.get(w, {})
     lines = ["| App | Mbit/s | Method | Handoff s | Downtime s | Final transfer MB | Pre-transfer MB "
-             "| Rounds | Client gap s | Paper handoff s | Paper downtime s | Paper final MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Rounds | Client gap s | CPU s src / tgt | Peak MB src / tgt "
+             "| Paper handoff s | Paper downtime s | Paper final MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rate in rates:
         pr = p.get(rate)
         for m in METHODS:
-            s = find(summary, w, m, rate)
+            s = find(summary, w, m, rate, lat)
             if s is None:
                 continue
             paper = ("%.1f | %.1f | %.2f" % pr) if (pr and m == "edgemig") else " | | "
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 w, rate_name(rate), MNAME[m], cell_text(s, "handoff_s"), cell_text(s, "downtime_s"),
                 cell_text(s, "final_mb"), fmt(s.get("pre_mb"), digits=2, rsd=False),
                 fmt(s.get("rounds"), digits=1, rsd=False),
-                ("≥ " if s.get("client_gap_open") else "") + fmt(s.get("client_gap_s")), paper))
+                ("≥ " if s.get("client_gap_open") else "") + fmt(s.get("client_gap_s")),
+                pair(s, "cpu_src_s", "cpu_tgt_s"), pair(s, "peak_rss_src_mb", "peak_rss_tgt_mb", 0), paper))
     lines.append("")
     lines.append("| App | Mbit/s | handoff: whole-rootfs / edgemig | handoff: paper-method / edgemig "
                  "| handoff: paper-method / edgemig+prepare | downtime: whole-rootfs / edgemig "
@@ -149,18 +173,41 @@ def workload_table(summary, w, rates):
                  "| handoff: podman / edgemig | downtime: podman / edgemig |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for rate in rates:
-        e = find(summary, w, "edgemig", rate)
-        ep = find(summary, w, "prepared", rate)
+        e = find(summary, w, "edgemig", rate, lat)
+        ep = find(summary, w, "prepared", rate, lat)
         if not e and not ep:
             continue
         pr = p.get(rate)
         pt = ("%.1f×" % (pr[0] / e["handoff_s"]["mean"])) if pr and e and e["handoff_s"]["mean"] > 0 else "—"
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            w, rate_name(rate), ratio(e, find(summary, w, "wholefs", rate)),
-            ratio(e, find(summary, w, "paper", rate)), ratio(ep, find(summary, w, "paper", rate)),
-            ratio(e, find(summary, w, "wholefs", rate), "downtime_s"),
-            ratio(ep, find(summary, w, "paper", rate), "downtime_s"), pt,
-            ratio(e, find(summary, w, "podman", rate)), ratio(e, find(summary, w, "podman", rate), "downtime_s")))
+            w, rate_name(rate), ratio(e, find(summary, w, "wholefs", rate, lat)),
+            ratio(e, find(summary, w, "paper", rate, lat)), ratio(ep, find(summary, w, "paper", rate, lat)),
+            ratio(e, find(summary, w, "wholefs", rate, lat), "downtime_s"),
+            ratio(ep, find(summary, w, "paper", rate, lat), "downtime_s"), pt,
+            ratio(e, find(summary, w, "podman", rate, lat)),
+            ratio(e, find(summary, w, "podman", rate, lat), "downtime_s")))
+    return lines
+
+
+def memwriter_table(summary):
+    """Per link rate and dirty rate: where pre-copy stops converging, what hybrid/post-copy do."""
+    cells = sorted((s for s in summary if s["workload"] == "memwriter" and s["reps"]),
+                   key=lambda s: (s["latency_ms"], s["rate_mbit"] or 1e9, s["dirty_mbps"] or 0,
+                                  METHODS.index(s["method"]) if s["method"] in METHODS else 99))
+    if not cells:
+        return []
+    lines = ["| Mbit/s | +RTT ms | Dirty MB/s (measured) | Method | Rounds | Stop reason | Handoff s | Downtime s "
+             "| Degraded s | MB on the wire (lazy part) | Client gap s | CPU s src / tgt | Peak MB src / tgt |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in cells:
+        lines.append("| %s | %s | %g (%s) | %s | %s | %s | %s | %s | %s | %s%s | %s | %s | %s |" % (
+            rate_name(s["rate_mbit"]), s["latency_ms"], s["dirty_mbps"],
+            fmt(s.get("dirty_measured_mbps"), digits=1, rsd=False), MNAME.get(s["method"], s["method"]),
+            fmt(s.get("rounds"), digits=1, rsd=False), ", ".join(s.get("stop_reasons") or []) or "—",
+            fmt(s["handoff_s"]), fmt(s["downtime_s"]), fmt(s.get("degraded_s")), fmt(s["final_mb"], rsd=False),
+            (" (%s)" % fmt(s["lazy_mb"], rsd=False)) if s.get("lazy_mb") and s["lazy_mb"]["mean"] else "",
+            ("≥ " if s.get("client_gap_open") else "") + fmt(s.get("client_gap_s")),
+            pair(s, "cpu_src_s", "cpu_tgt_s"), pair(s, "peak_rss_src_mb", "peak_rss_tgt_mb", 0)))
     return lines
 
 
@@ -249,11 +296,13 @@ def plots(out, summary, runs, workloads):
     pngs = []
     head = 'set terminal pngcairo size 900,600 font ",10" noenhanced\nset grid\nset key below\n'
     styles = {"edgemig": 'lc rgb "#1a7f37"', "prepared": 'lc rgb "#8250df"', "wholefs": 'lc rgb "#cf222e"', "paper": 'lc rgb "#0969da"', "podman": 'lc rgb "#bc4c00"'}
+    styles.update(STYLES_EXTRA)
     for w in workloads:
         plot = []
         for m in METHODS:
-            pts = sorted((s["rate_mbit"] or UNSHAPED_X, s) for s in summary
-                         if s["workload"] == w and s["method"] == m and s["reps"])
+            pts = sorted(((s["rate_mbit"] or UNSHAPED_X, s) for s in summary
+                          if s["workload"] == w and s["method"] == m and s["reps"] and not s.get("latency_ms")),
+                         key=lambda p: p[0])
             if not pts:
                 continue
             fn = "plots/%s-%s.dat" % (w, m)
@@ -291,6 +340,56 @@ def plots(out, summary, runs, workloads):
             'plot %s\n') % (w, w, ", ".join(bplot)))
         pngs.append("%s-bytes.png" % w)
     pngs += phase_plot(out, head)
+    pngs += rounds_plots(out, summary, head)
+    return pngs
+
+
+STYLES_EXTRA = {"hybrid": 'lc rgb "#bf8700"', "postcopy": 'lc rgb "#57606a"'}
+
+
+def rounds_plots(out, summary, head):
+    """memwriter over its dirty-rate sweep, one PNG per link rate: handoff/downtime
+    against the dirty rate (left) and handoff against the pre-copy rounds (right)."""
+    styles = {"edgemig": 'lc rgb "#1a7f37"', "prepared": 'lc rgb "#8250df"'}
+    styles.update(STYLES_EXTRA)
+    mw = [s for s in summary if s["workload"] == "memwriter" and s["reps"] and not s.get("latency_ms")]
+    pngs = []
+    for rate in sorted({s["rate_mbit"] for s in mw}, key=lambda r: r or 1e9):
+        left, right = [], []
+        for m in METHODS:
+            pts = sorted((s for s in mw if s["rate_mbit"] == rate and s["method"] == m),
+                         key=lambda s: s["dirty_mbps"])
+            if not pts:
+                continue
+            fn = "plots/memwriter-%s-%s.dat" % (rate, m)
+            with open(os.path.join(out, fn), "w") as f:
+                for s in pts:
+                    f.write("%g %.4f %.4f %.2f %.4f\n" % (s["dirty_mbps"], s["handoff_s"]["mean"],
+                                                        s["downtime_s"]["mean"],
+                                                        s["rounds"]["mean"] if s.get("rounds") else 0,
+                                                        s["degraded_s"]["mean"] if s.get("degraded_s") else 0))
+            st = styles.get(m, "")
+            name = q(MNAME.get(m, m))
+            left.append("'%s' u 1:2 w lp pt 7 lw 2 %s t %s" % (fn, st, q(MNAME.get(m, m) + " handoff")))
+            left.append("'%s' u 1:3 w lp pt 6 lw 2 dt 2 %s t %s" % (fn, st, q(MNAME.get(m, m) + " downtime")))
+            right.append("'%s' u 4:2 w lp pt 7 lw 2 %s t %s" % (fn, st, name))
+            right.append("'%s' u 4:2:(sprintf(' %%g MB/s', $1)) w labels left offset 0.5,0 font ',8' notitle" % fn)
+        if not left:
+            continue
+        link = (" (link %.1f MB/s)" % (rate / 8)) if rate else ""
+        arrow = ('set arrow from %g, graph 0 to %g, graph 1 nohead dt 3 lc rgb "gray30"\n'
+                 'set label "link rate" at %g, graph 0.95 right offset -0.5,0 font ",8"\n' % ((rate / 8,) * 3)
+                 if rate else "")
+        name = "memwriter-rounds-%s" % rate_name(rate)
+        gnuplot(out, name, head.replace("900,600", "1200,560") + (
+            'set output "%s.png"\nset multiplot layout 1,2 title "memwriter at %s Mbit/s%s: where pre-copy '
+            'stops converging"\n'
+            'set logscale xy\nset xlabel "dirty rate MB/s"\nset ylabel "seconds"\n'
+            'set title "handoff and downtime vs dirty rate"\n%splot %s\n'
+            'unset arrow\nunset label\nunset logscale x\nset xlabel "pre-copy rounds (mean)"\n'
+            'set offsets 0.5, 1.2, 0, 0\nset title "handoff time vs rounds (labels: dirty rate)"\nplot %s\n'
+            'unset multiplot\n') % (name, rate_name(rate), link, arrow, ", ".join(left), ", ".join(right)))
+        pngs.append(name + ".png")
     return pngs
 
 
@@ -434,22 +533,113 @@ NOTES = """## Reading the results
 """
 
 
+def hl(s):
+    """"handoff / downtime" seconds of a summary cell for the headline table."""
+    if s is None:
+        return "—"
+    if not s["reps"]:
+        return "≥ %.0f (est.)" % s["estimate_handoff_s"] if s.get("estimate_handoff_s") else "—"
+    h, d = s["handoff_s"]["mean"], s["downtime_s"]["mean"]
+    return "%.2f / %.2f" % (h, d) if h < 10 else "%.1f / %.1f" % (h, d)
+
+
+def headline(summary, workloads, rates, mw_mb=None):
+    """The compact tables README.md shows (latency 0): handoff / downtime per method."""
+    ms = [m for m in METHODS if any(s["method"] == m and s["workload"] in workloads for s in summary)]
+    out = ["| App | Mbit/s | " + " | ".join(MNAME[m] for m in ms) + " | paper's Table 3 "
+           "| edgemig pre-copy CPU s src / tgt | peak MB src / tgt |",
+           "|---|---|" + "---|" * len(ms) + "---|---|---|"]
+    for w in workloads:
+        for rate in rates:
+            cells = [find(summary, w, m, rate) for m in ms]
+            if not any(cells):
+                continue
+            pr = PAPER.get(w, {}).get(rate)
+            e = find(summary, w, "edgemig", rate)
+            out.append("| %s | %s | %s | %s | %s | %s |" % (
+                w, rate_name(rate), " | ".join(hl(c) for c in cells), ("%.1f / %.1f" % pr[:2]) if pr else "—",
+                pair(e, "cpu_src_s", "cpu_tgt_s"), pair(e, "peak_rss_src_mb", "peak_rss_tgt_mb", 0)))
+    mw = [s for s in summary if s["workload"] == "memwriter" and s["reps"] and not s.get("latency_ms")]
+    if mw:
+        mms = [m for m in METHODS if any(s["method"] == m for s in mw)]
+        out += ["", "| memwriter | Mbit/s | dirty MB/s | " +
+                " | ".join("%s: rounds, handoff / downtime s" % MNAME[m] for m in mms) + " |",
+                "|---|---|---|" + "---|" * len(mms)]
+        for rate in sorted({s["rate_mbit"] for s in mw}, key=lambda r: r or 1e9):
+            for d in sorted({s["dirty_mbps"] for s in mw if s["rate_mbit"] == rate}):
+                cells = [find(summary, "memwriter", m, rate, 0, d) for m in mms]
+                out.append("| %s | %s | %g | %s |" % (
+                    "%s MB" % mw_mb if mw_mb else "", rate_name(rate), d,
+                    " | ".join("%s, %s" % (fmt(c.get("rounds"), digits=0, rsd=False), hl(c)) if c else "—"
+                               for c in cells)))
+    return out
+
+
+README_BEGIN, README_END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
+
+
+def update_readme(out, readme):
+    """Replaces README's block between the markers with DIR's headline.md and plots."""
+    rel = os.path.relpath(out, os.path.dirname(os.path.abspath(readme)))
+    head = open(os.path.join(out, "headline.md")).read().rstrip("\n")
+    pngs = sorted(f for f in os.listdir(out) if f.endswith(".png"))
+    block = [README_BEGIN, "",
+             "Latest run: [`%s/report.md`](%s/report.md) (every cell, the targets, how it was measured). "
+             "Handoff / downtime in seconds (paper's definitions), mean of the repetitions; "
+             "CPU = user + system seconds of everything edgemig ran on that side; peak = edgemigd's "
+             "VmHWM + the largest migration process." % (rel, rel), "", head, ""]
+    block += ["![%s](%s/%s)" % (p[:-4], rel, p) for p in pngs]
+    block += ["", README_END]
+    text = open(readme).read()
+    if README_BEGIN in text and README_END in text:
+        a, rest = text.split(README_BEGIN, 1)
+        text = a + "\n".join(block) + rest.split(README_END, 1)[1]
+    else:
+        raise SystemExit("%s has no %s ... %s block" % (readme, README_BEGIN, README_END))
+    open(readme, "w").write(text)
+
+
 def main():
+    if sys.argv[1] == "--readme":
+        update_readme(sys.argv[2], sys.argv[3])
+        return
     out, quick = sys.argv[1], sys.argv[2] == "1"
     runs, skipped = load(out)
     summary = summarize(runs, skipped)
     write_csv(out, runs, summary)
-    workloads = [w for w in ("busybox", "redis", "facedetect") if any(r["workload"] == w for r in runs)]
+    workloads = [w for w in TABLE3 if any(r["workload"] == w for r in runs)]
     rates = sorted({s["rate_mbit"] for s in summary}, key=lambda r: r or 1e9)
+    lats = sorted({s.get("latency_ms", 0) for s in summary})
     pngs = plots(out, summary, runs, workloads)
     md = ["# edgemig benchmark: live migration vs the baselines", ""] + env_lines(quick) + [""]
     md += ["## Headline targets", ""] + targets(summary, rates) + [""]
+    mw_mb = "/".join(sorted({"%g" % r["memwriter_mb"] for r in runs if r.get("memwriter_mb")}))
+    hd = headline(summary, workloads, rates, mw_mb)
+    with open(os.path.join(out, "headline.md"), "w") as f:
+        f.write("\n".join(hd) + "\n")
+    md += ["## Headline table", "", "Handoff / downtime in seconds, no added latency.", ""] + hd + [""]
     md += ["## Results (mirrors the paper's Table 3)", "",
            "Mean of the repetitions (± relative standard deviation when > 1 run). "
            "Paper columns: Ma et al. Table 3 (50 ms latency; OpenFace for facedetect; none for redis). "
-           "Ratios > 1× mean edgemig is faster.", ""]
-    for w in workloads:
-        md += ["### %s" % w, ""] + workload_table(summary, w, rates) + [""]
+           "Ratios > 1× mean edgemig is faster. CPU s = user + system seconds on the source / target "
+           "(everything the method ran there, pre-transfer included); peak MB = the largest process "
+           "of the migration on that side, plus edgemigd's VmHWM for the edgemig methods.", ""]
+    for lat in lats:
+        for w in workloads:
+            if any(s["workload"] == w and s.get("latency_ms", 0) == lat for s in summary):
+                md += ["### %s%s" % (w, " (+%d ms RTT)" % lat if lat else ""), ""]
+                md += workload_table(summary, w, rates, lat) + [""]
+    mwt = memwriter_table(summary)
+    if mwt:
+        md += ["## memwriter: dirty rate vs pre-copy, hybrid and post-copy", "",
+               "A working set of %s MB rewritten at the dirty rate (whole 4 KiB pages of fresh random "
+               "content: incompressible, nothing to deduplicate). Pre-copy converges while the dirty rate "
+               "is below the link rate; above it every round resends the working set, the rounds stop "
+               "(stop reason) and the final transfer, inside the downtime, is the whole set. Hybrid "
+               "then restores at once and pulls the remaining pages lazily (degraded = restore -> last "
+               "page). MB on the wire = the source's link counter, lazy pages included; client gap = "
+               "longest gap between two status replies on one TCP connection (every 100 ms)."
+               % (mw_mb or "the"), ""] + mwt + [""]
     if skipped:
         md += ["Cells marked *(est.)* were not run in quick mode (whole-rootfs would take "
                "longer than the per-cell budget); the estimate is the bytes that method sent "
