@@ -170,12 +170,8 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
         prefix = load_known_record(s);
         if (prefix != NULL)
                 json_object_set(plan, "known_cache", prefix);
-        if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0)
-                return -1;
-        /* The target is checking layers and its page cache: use the wait. */
-        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY)
-                em_source_calibrate_early(s);
-        if (em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+        if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
                 return -1;
         long long from = em_json_int(*ack, "hashes_from", 0);
         if (prefix != NULL && from != em_json_int(prefix, "pages", -1)) {
@@ -260,6 +256,7 @@ static int run(struct source *s, em_error_t *err)
 {
         if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
                 return -1;
+        em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
         em_report_phase_begin(s->report, "handshake");
         if (connect_target(s, err) < 0)
                 return -1;
@@ -292,6 +289,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         if (s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating %s", name);
         rc = run(&s, err);
+        em_source_calibrate_join(&s);
         if (s.migrating && !s.checkpointed && !s.committed) {
                 em_error_t me = NULL;
                 if (set_migrating(&s, false, &me) < 0) {

@@ -3,6 +3,7 @@
 #define EDGEMIG_MIGRATE_SOURCE_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,6 +34,13 @@ struct source {
         double bandwidth;                   /* bytes/s measured on this link */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
         bool calibrated;
+        /* Calibration runs in a thread from the start of the migration, off
+         * the handoff's critical path; joined before the first level choice. */
+        pthread_t cal_thread;
+        bool cal_running;
+        pid_t cal_pid;
+        int cal_rc;
+        em_error_t cal_err;
         uint64_t phase_wire0;
 };
 
@@ -41,9 +49,10 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that
  * everything before it has been received and applied. */
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
-/* For --compress auto: measures the levels on the container's memory now
- * (best effort), e.g. while waiting for the target's answer. */
-void em_source_calibrate_early(struct source *s);
+/* For --compress auto: starts measuring the levels on the container's
+ * memory in a thread (best effort); _join waits for it (idempotent). */
+void em_source_calibrate_start(struct source *s);
+void em_source_calibrate_join(struct source *s);
 int em_source_precopy(struct source *s, em_error_t *err);
 int em_source_final(struct source *s, em_error_t *err);
 int em_source_finish_prepare(struct source *s, em_error_t *err);

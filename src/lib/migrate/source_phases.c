@@ -88,8 +88,60 @@ static int container_pids(struct source *s, pid_t *pids, size_t max, size_t *n, 
         return 0;
 }
 
+static void report_calibration(struct source *s)
+{
+        json_t *levels = json_array();
+
+        for (int i = 0; i < s->cal.n; i++)
+                json_array_append_new(
+                    levels, json_pack("{s:i, s:f, s:f}", "level", s->cal.s[i].level, "mb_per_s",
+                                      s->cal.s[i].speed / 1e6, "ratio", s->cal.s[i].ratio));
+        em_report_set(s->report, "compress_calibration", levels);
+}
+
+static void *calibrate_thread(void *arg)
+{
+        struct source *s = arg;
+
+        s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal, &s->cal_err);
+        return NULL;
+}
+
+void em_source_calibrate_start(struct source *s)
+{
+        pid_t pids[1];
+        size_t n = 0;
+        em_error_t e = NULL;
+
+        if (s->calibrated || s->cal_running || s->o->compress.mode != EM_COMPRESS_AUTO)
+                return;
+        if (container_pids(s, pids, 1, &n, &e) < 0 || n == 0) {
+                em_log_debug("compression calibration: %s", e ? em_error_msg(e) : "no pid");
+                em_error_free(&e);
+                return;
+        }
+        s->cal_pid = pids[0];
+        s->cal_running = pthread_create(&s->cal_thread, NULL, calibrate_thread, s) == 0;
+}
+
+void em_source_calibrate_join(struct source *s)
+{
+        if (!s->cal_running)
+                return;
+        pthread_join(s->cal_thread, NULL);
+        s->cal_running = false;
+        if (s->cal_rc < 0) {
+                em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
+                em_error_free(&s->cal_err);
+                return;
+        }
+        s->calibrated = true;
+        report_calibration(s);
+}
+
 int em_source_compress_level(struct source *s)
 {
+        em_source_calibrate_join(s);
         return em_compress_level(&s->o->compress, s->bandwidth, s->calibrated ? &s->cal : NULL);
 }
 
@@ -98,42 +150,19 @@ static int compress_level(struct source *s)
         return em_source_compress_level(s);
 }
 
-/* Once per migration, for --compress auto: how well and how fast this
- * workload's memory compresses at each level. Best effort. */
+/* The fallback when the early calibration could not start. Best effort. */
 static void calibrate(struct source *s, pid_t pid)
 {
-        em_error_t e = NULL;
-
+        em_source_calibrate_join(s);
         if (s->calibrated || s->o->compress.mode != EM_COMPRESS_AUTO)
                 return;
-        if (em_sync_calibrate(pid, &s->cal, &e) < 0) {
-                em_log_debug("compression calibration: %s", em_error_msg(e));
-                em_error_free(&e);
+        if (em_sync_calibrate(pid, &s->cal, &s->cal_err) < 0) {
+                em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
+                em_error_free(&s->cal_err);
                 return;
         }
         s->calibrated = true;
-        json_t *levels = json_array();
-        for (int i = 0; i < s->cal.n; i++)
-                json_array_append_new(
-                    levels, json_pack("{s:i, s:f, s:f}", "level", s->cal.s[i].level, "mb_per_s",
-                                      s->cal.s[i].speed / 1e6, "ratio", s->cal.s[i].ratio));
-        em_report_set(s->report, "compress_calibration", levels);
-}
-
-void em_source_calibrate_early(struct source *s)
-{
-        pid_t pids[1];
-        size_t n = 0;
-        em_error_t e = NULL;
-
-        if (s->calibrated || s->o->compress.mode != EM_COMPRESS_AUTO)
-                return;
-        if (container_pids(s, pids, 1, &n, &e) < 0 || n == 0) {
-                em_log_debug("compression calibration: %s", e ? em_error_msg(e) : "no pid");
-                em_error_free(&e);
-                return;
-        }
-        calibrate(s, pids[0]);
+        report_calibration(s);
 }
 
 static int upper_dir(struct source *s, char **out, em_error_t *err)
