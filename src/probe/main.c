@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "probe/probe.h"
+#include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -541,13 +542,6 @@ static void setup_signals(void)
         signal(SIGPIPE, SIG_IGN);
 }
 
-static double unix_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void run_release(struct run *r)
 {
         em_probe_stats_release(&r->stats);
@@ -582,7 +576,7 @@ int main(int argc, char **argv)
         }
         if (o.mode == MODE_VERIFY)
                 return run_verify(&r);
-        double start_unix = unix_ms();
+        double start_unix = (double)em_now_ms();
         r.t0 = em_probe_now_ms();
         loop(&r);
         return report(&r, start_unix);
