@@ -14,7 +14,13 @@ set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 PROBE=$BUILD/edgemig-probe
 [ -x "$PROBE" ] || skip "$PROBE not built"
+# The value to come back to: the original one recorded by a post-copy that
+# may already be running elsewhere on this machine (the sysctl is global and
+# reference-counted in /run/edgemig/pipe-max-size: "ORIGINAL PID...").
 PIPE_MAX0=$(sysctl -n fs.pipe-max-size)
+if read -r ORIG USERS </run/edgemig/pipe-max-size 2>/dev/null && [ -n "${USERS:-}" ]; then
+	PIPE_MAX0=$ORIG
+fi
 mig_setup 2 busybox redis
 
 # Watch for a container running on both hosts at once, every 50 ms.
