@@ -278,6 +278,26 @@ static void expect_refusal(em_tls_ctx_t *sc, em_tls_ctx_t *cc, const char *serve
         em_error_free(&err);
 }
 
+/* The client refuses the server (EACCES naming why); the server sees the
+ * client's alert. */
+static void expect_client_refuses(em_tls_ctx_t *sc, em_tls_ctx_t *cc, const char *needle)
+{
+        struct server s = {.ctx = sc};
+        cleanup_conn em_conn_t *c = NULL;
+        em_error_t err = NULL;
+        char addr[64];
+        pthread_t th;
+
+        start_server(&s, &th, addr);
+        assert_int_equal(em_tls_connect(cc, addr, 5000, &c, NULL, &err), -1);
+        stop_server(&s, th);
+        assert_int_equal(em_error_status(err), EACCES);
+        if (strstr(em_error_msg(err), needle) == NULL)
+                fail_msg("'%s' not in '%s'", needle, em_error_msg(err));
+        assert_int_equal(s.status, EACCES);
+        em_error_free(&err);
+}
+
 static void test_client_from_another_ca_refused(void **state)
 {
         cleanup_tls_ctx em_tls_ctx_t *sc = ctx("pki", P("pki/ca.crt"), "edge1", true, NULL);
@@ -290,20 +310,9 @@ static void test_server_from_another_ca_refused_by_client(void **state)
 {
         cleanup_tls_ctx em_tls_ctx_t *sc = ctx("other", P("both.crt"), "edge1", true, NULL);
         cleanup_tls_ctx em_tls_ctx_t *cc = ctx("pki", P("pki/ca.crt"), "edge2", false, NULL);
-        struct server s = {.ctx = sc};
-        cleanup_conn em_conn_t *c = NULL;
-        em_error_t err = NULL;
-        char addr[64];
-        pthread_t th;
 
-        start_server(&s, &th, addr);
-        assert_int_equal(em_tls_connect(cc, addr, 5000, &c, NULL, &err), -1);
-        stop_server(&s, th);
-        assert_int_equal(em_error_status(err), EACCES);
-        assert_non_null(strstr(em_error_msg(err), "peer certificate rejected: unable to get local "
-                                                  "issuer certificate"));
-        assert_int_equal(s.status, EACCES); /* the client's alert */
-        em_error_free(&err);
+        expect_client_refuses(sc, cc,
+                              "peer certificate rejected: unable to get local issuer certificate");
 }
 
 static void test_peer_not_in_allow_list_refused(void **state)
@@ -321,19 +330,8 @@ static void test_client_allow_list_checks_server(void **state)
         static const char *const allow[] = {"edge9", NULL};
         cleanup_tls_ctx em_tls_ctx_t *sc = ctx("pki", P("pki/ca.crt"), "edge1", true, NULL);
         cleanup_tls_ctx em_tls_ctx_t *cc = ctx("pki", P("pki/ca.crt"), "edge2", false, allow);
-        struct server s = {.ctx = sc};
-        cleanup_conn em_conn_t *c = NULL;
-        em_error_t err = NULL;
-        char addr[64];
-        pthread_t th;
 
-        start_server(&s, &th, addr);
-        assert_int_equal(em_tls_connect(cc, addr, 5000, &c, NULL, &err), -1);
-        stop_server(&s, th);
-        assert_int_equal(em_error_status(err), EACCES);
-        assert_non_null(strstr(em_error_msg(err), "peer 'edge1' is not an allowed peer"));
-        assert_int_equal(s.status, EACCES);
-        em_error_free(&err);
+        expect_client_refuses(sc, cc, "peer 'edge1' is not an allowed peer");
 }
 
 /* A client with no certificate at all: plain OpenSSL, since our contexts
