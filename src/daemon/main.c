@@ -54,7 +54,8 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --root DIR            state root (default $EDGEMIG_ROOT or /var/lib/edgemig)\n"
-    "  --listen ADDR:PORT    address to accept migrations on (default 0.0.0.0:7878)\n"
+    "  --listen ADDR:PORT    address to accept migrations and control requests on\n"
+    "                        (default 0.0.0.0:7878)\n"
     "  --tls-cert FILE       this host's certificate (`edgemig ca issue NAME`)\n"
     "  --tls-key FILE        its private key\n"
     "  --tls-ca FILE         the platform CA's certificate (ca.crt). With these\n"
@@ -100,8 +101,15 @@ static const char usage[] =
     "  --log-format FORMAT   text (default) or json\n"
     "  -h, --help            this help\n"
     "\n"
-    "Signals: SIGTERM/SIGINT stop accepting; sessions in flight finish or roll\n"
-    "back under their own rules.\n";
+    "Signals: SIGTERM/SIGINT stop accepting and stop the heartbeats; sessions in\n"
+    "flight finish or roll back under their own rules.\n"
+    "\n"
+    "Example (edge h2 of a platform whose controller holds certificate\n"
+    "\"controller\"):\n"
+    "  edgemigd --listen 10.77.2.2:7878 --tls-ca ca.crt --tls-cert h2.crt \\\n"
+    "      --tls-key h2.key --allow-peer h1 --allow-peer h3 \\\n"
+    "      --controller https://10.77.100.1:7880 --location 100,0 --capacity 4 \\\n"
+    "      --allow-controller controller\n";
 
 struct daemon_opts {
         const char *root, *listen;
