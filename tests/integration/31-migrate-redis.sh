@@ -22,13 +22,7 @@ wait_for 20 redis_ping || fail "redis not reachable from the client"
 testbed shape 1 20 >/dev/null
 testbed shape 2 20 >/dev/null
 
-(
-	while :; do
-		if running_on 1 redis && running_on 2 redis; then echo both >"$MIG_LOGS/both"; fi
-		sleep 0.05
-	done
-) &
-WATCH=$!
+mig_watch_single redis
 
 STOP=$MIG_LOGS/stop-probe
 on_client "$PROBE" redis "$SIP:6379" --interval-ms 5 --until-file "$STOP" --json \
@@ -67,9 +61,7 @@ wait_for 10 probe_past 1 $((N + 100)) || fail "probe does not advance on host 1"
 touch "$STOP"
 PRC=0
 wait "$PROBE_PID" || PRC=$?
-kill "$WATCH" 2>/dev/null
-wait "$WATCH" 2>/dev/null || true
-[ -e "$MIG_LOGS/both" ] && fail "redis ran on both hosts at once"
+mig_assert_single
 [ "$PRC" = 0 ] || fail "probe exited $PRC: $(cat "$MIG_LOGS/probe.json" "$MIG_LOGS/probe.log")"
 LAST=$(python3 - "$MIG_LOGS/probe.json" <<'PY'
 import json, sys

@@ -19,27 +19,11 @@ mig_pull 3 busybox
 SIP=10.88.0.12
 h 1 run --name fd --ip "$SIP/32" facedetect >/dev/null || fail "run facedetect on host 1"
 testbed route "$SIP" 1
-ask() { # IMAGE EXPECTED_FACES: one request from a new client connection
-	local n
-	n=$(on_client python3 "$REPO/scripts/facedetect-client.py" --timeout 20 "$SIP" 8080 "$DATA/$1" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])') || return 1
-	[ "$n" = "$2" ] || {
-		echo "$1: $n faces, expected $2" >&2
-		return 1
-	}
-}
+ask() { fd_ask "$SIP" "$@"; } # IMAGE EXPECTED_FACES, from a new connection
 wait_for 60 ask face.jpg 1 || fail "facedetect does not answer on host 1"
 ask noface.png 0 || fail "wrong answer on host 1"
 
-(
-	while :; do
-		c=0
-		for i in 1 2 3; do running_on "$i" fd && c=$((c + 1)); done
-		[ "$c" -gt 1 ] && echo "$c" >"$MIG_LOGS/both"
-		sleep 0.05
-	done
-) &
-WATCH=$!
+mig_watch_single fd
 
 # One connection through each handoff; the service's seq must grow by one per
 # request (it counts every client's requests, so no other client may ask while
@@ -111,9 +95,7 @@ running_on 2 fd && fail "still running on host 2"
 h 3 image ls | grep -q facedetect || fail "host 3 did not register the streamed image"
 ask face.jpg 1 || fail "wrong answer on host 3"
 ask noface.png 0 || fail "wrong answer on host 3"
-kill "$WATCH" 2>/dev/null
-wait "$WATCH" 2>/dev/null || true
-[ -e "$MIG_LOGS/both" ] && fail "facedetect ran on $(cat "$MIG_LOGS/both") hosts at once"
+mig_assert_single
 [ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" "$EM_H3_ROOT/incoming" -mindepth 1 2>/dev/null)" ] ||
 	fail "staging left behind"
 echo "ok"

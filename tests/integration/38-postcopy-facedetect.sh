@@ -17,24 +17,10 @@ mig_setup 2 facedetect
 SIP=10.88.0.38
 h 1 run --name fd --ip "$SIP/32" facedetect >/dev/null || fail "run facedetect on host 1"
 testbed route "$SIP" 1
-ask() { # IMAGE EXPECTED_FACES: one request from a new client connection
-	local n
-	n=$(on_client python3 "$REPO/scripts/facedetect-client.py" --timeout 20 "$SIP" 8080 "$DATA/$1" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])') || return 1
-	[ "$n" = "$2" ] || {
-		echo "$1: $n faces, expected $2" >&2
-		return 1
-	}
-}
+ask() { fd_ask "$SIP" "$@"; } # IMAGE EXPECTED_FACES, from a new connection
 wait_for 60 ask face.jpg 1 || fail "facedetect does not answer on host 1"
 
-(
-	while :; do
-		if running_on 1 fd && running_on 2 fd; then echo both >"$MIG_LOGS/both"; fi
-		sleep 0.05
-	done
-) &
-WATCH=$!
+mig_watch_single fd
 
 # migrate MODE FROM TO: must succeed with a lazy final step.
 migrate() {
@@ -95,9 +81,7 @@ PY
 # The probe is done: new clients may ask now (seq is shared by all clients).
 ask face.jpg 1 || fail "wrong answer after the migrations"
 ask noface.png 0 || fail "wrong answer for noface.png after the migrations"
-kill "$WATCH" 2>/dev/null
-wait "$WATCH" 2>/dev/null || true
-[ -e "$MIG_LOGS/both" ] && fail "facedetect ran on both hosts at once"
+mig_assert_single
 [ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" "$EM_H1_ROOT/outgoing" \
 	"$EM_H2_ROOT/outgoing" -mindepth 1 2>/dev/null)" ] || fail "staging left behind"
 echo "ok"

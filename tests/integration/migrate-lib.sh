@@ -121,3 +121,38 @@ mig_cleanup() {
 	testbed_down
 	rm -rf "$MIG_LOGS"
 }
+
+# mig_watch_single NAME...: in the background, every 50 ms, notes any NAME
+# running on more than one host at once (the rule: exactly one host).
+# mig_assert_single stops the watcher and fails if it saw that.
+mig_watch_single() {
+	(
+		while :; do
+			for n in "$@"; do
+				c=0
+				for ((i = 1; i <= EM_HOSTS; i++)); do running_on "$i" "$n" && c=$((c + 1)); done
+				[ "$c" -le 1 ] || echo "$n on $c hosts" >>"$MIG_LOGS/both"
+			done
+			sleep 0.05
+		done
+	) &
+	MIG_WATCH=$!
+}
+mig_assert_single() {
+	kill "$MIG_WATCH" 2>/dev/null || true
+	wait "$MIG_WATCH" 2>/dev/null || true
+	[ ! -e "$MIG_LOGS/both" ] || fail "ran on more than one host at once: $(sort -u "$MIG_LOGS/both")"
+}
+
+# fd_ask SIP IMAGE EXPECTED_FACES: one facedetect request from a new client
+# connection (the test image under tests/integration/data) must find
+# EXPECTED_FACES faces.
+fd_ask() {
+	local n
+	n=$(on_client python3 "$REPO/scripts/facedetect-client.py" --timeout 20 "$1" 8080 "$HERE/data/$2" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["n"])') || return 1
+	[ "$n" = "$3" ] || {
+		echo "$2: $n faces, expected $3" >&2
+		return 1
+	}
+}
