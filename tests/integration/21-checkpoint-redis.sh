@@ -81,6 +81,10 @@ CPID=$!
 wait_for 10 test -e "$CK/ctl.ready" || fail "client did not connect: $(cat "$CK/client.log")"
 
 em checkpoint redis --to "$CK/redis" >/dev/null || fail "checkpoint"
+# A client connection still in the listen queue must not fail a dump: runc
+# passes the bundle's criu.conf (skip-in-flight) to CRIU.
+grep -q "Will skip in-flight TCP connections" "$CK/redis/criu/dump.log" ||
+	fail "CRIU did not get skip-in-flight from the bundle's criu.conf"
 client timeout 1 redis-cli -h "$SVC" ping >/dev/null 2>&1 && fail "redis answered while checkpointed"
 em restore "$CK/redis" >/dev/null || fail "restore"
 touch "$CK/ctl.go"

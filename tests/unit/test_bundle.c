@@ -191,6 +191,25 @@ static void test_no_limits_without_options(void **state)
         assert_null(json_object_get(res, "cpu"));
 }
 
+/* runc hands org.criu.config to CRIU for every dump and restore. */
+static void test_criu_config_annotation(void **state)
+{
+        cleanup_json json_t *spec = spec_with("{\"Cmd\":[\"x\"]}", "");
+        struct em_bundle_params bp = {.rootfs = rootfs,
+                                      .netns = "/n",
+                                      .cgroup = "/c",
+                                      .hostname = "web",
+                                      .criu_config = "/b/criu.conf"};
+        cleanup_json json_t *cfg = NULL, *plain = build(spec);
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_bundle_config(spec, &bp, &cfg, &err), 0);
+        assert_string_equal(em_json_str(json_object_get(cfg, "annotations"), "org.criu.config"),
+                            "/b/criu.conf");
+        assert_null(json_object_get(plain, "annotations"));
+}
+
 static void check_user(const char *user, int uid, int gid)
 {
         uid_t u;
@@ -256,6 +275,7 @@ int main(void)
             cmocka_unit_test(test_no_command_fails),
             cmocka_unit_test(test_namespaces_mounts_resources),
             cmocka_unit_test(test_no_limits_without_options),
+            cmocka_unit_test(test_criu_config_annotation),
             cmocka_unit_test(test_users),
             cmocka_unit_test(test_user_lookup_stays_in_rootfs),
             cmocka_unit_test(test_names),

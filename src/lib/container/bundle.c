@@ -293,6 +293,12 @@ int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json
                       bp->hostname, "mounts", build_mounts(), "linux", build_linux(spec, bp));
         if (cfg == NULL)
                 return em_error_set(err, ENOMEM, "building config.json");
+        if (bp->criu_config != NULL &&
+            json_object_set_new(cfg, "annotations",
+                                json_pack("{s:s}", "org.criu.config", bp->criu_config)) < 0) {
+                json_decref(cfg);
+                return em_error_set(err, ENOMEM, "building config.json");
+        }
         *out = cfg;
         return 0;
 }

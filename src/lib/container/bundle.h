@@ -14,6 +14,7 @@ struct em_bundle_params {
         const char *netns;  /* pre-created network namespace path */
         const char *cgroup; /* cgroupsPath */
         const char *hostname;
+        const char *criu_config; /* CRIU options file for runc (org.criu.config), or NULL */
 };
 
 /* Builds config.json. The user ("uid[:gid]" or names) is resolved against
