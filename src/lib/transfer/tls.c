@@ -252,12 +252,13 @@ static const struct em_conn_ops tls_ops = {
     .destroy = tls_destroy,
 };
 
-static bool name_allowed(const em_tls_ctx_t *t, const char *name)
+const char *em_tls_name_match(const char *const *names, const char *const *allowed)
 {
-        for (char **a = t->allowed; *a; a++)
-                if (strcasecmp(*a, name) == 0)
-                        return true;
-        return false;
+        for (; names && *names; names++)
+                for (const char *const *a = allowed; a && *a; a++)
+                        if (strcasecmp(*a, *names) == 0)
+                                return *names;
+        return NULL;
 }
 
 static void join_names(char **v, char *buf, size_t size)
@@ -283,12 +284,14 @@ static int check_identity(const em_tls_ctx_t *t, struct tls_priv *p, X509 *cert)
                 snprintf(p->reason, sizeof(p->reason), "peer certificate names no identity");
                 return 0;
         }
-        for (char **n = names; *n; n++) {
-                if (t->allowed[0] == NULL || name_allowed(t, *n)) {
-                        free(p->peer_name);
-                        p->peer_name = strdup(*n);
-                        return p->peer_name != NULL;
-                }
+        const char *match =
+            t->allowed[0] == NULL
+                ? names[0]
+                : em_tls_name_match((const char *const *)names, (const char *const *)t->allowed);
+        if (match != NULL) {
+                free(p->peer_name);
+                p->peer_name = strdup(match);
+                return p->peer_name != NULL;
         }
         join_names(names, list, sizeof(list));
         join_names(t->allowed, allowed, sizeof(allowed));
