@@ -5,7 +5,9 @@
  * control request (migrate/control.h), or runs a configured command.
  * State lives in SQLite, so a restart loses nothing. HTTP/JSON API on
  * libmicrohttpd, over mutual TLS (clients need a certificate of the
- * platform CA) unless --insecure; see docs/platform.md. */
+ * platform CA) unless --insecure; an edge may register and heartbeat only
+ * as the name its certificate carries, other writes need an --admin
+ * certificate (platform/authz.h); see docs/platform.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <gnutls/gnutls.h>
@@ -19,8 +21,12 @@
 #include <arpa/inet.h>
 #include <sys/stat.h>
 
+#include <openssl/x509.h>
+
 #include "controller/store.h"
 #include "migrate/control.h"
+#include "platform/authz.h"
+#include "transfer/ca.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -42,6 +48,9 @@ static const char usage[] =
     "  --tls-key FILE          ...its private key\n"
     "  --tls-ca FILE           the platform CA: clients must present a certificate\n"
     "                          it signed (mutual TLS)\n"
+    "  --admin NAME            a certificate name that may act as an operator:\n"
+    "                          register services, report positions, register or\n"
+    "                          heartbeat any edge (repeatable; required with TLS)\n"
     "  --insecure              plain HTTP, no client authentication (trusted test\n"
     "                          networks only)\n"
     "  --state-dir DIR         where controller.db lives (required)\n"
@@ -62,6 +71,13 @@ static const char usage[] =
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
     "  -h, --help              this help\n"
     "\n"
+    "Access (with TLS): every client needs a certificate of the platform CA.\n"
+    "GET requests are open to any of them. An edge may POST /edges and\n"
+    "/edges/NAME/heartbeat only for a NAME its certificate carries (SAN DNS/URI\n"
+    "or CN, as edgemigd --allow-peer matches); every other write needs an\n"
+    "--admin certificate. Refusals: 403 with the reason, logged with the\n"
+    "client's name and address, counted in edgemig_controller_refused_total.\n"
+    "\n"
     "Triggering: by default the controller connects to the source edge's\n"
     "edgemigd (its registered ADDR:PORT) with mutual TLS, presenting\n"
     "--tls-cert, and requires the edge's certificate to name the edge; the edge\n"
@@ -77,7 +93,8 @@ struct ctl {
         struct em_sched_params params;
         int action_timeout_s;
         bool tls;
-        unsigned long long refused; /* requests without a valid client certificate */
+        const char **admins;        /* --admin names, NULL-terminated (argv strings) */
+        unsigned long long refused; /* requests refused: authentication or authorization */
         unsigned long long reports, decisions[3], http_requests;
 };
 
@@ -85,6 +102,8 @@ struct request {
         char *body;
         size_t len;
         bool too_big;
+        char **names;    /* the client certificate's names (TLS only) */
+        bool needs_body; /* authorization waits for the body (POST /edges) */
 };
 
 struct reply {
@@ -531,7 +550,8 @@ static int get_metrics(struct ctl *c, struct reply *r, em_error_t *err)
         metric(f, "edgemig_controller_reports_total", "counter", "position reports since start");
         fprintf(f, "edgemig_controller_reports_total %llu\n", c->reports);
         metric(f, "edgemig_controller_refused_total", "counter",
-               "requests refused for lack of a valid client certificate");
+               "requests refused: no valid client certificate, or one not allowed to do "
+               "this");
         fprintf(f, "edgemig_controller_refused_total %llu\n",
                 __atomic_load_n(&c->refused, __ATOMIC_RELAXED));
         metric(f, "edgemig_controller_decisions_total", "counter",
@@ -644,8 +664,11 @@ static int handle_post(struct ctl *c, const char *url, const struct request *rq,
  * certificate (GNUTLS_CERT_REQUEST) and never checks it, so every request is
  * checked here: a certificate must be presented and chain to the platform CA
  * (validity included). Returns NULL if so, else why not; *subject gets the
- * presented certificate's DN when there is one (gnutls_free it). */
-static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject)
+ * presented certificate's DN when there is one (gnutls_free it), *names the
+ * identities of an accepted one (em_x509_names, the helper edgemigd's
+ * --allow-peer check uses: SAN DNS/URI, then CN). */
+static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject,
+                                  char ***names)
 {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -671,26 +694,38 @@ static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *s
                 return "client certificate not yet valid";
         if (status != 0)
                 return "client certificate not signed by the platform CA";
+        const unsigned char *der = peers[0].data;
+        cleanup_x509 X509 *x = d2i_X509(NULL, &der, (long)peers[0].size);
+        if (x == NULL || em_x509_names(x, names, NULL) < 0)
+                return "client certificate could not be parsed";
         return NULL;
 }
 
-/* Logs and counts a refused request; the caller drops the connection. */
+static void client_addr(struct MHD_Connection *conn, char *buf, size_t size)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        snprintf(buf, size, "?");
+        if (ci != NULL && ci->client_addr->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, buf,
+                          (socklen_t)size);
+}
+
+/* Logs and counts a request refused for want of a valid certificate;
+ * otherwise *names gets the certificate's names. */
 static bool client_refused(struct ctl *c, struct MHD_Connection *conn, const char *method,
-                           const char *url)
+                           const char *url, char ***names)
 {
         gnutls_datum_t subject = {NULL, 0};
-        const char *why = client_refusal(conn, &subject);
-        char addr[INET_ADDRSTRLEN] = "?";
+        const char *why = client_refusal(conn, &subject, names);
+        char addr[INET6_ADDRSTRLEN];
 
         if (why == NULL) {
                 gnutls_free(subject.data);
                 return false;
         }
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci != NULL && ci->client_addr->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
-                          sizeof(addr));
+        client_addr(conn, addr, sizeof(addr));
         em_log_warn("refused %s %s from %s: %s%s%s", method, url, addr, why,
                     subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
         gnutls_free(subject.data);
@@ -722,22 +757,55 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct reply *r)
         return rc;
 }
 
+/* Authorization after authentication (platform/authz.h), body_edge as
+ * there. Returns EM_AUTHZ_ALLOW or EM_AUTHZ_NEEDS_BODY; or -1 after logging
+ * and counting the refusal, with its 403 queued in *result. */
+static int authorize(struct ctl *c, struct MHD_Connection *conn, const char *method,
+                     const char *url, char **names, const char *body_edge, enum MHD_Result *result)
+{
+        cleanup_error em_error_t err = NULL;
+        const struct em_authz_request a = {method, url, (const char *const *)names, body_edge};
+        char addr[INET6_ADDRSTRLEN];
+        struct reply r = {0};
+
+        int rc = em_authz_check(c->admins, &a, &err);
+        if (rc >= 0)
+                return rc;
+        client_addr(conn, addr, sizeof(addr));
+        em_log_warn("refused %s %s from %s (%s): %s", method, url, addr,
+                    names && names[0] ? names[0] : "?", em_error_msg(err));
+        __atomic_add_fetch(&c->refused, 1, __ATOMIC_RELAXED);
+        reply_error(&r, 403, em_error_msg(err));
+        *result = send_reply(conn, &r);
+        return -1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
         struct ctl *c = cls;
         struct request *rq = *con_cls;
+        enum MHD_Result refused = MHD_NO;
 
         if (rq == NULL) {
-                if (c->tls && client_refused(c, conn, method, url)) {
+                cleanup_strv char **names = NULL;
+                int authz = EM_AUTHZ_ALLOW;
+                if (c->tls && client_refused(c, conn, method, url, &names)) {
                         struct reply r = {0};
                         reply_error(&r, 403, "a client certificate of the platform CA is required");
                         return send_reply(conn, &r);
                 }
+                /* Refused before the body is read, unless the body decides. */
+                if (c->tls && (authz = authorize(c, conn, method, url, names, NULL, &refused)) < 0)
+                        return refused;
                 rq = calloc(1, sizeof(*rq));
+                if (rq == NULL)
+                        return MHD_NO;
+                rq->names = steal_pointer(&names);
+                rq->needs_body = authz == EM_AUTHZ_NEEDS_BODY;
                 *con_cls = rq;
-                return rq ? MHD_YES : MHD_NO;
+                return MHD_YES;
         }
         if (*upload_size > 0) { /* body arrives in pieces */
                 if (rq->len + *upload_size > BODY_MAX) {
@@ -753,6 +821,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 *upload_size = 0;
                 return MHD_YES;
+        }
+        if (rq->needs_body && !rq->too_big) { /* POST /edges: the name is in the body */
+                cleanup_json json_t *b = json_loadb(rq->body ? rq->body : "", rq->len, 0, NULL);
+                const char *edge = em_json_str(b, "name");
+                if (authorize(c, conn, method, url, rq->names, edge ? edge : "", &refused) < 0)
+                        return refused;
         }
         cleanup_error em_error_t err = NULL;
         struct reply r = {0};
@@ -782,6 +856,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct request *rq = *con_cls;
         if (rq != NULL) {
                 free(rq->body);
+                em_strv_free(rq->names);
                 free(rq);
         }
         *con_cls = NULL;
@@ -823,6 +898,7 @@ static int recover_state(struct ctl *c, em_error_t *err)
 struct opts {
         const char *listen, *state_dir;
         const char *tls_cert, *tls_key, *tls_ca;
+        size_t nadmins;
         bool insecure;
 };
 
@@ -834,7 +910,9 @@ static int parse_double(const char *s, double *out)
         return errno || *end || end == s || *out < 0 ? -1 : 0;
 }
 
-/* Same policy as edgemigd: mutual TLS, or plain HTTP only when asked for. */
+/* Same policy as edgemigd: mutual TLS, or plain HTTP only when asked for;
+ * and with TLS, the operators' names (as edgemigd --allow-controller, no
+ * silent default: without them nobody could register a service). */
 static int check_tls_args(const struct opts *o)
 {
         bool any = o->tls_cert || o->tls_key || o->tls_ca;
@@ -842,12 +920,19 @@ static int check_tls_args(const struct opts *o)
 
         if (o->insecure && any)
                 msg = "--insecure excludes --tls-cert, --tls-key and --tls-ca";
+        else if (o->insecure && o->nadmins > 0)
+                msg = "--insecure excludes --admin: plain HTTP has no client identity (anyone may "
+                      "do anything)";
         else if (!o->insecure && !any)
                 msg = "clients must authenticate: pass --tls-cert FILE --tls-key FILE --tls-ca "
                       "FILE (certificates of the platform CA, `edgemig ca`), or --insecure for "
                       "plain HTTP on a trusted test network";
         else if (any && !(o->tls_cert && o->tls_key && o->tls_ca))
                 msg = "--tls-cert, --tls-key and --tls-ca go together";
+        else if (any && o->nadmins == 0)
+                msg = "name the operators' certificates with --admin NAME (repeatable; e.g. "
+                      "`edgemig ca issue admin` and --admin admin): only they may register "
+                      "services and report positions, edges act only for themselves";
         if (msg == NULL)
                 return 0;
         fprintf(stderr, "edgemig-controller: %s\n", msg);
@@ -874,6 +959,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"tls-ca", required_argument, NULL, 'a'},
                                            {"insecure", no_argument, NULL, 'I'},
                                            {"mode", required_argument, NULL, 'o'},
+                                           {"admin", required_argument, NULL, 'd'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
         enum em_log_level level = EM_LOG_INFO;
@@ -934,6 +1020,16 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 case 'I':
                         o->insecure = true;
                         break;
+                case 'd': {
+                        const char **list = realloc(c->admins, (o->nadmins + 2) * sizeof(*list));
+                        if (list == NULL)
+                                return -1;
+                        list[o->nadmins++] = optarg;
+                        list[o->nadmins] = NULL;
+                        c->admins = list;
+                        bad = *optarg == '\0';
+                        break;
+                }
                 case 'o': {
                         cleanup_error em_error_t e = NULL;
                         bad = em_migrate_mode_parse(optarg, &c->mode, &e) < 0 ||
@@ -1021,6 +1117,8 @@ static int serve(struct ctl *c, const struct opts *o, em_error_t *err)
                                     c->tls ? " (or the certificate/key is unusable)" : "");
         em_log_info("ready: listening on %s://%s%s", c->tls ? "https" : "http", o->listen,
                     c->tls ? " (mutual TLS)" : " (INSECURE: no client authentication)");
+        for (const char **a = c->admins; a && *a; a++)
+                em_log_info("admin: certificates named %s may act as operators", *a);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
@@ -1064,5 +1162,6 @@ int main(int argc, char **argv)
                 fprintf(stderr, "edgemig-controller: %s\n", em_error_msg(err));
         pthread_mutex_lock(&c.lock);
         sqlite3_close(c.db);
+        free(c.admins);
         return rc < 0 ? 1 : 0;
 }

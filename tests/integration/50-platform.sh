@@ -13,7 +13,9 @@
 # state. The controller serves HTTPS with mutual TLS: its clients present
 # certificates of the test bed's CA, and clients without one or with one of
 # another CA are refused; a peer edge's certificate cannot command a
-# migration.
+# migration. Authorization: an edge's certificate registers and heartbeats
+# only its own edge and cannot register services or report positions; the
+# operator's ("client", --admin client) can.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 PROBE=$BUILD/edgemig-probe
@@ -71,7 +73,8 @@ CTL_PID=
 ctl_start() {
 	nsenter --net="$WAN" "$CTL" --state-dir "$CTL_STATE" --listen "$CTL_IP:$PORT" \
 		--margin 10 --dwell-ms 1500 --action-timeout 120 --tls-cert "$PKI/controller.crt" \
-		--tls-key "$PKI/controller.key" --tls-ca "$CACERT" >>"$MIG_LOGS/controller.log" 2>&1 &
+		--tls-key "$PKI/controller.key" --tls-ca "$CACERT" --admin client \
+		>>"$MIG_LOGS/controller.log" 2>&1 &
 	CTL_PID=$!
 	wait_for 10 curl -sf "$URL/healthz" -o /dev/null || fail "controller did not start"
 }
@@ -80,6 +83,12 @@ nsenter --net="$WAN" "$CTL" --state-dir "$CTL_STATE" --listen "$CTL_IP:$PORT" 2>
 	fail "controller started without --tls-* or --insecure"
 grep -q -- '--tls-cert.*--insecure' "$MIG_LOGS/ctl-notls.err" ||
 	fail "no TLS, no --insecure: $(cat "$MIG_LOGS/ctl-notls.err")"
+# TLS but no operator named: refused, naming --admin.
+nsenter --net="$WAN" "$CTL" --state-dir "$CTL_STATE" --listen "$CTL_IP:$PORT" --tls-cert "$PKI/controller.crt" \
+	--tls-key "$PKI/controller.key" --tls-ca "$CACERT" 2>"$MIG_LOGS/ctl-noadmin.err" &&
+	fail "controller started without --admin"
+grep -q -- '--admin NAME' "$MIG_LOGS/ctl-noadmin.err" ||
+	fail "no --admin: $(cat "$MIG_LOGS/ctl-noadmin.err")"
 ctl_start
 # Unauthenticated clients are refused (and logged); the controller lives on.
 rawcurl -sf --cacert "$CACERT" "$URL/healthz" -o /dev/null &&
@@ -119,6 +128,44 @@ assert e["h2"]["container_names"] == [] and e["h3"]["container_names"] == [], e
 }
 wait_for 30 edges_live || fail "edges did not register/heartbeat: $(curl -s "$URL/edges"; edges_live 2>&1)"
 curl -sf "$URL/edges" >"$MIG_LOGS/edges-registered.json"
+
+# Authorization: edge h2's own certificate, from h2, cannot speak for h1 nor
+# act as an operator (403, the reason in JSON, logged with its name and
+# address, counted); it may still read. The operator's certificate may.
+H2_TLS=(--cacert "$CACERT" --cert "$EM_H2_ROOT/pki/h2.crt" --key "$EM_H2_ROOT/pki/h2.key")
+as_h2() { # PATH BODY: prints the HTTP status, the body in $MIG_LOGS/as-h2.json
+	nsenter --net="/run/netns/$TESTBED_PREFIX-h2" curl -s "${H2_TLS[@]}" -o "$MIG_LOGS/as-h2.json" \
+		-w '%{http_code}' -XPOST "$URL$1" -d "$2"
+}
+refused_total() { curl -sf "$URL/metrics" | sed -n 's/^edgemig_controller_refused_total //p'; }
+R0=$(refused_total)
+expect_403() { # PATH BODY WORDS: refused, the error says WORDS
+	local st
+	st=$(as_h2 "$1" "$2")
+	[ "$st" = 403 ] || fail "h2's certificate: POST $1 answered $st, not 403: $(cat "$MIG_LOGS/as-h2.json")"
+	python3 -c 'import json, sys; e = json.load(open(sys.argv[1]))["error"]; assert sys.argv[2] in e, e' \
+		"$MIG_LOGS/as-h2.json" "$3" || fail "POST $1 as h2: $(cat "$MIG_LOGS/as-h2.json")"
+	grep -q "refused POST $1 from 10.77.2.2 (h2): " "$MIG_LOGS/controller.log" ||
+		fail "refusal of POST $1 as h2 not logged with name and address"
+}
+expect_403 /edges/h1/heartbeat '{"load":3,"containers":["evil"]}' "may not heartbeat edge 'h1'"
+expect_403 /edges '{"name":"h1","addr":"10.77.2.2:7878","x":500,"y":0,"capacity":9}' \
+	"may not register edge 'h1'"
+expect_403 /services "{\"name\":\"redis\",\"user\":\"mallory\",\"edge\":\"h2\",\"ip\":\"$SIP\"}" \
+	"operator action"
+expect_403 /users/alice/position '{"x":100,"y":0}' "--admin"
+[ "$(refused_total)" -ge $((R0 + 4)) ] || fail "refusals not counted: $R0 -> $(refused_total)"
+curl -sf "$URL/edges" | python3 -c '
+import json, sys
+e = {x["name"]: x for x in json.load(sys.stdin)}
+assert e["h1"]["addr"] == "10.77.1.2:7878" and e["h1"]["x"] == 0 and e["h1"]["capacity"] == 4, e["h1"]
+assert "evil" not in (e["h1"]["container_names"] or []), e["h1"]' ||
+	fail "a refused request changed h1: $(curl -s "$URL/edges")"
+curl -sf "$URL/services" | grep -q mallory && fail "a refused request registered a service"
+curl -sf "$URL/users" | grep -q alice && fail "a refused position report was recorded"
+nsenter --net="/run/netns/$TESTBED_PREFIX-h2" curl -sf "${H2_TLS[@]}" "$URL/edges" -o /dev/null ||
+	fail "an edge's certificate may not read /edges"
+# The operator ("client") registers the service.
 post /services "{\"name\":\"redis\",\"user\":\"alice\",\"edge\":\"h1\",\"ip\":\"$SIP\"}"
 
 # A peer edge's certificate cannot command migrations: h2 asks h1, as a
