@@ -7,7 +7,10 @@
 # (vg.<pid>.log); --trace-children stays off so that the runc/CRIU the
 # sessions exec run natively (CRIU cannot run under valgrind). Every session
 # child must have left a complete report. Open descriptors at exit
-# (--track-fds) are printed for the record.
+# (--track-fds) are printed for the record. Each edgemigd also registers with
+# an edgemig-controller and heartbeats every second (--controller), so its
+# edge agent process (libcurl over mutual TLS, metrics collection) runs under
+# memcheck too.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 [ -x "$EMD" ] || skip "$EMD not built"
@@ -72,7 +75,35 @@ exec python3 -c 'import os, sys; os.closerange(3, 65536); os.execv(sys.argv[1], 
 EOF
 chmod +x "$MIG_LOGS/vg-edgemigd"
 EMD=$MIG_LOGS/vg-edgemigd
+# The edges' agents register with a controller in the router's namespace
+# (started after them: they retry until it is up) and heartbeat throughout.
+CTL=$BUILD/edgemig-controller
+[ -x "$CTL" ] || skip "$CTL not built"
+command -v curl >/dev/null || skip "curl not installed"
+CTL_IP=10.77.100.1
+CTL_URL=https://$CTL_IP:$((17000 + $$ % 1000))
+edge_opts() {
+	printf '%s\n' --controller "$CTL_URL" --location "$((($1 - 1) * 100)),0" --capacity 4 \
+		--heartbeat-interval 1
+}
+MIG_DAEMON_OPTS_FN=edge_opts
 mig_setup 2 busybox
+PKI=$MIG_LOGS/ctl-pki
+"$EM" ca issue controller --ip "$CTL_IP" --dir "$MIG_LOGS/ca" --out "$PKI" >/dev/null ||
+	fail "ca issue controller"
+WAN=/run/netns/$TESTBED_PREFIX-wan
+nsenter --net="$WAN" "$CTL" --state-dir "$MIG_LOGS/controller" --listen "${CTL_URL#https://}" \
+	--tls-cert "$PKI/controller.crt" --tls-key "$PKI/controller.key" --tls-ca "$MIG_LOGS/ca/ca.crt" \
+	--admin controller >>"$MIG_LOGS/controller.log" 2>&1 &
+CTL_PID=$!
+heartbeats() {
+	nsenter --net="$WAN" curl -sf --cacert "$MIG_LOGS/ca/ca.crt" --cert "$PKI/controller.crt" \
+		--key "$PKI/controller.key" "$CTL_URL/edges" | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+assert sorted(x["name"] for x in e) == ["h1", "h2"] and all(x["heartbeat_ms"] > 0 for x in e), e'
+}
+wait_for 60 heartbeats || fail "the edges (under valgrind) did not register and heartbeat: $(cat "$MIG_LOGS/controller.log")"
 
 SIP=10.88.0.10
 # A 2 s counter interval: the counter forks a short-lived `sleep` each round,
@@ -104,6 +135,8 @@ migrate 1 2
 h 2 rm -f counter >/dev/null || fail "rm counter on host 2"
 mig_daemon_stop 1
 mig_daemon_stop 2
+kill "$CTL_PID" 2>/dev/null || true
+wait "$CTL_PID" 2>/dev/null || true
 vg_alive() {
 	local f
 	for f in "$VG_LOGS"/vg.*.log; do
@@ -139,12 +172,12 @@ for path in sorted(glob.glob(os.path.join(d, "vg.*.log"))):
         print(text[-8000:])
 if sessions:
     bad.append("no memcheck report for session children %s" % sorted(sessions))
-print("memcheck: %d complete reports (daemons, session children, forwarders), open fds at exit %s"
+print("memcheck: %d complete reports (daemons, edge agents, session children, forwarders), open fds at exit %s"
       % (reports, " ".join(fds)))
-if reports < 5:
-    bad.append("only %d complete reports (expected 2 daemons + 3 sessions at least)" % reports)
+if reports < 7:
+    bad.append("only %d complete reports (expected 2 daemons + 2 agents + 3 sessions at least)" % reports)
 for b in bad:
     print("FAIL:", b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
-echo "ok (3 migrations under valgrind, no memcheck error, no definite leak)"
+echo "ok (3 migrations and the edge agents' heartbeats under valgrind, no memcheck error, no definite leak)"
