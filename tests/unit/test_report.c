@@ -70,6 +70,41 @@ static void test_save(void **state)
         assert_int_equal(em_rm_rf(dir, &err), 0);
 }
 
+/* Saves a finished report for target with a measured link rate, ok or not. */
+static void save_one(const char *root, const char *id, const char *target, double bps, bool ok)
+{
+        cleanup_report struct em_report *r = em_report_new(id, "web", "precopy", target);
+        em_error_t err = NULL;
+
+        em_report_set(r, "bandwidth_bps", json_real(bps));
+        em_report_finish(r, ok, ok ? NULL : "failed");
+        assert_int_equal(em_report_save(r, root, &err), 0);
+        usleep(20000); /* distinct file times: newest first is by mtime */
+}
+
+static void test_peer_bandwidth_from_saved_reports(void **state)
+{
+        char dir[] = "/tmp/em-report-XXXXXX";
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        assert_true(em_report_peer_bandwidth(dir, "b:1", 60000) == 0); /* no reports */
+        save_one(dir, "r1", "b:1", 1e6, true);
+        save_one(dir, "r2", "c:1", 9e6, true);
+        save_one(dir, "r3", "b:1", 2e6, true);
+        save_one(dir, "r4", "b:1", 0, true);    /* nothing measured */
+        save_one(dir, "r5", "b:1", 7e6, false); /* failed */
+        /* The newest successful measurement to that target. */
+        assert_true(em_report_peer_bandwidth(dir, "b:1", 60000) == 2e6);
+        assert_true(em_report_peer_bandwidth(dir, "c:1", 60000) == 9e6);
+        assert_true(em_report_peer_bandwidth(dir, "d:1", 60000) == 0);
+        /* Too old to stand in for a measurement. */
+        usleep(30000);
+        assert_true(em_report_peer_bandwidth(dir, "b:1", 10) == 0);
+        assert_int_equal(em_rm_rf(dir, &err), 0);
+}
+
 static double real(const json_t *o, const char *key)
 {
         json_t *v = json_object_get(o, key);
@@ -142,6 +177,7 @@ int main(void)
             cmocka_unit_test(test_timeline_spans),
             cmocka_unit_test(test_failed_has_error_and_no_downtime),
             cmocka_unit_test(test_save),
+            cmocka_unit_test(test_peer_bandwidth_from_saved_reports),
             cmocka_unit_test(test_rusage_json_adds_children),
             cmocka_unit_test(test_rusage_json_self_only),
             cmocka_unit_test(test_rusage_json_now_counts_waited_children),

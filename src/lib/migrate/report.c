@@ -1,6 +1,9 @@
 #include "migrate/report.h"
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -186,4 +189,140 @@ json_t *em_rusage_json_now(void)
         if (getrusage(RUSAGE_SELF, &self) < 0 || getrusage(RUSAGE_CHILDREN, &children) < 0)
                 return NULL;
         return em_rusage_json(&self, &children);
+}
+
+double em_report_throughput_mbps(const json_t *r)
+{
+        json_t *bw = json_object_get(r, "bandwidth_bps");
+        json_t *phases = json_object_get(r, "phases"), *p;
+        double bytes = 0, ms = 0;
+        size_t i;
+
+        if (!json_is_true(json_object_get(r, "ok")))
+                return 0;
+        if (json_is_number(bw) && json_number_value(bw) > 0)
+                return json_number_value(bw) * 8 / 1e6;
+        json_array_foreach(phases, i, p)
+        {
+                long long b = em_json_int(p, "bytes_wire", 0), d = em_json_int(p, "duration_ms", 0);
+                if (b > 0 && d > 0) {
+                        bytes += (double)b;
+                        ms += (double)d;
+                }
+        }
+        return ms > 0 ? bytes * 8 / (ms * 1000) : 0;
+}
+
+struct report_file {
+        char *path;
+        int64_t mtime_ns;
+};
+
+static int by_mtime_desc(const void *a, const void *b)
+{
+        const struct report_file *x = a, *y = b;
+        return x->mtime_ns < y->mtime_ns ? 1 : x->mtime_ns > y->mtime_ns ? -1 : 0;
+}
+
+static void files_free(struct report_file *f, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(f[i].path);
+        free(f);
+}
+
+static int list_reports(const char *dir, struct report_file **out, size_t *n, em_error_t *err)
+{
+        cleanup_dir DIR *d = opendir(dir);
+        struct report_file *files = NULL;
+        size_t cap = 0;
+        struct dirent *e;
+
+        *n = 0;
+        while (d && (e = readdir(d)) != NULL) {
+                size_t len = strlen(e->d_name);
+                struct stat sb;
+                char *path = NULL;
+                if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0 ||
+                    asprintf(&path, "%s/%s", dir, e->d_name) < 0)
+                        continue;
+                if (stat(path, &sb) < 0) {
+                        free(path);
+                        continue;
+                }
+                if (*n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        struct report_file *nf = realloc(files, cap * sizeof(*files));
+                        if (nf == NULL) {
+                                free(path);
+                                files_free(files, *n);
+                                return em_error_set(err, ENOMEM, "listing reports");
+                        }
+                        files = nf;
+                }
+                files[(*n)++] = (struct report_file){path, (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+                                                               sb.st_mtim.tv_nsec};
+        }
+        if (*n > 0)
+                qsort(files, *n, sizeof(*files), by_mtime_desc);
+        *out = files;
+        return 0;
+}
+
+int em_report_foreach_recent(const char *root, size_t max,
+                             int (*fn)(const json_t *report, void *ud), void *ud, em_error_t *err)
+{
+        cleanup_free char *dir = em_path_join(root, "migrations");
+        struct report_file *files = NULL;
+        size_t n = 0;
+        int stop = 0;
+
+        if (dir == NULL)
+                return em_error_set(err, ENOMEM, "listing reports");
+        if (list_reports(dir, &files, &n, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n && i < max && !stop; i++) {
+                cleanup_json json_t *r = NULL;
+                em_error_t ign = NULL;
+                if (em_json_load_file(files[i].path, 4 << 20, &r, &ign) < 0) {
+                        em_error_free(&ign);
+                        continue;
+                }
+                stop = fn(r, ud);
+        }
+        files_free(files, n);
+        return 0;
+}
+
+struct peer_query {
+        const char *target;
+        int64_t since_ms;
+        double bps;
+};
+
+static int match_peer(const json_t *r, void *ud)
+{
+        struct peer_query *q = ud;
+        const char *t = em_json_str(r, "target");
+
+        if (t == NULL || strcmp(t, q->target) != 0 ||
+            em_json_int(r, "requested_at_ms", 0) < q->since_ms)
+                return 0;
+        /* Only a measured link rate: phase averages of small transfers
+         * measure socket buffers, not the link. */
+        json_t *bw = json_object_get(r, "bandwidth_bps");
+        if (!json_is_true(json_object_get(r, "ok")) || !json_is_number(bw))
+                return 0;
+        q->bps = json_number_value(bw);
+        return q->bps > 0;
+}
+
+double em_report_peer_bandwidth(const char *root, const char *target, int64_t max_age_ms)
+{
+        struct peer_query q = {target, em_now_ms() - max_age_ms, 0};
+        em_error_t e = NULL;
+
+        if (em_report_foreach_recent(root, 64, match_peer, &q, &e) < 0)
+                em_error_free(&e);
+        return q.bps;
 }

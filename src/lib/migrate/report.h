@@ -36,6 +36,18 @@ void em_report_set(struct em_report *r, const char *key, json_t *value /* stolen
 void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire);
 /* Computes handoff/downtime, records success or the error. */
 void em_report_finish(struct em_report *r, bool ok, const char *error);
+/* Throughput of a saved migration report (<root>/migrations/<id>.json) in
+ * Mbit/s: its measured "bandwidth_bps" if any, else bytes on the wire over
+ * the time of the phases that moved them; 0 if it moved nothing or failed. */
+double em_report_throughput_mbps(const json_t *report);
+/* Calls fn on the saved reports under root, newest first (by file time), at
+ * most max of them, until fn returns non-zero. Unreadable files are skipped. */
+int em_report_foreach_recent(const char *root, size_t max,
+                             int (*fn)(const json_t *report, void *ud), void *ud, em_error_t *err);
+/* The latest measured link rate to target (bytes/s, a report's
+ * "bandwidth_bps") from a successful migration or prepare at most max_age_ms
+ * old, or 0: a new migration's first estimate of the link. */
+double em_report_peer_bandwidth(const char *root, const char *target, int64_t max_age_ms);
 /* Borrowed view of the timeline JSON. */
 json_t *em_report_json(struct em_report *r);
 int em_report_save(struct em_report *r, const char *root, em_error_t *err);

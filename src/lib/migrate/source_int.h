@@ -31,7 +31,8 @@ struct source {
         bool committed;                     /* the target owns the service now */
         bool migrating;                     /* the container's state is "migrating" */
         bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */
-        double bandwidth;                   /* bytes/s measured on this link */
+        double bandwidth;                   /* bytes/s: measured on this link, or seeded */
+        bool bandwidth_measured;            /* by this migration (not a seed) */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
         bool calibrated;
         /* Calibration runs in a thread from the start of the migration, off

@@ -200,8 +200,10 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         int64_t ms = em_mono_ms() - t0;
         uint64_t wire = wire_out(s) - w0;
         /* Only a round that moved enough data says something about the link. */
-        if (wire > 256 * 1024 && ms > 0)
+        if (wire > 256 * 1024 && ms > 0) {
                 s->bandwidth = (double)wire * 1000.0 / (double)ms;
+                s->bandwidth_measured = true;
+        }
         rs->dirty_bytes = st.raw_bytes;
         rs->dirty_wire_bytes = wire;
         em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
@@ -210,6 +212,25 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
                     (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
                     (unsigned long long)wire, (long long)ms);
         return 0;
+}
+
+/* How recent a measurement of the link must be to stand in for one. */
+#define BANDWIDTH_SEED_MAX_AGE_MS (10 * 60 * 1000)
+
+/* Small rounds do not measure the link (they fit in socket buffers), so
+ * after a `prepare` the stop rule would assume a slow link and keep going
+ * round after round. A recent transfer to the same target knows better. */
+static void seed_bandwidth(struct source *s)
+{
+        double bps;
+
+        if (s->bandwidth > 0)
+                return;
+        bps = em_report_peer_bandwidth(s->cfg->root, s->o->target, BANDWIDTH_SEED_MAX_AGE_MS);
+        if (bps <= 0)
+                return;
+        s->bandwidth = bps;
+        em_report_set(s->report, "bandwidth_seed_bps", json_real(bps));
 }
 
 int em_source_precopy(struct source *s, em_error_t *err)
@@ -222,6 +243,7 @@ int em_source_precopy(struct source *s, em_error_t *err)
 
         if (max > 64)
                 max = 64;
+        seed_bandwidth(s);
         em_report_phase_begin(s->report, "precopy");
         s->phase_wire0 = wire_out(s);
         while (why == EM_STOP_CONTINUE) {
@@ -234,7 +256,8 @@ int em_source_precopy(struct source *s, em_error_t *err)
                         why = EM_STOP_ROUNDS;
         }
         em_report_set(s->report, "stop_reason", json_string(em_stop_reason_name(why)));
-        em_report_set(s->report, "bandwidth_bps", json_real(s->bandwidth));
+        em_report_set(s->report, "bandwidth_bps",
+                      json_real(s->bandwidth_measured ? s->bandwidth : 0));
         em_source_phase_end(s, "precopy", 0);
         return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "migrate/report.h"
 #include "state/state.h"
 #include "transfer/conn.h"
 #include "util/cleanup.h"
@@ -82,28 +83,6 @@ int em_edge_location_parse(const char *s, double *x, double *y, em_error_t *err)
         return 0;
 }
 
-double em_report_throughput_mbps(const json_t *r)
-{
-        json_t *bw = json_object_get(r, "bandwidth_bps");
-        json_t *phases = json_object_get(r, "phases"), *p;
-        double bytes = 0, ms = 0;
-        size_t i;
-
-        if (!json_is_true(json_object_get(r, "ok")))
-                return 0;
-        if (json_is_number(bw) && json_number_value(bw) > 0)
-                return json_number_value(bw) * 8 / 1e6;
-        json_array_foreach(phases, i, p)
-        {
-                long long b = em_json_int(p, "bytes_wire", 0), d = em_json_int(p, "duration_ms", 0);
-                if (b > 0 && d > 0) {
-                        bytes += (double)b;
-                        ms += (double)d;
-                }
-        }
-        return ms > 0 ? bytes * 8 / (ms * 1000) : 0;
-}
-
 static int read_proc(const char *path, char **out, em_error_t *err)
 {
         return em_read_file(path, 1 << 20, out, NULL, err);
@@ -157,15 +136,28 @@ static int count_sessions(const struct em_config *cfg, const char *sub)
         return n;
 }
 
-struct report_file {
-        char path[512];
-        int64_t mtime_ns;
+struct peers_ctx {
+        struct em_edge_metrics *m;
+        int64_t latest; /* request time of the report behind bandwidth_mbps */
 };
 
-static int by_mtime_desc(const void *a, const void *b)
+/* Newest first: the first report per peer is its latest throughput. */
+static int note_peer(const json_t *r, void *ud)
 {
-        const struct report_file *x = a, *y = b;
-        return x->mtime_ns < y->mtime_ns ? 1 : x->mtime_ns > y->mtime_ns ? -1 : 0;
+        struct peers_ctx *c = ud;
+        const char *peer = em_json_str(r, "target");
+        double mbps = em_report_throughput_mbps(r);
+        int64_t at = em_json_int(r, "requested_at_ms", 0);
+
+        if (peer == NULL || mbps <= 0 || json_object_get(c->m->peers, peer) != NULL)
+                return 0;
+        json_object_set_new(c->m->peers, peer,
+                            json_pack("{s:f, s:I}", "mbps", mbps, "at_ms", (json_int_t)at));
+        if (at >= c->latest) {
+                c->latest = at;
+                c->m->bandwidth_mbps = mbps;
+        }
+        return 0;
 }
 
 /* The latest throughput per peer, from the newest saved reports of
@@ -173,57 +165,12 @@ static int by_mtime_desc(const void *a, const void *b)
 static int collect_bandwidth(const struct em_config *cfg, struct em_edge_metrics *m,
                              em_error_t *err)
 {
-        cleanup_free char *dir = em_path_join(cfg->root, "migrations");
-        cleanup_dir DIR *d = dir ? opendir(dir) : NULL;
-        cleanup_free struct report_file *files = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *e;
-        int64_t latest = 0;
+        struct peers_ctx c = {m, 0};
 
         m->peers = json_object();
         if (m->peers == NULL)
                 return em_error_set(err, ENOMEM, "heartbeat");
-        while (d && (e = readdir(d)) != NULL) {
-                size_t len = strlen(e->d_name);
-                struct stat sb;
-                if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
-                        continue;
-                if (n == cap) {
-                        cap = cap ? cap * 2 : 64;
-                        struct report_file *nf = realloc(files, cap * sizeof(*files));
-                        if (nf == NULL)
-                                return em_error_set(err, ENOMEM, "listing reports");
-                        files = nf;
-                }
-                snprintf(files[n].path, sizeof(files[n].path), "%s/%s", dir, e->d_name);
-                if (stat(files[n].path, &sb) < 0)
-                        continue;
-                files[n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-                n++;
-        }
-        if (n == 0)
-                return 0;
-        qsort(files, n, sizeof(*files), by_mtime_desc);
-        for (size_t i = 0; i < n && i < REPORTS_SCANNED; i++) {
-                cleanup_json json_t *r = NULL;
-                em_error_t ign = NULL;
-                if (em_json_load_file(files[i].path, 4 << 20, &r, &ign) < 0) {
-                        em_error_free(&ign);
-                        continue;
-                }
-                const char *peer = em_json_str(r, "target");
-                double mbps = em_report_throughput_mbps(r);
-                if (peer == NULL || mbps <= 0 || json_object_get(m->peers, peer) != NULL)
-                        continue;
-                int64_t at = em_json_int(r, "requested_at_ms", 0);
-                json_object_set_new(m->peers, peer,
-                                    json_pack("{s:f, s:I}", "mbps", mbps, "at_ms", (json_int_t)at));
-                if (at >= latest) {
-                        latest = at;
-                        m->bandwidth_mbps = mbps;
-                }
-        }
-        return 0;
+        return em_report_foreach_recent(cfg->root, REPORTS_SCANNED, note_peer, &c, err);
 }
 
 int em_edge_metrics_collect(const struct em_config *cfg, struct em_edge_metrics *m, em_error_t *err)

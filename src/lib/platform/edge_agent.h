@@ -56,10 +56,6 @@ int em_loadavg_parse(const char *text, double *load1, em_error_t *err);
 int em_meminfo_parse(const char *text, uint64_t *total, uint64_t *available, em_error_t *err);
 /* "X,Y" → numbers. */
 int em_edge_location_parse(const char *s, double *x, double *y, em_error_t *err);
-/* Throughput of a saved migration report (<root>/migrations/<id>.json) in
- * Mbit/s: its measured "bandwidth_bps" if any, else bytes on the wire over
- * the time of the phases that moved them; 0 if it moved nothing or failed. */
-double em_report_throughput_mbps(const json_t *report);
 
 /* Reads /proc and the state root. */
 int em_edge_metrics_collect(const struct em_config *cfg, struct em_edge_metrics *m,
