@@ -89,10 +89,13 @@ def summarize(runs, skipped):
             "floor_mb": statistics.median(fl) / 1e6 if fl else None,
             "checks": sorted({r["check"] for r in rs}),
         })
-    # Skipped (quick mode) whole-rootfs cells: estimate from bytes at another rate.
+    # Skipped (quick mode) whole-rootfs cells: estimate from bytes at another
+    # rate, or (none ran) from half the image's unpacked layer size.
     for s in skipped:
         w, m, rate = s["workload"], s["method"], s["rate_mbit"]
         b = [r["wire_bytes"] for r in runs if r["workload"] == w and r["method"] == m]
+        if not b and s.get("estimate_bytes"):  # no rate ran: from the image's layer size
+            b = [s["estimate_bytes"]]
         if b and rate:
             summary.append({"workload": w, "method": m, "rate_mbit": rate, "reps": 0,
                             "latency_ms": s.get("latency_ms", 0), "dirty_mbps": None,
@@ -641,9 +644,11 @@ def main():
                "longest gap between two status replies on one TCP connection (every 100 ms)."
                % (mw_mb or "the"), ""] + mwt + [""]
     if skipped:
-        md += ["Cells marked *(est.)* were not run in quick mode (whole-rootfs would take "
+        md += ["Cells marked *(est.)* were not run (quick mode or --cell-max-s: whole-rootfs would take "
                "longer than the per-cell budget); the estimate is the bytes that method sent "
-               "at another rate divided by this link rate, a lower bound on its handoff.", ""]
+               "at another rate (or, where it ran at no rate, half the image's unpacked layer "
+               "size: what gzip -1 leaves of them) divided by this link rate, a lower bound on "
+               "its handoff.", ""]
     fl = os.path.join(out, "failures.log")
     if os.path.exists(fl):
         lines = open(fl).read().splitlines()
