@@ -86,8 +86,8 @@ static int parse_globals(int argc, char **argv, struct em_cli *cli)
                                              {"log-format", required_argument, NULL, 'f'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-        enum em_log_level level = EM_LOG_INFO;
-        bool json = false;
+        struct em_log_opts lo = EM_LOG_OPTS_INIT;
+        char msg[160];
         int c;
 
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -96,20 +96,12 @@ static int parse_globals(int argc, char **argv, struct em_cli *cli)
                         cli->root_opt = optarg;
                         break;
                 case 'l':
-                        if (em_log_level_parse(optarg, &level) < 0) {
-                                fprintf(stderr,
-                                        "edgemig: unknown log level '%s' "
-                                        "(use error, warn, info or debug)\n",
-                                        optarg);
-                                return -1;
-                        }
-                        break;
                 case 'f':
-                        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
-                                fprintf(stderr, "edgemig: --log-format takes text or json\n");
+                        if (em_log_opt_parse(&lo, c == 'l' ? "log-level" : "log-format", optarg,
+                                             msg, sizeof(msg)) < 0) {
+                                fprintf(stderr, "edgemig: %s\n", msg);
                                 return -1;
                         }
-                        json = strcmp(optarg, "json") == 0;
                         break;
                 case 'h':
                         print_main_usage(stdout);
@@ -119,7 +111,7 @@ static int parse_globals(int argc, char **argv, struct em_cli *cli)
                         return -1;
                 }
         }
-        em_log_setup(level, json, 2, "edgemig");
+        em_log_setup(lo.level, lo.json, 2, "edgemig");
         return optind;
 }
 

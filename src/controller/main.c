@@ -69,6 +69,7 @@ static const char usage[] =
     "                          (default 1000; 0: fixed)\n"
     "  --action-timeout S      give up on a migrate/prepare after S s (default 300)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "  --log-format FORMAT     text (default) or json\n"
     "  -h, --help              this help\n"
     "\n"
     "Access (with TLS): every client needs a certificate of the platform CA.\n"
@@ -954,6 +955,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"dwell-max-ms", required_argument, NULL, 'X'},
                                            {"prepare-lead-ms", required_argument, NULL, 'P'},
                                            {"log-level", required_argument, NULL, 'L'},
+                                           {"log-format", required_argument, NULL, 'J'},
                                            {"tls-cert", required_argument, NULL, 'c'},
                                            {"tls-key", required_argument, NULL, 'k'},
                                            {"tls-ca", required_argument, NULL, 'a'},
@@ -962,7 +964,8 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                                            {"admin", required_argument, NULL, 'd'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
-        enum em_log_level level = EM_LOG_INFO;
+        struct em_log_opts lopt = EM_LOG_OPTS_INIT;
+        char msg[160];
         double v = 0;
         int ch;
 
@@ -1006,7 +1009,12 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                         bad = parse_double(optarg, &v) < 0, c->params.prepare_lead_ms = (int64_t)v;
                         break;
                 case 'L':
-                        bad = em_log_level_parse(optarg, &level) < 0;
+                case 'J':
+                        if (em_log_opt_parse(&lopt, ch == 'L' ? "log-level" : "log-format", optarg,
+                                             msg, sizeof(msg)) < 0) {
+                                fprintf(stderr, "edgemig-controller: %s\n", msg);
+                                return -1;
+                        }
                         break;
                 case 'c':
                         o->tls_cert = optarg;
@@ -1051,7 +1059,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct ctl *c)
                 fputs(usage, stderr);
                 return -1;
         }
-        em_log_setup(level, false, 2, "edgemig-controller");
+        em_log_setup(lopt.level, lopt.json, 2, "edgemig-controller");
         c->tls_cert = o->tls_cert;
         c->tls_key = o->tls_key;
         c->tls_ca = o->tls_ca;

@@ -159,8 +159,8 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                                              {"allow-controller", required_argument, NULL, 'O'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-        enum em_log_level level = EM_LOG_INFO;
-        bool json = false;
+        struct em_log_opts lo = EM_LOG_OPTS_INIT;
+        char msg[160];
         int c;
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -241,13 +241,12 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                         }
                         break;
                 case 'l':
-                        if (em_log_level_parse(optarg, &level) < 0) {
-                                fprintf(stderr, "edgemigd: unknown log level '%s'\n", optarg);
+                case 'f':
+                        if (em_log_opt_parse(&lo, c == 'l' ? "log-level" : "log-format", optarg,
+                                             msg, sizeof(msg)) < 0) {
+                                fprintf(stderr, "edgemigd: %s\n", msg);
                                 return 2;
                         }
-                        break;
-                case 'f':
-                        json = strcmp(optarg, "json") == 0;
                         break;
                 case 'h':
                         fputs(usage, stdout);
@@ -257,7 +256,7 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                         return 2;
                 }
         }
-        em_log_setup(level, json, 2, "edgemigd");
+        em_log_setup(lo.level, lo.json, 2, "edgemigd");
         return 0;
 }
 

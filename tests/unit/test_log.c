@@ -97,12 +97,34 @@ static void test_level_parse(void **state)
         em_log_setup(EM_LOG_INFO, false, 2, "edgemig");
 }
 
+/* The options every front end takes, and messages that name the fix. */
+static void test_log_options(void **state)
+{
+        struct em_log_opts o = EM_LOG_OPTS_INIT;
+        char msg[160] = "";
+
+        (void)state;
+        assert_int_equal(o.level, EM_LOG_INFO);
+        assert_false(o.json);
+        assert_int_equal(em_log_opt_parse(&o, "log-level", "debug", msg, sizeof(msg)), 0);
+        assert_int_equal(em_log_opt_parse(&o, "log-format", "json", msg, sizeof(msg)), 0);
+        assert_int_equal(o.level, EM_LOG_DEBUG);
+        assert_true(o.json);
+        assert_int_equal(em_log_opt_parse(&o, "log-format", "JSON", msg, sizeof(msg)), -1);
+        assert_non_null(strstr(msg, "text or json"));
+        assert_true(o.json); /* unchanged by a refused value */
+        assert_int_equal(em_log_opt_parse(&o, "log-level", "loud", msg, sizeof(msg)), -1);
+        assert_non_null(strstr(msg, "error, warn, info or debug"));
+        assert_int_equal(o.level, EM_LOG_DEBUG);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_level_filter),
             cmocka_unit_test(test_json_lines_valid),
             cmocka_unit_test(test_level_parse),
+            cmocka_unit_test(test_log_options),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

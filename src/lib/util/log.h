@@ -3,6 +3,7 @@
 #define EDGEMIG_UTIL_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum em_log_level { EM_LOG_ERROR = 0, EM_LOG_WARN, EM_LOG_INFO, EM_LOG_DEBUG };
 
@@ -11,6 +12,20 @@ void em_log_setup(enum em_log_level level, bool json, int fd, const char *compon
 enum em_log_level em_log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 on an unknown name. */
 int em_log_level_parse(const char *name, enum em_log_level *out);
+
+/* The --log-level/--log-format options every front end takes. */
+struct em_log_opts {
+        enum em_log_level level; /* default EM_LOG_INFO */
+        bool json;               /* default text */
+};
+#define EM_LOG_OPTS_INIT                                                                           \
+        {                                                                                          \
+                EM_LOG_INFO, false                                                                 \
+        }
+/* Applies one option: opt is "log-level" or "log-format". On a bad value
+ * returns -1 and writes a message naming the accepted values into msg. */
+int em_log_opt_parse(struct em_log_opts *o, const char *opt, const char *arg, char *msg,
+                     size_t msglen);
 
 __attribute__((format(printf, 2, 3))) void em_log(enum em_log_level level, const char *fmt, ...);
 
