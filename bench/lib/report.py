@@ -302,9 +302,13 @@ def plots(out, summary, runs, workloads):
     styles.update(STYLES_EXTRA)
     for w in workloads:
         plot = []
+        # The lowest added latency measured (0 unless a run only had others).
+        lats = [s.get("latency_ms") or 0 for s in summary if s["workload"] == w and s["reps"]]
+        lat = min(lats) if lats else 0
         for m in METHODS:
             pts = sorted(((s["rate_mbit"] or UNSHAPED_X, s) for s in summary
-                          if s["workload"] == w and s["method"] == m and s["reps"] and not s.get("latency_ms")),
+                          if s["workload"] == w and s["method"] == m and s["reps"]
+                          and (s.get("latency_ms") or 0) == lat),
                          key=lambda p: p[0])
             if not pts:
                 continue
@@ -323,10 +327,11 @@ def plots(out, summary, runs, workloads):
             plot.append("'%s' u 1:2 w lp pt 4 lc rgb 'gray40' t \"paper's Table 3 handoff\"" % fn)
         if not plot:
             continue
+        rtt = " (+%d ms RTT)" % lat if lat else ""
         gnuplot(out, "%s-time" % w, head + (
-            'set output "%s-time.png"\nset title "%s: handoff and downtime vs bandwidth"\n'
+            'set output "%s-time.png"\nset title "%s: handoff and downtime vs bandwidth%s"\n'
             'set logscale xy\nset xlabel "link Mbit/s (1000 = unshaped)"\nset ylabel "seconds"\n'
-            'plot %s\n') % (w, w, ", ".join(plot)))
+            'plot %s\n') % (w, w, rtt, ", ".join(plot)))
         pngs.append("%s-time.png" % w)
         bplot = []
         for m in METHODS:
@@ -337,10 +342,12 @@ def plots(out, summary, runs, workloads):
         if os.path.exists(os.path.join(out, fn)):
             bplot.append("'%s' u 1:($5 > 0 ? $5 : 1/0) w lp pt 2 lc rgb 'black' dt 3 "
                          "t 'floor: zstd(final CRIU images + upper)'" % fn)
+        if not bplot:
+            continue
         gnuplot(out, "%s-bytes" % w, head + (
-            'set output "%s-bytes.png"\nset title "%s: bytes on the wire after the request vs the floor"\n'
+            'set output "%s-bytes.png"\nset title "%s: bytes on the wire after the request vs the floor%s"\n'
             'set logscale xy\nset xlabel "link Mbit/s (1000 = unshaped)"\nset ylabel "MB (host link tx counters)"\n'
-            'plot %s\n') % (w, w, ", ".join(bplot)))
+            'plot %s\n') % (w, w, rtt, ", ".join(bplot)))
         pngs.append("%s-bytes.png" % w)
     pngs += phase_plot(out, head)
     pngs += rounds_plots(out, summary, head)
@@ -547,20 +554,24 @@ def hl(s):
 
 
 def headline(summary, workloads, rates, mw_mb=None):
-    """The compact tables README.md shows (latency 0): handoff / downtime per method."""
+    """The compact tables README.md shows (latency 0 where measured): handoff / downtime per method."""
     ms = [m for m in METHODS if any(s["method"] == m and s["workload"] in workloads for s in summary)]
     out = ["| App | Mbit/s | " + " | ".join(MNAME[m] for m in ms) + " | paper's Table 3 "
            "| edgemig pre-copy CPU s src / tgt | peak MB src / tgt |",
            "|---|---|" + "---|" * len(ms) + "---|---|---|"]
     for w in workloads:
+        # Latency 0, or the lowest measured when a run had only others.
+        lats = [s.get("latency_ms") or 0 for s in summary if s["workload"] == w and s["reps"]]
+        lat = min(lats) if lats else 0
         for rate in rates:
-            cells = [find(summary, w, m, rate) for m in ms]
+            cells = [find(summary, w, m, rate, lat) for m in ms]
             if not any(cells):
                 continue
             pr = PAPER.get(w, {}).get(rate)
-            e = find(summary, w, "edgemig", rate)
+            e = find(summary, w, "edgemig", rate, lat)
             out.append("| %s | %s | %s | %s | %s | %s |" % (
-                w, rate_name(rate), " | ".join(hl(c) for c in cells), ("%.1f / %.1f" % pr[:2]) if pr else "—",
+                w + (" (+%d ms RTT)" % lat if lat else ""), rate_name(rate),
+                " | ".join(hl(c) for c in cells), ("%.1f / %.1f" % pr[:2]) if pr else "—",
                 pair(e, "cpu_src_s", "cpu_tgt_s"), pair(e, "peak_rss_src_mb", "peak_rss_tgt_mb", 0)))
     mw = [s for s in summary if s["workload"] == "memwriter" and s["reps"] and not s.get("latency_ms")]
     if mw:
