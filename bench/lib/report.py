@@ -555,8 +555,9 @@ def hl(s):
 
 def headline(summary, workloads, rates, mw_mb=None):
     """The compact tables README.md shows (latency 0 where measured): handoff / downtime per method."""
+    workloads = [w for w in workloads if w != "memwriter"]
     ms = [m for m in METHODS if any(s["method"] == m and s["workload"] in workloads for s in summary)]
-    out = ["| App | Mbit/s | " + " | ".join(MNAME[m] for m in ms) + " | paper's Table 3 "
+    out = [] if not ms else ["| App | Mbit/s | " + " | ".join(MNAME[m] for m in ms) + " | paper's Table 3 "
            "| edgemig pre-copy CPU s src / tgt | peak MB src / tgt |",
            "|---|---|" + "---|" * len(ms) + "---|---|---|"]
     for w in workloads:
