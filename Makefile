@@ -95,7 +95,7 @@ demo:
 bench-quick: all
 	@bench/run --quick
 bench: all
-	@bench/run
+	@bench/run --baseline-reps 3
 
 FMT_SRC = $(shell find src tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
 format:
