@@ -165,8 +165,10 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
             json_pack("{s:O, s:o}", "spec", s->spec, "image", image_plan(s->image));
         cleanup_json json_t *prefix = NULL;
 
-        if (plan == NULL || em_sync_state_new(&s->sync, err) < 0)
+        if (plan == NULL)
                 return em_error_set(err, ENOMEM, "layer plan");
+        if (em_sync_state_new(&s->sync, err) < 0)
+                return -1;
         prefix = load_known_record(s);
         if (prefix != NULL)
                 json_object_set(plan, "known_cache", prefix);
