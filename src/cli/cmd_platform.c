@@ -1,11 +1,11 @@
 /* edgemig platform: list what the edge platform controller knows. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "platform/http.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "transfer/tls.h"
@@ -26,10 +26,6 @@ static const char usage[] =
     "                     to (default <root>/pki/ca.crt)\n"
     "  --json             print the controller's JSON\n";
 
-struct tls_files {
-        const char *cert, *key, *ca;
-};
-
 /* Columns printed per list: JSON key and header width. */
 static const struct {
         const char *what;
@@ -41,42 +37,17 @@ static const struct {
     {"migrations", {"id", "kind", "service", "source", "target", "duration_ms", "status", NULL}},
 };
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-        FILE *f = ud;
-        return fwrite(p, sz, n, f);
-}
-
-static int http_get_json(const char *url, const struct tls_files *t, json_t **out, em_error_t *err)
+static int http_get_json(const char *url, const struct em_http_tls *t, json_t **out,
+                         em_error_t *err)
 {
         cleanup_free char *buf = NULL;
-        size_t len = 0;
-        cleanup_fclose FILE *f = open_memstream(&buf, &len);
-        long status = 0;
 
-        if (f == NULL)
-                return em_error_set(err, errno, "open_memstream");
-        CURL *c = curl_easy_init();
-        if (c == NULL)
-                return em_error_set(err, ENOMEM, "curl_easy_init");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-        if (t->cert != NULL) {
-                curl_easy_setopt(c, CURLOPT_SSLCERT, t->cert);
-                curl_easy_setopt(c, CURLOPT_SSLKEY, t->key);
-                curl_easy_setopt(c, CURLOPT_CAINFO, t->ca);
-        }
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        fclose(steal_pointer(&f));
-        if (rc != CURLE_OK)
-                return em_error_set(err, EIO, "GET %s: %s", url, curl_easy_strerror(rc));
+        long status = em_http_request(url, NULL, t, 10000, &buf, err);
+        if (status < 0)
+                return -1;
         if (status != 200)
-                return em_error_set(err, EIO, "GET %s: HTTP %ld: %s", url, status, buf ? buf : "");
-        return em_json_parse(buf ? buf : "", len, url, out, err);
+                return em_error_set(err, EIO, "GET %s: HTTP %ld: %s", url, status, buf);
+        return em_json_parse(buf, strlen(buf), url, out, err);
 }
 
 static void print_cell(const json_t *v)
@@ -105,7 +76,7 @@ static void print_table(size_t t, const json_t *rows)
 
 /* An https:// controller wants this host's certificate of the platform CA:
  * the given files, else <root>/pki's like `edgemig migrate`. */
-static int resolve_tls(struct em_cli *cli, const char *base, struct tls_files *t, char **ca,
+static int resolve_tls(struct em_cli *cli, const char *base, struct em_http_tls *t, char **ca,
                        char **cert, char **key, em_error_t *err)
 {
         struct em_config *cfg;
@@ -131,14 +102,14 @@ static int resolve_tls(struct em_cli *cli, const char *base, struct tls_files *t
                                     "FILE --tls-key FILE --tls-ca FILE, or create %s with "
                                     "`edgemig ca`",
                                     *cert);
-        *t = (struct tls_files){*cert, *key, *ca};
+        *t = (struct em_http_tls){*cert, *key, *ca};
         return 0;
 }
 
 int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         cleanup_free char *ca = NULL, *cert = NULL, *key = NULL;
-        struct tls_files tls = {0};
+        struct em_http_tls tls = {0};
         const char *base = getenv("EDGEMIG_CONTROLLER"), *what = NULL;
         bool json = false;
 

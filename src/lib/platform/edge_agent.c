@@ -2,6 +2,7 @@
 #include "platform/edge_agent.h"
 
 #include <curl/curl.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "migrate/report.h"
+#include "platform/http.h"
 #include "state/state.h"
 #include "transfer/conn.h"
 #include "util/cleanup.h"
@@ -246,60 +248,18 @@ int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
         return 0;
 }
 
-struct body {
-        char buf[1024];
-        size_t len;
-};
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-        struct body *b = ud;
-        size_t k = sz * n, room = sizeof(b->buf) - 1 - b->len;
-
-        memcpy(b->buf + b->len, p, k < room ? k : room);
-        b->len += k < room ? k : room;
-        b->buf[b->len] = '\0';
-        return k;
-}
-
 /* POSTs body to base+path. Returns the HTTP status (> 0) or -1. */
 static long post(const struct em_edge_agent_opts *o, const char *path, const json_t *j,
                  em_error_t *err)
 {
-        cleanup_free char *url = NULL, *text = json_dumps(j, JSON_COMPACT);
-        struct curl_slist *hdr = NULL;
-        struct body resp = {.len = 0};
-        long status = 0;
-        CURL *c;
+        cleanup_free char *url = NULL, *text = json_dumps(j, JSON_COMPACT), *resp = NULL;
+        const struct em_http_tls tls = {o->tls_cert, o->tls_key, o->tls_ca};
 
         if (text == NULL || asprintf(&url, "%s%s", o->controller, path) < 0)
                 return em_error_set(err, ENOMEM, "building a request");
-        c = curl_easy_init();
-        if (c == NULL)
-                return em_error_set(err, ENOMEM, "curl_easy_init");
-        hdr = curl_slist_append(hdr, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->timeout_ms / 2));
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "edgemigd");
-        if (o->tls_cert) {
-                curl_easy_setopt(c, CURLOPT_SSLCERT, o->tls_cert);
-                curl_easy_setopt(c, CURLOPT_SSLKEY, o->tls_key);
-                curl_easy_setopt(c, CURLOPT_CAINFO, o->tls_ca);
-        }
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        curl_slist_free_all(hdr);
-        if (rc != CURLE_OK)
-                return em_error_set(err, EHOSTUNREACH, "POST %s: %s", url, curl_easy_strerror(rc));
-        if (status / 100 != 2)
-                em_error_set(err, EPROTO, "POST %s: HTTP %ld %s", url, status, resp.buf);
+        long status = em_http_request(url, text, &tls, o->timeout_ms, &resp, err);
+        if (status > 0 && status / 100 != 2)
+                em_error_set(err, EPROTO, "POST %s: HTTP %ld %s", url, status, resp);
         return status;
 }
 
