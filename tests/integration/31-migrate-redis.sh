@@ -11,13 +11,7 @@ PROBE=$BUILD/edgemig-probe
 mig_setup 2 redis
 
 SIP=10.88.0.11
-h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
-testbed route "$SIP" 1
-redis_ping() { # from the client namespace, one PING over bash's /dev/tcp
-	on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/6379 && printf 'PING\r\n' >&3 &&
-		IFS= read -r l <&3 && [[ \$l == +PONG* ]]"
-}
-wait_for 20 redis_ping || fail "redis not reachable from the client"
+mig_run_redis "$SIP"
 # Shape only the links the migrations cross (the images were seeded unshaped).
 testbed shape 1 20 >/dev/null
 testbed shape 2 20 >/dev/null
@@ -63,21 +57,10 @@ PRC=0
 wait "$PROBE_PID" || PRC=$?
 mig_assert_single
 [ "$PRC" = 0 ] || fail "probe exited $PRC: $(cat "$MIG_LOGS/probe.json" "$MIG_LOGS/probe.log")"
-LAST=$(python3 - "$MIG_LOGS/probe.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1]))
-for k in ("resets", "errors", "verify_failures", "timeouts"):
-    assert p[k] == 0, "%s = %s: %s" % (k, p[k], p)
-assert p["ok"] == p["requests"] and p["last_acked"] > 0, p
-print("probe: %d requests, last_acked %d, max_gap_ms %s, p99 %s ms" %
-      (p["requests"], p["last_acked"], p["max_gap_ms"], p["latency"]["p99_ms"]), file=sys.stderr)
-print(p["last_acked"])
-PY
-) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
+LAST=$(mig_probe_check "$MIG_LOGS/probe.json" 0 acked) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
 
 # Every acknowledged write is on the final host, read over a new connection.
-on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
-	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+mig_redis_verify "$SIP" "$LAST"
 running_on 1 redis || fail "redis not running on host 1 at the end"
 running_on 2 redis && fail "redis running on host 2 at the end"
 [ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left behind"

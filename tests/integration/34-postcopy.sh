@@ -108,18 +108,8 @@ touch "$STOP"
 PRC=0
 wait "$PROBE_PID" || PRC=$?
 [ "$PRC" = 0 ] || fail "probe exited $PRC: $(cat "$MIG_LOGS/probe.json" "$MIG_LOGS/probe.log")"
-LAST=$(python3 - "$MIG_LOGS/probe.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1]))
-for k in ("resets", "errors", "verify_failures", "timeouts"):
-    assert p[k] == 0, "%s = %s: %s" % (k, p[k], p)
-assert p["ok"] == p["requests"] and p["last_acked"] > 0, p
-print("probe: %d requests, max gap %s ms" % (p["requests"], p["max_gap_ms"]), file=sys.stderr)
-print(p["last_acked"])
-PY
-) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
-on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
-	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+LAST=$(mig_probe_check "$MIG_LOGS/probe.json" 0 acked) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
+mig_redis_verify "$SIP" "$LAST"
 
 # --- 3. the failure window ---
 testbed shape 1 5 >/dev/null

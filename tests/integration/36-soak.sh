@@ -30,13 +30,7 @@ mig_setup 2 redis
 T0=$SECONDS
 
 SIP=10.88.0.11
-h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
-testbed route "$SIP" 1
-redis_ping() {
-	on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/6379 && printf 'PING\r\n' >&3 &&
-		IFS= read -r l <&3 && [[ \$l == +PONG* ]]"
-}
-wait_for 20 redis_ping || fail "redis not reachable from the client"
+mig_run_redis "$SIP"
 if [ "$RATE" != 0 ]; then
 	testbed shape 1 "$RATE" >/dev/null
 	testbed shape 2 "$RATE" >/dev/null

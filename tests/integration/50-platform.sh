@@ -42,13 +42,7 @@ REPLAY=
 trap 'st=$?; { [ -z "$REPLAY" ] || kill -CONT "$REPLAY" 2>/dev/null || true; }; (exit $st); mig_cleanup' EXIT
 
 SIP=10.88.0.21
-h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
-testbed route "$SIP" 1
-redis_ping() {
-	on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/6379 && printf 'PING\r\n' >&3 &&
-		IFS= read -r l <&3 && [[ \$l == +PONG* ]]"
-}
-wait_for 20 redis_ping || fail "redis not reachable from the client"
+mig_run_redis "$SIP"
 
 # Certificates from the test bed's CA (mig_pki made it): the controller's
 # names the address its clients dial (SAN IP) and "controller" (what the
@@ -300,19 +294,8 @@ assert e["h3"]["container_names"] == ["redis"] and e["h1"]["container_names"] ==
 '
 }
 wait_for 10 bw_known || fail "bandwidth/containers not in the heartbeats: $(curl -s "$URL/edges"; bw_known 2>&1)"
-LAST=$(python3 - "$MIG_LOGS/probe.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1]))
-for k in ("resets", "errors", "verify_failures", "timeouts"):
-    assert p[k] == 0, "%s = %s: %s" % (k, p[k], p)
-assert p["ok"] == p["requests"] and p["last_acked"] > 0, p
-print("probe: %d requests, last_acked %d, max_gap_ms %s, p99 %s ms" %
-      (p["requests"], p["last_acked"], p["max_gap_ms"], p["latency"]["p99_ms"]), file=sys.stderr)
-print(p["last_acked"])
-PY
-) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
-on_client "$PROBE" redis-verify "$SIP:6379" --last "$LAST" >"$MIG_LOGS/verify.json" ||
-	fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+LAST=$(mig_probe_check "$MIG_LOGS/probe.json" 0 acked) || fail "probe summary: $(cat "$MIG_LOGS/probe.json")"
+mig_redis_verify "$SIP" "$LAST"
 # The replay's report: per-handoff table and the PNG plot over time.
 nsenter --net="$WAN" "$REPO/scripts/mobility-replay" --report "$MIG_LOGS/replay.json" --controller "$URL" "${CLIENT_TLS[@]}" \
 	--probe-csv "$MIG_LOGS/probe.csv" --probe-json "$MIG_LOGS/probe.json" \

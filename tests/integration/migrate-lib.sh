@@ -156,3 +156,39 @@ fd_ask() {
 		return 1
 	}
 }
+
+# mig_probe_check JSON MIN [acked]: an edgemig-probe summary with no reset,
+# error, verify failure or timeout and every one of more than MIN requests
+# answered ("acked": and a last acknowledged write). Prints the summary to
+# stderr and last_acked (redis probes) on stdout.
+mig_probe_check() {
+	python3 - "$@" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for k in ("resets", "errors", "verify_failures", "timeouts"):
+    assert p[k] == 0, "%s = %s: %s" % (k, p[k], p)
+assert p["ok"] == p["requests"] > int(sys.argv[2]), p
+if sys.argv[3:] == ["acked"]:
+    assert p["last_acked"] > 0, p
+print("probe: %d requests over one connection, last_acked %s, max_gap_ms %s, p99 %s ms" %
+      (p["requests"], p.get("last_acked"), p["max_gap_ms"], p["latency"]["p99_ms"]), file=sys.stderr)
+print(p.get("last_acked") or 0)
+PY
+}
+
+# mig_redis_verify SIP LAST: every write up to LAST is on the service now
+# (read over a new connection from the client).
+mig_redis_verify() {
+	on_client "$BUILD/edgemig-probe" redis-verify "$1:6379" --last "$2" >"$MIG_LOGS/verify.json" ||
+		fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
+}
+
+# mig_run_redis SIP: redis on host 1 with service IP SIP, routed there, and
+# answering PING from the client namespace (one connection over bash's
+# /dev/tcp).
+mig_run_redis() {
+	h 1 run --name redis --ip "$1/32" redis >/dev/null || fail "run redis on host 1"
+	testbed route "$1" 1
+	wait_for 20 on_client timeout 3 bash -c "exec 3<>/dev/tcp/$1/6379 && printf 'PING\r\n' >&3 &&
+		IFS= read -r l <&3 && [[ \$l == +PONG* ]]" || fail "redis not reachable from the client"
+}
