@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "checkpoint/features.h"
 #include "container/container.h"
 #include "migrate/journal.h"
 #include "migrate/proto.h"
+#include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -130,12 +130,10 @@ fail:
 
 bool em_control_allowed(const char *peer, const char *const *allow)
 {
-        if (peer == NULL || allow == NULL)
-                return false;
-        for (; *allow; allow++)
-                if (strcasecmp(*allow, peer) == 0)
-                        return true;
-        return false;
+        const char *names[] = {peer, NULL};
+
+        /* The rule the TLS handshake applies to --allow-peer names. */
+        return peer != NULL && em_tls_name_match(names, allow) != NULL;
 }
 
 int em_migrate_outgoing(const struct em_config *cfg, const char *name,
