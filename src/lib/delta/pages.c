@@ -381,20 +381,13 @@ int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t
 int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err)
 {
         struct slot *s = ht_find(&pc->t, h);
-        em_phash_t check;
         char hex[33];
 
-        em_phash_hex(h, hex);
-        if (s == NULL)
+        if (s == NULL) {
+                em_phash_hex(h, hex);
                 return em_error_set_code(err, ENOENT, "page %s is not in the page cache", hex);
-        if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(s->v * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
-                return em_error_set(err, errno ? errno : EIO, "reading page %s from the cache",
-                                    hex);
-        em_page_hash(page, &check);
-        if (memcmp(check.b, h->b, 16) != 0)
-                return em_error_set_code(err, EILSEQ, "page cache corrupted: page %s has changed",
-                                         hex);
-        return 0;
+        }
+        return em_pagecache_get_run(pc, s->v, 1, page, err);
 }
 
 uint64_t em_pagecache_pages(const em_pagecache_t *pc)
