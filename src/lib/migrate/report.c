@@ -191,17 +191,26 @@ json_t *em_rusage_json_now(void)
         return em_rusage_json(&self, &children);
 }
 
-double em_report_throughput_mbps(const json_t *r)
+/* The link rate a successful migration measured (bytes/s), or 0. */
+static double measured_bps(const json_t *r)
 {
         json_t *bw = json_object_get(r, "bandwidth_bps");
+
+        if (!json_is_true(json_object_get(r, "ok")) || !json_is_number(bw))
+                return 0;
+        return json_number_value(bw) > 0 ? json_number_value(bw) : 0;
+}
+
+double em_report_throughput_mbps(const json_t *r)
+{
         json_t *phases = json_object_get(r, "phases"), *p;
-        double bytes = 0, ms = 0;
+        double bytes = 0, ms = 0, bps = measured_bps(r);
         size_t i;
 
         if (!json_is_true(json_object_get(r, "ok")))
                 return 0;
-        if (json_is_number(bw) && json_number_value(bw) > 0)
-                return json_number_value(bw) * 8 / 1e6;
+        if (bps > 0)
+                return bps * 8 / 1e6;
         json_array_foreach(phases, i, p)
         {
                 long long b = em_json_int(p, "bytes_wire", 0), d = em_json_int(p, "duration_ms", 0);
@@ -310,10 +319,7 @@ static int match_peer(const json_t *r, void *ud)
                 return 0;
         /* Only a measured link rate: phase averages of small transfers
          * measure socket buffers, not the link. */
-        json_t *bw = json_object_get(r, "bandwidth_bps");
-        if (!json_is_true(json_object_get(r, "ok")) || !json_is_number(bw))
-                return 0;
-        q->bps = json_number_value(bw);
+        q->bps = measured_bps(r);
         return q->bps > 0;
 }
 
