@@ -53,6 +53,10 @@ em ps | grep -q '^counter .*checkpointed' || fail "not checkpointed"
 [ -z "$(ls "$ROOT/netns")" ] || [ "$(ls "$ROOT/netns")" = ticker ] || fail "netns kept after checkpoint"
 grep -q " $ROOT/containers/counter/rootfs " /proc/self/mountinfo && fail "rootfs still mounted after checkpoint"
 [ -f "$CK/counter/container.json" ] && [ -d "$CK/counter/criu" ] || fail "checkpoint layout"
+# edgemig froze the cgroup before CRIU looked (container/freezer.h), so CRIU
+# found it FROZEN and skipped its 100 ms polling step.
+grep -A1 'freezing cgroup' "$CK/counter/criu/dump.log" | grep -q 'freezer.state=FROZEN' ||
+	fail "CRIU did not find the cgroup frozen: $(grep -m3 'freezer.state' "$CK/counter/criu/dump.log")"
 [ "$(stat -c '%F %t:%T' "$CK/counter/upper/etc/hostname")" = "character special file 0:0" ] ||
 	fail "whiteout not kept in the checkpoint"
 python3 -c 'import os,sys; sys.exit(os.getxattr(sys.argv[1], "trusted.overlay.opaque") != b"y")' \
@@ -76,6 +80,20 @@ busybox ping -c 1 -W 2 "$IP" >/dev/null || fail "host cannot reach $IP after res
 # --- the log across checkpoint --leave-running and a restore ----------------
 em checkpoint ticker --to "$CK/ticker" --leave-running >/dev/null || fail "checkpoint --leave-running"
 em ps | grep -q '^ticker .*running' || fail "ticker stopped by --leave-running"
+# ... and thawed: it goes on writing its log.
+N0=$(em logs ticker | tail -n 1 | awk '{print $2}')
+wait_for 10 bash -c "[ \$(em logs ticker | tail -n 1 | awk '{print \$2}') -gt $((N0 + 2)) ]" ||
+	fail "ticker left frozen by checkpoint --leave-running"
+# A dump that fails after edgemig froze the cgroup (here CRIU cannot even
+# start) leaves the container running, not frozen.
+printf '#!/bin/sh\necho "criu: injected failure" >&2\nexit 1\n' >"$ROOT/criu-fails"
+chmod +x "$ROOT/criu-fails"
+EDGEMIG_CRIU=$ROOT/criu-fails em checkpoint ticker --to "$CK/broken" >/dev/null 2>&1 &&
+	fail "checkpoint with a failing CRIU succeeded"
+em ps | grep -q '^ticker .*running' || fail "ticker not running after a failed checkpoint"
+N0=$(em logs ticker | tail -n 1 | awk '{print $2}')
+wait_for 10 bash -c "[ \$(em logs ticker | tail -n 1 | awk '{print \$2}') -gt $((N0 + 2)) ]" ||
+	fail "ticker left frozen by a failed checkpoint"
 em rm -f ticker >/dev/null || fail "rm -f running"
 em restore "$CK/ticker" >/dev/null || fail "restore ticker"
 N0=$(em logs ticker | tail -n 1 | awk '{print $2}')

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "container/container.h"
+#include "container/freezer.h"
 #include "container/netns.h"
 #include "state/state.h"
 #include "util/cleanup.h"
@@ -164,6 +165,35 @@ static int require_running(struct em_state *st, const char *name, em_error_t *er
         return 0;
 }
 
+/* Long enough for a busy container; past it CRIU freezes it itself. */
+#define PREFREEZE_TIMEOUT_MS 2000
+
+/* Freezes the container for CRIU (container/freezer.h: saves CRIU's 100 ms
+ * polling step). Not fatal: CRIU can still freeze it itself. */
+static bool prefreeze(const struct em_container_paths *p)
+{
+        em_error_t e = NULL;
+
+        if (em_freezer_freeze(NULL, p->cgroup, PREFREEZE_TIMEOUT_MS, &e) == 0)
+                return true;
+        em_log_warn("%s (CRIU will freeze it instead)", em_error_msg(e));
+        em_error_free(&e);
+        return false;
+}
+
+/* After a failed or --leave-running dump the processes live on: CRIU left
+ * them frozen as it found them. */
+static void thaw(const struct em_container_paths *p)
+{
+        em_error_t e = NULL;
+
+        if (em_freezer_thaw(NULL, p->cgroup, &e) < 0) {
+                em_log_error("%s: the container stays frozen; `runc resume` thaws it",
+                             em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
 /* argv of `runc checkpoint` into b (b->v owned by the caller). */
 static int checkpoint_argv(const struct em_config *cfg, const struct em_container_paths *p,
                            const char *name, const char *images_dir,
@@ -216,10 +246,17 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
                 return -1;
         argv = b.v;
         cleanup_free char *dump_log = em_path_join(work, "dump.log");
-        if (runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err) < 0)
+        bool frozen = prefreeze(&p);
+        if (runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err) < 0) {
+                if (frozen)
+                        thaw(&p);
                 return em_error_wrap(err, "checkpointing %s", name);
-        if (o->leave_running)
+        }
+        if (o->leave_running) {
+                if (frozen)
+                        thaw(&p);
                 return 0;
+        }
         return em_state_container_transition(st, name, CHECKPOINTABLE, EM_CSTATE_CHECKPOINTED, 0,
                                              NULL, err);
 }
@@ -251,8 +288,12 @@ int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
         b.v[b.n] = NULL;
         em_proc_spec_init(&spec, b.v);
         spec.keep_fds = keep;
-        if (em_proc_spawn(&spec, pid, err) < 0)
+        bool frozen = prefreeze(&p);
+        if (em_proc_spawn(&spec, pid, err) < 0) {
+                if (frozen)
+                        thaw(&p);
                 return em_error_wrap(err, "checkpointing %s", name);
+        }
         return 0;
 }
 
@@ -260,13 +301,19 @@ int em_container_checkpoint_finish(const struct em_config *cfg, const char *name
                                    const char *images_dir, const struct em_checkpoint_opts *o,
                                    pid_t pid, int timeout_ms, em_error_t *err)
 {
+        cleanup_container_paths struct em_container_paths p = {0};
         cleanup_free char *dump_log =
             em_path_join(o->work_dir ? o->work_dir : images_dir, "dump.log");
         int code = 0;
 
-        if (em_proc_wait(pid, timeout_ms, &code, err) < 0)
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (em_proc_wait(pid, timeout_ms, &code, err) < 0) {
+                thaw(&p); /* whatever CRIU left alive runs on */
                 return em_error_wrap(err, "checkpointing %s", name);
+        }
         if (code != 0) {
+                thaw(&p);
                 em_error_set(err, EIO, "runc checkpoint of %s exited with status %d", name, code);
                 return criu_failed(dump_log, err);
         }

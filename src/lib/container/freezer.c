@@ -1,0 +1,127 @@
+#include "container/freezer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define CGROUP_FS "/sys/fs/cgroup"
+
+/* Where to write the state and where to read it back. */
+struct freezer {
+        char control[4096]; /* freezer.state (v1) or cgroup.freeze (v2) */
+        char status[4096];  /* freezer.state (v1) or cgroup.events (v2) */
+        bool v2;
+};
+
+static int locate(const char *fs, const char *cgroup, struct freezer *f, em_error_t *err)
+{
+        char probe[4096];
+        int n;
+
+        fs = fs ? fs : CGROUP_FS;
+        snprintf(probe, sizeof(probe), "%s/freezer", fs);
+        f->v2 = access(probe, F_OK) != 0;
+        if (f->v2) {
+                n = snprintf(f->control, sizeof(f->control), "%s%s/cgroup.freeze", fs, cgroup);
+                snprintf(f->status, sizeof(f->status), "%s%s/cgroup.events", fs, cgroup);
+        } else {
+                n = snprintf(f->control, sizeof(f->control), "%s/freezer%s/freezer.state", fs,
+                             cgroup);
+                snprintf(f->status, sizeof(f->status), "%s", f->control);
+        }
+        if (n < 0 || (size_t)n >= sizeof(f->control))
+                return em_error_set(err, ENAMETOOLONG, "cgroup path %s", cgroup);
+        return 0;
+}
+
+static int write_state(const char *path, const char *value, em_error_t *err)
+{
+        cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening %s", path);
+        if (write(fd, value, strlen(value)) < 0)
+                return em_error_set(err, errno, "writing %s to %s", value, path);
+        return 0;
+}
+
+/* 1 when every task is frozen, 0 while freezing, -1 on error. */
+static int is_frozen(const struct freezer *f, em_error_t *err)
+{
+        char buf[512];
+        cleanup_close int fd = open(f->status, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening %s", f->status);
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return em_error_set(err, errno, "reading %s", f->status);
+        buf[n] = '\0';
+        if (f->v2)
+                return strstr(buf, "frozen 1") != NULL;
+        return strncmp(buf, "FROZEN", 6) == 0;
+}
+
+static void sleep_ms(long ms)
+{
+        struct timespec ts = {0, ms * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+int em_freezer_freeze(const char *fs, const char *cgroup, int timeout_ms, em_error_t *err)
+{
+        struct freezer f;
+        int64_t deadline = em_mono_ms() + timeout_ms;
+        const char *frozen;
+
+        if (locate(fs, cgroup, &f, err) < 0)
+                return -1;
+        frozen = f.v2 ? "1" : "FROZEN";
+        for (unsigned i = 0;; i++) {
+                /* A v1 freezer can stay FREEZING while tasks fork; writing
+                 * FROZEN again picks the new ones up. */
+                if (i % 10 == 0 && write_state(f.control, frozen, err) < 0)
+                        return em_error_wrap(err, "freezing %s", cgroup);
+                int r = is_frozen(&f, err);
+                if (r < 0)
+                        break;
+                if (r == 1)
+                        return 0;
+                if (em_mono_ms() >= deadline) {
+                        em_error_set(err, ETIMEDOUT, "still not frozen after %d ms", timeout_ms);
+                        break;
+                }
+                sleep_ms(1);
+        }
+        em_error_t e = NULL;
+        if (em_freezer_thaw(fs, cgroup, &e) < 0)
+                em_log_error("%s (after a failed freeze)", em_error_msg(e));
+        em_error_free(&e);
+        return em_error_wrap(err, "freezing %s", cgroup);
+}
+
+int em_freezer_thaw(const char *fs, const char *cgroup, em_error_t *err)
+{
+        struct freezer f;
+        em_error_t e = NULL;
+
+        if (locate(fs, cgroup, &f, err) < 0)
+                return -1;
+        if (write_state(f.control, f.v2 ? "0" : "THAWED", &e) == 0)
+                return 0;
+        if (em_error_status(e) == ENOENT) {
+                em_error_free(&e);
+                return 0;
+        }
+        em_error_move(err, &e);
+        return em_error_wrap(err, "thawing %s", cgroup);
+}
