@@ -14,7 +14,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "delta/criu_img.h"
 #include "delta/pages.h"
+#include "delta/shadow.h"
 #include "util/digest.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -254,6 +256,95 @@ static void test_ref_runs_by_cache_position(void **state)
         free(out.buf);
 }
 
+/* With a shadow of what the receiver got per address, the changed pages of
+ * a later dump travel as XORs with their previous content, and the
+ * receiver rebuilds the file byte for byte. */
+static void test_xdata_against_shadow(void **state)
+{
+        cleanup_close int src = -1, dst = -1;
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        cleanup_shadow em_shadow_t *sh = NULL;
+        struct em_pagemap_entry ent = {
+            .vaddr = 0x400000, .nr_pages = NPAGES, .flags = EM_PE_PRESENT, .first_page = 0};
+        struct em_pagemap pm = {.pages_id = 1, .n = 1, .e = &ent, .nr_present = NPAGES};
+        struct em_delta_enc enc;
+        struct em_delta_dec dec;
+        struct sink s1 = {0}, s2 = {0};
+        char path[128], a[160], b[160];
+        em_error_t err = NULL;
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/src", tmp);
+        mkdir(path, 0700);
+        src = open(path, O_DIRECTORY | O_RDONLY);
+        snprintf(path, sizeof(path), "%s/dst", tmp);
+        mkdir(path, 0700);
+        dst = open(path, O_DIRECTORY | O_RDONLY);
+        snprintf(path, sizeof(path), "%s/shadow", tmp);
+        assert_int_equal(em_shadow_open(path, &sh, &err), 0);
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        em_delta_dec_init(&dec, pc, dst);
+
+        write_pages(src, "pages-1.img", 0);
+        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &s1, &err), 0);
+        enc.shadow = sh;
+        enc.pagemap = &pm;
+        enc.vpid = 1;
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.xdata, 0);
+        assert_int_equal(em_shadow_count(sh), NPAGES - NPAGES / 3);
+        assert_int_equal(em_delta_dec_feed(&dec, s1.buf, s1.len, &err), 0);
+
+        /* Pages 1, 101, 151, 251 changed in one byte each. */
+        write_pages(src, "pages-2.img", 7);
+        enc.ctx = &s2;
+        memset(&enc.st, 0, sizeof(enc.st));
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.data, 4);
+        assert_int_equal(enc.st.xdata, 4);
+        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
+        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
+        assert_int_equal(dec.st.xdata, 4);
+        snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
+        same_file(a, b);
+        /* The XDATA payloads are zero but for the changed byte: the stream
+         * holds far fewer non-zero bytes than one whole page (~4090). */
+        size_t nonzero = 0;
+        for (size_t i = 0; i < s2.len; i++)
+                nonzero += s2.buf[i] != 0;
+        assert_true(nonzero < EM_PAGE_SIZE);
+
+        /* A damaged shadow slot: that page goes whole, the file still matches. */
+        snprintf(path, sizeof(path), "%s/shadow/pages.bin", tmp);
+        cleanup_close int sfd = open(path, O_RDWR);
+        cleanup_free uint8_t *all = malloc(NPAGES * EM_PAGE_SIZE);
+        ssize_t n = pread(sfd, all, NPAGES * EM_PAGE_SIZE, 0);
+        assert_true(n > 0);
+        for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE)
+                all[off + 7] ^= 0xff; /* every slot */
+        assert_int_equal(pwrite(sfd, all, (size_t)n, 0), n);
+        write_pages(src, "pages-3.img", 9);
+        free(s2.buf);
+        s2 = (struct sink){0};
+        memset(&enc.st, 0, sizeof(enc.st));
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-3.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.data, 4);
+        assert_int_equal(enc.st.xdata, 0);
+        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
+        snprintf(a, sizeof(a), "%s/src/pages-3.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-3.img", tmp);
+        same_file(a, b);
+        em_delta_dec_free(&dec);
+        em_delta_enc_free(&enc);
+        free(s1.buf);
+        free(s2.buf);
+}
+
 static void test_hostile_deltas(void **state)
 {
         cleanup_pagecache em_pagecache_t *pc = NULL;
@@ -322,7 +413,27 @@ static void test_hostile_deltas(void **state)
         memcpy(buf + 3, "pages-1.im/", 11);
         assert_int_equal(feed_status(pc, buf, begin_len, "refusing to write"), EPROTO);
         /* Unknown op, truncated ops, ops outside a section. */
-        assert_int_equal(feed_status(pc, (const uint8_t *)"\x09", 1, "unknown op"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x0a", 1, "unknown op"), EPROTO);
+        /* XDATA: outside a section, truncated, against a page the cache
+         * lacks or holds with other content than the sender meant. */
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x09", 1, "XDATA outside"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x09", 2, "truncated XDATA"),
+                         EPROTO);
+        cleanup_free uint8_t *x = calloc(1, 2 + 16 + EM_PAGE_SIZE);
+        x[0] = 6;
+        x[1] = 9;
+        x[2] = 5; /* position 5: beyond the one cached page */
+        assert_int_equal(feed_status(pc, x, 2 + 16 + EM_PAGE_SIZE, "XDATA base"), ENOENT);
+        x[2] = 0;
+        memset(x + 10, 0xee, 8); /* check: not the cached page's hash */
+        assert_int_equal(feed_status(pc, x, 2 + 16 + EM_PAGE_SIZE, "out of step"), EILSEQ);
+        memcpy(x + 10, ph.b, 8); /* the right check: the page rebuilds */
+        x[2 + 16 + 3] = 0x10;
+        assert_int_equal(feed_status(pc, x, 2 + 16 + EM_PAGE_SIZE, NULL), EPROTO); /* open */
+        pg[3] ^= 0x10;
+        em_phash_t want;
+        em_page_hash(pg, &want);
+        assert_true(em_pagecache_has(pc, &want));
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x01\x05", 2, "truncated"), EPROTO);
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x03", 1, "outside"), EPROTO);
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x04", 2, "truncated DATA"), EPROTO);
@@ -539,6 +650,7 @@ int main(void)
             cmocka_unit_test(test_hashset_export),
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),
+            cmocka_unit_test_setup_teardown(test_xdata_against_shadow, setup, teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,9 +15,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "delta/shadow.h"
 #include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 
 enum {
         OP_BEGIN = 1,
@@ -28,6 +30,7 @@ enum {
         OP_PREFILL = 6,
         OP_END_PREFILL = 7,
         OP_REF_RUN = 8, /* u64 first index, u32 count, u64 check: cached pages by position */
+        OP_XDATA = 9,   /* u64 index, u64 check, 4096 bytes XOR the cached page at index */
 };
 enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
 
@@ -514,12 +517,18 @@ static int flush_runs(struct em_delta_enc *e, em_error_t *err)
         return flush_zero_run(e, err) < 0 ? -1 : flush_ref_run(e, err);
 }
 
+static uint64_t hash_word(const em_phash_t *h)
+{
+        uint64_t w;
+
+        memcpy(&w, h->b, 8);
+        return w;
+}
+
 /* A known page: most follow the previous one in the receiver's cache (both
  * were sent, or cached, in address order), so runs are long. */
 static int ref_page(struct em_delta_enc *e, const em_phash_t *h, uint64_t pos, em_error_t *err)
 {
-        uint64_t w;
-
         e->st.ref++;
         if (e->ref_n > 0 && pos == e->ref_first + e->ref_n && e->ref_n < UINT32_MAX) {
                 e->ref_n++;
@@ -530,12 +539,62 @@ static int ref_page(struct em_delta_enc *e, const em_phash_t *h, uint64_t pos, e
                 e->ref_n = 1;
                 e->ref_check = 0;
         }
-        memcpy(&w, h->b, 8);
-        e->ref_check ^= w;
+        e->ref_check ^= hash_word(h);
         return 0;
 }
 
-static int encode_page(struct em_delta_enc *e, const uint8_t *page, em_error_t *err)
+/* XDATA for a page whose address the receiver last got other content for;
+ * 0 when the shadow cannot say what that was or the receiver lost it. */
+static int put_xdata(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        uint8_t arg[16 + EM_PAGE_SIZE];
+        uint64_t *x = (uint64_t *)(arg + 16);
+        const uint64_t *p = (const uint64_t *)page;
+        em_phash_t old;
+        uint64_t pos;
+        em_error_t e2 = NULL;
+
+        if (!em_shadow_hash(e->shadow, e->vpid, vaddr, &old) ||
+            !em_hashset_position(e->known, &old, &pos))
+                return 0;
+        if (em_shadow_read(e->shadow, e->vpid, vaddr, &old, arg + 16, &e2) < 0) {
+                em_log_debug("sending page %#" PRIx64 " whole: %s", vaddr, em_error_msg(e2));
+                em_error_free(&e2);
+                return 0;
+        }
+        le(arg, pos, 8);
+        le(arg + 8, hash_word(&old), 8);
+        for (size_t i = 0; i < EM_PAGE_SIZE / 8; i++)
+                x[i] ^= p[i];
+        e->st.xdata++;
+        return put_op(e, OP_XDATA, arg, sizeof(arg), NULL, 0, err) < 0 ? -1 : 1;
+}
+
+/* A page the receiver lacks (h): as XDATA if the shadow allows, else DATA. */
+static int send_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const em_phash_t *h,
+                     const uint8_t *page, em_error_t *err)
+{
+        int r = 0;
+
+        e->st.data++;
+        if (addr && e->shadow != NULL && (r = put_xdata(e, vaddr, page, err)) < 0)
+                return -1;
+        if (r == 0 && put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err) < 0)
+                return -1;
+        return em_hashset_add(e->known, h, err) < 0 ? -1 : 0;
+}
+
+/* The receiver now holds page for this address. */
+static int note_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const em_phash_t *h,
+                     const uint8_t *page, em_error_t *err)
+{
+        if (!addr || e->shadow == NULL)
+                return 0;
+        return em_shadow_record(e->shadow, e->vpid, vaddr, h, page, err);
+}
+
+static int encode_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const uint8_t *page,
+                       em_error_t *err)
 {
         em_phash_t h;
         uint64_t pos;
@@ -552,14 +611,13 @@ static int encode_page(struct em_delta_enc *e, const uint8_t *page, em_error_t *
         if (flush_zero_run(e, err) < 0)
                 return -1;
         em_page_hash(page, &h);
-        if (em_hashset_position(e->known, &h, &pos))
-                return ref_page(e, &h, pos, err);
-        if (flush_ref_run(e, err) < 0)
+        if (em_hashset_position(e->known, &h, &pos)) {
+                if (ref_page(e, &h, pos, err) < 0)
+                        return -1;
+        } else if (flush_ref_run(e, err) < 0 || send_page(e, addr, vaddr, &h, page, err) < 0) {
                 return -1;
-        e->st.data++;
-        if (em_hashset_add(e->known, &h, err) < 0)
-                return -1;
-        return put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err);
+        }
+        return note_page(e, addr, vaddr, &h, page, err);
 }
 
 static int begin_file(struct em_delta_enc *e, const char *name, uint64_t nr_pages, em_error_t *err)
@@ -583,6 +641,7 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
         cleanup_free uint8_t *buf = malloc(256 * EM_PAGE_SIZE);
         char digest[EM_DIGEST_STR_LEN + 1];
         struct stat st;
+        uint64_t idx = 0;
 
         if (fd < 0 || fstat(fd, &st) < 0)
                 return em_error_set(err, errno, "opening %s", name);
@@ -599,9 +658,13 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                 if (n % EM_PAGE_SIZE != 0)
                         return em_error_set(err, EIO, "%s changed while encoding", name);
                 em_sha256_update(sha, buf, (size_t)n);
-                for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE)
-                        if (encode_page(e, buf + off, err) < 0)
+                for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE, idx++) {
+                        uint64_t vaddr = 0;
+                        bool addr = e->pagemap != NULL &&
+                                    em_pagemap_page_vaddr(e->pagemap, idx, &vaddr, NULL) == 0;
+                        if (encode_page(e, addr, vaddr, buf + off, err) < 0)
                                 return -1;
+                }
                 if (n < 256 * EM_PAGE_SIZE)
                         break;
         }
@@ -823,18 +886,41 @@ static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error
         if (em_page_is_zero(page))
                 return 0;
         em_page_hash(page, &h);
-        if (em_hashset_has(e->known, &h))
-                return 0;
-        e->st.pages++;
-        e->st.data++;
-        if (em_hashset_add(e->known, &h, err) < 0)
-                return -1;
-        return put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err);
+        if (!em_hashset_has(e->known, &h)) {
+                e->st.pages++;
+                if (send_page(e, true, vaddr, &h, page, err) < 0)
+                        return -1;
+        }
+        return note_page(e, true, vaddr, &h, page, err);
+}
+
+/* pid as the container sees it (the last NSpid), which is how CRIU's
+ * images name processes; pid itself if the kernel does not say. */
+static uint32_t ns_pid(pid_t pid)
+{
+        char path[64], *line = NULL;
+        size_t cap = 0;
+        uint32_t v = (uint32_t)pid;
+        cleanup_fclose FILE *f = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        f = fopen(path, "re");
+        while (f != NULL && getline(&line, &cap, f) > 0) {
+                if (strncmp(line, "NSpid:", 6) != 0)
+                        continue;
+                char *last = strrchr(line, '\t');
+                if (last != NULL)
+                        v = (uint32_t)strtoul(last + 1, NULL, 10);
+                break;
+        }
+        free(line);
+        return v;
 }
 
 int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
                             em_error_t *err)
 {
+        e->vpid = ns_pid(pid);
         if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
         if (em_procmem_scan(pid, prefill_page, e, st, err) < 0) {
@@ -1058,6 +1144,37 @@ static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
         return EM_PAGE_SIZE;
 }
 
+static int op_xdata(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint8_t page[EM_PAGE_SIZE];
+        uint64_t *x = (uint64_t *)page;
+        em_phash_t h;
+
+        if (left < 16 + EM_PAGE_SIZE)
+                return em_error_set_code(err, EPROTO, "page delta: truncated XDATA");
+        if (d->state == ST_FILE && d->done >= d->nr_pages)
+                return em_error_set_code(err, EPROTO,
+                                         "page delta: more pages than announced for %s", d->name);
+        uint64_t pos = get_le(p, 8), check = get_le(p + 8, 8);
+        if (em_pagecache_check_run(d->pc, pos, 1, check, err) < 0 ||
+            em_pagecache_get_run(d->pc, pos, 1, page, err) < 0)
+                return em_error_wrap(err, "page delta: XDATA base");
+        for (size_t i = 0; i < EM_PAGE_SIZE / 8; i++) {
+                uint64_t w;
+                memcpy(&w, p + 16 + i * 8, 8);
+                x[i] ^= w;
+        }
+        if (em_pagecache_put(d->pc, page, &h, err) < 0)
+                return -1;
+        if (d->state == ST_FILE && out_page(d, page, false, err) < 0)
+                return -1;
+        if (d->state == ST_PREFILL)
+                d->st.pages++;
+        d->st.data++;
+        d->st.xdata++;
+        return 16 + EM_PAGE_SIZE;
+}
+
 /* Decodes one op; returns its argument length or -1. */
 static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t left,
                   em_error_t *err)
@@ -1084,6 +1201,9 @@ static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t l
         case OP_DATA:
                 return idle ? em_error_set_code(err, EPROTO, "page delta: DATA outside a section")
                             : op_data(d, p, left, err);
+        case OP_XDATA:
+                return idle ? em_error_set_code(err, EPROTO, "page delta: XDATA outside a section")
+                            : op_xdata(d, p, left, err);
         case OP_ZERO:
                 return in_file ? op_zero(d, p, left, err)
                                : em_error_set_code(err, EPROTO, "page delta: ZERO outside a file");

@@ -16,6 +16,12 @@
  *   0x05 END     71-byte "sha256:<hex>" of the whole source file
  *   0x06 PREFILL (DATA ops that only fill the cache, closed by END_PREFILL)
  *   0x07 END_PREFILL
+ *   0x08 REF_RUN u64 first position, u32 count, u64 check: cached pages by
+ *                position in the receiver's cache file (check: XOR of each
+ *                hash's first 8 bytes, little-endian)
+ *   0x09 XDATA   u64 position, u64 check, 4096 bytes: the page is these
+ *                bytes XORed with the cached page at that position (the
+ *                address's previous content, delta/shadow.h); stored like DATA
  * PAGES_HASHES payload: n * 16-byte hashes. */
 #ifndef EDGEMIG_DELTA_PAGES_H
 #define EDGEMIG_DELTA_PAGES_H
@@ -95,6 +101,7 @@ int em_pagecache_prefix_digest(const em_pagecache_t *pc, uint64_t n,
 struct em_delta_stats {
         uint64_t pages; /* pages described */
         uint64_t zero, ref, data;
+        uint64_t xdata; /* of data: sent as XDATA */
         uint64_t bytes; /* delta bytes produced / consumed */
 };
 
@@ -112,6 +119,13 @@ struct em_delta_enc {
         /* Pending run of known pages at consecutive positions of `known`,
          * which for a page cache peer are its cache file's page indices. */
         uint64_t ref_first, ref_n, ref_check;
+        /* Optional: the sender's shadow of the receiver's memory; a changed
+         * page whose address it knows goes as XDATA. The address is vpid
+         * (the pid inside the container, as in CRIU's images) and the
+         * page's vaddr: from the scan, or for an image file from pagemap. */
+        struct em_shadow *shadow;
+        uint32_t vpid;
+        const struct em_pagemap *pagemap;
         struct em_delta_stats st;
 };
 /* chunk: payload size to aim for (>= 8 KiB; 0 → 1 MiB). */

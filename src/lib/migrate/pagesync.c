@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delta/criu_img.h"
 #include "delta/pages.h"
+#include "delta/shadow.h"
 #include "migrate/proto.h"
 #include "migrate/sync.h"
 #include "migrate/sync_int.h"
@@ -16,6 +18,7 @@
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 
 #define DELTA_CHUNK (1u << 20)
 
@@ -37,6 +40,7 @@ void em_sync_state_free(struct em_sync_state **st)
                 return;
         em_hashset_free(&(*st)->known);
         em_upper_state_free(&(*st)->upper);
+        em_shadow_free(&(*st)->shadow);
         free(*st);
         *st = NULL;
 }
@@ -44,6 +48,17 @@ void em_sync_state_free(struct em_sync_state **st)
 em_hashset_t *em_sync_state_known(struct em_sync_state *st)
 {
         return st->known;
+}
+
+void em_sync_state_set_shadow(struct em_sync_state *st, struct em_shadow *shadow)
+{
+        em_shadow_free(&st->shadow);
+        st->shadow = shadow;
+}
+
+struct em_shadow *em_sync_state_shadow(struct em_sync_state *st)
+{
+        return st->shadow;
 }
 
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
@@ -118,6 +133,7 @@ static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats
         s->pages_zero += d->zero;
         s->pages_known += d->ref;
         s->pages_sent += d->data;
+        s->pages_xor += d->xdata;
 }
 
 /* A delta encoder whose chunks go through a send pipeline. */
@@ -134,6 +150,7 @@ static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state
                 return -1;
         if (em_delta_enc_init(&p->enc, st->known, DELTA_CHUNK, emit_pages_data, &p->ctx, err) < 0)
                 return end_pipeline(&p->ctx.q, -1, err);
+        p->enc.shadow = st->shadow;
         return 0;
 }
 
@@ -164,23 +181,92 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
         return pipeline_end(&p, rc, err);
 }
 
+/* The pagemaps of an image dir, so the shadow knows each page's address:
+ * pagemap-<vpid>.img describes pages-<pages_id>.img. */
+struct pagemaps {
+        struct em_pagemap *pm;
+        uint32_t *vpid;
+        size_t n;
+};
+
+static void pagemaps_free(struct pagemaps *m)
+{
+        for (size_t i = 0; i < m->n; i++)
+                em_pagemap_free(&m->pm[i]);
+        free(m->pm);
+        free(m->vpid);
+}
+
+static int pagemaps_load(int dfd, struct pagemaps *m, em_error_t *err)
+{
+        cleanup_strv char **names = NULL;
+        size_t k = 0;
+
+        if (em_pagemap_list(dfd, &names, err) < 0)
+                return -1;
+        while (names[k])
+                k++;
+        m->pm = calloc(k + 1, sizeof(*m->pm));
+        m->vpid = calloc(k + 1, sizeof(*m->vpid));
+        if (m->pm == NULL || m->vpid == NULL)
+                return em_error_set(err, ENOMEM, "pagemaps");
+        for (char **n = names; *n; n++) {
+                unsigned vpid;
+                char end;
+                if (sscanf(*n, "pagemap-%u.im%c", &vpid, &end) != 2 || end != 'g')
+                        continue; /* pagemap-shmem-*: no process address */
+                if (em_pagemap_load(dfd, *n, &m->pm[m->n], err) < 0)
+                        return -1;
+                m->vpid[m->n++] = vpid;
+        }
+        return 0;
+}
+
+/* Points the encoder at the pagemap of pages-<id>.img (none: no addresses). */
+static void use_pagemap(struct em_delta_enc *e, const struct pagemaps *m, const char *name)
+{
+        unsigned id;
+
+        e->pagemap = NULL;
+        if (sscanf(name, "pages-%u.img", &id) != 1)
+                return;
+        for (size_t i = 0; i < m->n; i++) {
+                if (m->pm[i].pages_id == id) {
+                        e->pagemap = &m->pm[i];
+                        e->vpid = m->vpid[i];
+                }
+        }
+}
+
 static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, char **names,
                             int level, json_t *digests, struct em_sync_stats *stats,
                             em_error_t *err)
 {
+        struct pagemaps maps = {0};
         struct pipeline p;
+        em_error_t e = NULL;
         int rc = 0;
 
-        if (pipeline_begin(&p, c, st, level, stats, err) < 0)
+        if (st->shadow != NULL && pagemaps_load(dfd, &maps, &e) < 0) {
+                em_log_warn("changed pages travel whole: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (pipeline_begin(&p, c, st, level, stats, err) < 0) {
+                pagemaps_free(&maps);
                 return -1;
+        }
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
+                use_pagemap(&p.enc, &maps, *n);
                 rc = em_delta_encode_file(&p.enc, dfd, *n, digest, err);
                 if (rc == 0)
                         json_object_set_new(digests, *n, json_string(digest));
                 stats->files_sent++;
         }
-        return pipeline_end(&p, rc, err);
+        p.enc.pagemap = NULL;
+        rc = pipeline_end(&p, rc, err);
+        pagemaps_free(&maps);
+        return rc;
 }
 
 static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int level,

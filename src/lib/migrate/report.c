@@ -94,6 +94,18 @@ void em_report_round(struct em_report *r, unsigned n, uint64_t dirty_bytes, uint
         json_array_append_new(json_object_get(r->root, "rounds"), o);
 }
 
+void em_report_round_set(struct em_report *r, const char *key, json_t *value)
+{
+        json_t *rounds = json_object_get(r->root, "rounds");
+        size_t n = json_array_size(rounds);
+
+        if (n == 0) {
+                json_decref(value);
+                return;
+        }
+        json_object_set_new(json_array_get(rounds, n - 1), key, value);
+}
+
 void em_report_set(struct em_report *r, const char *key, json_t *value)
 {
         json_object_set_new(r->root, key, value);

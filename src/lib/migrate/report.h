@@ -31,6 +31,8 @@ void em_report_mark(struct em_report *r, const char *event);
 void em_report_round(struct em_report *r, unsigned n, uint64_t dirty_bytes, uint64_t wire_bytes,
                      uint64_t pages_sent, uint64_t files_sent, int64_t duration_ms,
                      int64_t freeze_ms);
+/* Adds a field to the last round. */
+void em_report_round_set(struct em_report *r, const char *key, json_t *value /* stolen */);
 /* Free-form fields: stop reason, compression level, bandwidth estimate, ... */
 void em_report_set(struct em_report *r, const char *key, json_t *value /* stolen */);
 void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire);

@@ -9,6 +9,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "delta/shadow.h"
 #include "migrate/journal.h"
 #include "migrate/known_cache.h"
 #include "migrate/migrate.h"
@@ -157,6 +158,38 @@ static json_t *load_known_record(struct source *s)
         return prefix;
 }
 
+/* The shadow of what the target holds lives with the container (so `rm`
+ * and the commit remove it) and outlives a `prepare`. Best effort. */
+static void open_shadow(struct source *s)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *dir = NULL;
+        em_shadow_t *sh = NULL;
+        em_error_t e = NULL;
+
+        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
+            (dir = em_path_join(p.dir, "shadow")) == NULL || em_shadow_open(dir, &sh, &e) < 0) {
+                em_log_warn("changed pages will travel whole: %s", e ? em_error_msg(e) : "ENOMEM");
+                em_error_free(&e);
+                return;
+        }
+        em_sync_state_set_shadow(s->sync, sh);
+}
+
+/* For the migration after a `prepare`, or a retry after a roll-back. */
+static void save_shadow(struct source *s)
+{
+        em_shadow_t *sh = s->sync ? em_sync_state_shadow(s->sync) : NULL;
+        em_error_t e = NULL;
+
+        if (sh == NULL || s->committed)
+                return;
+        if (em_shadow_save(sh, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
 /* The target answers the plan with the blobs it lacks and the page hashes it
  * holds (those added since our record, if it still matches, else all). */
 static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
@@ -183,6 +216,7 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
                         return -1;
         }
         em_report_set(s->report, "cache_record", json_boolean(prefix != NULL && from > 0));
+        open_shadow(s);
         return em_sync_state_recv_hashes(s->sync, s->conn, err);
 }
 
@@ -292,6 +326,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
                 return em_error_set(err, ENOMEM, "migrating %s", name);
         rc = run(&s, err);
         em_source_calibrate_join(&s);
+        save_shadow(&s);
         if (s.migrating && !s.checkpointed && !s.committed) {
                 em_error_t me = NULL;
                 if (set_migrating(&s, false, &me) < 0) {

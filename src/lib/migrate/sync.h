@@ -23,6 +23,7 @@
 
 struct em_sync_stats {
         uint64_t pages_scanned, pages_zero, pages_known, pages_sent;
+        uint64_t pages_xor; /* of pages_sent: as XORs with the previous content */
         uint64_t files_sent, files_deleted;
         uint64_t raw_bytes; /* payload bytes handed to the connection */
 };
@@ -65,6 +66,12 @@ void em_sync_state_free(struct em_sync_state **st);
 em_hashset_t *em_sync_state_known(struct em_sync_state *st);
 /* Receives the target's PAGES_HASHES frames. */
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
+
+/* Gives st the sender's shadow of the target's memory (delta/shadow.h),
+ * which st then owns: changed pages travel as XORs with what the target
+ * holds for their address. */
+void em_sync_state_set_shadow(struct em_sync_state *st, struct em_shadow *shadow);
+struct em_shadow *em_sync_state_shadow(struct em_sync_state *st);
 
 /* Lets page deltas pick their zstd level per chunk from opt, cal and the
  * connection's measured send rate (the pointers must outlive st). */

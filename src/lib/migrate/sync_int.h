@@ -16,6 +16,7 @@ struct em_sync_state {
         const struct em_compress_opt *copt;
         const struct em_compress_calibration *ccal;
         struct em_upper_state *upper;
+        struct em_shadow *shadow; /* owned; NULL: changed pages travel whole */
 };
 
 /* Receiving end of the writable-layer sync (upper_sync.c). */
