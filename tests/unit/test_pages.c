@@ -345,6 +345,100 @@ static void test_xdata_against_shadow(void **state)
         free(s2.buf);
 }
 
+/* Incompressible pages: a stream of xorshift output, page by page. */
+static void random_pages(uint8_t *buf, size_t npages, uint64_t seed)
+{
+        uint64_t x = seed;
+
+        for (size_t i = 0; i < npages * EM_PAGE_SIZE / 8; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                memcpy(buf + i * 8, &x, 8);
+        }
+}
+
+/* A buffer rewritten with data that moved (pages 100..199 now hold the old
+ * stream shifted by 1000 bytes): no XOR helps, but compressed against the
+ * old content around them the pages cost almost nothing (a ZBLOCK ahead of
+ * the file), and the file then references them. */
+static void test_zblock_for_moved_data(void **state)
+{
+        enum { N = 300 };
+        cleanup_close int src = -1, dst = -1;
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        cleanup_shadow em_shadow_t *sh = NULL;
+        cleanup_free uint8_t *img = malloc((N + 1) * EM_PAGE_SIZE);
+        cleanup_free uint8_t *moved = malloc(N * EM_PAGE_SIZE);
+        struct em_pagemap_entry ent = {
+            .vaddr = 0x7f0000000000, .nr_pages = N, .flags = EM_PE_PRESENT, .first_page = 0};
+        struct em_pagemap pm = {.pages_id = 1, .n = 1, .e = &ent, .nr_present = N};
+        struct em_delta_enc enc;
+        struct em_delta_dec dec;
+        struct sink s1 = {0}, s2 = {0};
+        char path[128], a[160], b[160];
+        em_error_t err = NULL;
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/src", tmp);
+        mkdir(path, 0700);
+        src = open(path, O_DIRECTORY | O_RDONLY);
+        snprintf(path, sizeof(path), "%s/dst", tmp);
+        mkdir(path, 0700);
+        dst = open(path, O_DIRECTORY | O_RDONLY);
+        snprintf(path, sizeof(path), "%s/shadow", tmp);
+        assert_int_equal(em_shadow_open(path, &sh, &err), 0);
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        em_delta_dec_init(&dec, pc, dst);
+        random_pages(img, N + 1, 42);
+        cleanup_close int f1 = openat(src, "pages-1.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(write(f1, img, N * EM_PAGE_SIZE), N * EM_PAGE_SIZE);
+        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &s1, &err), 0);
+        enc.shadow = sh;
+        enc.pagemap = &pm;
+        enc.vpid = 1;
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(em_delta_dec_feed(&dec, s1.buf, s1.len, &err), 0);
+
+        memcpy(moved, img, N * EM_PAGE_SIZE);
+        memcpy(moved + 100 * EM_PAGE_SIZE, img + 100 * EM_PAGE_SIZE + 1000, 100 * EM_PAGE_SIZE);
+        cleanup_close int f2 = openat(src, "pages-2.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(write(f2, moved, N * EM_PAGE_SIZE), N * EM_PAGE_SIZE);
+        enc.ctx = &s2;
+        memset(&enc.st, 0, sizeof(enc.st));
+        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.zdata, 100);
+        assert_int_equal(enc.st.xdata, 0);
+        /* 400 KB of incompressible pages in a few KB. */
+        assert_true(s2.len < 16 * 1024);
+        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
+        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
+        assert_int_equal(dec.st.zdata, 100);
+        snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
+        same_file(a, b);
+
+        /* The same stream to a receiver whose cache is out of step with
+         * the sender's view: refused, nothing rebuilt. */
+        cleanup_pagecache em_pagecache_t *other = NULL;
+        assert_int_equal(em_pagecache_open(NULL, &other, &err), 0);
+        uint8_t junk[EM_PAGE_SIZE];
+        em_phash_t jh;
+        for (int i = 0; i < N; i++) {
+                memset(junk, 0x11, sizeof(junk));
+                memcpy(junk, &i, sizeof(i));
+                assert_int_equal(em_pagecache_put(other, junk, &jh, &err), 0);
+        }
+        assert_int_equal(feed_status(other, s2.buf, s2.len, "out of step"), EILSEQ);
+        em_delta_dec_free(&dec);
+        em_delta_enc_free(&enc);
+        free(s1.buf);
+        free(s2.buf);
+}
+
 static void test_hostile_deltas(void **state)
 {
         cleanup_pagecache em_pagecache_t *pc = NULL;
@@ -413,7 +507,7 @@ static void test_hostile_deltas(void **state)
         memcpy(buf + 3, "pages-1.im/", 11);
         assert_int_equal(feed_status(pc, buf, begin_len, "refusing to write"), EPROTO);
         /* Unknown op, truncated ops, ops outside a section. */
-        assert_int_equal(feed_status(pc, (const uint8_t *)"\x0a", 1, "unknown op"), EPROTO);
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x0b", 1, "unknown op"), EPROTO);
         /* XDATA: outside a section, truncated, against a page the cache
          * lacks or holds with other content than the sender meant. */
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x09", 1, "XDATA outside"), EPROTO);
@@ -434,6 +528,18 @@ static void test_hostile_deltas(void **state)
         em_phash_t want;
         em_page_hash(pg, &want);
         assert_true(em_pagecache_has(pc, &want));
+        /* ZBLOCK: only in a prefill, with a reference, intact. */
+        assert_int_equal(feed_status(pc, (const uint8_t *)"\x0a", 1, "outside a prefill"), EPROTO);
+        uint8_t zb[2 + 12 + 8 + 16 + 8] = {6, 10};
+        assert_int_equal(feed_status(pc, zb, 2 + 12 + 8 + 16, "ZBLOCK"), EPROTO); /* nref 0 */
+        zb[2] = 1;                                                                /* nref 1 */
+        zb[2 + 12 + 8] = 1;                                                       /* 1 page */
+        zb[2 + 12 + 8 + 12] = 8;                                                  /* len 8 */
+        memcpy(zb + 6, ph.b, 8); /* ref check of position 0 */
+        memset(zb + 2 + 12 + 8 + 16, 0x55, 8);
+        assert_int_equal(feed_status(pc, zb, sizeof(zb), "corrupt ZBLOCK"), EPROTO);
+        zb[2 + 12] = 9; /* position 9: beyond the cache */
+        assert_int_equal(feed_status(pc, zb, sizeof(zb), "beyond the cache"), ENOENT);
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x01\x05", 2, "truncated"), EPROTO);
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x03", 1, "outside"), EPROTO);
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x04", 2, "truncated DATA"), EPROTO);
@@ -651,6 +757,7 @@ int main(void)
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),
             cmocka_unit_test_setup_teardown(test_xdata_against_shadow, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_zblock_for_moved_data, setup, teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

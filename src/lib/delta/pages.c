@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "delta/shadow.h"
 #include "util/clock.h"
@@ -31,8 +32,12 @@ enum {
         OP_END_PREFILL = 7,
         OP_REF_RUN = 8, /* u64 first index, u32 count, u64 check: cached pages by position */
         OP_XDATA = 9,   /* u64 index, u64 check, 4096 bytes XOR the cached page at index */
+        OP_ZBLOCK = 10, /* pages compressed against cached pages (prefill only) */
 };
 enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
+
+struct em_zblock;
+static void zblock_free(struct em_zblock **zb);
 
 #define NAME_MAX_LEN      31
 #define DEFAULT_MAX_PAGES (1ull << 24)
@@ -393,6 +398,14 @@ int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_err
         return em_pagecache_get_run(pc, s->v, 1, page, err);
 }
 
+bool em_pagecache_hash_at(const em_pagecache_t *pc, uint64_t pos, em_phash_t *h)
+{
+        if (pos >= pc->npages)
+                return false;
+        *h = pc->order[pos];
+        return true;
+}
+
 uint64_t em_pagecache_pages(const em_pagecache_t *pc)
 {
         return pc->npages;
@@ -444,6 +457,7 @@ void em_delta_enc_free(struct em_delta_enc *e)
 {
         free(e->buf);
         e->buf = NULL;
+        zblock_free(&e->zb);
 }
 
 int em_delta_enc_flush(struct em_delta_enc *e, em_error_t *err)
@@ -505,6 +519,7 @@ static int flush_ref_run(struct em_delta_enc *e, em_error_t *err)
 
         if (e->ref_n == 0)
                 return 0;
+        e->st.ref_runs++;
         le(arg, e->ref_first, 8);
         le(arg + 8, e->ref_n, 4);
         le(arg + 12, e->ref_check, 8);
@@ -543,15 +558,23 @@ static int ref_page(struct em_delta_enc *e, const em_phash_t *h, uint64_t pos, e
         return 0;
 }
 
-/* XDATA for a page whose address the receiver last got other content for;
- * 0 when the shadow cannot say what that was or the receiver lost it. */
-static int put_xdata(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+/* ---- changed pages against the receiver's old content ---- */
+
+/* An XOR with fewer zero bytes than this is no better than the page. */
+#define XOR_MIN_ZERO_WORDS (EM_PAGE_SIZE / 8 / 2)
+
+/* The XOR of page with what the receiver holds for its address, into
+ * arg (16-byte XDATA header, then the XOR). Returns 1 if it is worth
+ * sending, 0 if the shadow cannot say what the receiver holds there, 2 if
+ * the content is too different for an XOR to pay. */
+static int xor_delta(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page,
+                     uint8_t arg[16 + EM_PAGE_SIZE])
 {
-        uint8_t arg[16 + EM_PAGE_SIZE];
         uint64_t *x = (uint64_t *)(arg + 16);
         const uint64_t *p = (const uint64_t *)page;
         em_phash_t old;
         uint64_t pos;
+        size_t zeros = 0;
         em_error_t e2 = NULL;
 
         if (!em_shadow_hash(e->shadow, e->vpid, vaddr, &old) ||
@@ -562,26 +585,197 @@ static int put_xdata(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page
                 em_error_free(&e2);
                 return 0;
         }
+        for (size_t i = 0; i < EM_PAGE_SIZE / 8; i++) {
+                x[i] ^= p[i];
+                zeros += x[i] == 0;
+        }
         le(arg, pos, 8);
         le(arg + 8, hash_word(&old), 8);
-        for (size_t i = 0; i < EM_PAGE_SIZE / 8; i++)
-                x[i] ^= p[i];
+        return zeros < XOR_MIN_ZERO_WORDS ? 2 : 1;
+}
+
+/* XDATA if it pays (1); else xor_delta's 0 or 2. */
+static int put_xdata(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        uint8_t arg[16 + EM_PAGE_SIZE];
+        int r = xor_delta(e, vaddr, page, arg);
+
+        if (r != 1)
+                return r;
         e->st.xdata++;
         return put_op(e, OP_XDATA, arg, sizeof(arg), NULL, 0, err) < 0 ? -1 : 1;
 }
 
-/* A page the receiver lacks (h): as XDATA if the shadow allows, else DATA. */
+/* Pages too different from their address's old content are gathered (in
+ * address order) and compressed against the old content around them, which
+ * often holds the same data elsewhere: a buffer rewritten with what moved. */
+#define ZB_MAX_PAGES 128
+#define ZB_SPAN      (2ull << 20) /* a block's pages lie within 2 MiB */
+#define ZB_MARGIN    (1ull << 20) /* reference: 1 MiB either side of them */
+#define ZB_MAX_REF   1024         /* reference pages (4 MiB) */
+#define ZB_LEVEL     3
+
+struct em_zblock {
+        uint8_t pages[ZB_MAX_PAGES][EM_PAGE_SIZE];
+        uint64_t vaddr[ZB_MAX_PAGES];
+        em_phash_t h[ZB_MAX_PAGES];
+        size_t n;
+        uint32_t vpid;
+        uint8_t ref[ZB_MAX_REF][EM_PAGE_SIZE];
+        uint8_t hdr[4 + 8 + ZB_MAX_REF * 8 + 4 + 8 + 4];
+        ZSTD_CCtx *cctx;
+};
+
+static void zblock_free(struct em_zblock **zb)
+{
+        if (*zb == NULL)
+                return;
+        ZSTD_freeCCtx((*zb)->cctx);
+        free(*zb);
+        *zb = NULL;
+}
+
+/* The receiver's pages around the block's addresses, as the shadow says
+ * it holds them: fills zb->ref and the positions into hdr; returns count. */
+static size_t zblock_reference(struct em_delta_enc *e, struct em_zblock *zb, uint64_t *check)
+{
+        uint64_t lo = zb->vaddr[0] > ZB_MARGIN ? zb->vaddr[0] - ZB_MARGIN : 0;
+        uint64_t hi = zb->vaddr[zb->n - 1] + ZB_MARGIN;
+        size_t n = 0;
+        em_error_t e2 = NULL;
+
+        *check = 0;
+        for (uint64_t va = lo; va < hi && n < ZB_MAX_REF; va += EM_PAGE_SIZE) {
+                em_phash_t h;
+                uint64_t pos;
+                if (!em_shadow_hash(e->shadow, zb->vpid, va, &h) ||
+                    !em_hashset_position(e->known, &h, &pos))
+                        continue;
+                if (em_shadow_read(e->shadow, zb->vpid, va, &h, zb->ref[n], &e2) < 0) {
+                        em_error_free(&e2);
+                        continue;
+                }
+                le(zb->hdr + 12 + n * 8, pos, 8);
+                *check ^= hash_word(&h);
+                n++;
+        }
+        return n;
+}
+
+/* Compresses the pages against ref (nref pages) into out; 0 if it failed. */
+static size_t zblock_compress(struct em_zblock *zb, size_t nref, uint8_t *out, size_t cap)
+{
+        size_t src = zb->n * EM_PAGE_SIZE, span = nref * EM_PAGE_SIZE + src, r;
+        int wlog = 10;
+
+        while (((size_t)1 << wlog) < span)
+                wlog++;
+        if (zb->cctx == NULL && (zb->cctx = ZSTD_createCCtx()) == NULL)
+                return 0;
+        ZSTD_CCtx_reset(zb->cctx, ZSTD_reset_session_and_parameters);
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(zb->cctx, ZSTD_c_compressionLevel, ZB_LEVEL)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(zb->cctx, ZSTD_c_windowLog, wlog)) ||
+            ZSTD_isError(ZSTD_CCtx_refPrefix(zb->cctx, zb->ref, nref * EM_PAGE_SIZE)))
+                return 0;
+        r = ZSTD_compress2(zb->cctx, out, cap, zb->pages, src);
+        return ZSTD_isError(r) ? 0 : r;
+}
+
+static int page_data(struct em_delta_enc *e, const em_phash_t *h, const uint8_t *page,
+                     em_error_t *err)
+{
+        if (put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err) < 0)
+                return -1;
+        return em_hashset_add(e->known, h, err) < 0 ? -1 : 0;
+}
+
+/* Emits the gathered pages: one ZBLOCK, or DATA if no reference helps;
+ * then the receiver holds them. */
+static int zblock_flush(struct em_delta_enc *e, em_error_t *err)
+{
+        struct em_zblock *zb = e->zb;
+        size_t nref, len = 0, hl;
+        uint64_t ref_check, check = 0;
+        cleanup_free uint8_t *out = NULL;
+
+        if (zb == NULL || zb->n == 0)
+                return 0;
+        nref = zblock_reference(e, zb, &ref_check);
+        hl = 4 + 8 + nref * 8 + 4 + 8 + 4;
+        size_t cap = ZSTD_compressBound(zb->n * EM_PAGE_SIZE);
+        if (nref > 0 && hl + cap + 1 <= e->chunk && (out = malloc(cap)) != NULL)
+                len = zblock_compress(zb, nref, out, cap);
+        for (size_t i = 0; i < zb->n; i++)
+                check ^= hash_word(&zb->h[i]);
+        if (len > 0) {
+                le(zb->hdr, nref, 4);
+                le(zb->hdr + 4, ref_check, 8);
+                le(zb->hdr + 12 + nref * 8, zb->n, 4);
+                le(zb->hdr + 16 + nref * 8, check, 8);
+                le(zb->hdr + 24 + nref * 8, len, 4);
+                if (put_op(e, OP_ZBLOCK, zb->hdr, hl, out, len, err) < 0)
+                        return -1;
+                e->st.zdata += zb->n;
+        }
+        for (size_t i = 0; i < zb->n; i++) {
+                /* Positions count every add: a page the receiver already
+                 * has (a duplicate) is neither sent nor added again. */
+                if (!em_hashset_has(e->known, &zb->h[i])) {
+                        e->st.data++;
+                        if ((len == 0 &&
+                             put_op(e, OP_DATA, zb->pages[i], EM_PAGE_SIZE, NULL, 0, err) < 0) ||
+                            em_hashset_add(e->known, &zb->h[i], err) < 0)
+                                return -1;
+                }
+                if (em_shadow_record(e->shadow, zb->vpid, zb->vaddr[i], &zb->h[i], zb->pages[i],
+                                     err) < 0)
+                        return -1;
+        }
+        zb->n = 0;
+        return 0;
+}
+
+/* Gathers a page for a ZBLOCK (flushing the block it does not fit). */
+static int zblock_add(struct em_delta_enc *e, uint64_t vaddr, const em_phash_t *h,
+                      const uint8_t *page, em_error_t *err)
+{
+        struct em_zblock *zb = e->zb;
+
+        if (zb == NULL && (zb = e->zb = calloc(1, sizeof(*zb))) == NULL)
+                return em_error_set(err, ENOMEM, "page delta");
+        if (zb->n > 0 &&
+            (zb->n == ZB_MAX_PAGES || zb->vpid != e->vpid || vaddr - zb->vaddr[0] >= ZB_SPAN) &&
+            zblock_flush(e, err) < 0)
+                return -1;
+        zb->vpid = e->vpid;
+        zb->vaddr[zb->n] = vaddr;
+        zb->h[zb->n] = *h;
+        memcpy(zb->pages[zb->n++], page, EM_PAGE_SIZE);
+        return 0;
+}
+
+/* A page the receiver lacks (h): as XDATA if the shadow allows; in a
+ * prefill section, gathered for a ZBLOCK if its address had other content
+ * the XOR would not carry well; else DATA. A gathered page is counted and
+ * recorded when its block goes. */
 static int send_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const em_phash_t *h,
-                     const uint8_t *page, em_error_t *err)
+                     const uint8_t *page, bool *deferred, em_error_t *err)
 {
         int r = 0;
 
+        *deferred = false;
+        if (addr && e->shadow != NULL && em_shadow_usable(e->shadow)) {
+                if ((r = put_xdata(e, vaddr, page, err)) < 0)
+                        return -1;
+                if (r == 2 && e->in_prefill) {
+                        *deferred = true;
+                        return zblock_add(e, vaddr, h, page, err);
+                }
+        }
         e->st.data++;
-        if (addr && e->shadow != NULL && (r = put_xdata(e, vaddr, page, err)) < 0)
-                return -1;
-        if (r == 0 && put_op(e, OP_DATA, page, EM_PAGE_SIZE, NULL, 0, err) < 0)
-                return -1;
-        return em_hashset_add(e->known, h, err) < 0 ? -1 : 0;
+        if (r == 1)
+                return em_hashset_add(e->known, h, err) < 0 ? -1 : 0;
+        return page_data(e, h, page, err);
 }
 
 /* The receiver now holds page for this address. */
@@ -598,6 +792,7 @@ static int encode_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const 
 {
         em_phash_t h;
         uint64_t pos;
+        bool deferred = false;
 
         e->st.pages++;
         if (em_page_is_zero(page)) {
@@ -614,7 +809,8 @@ static int encode_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const 
         if (em_hashset_position(e->known, &h, &pos)) {
                 if (ref_page(e, &h, pos, err) < 0)
                         return -1;
-        } else if (flush_ref_run(e, err) < 0 || send_page(e, addr, vaddr, &h, page, err) < 0) {
+        } else if (flush_ref_run(e, err) < 0 ||
+                   send_page(e, addr, vaddr, &h, page, &deferred, err) < 0) {
                 return -1;
         }
         return note_page(e, addr, vaddr, &h, page, err);
@@ -633,6 +829,59 @@ static int begin_file(struct em_delta_enc *e, const char *name, uint64_t nr_page
         return put_op(e, OP_BEGIN, hdr, 2 + nl + 8, NULL, 0, err);
 }
 
+/* A page of an image file whose address had other content, which the XOR
+ * cannot carry well: for a ZBLOCK, in a prefill section ahead of the file
+ * (opened on first use). */
+static int prescan_page(struct em_delta_enc *e, uint64_t idx, const uint8_t *page, bool *open,
+                        em_error_t *err)
+{
+        uint8_t arg[16 + EM_PAGE_SIZE];
+        em_phash_t h;
+        uint64_t vaddr;
+
+        if (em_page_is_zero(page))
+                return 0;
+        em_page_hash(page, &h);
+        if (em_hashset_has(e->known, &h) ||
+            em_pagemap_page_vaddr(e->pagemap, idx, &vaddr, NULL) < 0 ||
+            xor_delta(e, vaddr, page, arg) != 2)
+                return 0;
+        if (!*open && put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
+                return -1;
+        *open = true;
+        return zblock_add(e, vaddr, &h, page, err);
+}
+
+/* First pass over an image file: its pages that would go whole go as
+ * ZBLOCKs first, so that the file itself then references them. */
+static int prescan_file(struct em_delta_enc *e, int fd, const char *name, uint8_t *buf,
+                        em_error_t *err)
+{
+        bool open = false;
+        uint64_t idx = 0;
+        int rc = 0;
+
+        e->in_prefill = true;
+        for (;;) {
+                ssize_t n = em_read_all(fd, buf, 256 * EM_PAGE_SIZE, err);
+                if (n < 0) {
+                        rc = em_error_wrap(err, "reading %s", name);
+                        break;
+                }
+                for (ssize_t off = 0; off < n && rc == 0; off += EM_PAGE_SIZE)
+                        rc = prescan_page(e, idx++, buf + off, &open, err);
+                if (rc < 0 || n < 256 * EM_PAGE_SIZE)
+                        break;
+        }
+        e->in_prefill = false;
+        if (rc == 0 && open &&
+            (zblock_flush(e, err) < 0 || put_op(e, OP_END_PREFILL, NULL, 0, NULL, 0, err) < 0))
+                rc = -1;
+        if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
+                rc = em_error_set(err, errno, "rewinding %s", name);
+        return rc;
+}
+
 int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                          char digest_out[EM_DIGEST_STR_LEN + 1], em_error_t *err)
 {
@@ -649,6 +898,9 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                 return em_error_set(err, ENOMEM, "encoding %s", name);
         if (st.st_size % EM_PAGE_SIZE != 0)
                 return em_error_set(err, EBADMSG, "%s is not a whole number of pages", name);
+        if (e->shadow != NULL && e->pagemap != NULL && em_shadow_usable(e->shadow) &&
+            prescan_file(e, fd, name, buf, err) < 0)
+                return -1;
         if (begin_file(e, name, (uint64_t)st.st_size / EM_PAGE_SIZE, err) < 0)
                 return -1;
         for (;;) {
@@ -673,6 +925,10 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
         em_sha256_final(sha, digest);
         if (digest_out != NULL)
                 memcpy(digest_out, digest, sizeof(digest));
+        em_log_debug("%s: %" PRIu64 " pages: %" PRIu64 " zero, %" PRIu64 " known in %" PRIu64
+                     " runs, %" PRIu64 " sent (%" PRIu64 " as XOR, %" PRIu64 " in ZBLOCKs)",
+                     name, e->st.pages, e->st.zero, e->st.ref, e->st.ref_runs, e->st.data,
+                     e->st.xdata, e->st.zdata);
         return put_op(e, OP_END, digest, EM_DIGEST_STR_LEN, NULL, 0, err);
 }
 
@@ -882,16 +1138,17 @@ static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error
 {
         struct em_delta_enc *e = ctx;
         em_phash_t h;
+        bool deferred = false;
 
         if (em_page_is_zero(page))
                 return 0;
         em_page_hash(page, &h);
         if (!em_hashset_has(e->known, &h)) {
                 e->st.pages++;
-                if (send_page(e, true, vaddr, &h, page, err) < 0)
+                if (send_page(e, true, vaddr, &h, page, &deferred, err) < 0)
                         return -1;
         }
-        return note_page(e, true, vaddr, &h, page, err);
+        return deferred ? 0 : note_page(e, true, vaddr, &h, page, err);
 }
 
 /* pid as the container sees it (the last NSpid), which is how CRIU's
@@ -923,13 +1180,19 @@ int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem
         e->vpid = ns_pid(pid);
         if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
+        e->in_prefill = true;
         if (em_procmem_scan(pid, prefill_page, e, st, err) < 0) {
                 /* A process that exits mid-scan (a container's short-lived
                  * child) has nothing more to prefill; what was read is valid. */
-                if (em_error_status(*err) != ENOENT && em_error_status(*err) != ESRCH)
+                if (em_error_status(*err) != ENOENT && em_error_status(*err) != ESRCH) {
+                        e->in_prefill = false;
                         return -1;
+                }
                 em_error_free(err);
         }
+        e->in_prefill = false;
+        if (zblock_flush(e, err) < 0)
+                return -1;
         return put_op(e, OP_END_PREFILL, NULL, 0, NULL, 0, err);
 }
 
@@ -963,6 +1226,8 @@ static void close_file(struct em_delta_dec *d, bool keep)
 void em_delta_dec_free(struct em_delta_dec *d)
 {
         close_file(d, false);
+        ZSTD_freeDCtx(d->zstd);
+        d->zstd = NULL;
 }
 
 /* Only CRIU page image names: nothing else can ever be written. */
@@ -1175,6 +1440,87 @@ static int op_xdata(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
         return 16 + EM_PAGE_SIZE;
 }
 
+/* The reference pages of a ZBLOCK, read from the cache and checked. */
+static int zblock_reference_in(struct em_delta_dec *d, const uint8_t *p, uint32_t nref,
+                               uint64_t check, uint8_t *ref, em_error_t *err)
+{
+        uint64_t got = 0;
+
+        for (uint32_t i = 0; i < nref; i++) {
+                uint64_t pos = get_le(p + (size_t)i * 8, 8);
+                em_phash_t h;
+                if (!em_pagecache_hash_at(d->pc, pos, &h))
+                        return em_error_set_code(err, ENOENT,
+                                                 "page delta: ZBLOCK references page %" PRIu64
+                                                 ", beyond the cache",
+                                                 pos);
+                if (em_pagecache_get_run(d->pc, pos, 1, ref + (size_t)i * EM_PAGE_SIZE, err) < 0)
+                        return -1;
+                got ^= hash_word(&h);
+        }
+        if (got != check)
+                return em_error_set_code(err, EILSEQ,
+                                         "page delta: ZBLOCK reference is out of step with the "
+                                         "sender's view of the cache");
+        return 0;
+}
+
+static int zblock_decompress(struct em_delta_dec *d, const uint8_t *ref, size_t reflen,
+                             const uint8_t *src, size_t len, uint8_t *out, size_t outlen,
+                             em_error_t *err)
+{
+        size_t r;
+
+        if (d->zstd == NULL && (d->zstd = ZSTD_createDCtx()) == NULL)
+                return em_error_set(err, ENOMEM, "page delta");
+        ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_and_parameters);
+        if (ZSTD_isError(ZSTD_DCtx_setParameter(d->zstd, ZSTD_d_windowLogMax, 24)) ||
+            ZSTD_isError(ZSTD_DCtx_refPrefix(d->zstd, ref, reflen)))
+                return em_error_set(err, ENOMEM, "page delta: ZBLOCK decoder");
+        r = ZSTD_decompressDCtx(d->zstd, out, outlen, src, len);
+        if (ZSTD_isError(r) || r != outlen)
+                return em_error_set_code(err, EPROTO, "page delta: corrupt ZBLOCK (%s)",
+                                         ZSTD_isError(r) ? ZSTD_getErrorName(r) : "short");
+        return 0;
+}
+
+static int op_zblock(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint32_t nref, npages, len;
+        uint64_t check, got = 0;
+        size_t at;
+
+        if (left < 12 || (nref = (uint32_t)get_le(p, 4)) == 0 || nref > ZB_MAX_REF ||
+            left < 12 + (size_t)nref * 8 + 16)
+                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
+        at = 12 + (size_t)nref * 8;
+        npages = (uint32_t)get_le(p + at, 4);
+        check = get_le(p + at + 4, 8);
+        len = (uint32_t)get_le(p + at + 12, 4);
+        if (npages == 0 || npages > ZB_MAX_PAGES || left - at - 16 < len)
+                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
+        cleanup_free uint8_t *ref = malloc((size_t)nref * EM_PAGE_SIZE);
+        cleanup_free uint8_t *out = malloc((size_t)npages * EM_PAGE_SIZE);
+        if (ref == NULL || out == NULL)
+                return em_error_set(err, ENOMEM, "page delta");
+        if (zblock_reference_in(d, p + 12, nref, get_le(p + 4, 8), ref, err) < 0 ||
+            zblock_decompress(d, ref, (size_t)nref * EM_PAGE_SIZE, p + at + 16, len, out,
+                              (size_t)npages * EM_PAGE_SIZE, err) < 0)
+                return -1;
+        for (uint32_t i = 0; i < npages; i++) {
+                em_phash_t h;
+                if (em_pagecache_put(d->pc, out + (size_t)i * EM_PAGE_SIZE, &h, err) < 0)
+                        return -1;
+                got ^= hash_word(&h);
+        }
+        if (got != check)
+                return em_error_set_code(err, EILSEQ, "page delta: ZBLOCK pages fail their check");
+        d->st.pages += npages;
+        d->st.data += npages;
+        d->st.zdata += npages;
+        return (int)(at + 16 + len);
+}
+
 /* Decodes one op; returns its argument length or -1. */
 static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t left,
                   em_error_t *err)
@@ -1204,6 +1550,10 @@ static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t l
         case OP_XDATA:
                 return idle ? em_error_set_code(err, EPROTO, "page delta: XDATA outside a section")
                             : op_xdata(d, p, left, err);
+        case OP_ZBLOCK:
+                return d->state == ST_PREFILL
+                           ? op_zblock(d, p, left, err)
+                           : em_error_set_code(err, EPROTO, "page delta: ZBLOCK outside a prefill");
         case OP_ZERO:
                 return in_file ? op_zero(d, p, left, err)
                                : em_error_set_code(err, EPROTO, "page delta: ZERO outside a file");

@@ -22,6 +22,12 @@
  *   0x09 XDATA   u64 position, u64 check, 4096 bytes: the page is these
  *                bytes XORed with the cached page at that position (the
  *                address's previous content, delta/shadow.h); stored like DATA
+ *   0x0a ZBLOCK  (prefill only) u32 nref, u64 ref_check, nref x u64 position,
+ *                u32 npages, u64 check, u32 len, len bytes: a zstd frame of
+ *                npages pages compressed against the cached pages at those
+ *                positions (the old content around their addresses: a
+ *                rewritten buffer whose data moved compresses to almost
+ *                nothing); the pages go into the cache. Checks as REF_RUN's.
  * PAGES_HASHES payload: n * 16-byte hashes. */
 #ifndef EDGEMIG_DELTA_PAGES_H
 #define EDGEMIG_DELTA_PAGES_H
@@ -87,6 +93,8 @@ int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t
 /* Reads a page back and re-verifies its hash (detects a corrupted cache). */
 int em_pagecache_get(em_pagecache_t *pc, const em_phash_t *h, void *page, em_error_t *err);
 size_t em_pagecache_count(const em_pagecache_t *pc);
+/* The hash of the page at position pos of the cache file. */
+bool em_pagecache_hash_at(const em_pagecache_t *pc, uint64_t pos, em_phash_t *h);
 /* Pages in the cache's file (it only grows; duplicates after a crash count). */
 uint64_t em_pagecache_pages(const em_pagecache_t *pc);
 /* The hashes of the file's pages from page `from` on, in file order, as a
@@ -102,6 +110,8 @@ struct em_delta_stats {
         uint64_t pages; /* pages described */
         uint64_t zero, ref, data;
         uint64_t xdata; /* of data: sent as XDATA */
+        uint64_t zdata; /* of data: sent in ZBLOCKs */
+        uint64_t ref_runs;
         uint64_t bytes; /* delta bytes produced / consumed */
 };
 
@@ -126,6 +136,8 @@ struct em_delta_enc {
         struct em_shadow *shadow;
         uint32_t vpid;
         const struct em_pagemap *pagemap;
+        struct em_zblock *zb; /* changed pages waiting for a ZBLOCK (internal) */
+        bool in_prefill;      /* where a ZBLOCK may go (internal) */
         struct em_delta_stats st;
 };
 /* chunk: payload size to aim for (>= 8 KiB; 0 → 1 MiB). */
@@ -169,6 +181,7 @@ struct em_delta_dec {
          * so the receiver need not hash it again (optional). */
         void (*on_file)(void *ud, const char *name, const char *digest);
         void *on_file_ud;
+        void *zstd; /* ZSTD_DCtx for ZBLOCKs, created on first use */
 };
 void em_delta_dec_init(struct em_delta_dec *d, em_pagecache_t *pc, int dirfd);
 /* Consumes one chunk. Errors (the connection should be closed): unknown op,

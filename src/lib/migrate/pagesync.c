@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats
         s->pages_known += d->ref;
         s->pages_sent += d->data;
         s->pages_xor += d->xdata;
+        s->pages_zblock += d->zdata;
 }
 
 /* A delta encoder whose chunks go through a send pipeline. */
@@ -283,6 +285,7 @@ static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int 
                 return em_error_wrap(err, "sending %s", name);
         json_object_set_new(digests, name, json_string(digest));
         stats->files_sent++;
+        em_log_debug("image %s: %" PRIu64 " bytes so far", name, stats->raw_bytes);
         return 0;
 }
 

@@ -208,6 +208,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         rs->dirty_wire_bytes = wire;
         em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
         em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st.pages_xor));
+        em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st.pages_zblock));
         em_report_add_bytes(s->report, st.raw_bytes, 0);
         em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
                     (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
@@ -316,6 +317,7 @@ static int send_final(struct source *s, em_error_t *err)
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
         em_report_set(s->report, "final_pages_xor", json_integer((json_int_t)st.pages_xor));
+        em_report_set(s->report, "final_pages_zblock", json_integer((json_int_t)st.pages_zblock));
         em_source_phase_end(s, "final", st.raw_bytes);
         return em_fault("source.after-final", em_conn_fd(s->conn), err);
 }

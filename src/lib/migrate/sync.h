@@ -23,7 +23,8 @@
 
 struct em_sync_stats {
         uint64_t pages_scanned, pages_zero, pages_known, pages_sent;
-        uint64_t pages_xor; /* of pages_sent: as XORs with the previous content */
+        uint64_t pages_xor;    /* of pages_sent: as XORs with the previous content */
+        uint64_t pages_zblock; /* of pages_sent: compressed against old neighbours */
         uint64_t files_sent, files_deleted;
         uint64_t raw_bytes; /* payload bytes handed to the connection */
 };
