@@ -52,6 +52,12 @@ read -r rec known sent <<<"$(report "$MIG_LOGS/mig-12.json" cache_record final_p
 [ "$rec" = True ] || fail "migration after prepare did not use the record: $(cat "$MIG_LOGS/mig-12.json")"
 [ "$known" -gt 1000 ] || fail "final dump referenced only $known cached pages"
 echo "after prepare: cache record used, final dump $known pages known, $sent sent"
+# The 1000 keys added since the prepare changed pages the target already
+# held: those travel as XORs with the prepared content (delta/shadow.h).
+xor=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
+print(sum(x.get("pages_xor", 0) for x in r["rounds"]) + r.get("final_pages_xor", 0))' "$MIG_LOGS/mig-12.json")
+[ "$xor" -gt 0 ] || fail "no changed page travelled as an XOR: $(cat "$MIG_LOGS/mig-12.json")"
+echo "after prepare: $xor changed pages as XORs with what the target held"
 running_on 2 redis || fail "not running on host 2"
 running_on 1 redis && fail "still running on host 1"
 [ "$(dbsize 2)" = 61000 ] || fail "host 2 has $(dbsize 2) keys, expected 61000"
