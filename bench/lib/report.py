@@ -247,6 +247,13 @@ def targets(summary, rates):
             continue
         ov = o["handoff_s"]["mean"] if o["reps"] else o["estimate_handoff_s"]
         r = ov / f5["handoff_s"]["mean"]
+        if em == "edgemig" and m == "paper":
+            # Not like for like: the paper's method pre-transfers a base dump
+            # before the request; edgemig's counterpart is the prepared row.
+            out.append(target("facedetect @ 5 Mbit/s: %s (no pre-transfer) handoff vs %s "
+                              "(base dump pre-transferred); context for the next row" % (MNAME[em], MNAME[m]),
+                              "%.1f×" % r, None))
+            continue
         out.append(target("facedetect @ 5 Mbit/s: %s handoff ≥ %.0f× faster than %s (#8)" % (MNAME[em], k, MNAME[m]),
                           "%.1f×%s" % (r, "" if o["reps"] else " (vs estimate)"), r >= k))
     for s in summary:

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -146,12 +148,40 @@ static void test_damage(void **state)
         assert_false(em_path_exists(path));
 }
 
+/* A full disk (here: a file size limit) disables the shadow, it does not
+ * fail the migration: the pages then travel whole. */
+static void test_write_failure_disables(void **state)
+{
+        cleanup_shadow em_shadow_t *s = NULL;
+        struct rlimit old, lim = {2 * EM_PAGE_SIZE, 0};
+        em_phash_t h, got;
+        char path[128];
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_shadow_open(dir, &s, &err), 0);
+        record(s, 1, 0, 1, &h);
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+        lim.rlim_max = old.rlim_max;
+        signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        record(s, 1, 1, 2, &h);
+        record(s, 1, 2, 3, &h); /* beyond the limit: disables, no error */
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+        assert_false(em_shadow_usable(s));
+        assert_false(em_shadow_hash(s, 1, VA(0), &got));
+        assert_int_equal(em_shadow_save(s, &err), 0);
+        snprintf(path, sizeof(path), "%s/index.bin", dir);
+        assert_false(em_path_exists(path));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_record_read_update, setup, teardown),
             cmocka_unit_test_setup_teardown(test_save_reopen_and_lock, setup, teardown),
             cmocka_unit_test_setup_teardown(test_damage, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_write_failure_disables, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
