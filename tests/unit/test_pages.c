@@ -256,69 +256,118 @@ static void test_ref_runs_by_cache_position(void **state)
         free(out.buf);
 }
 
-/* With a shadow of what the receiver got per address, the changed pages of
- * a later dump travel as XORs with their previous content, and the
- * receiver rebuilds the file byte for byte. */
-static void test_xdata_against_shadow(void **state)
-{
-        cleanup_close int src = -1, dst = -1;
-        cleanup_hashset em_hashset_t *known = em_hashset_new();
-        cleanup_pagecache em_pagecache_t *pc = NULL;
-        cleanup_shadow em_shadow_t *sh = NULL;
-        struct em_pagemap_entry ent = {
-            .vaddr = 0x400000, .nr_pages = NPAGES, .flags = EM_PE_PRESENT, .first_page = 0};
-        struct em_pagemap pm = {.pages_id = 1, .n = 1, .e = &ent, .nr_present = NPAGES};
+/* A sender with a shadow of what the receiver got per address and a
+ * receiver with a page cache; image files in tmp/src (written by the test)
+ * are rebuilt in tmp/dst. One mapping of npages pages at vaddr. */
+struct pair {
+        int src, dst;
+        em_hashset_t *known;
+        em_pagecache_t *pc;
+        em_shadow_t *sh;
+        struct em_pagemap_entry ent;
+        struct em_pagemap pm;
         struct em_delta_enc enc;
         struct em_delta_dec dec;
-        struct sink s1 = {0}, s2 = {0};
-        char path[128], a[160], b[160];
+        struct sink out;
+};
+
+static int subdir(const char *name)
+{
+        char path[128];
+
+        snprintf(path, sizeof(path), "%s/%s", tmp, name);
+        mkdir(path, 0700);
+        return open(path, O_DIRECTORY | O_RDONLY);
+}
+
+static void pair_open(struct pair *p, uint64_t vaddr, uint64_t npages)
+{
+        char path[128];
         em_error_t err = NULL;
 
-        (void)state;
-        snprintf(path, sizeof(path), "%s/src", tmp);
-        mkdir(path, 0700);
-        src = open(path, O_DIRECTORY | O_RDONLY);
-        snprintf(path, sizeof(path), "%s/dst", tmp);
-        mkdir(path, 0700);
-        dst = open(path, O_DIRECTORY | O_RDONLY);
+        memset(p, 0, sizeof(*p));
+        p->src = subdir("src");
+        p->dst = subdir("dst");
+        p->known = em_hashset_new();
         snprintf(path, sizeof(path), "%s/shadow", tmp);
-        assert_int_equal(em_shadow_open(path, &sh, &err), 0);
-        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
-        em_delta_dec_init(&dec, pc, dst);
+        assert_int_equal(em_shadow_open(path, &p->sh, &err), 0);
+        assert_int_equal(em_pagecache_open(NULL, &p->pc, &err), 0);
+        em_delta_dec_init(&p->dec, p->pc, p->dst);
+        p->ent = (struct em_pagemap_entry){
+            .vaddr = vaddr, .nr_pages = npages, .flags = EM_PE_PRESENT, .first_page = 0};
+        p->pm = (struct em_pagemap){.pages_id = 1, .n = 1, .e = &p->ent, .nr_present = npages};
+        assert_int_equal(em_delta_enc_init(&p->enc, p->known, 0, sink_emit, &p->out, &err), 0);
+        p->enc.shadow = p->sh;
+        p->enc.pagemap = &p->pm;
+        p->enc.vpid = 1;
+}
 
-        write_pages(src, "pages-1.img", 0);
-        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &s1, &err), 0);
-        enc.shadow = sh;
-        enc.pagemap = &pm;
-        enc.vpid = 1;
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", NULL, &err), 0);
-        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
-        assert_int_equal(enc.st.xdata, 0);
-        assert_int_equal(em_shadow_count(sh), NPAGES - NPAGES / 3);
-        assert_int_equal(em_delta_dec_feed(&dec, s1.buf, s1.len, &err), 0);
+static void pair_close(struct pair *p)
+{
+        em_delta_dec_free(&p->dec);
+        em_delta_enc_free(&p->enc);
+        em_shadow_free(&p->sh);
+        em_pagecache_free(&p->pc);
+        em_hashset_free(&p->known);
+        free(p->out.buf);
+        close(p->src);
+        close(p->dst);
+}
+
+/* Encodes src/name (counting afresh into p->enc.st), feeds it to the
+ * receiver and checks that dst/name is the same file. */
+static void pair_send(struct pair *p, const char *name)
+{
+        char a[160], b[160];
+        em_error_t err = NULL;
+
+        free(p->out.buf);
+        p->out = (struct sink){0};
+        memset(&p->enc.st, 0, sizeof(p->enc.st));
+        assert_int_equal(em_delta_encode_file(&p->enc, p->src, name, NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&p->enc, &err), 0);
+        assert_int_equal(em_delta_dec_feed(&p->dec, p->out.buf, p->out.len, &err), 0);
+        assert_int_equal(em_delta_dec_finish(&p->dec, &err), 0);
+        snprintf(a, sizeof(a), "%s/src/%s", tmp, name);
+        snprintf(b, sizeof(b), "%s/dst/%s", tmp, name);
+        same_file(a, b);
+}
+
+static void write_image(int dirfd, const char *name, const uint8_t *buf, size_t npages)
+{
+        cleanup_close int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+        assert_int_equal(write(fd, buf, npages * EM_PAGE_SIZE), (ssize_t)(npages * EM_PAGE_SIZE));
+}
+
+/* With the shadow, the changed pages of a later dump travel as XORs with
+ * their previous content, and the receiver rebuilds the file byte for byte. */
+static void test_xdata_against_shadow(void **state)
+{
+        struct pair p;
+        char path[128];
+
+        (void)state;
+        pair_open(&p, 0x400000, NPAGES);
+        write_pages(p.src, "pages-1.img", 0);
+        pair_send(&p, "pages-1.img");
+        assert_int_equal(p.enc.st.xdata, 0);
+        assert_int_equal(em_shadow_count(p.sh), NPAGES - NPAGES / 3);
 
         /* Pages 1, 101, 151, 251 changed in one byte each. */
-        write_pages(src, "pages-2.img", 7);
-        enc.ctx = &s2;
-        memset(&enc.st, 0, sizeof(enc.st));
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", NULL, &err), 0);
-        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
-        assert_int_equal(enc.st.data, 4);
-        assert_int_equal(enc.st.xdata, 4);
-        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
-        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
-        assert_int_equal(dec.st.xdata, 4);
-        snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
-        snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
-        same_file(a, b);
+        write_pages(p.src, "pages-2.img", 7);
+        pair_send(&p, "pages-2.img");
+        assert_int_equal(p.enc.st.data, 4);
+        assert_int_equal(p.enc.st.xdata, 4);
+        assert_int_equal(p.dec.st.xdata, 4);
         /* The XDATA payloads are zero but for the changed byte: the stream
          * holds far fewer non-zero bytes than one whole page (~4090). */
         size_t nonzero = 0;
-        for (size_t i = 0; i < s2.len; i++)
-                nonzero += s2.buf[i] != 0;
+        for (size_t i = 0; i < p.out.len; i++)
+                nonzero += p.out.buf[i] != 0;
         assert_true(nonzero < EM_PAGE_SIZE);
 
-        /* A damaged shadow slot: that page goes whole, the file still matches. */
+        /* A damaged shadow: those pages go whole, the file still matches. */
         snprintf(path, sizeof(path), "%s/shadow/pages.bin", tmp);
         cleanup_close int sfd = open(path, O_RDWR);
         cleanup_free uint8_t *all = malloc(NPAGES * EM_PAGE_SIZE);
@@ -327,22 +376,11 @@ static void test_xdata_against_shadow(void **state)
         for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE)
                 all[off + 7] ^= 0xff; /* every slot */
         assert_int_equal(pwrite(sfd, all, (size_t)n, 0), n);
-        write_pages(src, "pages-3.img", 9);
-        free(s2.buf);
-        s2 = (struct sink){0};
-        memset(&enc.st, 0, sizeof(enc.st));
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-3.img", NULL, &err), 0);
-        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
-        assert_int_equal(enc.st.data, 4);
-        assert_int_equal(enc.st.xdata, 0);
-        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
-        snprintf(a, sizeof(a), "%s/src/pages-3.img", tmp);
-        snprintf(b, sizeof(b), "%s/dst/pages-3.img", tmp);
-        same_file(a, b);
-        em_delta_dec_free(&dec);
-        em_delta_enc_free(&enc);
-        free(s1.buf);
-        free(s2.buf);
+        write_pages(p.src, "pages-3.img", 9);
+        pair_send(&p, "pages-3.img");
+        assert_int_equal(p.enc.st.data, 4);
+        assert_int_equal(p.enc.st.xdata, 0);
+        pair_close(&p);
 }
 
 /* Incompressible pages: a stream of xorshift output, page by page. */
@@ -365,61 +403,26 @@ static void random_pages(uint8_t *buf, size_t npages, uint64_t seed)
 static void test_zblock_for_moved_data(void **state)
 {
         enum { N = 300 };
-        cleanup_close int src = -1, dst = -1;
-        cleanup_hashset em_hashset_t *known = em_hashset_new();
-        cleanup_pagecache em_pagecache_t *pc = NULL;
-        cleanup_shadow em_shadow_t *sh = NULL;
+        struct pair p;
         cleanup_free uint8_t *img = malloc((N + 1) * EM_PAGE_SIZE);
         cleanup_free uint8_t *moved = malloc(N * EM_PAGE_SIZE);
-        struct em_pagemap_entry ent = {
-            .vaddr = 0x7f0000000000, .nr_pages = N, .flags = EM_PE_PRESENT, .first_page = 0};
-        struct em_pagemap pm = {.pages_id = 1, .n = 1, .e = &ent, .nr_present = N};
-        struct em_delta_enc enc;
-        struct em_delta_dec dec;
-        struct sink s1 = {0}, s2 = {0};
-        char path[128], a[160], b[160];
         em_error_t err = NULL;
 
         (void)state;
-        snprintf(path, sizeof(path), "%s/src", tmp);
-        mkdir(path, 0700);
-        src = open(path, O_DIRECTORY | O_RDONLY);
-        snprintf(path, sizeof(path), "%s/dst", tmp);
-        mkdir(path, 0700);
-        dst = open(path, O_DIRECTORY | O_RDONLY);
-        snprintf(path, sizeof(path), "%s/shadow", tmp);
-        assert_int_equal(em_shadow_open(path, &sh, &err), 0);
-        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
-        em_delta_dec_init(&dec, pc, dst);
+        pair_open(&p, 0x7f0000000000, N);
         random_pages(img, N + 1, 42);
-        cleanup_close int f1 = openat(src, "pages-1.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        assert_int_equal(write(f1, img, N * EM_PAGE_SIZE), N * EM_PAGE_SIZE);
-        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &s1, &err), 0);
-        enc.shadow = sh;
-        enc.pagemap = &pm;
-        enc.vpid = 1;
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-1.img", NULL, &err), 0);
-        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
-        assert_int_equal(em_delta_dec_feed(&dec, s1.buf, s1.len, &err), 0);
+        write_image(p.src, "pages-1.img", img, N);
+        pair_send(&p, "pages-1.img");
 
         memcpy(moved, img, N * EM_PAGE_SIZE);
         memcpy(moved + 100 * EM_PAGE_SIZE, img + 100 * EM_PAGE_SIZE + 1000, 100 * EM_PAGE_SIZE);
-        cleanup_close int f2 = openat(src, "pages-2.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        assert_int_equal(write(f2, moved, N * EM_PAGE_SIZE), N * EM_PAGE_SIZE);
-        enc.ctx = &s2;
-        memset(&enc.st, 0, sizeof(enc.st));
-        assert_int_equal(em_delta_encode_file(&enc, src, "pages-2.img", NULL, &err), 0);
-        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
-        assert_int_equal(enc.st.zdata, 100);
-        assert_int_equal(enc.st.xdata, 0);
+        write_image(p.src, "pages-2.img", moved, N);
+        pair_send(&p, "pages-2.img");
+        assert_int_equal(p.enc.st.zdata, 100);
+        assert_int_equal(p.enc.st.xdata, 0);
+        assert_int_equal(p.dec.st.zdata, 100);
         /* 400 KB of incompressible pages in a few KB. */
-        assert_true(s2.len < 16 * 1024);
-        assert_int_equal(em_delta_dec_feed(&dec, s2.buf, s2.len, &err), 0);
-        assert_int_equal(em_delta_dec_finish(&dec, &err), 0);
-        assert_int_equal(dec.st.zdata, 100);
-        snprintf(a, sizeof(a), "%s/src/pages-2.img", tmp);
-        snprintf(b, sizeof(b), "%s/dst/pages-2.img", tmp);
-        same_file(a, b);
+        assert_true(p.out.len < 16 * 1024);
 
         /* The same stream to a receiver whose cache is out of step with
          * the sender's view: refused, nothing rebuilt. */
@@ -432,11 +435,8 @@ static void test_zblock_for_moved_data(void **state)
                 memcpy(junk, &i, sizeof(i));
                 assert_int_equal(em_pagecache_put(other, junk, &jh, &err), 0);
         }
-        assert_int_equal(feed_status(other, s2.buf, s2.len, "out of step"), EILSEQ);
-        em_delta_dec_free(&dec);
-        em_delta_enc_free(&enc);
-        free(s1.buf);
-        free(s2.buf);
+        assert_int_equal(feed_status(other, p.out.buf, p.out.len, "out of step"), EILSEQ);
+        pair_close(&p);
 }
 
 static void test_hostile_deltas(void **state)
