@@ -633,20 +633,60 @@ static void test_cache_persistence_and_hashes(void **state)
         }
         assert_int_equal(em_pagecache_put(pc, page, &h[2], &err), 0); /* dedup */
         assert_int_equal(em_pagecache_count(pc), 3);
+        /* A saved index covers the first pages; one appended after it is
+         * hashed on open. */
+        char ipath[160];
+        snprintf(ipath, sizeof(ipath), "%s/index.bin", dir);
+        memset(page, 'a', sizeof(page));
+        em_pagecache_free(&pc);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_save_index(pc, &err), 0);
+        assert_true(em_path_exists(ipath));
         em_pagecache_free(&pc);
         assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
         assert_int_equal(em_pagecache_count(pc), 3);
+        memset(page, 'z', sizeof(page));
+        em_phash_t hz;
+        assert_int_equal(em_pagecache_put(pc, page, &hz, &err), 0);
+        em_pagecache_free(&pc);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_count(pc), 4);
+        assert_int_equal(em_pagecache_get(pc, &hz, back, &err), 0);
+        assert_int_equal(back[0], 'z');
+        /* An index that lies (pages 0 and 1 swapped) cannot make a read
+         * return the wrong page: the read re-verifies. */
+        assert_int_equal(em_pagecache_save_index(pc, &err), 0);
+        em_pagecache_free(&pc);
+        cleanup_free char *idx = NULL;
+        size_t ilen = 0;
+        assert_int_equal(em_read_file(ipath, 4096, &idx, &ilen, &err), 0);
+        uint8_t tmp16[16];
+        memcpy(tmp16, idx + 16, 16);
+        memcpy(idx + 16, idx + 32, 16);
+        memcpy(idx + 32, tmp16, 16);
+        assert_int_equal(em_write_file_atomic(ipath, idx, ilen, 0600, &err), 0);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_get(pc, &h[0], back, &err), -1);
+        assert_int_equal(em_error_status(err), EILSEQ);
+        em_error_free(&err);
+        em_pagecache_free(&pc);
+        /* A malformed index is ignored: the file is hashed again. */
+        assert_int_equal(truncate(ipath, 20), 0);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_count(pc), 4);
+        assert_int_equal(em_pagecache_get(pc, &h[0], back, &err), 0);
         assert_int_equal(em_pagecache_get(pc, &h[1], back, &err), 0);
         assert_int_equal(back[0], 'b');
         assert_int_equal(em_pagecache_hashes(pc, 0, &list, &len, &err), 0);
-        assert_int_equal(len, 48);
+        assert_int_equal(len, 64);
         /* File order, so a suffix is exactly the pages added since. */
         assert_memory_equal(list + 32, h[2].b, 16);
         cleanup_free uint8_t *tail = NULL;
         size_t tlen = 0;
         assert_int_equal(em_pagecache_hashes(pc, 2, &tail, &tlen, &err), 0);
-        assert_int_equal(tlen, 16);
+        assert_int_equal(tlen, 32);
         assert_memory_equal(tail, h[2].b, 16);
+        assert_memory_equal(tail + 16, hz.b, 16);
         free(tail);
         tail = NULL;
         assert_int_equal(em_pagecache_hashes(pc, 9, &tail, &tlen, &err), 0);

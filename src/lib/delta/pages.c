@@ -224,6 +224,7 @@ int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_erro
 
 struct em_pagecache {
         int fd;
+        char *dir;         /* NULL: in memory */
         uint64_t npages;   /* pages in the data file */
         struct htab t;     /* hash → page index in the file */
         em_phash_t *order; /* hash of each page of the file, in file order */
@@ -255,8 +256,60 @@ void em_pagecache_free(em_pagecache_t **pcp)
                 close(pc->fd);
         free(pc->t.s);
         free(pc->order);
+        free(pc->dir);
         free(pc);
         *pcp = NULL;
+}
+
+#define INDEX_MAGIC "EMPCIDX1"
+
+/* Pages the saved index describes (their hashes in file order): the
+ * re-index then hashes only the pages appended after it was saved. A
+ * missing, malformed or too long index describes none. Trusting it is safe:
+ * every page read is re-verified against its hash. */
+static uint64_t load_index(em_pagecache_t *pc, uint64_t file_pages, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(pc->dir, "index.bin"), *buf = NULL;
+        size_t len = 0;
+        uint64_t n;
+        em_error_t e = NULL;
+
+        if (path == NULL || em_read_file(path, 16 + file_pages * 16, &buf, &len, &e) < 0) {
+                em_error_free(&e);
+                return 0;
+        }
+        if (len < 16 || memcmp(buf, INDEX_MAGIC, 8) != 0)
+                return 0;
+        memcpy(&n, buf + 8, 8);
+        if (n > file_pages || len != 16 + n * 16)
+                return 0;
+        for (uint64_t i = 0; i < n; i++) {
+                em_phash_t h;
+                memcpy(h.b, buf + 16 + i * 16, 16);
+                if (ht_insert(&pc->t, &h, i, err) < 0 || order_append(pc, &h, err) < 0)
+                        return UINT64_MAX;
+                pc->npages++;
+        }
+        return n;
+}
+
+int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err)
+{
+        cleanup_free char *path = NULL;
+        cleanup_free uint8_t *buf = NULL;
+        size_t len = 16 + (size_t)pc->npages * 16;
+
+        if (pc->dir == NULL)
+                return 0;
+        path = em_path_join(pc->dir, "index.bin");
+        buf = malloc(len);
+        if (path == NULL || buf == NULL)
+                return em_error_set(err, ENOMEM, "saving the page cache index");
+        memcpy(buf, INDEX_MAGIC, 8);
+        memcpy(buf + 8, &pc->npages, 8);
+        if (pc->npages > 0)
+                memcpy(buf + 16, pc->order, (size_t)pc->npages * 16);
+        return em_write_file_atomic(path, buf, len, 0600, err);
 }
 
 /* Re-indexes an existing data file; a torn last page (crash) is cut off. */
@@ -271,7 +324,9 @@ static int pagecache_index(em_pagecache_t *pc, em_error_t *err)
         if ((uint64_t)st.st_size % EM_PAGE_SIZE != 0 &&
             ftruncate(pc->fd, (off_t)(n * EM_PAGE_SIZE)) < 0)
                 return em_error_set(err, errno, "trimming page cache");
-        for (pc->npages = 0; pc->npages < n; pc->npages++) {
+        if (pc->dir != NULL && load_index(pc, n, err) == UINT64_MAX)
+                return -1;
+        for (; pc->npages < n; pc->npages++) {
                 em_phash_t h;
                 uint64_t i = pc->npages;
                 if (pread(pc->fd, page, EM_PAGE_SIZE, (off_t)(i * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
@@ -295,6 +350,10 @@ int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err)
         } else {
                 if (em_mkdir_p(dir, 0700, err) < 0)
                         goto fail_free;
+                if ((pc->dir = strdup(dir)) == NULL) {
+                        em_error_set(err, ENOMEM, "page cache");
+                        goto fail_free;
+                }
                 path = em_path_join(dir, "pages.bin");
                 pc->fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
         }

@@ -73,12 +73,16 @@ int em_hashset_add_payload(em_hashset_t *s, const void *buf, size_t len, em_erro
 
 /* The receiver's content-addressed page cache. Page data lives in one file,
  * <dir>/pages.bin (or an anonymous memfd when dir is NULL); memory holds only
- * the index, 24 bytes a page. Reopening a directory re-indexes its file, so
- * a cache survives a daemon restart (e.g. between prepare and migrate). */
+ * the index, 24 bytes a page. Reopening a directory re-indexes its file
+ * (from the saved index, plus the pages appended since), so a cache survives
+ * a daemon restart (e.g. between prepare and migrate). */
 typedef struct em_pagecache em_pagecache_t;
 int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err);
 void em_pagecache_free(em_pagecache_t **pc);
 #define cleanup_pagecache __attribute__((cleanup(em_pagecache_free)))
+/* Saves the hashes of the file's pages (<dir>/index.bin), so that the next
+ * open hashes only pages appended since instead of the whole file. */
+int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err);
 /* Stores a page (deduplicated) and returns its hash. */
 int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err);
 bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h);

@@ -24,6 +24,13 @@ static char *record_path(const char *root, const char *container, const char *ta
         return p;
 }
 
+bool em_known_cache_exists(const char *root, const char *container, const char *target)
+{
+        cleanup_free char *path = record_path(root, container, target);
+
+        return path != NULL && em_path_exists(path);
+}
+
 int em_known_cache_save(const char *root, const char *container, const char *target,
                         const json_t *cache_state, const em_hashset_t *known, em_error_t *err)
 {

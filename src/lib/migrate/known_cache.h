@@ -9,6 +9,7 @@
 #define EDGEMIG_MIGRATE_KNOWN_CACHE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "delta/pages.h"
@@ -25,6 +26,8 @@ int em_known_cache_save(const char *root, const char *container, const char *tar
  * corrupt record is an error (the caller drops it and goes on). */
 int em_known_cache_load(const char *root, const char *container, const char *target,
                         em_hashset_t *known, json_t **prefix, em_error_t *err);
+/* Whether a record for (container, target) exists (not whether it holds). */
+bool em_known_cache_exists(const char *root, const char *container, const char *target);
 /* Forgets every record for container (it left this host). */
 void em_known_cache_drop(const char *root, const char *container);
 

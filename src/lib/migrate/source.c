@@ -215,7 +215,8 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
                 if (em_sync_state_new(&s->sync, err) < 0)
                         return -1;
         }
-        em_report_set(s->report, "cache_record", json_boolean(prefix != NULL && from > 0));
+        s->small_transfers = prefix != NULL && from > 0;
+        em_report_set(s->report, "cache_record", json_boolean(s->small_transfers));
         open_shadow(s);
         return em_sync_state_recv_hashes(s->sync, s->conn, err);
 }
@@ -292,7 +293,9 @@ static int run(struct source *s, em_error_t *err)
 {
         if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
                 return -1;
-        em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
+        s->small_transfers = em_known_cache_exists(s->cfg->root, s->name, s->o->target);
+        if (!s->small_transfers)
+                em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
         em_report_phase_begin(s->report, "handshake");
         if (connect_target(s, err) < 0)
                 return -1;

@@ -35,6 +35,10 @@ struct source {
         bool bandwidth_measured;            /* by this migration (not a seed) */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
         bool calibrated;
+        /* A `prepare` left the target most pages: the transfers will be
+         * small, and calibrating (~80 ms of CPU) would only slow the
+         * handoff down. Cleared if the target's cache turns out stale. */
+        bool small_transfers;
         /* Calibration runs in a thread from the start of the migration, off
          * the handoff's critical path; joined before the first level choice. */
         pthread_t cal_thread;

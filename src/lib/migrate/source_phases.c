@@ -154,7 +154,7 @@ static int compress_level(struct source *s)
 static void calibrate(struct source *s, pid_t pid)
 {
         em_source_calibrate_join(s);
-        if (s->calibrated || s->o->compress.mode != EM_COMPRESS_AUTO)
+        if (s->calibrated || s->small_transfers || s->o->compress.mode != EM_COMPRESS_AUTO)
                 return;
         if (em_sync_calibrate(pid, &s->cal, &s->cal_err) < 0) {
                 em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));

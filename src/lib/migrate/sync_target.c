@@ -24,6 +24,7 @@ struct em_sync_target {
         struct em_delta_dec dec;
         struct em_upper_rx *upper;
         json_t *files; /* {name: sha256} of every image file verified on receipt */
+        bool dropped;  /* the cache is gone (committed) */
 };
 
 static void note_file(void *ud, const char *name, const char *digest)
@@ -68,8 +69,15 @@ int em_sync_target_new(const struct em_config *cfg, const char *container, const
 
 void em_sync_target_free(struct em_sync_target **t)
 {
+        em_error_t e = NULL;
+
         if (*t == NULL)
                 return;
+        /* For the next session with this cache (a migration after a prepare). */
+        if ((*t)->pc != NULL && !(*t)->dropped && em_pagecache_save_index((*t)->pc, &e) < 0) {
+                em_log_warn("%s (the next session re-reads the cache)", em_error_msg(e));
+                em_error_free(&e);
+        }
         if ((*t)->pc != NULL)
                 em_delta_dec_free(&(*t)->dec);
         em_pagecache_free(&(*t)->pc);
@@ -148,6 +156,7 @@ void em_sync_target_drop_cache(struct em_sync_target *t)
 {
         em_error_t e = NULL;
 
+        t->dropped = true;
         if (em_rm_rf(t->cache_dir, &e) < 0) {
                 em_log_warn("dropping page cache: %s", em_error_msg(e));
                 em_error_free(&e);
