@@ -68,6 +68,7 @@ static void source_free(struct source *s)
         em_cleanup_closep(&s->journal_fd);
         free(s->workdir);
         free(s->images);
+        free(s->pids);
 }
 
 static int load_container(struct source *s, em_error_t *err)

@@ -47,6 +47,8 @@ struct source {
         int cal_rc;
         em_error_t cal_err;
         uint64_t phase_wire0;
+        pid_t *pids; /* the container's processes at the last round */
+        size_t npids;
 };
 
 /* Ends a report phase with the wire bytes sent since it began. */

@@ -22,6 +22,8 @@
 #include "util/log.h"
 
 #define MAX_PIDS 4096
+/* How long a final dump may take (runc checkpoint). */
+#define CRIU_WAIT_MS (10 * 60 * 1000)
 
 static uint64_t wire_out(struct source *s)
 {
@@ -72,19 +74,22 @@ static size_t collect_pids(pid_t root, pid_t *out, size_t max)
         return n;
 }
 
-static int container_pids(struct source *s, pid_t *pids, size_t max, size_t *n, em_error_t *err)
+/* The container's processes now, into s->pids (kept for the final push). */
+static int container_pids(struct source *s, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
         cleanup_free char *status = NULL;
         int pid = 0;
 
+        if (s->pids == NULL && (s->pids = calloc(MAX_PIDS, sizeof(pid_t))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
         if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
             em_runc_state(s->cfg, &p, s->name, &status, &pid, err) < 0)
                 return -1;
         if (status == NULL || strcmp(status, "running") != 0)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
                                     status && *status ? status : "unknown to runc");
-        *n = collect_pids(pid, pids, max);
+        s->npids = collect_pids(pid, s->pids, MAX_PIDS);
         return 0;
 }
 
@@ -109,18 +114,16 @@ static void *calibrate_thread(void *arg)
 
 void em_source_calibrate_start(struct source *s)
 {
-        pid_t pids[1];
-        size_t n = 0;
         em_error_t e = NULL;
 
         if (s->calibrated || s->cal_running || s->o->compress.mode != EM_COMPRESS_AUTO)
                 return;
-        if (container_pids(s, pids, 1, &n, &e) < 0 || n == 0) {
+        if (container_pids(s, &e) < 0 || s->npids == 0) {
                 em_log_debug("compression calibration: %s", e ? em_error_msg(e) : "no pid");
                 em_error_free(&e);
                 return;
         }
-        s->cal_pid = pids[0];
+        s->cal_pid = s->pids[0];
         s->cal_running = pthread_create(&s->cal_thread, NULL, calibrate_thread, s) == 0;
 }
 
@@ -177,22 +180,19 @@ static int upper_dir(struct source *s, char **out, em_error_t *err)
 
 static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_error_t *err)
 {
-        cleanup_free pid_t *pids = calloc(MAX_PIDS, sizeof(pid_t));
         cleanup_free char *upper = NULL;
         struct em_sync_stats st = {0};
         char payload[64];
-        size_t npids = 0;
         int64_t t0 = em_mono_ms();
         uint64_t w0 = wire_out(s);
 
-        if (pids == NULL)
-                return em_error_set(err, ENOMEM, "pre-copy");
-        if (container_pids(s, pids, MAX_PIDS, &npids, err) < 0)
+        if (container_pids(s, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
-        calibrate(s, pids[0]);
+        calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
-            em_sync_push_memory(s->conn, s->sync, pids, npids, compress_level(s), &st, err) < 0)
+            em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st,
+                                err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
         if (em_source_round_trip(s, payload, err) < 0)
@@ -282,30 +282,63 @@ int em_source_finish_prepare(struct source *s, em_error_t *err)
         return 0; /* the container keeps running here */
 }
 
-static int checkpoint_here(struct source *s, em_error_t *err)
+/* While runc checkpoint runs (the container frozen first, then dumped by
+ * CRIU, ~200 ms), its memory is read once more and what changed since the
+ * last round goes out: the link works during the dump instead of after it,
+ * and the final image's pages are then known to the target. */
+static int push_frozen(struct source *s, struct em_sync_stats *st, em_error_t *err)
+{
+        em_error_t e = NULL;
+
+        if (s->pids == NULL && container_pids(s, &e) < 0) {
+                em_log_debug("no memory push during the dump: %s", em_error_msg(e));
+                em_error_free(&e);
+                return 0;
+        }
+        return em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st,
+                                   err);
+}
+
+static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_t *err)
 {
         struct em_checkpoint_opts co;
+        pid_t runc = 0;
+        em_error_t pe = NULL;
+        int pushed;
 
         em_checkpoint_opts_init(&co);
+        em_report_phase_begin(s->report, "final");
+        s->phase_wire0 = wire_out(s);
         em_report_mark(s->report, "source_stopped");
-        if (em_container_checkpoint(s->cfg, s->name, s->images, &co, err) < 0)
+        if (em_container_checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
                 return em_error_wrap(err, "final checkpoint");
+        pushed = push_frozen(s, st, &pe);
+        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &co, runc, CRIU_WAIT_MS,
+                                           err) < 0) {
+                em_error_free(&pe);
+                return em_error_wrap(err, "final checkpoint");
+        }
         s->checkpointed = true;
         em_report_mark(s->report, "checkpoint_done");
-        if (em_journal_write(s->workdir, "checkpointed", s->name, err) < 0)
+        if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0 ||
+            em_journal_write(s->workdir, "checkpointed", s->name, err) < 0) {
+                em_error_free(&pe);
                 return -1;
+        }
+        if (pushed < 0) {
+                em_error_move(err, &pe);
+                return em_error_wrap(err, "sending the memory of the frozen container");
+        }
         return em_fault("source.after-checkpoint", em_conn_fd(s->conn), err);
 }
 
-static int send_final(struct source *s, em_error_t *err)
+static int send_final(struct source *s, const struct em_sync_stats *st0, em_error_t *err)
 {
         cleanup_json json_t *digests = json_object(), *final = NULL;
         cleanup_free char *upper = NULL;
-        struct em_sync_stats st = {0};
+        struct em_sync_stats st = *st0;
         int level = compress_level(s);
 
-        em_report_phase_begin(s->report, "final");
-        s->phase_wire0 = wire_out(s);
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, false, level, &st, err) < 0 ||
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
@@ -365,9 +398,11 @@ static int commit(struct source *s, em_error_t *err)
 
 int em_source_final(struct source *s, em_error_t *err)
 {
+        struct em_sync_stats st = {0};
+
         if (em_source_lazy_wanted(s))
                 return em_source_final_lazy(s, err);
-        if (checkpoint_here(s, err) < 0 || send_final(s, err) < 0 || commit(s, err) < 0)
+        if (checkpoint_here(s, &st, err) < 0 || send_final(s, &st, err) < 0 || commit(s, err) < 0)
                 return -1;
         return 0;
 }
