@@ -14,6 +14,7 @@
 #include "container/netns.h"
 #include "state/state.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -486,15 +487,18 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
                 return em_error_wrap(err, "restoring %s", name);
         work_default = em_path_join(p.dir, "criu-work");
         const char *work = o->work_dir ? o->work_dir : work_default;
+        int64_t t0 = em_mono_ms(), t1 = 0;
         if (em_container_release(cfg, name, err) < 0 ||
             install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
             em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
-            runc_restore(cfg, &p, name, images_dir, work, o, &pid, err) < 0 ||
+            (t1 = em_mono_ms(), runc_restore(cfg, &p, name, images_dir, work, o, &pid, err)) < 0 ||
             em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_CREATED),
                                           EM_CSTATE_RUNNING, pid, NULL, err) < 0) {
                 restore_rollback(cfg, st, &p, name);
                 return em_error_wrap(err, "restoring %s", name);
         }
+        em_log_debug("restored %s: set-up %lld ms, runc restore %lld ms", name,
+                     (long long)(t1 - t0), (long long)(em_mono_ms() - t1));
         return 0;
 }
 
