@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -1046,6 +1047,7 @@ struct pm_scan_arg {
 
 struct scan {
         pid_t pid;
+        int pidfd; /* the process itself (-1: kernel without pidfd_open) */
         int pmfd;
         bool no_ioctl;
         uint8_t *buf; /* BATCH pages */
@@ -1066,6 +1068,10 @@ static int read_pages(struct scan *sc, uint64_t addr, size_t n, em_error_t *err)
 
                 if (got < 0 && errno != EFAULT && errno != ENOMEM)
                         return em_error_set(err, errno, "process_vm_readv of pid %d", sc->pid);
+                /* Still the same process? If it exited, its pid may name
+                 * another one by now: what was just read is not ours. */
+                if (sc->pidfd >= 0 && syscall(SYS_pidfd_send_signal, sc->pidfd, 0, NULL, 0) < 0)
+                        return em_error_set(err, ESRCH, "pid %d exited", sc->pid);
                 full = got > 0 ? (size_t)got / EM_PAGE_SIZE : 0;
                 for (size_t i = 0; i < full; i++) {
                         sc->st->pages_read++;
@@ -1170,6 +1176,7 @@ int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procm
         cleanup_close int pmfd = -1;
         cleanup_free uint8_t *buf = malloc(BATCH * EM_PAGE_SIZE);
         struct scan sc = {.pid = pid, .buf = buf, .fn = fn, .ctx = ctx, .st = st};
+        cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         int ret = 0;
 
         memset(st, 0, sizeof(*st));
@@ -1181,6 +1188,7 @@ int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procm
         if (maps == NULL || pmfd < 0 || buf == NULL)
                 return em_error_set(err, errno ? errno : ENOMEM, "opening memory of pid %d", pid);
         sc.pmfd = pmfd;
+        sc.pidfd = pidfd;
         while (ret == 0 && getline(&line, &cap, maps) > 0) {
                 struct vma v;
                 if (!parse_maps_line(line, &v))
