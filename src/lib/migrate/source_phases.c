@@ -191,8 +191,8 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
-            em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st,
-                                err) < 0)
+            em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st, err) <
+                0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
         if (em_source_round_trip(s, payload, err) < 0)
@@ -295,8 +295,7 @@ static int push_frozen(struct source *s, struct em_sync_stats *st, em_error_t *e
                 em_error_free(&e);
                 return 0;
         }
-        return em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st,
-                                   err);
+        return em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st, err);
 }
 
 static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_t *err)
