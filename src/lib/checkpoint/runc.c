@@ -8,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "container/bundle.h"
 #include "container/container.h"
 #include "container/freezer.h"
 #include "container/netns.h"
@@ -39,17 +38,6 @@ void em_restore_opts_init(struct em_restore_opts *o)
         o->file_locks = true;
         o->manage_cgroups_mode = "soft";
         o->copy_upper = true;
-        o->network_lock = true;
-}
-
-/* The bundle's CRIU options for the operation about to run. */
-static int criu_conf(const struct em_container_paths *p, bool network_lock, em_error_t *err)
-{
-        cleanup_free char *conf = em_path_join(p->bundle, "criu.conf");
-
-        if (conf == NULL)
-                return em_error_set(err, ENOMEM, "criu.conf");
-        return em_bundle_criu_conf(conf, network_lock, err);
 }
 
 /* The lines of a CRIU log that say what went wrong: those with "Error"
@@ -215,8 +203,7 @@ static int checkpoint_argv(const struct em_config *cfg, const struct em_containe
 {
         const char *work = o->work_dir ? o->work_dir : images_dir;
 
-        if (em_mkdir_p(images_dir, 0700, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
-            criu_conf(p, true, err) < 0)
+        if (em_mkdir_p(images_dir, 0700, err) < 0 || em_mkdir_p(work, 0700, err) < 0)
                 return -1;
         if (argv_start(cfg, p, b, "checkpoint") < 0)
                 return em_error_set(err, ENOMEM, "checkpoint");
@@ -434,8 +421,6 @@ static int runc_restore(const struct em_config *cfg, const struct em_container_p
 
         if (pidfile == NULL || log == NULL || argv_start(cfg, p, &b, "restore") < 0)
                 return em_error_set(err, ENOMEM, "restore");
-        if (criu_conf(p, o->network_lock, err) < 0)
-                return -1;
         argv = b.v;
         add_common(&b, o->tcp_established, o->file_locks, o->manage_cgroups_mode, images, work);
         add(&b, "--detach");

@@ -42,10 +42,6 @@ struct em_restore_opts {
         const char *work_dir;            /* CRIU logs; NULL: <container dir>/criu-work */
         bool lazy_pages;                 /* pages come from `criu lazy-pages` */
         bool copy_upper;                 /* copy upper_dir (true) or move it (rename) */
-        /* CRIU's network lock during the restore (default true). Only a
-         * restore that no packet can reach before it ends may go without:
-         * a migration target, whose service IP is announced afterwards. */
-        bool network_lock;
 };
 void em_restore_opts_init(struct em_restore_opts *o);
 

@@ -302,19 +302,3 @@ int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json
         *out = cfg;
         return 0;
 }
-
-int em_bundle_criu_conf(const char *path, bool network_lock, em_error_t *err)
-{
-        static const char common[] = "# written by edgemig\nskip-in-flight\n";
-        static const char no_lock[] = "network-lock skip\n";
-        cleanup_close int fd =
-            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-
-        if (fd < 0)
-                return em_error_set(err, errno, "creating %s", path);
-        /* Like config.json: rewritten for every use, no fsync. */
-        if (em_write_all(fd, common, sizeof(common) - 1, err) < 0 ||
-            (!network_lock && em_write_all(fd, no_lock, sizeof(no_lock) - 1, err) < 0))
-                return em_error_wrap(err, "writing %s", path);
-        return 0;
-}

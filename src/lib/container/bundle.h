@@ -5,7 +5,6 @@
 #define EDGEMIG_CONTAINER_BUNDLE_H
 
 #include <jansson.h>
-#include <stdbool.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -22,16 +21,6 @@ struct em_bundle_params {
  * the rootfs' /etc/passwd and /etc/group, opened without leaving the rootfs. */
 int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json_t **out,
                      em_error_t *err);
-
-/* Writes the CRIU options file runc hands to CRIU (org.criu.config; runc
- * has no flags for these), for one dump or restore:
- *  - skip-in-flight, always: a client connection still in the listen queue
- *    is left out instead of failing the dump; its SYN is retransmitted and
- *    reaches the restored listener;
- *  - network-lock skip, when !network_lock (a restore no packet can reach
- *    before it ends): CRIU's iptables lock and unlock cost ~100 ms of
- *    downtime at the end of a restore. */
-int em_bundle_criu_conf(const char *path, bool network_lock, em_error_t *err);
 
 /* Resolves an image "User" string. Empty → 0:0. */
 int em_bundle_resolve_user(const char *rootfs, const char *user, uid_t *uid, gid_t *gid,

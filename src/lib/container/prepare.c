@@ -80,6 +80,12 @@ static int mount_rootfs(const struct em_config *cfg, const struct em_container_p
         return em_overlay_mount(dirs, n, p->upper, p->work, p->rootfs, err);
 }
 
+/* Options runc passes to CRIU for every dump and restore of this container
+ * (runc has no flags for them). skip-in-flight: a client connection still in
+ * the listen queue (not yet accepted) is left out instead of failing the
+ * dump; its SYN is retransmitted and reaches the restored listener. */
+static const char criu_conf[] = "# written by edgemig\nskip-in-flight\n";
+
 static int write_bundle(const struct em_container_paths *p, const char *name, const json_t *spec,
                         em_error_t *err)
 {
@@ -93,8 +99,13 @@ static int write_bundle(const struct em_container_paths *p, const char *name, co
 
         if (conf == NULL)
                 return em_error_set(err, ENOMEM, "bundle");
-        if (em_bundle_criu_conf(conf, true, err) < 0)
-                return -1;
+        cleanup_close int fd =
+            open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return em_error_set(err, errno, "creating %s", conf);
+        /* Like config.json: rewritten whenever the bundle is, no fsync. */
+        if (em_write_all(fd, criu_conf, sizeof(criu_conf) - 1, err) < 0)
+                return em_error_wrap(err, "writing %s", conf);
         if (em_bundle_config(spec, &bp, &config, err) < 0)
                 return -1;
         if (em_json_write_fast(p->config, config, err) < 0)

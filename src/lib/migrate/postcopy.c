@@ -577,7 +577,6 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
                 return -1;
         em_restore_opts_init(&ro);
         ro.lazy_pages = true;
-        ro.network_lock = false; /* the service IP is announced afterwards */
         ro.work_dir = w->workdir;
         if (em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper, &ro,
                                       err) < 0)

@@ -287,9 +287,6 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
         int64_t t0 = em_mono_ms();
 
         em_restore_opts_init(&ro);
-        /* No packet reaches the service IP here before the announce that
-         * follows, so CRIU's network lock would only add downtime. */
-        ro.network_lock = false;
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
             em_journal_write(t->dir, "restoring", t->peer.container, err) < 0)
                 return -1;
