@@ -300,6 +300,7 @@ static void pair_open(struct pair *p, uint64_t vaddr, uint64_t npages)
         p->enc.shadow = p->sh;
         p->enc.pagemap = &p->pm;
         p->enc.vpid = 1;
+        p->enc.prescan = true;
 }
 
 static void pair_close(struct pair *p)

@@ -958,7 +958,7 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                 return em_error_set(err, ENOMEM, "encoding %s", name);
         if (st.st_size % EM_PAGE_SIZE != 0)
                 return em_error_set(err, EBADMSG, "%s is not a whole number of pages", name);
-        if (e->shadow != NULL && e->pagemap != NULL && em_shadow_usable(e->shadow) &&
+        if (e->prescan && e->shadow != NULL && e->pagemap != NULL && em_shadow_usable(e->shadow) &&
             prescan_file(e, fd, name, buf, err) < 0)
                 return -1;
         if (begin_file(e, name, (uint64_t)st.st_size / EM_PAGE_SIZE, err) < 0)

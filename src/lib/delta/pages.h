@@ -140,6 +140,9 @@ struct em_delta_enc {
         struct em_shadow *shadow;
         uint32_t vpid;
         const struct em_pagemap *pagemap;
+        /* Image files: a first pass sends their changed pages as ZBLOCKs
+         * (needless when the target already got the frozen memory). */
+        bool prescan;
         struct em_zblock *zb; /* changed pages waiting for a ZBLOCK (internal) */
         bool in_prefill;      /* where a ZBLOCK may go (internal) */
         struct em_delta_stats st;

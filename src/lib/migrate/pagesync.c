@@ -62,6 +62,11 @@ struct em_shadow *em_sync_state_shadow(struct em_sync_state *st)
         return st->shadow;
 }
 
+void em_sync_state_frozen_pushed(struct em_sync_state *st)
+{
+        st->frozen_pushed = true;
+}
+
 int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
 {
         for (;;) {
@@ -260,6 +265,7 @@ static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, cha
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
                 use_pagemap(&p.enc, &maps, *n);
+                p.enc.prescan = !st->frozen_pushed;
                 rc = em_delta_encode_file(&p.enc, dfd, *n, digest, err);
                 if (rc == 0)
                         json_object_set_new(digests, *n, json_string(digest));

@@ -295,7 +295,11 @@ static int push_frozen(struct source *s, struct em_sync_stats *st, em_error_t *e
                 em_error_free(&e);
                 return 0;
         }
-        return em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st, err);
+        if (em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st, err) <
+            0)
+                return -1;
+        em_sync_state_frozen_pushed(s->sync);
+        return 0;
 }
 
 static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_t *err)

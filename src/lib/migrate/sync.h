@@ -83,6 +83,9 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
                         int level, struct em_sync_stats *stats, em_error_t *err);
+/* The memory pushed last was the frozen container's (during its final
+ * dump): the image's pages are known, so no first pass over them. */
+void em_sync_state_frozen_pushed(struct em_sync_state *st);
 /* Sends every file of a CRIU image dir (pages-*.img as page deltas) and
  * fills digests {name: sha256} for the target's final check. */
 int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,

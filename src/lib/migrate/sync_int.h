@@ -17,6 +17,7 @@ struct em_sync_state {
         const struct em_compress_calibration *ccal;
         struct em_upper_state *upper;
         struct em_shadow *shadow; /* owned; NULL: changed pages travel whole */
+        bool frozen_pushed;       /* the target got the frozen memory */
 };
 
 /* Receiving end of the writable-layer sync (upper_sync.c). */
