@@ -41,8 +41,8 @@ int em_compress_calibrate(const void *sample, size_t len, struct em_compress_cal
 /* The auto rule. Compressing, hashing and sending run as a pipeline, so
  * shipping N raw bytes at level L costs about max(N / speed_L, N * ratio_L / bw)
  * seconds, and N / bw without compression. Pick the level with the lowest
- * cost; a level must beat "none" by more than 2 % (and a higher level must
- * beat a lower one by 2 %) to be worth its CPU. Consequences: on a fast link
+ * cost; a level must beat "none" by more than 5 % (and a higher level must
+ * beat a lower one by 5 %) to be worth its CPU. Consequences: on a fast link
  * (bw above every level's speed / ratio gain) it is off, on a slow link the
  * strongest level whose speed still exceeds bw / ratio wins. Returns 0 for
  * "none". Without a bandwidth measurement (bw <= 0) or a calibration it
