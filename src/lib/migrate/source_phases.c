@@ -351,6 +351,8 @@ static int send_final(struct source *s, const struct em_sync_stats *st0, em_erro
                 return -1;
         em_report_set(s->report, "compress_level", json_integer(level));
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
+        em_report_set(s->report, "final_pages_during_dump",
+                      json_integer((json_int_t)st0->pages_sent));
         em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
         em_report_set(s->report, "final_pages_xor", json_integer((json_int_t)st.pages_xor));
         em_report_set(s->report, "final_pages_zblock", json_integer((json_int_t)st.pages_zblock));
