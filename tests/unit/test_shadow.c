@@ -118,6 +118,39 @@ static void test_save_reopen_and_lock(void **state)
         }
 }
 
+/* An address no scan of a session saw is gone from the process: saving
+ * drops it and compacts the file; a session that saw nothing keeps all. */
+static void test_save_compacts_unseen(void **state)
+{
+        cleanup_shadow em_shadow_t *s = NULL;
+        uint8_t page[EM_PAGE_SIZE], want[EM_PAGE_SIZE];
+        em_phash_t h[3], got;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_shadow_open(dir, &s, &err), 0);
+        for (int i = 0; i < 3; i++)
+                record(s, 1, i, i, &h[i]);
+        assert_int_equal(em_shadow_save(s, &err), 0);
+        em_shadow_free(&s);
+        assert_int_equal(em_shadow_open(dir, &s, &err), 0);
+        assert_int_equal(em_shadow_save(s, &err), 0); /* saw nothing: keeps all */
+        em_shadow_free(&s);
+        assert_int_equal(em_shadow_open(dir, &s, &err), 0);
+        assert_int_equal(em_shadow_count(s), 3);
+        record(s, 1, 2, 2, &h[2]); /* unchanged, seen */
+        assert_int_equal(em_shadow_save(s, &err), 0);
+        assert_int_equal(em_shadow_count(s), 1);
+        assert_int_equal(file_size("pages.bin"), EM_PAGE_SIZE);
+        em_shadow_free(&s);
+        assert_int_equal(em_shadow_open(dir, &s, &err), 0);
+        assert_int_equal(em_shadow_count(s), 1);
+        assert_false(em_shadow_hash(s, 1, VA(0), &got));
+        assert_int_equal(em_shadow_read(s, 1, VA(2), &h[2], page, &err), 0);
+        page_of(want, 2);
+        assert_memory_equal(page, want, EM_PAGE_SIZE);
+}
+
 /* A damaged slot is caught on read; a damaged index is dropped whole. */
 static void test_damage(void **state)
 {
@@ -180,6 +213,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_record_read_update, setup, teardown),
             cmocka_unit_test_setup_teardown(test_save_reopen_and_lock, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_save_compacts_unseen, setup, teardown),
             cmocka_unit_test_setup_teardown(test_damage, setup, teardown),
             cmocka_unit_test_setup_teardown(test_write_failure_disables, setup, teardown),
         };

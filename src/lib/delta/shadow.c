@@ -20,6 +20,7 @@ struct entry {
         uint64_t vaddr;
         uint64_t slot; /* EMPTY: unused table entry */
         uint32_t vpid;
+        bool seen; /* recorded by this session */
         em_phash_t h;
 };
 
@@ -123,7 +124,7 @@ static int load_records(struct em_shadow *s, const uint8_t *buf, size_t len, em_
                 if (r.slot >= s->slots || (r.vaddr & 4095) != 0 || find(s, r.vpid, r.vaddr))
                         return em_error_set(err, EBADMSG,
                                             "shadow index entry %" PRIu64 " is inconsistent", i);
-                e = (struct entry){r.vaddr, r.slot, r.vpid, {{0}}};
+                e = (struct entry){r.vaddr, r.slot, r.vpid, false, {{0}}};
                 memcpy(e.h.b, r.h, 16);
                 if (insert(s, &e, err) < 0)
                         return -1;
@@ -254,6 +255,8 @@ int em_shadow_record(em_shadow_t *s, uint32_t vpid, uint64_t vaddr, const em_pha
         if (s->broken)
                 return 0;
         e = find(s, vpid, vaddr);
+        if (e != NULL)
+                e->seen = true;
         if (e != NULL && memcmp(e->h.b, h->b, 16) == 0)
                 return 0;
         slot = e ? e->slot : s->slots;
@@ -266,31 +269,96 @@ int em_shadow_record(em_shadow_t *s, uint32_t vpid, uint64_t vaddr, const em_pha
                 return 0;
         }
         s->slots++;
-        struct entry ne = {vaddr, slot, vpid, *h};
+        struct entry ne = {vaddr, slot, vpid, true, *h};
         return insert(s, &ne, err);
+}
+
+/* Copies the slots of the addresses this session saw into a new file,
+ * which replaces pages.bin, and forgets the others. */
+static int compact_slots(struct em_shadow *s, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(s->dir, "pages.bin");
+        cleanup_free char *tmp = em_path_join(s->dir, "pages.bin.new");
+        cleanup_free struct entry *old = s->tab;
+        size_t old_cap = s->cap;
+        uint8_t page[EM_PAGE_SIZE];
+        uint64_t next = 0;
+
+        if (path == NULL || tmp == NULL)
+                return em_error_set(err, ENOMEM, "compacting the memory shadow");
+        cleanup_close int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return em_error_set(err, errno, "creating %s", tmp);
+        s->tab = NULL;
+        s->cap = s->n = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+                struct entry e = old[i];
+                if (e.slot == EMPTY || !e.seen)
+                        continue;
+                if (pread(s->fd, page, EM_PAGE_SIZE, (off_t)(e.slot * EM_PAGE_SIZE)) !=
+                        EM_PAGE_SIZE ||
+                    pwrite(fd, page, EM_PAGE_SIZE, (off_t)(next * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
+                        return em_error_set(err, errno ? errno : EIO, "compacting %s", path);
+                e.slot = next++;
+                if (insert(s, &e, err) < 0)
+                        return -1;
+        }
+        if (rename(tmp, path) < 0)
+                return em_error_set(err, errno, "replacing %s", path);
+        close(s->fd);
+        s->fd = steal_fd(&fd);
+        s->slots = next;
+        return 0;
+}
+
+/* Every scan records every page present, so an address no scan of this
+ * session saw is gone from the process: dropping it keeps a container that
+ * is prepared again and again from growing the file. A session that saw
+ * nothing (it failed early) keeps everything. */
+static int compact(struct em_shadow *s, em_error_t *err)
+{
+        size_t seen = 0;
+
+        for (size_t i = 0; i < s->cap; i++)
+                seen += s->tab[i].slot != EMPTY && s->tab[i].seen;
+        if (seen == 0 || seen == s->n)
+                return 0;
+        if (compact_slots(s, err) < 0) {
+                s->broken = true; /* the table may be half rebuilt */
+                return -1;
+        }
+        return 0;
 }
 
 int em_shadow_save(em_shadow_t *s, em_error_t *err)
 {
         cleanup_free char *path = index_path(s);
-        size_t len = 16 + s->n * sizeof(struct record), k = 0;
-        cleanup_free uint8_t *buf = malloc(len);
-        uint64_t count = s->n;
+        cleanup_free uint8_t *buf = NULL;
+        em_error_t e = NULL;
+        size_t len, k = 0;
+        uint64_t count;
 
-        if (path == NULL || buf == NULL)
+        if (path == NULL)
                 return em_error_set(err, ENOMEM, "saving the memory shadow");
+        if (!s->broken && compact(s, &e) < 0)
+                em_log_warn("memory shadow in %s dropped: %s", s->dir, em_error_msg(e));
+        em_error_free(&e);
         if (s->broken) {
                 unlink(path); /* its slots may not hold what it says */
                 return 0;
         }
+        count = s->n;
+        len = 16 + s->n * sizeof(struct record);
+        if ((buf = malloc(len)) == NULL)
+                return em_error_set(err, ENOMEM, "saving the memory shadow");
         memcpy(buf, INDEX_MAGIC, 8);
         memcpy(buf + 8, &count, 8);
         for (size_t i = 0; i < s->cap; i++) {
-                const struct entry *e = &s->tab[i];
-                if (e->slot == EMPTY)
+                const struct entry *en = &s->tab[i];
+                if (en->slot == EMPTY)
                         continue;
-                struct record r = {e->vaddr, e->slot, e->vpid, {0}};
-                memcpy(r.h, e->h.b, 16);
+                struct record r = {en->vaddr, en->slot, en->vpid, {0}};
+                memcpy(r.h, en->h.b, 16);
                 memcpy(buf + 16 + k++ * sizeof(r), &r, sizeof(r));
         }
         return em_write_file_atomic(path, buf, len, 0600, err);

@@ -39,7 +39,10 @@ int em_shadow_read(em_shadow_t *s, uint32_t vpid, uint64_t vaddr, const em_phash
  * writes only if the content changed. */
 int em_shadow_record(em_shadow_t *s, uint32_t vpid, uint64_t vaddr, const em_phash_t *h,
                      const uint8_t *page, em_error_t *err);
-/* Writes the index (tmp + rename). */
+/* Writes the index (tmp + rename). Addresses this session never recorded
+ * are gone from the process (each scan records every page present): they
+ * are dropped and pages.bin compacted, unless the session recorded nothing
+ * at all (it failed early). */
 int em_shadow_save(em_shadow_t *s, em_error_t *err);
 /* Addresses recorded. */
 size_t em_shadow_count(const em_shadow_t *s);
