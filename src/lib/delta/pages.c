@@ -671,8 +671,8 @@ static int put_xdata(struct em_delta_enc *e, uint64_t vaddr, const uint8_t *page
  * often holds the same data elsewhere: a buffer rewritten with what moved. */
 #define ZB_MAX_PAGES 128
 #define ZB_SPAN      (2ull << 20) /* a block's pages lie within 2 MiB */
-#define ZB_MARGIN    (1ull << 20) /* reference: 1 MiB either side of them */
-#define ZB_MAX_REF   1024         /* reference pages (4 MiB) */
+#define ZB_MARGIN    (4ull << 20) /* reference: 4 MiB either side of them */
+#define ZB_MAX_REF   2048         /* reference pages (8 MiB) */
 #define ZB_LEVEL     3
 
 struct em_zblock {
