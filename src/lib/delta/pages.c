@@ -1457,22 +1457,37 @@ static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
         return 4;
 }
 
-static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+/* A file being rebuilt takes no more pages than BEGIN announced. */
+static int room_for_page(struct em_delta_dec *d, em_error_t *err)
 {
-        em_phash_t h;
-
-        if (left < EM_PAGE_SIZE)
-                return em_error_set_code(err, EPROTO, "page delta: truncated DATA");
         if (d->state == ST_FILE && d->done >= d->nr_pages)
                 return em_error_set_code(err, EPROTO,
                                          "page delta: more pages than announced for %s", d->name);
-        if (em_pagecache_put(d->pc, p, &h, err) < 0)
+        return 0;
+}
+
+/* A page that arrived (DATA, XDATA): into the cache, and into the file
+ * being rebuilt if there is one. */
+static int take_page(struct em_delta_dec *d, const uint8_t *page, em_error_t *err)
+{
+        em_phash_t h;
+
+        if (em_pagecache_put(d->pc, page, &h, err) < 0)
                 return -1;
-        if (d->state == ST_FILE && out_page(d, p, false, err) < 0)
+        if (d->state == ST_FILE && out_page(d, page, false, err) < 0)
                 return -1;
         if (d->state == ST_PREFILL)
                 d->st.pages++;
         d->st.data++;
+        return 0;
+}
+
+static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
+{
+        if (left < EM_PAGE_SIZE)
+                return em_error_set_code(err, EPROTO, "page delta: truncated DATA");
+        if (room_for_page(d, err) < 0 || take_page(d, p, err) < 0)
+                return -1;
         return EM_PAGE_SIZE;
 }
 
@@ -1480,13 +1495,11 @@ static int op_xdata(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
 {
         uint8_t page[EM_PAGE_SIZE];
         uint64_t *x = (uint64_t *)page;
-        em_phash_t h;
 
         if (left < 16 + EM_PAGE_SIZE)
                 return em_error_set_code(err, EPROTO, "page delta: truncated XDATA");
-        if (d->state == ST_FILE && d->done >= d->nr_pages)
-                return em_error_set_code(err, EPROTO,
-                                         "page delta: more pages than announced for %s", d->name);
+        if (room_for_page(d, err) < 0)
+                return -1;
         uint64_t pos = get_le(p, 8), check = get_le(p + 8, 8);
         if (em_pagecache_check_run(d->pc, pos, 1, check, err) < 0 ||
             em_pagecache_get_run(d->pc, pos, 1, page, err) < 0)
@@ -1496,13 +1509,8 @@ static int op_xdata(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
                 memcpy(&w, p + 16 + i * 8, 8);
                 x[i] ^= w;
         }
-        if (em_pagecache_put(d->pc, page, &h, err) < 0)
+        if (take_page(d, page, err) < 0)
                 return -1;
-        if (d->state == ST_FILE && out_page(d, page, false, err) < 0)
-                return -1;
-        if (d->state == ST_PREFILL)
-                d->st.pages++;
-        d->st.data++;
         d->st.xdata++;
         return 16 + EM_PAGE_SIZE;
 }
