@@ -19,8 +19,7 @@
 #include "util/log.h"
 #include "util/subprocess.h"
 
-#define CRIU_TIMEOUT_MS (10 * 60 * 1000)
-#define ERROR_LINES     12
+#define ERROR_LINES 12
 
 void em_checkpoint_opts_init(struct em_checkpoint_opts *o)
 {
@@ -105,7 +104,7 @@ static int runc_criu(const struct em_config *cfg, const struct em_container_path
         b->v[6] = log;
         b->v[b->n] = NULL;
         em_proc_spec_init(&spec, b->v);
-        spec.timeout_ms = CRIU_TIMEOUT_MS;
+        spec.timeout_ms = EM_CRIU_TIMEOUT_MS;
         spec.stdout_fd = out_fd;
         spec.stderr_fd = out_fd;
         spec.keep_fds = keep;
@@ -248,16 +247,13 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
         argv = b.v;
         cleanup_free char *dump_log = em_path_join(work, "dump.log");
         bool frozen = prefreeze(&p);
-        if (runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err) < 0) {
-                if (frozen)
-                        thaw(&p);
+        int rc = runc_criu(cfg, &p, &b, -1, o->status_fd, dump_log, err);
+        if (frozen && (rc < 0 || o->leave_running))
+                thaw(&p);
+        if (rc < 0)
                 return em_error_wrap(err, "checkpointing %s", name);
-        }
-        if (o->leave_running) {
-                if (frozen)
-                        thaw(&p);
+        if (o->leave_running)
                 return 0;
-        }
         return em_state_container_transition(st, name, CHECKPOINTABLE, EM_CSTATE_CHECKPOINTED, 0,
                                              NULL, err);
 }
@@ -356,7 +352,7 @@ int em_upper_copy(const char *src, const char *dst, em_error_t *err)
         struct em_proc_spec spec;
 
         em_proc_spec_init(&spec, argv);
-        spec.timeout_ms = CRIU_TIMEOUT_MS;
+        spec.timeout_ms = EM_CRIU_TIMEOUT_MS;
         if (em_proc_run(&spec, NULL, err) < 0)
                 return em_error_wrap(err, "copying %s to %s", src, dst);
         return 0;

@@ -35,6 +35,9 @@ struct em_checkpoint_opts {
 };
 void em_checkpoint_opts_init(struct em_checkpoint_opts *o);
 
+/* How long one runc checkpoint or restore (CRIU inside) may take. */
+#define EM_CRIU_TIMEOUT_MS (10 * 60 * 1000)
+
 struct em_restore_opts {
         bool tcp_established;            /* default true */
         bool file_locks;                 /* default true */

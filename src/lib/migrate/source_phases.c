@@ -22,8 +22,6 @@
 #include "util/log.h"
 
 #define MAX_PIDS 4096
-/* How long a final dump may take (runc checkpoint). */
-#define CRIU_WAIT_MS (10 * 60 * 1000)
 
 static uint64_t wire_out(struct source *s)
 {
@@ -316,8 +314,8 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
         if (em_container_checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
                 return em_error_wrap(err, "final checkpoint");
         pushed = push_frozen(s, st, &pe);
-        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &co, runc, CRIU_WAIT_MS,
-                                           err) < 0) {
+        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &co, runc,
+                                           EM_CRIU_TIMEOUT_MS, err) < 0) {
                 em_error_free(&pe);
                 return em_error_wrap(err, "final checkpoint");
         }
