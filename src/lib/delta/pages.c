@@ -227,6 +227,7 @@ struct em_pagecache {
         int fd;
         char *dir;         /* NULL: in memory */
         uint64_t npages;   /* pages in the data file */
+        uint64_t indexed;  /* pages the saved index describes */
         struct htab t;     /* hash → page index in the file */
         em_phash_t *order; /* hash of each page of the file, in file order */
         size_t order_cap;
@@ -291,6 +292,7 @@ static uint64_t load_index(em_pagecache_t *pc, uint64_t file_pages, em_error_t *
                         return UINT64_MAX;
                 pc->npages++;
         }
+        pc->indexed = n;
         return n;
 }
 
@@ -300,7 +302,7 @@ int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err)
         cleanup_free uint8_t *buf = NULL;
         size_t len = 16 + (size_t)pc->npages * 16;
 
-        if (pc->dir == NULL)
+        if (pc->dir == NULL || pc->indexed == pc->npages)
                 return 0;
         path = em_path_join(pc->dir, "index.bin");
         buf = malloc(len);
@@ -310,7 +312,10 @@ int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err)
         memcpy(buf + 8, &pc->npages, 8);
         if (pc->npages > 0)
                 memcpy(buf + 16, pc->order, (size_t)pc->npages * 16);
-        return em_write_file_atomic(path, buf, len, 0600, err);
+        if (em_write_file_atomic(path, buf, len, 0600, err) < 0)
+                return -1;
+        pc->indexed = pc->npages;
+        return 0;
 }
 
 /* Re-indexes an existing data file; a torn last page (crash) is cut off. */
@@ -1248,16 +1253,15 @@ int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem
         if (put_op(e, OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
         e->in_prefill = true;
-        if (em_procmem_scan(pid, prefill_page, e, st, err) < 0) {
+        int rc = em_procmem_scan(pid, prefill_page, e, st, err);
+        e->in_prefill = false;
+        if (rc < 0) {
                 /* A process that exits mid-scan (a container's short-lived
                  * child) has nothing more to prefill; what was read is valid. */
-                if (em_error_status(*err) != ENOENT && em_error_status(*err) != ESRCH) {
-                        e->in_prefill = false;
+                if (em_error_status(*err) != ENOENT && em_error_status(*err) != ESRCH)
                         return -1;
-                }
                 em_error_free(err);
         }
-        e->in_prefill = false;
         if (zblock_flush(e, err) < 0)
                 return -1;
         return put_op(e, OP_END_PREFILL, NULL, 0, NULL, 0, err);

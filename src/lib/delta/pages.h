@@ -81,7 +81,8 @@ int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err);
 void em_pagecache_free(em_pagecache_t **pc);
 #define cleanup_pagecache __attribute__((cleanup(em_pagecache_free)))
 /* Saves the hashes of the file's pages (<dir>/index.bin), so that the next
- * open hashes only pages appended since instead of the whole file. */
+ * open hashes only pages appended since instead of the whole file; nothing
+ * to do if the saved index already describes every page. */
 int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err);
 /* Stores a page (deduplicated) and returns its hash. */
 int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err);

@@ -241,6 +241,7 @@ static void use_pagemap(struct em_delta_enc *e, const struct pagemaps *m, const 
                 if (m->pm[i].pages_id == id) {
                         e->pagemap = &m->pm[i];
                         e->vpid = m->vpid[i];
+                        return;
                 }
         }
 }
@@ -262,16 +263,15 @@ static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, cha
                 pagemaps_free(&maps);
                 return -1;
         }
+        p.enc.prescan = !st->frozen_pushed;
         for (char **n = names; *n && rc == 0; n++) {
                 char digest[EM_DIGEST_STR_LEN + 1];
                 use_pagemap(&p.enc, &maps, *n);
-                p.enc.prescan = !st->frozen_pushed;
                 rc = em_delta_encode_file(&p.enc, dfd, *n, digest, err);
                 if (rc == 0)
                         json_object_set_new(digests, *n, json_string(digest));
                 stats->files_sent++;
         }
-        p.enc.pagemap = NULL;
         rc = pipeline_end(&p, rc, err);
         pagemaps_free(&maps);
         return rc;
