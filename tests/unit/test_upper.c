@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -322,6 +323,53 @@ static void test_bad_content_is_rejected(void **state)
         snprintf(dst, sizeof(dst), "%s/dst", tmp);
 }
 
+/* Another writer in the same tree keeps replacing the directory "d" with a
+ * symlink to a file outside it while the directory entry is applied: the
+ * chmod must reach the directory or fail, never the file (before the
+ * descriptor was pinned, fchmodat followed the swapped-in symlink and made
+ * the outside file setuid). */
+struct swapper {
+        char dir[128], victim[128];
+        volatile int stop;
+};
+
+static void *swap_loop(void *arg)
+{
+        struct swapper *s = arg;
+        char d[160];
+
+        snprintf(d, sizeof(d), "%s/d", s->dir);
+        while (!s->stop) {
+                if (rmdir(d) == 0)
+                        (void)!symlink(s->victim, d);
+        }
+        return NULL;
+}
+
+static void test_meta_not_redirected_by_symlink_swap(void **state)
+{
+        struct em_upper_entry e = {.path = "d", .type = 'd', .mode = 04777};
+        struct swapper s = {0};
+        cleanup_close int root = -1;
+        em_error_t err = NULL;
+        pthread_t th;
+        struct stat st;
+
+        snprintf(s.dir, sizeof(s.dir), "%s/race", tmp);
+        snprintf(s.victim, sizeof(s.victim), "%s/victim", tmp);
+        sh("mkdir -p %s && touch %s && chmod 0600 %s", s.dir, s.victim, s.victim);
+        assert_int_equal(em_upper_open_root(s.dir, &root, &err), 0);
+        assert_int_equal(pthread_create(&th, NULL, swap_loop, &s), 0);
+        for (int i = 0; i < 20000; i++) {
+                em_upper_apply_entry(root, &e, &err);
+                em_error_free(&err);
+        }
+        s.stop = 1;
+        pthread_join(th, NULL);
+        assert_int_equal(stat(s.victim, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -330,6 +378,8 @@ int main(void)
             cmocka_unit_test(test_hostile_manifest),
             cmocka_unit_test_setup_teardown(test_apply_cannot_escape, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bad_content_is_rejected, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_meta_not_redirected_by_symlink_swap, setup,
+                                            teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

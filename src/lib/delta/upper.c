@@ -695,40 +695,114 @@ int em_upper_apply_delete(int root_fd, const char *path, em_error_t *err)
         return remove_at(pfd, base, err) < 0 ? em_error_wrap(err, "deleting %s", path) : 0;
 }
 
-/* Makes the xattrs of name exactly e's (removing ones it lacks). */
-static int sync_xattrs(int dirfd, const char *name, const struct em_upper_entry *e, em_error_t *err)
+/* The xattr calls for an entry: through its pinned descriptor's /proc link
+ * (followed: it names that inode and nothing else), or for a symlink the
+ * l* calls on its name (they never follow it). */
+struct xattr_ops {
+        ssize_t (*list)(const char *, char *, size_t);
+        int (*remove)(const char *, const char *);
+        int (*set)(const char *, const char *, const void *, size_t, int);
+};
+static const struct xattr_ops xattr_follow = {listxattr, removexattr, setxattr};
+static const struct xattr_ops xattr_nofollow = {llistxattr, lremovexattr, lsetxattr};
+
+/* Makes the xattrs of the file at path exactly e's (removing ones it lacks). */
+static int sync_xattrs(const char *path, const struct xattr_ops *x, const struct em_upper_entry *e,
+                       em_error_t *err)
 {
-        char path[64 + NAME_MAX], list[8192];
+        char list[8192];
         ssize_t n;
 
-        fd_path(path, sizeof(path), dirfd, name);
-        n = llistxattr(path, list, sizeof(list));
+        n = x->list(path, list, sizeof(list));
         for (char *p = list; n > 0 && p < list + n; p += strlen(p) + 1) {
                 bool keep = strncmp(p, "security.selinux", 16) == 0;
                 for (size_t i = 0; i < e->nx && !keep; i++)
                         keep = strcmp(e->x[i].name, p) == 0;
-                if (!keep && lremovexattr(path, p) < 0 && errno != ENODATA)
+                if (!keep && x->remove(path, p) < 0 && errno != ENODATA)
                         return em_error_set(err, errno, "removing xattr %s of %s", p, e->path);
         }
         for (size_t i = 0; i < e->nx; i++)
-                if (lsetxattr(path, e->x[i].name, e->x[i].value, e->x[i].len, 0) < 0)
+                if (x->set(path, e->x[i].name, e->x[i].value, e->x[i].len, 0) < 0)
                         return em_error_set(err, errno, "setting xattr %s on %s", e->x[i].name,
                                             e->path);
         return 0;
 }
 
-/* Owner first (it clears suid and capabilities), then mode, xattrs, times. */
+static bool type_is(char type, mode_t m)
+{
+        switch (type) {
+        case 'd':
+                return S_ISDIR(m);
+        case 'f':
+                return S_ISREG(m);
+        case 'l':
+                return S_ISLNK(m);
+        case 'c':
+                return S_ISCHR(m);
+        case 'b':
+                return S_ISBLK(m);
+        case 'p':
+                return S_ISFIFO(m);
+        case 's':
+                return S_ISSOCK(m);
+        }
+        return false;
+}
+
+/* The entry we just created or checked, pinned as an O_PATH descriptor that
+ * never follows a symlink: whatever is swapped in under its name later,
+ * chown, chmod, xattrs and times all reach this inode, and a type that is
+ * no longer the entry's is refused. */
+static int pin_entry(int dirfd, const char *name, const struct em_upper_entry *e, em_error_t *err)
+{
+        cleanup_close int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return em_error_set(err, errno, "opening %s", e->path);
+        if (!type_is(e->type, st.st_mode))
+                return em_error_set(err, EEXIST, "%s changed type while it was being applied",
+                                    e->path);
+        return steal_fd(&fd);
+}
+
+/* A symlink's own xattrs and times, by name (l* calls, AT_SYMLINK_NOFOLLOW:
+ * whatever is under the name, nothing it points to is touched). */
+static int set_link_meta(int dirfd, const char *name, const struct em_upper_entry *e,
+                         em_error_t *err)
+{
+        struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec}, {e->mtime_sec, e->mtime_nsec}};
+        char path[64 + NAME_MAX];
+
+        fd_path(path, sizeof(path), dirfd, name);
+        if (sync_xattrs(path, &xattr_nofollow, e, err) < 0)
+                return -1;
+        if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                return em_error_set(err, errno, "setting times of %s", e->path);
+        return 0;
+}
+
+/* Owner first (it clears suid and capabilities), then mode, xattrs, times,
+ * each through the pinned descriptor, so a symlink swapped in under the
+ * name cannot redirect them to another file. */
 static int set_meta(int dirfd, const char *name, const struct em_upper_entry *e, em_error_t *err)
 {
         struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec}, {e->mtime_sec, e->mtime_nsec}};
+        cleanup_close int fd = pin_entry(dirfd, name, e, err);
+        char self[64];
 
-        if (fchownat(dirfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                return em_error_set(err, errno, "chown %s", e->path);
-        if (e->type != 'l' && fchmodat(dirfd, name, e->mode, 0) < 0)
-                return em_error_set(err, errno, "chmod %s", e->path);
-        if (sync_xattrs(dirfd, name, e, err) < 0)
+        if (fd < 0)
                 return -1;
-        if (e->type != 'd' && utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        if (fchownat(fd, "", e->uid, e->gid, AT_EMPTY_PATH) < 0)
+                return em_error_set(err, errno, "chown %s", e->path);
+        if (e->type == 'l')
+                return set_link_meta(dirfd, name, e, err);
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+        if (chmod(self, e->mode) < 0)
+                return em_error_set(err, errno, "chmod %s", e->path);
+        if (sync_xattrs(self, &xattr_follow, e, err) < 0)
+                return -1;
+        if (e->type != 'd' && utimensat(AT_FDCWD, self, ts, 0) < 0)
                 return em_error_set(err, errno, "setting times of %s", e->path);
         return 0;
 }
