@@ -63,4 +63,31 @@ hp evil-a plan --image busybox --container probe1
 [ "$(outcome)" = completed ] || fail "plan: $(cat "$T/out")"
 [ "$(jq '.missing | length' "$T/out")" = 0 ] || fail "plan: blobs missing: $(cat "$T/out")"
 
+# --- page cache probe (issue 15): another peer learns nothing --------------
+# evil-a leaves 40 pages of its pattern in the cache for "victim" (a
+# prepare); evil-b, naming the same container, must see no hash of them and
+# must not rebuild an image file from one of them.
+hp evil-a cache-fill --image busybox --container victim --arg seed=7 --arg pages=40
+[ "$(outcome)" = completed ] && [ "$(field cache_pages)" = 40 ] || fail "cache-fill: $(cat "$T/out")"
+hp evil-b cache-probe --image busybox --container victim --arg seed=7
+[ "$(field hashes)" = 0 ] || fail "evil-b saw $(field hashes) hashes of evil-a's cache: $(cat "$T/out")"
+[ "$(field ref_accepted)" = false ] || fail "evil-b rebuilt a page of evil-a's: $(cat "$T/out")"
+field error | grep -q "which the target does not have" || fail "probe refused why? $(cat "$T/out")"
+# The owner still finds its pages (the cache is per peer, not gone).
+hp evil-a cache-probe --image busybox --container victim --arg seed=7
+[ "$(field hashes)" = 40 ] && [ "$(field ref_accepted)" = true ] ||
+	fail "evil-a lost its own cache: $(cat "$T/out")"
+
+# --- tag overwrite (issue 15): a peer's image never repoints a local tag ---
+RTAG=$REGISTRY/edgemig/redis:latest
+digest_of() { "$EM" --root "$D" image ls --json | jq -r --arg n "$1" '.[] | select(.name == $n) | .manifest_digest'; }
+want=$(digest_of "$RTAG")
+[ -n "$want" ] || fail "no local $RTAG"
+bb=$("$EM" --root "$H" image ls --json | jq -r '.[0].manifest_digest')
+hp evil-b tag-overwrite --image busybox --container tagger --arg name="$RTAG"
+[ "$(outcome)" = completed ] || fail "tag-overwrite did not get through: $(cat "$T/out")"
+[ "$(digest_of "$RTAG")" = "$want" ] || fail "$RTAG now points at $(digest_of "$RTAG"), not $want"
+[ "$(digest_of "$REGISTRY/edgemig/redis@$bb")" = "$bb" ] ||
+	fail "the peer's image is not recorded by digest: $("$EM" --root "$D" image ls --json)"
+
 echo "PASS: hostile peer cases"

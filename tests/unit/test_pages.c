@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "delta/criu_img.h"
 #include "delta/pages.h"
@@ -550,6 +551,45 @@ static void test_hostile_deltas(void **state)
         assert_int_equal(feed_status(pc, (const uint8_t *)"\x06\x07", 2, NULL), 0);
 }
 
+/* A ZBLOCK whose pages decompress but fail their check leaves nothing in the
+ * cache: pages are verified before they enter it (a peer cannot plant pages
+ * it never proved). The same block with the right check stores its page. */
+static void test_zblock_checked_before_cache(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        uint8_t ref[EM_PAGE_SIZE], page[EM_PAGE_SIZE], frame[2 * EM_PAGE_SIZE];
+        uint8_t op[2 + 12 + 8 + 16 + sizeof(frame) + 1] = {6, 10};
+        em_phash_t rh, ph;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_pagecache_open(NULL, &pc, &err), 0);
+        memset(ref, 7, sizeof(ref));
+        random_pages(page, 1, 9);
+        assert_int_equal(em_pagecache_put(pc, ref, &rh, &err), 0);
+        em_page_hash(page, &ph);
+        ZSTD_CCtx *z = ZSTD_createCCtx();
+        assert_non_null(z);
+        assert_false(ZSTD_isError(ZSTD_CCtx_refPrefix(z, ref, sizeof(ref))));
+        size_t len = ZSTD_compress2(z, frame, sizeof(frame), page, sizeof(page));
+        ZSTD_freeCCtx(z);
+        assert_false(ZSTD_isError(len));
+        op[2] = 1;                            /* nref 1 */
+        memcpy(op + 6, rh.b, 8);              /* ref check: position 0's hash word */
+        op[2 + 12 + 8] = 1;                   /* 1 page */
+        memset(op + 2 + 12 + 8 + 4, 0xee, 8); /* a check the page fails */
+        memcpy(op + 2 + 12 + 8 + 12, &(uint32_t){(uint32_t)len}, 4);
+        memcpy(op + 2 + 12 + 8 + 16, frame, len);
+        size_t n = 2 + 12 + 8 + 16 + len;
+        op[n] = 7; /* END_PREFILL */
+        assert_int_equal(feed_status(pc, op, n + 1, "fail their check"), EILSEQ);
+        assert_false(em_pagecache_has(pc, &ph));
+        assert_int_equal(em_pagecache_pages(pc), 1);
+        memcpy(op + 2 + 12 + 8 + 4, ph.b, 8);
+        assert_int_equal(feed_status(pc, op, n + 1, NULL), 0);
+        assert_true(em_pagecache_has(pc, &ph));
+}
+
 /* The prefix digest names the first n pages, survives a reopen and an
  * append, and changes when any of those pages does. */
 static void test_cache_prefix_digest(void **state)
@@ -791,6 +831,7 @@ int main(void)
             cmocka_unit_test(test_hash_basics),
             cmocka_unit_test(test_two_rounds_rebuild),
             cmocka_unit_test(test_hostile_deltas),
+            cmocka_unit_test(test_zblock_checked_before_cache),
             cmocka_unit_test(test_cache_persistence_and_hashes),
             cmocka_unit_test(test_cache_prefix_digest),
             cmocka_unit_test(test_ref_runs_by_cache_position),

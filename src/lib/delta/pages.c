@@ -1586,14 +1586,20 @@ static int op_zblock(struct em_delta_dec *d, const uint8_t *p, size_t left, em_e
             zblock_decompress(d, ref, (size_t)nref * EM_PAGE_SIZE, p + at + 16, len, out,
                               (size_t)npages * EM_PAGE_SIZE, err) < 0)
                 return -1;
+        /* Checked before any page enters the cache: a block that fails
+         * leaves nothing behind. */
         for (uint32_t i = 0; i < npages; i++) {
                 em_phash_t h;
-                if (em_pagecache_put(d->pc, out + (size_t)i * EM_PAGE_SIZE, &h, err) < 0)
-                        return -1;
+                em_page_hash(out + (size_t)i * EM_PAGE_SIZE, &h);
                 got ^= hash_word(&h);
         }
         if (got != check)
                 return em_error_set_code(err, EILSEQ, "page delta: ZBLOCK pages fail their check");
+        for (uint32_t i = 0; i < npages; i++) {
+                em_phash_t h;
+                if (em_pagecache_put(d->pc, out + (size_t)i * EM_PAGE_SIZE, &h, err) < 0)
+                        return -1;
+        }
         d->st.pages += npages;
         d->st.data += npages;
         d->st.zdata += npages;

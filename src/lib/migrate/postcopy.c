@@ -564,14 +564,11 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         const char *addr, *ip = em_json_str(lt->spec, "ip");
         int port;
 
-        cleanup_free char *cache = NULL;
         uint64_t known = 0, lazy = 0;
 
         if (parse_lazy(final, &addr, &port, err) < 0)
                 return -1;
-        if (asprintf(&cache, "%s/pagecache/%s", lt->cfg->root, lt->container) < 0)
-                return em_error_set(err, ENOMEM, "post-copy");
-        if (em_lazy_known_apply(lt->images, cache, &known, err) < 0 ||
+        if (em_lazy_known_apply(lt->images, lt->cache_dir, &known, err) < 0 ||
             em_lazy_pages_count(lt->images, &lazy, err) < 0 ||
             start_lazy_daemon(lt, w, addr, port, err) < 0)
                 return -1;

@@ -40,8 +40,9 @@ struct em_lazy_target {
         const json_t *spec;
         const char *images, *upper, *staging; /* the session's staging dir and its parts */
         const char *route_hook;
-        int io_timeout_ms; /* no page progress for this long: the window failed */
-        bool *restored;    /* set once the container runs here */
+        int io_timeout_ms;     /* no page progress for this long: the window failed */
+        bool *restored;        /* set once the container runs here */
+        const char *cache_dir; /* this peer's page cache for the container */
 };
 
 /* Handles a FINAL that carries "lazy": starts `criu lazy-pages`, restores,

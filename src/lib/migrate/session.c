@@ -1,5 +1,6 @@
 #include "migrate/session.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include "checkpoint/features.h"
 #include "util/cleanup.h"
+#include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/subprocess.h"
 #include "util/version.h"
@@ -37,6 +39,45 @@ char *em_session_incoming_dir(const struct em_config *cfg, const char *session_h
         char *p = NULL;
 
         if (asprintf(&p, "%s/incoming/%s", cfg->root, session_hex) < 0)
+                return NULL;
+        return p;
+}
+
+/* A peer's name as a path component: lower case, plain, never "sha256-…"
+ * (that prefix names hashed identities). */
+static bool plain_identity(const char *id, char out[65])
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > 64 || !isalnum((unsigned char)id[0]) ||
+            strncasecmp(id, "sha256-", 7) == 0)
+                return false;
+        for (size_t i = 0; i <= n; i++) {
+                unsigned char c = (unsigned char)tolower((unsigned char)id[i]);
+                if (c != '\0' && !isalnum(c) && c != '.' && c != '_' && c != '-')
+                        return false;
+                out[i] = (char)c;
+        }
+        return true;
+}
+
+char *em_session_cache_dir(const struct em_config *cfg, const char *container, const char *identity)
+{
+        char key[80], digest[EM_DIGEST_STR_LEN + 1];
+        cleanup_free char *lower = identity ? strdup(identity) : NULL;
+        char *p = NULL;
+
+        if (identity == NULL)
+                snprintf(key, sizeof(key), "-insecure");
+        else if (!plain_identity(identity, key)) {
+                if (lower == NULL)
+                        return NULL;
+                for (char *c = lower; *c; c++)
+                        *c = (char)tolower((unsigned char)*c);
+                em_sha256_buf(lower, strlen(lower), digest);
+                snprintf(key, sizeof(key), "sha256-%s", em_digest_hex(digest));
+        }
+        if (asprintf(&p, "%s/pagecache/%s/%s", cfg->root, container, key) < 0)
                 return NULL;
         return p;
 }

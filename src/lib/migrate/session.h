@@ -16,6 +16,15 @@ int em_session_local_hello(const struct em_config *cfg, struct em_hello *h, em_e
 /* <root>/incoming/<session-hex>: where a target stages what it receives. */
 char *em_session_incoming_dir(const struct em_config *cfg, const char *session_hex);
 
+/* <root>/pagecache/<container>/<peer>: the page cache that one peer (its
+ * authenticated identity, em_conn_identity; NULL: an unauthenticated
+ * --insecure peer, "-insecure") keeps here for one container. Keyed by both,
+ * so a peer can neither read another's pages nor feed them. An identity that
+ * is not a plain lower-case name ([a-z0-9][a-z0-9._-]{0,63}, compared
+ * case-insensitively like the allow-lists) becomes "sha256-<hex>" of it. */
+char *em_session_cache_dir(const struct em_config *cfg, const char *container,
+                           const char *identity);
+
 /* Runs `hook VERB IP` (route handoff); no hook: nothing to do. */
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err);
 

@@ -4,7 +4,8 @@
  *    final CRIU pages-*.img files then travel as ZERO/REF/DATA ops and are
  *    rebuilt byte for byte and digest-checked on the target;
  *  - the writable layer: manifest diffs (delta/upper.h, via upper_sync.c).
- * The target's page cache (<root>/pagecache/<container>/) outlives a session,
+ * The target's page cache (<root>/pagecache/<container>/<peer>/, one per
+ * source peer: migrate/session.h em_session_cache_dir) outlives a session,
  * so `prepare` can fill it ahead of the handoff; at the plan step the target
  * tells the source which pages it holds (PAGES_HASHES). */
 #ifndef EDGEMIG_MIGRATE_SYNC_H
@@ -31,10 +32,10 @@ struct em_sync_stats {
 
 /* ---- target side ---- */
 struct em_sync_target;
-/* Opens the page cache of `container` and prepares to rebuild CRIU images
- * into images_dir and the writable layer into upper_dir. */
-int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
-                       const char *upper_dir, struct em_sync_target **out, em_error_t *err);
+/* Opens the page cache in cache_dir (created if needed) and prepares to
+ * rebuild CRIU images into images_dir and the writable layer into upper_dir. */
+int em_sync_target_new(const char *cache_dir, const char *images_dir, const char *upper_dir,
+                       struct em_sync_target **out, em_error_t *err);
 void em_sync_target_free(struct em_sync_target **t);
 /* Sends the hashes of the cache's pages from page `from` on as PAGES_HASHES
  * frames, the last flagged LAST (an empty one if there are none). */

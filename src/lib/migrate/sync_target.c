@@ -42,8 +42,8 @@ const json_t *em_sync_target_files(const struct em_sync_target *t)
         return t->files;
 }
 
-int em_sync_target_new(const struct em_config *cfg, const char *container, const char *images_dir,
-                       const char *upper_dir, struct em_sync_target **out, em_error_t *err)
+int em_sync_target_new(const char *cache_dir, const char *images_dir, const char *upper_dir,
+                       struct em_sync_target **out, em_error_t *err)
 {
         struct em_sync_target *t = calloc(1, sizeof(*t));
 
@@ -53,7 +53,7 @@ int em_sync_target_new(const struct em_config *cfg, const char *container, const
         *out = t;
         if ((t->files = json_object()) == NULL)
                 return em_error_set(err, ENOMEM, "sync target");
-        if (asprintf(&t->cache_dir, "%s/pagecache/%s", cfg->root, container) < 0)
+        if ((t->cache_dir = strdup(cache_dir)) == NULL)
                 return em_error_set(err, ENOMEM, "sync target");
         if (em_mkdir_p(t->cache_dir, 0700, err) < 0 ||
             em_pagecache_open(t->cache_dir, &t->pc, err) < 0)
@@ -160,5 +160,12 @@ void em_sync_target_drop_cache(struct em_sync_target *t)
         if (em_rm_rf(t->cache_dir, &e) < 0) {
                 em_log_warn("dropping page cache: %s", em_error_msg(e));
                 em_error_free(&e);
+        }
+        /* The container's directory goes with its last peer's cache. */
+        char *slash = strrchr(t->cache_dir, '/');
+        if (slash != NULL) {
+                *slash = '\0';
+                rmdir(t->cache_dir);
+                *slash = '/';
         }
 }

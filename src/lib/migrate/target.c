@@ -36,8 +36,9 @@ struct target {
         struct em_hello peer;
         char session[33];
         char *dir, *blobs, *upper, *images;
-        json_t *spec;  /* the container spec from the source */
-        json_t *image; /* {name, manifest_digest, blobs:[{digest,size}]} */
+        char *cache_dir; /* this peer's page cache for the container */
+        json_t *spec;    /* the container spec from the source */
+        json_t *image;   /* {name, manifest_digest, blobs:[{digest,size}]} */
         struct em_sync_target *sync;
         bool restoring, restored;
         int journal_fd; /* holds the session's journal lock */
@@ -62,6 +63,7 @@ static void target_free(struct target *t)
         free(t->blobs);
         free(t->upper);
         free(t->images);
+        free(t->cache_dir);
 }
 
 static int make_dirs(struct target *t, em_error_t *err)
@@ -241,9 +243,13 @@ static int register_image(struct target *t, em_error_t *err)
 
         if (name == NULL || !em_digest_valid(manifest))
                 return em_error_set(err, EPROTO, "protocol error: image without name/manifest");
-        if (em_store_image_add(t->store, name, manifest, err) < 0)
+        /* By digest: a peer never repoints one of our tags. */
+        cleanup_free char *pinned = NULL;
+        if (em_store_image_add_pinned(t->store, name, manifest, &pinned, err) < 0)
                 return em_error_wrap(err, "registering image %s", name);
-        return 0;
+        return json_object_set_new(t->spec, "image", json_string(pinned)) < 0
+                   ? em_error_set(err, ENOMEM, "spec")
+                   : 0;
 }
 
 /* Every image file the source lists must have arrived and verified on
@@ -321,7 +327,7 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
                 return em_target_restore_lazy(
                     &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session,
                                              t->spec, t->images, t->upper, t->dir, t->o->route_hook,
-                                             t->o->io_timeout_ms, &t->restored},
+                                             t->o->io_timeout_ms, &t->restored, t->cache_dir},
                     final, err);
         if (restore_here(t, timing, err) < 0)
                 return -1;
@@ -426,7 +432,11 @@ static int serve(struct target *t, em_error_t *err)
         if (do_hello(t, err) < 0 || make_dirs(t, err) < 0 ||
             em_fault("target.after-hello", em_conn_fd(t->conn), err) < 0)
                 return -1;
-        if (em_sync_target_new(t->cfg, t->peer.container, t->images, t->upper, &t->sync, err) < 0 ||
+        /* Keyed by the peer too: no peer reads or feeds another's pages. */
+        t->cache_dir = em_session_cache_dir(t->cfg, t->peer.container, em_conn_identity(t->conn));
+        if (t->cache_dir == NULL)
+                return em_error_set(err, ENOMEM, "page cache");
+        if (em_sync_target_new(t->cache_dir, t->images, t->upper, &t->sync, err) < 0 ||
             em_store_open(t->cfg->root, &t->store, err) < 0 || do_plan(t, err) < 0)
                 return -1;
         while (!final_done) {

@@ -66,6 +66,12 @@ int em_store_blob_import(struct em_store *s, const char *digest, uint64_t size, 
  * blobs are present but not yet unpacked are unpacked (diff-id verified). */
 int em_store_image_add(struct em_store *s, const char *name, const char *manifest_digest,
                        em_error_t *err);
+/* The same for an image a peer names: it is recorded under the digest
+ * reference <registry>/<repository>@<manifest_digest> (the peer's tag is
+ * dropped), so a peer can never repoint a tag of this host. *registered
+ * (malloc'd, may be NULL) receives that name. */
+int em_store_image_add_pinned(struct em_store *s, const char *name, const char *manifest_digest,
+                              char **registered, em_error_t *err);
 
 /* The root this store lives in (borrowed). */
 const char *em_store_root(struct em_store *s);

@@ -199,6 +199,11 @@ const char *em_conn_peer(const em_conn_t *c)
         return c->peer;
 }
 
+const char *em_conn_identity(const em_conn_t *c)
+{
+        return c->ops->identity ? c->ops->identity(c) : NULL;
+}
+
 void em_conn_set_timeout(em_conn_t *c, int timeout_ms)
 {
         c->timeout_ms = timeout_ms;

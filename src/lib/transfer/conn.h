@@ -29,6 +29,8 @@ struct em_conn_ops {
         /* Optional: half-close for writing (peer reads end of stream). */
         int (*shutdown_write)(em_conn_t *c, em_error_t *err);
         void (*destroy)(em_conn_t *c); /* frees priv and closes the fd */
+        /* Optional: the peer's authenticated identity (NULL: none). */
+        const char *(*identity)(const em_conn_t *c);
 };
 
 /* Moving-window throughput estimate. */
@@ -63,6 +65,10 @@ void em_conn_free(em_conn_t **c);
 int em_conn_fd(const em_conn_t *c);
 void *em_conn_priv(const em_conn_t *c);
 const char *em_conn_peer(const em_conn_t *c);
+/* The peer's authenticated identity: the certificate name the TLS backend
+ * matched (tls.h); NULL on a plain connection (--insecure, socketpairs).
+ * What a peer left on this host (its page cache) is keyed by it. */
+const char *em_conn_identity(const em_conn_t *c);
 /* Per-wait timeout for reads and writes (default 30 s; <= 0: none). */
 void em_conn_set_timeout(em_conn_t *c, int timeout_ms);
 int em_conn_set_nodelay(em_conn_t *c, bool on, em_error_t *err);

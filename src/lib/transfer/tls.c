@@ -243,6 +243,13 @@ static void tls_destroy(em_conn_t *c)
                 close(em_conn_fd(c));
 }
 
+static const char *tls_identity(const em_conn_t *c)
+{
+        const struct tls_priv *p = em_conn_priv(c);
+
+        return p->peer_name;
+}
+
 static const struct em_conn_ops tls_ops = {
     .name = "tls",
     .read = tls_read,
@@ -250,6 +257,7 @@ static const struct em_conn_ops tls_ops = {
     .set_nodelay = tls_set_nodelay,
     .shutdown_write = tls_shutdown_write,
     .destroy = tls_destroy,
+    .identity = tls_identity,
 };
 
 const char *em_tls_name_match(const char *const *names, const char *const *allowed)
