@@ -210,6 +210,21 @@ static void test_blob_transfer_between_hosts(void **state)
         assert_true(em_store_has_layer(b, f->diff_id));
         assert_int_equal(em_store_image_get(b, "app:1", &ib, &err), 0);
         assert_string_equal(ib->manifest_digest, ia->manifest_digest);
+        em_image_info_free(&ib);
+        /* A peer's name is pinned to its digest: "other:1" stays unknown,
+         * the image is found under both names and by its digest. */
+        char *pinned = NULL, want[256];
+        assert_int_equal(
+            em_store_image_add_pinned(b, "localhost/other:1", f->manifest, &pinned, &err), 0);
+        snprintf(want, sizeof(want), "localhost/other@%s", f->manifest);
+        assert_string_equal(pinned, want);
+        free(pinned);
+        assert_int_equal(em_store_image_get(b, "other:1", &ib, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+        assert_int_equal(em_store_image_get(b, f->manifest, &ib, &err), 0);
+        em_image_info_free(&ib);
+        assert_int_equal(em_store_image_get(b, want, &ib, &err), 0);
         em_image_info_free(&ia);
         em_image_info_free(&ib);
 

@@ -454,6 +454,10 @@ static int lookup_cb(json_t *rec, void *ud)
         }
         if (!record_matches(l, name, md))
                 return 0;
+        /* Several names of one manifest (a tag and a peer's pinned
+         * reference) are one image, not an ambiguity. */
+        if (l->n_found > 0 && strcmp(md, em_json_str(l->found, "manifest_digest")) == 0)
+                return 0;
         if (l->n_found++ == 0)
                 l->found = json_incref(rec);
         return 0;
