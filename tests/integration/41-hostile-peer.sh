@@ -90,4 +90,16 @@ hp evil-b tag-overwrite --image busybox --container tagger --arg name="$RTAG"
 [ "$(digest_of "$REGISTRY/edgemig/redis@$bb")" = "$bb" ] ||
 	fail "the peer's image is not recorded by digest: $("$EM" --root "$D" image ls --json)"
 
+# --- service IP outside the service CIDR (issue 15) --------------------------
+# A service IP becomes a host route: a peer must not claim another host's
+# address or an outside one. The default range is 10.88.0.0/16.
+for ip in 8.8.8.8 10.77.2.2; do
+	hp evil-a plan --image busybox --container cidr --ip "$ip"
+	[ "$(outcome)" = refused ] || fail "service IP $ip accepted: $(cat "$T/out")"
+	field error | grep -q "spec ip $ip is outside this host's service CIDRs (10.88.0.0/16)" ||
+		fail "unclear refusal of $ip: $(cat "$T/out")"
+done
+hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
+[ "$(outcome)" = completed ] || fail "service IP inside the range refused: $(cat "$T/out")"
+
 echo "PASS: hostile peer cases"

@@ -1,6 +1,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "migrate/policy.h"
@@ -29,7 +30,7 @@ static void expect(json_t *spec, int rc)
         json_t *ids = layers();
         em_error_t err = NULL;
 
-        assert_int_equal(em_policy_check_spec(spec, "web", ids, &err), rc);
+        assert_int_equal(em_policy_check_spec(NULL, spec, "web", ids, &err), rc);
         if (rc < 0)
                 assert_non_null(err);
         em_error_free(&err);
@@ -57,6 +58,44 @@ static void test_ip_injection_refused(void **state)
                 json_object_set_new(s, "ip", json_string(bad[i]));
                 expect(s, -1);
         }
+}
+
+/* Service IPs only inside the configured CIDRs: the default range, or the
+ * ranges given instead of it. */
+static void test_service_cidr(void **state)
+{
+        struct em_policy p;
+        json_t *ids = layers(), *s = good_spec();
+        em_error_t err = NULL;
+        char out[20];
+
+        em_policy_init(&p);
+        json_object_set_new(s, "ip", json_string("8.8.8.8"));
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
+        assert_non_null(
+            strstr(em_error_msg(err), "outside this host's service CIDRs (10.88.0.0/16)"));
+        assert_non_null(strstr(em_error_msg(err), "--service-cidr"));
+        em_error_free(&err);
+        assert_int_equal(em_policy_add_cidr(&p, "8.8.8.0/24", &err), 0);
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), 0);
+        json_object_set_new(s, "ip", json_string("10.88.0.10")); /* the default was replaced */
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_policy_add_cidr(&p, "10.88.0.0/16", &err), 0);
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), 0);
+        em_cidr_format(&p.cidrs[1], out);
+        assert_string_equal(out, "10.88.0.0/16");
+        const char *bad[] = {"10.88.0.1/16", "10.88.0.0", "10.88.0.0/33",
+                             "10.88.0.0/",   "x/8",       "10.88.0.0/8 "};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(em_policy_add_cidr(&p, bad[i], &err), -1);
+                em_error_free(&err);
+        }
+        struct em_cidr all;
+        assert_int_equal(em_cidr_parse("0.0.0.0/0", &all, &err), 0);
+        assert_int_equal(all.mask, 0);
+        json_decref(s);
+        json_decref(ids);
 }
 
 static void test_unknown_field_refused(void **state)
@@ -101,6 +140,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_good_spec_passes),
             cmocka_unit_test(test_ip_injection_refused),
+            cmocka_unit_test(test_service_cidr),
             cmocka_unit_test(test_unknown_field_refused),
             cmocka_unit_test(test_name_and_layers_must_match),
             cmocka_unit_test(test_bad_strings_refused),

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "migrate/policy.h"
 #include "migrate/stop_rule.h"
 #include "transfer/compress.h"
 #include "transfer/conn.h"
@@ -56,7 +57,8 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
                           const struct em_migrate_opts *o, json_t **report, em_error_t *err);
 
 struct em_target_opts {
-        const char *registry; /* pull missing layers from here first ("host:port"), or NULL */
+        struct em_policy policy; /* what an incoming spec may ask for */
+        const char *registry;    /* pull missing layers from here first ("host:port"), or NULL */
         bool registry_insecure;
         const char *route_hook; /* executable run as `HOOK announce IP` after a restore */
         int io_timeout_ms;

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/digest.h"
@@ -52,17 +54,96 @@ static int check_strv(const json_t *v, const char *what, bool env, em_error_t *e
         return 0;
 }
 
-static int check_ip(const json_t *v, em_error_t *err)
+int em_cidr_parse(const char *s, struct em_cidr *out, em_error_t *err)
+{
+        char addr[16];
+        const char *slash = strchr(s, '/');
+        struct in_addr a;
+        char *end;
+
+        if (slash == NULL || slash - s > 15)
+                return em_error_set(err, EINVAL, "'%s' is not A.B.C.D/N", s);
+        memcpy(addr, s, (size_t)(slash - s));
+        addr[slash - s] = '\0';
+        long n = strtol(slash + 1, &end, 10);
+        if (inet_pton(AF_INET, addr, &a) != 1 || slash[1] == '\0' || *end != '\0' || n < 0 ||
+            n > 32)
+                return em_error_set(err, EINVAL, "'%s' is not A.B.C.D/N", s);
+        out->mask = n == 0 ? 0 : ~0u << (32 - n);
+        out->net = ntohl(a.s_addr);
+        if ((out->net & ~out->mask) != 0)
+                return em_error_set(err, EINVAL, "'%s' has host bits set", s);
+        return 0;
+}
+
+void em_cidr_format(const struct em_cidr *c, char out[20])
+{
+        int n = 0;
+
+        while (n < 32 && (c->mask & (1u << (31 - n))))
+                n++;
+        snprintf(out, 20, "%u.%u.%u.%u/%d", c->net >> 24, (c->net >> 16) & 255, (c->net >> 8) & 255,
+                 c->net & 255, n);
+}
+
+void em_policy_init(struct em_policy *p)
+{
+        em_error_t e = NULL;
+
+        memset(p, 0, sizeof(*p));
+        if (em_cidr_parse(EM_POLICY_SERVICE_CIDR, &p->cidrs[0], &e) == 0)
+                p->n_cidrs = 1;
+        em_error_free(&e);
+        p->default_cidrs = true;
+}
+
+int em_policy_add_cidr(struct em_policy *p, const char *cidr, em_error_t *err)
+{
+        struct em_cidr c;
+
+        if (em_cidr_parse(cidr, &c, err) < 0)
+                return em_error_wrap(err, "service CIDR");
+        if (p->default_cidrs)
+                p->n_cidrs = 0;
+        p->default_cidrs = false;
+        if (p->n_cidrs == EM_POLICY_MAX_CIDRS)
+                return em_error_set(err, E2BIG, "more than %d service CIDRs", EM_POLICY_MAX_CIDRS);
+        p->cidrs[p->n_cidrs++] = c;
+        return 0;
+}
+
+/* "a/b, c/d" for an error message. */
+static void cidr_list(const struct em_policy *p, char *buf, size_t size)
+{
+        size_t off = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < p->n_cidrs && off + 22 < size; i++) {
+                char one[20];
+                em_cidr_format(&p->cidrs[i], one);
+                off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? ", " : "", one);
+        }
+}
+
+static int check_ip(const struct em_policy *p, const json_t *v, em_error_t *err)
 {
         const char *ip = json_string_value(v);
         struct in_addr a;
+        char list[EM_POLICY_MAX_CIDRS * 22];
 
         if (ip == NULL || strlen(ip) > 15 || inet_pton(AF_INET, ip, &a) != 1)
                 return em_error_set(err, EPERM, "spec ip must be a plain IPv4 address");
         uint32_t h = ntohl(a.s_addr);
         if (h == 0 || (h >> 24) == 127 || (h >> 28) >= 14 || (h >> 16) == 0xa9fe)
                 return em_error_set(err, EPERM, "spec ip %s is not a usable service address", ip);
-        return 0;
+        for (size_t i = 0; i < p->n_cidrs; i++)
+                if ((h & p->cidrs[i].mask) == p->cidrs[i].net)
+                        return 0;
+        cidr_list(p, list, sizeof(list));
+        return em_error_set(err, EPERM,
+                            "spec ip %s is outside this host's service CIDRs (%s); its operator "
+                            "can allow the range with edgemigd --service-cidr",
+                            ip, list);
 }
 
 static int check_layers(const json_t *spec, const json_t *diff_ids, em_error_t *err)
@@ -96,12 +177,17 @@ static int check_config(const json_t *cfg, em_error_t *err)
         return 0;
 }
 
-int em_policy_check_spec(const json_t *spec, const char *name, const json_t *diff_ids,
-                         em_error_t *err)
+int em_policy_check_spec(const struct em_policy *policy, const json_t *spec, const char *name,
+                         const json_t *diff_ids, em_error_t *err)
 {
+        struct em_policy dflt;
         json_t *mem = json_object_get(spec, "memory"), *cpus = json_object_get(spec, "cpus");
         const char *sname = em_json_str(spec, "name");
 
+        if (policy == NULL) {
+                em_policy_init(&dflt);
+                policy = &dflt;
+        }
         if (!json_is_object(spec) || check_keys(spec, err) < 0)
                 return em_error_wrap(err, "incoming container refused by policy");
         if (sname == NULL || strcmp(sname, name) != 0) {
@@ -109,7 +195,7 @@ int em_policy_check_spec(const json_t *spec, const char *name, const json_t *dif
         } else if ((mem && !json_is_integer(mem)) || (mem && json_integer_value(mem) < 0) ||
                    (cpus && !json_is_number(cpus)) || (cpus && json_number_value(cpus) < 0)) {
                 em_error_set(err, EPERM, "spec memory/cpus must be non-negative numbers");
-        } else if (check_ip(json_object_get(spec, "ip"), err) == 0 &&
+        } else if (check_ip(policy, json_object_get(spec, "ip"), err) == 0 &&
                    check_layers(spec, diff_ids, err) == 0 &&
                    check_strv(json_object_get(spec, "env"), "env", true, err) == 0 &&
                    check_strv(json_object_get(spec, "cmd"), "cmd", false, err) == 0 &&

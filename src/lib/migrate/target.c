@@ -47,6 +47,7 @@ struct target {
 void em_target_opts_init(struct em_target_opts *o)
 {
         memset(o, 0, sizeof(*o));
+        em_policy_init(&o->policy);
         o->io_timeout_ms = 120000;
         o->commit_timeout_ms = 30000;
 }
@@ -192,7 +193,8 @@ static int do_plan(struct target *t, em_error_t *err)
         if (!json_is_object(t->spec) || !json_is_array(blobs) || missing == NULL)
                 return em_error_set(err, EPROTO, "protocol error: malformed plan");
         cleanup_json json_t *ids = plan_diff_ids(blobs);
-        if (ids == NULL || em_policy_check_spec(t->spec, t->peer.container, ids, err) < 0)
+        if (ids == NULL ||
+            em_policy_check_spec(&t->o->policy, t->spec, t->peer.container, ids, err) < 0)
                 return -1;
         try_registry_pull(t, err);
         size_t i;
