@@ -67,6 +67,10 @@ static const char usage[] =
     "                        signed by the CA (logged as a warning)\n"
     "  --insecure            accept plain, unauthenticated TCP instead of TLS:\n"
     "                        only on a trusted (test) network\n"
+    "  --service-cidr A.B.C.D/N\n"
+    "                        accept incoming containers only with a service IP in\n"
+    "                        this range (repeatable; default 10.88.0.0/16): the\n"
+    "                        IP becomes a host route here\n"
     "  --registry HOST:PORT  pull missing image layers from this registry first\n"
     "  --registry-insecure   the registry speaks plain HTTP (loopback)\n"
     "  --io-timeout SECONDS  drop a session whose peer makes no progress for this\n"
@@ -145,6 +149,7 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                                              {"tls-ca", required_argument, NULL, 'A'},
                                              {"allow-peer", required_argument, NULL, 'P'},
                                              {"registry", required_argument, NULL, 'R'},
+                                             {"service-cidr", required_argument, NULL, 'V'},
                                              {"registry-insecure", no_argument, NULL, 'S'},
                                              {"route-hook", required_argument, NULL, 'H'},
                                              {"io-timeout", required_argument, NULL, 'T'},
@@ -227,6 +232,14 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                 case 'R':
                         o->target.registry = optarg;
                         break;
+                case 'V': {
+                        cleanup_error em_error_t e = NULL;
+                        if (em_policy_add_cidr(&o->target.policy, optarg, &e) < 0) {
+                                fprintf(stderr, "edgemigd: --service-cidr: %s\n", em_error_msg(e));
+                                return 2;
+                        }
+                        break;
+                }
                 case 'S':
                         o->target.registry_insecure = true;
                         break;

@@ -102,4 +102,14 @@ done
 hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
 [ "$(outcome)" = completed ] || fail "service IP inside the range refused: $(cat "$T/out")"
 
+# The operator's ranges replace the default.
+daemon_stop
+daemon_start --service-cidr 8.8.8.0/24
+hp evil-a plan --image busybox --container cidr --ip 8.8.8.8
+[ "$(outcome)" = completed ] || fail "--service-cidr 8.8.8.0/24 refused 8.8.8.8: $(cat "$T/out")"
+hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
+[ "$(outcome)" = refused ] || fail "the default range stayed: $(cat "$T/out")"
+if "$EMD" --insecure --service-cidr 10.88.0.1/16 2>"$T/err"; then fail "bad --service-cidr accepted"; fi
+grep -q "host bits set" "$T/err" || fail "bad --service-cidr: $(cat "$T/err")"
+
 echo "PASS: hostile peer cases"

@@ -62,17 +62,17 @@ int em_cidr_parse(const char *s, struct em_cidr *out, em_error_t *err)
         char *end;
 
         if (slash == NULL || slash - s > 15)
-                return em_error_set(err, EINVAL, "'%s' is not A.B.C.D/N", s);
+                return em_error_set_code(err, EINVAL, "'%s' is not A.B.C.D/N", s);
         memcpy(addr, s, (size_t)(slash - s));
         addr[slash - s] = '\0';
         long n = strtol(slash + 1, &end, 10);
         if (inet_pton(AF_INET, addr, &a) != 1 || slash[1] == '\0' || *end != '\0' || n < 0 ||
             n > 32)
-                return em_error_set(err, EINVAL, "'%s' is not A.B.C.D/N", s);
+                return em_error_set_code(err, EINVAL, "'%s' is not A.B.C.D/N", s);
         out->mask = n == 0 ? 0 : ~0u << (32 - n);
         out->net = ntohl(a.s_addr);
         if ((out->net & ~out->mask) != 0)
-                return em_error_set(err, EINVAL, "'%s' has host bits set", s);
+                return em_error_set_code(err, EINVAL, "'%s' has host bits set", s);
         return 0;
 }
 
@@ -102,7 +102,7 @@ int em_policy_add_cidr(struct em_policy *p, const char *cidr, em_error_t *err)
         struct em_cidr c;
 
         if (em_cidr_parse(cidr, &c, err) < 0)
-                return em_error_wrap(err, "service CIDR");
+                return -1;
         if (p->default_cidrs)
                 p->n_cidrs = 0;
         p->default_cidrs = false;
