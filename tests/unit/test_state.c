@@ -173,6 +173,77 @@ static void test_ip_exhaustion(void **state)
         assert_int_equal(em_error_status(err), ENOSPC);
 }
 
+static void test_idrange_allocation(void **state)
+{
+        struct fixture *f = *state;
+        const struct em_idpool pool = {1u << 20, 8, 65536};
+        struct em_idrange a, b, again, pref = {(1u << 20) + 3 * 65536, 65536};
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        em_error_t err = NULL;
+
+        assert_int_equal(add(f->st, "a", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "b", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(em_state_idrange_allocate(f->st, "a", &pool, &pref, &a, &err), 0);
+        assert_int_equal(a.base, pref.base);
+        assert_int_equal(a.size, 65536);
+        /* b prefers the same range: taken, so it gets another slot. */
+        assert_int_equal(em_state_idrange_allocate(f->st, "b", &pool, &pref, &b, &err), 0);
+        assert_int_not_equal(b.base, a.base);
+        assert_true(em_idpool_has_slot(&pool, &b));
+        /* A container keeps its range; the row carries it. */
+        assert_int_equal(em_state_idrange_allocate(f->st, "a", &pool, NULL, &again, &err), 0);
+        assert_int_equal(again.base, a.base);
+        assert_int_equal(em_state_container_get(f->st, "a", &rec, &err), 0);
+        assert_int_equal(rec->ids.base, a.base);
+        assert_int_equal(rec->ids.size, 65536);
+        /* Deleting the container frees its range. */
+        assert_int_equal(em_state_container_delete(f->st, "a", &err), 0);
+        assert_int_equal(em_state_idrange_allocate(f->st, "b", &pool, &pref, &again, &err), 0);
+        assert_int_equal(again.base, b.base);
+        assert_int_equal(add(f->st, "c", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(em_state_idrange_allocate(f->st, "c", &pool, &pref, &again, &err), 0);
+        assert_int_equal(again.base, pref.base);
+        /* No row, no range. */
+        assert_int_equal(em_state_idrange_allocate(f->st, "nobody", &pool, NULL, &again, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+}
+
+static void test_idrange_exhaustion(void **state)
+{
+        struct fixture *f = *state;
+        const struct em_idpool pool = {100000, 2, 65536};
+        struct em_idrange r, bad = {100001, 65536};
+        em_error_t err = NULL;
+
+        assert_int_equal(add(f->st, "a", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "b", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "c", NULL, NULL, NULL, &err), 0);
+        /* A preferred range that is not a slot of the pool is not taken. */
+        assert_int_equal(em_state_idrange_allocate(f->st, "a", &pool, &bad, &r, &err), 0);
+        assert_int_equal((r.base - 100000) % 65536, 0);
+        assert_int_equal(em_state_idrange_allocate(f->st, "b", &pool, NULL, &r, &err), 0);
+        assert_int_equal(em_state_idrange_allocate(f->st, "c", &pool, NULL, &r, &err), -1);
+        assert_int_equal(em_error_status(err), ENOSPC);
+        em_error_free(&err);
+        const struct em_idpool huge = {1u << 31, 1u << 16, 65536};
+        assert_int_equal(em_state_idrange_allocate(f->st, "c", &huge, NULL, &r, &err), -1);
+        assert_int_equal(em_error_status(err), EINVAL);
+        em_error_free(&err);
+}
+
+static void test_idpool_slots(void **state)
+{
+        const struct em_idpool pool = {100000, 4, 65536};
+        (void)state;
+        assert_true(em_idpool_has_slot(&pool, &(struct em_idrange){100000, 65536}));
+        assert_true(em_idpool_has_slot(&pool, &(struct em_idrange){100000 + 3 * 65536, 65536}));
+        assert_false(em_idpool_has_slot(&pool, &(struct em_idrange){100000 + 4 * 65536, 65536}));
+        assert_false(em_idpool_has_slot(&pool, &(struct em_idrange){100000, 65535}));
+        assert_false(em_idpool_has_slot(&pool, &(struct em_idrange){99999, 65536}));
+        assert_false(em_idpool_has_slot(&pool, &(struct em_idrange){0, 0}));
+}
+
 static void test_cidr_parse(void **state)
 {
         cleanup_error em_error_t err = NULL;
@@ -204,6 +275,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ip_allocation, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ip_exhaustion, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_idrange_allocation, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_idrange_exhaustion, setup, teardown),
+            cmocka_unit_test(test_idpool_slots),
             cmocka_unit_test(test_cidr_parse),
             cmocka_unit_test(test_state_names),
         };

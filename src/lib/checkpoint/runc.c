@@ -10,6 +10,7 @@
 
 #include "container/container.h"
 #include "container/freezer.h"
+#include "container/security.h"
 #include "container/netns.h"
 #include "state/state.h"
 #include "util/cleanup.h"
@@ -340,6 +341,7 @@ int em_container_spec_get(const struct em_config *cfg, const char *name, json_t 
         if (em_json_parse(rec->spec, strlen(rec->spec), "container spec", &spec, err) < 0)
                 return -1;
         json_object_set_new(spec, "ip", rec->ip ? json_string(rec->ip) : json_null());
+        em_security_spec_set_ids(spec, &rec->ids);
         *out = spec;
         return 0;
 }
@@ -359,7 +361,8 @@ int em_upper_copy(const char *src, const char *dst, em_error_t *err)
 }
 
 /* A fresh CREATED row for name from spec; an old row must not be running. */
-static int claim_record(struct em_state *st, const char *name, const json_t *spec, em_error_t *err)
+static int claim_record(const struct em_config *cfg, struct em_state *st, const char *name,
+                        json_t *spec, em_error_t *err)
 {
         cleanup_container_rec struct em_container_rec *old = NULL;
         cleanup_free char *text = json_dumps(spec, JSON_COMPACT);
@@ -388,7 +391,11 @@ static int claim_record(struct em_state *st, const char *name, const json_t *spe
                                        .state = EM_CSTATE_CREATED};
         if (rec.image == NULL)
                 return em_error_set(err, EINVAL, "the checkpoint names no image");
-        return em_state_container_insert(st, &rec, NULL, err);
+        if (em_state_container_insert(st, &rec, NULL, err) < 0)
+                return -1;
+        /* The checkpoint's processes and files carry the range they were
+         * dumped with: keep it where this host can. */
+        return em_security_claim_ids(cfg, st, name, spec, err);
 }
 
 static int install_upper(const struct em_container_paths *p, const char *upper_dir, bool copy,
@@ -464,7 +471,7 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
                 return em_error_set(err, ENOMEM, "restore");
         json_object_set_new(spec, "name", json_string(name));
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 || claim_record(st, name, spec, err) < 0)
+            em_state_open(cfg->root, &st, err) < 0 || claim_record(cfg, st, name, spec, err) < 0)
                 return em_error_wrap(err, "restoring %s", name);
         work_default = em_path_join(p.dir, "criu-work");
         const char *work = o->work_dir ? o->work_dir : work_default;

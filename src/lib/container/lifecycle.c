@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "container/container.h"
+#include "container/security.h"
 #include "store/store.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -93,12 +94,13 @@ static json_t *spec_from_rec(const struct em_container_rec *r, em_error_t *err)
         if (em_json_parse(r->spec, strlen(r->spec), "container spec", &spec, err) < 0)
                 return NULL;
         json_object_set_new(spec, "ip", r->ip ? json_string(r->ip) : json_null());
+        em_security_spec_set_ids(spec, &r->ids);
         return spec;
 }
 
-static int create_record(struct em_state *st, const struct em_run_opts *o,
-                         const struct em_image_info *img, const char *ip, json_t **spec_out,
-                         em_error_t *err)
+static int create_record(const struct em_config *cfg, struct em_state *st,
+                         const struct em_run_opts *o, const struct em_image_info *img,
+                         const char *ip, json_t **spec_out, em_error_t *err)
 {
         cleanup_json json_t *spec = NULL;
         cleanup_free char *text = NULL;
@@ -119,6 +121,10 @@ static int create_record(struct em_state *st, const struct em_run_opts *o,
         if (rc == 0)
                 json_object_set_new(spec, "ip", json_string(rec.ip));
         free(rec.ip);
+        if (rc == 0 && em_security_claim_ids(cfg, st, o->name, spec, err) < 0) {
+                em_state_container_delete(st, o->name, &(em_error_t){NULL});
+                return -1;
+        }
         if (rc == 0)
                 *spec_out = steal_pointer(&spec);
         return rc;
@@ -152,7 +158,8 @@ int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, e
         if (em_store_open(cfg->root, &store, err) < 0 ||
             em_store_image_get(store, o->image, &img, err) < 0)
                 return em_error_wrap(err, "running %s", o->name);
-        if (em_state_open(cfg->root, &st, err) < 0 || create_record(st, o, img, ip, &spec, err) < 0)
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            create_record(cfg, st, o, img, ip, &spec, err) < 0)
                 return em_error_wrap(err, "running %s", o->name);
         if (em_path_exists(p.dir)) {
                 em_state_container_delete(st, o->name, &(em_error_t){NULL});

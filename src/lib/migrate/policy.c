@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "container/security.h"
+#include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/json.h"
 
@@ -14,7 +16,7 @@
 
 static const char *const known_keys[] = {
     "name",   "image", "image_digest", "diff_ids", "image_config", "env", "cmd",
-    "memory", "cpus",  "ip",           NULL};
+    "memory", "cpus",  "ip",           "userns",   "security",     NULL};
 
 static int check_keys(const json_t *spec, em_error_t *err)
 {
@@ -162,6 +164,23 @@ static int check_layers(const json_t *spec, const json_t *diff_ids, em_error_t *
         return 0;
 }
 
+/* The source's ID range is only a preference (the target allocates its own)
+ * and the security options are held to the target's policy when the
+ * container is prepared (container/security.h); here only their shape. */
+static int check_security(const json_t *spec, em_error_t *err)
+{
+        json_t *u = json_object_get(spec, "userns");
+        json_t *base = json_object_get(u, "base"), *size = json_object_get(u, "size");
+
+        if (u && (!json_is_object(u) || json_object_size(u) != 2 || !json_is_integer(base) ||
+                  !json_is_integer(size)))
+                return em_error_set(err, EPERM, "spec userns must be {\"base\", \"size\"}");
+        cleanup_error em_error_t e = NULL;
+        if (em_security_opts_check(json_object_get(spec, "security"), &e) < 0)
+                return em_error_set_code(err, EPERM, "spec security: %s", em_error_msg(e));
+        return 0;
+}
+
 static int check_config(const json_t *cfg, em_error_t *err)
 {
         const char *user = em_json_str(cfg, "User"), *wd = em_json_str(cfg, "WorkingDir");
@@ -196,7 +215,7 @@ int em_policy_check_spec(const struct em_policy *policy, const json_t *spec, con
                    (cpus && !json_is_number(cpus)) || (cpus && json_number_value(cpus) < 0)) {
                 em_error_set(err, EPERM, "spec memory/cpus must be non-negative numbers");
         } else if (check_ip(policy, json_object_get(spec, "ip"), err) == 0 &&
-                   check_layers(spec, diff_ids, err) == 0 &&
+                   check_layers(spec, diff_ids, err) == 0 && check_security(spec, err) == 0 &&
                    check_strv(json_object_get(spec, "env"), "env", true, err) == 0 &&
                    check_strv(json_object_get(spec, "cmd"), "cmd", false, err) == 0 &&
                    check_config(json_object_get(spec, "image_config"), err) == 0) {

@@ -48,6 +48,9 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL DEFAULT 0,"
     " started_at INTEGER NOT NULL DEFAULT 0,"
     " finished_at INTEGER NOT NULL DEFAULT 0);",
+    /* 2: each container's host ID range (user namespace), 0/0 for none. */
+    "ALTER TABLE containers ADD COLUMN id_base INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE containers ADD COLUMN id_size INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int db_fail(struct em_state *st, int rc, const char *what, em_error_t *err)
@@ -311,7 +314,7 @@ static char *col_dup(sqlite3_stmt *s, int i)
 
 #define REC_COLUMNS                                                                                \
         "name, image, image_digest, ip, spec, state, pid, exit_code, created_at, started_at,"      \
-        " finished_at"
+        " finished_at, id_base, id_size"
 
 static struct em_container_rec *rec_from_row(sqlite3_stmt *s)
 {
@@ -332,6 +335,8 @@ static struct em_container_rec *rec_from_row(sqlite3_stmt *s)
         r->created_at = sqlite3_column_int64(s, 8);
         r->started_at = sqlite3_column_int64(s, 9);
         r->finished_at = sqlite3_column_int64(s, 10);
+        r->ids.base = (uint32_t)sqlite3_column_int64(s, 11);
+        r->ids.size = (uint32_t)sqlite3_column_int64(s, 12);
         if (r->name == NULL || r->image == NULL)
                 em_container_rec_free(&r);
         return r;
@@ -477,4 +482,133 @@ int em_state_container_set_exit(struct em_state *st, const char *name, int exit_
 int em_state_container_delete(struct em_state *st, const char *name, em_error_t *err)
 {
         return run_name_stmt(st, "DELETE FROM containers WHERE name = ?", name, 0, err);
+}
+
+bool em_idpool_has_slot(const struct em_idpool *pool, const struct em_idrange *r)
+{
+        return pool->size > 0 && r->size == pool->size && r->base >= pool->first &&
+               (r->base - pool->first) % pool->size == 0 &&
+               (r->base - pool->first) / pool->size < pool->slots;
+}
+
+struct used_ranges {
+        struct em_idrange *v;
+        size_t n;
+};
+
+/* Every range held by a container other than `name`; *mine gets name's. */
+static int collect_ranges(struct em_state *st, const char *name, struct used_ranges *u,
+                          struct em_idrange *mine, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        int rc;
+
+        if (prepare(st, "SELECT name, id_base, id_size FROM containers WHERE id_size > 0", &s,
+                    err) < 0)
+                return -1;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct em_idrange r = {(uint32_t)sqlite3_column_int64(s, 1),
+                                       (uint32_t)sqlite3_column_int64(s, 2)};
+                if (strcmp((const char *)sqlite3_column_text(s, 0), name) == 0) {
+                        *mine = r;
+                        continue;
+                }
+                struct em_idrange *nv = realloc(u->v, (u->n + 1) * sizeof(*nv));
+                if (nv == NULL)
+                        return em_error_set(err, ENOMEM, "listing ID ranges");
+                u->v = nv;
+                u->v[u->n++] = r;
+        }
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "listing ID ranges", err);
+}
+
+static bool range_free(const struct used_ranges *u, const struct em_idrange *r)
+{
+        uint64_t end = (uint64_t)r->base + r->size;
+
+        for (size_t i = 0; i < u->n; i++) {
+                if (r->base < (uint64_t)u->v[i].base + u->v[i].size && u->v[i].base < end)
+                        return false;
+        }
+        return true;
+}
+
+static uint32_t name_hash(const char *name)
+{
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (; *name; name++)
+                h = (h ^ (uint8_t)*name) * 16777619u;
+        return h;
+}
+
+static int pick_range(const struct used_ranges *u, const char *name, const struct em_idpool *pool,
+                      const struct em_idrange *preferred, struct em_idrange *out, em_error_t *err)
+{
+        if (preferred && em_idpool_has_slot(pool, preferred) && range_free(u, preferred)) {
+                *out = *preferred;
+                return 0;
+        }
+        uint32_t start = name_hash(name) % pool->slots;
+        for (uint32_t i = 0; i < pool->slots; i++) {
+                uint32_t slot = (start + i) % pool->slots;
+                struct em_idrange r = {pool->first + slot * pool->size, pool->size};
+                if (range_free(u, &r)) {
+                        *out = r;
+                        return 0;
+                }
+        }
+        return em_error_set(err, ENOSPC, "all %u ID ranges of this host are in use", pool->slots);
+}
+
+static int store_range(struct em_state *st, const char *name, const struct em_idrange *r,
+                       em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "UPDATE containers SET id_base = ?, id_size = ? WHERE name = ?", &s, err) <
+            0)
+                return -1;
+        sqlite3_bind_int64(s, 1, r->base);
+        sqlite3_bind_int64(s, 2, r->size);
+        sqlite3_bind_text(s, 3, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return db_fail(st, rc, "storing an ID range", err);
+        if (sqlite3_changes(st->db) == 0)
+                return em_error_set(err, ENOENT, "no container named '%s'", name);
+        return 0;
+}
+
+static int idrange_allocate_locked(struct em_state *st, const char *name,
+                                   const struct em_idpool *pool, const struct em_idrange *preferred,
+                                   struct em_idrange *out, em_error_t *err)
+{
+        struct used_ranges u = {0};
+        struct em_idrange mine = {0, 0};
+        int rc = collect_ranges(st, name, &u, &mine, err);
+
+        if (rc == 0 && em_idpool_has_slot(pool, &mine) && range_free(&u, &mine))
+                *out = mine;
+        else if (rc == 0)
+                rc = pick_range(&u, name, pool, preferred, out, err);
+        free(u.v);
+        return rc < 0 ? -1 : store_range(st, name, out, err);
+}
+
+int em_state_idrange_allocate(struct em_state *st, const char *name, const struct em_idpool *pool,
+                              const struct em_idrange *preferred, struct em_idrange *out,
+                              em_error_t *err)
+{
+        if (pool->size == 0 || pool->slots == 0 ||
+            (uint64_t)pool->first + (uint64_t)pool->slots * pool->size > UINT32_MAX)
+                return em_error_set(err, EINVAL, "invalid ID pool (%u ranges of %u from %u)",
+                                    pool->slots, pool->size, pool->first);
+        if (exec_sql(st, "BEGIN IMMEDIATE", err) < 0)
+                return -1;
+        if (idrange_allocate_locked(st, name, pool, preferred, out, err) < 0) {
+                rollback(st);
+                return em_error_wrap(err, "allocating an ID range for %s", name);
+        }
+        return exec_sql(st, "COMMIT", err);
 }

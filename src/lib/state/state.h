@@ -12,7 +12,7 @@
 
 #include "util/error.h"
 
-#define EM_STATE_SCHEMA_VERSION 1
+#define EM_STATE_SCHEMA_VERSION 2
 #define EM_DEFAULT_SUBNET       "10.88.0.0/16"
 
 enum em_cstate {
@@ -30,6 +30,17 @@ const char *em_cstate_name(enum em_cstate s);
 /* -1 for an unknown name. */
 int em_cstate_parse(const char *name);
 
+/* A container's host ID range: ids 0..size-1 inside its user namespace are
+ * host ids base..base+size-1 outside. size 0: no range (the host's ids). */
+struct em_idrange {
+        uint32_t base, size;
+};
+
+/* Where a host takes ranges from: `slots` ranges of `size` ids from `first`. */
+struct em_idpool {
+        uint32_t first, slots, size;
+};
+
 struct em_container_rec {
         char *name;
         char *image;        /* reference as given by the user */
@@ -40,6 +51,7 @@ struct em_container_rec {
         int pid;                                     /* container init pid on the host, 0 if none */
         int exit_code;                               /* -1 if unknown */
         int64_t created_at, started_at, finished_at; /* unix ms, 0 if never */
+        struct em_idrange ids;                       /* its host ID range, size 0 if none */
 };
 void em_container_rec_free(struct em_container_rec **r);
 #define cleanup_container_rec __attribute__((cleanup(em_container_rec_free)))
@@ -77,6 +89,18 @@ int em_state_container_transition(struct em_state *st, const char *name, unsigne
 int em_state_container_set_exit(struct em_state *st, const char *name, int exit_code,
                                 em_error_t *err);
 int em_state_container_delete(struct em_state *st, const char *name, em_error_t *err);
+
+/* Gives container `name` (which must exist) a range of `pool` that overlaps
+ * no other container's, in one transaction, and stores it in its row:
+ * `preferred` if it is a free slot of the pool (a migration keeps the
+ * source's range where it can), else a slot chosen by a hash of the name
+ * (so hosts tend to agree on it), else the next free one. A container that
+ * already has a range of this pool keeps it. ENOSPC when the pool is full. */
+int em_state_idrange_allocate(struct em_state *st, const char *name, const struct em_idpool *pool,
+                              const struct em_idrange *preferred, struct em_idrange *out,
+                              em_error_t *err);
+/* True if r is one slot of pool. */
+bool em_idpool_has_slot(const struct em_idpool *pool, const struct em_idrange *r);
 
 /* Lowest free host address of subnet (skipping the network address, .1 and
  * the broadcast address) not used by any container row. */
