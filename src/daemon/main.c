@@ -72,6 +72,8 @@ static const char usage[] =
     "                        this range (repeatable; default 10.88.0.0/16): the\n"
     "                        IP becomes a host route here\n"
     "  --registry HOST:PORT  pull missing image layers from this registry first\n"
+    "                        (HTTPS), whatever registry the peer's image name\n"
+    "                        names, by the manifest digest the peer sent\n"
     "  --registry-insecure   the registry speaks plain HTTP (loopback)\n"
     "  --io-timeout SECONDS  drop a session whose peer makes no progress for this\n"
     "                        long (default 120); what it staged is rolled back\n"
@@ -231,6 +233,11 @@ static int parse_args(int argc, char **argv, struct daemon_opts *o)
                         break;
                 case 'R':
                         o->target.registry = optarg;
+                        if (strchr(optarg, '/') != NULL || *optarg == '\0') {
+                                fprintf(stderr, "edgemigd: --registry takes HOST[:PORT], not a "
+                                                "URL (HTTPS unless --registry-insecure)\n");
+                                return 2;
+                        }
                         break;
                 case 'V': {
                         cleanup_error em_error_t e = NULL;

@@ -12,7 +12,9 @@ command -v jq >/dev/null || skip "jq not installed"
 
 T=$(mktemp -d /tmp/em-hostile-XXXXXX)
 DPID=""
+FAKE=""
 cleanup() {
+	[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	rm -rf "$T"
 }
@@ -101,6 +103,39 @@ for ip in 8.8.8.8 10.77.2.2; do
 done
 hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
 [ "$(outcome)" = completed ] || fail "service IP inside the range refused: $(cat "$T/out")"
+
+# --- registry: only --registry HOST, only HTTP(S), by digest (issue 15) -----
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+P1=$(freeport)
+P2=$(freeport)
+python3 "$REPO/tests/helpers/fake-registry.py" "$T/fake.log" "$P1" "$P2" "gopher://127.0.0.1:$P2/x" &
+FAKE=$!
+wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$P1/v2/" || fail "fake registry did not start"
+rm -f "$T/fake.log"
+# A token realm of another protocol is never fetched.
+if "$EM" --root "$T/r" image pull --insecure "127.0.0.1:$P1/a/b:latest" 2>"$T/err"; then
+	fail "pull from the fake registry succeeded"
+fi
+grep -q "registry GET" "$T/fake.log" || fail "the pull never reached the fake registry: $(cat "$T/err")"
+! grep -q "listener" "$T/fake.log" || fail "the gopher:// token realm was fetched: $(cat "$T/err")"
+# edgemigd --registry pulls from that registry only, whatever host the
+# peer's image name names, and by the plan's manifest digest.
+daemon_stop
+D_KEEP=$D
+D=$T/d2
+daemon_start --registry "$REGISTRY" --registry-insecure
+rm -f "$T/fake.log"
+hp evil-a plan --image busybox --container reg --arg name="127.0.0.1:$P1/edgemig/busybox:latest"
+[ "$(outcome)" = completed ] || fail "plan with a foreign registry name: $(cat "$T/out")"
+[ ! -e "$T/fake.log" ] || fail "edgemigd contacted the peer's registry: $(cat "$T/fake.log")"
+[ "$(jq '.missing | length' "$T/out")" = 0 ] ||
+	fail "edgemigd did not pull from --registry $REGISTRY: $(cat "$T/out")"
+"$EM" --root "$D" image ls --json | jq -e --arg n "$REGISTRY/edgemig/busybox@$bb" \
+	'any(.[]; .name == $n)' >/dev/null || fail "not pulled by digest: $("$EM" --root "$D" image ls --json)"
+kill "$FAKE"
+wait "$FAKE" 2>/dev/null || true
+FAKE=""
+D=$D_KEEP
 
 # The operator's ranges replace the default.
 daemon_stop

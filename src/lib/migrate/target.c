@@ -20,6 +20,7 @@
 #include "migrate/report.h"
 #include "migrate/session.h"
 #include "migrate/sync.h"
+#include "store/ref.h"
 #include "store/store.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -146,19 +147,24 @@ static bool blob_present(struct target *t, const json_t *b)
         return em_path_exists(path);
 }
 
+/* From our --registry only, whatever host the peer's name names, and by
+ * the plan's manifest digest: the registry cannot substitute an image. */
 static int try_registry_pull(struct target *t, em_error_t *err)
 {
         const char *name = em_json_str(t->image, "name");
+        const char *manifest = em_json_str(t->image, "manifest_digest");
         struct em_registry_opts ro = {.insecure = t->o->registry_insecure};
         cleanup_image_info struct em_image_info *info = NULL;
+        cleanup_free char *ref = NULL;
         em_error_t perr = NULL;
 
         if (t->o->registry == NULL || name == NULL)
                 return 0;
-        if (em_store_pull(t->store, name, &ro, &info, &perr) < 0) {
+        if (em_ref_pin(name, t->o->registry, manifest, &ref, &perr) < 0 ||
+            em_store_pull(t->store, ref, &ro, &info, &perr) < 0) {
                 em_log_warn("session %s: registry pull of %s failed, the source will stream "
                             "the layers: %s",
-                            t->session, name, em_error_msg(perr));
+                            t->session, ref ? ref : name, em_error_msg(perr));
                 em_error_free(&perr);
         }
         return 0;

@@ -100,3 +100,25 @@ char *em_ref_string(const struct em_ref *r)
                 asprintf(&out, "%s/%s:%s", r->registry, r->repo, r->tag);
         return out;
 }
+
+int em_ref_pin(const char *name, const char *registry, const char *digest, char **out,
+               em_error_t *err)
+{
+        struct em_ref r;
+
+        if (!em_digest_valid(digest))
+                return em_error_set(err, EINVAL, "image %s: bad digest", name);
+        if (em_ref_parse(name, &r, err) < 0)
+                return -1;
+        free(r.tag);
+        free(r.digest);
+        r.tag = NULL;
+        r.digest = strdup(digest);
+        if (registry != NULL) {
+                free(r.registry);
+                r.registry = strdup(registry);
+        }
+        *out = r.digest && r.registry ? em_ref_string(&r) : NULL;
+        em_ref_free(&r);
+        return *out ? 0 : em_error_set(err, ENOMEM, "image reference");
+}

@@ -23,5 +23,10 @@ void em_ref_free(struct em_ref *r);
 #define cleanup_ref __attribute__((cleanup(em_ref_free)))
 /* malloc'd "registry/repo:tag" or "registry/repo@digest". */
 char *em_ref_string(const struct em_ref *r);
+/* The digest reference "<registry>/<repository of name>@<digest>"
+ * (malloc'd): name's tag and digest are dropped, and registry (NULL: name's
+ * own) replaces its registry. For names that come from a peer. */
+int em_ref_pin(const char *name, const char *registry, const char *digest, char **out,
+               em_error_t *err);
 
 #endif

@@ -24,6 +24,7 @@ struct client {
         CURL *curl;
         struct em_ref ref;
         char *base; /* scheme://host */
+        bool plain; /* plain HTTP (--insecure: a loopback test registry) */
         char *token;
         const struct em_registry_opts *o;
 };
@@ -161,6 +162,11 @@ static int setup_req(struct client *c, const struct req *q, struct curl_slist **
 
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, q->url);
+        /* Registries, their blob redirects and token realms are HTTPS (or
+         * plain HTTP for an --insecure one), never any
+         * other protocol libcurl speaks (file, gopher, ...). */
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->plain ? "http,https" : "https");
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, c->plain ? "http,https" : "https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
@@ -307,7 +313,8 @@ static int client_init(struct client *c, const char *ref, const struct em_regist
                 return -1;
         const char *host =
             strcmp(c->ref.registry, "docker.io") == 0 ? "registry-1.docker.io" : c->ref.registry;
-        if (asprintf(&c->base, "%s://%s", o->insecure ? "http" : "https", host) < 0)
+        c->plain = o->insecure;
+        if (asprintf(&c->base, "%s://%s", c->plain ? "http" : "https", host) < 0)
                 return em_error_set(err, ENOMEM, "url");
         c->curl = curl_easy_init();
         if (c->curl == NULL)

@@ -268,19 +268,10 @@ int em_store_image_add(struct em_store *s, const char *name, const char *manifes
 int em_store_image_add_pinned(struct em_store *s, const char *name, const char *manifest_digest,
                               char **registered, em_error_t *err)
 {
-        cleanup_ref struct em_ref ref = {0};
         cleanup_free char *pinned = NULL;
 
-        if (!em_digest_valid(manifest_digest))
-                return em_error_set(err, EINVAL, "image %s: bad manifest digest", name);
-        if (em_ref_parse(name, &ref, err) < 0)
+        if (em_ref_pin(name, NULL, manifest_digest, &pinned, err) < 0)
                 return em_error_wrap(err, "image name from the peer");
-        free(ref.tag);
-        free(ref.digest);
-        ref.tag = NULL;
-        ref.digest = strdup(manifest_digest);
-        if (ref.digest == NULL || (pinned = em_ref_string(&ref)) == NULL)
-                return em_error_set(err, ENOMEM, "image name");
         if (em_store_image_add(s, pinned, manifest_digest, err) < 0)
                 return -1;
         if (registered != NULL)
