@@ -44,6 +44,7 @@ int cmd_exec(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_stop(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_rm(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_checkpoint_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err);

@@ -12,6 +12,7 @@
 
 static const char ckpt_usage[] =
     "Usage: edgemig checkpoint NAME --to DIR [--leave-running] [--json]\n"
+    "       edgemig checkpoint inspect DIR [--json]   (see its --help)\n"
     "\n"
     "Checkpoint a running container with runc and CRIU into DIR (new or empty):\n"
     "  DIR/criu/            CRIU images and dump.log\n"
@@ -47,6 +48,14 @@ static int report(bool json, const char *name, const char *dir, double secs, em_
         return em_json_print(j, err) < 0 ? 1 : 0;
 }
 
+static bool has_to(int argc, char **argv)
+{
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--to") == 0 || strncmp(argv[i], "--to=", 5) == 0)
+                        return true;
+        return false;
+}
+
 int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         static const struct option opts[] = {{"to", required_argument, NULL, 't'},
@@ -59,6 +68,10 @@ int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         bool json = false;
         int c;
 
+        /* `checkpoint inspect DIR`; a container named "inspect" is still
+         * checkpointed with `checkpoint inspect --to DIR`. */
+        if (argc >= 2 && strcmp(argv[1], "inspect") == 0 && !has_to(argc, argv))
+                return cmd_checkpoint_inspect(cli, argc - 1, argv + 1, err);
         if (cli_wants_help(argc, argv)) {
                 cli_print_help(ckpt_usage);
                 return 0;

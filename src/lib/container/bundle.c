@@ -302,3 +302,13 @@ int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json
         *out = cfg;
         return 0;
 }
+
+const char *const *em_bundle_masked_paths(void)
+{
+        return masked_paths;
+}
+
+const char *const *em_bundle_readonly_paths(void)
+{
+        return readonly_paths;
+}

@@ -26,4 +26,9 @@ int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json
 int em_bundle_resolve_user(const char *rootfs, const char *user, uid_t *uid, gid_t *gid,
                            em_error_t *err);
 
+/* The /proc and /sys paths config.json masks and makes read-only
+ * (NULL-terminated): the mounts a restored checkpoint may have there. */
+const char *const *em_bundle_masked_paths(void);
+const char *const *em_bundle_readonly_paths(void);
+
 #endif

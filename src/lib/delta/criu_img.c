@@ -12,38 +12,6 @@
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 
-size_t em_pb_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-        uint64_t r = 0;
-
-        for (size_t i = 0; i < 10 && p + i < end; i++) {
-                uint8_t b = p[i];
-                /* The 10th byte may only carry the top bit of a u64. */
-                if (i == 9 && b > 1)
-                        return 0;
-                r |= (uint64_t)(b & 0x7f) << (7 * i);
-                if (!(b & 0x80)) {
-                        *v = r;
-                        return i + 1;
-                }
-        }
-        return 0;
-}
-
-size_t em_pb_put_varint(uint8_t *p, uint64_t v)
-{
-        size_t n = 0;
-
-        do {
-                p[n] = (uint8_t)(v & 0x7f);
-                v >>= 7;
-                if (v != 0)
-                        p[n] |= 0x80;
-                n++;
-        } while (v != 0);
-        return n;
-}
-
 static uint32_t get32(const uint8_t *p)
 {
         return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |

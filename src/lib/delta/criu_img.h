@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint/pbwire.h"
 #include "util/error.h"
 
 #define EM_CRIU_IMG_MAGIC     0x54564319u
@@ -79,10 +80,5 @@ void em_pages_img_name(uint32_t pages_id, char *out, size_t len);
 /* Names of the pagemap*.img files in a CRIU image dir (NULL-terminated,
  * sorted; free with em_strv_free). */
 int em_pagemap_list(int dirfd, char ***names, em_error_t *err);
-
-/* Protobuf primitives (exposed for tests). Return bytes used, or 0 on
- * malformed / truncated input. */
-size_t em_pb_get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v);
-size_t em_pb_put_varint(uint8_t *p, uint64_t v); /* p has >= 10 bytes */
 
 #endif

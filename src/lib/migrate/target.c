@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint/ckpt_validate.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/journal.h"
@@ -286,6 +287,18 @@ static int verify_images(struct target *t, const json_t *final, em_error_t *err)
         return 0;
 }
 
+/* CRIU restores what the images say, as root: they are held to this host's
+ * policy, not the source's, before anything runs (checkpoint/ckpt_validate.h). */
+static int check_images(struct target *t, em_error_t *err)
+{
+        struct em_ckpt_policy p;
+
+        em_ckpt_policy_default(&p);
+        if (em_ckpt_validate_dir(t->images, &p, err) < 0)
+                return em_error_wrap(err, "refusing the checkpoint of %s", t->peer.container);
+        return 0;
+}
+
 /* Where the target's share of the downtime goes, for the source's report. */
 static void time_step(json_t *timing, const char *step, int64_t *t0)
 {
@@ -328,7 +341,8 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
             em_fault("target.after-final", em_conn_fd(t->conn), err) < 0)
                 return -1;
-        if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0)
+        if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0 ||
+            check_images(t, err) < 0)
                 return -1;
         time_step(timing, "verify_ms", &t0);
         if (json_object_get(final, "lazy") != NULL) /* post-copy: migrate/postcopy.h */

@@ -1,0 +1,429 @@
+#include "checkpoint/ckpt_validate.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "container/bundle.h"
+
+#define REFUSE(err, ...) em_error_set_code(err, EPERM, __VA_ARGS__)
+
+void em_ckpt_policy_default(struct em_ckpt_policy *p)
+{
+        memset(p, 0, sizeof(*p));
+        p->cap_mask = EM_CKPT_DEFAULT_CAPS;
+        p->id_first = 0;
+        p->id_count = 65536;
+        p->no_new_privs = true;
+        p->masked = em_bundle_masked_paths();
+        p->readonly = em_bundle_readonly_paths();
+}
+
+/* ---- image names ---- */
+
+/* Images CRIU would read besides files.img (legacy per-kind file images,
+ * creds of old dumps) or that act on the host (binfmt_misc, network
+ * configuration of a namespace the target owns, autofs, BPF maps). */
+static const char *const refused_images[] = {
+    "reg-files.img",  "ext-files.img",   "ns-files.img",   "inetsk.img",        "unixsk.img",
+    "packetsk.img",   "netlinksk.img",   "tunfile.img",    "eventfd.img",       "eventpoll.img",
+    "signalfd.img",   "inotify.img",     "fanotify.img",   "fanotify-mark.img", "timerfd.img",
+    "fifo.img",       "pipes.img",       "tty.img",        "creds-*.img",       "binfmt-misc*.img",
+    "netdev-*.img",   "ifaddr-*.img",    "route-*.img",    "route6-*.img",      "rule-*.img",
+    "iptables-*.img", "ip6tables-*.img", "nftables-*.img", "netns-ct-*.img",    "netns-exp-*.img",
+    "autofs-*.img",   "bpfmap-*.img",    "apparmor.img",   "vmas-*.img",        NULL,
+};
+
+static int check_names(const struct em_ckpt_info *ci, em_error_t *err)
+{
+        for (char **n = ci->names; *n; n++)
+                for (const char *const *r = refused_images; *r; r++)
+                        if (fnmatch(*r, *n, 0) == 0)
+                                return REFUSE(err,
+                                              "%s: an image of a kind edgemig does not restore "
+                                              "from a peer (legacy or host-level)",
+                                              *n);
+        return 0;
+}
+
+/* ---- threads: capabilities, ids, no_new_privs, seccomp ---- */
+
+static int check_caps(const char *img, uint32_t tid, const char *set, const struct em_ck_caps *c,
+                      uint64_t allowed, em_error_t *err)
+{
+        bool beyond;
+        uint64_t extra = em_ck_caps_mask(c, &beyond) & ~allowed;
+
+        if (beyond)
+                return REFUSE(err,
+                              "%s: thread %u %s has capability bits above 63, beyond the "
+                              "profile",
+                              img, tid, set);
+        if (extra == 0)
+                return 0;
+        unsigned bit = (unsigned)__builtin_ctzll(extra);
+        const char *name = em_cap_name(bit);
+        return REFUSE(err, "%s: thread %u %s has %s (bit %u), beyond the profile", img, tid, set,
+                      name ? name : "an unknown capability", bit);
+}
+
+static int check_id(const char *img, uint32_t tid, const char *what, uint32_t id,
+                    const struct em_ckpt_policy *p, em_error_t *err)
+{
+        if (id >= p->id_first && id - p->id_first < p->id_count)
+                return 0;
+        return REFUSE(err, "%s: thread %u %s %u is outside the container's range %u-%u", img, tid,
+                      what, id, p->id_first, p->id_first + p->id_count - 1);
+}
+
+static int check_ids(const char *img, uint32_t tid, const struct em_ck_creds *c,
+                     const struct em_ckpt_policy *p, em_error_t *err)
+{
+        const uint32_t v[] = {c->uid, c->euid, c->suid, c->fsuid,
+                              c->gid, c->egid, c->sgid, c->fsgid};
+        static const char *const names[] = {"uid", "euid", "suid", "fsuid",
+                                            "gid", "egid", "sgid", "fsgid"};
+
+        for (size_t i = 0; i < 8; i++)
+                if (check_id(img, tid, names[i], v[i], p, err) < 0)
+                        return -1;
+        for (size_t i = 0; i < c->n_groups; i++)
+                if (check_id(img, tid, "supplementary group", c->groups[i], p, err) < 0)
+                        return -1;
+        return 0;
+}
+
+/* The chain CRIU installs for a thread: its filter, then prev links. CRIU
+ * follows them without a bound, so a cycle is refused here. */
+static int check_chain(const char *img, uint32_t tid, uint32_t first, const struct em_ckpt_info *ci,
+                       const struct em_ckpt_policy *p, em_error_t *err)
+{
+        const struct em_ck_seccomp *s = &ci->seccomp;
+        bool found = p->seccomp_prog == NULL;
+        uint32_t at = first;
+
+        for (size_t steps = 0;; steps++) {
+                if (at >= s->n || steps >= s->n)
+                        return REFUSE(err,
+                                      "%s: thread %u seccomp filter chain %s (seccomp.img "
+                                      "has %zu filters)",
+                                      img, tid, at >= s->n ? "points past the end" : "loops", s->n);
+                const struct em_ck_seccomp_filter *f = &s->f[at];
+                if (f->len == p->seccomp_len && p->seccomp_prog &&
+                    memcmp(f->prog, p->seccomp_prog, f->len) == 0)
+                        found = true;
+                if (!f->has_prev)
+                        break;
+                at = f->prev;
+        }
+        if (!found)
+                return REFUSE(err,
+                              "%s: thread %u seccomp filters do not include the profile's "
+                              "filter: weaker than the profile",
+                              img, tid);
+        return 0;
+}
+
+static int check_seccomp(const char *img, const struct em_ckpt_thread *t,
+                         const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
+                         em_error_t *err)
+{
+        const struct em_ck_core *c = &t->core;
+        uint32_t mode = c->has_seccomp ? c->seccomp_mode : c->old_seccomp_mode;
+        uint32_t filter = c->has_seccomp ? c->seccomp_filter : c->old_seccomp_filter;
+
+        if (mode > EM_CK_SECCOMP_FILTER)
+                return REFUSE(err, "%s: thread %u seccomp_mode %u is unknown", img, t->tid, mode);
+        if (mode == EM_CK_SECCOMP_FILTER)
+                return check_chain(img, t->tid, filter, ci, p, err);
+        if (p->seccomp && mode != EM_CK_SECCOMP_STRICT)
+                return REFUSE(err,
+                              "%s: thread %u seccomp_mode is disabled, weaker than the "
+                              "profile (a filter is required)",
+                              img, t->tid);
+        return 0;
+}
+
+static int check_thread(const struct em_ckpt_thread *t, const struct em_ckpt_info *ci,
+                        const struct em_ckpt_policy *p, em_error_t *err)
+{
+        char img[32];
+        const struct em_ck_creds *c = &t->core.creds;
+
+        snprintf(img, sizeof(img), "core-%u.img", t->tid);
+        if (!t->core.has_thread || !t->core.has_creds)
+                return REFUSE(err, "%s: thread %u has no thread_core creds", img, t->tid);
+        if (check_caps(img, t->tid, "cap_eff", &c->eff, p->cap_mask, err) < 0 ||
+            check_caps(img, t->tid, "cap_prm", &c->prm, p->cap_mask, err) < 0 ||
+            check_caps(img, t->tid, "cap_inh", &c->inh, p->cap_mask, err) < 0 ||
+            check_caps(img, t->tid, "cap_bnd", &c->bnd, p->cap_mask, err) < 0 ||
+            check_caps(img, t->tid, "cap_amb", &c->amb, p->cap_mask, err) < 0 ||
+            check_ids(img, t->tid, c, p, err) < 0)
+                return -1;
+        if (p->no_new_privs && !(c->has_nnp && c->no_new_privs))
+                return REFUSE(err, "%s: thread %u no_new_privs is off; the profile requires it",
+                              img, t->tid);
+        return check_seccomp(img, t, ci, p, err);
+}
+
+/* Every thread CRIU will restore has its core image, every task its ids. */
+static int check_tree(const struct em_ckpt_info *ci, em_error_t *err)
+{
+        for (size_t i = 0; i < ci->n_tasks; i++) {
+                const struct em_ck_pstree *t = &ci->tasks[i];
+                if (em_ckpt_ids(ci, t->pid) == NULL)
+                        return REFUSE(err, "pstree.img: task %u has no ids-%u.img", t->pid, t->pid);
+                for (size_t k = 0; k < t->n_threads; k++)
+                        if (em_ckpt_thread(ci, t->threads[k]) == NULL)
+                                return REFUSE(err, "pstree.img: thread %u has no core-%u.img",
+                                              t->threads[k], t->threads[k]);
+        }
+        return 0;
+}
+
+/* ---- namespaces ---- */
+
+static bool own_kind(int k, const struct em_ckpt_policy *p)
+{
+        return k == EM_CK_NS_PID || k == EM_CK_NS_NET || k == EM_CK_NS_IPC || k == EM_CK_NS_UTS ||
+               k == EM_CK_NS_MNT || (k == EM_CK_NS_USER && p->userns);
+}
+
+/* CRIU restores a task whose namespace id equals the inventory's root id
+ * into CRIU's own namespace: the host's. */
+static int check_task_ns(const struct em_ckpt_ids *t, const struct em_ck_ids *init,
+                         const struct em_ck_ids *root, const struct em_ckpt_policy *p,
+                         em_error_t *err)
+{
+        for (int k = EM_CK_NS_FIRST; k <= EM_CK_NS_LAST; k++) {
+                bool has = t->ids.seen >> k & 1, root_has = root->seen >> k & 1;
+                const char *n = em_ck_ns_name(k);
+                if (own_kind(k, p) && (!has || !root_has || t->ids.id[k] == root->id[k]))
+                        return REFUSE(err,
+                                      "ids-%u.img: task %u %s_ns_id is %s, not the "
+                                      "container's own",
+                                      t->pid, t->pid, n, has ? "the host's" : "missing");
+                if (k == EM_CK_NS_USER && !p->userns && has && root_has &&
+                    t->ids.id[k] != root->id[k])
+                        return REFUSE(err,
+                                      "ids-%u.img: task %u user_ns_id %u: a user namespace "
+                                      "the profile does not give",
+                                      t->pid, t->pid, t->ids.id[k]);
+                if (has != (bool)(init->seen >> k & 1) || t->ids.id[k] != init->id[k])
+                        return REFUSE(err,
+                                      "ids-%u.img: task %u %s_ns_id differs from the "
+                                      "container init's",
+                                      t->pid, t->pid, n);
+        }
+        return 0;
+}
+
+static int check_namespaces(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
+                            em_error_t *err)
+{
+        const struct em_ckpt_ids *init = em_ckpt_ids(ci, ci->tasks[0].pid);
+
+        if (!ci->inv.has_root_ids)
+                return REFUSE(err, "inventory.img: no root_ids");
+        if (ci->tasks[0].ppid != 0)
+                return REFUSE(err, "pstree.img: the first task %u has parent %u, not 0",
+                              ci->tasks[0].pid, ci->tasks[0].ppid);
+        for (size_t i = 0; i < ci->n_tasks; i++)
+                if (check_task_ns(em_ckpt_ids(ci, ci->tasks[i].pid), &init->ids, &ci->inv.root_ids,
+                                  p, err) < 0)
+                        return -1;
+        return 0;
+}
+
+/* CRIU writes a user namespace's maps from userns-*.img (checked here with
+ * runc 1.1.5 and CRIU 4.2.1: an edited map is the one the restored
+ * container gets), so the map must be exactly the container's. */
+static int check_map(const char *img, const char *which, const struct em_ck_extent *e, size_t n,
+                     const struct em_ck_extent *want, em_error_t *err)
+{
+        if (n == 1 && e[0].first == want->first && e[0].lower_first == want->lower_first &&
+            e[0].count == want->count)
+                return 0;
+        if (n == 0)
+                return REFUSE(err, "%s: empty %s", img, which);
+        return REFUSE(err, "%s: %s %u %u %u%s is not the container's range %u %u %u", img, which,
+                      e[0].first, e[0].lower_first, e[0].count, n > 1 ? " (and more)" : "",
+                      want->first, want->lower_first, want->count);
+}
+
+static int check_userns(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
+                        em_error_t *err)
+{
+        if (!p->userns) {
+                if (ci->n_userns > 0)
+                        return REFUSE(err,
+                                      "%s: a user namespace the profile does not give this "
+                                      "container",
+                                      ci->userns_img);
+                return 0;
+        }
+        if (ci->n_userns != 1 || !ci->has_userns)
+                return REFUSE(err, "%s user namespace images (the container has exactly one)",
+                              ci->n_userns ? "nested" : "no");
+        if (check_map(ci->userns_img, "uid_map", ci->userns->uid, ci->userns->n_uid, &p->uid_map,
+                      err) < 0)
+                return -1;
+        return check_map(ci->userns_img, "gid_map", ci->userns->gid, ci->userns->n_gid, &p->gid_map,
+                         err);
+}
+
+/* ---- mounts ---- */
+
+enum { FS_PROC = 1, FS_SYSFS = 2, FS_TMPFS = 5, FS_DEVPTS = 6, FS_MQUEUE = 14 };
+#define MS_RDONLY_BIT 1u
+
+static const struct {
+        const char *at;
+        uint32_t fstype;
+        bool ro;
+} base_mounts[] = {
+    {"/proc", FS_PROC, false},         {"/dev", FS_TMPFS, false},
+    {"/dev/pts", FS_DEVPTS, false},    {"/dev/shm", FS_TMPFS, false},
+    {"/dev/mqueue", FS_MQUEUE, false}, {"/sys", FS_SYSFS, true},
+};
+
+/* Device nodes runc binds from the host in a user namespace, and the
+ * /dev/null it binds over masked files: the target maps these keys to its
+ * own files (runc --ext-mount-map), so the peer names only the key. */
+static const char *const device_binds[] = {"/dev/null",    "/dev/zero", "/dev/full", "/dev/random",
+                                           "/dev/urandom", "/dev/tty",  NULL};
+
+static bool in_list(const char *s, const char *const *v)
+{
+        for (; v && *v; v++)
+                if (strcmp(s, *v) == 0)
+                        return true;
+        return false;
+}
+
+static bool base_ok(const struct em_ck_mount *m)
+{
+        for (size_t i = 0; i < sizeof(base_mounts) / sizeof(base_mounts[0]); i++)
+                if (strcmp(m->mountpoint, base_mounts[i].at) == 0)
+                        return m->fstype == base_mounts[i].fstype &&
+                               (!base_mounts[i].ro || (m->flags & MS_RDONLY_BIT));
+        return false;
+}
+
+static bool mount_ok(const struct em_ck_mount *m, const struct em_ckpt_policy *p)
+{
+        bool ro = (m->flags & MS_RDONLY_BIT) != 0;
+
+        if (m->ext_key != NULL || m->ext_mount)
+                return m->ext_key && in_list(m->ext_key, device_binds) &&
+                       (in_list(m->mountpoint, device_binds) ||
+                        (in_list(m->mountpoint, p->masked) &&
+                         strcmp(m->ext_key, "/dev/null") == 0));
+        if (base_ok(m))
+                return true;
+        if (in_list(m->mountpoint, p->masked))
+                return m->fstype == FS_TMPFS && ro;
+        if (in_list(m->mountpoint, p->readonly))
+                return m->fstype == FS_PROC && ro;
+        return false;
+}
+
+static int check_mounts(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
+                        em_error_t *err)
+{
+        size_t roots = 0;
+
+        for (size_t i = 0; i < ci->n_mounts; i++) {
+                const struct em_ck_mount *m = &ci->mounts[i].m;
+                if (strcmp(m->mountpoint, "/") == 0 && m->ext_key == NULL) {
+                        roots++; /* runc gives CRIU the target's own rootfs for it */
+                        continue;
+                }
+                if (!mount_ok(m, p))
+                        return REFUSE(err,
+                                      "%s: mount %u at %s (fstype %u, source %s%s%s) is not one "
+                                      "the container's config makes",
+                                      ci->mounts[i].img, m->mnt_id, m->mountpoint, m->fstype,
+                                      m->source, m->ext_key ? ", bind of " : "",
+                                      m->ext_key ? m->ext_key : "");
+        }
+        if (roots != 1)
+                return REFUSE(err, "mountpoints: %zu root mounts (the container has one)", roots);
+        return 0;
+}
+
+/* ---- files ---- */
+
+static bool path_ok(const char *path)
+{
+        const char *s = path;
+
+        while ((s = strstr(s, "..")) != NULL) {
+                bool start = s == path || s[-1] == '/', end = s[2] == 0 || s[2] == '/';
+                if (start && end)
+                        return false;
+                s += 2;
+        }
+        return true;
+}
+
+static int check_file(const struct em_ckpt_info *ci, const struct em_ck_file *f, em_error_t *err)
+{
+        switch (f->type) {
+        case EM_CK_FD_NS:
+        case EM_CK_FD_TUNF:
+        case EM_CK_FD_EXT:
+        case EM_CK_FD_BPFMAP:
+                return REFUSE(err,
+                              "files.img: file %u is a %s descriptor, which the profile "
+                              "does not allow from a peer",
+                              f->id,
+                              f->type == EM_CK_FD_NS     ? "namespace"
+                              : f->type == EM_CK_FD_TUNF ? "tun device"
+                              : f->type == EM_CK_FD_EXT  ? "external file"
+                                                         : "BPF map");
+        case EM_CK_FD_REG:
+                if (f->name == NULL || f->name[0] != '/' || !path_ok(f->name))
+                        return REFUSE(err,
+                                      "files.img: file %u path %s is not an absolute path "
+                                      "inside the container",
+                                      f->id, f->name ? f->name : "");
+                /* fall through */
+        case EM_CK_FD_UNIXSK:
+                if (f->name && f->name[0] != '@' && !path_ok(f->name))
+                        return REFUSE(err, "files.img: socket %u path %s leaves its directory",
+                                      f->id, f->name);
+                if (f->mnt_id != -1 && em_ckpt_mount(ci, (uint32_t)f->mnt_id) == NULL)
+                        return REFUSE(err,
+                                      "files.img: file %u %s is on mount %d, which is not "
+                                      "one of the container's",
+                                      f->id, f->name ? f->name : "", f->mnt_id);
+        }
+        return 0;
+}
+
+int em_ckpt_validate(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p, em_error_t *err)
+{
+        if (check_names(ci, err) < 0 || check_tree(ci, err) < 0)
+                return -1;
+        for (size_t i = 0; i < ci->n_threads; i++)
+                if (check_thread(&ci->threads[i], ci, p, err) < 0)
+                        return -1;
+        if (check_namespaces(ci, p, err) < 0 || check_userns(ci, p, err) < 0 ||
+            check_mounts(ci, p, err) < 0)
+                return -1;
+        for (size_t i = 0; i < ci->n_files; i++)
+                if (check_file(ci, &ci->files[i], err) < 0)
+                        return -1;
+        return 0;
+}
+
+int em_ckpt_validate_dir(const char *dir, const struct em_ckpt_policy *p, em_error_t *err)
+{
+        cleanup_ckpt_info struct em_ckpt_info ci = {0};
+
+        if (em_ckpt_info_load(dir, &ci, err) < 0)
+                return -1;
+        return em_ckpt_validate(&ci, p, err);
+}

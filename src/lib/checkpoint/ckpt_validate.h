@@ -1,0 +1,59 @@
+/* Judges a CRIU image directory against this host's policy before anything
+ * is restored from it. CRIU restores credentials, capabilities,
+ * no_new_privs, seccomp filters, namespaces, user-namespace ID maps, mounts
+ * and open files as the images say, and runs as root while doing so; a
+ * migration peer with a valid certificate writes those images. The
+ * validator refuses, naming the image and the field:
+ *   - capabilities (effective, permitted, inheritable, bounding, ambient)
+ *     beyond the policy's set;
+ *   - uids and gids (real, effective, saved, fs, supplementary) outside the
+ *     container's range, as its processes see them;
+ *   - a thread without no_new_privs or, when the policy requires seccomp,
+ *     one without a filter (or with a filter chain that does not hold);
+ *   - a task in the host's namespace of a kind the container has its own of,
+ *     or in a namespace other than the container init's; a user namespace the
+ *     policy does not give, or whose ID map is not the container's;
+ *   - mounts other than those the container's config.json makes, kernel file
+ *     systems other than proc/sysfs/tmpfs/devpts/mqueue, binds of host
+ *     files other than the device nodes and /dev/null masks runc makes;
+ *   - file descriptors on paths with "..", on mounts that are not in the
+ *     images, on namespaces, tun devices, BPF maps or external files;
+ *   - images of the legacy or host-level kinds CRIU would also read
+ *     (reg-files.img, creds-*.img, netdev-*.img, binfmt-misc.img, ...).
+ * What it cannot judge is listed in docs/security.md. */
+#ifndef EDGEMIG_CHECKPOINT_CKPT_VALIDATE_H
+#define EDGEMIG_CHECKPOINT_CKPT_VALIDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint/ckpt_info.h"
+#include "util/error.h"
+
+/* Docker's default capability set, the one container/bundle.c grants. */
+#define EM_CKPT_DEFAULT_CAPS 0xa80425fbull
+
+struct em_ckpt_policy {
+        uint64_t cap_mask;                    /* capabilities any thread may hold, in any set */
+        uint32_t id_first, id_count;          /* uids and gids as the container sees them */
+        bool userns;                          /* the container has its own user namespace... */
+        struct em_ck_extent uid_map, gid_map; /* ...with exactly this map (one extent) */
+        bool no_new_privs;                    /* every thread must have it */
+        bool seccomp;                         /* every thread must run under a filter... */
+        const uint8_t *seccomp_prog;          /* ...whose chain holds this program, if set */
+        size_t seccomp_len;                   /* (struct sock_filter[], 8 bytes each) */
+        const char *const *masked;            /* mount points config.json masks */
+        const char *const *readonly;          /* and makes read-only */
+};
+
+/* This host's policy for the containers it runs today: the default
+ * capabilities, no_new_privs, ids 0..65535 in the host's user namespace,
+ * no seccomp requirement (containers run without a filter yet). */
+void em_ckpt_policy_default(struct em_ckpt_policy *p);
+
+int em_ckpt_validate(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
+                     em_error_t *err);
+/* Loads dir (checkpoint/ckpt_info.h) and validates it. */
+int em_ckpt_validate_dir(const char *dir, const struct em_ckpt_policy *p, em_error_t *err);
+
+#endif

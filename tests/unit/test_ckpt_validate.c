@@ -1,0 +1,451 @@
+/* The checkpoint decoders and validator on images CRIU 4.2.1 wrote here
+ * (tests/unit/data/criu-4.2.1-*: a busybox container of `edgemig
+ * checkpoint`, and one runc ran in a user namespace mapped 0 100000 65536),
+ * and on copies with one image replaced by a crafted, hostile one. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "checkpoint/ckpt_info.h"
+#include "checkpoint/ckpt_validate.h"
+#include "checkpoint/criu_image.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+#define BUSYBOX "tests/unit/data/criu-4.2.1-busybox"
+#define USERNS  "tests/unit/data/criu-4.2.1-userns"
+
+/* ---- a small protobuf writer for crafted images ---- */
+
+struct pb {
+        uint8_t b[4096];
+        size_t n;
+};
+
+static void varint(struct pb *p, uint64_t v)
+{
+        do {
+                p->b[p->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                v >>= 7;
+        } while (v);
+}
+
+static void u(struct pb *p, unsigned field, uint64_t v)
+{
+        varint(p, (uint64_t)field << 3);
+        varint(p, v);
+}
+
+static void bytes(struct pb *p, unsigned field, const void *d, size_t n)
+{
+        varint(p, (uint64_t)field << 3 | 2);
+        varint(p, n);
+        memcpy(p->b + p->n, d, n);
+        p->n += n;
+}
+
+static void msg(struct pb *p, unsigned field, const struct pb *m)
+{
+        bytes(p, field, m->b, m->n);
+}
+
+struct creds_spec {
+        uint32_t uid;
+        uint64_t caps;
+        uint32_t nnp;
+        uint32_t seccomp_mode, seccomp_filter;
+};
+
+static void build_core(struct pb *core, const struct creds_spec *s)
+{
+        struct pb creds = {0}, th = {0}, tc = {0};
+
+        for (unsigned f = 1; f <= 8; f++)
+                u(&creds, f, s->uid);
+        for (unsigned f = 9; f <= 12; f++) {
+                u(&creds, f, f == 9 ? 0 : (uint32_t)s->caps);
+                u(&creds, f, f == 9 ? 0 : (uint32_t)(s->caps >> 32));
+        }
+        u(&creds, 13, 0);
+        u(&creds, 18, s->nnp);
+        u(&th, 1, 0x1000);
+        u(&th, 2, 24);
+        msg(&th, 10, &creds);
+        u(&th, 11, s->seccomp_mode);
+        if (s->seccomp_mode == 2)
+                u(&th, 12, s->seccomp_filter);
+        bytes(&tc, 6, "sh", 2);
+        u(core, 1, 1);
+        msg(core, 3, &tc);
+        msg(core, 5, &th);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Writes dir/name: the magics, then one record per message. */
+static void write_img(const char *dir, const char *name, uint32_t magic, const struct pb *recs,
+                      size_t n)
+{
+        cleanup_free char *path = em_path_join(dir, name);
+        uint8_t buf[16384];
+        size_t len = 8;
+        em_error_t err = NULL;
+
+        put32(buf, EM_CRIU_MAGIC_COMMON);
+        put32(buf + 4, magic);
+        for (size_t i = 0; i < n; i++) {
+                put32(buf + len, (uint32_t)recs[i].n);
+                memcpy(buf + len + 4, recs[i].b, recs[i].n);
+                len += 4 + recs[i].n;
+        }
+        assert_int_equal(em_write_file_atomic(path, buf, len, 0644, &err), 0);
+}
+
+/* A copy of a fixture directory in a fresh temporary directory. */
+static char *copy_fixture(const char *from)
+{
+        char tmpl[] = "/tmp/em-test-ckpt.XXXXXX";
+        cleanup_dir DIR *d = opendir(from);
+        struct dirent *de;
+        em_error_t err = NULL;
+
+        assert_non_null(mkdtemp(tmpl));
+        assert_non_null(d);
+        while ((de = readdir(d)) != NULL) {
+                if (de->d_name[0] == '.')
+                        continue;
+                cleanup_free char *src = em_path_join(from, de->d_name);
+                cleanup_free char *dst = em_path_join(tmpl, de->d_name);
+                cleanup_free char *data = NULL;
+                size_t len = 0;
+                assert_int_equal(em_read_file(src, 1 << 20, &data, &len, &err), 0);
+                assert_int_equal(em_write_file_atomic(dst, data, len, 0644, &err), 0);
+        }
+        return strdup(tmpl);
+}
+
+static void rm_dir(char *dir)
+{
+        em_error_t err = NULL;
+
+        em_rm_rf(dir, &err);
+        em_error_free(&err);
+        free(dir);
+}
+
+/* Validates dir with p and returns the refusal ("" when it passes). */
+static char *verdict(const char *dir, const struct em_ckpt_policy *p)
+{
+        em_error_t err = NULL;
+        char *msg;
+
+        if (em_ckpt_validate_dir(dir, p, &err) == 0)
+                return strdup("");
+        msg = strdup(em_error_msg(err));
+        em_error_free(&err);
+        return msg;
+}
+
+static void userns_policy(struct em_ckpt_policy *p, uint32_t host_first)
+{
+        em_ckpt_policy_default(p);
+        p->userns = true;
+        p->uid_map = p->gid_map = (struct em_ck_extent){0, host_first, 65536};
+}
+
+static void test_real_busybox(void **state)
+{
+        cleanup_ckpt_info struct em_ckpt_info ci = {0};
+        struct em_ckpt_policy p;
+        em_error_t err = NULL;
+        bool beyond;
+
+        (void)state;
+        assert_int_equal(em_ckpt_info_load(BUSYBOX, &ci, &err), 0);
+        assert_int_equal(ci.n_tasks, 2);
+        assert_int_equal(ci.tasks[0].pid, 1);
+        assert_int_equal(ci.tasks[1].ppid, 1);
+        assert_int_equal(ci.n_threads, 2);
+        const struct em_ckpt_thread *t = em_ckpt_thread(&ci, 18);
+        assert_non_null(t);
+        assert_string_equal(t->core.comm, "sleep");
+        assert_true(em_ck_caps_mask(&t->core.creds.eff, &beyond) == EM_CKPT_DEFAULT_CAPS);
+        assert_true(t->core.creds.has_nnp && t->core.creds.no_new_privs == 1);
+        assert_int_equal(t->core.seccomp_mode, 0);
+        /* the overlay root, /proc, /dev, ... and runc's masks */
+        assert_int_equal(ci.n_mounts, 15);
+        const struct em_ck_mount *root = em_ckpt_mount(&ci, 102);
+        assert_non_null(root);
+        assert_string_equal(root->mountpoint, "/");
+        assert_true(ci.inv.has_root_ids && ci.inv.root_ids.id[EM_CK_NS_NET] == 2);
+        assert_true(em_ckpt_ids(&ci, 18)->ids.id[EM_CK_NS_NET] == 10);
+        /* /bin/busybox on the root mount (sint32 mnt_id 204 on the wire) */
+        assert_string_equal(ci.files[0].name, "/bin/busybox");
+        assert_int_equal(ci.files[0].mnt_id, 102);
+        assert_true(ci.n_mms == 2 && ci.mms[0].pages * 4096 == 73728);
+        em_ckpt_policy_default(&p);
+        assert_int_equal(em_ckpt_validate(&ci, &p, &err), 0);
+}
+
+static void test_real_userns(void **state)
+{
+        struct em_ckpt_policy p;
+        cleanup_free char *ok = NULL, *other = NULL, *none = NULL;
+
+        (void)state;
+        /* CRIU records ids as seen inside the namespace (1000, not 101000)
+         * and the map in userns-*.img. */
+        userns_policy(&p, 100000);
+        p.id_count = 65536;
+        ok = verdict(USERNS, &p);
+        assert_string_equal(ok, "");
+        userns_policy(&p, 200000);
+        other = verdict(USERNS, &p);
+        assert_string_equal(other, "userns-14.img: uid_map 0 100000 65536 is not the "
+                                   "container's range 0 200000 65536");
+        em_ckpt_policy_default(&p);
+        none = verdict(USERNS, &p);
+        assert_non_null(strstr(none, "a user namespace the profile does not give"));
+}
+
+static void test_refuse_caps(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct creds_spec s = {0, EM_CKPT_DEFAULT_CAPS | (1ull << 21), 1, 0, 0};
+        struct pb core = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        build_core(&core, &s);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        em_ckpt_policy_default(&p);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "core-18.img: thread 18 cap_eff has CAP_SYS_ADMIN (bit 21), "
+                               "beyond the profile");
+        /* a capability above bit 63 in a third word */
+        struct pb core2 = {0}, creds = {0}, th = {0};
+        for (unsigned f = 1; f <= 8; f++)
+                u(&creds, f, 0);
+        u(&creds, 11, 0), u(&creds, 11, 0), u(&creds, 11, 1);
+        u(&creds, 13, 0), u(&creds, 18, 1);
+        u(&th, 1, 0), u(&th, 2, 0);
+        msg(&th, 10, &creds);
+        u(&core2, 1, 1);
+        msg(&core2, 5, &th);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core2, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "cap_eff has capability bits above 63"));
+        rm_dir(dir);
+}
+
+static void test_refuse_ids_nnp_seccomp(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct creds_spec s = {100000, EM_CKPT_DEFAULT_CAPS, 1, 0, 0};
+        struct pb core = {0}, core2 = {0}, core3 = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        build_core(&core, &s);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "core-1.img: thread 1 uid 100000 is outside the container's range "
+                               "0-65535");
+        s.uid = 0, s.nnp = 0;
+        build_core(&core2, &s);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core2, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "thread 1 no_new_privs is off"));
+        /* seccomp required: a thread without a filter is weaker */
+        s.nnp = 1;
+        build_core(&core3, &s);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core3, 1);
+        p.seccomp = true;
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_non_null(strstr(v3, "core-1.img: thread 1 seccomp_mode is disabled, weaker than"));
+        rm_dir(dir);
+}
+
+static void test_refuse_seccomp_chain(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct creds_spec s = {0, EM_CKPT_DEFAULT_CAPS, 1, 2, 1};
+        struct pb core = {0}, sc = {0}, f0 = {0}, f1 = {0};
+        const uint8_t prog[8] = {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f}; /* ret ALLOW */
+        struct em_ckpt_policy p;
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        build_core(&core, &s);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        /* filter 1 -> prev 0 -> prev 1: CRIU would loop forever */
+        bytes(&f0, 1, prog, 8), u(&f0, 2, 1);
+        bytes(&f1, 1, prog, 8), u(&f1, 2, 0);
+        msg(&sc, 1, &f0), msg(&sc, 1, &f1);
+        write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_non_null(strstr(v, "core-1.img: thread 1 seccomp filter chain loops"));
+        /* a chain without the profile's own program is weaker */
+        struct pb sc2 = {0}, g = {0};
+        bytes(&g, 1, prog, 8);
+        msg(&sc2, 1, &g), msg(&sc2, 1, &g);
+        write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc2, 1);
+        const uint8_t want[8] = {0x06, 0, 0, 0, 0, 0, 0, 0}; /* ret KILL */
+        p.seccomp = true, p.seccomp_prog = want, p.seccomp_len = 8;
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "do not include the profile's filter"));
+        rm_dir(dir);
+}
+
+static void test_refuse_namespaces(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct pb ids = {0}, ids2 = {0};
+        struct em_ckpt_policy p;
+        /* net ns 2 is the inventory's root (the host's) */
+        const uint32_t host_net[] = {0, 3, 3, 3, 3, 9, 2, 11, 12, 13, 7, 8, 5};
+        const uint32_t other_pid[] = {0, 3, 3, 3, 3, 99, 10, 11, 12, 13, 7, 8, 5};
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        for (unsigned f = 1; f <= 12; f++)
+                u(&ids, f, host_net[f]), u(&ids2, f, other_pid[f]);
+        write_img(dir, "ids-18.img", EM_CRIU_MAGIC_IDS, &ids, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "ids-18.img: task 18 net_ns_id is the host's, not the "
+                               "container's own");
+        write_img(dir, "ids-18.img", EM_CRIU_MAGIC_IDS, &ids2, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_string_equal(v2, "ids-18.img: task 18 pid_ns_id differs from the container "
+                                "init's");
+        rm_dir(dir);
+}
+
+static void test_refuse_mounts_and_files(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct pb m = {0}, f = {0}, reg = {0}, fown = {0}, nsf = {0}, f2 = {0};
+        struct em_ckpt_policy p;
+        cleanup_free char *orig = NULL;
+        size_t olen = 0;
+        em_error_t err = NULL;
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        /* the host's disk mounted at /mnt, appended to the real mounts */
+        u(&m, 1, 0), u(&m, 2, 500), u(&m, 3, 0), u(&m, 4, 102), u(&m, 5, 0);
+        bytes(&m, 6, "/", 1), bytes(&m, 7, "/mnt", 4), bytes(&m, 8, "/dev/vda", 8);
+        bytes(&m, 9, "", 0);
+        cleanup_free char *mp = em_path_join(dir, "mountpoints-13.img");
+        assert_int_equal(em_read_file(mp, 1 << 20, &orig, &olen, &err), 0);
+        uint8_t buf[8192];
+        memcpy(buf, orig, olen);
+        put32(buf + olen, (uint32_t)m.n);
+        memcpy(buf + olen + 4, m.b, m.n);
+        assert_int_equal(em_write_file_atomic(mp, buf, olen + 4 + m.n, 0644, &err), 0);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "mountpoints-13.img: mount 500 at /mnt (fstype 0, source "
+                               "/dev/vda) is not one the container's config makes");
+        assert_int_equal(em_write_file_atomic(mp, orig, olen, 0644, &err), 0);
+        /* a file reached through ".." and a namespace descriptor */
+        for (unsigned k = 1; k <= 5; k++)
+                u(&fown, k, 0);
+        u(&reg, 1, 9), u(&reg, 2, 0), u(&reg, 3, 0);
+        msg(&reg, 5, &fown);
+        bytes(&reg, 6, "/app/../../etc/shadow", 21);
+        u(&f, 1, 1), u(&f, 2, 9);
+        msg(&f, 3, &reg);
+        write_img(dir, "files.img", EM_CRIU_MAGIC_FILES, &f, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "files.img: file 9 path /app/../../etc/shadow"));
+        u(&nsf, 1, 10), u(&nsf, 2, 2), u(&nsf, 3, 0x40000000), u(&nsf, 4, 0);
+        u(&f2, 1, 14), u(&f2, 2, 10);
+        msg(&f2, 5, &nsf);
+        write_img(dir, "files.img", EM_CRIU_MAGIC_FILES, &f2, 1);
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_non_null(strstr(v3, "files.img: file 10 is a namespace descriptor"));
+        rm_dir(dir);
+}
+
+static void test_refuse_legacy_images(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct pb r = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        u(&r, 1, 1);
+        write_img(dir, "reg-files.img", 0x50363636u, &r, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_non_null(strstr(v, "reg-files.img: an image of a kind edgemig does not restore"));
+        rm_dir(dir);
+}
+
+static void test_malformed(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct pb bad = {0}, dup = {0}, creds = {0}, th = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        /* nested garbage: a thread_core whose creds is a truncated varint */
+        const uint8_t garbage[] = {0x08, 0x80, 0x80};
+        bytes(&th, 10, garbage, sizeof(garbage));
+        u(&bad, 1, 1);
+        msg(&bad, 5, &th);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &bad, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_non_null(strstr(v, "core-18.img: creds_entry is not valid protobuf"));
+        /* creds twice: protobuf-c would merge them; refused */
+        for (unsigned f = 1; f <= 8; f++)
+                u(&creds, f, 0);
+        u(&creds, 13, 0);
+        struct pb th2 = {0};
+        msg(&th2, 10, &creds), msg(&th2, 10, &creds);
+        u(&dup, 1, 1);
+        msg(&dup, 5, &th2);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &dup, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "thread_core_entry field 10 occurs twice"));
+        /* a record length past the end of the file */
+        cleanup_free char *path = em_path_join(dir, "core-18.img");
+        uint8_t raw[12];
+        em_error_t err = NULL;
+        put32(raw, EM_CRIU_MAGIC_COMMON), put32(raw + 4, EM_CRIU_MAGIC_CORE);
+        put32(raw + 8, 0xfffffff0u);
+        assert_int_equal(em_write_file_atomic(path, raw, 12, 0644, &err), 0);
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_non_null(strstr(v3, "core-18.img: record of 4294967280 bytes"));
+        rm_dir(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_real_busybox),
+            cmocka_unit_test(test_real_userns),
+            cmocka_unit_test(test_refuse_caps),
+            cmocka_unit_test(test_refuse_ids_nnp_seccomp),
+            cmocka_unit_test(test_refuse_seccomp_chain),
+            cmocka_unit_test(test_refuse_namespaces),
+            cmocka_unit_test(test_refuse_mounts_and_files),
+            cmocka_unit_test(test_refuse_legacy_images),
+            cmocka_unit_test(test_malformed),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
