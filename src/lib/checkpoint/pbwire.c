@@ -118,7 +118,7 @@ int em_pb_u64(const struct em_pb_field *f, uint64_t *out)
 
 int em_pb_rep_u32(const struct em_pb_field *f, uint32_t *out, size_t max, size_t *n)
 {
-        const uint8_t *p = f->p, *end = f->p + f->len;
+        const uint8_t *p, *end;
         uint64_t v;
         size_t m;
 
@@ -130,6 +130,8 @@ int em_pb_rep_u32(const struct em_pb_field *f, uint32_t *out, size_t max, size_t
         }
         if (f->wt != EM_PB_LEN)
                 return -1;
+        p = f->p;
+        end = p + f->len;
         for (; p < end; p += m) {
                 m = em_pb_get_varint(p, end, &v);
                 if (m == 0 || v > UINT32_MAX || *n >= max)
