@@ -15,13 +15,17 @@
  * "refused": the daemon refused or aborted (error quotes its reason).
  * Exit status: 0 completed, 3 refused, 1 the helper itself could not run
  * (bad options, no connection), 2 usage. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint/pbwire.h"
 #include "delta/pages.h"
+#include "migrate/control.h"
+#include "migrate/migrate.h"
 #include "migrate/proto.h"
 #include "migrate/session.h"
 #include "store/store.h"
@@ -31,6 +35,7 @@
 #include "util/cleanup.h"
 #include "util/config.h"
 #include "util/digest.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -437,6 +442,165 @@ static int mode_upper(struct hp *hp, em_error_t *err)
         return 0;
 }
 
+/* ---- checkpoint: edgemig's own source engine, lying in its CRIU images ---- */
+
+#define CAP_SYS_ADMIN_BIT 21
+
+struct tamper {
+        bool caps;
+        uint32_t uid;
+        int rewritten;
+};
+
+struct out {
+        uint8_t *b;
+        size_t n;
+};
+
+static void put_raw(struct out *o, const uint8_t *p, size_t n)
+{
+        memcpy(o->b + o->n, p, n);
+        o->n += n;
+}
+
+static void put_varint(struct out *o, uint64_t v)
+{
+        o->n += em_pb_put_varint(o->b + o->n, v);
+}
+
+/* creds_entry: the first word (bits 0..31) of cap_prm/eff/bnd, or the ids */
+static bool edit_creds(const struct tamper *t, uint32_t num, int occurrence, uint64_t *v)
+{
+        if (t->caps && (num == 10 || num == 11 || num == 12) && occurrence == 0) {
+                *v |= 1u << CAP_SYS_ADMIN_BIT;
+                return true;
+        }
+        if (!t->caps && (num == 1 || num == 3 || num == 5 || num == 7)) {
+                *v = t->uid;
+                return true;
+        }
+        return false;
+}
+
+/* Copies message in[0..n) to o, descending into the LEN fields named by
+ * path (core_entry 5 -> thread_core 10 -> creds) and editing creds there.
+ * o->b has room for n + 64 bytes per level. */
+static int rewrite(const struct tamper *t, const uint8_t *in, size_t n, const uint32_t *path,
+                   size_t depth, struct out *o)
+{
+        struct em_pb_iter it;
+        struct em_pb_field f;
+        int occ[64] = {0}, r;
+        const uint8_t *start = in;
+
+        em_pb_iter_init(&it, in, n);
+        while ((r = em_pb_next(&it, &f)) > 0) {
+                uint64_t v = f.v;
+                if (depth > 0 && f.wt == EM_PB_LEN && f.num == path[0]) {
+                        struct out sub = {malloc(f.len + 64 * depth), 0};
+                        if (sub.b == NULL || rewrite(t, f.p, f.len, path + 1, depth - 1, &sub) < 0)
+                                return free(sub.b), -1;
+                        put_varint(o, (uint64_t)f.num << 3 | EM_PB_LEN);
+                        put_varint(o, sub.n);
+                        put_raw(o, sub.b, sub.n);
+                        free(sub.b);
+                } else if (depth == 0 && f.wt == EM_PB_VARINT && f.num < 64 &&
+                           edit_creds(t, f.num, occ[f.num]++, &v)) {
+                        put_varint(o, (uint64_t)f.num << 3);
+                        put_varint(o, v);
+                } else {
+                        put_raw(o, start, (size_t)(it.p - start));
+                }
+                start = it.p;
+        }
+        return r;
+}
+
+static int tamper_core(const struct tamper *t, const char *path, em_error_t *err)
+{
+        static const uint32_t creds_path[] = {5, 10};
+        cleanup_free char *raw = NULL;
+        size_t len = 0;
+
+        if (em_read_file(path, 16u << 20, &raw, &len, err) < 0)
+                return -1;
+        if (len < 12)
+                return em_error_set(err, EINVAL, "%s: too short", path);
+        uint32_t rlen;
+        memcpy(&rlen, raw + 8, 4);
+        if (rlen > len - 12)
+                return em_error_set(err, EINVAL, "%s: bad record", path);
+        cleanup_free uint8_t *buf = malloc(len + 256);
+        struct out o = {buf + 12, 0};
+        if (buf == NULL || rewrite(t, (uint8_t *)raw + 12, rlen, creds_path, 2, &o) < 0)
+                return em_error_set(err, EINVAL, "%s: cannot re-encode", path);
+        memcpy(buf, raw, 8);
+        uint32_t nl = (uint32_t)o.n;
+        memcpy(buf + 8, &nl, 4);
+        memcpy(buf + 12 + o.n, raw + 12 + rlen, len - 12 - rlen);
+        return em_write_file_atomic(path, buf, 12 + o.n + (len - 12 - rlen), 0644, err);
+}
+
+static int images_hook(const char *dir, void *ud, em_error_t *err)
+{
+        struct tamper *t = ud;
+        cleanup_dir DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (d == NULL)
+                return em_error_set(err, errno, "opening %s", dir);
+        while ((de = readdir(d)) != NULL) {
+                if (strncmp(de->d_name, "core-", 5) != 0)
+                        continue;
+                cleanup_free char *p = em_path_join(dir, de->d_name);
+                if (tamper_core(t, p, err) < 0)
+                        return -1;
+                t->rewritten++;
+        }
+        return 0;
+}
+
+static int parse_tamper(const char *s, struct tamper *t)
+{
+        char *end;
+
+        if (s != NULL && strcmp(s, "cap-sys-admin") == 0) {
+                t->caps = true;
+                return 0;
+        }
+        if (s == NULL || strncmp(s, "uid=", 4) != 0)
+                return -1;
+        errno = 0;
+        unsigned long v = strtoul(s + 4, &end, 10);
+        if (errno != 0 || *end != 0 || v > UINT32_MAX)
+                return -1;
+        t->uid = (uint32_t)v;
+        return 0;
+}
+
+/* Migrates the running container --container of --root to --connect with
+ * the real source engine (as `edgemig migrate` does), rewriting every
+ * core-*.img after the dump: the target gets images whose digests match. */
+static int mode_checkpoint(struct hp *hp, em_error_t *err)
+{
+        struct tamper t = {0};
+        struct em_migrate_opts o;
+        cleanup_json json_t *report = NULL;
+
+        if (parse_tamper(hp_arg(hp, "tamper", NULL), &t) < 0)
+                return em_error_set(err, EINVAL, "--arg tamper=cap-sys-admin|uid=N");
+        em_migrate_opts_init(&o);
+        o.target = hp->connect;
+        o.tls = hp->tls;
+        o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
+        o.images_hook = images_hook;
+        o.images_hook_ud = &t;
+        hp->connected = true; /* a failure from here on is the target's answer */
+        int rc = em_migrate_outgoing(&hp->cfg, hp->container, &o, &report, err);
+        hp_set(hp, "tampered", json_integer(t.rewritten));
+        return rc;
+}
+
 static const struct hp_mode modes[] = {
     {"plan", "HELLO and the plan of --image (--ip, --arg name=REF); report the answer", mode_plan},
     {"cache-fill", "prepare: leave --arg pages=N pages of pattern --arg seed=S in the cache",
@@ -445,6 +609,10 @@ static const struct hp_mode modes[] = {
      mode_cache_probe},
     {"tag-overwrite", "register --image under the name --arg name=TAG", mode_tag_overwrite},
     {"upper", "send the writable-layer manifest --arg manifest=JSON", mode_upper},
+    {"checkpoint",
+     "migrate the running --container of --root, rewriting its core-*.img after the dump: "
+     "--arg tamper=cap-sys-admin (cap_eff/prm/bnd) or tamper=uid=N (uid/euid/suid/fsuid)",
+     mode_checkpoint},
     {NULL, NULL, NULL},
 };
 

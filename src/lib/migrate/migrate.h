@@ -46,6 +46,11 @@ struct em_migrate_opts {
         int io_timeout_ms;
         em_migrate_progress_fn progress;
         void *progress_ud;
+        /* Called with the final CRIU image directory after the dump, before
+         * it is sent; NULL in edgemig. Tests play a compromised source with
+         * it (tests/helpers/em-hostile-peer.c --mode checkpoint). */
+        int (*images_hook)(const char *dir, void *ud, em_error_t *err);
+        void *images_hook_ud;
 };
 void em_migrate_opts_init(struct em_migrate_opts *o);
 

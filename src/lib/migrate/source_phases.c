@@ -330,6 +330,8 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
                 em_error_move(err, &pe);
                 return em_error_wrap(err, "sending the memory of the frozen container");
         }
+        if (s->o->images_hook && s->o->images_hook(s->images, s->o->images_hook_ud, err) < 0)
+                return -1;
         return em_fault("source.after-checkpoint", em_conn_fd(s->conn), err);
 }
 
