@@ -86,6 +86,25 @@ em checkpoint redis --to "$CK/redis" >/dev/null || fail "checkpoint"
 grep -q "Will skip in-flight TCP connections" "$CK/redis/criu/dump.log" ||
 	fail "CRIU did not get skip-in-flight from the bundle's criu.conf"
 client timeout 1 redis-cli -h "$SVC" ping >/dev/null 2>&1 && fail "redis answered while checkpointed"
+
+# --- what the checkpoint holds, decoded (edgemig checkpoint inspect) ---------
+em checkpoint inspect "$CK/redis" --json >"$CK/inspect.json" || fail "checkpoint inspect"
+python3 - "$CK/inspect.json" "$SVC" <<'PY' || fail "checkpoint inspect: $(head -c 3000 "$CK/inspect.json")"
+import json, sys
+r, svc = json.load(open(sys.argv[1])), sys.argv[2]
+assert any(p["comm"] == "redis-server" for p in r["processes"]), r["processes"]
+for p in r["processes"]:
+    for t in p["threads"]:
+        assert "CAP_SYS_ADMIN" not in t["cap_eff"] and t["no_new_privs"], t
+tcp = [s for s in r["sockets"] if s["family"] == "inet" and s["type"] == "stream"]
+assert any(s["state"] == "listen" and s["local"].endswith(":6379") for s in tcp), tcp
+assert any(s["state"] == "established" and s["local"] == svc + ":6379" and
+           s["remote"].startswith("10.221.0.2:") for s in tcp), tcp
+assert {"/", "/proc", "/dev", "/sys"} <= {m["mountpoint"] for m in r["mounts"]}, r["mounts"]
+assert r["memory_bytes"] > 1 << 20, r["memory_bytes"]
+assert r["policy"]["ok"], r["policy"]
+PY
+em checkpoint inspect "$CK/redis" | grep -q "^Policy: a peer could send this" || fail "inspect text"
 em restore "$CK/redis" >/dev/null || fail "restore"
 touch "$CK/ctl.go"
 wait "$CPID" || fail "the client's connection broke: $(cat "$CK/client.log")"

@@ -474,7 +474,7 @@ static const char *const cap_names[] = {
     "CAP_CHECKPOINT_RESTORE",
 };
 
-const char *em_cap_name(unsigned bit)
+const char *em_ck_cap_name(unsigned bit)
 {
         return bit < sizeof(cap_names) / sizeof(cap_names[0]) ? cap_names[bit] : NULL;
 }
@@ -490,7 +490,7 @@ static json_t *caps_json(const struct em_ck_caps *c)
         for (unsigned b = 0; b < 64; b++) {
                 if (!(m >> b & 1))
                         continue;
-                const char *n = em_cap_name(b);
+                const char *n = em_ck_cap_name(b);
                 json_array_append_new(a, n ? json_string(n) : json_integer(b));
         }
         if (beyond)

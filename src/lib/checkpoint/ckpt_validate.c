@@ -63,7 +63,7 @@ static int check_caps(const char *img, uint32_t tid, const char *set, const stru
         if (extra == 0)
                 return 0;
         unsigned bit = (unsigned)__builtin_ctzll(extra);
-        const char *name = em_cap_name(bit);
+        const char *name = em_ck_cap_name(bit);
         return REFUSE(err, "%s: thread %u %s has %s (bit %u), beyond the profile", img, tid, set,
                       name ? name : "an unknown capability", bit);
 }
