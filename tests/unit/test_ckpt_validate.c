@@ -181,7 +181,7 @@ static void test_real_busybox(void **state)
         const struct em_ckpt_thread *t = em_ckpt_thread(&ci, 18);
         assert_non_null(t);
         assert_string_equal(t->core.comm, "sleep");
-        assert_true(em_ck_caps_mask(&t->core.creds.eff, &beyond) == EM_CKPT_DEFAULT_CAPS);
+        assert_true(em_ck_caps_mask(&t->core.creds.eff, &beyond) == em_caps_default());
         assert_true(t->core.creds.has_nnp && t->core.creds.no_new_privs == 1);
         assert_int_equal(t->core.seccomp_mode, 0);
         /* the overlay root, /proc, /dev, ... and runc's masks */
@@ -220,10 +220,38 @@ static void test_real_userns(void **state)
         assert_non_null(strstr(none, "a user namespace the profile does not give"));
 }
 
+/* The policy of the profile a restored container runs under
+ * (container/security.h). */
+static void test_profile_policy(void **state)
+{
+        struct em_security_profile prof = {.caps = em_caps_default(), .no_new_privs = true};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        prof.ids = (struct em_idrange){100000, 65536};
+        em_ckpt_policy_from_profile(&p, &prof);
+        assert_true(p.userns && p.id_first == 0 && p.id_count == 65536);
+        cleanup_free char *ok = verdict(USERNS, &p);
+        assert_string_equal(ok, "");
+        prof.ids = (struct em_idrange){1u << 30, 65536};
+        em_ckpt_policy_from_profile(&p, &prof);
+        cleanup_free char *moved = verdict(USERNS, &p);
+        assert_non_null(strstr(moved, "uid_map 0 100000 65536 is not the container's range"));
+        /* the busybox fixture has no user namespace: refused for a profile with one */
+        cleanup_free char *none = verdict(BUSYBOX, &p);
+        assert_non_null(strstr(none, "user_ns_id is the host's"));
+        /* and a profile that requires seccomp refuses a thread without a filter */
+        prof.ids = (struct em_idrange){0, 0};
+        prof.seccomp = true;
+        em_ckpt_policy_from_profile(&p, &prof);
+        cleanup_free char *sc = verdict(BUSYBOX, &p);
+        assert_non_null(strstr(sc, "seccomp_mode is disabled, weaker than the profile"));
+}
+
 static void test_refuse_caps(void **state)
 {
         char *dir = copy_fixture(BUSYBOX);
-        struct creds_spec s = {0, EM_CKPT_DEFAULT_CAPS | (1ull << 21), 1, 0, 0};
+        struct creds_spec s = {0, em_caps_default() | (1ull << 21), 1, 0, 0};
         struct pb core = {0};
         struct em_ckpt_policy p;
 
@@ -253,7 +281,7 @@ static void test_refuse_caps(void **state)
 static void test_refuse_ids_nnp_seccomp(void **state)
 {
         char *dir = copy_fixture(BUSYBOX);
-        struct creds_spec s = {100000, EM_CKPT_DEFAULT_CAPS, 1, 0, 0};
+        struct creds_spec s = {100000, em_caps_default(), 1, 0, 0};
         struct pb core = {0}, core2 = {0}, core3 = {0};
         struct em_ckpt_policy p;
 
@@ -282,7 +310,7 @@ static void test_refuse_ids_nnp_seccomp(void **state)
 static void test_refuse_seccomp_chain(void **state)
 {
         char *dir = copy_fixture(BUSYBOX);
-        struct creds_spec s = {0, EM_CKPT_DEFAULT_CAPS, 1, 2, 1};
+        struct creds_spec s = {0, em_caps_default(), 1, 2, 1};
         struct pb core = {0}, sc = {0}, f0 = {0}, f1 = {0};
         const uint8_t prog[8] = {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f}; /* ret ALLOW */
         struct em_ckpt_policy p;
@@ -439,6 +467,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_real_busybox),
             cmocka_unit_test(test_real_userns),
+            cmocka_unit_test(test_profile_policy),
             cmocka_unit_test(test_refuse_caps),
             cmocka_unit_test(test_refuse_ids_nnp_seccomp),
             cmocka_unit_test(test_refuse_seccomp_chain),

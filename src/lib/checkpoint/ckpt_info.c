@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "checkpoint/criu_image.h"
+#include "container/security.h"
 #include "util/cleanup.h"
 
 /* Records in one image, across all images: a bound on memory whatever a
@@ -429,56 +430,6 @@ const struct em_ck_mount *em_ckpt_mount(const struct em_ckpt_info *ci, uint32_t 
         return NULL;
 }
 
-/* linux/capability.h, 0 .. CAP_LAST_CAP (40 on this kernel) */
-static const char *const cap_names[] = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
-
-const char *em_ck_cap_name(unsigned bit)
-{
-        return bit < sizeof(cap_names) / sizeof(cap_names[0]) ? cap_names[bit] : NULL;
-}
-
 /* ---- JSON (inspect) ---- */
 
 static json_t *caps_json(const struct em_ck_caps *c)
@@ -490,7 +441,7 @@ static json_t *caps_json(const struct em_ck_caps *c)
         for (unsigned b = 0; b < 64; b++) {
                 if (!(m >> b & 1))
                         continue;
-                const char *n = em_ck_cap_name(b);
+                const char *n = em_cap_name((int)b);
                 json_array_append_new(a, n ? json_string(n) : json_integer(b));
         }
         if (beyond)

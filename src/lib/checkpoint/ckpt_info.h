@@ -89,7 +89,4 @@ json_t *em_ckpt_info_json(const struct em_ckpt_info *ci);
  * dir), and how many entries it has; symlinks are not followed. */
 int em_ckpt_upper_size(const char *upper, uint64_t *bytes, uint64_t *entries, em_error_t *err);
 
-/* Capability name ("CAP_SYS_ADMIN") or NULL above the last one known. */
-const char *em_ck_cap_name(unsigned bit);
-
 #endif

@@ -12,12 +12,26 @@
 void em_ckpt_policy_default(struct em_ckpt_policy *p)
 {
         memset(p, 0, sizeof(*p));
-        p->cap_mask = EM_CKPT_DEFAULT_CAPS;
+        p->cap_mask = em_caps_default();
         p->id_first = 0;
         p->id_count = 65536;
         p->no_new_privs = true;
         p->masked = em_bundle_masked_paths();
         p->readonly = em_bundle_readonly_paths();
+}
+
+void em_ckpt_policy_from_profile(struct em_ckpt_policy *p, const struct em_security_profile *prof)
+{
+        em_ckpt_policy_default(p);
+        p->cap_mask = prof->caps;
+        p->no_new_privs = prof->no_new_privs;
+        p->seccomp = prof->seccomp;
+        if (prof->ids.size == 0)
+                return;
+        p->userns = true;
+        p->id_first = 0;
+        p->id_count = prof->ids.size;
+        p->uid_map = p->gid_map = (struct em_ck_extent){0, prof->ids.base, prof->ids.size};
 }
 
 /* ---- image names ---- */
@@ -63,7 +77,7 @@ static int check_caps(const char *img, uint32_t tid, const char *set, const stru
         if (extra == 0)
                 return 0;
         unsigned bit = (unsigned)__builtin_ctzll(extra);
-        const char *name = em_ck_cap_name(bit);
+        const char *name = em_cap_name((int)bit);
         return REFUSE(err, "%s: thread %u %s has %s (bit %u), beyond the profile", img, tid, set,
                       name ? name : "an unknown capability", bit);
 }

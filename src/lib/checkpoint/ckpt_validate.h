@@ -28,10 +28,8 @@
 #include <stdint.h>
 
 #include "checkpoint/ckpt_info.h"
+#include "container/security.h"
 #include "util/error.h"
-
-/* Docker's default capability set, the one container/bundle.c grants. */
-#define EM_CKPT_DEFAULT_CAPS 0xa80425fbull
 
 struct em_ckpt_policy {
         uint64_t cap_mask;                    /* capabilities any thread may hold, in any set */
@@ -47,9 +45,15 @@ struct em_ckpt_policy {
 };
 
 /* This host's policy for the containers it runs today: the default
- * capabilities, no_new_privs, ids 0..65535 in the host's user namespace,
- * no seccomp requirement (containers run without a filter yet). */
+ * capabilities (em_caps_default), no_new_privs, ids 0..65535 in the host's
+ * user namespace, no seccomp requirement (containers run without a filter
+ * yet). */
 void em_ckpt_policy_default(struct em_ckpt_policy *p);
+/* The policy of a container that will run under prof (container/security.h):
+ * its capabilities, no_new_privs and seccomp, and with an ID range, its own
+ * user namespace mapping 0..size-1 to base..base+size-1 (in-namespace ids
+ * 0..size-1, which is how CRIU records them). */
+void em_ckpt_policy_from_profile(struct em_ckpt_policy *p, const struct em_security_profile *prof);
 
 int em_ckpt_validate(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
                      em_error_t *err);
