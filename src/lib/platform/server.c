@@ -1,0 +1,405 @@
+#include "platform/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint/features.h"
+#include "migrate/control.h"
+#include "migrate/journal.h"
+#include "migrate/proto.h"
+#include "migrate/report.h"
+#include "transfer/conn.h"
+#include "util/clock.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/version.h"
+
+struct em_server {
+        struct em_server_opts o;
+        em_tls_ctx_t *tls; /* NULL: --insecure */
+        int lfd;
+        /* The edge agent (registration + heartbeats) runs in its own process. */
+        pid_t agent_pid;
+        int64_t agent_next_ms;
+        volatile sig_atomic_t *stop;
+};
+
+void em_server_opts_init(struct em_server_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->listen = "0.0.0.0:7878";
+        em_target_opts_init(&o->target);
+        em_edge_agent_opts_init(&o->agent);
+}
+
+static size_t list_len(const char *const *l)
+{
+        size_t n = 0;
+
+        while (l != NULL && l[n] != NULL)
+                n++;
+        return n;
+}
+
+/* With an allow-list, the handshake admits peers and controllers; what each
+ * may ask for is checked on the first frame. */
+static const char **handshake_allow(const struct em_server_opts *o)
+{
+        size_t np = list_len(o->allow_peers), nc = list_len(o->allow_controllers);
+        const char **all = calloc(np + nc + 1, sizeof(char *));
+
+        if (all == NULL)
+                return NULL;
+        if (np)
+                memcpy(all, o->allow_peers, np * sizeof(char *));
+        if (nc)
+                memcpy(all + np, o->allow_controllers, nc * sizeof(char *));
+        return all;
+}
+
+static void log_identity(const struct em_server_opts *o, const em_tls_ctx_t *tls)
+{
+        const char *me = em_tls_ctx_name(tls);
+
+        if (em_tls_ctx_allows_any(tls))
+                em_log_warn("mutual TLS as '%s': no --allow-peer, so any certificate signed by "
+                            "%s is accepted",
+                            me, o->tls_ca);
+        for (size_t i = 0; i < list_len(o->allow_peers); i++)
+                em_log_info("mutual TLS as '%s': allowing peer '%s'", me, o->allow_peers[i]);
+        for (size_t i = 0; i < list_len(o->allow_controllers); i++)
+                em_log_info("mutual TLS as '%s': allowing controller '%s' (migrate/prepare "
+                            "requests)",
+                            me, o->allow_controllers[i]);
+}
+
+/* Mutual TLS with the three files, plain TCP only with --insecure. */
+static int tls_setup(const struct em_server_opts *o, em_tls_ctx_t **tls, em_error_t *err)
+{
+        bool any = o->tls_cert || o->tls_key || o->tls_ca;
+
+        if (o->insecure && (any || o->allow_peers || o->allow_controllers))
+                return em_error_set(err, 0,
+                                    "--insecure excludes --tls-*, --allow-peer and "
+                                    "--allow-controller (control requests need mutual TLS)");
+        if (o->insecure)
+                return 0;
+        if (!o->tls_cert || !o->tls_key || !o->tls_ca)
+                return em_error_set(err, 0,
+                                    "peers must authenticate: pass --tls-cert FILE --tls-key FILE "
+                                    "--tls-ca FILE (mutual TLS; `edgemig ca` makes them), or "
+                                    "--insecure for plain TCP on a trusted test network");
+        cleanup_free const char **allow = o->allow_peers ? handshake_allow(o) : NULL;
+        if (o->allow_peers && allow == NULL)
+                return em_error_set(err, ENOMEM, "TLS allow-list");
+        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, allow};
+        if (em_tls_ctx_new(&tc, true, tls, err) < 0)
+                return -1;
+        log_identity(o, *tls);
+        return 0;
+}
+
+/* --controller: the agent's defaults come from the TLS identity and
+ * --listen; checked before anything starts. */
+static int agent_setup(struct em_server *s, em_error_t *err)
+{
+        struct em_edge_agent_opts *a = &s->o.agent;
+
+        if (a->controller == NULL)
+                return 0;
+        a->tls_cert = s->o.tls_cert;
+        a->tls_key = s->o.tls_key;
+        a->tls_ca = s->o.tls_ca;
+        if (a->name == NULL && s->tls != NULL)
+                a->name = em_tls_ctx_name(s->tls);
+        if (a->advertise == NULL)
+                a->advertise = s->o.listen;
+        return em_edge_agent_check(a, err);
+}
+
+int em_server_new(const struct em_server_opts *o, struct em_server **out, em_error_t *err)
+{
+        struct em_server *s = calloc(1, sizeof(*s));
+
+        if (s == NULL)
+                return em_error_set(err, ENOMEM, "server");
+        s->o = *o;
+        s->lfd = -1;
+        if (tls_setup(&s->o, &s->tls, err) < 0 || agent_setup(s, err) < 0) {
+                em_server_free(s);
+                return -1;
+        }
+        *out = s;
+        return 0;
+}
+
+void em_server_free(struct em_server *s)
+{
+        if (s == NULL)
+                return;
+        em_tls_ctx_free(&s->tls);
+        if (s->lfd >= 0)
+                close(s->lfd);
+        free(s);
+}
+
+void em_server_freep(struct em_server **s)
+{
+        em_server_free(*s);
+        *s = NULL;
+}
+
+/* Finishes or rolls back what a dead session (pid; 0: any dead one) left. */
+static void recover(const struct em_config *cfg, pid_t pid)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (em_migrate_target_recover(cfg, pid, &err) < 0)
+                em_log_error("recovering sessions: %s", em_error_msg(err));
+        /* Outgoing migrations of a crashed `edgemig migrate` on this host. */
+        if (pid == 0 && em_migrate_source_recover(cfg, &err) < 0)
+                em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
+}
+
+int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error_t *err)
+{
+        cleanup_features struct em_features *f = NULL;
+
+        if (em_features_probe(cfg, true, &f, err) < 0)
+                return em_error_wrap(err, "probing host features");
+        if (!em_features_can_migrate(f))
+                return em_error_set(err, 0,
+                                    "this host cannot restore containers; run `edgemig --root %s "
+                                    "check` for the reason",
+                                    cfg->root);
+        recover(cfg, 0); /* sessions of a previous edgemigd that died */
+        return 0;
+}
+
+static int exit_code(int status)
+{
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* wait4: each session's CPU seconds and peak RSS (its own and those of the
+ * runc/CRIU it waited for), logged as one JSON object after "rusage=" for
+ * benchmarks. */
+static void log_session_end(pid_t pid, int code, const struct rusage *ru)
+{
+        cleanup_json json_t *use = em_rusage_json(ru, NULL);
+        cleanup_free char *txt = NULL;
+
+        if (use && json_object_set_new(use, "pid", json_integer(pid)) == 0 &&
+            json_object_set_new(use, "status", json_integer(code)) == 0)
+                txt = json_dumps(use, JSON_COMPACT);
+        if (code == 0)
+                em_log_info("session %d finished rusage=%s", (int)pid, txt ? txt : "{}");
+        else
+                em_log_warn("session %d failed (status %d) rusage=%s", (int)pid, code,
+                            txt ? txt : "{}");
+}
+
+static void reap_children(struct em_server *s, const struct em_config *cfg)
+{
+        struct rusage ru;
+        int status;
+        pid_t pid;
+
+        while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                if (pid == s->agent_pid) {
+                        em_log_warn("edge agent %d exited (status %d); restarting it in 5 s",
+                                    (int)pid, exit_code(status));
+                        s->agent_pid = 0;
+                        s->agent_next_ms = em_mono_ms() + 5000;
+                        continue;
+                }
+                log_session_end(pid, exit_code(status), &ru);
+                if (exit_code(status) != 0)
+                        recover(cfg, pid);
+        }
+}
+
+/* In the child: the TLS handshake runs here, so a slow or hostile peer never
+ * stalls the accept loop. A refused attempt is logged with the peer address. */
+static int authenticate(em_tls_ctx_t *tls, em_conn_t **conn, char **name)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (em_tls_upgrade(tls, conn, 10000, name, &err) < 0) {
+                em_log_warn("%s", em_error_msg(err));
+                return -1;
+        }
+        em_log_info("peer %s authenticated as '%s'", em_conn_peer(*conn), *name);
+        return 0;
+}
+
+/* In the child: CONTROL: the controller asks this edge to migrate or
+ * prepare one of its containers (--allow-controller only). */
+static int serve_control(const struct em_server_opts *o, const struct em_config *cfg,
+                         em_conn_t *conn, const char *peer, const struct em_frame *f)
+{
+        cleanup_error em_error_t err = NULL;
+        struct em_control_server cs = {
+            .allow_controllers = o->allow_controllers,
+            .tls_cert = o->tls_cert,
+            .tls_key = o->tls_key,
+            .tls_ca = o->tls_ca,
+            .allow_peers = o->allow_peers,
+            .route_hook = o->target.route_hook,
+            .io_timeout_ms = o->target.io_timeout_ms,
+        };
+
+        if (em_control_serve(cfg, conn, peer, f, &cs, &err) < 0) {
+                em_log_error("%s", em_error_msg(err));
+                return 1;
+        }
+        return 0;
+}
+
+/* In the child: HELLO: an incoming migration, from a peer edge
+ * (--allow-peer). The handshake admitted controllers too: they may not push
+ * containers. */
+static int serve_migration(const struct em_server_opts *o, const struct em_config *cfg,
+                           em_conn_t *conn, const char *peer, struct em_frame *f)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (peer != NULL && o->allow_peers && !em_control_allowed(peer, o->allow_peers)) {
+                em_log_warn("refused session from %s ('%s'): not an allowed peer (--allow-peer)",
+                            em_conn_peer(conn), peer);
+                em_proto_send_abort(conn, "this certificate may not send migrations here "
+                                          "(not an --allow-peer name)");
+                return 1;
+        }
+        if (em_conn_unrecv(conn, f, &err) < 0) {
+                em_log_error("%s", em_error_msg(err));
+                return 1;
+        }
+        em_log_info("session from %s", em_conn_peer(conn));
+        if (em_migrate_target_serve(cfg, conn, &o->target, &err) < 0) {
+                em_log_error("session from %s: %s", em_conn_peer(conn), em_error_msg(err));
+                return 1;
+        }
+        return 0;
+}
+
+/* In the child: the first frame says what the peer wants. */
+static int serve_connection(const struct em_server *s, const struct em_config *cfg, em_conn_t *conn,
+                            const char *peer)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_frame struct em_frame f = {0};
+        int r = em_conn_recv(conn, &f, &err);
+
+        if (r <= 0) {
+                em_log_warn("connection from %s: no request (%s)", em_conn_peer(conn),
+                            r == 0 ? "closed" : em_error_msg(err));
+                return 1;
+        }
+        if (f.hdr.type == EM_FRAME_CONTROL)
+                return serve_control(&s->o, cfg, conn, peer, &f);
+        return serve_migration(&s->o, cfg, conn, peer, &f);
+}
+
+static void agent_child(struct em_server *s, const struct em_config *cfg)
+{
+        cleanup_error em_error_t err = NULL;
+
+        close(s->lfd);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1)
+                _exit(0);
+        int rc = em_edge_agent_run(cfg, &s->o.agent, s->stop, &err);
+        if (rc < 0)
+                em_log_error("edge agent: %s", em_error_msg(err));
+        _exit(rc < 0 ? 1 : 0);
+}
+
+static void agent_start(struct em_server *s, const struct em_config *cfg)
+{
+        pid_t pid;
+
+        if (s->o.agent.controller == NULL || s->agent_pid > 0 || em_mono_ms() < s->agent_next_ms)
+                return;
+        pid = fork();
+        if (pid < 0) {
+                em_log_error("starting the edge agent: fork: %s", strerror(errno));
+                s->agent_next_ms = em_mono_ms() + 5000;
+                return;
+        }
+        if (pid == 0)
+                agent_child(s, cfg);
+        s->agent_pid = pid;
+}
+
+static void agent_stop(struct em_server *s)
+{
+        if (s->agent_pid <= 0)
+                return;
+        kill(s->agent_pid, SIGTERM);
+        waitpid(s->agent_pid, NULL, 0);
+        s->agent_pid = 0;
+}
+
+/* Forks the child that serves conn; it never returns. */
+static void spawn_session(struct em_server *s, const struct em_config *cfg, em_conn_t *conn)
+{
+        pid_t pid = fork();
+
+        if (pid < 0) {
+                em_log_error("fork: %s", strerror(errno));
+                return;
+        }
+        if (pid > 0)
+                return;
+        close(s->lfd);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        cleanup_free char *peer = NULL;
+        if (s->tls != NULL && authenticate(s->tls, &conn, &peer) < 0)
+                _exit(3);
+        _exit(serve_connection(s, cfg, conn, peer));
+}
+
+static void accept_loop(struct em_server *s, const struct em_config *cfg)
+{
+        while (!*s->stop) {
+                cleanup_error em_error_t err = NULL;
+                cleanup_conn em_conn_t *conn = NULL;
+
+                reap_children(s, cfg);
+                agent_start(s, cfg);
+                if (em_tcp_accept(s->lfd, 500, &conn, &err) < 0) {
+                        if (em_error_status(err) != ETIMEDOUT && em_error_status(err) != EINTR)
+                                em_log_warn("accept: %s", em_error_msg(err));
+                        continue;
+                }
+                spawn_session(s, cfg, conn);
+        }
+}
+
+int em_server_run(struct em_server *s, const struct em_config *cfg, volatile sig_atomic_t *stop,
+                  em_error_t *err)
+{
+        s->stop = stop;
+        signal(SIGPIPE, SIG_IGN);
+        if (em_tcp_listen(s->o.listen, 16, &s->lfd, err) < 0)
+                return em_error_wrap(err, "listening on %s", s->o.listen);
+        if (s->tls == NULL)
+                em_log_warn("accepting unauthenticated plain TCP (--insecure)");
+        em_log_info("edgemigd %s ready (root %s, listen %s)", EM_VERSION, cfg->root, s->o.listen);
+        accept_loop(s, cfg);
+        close(s->lfd);
+        s->lfd = -1;
+        em_log_info("edgemigd stopping");
+        agent_stop(s);
+        reap_children(s, cfg);
+        return 0;
+}
