@@ -6,6 +6,7 @@
 
 #include "util/config.h"
 #include "util/error.h"
+#include "util/opts.h"
 
 struct em_cli {
         const char *root_opt; /* --root, NULL if not given */
@@ -29,8 +30,19 @@ struct cli_command {
 
 /* Prints usage text of a command (a man-page style block) to stdout. */
 void cli_print_help(const char *text);
-/* True if argv has -h/--help before a "--". */
-bool cli_wants_help(int argc, char **argv);
+/* Parses a command's options (util/opts.h): on --help prints usage, on
+ * --version the version. Returns 0 to go on with *first the first operand,
+ * 1 when help or version was printed (exit 0), -1 on a usage error in *err
+ * (exit 2). */
+int cli_parse(const char *usage, const struct em_opt *table, int argc, char **argv, int *first,
+              em_error_t *err);
+/* The same with em_opts_parse's flags (EM_OPTS_STOP_AT_OPERAND). */
+int cli_parse_flags(const char *usage, const struct em_opt *table, unsigned flags, int argc,
+                    char **argv, int *first, em_error_t *err);
+/* Fails with "unexpected argument" unless argv[first..] has between min and
+ * max operands; what names them ("NAME"). */
+int cli_operands(int argc, char **argv, int first, int min, int max, const char *what,
+                 em_error_t *err);
 
 /* Commands (one file each: cmd_<name>.c). */
 int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err);

@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,57 +51,40 @@ struct ca_args {
         int days;
         bool json;
         char *dir_owned;
+        bool done; /* --help or --version printed */
         const char *ips[9];
         size_t n_ips;
 };
 
+/* Returns 0 to go on, else the exit code (after --help: 0 with a->done). */
 static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, struct ca_args *a,
                  em_error_t *err)
 {
-        static const struct option opts[] = {
-            {"dir", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
-            {"days", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
-            {"ip", required_argument, NULL, 'i'},   {NULL, 0, NULL, 0}};
+        cleanup_opt_list struct em_opt_list ips = {0};
+        const struct em_opt table[] = {
+            EM_OPT_STRING("dir", 0, &a->dir),
+            EM_OPT_STRING("out", 0, &a->out),
+            EM_OPT_INT("days", 0, &a->days, 1, 36500),
+            EM_OPT_FLAG("json", 0, &a->json),
+            EM_OPT_LIST("ip", 0, &ips),
+            EM_OPT_END,
+        };
         struct em_config *cfg;
-        char *end;
-        int c;
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
-        optind = 0; /* 0: glibc re-reads the ordering mode (main parsed with "+") */
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                switch (c) {
-                case 'd':
-                        a->dir = optarg;
-                        break;
-                case 'o':
-                        a->out = optarg;
-                        break;
-                case 'j':
-                        a->json = true;
-                        break;
-                case 'i':
-                        if (!want_name || a->n_ips + 1 >= sizeof(a->ips) / sizeof(a->ips[0]))
-                                return em_error_set(err, 0, "--ip: only with issue, at most 8"), 2;
-                        a->ips[a->n_ips++] = optarg;
-                        break;
-                case 'n':
-                        errno = 0;
-                        a->days = (int)strtol(optarg, &end, 10);
-                        if (errno || *end || end == optarg || a->days <= 0 || a->days > 36500)
-                                return em_error_set(err, 0, "--days takes 1 to 36500"), 2;
-                        break;
-                default:
-                        return em_error_set(err, 0, "unknown option '%s'\n%s", argv[optind - 1],
-                                            usage),
-                               2;
-                }
-        }
-        if (want_name && optind < argc)
-                a->name = argv[optind++];
+        a->done = r > 0;
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (ips.n > 0 && (!want_name || ips.n >= sizeof(a->ips) / sizeof(a->ips[0])))
+                return em_error_set(err, 0, "--ip: only with issue, at most 8"), 2;
+        for (size_t i = 0; i < ips.n; i++)
+                a->ips[a->n_ips++] = ips.v[i];
+        if (want_name && first < argc)
+                a->name = argv[first++];
         if (want_name && a->name == NULL)
                 return em_error_set(err, 0, "missing NAME\n%s", usage), 2;
-        if (optind < argc)
-                return em_error_set(err, 0, "unexpected argument '%s'\n%s", argv[optind], usage), 2;
+        if (first < argc)
+                return em_error_set(err, 0, "unexpected argument '%s'\n%s", argv[first], usage), 2;
         if (a->dir == NULL) {
                 if (cli_config(cli, &cfg, err) < 0)
                         return 1;
@@ -191,8 +173,7 @@ int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         const char *sub;
         int rc;
 
-        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-            cli_wants_help(argc, argv)) {
+        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
                 cli_print_help(usage);
                 return argc < 2 ? 2 : 0;
         }
@@ -202,7 +183,7 @@ int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                 return 2;
         }
         rc = parse(cli, argc - 1, argv + 1, strcmp(sub, "issue") == 0, &a, err);
-        if (rc == 0) {
+        if (rc == 0 && !a.done) {
                 if (strcmp(sub, "init") == 0)
                         rc = ca_init(&a, err);
                 else if (strcmp(sub, "issue") == 0)

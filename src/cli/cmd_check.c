@@ -130,25 +130,21 @@ int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         bool json = false, use_cache = true, verbose = false;
         cleanup_features struct em_features *f = NULL;
+        bool no_cache = false;
+        const struct em_opt table[] = {
+            EM_OPT_FLAG("json", 0, &json),
+            EM_OPT_FLAG("no-cache", 0, &no_cache),
+            EM_OPT_FLAG("verbose", 'v', &verbose),
+            EM_OPT_END,
+        };
         struct em_config *cfg;
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(usage);
-                return 0;
-        }
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0)
-                        json = true;
-                else if (strcmp(argv[i], "--no-cache") == 0)
-                        use_cache = false;
-                else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
-                        verbose = true;
-                else {
-                        em_error_set(err, 0, "unknown argument '%s'; see 'edgemig check --help'",
-                                     argv[i]);
-                        return 2;
-                }
-        }
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 0, 0, "", err) < 0)
+                return 2;
+        use_cache = !no_cache;
         if (cli_config(cli, &cfg, err) < 0 || em_features_probe(cfg, use_cache, &f, err) < 0)
                 return 1;
         if (json) {

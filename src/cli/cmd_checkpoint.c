@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -58,89 +57,63 @@ static bool has_to(int argc, char **argv)
 
 int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"to", required_argument, NULL, 't'},
-                                             {"leave-running", no_argument, NULL, 'l'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {NULL, 0, NULL, 0}};
         struct em_checkpoint_opts o;
         struct em_config *cfg;
         const char *dir = NULL;
         bool json = false;
-        int c;
 
         /* `checkpoint inspect DIR`; a container named "inspect" is still
          * checkpointed with `checkpoint inspect --to DIR`. */
         if (argc >= 2 && strcmp(argv[1], "inspect") == 0 && !has_to(argc, argv))
                 return cmd_checkpoint_inspect(cli, argc - 1, argv + 1, err);
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(ckpt_usage);
-                return 0;
-        }
         em_checkpoint_opts_init(&o);
-        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                switch (c) {
-                case 't':
-                        dir = optarg;
-                        break;
-                case 'l':
-                        o.leave_running = true;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                default:
-                        return em_error_set(err, 0, "see 'edgemig checkpoint --help'"), 2;
-                }
-        }
-        if (dir == NULL || optind != argc - 1)
-                return em_error_set(err, 0, "expected NAME and --to DIR\n%s", ckpt_usage), 2;
+        const struct em_opt table[] = {
+            EM_OPT_STRING("to", 0, &dir),
+            EM_OPT_FLAG("leave-running", 0, &o.leave_running),
+            EM_OPT_FLAG("json", 0, &json),
+            EM_OPT_END,
+        };
+        int first, r = cli_parse(ckpt_usage, table, argc, argv, &first, err);
+
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return 2;
+        if (dir == NULL)
+                return em_error_set(err, 0, "--to DIR is required; see --help"), 2;
         double t0 = em_mono_s();
         if (cli_config(cli, &cfg, err) < 0 ||
-            em_checkpoint_save(cfg, argv[optind], dir, &o, err) < 0)
+            em_checkpoint_save(cfg, argv[first], dir, &o, err) < 0)
                 return 1;
-        return report(json, argv[optind], dir, em_mono_s() - t0, err);
+        return report(json, argv[first], dir, em_mono_s() - t0, err);
 }
 
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {NULL, 0, NULL, 0}};
         struct em_restore_opts o;
         struct em_config *cfg;
         const char *name = NULL;
         bool json = false;
-        int c;
+        const struct em_opt table[] = {
+            EM_OPT_STRING("name", 0, &name),
+            EM_OPT_FLAG("json", 0, &json),
+            EM_OPT_END,
+        };
+        int first, r = cli_parse(restore_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(restore_usage);
-                return 0;
-        }
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "checkpoint DIR", err) < 0)
+                return 2;
         em_restore_opts_init(&o);
-        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                switch (c) {
-                case 'n':
-                        name = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                default:
-                        return em_error_set(err, 0, "see 'edgemig restore --help'"), 2;
-                }
-        }
-        if (optind != argc - 1)
-                return em_error_set(err, 0, "expected one DIR\n%s", restore_usage), 2;
         double t0 = em_mono_s();
         if (cli_config(cli, &cfg, err) < 0 ||
-            em_checkpoint_load(cfg, argv[optind], name, &o, err) < 0)
+            em_checkpoint_load(cfg, argv[first], name, &o, err) < 0)
                 return 1;
         double secs = em_mono_s() - t0;
         cleanup_json json_t *meta = NULL;
-        cleanup_free char *path = em_path_join(argv[optind], "container.json");
+        cleanup_free char *path = em_path_join(argv[first], "container.json");
         if (name == NULL && path && em_json_load_file(path, 16u << 20, &meta, err) == 0)
                 name = em_json_str(meta, "name");
-        return report(json, name ? name : "?", argv[optind], secs, err);
+        return report(json, name ? name : "?", argv[first], secs, err);
 }

@@ -1,6 +1,5 @@
 /* edgemig checkpoint inspect DIR [--json]: what a checkpoint holds. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -228,25 +227,17 @@ static void print_text(const json_t *j)
 
 int cmd_checkpoint_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
         cleanup_json json_t *j = NULL;
         bool json = false;
-        int c;
+        const struct em_opt table[] = {EM_OPT_FLAG("json", 0, &json), EM_OPT_END};
+        int first, r = cli_parse(inspect_usage, table, argc, argv, &first, err);
 
         (void)cli;
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(inspect_usage);
-                return 0;
-        }
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                if (c != 'j')
-                        return em_error_set(err, 0, "see 'edgemig checkpoint inspect --help'"), 2;
-                json = true;
-        }
-        if (optind != argc - 1)
-                return em_error_set(err, 0, "expected one DIR\n%s", inspect_usage), 2;
-        if (gather(argv[optind], &j, err) < 0)
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "checkpoint DIR", err) < 0)
+                return 2;
+        if (gather(argv[first], &j, err) < 0)
                 return 1;
         if (json)
                 return em_json_print(j, err) < 0 ? 1 : 0;

@@ -1,5 +1,5 @@
 /* edgemig control: send a controller's migrate/prepare request to an edge. */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,69 +31,37 @@ static const char usage[] =
 
 int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"to", required_argument, NULL, 't'},
-                                             {"mode", required_argument, NULL, 'm'},
-                                             {"edge", required_argument, NULL, 'e'},
-                                             {"timeout", required_argument, NULL, 'T'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"tls-cert", required_argument, NULL, 'C'},
-                                             {"tls-key", required_argument, NULL, 'K'},
-                                             {"tls-ca", required_argument, NULL, 'A'},
-                                             {NULL, 0, NULL, 0}};
         cleanup_free char *dca = NULL, *dcert = NULL, *dkey = NULL;
         cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
         cleanup_json json_t *reply = NULL;
         struct em_control_req req = {.mode = EM_MIGRATE_PRECOPY};
         const char *to = NULL, *mode = NULL, *edge = NULL, *cert = NULL, *key = NULL, *ca = NULL;
-        int timeout_s = 300, c;
+        int timeout_ms = 300000, first;
         bool json = false;
         struct em_config *cfg;
+        const struct em_opt table[] = {
+            EM_OPT_STRING("to", 0, &to),
+            EM_OPT_STRING("mode", 0, &mode),
+            EM_OPT_STRING("edge", 0, &edge),
+            EM_OPT_DURATION("timeout", 0, &timeout_ms, EM_OPT_S, EM_OPT_MS, 1, INT_MAX),
+            EM_OPT_FLAG("json", 0, &json),
+            EM_OPT_STRING("tls-cert", 0, &cert),
+            EM_OPT_STRING("tls-key", 0, &key),
+            EM_OPT_STRING("tls-ca", 0, &ca),
+            EM_OPT_END,
+        };
+        int r = cli_parse(usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(usage);
-                return 0;
-        }
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                switch (c) {
-                case 't':
-                        to = optarg;
-                        break;
-                case 'm':
-                        mode = optarg;
-                        break;
-                case 'e':
-                        edge = optarg;
-                        break;
-                case 'T':
-                        timeout_s = atoi(optarg);
-                        if (timeout_s < 1)
-                                return em_error_set(err, 0, "--timeout takes SECONDS >= 1"), 2;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'C':
-                        cert = optarg;
-                        break;
-                case 'K':
-                        key = optarg;
-                        break;
-                case 'A':
-                        ca = optarg;
-                        break;
-                default:
-                        return em_error_set(err, 0, "unknown option; see --help"), 2;
-                }
-        }
-        if (optind + 3 != argc || to == NULL)
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (first + 3 != argc || to == NULL)
                 return em_error_set(err, 0,
                                     "expected EDGE_ADDR:PORT migrate|prepare SERVICE "
                                     "--to ADDR:PORT; see --help"),
                        2;
         /* Built as JSON and parsed back: the edge's own validation, here first. */
-        cleanup_json json_t *j = json_pack("{s:s, s:s, s:s}", "op", argv[optind + 1], "service",
-                                           argv[optind + 2], "to", to);
+        cleanup_json json_t *j = json_pack("{s:s, s:s, s:s}", "op", argv[first + 1], "service",
+                                           argv[first + 2], "to", to);
         if (j && mode)
                 json_object_set_new(j, "mode", json_string(mode));
         cleanup_free char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -121,12 +89,12 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         struct em_tls_config tc = {ca, cert, key, edge ? allow : NULL};
         if (em_tls_ctx_new(&tc, false, &tls, err) < 0)
                 return 1;
-        if (em_control_request(tls, argv[optind], &req, timeout_s * 1000, &reply, err) < 0)
+        if (em_control_request(tls, argv[first], &req, timeout_ms, &reply, err) < 0)
                 return 1;
         if (json)
                 em_json_print(reply, NULL);
         if (!json_is_true(json_object_get(reply, "ok")))
-                return em_error_set(err, 0, "%s %s refused or failed: %s", argv[optind + 1],
+                return em_error_set(err, 0, "%s %s refused or failed: %s", argv[first + 1],
                                     req.service,
                                     em_json_str(reply, "error") ? em_json_str(reply, "error")
                                                                 : "no reason given"),

@@ -1,5 +1,4 @@
 /* edgemig image pull|push|import|ls|inspect|rm|prune */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,35 +54,20 @@ struct image_opts {
         char **argv;
 };
 
+/* Returns 0 to go on, 1 after --help, -1 on a usage error. */
 static int parse_opts(int argc, char **argv, struct image_opts *o, em_error_t *err)
 {
-        static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                             {"insecure", no_argument, NULL, 'k'},
-                                             {"name", required_argument, NULL, 'n'},
-                                             {NULL, 0, NULL, 0}};
-        int c;
+        const struct em_opt table[] = {
+            EM_OPT_FLAG("json", 0, &o->json),
+            EM_OPT_FLAG("insecure", 0, &o->insecure),
+            EM_OPT_STRING("name", 0, &o->name),
+            EM_OPT_END,
+        };
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
-        optind = 1;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-                switch (c) {
-                case 'j':
-                        o->json = true;
-                        break;
-                case 'k':
-                        o->insecure = true;
-                        break;
-                case 'n':
-                        o->name = optarg;
-                        break;
-                default:
-                        return em_error_set(err, 0, "unknown option '%s'; see --help",
-                                            argv[optind - 1]);
-                }
-        }
-        o->argc = argc - optind;
-        o->argv = argv + optind;
-        return 0;
+        o->argc = argc - first;
+        o->argv = argv + first;
+        return r;
 }
 
 static json_t *info_json(const struct em_image_info *i, bool full)
@@ -281,14 +265,14 @@ int cmd_image(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         cleanup_store struct em_store *s = NULL;
         struct image_opts o = {0};
 
-        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-            cli_wants_help(argc, argv)) {
+        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
                 cli_print_help(usage);
                 return argc < 2 ? 2 : 0;
         }
         const char *sub = argv[1];
-        if (parse_opts(argc - 1, argv + 1, &o, err) < 0)
-                return 2;
+        int r = parse_opts(argc - 1, argv + 1, &o, err);
+        if (r != 0)
+                return r < 0 ? 2 : 0;
         if (open_store(cli, &s, err) < 0)
                 return 1;
         if (strcmp(sub, "pull") == 0)

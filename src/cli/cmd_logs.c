@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,26 +20,17 @@ static const char exec_usage[] =
 
 int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"follow", no_argument, NULL, 'f'},
-                                             {NULL, 0, NULL, 0}};
-        struct em_config *cfg;
         bool follow = false;
-        int c;
+        const struct em_opt table[] = {EM_OPT_FLAG("follow", 'f', &follow), EM_OPT_END};
+        struct em_config *cfg;
+        int first, r = cli_parse(logs_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(logs_usage);
-                return 0;
-        }
-        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
-        while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
-                if (c != 'f')
-                        return em_error_set(err, 0, "see 'edgemig logs --help'"), 2;
-                follow = true;
-        }
-        if (optind != argc - 1)
-                return em_error_set(err, 0, "expected one NAME\n%s", logs_usage), 2;
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return 2;
         if (cli_config(cli, &cfg, err) < 0 ||
-            em_container_logs(cfg, argv[optind], follow, STDOUT_FILENO, err) < 0)
+            em_container_logs(cfg, argv[first], follow, STDOUT_FILENO, err) < 0)
                 return 1;
         return 0;
 }

@@ -1,5 +1,5 @@
 /* edgemig migrate / prepare: the source side of a live migration. */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +29,19 @@ static const char migrate_usage[] =
     "  --mode MODE             precopy (default), stop-and-copy, postcopy, hybrid\n"
     "                          or auto (precopy if the final delta fits the downtime\n"
     "                          target, else hybrid); post-copy risks: docs/postcopy.md\n"
-    "  --max-rounds N          pre-copy round budget (default 5)\n"
-    "  --downtime-target MS    stop pre-copy once the final transfer is estimated\n"
-    "                          to take at most MS milliseconds (default 500); the\n"
+    "  --max-rounds N          pre-copy round budget (default 5, 1 to 1000)\n"
+    "  --downtime-target T     stop pre-copy once the final transfer is estimated\n"
+    "                          to take at most T (milliseconds, or with ms, s or m;\n"
+    "                          default 500); the\n"
     "                          link rate comes from the rounds, or until a round is\n"
     "                          big enough to measure it, from the last migration or\n"
     "                          prepare to the same target in the past 10 minutes\n"
     "  --compress C            auto (default: from measured bandwidth), none or\n"
     "                          zstd:LEVEL (1-19)\n"
     "  --json                  print the timeline as JSON\n"
-    "  --io-timeout SECONDS    give up when the target makes no progress for this\n"
-    "                          long (default 120); the container then runs here\n"
+    "  --io-timeout T          give up when the target makes no progress for this\n"
+    "                          long (seconds, or with ms, s, m or h; default 120);\n"
+    "                          the container then runs here\n"
     "  --route-hook PATH       run `PATH announce SERVICE_IP` if the migration rolls\n"
     "                          back here (default $EDGEMIG_ROUTE_HOOK), to take the\n"
     "                          service IP's route back from a target that announced it\n"
@@ -67,6 +69,11 @@ static const char prepare_usage[] =
 
 static bool isatty_err;
 
+static const char *usage_of(char **argv)
+{
+        return strcmp(argv[0], "prepare") == 0 ? prepare_usage : migrate_usage;
+}
+
 static void progress(void *ud, const char *phase, uint64_t bytes, double rate, uint64_t total)
 {
         (void)ud;
@@ -80,89 +87,55 @@ static void progress(void *ud, const char *phase, uint64_t bytes, double rate, u
 
 struct tls_opts {
         const char *cert, *key, *ca;
-        const char *allow[17];
-        size_t n_allow;
+        struct em_opt_list allow;
         bool insecure;
 };
 
+static void tls_opts_free(struct tls_opts *t)
+{
+        em_opt_list_free(&t->allow);
+}
+
+static int parse_mode(const char *arg, void *dst, em_error_t *err)
+{
+        return em_migrate_mode_parse(arg, dst, err);
+}
+
+static int parse_compress(const char *arg, void *dst, em_error_t *err)
+{
+        return em_compress_parse(arg, dst, err);
+}
+
+/* Returns the index of NAME, 0 after --help, -1 on a usage error. */
 static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json,
                       struct tls_opts *t, em_error_t *err)
 {
-        static const struct option opts[] = {{"to", required_argument, NULL, 't'},
-                                             {"mode", required_argument, NULL, 'm'},
-                                             {"max-rounds", required_argument, NULL, 'r'},
-                                             {"downtime-target", required_argument, NULL, 'd'},
-                                             {"compress", required_argument, NULL, 'c'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"tls-cert", required_argument, NULL, 'C'},
-                                             {"tls-key", required_argument, NULL, 'K'},
-                                             {"tls-ca", required_argument, NULL, 'A'},
-                                             {"allow-peer", required_argument, NULL, 'P'},
-                                             {"insecure", no_argument, NULL, 'I'},
-                                             {"route-hook", required_argument, NULL, 'H'},
-                                             {"io-timeout", required_argument, NULL, 'T'},
-                                             {NULL, 0, NULL, 0}};
-        int c;
+        const struct em_opt table[] = {
+            EM_OPT_STRING("to", 0, &o->target),
+            EM_OPT_CALL("mode", 0, &o->mode, parse_mode),
+            EM_OPT_INT("max-rounds", 0, &o->stop.max_rounds, 1, 1000),
+            EM_OPT_DURATION("downtime-target", 0, &o->stop.downtime_target_ms, EM_OPT_MS, EM_OPT_MS,
+                            0, INT64_MAX),
+            EM_OPT_CALL("compress", 0, &o->compress, parse_compress),
+            EM_OPT_FLAG("json", 0, json),
+            EM_OPT_STRING("tls-cert", 0, &t->cert),
+            EM_OPT_STRING("tls-key", 0, &t->key),
+            EM_OPT_STRING("tls-ca", 0, &t->ca),
+            EM_OPT_LIST("allow-peer", 0, &t->allow),
+            EM_OPT_FLAG("insecure", 0, &t->insecure),
+            EM_OPT_STRING("route-hook", 0, &o->route_hook),
+            EM_OPT_DURATION("io-timeout", 0, &o->io_timeout_ms, EM_OPT_S, EM_OPT_MS, 1, INT_MAX),
+            EM_OPT_END,
+        };
+        int first, r = cli_parse(usage_of(argv), table, argc, argv, &first, err);
 
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-                switch (c) {
-                case 't':
-                        o->target = optarg;
-                        break;
-                case 'm':
-                        if (em_migrate_mode_parse(optarg, &o->mode, err) < 0)
-                                return -1;
-                        break;
-                case 'r':
-                        o->stop.max_rounds = (unsigned)strtoul(optarg, NULL, 10);
-                        if (o->stop.max_rounds < 1)
-                                return em_error_set(err, 0, "--max-rounds takes N >= 1");
-                        break;
-                case 'd':
-                        o->stop.downtime_target_ms = strtoull(optarg, NULL, 10);
-                        break;
-                case 'c':
-                        if (em_compress_parse(optarg, &o->compress, err) < 0)
-                                return -1;
-                        break;
-                case 'j':
-                        *json = true;
-                        break;
-                case 'C':
-                        t->cert = optarg;
-                        break;
-                case 'K':
-                        t->key = optarg;
-                        break;
-                case 'A':
-                        t->ca = optarg;
-                        break;
-                case 'P':
-                        if (t->n_allow + 1 >= sizeof(t->allow) / sizeof(t->allow[0]))
-                                return em_error_set(err, 0, "too many --allow-peer");
-                        t->allow[t->n_allow++] = optarg;
-                        break;
-                case 'I':
-                        t->insecure = true;
-                        break;
-                case 'H':
-                        o->route_hook = optarg;
-                        break;
-                case 'T':
-                        o->io_timeout_ms = atoi(optarg) * 1000;
-                        if (o->io_timeout_ms <= 0)
-                                return em_error_set(err, 0, "--io-timeout takes SECONDS >= 1");
-                        break;
-                default:
-                        return em_error_set(err, 0, "unknown option; see --help");
-                }
-        }
+        if (r != 0)
+                return r < 0 ? -1 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return -1;
         if (o->target == NULL)
                 return em_error_set(err, 0, "--to ADDR:PORT is required");
-        if (optind + 1 != argc)
-                return em_error_set(err, 0, "expected exactly one container NAME");
-        return optind;
+        return first;
 }
 
 static void print_summary(const json_t *r)
@@ -183,7 +156,7 @@ static int tls_context(const struct em_config *cfg, const struct tls_opts *t, em
         bool given = t->cert || t->key || t->ca;
 
         if (t->insecure) {
-                if (given || t->n_allow)
+                if (given || t->allow.n)
                         return em_error_set(err, 0, "--insecure excludes --tls-* and --allow-peer");
                 return 0;
         }
@@ -202,7 +175,7 @@ static int tls_context(const struct em_config *cfg, const struct tls_opts *t, em
                 return em_error_set(err, 0, "--tls-cert, --tls-key and --tls-ca go together");
         }
         struct em_tls_config tc = {t->ca ? t->ca : ca, t->cert ? t->cert : cert,
-                                   t->key ? t->key : key, t->n_allow ? t->allow : NULL};
+                                   t->key ? t->key : key, t->allow.v};
         return em_tls_ctx_new(&tc, false, out, err);
 }
 
@@ -212,14 +185,14 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         struct em_config *cfg;
         cleanup_json json_t *report = NULL;
         cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
-        struct tls_opts t = {0};
+        __attribute__((cleanup(tls_opts_free))) struct tls_opts t = {0};
         bool json = false;
 
         em_migrate_opts_init(&o);
         o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
         int idx = parse_opts(argc, argv, &o, &json, &t, err);
-        if (idx < 0)
-                return 2;
+        if (idx <= 0)
+                return idx < 0 ? 2 : 0;
         if (prepare)
                 o.mode = EM_MIGRATE_PREPARE;
         isatty_err = isatty(2) && !json;
@@ -248,18 +221,10 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
 
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(migrate_usage);
-                return 0;
-        }
         return run_source(cli, argc, argv, false, err);
 }
 
 int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(prepare_usage);
-                return 0;
-        }
         return run_source(cli, argc, argv, true, err);
 }

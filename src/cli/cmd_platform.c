@@ -113,28 +113,18 @@ int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         const char *base = getenv("EDGEMIG_CONTROLLER"), *what = NULL;
         bool json = false;
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(usage);
-                return 0;
-        }
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0)
-                        json = true;
-                else if (strcmp(argv[i], "--controller") == 0 && i + 1 < argc)
-                        base = argv[++i];
-                else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
-                        tls.cert = argv[++i];
-                else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
-                        tls.key = argv[++i];
-                else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
-                        tls.ca = argv[++i];
-                else if (what == NULL && argv[i][0] != '-')
-                        what = argv[i];
-                else
-                        return em_error_set(err, EINVAL, "unknown argument '%s'\n%s", argv[i],
-                                            usage),
-                               2;
-        }
+        const struct em_opt table[] = {
+            EM_OPT_FLAG("json", 0, &json),           EM_OPT_STRING("controller", 0, &base),
+            EM_OPT_STRING("tls-cert", 0, &tls.cert), EM_OPT_STRING("tls-key", 0, &tls.key),
+            EM_OPT_STRING("tls-ca", 0, &tls.ca),     EM_OPT_END,
+        };
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
+
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 0, 1, "", err) < 0)
+                return 2;
+        what = first < argc ? argv[first] : NULL;
         size_t t = 0;
         while (what && t < sizeof(tables) / sizeof(tables[0]) && strcmp(tables[t].what, what))
                 t++;

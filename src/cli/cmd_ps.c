@@ -42,19 +42,15 @@ int cmd_ps(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         cleanup_json json_t *list = NULL;
         struct em_config *cfg;
         bool json = false;
+        const struct em_opt table[] = {EM_OPT_FLAG("json", 0, &json), EM_OPT_END};
         size_t i;
         json_t *c;
+        int first, r = cli_parse(ps_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(ps_usage);
-                return 0;
-        }
-        for (int a = 1; a < argc; a++) {
-                if (strcmp(argv[a], "--json") != 0)
-                        return em_error_set(err, 0, "unknown argument '%s'\n%s", argv[a], ps_usage),
-                               2;
-                json = true;
-        }
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 0, 0, "", err) < 0)
+                return 2;
         if (cli_config(cli, &cfg, err) < 0 || em_container_list(cfg, &list, err) < 0)
                 return 1;
         if (json)
@@ -76,15 +72,15 @@ int cmd_ps(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 int cmd_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         cleanup_json json_t *obj = NULL;
+        const struct em_opt table[] = {EM_OPT_END};
         struct em_config *cfg;
+        int first, r = cli_parse(inspect_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(inspect_usage);
-                return 0;
-        }
-        if (argc != 2)
-                return em_error_set(err, 0, "expected one NAME\n%s", inspect_usage), 2;
-        if (cli_config(cli, &cfg, err) < 0 || em_container_inspect(cfg, argv[1], &obj, err) < 0)
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return 2;
+        if (cli_config(cli, &cfg, err) < 0 || em_container_inspect(cfg, argv[first], &obj, err) < 0)
                 return 1;
         char *s = json_dumps(obj, JSON_INDENT(2));
         if (s)

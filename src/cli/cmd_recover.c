@@ -28,16 +28,14 @@ static const char usage[] =
 int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         struct em_config *cfg;
-        bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+        bool json = false;
+        const struct em_opt table[] = {EM_OPT_FLAG("json", 0, &json), EM_OPT_END};
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(usage);
-                return 0;
-        }
-        if (argc > 1 && !json) {
-                em_error_set(err, 0, "unknown argument '%s'; see --help", argv[1]);
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 0, 0, "", err) < 0)
                 return 2;
-        }
         if (cli_config(cli, &cfg, err) < 0)
                 return 1;
         int out = em_migrate_source_recover(cfg, err);

@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,8 @@ static const char stop_usage[] =
     "state, cgroups, the overlay mount, the network namespace, the veth pair and\n"
     "the host route. Its files (writable layer, log) stay until `rm`.\n"
     "\n"
-    "  -t, --time SECONDS   grace period before SIGKILL (0: kill at once)\n";
+    "  -t, --time SECONDS   grace period before SIGKILL (default 10, at most 3600;\n"
+    "                       0: kill at once)\n";
 
 static const char rm_usage[] =
     "Usage: edgemig rm [-f] NAME\n"
@@ -26,54 +26,37 @@ static const char rm_usage[] =
 
 int cmd_stop(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"time", required_argument, NULL, 't'},
-                                             {NULL, 0, NULL, 0}};
+        int timeout = 10, first;
+        const struct em_opt table[] = {
+            EM_OPT_DURATION("time", 't', &timeout, EM_OPT_S, EM_OPT_S, 0, 3600),
+            EM_OPT_END,
+        };
         struct em_config *cfg;
-        int timeout = 10, c;
-        char *end;
+        int r = cli_parse(stop_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(stop_usage);
-                return 0;
-        }
-        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
-        while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
-                if (c != 't')
-                        return em_error_set(err, 0, "see 'edgemig stop --help'"), 2;
-                timeout = (int)strtol(optarg, &end, 10);
-                if (*end != '\0' || timeout < 0)
-                        return em_error_set(err, 0, "bad -t '%s'", optarg), 2;
-        }
-        if (optind != argc - 1)
-                return em_error_set(err, 0, "expected one NAME\n%s", stop_usage), 2;
-        if (cli_config(cli, &cfg, err) < 0 ||
-            em_container_stop(cfg, argv[optind], timeout, err) < 0)
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return 2;
+        if (cli_config(cli, &cfg, err) < 0 || em_container_stop(cfg, argv[first], timeout, err) < 0)
                 return 1;
-        printf("%s\n", argv[optind]);
+        printf("%s\n", argv[first]);
         return 0;
 }
 
 int cmd_rm(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
-        struct em_config *cfg;
         bool force = false;
-        int c;
+        const struct em_opt table[] = {EM_OPT_FLAG("force", 'f', &force), EM_OPT_END};
+        struct em_config *cfg;
+        int first, r = cli_parse(rm_usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(rm_usage);
-                return 0;
-        }
-        optind = 0; /* re-initialise glibc getopt (main parsed with "+") */
-        while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
-                if (c != 'f')
-                        return em_error_set(err, 0, "see 'edgemig rm --help'"), 2;
-                force = true;
-        }
-        if (optind != argc - 1)
-                return em_error_set(err, 0, "expected one NAME\n%s", rm_usage), 2;
-        if (cli_config(cli, &cfg, err) < 0 || em_container_rm(cfg, argv[optind], force, err) < 0)
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
+                return 2;
+        if (cli_config(cli, &cfg, err) < 0 || em_container_rm(cfg, argv[first], force, err) < 0)
                 return 1;
-        printf("%s\n", argv[optind]);
+        printf("%s\n", argv[first]);
         return 0;
 }

@@ -1,4 +1,3 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,19 +15,13 @@ static const char usage[] = "Usage: edgemig version [--json]\n"
 int cmd_version(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         bool json = false;
+        const struct em_opt table[] = {EM_OPT_FLAG("json", 0, &json), EM_OPT_END};
+        int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
-        if (cli_wants_help(argc, argv)) {
-                cli_print_help(usage);
-                return 0;
-        }
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--json") == 0) {
-                        json = true;
-                } else {
-                        em_error_set(err, 0, "unknown argument '%s'\n%s", argv[i], usage);
-                        return 2;
-                }
-        }
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (cli_operands(argc, argv, first, 0, 0, "", err) < 0)
+                return 2;
         if (json) {
                 cleanup_json json_t *j =
                     json_pack("{s:s, s:i}", "version", EM_VERSION, "protocol", EM_PROTOCOL_VERSION);

@@ -1,5 +1,4 @@
 /* edgemig: the command-line front end. It only parses, calls libedgemig and prints. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "util/log.h"
+#include "util/version.h"
 
 static const struct cli_command commands[] = {
     {"check", cmd_check, "probe this host: can it checkpoint, restore and migrate?"},
@@ -41,6 +41,7 @@ static const char main_usage[] =
     "  --log-level LEVEL     error, warn, info (default) or debug\n"
     "  --log-format FORMAT   text (default) or json\n"
     "  -h, --help            show this help; `edgemig COMMAND --help` for a command\n"
+    "  --version             print the version (`edgemig version --json` for more)\n"
     "\n"
     "Commands:\n";
 
@@ -68,51 +69,60 @@ void cli_print_help(const char *text)
         fputs(text, stdout);
 }
 
-bool cli_wants_help(int argc, char **argv)
+int cli_parse(const char *usage, const struct em_opt *table, int argc, char **argv, int *first,
+              em_error_t *err)
 {
-        for (int i = 1; i < argc; i++) {
-                if (strcmp(argv[i], "--") == 0)
-                        return false;
-                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-                        return true;
-        }
-        return false;
+        return cli_parse_flags(usage, table, 0, argc, argv, first, err);
 }
 
+int cli_parse_flags(const char *usage, const struct em_opt *table, unsigned flags, int argc,
+                    char **argv, int *first, em_error_t *err)
+{
+        int r = em_opts_parse(table, argc, argv, flags, first, err);
+
+        if (r < 0)
+                return -1;
+        if (r == EM_OPTS_HELP)
+                cli_print_help(usage);
+        else if (r == EM_OPTS_VERSION)
+                printf("edgemig %s\n", EM_VERSION);
+        return r == EM_OPTS_OK ? 0 : 1;
+}
+
+int cli_operands(int argc, char **argv, int first, int min, int max, const char *what,
+                 em_error_t *err)
+{
+        int n = argc - first;
+
+        if (n > max)
+                return em_error_set(err, 0, "unexpected argument '%s'; see --help",
+                                    argv[first + max]);
+        if (n < min)
+                return em_error_set(err, 0, "missing %s; see --help", what);
+        return 0;
+}
+
+/* Returns the index of the command, or -1 (exit 2) or 0 (exit 0). */
 static int parse_globals(int argc, char **argv, struct em_cli *cli)
 {
-        static const struct option opts[] = {{"root", required_argument, NULL, 'r'},
-                                             {"log-level", required_argument, NULL, 'l'},
-                                             {"log-format", required_argument, NULL, 'f'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
         struct em_log_opts lo = EM_LOG_OPTS_INIT;
-        char msg[160];
-        int c;
+        const struct em_opt table[] = {EM_OPT_STRING("root", 0, &cli->root_opt), EM_OPT_LOG(&lo),
+                                       EM_OPT_END};
+        cleanup_error em_error_t err = NULL;
+        int first, r = em_opts_parse(table, argc, argv, EM_OPTS_STOP_AT_OPERAND, &first, &err);
 
-        while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'r':
-                        cli->root_opt = optarg;
-                        break;
-                case 'l':
-                case 'f':
-                        if (em_log_opt_parse(&lo, c == 'l' ? "log-level" : "log-format", optarg,
-                                             msg, sizeof(msg)) < 0) {
-                                fprintf(stderr, "edgemig: %s\n", msg);
-                                return -1;
-                        }
-                        break;
-                case 'h':
-                        print_main_usage(stdout);
-                        exit(0);
-                default:
-                        print_main_usage(stderr);
-                        return -1;
-                }
+        if (r < 0) {
+                fprintf(stderr, "edgemig: %s; see 'edgemig --help'\n", em_error_msg(err));
+                return -1;
         }
+        if (r == EM_OPTS_HELP)
+                print_main_usage(stdout);
+        if (r == EM_OPTS_VERSION)
+                printf("edgemig %s\n", EM_VERSION);
+        if (r != EM_OPTS_OK)
+                return 0;
         em_log_setup(lo.level, lo.json, 2, "edgemig");
-        return optind;
+        return first;
 }
 
 int main(int argc, char **argv)
@@ -122,8 +132,8 @@ int main(int argc, char **argv)
 
         signal(SIGPIPE, SIG_IGN);
         int first = parse_globals(argc, argv, &cli);
-        if (first < 0)
-                return 2;
+        if (first <= 0)
+                return first < 0 ? 2 : 0;
         if (first >= argc) {
                 print_main_usage(stderr);
                 return 2;
@@ -132,7 +142,6 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
                 if (strcmp(commands[i].name, verb) != 0)
                         continue;
-                optind = 1;
                 int rc = commands[i].fn(&cli, argc - first, argv + first, &err);
                 if (rc != 0 && err != NULL)
                         fprintf(stderr, "edgemig %s: %s\n", verb, em_error_msg(err));

@@ -114,8 +114,9 @@ struct daemon_args {
 static int parse_registry(const char *arg, void *dst, em_error_t *err)
 {
         if (strchr(arg, '/') != NULL || *arg == '\0')
-                return em_error_set(err, 0, "takes HOST[:PORT], not a URL (HTTPS unless "
-                                            "--registry-insecure)");
+                return em_error_set(err, 0,
+                                    "takes HOST[:PORT], not a URL (HTTPS unless "
+                                    "--registry-insecure)");
         *(const char **)dst = arg;
         return 0;
 }

@@ -47,7 +47,7 @@ static int parse(struct vals *v, int *first, em_error_t *err, ...)
             EM_OPT_DURATION("io-timeout", 0, &v->io_timeout_ms, EM_OPT_S, EM_OPT_MS, 1, INT_MAX),
             EM_OPT_DURATION("heartbeat-interval", 0, &v->interval_s, EM_OPT_S, EM_OPT_S, 1, 3600),
             EM_OPT_SIZE("memory", 'm', &v->memory, 0, INT64_MAX),
-            EM_OPT_DOUBLE("cpus", 0, &v->cpus, 0, 1024),
+            EM_OPT_DOUBLE_ABOVE("cpus", 0, &v->cpus, 0, 1024),
             EM_OPT_LOG(&v->lo),
             EM_OPT_END,
         };
@@ -133,6 +133,8 @@ static void test_bad_numbers(void **state)
         expect_error("--cpus: 'many' is not a number", "--cpus", "many", NULL);
         expect_error("--cpus: '0' is out of range", "--cpus", "0", NULL);
         expect_error("--cpus: 'nan' is not a number", "--cpus", "nan", NULL);
+        expect_error("--cpus: '2000' is out of range (above 0, up to 1024)", "--cpus", "2000",
+                     NULL);
         expect_error("--log-level: unknown log level 'loud'", "--log-level", "loud", NULL);
 }
 

@@ -179,10 +179,12 @@ static int set_double(const struct em_opt *o, const char *arg, em_error_t *err)
         double v = strtod(arg, &end);
         if (end == arg || *end != '\0' || errno != 0 || !isfinite(v))
                 return em_error_set_code(err, EINVAL, "'%s' is not a number", arg);
-        if (!(v > (double)o->min && v <= (double)o->max))
-                return em_error_set_code(err, ERANGE,
-                                         "'%s' is out of range (above %lld, up to %lld)", arg,
-                                         (long long)o->min, (long long)o->max);
+        bool above = o->unit == 1;
+
+        if (v < (double)o->min || (above && v == (double)o->min) || v > (double)o->max)
+                return em_error_set_code(err, ERANGE, "'%s' is out of range (%s %lld, up to %lld)",
+                                         arg, above ? "above" : "from", (long long)o->min,
+                                         (long long)o->max);
         *(double *)o->dst = v;
         return 0;
 }

@@ -32,7 +32,7 @@ enum em_opt_kind {
         EM_OPT_KIND_INT,      /* decimal integer in [min, max] */
         EM_OPT_KIND_SIZE,     /* bytes: N, NK, NM, NG, NT (powers of 1024, optional B/iB) */
         EM_OPT_KIND_DURATION, /* N (default unit), Nms, Ns, Nm, Nh */
-        EM_OPT_KIND_DOUBLE,   /* finite decimal number in [min, max] (exclusive of 0 if min 0) */
+        EM_OPT_KIND_DOUBLE,   /* finite decimal number in [min, max] ((min, max] if unit 1) */
         EM_OPT_KIND_CALL,     /* fn(arg, dst, err) parses */
 };
 
@@ -92,6 +92,11 @@ struct em_opt {
 #define EM_OPT_DOUBLE(n, s, p, lo, hi)                                                             \
         {                                                                                          \
                 n, s, EM_OPT_KIND_DOUBLE, (double *){p}, sizeof(double), lo, hi, 0, 0, NULL        \
+        }
+/* A number above lo (lo 0: positive), at most hi. */
+#define EM_OPT_DOUBLE_ABOVE(n, s, p, lo, hi)                                                       \
+        {                                                                                          \
+                n, s, EM_OPT_KIND_DOUBLE, (double *){p}, sizeof(double), lo, hi, 1, 0, NULL        \
         }
 #define EM_OPT_CALL(n, s, p, f)                                                                    \
         {                                                                                          \

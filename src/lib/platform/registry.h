@@ -2,8 +2,8 @@
  * services, users (with their scheduler memory) and the migration history.
  * Every write is a committed transaction, so a killed controller restarts
  * where it stopped. Callers serialize access (one connection, one mutex). */
-#ifndef EDGEMIG_CONTROLLER_STORE_H
-#define EDGEMIG_CONTROLLER_STORE_H
+#ifndef EDGEMIG_PLATFORM_REGISTRY_H
+#define EDGEMIG_PLATFORM_REGISTRY_H
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -13,24 +13,24 @@
 #include "util/clock.h"
 #include "util/error.h"
 
-int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err);
+int em_registry_open(const char *path, sqlite3 **out, em_error_t *err);
 
 /* Runs sql with parameters bound from fmt: 's' text, 'd' double, 'i' int64
  * ('S' text or NULL). Returns the number of rows changed, < 0 on error. */
-int ctl_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *fmt, ...);
+int em_registry_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *fmt, ...);
 
 /* Runs a query and returns its rows as a JSON array of objects keyed by
  * column name (integers, reals, text, null). */
-int ctl_query_json(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
-                   ...);
+int em_registry_query(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
+                      ...);
 
 /* All edges, as the scheduler sees them (load = max(reported load, services
  * placed there)). *out is malloc'ed. */
-int ctl_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err);
+int em_registry_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err);
 
 /* A user's scheduler memory; a new user starts empty. */
-int ctl_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err);
-int ctl_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
-                  const struct em_sched_user *u, em_error_t *err);
+int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err);
+int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
+                          const struct em_sched_user *u, em_error_t *err);
 
 #endif

@@ -1,11 +1,11 @@
-/* SQLite state of edgemig-controller. */
+/* The controller's registry in SQLite (see registry.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "controller/store.h"
+#include "platform/registry.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -26,7 +26,7 @@ static const char schema[] =
     " kind TEXT NOT NULL, service TEXT NOT NULL, user TEXT, source TEXT, target TEXT,"
     " started_ms INTEGER, finished_ms INTEGER, status TEXT NOT NULL, reason TEXT, detail TEXT);";
 
-int ctl_store_open(const char *path, sqlite3 **out, em_error_t *err)
+int em_registry_open(const char *path, sqlite3 **out, em_error_t *err)
 {
         sqlite3 *db = NULL;
         char *msg = NULL;
@@ -108,7 +108,7 @@ static int prepare_bound(sqlite3 *db, const char *sql, const char *fmt, va_list 
         return 0;
 }
 
-int ctl_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *fmt, ...)
+int em_registry_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *fmt, ...)
 {
         sqlite3_stmt *st = NULL;
         va_list ap;
@@ -139,8 +139,8 @@ static json_t *column_json(sqlite3_stmt *st, int c)
         }
 }
 
-int ctl_query_json(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
-                   ...)
+int em_registry_query(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
+                      ...)
 {
         sqlite3_stmt *st = NULL;
         va_list ap;
@@ -165,15 +165,15 @@ int ctl_query_json(sqlite3 *db, const char *sql, const char *fmt, json_t **out, 
         return 0;
 }
 
-int ctl_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err)
+int em_registry_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err)
 {
         cleanup_json json_t *rows = NULL;
 
-        if (ctl_query_json(db,
-                           "SELECT e.name, e.x, e.y, e.capacity, MAX(e.load, (SELECT COUNT(*) "
-                           "FROM services s WHERE s.edge = e.name)) AS load, e.bandwidth_mbps "
-                           "FROM edges e ORDER BY e.name",
-                           NULL, &rows, err) < 0)
+        if (em_registry_query(db,
+                              "SELECT e.name, e.x, e.y, e.capacity, MAX(e.load, (SELECT COUNT(*) "
+                              "FROM services s WHERE s.edge = e.name)) AS load, e.bandwidth_mbps "
+                              "FROM edges e ORDER BY e.name",
+                              NULL, &rows, err) < 0)
                 return -1;
         size_t len = json_array_size(rows);
         cleanup_free struct em_sched_edge *edges = calloc(len ? len : 1, sizeof(*edges));
@@ -199,12 +199,13 @@ static void copy_str(char *dst, size_t size, const json_t *obj, const char *key)
         snprintf(dst, size, "%s", s ? s : "");
 }
 
-int ctl_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err)
+int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err)
 {
         cleanup_json json_t *rows = NULL;
 
         memset(u, 0, sizeof(*u));
-        if (ctl_query_json(db, "SELECT sched FROM users WHERE name = ?", "s", &rows, err, name) < 0)
+        if (em_registry_query(db, "SELECT sched FROM users WHERE name = ?", "s", &rows, err, name) <
+            0)
                 return -1;
         const char *text = em_json_str(json_array_get(rows, 0), "sched");
         if (text == NULL)
@@ -224,8 +225,8 @@ int ctl_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_err
         return 0;
 }
 
-int ctl_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
-                  const struct em_sched_user *u, em_error_t *err)
+int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
+                          const struct em_sched_user *u, em_error_t *err)
 {
         cleanup_json json_t *h = json_array();
         for (int i = 0; i < u->hist_n; i++)
@@ -236,12 +237,13 @@ int ctl_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now
         cleanup_free char *text = s ? json_dumps(s, JSON_COMPACT) : NULL;
         if (text == NULL)
                 return em_error_set(err, ENOMEM, "encoding scheduler state");
-        return ctl_exec(db, err,
-                        "INSERT INTO users(name, x, y, updated_ms, reports, sched) "
-                        "VALUES(?, ?, ?, ?, 1, ?) ON CONFLICT(name) DO UPDATE SET x = excluded.x, "
-                        "y = excluded.y, updated_ms = excluded.updated_ms, "
-                        "reports = reports + 1, sched = excluded.sched",
-                        "sddis", name, x, y, now_ms, text) < 0
+        return em_registry_exec(
+                   db, err,
+                   "INSERT INTO users(name, x, y, updated_ms, reports, sched) "
+                   "VALUES(?, ?, ?, ?, 1, ?) ON CONFLICT(name) DO UPDATE SET x = excluded.x, "
+                   "y = excluded.y, updated_ms = excluded.updated_ms, "
+                   "reports = reports + 1, sched = excluded.sched",
+                   "sddis", name, x, y, now_ms, text) < 0
                    ? -1
                    : 0;
 }

@@ -1,0 +1,179 @@
+#include "platform/api_actions.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate/control.h"
+#include "platform/api_int.h"
+#include "platform/registry.h"
+#include "util/cleanup.h"
+#include "util/clock.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/subprocess.h"
+
+struct action {
+        struct em_api *ctl;
+        int64_t id;
+        enum em_sched_action kind;
+        char cmd[4096], source[EM_SCHED_NAME_MAX], service[EM_SCHED_NAME_MAX];
+        char target[EM_SCHED_NAME_MAX], target_addr[256], source_addr[256];
+};
+
+static void action_finish(struct action *a, bool ok, const char *detail)
+{
+        cleanup_error em_error_t err = NULL;
+        struct em_api *c = a->ctl;
+
+        pthread_mutex_lock(&c->lock);
+        c->workers--;
+        if (c->db == NULL) { /* em_api_close ran: the last worker frees the api */
+                bool last = c->workers == 0;
+                pthread_mutex_unlock(&c->lock);
+                if (last) {
+                        pthread_mutex_destroy(&c->lock);
+                        free(c);
+                }
+                return;
+        }
+        if (ok && a->kind == EM_SCHED_MIGRATE)
+                em_registry_exec(c->db, &err,
+                                 "UPDATE services SET edge = ?, updated_ms = ? WHERE name = ?",
+                                 "sis", a->target, em_now_ms(), a->service);
+        em_registry_exec(c->db, &err, "UPDATE services SET busy = 0 WHERE name = ?", "s",
+                         a->service);
+        em_registry_exec(
+            c->db, &err,
+            "UPDATE migrations SET status = ?, finished_ms = ?, detail = ? WHERE id = ?", "siSi",
+            ok ? "done" : "failed", em_now_ms(), detail, a->id);
+        pthread_mutex_unlock(&c->lock);
+        if (err != NULL)
+                em_log_error("recording %s of %s: %s", em_sched_action_name(a->kind), a->service,
+                             em_error_msg(err));
+}
+
+/* The authenticated path: a CONTROL request to the source edge's edgemigd,
+ * which must present a certificate naming that edge. The history's detail
+ * is the migration report it answers with (on failure too), else the error. */
+static void action_request(struct action *a)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        cleanup_json json_t *reply = NULL;
+        cleanup_free char *detail = NULL;
+        const char *const edge[] = {a->source, NULL};
+        struct em_tls_config tc = {a->ctl->o.tls_ca, a->ctl->o.tls_cert, a->ctl->o.tls_key, edge};
+        struct em_control_req req = {
+            .op = a->kind == EM_SCHED_PREPARE ? EM_CONTROL_PREPARE : EM_CONTROL_MIGRATE,
+            .mode = a->kind == EM_SCHED_PREPARE ? EM_MIGRATE_PREPARE : a->ctl->o.mode,
+            .id = a->id,
+        };
+
+        em_log_info("%s %s: %s (%s) -> %s (%s), control request %lld",
+                    em_sched_action_name(a->kind), a->service, a->source, a->source_addr, a->target,
+                    a->target_addr, (long long)a->id);
+        snprintf(req.service, sizeof(req.service), "%s", a->service);
+        snprintf(req.to, sizeof(req.to), "%s", a->target_addr);
+        int rc = em_tls_ctx_new(&tc, false, &tls, &err);
+        if (rc == 0)
+                rc = em_control_request(tls, a->source_addr, &req, a->ctl->o.action_timeout_ms,
+                                        &reply, &err);
+        bool ok = rc == 0 && json_is_true(json_object_get(reply, "ok"));
+        json_t *report = json_object_get(reply, "report");
+        if (json_is_object(report))
+                detail = json_dumps(report, JSON_COMPACT);
+        const char *why = rc < 0 ? em_error_msg(err) : em_json_str(reply, "error");
+        em_log_info("%s %s -> %s: %s", em_sched_action_name(a->kind), a->service, a->target,
+                    ok    ? "done"
+                    : why ? why
+                          : "failed");
+        action_finish(a, ok, detail ? detail : why ? why : "");
+}
+
+static void *action_run(void *arg)
+{
+        cleanup_free struct action *a = arg;
+        cleanup_error em_error_t err = NULL;
+        cleanup_proc_result struct em_proc_result res = {0};
+        const char *argv[] = {a->cmd, a->source, a->service, a->target_addr, NULL};
+        struct em_proc_spec spec;
+
+        if (a->cmd[0] == '\0') {
+                action_request(a);
+                return NULL;
+        }
+        em_log_info("%s %s: %s -> %s (%s)", em_sched_action_name(a->kind), a->service, a->source,
+                    a->target, a->target_addr);
+        em_proc_spec_init(&spec, argv);
+        spec.timeout_ms = a->ctl->o.action_timeout_ms;
+        int rc = em_proc_run(&spec, &res, &err);
+        const char *detail = rc < 0 ? em_error_msg(err) : (res.out ? res.out : "");
+        em_log_info("%s %s -> %s: %s", em_sched_action_name(a->kind), a->service, a->target,
+                    rc < 0 ? detail : "done");
+        action_finish(a, rc == 0, detail);
+        return NULL;
+}
+
+int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char *service,
+                        const char *user, const char *source, const char *target,
+                        const char *reason, em_error_t *err)
+{
+        const char *cmd = kind == EM_SCHED_MIGRATE ? c->o.migrate_cmd : c->o.prepare_cmd;
+        cleanup_json json_t *rows = NULL, *srows = NULL;
+        cleanup_free struct action *a = calloc(1, sizeof(*a));
+
+        if (a == NULL)
+                return em_error_set(err, ENOMEM, "action");
+        if (em_registry_query(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &rows, err,
+                              target) < 0 ||
+            em_registry_query(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &srows, err,
+                              source) < 0)
+                return -1;
+        const char *addr = em_json_str(json_array_get(rows, 0), "addr");
+        const char *saddr = em_json_str(json_array_get(srows, 0), "addr");
+        if (addr == NULL)
+                return em_error_set(err, ENOENT, "edge %s has no address", target);
+        /* Without a command: the authenticated request, which needs TLS. */
+        bool run = cmd != NULL || (c->o.tls && saddr != NULL);
+        const char *skip = saddr == NULL ? "skipped (source edge unknown)"
+                                         : "skipped (no --migrate-cmd, and control requests "
+                                           "need --tls-*)";
+        if (em_registry_exec(
+                c->db, err,
+                "INSERT INTO migrations(kind, service, user, source, target, started_ms, "
+                "status, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                "sssssiss", em_sched_action_name(kind), service, user, source, target, em_now_ms(),
+                run ? "running" : skip, reason) < 0)
+                return -1;
+        if (!run)
+                return 0;
+        a->ctl = c;
+        a->id = sqlite3_last_insert_rowid(c->db);
+        a->kind = kind;
+        snprintf(a->cmd, sizeof(a->cmd), "%s", cmd ? cmd : "");
+        snprintf(a->source_addr, sizeof(a->source_addr), "%s", saddr ? saddr : "");
+        snprintf(a->source, sizeof(a->source), "%s", source);
+        snprintf(a->service, sizeof(a->service), "%s", service);
+        snprintf(a->target, sizeof(a->target), "%s", target);
+        snprintf(a->target_addr, sizeof(a->target_addr), "%s", addr);
+        if (em_registry_exec(c->db, err, "UPDATE services SET busy = 1 WHERE name = ?", "s",
+                             service) < 0)
+                return -1;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, action_run, a);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+                em_registry_exec(c->db, err, "UPDATE services SET busy = 0 WHERE name = ?", "s",
+                                 service);
+                return em_error_set(err, rc, "starting the %s worker", em_sched_action_name(kind));
+        }
+        c->workers++;
+        steal_pointer(&a);
+        return 0;
+}

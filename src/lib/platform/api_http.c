@@ -1,0 +1,300 @@
+#include "platform/api_http.h"
+
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <openssl/x509.h>
+
+#include "platform/authz.h"
+#include "transfer/ca.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+struct em_api_http {
+        struct em_api *api;
+        struct MHD_Daemon *d;
+        bool tls;
+};
+
+/* With MHD_OPTION_HTTPS_MEM_TRUST libmicrohttpd only asks for a client
+ * certificate (GNUTLS_CERT_REQUEST) and never checks it, so every request is
+ * checked here: a certificate must be presented and chain to the platform CA
+ * (validity included). Returns NULL if so, else why not; *subject gets the
+ * presented certificate's DN when there is one (gnutls_free it), *names the
+ * identities of an accepted one (em_x509_names, the helper edgemigd's
+ * --allow-peer check uses: SAN DNS/URI, then CN). */
+static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject,
+                                  char ***names)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+        unsigned int n = 0, status = 0;
+        gnutls_x509_crt_t crt;
+
+        if (s == NULL)
+                return "no TLS session";
+        const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+        if (peers == NULL || n == 0)
+                return "no client certificate";
+        if (gnutls_x509_crt_init(&crt) == 0) {
+                if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == 0)
+                        gnutls_x509_crt_get_dn2(crt, subject);
+                gnutls_x509_crt_deinit(crt);
+        }
+        if (gnutls_certificate_verify_peers2(s, &status) < 0)
+                return "client certificate could not be verified";
+        if (status & GNUTLS_CERT_EXPIRED)
+                return "client certificate expired";
+        if (status & GNUTLS_CERT_NOT_ACTIVATED)
+                return "client certificate not yet valid";
+        if (status != 0)
+                return "client certificate not signed by the platform CA";
+        const unsigned char *der = peers[0].data;
+        cleanup_x509 X509 *x = d2i_X509(NULL, &der, (long)peers[0].size);
+        if (x == NULL || em_x509_names(x, names, NULL) < 0)
+                return "client certificate could not be parsed";
+        return NULL;
+}
+
+static void client_addr(struct MHD_Connection *conn, char *buf, size_t size)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+        snprintf(buf, size, "?");
+        if (ci != NULL && ci->client_addr->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr, buf,
+                          (socklen_t)size);
+}
+
+/* Logs and counts a request refused for want of a valid certificate;
+ * otherwise *names gets the certificate's names. */
+static bool client_refused(struct em_api *c, struct MHD_Connection *conn, const char *method,
+                           const char *url, char ***names)
+{
+        gnutls_datum_t subject = {NULL, 0};
+        const char *why = client_refusal(conn, &subject, names);
+        char addr[INET6_ADDRSTRLEN];
+
+        if (why == NULL) {
+                gnutls_free(subject.data);
+                return false;
+        }
+        client_addr(conn, addr, sizeof(addr));
+        em_log_warn("refused %s %s from %s: %s%s%s", method, url, addr, why,
+                    subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
+        gnutls_free(subject.data);
+        em_api_count_refused(c);
+        return true;
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct em_api_reply *r)
+{
+        const char *type;
+        unsigned status = r->status;
+        char *text = em_api_reply_take(r, &type);
+
+        if (text == NULL)
+                return MHD_NO;
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (resp == NULL) {
+                free(text);
+                return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", type);
+        enum MHD_Result rc = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return rc;
+}
+
+struct request {
+        struct em_api_request rq;
+        char *body;
+        char **names;    /* the client certificate's names (TLS only) */
+        bool needs_body; /* authorization waits for the body (POST /edges) */
+};
+
+/* The first call for a request: authentication and, unless the body
+ * decides, authorization; then the per-request state. */
+static enum MHD_Result request_begin(struct em_api_http *h, struct MHD_Connection *conn,
+                                     const char *url, const char *method, void **con_cls)
+{
+        cleanup_strv char **names = NULL;
+        struct em_api_reply r = {0};
+        char addr[INET6_ADDRSTRLEN];
+        struct request *rq;
+
+        if (h->tls && client_refused(h->api, conn, method, url, &names)) {
+                r.status = 403;
+                r.json = json_pack("{s:s}", "error",
+                                   "a client certificate of the platform CA is required");
+                return send_reply(conn, &r);
+        }
+        struct em_api_request head = {method, url, (const char *const *)names, NULL, 0, false};
+        client_addr(conn, addr, sizeof(addr));
+        int authz = em_api_authorize(h->api, &head, addr, &r);
+        if (authz < 0)
+                return send_reply(conn, &r);
+        rq = calloc(1, sizeof(*rq));
+        if (rq == NULL)
+                return MHD_NO;
+        rq->rq = head;
+        rq->names = steal_pointer(&names);
+        rq->rq.names = (const char *const *)rq->names;
+        rq->needs_body = authz == EM_AUTHZ_NEEDS_BODY;
+        *con_cls = rq;
+        return MHD_YES;
+}
+
+/* The body arrives in pieces; past EM_API_BODY_MAX it is dropped. */
+static enum MHD_Result request_body(struct request *rq, const char *data, size_t *size)
+{
+        if (rq->rq.len + *size > EM_API_BODY_MAX) {
+                rq->rq.too_big = true;
+        } else {
+                char *nb = realloc(rq->body, rq->rq.len + *size + 1);
+                if (nb == NULL)
+                        return MHD_NO;
+                memcpy(nb + rq->rq.len, data, *size);
+                rq->body = nb;
+                rq->rq.len += *size;
+                rq->body[rq->rq.len] = '\0';
+        }
+        *size = 0;
+        return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+        struct em_api_http *h = cls;
+        struct request *rq = *con_cls;
+        struct em_api_reply r = {0};
+        char addr[INET6_ADDRSTRLEN];
+
+        if (rq == NULL)
+                return request_begin(h, conn, url, method, con_cls);
+        if (*upload_size > 0)
+                return request_body(rq, upload_data, upload_size);
+        rq->rq.body = rq->body ? rq->body : "";
+        if (rq->needs_body) { /* POST /edges: the name is in the body */
+                client_addr(conn, addr, sizeof(addr));
+                if (em_api_authorize(h->api, &rq->rq, addr, &r) < 0)
+                        return send_reply(conn, &r);
+        }
+        em_api_handle(h->api, &rq->rq, &r);
+        return send_reply(conn, &r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        struct request *rq = *con_cls;
+
+        if (rq != NULL) {
+                free(rq->body);
+                em_strv_free(rq->names);
+                free(rq);
+        }
+        *con_cls = NULL;
+}
+
+static int parse_listen(const char *s, struct sockaddr_in *sa, em_error_t *err)
+{
+        cleanup_free char *host = strdup(s);
+        char *colon = host ? strrchr(host, ':') : NULL;
+
+        if (colon == NULL)
+                return em_error_set(err, EINVAL, "--listen takes ADDR:PORT, not '%s'", s);
+        *colon = '\0';
+        memset(sa, 0, sizeof(*sa));
+        sa->sin_family = AF_INET;
+        long port = strtol(colon + 1, NULL, 10);
+        if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                return em_error_set(err, EINVAL, "--listen takes IPv4ADDR:PORT, not '%s'", s);
+        sa->sin_port = htons((uint16_t)port);
+        return 0;
+}
+
+struct tls_files {
+        char *cert, *key, *ca;
+};
+
+static void tls_files_free(struct tls_files *t)
+{
+        free(t->cert);
+        if (t->key != NULL)
+                explicit_bzero(t->key, strlen(t->key));
+        free(t->key);
+        free(t->ca);
+}
+
+static int tls_load(const struct em_api_http_tls *o, struct tls_files *t, em_error_t *err)
+{
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+                return em_error_set(err, ENOTSUP, "libmicrohttpd was built without TLS");
+        if (em_read_file(o->cert, 1 << 20, &t->cert, NULL, err) < 0 ||
+            em_read_file(o->key, 1 << 20, &t->key, NULL, err) < 0 ||
+            em_read_file(o->ca, 1 << 20, &t->ca, NULL, err) < 0)
+                return -1;
+        return 0;
+}
+
+static struct MHD_Daemon *start_daemon(struct em_api_http *h, struct sockaddr_in *sa,
+                                       const struct tls_files *t)
+{
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+        if (!h->tls)
+                return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+                                        (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED,
+                                        on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                        MHD_OPTION_END);
+        return MHD_start_daemon(
+            flags | MHD_USE_TLS, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT, t->cert,
+            MHD_OPTION_HTTPS_MEM_KEY, t->key, MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
+}
+
+int em_api_http_start(struct em_api *api, const char *listen, const struct em_api_http_tls *tls,
+                      struct em_api_http **out, em_error_t *err)
+{
+        __attribute__((cleanup(tls_files_free))) struct tls_files t = {0};
+        cleanup_free struct em_api_http *h = calloc(1, sizeof(*h));
+        struct sockaddr_in sa;
+
+        if (h == NULL)
+                return em_error_set(err, ENOMEM, "starting the API");
+        if (parse_listen(listen, &sa, err) < 0)
+                return -1;
+        h->api = api;
+        h->tls = tls != NULL;
+        if (h->tls && tls_load(tls, &t, err) < 0)
+                return -1;
+        h->d = start_daemon(h, &sa, &t);
+        if (h->d == NULL)
+                return em_error_set(err, EADDRINUSE, "cannot listen on %s%s", listen,
+                                    h->tls ? " (or the certificate/key is unusable)" : "");
+        *out = steal_pointer(&h);
+        return 0;
+}
+
+void em_api_http_stop(struct em_api_http *h)
+{
+        if (h == NULL)
+                return;
+        MHD_stop_daemon(h->d);
+        free(h);
+}
