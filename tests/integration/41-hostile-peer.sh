@@ -104,6 +104,21 @@ done
 hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
 [ "$(outcome)" = completed ] || fail "service IP inside the range refused: $(cat "$T/out")"
 
+# --- upper diffs held to the layer rules (issue 15) -------------------------
+# A block device of the host's disk, a char device, an overlay redirect:
+# each refused before anything is created, with the reason.
+node() { # TYPE RDEV [EXTRA]
+	printf '{"version":1,"entries":[{"p":"x","t":"%s","m":438,"u":0,"g":0,"s":0,"mt":1,"mn":0,"r":%s%s}]}' "$@"
+}
+for m in "$(node c 2048)" "$(node c 259)" \
+	'{"version":1,"entries":[{"p":"d","t":"d","m":493,"u":0,"g":0,"s":0,"mt":1,"mn":0,"x":{"trusted.overlay.redirect":"2f657463"}}]}'; do
+	hp evil-b upper --image busybox --container upper1 --arg manifest="$m"
+	[ "$(field applied)" = false ] || fail "manifest applied: $m"
+	field error | grep -q "is not allowed" || fail "unclear refusal of $m: $(cat "$T/out")"
+done
+hp evil-b upper --image busybox --container upper1 --arg manifest="$(node c 0)"
+[ "$(field applied)" = true ] || fail "a 0/0 whiteout was refused: $(cat "$T/out")"
+
 # --- registry: only --registry HOST, only HTTP(S), by digest (issue 15) -----
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 P1=$(freeport)

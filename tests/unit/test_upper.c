@@ -152,10 +152,10 @@ static void test_scan_fields(void **state)
         assert_non_null(e);
         assert_int_equal(e->type, 'c');
         assert_int_equal(e->rdev, 0);
+        /* Opacity travels as a flag, not as overlay's xattr. */
         e = find(&m, "opaque");
-        assert_int_equal(e->nx, 1);
-        assert_string_equal(e->x[0].name, "trusted.overlay.opaque");
-        assert_memory_equal(e->x[0].value, "y", 1);
+        assert_true(e->opaque);
+        assert_int_equal(e->nx, 0);
         e = find(&m, "etc/app/conf");
         assert_int_equal(e->mode, 04750);
         assert_int_equal(e->uid, 1234);
@@ -269,6 +269,54 @@ static void test_hostile_manifest(void **state)
                         fail_msg("accepted: %s", bad[i]);
 }
 
+/* The rules of layer unpacking: no device node but a 0/0 whiteout, none of
+ * overlay's xattrs (a redirect or an origin could make the overlay look up
+ * other files); opacity only as the "o" flag of a directory. */
+#define NODE(t, r)                                                                                 \
+        "{\"p\":\"n\",\"t\":\"" t                                                                  \
+        "\",\"m\":420,\"u\":0,\"g\":0,\"s\":0,\"mt\":1,\"mn\":0,\"r\":" r "}"
+static void test_upper_held_to_layer_rules(void **state)
+{
+        assert_int_equal(parse_status(MANIFEST(NODE("c", "0"))), 0);
+        assert_int_equal(parse_status(MANIFEST(ENTRY("a", ",\"o\":1"))), 0);
+        assert_int_equal(parse_status(MANIFEST(NODE("c", "2048"))), EPERM); /* 8:0 */
+        assert_int_equal(parse_status(MANIFEST(NODE("c", "259"))), EPERM);  /* 1:3 */
+        assert_int_equal(parse_status(MANIFEST(NODE("b", "0"))), EPERM);
+        assert_int_equal(
+            parse_status(MANIFEST(ENTRY("a", ",\"x\":{\"trusted.overlay.opaque\":\"79\"}"))),
+            EPERM);
+        assert_int_equal(
+            parse_status(MANIFEST(ENTRY("a", ",\"x\":{\"trusted.overlay.redirect\":\"2f65\"}"))),
+            EPERM);
+        assert_int_equal(
+            parse_status(MANIFEST(ENTRY("a", ",\"x\":{\"user.overlay.opaque\":\"79\"}"))), EPERM);
+        assert_int_equal(parse_status(MANIFEST(NODE("c", "0") /* not a dir */)), 0);
+        assert_int_equal(parse_status(MANIFEST("{\"p\":\"n\",\"t\":\"p\",\"m\":420,\"u\":0,\"g\":0,"
+                                               "\"s\":0,\"mt\":1,\"mn\":0,\"o\":1}")),
+                         EPROTO);
+        assert_int_equal(parse_status(MANIFEST(ENTRY("a", ",\"o\":2"))), EPROTO);
+}
+
+/* An opaque directory arrives opaque: the receiver sets the xattr itself. */
+static void test_opaque_flag_applied(void **state)
+{
+        struct em_upper_manifest m cleanup_manifest = {0};
+        cleanup_close int root = -1;
+        em_error_t err = NULL;
+        char path[512], v[8];
+
+        assert_int_equal(em_upper_manifest_from_json(MANIFEST(ENTRY("a", ",\"o\":1")),
+                                                     strlen(MANIFEST(ENTRY("a", ",\"o\":1"))), &m,
+                                                     &err),
+                         0);
+        sh("mkdir -p %s", dst);
+        assert_int_equal(em_upper_open_root(dst, &root, &err), 0);
+        assert_int_equal(em_upper_apply_entry(root, &m.e[0], &err), 0);
+        snprintf(path, sizeof(path), "%s/a", dst);
+        assert_int_equal(lgetxattr(path, "trusted.overlay.opaque", v, sizeof(v)), 1);
+        assert_int_equal(v[0], 'y');
+}
+
 static void test_apply_cannot_escape(void **state)
 {
         struct em_upper_entry e = {.path = "evil/passwd", .type = 'p', .mode = 0644};
@@ -376,6 +424,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_scan_fields, setup, teardown),
             cmocka_unit_test_setup_teardown(test_full_sync_then_delta, setup, teardown),
             cmocka_unit_test(test_hostile_manifest),
+            cmocka_unit_test(test_upper_held_to_layer_rules),
+            cmocka_unit_test_setup_teardown(test_opaque_flag_applied, setup, teardown),
             cmocka_unit_test_setup_teardown(test_apply_cannot_escape, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bad_content_is_rejected, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_not_redirected_by_symlink_swap, setup,

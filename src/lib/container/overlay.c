@@ -56,7 +56,9 @@ int em_overlay_mount(char *const *lower, size_t n_lower, const char *upper, cons
                 return em_error_set(err, EINVAL, "an overlay needs at least one layer");
         if (build_opts(lower, n_lower, upper, work, &opts, err) < 0)
                 return -1;
-        if (mount("overlay", target, "overlay", 0, opts) < 0)
+        /* No device node or setuid bit from an image or a peer's writable
+         * layer takes effect (the container's /dev is its own tmpfs). */
+        if (mount("overlay", target, "overlay", MS_NODEV | MS_NOSUID, opts) < 0)
                 return em_error_set(err, errno, "mounting overlay at %s", target);
         return 0;
 }

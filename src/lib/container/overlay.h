@@ -10,7 +10,7 @@
 #include "util/error.h"
 
 /* Mounts target with lowerdir = lower (given bottom first, passed top first),
- * upperdir = upper, workdir = work. */
+ * upperdir = upper, workdir = work; nodev and nosuid. */
 int em_overlay_mount(char *const *lower, size_t n_lower, const char *upper, const char *work,
                      const char *target, em_error_t *err);
 /* Unmounts target (lazily if busy); not mounted is not an error. */

@@ -109,6 +109,14 @@ static void fd_path(char *buf, size_t len, int dirfd, const char *name)
         snprintf(buf, len, "/proc/self/fd/%d/%s", dirfd, name);
 }
 
+#define OVL_OPAQUE "trusted.overlay.opaque"
+
+static bool overlay_xattr(const char *name)
+{
+        return strncmp(name, "trusted.overlay.", 16) == 0 ||
+               strncmp(name, "user.overlay.", 13) == 0;
+}
+
 static int read_xattrs(int dirfd, const char *name, struct em_upper_entry *e, em_error_t *err)
 {
         char path[64 + NAME_MAX], list[8192];
@@ -126,6 +134,13 @@ static int read_xattrs(int dirfd, const char *name, struct em_upper_entry *e, em
 
                 if (vl < 0)
                         return em_error_set(err, errno, "reading xattr %s of %s", p, e->path);
+                /* Overlay's bookkeeping (origin file handles, impure, …)
+                 * means nothing on another host; only opacity travels. */
+                if (overlay_xattr(p)) {
+                        e->opaque |= e->type == 'd' && strcmp(p + strlen(p) - 7, ".opaque") == 0 &&
+                                     vl == 1 && val[0] == 'y';
+                        continue;
+                }
                 if (e->nx >= EM_UPPER_MAX_XATTRS)
                         return em_error_set(err, E2BIG, "%s has too many xattrs", e->path);
                 nx = realloc(e->x, sizeof(*nx) * (e->nx + 1));
@@ -349,6 +364,8 @@ static json_t *entry_json(const struct em_upper_entry *e)
                 json_object_set_new(j, "hl", json_string(e->hardlink));
         if (e->type == 'c' || e->type == 'b')
                 json_object_set_new(j, "r", json_integer((json_int_t)e->rdev));
+        if (e->opaque)
+                json_object_set_new(j, "o", json_integer(1));
         if (e->nx > 0) {
                 json_t *x = json_object();
                 for (size_t i = 0; i < e->nx; i++) {
@@ -437,7 +454,7 @@ static int xattrs_from_json(json_t *x, struct em_upper_entry *e)
         {
                 struct em_xattr *a = &e->x[e->nx];
                 size_t kl = strlen(k);
-                if (kl == 0 || kl > 255 || !json_is_string(v) ||
+                if (kl == 0 || kl > 255 || !json_is_string(v) || overlay_xattr(k) ||
                     (strncmp(k, "trusted.", 8) && strncmp(k, "user.", 5) &&
                      strncmp(k, "security.", 9)))
                         return -1;
@@ -483,7 +500,11 @@ static int entry_from_json(json_t *j, struct em_upper_entry *e)
             get_u(j, "g", UINT32_MAX, &gid) || get_u(j, "s", INT64_MAX, &size) ||
             get_u(j, "mt", INT64_MAX, &mt) || get_u(j, "mn", 999999999, &mn))
                 return -1;
-        if ((e->type == 'c' || e->type == 'b') && get_u(j, "r", UINT64_MAX, &rdev))
+        /* Devices only as overlay whiteouts (char 0/0), as in a layer. */
+        if (e->type == 'b' || (e->type == 'c' && get_u(j, "r", 0, &rdev)))
+                return -1;
+        json_t *o = json_object_get(j, "o");
+        if (o != NULL && (e->type != 'd' || !json_is_integer(o) || json_integer_value(o) != 1))
                 return -1;
         *e = (struct em_upper_entry){.path = e->path,
                                      .type = e->type,
@@ -493,7 +514,8 @@ static int entry_from_json(json_t *j, struct em_upper_entry *e)
                                      .size = size,
                                      .mtime_sec = (int64_t)mt,
                                      .mtime_nsec = (uint32_t)mn,
-                                     .rdev = rdev};
+                                     .rdev = rdev,
+                                     .opaque = o != NULL};
         if (opt_str(j, "l", &e->target) || opt_str(j, "hl", &e->hardlink) ||
             xattrs_from_json(json_object_get(j, "x"), e))
                 return -1;
@@ -517,6 +539,27 @@ static bool hardlink_ok(const struct em_upper_manifest *m, size_t i)
         return t != NULL && t->type == 'f' && t->hardlink == NULL;
 }
 
+/* What layer unpacking refuses too, said in words (entry_from_json then
+ * refuses it anyway): device nodes other than 0/0 whiteouts, overlay's
+ * xattrs. NULL if none of that. */
+static const char *entry_refused(json_t *v)
+{
+        const char *t = json_string_value(json_object_get(v, "t")), *k;
+        json_t *x = json_object_get(v, "x"), *val;
+
+        if (t != NULL && (strcmp(t, "b") == 0 ||
+                          (strcmp(t, "c") == 0 && json_integer_value(json_object_get(v, "r")))))
+                return "a device node (only 0/0 whiteouts are)";
+        if (!json_is_object(x))
+                return NULL;
+        json_object_foreach(x, k, val)
+        {
+                if (overlay_xattr(k))
+                        return "an overlay xattr (the target sets opacity itself)";
+        }
+        return NULL;
+}
+
 static int manifest_entries(json_t *arr, struct em_upper_manifest *m, em_error_t *err)
 {
         size_t i;
@@ -529,7 +572,11 @@ static int manifest_entries(json_t *arr, struct em_upper_manifest *m, em_error_t
                 return em_error_set(err, ENOMEM, "manifest");
         json_array_foreach(arr, i, v)
         {
+                const char *why = json_is_object(v) ? entry_refused(v) : NULL;
                 m->n = i + 1;
+                if (why != NULL)
+                        return em_error_set_code(err, EPERM,
+                                                 "manifest entry %zu: %s is not allowed", i, why);
                 if (!json_is_object(v) || entry_from_json(v, &m->e[i]) < 0)
                         return em_error_set(err, EPROTO, "manifest entry %zu is invalid", i);
                 if (i > 0 && strcmp(m->e[i - 1].path, m->e[i].path) >= 0)
@@ -589,7 +636,7 @@ static bool meta_eq(const struct em_upper_entry *a, const struct em_upper_entry 
 {
         return a->type == b->type && a->mode == b->mode && a->uid == b->uid && a->gid == b->gid &&
                a->rdev == b->rdev && str_eq(a->target, b->target) &&
-               str_eq(a->hardlink, b->hardlink) && xattrs_eq(a, b) &&
+               str_eq(a->hardlink, b->hardlink) && a->opaque == b->opaque && xattrs_eq(a, b) &&
                (a->type == 'd' || (a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec));
 }
 
@@ -715,7 +762,8 @@ static int sync_xattrs(const char *path, const struct xattr_ops *x, const struct
 
         n = x->list(path, list, sizeof(list));
         for (char *p = list; n > 0 && p < list + n; p += strlen(p) + 1) {
-                bool keep = strncmp(p, "security.selinux", 16) == 0;
+                bool keep = strncmp(p, "security.selinux", 16) == 0 ||
+                            (e->opaque && strcmp(p, OVL_OPAQUE) == 0);
                 for (size_t i = 0; i < e->nx && !keep; i++)
                         keep = strcmp(e->x[i].name, p) == 0;
                 if (!keep && x->remove(path, p) < 0 && errno != ENODATA)
@@ -725,6 +773,9 @@ static int sync_xattrs(const char *path, const struct xattr_ops *x, const struct
                 if (x->set(path, e->x[i].name, e->x[i].value, e->x[i].len, 0) < 0)
                         return em_error_set(err, errno, "setting xattr %s on %s", e->x[i].name,
                                             e->path);
+        /* Set by us, from the flag: never a value the peer chose. */
+        if (e->opaque && x->set(path, OVL_OPAQUE, "y", 1, 0) < 0)
+                return em_error_set(err, errno, "marking %s opaque", e->path);
         return 0;
 }
 

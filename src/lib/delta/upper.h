@@ -9,9 +9,13 @@
  *
  * JSON: {"version":1,"entries":[{"p":"etc/x","t":"f","m":420,"u":0,"g":0,
  *   "s":12,"mt":1700000000,"mn":5,"h":"<xxh3-128 hex>","l":"<symlink target>",
- *   "hl":"<earlier path, same inode>","r":<rdev>,"x":{"trusted.overlay.opaque":"79"}}]}
- * Types: f regular, d dir, l symlink, c/b devices (c with rdev 0 = whiteout),
- * p fifo, s socket. Xattr values are hex. */
+ *   "hl":"<earlier path, same inode>","r":<rdev>,"o":1,"x":{"user.a":"79"}}]}
+ * Types: f regular, d dir, l symlink, c (only rdev 0: an overlay whiteout),
+ * p fifo, s socket. Xattr values are hex. Overlay's own xattrs never travel:
+ * "o" marks an opaque directory, and the receiver sets the opaque xattr
+ * itself; a manifest with a device node, a "trusted.overlay." or
+ * "user.overlay." xattr, or "o" on a non-directory is refused, the rules
+ * of layer unpacking (store/unpack.c). */
 #ifndef EDGEMIG_DELTA_UPPER_H
 #define EDGEMIG_DELTA_UPPER_H
 
@@ -45,6 +49,7 @@ struct em_upper_entry {
         char hash[33];  /* regular files: XXH3-128 of the content, hex */
         char *target;   /* symlinks */
         char *hardlink; /* regular files: an earlier entry with the same inode */
+        bool opaque;    /* directories: overlay opaque (hides the layers below) */
         size_t nx;
         struct em_xattr *x; /* sorted by name */
         uint64_t dev, ino;  /* set by scan for files with several links; not serialized */
