@@ -338,6 +338,78 @@ static void test_refuse_seccomp_chain(void **state)
         rm_dir(dir);
 }
 
+static void ins(struct pb *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+{
+        uint8_t o[8] = {(uint8_t)code, (uint8_t)(code >> 8), jt, jf};
+
+        for (int i = 0; i < 4; i++)
+                o[4 + i] = (uint8_t)(k >> (8 * i));
+        memcpy(p->b + p->n, o, 8);
+        p->n += 8;
+}
+
+/* A filter chain judged by what it does with the calls the profile denies. */
+static void test_seccomp_weaker(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct creds_spec s = {0, em_caps_default(), 1, 2, 0};
+        struct pb core = {0}, core18 = {0}, weak = {0}, strong = {0}, f = {0}, sc = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        build_core(&core, &s);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        build_core(&core18, &s);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core18, 1);
+        em_ckpt_policy_default(&p);
+        p.seccomp = true;
+        /* checks the arch and denies mount, but not through x32 numbers */
+        ins(&weak, 0x20, 0, 0, 4);
+        ins(&weak, 0x15, 1, 0, 0xc000003eu);
+        ins(&weak, 0x06, 0, 0, 0x80000000u);
+        ins(&weak, 0x20, 0, 0, 0);
+        ins(&weak, 0x15, 0, 1, 165);
+        ins(&weak, 0x06, 0, 0, 0x00050001u);
+        ins(&weak, 0x06, 0, 0, 0x7fff0000u);
+        bytes(&f, 1, weak.b, weak.n);
+        msg(&sc, 1, &f);
+        write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "core-1.img: thread 1 seccomp filters allow mount (x32), which the "
+                               "profile denies: weaker than the profile");
+        /* arch, no x32, an allow-list of read and write, EPERM for the rest */
+        ins(&strong, 0x20, 0, 0, 4);
+        ins(&strong, 0x15, 1, 0, 0xc000003eu);
+        ins(&strong, 0x06, 0, 0, 0x80000000u);
+        ins(&strong, 0x20, 0, 0, 0);
+        ins(&strong, 0x35, 3, 0, 0x40000000u); /* jge x32 -> kill */
+        ins(&strong, 0x15, 3, 0, 0);           /* read -> allow */
+        ins(&strong, 0x15, 2, 0, 1);           /* write -> allow */
+        ins(&strong, 0x06, 0, 0, 0x00050001u);
+        ins(&strong, 0x06, 0, 0, 0x80000000u);
+        ins(&strong, 0x06, 0, 0, 0x7fff0000u);
+        struct pb f2 = {0}, sc2 = {0};
+        bytes(&f2, 1, strong.b, strong.n);
+        msg(&sc2, 1, &f2);
+        write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc2, 1);
+        cleanup_free char *ok = verdict(dir, &p);
+        assert_string_equal(ok, "");
+        /* a capability of the profile brings its calls back (CAP_SYS_ADMIN:
+         * mount) but not the others */
+        p.cap_mask |= 1ull << 21;
+        struct pb f3 = {0}, sc3 = {0}, weak2 = {0};
+        ins(&weak2, 0x20, 0, 0, 0);
+        ins(&weak2, 0x35, 0, 1, 0x40000000u); /* x32 -> kill */
+        ins(&weak2, 0x06, 0, 0, 0x80000000u);
+        ins(&weak2, 0x06, 0, 0, 0x7fff0000u); /* everything else allowed */
+        bytes(&f3, 1, weak2.b, weak2.n);
+        msg(&sc3, 1, &f3);
+        write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc3, 1);
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_non_null(strstr(v3, "seccomp filters allow init_module (x86_64)"));
+        rm_dir(dir);
+}
+
 static void test_refuse_namespaces(void **state)
 {
         char *dir = copy_fixture(BUSYBOX);
@@ -471,6 +543,7 @@ int main(void)
             cmocka_unit_test(test_refuse_caps),
             cmocka_unit_test(test_refuse_ids_nnp_seccomp),
             cmocka_unit_test(test_refuse_seccomp_chain),
+            cmocka_unit_test(test_seccomp_weaker),
             cmocka_unit_test(test_refuse_namespaces),
             cmocka_unit_test(test_refuse_mounts_and_files),
             cmocka_unit_test(test_refuse_legacy_images),

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint/seccomp_eval.h"
 #include "container/bundle.h"
+#include "util/cleanup.h"
 
 #define REFUSE(err, ...) em_error_set_code(err, EPERM, __VA_ARGS__)
 
@@ -108,35 +111,146 @@ static int check_ids(const char *img, uint32_t tid, const struct em_ck_creds *c,
         return 0;
 }
 
+/* System calls the default profile denies (container/seccomp.h), unless the
+ * container holds a capability that brings them back, as in Docker's
+ * profile. Numbers: asm/unistd_64.h and asm/unistd_32.h. */
+#define C(cap) (1ull << (cap))
+static const struct {
+        const char *name;
+        uint32_t nr64, nr32;
+        uint64_t unless; /* any of these capabilities */
+} denied_calls[] = {
+    {"mount", 165, 21, C(21)},
+    {"umount2", 166, 52, C(21)},
+    {"unshare", 272, 310, C(21)},
+    {"setns", 308, 346, C(21)},
+    {"pivot_root", 155, 217, C(21)},
+    {"open_tree", 428, 428, C(21)},
+    {"move_mount", 429, 429, C(21)},
+    {"fsopen", 430, 430, C(21)},
+    {"fsmount", 432, 432, C(21)},
+    {"swapon", 167, 87, C(21)},
+    {"swapoff", 168, 115, C(21)},
+    {"init_module", 175, 128, C(16)},
+    {"finit_module", 313, 350, C(16)},
+    {"delete_module", 176, 129, C(16)},
+    {"kexec_load", 246, 283, C(22)},
+    {"reboot", 169, 88, C(22)},
+    {"add_key", 248, 286, 0},
+    {"request_key", 249, 287, 0},
+    {"keyctl", 250, 288, 0},
+    {"bpf", 321, 357, C(21) | C(39)},
+    {"perf_event_open", 298, 336, C(21) | C(38)},
+    {"ptrace", 101, 26, C(19)},
+    {"process_vm_readv", 310, 347, C(19)},
+    {"process_vm_writev", 311, 348, C(19)},
+    {"userfaultfd", 323, 374, C(19)},
+    {"clock_settime", 227, 264, C(25)},
+    {"settimeofday", 164, 79, C(25)},
+    {"open_by_handle_at", 304, 342, C(2)},
+    {"acct", 163, 51, C(20)},
+};
+#undef C
+
 /* The chain CRIU installs for a thread: its filter, then prev links. CRIU
  * follows them without a bound, so a cycle is refused here. */
-static int check_chain(const char *img, uint32_t tid, uint32_t first, const struct em_ckpt_info *ci,
-                       const struct em_ckpt_policy *p, em_error_t *err)
+static int collect_chain(const char *img, uint32_t tid, uint32_t first,
+                         const struct em_ck_seccomp *s, uint32_t *chain, size_t *n, em_error_t *err)
 {
-        const struct em_ck_seccomp *s = &ci->seccomp;
-        bool found = p->seccomp_prog == NULL;
         uint32_t at = first;
 
-        for (size_t steps = 0;; steps++) {
-                if (at >= s->n || steps >= s->n)
+        for (*n = 0;; (*n)++) {
+                if (at >= s->n || *n >= s->n)
                         return REFUSE(err,
                                       "%s: thread %u seccomp filter chain %s (seccomp.img "
                                       "has %zu filters)",
                                       img, tid, at >= s->n ? "points past the end" : "loops", s->n);
-                const struct em_ck_seccomp_filter *f = &s->f[at];
-                if (f->len == p->seccomp_len && p->seccomp_prog &&
-                    memcmp(f->prog, p->seccomp_prog, f->len) == 0)
-                        found = true;
-                if (!f->has_prev)
+                chain[*n] = at;
+                if (!s->f[at].has_prev)
                         break;
-                at = f->prev;
+                at = s->f[at].prev;
         }
-        if (!found)
+        (*n)++;
+        return 0;
+}
+
+/* What the whole chain does with one call: the kernel runs every filter
+ * and acts on the strictest answer. */
+static int chain_result(const char *img, uint32_t tid, const struct em_ck_seccomp *s,
+                        const uint32_t *chain, size_t n, uint32_t arch, uint32_t nr, uint32_t *out,
+                        em_error_t *err)
+{
+        *out = EM_SECCOMP_RET_ALLOW;
+        for (size_t i = 0; i < n; i++) {
+                uint32_t r;
+                if (em_seccomp_run(s->f[chain[i]].prog, s->f[chain[i]].len, arch, nr, &r) < 0)
+                        return REFUSE(err,
+                                      "%s: thread %u seccomp filter %u is not a program "
+                                      "the kernel runs",
+                                      img, tid, chain[i]);
+                *out = em_seccomp_stricter(*out, r);
+        }
+        return 0;
+}
+
+/* Weaker than the profile: the chain lets through a call the profile
+ * denies, natively, through the x32 numbers or through the i386 ABI. */
+static int check_denials(const char *img, uint32_t tid, const struct em_ck_seccomp *s,
+                         const uint32_t *chain, size_t n, const struct em_ckpt_policy *p,
+                         em_error_t *err)
+{
+        for (size_t i = 0; i < sizeof(denied_calls) / sizeof(denied_calls[0]); i++) {
+                const struct {
+                        uint32_t arch, nr;
+                        const char *abi;
+                } how[] = {{EM_AUDIT_ARCH_X86_64, denied_calls[i].nr64, "x86_64"},
+                           {EM_AUDIT_ARCH_X86_64, denied_calls[i].nr64 | EM_X32_SYSCALL_BIT, "x32"},
+                           {EM_AUDIT_ARCH_I386, denied_calls[i].nr32, "i386"}};
+                if (denied_calls[i].unless & p->cap_mask)
+                        continue;
+                for (size_t k = 0; k < 3; k++) {
+                        uint32_t r;
+                        if (chain_result(img, tid, s, chain, n, how[k].arch, how[k].nr, &r, err) <
+                            0)
+                                return -1;
+                        if (!em_seccomp_denies(r))
+                                return REFUSE(err,
+                                              "%s: thread %u seccomp filters allow %s (%s), "
+                                              "which the profile denies: weaker than the "
+                                              "profile",
+                                              img, tid, denied_calls[i].name, how[k].abi);
+                }
+        }
+        return 0;
+}
+
+static bool chain_has_prog(const struct em_ck_seccomp *s, const uint32_t *chain, size_t n,
+                           const struct em_ckpt_policy *p)
+{
+        for (size_t i = 0; i < n; i++)
+                if (s->f[chain[i]].len == p->seccomp_len &&
+                    memcmp(s->f[chain[i]].prog, p->seccomp_prog, p->seccomp_len) == 0)
+                        return true;
+        return false;
+}
+
+static int check_chain(const char *img, uint32_t tid, uint32_t first, const struct em_ckpt_info *ci,
+                       const struct em_ckpt_policy *p, em_error_t *err)
+{
+        const struct em_ck_seccomp *s = &ci->seccomp;
+        cleanup_free uint32_t *chain = malloc((s->n ? s->n : 1) * sizeof(uint32_t));
+        size_t n;
+
+        if (chain == NULL)
+                return em_error_set(err, ENOMEM, "%s", img);
+        if (collect_chain(img, tid, first, s, chain, &n, err) < 0)
+                return -1;
+        if (p->seccomp_prog && !chain_has_prog(s, chain, n, p))
                 return REFUSE(err,
                               "%s: thread %u seccomp filters do not include the profile's "
                               "filter: weaker than the profile",
                               img, tid);
-        return 0;
+        return p->seccomp ? check_denials(img, tid, s, chain, n, p, err) : 0;
 }
 
 static int check_seccomp(const char *img, const struct em_ckpt_thread *t,

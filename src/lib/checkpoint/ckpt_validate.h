@@ -8,8 +8,10 @@
  *     beyond the policy's set;
  *   - uids and gids (real, effective, saved, fs, supplementary) outside the
  *     container's range, as its processes see them;
- *   - a thread without no_new_privs or, when the policy requires seccomp,
- *     one without a filter (or with a filter chain that does not hold);
+ *   - a thread without no_new_privs, a seccomp chain that does not hold
+ *     (past the end, a loop) and, when the policy requires seccomp, a
+ *     thread without a filter or whose chain lets through a call the
+ *     default profile denies (checkpoint/seccomp_eval.h runs it);
  *   - a task in the host's namespace of a kind the container has its own of,
  *     or in a namespace other than the container init's; a user namespace the
  *     policy does not give, or whose ID map is not the container's;
