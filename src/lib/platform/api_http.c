@@ -9,10 +9,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include <openssl/x509.h>
-
 #include "platform/authz.h"
-#include "transfer/ca.h"
+#include "platform/cert_names.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -29,8 +27,8 @@ struct em_api_http {
  * checked here: a certificate must be presented and chain to the platform CA
  * (validity included). Returns NULL if so, else why not; *subject gets the
  * presented certificate's DN when there is one (gnutls_free it), *names the
- * identities of an accepted one (em_x509_names, the helper edgemigd's
- * --allow-peer check uses: SAN DNS/URI, then CN). */
+ * identities of an accepted one, read with GnuTLS by the rule edgemigd's
+ * --allow-peer check applies on OpenSSL (platform/cert_names.h). */
 static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject,
                                   char ***names)
 {
@@ -45,24 +43,25 @@ static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *s
         const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
         if (peers == NULL || n == 0)
                 return "no client certificate";
-        if (gnutls_x509_crt_init(&crt) == 0) {
-                if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == 0)
-                        gnutls_x509_crt_get_dn2(crt, subject);
-                gnutls_x509_crt_deinit(crt);
-        }
-        if (gnutls_certificate_verify_peers2(s, &status) < 0)
-                return "client certificate could not be verified";
-        if (status & GNUTLS_CERT_EXPIRED)
-                return "client certificate expired";
-        if (status & GNUTLS_CERT_NOT_ACTIVATED)
-                return "client certificate not yet valid";
-        if (status != 0)
-                return "client certificate not signed by the platform CA";
-        const unsigned char *der = peers[0].data;
-        cleanup_x509 X509 *x = d2i_X509(NULL, &der, (long)peers[0].size);
-        if (x == NULL || em_x509_names(x, names, NULL) < 0)
-                return "client certificate could not be parsed";
-        return NULL;
+        if (gnutls_x509_crt_init(&crt) < 0)
+                return "out of memory";
+        const char *why = NULL;
+        if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) < 0)
+                why = "client certificate could not be parsed";
+        else
+                gnutls_x509_crt_get_dn2(crt, subject);
+        if (why == NULL && gnutls_certificate_verify_peers2(s, &status) < 0)
+                why = "client certificate could not be verified";
+        else if (why == NULL && (status & GNUTLS_CERT_EXPIRED))
+                why = "client certificate expired";
+        else if (why == NULL && (status & GNUTLS_CERT_NOT_ACTIVATED))
+                why = "client certificate not yet valid";
+        else if (why == NULL && status != 0)
+                why = "client certificate not signed by the platform CA";
+        if (why == NULL && em_gnutls_crt_names(crt, names, NULL) < 0)
+                why = "client certificate could not be parsed";
+        gnutls_x509_crt_deinit(crt);
+        return why;
 }
 
 static void client_addr(struct MHD_Connection *conn, char *buf, size_t size)
@@ -251,6 +250,50 @@ static int tls_load(const struct em_api_http_tls *o, struct tls_files *t, em_err
         return 0;
 }
 
+/* A refusal at the handshake: logged and counted as one per request is
+ * (client_refused), with the reason read from what the client presented. */
+static void handshake_refused(struct em_api_http *h, struct MHD_Connection *conn)
+{
+        cleanup_strv char **names = NULL;
+        gnutls_datum_t subject = {NULL, 0};
+        const char *why = client_refusal(conn, &subject, &names);
+        char addr[INET6_ADDRSTRLEN];
+
+        /* GnuTLS keeps no certificate that failed its verification. */
+        if (why != NULL && strcmp(why, "no client certificate") == 0)
+                why = "no valid client certificate of the platform CA";
+        if (why != NULL) {
+                client_addr(conn, addr, sizeof(addr));
+                em_log_warn("refused connection from %s at the TLS handshake: %s%s%s", addr, why,
+                            subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
+                em_api_count_refused(h->api);
+        }
+        gnutls_free(subject.data);
+}
+
+/* libmicrohttpd only requests a client certificate and never checks it;
+ * here, before the handshake, each TLS session is told to require one and
+ * to verify it against the platform CA, so a client without a certificate
+ * of the CA never gets to send a request. The checks per request
+ * (client_refused) stay, for the names. A connection whose certificate
+ * would be refused never got past the handshake: it is logged when it
+ * closes. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+        struct em_api_http *h = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED && s != NULL)
+                handshake_refused(h, conn);
+        if (code != MHD_CONNECTION_NOTIFY_STARTED || s == NULL)
+                return;
+        gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_cert(s, NULL, 0);
+}
+
 static struct MHD_Daemon *start_daemon(struct em_api_http *h, struct sockaddr_in *sa,
                                        const struct tls_files *t)
 {
@@ -264,8 +307,9 @@ static struct MHD_Daemon *start_daemon(struct em_api_http *h, struct sockaddr_in
         return MHD_start_daemon(
             flags | MHD_USE_TLS, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
             (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT, t->cert,
-            MHD_OPTION_HTTPS_MEM_KEY, t->key, MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+            MHD_OPTION_HTTPS_MEM_CERT, t->cert, MHD_OPTION_HTTPS_MEM_KEY, t->key,
+            MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
 }
 
 int em_api_http_start(struct em_api *api, const char *listen, const struct em_api_http_tls *tls,
