@@ -100,10 +100,12 @@ bench: all
 FMT_SRC = $(shell find src tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
 format:
 	clang-format -i $(FMT_SRC)
+# clang-format, then the layering rule and docs/architecture.md's table of it.
 format-check:
 	@out=$$(clang-format --dry-run $(FMT_SRC) 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | grep 'warning:' | cut -d: -f1 | sort -u | sed 's/^/not formatted: /'; \
 	echo "run 'make format' to fix"; exit 1; fi; echo "format-check: ok"
+	@scripts/check-layers
 
 clean:
 	rm -rf build build-san build-fuzz
