@@ -50,7 +50,7 @@
 #define HP_MAX_ARGS 64
 
 struct hp {
-        const char *connect, *root, *mode, *container, *image, *ip, *session;
+        const char *connect, *listen, *root, *mode, *container, *image, *ip, *session;
         const char *tls_ca, *tls_cert, *tls_key;
         bool insecure;
         const char *args[HP_MAX_ARGS]; /* --arg KEY=VALUE, mode-specific */
@@ -103,6 +103,28 @@ static int hp_connect(struct hp *hp, em_conn_t **c, em_error_t *err)
                 rc = em_tcp_connect(hp->connect, 10000, c, err);
         if (rc < 0)
                 return em_error_wrap(err, "connecting to %s", hp->connect);
+        em_conn_set_timeout(*c, 30000);
+        hp->connected = true;
+        return 0;
+}
+
+/* Playing a target: waits (30 s) for one connection on --listen and runs
+ * the server side of the TLS handshake with our certificate. */
+static int hp_serve(struct hp *hp, em_conn_t **c, em_error_t *err)
+{
+        cleanup_close int lfd = -1;
+        int rc;
+
+        if (hp->listen == NULL)
+                return em_error_set(err, EINVAL, "mode %s needs --listen ADDR:PORT", hp->mode);
+        if (em_tcp_listen(hp->listen, 1, &lfd, err) < 0)
+                return -1;
+        if (hp->tls != NULL)
+                rc = em_tls_accept(hp->tls, lfd, 30000, c, NULL, err);
+        else
+                rc = em_tcp_accept(lfd, 30000, c, err);
+        if (rc < 0)
+                return em_error_wrap(err, "waiting on %s", hp->listen);
         em_conn_set_timeout(*c, 30000);
         hp->connected = true;
         return 0;
@@ -442,6 +464,41 @@ static int mode_upper(struct hp *hp, em_error_t *err)
         return 0;
 }
 
+/* As a target (--listen): accepts a source's HELLO and plan, then claims to
+ * lack the blob --arg blob=DIGEST (say, of another tenant's image on the
+ * source). "blob_sent" names what the source then sent, if anything. */
+static int mode_target_blob(struct hp *hp, em_error_t *err)
+{
+        cleanup_conn em_conn_t *c = NULL;
+        cleanup_frame struct em_frame f = {0}, g = {0};
+        cleanup_hello struct em_hello h = {0};
+        cleanup_json json_t *plan = NULL, *hdr = NULL;
+        cleanup_free char *ack = NULL;
+        const char *blob = hp_arg(hp, "blob", NULL);
+
+        hp_set(hp, "blob_sent", json_null());
+        if (blob == NULL)
+                return em_error_set(err, EINVAL, "mode target-blob needs --arg blob=DIGEST");
+        if (hp_serve(hp, &c, err) < 0 || em_proto_recv(c, &f, err) < 0 ||
+            f.hdr.type != EM_FRAME_HELLO ||
+            em_hello_parse((char *)f.payload, f.length, &h, err) < 0 ||
+            em_hello_ack_build(true, NULL, h.session, &ack, err) < 0 ||
+            em_conn_send_str(c, EM_FRAME_HELLO_ACK, ack, err) < 0)
+                return em_error_wrap(err, "HELLO");
+        em_conn_set_session(c, em_frame_session_tag(h.session));
+        cleanup_json json_t *answer = json_pack("{s:[s], s:i}", "missing", blob, "hashes_from", 0);
+        if (em_proto_recv_json(c, EM_FRAME_LAYERS_HAVE, &plan, err) < 0 ||
+            em_proto_send_json(c, EM_FRAME_LAYERS_HAVE, answer, err) < 0 ||
+            em_conn_send(c, EM_FRAME_PAGES_HASHES, EM_FRAME_F_LAST, 0, NULL, 0, 0, err) < 0 ||
+            em_proto_recv(c, &g, err) < 0)
+                return -1;
+        if (g.hdr.type == EM_FRAME_LAYER_BLOB &&
+            em_json_parse((char *)g.payload, g.length, "blob header", &hdr, err) == 0)
+                hp_set(hp, "blob_sent", json_incref(json_object_get(hdr, "file")));
+        em_proto_send_abort(c, "em-hostile-peer: blob request done");
+        return 0;
+}
+
 /* ---- checkpoint: edgemig's own source engine, lying in its CRIU images ---- */
 
 #define CAP_SYS_ADMIN_BIT 21
@@ -609,6 +666,8 @@ static const struct hp_mode modes[] = {
      mode_cache_probe},
     {"tag-overwrite", "register --image under the name --arg name=TAG", mode_tag_overwrite},
     {"upper", "send the writable-layer manifest --arg manifest=JSON", mode_upper},
+    {"target-blob", "as a target on --listen: ask the source for --arg blob=DIGEST",
+     mode_target_blob},
     {"checkpoint",
      "migrate the running --container of --root, rewriting its core-*.img after the dump: "
      "--arg tamper=cap-sys-admin (cap_eff/prm/bnd) or tamper=uid=N (uid/euid/suid/fsuid)",
@@ -624,6 +683,7 @@ static void usage(FILE *f)
               "\n"
               "Plays a compromised peer edge against edgemigd (tests only).\n"
               "  --connect ADDR:PORT    the daemon\n"
+              "  --listen ADDR:PORT     play a target instead (target-* modes)\n"
               "  --root DIR             this side's state root (host features, --image)\n"
               "  --tls-ca/--tls-cert/--tls-key FILE   our certificate (else --insecure)\n"
               "  --insecure             plain TCP\n"
@@ -646,12 +706,12 @@ static int parse(int argc, char **argv, struct hp *hp)
             {"container", 1, NULL, 'n'}, {"image", 1, NULL, 'i'},    {"ip", 1, NULL, 'p'},
             {"session", 1, NULL, 's'},   {"tls-ca", 1, NULL, 'A'},   {"tls-cert", 1, NULL, 'C'},
             {"tls-key", 1, NULL, 'K'},   {"insecure", 0, NULL, 'I'}, {"arg", 1, NULL, 'a'},
-            {"help", 0, NULL, 'h'},      {NULL, 0, NULL, 0}};
+            {"listen", 1, NULL, 'l'},    {"help", 0, NULL, 'h'},     {NULL, 0, NULL, 0}};
         const char **slot[128] = {
             ['c'] = &hp->connect,   ['r'] = &hp->root,   ['m'] = &hp->mode,
             ['n'] = &hp->container, ['i'] = &hp->image,  ['p'] = &hp->ip,
             ['s'] = &hp->session,   ['A'] = &hp->tls_ca, ['C'] = &hp->tls_cert,
-            ['K'] = &hp->tls_key};
+            ['K'] = &hp->tls_key,   ['l'] = &hp->listen};
         int c;
 
         while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
@@ -664,7 +724,7 @@ static int parse(int argc, char **argv, struct hp *hp)
                 else
                         return c == 'h' ? 1 : 2;
         }
-        if (hp->connect == NULL || hp->root == NULL || hp->mode == NULL ||
+        if ((hp->connect == NULL) == (hp->listen == NULL) || hp->root == NULL || hp->mode == NULL ||
             (!hp->insecure && (!hp->tls_ca || !hp->tls_cert || !hp->tls_key)))
                 return 2;
         return 0;
@@ -676,7 +736,7 @@ static int setup(struct hp *hp, em_error_t *err)
 
         if (em_config_init(&hp->cfg, hp->root, err) < 0)
                 return -1;
-        if (!hp->insecure && em_tls_ctx_new(&tc, false, &hp->tls, err) < 0)
+        if (!hp->insecure && em_tls_ctx_new(&tc, hp->listen != NULL, &hp->tls, err) < 0)
                 return -1;
         return 0;
 }

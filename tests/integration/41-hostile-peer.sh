@@ -15,6 +15,7 @@ DPID=""
 FAKE=""
 cleanup() {
 	[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null
+	[ -d "$T/h/containers/src1" ] && "$EM" --root "$T/h" rm -f src1 >/dev/null 2>&1
 	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	rm -rf "$T"
 }
@@ -33,6 +34,8 @@ H=$T/h   # the hostile peer's
 ct_pull_into "$D" busybox
 ct_pull_into "$D" redis
 ct_pull_into "$H" busybox
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 daemon_start() { # extra edgemigd options...
 	PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -119,8 +122,30 @@ done
 hp evil-b upper --image busybox --container upper1 --arg manifest="$(node c 0)"
 [ "$(field applied)" = true ] || fail "a 0/0 whiteout was refused: $(cat "$T/out")"
 
+# --- a hostile target asks for a blob outside the plan (issue 15) ----------
+# The source holds another image (redis); a target that claims to lack its
+# config blob while busybox migrates gets an error, not the blob.
+ct_pull_into "$H" redis
+secret=$("$EM" --root "$H" image ls --json | jq -r '.[] | select(.name | test("redis")) | .config_digest')
+"$EM" --root "$H" run --name src1 --ip 10.88.0.77/32 busybox >/dev/null || fail "run src1"
+TP=$(freeport)
+"$HP" --listen "127.0.0.1:$TP" --root "$T/ht" --tls-ca "$T/ca/ca.crt" --tls-cert "$T/ca/evil-b.crt" \
+	--tls-key "$T/ca/evil-b.key" --mode target-blob --arg blob="$secret" >"$T/tout" 2>&1 &
+TGT=$!
+wait_for 10 sh -c "ss -ltn | grep -q ':$TP '" || fail "hostile target did not listen"
+if "$EM" --root "$H" migrate src1 --to "127.0.0.1:$TP" --tls-ca "$T/ca/ca.crt" \
+	--tls-cert "$T/ca/edge.crt" --tls-key "$T/ca/edge.key" >/dev/null 2>"$T/merr"; then
+	fail "migration to the hostile target succeeded"
+fi
+wait "$TGT" || true
+[ "$(jq -r .blob_sent "$T/tout")" = null ] ||
+	fail "the source sent blob $(jq -r .blob_sent "$T/tout") outside the plan"
+grep -q "not in the plan" "$T/merr" || fail "unclear error: $(cat "$T/merr")"
+"$EM" --root "$H" ps --json | jq -e '.[] | select(.name == "src1") | .state == "running"' \
+	>/dev/null || fail "src1 not running after the refused migration"
+"$EM" --root "$H" rm -f src1 >/dev/null || fail "rm src1"
+
 # --- registry: only --registry HOST, only HTTP(S), by digest (issue 15) -----
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 P1=$(freeport)
 P2=$(freeport)
 python3 "$REPO/tests/helpers/fake-registry.py" "$T/fake.log" "$P1" "$P2" "gopher://127.0.0.1:$P2/x" &
