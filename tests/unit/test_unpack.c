@@ -23,6 +23,7 @@
 struct fx {
         char dir[64], canary[96], layers[96], target[128];
         int layers_fd;
+        struct em_unpack_stats last; /* of the last unpack */
 };
 
 /* A tar being built in memory. */
@@ -161,8 +162,7 @@ static int unpack_buf(struct fx *f, const char *buf, size_t len, enum em_compres
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
         assert_int_equal(write(fd, buf, len), (ssize_t)len);
         struct em_unpack_opts o = {.comp = c, .expected_diff_id = want};
-        struct em_unpack_stats st;
-        int rc = em_layer_unpack(fd, &o, f->layers_fd, "L", diff_id, &st, err);
+        int rc = em_layer_unpack(fd, &o, f->layers_fd, "L", diff_id, &f->last, err);
         close(fd);
         unlink(path);
         return rc;
@@ -278,18 +278,54 @@ static void test_hardlink_outside(void **state)
         expect_rejected(f, &t, "entry 'h': hardlink target 's/target'");
 }
 
-static void test_device_nodes(void **state)
+/* A debootstrap /dev: device nodes are left out with a warning, the rest of
+ * the layer (their directory, files beside them, a 0/0 whiteout) is kept. */
+static void test_device_nodes_skipped(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+        struct tb t;
+        struct stat st;
+        char p[160];
+
+        tb_begin(&t);
+        tb_dir(&t, "dev");
+        tb_dev(&t, "dev/mem", AE_IFCHR, 1, 1);
+        tb_dev(&t, "dev/null", AE_IFCHR, 1, 3);
+        tb_dev(&t, "sda", AE_IFBLK, 8, 0);
+        tb_file(&t, "dev/keep", "k");
+        tb_file(&t, ".wh.gone", "");
+        assert_int_equal(unpack_tb(f, &t, &err), 0);
+        assert_int_equal(f->last.skipped_devices, 3);
+        assert_int_equal(f->last.entries, 6);
+        snprintf(p, sizeof(p), "%s/L/dev/mem", f->layers);
+        assert_int_equal(lstat(p, &st), -1);
+        snprintf(p, sizeof(p), "%s/L/dev/null", f->layers);
+        assert_int_equal(lstat(p, &st), -1);
+        snprintf(p, sizeof(p), "%s/L/sda", f->layers);
+        assert_int_equal(lstat(p, &st), -1);
+        snprintf(p, sizeof(p), "%s/L/dev/keep", f->layers);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        snprintf(p, sizeof(p), "%s/L/gone", f->layers);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_rdev, makedev(0, 0));
+}
+
+/* Skipping devices does not open a way out: a device entry whose path
+ * escapes is still refused, as is one below a symlink to outside. */
+static void test_device_nodes_escape_refused(void **state)
 {
         struct fx *f = *state;
         struct tb t;
 
         tb_begin(&t);
-        tb_dir(&t, "dev");
-        tb_dev(&t, "dev/mem", AE_IFCHR, 1, 1);
-        expect_rejected(f, &t, "entry 'dev/mem': device node 1:1");
+        tb_dev(&t, "../../canary/null", AE_IFCHR, 1, 3);
+        expect_rejected(f, &t, "entry '../../canary/null'");
         tb_begin(&t);
-        tb_dev(&t, "sda", AE_IFBLK, 8, 0);
-        expect_rejected(f, &t, "entry 'sda'");
+        tb_symlink(&t, "dev", f->canary);
+        tb_dev(&t, "dev/sda", AE_IFBLK, 8, 0);
+        expect_rejected(f, &t, "entry 'dev/sda': path goes through a");
 }
 
 static void test_oversized_names(void **state)
@@ -464,7 +500,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_absolute, setup, teardown),
             cmocka_unit_test_setup_teardown(test_write_through_symlink, setup, teardown),
             cmocka_unit_test_setup_teardown(test_hardlink_outside, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_device_nodes, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_device_nodes_skipped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_device_nodes_escape_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_oversized_names, setup, teardown),
             cmocka_unit_test_setup_teardown(test_replaces_symlink_instead_of_following, setup,
                                             teardown),

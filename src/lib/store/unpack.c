@@ -92,6 +92,7 @@ struct unpacker {
         struct dir_time *dirs;
         size_t n_dirs, cap_dirs;
         struct archive *tar;
+        uint64_t skipped_devices;
 };
 
 static void unpacker_clear(struct unpacker *u)
@@ -402,6 +403,21 @@ static int do_whiteout(struct unpacker *u, int parent, const char *base, const c
         return do_node(u, parent, name, S_IFCHR | 0000, 0, 0, entry, err);
 }
 
+/* A debootstrap rootfs carries /dev/null, /dev/tty and friends. runc
+ * populates the container's /dev itself, and a device node from a layer
+ * could open the host's disks or memory, so the entry is left out (as
+ * rootless podman and umoci do) and the rest of the layer is kept. */
+static int skip_device(struct unpacker *u, struct archive_entry *e, const char *path)
+{
+        char sb[112];
+
+        em_log_warn("layer entry '%s': skipping %s device node %u:%u (runc creates /dev)",
+                    shown(path, sb), archive_entry_filetype(e) == AE_IFBLK ? "block" : "char",
+                    major(archive_entry_rdev(e)), minor(archive_entry_rdev(e)));
+        u->skipped_devices++;
+        return 0;
+}
+
 static int dispatch(struct unpacker *u, int parent, const char *base, const char *path,
                     struct archive_entry *e, em_error_t *err)
 {
@@ -428,9 +444,7 @@ static int dispatch(struct unpacker *u, int parent, const char *base, const char
                         return do_node(u, parent, base, S_IFCHR, 0, 0, path, err);
                 /* fallthrough */
         case AE_IFBLK:
-                return em_error_set(err, EPERM, "entry '%s': device node %u:%u not allowed",
-                                    shown(path, sb), major(archive_entry_rdev(e)),
-                                    minor(archive_entry_rdev(e)));
+                return skip_device(u, e, path);
         default:
                 return em_error_set(err, EPERM, "entry '%s': unsupported file type 0%o",
                                     shown(path, sb), (unsigned)type);
@@ -604,6 +618,7 @@ static int unpack_into(int blob_fd, const struct em_unpack_opts *o, int tmp_fd,
                 return -1;
         struct raw_src src = {.raw = raw, .h = h};
         int rc = unpack_stream(&u, &src, st, err);
+        st->skipped_devices = u.skipped_devices;
         unpacker_clear(&u);
         if (rc < 0)
                 return -1;

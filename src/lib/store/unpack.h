@@ -3,7 +3,8 @@
  * Every file is created relative to the layer directory's fd with *at() calls
  * and openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),
  * so no entry can create, change or follow anything outside it. Whiteouts are
- * converted to overlayfs form while unpacking. */
+ * converted to overlayfs form while unpacking. Device nodes (other than 0/0
+ * whiteouts) are skipped with a warning: runc populates /dev itself. */
 #ifndef EDGEMIG_STORE_UNPACK_H
 #define EDGEMIG_STORE_UNPACK_H
 
@@ -28,7 +29,8 @@ struct em_unpack_opts {
 
 struct em_unpack_stats {
         uint64_t entries;
-        uint64_t tar_bytes; /* uncompressed stream length */
+        uint64_t tar_bytes;       /* uncompressed stream length */
+        uint64_t skipped_devices; /* char/block nodes left out (not 0/0 whiteouts) */
 };
 
 /* Unpacks the layer read from blob_fd (a file, from offset 0) into parent_dirfd/.tmp-XXXX, checks
