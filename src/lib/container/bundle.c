@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "container/usergroups.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -298,6 +299,10 @@ int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json
                                 json_pack("{s:s}", "org.criu.config", bp->criu_config)) < 0) {
                 json_decref(cfg);
                 return em_error_set(err, ENOMEM, "building config.json");
+        }
+        if (em_usergroups_apply(cfg, bp->rootfs, em_json_str(icfg, "User"), err) < 0) {
+                json_decref(cfg);
+                return -1;
         }
         *out = cfg;
         return 0;
