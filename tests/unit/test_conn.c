@@ -144,6 +144,46 @@ static void test_bwmeter(void **state)
         assert_true(em_bwmeter_rate(&m, t2 + 5000000000ll) == 0);
 }
 
+static void *recv_thread(void *arg)
+{
+        em_conn_t *c = arg;
+        struct em_frame f = {0};
+        em_error_t err = NULL;
+        long got = em_conn_recv(c, &f, &err);
+
+        em_frame_clear(&f);
+        em_error_free(&err);
+        return (void *)got;
+}
+
+/* A reader waiting on a silent peer (a relay's reader thread) must block
+ * neither the counters nor the senders of the same connection: a
+ * post-copy relay deadlocked when em_conn_stats held the send lock while
+ * it waited for the receive lock. */
+static void test_stats_while_a_reader_waits(void **state)
+{
+        em_conn_t *a, *b;
+        em_error_t err = NULL;
+        struct em_conn_stats st;
+        pthread_t t;
+        void *got;
+
+        (void)state;
+        pair(&a, &b);
+        em_conn_set_timeout(a, 10000);
+        assert_int_equal(pthread_create(&t, NULL, recv_thread, a), 0);
+        usleep(100 * 1000); /* the reader is in its wait now */
+        int64_t t0 = em_mono_ms();
+        em_conn_stats(a, &st);
+        assert_int_equal(em_conn_send_str(a, EM_FRAME_ROUND_END, "{}", &err), 0);
+        assert_true(em_mono_ms() - t0 < 5000);
+        assert_int_equal(em_conn_send_str(b, EM_FRAME_DONE, "{}", &err), 0);
+        assert_int_equal(pthread_join(t, &got), 0);
+        assert_int_equal((long)got, 1);
+        em_conn_free(&a);
+        em_conn_free(&b);
+}
+
 static void test_hostport(void **state)
 {
         cleanup_free char *h = NULL;
@@ -210,6 +250,7 @@ int main(void)
             cmocka_unit_test(test_incompressible_goes_plain),
             cmocka_unit_test(test_session_binding),
             cmocka_unit_test(test_bwmeter),
+            cmocka_unit_test(test_stats_while_a_reader_waits),
             cmocka_unit_test(test_hostport),
             cmocka_unit_test(test_tcp),
         };

@@ -27,6 +27,10 @@ struct em_conn {
         char *peer;
         int timeout_ms;
         pthread_mutex_t send_lock, recv_lock;
+        /* Only the counters: a reader waiting for data holds recv_lock for as
+         * long as the peer is silent, and a sender blocked on a full link
+         * holds send_lock, so em_conn_stats must take neither. */
+        pthread_mutex_t st_lock;
         struct em_frame_writer w;
         struct em_frame_reader r;
         struct em_conn_stats st;
@@ -143,6 +147,7 @@ em_conn_t *em_conn_new(const struct em_conn_ops *ops, int fd, void *priv, const 
         c->recv_z = em_zstd_new();
         pthread_mutex_init(&c->send_lock, NULL);
         pthread_mutex_init(&c->recv_lock, NULL);
+        pthread_mutex_init(&c->st_lock, NULL);
         em_bwmeter_init(&c->bw, 2000);
         if (c->peer == NULL || c->send_z == NULL || c->recv_z == NULL) {
                 c->priv = NULL; /* the caller still owns fd and priv on failure */
@@ -179,6 +184,7 @@ void em_conn_free(em_conn_t **cp)
         em_frame_clear(&c->pending);
         pthread_mutex_destroy(&c->send_lock);
         pthread_mutex_destroy(&c->recv_lock);
+        pthread_mutex_destroy(&c->st_lock);
         free(c->peer);
         free(c);
         *cp = NULL;
@@ -187,6 +193,11 @@ void em_conn_free(em_conn_t **cp)
 int em_conn_fd(const em_conn_t *c)
 {
         return c->fd;
+}
+
+const struct em_conn_ops *em_conn_backend(const em_conn_t *c)
+{
+        return c->ops;
 }
 
 void *em_conn_priv(const em_conn_t *c)
@@ -238,7 +249,9 @@ static int conn_writev_cb(void *ctx, const struct iovec *iov, int iovcnt, em_err
                 return -1;
         for (int i = 0; i < iovcnt; i++)
                 n += iov[i].iov_len;
+        pthread_mutex_lock(&c->st_lock);
         c->st.wire_out += n;
+        pthread_mutex_unlock(&c->st_lock);
         em_bwmeter_add(&c->bw, em_mono_ns(), n);
         return 0;
 }
@@ -249,7 +262,9 @@ static int conn_read_cb(void *ctx, void *buf, size_t len, size_t *got, em_error_
 
         if (c->ops->read(c, buf, len, got, c->timeout_ms, err) < 0)
                 return -1;
+        pthread_mutex_lock(&c->st_lock);
         c->st.wire_in += *got;
+        pthread_mutex_unlock(&c->st_lock);
         return 0;
 }
 
@@ -276,8 +291,10 @@ static int send_locked(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t str
                                  (uint32_t)len, (uint32_t)len, err) < 0) {
                 return -1;
         }
+        pthread_mutex_lock(&c->st_lock);
         c->st.frames_out++;
         c->st.raw_out += len;
+        pthread_mutex_unlock(&c->st_lock);
         return 0;
 }
 
@@ -332,8 +349,10 @@ int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err)
         if (ret > 0 && (f->hdr.flags & EM_FRAME_F_ZSTD) && inflate_frame(c, f, err) < 0)
                 ret = -1;
         if (ret > 0) {
+                pthread_mutex_lock(&c->st_lock);
                 c->st.frames_in++;
                 c->st.raw_in += f->length;
+                pthread_mutex_unlock(&c->st_lock);
         }
         pthread_mutex_unlock(&c->recv_lock);
         if (ret < 0)
@@ -358,11 +377,9 @@ int em_conn_unrecv(em_conn_t *c, struct em_frame *f, em_error_t *err)
 
 void em_conn_stats(em_conn_t *c, struct em_conn_stats *out)
 {
-        pthread_mutex_lock(&c->send_lock);
-        pthread_mutex_lock(&c->recv_lock);
+        pthread_mutex_lock(&c->st_lock);
         *out = c->st;
-        pthread_mutex_unlock(&c->recv_lock);
-        pthread_mutex_unlock(&c->send_lock);
+        pthread_mutex_unlock(&c->st_lock);
 }
 
 double em_conn_send_rate(em_conn_t *c)

@@ -64,6 +64,7 @@ void em_conn_free(em_conn_t **c);
 
 int em_conn_fd(const em_conn_t *c);
 void *em_conn_priv(const em_conn_t *c);
+const struct em_conn_ops *em_conn_backend(const em_conn_t *c);
 const char *em_conn_peer(const em_conn_t *c);
 /* The peer's authenticated identity: the certificate name the TLS backend
  * matched (tls.h); NULL on a plain connection (--insecure, socketpairs).
