@@ -286,6 +286,7 @@ int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
         b.v[b.n] = NULL;
         em_proc_spec_init(&spec, b.v);
         spec.keep_fds = keep;
+        spec.netns = o->netns;
         bool frozen = prefreeze(&p);
         if (em_proc_spawn(&spec, pid, err) < 0) {
                 if (frozen)

@@ -32,6 +32,9 @@ struct em_checkpoint_opts {
         bool lazy_pages;                 /* post-copy: with page_server and status_fd */
         const char *page_server;         /* "ADDR:PORT" or NULL */
         int status_fd;                   /* -1: none */
+        /* Network namespace (path) runc and CRIU run in, where the page
+         * server listens: a private one keeps its port away from others. */
+        const char *netns;
 };
 void em_checkpoint_opts_init(struct em_checkpoint_opts *o);
 

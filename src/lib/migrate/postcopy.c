@@ -23,6 +23,8 @@
 #include "migrate/session.h"
 #include "migrate/source_int.h"
 #include "migrate/sync_int.h"
+#include "transfer/relay.h"
+#include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -34,6 +36,7 @@
 #define PIPE_MAX_STATE  "/run/edgemig/pipe-max-size"
 #define READY_MS        30000
 #define TICK_MS         1000
+#define CONNECT_MS      5000
 
 /* ---- fs.pipe-max-size, reference-counted across processes ---- */
 
@@ -172,15 +175,20 @@ struct lazy_source {
         struct em_checkpoint_opts co;
         char server[INET6_ADDRSTRLEN + 8];
         char addr[INET6_ADDRSTRLEN];
+        char netns[40]; /* /proc/self/fd/<nsfd>, for runc */
         int port;
-        pid_t runc;  /* runc checkpoint, serving pages until the target has them all */
-        bool frozen; /* the dump is ready: the container is stopped for good here */
+        int nsfd;          /* the page server's private namespace (relayed), or -1 */
+        int psfd;          /* our connection to the page server, until the relay takes it */
+        em_relay_t *relay; /* pages over the session connection (mutual TLS) */
+        pid_t runc;        /* runc checkpoint, serving pages until the target has them all */
+        bool frozen;       /* the dump is ready: the container is stopped for good here */
         bool pipe_raised;
 };
 
-/* The page server listens on the address the target already reaches us at,
- * on a port free right now. */
-static int pick_server(struct source *s, struct lazy_source *ls, em_error_t *err)
+/* --insecure only: the page server listens on the address the target
+ * already reaches us at, on a port free right now, and the target's CRIU
+ * connects to it directly, in clear. */
+static int pick_public(struct source *s, struct lazy_source *ls, em_error_t *err)
 {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
@@ -208,6 +216,24 @@ static int pick_server(struct source *s, struct lazy_source *ls, em_error_t *err
                 ls->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
         snprintf(ls->server, sizeof(ls->server), v6 ? "[%s]:%d" : "%s:%d", ls->addr, ls->port);
+        em_log_warn("post-copy pages will cross the network in clear (--insecure): CRIU's page "
+                    "server on %s",
+                    ls->server);
+        return 0;
+}
+
+/* With mutual TLS, the page server listens on 127.0.0.1 of a network
+ * namespace of its own, where no other process of this host can reach it,
+ * and its traffic goes through the session connection (transfer/relay.h). */
+static int pick_server(struct source *s, struct lazy_source *ls, em_error_t *err)
+{
+        if (s->o->tls == NULL)
+                return pick_public(s, ls, err);
+        if (em_relay_netns_new(&ls->nsfd, &ls->port, err) < 0)
+                return em_error_wrap(err, "lazy page server");
+        snprintf(ls->addr, sizeof(ls->addr), "127.0.0.1");
+        snprintf(ls->netns, sizeof(ls->netns), "/proc/self/fd/%d", ls->nsfd);
+        snprintf(ls->server, sizeof(ls->server), "127.0.0.1:%d", ls->port);
         return 0;
 }
 
@@ -242,6 +268,7 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
         ls->co.lazy_pages = true;
         ls->co.page_server = ls->server;
         ls->co.status_fd = wr;
+        ls->co.netns = ls->nsfd >= 0 ? ls->netns : NULL;
         em_report_mark(s->report, "source_stopped");
         if (em_container_checkpoint_start(s->cfg, s->name, s->images, &ls->co, &ls->runc, err) < 0)
                 return em_error_wrap(err, "lazy checkpoint");
@@ -253,7 +280,12 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
         em_report_mark(s->report, "checkpoint_done");
         if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0)
                 return em_error_wrap(err, "lazy checkpoint");
-        em_log_info("%s frozen; page server on %s", s->name, ls->server);
+        /* CRIU's page server serves the first connection only: ours. */
+        if (ls->nsfd >= 0 &&
+            em_relay_netns_connect(ls->nsfd, ls->port, CONNECT_MS, &ls->psfd, err) < 0)
+                return em_error_wrap(err, "lazy checkpoint");
+        em_log_info("%s frozen; page server on %s%s", s->name, ls->server,
+                    ls->nsfd >= 0 ? " (private namespace, relayed over the session)" : "");
         return 0;
 }
 
@@ -296,22 +328,69 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
             em_sync_send_upper(s->conn, s->sync, p.upper, false, level, &st, err) < 0 ||
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
                 return em_error_wrap(err, "sending the final state");
-        final = json_pack("{s:O, s:{s:s, s:i}}", "files", digests, "lazy", "address", ls->addr,
-                          "port", ls->port);
+        if (ls->psfd >= 0)
+                final = json_pack("{s:O, s:{s:b}}", "files", digests, "lazy", "relay", 1);
+        else
+                final = json_pack("{s:O, s:{s:s, s:i}}", "files", digests, "lazy", "address",
+                                  ls->addr, "port", ls->port);
         if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
                 return -1;
+        /* From now on the target's CRIU asks for pages. */
+        if (ls->psfd >= 0 &&
+            em_relay_start(s->conn, steal_fd(&ls->psfd), level, &ls->relay, err) < 0)
+                return -1;
+        em_report_set(s->report, "lazy_relay", json_boolean(ls->relay != NULL));
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_source_phase_end(s, "final", st.raw_bytes);
         return 0;
 }
 
+/* The target has every page. With the relay, its pages came over the
+ * session (counted in bytes_wire, compressed), and both directions of the
+ * relay have ended before lazy_done (the target waits for that). */
+static int lazy_done(struct source *s, struct lazy_source *ls, const json_t *j, em_error_t *err)
+{
+        uint64_t out = 0, in = 0;
+
+        em_report_mark(s->report, "lazy_done");
+        em_report_set(s->report, "degraded_ms", json_integer(em_json_int(j, "degraded_ms", -1)));
+        em_report_set(s->report, "lazy_bytes",
+                      json_integer(em_json_int(j, "lazy_pages", 0) * 4096));
+        if (ls->relay != NULL) {
+                if (em_relay_wait(ls->relay, CONNECT_MS, err) < 0)
+                        return em_error_wrap(err, "post-copy window");
+                em_relay_bytes(ls->relay, &out, &in);
+                em_relay_free(&ls->relay);
+        }
+        em_source_phase_end(s, "lazy", out);
+        return 0;
+}
+
+/* A control frame in the window: while the relay runs it reads the
+ * connection (and hands us the rest); after the target's last relayed byte
+ * we read directly again. */
+static int window_recv(struct source *s, struct lazy_source *ls, uint16_t type, json_t **out,
+                       em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+        int rc = 0;
+
+        if (ls->relay != NULL)
+                rc = em_relay_recv(ls->relay, &f, s->o->io_timeout_ms, err);
+        if (rc < 0)
+                return em_error_wrap(err, "waiting for %s", em_frame_type_name(type));
+        if (rc == 0)
+                return em_proto_recv_json(s->conn, type, out, err);
+        return em_proto_frame_json(&f, type, out, err);
+}
+
 /* Between RESTORE_OK and the last page: the target reports progress every
  * second (which keeps our I/O timeout honest) and then lazy_done. */
-static int await_last_page(struct source *s, em_error_t *err)
+static int await_last_page(struct source *s, struct lazy_source *ls, em_error_t *err)
 {
         cleanup_json json_t *ok = NULL;
 
-        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+        if (window_recv(s, ls, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
         em_report_set(s->report, "lazy_known_used",
@@ -319,18 +398,10 @@ static int await_last_page(struct source *s, em_error_t *err)
         em_report_phase_begin(s->report, "lazy");
         for (;;) {
                 cleanup_json json_t *j = NULL;
-                if (em_proto_recv_json(s->conn, EM_FRAME_ROUND_END, &j, err) < 0)
+                if (window_recv(s, ls, EM_FRAME_ROUND_END, &j, err) < 0)
                         return em_error_wrap(err, "post-copy window");
-                if (json_is_true(json_object_get(j, "lazy_done"))) {
-                        em_report_mark(s->report, "lazy_done");
-                        em_report_set(s->report, "degraded_ms",
-                                      json_integer(em_json_int(j, "degraded_ms", -1)));
-                        /* CRIU's own connection, outside bytes_raw/bytes_wire */
-                        em_report_set(s->report, "lazy_bytes",
-                                      json_integer(em_json_int(j, "lazy_pages", 0) * 4096));
-                        em_source_phase_end(s, "lazy", 0);
-                        return 0;
-                }
+                if (json_is_true(json_object_get(j, "lazy_done")))
+                        return lazy_done(s, ls, j, err);
         }
 }
 
@@ -367,6 +438,7 @@ static void lose_source(struct source *s, struct lazy_source *ls)
 {
         em_error_t e = NULL;
 
+        em_relay_free(&ls->relay);
         if (ls->runc > 0) {
                 kill_group(ls->runc);
                 ls->runc = 0;
@@ -384,7 +456,7 @@ static void lose_source(struct source *s, struct lazy_source *ls)
 
 int em_source_final_lazy(struct source *s, em_error_t *err)
 {
-        struct lazy_source ls = {0};
+        struct lazy_source ls = {.nsfd = -1, .psfd = -1};
         int rc;
 
         em_report_set(s->report, "final_mode", json_string("lazy"));
@@ -392,7 +464,7 @@ int em_source_final_lazy(struct source *s, em_error_t *err)
         if (rc == 0)
                 rc = send_final_lazy(s, &ls, err);
         if (rc == 0)
-                rc = await_last_page(s, err);
+                rc = await_last_page(s, &ls, err);
         if (rc == 0)
                 rc = commit_lazy(s, &ls, err);
         if (rc < 0) {
@@ -401,6 +473,11 @@ int em_source_final_lazy(struct source *s, em_error_t *err)
                 em_proto_send_abort(s->conn, em_error_msg(*err));
                 lose_source(s, &ls);
         }
+        em_relay_free(&ls.relay);
+        if (ls.psfd >= 0)
+                close(ls.psfd);
+        if (ls.nsfd >= 0)
+                close(ls.nsfd);
         if (ls.pipe_raised)
                 em_pipe_max_release();
         return rc;
@@ -412,42 +489,87 @@ struct lazy_target {
         const char *workdir; /* CRIU's, shared by lazy-pages and restore (its socket) */
         pid_t daemon;        /* criu lazy-pages */
         int64_t t_running;
+        bool relayed;     /* pages come through the session (FINAL "lazy": {"relay"}) */
+        const char *addr; /* else: the source's page server, in clear (--insecure) */
+        int port;
+        em_relay_t *relay;
 };
 
-static int start_lazy_daemon(const struct em_lazy_target *lt, struct lazy_target *w,
-                             const char *addr, int port, em_error_t *err)
+/* Where criu lazy-pages gets its pages: relayed, one end of a socketpair
+ * (--ps-socket), so no port exists on this side at all; else the source's
+ * address. */
+static void daemon_argv(const struct em_lazy_target *lt, struct lazy_target *w, int psfd,
+                        char bufs[3][16], const char *argv[20])
 {
-        cleanup_free char *log = em_path_join(w->workdir, "lazy-pages.log");
-        cleanup_close int rd = -1, wr = -1;
-        char portbuf[16], fdbuf[16];
-        struct em_proc_spec spec;
-        int p[2], keep[2] = {-1, -1};
+        size_t n = 0;
 
-        if (log == NULL || em_mkdir_p(w->workdir, 0700, err) < 0)
-                return em_error_wrap(err, "lazy-pages");
+        argv[n++] = lt->cfg->criu;
+        argv[n++] = "lazy-pages";
+        argv[n++] = "--page-server";
+        if (w->relayed) {
+                snprintf(bufs[0], 16, "%d", psfd);
+                argv[n++] = "--ps-socket";
+                argv[n++] = bufs[0];
+        } else {
+                snprintf(bufs[0], 16, "%d", w->port);
+                argv[n++] = "--address";
+                argv[n++] = w->addr;
+                argv[n++] = "--port";
+                argv[n++] = bufs[0];
+        }
+        const char *rest[] = {"--images-dir", lt->images, "--work-dir", w->workdir,
+                              "--status-fd",  bufs[1],    "-o",         "lazy-pages.log",
+                              "-v2",          NULL};
+        memcpy(argv + n, rest, sizeof(rest));
+}
+
+static int spawn_daemon(const struct em_lazy_target *lt, struct lazy_target *w, int psfd,
+                        int *ready_fd, const char *log, em_error_t *err)
+{
+        cleanup_close int wr = -1;
+        char bufs[3][16];
+        const char *argv[20];
+        struct em_proc_spec spec;
+        int p[2];
+
         if (pipe2(p, O_CLOEXEC) < 0)
                 return em_error_set(err, errno, "status pipe");
-        rd = p[0], wr = p[1];
-        keep[0] = wr;
-        snprintf(portbuf, sizeof(portbuf), "%d", port);
-        snprintf(fdbuf, sizeof(fdbuf), "%d", wr);
-        const char *argv[] = {lt->cfg->criu, "lazy-pages", "--page-server",  "--address",
-                              addr,          "--port",     portbuf,          "--images-dir",
-                              lt->images,    "--work-dir", w->workdir,       "--status-fd",
-                              fdbuf,         "-o",         "lazy-pages.log", "-v2",
-                              NULL};
+        *ready_fd = p[0], wr = p[1];
+        int keep[3] = {wr, psfd, -1};
+        snprintf(bufs[1], 16, "%d", wr);
+        daemon_argv(lt, w, psfd, bufs, argv);
         em_proc_spec_init(&spec, argv);
         spec.keep_fds = keep;
         spec.log_path = log;
         if (em_proc_spawn(&spec, &w->daemon, err) < 0)
                 return em_error_wrap(err, "starting criu lazy-pages");
-        close(steal_fd(&wr));
+        return 0;
+}
+
+static int start_lazy_daemon(const struct em_lazy_target *lt, struct lazy_target *w,
+                             em_error_t *err)
+{
+        cleanup_free char *log = em_path_join(w->workdir, "lazy-pages.log");
+        cleanup_close int rd = -1, ours = -1, theirs = -1;
+        int sv[2];
+
+        if (log == NULL || em_mkdir_p(w->workdir, 0700, err) < 0)
+                return em_error_wrap(err, "lazy-pages");
+        if (w->relayed) {
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                        return em_error_set(err, errno, "lazy pages socket");
+                ours = sv[0], theirs = sv[1];
+        }
+        if (spawn_daemon(lt, w, theirs, &rd, log, err) < 0)
+                return -1;
         if (wait_ready(rd, READY_MS, "criu lazy-pages", err) < 0) {
                 cleanup_free char *tail = em_file_tail(log, 8);
                 kill_group(w->daemon);
                 w->daemon = 0;
                 return em_error_wrap(err, "criu lazy-pages (%s): %s", log, tail ? tail : "");
         }
+        if (w->relayed && em_relay_start(lt->conn, steal_fd(&ours), 0, &w->relay, err) < 0)
+                return em_error_wrap(err, "lazy-pages");
         return 0;
 }
 
@@ -508,27 +630,83 @@ static int send_note(const struct em_lazy_target *lt, bool done, long long a, lo
         return em_conn_send(lt->conn, EM_FRAME_ROUND_END, 0, 0, buf, (size_t)n, 0, err);
 }
 
-/* Until criu lazy-pages exits: 0 when it exited 0 (every page is here). */
+/* 1 once criu lazy-pages exited 0 (every page is here), 0 while it runs. */
+static int daemon_state(struct lazy_target *w, em_error_t *err)
+{
+        int status;
+
+        if (w->daemon == 0)
+                return 1;
+        if (waitpid(w->daemon, &status, WNOHANG) != w->daemon)
+                return 0;
+        w->daemon = 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 1;
+        return em_error_set(err, EIO, "criu lazy-pages failed (status 0x%x)", status);
+}
+
+/* 1 once the relay has ended both ways (nothing more can come). A frame
+ * from the source in the window can only be its ABORT (or a protocol
+ * error). Not relayed: the source's frames come on the connection. */
+static int source_state(const struct em_lazy_target *lt, struct lazy_target *w, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+        int rc;
+
+        if (w->relay == NULL)
+                return check_source(lt, err) < 0 ? -1 : 1;
+        rc = em_relay_poll(w->relay, &f, err);
+        if (rc < 0)
+                return em_error_wrap(err, "source");
+        if (rc == 0)
+                return em_relay_finished(w->relay, err);
+        if (em_proto_frame_check(&f, err) < 0)
+                return em_error_wrap(err, "source");
+        return em_error_set(err, EPROTO, "protocol error: %s during the post-copy window",
+                            em_frame_type_name(f.hdr.type));
+}
+
+/* What grows while pages arrive: the relayed bytes, or what the daemon has
+ * read from its own connection. */
+static long long progress(struct lazy_target *w)
+{
+        uint64_t out = 0, in = 0;
+
+        if (w->relay == NULL)
+                return w->daemon > 0 ? proc_io(w->daemon) : 0;
+        em_relay_bytes(w->relay, &out, &in);
+        return (long long)(out + in);
+}
+
+static void wait_event(const struct em_lazy_target *lt, struct lazy_target *w, int pidfd)
+{
+        struct pollfd p[3];
+        nfds_t n = 0;
+
+        if (w->relay != NULL)
+                p[n++] = (struct pollfd){.fd = em_relay_event_fd(w->relay), .events = POLLIN};
+        else
+                p[n++] = (struct pollfd){.fd = em_conn_fd(lt->conn), .events = POLLIN};
+        /* Wakes us the moment the daemon exits: degraded_ms is exact. */
+        if (w->daemon > 0 && pidfd >= 0)
+                p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        poll(p, n, TICK_MS);
+}
+
+/* Until criu lazy-pages exited 0 and the relay ended: 0 then. */
 static int watch_window(const struct em_lazy_target *lt, struct lazy_target *w, em_error_t *err)
 {
         long long last = -1, io;
         int64_t last_change = em_mono_ms();
-        int status;
-        /* Wakes us the moment the daemon exits: degraded_ms is exact. */
         cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, w->daemon, 0);
 
         for (;;) {
-                pid_t r = waitpid(w->daemon, &status, WNOHANG);
-                if (r == w->daemon) {
-                        w->daemon = 0;
-                        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-                                return 0;
-                        return em_error_set(err, EIO, "criu lazy-pages failed (status 0x%x)",
-                                            status);
-                }
-                if (check_source(lt, err) < 0)
+                int d = daemon_state(w, err), src = d < 0 ? -1 : source_state(lt, w, err);
+                if (d < 0 || src < 0)
                         return -1;
-                io = proc_io(w->daemon);
+                if (d == 1 && src == 1)
+                        return 0;
+                io = progress(w);
                 if (io != last) {
                         last = io;
                         last_change = em_mono_ms();
@@ -538,21 +716,43 @@ static int watch_window(const struct em_lazy_target *lt, struct lazy_target *w, 
                 }
                 if (send_note(lt, false, io, (long long)(em_mono_ms() - w->t_running), err) < 0)
                         return -1;
-                struct pollfd p[2] = {{.fd = em_conn_fd(lt->conn), .events = POLLIN},
-                                      {.fd = pidfd, .events = POLLIN}};
-                poll(p, pidfd >= 0 ? 2 : 1, TICK_MS);
+                wait_event(lt, w, pidfd);
         }
 }
 
-static int parse_lazy(const json_t *final, const char **addr, int *port, em_error_t *err)
+int em_lazy_final_check(const em_conn_t *conn, const json_t *final, em_error_t *err)
+{
+        const json_t *lazy = json_object_get(final, "lazy");
+
+        if (lazy == NULL || json_is_true(json_object_get(lazy, "relay")) || !em_tls_conn(conn))
+                return 0;
+        return em_error_set(
+            err, EACCES,
+            "plaintext lazy pages refused: the source asked this mutually authenticated "
+            "session to fetch memory from its page server in clear; only `edgemig migrate "
+            "--insecure` to an `edgemigd --insecure` may do that (update the source's "
+            "edgemig, which relays pages over the session)");
+}
+
+/* FINAL's "lazy": {"relay": true} (pages through this session), or the
+ * source's page server address (pages in clear, only on a plain session:
+ * em_lazy_final_check). */
+static int parse_lazy(const struct em_lazy_target *lt, const json_t *final, struct lazy_target *w,
+                      em_error_t *err)
 {
         const json_t *lazy = json_object_get(final, "lazy");
         unsigned char buf[sizeof(struct in6_addr)];
 
-        *addr = em_json_str(lazy, "address");
-        *port = (int)em_json_int(lazy, "port", 0);
-        if (*addr == NULL || *port <= 0 || *port > 65535 ||
-            (inet_pton(AF_INET, *addr, buf) != 1 && inet_pton(AF_INET6, *addr, buf) != 1))
+        if (em_lazy_final_check(lt->conn, final, err) < 0)
+                return -1;
+        if (json_is_true(json_object_get(lazy, "relay"))) {
+                w->relayed = true;
+                return 0;
+        }
+        w->addr = em_json_str(lazy, "address");
+        w->port = (int)em_json_int(lazy, "port", 0);
+        if (w->addr == NULL || w->port <= 0 || w->port > 65535 ||
+            (inet_pton(AF_INET, w->addr, buf) != 1 && inet_pton(AF_INET6, w->addr, buf) != 1))
                 return em_error_set(err, EPROTO, "protocol error: bad lazy page server address");
         return 0;
 }
@@ -561,16 +761,13 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
                              struct lazy_target *w, em_error_t *err)
 {
         struct em_restore_opts ro;
-        const char *addr, *ip = em_json_str(lt->spec, "ip");
-        int port;
-
+        const char *ip = em_json_str(lt->spec, "ip");
         uint64_t known = 0, lazy = 0;
 
-        if (parse_lazy(final, &addr, &port, err) < 0)
+        if (parse_lazy(lt, final, w, err) < 0)
                 return -1;
         if (em_lazy_known_apply(lt->images, lt->cache_dir, &known, err) < 0 ||
-            em_lazy_pages_count(lt->images, &lazy, err) < 0 ||
-            start_lazy_daemon(lt, w, addr, port, err) < 0)
+            em_lazy_pages_count(lt->images, &lazy, err) < 0 || start_lazy_daemon(lt, w, err) < 0)
                 return -1;
         em_restore_opts_init(&ro);
         ro.lazy_pages = true;
@@ -580,8 +777,8 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
                 return em_error_wrap(err, "restoring %s with lazy pages", lt->container);
         *lt->restored = true;
         w->t_running = em_mono_ms();
-        em_log_info("session %s: %s running, pages follow from %s:%d", lt->session, lt->container,
-                    addr, port);
+        em_log_info("session %s: %s running, pages follow %s%s", lt->session, lt->container,
+                    w->relayed ? "over the session" : "in clear from ", w->relayed ? "" : w->addr);
         if (ip != NULL && em_session_route_hook(lt->route_hook, "announce", ip, err) < 0)
                 return -1;
         cleanup_json json_t *ok =
@@ -613,6 +810,7 @@ int em_target_restore_lazy(const struct em_lazy_target *lt, const json_t *final,
                         kill_group(w.daemon);
                 em_error_wrap(err, "post-copy window");
         }
+        em_relay_free(&w.relay);
         em_pipe_max_release();
         return rc;
 }

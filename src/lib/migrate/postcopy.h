@@ -45,6 +45,10 @@ struct em_lazy_target {
         const char *cache_dir; /* this peer's page cache for the container */
 };
 
+/* A FINAL whose "lazy" names a page server in clear is refused on a
+ * mutual-TLS session (pages must come through the session, relayed);
+ * called first thing, before the images are even checked. */
+int em_lazy_final_check(const em_conn_t *conn, const json_t *final, em_error_t *err);
 /* Handles a FINAL that carries "lazy": starts `criu lazy-pages`, restores,
  * sends RESTORE_OK, streams progress and ROUND_END lazy_done. On failure the
  * restored container has already been killed. */

@@ -36,6 +36,13 @@ static int peer_stopped(const struct em_frame *f, em_error_t *err)
                             reason ? reason : "no reason given");
 }
 
+int em_proto_frame_check(const struct em_frame *f, em_error_t *err)
+{
+        if (f->hdr.type == EM_FRAME_ABORT || f->hdr.type == EM_FRAME_ERROR)
+                return peer_stopped(f, err);
+        return 0;
+}
+
 int em_proto_recv(em_conn_t *c, struct em_frame *f, em_error_t *err)
 {
         int r = em_conn_recv(c, f, err);
@@ -44,8 +51,25 @@ int em_proto_recv(em_conn_t *c, struct em_frame *f, em_error_t *err)
                 return -1;
         if (r == 0)
                 return em_error_set(err, ECONNRESET, "peer closed the connection mid-migration");
-        if (f->hdr.type == EM_FRAME_ABORT || f->hdr.type == EM_FRAME_ERROR)
-                return peer_stopped(f, err);
+        return em_proto_frame_check(f, err);
+}
+
+int em_proto_frame_json(const struct em_frame *f, uint16_t expect, json_t **out, em_error_t *err)
+{
+        if (em_proto_frame_check(f, err) < 0)
+                return -1;
+        if (f->hdr.type != expect)
+                return em_error_set(err, EPROTO, "protocol error: expected %s, got %s",
+                                    em_frame_type_name(expect), em_frame_type_name(f->hdr.type));
+        if (em_json_parse((const char *)f->payload, f->length, em_frame_type_name(expect), out,
+                          err) < 0)
+                return -1;
+        if (!json_is_object(*out)) {
+                json_decref(*out);
+                *out = NULL;
+                return em_error_set(err, EPROTO, "%s is not a JSON object",
+                                    em_frame_type_name(expect));
+        }
         return 0;
 }
 
@@ -55,19 +79,7 @@ int em_proto_recv_json(em_conn_t *c, uint16_t expect, json_t **out, em_error_t *
 
         if (em_proto_recv(c, &f, err) < 0)
                 return em_error_wrap(err, "waiting for %s", em_frame_type_name(expect));
-        if (f.hdr.type != expect)
-                return em_error_set(err, EPROTO, "protocol error: expected %s, got %s",
-                                    em_frame_type_name(expect), em_frame_type_name(f.hdr.type));
-        if (em_json_parse((const char *)f.payload, f.length, em_frame_type_name(expect), out, err) <
-            0)
-                return -1;
-        if (!json_is_object(*out)) {
-                json_decref(*out);
-                *out = NULL;
-                return em_error_set(err, EPROTO, "%s is not a JSON object",
-                                    em_frame_type_name(expect));
-        }
-        return 0;
+        return em_proto_frame_json(&f, expect, out, err);
 }
 
 void em_proto_send_abort(em_conn_t *c, const char *reason)

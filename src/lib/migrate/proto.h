@@ -22,6 +22,11 @@ int em_proto_send_json(em_conn_t *c, uint16_t type, const json_t *j, em_error_t 
 /* Receives the next frame, which must be `expect` and carry a JSON object.
  * A peer's ABORT/ERROR frame becomes an error quoting the peer's reason. */
 int em_proto_recv_json(em_conn_t *c, uint16_t expect, json_t **out, em_error_t *err);
+/* The same checks on a frame received elsewhere (a relay's queue,
+ * transfer/relay.h): ABORT/ERROR become the peer's error (frame_check
+ * only that). */
+int em_proto_frame_check(const struct em_frame *f, em_error_t *err);
+int em_proto_frame_json(const struct em_frame *f, uint16_t expect, json_t **out, em_error_t *err);
 /* Receives any frame; turns ABORT/ERROR into an error; a clean end of stream
  * is an error too (the protocol always ends with DONE). */
 int em_proto_recv(em_conn_t *c, struct em_frame *f, em_error_t *err);

@@ -339,7 +339,8 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
         if (timing == NULL)
                 return em_error_set(err, ENOMEM, "FINAL");
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
-            em_fault("target.after-final", em_conn_fd(t->conn), err) < 0)
+            em_fault("target.after-final", em_conn_fd(t->conn), err) < 0 ||
+            em_lazy_final_check(t->conn, final, err) < 0)
                 return -1;
         if (em_sync_target_finish(t->sync, err) < 0 || verify_images(t, final, err) < 0 ||
             check_images(t, err) < 0)

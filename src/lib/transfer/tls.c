@@ -260,6 +260,11 @@ static const struct em_conn_ops tls_ops = {
     .identity = tls_identity,
 };
 
+bool em_tls_conn(const em_conn_t *c)
+{
+        return c != NULL && em_conn_backend(c) == &tls_ops;
+}
+
 const char *em_tls_name_match(const char *const *names, const char *const *allowed)
 {
         for (; names && *names; names++)

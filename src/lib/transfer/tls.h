@@ -63,6 +63,9 @@ int em_tls_accept(em_tls_ctx_t *ctx, int listen_fd, int timeout_ms, em_conn_t **
 int em_tls_upgrade(em_tls_ctx_t *ctx, em_conn_t **conn, int timeout_ms, char **peer_name,
                    em_error_t *err);
 
+/* True if c runs over mutual TLS (false: plain TCP or a socketpair). */
+bool em_tls_conn(const em_conn_t *c);
+
 /* Default files of this host under <root>/pki/: ca.crt, NAME.crt, NAME.key,
  * NAME = name or, if NULL, this host's name (up to the first dot). Returns 1
  * if all three exist, 0 if not (the paths are set either way). */
