@@ -15,12 +15,17 @@
  * "refused": the daemon refused or aborted (error quotes its reason).
  * Exit status: 0 completed, 3 refused, 1 the helper itself could not run
  * (bad options, no connection), 2 usage. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "checkpoint/pbwire.h"
 #include "delta/pages.h"
@@ -658,6 +663,74 @@ static int mode_checkpoint(struct hp *hp, em_error_t *err)
         return rc;
 }
 
+/* A plain TCP listener on 127.0.0.1 (a page server of ours); *port. */
+static int hp_listen(int *port, em_error_t *err)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return em_error_set(err, errno, "listening on 127.0.0.1");
+        }
+        *port = ntohs(sa.sin_port);
+        return fd;
+}
+
+/* One image file of junk, as a real source sends its CRIU images. */
+static int hp_send_junk_image(em_conn_t *c, char digest[EM_DIGEST_STR_LEN + 1], em_error_t *err)
+{
+        char path[] = "/tmp/em-hostile-img-XXXXXX";
+        static const char junk[] = "not a CRIU image";
+        uint64_t raw = 0;
+        int fd = mkstemp(path), rc;
+
+        if (fd < 0 || write(fd, junk, sizeof(junk)) != (ssize_t)sizeof(junk)) {
+                if (fd >= 0)
+                        close(fd);
+                return em_error_set(err, errno, "temporary image file");
+        }
+        close(fd);
+        em_sha256_buf(junk, sizeof(junk), digest);
+        rc = em_proto_send_file(c, EM_FRAME_IMAGE_FILE, path, "inventory.img", 0, &raw, err);
+        unlink(path);
+        return rc;
+}
+
+/* A post-copy FINAL that names a page server of ours in clear, which is
+ * what a source before the relay sent: a mutual-TLS daemon must refuse it,
+ * and its CRIU must never connect ("connected" says whether it did within
+ * a second). */
+static int mode_lazy_plain(struct hp *hp, em_error_t *err)
+{
+        cleanup_conn em_conn_t *c = NULL;
+        cleanup_json json_t *final = NULL, *ok = NULL;
+        char digest[EM_DIGEST_STR_LEN + 1];
+        int port = 0, rc;
+        cleanup_close int l = hp_listen(&port, err);
+
+        if (l < 0)
+                return -1;
+        hp_set(hp, "connected", json_false());
+        if (hp_start(hp, "postcopy", &c, err) < 0 || hp_send_junk_image(c, digest, err) < 0)
+                return -1;
+        final = json_pack("{s:{s:s}, s:{s:s, s:i}}", "files", "inventory.img", digest, "lazy",
+                          "address", "127.0.0.1", "port", port);
+        if (final == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
+        rc = em_proto_send_json(c, EM_FRAME_FINAL, final, err) < 0 ||
+                     em_proto_recv_json(c, EM_FRAME_RESTORE_OK, &ok, err) < 0
+                 ? -1
+                 : 0;
+        struct pollfd p = {.fd = l, .events = POLLIN};
+        hp_set(hp, "connected", json_boolean(poll(&p, 1, 1000) == 1));
+        return rc;
+}
+
 static const struct hp_mode modes[] = {
     {"plan", "HELLO and the plan of --image (--ip, --arg name=REF); report the answer", mode_plan},
     {"cache-fill", "prepare: leave --arg pages=N pages of pattern --arg seed=S in the cache",
@@ -672,6 +745,8 @@ static const struct hp_mode modes[] = {
      "migrate the running --container of --root, rewriting its core-*.img after the dump: "
      "--arg tamper=cap-sys-admin (cap_eff/prm/bnd) or tamper=uid=N (uid/euid/suid/fsuid)",
      mode_checkpoint},
+    {"lazy-plain", "post-copy FINAL naming a plain page server of ours; report \"connected\"",
+     mode_lazy_plain},
     {NULL, NULL, NULL},
 };
 

@@ -177,6 +177,15 @@ wait "$FAKE" 2>/dev/null || true
 FAKE=""
 D=$D_KEEP
 
+# --- plaintext lazy pages (issue 15, memory in clear) ------------------------
+# A post-copy FINAL that names a page server in clear (what a source sent
+# before pages went through the session): refused before CRIU starts, and
+# nothing ever connects to that page server.
+hp evil-a lazy-plain --image busybox --container lazy1
+[ "$(outcome)" = refused ] || fail "lazy-plain: $(cat "$T/out")"
+field error | grep -q "plaintext lazy pages refused" || fail "lazy-plain refused why? $(cat "$T/out")"
+[ "$(field connected)" = false ] || fail "the daemon connected to a plain page server: $(cat "$T/out")"
+
 # The operator's ranges replace the default.
 daemon_stop
 daemon_start --service-cidr 8.8.8.0/24
@@ -186,5 +195,4 @@ hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
 [ "$(outcome)" = refused ] || fail "the default range stayed: $(cat "$T/out")"
 if "$EMD" --insecure --service-cidr 10.88.0.1/16 2>"$T/err"; then fail "bad --service-cidr accepted"; fi
 grep -q "host bits set" "$T/err" || fail "bad --service-cidr: $(cat "$T/err")"
-
 echo "PASS: hostile peer cases"
