@@ -12,6 +12,7 @@
 #include "platform/api.h"
 #include "platform/api_http.h"
 #include "util/cleanup.h"
+#include "util/conffile.h"
 #include "util/log.h"
 #include "util/opts.h"
 #include "util/version.h"
@@ -24,6 +25,10 @@ static const char usage[] =
     "room (with hysteresis), pre-transferring it to the edge the user heads to.\n"
     "\n"
     "Options:\n"
+    "  --config FILE           read options from FILE first, one `key = value` a\n"
+    "                          line named after the long options (default\n"
+    "                          " EM_CONF_CONTROLLER " if it exists;\n"
+    "                          `none`: no file); the command line wins\n"
     "  --listen ADDR:PORT      API address (default 127.0.0.1:7880)\n"
     "  --tls-cert FILE         this controller's certificate (PEM): serve HTTPS\n"
     "  --tls-key FILE          ...its private key\n"
@@ -71,7 +76,8 @@ static const char usage[] =
 
 struct ctl_args {
         struct em_api_opts api;
-        const char *listen, *state_dir;
+        const char *listen, *state_dir, *config;
+        struct em_conffile cf;
         struct em_api_http_tls tls;
         struct em_opt_list admins;
         bool insecure;
@@ -125,6 +131,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
 {
         struct em_sched_params *p = &o->api.params;
         const struct em_opt table[] = {
+            EM_OPT_STRING("config", 0, &o->config),
             EM_OPT_STRING("listen", 0, &o->listen),
             EM_OPT_STRING("state-dir", 0, &o->state_dir),
             EM_OPT_STRING("migrate-cmd", 0, &o->api.migrate_cmd),
@@ -149,7 +156,8 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             EM_OPT_LIST("admin", 0, &o->admins),
             EM_OPT_END,
         };
-        int first, r = em_opts_parse(table, argc, argv, 0, &first, err);
+        int first,
+            r = em_opts_parse_config(table, EM_CONF_CONTROLLER, argc, argv, 0, &first, &o->cf, err);
 
         if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION)
                 fputs(r == EM_OPTS_HELP ? usage : "edgemig-controller " EM_VERSION "\n", stdout);
@@ -208,6 +216,7 @@ int main(int argc, char **argv)
                 if (rc < 0)
                         fprintf(stderr, "edgemig-controller: %s; see --help\n", em_error_msg(err));
                 em_opt_list_free(&o.admins);
+                em_conffile_free(&o.cf);
                 return rc < 0 ? 2 : 0;
         }
         /* Workers inherit this mask; only serve() takes SIGTERM/SIGINT. */
@@ -220,5 +229,6 @@ int main(int argc, char **argv)
         if (rc < 0)
                 fprintf(stderr, "edgemig-controller: %s\n", em_error_msg(err));
         em_opt_list_free(&o.admins);
+        em_conffile_free(&o.cf);
         return rc < 0 ? 1 : 0;
 }

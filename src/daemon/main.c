@@ -11,6 +11,7 @@
 #include "migrate/policy.h"
 #include "platform/server.h"
 #include "util/cleanup.h"
+#include "util/conffile.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/opts.h"
@@ -37,6 +38,10 @@ static const char usage[] =
     "(--allow-controller).\n"
     "\n"
     "Options:\n"
+    "  --config FILE         read options from FILE first, one `key = value` a line\n"
+    "                        named after the long options (default\n"
+    "                        " EM_CONF_EDGEMIGD " if it exists; `none`:\n"
+    "                        no file); the command line wins\n"
     "  --root DIR            state root (default $EDGEMIG_ROOT or /var/lib/edgemig)\n"
     "  --listen ADDR:PORT    address to accept migrations and control requests on\n"
     "                        (default 0.0.0.0:7878)\n"
@@ -106,7 +111,8 @@ static const char usage[] =
 
 struct daemon_args {
         struct em_server_opts s;
-        const char *root;
+        const char *root, *config;
+        struct em_conffile cf;
         struct em_opt_list allow, controllers;
         struct em_log_opts lo;
 };
@@ -138,6 +144,7 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
 {
         struct em_server_opts *s = &a->s;
         const struct em_opt table[] = {
+            EM_OPT_STRING("config", 0, &a->config),
             EM_OPT_STRING("root", 0, &a->root),
             EM_OPT_STRING("listen", 0, &s->listen),
             EM_OPT_FLAG("insecure", 0, &s->insecure),
@@ -163,7 +170,8 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_END,
         };
         cleanup_error em_error_t err = NULL;
-        int first, r = em_opts_parse(table, argc, argv, 0, &first, &err);
+        int first,
+            r = em_opts_parse_config(table, EM_CONF_EDGEMIGD, argc, argv, 0, &first, &a->cf, &err);
 
         if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION) {
                 fputs(r == EM_OPTS_HELP ? usage : "edgemigd " EM_VERSION "\n", stdout);
@@ -221,5 +229,6 @@ int main(int argc, char **argv)
                 rc = serve(&a);
         em_opt_list_free(&a.allow);
         em_opt_list_free(&a.controllers);
+        em_conffile_free(&a.cf);
         return rc < 0 ? 0 : rc;
 }

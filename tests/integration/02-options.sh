@@ -50,8 +50,23 @@ expect_usage "--value-size: '1x' is not an integer" edgemig-probe --value-size 1
 for b in edgemig edgemigd edgemig-controller edgemig-probe; do
 	v=$("$BUILD/$b" --version) || fail "$b --version exited $?"
 	[[ "$v" == "$b "[0-9]* ]] || fail "$b --version printed '$v'"
-	"$BUILD/$b" --help | grep -q '^Usage:' || fail "$b --help has no Usage line"
+	"$BUILD/$b" --help | grep '^Usage:' >/dev/null || fail "$b --help has no Usage line"
 done
+
+# Configuration files (util/conffile.h) go through the same table: errors
+# name the file, the line and the key; the command line wins over the file.
+printf '# test\ninsecure = yes\ncapacity = x\n' >"$ROOT/d.conf"
+expect_usage "$ROOT/d.conf:3: capacity: 'x' is not an integer" edgemigd --config "$ROOT/d.conf"
+printf 'insecure = yes\nio-timeout = 0\n' >"$ROOT/d.conf"
+expect_usage "d.conf:2: io-timeout: '0' is out of range" edgemigd --config "$ROOT/d.conf"
+expect_usage "d.conf:2: unknown key 'io-timeout'" edgemig-controller --config "$ROOT/d.conf"
+printf 'state-dir = %s/ctl\nmargin = wide\n' "$ROOT" >"$ROOT/c.conf"
+expect_usage "c.conf:2: margin: 'wide' is not a number" edgemig-controller --config "$ROOT/c.conf"
+expect_usage "--margin: 'x' is not a number" \
+	edgemig-controller --config "$ROOT/c.conf" --insecure --margin x
+expect_usage "$ROOT/none.conf: No such file" edgemigd --config "$ROOT/none.conf"
+[ ! -e "$ROOT/ctl" ] || fail "the controller created its state dir despite a bad config"
+
 v=$("$BUILD/edgemig" migrate --version) || fail "edgemig migrate --version exited $?"
 [[ "$v" == "edgemig "[0-9]* ]] || fail "edgemig migrate --version printed '$v'"
 echo "PASS: options"

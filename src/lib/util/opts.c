@@ -201,7 +201,7 @@ static int list_add(struct em_opt_list *l, const char *v)
         return 0;
 }
 
-static int apply(const struct em_opt *o, const char *arg, em_error_t *err)
+int em_opt_apply(const struct em_opt *o, const char *arg, em_error_t *err)
 {
         int64_t v;
 
@@ -312,7 +312,7 @@ static int dispatch(const struct em_opt *t, size_t n, int c, int argc, char **ar
 
         if (o == NULL)
                 return usage_error(c, argc, argv, err);
-        if (apply(o, optarg, err) < 0) {
+        if (em_opt_apply(o, optarg, err) < 0) {
                 entry_label(o, label, sizeof(label));
                 return em_error_wrap(err, "%s", label);
         }

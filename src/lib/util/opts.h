@@ -121,6 +121,10 @@ struct em_opt {
 int em_opts_parse(const struct em_opt *table, int argc, char **argv, unsigned flags, int *first,
                   em_error_t *err);
 
+/* Stores arg into one entry's destination, as the command line would
+ * (a FLAG is set to true; util/conffile.h handles false). */
+int em_opt_apply(const struct em_opt *o, const char *arg, em_error_t *err);
+
 /* The value parsers, for callers with a value outside argv. */
 int em_parse_int(const char *s, int64_t min, int64_t max, int64_t *out, em_error_t *err);
 int em_parse_size(const char *s, uint64_t *out, em_error_t *err);
