@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "transfer/ca.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 
 static const char usage[] =
@@ -32,7 +33,10 @@ static const char usage[] =
     "              names, validity, fingerprints and whether the CA signed it.\n"
     "\n"
     "Options:\n"
-    "  --dir DIR   the CA's directory (default <root>/pki)\n"
+    "  --dir DIR   the CA's directory (default $EDGEMIG_CA_DIR or\n"
+    "              /etc/edgemig/ca). Never inside the state root: ca.key signs\n"
+    "              every identity of the platform, so it does not belong next to\n"
+    "              an edge host's own keys (<root>/pki), and `init` refuses it\n"
     "  --out DIR   where `issue` writes NAME.crt and NAME.key (default: --dir)\n"
     "  --days N    validity in days (default 3650 for init, 365 for issue)\n"
     "  --ip ADDR   `issue`: also name the IP address ADDR (SAN IP; repeatable),\n"
@@ -50,7 +54,6 @@ struct ca_args {
         const char *dir, *out, *name;
         int days;
         bool json;
-        char *dir_owned;
         bool done; /* --help or --version printed */
         const char *ips[9];
         size_t n_ips;
@@ -69,7 +72,6 @@ static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, stru
             EM_OPT_LIST("ip", 0, &ips),
             EM_OPT_END,
         };
-        struct em_config *cfg;
         int first, r = cli_parse(usage, table, argc, argv, &first, err);
 
         a->done = r > 0;
@@ -85,13 +87,8 @@ static int parse(struct em_cli *cli, int argc, char **argv, bool want_name, stru
                 return em_error_set(err, 0, "missing NAME\n%s", usage), 2;
         if (first < argc)
                 return em_error_set(err, 0, "unexpected argument '%s'\n%s", argv[first], usage), 2;
-        if (a->dir == NULL) {
-                if (cli_config(cli, &cfg, err) < 0)
-                        return 1;
-                a->dir = a->dir_owned = em_config_path(cfg, "pki");
-                if (a->dir == NULL)
-                        return em_error_set(err, ENOMEM, "allocating"), 1;
-        }
+        if (a->dir == NULL)
+                a->dir = getenv("EDGEMIG_CA_DIR") ?: EM_CA_DIR_DEFAULT;
         if (a->out == NULL)
                 a->out = a->dir;
         return 0;
@@ -116,10 +113,30 @@ static void print_cert(const json_t *c, const char *indent)
                        json_is_true(json_object_get(c, "signed_by_ca")) ? "yes" : "NO");
 }
 
-static int ca_init(struct ca_args *a, em_error_t *err)
+/* The CA key must not live in the state root, beside host keys that a
+ * compromise of the edge (or a backup of its root) exposes. */
+static int refuse_in_root(struct em_cli *cli, const char *dir, em_error_t *err)
+{
+        const char *root = em_config_root_choice(cli->root_opt);
+        bool inside;
+
+        if (em_path_within(dir, root, &inside, err) < 0)
+                return -1;
+        if (inside)
+                return em_error_set(err, 0,
+                                    "refusing to create the CA in %s, inside the state root %s: "
+                                    "keep ca.key off edge hosts (--dir DIR elsewhere, default "
+                                    "%s)",
+                                    dir, root, EM_CA_DIR_DEFAULT);
+        return 0;
+}
+
+static int ca_init(struct em_cli *cli, struct ca_args *a, em_error_t *err)
 {
         cleanup_json json_t *j = NULL;
 
+        if (refuse_in_root(cli, a->dir, err) < 0)
+                return 1;
         if (em_ca_init(a->dir, a->days ? a->days : EM_CA_DAYS_DEFAULT, err) < 0 ||
             em_ca_show(a->dir, &j, err) < 0)
                 return 1;
@@ -185,12 +202,11 @@ int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         rc = parse(cli, argc - 1, argv + 1, strcmp(sub, "issue") == 0, &a, err);
         if (rc == 0 && !a.done) {
                 if (strcmp(sub, "init") == 0)
-                        rc = ca_init(&a, err);
+                        rc = ca_init(cli, &a, err);
                 else if (strcmp(sub, "issue") == 0)
                         rc = ca_issue(&a, err);
                 else
                         rc = ca_show(&a, err);
         }
-        free(a.dir_owned);
         return rc;
 }

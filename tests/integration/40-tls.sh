@@ -24,9 +24,27 @@ fail() {
 	[ -f "$T/d.log" ] && sed 's/^/  daemon: /' "$T/d.log" >&2
 	exit 1
 }
-PKI="$T/root/pki"
+PKI="$T/ca"
 
 # --- the CA helper -----------------------------------------------------------
+# The CA key never lives in a state root (issue 15): `ca init` refuses it
+# there, through a symlink too, and its default (/etc/edgemig/ca, or
+# $EDGEMIG_CA_DIR) is checked the same way.
+mkdir -p "$T/root"
+ln -s "$T/root" "$T/rootlink"
+for d in "$T/root/pki" "$T/rootlink/ca" "$T/other/../root/x"; do
+	if "$EM" --root "$T/root" ca init --dir "$d" 2>"$T/err"; then fail "CA created in $d"; fi
+	grep -q "inside the state root" "$T/err" || fail "refusal of $d: $(cat "$T/err")"
+done
+[ ! -e "$T/root/pki" ] && [ ! -e "$T/root/x" ] || fail "a refused init left files"
+if EDGEMIG_CA_DIR="$T/root/env" "$EM" --root "$T/root" ca init 2>"$T/err"; then
+	fail "CA created in \$EDGEMIG_CA_DIR inside the root"
+fi
+if env -u EDGEMIG_CA_DIR "$EM" --root /etc/edgemig ca init 2>"$T/err"; then
+	fail "the default CA directory is not /etc/edgemig/ca"
+fi
+grep -q "refusing to create the CA in /etc/edgemig/ca" "$T/err" || fail "default: $(cat "$T/err")"
+export EDGEMIG_CA_DIR=$PKI
 "$EM" --root "$T/root" ca init --days 30 >/dev/null || fail "ca init"
 [ "$(stat -c %a "$PKI/ca.key")" = 600 ] || fail "ca.key mode $(stat -c %a "$PKI/ca.key")"
 if "$EM" --root "$T/root" ca init 2>"$T/err"; then fail "ca init overwrote the CA"; fi

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "util/cleanup.h"
 #include "util/fsutil.h"
 
 static int setup_dir(void **state)
@@ -216,6 +218,38 @@ static void test_read_write_all(void **state)
         em_error_free(&err);
 }
 
+/* Inside or not, by real paths: symlinks, "..", paths not created yet. */
+static bool within(const char *path, const char *dir)
+{
+        em_error_t err = NULL;
+        bool w = false;
+
+        assert_int_equal(em_path_within(path, dir, &w, &err), 0);
+        return w;
+}
+
+static void test_path_within(void **state)
+{
+        cleanup_free char *root = p(state, "root");
+        cleanup_free char *pki = p(state, "root/pki");
+        cleanup_free char *link = p(state, "link");
+        cleanup_free char *via = p(state, "link/pki/new");
+        cleanup_free char *up = p(state, "root/none/../../root2");
+        cleanup_free char *down = p(state, "other/x/../../root/ca");
+        cleanup_free char *sib = p(state, "root2");
+
+        assert_int_equal(mkdir(root, 0700), 0);
+        assert_int_equal(symlink(root, link), 0);
+        assert_true(within(root, root));
+        assert_true(within(pki, root));
+        assert_true(within(via, root)); /* through a symlink, not yet created */
+        assert_true(within(down, root));
+        assert_false(within(up, root));
+        assert_false(within(sib, root)); /* a common prefix is not enough */
+        assert_false(within("/etc/edgemig/ca", root));
+        assert_true(within("relative/x", "."));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -225,6 +259,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_rm_rf_no_follow, setup_dir, teardown_dir),
             cmocka_unit_test_setup_teardown(test_rm_rf_bind_mount, setup_dir, teardown_dir),
             cmocka_unit_test(test_path_join),
+            cmocka_unit_test_setup_teardown(test_path_within, setup_dir, teardown_dir),
             cmocka_unit_test(test_read_write_all),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,8 +13,10 @@
 #define EM_CA_CERT         "ca.crt"
 #define EM_CA_KEY          "ca.key"
 #define EM_CA_DAYS_DEFAULT 3650
-#define EM_CERT_DAYS       365
-#define EM_CERT_NAME_MAX   253
+/* Where `edgemig ca` keeps the CA by default: not in any state root. */
+#define EM_CA_DIR_DEFAULT "/etc/edgemig/ca"
+#define EM_CERT_DAYS      365
+#define EM_CERT_NAME_MAX  253
 
 /* NAME of an issued certificate: a DNS-style host name ([A-Za-z0-9.-],
  * labels not starting or ending with '-', no empty label), since it becomes

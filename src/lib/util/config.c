@@ -15,16 +15,23 @@ static char *pick(const char *env, const char *fallback)
         return strdup(v && *v ? v : fallback);
 }
 
-int em_config_init(struct em_config *c, const char *root_opt, em_error_t *err)
+const char *em_config_root_choice(const char *root_opt)
 {
         const char *root = root_opt;
-        char resolved[PATH_MAX];
 
-        memset(c, 0, sizeof(*c));
         if (root == NULL || *root == '\0')
                 root = getenv("EDGEMIG_ROOT");
         if (root == NULL || *root == '\0')
                 root = EM_DEFAULT_ROOT;
+        return root;
+}
+
+int em_config_init(struct em_config *c, const char *root_opt, em_error_t *err)
+{
+        const char *root = em_config_root_choice(root_opt);
+        char resolved[PATH_MAX];
+
+        memset(c, 0, sizeof(*c));
         if (em_mkdir_p(root, 0700, err) < 0)
                 return em_error_wrap(err, "creating state root (use --root DIR or EDGEMIG_ROOT)");
         if (realpath(root, resolved) == NULL)

@@ -20,6 +20,9 @@ struct em_config {
  * /opt/edgemig/criu/bin/criu > "criu" in PATH; runc: $EDGEMIG_RUNC > "runc".
  * Creates the root directory (0700). */
 int em_config_init(struct em_config *c, const char *root_opt, em_error_t *err);
+/* The state root em_config_init would use (root_opt > $EDGEMIG_ROOT >
+ * default), as given: nothing is created or resolved. */
+const char *em_config_root_choice(const char *root_opt);
 void em_config_free(struct em_config *c);
 /* malloc'd "<root>/<rel>", NULL on OOM. */
 char *em_config_path(const struct em_config *c, const char *rel);

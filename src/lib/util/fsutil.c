@@ -245,3 +245,67 @@ char *em_path_join(const char *a, const char *b)
                 return NULL;
         return out;
 }
+
+/* Appends the components of rest to out (a real path, room for PATH_MAX):
+ * they do not exist, so none is a symlink and ".." just drops one. */
+static void append_lexically(char *out, const char *rest)
+{
+        cleanup_free char *copy = strdup(rest);
+        char *save = NULL;
+
+        for (char *c = copy ? strtok_r(copy, "/", &save) : NULL; c;
+             c = strtok_r(NULL, "/", &save)) {
+                if (strcmp(c, ".") == 0)
+                        continue;
+                if (strcmp(c, "..") == 0) {
+                        char *slash = strrchr(out, '/');
+                        if (slash != NULL)
+                                slash[slash == out ? 1 : 0] = '\0';
+                        continue;
+                }
+                if (strlen(out) + strlen(c) + 2 < PATH_MAX)
+                        strcat(strcmp(out, "/") ? strcat(out, "/") : out, c);
+        }
+}
+
+/* The real path of path, which may not exist yet: its deepest existing
+ * ancestor resolved, the rest appended. */
+static char *resolve_partly(const char *path)
+{
+        size_t n = strlen(path);
+
+        for (;;) {
+                cleanup_free char *prefix =
+                    n > 0 ? strndup(path, n) : strdup(path[0] == '/' ? "/" : ".");
+                char *real = prefix ? realpath(prefix, NULL) : NULL;
+                if (real != NULL) {
+                        char *out = realloc(real, PATH_MAX);
+                        if (out == NULL) {
+                                free(real);
+                                return NULL;
+                        }
+                        append_lexically(out, path + n);
+                        return out;
+                }
+                if (prefix == NULL || n == 0)
+                        return NULL;
+                while (n > 0 && path[n - 1] != '/')
+                        n--;
+                while (n > 1 && path[n - 1] == '/')
+                        n--;
+                if (n == 1 && path[0] == '/')
+                        n = 0;
+        }
+}
+
+int em_path_within(const char *path, const char *dir, bool *within, em_error_t *err)
+{
+        cleanup_free char *p = resolve_partly(path);
+        cleanup_free char *d = resolve_partly(dir);
+
+        if (p == NULL || d == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "resolving %s and %s", path, dir);
+        size_t n = strlen(d);
+        *within = strncmp(p, d, n) == 0 && (p[n] == '\0' || p[n] == '/' || strcmp(d, "/") == 0);
+        return 0;
+}

@@ -28,5 +28,9 @@ int em_fsync_dir(const char *dir, em_error_t *err);
 bool em_path_exists(const char *path);
 /* Returns malloc'd "a/b"; never fails except on OOM (returns NULL). */
 char *em_path_join(const char *a, const char *b);
+/* Whether path is dir or lies beneath it, comparing the real paths (either
+ * may not exist yet: its deepest existing ancestor is resolved, the rest
+ * appended). */
+int em_path_within(const char *path, const char *dir, bool *within, em_error_t *err);
 
 #endif
