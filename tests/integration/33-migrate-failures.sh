@@ -52,12 +52,18 @@ only_on() {
 }
 
 # leftovers I [staging]: what a migration left in host I's root (empty: nothing).
+# With staging, a dead session's staging directory and the empty directory
+# that reserved its container name (HELLO) are inert and may stay.
 leftovers() {
 	local root=EM_H$1_ROOT
 	root=${!root}
 	h "$1" ps --json | python3 -c 'import json,sys; [print("container", c["name"]) for c in json.load(sys.stdin)]'
-	find "$root/netns" "$root/containers" -mindepth 1 -maxdepth 1 2>/dev/null || true
-	[ "${2:-}" = staging ] || find "$root/incoming" -mindepth 1 -maxdepth 1 2>/dev/null || true
+	find "$root/netns" -mindepth 1 -maxdepth 1 2>/dev/null || true
+	if [ "${2:-}" = staging ]; then
+		find "$root/containers" -mindepth 1 -maxdepth 1 ! -empty 2>/dev/null || true
+	else
+		find "$root/containers" "$root/incoming" -mindepth 1 -maxdepth 1 2>/dev/null || true
+	fi
 	grep " $root/" /proc/self/mountinfo || true
 	runc --root "$root/runc" list -q 2>/dev/null || true
 }

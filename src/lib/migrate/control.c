@@ -9,6 +9,7 @@
 #include "checkpoint/features.h"
 #include "container/container.h"
 #include "migrate/journal.h"
+#include "migrate/resolve.h"
 #include "migrate/proto.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
@@ -145,8 +146,14 @@ int em_migrate_outgoing(const struct em_config *cfg, const char *name,
          * make sure they are cached before the clock starts. */
         if (em_features_probe(cfg, true, &f, err) < 0)
                 return -1;
-        /* A previous migration whose process died is finished first. */
-        if (em_migrate_source_recover(cfg, err) < 0)
+        /* A previous migration whose process died is finished first; one
+         * in doubt is asked about once, briefly (`edgemig recover` retries). */
+        struct em_resolve_opts ro;
+        em_resolve_opts_init(&ro);
+        ro.tls = o->tls;
+        ro.attempts = 1;
+        ro.connect_timeout_ms = 2000;
+        if (em_migrate_source_recover(cfg, &ro, err) < 0)
                 return -1;
         return em_migrate_source_run(cfg, name, o, report, err);
 }

@@ -4,8 +4,9 @@
  * target side runs in edgemigd, one forked child per incoming session.
  * Phases: handshake, layers, pre-copy rounds (writable layer + memory),
  * final (checkpoint, last deltas), restore, switch, cleanup. The service runs
- * on exactly one host at any moment: before the target confirms, every
- * failure restores the container on the source. */
+ * on at most one host at any moment and is never lost: a failure before the
+ * final state left restores the container on the source; after that, the
+ * target's answer decides which copy stays (migrate/resolve.h). */
 #ifndef EDGEMIG_MIGRATE_MIGRATE_H
 #define EDGEMIG_MIGRATE_MIGRATE_H
 
@@ -55,7 +56,9 @@ struct em_migrate_opts {
 void em_migrate_opts_init(struct em_migrate_opts *o);
 
 /* Migrates container `name` of this host to o->target. On success the
- * container runs on the target and is gone here; on failure it runs here.
+ * container runs on the target and is gone here; on failure it runs here,
+ * except when the migration is in doubt (the error says so): then it is
+ * stopped here with its checkpoint kept, and may run on the target.
  * *report receives the JSON timeline in either case (also saved under
  * <root>/migrations/<id>.json). */
 int em_migrate_source_run(const struct em_config *cfg, const char *name,
@@ -71,7 +74,9 @@ struct em_target_opts {
 };
 void em_target_opts_init(struct em_target_opts *o);
 
-/* Serves one incoming migration session on conn (in edgemigd's child). */
+/* Serves one incoming migration session on conn (in edgemigd's child). The
+ * session's outcome record is bound to conn's TLS identity
+ * (em_conn_identity; "" without TLS), see migrate/outcome.h. */
 int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
                             const struct em_target_opts *o, em_error_t *err);
 

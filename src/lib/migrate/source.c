@@ -15,6 +15,7 @@
 #include "migrate/migrate.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
+#include "migrate/resolve.h"
 #include "migrate/session.h"
 #include "migrate/source_int.h"
 #include "migrate/sync.h"
@@ -287,7 +288,8 @@ static int connect_target(struct source *s, em_error_t *err)
                                      s->o->target);
         if (peer != NULL)
                 em_report_set(s->report, "target_identity", json_string(peer));
-        return 0;
+        /* Whom to ask if the commit ends in doubt (migrate/resolve.h). */
+        return em_resolve_peer_save(s->workdir, s->o->target, peer, err);
 }
 
 /* While a migration owns the container its state is "migrating": a

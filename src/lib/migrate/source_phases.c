@@ -13,6 +13,7 @@
 #include "migrate/known_cache.h"
 #include "migrate/postcopy.h"
 #include "migrate/proto.h"
+#include "migrate/resolve.h"
 #include "migrate/session.h"
 #include "migrate/source_int.h"
 #include "util/cleanup.h"
@@ -347,7 +348,14 @@ static int send_final(struct source *s, const struct em_sync_stats *st0, em_erro
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
                 return em_error_wrap(err, "sending the final state");
         final = json_pack("{s:O}", "files", digests);
-        if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
+        if (final == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
+        /* Once FINAL may have arrived the target may restore: from here on
+         * only the target's answer tells whether a copy runs there. */
+        if (em_journal_write(s->workdir, "final", s->name, err) < 0)
+                return -1;
+        s->final_sent = true;
+        if (em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
                 return -1;
         em_report_set(s->report, "compress_level", json_integer(level));
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
@@ -360,38 +368,14 @@ static int send_final(struct source *s, const struct em_sync_stats *st0, em_erro
         return em_fault("source.after-final", em_conn_fd(s->conn), err);
 }
 
-/* Our copy goes only after the target confirmed and received our DONE. */
-static int commit(struct source *s, em_error_t *err)
+/* The target owns the service: our stopped copy and its checkpoint go. */
+static int finish_commit(struct source *s, em_error_t *err)
 {
-        cleanup_json json_t *ok = NULL, *ack = NULL;
         em_error_t e = NULL;
 
-        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
-                return em_error_wrap(err, "target restore");
-        em_report_mark(s->report, "target_running");
-        json_t *timing = json_object_get(ok, "timing");
-        if (json_is_object(timing))
-                em_report_set(s->report, "target_timing", json_incref(timing));
-        if (em_fault("source.before-commit", em_conn_fd(s->conn), err) < 0 ||
-            em_journal_write(s->workdir, "committed", s->name, err) < 0)
+        if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
                 return -1;
         s->committed = true;
-        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0) {
-                s->keep_workdir = true;
-                return em_error_wrap(err, "migration in doubt: committing (checkpoint kept in %s)",
-                                     s->workdir);
-        }
-        if (em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, &e) < 0) {
-                em_log_warn("no commit acknowledgement from the target (%s); keeping the "
-                            "checkpoint in %s",
-                            em_error_msg(e), s->workdir);
-                em_error_free(&e);
-                s->keep_workdir = true;
-                return em_error_set(err, EIO,
-                                    "migration in doubt: the target may own %s; "
-                                    "checkpoint kept in %s",
-                                    s->name, s->workdir);
-        }
         if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
@@ -401,15 +385,89 @@ static int commit(struct source *s, em_error_t *err)
         return 0;
 }
 
+/* RESTORE_OK, then our decision ("committing", journalled before DONE
+ * leaves), DONE and its acknowledgement. Any failure after FINAL is
+ * settled by em_source_settle, never by a local restore on its own. */
+static int commit(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ok = NULL, *ack = NULL;
+        int fd = em_conn_fd(s->conn);
+
+        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+                return em_error_wrap(err, "target restore");
+        em_report_mark(s->report, "target_running");
+        s->target_running = true;
+        json_t *timing = json_object_get(ok, "timing");
+        if (json_is_object(timing))
+                em_report_set(s->report, "target_timing", json_incref(timing));
+        if (em_fault("source.before-commit", fd, err) < 0 ||
+            em_journal_write(s->workdir, "committing", s->name, err) < 0)
+                return -1;
+        if (em_fault("source.after-committing", fd, err) < 0 ||
+            em_fault("source.lose-done", fd, err) < 0 ||
+            em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_fault("source.after-done", fd, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "committing");
+        return finish_commit(s, err);
+}
+
+static void resolve_opts(const struct source *s, struct em_resolve_opts *ro)
+{
+        em_resolve_opts_init(ro);
+        ro->tls = s->o->tls;
+        ro->connect_timeout_ms = s->o->connect_timeout_ms;
+}
+
+/* FINAL went out and no acknowledged commit came back: the target may run
+ * the service. Ask it (migrate/resolve.h); 0 if it turned out committed. */
+static int settle(struct source *s, em_error_t *err)
+{
+        struct em_resolve_opts ro;
+        enum em_verdict v;
+        em_error_t e = NULL;
+
+        em_log_warn("migration of %s in doubt (%s): asking the target", s->name,
+                    em_error_msg(*err));
+        em_conn_free(&s->conn); /* the target's session ends and settles its side */
+        resolve_opts(s, &ro);
+        if (em_resolve_session(&ro, s->workdir, s->session, &v, &e) < 0)
+                v = EM_VERDICT_UNKNOWN;
+        em_report_set(s->report, "settled",
+                      json_string(v == EM_VERDICT_COMMIT  ? "committed"
+                                  : v == EM_VERDICT_ABORT ? "aborted"
+                                                          : "in doubt"));
+        if (v == EM_VERDICT_COMMIT) {
+                em_log_warn("session %s settled: the target committed %s", s->session, s->name);
+                if (!s->target_running) /* its RESTORE_OK was lost: now we know */
+                        em_report_mark(s->report, "target_running");
+                em_error_free(err);
+                em_error_free(&e);
+                return finish_commit(s, err);
+        }
+        if (v == EM_VERDICT_ABORT) /* the target has no copy: em_source_roll_back */
+                return -1;
+        s->in_doubt = s->keep_workdir = true;
+        em_error_wrap(err,
+                      "migration in doubt (%s): %s stays stopped here, its checkpoint kept in "
+                      "%s; run `edgemig recover` once the target answers, or `edgemig recover "
+                      "--keep-local %s` if the target is gone for good",
+                      e ? em_error_msg(e) : "no answer", s->name, s->workdir, s->session);
+        em_error_free(&e);
+        return -1;
+}
+
 int em_source_final(struct source *s, em_error_t *err)
 {
         struct em_sync_stats st = {0};
 
         if (em_source_lazy_wanted(s))
                 return em_source_final_lazy(s, err);
-        if (checkpoint_here(s, &st, err) < 0 || send_final(s, &st, err) < 0 || commit(s, err) < 0)
+        if (checkpoint_here(s, &st, err) < 0)
                 return -1;
-        return 0;
+        if (send_final(s, &st, err) == 0 && commit(s, err) == 0)
+                return 0;
+        return s->final_sent ? settle(s, err) : -1;
 }
 
 void em_source_roll_back(struct source *s)
@@ -417,7 +475,7 @@ void em_source_roll_back(struct source *s)
         struct em_restore_opts ro;
         em_error_t e = NULL;
 
-        if (!s->checkpointed || s->committed)
+        if (!s->checkpointed || s->committed || s->in_doubt)
                 return;
         em_log_warn("restoring %s on this host (roll-back)", s->name);
         em_restore_opts_init(&ro);

@@ -15,6 +15,7 @@
 #include "container/container.h"
 #include "migrate/journal.h"
 #include "migrate/migrate.h"
+#include "migrate/outcome.h"
 #include "migrate/policy.h"
 #include "migrate/postcopy.h"
 #include "migrate/proto.h"
@@ -42,8 +43,12 @@ struct target {
         json_t *spec;    /* the container spec from the source */
         json_t *image;   /* {name, manifest_digest, blobs:[{digest,size}]} */
         struct em_sync_target *sync;
-        bool restoring, restored;
-        int journal_fd; /* holds the session's journal lock */
+        bool restored; /* post-copy: the lazy restore ran */
+        /* The session id is ours (its outcome record and staging dir) and so
+         * is the container name (containers/<name>, reserved at HELLO). */
+        bool claimed;
+        int journal_fd;      /* holds the session's journal lock */
+        const char *peer_id; /* the peer's TLS identity ("" without TLS) */
 };
 
 void em_target_opts_init(struct em_target_opts *o)
@@ -69,20 +74,59 @@ static void target_free(struct target *t)
         free(t->cache_dir);
 }
 
+/* The session's staging directory was created by claim(): only its
+ * contents here. */
 static int make_dirs(struct target *t, em_error_t *err)
 {
-        t->dir = em_session_incoming_dir(t->cfg, t->session);
-        if (t->dir == NULL)
-                return em_error_set(err, ENOMEM, "staging");
         t->blobs = em_path_join(t->dir, "blobs");
         t->upper = em_path_join(t->dir, "upper");
         t->images = em_path_join(t->dir, "images");
         if (t->blobs == NULL || t->upper == NULL || t->images == NULL)
                 return em_error_set(err, ENOMEM, "staging");
-        if (em_mkdir_p(t->blobs, 0700, err) < 0 || em_mkdir_p(t->upper, 0755, err) < 0 ||
-            em_mkdir_p(t->images, 0700, err) < 0)
-                return em_error_wrap(err, "creating staging directory %s", t->dir);
+        if (mkdir(t->blobs, 0700) < 0 || mkdir(t->upper, 0755) < 0 || mkdir(t->images, 0700) < 0)
+                return em_error_set(err, errno, "creating staging directory %s", t->dir);
         return em_journal_own(t->dir, t->peer.container, &t->journal_fd, err);
+}
+
+/* Reserves the container name with an exclusive mkdir of containers/<name>,
+ * then claims the session id (its outcome record, O_EXCL) and a staging
+ * directory that must not exist yet, all before HELLO_ACK: a second session
+ * for the same name, or a second connection reusing a session id, is
+ * refused instead of sharing them. Undoes its own steps on a refusal.
+ * Returns the refusal (NULL: claimed). */
+static char *claim(struct target *t, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        struct em_outcome o = {.state = EM_OUTCOME_STAGING};
+        cleanup_free char *parent = em_path_join(t->cfg->root, "containers");
+        cleanup_free char *incoming = em_path_join(t->cfg->root, "incoming");
+        cleanup_free char *dir = em_session_incoming_dir(t->cfg, t->session);
+        char *why = NULL;
+
+        memcpy(o.session, t->session, sizeof(o.session));
+        snprintf(o.container, sizeof(o.container), "%s", t->peer.container);
+        snprintf(o.peer, sizeof(o.peer), "%s", t->peer_id);
+        if (parent == NULL || incoming == NULL || dir == NULL ||
+            em_container_paths_init(t->cfg, t->peer.container, &p, err) < 0 ||
+            em_mkdir_p(parent, 0700, err) < 0 || em_mkdir_p(incoming, 0700, err) < 0)
+                return strdup("the target could not check the name");
+        if (mkdir(p.dir, 0700) < 0)
+                return asprintf(&why, "a container named %s already exists on the target",
+                                t->peer.container) < 0
+                           ? NULL
+                           : why;
+        if (em_outcome_create(t->cfg->root, &o, err) < 0) {
+                rmdir(p.dir);
+                return strdup("this session id is already in use");
+        }
+        if (mkdir(dir, 0700) < 0) {
+                em_outcome_drop(t->cfg->root, t->session);
+                rmdir(p.dir);
+                return strdup("this session id is already in use");
+        }
+        t->dir = steal_pointer(&dir);
+        t->claimed = true;
+        return NULL;
 }
 
 /* HELLO -> HELLO_ACK: refuse early, before anything big moves. */
@@ -113,16 +157,10 @@ static int do_hello(struct target *t, em_error_t *err)
                 reason = strdup("invalid container name");
         }
         if (ok) {
-                cleanup_container_paths struct em_container_paths p = {0};
-                if (em_container_paths_init(t->cfg, t->peer.container, &p, err) < 0)
-                        return -1;
-                if (em_path_exists(p.dir)) {
-                        ok = false;
-                        free(reason);
-                        if (asprintf(&reason, "a container named %s already exists on the target",
-                                     t->peer.container) < 0)
-                                reason = NULL;
-                }
+                free(reason);
+                reason = claim(t, err);
+                em_error_free(err);
+                ok = reason == NULL;
         }
         if (em_hello_ack_build(ok, reason, t->peer.session, &ack, err) < 0 ||
             em_conn_send_str(t->conn, EM_FRAME_HELLO_ACK, ack, err) < 0)
@@ -307,21 +345,74 @@ static void time_step(json_t *timing, const char *step, int64_t *t0)
         *t0 = now;
 }
 
+/* Takes the session's decision lock and moves its record from `from` to
+ * `to`; a source that aborted the session meanwhile (OUTCOME abort) fences
+ * it here. *lock holds the lock for the caller. */
+static int advance(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
+                   int *lock, em_error_t *err)
+{
+        struct em_outcome o;
+
+        if (em_outcome_lock(t->cfg->root, t->session, EM_OUTCOME_LOCK_MS, lock, err) < 0 ||
+            em_outcome_load(t->cfg->root, t->session, &o, err) < 0)
+                return -1;
+        if (o.state == EM_OUTCOME_ABORTED)
+                return em_error_set(err, ECANCELED, "the source aborted session %s", t->session);
+        if (o.state != from)
+                return em_error_set(err, EPROTO, "session %s is %s, not %s", t->session,
+                                    em_outcome_state_name(o.state), em_outcome_state_name(from));
+        o.state = to;
+        return em_outcome_store(t->cfg->root, &o, err);
+}
+
+/* Moves a record that is still staging or restoring to aborted, removing
+ * what this session restored or reserved; a restored one stays in doubt.
+ * Best effort: recovery does it again if this fails. */
+static void settle_here(struct target *t, bool failed)
+{
+        cleanup_close int lock = -1;
+        struct em_outcome o;
+        em_error_t e = NULL;
+
+        if (!t->claimed)
+                return;
+        if (em_outcome_lock(t->cfg->root, t->session, EM_OUTCOME_LOCK_MS, &lock, &e) < 0 ||
+            em_outcome_load(t->cfg->root, t->session, &o, &e) < 0) {
+                em_log_error("session %s: %s", t->session, em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        if (o.state == EM_OUTCOME_RESTORED && failed)
+                em_log_warn("session %s in doubt: %s keeps running here until the source "
+                            "commits or aborts (`edgemig recover` lists it)",
+                            t->session, o.container);
+        if ((o.state == EM_OUTCOME_STAGING || o.state == EM_OUTCOME_RESTORING) &&
+            em_outcome_abort(t->cfg, &o, &e) < 0) {
+                em_log_error("session %s: %s", t->session, em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
 static int restore_here(struct target *t, json_t *timing, em_error_t *err)
 {
+        cleanup_close int lock = -1;
         struct em_restore_opts ro;
         const char *ip = em_json_str(t->spec, "ip");
         int64_t t0 = em_mono_ms();
 
         em_restore_opts_init(&ro);
+        /* The decision lock is held for the restore: an OUTCOME request
+         * waits for it and then sees either no copy or a running one. */
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
-            em_journal_write(t->dir, "restoring", t->peer.container, err) < 0)
+            advance(t, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
                 return -1;
-        t->restoring = true;
         if (em_container_restore_from(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro,
                                       err) < 0)
                 return em_error_wrap(err, "restoring %s", t->peer.container);
-        t->restored = true;
+        em_cleanup_closep(&lock);
+        if (advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err) < 0)
+                return -1;
+        em_cleanup_closep(&lock);
         em_log_info("session %s: %s restored in %lld ms", t->session, t->peer.container,
                     (long long)(em_mono_ms() - t0));
         time_step(timing, "restore_ms", &t0);
@@ -329,6 +420,24 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
                 return -1;
         time_step(timing, "route_ms", &t0);
         return em_fault("target.after-restore", em_conn_fd(t->conn), err);
+}
+
+/* Post-copy (migrate/postcopy.h): the window can last minutes, so the
+ * record says "restoring" through it without holding the lock. */
+static int restore_lazy(struct target *t, const json_t *final, em_error_t *err)
+{
+        cleanup_close int lock = -1;
+
+        if (advance(t, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
+                return -1;
+        em_cleanup_closep(&lock);
+        if (em_target_restore_lazy(
+                &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session, t->spec,
+                                         t->images, t->upper, t->dir, t->o->route_hook,
+                                         t->o->io_timeout_ms, &t->restored, t->cache_dir},
+                final, err) < 0)
+                return -1;
+        return advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err);
 }
 
 static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
@@ -346,24 +455,22 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
             check_images(t, err) < 0)
                 return -1;
         time_step(timing, "verify_ms", &t0);
-        if (json_object_get(final, "lazy") != NULL) /* post-copy: migrate/postcopy.h */
-                return em_target_restore_lazy(
-                    &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session,
-                                             t->spec, t->images, t->upper, t->dir, t->o->route_hook,
-                                             t->o->io_timeout_ms, &t->restored, t->cache_dir},
-                    final, err);
+        if (json_object_get(final, "lazy") != NULL)
+                return restore_lazy(t, final, err);
         if (restore_here(t, timing, err) < 0)
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
         return em_proto_send_json(t->conn, EM_FRAME_RESTORE_OK, ok, err);
 }
 
-/* The source deletes its copy only after our RESTORE_OK; we keep ours only
- * after its DONE. Without DONE we cannot know whether the source rolled
- * back, so we remove ours: the service must never run twice. */
+/* The source deletes its copy only after our RESTORE_OK and our DONE
+ * acknowledgement. Without DONE we keep ours running, in doubt: the source
+ * never runs its copy unless we confirmed the abort (OUTCOME), so the
+ * service runs on at most one host and is never lost. */
 static int await_commit(struct target *t, em_error_t *err)
 {
         cleanup_frame struct em_frame f = {0};
+        cleanup_close int lock = -1;
 
         em_conn_set_timeout(t->conn, t->o->commit_timeout_ms);
         if (em_proto_recv(t->conn, &f, err) < 0)
@@ -372,9 +479,10 @@ static int await_commit(struct target *t, em_error_t *err)
                 return em_error_set(err, EPROTO, "protocol error: expected DONE, got %s",
                                     em_frame_type_name(f.hdr.type));
         /* From here on the container is ours, whatever happens to the ack. */
-        if (em_journal_write(t->dir, "committed", t->peer.container, err) < 0)
+        if (em_fault("target.after-done", em_conn_fd(t->conn), err) < 0 ||
+            advance(t, EM_OUTCOME_RESTORED, EM_OUTCOME_COMMITTED, &lock, err) < 0)
                 return -1;
-        t->restoring = t->restored = false;
+        em_cleanup_closep(&lock);
         if (em_fault("target.before-ack", em_conn_fd(t->conn), err) < 0)
                 return -1;
         cleanup_json json_t *ack = json_pack("{s:b}", "ok", 1);
@@ -475,32 +583,22 @@ static int serve(struct target *t, em_error_t *err)
         return 0;
 }
 
-static void roll_back(struct target *t)
-{
-        em_error_t e = NULL;
-
-        if (t->restoring || t->restored) {
-                em_log_warn("session %s: removing the restored %s (no commit from the source)",
-                            t->session, t->peer.container);
-                if (em_container_rm(t->cfg, t->peer.container, true, &e) < 0)
-                        em_log_error("session %s: %s", t->session, em_error_msg(e));
-                em_error_free(&e);
-        }
-}
-
 int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
                             const struct em_target_opts *o, em_error_t *err)
 {
-        struct target t = {.cfg = cfg, .o = o, .conn = conn, .journal_fd = -1};
+        const char *peer = em_conn_identity(conn);
+        struct target t = {
+            .cfg = cfg, .o = o, .conn = conn, .journal_fd = -1, .peer_id = peer ? peer : ""};
         em_error_t e = NULL;
         int rc;
 
         em_conn_set_timeout(conn, o->io_timeout_ms);
         rc = serve(&t, err);
-        if (rc < 0) {
+        /* Settled before the ABORT goes out: a source that asks next hears
+         * the final answer. */
+        settle_here(&t, rc < 0);
+        if (rc < 0)
                 em_proto_send_abort(conn, em_error_msg(*err));
-                roll_back(&t);
-        }
         if (t.dir != NULL && em_rm_rf(t.dir, &e) < 0) {
                 em_log_warn("session %s: %s", t.session, em_error_msg(e));
                 em_error_free(&e);

@@ -12,8 +12,10 @@
 #include "checkpoint/features.h"
 #include "migrate/control.h"
 #include "migrate/journal.h"
+#include "migrate/outcome.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
+#include "migrate/resolve.h"
 #include "transfer/conn.h"
 #include "util/clock.h"
 #include "util/cleanup.h"
@@ -163,8 +165,25 @@ static void recover(const struct em_config *cfg, pid_t pid)
 
         if (em_migrate_target_recover(cfg, pid, &err) < 0)
                 em_log_error("recovering sessions: %s", em_error_msg(err));
-        /* Outgoing migrations of a crashed `edgemig migrate` on this host. */
-        if (pid == 0 && em_migrate_source_recover(cfg, &err) < 0)
+}
+
+/* At start: outgoing migrations of a crashed `edgemig migrate` (or of a
+ * controller request) on this host; one in doubt is settled with its
+ * target, as this host (the same certificate in the client role). */
+static void recover_outgoing(const struct em_server_opts *o, const struct em_config *cfg)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_tls_ctx em_tls_ctx_t *client = NULL;
+        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, NULL};
+        struct em_resolve_opts ro;
+
+        em_resolve_opts_init(&ro);
+        if (!o->insecure && em_tls_ctx_new(&tc, false, &client, &err) < 0) {
+                em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
+                return;
+        }
+        ro.tls = client;
+        if (em_migrate_source_recover(cfg, &ro, &err) < 0)
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
 
@@ -180,6 +199,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     "check` for the reason",
                                     cfg->root);
         recover(cfg, 0); /* sessions of a previous edgemigd that died */
+        recover_outgoing(&s->o, cfg);
         return 0;
 }
 
@@ -290,6 +310,21 @@ static int serve_migration(const struct em_server_opts *o, const struct em_confi
         return 0;
 }
 
+/* In the child: OUTCOME: a source asks for, or decides, the outcome of one
+ * of its sessions; only the identity that opened the session is answered
+ * (migrate/outcome.h). */
+static int serve_outcome(const struct em_config *cfg, em_conn_t *conn, const char *peer,
+                         const struct em_frame *f)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (em_outcome_serve(cfg, conn, peer, f, &err) < 0) {
+                em_log_error("OUTCOME from %s: %s", em_conn_peer(conn), em_error_msg(err));
+                return 1;
+        }
+        return 0;
+}
+
 /* In the child: the first frame says what the peer wants. */
 static int serve_connection(const struct em_server *s, const struct em_config *cfg, em_conn_t *conn,
                             const char *peer)
@@ -305,6 +340,8 @@ static int serve_connection(const struct em_server *s, const struct em_config *c
         }
         if (f.hdr.type == EM_FRAME_CONTROL)
                 return serve_control(&s->o, cfg, conn, peer, &f);
+        if (f.hdr.type == EM_FRAME_OUTCOME)
+                return serve_outcome(cfg, conn, peer, &f);
         return serve_migration(&s->o, cfg, conn, peer, &f);
 }
 

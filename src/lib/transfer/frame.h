@@ -61,13 +61,14 @@
         X(ERROR, 16)                                                                               \
         X(CONTROL, 17)                                                                             \
         X(CONTROL_REPLY, 18)                                                                       \
-        X(LAZY_PAGES, 19)
+        X(LAZY_PAGES, 19)                                                                          \
+        X(OUTCOME, 20)
 
 enum em_frame_type {
 #define EM_FRAME_ENUM(name, val) EM_FRAME_##name = val,
         EM_FRAME_TYPES(EM_FRAME_ENUM)
 #undef EM_FRAME_ENUM
-            EM_FRAME_TYPE_MAX = 19,
+            EM_FRAME_TYPE_MAX = 20,
 };
 
 /* "HELLO", ...; NULL for an unknown type. */
