@@ -731,6 +731,20 @@ static int mode_lazy_plain(struct hp *hp, em_error_t *err)
         return rc;
 }
 
+/* Opens a session (HELLO, plan, layers) and keeps it open for --arg
+ * hold_ms=N (default 3000), for a second connection to collide with (the
+ * same --session, or the same --container), then aborts it. */
+static int mode_hold(struct hp *hp, em_error_t *err)
+{
+        cleanup_conn em_conn_t *c = NULL;
+
+        if (hp_start(hp, "precopy", &c, err) < 0)
+                return -1;
+        poll(NULL, 0, (int)hp_arg_int(hp, "hold_ms", 3000));
+        em_proto_send_abort(c, "em-hostile-peer: hold over");
+        return 0;
+}
+
 static const struct hp_mode modes[] = {
     {"plan", "HELLO and the plan of --image (--ip, --arg name=REF); report the answer", mode_plan},
     {"cache-fill", "prepare: leave --arg pages=N pages of pattern --arg seed=S in the cache",
@@ -747,6 +761,7 @@ static const struct hp_mode modes[] = {
      mode_checkpoint},
     {"lazy-plain", "post-copy FINAL naming a plain page server of ours; report \"connected\"",
      mode_lazy_plain},
+    {"hold", "open a session and hold it --arg hold_ms=N (default 3000), then abort", mode_hold},
     {NULL, NULL, NULL},
 };
 

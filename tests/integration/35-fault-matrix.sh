@@ -93,9 +93,9 @@ run_case target target.round-end=corrupt fail 1
 run_case target target.before-restore=enospc fail 1
 run_case target target.after-restore=crash any 2
 run_case target target.before-ack=crash ok 2
-# The commit (docs/protocol.md, "Commit"): the source journals "committing"
-# before DONE and "committed" after the ack; the target keeps a restored
-# copy until the outcome is known. Each of these lost the service on both
+# The commit (docs/protocol.md, "Commit rule and failure handling"): the
+# source journals "committing" before DONE and "committed" after the ack;
+# the target keeps a restored copy until the outcome is known. Each of these lost the service on both
 # hosts before: the source had journalled "committed" and dropped its
 # checkpoint while the target removed its uncommitted copy.
 # - the source crashes after deciding: `recover` commits with the target
@@ -104,8 +104,64 @@ run_case source source.after-committing=crash fail 2
 run_case source source.lose-done=drop ok 2
 # - the target crashes after DONE arrived, before it journalled it
 run_case target target.after-done=crash ok 2
-# - a partition during the commit that outlasts the source's retries: the
-#   source stays stopped in doubt, the target keeps running; `recover`
-#   settles it once the target answers
+# - a partition during the commit that outlasts the source's retries, cut
+#   before DONE arrived, then after: the source stays stopped in doubt, the
+#   target keeps running; `recover` settles it once the target answers
+run_case source source.lose-done=drop,source.outcome=error fail 2
 run_case source source.after-done=drop,source.outcome=error fail 2
+
+# A host gone for good is the one case that needs an operator: `recover`
+# lists the session in doubt with its fix, and the fix keeps one copy.
+# doubt_field HOST FIELD: FIELD of the first session in doubt on HOST (whose
+# `recover --json` must exit 1: something is left in doubt).
+doubt_field() {
+	local j
+	j=$(h "$1" recover --json) && fail "host $1: recover reports nothing in doubt: $j"
+	echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin)["in_doubt"]; print(d[0][sys.argv[1]] if d else "")' "$2"
+}
+start_case() { # NAME: a fresh counting container on host 1
+	h 1 run --name "$1" --ip "10.88.1.$CASE/32" busybox >/dev/null || fail "run $1"
+	wait_for 10 h 1 exec "$1" test -s /data/counter.log || fail "$1 not counting"
+	sleep 0.5
+}
+target_done() {
+	wait_for 35 bash -c "[ -z \"\$(ls '$EM_H2_ROOT/incoming' 2>/dev/null)\" ]" ||
+		fail "target session did not finish"
+}
+
+# The target vanishes during the commit: in doubt, it runs only on host 2;
+# host 2 is then lost with its copy; --keep-local brings it back on host 1.
+CASE=$((CASE + 1))
+start_case "c$CASE"
+EDGEMIG_FAULT=source.lose-done=drop,source.outcome=error h 1 migrate "c$CASE" \
+	--to "$(haddr 2):$MIG_PORT" >/dev/null 2>&1 && fail "c$CASE: migrate succeeded"
+target_done
+running_on 2 "c$CASE" && ! running_on 1 "c$CASE" || fail "c$CASE in doubt: not on host 2 alone"
+mig_daemon_stop 2
+S=$(doubt_field 1 session)
+doubt_field 1 fix | grep -q -- "--keep-local $S" || fail "no --keep-local fix: $(h 1 recover 2>&1)"
+h 2 rm -f "c$CASE" >/dev/null # host 2 is gone for good
+h 1 recover --keep-local "$S" >/dev/null || fail "--keep-local: $(h 1 recover --keep-local "$S" 2>&1)"
+mig_daemon 2
+[ "$(check "c$CASE")" = 1 ] || fail "c$CASE: --keep-local did not keep it on host 1"
+echo "target gone, --keep-local                               -> runs on host 1"
+h 1 rm -f "c$CASE" >/dev/null
+
+# The source dies after it decided to commit and never comes back: host 2
+# lists its copy in doubt; --keep-here commits it; when the source host
+# returns after all, its recovery learns "committed" and drops its copy.
+CASE=$((CASE + 1))
+start_case "c$CASE"
+EDGEMIG_FAULT=source.after-committing=crash h 1 migrate "c$CASE" \
+	--to "$(haddr 2):$MIG_PORT" >/dev/null 2>&1 && fail "c$CASE: migrate succeeded"
+target_done
+S=$(doubt_field 2 session)
+[ "$(doubt_field 2 side)" = target ] || fail "host 2 does not list c$CASE as its own in doubt"
+doubt_field 2 fix | grep -q -- "--keep-here $S" || fail "no --keep-here fix: $(h 2 recover 2>&1)"
+h 2 recover --keep-here "$S" >/dev/null || fail "--keep-here: $(h 2 recover --keep-here "$S" 2>&1)"
+h 2 recover >/dev/null || fail "host 2 still in doubt after --keep-here"
+h 1 recover >/dev/null || fail "recover on host 1"
+[ "$(check "c$CASE")" = 2 ] || fail "c$CASE: --keep-here did not keep it on host 2"
+echo "source gone, --keep-here                                -> runs on host 2"
+h 2 rm -f "c$CASE" >/dev/null
 echo "ok: $CASE fault cases"

@@ -23,6 +23,7 @@
 #include "migrate/outcome.h"
 #include "migrate/proto.h"
 #include "migrate/resolve.h"
+#include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -96,6 +97,22 @@ static void test_markers(void **state)
         assert_int_equal(em_journal_write(dir, "committing", "web", &err), 0);
         assert_true(em_journal_has(dir, "committing"));
         assert_false(em_journal_has(dir, "committed"));
+}
+
+/* A container record for name, as a restore leaves it. */
+static void container_row(const char *name)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_error em_error_t err = NULL;
+        struct em_container_rec rec = {.name = (char *)name,
+                                       .image = "busybox",
+                                       .image_digest = "sha256:00",
+                                       .ip = "10.88.0.9",
+                                       .spec = "{}",
+                                       .state = EM_CSTATE_RUNNING};
+
+        assert_int_equal(em_state_open(root, &st, &err), 0);
+        assert_int_equal(em_state_container_insert(st, &rec, NULL, &err), 0);
 }
 
 static struct em_outcome record(const char *container, const char *peer)
@@ -208,6 +225,8 @@ static void test_outcome_serve(void **state)
         (void)state;
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
         expect(ask("h1", "ffffffffffffffffffffffffffffffff", "query"), true, "unknown");
+        expect(ask("h1", "ffffffffffffffffffffffffffffffff", "commit"), false, "unknown");
+        expect(ask("h1", "ffffffffffffffffffffffffffffffff", "abort"), true, "unknown");
         expect(ask("h3", SESSION, "query"), false, "unknown");
         expect(ask("h3", SESSION, "abort"), false, "unknown");
         expect(ask(NULL, SESSION, "abort"), false, "unknown");
@@ -215,6 +234,7 @@ static void test_outcome_serve(void **state)
         expect(ask("h1", SESSION, "commit"), false, "staging");
         o.state = EM_OUTCOME_RESTORED;
         assert_int_equal(em_outcome_store(root, &o, &err), 0);
+        container_row("web");
         expect(ask("h1", SESSION, "commit"), true, "committed");
         expect(ask("h1", SESSION, "abort"), false, "committed");
         expect(ask("h1", SESSION, "commit"), true, "committed");
@@ -230,6 +250,20 @@ static void test_outcome_abort_fences(void **state)
         expect(ask("h1", SESSION, "abort"), true, "aborted");
         expect(ask("h1", SESSION, "commit"), false, "aborted");
         expect(ask("h1", SESSION, "query"), true, "aborted");
+}
+
+/* A restored copy an operator removed cannot be committed: the record
+ * turns aborted and the source keeps its own. */
+static void test_outcome_copy_gone(void **state)
+{
+        struct em_outcome o = record("web", "h1");
+        cleanup_error em_error_t err = NULL;
+
+        (void)state;
+        o.state = EM_OUTCOME_RESTORED;
+        assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        expect(ask("h1", SESSION, "query"), true, "aborted");
+        expect(ask("h1", SESSION, "commit"), false, "aborted");
 }
 
 /* A bad request is a protocol error, not an answer. */
@@ -337,6 +371,7 @@ static void test_resolve_restored_commits(void **state)
 
         (void)state;
         o.state = EM_OUTCOME_RESTORED;
+        container_row("web");
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
         pid_t pid = serve_target(2, hp, sizeof(hp));
         cleanup_free char *dir = outgoing(hp);
@@ -372,6 +407,7 @@ static void test_resolve_committing_commits(void **state)
 
         (void)state;
         o.state = EM_OUTCOME_RESTORED;
+        container_row("web");
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
         pid_t pid = serve_target(1, hp, sizeof(hp));
         cleanup_free char *dir = outgoing(hp);
@@ -381,8 +417,9 @@ static void test_resolve_committing_commits(void **state)
         assert_int_equal(target_state(), EM_OUTCOME_COMMITTED);
 }
 
-/* Decided to commit, but the target fenced the session: a human must look. */
-static void test_resolve_contradiction(void **state)
+/* Decided to commit, but the target fenced the session (aborted: it has no
+ * copy and never will): restoring ours is safe. */
+static void test_resolve_committing_fenced_aborts(void **state)
 {
         struct em_outcome o = record("web", "");
         cleanup_error em_error_t err = NULL;
@@ -391,6 +428,21 @@ static void test_resolve_contradiction(void **state)
         (void)state;
         o.state = EM_OUTCOME_ABORTED;
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        pid_t pid = serve_target(1, hp, sizeof(hp));
+        cleanup_free char *dir = outgoing(hp);
+        assert_int_equal(em_journal_write(dir, "committing", "web", &err), 0);
+        assert_int_equal(settle(dir, 0), EM_VERDICT_ABORT);
+        reap(pid);
+}
+
+/* Decided to commit, but the target does not know the session (it lost its
+ * record): a human must look. */
+static void test_resolve_contradiction(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        char hp[64];
+
+        (void)state;
         pid_t pid = serve_target(1, hp, sizeof(hp));
         cleanup_free char *dir = outgoing(hp);
         assert_int_equal(em_journal_write(dir, "committing", "web", &err), 0);
@@ -428,6 +480,7 @@ static void test_keep_here(void **state)
 
         (void)state;
         o.state = EM_OUTCOME_RESTORED;
+        container_row("web");
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
         assert_int_equal(em_migrate_in_doubt(&cfg, &doubt, &err), 0);
         assert_int_equal(json_array_size(doubt), 1);
@@ -450,10 +503,12 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_outcome_abort, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_serve, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort_fences, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_copy_gone, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_bad_request, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_restored_commits, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_staging_aborts, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_committing_commits, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_resolve_committing_fenced_aborts, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_contradiction, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_unreachable, setup, teardown),
             cmocka_unit_test_setup_teardown(test_keep_here, setup, teardown),

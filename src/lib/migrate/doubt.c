@@ -81,7 +81,7 @@ static void target_entry(const struct em_outcome *o, void *ud)
         struct target_list *l = ud;
         cleanup_free char *dir = NULL, *fix = NULL;
 
-        if (o->state != EM_OUTCOME_RESTORED)
+        if (o->state != EM_OUTCOME_RESTORED || em_outcome_copy_gone(l->cfg, o))
                 return;
         dir = em_session_incoming_dir(l->cfg, o->session);
         if (dir != NULL && em_path_exists(dir) && em_journal_alive(dir))

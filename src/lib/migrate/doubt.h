@@ -1,6 +1,6 @@
 /* Migrations in doubt that need a human: the other host did not answer.
  * `edgemig recover` lists them and takes the operator's word for which
- * copy to keep (docs/protocol.md, "Commit"). */
+ * copy to keep (docs/protocol.md, "Commit rule and failure handling"). */
 #ifndef EDGEMIG_MIGRATE_DOUBT_H
 #define EDGEMIG_MIGRATE_DOUBT_H
 

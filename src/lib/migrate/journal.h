@@ -18,8 +18,10 @@ struct em_resolve_opts;
 /* Writes dir/name atomically with "CONTAINER PID\n". */
 int em_journal_write(const char *dir, const char *name, const char *container, em_error_t *err);
 
-/* Writes "owner" and locks it (flock) for as long as *lock_fd stays open:
- * recovery leaves a session alone while its lock is held. */
+/* Creates "owner" ("CONTAINER PID\n"), locked (flock) for as long as
+ * *lock_fd stays open: recovery leaves a session alone while its lock is
+ * held. The file appears already locked and is never replaced: EEXIST if
+ * dir has an owner (another session uses it). */
 int em_journal_own(const char *dir, const char *container, int *lock_fd, em_error_t *err);
 
 /* True while the process that owns the session in dir holds its lock. */

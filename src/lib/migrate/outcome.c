@@ -190,6 +190,22 @@ int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, em_error
         return em_outcome_store(cfg->root, o, err);
 }
 
+bool em_outcome_copy_gone(const struct em_config *cfg, const struct em_outcome *o)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        em_error_t e = NULL;
+        bool gone = false;
+
+        if (o->state != EM_OUTCOME_RESTORED)
+                return false;
+        if (em_state_open(cfg->root, &st, &e) == 0 &&
+            em_state_container_get(st, o->container, &rec, &e) < 0)
+                gone = em_error_status(e) == ENOENT;
+        em_error_free(&e);
+        return gone;
+}
+
 int em_outcome_each(const char *root, em_outcome_fn fn, void *ud, em_error_t *err)
 {
         cleanup_free char *dir = em_path_join(root, "outcomes");
@@ -227,6 +243,14 @@ static int reply(em_conn_t *conn, const char *session, const struct em_outcome *
         return em_proto_send_json(conn, EM_FRAME_OUTCOME, j, err);
 }
 
+static int reply_error(em_conn_t *conn, const char *session, em_error_t *e, em_error_t *err)
+{
+        int rc = reply(conn, session, NULL, em_error_msg(*e), err);
+
+        em_error_free(e);
+        return rc;
+}
+
 /* Applies decision to the record (lock held). Returns the refusal, or NULL. */
 static const char *decide(const struct em_config *cfg, struct em_outcome *o, const char *decision,
                           em_error_t *err)
@@ -262,6 +286,20 @@ static int parse_request(const struct em_frame *f, json_t **req, const char **se
         return 0;
 }
 
+/* Locks and loads session's record: 1, or 0 if there is none. */
+static int open_record(const struct em_config *cfg, const char *session, int *lock,
+                       struct em_outcome *o, em_error_t *err)
+{
+        if (em_outcome_lock(cfg->root, session, EM_OUTCOME_LOCK_MS, lock, err) < 0 ||
+            em_outcome_load(cfg->root, session, o, err) < 0) {
+                if (em_error_status(*err) != ENOENT)
+                        return -1;
+                em_error_free(err);
+                return 0;
+        }
+        return 1;
+}
+
 int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *peer,
                      const struct em_frame *f, em_error_t *err)
 {
@@ -270,13 +308,21 @@ int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
         const char *session = NULL, *decision = NULL, *why;
         struct em_outcome o;
         em_error_t e = NULL;
+        int r;
 
         if (parse_request(f, &req, &session, &decision, err) < 0)
                 return -1;
-        if (em_outcome_lock(cfg->root, session, EM_OUTCOME_LOCK_MS, &lock, &e) < 0 ||
-            em_outcome_load(cfg->root, session, &o, &e) < 0) {
-                bool none = em_error_status(e) == ENOENT;
-                int rc = reply(conn, session, NULL, none ? NULL : em_error_msg(e), err);
+        r = open_record(cfg, session, &lock, &o, &e);
+        if (r < 0 && em_error_status(e) == ETIMEDOUT) {
+                em_error_move(err, &e); /* busy: no answer, the source retries */
+                return -1;
+        }
+        if (r <= 0) { /* unknown here: nothing to commit, nothing to remove */
+                int rc = reply(conn, session, NULL,
+                               r < 0                             ? em_error_msg(e)
+                               : strcmp(decision, "commit") == 0 ? "no such session here"
+                                                                 : NULL,
+                               err);
                 em_error_free(&e);
                 return rc;
         }
@@ -285,6 +331,14 @@ int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
                 em_log_warn("refused OUTCOME %s of session %s from '%s': it belongs to '%s'",
                             decision, session, peer ? peer : "", o.peer);
                 return reply(conn, session, NULL, "not your session", err);
+        }
+        if (em_outcome_copy_gone(cfg, &o)) {
+                em_log_warn("session %s: its restored %s was removed here; recording the "
+                            "session as aborted",
+                            session, o.container);
+                o.state = EM_OUTCOME_ABORTED;
+                if (em_outcome_store(cfg->root, &o, &e) < 0)
+                        return reply_error(conn, session, &e, err);
         }
         why = decide(cfg, &o, decision, &e);
         em_log_info("session %s: OUTCOME %s from '%s' -> %s%s%s", session, decision, o.peer,

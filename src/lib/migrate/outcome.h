@@ -12,7 +12,7 @@
  *
  * "restored" without "committed" is a session in doubt: its container runs
  * here and stays until the source commits or aborts. "aborted" fences the
- * session: a later commit is refused. docs/protocol.md, "Commit". */
+ * session: a later commit is refused. docs/protocol.md, "Commit rule and failure handling". */
 #ifndef EDGEMIG_MIGRATE_OUTCOME_H
 #define EDGEMIG_MIGRATE_OUTCOME_H
 
@@ -63,6 +63,9 @@ int em_outcome_store(const char *root, const struct em_outcome *o, em_error_t *e
  * container if it was restored, or the name it reserved (containers/<name>,
  * created at HELLO) if nothing was restored into it. Lock held. */
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, em_error_t *err);
+/* True for a restored session whose container is no longer here (an
+ * operator removed it): there is no copy left to commit. */
+bool em_outcome_copy_gone(const struct em_config *cfg, const struct em_outcome *o);
 /* Calls fn for every record (lock not taken). */
 typedef void (*em_outcome_fn)(const struct em_outcome *o, void *ud);
 int em_outcome_each(const char *root, em_outcome_fn fn, void *ud, em_error_t *err);

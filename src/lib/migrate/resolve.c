@@ -122,6 +122,30 @@ int em_outcome_request(const struct em_resolve_opts *o, const struct em_resolve_
         return 0;
 }
 
+/* We decided to commit. A target that fenced the session (aborted: it has
+ * no copy and never will) lets us restore ours after all; one that does
+ * not know the session at all lost its record: a human must look. */
+static int settle_commit(const struct em_resolve_opts *o, const struct em_resolve_peer *p,
+                         const char *session, enum em_verdict *v, em_error_t *err)
+{
+        enum em_outcome_state st = EM_OUTCOME_UNKNOWN;
+
+        if (em_outcome_request(o, p, session, "commit", &st, err) < 0) {
+                if (em_error_status(*err) != EPERM)
+                        return 0;
+                if (st != EM_OUTCOME_ABORTED)
+                        return -1;
+                em_error_free(err);
+                *v = EM_VERDICT_ABORT;
+                return 1;
+        }
+        if (st != EM_OUTCOME_COMMITTED)
+                return em_error_set(err, EPROTO, "the target answered a commit with %s",
+                                    em_outcome_state_name(st));
+        *v = EM_VERDICT_COMMIT;
+        return 1;
+}
+
 /* One round of the decision. Returns 1 when settled, 0 when the target
  * could not be reached, -1 on a contradiction. */
 static int settle_once(const struct em_resolve_opts *o, const struct em_resolve_peer *p,
@@ -141,14 +165,13 @@ static int settle_once(const struct em_resolve_opts *o, const struct em_resolve_
                         committing = true;
                 }
         }
-        if (committing) {
-                if (em_outcome_request(o, p, session, "commit", &st, err) < 0)
-                        return em_error_status(*err) == EPERM ? -1 : 0;
-                *v = EM_VERDICT_COMMIT;
-                return 1;
-        }
+        if (committing)
+                return settle_commit(o, p, session, v, err);
         if (em_outcome_request(o, p, session, "abort", &st, err) < 0)
                 return em_error_status(*err) == EPERM ? -1 : 0;
+        if (st != EM_OUTCOME_ABORTED && st != EM_OUTCOME_UNKNOWN)
+                return em_error_set(err, EPROTO, "the target answered an abort with %s",
+                                    em_outcome_state_name(st));
         *v = EM_VERDICT_ABORT;
         return 1;
 }

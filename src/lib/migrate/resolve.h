@@ -5,7 +5,9 @@
  *   - it journalled "committing" (it decided to commit): commit;
  *   - otherwise the target runs a restored copy: journal "committing", commit;
  *   - otherwise: abort, and only once the target acknowledged the abort
- *     (and removed any copy) restore here.
+ *     (and removed any copy) restore here;
+ *   - a target that fenced a session we decided to commit (aborted: no copy
+ *     there, ever) lets us restore here too.
  * A target that cannot be reached leaves the session in doubt: the
  * checkpoint stays in <root>/outgoing/<session>/, nothing runs here, and
  * `edgemig recover` retries (or `--keep-local` when the target is gone). */
@@ -52,9 +54,10 @@ enum em_verdict {
 };
 
 /* Settles session (journal in workdir) with the target, retrying per o.
- * Writes "committing" before any commit. Returns the verdict, or -1 when
- * the target answered something that contradicts the journal (a human must
- * look: the error says what). */
+ * Writes "committing" before any commit. Returns 0 with the verdict, or -1
+ * when the target's answer contradicts the journal (a commit we decided on,
+ * for a session the target does not know; or a peer that refuses us): a
+ * human must look, the error says what. */
 int em_resolve_session(const struct em_resolve_opts *o, const char *workdir, const char *session,
                        enum em_verdict *verdict, em_error_t *err);
 
