@@ -199,6 +199,43 @@ static void test_real_busybox(void **state)
         assert_int_equal(em_ckpt_validate(&ci, &p, &err), 0);
 }
 
+/* What `edgemig checkpoint inspect --json` prints for the fixture. */
+static void test_inspect_json(void **state)
+{
+        cleanup_ckpt_info struct em_ckpt_info ci = {0};
+        em_error_t err = NULL;
+        uint64_t bytes, entries;
+
+        (void)state;
+        assert_int_equal(em_ckpt_info_load(BUSYBOX, &ci, &err), 0);
+        json_t *j = em_ckpt_info_json(&ci);
+        assert_non_null(j);
+        json_t *procs = json_object_get(j, "processes");
+        assert_int_equal(json_array_size(procs), 2);
+        json_t *t = json_array_get(json_object_get(json_array_get(procs, 1), "threads"), 0);
+        assert_string_equal(json_string_value(json_object_get(t, "comm")), "sleep");
+        assert_string_equal(json_string_value(json_object_get(t, "seccomp")), "disabled");
+        assert_int_equal(json_array_size(json_object_get(t, "cap_eff")), 14);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(t, "cap_eff"), 0)),
+                            "CAP_CHOWN");
+        assert_true(json_is_true(json_object_get(t, "no_new_privs")));
+        assert_int_equal(json_integer_value(json_object_get(j, "memory_bytes")), 135168);
+        assert_int_equal(json_array_size(json_object_get(j, "mounts")), 15);
+        json_t *ns = json_object_get(json_object_get(j, "namespaces"), "host");
+        assert_int_equal(json_integer_value(json_object_get(ns, "net")), 2);
+        json_decref(j);
+        /* the writable layer's size: a file of 5 bytes and a directory */
+        char tmpl[] = "/tmp/em-test-upper.XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        cleanup_free char *sub = em_path_join(tmpl, "d");
+        cleanup_free char *file = em_path_join(sub, "f");
+        assert_int_equal(em_mkdir_p(sub, 0755, &err), 0);
+        assert_int_equal(em_write_file_atomic(file, "hello", 5, 0644, &err), 0);
+        assert_int_equal(em_ckpt_upper_size(tmpl, &bytes, &entries, &err), 0);
+        assert_true(bytes == 5 && entries == 2);
+        rm_dir(strdup(tmpl));
+}
+
 static void test_real_userns(void **state)
 {
         struct em_ckpt_policy p;
@@ -538,6 +575,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_real_busybox),
+            cmocka_unit_test(test_inspect_json),
             cmocka_unit_test(test_real_userns),
             cmocka_unit_test(test_profile_policy),
             cmocka_unit_test(test_refuse_caps),
