@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -5,12 +6,15 @@
 #include "container/container.h"
 
 static const char logs_usage[] =
-    "Usage: edgemig logs [-f] NAME\n"
+    "Usage: edgemig logs [-f] [-n N] NAME\n"
     "\n"
     "Print the container's stdout and stderr, as collected in\n"
-    "<root>/containers/NAME/log (across checkpoints and restores).\n"
+    "<root>/containers/NAME/log: across checkpoints and restores, restarts\n"
+    "(`start`, `restart`, restart policies) and migrations (the target appends\n"
+    "to the log the source had).\n"
     "\n"
-    "  -f, --follow   keep printing new output until the container stops\n";
+    "  -f, --follow     keep printing new output until the container stops\n"
+    "  -n, --tail N     start with the last N lines (0: only new output with -f)\n";
 
 static const char exec_usage[] =
     "Usage: edgemig exec NAME CMD [ARG...]\n"
@@ -21,7 +25,12 @@ static const char exec_usage[] =
 int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         bool follow = false;
-        const struct em_opt table[] = {EM_OPT_FLAG("follow", 'f', &follow), EM_OPT_END};
+        int64_t tail = -1;
+        const struct em_opt table[] = {
+            EM_OPT_FLAG("follow", 'f', &follow),
+            EM_OPT_INT("tail", 'n', &tail, 0, INT64_MAX),
+            EM_OPT_END,
+        };
         struct em_config *cfg;
         int first, r = cli_parse(logs_usage, table, argc, argv, &first, err);
 
@@ -30,7 +39,7 @@ int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
                 return 2;
         if (cli_config(cli, &cfg, err) < 0 ||
-            em_container_logs(cfg, argv[first], follow, STDOUT_FILENO, err) < 0)
+            em_container_logs(cfg, argv[first], follow, tail, STDOUT_FILENO, err) < 0)
                 return 1;
         return 0;
 }

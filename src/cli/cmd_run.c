@@ -9,7 +9,7 @@
 
 static const char usage[] =
     "Usage: edgemig run --name NAME [--ip ADDR[/LEN]] [-e K=V]... [--memory BYTES]\n"
-    "                   [--cpus N] IMAGE [CMD...]\n"
+    "                   [--cpus N] [--restart POLICY] IMAGE [CMD...]\n"
     "\n"
     "Create and start a detached container from IMAGE (an image in the store: full\n"
     "reference, name:tag, bare name or manifest digest prefix).\n"
@@ -30,6 +30,10 @@ static const char usage[] =
     "  -e, --env K=V      set an environment variable (repeatable; overrides the image)\n"
     "  --memory BYTES     memory limit (suffixes K, M, G, T: powers of 1024)\n"
     "  --cpus N           CPU limit, e.g. 0.5\n"
+    "  --restart POLICY   no (default), on-failure (edgemigd starts it again when\n"
+    "                     its processes end without `edgemig stop`) or always\n"
+    "                     (also after `stop`, when edgemigd starts); it moves\n"
+    "                     with the container (docs/lifecycle.md)\n"
     "  -h, --help         show this help\n"
     "\n"
     "CMD replaces the image's Cmd (the Entrypoint is kept).\n";
@@ -45,6 +49,7 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
             EM_OPT_LIST("env", 'e', &env),
             EM_OPT_SIZE("memory", 0, &o.memory, 0, INT64_MAX),
             EM_OPT_DOUBLE_ABOVE("cpus", 0, &o.cpus, 0, 4096),
+            EM_OPT_STRING("restart", 0, &o.restart),
             EM_OPT_END,
         };
         /* Options end at IMAGE: what follows is the container's command. */

@@ -250,6 +250,46 @@ static void test_path_within(void **state)
         assert_true(within("relative/x", "."));
 }
 
+static off_t tail_of(const char *text, size_t len, uint64_t lines)
+{
+        char path[] = "/tmp/test_fsutil_tail.XXXXXX";
+        int fd = mkstemp(path);
+        em_error_t err = NULL;
+        off_t off = -1;
+
+        assert_true(fd >= 0);
+        unlink(path);
+        assert_int_equal(em_write_all(fd, text, len, &err), 0);
+        assert_int_equal(em_tail_offset(fd, lines, &off, &err), 0);
+        close(fd);
+        return off;
+}
+
+static void test_tail_offset(void **state)
+{
+        const char *t = "one\ntwo\nthree\n";
+        const char *u = "one\ntwo\nthree"; /* no final newline */
+
+        assert_int_equal(tail_of(t, strlen(t), 1), 8);
+        assert_int_equal(tail_of(t, strlen(t), 2), 4);
+        assert_int_equal(tail_of(t, strlen(t), 3), 0);
+        assert_int_equal(tail_of(t, strlen(t), 10), 0);
+        assert_int_equal(tail_of(t, strlen(t), 0), (off_t)strlen(t));
+        assert_int_equal(tail_of(u, strlen(u), 1), 8);
+        assert_int_equal(tail_of(u, strlen(u), 3), 0);
+        assert_int_equal(tail_of("", 0, 5), 0);
+        assert_int_equal(tail_of("\n\n", 2, 1), 1);
+        /* Lines across the 64 KiB blocks it reads backwards. */
+        size_t big = 200000;
+        char *b = malloc(big);
+        memset(b, 'x', big);
+        b[50000] = '\n';
+        b[big - 1] = '\n';
+        assert_int_equal(tail_of(b, big, 1), 50001);
+        assert_int_equal(tail_of(b, big, 2), 0);
+        free(b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -261,6 +301,7 @@ int main(void)
             cmocka_unit_test(test_path_join),
             cmocka_unit_test_setup_teardown(test_path_within, setup_dir, teardown_dir),
             cmocka_unit_test(test_read_write_all),
+            cmocka_unit_test(test_tail_offset),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

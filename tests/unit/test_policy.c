@@ -108,6 +108,23 @@ static void test_unknown_field_refused(void **state)
         expect(s, -1);
 }
 
+/* A restart policy travels with the container: one of the three names. */
+static void test_restart_policy(void **state)
+{
+        const char *good[] = {"no", "on-failure", "always"};
+        for (size_t i = 0; i < 3; i++) {
+                json_t *s = good_spec();
+                json_object_set_new(s, "restart", json_string(good[i]));
+                expect(s, 0);
+        }
+        json_t *s = good_spec();
+        json_object_set_new(s, "restart", json_string("unless-stopped; rm -rf /"));
+        expect(s, -1);
+        s = good_spec();
+        json_object_set_new(s, "restart", json_integer(1));
+        expect(s, -1);
+}
+
 static void test_name_and_layers_must_match(void **state)
 {
         json_t *s = good_spec();
@@ -142,6 +159,7 @@ int main(void)
             cmocka_unit_test(test_ip_injection_refused),
             cmocka_unit_test(test_service_cidr),
             cmocka_unit_test(test_unknown_field_refused),
+            cmocka_unit_test(test_restart_policy),
             cmocka_unit_test(test_name_and_layers_must_match),
             cmocka_unit_test(test_bad_strings_refused),
         };

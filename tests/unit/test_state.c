@@ -209,6 +209,29 @@ static void test_idrange_allocation(void **state)
         em_error_free(&err);
 }
 
+/* A stop through edgemig is remembered until the container runs again. */
+static void test_stopped_by_user(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_container_rec struct em_container_rec *a = NULL, *b = NULL;
+        em_error_t err = NULL;
+
+        assert_int_equal(add(f->st, "a", NULL, NULL, NULL, &err), 0);
+        assert_int_equal(em_state_container_transition(f->st, "a", EM_CSTATE_ANY, EM_CSTATE_STOPPED,
+                                                       0, NULL, &err),
+                         0);
+        assert_int_equal(em_state_container_set_stopped_by_user(f->st, "a", true, &err), 0);
+        assert_int_equal(em_state_container_get(f->st, "a", &a, &err), 0);
+        assert_true(a->stopped_by_user);
+        assert_int_equal(em_state_container_transition(f->st, "a", EM_CSTATE_ANY, EM_CSTATE_RUNNING,
+                                                       42, NULL, &err),
+                         0);
+        assert_int_equal(em_state_container_get(f->st, "a", &b, &err), 0);
+        assert_false(b->stopped_by_user);
+        assert_int_equal(em_state_container_set_stopped_by_user(f->st, "nobody", true, &err), -1);
+        em_error_free(&err);
+}
+
 static void test_idrange_exhaustion(void **state)
 {
         struct fixture *f = *state;
@@ -277,6 +300,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_ip_exhaustion, setup, teardown),
             cmocka_unit_test_setup_teardown(test_idrange_allocation, setup, teardown),
             cmocka_unit_test_setup_teardown(test_idrange_exhaustion, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stopped_by_user, setup, teardown),
             cmocka_unit_test(test_idpool_slots),
             cmocka_unit_test(test_cidr_parse),
             cmocka_unit_test(test_state_names),

@@ -14,7 +14,8 @@
  *
  * The spec JSON carries everything needed to rebuild the container on any
  * host that has its layers: {"name", "image", "image_digest", "diff_ids",
- * "image_config", "env", "cmd", "memory", "cpus", "ip"}. */
+ * "image_config", "env", "cmd", "memory", "cpus", "ip"} and, when not
+ * "no", the restart policy "restart" (restart.h). */
 #ifndef EDGEMIG_CONTAINER_CONTAINER_H
 #define EDGEMIG_CONTAINER_CONTAINER_H
 
@@ -52,6 +53,7 @@ struct em_run_opts {
         const char *const *cmd; /* replaces the image's Cmd, NULL-terminated, may be NULL */
         uint64_t memory;        /* bytes, 0: unlimited */
         double cpus;            /* 0: unlimited */
+        const char *restart;    /* restart policy (restart.h), NULL: "no" */
 };
 
 /* Creates and starts a detached container. On failure nothing is left behind. */
@@ -60,6 +62,22 @@ int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, e
  * the overlay mount and the network namespace. Files stay until rm. */
 int em_container_stop(const struct em_config *cfg, const char *name, int timeout_s,
                       em_error_t *err);
+/* Starts a stopped (or created) container again on its writable layer:
+ * sets up the overlay, network namespace and service IP as run does and
+ * appends to the same log. A container whose process died is stopped first
+ * (its runtime resources released). EBUSY if it is running or a migration
+ * owns it; on failure it stays stopped. */
+int em_container_start(const struct em_config *cfg, const char *name, em_error_t *err);
+/* stop (if running) with timeout_s, then start. */
+int em_container_restart(const struct em_config *cfg, const char *name, int timeout_s,
+                         em_error_t *err);
+/* Sends signal sig ("TERM", "SIGKILL", "9", ...) to the container's init.
+ * The container's state follows what the process does: if it dies, it is
+ * "stopped" and its restart policy applies (see restart.h). */
+int em_container_kill(const struct em_config *cfg, const char *name, const char *sig,
+                      em_error_t *err);
+/* Parses a signal name (with or without SIG) or number 1..64. */
+int em_signal_parse(const char *s, int *out, em_error_t *err);
 /* Removes a stopped/created/checkpointed container (force: stops it first). */
 int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err);
 /* Array of inspect-like objects for every container; running ones whose
@@ -70,10 +88,10 @@ int em_container_inspect(const struct em_config *cfg, const char *name, json_t *
 /* Runs argv inside the running container with the given stdio fds. */
 int em_container_exec(const struct em_config *cfg, const char *name, const char *const *argv,
                       int in_fd, int out_fd, int err_fd, int *exit_code, em_error_t *err);
-/* Copies the log to out_fd; with follow, keeps copying until the container
- * stops running. */
-int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int out_fd,
-                      em_error_t *err);
+/* Copies the log to out_fd, from its last `tail` lines (tail < 0: all of
+ * it); with follow, keeps copying until the container stops running. */
+int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int64_t tail,
+                      int out_fd, em_error_t *err);
 /* Layer diff-ids used by any container of this root (for `image prune`).
  * Returns a NULL-terminated strv (free with em_strv_free). */
 int em_container_layers_in_use(const struct em_config *cfg, char ***out, em_error_t *err);

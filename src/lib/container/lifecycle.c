@@ -1,16 +1,19 @@
-/* run / stop / rm / ps / inspect / exec / logs. */
+/* run / start / stop / restart / kill / rm / ps / inspect / exec / logs. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "container/container.h"
+#include "container/restart.h"
 #include "container/security.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -155,6 +158,9 @@ int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, e
                 return -1;
         if (o->ip && parse_ip_opt(o->ip, &ip, err) < 0)
                 return -1;
+        enum em_restart policy;
+        if (o->restart != NULL && em_restart_parse(o->restart, &policy, err) < 0)
+                return -1;
         if (em_store_open(cfg->root, &store, err) < 0 ||
             em_store_image_get(store, o->image, &img, err) < 0)
                 return em_error_wrap(err, "running %s", o->name);
@@ -211,6 +217,19 @@ static int kill_and_wait(const struct em_config *cfg, const struct em_container_
         return 0;
 }
 
+/* start and stop of one container exclude each other (and edgemigd's
+ * restart monitor) through a lock on its directory. */
+static int lock_container(const struct em_container_paths *p, const char *name, int *fd,
+                          em_error_t *err)
+{
+        *fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*fd < 0)
+                return em_error_set(err, errno, "opening %s", p->dir);
+        if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
+                return em_error_set(err, EBUSY, "container '%s' is being started or stopped", name);
+        return 0;
+}
+
 int em_container_stop(const struct em_config *cfg, const char *name, int timeout_s, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
@@ -219,9 +238,12 @@ int em_container_stop(const struct em_config *cfg, const char *name, int timeout
         const unsigned from = EM_CSTATE_BIT(EM_CSTATE_RUNNING) | EM_CSTATE_BIT(EM_CSTATE_CREATED) |
                               EM_CSTATE_BIT(EM_CSTATE_STOPPED);
 
+        cleanup_close int lock = -1;
+
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
             em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0)
+            em_state_container_get(st, name, &rec, err) < 0 ||
+            lock_container(&p, name, &lock, err) < 0)
                 return -1;
         if (!(from & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s", name,
@@ -229,7 +251,114 @@ int em_container_stop(const struct em_config *cfg, const char *name, int timeout
         if (kill_and_wait(cfg, &p, name, timeout_s, err) < 0 ||
             em_container_release(cfg, name, err) < 0)
                 return em_error_wrap(err, "stopping %s", name);
-        return em_state_container_transition(st, name, from, EM_CSTATE_STOPPED, 0, NULL, err);
+        if (em_state_container_transition(st, name, from, EM_CSTATE_STOPPED, 0, NULL, err) < 0)
+                return -1;
+        return em_state_container_set_stopped_by_user(st, name, true, err);
+}
+
+static void reconcile(const struct em_config *cfg, struct em_state *st, struct em_container_rec *r);
+
+static int start_locked(const struct em_config *cfg, struct em_state *st,
+                        const struct em_container_paths *p, const struct em_container_rec *rec,
+                        em_error_t *err)
+{
+        const unsigned from = EM_CSTATE_BIT(EM_CSTATE_STOPPED) | EM_CSTATE_BIT(EM_CSTATE_CREATED);
+        cleanup_json json_t *spec = spec_from_rec(rec, err);
+        em_error_t e = NULL;
+        int pid = 0;
+
+        if (spec == NULL)
+                return -1;
+        if (!(from & EM_CSTATE_BIT(rec->state)))
+                return em_error_set(err, EBUSY, "container '%s' is %s", rec->name,
+                                    em_cstate_name(rec->state));
+        /* A process that died left runc state, the mount and the netns. */
+        if (em_container_release(cfg, rec->name, err) < 0)
+                return -1;
+        if (em_container_prepare(cfg, rec->name, spec, err) == 0 &&
+            start_prepared(cfg, p, rec->name, &pid, err) == 0 &&
+            em_state_container_transition(st, rec->name, from, EM_CSTATE_RUNNING, pid, NULL, err) ==
+                0)
+                return 0;
+        if (em_container_release(cfg, rec->name, &e) < 0)
+                em_log_warn("cleaning up after a failed start of %s: %s", rec->name,
+                            em_error_msg(e));
+        em_error_free(&e);
+        return -1;
+}
+
+int em_container_start(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        cleanup_close int lock = -1;
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0 ||
+            lock_container(&p, name, &lock, err) < 0)
+                return -1;
+        reconcile(cfg, st, rec);
+        if (rec->state == EM_CSTATE_RUNNING)
+                return em_error_set(err, EBUSY, "container '%s' is already running", name);
+        if (start_locked(cfg, st, &p, rec, err) < 0)
+                return em_error_wrap(err, "starting %s", name);
+        return 0;
+}
+
+int em_container_restart(const struct em_config *cfg, const char *name, int timeout_s,
+                         em_error_t *err)
+{
+        if (em_container_stop(cfg, name, timeout_s, err) < 0)
+                return em_error_wrap(err, "restarting %s", name);
+        return em_container_start(cfg, name, err);
+}
+
+int em_signal_parse(const char *s, int *out, em_error_t *err)
+{
+        const char *n = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+        char *end;
+        long v = strtol(s, &end, 10);
+
+        if (*s != '\0' && *end == '\0' && v >= 1 && v <= SIGRTMAX) {
+                *out = (int)v;
+                return 0;
+        }
+        for (int i = 1; i < SIGRTMIN; i++) {
+                const char *abbrev = sigabbrev_np(i);
+                if (abbrev != NULL && strcasecmp(abbrev, n) == 0) {
+                        *out = i;
+                        return 0;
+                }
+        }
+        return em_error_set(err, EINVAL, "unknown signal '%s' (a name such as TERM or a number)",
+                            s);
+}
+
+int em_container_kill(const struct em_config *cfg, const char *name, const char *sig,
+                      em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        char num[16];
+        int signo;
+
+        if (em_signal_parse(sig, &signo, err) < 0 ||
+            em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        reconcile(cfg, st, rec);
+        if (rec->state != EM_CSTATE_RUNNING)
+                return em_error_set(err, EBUSY, "container '%s' is %s, not running", name,
+                                    em_cstate_name(rec->state));
+        snprintf(num, sizeof(num), "%d", signo);
+        const char *args[] = {"kill", name, num, NULL};
+        if (run_runc(cfg, &p, args, -1, err) < 0)
+                return em_error_wrap(err, "sending signal %d to %s", signo, name);
+        return 0;
 }
 
 int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err)
@@ -397,16 +526,21 @@ static bool still_running(const struct em_config *cfg, const char *name)
         return ok && (rec->state == EM_CSTATE_RUNNING || rec->state == EM_CSTATE_MIGRATING);
 }
 
-int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int out_fd,
-                      em_error_t *err)
+int em_container_logs(const struct em_config *cfg, const char *name, bool follow, int64_t tail,
+                      int out_fd, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
         cleanup_close int fd = -1;
+        off_t start = 0;
 
         if (em_container_paths_init(cfg, name, &p, err) < 0)
                 return -1;
         if ((fd = open(p.log, O_RDONLY | O_CLOEXEC)) < 0)
                 return em_error_set(err, errno, "opening the log of %s", name);
+        if (tail >= 0 && em_tail_offset(fd, (uint64_t)tail, &start, err) < 0)
+                return em_error_wrap(err, "the log of %s", name);
+        if (lseek(fd, start, SEEK_SET) < 0)
+                return em_error_set(err, errno, "the log of %s", name);
         for (int tick = 0;; tick++) {
                 if (copy_available(fd, out_fd, err) < 0)
                         return -1;

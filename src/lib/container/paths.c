@@ -197,6 +197,8 @@ int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
                       "memory", (json_int_t)o->memory, "cpus", o->cpus, "ip", ip);
         if (spec == NULL)
                 return em_error_set(err, ENOMEM, "building the container spec");
+        if (o->restart != NULL && strcmp(o->restart, "no") != 0)
+                json_object_set_new(spec, "restart", json_string(o->restart));
         *out = spec;
         return 0;
 }

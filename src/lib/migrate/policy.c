@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "container/restart.h"
 #include "container/security.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -15,8 +16,8 @@
 #define MAX_STRING_LEN 32768
 
 static const char *const known_keys[] = {
-    "name",   "image", "image_digest", "diff_ids", "image_config", "env", "cmd",
-    "memory", "cpus",  "ip",           "userns",   "security",     NULL};
+    "name",   "image", "image_digest", "diff_ids", "image_config", "env",     "cmd",
+    "memory", "cpus",  "ip",           "userns",   "security",     "restart", NULL};
 
 static int check_keys(const json_t *spec, em_error_t *err)
 {
@@ -216,6 +217,7 @@ int em_policy_check_spec(const struct em_policy *policy, const json_t *spec, con
                 em_error_set(err, EPERM, "spec memory/cpus must be non-negative numbers");
         } else if (check_ip(policy, json_object_get(spec, "ip"), err) == 0 &&
                    check_layers(spec, diff_ids, err) == 0 && check_security(spec, err) == 0 &&
+                   em_restart_of_spec(spec, &(enum em_restart){0}, err) == 0 &&
                    check_strv(json_object_get(spec, "env"), "env", true, err) == 0 &&
                    check_strv(json_object_get(spec, "cmd"), "cmd", false, err) == 0 &&
                    check_config(json_object_get(spec, "image_config"), err) == 0) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint/features.h"
+#include "container/restart.h"
 #include "migrate/control.h"
 #include "migrate/journal.h"
 #include "migrate/outcome.h"
@@ -31,6 +32,8 @@ struct em_server {
         pid_t agent_pid;
         int64_t agent_next_ms;
         volatile sig_atomic_t *stop;
+        struct em_restart_monitor *restarts; /* restart policies (container/restart.h) */
+        int64_t restarts_next_ms;
 };
 
 void em_server_opts_init(struct em_server_opts *o)
@@ -147,6 +150,7 @@ void em_server_free(struct em_server *s)
         if (s == NULL)
                 return;
         em_tls_ctx_free(&s->tls);
+        em_restart_monitor_free(&s->restarts);
         if (s->lfd >= 0)
                 close(s->lfd);
         free(s);
@@ -187,6 +191,21 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
 
+/* Restart policies: at start (boot) after recovery, so that a container a
+ * migration rolled back is not started twice; then every 2 s. */
+static int apply_restarts(struct em_server *s, const struct em_config *cfg, bool boot,
+                          em_error_t *err)
+{
+        int64_t now = em_mono_ms();
+
+        if (s->restarts == NULL && em_restart_monitor_new(&s->restarts, err) < 0)
+                return -1;
+        if (!boot && now < s->restarts_next_ms)
+                return 0;
+        s->restarts_next_ms = now + 2000;
+        return em_restart_monitor_pass(s->restarts, cfg, boot, now, NULL, err);
+}
+
 int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error_t *err)
 {
         cleanup_features struct em_features *f = NULL;
@@ -200,7 +219,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     cfg->root);
         recover(cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
-        return 0;
+        return apply_restarts(s, cfg, true, err);
 }
 
 static int exit_code(int status)
@@ -413,6 +432,10 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
 
                 reap_children(s, cfg);
                 agent_start(s, cfg);
+                if (apply_restarts(s, cfg, false, &err) < 0) {
+                        em_log_warn("%s", em_error_msg(err));
+                        em_error_free(&err);
+                }
                 if (em_tcp_accept(s->lfd, 500, &conn, &err) < 0) {
                         if (em_error_status(err) != ETIMEDOUT && em_error_status(err) != EINTR)
                                 em_log_warn("accept: %s", em_error_msg(err));

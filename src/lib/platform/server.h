@@ -38,7 +38,9 @@ void em_server_freep(struct em_server **s);
 
 /* Probes (or loads the cached) host features, so that handshakes answer at
  * once and a host that cannot restore refuses to serve; then finishes or
- * rolls back the sessions of a previous daemon that died. */
+ * rolls back the sessions of a previous daemon that died, and starts the
+ * containers whose restart policy asks for it (container/restart.h; the
+ * serving loop keeps applying them every 2 s). */
 int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error_t *err);
 
 /* Listens on o->listen and serves until *stop is set (by a signal handler);

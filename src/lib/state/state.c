@@ -51,6 +51,8 @@ static const char *const migrations[] = {
     /* 2: each container's host ID range (user namespace), 0/0 for none. */
     "ALTER TABLE containers ADD COLUMN id_base INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE containers ADD COLUMN id_size INTEGER NOT NULL DEFAULT 0;",
+    /* 3: stopped through edgemig (not died): restart policies tell them apart. */
+    "ALTER TABLE containers ADD COLUMN stopped_by_user INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int db_fail(struct em_state *st, int rc, const char *what, em_error_t *err)
@@ -314,7 +316,7 @@ static char *col_dup(sqlite3_stmt *s, int i)
 
 #define REC_COLUMNS                                                                                \
         "name, image, image_digest, ip, spec, state, pid, exit_code, created_at, started_at,"      \
-        " finished_at, id_base, id_size"
+        " finished_at, id_base, id_size, stopped_by_user"
 
 static struct em_container_rec *rec_from_row(sqlite3_stmt *s)
 {
@@ -337,6 +339,7 @@ static struct em_container_rec *rec_from_row(sqlite3_stmt *s)
         r->finished_at = sqlite3_column_int64(s, 10);
         r->ids.base = (uint32_t)sqlite3_column_int64(s, 11);
         r->ids.size = (uint32_t)sqlite3_column_int64(s, 12);
+        r->stopped_by_user = sqlite3_column_int(s, 13) != 0;
         if (r->name == NULL || r->image == NULL)
                 em_container_rec_free(&r);
         return r;
@@ -413,8 +416,8 @@ static int write_state_locked(struct em_state *st, const char *name, enum em_cst
         const char *sql = "UPDATE containers SET state = ?, pid = ? WHERE name = ?";
 
         if (to == EM_CSTATE_RUNNING)
-                sql = "UPDATE containers SET state = ?, pid = ?, started_at = ?4, exit_code = -1 "
-                      "WHERE name = ?3";
+                sql = "UPDATE containers SET state = ?, pid = ?, started_at = ?4, exit_code = -1, "
+                      "stopped_by_user = 0 WHERE name = ?3";
         else if (cur == EM_CSTATE_RUNNING && to == EM_CSTATE_STOPPED)
                 sql = "UPDATE containers SET state = ?, pid = ?, finished_at = ?4 WHERE name = ?3";
         if (prepare(st, sql, &s, err) < 0)
@@ -470,6 +473,13 @@ static int run_name_stmt(struct em_state *st, const char *sql, const char *name,
         if (sqlite3_changes(st->db) == 0)
                 return em_error_set(err, ENOENT, "no container named '%s'", name);
         return 0;
+}
+
+int em_state_container_set_stopped_by_user(struct em_state *st, const char *name, bool by_user,
+                                           em_error_t *err)
+{
+        return run_name_stmt(st, "UPDATE containers SET stopped_by_user = ?2 WHERE name = ?1", name,
+                             by_user, err);
 }
 
 int em_state_container_set_exit(struct em_state *st, const char *name, int exit_code,

@@ -12,7 +12,7 @@
 
 #include "util/error.h"
 
-#define EM_STATE_SCHEMA_VERSION 2
+#define EM_STATE_SCHEMA_VERSION 3
 #define EM_DEFAULT_SUBNET       "10.88.0.0/16"
 
 enum em_cstate {
@@ -52,6 +52,7 @@ struct em_container_rec {
         int exit_code;                               /* -1 if unknown */
         int64_t created_at, started_at, finished_at; /* unix ms, 0 if never */
         struct em_idrange ids;                       /* its host ID range, size 0 if none */
+        bool stopped_by_user; /* last stopped by `edgemig stop`, not died; cleared on RUNNING */
 };
 void em_container_rec_free(struct em_container_rec **r);
 #define cleanup_container_rec __attribute__((cleanup(em_container_rec_free)))
@@ -81,11 +82,15 @@ int em_state_container_list(struct em_state *st, struct em_container_rec ***out,
                             em_error_t *err);
 /* Moves `name` to state `to` if its current state is in `from_mask`
  * (EM_CSTATE_BIT()s); EBUSY (message names the current state) otherwise.
- * pid is stored as given; entering RUNNING stamps started_at, leaving it for
+ * pid is stored as given; entering RUNNING stamps started_at (and clears
+ * exit_code and stopped_by_user), leaving it for
  * STOPPED stamps finished_at. `prev` (may be NULL) receives the old state. */
 int em_state_container_transition(struct em_state *st, const char *name, unsigned from_mask,
                                   enum em_cstate to, int pid, enum em_cstate *prev,
                                   em_error_t *err);
+/* Marks a stop requested through edgemig (restart policies leave it alone). */
+int em_state_container_set_stopped_by_user(struct em_state *st, const char *name, bool by_user,
+                                           em_error_t *err);
 int em_state_container_set_exit(struct em_state *st, const char *name, int exit_code,
                                 em_error_t *err);
 int em_state_container_delete(struct em_state *st, const char *name, em_error_t *err);

@@ -309,3 +309,37 @@ int em_path_within(const char *path, const char *dir, bool *within, em_error_t *
         *within = strncmp(p, d, n) == 0 && (p[n] == '\0' || p[n] == '/' || strcmp(d, "/") == 0);
         return 0;
 }
+
+/* Counts newlines backwards from end; the newline that ends the file does
+ * not start a line. */
+int em_tail_offset(int fd, uint64_t lines, off_t *out, em_error_t *err)
+{
+        char buf[65536];
+        struct stat st;
+        uint64_t seen = 0;
+
+        *out = 0;
+        if (fstat(fd, &st) < 0)
+                return em_error_set(err, errno, "stat");
+        off_t end = st.st_size;
+        if (lines == 0) {
+                *out = end;
+                return 0;
+        }
+        for (off_t pos = end; pos > 0 && lines > 0;) {
+                size_t len = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+                pos -= (off_t)len;
+                ssize_t n = pread(fd, buf, len, pos);
+                if (n != (ssize_t)len)
+                        return em_error_set(err, n < 0 ? errno : EIO, "reading backwards");
+                for (size_t i = len; i-- > 0;) {
+                        if (buf[i] != '\n' || pos + (off_t)i == end - 1)
+                                continue;
+                        if (++seen == lines) {
+                                *out = pos + (off_t)i + 1;
+                                return 0;
+                        }
+                }
+        }
+        return 0;
+}

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -26,6 +27,10 @@ int em_rm_rf(const char *path, em_error_t *err);
 int em_rm_rf_at(int dirfd, const char *name, em_error_t *err);
 int em_fsync_dir(const char *dir, em_error_t *err);
 bool em_path_exists(const char *path);
+/* The offset in fd (a regular file) where its last `lines` lines start: a
+ * last line without a final newline counts as a line; 0 when the file has
+ * no more lines than that; its size for 0 lines. Reads backwards from the end in blocks. */
+int em_tail_offset(int fd, uint64_t lines, off_t *out, em_error_t *err);
 /* Returns malloc'd "a/b"; never fails except on OOM (returns NULL). */
 char *em_path_join(const char *a, const char *b);
 /* Whether path is dir or lies beneath it, comparing the real paths (either

@@ -1,0 +1,92 @@
+#!/bin/bash
+# The lifecycle across a "reboot": containers are stopped, started, restarted
+# and killed on their writable layer; then edgemigd and every container
+# process are killed with SIGKILL, and a new edgemigd brings back the
+# containers whose restart policy asks for it (always, on-failure), with
+# their writable layer and their log; a container without a policy stays
+# stopped. While edgemigd runs, a container that dies comes back, and one
+# stopped with `edgemig stop` stays stopped.
+set -euo pipefail
+. "$(dirname "$0")/containers-lib.sh"
+ct_require
+ct_root
+DPID=
+trap '[ -z "$DPID" ] || kill -9 "$DPID" 2>/dev/null || true; ct_cleanup' EXIT
+PORT=$((20000 + $$ % 20000))
+
+ct_pull busybox
+state() { em inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+pid_of() { em inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+running() { [ "$(state "$1")" = running ]; }
+daemon() {
+	"$BUILD/edgemigd" --root "$ROOT" --insecure --listen "127.0.0.1:$PORT" >>"$ROOT/edgemigd.log" 2>&1 &
+	DPID=$!
+}
+TICK='echo "boot $(date +%s%N)"; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
+
+# --- start / stop / restart / kill on the writable layer ---------------------
+em run --name web --restart always busybox sh -c "$TICK" >/dev/null || fail "run web"
+em run --name job --restart on-failure busybox sh -c "$TICK" >/dev/null || fail "run job"
+em run --name plain busybox sh -c "$TICK" >/dev/null || fail "run plain"
+em run --name parked --restart always busybox sh -c "$TICK" >/dev/null || fail "run parked"
+em run --name bad --restart sometimes busybox >/dev/null 2>&1 && fail "--restart sometimes accepted"
+em inspect web | python3 -c 'import json,sys; assert json.load(sys.stdin)["spec"]["restart"] == "always"' ||
+	fail "policy not recorded in the spec"
+for c in web job plain; do
+	em exec "$c" sh -c "echo $c-data >/data/keep.txt" || fail "writing to $c"
+done
+em start web >/dev/null 2>&1 && fail "start of a running container succeeded"
+em stop -t 2 parked >/dev/null || fail "stop parked"
+em start parked >/dev/null || fail "start parked"
+running parked || fail "parked not running after start"
+em stop -t 2 parked >/dev/null || fail "stop parked again"
+em restart -t 2 web >/dev/null || fail "restart web"
+running web || fail "web not running after restart"
+[ "$(em exec web cat /data/keep.txt)" = web-data ] || fail "restart lost the writable layer"
+em kill --signal BOGUS web >/dev/null 2>&1 && fail "kill --signal BOGUS accepted"
+[ "$(em logs web | grep -c '^boot ')" = 2 ] || fail "the log after restart: $(em logs web | grep boot)"
+[ "$(em logs --tail 1 web | wc -l)" = 1 ] || fail "logs --tail 1"
+em logs --tail 3 web | grep -q '^tick ' || fail "logs --tail 3 web: $(em logs --tail 3 web)"
+
+# --- the reboot: SIGKILL edgemigd and every container process ---------------
+daemon
+sleep 1
+kill -0 "$DPID" || fail "edgemigd did not start: $(tail -5 "$ROOT/edgemigd.log")"
+PIDS=
+for c in web job plain; do PIDS="$PIDS $(pid_of "$c")"; done
+kill -9 "$DPID" $PIDS
+wait "$DPID" 2>/dev/null || true
+DPID=
+for p in $(pgrep -x edgemig-logger || true); do
+	ls -l "/proc/$p/fd" 2>/dev/null | grep -q " $ROOT/" && kill -9 "$p"
+done
+for p in $PIDS; do wait_for 5 bash -c "! kill -0 $p" || fail "pid $p survived SIGKILL"; done
+daemon
+wait_for 30 running web || fail "web (always) did not come back: $(tail -5 "$ROOT/edgemigd.log")"
+wait_for 30 running job || fail "job (on-failure) did not come back"
+wait_for 30 running parked || fail "parked (always, stopped by the user) did not come back at start"
+sleep 3
+[ "$(state plain)" = stopped ] || fail "plain (no policy) is $(state plain), want stopped"
+for c in web job; do
+	[ "$(em exec "$c" cat /data/keep.txt)" = "$c-data" ] || fail "$c lost its writable layer"
+	em exec "$c" ip -o addr show dev eth0 | grep -q "inet $(em inspect "$c" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')/32" ||
+		fail "$c lacks its service IP"
+done
+[ "$(em logs web | grep -c '^boot ')" = 3 ] || fail "web's log was not continued: $(em logs web | grep boot)"
+grep -q 'restarting web (restart policy, died)' "$ROOT/edgemigd.log" || fail "no restart logged"
+
+# --- while edgemigd runs ------------------------------------------------------
+boots() { em logs "$1" | grep -c '^boot ' || true; }
+B=$(boots job)
+em kill job >/dev/null || fail "kill job"
+wait_for 20 bash -c "[ \$(em logs job | grep -c '^boot ') -gt $B ]" || fail "job was not restarted after it died"
+wait_for 10 running job || fail "job not running after its restart"
+em stop -t 1 job >/dev/null || fail "stop job"
+sleep 5
+[ "$(state job)" = stopped ] || fail "job came back after edgemig stop"
+[ "$(state plain)" = stopped ] || fail "plain came back"
+kill "$DPID"
+wait "$DPID" 2>/dev/null || true
+DPID=
+echo "ok: restart policies across a kill -9 of edgemigd and the containers"
