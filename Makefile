@@ -3,13 +3,15 @@
 # make SAN=1      ASan+UBSan build into build-san/
 # make test       set up (if needed), build, run every test; ends with "N passed, N failed"
 # make demo       set up (if needed), build, run the demo migration
+# make install    install binaries, man pages, units, config, completion:
+#                 PREFIX (/usr/local), DESTDIR, SYSCONFDIR (/etc, compiled in)
 
 CC      ?= cc
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 SAN     ?= 0
 BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
-PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd gnutls
+PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd gnutls libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -23,6 +25,17 @@ CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 LIBS := $(PKG_LIBS) -pthread -lm
+
+# Installation (make install). SYSCONFDIR is compiled in: where edgemigd and
+# edgemig-controller look for edgemig/edgemigd.conf and controller.conf.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+CFLAGS_BASE += -DEM_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 LIB_SRC    := $(sort $(wildcard src/lib/*/*.c))
 CLI_SRC    := $(sort $(wildcard src/cli/*.c))
@@ -40,7 +53,8 @@ BINS    := $(BUILD)/edgemig $(BUILD)/edgemigd \
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
 
-.PHONY: all setup test unit integration fuzz demo bench bench-quick format format-check clean
+.PHONY: all setup test unit integration fuzz demo bench bench-quick format format-check clean \
+        man install
 all: $(LIBA) $(BINS) $(HELPER_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -67,6 +81,36 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBA)
 	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS) -lcmocka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Man pages from each binary's --help (help2man) and dist/man/NAME.h2m.
+MAN_PAGES := $(BUILD)/man/edgemig.1 $(BUILD)/man/edgemig-probe.1 $(BUILD)/man/edgemigd.8 \
+             $(BUILD)/man/edgemig-controller.8
+man: $(MAN_PAGES)
+$(BUILD)/man/%.1 $(BUILD)/man/%.8: $(BUILD)/% dist/man/%.h2m
+	@mkdir -p $(dir $@)
+	$(Q)help2man --no-info --no-discard-stderr --include dist/man/$*.h2m \
+	    --section $(subst .,,$(suffix $@)) --output $@ $<
+
+# Config files are installed only where none exists (an operator's edits
+# survive a reinstall; packages handle them as conffiles).
+# The systemd units get the installed paths.
+install: all $(MAN_PAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPLETIONDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/edgemig
+	install -m 0755 $(BUILD)/edgemig $(BUILD)/edgemig-probe $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/edgemigd $(BUILD)/edgemig-controller $(DESTDIR)$(SBINDIR)/
+	install -m 0644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	for u in edgemigd edgemig-controller; do \
+	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    dist/systemd/$$u.service.in >$(DESTDIR)$(UNITDIR)/$$u.service; done
+	install -m 0644 dist/bash-completion/edgemig $(DESTDIR)$(COMPLETIONDIR)/edgemig
+	for b in edgemigd edgemig-controller edgemig-probe; do \
+	    ln -sf edgemig $(DESTDIR)$(COMPLETIONDIR)/$$b; done
+	for c in edgemigd.conf controller.conf; do \
+	    [ -e $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c ] || \
+	    install -m 0644 dist/conf/$$c $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c; done
 
 setup:
 	@scripts/setup

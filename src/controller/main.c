@@ -14,6 +14,7 @@
 #include "util/cleanup.h"
 #include "util/conffile.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/opts.h"
 #include "util/version.h"
 
@@ -196,6 +197,10 @@ static int serve(const struct ctl_args *o, const sigset_t *set, em_error_t *err)
                     o->insecure ? " (INSECURE: no client authentication)" : " (mutual TLS)");
         for (size_t i = 0; i < o->admins.n; i++)
                 em_log_info("admin: certificates named %s may act as operators", o->admins.v[i]);
+        if (em_notify_ready(NULL, "serving the API", err) < 0) {
+                em_log_warn("%s", em_error_msg(*err));
+                em_error_free(err);
+        }
         sigwait(set, &sig);
         em_log_info("signal %d: stopping (actions in flight finish under edgemigd's rules)", sig);
         em_api_http_stop(http);

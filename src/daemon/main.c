@@ -14,6 +14,7 @@
 #include "util/conffile.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/opts.h"
 #include "util/version.h"
 
@@ -221,9 +222,11 @@ static int serve(struct daemon_args *a)
 int main(int argc, char **argv)
 {
         struct daemon_args a = {.lo = EM_LOG_OPTS_INIT};
+        cleanup_free char *notify = em_notify_take(); /* before runc can see it */
         int rc;
 
         em_server_opts_init(&a.s);
+        a.s.notify_socket = notify;
         rc = parse_args(argc, argv, &a);
         if (rc == 0)
                 rc = serve(&a);

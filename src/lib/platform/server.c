@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -22,6 +23,7 @@
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/version.h"
 
 struct em_server {
@@ -445,6 +447,17 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
         }
 }
 
+/* Type=notify: systemd starts the units that need this edge now. */
+static void notify_ready(const struct em_server *s)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *status = NULL;
+
+        if (asprintf(&status, "listening on %s", s->o.listen) < 0 ||
+            em_notify_ready(s->o.notify_socket, status ? status : "ready", &err) < 0)
+                em_log_warn("%s", err ? em_error_msg(err) : "notifying systemd: out of memory");
+}
+
 int em_server_run(struct em_server *s, const struct em_config *cfg, volatile sig_atomic_t *stop,
                   em_error_t *err)
 {
@@ -455,6 +468,7 @@ int em_server_run(struct em_server *s, const struct em_config *cfg, volatile sig
         if (s->tls == NULL)
                 em_log_warn("accepting unauthenticated plain TCP (--insecure)");
         em_log_info("edgemigd %s ready (root %s, listen %s)", EM_VERSION, cfg->root, s->o.listen);
+        notify_ready(s);
         accept_loop(s, cfg);
         close(s->lfd);
         s->lfd = -1;

@@ -24,6 +24,7 @@ struct em_server_opts {
         const char *const *allow_controllers; /* NULL-terminated or NULL: none */
         struct em_target_opts target;
         struct em_edge_agent_opts agent; /* agent.controller NULL: no agent */
+        const char *notify_socket;       /* systemd's (util/notify.h), NULL: none */
 };
 void em_server_opts_init(struct em_server_opts *o);
 
