@@ -2,7 +2,8 @@
 # The paper's busybox workload migrates A -> B -> A between two edge hosts of
 # the test bed: the counter continues without a gap larger than the
 # downtime, files written on each host are present, the container never runs
-# on both hosts, and the timeline follows the paper's definitions. A second
+# on both hosts, and the timeline follows the paper's definitions. The
+# container's log goes on across hosts (the target appends to the source's). A second
 # container on the target keeps running undisturbed.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
@@ -14,6 +15,10 @@ testbed route "$SIP" 1
 h 2 run --name bystander --ip 10.88.0.20/32 busybox >/dev/null || fail "run bystander on host 2"
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
 h 1 exec counter sh -c 'echo written-on-a >/data/a.txt'
+# Output to the container's stdout (its init's, a pipe to the log forwarder).
+logs_have() { h "$1" logs counter | grep -q "$2"; }
+h 1 exec counter sh -c 'echo log-on-a >/proc/1/fd/1'
+wait_for 10 logs_have 1 log-on-a || fail "stdout not in the log on host 1"
 BY_PID=$(h 2 inspect bystander | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 
 mig_watch_single counter
@@ -42,6 +47,9 @@ running_on 2 counter || fail "not running on host 2 after migration"
 h 1 ps | grep -q '^counter ' && fail "still present on host 1 after migration"
 h 2 exec counter cat /data/a.txt | grep -q written-on-a || fail "file written on A missing on B"
 h 2 exec counter sh -c 'echo written-on-b >/data/b.txt'
+h 2 logs counter | grep -q log-on-a || fail "the log did not move to host 2: $(h 2 logs counter | tail -3)"
+h 2 exec counter sh -c 'echo log-on-b >/proc/1/fd/1'
+wait_for 10 logs_have 2 log-on-b || fail "stdout not in the log on host 2"
 B1=$(h 2 exec counter tail -n 1 /data/counter.log)
 counter_past() { [ "$(h "$1" exec counter tail -n 1 /data/counter.log)" -gt "$2" ]; }
 wait_for 10 counter_past 2 $((B1 + 3)) || fail "counter does not advance on host 2"
@@ -55,6 +63,9 @@ for f in a b; do
 	h 1 exec counter cat /data/$f.txt | grep -q "written-on-$f" || fail "file $f.txt lost"
 done
 mig_assert_single
+[ "$(h 1 logs counter | grep '^log-on-')" = "$(printf 'log-on-a\nlog-on-b')" ] ||
+	fail "the log is not the source's followed by the target's: $(h 1 logs counter | grep '^log-on-')"
+[ "$(h 1 logs --tail 1 counter)" = log-on-b ] || fail "logs --tail 1: $(h 1 logs --tail 1 counter)"
 
 # The counter continues: each value is the previous + 1 (no restart, no
 # duplicate, no hole: the counter's state is in memory and in the file).

@@ -458,6 +458,19 @@ static void restore_rollback(const struct em_config *cfg, struct em_state *st,
         em_error_free(&e);
 }
 
+/* Renames prior (same file system: staging is under the root) over the
+ * container's log, which the restore's log forwarder then appends to. */
+static int install_log(const struct em_container_paths *p, const char *prior, em_error_t *err)
+{
+        if (prior == NULL)
+                return 0;
+        if (em_mkdir_p(p->dir, 0700, err) < 0)
+                return -1;
+        if (rename(prior, p->log) < 0)
+                return em_error_set(err, errno, "installing the log %s as %s", prior, p->log);
+        return 0;
+}
+
 int em_container_restore_from(const struct em_config *cfg, const char *name, const json_t *spec_in,
                               const char *images_dir, const char *upper_dir,
                               const struct em_restore_opts *o, em_error_t *err)
@@ -479,6 +492,7 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
         int64_t t0 = em_mono_ms(), t1 = 0;
         if (em_container_release(cfg, name, err) < 0 ||
             install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
+            install_log(&p, o->prior_log, err) < 0 ||
             em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
             (t1 = em_mono_ms(), runc_restore(cfg, &p, name, images_dir, work, o, &pid, err)) < 0 ||
             em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_CREATED),

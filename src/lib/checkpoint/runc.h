@@ -48,6 +48,9 @@ struct em_restore_opts {
         const char *work_dir;            /* CRIU logs; NULL: <container dir>/criu-work */
         bool lazy_pages;                 /* pages come from `criu lazy-pages` */
         bool copy_upper;                 /* copy upper_dir (true) or move it (rename) */
+        /* A log to continue (the source's, after a migration): moved into
+         * place before the log forwarder appends to it; NULL: none. */
+        const char *prior_log;
 };
 void em_restore_opts_init(struct em_restore_opts *o);
 

@@ -11,6 +11,7 @@
 #include "container/container.h"
 #include "migrate/journal.h"
 #include "migrate/known_cache.h"
+#include "migrate/logsync.h"
 #include "migrate/postcopy.h"
 #include "migrate/proto.h"
 #include "migrate/resolve.h"
@@ -336,6 +337,16 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
         return em_fault("source.after-checkpoint", em_conn_fd(s->conn), err);
 }
 
+/* The log is complete once the container is checkpointed (migrate/logsync.h). */
+static int send_log(struct source *s, int level, uint64_t *raw, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0)
+                return -1;
+        return em_logsync_send(s->conn, p.log, s->workdir, level, raw, err);
+}
+
 static int send_final(struct source *s, const struct em_sync_stats *st0, em_error_t *err)
 {
         cleanup_json json_t *digests = json_object(), *final = NULL;
@@ -345,7 +356,8 @@ static int send_final(struct source *s, const struct em_sync_stats *st0, em_erro
 
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, false, level, &st, err) < 0 ||
-            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
+            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0 ||
+            send_log(s, level, &st.raw_bytes, err) < 0)
                 return em_error_wrap(err, "sending the final state");
         final = json_pack("{s:O}", "files", digests);
         if (final == NULL)

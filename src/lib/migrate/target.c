@@ -14,6 +14,7 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/journal.h"
+#include "migrate/logsync.h"
 #include "migrate/migrate.h"
 #include "migrate/outcome.h"
 #include "migrate/policy.h"
@@ -400,7 +401,10 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
         const char *ip = em_json_str(t->spec, "ip");
         int64_t t0 = em_mono_ms();
 
+        cleanup_free char *log = em_path_join(t->dir, EM_LOGSYNC_NAME);
+
         em_restore_opts_init(&ro);
+        ro.prior_log = log != NULL && em_path_exists(log) ? log : NULL;
         /* The decision lock is held for the restore: an OUTCOME request
          * waits for it and then sees either no copy or a running one. */
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
@@ -503,6 +507,19 @@ static int recv_image_file(struct target *t, const json_t *hdr, em_error_t *err)
         return 0;
 }
 
+/* The source's log, staged until the restore installs it (migrate/logsync.h). */
+static int recv_log(struct target *t, const struct em_frame *f, em_error_t *err)
+{
+        cleanup_close int dfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cleanup_json json_t *hdr = NULL;
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", t->dir);
+        if (em_json_parse((const char *)f->payload, f->length, "log header", &hdr, err) < 0)
+                return -1;
+        return em_logsync_recv(t->conn, hdr, dfd, err);
+}
+
 /* The end of a prepare: the cache state lets the source's next migration
  * skip the hash list (migrate/known_cache.h). */
 static int prepare_done(struct target *t, em_error_t *err)
@@ -527,6 +544,8 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
                 if (f->hdr.type == EM_FRAME_LAYER_BLOB)
                         return import_blob(t, hdr, err);
                 return recv_image_file(t, hdr, err);
+        case EM_FRAME_LOG_FILE:
+                return recv_log(t, f, err);
         case EM_FRAME_ROUND_END:
                 if (f->length > 0 && f->payload[0] == '{' &&
                     strstr((const char *)f->payload, "\"layers_done\"") != NULL &&
