@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,6 +28,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "checkpoint/criu_decode.h"
+#include "checkpoint/criu_image.h"
 #include "checkpoint/pbwire.h"
 #include "delta/pages.h"
 #include "migrate/control.h"
@@ -509,8 +512,9 @@ static int mode_target_blob(struct hp *hp, em_error_t *err)
 #define CAP_SYS_ADMIN_BIT 21
 
 struct tamper {
-        bool caps;
+        enum { T_CAPS, T_UID, T_HOST_MNTNS } kind;
         uint32_t uid;
+        uint32_t host_mnt; /* the inventory's root mnt_ns_id (T_HOST_MNTNS) */
         int rewritten;
 };
 
@@ -530,22 +534,35 @@ static void put_varint(struct out *o, uint64_t v)
         o->n += em_pb_put_varint(o->b + o->n, v);
 }
 
-/* creds_entry: the first word (bits 0..31) of cap_prm/eff/bnd, or the ids */
-static bool edit_creds(const struct tamper *t, uint32_t num, int occurrence, uint64_t *v)
+/* creds_entry: the first word (bits 0..31) of cap_prm/eff/bnd, or the ids;
+ * task_kobj_ids_entry: mnt_ns_id (9) */
+static bool edit_field(const struct tamper *t, uint32_t num, int occurrence, uint64_t *v)
 {
-        if (t->caps && (num == 10 || num == 11 || num == 12) && occurrence == 0) {
-                *v |= 1u << CAP_SYS_ADMIN_BIT;
-                return true;
+        switch (t->kind) {
+        case T_CAPS:
+                if ((num == 10 || num == 11 || num == 12) && occurrence == 0) {
+                        *v |= 1u << CAP_SYS_ADMIN_BIT;
+                        return true;
+                }
+                return false;
+        case T_UID:
+                if (num == 1 || num == 3 || num == 5 || num == 7) {
+                        *v = t->uid;
+                        return true;
+                }
+                return false;
+        default:
+                if (num == 9) {
+                        *v = t->host_mnt;
+                        return true;
+                }
+                return false;
         }
-        if (!t->caps && (num == 1 || num == 3 || num == 5 || num == 7)) {
-                *v = t->uid;
-                return true;
-        }
-        return false;
 }
 
 /* Copies message in[0..n) to o, descending into the LEN fields named by
- * path (core_entry 5 -> thread_core 10 -> creds) and editing creds there.
+ * path (core_entry 5 -> thread_core 10 -> creds) and editing the message
+ * at its end.
  * o->b has room for n + 64 bytes per level. */
 static int rewrite(const struct tamper *t, const uint8_t *in, size_t n, const uint32_t *path,
                    size_t depth, struct out *o)
@@ -567,7 +584,7 @@ static int rewrite(const struct tamper *t, const uint8_t *in, size_t n, const ui
                         put_raw(o, sub.b, sub.n);
                         free(sub.b);
                 } else if (depth == 0 && f.wt == EM_PB_VARINT && f.num < 64 &&
-                           edit_creds(t, f.num, occ[f.num]++, &v)) {
+                           edit_field(t, f.num, occ[f.num]++, &v)) {
                         put_varint(o, (uint64_t)f.num << 3);
                         put_varint(o, v);
                 } else {
@@ -578,9 +595,10 @@ static int rewrite(const struct tamper *t, const uint8_t *in, size_t n, const ui
         return r;
 }
 
-static int tamper_core(const struct tamper *t, const char *path, em_error_t *err)
+/* Rewrites the first record of an image file, at msg_path (depth deep). */
+static int tamper_file(const struct tamper *t, const char *path, const uint32_t *msg_path,
+                       size_t depth, em_error_t *err)
 {
-        static const uint32_t creds_path[] = {5, 10};
         cleanup_free char *raw = NULL;
         size_t len = 0;
 
@@ -594,7 +612,7 @@ static int tamper_core(const struct tamper *t, const char *path, em_error_t *err
                 return em_error_set(err, EINVAL, "%s: bad record", path);
         cleanup_free uint8_t *buf = malloc(len + 256);
         struct out o = {buf + 12, 0};
-        if (buf == NULL || rewrite(t, (uint8_t *)raw + 12, rlen, creds_path, 2, &o) < 0)
+        if (buf == NULL || rewrite(t, (uint8_t *)raw + 12, rlen, msg_path, depth, &o) < 0)
                 return em_error_set(err, EINVAL, "%s: cannot re-encode", path);
         memcpy(buf, raw, 8);
         uint32_t nl = (uint32_t)o.n;
@@ -603,19 +621,40 @@ static int tamper_core(const struct tamper *t, const char *path, em_error_t *err
         return em_write_file_atomic(path, buf, 12 + o.n + (len - 12 - rlen), 0644, err);
 }
 
+/* The host's mount namespace as the images name it: inventory root_ids. */
+static int host_mnt_id(const char *dir, uint32_t *out, em_error_t *err)
+{
+        cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cleanup_criu_img struct em_criu_img img = {0};
+        struct em_ck_inventory inv;
+        const uint8_t *rec;
+        size_t len;
+
+        if (em_criu_img_open(dfd, "inventory.img", EM_CRIU_MAGIC_INVENTORY, &img, err) < 0 ||
+            em_criu_img_next(&img, &rec, &len, err) <= 0 ||
+            em_ck_decode_inventory(img.name, rec, len, &inv, err) < 0)
+                return -1;
+        *out = inv.root_ids.id[EM_CK_NS_MNT];
+        return 0;
+}
+
 static int images_hook(const char *dir, void *ud, em_error_t *err)
 {
+        static const uint32_t creds_path[] = {5, 10};
         struct tamper *t = ud;
+        const char *prefix = t->kind == T_HOST_MNTNS ? "ids-" : "core-";
         cleanup_dir DIR *d = opendir(dir);
         struct dirent *de;
 
         if (d == NULL)
                 return em_error_set(err, errno, "opening %s", dir);
+        if (t->kind == T_HOST_MNTNS && host_mnt_id(dir, &t->host_mnt, err) < 0)
+                return -1;
         while ((de = readdir(d)) != NULL) {
-                if (strncmp(de->d_name, "core-", 5) != 0)
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
                         continue;
                 cleanup_free char *p = em_path_join(dir, de->d_name);
-                if (tamper_core(t, p, err) < 0)
+                if (tamper_file(t, p, creds_path, t->kind == T_HOST_MNTNS ? 0 : 2, err) < 0)
                         return -1;
                 t->rewritten++;
         }
@@ -627,7 +666,11 @@ static int parse_tamper(const char *s, struct tamper *t)
         char *end;
 
         if (s != NULL && strcmp(s, "cap-sys-admin") == 0) {
-                t->caps = true;
+                t->kind = T_CAPS;
+                return 0;
+        }
+        if (s != NULL && strcmp(s, "host-mntns") == 0) {
+                t->kind = T_HOST_MNTNS;
                 return 0;
         }
         if (s == NULL || strncmp(s, "uid=", 4) != 0)
@@ -636,13 +679,14 @@ static int parse_tamper(const char *s, struct tamper *t)
         unsigned long v = strtoul(s + 4, &end, 10);
         if (errno != 0 || *end != 0 || v > UINT32_MAX)
                 return -1;
+        t->kind = T_UID;
         t->uid = (uint32_t)v;
         return 0;
 }
 
 /* Migrates the running container --container of --root to --connect with
- * the real source engine (as `edgemig migrate` does), rewriting every
- * core-*.img after the dump: the target gets images whose digests match. */
+ * the real source engine (as `edgemig migrate` does), rewriting its core-*.img
+ * or ids-*.img after the dump: the target gets images whose digests match. */
 static int mode_checkpoint(struct hp *hp, em_error_t *err)
 {
         struct tamper t = {0};
@@ -650,7 +694,7 @@ static int mode_checkpoint(struct hp *hp, em_error_t *err)
         cleanup_json json_t *report = NULL;
 
         if (parse_tamper(hp_arg(hp, "tamper", NULL), &t) < 0)
-                return em_error_set(err, EINVAL, "--arg tamper=cap-sys-admin|uid=N");
+                return em_error_set(err, EINVAL, "--arg tamper=cap-sys-admin|uid=N|host-mntns");
         em_migrate_opts_init(&o);
         o.target = hp->connect;
         o.tls = hp->tls;
@@ -756,8 +800,9 @@ static const struct hp_mode modes[] = {
     {"target-blob", "as a target on --listen: ask the source for --arg blob=DIGEST",
      mode_target_blob},
     {"checkpoint",
-     "migrate the running --container of --root, rewriting its core-*.img after the dump: "
-     "--arg tamper=cap-sys-admin (cap_eff/prm/bnd) or tamper=uid=N (uid/euid/suid/fsuid)",
+     "migrate the running --container of --root, rewriting its images after the dump: "
+     "--arg tamper=cap-sys-admin (core-*.img cap_eff/prm/bnd), tamper=uid=N (uid/euid/"
+     "suid/fsuid) or tamper=host-mntns (ids-*.img mnt_ns_id: the host's)",
      mode_checkpoint},
     {"lazy-plain", "post-copy FINAL naming a plain page server of ours; report \"connected\"",
      mode_lazy_plain},
