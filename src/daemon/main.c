@@ -72,6 +72,23 @@ static const char usage[] =
     "                        move the service IP's route to this host (also after\n"
     "                        a controller-requested migration rolls back here)\n"
     "\n"
+    "Limits (a peer, authenticated or not, may be hostile):\n"
+    "  --max-connections N   connections served at once, sessions included\n"
+    "                        (default 64); more are closed at once, unanswered\n"
+    "  --max-connections-per-peer N\n"
+    "                        of them from one peer address (default 8)\n"
+    "  --accept-rate N       new connections served a second, in bursts of up to\n"
+    "                        twice that (default 20); the rest are closed\n"
+    "  --session-deadline DURATION\n"
+    "                        kill a session older than this, rolling back what it\n"
+    "                        staged (default 1 h; seconds, or with ms, s, m or h;\n"
+    "                        0: none)\n"
+    "  --session-quota SIZE  what one session may stage: bytes received plus\n"
+    "                        pages rebuilt (default 16G; K, M, G suffixes)\n"
+    "  --max-memory SIZE     refuse an incoming container whose memory limit is\n"
+    "                        above SIZE (default: this host's memory)\n"
+    "  --max-cpus N          the same for its cpus (default: this host's CPUs)\n"
+    "\n"
     "Platform (docs/platform.md):\n"
     "  --controller URL      register with the controller at URL\n"
     "                        (https://HOST:PORT; its certificate must name HOST)\n"
@@ -157,6 +174,14 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_CALL("service-cidr", 0, &s->target.policy, parse_cidr),
             EM_OPT_FLAG("registry-insecure", 0, &s->target.registry_insecure),
             EM_OPT_STRING("route-hook", 0, &s->target.route_hook),
+            EM_OPT_INT("max-connections", 0, &s->limits.max_children, 1, 100000),
+            EM_OPT_INT("max-connections-per-peer", 0, &s->limits.max_per_addr, 1, 100000),
+            EM_OPT_INT("accept-rate", 0, &s->limits.rate, 1, 100000),
+            EM_OPT_DURATION("session-deadline", 0, &s->limits.deadline_ms, EM_OPT_S, EM_OPT_MS, 0,
+                            INT64_MAX / 2),
+            EM_OPT_SIZE("session-quota", 0, &s->target.quota_bytes, 1 << 20, INT64_MAX),
+            EM_OPT_SIZE("max-memory", 0, &s->target.policy.max_memory, 0, INT64_MAX),
+            EM_OPT_DOUBLE("max-cpus", 0, &s->target.policy.max_cpus, 0, 4096),
             EM_OPT_DURATION("io-timeout", 0, &s->target.io_timeout_ms, EM_OPT_S, EM_OPT_MS, 1,
                             INT_MAX),
             EM_OPT_LOG(&a->lo),

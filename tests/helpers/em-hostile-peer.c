@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,6 +473,24 @@ static int mode_upper(struct hp *hp, em_error_t *err)
         return 0;
 }
 
+/* Opens a session and goes quiet for --arg seconds=N (default 5) between
+ * frames, then asks for a round trip: "alive" says whether the session
+ * still answered. */
+static int mode_stall(struct hp *hp, em_error_t *err)
+{
+        cleanup_conn em_conn_t *c = NULL;
+
+        hp_set(hp, "alive", json_false());
+        if (hp_start(hp, "precopy", &c, err) < 0)
+                return -1;
+        sleep((unsigned)hp_arg_int(hp, "seconds", 5));
+        if (hp_round_trip(c, "{\"round\":1}", err) < 0)
+                return -1;
+        hp_set(hp, "alive", json_true());
+        em_proto_send_abort(c, "em-hostile-peer: stall done");
+        return 0;
+}
+
 /* As a target (--listen): accepts a source's HELLO and plan, then claims to
  * lack the blob --arg blob=DIGEST (say, of another tenant's image on the
  * source). "blob_sent" names what the source then sent, if anything. */
@@ -797,6 +816,7 @@ static const struct hp_mode modes[] = {
      mode_cache_probe},
     {"tag-overwrite", "register --image under the name --arg name=TAG", mode_tag_overwrite},
     {"upper", "send the writable-layer manifest --arg manifest=JSON", mode_upper},
+    {"stall", "open a session, stay silent for --arg seconds=N, then round-trip", mode_stall},
     {"target-blob", "as a target on --listen: ask the source for --arg blob=DIGEST",
      mode_target_blob},
     {"checkpoint",
@@ -895,6 +915,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         em_log_setup(EM_LOG_WARN, false, 2, "em-hostile-peer");
+        signal(SIGPIPE, SIG_IGN); /* a daemon that hangs up is an answer, not our death */
         hp.out = json_pack("{s:s}", "mode", hp.mode);
         if (hp.out == NULL || setup(&hp, &err) < 0 || m->run(&hp, &err) < 0) {
                 hp_set(&hp, "outcome", json_string(hp.connected ? "refused" : "error"));

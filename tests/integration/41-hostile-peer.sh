@@ -146,8 +146,10 @@ grep -q "not in the plan" "$T/merr" || fail "unclear error: $(cat "$T/merr")"
 "$EM" --root "$H" rm -f src1 >/dev/null || fail "rm src1"
 
 # --- registry: only --registry HOST, only HTTP(S), by digest (issue 15) -----
-P1=$(freeport)
-P2=$(freeport)
+read -r P1 P2 < <(python3 -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
 python3 "$REPO/tests/helpers/fake-registry.py" "$T/fake.log" "$P1" "$P2" "gopher://127.0.0.1:$P2/x" &
 FAKE=$!
 wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$P1/v2/" || fail "fake registry did not start"
@@ -185,6 +187,20 @@ hp evil-a lazy-plain --image busybox --container lazy1
 [ "$(outcome)" = refused ] || fail "lazy-plain: $(cat "$T/out")"
 field error | grep -q "plaintext lazy pages refused" || fail "lazy-plain refused why? $(cat "$T/out")"
 [ "$(field connected)" = false ] || fail "the daemon connected to a plain page server: $(cat "$T/out")"
+
+# --- limits (issue 15 §3): a session quota and a session deadline ----------
+daemon_stop
+daemon_start --session-quota 1M --session-deadline 3
+hp evil-a cache-fill --image busybox --container quota --arg seed=3 --arg pages=400
+[ "$(outcome)" = refused ] || fail "1.6 MB staged under a 1 MiB quota: $(cat "$T/out")"
+field error | grep -q "over this host's quota of 1048576 (edgemigd --session-quota)" ||
+	fail "unclear quota refusal: $(cat "$T/out")"
+[ -z "$(ls "$D/incoming" 2>/dev/null)" ] || fail "the refused session left staging behind"
+hp evil-a stall --image busybox --container slow --arg seconds=6
+[ "$(field alive)" = false ] || fail "a session outlived --session-deadline 3: $(cat "$T/out")"
+grep -q "passed the session deadline of 3 s" "$T/d.log" || fail "deadline not logged"
+wait_for 10 sh -c "[ -z \"\$(ls '$D/incoming' 2>/dev/null)\" ]" || fail "the killed session's staging stayed"
+if "$EMD" --insecure --max-cpus -1 2>"$T/err"; then fail "--max-cpus -1 accepted"; fi
 
 # The operator's ranges replace the default.
 daemon_stop

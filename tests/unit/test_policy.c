@@ -98,6 +98,33 @@ static void test_service_cidr(void **state)
         json_decref(ids);
 }
 
+/* Memory and cpus have upper bounds (by default this host's). */
+static void test_resource_bounds(void **state)
+{
+        struct em_policy p;
+        json_t *ids = layers(), *s = good_spec();
+        em_error_t err = NULL;
+
+        em_policy_init(&p);
+        assert_true(p.max_memory > 0 && p.max_cpus >= 1);
+        p.max_memory = 1 << 30;
+        p.max_cpus = 2;
+        json_object_set_new(s, "memory", json_integer(1 << 30));
+        json_object_set_new(s, "cpus", json_real(2));
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), 0);
+        json_object_set_new(s, "memory", json_integer((1 << 30) + 1));
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "--max-memory"));
+        em_error_free(&err);
+        json_object_set_new(s, "memory", json_integer(0)); /* no limit: allowed */
+        json_object_set_new(s, "cpus", json_real(2.5));
+        assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "--max-cpus"));
+        em_error_free(&err);
+        json_decref(s);
+        json_decref(ids);
+}
+
 static void test_unknown_field_refused(void **state)
 {
         json_t *s = good_spec();
@@ -158,6 +185,7 @@ int main(void)
             cmocka_unit_test(test_good_spec_passes),
             cmocka_unit_test(test_ip_injection_refused),
             cmocka_unit_test(test_service_cidr),
+            cmocka_unit_test(test_resource_bounds),
             cmocka_unit_test(test_unknown_field_refused),
             cmocka_unit_test(test_restart_policy),
             cmocka_unit_test(test_name_and_layers_must_match),

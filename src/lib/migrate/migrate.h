@@ -71,6 +71,9 @@ struct em_target_opts {
         const char *route_hook; /* executable run as `HOOK announce IP` after a restore */
         int io_timeout_ms;
         int commit_timeout_ms; /* how long a restored container waits for the source's DONE */
+        /* What one session may stage: bytes received plus pages rebuilt
+         * from the page cache (default 16 GiB; edgemigd --session-quota). */
+        int64_t quota_bytes;
 };
 void em_target_opts_init(struct em_target_opts *o);
 

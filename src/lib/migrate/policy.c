@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "container/restart.h"
 #include "container/security.h"
@@ -96,6 +97,8 @@ void em_policy_init(struct em_policy *p)
         em_error_t e = NULL;
 
         memset(p, 0, sizeof(*p));
+        p->max_memory = (int64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+        p->max_cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
         if (em_cidr_parse(EM_POLICY_SERVICE_CIDR, &p->cidrs[0], &e) == 0)
                 p->n_cidrs = 1;
         em_error_free(&e);
@@ -217,6 +220,16 @@ int em_policy_check_spec(const struct em_policy *policy, const json_t *spec, con
         } else if ((mem && !json_is_integer(mem)) || (mem && json_integer_value(mem) < 0) ||
                    (cpus && !json_is_number(cpus)) || (cpus && json_number_value(cpus) < 0)) {
                 em_error_set(err, EPERM, "spec memory/cpus must be non-negative numbers");
+        } else if (mem && json_integer_value(mem) > policy->max_memory) {
+                em_error_set(err, EPERM,
+                             "spec memory %lld bytes is above this host's maximum of %lld "
+                             "(edgemigd --max-memory)",
+                             (long long)json_integer_value(mem), (long long)policy->max_memory);
+        } else if (cpus && json_number_value(cpus) > policy->max_cpus) {
+                em_error_set(err, EPERM,
+                             "spec cpus %g is above this host's maximum of %g (edgemigd "
+                             "--max-cpus)",
+                             json_number_value(cpus), policy->max_cpus);
         } else if (check_ip(policy, json_object_get(spec, "ip"), err) == 0 &&
                    check_layers(spec, diff_ids, err) == 0 && check_security(spec, err) == 0 &&
                    em_restart_of_spec(spec, &(enum em_restart){0}, err) == 0 &&

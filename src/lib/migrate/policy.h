@@ -34,6 +34,11 @@ struct em_policy {
         size_t n_cidrs;
         struct em_cidr cidrs[EM_POLICY_MAX_CIDRS];
         bool default_cidrs; /* still em_policy_init's: the first add replaces it */
+        /* Upper bounds on the spec's memory (bytes) and cpus; em_policy_init
+         * sets this host's memory and online CPUs (edgemigd --max-memory,
+         * --max-cpus). 0 in a spec (no limit) stays allowed. */
+        int64_t max_memory;
+        double max_cpus;
 };
 void em_policy_init(struct em_policy *p);
 /* Replaces the default range by the first call, adds further ones after. */

@@ -37,6 +37,8 @@ struct em_sync_target;
 int em_sync_target_new(const char *cache_dir, const char *images_dir, const char *upper_dir,
                        struct em_sync_target **out, em_error_t *err);
 void em_sync_target_free(struct em_sync_target **t);
+/* Bytes of pages described so far (rebuilt into image files or the cache). */
+uint64_t em_sync_target_rebuilt(const struct em_sync_target *t);
 /* Sends the hashes of the cache's pages from page `from` on as PAGES_HASHES
  * frames, the last flagged LAST (an empty one if there are none). */
 int em_sync_target_send_hashes(struct em_sync_target *t, em_conn_t *c, uint64_t from,

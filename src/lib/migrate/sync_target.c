@@ -67,6 +67,11 @@ int em_sync_target_new(const char *cache_dir, const char *images_dir, const char
         return em_upper_rx_new(upper_dir, &t->upper, err);
 }
 
+uint64_t em_sync_target_rebuilt(const struct em_sync_target *t)
+{
+        return t->dec.st.pages * EM_PAGE_SIZE;
+}
+
 void em_sync_target_free(struct em_sync_target **t)
 {
         em_error_t e = NULL;

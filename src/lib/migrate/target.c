@@ -58,6 +58,7 @@ void em_target_opts_init(struct em_target_opts *o)
         em_policy_init(&o->policy);
         o->io_timeout_ms = 120000;
         o->commit_timeout_ms = 30000;
+        o->quota_bytes = (int64_t)16 << 30;
 }
 
 static void target_free(struct target *t)
@@ -575,6 +576,23 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
         }
 }
 
+/* A peer may not fill the disk: received bytes and pages rebuilt from
+ * 16-byte references both count. */
+static int check_quota(struct target *t, em_error_t *err)
+{
+        struct em_conn_stats st;
+
+        em_conn_stats(t->conn, &st);
+        uint64_t used = st.raw_in + em_sync_target_rebuilt(t->sync);
+        if (used > (uint64_t)t->o->quota_bytes)
+                return em_error_set(err, EDQUOT,
+                                    "session %s staged %llu bytes, over this host's quota of "
+                                    "%lld (edgemigd --session-quota)",
+                                    t->session, (unsigned long long)used,
+                                    (long long)t->o->quota_bytes);
+        return 0;
+}
+
 static int serve(struct target *t, em_error_t *err)
 {
         bool final_done = false;
@@ -591,7 +609,8 @@ static int serve(struct target *t, em_error_t *err)
                 return -1;
         while (!final_done) {
                 cleanup_frame struct em_frame f = {0};
-                if (em_proto_recv(t->conn, &f, err) < 0 || dispatch(t, &f, &final_done, err) < 0)
+                if (em_proto_recv(t->conn, &f, err) < 0 || dispatch(t, &f, &final_done, err) < 0 ||
+                    check_quota(t, err) < 0)
                         return -1;
         }
         if (strcmp(t->peer.mode, "prepare") == 0)

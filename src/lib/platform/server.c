@@ -30,6 +30,11 @@ struct em_server {
         struct em_server_opts o;
         em_tls_ctx_t *tls; /* NULL: --insecure */
         int lfd;
+        em_admission_t *adm; /* the live session children and the limits */
+        struct {
+                int64_t since_ms;
+                unsigned n[3]; /* refused for connections, per-peer, rate */
+        } refused;
         /* The edge agent (registration + heartbeats) runs in its own process. */
         pid_t agent_pid;
         int64_t agent_next_ms;
@@ -42,6 +47,7 @@ void em_server_opts_init(struct em_server_opts *o)
 {
         memset(o, 0, sizeof(*o));
         o->listen = "0.0.0.0:7878";
+        em_admission_limits_init(&o->limits);
         em_target_opts_init(&o->target);
         em_edge_agent_opts_init(&o->agent);
 }
@@ -139,7 +145,8 @@ int em_server_new(const struct em_server_opts *o, struct em_server **out, em_err
                 return em_error_set(err, ENOMEM, "server");
         s->o = *o;
         s->lfd = -1;
-        if (tls_setup(&s->o, &s->tls, err) < 0 || agent_setup(s, err) < 0) {
+        if (tls_setup(&s->o, &s->tls, err) < 0 || agent_setup(s, err) < 0 ||
+            em_admission_new(&s->o.limits, &s->adm, err) < 0) {
                 em_server_free(s);
                 return -1;
         }
@@ -153,6 +160,7 @@ void em_server_free(struct em_server *s)
                 return;
         em_tls_ctx_free(&s->tls);
         em_restart_monitor_free(&s->restarts);
+        em_admission_free(&s->adm);
         if (s->lfd >= 0)
                 close(s->lfd);
         free(s);
@@ -261,6 +269,7 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
                         s->agent_next_ms = em_mono_ms() + 5000;
                         continue;
                 }
+                em_admission_remove(s->adm, pid);
                 log_session_end(pid, exit_code(status), &ru);
                 if (exit_code(status) != 0)
                         recover(cfg, pid);
@@ -406,17 +415,18 @@ static void agent_stop(struct em_server *s)
         s->agent_pid = 0;
 }
 
-/* Forks the child that serves conn; it never returns. */
-static void spawn_session(struct em_server *s, const struct em_config *cfg, em_conn_t *conn)
+/* Forks the child that serves conn; returns its pid (the child never
+ * returns), 0 if fork failed. */
+static pid_t spawn_session(struct em_server *s, const struct em_config *cfg, em_conn_t *conn)
 {
         pid_t pid = fork();
 
         if (pid < 0) {
                 em_log_error("fork: %s", strerror(errno));
-                return;
+                return 0;
         }
         if (pid > 0)
-                return;
+                return pid;
         close(s->lfd);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
@@ -426,6 +436,51 @@ static void spawn_session(struct em_server *s, const struct em_config *cfg, em_c
         _exit(serve_connection(s, cfg, conn, peer));
 }
 
+/* A flood must not flood the log: refusals are counted and logged at most
+ * once a second. */
+static void note_refusal(struct em_server *s, const char *why, int64_t now)
+{
+        s->refused.n[why[0] == 'c' ? 0 : why[0] == 'p' ? 1 : 2]++;
+        if (now - s->refused.since_ms < 1000)
+                return;
+        em_log_warn("refused %u connections over the limit of %d in all, %u over %d per peer "
+                    "address, %u over %d a second (--max-connections, "
+                    "--max-connections-per-peer, --accept-rate)",
+                    s->refused.n[0], s->o.limits.max_children, s->refused.n[1],
+                    s->o.limits.max_per_addr, s->refused.n[2], s->o.limits.rate);
+        memset(&s->refused, 0, sizeof(s->refused));
+        s->refused.since_ms = now;
+}
+
+/* Sessions past the deadline are killed; reaping them rolls back what they
+ * staged, as for any session that died. */
+static void kill_overdue(struct em_server *s)
+{
+        const char *peer;
+        pid_t pid;
+
+        while ((pid = em_admission_overdue(s->adm, em_mono_ms(), &peer)) > 0) {
+                em_log_warn("session %d from %s passed the session deadline of %lld s "
+                            "(--session-deadline); killing it",
+                            (int)pid, peer, (long long)(s->o.limits.deadline_ms / 1000));
+                kill(pid, SIGKILL);
+        }
+}
+
+static void admit(struct em_server *s, const struct em_config *cfg, em_conn_t *conn)
+{
+        int64_t now = em_mono_ms();
+        const char *why = em_admission_check(s->adm, em_conn_peer(conn), now);
+        pid_t pid;
+
+        if (why != NULL) {
+                note_refusal(s, why, now); /* the connection is closed unanswered */
+                return;
+        }
+        if ((pid = spawn_session(s, cfg, conn)) > 0)
+                em_admission_add(s->adm, pid, em_conn_peer(conn), now);
+}
+
 static void accept_loop(struct em_server *s, const struct em_config *cfg)
 {
         while (!*s->stop) {
@@ -433,6 +488,7 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
                 cleanup_conn em_conn_t *conn = NULL;
 
                 reap_children(s, cfg);
+                kill_overdue(s);
                 agent_start(s, cfg);
                 if (apply_restarts(s, cfg, false, &err) < 0) {
                         em_log_warn("%s", em_error_msg(err));
@@ -443,7 +499,7 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
                                 em_log_warn("accept: %s", em_error_msg(err));
                         continue;
                 }
-                spawn_session(s, cfg, conn);
+                admit(s, cfg, conn);
         }
 }
 

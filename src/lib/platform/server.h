@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "migrate/migrate.h"
+#include "platform/admission.h"
 #include "platform/edge_agent.h"
 #include "transfer/tls.h"
 #include "util/config.h"
@@ -23,8 +24,9 @@ struct em_server_opts {
         const char *const *allow_peers;       /* NULL-terminated or NULL: any peer */
         const char *const *allow_controllers; /* NULL-terminated or NULL: none */
         struct em_target_opts target;
-        struct em_edge_agent_opts agent; /* agent.controller NULL: no agent */
-        const char *notify_socket;       /* systemd's (util/notify.h), NULL: none */
+        struct em_edge_agent_opts agent;   /* agent.controller NULL: no agent */
+        const char *notify_socket;         /* systemd's (util/notify.h), NULL: none */
+        struct em_admission_limits limits; /* connections, rate, session deadline */
 };
 void em_server_opts_init(struct em_server_opts *o);
 
