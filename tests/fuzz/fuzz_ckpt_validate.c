@@ -80,6 +80,12 @@ static void clear_dir(void)
         }
 }
 
+static void remove_dir(void)
+{
+        clear_dir();
+        rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct em_ckpt_info ci;
@@ -90,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 snprintf(dir, sizeof(dir), "/dev/shm/fuzz-ckpt.XXXXXX");
                 if (mkdtemp(dir) == NULL)
                         abort();
+                atexit(remove_dir);
         }
         clear_dir();
         for (size_t off = 0; off + 3 <= size;) {
