@@ -59,7 +59,7 @@ static const char usage[] =
     "                        only on a trusted (test) network\n"
     "  --service-cidr A.B.C.D/N\n"
     "                        accept incoming containers only with a service IP in\n"
-    "                        this range (repeatable; default 10.88.0.0/16): the\n"
+    "                        this range (repeatable; default 10.66.0.0/16): the\n"
     "                        IP becomes a host route here\n"
     "  --registry HOST:PORT  pull missing image layers from this registry first\n"
     "                        (HTTPS), whatever registry the peer's image name\n"

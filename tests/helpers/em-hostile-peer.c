@@ -844,7 +844,7 @@ static void usage(FILE *f)
               "  --insecure             plain TCP\n"
               "  --container NAME       the container the session names (default victim)\n"
               "  --image NAME           an image in --root's store for the plan\n"
-              "  --ip ADDR              service IP in the spec (default 10.88.0.250)\n"
+              "  --ip ADDR              service IP in the spec (default 10.66.0.250)\n"
               "  --session HEX          fixed 32-hex session id (default random)\n"
               "  --arg KEY=VALUE        mode-specific (repeatable)\n"
               "  --mode NAME            one of:\n",
@@ -898,7 +898,7 @@ static int setup(struct hp *hp, em_error_t *err)
 
 int main(int argc, char **argv)
 {
-        struct hp hp = {.container = "victim", .ip = "10.88.0.250"};
+        struct hp hp = {.container = "victim", .ip = "10.66.0.250"};
         cleanup_error em_error_t err = NULL;
         const struct hp_mode *m = modes;
         int rc = parse(argc, argv, &hp);

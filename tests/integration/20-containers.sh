@@ -18,7 +18,7 @@ echo "before: $BEFORE"
 em run --name counter busybox >/dev/null || fail "run"
 em ps | grep -q '^counter .*running' || fail "ps does not show counter running"
 IP=$(em inspect counter | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')
-[ "$IP" = 10.88.0.2 ] || fail "first allocated IP is $IP, want 10.88.0.2"
+[ "$IP" = 10.66.0.2 ] || fail "first allocated IP is $IP, want 10.66.0.2"
 em run --name counter busybox >/dev/null 2>&1 && fail "a second container with the same name ran"
 wait_for 10 em exec counter test -s /data/counter.log || fail "counter.log not written"
 [ "$(em exec counter hostname)" = counter ] || fail "hostname"
@@ -33,7 +33,7 @@ em exec counter sh -c 'echo hello >/data/file.txt && rm /etc/hostname &&
 
 # A second container writing to stdout: its log must survive a restore.
 em run --name ticker busybox sh -c 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.05; done' >/dev/null
-[ "$(em inspect ticker | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')" = 10.88.0.3 ] ||
+[ "$(em inspect ticker | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')" = 10.66.0.3 ] ||
 	fail "second container did not get the next free address"
 wait_for 10 bash -c "em logs ticker | grep -q 'tick 5'" || fail "ticker output not in the log"
 

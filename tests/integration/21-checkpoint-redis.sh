@@ -22,7 +22,7 @@ trap cleanup EXIT
 
 ct_pull redis
 BEFORE=$(ct_census)
-SVC=10.88.21.21
+SVC=10.66.21.21
 
 # A client namespace routed through the host, like a user on the edge network.
 ip netns add "$CNS"

@@ -24,8 +24,17 @@ daemon() {
 }
 TICK='echo "boot $(date +%s%N)"; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
 
-# --- start / stop / restart / kill on the writable layer ---------------------
+# --- this host's service range (network.json) ---------------------------------
+echo '{"service_range": "10.66.5.0/24"}' >"$ROOT/network.json"
 em run --name web --restart always busybox sh -c "$TICK" >/dev/null || fail "run web"
+[ "$(em inspect web | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')" = 10.66.5.2 ] ||
+	fail "web did not get the first address of the host's range"
+echo '{"service_range": "10.66.5.0"}' >"$ROOT/network.json"
+em run --name bad busybox >/dev/null 2>"$ROOT/bad.err" && fail "a broken network.json was ignored"
+grep -q "network.json: service_range" "$ROOT/bad.err" || fail "network.json error: $(cat "$ROOT/bad.err")"
+rm "$ROOT/network.json"
+
+# --- start / stop / restart / kill on the writable layer ---------------------
 em run --name job --restart on-failure busybox sh -c "$TICK" >/dev/null || fail "run job"
 em run --name plain busybox sh -c "$TICK" >/dev/null || fail "run plain"
 em run --name parked --restart always busybox sh -c "$TICK" >/dev/null || fail "run parked"

@@ -9,10 +9,10 @@ set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 busybox
 
-SIP=10.88.0.10
+SIP=10.66.0.10
 h 1 run --name counter --ip "$SIP/32" busybox >/dev/null || fail "run on host 1"
 testbed route "$SIP" 1
-h 2 run --name bystander --ip 10.88.0.20/32 busybox >/dev/null || fail "run bystander on host 2"
+h 2 run --name bystander --ip 10.66.0.20/32 busybox >/dev/null || fail "run bystander on host 2"
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
 h 1 exec counter sh -c 'echo written-on-a >/data/a.txt'
 # Output to the container's stdout (its init's, a pipe to the log forwarder).

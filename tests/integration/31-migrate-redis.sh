@@ -10,7 +10,7 @@ PROBE=$BUILD/edgemig-probe
 [ -x "$PROBE" ] || skip "$PROBE not built"
 mig_setup 2 redis
 
-SIP=10.88.0.11
+SIP=10.66.0.11
 mig_run_redis "$SIP"
 # Shape only the links the migrations cross (the images were seeded unshaped).
 testbed shape 1 20 >/dev/null

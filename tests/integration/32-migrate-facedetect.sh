@@ -16,7 +16,7 @@ mig_pull 1 facedetect
 mig_pull 2 facedetect
 mig_pull 3 busybox
 
-SIP=10.88.0.12
+SIP=10.66.0.12
 h 1 run --name fd --ip "$SIP/32" facedetect >/dev/null || fail "run facedetect on host 1"
 testbed route "$SIP" 1
 ask() { fd_ask "$SIP" "$@"; } # IMAGE EXPECTED_FACES, from a new connection

@@ -17,7 +17,7 @@ set -euo pipefail
 MIG_IO_TIMEOUT=10
 mig_setup 2 redis
 
-SIP=10.88.0.13
+SIP=10.66.0.13
 h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
 testbed route "$SIP" 1
 wait_for 20 h 1 exec redis redis-cli PING || fail "redis does not start"
@@ -152,7 +152,7 @@ only_on 2
 target_clean 1
 
 # --- (c) the target refuses --------------------------------------------------------
-h 1 run --name redis --ip 10.88.0.14/32 redis >/dev/null || fail "run the namesake on host 1"
+h 1 run --name redis --ip 10.66.0.14/32 redis >/dev/null || fail "run the namesake on host 1"
 NAMESAKE=$(h 1 inspect redis | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 RC=0
 h 2 migrate redis --to "$(haddr 1):$MIG_PORT" --json >"$MIG_LOGS/refused.json" 2>"$MIG_LOGS/refused.err" || RC=$?
@@ -170,4 +170,31 @@ canary_on before-the-failures || fail "redis on host 2 does not serve after the 
 [ "$(h 1 inspect redis | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')" = "$NAMESAKE" ] ||
 	fail "the namesake on host 1 was disturbed"
 [ -z "$(find "$EM_H1_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left on host 1"
+
+# --- (d) service IPs stay unique -------------------------------------------------
+# redis migrated away from host 1: its address stays reserved there.
+h 1 rm -f redis >/dev/null || fail "rm the namesake"
+h 1 run --name squatter --ip "$SIP/32" redis >/dev/null 2>"$MIG_LOGS/squat.err" &&
+	fail "host 1 handed out $SIP while redis runs on host 2"
+grep -q "reserved for container redis" "$MIG_LOGS/squat.err" || fail "reservation: $(cat "$MIG_LOGS/squat.err")"
+# A container whose address the target uses is refused before any state moves.
+h 2 run --name web2 --ip 10.66.0.15/32 redis >/dev/null || fail "run web2 on host 2"
+h 1 run --name squatter --ip 10.66.0.15/32 redis >/dev/null || fail "run squatter on host 1"
+SQUAT=$(h 1 inspect squatter | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+RC=0
+h 2 migrate web2 --to "$(haddr 1):$MIG_PORT" --json >"$MIG_LOGS/collide.json" 2>"$MIG_LOGS/collide.err" || RC=$?
+[ "$RC" = 1 ] || fail "migrate onto a used service IP exited $RC"
+python3 - "$MIG_LOGS/collide.json" <<'PY' || fail "collision: $(cat "$MIG_LOGS/collide.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert not r["ok"] and "service IP 10.66.0.15 of web2 is used on this host by squatter" in r["error"], r
+assert not any(p["name"] in ("precopy", "final") for p in r["phases"]), r["phases"]
+assert r["bytes_wire"] < 64 * 1024, r["bytes_wire"]
+print("(d) refused: %s" % r["error"])
+PY
+running_on 2 web2 || fail "web2 not running on host 2 after the refusal"
+[ "$(h 1 inspect squatter | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')" = "$SQUAT" ] ||
+	fail "squatter on host 1 was disturbed"
+[ -z "$(find "$EM_H1_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left on host 1"
+h 1 ps | grep -q '^web2 ' && fail "web2 appeared on host 1"
 echo "ok"

@@ -63,8 +63,8 @@ PY
 }
 
 # --- 1. busybox ---
-h 1 run --name counter --ip 10.88.0.30/32 busybox >/dev/null || fail "run counter"
-testbed route 10.88.0.30 1
+h 1 run --name counter --ip 10.66.0.30/32 busybox >/dev/null || fail "run counter"
+testbed route 10.66.0.30 1
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
 counter_past() { [ "$(h "$1" exec counter tail -n 1 /data/counter.log)" -gt "$2" ]; }
 sleep 1
@@ -83,7 +83,7 @@ wait_for 10 counter_past 1 $((C + 3)) || fail "counter does not advance after au
 h 1 rm -f counter >/dev/null
 
 # --- 2. redis under load ---
-SIP=10.88.0.31
+SIP=10.66.0.31
 h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis"
 testbed route "$SIP" 1
 wait_for 20 h 1 exec redis redis-cli PING >/dev/null || fail "redis does not start"

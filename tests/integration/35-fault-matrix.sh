@@ -50,7 +50,7 @@ run_case() {
 	local side=$1 faults=$2 expect=$3 want=${4:-} name out st where
 	CASE=$((CASE + 1))
 	name=c$CASE
-	h 1 run --name "$name" --ip "10.88.1.$CASE/32" busybox >/dev/null || fail "run $name"
+	h 1 run --name "$name" --ip "10.66.1.$CASE/32" busybox >/dev/null || fail "run $name"
 	wait_for 10 h 1 exec "$name" test -s /data/counter.log || fail "$name not counting"
 	sleep 0.5
 	if [ "$side" = target ]; then
@@ -120,7 +120,7 @@ doubt_field() {
 	echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin)["in_doubt"]; print(d[0][sys.argv[1]] if d else "")' "$2"
 }
 start_case() { # NAME: a fresh counting container on host 1
-	h 1 run --name "$1" --ip "10.88.1.$CASE/32" busybox >/dev/null || fail "run $1"
+	h 1 run --name "$1" --ip "10.66.1.$CASE/32" busybox >/dev/null || fail "run $1"
 	wait_for 10 h 1 exec "$1" test -s /data/counter.log || fail "$1 not counting"
 	sleep 0.5
 }

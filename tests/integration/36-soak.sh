@@ -29,7 +29,7 @@ fail() { # SOAK_OUT=DIR also keeps what there is of a failed run
 mig_setup 2 redis
 T0=$SECONDS
 
-SIP=10.88.0.11
+SIP=10.66.0.11
 mig_run_redis "$SIP"
 if [ "$RATE" != 0 ]; then
 	testbed shape 1 "$RATE" >/dev/null

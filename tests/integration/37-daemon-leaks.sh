@@ -105,7 +105,7 @@ assert sorted(x["name"] for x in e) == ["h1", "h2"] and all(x["heartbeat_ms"] > 
 }
 wait_for 60 heartbeats || fail "the edges (under valgrind) did not register and heartbeat: $(cat "$MIG_LOGS/controller.log")"
 
-SIP=10.88.0.10
+SIP=10.66.0.10
 # A 2 s counter interval: the counter forks a short-lived `sleep` each round,
 # and a pre-copy round fails if that child exits between the source listing
 # the container's pids and reading its memory (a race in the source, not in

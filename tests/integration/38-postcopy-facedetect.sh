@@ -14,7 +14,7 @@ DATA=$HERE/data
 [ -x "$PROBE" ] || skip "$PROBE not built"
 mig_setup 2 facedetect
 
-SIP=10.88.0.38
+SIP=10.66.0.38
 h 1 run --name fd --ip "$SIP/32" facedetect >/dev/null || fail "run facedetect on host 1"
 testbed route "$SIP" 1
 ask() { fd_ask "$SIP" "$@"; } # IMAGE EXPECTED_FACES, from a new connection

@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 memwriter
 
-SIP=10.88.0.39
+SIP=10.66.0.39
 MWC=$REPO/scripts/memwriter-client.py
 h 1 run --name mw --ip "$SIP/32" -e MEMWRITER_MB=8 -e MEMWRITER_RATE=2 memwriter >/dev/null ||
 	fail "run memwriter on host 1"

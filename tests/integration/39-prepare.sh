@@ -11,7 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 redis
 
-SIP=10.88.0.13
+SIP=10.66.0.13
 h 1 run --name redis --ip "$SIP/32" redis >/dev/null || fail "run redis on host 1"
 testbed route "$SIP" 1
 wait_for 20 h 1 exec redis redis-cli ping || fail "redis not answering"

@@ -97,14 +97,14 @@ hp evil-b tag-overwrite --image busybox --container tagger --arg name="$RTAG"
 
 # --- service IP outside the service CIDR (issue 15) --------------------------
 # A service IP becomes a host route: a peer must not claim another host's
-# address or an outside one. The default range is 10.88.0.0/16.
+# address or an outside one. The default range is 10.66.0.0/16.
 for ip in 8.8.8.8 10.77.2.2; do
 	hp evil-a plan --image busybox --container cidr --ip "$ip"
 	[ "$(outcome)" = refused ] || fail "service IP $ip accepted: $(cat "$T/out")"
-	field error | grep -q "spec ip $ip is outside this host's service CIDRs (10.88.0.0/16)" ||
+	field error | grep -q "spec ip $ip is outside this host's service CIDRs (10.66.0.0/16)" ||
 		fail "unclear refusal of $ip: $(cat "$T/out")"
 done
-hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
+hp evil-a plan --image busybox --container cidr --ip 10.66.7.7
 [ "$(outcome)" = completed ] || fail "service IP inside the range refused: $(cat "$T/out")"
 
 # --- upper diffs held to the layer rules (issue 15) -------------------------
@@ -127,7 +127,7 @@ hp evil-b upper --image busybox --container upper1 --arg manifest="$(node c 0)"
 # config blob while busybox migrates gets an error, not the blob.
 ct_pull_into "$H" redis
 secret=$("$EM" --root "$H" image ls --json | jq -r '.[] | select(.name | test("redis")) | .config_digest')
-"$EM" --root "$H" run --name src1 --ip 10.88.0.77/32 busybox >/dev/null || fail "run src1"
+"$EM" --root "$H" run --name src1 --ip 10.66.0.77/32 busybox >/dev/null || fail "run src1"
 TP=$(freeport)
 "$HP" --listen "127.0.0.1:$TP" --root "$T/ht" --tls-ca "$T/ca/ca.crt" --tls-cert "$T/ca/evil-b.crt" \
 	--tls-key "$T/ca/evil-b.key" --mode target-blob --arg blob="$secret" >"$T/tout" 2>&1 &
@@ -207,8 +207,8 @@ daemon_stop
 daemon_start --service-cidr 8.8.8.0/24
 hp evil-a plan --image busybox --container cidr --ip 8.8.8.8
 [ "$(outcome)" = completed ] || fail "--service-cidr 8.8.8.0/24 refused 8.8.8.8: $(cat "$T/out")"
-hp evil-a plan --image busybox --container cidr --ip 10.88.7.7
+hp evil-a plan --image busybox --container cidr --ip 10.66.7.7
 [ "$(outcome)" = refused ] || fail "the default range stayed: $(cat "$T/out")"
-if "$EMD" --insecure --service-cidr 10.88.0.1/16 2>"$T/err"; then fail "bad --service-cidr accepted"; fi
+if "$EMD" --insecure --service-cidr 10.66.0.1/16 2>"$T/err"; then fail "bad --service-cidr accepted"; fi
 grep -q "host bits set" "$T/err" || fail "bad --service-cidr: $(cat "$T/err")"
 echo "PASS: hostile peer cases"

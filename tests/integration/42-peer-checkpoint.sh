@@ -14,7 +14,7 @@ HP=$BUILD/helpers/em-hostile-peer
 [ -x "$HP" ] || skip "$HP not built"
 mig_setup 2 busybox
 
-SIP=10.88.0.42
+SIP=10.66.0.42
 CT=counter
 testbed route "$SIP" 1
 # A fresh container for each case: the source's roll-back restores its own

@@ -17,7 +17,7 @@ set -euo pipefail
 mig_setup 2 redis
 
 MARK="EMCLEAR-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')-"
-SIP=10.88.0.41
+SIP=10.66.0.41
 CAP=$MIG_LOGS/capture.py
 cat >"$CAP" <<'PY'
 # capture.py IFACE OUT STOPFILE: every frame seen on IFACE appended to OUT

@@ -41,7 +41,7 @@ REPLAY=
 # A paused replay (below) must be resumed for the cleanup's kill to take.
 trap 'st=$?; { [ -z "$REPLAY" ] || kill -CONT "$REPLAY" 2>/dev/null || true; }; (exit $st); mig_cleanup' EXIT
 
-SIP=10.88.0.21
+SIP=10.66.0.21
 mig_run_redis "$SIP"
 
 # Certificates from the test bed's CA (mig_pki made it): the controller's

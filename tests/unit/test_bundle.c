@@ -55,7 +55,7 @@ static json_t *spec_with(const char *image_config, const char *extra)
         em_error_t err = NULL;
 
         snprintf(buf, sizeof(buf),
-                 "{\"name\":\"web\",\"image\":\"busybox\",\"diff_ids\":[],\"ip\":\"10.88.0.2\","
+                 "{\"name\":\"web\",\"image\":\"busybox\",\"diff_ids\":[],\"ip\":\"10.66.0.2\","
                  "\"image_config\":%s%s}",
                  image_config, extra);
         assert_int_equal(em_json_parse(buf, strlen(buf), "spec", &j, &err), 0);

@@ -107,7 +107,7 @@ static void container_row(const char *name)
         struct em_container_rec rec = {.name = (char *)name,
                                        .image = "busybox",
                                        .image_digest = "sha256:00",
-                                       .ip = "10.88.0.9",
+                                       .ip = "10.66.0.9",
                                        .spec = "{}",
                                        .state = EM_CSTATE_RUNNING};
 

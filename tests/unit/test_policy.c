@@ -17,7 +17,7 @@ static json_t *good_spec(void)
                          "name", "web", "image", "reg/edgemig/busybox:latest", "image_digest", L1,
                          "diff_ids", L1, L2, "image_config", "Env", "PATH=/bin", "Cmd", "/bin/sh",
                          "/app/counter.sh", "WorkingDir", "/", "env", "A=1", "cmd", "memory", 0,
-                         "cpus", 0.5, "ip", "10.88.0.10");
+                         "cpus", 0.5, "ip", "10.66.0.10");
 }
 
 static json_t *layers(void)
@@ -73,20 +73,20 @@ static void test_service_cidr(void **state)
         json_object_set_new(s, "ip", json_string("8.8.8.8"));
         assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
         assert_non_null(
-            strstr(em_error_msg(err), "outside this host's service CIDRs (10.88.0.0/16)"));
+            strstr(em_error_msg(err), "outside this host's service CIDRs (10.66.0.0/16)"));
         assert_non_null(strstr(em_error_msg(err), "--service-cidr"));
         em_error_free(&err);
         assert_int_equal(em_policy_add_cidr(&p, "8.8.8.0/24", &err), 0);
         assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), 0);
-        json_object_set_new(s, "ip", json_string("10.88.0.10")); /* the default was replaced */
+        json_object_set_new(s, "ip", json_string("10.66.0.10")); /* the default was replaced */
         assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), -1);
         em_error_free(&err);
-        assert_int_equal(em_policy_add_cidr(&p, "10.88.0.0/16", &err), 0);
+        assert_int_equal(em_policy_add_cidr(&p, "10.66.0.0/16", &err), 0);
         assert_int_equal(em_policy_check_spec(&p, s, "web", ids, &err), 0);
         em_cidr_format(&p.cidrs[1], out);
-        assert_string_equal(out, "10.88.0.0/16");
-        const char *bad[] = {"10.88.0.1/16", "10.88.0.0", "10.88.0.0/33",
-                             "10.88.0.0/",   "x/8",       "10.88.0.0/8 "};
+        assert_string_equal(out, "10.66.0.0/16");
+        const char *bad[] = {"10.66.0.1/16", "10.66.0.0", "10.66.0.0/33",
+                             "10.66.0.0/",   "x/8",       "10.66.0.0/8 "};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 assert_int_equal(em_policy_add_cidr(&p, bad[i], &err), -1);
                 em_error_free(&err);

@@ -141,16 +141,16 @@ static void test_ip_allocation(void **state)
         cleanup_free char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
 
         assert_int_equal(add(f->st, "a", NULL, NULL, &a, &err), 0);
-        assert_string_equal(a, "10.88.0.2"); /* .0 network, .1 reserved */
+        assert_string_equal(a, "10.66.0.2"); /* .0 network, .1 reserved */
         assert_int_equal(add(f->st, "b", NULL, NULL, &b, &err), 0);
-        assert_string_equal(b, "10.88.0.3");
+        assert_string_equal(b, "10.66.0.3");
         /* A given address is taken into account; freed ones are reused. */
-        assert_int_equal(add(f->st, "c", "10.88.0.4", NULL, NULL, &err), 0);
+        assert_int_equal(add(f->st, "c", "10.66.0.4", NULL, NULL, &err), 0);
         assert_int_equal(add(f->st, "d", NULL, NULL, &c, &err), 0);
-        assert_string_equal(c, "10.88.0.5");
+        assert_string_equal(c, "10.66.0.5");
         assert_int_equal(em_state_container_delete(f->st, "a", &err), 0);
         assert_int_equal(add(f->st, "e", NULL, NULL, &d, &err), 0);
-        assert_string_equal(d, "10.88.0.2");
+        assert_string_equal(d, "10.66.0.2");
 }
 
 static void test_ip_exhaustion(void **state)
@@ -232,6 +232,43 @@ static void test_stopped_by_user(void **state)
         em_error_free(&err);
 }
 
+/* A migrated-away container's address stays reserved: not allocated, not
+ * taken by another name, taken back by its own; the owner lookup says so. */
+static void test_ip_reservations(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_free char *owner = NULL, *owner2 = NULL;
+        em_error_t err = NULL;
+        bool reserved = false;
+
+        assert_int_equal(em_state_ip_reserve(f->st, "10.1.0.2", "gone", &err), 0);
+        /* Allocation skips it. */
+        struct em_container_rec a = {.name = "a", .image = "i", .state = EM_CSTATE_CREATED};
+        assert_int_equal(em_state_container_insert(f->st, &a, "10.1.0.0/24", &err), 0);
+        assert_string_equal(a.ip, "10.1.0.3");
+        free(a.ip);
+        /* Another name cannot take it explicitly. */
+        struct em_container_rec b = {
+            .name = "b", .image = "i", .ip = "10.1.0.2", .state = EM_CSTATE_CREATED};
+        assert_int_equal(em_state_container_insert(f->st, &b, NULL, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        assert_non_null(strstr(em_error_msg(err), "reserved for container gone"));
+        em_error_free(&err);
+        assert_int_equal(em_state_ip_owner(f->st, "10.1.0.2", &owner, &reserved, &err), 0);
+        assert_string_equal(owner, "gone");
+        assert_true(reserved);
+        /* Its container comes back: the reservation is consumed. */
+        struct em_container_rec g = {
+            .name = "gone", .image = "i", .ip = "10.1.0.2", .state = EM_CSTATE_CREATED};
+        assert_int_equal(em_state_container_insert(f->st, &g, NULL, &err), 0);
+        assert_int_equal(em_state_ip_owner(f->st, "10.1.0.2", &owner2, &reserved, &err), 0);
+        assert_string_equal(owner2, "gone");
+        assert_false(reserved);
+        assert_int_equal(em_state_ip_release(f->st, "10.1.0.2", &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+}
+
 static void test_idrange_exhaustion(void **state)
 {
         struct fixture *f = *state;
@@ -273,12 +310,12 @@ static void test_cidr_parse(void **state)
         uint32_t net;
         int len;
 
-        assert_int_equal(em_ipv4_cidr_parse("10.88.7.9/16", &net, &len, &err), 0);
-        assert_int_equal(net, 0x0a580000);
+        assert_int_equal(em_ipv4_cidr_parse("10.66.7.9/16", &net, &len, &err), 0);
+        assert_int_equal(net, 0x0a420000);
         assert_int_equal(len, 16);
-        assert_int_equal(em_ipv4_cidr_parse("10.88.0.0", &net, &len, &err), -1);
+        assert_int_equal(em_ipv4_cidr_parse("10.66.0.0", &net, &len, &err), -1);
         em_error_free(&err);
-        assert_int_equal(em_ipv4_cidr_parse("10.88.0.0/31", &net, &len, &err), -1);
+        assert_int_equal(em_ipv4_cidr_parse("10.66.0.0/31", &net, &len, &err), -1);
         em_error_free(&err);
         assert_int_equal(em_ipv4_cidr_parse("300.1.1.1/16", &net, &len, &err), -1);
 }
@@ -301,6 +338,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_idrange_allocation, setup, teardown),
             cmocka_unit_test_setup_teardown(test_idrange_exhaustion, setup, teardown),
             cmocka_unit_test_setup_teardown(test_stopped_by_user, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ip_reservations, setup, teardown),
             cmocka_unit_test(test_idpool_slots),
             cmocka_unit_test(test_cidr_parse),
             cmocka_unit_test(test_state_names),

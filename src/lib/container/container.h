@@ -48,7 +48,7 @@ struct em_run_opts {
         const char *name;
         const char *image;
         const char *ip;         /* "a.b.c.d[/len]" or NULL to allocate from the subnet */
-        const char *subnet;     /* NULL: $EDGEMIG_SUBNET or 10.88.0.0/16 */
+        const char *subnet;     /* NULL: $EDGEMIG_SUBNET, em_host_service_range or 10.66.0.0/16 */
         const char *const *env; /* "K=V", NULL-terminated, may be NULL */
         const char *const *cmd; /* replaces the image's Cmd, NULL-terminated, may be NULL */
         uint64_t memory;        /* bytes, 0: unlimited */
@@ -78,6 +78,14 @@ int em_container_kill(const struct em_config *cfg, const char *name, const char 
                       em_error_t *err);
 /* Parses a signal name (with or without SIG) or number 1..64. */
 int em_signal_parse(const char *s, int *out, em_error_t *err);
+/* Removes a container that migrated away and keeps its service IP reserved
+ * on this host (state.h: em_state_ip_reserve). */
+int em_container_rm_migrated(const struct em_config *cfg, const char *name, em_error_t *err);
+/* This host's share of the fleet's service IPs, where `run` allocates from
+ * (unless --ip or $EDGEMIG_SUBNET): "service_range" of <root>/network.json,
+ * e.g. {"service_range": "10.66.1.0/24"}; *out NULL without that file. */
+#define EM_NETWORK_CONF "network.json"
+int em_host_service_range(const struct em_config *cfg, char **out, em_error_t *err);
 /* Removes a stopped/created/checkpointed container (force: stops it first). */
 int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err);
 /* Array of inspect-like objects for every container; running ones whose

@@ -101,13 +101,46 @@ static json_t *spec_from_rec(const struct em_container_rec *r, em_error_t *err)
         return spec;
 }
 
+int em_host_service_range(const struct em_config *cfg, char **out, em_error_t *err)
+{
+        cleanup_free char *path = em_config_path(cfg, EM_NETWORK_CONF);
+        cleanup_free char *text = NULL;
+        cleanup_json json_t *j = NULL;
+        uint32_t net;
+        int len;
+
+        *out = NULL;
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "network config");
+        if (em_read_file(path, 65536, &text, NULL, err) < 0) {
+                if (em_error_status(*err) != ENOENT)
+                        return -1;
+                em_error_free(err);
+                return 0;
+        }
+        if (em_json_parse(text, strlen(text), path, &j, err) < 0)
+                return -1;
+        const char *range = em_json_str(j, "service_range");
+        if (range == NULL)
+                return em_error_set(err, EINVAL, "%s: no \"service_range\": \"A.B.C.D/N\"", path);
+        if (em_ipv4_cidr_parse(range, &net, &len, err) < 0)
+                return em_error_wrap(err, "%s: service_range", path);
+        *out = strdup(range);
+        return *out ? 0 : em_error_set(err, ENOMEM, "network config");
+}
+
 static int create_record(const struct em_config *cfg, struct em_state *st,
                          const struct em_run_opts *o, const struct em_image_info *img,
                          const char *ip, json_t **spec_out, em_error_t *err)
 {
         cleanup_json json_t *spec = NULL;
-        cleanup_free char *text = NULL;
+        cleanup_free char *text = NULL, *host_range = NULL;
         const char *subnet = o->subnet ? o->subnet : getenv("EDGEMIG_SUBNET");
+
+        if ((subnet == NULL || *subnet == '\0') && em_host_service_range(cfg, &host_range, err) < 0)
+                return -1;
+        if (host_range != NULL)
+                subnet = host_range;
 
         if (em_container_spec_new(o, img->name, img->manifest_digest, img->diff_ids, img->n_layers,
                                   img->config, NULL, &spec, err) < 0)
@@ -386,6 +419,20 @@ int em_container_rm(const struct em_config *cfg, const char *name, bool force, e
             em_container_remove_files(cfg, name, err) < 0)
                 return em_error_wrap(err, "removing %s", name);
         return em_state_container_delete(st, name, err);
+}
+
+int em_container_rm_migrated(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0 ||
+            em_container_rm(cfg, name, true, err) < 0)
+                return -1;
+        if (rec->ip != NULL && em_state_ip_reserve(st, rec->ip, name, err) < 0)
+                return em_error_wrap(err, "keeping %s reserved for %s", rec->ip, name);
+        return 0;
 }
 
 static json_t *rec_json(const struct em_config *cfg, const struct em_container_rec *r)

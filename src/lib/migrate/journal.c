@@ -230,7 +230,7 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
 static int drop_local(const struct em_config *cfg, const char *container, em_error_t *err)
 {
         em_log_info("recovery: %s was handed over; removing the local copy", container);
-        if (em_container_rm(cfg, container, true, err) < 0 && em_error_status(*err) != ENOENT)
+        if (em_container_rm_migrated(cfg, container, err) < 0 && em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);
         return 0;

@@ -12,10 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "state/state.h"
 #include "util/error.h"
 
 #define EM_POLICY_MAX_CIDRS    16
-#define EM_POLICY_SERVICE_CIDR "10.88.0.0/16" /* the default service range */
+#define EM_POLICY_SERVICE_CIDR EM_DEFAULT_SUBNET /* the default service range */
 
 /* An IPv4 prefix, host byte order. */
 struct em_cidr {

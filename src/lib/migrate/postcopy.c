@@ -424,7 +424,7 @@ static int commit_lazy(struct source *s, struct lazy_source *ls, em_error_t *err
                 em_log_warn("no commit acknowledgement from the target: %s", em_error_msg(e));
                 em_error_free(&e);
         }
-        if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
+        if (em_container_rm_migrated(s->cfg, s->name, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
         }

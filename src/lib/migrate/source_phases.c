@@ -388,7 +388,7 @@ static int finish_commit(struct source *s, em_error_t *err)
         if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
                 return -1;
         s->committed = true;
-        if (em_container_rm(s->cfg, s->name, true, &e) < 0) {
+        if (em_container_rm_migrated(s->cfg, s->name, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
         }

@@ -23,6 +23,7 @@
 #include "migrate/report.h"
 #include "migrate/session.h"
 #include "migrate/sync.h"
+#include "state/state.h"
 #include "store/ref.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -227,6 +228,30 @@ static json_t *plan_diff_ids(const json_t *blobs)
         return ids;
 }
 
+/* A service IP this host uses already (a container, or a reservation for
+ * another one that migrated away) is refused before any state moves: two
+ * hosts would route the same /32. */
+static int check_ip_free(struct target *t, em_error_t *err)
+{
+        const char *ip = em_json_str(t->spec, "ip");
+        cleanup_state struct em_state *st = NULL;
+        cleanup_free char *owner = NULL;
+        bool reserved;
+
+        if (ip == NULL)
+                return 0;
+        if (em_state_open(t->cfg->root, &st, err) < 0 ||
+            em_state_ip_owner(st, ip, &owner, &reserved, err) < 0)
+                return -1;
+        if (owner == NULL || (reserved && strcmp(owner, t->peer.container) == 0))
+                return 0;
+        return em_error_set(err, EADDRINUSE,
+                            "service IP %s of %s is used on this host by %s%s; give each host "
+                            "its own service range (docs/network.md)",
+                            ip, t->peer.container, owner,
+                            reserved ? " (reserved: it migrated away)" : "");
+}
+
 /* LAYERS_HAVE (plan from source) -> LAYERS_HAVE {missing: [...]} */
 static int do_plan(struct target *t, em_error_t *err)
 {
@@ -241,7 +266,8 @@ static int do_plan(struct target *t, em_error_t *err)
                 return em_error_set(err, EPROTO, "protocol error: malformed plan");
         cleanup_json json_t *ids = plan_diff_ids(blobs);
         if (ids == NULL ||
-            em_policy_check_spec(&t->o->policy, t->spec, t->peer.container, ids, err) < 0)
+            em_policy_check_spec(&t->o->policy, t->spec, t->peer.container, ids, err) < 0 ||
+            check_ip_free(t, err) < 0)
                 return -1;
         try_registry_pull(t, err);
         size_t i;

@@ -53,6 +53,9 @@ static const char *const migrations[] = {
     "ALTER TABLE containers ADD COLUMN id_size INTEGER NOT NULL DEFAULT 0;",
     /* 3: stopped through edgemig (not died): restart policies tell them apart. */
     "ALTER TABLE containers ADD COLUMN stopped_by_user INTEGER NOT NULL DEFAULT 0;",
+    /* 4: service IPs of containers that migrated away: not handed out again. */
+    "CREATE TABLE ip_reservations (ip TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " since INTEGER NOT NULL DEFAULT 0);",
 };
 
 static int db_fail(struct em_state *st, int rc, const char *what, em_error_t *err)
@@ -219,7 +222,10 @@ static int collect_used_ips(struct em_state *st, uint32_t net, int len, uint8_t 
         uint32_t mask = ~0u << (32 - len);
         int rc;
 
-        if (prepare(st, "SELECT ip FROM containers WHERE ip IS NOT NULL", &s, err) < 0)
+        if (prepare(st,
+                    "SELECT ip FROM containers WHERE ip IS NOT NULL UNION SELECT ip FROM "
+                    "ip_reservations",
+                    &s, err) < 0)
                 return -1;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
                 struct in_addr a;
@@ -293,6 +299,52 @@ static int insert_row(struct em_state *st, const struct em_container_rec *r, em_
         return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "inserting container", err);
 }
 
+static char *col_dup(sqlite3_stmt *s, int i);
+
+static int run_name_ip_delete(struct em_state *st, const struct em_container_rec *r,
+                              em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "DELETE FROM ip_reservations WHERE name = ? AND ip = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, r->ip, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "dropping a reservation", err);
+}
+
+/* The name an address is reserved for, or NULL (*out). */
+static int reservation_of(struct em_state *st, const char *ip, char **out, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        *out = NULL;
+        if (prepare(st, "SELECT name FROM ip_reservations WHERE ip = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && (*out = col_dup(s, 0)) == NULL)
+                return em_error_set(err, ENOMEM, "reading a reservation");
+        return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(st, rc, "reservations", err);
+}
+
+/* An explicit address reserved for another container is taken; the
+ * container the reservation was kept for takes it back. */
+static int claim_reserved(struct em_state *st, const struct em_container_rec *r, em_error_t *err)
+{
+        cleanup_free char *owner = NULL;
+
+        if (reservation_of(st, r->ip, &owner, err) < 0)
+                return -1;
+        if (owner != NULL && strcmp(owner, r->name) != 0)
+                return em_error_set(err, EEXIST,
+                                    "address %s is reserved for container %s, which migrated "
+                                    "away from this host",
+                                    r->ip, owner);
+        return owner == NULL ? 0 : run_name_ip_delete(st, r, err);
+}
+
 int em_state_container_insert(struct em_state *st, struct em_container_rec *rec, const char *subnet,
                               em_error_t *err)
 {
@@ -300,7 +352,7 @@ int em_state_container_insert(struct em_state *st, struct em_container_rec *rec,
                 return -1;
         if (rec->ip == NULL && ip_allocate_locked(st, subnet, &rec->ip, err) < 0)
                 goto fail;
-        if (insert_row(st, rec, err) < 0)
+        if (claim_reserved(st, rec, err) < 0 || insert_row(st, rec, err) < 0)
                 goto fail;
         return exec_sql(st, "COMMIT", err);
 fail:
@@ -621,4 +673,54 @@ int em_state_idrange_allocate(struct em_state *st, const char *name, const struc
                 return em_error_wrap(err, "allocating an ID range for %s", name);
         }
         return exec_sql(st, "COMMIT", err);
+}
+
+int em_state_ip_reserve(struct em_state *st, const char *ip, const char *name, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "INSERT OR REPLACE INTO ip_reservations (ip, name, since) VALUES (?, ?, ?)",
+                    &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, em_now_ms());
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "reserving an address", err);
+}
+
+int em_state_ip_release(struct em_state *st, const char *ip, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        if (prepare(st, "DELETE FROM ip_reservations WHERE ip = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+                return db_fail(st, rc, "releasing an address", err);
+        if (sqlite3_changes(st->db) == 0)
+                return em_error_set(err, ENOENT, "address %s is not reserved", ip);
+        return 0;
+}
+
+int em_state_ip_owner(struct em_state *st, const char *ip, char **name, bool *reserved,
+                      em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+
+        *name = NULL;
+        *reserved = false;
+        if (prepare(st, "SELECT name FROM containers WHERE ip = ?", &s, err) < 0)
+                return -1;
+        sqlite3_bind_text(s, 1, ip, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+                return (*name = col_dup(s, 0)) ? 0 : em_error_set(err, ENOMEM, "owner of %s", ip);
+        if (rc != SQLITE_DONE)
+                return db_fail(st, rc, "looking up an address", err);
+        if (reservation_of(st, ip, name, err) < 0)
+                return -1;
+        *reserved = *name != NULL;
+        return 0;
 }

@@ -12,8 +12,10 @@
 
 #include "util/error.h"
 
-#define EM_STATE_SCHEMA_VERSION 3
-#define EM_DEFAULT_SUBNET       "10.88.0.0/16"
+#define EM_STATE_SCHEMA_VERSION 4
+/* Clear of podman's 10.88.0.0/16 (and its 10.89+ pools), Docker's 172.17+,
+ * Kubernetes' and k3s' usual pod and service ranges. */
+#define EM_DEFAULT_SUBNET "10.66.0.0/16"
 
 enum em_cstate {
         EM_CSTATE_CREATED = 0, /* resources set up, process not started yet */
@@ -71,7 +73,8 @@ int em_state_schema_version(struct em_state *st, int *version, em_error_t *err);
 
 /* Inserts a new container. When rec->ip is NULL, the lowest free address of
  * `subnet` (CIDR; NULL → EM_DEFAULT_SUBNET) is allocated in the same
- * transaction and stored into rec->ip. EEXIST if the name or the IP is taken. */
+ * transaction and stored into rec->ip. EEXIST if the name or the IP is taken
+ * (by a container or a reservation for another name). */
 int em_state_container_insert(struct em_state *st, struct em_container_rec *rec, const char *subnet,
                               em_error_t *err);
 /* ENOENT if absent. */
@@ -110,6 +113,17 @@ bool em_idpool_has_slot(const struct em_idpool *pool, const struct em_idrange *r
 /* Lowest free host address of subnet (skipping the network address, .1 and
  * the broadcast address) not used by any container row. */
 int em_state_ip_allocate(struct em_state *st, const char *subnet, char **out, em_error_t *err);
+/* Service IPs of containers that migrated away stay reserved here, so this
+ * host never hands one out again while the container runs elsewhere (and
+ * the container takes it back if it returns): allocation skips them and an
+ * insert of another container with that address fails with EEXIST. */
+int em_state_ip_reserve(struct em_state *st, const char *ip, const char *name, em_error_t *err);
+/* ENOENT if ip is not reserved. */
+int em_state_ip_release(struct em_state *st, const char *ip, em_error_t *err);
+/* Who uses ip here: a container (*reserved false) or a reservation (true);
+ * *name NULL if nobody. */
+int em_state_ip_owner(struct em_state *st, const char *ip, char **name, bool *reserved,
+                      em_error_t *err);
 /* Parses "a.b.c.d/len" into host-order network and prefix length. */
 int em_ipv4_cidr_parse(const char *cidr, uint32_t *net, int *len, em_error_t *err);
 
