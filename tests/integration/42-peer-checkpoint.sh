@@ -74,6 +74,6 @@ running_on 2 counter || fail "not running on host 2 after the honest migration"
 # namespace (it looked for the container's files from the host's root). The
 # liar's own roll-back fails the same way, so it goes last, on another
 # container.
-CT=other SIP=10.88.0.43
+CT=other SIP=10.66.0.43
 hostile host-mntns "ids-1.img: task 1 mnt_ns_id is the host's, not the container's own" no
 echo "ok"
