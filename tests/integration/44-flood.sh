@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 busybox
 
-SIP=10.88.0.42
+SIP=10.66.0.42
 h 1 run --name counter --ip "$SIP/32" busybox >/dev/null || fail "run on host 1"
 testbed route "$SIP" 1
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
