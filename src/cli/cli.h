@@ -67,5 +67,6 @@ int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_debug(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

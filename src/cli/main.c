@@ -29,6 +29,7 @@ static const struct cli_command commands[] = {
     {"control", cmd_control, "ask an edge, as the controller does, to migrate or prepare"},
     {"platform", cmd_platform, "list the platform controller's edges, services, users, migrations"},
     {"ca", cmd_ca, "create the platform CA and issue peer certificates"},
+    {"debug", cmd_debug, "decode edgemig's binary files (`debug decode FILE`)"},
     {"version", cmd_version, "print version information"},
 };
 

@@ -1,6 +1,8 @@
 /* libFuzzer target: the page-delta decoder against a small page cache
  * (pages filled with bytes 0..3 are known), verify-only output. The first
  * input byte splits the rest into two chunks, as two PAGES_DATA frames.
+ * The whole input also goes through em_delta_ops_json (edgemig debug
+ * decode), which shares the decoder's reading of the op layout.
  * Sources: src/lib/delta/pages.c src/lib/delta/criu_img.c
  * src/lib/util/{error,cleanup,fsutil,digest}.c; libs: libxxhash libcrypto. */
 #include <stdint.h>
@@ -48,5 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 em_error_free(&err);
         em_delta_dec_free(&dec);
         em_pagecache_free(&pc);
+        json_t *ops = json_array();
+        if (ops == NULL)
+                abort();
+        if (em_delta_ops_json(data + 1, size - 1, ops, &err) < 0)
+                em_error_free(&err);
+        json_decref(ops);
         return 0;
 }

@@ -36,6 +36,8 @@ enum {
         OP_ZBLOCK = 10, /* pages compressed against cached pages (prefill only) */
 };
 enum { ST_IDLE = 0, ST_FILE, ST_PREFILL };
+static const char *const op_names[] = {"?",       "BEGIN",       "ZERO",    "REF",   "DATA",  "END",
+                                       "PREFILL", "END_PREFILL", "REF_RUN", "XDATA", "ZBLOCK"};
 
 struct em_zblock;
 static void zblock_free(struct em_zblock **zb);
@@ -269,25 +271,37 @@ void em_pagecache_free(em_pagecache_t **pcp)
  * re-index then hashes only the pages appended after it was saved. A
  * missing, malformed or too long index describes none. Trusting it is safe:
  * every page read is re-verified against its hash. */
+int em_pagecache_index_parse(const uint8_t *buf, size_t len, uint64_t *n, const uint8_t **hashes,
+                             em_error_t *err)
+{
+        if (len < 16 || memcmp(buf, INDEX_MAGIC, 8) != 0)
+                return em_error_set_code(err, EBADMSG, "not a page cache index (EMPCIDX1)");
+        memcpy(n, buf + 8, 8);
+        if (*n > (len - 16) / 16 || len != 16 + *n * 16)
+                return em_error_set_code(err, EBADMSG, "page cache index of %zu bytes is truncated",
+                                         len);
+        *hashes = buf + 16;
+        return 0;
+}
+
 static uint64_t load_index(em_pagecache_t *pc, uint64_t file_pages, em_error_t *err)
 {
         cleanup_free char *path = em_path_join(pc->dir, "index.bin"), *buf = NULL;
+        const uint8_t *hashes;
         size_t len = 0;
         uint64_t n;
         em_error_t e = NULL;
 
-        if (path == NULL || em_read_file(path, 16 + file_pages * 16, &buf, &len, &e) < 0) {
+        if (path == NULL || em_read_file(path, 16 + file_pages * 16, &buf, &len, &e) < 0 ||
+            em_pagecache_index_parse((const uint8_t *)buf, len, &n, &hashes, &e) < 0) {
                 em_error_free(&e);
                 return 0;
         }
-        if (len < 16 || memcmp(buf, INDEX_MAGIC, 8) != 0)
-                return 0;
-        memcpy(&n, buf + 8, 8);
-        if (n > file_pages || len != 16 + n * 16)
+        if (n > file_pages)
                 return 0;
         for (uint64_t i = 0; i < n; i++) {
                 em_phash_t h;
-                memcpy(h.b, buf + 16 + i * 16, 16);
+                memcpy(h.b, hashes + i * 16, 16);
                 if (ht_insert(&pc->t, &h, i, err) < 0 || order_append(pc, &h, err) < 0)
                         return UINT64_MAX;
                 pc->npages++;
@@ -1317,8 +1331,7 @@ static int op_begin(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
         size_t nl;
         char part[NAME_MAX_LEN + 8];
 
-        if (left < 2 || (nl = get_le(p, 2)) > NAME_MAX_LEN || left < 2 + nl + 8)
-                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized BEGIN");
+        nl = get_le(p, 2);
         memcpy(d->name, p + 2, nl);
         d->name[nl] = '\0';
         if (!name_ok(d->name))
@@ -1367,8 +1380,6 @@ static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
 {
         char want[EM_DIGEST_STR_LEN + 1], got[EM_DIGEST_STR_LEN + 1], part[NAME_MAX_LEN + 8];
 
-        if (left < EM_DIGEST_STR_LEN)
-                return em_error_set_code(err, EPROTO, "page delta: truncated END");
         memcpy(want, p, EM_DIGEST_STR_LEN);
         want[EM_DIGEST_STR_LEN] = '\0';
         if (d->done != d->nr_pages)
@@ -1400,8 +1411,6 @@ static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
         em_phash_t h;
         char hex[33];
 
-        if (left < 16)
-                return em_error_set_code(err, EPROTO, "page delta: truncated REF");
         memcpy(h.b, p, 16);
         if (!em_pagecache_has(d->pc, &h)) {
                 em_phash_hex(&h, hex);
@@ -1422,8 +1431,7 @@ static int op_ref_run(struct em_delta_dec *d, const uint8_t *p, size_t left, em_
         uint8_t pages[RUN_BATCH * EM_PAGE_SIZE];
         uint64_t first, n, check;
 
-        if (left < 20 || (n = get_le(p + 8, 4)) == 0)
-                return em_error_set_code(err, EPROTO, "page delta: truncated or empty REF_RUN");
+        n = get_le(p + 8, 4);
         first = get_le(p, 8);
         check = get_le(p + 12, 8);
         if (n > d->nr_pages - d->done)
@@ -1449,8 +1457,7 @@ static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
 {
         uint32_t n;
 
-        if (left < 4 || (n = (uint32_t)get_le(p, 4)) == 0)
-                return em_error_set_code(err, EPROTO, "page delta: truncated or empty ZERO run");
+        n = (uint32_t)get_le(p, 4);
         if (n > d->nr_pages - d->done)
                 return em_error_set_code(
                     err, EPROTO, "page delta: zero run of %u pages overruns %s", n, d->name);
@@ -1488,8 +1495,6 @@ static int take_page(struct em_delta_dec *d, const uint8_t *page, em_error_t *er
 
 static int op_data(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
 {
-        if (left < EM_PAGE_SIZE)
-                return em_error_set_code(err, EPROTO, "page delta: truncated DATA");
         if (room_for_page(d, err) < 0 || take_page(d, p, err) < 0)
                 return -1;
         return EM_PAGE_SIZE;
@@ -1500,8 +1505,6 @@ static int op_xdata(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
         uint8_t page[EM_PAGE_SIZE];
         uint64_t *x = (uint64_t *)page;
 
-        if (left < 16 + EM_PAGE_SIZE)
-                return em_error_set_code(err, EPROTO, "page delta: truncated XDATA");
         if (room_for_page(d, err) < 0)
                 return -1;
         uint64_t pos = get_le(p, 8), check = get_le(p + 8, 8);
@@ -1565,19 +1568,11 @@ static int zblock_decompress(struct em_delta_dec *d, const uint8_t *ref, size_t 
 
 static int op_zblock(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
 {
-        uint32_t nref, npages, len;
-        uint64_t check, got = 0;
-        size_t at;
+        uint32_t nref = (uint32_t)get_le(p, 4);
+        size_t at = 12 + (size_t)nref * 8;
+        uint32_t npages = (uint32_t)get_le(p + at, 4), len = (uint32_t)get_le(p + at + 12, 4);
+        uint64_t check = get_le(p + at + 4, 8), got = 0;
 
-        if (left < 12 || (nref = (uint32_t)get_le(p, 4)) == 0 || nref > ZB_MAX_REF ||
-            left < 12 + (size_t)nref * 8 + 16)
-                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
-        at = 12 + (size_t)nref * 8;
-        npages = (uint32_t)get_le(p + at, 4);
-        check = get_le(p + at + 4, 8);
-        len = (uint32_t)get_le(p + at + 12, 4);
-        if (npages == 0 || npages > ZB_MAX_PAGES || left - at - 16 < len)
-                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
         cleanup_free uint8_t *ref = malloc((size_t)nref * EM_PAGE_SIZE);
         cleanup_free uint8_t *out = malloc((size_t)npages * EM_PAGE_SIZE);
         if (ref == NULL || out == NULL)
@@ -1606,54 +1601,131 @@ static int op_zblock(struct em_delta_dec *d, const uint8_t *p, size_t left, em_e
         return (int)(at + 16 + len);
 }
 
+/* The wire layout of the ops: the length of op's arguments at p (left
+ * bytes there), or -1 if they are truncated, empty or oversized. The one
+ * reading of it, shared by the decoder and em_delta_ops_json. */
+static int zblock_len(const uint8_t *p, size_t left, em_error_t *err)
+{
+        uint32_t nref = left >= 12 ? (uint32_t)get_le(p, 4) : 0, npages, len;
+        size_t at = 12 + (size_t)nref * 8;
+
+        if (nref == 0 || nref > ZB_MAX_REF || left < at + 16)
+                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
+        npages = (uint32_t)get_le(p + at, 4);
+        len = (uint32_t)get_le(p + at + 12, 4);
+        if (npages == 0 || npages > ZB_MAX_PAGES || left - at - 16 < len)
+                return em_error_set_code(err, EPROTO, "page delta: truncated or oversized ZBLOCK");
+        return (int)(at + 16 + len);
+}
+
+static int op_arg_len(uint8_t op, const uint8_t *p, size_t left, em_error_t *err)
+{
+        switch (op) {
+        case OP_BEGIN: {
+                size_t nl = left >= 2 ? get_le(p, 2) : 0;
+                if (left < 2 || nl > NAME_MAX_LEN || left < 2 + nl + 8)
+                        return em_error_set_code(err, EPROTO,
+                                                 "page delta: truncated or oversized BEGIN");
+                return (int)(2 + nl + 8);
+        }
+        case OP_PREFILL:
+        case OP_END_PREFILL:
+                return 0;
+        case OP_ZERO:
+                if (left < 4 || get_le(p, 4) == 0)
+                        return em_error_set_code(err, EPROTO,
+                                                 "page delta: truncated or empty ZERO run");
+                return 4;
+        case OP_REF:
+                return left < 16 ? em_error_set_code(err, EPROTO, "page delta: truncated REF") : 16;
+        case OP_REF_RUN:
+                if (left < 20 || get_le(p + 8, 4) == 0)
+                        return em_error_set_code(err, EPROTO,
+                                                 "page delta: truncated or empty REF_RUN");
+                return 20;
+        case OP_DATA:
+                return left < EM_PAGE_SIZE
+                           ? em_error_set_code(err, EPROTO, "page delta: truncated DATA")
+                           : (int)EM_PAGE_SIZE;
+        case OP_XDATA:
+                return left < 16 + EM_PAGE_SIZE
+                           ? em_error_set_code(err, EPROTO, "page delta: truncated XDATA")
+                           : (int)(16 + EM_PAGE_SIZE);
+        case OP_ZBLOCK:
+                return zblock_len(p, left, err);
+        case OP_END:
+                return left < EM_DIGEST_STR_LEN
+                           ? em_error_set_code(err, EPROTO, "page delta: truncated END")
+                           : EM_DIGEST_STR_LEN;
+        default:
+                return em_error_set_code(err, EPROTO, "page delta: unknown op 0x%02x", op);
+        }
+}
+
+/* Whether op may come in the decoder's state (a BEGIN inside a section,
+ * a REF outside a file, ...). */
+static int state_check(const struct em_delta_dec *d, uint8_t op, em_error_t *err)
+{
+        bool in_file = d->state == ST_FILE, idle = d->state == ST_IDLE, ok;
+        const char *where;
+
+        switch (op) {
+        case OP_BEGIN:
+        case OP_PREFILL:
+                ok = idle, where = "inside a section";
+                break;
+        case OP_END_PREFILL:
+                ok = d->state == ST_PREFILL, where = "outside a prefill";
+                break;
+        case OP_DATA:
+        case OP_XDATA:
+                ok = !idle, where = "outside a section";
+                break;
+        case OP_ZBLOCK:
+                ok = d->state == ST_PREFILL, where = "outside a prefill";
+                break;
+        case OP_ZERO:
+        case OP_REF:
+        case OP_REF_RUN:
+        case OP_END:
+                ok = in_file, where = "outside a file";
+                break;
+        default:
+                return 0; /* unknown: op_arg_len says so */
+        }
+        return ok ? 0 : em_error_set_code(err, EPROTO, "page delta: %s %s", op_names[op], where);
+}
+
 /* Decodes one op; returns its argument length or -1. */
 static int dec_op(struct em_delta_dec *d, uint8_t op, const uint8_t *p, size_t left,
                   em_error_t *err)
 {
-        bool in_file = d->state == ST_FILE, idle = d->state == ST_IDLE;
-
+        if (state_check(d, op, err) < 0 || op_arg_len(op, p, left, err) < 0)
+                return -1;
         switch (op) {
         case OP_BEGIN:
-                return idle ? op_begin(d, p, left, err)
-                            : em_error_set_code(err, EPROTO, "page delta: BEGIN inside a section");
+                return op_begin(d, p, left, err);
         case OP_PREFILL:
-                if (!idle)
-                        return em_error_set_code(err, EPROTO,
-                                                 "page delta: PREFILL inside a section");
                 d->state = ST_PREFILL;
                 d->name[0] = '\0';
                 return 0;
         case OP_END_PREFILL:
-                if (d->state != ST_PREFILL)
-                        return em_error_set_code(err, EPROTO,
-                                                 "page delta: END_PREFILL outside a prefill");
                 d->state = ST_IDLE;
                 return 0;
         case OP_DATA:
-                return idle ? em_error_set_code(err, EPROTO, "page delta: DATA outside a section")
-                            : op_data(d, p, left, err);
+                return op_data(d, p, left, err);
         case OP_XDATA:
-                return idle ? em_error_set_code(err, EPROTO, "page delta: XDATA outside a section")
-                            : op_xdata(d, p, left, err);
+                return op_xdata(d, p, left, err);
         case OP_ZBLOCK:
-                return d->state == ST_PREFILL
-                           ? op_zblock(d, p, left, err)
-                           : em_error_set_code(err, EPROTO, "page delta: ZBLOCK outside a prefill");
+                return op_zblock(d, p, left, err);
         case OP_ZERO:
-                return in_file ? op_zero(d, p, left, err)
-                               : em_error_set_code(err, EPROTO, "page delta: ZERO outside a file");
+                return op_zero(d, p, left, err);
         case OP_REF:
-                return in_file ? op_ref(d, p, left, err)
-                               : em_error_set_code(err, EPROTO, "page delta: REF outside a file");
+                return op_ref(d, p, left, err);
         case OP_REF_RUN:
-                return in_file
-                           ? op_ref_run(d, p, left, err)
-                           : em_error_set_code(err, EPROTO, "page delta: REF_RUN outside a file");
-        case OP_END:
-                return in_file ? op_end(d, p, left, err)
-                               : em_error_set_code(err, EPROTO, "page delta: END outside a file");
+                return op_ref_run(d, p, left, err);
         default:
-                return em_error_set_code(err, EPROTO, "page delta: unknown op 0x%02x", op);
+                return op_end(d, p, left, err);
         }
 }
 
@@ -1670,6 +1742,77 @@ int em_delta_dec_feed(struct em_delta_dec *d, const uint8_t *buf, size_t len, em
                 pos += 1 + (size_t)n;
         }
         d->st.bytes += len;
+        return 0;
+}
+
+/* ---- describing a delta stream (edgemig debug decode) ---- */
+
+static json_t *hash_json(const uint8_t *b)
+{
+        em_phash_t h;
+        char hex[33];
+
+        memcpy(h.b, b, 16);
+        em_phash_hex(&h, hex);
+        return json_string(hex);
+}
+
+static json_t *describe_op(uint8_t op, const uint8_t *p, int n)
+{
+        json_t *o = json_pack("{s:s, s:I}", "op", op_names[op], "bytes", (json_int_t)n + 1);
+        em_phash_t h;
+        size_t at;
+
+        switch (op) {
+        case OP_BEGIN:
+                json_object_set_new(o, "name", json_stringn((const char *)p + 2, get_le(p, 2)));
+                json_object_set_new(o, "nr_pages",
+                                    json_integer((json_int_t)get_le(p + 2 + get_le(p, 2), 8)));
+                break;
+        case OP_ZERO:
+                json_object_set_new(o, "count", json_integer((json_int_t)get_le(p, 4)));
+                break;
+        case OP_REF:
+                json_object_set_new(o, "hash", hash_json(p));
+                break;
+        case OP_DATA:
+                em_page_hash(p, &h);
+                json_object_set_new(o, "hash", hash_json(h.b));
+                break;
+        case OP_END:
+                json_object_set_new(o, "sha256", json_stringn((const char *)p, EM_DIGEST_STR_LEN));
+                break;
+        case OP_REF_RUN:
+                json_object_set_new(o, "first", json_integer((json_int_t)get_le(p, 8)));
+                json_object_set_new(o, "count", json_integer((json_int_t)get_le(p + 8, 4)));
+                break;
+        case OP_XDATA:
+                json_object_set_new(o, "position", json_integer((json_int_t)get_le(p, 8)));
+                break;
+        case OP_ZBLOCK:
+                at = 12 + (size_t)get_le(p, 4) * 8;
+                json_object_set_new(o, "references", json_integer((json_int_t)get_le(p, 4)));
+                json_object_set_new(o, "pages", json_integer((json_int_t)get_le(p + at, 4)));
+                json_object_set_new(o, "compressed",
+                                    json_integer((json_int_t)get_le(p + at + 12, 4)));
+                break;
+        default:
+                break;
+        }
+        return o;
+}
+
+int em_delta_ops_json(const uint8_t *buf, size_t len, json_t *ops, em_error_t *err)
+{
+        for (size_t pos = 0; pos < len;) {
+                int n = op_arg_len(buf[pos], buf + pos + 1, len - pos - 1, err);
+                if (n < 0)
+                        return em_error_wrap(err, "at byte %zu", pos);
+                json_t *o = describe_op(buf[pos], buf + pos + 1, n);
+                if (o == NULL || json_array_append_new(ops, o) < 0)
+                        return em_error_set(err, ENOMEM, "describing a page delta");
+                pos += 1 + (size_t)n;
+        }
         return 0;
 }
 

@@ -32,6 +32,7 @@
 #ifndef EDGEMIG_DELTA_PAGES_H
 #define EDGEMIG_DELTA_PAGES_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -199,5 +200,15 @@ int em_delta_dec_feed(struct em_delta_dec *d, const uint8_t *buf, size_t len, em
 /* Fails if a file or prefill section is still open. */
 int em_delta_dec_finish(struct em_delta_dec *d, em_error_t *err);
 void em_delta_dec_free(struct em_delta_dec *d);
+
+/* For edgemig debug decode: the saved page cache index (index.bin,
+ * "EMPCIDX1", u64 n, n x 16-byte hashes in cache order), as the cache reads
+ * it. *hashes points into buf. */
+int em_pagecache_index_parse(const uint8_t *buf, size_t len, uint64_t *n, const uint8_t **hashes,
+                             em_error_t *err);
+/* Appends one object per op of a delta stream (PAGES_DATA payloads) to the
+ * array ops: {"op", "bytes", and the op's fields}; fails at the first op
+ * the decoder would refuse for its layout (nothing is applied). */
+int em_delta_ops_json(const uint8_t *buf, size_t len, json_t *ops, em_error_t *err);
 
 #endif

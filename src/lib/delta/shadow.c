@@ -108,7 +108,8 @@ static char *index_path(const struct em_shadow *s)
         return em_path_join(s->dir, "index.bin");
 }
 
-static int load_records(struct em_shadow *s, const uint8_t *buf, size_t len, em_error_t *err)
+int em_shadow_index_parse(const uint8_t *buf, size_t len, em_shadow_record_fn fn, void *ctx,
+                          em_error_t *err)
 {
         uint64_t count;
 
@@ -119,17 +120,31 @@ static int load_records(struct em_shadow *s, const uint8_t *buf, size_t len, em_
                 return em_error_set(err, EBADMSG, "shadow index of %zu bytes is truncated", len);
         for (uint64_t i = 0; i < count; i++) {
                 struct record r;
-                struct entry e;
+                struct em_shadow_record out;
                 memcpy(&r, buf + 16 + i * sizeof(r), sizeof(r));
-                if (r.slot >= s->slots || (r.vaddr & 4095) != 0 || find(s, r.vpid, r.vaddr))
-                        return em_error_set(err, EBADMSG,
-                                            "shadow index entry %" PRIu64 " is inconsistent", i);
-                e = (struct entry){r.vaddr, r.slot, r.vpid, false, {{0}}};
-                memcpy(e.h.b, r.h, 16);
-                if (insert(s, &e, err) < 0)
+                out = (struct em_shadow_record){r.vaddr, r.slot, r.vpid, {{0}}};
+                memcpy(out.h.b, r.h, 16);
+                if (fn(ctx, i, &out, err) < 0)
                         return -1;
         }
         return 0;
+}
+
+static int load_record(void *ctx, uint64_t i, const struct em_shadow_record *r, em_error_t *err)
+{
+        struct em_shadow *s = ctx;
+        struct entry e;
+
+        if (r->slot >= s->slots || (r->vaddr & 4095) != 0 || find(s, r->vpid, r->vaddr))
+                return em_error_set(err, EBADMSG, "shadow index entry %" PRIu64 " is inconsistent",
+                                    i);
+        e = (struct entry){r->vaddr, r->slot, r->vpid, false, r->h};
+        return insert(s, &e, err);
+}
+
+static int load_records(struct em_shadow *s, const uint8_t *buf, size_t len, em_error_t *err)
+{
+        return em_shadow_index_parse(buf, len, load_record, s, err);
 }
 
 /* A missing index is an empty shadow; a bad one is dropped with its pages. */

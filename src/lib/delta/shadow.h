@@ -49,4 +49,17 @@ size_t em_shadow_count(const em_shadow_t *s);
 /* False once a write failed: nothing is recorded or offered any more. */
 bool em_shadow_usable(const em_shadow_t *s);
 
+/* The saved index (index.bin: "EMSHADW1", u64 n, n packed records {u64
+ * vaddr, u64 slot, u32 vpid, 16-byte hash}), as the shadow reads it: fn
+ * gets each record in file order (for edgemig debug decode). */
+struct em_shadow_record {
+        uint64_t vaddr, slot;
+        uint32_t vpid;
+        em_phash_t h;
+};
+typedef int (*em_shadow_record_fn)(void *ctx, uint64_t i, const struct em_shadow_record *r,
+                                   em_error_t *err);
+int em_shadow_index_parse(const uint8_t *buf, size_t len, em_shadow_record_fn fn, void *ctx,
+                          em_error_t *err);
+
 #endif

@@ -277,6 +277,43 @@ static int write_pagemap(int dfd, const struct em_pagemap *pm, const char *name,
         return 0;
 }
 
+int em_known_parse(const uint8_t *buf, size_t len, struct em_known_list *out, em_error_t *err)
+{
+        uint64_t n;
+
+        if (len < 16 + EM_DIGEST_STR_LEN || memcmp(buf, KNOWN_MAGIC, 8) != 0)
+                return em_error_set_code(err, EPROTO, "not a known-pages list (EMKNOWN1)");
+        memcpy(&n, buf + 8, 8);
+        if (n > (len - 16 - EM_DIGEST_STR_LEN) / sizeof(struct known_rec) ||
+            16 + n * sizeof(struct known_rec) + EM_DIGEST_STR_LEN != len)
+                return em_error_set_code(err, EPROTO, "known-pages list: bad length");
+        *out = (struct em_known_list){n, buf + 16, (const char *)buf + len - EM_DIGEST_STR_LEN};
+        return 0;
+}
+
+json_t *em_known_json(const struct em_known_list *l)
+{
+        json_t *pages = json_array();
+        char hex[33];
+
+        for (uint64_t i = 0; pages && i < l->n; i++) {
+                struct known_rec r;
+                memcpy(&r, l->rec + i * sizeof(r), sizeof(r));
+                em_phash_hex(&r.h, hex);
+                bool zero = memcmp(&r.h, &zero_hash, sizeof(zero_hash)) == 0;
+                json_array_append_new(pages, json_pack("{s:I, s:s}", "vaddr", (json_int_t)r.vaddr,
+                                                       "hash", zero ? "zero" : hex));
+        }
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        /* Hostile bytes must not reach the JSON as a string. */
+        memcpy(digest, l->digest, EM_DIGEST_STR_LEN);
+        digest[EM_DIGEST_STR_LEN] = '\0';
+        return json_pack("{s:s, s:I, s:s, s:o*}", "format", "EMKNOWN1", "count", (json_int_t)l->n,
+                         "sha256", em_digest_valid(digest) ? digest : "(malformed)", "pages",
+                         pages);
+}
+
 /* Reads edgemig-known-<pid>.bin: records and the expected digest. */
 static int read_known(int dfd, const char *name, uint8_t **buf, size_t *len, uint64_t *n,
                       em_error_t *err)
@@ -286,14 +323,13 @@ static int read_known(int dfd, const char *name, uint8_t **buf, size_t *len, uin
 
         if (fd < 0 || asprintf(&path, "/proc/self/fd/%d", fd) < 0)
                 return em_error_set(err, errno, "opening %s", name);
+        struct em_known_list l;
+
         if (em_read_file(path, 1u << 30, (char **)buf, len, err) < 0)
                 return -1;
-        if (*len < 16 + EM_DIGEST_STR_LEN || memcmp(*buf, KNOWN_MAGIC, 8) != 0)
-                return em_error_set(err, EPROTO, "%s: not a known-pages list", name);
-        memcpy(n, *buf + 8, 8);
-        if (*n > (*len - 16 - EM_DIGEST_STR_LEN) / sizeof(struct known_rec) ||
-            16 + *n * sizeof(struct known_rec) + EM_DIGEST_STR_LEN != *len)
-                return em_error_set(err, EPROTO, "%s: bad length", name);
+        if (em_known_parse(*buf, *len, &l, err) < 0)
+                return em_error_wrap(err, "%s", name);
+        *n = l.n;
         return 0;
 }
 

@@ -75,4 +75,16 @@ int em_lazy_known_apply(const char *images, const char *cache_dir, uint64_t *app
 int em_pipe_max_raise(em_error_t *err);
 void em_pipe_max_release(void);
 
+/* edgemig-known-<pid>.bin as em_lazy_known_apply reads it (layout above
+ * em_lazy_known_write's definition in lazy_known.c); pointers into buf. */
+struct em_known_list {
+        uint64_t n;
+        const uint8_t *rec; /* n x {u64 vaddr, 16-byte hash (zero: a zero page)} */
+        const char *digest; /* "sha256:<hex>", not NUL-terminated */
+};
+int em_known_parse(const uint8_t *buf, size_t len, struct em_known_list *out, em_error_t *err);
+/* {"format", "count", "sha256", "pages": [{"vaddr", "hash"}]} (for
+ * edgemig debug decode); NULL if out of memory. */
+json_t *em_known_json(const struct em_known_list *l);
+
 #endif
