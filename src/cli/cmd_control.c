@@ -1,4 +1,5 @@
 /* edgemig control: send a controller's migrate/prepare request to an edge. */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,22 @@ static const char usage[] =
     "  --json             print the edge's whole answer\n"
     "\n"
     "Exit status: 0 done; 1 refused or failed (the message says why); 2 usage.\n";
+
+/* Built as JSON and parsed back: the edge's own validation, here first.
+ * words: ADDR, OP, SERVICE. */
+static int build_request(char **words, const char *to, const char *mode, struct em_control_req *req,
+                         em_error_t *err)
+{
+        cleanup_json json_t *j =
+            json_pack("{s:s, s:s, s:s}", "op", words[1], "service", words[2], "to", to);
+
+        if (j && mode)
+                json_object_set_new(j, "mode", json_string(mode));
+        cleanup_free char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text == NULL)
+                return em_error_set(err, ENOMEM, "building the request");
+        return em_control_req_parse(text, strlen(text), req, err);
+}
 
 int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
@@ -59,15 +76,7 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                                     "expected EDGE_ADDR:PORT migrate|prepare SERVICE "
                                     "--to ADDR:PORT; see --help"),
                        2;
-        /* Built as JSON and parsed back: the edge's own validation, here first. */
-        cleanup_json json_t *j = json_pack("{s:s, s:s, s:s}", "op", argv[first + 1], "service",
-                                           argv[first + 2], "to", to);
-        if (j && mode)
-                json_object_set_new(j, "mode", json_string(mode));
-        cleanup_free char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        if (text == NULL)
-                return em_error_set(err, 0, "out of memory"), 1;
-        if (em_control_req_parse(text, strlen(text), &req, err) < 0)
+        if (build_request(argv + first, to, mode, &req, err) < 0)
                 return 2;
         if (!(cert || key || ca)) {
                 if (cli_config(cli, &cfg, err) < 0)
