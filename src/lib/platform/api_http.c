@@ -116,6 +116,17 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct em_api_rep
         return rc;
 }
 
+/* on_connection's flag: this connection got as far as a request. */
+static void mark_served(struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        bool *served = ci ? ci->socket_context : NULL;
+
+        if (served != NULL)
+                *served = true;
+}
+
 struct request {
         struct em_api_request rq;
         char *body;
@@ -133,6 +144,7 @@ static enum MHD_Result request_begin(struct em_api_http *h, struct MHD_Connectio
         char addr[INET6_ADDRSTRLEN];
         struct request *rq;
 
+        mark_served(conn);
         if (h->tls && client_refused(h->api, conn, method, url, &names)) {
                 r.status = 403;
                 r.json = json_pack("{s:s}", "error",
@@ -260,14 +272,12 @@ static void handshake_refused(struct em_api_http *h, struct MHD_Connection *conn
         char addr[INET6_ADDRSTRLEN];
 
         /* GnuTLS keeps no certificate that failed its verification. */
-        if (why != NULL && strcmp(why, "no client certificate") == 0)
+        if (why == NULL || strcmp(why, "no client certificate") == 0)
                 why = "no valid client certificate of the platform CA";
-        if (why != NULL) {
-                client_addr(conn, addr, sizeof(addr));
-                em_log_warn("refused connection from %s at the TLS handshake: %s%s%s", addr, why,
-                            subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
-                em_api_count_refused(h->api);
-        }
+        client_addr(conn, addr, sizeof(addr));
+        em_log_warn("refused connection from %s at the TLS handshake: %s%s%s", addr, why,
+                    subject.data ? ": " : "", subject.data ? (char *)subject.data : "");
+        em_api_count_refused(h->api);
         gnutls_free(subject.data);
 }
 
@@ -275,9 +285,9 @@ static void handshake_refused(struct em_api_http *h, struct MHD_Connection *conn
  * here, before the handshake, each TLS session is told to require one and
  * to verify it against the platform CA, so a client without a certificate
  * of the CA never gets to send a request. The checks per request
- * (client_refused) stay, for the names. A connection whose certificate
- * would be refused never got past the handshake: it is logged when it
- * closes. */
+ * (client_refused) stay, for the names. The socket context is a flag set
+ * when the connection gets to a request (mark_served): one that closes
+ * without is logged and counted as refused at the handshake. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -285,11 +295,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
         struct em_api_http *h = cls;
+        bool *served = *socket_context;
 
-        if (code == MHD_CONNECTION_NOTIFY_CLOSED && s != NULL)
-                handshake_refused(h, conn);
-        if (code != MHD_CONNECTION_NOTIFY_STARTED || s == NULL)
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (served != NULL && !*served && s != NULL)
+                        handshake_refused(h, conn);
+                free(served);
+                *socket_context = NULL;
                 return;
+        }
+        if (s == NULL)
+                return;
+        *socket_context = calloc(1, sizeof(bool));
         gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
         gnutls_session_set_verify_cert(s, NULL, 0);
 }
