@@ -129,23 +129,38 @@ target_done() {
 		fail "target session did not finish"
 }
 
-# The target vanishes during the commit: in doubt, it runs only on host 2;
-# host 2 is then lost with its copy; --keep-local brings it back on host 1.
-CASE=$((CASE + 1))
-start_case "c$CASE"
-EDGEMIG_FAULT=source.lose-done=drop,source.outcome=error h 1 migrate "c$CASE" \
-	--to "$(haddr 2):$MIG_PORT" >/dev/null 2>&1 && fail "c$CASE: migrate succeeded"
-target_done
-running_on 2 "c$CASE" && ! running_on 1 "c$CASE" || fail "c$CASE in doubt: not on host 2 alone"
-mig_daemon_stop 2
-S=$(doubt_field 1 session)
-doubt_field 1 fix | grep -q -- "--keep-local $S" || fail "no --keep-local fix: $(h 1 recover 2>&1)"
-h 2 rm -f "c$CASE" >/dev/null # host 2 is gone for good
-h 1 recover --keep-local "$S" >/dev/null || fail "--keep-local: $(h 1 recover --keep-local "$S" 2>&1)"
-mig_daemon 2
-[ "$(check "c$CASE")" = 1 ] || fail "c$CASE: --keep-local did not keep it on host 1"
-echo "target gone, --keep-local                               -> runs on host 1"
-h 1 rm -f "c$CASE" >/dev/null
+# keep_local_case GONE: the target vanishes during the commit; in doubt, the
+# service runs only on host 2. With GONE=yes host 2 is then lost with its
+# copy; with GONE=no the operator's word is wrong and host 2 comes back with
+# its copy running. Either way `--keep-local` restores it on host 1, and the
+# tombstone it leaves makes the next `recover` abort the session on host 2.
+keep_local_case() {
+	local name S
+	CASE=$((CASE + 1))
+	name=c$CASE
+	start_case "$name"
+	EDGEMIG_FAULT=source.lose-done=drop,source.outcome=error h 1 migrate "$name" \
+		--to "$(haddr 2):$MIG_PORT" >/dev/null 2>&1 && fail "$name: migrate succeeded"
+	target_done
+	running_on 2 "$name" && ! running_on 1 "$name" || fail "$name in doubt: not on host 2 alone"
+	mig_daemon_stop 2
+	S=$(doubt_field 1 session)
+	doubt_field 1 fix | grep -q -- "--keep-local $S" || fail "no --keep-local fix: $(h 1 recover 2>&1)"
+	[ "$1" = no ] || h 2 rm -f "$name" >/dev/null # host 2 is gone for good
+	h 1 recover --keep-local "$S" >/dev/null || fail "--keep-local: $(h 1 recover --keep-local "$S" 2>&1)"
+	mig_daemon 2
+	# The tombstone goes once host 2 answers (its daemon may still be starting).
+	for _ in $(seq 20); do
+		h 1 recover >/dev/null 2>&1 || fail "recover on host 1 after --keep-local"
+		[ -n "$(ls "$EM_H1_ROOT/outgoing" 2>/dev/null)" ] || break
+		sleep 0.5
+	done
+	[ "$(check "$name")" = 1 ] || fail "$name: --keep-local did not keep it on host 1"
+	printf '%-56s -> runs on host 1\n' "target gone ($1), --keep-local"
+	h 1 rm -f "$name" >/dev/null
+}
+keep_local_case yes
+keep_local_case no
 
 # The source dies after it decided to commit and never comes back: host 2
 # lists its copy in doubt; --keep-here commits it; when the source host

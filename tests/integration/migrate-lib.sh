@@ -51,7 +51,7 @@ mig_pki() {
 # that prints extra edgemigd options for host I, one per line (the platform
 # test: --controller, --location, --allow-controller).
 mig_daemon() {
-	local i=$1 ns root allow=() j extra=()
+	local i=$1 ns root allow=() j extra=() ready
 	ns=EM_H${i}_NS root=EM_H${i}_ROOT
 	for ((j = 1; j <= EM_HOSTS; j++)); do allow+=(--allow-peer "h$j"); done
 	[ -z "${MIG_IO_TIMEOUT:-}" ] || allow+=(--io-timeout "$MIG_IO_TIMEOUT")
@@ -59,12 +59,15 @@ mig_daemon() {
 		mapfile -t extra < <("$MIG_DAEMON_OPTS_FN" "$i")
 		allow+=("${extra[@]}")
 	fi
+	ready=$(grep -c ' ready (root ' "$MIG_LOGS/edgemigd-h$i.log" 2>/dev/null) || true
 	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
 		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --tls-ca "${!root}/pki/ca.crt" \
 		--tls-cert "${!root}/pki/h$i.crt" --tls-key "${!root}/pki/h$i.key" "${allow[@]}" \
 		--route-hook "$REPO/scripts/testbed-route-hook" >>"$MIG_LOGS/edgemigd-h$i.log" 2>&1 &
 	MIG_DAEMONS[$i]=$!
-	wait_for 10 grep -q ready "$MIG_LOGS/edgemigd-h$i.log" || fail "edgemigd on host $i did not start"
+	# This daemon's "ready", not an earlier one's in the same log.
+	wait_for 10 bash -c "[ \$(grep -c ' ready (root ' '$MIG_LOGS/edgemigd-h$i.log') -gt ${ready:-0} ]" ||
+		fail "edgemigd on host $i did not start"
 }
 
 mig_daemon_stop() {

@@ -470,6 +470,33 @@ static void test_resolve_unreachable(void **state)
         assert_non_null(strstr(em_json_str(json_array_get(doubt, 0), "fix"), "--keep-local"));
 }
 
+/* After `recover --keep-local` the session's tombstone is not in doubt (the
+ * container runs here); once the target answers, recovery aborts the
+ * session there and the tombstone goes. */
+static void test_kept_local_fences_target(void **state)
+{
+        struct em_outcome o = record("web", "");
+        cleanup_json json_t *doubt = NULL;
+        cleanup_error em_error_t err = NULL;
+        struct em_resolve_opts ro;
+        char hp[64];
+
+        (void)state;
+        assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        pid_t pid = serve_target(1, hp, sizeof(hp));
+        cleanup_free char *dir = outgoing(hp);
+        assert_int_equal(em_journal_write(dir, "owner", "web", &err), 0);
+        assert_int_equal(em_journal_write(dir, "kept-local", "web", &err), 0);
+        assert_int_equal(em_migrate_in_doubt(&cfg, &doubt, &err), 0);
+        assert_int_equal(json_array_size(doubt), 0);
+        em_resolve_opts_init(&ro);
+        ro.attempts = 1;
+        assert_int_equal(em_migrate_source_recover(&cfg, &ro, &err), 1);
+        reap(pid);
+        assert_false(em_path_exists(dir));
+        assert_int_equal(target_state(), EM_OUTCOME_ABORTED);
+}
+
 /* A restored session without its process is in doubt on the target;
  * --keep-here commits it, after which an abort is refused. */
 static void test_keep_here(void **state)
@@ -511,6 +538,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_resolve_committing_fenced_aborts, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_contradiction, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resolve_unreachable, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_kept_local_fences_target, setup, teardown),
             cmocka_unit_test_setup_teardown(test_keep_here, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@ static char *outgoing_dir(const struct em_config *cfg, const char *session)
 static bool source_in_doubt(const char *dir)
 {
         return em_journal_has(dir, "final") && !em_journal_has(dir, "committed") &&
-               !em_journal_alive(dir);
+               !em_journal_has(dir, "kept-local") && !em_journal_alive(dir);
 }
 
 static json_t *source_entry(const char *dir, const char *session)
@@ -150,7 +150,12 @@ int em_migrate_keep_local(const struct em_config *cfg, const struct em_resolve_o
         em_error_free(&e);
         if (em_journal_restore_kept(cfg, dir, name, err) < 0)
                 return -1;
-        return em_rm_rf(dir, err);
+        /* What is left is a tombstone: should the target come back after
+         * all, recovery aborts the session there, removing its copy. */
+        cleanup_free char *images = em_path_join(dir, "images");
+        if (images == NULL || em_rm_rf(images, err) < 0)
+                return -1;
+        return em_journal_write(dir, "kept-local", name, err);
 }
 
 int em_migrate_keep_here(const struct em_config *cfg, const char *session, em_error_t *err)

@@ -19,7 +19,10 @@ int em_migrate_in_doubt(const struct em_config *cfg, json_t **out, em_error_t *e
 
 /* Source: the target is gone for good; restore the container here from the
  * session's checkpoint. Refused while the target answers (then `edgemig
- * recover` settles it) or when this host never sent FINAL for it. */
+ * recover` settles it) or when this host never sent FINAL for it. The
+ * session's journal stays as a tombstone ("kept-local", no images): should
+ * the target come back after all, recovery aborts the session there, which
+ * removes its copy. */
 int em_migrate_keep_local(const struct em_config *cfg, const struct em_resolve_opts *ro,
                           const char *session, em_error_t *err);
 

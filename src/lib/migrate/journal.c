@@ -259,6 +259,34 @@ static int settle_outgoing(const struct em_config *cfg, const char *dir, const c
         return em_rm_rf(dir, err) < 0 ? -1 : 1;
 }
 
+/* `recover --keep-local` restored the container here while the target did
+ * not answer: once it answers, abort the session there (removing its copy
+ * if it came back with one); then the tombstone goes. */
+static int fence_target(const char *dir, const char *container, const struct em_resolve_opts *ro,
+                        em_error_t *err)
+{
+        struct em_resolve_peer p = {0};
+        enum em_outcome_state st;
+        em_error_t e = NULL;
+        int rc;
+
+        if (em_resolve_peer_load(dir, &p, err) < 0)
+                return -1;
+        rc = em_outcome_request(ro, &p, base_name(dir), "abort", &st, &e);
+        em_resolve_peer_free(&p);
+        if (rc == 0) {
+                em_log_info("recovery: session %s aborted on its target; %s stays here",
+                            base_name(dir), container);
+                return em_rm_rf(dir, err) < 0 ? -1 : 1;
+        }
+        if (em_error_status(e) == EPERM)
+                em_log_error("recovery: %s may run on two hosts: the target of session %s "
+                             "answers %s after `recover --keep-local` (%s); remove one copy",
+                             container, base_name(dir), em_outcome_state_name(st), em_error_msg(e));
+        em_error_free(&e);
+        return 0;
+}
+
 /* An outgoing session whose edgemig process died. Committed (the target
  * acknowledged): drop our copy. FINAL sent: settle with the target.
  * Checkpointed before FINAL: the target cannot have restored, restore here.
@@ -268,6 +296,8 @@ static int recover_outgoing(const struct em_config *cfg, const char *dir, const 
 {
         if (container == NULL) /* not a session we understand: leave it */
                 return 0;
+        if (em_journal_has(dir, "kept-local"))
+                return fence_target(dir, container, ud, err);
         if (em_journal_has(dir, "committed")) {
                 if (drop_local(cfg, container, err) < 0)
                         return -1;
