@@ -63,6 +63,8 @@ int cmd_checkpoint_inspect(struct em_cli *cli, int argc, char **argv, em_error_t
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_ca(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+/* `edgemig check NAME --to ...`: migrate's options, --dry-run implied. */
+int cmd_migrate_check(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err);

@@ -11,7 +11,23 @@
 
 static const char usage[] =
     "Usage: edgemig check [--json] [--no-cache] [-v|--verbose]\n"
+    "       edgemig check NAME --to ADDR:PORT [--mode MODE] [--json] [TLS OPTIONS]\n"
     "\n"
+    "With NAME and --to: the migratability pre-check of container NAME against\n"
+    "the target's edgemigd, the same as `edgemig migrate NAME --to ADDR:PORT\n"
+    "--dry-run` (its options are migrate's; see `edgemig migrate --help`).\n"
+    "Nothing moves and nothing is staged. It says whether NAME can be migrated\n"
+    "there and why not: the container is not running, bind mounts, unix sockets\n"
+    "connected outside the container, the target's handshake (protocol, CRIU,\n"
+    "CPU vendor and flags), CRIU features the mode needs (lazy pages), the\n"
+    "incoming-spec policy, a service IP or name already used there, disk and\n"
+    "memory on the target. It then estimates the bytes to send and the handoff\n"
+    "and downtime over the link, measured with a 1 MiB probe. Exit status 0: it\n"
+    "can migrate; 1: it cannot (the problems are listed). --json prints\n"
+    "{\"container\", \"target\", \"mode\", \"ok\", \"problems\", \"notes\",\n"
+    "\"local\", \"target_host\", \"link\", \"estimate\"} (docs/lifecycle.md).\n"
+    "\n"
+    "Without NAME:\n"
     "Probe this host for everything a live migration needs, print one line per\n"
     "probe and say whether the host can migrate containers. Each probe really\n"
     "exercises the mechanism: it mounts an overlay, unshares namespaces, dumps and\n"
@@ -128,6 +144,9 @@ static int fail_reasons(const struct em_features *f, em_error_t *err)
 
 int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--to") == 0 || strncmp(argv[i], "--to=", 5) == 0)
+                        return cmd_migrate_check(cli, argc, argv, err);
         bool json = false, use_cache = true, verbose = false;
         cleanup_features struct em_features *f = NULL;
         bool no_cache = false;

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "migrate/control.h"
 #include "migrate/migrate.h"
+#include "migrate/precheck.h"
 #include "migrate/report.h"
 #include "util/cleanup.h"
 #include "util/json.h"
@@ -39,6 +40,11 @@ static const char migrate_usage[] =
     "  --compress C            auto (default: from measured bandwidth), none or\n"
     "                          zstd:LEVEL (1-19)\n"
     "  --json                  print the timeline as JSON\n"
+    "  --dry-run               move nothing: say whether NAME can be migrated to the\n"
+    "                          target and why not, and estimate the transfer and the\n"
+    "                          handoff over the measured link (the pre-check, as\n"
+    "                          `edgemig check NAME --to ADDR:PORT`; exit 1 when it\n"
+    "                          cannot; docs/lifecycle.md)\n"
     "  --io-timeout T          give up when the target makes no progress for this\n"
     "                          long (seconds, or with ms, s, m or h; default 120);\n"
     "                          the container then runs here\n"
@@ -107,10 +113,11 @@ static int parse_compress(const char *arg, void *dst, em_error_t *err)
 }
 
 /* Returns the index of NAME, 0 after --help, -1 on a usage error. */
-static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json,
+static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json, bool *dry_run,
                       struct tls_opts *t, em_error_t *err)
 {
         const struct em_opt table[] = {
+            EM_OPT_FLAG("dry-run", 0, dry_run),
             EM_OPT_STRING("to", 0, &o->target),
             EM_OPT_CALL("mode", 0, &o->mode, parse_mode),
             EM_OPT_INT("max-rounds", 0, &o->stop.max_rounds, 1, 1000),
@@ -136,6 +143,66 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
         if (o->target == NULL)
                 return em_error_set(err, 0, "--to ADDR:PORT is required");
         return first;
+}
+
+static void print_list(const json_t *r, const char *key, const char *label)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(json_object_get(r, key), i, v)
+            printf("  %s: %s\n", label, json_string_value(v));
+}
+
+static void print_check(const json_t *r)
+{
+        const json_t *l = json_object_get(r, "local"), *t = json_object_get(r, "target_host");
+        const json_t *k = json_object_get(r, "link"), *e = json_object_get(r, "estimate");
+
+        printf("pre-check of %s -> %s (mode %s): %s\n", em_json_str(r, "container"),
+               em_json_str(r, "target"), em_json_str(r, "mode"),
+               json_is_true(json_object_get(r, "ok")) ? "can migrate" : "CANNOT migrate");
+        print_list(r, "problems", "problem");
+        print_list(r, "notes", "note");
+        printf("here:     %lld process(es), memory %.1f MiB, writable layer %.1f MiB\n",
+               em_json_int(l, "processes", 0), em_json_int(l, "memory_bytes", 0) / 1048576.0,
+               em_json_int(l, "upper_bytes", 0) / 1048576.0);
+        if (t != NULL)
+                printf("target:   disk free %.1f GiB, memory available %.1f GiB\n",
+                       em_json_int(t, "disk_free_bytes", 0) / 1073741824.0,
+                       em_json_int(t, "mem_available_bytes", 0) / 1073741824.0);
+        if (k != NULL)
+                printf("link:     rtt %lld ms, %.1f Mbit/s measured with a 1 MiB probe\n",
+                       em_json_int(k, "rtt_ms", 0),
+                       json_number_value(json_object_get(k, "bandwidth_bps")) / 1e6);
+        if (e != NULL)
+                printf("estimate: %.2f MB to send (layers %.2f, writable layer %.2f, memory "
+                       "%.2f MB at an assumed 2:1), handoff ~%.1f s, downtime ~%.1f s\n",
+                       em_json_int(e, "transfer_bytes", 0) / 1e6,
+                       em_json_int(e, "layers_bytes", 0) / 1e6,
+                       em_json_int(e, "upper_bytes", 0) / 1e6,
+                       em_json_int(e, "memory_bytes", 0) / 1e6,
+                       em_json_int(e, "handoff_ms", 0) / 1000.0,
+                       em_json_int(e, "downtime_ms", 0) / 1000.0);
+}
+
+static int dry_run(const struct em_config *cfg, const char *name, const struct em_migrate_opts *o,
+                   bool json, em_error_t *err)
+{
+        cleanup_json json_t *report = NULL;
+
+        if (em_precheck_run(cfg, name, o, &report, err) < 0)
+                return 1;
+        if (json)
+                em_json_print(report, NULL);
+        else
+                print_check(report);
+        fflush(stdout);
+        if (json_is_true(json_object_get(report, "ok")))
+                return 0;
+        em_error_set(err, 0, "%s cannot be migrated to %s (%zu problem(s))", name, o->target,
+                     json_array_size(json_object_get(report, "problems")));
+        return 1;
 }
 
 static void print_summary(const json_t *r)
@@ -179,18 +246,19 @@ static int tls_context(const struct em_config *cfg, const struct tls_opts *t, em
         return em_tls_ctx_new(&tc, false, out, err);
 }
 
-static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, em_error_t *err)
+static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, bool force_dry_run,
+                      em_error_t *err)
 {
         struct em_migrate_opts o;
         struct em_config *cfg;
         cleanup_json json_t *report = NULL;
         cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
         __attribute__((cleanup(tls_opts_free))) struct tls_opts t = {0};
-        bool json = false;
+        bool json = false, dry = force_dry_run;
 
         em_migrate_opts_init(&o);
         o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
-        int idx = parse_opts(argc, argv, &o, &json, &t, err);
+        int idx = parse_opts(argc, argv, &o, &json, &dry, &t, err);
         if (idx <= 0)
                 return idx < 0 ? 2 : 0;
         if (prepare)
@@ -202,6 +270,8 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
         if (tls_context(cfg, &t, &tls, err) < 0)
                 return 2;
         o.tls = tls;
+        if (dry)
+                return dry_run(cfg, argv[idx], &o, json, err);
         /* The same path edgemigd takes for a controller's request. */
         int rc = em_migrate_outgoing(cfg, argv[idx], &o, &report, err);
         /* CPU time and peak memory of this side: this process and what it
@@ -221,10 +291,15 @@ static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, e
 
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        return run_source(cli, argc, argv, false, err);
+        return run_source(cli, argc, argv, false, false, err);
+}
+
+int cmd_migrate_check(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        return run_source(cli, argc, argv, false, true, err);
 }
 
 int cmd_prepare(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
-        return run_source(cli, argc, argv, true, err);
+        return run_source(cli, argc, argv, true, false, err);
 }

@@ -19,11 +19,11 @@
 #include "migrate/outcome.h"
 #include "migrate/policy.h"
 #include "migrate/postcopy.h"
+#include "migrate/precheck.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
 #include "migrate/session.h"
 #include "migrate/sync.h"
-#include "state/state.h"
 #include "store/ref.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -159,7 +159,8 @@ static int do_hello(struct target *t, em_error_t *err)
                 free(reason);
                 reason = strdup("invalid container name");
         }
-        if (ok) {
+        /* A pre-check (precheck.h) claims and stages nothing. */
+        if (ok && strcmp(t->peer.mode, EM_PRECHECK_MODE) != 0) {
                 free(reason);
                 reason = claim(t, err);
                 em_error_free(err);
@@ -228,28 +229,11 @@ static json_t *plan_diff_ids(const json_t *blobs)
         return ids;
 }
 
-/* A service IP this host uses already (a container, or a reservation for
- * another one that migrated away) is refused before any state moves: two
- * hosts would route the same /32. */
+/* A service IP this host uses already is refused before any state moves:
+ * two hosts would route the same /32. */
 static int check_ip_free(struct target *t, em_error_t *err)
 {
-        const char *ip = em_json_str(t->spec, "ip");
-        cleanup_state struct em_state *st = NULL;
-        cleanup_free char *owner = NULL;
-        bool reserved;
-
-        if (ip == NULL)
-                return 0;
-        if (em_state_open(t->cfg->root, &st, err) < 0 ||
-            em_state_ip_owner(st, ip, &owner, &reserved, err) < 0)
-                return -1;
-        if (owner == NULL || (reserved && strcmp(owner, t->peer.container) == 0))
-                return 0;
-        return em_error_set(err, EADDRINUSE,
-                            "service IP %s of %s is used on this host by %s%s; give each host "
-                            "its own service range (docs/network.md)",
-                            ip, t->peer.container, owner,
-                            reserved ? " (reserved: it migrated away)" : "");
+        return em_precheck_ip_free(t->cfg, em_json_str(t->spec, "ip"), t->peer.container, err);
 }
 
 /* LAYERS_HAVE (plan from source) -> LAYERS_HAVE {missing: [...]} */
@@ -623,8 +607,11 @@ static int serve(struct target *t, em_error_t *err)
 {
         bool final_done = false;
 
-        if (do_hello(t, err) < 0 || make_dirs(t, err) < 0 ||
-            em_fault("target.after-hello", em_conn_fd(t->conn), err) < 0)
+        if (do_hello(t, err) < 0)
+                return -1;
+        if (strcmp(t->peer.mode, EM_PRECHECK_MODE) == 0)
+                return em_precheck_serve(t->cfg, t->conn, t->o, t->peer.container, err);
+        if (make_dirs(t, err) < 0 || em_fault("target.after-hello", em_conn_fd(t->conn), err) < 0)
                 return -1;
         /* Keyed by the peer too: no peer reads or feeds another's pages. */
         t->cache_dir = em_session_cache_dir(t->cfg, t->peer.container, em_conn_identity(t->conn));

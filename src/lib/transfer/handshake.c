@@ -17,7 +17,7 @@
 #define MAX_FLAGLEN 64
 
 static const char *const modes[] = {"precopy", "stop-and-copy", "postcopy", "hybrid",
-                                    "auto",    "prepare",       NULL};
+                                    "auto",    "prepare",       "check",    NULL};
 
 void em_cpuinfo_free(struct em_cpuinfo *c)
 {
