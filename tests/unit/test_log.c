@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "util/log.h"
+#include "util/opts.h"
 
 /* Logs into a temp file through em_log_setup's fd and returns its content. */
 static char *capture(enum em_log_level level, bool json, void (*emit)(void))
@@ -97,24 +98,27 @@ static void test_level_parse(void **state)
         em_log_setup(EM_LOG_INFO, false, 2, "edgemig");
 }
 
-/* The options every front end takes, and messages that name the fix. */
+/* The options every front end takes (util/opts.h EM_OPT_LOG), and
+ * messages that name the fix. */
 static void test_log_options(void **state)
 {
         struct em_log_opts o = EM_LOG_OPTS_INIT;
-        char msg[160] = "";
+        em_error_t err = NULL;
 
         (void)state;
         assert_int_equal(o.level, EM_LOG_INFO);
         assert_false(o.json);
-        assert_int_equal(em_log_opt_parse(&o, "log-level", "debug", msg, sizeof(msg)), 0);
-        assert_int_equal(em_log_opt_parse(&o, "log-format", "json", msg, sizeof(msg)), 0);
+        assert_int_equal(em_opt_log_level("debug", &o, &err), 0);
+        assert_int_equal(em_opt_log_format("json", &o, &err), 0);
         assert_int_equal(o.level, EM_LOG_DEBUG);
         assert_true(o.json);
-        assert_int_equal(em_log_opt_parse(&o, "log-format", "JSON", msg, sizeof(msg)), -1);
-        assert_non_null(strstr(msg, "text or json"));
+        assert_int_equal(em_opt_log_format("JSON", &o, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "text or json"));
+        em_error_free(&err);
         assert_true(o.json); /* unchanged by a refused value */
-        assert_int_equal(em_log_opt_parse(&o, "log-level", "loud", msg, sizeof(msg)), -1);
-        assert_non_null(strstr(msg, "error, warn, info or debug"));
+        assert_int_equal(em_opt_log_level("loud", &o, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "error, warn, info or debug"));
+        em_error_free(&err);
         assert_int_equal(o.level, EM_LOG_DEBUG);
 }
 

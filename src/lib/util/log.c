@@ -45,24 +45,6 @@ int em_log_level_parse(const char *name, enum em_log_level *out)
         return -1;
 }
 
-int em_log_opt_parse(struct em_log_opts *o, const char *opt, const char *arg, char *msg,
-                     size_t msglen)
-{
-        if (strcmp(opt, "log-level") == 0) {
-                if (em_log_level_parse(arg, &o->level) == 0)
-                        return 0;
-                snprintf(msg, msglen, "unknown log level '%s' (use error, warn, info or debug)",
-                         arg);
-                return -1;
-        }
-        if (strcmp(arg, "text") == 0 || strcmp(arg, "json") == 0) {
-                o->json = strcmp(arg, "json") == 0;
-                return 0;
-        }
-        snprintf(msg, msglen, "--log-format takes text or json, not '%s'", arg);
-        return -1;
-}
-
 static void format_time(char *buf, size_t len)
 {
         struct timespec ts;

@@ -22,10 +22,7 @@ struct em_log_opts {
         {                                                                                          \
                 EM_LOG_INFO, false                                                                 \
         }
-/* Applies one option: opt is "log-level" or "log-format". On a bad value
- * returns -1 and writes a message naming the accepted values into msg. */
-int em_log_opt_parse(struct em_log_opts *o, const char *opt, const char *arg, char *msg,
-                     size_t msglen);
+/* Parsed by util/opts.h (EM_OPT_LOG). */
 
 __attribute__((format(printf, 2, 3))) void em_log(enum em_log_level level, const char *fmt, ...);
 
