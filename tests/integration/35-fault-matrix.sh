@@ -129,6 +129,31 @@ target_done() {
 		fail "target session did not finish"
 }
 
+# A real partition during the commit: the source has decided (journalled
+# "committing") when the link to host 2 goes down, and it stays down past
+# the source's retries. The source ends in doubt with the container stopped,
+# host 2 keeps running it; once the link is back, `recover` commits.
+CASE=$((CASE + 1))
+start_case "c$CASE"
+EDGEMIG_FAULT=source.after-committing=stall h 1 migrate "c$CASE" --to "$(haddr 2):$MIG_PORT" \
+	--io-timeout 5 >"$MIG_LOGS/partition.out" 2>&1 &
+MPID=$!
+wait_for 60 grep -q "stall at source.after-committing" "$MIG_LOGS/partition.out" ||
+	fail "partition: the migration never reached the commit: $(cat "$MIG_LOGS/partition.out")"
+on_wan ip link set h2 down
+st=0
+wait "$MPID" || st=$?
+[ "$st" -ne 0 ] && grep -q "migration in doubt" "$MIG_LOGS/partition.out" ||
+	fail "partition: migrate exited $st: $(tail -n 3 "$MIG_LOGS/partition.out")"
+running_on 2 "c$CASE" && ! running_on 1 "c$CASE" || fail "c$CASE in doubt: not on host 2 alone"
+on_wan ip link set h2 up
+target_done
+h 1 recover >/dev/null || fail "recover on host 1 after the partition: $(h 1 recover 2>&1)"
+[ "$(check "c$CASE")" = 2 ] || fail "c$CASE: the partition did not end on host 2"
+printf '%-56s exit %-3s -> runs on host 2\n' "partition after committing (link down)" "$st"
+tail -n 1 "$MIG_LOGS/partition.out" | sed 's/^/    /'
+h 2 rm -f "c$CASE" >/dev/null
+
 # keep_local_case GONE: the target vanishes during the commit; in doubt, the
 # service runs only on host 2. With GONE=yes host 2 is then lost with its
 # copy; with GONE=no the operator's word is wrong and host 2 comes back with

@@ -1,6 +1,7 @@
 #include "util/fault.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,6 +58,11 @@ int em_fault(const char *point, int fd, em_error_t *err)
         if (strcmp(a, "corrupt") == 0 && fd >= 0) {
                 write_corrupt_frame(fd);
                 return 0; /* the peer notices */
+        }
+        if (strcmp(a, "stall") == 0) {
+                /* Long enough for a test to act (cut a link) at this point. */
+                poll(NULL, 0, 3000);
+                return 0;
         }
         if (strcmp(a, "enospc") == 0)
                 return em_error_set(err, ENOSPC, "injected fault at %s", point);

@@ -6,6 +6,8 @@
  *         enospc - fail with ENOSPC, like a full disk
  *         drop   - shut the connection down both ways (a cut link)
  *         corrupt- write a frame with a bad checksum to the peer
+ *         stall  - pause 3 s, then go on (a test acts meanwhile, e.g. cuts
+ *                  the link: a real partition at this point)
  * Unset, em_fault() costs one getenv per call. */
 #ifndef EDGEMIG_UTIL_FAULT_H
 #define EDGEMIG_UTIL_FAULT_H
