@@ -77,6 +77,9 @@ static const char usage[] =
     "                        (default 64); more are closed at once, unanswered\n"
     "  --max-connections-per-peer N\n"
     "                        of them from one peer address (default 8)\n"
+    "  --max-sessions-per-peer N\n"
+    "                        migrations from one peer identity at once, from any\n"
+    "                        address (default 4)\n"
     "  --accept-rate N       new connections served a second, in bursts of up to\n"
     "                        twice that (default 20); the rest are closed\n"
     "  --session-deadline DURATION\n"
@@ -177,6 +180,7 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_INT("max-connections", 0, &s->limits.max_children, 1, 100000),
             EM_OPT_INT("max-connections-per-peer", 0, &s->limits.max_per_addr, 1, 100000),
             EM_OPT_INT("accept-rate", 0, &s->limits.rate, 1, 100000),
+            EM_OPT_INT("max-sessions-per-peer", 0, &s->limits.max_sessions_per_peer, 1, 100000),
             EM_OPT_DURATION("session-deadline", 0, &s->limits.deadline_ms, EM_OPT_S, EM_OPT_MS, 0,
                             INT64_MAX / 2),
             EM_OPT_SIZE("session-quota", 0, &s->target.quota_bytes, 1 << 20, INT64_MAX),

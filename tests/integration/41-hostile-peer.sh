@@ -201,6 +201,23 @@ hp evil-a stall --image busybox --container slow --arg seconds=6
 grep -q "passed the session deadline of 3 s" "$T/d.log" || fail "deadline not logged"
 wait_for 10 sh -c "[ -z \"\$(ls '$D/incoming' 2>/dev/null)\" ]" || fail "the killed session's staging stayed"
 if "$EMD" --insecure --max-cpus -1 2>"$T/err"; then fail "--max-cpus -1 accepted"; fi
+# Sessions per peer identity, whatever address they come from.
+daemon_stop
+daemon_start --max-sessions-per-peer 1
+"$HP" --connect "127.0.0.1:$PORT" --root "$H" --tls-ca "$T/ca/ca.crt" --tls-cert "$T/ca/evil-a.crt" \
+	--tls-key "$T/ca/evil-a.key" --mode stall --image busybox --container hold \
+	--arg seconds=4 >"$T/hold.out" 2>&1 &
+HOLD=$!
+wait_for 10 grep -q "accepted hold" "$T/d.log" || fail "the holding session did not start"
+hp evil-a plan --image busybox --container second
+[ "$(outcome)" = refused ] || fail "a second session of evil-a got in: $(cat "$T/out")"
+field error | grep -q "peer 'evil-a' already has 1 sessions here" || fail "refusal: $(cat "$T/out")"
+hp evil-b plan --image busybox --container other
+[ "$(outcome)" = completed ] || fail "evil-b was refused too: $(cat "$T/out")"
+wait "$HOLD" || true
+[ "$(jq -r .alive "$T/hold.out")" = true ] || fail "the holding session failed: $(cat "$T/hold.out")"
+hp evil-a plan --image busybox --container third
+[ "$(outcome)" = completed ] || fail "evil-a's slot was not released: $(cat "$T/out")"
 
 # The operator's ranges replace the default.
 daemon_stop

@@ -8,7 +8,7 @@
 
 static em_admission_t *make(int max, int per, int rate, int64_t deadline)
 {
-        struct em_admission_limits l = {max, per, rate, deadline};
+        struct em_admission_limits l = {max, per, rate, deadline, 1};
         em_admission_t *a = NULL;
         em_error_t err = NULL;
 

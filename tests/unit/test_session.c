@@ -3,11 +3,14 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "migrate/session.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 
 /* Page caches are per (container, peer identity): plain names as they are
  * (lower case, like the allow-lists compare them), anything else hashed, an
@@ -36,10 +39,36 @@ static void test_cache_dir_per_peer(void **state)
         assert_int_equal(strlen(dot), strlen(uri));
 }
 
+/* A peer's session slots are flocks: max at once, released on close. */
+static void test_peer_slots(void **state)
+{
+        char root[] = "/tmp/em-session-XXXXXX";
+        struct em_config cfg = {.root = root};
+        em_error_t err = NULL;
+        int a = -1, b = -1, c = -1;
+
+        (void)state;
+        assert_non_null(mkdtemp(root));
+        assert_int_equal(em_session_peer_slot(&cfg, "h1", 2, &a, &err), 0);
+        assert_int_equal(em_session_peer_slot(&cfg, "H1", 2, &b, &err), 0);
+        assert_int_equal(em_session_peer_slot(&cfg, "h1", 2, &c, &err), -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        assert_non_null(strstr(em_error_msg(err), "--max-sessions-per-peer"));
+        em_error_free(&err);
+        assert_int_equal(em_session_peer_slot(&cfg, "h2", 2, &c, &err), 0); /* another peer */
+        close(c);
+        close(a);
+        assert_int_equal(em_session_peer_slot(&cfg, "h1", 2, &a, &err), 0); /* released */
+        close(a);
+        close(b);
+        assert_int_equal(em_rm_rf(root, &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cache_dir_per_peer),
+            cmocka_unit_test(test_peer_slots),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,9 +2,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "checkpoint/features.h"
 #include "util/cleanup.h"
@@ -61,25 +64,65 @@ static bool plain_identity(const char *id, char out[65])
         return true;
 }
 
+int em_session_peer_key(const char *identity, char out[EM_PEER_KEY_LEN])
+{
+        char digest[EM_DIGEST_STR_LEN + 1];
+        cleanup_free char *lower = identity ? strdup(identity) : NULL;
+
+        if (identity == NULL) {
+                snprintf(out, EM_PEER_KEY_LEN, "-insecure");
+                return 0;
+        }
+        if (plain_identity(identity, out))
+                return 0;
+        if (lower == NULL)
+                return -1;
+        for (char *c = lower; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        em_sha256_buf(lower, strlen(lower), digest);
+        snprintf(out, EM_PEER_KEY_LEN, "sha256-%s", em_digest_hex(digest));
+        return 0;
+}
+
 char *em_session_cache_dir(const struct em_config *cfg, const char *container, const char *identity)
 {
-        char key[80], digest[EM_DIGEST_STR_LEN + 1];
-        cleanup_free char *lower = identity ? strdup(identity) : NULL;
+        char key[EM_PEER_KEY_LEN];
         char *p = NULL;
 
-        if (identity == NULL)
-                snprintf(key, sizeof(key), "-insecure");
-        else if (!plain_identity(identity, key)) {
-                if (lower == NULL)
-                        return NULL;
-                for (char *c = lower; *c; c++)
-                        *c = (char)tolower((unsigned char)*c);
-                em_sha256_buf(lower, strlen(lower), digest);
-                snprintf(key, sizeof(key), "sha256-%s", em_digest_hex(digest));
-        }
-        if (asprintf(&p, "%s/pagecache/%s/%s", cfg->root, container, key) < 0)
+        if (em_session_peer_key(identity, key) < 0 ||
+            asprintf(&p, "%s/pagecache/%s/%s", cfg->root, container, key) < 0)
                 return NULL;
         return p;
+}
+
+int em_session_peer_slot(const struct em_config *cfg, const char *identity, int max, int *fd_out,
+                         em_error_t *err)
+{
+        char key[EM_PEER_KEY_LEN];
+        cleanup_free char *dir = NULL;
+
+        if (em_session_peer_key(identity, key) < 0 ||
+            asprintf(&dir, "%s/peers/%s", cfg->root, key) < 0)
+                return em_error_set(err, ENOMEM, "peer slots");
+        if (em_mkdir_p(dir, 0700, err) < 0)
+                return -1;
+        for (int i = 0; i < max; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "slot-%d", i);
+                cleanup_free char *path = em_path_join(dir, name);
+                cleanup_close int fd =
+                    path ? open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+                if (fd < 0)
+                        return em_error_set(err, path ? errno : ENOMEM, "opening %s", dir);
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                        *fd_out = steal_fd(&fd);
+                        return 0;
+                }
+        }
+        return em_error_set_code(err, EBUSY,
+                                 "peer '%s' already has %d sessions here (edgemigd "
+                                 "--max-sessions-per-peer)",
+                                 identity ? identity : "(unauthenticated)", max);
 }
 
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err)

@@ -24,6 +24,15 @@ char *em_session_incoming_dir(const struct em_config *cfg, const char *session_h
  * case-insensitively like the allow-lists) becomes "sha256-<hex>" of it. */
 char *em_session_cache_dir(const struct em_config *cfg, const char *container,
                            const char *identity);
+/* That path component of a peer identity. */
+#define EM_PEER_KEY_LEN 80
+int em_session_peer_key(const char *identity, char out[EM_PEER_KEY_LEN]);
+
+/* One of max session slots of a peer: an flock on
+ * <root>/peers/<peer>/slot-<i>, held through *fd_out until the session's
+ * process closes it or dies. EBUSY, naming the option, when all are held. */
+int em_session_peer_slot(const struct em_config *cfg, const char *identity, int max, int *fd_out,
+                         em_error_t *err);
 
 /* Runs `hook VERB IP` (route handoff); no hook: nothing to do. */
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err);

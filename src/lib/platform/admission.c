@@ -28,6 +28,7 @@ void em_admission_limits_init(struct em_admission_limits *l)
         l->max_per_addr = 8;
         l->rate = 20;
         l->deadline_ms = 3600 * 1000;
+        l->max_sessions_per_peer = 4;
 }
 
 int em_admission_new(const struct em_admission_limits *l, em_admission_t **out, em_error_t *err)

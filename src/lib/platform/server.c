@@ -17,6 +17,7 @@
 #include "migrate/outcome.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
+#include "migrate/session.h"
 #include "migrate/resolve.h"
 #include "transfer/conn.h"
 #include "util/clock.h"
@@ -326,6 +327,14 @@ static int serve_migration(const struct em_server_opts *o, const struct em_confi
                             em_conn_peer(conn), peer);
                 em_proto_send_abort(conn, "this certificate may not send migrations here "
                                           "(not an --allow-peer name)");
+                return 1;
+        }
+        /* Held until this child exits: a peer's sessions at once are bounded
+         * by its identity, whatever addresses it comes from. */
+        cleanup_close int slot = -1;
+        if (em_session_peer_slot(cfg, peer, o->limits.max_sessions_per_peer, &slot, &err) < 0) {
+                em_log_warn("refused session from %s: %s", em_conn_peer(conn), em_error_msg(err));
+                em_proto_send_abort(conn, em_error_msg(err));
                 return 1;
         }
         if (em_conn_unrecv(conn, f, &err) < 0) {
