@@ -185,9 +185,32 @@ static void test_ref_parse(void **state)
         }
 }
 
+/* A peer's name, pinned: its tag and digest dropped, our registry (if
+ * given) in place of its host, the digest we were given. */
+static void test_ref_pin(void **state)
+{
+        em_error_t err = NULL;
+        char *s = NULL;
+
+        (void)state;
+        assert_int_equal(
+            em_ref_pin("evil.example:5000/edgemig/redis:latest", "127.0.0.1:5000", D1, &s, &err),
+            0);
+        assert_string_equal(s, "127.0.0.1:5000/edgemig/redis@" D1);
+        free(s);
+        assert_int_equal(em_ref_pin("debian@" D1, NULL, D1, &s, &err), 0);
+        assert_string_equal(s, "docker.io/library/debian@" D1);
+        free(s);
+        assert_int_equal(em_ref_pin("x:1", NULL, "sha256:12", &s, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(em_ref_pin("a//b", NULL, D1, &s, &err), -1);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_ref_pin),
             cmocka_unit_test(test_oci_manifest),
             cmocka_unit_test(test_docker_manifest_without_media_type_field),
             cmocka_unit_test(test_manifest_rejects),
