@@ -184,11 +184,13 @@ static void print_check(const json_t *r)
                        json_number_value(json_object_get(k, "bandwidth_bps")) / 1e6);
         if (e != NULL)
                 printf("estimate: %.2f MB to send (layers %.2f, writable layer %.2f, memory "
-                       "%.2f MB at an assumed 2:1), handoff ~%.1f s, downtime ~%.1f s\n",
+                       "%.2f MB at %s ratio %.3f), handoff ~%.1f s, downtime ~%.1f s\n",
                        em_json_int(e, "transfer_bytes", 0) / 1e6,
                        em_json_int(e, "layers_bytes", 0) / 1e6,
                        em_json_int(e, "upper_bytes", 0) / 1e6,
                        em_json_int(e, "memory_bytes", 0) / 1e6,
+                       em_json_int(e, "compress_level", -1) < 0 ? "an assumed" : "a sampled",
+                       json_number_value(json_object_get(e, "memory_ratio")),
                        em_json_int(e, "handoff_ms", 0) / 1000.0,
                        em_json_int(e, "downtime_ms", 0) / 1000.0);
 }

@@ -22,6 +22,7 @@
 #include "migrate/proto.h"
 #include "migrate/report.h"
 #include "migrate/session.h"
+#include "migrate/sync.h"
 #include "store/store.h"
 #include "transfer/tls.h"
 #include "util/clock.h"
@@ -46,6 +47,7 @@ struct pre {
         em_conn_t *conn;
         pid_t pids[MAX_PIDS];
         size_t npids;
+        pid_t init;
         uint64_t upper_bytes, memory_bytes;
         int64_t rtt_ms;
 };
@@ -119,6 +121,7 @@ static int local_process(struct pre *p, const struct em_container_paths *cp, em_
                     p->name, *status ? status : "unknown to runc");
                 return 0;
         }
+        p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
         for (size_t i = 0; i < p->npids; i++)
                 p->memory_bytes += rss_bytes(p->pids[i]);
@@ -402,8 +405,29 @@ static void compare_features(struct pre *p, const json_t *theirs, em_error_t *er
         }
 }
 
+/* The ratio of the level --compress auto would pick on this link, measured
+ * on a sample of the container's memory as the migration does; *level -1
+ * and MEM_RATIO when no sample could be read. */
+static double memory_ratio(const struct pre *p, double bps, int *level)
+{
+        struct em_compress_calibration cal;
+        em_error_t e = NULL;
+
+        *level = -1;
+        if (p->init <= 0 || em_sync_calibrate(p->init, &cal, &e) < 0) {
+                em_error_free(&e);
+                return MEM_RATIO;
+        }
+        *level = em_compress_choose(bps, &cal);
+        for (int i = 0; i < cal.n; i++)
+                if (cal.s[i].level == *level)
+                        return cal.s[i].ratio;
+        return 1.0;
+}
+
 static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
 {
+        int level;
         uint64_t layers = 0;
         size_t i;
         json_t *d;
@@ -412,7 +436,8 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
             blob_size(p, json_string_value(d));
         double secs = (double)(probe_ms > p->rtt_ms ? probe_ms - p->rtt_ms : 1) / 1000.0;
         double bps = EM_PRECHECK_PROBE / secs;
-        double mem_wire = (double)p->memory_bytes * MEM_RATIO;
+        double ratio = memory_ratio(p, bps, &level);
+        double mem_wire = (double)p->memory_bytes * ratio;
         double transfer = (double)(layers + p->upper_bytes) + mem_wire;
         double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
         json_t *link =
@@ -420,12 +445,12 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         if (link != NULL && recent > 0)
                 json_object_set_new(link, "recent_bandwidth_bps", json_real(recent * 8));
         json_object_set_new(p->report, "link", link);
-        return json_pack("{s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "layers_bytes", (json_int_t)layers,
-                         "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes",
-                         (json_int_t)p->memory_bytes, "memory_ratio_assumed", MEM_RATIO,
-                         "transfer_bytes", (json_int_t)transfer, "handoff_ms",
-                         (json_int_t)(3 * p->rtt_ms + transfer / bps * 1000 + RESTORE_FIXED_MS),
-                         "downtime_ms", (json_int_t)(2 * p->rtt_ms + RESTORE_FIXED_MS));
+        return json_pack(
+            "{s:I, s:I, s:I, s:f, s:i, s:I, s:I, s:I}", "layers_bytes", (json_int_t)layers,
+            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
+            "memory_ratio", ratio, "compress_level", level, "transfer_bytes", (json_int_t)transfer,
+            "handoff_ms", (json_int_t)(3 * p->rtt_ms + transfer / bps * 1000 + RESTORE_FIXED_MS),
+            "downtime_ms", (json_int_t)(2 * p->rtt_ms + RESTORE_FIXED_MS));
 }
 
 static int remote_checks(struct pre *p, em_error_t *err)
