@@ -67,8 +67,10 @@ h 1 run --name counter --ip 10.66.0.30/32 busybox >/dev/null || fail "run counte
 testbed route 10.66.0.30 1
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
 counter_past() { [ "$(h "$1" exec counter tail -n 1 /data/counter.log)" -gt "$2" ]; }
+h 1 exec counter sh -c 'echo log-on-1 >/proc/1/fd/1'
 sleep 1
 migrate counter postcopy 1 2
+h 2 logs counter | grep -q '^log-on-1$' || fail "the log did not move with post-copy: $(h 2 logs counter | tail -3)"
 C=$(h 2 exec counter tail -n 1 /data/counter.log)
 wait_for 10 counter_past 2 $((C + 3)) || fail "counter does not advance on host 2"
 migrate counter hybrid 2 1

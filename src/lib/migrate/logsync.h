@@ -2,7 +2,7 @@
  * the target goes on from what the source had.
  *
  * The source sends containers/NAME/log in the final phase, after the
- * checkpoint (nothing more is written to it), as one LOG_FILE file
+ * checkpoint (or, in post-copy, the freeze: nothing more is written to it), as one LOG_FILE file
  * (migrate/proto.h) before FINAL; at most the last EM_LOGSYNC_MAX bytes,
  * from a line start, so that a huge log cannot stretch the downtime
  * without bound. The target stages it as <session dir>/log (a larger one

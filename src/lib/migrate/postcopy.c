@@ -19,6 +19,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "migrate/logsync.h"
 #include "migrate/proto.h"
 #include "migrate/session.h"
 #include "migrate/source_int.h"
@@ -326,7 +327,8 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
         s->phase_wire0 = cs.wire_out;
         if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, p.upper, false, level, &st, err) < 0 ||
-            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0)
+            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0 ||
+            em_logsync_send(s->conn, p.log, s->workdir, level, &st.raw_bytes, err) < 0)
                 return em_error_wrap(err, "sending the final state");
         if (ls->psfd >= 0)
                 final = json_pack("{s:O, s:{s:b}}", "files", digests, "lazy", "relay", 1);
@@ -772,6 +774,8 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         em_restore_opts_init(&ro);
         ro.lazy_pages = true;
         ro.work_dir = w->workdir;
+        cleanup_free char *log = em_path_join(lt->staging, EM_LOGSYNC_NAME);
+        ro.prior_log = log != NULL && em_path_exists(log) ? log : NULL;
         if (em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper, &ro,
                                       err) < 0)
                 return em_error_wrap(err, "restoring %s with lazy pages", lt->container);
