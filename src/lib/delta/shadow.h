@@ -1,6 +1,6 @@
 /* The sender's shadow of the receiver's memory: for each page address
  * (process, vaddr) the content the receiver last got for it, so a page that
- * changed since can travel as its XOR with that content (delta/pages.h,
+ * changed since can travel as its XOR with that content (delta/pagefmt.h,
  * XDATA). A page that changed in a few bytes, the usual case in a heap,
  * then costs tens of bytes on the wire instead of a compressed 4 KiB.
  *
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "delta/pages.h"
+#include "delta/hashset.h"
 #include "util/error.h"
 
 typedef struct em_shadow em_shadow_t;

@@ -1,0 +1,22 @@
+#ifndef EDGEMIG_DELTA_PROCMEM_H
+#define EDGEMIG_DELTA_PROCMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+/* Reading a running process without freezing it: /proc/PID/maps + pagemap
+ * select the pages CRIU would dump (present or swapped; anonymous, or
+ * private copies of file pages), process_vm_readv copies them. Pages that
+ * vanish while reading are skipped. */
+struct em_procmem_stats {
+        uint64_t mappings, pages_read, bytes_read;
+        int64_t elapsed_ns;
+};
+typedef int (*em_procmem_page_fn)(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err);
+int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
+                    em_error_t *err);
+#endif
