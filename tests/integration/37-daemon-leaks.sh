@@ -31,6 +31,9 @@ VG_VERSION=$("$VG" --version 2>/dev/null | sed -n 's/^valgrind-//p')
 	skip "valgrind ${VG_VERSION:-?} ($VG) cannot run edgemigd: it lacks openat2 and pidfd_open (need >= 3.22, e.g. trixie's valgrind .deb unpacked into $VG_PREFIX)"
 
 VG_LOGS=$MIG_LOGS/vg
+# Under valgrind edgemigd takes seconds to reach "ready", more on a loaded
+# machine (seen: 14 s at load 14 with two cores).
+MIG_DAEMON_WAIT=60
 mkdir -p "$VG_LOGS"
 fail() { # VG_KEEP=DIR keeps the valgrind and daemon logs
 	[ -z "${VG_KEEP:-}" ] || cp -r "$MIG_LOGS" "$VG_KEEP"

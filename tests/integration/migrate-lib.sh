@@ -65,8 +65,9 @@ mig_daemon() {
 		--tls-cert "${!root}/pki/h$i.crt" --tls-key "${!root}/pki/h$i.key" "${allow[@]}" \
 		--route-hook "$REPO/scripts/testbed-route-hook" >>"$MIG_LOGS/edgemigd-h$i.log" 2>&1 &
 	MIG_DAEMONS[$i]=$!
-	# This daemon's "ready", not an earlier one's in the same log.
-	wait_for 10 bash -c "[ \$(grep -c ' ready (root ' '$MIG_LOGS/edgemigd-h$i.log') -gt ${ready:-0} ]" ||
+	# This daemon's "ready", not an earlier one's in the same log. A test
+	# that runs edgemigd under valgrind sets MIG_DAEMON_WAIT higher.
+	wait_for "${MIG_DAEMON_WAIT:-10}" bash -c "[ \$(grep -c ' ready (root ' '$MIG_LOGS/edgemigd-h$i.log') -gt ${ready:-0} ]" ||
 		fail "edgemigd on host $i did not start"
 }
 
