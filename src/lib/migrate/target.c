@@ -23,6 +23,7 @@
 #include "migrate/proto.h"
 #include "migrate/report.h"
 #include "migrate/session.h"
+#include "state/state.h"
 #include "migrate/sync.h"
 #include "store/ref.h"
 #include "store/store.h"
@@ -91,6 +92,27 @@ static int make_dirs(struct target *t, em_error_t *err)
         return em_journal_own(t->dir, t->peer.container, &t->journal_fd, err);
 }
 
+/* Why the name is taken: a container, or another session's reservation. */
+static char *name_taken(const struct target *t, const struct em_container_paths *p)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        em_error_t e = NULL;
+        char *why = NULL;
+        bool container = em_state_open(t->cfg->root, &st, &e) < 0 ||
+                         em_state_container_get(st, t->peer.container, &rec, &e) == 0 ||
+                         !em_path_exists(p->dir);
+
+        em_error_free(&e);
+        if (asprintf(&why,
+                     container ? "a container named %s already exists on the target"
+                               : "a container named %s already exists on the target (another "
+                                 "migration session holds the name; retry once it ended)",
+                     t->peer.container) < 0)
+                return NULL;
+        return why;
+}
+
 /* Reserves the container name with an exclusive mkdir of containers/<name>,
  * then claims the session id (its outcome record, O_EXCL) and a staging
  * directory that must not exist yet, all before HELLO_ACK: a second session
@@ -104,7 +126,6 @@ static char *claim(struct target *t, em_error_t *err)
         cleanup_free char *parent = em_path_join(t->cfg->root, "containers");
         cleanup_free char *incoming = em_path_join(t->cfg->root, "incoming");
         cleanup_free char *dir = em_session_incoming_dir(t->cfg, t->session);
-        char *why = NULL;
 
         memcpy(o.session, t->session, sizeof(o.session));
         snprintf(o.container, sizeof(o.container), "%s", t->peer.container);
@@ -114,10 +135,7 @@ static char *claim(struct target *t, em_error_t *err)
             em_mkdir_p(parent, 0700, err) < 0 || em_mkdir_p(incoming, 0700, err) < 0)
                 return strdup("the target could not check the name");
         if (mkdir(p.dir, 0700) < 0)
-                return asprintf(&why, "a container named %s already exists on the target",
-                                t->peer.container) < 0
-                           ? NULL
-                           : why;
+                return name_taken(t, &p);
         if (em_outcome_create(t->cfg->root, &o, err) < 0) {
                 rmdir(p.dir);
                 return strdup("this session id is already in use");
@@ -539,6 +557,9 @@ static int prepare_done(struct target *t, em_error_t *err)
 
         if (ack == NULL || em_sync_target_cache_state(t->sync, ack, err) < 0)
                 return em_error_wrap(err, "page cache state");
+        /* The name is free again before the source hears we are done: the
+         * migration that follows a prepare must not find it reserved. */
+        settle_here(t, false);
         return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
 }
 

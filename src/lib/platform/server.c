@@ -1,5 +1,6 @@
 #include "platform/server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "transfer/conn.h"
 #include "util/clock.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/notify.h"
@@ -182,6 +184,19 @@ static void recover(const struct em_config *cfg, pid_t pid)
                 em_log_error("recovering sessions: %s", em_error_msg(err));
 }
 
+/* True if <root>/outgoing/ holds a session. */
+static bool outgoing_left(const struct em_config *cfg)
+{
+        cleanup_free char *dir = em_path_join(cfg->root, "outgoing");
+        cleanup_dir DIR *d = dir ? opendir(dir) : NULL;
+        struct dirent *de;
+
+        while (d != NULL && (de = readdir(d)) != NULL)
+                if (de->d_name[0] != '.')
+                        return true;
+        return false;
+}
+
 /* At start: outgoing migrations of a crashed `edgemig migrate` (or of a
  * controller request) on this host; one in doubt is settled with its
  * target, as this host (the same certificate in the client role). */
@@ -192,6 +207,8 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
         struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, NULL};
         struct em_resolve_opts ro;
 
+        if (!outgoing_left(cfg))
+                return; /* the common case: no client context to build */
         em_resolve_opts_init(&ro);
         if (!o->insecure && em_tls_ctx_new(&tc, false, &client, &err) < 0) {
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
