@@ -58,6 +58,7 @@ int cmd_rm(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_start(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_restart(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_kill(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_ip(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_checkpoint(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_checkpoint_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_restore(struct em_cli *cli, int argc, char **argv, em_error_t *err);

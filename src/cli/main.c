@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
     {"restart", cmd_restart, "stop and start a container"},
     {"kill", cmd_kill, "send a signal to a container's init"},
     {"rm", cmd_rm, "remove a container"},
+    {"ip", cmd_ip, "list or release the service IPs kept for migrated-away containers"},
     {"checkpoint", cmd_checkpoint, "checkpoint a container to a directory"},
     {"restore", cmd_restore, "restore a container from a checkpoint directory"},
     {"migrate", cmd_migrate, "live-migrate a container to another edge host"},

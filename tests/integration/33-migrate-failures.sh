@@ -177,6 +177,8 @@ h 1 rm -f redis >/dev/null || fail "rm the namesake"
 h 1 run --name squatter --ip "$SIP/32" redis >/dev/null 2>"$MIG_LOGS/squat.err" &&
 	fail "host 1 handed out $SIP while redis runs on host 2"
 grep -q "reserved for container redis" "$MIG_LOGS/squat.err" || fail "reservation: $(cat "$MIG_LOGS/squat.err")"
+h 1 ip ls --json | python3 -c 'import json,sys; r = json.load(sys.stdin); assert any(x["ip"] == sys.argv[1] and x["container"] == "redis" for x in r), r' "$SIP" ||
+	fail "ip ls does not list $SIP for redis"
 # A container whose address the target uses is refused before any state moves.
 h 2 run --name web2 --ip 10.66.0.15/32 redis >/dev/null || fail "run web2 on host 2"
 h 1 run --name squatter --ip 10.66.0.15/32 redis >/dev/null || fail "run squatter on host 1"
@@ -197,4 +199,8 @@ running_on 2 web2 || fail "web2 not running on host 2 after the refusal"
 	fail "squatter on host 1 was disturbed"
 [ -z "$(find "$EM_H1_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left on host 1"
 h 1 ps | grep -q '^web2 ' && fail "web2 appeared on host 1"
+# An operator releases the address of a container gone for good.
+h 1 ip release "$SIP" >/dev/null || fail "ip release"
+h 1 ip release "$SIP" >/dev/null 2>&1 && fail "a second release succeeded"
+h 1 run --name squatter2 --ip "$SIP/32" redis >/dev/null || fail "the released address is still kept"
 echo "ok"

@@ -257,6 +257,12 @@ static void test_ip_reservations(void **state)
         assert_int_equal(em_state_ip_owner(f->st, "10.1.0.2", &owner, &reserved, &err), 0);
         assert_string_equal(owner, "gone");
         assert_true(reserved);
+        json_t *list = NULL;
+        assert_int_equal(em_state_ip_reservations(f->st, &list, &err), 0);
+        assert_int_equal(json_array_size(list), 1);
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(list, 0), "container")), "gone");
+        json_decref(list);
         /* Its container comes back: the reservation is consumed. */
         struct em_container_rec g = {
             .name = "gone", .image = "i", .ip = "10.1.0.2", .state = EM_CSTATE_CREATED};

@@ -724,3 +724,28 @@ int em_state_ip_owner(struct em_state *st, const char *ip, char **name, bool *re
         *reserved = *name != NULL;
         return 0;
 }
+
+int em_state_ip_reservations(struct em_state *st, json_t **out, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        json_t *arr = json_array();
+        int rc;
+
+        if (arr == NULL)
+                return em_error_set(err, ENOMEM, "reservations");
+        if (prepare(st, "SELECT ip, name, since FROM ip_reservations ORDER BY ip", &s, err) < 0) {
+                json_decref(arr);
+                return -1;
+        }
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+                json_array_append_new(
+                    arr, json_pack("{s:s, s:s, s:I}", "ip", (const char *)sqlite3_column_text(s, 0),
+                                   "container", (const char *)sqlite3_column_text(s, 1), "since_ms",
+                                   (json_int_t)sqlite3_column_int64(s, 2)));
+        if (rc != SQLITE_DONE) {
+                json_decref(arr);
+                return db_fail(st, rc, "listing reservations", err);
+        }
+        *out = arr;
+        return 0;
+}

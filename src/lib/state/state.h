@@ -6,6 +6,7 @@
 #ifndef EDGEMIG_STATE_STATE_H
 #define EDGEMIG_STATE_STATE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +119,8 @@ int em_state_ip_allocate(struct em_state *st, const char *subnet, char **out, em
  * the container takes it back if it returns): allocation skips them and an
  * insert of another container with that address fails with EEXIST. */
 int em_state_ip_reserve(struct em_state *st, const char *ip, const char *name, em_error_t *err);
+/* [{"ip", "container", "since_ms"}] ordered by address. */
+int em_state_ip_reservations(struct em_state *st, json_t **out, em_error_t *err);
 /* ENOENT if ip is not reserved. */
 int em_state_ip_release(struct em_state *st, const char *ip, em_error_t *err);
 /* Who uses ip here: a container (*reserved false) or a reservation (true);
