@@ -32,9 +32,10 @@ PREFIX     ?= /usr/local
 SYSCONFDIR ?= /etc
 BINDIR     ?= $(PREFIX)/bin
 SBINDIR    ?= $(PREFIX)/sbin
-MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
-COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 CFLAGS_BASE += -DEM_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 LIB_SRC    := $(sort $(wildcard src/lib/*/*.c))
@@ -59,26 +60,26 @@ all: $(LIBA) $(BINS) $(HELPER_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS_BASE) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_BASE) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/edgemig: $(call obj,$(CLI_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/edgemigd: $(call obj,$(DAEMON_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/edgemig-probe: $(call obj,$(PROBE_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/edgemig-controller: $(call obj,$(CTL_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBA)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -105,9 +106,10 @@ install: all $(MAN_PAGES)
 	for u in edgemigd edgemig-controller; do \
 	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 	    dist/systemd/$$u.service.in >$(DESTDIR)$(UNITDIR)/$$u.service; done
-	install -m 0644 dist/bash-completion/edgemig $(DESTDIR)$(COMPLETIONDIR)/edgemig
-	for b in edgemigd edgemig-controller edgemig-probe; do \
-	    ln -sf edgemig $(DESTDIR)$(COMPLETIONDIR)/$$b; done
+	for b in edgemig edgemigd edgemig-controller edgemig-probe; do \
+	    install -m 0644 dist/bash-completion/edgemig $(DESTDIR)$(COMPLETIONDIR)/$$b; done
+	install -d $(DESTDIR)$(DATADIR)/edgemig
+	install -m 0755 scripts/setup $(DESTDIR)$(DATADIR)/edgemig/setup-criu
 	for c in edgemigd.conf controller.conf; do \
 	    [ -e $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c ] || \
 	    install -m 0644 dist/conf/$$c $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c; done

@@ -77,9 +77,10 @@ int em_ref_parse(const char *s, struct em_ref *out, em_error_t *err)
         } else if (r.digest == NULL) {
                 r.tag = strdup("latest");
         }
-        if (strcmp(r.registry, EM_DEFAULT_REGISTRY) == 0 && strchr(rest, '/') == NULL)
-                asprintf(&r.repo, "library/%s", rest);
-        else
+        if (strcmp(r.registry, EM_DEFAULT_REGISTRY) == 0 && strchr(rest, '/') == NULL) {
+                if (asprintf(&r.repo, "library/%s", rest) < 0)
+                        r.repo = NULL; /* undefined after a failure */
+        } else
                 r.repo = strdup(rest);
         if (r.repo == NULL || !repo_valid(r.repo) || (r.tag != NULL && !tag_valid(r.tag)) ||
             *r.registry == '\0') {
@@ -93,12 +94,13 @@ int em_ref_parse(const char *s, struct em_ref *out, em_error_t *err)
 char *em_ref_string(const struct em_ref *r)
 {
         char *out = NULL;
+        int n;
 
         if (r->digest != NULL && r->tag == NULL)
-                asprintf(&out, "%s/%s@%s", r->registry, r->repo, r->digest);
+                n = asprintf(&out, "%s/%s@%s", r->registry, r->repo, r->digest);
         else
-                asprintf(&out, "%s/%s:%s", r->registry, r->repo, r->tag);
-        return out;
+                n = asprintf(&out, "%s/%s:%s", r->registry, r->repo, r->tag);
+        return n < 0 ? NULL : out;
 }
 
 int em_ref_pin(const char *name, const char *registry, const char *digest, char **out,
