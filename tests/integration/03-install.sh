@@ -87,7 +87,7 @@ rc=0
 "$P/sbin/edgemigd" --config "$D/all.conf" --root "$D/state" >"$D/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] || fail "edgemigd started without certificates"
 grep -q 'all.conf:' "$D/out" && fail "the sample edgemigd.conf does not parse: $(cat "$D/out")"
-grep -q '/etc/edgemig/pki/' "$D/out" || fail "edgemigd did not reach the TLS files: $(cat "$D/out")"
+grep -q '/var/lib/edgemig/pki/' "$D/out" || fail "edgemigd did not reach the TLS files: $(cat "$D/out")"
 sed -E 's/^#([a-z-]+ = )/\1/; /^insecure = /d; s|^state-dir = .*|state-dir = '"$D/ctl"'|' \
 	"$D/root/etc/edgemig/controller.conf" >"$D/all.conf"
 rc=0

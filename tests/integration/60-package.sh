@@ -101,7 +101,7 @@ state-dir = /var/lib/edgemig-controller
 insecure = true
 listen = 127.0.0.1:7880
 CONF
-SIP=10.88.0.10
+SIP=10.66.0.10
 h 1 run --name counter --ip "$SIP/32" busybox >/dev/null || fail "run on host 1"
 wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
 migrate_to_2() {
