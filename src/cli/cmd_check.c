@@ -161,8 +161,10 @@ int cmd_check(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 
         if (r != 0)
                 return r < 0 ? 2 : 0;
-        if (cli_operands(argc, argv, first, 0, 0, "", err) < 0)
-                return 2;
+        if (first < argc)
+                return em_error_set(err, 0, "the pre-check of %s needs --to ADDR:PORT (see --help)",
+                                    argv[first]),
+                       2;
         use_cache = !no_cache;
         if (cli_config(cli, &cfg, err) < 0 || em_features_probe(cfg, use_cache, &f, err) < 0)
                 return 1;

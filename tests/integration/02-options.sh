@@ -47,6 +47,14 @@ expect_usage "--margin: 'wide' is not a number" \
 expect_usage "--value-size: '1x' is not an integer" edgemig-probe --value-size 1x redis 127.0.0.1:1
 [ ! -e "$ROOT/ctl" ] || fail "the controller created its state dir despite a usage error"
 
+# The lifecycle's options (docs/lifecycle.md).
+expect_usage "--tail: 'x' is not an integer" edgemig --root "$ROOT" logs --tail x web
+expect_usage "--signal: unknown signal 'BOGUS'" edgemig --root "$ROOT" kill --signal BOGUS web
+expect_usage "--time: 'x' is not a duration" edgemig --root "$ROOT" restart -t x web
+expect_usage "expected ls or release" edgemig --root "$ROOT" ip bogus
+expect_usage "the pre-check of web needs --to ADDR:PORT" edgemig --root "$ROOT" check web
+expect_usage "--mode: " edgemig --root "$ROOT" check web --to 127.0.0.1:1 --mode warp
+
 for b in edgemig edgemigd edgemig-controller edgemig-probe; do
 	v=$("$BUILD/$b" --version) || fail "$b --version exited $?"
 	[[ "$v" == "$b "[0-9]* ]] || fail "$b --version printed '$v'"
