@@ -13,10 +13,14 @@ command -v jq >/dev/null || skip "jq not installed"
 T=$(mktemp -d /tmp/em-hostile-XXXXXX)
 DPID=""
 FAKE=""
+# Every step may fail (a helper already gone) without skipping the next.
 cleanup() {
-	[ -n "$FAKE" ] && kill "$FAKE" 2>/dev/null
-	[ -d "$T/h/containers/src1" ] && "$EM" --root "$T/h" rm -f src1 >/dev/null 2>&1
-	[ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	[ -z "$FAKE" ] || kill "$FAKE" 2>/dev/null || true
+	[ ! -d "$T/h/containers/src1" ] || "$EM" --root "$T/h" rm -f src1 >/dev/null 2>&1 || true
+	if [ -n "$DPID" ]; then
+		kill "$DPID" 2>/dev/null || true
+		wait "$DPID" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -45,7 +49,8 @@ daemon_start() { # extra edgemigd options...
 	wait_for 10 grep -q "ready.*$PORT" "$T/d.log" || fail "edgemigd did not start"
 }
 daemon_stop() {
-	kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+	kill "$DPID" 2>/dev/null || true
+	wait "$DPID" 2>/dev/null || true
 	DPID=""
 }
 
