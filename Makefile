@@ -10,7 +10,8 @@ CC      ?= cc
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 SAN     ?= 0
-BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
+COV     ?= 0
+BUILD   := $(if $(filter 1,$(SAN)),build-san,$(if $(filter 1,$(COV)),build-cov,build))
 PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd gnutls libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -23,6 +24,11 @@ CFLAGS_BASE := -std=gnu11 -g -O2 -D_GNU_SOURCE -fno-strict-aliasing -pthread \
 ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+# make coverage: gcov counts in build-cov/ (never committed).
+ifeq ($(COV),1)
+CFLAGS_BASE += -O0 --coverage
+LDFLAGS_SAN := --coverage
 endif
 LIBS := $(PKG_LIBS) -pthread -lm
 
@@ -55,6 +61,7 @@ UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
 
 .PHONY: all setup test unit integration fuzz demo bench bench-quick format format-check clean \
+        coverage \
         man install
 all: $(LIBA) $(BINS) $(HELPER_BINS)
 
@@ -138,6 +145,13 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
+# Line coverage of src/lib/migrate by the unit tests (no root needed).
+coverage:
+	@$(MAKE) --no-print-directory COV=1 $(patsubst build/%,build-cov/%,$(UNIT_BINS))
+	@find build-cov -name '*.gcda' -delete
+	@tests/run-tests --unit-only --build build-cov
+	@scripts/coverage build-cov src/lib/migrate
+
 bench-quick: all
 	@bench/run --quick
 bench: all
@@ -154,4 +168,4 @@ format-check:
 	@scripts/check-layers
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cov

@@ -64,9 +64,22 @@ void em_migrate_opts_init(struct em_migrate_opts *o);
 int em_migrate_source_run(const struct em_config *cfg, const char *name,
                           const struct em_migrate_opts *o, json_t **report, em_error_t *err);
 
+struct em_restore_opts;
+/* How the target turns the staged images and upper dir into a running
+ * container. em_target_ops_runc (em_container_restore_from: overlay, netns,
+ * `runc restore`) is what edgemigd uses; the engine's unit tests put a
+ * stand-in here that needs no root. */
+struct em_target_ops {
+        int (*restore)(const struct em_config *cfg, const char *name, const json_t *spec,
+                       const char *images_dir, const char *upper_dir,
+                       const struct em_restore_opts *ro, em_error_t *err);
+};
+extern const struct em_target_ops em_target_ops_runc;
+
 struct em_target_opts {
-        struct em_policy policy; /* what an incoming spec may ask for */
-        const char *registry;    /* pull missing layers from here first ("host:port"), or NULL */
+        const struct em_target_ops *ops; /* em_target_opts_init: &em_target_ops_runc */
+        struct em_policy policy;         /* what an incoming spec may ask for */
+        const char *registry; /* pull missing layers from here first ("host:port"), or NULL */
         bool registry_insecure;
         const char *route_hook; /* executable run as `HOOK announce IP` after a restore */
         int io_timeout_ms;

@@ -46,7 +46,8 @@ struct target {
         json_t *spec;    /* the container spec from the source */
         json_t *image;   /* {name, manifest_digest, blobs:[{digest,size}]} */
         struct em_sync_target *sync;
-        bool restored; /* post-copy: the lazy restore ran */
+        bool restored;    /* post-copy: the lazy restore ran */
+        bool layers_done; /* the image is registered and the spec pinned to it */
         /* The session id is ours (its outcome record and staging dir) and so
          * is the container name (containers/<name>, reserved at HELLO). */
         bool claimed;
@@ -54,9 +55,12 @@ struct target {
         const char *peer_id; /* the peer's TLS identity ("" without TLS) */
 };
 
+const struct em_target_ops em_target_ops_runc = {.restore = em_container_restore_from};
+
 void em_target_opts_init(struct em_target_opts *o)
 {
         memset(o, 0, sizeof(*o));
+        o->ops = &em_target_ops_runc;
         em_policy_init(&o->policy);
         o->io_timeout_ms = 120000;
         o->commit_timeout_ms = 30000;
@@ -439,8 +443,8 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
             advance(t, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
                 return -1;
-        if (em_container_restore_from(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro,
-                                      err) < 0)
+        if (t->o->ops->restore(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro, err) <
+            0)
                 return em_error_wrap(err, "restoring %s", t->peer.container);
         em_cleanup_closep(&lock);
         if (advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err) < 0)
@@ -563,6 +567,37 @@ static int prepare_done(struct target *t, em_error_t *err)
         return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
 }
 
+/* ROUND_END, echoed once everything before it is applied; the one that
+ * ends the layers registers the image. */
+static int round_end(struct target *t, const struct em_frame *f, em_error_t *err)
+{
+        bool layers = f->length > 0 && f->payload[0] == '{' &&
+                      strstr((const char *)f->payload, "\"layers_done\"") != NULL;
+
+        if (layers && (register_image(t, err) < 0 ||
+                       em_fault("target.after-layers", em_conn_fd(t->conn), err) < 0))
+                return -1;
+        t->layers_done |= layers;
+        if (em_fault("target.round-end", em_conn_fd(t->conn), err) < 0)
+                return -1;
+        return em_conn_send(t->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0, err);
+}
+
+/* FINAL, or DONE ending a prepare: only after the layers, since until then
+ * the spec still names the source's image, not the one registered here. */
+static int finish(struct target *t, const struct em_frame *f, bool *final_done, em_error_t *err)
+{
+        bool done = f->hdr.type == EM_FRAME_DONE;
+
+        if (done && strcmp(t->peer.mode, "prepare") != 0)
+                return em_error_set(err, EPROTO, "protocol error: DONE before FINAL");
+        if (!t->layers_done)
+                return em_error_set(err, EPROTO, "protocol error: %s before the layers",
+                                    em_frame_type_name(f->hdr.type));
+        *final_done = true;
+        return done ? prepare_done(t, err) : do_final(t, f, err);
+}
+
 static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_error_t *err)
 {
         cleanup_json json_t *hdr = NULL;
@@ -579,28 +614,15 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
         case EM_FRAME_LOG_FILE:
                 return recv_log(t, f, err);
         case EM_FRAME_ROUND_END:
-                if (f->length > 0 && f->payload[0] == '{' &&
-                    strstr((const char *)f->payload, "\"layers_done\"") != NULL &&
-                    (register_image(t, err) < 0 ||
-                     em_fault("target.after-layers", em_conn_fd(t->conn), err) < 0))
-                        return -1;
-                if (em_fault("target.round-end", em_conn_fd(t->conn), err) < 0)
-                        return -1;
-                return em_conn_send(t->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0,
-                                    err);
+                return round_end(t, f, err);
         case EM_FRAME_FILE_MANIFEST:
         case EM_FRAME_FILE_DATA:
         case EM_FRAME_FILE_DELETE:
         case EM_FRAME_PAGES_DATA:
                 return em_sync_target_frame(t->sync, t->conn, f, err);
         case EM_FRAME_DONE:
-                if (strcmp(t->peer.mode, "prepare") != 0)
-                        return em_error_set(err, EPROTO, "protocol error: DONE before FINAL");
-                *final_done = true;
-                return prepare_done(t, err);
         case EM_FRAME_FINAL:
-                *final_done = true;
-                return do_final(t, f, err);
+                return finish(t, f, final_done, err);
         default:
                 return em_error_set(err, EPROTO, "protocol error: unexpected %s",
                                     em_frame_type_name(f->hdr.type));

@@ -1,0 +1,736 @@
+/* The target side of the migration engine (migrate/target.c), driven in one
+ * process over a socketpair: the test plays the source frame by frame, the
+ * target serves the session in a forked child (em_migrate_target_serve, as
+ * edgemigd's child does), with a stand-in restore behind em_target_ops and
+ * no root. The state root has a feature cache (so HELLO needs no probes),
+ * a tiny OCI image built here, and the CRIU images of a real busybox dump
+ * (tests/unit/data) travel as the final images.
+ *
+ * Covered: every phase (handshake, layers, pre-copy round, final, commit,
+ * and prepare's end), every frame a source may send where it does not
+ * belong (the target refuses with a protocol error and removes only what
+ * the session created), and the target's fault points (util/fault.h). */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "checkpoint/features.h"
+#include "delta/pages.h"
+#include "migrate/migrate.h"
+#include "migrate/outcome.h"
+#include "migrate/proto.h"
+#include "migrate/session.h"
+#include "store/manifest.h"
+#include "store/store.h"
+#include "transfer/handshake.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define BUSYBOX "tests/unit/data/criu-4.2.1-busybox"
+
+/* A library call that must succeed; on failure the test names its error. */
+#define ok(call)                                                                                   \
+        do {                                                                                       \
+                if ((call) < 0)                                                                    \
+                        fail_msg("%s: %s", #call, em_error_msg(err));                              \
+        } while (0)
+#define NAME "web"
+
+struct fx {
+        char dir[64], layout[96], root[96];
+        struct em_config cfg;
+        char manifest[EM_DIGEST_STR_LEN + 1], layer[EM_DIGEST_STR_LEN + 1];
+        char diff_id[EM_DIGEST_STR_LEN + 1], config[EM_DIGEST_STR_LEN + 1];
+        uint8_t session[16];
+        char session_hex[33];
+        em_conn_t *src; /* the test's end: the source */
+        pid_t target;
+};
+
+/* ---- a tiny OCI image (one gzip layer) for the target's store ---- */
+
+static void write_blob(struct fx *f, const void *buf, size_t len,
+                       char digest[EM_DIGEST_STR_LEN + 1])
+{
+        char path[256];
+        em_error_t err = NULL;
+
+        em_sha256_buf(buf, len, digest);
+        snprintf(path, sizeof(path), "%s/blobs/sha256/%s", f->layout, digest + 7);
+        ok(em_write_file_atomic(path, buf, len, 0644, &err));
+}
+
+static size_t archive_one(const void *data, size_t len, bool gzip, char *out, size_t cap)
+{
+        struct archive *a = archive_write_new();
+        struct archive_entry *e = archive_entry_new();
+        size_t used = 0;
+
+        if (gzip) {
+                archive_write_set_format_raw(a);
+                archive_write_add_filter_gzip(a);
+        } else {
+                archive_write_set_format_pax_restricted(a);
+                archive_entry_set_pathname(e, "hello.txt");
+                archive_entry_set_perm(e, 0644);
+        }
+        archive_write_set_bytes_in_last_block(a, 1);
+        archive_write_open_memory(a, out, cap, &used);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, (la_int64_t)len);
+        archive_write_header(a, e);
+        archive_write_data(a, data, len);
+        archive_entry_free(e);
+        archive_write_close(a);
+        archive_write_free(a);
+        return used;
+}
+
+static void make_layout(struct fx *f)
+{
+        static char tar[65536], gz[65536];
+        char buf[2048], path[256];
+        em_error_t err = NULL;
+        size_t tlen, glen;
+
+        snprintf(path, sizeof(path), "%s/blobs/sha256", f->layout);
+        ok(em_mkdir_p(path, 0755, &err));
+        tlen = archive_one("hello\n", 6, false, tar, sizeof(tar));
+        em_sha256_buf(tar, tlen, f->diff_id);
+        glen = archive_one(tar, tlen, true, gz, sizeof(gz));
+        write_blob(f, gz, glen, f->layer);
+        snprintf(buf, sizeof(buf),
+                 "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/hello\"]},"
+                 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+                 f->diff_id);
+        size_t clen = strlen(buf);
+        write_blob(f, buf, clen, f->config);
+        snprintf(buf, sizeof(buf),
+                 "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+                 "\"digest\":\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":\"application/"
+                 "vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"%s\",\"size\":%zu}]}",
+                 EM_MT_OCI_MANIFEST, EM_MT_OCI_CONFIG, f->config, clen, f->layer, glen);
+        size_t mlen = strlen(buf);
+        write_blob(f, buf, mlen, f->manifest);
+        snprintf(buf, sizeof(buf),
+                 "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\",\"digest\":\"%s\","
+                 "\"size\":%zu,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}",
+                 EM_MT_OCI_MANIFEST, f->manifest, mlen);
+        snprintf(path, sizeof(path), "%s/index.json", f->layout);
+        ok(em_write_file_atomic(path, buf, strlen(buf), 0644, &err));
+        snprintf(path, sizeof(path), "%s/oci-layout", f->layout);
+        const char *ol = "{\"imageLayoutVersion\":\"1.0.0\"}";
+        ok(em_write_file_atomic(path, ol, strlen(ol), 0644, &err));
+}
+
+/* ---- the target's host: state root, feature cache, image ---- */
+
+/* What `edgemig check` would have cached on a host that can migrate. */
+static void write_feature_cache(struct fx *f)
+{
+        json_t *key = em_features_cache_key(&f->cfg);
+        json_t *c =
+            json_pack("{s:o, s:{s:[{s:s, s:s, s:b, s:s}]}}", "key", key, "features", "probes",
+                      "name", "criu", "status", "ok", "required", 1, "value", "4.2.1");
+        char *path = em_config_path(&f->cfg, "check-cache.json");
+        em_error_t err = NULL;
+
+        assert_non_null(c);
+        ok(em_json_write_file(path, c, &err));
+        json_decref(c);
+        free(path);
+}
+
+static int group_setup(void **state)
+{
+        struct fx *f = calloc(1, sizeof(*f));
+        struct em_store *s = NULL;
+        struct em_image_info *info = NULL;
+        em_error_t err = NULL;
+
+        em_log_setup(EM_LOG_ERROR, false, 2, "test");
+        signal(SIGPIPE, SIG_IGN);
+        snprintf(f->dir, sizeof(f->dir), "/tmp/test_engine.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->layout, sizeof(f->layout), "%s/layout", f->dir);
+        snprintf(f->root, sizeof(f->root), "%s/root", f->dir);
+        make_layout(f);
+        ok(em_config_init(&f->cfg, f->root, &err));
+        write_feature_cache(f);
+        ok(em_store_open(f->root, &s, &err));
+        ok(em_store_import(s, f->layout, "app:1", &info, &err));
+        em_image_info_free(&info);
+        em_store_close(&s);
+        *state = f;
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        em_rm_rf(f->dir, &err);
+        em_error_free(&err);
+        em_config_free(&f->cfg);
+        free(f);
+        return 0;
+}
+
+/* ---- the target, in a child ---- */
+
+/* The stand-in for `runc restore`: checks it got the staged images and
+ * leaves a mark the test looks for. */
+static int fake_restore(const struct em_config *cfg, const char *name, const json_t *spec,
+                        const char *images_dir, const char *upper_dir,
+                        const struct em_restore_opts *ro, em_error_t *err)
+{
+        char path[256];
+
+        (void)spec;
+        (void)upper_dir;
+        (void)ro;
+        snprintf(path, sizeof(path), "%s/inventory.img", images_dir);
+        if (!em_path_exists(path))
+                return em_error_set(err, ENOENT, "no inventory.img in %s", images_dir);
+        snprintf(path, sizeof(path), "%s/restored-%s", cfg->root, name);
+        return em_write_file_atomic(path, images_dir, strlen(images_dir), 0600, err);
+}
+
+static const struct em_target_ops fake_ops = {.restore = fake_restore};
+
+/* Starts the target on one end of a socketpair; fault: EDGEMIG_FAULT for
+ * the target only (NULL: none). */
+static void start_target(struct fx *f, const char *fault)
+{
+        int sp[2];
+        em_error_t err = NULL;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        ok(em_session_new(f->session, &err));
+        em_session_hex(f->session, f->session_hex);
+        fflush(NULL); /* the child exits through exit(): gcov writes its counts */
+        f->target = fork();
+        assert_true(f->target >= 0);
+        if (f->target == 0) {
+                struct em_target_opts o;
+                em_conn_t *c = NULL;
+                close(sp[0]);
+                if (fault != NULL)
+                        setenv("EDGEMIG_FAULT", fault, 1);
+                em_target_opts_init(&o);
+                o.ops = &fake_ops;
+                o.io_timeout_ms = 10000;
+                o.commit_timeout_ms = 5000;
+                if (em_conn_from_fd(sp[1], "source", &c, &err) < 0)
+                        exit(2);
+                int rc = em_migrate_target_serve(&f->cfg, c, &o, &err);
+                em_conn_free(&c);
+                em_error_free(&err);
+                exit(rc == 0 ? 0 : 1);
+        }
+        close(sp[1]);
+        ok(em_conn_from_fd(sp[0], "target", &f->src, &err));
+        em_conn_set_timeout(f->src, 20000);
+}
+
+/* The target's exit status (0: session committed or prepared). */
+static int wait_target(struct fx *f)
+{
+        int st = 0;
+
+        em_conn_free(&f->src);
+        assert_int_equal(waitpid(f->target, &st, 0), f->target);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- the source's side of the protocol ---- */
+
+static void send_hello(struct fx *f, const char *name, const char *mode)
+{
+        struct em_hello h = {0};
+        char *hello = NULL;
+        em_error_t err = NULL;
+
+        ok(em_session_local_hello(&f->cfg, &h, &err));
+        memcpy(h.session, f->session, 16);
+        h.container = strdup(name);
+        h.mode = strdup(mode);
+        ok(em_hello_build(&h, &hello, &err));
+        ok(em_conn_send_str(f->src, EM_FRAME_HELLO, hello, &err));
+        free(hello);
+        em_hello_free(&h);
+}
+
+/* HELLO -> HELLO_ACK; returns whether the target accepted. */
+static bool handshake(struct fx *f, const char *name, const char *mode)
+{
+        cleanup_frame struct em_frame fr = {0};
+        char *reason = NULL;
+        bool ok = false;
+        em_error_t err = NULL;
+
+        send_hello(f, name, mode);
+        ok(em_proto_recv(f->src, &fr, &err));
+        assert_int_equal(fr.hdr.type, EM_FRAME_HELLO_ACK);
+        ok(em_hello_ack_parse((const char *)fr.payload, fr.length, f->session, &ok, &reason, &err));
+        free(reason);
+        em_conn_set_session(f->src, em_frame_session_tag(f->session));
+        return ok;
+}
+
+static json_t *plan(struct fx *f, const char *name)
+{
+        return json_pack("{s:{s:s, s:s, s:[s], s:{}}, s:{s:s, s:s, s:[{s:s}, {s:s}, {s:s, s:s}]}}",
+                         "spec", "name", name, "ip", "10.66.7.7", "diff_ids", f->diff_id,
+                         "image_config", "image", "name", "localhost/app:1", "manifest_digest",
+                         f->manifest, "blobs", "digest", f->manifest, "digest", f->config, "digest",
+                         f->layer, "diff_id", f->diff_id);
+}
+
+/* LAYERS_HAVE both ways, then the target's page hashes. */
+static void layers(struct fx *f)
+{
+        json_t *p = plan(f, NAME), *ack = NULL;
+        cleanup_frame struct em_frame fr = {0};
+        em_error_t err = NULL;
+
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
+        /* Every blob is in the target's store already. */
+        assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
+        do {
+                em_frame_clear(&fr);
+                ok(em_proto_recv(f->src, &fr, &err));
+                assert_int_equal(fr.hdr.type, EM_FRAME_PAGES_HASHES);
+        } while (!(fr.hdr.flags & EM_FRAME_F_LAST));
+        em_frame_clear(&fr);
+        json_decref(ack);
+        json_decref(p);
+}
+
+/* ROUND_END with payload, and the target's echo. */
+static void round_trip(struct fx *f, const char *payload)
+{
+        cleanup_frame struct em_frame fr = {0};
+        em_error_t err = NULL;
+
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, payload, &err));
+        ok(em_proto_recv(f->src, &fr, &err));
+        assert_int_equal(fr.hdr.type, EM_FRAME_ROUND_END);
+        assert_memory_equal(fr.payload, payload, strlen(payload));
+        em_frame_clear(&fr);
+}
+
+/* One pre-copy round: a prefill section with one page. */
+static void precopy(struct fx *f)
+{
+        uint8_t d[2 + EM_PAGE_SIZE + 1];
+        em_error_t err = NULL;
+
+        d[0] = EM_OP_PREFILL;
+        d[1] = EM_OP_DATA;
+        memset(d + 2, 0x42, EM_PAGE_SIZE);
+        d[2 + EM_PAGE_SIZE] = EM_OP_END_PREFILL;
+        ok(em_conn_send(f->src, EM_FRAME_PAGES_DATA, 0, 0, d, sizeof(d), 0, &err));
+        round_trip(f, "{\"round\":1}");
+}
+
+/* The busybox dump's files as IMAGE_FILE, then FINAL naming them. */
+static void send_final(struct fx *f)
+{
+        static const char *const names[] = {
+            "core-1.img",         "core-18.img",   "fdinfo-2.img",   "fdinfo-3.img", "files.img",
+            "ids-1.img",          "ids-18.img",    "inventory.img",  "mm-1.img",     "mm-18.img",
+            "mountpoints-13.img", "pagemap-1.img", "pagemap-18.img", "pstree.img",   "seccomp.img"};
+        json_t *files = json_object();
+        em_error_t err = NULL;
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                char path[256], digest[EM_DIGEST_STR_LEN + 1];
+                uint64_t raw = 0;
+                snprintf(path, sizeof(path), "%s/%s", BUSYBOX, names[i]);
+                ok(em_sha256_file(path, digest, NULL, &err));
+                json_object_set_new(files, names[i], json_string(digest));
+                ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, path, names[i], 0, &raw, &err));
+        }
+        json_t *final = json_pack("{s:o}", "files", files);
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+}
+
+static void expect_frame(struct fx *f, uint16_t type)
+{
+        json_t *j = NULL;
+        em_error_t err = NULL;
+
+        if (em_proto_recv_json(f->src, type, &j, &err) < 0)
+                fail_msg("expected %s: %s", em_frame_type_name(type), em_error_msg(err));
+        json_decref(j);
+}
+
+/* Whatever the source sends next, the target's answer is an ABORT whose
+ * reason contains want. */
+static void expect_abort(struct fx *f, const char *want)
+{
+        cleanup_frame struct em_frame fr = {0};
+        em_error_t err = NULL;
+
+        assert_int_equal(em_proto_recv(f->src, &fr, &err), -1);
+        if (strstr(em_error_msg(err), want) == NULL)
+                fail_msg("target's answer \"%s\" does not say \"%s\"", em_error_msg(err), want);
+        em_error_free(&err);
+}
+
+/* ---- what the session left on the target ---- */
+
+/* Whether <root>/<rel><arg> exists. */
+static bool root_has(struct fx *f, const char *rel, const char *arg)
+{
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/%s%s", f->root, rel, arg);
+        return em_path_exists(path);
+}
+
+static enum em_outcome_state outcome(struct fx *f)
+{
+        struct em_outcome o;
+        em_error_t err = NULL;
+
+        if (em_outcome_load(f->root, f->session_hex, &o, &err) < 0)
+                fail_msg("outcome of %s: %s", f->session_hex, em_error_msg(err));
+        return o.state;
+}
+
+/* A refused session left nothing but its aborted record. */
+static void assert_rolled_back(struct fx *f)
+{
+        assert_int_equal(outcome(f), EM_OUTCOME_ABORTED);
+        assert_false(root_has(f, "containers/", NAME));
+        assert_false(root_has(f, "incoming/", f->session_hex));
+        assert_false(root_has(f, "restored-", NAME));
+}
+
+/* A committed session's container is the target's; a session that ends
+ * by test is cleaned up here so the next test can use the name. */
+static void forget_container(struct fx *f)
+{
+        char path[256];
+        em_error_t err = NULL;
+
+        snprintf(path, sizeof(path), "%s/containers/%s", f->root, NAME);
+        em_rm_rf(path, &err);
+        em_error_free(&err);
+        snprintf(path, sizeof(path), "%s/restored-%s", f->root, NAME);
+        unlink(path);
+}
+
+/* ---- phases ---- */
+
+static void test_whole_migration(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        assert_true(root_has(f, "containers/", NAME)); /* the name is reserved at HELLO */
+        layers(f);
+        round_trip(f, "{\"layers_done\":true}");
+        precopy(f);
+        send_final(f);
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        assert_int_equal(outcome(f), EM_OUTCOME_RESTORED);
+        assert_true(root_has(f, "restored-", NAME));
+        json_t *done = json_pack("{s:b}", "commit", 1);
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        assert_int_equal(outcome(f), EM_OUTCOME_COMMITTED);
+        assert_false(root_has(f, "incoming/", f->session_hex));
+        forget_container(f);
+}
+
+static void test_prepare_fills_the_cache(void **state)
+{
+        struct fx *f = *state;
+        em_pagecache_t *pc = NULL;
+        em_error_t err = NULL;
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "prepare"));
+        layers(f);
+        round_trip(f, "{\"layers_done\":true}");
+        precopy(f);
+        json_t *done = json_object();
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        char *dir = em_session_cache_dir(&f->cfg, NAME, NULL);
+        ok(em_pagecache_open(dir, &pc, &err));
+        memset(page, 0x42, sizeof(page));
+        em_page_hash(page, &h);
+        assert_true(em_pagecache_has(pc, &h));
+        em_pagecache_free(&pc);
+        em_rm_rf(dir, &err);
+        free(dir);
+        forget_container(f);
+}
+
+/* A name in use here is refused at HELLO, and the refusal leaves the
+ * existing container's directory alone. */
+static void test_refused_name(void **state)
+{
+        struct fx *f = *state;
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/containers/%s", f->root, NAME);
+        assert_int_equal(mkdir(path, 0700), 0);
+        start_target(f, NULL);
+        assert_false(handshake(f, NAME, "precopy"));
+        assert_int_equal(wait_target(f), 1);
+        assert_true(root_has(f, "containers/", NAME));
+        assert_false(root_has(f, "outcomes/", f->session_hex));
+        assert_false(root_has(f, "incoming/", f->session_hex));
+        forget_container(f);
+}
+
+/* ---- frames out of order ---- */
+
+static void test_first_frame_not_hello(void **state)
+{
+        struct fx *f = *state;
+        json_t *p = plan(f, NAME);
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        json_decref(p);
+        expect_abort(f, "expected HELLO");
+        assert_int_equal(wait_target(f), 1);
+        /* Nothing was claimed: no record, no reserved name. */
+        assert_false(root_has(f, "outcomes/", f->session_hex));
+        assert_false(root_has(f, "containers/", NAME));
+}
+
+/* Frames a source never sends after HELLO, instead of the plan. */
+static void test_no_plan(void **state)
+{
+        static const uint16_t types[] = {EM_FRAME_HELLO, EM_FRAME_FINAL, EM_FRAME_DONE,
+                                         EM_FRAME_ROUND_END, EM_FRAME_RESTORE_OK};
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+                start_target(f, NULL);
+                assert_true(handshake(f, NAME, "precopy"));
+                ok(em_conn_send_str(f->src, types[i], "{}", &err));
+                expect_abort(f, "protocol error");
+                assert_int_equal(wait_target(f), 1);
+                assert_rolled_back(f);
+        }
+}
+
+/* Frames that have no place between the plan and FINAL. */
+static void test_unexpected_in_rounds(void **state)
+{
+        static const uint16_t types[] = {
+            EM_FRAME_HELLO,      EM_FRAME_HELLO_ACK, EM_FRAME_LAYERS_HAVE,   EM_FRAME_PAGES_HASHES,
+            EM_FRAME_RESTORE_OK, EM_FRAME_CONTROL,   EM_FRAME_CONTROL_REPLY, EM_FRAME_LAZY_PAGES,
+            EM_FRAME_OUTCOME,    EM_FRAME_DONE};
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+                start_target(f, NULL);
+                assert_true(handshake(f, NAME, "precopy"));
+                layers(f);
+                round_trip(f, "{\"layers_done\":true}");
+                ok(em_conn_send_str(f->src, types[i], "{}", &err));
+                expect_abort(f, "protocol error");
+                assert_int_equal(wait_target(f), 1);
+                assert_rolled_back(f);
+        }
+}
+
+/* A page delta op out of its place (a REF outside any file). */
+static void test_delta_out_of_order(void **state)
+{
+        struct fx *f = *state;
+        uint8_t d[17] = {EM_OP_REF};
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        ok(em_conn_send(f->src, EM_FRAME_PAGES_DATA, 0, 0, d, sizeof(d), 0, &err));
+        expect_abort(f, "REF outside a file");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+/* After RESTORE_OK only DONE may come: anything else leaves the restored
+ * container running, in doubt, for the source's OUTCOME to settle. */
+static void test_not_done_after_restore(void **state)
+{
+        struct fx *f = *state;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        round_trip(f, "{\"layers_done\":true}");
+        send_final(f);
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        em_error_t err = NULL;
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{}", &err));
+        expect_abort(f, "expected DONE");
+        assert_int_equal(wait_target(f), 1);
+        assert_int_equal(outcome(f), EM_OUTCOME_RESTORED);
+        assert_true(root_has(f, "restored-", NAME));
+        forget_container(f);
+}
+
+/* FINAL naming a file that never came. */
+static void test_final_missing_file(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        round_trip(f, "{\"layers_done\":true}");
+        json_t *final =
+            json_pack("{s:{s:s}}", "files", "pages-1.img",
+                      "sha256:0000000000000000000000000000000000000000000000000000000000000000");
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+        expect_abort(f, "missing after transfer");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+/* FINAL before the layers were done: the spec's image was never pinned
+ * to the plan's manifest, so nothing may be restored from it. */
+static void test_final_before_layers(void **state)
+{
+        struct fx *f = *state;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        send_final(f);
+        expect_abort(f, "protocol error");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+/* ---- fault points ---- */
+
+/* Runs a whole session with EDGEMIG_FAULT=<point>=error in the target and
+ * checks where it stops and what it leaves. */
+static void run_to_fault(struct fx *f, const char *point)
+{
+        char spec[128];
+        em_error_t err = NULL;
+
+        snprintf(spec, sizeof(spec), "%s=error", point);
+        start_target(f, spec);
+        assert_true(handshake(f, NAME, "precopy"));
+        if (strcmp(point, "target.after-hello") == 0)
+                goto refused;
+        layers(f);
+        if (strcmp(point, "target.after-layers") == 0 || strcmp(point, "target.round-end") == 0) {
+                ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"layers_done\":true}", &err));
+                goto refused;
+        }
+        round_trip(f, "{\"layers_done\":true}");
+        send_final(f);
+        if (strcmp(point, "target.after-final") == 0 || strcmp(point, "target.before-restore") == 0)
+                goto refused;
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        json_t *done = json_object();
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
+        expect_abort(f, "injected fault");
+        assert_int_equal(wait_target(f), 1);
+        /* The target had restored: its copy stays (in doubt, or committed
+         * when the fault came after DONE was recorded). */
+        assert_int_equal(outcome(f), strcmp(point, "target.before-ack") == 0 ? EM_OUTCOME_COMMITTED
+                                                                             : EM_OUTCOME_RESTORED);
+        assert_true(root_has(f, "restored-", NAME));
+        forget_container(f);
+        return;
+refused:
+        expect_abort(f, "injected fault");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+static void test_faults(void **state)
+{
+        static const char *const points[] = {"target.after-hello",    "target.after-layers",
+                                             "target.round-end",      "target.after-final",
+                                             "target.before-restore", "target.after-done",
+                                             "target.before-ack"};
+
+        for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+                run_to_fault(*state, points[i]);
+}
+
+/* target.after-restore: the restore ran, RESTORE_OK never went out. */
+static void test_fault_after_restore(void **state)
+{
+        struct fx *f = *state;
+
+        start_target(f, "target.after-restore=error");
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        round_trip(f, "{\"layers_done\":true}");
+        send_final(f);
+        expect_abort(f, "injected fault");
+        assert_int_equal(wait_target(f), 1);
+        assert_int_equal(outcome(f), EM_OUTCOME_RESTORED);
+        assert_true(root_has(f, "restored-", NAME));
+        forget_container(f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_whole_migration),
+            cmocka_unit_test(test_prepare_fills_the_cache),
+            cmocka_unit_test(test_refused_name),
+            cmocka_unit_test(test_first_frame_not_hello),
+            cmocka_unit_test(test_no_plan),
+            cmocka_unit_test(test_unexpected_in_rounds),
+            cmocka_unit_test(test_delta_out_of_order),
+            cmocka_unit_test(test_not_done_after_restore),
+            cmocka_unit_test(test_final_missing_file),
+            cmocka_unit_test(test_final_before_layers),
+            cmocka_unit_test(test_faults),
+            cmocka_unit_test(test_fault_after_restore),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
