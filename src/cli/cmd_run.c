@@ -9,7 +9,8 @@
 
 static const char usage[] =
     "Usage: edgemig run --name NAME [--ip ADDR[/LEN]] [-e K=V]... [--memory BYTES]\n"
-    "                   [--cpus N] [--restart POLICY] IMAGE [CMD...]\n"
+    "                   [--cpus N] [--restart POLICY] [-v SRC:DST[:ro]]...\n"
+    "                   [--tmpfs DST[:size=BYTES]]... IMAGE [CMD...]\n"
     "\n"
     "Create and start a detached container from IMAGE (an image in the store: full\n"
     "reference, name:tag, bare name or manifest digest prefix).\n"
@@ -37,14 +38,25 @@ static const char usage[] =
     "                     its processes end without `edgemig stop`) or always\n"
     "                     (also after `stop`, when edgemigd starts); it moves\n"
     "                     with the container (docs/lifecycle.md)\n"
+    "  -v, --volume NAME:DST[:ro]\n"
+    "                     mount the named volume NAME (<root>/volumes/NAME, created\n"
+    "                     empty on first use, kept after rm; see `edgemig volume`)\n"
+    "                     at DST; ro: read-only (repeatable)\n"
+    "  -v, --volume /HOST/PATH:DST[:ro]\n"
+    "                     bind-mount a host path, allowed only under a prefix listed\n"
+    "                     in \"bind_prefixes\" of <root>/volumes.json; it pins the\n"
+    "                     container to hosts that allow the same path\n"
+    "  --tmpfs DST[:size=BYTES]\n"
+    "                     mount an empty tmpfs at DST (repeatable)\n"
     "  -h, --help         show this help\n"
     "\n"
-    "CMD replaces the image's Cmd (the Entrypoint is kept).\n";
+    "CMD replaces the image's Cmd (the Entrypoint is kept). Volumes are described\n"
+    "in docs/volumes.md.\n";
 
 int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         struct em_run_opts o = {0};
-        cleanup_opt_list struct em_opt_list env = {0};
+        cleanup_opt_list struct em_opt_list env = {0}, vols = {0}, tmpfs = {0};
         struct em_config *cfg;
         const struct em_opt table[] = {
             EM_OPT_STRING("name", 0, &o.name),
@@ -53,6 +65,8 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
             EM_OPT_SIZE("memory", 0, &o.memory, 0, INT64_MAX),
             EM_OPT_DOUBLE_ABOVE("cpus", 0, &o.cpus, 0, 4096),
             EM_OPT_STRING("restart", 0, &o.restart),
+            EM_OPT_LIST("volume", 'v', &vols),
+            EM_OPT_LIST("tmpfs", 0, &tmpfs),
             EM_OPT_END,
         };
         /* Options end at IMAGE: what follows is the container's command. */
@@ -67,6 +81,8 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                 if (strchr(env.v[i], '=') == NULL)
                         return em_error_set(err, 0, "-e takes K=V, got '%s'", env.v[i]), 2;
         o.image = argv[first];
+        o.volumes = vols.v;
+        o.tmpfs = tmpfs.v;
         o.env = env.v ? env.v : (const char *[]){NULL};
         o.cmd = first + 1 < argc ? (const char *const *)argv + first + 1 : NULL;
         if (cli_config(cli, &cfg, err) < 0 || em_container_run(cfg, &o, err) < 0)

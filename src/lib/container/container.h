@@ -15,7 +15,8 @@
  * The spec JSON carries everything needed to rebuild the container on any
  * host that has its layers: {"name", "image", "image_digest", "diff_ids",
  * "image_config", "env", "cmd", "memory", "cpus", "ip"} and, when not
- * "no", the restart policy "restart" (restart.h). */
+ * "no", the restart policy "restart" (restart.h), and with -v or --tmpfs
+ * "mounts" (volume.h). */
 #ifndef EDGEMIG_CONTAINER_CONTAINER_H
 #define EDGEMIG_CONTAINER_CONTAINER_H
 
@@ -54,6 +55,8 @@ struct em_run_opts {
         uint64_t memory;        /* bytes, 0: unlimited */
         double cpus;            /* 0: unlimited */
         const char *restart;    /* restart policy (restart.h), NULL: "no" */
+        const char *const *volumes; /* -v SRC:DST[:ro], NULL-terminated, may be NULL */
+        const char *const *tmpfs;   /* --tmpfs DST[:size=N], NULL-terminated, may be NULL */
 };
 
 /* Creates and starts a detached container. On failure nothing is left behind. */

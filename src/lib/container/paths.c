@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "container/container.h"
+#include "container/volume.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -199,6 +200,13 @@ int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
                 return em_error_set(err, ENOMEM, "building the container spec");
         if (o->restart != NULL && strcmp(o->restart, "no") != 0)
                 json_object_set_new(spec, "restart", json_string(o->restart));
+        json_t *mounts = NULL;
+        if (em_mounts_from_args(o->volumes, o->tmpfs, &mounts, err) < 0) {
+                json_decref(spec);
+                return -1;
+        }
+        if (mounts != NULL)
+                json_object_set_new(spec, "mounts", mounts);
         *out = spec;
         return 0;
 }

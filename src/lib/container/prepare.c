@@ -10,6 +10,7 @@
 #include "container/container.h"
 #include "container/netns.h"
 #include "container/overlay.h"
+#include "container/volume.h"
 #include "store/store.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -86,8 +87,8 @@ static int mount_rootfs(const struct em_config *cfg, const struct em_container_p
  * dump; its SYN is retransmitted and reaches the restored listener. */
 static const char criu_conf[] = "# written by edgemig\nskip-in-flight\n";
 
-static int write_bundle(const struct em_container_paths *p, const char *name, const json_t *spec,
-                        em_error_t *err)
+static int write_bundle(const struct em_config *cfg, const struct em_container_paths *p,
+                        const char *name, const json_t *spec, em_error_t *err)
 {
         cleanup_free char *conf = em_path_join(p->bundle, "criu.conf");
         struct em_bundle_params bp = {.rootfs = p->rootfs,
@@ -107,6 +108,8 @@ static int write_bundle(const struct em_container_paths *p, const char *name, co
         if (em_write_all(fd, criu_conf, sizeof(criu_conf) - 1, err) < 0)
                 return em_error_wrap(err, "writing %s", conf);
         if (em_bundle_config(spec, &bp, &config, err) < 0)
+                return -1;
+        if (em_mounts_apply(cfg, spec, config, err) < 0)
                 return -1;
         if (em_json_write_fast(p->config, config, err) < 0)
                 return -1;
@@ -128,7 +131,7 @@ static int prepare_steps(const struct em_config *cfg, const struct em_container_
                 return -1;
         if (em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
                 return -1;
-        return write_bundle(p, name, spec, err);
+        return write_bundle(cfg, p, name, spec, err);
 }
 
 int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
