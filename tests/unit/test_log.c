@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -85,6 +86,39 @@ static void test_json_lines_valid(void **state)
         free(out);
 }
 
+/* With JOURNAL_STREAM naming the log's fd, text lines carry their syslog
+ * priority on every line and no time stamp; JSON stays JSON; another
+ * stream (a terminal, a file) keeps the plain format. */
+static void test_journal_priorities(void **state)
+{
+        FILE *f = tmpfile();
+        struct stat st;
+        char env[64], buf[512] = {0};
+
+        assert_non_null(f);
+        assert_int_equal(fstat(fileno(f), &st), 0);
+        snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", env, 1);
+        em_log_setup(EM_LOG_DEBUG, false, fileno(f), "unit");
+        em_log_error("E %d", 1);
+        em_log_warn("two\nlines");
+        em_log_info("I");
+        em_log_debug("D");
+        em_log_setup(EM_LOG_INFO, true, fileno(f), "unit");
+        em_log_info("J");
+        unsetenv("JOURNAL_STREAM");
+        em_log_setup(EM_LOG_INFO, false, 2, "edgemig");
+        assert_true(pread(fileno(f), buf, sizeof(buf) - 1, 0) > 0);
+        fclose(f);
+        assert_non_null(strstr(buf, "<3>E 1\n<4>two\n<4>lines\n<6>I\n<7>D\n{"));
+        assert_non_null(strstr(buf, "\"msg\":\"J\""));
+        char *out = capture(EM_LOG_INFO, false, emit_all); /* JOURNAL_STREAM unset */
+        assert_non_null(strstr(out, "unit error: E 1\n"));
+        assert_null(strstr(out, "<3>"));
+        free(out);
+}
+
 static void test_level_parse(void **state)
 {
         enum em_log_level l;
@@ -125,9 +159,8 @@ static void test_log_options(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_level_filter),
-            cmocka_unit_test(test_json_lines_valid),
-            cmocka_unit_test(test_level_parse),
+            cmocka_unit_test(test_level_filter), cmocka_unit_test(test_json_lines_valid),
+            cmocka_unit_test(test_level_parse),  cmocka_unit_test(test_journal_priorities),
             cmocka_unit_test(test_log_options),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

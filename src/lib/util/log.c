@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,16 +17,34 @@ static struct {
         bool json;
         int fd;
         char component[32];
-} log_cfg = {EM_LOG_INFO, false, 2, "edgemig"};
+        bool journal; /* fd is systemd's journal stream */
+} log_cfg = {EM_LOG_INFO, false, 2, "edgemig", false};
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const int level_syslog[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+/* Under systemd, JOURNAL_STREAM names the device and inode of the stream
+ * that stdout/stderr are connected to; a text line written there gets its
+ * syslog priority from a "<N>" prefix (journalctl -p), and its time from
+ * the journal. */
+static bool is_journal(int fd)
+{
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(fd, &st) < 0)
+                return false;
+        return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void em_log_setup(enum em_log_level level, bool json, int fd, const char *component)
 {
         log_cfg.level = level;
         log_cfg.json = json;
         log_cfg.fd = fd >= 0 ? fd : 2;
+        log_cfg.journal = is_journal(log_cfg.fd);
         if (component != NULL)
                 snprintf(log_cfg.component, sizeof(log_cfg.component), "%s", component);
 }
@@ -76,6 +96,29 @@ static char *render_json(const char *ts, enum em_log_level level, const char *ms
         return out;
 }
 
+/* "<N>line\n" for each line of msg: the journal takes every line as an
+ * entry of its own, and a continuation line keeps the priority. */
+static char *render_journal(enum em_log_level level, const char *msg)
+{
+        size_t lines = 1, len = strlen(msg);
+        char *out, *p;
+
+        for (const char *c = msg; *c; c++)
+                lines += *c == '\n';
+        out = malloc(len + lines * 4 + 2);
+        if (out == NULL)
+                return NULL;
+        p = out + sprintf(out, "<%d>", level_syslog[level]);
+        for (const char *c = msg; *c; c++) {
+                *p++ = *c;
+                if (*c == '\n')
+                        p += sprintf(p, "<%d>", level_syslog[level]);
+        }
+        *p++ = '\n';
+        *p = '\0';
+        return out;
+}
+
 void em_log(enum em_log_level level, const char *fmt, ...)
 {
         char ts[40], *msg = NULL, *line = NULL;
@@ -90,7 +133,9 @@ void em_log(enum em_log_level level, const char *fmt, ...)
         if (n < 0)
                 return;
         format_time(ts, sizeof(ts));
-        if (log_cfg.json) {
+        if (log_cfg.journal && !log_cfg.json) {
+                line = render_journal(level, msg);
+        } else if (log_cfg.json) {
                 char *j = render_json(ts, level, msg);
                 if (j == NULL || asprintf(&line, "%s\n", j) < 0)
                         line = NULL;

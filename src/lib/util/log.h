@@ -7,7 +7,10 @@
 
 enum em_log_level { EM_LOG_ERROR = 0, EM_LOG_WARN, EM_LOG_INFO, EM_LOG_DEBUG };
 
-/* Process-wide sink. fd defaults to 2; json selects one JSON object a line. */
+/* Process-wide sink. fd defaults to 2; json selects one JSON object a line.
+ * Text lines to systemd's journal (fd is the stream JOURNAL_STREAM names)
+ * carry their syslog priority ("<3>" error ... "<7>" debug) instead of a
+ * time stamp. */
 void em_log_setup(enum em_log_level level, bool json, int fd, const char *component);
 enum em_log_level em_log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -1 on an unknown name. */
