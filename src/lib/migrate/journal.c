@@ -288,9 +288,10 @@ static int fence_target(const char *dir, const char *container, const struct em_
 }
 
 /* An outgoing session whose edgemig process died. Committed (the target
- * acknowledged): drop our copy. FINAL sent: settle with the target.
- * Checkpointed before FINAL: the target cannot have restored, restore here.
- * Earlier: the container still runs here. */
+ * acknowledged): drop our copy. "final" (written with the checkpoint):
+ * settle with the target. "checkpointed" (a journal of an older version,
+ * written before FINAL could leave): restore here. Earlier: the container
+ * still runs here. */
 static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
                             void *ud, em_error_t *err)
 {

@@ -1,6 +1,6 @@
 /* A file-based journal of each migration session in its staging
  * directory: <root>/outgoing/<session>/ on the source ("owner", then
- * "checkpointed", "final", "committing", "committed"; spec.json, images/,
+ * "final" (with the checkpoint), "committing", "committed"; spec.json, images/,
  * target.json) and <root>/incoming/<session>/ on the target ("owner"; the
  * target's states are its outcome record, migrate/outcome.h). After a
  * session process dies, or when edgemigd restarts, recovery finishes,
@@ -42,7 +42,8 @@ int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t
  * the target is removed here; one whose FINAL went out is settled with the
  * target (migrate/resolve.h, reached through ro; NULL: plain TCP only) and
  * stays in doubt, stopped here, if the target does not answer; one
- * checkpointed before FINAL is restored here. Returns the number settled. */
+ * checkpointed ("checkpointed", older journals) is restored here. Returns
+ * the number settled. */
 int em_migrate_source_recover(const struct em_config *cfg, const struct em_resolve_opts *ro,
                               em_error_t *err);
 

@@ -324,7 +324,7 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
         s->checkpointed = true;
         em_report_mark(s->report, "checkpoint_done");
         if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0 ||
-            em_journal_write(s->workdir, "checkpointed", s->name, err) < 0) {
+            em_journal_write(s->workdir, "final", s->name, err) < 0) {
                 em_error_free(&pe);
                 return -1;
         }
@@ -363,9 +363,10 @@ static int send_final(struct source *s, const struct em_sync_stats *st0, em_erro
         if (final == NULL)
                 return em_error_set(err, ENOMEM, "FINAL");
         /* Once FINAL may have arrived the target may restore: from here on
-         * only the target's answer tells whether a copy runs there. */
-        if (em_journal_write(s->workdir, "final", s->name, err) < 0)
-                return -1;
+         * only the target's answer tells whether a copy runs there. The
+         * journal says "final" since the checkpoint (one fsync in the
+         * downtime, not two: a recovery that asks before FINAL left hears
+         * "staging" and restores here after the abort). */
         s->final_sent = true;
         if (em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
                 return -1;
