@@ -72,5 +72,6 @@ int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_platform(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_debug(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_netns_hook(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 
 #endif

@@ -33,6 +33,7 @@ static const struct cli_command commands[] = {
     {"ca", cmd_ca, "create the platform CA and issue peer certificates"},
     {"debug", cmd_debug, "decode edgemig's binary files (`debug decode FILE`)"},
     {"version", cmd_version, "print version information"},
+    {"netns-hook", cmd_netns_hook, "(internal) runc's hook that wires a container's network"},
 };
 
 static const char main_usage[] =

@@ -77,6 +77,65 @@ static json_t *build(json_t *spec)
         return cfg;
 }
 
+/* With a user namespace: mappings, runc-made netns wired by the hook,
+ * the profile's capabilities, seccomp and limits. */
+static void test_user_namespace_profile(void **state)
+{
+        struct em_security_profile prof = {.caps = em_caps_default() & ~(1ull << 13),
+                                           .seccomp = true,
+                                           .no_new_privs = true,
+                                           .ids = {1u << 30, 65536},
+                                           .pids_limit = 77,
+                                           .nofile = 2048};
+        json_t *hook = json_pack("{s:s, s:[s]}", "path", "/usr/bin/edgemig", "args", "edgemig");
+        struct em_bundle_params bp = {.rootfs = rootfs,
+                                      .netns = "/var/lib/edgemig/netns/web",
+                                      .netns_hook = hook,
+                                      .profile = &prof,
+                                      .cgroup = "/edgemig-0123456789-web",
+                                      .hostname = "web"};
+        json_t *spec = spec_with("{\"Cmd\":[\"/bin/sh\"]}", ""), *cfg = NULL;
+        em_error_t err = NULL;
+        (void)state;
+
+        assert_int_equal(em_bundle_config(spec, &bp, &cfg, &err), 0);
+        json_t *lnx = json_object_get(cfg, "linux"), *ns = json_object_get(lnx, "namespaces");
+        bool user = false, net_path = false;
+        size_t i;
+        json_t *v;
+        json_array_foreach(ns, i, v)
+        {
+                user |= strcmp(json_string_value(json_object_get(v, "type")), "user") == 0;
+                net_path |= json_object_get(v, "path") != NULL;
+        }
+        assert_true(user);
+        assert_false(net_path);
+        json_t *m = json_array_get(json_object_get(lnx, "uidMappings"), 0);
+        assert_int_equal(json_integer_value(json_object_get(m, "hostID")), 1 << 30);
+        assert_int_equal(json_integer_value(json_object_get(m, "size")), 65536);
+        assert_non_null(json_object_get(lnx, "gidMappings"));
+        assert_true(json_equal(
+            json_array_get(json_object_get(json_object_get(cfg, "hooks"), "prestart"), 0), hook));
+        assert_string_equal(em_json_str(json_object_get(lnx, "seccomp"), "defaultAction"),
+                            "SCMP_ACT_ERRNO");
+        assert_int_equal(
+            em_json_int(json_object_get(json_object_get(lnx, "resources"), "pids"), "limit", 0),
+            77);
+        json_t *proc = json_object_get(cfg, "process");
+        json_t *caps = json_object_get(proc, "capabilities");
+        assert_null(json_object_get(caps, "ambient"));
+        assert_int_equal(json_array_size(json_object_get(caps, "bounding")), 13);
+        assert_int_equal(
+            em_json_int(json_array_get(json_object_get(proc, "rlimits"), 0), "hard", 0), 2048);
+        /* No hook, no user namespace. */
+        json_decref(cfg);
+        bp.netns_hook = NULL;
+        assert_int_equal(em_bundle_config(spec, &bp, &cfg, &err), -1);
+        em_error_free(&err);
+        json_decref(spec);
+        json_decref(hook);
+}
+
 static const char *arr_str(json_t *a, size_t i)
 {
         return json_string_value(json_array_get(a, i));
@@ -270,6 +329,7 @@ static void test_names(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_user_namespace_profile),
             cmocka_unit_test(test_args_env_cwd),
             cmocka_unit_test(test_cmd_override_keeps_entrypoint),
             cmocka_unit_test(test_no_command_fails),

@@ -152,6 +152,29 @@ static void test_restart_policy(void **state)
         expect(s, -1);
 }
 
+static void test_userns_and_security_shape(void **state)
+{
+        json_t *s = good_spec();
+        json_object_set_new(s, "userns", json_pack("{s:i, s:i}", "base", 1 << 30, "size", 65536));
+        json_object_set_new(s, "security",
+                            json_pack("{s:[s], s:s, s:i}", "cap_add", "NET_ADMIN", "seccomp",
+                                      "unconfined", "pids_limit", 10));
+        expect(s, 0); /* the target's own policy decides at prepare */
+        s = good_spec();
+        json_object_set_new(s, "userns", json_pack("{s:s, s:i}", "base", "0", "size", 65536));
+        expect(s, -1);
+        s = good_spec();
+        json_object_set_new(s, "userns",
+                            json_pack("{s:i, s:i, s:b}", "base", 0, "size", 65536, "host", 1));
+        expect(s, -1);
+        s = good_spec();
+        json_object_set_new(s, "security", json_pack("{s:b}", "privileged", 1));
+        expect(s, -1);
+        s = good_spec();
+        json_object_set_new(s, "security", json_pack("{s:[s]}", "cap_add", "CAP_EVERYTHING"));
+        expect(s, -1);
+}
+
 static void test_name_and_layers_must_match(void **state)
 {
         json_t *s = good_spec();
@@ -188,6 +211,7 @@ int main(void)
             cmocka_unit_test(test_resource_bounds),
             cmocka_unit_test(test_unknown_field_refused),
             cmocka_unit_test(test_restart_policy),
+            cmocka_unit_test(test_userns_and_security_shape),
             cmocka_unit_test(test_name_and_layers_must_match),
             cmocka_unit_test(test_bad_strings_refused),
         };

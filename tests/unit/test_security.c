@@ -109,6 +109,38 @@ static void test_loosening_needs_policy(void **state)
         em_error_free(&err);
 }
 
+static void test_incoming_profile(void **state)
+{
+        char dir[] = "/tmp/test_security.XXXXXX";
+        struct em_config cfg = {0};
+        struct em_security_profile p;
+        em_error_t err = NULL;
+        (void)state;
+
+        assert_non_null(mkdtemp(dir));
+        cfg.root = dir;
+        /* The source's range is taken as it is (the restore moves it). */
+        cleanup_json json_t *src = spec_of("{\"userns\":{\"base\":100000,\"size\":65536}}");
+        assert_int_equal(em_security_profile_incoming(&cfg, src, &p, &err), 0);
+        assert_int_equal(p.ids.base, 100000);
+        assert_true(p.seccomp);
+        /* ... but not one of another size, or none. */
+        cleanup_json json_t *wide = spec_of("{\"userns\":{\"base\":0,\"size\":4294967295}}");
+        assert_int_equal(em_security_profile_incoming(&cfg, wide, &p, &err), -1);
+        assert_int_equal(em_error_status(err), EPERM);
+        em_error_free(&err);
+        cleanup_json json_t *none = spec_of("{}");
+        assert_int_equal(em_security_profile_incoming(&cfg, none, &p, &err), -1);
+        em_error_free(&err);
+        /* The target's policy, not the source's, judges the options. */
+        cleanup_json json_t *add = spec_of("{\"userns\":{\"base\":100000,\"size\":65536},"
+                                           "\"security\":{\"cap_add\":[\"SYS_ADMIN\"]}}");
+        assert_int_equal(em_security_profile_incoming(&cfg, add, &p, &err), -1);
+        assert_int_equal(em_error_status(err), EPERM);
+        em_error_free(&err);
+        em_rm_rf(dir, &err);
+}
+
 static void test_opts_shape(void **state)
 {
         em_error_t err = NULL;
@@ -168,6 +200,7 @@ int main(void)
             cmocka_unit_test(test_default_profile),
             cmocka_unit_test(test_loosening_needs_policy),
             cmocka_unit_test(test_opts_shape),
+            cmocka_unit_test(test_incoming_profile),
             cmocka_unit_test(test_policy_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
 #include "checkpoint/runc.h"
+#include "checkpoint/userns_img.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 
 #include "container/container.h"
 #include "container/freezer.h"
+#include "container/idmap.h"
 #include "container/security.h"
 #include "container/netns.h"
 #include "state/state.h"
@@ -471,6 +473,48 @@ static int install_log(const struct em_container_paths *p, const char *prior, em
         return 0;
 }
 
+static struct em_idrange spec_ids(const json_t *spec)
+{
+        json_t *u = json_object_get(spec, "userns");
+        long long base = em_json_int(u, "base", -1), size = em_json_int(u, "size", -1);
+
+        if (base < 0 || base > UINT32_MAX || size <= 0 || size > UINT32_MAX)
+                return (struct em_idrange){0, 0};
+        return (struct em_idrange){(uint32_t)base, (uint32_t)size};
+}
+
+/* The checkpoint's files carry the range it was dumped with (spec_in);
+ * the container restores with the range this host gave it (spec). Before
+ * the overlay is mounted: its layers must not change under it. */
+static int shift_upper(const struct em_container_paths *p, const json_t *spec_in,
+                       const json_t *spec, em_error_t *err)
+{
+        struct em_idrange from = spec_ids(spec_in), to = spec_ids(spec);
+
+        if (to.size == 0 || from.size == 0 || from.base == to.base || !em_path_exists(p->upper))
+                return 0;
+        em_log_info("%s moves from ID range %u to %u", p->dir, from.base, to.base);
+        return em_idmap_shift_tree(p->upper, &from, &to, err);
+}
+
+/* The images name the user namespace CRIU creates: it must be this
+ * host's range for the container (rewritten if the checkpoint came with
+ * another), and the restored tasks, inside it, must be able to read them. */
+static int fit_images(const json_t *spec_in, const json_t *spec, const char *images,
+                      const char *work, em_error_t *err)
+{
+        struct em_idrange from = spec_ids(spec_in), to = spec_ids(spec);
+
+        if (to.size == 0)
+                return 0;
+        if (em_userns_img_remap(images, from.size ? &from : &to, &to, err) < 0)
+                return -1;
+        if (em_idmap_grant_dir(images, to.base, err) < 0 ||
+            em_idmap_grant_dir(work, to.base, err) < 0)
+                return em_error_wrap(err, "opening the images to user namespace %u", to.base);
+        return 0;
+}
+
 int em_container_restore_from(const struct em_config *cfg, const char *name, const json_t *spec_in,
                               const char *images_dir, const char *upper_dir,
                               const struct em_restore_opts *o, em_error_t *err)
@@ -492,8 +536,9 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
         int64_t t0 = em_mono_ms(), t1 = 0;
         if (em_container_release(cfg, name, err) < 0 ||
             install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
-            install_log(&p, o->prior_log, err) < 0 ||
+            install_log(&p, o->prior_log, err) < 0 || shift_upper(&p, spec_in, spec, err) < 0 ||
             em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
+            fit_images(spec_in, spec, images_dir, work, err) < 0 ||
             (t1 = em_mono_ms(), runc_restore(cfg, &p, name, images_dir, work, o, &pid, err)) < 0 ||
             em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_CREATED),
                                           EM_CSTATE_RUNNING, pid, NULL, err) < 0) {

@@ -10,29 +10,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "container/seccomp.h"
 #include "container/usergroups.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"
-
-/* Docker's default capability set: what real services expect. */
-static const char *const default_caps[] = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-    NULL,
-};
 
 static const char *const masked_paths[] = {
     "/proc/acpi",
@@ -45,6 +27,7 @@ static const char *const masked_paths[] = {
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
     NULL,
 };
 
@@ -208,19 +191,21 @@ static int build_args(const json_t *spec, const json_t *icfg, json_t **out, em_e
         return 0;
 }
 
+/* No ambient or inheritable capabilities: a process that is not root
+ * inside gets none, as under Docker. */
 static json_t *build_process(const json_t *spec, const json_t *icfg, json_t *args, uid_t uid,
-                             gid_t gid)
+                             gid_t gid, const struct em_security_profile *prof)
 {
         const char *cwd = em_json_str(icfg, "WorkingDir");
-        cleanup_json json_t *caps = strv_json(default_caps);
+        cleanup_json json_t *caps = em_caps_json(prof->caps);
 
-        return json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:{s:O, s:O, s:O, s:O}, "
-                         "s:[{s:s, s:i, s:i}], s:b}",
+        return json_pack("{s:b, s:{s:i, s:i}, s:o, s:o, s:s, s:{s:O, s:O, s:O}, "
+                         "s:[{s:s, s:I, s:I}], s:b}",
                          "terminal", 0, "user", "uid", (int)uid, "gid", (int)gid, "args", args,
                          "env", build_env(spec, icfg), "cwd", cwd && *cwd ? cwd : "/",
                          "capabilities", "bounding", caps, "effective", caps, "permitted", caps,
-                         "ambient", caps, "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft",
-                         1024, "noNewPrivileges", 1);
+                         "rlimits", "type", "RLIMIT_NOFILE", "hard", (json_int_t)prof->nofile,
+                         "soft", (json_int_t)prof->nofile, "noNewPrivileges", prof->no_new_privs);
 }
 
 static json_t *mount_entry(const char *dst, const char *type, const char *src,
@@ -251,11 +236,12 @@ static json_t *build_mounts(void)
         return m;
 }
 
-static json_t *build_resources(const json_t *spec)
+static json_t *build_resources(const json_t *spec, const struct em_security_profile *prof)
 {
         long long mem = em_json_int(spec, "memory", 0);
         double cpus = json_number_value(json_object_get(spec, "cpus"));
-        json_t *r = json_pack("{s:[{s:b, s:s}]}", "devices", "allow", 0, "access", "rwm");
+        json_t *r = json_pack("{s:[{s:b, s:s}], s:{s:I}}", "devices", "allow", 0, "access", "rwm",
+                              "pids", "limit", (json_int_t)prof->pids_limit);
 
         if (mem > 0)
                 json_object_set_new(r, "memory", json_pack("{s:I}", "limit", (json_int_t)mem));
@@ -266,45 +252,115 @@ static json_t *build_resources(const json_t *spec)
         return r;
 }
 
-static json_t *build_linux(const json_t *spec, const struct em_bundle_params *bp)
+static json_t *id_mappings(const struct em_idrange *ids)
 {
-        return json_pack("{s:o, s:s, s:[{s:s}, {s:s}, {s:s}, {s:s}, {s:s, s:s}], s:o, s:o}",
-                         "resources", build_resources(spec), "cgroupsPath", bp->cgroup,
-                         "namespaces", "type", "pid", "type", "ipc", "type", "uts", "type", "mount",
-                         "type", "network", "path", bp->netns, "maskedPaths",
-                         strv_json(masked_paths), "readonlyPaths", strv_json(readonly_paths));
+        return json_pack("[{s:i, s:I, s:I}]", "containerID", 0, "hostID", (json_int_t)ids->base,
+                         "size", (json_int_t)ids->size);
+}
+
+/* With a user namespace, runc creates the network namespace inside it;
+ * without, the container joins the one edgemig created. */
+static int add_namespaces(json_t *lnx, const struct em_bundle_params *bp,
+                          const struct em_security_profile *prof, em_error_t *err)
+{
+        json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "ipc", "type",
+                               "uts", "type", "mount");
+
+        if (prof->ids.size == 0) {
+                json_array_append_new(
+                    ns, json_pack("{s:s, s:s}", "type", "network", "path", bp->netns));
+                return json_object_set_new(lnx, "namespaces", ns);
+        }
+        if (bp->netns_hook == NULL) {
+                json_decref(ns);
+                return em_error_set(err, EINVAL, "a user namespace needs the network hook");
+        }
+        json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+        json_array_append_new(ns, json_pack("{s:s}", "type", "user"));
+        json_object_set_new(lnx, "uidMappings", id_mappings(&prof->ids));
+        json_object_set_new(lnx, "gidMappings", id_mappings(&prof->ids));
+        return json_object_set_new(lnx, "namespaces", ns);
+}
+
+static json_t *build_linux(const json_t *spec, const struct em_bundle_params *bp,
+                           const struct em_security_profile *prof, em_error_t *err)
+{
+        json_t *lnx = json_pack("{s:o, s:s, s:o, s:o}", "resources", build_resources(spec, prof),
+                                "cgroupsPath", bp->cgroup, "maskedPaths", strv_json(masked_paths),
+                                "readonlyPaths", strv_json(readonly_paths));
+
+        if (lnx == NULL) {
+                em_error_set(err, ENOMEM, "building config.json");
+                return NULL;
+        }
+        if (add_namespaces(lnx, bp, prof, err) < 0) {
+                json_decref(lnx);
+                return NULL;
+        }
+        if (prof->seccomp)
+                json_object_set_new(lnx, "seccomp", em_seccomp_default(prof->caps));
+        return lnx;
+}
+
+static void default_profile(struct em_security_profile *p)
+{
+        struct em_security_policy pol;
+
+        em_security_policy_default(&pol);
+        *p = (struct em_security_profile){.caps = em_caps_default(),
+                                          .seccomp = true,
+                                          .no_new_privs = true,
+                                          .pids_limit = pol.pids_limit,
+                                          .nofile = pol.nofile};
+}
+
+static int add_extras(json_t *cfg, const struct em_bundle_params *bp,
+                      const struct em_security_profile *prof, em_error_t *err)
+{
+        if (bp->criu_config != NULL &&
+            json_object_set_new(cfg, "annotations",
+                                json_pack("{s:s}", "org.criu.config", bp->criu_config)) < 0)
+                return em_error_set(err, ENOMEM, "building config.json");
+        if (prof->ids.size > 0 &&
+            json_object_set_new(cfg, "hooks", json_pack("{s:[O]}", "prestart", bp->netns_hook)) < 0)
+                return em_error_set(err, ENOMEM, "building config.json");
+        return 0;
 }
 
 int em_bundle_config(const json_t *spec, const struct em_bundle_params *bp, json_t **out,
                      em_error_t *err)
 {
         const json_t *icfg = json_object_get(spec, "image_config");
+        struct em_security_profile dflt;
+        const struct em_security_profile *prof = bp->profile;
         json_t *args = NULL;
         uid_t uid;
         gid_t gid;
 
+        if (prof == NULL) {
+                default_profile(&dflt);
+                prof = &dflt;
+        }
         if (em_bundle_resolve_user(bp->rootfs, em_json_str(icfg, "User"), &uid, &gid, err) < 0)
                 return em_error_wrap(err, "resolving the image's user");
         if (build_args(spec, icfg, &args, err) < 0)
                 return -1;
-        json_t *process = build_process(spec, icfg, args, uid, gid);
-        json_t *cfg =
-            json_pack("{s:s, s:{s:s, s:b}, s:o, s:s, s:o, s:o}", "ociVersion", "1.0.2", "root",
-                      "path", bp->rootfs, "readonly", 0, "process", process, "hostname",
-                      bp->hostname, "mounts", build_mounts(), "linux", build_linux(spec, bp));
-        if (cfg == NULL)
-                return em_error_set(err, ENOMEM, "building config.json");
-        if (bp->criu_config != NULL &&
-            json_object_set_new(cfg, "annotations",
-                                json_pack("{s:s}", "org.criu.config", bp->criu_config)) < 0) {
-                json_decref(cfg);
-                return em_error_set(err, ENOMEM, "building config.json");
-        }
-        if (em_usergroups_apply(cfg, bp->rootfs, em_json_str(icfg, "User"), err) < 0) {
-                json_decref(cfg);
+        json_t *lnx = build_linux(spec, bp, prof, err);
+        if (lnx == NULL) {
+                json_decref(args);
                 return -1;
         }
-        *out = cfg;
+        json_t *process = build_process(spec, icfg, args, uid, gid, prof);
+        cleanup_json json_t *cfg =
+            json_pack("{s:s, s:{s:s, s:b}, s:o, s:s, s:o, s:o}", "ociVersion", "1.0.2", "root",
+                      "path", bp->rootfs, "readonly", 0, "process", process, "hostname",
+                      bp->hostname, "mounts", build_mounts(), "linux", lnx);
+        if (cfg == NULL)
+                return em_error_set(err, ENOMEM, "building config.json");
+        if (add_extras(cfg, bp, prof, err) < 0 ||
+            em_usergroups_apply(cfg, bp->rootfs, em_json_str(icfg, "User"), err) < 0)
+                return -1;
+        *out = steal_pointer(&cfg);
         return 0;
 }
 

@@ -1,17 +1,27 @@
 /* The OCI runtime config (config.json) of a container, generated from its
- * spec JSON (image config + run options; see container.h). No host mounts:
- * the rootfs is the overlay, everything else is a fresh kernel file system. */
+ * spec JSON (image config + run options; see container.h) and its security
+ * profile (security.h): user namespace and ID mappings, capabilities,
+ * seccomp, no_new_privs, masked and read-only paths, pids limit, NOFILE.
+ * No host mounts: the rootfs is the overlay, everything else is a fresh
+ * kernel file system. */
 #ifndef EDGEMIG_CONTAINER_BUNDLE_H
 #define EDGEMIG_CONTAINER_BUNDLE_H
 
 #include <jansson.h>
 #include <sys/types.h>
 
+#include "container/security.h"
 #include "util/error.h"
 
 struct em_bundle_params {
         const char *rootfs; /* absolute overlay mount point */
-        const char *netns;  /* pre-created network namespace path */
+        /* Without a user namespace (profile->ids.size 0): the pre-created
+         * network namespace to join. With one: runc creates the network
+         * namespace inside it and netns_hook (nethook.h) wires it. */
+        const char *netns;
+        const json_t *netns_hook;
+        /* NULL: the default profile without a user namespace. */
+        const struct em_security_profile *profile;
         const char *cgroup; /* cgroupsPath */
         const char *hostname;
         const char *criu_config; /* CRIU options file for runc (org.criu.config), or NULL */

@@ -178,6 +178,37 @@ int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_e
         return 0;
 }
 
+static int bind_ns(int pid, const char *path, em_error_t *err)
+{
+        char src[64];
+        cleanup_close int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+
+        if (fd < 0)
+                return em_error_set(err, errno, "creating %s", path);
+        snprintf(src, sizeof(src), "/proc/%d/ns/net", pid);
+        if (mount(src, path, NULL, MS_BIND, NULL) < 0) {
+                int e = errno;
+                unlink(path);
+                return em_error_set(err, e, "binding %s at %s", src, path);
+        }
+        return 0;
+}
+
+int em_netns_adopt(int pid, const char *path, const char *host_veth, const char *ip,
+                   em_error_t *err)
+{
+        if (bind_ns(pid, path, err) < 0)
+                return -1;
+        enable_forwarding();
+        if (wire_container(path, host_veth, ip, err) < 0 || wire_host(host_veth, ip, err) < 0) {
+                em_error_t e2 = NULL;
+                em_netns_teardown(path, host_veth, &e2);
+                em_error_free(&e2);
+                return -1;
+        }
+        return 0;
+}
+
 static bool link_exists(const char *ifname)
 {
         return if_nametoindex(ifname) != 0;

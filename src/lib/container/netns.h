@@ -27,6 +27,11 @@ int em_netns_route_add(const char *host_veth, const char *ip, em_error_t *err);
 int em_netns_route_del(const char *host_veth, const char *ip, em_error_t *err);
 /* create + wire + route; on failure nothing is left. */
 int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_error_t *err);
+/* Like setup, for the network namespace of process pid (which runc created
+ * inside the container's user namespace): bind-mounts it at path, then wires
+ * it. On failure nothing is left. */
+int em_netns_adopt(int pid, const char *path, const char *host_veth, const char *ip,
+                   em_error_t *err);
 /* Deletes the host veth (and with it the route) and destroys the namespace. */
 int em_netns_teardown(const char *path, const char *host_veth, em_error_t *err);
 /* Removes CRIU's network-lock rules (iptables chain CRIU) from a namespace,

@@ -2,14 +2,19 @@
  * runtime resources down again. Shared by run, restore and migration. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "container/bundle.h"
 #include "container/container.h"
+#include "container/idmap.h"
+#include "container/nethook.h"
 #include "container/netns.h"
 #include "container/overlay.h"
+#include "container/security.h"
 #include "container/volume.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -19,8 +24,59 @@
 #include "util/log.h"
 #include "util/subprocess.h"
 
+/* The directories above the state root must let anyone pass (o+x): runc's
+ * init resolves the rootfs path as the container's root. Checked rather
+ * than changed: they are not edgemig's. */
+static int ancestors_searchable(const char *root, uint32_t uid, em_error_t *err)
+{
+        char path[PATH_MAX];
+        struct stat st;
+
+        if (snprintf(path, sizeof(path), "%s", root) >= (int)sizeof(path))
+                return em_error_set(err, ENAMETOOLONG, "state root");
+        for (char *slash = strrchr(path, '/'); slash != NULL; slash = strrchr(path, '/')) {
+                *slash = '\0';
+                const char *dir = path[0] ? path : "/";
+                if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH))
+                        return em_error_set(err, EACCES,
+                                            "%s (mode %04o) is not searchable by others: a "
+                                            "container's root (host uid %u) must pass it to "
+                                            "reach its rootfs; chmod o+x it, or use a state "
+                                            "root below searchable directories",
+                                            dir, (unsigned)(st.st_mode & 07777), uid);
+                if (path[0] == '\0')
+                        break;
+        }
+        return 0;
+}
+
+/* runc's init resolves the rootfs path as the container's root, an
+ * unprivileged host uid: it may pass through the state root and containers/
+ * (search only), and into its own directory by its group; nobody else. */
+static int open_path_to_rootfs(const struct em_config *cfg, const struct em_container_paths *p,
+                               const struct em_idrange *ids, em_error_t *err)
+{
+        cleanup_free char *containers = em_config_path(cfg, "containers");
+        struct stat st;
+
+        if (containers == NULL)
+                return em_error_set(err, ENOMEM, "container directories");
+        if (ancestors_searchable(cfg->root, ids->base, err) < 0)
+                return -1;
+        if (chmod(cfg->root, 0711) < 0 || chmod(containers, 0711) < 0 ||
+            chown(p->dir, 0, ids->base) < 0 || chmod(p->dir, 0710) < 0)
+                return em_error_set(err, errno, "opening the path to %s for its user namespace",
+                                    p->rootfs);
+        /* The rootfs root is the upper dir's: the container's root owns it. */
+        if (lstat(p->upper, &st) == 0 &&
+            (st.st_uid < ids->base || st.st_uid - ids->base >= ids->size) &&
+            chown(p->upper, ids->base, ids->base) < 0)
+                return em_error_set(err, errno, "re-owning %s", p->upper);
+        return 0;
+}
+
 static int make_dirs(const struct em_config *cfg, const struct em_container_paths *p,
-                     em_error_t *err)
+                     const struct em_security_profile *prof, em_error_t *err)
 {
         cleanup_free char *netns_dir = em_config_path(cfg, "netns");
         const char *dirs[] = {p->dir, p->upper, p->work, p->rootfs, p->bundle, netns_dir};
@@ -34,7 +90,7 @@ static int make_dirs(const struct em_config *cfg, const struct em_container_path
         /* The rootfs root inherits the upper dir's mode: images expect 0755. */
         chmod(p->upper, 0755);
         chmod(p->rootfs, 0755);
-        return 0;
+        return prof->ids.size ? open_path_to_rootfs(cfg, p, &prof->ids, err) : 0;
 }
 
 /* The store's directories of spec's layers, bottom first; all must exist. */
@@ -69,16 +125,21 @@ static int layer_dirs(const struct em_config *cfg, const json_t *spec, char ***o
 }
 
 static int mount_rootfs(const struct em_config *cfg, const struct em_container_paths *p,
-                        const json_t *spec, em_error_t *err)
+                        const json_t *spec, const struct em_idrange *ids, em_error_t *err)
 {
         cleanup_strv char **dirs = NULL;
+        cleanup_free char *stage = em_path_join(p->dir, "layers");
         size_t n = 0;
 
         if (em_is_mountpoint(p->rootfs))
                 return 0;
+        if (stage == NULL)
+                return em_error_set(err, ENOMEM, "layer list");
         if (layer_dirs(cfg, spec, &dirs, &n, err) < 0)
                 return -1;
-        return em_overlay_mount(dirs, n, p->upper, p->work, p->rootfs, err);
+        if (ids->size == 0)
+                return em_overlay_mount(dirs, n, p->upper, p->work, p->rootfs, err);
+        return em_idmap_overlay(dirs, n, p->upper, p->work, p->rootfs, stage, ids, err);
 }
 
 /* Options runc passes to CRIU for every dump and restore of this container
@@ -88,11 +149,14 @@ static int mount_rootfs(const struct em_config *cfg, const struct em_container_p
 static const char criu_conf[] = "# written by edgemig\nskip-in-flight\n";
 
 static int write_bundle(const struct em_config *cfg, const struct em_container_paths *p,
-                        const char *name, const json_t *spec, em_error_t *err)
+                        const char *name, const json_t *spec,
+                        const struct em_security_profile *prof, em_error_t *err)
 {
         cleanup_free char *conf = em_path_join(p->bundle, "criu.conf");
+        cleanup_json json_t *hook = NULL;
         struct em_bundle_params bp = {.rootfs = p->rootfs,
                                       .netns = p->netns,
+                                      .profile = prof,
                                       .cgroup = p->cgroup,
                                       .hostname = name,
                                       .criu_config = conf};
@@ -100,6 +164,10 @@ static int write_bundle(const struct em_config *cfg, const struct em_container_p
 
         if (conf == NULL)
                 return em_error_set(err, ENOMEM, "bundle");
+        if (prof->ids.size > 0 &&
+            em_nethook_json(p->netns, p->host_veth, em_json_str(spec, "ip"), &hook, err) < 0)
+                return -1;
+        bp.netns_hook = hook;
         cleanup_close int fd =
             open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
@@ -120,18 +188,22 @@ static int prepare_steps(const struct em_config *cfg, const struct em_container_
                          const char *name, const json_t *spec, em_error_t *err)
 {
         const char *ip = em_json_str(spec, "ip");
+        struct em_security_profile prof;
 
         if (ip == NULL)
                 return em_error_set(err, EINVAL, "the container spec has no service IP");
-        if (make_dirs(cfg, p, err) < 0 || mount_rootfs(cfg, p, spec, err) < 0)
+        if (em_security_profile_of(cfg, spec, &prof, err) < 0)
+                return -1;
+        if (make_dirs(cfg, p, &prof, err) < 0 || mount_rootfs(cfg, p, spec, &prof.ids, err) < 0)
                 return -1;
         /* A namespace left by an earlier attempt may hold CRIU's lock rules:
          * always start from a fresh one. */
         if (em_path_exists(p->netns) && em_netns_teardown(p->netns, p->host_veth, err) < 0)
                 return -1;
-        if (em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
+        /* In a user namespace, the network hook wires it once runc made it. */
+        if (prof.ids.size == 0 && em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
                 return -1;
-        return write_bundle(cfg, p, name, spec, err);
+        return write_bundle(cfg, p, name, spec, &prof, err);
 }
 
 int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,

@@ -348,6 +348,30 @@ int em_security_profile_of(const struct em_config *cfg, const json_t *spec,
         return em_security_profile_resolve(&pol, spec, out, err);
 }
 
+int em_security_profile_incoming(const struct em_config *cfg, const json_t *spec,
+                                 struct em_security_profile *out, em_error_t *err)
+{
+        struct em_security_policy pol;
+        json_t *u = json_object_get(spec, "userns");
+        long long base = em_json_int(u, "base", -1), size = em_json_int(u, "size", -1);
+
+        if (em_security_policy_load(cfg, &pol, err) < 0)
+                return -1;
+        bool userns = pol.userns;
+        pol.userns = false; /* the range is the source's: checked below */
+        if (em_security_profile_resolve(&pol, spec, out, err) < 0)
+                return -1;
+        if (!userns)
+                return 0;
+        if (base < 0 || size != pol.pool.size || base + size > (long long)UINT32_MAX + 1)
+                return em_error_set(err, EPERM,
+                                    "the incoming container's ID range %lld+%lld is not a range "
+                                    "of %u ids",
+                                    base, size, pol.pool.size);
+        out->ids = (struct em_idrange){(uint32_t)base, (uint32_t)size};
+        return 0;
+}
+
 json_t *em_security_profile_json(const struct em_security_profile *p)
 {
         json_t *ids = p->ids.size ? json_pack("{s:I, s:I}", "base", (json_int_t)p->ids.base, "size",

@@ -82,6 +82,13 @@ json_t *em_security_policy_json(const struct em_security_policy *pol);
  * spec's "userns" must be one slot of pol's pool when pol->userns. */
 int em_security_profile_resolve(const struct em_security_policy *pol, const json_t *spec,
                                 struct em_security_profile *out, em_error_t *err);
+/* The profile an incoming checkpoint is validated against, before this host
+ * gives the container its own range: spec's options held to this host's
+ * policy, and the ID range the checkpoint was dumped with (spec's "userns",
+ * which must have this host's range size; restore then moves the files and
+ * the user namespace onto this host's range). */
+int em_security_profile_incoming(const struct em_config *cfg, const json_t *spec,
+                                 struct em_security_profile *out, em_error_t *err);
 /* em_security_policy_load + em_security_profile_resolve. */
 int em_security_profile_of(const struct em_config *cfg, const json_t *spec,
                            struct em_security_profile *out, em_error_t *err);

@@ -32,14 +32,22 @@
 #include "util/log.h"
 #include "util/subprocess.h"
 
-#define PIPE_MAX_WANT   4194304L
-#define PIPE_MAX_SYSCTL "/proc/sys/fs/pipe-max-size"
-#define PIPE_MAX_STATE  "/run/edgemig/pipe-max-size"
-#define READY_MS        30000
-#define TICK_MS         1000
-#define CONNECT_MS      5000
+/* A sysctl raised to `want` while some process of this host needs it. */
+struct held_sysctl {
+        const char *path, *state, *what;
+        long want;
+};
+static const struct held_sysctl pipe_max = {"/proc/sys/fs/pipe-max-size",
+                                            "/run/edgemig/pipe-max-size",
+                                            "fs.pipe-max-size (CRIU lazy pages)", 4194304L};
+static const struct held_sysctl uffd_allow = {
+    "/proc/sys/vm/unprivileged_userfaultfd", "/run/edgemig/unprivileged_userfaultfd",
+    "vm.unprivileged_userfaultfd (CRIU lazy restore in a user namespace)", 1};
+#define READY_MS   30000
+#define TICK_MS    1000
+#define CONNECT_MS 5000
 
-/* ---- fs.pipe-max-size, reference-counted across processes ---- */
+/* ---- sysctls, reference-counted across processes ---- */
 
 static long read_long(const char *path)
 {
@@ -83,7 +91,7 @@ static size_t read_users(int fd, long *orig, pid_t *users, size_t max)
         return n;
 }
 
-static int pipe_max_adjust(bool add, em_error_t *err)
+static int sysctl_adjust(const struct held_sysctl *h, bool add, em_error_t *err)
 {
         cleanup_close int fd = -1;
         pid_t users[256];
@@ -94,44 +102,63 @@ static int pipe_max_adjust(bool add, em_error_t *err)
 
         if (em_mkdir_p("/run/edgemig", 0755, err) < 0)
                 return -1;
-        fd = open(PIPE_MAX_STATE, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        fd = open(h->state, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 || flock(fd, LOCK_EX) < 0)
-                return em_error_set(err, errno, "locking %s", PIPE_MAX_STATE);
+                return em_error_set(err, errno, "locking %s", h->state);
         n = read_users(fd, &orig, users, 255);
         if (n == 0)
-                orig = read_long(PIPE_MAX_SYSCTL);
+                orig = read_long(h->path);
         for (size_t i = 0; i < n; i++) {
                 if (users[i] != getpid())
                         users[k++] = users[i];
         }
         if (add)
                 users[k++] = getpid();
-        if (k > 0 && orig < PIPE_MAX_WANT && write_long(PIPE_MAX_SYSCTL, PIPE_MAX_WANT) < 0)
-                return em_error_set(err, errno, "raising fs.pipe-max-size to %ld (CRIU lazy pages)",
-                                    PIPE_MAX_WANT);
-        if (k == 0 && orig > 0 && orig < PIPE_MAX_WANT)
-                write_long(PIPE_MAX_SYSCTL, orig);
+        if (k > 0 && orig < h->want && write_long(h->path, h->want) < 0)
+                return em_error_set(err, errno, "raising %s to %ld", h->what, h->want);
+        if (k == 0 && orig >= 0 && orig < h->want)
+                write_long(h->path, orig);
         len = snprintf(buf, sizeof(buf), "%ld", orig);
         for (size_t i = 0; i < k; i++)
                 len += snprintf(buf + len, sizeof(buf) - (size_t)len, " %d", (int)users[i]);
         len += snprintf(buf + len, sizeof(buf) - (size_t)len, "\n");
         if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) < 0)
-                return em_error_set(err, errno, "writing %s", PIPE_MAX_STATE);
+                return em_error_set(err, errno, "writing %s", h->state);
         return 0;
+}
+
+static void sysctl_release(const struct held_sysctl *h)
+{
+        em_error_t e = NULL;
+
+        if (sysctl_adjust(h, false, &e) < 0)
+                em_log_warn("restoring %s: %s", h->what, em_error_msg(e));
+        em_error_free(&e);
 }
 
 int em_pipe_max_raise(em_error_t *err)
 {
-        return pipe_max_adjust(true, err);
+        return sysctl_adjust(&pipe_max, true, err);
 }
 
 void em_pipe_max_release(void)
 {
-        em_error_t e = NULL;
+        sysctl_release(&pipe_max);
+}
 
-        if (pipe_max_adjust(false, &e) < 0)
-                em_log_warn("restoring fs.pipe-max-size: %s", em_error_msg(e));
-        em_error_free(&e);
+/* CRIU's restorer opens the userfaultfd inside the container's user
+ * namespace, where it lacks the CAP_SYS_PTRACE (in the host's) that
+ * userfaultfd() asks for while vm.unprivileged_userfaultfd is 0; the fd it
+ * gets keeps working after the value goes back. */
+static int restore_lazy(const struct em_lazy_target *lt, const struct em_restore_opts *ro,
+                        em_error_t *err)
+{
+        if (sysctl_adjust(&uffd_allow, true, err) < 0)
+                return -1;
+        int rc = em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper,
+                                           ro, err);
+        sysctl_release(&uffd_allow);
+        return rc;
 }
 
 /* Waits for the \0 a status fd gets once CRIU is ready; fails on EOF
@@ -776,8 +803,7 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         ro.work_dir = w->workdir;
         cleanup_free char *log = em_path_join(lt->staging, EM_LOGSYNC_NAME);
         ro.prior_log = log != NULL && em_path_exists(log) ? log : NULL;
-        if (em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper, &ro,
-                                      err) < 0)
+        if (restore_lazy(lt, &ro, err) < 0)
                 return em_error_wrap(err, "restoring %s with lazy pages", lt->container);
         *lt->restored = true;
         w->t_running = em_mono_ms();

@@ -1,0 +1,47 @@
+/* The user namespace a CRIU checkpoint restores (userns-N.img: the ID
+ * mappings CRIU writes to the new namespace's uid_map and gid_map).
+ *
+ * CRIU takes these mappings from the images, not from config.json. So
+ * before every restore the images must name exactly the container's range:
+ * a checkpoint dumped with another range (a migration whose target gave the
+ * container a different range) is rewritten to this host's, and one that
+ * maps anything outside the range (a hostile peer asking for host root) is
+ * refused. */
+#ifndef EDGEMIG_CHECKPOINT_USERNS_IMG_H
+#define EDGEMIG_CHECKPOINT_USERNS_IMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state/state.h"
+#include "util/error.h"
+
+#define EM_USERNS_IMG_MAX_EXTENTS 16
+
+struct em_userns_map {
+        struct {
+                uint32_t first, lower_first, count;
+        } uid[EM_USERNS_IMG_MAX_EXTENTS], gid[EM_USERNS_IMG_MAX_EXTENTS];
+        size_t n_uid, n_gid;
+};
+
+/* Decodes one userns image file's bytes (magics, one length-prefixed
+ * UsernsEntry). EPROTO when malformed. */
+int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_userns_map *out,
+                         em_error_t *err);
+/* Encodes it back, with the magics of the original (buf must hold 8 + 4 +
+ * the entry; 512 bytes are always enough). Returns the length. */
+size_t em_userns_img_encode(const struct em_userns_map *m, uint32_t magic2, uint8_t *buf);
+
+/* Every extent of m must lie in `from`; moves them to `to` (same offsets).
+ * EPERM naming the extent otherwise. */
+int em_userns_map_move(struct em_userns_map *m, const struct em_idrange *from,
+                       const struct em_idrange *to, em_error_t *err);
+
+/* For the images in dir: requires one userns image whose mappings lie in
+ * `from` and rewrites it onto `to` (from == to: only checks). ENOENT when
+ * the checkpoint has no user namespace. */
+int em_userns_img_remap(const char *dir, const struct em_idrange *from, const struct em_idrange *to,
+                        em_error_t *err);
+
+#endif

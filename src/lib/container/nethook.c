@@ -1,0 +1,87 @@
+#include "container/nethook.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "container/netns.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+
+#define HOOK_TIMEOUT_S 30
+
+static bool usable(char *out, size_t size, const char *dir, const char *rel)
+{
+        return (size_t)snprintf(out, size, "%s%s", dir, rel) < size && access(out, X_OK) == 0;
+}
+
+/* The edgemig binary: this one; else $EDGEMIG_BIN; else the one installed
+ * next to this binary (edgemigd) or one directory up (a test helper). */
+static int hook_binary(char *out, size_t size, em_error_t *err)
+{
+        char self[PATH_MAX], dir[PATH_MAX];
+        const char *env = getenv("EDGEMIG_BIN");
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n < 0)
+                return em_error_set(err, errno, "reading /proc/self/exe");
+        self[n] = '\0';
+        if (strcmp(basename(self), "edgemig") == 0)
+                return usable(out, size, self, "") ? 0 : em_error_set(err, errno, "%s", self);
+        if (env && *env)
+                return usable(out, size, env, "")
+                           ? 0
+                           : em_error_set(err, errno, "$EDGEMIG_BIN (%s): not executable", env);
+        snprintf(dir, sizeof(dir), "%s", dirname(self));
+        if (usable(out, size, dir, "/edgemig") || usable(out, size, dir, "/../edgemig"))
+                return 0;
+        return em_error_set(err, ENOENT,
+                            "edgemig (the network hook runc calls) is not next to %s: install it "
+                            "there or name it in $EDGEMIG_BIN",
+                            self);
+}
+
+int em_nethook_json(const char *netns, const char *host_veth, const char *ip, json_t **out,
+                    em_error_t *err)
+{
+        char bin[PATH_MAX];
+
+        const char *path = getenv("PATH");
+        cleanup_free char *env = NULL;
+
+        if (hook_binary(bin, sizeof(bin), err) < 0)
+                return -1;
+        /* runc runs hooks with only the environment given here; the hook
+         * runs `ip` from the PATH edgemig has. */
+        if (asprintf(&env, "PATH=%s", path && *path ? path : "/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+                return em_error_set(err, ENOMEM, "network hook");
+        *out =
+            json_pack("{s:s, s:[s, s, s, s, s], s:[s], s:i}", "path", bin, "args", "edgemig",
+                      EM_NETHOOK_VERB, netns, host_veth, ip, "env", env, "timeout", HOOK_TIMEOUT_S);
+        return *out ? 0 : em_error_set(err, ENOMEM, "network hook");
+}
+
+int em_nethook_run(const char *netns, const char *host_veth, const char *ip, int state_fd,
+                   em_error_t *err)
+{
+        char buf[65536];
+        cleanup_json json_t *state = NULL;
+        ssize_t n = em_read_all(state_fd, buf, sizeof(buf), err);
+
+        if (n < 0)
+                return em_error_wrap(err, "reading the container state from runc");
+        if (em_json_parse(buf, (size_t)n, "container state", &state, err) < 0)
+                return -1;
+        long long pid = em_json_int(state, "pid", 0);
+        if (pid <= 0 || pid > INT_MAX)
+                return em_error_set(err, EINVAL, "the container state has no pid");
+        if (em_netns_adopt((int)pid, netns, host_veth, ip, err) < 0)
+                return em_error_wrap(err, "wiring the network of pid %lld", pid);
+        return 0;
+}
