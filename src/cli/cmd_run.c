@@ -10,7 +10,9 @@
 static const char usage[] =
     "Usage: edgemig run --name NAME [--ip ADDR[/LEN]] [-e K=V]... [--memory BYTES]\n"
     "                   [--cpus N] [--restart POLICY] [-v SRC:DST[:ro]]...\n"
-    "                   [--tmpfs DST[:size=BYTES]]... IMAGE [CMD...]\n"
+    "                   [--tmpfs DST[:size=BYTES]]... [--cap-add CAP]...\n"
+    "                   [--cap-drop CAP]... [--security-opt seccomp=unconfined]\n"
+    "                   [--pids-limit N] [--ulimit nofile=N] IMAGE [CMD...]\n"
     "\n"
     "Create and start a detached container from IMAGE (an image in the store: full\n"
     "reference, name:tag, bare name or manifest digest prefix).\n"
@@ -23,6 +25,13 @@ static const char usage[] =
     "to the container and moves with it on migration.\n"
     "\n"
     "stdout and stderr are appended to <root>/containers/NAME/log (see `logs`).\n"
+    "\n"
+    "The container runs in its own user namespace with its own range of host ids\n"
+    "(root inside is an unprivileged uid outside), with Docker's default\n"
+    "capabilities, a default seccomp filter, no_new_privs, masked and read-only\n"
+    "/proc and /sys paths, a pids limit and an open-files limit\n"
+    "(docs/security.md). The options below loosen or tighten that profile; what\n"
+    "they may loosen is the host's policy, <root>/security.json.\n"
     "\n"
     "Options:\n"
     "  --name NAME        container name: letters, digits, '_', '.', '-' (required)\n"
@@ -48,15 +57,63 @@ static const char usage[] =
     "                     container to hosts that allow the same path\n"
     "  --tmpfs DST[:size=BYTES]\n"
     "                     mount an empty tmpfs at DST (repeatable)\n"
+    "  --cap-add CAP      add a capability (repeatable; NET_ADMIN or CAP_NET_ADMIN),\n"
+    "                     if the host policy's allow_cap_add lists it\n"
+    "  --cap-drop CAP     drop a capability (repeatable; ALL drops every one)\n"
+    "  --security-opt seccomp=unconfined\n"
+    "                     no seccomp filter, if the host policy's\n"
+    "                     allow_seccomp_unconfined is true\n"
+    "  --pids-limit N     at most N processes and threads (default: the policy's\n"
+    "                     pids_limit, 4096)\n"
+    "  --ulimit nofile=N  open-files limit, soft = hard (default: the policy's\n"
+    "                     nofile, 1024)\n"
     "  -h, --help         show this help\n"
     "\n"
     "CMD replaces the image's Cmd (the Entrypoint is kept). Volumes are described\n"
     "in docs/volumes.md.\n";
 
+static int parse_u32(const char *s, uint32_t *out)
+{
+        char *end;
+
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end != '\0' || v == 0 || v > UINT32_MAX || *s == '-')
+                return -1;
+        *out = (uint32_t)v;
+        return 0;
+}
+
+/* --security-opt and --ulimit: the keys edgemig knows. */
+static int security_opts(struct em_run_opts *o, const struct em_opt_list *sec,
+                         const struct em_opt_list *ulimits, em_error_t *err)
+{
+        for (size_t i = 0; i < sec->n; i++) {
+                if (strcmp(sec->v[i], "seccomp=unconfined") == 0)
+                        o->seccomp_unconfined = true;
+                else if (strcmp(sec->v[i], "seccomp=default") != 0 &&
+                         strcmp(sec->v[i], "no-new-privileges") != 0)
+                        return em_error_set(err, 0,
+                                            "--security-opt %s: edgemig knows seccomp=unconfined, "
+                                            "seccomp=default and no-new-privileges (always on)",
+                                            sec->v[i]);
+        }
+        for (size_t i = 0; i < ulimits->n; i++) {
+                const char *v = ulimits->v[i];
+                if (strncmp(v, "nofile=", 7) != 0 || parse_u32(v + 7, &o->nofile) < 0)
+                        return em_error_set(err, 0,
+                                            "--ulimit %s: edgemig sets nofile=N (soft = hard, "
+                                            "N > 0)",
+                                            v);
+        }
+        return 0;
+}
+
 int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         struct em_run_opts o = {0};
-        cleanup_opt_list struct em_opt_list env = {0}, vols = {0}, tmpfs = {0};
+        cleanup_opt_list struct em_opt_list env = {0}, vols = {0}, tmpfs = {0}, cap_add = {0},
+                                            cap_drop = {0}, sec = {0}, ulimits = {0};
         struct em_config *cfg;
         const struct em_opt table[] = {
             EM_OPT_STRING("name", 0, &o.name),
@@ -67,6 +124,11 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
             EM_OPT_STRING("restart", 0, &o.restart),
             EM_OPT_LIST("volume", 'v', &vols),
             EM_OPT_LIST("tmpfs", 0, &tmpfs),
+            EM_OPT_LIST("cap-add", 0, &cap_add),
+            EM_OPT_LIST("cap-drop", 0, &cap_drop),
+            EM_OPT_LIST("security-opt", 0, &sec),
+            EM_OPT_INT("pids-limit", 0, &o.pids_limit, 1, UINT32_MAX),
+            EM_OPT_LIST("ulimit", 0, &ulimits),
             EM_OPT_END,
         };
         /* Options end at IMAGE: what follows is the container's command. */
@@ -80,6 +142,10 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         for (size_t i = 0; i < env.n; i++)
                 if (strchr(env.v[i], '=') == NULL)
                         return em_error_set(err, 0, "-e takes K=V, got '%s'", env.v[i]), 2;
+        if (security_opts(&o, &sec, &ulimits, err) < 0)
+                return 2;
+        o.cap_add = cap_add.v;
+        o.cap_drop = cap_drop.v;
         o.image = argv[first];
         o.volumes = vols.v;
         o.tmpfs = tmpfs.v;

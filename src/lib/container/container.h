@@ -14,9 +14,10 @@
  *
  * The spec JSON carries everything needed to rebuild the container on any
  * host that has its layers: {"name", "image", "image_digest", "diff_ids",
- * "image_config", "env", "cmd", "memory", "cpus", "ip"} and, when not
- * "no", the restart policy "restart" (restart.h), and with -v or --tmpfs
- * "mounts" (volume.h). */
+ * "image_config", "env", "cmd", "memory", "cpus", "ip", "security"}, the
+ * host ID range it runs with, "userns" {"base", "size"} (security.h), and,
+ * when not "no", the restart policy "restart" (restart.h), and with -v or
+ * --tmpfs "mounts" (volume.h). */
 #ifndef EDGEMIG_CONTAINER_CONTAINER_H
 #define EDGEMIG_CONTAINER_CONTAINER_H
 
@@ -57,6 +58,11 @@ struct em_run_opts {
         const char *restart;    /* restart policy (restart.h), NULL: "no" */
         const char *const *volumes; /* -v SRC:DST[:ro], NULL-terminated, may be NULL */
         const char *const *tmpfs;   /* --tmpfs DST[:size=N], NULL-terminated, may be NULL */
+        /* Loosening or tightening the default security profile (security.h);
+         * the host policy decides what is allowed. */
+        const char *const *cap_add, *const *cap_drop; /* NULL-terminated, may be NULL */
+        bool seccomp_unconfined;
+        uint32_t pids_limit, nofile; /* 0: the host policy's default */
 };
 
 /* Creates and starts a detached container. On failure nothing is left behind. */

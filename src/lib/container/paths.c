@@ -181,6 +181,30 @@ static json_t *strv_to_json(const char *const *v)
         return a;
 }
 
+/* The run's security options, or NULL when it gives none. */
+static json_t *security_json(const struct em_run_opts *o)
+{
+        json_t *s = json_object();
+
+        if (s == NULL)
+                return NULL;
+        if (o->cap_add && *o->cap_add)
+                json_object_set_new(s, "cap_add", strv_to_json(o->cap_add));
+        if (o->cap_drop && *o->cap_drop)
+                json_object_set_new(s, "cap_drop", strv_to_json(o->cap_drop));
+        if (o->seccomp_unconfined)
+                json_object_set_new(s, "seccomp", json_string("unconfined"));
+        if (o->pids_limit)
+                json_object_set_new(s, "pids_limit", json_integer(o->pids_limit));
+        if (o->nofile)
+                json_object_set_new(s, "nofile", json_integer(o->nofile));
+        if (json_object_size(s) == 0) {
+                json_decref(s);
+                return NULL;
+        }
+        return s;
+}
+
 int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
                           const char *manifest_digest, char *const *diff_ids, size_t n_layers,
                           const json_t *image_config, const char *ip, json_t **out, em_error_t *err)
@@ -207,6 +231,9 @@ int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
         }
         if (mounts != NULL)
                 json_object_set_new(spec, "mounts", mounts);
+        json_t *sec = security_json(o);
+        if (sec)
+                json_object_set_new(spec, "security", sec);
         *out = spec;
         return 0;
 }
