@@ -51,20 +51,29 @@ static bool is_dir(const char *p)
         return p != NULL && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Whether this host would restore it from a migration peer. */
-static json_t *policy_json(const struct em_ckpt_info *ci)
+/* Whether this host would restore it from a migration peer: held to the
+ * profile this host gives its container (DIR/container.json), or for bare
+ * images to the default policy. */
+static json_t *policy_json(const struct em_config *cfg, const char *dir,
+                           const struct em_ckpt_info *ci)
 {
         struct em_ckpt_policy p;
         cleanup_error em_error_t verr = NULL;
+        cleanup_free char *meta = em_path_join(dir, "container.json");
+        cleanup_json json_t *spec = NULL;
 
         em_ckpt_policy_default(&p);
+        if (meta && em_path_exists(meta) &&
+            (em_json_load_file(meta, 16u << 20, &spec, &verr) < 0 ||
+             em_ckpt_policy_for_spec(cfg, spec, &p, &verr) < 0))
+                return json_pack("{s:b, s:s}", "ok", 0, "refused", em_error_msg(verr));
         if (em_ckpt_validate(ci, &p, &verr) == 0)
                 return json_pack("{s:b}", "ok", 1);
         return json_pack("{s:b, s:s}", "ok", 0, "refused", em_error_msg(verr));
 }
 
 /* DIR/criu and DIR/upper for a checkpoint, DIR alone for bare images. */
-static int gather(const char *dir, json_t **out, em_error_t *err)
+static int gather(const struct em_config *cfg, const char *dir, json_t **out, em_error_t *err)
 {
         cleanup_free char *criu = em_path_join(dir, "criu");
         cleanup_free char *upper = em_path_join(dir, "upper");
@@ -79,7 +88,7 @@ static int gather(const char *dir, json_t **out, em_error_t *err)
         if (j == NULL)
                 return em_error_set(err, ENOMEM, "inspecting %s", dir);
         json_object_set_new(j, "dir", json_string(dir));
-        json_object_set_new(j, "policy", policy_json(&ci));
+        json_object_set_new(j, "policy", policy_json(cfg, dir, &ci));
         json_object_set_new(j, "upper_bytes", json_integer((json_int_t)bytes));
         json_object_set_new(j, "upper_entries", json_integer((json_int_t)entries));
         *out = j;
@@ -232,12 +241,13 @@ int cmd_checkpoint_inspect(struct em_cli *cli, int argc, char **argv, em_error_t
         const struct em_opt table[] = {EM_OPT_FLAG("json", 0, &json), EM_OPT_END};
         int first, r = cli_parse(inspect_usage, table, argc, argv, &first, err);
 
-        (void)cli;
+        struct em_config *cfg;
+
         if (r != 0)
                 return r < 0 ? 2 : 0;
         if (cli_operands(argc, argv, first, 1, 1, "checkpoint DIR", err) < 0)
                 return 2;
-        if (gather(argv[first], &j, err) < 0)
+        if (cli_config(cli, &cfg, err) < 0 || gather(cfg, argv[first], &j, err) < 0)
                 return 1;
         if (json)
                 return em_json_print(j, err) < 0 ? 1 : 0;

@@ -37,6 +37,17 @@ void em_ckpt_policy_from_profile(struct em_ckpt_policy *p, const struct em_secur
         p->uid_map = p->gid_map = (struct em_ck_extent){0, prof->ids.base, prof->ids.size};
 }
 
+int em_ckpt_policy_for_spec(const struct em_config *cfg, const json_t *spec,
+                            struct em_ckpt_policy *p, em_error_t *err)
+{
+        struct em_security_profile prof;
+
+        if (em_security_profile_incoming(cfg, spec, &prof, err) < 0)
+                return -1;
+        em_ckpt_policy_from_profile(p, &prof);
+        return 0;
+}
+
 /* ---- image names ---- */
 
 /* Images CRIU would read besides files.img (legacy per-kind file images,
@@ -253,11 +264,43 @@ static int check_chain(const char *img, uint32_t tid, uint32_t first, const stru
         return p->seccomp ? check_denials(img, tid, s, chain, n, p, err) : 0;
 }
 
+/* The thread-group leader of tid (itself if it leads one), or NULL. */
+static const struct em_ckpt_thread *leader_of(const struct em_ckpt_info *ci, uint32_t tid)
+{
+        for (size_t i = 0; i < ci->n_tasks; i++)
+                for (size_t j = 0; j < ci->tasks[i].n_threads; j++)
+                        if (ci->tasks[i].threads[j] == tid)
+                                return em_ckpt_thread(ci, ci->tasks[i].pid);
+        return NULL;
+}
+
+/* CRIU leaves seccomp out of a thread's core when every thread of the group
+ * shares the leader's filters, and marks the leader's newest filter TSYNC:
+ * installing it in the leader at restore puts it on every thread (CRIU's
+ * seccomp_prepare_threads restores such a thread with no filter of its own).
+ * Such a thread is held to its leader's chain; without TSYNC it would run
+ * unfiltered. */
+static const struct em_ck_core *seccomp_core(const struct em_ckpt_thread *t,
+                                             const struct em_ckpt_info *ci)
+{
+        const struct em_ckpt_thread *l = leader_of(ci, t->tid);
+
+        if (t->core.has_seccomp || t->core.has_old_seccomp || l == NULL || l == t)
+                return &t->core;
+        const struct em_ck_core *lc = &l->core;
+        uint32_t mode = lc->has_seccomp ? lc->seccomp_mode : lc->old_seccomp_mode;
+        uint32_t filter = lc->has_seccomp ? lc->seccomp_filter : lc->old_seccomp_filter;
+        if (mode == EM_CK_SECCOMP_FILTER && filter < ci->seccomp.n &&
+            (ci->seccomp.f[filter].flags & 1 /* SECCOMP_FILTER_FLAG_TSYNC */))
+                return lc;
+        return &t->core;
+}
+
 static int check_seccomp(const char *img, const struct em_ckpt_thread *t,
                          const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
                          em_error_t *err)
 {
-        const struct em_ck_core *c = &t->core;
+        const struct em_ck_core *c = seccomp_core(t, ci);
         uint32_t mode = c->has_seccomp ? c->seccomp_mode : c->old_seccomp_mode;
         uint32_t filter = c->has_seccomp ? c->seccomp_filter : c->old_seccomp_filter;
 

@@ -57,6 +57,13 @@ void em_ckpt_policy_default(struct em_ckpt_policy *p);
  * 0..size-1, which is how CRIU records them). */
 void em_ckpt_policy_from_profile(struct em_ckpt_policy *p, const struct em_security_profile *prof);
 
+/* The policy an incoming checkpoint of spec (an edgemig container spec, a
+ * migration's or container.json's) is held to on this host: the profile
+ * this host's policy resolves for spec, in the ID range spec names
+ * (em_security_profile_incoming). */
+int em_ckpt_policy_for_spec(const struct em_config *cfg, const json_t *spec,
+                            struct em_ckpt_policy *p, em_error_t *err);
+
 int em_ckpt_validate(const struct em_ckpt_info *ci, const struct em_ckpt_policy *p,
                      em_error_t *err);
 /* Loads dir (checkpoint/ckpt_info.h) and validates it. */

@@ -365,8 +365,8 @@ static int check_images(struct target *t, em_error_t *err)
 {
         struct em_ckpt_policy p;
 
-        em_ckpt_policy_default(&p);
-        if (em_ckpt_validate_dir(t->images, &p, err) < 0)
+        if (em_ckpt_policy_for_spec(t->cfg, t->spec, &p, err) < 0 ||
+            em_ckpt_validate_dir(t->images, &p, err) < 0)
                 return em_error_wrap(err, "refusing the checkpoint of %s", t->peer.container);
         return 0;
 }
