@@ -11,6 +11,9 @@ ct_require
 command -v jq >/dev/null || skip "jq not installed"
 
 T=$(mktemp -d /tmp/em-hostile-XXXXXX)
+# The state roots live below T: a container's root (an unprivileged host uid
+# in its user namespace) must pass through it to reach its rootfs.
+chmod 711 "$T"
 DPID=""
 FAKE=""
 # Every step may fail (a helper already gone) without skipping the next.
