@@ -18,7 +18,7 @@ mig_setup 2 redisuser
 echo '{"id_first": 1073741824, "id_slots": 4096}' >"$EM_H1_ROOT/security.json"
 echo '{"id_first": 1610612736, "id_slots": 4096}' >"$EM_H2_ROOT/security.json"
 
-SIP=10.88.0.12
+SIP=10.66.0.12
 h 1 run --name redis --ip "$SIP/32" redisuser >/dev/null || fail "run redisuser on host 1"
 testbed route "$SIP" 1
 wait_for 20 on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/6379 && printf 'PING\r\n' >&3 &&
