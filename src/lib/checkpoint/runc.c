@@ -440,7 +440,8 @@ static int runc_restore(const struct em_config *cfg, const struct em_container_p
         unlink(pidfile);
         /* runc maps the dumped stdio pipes onto its own stdio: a new pipe to
          * a new log forwarder. */
-        if (em_logger_start(p->log, &wr, err) < 0 || runc_criu(cfg, p, &b, wr, -1, log, err) < 0)
+        if (em_logger_start(p->log, &wr, err) < 0 || em_logger_give(wr, p->dir, err) < 0 ||
+            runc_criu(cfg, p, &b, wr, -1, log, err) < 0)
                 return -1;
         return em_read_pid_file(pidfile, pid, err);
 }

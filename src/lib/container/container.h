@@ -137,6 +137,11 @@ int em_container_remove_files(const struct em_config *cfg, const char *name, em_
 /* Starts a detached log forwarder appending to log_path; *write_fd is the
  * pipe end to give the container as stdout and stderr. */
 int em_logger_start(const char *log_path, int *write_fd, em_error_t *err);
+/* Gives the pipe end write_fd to the root of the container in dir: in its
+ * user namespace (dir's group is its range's first id, prepare.c), so that
+ * it can reopen its stdout (/dev/stdout, /proc/1/fd/1), which the kernel
+ * checks against the pipe's owner. Nothing to do without one. */
+int em_logger_give(int write_fd, const char *dir, em_error_t *err);
 
 /* argv prefix for runc of this root: {runc, --root, R, [--criu, C,] NULL}
  * with room for `extra` more entries (the caller fills them and the NULL). */

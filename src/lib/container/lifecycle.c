@@ -81,7 +81,7 @@ static int start_prepared(const struct em_config *cfg, const struct em_container
 
         if (pidfile == NULL)
                 return em_error_set(err, ENOMEM, "pid file");
-        if (em_logger_start(p->log, &wr, err) < 0)
+        if (em_logger_start(p->log, &wr, err) < 0 || em_logger_give(wr, p->dir, err) < 0)
                 return -1;
         const char *args[] = {"run",        "--detach", "--bundle", p->bundle,
                               "--pid-file", pidfile,    name,       NULL};

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,5 +79,18 @@ int em_logger_start(const char *log_path, int *write_fd, em_error_t *err)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return em_error_set(err, 0, "the log forwarder failed to start");
         *write_fd = steal_fd(&wr);
+        return 0;
+}
+
+int em_logger_give(int write_fd, const char *dir, em_error_t *err)
+{
+        struct stat st;
+
+        if (stat(dir, &st) < 0)
+                return em_error_set(err, errno, "stat %s", dir);
+        if (st.st_gid == 0)
+                return 0;
+        if (fchown(write_fd, (uid_t)st.st_gid, st.st_gid) < 0)
+                return em_error_set(err, errno, "giving the log pipe to the container's root");
         return 0;
 }
