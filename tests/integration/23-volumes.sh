@@ -9,6 +9,9 @@ set -euo pipefail
 ct_require
 ct_root
 HOSTDIR=$(mktemp -d /tmp/edgemig-bind.XXXXXX)
+# The container's root is an unprivileged host uid (its user namespace's
+# range): it reads the bind-mounted host directory as "others" do.
+chmod 755 "$HOSTDIR"
 trap 'ct_cleanup; rm -rf "$HOSTDIR"' EXIT
 ct_pull busybox
 SLEEP='while :; do sleep 1; done'
