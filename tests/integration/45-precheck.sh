@@ -26,7 +26,10 @@ assert r["target_host"]["disk_free_bytes"] > 0 and r["target_host"]["mem_availab
 assert r["link"]["bandwidth_bps"] > 0 and r["link"]["rtt_ms"] >= 0, r["link"]
 e = r["estimate"]
 assert e["layers_bytes"] == 0, e  # host 2 has the image
-assert e["transfer_bytes"] >= e["memory_bytes"] * 0.5 and e["handoff_ms"] > e["downtime_ms"] > 0, e
+assert 0 < e["memory_ratio"] <= 1, e
+want = e["layers_bytes"] + e["upper_bytes"] + e["memory_bytes"] * e["memory_ratio"]
+assert abs(e["transfer_bytes"] - want) <= 1, e
+assert e["handoff_ms"] > e["downtime_ms"] > 0, e
 print("check: %d bytes, handoff ~%d ms over %.1f Mbit/s" %
       (e["transfer_bytes"], e["handoff_ms"], r["link"]["bandwidth_bps"] / 1e6))
 PY
