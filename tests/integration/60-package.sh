@@ -11,9 +11,10 @@
 #     text; StateDirectory; the packaged config file) receives a live
 #     migration, and a restart of the unit leaves the restored container and
 #     its log forwarder running (KillMode=process); the controller's unit
-#     starts too;
-#  4. where a systemd boot does not work, the chroot's edgemigd runs
-#     directly on host 2 and receives the migration.
+#     starts too; log lines reach the journal with their priority.
+#  EDGEMIG_TEST_NSPAWN=0 stops after the units check, for a machine where
+#  systemd-nspawn cannot boot (a plain chroot cannot stand in: CRIU cannot
+#  restore a container's mount namespace under chroot(2)).
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 . "$(dirname "$0")/package-lib.sh"
@@ -21,7 +22,6 @@ ct_require
 pkg_require
 D=$(mktemp -d /tmp/em-pkg-XXXXXX)
 NSPAWN_PID=
-CHROOT_EMD=
 
 return_st() { return "$1"; }
 pkg_cleanup() {
@@ -31,12 +31,7 @@ pkg_cleanup() {
 		kill "$NSPAWN_PID" 2>/dev/null
 		wait "$NSPAWN_PID" 2>/dev/null
 	fi
-	if [ -n "${PKG_MOUNTED:-}" ]; then
-		in_chroot edgemig rm -f counter >/dev/null 2>&1 || true
-	fi
-	[ -z "$CHROOT_EMD" ] || { kill "$CHROOT_EMD" 2>/dev/null; wait "$CHROOT_EMD" 2>/dev/null; }
 	[ "$st" -eq 0 ] || { tail -n 20 "$D"/*.log 2>/dev/null || true; }
-	pkg_chroot_down
 	umount -R -l "$D/root" 2>/dev/null || true
 	umount -R -l "$D/state" 2>/dev/null || true
 	rm -rf "$D"
@@ -80,6 +75,12 @@ chroot "$D/root" systemd-analyze verify --man=no /lib/systemd/system/edgemigd.se
 	fail "systemd-analyze verify: $(cat "$D/verify.log")"
 [ ! -s "$D/verify.log" ] || fail "systemd-analyze verify warns: $(cat "$D/verify.log")"
 
+if [ "${EDGEMIG_TEST_NSPAWN:-1}" = 0 ]; then
+	echo "NOTE: EDGEMIG_TEST_NSPAWN=0: the units ran only through systemd-analyze verify"
+	echo "PASS: package (without the systemd boot)"
+	exit 0
+fi
+
 # 3. The test bed: host 1 runs this tree's build, host 2 the packages.
 testbed_up 2 || fail "test bed"
 mkdir -p "$EM_H1_ROOT" "$D/state"
@@ -114,18 +115,16 @@ print("migrated into the packaged edgemigd: handoff %d ms, downtime %d ms" % (r[
 	h 1 ps | grep -q '^counter ' && fail "counter still on host 1"
 	return 0
 }
-# on2 CMD...: CMD as host 2 runs it (set below: booted or chroot).
 counter_running() {
-	on2 edgemig ps --json | python3 -c '
+	in_boot edgemig ps --json | python3 -c '
 import json, sys
 sys.exit(0 if any(c["name"] == "counter" and c["state"] == "running" for c in json.load(sys.stdin)) else 1)'
 }
-counter_now() { on2 edgemig exec counter tail -n 1 /data/counter.log; }
+counter_now() { in_boot edgemig exec counter tail -n 1 /data/counter.log; }
 counter_past() { [ "$(counter_now)" -gt "$1" ]; }
 
 # 4. Host 2 boots the chroot with systemd (in its network namespace) and
-# runs the units; where a systemd boot does not work, the chroot's edgemigd
-# runs directly.
+# runs the units.
 in_boot() { nsenter -t "$BOOT_PID" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 boot_pid() { BOOT_PID=$(pgrep -P "$NSPAWN_PID" -x systemd) && [ -n "$BOOT_PID" ]; }
 booted() { boot_pid && in_boot systemctl is-system-running | grep -qE '^(running|degraded)$'; }
@@ -139,7 +138,6 @@ SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 systemd-nspawn -q -D "$D/roo
 NSPAWN_PID=$!
 if wait_for 60 booted; then
 	echo "systemd-nspawn --boot: system running after $((($(date +%s%N) - t0) / 1000000)) ms"
-	on2() { in_boot "$@"; }
 	# What a real host has and systemd-nspawn takes away: writable cgroup v1
 	# controllers (runc creates the container's cgroups). Its seccomp filter
 	# (CRIU cannot suspend seccomp under one) is off (SYSTEMD_SECCOMP=0), and
@@ -181,29 +179,10 @@ if wait_for 60 booted; then
 	in_boot edgemig rm -f counter >/dev/null || fail "edgemig rm under systemd"
 	in_boot systemctl stop edgemigd.service edgemig-controller.service
 else
-	echo "NOTE: systemd-nspawn --boot did not come up here ($(tail -n 2 "$D/boot.log" | tr '\n' ' '));"
-	echo "      the units were checked with systemd-analyze verify only; edgemigd runs from the chroot"
-	kill "$NSPAWN_PID" 2>/dev/null || true
-	wait "$NSPAWN_PID" 2>/dev/null || true
-	NSPAWN_PID=
-	pkg_chroot_up "$D/root" "$D/state"
-	on2() { in_chroot "$@"; }
-	python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
-print(s.recv(4096).decode())' "$D/root/run/notify.sock" >"$D/notify.txt" &
-	listener=$!
-	sleep 0.2
-	nsenter --net="/run/netns/$EM_H2_NS" chroot "$D/root" /usr/bin/env -i \
-		PATH=/usr/sbin:/usr/bin:/sbin:/bin NOTIFY_SOCKET=/run/notify.sock /usr/sbin/edgemigd \
-		>"$D/edgemigd-chroot.log" 2>&1 &
-	CHROOT_EMD=$!
-	wait "$listener" || fail "the chroot's edgemigd never said READY=1: $(tail -5 "$D/edgemigd-chroot.log")"
-	grep -q "READY=1" "$D/notify.txt" || fail "notify: $(cat "$D/notify.txt")"
-	migrate_to_2
-	counter_running || fail "counter is not running under the chroot's edgemig"
-	c1=$(counter_now)
-	wait_for 10 counter_past $((c1 + 2)) || fail "the counter does not advance after the migration"
-	in_chroot edgemig rm -f counter >/dev/null || fail "edgemig rm in the chroot"
+	# A plain chroot is no substitute: CRIU's restore of the container's
+	# mount namespace fails under chroot(2) ("Unable to mount tmpfs in
+	# /tmp/.criu.mntns.*"), so edgemigd needs a root of its own.
+	fail "systemd-nspawn --boot did not come up: $(tail -n 3 "$D/boot.log" | tr '\n' ' ')" \
+		"(EDGEMIG_TEST_NSPAWN=0 checks the packages without it)"
 fi
 echo "PASS: package"

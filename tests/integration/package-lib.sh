@@ -69,31 +69,3 @@ pkg_chroot_cache() {
 	exec 8>&-
 	echo "$dir"
 }
-
-# pkg_chroot_up ROOT STATE: mounts /proc, /sys, /dev, /run, /tmp, CRIU
-# (/opt/edgemig/criu, read-only) and STATE, a directory on a real file
-# system, at /var/lib/edgemig (an overlay cannot hold a container's upper
-# dir) under ROOT, the chroot. pkg_chroot_down undoes it (and unmounts ROOT).
-pkg_chroot_up() {
-	local r=$1 state=$2
-	PKG_MOUNTED=$r
-	mount -t proc proc "$r/proc"
-	mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys"
-	mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev"
-	mount -t tmpfs tmpfs "$r/run"
-	mount -t tmpfs tmpfs "$r/tmp"
-	mkdir -p "$r/opt/edgemig/criu" "$r/var/lib/edgemig"
-	mount --bind -o ro /opt/edgemig/criu "$r/opt/edgemig/criu"
-	mount --bind "$state" "$r/var/lib/edgemig"
-}
-
-pkg_chroot_down() {
-	[ -n "${PKG_MOUNTED:-}" ] || return 0
-	umount -R -l "$PKG_MOUNTED" 2>/dev/null || true
-	PKG_MOUNTED=
-}
-
-# in_chroot CMD...: CMD inside the chroot (root netns).
-in_chroot() {
-	chroot "$PKG_MOUNTED" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
-}
