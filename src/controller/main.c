@@ -57,6 +57,15 @@ static const char usage[] =
     "                          (default 1000; 0: fixed)\n"
     "  --action-timeout T      give up on a migrate/prepare after T (seconds, or with\n"
     "                          ms, s, m or h; default 300)\n"
+    "  --max-connections N     at most N client connections open (default 256);\n"
+    "                          more are closed at accept\n"
+    "  --max-connections-per-peer N\n"
+    "                          ...at most N of them from one address (default 16)\n"
+    "  --connection-timeout T  close a connection idle for T (seconds, or with s,\n"
+    "                          m or h; default 30)\n"
+    "  --connection-memory SIZE\n"
+    "                          memory pool of each connection (K, M; default 64K)\n"
+    "  --threads N             threads serving connections (default 2)\n"
     "  --log-level LEVEL       error, warn, info (default) or debug\n"
     "  --log-format FORMAT     text (default) or json\n"
     "  -h, --help              this help\n"
@@ -80,6 +89,7 @@ struct ctl_args {
         const char *listen, *state_dir, *config;
         struct em_conffile cf;
         struct em_api_http_tls tls;
+        struct em_api_http_limits lim;
         struct em_opt_list admins;
         bool insecure;
         struct em_log_opts lo;
@@ -155,6 +165,12 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             EM_OPT_FLAG("insecure", 0, &o->insecure),
             EM_OPT_CALL("mode", 0, &o->api.mode, parse_mode),
             EM_OPT_LIST("admin", 0, &o->admins),
+            EM_OPT_INT("max-connections", 0, &o->lim.max_connections, 1, 65536),
+            EM_OPT_INT("max-connections-per-peer", 0, &o->lim.per_ip, 1, 65536),
+            EM_OPT_DURATION("connection-timeout", 0, &o->lim.timeout_s, EM_OPT_S, EM_OPT_S, 1,
+                            86400),
+            EM_OPT_SIZE("connection-memory", 0, &o->lim.conn_memory, 8192, 16 << 20),
+            EM_OPT_INT("threads", 0, &o->lim.threads, 1, 64),
             EM_OPT_END,
         };
         int first,
@@ -189,7 +205,8 @@ static int serve(const struct ctl_args *o, const sigset_t *set, em_error_t *err)
 
         if (em_api_open(o->state_dir, &o->api, &api, err) < 0)
                 return -1;
-        if (em_api_http_start(api, o->listen, o->insecure ? NULL : &o->tls, &http, err) < 0) {
+        if (em_api_http_start(api, o->listen, o->insecure ? NULL : &o->tls, &o->lim, &http, err) <
+            0) {
                 em_api_close(api);
                 return -1;
         }
@@ -210,7 +227,8 @@ static int serve(const struct ctl_args *o, const sigset_t *set, em_error_t *err)
 
 int main(int argc, char **argv)
 {
-        struct ctl_args o = {.listen = "127.0.0.1:7880", .lo = EM_LOG_OPTS_INIT};
+        struct ctl_args o = {
+            .listen = "127.0.0.1:7880", .lim = EM_API_HTTP_LIMITS_INIT, .lo = EM_LOG_OPTS_INIT};
         cleanup_error em_error_t err = NULL;
         sigset_t set;
 

@@ -61,7 +61,7 @@ static int setup(void **state)
         snprintf(url, sizeof(url), "https://127.0.0.1:%d/healthz", port);
         struct em_api_http_tls tls = {strdup(P("pki/controller.crt")),
                                       strdup(P("pki/controller.key")), strdup(P("pki/ca.crt"))};
-        int rc = em_api_http_start(api, listen, &tls, &http, &err);
+        int rc = em_api_http_start(api, listen, &tls, NULL, &http, &err);
         free((char *)tls.cert), free((char *)tls.key), free((char *)tls.ca);
         return rc;
 }

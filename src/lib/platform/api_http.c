@@ -4,6 +4,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "platform/authz.h"
 #include "platform/cert_names.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -20,7 +23,46 @@ struct em_api_http {
         struct em_api *api;
         struct MHD_Daemon *d;
         bool tls;
+        struct em_api_http_limits lim;
+        pthread_mutex_t lock; /* the two below; libmicrohttpd logs from any thread */
+        uint64_t over_limit;  /* connections closed at accept, not yet logged */
+        int64_t logged_ms;    /* when they last were */
 };
+
+/* A connection over --max-connections(-per-peer) is closed at accept with
+ * one libmicrohttpd message each: a flood would flood the log too, so
+ * they are counted (add) and logged at most once a second, by the next
+ * such message or the next request (add 0), or at the stop (force). */
+static void count_over_limit(struct em_api_http *h, unsigned add, bool force)
+{
+        int64_t now = em_mono_ms();
+        uint64_t n = 0;
+
+        pthread_mutex_lock(&h->lock);
+        h->over_limit += add;
+        if (h->over_limit > 0 && (now - h->logged_ms >= 1000 || force)) {
+                n = h->over_limit;
+                h->over_limit = 0;
+                h->logged_ms = now;
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (n > 0)
+                em_log_warn("refused %llu connections over the limit (--max-connections %u, "
+                            "--max-connections-per-peer %u)",
+                            (unsigned long long)n, h->lim.max_connections, h->lim.per_ip);
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        char msg[512];
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        msg[strcspn(msg, "\n")] = '\0';
+        if (strstr(msg, "connection limit") != NULL)
+                count_over_limit(cls, 1, false);
+        else
+                em_log_warn("libmicrohttpd: %s", msg);
+}
 
 /* With MHD_OPTION_HTTPS_MEM_TRUST libmicrohttpd only asks for a client
  * certificate (GNUTLS_CERT_REQUEST) and never checks it, so every request is
@@ -194,8 +236,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct em_api_reply r = {0};
         char addr[INET6_ADDRSTRLEN];
 
-        if (rq == NULL)
+        if (rq == NULL) {
+                count_over_limit(h, 0, false);
                 return request_begin(h, conn, url, method, con_cls);
+        }
         if (*upload_size > 0)
                 return request_body(rq, upload_data, upload_size);
         rq->rq.body = rq->body ? rq->body : "";
@@ -311,27 +355,43 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         gnutls_session_set_verify_cert(s, NULL, 0);
 }
 
+/* The limits go in through MHD_OPTION_ARRAY so that the plain and the TLS
+ * daemon share them; without them libmicrohttpd keeps as many connections
+ * as select() can watch, each with its TLS session and memory pool, and a
+ * flood from one address starves every real client. */
 static struct MHD_Daemon *start_daemon(struct em_api_http *h, struct sockaddr_in *sa,
-                                       const struct tls_files *t)
+                                       const struct tls_files *t,
+                                       const struct em_api_http_limits *l)
 {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+        struct MHD_OptionItem lim[] = {
+            {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
+            {MHD_OPTION_CONNECTION_LIMIT, l->max_connections, NULL},
+            {MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->per_ip, NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, l->timeout_s, NULL},
+            {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)l->conn_memory, NULL},
+            {MHD_OPTION_THREAD_POOL_SIZE, l->threads, NULL},
+            {MHD_OPTION_END, 0, NULL},
+        };
 
         if (!h->tls)
-                return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                                        (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED,
-                                        on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, lim,
+                                        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)sa,
+                                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                         MHD_OPTION_END);
-        return MHD_start_daemon(
-            flags | MHD_USE_TLS, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-            (struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-            MHD_OPTION_HTTPS_MEM_CERT, t->cert, MHD_OPTION_HTTPS_MEM_KEY, t->key,
-            MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
+        return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, h,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_ARRAY,
+                                lim, MHD_OPTION_HTTPS_MEM_CERT, t->cert, MHD_OPTION_HTTPS_MEM_KEY,
+                                t->key, MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_END);
 }
 
 int em_api_http_start(struct em_api *api, const char *listen, const struct em_api_http_tls *tls,
-                      struct em_api_http **out, em_error_t *err)
+                      const struct em_api_http_limits *lim, struct em_api_http **out,
+                      em_error_t *err)
 {
+        static const struct em_api_http_limits defaults = EM_API_HTTP_LIMITS_INIT;
         __attribute__((cleanup(tls_files_free))) struct tls_files t = {0};
         cleanup_free struct em_api_http *h = calloc(1, sizeof(*h));
         struct sockaddr_in sa;
@@ -344,10 +404,15 @@ int em_api_http_start(struct em_api *api, const char *listen, const struct em_ap
         h->tls = tls != NULL;
         if (h->tls && tls_load(tls, &t, err) < 0)
                 return -1;
-        h->d = start_daemon(h, &sa, &t);
-        if (h->d == NULL)
+        h->lim = lim ? *lim : defaults;
+        h->logged_ms = em_mono_ms() - 1000;
+        pthread_mutex_init(&h->lock, NULL);
+        h->d = start_daemon(h, &sa, &t, &h->lim);
+        if (h->d == NULL) {
+                pthread_mutex_destroy(&h->lock);
                 return em_error_set(err, EADDRINUSE, "cannot listen on %s%s", listen,
                                     h->tls ? " (or the certificate/key is unusable)" : "");
+        }
         *out = steal_pointer(&h);
         return 0;
 }
@@ -357,5 +422,7 @@ void em_api_http_stop(struct em_api_http *h)
         if (h == NULL)
                 return;
         MHD_stop_daemon(h->d);
+        count_over_limit(h, 0, true);
+        pthread_mutex_destroy(&h->lock);
         free(h);
 }
