@@ -88,6 +88,10 @@ static const char usage[] =
     "                        0: none)\n"
     "  --session-quota SIZE  what one session may stage: bytes received plus\n"
     "                        pages rebuilt (default 16G; K, M, G suffixes)\n"
+    "  --session-pids N      each session runs in a cgroup of its own with at most\n"
+    "                        N processes (default 1024; 0: no session cgroups)\n"
+    "  --session-memory SIZE ...and at most SIZE of memory (default 4G); restored\n"
+    "                        containers run in their own cgroups, not in it\n"
     "  --max-memory SIZE     refuse an incoming container whose memory limit is\n"
     "                        above SIZE (default: this host's memory)\n"
     "  --max-cpus N          the same for its cpus (default: this host's CPUs)\n"
@@ -184,6 +188,8 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_DURATION("session-deadline", 0, &s->limits.deadline_ms, EM_OPT_S, EM_OPT_MS, 0,
                             INT64_MAX / 2),
             EM_OPT_SIZE("session-quota", 0, &s->target.quota_bytes, 1 << 20, INT64_MAX),
+            EM_OPT_INT("session-pids", 0, &s->cgroup.pids, 0, 4194304),
+            EM_OPT_SIZE("session-memory", 0, &s->cgroup.memory, 16 << 20, INT64_MAX),
             EM_OPT_SIZE("max-memory", 0, &s->target.policy.max_memory, 0, INT64_MAX),
             EM_OPT_DOUBLE("max-cpus", 0, &s->target.policy.max_cpus, 0, 4096),
             EM_OPT_DURATION("io-timeout", 0, &s->target.io_timeout_ms, EM_OPT_S, EM_OPT_MS, 1,

@@ -33,7 +33,8 @@ struct em_server {
         struct em_server_opts o;
         em_tls_ctx_t *tls; /* NULL: --insecure */
         int lfd;
-        em_admission_t *adm; /* the live session children and the limits */
+        em_admission_t *adm;          /* the live session children and the limits */
+        struct em_session_cgroup *cg; /* NULL: sessions stay in edgemigd's cgroup */
         struct {
                 int64_t since_ms;
                 unsigned n[3]; /* refused for connections, per-peer, rate */
@@ -51,6 +52,8 @@ void em_server_opts_init(struct em_server_opts *o)
         memset(o, 0, sizeof(*o));
         o->listen = "0.0.0.0:7878";
         em_admission_limits_init(&o->limits);
+        o->cgroup = (struct em_session_cgroup_limits)EM_SESSION_CGROUP_LIMITS_INIT;
+        o->cgroup_fs = "/sys/fs/cgroup";
         em_target_opts_init(&o->target);
         em_edge_agent_opts_init(&o->agent);
 }
@@ -164,6 +167,7 @@ void em_server_free(struct em_server *s)
         em_tls_ctx_free(&s->tls);
         em_restart_monitor_free(&s->restarts);
         em_admission_free(&s->adm);
+        em_session_cgroup_free(s->cg);
         if (s->lfd >= 0)
                 close(s->lfd);
         free(s);
@@ -234,6 +238,28 @@ static int apply_restarts(struct em_server *s, const struct em_config *cfg, bool
         return em_restart_monitor_pass(s->restarts, cfg, boot, now, NULL, err);
 }
 
+/* Where session cgroups go; a host where they cannot be made (no pids or
+ * memory controller, v2 with processes beside edgemigd) serves without,
+ * and says so once. */
+static void cgroup_setup(struct em_server *s)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *own = NULL;
+
+        if (s->o.cgroup.pids == 0)
+                return;
+        if (em_read_file("/proc/self/cgroup", 1 << 16, &own, NULL, &err) < 0 ||
+            em_session_cgroup_new(s->o.cgroup_fs, own, &s->o.cgroup, &s->cg, &err) < 0) {
+                em_log_warn("sessions run without a cgroup of their own (no --session-pids/"
+                            "--session-memory limit): %s",
+                            em_error_msg(err));
+                return;
+        }
+        em_log_info("each session in a cgroup of its own: at most %llu processes, %llu MiB",
+                    (unsigned long long)s->o.cgroup.pids,
+                    (unsigned long long)(s->o.cgroup.memory >> 20));
+}
+
 int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error_t *err)
 {
         cleanup_features struct em_features *f = NULL;
@@ -247,6 +273,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     cfg->root);
         recover(cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
+        cgroup_setup(s);
         return apply_restarts(s, cfg, true, err);
 }
 
@@ -273,6 +300,14 @@ static void log_session_end(pid_t pid, int code, const struct rusage *ru)
                             txt ? txt : "{}");
 }
 
+static void cgroup_remove(const struct em_server *s, pid_t pid)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (s->cg != NULL && em_session_cgroup_remove(s->cg, pid, &err) < 0)
+                em_log_warn("session %d: %s", (int)pid, em_error_msg(err));
+}
+
 static void reap_children(struct em_server *s, const struct em_config *cfg)
 {
         struct rusage ru;
@@ -288,6 +323,7 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
                         continue;
                 }
                 em_admission_remove(s->adm, pid);
+                cgroup_remove(s, pid);
                 log_session_end(pid, exit_code(status), &ru);
                 if (exit_code(status) != 0)
                         recover(cfg, pid);
@@ -456,6 +492,11 @@ static pid_t spawn_session(struct em_server *s, const struct em_config *cfg, em_
         close(s->lfd);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        cleanup_error em_error_t err = NULL;
+        if (s->cg != NULL && em_session_cgroup_enter(s->cg, getpid(), &err) < 0) {
+                em_log_error("%s; the session is not served", em_error_msg(err));
+                _exit(3);
+        }
         cleanup_free char *peer = NULL;
         if (s->tls != NULL && authenticate(s->tls, &conn, &peer) < 0)
                 _exit(3);

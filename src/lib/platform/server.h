@@ -13,6 +13,7 @@
 #include "migrate/migrate.h"
 #include "platform/admission.h"
 #include "platform/edge_agent.h"
+#include "platform/session_cgroup.h"
 #include "transfer/tls.h"
 #include "util/config.h"
 #include "util/error.h"
@@ -24,9 +25,11 @@ struct em_server_opts {
         const char *const *allow_peers;       /* NULL-terminated or NULL: any peer */
         const char *const *allow_controllers; /* NULL-terminated or NULL: none */
         struct em_target_opts target;
-        struct em_edge_agent_opts agent;   /* agent.controller NULL: no agent */
-        const char *notify_socket;         /* systemd's (util/notify.h), NULL: none */
-        struct em_admission_limits limits; /* connections, rate, session deadline */
+        struct em_edge_agent_opts agent;        /* agent.controller NULL: no agent */
+        const char *notify_socket;              /* systemd's (util/notify.h), NULL: none */
+        struct em_admission_limits limits;      /* connections, rate, session deadline */
+        struct em_session_cgroup_limits cgroup; /* each session child's (pids 0: none) */
+        const char *cgroup_fs;                  /* default /sys/fs/cgroup */
 };
 void em_server_opts_init(struct em_server_opts *o);
 

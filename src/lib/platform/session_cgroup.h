@@ -1,0 +1,58 @@
+/* Each edgemigd session child in a cgroup of its own, with a pids and a
+ * memory limit, so that one session (a hostile peer's included) cannot fork
+ * or allocate the host away; removed when the child is reaped.
+ *
+ * The cgroup is made under edgemigd's own cgroup of each controller (as
+ * /proc/self/cgroup names it), so it stays inside whatever the service
+ * manager gave the daemon:
+ *   cgroup v1: <fs>/pids<own>/edgemig-session-<pid> (pids.max) and
+ *              <fs>/memory<own>/edgemig-session-<pid> (memory.limit_in_bytes);
+ *   cgroup v2: <fs><own>/edgemig-session-<pid> (pids.max, memory.max).
+ * Containers a session restores are not in it: runc moves CRIU and the
+ * restored tasks into the container's own cgroup (its cgroupsPath); their
+ * log forwarders go back to edgemigd's cgroup when the session ends. */
+#ifndef EDGEMIG_PLATFORM_SESSION_CGROUP_H
+#define EDGEMIG_PLATFORM_SESSION_CGROUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+struct em_session_cgroup_limits {
+        uint64_t pids;   /* pids.max (default 1024); 0: no session cgroups */
+        uint64_t memory; /* bytes (default 4 GiB) */
+};
+#define EM_SESSION_CGROUP_LIMITS_INIT                                                              \
+        {                                                                                          \
+                .pids = 1024, .memory = 4ULL << 30                                                 \
+        }
+
+/* The cgroup of controller ctrl ("pids", "memory"; "" for the v2 line
+ * "0::/path") in the text of a /proc/PID/cgroup file; ENOENT if absent. */
+int em_cgroup_path_of(const char *proc_cgroup, const char *ctrl, char **out, em_error_t *err);
+
+struct em_session_cgroup;
+
+/* Where session cgroups go: fs is the cgroup mount (/sys/fs/cgroup; tests
+ * give a tree of their own), proc_cgroup the daemon's /proc/self/cgroup.
+ * Fails (naming why) when fs has neither v1 pids and memory hierarchies nor
+ * a v2 one. */
+int em_session_cgroup_new(const char *fs, const char *proc_cgroup,
+                          const struct em_session_cgroup_limits *l, struct em_session_cgroup **out,
+                          em_error_t *err);
+void em_session_cgroup_free(struct em_session_cgroup *c);
+
+/* The directories of pid's session cgroup: [0] pids, [1] memory (the same
+ * one on v2). */
+int em_session_cgroup_dirs(const struct em_session_cgroup *c, pid_t pid, char *dirs[2],
+                           em_error_t *err);
+/* Creates pid's session cgroup (a stale one of a reused pid is replaced if
+ * empty), sets its limits and moves pid into it. */
+int em_session_cgroup_enter(const struct em_session_cgroup *c, pid_t pid, em_error_t *err);
+/* Removes pid's session cgroup once pid is gone; one already gone is not
+ * an error. Processes still in it (a restored container's log forwarder,
+ * which the session started) are moved to edgemigd's own cgroup first. */
+int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_error_t *err);
+
+#endif

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Each edgemigd session child runs in a cgroup of its own (issue 15 §3):
+# a connection's child shows edgemig-session-<pid> under edgemigd's own
+# pids and memory cgroups in /proc/PID/cgroup, with --session-pids and
+# --session-memory as its limits, and the cgroup is gone once the child
+# is. A container migrated in by a session does not stay in the
+# session's cgroup (runc puts it in its own), and no session cgroup is
+# left after the migration.
+set -euo pipefail
+. "$(dirname "$0")/migrate-lib.sh"
+cg_opts() { printf '%s\n' --session-pids 200 --session-memory 512M; }
+MIG_DAEMON_OPTS_FN=cg_opts
+[ -d /sys/fs/cgroup/pids ] && [ -d /sys/fs/cgroup/memory ] ||
+	skip "needs cgroup v1 pids and memory hierarchies at /sys/fs/cgroup"
+mig_setup 2 busybox
+
+DPID=${MIG_DAEMONS[2]}
+own() { awk -F: -v c="$1" '$2 == c {print $3}' "/proc/$DPID/cgroup" | sed 's,^/$,,'; }
+PIDS_BASE=/sys/fs/cgroup/pids$(own pids)
+MEM_BASE=/sys/fs/cgroup/memory$(own memory)
+grep -q "each session in a cgroup of its own: at most 200 processes, 512 MiB" \
+	"$MIG_LOGS/edgemigd-h2.log" || fail "edgemigd did not set up session cgroups"
+sessions_left() { find "$PIDS_BASE" "$MEM_BASE" -maxdepth 1 -name 'edgemig-session-*' | grep -q .; }
+
+# A connection that never says hello: its child waits in the handshake.
+on_client bash -c "exec 3<>/dev/tcp/$(haddr 2)/$MIG_PORT; sleep 4" &
+HOLD=$!
+child() { pgrep -P "$DPID" | head -n 1; }
+wait_for 5 child || fail "no session child for the connection"
+C=$(child)
+grep -qx "[0-9]*:pids:$(own pids)/edgemig-session-$C" "/proc/$C/cgroup" ||
+	fail "session $C not in its pids cgroup: $(cat "/proc/$C/cgroup")"
+grep -qx "[0-9]*:memory:$(own memory)/edgemig-session-$C" "/proc/$C/cgroup" ||
+	fail "session $C not in its memory cgroup: $(cat "/proc/$C/cgroup")"
+[ "$(cat "$PIDS_BASE/edgemig-session-$C/pids.max")" = 200 ] || fail "pids.max"
+[ "$(cat "$MEM_BASE/edgemig-session-$C/memory.limit_in_bytes")" = $((512 << 20)) ] ||
+	fail "memory.limit_in_bytes"
+wait "$HOLD" || true
+wait_for 20 sh -c "! kill -0 $C 2>/dev/null" || fail "session $C did not end"
+wait_for 10 sh -c "[ ! -e '$PIDS_BASE/edgemig-session-$C' ] && [ ! -e '$MEM_BASE/edgemig-session-$C' ]" ||
+	fail "session $C's cgroup was not removed"
+echo "session $C ran in edgemig-session-$C (pids.max 200, 512 MiB); removed after it ended"
+
+# A real migration: the restored container lives in its own cgroup.
+SIP=10.66.0.47
+h 1 run --name counter --ip "$SIP/32" busybox >/dev/null || fail "run on host 1"
+wait_for 10 h 1 exec counter test -s /data/counter.log || fail "counter not counting"
+h 1 migrate counter --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/mig.json" ||
+	fail "migration: $(cat "$MIG_LOGS/mig.json")"
+running_on 2 counter || fail "counter not running on host 2"
+CPID=$(runc --root "$EM_H2_ROOT/runc" state counter | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+grep -q "edgemig-session" "/proc/$CPID/cgroup" &&
+	fail "the restored container is in a session cgroup: $(cat "/proc/$CPID/cgroup")"
+grep -q ":pids:/edgemig-" "/proc/$CPID/cgroup" ||
+	fail "the restored container is not in its own pids cgroup: $(cat "/proc/$CPID/cgroup")"
+wait_for 20 sh -c "[ \$(pgrep -P $DPID | wc -l) -eq 0 ]" || fail "session children still alive"
+wait_for 10 sh -c "! find '$PIDS_BASE' '$MEM_BASE' -maxdepth 1 -name 'edgemig-session-*' | grep -q ." ||
+	fail "session cgroups left: $(find "$PIDS_BASE" "$MEM_BASE" -maxdepth 1 -name 'edgemig-session-*')"
+grep -q "removing the session cgroup" "$MIG_LOGS/edgemigd-h2.log" &&
+	fail "a session cgroup could not be removed: $(grep 'removing the session cgroup' "$MIG_LOGS/edgemigd-h2.log")"
+sessions_left && fail "session cgroups left"
+echo "PASS: session children in their own cgroups, removed; the container in its own"

@@ -1,0 +1,176 @@
+/* Session cgroups on a fake cgroup tree: the daemon's own cgroup from
+ * /proc/self/cgroup text, the session's directories under it, its limits
+ * and cgroup.procs, and removal. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "platform/session_cgroup.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+
+static const char v1_self[] = "9:name=systemd:/\n"
+                              "8:pids:/edgemigd.service\n"
+                              "4:memory:/process_api/434a\n"
+                              "2:cpu,cpuacct:/\n"
+                              "0::/\n";
+
+static void test_path_of(void **state)
+{
+        (void)state;
+        cleanup_error em_error_t err = NULL;
+        char *p = NULL;
+
+        assert_int_equal(em_cgroup_path_of(v1_self, "pids", &p, &err), 0);
+        assert_string_equal(p, "/edgemigd.service");
+        free(p);
+        assert_int_equal(em_cgroup_path_of(v1_self, "memory", &p, &err), 0);
+        assert_string_equal(p, "/process_api/434a");
+        free(p);
+        /* A comma list, and the root kept empty so that paths join. */
+        assert_int_equal(em_cgroup_path_of(v1_self, "cpuacct", &p, &err), 0);
+        assert_string_equal(p, "");
+        free(p);
+        assert_int_equal(em_cgroup_path_of(v1_self, "", &p, &err), 0);
+        assert_string_equal(p, "");
+        free(p);
+        assert_int_equal(em_cgroup_path_of("0::/system.slice/edgemigd.service", "", &p, &err), 0);
+        assert_string_equal(p, "/system.slice/edgemigd.service");
+        free(p);
+        /* "cpu" is not "cpuacct"'s prefix match; absent and garbage lines. */
+        assert_int_equal(em_cgroup_path_of("2:cpuacct:/x\n", "cpu", &p, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+        assert_int_equal(em_cgroup_path_of("garbage\n8:pids\n8:pids:rel\n", "pids", &p, &err), -1);
+        em_error_free(&err);
+}
+
+static char *read_str(const char *dir, const char *file)
+{
+        cleanup_free char *path = em_path_join(dir, file);
+        char *s = NULL;
+
+        assert_int_equal(em_read_file(path, 4096, &s, NULL, NULL), 0);
+        return s;
+}
+
+static void mk(const char *root, const char *rel)
+{
+        cleanup_free char *p = em_path_join(root, rel);
+        assert_int_equal(em_mkdir_p(p, 0755, NULL), 0);
+}
+
+/* A fake tree is a plain directory: the limit files it gets are ordinary
+ * files, removed here before the session directory is. */
+static void unlink_files(const char *dir)
+{
+        const char *files[] = {"pids.max", "memory.limit_in_bytes", "memory.max", "cgroup.procs"};
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                cleanup_free char *p = em_path_join(dir, files[i]);
+                unlink(p);
+        }
+}
+
+static void test_v1_session(void **state)
+{
+        (void)state;
+        char tmpl[] = "/tmp/test-sessioncg-XXXXXX";
+        const char *fs = mkdtemp(tmpl);
+        const struct em_session_cgroup_limits l = {.pids = 64, .memory = 256ULL << 20};
+        cleanup_error em_error_t err = NULL;
+        struct em_session_cgroup *c = NULL;
+        char *dirs[2];
+
+        assert_non_null(fs);
+        mk(fs, "pids/edgemigd.service");
+        /* The daemon's memory cgroup is missing: refused, named. */
+        assert_int_equal(em_session_cgroup_new(fs, v1_self, &l, &c, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "memory/process_api/434a"));
+        em_error_free(&err);
+        mk(fs, "memory/process_api/434a");
+        assert_int_equal(em_session_cgroup_new(fs, v1_self, &l, &c, &err), 0);
+        assert_int_equal(em_session_cgroup_dirs(c, 4242, dirs, &err), 0);
+        assert_true(strstr(dirs[0], "/pids/edgemigd.service/edgemig-session-4242") != NULL);
+        assert_true(strstr(dirs[1], "/memory/process_api/434a/edgemig-session-4242") != NULL);
+
+        assert_int_equal(em_session_cgroup_enter(c, 4242, &err), 0);
+        cleanup_free char *pids = read_str(dirs[0], "pids.max");
+        cleanup_free char *mem = read_str(dirs[1], "memory.limit_in_bytes");
+        cleanup_free char *p0 = read_str(dirs[0], "cgroup.procs");
+        cleanup_free char *p1 = read_str(dirs[1], "cgroup.procs");
+        assert_string_equal(pids, "64");
+        assert_string_equal(mem, "268435456");
+        assert_string_equal(p0, "4242");
+        assert_string_equal(p1, "4242");
+
+        /* What is left in it goes back to the daemon's cgroup; a fake tree's
+         * directory is not empty then (a real one would be). */
+        assert_int_equal(em_session_cgroup_remove(c, 4242, &err), -1);
+        em_error_free(&err);
+        cleanup_free char *back = read_str(fs, "pids/edgemigd.service/cgroup.procs");
+        assert_string_equal(back, "4242");
+        unlink_files(dirs[0]);
+        unlink_files(dirs[1]);
+        assert_int_equal(em_session_cgroup_remove(c, 4242, &err), 0);
+        assert_false(em_path_exists(dirs[0]));
+        assert_false(em_path_exists(dirs[1]));
+        /* Gone already: fine. A stale empty directory is taken over. */
+        assert_int_equal(em_session_cgroup_remove(c, 4242, &err), 0);
+        assert_int_equal(mkdir(dirs[0], 0755), 0);
+        assert_int_equal(em_session_cgroup_enter(c, 4242, &err), 0);
+        free(dirs[0]);
+        free(dirs[1]);
+        em_session_cgroup_free(c);
+        assert_int_equal(em_rm_rf(fs, NULL), 0);
+}
+
+static void test_v2_session(void **state)
+{
+        (void)state;
+        char tmpl[] = "/tmp/test-sessioncg-XXXXXX";
+        const char *fs = mkdtemp(tmpl);
+        const struct em_session_cgroup_limits l = {.pids = 10, .memory = 1ULL << 30};
+        cleanup_error em_error_t err = NULL;
+        struct em_session_cgroup *c = NULL;
+        char *dirs[2];
+
+        assert_non_null(fs);
+        mk(fs, "system.slice/edgemigd.service");
+        assert_int_equal(
+            em_session_cgroup_new(fs, "0::/system.slice/edgemigd.service\n", &l, &c, &err), 0);
+        assert_int_equal(em_session_cgroup_dirs(c, 7, dirs, &err), 0);
+        assert_string_equal(dirs[0], dirs[1]);
+        cleanup_free char *sub =
+            read_str(fs, "system.slice/edgemigd.service/cgroup.subtree_control");
+        assert_string_equal(sub, "+pids +memory");
+        assert_int_equal(em_session_cgroup_enter(c, 7, &err), 0);
+        cleanup_free char *mem = read_str(dirs[0], "memory.max");
+        cleanup_free char *pids = read_str(dirs[0], "pids.max");
+        assert_string_equal(mem, "1073741824");
+        assert_string_equal(pids, "10");
+        unlink_files(dirs[0]);
+        assert_int_equal(em_session_cgroup_remove(c, 7, &err), 0);
+        assert_false(em_path_exists(dirs[0]));
+        free(dirs[0]);
+        free(dirs[1]);
+        em_session_cgroup_free(c);
+        assert_int_equal(em_rm_rf(fs, NULL), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_path_of),
+            cmocka_unit_test(test_v1_session),
+            cmocka_unit_test(test_v2_session),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
