@@ -21,8 +21,24 @@ static bool usable(char *out, size_t size, const char *dir, const char *rel)
         return (size_t)snprintf(out, size, "%s%s", dir, rel) < size && access(out, X_OK) == 0;
 }
 
+/* The first executable edgemig in the directories of $PATH. */
+static bool in_path(char *out, size_t size)
+{
+        const char *path = getenv("PATH");
+        char dirs[4096];
+
+        if (path == NULL || snprintf(dirs, sizeof(dirs), "%s", path) >= (int)sizeof(dirs))
+                return false;
+        char *save = NULL;
+        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
+                if (d[0] == '/' && usable(out, size, d, "/edgemig"))
+                        return true;
+        return false;
+}
+
 /* The edgemig binary: this one; else $EDGEMIG_BIN; else the one installed
- * next to this binary (edgemigd) or one directory up (a test helper). */
+ * next to this binary (edgemigd in a build tree) or one directory up (a
+ * test helper); else edgemig in $PATH (packages put edgemigd in sbin). */
 static int hook_binary(char *out, size_t size, em_error_t *err)
 {
         char self[PATH_MAX], dir[PATH_MAX];
@@ -32,18 +48,21 @@ static int hook_binary(char *out, size_t size, em_error_t *err)
         if (n < 0)
                 return em_error_set(err, errno, "reading /proc/self/exe");
         self[n] = '\0';
-        if (strcmp(basename(self), "edgemig") == 0)
+        snprintf(dir, sizeof(dir), "%s", self);
+        if (strcmp(basename(dir), "edgemig") == 0)
                 return usable(out, size, self, "") ? 0 : em_error_set(err, errno, "%s", self);
         if (env && *env)
                 return usable(out, size, env, "")
                            ? 0
                            : em_error_set(err, errno, "$EDGEMIG_BIN (%s): not executable", env);
-        snprintf(dir, sizeof(dir), "%s", dirname(self));
-        if (usable(out, size, dir, "/edgemig") || usable(out, size, dir, "/../edgemig"))
+        snprintf(dir, sizeof(dir), "%s", self);
+        dirname(dir);
+        if (usable(out, size, dir, "/edgemig") || usable(out, size, dir, "/../edgemig") ||
+            in_path(out, size))
                 return 0;
         return em_error_set(err, ENOENT,
-                            "edgemig (the network hook runc calls) is not next to %s: install it "
-                            "there or name it in $EDGEMIG_BIN",
+                            "edgemig (the network hook runc calls) is neither next to %s nor in "
+                            "$PATH: install it, or name it in $EDGEMIG_BIN",
                             self);
 }
 
