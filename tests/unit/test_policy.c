@@ -135,6 +135,28 @@ static void test_unknown_field_refused(void **state)
         expect(s, -1);
 }
 
+/* Volumes and tmpfs pass the shape check; a host path outside the
+ * target's allow-list is refused later, by em_mounts_admit on the plan. */
+static void test_mounts(void **state)
+{
+        json_t *s = good_spec();
+        json_object_set_new(s, "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:I}]", "type", "volume",
+                                      "name", "db", "destination", "/var/lib/db", "ro", 0, "type",
+                                      "tmpfs", "destination", "/run/x", "size", (json_int_t)4096));
+        expect(s, 0);
+        s = good_spec();
+        json_object_set_new(s, "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}]", "type", "volume", "name", "../etc",
+                                      "destination", "/x", "ro", 0));
+        expect(s, -1);
+        s = good_spec();
+        json_object_set_new(s, "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}]", "type", "bind", "source",
+                                      "/etc/../root", "destination", "/x", "ro", 0));
+        expect(s, -1);
+}
+
 /* A restart policy travels with the container: one of the three names. */
 static void test_restart_policy(void **state)
 {
@@ -210,6 +232,7 @@ int main(void)
             cmocka_unit_test(test_service_cidr),
             cmocka_unit_test(test_resource_bounds),
             cmocka_unit_test(test_unknown_field_refused),
+            cmocka_unit_test(test_mounts),
             cmocka_unit_test(test_restart_policy),
             cmocka_unit_test(test_userns_and_security_shape),
             cmocka_unit_test(test_name_and_layers_must_match),

@@ -486,6 +486,8 @@ static bool mount_ok(const struct em_ck_mount *m, const struct em_ckpt_policy *p
 {
         bool ro = (m->flags & MS_RDONLY_BIT) != 0;
 
+        if (m->ext_key != NULL && in_list(m->ext_key, p->binds))
+                return strcmp(m->ext_key, m->mountpoint) == 0;
         if (m->ext_key != NULL || m->ext_mount)
                 return m->ext_key && in_list(m->ext_key, device_binds) &&
                        (in_list(m->mountpoint, device_binds) ||
@@ -495,6 +497,8 @@ static bool mount_ok(const struct em_ck_mount *m, const struct em_ckpt_policy *p
                 return true;
         if (in_list(m->mountpoint, p->masked))
                 return m->fstype == FS_TMPFS && ro;
+        if (in_list(m->mountpoint, p->tmpfs))
+                return m->fstype == FS_TMPFS;
         if (in_list(m->mountpoint, p->readonly))
                 return m->fstype == FS_PROC && ro;
         return false;

@@ -17,7 +17,9 @@
  *     policy does not give, or whose ID map is not the container's;
  *   - mounts other than those the container's config.json makes, kernel file
  *     systems other than proc/sysfs/tmpfs/devpts/mqueue, binds of host
- *     files other than the device nodes and /dev/null masks runc makes;
+ *     files other than the device nodes and /dev/null masks runc makes and
+ *     the container's own volumes (external binds keyed by their mount
+ *     point, which the target maps to its own directories);
  *   - file descriptors on paths with "..", on mounts that are not in the
  *     images, on namespaces, tun devices, BPF maps or external files;
  *   - images of the legacy or host-level kinds CRIU would also read
@@ -44,6 +46,8 @@ struct em_ckpt_policy {
         size_t seccomp_len;                   /* (struct sock_filter[], 8 bytes each) */
         const char *const *masked;            /* mount points config.json masks */
         const char *const *readonly;          /* and makes read-only */
+        const char *const *binds;             /* mount points of its volumes and bind mounts */
+        const char *const *tmpfs;             /* and of its --tmpfs mounts */
 };
 
 /* This host's policy for the containers it runs today: the default

@@ -14,6 +14,7 @@
 
 #include "container/container.h"
 #include "container/restart.h"
+#include "container/volume.h"
 #include "container/security.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -426,10 +427,15 @@ int em_container_rm_migrated(const struct em_config *cfg, const char *name, em_e
         cleanup_state struct em_state *st = NULL;
         cleanup_container_rec struct em_container_rec *rec = NULL;
 
+        cleanup_json json_t *spec = NULL;
+
         if (em_state_open(cfg->root, &st, err) < 0 ||
             em_state_container_get(st, name, &rec, err) < 0 ||
-            em_container_rm(cfg, name, true, err) < 0)
+            (spec = spec_from_rec(rec, err)) == NULL || em_container_rm(cfg, name, true, err) < 0)
                 return -1;
+        /* Its named volumes moved with it. */
+        if (em_volumes_release(cfg, spec, err) < 0)
+                return em_error_wrap(err, "removing the volumes of %s", name);
         if (rec->ip != NULL && em_state_ip_reserve(st, rec->ip, name, err) < 0)
                 return em_error_wrap(err, "keeping %s reserved for %s", rec->ip, name);
         return 0;

@@ -260,6 +260,9 @@ static int volume_dir(const struct em_config *cfg, const char *name, const json_
         return 0;
 }
 
+static int remove_unused(const struct em_config *cfg, const char *name, bool *removed,
+                         em_error_t *err);
+
 static json_t *oci_bind(const char *dst, const char *src, bool ro)
 {
         return json_pack("{s:s, s:s, s:s, s:[s, s, s]}", "destination", dst, "type", "bind",
@@ -491,5 +494,79 @@ int em_volume_prune(const struct em_config *cfg, json_t **removed, em_error_t *e
                         json_array_append(gone, json_object_get(v, "name"));
         }
         *removed = steal_pointer(&gone);
+        return 0;
+}
+
+const char *em_spec_volume(const json_t *spec, size_t i)
+{
+        json_t *m = json_array_get(json_object_get(spec, "mounts"), i);
+        const char *type = em_json_str(m, "type");
+
+        return type && strcmp(type, "volume") == 0 ? em_json_str(m, "name") : NULL;
+}
+
+int em_mounts_admit(const struct em_config *cfg, const json_t *spec, em_error_t *err)
+{
+        json_t *mounts = json_object_get(spec, "mounts"), *m;
+        cleanup_strv char **prefixes = NULL;
+        size_t i;
+
+        if (mounts == NULL)
+                return 0;
+        if (em_mounts_check(mounts, err) < 0 || em_bind_prefixes_load(cfg, &prefixes, err) < 0)
+                return -1;
+        json_array_foreach(mounts, i, m)
+        {
+                const char *name = em_spec_volume(spec, i), *src = em_json_str(m, "source");
+                cleanup_free char *dir = name ? em_volume_path(cfg, name) : NULL;
+                if (src != NULL && em_bind_allowed(prefixes, src, err) < 0)
+                        return em_error_wrap(err, "the container needs host path %s", src);
+                if (dir != NULL && em_path_exists(dir))
+                        return em_error_set(err, EEXIST,
+                                            "volume %s already exists on the target; it moves "
+                                            "with its container (remove the target's copy with "
+                                            "`edgemig volume rm %s` there)",
+                                            name, name);
+        }
+        return 0;
+}
+
+int em_volumes_release(const struct em_config *cfg, const json_t *spec, em_error_t *err)
+{
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
+                const char *name = em_spec_volume(spec, i);
+                cleanup_free char *dir = name ? em_volume_path(cfg, name) : NULL;
+                bool removed;
+                if (dir != NULL && em_path_exists(dir) &&
+                    remove_unused(cfg, name, &removed, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_mounts_points(const json_t *spec, char ***binds, char ***tmpfs, em_error_t *err)
+{
+        json_t *mounts = json_object_get(spec, "mounts"), *m;
+        size_t n = json_array_size(mounts), i, nb = 0, nt = 0;
+        cleanup_strv char **b = calloc(n + 1, sizeof(char *));
+        cleanup_strv char **t = calloc(n + 1, sizeof(char *));
+
+        if (b == NULL || t == NULL)
+                return em_error_set(err, ENOMEM, "mount points");
+        json_array_foreach(mounts, i, m)
+        {
+                const char *dst = em_json_str(m, "destination"), *type = em_json_str(m, "type");
+                if (dst == NULL || type == NULL)
+                        return em_error_set(err, EINVAL, "mount %zu has no destination", i);
+                char *copy = strdup(dst);
+                if (copy == NULL)
+                        return em_error_set(err, ENOMEM, "mount points");
+                if (strcmp(type, "tmpfs") == 0)
+                        t[nt++] = copy;
+                else
+                        b[nb++] = copy;
+        }
+        *binds = steal_pointer(&b);
+        *tmpfs = steal_pointer(&t);
         return 0;
 }

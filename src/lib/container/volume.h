@@ -48,6 +48,20 @@ int em_bind_allowed(char *const *prefixes, const char *path, em_error_t *err);
 int em_mounts_apply(const struct em_config *cfg, const json_t *spec, json_t *config,
                     em_error_t *err);
 
+/* For a container arriving by migration, before anything moves: its bind
+ * sources must be allowed here, and its named volumes (which travel with
+ * it) must not exist here yet. */
+int em_mounts_admit(const struct em_config *cfg, const json_t *spec, em_error_t *err);
+/* After the container left this host: removes its named volumes that no
+ * other container of the host mounts (they moved with it). */
+int em_volumes_release(const struct em_config *cfg, const json_t *spec, em_error_t *err);
+/* The name of mount i of spec if it is a named volume, else NULL. */
+const char *em_spec_volume(const json_t *spec, size_t i);
+
+/* The destinations of spec's volumes and bind mounts (*binds) and of its
+ * tmpfs mounts (*tmpfs), NULL-terminated (em_strv_free). */
+int em_mounts_points(const json_t *spec, char ***binds, char ***tmpfs, em_error_t *err);
+
 /* <root>/volumes/NAME, NULL on OOM. */
 char *em_volume_path(const struct em_config *cfg, const char *name);
 /* [{"name", "path", "bytes", "used_by": [container...]}] for every volume. */

@@ -41,6 +41,7 @@ void em_sync_state_free(struct em_sync_state **st)
                 return;
         em_hashset_free(&(*st)->known);
         em_upper_state_free(&(*st)->upper);
+        em_volume_tx_free(&(*st)->volumes);
         em_shadow_free(&(*st)->shadow);
         free(*st);
         *st = NULL;

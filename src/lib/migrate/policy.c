@@ -9,6 +9,7 @@
 
 #include "container/restart.h"
 #include "container/security.h"
+#include "container/volume.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/json.h"
@@ -17,8 +18,8 @@
 #define MAX_STRING_LEN 32768
 
 static const char *const known_keys[] = {
-    "name",   "image", "image_digest", "diff_ids", "image_config", "env",     "cmd",
-    "memory", "cpus",  "ip",           "userns",   "security",     "restart", NULL};
+    "name", "image", "image_digest", "diff_ids", "image_config", "env",    "cmd", "memory",
+    "cpus", "ip",    "userns",       "security", "restart",      "mounts", NULL};
 
 static int check_keys(const json_t *spec, em_error_t *err)
 {
@@ -187,6 +188,17 @@ static int check_security(const json_t *spec, em_error_t *err)
         return 0;
 }
 
+/* Volumes, bind mounts and tmpfs: their shape here; the target's own
+ * allow-list and volumes when the plan is checked (em_mounts_admit). */
+static int check_mounts(const json_t *spec, em_error_t *err)
+{
+        cleanup_error em_error_t e = NULL;
+
+        if (em_mounts_check(json_object_get(spec, "mounts"), &e) < 0)
+                return em_error_set_code(err, EPERM, "spec mounts: %s", em_error_msg(e));
+        return 0;
+}
+
 static int check_config(const json_t *cfg, em_error_t *err)
 {
         const char *user = em_json_str(cfg, "User"), *wd = em_json_str(cfg, "WorkingDir");
@@ -232,6 +244,7 @@ int em_policy_check_spec(const struct em_policy *policy, const json_t *spec, con
                              json_number_value(cpus), policy->max_cpus);
         } else if (check_ip(policy, json_object_get(spec, "ip"), err) == 0 &&
                    check_layers(spec, diff_ids, err) == 0 && check_security(spec, err) == 0 &&
+                   check_mounts(spec, err) == 0 &&
                    em_restart_of_spec(spec, &(enum em_restart){0}, err) == 0 &&
                    check_strv(json_object_get(spec, "env"), "env", true, err) == 0 &&
                    check_strv(json_object_get(spec, "cmd"), "cmd", false, err) == 0 &&

@@ -217,6 +217,9 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
                 if (em_sync_state_new(&s->sync, err) < 0)
                         return -1;
         }
+        if (em_sync_volumes_plan(s->sync, s->cfg, s->spec, json_object_get(*ack, "volumes"), err) <
+            0)
+                return -1;
         s->small_transfers = prefix != NULL && from > 0;
         em_report_set(s->report, "cache_record", json_boolean(s->small_transfers));
         open_shadow(s);

@@ -57,6 +57,15 @@ int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em
 void em_sync_target_note_file(struct em_sync_target *t, const char *name, const char *digest);
 /* {name: sha256} of every image file verified on receipt. */
 const json_t *em_sync_target_files(const struct em_sync_target *t);
+/* The container's named volumes (spec "mounts"): opens their copies kept
+ * for this source and sets have to {name: manifest of the copy}, for the
+ * plan answer. */
+int em_sync_target_volumes(struct em_sync_target *t, const json_t *spec, json_t **have,
+                           em_error_t *err);
+/* Moves the received volumes to <root>/volumes (before the restore), or
+ * back into the cache (back: the restore failed). */
+int em_sync_target_install_volumes(struct em_sync_target *t, const struct em_config *cfg, bool back,
+                                   em_error_t *err);
 /* Fails if a page delta or file is still incomplete. */
 int em_sync_target_finish(struct em_sync_target *t, em_error_t *err);
 /* After a commit the cached pages are no longer needed. */
@@ -96,7 +105,12 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
 /* Measures zstd levels on a sample of pid's memory (for --compress auto). */
 int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err);
 
-/* Sends what changed in upper_dir since the previous call (first: all).
+/* From the plan answer: the container's named volumes travel with it,
+ * each diffed against have[name], the target's copy. */
+int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, const json_t *spec,
+                         const json_t *have, em_error_t *err);
+/* Sends what changed in upper_dir since the previous call (first: all),
+ * then in each named volume (em_sync_volumes_plan).
  * live: the container is running, so files may change while being read. */
 int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
                        int level, struct em_sync_stats *stats, em_error_t *err);

@@ -23,8 +23,10 @@ struct em_sync_target {
         int images_fd;
         struct em_delta_dec dec;
         struct em_upper_rx *upper;
-        json_t *files; /* {name: sha256} of every image file verified on receipt */
-        bool dropped;  /* the cache is gone (committed) */
+        struct em_volume_rx *volumes;
+        struct em_upper_rx *cur; /* FILE_ROOT's choice; NULL: upper */
+        json_t *files;           /* {name: sha256} of every image file verified on receipt */
+        bool dropped;            /* the cache is gone (committed) */
 };
 
 static void note_file(void *ud, const char *name, const char *digest)
@@ -87,6 +89,7 @@ void em_sync_target_free(struct em_sync_target **t)
                 em_delta_dec_free(&(*t)->dec);
         em_pagecache_free(&(*t)->pc);
         em_upper_rx_free(&(*t)->upper);
+        em_volume_rx_free(&(*t)->volumes);
         em_cleanup_closep(&(*t)->images_fd);
         json_decref((*t)->files);
         free((*t)->cache_dir);
@@ -118,14 +121,37 @@ int em_sync_target_frame(struct em_sync_target *t, em_conn_t *c, const struct em
 {
         if (f->hdr.type == EM_FRAME_PAGES_DATA)
                 return em_delta_dec_feed(&t->dec, f->payload, f->length, err);
-        return em_upper_rx_frame(t->upper, c, f, err);
+        if (f->hdr.type == EM_FRAME_FILE_ROOT)
+                return em_volume_rx_root(t->volumes, f, &t->cur, err);
+        return em_upper_rx_frame(t->cur ? t->cur : t->upper, c, f, err);
+}
+
+int em_sync_target_volumes(struct em_sync_target *t, const json_t *spec, json_t **have,
+                           em_error_t *err)
+{
+        cleanup_json json_t *h = json_object();
+
+        em_volume_rx_free(&t->volumes);
+        t->cur = NULL;
+        if (h == NULL || em_volume_rx_new(t->cache_dir, spec, &t->volumes, h, err) < 0)
+                return em_error_wrap(err, "volumes");
+        *have = steal_pointer(&h);
+        return 0;
+}
+
+int em_sync_target_install_volumes(struct em_sync_target *t, const struct em_config *cfg, bool back,
+                                   em_error_t *err)
+{
+        return em_volume_rx_install(t->volumes, cfg, back, err);
 }
 
 int em_sync_target_finish(struct em_sync_target *t, em_error_t *err)
 {
         if (em_delta_dec_finish(&t->dec, err) < 0)
                 return em_error_wrap(err, "memory delta");
-        return em_upper_rx_finish(t->upper, err);
+        if (em_upper_rx_finish(t->upper, err) < 0)
+                return -1;
+        return em_volume_rx_finish(t->volumes, err);
 }
 
 uint64_t em_sync_target_cache_match(struct em_sync_target *t, const json_t *prefix)

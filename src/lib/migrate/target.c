@@ -17,6 +17,7 @@
 #include "migrate/logsync.h"
 #include "migrate/migrate.h"
 #include "migrate/outcome.h"
+#include "container/volume.h"
 #include "migrate/policy.h"
 #include "migrate/postcopy.h"
 #include "migrate/precheck.h"
@@ -273,7 +274,7 @@ static int do_plan(struct target *t, em_error_t *err)
         cleanup_json json_t *ids = plan_diff_ids(blobs);
         if (ids == NULL ||
             em_policy_check_spec(&t->o->policy, t->spec, t->peer.container, ids, err) < 0 ||
-            check_ip_free(t, err) < 0)
+            em_mounts_admit(t->cfg, t->spec, err) < 0 || check_ip_free(t, err) < 0)
                 return -1;
         try_registry_pull(t, err);
         size_t i;
@@ -288,8 +289,11 @@ static int do_plan(struct target *t, em_error_t *err)
         /* The source's record of our page cache, if still true, spares us
          * sending the hashes it already has. */
         uint64_t from = em_sync_target_cache_match(t->sync, json_object_get(plan, "known_cache"));
-        cleanup_json json_t *ack =
-            json_pack("{s:O, s:I}", "missing", missing, "hashes_from", (json_int_t)from);
+        cleanup_json json_t *have = NULL;
+        if (em_sync_target_volumes(t->sync, t->spec, &have, err) < 0)
+                return -1;
+        cleanup_json json_t *ack = json_pack("{s:O, s:I, s:O}", "missing", missing, "hashes_from",
+                                             (json_int_t)from, "volumes", have);
         em_log_info("session %s: %zu of %zu blobs missing; page hashes from %llu", t->session,
                     json_array_size(missing), json_array_size(blobs), (unsigned long long)from);
         if (ack == NULL || em_proto_send_json(t->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
@@ -364,9 +368,14 @@ static int verify_images(struct target *t, const json_t *final, em_error_t *err)
 static int check_images(struct target *t, em_error_t *err)
 {
         struct em_ckpt_policy p;
+        cleanup_strv char **binds = NULL, **tmpfs = NULL;
 
         if (em_ckpt_policy_for_spec(t->cfg, t->spec, &p, err) < 0 ||
-            em_ckpt_validate_dir(t->images, &p, err) < 0)
+            em_mounts_points(t->spec, &binds, &tmpfs, err) < 0)
+                return -1;
+        p.binds = (const char *const *)binds;
+        p.tmpfs = (const char *const *)tmpfs;
+        if (em_ckpt_validate_dir(t->images, &p, err) < 0)
                 return em_error_wrap(err, "refusing the checkpoint of %s", t->peer.container);
         return 0;
 }
@@ -427,6 +436,17 @@ static void settle_here(struct target *t, bool failed)
         }
 }
 
+/* A failed restore leaves the source running with its volumes: the copies
+ * go back into the cache, for a retry to send only what changed. */
+static void uninstall_volumes(struct target *t)
+{
+        em_error_t e = NULL;
+
+        if (em_sync_target_install_volumes(t->sync, t->cfg, true, &e) < 0)
+                em_log_warn("session %s: %s", t->session, em_error_msg(e));
+        em_error_free(&e);
+}
+
 static int restore_here(struct target *t, json_t *timing, em_error_t *err)
 {
         cleanup_close int lock = -1;
@@ -443,9 +463,13 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
             advance(t, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
                 return -1;
-        if (t->o->ops->restore(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro, err) <
-            0)
+        if (em_sync_target_install_volumes(t->sync, t->cfg, false, err) < 0)
                 return em_error_wrap(err, "restoring %s", t->peer.container);
+        if (t->o->ops->restore(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro, err) <
+            0) {
+                uninstall_volumes(t);
+                return em_error_wrap(err, "restoring %s", t->peer.container);
+        }
         em_cleanup_closep(&lock);
         if (advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err) < 0)
                 return -1;
@@ -618,6 +642,7 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
         case EM_FRAME_FILE_MANIFEST:
         case EM_FRAME_FILE_DATA:
         case EM_FRAME_FILE_DELETE:
+        case EM_FRAME_FILE_ROOT:
         case EM_FRAME_PAGES_DATA:
                 return em_sync_target_frame(t->sync, t->conn, f, err);
         case EM_FRAME_DONE:

@@ -165,7 +165,22 @@ static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_m
         return send_subset(c, EM_FRAME_FILE_MANIFEST, EM_FRAME_F_LAST, 0, m, closing, stats, err);
 }
 
+void em_upper_state_set_prev(struct em_upper_state *st, struct em_upper_manifest *m)
+{
+        em_upper_manifest_free(&st->prev);
+        st->prev = *m;
+        *m = (struct em_upper_manifest){0};
+}
+
 int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
+                       int level, struct em_sync_stats *stats, em_error_t *err)
+{
+        if (em_upper_send_tree(c, st->upper, upper_dir, live, level, stats, err) < 0)
+                return -1;
+        return st->volumes ? em_volume_tx_send(st->volumes, c, live, level, stats, err) : 0;
+}
+
+int em_upper_send_tree(em_conn_t *c, struct em_upper_state *ust, const char *upper_dir, bool live,
                        int level, struct em_sync_stats *stats, em_error_t *err)
 {
         struct em_upper_manifest now = {0};
@@ -173,8 +188,8 @@ int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper
         int rc;
 
         if (em_upper_scan(upper_dir, &now, err) < 0)
-                return em_error_wrap(err, "scanning the writable layer");
-        rc = em_upper_diff(&st->upper->prev, &now, &d, err);
+                return em_error_wrap(err, "scanning %s", upper_dir);
+        rc = em_upper_diff(&ust->prev, &now, &d, err);
         if (rc == 0)
                 rc = send_deletes(c, &d, stats, err);
         if (rc == 0)
@@ -182,10 +197,9 @@ int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper
         em_upper_diff_free(&d);
         if (rc < 0) {
                 em_upper_manifest_free(&now);
-                return em_error_wrap(err, "sending the writable layer");
+                return em_error_wrap(err, "sending %s", upper_dir);
         }
-        em_upper_manifest_free(&st->upper->prev);
-        st->upper->prev = now;
+        em_upper_state_set_prev(ust, &now);
         return 0;
 }
 

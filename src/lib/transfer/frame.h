@@ -63,13 +63,14 @@
         X(CONTROL_REPLY, 18)                                                                       \
         X(LAZY_PAGES, 19)                                                                          \
         X(OUTCOME, 20)                                                                             \
-        X(LOG_FILE, 21)
+        X(LOG_FILE, 21)                                                                            \
+        X(FILE_ROOT, 22)
 
 enum em_frame_type {
 #define EM_FRAME_ENUM(name, val) EM_FRAME_##name = val,
         EM_FRAME_TYPES(EM_FRAME_ENUM)
 #undef EM_FRAME_ENUM
-            EM_FRAME_TYPE_MAX = 21,
+            EM_FRAME_TYPE_MAX = 22,
 };
 
 /* "HELLO", ...; NULL for an unknown type. */
