@@ -12,6 +12,7 @@
 #include "container/container.h"
 #include "container/freezer.h"
 #include "container/idmap.h"
+#include "container/volume.h"
 #include "container/security.h"
 #include "container/netns.h"
 #include "state/state.h"
@@ -487,15 +488,25 @@ static struct em_idrange spec_ids(const json_t *spec)
 /* The checkpoint's files carry the range it was dumped with (spec_in);
  * the container restores with the range this host gave it (spec). Before
  * the overlay is mounted: its layers must not change under it. */
-static int shift_upper(const struct em_container_paths *p, const json_t *spec_in,
-                       const json_t *spec, em_error_t *err)
+static int shift_upper(const struct em_config *cfg, const struct em_container_paths *p,
+                       const json_t *spec_in, const json_t *spec, em_error_t *err)
 {
         struct em_idrange from = spec_ids(spec_in), to = spec_ids(spec);
 
         if (to.size == 0 || from.size == 0 || from.base == to.base || !em_path_exists(p->upper))
                 return 0;
         em_log_info("%s moves from ID range %u to %u", p->dir, from.base, to.base);
-        return em_idmap_shift_tree(p->upper, &from, &to, err);
+        if (em_idmap_shift_tree(p->upper, &from, &to, err) < 0)
+                return -1;
+        /* Its named volumes came with it, owned as its writable layer is. */
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
+                const char *name = em_spec_volume(spec, i);
+                cleanup_free char *dir = name ? em_volume_path(cfg, name) : NULL;
+                if (dir != NULL && em_path_exists(dir) &&
+                    em_idmap_shift_tree(dir, &from, &to, err) < 0)
+                        return em_error_wrap(err, "volume %s", name);
+        }
+        return 0;
 }
 
 /* The images name the user namespace CRIU creates: it must be this
@@ -537,7 +548,8 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
         int64_t t0 = em_mono_ms(), t1 = 0;
         if (em_container_release(cfg, name, err) < 0 ||
             install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
-            install_log(&p, o->prior_log, err) < 0 || shift_upper(&p, spec_in, spec, err) < 0 ||
+            install_log(&p, o->prior_log, err) < 0 ||
+            shift_upper(cfg, &p, spec_in, spec, err) < 0 ||
             em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
             fit_images(spec_in, spec, images_dir, work, err) < 0 ||
             (t1 = em_mono_ms(), runc_restore(cfg, &p, name, images_dir, work, o, &pid, err)) < 0 ||

@@ -250,12 +250,16 @@ static int volume_dir(const struct em_config *cfg, const char *name, const json_
         /* Searchable, not listable, by a container's unprivileged root. */
         if (em_mkdir_p(top, 0711, err) < 0 || chmod(top, 0711) < 0)
                 return em_error_wrap(err, "creating %s", top);
-        if (mkdir(dir, 0755) == 0) {
-                if (size > 0 && chown(dir, (uid_t)base, (gid_t)base) < 0)
-                        return em_error_set(err, errno, "owning %s for the container", dir);
-        } else if (errno != EEXIST) {
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return em_error_set(err, errno, "creating volume %s", dir);
-        }
+        /* New, or arrived by migration (its root is not in the manifest):
+         * its root directory belongs to the container's root, as the
+         * rootfs root does. */
+        struct stat st;
+        if (size > 0 && lstat(dir, &st) == 0 &&
+            (st.st_uid < (uid_t)base || st.st_uid - (uid_t)base >= (uid_t)size) &&
+            chown(dir, (uid_t)base, (gid_t)base) < 0)
+                return em_error_set(err, errno, "owning %s for the container", dir);
         *out = steal_pointer(&dir);
         return 0;
 }

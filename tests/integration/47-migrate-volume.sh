@@ -64,6 +64,7 @@ VOL2=$EM_H2_ROOT/volumes/vol
 n=$(wc -l <"$VOL2/log")
 wait_for 5 grows "$VOL2/log" "$n" || fail "w does not write on host 2"
 no_gap "$VOL2/log" || fail "the counter on host 2"
+h 2 exec w sh -c 'echo new >/data/created-on-2' || fail "w cannot create files in its volume on host 2"
 h 2 volume ls --json | grep -q '"used_by":\["w"\]' || fail "volume ls on host 2: $(h 2 volume ls --json)"
 
 # 3. back without prepare: the whole volume travels.
