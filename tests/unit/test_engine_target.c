@@ -7,7 +7,8 @@
  * (tests/unit/data) travel as the final images.
  *
  * Covered: every phase (handshake, layers, pre-copy round, final, commit,
- * and prepare's end), every frame a source may send where it does not
+ * and prepare's end; once with the source's own sync engine reading a live
+ * process and a writable layer), every frame a source may send where it does not
  * belong (the target refuses with a protocol error and removes only what
  * the session created), and the target's fault points (util/fault.h). */
 #include <archive.h>
@@ -34,6 +35,7 @@
 #include "migrate/outcome.h"
 #include "migrate/proto.h"
 #include "migrate/session.h"
+#include "migrate/sync.h"
 #include "store/manifest.h"
 #include "store/store.h"
 #include "transfer/handshake.h"
@@ -61,6 +63,7 @@ struct fx {
         char session_hex[33];
         em_conn_t *src; /* the test's end: the source */
         pid_t target;
+        pid_t workload; /* test_source_sync's process, if running */
 };
 
 /* ---- a tiny OCI image (one gzip layer) for the target's store ---- */
@@ -204,13 +207,26 @@ static int fake_restore(const struct em_config *cfg, const char *name, const jso
         char path[256];
 
         (void)spec;
-        (void)upper_dir;
         (void)ro;
         snprintf(path, sizeof(path), "%s/inventory.img", images_dir);
         if (!em_path_exists(path))
                 return em_error_set(err, ENOENT, "no inventory.img in %s", images_dir);
         snprintf(path, sizeof(path), "%s/restored-%s", cfg->root, name);
-        return em_write_file_atomic(path, images_dir, strlen(images_dir), 0600, err);
+        if (em_write_file_atomic(path, images_dir, strlen(images_dir), 0600, err) < 0)
+                return -1;
+        /* What the writable layer brought, for test_source_sync. */
+        char src[256], *data = NULL;
+        size_t len = 0;
+        snprintf(src, sizeof(src), "%s/data.txt", upper_dir);
+        if (!em_path_exists(src))
+                return 0;
+        snprintf(path, sizeof(path), "%s/restored-%s.upper", cfg->root, name);
+        int rc = em_read_file(src, 4096, &data, &len, err) < 0 ||
+                         em_write_file_atomic(path, data, len, 0600, err) < 0
+                     ? -1
+                     : 0;
+        free(data);
+        return rc;
 }
 
 static const struct em_target_ops fake_ops = {.restore = fake_restore};
@@ -304,8 +320,9 @@ static json_t *plan(struct fx *f, const char *name)
                          f->layer, "diff_id", f->diff_id);
 }
 
-/* LAYERS_HAVE both ways, then the target's page hashes. */
-static void layers(struct fx *f)
+/* LAYERS_HAVE both ways, then the target's page hashes (into st, as the
+ * source keeps them, or just read). */
+static void layers_into(struct fx *f, struct em_sync_state *st)
 {
         json_t *p = plan(f, NAME), *ack = NULL;
         cleanup_frame struct em_frame fr = {0};
@@ -315,14 +332,23 @@ static void layers(struct fx *f)
         ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
         /* Every blob is in the target's store already. */
         assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
+        if (st != NULL) {
+                ok(em_sync_state_recv_hashes(st, f->src, &err));
+                goto out;
+        }
         do {
                 em_frame_clear(&fr);
                 ok(em_proto_recv(f->src, &fr, &err));
                 assert_int_equal(fr.hdr.type, EM_FRAME_PAGES_HASHES);
         } while (!(fr.hdr.flags & EM_FRAME_F_LAST));
-        em_frame_clear(&fr);
+out:
         json_decref(ack);
         json_decref(p);
+}
+
+static void layers(struct fx *f)
+{
+        layers_into(f, NULL);
 }
 
 /* ROUND_END with payload, and the target's echo. */
@@ -352,23 +378,26 @@ static void precopy(struct fx *f)
         round_trip(f, "{\"round\":1}");
 }
 
+/* The files of the busybox dump. */
+static const char *const dump_files[] = {
+    "core-1.img",         "core-18.img",   "fdinfo-2.img",   "fdinfo-3.img", "files.img",
+    "ids-1.img",          "ids-18.img",    "inventory.img",  "mm-1.img",     "mm-18.img",
+    "mountpoints-13.img", "pagemap-1.img", "pagemap-18.img", "pstree.img",   "seccomp.img"};
+
 /* The busybox dump's files as IMAGE_FILE, then FINAL naming them. */
 static void send_final(struct fx *f)
 {
-        static const char *const names[] = {
-            "core-1.img",         "core-18.img",   "fdinfo-2.img",   "fdinfo-3.img", "files.img",
-            "ids-1.img",          "ids-18.img",    "inventory.img",  "mm-1.img",     "mm-18.img",
-            "mountpoints-13.img", "pagemap-1.img", "pagemap-18.img", "pstree.img",   "seccomp.img"};
         json_t *files = json_object();
         em_error_t err = NULL;
 
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
                 char path[256], digest[EM_DIGEST_STR_LEN + 1];
                 uint64_t raw = 0;
-                snprintf(path, sizeof(path), "%s/%s", BUSYBOX, names[i]);
+                snprintf(path, sizeof(path), "%s/%s", BUSYBOX, dump_files[i]);
                 ok(em_sha256_file(path, digest, NULL, &err));
-                json_object_set_new(files, names[i], json_string(digest));
-                ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, path, names[i], 0, &raw, &err));
+                json_object_set_new(files, dump_files[i], json_string(digest));
+                ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, path, dump_files[i], 0, &raw,
+                                      &err));
         }
         json_t *final = json_pack("{s:o}", "files", files);
         ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
@@ -442,6 +471,46 @@ static void forget_container(struct fx *f)
         unlink(path);
 }
 
+/* A process whose memory the source reads: 64 pages of a pattern. */
+static pid_t start_workload(void)
+{
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                uint8_t *buf = aligned_alloc(EM_PAGE_SIZE, 64 * EM_PAGE_SIZE);
+                for (size_t i = 0; buf != NULL && i < 64 * EM_PAGE_SIZE; i++)
+                        buf[i] = (uint8_t)(i / EM_PAGE_SIZE * 7 + 1);
+                for (;;)
+                        pause();
+        }
+        return pid;
+}
+
+static void stop_workload(pid_t pid)
+{
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+/* After each test, even a failed one: no child left, the name free. */
+static int test_teardown(void **state)
+{
+        struct fx *f = *state;
+
+        if (f->workload > 0)
+                stop_workload(f->workload);
+        f->workload = 0;
+        if (f->src != NULL) {
+                kill(f->target, SIGKILL);
+                wait_target(f);
+        }
+        forget_container(f);
+        return 0;
+}
+
 /* ---- phases ---- */
 
 static void test_whole_migration(void **state)
@@ -513,6 +582,96 @@ static void test_refused_name(void **state)
         assert_true(root_has(f, "containers/", NAME));
         assert_false(root_has(f, "outcomes/", f->session_hex));
         assert_false(root_has(f, "incoming/", f->session_hex));
+        forget_container(f);
+}
+
+/* The final images: the busybox dump plus a pages file with pages the
+ * target holds (the workload's), zero pages and new ones. */
+static void make_images(struct fx *f, char *dir, size_t len)
+{
+        uint8_t pages[8][EM_PAGE_SIZE] = {{0}};
+        em_error_t err = NULL;
+        char src[256], dst[256];
+
+        snprintf(dir, len, "%s/images", f->dir);
+        ok(em_mkdir_p(dir, 0700, &err));
+        for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
+                char *data = NULL;
+                size_t n = 0;
+                snprintf(src, sizeof(src), "%s/%s", BUSYBOX, dump_files[i]);
+                snprintf(dst, sizeof(dst), "%s/%s", dir, dump_files[i]);
+                ok(em_read_file(src, 1 << 20, &data, &n, &err));
+                ok(em_write_file_atomic(dst, data, n, 0600, &err));
+                free(data);
+        }
+        for (size_t i = 0; i < 4; i++)
+                memset(pages[i], (int)(i * 7 + 1), EM_PAGE_SIZE); /* the workload's */
+        for (size_t k = 0; k < EM_PAGE_SIZE; k++) { /* not constant: not the workload's */
+                pages[6][k] = (uint8_t)k;
+                pages[7][k] = (uint8_t)(k * 3);
+        }
+        snprintf(dst, sizeof(dst), "%s/pages-99.img", dir);
+        ok(em_write_file_atomic(dst, pages, sizeof(pages), 0600, &err));
+}
+
+/* The source's own sync engine (migrate/pagesync.c, upper_sync.c) against
+ * the target: two pre-copy rounds of live memory and the writable layer,
+ * then the final images with a pages file rebuilt from the page cache. */
+static void test_source_sync(void **state)
+{
+        struct fx *f = *state;
+        struct em_sync_state *st = NULL;
+        struct em_sync_stats s1 = {0}, s2 = {0}, s3 = {0};
+        char upper[128], images[128], path[256];
+        em_error_t err = NULL;
+        pid_t work = f->workload = start_workload();
+
+        snprintf(upper, sizeof(upper), "%s/upper", f->dir);
+        snprintf(path, sizeof(path), "%s/data.txt", upper);
+        ok(em_mkdir_p(upper, 0755, &err));
+        ok(em_write_file_atomic(path, "v1\n", 3, 0644, &err));
+        make_images(f, images, sizeof(images));
+        ok(em_sync_state_new(&st, &err));
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers_into(f, st);
+        round_trip(f, "{\"layers_done\":true}");
+        ok(em_sync_push_memory(f->src, st, &work, 1, 0, &s1, &err));
+        ok(em_sync_send_upper(f->src, st, upper, true, 0, &s1, &err));
+        round_trip(f, "{\"round\":1}");
+        assert_true(s1.pages_sent >= 64);
+        assert_int_equal(s1.files_sent, 1);
+        /* Nothing changed: the second round sends no page and no file. */
+        ok(em_write_file_atomic(path, "v2\n", 3, 0644, &err));
+        ok(em_sync_push_memory(f->src, st, &work, 1, 0, &s2, &err));
+        ok(em_sync_send_upper(f->src, st, upper, false, 0, &s2, &err));
+        round_trip(f, "{\"round\":2}");
+        assert_int_equal(s2.pages_sent, 0);
+        assert_int_equal(s2.files_sent, 1); /* data.txt changed */
+        json_t *files = json_object();
+        ok(em_sync_send_images(f->src, st, images, 0, files, &s3, &err));
+        json_t *final = json_pack("{s:o}", "files", files);
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+        /* RESTORE_OK: the target rebuilt pages-99.img to its digest. */
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        assert_int_equal(s3.pages_sent, 2); /* the two new pages; the rest known or zero */
+        assert_int_equal(s3.pages_known, 4);
+        assert_int_equal(s3.pages_zero, 2);
+        char *got = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof(path), "%s/restored-%s.upper", f->root, NAME);
+        ok(em_read_file(path, 64, &got, &n, &err));
+        assert_int_equal(n, 3);
+        assert_memory_equal(got, "v2\n", 3);
+        free(got);
+        unlink(path);
+        json_t *done = json_object();
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        em_sync_state_free(&st);
         forget_container(f);
 }
 
@@ -719,18 +878,19 @@ static void test_fault_after_restore(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_whole_migration),
-            cmocka_unit_test(test_prepare_fills_the_cache),
-            cmocka_unit_test(test_refused_name),
-            cmocka_unit_test(test_first_frame_not_hello),
-            cmocka_unit_test(test_no_plan),
-            cmocka_unit_test(test_unexpected_in_rounds),
-            cmocka_unit_test(test_delta_out_of_order),
-            cmocka_unit_test(test_not_done_after_restore),
-            cmocka_unit_test(test_final_missing_file),
-            cmocka_unit_test(test_final_before_layers),
-            cmocka_unit_test(test_faults),
-            cmocka_unit_test(test_fault_after_restore),
+            cmocka_unit_test_teardown(test_whole_migration, test_teardown),
+            cmocka_unit_test_teardown(test_prepare_fills_the_cache, test_teardown),
+            cmocka_unit_test_teardown(test_source_sync, test_teardown),
+            cmocka_unit_test_teardown(test_refused_name, test_teardown),
+            cmocka_unit_test_teardown(test_first_frame_not_hello, test_teardown),
+            cmocka_unit_test_teardown(test_no_plan, test_teardown),
+            cmocka_unit_test_teardown(test_unexpected_in_rounds, test_teardown),
+            cmocka_unit_test_teardown(test_delta_out_of_order, test_teardown),
+            cmocka_unit_test_teardown(test_not_done_after_restore, test_teardown),
+            cmocka_unit_test_teardown(test_final_missing_file, test_teardown),
+            cmocka_unit_test_teardown(test_final_before_layers, test_teardown),
+            cmocka_unit_test_teardown(test_faults, test_teardown),
+            cmocka_unit_test_teardown(test_fault_after_restore, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
