@@ -3,7 +3,8 @@
  * target serves the session in a forked child (em_migrate_target_serve, as
  * edgemigd's child does), with a stand-in restore behind em_target_ops and
  * no root. The state root has a feature cache (so HELLO needs no probes),
- * a tiny OCI image built here, and the CRIU images of a real busybox dump
+ * a tiny OCI image built here, a security policy allowing unconfined
+ * seccomp, and the CRIU images of a real dump in a user namespace
  * (tests/unit/data) travel as the final images.
  *
  * Covered: every phase (handshake, layers, pre-copy round, final, commit,
@@ -44,7 +45,9 @@
 #include "util/json.h"
 #include "util/log.h"
 
-#define BUSYBOX "tests/unit/data/criu-4.2.1-busybox"
+/* A real CRIU 4.2.1 dump of a busybox container in its own user namespace
+ * (IDs 100000+65536), as the target's default policy requires. */
+#define DUMP "tests/unit/data/criu-4.2.1-userns"
 
 /* A library call that must succeed; on failure the test names its error. */
 #define ok(call)                                                                                   \
@@ -176,6 +179,11 @@ static int group_setup(void **state)
         make_layout(f);
         ok(em_config_init(&f->cfg, f->root, &err));
         write_feature_cache(f);
+        /* The dump's tasks have no seccomp filter: this host allows that. */
+        char *pol = em_config_path(&f->cfg, "security.json");
+        const char *allow = "{\"allow_seccomp_unconfined\": true}";
+        ok(em_write_file_atomic(pol, allow, strlen(allow), 0600, &err));
+        free(pol);
         ok(em_store_open(f->root, &s, &err));
         ok(em_store_import(s, f->layout, "app:1", &info, &err));
         em_image_info_free(&info);
@@ -313,11 +321,13 @@ static bool handshake(struct fx *f, const char *name, const char *mode)
 
 static json_t *plan(struct fx *f, const char *name)
 {
-        return json_pack("{s:{s:s, s:s, s:[s], s:{}}, s:{s:s, s:s, s:[{s:s}, {s:s}, {s:s, s:s}]}}",
+        return json_pack("{s:{s:s, s:s, s:[s], s:{}, s:{s:i, s:i}, s:{s:s}}, s:{s:s, s:s, "
+                         "s:[{s:s}, {s:s}, {s:s, s:s}]}}",
                          "spec", "name", name, "ip", "10.66.7.7", "diff_ids", f->diff_id,
-                         "image_config", "image", "name", "localhost/app:1", "manifest_digest",
-                         f->manifest, "blobs", "digest", f->manifest, "digest", f->config, "digest",
-                         f->layer, "diff_id", f->diff_id);
+                         "image_config", "userns", "base", 100000, "size", 65536, "security",
+                         "seccomp", "unconfined", "image", "name", "localhost/app:1",
+                         "manifest_digest", f->manifest, "blobs", "digest", f->manifest, "digest",
+                         f->config, "digest", f->layer, "diff_id", f->diff_id);
 }
 
 /* LAYERS_HAVE both ways, then the target's page hashes (into st, as the
@@ -378,13 +388,14 @@ static void precopy(struct fx *f)
         round_trip(f, "{\"round\":1}");
 }
 
-/* The files of the busybox dump. */
+/* The files of the dump. */
 static const char *const dump_files[] = {
-    "core-1.img",         "core-18.img",   "fdinfo-2.img",   "fdinfo-3.img", "files.img",
-    "ids-1.img",          "ids-18.img",    "inventory.img",  "mm-1.img",     "mm-18.img",
-    "mountpoints-13.img", "pagemap-1.img", "pagemap-18.img", "pstree.img",   "seccomp.img"};
+    "core-1.img",         "core-8.img", "fdinfo-2.img",  "fdinfo-3.img",
+    "files.img",          "ids-1.img",  "ids-8.img",     "inventory.img",
+    "mm-1.img",           "mm-8.img",   "pagemap-1.img", "pagemap-8.img",
+    "mountpoints-13.img", "pstree.img", "seccomp.img",   "userns-14.img"};
 
-/* The busybox dump's files as IMAGE_FILE, then FINAL naming them. */
+/* The dump's files as IMAGE_FILE, then FINAL naming them. */
 static void send_final(struct fx *f)
 {
         json_t *files = json_object();
@@ -393,7 +404,7 @@ static void send_final(struct fx *f)
         for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
                 char path[256], digest[EM_DIGEST_STR_LEN + 1];
                 uint64_t raw = 0;
-                snprintf(path, sizeof(path), "%s/%s", BUSYBOX, dump_files[i]);
+                snprintf(path, sizeof(path), "%s/%s", DUMP, dump_files[i]);
                 ok(em_sha256_file(path, digest, NULL, &err));
                 json_object_set_new(files, dump_files[i], json_string(digest));
                 ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, path, dump_files[i], 0, &raw,
@@ -585,7 +596,7 @@ static void test_refused_name(void **state)
         forget_container(f);
 }
 
-/* The final images: the busybox dump plus a pages file with pages the
+/* The final images: the dump plus a pages file with pages the
  * target holds (the workload's), zero pages and new ones. */
 static void make_images(struct fx *f, char *dir, size_t len)
 {
@@ -598,7 +609,7 @@ static void make_images(struct fx *f, char *dir, size_t len)
         for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
                 char *data = NULL;
                 size_t n = 0;
-                snprintf(src, sizeof(src), "%s/%s", BUSYBOX, dump_files[i]);
+                snprintf(src, sizeof(src), "%s/%s", DUMP, dump_files[i]);
                 snprintf(dst, sizeof(dst), "%s/%s", dir, dump_files[i]);
                 ok(em_read_file(src, 1 << 20, &data, &n, &err));
                 ok(em_write_file_atomic(dst, data, n, 0600, &err));
