@@ -517,6 +517,57 @@ static void test_refuse_mounts_and_files(void **state)
         rm_dir(dir);
 }
 
+/* Appends one mount record to the fixture's mountpoints-13.img. */
+static void add_mount(const char *dir, struct pb *m)
+{
+        cleanup_free char *mp = em_path_join(dir, "mountpoints-13.img");
+        cleanup_free char *orig = NULL;
+        size_t olen = 0;
+        uint8_t buf[8192];
+        em_error_t err = NULL;
+
+        assert_int_equal(em_read_file(mp, 1 << 20, &orig, &olen, &err), 0);
+        memcpy(buf, orig, olen);
+        put32(buf + olen, (uint32_t)m->n);
+        memcpy(buf + olen + 4, m->b, m->n);
+        assert_int_equal(em_write_file_atomic(mp, buf, olen + 4 + m->n, 0644, &err), 0);
+}
+
+/* The container's volumes are external binds keyed by their mount point;
+ * its --tmpfs mounts are tmpfs at theirs. Nothing else passes for them. */
+static void test_volume_mounts(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+        struct pb vol = {0}, tmp = {0};
+        struct em_ckpt_policy p;
+        const char *const binds[] = {"/data", NULL}, *const tmpfs[] = {"/scratch", NULL};
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        u(&vol, 1, 0), u(&vol, 2, 501), u(&vol, 3, 0), u(&vol, 4, 102), u(&vol, 5, 0);
+        bytes(&vol, 6, "/", 1), bytes(&vol, 7, "/data", 5), bytes(&vol, 8, "/dev/vda", 8);
+        bytes(&vol, 9, "", 0), bytes(&vol, 18, "/data", 5);
+        add_mount(dir, &vol);
+        u(&tmp, 1, 5), u(&tmp, 2, 502), u(&tmp, 3, 0), u(&tmp, 4, 102), u(&tmp, 5, 0);
+        bytes(&tmp, 6, "/", 1), bytes(&tmp, 7, "/scratch", 8), bytes(&tmp, 8, "tmpfs", 5);
+        bytes(&tmp, 9, "", 0);
+        add_mount(dir, &tmp);
+        cleanup_free char *v1 = verdict(dir, &p);
+        assert_non_null(strstr(v1, "mount 501 at /data"));
+        p.binds = binds;
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_non_null(strstr(v2, "mount 502 at /scratch"));
+        p.tmpfs = tmpfs;
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_string_equal(v3, "");
+        /* a bind of /data presented at another mount point */
+        p.binds = (const char *const[]){"/scratch", NULL};
+        p.tmpfs = (const char *const[]){"/data", NULL};
+        cleanup_free char *v4 = verdict(dir, &p);
+        assert_non_null(strstr(v4, "mount 501 at /data"));
+        rm_dir(dir);
+}
+
 static void test_refuse_legacy_images(void **state)
 {
         char *dir = copy_fixture(BUSYBOX);
@@ -584,6 +635,7 @@ int main(void)
             cmocka_unit_test(test_seccomp_weaker),
             cmocka_unit_test(test_refuse_namespaces),
             cmocka_unit_test(test_refuse_mounts_and_files),
+            cmocka_unit_test(test_volume_mounts),
             cmocka_unit_test(test_refuse_legacy_images),
             cmocka_unit_test(test_malformed),
         };

@@ -149,12 +149,49 @@ static void test_rm_prune(void **state)
         assert_int_equal(em_rm_rf(dir, &err), 0);
 }
 
+/* An incoming spec: its bind sources against this host's bind_prefixes,
+ * its named volumes must not exist here yet. */
+static void test_admit(void **state)
+{
+        char dir[] = "/tmp/test_volume.XXXXXX";
+        cleanup_error em_error_t err = NULL;
+        cleanup_strv char **binds = NULL, **tmpfs = NULL;
+
+        assert_non_null(mkdtemp(dir));
+        struct em_config cfg = {.root = dir};
+        cleanup_json json_t *spec =
+            json_pack("{s:[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:s, s:b}, {s:s, s:s, s:I}]}", "mounts",
+                      "type", "volume", "name", "db", "destination", "/db", "ro", 0, "type", "bind",
+                      "source", dir, "destination", "/in", "ro", 1, "type", "tmpfs", "destination",
+                      "/t", "size", (json_int_t)0);
+        assert_int_equal(em_mounts_admit(&cfg, spec, &err), -1);
+        assert_int_equal(em_error_status(err), EPERM);
+        assert_non_null(strstr(em_error_msg(err), "bind_prefixes"));
+        em_error_free(&err);
+        cleanup_free char *conf = em_path_join(dir, EM_VOLUMES_CONF);
+        cleanup_json json_t *allow = json_pack("{s:[s]}", EM_VOLUMES_KNOB, dir);
+        assert_int_equal(em_json_write_file(conf, allow, &err), 0);
+        assert_int_equal(em_mounts_admit(&cfg, spec, &err), 0);
+        cleanup_free char *db = em_volume_path(&cfg, "db");
+        assert_int_equal(em_mkdir_p(db, 0700, &err), 0);
+        assert_int_equal(em_mounts_admit(&cfg, spec, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        em_error_free(&err);
+        assert_int_equal(em_mounts_points(spec, &binds, &tmpfs, &err), 0);
+        assert_string_equal(binds[0], "/db");
+        assert_string_equal(binds[1], "/in");
+        assert_null(binds[2]);
+        assert_string_equal(tmpfs[0], "/t");
+        assert_null(tmpfs[1]);
+        assert_int_equal(em_rm_rf(dir, &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_from_args),     cmocka_unit_test(test_refused_args),
             cmocka_unit_test(test_check_hostile), cmocka_unit_test(test_bind_allowed),
-            cmocka_unit_test(test_rm_prune),
+            cmocka_unit_test(test_rm_prune),      cmocka_unit_test(test_admit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
