@@ -686,6 +686,75 @@ static void test_source_sync(void **state)
         forget_container(f);
 }
 
+/* Plans one more blob than the store has (content unique to the session)
+ * and checks the target asks for exactly it; its file goes to path. */
+static void plan_extra_blob(struct fx *f, char *path, size_t len, char hex[65])
+{
+        json_t *p = plan(f, NAME), *ack = NULL;
+        cleanup_frame struct em_frame fr = {0};
+        char digest[EM_DIGEST_STR_LEN + 1];
+        em_error_t err = NULL;
+
+        snprintf(path, len, "%s/blob-%s", f->dir, f->session_hex);
+        ok(em_write_file_atomic(path, f->session_hex, 32, 0600, &err));
+        ok(em_sha256_file(path, digest, NULL, &err));
+        memcpy(hex, digest + 7, 65);
+        json_array_append_new(json_object_get(json_object_get(p, "image"), "blobs"),
+                              json_pack("{s:s}", "digest", digest));
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
+        json_t *missing = json_object_get(ack, "missing");
+        assert_int_equal(json_array_size(missing), 1);
+        assert_string_equal(json_string_value(json_array_get(missing, 0)), digest);
+        do {
+                em_frame_clear(&fr);
+                ok(em_proto_recv(f->src, &fr, &err));
+        } while (!(fr.hdr.flags & EM_FRAME_F_LAST));
+        json_decref(ack);
+        json_decref(p);
+}
+
+/* Layers: a blob the target lacks is streamed and lands in its store. */
+static void test_missing_blob_streamed(void **state)
+{
+        struct fx *f = *state;
+        char path[256], hex[65], have[256];
+        uint64_t raw = 0;
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        plan_extra_blob(f, path, sizeof(path), hex);
+        ok(em_proto_send_file(f->src, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, &err));
+        round_trip(f, "{\"layers_done\":true}");
+        snprintf(have, sizeof(have), "%s/blobs/sha256/%s", f->root, hex);
+        assert_true(em_path_exists(have));
+        unlink(have);
+        /* The source goes away: the session is rolled back. */
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+/* A blob whose bytes are not its name's digest is refused. */
+static void test_blob_not_its_digest(void **state)
+{
+        struct fx *f = *state;
+        char path[256], hex[65], have[256];
+        uint64_t raw = 0;
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        plan_extra_blob(f, path, sizeof(path), hex);
+        ok(em_write_file_atomic(path, "something else", 14, 0600, &err));
+        ok(em_proto_send_file(f->src, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, &err));
+        expect_abort(f, "digest mismatch");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        snprintf(have, sizeof(have), "%s/blobs/sha256/%s", f->root, hex);
+        assert_false(em_path_exists(have));
+}
+
 /* ---- frames out of order ---- */
 
 static void test_first_frame_not_hello(void **state)
@@ -893,6 +962,8 @@ int main(void)
             cmocka_unit_test_teardown(test_prepare_fills_the_cache, test_teardown),
             cmocka_unit_test_teardown(test_source_sync, test_teardown),
             cmocka_unit_test_teardown(test_refused_name, test_teardown),
+            cmocka_unit_test_teardown(test_missing_blob_streamed, test_teardown),
+            cmocka_unit_test_teardown(test_blob_not_its_digest, test_teardown),
             cmocka_unit_test_teardown(test_first_frame_not_hello, test_teardown),
             cmocka_unit_test_teardown(test_no_plan, test_teardown),
             cmocka_unit_test_teardown(test_unexpected_in_rounds, test_teardown),
