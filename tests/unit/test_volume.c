@@ -139,6 +139,16 @@ static void test_rm_prune(void **state)
         assert_int_equal(em_volume_rm(&cfg, "used", &err), -1);
         assert_int_equal(em_error_status(err), EBUSY);
         em_error_free(&err);
+        /* only web mounts it: it may move with web, not once db shares it */
+        assert_int_equal(em_volumes_movable(&cfg, s, "web", &err), 0);
+        cleanup_free char *c2 = em_path_join(dir, "containers/db");
+        cleanup_free char *spec2 = em_path_join(c2, "spec.json");
+        assert_int_equal(em_mkdir_p(c2, 0700, &err), 0);
+        assert_int_equal(em_json_write_file(spec2, s, &err), 0);
+        assert_int_equal(em_volumes_movable(&cfg, s, "web", &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "also mounted by container db"));
+        em_error_free(&err);
+        assert_int_equal(em_rm_rf(c2, &err), 0);
         assert_int_equal(em_volume_prune(&cfg, &gone, &err), 0);
         assert_int_equal(json_array_size(gone), 1);
         assert_string_equal(json_string_value(json_array_get(gone, 0)), "free");

@@ -574,3 +574,27 @@ int em_mounts_points(const json_t *spec, char ***binds, char ***tmpfs, em_error_
         *tmpfs = steal_pointer(&t);
         return 0;
 }
+
+int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const char *name,
+                       em_error_t *err)
+{
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
+                const char *vol = em_spec_volume(spec, i);
+                cleanup_json json_t *users = NULL;
+                size_t j;
+                json_t *u;
+                if (vol == NULL)
+                        continue;
+                if (volume_users(cfg, vol, &users, err) < 0)
+                        return -1;
+                json_array_foreach(users, j, u)
+                {
+                        if (strcmp(json_string_value(u), name) != 0)
+                                return em_error_set(err, EBUSY,
+                                                    "volume %s is also mounted by container %s "
+                                                    "here; a volume moves with one container",
+                                                    vol, json_string_value(u));
+                }
+        }
+        return 0;
+}

@@ -52,6 +52,10 @@ int em_mounts_apply(const struct em_config *cfg, const json_t *spec, json_t *con
  * sources must be allowed here, and its named volumes (which travel with
  * it) must not exist here yet. */
 int em_mounts_admit(const struct em_config *cfg, const json_t *spec, em_error_t *err);
+/* Before container `name` migrates: a named volume that another container
+ * of this host also mounts cannot move with it (EBUSY, naming them). */
+int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const char *name,
+                       em_error_t *err);
 /* After the container left this host: removes its named volumes that no
  * other container of the host mounts (they moved with it). */
 int em_volumes_release(const struct em_config *cfg, const json_t *spec, em_error_t *err);

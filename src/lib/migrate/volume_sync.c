@@ -99,6 +99,8 @@ int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, 
         em_volume_tx_free(&st->volumes);
         if (n == 0)
                 return 0;
+        if (em_volumes_movable(cfg, spec, em_json_str(spec, "name"), err) < 0)
+                return -1;
         if ((tx = st->volumes = calloc(1, sizeof(*tx))) == NULL ||
             (tx->names = calloc(n + 1, sizeof(char *))) == NULL ||
             (tx->dirs = calloc(n + 1, sizeof(char *))) == NULL ||
