@@ -165,12 +165,45 @@ static void test_v2_session(void **state)
         assert_int_equal(em_rm_rf(fs, NULL), 0);
 }
 
+/* What a daemon that died left: the cgroup of a session that is gone is
+ * removed, a live one (another daemon's) and other names are kept. */
+static void test_sweep(void **state)
+{
+        (void)state;
+        char tmpl[] = "/tmp/test-sessioncg-XXXXXX";
+        const char *fs = mkdtemp(tmpl);
+        const struct em_session_cgroup_limits l = EM_SESSION_CGROUP_LIMITS_INIT;
+        cleanup_error em_error_t err = NULL;
+        struct em_session_cgroup *c = NULL;
+        char live[64];
+
+        assert_non_null(fs);
+        snprintf(live, sizeof(live), "pids/edgemig-session-%d", (int)getpid());
+        mk(fs, "pids/edgemig-session-99999999");
+        mk(fs, "pids/edgemig-session-99999999x");
+        mk(fs, live);
+        mk(fs, "memory/a/edgemig-session-99999999");
+        assert_int_equal(em_session_cgroup_new(fs, "8:pids:/\n4:memory:/a\n", &l, &c, &err), 0);
+        assert_int_equal(em_session_cgroup_sweep(c, &err), 0);
+        cleanup_free char *p_dead = em_path_join(fs, "pids/edgemig-session-99999999");
+        cleanup_free char *m_dead = em_path_join(fs, "memory/a/edgemig-session-99999999");
+        cleanup_free char *other = em_path_join(fs, "pids/edgemig-session-99999999x");
+        cleanup_free char *p_live = em_path_join(fs, live);
+        assert_false(em_path_exists(p_dead));
+        assert_false(em_path_exists(m_dead));
+        assert_true(em_path_exists(other));
+        assert_true(em_path_exists(p_live));
+        em_session_cgroup_free(c);
+        assert_int_equal(em_rm_rf(fs, NULL), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_path_of),
             cmocka_unit_test(test_v1_session),
             cmocka_unit_test(test_v2_session),
+            cmocka_unit_test(test_sweep),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

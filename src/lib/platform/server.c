@@ -255,6 +255,10 @@ static void cgroup_setup(struct em_server *s)
                             em_error_msg(err));
                 return;
         }
+        if (em_session_cgroup_sweep(s->cg, &err) < 0) {
+                em_log_warn("%s", em_error_msg(err));
+                em_error_free(&err);
+        }
         em_log_info("each session in a cgroup of its own: at most %llu processes, %llu MiB",
                     (unsigned long long)s->o.cgroup.pids,
                     (unsigned long long)(s->o.cgroup.memory >> 20));

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,5 +219,32 @@ int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_er
                 if (rmdir(dirs[i]) < 0 && errno != ENOENT)
                         return em_error_set(err, errno, "removing the session cgroup %s", dirs[i]);
         }
+        return 0;
+}
+
+static int sweep_dir(const struct em_session_cgroup *c, int i, em_error_t *err)
+{
+        cleanup_dir DIR *d = opendir(c->base[i]);
+        struct dirent *e;
+        int pid;
+        char tail;
+
+        if (d == NULL)
+                return em_error_set(err, errno, "reading %s", c->base[i]);
+        while ((e = readdir(d)) != NULL) {
+                if (sscanf(e->d_name, "edgemig-session-%d%c", &pid, &tail) != 1 || pid <= 0 ||
+                    kill(pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                if (em_session_cgroup_remove(c, pid, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_session_cgroup_sweep(const struct em_session_cgroup *c, em_error_t *err)
+{
+        for (int i = 0; i < (c->v2 ? 1 : 2); i++)
+                if (sweep_dir(c, i, err) < 0)
+                        return -1;
         return 0;
 }

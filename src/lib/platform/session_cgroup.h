@@ -54,5 +54,9 @@ int em_session_cgroup_enter(const struct em_session_cgroup *c, pid_t pid, em_err
  * an error. Processes still in it (a restored container's log forwarder,
  * which the session started) are moved to edgemigd's own cgroup first. */
 int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_error_t *err);
+/* Removes the session cgroups whose session is gone: those a daemon that
+ * died left (it reaps and removes its own). Another daemon's live sessions
+ * sharing the same parent cgroup are left alone. */
+int em_session_cgroup_sweep(const struct em_session_cgroup *c, em_error_t *err);
 
 #endif
