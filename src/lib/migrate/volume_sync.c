@@ -213,7 +213,10 @@ int em_volume_rx_root(struct em_volume_rx *v, const struct em_frame *f, struct e
 
         if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
                 return -1;
-        const char *name = em_json_str(msg, "volume");
+        json_t *jv = json_object_get(msg, "volume");
+        const char *name = json_string_value(jv);
+        if (!json_is_object(msg) || json_object_size(msg) != (jv != NULL) || (jv && name == NULL))
+                return em_error_set(err, EPROTO, "protocol error: FILE_ROOT is {} or {\"volume\"}");
         if (name == NULL) {
                 *cur = NULL;
                 return 0;

@@ -1,0 +1,114 @@
+/* The target's side of volume sync: what it reports of its copies at the
+ * plan, which volumes a peer's FILE_ROOT may name, and the move into
+ * <root>/volumes before the restore (and back). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "container/volume.h"
+#include "migrate/sync.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+
+struct bed {
+        char root[32];
+        char *cache, *images, *upper;
+        struct em_sync_target *t;
+};
+
+static int setup(void **state)
+{
+        struct bed *b = calloc(1, sizeof(*b));
+        em_error_t err = NULL;
+
+        strcpy(b->root, "/tmp/test_volsync.XXXXXX");
+        assert_non_null(mkdtemp(b->root));
+        b->cache = em_path_join(b->root, "pagecache/web/peer");
+        b->images = em_path_join(b->root, "images");
+        b->upper = em_path_join(b->root, "upper");
+        assert_int_equal(em_mkdir_p(b->images, 0700, &err), 0);
+        assert_int_equal(em_mkdir_p(b->upper, 0755, &err), 0);
+        /* a copy left by an earlier session (a prepare) */
+        cleanup_free char *old = em_path_join(b->cache, "volumes/db");
+        cleanup_free char *f = em_path_join(old, "kept");
+        assert_int_equal(em_mkdir_p(old, 0755, &err), 0);
+        assert_int_equal(em_write_file_atomic(f, "x", 1, 0644, &err), 0);
+        assert_int_equal(em_sync_target_new(b->cache, b->images, b->upper, &b->t, &err), 0);
+        *state = b;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct bed *b = *state;
+        em_error_t err = NULL;
+
+        em_sync_target_free(&b->t);
+        em_rm_rf(b->root, &err);
+        em_error_free(&err);
+        free(b->cache);
+        free(b->images);
+        free(b->upper);
+        free(b);
+        return 0;
+}
+
+static int root_frame(struct em_sync_target *t, const char *json, em_error_t *err)
+{
+        struct em_frame f = {.hdr = {.type = EM_FRAME_FILE_ROOT},
+                             .payload = (uint8_t *)json,
+                             .length = (uint32_t)strlen(json)};
+
+        return em_sync_target_frame(t, NULL, &f, err);
+}
+
+static void test_have_root_install(void **state)
+{
+        struct bed *b = *state;
+        cleanup_error em_error_t err = NULL;
+        cleanup_json json_t *have = NULL;
+        cleanup_json json_t *spec =
+            json_pack("{s:s, s:[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:I}]}", "name", "web", "mounts",
+                      "type", "volume", "name", "db", "destination", "/db", "ro", 0, "type",
+                      "tmpfs", "destination", "/t", "size", (json_int_t)0);
+
+        assert_int_equal(em_sync_target_volumes(b->t, spec, &have, &err), 0);
+        json_t *entries = json_object_get(json_object_get(have, "db"), "entries");
+        assert_int_equal(json_array_size(entries), 1);
+        assert_string_equal(em_json_str(json_array_get(entries, 0), "p"), "kept");
+        /* a peer may name only the container's own volumes */
+        assert_int_equal(root_frame(b->t, "{\"volume\": \"etc\"}", &err), -1);
+        assert_int_equal(em_error_status(err), EPROTO);
+        em_error_free(&err);
+        static const char *const bad[] = {"{\"volume\": 7}", "[", "[]",
+                                          "{\"volume\": \"db\", \"x\": 1}", "{\"x\": 1}"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(root_frame(b->t, bad[i], &err), -1);
+                em_error_free(&err);
+        }
+        assert_int_equal(root_frame(b->t, "{\"volume\": \"db\"}", &err), 0);
+        assert_int_equal(root_frame(b->t, "{}", &err), 0);
+        assert_int_equal(em_sync_target_finish(b->t, &err), 0);
+
+        struct em_config cfg = {.root = b->root};
+        cleanup_free char *dst = em_volume_path(&cfg, "db");
+        cleanup_free char *kept = em_path_join(dst, "kept");
+        assert_int_equal(em_sync_target_install_volumes(b->t, &cfg, false, &err), 0);
+        assert_true(em_path_exists(kept));
+        assert_int_equal(em_sync_target_install_volumes(b->t, &cfg, true, &err), 0);
+        assert_false(em_path_exists(dst));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_have_root_install, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
