@@ -463,8 +463,6 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
             advance(t, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
                 return -1;
-        if (em_sync_target_install_volumes(t->sync, t->cfg, false, err) < 0)
-                return em_error_wrap(err, "restoring %s", t->peer.container);
         if (t->o->ops->restore(t->cfg, t->peer.container, t->spec, t->images, t->upper, &ro, err) <
             0) {
                 uninstall_volumes(t);
@@ -496,8 +494,11 @@ static int restore_lazy(struct target *t, const json_t *final, em_error_t *err)
                 &(struct em_lazy_target){t->cfg, t->conn, t->peer.container, t->session, t->spec,
                                          t->images, t->upper, t->dir, t->o->route_hook,
                                          t->o->io_timeout_ms, &t->restored, t->cache_dir},
-                final, err) < 0)
+                final, err) < 0) {
+                if (!t->restored)
+                        uninstall_volumes(t);
                 return -1;
+        }
         return advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err);
 }
 
@@ -516,6 +517,9 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
             check_images(t, err) < 0)
                 return -1;
         time_step(timing, "verify_ms", &t0);
+        /* Both restores mount the volumes from <root>/volumes. */
+        if (em_sync_target_install_volumes(t->sync, t->cfg, false, err) < 0)
+                return em_error_wrap(err, "restoring %s", t->peer.container);
         if (json_object_get(final, "lazy") != NULL)
                 return restore_lazy(t, final, err);
         if (restore_here(t, timing, err) < 0)
