@@ -89,6 +89,10 @@ BIND=$(mktemp -d /tmp/edgemig-bind.XXXXXX)
 chmod 755 "$BIND"
 printf '{"bind_prefixes": ["%s"]}\n' "$BIND" >"$EM_H1_ROOT/volumes.json"
 h 1 run --name pinned --ip 10.66.0.15/32 -v "$BIND:/in:ro" busybox >/dev/null || fail "run pinned"
+h 1 check pinned --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/pinned.check" 2>&1 &&
+	fail "the pre-check passed a bind mount the target does not allow"
+grep -q "bind mount of $BIND is not allowed on this host" "$MIG_LOGS/pinned.check" ||
+	fail "the pre-check does not say why: $(cat "$MIG_LOGS/pinned.check")"
 h 1 migrate pinned --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/pinned.err" &&
 	fail "a bind mount the target does not allow migrated"
 rm -rf "$BIND"

@@ -19,6 +19,7 @@
 #include "checkpoint/features.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/volume.h"
 #include "migrate/proto.h"
 #include "migrate/report.h"
 #include "migrate/session.h"
@@ -222,6 +223,38 @@ static void external_sockets(struct pre *p, const struct em_container_paths *cp)
         }
 }
 
+/* Named volumes travel with the container (counted with its writable
+ * layer); a bind mount needs the same path allowed on the target, which
+ * the target's answer judges (em_mounts_admit). */
+static int volume_bytes(struct pre *p, em_error_t *err)
+{
+        json_t *mounts = json_object_get(p->spec, "mounts"), *m;
+        uint64_t bytes, entries;
+        size_t i, binds = 0;
+
+        em_error_t e = NULL;
+
+        if (em_volumes_movable(p->cfg, p->spec, p->name, &e) < 0)
+                add(p->problems, "%s", em_error_msg(e));
+        em_error_free(&e);
+        json_array_foreach(mounts, i, m)
+        {
+                const char *name = em_spec_volume(p->spec, i);
+                cleanup_free char *dir = name ? em_volume_path(p->cfg, name) : NULL;
+                binds += em_json_str(m, "source") != NULL;
+                if (dir == NULL || !em_path_exists(dir))
+                        continue;
+                if (em_ckpt_upper_size(dir, &bytes, &entries, err) < 0)
+                        return -1;
+                p->upper_bytes += bytes;
+                add(p->notes, "volume %s travels with it (%llu bytes)", name,
+                    (unsigned long long)bytes);
+        }
+        if (binds == 0)
+                add(p->notes, "no bind mounts");
+        return 0;
+}
+
 static int local_checks(struct pre *p, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths cp = {0};
@@ -243,11 +276,8 @@ static int local_checks(struct pre *p, em_error_t *err)
         if (em_path_exists(cp.upper) &&
             em_ckpt_upper_size(cp.upper, &p->upper_bytes, &entries, err) < 0)
                 return -1;
-        if (json_object_get(p->spec, "mounts") != NULL || json_object_get(p->spec, "volumes"))
-                add(p->problems, "%s has bind mounts or volumes: they pin it to this host",
-                    p->name);
-        else
-                add(p->notes, "no bind mounts");
+        if (volume_bytes(p, err) < 0)
+                return -1;
         if (p->npids > 0)
                 external_sockets(p, &cp);
         return 0;

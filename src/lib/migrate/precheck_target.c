@@ -8,6 +8,7 @@
 
 #include "checkpoint/features.h"
 #include "container/container.h"
+#include "container/volume.h"
 #include "migrate/policy.h"
 #include "migrate/precheck.h"
 #include "migrate/proto.h"
@@ -129,6 +130,8 @@ static void check_spec(const struct em_config *cfg, const struct em_target_opts 
         if (em_policy_check_spec(&o->policy, spec, container, ids, &e) < 0)
                 problem(problems, &e);
         if (em_precheck_ip_free(cfg, em_json_str(spec, "ip"), container, &e) < 0)
+                problem(problems, &e);
+        if (em_mounts_admit(cfg, spec, &e) < 0)
                 problem(problems, &e);
         if (em_container_paths_init(cfg, container, &p, &e) < 0)
                 problem(problems, &e);
