@@ -49,7 +49,7 @@ struct pre {
         pid_t pids[MAX_PIDS];
         size_t npids;
         pid_t init;
-        uint64_t upper_bytes, memory_bytes;
+        uint64_t upper_bytes, memory_bytes, dump_bytes;
         int64_t rtt_ms;
 };
 
@@ -97,6 +97,7 @@ static size_t collect_pids(pid_t init, pid_t *out, size_t max)
         return n;
 }
 
+/* Resident bytes of pid (statm): what the target must have room for. */
 static uint64_t rss_bytes(pid_t pid)
 {
         char path[64];
@@ -107,6 +108,27 @@ static uint64_t rss_bytes(pid_t pid)
         if (f == NULL || fscanf(f, "%llu %llu", &size, &rss) != 2)
                 return 0;
         return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The bytes of pid CRIU dumps: anonymous and shared-memory pages, resident
+ * or swapped. Its resident file pages (the mapped binary and libraries,
+ * most of a small service's RSS) stay in the image's layers. */
+static uint64_t dumped_bytes(pid_t pid)
+{
+        char path[64], *line = NULL;
+        size_t cap = 0;
+        unsigned long long kb, sum = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        while (f != NULL && getline(&line, &cap, f) > 0) {
+                if (sscanf(line, "RssAnon: %llu kB", &kb) == 1 ||
+                    sscanf(line, "RssShmem: %llu kB", &kb) == 1 ||
+                    sscanf(line, "VmSwap: %llu kB", &kb) == 1)
+                        sum += kb;
+        }
+        free(line);
+        return (uint64_t)sum * 1024;
 }
 
 /* Running, and its processes and memory. */
@@ -124,8 +146,10 @@ static int local_process(struct pre *p, const struct em_container_paths *cp, em_
         }
         p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
-        for (size_t i = 0; i < p->npids; i++)
+        for (size_t i = 0; i < p->npids; i++) {
                 p->memory_bytes += rss_bytes(p->pids[i]);
+                p->dump_bytes += dumped_bytes(p->pids[i]);
+        }
         return 0;
 }
 
@@ -467,7 +491,7 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         double secs = (double)(probe_ms > p->rtt_ms ? probe_ms - p->rtt_ms : 1) / 1000.0;
         double bps = EM_PRECHECK_PROBE / secs;
         double ratio = memory_ratio(p, bps, &level);
-        double mem_wire = (double)p->memory_bytes * ratio;
+        double mem_wire = (double)p->dump_bytes * ratio;
         double transfer = (double)(layers + p->upper_bytes) + mem_wire;
         double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
         json_t *link =
@@ -477,7 +501,7 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         json_object_set_new(p->report, "link", link);
         return json_pack(
             "{s:I, s:I, s:I, s:f, s:i, s:I, s:I, s:I}", "layers_bytes", (json_int_t)layers,
-            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
+            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->dump_bytes,
             "memory_ratio", ratio, "compress_level", level, "transfer_bytes", (json_int_t)transfer,
             "handoff_ms", (json_int_t)(3 * p->rtt_ms + transfer / bps * 1000 + RESTORE_FIXED_MS),
             "downtime_ms", (json_int_t)(2 * p->rtt_ms + RESTORE_FIXED_MS));
