@@ -16,6 +16,8 @@ set -euo pipefail
 mig_setup 2 busybox
 
 SIP=10.66.0.14
+# Host 2 gives containers other host ids: the volume is re-owned on arrival.
+echo '{"id_first": 1200000000}' >"$EM_H2_ROOT/security.json"
 VOL1=$EM_H1_ROOT/volumes/vol
 mkdir -p "$VOL1"
 # Incompressible content, made fast: AES-CTR keystream from openssl.
@@ -70,6 +72,8 @@ n=$(wc -l <"$VOL2/log")
 wait_for 5 grows "$VOL2/log" "$n" || fail "w does not write on host 2"
 no_gap "$VOL2/log" || fail "the counter on host 2"
 h 2 exec w sh -c 'echo new >/data/created-on-2' || fail "w cannot create files in its volume on host 2"
+[ "$(stat -c %u "$VOL2/log")" -ge 1200000000 ] ||
+	fail "the volume was not re-owned for host 2's ID range: $(stat -c %u "$VOL2/log")"
 h 2 volume ls --json | grep -q '"used_by":\["w"\]' || fail "volume ls on host 2: $(h 2 volume ls --json)"
 
 # 3. back without prepare, in post-copy: the whole volume travels before
