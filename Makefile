@@ -44,7 +44,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 CFLAGS_BASE += -DEM_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-LIB_SRC    := $(sort $(wildcard src/lib/*/*.c))
+LIB_SRC    := $(sort $(wildcard src/lib/*/*.c src/lib/*/*/*.c))
 CLI_SRC    := $(sort $(wildcard src/cli/*.c))
 DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 PROBE_SRC  := $(sort $(wildcard src/probe/*.c))

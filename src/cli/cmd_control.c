@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "migrate/control.h"
+#include "platform/control.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "migrate/decode.h"
+#include "migrate/common/decode.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 

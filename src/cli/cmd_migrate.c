@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "migrate/control.h"
+#include "platform/control.h"
 #include "migrate/migrate.h"
-#include "migrate/precheck.h"
-#include "migrate/report.h"
+#include "migrate/source/precheck.h"
+#include "migrate/common/report.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 

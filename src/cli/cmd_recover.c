@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "migrate/doubt.h"
-#include "migrate/journal.h"
-#include "migrate/resolve.h"
+#include "migrate/common/doubt.h"
+#include "migrate/common/journal.h"
+#include "migrate/common/resolve.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/json.h"

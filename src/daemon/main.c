@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migrate/policy.h"
+#include "migrate/target/policy.h"
 #include "platform/server.h"
 #include "util/cleanup.h"
 #include "util/conffile.h"

@@ -11,7 +11,7 @@
 
 #include "delta/pages.h"
 #include "delta/shadow.h"
-#include "migrate/postcopy.h"
+#include "delta/lazy_known.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

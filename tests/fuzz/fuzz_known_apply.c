@@ -1,4 +1,4 @@
-/* libFuzzer target: the known-pages list (EMKNOWN1, migrate/lazy_known.c)
+/* libFuzzer target: the known-pages list (EMKNOWN1, delta/lazy_known.c)
  * that a source puts among the CRIU images of a lazy migration, as the
  * target applies it: it rewrites the pagemap and pages images before the
  * restore (fuzz_known covers the list's parser alone). The image directory holds a fixed pagemap
@@ -19,7 +19,7 @@
 
 #include "delta/criu_img.h"
 #include "delta/pages.h"
-#include "migrate/postcopy.h"
+#include "delta/lazy_known.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
 

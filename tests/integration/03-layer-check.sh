@@ -25,6 +25,13 @@ check && fail "an upward include (util -> migrate) passed"
 grep -q 'src/lib/util/log.c:1: util includes migrate/' "$T/out" ||
 	fail "the failure does not name the file and the edge: $(cat "$T/out")"
 
+# In a subdirectory of a subsystem (migrate/source/ is migrate).
+fresh
+echo '#include "platform/control.h"' >>"$T/tree/src/lib/migrate/source/stop_rule.c"
+check && fail "an upward include from migrate/source/ (migrate -> platform) passed"
+grep -q 'src/lib/migrate/source/stop_rule.c:[0-9]*: migrate includes platform/' "$T/out" ||
+	fail "the nested failure does not name the file and the edge: $(cat "$T/out")"
+
 # Sideways into probe, and out of probe.
 fresh
 echo '#include "probe/probe.h"' >>"$T/tree/src/lib/platform/api.c"

@@ -1,4 +1,4 @@
-/* Control requests (migrate/control.h): parsing and validation of what the
+/* Control requests (platform/control.h): parsing and validation of what the
  * controller sends, the allow-controller check, refusals answered on the
  * wire, and the put-back of the first frame the daemon dispatches on. */
 #include <errno.h>
@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/control.h"
-#include "migrate/proto.h"
+#include "platform/control.h"
+#include "migrate/common/proto.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 

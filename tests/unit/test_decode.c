@@ -1,4 +1,4 @@
-/* edgemig debug decode (migrate/decode.h) on files the library's own
+/* edgemig debug decode (migrate/common/decode.h) on files the library's own
  * writers make: a frame stream with a page delta in it, a raw delta, a page
  * cache index, a shadow index, a known-pages list and a real CRIU pagemap. */
 #include <errno.h>
@@ -14,7 +14,7 @@
 
 #include "delta/pages.h"
 #include "delta/shadow.h"
-#include "migrate/decode.h"
+#include "migrate/common/decode.h"
 #include "transfer/compress.h"
 #include "transfer/frame.h"
 #include "util/cleanup.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/report.h"
+#include "migrate/common/report.h"
 #include "platform/edge_agent.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"

@@ -1,4 +1,4 @@
-/* The target side of the migration engine (migrate/target.c), driven in one
+/* The target side of the migration engine (migrate/target/target.c), driven in one
  * process over a socketpair: the test plays the source frame by frame, the
  * target serves the session in a forked child (em_migrate_target_serve, as
  * edgemigd's child does), with a stand-in restore behind em_target_ops and
@@ -33,10 +33,12 @@
 #include "checkpoint/features.h"
 #include "delta/pages.h"
 #include "migrate/migrate.h"
-#include "migrate/outcome.h"
-#include "migrate/proto.h"
-#include "migrate/session.h"
-#include "migrate/sync.h"
+#include "migrate/common/outcome.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/session.h"
+#include "migrate/source/pagesync.h"
+#include "migrate/source/upper_send.h"
+#include "migrate/target/sync_target.h"
 #include "store/manifest.h"
 #include "store/store.h"
 #include "transfer/handshake.h"

@@ -1,5 +1,5 @@
-/* Session journals and the commit's outcome records (migrate/journal.h,
- * migrate/outcome.h, migrate/resolve.h, migrate/doubt.h): an owner file
+/* Session journals and the commit's outcome records (migrate/common/journal.h,
+ * migrate/common/outcome.h, migrate/common/resolve.h, migrate/common/doubt.h): an owner file
  * that is never replaced, exclusive session ids, the record's states and
  * fencing, OUTCOME requests answered only for the owning peer, and the
  * source's decision against a real (forked) target over TCP. */
@@ -18,11 +18,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/doubt.h"
-#include "migrate/journal.h"
-#include "migrate/outcome.h"
-#include "migrate/proto.h"
-#include "migrate/resolve.h"
+#include "migrate/common/doubt.h"
+#include "migrate/common/journal.h"
+#include "migrate/common/outcome.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/resolve.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"

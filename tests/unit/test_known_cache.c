@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/known_cache.h"
+#include "migrate/source/known_cache.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"

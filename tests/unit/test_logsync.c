@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/logsync.h"
-#include "migrate/proto.h"
+#include "migrate/common/logsync.h"
+#include "migrate/common/proto.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "migrate/policy.h"
+#include "migrate/target/policy.h"
 #include "util/json.h"
 
 #define L1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/precheck.h"
+#include "migrate/target/precheck_target.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"

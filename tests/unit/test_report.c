@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/report.h"
+#include "migrate/common/report.h"
 #include "util/fsutil.h"
 #include "util/json.h"
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "migrate/session.h"
+#include "migrate/common/session.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "migrate/stop_rule.h"
+#include "migrate/source/stop_rule.h"
 
 #define MBIT(x) ((x)*1e6 / 8)
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "container/volume.h"
-#include "migrate/sync.h"
+#include "migrate/target/sync_target.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/json.h"

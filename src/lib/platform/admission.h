@@ -22,7 +22,7 @@ struct em_admission_limits {
         int64_t deadline_ms; /* a session's whole life (default 1 h; 0: none) */
         /* Migration sessions of one peer identity at once (default 4); the
          * session child enforces it once TLS named the peer
-         * (migrate/session.h em_session_peer_slot). */
+         * (migrate/common/session.h em_session_peer_slot). */
         int max_sessions_per_peer;
 };
 void em_admission_limits_init(struct em_admission_limits *l);

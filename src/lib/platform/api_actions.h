@@ -1,6 +1,6 @@
 /* The controller's prepares and migrations, each in a detached worker
  * thread: by default an authenticated control request to the source edge's
- * edgemigd (migrate/control.h), which must present a certificate naming
+ * edgemigd (platform/control.h), which must present a certificate naming
  * that edge; or a configured command. The history row in the registry's
  * migrations table goes running -> done/failed with the edge's report. */
 #ifndef EDGEMIG_PLATFORM_API_ACTIONS_H

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "migrate/report.h"
+#include "migrate/common/report.h"
 #include "platform/http.h"
 #include "state/state.h"
 #include "transfer/conn.h"

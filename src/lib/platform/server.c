@@ -13,13 +13,13 @@
 
 #include "checkpoint/features.h"
 #include "container/restart.h"
-#include "migrate/control.h"
-#include "migrate/journal.h"
-#include "migrate/outcome.h"
-#include "migrate/proto.h"
-#include "migrate/report.h"
-#include "migrate/session.h"
-#include "migrate/resolve.h"
+#include "platform/control.h"
+#include "migrate/common/journal.h"
+#include "migrate/common/outcome.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/report.h"
+#include "migrate/common/session.h"
+#include "migrate/common/resolve.h"
 #include "transfer/conn.h"
 #include "util/clock.h"
 #include "util/cleanup.h"
@@ -408,7 +408,7 @@ static int serve_migration(const struct em_server_opts *o, const struct em_confi
 
 /* In the child: OUTCOME: a source asks for, or decides, the outcome of one
  * of its sessions; only the identity that opened the session is answered
- * (migrate/outcome.h). */
+ * (migrate/common/outcome.h). */
 static int serve_outcome(const struct em_config *cfg, em_conn_t *conn, const char *peer,
                          const struct em_frame *f)
 {

@@ -7,7 +7,7 @@
  *   {"protocol":1, "edgemig":"0.1.0", "criu":"4.2.1", "session":"<32 hex>",
  *    "container":"web1", "mode":"precopy", "features":{...},
  *    (mode: precopy, stop-and-copy, postcopy, hybrid, auto, prepare, or
- *    check: the pre-check, migrate/precheck.h)
+ *    check: the pre-check, migrate/source/precheck.h)
  *    "cpu":{"vendor":"GenuineIntel", "flags":["fpu",...]}}
  * HELLO_ACK: {"ok":true|false, "reason":"...", "session":"<32 hex>"} */
 #ifndef EDGEMIG_TRANSFER_HANDSHAKE_H

@@ -1,0 +1,273 @@
+/* Named volumes over a migration connection: each volume is a tree sent
+ * like the writable layer (source/upper_send.c: manifest diffs in every pre-copy
+ * round, the final diff after the freeze), announced by a FILE_ROOT frame
+ * {"volume": NAME}; FILE_ROOT {} returns to the writable layer.
+ *
+ * The target keeps a volume's copy in its page cache directory for this
+ * source (<cache>/volumes/NAME), so it outlives a session: at the plan it
+ * tells the source the manifest of what it holds, and the source diffs
+ * against that. After a `prepare`, or a migration that was rolled back,
+ * only the files that changed since cross. Just before the restore the
+ * copies move to <root>/volumes/NAME. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "container/volume.h"
+#include "delta/upper.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/volume_sync.h"
+#include "migrate/source/pagesync.h"
+#include "migrate/source/upper_send.h"
+#include "migrate/target/upper_recv.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+/* The target reports at most this much manifest JSON in its plan answer
+ * (the frame limit is 16 MiB); a larger copy is emptied instead and the
+ * volume travels whole. */
+#define HAVE_MAX (4u << 20)
+
+struct em_volume_tx {
+        size_t n;
+        char **names, **dirs;
+        struct em_upper_state **st;
+};
+
+void em_volume_tx_free(struct em_volume_tx **tx)
+{
+        if (*tx == NULL)
+                return;
+        for (size_t i = 0; i < (*tx)->n; i++)
+                em_upper_state_free(&(*tx)->st[i]);
+        em_strv_free((*tx)->names);
+        em_strv_free((*tx)->dirs);
+        free((*tx)->st);
+        free(*tx);
+        *tx = NULL;
+}
+
+static size_t spec_volume_count(const json_t *spec)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++)
+                n += em_spec_volume(spec, i) != NULL;
+        return n;
+}
+
+/* have[name]: the target's manifest of its copy; a malformed one is the
+ * target's fault, so the migration stops. */
+static int tx_prev(struct em_upper_state *st, const json_t *have, const char *name, em_error_t *err)
+{
+        json_t *m = json_object_get(have, name);
+        struct em_upper_manifest man = {0};
+        cleanup_free char *buf = m ? json_dumps(m, JSON_COMPACT) : NULL;
+
+        if (m == NULL)
+                return 0;
+        if (buf == NULL || em_upper_manifest_from_json(buf, strlen(buf), &man, err) < 0)
+                return em_error_wrap(err, "the target's copy of volume %s", name);
+        em_upper_state_set_prev(st, &man);
+        return 0;
+}
+
+static int tx_add(struct em_volume_tx *tx, const struct em_config *cfg, const char *name,
+                  const json_t *have, em_error_t *err)
+{
+        size_t i = tx->n;
+
+        if ((tx->names[i] = strdup(name)) == NULL ||
+            (tx->dirs[i] = em_volume_path(cfg, name)) == NULL)
+                return em_error_set(err, ENOMEM, "volume %s", name);
+        if (!em_path_exists(tx->dirs[i]))
+                return em_error_set(err, ENOENT, "volume %s of the container is missing (%s)", name,
+                                    tx->dirs[i]);
+        if (em_upper_state_new(&tx->st[i], err) < 0)
+                return -1;
+        tx->n++;
+        return tx_prev(tx->st[i], have, name, err);
+}
+
+int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, const json_t *spec,
+                         const json_t *have, em_error_t *err)
+{
+        size_t n = spec_volume_count(spec);
+        struct em_volume_tx *tx;
+
+        em_volume_tx_free(em_sync_state_volumes(st));
+        if (n == 0)
+                return 0;
+        if (em_volumes_movable(cfg, spec, em_json_str(spec, "name"), err) < 0)
+                return -1;
+        if ((tx = *em_sync_state_volumes(st) = calloc(1, sizeof(*tx))) == NULL ||
+            (tx->names = calloc(n + 1, sizeof(char *))) == NULL ||
+            (tx->dirs = calloc(n + 1, sizeof(char *))) == NULL ||
+            (tx->st = calloc(n, sizeof(*tx->st))) == NULL)
+                return em_error_set(err, ENOMEM, "volumes");
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
+                const char *name = em_spec_volume(spec, i);
+                if (name != NULL && tx_add(tx, cfg, name, have, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static int send_root(em_conn_t *c, const char *name, em_error_t *err)
+{
+        cleanup_json json_t *msg = name ? json_pack("{s:s}", "volume", name) : json_object();
+
+        return em_proto_send_json(c, EM_FRAME_FILE_ROOT, msg, err);
+}
+
+int em_volume_tx_send(struct em_volume_tx *tx, em_conn_t *c, bool live, int level,
+                      struct em_sync_stats *stats, em_error_t *err)
+{
+        for (size_t i = 0; i < tx->n; i++) {
+                if (send_root(c, tx->names[i], err) < 0 ||
+                    em_upper_send_tree(c, tx->st[i], tx->dirs[i], live, level, stats, err) < 0)
+                        return em_error_wrap(err, "volume %s", tx->names[i]);
+        }
+        return send_root(c, NULL, err);
+}
+
+/* ---- target ---- */
+
+struct em_volume_rx {
+        size_t n;
+        char **names, **dirs; /* the copies in the page cache dir */
+        struct em_upper_rx **rx;
+};
+
+void em_volume_rx_free(struct em_volume_rx **rx)
+{
+        if (*rx == NULL)
+                return;
+        for (size_t i = 0; i < (*rx)->n; i++)
+                em_upper_rx_free(&(*rx)->rx[i]);
+        em_strv_free((*rx)->names);
+        em_strv_free((*rx)->dirs);
+        free((*rx)->rx);
+        free(*rx);
+        *rx = NULL;
+}
+
+/* The manifest of dir for the source, or an emptied dir when it would be
+ * too large to report. */
+static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *err)
+{
+        cleanup_manifest struct em_upper_manifest m = {0};
+        cleanup_free char *json = NULL;
+        cleanup_json json_t *j = NULL;
+        size_t len = 0;
+
+        if (em_upper_scan(dir, &m, err) < 0 || em_upper_manifest_to_json(&m, &json, &len, err) < 0)
+                return em_error_wrap(err, "reading the copy of volume %s", name);
+        if (len > HAVE_MAX) {
+                em_log_info("volume %s: %zu bytes of manifest, sent whole", name, len);
+                return em_rm_rf(dir, err) < 0 ? -1 : em_mkdir_p(dir, 0755, err);
+        }
+        if (em_json_parse(json, len, "volume manifest", &j, err) < 0)
+                return -1;
+        return json_object_set(have, name, j);
+}
+
+static int rx_add(struct em_volume_rx *v, const char *top, const char *name, json_t *have,
+                  em_error_t *err)
+{
+        size_t i = v->n;
+
+        if ((v->names[i] = strdup(name)) == NULL || (v->dirs[i] = em_path_join(top, name)) == NULL)
+                return em_error_set(err, ENOMEM, "volume %s", name);
+        if (em_mkdir_p(v->dirs[i], 0755, err) < 0 || rx_have(v->dirs[i], name, have, err) < 0 ||
+            em_upper_rx_new(v->dirs[i], &v->rx[i], err) < 0)
+                return -1;
+        v->n++;
+        return 0;
+}
+
+int em_volume_rx_new(const char *cache_dir, const json_t *spec, struct em_volume_rx **out,
+                     json_t *have, em_error_t *err)
+{
+        size_t n = spec_volume_count(spec);
+        cleanup_free char *top = em_path_join(cache_dir, "volumes");
+        struct em_volume_rx *v = *out = calloc(1, sizeof(*v));
+
+        if (v == NULL || top == NULL || (v->names = calloc(n + 1, sizeof(char *))) == NULL ||
+            (v->dirs = calloc(n + 1, sizeof(char *))) == NULL ||
+            (v->rx = calloc(n + 1, sizeof(*v->rx))) == NULL)
+                return em_error_set(err, ENOMEM, "volumes");
+        for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
+                const char *name = em_spec_volume(spec, i);
+                if (name != NULL && rx_add(v, top, name, have, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_volume_rx_root(struct em_volume_rx *v, const struct em_frame *f, struct em_upper_rx **cur,
+                      em_error_t *err)
+{
+        cleanup_json json_t *msg = NULL;
+
+        if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
+                return -1;
+        json_t *jv = json_object_get(msg, "volume");
+        const char *name = json_string_value(jv);
+        if (!json_is_object(msg) || json_object_size(msg) != (jv != NULL) || (jv && name == NULL))
+                return em_error_set(err, EPROTO, "protocol error: FILE_ROOT is {} or {\"volume\"}");
+        if (name == NULL) {
+                *cur = NULL;
+                return 0;
+        }
+        for (size_t i = 0; v && i < v->n; i++) {
+                if (strcmp(v->names[i], name) == 0) {
+                        *cur = v->rx[i];
+                        return 0;
+                }
+        }
+        return em_error_set(err, EPROTO,
+                            "protocol error: FILE_ROOT names volume '%.64s', not one "
+                            "of the container's",
+                            name);
+}
+
+int em_volume_rx_finish(struct em_volume_rx *v, em_error_t *err)
+{
+        for (size_t i = 0; v && i < v->n; i++) {
+                if (em_upper_rx_finish(v->rx[i], err) < 0)
+                        return em_error_wrap(err, "volume %s", v->names[i]);
+        }
+        return 0;
+}
+
+/* rename(2) within the state root; back = the other way. */
+static int move_volume(const struct em_config *cfg, struct em_volume_rx *v, size_t i, bool back,
+                       em_error_t *err)
+{
+        cleanup_free char *top = em_config_path(cfg, "volumes");
+        cleanup_free char *dst = em_volume_path(cfg, v->names[i]);
+
+        if (top == NULL || dst == NULL)
+                return em_error_set(err, ENOMEM, "volume %s", v->names[i]);
+        if (em_mkdir_p(top, 0711, err) < 0)
+                return -1;
+        const char *from = back ? dst : v->dirs[i], *to = back ? v->dirs[i] : dst;
+        if (rename(from, to) < 0)
+                return em_error_set(err, errno, "moving volume %s to %s", v->names[i], to);
+        return 0;
+}
+
+int em_volume_rx_install(struct em_volume_rx *v, const struct em_config *cfg, bool back,
+                         em_error_t *err)
+{
+        for (size_t i = 0; v && i < v->n; i++) {
+                if (move_volume(cfg, v, i, back, err) < 0)
+                        return -1;
+        }
+        return 0;
+}

@@ -1,0 +1,44 @@
+/* Named volumes over a migration connection, both ends (the wire format is
+ * described in volume_sync.c): the source's em_volume_tx, set up by
+ * em_sync_volumes_plan, and the target's em_volume_rx. */
+#ifndef EDGEMIG_MIGRATE_COMMON_VOLUME_SYNC_H
+#define EDGEMIG_MIGRATE_COMMON_VOLUME_SYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "migrate/source/pagesync.h"
+#include "transfer/conn.h"
+#include "util/config.h"
+#include "util/error.h"
+
+/* From the plan answer: the container's named volumes travel with it,
+ * each diffed against have[name], the target's copy. */
+int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, const json_t *spec,
+                         const json_t *have, em_error_t *err);
+
+/* Source: the container's named volumes, each a tree like the writable
+ * layer. */
+struct em_volume_tx;
+void em_volume_tx_free(struct em_volume_tx **tx);
+int em_volume_tx_send(struct em_volume_tx *tx, em_conn_t *c, bool live, int level,
+                      struct em_sync_stats *stats, em_error_t *err);
+
+/* Target: the copies of the volumes. */
+struct em_upper_rx;
+struct em_volume_rx;
+/* Opens (creates) the copies of spec's named volumes under
+ * cache_dir/volumes and adds {name: manifest} of each to have. */
+int em_volume_rx_new(const char *cache_dir, const json_t *spec, struct em_volume_rx **out,
+                     json_t *have, em_error_t *err);
+void em_volume_rx_free(struct em_volume_rx **rx);
+/* Moves the copies to <root>/volumes (back: from there into the cache). */
+int em_volume_rx_install(struct em_volume_rx *rx, const struct em_config *cfg, bool back,
+                         em_error_t *err);
+/* FILE_ROOT: the receiver the next FILE_* frames go to (NULL: the
+ * writable layer's). */
+int em_volume_rx_root(struct em_volume_rx *rx, const struct em_frame *f, struct em_upper_rx **cur,
+                      em_error_t *err);
+int em_volume_rx_finish(struct em_volume_rx *rx, em_error_t *err);
+
+#endif

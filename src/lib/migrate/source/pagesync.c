@@ -1,0 +1,405 @@
+/* Memory as page deltas (delta/pages.h) over a migration connection: live
+ * pre-copy pushes, the target's hash list, and the final pages-*.img. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "delta/criu_img.h"
+#include "delta/pages.h"
+#include "delta/shadow.h"
+#include "migrate/common/proto.h"
+#include "migrate/source/pagesync.h"
+#include "migrate/common/volume_sync.h"
+#include "migrate/source/upper_send.h"
+#include "transfer/sendq.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+
+#define DELTA_CHUNK (1u << 20)
+
+struct em_sync_state {
+        em_hashset_t *known; /* page hashes the target holds */
+        /* --compress policy and calibration: with these, the level of each
+         * page chunk follows the link's measured rate (NULL: fixed level). */
+        const struct em_compress_opt *copt;
+        const struct em_compress_calibration *ccal;
+        struct em_upper_state *upper;
+        struct em_shadow *shadow;     /* owned; NULL: changed pages travel whole */
+        bool frozen_pushed;           /* the target got the frozen memory */
+        struct em_volume_tx *volumes; /* NULL: the container has none */
+};
+
+int em_sync_state_new(struct em_sync_state **out, em_error_t *err)
+{
+        struct em_sync_state *st = calloc(1, sizeof(*st));
+
+        if (st == NULL || (st->known = em_hashset_new()) == NULL) {
+                free(st);
+                return em_error_set(err, ENOMEM, "sync state");
+        }
+        *out = st;
+        return em_upper_state_new(&st->upper, err);
+}
+
+void em_sync_state_free(struct em_sync_state **st)
+{
+        if (*st == NULL)
+                return;
+        em_hashset_free(&(*st)->known);
+        em_upper_state_free(&(*st)->upper);
+        em_volume_tx_free(&(*st)->volumes);
+        em_shadow_free(&(*st)->shadow);
+        free(*st);
+        *st = NULL;
+}
+
+em_hashset_t *em_sync_state_known(struct em_sync_state *st)
+{
+        return st->known;
+}
+
+void em_sync_state_set_shadow(struct em_sync_state *st, struct em_shadow *shadow)
+{
+        em_shadow_free(&st->shadow);
+        st->shadow = shadow;
+}
+
+struct em_upper_state *em_sync_state_upper(struct em_sync_state *st)
+{
+        return st->upper;
+}
+
+struct em_volume_tx **em_sync_state_volumes(struct em_sync_state *st)
+{
+        return &st->volumes;
+}
+
+struct em_shadow *em_sync_state_shadow(struct em_sync_state *st)
+{
+        return st->shadow;
+}
+
+void em_sync_state_frozen_pushed(struct em_sync_state *st)
+{
+        st->frozen_pushed = true;
+}
+
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
+{
+        for (;;) {
+                cleanup_frame struct em_frame f = {0};
+                if (em_proto_recv(c, &f, err) < 0)
+                        return -1;
+                if (f.hdr.type != EM_FRAME_PAGES_HASHES)
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: expected PAGES_HASHES, "
+                                            "got %s",
+                                            em_frame_type_name(f.hdr.type));
+                if (em_hashset_add_payload(st->known, f.payload, f.length, err) < 0)
+                        return -1;
+                if (f.hdr.flags & EM_FRAME_F_LAST)
+                        return 0;
+        }
+}
+
+/* Reading and hashing pages (here) overlaps with compressing and sending
+ * the previous chunks (the queue's thread). */
+#define PIPELINE_DEPTH 4
+
+struct emit_ctx {
+        em_sendq_t *q;
+        em_conn_t *c;
+        const struct em_sync_state *st;
+        int level;
+        struct em_sync_stats *stats;
+};
+
+void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
+                                const struct em_compress_calibration *cal)
+{
+        st->copt = opt;
+        st->ccal = cal;
+}
+
+/* The level for the next chunk: a long transfer starts before the link is
+ * measured, so the choice is revisited as the send rate becomes known. */
+static int chunk_level(const struct emit_ctx *e)
+{
+        if (e->st->copt == NULL)
+                return e->level;
+        return em_compress_level(e->st->copt, em_conn_send_rate(e->c), e->st->ccal);
+}
+
+static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *err)
+{
+        struct emit_ctx *e = ctx;
+
+        e->stats->raw_bytes += len;
+        return em_sendq_push(e->q, EM_FRAME_PAGES_DATA, 0, 2, buf, len, chunk_level(e), err);
+}
+
+/* Ends a pipeline: the sender's error, if any, wins over rc's. */
+static int end_pipeline(em_sendq_t **q, int rc, em_error_t *err)
+{
+        em_error_t qerr = NULL;
+
+        if (em_sendq_finish(q, &qerr) < 0) {
+                em_error_move(err, &qerr);
+                return -1;
+        }
+        return rc;
+}
+
+static void add_delta_stats(struct em_sync_stats *s, const struct em_delta_stats *d)
+{
+        s->pages_scanned += d->pages;
+        s->pages_zero += d->zero;
+        s->pages_known += d->ref;
+        s->pages_sent += d->data;
+        s->pages_xor += d->xdata;
+        s->pages_zblock += d->zdata;
+}
+
+/* A delta encoder whose chunks go through a send pipeline. */
+struct pipeline {
+        struct emit_ctx ctx;
+        struct em_delta_enc enc;
+};
+
+static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state *st, int level,
+                          struct em_sync_stats *stats, em_error_t *err)
+{
+        p->ctx = (struct emit_ctx){NULL, c, st, level, stats};
+        if (em_sendq_start(c, PIPELINE_DEPTH, &p->ctx.q, err) < 0)
+                return -1;
+        if (em_delta_enc_init(&p->enc, st->known, DELTA_CHUNK, emit_pages_data, &p->ctx, err) < 0)
+                return end_pipeline(&p->ctx.q, -1, err);
+        p->enc.shadow = st->shadow;
+        return 0;
+}
+
+/* Flushes (if rc is 0), counts, and waits for the sender. */
+static int pipeline_end(struct pipeline *p, int rc, em_error_t *err)
+{
+        if (rc == 0)
+                rc = em_delta_enc_flush(&p->enc, err);
+        add_delta_stats(p->ctx.stats, &p->enc.st);
+        em_delta_enc_free(&p->enc);
+        return end_pipeline(&p->ctx.q, rc, err);
+}
+
+int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                        int level, struct em_sync_stats *stats, em_error_t *err)
+{
+        struct pipeline p;
+        int rc = 0;
+
+        if (pipeline_begin(&p, c, st, level, stats, err) < 0)
+                return -1;
+        for (size_t i = 0; i < npids && rc == 0; i++) {
+                struct em_procmem_stats ps = {0};
+                rc = em_delta_encode_procmem(&p.enc, pids[i], &ps, err);
+                if (rc < 0)
+                        em_error_wrap(err, "pre-copy of the memory of pid %d", (int)pids[i]);
+        }
+        return pipeline_end(&p, rc, err);
+}
+
+/* The pagemaps of an image dir, so the shadow knows each page's address:
+ * pagemap-<vpid>.img describes pages-<pages_id>.img. */
+struct pagemaps {
+        struct em_pagemap *pm;
+        uint32_t *vpid;
+        size_t n;
+};
+
+static void pagemaps_free(struct pagemaps *m)
+{
+        for (size_t i = 0; i < m->n; i++)
+                em_pagemap_free(&m->pm[i]);
+        free(m->pm);
+        free(m->vpid);
+}
+
+static int pagemaps_load(int dfd, struct pagemaps *m, em_error_t *err)
+{
+        cleanup_strv char **names = NULL;
+        size_t k = 0;
+
+        if (em_pagemap_list(dfd, &names, err) < 0)
+                return -1;
+        while (names[k])
+                k++;
+        m->pm = calloc(k + 1, sizeof(*m->pm));
+        m->vpid = calloc(k + 1, sizeof(*m->vpid));
+        if (m->pm == NULL || m->vpid == NULL)
+                return em_error_set(err, ENOMEM, "pagemaps");
+        for (char **n = names; *n; n++) {
+                unsigned vpid;
+                char end;
+                if (sscanf(*n, "pagemap-%u.im%c", &vpid, &end) != 2 || end != 'g')
+                        continue; /* pagemap-shmem-*: no process address */
+                if (em_pagemap_load(dfd, *n, &m->pm[m->n], err) < 0)
+                        return -1;
+                m->vpid[m->n++] = vpid;
+        }
+        return 0;
+}
+
+/* Points the encoder at the pagemap of pages-<id>.img (none: no addresses). */
+static void use_pagemap(struct em_delta_enc *e, const struct pagemaps *m, const char *name)
+{
+        unsigned id;
+
+        e->pagemap = NULL;
+        if (sscanf(name, "pages-%u.img", &id) != 1)
+                return;
+        for (size_t i = 0; i < m->n; i++) {
+                if (m->pm[i].pages_id == id) {
+                        e->pagemap = &m->pm[i];
+                        e->vpid = m->vpid[i];
+                        return;
+                }
+        }
+}
+
+static int send_pages_files(em_conn_t *c, struct em_sync_state *st, int dfd, char **names,
+                            int level, json_t *digests, struct em_sync_stats *stats,
+                            em_error_t *err)
+{
+        struct pagemaps maps = {0};
+        struct pipeline p;
+        em_error_t e = NULL;
+        int rc = 0;
+
+        if (st->shadow != NULL && pagemaps_load(dfd, &maps, &e) < 0) {
+                em_log_warn("changed pages travel whole: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (pipeline_begin(&p, c, st, level, stats, err) < 0) {
+                pagemaps_free(&maps);
+                return -1;
+        }
+        p.enc.prescan = !st->frozen_pushed;
+        for (char **n = names; *n && rc == 0; n++) {
+                char digest[EM_DIGEST_STR_LEN + 1];
+                use_pagemap(&p.enc, &maps, *n);
+                rc = em_delta_encode_file(&p.enc, dfd, *n, digest, err);
+                if (rc == 0)
+                        json_object_set_new(digests, *n, json_string(digest));
+                stats->files_sent++;
+        }
+        rc = pipeline_end(&p, rc, err);
+        pagemaps_free(&maps);
+        return rc;
+}
+
+static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int level,
+                           json_t *digests, struct em_sync_stats *stats, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, name);
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "sending images");
+        if (em_sha256_file(path, digest, NULL, err) < 0 ||
+            em_proto_send_file(c, EM_FRAME_IMAGE_FILE, path, name, level, &stats->raw_bytes, err) <
+                0)
+                return em_error_wrap(err, "sending %s", name);
+        json_object_set_new(digests, name, json_string(digest));
+        stats->files_sent++;
+        em_log_debug("image %s: %" PRIu64 " bytes so far", name, stats->raw_bytes);
+        return 0;
+}
+
+static int collect(const char *dir, char ***pages, char ***plain, em_error_t *err)
+{
+        struct dirent **ents = NULL;
+        int n = scandir(dir, &ents, NULL, alphasort);
+        size_t np = 0, nq = 0;
+
+        if (n < 0)
+                return em_error_set(err, errno, "listing %s", dir);
+        *pages = calloc((size_t)n + 1, sizeof(char *));
+        *plain = calloc((size_t)n + 1, sizeof(char *));
+        for (int i = 0; i < n; i++) {
+                const char *nm = ents[i]->d_name;
+                /* Logs stay here; the target writes its own. */
+                if (*pages && *plain && ents[i]->d_type == DT_REG && fnmatch("*.log", nm, 0)) {
+                        if (fnmatch("pages-*.img", nm, 0) == 0)
+                                (*pages)[np++] = strdup(nm);
+                        else
+                                (*plain)[nq++] = strdup(nm);
+                }
+                free(ents[i]);
+        }
+        free(ents);
+        if (*pages == NULL || *plain == NULL)
+                return em_error_set(err, ENOMEM, "listing %s", dir);
+        return 0;
+}
+
+int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
+                        json_t *digests, struct em_sync_stats *stats, em_error_t *err)
+{
+        cleanup_strv char **pages = NULL, **plain = NULL;
+        cleanup_close int dfd = open(images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", images_dir);
+        if (collect(images_dir, &pages, &plain, err) < 0)
+                return -1;
+        for (char **n = plain; *n; n++) {
+                if (send_plain_file(c, images_dir, *n, level, digests, stats, err) < 0)
+                        return -1;
+        }
+        return send_pages_files(c, st, dfd, pages, level, digests, stats, err);
+}
+
+/* ---- compression calibration ---- */
+
+#define SAMPLE_PAGES 64 /* 256 KiB of real memory rank the levels */
+
+struct sample {
+        uint8_t *buf;
+        size_t n;
+};
+
+static int take_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        struct sample *s = ctx;
+
+        (void)vaddr;
+        if (em_page_is_zero(page))
+                return 0;
+        memcpy(s->buf + s->n * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
+        if (++s->n == SAMPLE_PAGES)
+                return em_error_set(err, ECANCELED, "sample complete");
+        return 0;
+}
+
+int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err)
+{
+        cleanup_free uint8_t *buf = malloc((size_t)SAMPLE_PAGES * EM_PAGE_SIZE);
+        struct sample s = {buf, 0};
+        struct em_procmem_stats st = {0};
+        em_error_t e = NULL;
+
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "compression calibration");
+        if (em_procmem_scan(pid, take_page, &s, &st, &e) < 0 && em_error_status(e) != ECANCELED) {
+                em_error_move(err, &e);
+                return em_error_wrap(err, "sampling memory of pid %d", (int)pid);
+        }
+        em_error_free(&e);
+        if (s.n == 0)
+                return em_error_set(err, ENODATA, "pid %d has no memory to sample", (int)pid);
+        return em_compress_calibrate(buf, s.n * EM_PAGE_SIZE, cal, err);
+}

@@ -1,0 +1,75 @@
+/* What a migration moves besides layers, as deltas, on top of delta/:
+ *  - memory: pages by content (delta/pages.h). Pre-copy rounds push the pages
+ *    of the live processes that the target lacks (PREFILL, no freeze); the
+ *    final CRIU pages-*.img files then travel as ZERO/REF/DATA ops and are
+ *    rebuilt byte for byte and digest-checked on the target;
+ *  - the writable layer: manifest diffs (delta/upper.h, via upper_send.c and
+ *    target/upper_recv.c).
+ * The target's page cache (<root>/pagecache/<container>/<peer>/, one per
+ * source peer: migrate/common/session.h em_session_cache_dir) outlives a session,
+ * so `prepare` can fill it ahead of the handoff; at the plan step the target
+ * tells the source which pages it holds (PAGES_HASHES). */
+#ifndef EDGEMIG_MIGRATE_SOURCE_PAGESYNC_H
+#define EDGEMIG_MIGRATE_SOURCE_PAGESYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "delta/pages.h"
+#include "transfer/compress.h"
+#include "transfer/conn.h"
+#include "util/config.h"
+#include "util/error.h"
+
+struct em_sync_stats {
+        uint64_t pages_scanned, pages_zero, pages_known, pages_sent;
+        uint64_t pages_xor;    /* of pages_sent: as XORs with the previous content */
+        uint64_t pages_zblock; /* of pages_sent: compressed against old neighbours */
+        uint64_t files_sent, files_deleted;
+        uint64_t raw_bytes; /* payload bytes handed to the connection */
+};
+
+/* Source side: the sender's record of the target's pages. */
+struct em_sync_state;
+int em_sync_state_new(struct em_sync_state **out, em_error_t *err);
+void em_sync_state_free(struct em_sync_state **st);
+/* The page hashes the target is known to hold. */
+em_hashset_t *em_sync_state_known(struct em_sync_state *st);
+/* Receives the target's PAGES_HASHES frames. */
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
+
+/* Gives st the sender's shadow of the target's memory (delta/shadow.h),
+ * which st then owns: changed pages travel as XORs with what the target
+ * holds for their address. */
+void em_sync_state_set_shadow(struct em_sync_state *st, struct em_shadow *shadow);
+struct em_shadow *em_sync_state_shadow(struct em_sync_state *st);
+
+/* Lets page deltas pick their zstd level per chunk from opt, cal and the
+ * connection's measured send rate (the pointers must outlive st). */
+void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
+                                const struct em_compress_calibration *cal);
+
+/* Reads the live memory of pids (no freeze) and pushes the pages the target
+ * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
+int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                        int level, struct em_sync_stats *stats, em_error_t *err);
+/* The memory pushed last was the frozen container's (during its final
+ * dump): the image's pages are known, so no first pass over them. */
+void em_sync_state_frozen_pushed(struct em_sync_state *st);
+/* Sends every file of a CRIU image dir (pages-*.img as page deltas) and
+ * fills digests {name: sha256} for the target's final check. */
+int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
+                        json_t *digests, struct em_sync_stats *stats, em_error_t *err);
+/* Measures zstd levels on a sample of pid's memory (for --compress auto). */
+int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err);
+
+/* The writable layer's sync state (source/upper_send.h) st owns. */
+struct em_upper_state *em_sync_state_upper(struct em_sync_state *st);
+struct em_volume_tx;
+/* The container's named volumes' sync state (common/volume_sync.h) st
+ * owns; *NULL: the container has none. */
+struct em_volume_tx **em_sync_state_volumes(struct em_sync_state *st);
+
+#endif

@@ -1,0 +1,512 @@
+/* Source phases after the plan: pre-copy rounds, the final step, commit and
+ * roll-back. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "migrate/common/journal.h"
+#include "migrate/source/known_cache.h"
+#include "migrate/common/logsync.h"
+#include "migrate/common/postcopy.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/resolve.h"
+#include "migrate/common/session.h"
+#include "migrate/source/phases.h"
+#include "migrate/source/upper_send.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/fault.h"
+#include "util/log.h"
+
+#define MAX_PIDS 4096
+
+static uint64_t wire_out(struct source *s)
+{
+        struct em_conn_stats cs;
+        em_conn_stats(s->conn, &cs);
+        return cs.wire_out;
+}
+
+void em_source_phase_end(struct source *s, const char *phase, uint64_t raw)
+{
+        uint64_t w = wire_out(s);
+        em_report_phase_end(s->report, phase, raw, w - s->phase_wire0);
+        em_report_add_bytes(s->report, raw, w - s->phase_wire0);
+        s->phase_wire0 = w;
+        if (s->o->progress)
+                s->o->progress(s->o->progress_ud, phase, w, s->bandwidth, 0);
+}
+
+int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+
+        if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0 ||
+            em_proto_recv(s->conn, &f, err) < 0)
+                return -1;
+        if (f.hdr.type != EM_FRAME_ROUND_END)
+                return em_error_set(err, EPROTO, "protocol error: expected ROUND_END, got %s",
+                                    em_frame_type_name(f.hdr.type));
+        return 0;
+}
+
+/* Adds the children of pid (recursively) by scanning /proc. */
+static size_t collect_pids(pid_t root, pid_t *out, size_t max)
+{
+        size_t n = 0;
+
+        if (root <= 0)
+                return 0;
+        out[n++] = root;
+        for (size_t i = 0; i < n; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[i], (int)out[i]);
+                cleanup_fclose FILE *f = fopen(path, "re");
+                int child;
+                while (f && n < max && fscanf(f, "%d", &child) == 1)
+                        out[n++] = child;
+        }
+        return n;
+}
+
+/* The container's processes now, into s->pids (kept for the final push). */
+static int container_pids(struct source *s, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *status = NULL;
+        int pid = 0;
+
+        if (s->pids == NULL && (s->pids = calloc(MAX_PIDS, sizeof(pid_t))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
+            em_runc_state(s->cfg, &p, s->name, &status, &pid, err) < 0)
+                return -1;
+        if (status == NULL || strcmp(status, "running") != 0)
+                return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
+                                    status && *status ? status : "unknown to runc");
+        s->npids = collect_pids(pid, s->pids, MAX_PIDS);
+        return 0;
+}
+
+static void report_calibration(struct source *s)
+{
+        json_t *levels = json_array();
+
+        for (int i = 0; i < s->cal.n; i++)
+                json_array_append_new(
+                    levels, json_pack("{s:i, s:f, s:f}", "level", s->cal.s[i].level, "mb_per_s",
+                                      s->cal.s[i].speed / 1e6, "ratio", s->cal.s[i].ratio));
+        em_report_set(s->report, "compress_calibration", levels);
+}
+
+static void *calibrate_thread(void *arg)
+{
+        struct source *s = arg;
+
+        s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal, &s->cal_err);
+        return NULL;
+}
+
+void em_source_calibrate_start(struct source *s)
+{
+        em_error_t e = NULL;
+
+        if (s->calibrated || s->cal_running || s->o->compress.mode != EM_COMPRESS_AUTO)
+                return;
+        if (container_pids(s, &e) < 0 || s->npids == 0) {
+                em_log_debug("compression calibration: %s", e ? em_error_msg(e) : "no pid");
+                em_error_free(&e);
+                return;
+        }
+        s->cal_pid = s->pids[0];
+        s->cal_running = pthread_create(&s->cal_thread, NULL, calibrate_thread, s) == 0;
+}
+
+void em_source_calibrate_join(struct source *s)
+{
+        if (!s->cal_running)
+                return;
+        pthread_join(s->cal_thread, NULL);
+        s->cal_running = false;
+        if (s->cal_rc < 0) {
+                em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
+                em_error_free(&s->cal_err);
+                return;
+        }
+        s->calibrated = true;
+        report_calibration(s);
+}
+
+int em_source_compress_level(struct source *s)
+{
+        em_source_calibrate_join(s);
+        return em_compress_level(&s->o->compress, s->bandwidth, s->calibrated ? &s->cal : NULL);
+}
+
+static int compress_level(struct source *s)
+{
+        return em_source_compress_level(s);
+}
+
+/* The fallback when the early calibration could not start. Best effort. */
+static void calibrate(struct source *s, pid_t pid)
+{
+        em_source_calibrate_join(s);
+        if (s->calibrated || s->small_transfers || s->o->compress.mode != EM_COMPRESS_AUTO)
+                return;
+        if (em_sync_calibrate(pid, &s->cal, &s->cal_err) < 0) {
+                em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
+                em_error_free(&s->cal_err);
+                return;
+        }
+        s->calibrated = true;
+        report_calibration(s);
+}
+
+static int upper_dir(struct source *s, char **out, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0)
+                return -1;
+        *out = steal_pointer(&p.upper);
+        return 0;
+}
+
+static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_error_t *err)
+{
+        cleanup_free char *upper = NULL;
+        struct em_sync_stats st = {0};
+        char payload[64];
+        int64_t t0 = em_mono_ms();
+        uint64_t w0 = wire_out(s);
+
+        if (container_pids(s, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        calibrate(s, s->pids[0]);
+        if (upper_dir(s, &upper, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
+            em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st, err) <
+                0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
+        if (em_source_round_trip(s, payload, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", n);
+        int64_t ms = em_mono_ms() - t0;
+        uint64_t wire = wire_out(s) - w0;
+        /* Only a round that moved enough data says something about the link. */
+        if (wire > 256 * 1024 && ms > 0) {
+                s->bandwidth = (double)wire * 1000.0 / (double)ms;
+                s->bandwidth_measured = true;
+        }
+        rs->dirty_bytes = st.raw_bytes;
+        rs->dirty_wire_bytes = wire;
+        em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
+        em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st.pages_xor));
+        em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st.pages_zblock));
+        em_report_add_bytes(s->report, st.raw_bytes, 0);
+        em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
+                    (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
+                    (unsigned long long)wire, (long long)ms);
+        return 0;
+}
+
+/* How recent a measurement of the link must be to stand in for one. */
+#define BANDWIDTH_SEED_MAX_AGE_MS (10 * 60 * 1000)
+
+/* Small rounds do not measure the link (they fit in socket buffers), so
+ * after a `prepare` the stop rule would assume a slow link and keep going
+ * round after round. A recent transfer to the same target knows better. */
+static void seed_bandwidth(struct source *s)
+{
+        double bps;
+
+        if (s->bandwidth > 0)
+                return;
+        bps = em_report_peer_bandwidth(s->cfg->root, s->o->target, BANDWIDTH_SEED_MAX_AGE_MS);
+        if (bps <= 0)
+                return;
+        s->bandwidth = bps;
+        em_report_set(s->report, "bandwidth_seed_bps", json_real(bps));
+}
+
+int em_source_precopy(struct source *s, em_error_t *err)
+{
+        struct em_round_stat rounds[64];
+        unsigned max = s->o->stop.max_rounds ? s->o->stop.max_rounds : 1;
+        int64_t t0 = em_mono_ms();
+        enum em_stop_reason why = EM_STOP_CONTINUE;
+        size_t n = 0;
+
+        if (max > 64)
+                max = 64;
+        seed_bandwidth(s);
+        em_report_phase_begin(s->report, "precopy");
+        s->phase_wire0 = wire_out(s);
+        while (why == EM_STOP_CONTINUE) {
+                if (one_round(s, (unsigned)n + 1, &rounds[n], err) < 0)
+                        return -1;
+                rounds[n].elapsed_ms = (uint64_t)(em_mono_ms() - t0);
+                n++;
+                why = em_stop_rule_decide(&s->o->stop, rounds, n, s->bandwidth);
+                if (n >= max && why == EM_STOP_CONTINUE)
+                        why = EM_STOP_ROUNDS;
+        }
+        em_report_set(s->report, "stop_reason", json_string(em_stop_reason_name(why)));
+        em_report_set(s->report, "bandwidth_bps",
+                      json_real(s->bandwidth_measured ? s->bandwidth : 0));
+        em_source_phase_end(s, "precopy", 0);
+        return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
+}
+
+int em_source_finish_prepare(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ack = NULL;
+
+        em_error_t e = NULL;
+
+        if (em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "finishing prepare");
+        /* What the target now holds, for the migration that follows. */
+        if (em_known_cache_save(s->cfg->root, s->name, s->o->target, ack,
+                                em_sync_state_known(s->sync), &e) < 0) {
+                em_log_warn("%s (the migration will ask the target instead)", em_error_msg(e));
+                em_error_free(&e);
+        }
+        return 0; /* the container keeps running here */
+}
+
+/* While runc checkpoint runs (the container frozen first, then dumped by
+ * CRIU, ~200 ms), its memory is read once more and what changed since the
+ * last round goes out: the link works during the dump instead of after it,
+ * and the final image's pages are then known to the target. */
+static int push_frozen(struct source *s, struct em_sync_stats *st, em_error_t *err)
+{
+        em_error_t e = NULL;
+
+        if (s->pids == NULL && container_pids(s, &e) < 0) {
+                em_log_debug("no memory push during the dump: %s", em_error_msg(e));
+                em_error_free(&e);
+                return 0;
+        }
+        if (em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), st, err) <
+            0)
+                return -1;
+        em_sync_state_frozen_pushed(s->sync);
+        return 0;
+}
+
+static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_t *err)
+{
+        struct em_checkpoint_opts co;
+        pid_t runc = 0;
+        em_error_t pe = NULL;
+        int pushed;
+
+        em_checkpoint_opts_init(&co);
+        em_report_phase_begin(s->report, "final");
+        s->phase_wire0 = wire_out(s);
+        em_report_mark(s->report, "source_stopped");
+        if (em_container_checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
+                return em_error_wrap(err, "final checkpoint");
+        pushed = push_frozen(s, st, &pe);
+        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &co, runc,
+                                           EM_CRIU_TIMEOUT_MS, err) < 0) {
+                em_error_free(&pe);
+                return em_error_wrap(err, "final checkpoint");
+        }
+        s->checkpointed = true;
+        em_report_mark(s->report, "checkpoint_done");
+        if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0 ||
+            em_journal_write(s->workdir, "final", s->name, err) < 0) {
+                em_error_free(&pe);
+                return -1;
+        }
+        if (pushed < 0) {
+                em_error_move(err, &pe);
+                return em_error_wrap(err, "sending the memory of the frozen container");
+        }
+        if (s->o->images_hook && s->o->images_hook(s->images, s->o->images_hook_ud, err) < 0)
+                return -1;
+        return em_fault("source.after-checkpoint", em_conn_fd(s->conn), err);
+}
+
+/* The log is complete once the container is checkpointed (migrate/common/logsync.h). */
+static int send_log(struct source *s, int level, uint64_t *raw, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0)
+                return -1;
+        return em_logsync_send(s->conn, p.log, s->workdir, level, raw, err);
+}
+
+static int send_final(struct source *s, const struct em_sync_stats *st0, em_error_t *err)
+{
+        cleanup_json json_t *digests = json_object(), *final = NULL;
+        cleanup_free char *upper = NULL;
+        struct em_sync_stats st = *st0;
+        int level = compress_level(s);
+
+        if (upper_dir(s, &upper, err) < 0 ||
+            em_sync_send_upper(s->conn, s->sync, upper, false, level, &st, err) < 0 ||
+            em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0 ||
+            send_log(s, level, &st.raw_bytes, err) < 0)
+                return em_error_wrap(err, "sending the final state");
+        final = json_pack("{s:O}", "files", digests);
+        if (final == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
+        /* Once FINAL may have arrived the target may restore: from here on
+         * only the target's answer tells whether a copy runs there. The
+         * journal says "final" since the checkpoint (one fsync in the
+         * downtime, not two: a recovery that asks before FINAL left hears
+         * "staging" and restores here after the abort). */
+        s->final_sent = true;
+        if (em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
+                return -1;
+        em_report_set(s->report, "compress_level", json_integer(level));
+        em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
+        em_report_set(s->report, "final_pages_during_dump",
+                      json_integer((json_int_t)st0->pages_sent));
+        em_report_set(s->report, "final_pages_known", json_integer((json_int_t)st.pages_known));
+        em_report_set(s->report, "final_pages_xor", json_integer((json_int_t)st.pages_xor));
+        em_report_set(s->report, "final_pages_zblock", json_integer((json_int_t)st.pages_zblock));
+        em_source_phase_end(s, "final", st.raw_bytes);
+        return em_fault("source.after-final", em_conn_fd(s->conn), err);
+}
+
+/* The target owns the service: our stopped copy and its checkpoint go. */
+static int finish_commit(struct source *s, em_error_t *err)
+{
+        em_error_t e = NULL;
+
+        if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
+                return -1;
+        s->committed = true;
+        if (em_container_rm_migrated(s->cfg, s->name, &e) < 0) {
+                em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
+                em_error_free(&e);
+        }
+        em_known_cache_drop(s->cfg->root, s->name);
+        em_report_mark(s->report, "source_cleaned");
+        return 0;
+}
+
+/* RESTORE_OK, then our decision ("committing", journalled before DONE
+ * leaves), DONE and its acknowledgement. Any failure after FINAL is
+ * settled by em_source_settle, never by a local restore on its own. */
+static int commit(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ok = NULL, *ack = NULL;
+        int fd = em_conn_fd(s->conn);
+
+        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+                return em_error_wrap(err, "target restore");
+        em_report_mark(s->report, "target_running");
+        s->target_running = true;
+        json_t *timing = json_object_get(ok, "timing");
+        if (json_is_object(timing))
+                em_report_set(s->report, "target_timing", json_incref(timing));
+        if (em_fault("source.before-commit", fd, err) < 0 ||
+            em_journal_write(s->workdir, "committing", s->name, err) < 0)
+                return -1;
+        if (em_fault("source.after-committing", fd, err) < 0 ||
+            em_fault("source.lose-done", fd, err) < 0 ||
+            em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_fault("source.after-done", fd, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "committing");
+        return finish_commit(s, err);
+}
+
+static void resolve_opts(const struct source *s, struct em_resolve_opts *ro)
+{
+        em_resolve_opts_init(ro);
+        ro->tls = s->o->tls;
+        ro->connect_timeout_ms = s->o->connect_timeout_ms;
+}
+
+/* FINAL went out and no acknowledged commit came back: the target may run
+ * the service. Ask it (migrate/common/resolve.h); 0 if it turned out committed. */
+static int settle(struct source *s, em_error_t *err)
+{
+        struct em_resolve_opts ro;
+        enum em_verdict v;
+        em_error_t e = NULL;
+
+        em_log_warn("migration of %s in doubt (%s): asking the target", s->name,
+                    em_error_msg(*err));
+        em_conn_free(&s->conn); /* the target's session ends and settles its side */
+        resolve_opts(s, &ro);
+        if (em_resolve_session(&ro, s->workdir, s->session, &v, &e) < 0)
+                v = EM_VERDICT_UNKNOWN;
+        em_report_set(s->report, "settled",
+                      json_string(v == EM_VERDICT_COMMIT  ? "committed"
+                                  : v == EM_VERDICT_ABORT ? "aborted"
+                                                          : "in doubt"));
+        if (v == EM_VERDICT_COMMIT) {
+                em_log_warn("session %s settled: the target committed %s", s->session, s->name);
+                if (!s->target_running) /* its RESTORE_OK was lost: now we know */
+                        em_report_mark(s->report, "target_running");
+                em_error_free(err);
+                em_error_free(&e);
+                return finish_commit(s, err);
+        }
+        if (v == EM_VERDICT_ABORT) /* the target has no copy: em_source_roll_back */
+                return -1;
+        s->in_doubt = s->keep_workdir = true;
+        em_error_wrap(err,
+                      "migration in doubt (%s): %s stays stopped here, its checkpoint kept in "
+                      "%s; run `edgemig recover` once the target answers, or `edgemig recover "
+                      "--keep-local %s` if the target is gone for good",
+                      e ? em_error_msg(e) : "no answer", s->name, s->workdir, s->session);
+        em_error_free(&e);
+        return -1;
+}
+
+int em_source_final(struct source *s, em_error_t *err)
+{
+        struct em_sync_stats st = {0};
+
+        if (em_source_lazy_wanted(s))
+                return em_source_final_lazy(s, err);
+        if (checkpoint_here(s, &st, err) < 0)
+                return -1;
+        if (send_final(s, &st, err) == 0 && commit(s, err) == 0)
+                return 0;
+        return s->final_sent ? settle(s, err) : -1;
+}
+
+void em_source_roll_back(struct source *s)
+{
+        struct em_restore_opts ro;
+        em_error_t e = NULL;
+
+        if (!s->checkpointed || s->committed || s->in_doubt)
+                return;
+        em_log_warn("restoring %s on this host (roll-back)", s->name);
+        em_restore_opts_init(&ro);
+        ro.copy_upper = true;
+        if (em_container_restore_from(s->cfg, s->name, s->spec, s->images, NULL, &ro, &e) < 0) {
+                em_log_error("ROLL-BACK FAILED for %s: %s; its checkpoint stays in %s", s->name,
+                             em_error_msg(e), s->workdir);
+                em_error_free(&e);
+                s->keep_workdir = true; /* the images, for a manual restore */
+                return;
+        }
+        s->checkpointed = false;
+        em_report_mark(s->report, "rolled_back");
+        /* The target may have announced the service IP before failing. */
+        const char *ip = em_json_str(s->spec, "ip");
+        if (ip != NULL && em_session_route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
+                em_log_error("re-announcing %s after the roll-back: %s", ip, em_error_msg(e));
+                em_error_free(&e);
+        }
+}

@@ -1,0 +1,75 @@
+/* The phases of the source side (phases.c) and the state of one migration
+ * they share with source.c, which drives them, and common/postcopy.c. */
+#ifndef EDGEMIG_MIGRATE_SOURCE_PHASES_H
+#define EDGEMIG_MIGRATE_SOURCE_PHASES_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "migrate/common/report.h"
+#include "migrate/source/pagesync.h"
+#include "migrate/source/source.h"
+#include "store/store.h"
+#include "transfer/conn.h"
+
+struct source {
+        const struct em_config *cfg;
+        const char *name;
+        const struct em_migrate_opts *o;
+        uint8_t session_id[16];
+        char session[33];
+        em_conn_t *conn;
+        struct em_store *store;
+        struct em_image_info *image;
+        struct em_sync_state *sync;
+        struct em_report *report;
+        json_t *spec;
+        char *workdir, *images;
+        int journal_fd;                     /* holds the session's journal lock */
+        bool checkpointed;                  /* the container is stopped here, its state in images */
+        bool final_sent;                    /* FINAL may have reached the target */
+        bool target_running;                /* its RESTORE_OK arrived */
+        bool committed;                     /* the target owns the service now */
+        bool in_doubt;                      /* the target did not answer: nothing runs here */
+        bool migrating;                     /* the container's state is "migrating" */
+        bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */
+        double bandwidth;                   /* bytes/s: measured on this link, or seeded */
+        bool bandwidth_measured;            /* by this migration (not a seed) */
+        struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
+        bool calibrated;
+        /* A `prepare` left the target most pages: the transfers will be
+         * small, and calibrating (~80 ms of CPU) would only slow the
+         * handoff down. Cleared if the target's cache turns out stale. */
+        bool small_transfers;
+        /* Calibration runs in a thread from the start of the migration, off
+         * the handoff's critical path; joined before the first level choice. */
+        pthread_t cal_thread;
+        bool cal_running;
+        pid_t cal_pid;
+        int cal_rc;
+        em_error_t cal_err;
+        uint64_t phase_wire0;
+        pid_t *pids; /* the container's processes at the last round */
+        size_t npids;
+};
+
+/* Ends a report phase with the wire bytes sent since it began. */
+void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
+/* Sends ROUND_END with payload and waits for the target's echo, so that
+ * everything before it has been received and applied. */
+int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+/* For --compress auto: starts measuring the levels on the container's
+ * memory in a thread (best effort); _join waits for it (idempotent). */
+void em_source_calibrate_start(struct source *s);
+void em_source_calibrate_join(struct source *s);
+int em_source_precopy(struct source *s, em_error_t *err);
+int em_source_final(struct source *s, em_error_t *err);
+int em_source_finish_prepare(struct source *s, em_error_t *err);
+void em_source_roll_back(struct source *s);
+/* zstd level for the next transfer (0: none), per --compress and, for auto,
+ * the measured bandwidth and calibration. */
+int em_source_compress_level(struct source *s);
+
+#endif

@@ -1,0 +1,569 @@
+/* The source's half of the pre-check (precheck.h): what this host knows
+ * about the container, then one "check" session with the target. */
+#include "migrate/source/precheck.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "checkpoint/ckpt_info.h"
+#include "checkpoint/features.h"
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "container/volume.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/report.h"
+#include "migrate/common/session.h"
+#include "migrate/source/pagesync.h"
+#include "store/store.h"
+#include "transfer/tls.h"
+#include "util/clock.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+#include "util/subprocess.h"
+
+#define MAX_PIDS         4096
+#define BW_MAX_AGE_MS    (10 * 60 * 1000)
+#define MEM_RATIO        0.5 /* assumed zstd ratio of memory pages (stated in the report) */
+#define RESTORE_FIXED_MS 700 /* checkpoint + restore of a small service here (platform facts) */
+
+struct pre {
+        const struct em_config *cfg;
+        const char *name;
+        const struct em_migrate_opts *o;
+        json_t *report, *problems, *notes;
+        json_t *spec;
+        struct em_image_info *image;
+        em_conn_t *conn;
+        pid_t pids[MAX_PIDS];
+        size_t npids;
+        pid_t init;
+        uint64_t upper_bytes, memory_bytes, dump_bytes;
+        int64_t rtt_ms;
+};
+
+static void add(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(json_t *list, const char *fmt, ...)
+{
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        json_array_append_new(list, json_string(buf));
+}
+
+static bool ns_of(pid_t pid, char out[64])
+{
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+        ssize_t n = readlink(path, out, 63);
+        if (n <= 0)
+                return false;
+        out[n] = '\0';
+        return true;
+}
+
+/* Every process in the PID namespace of the container's init: its tree and
+ * what `exec` started in it (whose parent is runc, outside). */
+static size_t collect_pids(pid_t init, pid_t *out, size_t max)
+{
+        cleanup_dir DIR *d = opendir("/proc");
+        char want[64], ns[64];
+        struct dirent *de;
+        size_t n = 0;
+
+        if (d == NULL || init <= 0 || !ns_of(init, want))
+                return 0;
+        while ((de = readdir(d)) != NULL && n < max) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                if (*end == '\0' && pid > 0 && ns_of((pid_t)pid, ns) && strcmp(ns, want) == 0)
+                        out[n++] = (pid_t)pid;
+        }
+        return n;
+}
+
+/* Resident bytes of pid (statm): what the target must have room for. */
+static uint64_t rss_bytes(pid_t pid)
+{
+        char path[64];
+        unsigned long long size, rss;
+
+        snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL || fscanf(f, "%llu %llu", &size, &rss) != 2)
+                return 0;
+        return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The bytes of pid CRIU dumps: anonymous and shared-memory pages, resident
+ * or swapped. Its resident file pages (the mapped binary and libraries,
+ * most of a small service's RSS) stay in the image's layers. */
+static uint64_t dumped_bytes(pid_t pid)
+{
+        char path[64], *line = NULL;
+        size_t cap = 0;
+        unsigned long long kb, sum = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        while (f != NULL && getline(&line, &cap, f) > 0) {
+                if (sscanf(line, "RssAnon: %llu kB", &kb) == 1 ||
+                    sscanf(line, "RssShmem: %llu kB", &kb) == 1 ||
+                    sscanf(line, "VmSwap: %llu kB", &kb) == 1)
+                        sum += kb;
+        }
+        free(line);
+        return (uint64_t)sum * 1024;
+}
+
+/* Running, and its processes and memory. */
+static int local_process(struct pre *p, const struct em_container_paths *cp, em_error_t *err)
+{
+        cleanup_free char *status = NULL;
+        int pid = 0;
+
+        if (em_runc_state(p->cfg, cp, p->name, &status, &pid, err) < 0)
+                return -1;
+        if (strcmp(status, "running") != 0) {
+                add(p->problems, "%s is not running here (%s): only a running container migrates",
+                    p->name, *status ? status : "unknown to runc");
+                return 0;
+        }
+        p->init = pid;
+        p->npids = collect_pids(pid, p->pids, MAX_PIDS);
+        for (size_t i = 0; i < p->npids; i++) {
+                p->memory_bytes += rss_bytes(p->pids[i]);
+                p->dump_bytes += dumped_bytes(p->pids[i]);
+        }
+        return 0;
+}
+
+/* `ss -xanH` (in the network namespace of netns, or ours if NULL) into
+ * peers: local inode -> peer inode. */
+static int unix_peers(const char *netns, json_t *peers, em_error_t *err)
+{
+        cleanup_free char *netarg = NULL;
+        cleanup_proc_result struct em_proc_result r = {0};
+        struct em_proc_spec spec;
+        char *save = NULL, ino[32], peer[32];
+
+        if (netns != NULL && asprintf(&netarg, "--net=%s", netns) < 0)
+                return em_error_set(err, ENOMEM, "ss");
+        const char *in_ns[] = {"nsenter", netarg, "ss", "-xanH", NULL};
+        const char *here[] = {"ss", "-xanH", NULL};
+        em_proc_spec_init(&spec, netns ? in_ns : here);
+        spec.timeout_ms = 5000;
+        if (em_proc_run(&spec, &r, err) < 0)
+                return -1;
+        for (char *l = strtok_r(r.out, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                if (sscanf(l, "%*s %*s %*s %*s %*s %31s %*s %31s", ino, peer) == 2)
+                        json_object_set_new(peers, ino, json_string(peer));
+        return 0;
+}
+
+/* Whether fd of pid is an AF_UNIX socket: a copy of it (pidfd_getfd) is
+ * asked; TCP and other families are CRIU's business and fine. */
+static bool unix_fd(int pidfd, int fd)
+{
+        cleanup_close int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        int domain = 0;
+        socklen_t len = sizeof(domain);
+
+        return copy >= 0 && getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+               domain == AF_UNIX;
+}
+
+/* The unix socket inodes the container's processes hold. */
+static void held_sockets(const struct pre *p, json_t *held)
+{
+        for (size_t i = 0; i < p->npids; i++) {
+                char dir[64], link[64], path[600];
+                snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)p->pids[i]);
+                cleanup_dir DIR *d = opendir(dir);
+                cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, p->pids[i], 0);
+                struct dirent *de;
+                unsigned long ino;
+                while (d != NULL && pidfd >= 0 && (de = readdir(d)) != NULL) {
+                        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                        ssize_t n = readlink(path, link, sizeof(link) - 1);
+                        if (n <= 0)
+                                continue;
+                        link[n] = '\0';
+                        if (sscanf(link, "socket:[%lu]", &ino) != 1 ||
+                            !unix_fd(pidfd, atoi(de->d_name)))
+                                continue;
+                        snprintf(path, sizeof(path), "%lu", ino);
+                        json_object_set_new(held, path, json_true());
+                }
+        }
+}
+
+/* Unix sockets connected to a peer outside the container (a host daemon's
+ * socket, or one handed in by `exec`): CRIU cannot dump them. */
+static void external_sockets(struct pre *p, const struct em_container_paths *cp)
+{
+        cleanup_json json_t *held = json_object(), *peers = json_object();
+        em_error_t e = NULL;
+        const char *k;
+        json_t *v;
+
+        if (held == NULL || peers == NULL)
+                return;
+        held_sockets(p, held);
+        if (unix_peers(cp->netns, peers, &e) < 0) {
+                add(p->notes, "external sockets not checked: %s", em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        json_object_foreach(held, k, v)
+        {
+                const char *peer = em_json_str(peers, k);
+                if (peer == NULL)
+                        add(p->problems,
+                            "unix socket %s was created outside the container (handed in, "
+                            "e.g. as stdio of `exec`): CRIU cannot dump an external socket",
+                            k);
+                else if (peer != NULL && strcmp(peer, "0") != 0 && strcmp(peer, "*") != 0 &&
+                         json_object_get(held, peer) == NULL)
+                        add(p->problems,
+                            "unix socket %s is connected to socket %s outside the container: "
+                            "CRIU cannot dump an external socket",
+                            k, peer);
+        }
+}
+
+/* Named volumes travel with the container (counted with its writable
+ * layer); a bind mount needs the same path allowed on the target, which
+ * the target's answer judges (em_mounts_admit). */
+static int volume_bytes(struct pre *p, em_error_t *err)
+{
+        json_t *mounts = json_object_get(p->spec, "mounts"), *m;
+        uint64_t bytes, entries;
+        size_t i, binds = 0;
+
+        em_error_t e = NULL;
+
+        if (em_volumes_movable(p->cfg, p->spec, p->name, &e) < 0)
+                add(p->problems, "%s", em_error_msg(e));
+        em_error_free(&e);
+        json_array_foreach(mounts, i, m)
+        {
+                const char *name = em_spec_volume(p->spec, i);
+                cleanup_free char *dir = name ? em_volume_path(p->cfg, name) : NULL;
+                binds += em_json_str(m, "source") != NULL;
+                if (dir == NULL || !em_path_exists(dir))
+                        continue;
+                if (em_ckpt_upper_size(dir, &bytes, &entries, err) < 0)
+                        return -1;
+                p->upper_bytes += bytes;
+                add(p->notes, "volume %s travels with it (%llu bytes)", name,
+                    (unsigned long long)bytes);
+        }
+        if (binds == 0)
+                add(p->notes, "no bind mounts");
+        return 0;
+}
+
+static int local_checks(struct pre *p, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths cp = {0};
+        cleanup_store struct em_store *store = NULL;
+        uint64_t entries = 0;
+        const char *image;
+
+        if (em_container_spec_get(p->cfg, p->name, &p->spec, err) < 0 ||
+            em_container_paths_init(p->cfg, p->name, &cp, err) < 0)
+                return -1;
+        image = em_json_str(p->spec, "image_digest");
+        if (image == NULL || *image == '\0')
+                image = em_json_str(p->spec, "image");
+        if (em_store_open(p->cfg->root, &store, err) < 0 ||
+            em_store_image_get(store, image ? image : "", &p->image, err) < 0)
+                return em_error_wrap(err, "image of container %s", p->name);
+        if (local_process(p, &cp, err) < 0)
+                return -1;
+        if (em_path_exists(cp.upper) &&
+            em_ckpt_upper_size(cp.upper, &p->upper_bytes, &entries, err) < 0)
+                return -1;
+        if (volume_bytes(p, err) < 0)
+                return -1;
+        if (p->npids > 0)
+                external_sockets(p, &cp);
+        return 0;
+}
+
+static int connect_target(struct pre *p, em_error_t *err)
+{
+        cleanup_free char *peer = NULL;
+        int rc;
+
+        if (p->o->tls != NULL)
+                rc = em_tls_connect(p->o->tls, p->o->target, p->o->connect_timeout_ms, &p->conn,
+                                    &peer, err);
+        else
+                rc = em_tcp_connect(p->o->target, p->o->connect_timeout_ms, &p->conn, err);
+        if (rc < 0)
+                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
+                                     p->o->target);
+        em_conn_set_timeout(p->conn, p->o->io_timeout_ms);
+        return 0;
+}
+
+/* HELLO of mode "check": the target's decision on versions, CRIU and CPU.
+ * *refused: it said no (the reason is a problem of the report). */
+static int hello(struct pre *p, bool *refused, em_error_t *err)
+{
+        cleanup_hello struct em_hello h = {0};
+        cleanup_frame struct em_frame f = {0};
+        cleanup_free char *text = NULL, *reason = NULL;
+        bool ok = false;
+        int64_t t0 = em_mono_ms();
+
+        if (em_session_local_hello(p->cfg, &h, err) < 0 || em_session_new(h.session, err) < 0)
+                return -1;
+        h.container = strdup(p->name);
+        h.mode = strdup(EM_PRECHECK_MODE);
+        if (h.container == NULL || h.mode == NULL || em_hello_build(&h, &text, err) < 0)
+                return em_error_wrap(err, "building HELLO");
+        if (em_conn_send_str(p->conn, EM_FRAME_HELLO, text, err) < 0 ||
+            em_proto_recv(p->conn, &f, err) < 0 || f.hdr.type != EM_FRAME_HELLO_ACK ||
+            em_hello_ack_parse((const char *)f.payload, f.length, h.session, &ok, &reason, err) < 0)
+                return em_error_wrap(err, "handshake with %s", p->o->target);
+        p->rtt_ms = em_mono_ms() - t0;
+        *refused = !ok;
+        if (!ok)
+                add(p->problems, "the target refuses: %s", reason ? reason : "no reason given");
+        em_conn_set_session(p->conn, em_frame_session_tag(h.session));
+        return 0;
+}
+
+static json_t *image_plan(const struct em_image_info *im)
+{
+        json_t *blobs = json_array();
+        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
+                                 im->manifest_digest, "blobs", blobs);
+
+        if (plan == NULL)
+                return NULL;
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
+        for (size_t i = 0; i < im->n_layers; i++)
+                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
+                                                       "diff_id", im->diff_ids[i]));
+        return plan;
+}
+
+static uint64_t blob_size(const struct pre *p, const char *digest)
+{
+        cleanup_free char *path = NULL;
+        struct stat st;
+        const char *hex = em_digest_hex(digest);
+
+        if (hex == NULL || asprintf(&path, "%s/blobs/sha256/%s", p->cfg->root, hex) < 0 ||
+            stat(path, &st) < 0)
+                return 0;
+        return (uint64_t)st.st_size;
+}
+
+static uint64_t all_blob_bytes(const struct pre *p)
+{
+        uint64_t n =
+            blob_size(p, p->image->manifest_digest) + blob_size(p, p->image->config_digest);
+
+        for (size_t i = 0; i < p->image->n_layers; i++)
+                n += blob_size(p, p->image->layer_digests[i]);
+        return n;
+}
+
+/* The plan, then the link probe; *ans is the target's answer, *probe_ms the
+ * time from the probe's first byte to the answer. */
+static int exchange(struct pre *p, json_t **ans, int64_t *probe_ms, em_error_t *err)
+{
+        cleanup_free uint8_t *buf = malloc(EM_PRECHECK_PROBE);
+        cleanup_json json_t *plan = json_pack(
+            "{s:O, s:o, s:{s:I, s:I, s:I}}", "spec", p->spec, "image", image_plan(p->image), "need",
+            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
+            "layers_bytes_hint", (json_int_t)all_blob_bytes(p));
+
+        if (buf == NULL || plan == NULL)
+                return em_error_set(err, ENOMEM, "pre-check");
+        /* Random bytes: the link's rate, not the compressor's. */
+        for (size_t off = 0; off < EM_PRECHECK_PROBE;) {
+                ssize_t n = getrandom(buf + off, EM_PRECHECK_PROBE - off, 0);
+                if (n <= 0)
+                        return em_error_set(err, errno, "getrandom");
+                off += (size_t)n;
+        }
+        if (em_proto_send_json(p->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0)
+                return em_error_wrap(err, "pre-check plan");
+        int64_t t0 = em_mono_ms();
+        if (em_conn_send(p->conn, EM_FRAME_ROUND_END, 0, 0, buf, EM_PRECHECK_PROBE, 0, err) < 0 ||
+            em_proto_recv_json(p->conn, EM_FRAME_LAYERS_HAVE, ans, err) < 0)
+                return em_error_wrap(err, "pre-check with %s", p->o->target);
+        *probe_ms = em_mono_ms() - t0;
+        return 0;
+}
+
+static const char *probe_status(const json_t *features, const char *name)
+{
+        size_t i;
+        json_t *x;
+
+        json_array_foreach(json_object_get(features, "probes"), i, x)
+        {
+                if (strcmp(em_json_str(x, "name") ?: "", name) == 0)
+                        return em_json_str(x, "status");
+        }
+        return NULL;
+}
+
+/* What this host has and the target lacks; lazy modes need userfaultfd. */
+static void compare_features(struct pre *p, const json_t *theirs, em_error_t *err)
+{
+        cleanup_features struct em_features *f = NULL;
+        bool lazy = p->o->mode == EM_MIGRATE_POSTCOPY || p->o->mode == EM_MIGRATE_HYBRID ||
+                    p->o->mode == EM_MIGRATE_AUTO;
+
+        if (em_features_probe(p->cfg, true, &f, err) < 0) {
+                add(p->notes, "features not compared: %s", em_error_msg(*err));
+                em_error_free(err);
+                return;
+        }
+        for (size_t i = 0; i < em_features_count(f); i++) {
+                const struct em_feature *x = em_features_at(f, i);
+                const char *st = probe_status(theirs, x->name);
+                if (x->status != EM_FEATURE_OK || st == NULL || strcmp(st, "ok") == 0)
+                        continue;
+                if (lazy && strcmp(x->name, "userfaultfd") == 0)
+                        add(p->problems,
+                            "--mode %s needs lazy pages: the target's userfaultfd "
+                            "probe is %s (use --mode precopy)",
+                            em_migrate_mode_name(p->o->mode), st);
+                else
+                        add(p->notes, "the target's %s probe is %s (ok here)", x->name, st);
+        }
+}
+
+/* The ratio of the level --compress auto would pick on this link, measured
+ * on a sample of the container's memory as the migration does; *level -1
+ * and MEM_RATIO when no sample could be read. */
+static double memory_ratio(const struct pre *p, double bps, int *level)
+{
+        struct em_compress_calibration cal;
+        em_error_t e = NULL;
+
+        *level = -1;
+        if (p->init <= 0 || em_sync_calibrate(p->init, &cal, &e) < 0) {
+                em_error_free(&e);
+                return MEM_RATIO;
+        }
+        *level = em_compress_choose(bps, &cal);
+        for (int i = 0; i < cal.n; i++)
+                if (cal.s[i].level == *level)
+                        return cal.s[i].ratio;
+        return 1.0;
+}
+
+static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
+{
+        int level;
+        uint64_t layers = 0;
+        size_t i;
+        json_t *d;
+
+        json_array_foreach(json_object_get(ans, "missing"), i, d) layers +=
+            blob_size(p, json_string_value(d));
+        double secs = (double)(probe_ms > p->rtt_ms ? probe_ms - p->rtt_ms : 1) / 1000.0;
+        double bps = EM_PRECHECK_PROBE / secs;
+        double ratio = memory_ratio(p, bps, &level);
+        double mem_wire = (double)p->dump_bytes * ratio;
+        double transfer = (double)(layers + p->upper_bytes) + mem_wire;
+        double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
+        json_t *link =
+            json_pack("{s:I, s:f}", "rtt_ms", (json_int_t)p->rtt_ms, "bandwidth_bps", bps * 8);
+        if (link != NULL && recent > 0)
+                json_object_set_new(link, "recent_bandwidth_bps", json_real(recent * 8));
+        json_object_set_new(p->report, "link", link);
+        return json_pack(
+            "{s:I, s:I, s:I, s:f, s:i, s:I, s:I, s:I}", "layers_bytes", (json_int_t)layers,
+            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->dump_bytes,
+            "memory_ratio", ratio, "compress_level", level, "transfer_bytes", (json_int_t)transfer,
+            "handoff_ms", (json_int_t)(3 * p->rtt_ms + transfer / bps * 1000 + RESTORE_FIXED_MS),
+            "downtime_ms", (json_int_t)(2 * p->rtt_ms + RESTORE_FIXED_MS));
+}
+
+static int remote_checks(struct pre *p, em_error_t *err)
+{
+        cleanup_json json_t *ans = NULL;
+        bool refused = false;
+        int64_t probe_ms = 0;
+        size_t i;
+        json_t *v;
+
+        if (connect_target(p, err) < 0 || hello(p, &refused, err) < 0)
+                return -1;
+        if (refused)
+                return 0;
+        if (exchange(p, &ans, &probe_ms, err) < 0)
+                return -1;
+        json_array_foreach(json_object_get(ans, "problems"), i, v)
+        {
+                if (json_is_string(v))
+                        add(p->problems, "%.400s", json_string_value(v));
+        }
+        json_object_set_new(p->report, "target_host",
+                            json_pack("{s:I, s:I}", "disk_free_bytes",
+                                      (json_int_t)em_json_int(ans, "disk_free_bytes", 0),
+                                      "mem_available_bytes",
+                                      (json_int_t)em_json_int(ans, "mem_available_bytes", 0)));
+        compare_features(p, json_object_get(ans, "features"), err);
+        json_object_set_new(p->report, "estimate", estimate(p, ans, probe_ms));
+        return 0;
+}
+
+int em_precheck_run(const struct em_config *cfg, const char *name, const struct em_migrate_opts *o,
+                    json_t **report, em_error_t *err)
+{
+        struct pre p = {.cfg = cfg, .name = name, .o = o};
+        int rc = -1;
+
+        p.problems = json_array();
+        p.notes = json_array();
+        p.report =
+            json_pack("{s:s, s:s, s:s, s:O, s:O}", "container", name, "target", o->target, "mode",
+                      em_migrate_mode_name(o->mode), "problems", p.problems, "notes", p.notes);
+        if (p.problems == NULL || p.notes == NULL || p.report == NULL)
+                em_error_set(err, ENOMEM, "pre-check");
+        else if (local_checks(&p, err) == 0 && remote_checks(&p, err) == 0)
+                rc = 0;
+        if (rc == 0) {
+                json_object_set_new(p.report, "local",
+                                    json_pack("{s:I, s:I, s:I}", "processes", (json_int_t)p.npids,
+                                              "upper_bytes", (json_int_t)p.upper_bytes,
+                                              "memory_bytes", (json_int_t)p.memory_bytes));
+                json_object_set_new(p.report, "ok", json_boolean(json_array_size(p.problems) == 0));
+                *report = json_incref(p.report);
+        }
+        em_conn_free(&p.conn);
+        em_image_info_free(&p.image);
+        json_decref(p.spec);
+        json_decref(p.problems);
+        json_decref(p.notes);
+        json_decref(p.report);
+        return rc;
+}

@@ -1,0 +1,387 @@
+/* The source side of a migration, run by `edgemig migrate`. Phases:
+ * handshake, plan + layers, pre-copy rounds, final, commit. Until the target
+ * confirms a restore, every failure restores the container here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "delta/shadow.h"
+#include "migrate/common/journal.h"
+#include "migrate/source/known_cache.h"
+#include "migrate/source/source.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/report.h"
+#include "migrate/common/resolve.h"
+#include "migrate/common/session.h"
+#include "migrate/source/phases.h"
+#include "migrate/source/pagesync.h"
+#include "migrate/common/volume_sync.h"
+#include "state/state.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/fault.h"
+#include "util/log.h"
+
+void em_migrate_opts_init(struct em_migrate_opts *o)
+{
+        memset(o, 0, sizeof(*o));
+        o->mode = EM_MIGRATE_PRECOPY;
+        em_stop_rule_defaults(&o->stop);
+        o->compress.mode = EM_COMPRESS_AUTO;
+        o->connect_timeout_ms = 10000;
+        o->io_timeout_ms = 120000;
+}
+
+static const char *const mode_names[] = {"precopy",  "stop-and-copy", "prepare",
+                                         "postcopy", "hybrid",        "auto"};
+
+int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err)
+{
+        for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+                if (strcmp(s, mode_names[i]) == 0) {
+                        *out = (enum em_migrate_mode)i;
+                        return 0;
+                }
+        }
+        return em_error_set(
+            err, EINVAL, "unknown mode '%s' (use precopy, stop-and-copy, postcopy, hybrid or auto)",
+            s);
+}
+
+const char *em_migrate_mode_name(enum em_migrate_mode m)
+{
+        return (size_t)m < sizeof(mode_names) / sizeof(mode_names[0]) ? mode_names[m] : "?";
+}
+
+static void source_free(struct source *s)
+{
+        em_conn_free(&s->conn);
+        em_store_close(&s->store);
+        em_image_info_free(&s->image);
+        em_sync_state_free(&s->sync);
+        json_decref(s->spec);
+        em_cleanup_closep(&s->journal_fd);
+        free(s->workdir);
+        free(s->images);
+        free(s->pids);
+}
+
+static int load_container(struct source *s, em_error_t *err)
+{
+        const char *image;
+
+        if (em_container_spec_get(s->cfg, s->name, &s->spec, err) < 0)
+                return -1;
+        image = em_json_str(s->spec, "image_digest");
+        if (image == NULL)
+                image = em_json_str(s->spec, "image");
+        if (image == NULL)
+                return em_error_set(err, EINVAL, "container %s has no image in its spec", s->name);
+        if (em_store_open(s->cfg->root, &s->store, err) < 0 ||
+            em_store_image_get(s->store, image, &s->image, err) < 0)
+                return em_error_wrap(err, "image of container %s", s->name);
+        s->workdir = NULL;
+        if (asprintf(&s->workdir, "%s/outgoing/%s", s->cfg->root, s->session) < 0)
+                return em_error_set(err, ENOMEM, "migrating");
+        s->images = em_path_join(s->workdir, "images");
+        if (s->images == NULL || em_mkdir_p(s->images, 0700, err) < 0)
+                return em_error_wrap(err, "creating %s", s->workdir);
+        /* What recovery needs if this process dies mid-migration. */
+        cleanup_free char *spec = em_path_join(s->workdir, "spec.json");
+        if (spec == NULL || em_json_write_file(spec, s->spec, err) < 0)
+                return -1;
+        return em_journal_own(s->workdir, s->name, &s->journal_fd, err);
+}
+
+static int do_hello(struct source *s, em_error_t *err)
+{
+        cleanup_hello struct em_hello h = {0};
+        cleanup_frame struct em_frame f = {0};
+        cleanup_free char *hello = NULL, *reason = NULL;
+        bool ok = false;
+
+        if (em_session_local_hello(s->cfg, &h, err) < 0)
+                return -1;
+        memcpy(h.session, s->session_id, 16);
+        h.container = strdup(s->name);
+        h.mode = strdup(em_migrate_mode_name(s->o->mode));
+        if (h.container == NULL || h.mode == NULL || em_hello_build(&h, &hello, err) < 0)
+                return em_error_wrap(err, "building HELLO");
+        if (em_conn_send_str(s->conn, EM_FRAME_HELLO, hello, err) < 0 ||
+            em_proto_recv(s->conn, &f, err) < 0)
+                return em_error_wrap(err, "handshake with %s", s->o->target);
+        if (f.hdr.type != EM_FRAME_HELLO_ACK ||
+            em_hello_ack_parse((const char *)f.payload, f.length, s->session_id, &ok, &reason,
+                               err) < 0)
+                return em_error_wrap(err, "handshake with %s", s->o->target);
+        if (!ok)
+                return em_error_set(err, EPERM, "target %s refused the migration: %s", s->o->target,
+                                    reason ? reason : "no reason given");
+        em_conn_set_session(s->conn, em_frame_session_tag(s->session_id));
+        return 0;
+}
+
+static json_t *image_plan(const struct em_image_info *im)
+{
+        json_t *blobs = json_array();
+        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
+                                 im->manifest_digest, "blobs", blobs);
+
+        if (plan == NULL)
+                return NULL;
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
+        for (size_t i = 0; i < im->n_layers; i++)
+                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
+                                                       "diff_id", im->diff_ids[i]));
+        return plan;
+}
+
+/* A record of what `prepare` left in the target's page cache saves asking
+ * for its whole hash list (migrate/source/known_cache.h). Best effort. */
+static json_t *load_known_record(struct source *s)
+{
+        json_t *prefix = NULL;
+        em_error_t e = NULL;
+
+        if (em_known_cache_load(s->cfg->root, s->name, s->o->target, em_sync_state_known(s->sync),
+                                &prefix, &e) < 0) {
+                em_log_warn("ignoring the page cache record for %s: %s", s->o->target,
+                            em_error_msg(e));
+                em_error_free(&e);
+                em_known_cache_drop(s->cfg->root, s->name);
+        }
+        return prefix;
+}
+
+/* The shadow of what the target holds lives with the container (so `rm`
+ * and the commit remove it) and outlives a `prepare`. Best effort. */
+static void open_shadow(struct source *s)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *dir = NULL;
+        em_shadow_t *sh = NULL;
+        em_error_t e = NULL;
+
+        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
+            (dir = em_path_join(p.dir, "shadow")) == NULL || em_shadow_open(dir, &sh, &e) < 0) {
+                em_log_warn("changed pages will travel whole: %s", e ? em_error_msg(e) : "ENOMEM");
+                em_error_free(&e);
+                return;
+        }
+        em_sync_state_set_shadow(s->sync, sh);
+}
+
+/* For the migration after a `prepare`, or a retry after a roll-back. */
+static void save_shadow(struct source *s)
+{
+        em_shadow_t *sh = s->sync ? em_sync_state_shadow(s->sync) : NULL;
+        em_error_t e = NULL;
+
+        if (sh == NULL || s->committed)
+                return;
+        if (em_shadow_save(sh, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+/* The target answers the plan with the blobs it lacks and the page hashes it
+ * holds (those added since our record, if it still matches, else all). */
+static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
+{
+        cleanup_json json_t *plan =
+            json_pack("{s:O, s:o}", "spec", s->spec, "image", image_plan(s->image));
+        cleanup_json json_t *prefix = NULL;
+
+        if (plan == NULL)
+                return em_error_set(err, ENOMEM, "layer plan");
+        if (em_sync_state_new(&s->sync, err) < 0)
+                return -1;
+        prefix = load_known_record(s);
+        if (prefix != NULL)
+                json_object_set(plan, "known_cache", prefix);
+        if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, plan, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+                return -1;
+        long long from = em_json_int(*ack, "hashes_from", 0);
+        if (prefix != NULL && from != em_json_int(prefix, "pages", -1)) {
+                /* The record is stale: forget what it claimed. */
+                em_sync_state_free(&s->sync);
+                if (em_sync_state_new(&s->sync, err) < 0)
+                        return -1;
+        }
+        if (em_sync_volumes_plan(s->sync, s->cfg, s->spec, json_object_get(*ack, "volumes"), err) <
+            0)
+                return -1;
+        s->small_transfers = prefix != NULL && from > 0;
+        em_report_set(s->report, "cache_record", json_boolean(s->small_transfers));
+        open_shadow(s);
+        return em_sync_state_recv_hashes(s->sync, s->conn, err);
+}
+
+/* Whether digest is one of the image's blobs: the target may ask only for
+ * what the plan named, never for another image's blob on this host. */
+static bool in_plan(const struct em_image_info *im, const char *digest)
+{
+        if (digest == NULL)
+                return false;
+        if (strcmp(digest, im->manifest_digest) == 0 || strcmp(digest, im->config_digest) == 0)
+                return true;
+        for (size_t i = 0; i < im->n_layers; i++)
+                if (strcmp(digest, im->layer_digests[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* Sends the plan, then streams the blobs the target lacks. */
+static int do_layers(struct source *s, em_error_t *err)
+{
+        cleanup_json json_t *ack = NULL;
+        uint64_t raw = 0;
+        size_t i;
+        json_t *d;
+
+        em_report_phase_begin(s->report, "layers");
+        if (plan_round_trip(s, &ack, err) < 0)
+                return em_error_wrap(err, "layer plan");
+        em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal);
+        json_array_foreach(json_object_get(ack, "missing"), i, d)
+        {
+                cleanup_free char *path = NULL;
+                const char *hex = em_digest_hex(json_string_value(d));
+                if (hex == NULL || !in_plan(s->image, json_string_value(d)))
+                        return em_error_set(err, EPERM,
+                                            "the target asked for blob %.80s, which is not in the "
+                                            "plan of %s",
+                                            json_string_value(d) ?: "(not a string)",
+                                            s->image->name);
+                if (asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
+                        return em_error_set(err, ENOMEM, "blob path");
+                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
+                        return em_error_wrap(err, "sending layer blob");
+        }
+        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+                return -1;
+        em_source_phase_end(s, "layers", raw);
+        json_object_set_new(
+            em_report_json(s->report), "layers_sent",
+            json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
+        return 0;
+}
+
+static int connect_target(struct source *s, em_error_t *err)
+{
+        cleanup_free char *peer = NULL;
+        int rc;
+
+        if (s->o->tls != NULL)
+                rc = em_tls_connect(s->o->tls, s->o->target, s->o->connect_timeout_ms, &s->conn,
+                                    &peer, err);
+        else
+                rc = em_tcp_connect(s->o->target, s->o->connect_timeout_ms, &s->conn, err);
+        if (rc < 0)
+                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
+                                     s->o->target);
+        if (peer != NULL)
+                em_report_set(s->report, "target_identity", json_string(peer));
+        /* Whom to ask if the commit ends in doubt (migrate/common/resolve.h). */
+        return em_resolve_peer_save(s->workdir, s->o->target, peer, err);
+}
+
+/* While a migration owns the container its state is "migrating": a
+ * concurrent `edgemig ps` then leaves it alone (it would otherwise mark it
+ * stopped the moment the final dump kills it), and `stop`/`rm` refuse. */
+static int set_migrating(struct source *s, bool on, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        enum em_cstate from = on ? EM_CSTATE_RUNNING : EM_CSTATE_MIGRATING;
+        enum em_cstate to = on ? EM_CSTATE_MIGRATING : EM_CSTATE_RUNNING;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(s->cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, s->name, &rec, err) < 0)
+                return -1;
+        if (em_state_container_transition(st, s->name, EM_CSTATE_BIT(from), to, rec->pid, NULL,
+                                          err) < 0)
+                return em_error_wrap(err, "container %s", s->name);
+        s->migrating = on;
+        return 0;
+}
+
+static int run(struct source *s, em_error_t *err)
+{
+        if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
+                return -1;
+        s->small_transfers = em_known_cache_exists(s->cfg->root, s->name, s->o->target);
+        if (!s->small_transfers)
+                em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
+        em_report_phase_begin(s->report, "handshake");
+        if (connect_target(s, err) < 0)
+                return -1;
+        em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
+        if (do_hello(s, err) < 0 ||
+            em_fault("source.after-handshake", em_conn_fd(s->conn), err) < 0)
+                return -1;
+        em_source_phase_end(s, "handshake", 0);
+        if (do_layers(s, err) < 0 || em_fault("source.after-layers", em_conn_fd(s->conn), err) < 0)
+                return -1;
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && s->o->mode != EM_MIGRATE_POSTCOPY &&
+            em_source_precopy(s, err) < 0)
+                return -1;
+        if (s->o->mode == EM_MIGRATE_PREPARE)
+                return em_source_finish_prepare(s, err);
+        return em_source_final(s, err);
+}
+
+int em_migrate_source_run(const struct em_config *cfg, const char *name,
+                          const struct em_migrate_opts *o, json_t **report, em_error_t *err)
+{
+        struct source s = {.cfg = cfg, .name = name, .o = o, .journal_fd = -1};
+        em_error_t e = NULL;
+        int rc;
+
+        if (em_session_new(s.session_id, err) < 0)
+                return -1;
+        em_session_hex(s.session_id, s.session);
+        s.report = em_report_new(s.session, name, em_migrate_mode_name(o->mode), o->target);
+        if (s.report == NULL)
+                return em_error_set(err, ENOMEM, "migrating %s", name);
+        rc = run(&s, err);
+        em_source_calibrate_join(&s);
+        save_shadow(&s);
+        if (s.migrating && !s.checkpointed && !s.committed) {
+                em_error_t me = NULL;
+                if (set_migrating(&s, false, &me) < 0) {
+                        em_log_warn("%s", em_error_msg(me));
+                        em_error_free(&me);
+                }
+        }
+        if (rc < 0) {
+                if (s.conn)
+                        em_proto_send_abort(s.conn, em_error_msg(*err));
+                em_source_roll_back(&s);
+                em_error_wrap(err, "migrating %s to %s", name, o->target);
+        }
+        em_report_finish(s.report, rc == 0, rc < 0 ? em_error_msg(*err) : NULL);
+        if (em_report_save(s.report, cfg->root, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (s.workdir != NULL && !s.keep_workdir && em_rm_rf(s.workdir, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (report)
+                *report = json_incref(em_report_json(s.report));
+        em_report_free(&s.report);
+        source_free(&s);
+        return rc;
+}
