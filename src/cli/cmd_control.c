@@ -46,16 +46,44 @@ static int build_request(char **words, const char *to, const char *mode, struct 
         return em_control_req_parse(text, strlen(text), req, err);
 }
 
-int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+/* The client context for the request: --tls-* or this host's default
+ * certificate; edge (if given) must be the name on the edge's. Returns 0,
+ * or the exit status (1, 2 for usage) with err set. */
+static int control_tls(struct em_cli *cli, const char *edge, const char *cert, const char *key,
+                       const char *ca, em_tls_ctx_t **tls, em_error_t *err)
 {
         cleanup_free char *dca = NULL, *dcert = NULL, *dkey = NULL;
+        struct em_config *cfg;
+
+        if (!(cert || key || ca)) {
+                if (cli_config(cli, &cfg, err) < 0)
+                        return 1;
+                int have = em_tls_default_paths(cfg->root, NULL, &dca, &dcert, &dkey, err);
+                if (have < 0)
+                        return 1;
+                if (have == 0)
+                        return em_error_set(err, 0,
+                                            "control requests need a certificate: pass --tls-cert "
+                                            "FILE --tls-key FILE --tls-ca FILE, or create %s",
+                                            dcert),
+                               2;
+                cert = dcert, key = dkey, ca = dca;
+        } else if (!(cert && key && ca)) {
+                return em_error_set(err, 0, "--tls-cert, --tls-key and --tls-ca go together"), 2;
+        }
+        const char *const allow[] = {edge, NULL};
+        struct em_tls_config tc = {ca, cert, key, edge ? allow : NULL};
+        return em_tls_ctx_new(&tc, false, tls, err) < 0 ? 1 : 0;
+}
+
+int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
         cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
         cleanup_json json_t *reply = NULL;
         struct em_control_req req = {.mode = EM_MIGRATE_PRECOPY};
         const char *to = NULL, *mode = NULL, *edge = NULL, *cert = NULL, *key = NULL, *ca = NULL;
         int timeout_ms = 300000, first;
         bool json = false;
-        struct em_config *cfg;
         const struct em_opt table[] = {
             EM_OPT_STRING("to", 0, &to),
             EM_OPT_STRING("mode", 0, &mode),
@@ -78,26 +106,9 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                        2;
         if (build_request(argv + first, to, mode, &req, err) < 0)
                 return 2;
-        if (!(cert || key || ca)) {
-                if (cli_config(cli, &cfg, err) < 0)
-                        return 1;
-                int have = em_tls_default_paths(cfg->root, NULL, &dca, &dcert, &dkey, err);
-                if (have < 0)
-                        return 1;
-                if (have == 0)
-                        return em_error_set(err, 0,
-                                            "control requests need a certificate: pass --tls-cert "
-                                            "FILE --tls-key FILE --tls-ca FILE, or create %s",
-                                            dcert),
-                               2;
-                cert = dcert, key = dkey, ca = dca;
-        } else if (!(cert && key && ca)) {
-                return em_error_set(err, 0, "--tls-cert, --tls-key and --tls-ca go together"), 2;
-        }
-        const char *const allow[] = {edge, NULL};
-        struct em_tls_config tc = {ca, cert, key, edge ? allow : NULL};
-        if (em_tls_ctx_new(&tc, false, &tls, err) < 0)
-                return 1;
+        int rc = control_tls(cli, edge, cert, key, ca, &tls, err);
+        if (rc != 0)
+                return rc;
         if (em_control_request(tls, argv[first], &req, timeout_ms, &reply, err) < 0)
                 return 1;
         if (json)
