@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const struct em_idrange from = {100000, 65536}, to = {1u << 30, 65536};
-        struct em_userns_map m, back;
+        struct em_ck_userns m, back;
         uint8_t out[2048];
         em_error_t err = NULL;
 

@@ -21,7 +21,7 @@ static const uint8_t real_img[] = {0x19, 0x43, 0x56, 0x54, 0x06, 0x49, 0x47, 0x5
 
 static void test_decode_encode(void **state)
 {
-        struct em_userns_map m;
+        struct em_ck_userns m;
         uint8_t out[512];
         em_error_t err = NULL;
         (void)state;
@@ -39,7 +39,7 @@ static void test_decode_encode(void **state)
 
 static void test_move(void **state)
 {
-        struct em_userns_map m;
+        struct em_ck_userns m;
         const struct em_idrange from = {100000, 65536}, to = {1u << 30, 65536};
         const struct em_idrange host_root = {0, 65536};
         em_error_t err = NULL;
@@ -68,7 +68,7 @@ static void test_move(void **state)
 
 static void test_malformed(void **state)
 {
-        struct em_userns_map m;
+        struct em_ck_userns m;
         uint8_t b[sizeof(real_img)];
         em_error_t err = NULL;
         (void)state;
@@ -82,9 +82,14 @@ static void test_malformed(void **state)
         assert_int_equal(em_userns_img_decode(b, sizeof(b), &m, &err), -1);
         em_error_free(&err);
         memcpy(b, real_img, sizeof(b));
-        b[12] = 0x1a; /* field 3: not in a UsernsEntry */
+        b[12] = 0x08; /* uid_map as a varint, not an extent message */
         assert_int_equal(em_userns_img_decode(b, sizeof(b), &m, &err), -1);
-        assert_int_equal(em_error_status(err), EPROTO);
+        assert_int_equal(em_error_status(err), EBADMSG);
+        em_error_free(&err);
+        memcpy(b, real_img, sizeof(b));
+        b[14] = 0x10; /* uid_map extent with "lower_first" twice */
+        assert_int_equal(em_userns_img_decode(b, sizeof(b), &m, &err), -1);
+        assert_int_equal(em_error_status(err), EBADMSG);
         em_error_free(&err);
 }
 
@@ -93,7 +98,7 @@ static void test_remap_dir(void **state)
         char dir[] = "/tmp/test_userns_img.XXXXXX";
         cleanup_free char *path = NULL;
         const struct em_idrange from = {100000, 65536}, to = {200000 - 200000 % 65536, 65536};
-        struct em_userns_map m;
+        struct em_ck_userns m;
         uint8_t buf[512];
         em_error_t err = NULL;
         (void)state;

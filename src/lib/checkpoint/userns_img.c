@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/pbwire.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 
@@ -26,86 +27,7 @@ static void put_le32(uint8_t *p, uint32_t v)
                 p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* 0 when truncated or longer than 10 bytes. */
-static size_t get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-        *v = 0;
-        for (size_t i = 0; i < 10 && p + i < end; i++) {
-                *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-                if (!(p[i] & 0x80))
-                        return i + 1;
-        }
-        return 0;
-}
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-        size_t n = 0;
-
-        do {
-                p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                v >>= 7;
-        } while (v);
-        return n;
-}
-
-/* UidGidExtent { first = 1; lower_first = 2; count = 3 } (all uint32). */
-static int decode_extent(const uint8_t *p, const uint8_t *end, uint32_t out[3], em_error_t *err)
-{
-        bool seen[3] = {false, false, false};
-
-        while (p < end) {
-                uint64_t key, v;
-                size_t n = get_varint(p, end, &key), m;
-                if (n == 0 || (key & 7) != 0 || key >> 3 < 1 || key >> 3 > 3 ||
-                    (m = get_varint(p + n, end, &v)) == 0 || v > UINT32_MAX)
-                        return em_error_set_code(err, EPROTO, "userns image: bad extent field");
-                out[(key >> 3) - 1] = (uint32_t)v;
-                seen[(key >> 3) - 1] = true;
-                p += n + m;
-        }
-        if (!seen[0] || !seen[1] || !seen[2])
-                return em_error_set_code(err, EPROTO, "userns image: incomplete extent");
-        return 0;
-}
-
-static int add_extent(struct em_userns_map *m, unsigned field, const uint32_t e[3], em_error_t *err)
-{
-        size_t *n = field == FIELD_UIDMAP ? &m->n_uid : &m->n_gid;
-
-        if (*n == EM_USERNS_IMG_MAX_EXTENTS)
-                return em_error_set_code(err, EPROTO, "userns image: too many extents");
-        if (field == FIELD_UIDMAP) {
-                m->uid[*n].first = e[0], m->uid[*n].lower_first = e[1], m->uid[*n].count = e[2];
-        } else {
-                m->gid[*n].first = e[0], m->gid[*n].lower_first = e[1], m->gid[*n].count = e[2];
-        }
-        (*n)++;
-        return 0;
-}
-
-static int decode_entry(const uint8_t *p, const uint8_t *end, struct em_userns_map *m,
-                        em_error_t *err)
-{
-        while (p < end) {
-                uint64_t key, len;
-                uint32_t e[3];
-                size_t n = get_varint(p, end, &key), l;
-                if (n == 0 || (key & 7) != 2 ||
-                    (key >> 3 != FIELD_UIDMAP && key >> 3 != FIELD_GIDMAP))
-                        return em_error_set_code(err, EPROTO, "userns image: unexpected field");
-                if ((l = get_varint(p + n, end, &len)) == 0 || len > (uint64_t)(end - p - n - l))
-                        return em_error_set_code(err, EPROTO, "userns image: truncated");
-                p += n + l;
-                if (decode_extent(p, p + len, e, err) < 0 ||
-                    add_extent(m, (unsigned)(key >> 3), e, err) < 0)
-                        return -1;
-                p += len;
-        }
-        return 0;
-}
-
-int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_userns_map *out, em_error_t *err)
+int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_ck_userns *out, em_error_t *err)
 {
         memset(out, 0, sizeof(*out));
         if (len < 12 || get_le32(buf) != IMG_MAGIC)
@@ -114,7 +36,12 @@ int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_userns_map *o
         if (elen > ENTRY_MAX || elen != len - 12)
                 return em_error_set_code(err, EPROTO, "userns image: entry length %u of %zu bytes",
                                          elen, len);
-        return decode_entry(buf + 12, buf + len, out, err);
+        /* The validator's decoder, so restore reads the map it checked. */
+        if (em_ck_decode_userns("userns image", buf + 12, elen, out, err) < 0)
+                return -1;
+        if (out->n_uid > EM_USERNS_IMG_MAX_EXTENTS || out->n_gid > EM_USERNS_IMG_MAX_EXTENTS)
+                return em_error_set_code(err, EPROTO, "userns image: too many extents");
+        return 0;
 }
 
 static size_t put_extent(uint8_t *p, unsigned field, uint32_t first, uint32_t lower, uint32_t count)
@@ -122,19 +49,19 @@ static size_t put_extent(uint8_t *p, unsigned field, uint32_t first, uint32_t lo
         uint8_t body[32];
         size_t b = 0, n = 0;
 
-        b += put_varint(body + b, 1 << 3);
-        b += put_varint(body + b, first);
-        b += put_varint(body + b, 2 << 3);
-        b += put_varint(body + b, lower);
-        b += put_varint(body + b, 3 << 3);
-        b += put_varint(body + b, count);
-        n += put_varint(p + n, field << 3 | 2);
-        n += put_varint(p + n, b);
+        b += em_pb_put_varint(body + b, 1 << 3);
+        b += em_pb_put_varint(body + b, first);
+        b += em_pb_put_varint(body + b, 2 << 3);
+        b += em_pb_put_varint(body + b, lower);
+        b += em_pb_put_varint(body + b, 3 << 3);
+        b += em_pb_put_varint(body + b, count);
+        n += em_pb_put_varint(p + n, field << 3 | 2);
+        n += em_pb_put_varint(p + n, b);
         memcpy(p + n, body, b);
         return n + b;
 }
 
-size_t em_userns_img_encode(const struct em_userns_map *m, uint32_t magic2, uint8_t *buf)
+size_t em_userns_img_encode(const struct em_ck_userns *m, uint32_t magic2, uint8_t *buf)
 {
         size_t n = 12;
 
@@ -165,7 +92,7 @@ static int move_one(const char *what, uint32_t first, uint32_t *lower, uint32_t 
         return 0;
 }
 
-int em_userns_map_move(struct em_userns_map *m, const struct em_idrange *from,
+int em_userns_map_move(struct em_ck_userns *m, const struct em_idrange *from,
                        const struct em_idrange *to, em_error_t *err)
 {
         if (m->n_uid == 0 || m->n_gid == 0)
@@ -187,7 +114,7 @@ static int remap_file(int dfd, const char *name, const struct em_idrange *from,
                       const struct em_idrange *to, em_error_t *err)
 {
         uint8_t buf[512], out[512];
-        struct em_userns_map m;
+        struct em_ck_userns m;
         cleanup_close int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
         if (fd < 0)

@@ -13,29 +13,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint/criu_decode.h"
 #include "state/state.h"
 #include "util/error.h"
 
 #define EM_USERNS_IMG_MAX_EXTENTS 16
 
-struct em_userns_map {
-        struct {
-                uint32_t first, lower_first, count;
-        } uid[EM_USERNS_IMG_MAX_EXTENTS], gid[EM_USERNS_IMG_MAX_EXTENTS];
-        size_t n_uid, n_gid;
-};
-
 /* Decodes one userns image file's bytes (magics, one length-prefixed
- * UsernsEntry). EPROTO when malformed. */
-int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_userns_map *out,
-                         em_error_t *err);
+ * UsernsEntry, read by em_ck_decode_userns). EPROTO when the framing is
+ * wrong or it has more than EM_USERNS_IMG_MAX_EXTENTS extents a side,
+ * EBADMSG when the entry is malformed. */
+int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_ck_userns *out, em_error_t *err);
 /* Encodes it back, with the magics of the original (buf must hold 8 + 4 +
  * the entry; 512 bytes are always enough). Returns the length. */
-size_t em_userns_img_encode(const struct em_userns_map *m, uint32_t magic2, uint8_t *buf);
+size_t em_userns_img_encode(const struct em_ck_userns *m, uint32_t magic2, uint8_t *buf);
 
 /* Every extent of m must lie in `from`; moves them to `to` (same offsets).
  * EPERM naming the extent otherwise. */
-int em_userns_map_move(struct em_userns_map *m, const struct em_idrange *from,
+int em_userns_map_move(struct em_ck_userns *m, const struct em_idrange *from,
                        const struct em_idrange *to, em_error_t *err);
 
 /* For the images in dir: requires one userns image whose mappings lie in
