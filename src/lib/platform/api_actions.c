@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "platform/control.h"
+#include "platform/control_client.h"
 #include "platform/api_int.h"
 #include "platform/registry.h"
 #include "util/cleanup.h"

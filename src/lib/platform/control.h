@@ -23,37 +23,13 @@
 #include <stdbool.h>
 
 #include "migrate/migrate.h"
+#include "platform/control_client.h"
+#include "platform/control_req.h"
 #include "transfer/conn.h"
 #include "transfer/handshake.h"
 #include "transfer/tls.h"
 #include "util/config.h"
 #include "util/error.h"
-
-#define EM_CONTROL_MAX_LEN  4096
-#define EM_CONTROL_ADDR_MAX 255
-
-enum em_control_op {
-        EM_CONTROL_MIGRATE = 0,
-        EM_CONTROL_PREPARE,
-};
-const char *em_control_op_name(enum em_control_op op);
-
-struct em_control_req {
-        enum em_control_op op;
-        char service[EM_CONTAINER_NAME_MAX + 1];
-        char to[EM_CONTROL_ADDR_MAX + 1]; /* the target's edgemigd, HOST:PORT */
-        enum em_migrate_mode mode;        /* EM_MIGRATE_PREPARE for op prepare */
-        long long id;                     /* controller's action id (logs); 0: none */
-};
-
-/* Parses and validates a CONTROL payload strictly (the sender is untrusted
- * until its name is checked, and a typo must not become a different
- * migration): a JSON object of at most EM_CONTROL_MAX_LEN bytes with only
- * the keys above; op known; service a valid container name; to HOST:PORT;
- * mode known, only with migrate, never "prepare". */
-int em_control_req_parse(const char *buf, size_t len, struct em_control_req *out, em_error_t *err);
-/* The CONTROL payload for req (new reference). */
-json_t *em_control_req_json(const struct em_control_req *req);
 
 /* Whether the TLS identity peer may send control requests: it must be on
  * allow (NULL-terminated, case-insensitive like the TLS allow-list). No list
@@ -84,13 +60,5 @@ struct em_control_server {
 int em_control_serve(const struct em_config *cfg, em_conn_t *conn, const char *peer,
                      const struct em_frame *first, const struct em_control_server *s,
                      em_error_t *err);
-
-/* Controller side: connects to the edge's edgemigd at addr over mutual TLS
- * (tls: a client context whose allow-list names the edge), sends req and
- * waits up to timeout_ms for the answer. Returns 0 with *reply (a
- * CONTROL_REPLY object, whose "ok" may be false) when the exchange
- * completed, -1 when it did not (connect, TLS refusal, timeout). */
-int em_control_request(em_tls_ctx_t *tls, const char *addr, const struct em_control_req *req,
-                       int timeout_ms, json_t **reply, em_error_t *err);
 
 #endif

@@ -265,15 +265,6 @@ bool em_tls_conn(const em_conn_t *c)
         return c != NULL && em_conn_backend(c) == &tls_ops;
 }
 
-const char *em_tls_name_match(const char *const *names, const char *const *allowed)
-{
-        for (; names && *names; names++)
-                for (const char *const *a = allowed; a && *a; a++)
-                        if (strcasecmp(*a, *names) == 0)
-                                return *names;
-        return NULL;
-}
-
 static void join_names(char **v, char *buf, size_t size)
 {
         size_t off = 0;

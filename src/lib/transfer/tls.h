@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "transfer/conn.h"
+#include "transfer/tls_names.h"
 #include "util/error.h"
 
 typedef struct em_tls_ctx em_tls_ctx_t;
@@ -35,13 +36,6 @@ void em_tls_ctx_free(em_tls_ctx_t **ctx);
 const char *em_tls_ctx_name(const em_tls_ctx_t *ctx);
 /* True if there is no allow-list (any certificate signed by the CA passes). */
 bool em_tls_ctx_allows_any(const em_tls_ctx_t *ctx);
-
-/* The identity rule of the allow-lists (--allow-peer, --allow-controller,
- * the controller's --admin and edge names): the first of a certificate's
- * names (em_x509_names: SAN DNS/URI, then CN) that allowed lists, compared
- * case-insensitively as DNS names are; NULL if none (or either list is NULL
- * or empty). */
-const char *em_tls_name_match(const char *const *names, const char *const *allowed);
 
 /* Connects to "HOST:PORT" and runs the client handshake. Returns only once
  * the server has accepted this side's certificate too (TLS 1.3 lets a client

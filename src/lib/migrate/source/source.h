@@ -8,22 +8,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migrate/common/mode.h"
 #include "migrate/source/stop_rule.h"
 #include "transfer/compress.h"
 #include "transfer/tls.h"
 #include "util/config.h"
 #include "util/error.h"
-
-enum em_migrate_mode {
-        EM_MIGRATE_PRECOPY = 0,
-        EM_MIGRATE_STOP_AND_COPY,
-        EM_MIGRATE_PREPARE,  /* pre-transfer only: layers + base memory, no handoff */
-        EM_MIGRATE_POSTCOPY, /* lazy pages right away (migrate/common/postcopy.h) */
-        EM_MIGRATE_HYBRID,   /* pre-copy rounds, then lazy pages for the rest */
-        EM_MIGRATE_AUTO,     /* pre-copy if the final delta fits the downtime target, else hybrid */
-};
-int em_migrate_mode_parse(const char *s, enum em_migrate_mode *out, em_error_t *err);
-const char *em_migrate_mode_name(enum em_migrate_mode m);
 
 /* Called with a one-line progress update (phase, bytes, rate). */
 typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t bytes, double rate_bps,
