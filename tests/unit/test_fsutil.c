@@ -290,6 +290,39 @@ static void test_tail_offset(void **state)
         free(b);
 }
 
+static bool ends_img(const char *name)
+{
+        size_t l = strlen(name);
+        return l > 4 && strcmp(name + l - 4, ".img") == 0;
+}
+
+static void test_dir_names_at(void **state)
+{
+        const char *names[] = {"b.img", "a.img", "c.txt"};
+        cleanup_close int dfd = open(*state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cleanup_strv char **all = NULL, **imgs = NULL, **again = NULL;
+        char **none = NULL;
+        em_error_t err = NULL;
+
+        assert_true(dfd >= 0);
+        for (size_t i = 0; i < 3; i++)
+                close(openat(dfd, names[i], O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+        assert_int_equal(em_dir_names_at(dfd, NULL, 3, "d", &all, &err), 0);
+        assert_string_equal(all[0], "a.img");
+        assert_string_equal(all[2], "c.txt");
+        assert_null(all[3]);
+        assert_int_equal(em_dir_names_at(dfd, ends_img, 3, "d", &imgs, &err), 0);
+        assert_string_equal(imgs[1], "b.img");
+        assert_null(imgs[2]);
+        /* dirfd was read to its end by the first listing. */
+        assert_int_equal(em_dir_names_at(dfd, NULL, 3, "d", &again, &err), 0);
+        assert_string_equal(again[2], "c.txt");
+        assert_int_equal(em_dir_names_at(dfd, NULL, 2, "d", &none, &err), -1);
+        assert_int_equal(em_error_status(err), E2BIG);
+        assert_null(none);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -302,6 +335,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_path_within, setup_dir, teardown_dir),
             cmocka_unit_test(test_read_write_all),
             cmocka_unit_test(test_tail_offset),
+            cmocka_unit_test_setup_teardown(test_dir_names_at, setup_dir, teardown_dir),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

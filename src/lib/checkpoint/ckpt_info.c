@@ -15,6 +15,7 @@
 #include "checkpoint/criu_image.h"
 #include "container/security.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 
 /* Records in one image, across all images: a bound on memory whatever a
  * peer sends (each record is at least one byte of a file of at most
@@ -319,48 +320,11 @@ static int load_one(struct em_ckpt_info *ci, int dirfd, const char *name, em_err
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int list_names(int dirfd, char ***out, em_error_t *err)
-{
-        int fd = dup(dirfd);
-        cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        cleanup_strv char **v = calloc(1, sizeof(char *));
-        size_t n = 0;
-        struct dirent *de;
-
-        if (d == NULL || v == NULL) {
-                if (fd >= 0 && d == NULL)
-                        close(fd);
-                return em_error_set(err, errno ? errno : ENOMEM, "listing the image directory");
-        }
-        while ((de = readdir(d)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (n >= EM_CKPT_MAX_ENTRIES)
-                        return em_error_set(err, E2BIG, "more than %u files in the image directory",
-                                            EM_CKPT_MAX_ENTRIES);
-                char **nv = realloc(v, sizeof(char *) * (n + 2));
-                if (nv == NULL)
-                        return em_error_set(err, ENOMEM, "listing the image directory");
-                v = nv;
-                v[n] = strdup(de->d_name);
-                v[++n] = NULL;
-                if (v[n - 1] == NULL)
-                        return em_error_set(err, ENOMEM, "listing the image directory");
-        }
-        qsort(v, n, sizeof(char *), cmp_str);
-        *out = steal_pointer(&v);
-        return 0;
-}
-
 int em_ckpt_info_load_at(int dirfd, struct em_ckpt_info *ci, em_error_t *err)
 {
         memset(ci, 0, sizeof(*ci));
-        if (list_names(dirfd, &ci->names, err) < 0)
+        if (em_dir_names_at(dirfd, NULL, EM_CKPT_MAX_ENTRIES, "the image directory", &ci->names,
+                            err) < 0)
                 return -1;
         for (char **n = ci->names; *n; n++)
                 if (load_one(ci, dirfd, *n, err) < 0)

@@ -337,41 +337,14 @@ int em_pagemap_check_pages(const struct em_pagemap *pm, int dirfd, em_error_t *e
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+static bool is_pagemap(const char *name)
 {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+        size_t l = strlen(name);
+
+        return strncmp(name, "pagemap", 7) == 0 && l >= 11 && strcmp(name + l - 4, ".img") == 0;
 }
 
 int em_pagemap_list(int dirfd, char ***names, em_error_t *err)
 {
-        int fd = dup(dirfd);
-        cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        cleanup_strv char **v = calloc(1, sizeof(char *));
-        size_t n = 0;
-        struct dirent *de;
-
-        if (d == NULL || v == NULL) {
-                if (fd >= 0 && d == NULL)
-                        close(fd);
-                return em_error_set(err, errno ? errno : ENOMEM, "listing CRIU images");
-        }
-        rewinddir(d);
-        while ((de = readdir(d)) != NULL) {
-                size_t l = strlen(de->d_name);
-                char **nv;
-                if (strncmp(de->d_name, "pagemap", 7) != 0 || l < 11 ||
-                    strcmp(de->d_name + l - 4, ".img") != 0)
-                        continue;
-                nv = realloc(v, sizeof(char *) * (n + 2));
-                if (nv == NULL)
-                        return em_error_set(err, ENOMEM, "listing CRIU images");
-                v = nv;
-                v[n] = strdup(de->d_name);
-                v[++n] = NULL;
-                if (v[n - 1] == NULL)
-                        return em_error_set(err, ENOMEM, "listing CRIU images");
-        }
-        qsort(v, n, sizeof(char *), cmp_str);
-        *names = steal_pointer(&v);
-        return 0;
+        return em_dir_names_at(dirfd, is_pagemap, SIZE_MAX, "CRIU images", names, err);
 }

@@ -1,5 +1,6 @@
 #include "util/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -341,5 +342,54 @@ int em_tail_offset(int fd, uint64_t lines, off_t *out, em_error_t *err)
                         }
                 }
         }
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int add_name(char ***v, size_t *n, const char *name, const char *what, em_error_t *err)
+{
+        char **nv = realloc(*v, sizeof(char *) * (*n + 2));
+
+        if (nv == NULL)
+                return em_error_set(err, ENOMEM, "listing %s", what);
+        *v = nv;
+        nv[*n] = strdup(name);
+        nv[*n + 1] = NULL;
+        if (nv[*n] == NULL)
+                return em_error_set(err, ENOMEM, "listing %s", what);
+        (*n)++;
+        return 0;
+}
+
+int em_dir_names_at(int dirfd, bool (*keep)(const char *name), size_t max, const char *what,
+                    char ***out, em_error_t *err)
+{
+        int fd = dup(dirfd);
+        cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        cleanup_strv char **v = calloc(1, sizeof(char *));
+        size_t n = 0;
+        struct dirent *de;
+
+        if (d == NULL || v == NULL) {
+                if (fd >= 0 && d == NULL)
+                        close(fd);
+                return em_error_set(err, errno ? errno : ENOMEM, "listing %s", what);
+        }
+        rewinddir(d); /* the dup shares dirfd's offset */
+        while ((de = readdir(d)) != NULL) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+                    (keep != NULL && !keep(de->d_name)))
+                        continue;
+                if (n >= max)
+                        return em_error_set(err, E2BIG, "more than %zu files in %s", max, what);
+                if (add_name(&v, &n, de->d_name, what, err) < 0)
+                        return -1;
+        }
+        qsort(v, n, sizeof(char *), cmp_str);
+        *out = steal_pointer(&v);
         return 0;
 }

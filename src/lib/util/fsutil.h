@@ -31,6 +31,11 @@ bool em_path_exists(const char *path);
  * last line without a final newline counts as a line; 0 when the file has
  * no more lines than that; its size for 0 lines. Reads backwards from the end in blocks. */
 int em_tail_offset(int fd, uint64_t lines, off_t *out, em_error_t *err);
+/* The names in directory dirfd (not "." or ".."), sorted, for which keep
+ * (NULL: all) is true, as a NULL-terminated vector. E2BIG when more than
+ * max are kept; `what` names the directory in errors. Read from its start. */
+int em_dir_names_at(int dirfd, bool (*keep)(const char *name), size_t max, const char *what,
+                    char ***out, em_error_t *err);
 /* Returns malloc'd "a/b"; never fails except on OOM (returns NULL). */
 char *em_path_join(const char *a, const char *b);
 /* Whether path is dir or lies beneath it, comparing the real paths (either
