@@ -200,3 +200,34 @@ int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd
                 memcpy(digest_out, digest, sizeof(digest));
         return 0;
 }
+
+int em_proto_hello(em_conn_t *c, const struct em_hello *h, const char *target, bool *ok,
+                   char **reason, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+        cleanup_free char *text = NULL;
+
+        if (em_hello_build(h, &text, err) < 0)
+                return em_error_wrap(err, "building HELLO");
+        if (em_conn_send_str(c, EM_FRAME_HELLO, text, err) < 0 || em_proto_recv(c, &f, err) < 0 ||
+            f.hdr.type != EM_FRAME_HELLO_ACK ||
+            em_hello_ack_parse((const char *)f.payload, f.length, h->session, ok, reason, err) < 0)
+                return em_error_wrap(err, "handshake with %s", target);
+        return 0;
+}
+
+json_t *em_proto_image_plan(const struct em_image_info *im)
+{
+        json_t *blobs = json_array();
+        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
+                                 im->manifest_digest, "blobs", blobs);
+
+        if (plan == NULL)
+                return NULL;
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
+        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
+        for (size_t i = 0; i < im->n_layers; i++)
+                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
+                                                       "diff_id", im->diff_ids[i]));
+        return plan;
+}

@@ -12,7 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/store.h"
 #include "transfer/conn.h"
+#include "transfer/handshake.h"
 #include "util/error.h"
 
 #define EM_PROTO_CHUNK (1u << 20)
@@ -53,5 +55,14 @@ int em_proto_recv_file(em_conn_t *c, const json_t *hdr, uint16_t type, int dirfd
                        char *digest_out, em_error_t *err);
 /* True for a safe plain file name. */
 bool em_proto_name_ok(const char *name);
+
+/* Sends HELLO h and reads the HELLO_ACK: *ok whether the peer accepts the
+ * session, *reason (malloc'd, may be NULL) why not. target names the peer
+ * in errors. */
+int em_proto_hello(em_conn_t *c, const struct em_hello *h, const char *target, bool *ok,
+                   char **reason, em_error_t *err);
+/* The blobs of an image the target must hold: {name, manifest_digest,
+ * blobs: [{digest[, diff_id]}]}; NULL on OOM. */
+json_t *em_proto_image_plan(const struct em_image_info *im);
 
 #endif

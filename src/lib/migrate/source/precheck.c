@@ -329,8 +329,7 @@ static int connect_target(struct pre *p, em_error_t *err)
 static int hello(struct pre *p, bool *refused, em_error_t *err)
 {
         cleanup_hello struct em_hello h = {0};
-        cleanup_frame struct em_frame f = {0};
-        cleanup_free char *text = NULL, *reason = NULL;
+        cleanup_free char *reason = NULL;
         bool ok = false;
         int64_t t0 = em_mono_ms();
 
@@ -338,34 +337,16 @@ static int hello(struct pre *p, bool *refused, em_error_t *err)
                 return -1;
         h.container = strdup(p->name);
         h.mode = strdup(EM_PRECHECK_MODE);
-        if (h.container == NULL || h.mode == NULL || em_hello_build(&h, &text, err) < 0)
+        if (h.container == NULL || h.mode == NULL)
                 return em_error_wrap(err, "building HELLO");
-        if (em_conn_send_str(p->conn, EM_FRAME_HELLO, text, err) < 0 ||
-            em_proto_recv(p->conn, &f, err) < 0 || f.hdr.type != EM_FRAME_HELLO_ACK ||
-            em_hello_ack_parse((const char *)f.payload, f.length, h.session, &ok, &reason, err) < 0)
-                return em_error_wrap(err, "handshake with %s", p->o->target);
+        if (em_proto_hello(p->conn, &h, p->o->target, &ok, &reason, err) < 0)
+                return -1;
         p->rtt_ms = em_mono_ms() - t0;
         *refused = !ok;
         if (!ok)
                 add(p->problems, "the target refuses: %s", reason ? reason : "no reason given");
         em_conn_set_session(p->conn, em_frame_session_tag(h.session));
         return 0;
-}
-
-static json_t *image_plan(const struct em_image_info *im)
-{
-        json_t *blobs = json_array();
-        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
-                                 im->manifest_digest, "blobs", blobs);
-
-        if (plan == NULL)
-                return NULL;
-        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
-        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
-        for (size_t i = 0; i < im->n_layers; i++)
-                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
-                                                       "diff_id", im->diff_ids[i]));
-        return plan;
 }
 
 static uint64_t blob_size(const struct pre *p, const char *digest)
@@ -395,10 +376,11 @@ static uint64_t all_blob_bytes(const struct pre *p)
 static int exchange(struct pre *p, json_t **ans, int64_t *probe_ms, em_error_t *err)
 {
         cleanup_free uint8_t *buf = malloc(EM_PRECHECK_PROBE);
-        cleanup_json json_t *plan = json_pack(
-            "{s:O, s:o, s:{s:I, s:I, s:I}}", "spec", p->spec, "image", image_plan(p->image), "need",
-            "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
-            "layers_bytes_hint", (json_int_t)all_blob_bytes(p));
+        cleanup_json json_t *plan =
+            json_pack("{s:O, s:o, s:{s:I, s:I, s:I}}", "spec", p->spec, "image",
+                      em_proto_image_plan(p->image), "need", "upper_bytes",
+                      (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
+                      "layers_bytes_hint", (json_int_t)all_blob_bytes(p));
 
         if (buf == NULL || plan == NULL)
                 return em_error_set(err, ENOMEM, "pre-check");

@@ -82,8 +82,7 @@ static int load_container(struct source *s, em_error_t *err)
 static int do_hello(struct source *s, em_error_t *err)
 {
         cleanup_hello struct em_hello h = {0};
-        cleanup_frame struct em_frame f = {0};
-        cleanup_free char *hello = NULL, *reason = NULL;
+        cleanup_free char *reason = NULL;
         bool ok = false;
 
         if (em_session_local_hello(s->cfg, &h, err) < 0)
@@ -91,36 +90,15 @@ static int do_hello(struct source *s, em_error_t *err)
         memcpy(h.session, s->session_id, 16);
         h.container = strdup(s->name);
         h.mode = strdup(em_migrate_mode_name(s->o->mode));
-        if (h.container == NULL || h.mode == NULL || em_hello_build(&h, &hello, err) < 0)
+        if (h.container == NULL || h.mode == NULL)
                 return em_error_wrap(err, "building HELLO");
-        if (em_conn_send_str(s->conn, EM_FRAME_HELLO, hello, err) < 0 ||
-            em_proto_recv(s->conn, &f, err) < 0)
-                return em_error_wrap(err, "handshake with %s", s->o->target);
-        if (f.hdr.type != EM_FRAME_HELLO_ACK ||
-            em_hello_ack_parse((const char *)f.payload, f.length, s->session_id, &ok, &reason,
-                               err) < 0)
-                return em_error_wrap(err, "handshake with %s", s->o->target);
+        if (em_proto_hello(s->conn, &h, s->o->target, &ok, &reason, err) < 0)
+                return -1;
         if (!ok)
                 return em_error_set(err, EPERM, "target %s refused the migration: %s", s->o->target,
                                     reason ? reason : "no reason given");
         em_conn_set_session(s->conn, em_frame_session_tag(s->session_id));
         return 0;
-}
-
-static json_t *image_plan(const struct em_image_info *im)
-{
-        json_t *blobs = json_array();
-        json_t *plan = json_pack("{s:s, s:s, s:o}", "name", im->name, "manifest_digest",
-                                 im->manifest_digest, "blobs", blobs);
-
-        if (plan == NULL)
-                return NULL;
-        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->manifest_digest));
-        json_array_append_new(blobs, json_pack("{s:s}", "digest", im->config_digest));
-        for (size_t i = 0; i < im->n_layers; i++)
-                json_array_append_new(blobs, json_pack("{s:s, s:s}", "digest", im->layer_digests[i],
-                                                       "diff_id", im->diff_ids[i]));
-        return plan;
 }
 
 /* A record of what `prepare` left in the target's page cache saves asking
@@ -177,7 +155,7 @@ static void save_shadow(struct source *s)
 static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
 {
         cleanup_json json_t *plan =
-            json_pack("{s:O, s:o}", "spec", s->spec, "image", image_plan(s->image));
+            json_pack("{s:O, s:o}", "spec", s->spec, "image", em_proto_image_plan(s->image));
         cleanup_json json_t *prefix = NULL;
 
         if (plan == NULL)
