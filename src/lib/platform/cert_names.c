@@ -10,22 +10,9 @@
 /* Appends s[0..len) unless it holds a NUL or is listed already. */
 static int push(char ***v, size_t *n, const char *s, size_t len)
 {
-        char **nv;
-
         if (memchr(s, 0, len) != NULL)
                 return 0;
-        for (size_t i = 0; i < *n; i++)
-                if (strlen((*v)[i]) == len && strncasecmp((*v)[i], s, len) == 0)
-                        return 0;
-        nv = realloc(*v, (*n + 2) * sizeof(char *));
-        if (nv == NULL)
-                return -1;
-        *v = nv;
-        nv[*n] = strndup(s, len);
-        if (nv[*n] == NULL)
-                return -1;
-        nv[++*n] = NULL;
-        return 0;
+        return em_strv_push_unique(v, n, s, len);
 }
 
 /* SAN entry seq into buf; returns its type, or < 0 past the last one. */

@@ -387,26 +387,6 @@ char *em_x509_subject(X509 *x)
         return strndup(data, (size_t)len);
 }
 
-/* Appends a name unless already there (the CN usually repeats a SAN). */
-static int strv_push(char ***v, size_t *n, const char *s, size_t len)
-{
-        char **nv;
-
-        for (size_t i = 0; i < *n; i++)
-                if (strlen((*v)[i]) == len && strncasecmp((*v)[i], s, len) == 0)
-                        return 0;
-        nv = realloc(*v, (*n + 2) * sizeof(char *));
-
-        if (nv == NULL)
-                return -1;
-        *v = nv;
-        nv[*n] = strndup(s, len);
-        if (nv[*n] == NULL)
-                return -1;
-        nv[++*n] = NULL;
-        return 0;
-}
-
 static int push_cn(X509 *x, char ***v, size_t *n)
 {
         X509_NAME *sn = X509_get_subject_name(x);
@@ -419,8 +399,8 @@ static int push_cn(X509 *x, char ***v, size_t *n)
         /* An embedded NUL would let "good\0.evil" pass as "good". */
         if (memchr(ASN1_STRING_get0_data(d), 0, (size_t)ASN1_STRING_length(d)) != NULL)
                 return 0;
-        return strv_push(v, n, (const char *)ASN1_STRING_get0_data(d),
-                         (size_t)ASN1_STRING_length(d));
+        return em_strv_push_unique(v, n, (const char *)ASN1_STRING_get0_data(d),
+                                   (size_t)ASN1_STRING_length(d));
 }
 
 int em_x509_names(X509 *x, char ***out, em_error_t *err)
@@ -439,7 +419,7 @@ int em_x509_names(X509 *x, char ***out, em_error_t *err)
                 const unsigned char *p = ASN1_STRING_get0_data(s);
                 size_t len = (size_t)ASN1_STRING_length(s);
                 if (memchr(p, 0, len) == NULL)
-                        rc = strv_push(&v, &n, (const char *)p, len);
+                        rc = em_strv_push_unique(&v, &n, (const char *)p, len);
         }
         GENERAL_NAMES_free(gens);
         if (rc == 0)

@@ -2,6 +2,9 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +46,24 @@ void em_strv_free(char **v)
         for (char **it = v; *it; it++)
                 free(*it);
         free(v);
+}
+
+int em_strv_push_unique(char ***v, size_t *n, const char *s, size_t len)
+{
+        char **nv;
+
+        for (size_t i = 0; i < *n; i++)
+                if (strlen((*v)[i]) == len && strncasecmp((*v)[i], s, len) == 0)
+                        return 0;
+        nv = realloc(*v, (*n + 2) * sizeof(char *));
+        if (nv == NULL)
+                return -1;
+        *v = nv;
+        nv[*n] = strndup(s, len);
+        if (nv[*n] == NULL)
+                return -1;
+        nv[++*n] = NULL;
+        return 0;
 }
 
 void em_cleanup_strvp(char ***v)

@@ -43,5 +43,9 @@ void em_cleanup_pidp(pid_t *pid);
         })
 
 void em_strv_free(char **v);
+/* Appends s[0..len) to the NULL-terminated *v of *n names unless one equal
+ * to it, ignoring case, is there already (certificate names repeat: the
+ * CN usually is a SAN too). -1 on OOM. */
+int em_strv_push_unique(char ***v, size_t *n, const char *s, size_t len);
 
 #endif
