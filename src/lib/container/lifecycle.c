@@ -264,6 +264,19 @@ static int lock_container(const struct em_container_paths *p, const char *name, 
         return 0;
 }
 
+/* What a command on one container starts with: its paths, the state, its
+ * record, and its lock held. */
+static int open_locked(const struct em_config *cfg, const char *name, struct em_container_paths *p,
+                       struct em_state **st, struct em_container_rec **rec, int *lock,
+                       em_error_t *err)
+{
+        if (em_container_paths_init(cfg, name, p, err) < 0 ||
+            em_state_open(cfg->root, st, err) < 0 ||
+            em_state_container_get(*st, name, rec, err) < 0)
+                return -1;
+        return lock_container(p, name, lock, err);
+}
+
 int em_container_stop(const struct em_config *cfg, const char *name, int timeout_s, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
@@ -274,10 +287,7 @@ int em_container_stop(const struct em_config *cfg, const char *name, int timeout
 
         cleanup_close int lock = -1;
 
-        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0 ||
-            lock_container(&p, name, &lock, err) < 0)
+        if (open_locked(cfg, name, &p, &st, &rec, &lock, err) < 0)
                 return -1;
         if (!(from & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s", name,
@@ -328,10 +338,7 @@ int em_container_start(const struct em_config *cfg, const char *name, em_error_t
         cleanup_container_rec struct em_container_rec *rec = NULL;
         cleanup_close int lock = -1;
 
-        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0 ||
-            lock_container(&p, name, &lock, err) < 0)
+        if (open_locked(cfg, name, &p, &st, &rec, &lock, err) < 0)
                 return -1;
         reconcile(cfg, st, rec);
         if (rec->state == EM_CSTATE_RUNNING)

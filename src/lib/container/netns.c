@@ -164,10 +164,10 @@ int em_netns_route_del(const char *host_veth, const char *ip, em_error_t *err)
         return 0;
 }
 
-int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_error_t *err)
+/* Wires the namespace at path to the host; on failure nothing is left,
+ * not even the namespace. */
+static int wire(const char *path, const char *host_veth, const char *ip, em_error_t *err)
 {
-        if (em_netns_create(path, err) < 0)
-                return -1;
         enable_forwarding();
         if (wire_container(path, host_veth, ip, err) < 0 || wire_host(host_veth, ip, err) < 0) {
                 em_error_t e2 = NULL;
@@ -176,6 +176,13 @@ int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_e
                 return -1;
         }
         return 0;
+}
+
+int em_netns_setup(const char *path, const char *host_veth, const char *ip, em_error_t *err)
+{
+        if (em_netns_create(path, err) < 0)
+                return -1;
+        return wire(path, host_veth, ip, err);
 }
 
 static int bind_ns(int pid, const char *path, em_error_t *err)
@@ -199,14 +206,7 @@ int em_netns_adopt(int pid, const char *path, const char *host_veth, const char 
 {
         if (bind_ns(pid, path, err) < 0)
                 return -1;
-        enable_forwarding();
-        if (wire_container(path, host_veth, ip, err) < 0 || wire_host(host_veth, ip, err) < 0) {
-                em_error_t e2 = NULL;
-                em_netns_teardown(path, host_veth, &e2);
-                em_error_free(&e2);
-                return -1;
-        }
-        return 0;
+        return wire(path, host_veth, ip, err);
 }
 
 static bool link_exists(const char *ifname)
