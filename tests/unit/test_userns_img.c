@@ -122,13 +122,41 @@ static void test_remap_dir(void **state)
         em_rm_rf(dir, &err);
 }
 
+/* The widest map the decoder takes grows when moved high (lower_first
+ * needs 5 bytes): the rewrite must still fit its buffer. */
+static void test_remap_widest(void **state)
+{
+        char dir[] = "/tmp/test_userns_img.XXXXXX";
+        cleanup_free char *path = NULL;
+        const struct em_idrange from = {0, 65536}, to = {1u << 30, 65536};
+        struct em_ck_userns m = {0};
+        uint8_t buf[1024];
+        em_error_t err = NULL;
+        (void)state;
+
+        for (size_t i = 0; i < EM_USERNS_IMG_MAX_EXTENTS; i++) {
+                m.uid[i].first = m.uid[i].lower_first = m.uid[i].count = 16384;
+                m.gid[i] = m.uid[i];
+        }
+        m.n_uid = m.n_gid = EM_USERNS_IMG_MAX_EXTENTS;
+        size_t n = em_userns_img_encode(&m, 0x55474906, buf);
+        assert_non_null(mkdtemp(dir));
+        path = em_path_join(dir, "userns-14.img");
+        assert_int_equal(em_write_file_atomic(path, buf, n, 0600, &err), 0);
+        assert_int_equal(em_userns_img_remap(dir, &from, &to, &err), 0);
+        int fd = open(path, O_RDONLY);
+        ssize_t r = read(fd, buf, sizeof(buf));
+        close(fd);
+        assert_true(r > 512);
+        em_rm_rf(dir, &err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_decode_encode),
-            cmocka_unit_test(test_move),
-            cmocka_unit_test(test_malformed),
-            cmocka_unit_test(test_remap_dir),
+            cmocka_unit_test(test_decode_encode), cmocka_unit_test(test_move),
+            cmocka_unit_test(test_malformed),     cmocka_unit_test(test_remap_dir),
+            cmocka_unit_test(test_remap_widest),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,7 +113,7 @@ int em_userns_map_move(struct em_ck_userns *m, const struct em_idrange *from,
 static int remap_file(int dfd, const char *name, const struct em_idrange *from,
                       const struct em_idrange *to, em_error_t *err)
 {
-        uint8_t buf[512], out[512];
+        uint8_t buf[512], out[EM_USERNS_IMG_ENCODED_MAX];
         struct em_ck_userns m;
         cleanup_close int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 

@@ -24,8 +24,12 @@
  * wrong or it has more than EM_USERNS_IMG_MAX_EXTENTS extents a side,
  * EBADMSG when the entry is malformed. */
 int em_userns_img_decode(const uint8_t *buf, size_t len, struct em_ck_userns *out, em_error_t *err);
-/* Encodes it back, with the magics of the original (buf must hold 8 + 4 +
- * the entry; 512 bytes are always enough). Returns the length. */
+/* The most em_userns_img_encode writes: the header, then per extent a tag,
+ * a length and three tagged varints of at most 5 bytes. */
+#define EM_USERNS_IMG_ENCODED_MAX (12 + 2 * EM_USERNS_IMG_MAX_EXTENTS * (2 + 3 * 6))
+
+/* Encodes it back, with the magics of the original (buf must hold
+ * EM_USERNS_IMG_ENCODED_MAX bytes). Returns the length. */
 size_t em_userns_img_encode(const struct em_ck_userns *m, uint32_t magic2, uint8_t *buf);
 
 /* Every extent of m must lie in `from`; moves them to `to` (same offsets).
