@@ -160,12 +160,14 @@ bench: all
 FMT_SRC = $(shell find src tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
 format:
 	clang-format -i $(FMT_SRC)
-# clang-format, then the layering rule and docs/architecture.md's table of it.
+# clang-format, the layering rule and docs/architecture.md's table of it, and
+# no function in src/ over 60 lines (HACKING.md).
 format-check:
 	@out=$$(clang-format --dry-run $(FMT_SRC) 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | grep 'warning:' | cut -d: -f1 | sort -u | sed 's/^/not formatted: /'; \
 	echo "run 'make format' to fix"; exit 1; fi; echo "format-check: ok"
 	@scripts/check-layers
+	@scripts/function-lengths 60 || { echo "split the functions above (at most 60 lines)"; exit 1; }
 
 clean:
 	rm -rf build build-san build-fuzz build-cov
