@@ -72,14 +72,18 @@ static int write_long(const char *path, long v)
 
 /* The state file holds the original value and the pids of the processes
  * that need the raised one; dead pids (a crashed migration) are pruned, so
- * the value always goes back once no live user remains. */
-static size_t read_users(int fd, long *orig, pid_t *users, size_t max)
+ * the value always goes back once no live user remains. *listed counts the
+ * pids the file named, dead ones included: while it is not 0 the recorded
+ * original is the one to go back to, since the sysctl itself still holds
+ * the raised value a crashed user left. */
+static size_t read_users(int fd, long *orig, size_t *listed, pid_t *users, size_t max)
 {
         char buf[4096] = {0};
         char *p = buf, *end;
         size_t n = 0;
 
         *orig = -1;
+        *listed = 0;
         if (read(fd, buf, sizeof(buf) - 1) <= 0)
                 return 0;
         *orig = strtol(p, &end, 10);
@@ -87,6 +91,7 @@ static size_t read_users(int fd, long *orig, pid_t *users, size_t max)
                 long v = strtol(p, &end, 10);
                 if (end == p)
                         break;
+                (*listed)++;
                 if (v > 0 && (kill((pid_t)v, 0) == 0 || errno != ESRCH))
                         users[n++] = (pid_t)v;
         }
@@ -97,7 +102,7 @@ static int sysctl_adjust(const struct held_sysctl *h, bool add, em_error_t *err)
 {
         cleanup_close int fd = -1;
         pid_t users[256];
-        size_t n, k = 0;
+        size_t n, k = 0, listed;
         long orig;
         char buf[4096];
         int len;
@@ -107,8 +112,8 @@ static int sysctl_adjust(const struct held_sysctl *h, bool add, em_error_t *err)
         fd = open(h->state, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 || flock(fd, LOCK_EX) < 0)
                 return em_error_set(err, errno, "locking %s", h->state);
-        n = read_users(fd, &orig, users, 255);
-        if (n == 0)
+        n = read_users(fd, &orig, &listed, users, 255);
+        if (listed == 0 || orig < 0)
                 orig = read_long(h->path);
         for (size_t i = 0; i < n; i++) {
                 if (users[i] != getpid())
