@@ -200,9 +200,13 @@ bool em_source_lazy_wanted(const struct source *s)
 
         if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)
                 return true;
+        why = em_json_str(em_report_json(s->report), "stop_reason");
+        /* The default: pre-copy that does not converge hands off in hybrid
+         * mode instead of freezing for the whole dirty set. */
+        if (s->o->mode == EM_MIGRATE_PRECOPY)
+                return why != NULL && strcmp(why, em_stop_reason_name(EM_STOP_NOT_CONVERGING)) == 0;
         if (s->o->mode != EM_MIGRATE_AUTO)
                 return false;
-        why = em_json_str(em_report_json(s->report), "stop_reason");
         return why == NULL || strcmp(why, em_stop_reason_name(EM_STOP_FITS_TARGET)) != 0;
 }
 

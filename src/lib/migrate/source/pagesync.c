@@ -212,6 +212,41 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
         return pipeline_end(&p, rc, err);
 }
 
+struct dirty_count {
+        const em_hashset_t *known;
+        uint64_t pages;
+};
+
+static int count_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        struct dirty_count *d = ctx;
+        em_phash_t h;
+
+        (void)vaddr;
+        (void)err;
+        if (em_page_is_zero(page))
+                return 0;
+        em_page_hash(page, &h);
+        if (!em_hashset_has(d->known, &h))
+                d->pages++;
+        return 0;
+}
+
+int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids, uint64_t *bytes,
+                       em_error_t *err)
+{
+        struct dirty_count d = {st->known, 0};
+
+        for (size_t i = 0; i < npids; i++) {
+                struct em_procmem_stats ps = {0};
+                if (em_procmem_scan(pids[i], count_page, &d, &ps, err) < 0)
+                        return em_error_wrap(err, "measuring the dirty memory of pid %d",
+                                             (int)pids[i]);
+        }
+        *bytes = d.pages * EM_PAGE_SIZE;
+        return 0;
+}
+
 /* The pagemaps of an image dir, so the shadow knows each page's address:
  * pagemap-<vpid>.img describes pages-<pages_id>.img. */
 struct pagemaps {

@@ -55,6 +55,11 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
                         int level, struct em_sync_stats *stats, em_error_t *err);
+/* Reads the live memory of pids like em_sync_push_memory but sends
+ * nothing: *bytes is the raw size of the non-zero pages the target lacks,
+ * what the next round would send (the stop rule's "what is left"). */
+int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids, uint64_t *bytes,
+                       em_error_t *err);
 /* The memory pushed last was the frozen container's (during its final
  * dump): the image's pages are known, so no first pass over them. */
 void em_sync_state_frozen_pushed(struct em_sync_state *st);

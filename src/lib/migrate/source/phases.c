@@ -179,6 +179,27 @@ static int upper_dir(struct source *s, char **out, em_error_t *err)
         return 0;
 }
 
+/* What the next round would send, measured now (the stop rule's "what is
+ * left"), in wire bytes at the last round's compression ratio; and the rate
+ * at which the service dirtied memory the target lacks during the round. */
+static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, em_error_t *err)
+{
+        uint64_t raw = 0;
+        double ratio = rs->dirty_bytes ? (double)rs->dirty_wire_bytes / (double)rs->dirty_bytes : 1;
+
+        if (em_sync_dirty_scan(s->sync, s->pids, s->npids, &raw, err) < 0)
+                return -1;
+        if (ratio > 1)
+                ratio = 1;
+        rs->left_wire_bytes = (uint64_t)((double)raw * ratio);
+        s->dirty_rate = ms > 0 ? (double)raw * 1000.0 / (double)ms : 0;
+        em_report_round_set(s->report, "left_bytes", json_integer((json_int_t)raw));
+        em_report_round_set(s->report, "left_wire_bytes",
+                            json_integer((json_int_t)rs->left_wire_bytes));
+        em_report_round_set(s->report, "dirty_rate_bps", json_real(s->dirty_rate));
+        return 0;
+}
+
 static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_error_t *err)
 {
         cleanup_free char *upper = NULL;
@@ -214,7 +235,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
                     (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
                     (unsigned long long)wire, (long long)ms);
-        return 0;
+        return measure_left(s, rs, ms, err);
 }
 
 /* How recent a measurement of the link must be to stand in for one. */

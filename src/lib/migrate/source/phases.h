@@ -27,16 +27,17 @@ struct source {
         struct em_report *report;
         json_t *spec;
         char *workdir, *images;
-        int journal_fd;                     /* holds the session's journal lock */
-        bool checkpointed;                  /* the container is stopped here, its state in images */
-        bool final_sent;                    /* FINAL may have reached the target */
-        bool target_running;                /* its RESTORE_OK arrived */
-        bool committed;                     /* the target owns the service now */
-        bool in_doubt;                      /* the target did not answer: nothing runs here */
-        bool migrating;                     /* the container's state is "migrating" */
-        bool keep_workdir;                  /* in doubt: keep the checkpoint for recovery */
-        double bandwidth;                   /* bytes/s: measured on this link, or seeded */
-        bool bandwidth_measured;            /* by this migration (not a seed) */
+        int journal_fd;          /* holds the session's journal lock */
+        bool checkpointed;       /* the container is stopped here, its state in images */
+        bool final_sent;         /* FINAL may have reached the target */
+        bool target_running;     /* its RESTORE_OK arrived */
+        bool committed;          /* the target owns the service now */
+        bool in_doubt;           /* the target did not answer: nothing runs here */
+        bool migrating;          /* the container's state is "migrating" */
+        bool keep_workdir;       /* in doubt: keep the checkpoint for recovery */
+        double bandwidth;        /* bytes/s: measured on this link, or seeded */
+        double dirty_rate;       /* bytes/s the target lacks, dirtied in the last round */
+        bool bandwidth_measured; /* by this migration (not a seed) */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
         bool calibrated;
         /* A `prepare` left the target most pages: the transfers will be

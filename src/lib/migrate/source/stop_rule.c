@@ -7,7 +7,7 @@ void em_stop_rule_defaults(struct em_stop_rule *r)
         r->max_rounds = 5;
         r->downtime_target_ms = 500;
         r->time_budget_ms = 120000;
-        r->shrink_ratio = 0.9;
+        r->converge_ratio = 0.5;
 }
 
 uint64_t em_transfer_estimate_ms(uint64_t wire_bytes, double bandwidth_bps)
@@ -16,22 +16,28 @@ uint64_t em_transfer_estimate_ms(uint64_t wire_bytes, double bandwidth_bps)
         return (uint64_t)((double)wire_bytes * 1000.0 / bps + 0.5);
 }
 
+bool em_stop_rule_converged(const struct em_stop_rule *r, const struct em_round_stat *last)
+{
+        return (double)last->left_wire_bytes <= r->converge_ratio * (double)last->dirty_wire_bytes;
+}
+
 enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
                                         const struct em_round_stat *rounds, size_t n,
                                         double bandwidth_bps)
 {
         const struct em_round_stat *last = &rounds[n - 1];
 
-        if (em_transfer_estimate_ms(last->dirty_wire_bytes, bandwidth_bps) <= r->downtime_target_ms)
+        if (em_transfer_estimate_ms(last->left_wire_bytes, bandwidth_bps) <= r->downtime_target_ms)
                 return EM_STOP_FITS_TARGET;
+        /* Judged from the first round on: the base round of a service that
+         * rewrites its memory faster than the link drains it leaves as
+         * much as it sent, and a second full copy would only repeat it. */
+        if (!em_stop_rule_converged(r, last))
+                return EM_STOP_NOT_CONVERGING;
         if (n >= r->max_rounds)
                 return EM_STOP_ROUNDS;
         if (r->time_budget_ms && last->elapsed_ms >= r->time_budget_ms)
                 return EM_STOP_TIME;
-        /* Round 1 sends the base; shrinking is judged from round 2 on. */
-        if (n >= 3 &&
-            (double)last->dirty_bytes >= r->shrink_ratio * (double)rounds[n - 2].dirty_bytes)
-                return EM_STOP_NOT_SHRINKING;
         return EM_STOP_CONTINUE;
 }
 
@@ -42,8 +48,8 @@ const char *em_stop_reason_name(enum em_stop_reason reason)
                 return "continue";
         case EM_STOP_FITS_TARGET:
                 return "fits-downtime-target";
-        case EM_STOP_NOT_SHRINKING:
-                return "dirty-set-not-shrinking";
+        case EM_STOP_NOT_CONVERGING:
+                return "not-converging";
         case EM_STOP_ROUNDS:
                 return "round-budget";
         case EM_STOP_TIME:
