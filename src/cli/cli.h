@@ -50,6 +50,7 @@ int cmd_image(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_version(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_volume(struct em_cli *cli, int argc, char **argv, em_error_t *err);
+int cmd_pod(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_ps(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_inspect(struct em_cli *cli, int argc, char **argv, em_error_t *err);
 int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err);

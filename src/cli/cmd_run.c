@@ -12,7 +12,7 @@ static const char usage[] =
     "                   [--cpus N] [--restart POLICY] [-v SRC:DST[:ro]]...\n"
     "                   [--tmpfs DST[:size=BYTES]]... [--cap-add CAP]...\n"
     "                   [--cap-drop CAP]... [--security-opt seccomp=unconfined]\n"
-    "                   [--pids-limit N] [--ulimit nofile=N] IMAGE [CMD...]\n"
+    "                   [--pids-limit N] [--ulimit nofile=N] [--pod POD] IMAGE [CMD...]\n"
     "\n"
     "Create and start a detached container from IMAGE (an image in the store: full\n"
     "reference, name:tag, bare name or manifest digest prefix).\n"
@@ -40,6 +40,9 @@ static const char usage[] =
     "                     <root>/network.json, else 10.66.0.0/16 (addresses kept\n"
     "                     for containers that migrated away are skipped;\n"
     "                     docs/network.md)\n"
+    "  --pod POD          run in pod POD (`edgemig pod create`): share its network\n"
+    "                     (service IP, localhost), IPC namespace, hostname and\n"
+    "                     host ID range; takes no --ip (docs/pods.md)\n"
     "  -e, --env K=V      set an environment variable (repeatable; overrides the image)\n"
     "  --memory BYTES     memory limit (suffixes K, M, G, T: powers of 1024)\n"
     "  --cpus N           CPU limit, e.g. 0.5\n"
@@ -118,6 +121,7 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         const struct em_opt table[] = {
             EM_OPT_STRING("name", 0, &o.name),
             EM_OPT_STRING("ip", 0, &o.ip),
+            EM_OPT_STRING("pod", 0, &o.pod),
             EM_OPT_LIST("env", 'e', &env),
             EM_OPT_SIZE("memory", 0, &o.memory, 0, INT64_MAX),
             EM_OPT_DOUBLE_ABOVE("cpus", 0, &o.cpus, 0, 4096),

@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
     {"rm", cmd_rm, "remove a container"},
     {"ip", cmd_ip, "list or release the service IPs kept for migrated-away containers"},
     {"volume", cmd_volume, "list, inspect, remove and prune named volumes"},
+    {"pod", cmd_pod, "create, list, inspect and remove pods (containers sharing a network)"},
     {"checkpoint", cmd_checkpoint, "checkpoint a container to a directory"},
     {"restore", cmd_restore, "restore a container from a checkpoint directory"},
     {"migrate", cmd_migrate, "live-migrate a container to another edge host"},

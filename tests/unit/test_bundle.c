@@ -136,6 +136,56 @@ static void test_user_namespace_profile(void **state)
         json_decref(hook);
 }
 
+/* A pod member joins its infra's user, network, IPC and UTS namespaces by
+ * path, keeps its own pid and mount namespaces and the pod's mappings, and
+ * gets no network hook (the infra's namespace is wired already). */
+static void test_pod_member_joins(void **state)
+{
+        struct em_security_profile prof = {
+            .caps = em_caps_default(), .seccomp = true, .ids = {1u << 30, 65536}};
+        json_t *hook = json_pack("{s:s}", "path", "/usr/bin/edgemig");
+        struct em_bundle_params bp = {.rootfs = rootfs,
+                                      .netns = "/var/lib/edgemig/netns/db",
+                                      .netns_hook = hook,
+                                      .profile = &prof,
+                                      .cgroup = "/edgemig-0123456789-db",
+                                      .hostname = "web",
+                                      .join_pid = 4321};
+        json_t *spec = spec_with("{\"Cmd\":[\"/bin/sh\"]}", ""), *cfg = NULL;
+        em_error_t err = NULL;
+        const char *want[][2] = {{"pid", NULL},
+                                 {"mount", NULL},
+                                 {"ipc", "/proc/4321/ns/ipc"},
+                                 {"uts", "/proc/4321/ns/uts"},
+                                 {"network", "/proc/4321/ns/net"},
+                                 {"user", "/proc/4321/ns/user"}};
+        (void)state;
+
+        if (em_bundle_config(spec, &bp, &cfg, &err) < 0)
+                fail_msg("%s", em_error_msg(err));
+        json_t *lnx = json_object_get(cfg, "linux"), *ns = json_object_get(lnx, "namespaces");
+        assert_int_equal(json_array_size(ns), 6);
+        for (size_t i = 0; i < 6; i++) {
+                json_t *v = json_array_get(ns, i);
+                assert_string_equal(em_json_str(v, "type"), want[i][0]);
+                if (want[i][1] == NULL)
+                        assert_null(json_object_get(v, "path"));
+                else
+                        assert_string_equal(em_json_str(v, "path"), want[i][1]);
+        }
+        json_t *m = json_array_get(json_object_get(lnx, "uidMappings"), 0);
+        assert_int_equal(json_integer_value(json_object_get(m, "hostID")), 1 << 30);
+        assert_null(json_object_get(cfg, "hooks"));
+        assert_string_equal(em_json_str(cfg, "hostname"), "web");
+        json_decref(cfg);
+        /* Without a user namespace there is nothing to join. */
+        prof.ids = (struct em_idrange){0, 0};
+        assert_int_equal(em_bundle_config(spec, &bp, &cfg, &err), -1);
+        em_error_free(&err);
+        json_decref(spec);
+        json_decref(hook);
+}
+
 static const char *arr_str(json_t *a, size_t i)
 {
         return json_string_value(json_array_get(a, i));
@@ -330,6 +380,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_user_namespace_profile),
+            cmocka_unit_test(test_pod_member_joins),
             cmocka_unit_test(test_args_env_cwd),
             cmocka_unit_test(test_cmd_override_keeps_entrypoint),
             cmocka_unit_test(test_no_command_fails),

@@ -15,6 +15,7 @@
 #include "container/volume.h"
 #include "container/security.h"
 #include "container/netns.h"
+#include "container/pod.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -161,12 +162,15 @@ static int require_running(struct em_state *st, const char *name, em_error_t *er
 {
         cleanup_container_rec struct em_container_rec *rec = NULL;
 
-        if (em_state_container_get(st, name, &rec, err) < 0)
+        cleanup_json json_t *spec = NULL;
+
+        if (em_state_container_get(st, name, &rec, err) < 0 ||
+            em_json_parse(rec->spec, strlen(rec->spec), "container spec", &spec, err) < 0)
                 return -1;
         if (!(CHECKPOINTABLE & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s, not running", name,
                                     em_cstate_name(rec->state));
-        return 0;
+        return em_pod_refuse_alone(spec, "checkpointing", err);
 }
 
 /* Long enough for a busy container; past it CRIU freezes it itself. */

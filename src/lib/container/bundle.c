@@ -258,11 +258,39 @@ static json_t *id_mappings(const struct em_idrange *ids)
                          "size", (json_int_t)ids->size);
 }
 
+/* A pod member joins its infra container's namespaces by path: runc joins
+ * them before it unshares the rest, and on restore passes the network
+ * namespace to CRIU as external and the others as join-ns (pod.h). The
+ * mappings stay, the pod's own, so runc knows the host ids of root. */
+static int join_namespaces(json_t *lnx, const struct em_bundle_params *bp,
+                           const struct em_security_profile *prof, em_error_t *err)
+{
+        static const char *const joined[][2] = {
+            {"ipc", "ipc"}, {"uts", "uts"}, {"network", "net"}, {"user", "user"}};
+        json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
+        char path[64];
+
+        if (prof->ids.size == 0 || ns == NULL) {
+                json_decref(ns);
+                return em_error_set(err, EINVAL, "a pod member needs the pod's user namespace");
+        }
+        for (size_t i = 0; i < sizeof(joined) / sizeof(joined[0]); i++) {
+                snprintf(path, sizeof(path), "/proc/%d/ns/%s", bp->join_pid, joined[i][1]);
+                json_array_append_new(ns,
+                                      json_pack("{s:s, s:s}", "type", joined[i][0], "path", path));
+        }
+        json_object_set_new(lnx, "uidMappings", id_mappings(&prof->ids));
+        json_object_set_new(lnx, "gidMappings", id_mappings(&prof->ids));
+        return json_object_set_new(lnx, "namespaces", ns);
+}
+
 /* With a user namespace, runc creates the network namespace inside it;
  * without, the container joins the one edgemig created. */
 static int add_namespaces(json_t *lnx, const struct em_bundle_params *bp,
                           const struct em_security_profile *prof, em_error_t *err)
 {
+        if (bp->join_pid > 0)
+                return join_namespaces(lnx, bp, prof, err);
         json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "ipc", "type",
                                "uts", "type", "mount");
 
@@ -321,7 +349,7 @@ static int add_extras(json_t *cfg, const struct em_bundle_params *bp,
             json_object_set_new(cfg, "annotations",
                                 json_pack("{s:s}", "org.criu.config", bp->criu_config)) < 0)
                 return em_error_set(err, ENOMEM, "building config.json");
-        if (prof->ids.size > 0 &&
+        if (prof->ids.size > 0 && bp->join_pid <= 0 &&
             json_object_set_new(cfg, "hooks", json_pack("{s:[O]}", "prestart", bp->netns_hook)) < 0)
                 return em_error_set(err, ENOMEM, "building config.json");
         return 0;

@@ -25,6 +25,9 @@ struct em_bundle_params {
         const char *cgroup; /* cgroupsPath */
         const char *hostname;
         const char *criu_config; /* CRIU options file for runc (org.criu.config), or NULL */
+        /* A pod member (pod.h): > 0 joins the user, network, IPC and UTS
+         * namespaces of this process, the pod's infra container; no hook. */
+        int join_pid;
 };
 
 /* Builds config.json. The user ("uid[:gid]" or names) is resolved against

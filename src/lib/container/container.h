@@ -16,8 +16,9 @@
  * host that has its layers: {"name", "image", "image_digest", "diff_ids",
  * "image_config", "env", "cmd", "memory", "cpus", "ip", "security"}, the
  * host ID range it runs with, "userns" {"base", "size"} (security.h), and,
- * when not "no", the restart policy "restart" (restart.h), and with -v or
- * --tmpfs "mounts" (volume.h). */
+ * when not "no", the restart policy "restart" (restart.h), with -v or
+ * --tmpfs "mounts" (volume.h), and in a pod "pod" (the pod's name) or
+ * "pod_infra": true (pod.h). */
 #ifndef EDGEMIG_CONTAINER_CONTAINER_H
 #define EDGEMIG_CONTAINER_CONTAINER_H
 
@@ -63,6 +64,10 @@ struct em_run_opts {
         const char *const *cap_add, *const *cap_drop; /* NULL-terminated, may be NULL */
         bool seccomp_unconfined;
         uint32_t pids_limit, nofile; /* 0: the host policy's default */
+        /* Pods (pod.h): join pod NAME's namespaces and service IP (ip must
+         * be NULL), or be pod NAME's infra container (pod_infra). */
+        const char *pod;
+        bool pod_infra;
 };
 
 /* Creates and starts a detached container. On failure nothing is left behind. */

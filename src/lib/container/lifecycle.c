@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "container/container.h"
+#include "container/pod.h"
 #include "container/restart.h"
 #include "container/volume.h"
 #include "container/security.h"
@@ -153,18 +154,31 @@ static int create_record(const struct em_config *cfg, struct em_state *st,
                                        .image_digest = img->manifest_digest,
                                        .ip = ip ? strdup(ip) : NULL,
                                        .spec = text,
-                                       .state = EM_CSTATE_CREATED};
+                                       .state = EM_CSTATE_CREATED,
+                                       .no_ip = o->pod != NULL};
         int rc = em_state_container_insert(st, &rec, subnet && *subnet ? subnet : NULL, err);
-        if (rc == 0)
+        if (rc == 0 && rec.ip)
                 json_object_set_new(spec, "ip", json_string(rec.ip));
         free(rec.ip);
-        if (rc == 0 && em_security_claim_ids(cfg, st, o->name, spec, err) < 0) {
+        /* A pod member runs in its pod's ID range (pod.h). */
+        if (rc == 0 && o->pod == NULL && em_security_claim_ids(cfg, st, o->name, spec, err) < 0) {
                 em_state_container_delete(st, o->name, &(em_error_t){NULL});
                 return -1;
         }
         if (rc == 0)
                 *spec_out = steal_pointer(&spec);
         return rc;
+}
+
+static int check_pod(struct em_state *st, const struct em_run_opts *o, em_error_t *err)
+{
+        if (o->pod == NULL)
+                return 0;
+        if (o->ip != NULL || o->pod_infra)
+                return em_error_set(err, EINVAL,
+                                    "a pod member has its pod's service IP: drop --ip (give it "
+                                    "to `edgemig pod create`)");
+        return em_pod_check_running(st, o->pod, err);
 }
 
 static void undo_run(const struct em_config *cfg, struct em_state *st, const char *name)
@@ -198,7 +212,7 @@ int em_container_run(const struct em_config *cfg, const struct em_run_opts *o, e
         if (em_store_open(cfg->root, &store, err) < 0 ||
             em_store_image_get(store, o->image, &img, err) < 0)
                 return em_error_wrap(err, "running %s", o->name);
-        if (em_state_open(cfg->root, &st, err) < 0 ||
+        if (em_state_open(cfg->root, &st, err) < 0 || check_pod(st, o, err) < 0 ||
             create_record(cfg, st, o, img, ip, &spec, err) < 0)
                 return em_error_wrap(err, "running %s", o->name);
         if (em_path_exists(p.dir)) {
@@ -292,6 +306,8 @@ int em_container_stop(const struct em_config *cfg, const char *name, int timeout
         if (!(from & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s", name,
                                     em_cstate_name(rec->state));
+        if (em_pod_check_infra_stop(st, rec, err) < 0)
+                return -1;
         if (kill_and_wait(cfg, &p, name, timeout_s, err) < 0 ||
             em_container_release(cfg, name, err) < 0)
                 return em_error_wrap(err, "stopping %s", name);
@@ -402,13 +418,33 @@ int em_container_kill(const struct em_config *cfg, const char *name, const char 
         return 0;
 }
 
+/* A pod's infra container goes last, with `pod rm`. */
+static int check_rm_pod(struct em_state *st, const struct em_container_rec *rec, em_error_t *err)
+{
+        cleanup_json json_t *spec = NULL;
+        cleanup_strv char **members = NULL;
+
+        if (em_json_parse(rec->spec, strlen(rec->spec), "container spec", &spec, err) < 0)
+                return -1;
+        if (!em_pod_spec_is_infra(spec))
+                return 0;
+        if (em_pod_members(st, rec->name, false, &members, err) < 0)
+                return -1;
+        if (members[0] != NULL)
+                return em_error_set(err, EBUSY,
+                                    "'%s' is a pod with members: remove it with `edgemig pod rm "
+                                    "[--force] %s`",
+                                    rec->name, rec->name);
+        return 0;
+}
+
 int em_container_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err)
 {
         cleanup_state struct em_state *st = NULL;
         cleanup_container_rec struct em_container_rec *rec = NULL;
 
         if (em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0)
+            em_state_container_get(st, name, &rec, err) < 0 || check_rm_pod(st, rec, err) < 0)
                 return -1;
         if (rec->state == EM_CSTATE_RUNNING || rec->state == EM_CSTATE_MIGRATING) {
                 if (!force)

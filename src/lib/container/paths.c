@@ -231,6 +231,10 @@ int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
         }
         if (mounts != NULL)
                 json_object_set_new(spec, "mounts", mounts);
+        if (o->pod != NULL)
+                json_object_set_new(spec, "pod", json_string(o->pod));
+        if (o->pod_infra)
+                json_object_set_new(spec, "pod_infra", json_true());
         json_t *sec = security_json(o);
         if (sec)
                 json_object_set_new(spec, "security", sec);

@@ -14,6 +14,7 @@
 #include "container/nethook.h"
 #include "container/netns.h"
 #include "container/overlay.h"
+#include "container/pod.h"
 #include "container/security.h"
 #include "container/volume.h"
 #include "store/store.h"
@@ -150,7 +151,7 @@ static const char criu_conf[] = "# written by edgemig\nskip-in-flight\n";
 
 static int write_bundle(const struct em_config *cfg, const struct em_container_paths *p,
                         const char *name, const json_t *spec,
-                        const struct em_security_profile *prof, em_error_t *err)
+                        const struct em_security_profile *prof, int join_pid, em_error_t *err)
 {
         cleanup_free char *conf = em_path_join(p->bundle, "criu.conf");
         cleanup_json json_t *hook = NULL;
@@ -159,12 +160,16 @@ static int write_bundle(const struct em_config *cfg, const struct em_container_p
                                       .profile = prof,
                                       .cgroup = p->cgroup,
                                       .hostname = name,
-                                      .criu_config = conf};
+                                      .criu_config = conf,
+                                      .join_pid = join_pid};
         cleanup_json json_t *config = NULL;
 
         if (conf == NULL)
                 return em_error_set(err, ENOMEM, "bundle");
-        if (prof->ids.size > 0 &&
+        /* A pod's members share its UTS namespace: one hostname, the pod's. */
+        if (join_pid > 0)
+                bp.hostname = em_json_str(spec, "pod");
+        if (prof->ids.size > 0 && join_pid <= 0 &&
             em_nethook_json(p->netns, p->host_veth, em_json_str(spec, "ip"), &hook, err) < 0)
                 return -1;
         bp.netns_hook = hook;
@@ -184,12 +189,34 @@ static int write_bundle(const struct em_config *cfg, const struct em_container_p
         return em_json_write_fast(p->spec, spec, err);
 }
 
+/* A pod member's spec with its pod's address and ID range (pod.h). */
+static int pod_join(const struct em_config *cfg, const json_t *spec, json_t **member, int *join_pid,
+                    em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+
+        *join_pid = 0;
+        if (em_json_str(spec, "pod") == NULL || em_pod_spec_is_infra(spec))
+                return 0;
+        if ((*member = json_deep_copy(spec)) == NULL)
+                return em_error_set(err, ENOMEM, "pod member spec");
+        if (em_state_open(cfg->root, &st, err) < 0)
+                return -1;
+        return em_pod_member_join(st, *member, join_pid, err);
+}
+
 static int prepare_steps(const struct em_config *cfg, const struct em_container_paths *p,
                          const char *name, const json_t *spec, em_error_t *err)
 {
-        const char *ip = em_json_str(spec, "ip");
+        cleanup_json json_t *member = NULL;
         struct em_security_profile prof;
+        int join_pid;
 
+        if (pod_join(cfg, spec, &member, &join_pid, err) < 0)
+                return -1;
+        if (member != NULL)
+                spec = member;
+        const char *ip = em_json_str(spec, "ip");
         if (ip == NULL)
                 return em_error_set(err, EINVAL, "the container spec has no service IP");
         if (em_security_profile_of(cfg, spec, &prof, err) < 0)
@@ -203,7 +230,7 @@ static int prepare_steps(const struct em_config *cfg, const struct em_container_
         /* In a user namespace, the network hook wires it once runc made it. */
         if (prof.ids.size == 0 && em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
                 return -1;
-        return write_bundle(cfg, p, name, spec, &prof, err);
+        return write_bundle(cfg, p, name, spec, &prof, join_pid, err);
 }
 
 int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,

@@ -295,7 +295,7 @@ static int insert_row(struct em_state *st, const struct em_container_rec *r, em_
         int rc = sqlite3_step(s);
         if (rc == SQLITE_CONSTRAINT)
                 return em_error_set(err, EEXIST, "a container named '%s' or with address %s exists",
-                                    r->name, r->ip);
+                                    r->name, r->ip ? r->ip : "(none)");
         return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "inserting container", err);
 }
 
@@ -350,9 +350,9 @@ int em_state_container_insert(struct em_state *st, struct em_container_rec *rec,
 {
         if (exec_sql(st, "BEGIN IMMEDIATE", err) < 0)
                 return -1;
-        if (rec->ip == NULL && ip_allocate_locked(st, subnet, &rec->ip, err) < 0)
+        if (rec->ip == NULL && !rec->no_ip && ip_allocate_locked(st, subnet, &rec->ip, err) < 0)
                 goto fail;
-        if (claim_reserved(st, rec, err) < 0 || insert_row(st, rec, err) < 0)
+        if ((rec->ip && claim_reserved(st, rec, err) < 0) || insert_row(st, rec, err) < 0)
                 goto fail;
         return exec_sql(st, "COMMIT", err);
 fail:

@@ -56,6 +56,9 @@ struct em_container_rec {
         int64_t created_at, started_at, finished_at; /* unix ms, 0 if never */
         struct em_idrange ids;                       /* its host ID range, size 0 if none */
         bool stopped_by_user; /* last stopped by `edgemig stop`, not died; cleared on RUNNING */
+        /* Insert only: no address of its own (a pod member: the pod's infra
+         * container holds the pod's service IP; container/pod.h). */
+        bool no_ip;
 };
 void em_container_rec_free(struct em_container_rec **r);
 #define cleanup_container_rec __attribute__((cleanup(em_container_rec_free)))
@@ -72,7 +75,7 @@ void em_state_close(struct em_state **st);
 
 int em_state_schema_version(struct em_state *st, int *version, em_error_t *err);
 
-/* Inserts a new container. When rec->ip is NULL, the lowest free address of
+/* Inserts a new container. When rec->ip is NULL (and not rec->no_ip), the lowest free address of
  * `subnet` (CIDR; NULL → EM_DEFAULT_SUBNET) is allocated in the same
  * transaction and stored into rec->ip. EEXIST if the name or the IP is taken
  * (by a container or a reservation for another name). */

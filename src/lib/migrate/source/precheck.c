@@ -19,6 +19,7 @@
 #include "checkpoint/features.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/pod.h"
 #include "container/volume.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
@@ -287,6 +288,7 @@ static int local_checks(struct pre *p, em_error_t *err)
         const char *image;
 
         if (em_container_spec_get(p->cfg, p->name, &p->spec, err) < 0 ||
+            em_pod_refuse_alone(p->spec, "migrating", err) < 0 ||
             em_container_paths_init(p->cfg, p->name, &cp, err) < 0)
                 return -1;
         image = em_json_str(p->spec, "image_digest");

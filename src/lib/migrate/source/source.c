@@ -9,6 +9,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/pod.h"
 #include "delta/shadow.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/known_cache.h"
@@ -56,7 +57,8 @@ static int load_container(struct source *s, em_error_t *err)
 {
         const char *image;
 
-        if (em_container_spec_get(s->cfg, s->name, &s->spec, err) < 0)
+        if (em_container_spec_get(s->cfg, s->name, &s->spec, err) < 0 ||
+            em_pod_refuse_alone(s->spec, "migrating", err) < 0)
                 return -1;
         image = em_json_str(s->spec, "image_digest");
         if (image == NULL)

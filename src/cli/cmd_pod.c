@@ -1,0 +1,150 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "container/pod.h"
+#include "util/cleanup.h"
+#include "util/json.h"
+
+static const char usage[] =
+    "Usage: edgemig pod create [--ip ADDR[/LEN]] [--image IMAGE] NAME\n"
+    "       edgemig pod ls [--json]\n"
+    "       edgemig pod inspect NAME\n"
+    "       edgemig pod rm [--force] NAME...\n"
+    "\n"
+    "Manage pods: containers that share one network namespace (one service IP,\n"
+    "and localhost between them), one IPC namespace and one hostname, the pod's\n"
+    "name. Start containers in a pod with `edgemig run --pod NAME ...`.\n"
+    "\n"
+    "A pod is held by its infra container, a container named like the pod that\n"
+    "only sleeps (from the busybox image unless --image): it owns the pod's\n"
+    "namespaces, service IP and host ID range, so members can stop, restart or\n"
+    "be removed without the others losing their network. `ps` lists it too.\n"
+    "\n"
+    "  create    create the pod and start its infra container\n"
+    "  ls        list the pods: name, service IP, state, members\n"
+    "  inspect   print one pod as JSON: name, ip, state, infra_pid, members\n"
+    "  rm        remove pods; refused while a pod has members, unless --force,\n"
+    "            which removes its members first (running or not)\n"
+    "\n"
+    "Options:\n"
+    "  --ip ADDR[/LEN]  create: the pod's service IP; default: allocated from\n"
+    "                   this host's range as `run` does (docs/network.md)\n"
+    "  --image IMAGE    create: the infra container's image, which needs sh and\n"
+    "                   sleep (default: busybox)\n"
+    "  --force          rm: remove the members too\n"
+    "  --json           ls: print JSON (an array of inspect's objects)\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "See docs/pods.md.\n";
+
+struct pod_args {
+        bool json, force;
+        const char *ip, *image;
+};
+
+static int do_ls(const struct em_config *cfg, bool json, em_error_t *err)
+{
+        cleanup_json json_t *list = NULL;
+        size_t i, j;
+        json_t *p, *m;
+
+        if (em_pod_list(cfg, &list, err) < 0)
+                return 1;
+        if (json)
+                return em_json_print(list, err) < 0 ? 1 : 0;
+        printf("%-20s %-15s %-12s %s\n", "NAME", "IP", "STATE", "MEMBERS");
+        json_array_foreach(list, i, p)
+        {
+                const char *ip = em_json_str(p, "ip");
+                printf("%-20s %-15s %-12s", em_json_str(p, "name"), ip ? ip : "-",
+                       em_json_str(p, "state"));
+                json_array_foreach(json_object_get(p, "members"), j, m) printf(
+                    "%s%s (%s)", j ? ", " : " ", em_json_str(m, "name"), em_json_str(m, "state"));
+                printf("\n");
+        }
+        return 0;
+}
+
+static int do_rm(const struct em_config *cfg, int argc, char **argv, bool force, em_error_t *err)
+{
+        for (int i = 0; i < argc; i++) {
+                if (em_pod_rm(cfg, argv[i], force, err) < 0)
+                        return 1;
+                printf("%s\n", argv[i]);
+        }
+        return 0;
+}
+
+static int do_create(const struct em_config *cfg, int argc, char **argv, const struct pod_args *a,
+                     em_error_t *err)
+{
+        if (argc != 1)
+                return em_error_set(err, 0, "create takes one NAME; see --help"), 2;
+        struct em_pod_create_opts o = {.name = argv[0], .ip = a->ip, .image = a->image};
+        if (em_pod_create(cfg, &o, err) < 0)
+                return 1;
+        printf("%s\n", argv[0]);
+        return 0;
+}
+
+/* Options that only one subcommand takes are usage errors elsewhere. */
+static int check_flags(const char *sub, const struct pod_args *a, em_error_t *err)
+{
+        if ((a->ip || a->image) && strcmp(sub, "create") != 0)
+                return em_error_set(err, 0, "--ip and --image go with `pod create`"), -1;
+        if (a->force && strcmp(sub, "rm") != 0)
+                return em_error_set(err, 0, "--force goes with `pod rm`"), -1;
+        if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0)
+                return em_error_set(err, 0, "--json goes with `pod ls` (inspect prints JSON)"), -1;
+        return 0;
+}
+
+static int run_sub(const struct em_config *cfg, const char *sub, int argc, char **argv,
+                   const struct pod_args *a, em_error_t *err)
+{
+        cleanup_json json_t *j = NULL;
+
+        if (strcmp(sub, "create") == 0)
+                return do_create(cfg, argc, argv, a, err);
+        if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
+                return argc == 0 ? do_ls(cfg, a->json, err)
+                                 : (em_error_set(err, 0, "ls takes no operands"), 2);
+        if (strcmp(sub, "inspect") == 0) {
+                if (argc != 1)
+                        return em_error_set(err, 0, "inspect takes one NAME; see --help"), 2;
+                return em_pod_inspect(cfg, argv[0], &j, err) < 0 || em_json_print(j, err) < 0;
+        }
+        if (strcmp(sub, "rm") == 0)
+                return argc >= 1 ? do_rm(cfg, argc, argv, a->force, err)
+                                 : (em_error_set(err, 0, "rm takes NAME...; see --help"), 2);
+        em_error_set(err, 0, "unknown command '%s'; see 'edgemig pod --help'", sub);
+        return 2;
+}
+
+int cmd_pod(struct em_cli *cli, int argc, char **argv, em_error_t *err)
+{
+        struct em_config *cfg;
+        struct pod_args a = {0};
+        const struct em_opt table[] = {
+            EM_OPT_FLAG("json", 0, &a.json),
+            EM_OPT_FLAG("force", 0, &a.force),
+            EM_OPT_STRING("ip", 0, &a.ip),
+            EM_OPT_STRING("image", 0, &a.image),
+            EM_OPT_END,
+        };
+        int first;
+
+        if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+                cli_print_help(usage);
+                return argc < 2 ? 2 : 0;
+        }
+        int r = cli_parse(usage, table, argc - 1, argv + 1, &first, err);
+        if (r != 0)
+                return r < 0 ? 2 : 0;
+        if (check_flags(argv[1], &a, err) < 0)
+                return 2;
+        if (cli_config(cli, &cfg, err) < 0)
+                return 1;
+        return run_sub(cfg, argv[1], argc - 1 - first, argv + 1 + first, &a, err);
+}

@@ -1,0 +1,78 @@
+/* Pods: containers that share the network, IPC and UTS namespaces and one
+ * service IP, as podman's pods do.
+ *
+ * The namespaces are held by an infra container, a small process from the
+ * busybox image that sleeps: `pod create NAME` runs it as container NAME
+ * (spec "pod_infra": true) with the pod's service IP and host ID range, and
+ * `run --pod NAME` starts each member in it (spec "pod": NAME). Why an infra
+ * container rather than the first member:
+ *   - the namespaces outlive any member, so a member can stop, restart or
+ *     be removed without taking the pod's address away from the others;
+ *   - it is the one container of the pod that runc and CRIU treat as a
+ *     plain one: runc creates its user namespace and, inside it, the
+ *     network namespace that `edgemig netns-hook` wires (nethook.h), as for
+ *     any container, and CRIU restores them from its images. Each member
+ *     joins the infra's user, network, IPC and UTS namespaces by path
+ *     (/proc/<infra pid>/ns/...), which runc turns into CRIU's external
+ *     network namespace and join-ns for the others on restore. So a pod is
+ *     restored infra first, then its members into the namespaces the
+ *     restored infra holds; runc never checkpoints a network namespace
+ *     either way;
+ *   - the members share the infra's user namespace and its ID range (one
+ *     range per pod, the layers idmapped to it as for any container), so
+ *     they can join its namespaces at all: a process may only join a
+ *     namespace its own user namespace owns.
+ * A member has no address of its own in the state (state.h: no_ip); its
+ * spec takes the infra's ip and userns when it is prepared. */
+#ifndef EDGEMIG_CONTAINER_POD_H
+#define EDGEMIG_CONTAINER_POD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "state/state.h"
+#include "util/config.h"
+#include "util/error.h"
+
+#define EM_POD_INFRA_IMAGE "busybox"
+
+struct em_pod_create_opts {
+        const char *name;
+        const char *ip;    /* "a.b.c.d[/len]" or NULL: allocated as run does */
+        const char *image; /* the infra's image (needs sh and sleep); NULL: busybox */
+};
+
+/* Runs the pod's infra container NAME. On failure nothing is left. */
+int em_pod_create(const struct em_config *cfg, const struct em_pod_create_opts *o, em_error_t *err);
+/* [{"name", "ip", "state", "infra_pid", "members": [{"name", "state"}]}]
+ * ordered by name. */
+int em_pod_list(const struct em_config *cfg, json_t **out, em_error_t *err);
+/* One entry of em_pod_list; ENOENT if there is no pod NAME. */
+int em_pod_inspect(const struct em_config *cfg, const char *name, json_t **out, em_error_t *err);
+/* Removes the pod: EBUSY while it has members, unless force (then the
+ * members are removed first, running or not). */
+int em_pod_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err);
+
+/* The pod a spec belongs to (member) or is (infra); NULL if none. */
+const char *em_pod_of_spec(const json_t *spec);
+bool em_pod_spec_is_infra(const json_t *spec);
+/* Fails unless pod NAME exists here and its infra container runs. */
+int em_pod_check_running(struct em_state *st, const char *pod, em_error_t *err);
+/* For a member's spec: sets "ip" and "userns" to the pod's and *infra_pid
+ * to the infra container's init; for any other spec *infra_pid = 0. */
+int em_pod_member_join(struct em_state *st, json_t *spec, int *infra_pid, em_error_t *err);
+/* The members of pod NAME, ordered by name (NULL-terminated strv); with
+ * running_only, those whose state is running. */
+int em_pod_members(struct em_state *st, const char *pod, bool running_only, char ***out,
+                   em_error_t *err);
+/* EBUSY naming them if the infra container rec still has running members
+ * (stopping it would take their network away). */
+int em_pod_check_infra_stop(struct em_state *st, const struct em_container_rec *rec,
+                            em_error_t *err);
+
+/* ENOTSUP if spec is a pod's (member or infra): checkpointing or moving
+ * one container of a pod alone would split the pod's namespaces. `what`
+ * names the operation ("migrating"). */
+int em_pod_refuse_alone(const json_t *spec, const char *what, em_error_t *err);
+
+#endif
