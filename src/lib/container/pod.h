@@ -13,11 +13,16 @@
  *     network namespace that `edgemig netns-hook` wires (nethook.h), as for
  *     any container, and CRIU restores them from its images. Each member
  *     joins the infra's user, network, IPC and UTS namespaces by path
- *     (/proc/<infra pid>/ns/...), which runc turns into CRIU's external
- *     network namespace and join-ns for the others on restore. So a pod is
- *     restored infra first, then its members into the namespaces the
- *     restored infra holds; runc never checkpoints a network namespace
- *     either way;
+ *     (/proc/<infra pid>/ns/...). runc 1.1.5 checkpoints such a member
+ *     (the network namespace as external) and on restore passes CRIU the
+ *     network namespace as external (an inherited fd) and join-ns for
+ *     user, IPC and UTS; a pod would restore infra first, then its members
+ *     into the namespaces the restored infra holds. Tried by hand with
+ *     CRIU 4.2.1: every dump of a pod and the infra's restore work, but a
+ *     member's restore fails (`Can't setns 16/net: Operation not
+ *     permitted`), and adding join-ns net through org.criu.config
+ *     conflicts with runc's --empty-ns. docs/pods.md says what is left;
+ *     runc never checkpoints a network namespace either way;
  *   - the members share the infra's user namespace and its ID range (one
  *     range per pod, the layers idmapped to it as for any container), so
  *     they can join its namespaces at all: a process may only join a
