@@ -5,7 +5,8 @@
 # localhost and serves what it read over HTTP on the service IP; a member
 # restarts without the others losing their network; the infra cannot stop
 # or go while members run; one container of a pod is not checkpointed or
-# migrated alone; `pod rm --force` leaves nothing behind.
+# migrated alone; a member that fails to start leaves nothing and the pod
+# serves on; `pod rm --force` leaves nothing behind.
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
 ct_require
@@ -80,6 +81,14 @@ em checkpoint db --to "$ROOT/ck" >/dev/null 2>"$ROOT/err" && fail "one member ch
 grep -q 'belongs to pod web' "$ROOT/err" || fail "checkpoint error: $(cat "$ROOT/err")"
 em migrate db --insecure --to 127.0.0.1:1 >/dev/null 2>"$ROOT/err" && fail "one member migrated alone"
 grep -q 'belongs to pod web' "$ROOT/err" || fail "migrate error: $(cat "$ROOT/err")"
+
+# --- a member that fails to start leaves nothing, and the pod serves on -----------
+em run --pod web --name bad busybox /no/such/binary >/dev/null 2>&1 && fail "a broken member ran"
+em inspect bad >/dev/null 2>&1 && fail "the failed member left its record"
+[ ! -e "$ROOT/containers/bad" ] || fail "the failed member left its directory"
+n1=$(get)
+moves_on() { n=$(get) && [ -n "$n" ] && [ "$n" -gt "$n1" ]; }
+wait_for 5 moves_on || fail "the pod stopped serving after a member failed to start"
 
 # --- a member restarts into the pod; the others keep their network ---------------
 n1=$(get)
