@@ -6,7 +6,8 @@
 # restarts without the others losing their network; the infra cannot stop
 # or go while members run; one container of a pod is not checkpointed or
 # migrated alone; a member that fails to start leaves nothing and the pod
-# serves on; `pod rm --force` leaves nothing behind.
+# serves on; when the infra dies the members keep serving and the infra
+# does not start apart from them; `pod rm --force` leaves nothing behind.
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
 ct_require
@@ -69,7 +70,7 @@ em inspect db | python3 -c 'import json,sys; c = json.load(sys.stdin); assert c[
 
 # --- what a pod refuses -------------------------------------------------------------
 em stop web >/dev/null 2>"$ROOT/err" && fail "the infra stopped under running members"
-grep -q 'pod web still runs db, side' "$ROOT/err" || fail "stop error: $(cat "$ROOT/err")"
+grep -q 'pod web still runs db, side in its namespaces' "$ROOT/err" || fail "stop error: $(cat "$ROOT/err")"
 em rm -f web >/dev/null 2>"$ROOT/err" && fail "rm -f of a pod with members succeeded"
 em pod rm web >/dev/null 2>"$ROOT/err" && fail "pod rm without --force removed members"
 grep -q 'has members (db, side)' "$ROOT/err" || fail "pod rm error: $(cat "$ROOT/err")"
@@ -98,6 +99,16 @@ em restart -t 1 db >/dev/null || fail "restart db"
 # The restarted redis counts from 1 again.
 counts_again() { n=$(get) && [ -n "$n" ] && [ "$n" -lt "$n1" ]; }
 wait_for 10 counts_again || fail "the sidecar does not reach the restarted redis"
+
+# --- the infra dies: members keep the namespaces, and it does not start apart ---
+em kill -s KILL web >/dev/null || fail "kill web"
+infra_stopped() { em inspect web | python3 -c 'import json,sys; assert json.load(sys.stdin)["state"] == "stopped"'; }
+wait_for 10 infra_stopped || fail "the killed infra is not stopped"
+n1=$(get)
+wait_for 5 moves_on || fail "the members lost their network when the infra died"
+em start web >/dev/null 2>"$ROOT/err" && fail "the infra started apart from its running members"
+grep -q 'pod web still runs db, side in its namespaces' "$ROOT/err" ||
+	fail "start error: $(cat "$ROOT/err")"
 
 # --- removal ------------------------------------------------------------------------
 cgroups=$(for c in web db side; do

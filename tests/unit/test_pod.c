@@ -138,17 +138,17 @@ static void test_infra_stop_refused_with_running_members(void **state)
 
         add_pod(f->st);
         assert_int_equal(em_state_container_get(f->st, "web", &web, &err), 0);
-        assert_int_equal(em_pod_check_infra_stop(f->st, web, &err), -1);
+        assert_int_equal(em_pod_check_infra_idle(f->st, web, &err), -1);
         assert_int_equal(em_error_status(err), EBUSY);
-        assert_non_null(strstr(em_error_msg(err), "pod web still runs db,"));
+        assert_non_null(strstr(em_error_msg(err), "pod web still runs db in its namespaces"));
         em_error_free(&err);
         /* A member is not an infra: stopping it is always fine. */
         assert_int_equal(em_state_container_get(f->st, "db", &db, &err), 0);
-        assert_int_equal(em_pod_check_infra_stop(f->st, db, &err), 0);
+        assert_int_equal(em_pod_check_infra_idle(f->st, db, &err), 0);
         assert_int_equal(em_state_container_transition(f->st, "db", EM_CSTATE_ANY,
                                                        EM_CSTATE_STOPPED, 0, NULL, &err),
                          0);
-        assert_int_equal(em_pod_check_infra_stop(f->st, web, &err), 0);
+        assert_int_equal(em_pod_check_infra_idle(f->st, web, &err), 0);
 }
 
 static void test_member_join(void **state)

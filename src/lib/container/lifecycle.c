@@ -306,7 +306,7 @@ int em_container_stop(const struct em_config *cfg, const char *name, int timeout
         if (!(from & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s", name,
                                     em_cstate_name(rec->state));
-        if (em_pod_check_infra_stop(st, rec, err) < 0)
+        if (em_pod_check_infra_idle(st, rec, err) < 0)
                 return -1;
         if (kill_and_wait(cfg, &p, name, timeout_s, err) < 0 ||
             em_container_release(cfg, name, err) < 0)
@@ -359,6 +359,8 @@ int em_container_start(const struct em_config *cfg, const char *name, em_error_t
         reconcile(cfg, st, rec);
         if (rec->state == EM_CSTATE_RUNNING)
                 return em_error_set(err, EBUSY, "container '%s' is already running", name);
+        if (em_pod_check_infra_idle(st, rec, err) < 0)
+                return -1;
         if (start_locked(cfg, st, &p, rec, err) < 0)
                 return em_error_wrap(err, "starting %s", name);
         return 0;

@@ -156,7 +156,7 @@ static char *names_joined(char *const *v)
         return s;
 }
 
-int em_pod_check_infra_stop(struct em_state *st, const struct em_container_rec *rec,
+int em_pod_check_infra_idle(struct em_state *st, const struct em_container_rec *rec,
                             em_error_t *err)
 {
         cleanup_json json_t *spec = NULL;
@@ -172,8 +172,9 @@ int em_pod_check_infra_stop(struct em_state *st, const struct em_container_rec *
                 return 0;
         cleanup_free char *list = names_joined(members);
         return em_error_set(err, EBUSY,
-                            "pod %s still runs %s, which would lose its network: stop them first, "
-                            "or remove the whole pod with `edgemig pod rm --force %s`",
+                            "pod %s still runs %s in its namespaces: stop them before its infra "
+                            "container stops or starts again, or remove the whole pod with "
+                            "`edgemig pod rm --force %s`",
                             rec->name, list ? list : "members", rec->name);
 }
 

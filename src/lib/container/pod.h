@@ -13,16 +13,13 @@
  *     network namespace that `edgemig netns-hook` wires (nethook.h), as for
  *     any container, and CRIU restores them from its images. Each member
  *     joins the infra's user, network, IPC and UTS namespaces by path
- *     (/proc/<infra pid>/ns/...). runc 1.1.5 checkpoints such a member
- *     (the network namespace as external) and on restore passes CRIU the
- *     network namespace as external (an inherited fd) and join-ns for
- *     user, IPC and UTS; a pod would restore infra first, then its members
- *     into the namespaces the restored infra holds. Tried by hand with
- *     CRIU 4.2.1: every dump of a pod and the infra's restore work, but a
- *     member's restore fails (`Can't setns 16/net: Operation not
- *     permitted`), and adding join-ns net through org.criu.config
- *     conflicts with runc's --empty-ns. docs/pods.md says what is left;
- *     runc never checkpoints a network namespace either way;
+ *     (/proc/<infra pid>/ns/...). A pod's containers checkpoint, and the
+ *     infra restores as any container does, but with runc 1.1.5 and CRIU
+ *     4.2.1 a member does not restore into the restored infra's
+ *     namespaces (CRIU clones it into a new user namespace before it
+ *     joins any: docs/pods.md has what was tried), so no container of a
+ *     pod is checkpointed or moved alone (em_pod_refuse_alone); runc
+ *     never checkpoints a network namespace either way;
  *   - the members share the infra's user namespace and its ID range (one
  *     range per pod, the layers idmapped to it as for any container), so
  *     they can join its namespaces at all: a process may only join a
@@ -70,9 +67,10 @@ int em_pod_member_join(struct em_state *st, json_t *spec, int *infra_pid, em_err
  * running_only, those whose state is running. */
 int em_pod_members(struct em_state *st, const char *pod, bool running_only, char ***out,
                    em_error_t *err);
-/* EBUSY naming them if the infra container rec still has running members
- * (stopping it would take their network away). */
-int em_pod_check_infra_stop(struct em_state *st, const struct em_container_rec *rec,
+/* EBUSY naming them if the infra container rec still has running members:
+ * stopping it would take their network away, starting it again would give
+ * it namespaces they are not in. */
+int em_pod_check_infra_idle(struct em_state *st, const struct em_container_rec *rec,
                             em_error_t *err);
 
 /* ENOTSUP if spec is a pod's (member or infra): checkpointing or moving
