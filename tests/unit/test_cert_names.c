@@ -1,5 +1,5 @@
 /* The controller reads a client certificate's names with GnuTLS
- * (platform/cert_names.h), edgemigd with OpenSSL (em_x509_names): the same
+ * (transfer/cert_names.h), edgemigd with OpenSSL (em_x509_names): the same
  * certificate must give the same identities, or an edge could be one name
  * to the controller and another to its peers. */
 #include <gnutls/gnutls.h>
@@ -14,7 +14,7 @@
 
 #include <openssl/x509.h>
 
-#include "platform/cert_names.h"
+#include "transfer/cert_names.h"
 #include "transfer/ca.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"

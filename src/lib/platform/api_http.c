@@ -12,7 +12,7 @@
 #include <arpa/inet.h>
 
 #include "platform/authz.h"
-#include "platform/cert_names.h"
+#include "transfer/cert_names.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
@@ -70,7 +70,7 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
  * (validity included). Returns NULL if so, else why not; *subject gets the
  * presented certificate's DN when there is one (gnutls_free it), *names the
  * identities of an accepted one, read with GnuTLS by the rule edgemigd's
- * --allow-peer check applies on OpenSSL (platform/cert_names.h). */
+ * --allow-peer check applies on OpenSSL (transfer/cert_names.h). */
 static const char *client_refusal(struct MHD_Connection *conn, gnutls_datum_t *subject,
                                   char ***names)
 {

@@ -99,7 +99,7 @@ static int fd_writev(em_conn_t *c, const struct iovec *iov, int iovcnt, int time
         return em_fd_writev_full(c->fd, iov, iovcnt, timeout_ms, err);
 }
 
-static int fd_set_nodelay(em_conn_t *c, bool on, em_error_t *err)
+int em_conn_tcp_nodelay(em_conn_t *c, bool on, em_error_t *err)
 {
         int v = on ? 1 : 0;
 
@@ -107,6 +107,45 @@ static int fd_set_nodelay(em_conn_t *c, bool on, em_error_t *err)
             errno != EOPNOTSUPP)
                 return em_error_set(err, errno, "setting TCP_NODELAY on %s", c->peer);
         return 0;
+}
+
+int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err)
+{
+        struct pollfd p = {.fd = fd, .events = events};
+        int n;
+
+        do
+                n = poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
+        while (n < 0 && errno == EINTR);
+        if (n == 0)
+                return em_error_set(err, ETIMEDOUT, "no progress for %d ms", timeout_ms);
+        if (n < 0)
+                return em_error_set(err, errno, "poll");
+        return 0;
+}
+
+int em_iov_records(const struct iovec *iov, int iovcnt, uint8_t *stage, size_t size,
+                   em_record_flush_fn flush, void *arg, em_error_t *err)
+{
+        size_t fill = 0;
+
+        for (int i = 0; i < iovcnt; i++) {
+                const uint8_t *src = iov[i].iov_base;
+                size_t left = iov[i].iov_len;
+                while (left > 0) {
+                        size_t k = left < size - fill ? left : size - fill;
+                        memcpy(stage + fill, src, k);
+                        fill += k;
+                        src += k;
+                        left -= k;
+                        if (fill == size) {
+                                if (flush(arg, fill, err) < 0)
+                                        return -1;
+                                fill = 0;
+                        }
+                }
+        }
+        return fill > 0 ? flush(arg, fill, err) : 0;
 }
 
 static int fd_shutdown_write(em_conn_t *c, em_error_t *err)
@@ -127,7 +166,7 @@ static const struct em_conn_ops fd_ops = {
     .name = "fd",
     .read = fd_read,
     .writev = fd_writev,
-    .set_nodelay = fd_set_nodelay,
+    .set_nodelay = em_conn_tcp_nodelay,
     .shutdown_write = fd_shutdown_write,
     .destroy = fd_destroy,
 };

@@ -96,6 +96,18 @@ void em_conn_stats(em_conn_t *c, struct em_conn_stats *out);
 /* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s). */
 double em_conn_send_rate(em_conn_t *c);
 
+/* Backend helpers. TCP_NODELAY on the connection's socket (ENOTSUP, as on
+ * a socketpair, is no error): a set_nodelay for any socket backend. */
+int em_conn_tcp_nodelay(em_conn_t *c, bool on, em_error_t *err);
+/* Waits up to timeout_ms (<= 0: forever) for events on fd (ETIMEDOUT). */
+int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err);
+/* Copies the iovecs into stage in chunks of size bytes and hands each full
+ * chunk, and the rest, to flush (a TLS backend's writev: a 48-byte frame
+ * header must not become a record, and a TCP segment, of its own). */
+typedef int (*em_record_flush_fn)(void *arg, size_t len, em_error_t *err);
+int em_iov_records(const struct iovec *iov, int iovcnt, uint8_t *stage, size_t size,
+                   em_record_flush_fn flush, void *arg, em_error_t *err);
+
 /* TCP helpers. "ADDR:PORT", "[v6]:PORT" or "HOST:PORT". */
 int em_hostport_parse(const char *s, char **host, char **port, em_error_t *err);
 int em_tcp_connect(const char *hostport, int timeout_ms, em_conn_t **out, em_error_t *err);

@@ -2,8 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,21 +43,6 @@ struct tls_priv {
 
 enum tls_op { OP_CONNECT, OP_ACCEPT, OP_READ, OP_PEEK, OP_WRITE, OP_SHUTDOWN };
 enum { IO_DONE = 1, IO_WAIT = 0, IO_EOF = 2, IO_ERR = -1 };
-
-static int wait_fd(int fd, short events, int timeout_ms, em_error_t *err)
-{
-        struct pollfd p = {.fd = fd, .events = events};
-        int n;
-
-        do
-                n = poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
-        while (n < 0 && errno == EINTR);
-        if (n == 0)
-                return em_error_set(err, ETIMEDOUT, "no progress for %d ms", timeout_ms);
-        if (n < 0)
-                return em_error_set(err, errno, "poll");
-        return 0;
-}
 
 /* One non-blocking SSL call. IO_WAIT sets *want to the poll events needed. */
 static int tls_io(struct tls_priv *p, enum tls_op op, void *buf, size_t len, size_t *done,
@@ -134,66 +117,45 @@ static int tls_read(em_conn_t *c, void *buf, size_t len, size_t *got, int timeou
                 if (r == IO_EOF) /* close_notify, or a bare FIN like plain TCP */
                         break;
                 off += n;
-                if (r == IO_WAIT && wait_fd(em_conn_fd(c), want, timeout_ms, err) < 0)
+                if (r == IO_WAIT && em_fd_wait(em_conn_fd(c), want, timeout_ms, err) < 0)
                         return em_error_wrap(err, "reading from %s", em_conn_peer(c));
         }
         *got = off;
         return 0;
 }
 
-static int write_record(em_conn_t *c, struct tls_priv *p, size_t len, int timeout_ms,
-                        em_error_t *err)
+struct record_ctx {
+        em_conn_t *c;
+        int timeout_ms;
+};
+
+static int write_record(void *arg, size_t len, em_error_t *err)
 {
+        struct record_ctx *r = arg;
+        struct tls_priv *p = em_conn_priv(r->c);
+
         for (;;) {
                 size_t n = 0;
                 short want = 0;
-                int e, r = tls_io(p, OP_WRITE, p->stage, len, &n, &want, &e);
+                int e, st = tls_io(p, OP_WRITE, p->stage, len, &n, &want, &e);
 
-                if (r == IO_DONE)
+                if (st == IO_DONE)
                         return 0;
-                if (r != IO_WAIT)
-                        return io_error(c, e, "writing to", err);
+                if (st != IO_WAIT)
+                        return io_error(r->c, e, "writing to", err);
                 /* A retry must pass the same buffer and length (it does). */
-                if (wait_fd(em_conn_fd(c), want, timeout_ms, err) < 0)
-                        return em_error_wrap(err, "writing to %s", em_conn_peer(c));
+                if (em_fd_wait(em_conn_fd(r->c), want, r->timeout_ms, err) < 0)
+                        return em_error_wrap(err, "writing to %s", em_conn_peer(r->c));
         }
 }
 
-/* Coalesces the iovecs into full records: a 48-byte frame header must not
- * become a record (and a TCP segment) of its own. */
 static int tls_writev(em_conn_t *c, const struct iovec *iov, int iovcnt, int timeout_ms,
                       em_error_t *err)
 {
         struct tls_priv *p = em_conn_priv(c);
-        size_t fill = 0;
+        struct record_ctx r = {c, timeout_ms};
 
-        for (int i = 0; i < iovcnt; i++) {
-                const uint8_t *src = iov[i].iov_base;
-                size_t left = iov[i].iov_len;
-                while (left > 0) {
-                        size_t k = left < TLS_RECORD - fill ? left : TLS_RECORD - fill;
-                        memcpy(p->stage + fill, src, k);
-                        fill += k;
-                        src += k;
-                        left -= k;
-                        if (fill == TLS_RECORD) {
-                                if (write_record(c, p, fill, timeout_ms, err) < 0)
-                                        return -1;
-                                fill = 0;
-                        }
-                }
-        }
-        return fill > 0 ? write_record(c, p, fill, timeout_ms, err) : 0;
-}
-
-static int tls_set_nodelay(em_conn_t *c, bool on, em_error_t *err)
-{
-        int v = on ? 1 : 0;
-
-        if (setsockopt(em_conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v)) < 0 &&
-            errno != ENOTSUP && errno != EOPNOTSUPP)
-                return em_error_set(err, errno, "setting TCP_NODELAY on %s", em_conn_peer(c));
-        return 0;
+        return em_iov_records(iov, iovcnt, p->stage, TLS_RECORD, write_record, &r, err);
 }
 
 /* close_notify, then a TCP half-close; TLS 1.3 still lets us read. */
@@ -210,7 +172,7 @@ static int tls_shutdown_write(em_conn_t *c, em_error_t *err)
                         break;
                 if (r == IO_ERR)
                         return io_error(c, e, "shutting down", err);
-                if (wait_fd(em_conn_fd(c), want, 30000, err) < 0)
+                if (em_fd_wait(em_conn_fd(c), want, 30000, err) < 0)
                         return em_error_wrap(err, "shutting down %s", em_conn_peer(c));
         }
         if (shutdown(em_conn_fd(c), SHUT_WR) < 0 && errno != ENOTCONN)
@@ -254,7 +216,7 @@ static const struct em_conn_ops tls_ops = {
     .name = "tls",
     .read = tls_read,
     .writev = tls_writev,
-    .set_nodelay = tls_set_nodelay,
+    .set_nodelay = em_conn_tcp_nodelay,
     .shutdown_write = tls_shutdown_write,
     .destroy = tls_destroy,
     .identity = tls_identity,
@@ -549,7 +511,7 @@ static int handshake(struct tls_priv *p, int fd, bool server, int timeout_ms, em
                 if (r != IO_WAIT)
                         return handshake_error(p, e, err);
                 ms = remaining_ms(deadline, err);
-                if (ms == 0 || wait_fd(fd, want, ms, err) < 0)
+                if (ms == 0 || em_fd_wait(fd, want, ms, err) < 0)
                         return em_error_set(err, ETIMEDOUT, "TLS handshake timed out after %d ms",
                                             timeout_ms);
         }

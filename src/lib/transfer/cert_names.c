@@ -1,4 +1,4 @@
-#include "platform/cert_names.h"
+#include "transfer/cert_names.h"
 
 #include <errno.h>
 #include <stdlib.h>
