@@ -15,6 +15,20 @@ BUILD   := $(if $(filter 1,$(SAN)),build-san,$(if $(filter 1,$(COV)),build-cov,b
 PKGS    := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libmicrohttpd gnutls libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# One TLS library per binary (docs/security.md): edgemig, edgemigd and the
+# probe on OpenSSL (libcurl4 is its flavour of libcurl); edgemig-controller
+# on GnuTLS, the library its libmicrohttpd is built on: its control
+# requests use transfer/tls_gnutls.c, its SHA-256 the GnuTLS backend
+# (linked ahead of the archive, so the archive's OpenSSL one is never pulled
+# in), and libcurl is Debian's GnuTLS flavour (package libcurl3-gnutls; the
+# same API as the libcurl4-openssl-dev headers). scripts/check-tls-libs
+# (tests/integration/02-tls-libs.sh) checks each binary's NEEDED.
+# Unit tests and helpers link both: they test one against the other.
+OPENSSL_PKGS := libarchive libcurl libzstd libcrypto libssl jansson sqlite3 libxxhash libsystemd
+CTL_PKGS     := libarchive libzstd jansson sqlite3 libxxhash libmicrohttpd gnutls libsystemd
+CTL_CURL_LIBS := -l:libcurl-gnutls.so.4
+OPENSSL_LIBS := $(shell pkg-config --libs $(OPENSSL_PKGS) 2>/dev/null) -pthread -lm
+CTL_LIBS     := $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null) $(CTL_CURL_LIBS) -pthread -lm
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wpointer-arith \
         -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wnull-dereference \
@@ -44,7 +58,9 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 CFLAGS_BASE += -DEM_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-LIB_SRC    := $(sort $(wildcard src/lib/*/*.c src/lib/*/*/*.c))
+# util/digest_gnutls.c is not in the archive: the controller links it.
+DIGEST_GNUTLS_SRC := src/lib/util/digest_gnutls.c
+LIB_SRC    := $(filter-out $(DIGEST_GNUTLS_SRC),$(sort $(wildcard src/lib/*/*.c src/lib/*/*/*.c)))
 CLI_SRC    := $(sort $(wildcard src/cli/*.c))
 DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 PROBE_SRC  := $(sort $(wildcard src/probe/*.c))
@@ -74,16 +90,21 @@ $(LIBA): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/edgemig: $(call obj,$(CLI_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(OPENSSL_LIBS)
 $(BUILD)/edgemigd: $(call obj,$(DAEMON_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(OPENSSL_LIBS)
 $(BUILD)/edgemig-probe: $(call obj,$(PROBE_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
-$(BUILD)/edgemig-controller: $(call obj,$(CTL_SRC)) $(LIBA)
-	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(OPENSSL_LIBS)
+$(BUILD)/edgemig-controller: $(call obj,$(CTL_SRC) $(DIGEST_GNUTLS_SRC)) $(LIBA)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
 $(BUILD)/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
+# The GnuTLS SHA-256 backend's own test links it ahead of the archive too.
+$(BUILD)/tests/test_digest_gnutls: $(BUILD)/obj/tests/unit/test_digest_gnutls.o \
+                                   $(call obj,$(DIGEST_GNUTLS_SRC)) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka

@@ -7,6 +7,8 @@
 
 #include "cli/cli.h"
 #include "platform/control.h"
+#include "platform/control_client.h"
+#include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -79,6 +81,7 @@ static int control_tls(struct em_cli *cli, const char *edge, const char *cert, c
 int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        cleanup_conn em_conn_t *conn = NULL;
         cleanup_json json_t *reply = NULL;
         struct em_control_req req = {.mode = EM_MIGRATE_PRECOPY};
         const char *to = NULL, *mode = NULL, *edge = NULL, *cert = NULL, *key = NULL, *ca = NULL;
@@ -109,7 +112,9 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         int rc = control_tls(cli, edge, cert, key, ca, &tls, err);
         if (rc != 0)
                 return rc;
-        if (em_control_request(tls, argv[first], &req, timeout_ms, &reply, err) < 0)
+        if (em_tls_connect(tls, argv[first], 10000, &conn, NULL, err) < 0)
+                return em_error_wrap(err, "connecting to edgemigd at %s", argv[first]), 1;
+        if (em_control_exchange(conn, &req, timeout_ms, &reply, err) < 0)
                 return 1;
         if (json)
                 em_json_print(reply, NULL);

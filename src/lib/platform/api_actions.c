@@ -9,6 +9,7 @@
 #include "platform/control_client.h"
 #include "platform/api_int.h"
 #include "platform/registry.h"
+#include "transfer/tls_gnutls.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
 #include "util/json.h"
@@ -55,17 +56,36 @@ static void action_finish(struct action *a, bool ok, const char *detail)
                              em_error_msg(err));
 }
 
-/* The authenticated path: a CONTROL request to the source edge's edgemigd,
- * which must present a certificate naming that edge. The history's detail
- * is the migration report it answers with (on failure too), else the error. */
+/* Connects to the source edge's edgemigd over mutual TLS (GnuTLS: the
+ * controller's one TLS library, docs/security.md); the edge must present a
+ * certificate naming that edge. */
+static int connect_edge(const struct action *a, em_conn_t **conn, em_error_t *err)
+{
+        cleanup_gtls_ctx em_gtls_ctx_t *tls = NULL;
+        const char *const edge[] = {a->source, NULL};
+        const struct em_api_opts *o = &a->ctl->o;
+        struct em_tls_config tc = {o->tls_ca, o->tls_cert, o->tls_key, edge};
+
+        if (o->tls_ca == NULL || o->tls_cert == NULL || o->tls_key == NULL)
+                return em_error_set(err, EINVAL,
+                                    "control requests need mutual TLS: the controller needs "
+                                    "--tls-cert/--tls-key/--tls-ca");
+        if (em_gtls_client_new(&tc, &tls, err) < 0)
+                return -1;
+        if (em_gtls_connect(tls, a->source_addr, 10000, conn, NULL, err) < 0)
+                return em_error_wrap(err, "connecting to edgemigd at %s", a->source_addr);
+        return 0;
+}
+
+/* The authenticated path: a CONTROL request to the source edge's edgemigd.
+ * The history's detail is the migration report it answers with (on
+ * failure too), else the error. */
 static void action_request(struct action *a)
 {
         cleanup_error em_error_t err = NULL;
-        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        cleanup_conn em_conn_t *conn = NULL;
         cleanup_json json_t *reply = NULL;
         cleanup_free char *detail = NULL;
-        const char *const edge[] = {a->source, NULL};
-        struct em_tls_config tc = {a->ctl->o.tls_ca, a->ctl->o.tls_cert, a->ctl->o.tls_key, edge};
         struct em_control_req req = {
             .op = a->kind == EM_SCHED_PREPARE ? EM_CONTROL_PREPARE : EM_CONTROL_MIGRATE,
             .mode = a->kind == EM_SCHED_PREPARE ? EM_MIGRATE_PREPARE : a->ctl->o.mode,
@@ -77,10 +97,9 @@ static void action_request(struct action *a)
                     a->target_addr, (long long)a->id);
         snprintf(req.service, sizeof(req.service), "%s", a->service);
         snprintf(req.to, sizeof(req.to), "%s", a->target_addr);
-        int rc = em_tls_ctx_new(&tc, false, &tls, &err);
+        int rc = connect_edge(a, &conn, &err);
         if (rc == 0)
-                rc = em_control_request(tls, a->source_addr, &req, a->ctl->o.action_timeout_ms,
-                                        &reply, &err);
+                rc = em_control_exchange(conn, &req, a->ctl->o.action_timeout_ms, &reply, &err);
         bool ok = rc == 0 && json_is_true(json_object_get(reply, "ok"));
         json_t *report = json_object_get(reply, "report");
         if (json_is_object(report))

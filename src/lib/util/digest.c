@@ -2,73 +2,38 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 
-struct em_sha256 {
-        EVP_MD_CTX *ctx;
-};
-
-em_sha256_t *em_sha256_new(void)
+static void to_hex(const uint8_t md[EM_SHA256_LEN], char out[EM_DIGEST_STR_LEN + 1])
 {
-        em_sha256_t *h = calloc(1, sizeof(*h));
+        static const char hexd[] = "0123456789abcdef";
 
-        if (h == NULL)
-                return NULL;
-        h->ctx = EVP_MD_CTX_new();
-        if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
-                EVP_MD_CTX_free(h->ctx);
-                free(h);
-                return NULL;
+        memcpy(out, "sha256:", 7);
+        for (int i = 0; i < EM_SHA256_LEN; i++) {
+                out[7 + 2 * i] = hexd[md[i] >> 4];
+                out[7 + 2 * i + 1] = hexd[md[i] & 15];
         }
-        return h;
-}
-
-void em_sha256_update(em_sha256_t *h, const void *data, size_t len)
-{
-        EVP_DigestUpdate(h->ctx, data, len);
+        out[EM_DIGEST_STR_LEN] = '\0';
 }
 
 void em_sha256_final(em_sha256_t *h, char out[EM_DIGEST_STR_LEN + 1])
 {
-        static const char hexd[] = "0123456789abcdef";
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int n = 0;
+        uint8_t md[EM_SHA256_LEN];
 
-        EVP_DigestFinal_ex(h->ctx, md, &n);
-        memcpy(out, "sha256:", 7);
-        for (unsigned int i = 0; i < n && i < 32; i++) {
-                out[7 + 2 * i] = hexd[md[i] >> 4];
-                out[7 + 2 * i + 1] = hexd[md[i] & 15];
-        }
-        out[EM_DIGEST_STR_LEN] = '\0';
-}
-
-void em_sha256_free(em_sha256_t **h)
-{
-        if (*h == NULL)
-                return;
-        EVP_MD_CTX_free((*h)->ctx);
-        free(*h);
-        *h = NULL;
+        em_sha256_final_raw(h, md);
+        to_hex(md, out);
 }
 
 void em_sha256_buf(const void *data, size_t len, char out[EM_DIGEST_STR_LEN + 1])
 {
-        unsigned char md[32];
-        static const char hexd[] = "0123456789abcdef";
+        uint8_t md[EM_SHA256_LEN];
 
-        EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL);
-        memcpy(out, "sha256:", 7);
-        for (int i = 0; i < 32; i++) {
-                out[7 + 2 * i] = hexd[md[i] >> 4];
-                out[7 + 2 * i + 1] = hexd[md[i] & 15];
-        }
-        out[EM_DIGEST_STR_LEN] = '\0';
+        em_sha256_buf_raw(data, len, md);
+        to_hex(md, out);
 }
 
 int em_sha256_fd(int fd, char out[EM_DIGEST_STR_LEN + 1], uint64_t *size, em_error_t *err)
