@@ -7,7 +7,8 @@
 #include "util/json.h"
 
 static const char usage[] =
-    "Usage: edgemig pod create [--ip ADDR[/LEN]] [--image IMAGE] NAME\n"
+    "Usage: edgemig pod create [--ip ADDR[/LEN]] [--image IMAGE] [--restart POLICY]\n"
+    "                          NAME\n"
     "       edgemig pod ls [--json]\n"
     "       edgemig pod inspect NAME\n"
     "       edgemig pod rm [--force] NAME...\n"
@@ -32,6 +33,10 @@ static const char usage[] =
     "                   this host's range as `run` does (docs/network.md)\n"
     "  --image IMAGE    create: the infra container's image, which needs sh and\n"
     "                   sleep (default: busybox)\n"
+    "  --restart POLICY create: the infra container's restart policy, no (default),\n"
+    "                   on-failure or always (docs/lifecycle.md); edgemigd starts\n"
+    "                   a pod's infra container before other containers, so give\n"
+    "                   the members the same policy to bring the pod back\n"
     "  --force          rm: remove the members too\n"
     "  --json           ls: print JSON (an array of inspect's objects)\n"
     "  -h, --help       show this help\n"
@@ -40,7 +45,7 @@ static const char usage[] =
 
 struct pod_args {
         bool json, force;
-        const char *ip, *image;
+        const char *ip, *image, *restart;
 };
 
 static int do_ls(const struct em_config *cfg, bool json, em_error_t *err)
@@ -81,7 +86,8 @@ static int do_create(const struct em_config *cfg, int argc, char **argv, const s
 {
         if (argc != 1)
                 return em_error_set(err, 0, "create takes one NAME; see --help"), 2;
-        struct em_pod_create_opts o = {.name = argv[0], .ip = a->ip, .image = a->image};
+        struct em_pod_create_opts o = {
+            .name = argv[0], .ip = a->ip, .image = a->image, .restart = a->restart};
         if (em_pod_create(cfg, &o, err) < 0)
                 return 1;
         printf("%s\n", argv[0]);
@@ -91,8 +97,8 @@ static int do_create(const struct em_config *cfg, int argc, char **argv, const s
 /* Options that only one subcommand takes are usage errors elsewhere. */
 static int check_flags(const char *sub, const struct pod_args *a, em_error_t *err)
 {
-        if ((a->ip || a->image) && strcmp(sub, "create") != 0)
-                return em_error_set(err, 0, "--ip and --image go with `pod create`"), -1;
+        if ((a->ip || a->image || a->restart) && strcmp(sub, "create") != 0)
+                return em_error_set(err, 0, "--ip, --image and --restart go with `pod create`"), -1;
         if (a->force && strcmp(sub, "rm") != 0)
                 return em_error_set(err, 0, "--force goes with `pod rm`"), -1;
         if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0)
@@ -127,11 +133,9 @@ int cmd_pod(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         struct em_config *cfg;
         struct pod_args a = {0};
         const struct em_opt table[] = {
-            EM_OPT_FLAG("json", 0, &a.json),
-            EM_OPT_FLAG("force", 0, &a.force),
-            EM_OPT_STRING("ip", 0, &a.ip),
-            EM_OPT_STRING("image", 0, &a.image),
-            EM_OPT_END,
+            EM_OPT_FLAG("json", 0, &a.json),         EM_OPT_FLAG("force", 0, &a.force),
+            EM_OPT_STRING("ip", 0, &a.ip),           EM_OPT_STRING("image", 0, &a.image),
+            EM_OPT_STRING("restart", 0, &a.restart), EM_OPT_END,
         };
         int first;
 

@@ -38,6 +38,7 @@ int em_pod_create(const struct em_config *cfg, const struct em_pod_create_opts *
                                   .ip = o->ip,
                                   .env = no_env,
                                   .cmd = infra_cmd,
+                                  .restart = o->restart,
                                   .pod_infra = true};
 
         if (em_container_run(cfg, &run, err) < 0)
@@ -72,12 +73,16 @@ static int infra_of(struct em_state *st, const char *pod, struct em_container_re
                                     "create`)",
                                     pod);
         snprintf(ns, sizeof(ns), "/proc/%d/ns/net", r->pid);
-        if (r->state != EM_CSTATE_RUNNING || r->pid <= 0 || kill(r->pid, 0) < 0 ||
-            access(ns, F_OK) < 0)
+        if (r->state != EM_CSTATE_RUNNING)
                 return em_error_set(err, ESRCH,
                                     "pod %s is not running (its infra container is %s; `edgemig "
                                     "start %s`)",
                                     pod, em_cstate_name(r->state), pod);
+        if (r->pid <= 0 || kill(r->pid, 0) < 0 || access(ns, F_OK) < 0)
+                return em_error_set(err, ESRCH,
+                                    "pod %s is not running (its infra container died; `edgemig "
+                                    "start %s`)",
+                                    pod, pod);
         *out = steal_pointer(&r);
         return 0;
 }
@@ -118,8 +123,10 @@ static bool is_member(const struct em_container_rec *r, const char *pod, bool ru
                 return false;
         }
         const char *p = em_json_str(spec, "pod");
+        bool running =
+            r->state == EM_CSTATE_RUNNING && r->pid > 0 && (kill(r->pid, 0) == 0 || errno != ESRCH);
         return p && strcmp(p, pod) == 0 && !em_pod_spec_is_infra(spec) &&
-               (!running_only || r->state == EM_CSTATE_RUNNING);
+               (!running_only || running);
 }
 
 int em_pod_members(struct em_state *st, const char *pod, bool running_only, char ***out,

@@ -40,8 +40,9 @@
 
 struct em_pod_create_opts {
         const char *name;
-        const char *ip;    /* "a.b.c.d[/len]" or NULL: allocated as run does */
-        const char *image; /* the infra's image (needs sh and sleep); NULL: busybox */
+        const char *ip;      /* "a.b.c.d[/len]" or NULL: allocated as run does */
+        const char *image;   /* the infra's image (needs sh and sleep); NULL: busybox */
+        const char *restart; /* the infra's restart policy (restart.h), NULL: "no" */
 };
 
 /* Runs the pod's infra container NAME. On failure nothing is left. */
@@ -64,7 +65,8 @@ int em_pod_check_running(struct em_state *st, const char *pod, em_error_t *err);
  * to the infra container's init; for any other spec *infra_pid = 0. */
 int em_pod_member_join(struct em_state *st, json_t *spec, int *infra_pid, em_error_t *err);
 /* The members of pod NAME, ordered by name (NULL-terminated strv); with
- * running_only, those whose state is running. */
+ * running_only, those whose state is running and whose process is alive
+ * (after a reboot the state still says running). */
 int em_pod_members(struct em_state *st, const char *pod, bool running_only, char ***out,
                    em_error_t *err);
 /* EBUSY naming them if the infra container rec still has running members:

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "container/container.h"
+#include "container/pod.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -138,6 +139,15 @@ static bool pass_one(struct em_restart_monitor *m, const struct em_config *cfg,
         return em_restart_wanted(policy, rec, boot) && try_start(m, cfg, rec, now);
 }
 
+static bool is_pod_infra(const struct em_container_rec *rec)
+{
+        cleanup_json json_t *spec = NULL;
+        cleanup_error em_error_t e = NULL;
+
+        return em_json_parse(rec->spec, strlen(rec->spec), "spec", &spec, &e) == 0 &&
+               em_pod_spec_is_infra(spec);
+}
+
 int em_restart_monitor_pass(struct em_restart_monitor *m, const struct em_config *cfg, bool boot,
                             int64_t now_ms, int *started, em_error_t *err)
 {
@@ -150,8 +160,12 @@ int em_restart_monitor_pass(struct em_restart_monitor *m, const struct em_config
             em_state_container_list(st, &recs, &n, err) < 0)
                 return em_error_wrap(err, "applying restart policies");
         em_state_close(&st); /* start opens its own */
-        for (size_t i = 0; i < n; i++)
-                count += pass_one(m, cfg, recs[i], boot, now_ms);
+        /* A pod's infra container first: its members join its namespaces
+         * (pod.h). */
+        for (int infra = 1; infra >= 0; infra--)
+                for (size_t i = 0; i < n; i++)
+                        if (is_pod_infra(recs[i]) == (bool)infra)
+                                count += pass_one(m, cfg, recs[i], boot, now_ms);
         em_container_rec_list_free(&recs, n);
         if (started != NULL)
                 *started = count;

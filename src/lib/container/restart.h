@@ -15,7 +15,8 @@
  * While edgemigd runs, a container that keeps dying is restarted after
  * 1 s, 2 s, 4 s, ... up to 60 s; the delay starts over once it has run for
  * 60 s. Containers that a migration owns, checkpointed ones and created ones
- * are left alone. */
+ * are left alone. A pod's infra container is started before the others
+ * (its members join its namespaces, pod.h). */
 #ifndef EDGEMIG_CONTAINER_RESTART_H
 #define EDGEMIG_CONTAINER_RESTART_H
 
