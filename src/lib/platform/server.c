@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint/features.h"
@@ -16,6 +17,7 @@
 #include "platform/control.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
+#include "migrate/common/outcome_prune.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
 #include "migrate/common/session.h"
@@ -45,6 +47,7 @@ struct em_server {
         volatile sig_atomic_t *stop;
         struct em_restart_monitor *restarts; /* restart policies (container/restart.h) */
         int64_t restarts_next_ms;
+        int64_t prune_next_ms; /* outcome records (0: at start) */
 };
 
 void em_server_opts_init(struct em_server_opts *o)
@@ -552,6 +555,27 @@ static void admit(struct em_server *s, const struct em_config *cfg, em_conn_t *c
                 em_admission_add(s->adm, pid, em_conn_peer(conn), now);
 }
 
+/* Final outcome records older than EM_OUTCOME_KEEP_S, or beyond the newest
+ * EM_OUTCOME_KEEP_MAX, go (migrate/common/outcome_prune.h): at start, then
+ * hourly. */
+static void prune_outcomes(struct em_server *s, const struct em_config *cfg)
+{
+        cleanup_error em_error_t err = NULL;
+        int64_t now = em_mono_ms();
+        size_t n = 0;
+
+        if (now < s->prune_next_ms)
+                return;
+        s->prune_next_ms = now + EM_OUTCOME_PRUNE_EVERY_MS;
+        if (em_outcome_prune(cfg->root, EM_OUTCOME_KEEP_S, EM_OUTCOME_KEEP_MAX, time(NULL), &n,
+                             &err) < 0)
+                em_log_warn("pruning outcome records: %s", em_error_msg(err));
+        else if (n > 0)
+                em_log_info("pruned %zu final outcome records (over %d days old, or beyond the "
+                            "newest %d)",
+                            n, EM_OUTCOME_KEEP_S / 86400, EM_OUTCOME_KEEP_MAX);
+}
+
 static void accept_loop(struct em_server *s, const struct em_config *cfg)
 {
         while (!*s->stop) {
@@ -560,6 +584,7 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
 
                 reap_children(s, cfg);
                 kill_overdue(s);
+                prune_outcomes(s, cfg);
                 agent_start(s, cfg);
                 if (apply_restarts(s, cfg, false, &err) < 0) {
                         em_log_warn("%s", em_error_msg(err));
