@@ -282,8 +282,8 @@ static int lazy_dump_failed(struct source *s, struct lazy_source *ls, em_error_t
 {
         em_error_t e = NULL;
 
-        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 1000,
-                                           &e) < 0) {
+        if (s->o->ops->checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 1000, &e) <
+            0) {
                 em_error_free(err);
                 em_error_move(err, &e);
         }
@@ -309,7 +309,7 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
         ls->co.status_fd = wr;
         ls->co.netns = ls->nsfd >= 0 ? ls->netns : NULL;
         em_report_mark(s->report, "source_stopped");
-        if (em_container_checkpoint_start(s->cfg, s->name, s->images, &ls->co, &ls->runc, err) < 0)
+        if (s->o->ops->checkpoint_start(s->cfg, s->name, s->images, &ls->co, &ls->runc, err) < 0)
                 return em_error_wrap(err, "lazy checkpoint");
         close(steal_fd(&wr));
         ls->co.status_fd = -1;
@@ -317,7 +317,7 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
                 return lazy_dump_failed(s, ls, err);
         ls->frozen = true;
         em_report_mark(s->report, "checkpoint_done");
-        if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0)
+        if (s->o->ops->checkpoint_ready(s->cfg, s->name, err) < 0)
                 return em_error_wrap(err, "lazy checkpoint");
         /* CRIU's page server serves the first connection only: ours. */
         if (ls->nsfd >= 0 &&
@@ -332,15 +332,13 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
  * effort: without the lists those pages simply come lazily. */
 static void list_known_pages(struct source *s)
 {
-        cleanup_container_paths struct em_container_paths p = {0};
         cleanup_free char *status = NULL;
         em_error_t e = NULL;
         uint64_t n = 0;
         int pid = 0;
         int64_t t0 = em_mono_ms();
 
-        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
-            em_runc_state(s->cfg, &p, s->name, &status, &pid, &e) < 0 ||
+        if (s->o->ops->state(s->cfg, s->name, &status, &pid, &e) < 0 ||
             em_lazy_known_write(s->images, pid, em_sync_state_known(s->sync), &n, &e) < 0) {
                 em_log_warn("not listing known lazy pages: %s", em_error_msg(e));
                 em_error_free(&e);
@@ -451,8 +449,8 @@ static int commit_lazy(struct source *s, struct lazy_source *ls, em_error_t *err
         em_error_t e = NULL;
 
         /* All pages are out: CRIU's dump ends now and the tasks are gone. */
-        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 30000,
-                                           &e) < 0) {
+        if (s->o->ops->checkpoint_finish(s->cfg, s->name, s->images, &ls->co, ls->runc, 30000, &e) <
+            0) {
                 em_log_warn("lazy checkpoint did not end cleanly: %s", em_error_msg(e));
                 em_error_free(&e);
         }
@@ -464,7 +462,7 @@ static int commit_lazy(struct source *s, struct lazy_source *ls, em_error_t *err
                 em_log_warn("no commit acknowledgement from the target: %s", em_error_msg(e));
                 em_error_free(&e);
         }
-        if (em_container_rm_migrated(s->cfg, s->name, &e) < 0) {
+        if (s->o->ops->remove(s->cfg, s->name, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
         }

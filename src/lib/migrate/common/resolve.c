@@ -21,6 +21,7 @@ void em_resolve_opts_init(struct em_resolve_opts *o)
         o->io_timeout_ms = EM_OUTCOME_LOCK_MS + 10000;
         o->attempts = 3;
         o->retry_ms = 1000;
+        o->connect = em_session_connect;
 }
 
 void em_resolve_peer_free(struct em_resolve_peer *p)
@@ -70,9 +71,7 @@ static int connect_peer(const struct em_resolve_opts *o, const struct em_resolve
                 return em_error_set(err, EACCES,
                                     "the migration used mutual TLS: give this host's "
                                     "certificate (--tls-cert/--tls-key/--tls-ca, or <root>/pki)");
-        if (o->tls == NULL)
-                return em_tcp_connect(p->target, o->connect_timeout_ms, conn, err);
-        if (em_tls_connect(o->tls, p->target, o->connect_timeout_ms, conn, &name, err) < 0)
+        if (o->connect(o->tls, p->target, o->connect_timeout_ms, conn, &name, err) < 0)
                 return -1;
         if (p->identity != NULL && (name == NULL || strcasecmp(name, p->identity) != 0)) {
                 em_conn_free(conn);

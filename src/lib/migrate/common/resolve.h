@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "migrate/common/outcome.h"
+#include "migrate/common/session.h"
 #include "transfer/tls.h"
 #include "util/error.h"
 
@@ -27,6 +28,9 @@ struct em_resolve_opts {
         int io_timeout_ms;
         int attempts; /* connections tried before giving up (>= 1) */
         int retry_ms; /* pause between them */
+        /* How to connect (em_resolve_opts_init: em_session_connect); the
+         * source's engine passes its own seam (em_source_ops.connect). */
+        em_session_connect_fn connect;
 };
 void em_resolve_opts_init(struct em_resolve_opts *o);
 

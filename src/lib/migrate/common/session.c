@@ -37,6 +37,15 @@ int em_session_local_hello(const struct em_config *cfg, struct em_hello *h, em_e
         return em_cpuinfo_local(&h->cpu, err);
 }
 
+int em_session_connect(em_tls_ctx_t *tls, const char *target, int timeout_ms, em_conn_t **conn,
+                       char **identity, em_error_t *err)
+{
+        *identity = NULL;
+        if (tls != NULL)
+                return em_tls_connect(tls, target, timeout_ms, conn, identity, err);
+        return em_tcp_connect(target, timeout_ms, conn, err);
+}
+
 char *em_session_incoming_dir(const struct em_config *cfg, const char *session_hex)
 {
         char *p = NULL;

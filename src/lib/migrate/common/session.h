@@ -4,7 +4,9 @@
 
 #include <jansson.h>
 
+#include "transfer/conn.h"
 #include "transfer/handshake.h"
+#include "transfer/tls.h"
 #include "util/config.h"
 #include "util/error.h"
 
@@ -33,6 +35,15 @@ int em_session_peer_key(const char *identity, char out[EM_PEER_KEY_LEN]);
  * process closes it or dies. EBUSY, naming the option, when all are held. */
 int em_session_peer_slot(const struct em_config *cfg, const char *identity, int max, int *fd_out,
                          em_error_t *err);
+
+/* Connects to a peer's edgemigd at target (HOST:PORT): mutual TLS with tls,
+ * else plain TCP (--insecure). *identity gets the peer's certificate name
+ * (NULL without TLS). The signature is the source's seam for reaching the
+ * target (migrate/source/source.h, em_source_ops). */
+typedef int (*em_session_connect_fn)(em_tls_ctx_t *tls, const char *target, int timeout_ms,
+                                     em_conn_t **conn, char **identity, em_error_t *err);
+int em_session_connect(em_tls_ctx_t *tls, const char *target, int timeout_ms, em_conn_t **conn,
+                       char **identity, em_error_t *err);
 
 /* Runs `hook VERB IP` (route handoff); no hook: nothing to do. */
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err);

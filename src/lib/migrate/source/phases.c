@@ -78,14 +78,12 @@ static size_t collect_pids(pid_t root, pid_t *out, size_t max)
 /* The container's processes now, into s->pids (kept for the final push). */
 static int container_pids(struct source *s, em_error_t *err)
 {
-        cleanup_container_paths struct em_container_paths p = {0};
         cleanup_free char *status = NULL;
         int pid = 0;
 
         if (s->pids == NULL && (s->pids = calloc(MAX_PIDS, sizeof(pid_t))) == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
-        if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
-            em_runc_state(s->cfg, &p, s->name, &status, &pid, err) < 0)
+        if (s->o->ops->state(s->cfg, s->name, &status, &pid, err) < 0)
                 return -1;
         if (status == NULL || strcmp(status, "running") != 0)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
@@ -335,17 +333,17 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
         em_report_phase_begin(s->report, "final");
         s->phase_wire0 = wire_out(s);
         em_report_mark(s->report, "source_stopped");
-        if (em_container_checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
+        if (s->o->ops->checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
                 return em_error_wrap(err, "final checkpoint");
         pushed = push_frozen(s, st, &pe);
-        if (em_container_checkpoint_finish(s->cfg, s->name, s->images, &co, runc,
-                                           EM_CRIU_TIMEOUT_MS, err) < 0) {
+        if (s->o->ops->checkpoint_finish(s->cfg, s->name, s->images, &co, runc, EM_CRIU_TIMEOUT_MS,
+                                         err) < 0) {
                 em_error_free(&pe);
                 return em_error_wrap(err, "final checkpoint");
         }
         s->checkpointed = true;
         em_report_mark(s->report, "checkpoint_done");
-        if (em_container_checkpoint_ready(s->cfg, s->name, err) < 0 ||
+        if (s->o->ops->checkpoint_ready(s->cfg, s->name, err) < 0 ||
             em_journal_write(s->workdir, "final", s->name, err) < 0) {
                 em_error_free(&pe);
                 return -1;
@@ -411,7 +409,7 @@ static int finish_commit(struct source *s, em_error_t *err)
         if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
                 return -1;
         s->committed = true;
-        if (em_container_rm_migrated(s->cfg, s->name, &e) < 0) {
+        if (s->o->ops->remove(s->cfg, s->name, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
         }
@@ -452,6 +450,7 @@ static void resolve_opts(const struct source *s, struct em_resolve_opts *ro)
         em_resolve_opts_init(ro);
         ro->tls = s->o->tls;
         ro->connect_timeout_ms = s->o->connect_timeout_ms;
+        ro->connect = s->o->ops->connect;
 }
 
 /* FINAL went out and no acknowledged commit came back: the target may run
@@ -515,7 +514,7 @@ void em_source_roll_back(struct source *s)
         em_log_warn("restoring %s on this host (roll-back)", s->name);
         em_restore_opts_init(&ro);
         ro.copy_upper = true;
-        if (em_container_restore_from(s->cfg, s->name, s->spec, s->images, NULL, &ro, &e) < 0) {
+        if (s->o->ops->restore(s->cfg, s->name, s->spec, s->images, NULL, &ro, &e) < 0) {
                 em_log_error("ROLL-BACK FAILED for %s: %s; its checkpoint stays in %s", s->name,
                              em_error_msg(e), s->workdir);
                 em_error_free(&e);
@@ -526,7 +525,7 @@ void em_source_roll_back(struct source *s)
         em_report_mark(s->report, "rolled_back");
         /* The target may have announced the service IP before failing. */
         const char *ip = em_json_str(s->spec, "ip");
-        if (ip != NULL && em_session_route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
+        if (ip != NULL && s->o->ops->route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
                 em_log_error("re-announcing %s after the roll-back: %s", ip, em_error_msg(e));
                 em_error_free(&e);
         }

@@ -312,13 +312,9 @@ static int local_checks(struct pre *p, em_error_t *err)
 static int connect_target(struct pre *p, em_error_t *err)
 {
         cleanup_free char *peer = NULL;
-        int rc;
-
-        if (p->o->tls != NULL)
-                rc = em_tls_connect(p->o->tls, p->o->target, p->o->connect_timeout_ms, &p->conn,
+        int rc = p->o->ops->connect(p->o->tls, p->o->target, p->o->connect_timeout_ms, &p->conn,
                                     &peer, err);
-        else
-                rc = em_tcp_connect(p->o->target, p->o->connect_timeout_ms, &p->conn, err);
+
         if (rc < 0)
                 return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
                                      p->o->target);

@@ -30,9 +30,31 @@
 #include "util/fault.h"
 #include "util/log.h"
 
+static int runc_status(const struct em_config *cfg, const char *name, char **status, int *pid,
+                       em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        return em_runc_state(cfg, &p, name, status, pid, err);
+}
+
+const struct em_source_ops em_source_ops_runc = {
+    .connect = em_session_connect,
+    .state = runc_status,
+    .checkpoint_start = em_container_checkpoint_start,
+    .checkpoint_ready = em_container_checkpoint_ready,
+    .checkpoint_finish = em_container_checkpoint_finish,
+    .restore = em_container_restore_from,
+    .remove = em_container_rm_migrated,
+    .route_hook = em_session_route_hook,
+};
+
 void em_migrate_opts_init(struct em_migrate_opts *o)
 {
         memset(o, 0, sizeof(*o));
+        o->ops = &em_source_ops_runc;
         o->mode = EM_MIGRATE_PRECOPY;
         em_stop_rule_defaults(&o->stop);
         o->compress.mode = EM_COMPRESS_AUTO;
@@ -239,13 +261,9 @@ static int do_layers(struct source *s, em_error_t *err)
 static int connect_target(struct source *s, em_error_t *err)
 {
         cleanup_free char *peer = NULL;
-        int rc;
-
-        if (s->o->tls != NULL)
-                rc = em_tls_connect(s->o->tls, s->o->target, s->o->connect_timeout_ms, &s->conn,
+        int rc = s->o->ops->connect(s->o->tls, s->o->target, s->o->connect_timeout_ms, &s->conn,
                                     &peer, err);
-        else
-                rc = em_tcp_connect(s->o->target, s->o->connect_timeout_ms, &s->conn, err);
+
         if (rc < 0)
                 return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
                                      s->o->target);

@@ -7,8 +7,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "migrate/common/mode.h"
+#include "migrate/common/session.h"
 #include "migrate/source/stop_rule.h"
 #include "transfer/compress.h"
 #include "transfer/tls.h"
@@ -19,8 +21,42 @@
 typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t bytes, double rate_bps,
                                        uint64_t total_hint);
 
+struct em_checkpoint_opts;
+struct em_restore_opts;
+/* What the source does to the world outside the protocol: reach the target,
+ * ask runc about the container, dump it, restore it here after a failed
+ * migration, remove it after a committed one, and hand its route back.
+ * em_source_ops_runc (TLS/TCP, runc, CRIU, the route hook) is what edgemig
+ * and edgemigd use; the engine's unit tests (tests/unit/test_engine_source.c)
+ * put stand-ins here that need no root. */
+struct em_source_ops {
+        /* The session and each OUTCOME request of its settling. */
+        em_session_connect_fn connect;
+        /* runc's status of the container ("running", ...) and its init pid. */
+        int (*state)(const struct em_config *cfg, const char *name, char **status, int *pid,
+                     em_error_t *err);
+        /* em_container_checkpoint_start/_ready/_finish (checkpoint/runc.h). */
+        int (*checkpoint_start)(const struct em_config *cfg, const char *name,
+                                const char *images_dir, const struct em_checkpoint_opts *o,
+                                pid_t *pid, em_error_t *err);
+        int (*checkpoint_ready)(const struct em_config *cfg, const char *name, em_error_t *err);
+        int (*checkpoint_finish)(const struct em_config *cfg, const char *name,
+                                 const char *images_dir, const struct em_checkpoint_opts *o,
+                                 pid_t pid, int timeout_ms, em_error_t *err);
+        /* The roll-back: em_container_restore_from. */
+        int (*restore)(const struct em_config *cfg, const char *name, const json_t *spec,
+                       const char *images_dir, const char *upper_dir,
+                       const struct em_restore_opts *ro, em_error_t *err);
+        /* After the commit: em_container_rm_migrated. */
+        int (*remove)(const struct em_config *cfg, const char *name, em_error_t *err);
+        /* em_session_route_hook: `HOOK announce IP` after a roll-back. */
+        int (*route_hook)(const char *hook, const char *verb, const char *ip, em_error_t *err);
+};
+extern const struct em_source_ops em_source_ops_runc;
+
 struct em_migrate_opts {
-        const char *target;     /* ADDR:PORT of the target's edgemigd */
+        const struct em_source_ops *ops; /* em_migrate_opts_init: &em_source_ops_runc */
+        const char *target;              /* ADDR:PORT of the target's edgemigd */
         em_tls_ctx_t *tls;      /* mutual TLS client context; NULL: plain TCP (--insecure) */
         const char *route_hook; /* run `HOOK announce IP` after a roll-back here, or NULL */
         enum em_migrate_mode mode;
