@@ -1,9 +1,12 @@
 #!/bin/bash
 # The lifecycle across a "reboot": containers are stopped, started, restarted
 # and killed on their writable layer; then edgemigd and every container
-# process are killed with SIGKILL, and a new edgemigd brings back the
-# containers whose restart policy asks for it (always, on-failure), with
-# their writable layer and their log; a container without a policy stays
+# process are killed with SIGKILL, and what a reboot also takes goes too
+# (the containers' root file system mounts and network namespaces, so their
+# veths and routes), and a new edgemigd brings back the containers whose
+# restart policy asks for it (always, on-failure), with their writable
+# layer, their named volumes (the same data, still written through to
+# <root>/volumes/NAME) and their log; a container without a policy stays
 # stopped. While edgemigd runs, a container that dies comes back, and one
 # stopped with `edgemig stop` stays stopped.
 set -euo pipefail
@@ -26,7 +29,8 @@ TICK='echo "boot $(date +%s%N)"; i=0; while :; do i=$((i+1)); echo "tick $i"; sl
 
 # --- this host's service range (network.json) ---------------------------------
 echo '{"service_range": "10.66.5.0/24"}' >"$ROOT/network.json"
-em run --name web --restart always busybox sh -c "$TICK" >/dev/null || fail "run web"
+em run --name web --restart always -v webvol:/vol busybox sh -c "$TICK" >/dev/null ||
+	fail "run web"
 [ "$(em inspect web | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')" = 10.66.5.2 ] ||
 	fail "web did not get the first address of the host's range"
 echo '{"service_range": "10.66.5.0"}' >"$ROOT/network.json"
@@ -35,7 +39,8 @@ grep -q "network.json: service_range" "$ROOT/bad.err" || fail "network.json erro
 rm "$ROOT/network.json"
 
 # --- start / stop / restart / kill on the writable layer ---------------------
-em run --name job --restart on-failure busybox sh -c "$TICK" >/dev/null || fail "run job"
+em run --name job --restart on-failure -v jobvol:/vol busybox sh -c "$TICK" >/dev/null ||
+	fail "run job"
 em run --name plain busybox sh -c "$TICK" >/dev/null || fail "run plain"
 em run --name parked --restart always busybox sh -c "$TICK" >/dev/null || fail "run parked"
 em run --name bad --restart sometimes busybox >/dev/null 2>&1 && fail "--restart sometimes accepted"
@@ -43,6 +48,9 @@ em inspect web | python3 -c 'import json,sys; assert json.load(sys.stdin)["spec"
 	fail "policy not recorded in the spec"
 for c in web job plain; do
 	em exec "$c" sh -c "echo $c-data >/data/keep.txt" || fail "writing to $c"
+done
+for c in web job; do
+	em exec "$c" sh -c "mkdir /vol/d && echo $c-vol >/vol/d/v.txt" || fail "writing $c's volume"
 done
 em start web >/dev/null 2>&1 && fail "start of a running container succeeded"
 em stop -t 2 parked >/dev/null || fail "stop parked"
@@ -70,6 +78,17 @@ for p in $(pgrep -x edgemig-logger || true); do
 	ls -l "/proc/$p/fd" 2>/dev/null | grep -q " $ROOT/" && kill -9 "$p"
 done
 for p in $PIDS; do wait_for 5 bash -c "! kill -0 $p" || fail "pid $p survived SIGKILL"; done
+# What a reboot takes besides the processes: every mount under the root (the
+# containers' root file systems, their network namespaces' bind mounts;
+# with the last reference the namespaces, their veths and routes go too).
+# The writable layers and volumes are plain directories and stay.
+MOUNTS=$({ grep " $ROOT/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r)
+for c in web job plain; do
+	grep -qx "$ROOT/containers/$c/rootfs" <<<"$MOUNTS" && grep -qx "$ROOT/netns/$c" <<<"$MOUNTS" ||
+		fail "$c: no rootfs or netns mount to take away: $MOUNTS"
+done
+for m in $MOUNTS; do umount "$m" || fail "umount $m"; done
+[ -z "$(grep " $ROOT/" /proc/self/mountinfo)" ] || fail "mounts left after the reboot"
 daemon
 wait_for 30 running web || fail "web (always) did not come back: $(tail -5 "$ROOT/edgemigd.log")"
 wait_for 30 running job || fail "job (on-failure) did not come back"
@@ -81,6 +100,12 @@ for c in web job; do
 	em exec "$c" ip -o addr show dev eth0 | grep -q "inet $(em inspect "$c" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')/32" ||
 		fail "$c lacks its service IP"
+done
+for c in web job; do
+	[ "$(em exec "$c" cat /vol/d/v.txt)" = "$c-vol" ] || fail "$c's volume lost its data"
+	em exec "$c" sh -c "echo $c-after >/vol/d/after.txt" || fail "$c cannot write its volume after the reboot"
+	[ "$(cat "$ROOT/volumes/${c}vol/d/after.txt")" = "$c-after" ] ||
+		fail "$c's /vol is not <root>/volumes/${c}vol after the reboot"
 done
 [ "$(em logs web | grep -c '^boot ')" = 3 ] || fail "web's log was not continued: $(em logs web | grep boot)"
 grep -q 'restarting web (restart policy, died)' "$ROOT/edgemigd.log" || fail "no restart logged"

@@ -1,7 +1,9 @@
 #include <errno.h>
+#include <sqlite3.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -275,6 +277,60 @@ static void test_ip_reservations(void **state)
         em_error_free(&err);
 }
 
+/* Ages the reservations of name by days (another connection, as an old
+ * database would have them). */
+static void age_reservation(const char *dir, const char *name, int days)
+{
+        char path[128], sql[256];
+        sqlite3 *db = NULL;
+
+        snprintf(path, sizeof(path), "%s/state.db", dir);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE ip_reservations SET since = since - %d * 86400000 WHERE name = '%s'", days,
+                 name);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+}
+
+/* A full range reuses the oldest reservation older than a week, then the
+ * next; a younger one is never taken: the range is full then. */
+static void test_ip_reservation_reclaimed_when_full(void **state)
+{
+        static const char *const subnet = "172.20.0.0/29"; /* .2 to .6 */
+        struct fixture *f = *state;
+        cleanup_free char *a = NULL, *b = NULL, *owner = NULL;
+        em_error_t err = NULL;
+        bool reserved = true;
+
+        assert_int_equal(em_state_ip_reserve(f->st, "172.20.0.2", "old1", &err), 0);
+        assert_int_equal(em_state_ip_reserve(f->st, "172.20.0.3", "old2", &err), 0);
+        assert_int_equal(em_state_ip_reserve(f->st, "172.20.0.4", "recent", &err), 0);
+        assert_int_equal(em_state_ip_reserve(f->st, "10.9.0.2", "elsewhere", &err), 0);
+        age_reservation(f->dir, "old1", 8);
+        age_reservation(f->dir, "old2", 9);
+        age_reservation(f->dir, "recent", 6);
+        age_reservation(f->dir, "elsewhere", 100); /* another range: never ours */
+        assert_int_equal(add(f->st, "c5", NULL, subnet, NULL, &err), 0);
+        assert_int_equal(add(f->st, "c6", NULL, subnet, NULL, &err), 0);
+        /* Full but for reservations: the oldest (old2) goes first. */
+        assert_int_equal(add(f->st, "n1", NULL, subnet, &a, &err), 0);
+        assert_string_equal(a, "172.20.0.3");
+        assert_int_equal(add(f->st, "n2", NULL, subnet, &b, &err), 0);
+        assert_string_equal(b, "172.20.0.2");
+        assert_int_equal(em_state_ip_owner(f->st, "172.20.0.3", &owner, &reserved, &err), 0);
+        assert_string_equal(owner, "n1");
+        assert_false(reserved);
+        /* Six days is too young: the range is full. */
+        assert_int_equal(add(f->st, "n3", NULL, subnet, NULL, &err), -1);
+        assert_int_equal(em_error_status(err), ENOSPC);
+        em_error_free(&err);
+        json_t *list = NULL;
+        assert_int_equal(em_state_ip_reservations(f->st, &list, &err), 0);
+        assert_int_equal(json_array_size(list), 2); /* recent and elsewhere */
+        json_decref(list);
+}
+
 static void test_idrange_exhaustion(void **state)
 {
         struct fixture *f = *state;
@@ -345,6 +401,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_idrange_exhaustion, setup, teardown),
             cmocka_unit_test_setup_teardown(test_stopped_by_user, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ip_reservations, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ip_reservation_reclaimed_when_full, setup,
+                                            teardown),
             cmocka_unit_test(test_idpool_slots),
             cmocka_unit_test(test_cidr_parse),
             cmocka_unit_test(test_state_names),

@@ -11,6 +11,7 @@
 #include "util/clock.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 
 struct em_state {
         sqlite3 *db;
@@ -239,6 +240,47 @@ static int collect_used_ips(struct em_state *st, uint32_t net, int len, uint8_t 
         return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "listing addresses", err);
 }
 
+static char *col_dup(sqlite3_stmt *s, int i);
+
+/* The subnet is full: the oldest reservation in it older than
+ * EM_IP_RESERVATION_MIN_AGE_MS gives its address up, in the caller's
+ * transaction (state.h). */
+static int reclaim_reserved(struct em_state *st, uint32_t net, int len, char **out, em_error_t *err)
+{
+        cleanup_stmt sqlite3_stmt *s = NULL;
+        cleanup_free char *name = NULL;
+        uint32_t mask = ~0u << (32 - len);
+        int64_t since = 0;
+        int rc = SQLITE_DONE;
+
+        *out = NULL;
+        if (prepare(st,
+                    "SELECT ip, name, since FROM ip_reservations WHERE since < ? ORDER BY since",
+                    &s, err) < 0)
+                return -1;
+        sqlite3_bind_int64(s, 1, em_now_ms() - EM_IP_RESERVATION_MIN_AGE_MS);
+        while (*out == NULL && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+                const char *ip = (const char *)sqlite3_column_text(s, 0);
+                struct in_addr a;
+                if (ip == NULL || inet_pton(AF_INET, ip, &a) != 1 ||
+                    (ntohl(a.s_addr) & mask) != net)
+                        continue;
+                if ((name = col_dup(s, 1)) == NULL || (*out = strdup(ip)) == NULL)
+                        return em_error_set(err, ENOMEM, "reclaiming an address");
+                since = sqlite3_column_int64(s, 2);
+        }
+        if (*out == NULL)
+                return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "listing reservations", err);
+        em_log_warn("address range full: reusing %s, reserved for container %s since it migrated "
+                    "away %lld days ago",
+                    *out, name, (long long)((em_now_ms() - since) / 86400000));
+        if (em_state_ip_release(st, *out, err) < 0) {
+                free(steal_pointer(out));
+                return -1;
+        }
+        return 0;
+}
+
 /* Call inside a transaction. */
 static int ip_allocate_locked(struct em_state *st, const char *subnet, char **out, em_error_t *err)
 {
@@ -262,6 +304,10 @@ static int ip_allocate_locked(struct em_state *st, const char *subnet, char **ou
                 *out = strdup(buf);
                 return *out ? 0 : em_error_set(err, ENOMEM, "allocating an address");
         }
+        if (reclaim_reserved(st, net, len, out, err) < 0)
+                return -1;
+        if (*out != NULL)
+                return 0;
         return em_error_set(err, ENOSPC, "no free address left in %s",
                             subnet ? subnet : EM_DEFAULT_SUBNET);
 }
@@ -298,8 +344,6 @@ static int insert_row(struct em_state *st, const struct em_container_rec *r, em_
                                     r->name, r->ip ? r->ip : "(none)");
         return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "inserting container", err);
 }
-
-static char *col_dup(sqlite3_stmt *s, int i);
 
 static int run_name_ip_delete(struct em_state *st, const struct em_container_rec *r,
                               em_error_t *err)

@@ -115,12 +115,20 @@ int em_state_idrange_allocate(struct em_state *st, const char *name, const struc
 bool em_idpool_has_slot(const struct em_idpool *pool, const struct em_idrange *r);
 
 /* Lowest free host address of subnet (skipping the network address, .1 and
- * the broadcast address) not used by any container row. */
+ * the broadcast address) not used by any container row or reservation.
+ * A full subnet reclaims the oldest reservation in it that is older than
+ * EM_IP_RESERVATION_MIN_AGE_MS (logged as a warning naming it): a read
+ * here, committed by em_state_container_insert's automatic allocation. */
 int em_state_ip_allocate(struct em_state *st, const char *subnet, char **out, em_error_t *err);
 /* Service IPs of containers that migrated away stay reserved here, so this
  * host never hands one out again while the container runs elsewhere (and
  * the container takes it back if it returns): allocation skips them and an
- * insert of another container with that address fails with EEXIST. */
+ * insert of another container with that address fails with EEXIST. They
+ * are pruned only when the range runs out (above), oldest first and not
+ * before this age: a reservation costs nothing until its address is
+ * needed, and dropping it while its container still runs elsewhere would
+ * let two hosts announce one address (docs/network.md). */
+#define EM_IP_RESERVATION_MIN_AGE_MS (7LL * 24 * 3600 * 1000)
 int em_state_ip_reserve(struct em_state *st, const char *ip, const char *name, em_error_t *err);
 /* [{"ip", "container", "since_ms"}] ordered by address. */
 int em_state_ip_reservations(struct em_state *st, json_t **out, em_error_t *err);
