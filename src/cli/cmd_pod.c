@@ -11,6 +11,8 @@ static const char usage[] =
     "                          NAME\n"
     "       edgemig pod ls [--json]\n"
     "       edgemig pod inspect NAME\n"
+    "       edgemig pod start NAME...\n"
+    "       edgemig pod stop [-t SECONDS] NAME...\n"
     "       edgemig pod rm [--force] NAME...\n"
     "\n"
     "Manage pods: containers that share one network namespace (one service IP,\n"
@@ -25,6 +27,9 @@ static const char usage[] =
     "  create    create the pod and start its infra container\n"
     "  ls        list the pods: name, service IP, state, members\n"
     "  inspect   print one pod as JSON: name, ip, state, infra_pid, members\n"
+    "  start     start the infra container (unless it runs), then every member\n"
+    "            that does not run\n"
+    "  stop      stop the running members, then the infra container\n"
     "  rm        remove pods; refused while a pod has members, unless --force,\n"
     "            which removes its members first (running or not)\n"
     "\n"
@@ -37,6 +42,9 @@ static const char usage[] =
     "                   on-failure or always (docs/lifecycle.md); edgemigd starts\n"
     "                   a pod's infra container before other containers, so give\n"
     "                   the members the same policy to bring the pod back\n"
+    "  -t, --time SECONDS\n"
+    "                   stop: grace period of each container before SIGKILL\n"
+    "                   (default 10)\n"
     "  --force          rm: remove the members too\n"
     "  --json           ls: print JSON (an array of inspect's objects)\n"
     "  -h, --help       show this help\n"
@@ -46,6 +54,7 @@ static const char usage[] =
 struct pod_args {
         bool json, force;
         const char *ip, *image, *restart;
+        int time_s; /* -1: not given */
 };
 
 static int do_ls(const struct em_config *cfg, bool json, em_error_t *err)
@@ -99,10 +108,29 @@ static int check_flags(const char *sub, const struct pod_args *a, em_error_t *er
 {
         if ((a->ip || a->image || a->restart) && strcmp(sub, "create") != 0)
                 return em_error_set(err, 0, "--ip, --image and --restart go with `pod create`"), -1;
+        if (a->time_s >= 0 && strcmp(sub, "stop") != 0)
+                return em_error_set(err, 0, "-t goes with `pod stop`"), -1;
         if (a->force && strcmp(sub, "rm") != 0)
                 return em_error_set(err, 0, "--force goes with `pod rm`"), -1;
         if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0)
                 return em_error_set(err, 0, "--json goes with `pod ls` (inspect prints JSON)"), -1;
+        return 0;
+}
+
+/* start or stop of each pod named. */
+static int do_each(const struct em_config *cfg, const char *sub, int argc, char **argv,
+                   const struct pod_args *a, em_error_t *err)
+{
+        if (argc < 1)
+                return em_error_set(err, 0, "%s takes NAME...; see --help", sub), 2;
+        for (int i = 0; i < argc; i++) {
+                int rc = strcmp(sub, "start") == 0
+                             ? em_pod_start(cfg, argv[i], err)
+                             : em_pod_stop(cfg, argv[i], a->time_s < 0 ? 10 : a->time_s, err);
+                if (rc < 0)
+                        return 1;
+                printf("%s\n", argv[i]);
+        }
         return 0;
 }
 
@@ -111,6 +139,8 @@ static int run_sub(const struct em_config *cfg, const char *sub, int argc, char 
 {
         cleanup_json json_t *j = NULL;
 
+        if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0)
+                return do_each(cfg, sub, argc, argv, a, err);
         if (strcmp(sub, "create") == 0)
                 return do_create(cfg, argc, argv, a, err);
         if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
@@ -131,11 +161,15 @@ static int run_sub(const struct em_config *cfg, const char *sub, int argc, char 
 int cmd_pod(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 {
         struct em_config *cfg;
-        struct pod_args a = {0};
+        struct pod_args a = {.time_s = -1};
         const struct em_opt table[] = {
-            EM_OPT_FLAG("json", 0, &a.json),         EM_OPT_FLAG("force", 0, &a.force),
-            EM_OPT_STRING("ip", 0, &a.ip),           EM_OPT_STRING("image", 0, &a.image),
-            EM_OPT_STRING("restart", 0, &a.restart), EM_OPT_END,
+            EM_OPT_FLAG("json", 0, &a.json),
+            EM_OPT_FLAG("force", 0, &a.force),
+            EM_OPT_STRING("ip", 0, &a.ip),
+            EM_OPT_STRING("image", 0, &a.image),
+            EM_OPT_STRING("restart", 0, &a.restart),
+            EM_OPT_DURATION("time", 't', &a.time_s, EM_OPT_S, EM_OPT_S, 0, 3600),
+            EM_OPT_END,
         };
         int first;
 

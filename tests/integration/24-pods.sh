@@ -5,7 +5,8 @@
 # localhost and serves what it read over HTTP on the service IP; a member
 # restarts without the others losing their network; the infra cannot stop
 # or go while members run; one container of a pod is not checkpointed or
-# migrated alone; a member that fails to start leaves nothing and the pod
+# migrated alone; `pod stop` and `pod start` take the members and the infra
+# down and up in order; a member that fails to start leaves nothing and the pod
 # serves on; when the infra dies the members keep serving and the infra
 # does not start apart from them; `pod rm --force` leaves nothing behind.
 set -euo pipefail
@@ -99,6 +100,20 @@ em restart -t 1 db >/dev/null || fail "restart db"
 # The restarted redis counts from 1 again.
 counts_again() { n=$(get) && [ -n "$n" ] && [ "$n" -lt "$n1" ]; }
 wait_for 10 counts_again || fail "the sidecar does not reach the restarted redis"
+
+# --- pod stop and pod start: members, then infra; infra, then members -----------
+em pod stop -t 1 web >/dev/null || fail "pod stop"
+em pod ls --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)[0]
+assert p["state"] == "stopped" and {m["state"] for m in p["members"]} == {"stopped"}, p' ||
+	fail "pod stop left something running: $(em pod ls)"
+! answers || fail "a stopped pod answers"
+em pod start web >/dev/null || fail "pod start"
+wait_for 10 answers || fail "no answer after pod start"
+[ "$(readlink "/proc/$(pid_of side)/ns/net")" = "$(readlink "/proc/$(pid_of web)/ns/net")" ] ||
+	fail "after pod start the sidecar is not in the infra's network namespace"
+em pod start web >/dev/null || fail "pod start of a running pod"
 
 # --- the infra dies: members keep the namespaces, and it does not start apart ---
 em kill -s KILL web >/dev/null || fail "kill web"

@@ -180,8 +180,8 @@ int em_pod_check_infra_idle(struct em_state *st, const struct em_container_rec *
         cleanup_free char *list = names_joined(members);
         return em_error_set(err, EBUSY,
                             "pod %s still runs %s in its namespaces: stop them before its infra "
-                            "container stops or starts again, or remove the whole pod with "
-                            "`edgemig pod rm --force %s`",
+                            "container stops or starts again (`edgemig pod stop %s` stops the "
+                            "whole pod)",
                             rec->name, list ? list : "members", rec->name);
 }
 
@@ -306,4 +306,69 @@ int em_pod_refuse_alone(const json_t *spec, const char *what, em_error_t *err)
                             "IPC and UTS namespaces; edgemig does not checkpoint or move one "
                             "container of a pod alone, nor a whole pod yet (docs/pods.md)",
                             what, em_json_str(spec, "name"), pod);
+}
+
+/* The infra record of pod name, which must be a pod; *members all of them. */
+static int pod_open(const struct em_config *cfg, const char *name, struct em_state **st,
+                    struct em_container_rec **rec, char ***members, em_error_t *err)
+{
+        cleanup_json json_t *spec = NULL;
+
+        if (em_state_open(cfg->root, st, err) < 0 ||
+            em_state_container_get(*st, name, rec, err) < 0 || spec_of(*rec, &spec, err) < 0)
+                return -1;
+        if (!em_pod_spec_is_infra(spec))
+                return em_error_set(err, EINVAL, "'%s' is a container, not a pod", name);
+        return em_pod_members(*st, name, false, members, err);
+}
+
+int em_pod_stop(const struct em_config *cfg, const char *name, int timeout_s, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        cleanup_strv char **members = NULL;
+
+        if (pod_open(cfg, name, &st, &rec, &members, err) < 0)
+                return em_error_wrap(err, "stopping pod %s", name);
+        em_state_close(&st); /* stop opens its own */
+        for (char **m = members; *m; m++) {
+                cleanup_container_rec struct em_container_rec *r = NULL;
+                if (em_state_open(cfg->root, &st, err) < 0 ||
+                    em_state_container_get(st, *m, &r, err) < 0)
+                        return em_error_wrap(err, "stopping pod %s", name);
+                em_state_close(&st);
+                if (r->state == EM_CSTATE_RUNNING && em_container_stop(cfg, *m, timeout_s, err) < 0)
+                        return em_error_wrap(err, "stopping pod %s", name);
+        }
+        if (em_container_stop(cfg, name, timeout_s, err) < 0)
+                return em_error_wrap(err, "stopping pod %s", name);
+        return 0;
+}
+
+static bool infra_running(struct em_state *st, const char *name)
+{
+        cleanup_error em_error_t e = NULL;
+
+        return em_pod_check_running(st, name, &e) == 0;
+}
+
+int em_pod_start(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+        cleanup_strv char **members = NULL, **running = NULL;
+
+        if (pod_open(cfg, name, &st, &rec, &members, err) < 0 ||
+            em_pod_members(st, name, true, &running, err) < 0)
+                return em_error_wrap(err, "starting pod %s", name);
+        if (!infra_running(st, name) && em_container_start(cfg, name, err) < 0)
+                return em_error_wrap(err, "starting pod %s", name);
+        for (char **m = members; *m; m++) {
+                bool up = false;
+                for (char **r = running; *r && !up; r++)
+                        up = strcmp(*r, *m) == 0;
+                if (!up && em_container_start(cfg, *m, err) < 0)
+                        return em_error_wrap(err, "starting pod %s", name);
+        }
+        return 0;
 }

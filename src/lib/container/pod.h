@@ -56,6 +56,13 @@ int em_pod_inspect(const struct em_config *cfg, const char *name, json_t **out, 
  * members are removed first, running or not). */
 int em_pod_rm(const struct em_config *cfg, const char *name, bool force, em_error_t *err);
 
+/* Stops the pod's running members (timeout_s each, as `stop`), then its
+ * infra container. Stops at the first failure. */
+int em_pod_stop(const struct em_config *cfg, const char *name, int timeout_s, em_error_t *err);
+/* Starts the pod's infra container unless it runs, then every member that
+ * is not running. Stops at the first failure, leaving what started. */
+int em_pod_start(const struct em_config *cfg, const char *name, em_error_t *err);
+
 /* The pod a spec belongs to (member) or is (infra); NULL if none. */
 const char *em_pod_of_spec(const json_t *spec);
 bool em_pod_spec_is_infra(const json_t *spec);
