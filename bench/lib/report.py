@@ -76,6 +76,10 @@ def summarize(runs, skipped):
             "degraded_s": stats([r["degraded_ms"] / 1000 for r in rs if r.get("degraded_ms") is not None]),
             "lazy_mb": stats([r["lazy_bytes"] / 1e6 for r in rs if r.get("lazy_bytes") is not None]),
             "stop_reasons": sorted({r["stop_reason"] for r in rs if r.get("stop_reason")}),
+            "before_handoff_mb": stats([r["bytes_before_handoff"] / 1e6 for r in rs
+                                        if r.get("bytes_before_handoff") is not None]),
+            "memory_mb": rs[0].get("memwriter_mb"),
+            "pattern": rs[0].get("memwriter_pattern"),
             "handoff_s": stats([r["handoff_ms"] / 1000 for r in rs]),
             "downtime_s": stats([r["downtime_ms"] / 1000 for r in rs]),
             "final_mb": stats([r["wire_bytes"] / 1e6 for r in rs]),
@@ -200,15 +204,20 @@ def memwriter_table(summary):
     if not cells:
         return []
     lines = ["| Mbit/s | +RTT ms | Dirty MB/s (measured) | Method | Rounds | Stop reason | Handoff s | Downtime s "
-             "| Degraded s | MB on the wire (lazy part) | Client gap s | CPU s src / tgt | Peak MB src / tgt |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Degraded s | MB on the wire (lazy part) | MB before the handoff (x memory) | Client gap s "
+             "| CPU s src / tgt | Peak MB src / tgt |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in cells:
-        lines.append("| %s | %s | %g (%s) | %s | %s | %s | %s | %s | %s | %s%s | %s | %s | %s |" % (
+        bh = s.get("before_handoff_mb")
+        ratio = (" (%.2fx)" % (bh["mean"] / s["memory_mb"])) if bh and s.get("memory_mb") else ""
+        lines.append("| %s | %s | %g%s (%s) | %s | %s | %s | %s | %s | %s | %s%s | %s | %s | %s | %s |" % (
             rate_name(s["rate_mbit"]), s["latency_ms"], s["dirty_mbps"],
+            " random" if s.get("pattern") == "random" else "",
             fmt(s.get("dirty_measured_mbps"), digits=1, rsd=False), MNAME.get(s["method"], s["method"]),
             fmt(s.get("rounds"), digits=1, rsd=False), ", ".join(s.get("stop_reasons") or []) or "—",
             fmt(s["handoff_s"]), fmt(s["downtime_s"]), fmt(s.get("degraded_s")), fmt(s["final_mb"], rsd=False),
             (" (%s)" % fmt(s["lazy_mb"], rsd=False)) if s.get("lazy_mb") and s["lazy_mb"]["mean"] else "",
+            (fmt(bh, rsd=False) + ratio) if bh else "—",
             ("≥ " if s.get("client_gap_open") else "") + fmt(s.get("client_gap_s")),
             pair(s, "cpu_src_s", "cpu_tgt_s"), pair(s, "peak_rss_src_mb", "peak_rss_tgt_mb", 0)))
     return lines

@@ -10,11 +10,15 @@
 #include "migrate/migrate.h"
 #include "migrate/source/precheck.h"
 #include "migrate/common/report.h"
+#include "migrate/common/timeline.h"
+#include "migrate/source/monitor.h"
+#include "transfer/ratelimit.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
 static const char migrate_usage[] =
     "Usage: edgemig migrate NAME --to ADDR:PORT [OPTIONS]\n"
+    "       edgemig migrate --cancel SESSION [--json]\n"
     "\n"
     "Live-migrate the running container NAME to the edge host whose edgemigd\n"
     "listens on ADDR:PORT. Image layers the target already has (by content\n"
@@ -37,7 +41,8 @@ static const char migrate_usage[] =
     "                          precopy measures after each round what is left; when a\n"
     "                          round fails to halve it (the service rewrites memory\n"
     "                          about as fast as the link drains it) pre-copy ends and\n"
-    "                          the rest goes as in hybrid\n"
+    "                          the rest goes as in hybrid, or with --auto-converge\n"
+    "                          the container is throttled\n"
     "  --max-rounds N          pre-copy round budget (default 5, 1 to 1000)\n"
     "  --downtime-target T     stop pre-copy once the final transfer is estimated\n"
     "                          to take at most T (milliseconds, or with ms, s or m;\n"
@@ -45,6 +50,38 @@ static const char migrate_usage[] =
     "                          link rate comes from the rounds, or until a round is\n"
     "                          big enough to measure it, from the last migration or\n"
     "                          prepare to the same target in the past 10 minutes\n"
+    "  --max-rate RATE         send at most RATE bits per second (a number with k, M\n"
+    "                          or G: 20M is 20 Mbit/s; 8k at least), so that the\n"
+    "                          migration leaves room for the users' traffic on a thin\n"
+    "                          link; lazy pages after a hybrid handoff are capped too,\n"
+    "                          and the stop rule plans with the capped rate\n"
+    "  --auto-converge         when a pre-copy round fails to halve what is left,\n"
+    "                          throttle the container's CPU through its cgroup (cpu\n"
+    "                          quota: 50 % of one CPU, then halved each such round, at\n"
+    "                          least 1 %) and copy on, within --max-rounds, instead\n"
+    "                          of handing off in hybrid mode; the final step is then\n"
+    "                          a plain checkpoint. The throttle is lifted when the\n"
+    "                          migration ends, however it ends; the timeline shows\n"
+    "                          it (each round's throttle_pct, marks throttle_start\n"
+    "                          and throttle_lifted)\n"
+    "  --progress              print progress as JSON lines on stderr (stdout keeps\n"
+    "                          the result), about once a second and at each phase:\n"
+    "                          {\"event\":\"progress\", \"session\", \"container\",\n"
+    "                          \"phase\", \"round\", \"elapsed_ms\", \"bytes_sent\",\n"
+    "                          \"bytes_left\" (estimated, of the phase or round under\n"
+    "                          way), \"rate_bytes_per_s\" (the link),\n"
+    "                          \"dirty_bytes_per_s\", \"eta_ms\" (to the end of the\n"
+    "                          transfers before the handoff), \"expected_downtime_ms\"\n"
+    "                          (the final transfer at the link rate), \"throttle_pct\"};\n"
+    "                          null where not known yet; the last line's phase is\n"
+    "                          done, failed or cancelled\n"
+    "  --cancel SESSION        cancel the migration with that session id (the\n"
+    "                          \"session\" of its progress lines) that runs from this\n"
+    "                          host: before its final step it ends at once, the\n"
+    "                          container keeps running here and the target keeps\n"
+    "                          nothing; waits up to 60 s for it and prints the\n"
+    "                          outcome (--json: its timeline). Once the final step\n"
+    "                          began it is too late (exit 1)\n"
     "  --compress C            auto (default: from measured bandwidth), none or\n"
     "                          zstd:LEVEL (1-19)\n"
     "  --json                  print the timeline as JSON\n"
@@ -61,8 +98,12 @@ static const char migrate_usage[] =
     "                          back here (default $EDGEMIG_ROUTE_HOOK), to take the\n"
     "                          service IP's route back from a target that announced it\n"
     "\n"
-    "The timeline (phases, rounds, bytes raw and on the wire, handoff time and\n"
-    "downtime as defined by Ma et al.) is also stored in\n"
+    "On success it prints the timeline: each phase (the source's, then the\n"
+    "target's verify, restore and route steps as the target reported them),\n"
+    "its start in ms after the request, its length and its bytes on the wire;\n"
+    "the pre-copy rounds with what each left to send; why pre-copy stopped;\n"
+    "and the handoff time and downtime as defined by Ma et al. The timeline\n"
+    "(also bytes raw, every mark) is also stored in\n"
     "<root>/migrations/<id>.json. The --json output adds \"rusage\": CPU seconds\n"
     "and peak RSS of this command and the processes it waited for (runc, CRIU).\n"
     "\n"
@@ -71,8 +112,10 @@ static const char migrate_usage[] =
     "here again, or the migration is in doubt and the message says where its\n"
     "checkpoint was kept and how to settle it); 2 usage error.\n"
     "\n"
-    "Example:\n"
-    "  edgemig migrate web --to 10.77.2.2:7878 --json\n";
+    "Examples:\n"
+    "  edgemig migrate web --to 10.77.2.2:7878 --json\n"
+    "  edgemig migrate web --to 10.77.2.2:7878 --max-rate 10M --progress\n"
+    "  edgemig migrate --cancel 6f1c0e9a2b7d4c3e8f9a0b1c2d3e4f50\n";
 
 static const char prepare_usage[] =
     "Usage: edgemig prepare NAME --to ADDR:PORT [--compress C] [--json] [TLS OPTIONS]\n"
@@ -84,6 +127,12 @@ static const char prepare_usage[] =
     "\n"
     "TLS options and --insecure are those of `edgemig migrate --help`.\n";
 
+/* The command's own flags, beside the migration's options. */
+struct flags {
+        bool json, dry_run, progress;
+        const char *cancel; /* --cancel SESSION */
+};
+
 static bool isatty_err;
 
 static const char *usage_of(char **argv)
@@ -91,15 +140,27 @@ static const char *usage_of(char **argv)
         return strcmp(argv[0], "prepare") == 0 ? prepare_usage : migrate_usage;
 }
 
-static void progress(void *ud, const char *phase, uint64_t bytes, double rate, uint64_t total)
+/* --progress: one JSON object a line on stderr (stdout keeps the result);
+ * else, on a terminal, one line redrawn in place. */
+static void progress(void *ud, const json_t *p)
 {
-        (void)ud;
-        (void)total;
-        if (!isatty_err)
-                return;
-        fprintf(stderr, "\r%-10s %10.1f MB sent  %8.2f Mbit/s", phase, (double)bytes / 1e6,
-                rate * 8 / 1e6);
+        const struct flags *f = ud;
+
+        if (f->progress) {
+                cleanup_free char *line = json_dumps(p, JSON_COMPACT);
+                if (line != NULL)
+                        fprintf(stderr, "%s\n", line);
+        } else if (isatty_err) {
+                fprintf(stderr, "\r%-10s %10.1f MB sent  %8.2f Mbit/s  ",
+                        em_json_str(p, "phase") ?: "", em_json_int(p, "bytes_sent", 0) / 1e6,
+                        json_number_value(json_object_get(p, "rate_bytes_per_s")) * 8 / 1e6);
+        }
         fflush(stderr);
+}
+
+static int parse_rate(const char *arg, void *dst, em_error_t *err)
+{
+        return em_rate_parse(arg, dst, err);
 }
 
 struct tls_opts {
@@ -124,18 +185,22 @@ static int parse_compress(const char *arg, void *dst, em_error_t *err)
 }
 
 /* Returns the index of NAME, 0 after --help, -1 on a usage error. */
-static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *json, bool *dry_run,
+static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, struct flags *fl,
                       struct tls_opts *t, em_error_t *err)
 {
         const struct em_opt table[] = {
-            EM_OPT_FLAG("dry-run", 0, dry_run),
+            EM_OPT_FLAG("dry-run", 0, &fl->dry_run),
+            EM_OPT_FLAG("progress", 0, &fl->progress),
+            EM_OPT_STRING("cancel", 0, &fl->cancel),
+            EM_OPT_CALL("max-rate", 0, &o->max_rate_bps, parse_rate),
+            EM_OPT_FLAG("auto-converge", 0, &o->auto_converge),
             EM_OPT_STRING("to", 0, &o->target),
             EM_OPT_CALL("mode", 0, &o->mode, parse_mode),
             EM_OPT_INT("max-rounds", 0, &o->stop.max_rounds, 1, 1000),
             EM_OPT_DURATION("downtime-target", 0, &o->stop.downtime_target_ms, EM_OPT_MS, EM_OPT_MS,
                             0, INT64_MAX),
             EM_OPT_CALL("compress", 0, &o->compress, parse_compress),
-            EM_OPT_FLAG("json", 0, json),
+            EM_OPT_FLAG("json", 0, &fl->json),
             EM_OPT_STRING("tls-cert", 0, &t->cert),
             EM_OPT_STRING("tls-key", 0, &t->key),
             EM_OPT_STRING("tls-ca", 0, &t->ca),
@@ -149,6 +214,10 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, bool *js
 
         if (r != 0)
                 return r < 0 ? -1 : 0;
+        if (fl->cancel != NULL)
+                return cli_operands(argc, argv, first, 0, 0, "operand with --cancel", err) < 0
+                           ? -1
+                           : first;
         if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
                 return -1;
         if (o->target == NULL)
@@ -259,47 +328,76 @@ static int tls_context(const struct em_config *cfg, const struct tls_opts *t, em
         return em_tls_ctx_new(&tc, false, out, err);
 }
 
-static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, bool force_dry_run,
-                      em_error_t *err)
-{
-        struct em_migrate_opts o;
-        struct em_config *cfg;
-        cleanup_json json_t *report = NULL;
-        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
-        __attribute__((cleanup(tls_opts_free))) struct tls_opts t = {0};
-        bool json = false, dry = force_dry_run;
+/* How long --cancel waits for the migration to roll back. */
+#define CANCEL_WAIT_MS 60000
 
-        em_migrate_opts_init(&o);
-        o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
-        int idx = parse_opts(argc, argv, &o, &json, &dry, &t, err);
-        if (idx <= 0)
-                return idx < 0 ? 2 : 0;
-        if (prepare)
-                o.mode = EM_MIGRATE_PREPARE;
-        isatty_err = isatty(2) && !json;
-        o.progress = progress;
-        if (cli_config(cli, &cfg, err) < 0)
+static int cancel(const struct em_config *cfg, const struct flags *fl, em_error_t *err)
+{
+        cleanup_json json_t *report = NULL;
+
+        if (em_migrate_cancel(cfg, fl->cancel, CANCEL_WAIT_MS, &report, err) < 0)
                 return 1;
-        if (tls_context(cfg, &t, &tls, err) < 0)
-                return 2;
-        o.tls = tls;
-        if (dry)
-                return dry_run(cfg, argv[idx], &o, json, err);
+        if (fl->json)
+                em_json_print(report, NULL);
+        else
+                printf("cancelled migration %s of %s: it runs here\n", fl->cancel,
+                       em_json_str(report, "container"));
+        return 0;
+}
+
+static int migrate(const struct em_config *cfg, const char *name, const struct em_migrate_opts *o,
+                   const struct flags *fl, bool prepare, em_error_t *err)
+{
+        cleanup_json json_t *report = NULL;
         /* The same path edgemigd takes for a controller's request. */
-        int rc = em_migrate_outgoing(cfg, argv[idx], &o, &report, err);
+        int rc = em_migrate_outgoing(cfg, name, o, &report, err);
+
         /* CPU time and peak memory of this side: this process and what it
          * waited for (runc, CRIU, ...); the target's are in edgemigd's log. */
         if (report && json_is_object(report))
                 json_object_set_new(report, "rusage", em_rusage_json_now());
         if (isatty_err)
                 fputc('\n', stderr);
-        if (json && report)
+        if (fl->json && report) {
                 em_json_print(report, NULL);
-        else if (rc == 0 && !prepare)
+        } else if (rc == 0 && !prepare) {
                 print_summary(report);
-        else if (rc == 0)
-                printf("prepared %s on %s\n", argv[idx], o.target);
+                em_timeline_print(stdout, report);
+        } else if (rc == 0) {
+                printf("prepared %s on %s\n", name, o->target);
+        }
         return rc < 0 ? 1 : 0;
+}
+
+static int run_source(struct em_cli *cli, int argc, char **argv, bool prepare, bool force_dry_run,
+                      em_error_t *err)
+{
+        struct em_migrate_opts o;
+        struct em_config *cfg;
+        cleanup_tls_ctx em_tls_ctx_t *tls = NULL;
+        __attribute__((cleanup(tls_opts_free))) struct tls_opts t = {0};
+        struct flags fl = {.dry_run = force_dry_run};
+
+        em_migrate_opts_init(&o);
+        o.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
+        int idx = parse_opts(argc, argv, &o, &fl, &t, err);
+        if (idx <= 0)
+                return idx < 0 ? 2 : 0;
+        if (prepare)
+                o.mode = EM_MIGRATE_PREPARE;
+        isatty_err = isatty(2) && !fl.json && !fl.progress;
+        o.progress = progress;
+        o.progress_ud = &fl;
+        if (cli_config(cli, &cfg, err) < 0)
+                return 1;
+        if (fl.cancel != NULL)
+                return cancel(cfg, &fl, err);
+        if (tls_context(cfg, &t, &tls, err) < 0)
+                return 2;
+        o.tls = tls;
+        if (fl.dry_run)
+                return dry_run(cfg, argv[idx], &o, fl.json, err);
+        return migrate(cfg, argv[idx], &o, &fl, prepare, err);
 }
 
 int cmd_migrate(struct em_cli *cli, int argc, char **argv, em_error_t *err)

@@ -11,6 +11,7 @@
 
 #include "platform/api.h"
 #include "platform/api_http.h"
+#include "transfer/ratelimit.h"
 #include "util/cleanup.h"
 #include "util/conffile.h"
 #include "util/log.h"
@@ -43,6 +44,10 @@ static const char usage[] =
     "  --state-dir DIR         where controller.db lives (required)\n"
     "  --mode MODE             migration mode requested from the edges: precopy\n"
     "                          (default), stop-and-copy, postcopy, hybrid or auto\n"
+    "  --max-rate RATE         cap what each migration sends (bits per second, k, M\n"
+    "                          or G: 20M), as `edgemig migrate --max-rate`\n"
+    "  --auto-converge         throttle a service whose pre-copy does not converge,\n"
+    "                          as `edgemig migrate --auto-converge`\n"
     "  --migrate-cmd PATH      instead of a control request, run `PATH SOURCE_EDGE\n"
     "                          SERVICE TARGET_ADDR` to migrate (test beds, scripts)\n"
     "  --prepare-cmd PATH      same for prepare\n"
@@ -94,6 +99,16 @@ struct ctl_args {
         bool insecure;
         struct em_log_opts lo;
 };
+
+static int parse_rate(const char *arg, void *dst, em_error_t *err)
+{
+        uint64_t v;
+
+        if (em_rate_parse(arg, &v, err) < 0)
+                return -1;
+        *(unsigned long long *)dst = v;
+        return 0;
+}
 
 static int parse_mode(const char *arg, void *dst, em_error_t *err)
 {
@@ -164,6 +179,8 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             EM_OPT_STRING("tls-ca", 0, &o->tls.ca),
             EM_OPT_FLAG("insecure", 0, &o->insecure),
             EM_OPT_CALL("mode", 0, &o->api.mode, parse_mode),
+            EM_OPT_CALL("max-rate", 0, &o->api.max_rate_bps, parse_rate),
+            EM_OPT_FLAG("auto-converge", 0, &o->api.auto_converge),
             EM_OPT_LIST("admin", 0, &o->admins),
             EM_OPT_INT("max-connections", 0, &o->lim.max_connections, 1, 65536),
             EM_OPT_INT("max-connections-per-peer", 0, &o->lim.per_ip, 1, 65536),

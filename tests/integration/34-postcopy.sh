@@ -54,7 +54,9 @@ assert 0 <= r["downtime_ms"] <= r["handoff_ms"], r
 m = r["marks"]
 assert m["source_stopped"] <= m["target_running"] <= m["lazy_done"] <= m["source_cleaned"], m
 assert isinstance(r["degraded_ms"], int) and r["degraded_ms"] >= 0, r
-assert [p["name"] for p in r["phases"]][-2:] == ["final", "lazy"], r["phases"]
+assert [p["name"] for p in r["phases"] if p.get("side") != "target"][-2:] == ["final", "lazy"], r["phases"]
+# The target's restore is in the timeline, before the lazy window.
+assert [p["name"] for p in r["phases"]][-3:] == ["restore", "route", "lazy"], r["phases"]
 assert (len(r["rounds"]) == 0) == (mode == "postcopy"), r["rounds"]
 # Lazy pages the target holds (pre-copied, or zero) are never fetched again.
 assert r["lazy_known_used"] == r["lazy_known_pages"], r

@@ -125,6 +125,59 @@ static void test_json_round_trip(void **state)
         assert_string_equal(em_json_str(p, "op"), "prepare");
 }
 
+/* Issue 17: a bandwidth cap, throttling and progress in the request, and
+ * the cancel op, parsed strictly and built back. */
+static void test_steering_and_cancel(void **state)
+{
+        struct em_control_req r, back;
+        cleanup_error em_error_t err = NULL;
+
+        assert_int_equal(parse("{\"op\":\"migrate\",\"service\":\"a\",\"to\":\"h:1\","
+                               "\"max_rate_bps\":20000000,\"auto_converge\":true,"
+                               "\"progress\":true}",
+                               &r, &err),
+                         0);
+        assert_int_equal(r.max_rate_bps, 20000000);
+        assert_true(r.auto_converge && r.progress);
+        cleanup_json json_t *j = em_control_req_json(&r);
+        cleanup_free char *s = json_dumps(j, JSON_COMPACT);
+        assert_int_equal(parse(s, &back, &err), 0);
+        assert_int_equal(back.max_rate_bps, 20000000);
+        assert_true(back.auto_converge && back.progress);
+
+        assert_int_equal(parse("{\"op\":\"cancel\",\"session\":"
+                               "\"0123456789abcdef0123456789abcdef\",\"id\":3}",
+                               &r, &err),
+                         0);
+        assert_int_equal(r.op, EM_CONTROL_CANCEL);
+        assert_string_equal(r.session, "0123456789abcdef0123456789abcdef");
+        cleanup_json json_t *c = em_control_req_json(&r);
+        assert_string_equal(em_json_str(c, "op"), "cancel");
+        assert_string_equal(em_json_str(c, "session"), r.session);
+        assert_null(json_object_get(c, "service"));
+
+        expect_refused("{\"op\":\"migrate\",\"service\":\"a\",\"to\":\"h:1\","
+                       "\"max_rate_bps\":10}",
+                       "8000 to 10^15");
+        expect_refused("{\"op\":\"migrate\",\"service\":\"a\",\"to\":\"h:1\","
+                       "\"max_rate_bps\":\"20M\"}",
+                       "8000 to 10^15");
+        expect_refused("{\"op\":\"prepare\",\"service\":\"a\",\"to\":\"h:1\","
+                       "\"auto_converge\":true}",
+                       "migrate only");
+        expect_refused("{\"op\":\"migrate\",\"service\":\"a\",\"to\":\"h:1\","
+                       "\"progress\":1}",
+                       "true or false");
+        expect_refused("{\"op\":\"cancel\",\"session\":\"../../etc/passwd\"}", "session id");
+        expect_refused("{\"op\":\"cancel\"}", "session id");
+        expect_refused("{\"op\":\"cancel\",\"session\":\"0123456789abcdef0123456789abcdef\","
+                       "\"service\":\"a\"}",
+                       "does not apply to cancel");
+        expect_refused("{\"op\":\"migrate\",\"service\":\"a\",\"to\":\"h:1\","
+                       "\"session\":\"0123456789abcdef0123456789abcdef\"}",
+                       "cancel only");
+}
+
 static void test_allowed(void **state)
 {
         const char *const list[] = {"controller", "ctl-2", NULL};
@@ -183,6 +236,36 @@ static void test_serve_refuses(void **state)
         refused_as("controller", NULL, "--allow-controller NAME");
 }
 
+/* Op cancel from an allowed controller runs `migrate --cancel` on this
+ * edge's root: a session that does not run here is answered so. */
+static void test_serve_cancel_unknown(void **state)
+{
+        cleanup_conn em_conn_t *ctl = NULL, *edge = NULL;
+        cleanup_error em_error_t err = NULL;
+        cleanup_frame struct em_frame f = {0};
+        cleanup_json json_t *reply = NULL;
+        char root[] = "/tmp/em-control-XXXXXX";
+        struct em_config cfg = {.root = mkdtemp(root)};
+        const char *const list[] = {"controller", NULL};
+        struct em_control_server s = {.allow_controllers = list};
+
+        assert_non_null(cfg.root);
+        pair(&ctl, &edge);
+        assert_int_equal(em_conn_send_str(ctl, EM_FRAME_CONTROL,
+                                          "{\"op\":\"cancel\",\"session\":"
+                                          "\"0123456789abcdef0123456789abcdef\"}",
+                                          &err),
+                         0);
+        assert_int_equal(em_conn_recv(edge, &f, &err), 1);
+        assert_int_equal(em_control_serve(&cfg, edge, "controller", &f, &s, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        em_error_free(&err);
+        assert_int_equal(em_proto_recv_json(ctl, EM_FRAME_CONTROL_REPLY, &reply, &err), 0);
+        assert_true(json_is_false(json_object_get(reply, "ok")));
+        assert_non_null(strstr(em_json_str(reply, "error"), "no migration with session"));
+        rmdir(root);
+}
+
 static void test_serve_bad_request(void **state)
 {
         cleanup_conn em_conn_t *ctl = NULL, *edge = NULL;
@@ -235,10 +318,15 @@ static void test_unrecv(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_parse_ok),        cmocka_unit_test(test_parse_refuses),
-            cmocka_unit_test(test_json_round_trip), cmocka_unit_test(test_allowed),
-            cmocka_unit_test(test_serve_refuses),   cmocka_unit_test(test_serve_bad_request),
+            cmocka_unit_test(test_parse_ok),
+            cmocka_unit_test(test_parse_refuses),
+            cmocka_unit_test(test_json_round_trip),
+            cmocka_unit_test(test_allowed),
+            cmocka_unit_test(test_serve_refuses),
+            cmocka_unit_test(test_serve_bad_request),
             cmocka_unit_test(test_unrecv),
+            cmocka_unit_test(test_steering_and_cancel),
+            cmocka_unit_test(test_serve_cancel_unknown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,8 +70,14 @@ static void test_small_remainder_fits(void **state)
         struct em_round_stat rs[] = {{10000, 10000, 40000, 100}};
 
         assert_int_equal(em_stop_rule_decide(&r, rs, 1, MBIT(20)), EM_STOP_FITS_TARGET);
-        /* Unmeasured link (1 Mbit/s assumed): 40 KB is 320 ms. */
+        /* Unmeasured link (1 Mbit/s assumed): 40 KB and the final step's
+         * own 16 KiB are 451 ms. */
         assert_int_equal(em_stop_rule_decide(&r, rs, 1, 0), EM_STOP_FITS_TARGET);
+        /* Nothing left never fits a zero target: the final step sends its
+         * images anyway. */
+        struct em_round_stat idle[] = {{4096, 4096, 0, 100}};
+        r.downtime_target_ms = 0;
+        assert_int_equal(em_stop_rule_decide(&r, idle, 1, MBIT(20)), EM_STOP_CONTINUE);
 }
 
 static void test_round_and_time_budget(void **state)

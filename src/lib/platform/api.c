@@ -395,6 +395,29 @@ static bool match_name(const char *url, const char *prefix, const char *suffix, 
         return valid_name(buf);
 }
 
+/* POST /migrations/ID/cancel: 202 once the source edge is being asked. */
+static int post_cancel(struct em_api *c, const char *id_text, struct em_api_reply *r,
+                       em_error_t *err)
+{
+        char *end = NULL;
+        long long id = strtoll(id_text, &end, 10);
+
+        if (*end != '\0' || id <= 0) {
+                reply_error(r, 404, "no such migration");
+                return 0;
+        }
+        if (em_api_cancel_start(c, id, err) < 0) {
+                int st = em_error_status(*err);
+                if (st != ENOENT && st != EALREADY && st != EAGAIN && st != EINVAL)
+                        return -1;
+                reply_error(r, st == ENOENT ? 404 : st == EINVAL ? 400 : 409, em_error_msg(*err));
+                em_error_free(err);
+                return 0;
+        }
+        reply_json(r, 202, json_pack("{s:I}", "cancelling", (json_int_t)id));
+        return 0;
+}
+
 static int handle_post(struct em_api *c, const char *url, const struct em_api_request *rq,
                        struct em_api_reply *r, em_error_t *err)
 {
@@ -419,6 +442,8 @@ static int handle_post(struct em_api *c, const char *url, const struct em_api_re
                 return post_heartbeat(c, name, b, r, err);
         if (match_name(url, "/users/", "/position", name, sizeof(name)))
                 return post_position(c, name, b, r, err);
+        if (match_name(url, "/migrations/", "/cancel", name, sizeof(name)))
+                return post_cancel(c, name, r, err);
         reply_error(r, 404, "no such resource");
         return 0;
 }

@@ -26,6 +26,10 @@ struct em_api_opts {
         bool tls;                  /* clients are authenticated: authorization applies */
         const char *const *admins; /* --admin names, NULL-terminated */
         enum em_migrate_mode mode; /* requested from the edges */
+        /* Also asked of the edges (the policy): --max-rate (bit/s, 0: none)
+         * and --auto-converge. */
+        unsigned long long max_rate_bps;
+        bool auto_converge;
         struct em_sched_params params;
         int action_timeout_ms;
 };

@@ -22,6 +22,8 @@ struct action {
         enum em_sched_action kind;
         char cmd[4096], source[EM_SCHED_NAME_MAX], service[EM_SCHED_NAME_MAX];
         char target[EM_SCHED_NAME_MAX], target_addr[256], source_addr[256];
+        char session[33]; /* op cancel: the migration's session on the source edge */
+        bool cancelled;   /* the edge's report says the migration was cancelled */
 };
 
 static void action_finish(struct action *a, bool ok, const char *detail)
@@ -49,11 +51,61 @@ static void action_finish(struct action *a, bool ok, const char *detail)
         em_registry_exec(
             c->db, &err,
             "UPDATE migrations SET status = ?, finished_ms = ?, detail = ? WHERE id = ?", "siSi",
-            ok ? "done" : "failed", em_now_ms(), detail, a->id);
+            ok             ? "done"
+            : a->cancelled ? "cancelled"
+                           : "failed",
+            em_now_ms(), detail, a->id);
         pthread_mutex_unlock(&c->lock);
         if (err != NULL)
                 em_log_error("recording %s of %s: %s", em_sched_action_name(a->kind), a->service,
                              em_error_msg(err));
+}
+
+/* A progress object from the edge, reduced to its known fields (an edge
+ * may send anything): NULL if it has none of them. */
+static json_t *progress_clean(const json_t *p)
+{
+        static const char *const nums[] = {
+            "round",      "elapsed_ms",           "bytes_sent",
+            "bytes_left", "rate_bytes_per_s",     "dirty_bytes_per_s",
+            "eta_ms",     "expected_downtime_ms", "throttle_pct"};
+        const char *phase = em_json_str(p, "phase"), *session = em_json_str(p, "session");
+        json_t *out = json_object();
+
+        if (out == NULL || phase == NULL || strlen(phase) > 16 || session == NULL ||
+            strlen(session) != 32 || strspn(session, "0123456789abcdef") != 32) {
+                json_decref(out);
+                return NULL;
+        }
+        json_object_set_new(out, "event", json_string("progress"));
+        json_object_set_new(out, "phase", json_string(phase));
+        json_object_set_new(out, "session", json_string(session));
+        for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+                json_t *v = json_object_get(p, nums[i]);
+                if (json_is_number(v))
+                        json_object_set_new(out, nums[i], json_real(json_number_value(v)));
+        }
+        return out;
+}
+
+/* While the action runs, its history row's detail is the edge's latest
+ * progress (GET /migrations shows it); the report replaces it at the end. */
+static void action_progress(void *ud, const json_t *p)
+{
+        struct action *a = ud;
+        cleanup_json json_t *clean = progress_clean(p);
+        cleanup_free char *text = clean ? json_dumps(clean, JSON_COMPACT) : NULL;
+        cleanup_error em_error_t err = NULL;
+
+        if (text == NULL)
+                return;
+        pthread_mutex_lock(&a->ctl->lock);
+        if (a->ctl->db != NULL)
+                em_registry_exec(a->ctl->db, &err,
+                                 "UPDATE migrations SET detail = ? WHERE id = ? AND status = "
+                                 "'running'",
+                                 "si", text, a->id);
+        pthread_mutex_unlock(&a->ctl->lock);
 }
 
 /* Connects to the source edge's edgemigd over mutual TLS (GnuTLS: the
@@ -90,6 +142,7 @@ static void action_request(struct action *a)
             .op = a->kind == EM_SCHED_PREPARE ? EM_CONTROL_PREPARE : EM_CONTROL_MIGRATE,
             .mode = a->kind == EM_SCHED_PREPARE ? EM_MIGRATE_PREPARE : a->ctl->o.mode,
             .id = a->id,
+            .progress = true,
         };
 
         em_log_info("%s %s: %s (%s) -> %s (%s), control request %lld",
@@ -97,13 +150,19 @@ static void action_request(struct action *a)
                     a->target_addr, (long long)a->id);
         snprintf(req.service, sizeof(req.service), "%s", a->service);
         snprintf(req.to, sizeof(req.to), "%s", a->target_addr);
+        if (req.op == EM_CONTROL_MIGRATE) {
+                req.max_rate_bps = a->ctl->o.max_rate_bps;
+                req.auto_converge = a->ctl->o.auto_converge;
+        }
         int rc = connect_edge(a, &conn, &err);
         if (rc == 0)
-                rc = em_control_exchange(conn, &req, a->ctl->o.action_timeout_ms, &reply, &err);
+                rc = em_control_exchange_progress(conn, &req, a->ctl->o.action_timeout_ms,
+                                                  action_progress, a, &reply, &err);
         bool ok = rc == 0 && json_is_true(json_object_get(reply, "ok"));
         json_t *report = json_object_get(reply, "report");
         if (json_is_object(report))
                 detail = json_dumps(report, JSON_COMPACT);
+        a->cancelled = json_is_true(json_object_get(report, "cancelled"));
         const char *why = rc < 0 ? em_error_msg(err) : em_json_str(reply, "error");
         em_log_info("%s %s -> %s: %s", em_sched_action_name(a->kind), a->service, a->target,
                     ok    ? "done"
@@ -192,6 +251,94 @@ int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char 
                                  service);
                 return em_error_set(err, rc, "starting the %s worker", em_sched_action_name(kind));
         }
+        c->workers++;
+        steal_pointer(&a);
+        return 0;
+}
+
+/* Asks the source edge to cancel the migration (op cancel) and logs the
+ * answer; the migration's own worker records its outcome. */
+static void *cancel_run(void *arg)
+{
+        cleanup_free struct action *a = arg;
+        cleanup_error em_error_t err = NULL;
+        cleanup_conn em_conn_t *conn = NULL;
+        cleanup_json json_t *reply = NULL;
+        struct em_control_req req = {.op = EM_CONTROL_CANCEL, .id = a->id};
+
+        memcpy(req.session, a->session, sizeof(req.session));
+        int rc = connect_edge(a, &conn, &err);
+        if (rc == 0)
+                rc = em_control_exchange(conn, &req, a->ctl->o.action_timeout_ms, &reply, &err);
+        em_log_info("cancel of migration %lld (%s on %s): %s", (long long)a->id, a->session,
+                    a->source,
+                    rc < 0 ? em_error_msg(err)
+                    : json_is_true(json_object_get(reply, "ok"))
+                        ? "cancelled"
+                        : em_json_str(reply, "error") ?: "refused");
+        pthread_mutex_lock(&a->ctl->lock);
+        a->ctl->workers--;
+        bool last = a->ctl->db == NULL && a->ctl->workers == 0;
+        pthread_mutex_unlock(&a->ctl->lock);
+        if (last) {
+                pthread_mutex_destroy(&a->ctl->lock);
+                free(a->ctl);
+        }
+        return NULL;
+}
+
+/* The running migration id's source edge and session (from its progress). */
+static int cancel_target(struct em_api *c, int64_t id, struct action *a, em_error_t *err)
+{
+        cleanup_json json_t *rows = NULL, *progress = NULL;
+
+        if (em_registry_query(
+                c->db,
+                "SELECT m.kind, m.status, m.source, m.detail, e.addr FROM migrations m "
+                "LEFT JOIN edges e ON e.name = m.source WHERE m.id = ?",
+                "i", &rows, err, id) < 0)
+                return -1;
+        json_t *row = json_array_get(rows, 0);
+        const char *status = em_json_str(row, "status"), *detail = em_json_str(row, "detail");
+        const char *addr = em_json_str(row, "addr"), *source = em_json_str(row, "source");
+        if (row == NULL)
+                return em_error_set(err, ENOENT, "no migration %lld", (long long)id);
+        if (status == NULL || strcmp(status, "running") != 0 || source == NULL || addr == NULL)
+                return em_error_set(err, EALREADY, "migration %lld is not running (%s)",
+                                    (long long)id, status ? status : "?");
+        progress = detail ? json_loads(detail, 0, NULL) : NULL;
+        const char *session = em_json_str(progress, "session");
+        if (session == NULL || strlen(session) != 32)
+                return em_error_set(err, EAGAIN,
+                                    "migration %lld has not reported its session yet; retry "
+                                    "in a second",
+                                    (long long)id);
+        memcpy(a->session, session, 33);
+        snprintf(a->source, sizeof(a->source), "%s", source);
+        snprintf(a->source_addr, sizeof(a->source_addr), "%s", addr);
+        return 0;
+}
+
+int em_api_cancel_start(struct em_api *c, int64_t id, em_error_t *err)
+{
+        cleanup_free struct action *a = calloc(1, sizeof(*a));
+        pthread_attr_t attr;
+        pthread_t t;
+
+        if (a == NULL)
+                return em_error_set(err, ENOMEM, "cancel");
+        if (!c->o.tls)
+                return em_error_set(err, EINVAL, "cancelling needs control requests (--tls-*)");
+        if (cancel_target(c, id, a, err) < 0)
+                return -1;
+        a->ctl = c;
+        a->id = id;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, cancel_run, a);
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+                return em_error_set(err, rc, "starting the cancel worker");
         c->workers++;
         steal_pointer(&a);
         return 0;

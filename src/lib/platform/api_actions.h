@@ -6,6 +6,8 @@
 #ifndef EDGEMIG_PLATFORM_API_ACTIONS_H
 #define EDGEMIG_PLATFORM_API_ACTIONS_H
 
+#include <stdint.h>
+
 #include "platform/scheduler.h"
 #include "util/error.h"
 
@@ -17,5 +19,12 @@ struct em_api;
 int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char *service,
                         const char *user, const char *source, const char *target,
                         const char *reason, em_error_t *err);
+/* Called with the api's lock held: POST /migrations/ID/cancel. The running
+ * migration ID's source edge gets a CONTROL cancel for the session its
+ * progress reported, from a worker; the migration's own worker then
+ * records "cancelled" (or, if the cancel came too late, its outcome).
+ * ENOENT: no such migration; EALREADY: not running; EAGAIN: no session
+ * reported yet. */
+int em_api_cancel_start(struct em_api *c, int64_t id, em_error_t *err);
 
 #endif

@@ -11,10 +11,14 @@
 #include "migrate/common/journal.h"
 #include "migrate/common/resolve.h"
 #include "migrate/common/proto.h"
+#include "migrate/source/monitor.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
+
+/* How long a cancel waits for the migration to roll back. */
+#define CANCEL_WAIT_MS 60000
 
 bool em_control_allowed(const char *peer, const char *const *allow)
 {
@@ -81,6 +85,49 @@ static int outgoing_tls(const struct em_control_server *s, em_tls_ctx_t **tls, e
         return em_tls_ctx_new(&tc, false, tls, err);
 }
 
+/* progress: true: each progress snapshot goes to the controller as a
+ * CONTROL_REPLY {"progress": {...}} before the final one (best effort). */
+static void send_progress(void *ud, const json_t *p)
+{
+        em_conn_t *conn = ud;
+        cleanup_json json_t *j = json_pack("{s:O}", "progress", (json_t *)p);
+        em_error_t e = NULL;
+
+        if (j != NULL && em_proto_send_json(conn, EM_FRAME_CONTROL_REPLY, j, &e) < 0) {
+                em_log_debug("progress to the controller: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+static void steer(struct em_migrate_opts *o, const struct em_control_req *req, em_conn_t *conn)
+{
+        o->max_rate_bps = req->max_rate_bps;
+        o->auto_converge = req->auto_converge;
+        if (req->progress) {
+                o->progress = send_progress;
+                o->progress_ud = conn;
+        }
+}
+
+/* Op cancel: `edgemig migrate --cancel SESSION` on this edge. */
+static int serve_cancel(const struct em_config *cfg, em_conn_t *conn,
+                        const struct em_control_req *req, em_error_t *err)
+{
+        cleanup_error em_error_t merr = NULL;
+        cleanup_json json_t *report = NULL;
+        int rc = em_migrate_cancel(cfg, req->session, CANCEL_WAIT_MS, &report, &merr);
+
+        em_log_info("control request %lld: cancel %s: %s", req->id, req->session,
+                    rc < 0 ? em_error_msg(merr) : "cancelled");
+        if (send_reply(conn, rc == 0, rc < 0 ? em_error_msg(merr) : NULL, report, err) < 0)
+                return em_error_wrap(err, "answering the controller %s", em_conn_peer(conn));
+        if (rc < 0) {
+                em_error_move(err, &merr);
+                return -1;
+        }
+        return 0;
+}
+
 int em_control_serve(const struct em_config *cfg, em_conn_t *conn, const char *peer,
                      const struct em_frame *first, const struct em_control_server *s,
                      em_error_t *err)
@@ -112,6 +159,8 @@ int em_control_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
         }
         if (em_control_req_parse((const char *)first->payload, first->length, &req, &perr) < 0)
                 return refuse(conn, peer, err, em_error_msg(perr));
+        if (req.op == EM_CONTROL_CANCEL)
+                return serve_cancel(cfg, conn, &req, err);
         em_log_info("control request %lld from '%s': %s %s to %s (%s)", req.id, peer,
                     em_control_op_name(req.op), req.service, req.to,
                     em_migrate_mode_name(req.mode));
@@ -119,6 +168,7 @@ int em_control_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
         o.target = req.to;
         o.mode = req.mode;
         o.route_hook = s->route_hook;
+        steer(&o, &req, conn);
         if (s->io_timeout_ms > 0)
                 o.io_timeout_ms = s->io_timeout_ms;
         int rc = outgoing_tls(s, &tls, &merr);

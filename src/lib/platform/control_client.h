@@ -18,5 +18,12 @@
  * connection lost, a malformed reply). */
 int em_control_exchange(em_conn_t *conn, const struct em_control_req *req, int timeout_ms,
                         json_t **reply, em_error_t *err);
+/* The same for a request with "progress": true: the edge's progress
+ * replies ({"progress": {...}}, migrate/source/monitor.h) go to fn as they
+ * arrive; timeout_ms bounds the whole exchange however many arrive. */
+typedef void (*em_control_progress_fn)(void *ud, const json_t *progress);
+int em_control_exchange_progress(em_conn_t *conn, const struct em_control_req *req, int timeout_ms,
+                                 em_control_progress_fn fn, void *ud, json_t **reply,
+                                 em_error_t *err);
 
 #endif

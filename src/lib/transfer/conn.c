@@ -35,6 +35,7 @@ struct em_conn {
         struct em_frame_reader r;
         struct em_conn_stats st;
         struct em_bwmeter bw;
+        struct em_ratelimit rl; /* --max-rate, under send_lock */
         em_zstd_t *send_z, *recv_z;
         struct em_frame pending; /* em_conn_unrecv */
         bool has_pending;
@@ -284,10 +285,11 @@ static int conn_writev_cb(void *ctx, const struct iovec *iov, int iovcnt, em_err
         em_conn_t *c = ctx;
         size_t n = 0;
 
-        if (c->ops->writev(c, iov, iovcnt, c->timeout_ms, err) < 0)
-                return -1;
         for (int i = 0; i < iovcnt; i++)
                 n += iov[i].iov_len;
+        em_sleep_ns(em_ratelimit_take(&c->rl, em_mono_ns(), n));
+        if (c->ops->writev(c, iov, iovcnt, c->timeout_ms, err) < 0)
+                return -1;
         pthread_mutex_lock(&c->st_lock);
         c->st.wire_out += n;
         pthread_mutex_unlock(&c->st_lock);
@@ -419,6 +421,13 @@ void em_conn_stats(em_conn_t *c, struct em_conn_stats *out)
         pthread_mutex_lock(&c->st_lock);
         *out = c->st;
         pthread_mutex_unlock(&c->st_lock);
+}
+
+void em_conn_set_max_rate(em_conn_t *c, uint64_t bits_per_s)
+{
+        pthread_mutex_lock(&c->send_lock);
+        em_ratelimit_init(&c->rl, bits_per_s, em_mono_ns());
+        pthread_mutex_unlock(&c->send_lock);
 }
 
 double em_conn_send_rate(em_conn_t *c)

@@ -11,6 +11,7 @@
 
 #include "transfer/compress.h"
 #include "transfer/frame.h"
+#include "transfer/ratelimit.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -93,6 +94,9 @@ int em_conn_recv(em_conn_t *c, struct em_frame *f, em_error_t *err);
 int em_conn_unrecv(em_conn_t *c, struct em_frame *f, em_error_t *err);
 
 void em_conn_stats(em_conn_t *c, struct em_conn_stats *out);
+/* Caps what c sends at bits_per_s on the wire (0: no cap), e.g. for
+ * `edgemig migrate --max-rate`; frames wait before they are written. */
+void em_conn_set_max_rate(em_conn_t *c, uint64_t bits_per_s);
 /* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s). */
 double em_conn_send_rate(em_conn_t *c);
 

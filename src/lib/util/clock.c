@@ -1,5 +1,6 @@
 #include "util/clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 static int64_t ns_of(clockid_t id)
@@ -28,4 +29,14 @@ double em_mono_s(void)
 int64_t em_now_ms(void)
 {
         return ns_of(CLOCK_REALTIME) / 1000000;
+}
+
+void em_sleep_ns(int64_t ns)
+{
+        struct timespec ts = {ns / 1000000000, ns % 1000000000};
+
+        if (ns <= 0)
+                return;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
 }

@@ -22,6 +22,7 @@
 #include "migrate/common/logsync.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
+#include "migrate/source/monitor.h"
 #include "migrate/source/phases.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/upper_send.h"
@@ -204,7 +205,9 @@ bool em_source_lazy_wanted(const struct source *s)
         /* The default: pre-copy that does not converge hands off in hybrid
          * mode instead of freezing for the whole dirty set. */
         if (s->o->mode == EM_MIGRATE_PRECOPY)
-                return why != NULL && strcmp(why, em_stop_reason_name(EM_STOP_NOT_CONVERGING)) == 0;
+                return why != NULL &&
+                       strcmp(why, em_stop_reason_name(EM_STOP_NOT_CONVERGING)) == 0 &&
+                       !s->throttle.active; /* --auto-converge throttled instead */
         if (s->o->mode != EM_MIGRATE_AUTO)
                 return false;
         return why == NULL || strcmp(why, em_stop_reason_name(EM_STOP_FITS_TARGET)) != 0;
@@ -359,6 +362,7 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
 
         list_known_pages(s);
         em_report_phase_begin(s->report, "final");
+        em_monitor_phase(s, "final", s->final_estimate);
         em_conn_stats(s->conn, &cs);
         s->phase_wire0 = cs.wire_out;
         if (em_container_paths_init(s->cfg, s->name, &p, err) < 0 ||
@@ -431,9 +435,11 @@ static int await_last_page(struct source *s, struct lazy_source *ls, em_error_t 
         if (window_recv(s, ls, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
+        em_report_target_phases(s->report, json_object_get(ok, "timing"));
         em_report_set(s->report, "lazy_known_used",
                       json_integer(em_json_int(ok, "known_pages", 0)));
         em_report_phase_begin(s->report, "lazy");
+        em_monitor_phase(s, "lazy", 0);
         for (;;) {
                 cleanup_json json_t *j = NULL;
                 if (window_recv(s, ls, EM_FRAME_ROUND_END, &j, err) < 0)
@@ -801,6 +807,7 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         struct em_restore_opts ro;
         const char *ip = em_json_str(lt->spec, "ip");
         uint64_t known = 0, lazy = 0;
+        int64_t t0 = em_mono_ms();
 
         if (parse_lazy(lt, final, w, err) < 0)
                 return -1;
@@ -816,12 +823,15 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
                 return em_error_wrap(err, "restoring %s with lazy pages", lt->container);
         *lt->restored = true;
         w->t_running = em_mono_ms();
+        json_int_t restore_ms = w->t_running - t0;
         em_log_info("session %s: %s running, pages follow %s%s", lt->session, lt->container,
                     w->relayed ? "over the session" : "in clear from ", w->relayed ? "" : w->addr);
         if (ip != NULL && em_session_route_hook(lt->route_hook, "announce", ip, err) < 0)
                 return -1;
         cleanup_json json_t *ok =
-            json_pack("{s:b, s:b, s:I}", "ok", 1, "lazy", 1, "known_pages", (json_int_t)known);
+            json_pack("{s:b, s:b, s:I, s:{s:I, s:I}}", "ok", 1, "lazy", 1, "known_pages",
+                      (json_int_t)known, "timing", "restore_ms", restore_ms, "route_ms",
+                      (json_int_t)(em_mono_ms() - w->t_running));
         if (em_proto_send_json(lt->conn, EM_FRAME_RESTORE_OK, ok, err) < 0 ||
             watch_window(lt, w, err) < 0)
                 return -1;

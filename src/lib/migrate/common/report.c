@@ -117,6 +117,73 @@ void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire)
         r->wire += wire;
 }
 
+/* The target's steps after FINAL, in the order they ran: RESTORE_OK's
+ * "timing" key and the phase it becomes. */
+static const char *const target_steps[][2] = {
+    {"verify_ms", "verify"}, {"restore_ms", "restore"}, {"route_ms", "route"}};
+#define N_TARGET_STEPS (sizeof(target_steps) / sizeof(target_steps[0]))
+
+/* Start of the phase the source began last (the final step), or 0. */
+static json_int_t last_phase_start(const struct em_report *r)
+{
+        json_t *phases = json_object_get(r->root, "phases");
+        size_t n = json_array_size(phases);
+
+        return n ? em_json_int(json_array_get(phases, n - 1), "start_ms", 0) : 0;
+}
+
+/* Each step an integer of at most what is left of bound; -1: absent. */
+static int target_steps_read(const json_t *timing, json_int_t bound, json_int_t ms[],
+                             json_int_t *total)
+{
+        *total = 0;
+        for (size_t i = 0; i < N_TARGET_STEPS; i++) {
+                json_t *v = json_object_get(timing, target_steps[i][0]);
+                ms[i] = -1;
+                if (v == NULL)
+                        continue;
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) > bound - *total)
+                        return -1;
+                ms[i] = json_integer_value(v);
+                *total += ms[i];
+        }
+        return 0;
+}
+
+void em_report_target_phases(struct em_report *r, const json_t *timing)
+{
+        /* They end when RESTORE_OK arrived ("target_running"), or now. */
+        json_int_t now =
+            em_json_int(json_object_get(r->root, "marks"), "target_running", rel_ms(r));
+        json_int_t ms[N_TARGET_STEPS], total, start;
+        json_t *clean = json_object();
+
+        if (timing == NULL || clean == NULL) { /* a target too old to report it */
+                json_decref(clean);
+                return;
+        }
+        if (!json_is_object(timing) ||
+            target_steps_read(timing, now - last_phase_start(r), ms, &total) < 0) {
+                json_decref(clean);
+                em_report_set(r, "target_timing_invalid", json_true());
+                return;
+        }
+        start = now - total;
+        for (size_t i = 0; i < N_TARGET_STEPS; i++) {
+                if (ms[i] < 0)
+                        continue;
+                json_object_set_new(clean, target_steps[i][0], json_integer(ms[i]));
+                json_array_append_new(json_object_get(r->root, "phases"),
+                                      json_pack("{s:s, s:s, s:I, s:I, s:I}", "name",
+                                                target_steps[i][1], "side", "target", "start_ms",
+                                                start, "end_ms", start + ms[i], "duration_ms",
+                                                ms[i]));
+                start += ms[i];
+        }
+        em_report_set(r, "target_timing", clean);
+}
+
 static void set_span(json_t *root, const char *key, const char *from, const char *to)
 {
         json_t *marks = json_object_get(root, "marks");

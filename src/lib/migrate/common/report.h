@@ -33,6 +33,14 @@ void em_report_round(struct em_report *r, unsigned n, uint64_t dirty_bytes, uint
                      int64_t freeze_ms);
 /* Adds a field to the last round. */
 void em_report_round_set(struct em_report *r, const char *key, json_t *value /* stolen */);
+/* The target's share of the downtime, from its RESTORE_OK "timing"
+ * {verify_ms, restore_ms, route_ms}: phases "verify", "restore" and "route"
+ * with "side": "target", one after the other, ending at the mark
+ * "target_running" (or now). A peer may send
+ * anything: only those keys count, each a non-negative integer, together
+ * at most the time since the last phase the source began; otherwise none
+ * is kept and "target_timing_invalid" is set. */
+void em_report_target_phases(struct em_report *r, const json_t *timing);
 /* Free-form fields: stop reason, compression level, bandwidth estimate, ... */
 void em_report_set(struct em_report *r, const char *key, json_t *value /* stolen */);
 void em_report_add_bytes(struct em_report *r, uint64_t raw, uint64_t wire);

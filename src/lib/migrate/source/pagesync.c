@@ -239,12 +239,36 @@ int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids
 
         for (size_t i = 0; i < npids; i++) {
                 struct em_procmem_stats ps = {0};
-                if (em_procmem_scan(pids[i], count_page, &d, &ps, err) < 0)
-                        return em_error_wrap(err, "measuring the dirty memory of pid %d",
-                                             (int)pids[i]);
+                em_error_t e = NULL;
+                if (em_procmem_scan(pids[i], count_page, &d, &ps, &e) == 0)
+                        continue;
+                /* A short-lived process (a shell's `sleep`) ended since the
+                 * round: it has nothing left to send. */
+                if (em_error_status(e) == ENOENT || em_error_status(e) == ESRCH) {
+                        em_error_free(&e);
+                        continue;
+                }
+                em_error_move(err, &e);
+                return em_error_wrap(err, "measuring the dirty memory of pid %d", (int)pids[i]);
         }
         *bytes = d.pages * EM_PAGE_SIZE;
         return 0;
+}
+
+uint64_t em_sync_anon_bytes(const pid_t *pids, size_t npids)
+{
+        uint64_t total = 0;
+
+        for (size_t i = 0; i < npids; i++) {
+                char path[64];
+                unsigned long long size, resident, shared;
+                snprintf(path, sizeof(path), "/proc/%d/statm", (int)pids[i]);
+                cleanup_fclose FILE *f = fopen(path, "re");
+                if (f && fscanf(f, "%llu %llu %llu", &size, &resident, &shared) == 3 &&
+                    resident > shared)
+                        total += (resident - shared) * (uint64_t)EM_PAGE_SIZE;
+        }
+        return total;
 }
 
 /* The pagemaps of an image dir, so the shadow knows each page's address:

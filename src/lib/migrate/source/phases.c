@@ -11,6 +11,7 @@
 #include "container/container.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/known_cache.h"
+#include "migrate/source/monitor.h"
 #include "migrate/common/logsync.h"
 #include "migrate/common/postcopy.h"
 #include "migrate/common/proto.h"
@@ -39,8 +40,6 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw)
         em_report_phase_end(s->report, phase, raw, w - s->phase_wire0);
         em_report_add_bytes(s->report, raw, w - s->phase_wire0);
         s->phase_wire0 = w;
-        if (s->o->progress)
-                s->o->progress(s->o->progress_ud, phase, w, s->bandwidth, 0);
 }
 
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
@@ -255,6 +254,61 @@ static void seed_bandwidth(struct source *s)
         em_report_set(s->report, "bandwidth_seed_bps", json_real(bps));
 }
 
+/* --auto-converge: halves the container's CPU cap (50 % of one CPU first,
+ * at least 1 %); false when it cannot be throttled further. */
+static bool throttle_more(struct source *s)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        int pct = s->throttle.pct ? s->throttle.pct / 2 : 50;
+        em_error_t e = NULL;
+
+        if (s->throttle.pct == 1)
+                return false;
+        if (pct < 1)
+                pct = 1;
+        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
+            em_cpu_throttle_set(&s->throttle, NULL, p.cgroup, pct, &e) < 0) {
+                em_log_warn("auto-converge: %s", em_error_msg(e));
+                em_report_set(s->report, "throttle_error", json_string(em_error_msg(e)));
+                em_error_free(&e);
+                return false;
+        }
+        if (!json_object_get(json_object_get(em_report_json(s->report), "marks"), "throttle_start"))
+                em_report_mark(s->report, "throttle_start");
+        em_report_round_set(s->report, "throttle_pct", json_integer(pct));
+        em_monitor_throttle(s, pct);
+        em_log_info("auto-converge: %s capped at %d %% of one CPU", s->name, pct);
+        return true;
+}
+
+void em_source_unthrottle(struct source *s)
+{
+        int pct = s->throttle.pct;
+        em_error_t e = NULL;
+
+        if (!s->throttle.active)
+                return;
+        if (em_cpu_throttle_lift(&s->throttle, &e) < 0) {
+                em_log_error("%s: %s", s->name, em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        em_report_mark(s->report, "throttle_lifted");
+        em_report_set(s->report, "throttle_min_pct", json_integer(pct));
+        em_monitor_throttle(s, 0);
+}
+
+/* What round n+1 is expected to send: what the last round left, or for the
+ * first round the processes' anonymous memory (unknown after a prepare). */
+static uint64_t round_estimate(struct source *s, size_t n)
+{
+        if (n > 0)
+                return s->final_estimate;
+        if (s->small_transfers || container_pids(s, NULL) < 0)
+                return 0;
+        return em_sync_anon_bytes(s->pids, s->npids);
+}
+
 int em_source_precopy(struct source *s, em_error_t *err)
 {
         struct em_round_stat rounds[64];
@@ -267,13 +321,23 @@ int em_source_precopy(struct source *s, em_error_t *err)
                 max = 64;
         seed_bandwidth(s);
         em_report_phase_begin(s->report, "precopy");
+        em_monitor_phase(s, "precopy", 0);
         s->phase_wire0 = wire_out(s);
         while (why == EM_STOP_CONTINUE) {
+                em_monitor_round(s, (unsigned)n + 1, round_estimate(s, n));
                 if (one_round(s, (unsigned)n + 1, &rounds[n], err) < 0)
                         return -1;
                 rounds[n].elapsed_ms = (uint64_t)(em_mono_ms() - t0);
+                s->final_estimate = rounds[n].left_wire_bytes;
+                em_monitor_rates(s, s->final_estimate, s->dirty_rate, s->bandwidth);
                 n++;
                 why = em_stop_rule_decide(&s->o->stop, rounds, n, s->bandwidth);
+                /* Throttled, the next round may converge; within budgets. */
+                if (why == EM_STOP_NOT_CONVERGING && s->o->auto_converge && n < max &&
+                    (!s->o->stop.time_budget_ms ||
+                     rounds[n - 1].elapsed_ms < s->o->stop.time_budget_ms) &&
+                    throttle_more(s))
+                        why = EM_STOP_CONTINUE;
                 if (n >= max && why == EM_STOP_CONTINUE)
                         why = EM_STOP_ROUNDS;
         }
@@ -331,6 +395,7 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
 
         em_checkpoint_opts_init(&co);
         em_report_phase_begin(s->report, "final");
+        em_monitor_phase(s, "final", s->final_estimate);
         s->phase_wire0 = wire_out(s);
         em_report_mark(s->report, "source_stopped");
         if (s->o->ops->checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
@@ -430,9 +495,7 @@ static int commit(struct source *s, em_error_t *err)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
         s->target_running = true;
-        json_t *timing = json_object_get(ok, "timing");
-        if (json_is_object(timing))
-                em_report_set(s->report, "target_timing", json_incref(timing));
+        em_report_target_phases(s->report, json_object_get(ok, "timing"));
         if (em_fault("source.before-commit", fd, err) < 0 ||
             em_journal_write(s->workdir, "committing", s->name, err) < 0)
                 return -1;
@@ -463,6 +526,7 @@ static int settle(struct source *s, em_error_t *err)
 
         em_log_warn("migration of %s in doubt (%s): asking the target", s->name,
                     em_error_msg(*err));
+        em_monitor_conn(s, NULL);
         em_conn_free(&s->conn); /* the target's session ends and settles its side */
         resolve_opts(s, &ro);
         if (em_resolve_session(&ro, s->workdir, s->session, &v, &e) < 0)
@@ -495,6 +559,8 @@ int em_source_final(struct source *s, em_error_t *err)
 {
         struct em_sync_stats st = {0};
 
+        if (em_monitor_enter_final(s, err) < 0)
+                return -1;
         if (em_source_lazy_wanted(s))
                 return em_source_final_lazy(s, err);
         if (checkpoint_here(s, &st, err) < 0)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "container/cpu_throttle.h"
 #include "migrate/common/report.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/source.h"
@@ -37,6 +38,7 @@ struct source {
         bool keep_workdir;       /* in doubt: keep the checkpoint for recovery */
         double bandwidth;        /* bytes/s: measured on this link, or seeded */
         double dirty_rate;       /* bytes/s the target lacks, dirtied in the last round */
+        uint64_t final_estimate; /* wire bytes the last round left to send */
         bool bandwidth_measured; /* by this migration (not a seed) */
         struct em_compress_calibration cal; /* zstd speed/ratio on this workload */
         bool calibrated;
@@ -51,6 +53,8 @@ struct source {
         pid_t cal_pid;
         int cal_rc;
         em_error_t cal_err;
+        struct em_monitor *mon;          /* progress and cancel (monitor.h) */
+        struct em_cpu_throttle throttle; /* --auto-converge */
         uint64_t phase_wire0;
         pid_t *pids; /* the container's processes at the last round */
         size_t npids;
@@ -66,6 +70,8 @@ int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
 void em_source_calibrate_start(struct source *s);
 void em_source_calibrate_join(struct source *s);
 int em_source_precopy(struct source *s, em_error_t *err);
+/* Lifts an --auto-converge throttle (at the end, whatever happened). */
+void em_source_unthrottle(struct source *s);
 int em_source_final(struct source *s, em_error_t *err);
 int em_source_finish_prepare(struct source *s, em_error_t *err);
 void em_source_roll_back(struct source *s);

@@ -13,6 +13,7 @@
 #include "delta/shadow.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/known_cache.h"
+#include "migrate/source/monitor.h"
 #include "migrate/source/source.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
@@ -231,6 +232,7 @@ static int do_layers(struct source *s, em_error_t *err)
         json_t *d;
 
         em_report_phase_begin(s->report, "layers");
+        em_monitor_phase(s, "layers", 0);
         if (plan_round_trip(s, &ack, err) < 0)
                 return em_error_wrap(err, "layer plan");
         em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal);
@@ -269,6 +271,12 @@ static int connect_target(struct source *s, em_error_t *err)
                                      s->o->target);
         if (peer != NULL)
                 em_report_set(s->report, "target_identity", json_string(peer));
+        if (s->o->max_rate_bps) {
+                em_conn_set_max_rate(s->conn, s->o->max_rate_bps);
+                em_report_set(s->report, "max_rate_bps",
+                              json_integer((json_int_t)s->o->max_rate_bps));
+        }
+        em_monitor_conn(s, s->conn);
         /* Whom to ask if the commit ends in doubt (migrate/common/resolve.h). */
         return em_resolve_peer_save(s->workdir, s->o->target, peer, err);
 }
@@ -295,12 +303,14 @@ static int set_migrating(struct source *s, bool on, em_error_t *err)
 
 static int run(struct source *s, em_error_t *err)
 {
-        if (load_container(s, err) < 0 || set_migrating(s, true, err) < 0)
+        if (load_container(s, err) < 0 || em_monitor_start(s, err) < 0 ||
+            set_migrating(s, true, err) < 0)
                 return -1;
         s->small_transfers = em_known_cache_exists(s->cfg->root, s->name, s->o->target);
         if (!s->small_transfers)
                 em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
         em_report_phase_begin(s->report, "handshake");
+        em_monitor_phase(s, "handshake", 0);
         if (connect_target(s, err) < 0)
                 return -1;
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
@@ -318,6 +328,26 @@ static int run(struct source *s, em_error_t *err)
         return em_source_final(s, err);
 }
 
+/* Before the final step, a cancel is what ended the migration, whatever
+ * error the shut-down connection gave. */
+static void failed(struct source *s, em_error_t *err)
+{
+        bool cancelled = em_monitor_cancelled(s) && !s->final_sent;
+
+        if (s->conn)
+                em_proto_send_abort(s->conn, cancelled ? "cancelled" : em_error_msg(*err));
+        em_source_roll_back(s);
+        if (cancelled) {
+                em_report_set(s->report, "cancelled", json_true());
+                em_error_set_code(
+                    err, ECANCELED,
+                    "cancelled by the operator; %s keeps running here and nothing of it "
+                    "stays on the target",
+                    s->name);
+        }
+        em_error_wrap(err, "migrating %s to %s", s->name, s->o->target);
+}
+
 int em_migrate_source_run(const struct em_config *cfg, const char *name,
                           const struct em_migrate_opts *o, json_t **report, em_error_t *err)
 {
@@ -332,6 +362,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         if (s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating %s", name);
         rc = run(&s, err);
+        em_source_unthrottle(&s);
         em_source_calibrate_join(&s);
         save_shadow(&s);
         if (s.migrating && !s.checkpointed && !s.committed) {
@@ -341,12 +372,8 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
                         em_error_free(&me);
                 }
         }
-        if (rc < 0) {
-                if (s.conn)
-                        em_proto_send_abort(s.conn, em_error_msg(*err));
-                em_source_roll_back(&s);
-                em_error_wrap(err, "migrating %s to %s", name, o->target);
-        }
+        if (rc < 0)
+                failed(&s, err);
         em_report_finish(s.report, rc == 0, rc < 0 ? em_error_msg(*err) : NULL);
         if (em_report_save(s.report, cfg->root, &e) < 0) {
                 em_log_warn("%s", em_error_msg(e));
@@ -358,6 +385,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         }
         if (report)
                 *report = json_incref(em_report_json(s.report));
+        em_monitor_stop(&s, rc == 0);
         em_report_free(&s.report);
         source_free(&s);
         return rc;

@@ -17,9 +17,9 @@
 #include "util/config.h"
 #include "util/error.h"
 
-/* Called with a one-line progress update (phase, bytes, rate). */
-typedef void (*em_migrate_progress_fn)(void *ud, const char *phase, uint64_t bytes, double rate_bps,
-                                       uint64_t total_hint);
+/* Called about once a second, and at each phase, with a progress snapshot
+ * (migrate/source/monitor.h em_progress_json), from a thread of its own. */
+typedef void (*em_migrate_progress_fn)(void *ud, const json_t *progress);
 
 struct em_checkpoint_opts;
 struct em_restore_opts;
@@ -62,6 +62,8 @@ struct em_migrate_opts {
         enum em_migrate_mode mode;
         struct em_stop_rule stop;
         struct em_compress_opt compress;
+        uint64_t max_rate_bps; /* --max-rate: cap on what the session sends, bit/s; 0: none */
+        bool auto_converge; /* --auto-converge: throttle the container while it outruns the link */
         int connect_timeout_ms;
         int io_timeout_ms;
         em_migrate_progress_fn progress;

@@ -27,7 +27,8 @@ enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
 {
         const struct em_round_stat *last = &rounds[n - 1];
 
-        if (em_transfer_estimate_ms(last->left_wire_bytes, bandwidth_bps) <= r->downtime_target_ms)
+        if (em_transfer_estimate_ms(last->left_wire_bytes + EM_FINAL_OVERHEAD_BYTES,
+                                    bandwidth_bps) <= r->downtime_target_ms)
                 return EM_STOP_FITS_TARGET;
         /* Judged from the first round on: the base round of a service that
          * rewrites its memory faster than the link drains it leaves as

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What the final step sends besides the pages left: the CRIU images other
+ * than pages, the log, FINAL (tens of KB for a small service). */
+#define EM_FINAL_OVERHEAD_BYTES (16 * 1024)
+
 struct em_stop_rule {
         unsigned max_rounds;         /* round budget (>= 1) */
         uint64_t downtime_target_ms; /* wanted final transfer time */
@@ -32,7 +36,8 @@ struct em_round_stat {
 
 enum em_stop_reason {
         EM_STOP_CONTINUE = 0,
-        EM_STOP_FITS_TARGET,    /* estimated final transfer <= downtime target */
+        EM_STOP_FITS_TARGET,    /* estimated final transfer (what is left + the
+                                 * overhead) <= downtime target */
         EM_STOP_NOT_CONVERGING, /* a round failed to halve what was left */
         EM_STOP_ROUNDS,         /* round budget used up */
         EM_STOP_TIME,           /* time budget used up */
