@@ -40,6 +40,7 @@
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
 #include "migrate/common/proto.h"
+#include "migrate/source/pagesync.h"
 #include "migrate/migrate.h"
 #include "state/state.h"
 #include "store/manifest.h"
@@ -1343,6 +1344,46 @@ static void test_bad_answers_in_valid_frames(void **state)
         }
 }
 
+/* The target's page hashes are bounded: a stream of PAGES_HASHES frames
+ * is refused once it passes the bound (EM_SYNC_HASHES_MAX in the engine),
+ * not stored until this host runs out of memory. Three frames of four
+ * hashes: taken whole with room for twelve, refused with room for eight. */
+static void test_hashes_bounded(void **state)
+{
+        uint8_t h[4 * 16];
+        int sp[2];
+        em_conn_t *tx = NULL, *rx = NULL;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        ok(em_conn_from_fd(sp[0], "target", &tx, &err));
+        ok(em_conn_from_fd(sp[1], "source", &rx, &err));
+        for (size_t max = 12; max >= 8; max -= 4) {
+                struct em_sync_state *st = NULL;
+                ok(em_sync_state_new(&st, &err));
+                for (uint8_t i = 0; i < 3; i++) {
+                        memset(h, 0, sizeof(h));
+                        for (uint8_t k = 0; k < 4; k++)
+                                h[k * 16] = (uint8_t)(i * 4 + k + 1);
+                        ok(em_conn_send(tx, EM_FRAME_PAGES_HASHES, i == 2 ? EM_FRAME_F_LAST : 0, 0,
+                                        h, sizeof(h), 0, &err));
+                }
+                int rc = em_sync_state_recv_hashes(st, rx, max, &err);
+                if (max == 12) {
+                        ok(rc);
+                        assert_int_equal(em_hashset_count(em_sync_state_known(st)), 12);
+                } else {
+                        assert_int_equal(rc, -1);
+                        assert_int_equal(em_error_status(err), EMSGSIZE);
+                        assert_error(&err, "more than 8 page hashes");
+                }
+                em_sync_state_free(&st);
+        }
+        em_conn_free(&tx);
+        em_conn_free(&rx);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1364,6 +1405,7 @@ int main(void)
             cmocka_unit_test_teardown(test_bad_restore_ok, test_teardown),
             cmocka_unit_test_teardown(test_bad_done_ack, test_teardown),
             cmocka_unit_test_teardown(test_bad_answers_in_valid_frames, test_teardown),
+            cmocka_unit_test(test_hashes_bounded),
         };
         if (getenv("TEST_FILTER") != NULL)
                 cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -345,7 +345,7 @@ static void layers_into(struct fx *f, struct em_sync_state *st)
         /* Every blob is in the target's store already. */
         assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
         if (st != NULL) {
-                ok(em_sync_state_recv_hashes(st, f->src, &err));
+                ok(em_sync_state_recv_hashes(st, f->src, EM_SYNC_HASHES_MAX, &err));
                 goto out;
         }
         do {

@@ -91,7 +91,7 @@ void em_sync_state_frozen_pushed(struct em_sync_state *st)
         st->frozen_pushed = true;
 }
 
-int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err)
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, size_t max, em_error_t *err)
 {
         for (;;) {
                 cleanup_frame struct em_frame f = {0};
@@ -102,6 +102,10 @@ int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t
                                             "protocol error: expected PAGES_HASHES, "
                                             "got %s",
                                             em_frame_type_name(f.hdr.type));
+                uint64_t have = em_hashset_positions(st->known);
+                if (have > max || f.length / 16 > max - have)
+                        return em_error_set(err, EMSGSIZE,
+                                            "the target offered more than %zu page hashes", max);
                 if (em_hashset_add_payload(st->known, f.payload, f.length, err) < 0)
                         return -1;
                 if (f.hdr.flags & EM_FRAME_F_LAST)

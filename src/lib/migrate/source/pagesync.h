@@ -37,8 +37,15 @@ int em_sync_state_new(struct em_sync_state **out, em_error_t *err);
 void em_sync_state_free(struct em_sync_state **st);
 /* The page hashes the target is known to hold. */
 em_hashset_t *em_sync_state_known(struct em_sync_state *st);
-/* Receives the target's PAGES_HASHES frames. */
-int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, em_error_t *err);
+/* The most page hashes the source takes from a target: 2^24, a page cache
+ * of 64 GiB (the decoder's bound on one pages file), about 0.8 GiB of
+ * hash table here. A target may send anything; without a bound, a stream
+ * of PAGES_HASHES frames that never ends in LAST grows the table until
+ * this host runs out of memory. */
+#define EM_SYNC_HASHES_MAX ((size_t)1 << 24)
+/* Receives the target's PAGES_HASHES frames; EMSGSIZE once st would know
+ * more than max positions (EM_SYNC_HASHES_MAX in the engine). */
+int em_sync_state_recv_hashes(struct em_sync_state *st, em_conn_t *c, size_t max, em_error_t *err);
 
 /* Gives st the sender's shadow of the target's memory (delta/shadow.h),
  * which st then owns: changed pages travel as XORs with what the target

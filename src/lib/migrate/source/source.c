@@ -206,7 +206,7 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
         s->small_transfers = prefix != NULL && from > 0;
         em_report_set(s->report, "cache_record", json_boolean(s->small_transfers));
         open_shadow(s);
-        return em_sync_state_recv_hashes(s->sync, s->conn, err);
+        return em_sync_state_recv_hashes(s->sync, s->conn, EM_SYNC_HASHES_MAX, err);
 }
 
 /* Whether digest is one of the image's blobs: the target may ask only for
