@@ -41,7 +41,20 @@ static const char usage[] =
     "                          heartbeat any edge (repeatable; required with TLS)\n"
     "  --insecure              plain HTTP, no client authentication (trusted test\n"
     "                          networks only)\n"
-    "  --state-dir DIR         where controller.db lives (required)\n"
+    "  --state-dir DIR         where controller.db lives (required without --etcd)\n"
+    "  --etcd URL[,URL...]     keep the state in etcd (its v3 JSON gateway) instead:\n"
+    "                          replicas started with the same --etcd elect a leader,\n"
+    "                          which alone schedules; the others serve GETs and\n"
+    "                          answer other writes with 503 naming the leader\n"
+    "  --etcd-ca FILE          etcd's CA (https:// endpoints)\n"
+    "  --etcd-cert FILE        a client certificate for etcd (mutual TLS)\n"
+    "  --etcd-key FILE         ...its private key\n"
+    "  --advertise URL         this replica's URL, as the leader key names it\n"
+    "                          (default: http(s)://the --listen address)\n"
+    "  --leader-ttl T          the leader's lease (seconds; default 2): a dead\n"
+    "                          leader is replaced within about T\n"
+    "  --edge-ttl T            an edge's lease (seconds; default 15): an edge whose\n"
+    "                          heartbeats stopped for T is never chosen\n"
     "  --mode MODE             migration mode requested from the edges: precopy\n"
     "                          (default), stop-and-copy, postcopy, hybrid or auto\n"
     "  --max-rate RATE         cap what each migration sends (bits per second, k, M\n"
@@ -92,6 +105,7 @@ static const char usage[] =
 struct ctl_args {
         struct em_api_opts api;
         const char *listen, *state_dir, *config;
+        char *advertise;
         struct em_conffile cf;
         struct em_api_http_tls tls;
         struct em_api_http_limits lim;
@@ -152,6 +166,36 @@ static int check_tls_args(const struct ctl_args *o, em_error_t *err)
         return 0;
 }
 
+/* SQLite in --state-dir, or etcd; a replica's id defaults to its URL. */
+static int store_args(struct ctl_args *o, em_error_t *err)
+{
+        if (o->state_dir == NULL && o->api.etcd.endpoints == NULL)
+                return em_error_set(err, 0, "--state-dir DIR (SQLite) or --etcd URL is required");
+        if (o->api.etcd.id == NULL &&
+            asprintf(&o->advertise, "%s://%s", o->insecure ? "http" : "https", o->listen) < 0)
+                return em_error_set(err, 0, "out of memory");
+        if (o->api.etcd.id == NULL)
+                o->api.etcd.id = o->advertise;
+        return 0;
+}
+
+/* After parsing: checks across options, and the api's view of them. */
+static int finish_args(struct ctl_args *o, em_error_t *err)
+{
+        if (store_args(o, err) < 0)
+                return -1;
+        for (size_t i = 0; i < o->admins.n; i++)
+                if (*o->admins.v[i] == '\0')
+                        return em_error_set(err, 0, "--admin: an empty name");
+        em_log_setup(o->lo.level, o->lo.json, 2, "edgemig-controller");
+        o->api.tls = !o->insecure;
+        o->api.tls_cert = o->tls.cert;
+        o->api.tls_key = o->tls.key;
+        o->api.tls_ca = o->tls.ca;
+        o->api.admins = o->admins.v;
+        return check_tls_args(o, err);
+}
+
 /* Returns 0 to serve, 1 after --help/--version, -1 on a usage error. */
 static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err)
 {
@@ -160,6 +204,14 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             EM_OPT_STRING("config", 0, &o->config),
             EM_OPT_STRING("listen", 0, &o->listen),
             EM_OPT_STRING("state-dir", 0, &o->state_dir),
+            EM_OPT_STRING("etcd", 0, &o->api.etcd.endpoints),
+            EM_OPT_STRING("etcd-ca", 0, &o->api.etcd.ca),
+            EM_OPT_STRING("etcd-cert", 0, &o->api.etcd.cert),
+            EM_OPT_STRING("etcd-key", 0, &o->api.etcd.key),
+            EM_OPT_STRING("advertise", 0, &o->api.etcd.id),
+            EM_OPT_DURATION("leader-ttl", 0, &o->api.etcd.leader_ttl_s, EM_OPT_S, EM_OPT_S, 2,
+                            3600),
+            EM_OPT_DURATION("edge-ttl", 0, &o->api.etcd.edge_ttl_s, EM_OPT_S, EM_OPT_S, 2, 86400),
             EM_OPT_STRING("migrate-cmd", 0, &o->api.migrate_cmd),
             EM_OPT_STRING("prepare-cmd", 0, &o->api.prepare_cmd),
             EM_OPT_DOUBLE("margin", 0, &p->margin, 0, 1000000000),
@@ -199,18 +251,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
                 return r < 0 ? -1 : 1;
         if (first < argc)
                 return em_error_set(err, 0, "unexpected argument '%s'", argv[first]);
-        if (o->state_dir == NULL)
-                return em_error_set(err, 0, "--state-dir DIR is required");
-        for (size_t i = 0; i < o->admins.n; i++)
-                if (*o->admins.v[i] == '\0')
-                        return em_error_set(err, 0, "--admin: an empty name");
-        em_log_setup(o->lo.level, o->lo.json, 2, "edgemig-controller");
-        o->api.tls = !o->insecure;
-        o->api.tls_cert = o->tls.cert;
-        o->api.tls_key = o->tls.key;
-        o->api.tls_ca = o->tls.ca;
-        o->api.admins = o->admins.v;
-        return check_tls_args(o, err);
+        return finish_args(o, err);
 }
 
 /* Serves until SIGTERM/SIGINT (blocked in every thread, taken here). */
@@ -246,12 +287,14 @@ int main(int argc, char **argv)
 {
         struct ctl_args o = {
             .listen = "127.0.0.1:7880", .lim = EM_API_HTTP_LIMITS_INIT, .lo = EM_LOG_OPTS_INIT};
+        cleanup_free char *advertise = NULL;
         cleanup_error em_error_t err = NULL;
         sigset_t set;
 
         em_log_setup(EM_LOG_INFO, false, 2, "edgemig-controller");
         em_api_opts_init(&o.api);
         int rc = parse_args(argc, argv, &o, &err);
+        advertise = o.advertise;
         if (rc != 0) {
                 if (rc < 0)
                         fprintf(stderr, "edgemig-controller: %s; see --help\n", em_error_msg(err));

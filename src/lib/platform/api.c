@@ -9,7 +9,9 @@
 #include "platform/api_actions.h"
 #include "platform/api_int.h"
 #include "platform/authz.h"
-#include "platform/registry.h"
+#include "platform/ctlstore_etcd.h"
+#include "platform/ctlstore_sqlite.h"
+#include "platform/election.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
 #include "util/json.h"
@@ -20,6 +22,8 @@ void em_api_opts_init(struct em_api_opts *o)
         memset(o, 0, sizeof(*o));
         o->mode = EM_MIGRATE_PRECOPY;
         o->action_timeout_ms = 300000;
+        o->etcd.leader_ttl_s = 2;
+        o->etcd.edge_ttl_s = 15;
         em_sched_params_default(&o->params);
 }
 
@@ -65,13 +69,7 @@ static int post_edge(struct em_api *c, const json_t *b, struct em_api_reply *r, 
                 reply_error(r, 400, "need name, addr, x, y, capacity >= 0");
                 return 0;
         }
-        if (em_registry_exec(
-                c->db, err,
-                "INSERT INTO edges(name, addr, x, y, capacity, registered_ms) "
-                "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET addr = excluded.addr, "
-                "x = excluded.x, y = excluded.y, capacity = excluded.capacity",
-                "ssddii", name, addr, num(b, "x", 0), num(b, "y", 0), (int64_t)cap,
-                em_now_ms()) < 0)
+        if (c->store->ops->edge_register(c->store, b, em_now_ms(), err) < 0)
                 return -1;
         em_log_info("edge %s registered at %s (%g, %g), capacity %lld", name, addr, num(b, "x", 0),
                     num(b, "y", 0), cap);
@@ -86,7 +84,6 @@ static int post_heartbeat(struct em_api *c, const char *edge, const json_t *b,
                           struct em_api_reply *r, em_error_t *err)
 {
         json_t *cts = json_object_get(b, "containers"), *peers = json_object_get(b, "peers");
-        cleanup_free char *names = NULL, *peers_text = NULL;
         long long n =
             json_is_array(cts) ? (long long)json_array_size(cts) : em_json_int(b, "containers", 0);
 
@@ -100,34 +97,22 @@ static int post_heartbeat(struct em_api *c, const char *edge, const json_t *b,
                 reply_error(r, 400, "peers: an object {\"ADDR:PORT\": {\"mbps\": M}}");
                 return 0;
         }
-        if (json_is_array(cts) && (names = json_dumps(cts, JSON_COMPACT)) == NULL)
+        cleanup_json json_t *hb =
+            json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:I, s:O?, s:O?}", "load",
+                      (json_int_t)em_json_int(b, "load", n), "containers", (json_int_t)n, "cpu",
+                      num(b, "cpu", 0), "mem_bytes", (json_int_t)em_json_int(b, "mem_bytes", 0),
+                      "active_migrations", (json_int_t)em_json_int(b, "active_migrations", 0),
+                      "bandwidth_mbps", num(b, "bandwidth_mbps", 0), "load1", num(b, "load1", 0),
+                      "mem_available_bytes", (json_int_t)em_json_int(b, "mem_available_bytes", 0),
+                      "container_names", json_is_array(cts) ? cts : NULL, "peers", peers);
+        if (hb == NULL)
                 return em_error_set(err, ENOMEM, "heartbeat");
-        if (peers != NULL && (peers_text = json_dumps(peers, JSON_COMPACT)) == NULL)
-                return em_error_set(err, ENOMEM, "heartbeat");
-        int rc = em_registry_exec(
-            c->db, err,
-            "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
-            "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ?, "
-            "load1 = ?, mem_available_bytes = ?, container_names = ?, peers = ? "
-            "WHERE name = ?",
-            "iidiididiSSs", (int64_t)em_json_int(b, "load", n), (int64_t)n, num(b, "cpu", 0),
-            (int64_t)em_json_int(b, "mem_bytes", 0),
-            (int64_t)em_json_int(b, "active_migrations", 0), num(b, "bandwidth_mbps", 0),
-            em_now_ms(), num(b, "load1", 0), (int64_t)em_json_int(b, "mem_available_bytes", 0),
-            names, peers_text, edge);
+        int rc = c->store->ops->edge_heartbeat(c->store, edge, hb, em_now_ms(), err);
         if (rc < 0)
                 return -1;
         if (rc == 0) {
                 reply_error(r, 404, "no such edge");
                 return 0;
-        }
-        for (size_t i = 0; i < json_array_size(cts); i++) {
-                const char *s = json_string_value(json_array_get(cts, i));
-                if (s != NULL &&
-                    em_registry_exec(c->db, err,
-                                     "UPDATE services SET edge = ? WHERE name = ? AND busy = 0",
-                                     "ss", edge, s) < 0)
-                        return -1;
         }
         reply_json(r, 200, json_pack("{s:s}", "name", edge));
         return 0;
@@ -143,40 +128,14 @@ static int post_service(struct em_api *c, const json_t *b, struct em_api_reply *
                 reply_error(r, 400, "need name, user, edge (and ip)");
                 return 0;
         }
-        if (em_registry_query(c->db, "SELECT name FROM edges WHERE name = ?", "s", &rows, err,
-                              edge) < 0)
+        int rc = c->store->ops->service_register(c->store, name, user, edge, ip, em_now_ms(), err);
+        if (rc < 0)
                 return -1;
-        if (json_array_size(rows) == 0) {
+        if (rc == 0) {
                 reply_error(r, 404, "no such edge");
                 return 0;
         }
-        if (em_registry_exec(
-                c->db, err,
-                "INSERT INTO services(name, user, edge, ip, updated_ms) VALUES(?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET user = excluded.user, edge = excluded.edge, "
-                "ip = excluded.ip, updated_ms = excluded.updated_ms",
-                "sssSi", name, user, edge, ip, em_now_ms()) < 0)
-                return -1;
         reply_json(r, 201, json_pack("{s:s}", "name", name));
-        return 0;
-}
-
-/* Bytes a migration of the service is expected to send: the mean on-the-wire
- * bytes of its last 3 successful migrations (the trigger's `migrate --json`
- * result in the history's detail). Folds in image delta, memory and dirty
- * rate as measured; 0 before the first one. */
-static int handoff_bytes(struct em_api *c, const char *service, double *out, em_error_t *err)
-{
-        cleanup_json json_t *rows = NULL;
-
-        if (em_registry_query(c->db,
-                              "SELECT AVG(b) AS bytes FROM (SELECT json_extract(detail, "
-                              "'$.bytes_wire') AS b FROM migrations WHERE service = ? AND "
-                              "kind = 'migrate' AND status = 'done' AND json_valid(detail) "
-                              "ORDER BY id DESC LIMIT 3) WHERE b > 0",
-                              "s", &rows, err, service ? service : "") < 0)
-                return -1;
-        *out = num(json_array_get(rows, 0), "bytes", 0);
         return 0;
 }
 
@@ -198,18 +157,15 @@ static int post_position(struct em_api *c, const char *user, const json_t *b,
                 return 0;
         }
         double x = num(b, "x", 0), y = num(b, "y", 0);
-        if (em_registry_load_user(c->db, user, &u, err) < 0 ||
-            em_registry_load_edges(c->db, &edges, &n, err) < 0 ||
-            em_registry_query(c->db,
-                              "SELECT name, edge, busy FROM services WHERE user = ? "
-                              "ORDER BY name LIMIT 1",
-                              "s", &svc, err, user) < 0)
+        if (c->store->ops->load_user(c->store, user, &u, err) < 0 ||
+            c->store->ops->load_edges(c->store, &edges, &n, err) < 0 ||
+            c->store->ops->user_service(c->store, user, &svc, err) < 0)
                 return -1;
-        json_t *s = json_array_get(svc, 0);
+        json_t *s = svc;
         const char *service = em_json_str(s, "name");
         bool busy = em_json_int(s, "busy", 0) != 0;
         snprintf(u.serving, sizeof(u.serving), "%s", service ? em_json_str(s, "edge") : "");
-        if (handoff_bytes(c, service, &u.handoff_bytes, err) < 0)
+        if (c->store->ops->handoff_bytes(c->store, service, &u.handoff_bytes, err) < 0)
                 return -1;
         before = u;
         if (em_sched_decide(&c->o.params, edges, n, &u, x, y, now, &d, err) < 0) {
@@ -225,7 +181,7 @@ static int post_position(struct em_api *c, const char *user, const json_t *b,
                 snprintf(u.prepared, sizeof(u.prepared), "%s", before.prepared);
                 u.candidate_since_ms = before.candidate_since_ms;
         }
-        if (em_registry_save_user(c->db, user, x, y, now, &u, err) < 0)
+        if (c->store->ops->save_user(c->store, user, x, y, now, &u, err) < 0)
                 return -1;
         const char *target = d.target >= 0 ? edges[d.target].name : NULL;
         if (d.action != EM_SCHED_STAY && !deferred &&
@@ -241,17 +197,11 @@ static int post_position(struct em_api *c, const char *user, const json_t *b,
 
 /* ---- GET ---- */
 
-static const char *const list_sql[][2] = {
-    {"/edges", "SELECT name, addr, x, y, capacity, load, containers, cpu, load1, mem_bytes, "
-               "mem_available_bytes, active_migrations, bandwidth_mbps, registered_ms, "
-               "heartbeat_ms, container_names, peers FROM edges ORDER BY name"},
-    {"/services", "SELECT name, user, edge, ip, busy FROM services ORDER BY name"},
-    {"/users", "SELECT u.name, u.x, u.y, u.updated_ms, u.reports, (SELECT s.edge FROM services s "
-               "WHERE s.user = u.name ORDER BY s.name LIMIT 1) AS serving FROM users u "
-               "ORDER BY u.name"},
-    {"/migrations", "SELECT id, kind, service, user, source, target, started_ms, finished_ms, "
-                    "finished_ms - started_ms AS duration_ms, status, reason, detail "
-                    "FROM migrations ORDER BY id"},
+static const char *const list_urls[] = {
+    [EM_CTL_EDGES] = "/edges",
+    [EM_CTL_SERVICES] = "/services",
+    [EM_CTL_USERS] = "/users",
+    [EM_CTL_MIGRATIONS] = "/migrations",
 };
 
 static void metric(FILE *f, const char *name, const char *type, const char *help)
@@ -293,21 +243,13 @@ static int get_metrics(struct em_api *c, struct em_api_reply *r, em_error_t *err
         cleanup_free char *buf = NULL;
         size_t len = 0;
 
-        if (em_registry_query(c->db, list_sql[0][1], NULL, &edges, err) < 0 ||
-            em_registry_query(c->db,
-                              "SELECT kind, status, COUNT(*) AS n, "
-                              "SUM(finished_ms - started_ms) AS ms FROM migrations "
-                              "GROUP BY kind, status",
-                              NULL, &counts, err) < 0 ||
-            em_registry_query(c->db,
-                              "SELECT (SELECT COUNT(*) FROM users) AS users, "
-                              "(SELECT COUNT(*) FROM services) AS services",
-                              NULL, &totals, err) < 0)
+        if (c->store->ops->list(c->store, EM_CTL_EDGES, &edges, err) < 0 ||
+            c->store->ops->counts(c->store, &counts, &totals, err) < 0)
                 return -1;
         cleanup_fclose FILE *f = open_memstream(&buf, &len);
         if (f == NULL)
                 return em_error_set(err, errno, "open_memstream");
-        json_t *t = json_array_get(totals, 0);
+        json_t *t = totals;
         metric(f, "edgemig_controller_users", "gauge", "users known");
         fprintf(f, "edgemig_controller_users %lld\n", em_json_int(t, "users", 0));
         metric(f, "edgemig_controller_services", "gauge", "services registered");
@@ -340,23 +282,17 @@ static int get_metrics(struct em_api *c, struct em_api_reply *r, em_error_t *err
         return 0;
 }
 
-/* The JSON kept as text in edges rows (container_names, peers) goes out as
- * JSON. */
-static void edges_unpack(json_t *rows)
+static void get_health(struct em_api *c, struct em_api_reply *r)
 {
-        static const char *const cols[] = {"container_names", "peers"};
-        size_t i;
-        json_t *row;
+        char leader[EM_ELECTION_ID_MAX] = "";
+        bool lead = c->election == NULL || em_election_leader(c->election);
 
-        json_array_foreach(rows, i, row)
-        {
-                for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
-                        const char *t = em_json_str(row, cols[k]);
-                        json_t *v = t ? json_loads(t, 0, NULL) : NULL;
-                        if (v != NULL)
-                                json_object_set_new(row, cols[k], v);
-                }
-        }
+        if (c->election != NULL)
+                em_election_holder(c->election, leader, sizeof(leader));
+        reply_json(r, 200,
+                   json_pack("{s:b, s:s, s:s, s:s?}", "ok", 1, "store", c->store->name, "role",
+                             lead ? "leader" : "follower", "leader",
+                             c->election == NULL ? NULL : leader));
 }
 
 static int handle_get(struct em_api *c, const char *url, struct em_api_reply *r, em_error_t *err)
@@ -364,17 +300,15 @@ static int handle_get(struct em_api *c, const char *url, struct em_api_reply *r,
         if (strcmp(url, "/metrics") == 0)
                 return get_metrics(c, r, err);
         if (strcmp(url, "/healthz") == 0) {
-                reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+                get_health(c, r);
                 return 0;
         }
-        for (size_t i = 0; i < sizeof(list_sql) / sizeof(list_sql[0]); i++) {
-                if (strcmp(url, list_sql[i][0]) != 0)
+        for (size_t i = 0; i < sizeof(list_urls) / sizeof(list_urls[0]); i++) {
+                if (strcmp(url, list_urls[i]) != 0)
                         continue;
                 json_t *rows = NULL;
-                if (em_registry_query(c->db, list_sql[i][1], NULL, &rows, err) < 0)
+                if (c->store->ops->list(c->store, (enum em_ctl_list)i, &rows, err) < 0)
                         return -1;
-                if (i == 0)
-                        edges_unpack(rows);
                 reply_json(r, 200, rows);
                 return 0;
         }
@@ -448,36 +382,42 @@ static int handle_post(struct em_api *c, const char *url, const struct em_api_re
         return 0;
 }
 
-/* Actions that were running when a previous controller died: their outcome
- * is decided by edgemigd's own rules (finish or roll back); the next edge
- * heartbeat listing containers tells where the service ended up. */
-static int recover_state(struct em_api *c, em_error_t *err)
+/* The etcd backend's takeover: called by the election once this replica
+ * won, before it schedules. */
+static int take_over(void *ud, em_error_t *err)
 {
-        int n = em_registry_exec(c->db, err,
-                                 "UPDATE migrations SET status = 'interrupted', finished_ms = ? "
-                                 "WHERE status = 'running'",
-                                 "i", em_now_ms());
-        if (n < 0 || em_registry_exec(c->db, err, "UPDATE services SET busy = 0", NULL) < 0)
+        struct em_api *c = ud;
+
+        pthread_mutex_lock(&c->lock);
+        int rc = c->store ? c->store->ops->recover(c->store, em_now_ms(), err) : 0;
+        pthread_mutex_unlock(&c->lock);
+        return rc;
+}
+
+static int open_store(struct em_api *c, const char *state_dir, em_error_t *err)
+{
+        if (c->o.etcd.endpoints == NULL)
+                return em_ctlstore_sqlite_open(state_dir, &c->store, err) < 0 ||
+                               c->store->ops->recover(c->store, em_now_ms(), err) < 0
+                           ? -1
+                           : 0;
+        if (em_ctlstore_etcd_open(&c->o.etcd, &c->store, err) < 0)
                 return -1;
-        if (n > 0)
-                em_log_warn("%d action(s) were in flight when the last controller stopped", n);
-        return 0;
+        return em_election_start(em_ctlstore_etcd_client(c->store), EM_CTL_ETCD_LEADER_KEY,
+                                 c->o.etcd.id, c->o.etcd.leader_ttl_s, take_over, c, &c->election,
+                                 err);
 }
 
 int em_api_open(const char *state_dir, const struct em_api_opts *o, struct em_api **out,
                 em_error_t *err)
 {
-        cleanup_free char *path = NULL;
-        struct em_api *c;
+        struct em_api *c = calloc(1, sizeof(*c));
 
-        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
-                return em_error_set(err, errno, "creating %s", state_dir);
-        if (asprintf(&path, "%s/controller.db", state_dir) < 0 ||
-            (c = calloc(1, sizeof(*c))) == NULL)
-                return em_error_set(err, ENOMEM, "opening the registry");
+        if (c == NULL)
+                return em_error_set(err, ENOMEM, "opening the controller's state");
         c->o = *o;
         pthread_mutex_init(&c->lock, NULL);
-        if (em_registry_open(path, &c->db, err) < 0 || recover_state(c, err) < 0) {
+        if (open_store(c, state_dir, err) < 0) {
                 c->closed = true;
                 em_api_close(c);
                 return -1;
@@ -492,9 +432,14 @@ void em_api_close(struct em_api *c)
 
         if (c == NULL)
                 return;
+        /* First the election (it calls back into the store): resigning lets
+         * another replica take over at once. */
+        em_election_stop(c->election);
+        c->election = NULL;
         pthread_mutex_lock(&c->lock);
-        sqlite3_close(c->db);
-        c->db = NULL;
+        if (c->store != NULL)
+                c->store->ops->close(c->store);
+        c->store = NULL;
         last = c->workers == 0;
         pthread_mutex_unlock(&c->lock);
         if (last) {
@@ -556,14 +501,38 @@ int em_api_authorize(struct em_api *c, const struct em_api_request *rq, const ch
         return -1;
 }
 
+/* With replicas, writes other than an edge's own registration and
+ * heartbeats (which any replica records: they keep the edge's lease) go
+ * to the leader: 503 naming it. */
+static bool refuse_follower(struct em_api *c, const struct em_api_request *rq,
+                            struct em_api_reply *r)
+{
+        char name[EM_SCHED_NAME_MAX], leader[EM_ELECTION_ID_MAX];
+
+        if (c->election == NULL || strcmp(rq->method, "POST") != 0 ||
+            strcmp(rq->url, "/edges") == 0 ||
+            match_name(rq->url, "/edges/", "/heartbeat", name, sizeof(name)) ||
+            em_election_leader(c->election))
+                return false;
+        em_election_holder(c->election, leader, sizeof(leader));
+        r->status = 503;
+        r->json = json_pack("{s:s, s:s?}", "error",
+                            "this controller replica is not the leader: send writes to the "
+                            "leader",
+                            "leader", leader[0] ? leader : NULL);
+        return true;
+}
+
 void em_api_handle(struct em_api *c, const struct em_api_request *rq, struct em_api_reply *r)
 {
         cleanup_error em_error_t err = NULL;
-        int rc;
+        int rc = 0;
 
         pthread_mutex_lock(&c->lock);
         c->http_requests++;
-        if (strcmp(rq->method, "GET") == 0)
+        if (refuse_follower(c, rq, r))
+                ;
+        else if (strcmp(rq->method, "GET") == 0)
                 rc = handle_get(c, rq->url, r, &err);
         else if (strcmp(rq->method, "POST") == 0)
                 rc = handle_post(c, rq->url, rq, r, &err);

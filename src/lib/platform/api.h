@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "migrate/migrate.h"
+#include "platform/ctlstore_etcd.h"
 #include "platform/scheduler.h"
 #include "util/error.h"
 
@@ -32,14 +33,19 @@ struct em_api_opts {
         bool auto_converge;
         struct em_sched_params params;
         int action_timeout_ms;
+        /* etcd.endpoints set: the state is in etcd and replicas elect a
+         * leader; else SQLite in the state directory. */
+        struct em_ctl_etcd_opts etcd;
 };
 void em_api_opts_init(struct em_api_opts *o);
 
 struct em_api;
 
-/* Opens (creating) <state_dir>/controller.db and marks the actions a
- * previous controller left running as interrupted. o's strings must outlive
- * the api. */
+/* Opens the state: (creating) <state_dir>/controller.db, where the actions
+ * a previous controller left running are marked interrupted; or, with
+ * o->etcd.endpoints, etcd, where this replica joins the election and, once
+ * leader, settles what the previous leader left (ctlstore_etcd.h). o's
+ * strings must outlive the api. */
 int em_api_open(const char *state_dir, const struct em_api_opts *o, struct em_api **out,
                 em_error_t *err);
 /* Closes the registry; workers still running find it closed and stop. */

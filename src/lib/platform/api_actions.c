@@ -8,7 +8,6 @@
 
 #include "platform/control_client.h"
 #include "platform/api_int.h"
-#include "platform/registry.h"
 #include "transfer/tls_gnutls.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -33,7 +32,7 @@ static void action_finish(struct action *a, bool ok, const char *detail)
 
         pthread_mutex_lock(&c->lock);
         c->workers--;
-        if (c->db == NULL) { /* em_api_close ran: the last worker frees the api */
+        if (c->store == NULL) { /* em_api_close ran: the last worker frees the api */
                 bool last = c->workers == 0;
                 pthread_mutex_unlock(&c->lock);
                 if (last) {
@@ -42,19 +41,13 @@ static void action_finish(struct action *a, bool ok, const char *detail)
                 }
                 return;
         }
-        if (ok && a->kind == EM_SCHED_MIGRATE)
-                em_registry_exec(c->db, &err,
-                                 "UPDATE services SET edge = ?, updated_ms = ? WHERE name = ?",
-                                 "sis", a->target, em_now_ms(), a->service);
-        em_registry_exec(c->db, &err, "UPDATE services SET busy = 0 WHERE name = ?", "s",
-                         a->service);
-        em_registry_exec(
-            c->db, &err,
-            "UPDATE migrations SET status = ?, finished_ms = ?, detail = ? WHERE id = ?", "siSi",
-            ok             ? "done"
-            : a->cancelled ? "cancelled"
-                           : "failed",
-            em_now_ms(), detail, a->id);
+        const struct em_ctl_action rec = {
+            em_sched_action_name(a->kind), a->service, NULL, a->source, a->target, NULL, NULL};
+        c->store->ops->action_finish(c->store, a->id, &rec,
+                                     ok             ? "done"
+                                     : a->cancelled ? "cancelled"
+                                                    : "failed",
+                                     detail, em_now_ms(), &err);
         pthread_mutex_unlock(&c->lock);
         if (err != NULL)
                 em_log_error("recording %s of %s: %s", em_sched_action_name(a->kind), a->service,
@@ -100,11 +93,8 @@ static void action_progress(void *ud, const json_t *p)
         if (text == NULL)
                 return;
         pthread_mutex_lock(&a->ctl->lock);
-        if (a->ctl->db != NULL)
-                em_registry_exec(a->ctl->db, &err,
-                                 "UPDATE migrations SET detail = ? WHERE id = ? AND status = "
-                                 "'running'",
-                                 "si", text, a->id);
+        if (a->ctl->store != NULL)
+                a->ctl->store->ops->action_progress(a->ctl->store, a->id, text, &err);
         pthread_mutex_unlock(&a->ctl->lock);
 }
 
@@ -200,18 +190,14 @@ int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char 
                         const char *reason, em_error_t *err)
 {
         const char *cmd = kind == EM_SCHED_MIGRATE ? c->o.migrate_cmd : c->o.prepare_cmd;
-        cleanup_json json_t *rows = NULL, *srows = NULL;
+        cleanup_free char *addr = NULL, *saddr = NULL;
         cleanup_free struct action *a = calloc(1, sizeof(*a));
 
         if (a == NULL)
                 return em_error_set(err, ENOMEM, "action");
-        if (em_registry_query(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &rows, err,
-                              target) < 0 ||
-            em_registry_query(c->db, "SELECT addr FROM edges WHERE name = ?", "s", &srows, err,
-                              source) < 0)
+        if (c->store->ops->edge_addr(c->store, target, &addr, err) < 0 ||
+            c->store->ops->edge_addr(c->store, source, &saddr, err) < 0)
                 return -1;
-        const char *addr = em_json_str(json_array_get(rows, 0), "addr");
-        const char *saddr = em_json_str(json_array_get(srows, 0), "addr");
         if (addr == NULL)
                 return em_error_set(err, ENOENT, "edge %s has no address", target);
         /* Without a command: the authenticated request, which needs TLS. */
@@ -219,17 +205,16 @@ int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char 
         const char *skip = saddr == NULL ? "skipped (source edge unknown)"
                                          : "skipped (no --migrate-cmd, and control requests "
                                            "need --tls-*)";
-        if (em_registry_exec(
-                c->db, err,
-                "INSERT INTO migrations(kind, service, user, source, target, started_ms, "
-                "status, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                "sssssiss", em_sched_action_name(kind), service, user, source, target, em_now_ms(),
-                run ? "running" : skip, reason) < 0)
+        /* The intent is recorded (and, with replicas, fenced on this one
+         * leading) before anything starts. */
+        const struct em_ctl_action rec = {
+            em_sched_action_name(kind), service, user, source, target, reason,
+            run ? "running" : skip};
+        if (c->store->ops->action_begin(c->store, &rec, em_now_ms(), &a->id, err) < 0)
                 return -1;
         if (!run)
                 return 0;
         a->ctl = c;
-        a->id = sqlite3_last_insert_rowid(c->db);
         a->kind = kind;
         snprintf(a->cmd, sizeof(a->cmd), "%s", cmd ? cmd : "");
         snprintf(a->source_addr, sizeof(a->source_addr), "%s", saddr ? saddr : "");
@@ -237,9 +222,6 @@ int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char 
         snprintf(a->service, sizeof(a->service), "%s", service);
         snprintf(a->target, sizeof(a->target), "%s", target);
         snprintf(a->target_addr, sizeof(a->target_addr), "%s", addr);
-        if (em_registry_exec(c->db, err, "UPDATE services SET busy = 1 WHERE name = ?", "s",
-                             service) < 0)
-                return -1;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -247,8 +229,10 @@ int em_api_action_start(struct em_api *c, enum em_sched_action kind, const char 
         int rc = pthread_create(&t, &attr, action_run, a);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-                em_registry_exec(c->db, err, "UPDATE services SET busy = 0 WHERE name = ?", "s",
-                                 service);
+                em_error_t e2 = NULL;
+                c->store->ops->action_finish(c->store, a->id, &rec, "failed",
+                                             "the worker thread could not start", em_now_ms(), &e2);
+                em_error_free(&e2);
                 return em_error_set(err, rc, "starting the %s worker", em_sched_action_name(kind));
         }
         c->workers++;
@@ -278,7 +262,7 @@ static void *cancel_run(void *arg)
                         : em_json_str(reply, "error") ?: "refused");
         pthread_mutex_lock(&a->ctl->lock);
         a->ctl->workers--;
-        bool last = a->ctl->db == NULL && a->ctl->workers == 0;
+        bool last = a->ctl->store == NULL && a->ctl->workers == 0;
         pthread_mutex_unlock(&a->ctl->lock);
         if (last) {
                 pthread_mutex_destroy(&a->ctl->lock);
@@ -290,15 +274,10 @@ static void *cancel_run(void *arg)
 /* The running migration id's source edge and session (from its progress). */
 static int cancel_target(struct em_api *c, int64_t id, struct action *a, em_error_t *err)
 {
-        cleanup_json json_t *rows = NULL, *progress = NULL;
+        cleanup_json json_t *row = NULL, *progress = NULL;
 
-        if (em_registry_query(
-                c->db,
-                "SELECT m.kind, m.status, m.source, m.detail, e.addr FROM migrations m "
-                "LEFT JOIN edges e ON e.name = m.source WHERE m.id = ?",
-                "i", &rows, err, id) < 0)
+        if (c->store->ops->migration_get(c->store, id, &row, err) < 0)
                 return -1;
-        json_t *row = json_array_get(rows, 0);
         const char *status = em_json_str(row, "status"), *detail = em_json_str(row, "detail");
         const char *addr = em_json_str(row, "addr"), *source = em_json_str(row, "source");
         if (row == NULL)

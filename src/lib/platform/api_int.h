@@ -3,13 +3,15 @@
 #define EDGEMIG_PLATFORM_API_INT_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 
 #include "platform/api.h"
+#include "platform/ctlstore.h"
+#include "platform/election.h"
 
 struct em_api {
-        sqlite3 *db;          /* NULL once closed */
-        pthread_mutex_t lock; /* serializes db and the counters */
+        struct em_ctlstore *store;    /* NULL once closed */
+        struct em_election *election; /* with etcd: replicas elect the one that schedules */
+        pthread_mutex_t lock;         /* serializes the store and the counters */
         struct em_api_opts o;
         int workers; /* actions running (under lock) */
         bool closed;

@@ -248,18 +248,48 @@ int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
         return 0;
 }
 
-/* POSTs body to base+path. Returns the HTTP status (> 0) or -1. */
-static long post(const struct em_edge_agent_opts *o, const char *path, const json_t *j,
+/* The i-th (mod n) of the comma-separated controller URLs into buf;
+ * returns n. */
+size_t em_edge_agent_controller(const char *list, size_t i, char *buf, size_t size)
+{
+        size_t n = 0;
+
+        for (const char *p = list; *p != '\0'; n++) {
+                size_t len = strcspn(p, ",");
+                p += len + (p[len] == ',');
+        }
+        const char *p = list;
+        for (size_t k = 0; n > 0 && k < i % n; k++)
+                p += strcspn(p, ",") + 1;
+        snprintf(buf, size, "%.*s", (int)strcspn(p, ","), p);
+        return n;
+}
+
+/* POSTs body to path at the controller that answered last; one that does
+ * not answer, or answers 5xx (a replica without its store), passes the
+ * request to the next (*cur follows). Returns the HTTP status or -1. */
+static long post(const struct em_edge_agent_opts *o, size_t *cur, const char *path, const json_t *j,
                  em_error_t *err)
 {
-        cleanup_free char *url = NULL, *text = json_dumps(j, JSON_COMPACT), *resp = NULL;
+        cleanup_free char *text = json_dumps(j, JSON_COMPACT);
         const struct em_http_tls tls = {o->tls_cert, o->tls_key, o->tls_ca};
+        char base[512], url[1024];
+        long status = -1;
 
-        if (text == NULL || asprintf(&url, "%s%s", o->controller, path) < 0)
+        if (text == NULL)
                 return em_error_set(err, ENOMEM, "building a request");
-        long status = em_http_request(url, text, &tls, o->timeout_ms, &resp, err);
-        if (status > 0 && status / 100 != 2)
-                em_error_set(err, EPROTO, "POST %s: HTTP %ld %s", url, status, resp);
+        size_t n = em_edge_agent_controller(o->controller, *cur, base, sizeof(base));
+        for (size_t k = 0; k < n; k++, (*cur)++) {
+                cleanup_free char *resp = NULL;
+                em_edge_agent_controller(o->controller, *cur, base, sizeof(base));
+                snprintf(url, sizeof(url), "%s%s", base, path);
+                em_error_free(err);
+                status = em_http_request(url, text, &tls, o->timeout_ms, &resp, err);
+                if (status > 0 && status / 100 != 2)
+                        em_error_set(err, EPROTO, "POST %s: HTTP %ld %s", url, status, resp);
+                if (status > 0 && status < 500)
+                        break;
+        }
         return status;
 }
 
@@ -295,6 +325,7 @@ int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_op
         char last[512] = "";
         bool registered = false;
         int64_t backoff = BACKOFF_MIN_MS;
+        size_t cur = 0;
 
         if (em_edge_agent_check(o, err) < 0)
                 return -1;
@@ -307,7 +338,7 @@ int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_op
         while (!*stop) {
                 cleanup_error em_error_t e = NULL;
                 if (!registered) {
-                        long st = post(o, "/edges", reg, &e);
+                        long st = post(o, &cur, "/edges", reg, &e);
                         if (st / 100 == 2) {
                                 em_log_info("edge %s: registered with %s", o->name, o->controller);
                                 registered = true;
@@ -329,7 +360,7 @@ int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_op
                 }
                 cleanup_json json_t *hb = em_edge_heartbeat_json(&m);
                 em_edge_metrics_clear(&m);
-                long st = hb ? post(o, hb_path, hb, &e) : -1;
+                long st = hb ? post(o, &cur, hb_path, hb, &e) : -1;
                 if (st == 404) {
                         em_log_warn("edge %s: the controller does not know this edge; "
                                     "registering again",

@@ -29,9 +29,11 @@
 #include "util/error.h"
 
 struct em_edge_agent_opts {
-        const char *controller; /* base URL, https://HOST:PORT (http:// only if insecure) */
-        const char *name;       /* this edge's name at the controller */
-        const char *advertise;  /* ADDR:PORT peers and the controller dial */
+        /* base URL, https://HOST:PORT (http:// only if insecure); replicas:
+         * URL,URL,... (tried in turn while one does not answer) */
+        const char *controller;
+        const char *name;      /* this edge's name at the controller */
+        const char *advertise; /* ADDR:PORT peers and the controller dial */
         double x, y;
         int capacity;
         int interval_s;                          /* heartbeat period */
@@ -52,6 +54,8 @@ struct em_edge_metrics {
 void em_edge_metrics_clear(struct em_edge_metrics *m);
 
 /* Pure parsers (unit-tested). */
+/* The i-th (mod n) URL of a comma-separated list into buf; returns n. */
+size_t em_edge_agent_controller(const char *list, size_t i, char *buf, size_t size);
 int em_loadavg_parse(const char *text, double *load1, em_error_t *err);
 int em_meminfo_parse(const char *text, uint64_t *total, uint64_t *available, em_error_t *err);
 /* "X,Y" → numbers. */

@@ -199,18 +199,13 @@ static void copy_str(char *dst, size_t size, const json_t *obj, const char *key)
         snprintf(dst, size, "%s", s ? s : "");
 }
 
-int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err)
+int em_registry_user_decode(const char *text, struct em_sched_user *u, em_error_t *err)
 {
-        cleanup_json json_t *rows = NULL;
+        cleanup_json json_t *s = NULL;
 
         memset(u, 0, sizeof(*u));
-        if (em_registry_query(db, "SELECT sched FROM users WHERE name = ?", "s", &rows, err, name) <
-            0)
-                return -1;
-        const char *text = em_json_str(json_array_get(rows, 0), "sched");
         if (text == NULL)
                 return 0;
-        cleanup_json json_t *s = NULL;
         if (em_json_parse(text, strlen(text), "scheduler state", &s, err) < 0)
                 return -1;
         copy_str(u->candidate, sizeof(u->candidate), s, "candidate");
@@ -225,8 +220,7 @@ int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u
         return 0;
 }
 
-int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
-                          const struct em_sched_user *u, em_error_t *err)
+char *em_registry_user_encode(const struct em_sched_user *u)
 {
         cleanup_json json_t *h = json_array();
         for (int i = 0; i < u->hist_n; i++)
@@ -234,7 +228,24 @@ int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int
         cleanup_json json_t *s =
             json_pack("{s:s, s:I, s:s, s:O}", "candidate", u->candidate, "candidate_since_ms",
                       (json_int_t)u->candidate_since_ms, "prepared", u->prepared, "history", h);
-        cleanup_free char *text = s ? json_dumps(s, JSON_COMPACT) : NULL;
+        return s ? json_dumps(s, JSON_COMPACT) : NULL;
+}
+
+int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err)
+{
+        cleanup_json json_t *rows = NULL;
+
+        memset(u, 0, sizeof(*u));
+        if (em_registry_query(db, "SELECT sched FROM users WHERE name = ?", "s", &rows, err, name) <
+            0)
+                return -1;
+        return em_registry_user_decode(em_json_str(json_array_get(rows, 0), "sched"), u, err);
+}
+
+int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
+                          const struct em_sched_user *u, em_error_t *err)
+{
+        cleanup_free char *text = em_registry_user_encode(u);
         if (text == NULL)
                 return em_error_set(err, ENOMEM, "encoding scheduler state");
         return em_registry_exec(

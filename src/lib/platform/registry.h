@@ -29,6 +29,11 @@ int em_registry_query(sqlite3 *db, const char *sql, const char *fmt, json_t **ou
 int em_registry_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err);
 
 /* A user's scheduler memory; a new user starts empty. */
+/* The scheduler memory as JSON text (shared with the etcd backend); NULL
+ * text decodes as a new user. */
+int em_registry_user_decode(const char *text, struct em_sched_user *u, em_error_t *err);
+char *em_registry_user_encode(const struct em_sched_user *u);
+
 int em_registry_load_user(sqlite3 *db, const char *name, struct em_sched_user *u, em_error_t *err);
 int em_registry_save_user(sqlite3 *db, const char *name, double x, double y, int64_t now_ms,
                           const struct em_sched_user *u, em_error_t *err);
