@@ -14,9 +14,16 @@
  * (tests/unit/data) plus a pages file, and the roll-back and the removal
  * after a commit change the container's state row as the real ones do.
  *
- * Every case checks the source's journal where the stand-ins see it and
- * that the service ends on exactly one side: running here (never stopped,
- * or rolled back) or restored/committed in the target's outcome record. */
+ * Covered: every phase (and stop-and-copy, prepare and the migration that
+ * uses or drops its page-cache record), every source fault point with the
+ * actions a test process survives, every frame a target can answer with
+ * where it does not belong, a failing restore on either side, an
+ * unreachable target, a container runc does not run, a cancel, and the
+ * bound on the target's page hashes. Every case checks the source's
+ * journal where the stand-ins see it and that the service ends on exactly
+ * one side: running here (never stopped, or rolled back) or restored/
+ * committed in the target's outcome record. The one exception is a failed
+ * roll-back, which keeps the checkpoint for a human. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
@@ -116,7 +123,11 @@ struct fx {
         /* The scripted target's outcome record (OUTCOME answers). */
         enum em_outcome_state scripted_state;
         bool target_restore_fails, restore_here_fails;
-        bool compress_auto; /* --compress auto (default: none) */
+        bool connect_refused; /* the session's connect fails */
+        bool cancel;          /* the rounds leave a "cancel" file (edgemig migrate --cancel) */
+        pthread_mutex_t lock; /* progress, written by the monitor's thread */
+        char progress[256];   /* the phases the progress callback saw, space-separated */
+        bool compress_auto;   /* --compress auto (default: none) */
         /* What the stand-ins saw. */
         bool stopped, restored_here, removed, announced;
         int journal_at_restore, journal_at_remove;
@@ -293,6 +304,7 @@ static int group_setup(void **state)
         source_host(f);
         target_host(f);
         f->session_fd = -1;
+        pthread_mutex_init(&f->lock, NULL);
         /* Forked while this process is small: its memory is what every
          * session's rounds read. */
         f->workload = start_workload();
@@ -308,6 +320,7 @@ static int group_teardown(void **state)
 
         kill(f->workload, SIGKILL);
         waitpid(f->workload, NULL, 0);
+        pthread_mutex_destroy(&f->lock);
         em_rm_rf(f->dir, &err);
         em_error_free(&err);
         em_config_free(&f->scfg);
@@ -425,6 +438,8 @@ static int fake_connect(em_tls_ctx_t *tls, const char *target, int timeout_ms, e
         (void)tls;
         (void)timeout_ms;
         *identity = NULL;
+        if (g->connect_refused)
+                return em_error_set(err, ECONNREFUSED, "connect %s", target);
         if (g->session_fd >= 0) {
                 int fd = g->session_fd;
                 g->session_fd = -1;
@@ -450,6 +465,15 @@ static int fake_state(const struct em_config *cfg, const char *name, char **stat
 {
         (void)cfg;
         (void)name;
+        if (g->cancel) { /* `edgemig migrate --cancel SESSION` meanwhile */
+                char dir[320], path[400];
+                em_error_t e = NULL;
+                if (outgoing_dir(g, dir, sizeof(dir))) {
+                        snprintf(path, sizeof(path), "%s/cancel", dir);
+                        em_write_file_atomic(path, "", 0, 0600, &e);
+                        em_error_free(&e);
+                }
+        }
         *status = strdup(g->stopped ? "stopped" : "running");
         *pid = g->workload;
         return *status ? 0 : em_error_set(err, ENOMEM, "state");
@@ -860,6 +884,20 @@ static void begin(struct fx *f, const struct script *sc)
         f->script_running = true;
 }
 
+/* `--progress`: notes each new phase the snapshots name. */
+static void on_progress(void *ud, const json_t *p)
+{
+        struct fx *f = ud;
+        const char *phase = em_json_str(p, "phase");
+        size_t n;
+
+        pthread_mutex_lock(&f->lock);
+        n = strlen(f->progress);
+        if (phase != NULL && (n == 0 || strstr(f->progress, phase) == NULL))
+                snprintf(f->progress + n, sizeof(f->progress) - n, "%s%s", n ? " " : "", phase);
+        pthread_mutex_unlock(&f->lock);
+}
+
 /* Runs the source with EDGEMIG_FAULT=fault (NULL: none) in this process
  * only; returns its result, *report its timeline, *err its error. */
 static int migrate(struct fx *f, enum em_migrate_mode mode, const char *fault, json_t **report,
@@ -878,6 +916,8 @@ static int migrate(struct fx *f, enum em_migrate_mode mode, const char *fault, j
         o.route_hook = "route-hook";
         o.stop.max_rounds = 2;
         o.io_timeout_ms = 10000;
+        o.progress = on_progress;
+        o.progress_ud = f;
         if (fault != NULL)
                 setenv("EDGEMIG_FAULT", fault, 1);
         rc = em_migrate_source_run(&f->scfg, NAME, &o, report, err);
@@ -962,6 +1002,8 @@ static int test_teardown(void **state)
         end(f);
         f->scripted = false;
         f->target_restore_fails = f->restore_here_fails = f->compress_auto = false;
+        f->connect_refused = f->cancel = false;
+        f->progress[0] = '\0';
         rm_under(f->sroot, "outgoing");
         rm_under(f->sroot, "known");
         rm_under(f->sroot, "containers/" NAME "/shadow");
@@ -1035,6 +1077,9 @@ static void test_whole_migration(void **state)
         assert_committed(f, report);
         assert_int_equal(f->checkpoints, 1);
         assert_non_null(json_object_get(report, "compress_calibration"));
+        /* The progress callback heard of the end (the phases between are
+         * snapshots of a thread that may skip one). */
+        assert_non_null(strstr(f->progress, "done"));
         assert_true(json_array_size(json_object_get(report, "rounds")) >= 1);
         assert_int_equal(em_json_int(report, "layers_sent", -1), 3);
         json_decref(report);
@@ -1081,6 +1126,89 @@ static void test_prepare_then_migrate(void **state)
         assert_true(json_is_true(json_object_get(report, "cache_record")));
         assert_committed(f, report);
         assert_false(em_path_exists(path)); /* the container left: its record too */
+        json_decref(report);
+}
+
+/* A page-cache record the target no longer matches (its cache went):
+ * the target answers with every hash, the source forgets the record and
+ * migrates as on a first transfer. */
+static void test_stale_cache_record(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        int sp[2];
+
+        begin(f, NULL);
+        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        json_decref(report);
+        rm_under(f->troot, "pagecache");
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        f->session_fd = sp[0];
+        start_target(f, sp[1]);
+        ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        assert_false(json_is_true(json_object_get(report, "cache_record")));
+        assert_committed(f, report);
+        json_decref(report);
+}
+
+/* The target cannot be reached: nothing stopped, nothing claimed there. */
+static void test_connect_refused(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        f->connect_refused = true;
+        begin(f, NULL);
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        assert_error(&err, "is edgemigd running there?");
+        end(f);
+        assert_never_stopped(f, report);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_UNKNOWN);
+        json_decref(report);
+}
+
+/* runc says the container is not running: the first round fails, the
+ * target aborts, nothing was dumped. */
+static void test_not_running(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        f->stopped = true;
+        begin(f, NULL);
+        f->stopped = true;
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        assert_error(&err, "is not running (stopped)");
+        assert_int_equal(end(f), 1);
+        assert_int_equal(f->checkpoints, 0);
+        assert_int_equal(src_state(f), EM_CSTATE_RUNNING); /* the row is as it was */
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_no_workdir(f);
+        json_decref(report);
+}
+
+/* `edgemig migrate --cancel` during pre-copy: the migration ends before
+ * the final step, the service stays here, the target aborts. */
+static void test_cancel_before_final(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        f->cancel = true;
+        begin(f, NULL);
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        em_error_free(&err);
+        assert_int_equal(end(f), 1);
+        f->cancel = false;
+        assert_never_stopped(f, report);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_non_null(strstr(f->progress, "cancelled"));
         json_decref(report);
 }
 
@@ -1390,6 +1518,10 @@ int main(void)
             cmocka_unit_test_teardown(test_whole_migration, test_teardown),
             cmocka_unit_test_teardown(test_stop_and_copy, test_teardown),
             cmocka_unit_test_teardown(test_prepare_then_migrate, test_teardown),
+            cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
+            cmocka_unit_test_teardown(test_connect_refused, test_teardown),
+            cmocka_unit_test_teardown(test_not_running, test_teardown),
+            cmocka_unit_test_teardown(test_cancel_before_final, test_teardown),
             cmocka_unit_test_teardown(test_target_restore_fails, test_teardown),
             cmocka_unit_test_teardown(test_roll_back_fails, test_teardown),
             cmocka_unit_test_teardown(test_faults_before_dump, test_teardown),
