@@ -39,16 +39,19 @@ export EM
 
 # ct_pull_into ROOT NAME: pulls edgemig/NAME from the loopback registry into
 # the state root ROOT (starting the registry and pushing the cached test
-# image if needed).
+# image if the registry lacks it or holds an older build of it).
 ct_pull_into() {
-	local root=$1 name=$2
+	local root=$1 name=$2 cached served
 	if ! "$REPO/scripts/registry" status >/dev/null 2>&1; then
 		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built (scripts/build-test-images)"
 		"$REPO/scripts/registry" start >/dev/null 2>&1 || skip "cannot start the loopback registry"
 	fi
-	if ! curl -sf "http://$REGISTRY/v2/edgemig/$name/manifests/latest" -o /dev/null \
-		-H 'Accept: application/vnd.oci.image.manifest.v1+json'; then
-		[ -d "/var/cache/edgemig/images/$name" ] || skip "test image $name not built"
+	cached=$(jq -r '.manifests[0].digest' "/var/cache/edgemig/images/$name/index.json" 2>/dev/null) ||
+		skip "test image $name not built"
+	served=$(curl -sfI "http://$REGISTRY/v2/edgemig/$name/manifests/latest" \
+		-H 'Accept: application/vnd.oci.image.manifest.v1+json' |
+		tr -d '\r' | sed -n 's/^docker-content-digest: //Ip')
+	if [ "$served" != "$cached" ]; then
 		"$REPO/scripts/push-test-images" "$name" >/dev/null 2>&1 || skip "cannot push $name"
 	fi
 	"$EM" --root "$root" image pull --insecure "$REGISTRY/edgemig/$name:latest" >/dev/null ||
