@@ -14,7 +14,8 @@ UNPARKs the oldest every 11th, so the queue's contents change all the time.
 Every answer is checked as it arrives. When file F exists, it asks for
 STATE and compares counters, totals, the semaphore, the POSIX shm and
 shared-anonymous mirrors, the requests served, the parked messages in
-order and the queue's length with the model, and that the HELLO token of
+order and the queue's length with the model, that the big segment
+(IPCSVC_SHM_MB) still holds what it was filled with, and that the HELLO token of
 every connection (drawn once when the service started) is unchanged.
 --progress FILE gets the number of acknowledged updates every 100 rounds.
 Prints {"ok", "acked", "parked", "rounds", "max_gap_ms", "errors": [...]}
@@ -138,7 +139,7 @@ class Client:
         s, f = self.conns[0]
         s.sendall(b"STATE\n")
         st = json.loads(f.readline())
-        want = {"token": self.token, "ops": self.acked, "sum": self.sum,
+        want = {"big_ok": True, "token": self.token, "ops": self.acked, "sum": self.sum,
                 "sem": self.acked % st["sem_mod"], "posix_ops": self.acked,
                 "posix_sum": self.sum, "anon_ops": self.acked, "served": self.served,
                 "qnum": len(self.parked), "parked": [list(p) for p in self.parked],

@@ -4,6 +4,11 @@
  *
  *   ipcsvc [--port PORT]         (default IPCSVC_PORT, else 7100)
  *
+ * IPCSVC_SHM_MB=N adds a second SysV segment of N MiB, filled once by the
+ * parent and read whole by every child as it starts (as a prefork server's
+ * workers read a shared cache): N MiB that every process maps, for the
+ * pre-check's memory estimate; STATE says whether its content is intact.
+ *
  * The parent creates, in the container's IPC namespace:
  *   - a SysV shared-memory segment with a table of counters,
  *   - a SysV semaphore set: sem 0 is the table's mutex, sem 1 mirrors the
@@ -34,6 +39,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +67,7 @@
 struct table { /* the SysV shared-memory segment */
         uint64_t counter[NKEYS];
         uint64_t last_id[NKEYS];
-        uint64_t ops, sum, parked, unparked, token;
+        uint64_t ops, sum, parked, unparked, token, big_sum;
 };
 
 struct mirror { /* POSIX shm and the shared anonymous mapping */
@@ -88,7 +94,9 @@ struct park_msg {
 
 static struct table *tab;
 static struct mirror *pshm, *anon;
-static int shmid = -1, semid = -1, msqid = -1;
+static int shmid = -1, semid = -1, msqid = -1, bigid = -1;
+static const uint64_t *big;
+static size_t big_words;
 static pid_t children[FRONTENDS + APPLIERS];
 
 static void die(const char *what)
@@ -132,6 +140,23 @@ static ssize_t msg_recv(void *m, size_t size, long type, int flags)
                 if (errno != EINTR)
                         return -1;
         return n;
+}
+
+/* The big segment: word i of page p is p, or (p << 8 | i) | 1; every page
+ * differs and none is zero, and it still compresses. */
+static void big_fill(uint64_t *w)
+{
+        for (size_t i = 0; i < big_words; i++)
+                w[i] = i % 512 == 0 ? i / 512 : ((i / 512) << 8 | (i % 512)) | 1;
+}
+
+static uint64_t big_checksum(void)
+{
+        uint64_t h = 1469598103934665603ULL;
+
+        for (size_t i = 0; i < big_words; i++)
+                h = (h ^ big[i]) * 1099511628211ULL;
+        return h;
 }
 
 /* --- the appliers ------------------------------------------------------- */
@@ -278,13 +303,16 @@ static int do_state(int fd)
         for (unsigned k = 0; k < NKEYS; k++)
                 len += (size_t)snprintf(counters + len, sizeof(counters) - len, "%s%" PRIu64,
                                         k ? "," : "", tab->counter[k]);
+        bool big_ok = big_checksum() == tab->big_sum;
         n = snprintf(out, sizeof(out),
-                     "{\"token\":\"%016" PRIx64 "\",\"ops\":%" PRIu64 ",\"sum\":%" PRIu64
+                     "{\"big_mb\":%zu,\"big_ok\":%s,"
+                     "\"token\":\"%016" PRIx64 "\",\"ops\":%" PRIu64 ",\"sum\":%" PRIu64
                      ",\"sem\":%d,\"sem_mod\":%d,\"posix_ops\":%" PRIu64 ",\"posix_sum\":%" PRIu64
                      ",\"anon_ops\":%" PRIu64 ",\"served\":%" PRIu64 ",\"qnum\":%lu,"
                      "\"parked\":[%s],\"counters\":[%s]}\n",
-                     tab->token, tab->ops, tab->sum, sem1, SEM_MOD, pshm->ops, pshm->sum, anon->ops,
-                     anon->served, (unsigned long)q.msg_qnum, parked, counters);
+                     big_words * 8 >> 20, big_ok ? "true" : "false", tab->token, tab->ops, tab->sum,
+                     sem1, SEM_MOD, pshm->ops, pshm->sum, anon->ops, anon->served,
+                     (unsigned long)q.msg_qnum, parked, counters);
         unlock();
         return n < 0 || (size_t)n >= sizeof(out) ? -1 : say(fd, out, (size_t)n);
 }
@@ -381,6 +409,22 @@ static void create_ipc(void)
                 die("getrandom");
 }
 
+static void create_big(const char *mb_s)
+{
+        long mb = mb_s ? strtol(mb_s, NULL, 10) : 0;
+        uint64_t *w;
+
+        if (mb <= 0)
+                return;
+        big_words = (size_t)mb << 17;
+        bigid = shmget(IPC_PRIVATE, big_words * 8, IPC_CREAT | 0600);
+        if (bigid < 0 || (w = shmat(bigid, NULL, 0)) == (void *)-1)
+                die("shmget/shmat big");
+        big_fill(w);
+        big = w;
+        tab->big_sum = big_checksum();
+}
+
 static int listen_on(int port)
 {
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -396,6 +440,8 @@ static int listen_on(int port)
 static void remove_ipc(void)
 {
         shmctl(shmid, IPC_RMID, NULL);
+        if (bigid >= 0)
+                shmctl(bigid, IPC_RMID, NULL);
         semctl(semid, 0, IPC_RMID);
         msgctl(msqid, IPC_RMID, NULL);
         unlink("/dev/shm/ipcsvc");
@@ -419,6 +465,8 @@ static void start_children(int lfd)
                 if (p == 0) {
                         signal(SIGTERM, SIG_DFL);
                         signal(SIGINT, SIG_DFL);
+                        if (big != NULL && big_checksum() != tab->big_sum)
+                                die("the big segment differs");
                         if (i < FRONTENDS)
                                 frontend(lfd, i);
                         applier();
@@ -444,6 +492,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         create_ipc();
+        create_big(getenv("IPCSVC_SHM_MB"));
         int lfd = listen_on(port);
         signal(SIGTERM, stop_all);
         signal(SIGINT, stop_all);

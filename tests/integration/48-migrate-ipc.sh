@@ -10,19 +10,39 @@
 # order) equals the client's model of every acknowledged update, the same
 # processes answer (token), no connection was reset, and the service never
 # ran on two hosts. Links are unshaped: nothing here is a measurement.
+# Every process also maps a 16 MiB SysV segment (IPCSVC_SHM_MB), which must
+# arrive intact, and which the pre-check (`edgemig check`) counts once, not
+# once per process.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 ipcsvc
 
 SIP=10.66.0.48
 CLIENT=$REPO/scripts/ipcsvc-client.py
-h 1 run --name ipc --ip "$SIP/32" ipcsvc >/dev/null || fail "run ipcsvc on host 1"
+SHM_MB=16
+h 1 run --name ipc --ip "$SIP/32" -e IPCSVC_SHM_MB=$SHM_MB ipcsvc >/dev/null || fail "run ipcsvc on host 1"
 testbed route "$SIP" 1
 wait_for 20 on_client timeout 3 bash -c "exec 3<>/dev/tcp/$SIP/7100 && IFS= read -r l <&3 &&
 	[[ \$l == HELLO* ]]" || fail "ipcsvc not reachable from the client"
 # Its processes: the parent, 4 front ends, 2 appliers.
 nprocs() { h "$1" exec ipc ps | grep -c '/app/ipcsvc' || true; }
 [ "$(nprocs 1)" = 7 ] || fail "ipcsvc runs $(nprocs 1) processes, want 7: $(h 1 exec ipc ps)"
+
+# The pre-check's memory: 7 processes map the segment; CRIU dumps it once
+# and the migration sends it once, so the estimate holds it once.
+h 1 check ipc --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/check.json" ||
+	fail "check: $(cat "$MIG_LOGS/check.json")"
+python3 - "$MIG_LOGS/check.json" "$SHM_MB" <<'PY' || fail "pre-check memory: $(cat "$MIG_LOGS/check.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+mib = int(sys.argv[2]) * 2**20
+dump, resident = r["estimate"]["memory_bytes"], r["local"]["memory_bytes"]
+assert r["ok"], r
+assert mib <= dump < mib + 4 * 2**20, "estimated dump %.1f MiB for %d MiB shared" % (dump / 2**20, mib >> 20)
+assert mib <= resident < mib + 8 * 2**20, "resident %.1f MiB for %d MiB shared" % (resident / 2**20, mib >> 20)
+print("pre-check: memory %.1f MiB resident, %.1f MiB to dump, for 7 processes sharing %d MiB" %
+      (resident / 2**20, dump / 2**20, mib >> 20))
+PY
 
 mig_watch_single ipc
 STOP=$MIG_LOGS/stop-client

@@ -19,6 +19,7 @@
 #include "checkpoint/features.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/memusage.h"
 #include "container/pod.h"
 #include "container/volume.h"
 #include "migrate/common/proto.h"
@@ -98,40 +99,6 @@ static size_t collect_pids(pid_t init, pid_t *out, size_t max)
         return n;
 }
 
-/* Resident bytes of pid (statm): what the target must have room for. */
-static uint64_t rss_bytes(pid_t pid)
-{
-        char path[64];
-        unsigned long long size, rss;
-
-        snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-        cleanup_fclose FILE *f = fopen(path, "re");
-        if (f == NULL || fscanf(f, "%llu %llu", &size, &rss) != 2)
-                return 0;
-        return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-/* The bytes of pid CRIU dumps: anonymous and shared-memory pages, resident
- * or swapped. Its resident file pages (the mapped binary and libraries,
- * most of a small service's RSS) stay in the image's layers. */
-static uint64_t dumped_bytes(pid_t pid)
-{
-        char path[64], *line = NULL;
-        size_t cap = 0;
-        unsigned long long kb, sum = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        cleanup_fclose FILE *f = fopen(path, "re");
-        while (f != NULL && getline(&line, &cap, f) > 0) {
-                if (sscanf(line, "RssAnon: %llu kB", &kb) == 1 ||
-                    sscanf(line, "RssShmem: %llu kB", &kb) == 1 ||
-                    sscanf(line, "VmSwap: %llu kB", &kb) == 1)
-                        sum += kb;
-        }
-        free(line);
-        return (uint64_t)sum * 1024;
-}
-
 /* Running, and its processes and memory. */
 static int local_process(struct pre *p, const struct em_container_paths *cp, em_error_t *err)
 {
@@ -147,10 +114,17 @@ static int local_process(struct pre *p, const struct em_container_paths *cp, em_
         }
         p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
+        /* Proportional sizes: memory several processes share counts once. */
+        struct em_memusage mem = {0};
         for (size_t i = 0; i < p->npids; i++) {
-                p->memory_bytes += rss_bytes(p->pids[i]);
-                p->dump_bytes += dumped_bytes(p->pids[i]);
+                cleanup_error em_error_t e = NULL;
+                /* Any but init may have exited since it was listed. */
+                if (em_memusage_add_pid(p->pids[i], &mem, &e) < 0 && p->pids[i] == pid)
+                        add(p->notes, "memory not measured, the estimate leaves it out: %s",
+                            em_error_msg(e));
         }
+        p->memory_bytes = mem.resident;
+        p->dump_bytes = mem.dumped;
         return 0;
 }
 
