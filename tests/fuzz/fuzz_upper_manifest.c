@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (size_t i = 0; i < m.n; i++)
                 check_path(m.e[i].path);
-        if (em_upper_manifest_to_json(&m, &js, &len, &err) < 0 ||
+        if (em_upper_manifest_to_json(&m, true, &js, &len, &err) < 0 ||
             em_upper_manifest_from_json(js, len, &again, &err) < 0 || again.n != m.n)
                 abort();
         if (em_upper_diff(&m, &again, &d, &err) < 0 || d.nchanged != 0 || d.ndeleted != 0)

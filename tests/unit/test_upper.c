@@ -133,7 +133,7 @@ static char *scan_json(const char *dir)
 
         if (em_upper_scan(dir, &m, &err) < 0)
                 fail_msg("%s", em_error_msg(err));
-        assert_int_equal(em_upper_manifest_to_json(&m, &js, &len, &err), 0);
+        assert_int_equal(em_upper_manifest_to_json(&m, true, &js, &len, &err), 0);
         return js;
 }
 
@@ -187,7 +187,7 @@ static void test_full_sync_then_delta(void **state)
         if (em_upper_scan(src, &m1, &err) < 0)
                 fail_msg("%s", em_error_msg(err));
         /* Through JSON, as FILE_MANIFEST carries it. */
-        assert_int_equal(em_upper_manifest_to_json(&m1, &j1, &len, &err), 0);
+        assert_int_equal(em_upper_manifest_to_json(&m1, false, &j1, &len, &err), 0);
         assert_int_equal(em_upper_manifest_from_json(j1, len, &rt, &err), 0);
         assert_int_equal(rt.n, m1.n);
         assert_int_equal(em_upper_diff(&empty, &rt, &d, &err), 0);

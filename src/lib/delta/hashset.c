@@ -8,12 +8,17 @@
 
 static const uint8_t zero_page[EM_PAGE_SIZE];
 
-void em_page_hash(const void *page, em_phash_t *h)
+void em_block_hash(const void *buf, size_t len, em_phash_t *h)
 {
         XXH128_canonical_t c;
 
-        XXH128_canonicalFromHash(&c, XXH3_128bits(page, EM_PAGE_SIZE));
+        XXH128_canonicalFromHash(&c, XXH3_128bits(buf, len));
         memcpy(h->b, c.digest, 16);
+}
+
+void em_page_hash(const void *page, em_phash_t *h)
+{
+        em_block_hash(page, EM_PAGE_SIZE, h);
 }
 
 bool em_page_is_zero(const void *page)

@@ -17,6 +17,8 @@ typedef struct {
 
 /* XXH3-128 of one page, in canonical (big-endian) byte order. */
 void em_page_hash(const void *page, em_phash_t *h);
+/* The same hash of len bytes (a file's blocks, delta/blocks.h). */
+void em_block_hash(const void *buf, size_t len, em_phash_t *h);
 bool em_page_is_zero(const void *page);
 void em_phash_hex(const em_phash_t *h, char out[33]);
 

@@ -33,6 +33,7 @@ static void entry_free(struct em_upper_entry *e)
                 free(e->x[i].value);
         }
         free(e->x);
+        em_blocks_free(&e->blocks);
         memset(e, 0, sizeof(*e));
 }
 
@@ -169,28 +170,44 @@ static void hash_hex(XXH128_hash_t h, char out[33])
                 snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
 }
 
-static int hash_file(int dirfd, const char *name, struct em_upper_entry *e, em_error_t *err)
+/* The content hash of fd from its current offset on, and with blocks
+ * the hash of each block of a file of at least EM_BLOCK_MIN bytes, all
+ * from one read. */
+static int hash_fd(int fd, struct em_upper_entry *e, bool blocks, em_error_t *err)
 {
-        cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        uint8_t buf[65536];
+        cleanup_free uint8_t *buf = malloc(EM_BLOCK_SIZE);
         XXH3_state_t st;
         uint64_t total = 0;
         ssize_t n;
 
-        if (fd < 0)
-                return em_error_set(err, errno, "opening %s", e->path);
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "hashing %s", e->path);
+        em_blocks_free(&e->blocks);
         XXH3_128bits_reset(&st);
-        while ((n = em_read_all(fd, buf, sizeof(buf), err)) > 0) {
+        while ((n = em_read_all(fd, buf, EM_BLOCK_SIZE, err)) > 0) {
                 XXH3_128bits_update(&st, buf, (size_t)n);
                 total += (uint64_t)n;
-                if ((size_t)n < sizeof(buf))
+                if (blocks && em_blocks_append(&e->blocks, buf, (size_t)n, err) < 0)
+                        return -1;
+                if ((size_t)n < EM_BLOCK_SIZE)
                         break;
         }
         if (n < 0)
                 return em_error_wrap(err, "reading %s", e->path);
         e->size = total; /* what was hashed, even if the file grew meanwhile */
         hash_hex(XXH3_128bits_digest(&st), e->hash);
+        if (total < EM_BLOCK_MIN)
+                em_blocks_free(&e->blocks);
         return 0;
+}
+
+static int hash_file(int dirfd, const char *name, struct em_upper_entry *e, em_error_t *err)
+{
+        cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening %s", e->path);
+        return hash_fd(fd, e, true, err);
 }
 
 struct scan_ctx {
@@ -235,6 +252,7 @@ static int resolve_hardlinks(struct em_upper_manifest *m, em_error_t *err)
                         return em_error_set(err, ENOMEM, "hardlinks");
                 v[i]->hash[0] = '\0';
                 v[i]->size = 0;
+                em_blocks_free(&v[i]->blocks);
         }
         return 0;
 }
@@ -346,7 +364,14 @@ static char *hex(const uint8_t *p, size_t n)
         return s;
 }
 
-static json_t *entry_json(const struct em_upper_entry *e)
+static int set_blocks(json_t *j, const struct em_upper_entry *e)
+{
+        cleanup_free char *b = em_blocks_encode(&e->blocks);
+
+        return b ? json_object_set_new(j, "b", json_string(b)) : -1;
+}
+
+static json_t *entry_json(const struct em_upper_entry *e, bool with_blocks)
 {
         char t[2] = {e->type, 0};
         json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "p", e->path, "t", t, "m",
@@ -366,6 +391,10 @@ static json_t *entry_json(const struct em_upper_entry *e)
                 json_object_set_new(j, "r", json_integer((json_int_t)e->rdev));
         if (e->opaque)
                 json_object_set_new(j, "o", json_integer(1));
+        if (with_blocks && e->blocks.n > 0 && set_blocks(j, e) < 0) {
+                json_decref(j);
+                return NULL;
+        }
         if (e->nx > 0) {
                 json_t *x = json_object();
                 for (size_t i = 0; i < e->nx; i++) {
@@ -378,14 +407,14 @@ static json_t *entry_json(const struct em_upper_entry *e)
         return j;
 }
 
-int em_upper_manifest_to_json(const struct em_upper_manifest *m, char **out, size_t *len,
-                              em_error_t *err)
+int em_upper_manifest_to_json(const struct em_upper_manifest *m, bool with_blocks, char **out,
+                              size_t *len, em_error_t *err)
 {
         cleanup_json json_t *arr = json_array();
         cleanup_json json_t *root = NULL;
 
         for (size_t i = 0; arr && i < m->n; i++)
-                if (json_array_append_new(arr, entry_json(&m->e[i])) < 0)
+                if (json_array_append_new(arr, entry_json(&m->e[i], with_blocks)) < 0)
                         return em_error_set(err, ENOMEM, "manifest JSON");
         root = json_pack("{s:i, s:O}", "version", 1, "entries", arr);
         *out = root ? json_dumps(root, JSON_COMPACT) : NULL;
@@ -483,6 +512,22 @@ static int opt_str(json_t *j, const char *key, char **out)
         return *out ? 0 : -1;
 }
 
+/* "b": only on a plain regular file, exactly its size's blocks. */
+static int blocks_from_json(json_t *b, struct em_upper_entry *e)
+{
+        em_error_t err = NULL;
+
+        if (b == NULL)
+                return 0;
+        if (!json_is_string(b) || e->type != 'f' || e->hardlink ||
+            em_blocks_decode(json_string_value(b), json_string_length(b), e->size, &e->blocks,
+                             &err) < 0) {
+                em_error_free(&err);
+                return -1;
+        }
+        return 0;
+}
+
 static int entry_from_json(json_t *j, struct em_upper_entry *e)
 {
         json_t *p = json_object_get(j, "p"), *t = json_object_get(j, "t");
@@ -527,7 +572,7 @@ static int entry_from_json(json_t *j, struct em_upper_entry *e)
                         return -1;
                 memcpy(e->hash, h, 33);
         }
-        return 0;
+        return blocks_from_json(json_object_get(j, "b"), e);
 }
 
 /* Hardlinks must name an earlier regular, non-hardlink entry (binary search). */
@@ -614,6 +659,14 @@ void em_upper_diff_free(struct em_upper_diff *d)
         free(d->content);
         em_strv_free(d->deleted);
         memset(d, 0, sizeof(*d));
+}
+
+const struct em_upper_entry *em_upper_manifest_find(const struct em_upper_manifest *m,
+                                                    const char *path)
+{
+        struct em_upper_entry key = {.path = (char *)path};
+
+        return m->n ? bsearch(&key, m->e, m->n, sizeof(key), cmp_entry) : NULL;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -954,6 +1007,7 @@ struct em_upper_file {
         char tmp[64];
         uint64_t written;
         XXH3_state_t st;
+        bool in_place; /* a block patch of the file already there (no tmp) */
 };
 
 void em_upper_file_abort(em_upper_file_t **fp)
@@ -964,7 +1018,8 @@ void em_upper_file_abort(em_upper_file_t **fp)
                 return;
         if (f->fd >= 0) {
                 close(f->fd);
-                unlinkat(f->pfd, f->tmp, 0);
+                if (!f->in_place)
+                        unlinkat(f->pfd, f->tmp, 0);
         }
         if (f->pfd >= 0)
                 close(f->pfd);
@@ -989,7 +1044,7 @@ int em_upper_file_begin(int root_fd, const struct em_upper_entry *e, em_upper_fi
                 return -1;
         }
         tmp_name(f->tmp, sizeof(f->tmp));
-        f->fd = openat(f->pfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        f->fd = openat(f->pfd, f->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (f->fd < 0) {
                 em_error_set(err, errno, "creating %s", e->path);
                 em_upper_file_abort(&f);
@@ -1012,11 +1067,26 @@ int em_upper_file_write(em_upper_file_t *f, const void *buf, size_t len, em_erro
         return 0;
 }
 
+/* The finished temp file replaces whatever is at its name (a directory
+ * too); then the abort that follows leaves it. */
+static int rename_into(em_upper_file_t *f, em_error_t *err)
+{
+        struct stat st;
+
+        if (fstatat(f->pfd, f->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+            remove_at(f->pfd, f->base, err) < 0)
+                return -1;
+        if (renameat(f->pfd, f->tmp, f->pfd, f->base) < 0)
+                return em_error_set(err, errno, "renaming into %s", f->e.path);
+        close(f->fd);
+        f->fd = -1;
+        return 0;
+}
+
 int em_upper_file_commit(em_upper_file_t **fp, em_error_t *err)
 {
         em_upper_file_t *f = *fp;
         char got[33];
-        struct stat st;
         int ret = -1;
 
         hash_hex(XXH3_128bits_digest(&f->st), got);
@@ -1025,17 +1095,95 @@ int em_upper_file_commit(em_upper_file_t **fp, em_error_t *err)
                              f->e.path);
         else if (fsync(f->fd) < 0)
                 em_error_set(err, errno, "fsync %s", f->e.path);
-        else if (set_meta(f->pfd, f->tmp, &f->e, err) == 0 &&
-                 !(fstatat(f->pfd, f->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-                   remove_at(f->pfd, f->base, err) < 0)) {
-                if (renameat(f->pfd, f->tmp, f->pfd, f->base) == 0) {
-                        close(f->fd);
-                        f->fd = -1;
-                        ret = 0;
-                } else {
-                        em_error_set(err, errno, "renaming into %s", f->e.path);
-                }
+        else if (set_meta(f->pfd, f->tmp, &f->e, err) == 0)
+                ret = rename_into(f, err);
+        em_upper_file_abort(fp);
+        return ret;
+}
+
+/* The file already at name, opened for writing in place: a regular file
+ * with one link only (another link would be changed too); -1 if none. */
+static int patch_open(int pfd, const char *name, uint64_t *have)
+{
+        struct stat st;
+        int fd = openat(pfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+        if (fd < 0)
+                return -1;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+                close(fd);
+                return -1;
         }
+        *have = (uint64_t)st.st_size;
+        return fd;
+}
+
+int em_upper_patch_begin(int root_fd, const struct em_upper_entry *e, em_upper_file_t **out,
+                         uint64_t *have, em_error_t *err)
+{
+        em_upper_file_t *f;
+        int fd;
+
+        *have = 0;
+        if (em_upper_file_begin(root_fd, e, out, err) < 0)
+                return -1;
+        f = *out;
+        if ((fd = patch_open(f->pfd, f->base, have)) < 0)
+                return 0; /* a new file: the temp file begin made */
+        close(f->fd);
+        unlinkat(f->pfd, f->tmp, 0);
+        f->fd = fd;
+        f->in_place = true;
+        return 0;
+}
+
+int em_upper_patch_write(em_upper_file_t *f, uint64_t off, const void *buf, size_t len,
+                         em_error_t *err)
+{
+        const uint8_t *p = buf;
+
+        while (len > 0) {
+                ssize_t n = pwrite(f->fd, p, len, (off_t)off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return em_error_set(err, n < 0 ? errno : EIO, "writing %s", f->e.path);
+                p += n;
+                off += (uint64_t)n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* The whole file must now be what e announced. */
+static int patch_verify(em_upper_file_t *f, em_error_t *err)
+{
+        struct em_upper_entry got = {.path = f->e.path};
+
+        if (lseek(f->fd, 0, SEEK_SET) < 0)
+                return em_error_set(err, errno, "reading %s", f->e.path);
+        if (hash_fd(f->fd, &got, false, err) < 0)
+                return -1;
+        if (got.size != f->e.size || strcmp(got.hash, f->e.hash) != 0)
+                return em_error_set(err, EILSEQ, "%s: patched content does not match the manifest",
+                                    f->e.path);
+        return 0;
+}
+
+int em_upper_patch_commit(em_upper_file_t **fp, bool verify, em_error_t *err)
+{
+        em_upper_file_t *f = *fp;
+        const char *name = f->in_place ? f->base : f->tmp;
+        int ret = -1;
+
+        if (ftruncate(f->fd, (off_t)f->e.size) < 0)
+                em_error_set(err, errno, "sizing %s", f->e.path);
+        else if (verify && patch_verify(f, err) < 0)
+                ;
+        else if (fsync(f->fd) < 0)
+                em_error_set(err, errno, "fsync %s", f->e.path);
+        else if (set_meta(f->pfd, name, &f->e, err) == 0)
+                ret = f->in_place ? 0 : rename_into(f, err);
         em_upper_file_abort(fp);
         return ret;
 }

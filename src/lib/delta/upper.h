@@ -9,7 +9,8 @@
  *
  * JSON: {"version":1,"entries":[{"p":"etc/x","t":"f","m":420,"u":0,"g":0,
  *   "s":12,"mt":1700000000,"mn":5,"h":"<xxh3-128 hex>","l":"<symlink target>",
- *   "hl":"<earlier path, same inode>","r":<rdev>,"o":1,"x":{"user.a":"79"}}]}
+ *   "hl":"<earlier path, same inode>","r":<rdev>,"o":1,"x":{"user.a":"79"},
+ *   "b":"<base64 block hashes, delta/blocks.h>"}]}
  * Types: f regular, d dir, l symlink, c (only rdev 0: an overlay whiteout),
  * p fifo, s socket. Xattr values are hex. Overlay's own xattrs never travel:
  * "o" marks an opaque directory, and the receiver sets the opaque xattr
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "delta/blocks.h"
 #include "util/error.h"
 
 #define EM_UPPER_MAX_ENTRIES  (1u << 20)
@@ -53,6 +55,10 @@ struct em_upper_entry {
         size_t nx;
         struct em_xattr *x; /* sorted by name */
         uint64_t dev, ino;  /* set by scan for files with several links; not serialized */
+        /* Regular files of at least EM_BLOCK_MIN bytes: the hash of each
+         * block, from the same read as hash (scan), or as a receiver
+         * reported its copy ("b"). */
+        struct em_blocks blocks;
 };
 
 struct em_upper_manifest {
@@ -64,10 +70,12 @@ void em_upper_manifest_free(struct em_upper_manifest *m);
 
 /* Walks dir without following symlinks or crossing mounts. */
 int em_upper_scan(const char *dir, struct em_upper_manifest *m, em_error_t *err);
-int em_upper_manifest_to_json(const struct em_upper_manifest *m, char **out, size_t *len,
-                              em_error_t *err);
+/* with_blocks: each file's block hashes too (a receiver's report). */
+int em_upper_manifest_to_json(const struct em_upper_manifest *m, bool with_blocks, char **out,
+                              size_t *len, em_error_t *err);
 /* Strict: bounded sizes, validated paths, names and types, strictly sorted,
- * hardlinks only to earlier regular files. */
+ * hardlinks only to earlier regular files, block lists only on regular
+ * files and of exactly their size's blocks. */
 int em_upper_manifest_from_json(const char *buf, size_t len, struct em_upper_manifest *m,
                                 em_error_t *err);
 
@@ -81,6 +89,9 @@ struct em_upper_diff {
 void em_upper_diff_free(struct em_upper_diff *d);
 int em_upper_diff(const struct em_upper_manifest *old_m, const struct em_upper_manifest *new_m,
                   struct em_upper_diff *d, em_error_t *err);
+/* The entry for path (binary search), or NULL. */
+const struct em_upper_entry *em_upper_manifest_find(const struct em_upper_manifest *m,
+                                                    const char *path);
 
 /* Receiver side. root_fd: an O_PATH|O_DIRECTORY fd of the target upper dir. */
 int em_upper_open_root(const char *dir, int *fd, em_error_t *err);
@@ -97,6 +108,17 @@ int em_upper_file_begin(int root_fd, const struct em_upper_entry *e, em_upper_fi
 int em_upper_file_write(em_upper_file_t *f, const void *buf, size_t len, em_error_t *err);
 int em_upper_file_commit(em_upper_file_t **f, em_error_t *err);
 void em_upper_file_abort(em_upper_file_t **f);
+/* A block patch (FILE_BLOCKS, delta/blocks.h) of e's file: in place if a
+ * regular file with a single link is there (*have: its size), else into a
+ * new temp file (*have = 0) renamed into place by the commit. */
+int em_upper_patch_begin(int root_fd, const struct em_upper_entry *e, em_upper_file_t **f,
+                         uint64_t *have, em_error_t *err);
+int em_upper_patch_write(em_upper_file_t *f, uint64_t off, const void *buf, size_t len,
+                         em_error_t *err);
+/* Cuts the file to e's size; verify: its whole content must then hash to
+ * e's (EILSEQ if not); then fsync, metadata, and the rename of a new file.
+ * An aborted in-place patch leaves the blocks written so far. */
+int em_upper_patch_commit(em_upper_file_t **f, bool verify, em_error_t *err);
 /* Directory mtimes change whenever children change: set them last. */
 int em_upper_apply_dir_times(int root_fd, const struct em_upper_manifest *m, em_error_t *err);
 

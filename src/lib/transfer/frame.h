@@ -64,13 +64,14 @@
         X(LAZY_PAGES, 19)                                                                          \
         X(OUTCOME, 20)                                                                             \
         X(LOG_FILE, 21)                                                                            \
-        X(FILE_ROOT, 22)
+        X(FILE_ROOT, 22)                                                                           \
+        X(FILE_BLOCKS, 23)
 
 enum em_frame_type {
 #define EM_FRAME_ENUM(name, val) EM_FRAME_##name = val,
         EM_FRAME_TYPES(EM_FRAME_ENUM)
 #undef EM_FRAME_ENUM
-            EM_FRAME_TYPE_MAX = 22,
+            EM_FRAME_TYPE_MAX = 23,
 };
 
 /* "HELLO", ...; NULL for an unknown type. */

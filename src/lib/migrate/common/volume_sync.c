@@ -156,8 +156,9 @@ void em_volume_rx_free(struct em_volume_rx **rx)
         *rx = NULL;
 }
 
-/* The manifest of dir for the source, or an emptied dir when it would be
- * too large to report. */
+/* The manifest of dir for the source, with its large files' block hashes
+ * (so the source sends only the blocks that changed) if that fits, else
+ * without; or an emptied dir when even that would be too large to report. */
 static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *err)
 {
         cleanup_manifest struct em_upper_manifest m = {0};
@@ -165,8 +166,16 @@ static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *
         cleanup_json json_t *j = NULL;
         size_t len = 0;
 
-        if (em_upper_scan(dir, &m, err) < 0 || em_upper_manifest_to_json(&m, &json, &len, err) < 0)
+        if (em_upper_scan(dir, &m, err) < 0 ||
+            em_upper_manifest_to_json(&m, true, &json, &len, err) < 0)
                 return em_error_wrap(err, "reading the copy of volume %s", name);
+        if (len > HAVE_MAX) {
+                free(steal_pointer(&json));
+                em_log_info("volume %s: %zu bytes of manifest with block hashes, sent without",
+                            name, len);
+                if (em_upper_manifest_to_json(&m, false, &json, &len, err) < 0)
+                        return em_error_wrap(err, "reading the copy of volume %s", name);
+        }
         if (len > HAVE_MAX) {
                 em_log_info("volume %s: %zu bytes of manifest, sent whole", name, len);
                 return em_rm_rf(dir, err) < 0 ? -1 : em_mkdir_p(dir, 0755, err);

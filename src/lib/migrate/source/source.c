@@ -348,6 +348,18 @@ static void failed(struct source *s, em_error_t *err)
         em_error_wrap(err, "migrating %s to %s", s->name, s->o->target);
 }
 
+/* What the target sent back (plan answer with its volumes' block hashes,
+ * page hashes, acknowledgements): bytes_wire counts only what went out. */
+static void report_wire_in(struct source *s)
+{
+        struct em_conn_stats cs;
+
+        if (s->conn == NULL)
+                return;
+        em_conn_stats(s->conn, &cs);
+        em_report_set(s->report, "bytes_wire_in", json_integer((json_int_t)cs.wire_in));
+}
+
 int em_migrate_source_run(const struct em_config *cfg, const char *name,
                           const struct em_migrate_opts *o, json_t **report, em_error_t *err)
 {
@@ -374,6 +386,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         }
         if (rc < 0)
                 failed(&s, err);
+        report_wire_in(&s);
         em_report_finish(s.report, rc == 0, rc < 0 ? em_error_msg(*err) : NULL);
         if (em_report_save(s.report, cfg->root, &e) < 0) {
                 em_log_warn("%s", em_error_msg(e));

@@ -4,6 +4,10 @@
  *   FILE_DELETE    {"paths": [...]}                    removed entries
  *   FILE_MANIFEST  manifest of changed entries without new content
  *   FILE_DATA      one-entry manifest, then the bytes on stream 1 (LAST)
+ *   FILE_BLOCKS    instead of FILE_DATA for a file of EM_BLOCK_MIN bytes
+ *                  or more with one link: one-entry manifest, then on
+ *                  stream 1 the blocks that differ from what the receiver
+ *                  holds, and a terminator (LAST; format: delta/blocks.h)
  *   FILE_MANIFEST  flagged LAST: every directory, hardlinks and their
  *                  targets; the receiver then sets directory times.
  * Everything the receiver writes is confined to the staging dir by
@@ -12,7 +16,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "delta/blocks.h"
+#include "delta/pagefmt.h"
 #include "delta/upper.h"
 #include "migrate/common/proto.h"
 #include "migrate/source/pagesync.h"
@@ -61,7 +68,7 @@ static int send_subset(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t str
         }
         int rc = (view.n == 0 && !(flags & EM_FRAME_F_LAST))
                      ? 0
-                     : em_upper_manifest_to_json(&view, &json, &len, err);
+                     : em_upper_manifest_to_json(&view, false, &json, &len, err);
         free(view.e);
         if (rc < 0 || json == NULL)
                 return rc;
@@ -124,6 +131,103 @@ static int send_content(em_conn_t *c, const char *upper, const struct em_upper_m
         return 0;
 }
 
+/* The receiver's copy a block delta may start from: old's entry for path
+ * if it is a plain regular file with block hashes and no other entry links
+ * to it (the receiver patches only a file with one link). */
+static const struct em_upper_entry *block_base(const struct em_upper_manifest *old,
+                                               const char *path)
+{
+        const struct em_upper_entry *b = em_upper_manifest_find(old, path);
+
+        if (b == NULL || b->type != 'f' || b->hardlink || b->blocks.n == 0)
+                return NULL;
+        for (size_t i = 0; i < old->n; i++) {
+                if (old->e[i].hardlink && strcmp(old->e[i].hardlink, path) == 0)
+                        return NULL;
+        }
+        return b;
+}
+
+static bool block_same(const struct em_upper_entry *base, const struct em_upper_entry *e, size_t i)
+{
+        return base && i < base->blocks.n && memcmp(&base->blocks.h[i], &e->blocks.h[i], 16) == 0;
+}
+
+/* Reads block i of e at fd into buf (live: a file that shrank since the
+ * scan reads as zeros past its end, as send_content pads). */
+static int read_block(int fd, const struct em_upper_entry *e, size_t i, uint8_t *buf, bool live,
+                      em_error_t *err)
+{
+        uint64_t off = (uint64_t)i * EM_BLOCK_SIZE;
+        size_t want = em_block_len(e->size, off), got = 0;
+
+        while (got < want) {
+                ssize_t n = pread(fd, buf + got, want - got, (off_t)(off + got));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return em_error_set(err, errno, "reading %s", e->path);
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        if (got != want && !live)
+                return em_error_set(err, EIO, "%s changed while being sent", e->path);
+        memset(buf + got, 0, want - got);
+        return 0;
+}
+
+/* One FILE_BLOCKS data payload: the offset, then the block. */
+static int send_block(em_conn_t *c, uint8_t *frame, uint64_t off, size_t len, bool last, int level,
+                      em_error_t *err)
+{
+        em_le_put(frame, off, 8);
+        return em_conn_send(c, EM_FRAME_FILE_BLOCKS, last ? EM_FRAME_F_LAST : 0, 1, frame,
+                            EM_BLOCK_HDR + len, level, err);
+}
+
+/* A large file as the blocks that differ from the receiver's copy (all of
+ * them without one). Each sent block's hash becomes what e records, so e
+ * says what the receiver holds; if a live read saw other bytes than the
+ * scan, the whole-file hash no longer does, and is voided so that the next
+ * round sends the file again. */
+static int send_blocks(em_conn_t *c, const char *upper, struct em_upper_manifest *m, size_t idx,
+                       const struct em_upper_entry *base, bool live, int level,
+                       struct em_sync_stats *stats, em_error_t *err)
+{
+        struct em_upper_entry *e = &m->e[idx];
+        cleanup_free char *path = em_path_join(upper, e->path);
+        cleanup_free uint8_t *frame = malloc(EM_BLOCK_HDR + EM_BLOCK_SIZE);
+        cleanup_close int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        cleanup_free bool *one = calloc(m->n, sizeof(bool));
+        bool moved = false;
+
+        if (fd < 0 || frame == NULL || one == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "reading %s", e->path);
+        one[idx] = true;
+        if (send_subset(c, EM_FRAME_FILE_BLOCKS, 0, live ? EM_UPPER_STREAM_LIVE : 0, m, one, stats,
+                        err) < 0)
+                return -1;
+        for (size_t i = 0; i < e->blocks.n; i++) {
+                uint64_t off = (uint64_t)i * EM_BLOCK_SIZE;
+                size_t len = em_block_len(e->size, off);
+                em_phash_t h;
+                if (block_same(base, e, i))
+                        continue;
+                if (read_block(fd, e, i, frame + EM_BLOCK_HDR, live, err) < 0 ||
+                    send_block(c, frame, off, len, false, level, err) < 0)
+                        return -1;
+                em_block_hash(frame + EM_BLOCK_HDR, len, &h);
+                moved |= memcmp(&h, &e->blocks.h[i], sizeof(h)) != 0;
+                e->blocks.h[i] = h;
+                stats->raw_bytes += len;
+        }
+        if (moved)
+                memset(e->hash, '0', 32);
+        stats->files_sent++;
+        return send_block(c, frame, e->size, 0, true, 0, err);
+}
+
 /* Marks what goes into the closing manifest: dirs, hardlinks, link targets. */
 static void mark_closing(const struct em_upper_manifest *m, bool *keep)
 {
@@ -140,9 +244,21 @@ static void mark_closing(const struct em_upper_manifest *m, bool *keep)
         }
 }
 
-static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
-                        const struct em_upper_diff *d, bool live, int level,
-                        struct em_sync_stats *stats, em_error_t *err)
+/* A file's new content: as blocks if it is large and has one link. */
+static int send_file(em_conn_t *c, const char *upper, struct em_upper_manifest *m, size_t idx,
+                     const struct em_upper_manifest *old, bool live, int level,
+                     struct em_sync_stats *stats, em_error_t *err)
+{
+        const struct em_upper_entry *e = &m->e[idx];
+
+        if (e->blocks.n == 0 || e->ino != 0)
+                return send_content(c, upper, m, idx, live, level, stats, err);
+        return send_blocks(c, upper, m, idx, block_base(old, e->path), live, level, stats, err);
+}
+
+static int send_changes(em_conn_t *c, const char *upper, struct em_upper_manifest *m,
+                        const struct em_upper_manifest *old, const struct em_upper_diff *d,
+                        bool live, int level, struct em_sync_stats *stats, em_error_t *err)
 {
         cleanup_free bool *meta = calloc(m->n + 1, sizeof(bool));
         cleanup_free bool *closing = calloc(m->n + 1, sizeof(bool));
@@ -158,7 +274,7 @@ static int send_changes(em_conn_t *c, const char *upper, const struct em_upper_m
                 return -1;
         for (size_t k = 0; k < d->nchanged; k++) {
                 if (d->content[k] &&
-                    send_content(c, upper, m, d->changed[k], live, level, stats, err) < 0)
+                    send_file(c, upper, m, d->changed[k], old, live, level, stats, err) < 0)
                         return -1;
         }
         mark_closing(m, closing);
@@ -195,7 +311,7 @@ int em_upper_send_tree(em_conn_t *c, struct em_upper_state *ust, const char *upp
         if (rc == 0)
                 rc = send_deletes(c, &d, stats, err);
         if (rc == 0)
-                rc = send_changes(c, upper_dir, &now, &d, live, level, stats, err);
+                rc = send_changes(c, upper_dir, &now, &ust->prev, &d, live, level, stats, err);
         em_upper_diff_free(&d);
         if (rc < 0) {
                 em_upper_manifest_free(&now);

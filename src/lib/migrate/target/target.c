@@ -645,6 +645,7 @@ static int dispatch(struct target *t, struct em_frame *f, bool *final_done, em_e
                 return round_end(t, f, err);
         case EM_FRAME_FILE_MANIFEST:
         case EM_FRAME_FILE_DATA:
+        case EM_FRAME_FILE_BLOCKS:
         case EM_FRAME_FILE_DELETE:
         case EM_FRAME_FILE_ROOT:
         case EM_FRAME_PAGES_DATA:

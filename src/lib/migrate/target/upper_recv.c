@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delta/blocks.h"
 #include "delta/upper.h"
 #include "migrate/common/proto.h"
 #include "migrate/target/upper_recv.h"
@@ -115,6 +116,59 @@ static int rx_content(struct em_upper_rx *rx, em_conn_t *c, const struct em_fram
         return 0;
 }
 
+/* The data frames of one FILE_BLOCKS, checked by em_blocks_rx. */
+static int rx_block_frames(em_conn_t *c, em_upper_file_t *file, struct em_blocks_rx *br,
+                           em_error_t *err)
+{
+        for (;;) {
+                cleanup_frame struct em_frame d = {0};
+                const uint8_t *data;
+                uint64_t off;
+                size_t len;
+                int r;
+                if (em_proto_recv(c, &d, err) < 0)
+                        return -1;
+                if (d.hdr.type != EM_FRAME_FILE_BLOCKS || d.hdr.stream != 1)
+                        return em_error_set(err, EPROTO, "protocol error: %s in file blocks",
+                                            em_frame_type_name(d.hdr.type));
+                if ((r = em_blocks_rx_next(br, d.payload, d.length, &off, &data, &len, err)) < 0)
+                        return -1;
+                if ((r == 1) != ((d.hdr.flags & EM_FRAME_F_LAST) != 0))
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: FILE_BLOCKS ends with its terminator");
+                if (r == 1)
+                        return 0;
+                if (em_upper_patch_write(file, off, data, len, err) < 0)
+                        return -1;
+        }
+}
+
+/* A block patch: live rounds keep what arrived (the source records each
+ * block it sent, so it knows what this copy holds even if the file changed
+ * while it was read); the final round checks the whole file. */
+static int rx_blocks(struct em_upper_rx *rx, em_conn_t *c, const struct em_frame *f,
+                     em_error_t *err)
+{
+        cleanup_manifest struct em_upper_manifest m = {0};
+        em_upper_file_t *file = NULL;
+        struct em_blocks_rx br;
+        uint64_t have;
+
+        if (parse_manifest(f, &m, err) < 0)
+                return -1;
+        if (m.n != 1 || m.e[0].type != 'f' || m.e[0].hardlink)
+                return em_error_set(err, EPROTO, "FILE_BLOCKS must announce one regular file");
+        if (em_upper_patch_begin(rx->root_fd, &m.e[0], &file, &have, err) < 0)
+                return -1;
+        em_blocks_rx_init(&br, m.e[0].size, have);
+        if (rx_block_frames(c, file, &br, err) < 0) {
+                em_upper_file_abort(&file);
+                return em_error_wrap(err, "%s", m.e[0].path);
+        }
+        rx->closed = false;
+        return em_upper_patch_commit(&file, f->hdr.stream != EM_UPPER_STREAM_LIVE, err);
+}
+
 int em_upper_rx_frame(struct em_upper_rx *rx, em_conn_t *c, const struct em_frame *f,
                       em_error_t *err)
 {
@@ -126,6 +180,8 @@ int em_upper_rx_frame(struct em_upper_rx *rx, em_conn_t *c, const struct em_fram
                 return rx_manifest(rx, f, err);
         case EM_FRAME_FILE_DATA:
                 return rx_content(rx, c, f, err);
+        case EM_FRAME_FILE_BLOCKS:
+                return rx_blocks(rx, c, f, err);
         default:
                 return em_error_set(err, EPROTO, "protocol error: unexpected %s",
                                     em_frame_type_name(f->hdr.type));
