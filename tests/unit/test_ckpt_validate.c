@@ -517,6 +517,37 @@ static void test_refuse_mounts_and_files(void **state)
         rm_dir(dir);
 }
 
+/* A listening unix socket at a path, as CRIU records a bound one (the
+ * name ends in its sockaddr's NUL, MariaDB's mysqld.sock): accepted; the
+ * same with ".." in it, or a NUL inside the name, is not. */
+static void unix_socket_verdict(const char *dir, const char *name, size_t len, const char *want)
+{
+        struct pb f = {0}, sk = {0};
+        struct em_ckpt_policy p;
+
+        em_ckpt_policy_default(&p);
+        u(&sk, 1, 11), u(&sk, 2, 4242), u(&sk, 3, 1), u(&sk, 4, 10);
+        bytes(&sk, 11, name, len);
+        u(&f, 1, 5), u(&f, 2, 11);
+        msg(&f, 16, &sk);
+        write_img(dir, "files.img", EM_CRIU_MAGIC_FILES, &f, 1);
+        cleanup_free char *v = verdict(dir, &p);
+        if (want[0] == '\0' ? v[0] != '\0' : strstr(v, want) == NULL)
+                fail_msg("%s: verdict \"%s\", expected \"%s\"", name, v, want);
+}
+
+static void test_unix_socket_names(void **state)
+{
+        char *dir = copy_fixture(BUSYBOX);
+
+        (void)state;
+        unix_socket_verdict(dir, "/run/mysqld/mysqld.sock", 24, "");
+        unix_socket_verdict(dir, "/run/mysqld/mysqld.sock", 23, "");
+        unix_socket_verdict(dir, "/run/../../etc/x.sock", 22, "leaves its directory");
+        unix_socket_verdict(dir, "/run/a.sock\0/b", 15, "unix_sk_entry field 11 is malformed");
+        rm_dir(dir);
+}
+
 /* Appends one mount record to the fixture's mountpoints-13.img. */
 static void add_mount(const char *dir, struct pb *m)
 {
@@ -635,6 +666,7 @@ int main(void)
             cmocka_unit_test(test_seccomp_weaker),
             cmocka_unit_test(test_refuse_namespaces),
             cmocka_unit_test(test_refuse_mounts_and_files),
+            cmocka_unit_test(test_unix_socket_names),
             cmocka_unit_test(test_volume_mounts),
             cmocka_unit_test(test_refuse_legacy_images),
             cmocka_unit_test(test_malformed),

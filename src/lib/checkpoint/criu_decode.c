@@ -467,6 +467,18 @@ static int abstract_name(const struct em_pb_field *f, char **out)
         return 0;
 }
 
+/* A bound path socket's name as the kernel reports it (and CRIU records
+ * it) ends in the one NUL of its sockaddr_un: dropped; any other NUL makes
+ * the entry malformed. */
+static int path_name(const struct em_pb_field *f, char **out)
+{
+        struct em_pb_field g = *f;
+
+        if (g.len > 0 && g.p[g.len - 1] == 0)
+                g.len--;
+        return dup_str(&g, out);
+}
+
 /* A unix socket's name is bytes; an abstract one (leading NUL) is shown
  * with '@' and never names a path. */
 static int unix_field(void *ctx, const struct em_pb_field *f, const char *img, em_error_t *err)
@@ -486,7 +498,7 @@ static int unix_field(void *ctx, const struct em_pb_field *f, const char *img, e
                         return f->wt == EM_PB_LEN ? 0 : -1;
                 if (f->p[0] == 0)
                         return abstract_name(f, &fl->name);
-                return dup_str(f, &fl->name);
+                return path_name(f, &fl->name);
         case 17:
                 return get_sint32(f, &fl->mnt_id);
         }
