@@ -120,7 +120,7 @@ static int recover_all(struct em_config *cfg, const struct recover_opts *r,
 
         if (out < 0)
                 return 1;
-        int in = em_migrate_target_recover(cfg, 0, err);
+        int in = em_migrate_target_recover(cfg, 0, getenv("EDGEMIG_ROUTE_HOOK"), err);
         if (in < 0 || em_migrate_in_doubt(cfg, &doubt, err) < 0)
                 return 1;
         if (r->json) {
@@ -154,6 +154,7 @@ int cmd_recover(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                 return 2;
         em_resolve_opts_init(&ro);
         ro.tls = tls;
+        ro.route_hook = getenv("EDGEMIG_ROUTE_HOOK");
         if (r.keep_local)
                 return em_migrate_keep_local(cfg, &ro, r.keep_local, err) < 0 ? 1 : 0;
         return recover_all(cfg, &r, &ro, err);

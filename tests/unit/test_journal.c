@@ -177,12 +177,53 @@ static void test_outcome_abort(void **state)
         (void)state;
         assert_int_equal(em_mkdir_p(reserved, 0700, &err), 0);
         assert_int_equal(em_outcome_create(root, &o, &err), 0);
-        assert_int_equal(em_outcome_abort(&cfg, &o, &err), 0);
+        assert_int_equal(em_outcome_abort(&cfg, &o, NULL, &err), 0);
         assert_int_equal(o.state, EM_OUTCOME_ABORTED);
         assert_false(em_path_exists(reserved));
         o.state = EM_OUTCOME_COMMITTED;
-        assert_int_equal(em_outcome_abort(&cfg, &o, &err), -1);
+        assert_int_equal(em_outcome_abort(&cfg, &o, NULL, &err), -1);
         assert_int_equal(em_error_status(err), EEXIST);
+}
+
+/* A route hook that appends its arguments to <root>/hook.log. */
+static char *log_hook(void)
+{
+        char *hook = sub("hook");
+        cleanup_free char *log = sub("hook.log");
+        FILE *f = fopen(hook, "w");
+
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\necho \"$*\" >>%s\n", log);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(hook, 0700), 0);
+        return hook;
+}
+
+/* Aborting a restored copy withdraws its service IP (the copy announced
+ * it after its restore); a session that restored nothing runs no hook. */
+static void test_outcome_abort_withdraws(void **state)
+{
+        struct em_outcome o = record("web", "h1"), s = record("db", "h1");
+        cleanup_free char *hook = log_hook(), *log = sub("hook.log");
+        cleanup_free char *reserved = sub("containers/db");
+        cleanup_error em_error_t err = NULL;
+        char line[64] = "";
+
+        (void)state;
+        strcpy(s.session, "fedcba9876543210fedcba9876543210");
+        assert_int_equal(em_mkdir_p(reserved, 0700, &err), 0);
+        assert_int_equal(em_outcome_create(root, &s, &err), 0);
+        assert_int_equal(em_outcome_abort(&cfg, &s, hook, &err), 0);
+        assert_false(em_path_exists(log));
+        o.state = EM_OUTCOME_RESTORED;
+        container_row("web");
+        assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        em_outcome_abort(&cfg, &o, hook, &err); /* no runc here: rm may fail */
+        FILE *f = fopen(log, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof(line), f));
+        fclose(f);
+        assert_string_equal(line, "withdraw 10.66.0.9\n");
 }
 
 /* Sends an OUTCOME request on one end of a socketpair, serves it on the
@@ -202,7 +243,7 @@ static json_t *ask(const char *peer, const char *session, const char *decision)
         assert_int_equal(em_conn_from_fd(sv[1], "server", &server, &err), 0);
         assert_int_equal(em_proto_send_json(client, EM_FRAME_OUTCOME, req, &err), 0);
         assert_int_equal(em_conn_recv(server, &f, &err), 1);
-        assert_int_equal(em_outcome_serve(&cfg, server, peer, &f, &err), 0);
+        assert_int_equal(em_outcome_serve(&cfg, server, peer, NULL, &f, &err), 0);
         assert_int_equal(em_proto_recv_json(client, EM_FRAME_OUTCOME, &ans, &err), 0);
         return ans;
 }
@@ -282,7 +323,7 @@ static void test_outcome_bad_request(void **state)
                                           "{\"session\":\"../x\",\"decision\":\"abort\"}", &err),
                          0);
         assert_int_equal(em_conn_recv(server, &f, &err), 1);
-        assert_int_equal(em_outcome_serve(&cfg, server, "h1", &f, &err), -1);
+        assert_int_equal(em_outcome_serve(&cfg, server, "h1", NULL, &f, &err), -1);
         assert_int_equal(em_error_status(err), EPROTO);
 }
 
@@ -311,7 +352,7 @@ static pid_t serve_target(int n, char *hostport, size_t len)
                 em_error_t e = NULL;
                 int fd = accept(lfd, NULL, NULL);
                 if (fd < 0 || em_conn_from_fd(fd, "source", &c, &e) < 0 ||
-                    em_conn_recv(c, &f, &e) != 1 || em_outcome_serve(&cfg, c, "", &f, &e) < 0)
+                    em_conn_recv(c, &f, &e) != 1 || em_outcome_serve(&cfg, c, "", NULL, &f, &e) < 0)
                         _exit(1);
                 em_frame_clear(&f);
                 em_conn_free(&c);
@@ -528,6 +569,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_outcome_states, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_lock_waits, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_abort_withdraws, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_serve, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort_fences, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_copy_gone, setup, teardown),

@@ -183,11 +183,11 @@ void em_server_freep(struct em_server **s)
 }
 
 /* Finishes or rolls back what a dead session (pid; 0: any dead one) left. */
-static void recover(const struct em_config *cfg, pid_t pid)
+static void recover(const struct em_server *s, const struct em_config *cfg, pid_t pid)
 {
         cleanup_error em_error_t err = NULL;
 
-        if (em_migrate_target_recover(cfg, pid, &err) < 0)
+        if (em_migrate_target_recover(cfg, pid, s->o.target.route_hook, &err) < 0)
                 em_log_error("recovering sessions: %s", em_error_msg(err));
 }
 
@@ -222,6 +222,7 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
                 return;
         }
         ro.tls = client;
+        ro.route_hook = o->target.route_hook;
         if (em_migrate_source_recover(cfg, &ro, &err) < 0)
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
@@ -278,7 +279,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     "this host cannot restore containers; run `edgemig --root %s "
                                     "check` for the reason",
                                     cfg->root);
-        recover(cfg, 0); /* sessions of a previous edgemigd that died */
+        recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
         cgroup_setup(s);
         return apply_restarts(s, cfg, true, err);
@@ -333,7 +334,7 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
                 cgroup_remove(s, pid);
                 log_session_end(pid, exit_code(status), &ru);
                 if (exit_code(status) != 0)
-                        recover(cfg, pid);
+                        recover(s, cfg, pid);
         }
 }
 
@@ -412,12 +413,12 @@ static int serve_migration(const struct em_server_opts *o, const struct em_confi
 /* In the child: OUTCOME: a source asks for, or decides, the outcome of one
  * of its sessions; only the identity that opened the session is answered
  * (migrate/common/outcome.h). */
-static int serve_outcome(const struct em_config *cfg, em_conn_t *conn, const char *peer,
-                         const struct em_frame *f)
+static int serve_outcome(const struct em_server_opts *o, const struct em_config *cfg,
+                         em_conn_t *conn, const char *peer, const struct em_frame *f)
 {
         cleanup_error em_error_t err = NULL;
 
-        if (em_outcome_serve(cfg, conn, peer, f, &err) < 0) {
+        if (em_outcome_serve(cfg, conn, peer, o->target.route_hook, f, &err) < 0) {
                 em_log_error("OUTCOME from %s: %s", em_conn_peer(conn), em_error_msg(err));
                 return 1;
         }
@@ -440,7 +441,7 @@ static int serve_connection(const struct em_server *s, const struct em_config *c
         if (f.hdr.type == EM_FRAME_CONTROL)
                 return serve_control(&s->o, cfg, conn, peer, &f);
         if (f.hdr.type == EM_FRAME_OUTCOME)
-                return serve_outcome(cfg, conn, peer, &f);
+                return serve_outcome(&s->o, cfg, conn, peer, &f);
         return serve_migration(&s->o, cfg, conn, peer, &f);
 }
 

@@ -148,7 +148,7 @@ int em_migrate_keep_local(const struct em_config *cfg, const struct em_resolve_o
                                     session, em_outcome_state_name(st));
         em_log_warn("keeping %s here: the target did not answer (%s)", name, em_error_msg(e));
         em_error_free(&e);
-        if (em_journal_restore_kept(cfg, dir, name, err) < 0)
+        if (em_journal_restore_kept(cfg, dir, name, ro->route_hook, err) < 0)
                 return -1;
         /* What is left is a tombstone: should the target come back after
          * all, recovery aborts the session there, removing its copy. */

@@ -1,6 +1,7 @@
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
 #include "migrate/common/resolve.h"
+#include "migrate/common/session.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -111,7 +112,8 @@ static const char *base_name(const char *dir)
  * restoring: nothing runs for it (or a half restore): abort, releasing the
  * name. Restored: in doubt, the container keeps running until the source
  * settles the session. Committed or aborted: nothing. */
-static void settle_incoming(const struct em_config *cfg, const char *session)
+static void settle_incoming(const struct em_config *cfg, const char *session,
+                            const char *route_hook)
 {
         cleanup_close int lock = -1;
         struct em_outcome o;
@@ -129,7 +131,7 @@ static void settle_incoming(const struct em_config *cfg, const char *session)
                             "source commits or aborts it",
                             session, o.container);
         if ((o.state == EM_OUTCOME_STAGING || o.state == EM_OUTCOME_RESTORING) &&
-            em_outcome_abort(cfg, &o, &e) < 0) {
+            em_outcome_abort(cfg, &o, route_hook, &e) < 0) {
                 em_log_error("recovery: %s", em_error_msg(e));
                 em_error_free(&e);
         }
@@ -182,14 +184,15 @@ static int recover_incoming(const struct em_config *cfg, const char *dir, const 
                             void *ud, em_error_t *err)
 {
         (void)name;
-        (void)ud;
-        settle_incoming(cfg, base_name(dir));
+        settle_incoming(cfg, base_name(dir), ud);
         return em_rm_rf(dir, err) < 0 ? -1 : 1;
 }
 
-int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err)
+int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, const char *route_hook,
+                              em_error_t *err)
 {
-        return for_each_dead_session(cfg, "incoming", pid, recover_incoming, NULL, err);
+        return for_each_dead_session(cfg, "incoming", pid, recover_incoming, (void *)route_hook,
+                                     err);
 }
 
 /* The migration died before its checkpoint: the container still runs here,
@@ -209,8 +212,27 @@ static void release_migrating(const struct em_config *cfg, const char *container
         em_error_free(&e);
 }
 
+/* `route_hook VERB IP` for the service IP of the session kept in dir
+ * (spec.json). Logged, never fatal: the container's fate is decided. */
+static void route_kept(const char *dir, const json_t *spec, const char *route_hook,
+                       const char *verb)
+{
+        cleanup_free char *path = em_path_join(dir, "spec.json");
+        cleanup_json json_t *own = NULL;
+        em_error_t e = NULL;
+
+        if (route_hook == NULL || *route_hook == '\0')
+                return;
+        if (spec == NULL && path != NULL && em_json_load_file(path, 16u << 20, &own, &e) == 0)
+                spec = own;
+        const char *ip = spec ? em_json_str(spec, "ip") : NULL;
+        if (ip != NULL && em_session_route_hook(route_hook, verb, ip, &e) < 0)
+                em_log_warn("recovery: %s", em_error_msg(e));
+        em_error_free(&e);
+}
+
 int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const char *container,
-                            em_error_t *err)
+                            const char *route_hook, em_error_t *err)
 {
         cleanup_free char *spec_path = em_path_join(dir, "spec.json");
         cleanup_free char *images = em_path_join(dir, "images");
@@ -224,12 +246,15 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
             em_json_load_file(spec_path, 16u << 20, &spec, err) < 0 ||
             em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
                 return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
+        route_kept(dir, spec, route_hook, "announce");
         return 0;
 }
 
-static int drop_local(const struct em_config *cfg, const char *container, em_error_t *err)
+static int drop_local(const struct em_config *cfg, const char *dir, const char *container,
+                      const char *route_hook, em_error_t *err)
 {
         em_log_info("recovery: %s was handed over; removing the local copy", container);
+        route_kept(dir, NULL, route_hook, "withdraw");
         if (em_container_rm_migrated(cfg, container, err) < 0 && em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);
@@ -252,9 +277,10 @@ static int settle_outgoing(const struct em_config *cfg, const char *dir, const c
                 return 0;
         }
         if (v == EM_VERDICT_COMMIT && (em_journal_write(dir, "committed", container, err) < 0 ||
-                                       drop_local(cfg, container, err) < 0))
+                                       drop_local(cfg, dir, container, ro->route_hook, err) < 0))
                 return -1;
-        if (v == EM_VERDICT_ABORT && em_journal_restore_kept(cfg, dir, container, err) < 0)
+        if (v == EM_VERDICT_ABORT &&
+            em_journal_restore_kept(cfg, dir, container, ro->route_hook, err) < 0)
                 return -1;
         return em_rm_rf(dir, err) < 0 ? -1 : 1;
 }
@@ -295,17 +321,19 @@ static int fence_target(const char *dir, const char *container, const struct em_
 static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
                             void *ud, em_error_t *err)
 {
+        const struct em_resolve_opts *ro = ud;
+
         if (container == NULL) /* not a session we understand: leave it */
                 return 0;
         if (em_journal_has(dir, "kept-local"))
-                return fence_target(dir, container, ud, err);
+                return fence_target(dir, container, ro, err);
         if (em_journal_has(dir, "committed")) {
-                if (drop_local(cfg, container, err) < 0)
+                if (drop_local(cfg, dir, container, ro->route_hook, err) < 0)
                         return -1;
         } else if (em_journal_has(dir, "final")) {
-                return settle_outgoing(cfg, dir, container, ud, err);
+                return settle_outgoing(cfg, dir, container, ro, err);
         } else if (em_journal_has(dir, "checkpointed")) {
-                if (em_journal_restore_kept(cfg, dir, container, err) < 0)
+                if (em_journal_restore_kept(cfg, dir, container, ro->route_hook, err) < 0)
                         return -1;
         } else {
                 release_migrating(cfg, container);

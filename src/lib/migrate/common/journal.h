@@ -30,13 +30,17 @@ bool em_journal_alive(const char *dir);
 bool em_journal_has(const char *dir, const char *name);
 
 /* Restores container here from the checkpoint an outgoing session kept in
- * dir (spec.json, images/). */
+ * dir (spec.json, images/), then runs `route_hook announce IP` (route_hook
+ * may be NULL). */
 int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const char *container,
-                            em_error_t *err);
+                            const char *route_hook, em_error_t *err);
 
 /* Recovers the sessions of process pid (0: of every process no longer
- * alive). Returns the number of sessions recovered. */
-int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, em_error_t *err);
+ * alive): a copy restored but never committed is removed, its service IP
+ * withdrawn with `route_hook withdraw IP` (route_hook may be NULL).
+ * Returns the number of sessions recovered. */
+int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, const char *route_hook,
+                              em_error_t *err);
 
 /* Recovers outgoing sessions whose edgemig process died: one committed to
  * the target is removed here; one whose FINAL went out is settled with the

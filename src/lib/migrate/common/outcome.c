@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "migrate/common/proto.h"
+#include "migrate/common/session.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -149,12 +150,25 @@ int em_outcome_load(const char *root, const char *session, struct em_outcome *o,
         return 0;
 }
 
+/* The copy goes: its service IP must not stay announced from here (the
+ * source restores its own and announces it). Logged, never fatal: the
+ * abort must still remove the copy. */
+static void withdraw(const char *route_hook, const char *ip)
+{
+        em_error_t e = NULL;
+
+        if (ip != NULL && em_session_route_hook(route_hook, "withdraw", ip, &e) < 0) {
+                em_log_warn("withdrawing %s from this host: %s", ip, em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
 /* What a session put under its container name: the restored container
  * (its state row is ours: the name was reserved at HELLO), or before any
  * restore only the reserved directory, and only if no container record
  * appeared in it meanwhile (that one is not ours). */
 static int release_name(const struct em_config *cfg, const char *name, bool restored,
-                        em_error_t *err)
+                        const char *route_hook, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
         cleanup_state struct em_state *st = NULL;
@@ -165,8 +179,10 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
             em_state_open(cfg->root, &st, err) < 0)
                 return -1;
         if (em_state_container_get(st, name, &rec, &e) == 0) {
-                if (restored)
+                if (restored) {
+                        withdraw(route_hook, rec->ip);
                         return em_container_rm(cfg, name, true, err);
+                }
                 em_log_warn("a container %s appeared in a reserved name; leaving it", name);
                 return 0;
         }
@@ -174,7 +190,8 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
         return em_rm_rf(p.dir, err);
 }
 
-int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, em_error_t *err)
+int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
+                     em_error_t *err)
 {
         bool restored = o->state == EM_OUTCOME_RESTORED || o->state == EM_OUTCOME_RESTORING;
 
@@ -182,7 +199,7 @@ int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, em_error
                 return em_error_set(err, EEXIST, "session %s was committed", o->session);
         if (o->state == EM_OUTCOME_ABORTED)
                 return 0;
-        if (release_name(cfg, o->container, restored, err) < 0)
+        if (release_name(cfg, o->container, restored, route_hook, err) < 0)
                 return em_error_wrap(err, "removing %s of session %s", o->container, o->session);
         if (restored)
                 em_log_warn("session %s aborted: removed its copy of %s", o->session, o->container);
@@ -253,7 +270,7 @@ static int reply_error(em_conn_t *conn, const char *session, em_error_t *e, em_e
 
 /* Applies decision to the record (lock held). Returns the refusal, or NULL. */
 static const char *decide(const struct em_config *cfg, struct em_outcome *o, const char *decision,
-                          em_error_t *err)
+                          const char *route_hook, em_error_t *err)
 {
         if (strcmp(decision, "query") == 0)
                 return NULL;
@@ -268,7 +285,7 @@ static const char *decide(const struct em_config *cfg, struct em_outcome *o, con
         }
         if (o->state == EM_OUTCOME_COMMITTED)
                 return "the session was committed";
-        return em_outcome_abort(cfg, o, err) < 0 ? "aborting failed" : NULL;
+        return em_outcome_abort(cfg, o, route_hook, err) < 0 ? "aborting failed" : NULL;
 }
 
 static int parse_request(const struct em_frame *f, json_t **req, const char **session,
@@ -301,7 +318,7 @@ static int open_record(const struct em_config *cfg, const char *session, int *lo
 }
 
 int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *peer,
-                     const struct em_frame *f, em_error_t *err)
+                     const char *route_hook, const struct em_frame *f, em_error_t *err)
 {
         cleanup_json json_t *req = NULL;
         cleanup_close int lock = -1;
@@ -340,7 +357,7 @@ int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
                 if (em_outcome_store(cfg->root, &o, &e) < 0)
                         return reply_error(conn, session, &e, err);
         }
-        why = decide(cfg, &o, decision, &e);
+        why = decide(cfg, &o, decision, route_hook, &e);
         em_log_info("session %s: OUTCOME %s from '%s' -> %s%s%s", session, decision, o.peer,
                     em_outcome_state_name(o.state), why ? ": " : "", why ? why : "");
         if (e != NULL)

@@ -60,9 +60,12 @@ int em_outcome_load(const char *root, const char *session, struct em_outcome *o,
 /* Writes o->state (call with the lock held). */
 int em_outcome_store(const char *root, const struct em_outcome *o, em_error_t *err);
 /* Moves the record to aborted and removes what the session left: its
- * container if it was restored, or the name it reserved (containers/<name>,
- * created at HELLO) if nothing was restored into it. Lock held. */
-int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, em_error_t *err);
+ * container if it was restored (after `route_hook withdraw IP`, when
+ * route_hook is not NULL: a restored copy may have announced its service
+ * IP), or the name it reserved (containers/<name>, created at HELLO) if
+ * nothing was restored into it. Lock held. */
+int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
+                     em_error_t *err);
 /* True for a restored session whose container is no longer here (an
  * operator removed it): there is no copy left to commit. */
 bool em_outcome_copy_gone(const struct em_config *cfg, const struct em_outcome *o);
@@ -79,6 +82,6 @@ int em_outcome_each(const char *root, em_outcome_fn fn, void *ud, em_error_t *er
  * identity that owns the session; answers OUTCOME {"session", "state",
  * "container", "ok", "error"?}. */
 int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *peer,
-                     const struct em_frame *f, em_error_t *err);
+                     const char *route_hook, const struct em_frame *f, em_error_t *err);
 
 #endif

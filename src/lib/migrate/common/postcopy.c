@@ -435,6 +435,7 @@ static int await_last_page(struct source *s, struct lazy_source *ls, em_error_t 
         if (window_recv(s, ls, EM_FRAME_RESTORE_OK, &ok, err) < 0)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
+        em_source_withdraw(s);
         em_report_target_phases(s->report, json_object_get(ok, "timing"));
         em_report_set(s->report, "lazy_known_used",
                       json_integer(em_json_int(ok, "known_pages", 0)));

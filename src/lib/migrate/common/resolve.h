@@ -31,6 +31,10 @@ struct em_resolve_opts {
         /* How to connect (em_resolve_opts_init: em_session_connect); the
          * source's engine passes its own seam (em_source_ops.connect). */
         em_session_connect_fn connect;
+        /* Recovery runs `route_hook announce IP` after restoring a kept
+         * copy here and `route_hook withdraw IP` after dropping one that
+         * was handed over (NULL: none). */
+        const char *route_hook;
 };
 void em_resolve_opts_init(struct em_resolve_opts *o);
 

@@ -483,6 +483,21 @@ static int finish_commit(struct source *s, em_error_t *err)
         return 0;
 }
 
+void em_source_withdraw(struct source *s)
+{
+        const char *ip = em_json_str(s->spec, "ip");
+        em_error_t e = NULL;
+
+        if (ip == NULL || s->o->route_hook == NULL || *s->o->route_hook == '\0')
+                return;
+        if (em_session_route_hook(s->o->route_hook, "withdraw", ip, &e) < 0) {
+                em_log_warn("withdrawing %s from this host: %s", ip, em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        em_report_mark(s->report, "route_withdrawn");
+}
+
 /* RESTORE_OK, then our decision ("committing", journalled before DONE
  * leaves), DONE and its acknowledgement. Any failure after FINAL is
  * settled by em_source_settle, never by a local restore on its own. */
@@ -495,6 +510,7 @@ static int commit(struct source *s, em_error_t *err)
                 return em_error_wrap(err, "target restore");
         em_report_mark(s->report, "target_running");
         s->target_running = true;
+        em_source_withdraw(s);
         em_report_target_phases(s->report, json_object_get(ok, "timing"));
         if (em_fault("source.before-commit", fd, err) < 0 ||
             em_journal_write(s->workdir, "committing", s->name, err) < 0)

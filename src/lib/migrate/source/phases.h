@@ -60,6 +60,14 @@ struct source {
         size_t npids;
 };
 
+/* Runs `HOOK withdraw IP` for the service IP (a failure is logged, never
+ * fatal). Called when the target's RESTORE_OK arrives: the target announced
+ * the IP before sending it, so the network has a route to the target before
+ * ours goes, and the route moves while DONE is still in flight rather than
+ * after its round trip and two journal writes. Our copy is stopped and
+ * serves nothing from here on unless a roll-back restores it, and
+ * em_source_roll_back announces the IP again then. */
+void em_source_withdraw(struct source *s);
 /* Ends a report phase with the wire bytes sent since it began. */
 void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that

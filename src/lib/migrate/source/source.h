@@ -58,7 +58,7 @@ struct em_migrate_opts {
         const struct em_source_ops *ops; /* em_migrate_opts_init: &em_source_ops_runc */
         const char *target;              /* ADDR:PORT of the target's edgemigd */
         em_tls_ctx_t *tls;      /* mutual TLS client context; NULL: plain TCP (--insecure) */
-        const char *route_hook; /* run `HOOK announce IP` after a roll-back here, or NULL */
+        const char *route_hook; /* `HOOK withdraw IP` at RESTORE_OK, `announce` on roll-back */
         enum em_migrate_mode mode;
         struct em_stop_rule stop;
         struct em_compress_opt compress;

@@ -430,7 +430,7 @@ static void settle_here(struct target *t, bool failed)
                             "commits or aborts (`edgemig recover` lists it)",
                             t->session, o.container);
         if ((o.state == EM_OUTCOME_STAGING || o.state == EM_OUTCOME_RESTORING) &&
-            em_outcome_abort(t->cfg, &o, &e) < 0) {
+            em_outcome_abort(t->cfg, &o, t->o->route_hook, &e) < 0) {
                 em_log_error("session %s: %s", t->session, em_error_msg(e));
                 em_error_free(&e);
         }
