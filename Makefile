@@ -56,6 +56,7 @@ DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+PKGLIBDIR  ?= $(PREFIX)/lib/edgemig
 CFLAGS_BASE += -DEM_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 # util/digest_gnutls.c is not in the archive: the controller links it.
@@ -138,7 +139,9 @@ install: all $(MAN_PAGES)
 	    install -m 0644 dist/bash-completion/edgemig $(DESTDIR)$(COMPLETIONDIR)/$$b; done
 	install -d $(DESTDIR)$(DATADIR)/edgemig
 	install -m 0755 scripts/setup $(DESTDIR)$(DATADIR)/edgemig/setup-criu
-	for c in edgemigd.conf controller.conf; do \
+	install -d $(DESTDIR)$(PKGLIBDIR)
+	install -m 0755 dist/route-hook/route-hook $(DESTDIR)$(PKGLIBDIR)/route-hook
+	for c in edgemigd.conf controller.conf route-hook.conf; do \
 	    [ -e $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c ] || \
 	    install -m 0644 dist/conf/$$c $(DESTDIR)$(SYSCONFDIR)/edgemig/$$c; done
 

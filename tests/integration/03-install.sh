@@ -25,10 +25,10 @@ for f in bin/edgemig bin/edgemig-probe sbin/edgemigd sbin/edgemig-controller \
 	share/man/man1/edgemig.1 share/man/man1/edgemig-probe.1 share/man/man8/edgemigd.8 \
 	share/man/man8/edgemig-controller.8 lib/systemd/system/edgemigd.service \
 	lib/systemd/system/edgemig-controller.service share/bash-completion/completions/edgemig \
-	share/bash-completion/completions/edgemigd; do
+	share/bash-completion/completions/edgemigd lib/edgemig/route-hook; do
 	[ -e "$P/$f" ] || fail "make install did not install $f"
 done
-for c in edgemigd.conf controller.conf; do
+for c in edgemigd.conf controller.conf route-hook.conf; do
 	[ -f "$D/root/etc/edgemig/$c" ] || fail "make install did not install /etc/edgemig/$c"
 done
 # A second install keeps an operator's configuration.

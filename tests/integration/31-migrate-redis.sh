@@ -4,6 +4,10 @@
 # every 5 ms) runs through both handoffs: its connection survives (no reset,
 # no error, every GET returns what was SET), every acknowledged write is
 # present on the final host, and the service never runs on both hosts.
+# On a BGP test bed (31-migrate-redis-bgp.sh) the route hooks move the
+# service IP by BGP: after each handoff the router's FIB routes it to the
+# new host, with the convergence time printed, and at the end exactly one
+# path is left.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 PROBE=$BUILD/edgemig-probe
@@ -17,6 +21,7 @@ testbed shape 1 20 >/dev/null
 testbed shape 2 20 >/dev/null
 
 mig_watch_single redis
+[ -z "${EM_BGP_DIR:-}" ] || mig_route_watch
 
 STOP=$MIG_LOGS/stop-probe
 on_client "$PROBE" redis "$SIP:6379" --interval-ms 5 --until-file "$STOP" --json \
@@ -39,6 +44,7 @@ assert 0 <= r["downtime_ms"] <= r["handoff_ms"], r
 print("redis %s -> %s: handoff %d ms, downtime %d ms, %d bytes on the wire, %d rounds" %
       (sys.argv[2], sys.argv[3], r["handoff_ms"], r["downtime_ms"], r["bytes_wire"], len(r["rounds"])))
 PY
+	[ -z "${EM_BGP_DIR:-}" ] || mig_route_report "$SIP" "$2" "$out" || fail "route $1 -> $2"
 }
 
 migrate 1 2
@@ -63,5 +69,6 @@ LAST=$(mig_probe_check "$MIG_LOGS/probe.json" 0 acked) || fail "probe summary: $
 mig_redis_verify "$SIP" "$LAST"
 running_on 1 redis || fail "redis not running on host 1 at the end"
 running_on 2 redis && fail "redis running on host 2 at the end"
+[ -z "${EM_BGP_DIR:-}" ] || mig_route_single "$SIP" 1
 [ -z "$(find "$EM_H1_ROOT/incoming" "$EM_H2_ROOT/incoming" -mindepth 1 2>/dev/null)" ] || fail "staging left behind"
 echo "ok ($LAST acknowledged writes verified)"

@@ -63,7 +63,8 @@ chroot "$D/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg -i \
 for f in /usr/bin/edgemig /usr/sbin/edgemigd /usr/sbin/edgemig-controller /usr/bin/edgemig-probe \
 	/etc/edgemig/edgemigd.conf /etc/edgemig/controller.conf /lib/systemd/system/edgemigd.service \
 	/lib/systemd/system/edgemig-controller.service /usr/share/man/man8/edgemigd.8.gz \
-	/usr/share/bash-completion/completions/edgemig /usr/share/edgemig/setup-criu; do
+	/usr/share/bash-completion/completions/edgemig /usr/share/edgemig/setup-criu \
+	/usr/lib/edgemig/route-hook /etc/edgemig/route-hook.conf; do
 	[ -e "$D/root$f" ] || fail "the packages did not install $f"
 done
 chroot "$D/root" dpkg-query -W -f '${Conffiles}\n' edgemig | grep -q /etc/edgemig/edgemigd.conf ||

@@ -187,12 +187,74 @@ mig_redis_verify() {
 		fail "acknowledged writes lost: $(cat "$MIG_LOGS/verify.json")"
 }
 
+# mig_announce SIP I: route SIP to host I as a migration would: on a BGP
+# test bed, host I's route hook announces it; else a router /32 route.
+mig_announce() {
+	if [ -n "${EM_BGP_DIR:-}" ]; then
+		on_host "$2" env EDGEMIG_TESTBED_PREFIX="$TESTBED_PREFIX" \
+			"$REPO/scripts/testbed-route-hook" announce "$1" || fail "announce $1 on host $2"
+	else
+		testbed route "$1" "$2"
+	fi
+}
+
+# mig_route_watch: records the router's route changes (ip -ts monitor) for
+# mig_route_report.
+mig_route_watch() {
+	on_wan ip -ts -4 monitor route >"$MIG_LOGS/routes.log" 2>&1 &
+	MIG_ROUTE_WATCH=$!
+}
+
+# mig_route_report SIP I REPORT: after a migration to host I (REPORT: its
+# --json timeline), waits until the router's FIB routes SIP via host I and
+# prints when, in the migration's timeline, host I's hook announced it, the
+# source withdrew it and the FIB changed, and the convergence time (FIB
+# change - announce).
+mig_route_report() {
+	local sip=$1 to=$2 rep=$3 tries
+	for ((tries = 0; tries < 100; tries++)); do
+		grep -q "\] $sip via 10.77.$to.2 " "$MIG_LOGS/routes.log" && break
+		sleep 0.05
+	done
+	python3 - "$sip" "$to" "$rep" "$MIG_LOGS/routes.log" "/run/edgemig-testbed/$TESTBED_PREFIX.hook.log" <<'PY'
+import datetime, json, sys
+sip, to, rep, routes, hooks = sys.argv[1:]
+r = json.load(open(rep))
+t0 = r["requested_at_ms"]
+ann = [int(l.split()[0]) for l in open(hooks)
+       if l.split()[1:] == ["announce", sip, to] and int(l.split()[0]) >= t0]
+assert ann, "host %s's hook never announced %s" % (to, sip)
+fib = None
+for l in open(routes):
+    if l.startswith("[") and ("] %s via 10.77.%s.2 " % (sip, to)) in l:
+        ts = datetime.datetime.strptime(l[1:l.index("]")], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+        if ts * 1000 >= ann[0]:
+            fib = ts * 1000
+            break
+assert fib is not None, "the router's FIB never routed %s via host %s" % (sip, to)
+m = r.get("marks", {})
+print("route %s -> host %s: announced +%d ms, target_running +%s ms, source withdrew +%s ms, "
+      "router FIB +%d ms: convergence %d ms after the announce (handoff %d ms)" %
+      (sip, to, ann[0] - t0, m.get("target_running"), m.get("route_withdrawn"), fib - t0,
+       fib - ann[0], r["handoff_ms"]))
+PY
+}
+
+# mig_route_single SIP I: the router knows exactly one BGP path for SIP,
+# via host I (every other host withdrew it).
+mig_route_single() {
+	local out
+	out=$(birdc -s "$EM_BGP_DIR/wan.ctl" show route "$1/32" all 2>&1) || true
+	[ "$(grep -c "via 10.77" <<<"$out")" = 1 ] && grep -q "via 10.77.$2.2 " <<<"$out" ||
+		fail "router's BGP paths for $1 are not exactly one via host $2: $out"
+}
+
 # mig_run_redis SIP: redis on host 1 with service IP SIP, routed there, and
 # answering PING from the client namespace (one connection over bash's
 # /dev/tcp).
 mig_run_redis() {
 	h 1 run --name redis --ip "$1/32" redis >/dev/null || fail "run redis on host 1"
-	testbed route "$1" 1
+	mig_announce "$1" 1
 	wait_for 20 on_client timeout 3 bash -c "exec 3<>/dev/tcp/$1/6379 && printf 'PING\r\n' >&3 &&
 		IFS= read -r l <&3 && [[ \$l == +PONG* ]]" || fail "redis not reachable from the client"
 }

@@ -2,7 +2,9 @@
 #
 #   testbed_up [N]          build a test bed with N hosts (default 2) under a
 #                           per-test prefix, export its EM_* variables and make
-#                           sure testbed_down runs on exit (existing EXIT traps kept)
+#                           sure testbed_down runs on exit (existing EXIT traps kept);
+#                           $TESTBED_UP_OPTS adds options of `scripts/testbed up`
+#                           (--bgp, --l2)
 #   testbed_down            tear it down; idempotent, safe from traps
 #   on_host I CMD...        run CMD in host I's network namespace (nsenter --net)
 #   on_client CMD...        run CMD in the client's namespace
@@ -39,7 +41,9 @@ testbed_up() {
 	testbed_require
 	TESTBED_ACTIVE=1
 	_testbed_add_exit_trap
-	"$TESTBED_SCRIPT" up --hosts "${1:-2}" --prefix "$TESTBED_PREFIX" >/dev/null || return 1
+	# shellcheck disable=SC2086 # options, split on purpose
+	"$TESTBED_SCRIPT" up --hosts "${1:-2}" --prefix "$TESTBED_PREFIX" ${TESTBED_UP_OPTS:-} \
+		>/dev/null || return 1
 	local line
 	while IFS= read -r line; do
 		export "${line?}"
