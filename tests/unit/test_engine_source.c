@@ -129,7 +129,7 @@ struct fx {
         char progress[256];   /* the phases the progress callback saw, space-separated */
         bool compress_auto;   /* --compress auto (default: none) */
         /* What the stand-ins saw. */
-        bool stopped, restored_here, removed, announced;
+        bool stopped, restored_here, removed, announced, withdrawn;
         int journal_at_restore, journal_at_remove;
         int checkpoints;
 };
@@ -589,11 +589,17 @@ static int fake_remove(const struct em_config *cfg, const char *name, em_error_t
         return rc;
 }
 
+/* `announce` after a roll-back; `withdraw` once the target announced. */
 static int fake_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err)
 {
-        if (hook == NULL || strcmp(verb, "announce") != 0 || strcmp(ip, IP) != 0)
+        bool announce = strcmp(verb, "announce") == 0;
+
+        if (hook == NULL || (!announce && strcmp(verb, "withdraw") != 0) || strcmp(ip, IP) != 0)
                 return em_error_set(err, EINVAL, "route hook %s %s %s", hook, verb, ip);
-        g->announced = true;
+        if (announce)
+                g->announced = true;
+        else
+                g->withdrawn = true;
         return 0;
 }
 
@@ -690,7 +696,7 @@ static void *outcome_responder(void *arg)
             em_conn_recv(c, &fr, &err) <= 0)
                 goto out;
         if (!g->scripted) {
-                em_outcome_serve(&g->tcfg, c, "", &fr, &err);
+                em_outcome_serve(&g->tcfg, c, "", NULL, &fr, &err);
                 goto out;
         }
         if (em_proto_frame_json(&fr, EM_FRAME_OUTCOME, &req, &err) == 0 &&
@@ -864,7 +870,7 @@ static void begin(struct fx *f, const struct script *sc)
 {
         int sp[2];
 
-        f->stopped = f->restored_here = f->removed = f->announced = false;
+        f->stopped = f->restored_here = f->removed = f->announced = f->withdrawn = false;
         f->journal_at_restore = f->journal_at_remove = -1;
         f->checkpoints = 0;
         f->n_responders = 0;
@@ -1029,6 +1035,7 @@ static void assert_error(em_error_t *err, const char *want)
 static void assert_committed(struct fx *f, json_t *report)
 {
         assert_true(f->removed);
+        assert_true(f->withdrawn); /* the service IP is routed to the target only */
         assert_int_equal(src_state(f), -1);
         assert_int_equal(f->journal_at_remove, J_FINAL | J_COMMITTING | J_COMMITTED);
         assert_int_equal(target_record(f, report), EM_OUTCOME_COMMITTED);

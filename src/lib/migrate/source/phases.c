@@ -474,6 +474,7 @@ static int finish_commit(struct source *s, em_error_t *err)
         if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
                 return -1;
         s->committed = true;
+        em_source_withdraw(s); /* if RESTORE_OK was lost, not done yet */
         if (s->o->ops->remove(s->cfg, s->name, &e) < 0) {
                 em_log_warn("removing the migrated-away %s: %s", s->name, em_error_msg(e));
                 em_error_free(&e);
@@ -488,9 +489,10 @@ void em_source_withdraw(struct source *s)
         const char *ip = em_json_str(s->spec, "ip");
         em_error_t e = NULL;
 
-        if (ip == NULL || s->o->route_hook == NULL || *s->o->route_hook == '\0')
+        if (ip == NULL || s->o->route_hook == NULL || *s->o->route_hook == '\0' || s->withdrawn)
                 return;
-        if (em_session_route_hook(s->o->route_hook, "withdraw", ip, &e) < 0) {
+        s->withdrawn = true;
+        if (s->o->ops->route_hook(s->o->route_hook, "withdraw", ip, &e) < 0) {
                 em_log_warn("withdrawing %s from this host: %s", ip, em_error_msg(e));
                 em_error_free(&e);
                 return;

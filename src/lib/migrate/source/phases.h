@@ -32,6 +32,7 @@ struct source {
         bool checkpointed;       /* the container is stopped here, its state in images */
         bool final_sent;         /* FINAL may have reached the target */
         bool target_running;     /* its RESTORE_OK arrived */
+        bool withdrawn;          /* the route hook withdrew the service IP here */
         bool committed;          /* the target owns the service now */
         bool in_doubt;           /* the target did not answer: nothing runs here */
         bool migrating;          /* the container's state is "migrating" */
@@ -66,7 +67,8 @@ struct source {
  * ours goes, and the route moves while DONE is still in flight rather than
  * after its round trip and two journal writes. Our copy is stopped and
  * serves nothing from here on unless a roll-back restores it, and
- * em_source_roll_back announces the IP again then. */
+ * em_source_roll_back announces the IP again then. Once per migration;
+ * the commit calls it too, for a RESTORE_OK that was lost. */
 void em_source_withdraw(struct source *s);
 /* Ends a report phase with the wire bytes sent since it began. */
 void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
