@@ -181,11 +181,18 @@ static int upper_dir(struct source *s, char **out, em_error_t *err)
  * at which the service dirtied memory the target lacks during the round. */
 static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, em_error_t *err)
 {
-        uint64_t raw = 0;
+        uint64_t raw = rs->dirty_bytes;
         double ratio = rs->dirty_bytes ? (double)rs->dirty_wire_bytes / (double)rs->dirty_bytes : 1;
+        /* A round whose own size would fit the downtime target bounds what
+         * is left well enough (the small rounds after a `prepare`): reading
+         * the whole memory again would only lengthen the handoff. */
+        bool small = em_transfer_estimate_ms(rs->dirty_wire_bytes + EM_FINAL_OVERHEAD_BYTES,
+                                             s->bandwidth) <= s->o->stop.downtime_target_ms;
 
-        if (em_sync_dirty_scan(s->sync, s->pids, s->npids, &raw, err) < 0)
+        if (!small && em_sync_dirty_scan(s->sync, s->pids, s->npids, &raw, err) < 0)
                 return -1;
+        if (small)
+                em_report_round_set(s->report, "left_from_round", json_true());
         if (ratio > 1)
                 ratio = 1;
         rs->left_wire_bytes = (uint64_t)((double)raw * ratio);

@@ -2,7 +2,8 @@
  * whether another round is worth it or the final (frozen) step should start.
  *
  * After each round the source measures what is left (the pages the target
- * still lacks, src/lib/migrate/source/pagesync.h em_sync_dirty_scan). A
+ * still lacks, src/lib/migrate/source/pagesync.h em_sync_dirty_scan; a
+ * round that itself would fit the downtime target stands for it). A
  * round that fails to halve what was left (gVisor's rule) says the service
  * rewrites its memory about as fast as the link drains it: more rounds would
  * only send the same memory again, so pre-copy ends at once and the caller
