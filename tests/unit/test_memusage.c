@@ -59,7 +59,7 @@ static void test_parse_old_kernel(void **state)
 
 /* 16 MiB of shared anonymous memory that a parent and 3 children all
  * touched: each one's RssShmem is 16 MiB, the sum of their shares is
- * 16 MiB (plus their own few pages), not 64. */
+ * 16 MiB (plus their own pages), not 64. */
 static void test_shared_counted_once(void **state)
 {
         const size_t len = 16 * MIB;
@@ -100,7 +100,9 @@ static void test_shared_counted_once(void **state)
                 waitpid(kids[k], NULL, 0);
         assert_true(self.dumped < len);
         assert_true(sum.dumped >= len);
-        assert_true(sum.dumped < len + 4 * MIB);
+        /* Counted per process it would be 64 MiB; the slack is the four
+         * processes' own pages (more than 1 MiB each under ASan). */
+        assert_true(sum.dumped < len + len / 2);
         munmap((void *)mem, len);
         assert_int_equal(em_memusage_add_pid(999999999, &sum, &err), -1);
 }
