@@ -825,6 +825,61 @@ static void test_procmem_child(void **state)
         em_error_free(&err);
 }
 
+struct shm_seen {
+        uint64_t start;
+        int pages; /* pages of the mapping read with the expected content */
+};
+
+static int shm_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
+{
+        struct shm_seen *s = ctx;
+        uint64_t i = (vaddr - s->start) / EM_PAGE_SIZE;
+
+        (void)err;
+        if (vaddr >= s->start && i < 32 && page[0] == 0x70 + i &&
+            page[EM_PAGE_SIZE - 1] == 0x70 + i)
+                s->pages++;
+        return 0;
+}
+
+/* Shared memory that the parent wrote and the child never touched is in
+ * none of the child's page tables (fork copies no page table entries of a
+ * shared mapping), but it is the child's memory and CRIU dumps it: the
+ * scan of the child reads all of it. */
+static void test_procmem_shared_untouched(void **state)
+{
+        struct shm_seen seen = {0};
+        struct em_procmem_stats st;
+        em_error_t err = NULL;
+        int ready[2];
+        char c;
+
+        (void)state;
+        uint8_t *mem = mmap(NULL, 32 * EM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(mem != MAP_FAILED);
+        for (int i = 0; i < 32; i++)
+                memset(mem + i * EM_PAGE_SIZE, 0x70 + i, EM_PAGE_SIZE);
+        assert_int_equal(pipe(ready), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        seen.start = (uintptr_t)mem;
+        assert_int_equal(em_procmem_scan(pid, shm_page, &seen, &st, &err), 0);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        munmap(mem, 32 * EM_PAGE_SIZE);
+        close(ready[0]);
+        close(ready[1]);
+        assert_int_equal(seen.pages, 32);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -838,6 +893,7 @@ int main(void)
             cmocka_unit_test(test_hashset_export),
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),
+            cmocka_unit_test(test_procmem_shared_untouched),
             cmocka_unit_test_setup_teardown(test_xdata_against_shadow, setup, teardown),
             cmocka_unit_test_setup_teardown(test_zblock_for_moved_data, setup, teardown),
         };

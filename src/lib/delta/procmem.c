@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -18,8 +19,9 @@
 #include "util/log.h"
 
 struct vma {
-        uint64_t start, end;
+        uint64_t start, end, offset;
         bool file_private; /* only COWed (anonymous) pages count */
+        bool shmem;        /* SysV, shared anonymous or memfd memory */
 };
 
 /* One /proc/PID/maps line → a mapping to scan, or false to skip it. */
@@ -39,7 +41,9 @@ static bool parse_maps_line(const char *line, struct vma *v)
                 return false;
         v->start = s;
         v->end = e;
+        v->offset = off;
         v->file_private = perms[3] == 'p' && ino != 0;
+        v->shmem = perms[3] == 's';
         return true;
 }
 
@@ -153,6 +157,51 @@ static int scan_vma_pagemap(struct scan *sc, const struct vma *v, em_error_t *er
         return 0;
 }
 
+/* Which pages of a shared memory object v maps are resident, in vec (one
+ * byte a page, bit 0), from mincore of our own mapping of the object
+ * (/proc/PID/map_files, as CRIU dumps it). False if it cannot tell. */
+static bool shmem_resident(const struct scan *sc, const struct vma *v, unsigned char *vec)
+{
+        char path[96];
+        size_t len = (size_t)(v->end - v->start);
+
+        snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)sc->pid,
+                 v->start, v->end);
+        cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)v->offset);
+        if (m == MAP_FAILED)
+                return false;
+        int rc = mincore(m, len, vec);
+        munmap(m, len);
+        return rc == 0;
+}
+
+/* Shared memory lives in its object, not in one process: a page that only
+ * another process touched, or that CRIU restored and nobody touched since,
+ * is in no page table of this one, yet CRIU dumps it. Pre-copy sends every
+ * resident page of the object (read through the process, which maps the
+ * page in without allocating it), so it is not left for the downtime. */
+static int scan_vma_shmem(struct scan *sc, const struct vma *v, em_error_t *err)
+{
+        size_t n = (size_t)((v->end - v->start) / EM_PAGE_SIZE);
+        cleanup_free unsigned char *vec = malloc(n ? n : 1);
+
+        if (vec == NULL || !shmem_resident(sc, v, vec))
+                return 1; /* scan the page table as for any mapping */
+        for (size_t i = 0; i < n;) {
+                size_t j = i;
+                while (j < n && (vec[j] & 1))
+                        j++;
+                if (j > i && read_range(sc, v->start + i * EM_PAGE_SIZE,
+                                        v->start + j * EM_PAGE_SIZE, err) < 0)
+                        return -1;
+                i = j + 1;
+        }
+        return 0;
+}
+
 static int scan_vma(struct scan *sc, const struct vma *v, em_error_t *err)
 {
         struct page_region r[NREGIONS];
@@ -166,6 +215,10 @@ static int scan_vma(struct scan *sc, const struct vma *v, em_error_t *err)
             .return_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
         };
 
+        int rc = v->shmem ? scan_vma_shmem(sc, v, err) : 1;
+
+        if (rc <= 0)
+                return rc;
         if (sc->no_ioctl)
                 return scan_vma_pagemap(sc, v, err);
         while (arg.start < v->end) {
