@@ -48,6 +48,7 @@
 #include "migrate/common/outcome.h"
 #include "migrate/common/proto.h"
 #include "migrate/source/pagesync.h"
+#include "migrate/source/precheck.h"
 #include "migrate/migrate.h"
 #include "state/state.h"
 #include "store/manifest.h"
@@ -906,24 +907,29 @@ static void on_progress(void *ud, const json_t *p)
 
 /* Runs the source with EDGEMIG_FAULT=fault (NULL: none) in this process
  * only; returns its result, *report its timeline, *err its error. */
+static void migrate_opts(struct fx *f, enum em_migrate_mode mode, struct em_migrate_opts *o)
+{
+        em_migrate_opts_init(o);
+        /* Calibrating zstd levels (--compress auto) costs CPU the cases
+         * but one do not need. */
+        o->compress.mode = f->compress_auto ? EM_COMPRESS_AUTO : EM_COMPRESS_NONE;
+        o->ops = &fake_source_ops;
+        o->target = PEER;
+        o->mode = mode;
+        o->route_hook = "route-hook";
+        o->stop.max_rounds = 2;
+        o->io_timeout_ms = 10000;
+        o->progress = on_progress;
+        o->progress_ud = f;
+}
+
 static int migrate(struct fx *f, enum em_migrate_mode mode, const char *fault, json_t **report,
                    em_error_t *err)
 {
         struct em_migrate_opts o;
         int rc;
 
-        em_migrate_opts_init(&o);
-        /* Calibrating zstd levels (--compress auto) costs CPU the cases
-         * but one do not need. */
-        o.compress.mode = f->compress_auto ? EM_COMPRESS_AUTO : EM_COMPRESS_NONE;
-        o.ops = &fake_source_ops;
-        o.target = PEER;
-        o.mode = mode;
-        o.route_hook = "route-hook";
-        o.stop.max_rounds = 2;
-        o.io_timeout_ms = 10000;
-        o.progress = on_progress;
-        o.progress_ud = f;
+        migrate_opts(f, mode, &o);
         if (fault != NULL)
                 setenv("EDGEMIG_FAULT", fault, 1);
         rc = em_migrate_source_run(&f->scfg, NAME, &o, report, err);
@@ -1216,6 +1222,32 @@ static void test_cancel_before_final(void **state)
         assert_never_stopped(f, report);
         assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
         assert_non_null(strstr(f->progress, "cancelled"));
+        json_decref(report);
+}
+
+/* The pre-check (`edgemig migrate --dry-run`, migrate/source/precheck.h)
+ * against the real target: a "check" session that measures here, asks
+ * there, and neither stops nor claims anything. */
+static void test_precheck(void **state)
+{
+        struct fx *f = *state;
+        struct em_migrate_opts o;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        begin(f, NULL);
+        migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
+        ok(em_precheck_run(&f->scfg, NAME, &o, &report, &err));
+        assert_int_equal(end(f), 0);
+        json_t *local = json_object_get(report, "local");
+        assert_true(em_json_int(local, "processes", 0) >= 1);
+        assert_true(em_json_int(local, "memory_bytes", 0) > 0);
+        assert_true(json_is_array(json_object_get(report, "problems")));
+        assert_int_equal(f->checkpoints, 0);
+        assert_int_equal(src_state(f), EM_CSTATE_RUNNING);
+        char path[256]; /* nothing was claimed there */
+        snprintf(path, sizeof(path), "%s/containers/%s", f->troot, NAME);
+        assert_false(em_path_exists(path));
         json_decref(report);
 }
 
@@ -1526,6 +1558,7 @@ int main(void)
             cmocka_unit_test_teardown(test_stop_and_copy, test_teardown),
             cmocka_unit_test_teardown(test_prepare_then_migrate, test_teardown),
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
+            cmocka_unit_test_teardown(test_precheck, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
             cmocka_unit_test_teardown(test_not_running, test_teardown),
             cmocka_unit_test_teardown(test_cancel_before_final, test_teardown),

@@ -100,12 +100,12 @@ static size_t collect_pids(pid_t init, pid_t *out, size_t max)
 }
 
 /* Running, and its processes and memory. */
-static int local_process(struct pre *p, const struct em_container_paths *cp, em_error_t *err)
+static int local_process(struct pre *p, em_error_t *err)
 {
         cleanup_free char *status = NULL;
         int pid = 0;
 
-        if (em_runc_state(p->cfg, cp, p->name, &status, &pid, err) < 0)
+        if (p->o->ops->state(p->cfg, p->name, &status, &pid, err) < 0)
                 return -1;
         if (strcmp(status, "running") != 0) {
                 add(p->problems, "%s is not running here (%s): only a running container migrates",
@@ -271,7 +271,7 @@ static int local_checks(struct pre *p, em_error_t *err)
         if (em_store_open(p->cfg->root, &store, err) < 0 ||
             em_store_image_get(store, image ? image : "", &p->image, err) < 0)
                 return em_error_wrap(err, "image of container %s", p->name);
-        if (local_process(p, &cp, err) < 0)
+        if (local_process(p, err) < 0)
                 return -1;
         if (em_path_exists(cp.upper) &&
             em_ckpt_upper_size(cp.upper, &p->upper_bytes, &entries, err) < 0)
