@@ -66,6 +66,9 @@ static const char usage[] =
     "                          SERVICE TARGET_ADDR` to migrate (test beds, scripts)\n"
     "  --prepare-cmd PATH      same for prepare\n"
     "  --margin D              a new edge must be closer by D (default 10)\n"
+    "  --rtt-margin MS         ...or, when a report names the user's attachment\n"
+    "                          point (\"attach\") and every edge measured its RTT\n"
+    "                          to it, have a lower RTT by MS (default 5)\n"
     "  --dwell-ms T            ...for T in a row (milliseconds, or with s or m;\n"
     "                          default 2000)\n"
     "  --approach-reports N    prepare after N shrinking distances (default 3)\n"
@@ -216,6 +219,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             EM_OPT_STRING("migrate-cmd", 0, &o->api.migrate_cmd),
             EM_OPT_STRING("prepare-cmd", 0, &o->api.prepare_cmd),
             EM_OPT_DOUBLE("margin", 0, &p->margin, 0, 1000000000),
+            EM_OPT_DOUBLE("rtt-margin", 0, &p->rtt_margin_ms, 0, 60000),
             EM_OPT_DURATION("dwell-ms", 0, &p->dwell_ms, EM_OPT_MS, EM_OPT_MS, 0, INT64_MAX),
             EM_OPT_INT("approach-reports", 0, &p->approach_reports, 0, 1000000),
             EM_OPT_DOUBLE("prepare-radius", 0, &p->prepare_radius, 0, 1000000000),

@@ -109,6 +109,12 @@ static const char usage[] =
     "                        controller that is down is retried with backoff and\n"
     "                        never delays a session. The client certificate is\n"
     "                        --tls-cert/--tls-key\n"
+    "  --attachment NAME=HOST:PORT\n"
+    "                        a users' attachment point (a cell, an access\n"
+    "                        point's gateway) this edge measures its RTT to\n"
+    "                        (one TCP connect a heartbeat) and reports; the\n"
+    "                        controller schedules by RTT when a report names\n"
+    "                        it (repeatable)\n"
     "  --edge-name NAME      this edge's name (default: this host's certificate\n"
     "                        name, which is how the controller verifies it)\n"
     "  --location X,Y        its coordinates for the scheduler (default 0,0)\n"
@@ -144,7 +150,7 @@ struct daemon_args {
         struct em_server_opts s;
         const char *root, *config;
         struct em_conffile cf;
-        struct em_opt_list allow, controllers;
+        struct em_opt_list allow, controllers, attachments;
         struct em_log_opts lo;
 };
 
@@ -209,6 +215,7 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_DURATION("heartbeat-interval", 0, &s->agent.interval_s, EM_OPT_S, EM_OPT_S, 1,
                             86400),
             EM_OPT_LIST("allow-controller", 0, &a->controllers),
+            EM_OPT_LIST("attachment", 0, &a->attachments),
             EM_OPT_END,
         };
         cleanup_error em_error_t err = NULL;
@@ -227,6 +234,7 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
         }
         s->allow_peers = a->allow.v;
         s->allow_controllers = a->controllers.v;
+        s->agent.attachments = a->attachments.v;
         em_log_setup(a->lo.level, a->lo.json, 2, "edgemigd");
         return 0;
 }
@@ -273,6 +281,7 @@ int main(int argc, char **argv)
                 rc = serve(&a);
         em_opt_list_free(&a.allow);
         em_opt_list_free(&a.controllers);
+        em_opt_list_free(&a.attachments);
         em_conffile_free(&a.cf);
         return rc < 0 ? 0 : rc;
 }

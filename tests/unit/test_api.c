@@ -187,6 +187,55 @@ static void test_position_migrates(void **state)
         free(calls);
 }
 
+/* The edges' heartbeats carry RTTs to attachment points; a report naming
+ * the user's attachment point is scheduled by them (e3, though e2 is
+ * nearer on the map), one without it by x,y. Hostile RTTs are refused. */
+static void test_position_by_rtt(void **state)
+{
+        struct fixture *f = *state;
+        json_t *reply = NULL;
+        static const char *const hb[] = {
+            "{\"containers\":1,\"rtts\":{\"cell-7\":40}}",
+            "{\"containers\":0,\"rtts\":{\"cell-7\":25}}",
+            "{\"containers\":0,\"rtts\":{\"cell-7\":6.5}}",
+        };
+
+        for (int i = 0; i < 3; i++) {
+                char body[160], url[64];
+                snprintf(body, sizeof(body),
+                         "{\"name\":\"e%d\",\"addr\":\"10.0.0.%d:7878\",\"x\":%d,\"y\":0,"
+                         "\"capacity\":4}",
+                         i + 1, i + 1, i * 100);
+                assert_int_equal(call(f->api, "POST", "/edges", body, NULL), 201);
+                snprintf(url, sizeof(url), "/edges/e%d/heartbeat", i + 1);
+                assert_int_equal(call(f->api, "POST", url, hb[i], NULL), 200);
+        }
+        assert_int_equal(
+            call(f->api, "POST", "/edges/e1/heartbeat", "{\"rtts\":{\"cell-7\":-1}}", NULL), 400);
+        assert_int_equal(call(f->api, "POST", "/edges/e1/heartbeat", "{\"rtts\":[40]}", NULL), 400);
+        assert_int_equal(call(f->api, "POST", "/services",
+                              "{\"name\":\"web\",\"user\":\"u1\",\"edge\":\"e1\"}", NULL),
+                         201);
+        assert_int_equal(call(f->api, "POST", "/users/u1/position",
+                              "{\"x\":90,\"y\":0,\"attach\":\"cell-7\"}", &reply),
+                         200);
+        assert_string_equal(em_json_str(reply, "action"), "migrate");
+        assert_string_equal(em_json_str(reply, "target"), "e3");
+        assert_string_equal(em_json_str(reply, "nearest_by"), "rtt");
+        json_decref(reply);
+        assert_int_equal(call(f->api, "POST", "/users/u2/position",
+                              "{\"x\":90,\"y\":0,\"attach\":\"../x\"}", NULL),
+                         400);
+        assert_int_equal(call(f->api, "POST", "/users/u2/position", "{\"x\":90,\"y\":0}", &reply),
+                         200);
+        assert_string_equal(em_json_str(reply, "nearest_by"), "distance");
+        json_decref(reply);
+        call(f->api, "GET", "/edges", NULL, &reply);
+        assert_true(json_number_value(json_object_get(
+                        json_object_get(json_array_get(reply, 2), "rtts"), "cell-7")) == 6.5);
+        json_decref(reply);
+}
+
 static void test_metrics(void **state)
 {
         struct fixture *f = *state;
@@ -252,6 +301,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_register_and_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_migrates, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_position_by_rtt, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
             cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         };

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "migrate/common/report.h"
@@ -237,13 +240,75 @@ static void test_collect(void **state)
         assert_int_equal(em_rm_rf(root, &err), 0);
 }
 
+static void test_attachments(void **state)
+{
+        char name[64];
+        const char *hp = NULL;
+        em_error_t err = NULL;
+
+        assert_int_equal(
+            em_edge_attachment_parse("cell-7=10.0.0.1:443", name, sizeof(name), &hp, &err), 0);
+        assert_string_equal(name, "cell-7");
+        assert_string_equal(hp, "10.0.0.1:443");
+        static const char *const bad[] = {"cell-7", "=1.2.3.4:5", "a b=1.2.3.4:5", "c=nohost",
+                                          "../x=1.2.3.4:5"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_true(em_edge_attachment_parse(bad[i], name, sizeof(name), &hp, &err) < 0);
+                assert_non_null(strstr(em_error_msg(err), "--attachment"));
+                em_error_free(&err);
+        }
+}
+
+/* A listening port and a refused one both give an RTT (one round trip
+ * each); a bad spec is left out. */
+static void test_measure_rtts(void **state)
+{
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        char up[64], down[64];
+
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        snprintf(up, sizeof(up), "up=127.0.0.1:%d", ntohs(a.sin_port));
+        /* A port nothing listens on (just closed). */
+        int fd2 = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        len = sizeof(b);
+        assert_int_equal(bind(fd2, (struct sockaddr *)&b, sizeof(b)), 0);
+        assert_int_equal(getsockname(fd2, (struct sockaddr *)&b, &len), 0);
+        close(fd2);
+        snprintf(down, sizeof(down), "down=127.0.0.1:%d", ntohs(b.sin_port));
+        const char *const atts[] = {up, down, "broken", NULL};
+        cleanup_json json_t *r = em_edge_measure_rtts(atts, 1000);
+
+        close(fd);
+        assert_non_null(r);
+        assert_int_equal(json_object_size(r), 2);
+        assert_true(json_number_value(json_object_get(r, "up")) > 0);
+        assert_true(json_number_value(json_object_get(r, "down")) > 0);
+        assert_null(em_edge_measure_rtts(NULL, 1000));
+        /* In the heartbeat only when measured (an older controller would
+         * not know it; a null would be refused). */
+        struct em_edge_metrics m = {0};
+        cleanup_json json_t *none = em_edge_heartbeat_json(&m);
+        assert_null(json_object_get(none, "rtts"));
+        m.rtts = json_incref(r);
+        cleanup_json json_t *some = em_edge_heartbeat_json(&m);
+        json_decref(m.rtts);
+        assert_true(json_is_object(json_object_get(some, "rtts")));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_loadavg),  cmocka_unit_test(test_meminfo),
-            cmocka_unit_test(test_location), cmocka_unit_test(test_throughput),
-            cmocka_unit_test(test_bodies),   cmocka_unit_test(test_check),
-            cmocka_unit_test(test_collect),
+            cmocka_unit_test(test_loadavg),      cmocka_unit_test(test_meminfo),
+            cmocka_unit_test(test_location),     cmocka_unit_test(test_throughput),
+            cmocka_unit_test(test_bodies),       cmocka_unit_test(test_check),
+            cmocka_unit_test(test_collect),      cmocka_unit_test(test_attachments),
+            cmocka_unit_test(test_measure_rtts),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,9 +10,9 @@
 
 /* Three edges on a line, 100 apart: e1 (0,0), e2 (100,0), e3 (200,0). */
 static struct em_sched_edge edges[3] = {
-    {"e1", 0, 0, 4, 1, 100},
-    {"e2", 100, 0, 4, 0, 100},
-    {"e3", 200, 0, 4, 0, 100},
+    {"e1", 0, 0, 4, 1, 100, 0},
+    {"e2", 100, 0, 4, 0, 100, 0},
+    {"e3", 200, 0, 4, 0, 100, 0},
 };
 
 static void reset_edges(void)
@@ -21,6 +21,7 @@ static void reset_edges(void)
                 edges[i].capacity = 4;
                 edges[i].load = 0;
                 edges[i].bandwidth_mbps = 100;
+                edges[i].rtt_ms = 0;
         }
 }
 
@@ -144,7 +145,7 @@ static void test_prepare_when_heading_to_edge(void **state)
 
 static void test_handoff_estimate(void **state)
 {
-        struct em_sched_edge a = {"a", 0, 0, 4, 0, 100}, b = {"b", 1, 0, 4, 0, 1000};
+        struct em_sched_edge a = {"a", 0, 0, 4, 0, 100, 0}, b = {"b", 1, 0, 4, 0, 1000, 0};
 
         /* 10 MB over the slower side (100 Mbit/s): 800 ms. */
         assert_float_equal(em_sched_handoff_ms(&a, &b, 10e6), 800, 1e-6);
@@ -258,6 +259,35 @@ static void test_less_loaded_within_margin(void **state)
         reset_edges();
 }
 
+/* Measured RTTs to the user's attachment point beat geometry: e3 is
+ * farther on the map but nearer on the network; with its own margin. */
+static void test_nearest_by_rtt(void **state)
+{
+        struct em_sched_params p = {.margin = 0, .dwell_ms = 0, .rtt_margin_ms = 5};
+        struct em_sched_user u = {.serving = "e1"};
+
+        reset_edges();
+        edges[0].rtt_ms = 30;
+        edges[1].rtt_ms = 20;
+        edges[2].rtt_ms = 8;
+        struct em_sched_decision d = report(&p, &u, 90, 0); /* e2 is the nearest by x,y */
+        assert_int_equal(d.action, EM_SCHED_MIGRATE);
+        assert_true(d.by_rtt);
+        assert_string_equal(edges[d.target].name, "e3");
+        /* Lower by less than the RTT margin: no move. */
+        edges[1].rtt_ms = 4;
+        d = report(&p, &u, 90, 1);
+        assert_int_equal(d.action, EM_SCHED_STAY);
+        assert_true(d.by_rtt);
+        /* An edge without a measurement: back to geometry for all. */
+        edges[0].rtt_ms = 0;
+        d = report(&p, &u, 90, 2);
+        assert_false(d.by_rtt);
+        assert_int_equal(d.action, EM_SCHED_MIGRATE);
+        assert_string_equal(edges[d.target].name, "e2");
+        reset_edges();
+}
+
 static void test_invalid_input(void **state)
 {
         struct em_sched_params p;
@@ -287,6 +317,7 @@ int main(void)
             cmocka_unit_test(test_dwell_follows_handoff),
             cmocka_unit_test(test_prepare_lead_follows_handoff),
             cmocka_unit_test(test_less_loaded_within_margin),
+            cmocka_unit_test(test_nearest_by_rtt),
             cmocka_unit_test(test_invalid_input),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

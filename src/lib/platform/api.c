@@ -77,6 +77,47 @@ static int post_edge(struct em_api *c, const json_t *b, struct em_api_reply *r, 
         return 0;
 }
 
+/* RTTs an edge measured to attachment points (edge_agent.h): names and
+ * bounded numbers only, from a peer that may send anything. */
+static bool valid_rtts(const json_t *rtts)
+{
+        const char *k;
+        json_t *v;
+
+        if (rtts == NULL || json_is_null(rtts))
+                return true;
+        if (!json_is_object(rtts) || json_object_size(rtts) > 256)
+                return false;
+        json_object_foreach((json_t *)rtts, k, v)
+        {
+                if (!valid_name(k) || !json_is_number(v) || !(json_number_value(v) > 0) ||
+                    json_number_value(v) >= 60000)
+                        return false;
+        }
+        return true;
+}
+
+/* Each edge's RTT to the attachment point the user reports (0: none). */
+static int fill_rtts(struct em_api *c, const char *attach, struct em_sched_edge *edges, size_t n,
+                     em_error_t *err)
+{
+        cleanup_json json_t *rows = NULL;
+        size_t i;
+        json_t *row;
+
+        if (attach == NULL || c->store->ops->list(c->store, EM_CTL_EDGES, &rows, err) < 0)
+                return attach == NULL ? 0 : -1;
+        json_array_foreach(rows, i, row)
+        {
+                json_t *v = json_object_get(json_object_get(row, "rtts"), attach);
+                const char *name = em_json_str(row, "name");
+                for (size_t k = 0; k < n && name != NULL && json_is_number(v); k++)
+                        if (strcmp(edges[k].name, name) == 0)
+                                edges[k].rtt_ms = json_number_value(v);
+        }
+        return 0;
+}
+
 /* "containers" is a count or the list of container names running there; a
  * list also tells where each service really is (after an interrupted move).
  * The body edgemigd sends is described in platform/edge_agent.h. */
@@ -84,6 +125,7 @@ static int post_heartbeat(struct em_api *c, const char *edge, const json_t *b,
                           struct em_api_reply *r, em_error_t *err)
 {
         json_t *cts = json_object_get(b, "containers"), *peers = json_object_get(b, "peers");
+        json_t *rtts = json_object_get(b, "rtts");
         long long n =
             json_is_array(cts) ? (long long)json_array_size(cts) : em_json_int(b, "containers", 0);
 
@@ -97,14 +139,19 @@ static int post_heartbeat(struct em_api *c, const char *edge, const json_t *b,
                 reply_error(r, 400, "peers: an object {\"ADDR:PORT\": {\"mbps\": M}}");
                 return 0;
         }
-        cleanup_json json_t *hb =
-            json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:I, s:O?, s:O?}", "load",
-                      (json_int_t)em_json_int(b, "load", n), "containers", (json_int_t)n, "cpu",
-                      num(b, "cpu", 0), "mem_bytes", (json_int_t)em_json_int(b, "mem_bytes", 0),
-                      "active_migrations", (json_int_t)em_json_int(b, "active_migrations", 0),
-                      "bandwidth_mbps", num(b, "bandwidth_mbps", 0), "load1", num(b, "load1", 0),
-                      "mem_available_bytes", (json_int_t)em_json_int(b, "mem_available_bytes", 0),
-                      "container_names", json_is_array(cts) ? cts : NULL, "peers", peers);
+        if (!valid_rtts(rtts)) {
+                reply_error(r, 400,
+                            "rtts: an object {\"ATTACHMENT\": MS} (at most 256, 0 < MS < 60000)");
+                return 0;
+        }
+        cleanup_json json_t *hb = json_pack(
+            "{s:I, s:I, s:f, s:I, s:I, s:f, s:f, s:I, s:O?, s:O?, s:O?}", "load",
+            (json_int_t)em_json_int(b, "load", n), "containers", (json_int_t)n, "cpu",
+            num(b, "cpu", 0), "mem_bytes", (json_int_t)em_json_int(b, "mem_bytes", 0),
+            "active_migrations", (json_int_t)em_json_int(b, "active_migrations", 0),
+            "bandwidth_mbps", num(b, "bandwidth_mbps", 0), "load1", num(b, "load1", 0),
+            "mem_available_bytes", (json_int_t)em_json_int(b, "mem_available_bytes", 0),
+            "container_names", json_is_array(cts) ? cts : NULL, "peers", peers, "rtts", rtts);
         if (hb == NULL)
                 return em_error_set(err, ENOMEM, "heartbeat");
         int rc = c->store->ops->edge_heartbeat(c->store, edge, hb, em_now_ms(), err);
@@ -157,8 +204,14 @@ static int post_position(struct em_api *c, const char *user, const json_t *b,
                 return 0;
         }
         double x = num(b, "x", 0), y = num(b, "y", 0);
+        const char *attach = em_json_str(b, "attach");
+        if (json_object_get(b, "attach") != NULL && !valid_name(attach)) {
+                reply_error(r, 400, "attach: the name of the user's attachment point");
+                return 0;
+        }
         if (c->store->ops->load_user(c->store, user, &u, err) < 0 ||
             c->store->ops->load_edges(c->store, &edges, &n, err) < 0 ||
+            fill_rtts(c, attach, edges, n, err) < 0 ||
             c->store->ops->user_service(c->store, user, &svc, err) < 0)
                 return -1;
         json_t *s = svc;
@@ -188,10 +241,11 @@ static int post_position(struct em_api *c, const char *user, const json_t *b,
             em_api_action_start(c, d.action, service, user, u.serving, target, d.reason, err) < 0)
                 return -1;
         reply_json(r, 200,
-                   json_pack("{s:s, s:s, s:s?, s:s, s:b, s:s?, s:f}", "user", user, "action",
+                   json_pack("{s:s, s:s, s:s?, s:s, s:b, s:s?, s:f, s:s}", "user", user, "action",
                              em_sched_action_name(d.action), "target", target, "reason", d.reason,
                              "deferred", deferred, "serving", service ? u.serving : NULL,
-                             "handoff_ms", d.handoff_ms));
+                             "handoff_ms", d.handoff_ms, "nearest_by",
+                             d.by_rtt ? "rtt" : "distance"));
         return 0;
 }
 

@@ -54,19 +54,20 @@ static int edge_heartbeat(struct em_ctlstore *s, const char *edge, const json_t 
 {
         cleanup_free char *names = text_of(hb, "container_names");
         cleanup_free char *peers = text_of(hb, "peers");
+        cleanup_free char *rtts = text_of(hb, "rtts");
         json_t *cts = json_object_get(hb, "container_names");
         int rc = em_registry_exec(
             db_of(s), err,
             "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
             "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ?, "
-            "load1 = ?, mem_available_bytes = ?, container_names = ?, peers = ? "
+            "load1 = ?, mem_available_bytes = ?, container_names = ?, peers = ?, rtts = ? "
             "WHERE name = ?",
-            "iidiididiSSs", (int64_t)em_json_int(hb, "load", 0),
+            "iidiididiSSSs", (int64_t)em_json_int(hb, "load", 0),
             (int64_t)em_json_int(hb, "containers", 0), num(hb, "cpu"),
             (int64_t)em_json_int(hb, "mem_bytes", 0),
             (int64_t)em_json_int(hb, "active_migrations", 0), num(hb, "bandwidth_mbps"), now,
             num(hb, "load1"), (int64_t)em_json_int(hb, "mem_available_bytes", 0), names, peers,
-            edge);
+            rtts, edge);
         if (rc <= 0)
                 return rc;
         for (size_t i = 0; i < json_array_size(cts); i++) {
@@ -148,7 +149,7 @@ static int load_edges(struct em_ctlstore *s, struct em_sched_edge **out, size_t 
 static const char *const list_sql[] = {
     [EM_CTL_EDGES] = "SELECT name, addr, x, y, capacity, load, containers, cpu, load1, "
                      "mem_bytes, mem_available_bytes, active_migrations, bandwidth_mbps, "
-                     "registered_ms, heartbeat_ms, container_names, peers FROM edges "
+                     "registered_ms, heartbeat_ms, container_names, peers, rtts FROM edges "
                      "ORDER BY name",
     [EM_CTL_SERVICES] = "SELECT name, user, edge, ip, busy FROM services ORDER BY name",
     [EM_CTL_USERS] = "SELECT u.name, u.x, u.y, u.updated_ms, u.reports, (SELECT s.edge FROM "
@@ -163,7 +164,7 @@ static const char *const list_sql[] = {
  * JSON. */
 static void edges_unpack(json_t *rows)
 {
-        static const char *const cols[] = {"container_names", "peers"};
+        static const char *const cols[] = {"container_names", "peers", "rtts"};
         size_t i;
         json_t *row;
 

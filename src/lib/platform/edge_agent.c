@@ -40,7 +40,54 @@ void em_edge_metrics_clear(struct em_edge_metrics *m)
 {
         json_decref(m->containers);
         json_decref(m->peers);
+        json_decref(m->rtts);
         memset(m, 0, sizeof(*m));
+}
+
+int em_edge_attachment_parse(const char *spec, char *name, size_t size, const char **hostport,
+                             em_error_t *err)
+{
+        const char *eq = strchr(spec, '=');
+        cleanup_free char *host = NULL, *port = NULL;
+        size_t len = eq ? (size_t)(eq - spec) : 0;
+
+        if (eq == NULL || len == 0 || len >= size || len > 63 ||
+            strspn(spec, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                len)
+                return em_error_set(err, EINVAL,
+                                    "--attachment takes NAME=HOST:PORT (NAME of letters, digits, "
+                                    "-_.), not '%s'",
+                                    spec);
+        if (em_hostport_parse(eq + 1, &host, &port, err) < 0)
+                return em_error_wrap(err, "--attachment %s", spec);
+        memcpy(name, spec, len);
+        name[len] = '\0';
+        *hostport = eq + 1;
+        return 0;
+}
+
+json_t *em_edge_measure_rtts(const char *const *attachments, int timeout_ms)
+{
+        json_t *out = NULL;
+
+        for (size_t i = 0; attachments != NULL && attachments[i] != NULL; i++) {
+                cleanup_error em_error_t err = NULL;
+                cleanup_conn em_conn_t *conn = NULL;
+                const char *hostport;
+                char name[64];
+                if (em_edge_attachment_parse(attachments[i], name, sizeof(name), &hostport, &err) <
+                    0)
+                        continue;
+                int64_t t0 = em_mono_ns();
+                int rc = em_tcp_connect(hostport, timeout_ms, &conn, &err);
+                double ms = (double)(em_mono_ns() - t0) / 1e6;
+                if (rc < 0 && em_error_status(err) != ECONNREFUSED)
+                        continue;
+                if (out == NULL)
+                        out = json_object();
+                json_object_set_new(out, name, json_real(ms > 0.001 ? ms : 0.001));
+        }
+        return out;
 }
 
 int em_loadavg_parse(const char *text, double *load1, em_error_t *err)
@@ -205,12 +252,23 @@ json_t *em_edge_heartbeat_json(const struct em_edge_metrics *m)
         json_t *peers = m->peers ? json_incref(m->peers) : json_object();
         uint64_t used = m->mem_total > m->mem_available ? m->mem_total - m->mem_available : 0;
 
-        return json_pack("{s:I, s:o, s:f, s:f, s:I, s:I, s:i, s:f, s:o}", "load",
+        return json_pack("{s:I, s:o, s:f, s:f, s:I, s:I, s:i, s:f, s:o, s:O*}", "load",
                          (json_int_t)json_array_size(cts), "containers", cts, "cpu",
                          m->load1 / (double)(m->ncpu > 0 ? m->ncpu : 1), "load1", m->load1,
                          "mem_bytes", (json_int_t)used, "mem_available_bytes",
                          (json_int_t)m->mem_available, "active_migrations", m->active_migrations,
-                         "bandwidth_mbps", m->bandwidth_mbps, "peers", peers);
+                         "bandwidth_mbps", m->bandwidth_mbps, "peers", peers, "rtts", m->rtts);
+}
+
+static int check_attachments(const char *const *atts, em_error_t *err)
+{
+        for (size_t i = 0; atts != NULL && atts[i] != NULL; i++) {
+                const char *hostport;
+                char name[64];
+                if (em_edge_attachment_parse(atts[i], name, sizeof(name), &hostport, err) < 0)
+                        return -1;
+        }
+        return 0;
 }
 
 int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
@@ -245,7 +303,7 @@ int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
         if (o->capacity < 0 || o->interval_s < 1)
                 return em_error_set(
                     err, EINVAL, "--capacity takes N >= 0 and --heartbeat-interval SECONDS >= 1");
-        return 0;
+        return check_attachments(o->attachments, err);
 }
 
 /* The i-th (mod n) of the comma-separated controller URLs into buf;
@@ -317,6 +375,21 @@ static void report_failure(char *last, size_t size, const char *what, em_error_t
         snprintf(last, size, "%s", line);
 }
 
+/* This heartbeat's body: the metrics and the RTTs just measured. */
+static int heartbeat_body(const struct em_config *cfg, const struct em_edge_agent_opts *o,
+                          json_t **hb, em_error_t *err)
+{
+        struct em_edge_metrics m;
+        int rc = em_edge_metrics_collect(cfg, &m, err);
+
+        if (rc == 0) {
+                m.rtts = em_edge_measure_rtts(o->attachments, 1000);
+                *hb = em_edge_heartbeat_json(&m);
+        }
+        em_edge_metrics_clear(&m);
+        return rc;
+}
+
 int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_opts *o,
                       volatile sig_atomic_t *stop, em_error_t *err)
 {
@@ -351,15 +424,12 @@ int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_op
                         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                         continue;
                 }
-                struct em_edge_metrics m;
-                if (em_edge_metrics_collect(cfg, &m, &e) < 0) {
+                cleanup_json json_t *hb = NULL;
+                if (heartbeat_body(cfg, o, &hb, &e) < 0) {
                         report_failure(last, sizeof(last), "collecting metrics", e);
-                        em_edge_metrics_clear(&m);
                         nap((int64_t)o->interval_s * 1000, stop);
                         continue;
                 }
-                cleanup_json json_t *hb = em_edge_heartbeat_json(&m);
-                em_edge_metrics_clear(&m);
                 long st = hb ? post(o, &cur, hb_path, hb, &e) : -1;
                 if (st == 404) {
                         em_log_warn("edge %s: the controller does not know this edge; "

@@ -39,6 +39,10 @@ struct em_edge_agent_opts {
         int interval_s;                          /* heartbeat period */
         int timeout_ms;                          /* per request */
         const char *tls_cert, *tls_key, *tls_ca; /* client certificate and the CA */
+        /* Users' attachment points this edge measures its RTT to, each
+         * "NAME=HOST:PORT" (NULL-terminated, or NULL): a TCP connect each
+         * heartbeat, answered or refused, takes one round trip. */
+        const char *const *attachments;
 };
 void em_edge_agent_opts_init(struct em_edge_agent_opts *o);
 
@@ -50,6 +54,7 @@ struct em_edge_metrics {
         int active_migrations;
         json_t *peers;         /* {"ADDR:PORT": {"mbps", "at_ms"}} */
         double bandwidth_mbps; /* latest measured, 0: unknown */
+        json_t *rtts;          /* {"ATTACHMENT": ms} measured (NULL: none) */
 };
 void em_edge_metrics_clear(struct em_edge_metrics *m);
 
@@ -58,6 +63,14 @@ void em_edge_metrics_clear(struct em_edge_metrics *m);
 size_t em_edge_agent_controller(const char *list, size_t i, char *buf, size_t size);
 int em_loadavg_parse(const char *text, double *load1, em_error_t *err);
 int em_meminfo_parse(const char *text, uint64_t *total, uint64_t *available, em_error_t *err);
+/* "NAME=HOST:PORT" → the name (in name[size]) and *hostport into spec. */
+int em_edge_attachment_parse(const char *spec, char *name, size_t size, const char **hostport,
+                             em_error_t *err);
+/* The RTT to each attachment point, by one TCP connect each (a refusal
+ * counts: the RST took a round trip too); an unreachable one is left out.
+ * NULL if none was measured. */
+json_t *em_edge_measure_rtts(const char *const *attachments, int timeout_ms);
+
 /* "X,Y" → numbers. */
 int em_edge_location_parse(const char *s, double *x, double *y, em_error_t *err);
 

@@ -51,6 +51,7 @@ int em_registry_open(const char *path, sqlite3 **out, em_error_t *err)
             "ALTER TABLE edges ADD COLUMN mem_available_bytes INTEGER DEFAULT 0",
             "ALTER TABLE edges ADD COLUMN container_names TEXT",
             "ALTER TABLE edges ADD COLUMN peers TEXT",
+            "ALTER TABLE edges ADD COLUMN rtts TEXT",
         };
         for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
                 if (sqlite3_exec(db, added[i], NULL, NULL, &msg) != SQLITE_OK &&

@@ -10,6 +10,7 @@
 void em_sched_params_default(struct em_sched_params *p)
 {
         p->margin = 10.0;
+        p->rtt_margin_ms = 5.0;
         p->dwell_ms = 2000;
         p->approach_reports = 3;
         p->prepare_radius = 0.0;
@@ -33,6 +34,31 @@ const char *em_sched_action_name(enum em_sched_action a)
 static double dist(const struct em_sched_edge *e, double x, double y)
 {
         return hypot(e->x - x, e->y - y);
+}
+
+/* How far the user is from an edge: the RTT the edge measured to the
+ * user's attachment point when every edge has one (a measured path beats
+ * geometry: a close edge may be many hops away), else the distance. */
+struct near {
+        bool rtt;
+        double x, y, margin;
+};
+
+static struct near near_of(const struct em_sched_params *p, const struct em_sched_edge *edges,
+                           size_t n, double x, double y)
+{
+        struct near m = {n > 0, x, y, p->rtt_margin_ms};
+
+        for (size_t i = 0; i < n; i++)
+                m.rtt = m.rtt && edges[i].rtt_ms > 0 && isfinite(edges[i].rtt_ms);
+        if (!m.rtt)
+                m.margin = p->margin;
+        return m;
+}
+
+static double cost(const struct near *m, const struct em_sched_edge *e)
+{
+        return m->rtt ? e->rtt_ms : dist(e, m->x, m->y);
 }
 
 double em_sched_handoff_ms(const struct em_sched_edge *a, const struct em_sched_edge *b,
@@ -95,24 +121,24 @@ static double load_share(const struct em_sched_edge *e)
 
 /* The nearest edge with room, or a less loaded one with room within the
  * margin of it (the serving edge, if among them, wins: no move for load). */
-static int best_with_room(const struct em_sched_params *p, const struct em_sched_edge *edges,
-                          size_t n, int serving, double x, double y)
+static int best_with_room(const struct near *m, const struct em_sched_edge *edges, size_t n,
+                          int serving)
 {
         int best = -1;
         double near = INFINITY;
 
         for (size_t i = 0; i < n; i++)
                 if (has_room(&edges[i], (int)i, serving))
-                        near = fmin(near, dist(&edges[i], x, y));
+                        near = fmin(near, cost(m, &edges[i]));
         for (size_t i = 0; i < n; i++) {
-                double d = dist(&edges[i], x, y);
-                if (!has_room(&edges[i], (int)i, serving) || d > near + p->margin)
+                double d = cost(m, &edges[i]);
+                if (!has_room(&edges[i], (int)i, serving) || d > near + m->margin)
                         continue;
                 if ((int)i == serving)
                         return serving;
                 if (best < 0 || load_share(&edges[i]) < load_share(&edges[best]) ||
                     (load_share(&edges[i]) == load_share(&edges[best]) &&
-                     d < dist(&edges[best], x, y)))
+                     d < cost(m, &edges[best])))
                         best = (int)i;
         }
         return best;
@@ -191,8 +217,9 @@ int em_sched_decide(const struct em_sched_params *p, const struct em_sched_edge 
                     size_t n_edges, struct em_sched_user *u, double x, double y, int64_t now_ms,
                     struct em_sched_decision *out, em_error_t *err)
 {
-        if (!isfinite(x) || !isfinite(y) || p->margin < 0 || p->dwell_ms < 0 ||
-            p->dwell_per_handoff < 0)
+        out->by_rtt = false;
+        if (!isfinite(x) || !isfinite(y) || p->margin < 0 || p->rtt_margin_ms < 0 ||
+            p->dwell_ms < 0 || p->dwell_per_handoff < 0)
                 return em_error_set(err, EINVAL, "invalid position or scheduler parameters");
         push_position(u, x, y);
         int serving = find_edge(edges, n_edges, u->serving);
@@ -200,8 +227,10 @@ int em_sched_decide(const struct em_sched_params *p, const struct em_sched_edge 
                 decide_set(out, EM_SCHED_STAY, -1, "service not on a known edge");
                 return 0;
         }
-        int best = best_with_room(p, edges, n_edges, serving, x, y);
-        if (best == serving || dist(&edges[best], x, y) + p->margin > dist(&edges[serving], x, y)) {
+        struct near m = near_of(p, edges, n_edges, x, y);
+        out->by_rtt = m.rtt;
+        int best = best_with_room(&m, edges, n_edges, serving);
+        if (best == serving || cost(&m, &edges[best]) + m.margin > cost(&m, &edges[serving])) {
                 u->candidate[0] = '\0';
                 stay_or_prepare(p, edges, n_edges, u, serving, out,
                                 best == serving ? "serving edge is nearest"

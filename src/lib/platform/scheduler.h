@@ -6,6 +6,7 @@
 #ifndef EDGEMIG_PLATFORM_SCHEDULER_H
 #define EDGEMIG_PLATFORM_SCHEDULER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,10 @@ struct em_sched_edge {
         int capacity;          /* services it accepts */
         int load;              /* services it runs now */
         double bandwidth_mbps; /* measured to its peers; 0 = unknown */
+        /* Round-trip time the edge measured to the user's attachment point
+         * (ms; 0 = unknown). When every edge has one, "nearest" means the
+         * lowest RTT (margin rtt_margin_ms) instead of x,y distance. */
+        double rtt_ms;
 };
 
 struct em_sched_params {
@@ -36,6 +41,7 @@ struct em_sched_params {
         double dwell_per_handoff;
         int64_t dwell_max_ms;
         int64_t prepare_lead_ms; /* 0: no adaptation of the prepare lead */
+        double rtt_margin_ms;    /* with RTTs: a new edge must be lower by this (default 5) */
 };
 
 /* Defaults: margin 10, dwell 2000 ms, 3 approaching reports, radius 0,
@@ -65,6 +71,7 @@ struct em_sched_decision {
         enum em_sched_action action;
         int target;         /* index in edges, -1 for STAY */
         const char *reason; /* static text for logs and the history */
+        bool by_rtt;        /* nearest by the edges' measured RTTs, not distance */
         double handoff_ms;  /* expected handoff time to target (0 = unknown) */
 };
 
