@@ -236,6 +236,25 @@ static void test_position_by_rtt(void **state)
         json_decref(reply);
 }
 
+/* POST /migrations/ID/cancel: only a running migration can be cancelled;
+ * an unknown or malformed id is 404, a finished one 409 with the reason. */
+static void test_cancel_refusals(void **state)
+{
+        struct fixture *f = *state;
+        json_t *reply = NULL;
+
+        test_position_migrates(state); /* migration 1, done */
+        assert_int_equal(call(f->api, "POST", "/migrations/1/cancel", "{}", &reply), 409);
+        assert_non_null(strstr(em_json_str(reply, "error"), "not running (done)"));
+        json_decref(reply);
+        assert_int_equal(call(f->api, "POST", "/migrations/99/cancel", "{}", NULL), 404);
+        assert_int_equal(call(f->api, "POST", "/migrations/x1/cancel", "{}", NULL), 404);
+        assert_int_equal(call(f->api, "POST", "/migrations/-1/cancel", "{}", NULL), 404);
+        call(f->api, "GET", "/migrations", NULL, &reply);
+        assert_string_equal(em_json_str(json_array_get(reply, 0), "status"), "done");
+        json_decref(reply);
+}
+
 static void test_metrics(void **state)
 {
         struct fixture *f = *state;
@@ -302,6 +321,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_migrates, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_by_rtt, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cancel_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
             cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         };

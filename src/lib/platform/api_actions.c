@@ -306,10 +306,10 @@ int em_api_cancel_start(struct em_api *c, int64_t id, em_error_t *err)
 
         if (a == NULL)
                 return em_error_set(err, ENOMEM, "cancel");
-        if (!c->o.tls)
-                return em_error_set(err, EINVAL, "cancelling needs control requests (--tls-*)");
         if (cancel_target(c, id, a, err) < 0)
                 return -1;
+        if (!c->o.tls)
+                return em_error_set(err, EINVAL, "cancelling needs control requests (--tls-*)");
         a->ctl = c;
         a->id = id;
         pthread_attr_init(&attr);
