@@ -16,13 +16,16 @@ static const char usage[] =
     "Usage: edgemig control EDGE_ADDR:PORT migrate|prepare SERVICE --to ADDR:PORT\n"
     "                       [--mode MODE] [--edge NAME] [--timeout SECONDS] [--json]\n"
     "                       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+    "       edgemig control EDGE_ADDR:PORT cancel SESSION [--edge NAME] [--json] ...\n"
     "\n"
     "Ask the edgemigd at EDGE_ADDR:PORT, as the platform controller does, to\n"
     "migrate (or prepare) its container SERVICE to the edgemigd at --to. The\n"
     "request goes over mutual TLS with this host's certificate (default\n"
     "<root>/pki, as `edgemig migrate`); the edge runs it only if that\n"
     "certificate's name is one of its `edgemigd --allow-controller` names, and\n"
-    "answers with the migration report.\n"
+    "answers with the migration report. `cancel SESSION` asks it to cancel the\n"
+    "migration with that session id it runs as a source (`edgemig migrate\n"
+    "--cancel` there): the answer comes once it rolled back.\n"
     "\n"
     "  --mode MODE        precopy (default), stop-and-copy, postcopy, hybrid, auto\n"
     "  --edge NAME        the name the edge's certificate must carry (default:\n"
@@ -37,8 +40,10 @@ static const char usage[] =
 static int build_request(char **words, const char *to, const char *mode, struct em_control_req *req,
                          em_error_t *err)
 {
+        bool cancel = strcmp(words[1], "cancel") == 0;
         cleanup_json json_t *j =
-            json_pack("{s:s, s:s, s:s}", "op", words[1], "service", words[2], "to", to);
+            cancel ? json_pack("{s:s, s:s}", "op", "cancel", "session", words[2])
+                   : json_pack("{s:s, s:s, s:s}", "op", words[1], "service", words[2], "to", to);
 
         if (j && mode)
                 json_object_set_new(j, "mode", json_string(mode));
@@ -102,10 +107,12 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 
         if (r != 0)
                 return r < 0 ? 2 : 0;
-        if (first + 3 != argc || to == NULL)
+        bool cancel = first + 3 == argc && strcmp(argv[first + 1], "cancel") == 0;
+        if (first + 3 != argc || (to == NULL) != cancel)
                 return em_error_set(err, 0,
                                     "expected EDGE_ADDR:PORT migrate|prepare SERVICE "
-                                    "--to ADDR:PORT; see --help"),
+                                    "--to ADDR:PORT, or EDGE_ADDR:PORT cancel SESSION; see "
+                                    "--help"),
                        2;
         if (build_request(argv + first, to, mode, &req, err) < 0)
                 return 2;
@@ -120,11 +127,13 @@ int cmd_control(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                 em_json_print(reply, NULL);
         if (!json_is_true(json_object_get(reply, "ok")))
                 return em_error_set(err, 0, "%s %s refused or failed: %s", argv[first + 1],
-                                    req.service,
+                                    argv[first + 2],
                                     em_json_str(reply, "error") ? em_json_str(reply, "error")
                                                                 : "no reason given"),
                        1;
-        if (!json)
+        if (!json && cancel)
+                printf("cancel %s: done, it runs on the edge again\n", req.session);
+        else if (!json)
                 printf("%s %s to %s: done\n", em_control_op_name(req.op), req.service, req.to);
         return 0;
 }

@@ -6,6 +6,10 @@
 # throttle at the end, all shown in the timeline.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
+# Host 1's edgemigd takes control requests from h1 (its own certificate,
+# which `edgemig control` on host 1 uses), for the controller's cancel op.
+ctl_opts() { [ "$1" != 1 ] || printf '%s\n' --allow-controller h1; }
+MIG_DAEMON_OPTS_FN=ctl_opts
 mig_setup 2 memwriter
 
 MWC=$REPO/scripts/memwriter-client.py
@@ -72,6 +76,20 @@ V=$(on_client python3 "$MWC" "$SIP" 7000 verify) || fail "verify after the cance
 # A cancel after the end is refused and says why.
 if h 1 migrate --cancel "$SESSION" 2>"$MIG_LOGS/again.err"; then fail "cancelled twice"; fi
 grep -q "already ended" "$MIG_LOGS/again.err" || fail "second cancel: $(cat "$MIG_LOGS/again.err")"
+
+# 3b. The same through the edge's control op (what the controller's
+# POST /migrations/ID/cancel sends): `edgemig control ... cancel SESSION`.
+h 1 migrate st --to "$(haddr 2):$MIG_PORT" --max-rate 1M --progress --json \
+	>"$MIG_LOGS/cancel2.json" 2>"$MIG_LOGS/cancel2.progress" &
+MIG=$!
+wait_for 20 grep -q '"phase":"precopy"' "$MIG_LOGS/cancel2.progress" || fail "no progress"
+SESSION=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["session"])' \
+	"$MIG_LOGS/cancel2.progress")
+h 1 control "$(haddr 1):$MIG_PORT" cancel "$SESSION" --edge h1 >"$MIG_LOGS/cancel2.out" 2>&1 ||
+	fail "control cancel: $(cat "$MIG_LOGS/cancel2.out")"
+if wait "$MIG"; then fail "the migration cancelled by control succeeded"; fi
+[ "$(field "$MIG_LOGS/cancel2.json" cancelled)" = True ] || fail "timeline: not cancelled (control)"
+running_on 1 st || fail "not running on host 1 after the control cancel"
 
 # 4. --auto-converge: rewriting random pages faster than a 2 Mbit/s cap
 # drains them, pre-copy throttles the container instead of handing off in
