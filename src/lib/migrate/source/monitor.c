@@ -30,6 +30,8 @@ struct em_monitor {
         em_conn_t *conn;
         struct em_progress p;
         uint64_t phase_wire0;
+        uint64_t wire_at_emit; /* bytes_sent at the last snapshot */
+        bool rate_measured;    /* p.rate is the phases' measurement */
         int64_t t0, last_emit;
         em_migrate_progress_fn fn;
         void *ud;
@@ -72,13 +74,20 @@ static uint64_t wire_out_locked(struct em_monitor *m)
 static json_t *snapshot_locked(struct em_monitor *m)
 {
         uint64_t w = wire_out_locked(m);
+        int64_t now = em_mono_ms();
 
         if (w > m->p.bytes_sent)
                 m->p.bytes_sent = w;
         m->p.round_sent = m->p.bytes_sent - m->phase_wire0;
-        m->p.elapsed_ms = em_mono_ms() - m->t0;
-        if (m->conn != NULL && m->p.rate <= 0)
-                m->p.rate = em_conn_send_rate(m->conn);
+        m->p.elapsed_ms = now - m->t0;
+        /* Until a round measured the link: the send rate since the last
+         * snapshot (from the counters; the connection's own meter would
+         * wait for a sender blocked on a full link, and a cancel with it). */
+        if (!m->rate_measured && now > m->last_emit && m->p.bytes_sent > m->wire_at_emit &&
+            m->last_emit > 0)
+                m->p.rate = (double)(m->p.bytes_sent - m->wire_at_emit) * 1000.0 /
+                            (double)(now - m->last_emit);
+        m->wire_at_emit = m->p.bytes_sent;
         return em_progress_json(&m->p);
 }
 
@@ -223,8 +232,10 @@ void em_monitor_rates(struct source *s, uint64_t final_estimate, double dirty_ra
         WITH_MONITOR(s, true, {
                 m_->p.final_estimate = final_estimate;
                 m_->p.dirty_rate = dirty_rate;
-                if (rate > 0)
+                if (rate > 0) {
                         m_->p.rate = rate;
+                        m_->rate_measured = true;
+                }
         });
 }
 
