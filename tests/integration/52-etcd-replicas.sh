@@ -46,7 +46,9 @@ stop_all() {
 		[ -z "$p" ] || wait "$p" 2>/dev/null || true
 	done
 }
-trap 'st=$?; stop_all; (exit $st); mig_cleanup' EXIT
+# set +e: under -e, the `(exit $st)` that hands mig_cleanup the status
+# would end a failing test's trap before the clean-up.
+trap 'st=$?; set +e; stop_all; (exit $st); mig_cleanup' EXIT
 
 # etcd: three members on the router namespace's loopback.
 EP=$((21000 + $$ % 1000 * 6))
