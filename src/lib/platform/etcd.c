@@ -422,7 +422,8 @@ static long post_one(const struct em_etcd *e, const char *url, const char *body,
         curl_slist_free_all(hdr);
         fclose(steal_pointer(&f));
         if (rc != CURLE_OK)
-                return em_error_set(err, EHOSTUNREACH, "etcd %s: %s", url, curl_easy_strerror(rc));
+                return em_error_set(err, rc == CURLE_COULDNT_CONNECT ? ECONNREFUSED : EPROTO,
+                                    "etcd %s: %s", url, curl_easy_strerror(rc));
         *resp = buf ? steal_pointer(&buf) : calloc(1, 1);
         return status;
 }
