@@ -21,11 +21,13 @@ static const char usage[] =
     "on every host.\n"
     "\n"
     "Commands:\n"
-    "  pull [--insecure] REF        pull [REGISTRY/]REPO[:TAG][@DIGEST] over the OCI\n"
-    "                               distribution API (bearer tokens supported). Blobs\n"
-    "                               and layers already present are skipped, partial\n"
-    "                               blobs resumed. A progress bar is drawn on a TTY.\n"
-    "  push [--insecure] NAME [REF] push a stored image to REF (default: its name)\n"
+    "  pull REF                     pull [REGISTRY/]REPO[:TAG][@DIGEST] over the OCI\n"
+    "                               distribution API (Basic auth and bearer tokens).\n"
+    "                               From a multi-arch index, the manifest for this\n"
+    "                               host's platform (or --platform). Blobs and layers\n"
+    "                               already present are skipped, partial blobs\n"
+    "                               resumed. A progress bar is drawn on a TTY.\n"
+    "  push NAME [REF]              push a stored image to REF (default: its name)\n"
     "  import [--name NAME] PATH    import an OCI image layout directory or a\n"
     "                               `docker save` tar\n"
     "  ls                           list images\n"
@@ -38,18 +40,35 @@ static const char usage[] =
     "(redis, redis:latest, edgemig/redis) or a manifest digest prefix.\n"
     "\n"
     "Options:\n"
-    "  --insecure   plain HTTP (and unverified TLS), for loopback registries\n"
-    "  --json       machine-readable output (every command)\n"
-    "  -h, --help   this help\n"
+    "  --registry-http      plain HTTP instead of HTTPS (a loopback test registry)\n"
+    "  --tls-verify BOOL    verify the registry's certificate (default true)\n"
+    "  --insecure           both: --registry-http --tls-verify=false\n"
+    "  --registry-ca FILE   CA bundle for the registry; default: /etc/edgemig/\n"
+    "                       certs.d/HOST[:PORT]/ca.crt if it exists, else the\n"
+    "                       system's CAs\n"
+    "  --certs-dir DIR      look for HOST[:PORT]/ca.crt here instead\n"
+    "  --authfile FILE      registry credentials: a containers-auth.json (podman\n"
+    "                       login --authfile) or Docker config.json, {\"auths\":\n"
+    "                       {\"HOST[:PORT]\": {\"auth\": base64(USER:PASSWORD)}}}.\n"
+    "                       Default: the first of /etc/edgemig/auth.json,\n"
+    "                       $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json and\n"
+    "                       ~/.docker/config.json that names the registry\n"
+    "  --platform OS/ARCH[/VARIANT]\n"
+    "                       the image to pick from a multi-arch index (default:\n"
+    "                       this host's, e.g. linux/amd64, linux/arm64)\n"
+    "  --json               machine-readable output (every command)\n"
+    "  -h, --help           this help\n"
     "\n"
     "Examples:\n"
-    "  edgemig image pull --insecure 127.0.0.1:5000/edgemig/redis:latest\n"
+    "  edgemig image pull --registry-http 127.0.0.1:5000/edgemig/redis:latest\n"
+    "  edgemig image pull --platform linux/arm64 registry.example.net/app:1\n"
     "  edgemig image import /var/cache/edgemig/images/busybox\n"
     "  edgemig image inspect --json redis\n";
 
 struct image_opts {
         bool json, insecure;
         const char *name;
+        struct em_registry_opts ro;
         int argc; /* positional arguments */
         char **argv;
 };
@@ -60,6 +79,12 @@ static int parse_opts(int argc, char **argv, struct image_opts *o, em_error_t *e
         const struct em_opt table[] = {
             EM_OPT_FLAG("json", 0, &o->json),
             EM_OPT_FLAG("insecure", 0, &o->insecure),
+            EM_OPT_FLAG("registry-http", 0, &o->ro.plain_http),
+            EM_OPT_CALL("tls-verify", 0, &o->ro.tls_no_verify, em_opt_bool_not),
+            EM_OPT_STRING("registry-ca", 0, &o->ro.ca_file),
+            EM_OPT_STRING("certs-dir", 0, &o->ro.certs_dir),
+            EM_OPT_STRING("authfile", 0, &o->ro.auth_file),
+            EM_OPT_STRING("platform", 0, &o->ro.platform),
             EM_OPT_STRING("name", 0, &o->name),
             EM_OPT_END,
         };
@@ -67,6 +92,8 @@ static int parse_opts(int argc, char **argv, struct image_opts *o, em_error_t *e
 
         o->argc = argc - first;
         o->argv = argv + first;
+        if (o->insecure)
+                o->ro.plain_http = o->ro.tls_no_verify = true;
         return r;
 }
 
@@ -142,7 +169,7 @@ static int do_pull(struct em_store *s, struct image_opts *o, em_error_t *err)
 {
         cleanup_image_info struct em_image_info *info = NULL;
         struct bar bar = {{0}, 0};
-        struct em_registry_opts ro = {.insecure = o->insecure};
+        struct em_registry_opts ro = o->ro;
 
         if (o->argc != 1)
                 return em_error_set(err, 0, "pull takes one REF; see --help"), 2;
@@ -156,7 +183,7 @@ static int do_pull(struct em_store *s, struct image_opts *o, em_error_t *err)
 static int do_push(struct em_store *s, struct image_opts *o, em_error_t *err)
 {
         struct bar bar = {{0}, 0};
-        struct em_registry_opts ro = {.insecure = o->insecure};
+        struct em_registry_opts ro = o->ro;
 
         if (o->argc < 1 || o->argc > 2)
                 return em_error_set(err, 0, "push takes NAME [REF]; see --help"), 2;

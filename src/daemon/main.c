@@ -64,7 +64,13 @@ static const char usage[] =
     "  --registry HOST:PORT  pull missing image layers from this registry first\n"
     "                        (HTTPS), whatever registry the peer's image name\n"
     "                        names, by the manifest digest the peer sent\n"
-    "  --registry-insecure   the registry speaks plain HTTP (loopback)\n"
+    "  --registry-http       the registry speaks plain HTTP (a loopback one)\n"
+    "  --registry-tls-verify BOOL\n"
+    "                        verify the registry's certificate (default true)\n"
+    "  --registry-ca FILE    CA bundle for the registry (default: /etc/edgemig/\n"
+    "                        certs.d/HOST:PORT/ca.crt if present, else the system's)\n"
+    "  --registry-auth FILE  credentials (containers-auth.json or Docker config.json;\n"
+    "                        default /etc/edgemig/auth.json, then Docker's)\n"
     "  --io-timeout DURATION drop a session whose peer makes no progress for this\n"
     "                        long (default 120; seconds, or with ms, s, m or h);\n"
     "                        what it staged is rolled back\n"
@@ -159,7 +165,7 @@ static int parse_registry(const char *arg, void *dst, em_error_t *err)
         if (strchr(arg, '/') != NULL || *arg == '\0')
                 return em_error_set(err, 0,
                                     "takes HOST[:PORT], not a URL (HTTPS unless "
-                                    "--registry-insecure)");
+                                    "--registry-http)");
         *(const char **)dst = arg;
         return 0;
 }
@@ -176,10 +182,25 @@ static int parse_location(const char *arg, void *dst, em_error_t *err)
         return em_edge_location_parse(arg, &a->x, &a->y, err);
 }
 
+static int print_help(bool help)
+{
+        fputs(help ? usage : "edgemigd " EM_VERSION "\n", stdout);
+        return -1;
+}
+
+static void finish_args(struct daemon_args *a)
+{
+        a->s.allow_peers = a->allow.v;
+        a->s.allow_controllers = a->controllers.v;
+        a->s.agent.attachments = a->attachments.v;
+        em_log_setup(a->lo.level, a->lo.json, 2, "edgemigd");
+}
+
 /* Returns -1 to exit with status 0 (--help, --version), 2 on a usage error. */
 static int parse_args(int argc, char **argv, struct daemon_args *a)
 {
         struct em_server_opts *s = &a->s;
+        struct em_registry_opts *ro = &s->target.registry_opts;
         const struct em_opt table[] = {
             EM_OPT_STRING("config", 0, &a->config),
             EM_OPT_STRING("root", 0, &a->root),
@@ -191,7 +212,10 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_LIST("allow-peer", 0, &a->allow),
             EM_OPT_CALL("registry", 0, &s->target.registry, parse_registry),
             EM_OPT_CALL("service-cidr", 0, &s->target.policy, parse_cidr),
-            EM_OPT_FLAG("registry-insecure", 0, &s->target.registry_insecure),
+            EM_OPT_FLAG("registry-http", 0, &ro->plain_http),
+            EM_OPT_CALL("registry-tls-verify", 0, &ro->tls_no_verify, em_opt_bool_not),
+            EM_OPT_STRING("registry-ca", 0, &ro->ca_file),
+            EM_OPT_STRING("registry-auth", 0, &ro->auth_file),
             EM_OPT_STRING("route-hook", 0, &s->target.route_hook),
             EM_OPT_INT("max-connections", 0, &s->limits.max_children, 1, 100000),
             EM_OPT_INT("max-connections-per-peer", 0, &s->limits.max_per_addr, 1, 100000),
@@ -222,20 +246,15 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
         int first,
             r = em_opts_parse_config(table, EM_CONF_EDGEMIGD, argc, argv, 0, &first, &a->cf, &err);
 
-        if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION) {
-                fputs(r == EM_OPTS_HELP ? usage : "edgemigd " EM_VERSION "\n", stdout);
-                return -1;
-        }
+        if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION)
+                return print_help(r == EM_OPTS_HELP);
         if (r == 0 && first < argc)
                 em_error_set(&err, 0, "unexpected argument '%s'", argv[first]);
         if (err != NULL) {
                 fprintf(stderr, "edgemigd: %s; see 'edgemigd --help'\n", em_error_msg(err));
                 return 2;
         }
-        s->allow_peers = a->allow.v;
-        s->allow_controllers = a->controllers.v;
-        s->agent.attachments = a->attachments.v;
-        em_log_setup(a->lo.level, a->lo.json, 2, "edgemigd");
+        finish_args(a);
         return 0;
 }
 

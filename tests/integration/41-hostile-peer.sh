@@ -173,7 +173,7 @@ grep -q "registry GET" "$T/fake.log" || fail "the pull never reached the fake re
 daemon_stop
 D_KEEP=$D
 D=$T/d2
-daemon_start --registry "$REGISTRY" --registry-insecure
+daemon_start --registry "$REGISTRY" --registry-http
 rm -f "$T/fake.log"
 hp evil-a plan --image busybox --container reg --arg name="127.0.0.1:$P1/edgemig/busybox:latest"
 [ "$(outcome)" = completed ] || fail "plan with a foreign registry name: $(cat "$T/out")"

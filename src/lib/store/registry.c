@@ -1,4 +1,5 @@
-/* OCI distribution client (libcurl): pull and push with the bearer-token flow. */
+/* OCI distribution client (libcurl): pull and push with Basic auth and the
+ * bearer-token flow, per-registry CA bundles and multi-arch indexes. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,9 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/osarch.h"
 #include "store/ref.h"
+#include "store/regauth.h"
 #include "store/store_int.h"
 #include "util/cleanup.h"
+#include "util/conffile.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -24,8 +28,11 @@ struct client {
         CURL *curl;
         struct em_ref ref;
         char *base; /* scheme://host */
-        bool plain; /* plain HTTP (--insecure: a loopback test registry) */
+        bool plain; /* plain HTTP (a loopback test registry) */
         char *token;
+        bool basic;              /* the registry asked for Basic auth */
+        struct em_reg_cred cred; /* from the auth file; user NULL: anonymous */
+        char *ca_file;           /* NULL: the system's CAs */
         const struct em_registry_opts *o;
 };
 
@@ -59,6 +66,8 @@ static void client_free(struct client *c)
         em_ref_free(&c->ref);
         free(c->base);
         free(c->token);
+        free(c->ca_file);
+        em_reg_cred_clear(&c->cred);
 }
 
 static void set_header(char **dst, const char *v, size_t n)
@@ -155,6 +164,23 @@ struct req {
         const char *range;
 };
 
+/* CA bundle or no verification; Basic credentials when the registry asked
+ * for them (libcurl drops them on a redirect to another host). */
+static void set_tls_and_auth(struct client *c, CURL *h)
+{
+        if (c->o->tls_no_verify) {
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        } else if (c->ca_file != NULL) {
+                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        }
+        if (c->basic && c->cred.user != NULL) {
+                curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+                curl_easy_setopt(h, CURLOPT_USERNAME, c->cred.user);
+                curl_easy_setopt(h, CURLOPT_PASSWORD, c->cred.pass);
+        }
+}
+
 static int setup_req(struct client *c, const struct req *q, struct curl_slist **hdrs, void **ctx)
 {
         CURL *h = c->curl;
@@ -163,7 +189,7 @@ static int setup_req(struct client *c, const struct req *q, struct curl_slist **
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, q->url);
         /* Registries, their blob redirects and token realms are HTTPS (or
-         * plain HTTP for an --insecure one), never any
+         * plain HTTP for a --registry-http one), never any
          * other protocol libcurl speaks (file, gopher, ...). */
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->plain ? "http,https" : "https");
         curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, c->plain ? "http,https" : "https");
@@ -180,10 +206,7 @@ static int setup_req(struct client *c, const struct req *q, struct curl_slist **
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, ctx);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        if (c->o->insecure) {
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
+        set_tls_and_auth(c, h);
         if (strcmp(q->method, "HEAD") == 0)
                 curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         else if (strcmp(q->method, "GET") != 0)
@@ -268,9 +291,15 @@ static int fetch_token(struct client *c, const char *challenge, em_error_t *err)
         free(c->token);
         c->token = NULL;
         struct req q = {.method = "GET", .url = url};
+        bool was_basic = c->basic;
+        c->basic = true; /* the token server takes the auth file's credentials */
         int rc = perform(c, &q, &r, err);
+        c->basic = was_basic;
         if (rc == 0 && r.status != 200)
-                rc = em_error_set(err, EACCES, "token server %s: HTTP %ld", realm, r.status);
+                rc = em_error_set(err, EACCES, "token server %s: HTTP %ld%s", realm, r.status,
+                                  c->cred.user == NULL ? " (no credentials for this registry in "
+                                                         "the auth file)"
+                                                       : "");
         if (rc == 0 && em_json_parse(r.body ?: "", r.len, "token response", &j, err) == 0) {
                 const char *t = em_json_str(j, "token") ?: em_json_str(j, "access_token");
                 c->token = t != NULL ? strdup(t) : NULL;
@@ -281,6 +310,25 @@ static int fetch_token(struct client *c, const char *challenge, em_error_t *err)
         }
         resp_clear(&r);
         return rc;
+}
+
+/* Answers a 401's challenge: Basic with the auth file's credentials, or a
+ * Bearer token fetched with them (or anonymously). */
+static int authenticate(struct client *c, const char *challenge, em_error_t *err)
+{
+        if (strncasecmp(challenge, "Basic", 5) != 0)
+                return fetch_token(c, challenge, err);
+        if (c->cred.user == NULL)
+                return em_error_set(err, EACCES,
+                                    "the registry wants a user name and password: add them for "
+                                    "%s to /etc/edgemig/auth.json (`podman login --authfile`) or "
+                                    "name a Docker config.json with --registry-auth",
+                                    c->ref.registry);
+        if (c->basic)
+                return em_error_set(err, EACCES, "the registry refused the credentials for %s",
+                                    c->ref.registry);
+        c->basic = true;
+        return 0;
 }
 
 /* Performs q; on 401 with a Bearer challenge fetches a token and retries once. */
@@ -299,9 +347,34 @@ static int request(struct client *c, const struct req *q, struct resp *r, em_err
                            .werr = keep.werr,
                            .what = keep.what,
                            .resume_from = keep.resume_from};
-        if (challenge == NULL || fetch_token(c, challenge, err) < 0)
+        if (challenge == NULL || authenticate(c, challenge, err) < 0)
                 return em_error_wrap(err, "authenticating to %s", c->ref.registry);
         return perform(c, q, r, err);
+}
+
+/* --registry-ca, else <certs.d>/HOST[:PORT]/ca.crt as containers and
+ * podman keep them, else the system's CAs. */
+static int find_ca(struct client *c, em_error_t *err)
+{
+        const char *dir = c->o->certs_dir ?: EM_SYSCONFDIR "/edgemig/certs.d";
+        const char *host = c->ref.registry;
+
+        if (c->o->ca_file != NULL) {
+                if (access(c->o->ca_file, R_OK) < 0)
+                        return em_error_set(err, errno, "registry CA bundle %s", c->o->ca_file);
+                c->ca_file = strdup(c->o->ca_file);
+                return c->ca_file != NULL ? 0 : em_error_set(err, ENOMEM, "ca");
+        }
+        /* A registry name never climbs out of the directory. */
+        if (strchr(host, '/') != NULL || host[0] == '.')
+                return 0;
+        if (asprintf(&c->ca_file, "%s/%s/ca.crt", dir, host) < 0)
+                return em_error_set(err, ENOMEM, "ca");
+        if (access(c->ca_file, R_OK) == 0)
+                return 0;
+        free(c->ca_file);
+        c->ca_file = NULL;
+        return 0;
 }
 
 static int client_init(struct client *c, const char *ref, const struct em_registry_opts *o,
@@ -313,9 +386,12 @@ static int client_init(struct client *c, const char *ref, const struct em_regist
                 return -1;
         const char *host =
             strcmp(c->ref.registry, "docker.io") == 0 ? "registry-1.docker.io" : c->ref.registry;
-        c->plain = o->insecure;
+        c->plain = o->plain_http;
         if (asprintf(&c->base, "%s://%s", c->plain ? "http" : "https", host) < 0)
                 return em_error_set(err, ENOMEM, "url");
+        if (em_regauth_find(o->auth_file, c->ref.registry, &c->cred, err) < 0 ||
+            find_ca(c, err) < 0)
+                return -1;
         c->curl = curl_easy_init();
         if (c->curl == NULL)
                 return em_error_set(err, ENOMEM, "curl_easy_init");
@@ -351,27 +427,46 @@ static int get_manifest(struct client *c, const char *reference, struct resp *r,
         return 0;
 }
 
-/* Resolves REF to an image manifest (following an index to linux/amd64). */
+/* The index entry for --platform or this host's platform. */
+static int pick_from_index(struct client *c, const struct resp *r, const char *reference,
+                           char want[EM_DIGEST_STR_LEN + 1], em_error_t *err)
+{
+        cleanup_index struct em_index *ix = NULL;
+        struct em_osarch p;
+        char ps[96];
+
+        if (c->o->platform != NULL) {
+                if (em_osarch_parse(c->o->platform, &p, err) < 0)
+                        return -1;
+        } else {
+                em_osarch_host(&p);
+        }
+        if (em_index_parse(r->body, r->len, &ix, err) < 0)
+                return -1;
+        const struct em_descriptor *d = em_osarch_select(ix, &p);
+        if (d == NULL)
+                return em_error_set(err, ENOENT,
+                                    "%s: the index has no manifest for %s (choose another with "
+                                    "--platform OS/ARCH[/VARIANT])",
+                                    reference, em_osarch_str(&p, ps, sizeof(ps)));
+        em_log_debug("%s: %s selects %s", reference, em_osarch_str(&p, ps, sizeof(ps)), d->digest);
+        snprintf(want, EM_DIGEST_STR_LEN + 1, "%s", d->digest);
+        return 0;
+}
+
+/* Resolves REF to an image manifest (following an index to the platform's). */
 static int resolve_manifest(struct client *c, struct em_store *s,
                             char digest[EM_DIGEST_STR_LEN + 1], em_error_t *err)
 {
         struct resp r = {0};
-        cleanup_index struct em_index *ix = NULL;
         const char *reference = c->ref.digest ?: c->ref.tag;
+        char want[EM_DIGEST_STR_LEN + 1];
 
         if (get_manifest(c, reference, &r, digest, err) < 0)
                 goto fail;
         if (em_doc_kind_of(r.body ?: "", r.len, r.ctype) == EM_DOC_INDEX) {
-                if (em_index_parse(r.body, r.len, &ix, err) < 0)
+                if (pick_from_index(c, &r, reference, want, err) < 0)
                         goto fail;
-                const struct em_descriptor *d = em_index_select(ix, "linux", "amd64", NULL);
-                if (d == NULL) {
-                        em_error_set(err, ENOENT, "%s: no linux/amd64 manifest in the index",
-                                     reference);
-                        goto fail;
-                }
-                char want[EM_DIGEST_STR_LEN + 1];
-                snprintf(want, sizeof(want), "%s", d->digest);
                 resp_clear(&r);
                 if (get_manifest(c, want, &r, digest, err) < 0)
                         goto fail;

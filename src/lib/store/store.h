@@ -98,14 +98,23 @@ int em_store_prune(struct em_store *s, const char *const *in_use_diff_ids,
 typedef void (*em_progress_fn)(void *ud, const char *what, uint64_t done, uint64_t total);
 
 struct em_registry_opts {
-        bool insecure;           /* plain HTTP and unverified TLS (loopback registries) */
+        bool plain_http;         /* http:// instead of https:// (loopback test registries) */
+        bool tls_no_verify;      /* HTTPS without verifying the certificate (--tls-verify=false) */
+        const char *ca_file;     /* CA bundle; NULL: <certs_dir>/HOST[:PORT]/ca.crt when it
+                                    exists, else the system's CAs */
+        const char *certs_dir;   /* NULL: EM_SYSCONFDIR/edgemig/certs.d */
+        const char *auth_file;   /* NULL: /etc/edgemig/auth.json, then Docker's config.json
+                                    (store/regauth.h) */
+        const char *platform;    /* "os/arch[/variant]" to pick from an index; NULL: this host's */
         em_progress_fn progress; /* may be NULL */
         void *progress_ud;
 };
 
 /* Pulls REF ([registry/]repo[:tag][@digest]) over the OCI distribution API:
- * manifest (index -> linux/amd64), config, layers (skipping present blobs and
- * layers, resuming partial blobs), then registers the image. */
+ * manifest (an index -> the entry for the platform), config, layers (skipping
+ * present blobs and layers, resuming partial blobs), then registers the
+ * image. Basic and Bearer authentication with the credentials of the auth
+ * file. */
 int em_store_pull(struct em_store *s, const char *ref, const struct em_registry_opts *o,
                   struct em_image_info **out, em_error_t *err);
 /* Pushes a stored image (looked up by name) to dest_ref (default: its name). */

@@ -355,6 +355,28 @@ void em_opt_list_free(struct em_opt_list *l)
         l->n = 0;
 }
 
+int em_opt_bool(const char *arg, void *dst, em_error_t *err)
+{
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                    "off", "0"};
+
+        for (size_t i = 0; i < 4; i++) {
+                if (strcasecmp(arg, yes[i]) == 0 || strcasecmp(arg, no[i]) == 0) {
+                        *(bool *)dst = strcasecmp(arg, yes[i]) == 0;
+                        return 0;
+                }
+        }
+        return em_error_set_code(err, EINVAL, "'%s' is not true or false", arg);
+}
+
+int em_opt_bool_not(const char *arg, void *dst, em_error_t *err)
+{
+        if (em_opt_bool(arg, dst, err) < 0)
+                return -1;
+        *(bool *)dst = !*(bool *)dst;
+        return 0;
+}
+
 int em_opt_log_level(const char *arg, void *dst, em_error_t *err)
 {
         struct em_log_opts *lo = dst;

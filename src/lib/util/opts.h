@@ -136,6 +136,11 @@ void em_opt_list_free(struct em_opt_list *l);
 
 /* CALL parsers for the logging options every binary has; dst is a
  * struct em_log_opts (util/log.h). */
+/* For EM_OPT_CALL with a bool *: true/false, yes/no, on/off, 1/0
+ * (`--tls-verify=false`). */
+int em_opt_bool(const char *arg, void *dst, em_error_t *err);
+/* The same, storing the negation (`--tls-verify=false` into a no_verify). */
+int em_opt_bool_not(const char *arg, void *dst, em_error_t *err);
 int em_opt_log_level(const char *arg, void *dst, em_error_t *err);
 int em_opt_log_format(const char *arg, void *dst, em_error_t *err);
 #define EM_OPT_LOG(lo)                                                                             \

@@ -219,7 +219,7 @@ static int try_registry_pull(struct target *t, em_error_t *err)
 {
         const char *name = em_json_str(t->image, "name");
         const char *manifest = em_json_str(t->image, "manifest_digest");
-        struct em_registry_opts ro = {.insecure = t->o->registry_insecure};
+        struct em_registry_opts ro = t->o->registry_opts;
         cleanup_image_info struct em_image_info *info = NULL;
         cleanup_free char *ref = NULL;
         em_error_t perr = NULL;

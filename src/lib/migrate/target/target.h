@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "migrate/target/policy.h"
+#include "store/store.h"
 #include "transfer/conn.h"
 #include "util/config.h"
 #include "util/error.h"
@@ -28,7 +29,9 @@ struct em_target_opts {
         const struct em_target_ops *ops; /* em_target_opts_init: &em_target_ops_runc */
         struct em_policy policy;         /* what an incoming spec may ask for */
         const char *registry; /* pull missing layers from here first ("host:port"), or NULL */
-        bool registry_insecure;
+        /* How to reach it: plain HTTP, CA bundle, skip-verify, auth file
+         * (the platform is never needed: the pull is by manifest digest). */
+        struct em_registry_opts registry_opts;
         const char *route_hook; /* executable run as `HOOK announce IP` after a restore */
         int io_timeout_ms;
         int commit_timeout_ms; /* how long a restored container waits for the source's DONE */
