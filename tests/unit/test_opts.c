@@ -214,12 +214,38 @@ static void test_value_parsers(void **state)
         em_error_free(&err);
 }
 
+static void test_bool(void **state)
+{
+        bool b = false, nv = false;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_opt_bool("Yes", &b, NULL), 0);
+        assert_true(b);
+        assert_int_equal(em_opt_bool("off", &b, NULL), 0);
+        assert_false(b);
+        assert_int_equal(em_opt_bool_not("false", &nv, NULL), 0);
+        assert_true(nv);
+        assert_int_equal(em_opt_bool_not("1", &nv, NULL), 0);
+        assert_false(nv);
+        assert_int_equal(em_opt_bool_not("nope", &nv, &err), -1);
+        assert_false(nv);
+        assert_non_null(strstr(em_error_msg(err), "true or false"));
+        em_error_free(&err);
+        assert_int_equal(em_opt_bool("", &b, &err), -1);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_values),          cmocka_unit_test(test_bad_numbers),
-            cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_help_version),
-            cmocka_unit_test(test_stop_at_operand), cmocka_unit_test(test_value_parsers),
+            cmocka_unit_test(test_values),
+            cmocka_unit_test(test_bad_numbers),
+            cmocka_unit_test(test_usage_errors),
+            cmocka_unit_test(test_help_version),
+            cmocka_unit_test(test_stop_at_operand),
+            cmocka_unit_test(test_value_parsers),
+            cmocka_unit_test(test_bool),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -349,7 +349,14 @@ static int request(struct client *c, const struct req *q, struct resp *r, em_err
                            .resume_from = keep.resume_from};
         if (challenge == NULL || authenticate(c, challenge, err) < 0)
                 return em_error_wrap(err, "authenticating to %s", c->ref.registry);
-        return perform(c, q, r, err);
+        if (perform(c, q, r, err) < 0)
+                return -1;
+        if (r->status == 401 && c->basic)
+                return em_error_set(err, EACCES,
+                                    "the registry refused the credentials for %s (check the "
+                                    "auth file's entry)",
+                                    c->ref.registry);
+        return 0;
 }
 
 /* --registry-ca, else <certs.d>/HOST[:PORT]/ca.crt as containers and
