@@ -3,7 +3,9 @@
 # --etcd-ca, --etcd-cert, --etcd-key; Debian's GnuTLS libcurl): a
 # single-member etcd with client-cert-auth and certificates of a test CA
 # (`edgemig ca`), in a network namespace of its own. With the client
-# certificate the controller leads and records an edge; without one, or
+# certificate the controller leads and records edges; an edge whose lease
+# expired (no heartbeat for --edge-ttl) is not chosen as a target, and is
+# again after a heartbeat. Without a certificate, or
 # with another CA's, etcd refuses it and the controller says so (500
 # naming etcd, never leader); https without --etcd-ca is refused at start.
 set -euo pipefail
@@ -54,12 +56,39 @@ start() { # PORT LOG ARGS...: a controller; waits for its API
 role() { curl -sf "127.0.0.1:$1/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["role"])'; }
 
 start 7001 "$D/good.log" --etcd-ca "$D/ca/ca.crt" --etcd-cert "$D/pki/controller.crt" \
-	--etcd-key "$D/pki/controller.key"
+	--etcd-key "$D/pki/controller.key" --edge-ttl 2 --migrate-cmd /bin/true --dwell-ms 0 \
+	--dwell-per-handoff 0 --approach-reports 0
 for _ in $(seq 50); do [ "$(role 7001)" = leader ] && break; sleep 0.1; done
 [ "$(role 7001)" = leader ] || fail "the controller with its certificate never led: $(cat "$D/good.log")"
 curl -sf -XPOST 127.0.0.1:7001/edges -o /dev/null \
 	-d '{"name":"e1","addr":"10.0.0.1:7878","x":0,"y":0,"capacity":2}' || fail "POST /edges over mTLS"
 curl -sf 127.0.0.1:7001/edges | grep -q '"name":"e1".*"alive":true' || fail "edge not in etcd"
+
+# Edge leases: e2 registers, then its heartbeats stop; once its lease ran
+# out it is not a target, however near; a heartbeat brings it back.
+post() { curl -sf -XPOST "127.0.0.1:7001$1" -d "$2" >"$D/post.json" || fail "POST $1 $2"; }
+post /edges '{"name":"e2","addr":"10.0.0.2:7878","x":100,"y":0,"capacity":2}'
+post /services '{"name":"svc","user":"u","edge":"e1"}'
+beat() { # EDGE CONTAINERS: heartbeats every 0.3 s until killed
+	while :; do
+		curl -s -XPOST "127.0.0.1:7001/edges/$1/heartbeat" -d "{\"containers\":$2}" -o /dev/null
+		sleep 0.3
+	done
+}
+beat e1 '["svc"]' &
+BEAT1=$!
+expired() { curl -sf 127.0.0.1:7001/edges | grep -q '"name":"e2"[^}]*"alive":false'; }
+for _ in $(seq 50); do expired && break; sleep 0.2; done
+expired || fail "e2's lease did not expire: $(curl -s 127.0.0.1:7001/edges)"
+post /users/u/position '{"x":100,"y":0}'
+grep -q '"action":"stay".*"serving edge is nearest"' "$D/post.json" ||
+	fail "an edge without a lease was chosen: $(cat "$D/post.json")"
+post /edges/e2/heartbeat '{"containers":[]}'
+post /users/u/position '{"x":100,"y":0}'
+grep -q '"action":"migrate","target":"e2"' "$D/post.json" ||
+	fail "e2 alive again, not chosen: $(cat "$D/post.json")"
+kill "$BEAT1"
+wait "$BEAT1" 2>/dev/null || true
 
 for who in nocert rogue; do
 	args=(--etcd-ca "$D/ca/ca.crt")
@@ -74,6 +103,6 @@ done
 rc=0
 "$CTL" --etcd "$E" --listen 127.0.0.1:7003 --insecure >"$D/noca.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] && grep -q -- '--etcd-ca' "$D/noca.log" || fail "https without --etcd-ca: $(cat "$D/noca.log")"
-echo "ok (mutual TLS to etcd; no certificate and another CA's refused)"
+echo "ok (mutual TLS to etcd; no certificate and another CA's refused; edge leases)"
 INNER
 unshare --net bash "$D/inner.sh" "$D" "$CTL"

@@ -240,6 +240,22 @@ static void test_collect(void **state)
         assert_int_equal(em_rm_rf(root, &err), 0);
 }
 
+/* Controller replicas: --controller URL,URL,... taken in turn. */
+static void test_controller_list(void **state)
+{
+        char buf[64];
+
+        assert_int_equal(em_edge_agent_controller("https://a:1,https://b:2", 0, buf, sizeof(buf)),
+                         2);
+        assert_string_equal(buf, "https://a:1");
+        em_edge_agent_controller("https://a:1,https://b:2", 1, buf, sizeof(buf));
+        assert_string_equal(buf, "https://b:2");
+        em_edge_agent_controller("https://a:1,https://b:2", 2, buf, sizeof(buf)); /* wraps */
+        assert_string_equal(buf, "https://a:1");
+        assert_int_equal(em_edge_agent_controller("https://only:1", 5, buf, sizeof(buf)), 1);
+        assert_string_equal(buf, "https://only:1");
+}
+
 static void test_attachments(void **state)
 {
         char name[64];
@@ -308,7 +324,7 @@ int main(void)
             cmocka_unit_test(test_location),     cmocka_unit_test(test_throughput),
             cmocka_unit_test(test_bodies),       cmocka_unit_test(test_check),
             cmocka_unit_test(test_collect),      cmocka_unit_test(test_attachments),
-            cmocka_unit_test(test_measure_rtts),
+            cmocka_unit_test(test_measure_rtts), cmocka_unit_test(test_controller_list),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
