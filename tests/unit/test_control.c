@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "platform/control.h"
+#include "platform/control_client.h"
 #include "migrate/common/proto.h"
 #include "util/cleanup.h"
 #include "util/json.h"
@@ -266,6 +267,46 @@ static void test_serve_cancel_unknown(void **state)
         rmdir(root);
 }
 
+static void count_progress(void *ud, const json_t *p)
+{
+        int *n = ud;
+        if (em_json_str(p, "phase") != NULL)
+                (*n)++;
+}
+
+/* The controller's side of a request with "progress": true: progress
+ * replies go to the callback, the reply without "progress" ends it. */
+static void test_exchange_progress(void **state)
+{
+        cleanup_conn em_conn_t *ctl = NULL, *edge = NULL;
+        cleanup_error em_error_t err = NULL;
+        cleanup_frame struct em_frame f = {0};
+        cleanup_json json_t *reply = NULL;
+        struct em_control_req req = {.op = EM_CONTROL_MIGRATE, .progress = true};
+        int n = 0;
+
+        snprintf(req.service, sizeof(req.service), "web");
+        snprintf(req.to, sizeof(req.to), "10.0.0.2:7878");
+        pair(&ctl, &edge);
+        /* The edge's answers are queued before the request is even read. */
+        assert_int_equal(em_conn_send_str(edge, EM_FRAME_CONTROL_REPLY,
+                                          "{\"progress\":{\"phase\":\"precopy\"}}", &err),
+                         0);
+        assert_int_equal(
+            em_conn_send_str(edge, EM_FRAME_CONTROL_REPLY, "{\"progress\":\"junk\"}", &err), 0);
+        assert_int_equal(em_conn_send_str(edge, EM_FRAME_CONTROL_REPLY,
+                                          "{\"progress\":{\"phase\":\"final\"}}", &err),
+                         0);
+        assert_int_equal(em_conn_send_str(edge, EM_FRAME_CONTROL_REPLY, "{\"ok\":true}", &err), 0);
+        assert_int_equal(
+            em_control_exchange_progress(ctl, &req, 5000, count_progress, &n, &reply, &err), 0);
+        assert_int_equal(n, 2);
+        assert_true(json_is_true(json_object_get(reply, "ok")));
+        assert_int_equal(em_conn_recv(edge, &f, &err), 1);
+        assert_int_equal(f.hdr.type, EM_FRAME_CONTROL);
+        assert_non_null(strstr((const char *)f.payload, "\"progress\":true"));
+}
+
 static void test_serve_bad_request(void **state)
 {
         cleanup_conn em_conn_t *ctl = NULL, *edge = NULL;
@@ -327,6 +368,7 @@ int main(void)
             cmocka_unit_test(test_unrecv),
             cmocka_unit_test(test_steering_and_cancel),
             cmocka_unit_test(test_serve_cancel_unknown),
+            cmocka_unit_test(test_exchange_progress),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
