@@ -18,10 +18,9 @@
  *     1.1.5 and CRIU 4.2.1 as usual fails (CRIU clones it into a new user
  *     namespace before it joins any); it did restore by hand with runc
  *     and CRIU run inside the infra's user and network namespaces
- *     (docs/pods.md has the recipe and what is left). edgemig does not
- *     do that yet, so no container of a pod is checkpointed or moved
- *     alone (em_pod_refuse_alone); runc never checkpoints a network
- *     namespace either way;
+ *     (docs/pods.md has the recipe and what is left; its image edit is
+ *     checkpoint/pod_img.h). edgemig does not do that yet, so no container of a pod is checkpointed
+ * or moved alone (em_pod_refuse_alone); runc never checkpoints a network namespace either way;
  *   - the members share the infra's user namespace and its ID range (one
  *     range per pod, the layers idmapped to it as for any container), so
  *     they can join its namespaces at all: a process may only join a
