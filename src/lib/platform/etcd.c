@@ -341,6 +341,45 @@ static int dup_opt(const char *s, char **out, em_error_t *err)
         return 0;
 }
 
+/* libcurl's share locks: one mutex per kind of shared data we use. */
+static pthread_mutex_t *lock_of(struct em_etcd *e, curl_lock_data data)
+{
+        return &e->locks[data == CURL_LOCK_DATA_CONNECT       ? 0
+                         : data == CURL_LOCK_DATA_SSL_SESSION ? 1
+                                                              : 2];
+}
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *ud)
+{
+        pthread_mutex_lock(lock_of(ud, data));
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *ud)
+{
+        pthread_mutex_unlock(lock_of(ud, data));
+}
+
+static int share_new(struct em_etcd *e, em_error_t *err)
+{
+        /* Before any thread: libcurl's global set-up is not thread-safe
+         * (refcounted; em_etcd_close drops it). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                return em_error_set(err, EIO, "etcd client: curl_global_init failed");
+        CURLSH *sh = curl_share_init();
+
+        if (sh == NULL)
+                return em_error_set(err, ENOMEM, "etcd client: curl_share_init");
+        for (int i = 0; i < 3; i++)
+                pthread_mutex_init(&e->locks[i], NULL);
+        curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock);
+        curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
+        curl_share_setopt(sh, CURLSHOPT_USERDATA, e);
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        e->share = sh;
+        return 0;
+}
+
 int em_etcd_open(const struct em_etcd_opts *o, struct em_etcd **out, em_error_t *err)
 {
         struct em_etcd *e = calloc(1, sizeof(*e));
@@ -361,6 +400,8 @@ int em_etcd_open(const struct em_etcd_opts *o, struct em_etcd **out, em_error_t 
         }
         if (rc == 0 && e->n == 0)
                 rc = em_error_set(err, EINVAL, "--etcd: no endpoint given");
+        if (rc == 0)
+                rc = share_new(e, err);
         if (rc < 0) {
                 em_etcd_close(e);
                 return -1;
@@ -378,6 +419,12 @@ void em_etcd_close(struct em_etcd *e)
         free(e->ca);
         free(e->cert);
         free(e->key);
+        if (e->share != NULL) {
+                curl_share_cleanup(e->share);
+                for (int i = 0; i < 3; i++)
+                        pthread_mutex_destroy(&e->locks[i]);
+                curl_global_cleanup();
+        }
         free(e);
 }
 
@@ -403,6 +450,7 @@ static long post_one(const struct em_etcd *e, const char *url, const char *body,
                 return em_error_set(err, ENOMEM, "etcd request");
         }
         curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_SHARE, e->share);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);

@@ -11,6 +11,7 @@
 #define EDGEMIG_PLATFORM_ETCD_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,11 @@ struct em_etcd {
         size_t current; /* the endpoint that answered last (a hint, races are harmless) */
         char *ca, *cert, *key;
         int timeout_ms;
+        /* libcurl's connection cache and TLS sessions, shared by every
+         * request of every thread: a request reuses an open connection
+         * instead of a TCP and TLS handshake each. */
+        void *share; /* CURLSH */
+        pthread_mutex_t locks[3];
 };
 
 /* Splits and checks the endpoints (http:// or https://; https:// needs
