@@ -344,6 +344,9 @@ static void layers_into(struct fx *f, struct em_sync_state *st)
         ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
         /* Every blob is in the target's store already. */
         assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
+        /* Whether it restores with lazy pages: as its options say (edgemigd:
+         * its userfaultfd probe), false here. */
+        assert_true(json_is_false(json_object_get(ack, "lazy_pages")));
         if (st != NULL) {
                 ok(em_sync_state_recv_hashes(st, f->src, EM_SYNC_HASHES_MAX, &err));
                 goto out;

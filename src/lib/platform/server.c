@@ -279,6 +279,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     "this host cannot restore containers; run `edgemig --root %s "
                                     "check` for the reason",
                                     cfg->root);
+        s->o.target.lazy_pages = em_features_has(f, "userfaultfd");
         recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
         cgroup_setup(s);

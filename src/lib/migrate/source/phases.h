@@ -47,6 +47,7 @@ struct source {
          * small, and calibrating (~80 ms of CPU) would only slow the
          * handoff down. Cleared if the target's cache turns out stale. */
         bool small_transfers;
+        bool target_lazy; /* the target can restore with lazy pages (its plan answer) */
         /* Calibration runs in a thread from the start of the migration, off
          * the handoff's critical path; joined before the first level choice. */
         pthread_t cal_thread;

@@ -204,6 +204,7 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
             0)
                 return -1;
         s->small_transfers = prefix != NULL && from > 0;
+        s->target_lazy = json_is_true(json_object_get(*ack, "lazy_pages"));
         em_report_set(s->report, "cache_record", json_boolean(s->small_transfers));
         open_shadow(s);
         return em_sync_state_recv_hashes(s->sync, s->conn, EM_SYNC_HASHES_MAX, err);

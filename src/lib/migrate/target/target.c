@@ -292,8 +292,9 @@ static int do_plan(struct target *t, em_error_t *err)
         cleanup_json json_t *have = NULL;
         if (em_sync_target_volumes(t->sync, t->spec, &have, err) < 0)
                 return -1;
-        cleanup_json json_t *ack = json_pack("{s:O, s:I, s:O}", "missing", missing, "hashes_from",
-                                             (json_int_t)from, "volumes", have);
+        cleanup_json json_t *ack =
+            json_pack("{s:O, s:I, s:O, s:b}", "missing", missing, "hashes_from", (json_int_t)from,
+                      "volumes", have, "lazy_pages", t->o->lazy_pages);
         em_log_info("session %s: %zu of %zu blobs missing; page hashes from %llu", t->session,
                     json_array_size(missing), json_array_size(blobs), (unsigned long long)from);
         if (ack == NULL || em_proto_send_json(t->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)

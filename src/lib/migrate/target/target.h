@@ -38,6 +38,11 @@ struct em_target_opts {
         /* What one session may stage: bytes received plus pages rebuilt
          * from the page cache (default 16 GiB; edgemigd --session-quota). */
         int64_t quota_bytes;
+        /* This host can restore with lazy pages (its userfaultfd probe is
+         * ok): told to the source in the plan's answer, so that a
+         * non-converging default pre-copy hands off in hybrid mode only
+         * where that works. edgemigd sets it from its host probe. */
+        bool lazy_pages;
 };
 void em_target_opts_init(struct em_target_opts *o);
 
