@@ -2,6 +2,7 @@
  * Everything received is staged under <root>/incoming/<session>/ and only
  * becomes a container after the final images verify and restore works. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -389,16 +390,15 @@ static void time_step(json_t *timing, const char *step, int64_t *t0)
         *t0 = now;
 }
 
-/* Takes the session's decision lock and moves its record from `from` to
- * `to`; a source that aborted the session meanwhile (OUTCOME abort) fences
- * it here. *lock holds the lock for the caller. */
-static int advance(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
-                   int *lock, em_error_t *err)
+/* Moves the session's record from `from` to `to`, its decision lock held
+ * by the caller; a source that aborted the session meanwhile (OUTCOME
+ * abort) fences it here. */
+static int advance_held(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
+                        em_error_t *err)
 {
         struct em_outcome o;
 
-        if (em_outcome_lock(t->cfg->root, t->session, EM_OUTCOME_LOCK_MS, lock, err) < 0 ||
-            em_outcome_load(t->cfg->root, t->session, &o, err) < 0)
+        if (em_outcome_load(t->cfg->root, t->session, &o, err) < 0)
                 return -1;
         if (o.state == EM_OUTCOME_ABORTED)
                 return em_error_set(err, ECANCELED, "the source aborted session %s", t->session);
@@ -407,6 +407,16 @@ static int advance(struct target *t, enum em_outcome_state from, enum em_outcome
                                     em_outcome_state_name(o.state), em_outcome_state_name(from));
         o.state = to;
         return em_outcome_store(t->cfg->root, &o, err);
+}
+
+/* Takes the session's decision lock (*lock holds it for the caller), then
+ * advance_held. */
+static int advance(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
+                   int *lock, em_error_t *err)
+{
+        if (em_outcome_lock(t->cfg->root, t->session, EM_OUTCOME_LOCK_MS, lock, err) < 0)
+                return -1;
+        return advance_held(t, from, to, err);
 }
 
 /* Moves a record that is still staging or restoring to aborted, removing
@@ -448,12 +458,62 @@ static void uninstall_volumes(struct target *t)
         em_error_free(&e);
 }
 
+/* `route-hook announce IP` in a thread (migrate/common/session.h), so
+ * that it overlaps the work that follows it. */
+struct route_job {
+        const char *hook, *ip;
+        pthread_t thread;
+        bool running;
+        int rc;
+        em_error_t err;
+};
+
+static void *route_thread(void *arg)
+{
+        struct route_job *j = arg;
+
+        j->rc = em_session_route_hook(j->hook, "announce", j->ip, &j->err);
+        return NULL;
+}
+
+static void route_start(struct route_job *j, const char *hook, const char *ip)
+{
+        j->hook = hook;
+        j->ip = ip;
+        if (ip == NULL || hook == NULL || *hook == '\0')
+                return;
+        j->running = pthread_create(&j->thread, NULL, route_thread, j) == 0;
+        if (!j->running) /* no thread: in line, as before */
+                route_thread(j);
+}
+
+/* Waits for the hook. rc < 0: the caller failed meanwhile (its error in
+ * *err wins); else the hook's result. */
+static int route_finish(struct route_job *j, int rc, em_error_t *err)
+{
+        if (j->running)
+                pthread_join(j->thread, NULL);
+        j->running = false;
+        if (rc < 0) {
+                if (j->rc < 0)
+                        em_log_warn("session route hook: %s", em_error_msg(j->err));
+                em_error_free(&j->err);
+                return -1;
+        }
+        if (j->rc < 0) {
+                em_error_move(err, &j->err);
+                return -1;
+        }
+        return 0;
+}
+
 static int restore_here(struct target *t, json_t *timing, em_error_t *err)
 {
         cleanup_close int lock = -1;
         struct em_restore_opts ro;
         const char *ip = em_json_str(t->spec, "ip");
-        int64_t t0 = em_mono_ms();
+        int64_t t0 = em_mono_ms(), t_start = t0;
+        struct route_job rj = {0};
 
         cleanup_free char *log = em_path_join(t->dir, EM_LOGSYNC_NAME);
 
@@ -469,14 +529,19 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
                 uninstall_volumes(t);
                 return em_error_wrap(err, "restoring %s", t->peer.container);
         }
+        /* The route hook (an exec, tens of ms) runs while the record's
+         * fsyncs do. Safe because the decision lock stays held from the
+         * restore to "restored": no abort can come between them, and a
+         * failure here waits for the hook before the ABORT goes out, so the
+         * source's roll-back announces last. */
+        route_start(&rj, t->o->route_hook, ip);
+        int rc = advance_held(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, err);
         em_cleanup_closep(&lock);
-        if (advance(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err) < 0)
-                return -1;
-        em_cleanup_closep(&lock);
-        em_log_info("session %s: %s restored in %lld ms", t->session, t->peer.container,
-                    (long long)(em_mono_ms() - t0));
         time_step(timing, "restore_ms", &t0);
-        if (ip != NULL && em_session_route_hook(t->o->route_hook, "announce", ip, err) < 0)
+        if (rc == 0)
+                em_log_info("session %s: %s restored in %lld ms", t->session, t->peer.container,
+                            (long long)(t0 - t_start));
+        if (route_finish(&rj, rc, err) < 0)
                 return -1;
         time_step(timing, "route_ms", &t0);
         return em_fault("target.after-restore", em_conn_fd(t->conn), err);
