@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "checkpoint/features.h"
+#include "checkpoint/runc.h"
 #include "delta/pages.h"
 #include "migrate/migrate.h"
 #include "migrate/common/outcome.h"
@@ -208,8 +209,8 @@ static int group_teardown(void **state)
 
 /* ---- the target, in a child ---- */
 
-/* The stand-in for `runc restore`: checks it got the staged images and
- * leaves a mark the test looks for. */
+/* The stand-in for `runc restore`: checks it got the staged images (to
+ * move, not copy) and leaves a mark the test looks for. */
 static int fake_restore(const struct em_config *cfg, const char *name, const json_t *spec,
                         const char *images_dir, const char *upper_dir,
                         const struct em_restore_opts *ro, em_error_t *err)
@@ -217,7 +218,10 @@ static int fake_restore(const struct em_config *cfg, const char *name, const jso
         char path[256];
 
         (void)spec;
-        (void)ro;
+        /* The session's staged upper is renamed into place: a copy (an exec
+         * of cp -a) would lengthen the downtime. */
+        if (ro->copy_upper)
+                return em_error_set(err, EINVAL, "the staged upper would be copied, not moved");
         snprintf(path, sizeof(path), "%s/inventory.img", images_dir);
         if (!em_path_exists(path))
                 return em_error_set(err, ENOENT, "no inventory.img in %s", images_dir);

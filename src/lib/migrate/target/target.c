@@ -519,6 +519,10 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
 
         em_restore_opts_init(&ro);
         ro.prior_log = log != NULL && em_path_exists(log) ? log : NULL;
+        /* The staged upper dir is this session's and goes with it: renamed
+         * into place (same file system), not copied by an exec of cp -a
+         * inside the downtime. A failed restore ends the session anyway. */
+        ro.copy_upper = false;
         /* The decision lock is held for the restore: an OUTCOME request
          * waits for it and then sees either no copy or a running one. */
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
