@@ -43,6 +43,7 @@ static const struct {
     {"runc", true, em_probe_runc},
     {"criu", true, em_probe_criu},
     {"criu_check", false, em_probe_criu_check},
+    {"criu_kdat_cache", false, em_probe_criu_kdat_cache},
     {"dump_restore", true, em_probe_dump_restore},
     {"hw_breakpoints", false, em_probe_hw_breakpoints},
     {"soft_dirty", false, em_probe_soft_dirty},

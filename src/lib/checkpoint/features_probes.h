@@ -35,6 +35,7 @@ void em_probe_userfaultfd(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_pipe_max_size(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_tcp_repair(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_tcp_half_closed(struct em_probe_ctx *ctx, struct em_feature *out);
+void em_probe_criu_kdat_cache(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_tc_tbf(struct em_probe_ctx *ctx, struct em_feature *out);
 
 #endif
