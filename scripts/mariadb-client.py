@@ -5,14 +5,16 @@ usage: mariadb-client.py commit HOST [--interval-ms N] --until-file FILE
        mariadb-client.py verify HOST --last N
 
 commit: over ONE connection (never reconnects), creates table edge.t if
-needed and commits one row (n = 1, 2, 3, ...) every --interval-ms until
+needed and commits one row (n = the largest there + 1, + 2, ...; a later
+client continues the numbers) every --interval-ms until
 FILE exists; a commit counts as acknowledged when COMMIT returned. Prints
 one JSON line: {"commits", "last_acked", "errors", "max_gap_ms",
 "connection_id_first", "connection_id_last"}. Exit 1 on any error (the
 connection broke, a statement failed).
 
 verify: over a new connection, every n of 1..N is in edge.t (exit 1 if
-not), and prints {"rows", "max", "missing"}.
+not; so every earlier client's acknowledged rows are checked too), and
+prints {"rows", "max", "missing"}.
 
 Account edge/edge (images/mariadb/init.sql). Needs python3-pymysql.
 """
@@ -43,9 +45,12 @@ def commit_loop(args):
                 "DEFAULT CURRENT_TIMESTAMP(6), pad VARCHAR(200)) ENGINE=InnoDB")
     c.commit()
     first = conn_id(cur)
-    out = {"commits": 0, "last_acked": 0, "errors": 0, "max_gap_ms": 0,
+    cur.execute("SELECT COALESCE(MAX(n), 0) FROM t")
+    n = cur.fetchone()[0]
+    c.commit()
+    out = {"commits": 0, "last_acked": n, "errors": 0, "max_gap_ms": 0,
            "connection_id_first": first}
-    n, last_ok, step = 0, time.monotonic(), args.interval_ms / 1000.0
+    last_ok, step = time.monotonic(), args.interval_ms / 1000.0
     try:
         while not os.path.exists(args.until_file):
             n += 1

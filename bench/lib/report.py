@@ -18,7 +18,7 @@ METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "wholefs", "paper", "pod
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
          "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import",
          "hybrid": "edgemig hybrid", "postcopy": "edgemig post-copy"}
-TABLE3 = ("busybox", "redis", "facedetect")  # the workloads of the per-bandwidth tables
+TABLE3 = ("busybox", "redis", "facedetect", "mariadb")  # the workloads of the per-bandwidth tables
 # Table 3 of Ma et al. (handoff s, downtime s, final-transfer MB); OpenFace ~ facedetect.
 PAPER = {
     "busybox": {5: (3.2, 2.8, 0.03), 20: (3.2, 2.8, 0.03), 500: (3.2, 2.8, 0.03)},
@@ -357,7 +357,7 @@ def plots(out, summary, runs, workloads):
         fn = "plots/%s-edgemig.dat" % w
         if os.path.exists(os.path.join(out, fn)):
             bplot.append("'%s' u 1:($5 > 0 ? $5 : 1/0) w lp pt 2 lc rgb 'black' dt 3 "
-                         "t 'floor: zstd(final CRIU images + upper)'" % fn)
+                         "t 'floor: zstd(final CRIU images + upper, + volume)'" % fn)
         if not bplot:
             continue
         gnuplot(out, "%s-bytes" % w, head + (
@@ -533,7 +533,12 @@ NOTES = """## Reading the results
 - **Workloads**: busybox = the counter image; redis 7 with 400,000 keys of 128-byte
   values (~50 MB, the content `DEBUG POPULATE 400000 key 128` would create: redis 7
   refuses DEBUG by default, so they are loaded with `redis-cli --pipe`); facedetect =
-  python3 + OpenCV Haar cascade service (867 MB image layer), the stand-in for OpenFace.
+  python3 + OpenCV Haar cascade service (867 MB image layer), the stand-in for OpenFace;
+  mariadb = Debian's MariaDB 10.11 (`images/mariadb`) with its data directory on named
+  volume mdbdata, a client committing a row every 10 ms over one connection
+  (`scripts/mariadb-client.py`; checked: the same connection, every acknowledged commit
+  there); its floor includes the volume, which whole-rootfs and the paper's method
+  carry in their tars; podman is not run on it (no volume in `bench/lib/podman.sh`).
 - **podman** (bookworm's podman 4.3.1 + conmon 2.1.6, runtime runc 1.1.5, CRIU 4.2.1
   from /opt; `bench/lib/podman.sh`): before its first cell the workload is restarted
   under podman on the host it is on (`podman run --network ns:...` into a per-container
