@@ -2,7 +2,8 @@
 # make            build binaries into build/
 # make SAN=1      ASan+UBSan build into build-san/
 # make test       set up (if needed), build, run every test; ends with "N passed, N failed"
-# make demo       set up (if needed), build, run the demo migration
+# make demo       set up what the demo needs (if needed), build, run the demo migration
+# make bench      set up what the benchmarks need (if needed), build, run bench/run
 # make install    install binaries, man pages, units, config, completion:
 #                 PREFIX (/usr/local), DESTDIR, SYSCONFDIR (/etc, compiled in)
 
@@ -158,14 +159,14 @@ integration: all
 # Everything: set-up, normal build, sanitizer build, unit tests under both,
 # integration tests against real runc/CRIU/registry/namespaces, short fuzz pass.
 test:
-	@scripts/setup
+	@scripts/setup --test
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory SAN=1 all $(patsubst build/%,build-san/%,$(UNIT_BINS))
 	@scripts/build-test-images
 	@tests/run-tests
 
 demo:
-	@scripts/setup
+	@scripts/setup --demo
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
@@ -176,9 +177,13 @@ coverage:
 	@tests/run-tests --unit-only --build build-cov
 	@scripts/coverage build-cov src/lib/migrate
 
-bench-quick: all
+bench-quick:
+	@scripts/setup --bench
+	@$(MAKE) --no-print-directory all
 	@bench/run --quick
-bench: all
+bench:
+	@scripts/setup --bench
+	@$(MAKE) --no-print-directory all
 	@bench/run --baseline-reps 3
 
 FMT_SRC = $(shell find src tests -name '*.[ch]' -not -path 'tests/fuzz/corpus/*' 2>/dev/null)
