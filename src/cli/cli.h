@@ -17,6 +17,15 @@ struct em_cli {
 /* Resolves the state root and helper paths on first use. */
 int cli_config(struct em_cli *cli, struct em_config **out, em_error_t *err);
 
+/* $EDGEMIG_ROUTE_HOOK (NULL if unset): run as `HOOK announce IP` after
+ * `run`, `start` and `restart`, `HOOK withdraw IP` after `stop` and `rm`
+ * (container/routehook.h). */
+const char *cli_route_hook(void);
+/* Runs the route hook for container name after `did` ("runs", "stopped" …)
+ * succeeded; the error says the container's state and what to do by hand. */
+int cli_route(struct em_config *cfg, const char *verb, const char *name, const char *ip,
+              const char *did, em_error_t *err);
+
 /* A command parses its own options, calls the library and prints. It returns
  * the process exit code; on failure it sets *err and returns non-zero, and
  * main() prints "edgemig <verb>: <message>". */

@@ -22,7 +22,9 @@ static const char usage[] =
     "The container gets its own network namespace (<root>/netns/NAME) with a\n"
     "service IP on eth0 as a /32 and a default route via 169.254.1.1 on the host\n"
     "side of a veth pair; the host routes the /32 to it. The service IP belongs\n"
-    "to the container and moves with it on migration.\n"
+    "to the container and moves with it on migration. With $EDGEMIG_ROUTE_HOOK\n"
+    "set, `$EDGEMIG_ROUTE_HOOK announce IP` runs once the container runs, to\n"
+    "route the service IP to this host (docs/deploy.md, section 5a).\n"
     "\n"
     "stdout and stderr are appended to <root>/containers/NAME/log (see `logs`).\n"
     "\n"
@@ -155,7 +157,8 @@ int cmd_run(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         o.tmpfs = tmpfs.v;
         o.env = env.v ? env.v : (const char *[]){NULL};
         o.cmd = first + 1 < argc ? (const char *const *)argv + first + 1 : NULL;
-        if (cli_config(cli, &cfg, err) < 0 || em_container_run(cfg, &o, err) < 0)
+        if (cli_config(cli, &cfg, err) < 0 || em_container_run(cfg, &o, err) < 0 ||
+            cli_route(cfg, "announce", o.name, NULL, "runs", err) < 0)
                 return 1;
         printf("%s\n", o.name);
         return 0;

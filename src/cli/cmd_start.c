@@ -14,13 +14,16 @@ static const char start_usage[] =
     "started the same way; edgemigd does it by itself under a restart policy\n"
     "(`run --restart`, docs/lifecycle.md).\n"
     "\n"
-    "Fails if the container is running, checkpointed or owned by a migration.\n";
+    "Fails if the container is running, checkpointed or owned by a migration.\n"
+    "With $EDGEMIG_ROUTE_HOOK set, runs `$EDGEMIG_ROUTE_HOOK announce IP` for its\n"
+    "service IP once it runs (docs/deploy.md, section 5a).\n";
 
 static const char restart_usage[] =
     "Usage: edgemig restart [-t SECONDS] NAME\n"
     "\n"
     "Stop the container (as `stop`: SIGTERM, then SIGKILL after SECONDS) if it\n"
-    "runs, then start it again on its writable layer (as `start`).\n"
+    "runs, then start it again on its writable layer (as `start`, which also\n"
+    "runs the route hook).\n"
     "\n"
     "  -t, --time SECONDS   grace period before SIGKILL (default 10, at most 3600;\n"
     "                       0: kill at once)\n";
@@ -55,7 +58,8 @@ int cmd_start(struct em_cli *cli, int argc, char **argv, em_error_t *err)
 
         if (r != 0)
                 return r == 1 ? 0 : r;
-        if (cli_config(cli, &cfg, err) < 0 || em_container_start(cfg, argv[first], err) < 0)
+        if (cli_config(cli, &cfg, err) < 0 || em_container_start(cfg, argv[first], err) < 0 ||
+            cli_route(cfg, "announce", argv[first], NULL, "runs", err) < 0)
                 return 1;
         printf("%s\n", argv[first]);
         return 0;
@@ -74,7 +78,8 @@ int cmd_restart(struct em_cli *cli, int argc, char **argv, em_error_t *err)
         if (r != 0)
                 return r == 1 ? 0 : r;
         if (cli_config(cli, &cfg, err) < 0 ||
-            em_container_restart(cfg, argv[first], timeout, err) < 0)
+            em_container_restart(cfg, argv[first], timeout, err) < 0 ||
+            cli_route(cfg, "announce", argv[first], NULL, "runs", err) < 0)
                 return 1;
         printf("%s\n", argv[first]);
         return 0;

@@ -58,7 +58,9 @@ static void print_main_usage(FILE *f)
         fputs(main_usage, f);
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-        fputs("\nEnvironment: EDGEMIG_ROOT, EDGEMIG_CRIU (CRIU binary), EDGEMIG_RUNC.\n", f);
+        fputs("\nEnvironment: EDGEMIG_ROOT, EDGEMIG_CRIU (CRIU binary), EDGEMIG_RUNC,\n"
+              "EDGEMIG_ROUTE_HOOK (run, start, restart, stop, rm, migrate, recover).\n",
+              f);
 }
 
 int cli_config(struct em_cli *cli, struct em_config **out, em_error_t *err)

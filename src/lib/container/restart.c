@@ -6,6 +6,7 @@
 
 #include "container/container.h"
 #include "container/pod.h"
+#include "container/routehook.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -59,6 +60,7 @@ bool em_restart_wanted(enum em_restart policy, const struct em_container_rec *re
 /* Per container name: {"delay", "next", "started"} in monotonic ms. */
 struct em_restart_monitor {
         json_t *backoff;
+        const char *route_hook;
 };
 
 int em_restart_monitor_new(struct em_restart_monitor **out, em_error_t *err)
@@ -80,6 +82,21 @@ void em_restart_monitor_free(struct em_restart_monitor **m)
         json_decref((*m)->backoff);
         free(*m);
         *m = NULL;
+}
+
+void em_restart_monitor_set_route_hook(struct em_restart_monitor *m, const char *hook)
+{
+        m->route_hook = hook;
+}
+
+/* The container runs again: its service IP is to be routed here. */
+static void announce(const struct em_restart_monitor *m, const struct em_container_rec *rec)
+{
+        cleanup_error em_error_t e = NULL;
+
+        if (rec->ip != NULL && em_route_hook_run(m->route_hook, "announce", rec->ip, &e) < 0)
+                em_log_warn("restarted %s, but its service IP is not announced: %s", rec->name,
+                            em_error_msg(e));
 }
 
 static bool process_alive(const struct em_config *cfg, const char *name)
@@ -113,8 +130,10 @@ static bool try_start(struct em_restart_monitor *m, const struct em_config *cfg,
                                       (json_int_t)(now + delay), "started", (json_int_t)now));
         em_log_info("restarting %s (restart policy, %s)", rec->name,
                     rec->stopped_by_user ? "stopped" : "died");
-        if (em_container_start(cfg, rec->name, &e) == 0)
+        if (em_container_start(cfg, rec->name, &e) == 0) {
+                announce(m, rec);
                 return true;
+        }
         em_log_warn("restarting %s: %s; next attempt in %lld s", rec->name, em_error_msg(e),
                     (long long)(delay / 1000));
         return false;

@@ -15,7 +15,8 @@
  * While edgemigd runs, a container that keeps dying is restarted after
  * 1 s, 2 s, 4 s, ... up to 60 s; the delay starts over once it has run for
  * 60 s. Containers that a migration owns, checkpointed ones and created ones
- * are left alone. A pod's infra container is started before the others
+ * are left alone. A container started again announces its service IP
+ * through the route hook, when one is set. A pod's infra container is started before the others
  * (its members join its namespaces, pod.h). */
 #ifndef EDGEMIG_CONTAINER_RESTART_H
 #define EDGEMIG_CONTAINER_RESTART_H
@@ -48,6 +49,9 @@ bool em_restart_wanted(enum em_restart policy, const struct em_container_rec *re
 struct em_restart_monitor;
 int em_restart_monitor_new(struct em_restart_monitor **out, em_error_t *err);
 void em_restart_monitor_free(struct em_restart_monitor **m);
+/* Runs `hook announce IP` (routehook.h) after each start of a container
+ * with a service IP; hook (NULL: none) must outlive m. */
+void em_restart_monitor_set_route_hook(struct em_restart_monitor *m, const char *hook);
 #define cleanup_restart_monitor __attribute__((cleanup(em_restart_monitor_free)))
 
 /* One pass over the containers of cfg's root at monotonic time now_ms:

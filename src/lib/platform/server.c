@@ -234,8 +234,11 @@ static int apply_restarts(struct em_server *s, const struct em_config *cfg, bool
 {
         int64_t now = em_mono_ms();
 
-        if (s->restarts == NULL && em_restart_monitor_new(&s->restarts, err) < 0)
-                return -1;
+        if (s->restarts == NULL) {
+                if (em_restart_monitor_new(&s->restarts, err) < 0)
+                        return -1;
+                em_restart_monitor_set_route_hook(s->restarts, s->o.target.route_hook);
+        }
         if (!boot && now < s->restarts_next_ms)
                 return 0;
         s->restarts_next_ms = now + 2000;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint/features.h"
+#include "container/routehook.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -136,14 +137,5 @@ int em_session_peer_slot(const struct em_config *cfg, const char *identity, int 
 
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err)
 {
-        const char *argv[] = {hook, verb, ip, NULL};
-        struct em_proc_spec spec;
-
-        if (hook == NULL || *hook == '\0')
-                return 0;
-        em_proc_spec_init(&spec, argv);
-        spec.timeout_ms = 10000;
-        if (em_proc_run(&spec, NULL, err) < 0)
-                return em_error_wrap(err, "route hook '%s %s %s'", hook, verb, ip);
-        return 0;
+        return em_route_hook_run(hook, verb, ip, err);
 }
