@@ -57,6 +57,13 @@ static const char usage[] =
     "                        signed by the CA (logged as a warning)\n"
     "  --insecure            accept plain, unauthenticated TCP instead of TLS:\n"
     "                        only on a trusted (test) network\n"
+    "  --metrics-listen ADDR:PORT\n"
+    "                        serve Prometheus GET /metrics here, behind the same\n"
+    "                        mutual TLS (plain HTTP with --insecure): migrations\n"
+    "                        by result, handoff/downtime histograms, bytes,\n"
+    "                        sessions in flight, build info (docs/deploy.md)\n"
+    "  --allow-scraper NAME  with --allow-peer: a certificate name that may also\n"
+    "                        connect, for /metrics only; repeatable\n"
     "  --service-cidr A.B.C.D/N\n"
     "                        accept incoming containers only with a service IP in\n"
     "                        this range (repeatable; default 10.66.0.0/16): the\n"
@@ -156,7 +163,7 @@ struct daemon_args {
         struct em_server_opts s;
         const char *root, *config;
         struct em_conffile cf;
-        struct em_opt_list allow, controllers, attachments;
+        struct em_opt_list allow, controllers, attachments, scrapers;
         struct em_log_opts lo;
 };
 
@@ -188,10 +195,22 @@ static int print_help(bool help)
         return -1;
 }
 
+/* Prints a parse error or an unexpected operand; true if there was one. */
+static bool usage_error(const char *operand, em_error_t *err)
+{
+        if (operand != NULL)
+                em_error_set(err, 0, "unexpected argument '%s'", operand);
+        if (*err == NULL)
+                return false;
+        fprintf(stderr, "edgemigd: %s; see 'edgemigd --help'\n", em_error_msg(*err));
+        return true;
+}
+
 static void finish_args(struct daemon_args *a)
 {
         a->s.allow_peers = a->allow.v;
         a->s.allow_controllers = a->controllers.v;
+        a->s.allow_scrapers = a->scrapers.v;
         a->s.agent.attachments = a->attachments.v;
         em_log_setup(a->lo.level, a->lo.json, 2, "edgemigd");
 }
@@ -239,6 +258,8 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
             EM_OPT_DURATION("heartbeat-interval", 0, &s->agent.interval_s, EM_OPT_S, EM_OPT_S, 1,
                             86400),
             EM_OPT_LIST("allow-controller", 0, &a->controllers),
+            EM_OPT_STRING("metrics-listen", 0, &s->metrics_listen),
+            EM_OPT_LIST("allow-scraper", 0, &a->scrapers),
             EM_OPT_LIST("attachment", 0, &a->attachments),
             EM_OPT_END,
         };
@@ -248,12 +269,8 @@ static int parse_args(int argc, char **argv, struct daemon_args *a)
 
         if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION)
                 return print_help(r == EM_OPTS_HELP);
-        if (r == 0 && first < argc)
-                em_error_set(&err, 0, "unexpected argument '%s'", argv[first]);
-        if (err != NULL) {
-                fprintf(stderr, "edgemigd: %s; see 'edgemigd --help'\n", em_error_msg(err));
+        if (usage_error(r == 0 && first < argc ? argv[first] : NULL, &err))
                 return 2;
-        }
         finish_args(a);
         return 0;
 }
@@ -301,6 +318,7 @@ int main(int argc, char **argv)
         em_opt_list_free(&a.allow);
         em_opt_list_free(&a.controllers);
         em_opt_list_free(&a.attachments);
+        em_opt_list_free(&a.scrapers);
         em_conffile_free(&a.cf);
         return rc < 0 ? 0 : rc;
 }

@@ -271,6 +271,9 @@ static void test_metrics(void **state)
         assert_string_equal(type, "text/plain; version=0.0.4");
         assert_non_null(strstr(text, "edgemig_edge_capacity{edge=\"e1\"} 3\n"));
         assert_non_null(strstr(text, "edgemig_controller_refused_total 0\n"));
+        assert_non_null(strstr(text, "edgemig_edge_bandwidth_bytes_per_second{edge=\"e1\"} 0\n"));
+        assert_null(strstr(text, "_mbps"));
+        assert_null(strstr(text, "_seconds_sum{kind"));
         free(text);
 }
 

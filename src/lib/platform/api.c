@@ -1,4 +1,5 @@
 #include "platform/api.h"
+#include "platform/metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -263,31 +264,64 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Label values come from certificates and requests: escaped. */
+static char *label(const json_t *o, const char *key)
+{
+        return em_metrics_label(em_json_str(o, key) ?: "");
+}
+
 static void metrics_edges(FILE *f, const json_t *edges, int64_t now)
 {
-        static const char *const cols[][3] = {
-            {"capacity", "edgemig_edge_capacity", "services the edge accepts"},
-            {"load", "edgemig_edge_load", "load reported by the edge"},
-            {"containers", "edgemig_edge_containers", "containers running on the edge"},
-            {"cpu", "edgemig_edge_cpu", "CPU use reported by the edge (0-1 per core)"},
-            {"mem_bytes", "edgemig_edge_memory_bytes", "memory in use on the edge"},
-            {"active_migrations", "edgemig_edge_active_migrations", "migrations in flight"},
-            {"bandwidth_mbps", "edgemig_edge_bandwidth_mbps", "measured bandwidth to peers"},
+        /* Rates in bytes per second (heartbeats carry Mbit/s). */
+        static const struct {
+                const char *key, *name, *help;
+                double scale;
+        } cols[] = {
+            {"capacity", "edgemig_edge_capacity", "services the edge accepts", 1},
+            {"load", "edgemig_edge_load", "load reported by the edge", 1},
+            {"containers", "edgemig_edge_containers", "containers running on the edge", 1},
+            {"cpu", "edgemig_edge_cpu", "CPU use reported by the edge (0-1 per core)", 1},
+            {"mem_bytes", "edgemig_edge_memory_bytes", "memory in use on the edge", 1},
+            {"active_migrations", "edgemig_edge_active_migrations", "migrations in flight", 1},
+            {"bandwidth_mbps", "edgemig_edge_bandwidth_bytes_per_second",
+             "throughput of the edge's latest outgoing migration", 1e6 / 8},
         };
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
-                metric(f, cols[k][1], "gauge", cols[k][2]);
+                metric(f, cols[k].name, "gauge", cols[k].help);
                 for (size_t i = 0; i < json_array_size(edges); i++) {
                         json_t *e = json_array_get(edges, i);
-                        fprintf(f, "%s{edge=\"%s\"} %g\n", cols[k][1], em_json_str(e, "name"),
-                                num(e, cols[k][0], 0));
+                        cleanup_free char *name = label(e, "name");
+                        fprintf(f, "%s{edge=\"%s\"} %g\n", cols[k].name, name ?: "",
+                                num(e, cols[k].key, 0) * cols[k].scale);
                 }
         }
         metric(f, "edgemig_edge_heartbeat_age_seconds", "gauge", "time since the last heartbeat");
         for (size_t i = 0; i < json_array_size(edges); i++) {
                 json_t *e = json_array_get(edges, i);
                 long long hb = em_json_int(e, "heartbeat_ms", 0);
-                fprintf(f, "edgemig_edge_heartbeat_age_seconds{edge=\"%s\"} %g\n",
-                        em_json_str(e, "name"), hb ? (double)(now - hb) / 1000 : -1.0);
+                cleanup_free char *name = label(e, "name");
+                fprintf(f, "edgemig_edge_heartbeat_age_seconds{edge=\"%s\"} %g\n", name ?: "",
+                        hb ? (double)(now - hb) / 1000 : -1.0);
+        }
+}
+
+/* Gauges, not counters: the history they count is pruned. */
+static void metrics_actions(FILE *f, const json_t *counts)
+{
+        metric(f, "edgemig_controller_actions", "gauge", "prepares/migrations in the history");
+        for (size_t i = 0; i < json_array_size(counts); i++) {
+                json_t *m = json_array_get(counts, i);
+                cleanup_free char *kind = label(m, "kind"), *status = label(m, "status");
+                fprintf(f, "edgemig_controller_actions{kind=\"%s\",status=\"%s\"} %lld\n",
+                        kind ?: "", status ?: "", em_json_int(m, "n", 0));
+        }
+        metric(f, "edgemig_controller_action_seconds", "gauge",
+               "total duration of the prepares/migrations in the history");
+        for (size_t i = 0; i < json_array_size(counts); i++) {
+                json_t *m = json_array_get(counts, i);
+                cleanup_free char *kind = label(m, "kind"), *status = label(m, "status");
+                fprintf(f, "edgemig_controller_action_seconds{kind=\"%s\",status=\"%s\"} %g\n",
+                        kind ?: "", status ?: "", num(m, "ms", 0) / 1000);
         }
 }
 
@@ -320,15 +354,7 @@ static int get_metrics(struct em_api *c, struct em_api_reply *r, em_error_t *err
         for (int a = 0; a < 3; a++)
                 fprintf(f, "edgemig_controller_decisions_total{action=\"%s\"} %llu\n",
                         em_sched_action_name(a), c->decisions[a]);
-        metric(f, "edgemig_controller_actions", "gauge", "prepares/migrations in the history");
-        metric(f, "edgemig_controller_action_seconds_sum", "gauge", "their total duration");
-        for (size_t i = 0; i < json_array_size(counts); i++) {
-                json_t *m = json_array_get(counts, i);
-                fprintf(f, "edgemig_controller_actions{kind=\"%s\",status=\"%s\"} %lld\n",
-                        em_json_str(m, "kind"), em_json_str(m, "status"), em_json_int(m, "n", 0));
-                fprintf(f, "edgemig_controller_action_seconds_sum{kind=\"%s\",status=\"%s\"} %g\n",
-                        em_json_str(m, "kind"), em_json_str(m, "status"), num(m, "ms", 0) / 1000);
-        }
+        metrics_actions(f, counts);
         metrics_edges(f, edges, em_now_ms());
         fclose(steal_pointer(&f));
         r->status = 200;

@@ -1,6 +1,7 @@
 #include "platform/server.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "checkpoint/features.h"
 #include "container/restart.h"
 #include "platform/control.h"
+#include "platform/metrics.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
 #include "migrate/common/outcome_prune.h"
@@ -35,6 +37,9 @@ struct em_server {
         struct em_server_opts o;
         em_tls_ctx_t *tls; /* NULL: --insecure */
         int lfd;
+        int mfd;               /* --metrics-listen, or -1 */
+        pid_t metrics_pids[4]; /* children answering scrapes (0: free slot) */
+        int64_t start_s;
         em_admission_t *adm;          /* the live session children and the limits */
         struct em_session_cgroup *cg; /* NULL: sessions stay in edgemigd's cgroup */
         struct {
@@ -70,12 +75,14 @@ static size_t list_len(const char *const *l)
         return n;
 }
 
-/* With an allow-list, the handshake admits peers and controllers; what each
- * may ask for is checked on the first frame. */
+/* With an allow-list, the handshake admits peers, controllers and
+ * scrapers; what each may ask for is checked on the first frame (a scraper's
+ * certificate only reaches /metrics: it is no peer and no controller). */
 static const char **handshake_allow(const struct em_server_opts *o)
 {
         size_t np = list_len(o->allow_peers), nc = list_len(o->allow_controllers);
-        const char **all = calloc(np + nc + 1, sizeof(char *));
+        size_t ns = list_len(o->allow_scrapers);
+        const char **all = calloc(np + nc + ns + 1, sizeof(char *));
 
         if (all == NULL)
                 return NULL;
@@ -83,6 +90,8 @@ static const char **handshake_allow(const struct em_server_opts *o)
                 memcpy(all, o->allow_peers, np * sizeof(char *));
         if (nc)
                 memcpy(all + np, o->allow_controllers, nc * sizeof(char *));
+        if (ns)
+                memcpy(all + np + nc, o->allow_scrapers, ns * sizeof(char *));
         return all;
 }
 
@@ -153,7 +162,8 @@ int em_server_new(const struct em_server_opts *o, struct em_server **out, em_err
         if (s == NULL)
                 return em_error_set(err, ENOMEM, "server");
         s->o = *o;
-        s->lfd = -1;
+        s->lfd = s->mfd = -1;
+        s->start_s = time(NULL);
         if (tls_setup(&s->o, &s->tls, err) < 0 || agent_setup(s, err) < 0 ||
             em_admission_new(&s->o.limits, &s->adm, err) < 0) {
                 em_server_free(s);
@@ -173,6 +183,8 @@ void em_server_free(struct em_server *s)
         em_session_cgroup_free(s->cg);
         if (s->lfd >= 0)
                 close(s->lfd);
+        if (s->mfd >= 0)
+                close(s->mfd);
         free(s);
 }
 
@@ -320,6 +332,16 @@ static void cgroup_remove(const struct em_server *s, pid_t pid)
                 em_log_warn("session %d: %s", (int)pid, em_error_msg(err));
 }
 
+/* The slot holding pid (0: a free one), or NULL. */
+static pid_t *metrics_slot(struct em_server *s, pid_t pid)
+{
+        for (size_t i = 0; i < sizeof(s->metrics_pids) / sizeof(s->metrics_pids[0]); i++) {
+                if (s->metrics_pids[i] == pid)
+                        return &s->metrics_pids[i];
+        }
+        return NULL;
+}
+
 static void reap_children(struct em_server *s, const struct em_config *cfg)
 {
         struct rusage ru;
@@ -327,6 +349,11 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
         pid_t pid;
 
         while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+                pid_t *slot = metrics_slot(s, pid);
+                if (slot != NULL) {
+                        *slot = 0;
+                        continue;
+                }
                 if (pid == s->agent_pid) {
                         em_log_warn("edge agent %d exited (status %d); restarting it in 5 s",
                                     (int)pid, exit_code(status));
@@ -449,11 +476,19 @@ static int serve_connection(const struct em_server *s, const struct em_config *c
         return serve_migration(&s->o, cfg, conn, peer, &f);
 }
 
+/* In a child: the listening sockets are the parent's. */
+static void close_listeners(struct em_server *s)
+{
+        close(s->lfd);
+        if (s->mfd >= 0)
+                close(s->mfd);
+}
+
 static void agent_child(struct em_server *s, const struct em_config *cfg)
 {
         cleanup_error em_error_t err = NULL;
 
-        close(s->lfd);
+        close_listeners(s);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() == 1)
                 _exit(0);
@@ -501,7 +536,7 @@ static pid_t spawn_session(struct em_server *s, const struct em_config *cfg, em_
         }
         if (pid > 0)
                 return pid;
-        close(s->lfd);
+        close_listeners(s);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         cleanup_error em_error_t err = NULL;
@@ -581,6 +616,61 @@ static void prune_outcomes(struct em_server *s, const struct em_config *cfg)
                             n, EM_OUTCOME_KEEP_S / 86400, EM_OUTCOME_KEEP_MAX);
 }
 
+/* In the child: the TLS handshake (any name the handshake admits: peers,
+ * controllers, --allow-scraper), then one GET /metrics. */
+static void metrics_child(struct em_server *s, const struct em_config *cfg, em_conn_t *conn)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_free char *peer = NULL, *body = NULL;
+        struct em_metrics_live live = {em_admission_count(s->adm), s->start_s};
+
+        close_listeners(s);
+        signal(SIGTERM, SIG_DFL);
+        if (s->tls != NULL && em_tls_upgrade(s->tls, &conn, 5000, &peer, &err) < 0) {
+                em_log_warn("metrics: %s", em_error_msg(err));
+                _exit(3);
+        }
+        if (em_metrics_render(cfg->root, &live, &body, &err) < 0 ||
+            em_metrics_answer(conn, body, 5000, &err) < 0) {
+                em_log_warn("metrics request from %s: %s", em_conn_peer(conn), em_error_msg(err));
+                em_conn_free(&conn);
+                _exit(1);
+        }
+        em_conn_free(&conn);
+        _exit(0);
+}
+
+/* At most four scrapes at a time (each child gives up after 10 s); one
+ * more is closed unanswered. */
+static void serve_metrics(struct em_server *s, const struct em_config *cfg)
+{
+        cleanup_error em_error_t err = NULL;
+        cleanup_conn em_conn_t *conn = NULL;
+        pid_t pid, *slot;
+
+        reap_children(s, cfg);
+        if (em_tcp_accept(s->mfd, 1, &conn, &err) < 0 || (slot = metrics_slot(s, 0)) == NULL)
+                return;
+        if ((pid = fork()) == 0)
+                metrics_child(s, cfg, steal_pointer(&conn));
+        if (pid < 0)
+                em_log_warn("metrics: fork: %s", strerror(errno));
+        *slot = pid > 0 ? pid : 0;
+}
+
+/* Waits up to 500 ms for either listener; true when a migration connection
+ * is waiting (a scrape is served here). */
+static bool wait_listeners(struct em_server *s, const struct em_config *cfg)
+{
+        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->mfd, .events = POLLIN}};
+
+        if (poll(p, s->mfd >= 0 ? 2 : 1, 500) <= 0)
+                return false;
+        if (s->mfd >= 0 && (p[1].revents & POLLIN))
+                serve_metrics(s, cfg);
+        return (p[0].revents & POLLIN) != 0;
+}
+
 static void accept_loop(struct em_server *s, const struct em_config *cfg)
 {
         while (!*s->stop) {
@@ -595,7 +685,9 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
                         em_log_warn("%s", em_error_msg(err));
                         em_error_free(&err);
                 }
-                if (em_tcp_accept(s->lfd, 500, &conn, &err) < 0) {
+                if (!wait_listeners(s, cfg))
+                        continue;
+                if (em_tcp_accept(s->lfd, 1, &conn, &err) < 0) {
                         if (em_error_status(err) != ETIMEDOUT && em_error_status(err) != EINTR)
                                 em_log_warn("accept: %s", em_error_msg(err));
                         continue;
@@ -622,6 +714,9 @@ int em_server_run(struct em_server *s, const struct em_config *cfg, volatile sig
         signal(SIGPIPE, SIG_IGN);
         if (em_tcp_listen(s->o.listen, 16, &s->lfd, err) < 0)
                 return em_error_wrap(err, "listening on %s", s->o.listen);
+        if (s->o.metrics_listen != NULL && em_tcp_listen(s->o.metrics_listen, 4, &s->mfd, err) < 0)
+                return em_error_wrap(err, "listening on %s (--metrics-listen)",
+                                     s->o.metrics_listen);
         if (s->tls == NULL)
                 em_log_warn("accepting unauthenticated plain TCP (--insecure)");
         em_log_info("edgemigd %s ready (root %s, listen %s)", EM_VERSION, cfg->root, s->o.listen);

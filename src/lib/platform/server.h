@@ -24,6 +24,8 @@ struct em_server_opts {
         const char *tls_cert, *tls_key, *tls_ca;
         const char *const *allow_peers;       /* NULL-terminated or NULL: any peer */
         const char *const *allow_controllers; /* NULL-terminated or NULL: none */
+        const char *metrics_listen;           /* ADDR:PORT of /metrics, or NULL: none */
+        const char *const *allow_scrapers;    /* with allow_peers: names that may scrape too */
         struct em_target_opts target;
         struct em_edge_agent_opts agent;        /* agent.controller NULL: no agent */
         const char *notify_socket;              /* systemd's (util/notify.h), NULL: none */
