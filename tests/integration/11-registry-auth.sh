@@ -143,4 +143,23 @@ jq -n --arg k "$REG" --arg a "$(printf '%s:wrong' "$USER" | base64 -w0)" \
 	'{auths: {($k): {auth: $a}}}' >"$T/bad.json"
 expect_fail "refused the credentials" --authfile "$T/bad.json" --certs-dir "$T/certs.d"
 echo "unknown CA, skip-verify, HTTP to HTTPS, wrong password and missing platform: as expected"
+
+# What a migration target does: the manifest by its digest (no tag, no
+# index), with the credentials and the CA of edgemigd's defaults.
+REF=$REG/multi/app@$(digest_of "$OTHER")
+"$EM" --root "$T/bydigest" image pull --json --authfile "$T/podman/auth.json" \
+	--certs-dir "$T/certs.d" "$REF" >"$T/out" || fail "pull by digest $REF"
+[ "$(jq -r .manifest_digest "$T/out")" = "$(digest_of "$OTHER")" ] || fail "pull by digest: other manifest"
+[ "$(arch_in)" = "$OTHER" ] || fail "pull by digest: layer says $(arch_in)"
+# A digest the registry does not have.
+bogus=sha256:$(printf x | sha256sum | cut -d' ' -f1)
+if "$EM" --root "$T/bydigest" image pull --authfile "$T/podman/auth.json" --certs-dir "$T/certs.d" \
+	"$REG/multi/app@$bogus" 2>"$T/err"; then fail "pulled an absent digest"; fi
+grep -q "HTTP 404" "$T/err" || fail "absent digest: $(cat "$T/err")"
+echo "pull by manifest digest (the migration target's pull): ok"
+# edgemigd takes the same settings for that pull.
+if "$BUILD/edgemigd" --config none --registry-tls-verify=maybe --help >/dev/null 2>"$T/err"; then
+	fail "edgemigd accepted --registry-tls-verify=maybe"
+fi
+grep -q "true or false" "$T/err" || fail "edgemigd: $(cat "$T/err")"
 echo "PASS"
