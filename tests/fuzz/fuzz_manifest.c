@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "store/manifest.h"
+#include "store/osarch.h"
 #include "store/ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,6 +31,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (em_index_parse(buf, size, &ix, &err) == 0) {
                 (void)em_index_select(ix, "linux", "amd64", NULL);
                 (void)em_index_select(ix, "linux", "amd64", "latest");
+                static const char *const plats[] = {"linux/amd64", "linux/arm64", "linux/arm/v7",
+                                                    "linux/arm"};
+                for (size_t i = 0; i < 4; i++) {
+                        struct em_osarch p;
+                        if (em_osarch_parse(plats[i], &p, NULL) < 0)
+                                abort();
+                        const struct em_descriptor *d = em_osarch_select(ix, &p);
+                        if (d != NULL &&
+                            (d->media_type == NULL || strcmp(d->media_type, EM_MT_OCI_INDEX) == 0))
+                                abort(); /* a nested index is never an image */
+                }
         }
         em_index_free(&ix);
         em_error_free(&err);

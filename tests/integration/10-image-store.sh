@@ -114,7 +114,9 @@ class H(http.server.BaseHTTPRequestHandler):
         if u.path == "/token":
             q = urllib.parse.parse_qs(u.query)
             ok = q.get("service") == ["edgemig-test"] and q.get("scope", [""])[0].startswith("repository:edgemig/")
-            self.note("token %s" % ("ok" if ok else "bad " + u.query))
+            basic = self.headers.get("Authorization") or ""
+            self.note("token %s%s" % ("ok" if ok else "bad " + u.query,
+                                      " with " + basic if basic else ""))
             body = json.dumps({"token": TOKEN} if ok else {}).encode()
             self.send_response(200 if ok else 400); self.send_header("Content-Length", str(len(body)))
             self.end_headers(); self.wfile.write(body); return
@@ -148,6 +150,19 @@ kill "$proxy"; wait "$proxy" 2>/dev/null || true
 grep -q '^token ok' "$T/auth.log" || fail "no token fetched: $(cat "$T/auth.log")"
 grep -q '^401 /v2/edgemig/busybox/manifests/latest' "$T/auth.log" || fail "no 401 challenge seen"
 [ "$(jq -r .manifest_digest "$T/auth.json")" = "$(want_manifest busybox)" ] || fail "bearer pull digest"
+grep -q '^token ok with' "$T/auth.log" && fail "credentials sent without an auth file"
+# With an auth file naming the registry, the token request carries its
+# credentials (Basic), as Docker's token servers expect.
+jq -n --arg k "127.0.0.1:$TPORT" --arg a "$(printf 'u:p w' | base64 -w0)" '{auths: {($k): {auth: $a}}}' \
+	>"$T/authfile.json"
+python3 "$T/authproxy.py" "$TPORT" "http://$REG" "$T/auth.log" &
+proxy=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$TPORT/v2/" && break; sleep 0.1; done
+em "$T/hostH2" pull --insecure --authfile "$T/authfile.json" "127.0.0.1:$TPORT/edgemig/busybox:latest" \
+	>/dev/null 2>"$T/auth.err" || { kill "$proxy"; fail "bearer pull with an auth file: $(cat "$T/auth.err")"; }
+kill "$proxy"; wait "$proxy" 2>/dev/null || true
+grep -q "^token ok with Basic $(printf 'u:p w' | base64 -w0)\$" "$T/auth.log" ||
+	fail "the token request lacked the auth file's credentials: $(cat "$T/auth.log")"
 
 # Two concurrent pulls of the same image into one fresh root.
 C=$T/hostC
