@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prometheus metrics on every host: edgemigd's /metrics on --metrics-listen
-# behind its mutual TLS (a scraper's client certificate from the platform
+# (a failed migration counted) behind its mutual TLS (a scraper's client certificate from the platform
 # CA, named by --allow-scraper; no certificate, another CA's or a name not
 # allowed is refused), and the controller's /metrics. Both texts must pass a
 # strict parser of the exposition format (tests/integration/data/
@@ -46,8 +46,12 @@ scrape() { # scrape DIR NAME [CURL-ARGS]: with DIR/NAME's certificate
 	curl -sf --max-time 10 --cacert "$T/ca/ca.crt" --cert "$d/$n.crt" --key "$d/$n.key" "$@" "$U"
 }
 wait_for scrape "$T/pki" prom -o /dev/null || fail "edgemigd's /metrics did not answer"
+# A migration that fails on this host (no such container) leaves its report:
+# counted at the next scrape.
+"$EM" --root "$T/root" migrate nosuch --to 127.0.0.1:1 --insecure 2>/dev/null &&
+	fail "migrated a container that does not exist"
 scrape "$T/pki" prom >"$T/edgemigd.prom" || fail "scrape with the scraper's certificate"
-for m in 'edgemig_migrations_total{result="success"} ' 'edgemig_sessions_in_flight 0' \
+for m in 'edgemig_migrations_total{result="failure"} 1' 'edgemig_migrations_total{result="success"} 0' 'edgemig_sessions_in_flight 0' \
 	'edgemig_migration_handoff_seconds_bucket{le="+Inf"} ' 'edgemig_migration_downtime_seconds_count ' \
 	'edgemig_migration_bytes_total{encoding="wire"} ' 'edgemig_build_info{version="'; do
 	grep -qF "$m" "$T/edgemigd.prom" || fail "edgemigd metrics lack '$m'"
