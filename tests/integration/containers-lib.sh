@@ -50,7 +50,7 @@ ct_pull_into() {
 		skip "test image $name not built"
 	served=$(curl -sfI "http://$REGISTRY/v2/edgemig/$name/manifests/latest" \
 		-H 'Accept: application/vnd.oci.image.manifest.v1+json' |
-		tr -d '\r' | sed -n 's/^docker-content-digest: //Ip')
+		tr -d '\r' | sed -n 's/^docker-content-digest: //Ip') || served= # not pushed yet (404)
 	if [ "$served" != "$cached" ]; then
 		"$REPO/scripts/push-test-images" "$name" >/dev/null 2>&1 || skip "cannot push $name"
 	fi
