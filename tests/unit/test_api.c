@@ -277,6 +277,32 @@ static void test_metrics(void **state)
         free(text);
 }
 
+/* Each metric family is one group, its TYPE line right before its samples,
+ * as the text format wants (the actions' and their seconds' were mixed). */
+static void test_metrics_families(void **state)
+{
+        struct fixture *f = *state;
+        struct em_api_request rq = {"GET", "/metrics", NULL, "", 0, false};
+        struct em_api_reply r = {0};
+        char cur[128] = "";
+        const char *type;
+
+        test_position_migrates(state);
+        em_api_handle(f->api, &rq, &r);
+        char *text = em_api_reply_take(&r, &type);
+        assert_non_null(strstr(text, "edgemig_controller_action_seconds{kind=\"migrate\""));
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+                if (strncmp(line, "# TYPE ", 7) == 0) {
+                        snprintf(cur, sizeof(cur), "%.*s", (int)strcspn(line + 7, " "), line + 7);
+                        continue;
+                }
+                size_t len = strcspn(line, "{ ");
+                if (line[0] != '#' && (strlen(cur) != len || strncmp(cur, line, len) != 0))
+                        fail_msg("'%s' is not in the group of its TYPE (now %s)", line, cur);
+        }
+        free(text);
+}
+
 /* With TLS, an edge acts only for itself and only --admin names may
  * register services. */
 static void test_authorization(void **state)
@@ -325,6 +351,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_position_migrates, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_by_rtt, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_refusals, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_metrics_families, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
             cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         };
