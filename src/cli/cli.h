@@ -23,7 +23,7 @@ int cli_config(struct em_cli *cli, struct em_config **out, em_error_t *err);
 const char *cli_route_hook(void);
 /* Runs the route hook for container name after `did` ("runs", "stopped" …)
  * succeeded; the error says the container's state and what to do by hand. */
-int cli_route(struct em_config *cfg, const char *verb, const char *name, const char *ip,
+int cli_route(const struct em_config *cfg, const char *verb, const char *name, const char *ip,
               const char *did, em_error_t *err);
 
 /* A command parses its own options, calls the library and prints. It returns

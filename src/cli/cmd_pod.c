@@ -3,6 +3,7 @@
 
 #include "cli/cli.h"
 #include "container/pod.h"
+#include "container/routehook.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 
@@ -23,6 +24,8 @@ static const char usage[] =
     "only sleeps (from the busybox image unless --image): it owns the pod's\n"
     "namespaces, service IP and host ID range, so members can stop, restart or\n"
     "be removed without the others losing their network. `ps` lists it too.\n"
+    "With $EDGEMIG_ROUTE_HOOK set, create and start run `$EDGEMIG_ROUTE_HOOK\n"
+    "announce IP` for the pod's service IP, stop and rm `... withdraw IP`.\n"
     "\n"
     "  create    create the pod and start its infra container\n"
     "  ls        list the pods: name, service IP, state, members\n"
@@ -83,7 +86,13 @@ static int do_ls(const struct em_config *cfg, bool json, em_error_t *err)
 static int do_rm(const struct em_config *cfg, int argc, char **argv, bool force, em_error_t *err)
 {
         for (int i = 0; i < argc; i++) {
-                if (em_pod_rm(cfg, argv[i], force, err) < 0)
+                cleanup_free char *ip = NULL;
+                /* The address goes with the infra container: read it first. */
+                if (cli_route_hook() != NULL &&
+                    em_route_hook_container_ip(cfg, argv[i], &ip, err) < 0)
+                        return 1;
+                if (em_pod_rm(cfg, argv[i], force, err) < 0 ||
+                    (ip != NULL && cli_route(cfg, "withdraw", argv[i], ip, "is removed", err) < 0))
                         return 1;
                 printf("%s\n", argv[i]);
         }
@@ -97,7 +106,8 @@ static int do_create(const struct em_config *cfg, int argc, char **argv, const s
                 return em_error_set(err, 0, "create takes one NAME; see --help"), 2;
         struct em_pod_create_opts o = {
             .name = argv[0], .ip = a->ip, .image = a->image, .restart = a->restart};
-        if (em_pod_create(cfg, &o, err) < 0)
+        if (em_pod_create(cfg, &o, err) < 0 ||
+            cli_route(cfg, "announce", argv[0], NULL, "runs", err) < 0)
                 return 1;
         printf("%s\n", argv[0]);
         return 0;
@@ -124,10 +134,11 @@ static int do_each(const struct em_config *cfg, const char *sub, int argc, char 
         if (argc < 1)
                 return em_error_set(err, 0, "%s takes NAME...; see --help", sub), 2;
         for (int i = 0; i < argc; i++) {
-                int rc = strcmp(sub, "start") == 0
-                             ? em_pod_start(cfg, argv[i], err)
-                             : em_pod_stop(cfg, argv[i], a->time_s < 0 ? 10 : a->time_s, err);
-                if (rc < 0)
+                bool start = strcmp(sub, "start") == 0;
+                int rc = start ? em_pod_start(cfg, argv[i], err)
+                               : em_pod_stop(cfg, argv[i], a->time_s < 0 ? 10 : a->time_s, err);
+                if (rc < 0 || cli_route(cfg, start ? "announce" : "withdraw", argv[i], NULL,
+                                        start ? "runs" : "is stopped", err) < 0)
                         return 1;
                 printf("%s\n", argv[i]);
         }

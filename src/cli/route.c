@@ -13,7 +13,7 @@ const char *cli_route_hook(void)
 
 /* ip: the service IP if the caller read it before the container went away
  * (rm); NULL: look it up now. */
-int cli_route(struct em_config *cfg, const char *verb, const char *name, const char *ip,
+int cli_route(const struct em_config *cfg, const char *verb, const char *name, const char *ip,
               const char *did, em_error_t *err)
 {
         const char *hook = cli_route_hook();

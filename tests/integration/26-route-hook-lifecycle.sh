@@ -1,7 +1,8 @@
 #!/bin/bash
 # The route hook outside migrations (docs/deploy.md, section 5a): with
-# EDGEMIG_ROUTE_HOOK set, `edgemig run`, `start` and `restart` announce the
-# container's service IP and `stop` and `rm` withdraw it; a hook that fails
+# EDGEMIG_ROUTE_HOOK set, `edgemig run`, `start`, `restart`, `pod create` and
+# `pod start` announce the service IP and `stop`, `rm`, `pod stop` and
+# `pod rm` withdraw it; a hook that fails
 # is an error that says the container's state; edgemigd started with
 # --route-hook announces the IP of a container its restart policy brings
 # back at start. The hook here records its arguments (the BGP one is tested
@@ -48,6 +49,19 @@ em start svc >/dev/null || fail "start svc"
 expect "announce $IP"
 em restart -t 0 svc >/dev/null || fail "restart svc"
 expect "announce $IP"
+
+# --- a pod: its infra container holds the service IP -------------------------
+PIP=10.66.7.11
+em pod create --ip "$PIP/32" web >/dev/null || fail "pod create"
+expect "announce $PIP"
+em run --pod web --name web-app busybox sh -c "$SLEEP" >/dev/null || fail "run in the pod"
+expect # a member has no address of its own
+em pod stop -t 0 web >/dev/null || fail "pod stop"
+expect "withdraw $PIP"
+em pod start web >/dev/null || fail "pod start"
+expect "announce $PIP"
+em pod rm --force web >/dev/null || fail "pod rm"
+expect "withdraw $PIP"
 
 # --- a failing hook: the command fails and says what state it left ----------
 touch "$ROOT/hook-fails"
