@@ -13,6 +13,8 @@
 
 #include "platform/api.h"
 #include "platform/authz.h"
+#include "platform/ctlstore_sqlite.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -187,6 +189,59 @@ static void test_position_migrates(void **state)
         free(calls);
 }
 
+/* Whether GET /edges shows the edge at index i alive. */
+static bool edge_alive(struct em_api *api, size_t i)
+{
+        json_t *rows = NULL;
+
+        assert_int_equal(call(api, "GET", "/edges", NULL, &rows), 200);
+        json_t *a = json_object_get(json_array_get(rows, i), "alive");
+        assert_true(json_is_boolean(a));
+        bool alive = json_is_true(a);
+        json_decref(rows);
+        return alive;
+}
+
+/* The SQLite store, as the etcd store's leases: an edge last seen (its
+ * registration and last heartbeat, written here through a second
+ * connection to the same database) longer ago than the edge TTL is dead,
+ * is shown so and is never chosen as a target, until it heartbeats. */
+static void test_dead_edge_not_chosen(void **state)
+{
+        struct fixture *f = *state;
+        struct em_ctlstore *s = NULL;
+        json_t *reply = NULL;
+        em_error_t err = NULL;
+        int64_t old = em_now_ms() - (f->o.etcd.edge_ttl_s + 1) * 1000LL;
+
+        assert_int_equal(em_ctlstore_sqlite_open(f->dir, f->o.etcd.edge_ttl_s, &s, &err), 0);
+        call(f->api, "POST", "/edges",
+             "{\"name\":\"e1\",\"addr\":\"10.0.0.1:7878\",\"x\":0,\"y\":0,\"capacity\":4}", NULL);
+        json_t *e2 = json_pack("{s:s, s:s, s:i, s:i, s:i}", "name", "e2", "addr", "10.0.0.2:7878",
+                               "x", 100, "y", 0, "capacity", 4);
+        assert_int_equal(s->ops->edge_register(s, e2, old, &err), 0);
+        assert_int_equal(s->ops->edge_heartbeat(s, "e2", json_object(), old, &err), 1);
+        json_decref(e2);
+        s->ops->close(s);
+        assert_int_equal(call(f->api, "POST", "/services",
+                              "{\"name\":\"web\",\"user\":\"u1\",\"edge\":\"e1\"}", NULL),
+                         201);
+        assert_true(edge_alive(f->api, 0));
+        assert_false(edge_alive(f->api, 1));
+        assert_int_equal(call(f->api, "POST", "/users/u1/position", "{\"x\":99,\"y\":0}", &reply),
+                         200);
+        assert_string_equal(em_json_str(reply, "action"), "stay");
+        json_decref(reply);
+        /* A heartbeat brings it back. */
+        assert_int_equal(call(f->api, "POST", "/edges/e2/heartbeat", "{}", NULL), 200);
+        assert_true(edge_alive(f->api, 1));
+        assert_int_equal(call(f->api, "POST", "/users/u1/position", "{\"x\":99,\"y\":0}", &reply),
+                         200);
+        assert_string_equal(em_json_str(reply, "action"), "migrate");
+        assert_string_equal(em_json_str(reply, "target"), "e2");
+        json_decref(reply);
+}
+
 /* The edges' heartbeats carry RTTs to attachment points; a report naming
  * the user's attachment point is scheduled by them (e3, though e2 is
  * nearer on the map), one without it by x,y. Hostile RTTs are refused. */
@@ -350,6 +405,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_migrates, setup, teardown),
             cmocka_unit_test_setup_teardown(test_position_by_rtt, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_dead_edge_not_chosen, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_refusals, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics_families, setup, teardown),
             cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),

@@ -24,7 +24,7 @@ void em_api_opts_init(struct em_api_opts *o)
         o->mode = EM_MIGRATE_PRECOPY;
         o->action_timeout_ms = 300000;
         o->etcd.leader_ttl_s = 2;
-        o->etcd.edge_ttl_s = 15;
+        o->etcd.edge_ttl_s = EM_CTL_EDGE_TTL_S;
         em_sched_params_default(&o->params);
 }
 
@@ -477,7 +477,8 @@ static int take_over(void *ud, em_error_t *err)
 static int open_store(struct em_api *c, const char *state_dir, em_error_t *err)
 {
         if (c->o.etcd.endpoints == NULL)
-                return em_ctlstore_sqlite_open(state_dir, &c->store, err) < 0 ||
+                return em_ctlstore_sqlite_open(state_dir, c->o.etcd.edge_ttl_s, &c->store, err) <
+                                   0 ||
                                c->store->ops->recover(c->store, em_now_ms(), err) < 0
                            ? -1
                            : 0;

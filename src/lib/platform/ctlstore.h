@@ -15,6 +15,25 @@
 #include "platform/scheduler.h"
 #include "util/error.h"
 
+/* An edge is alive while its last registration or heartbeat is less than
+ * edge_ttl_s old (--edge-ttl, default EM_CTL_EDGE_TTL_S). The etcd backend
+ * enforces this with a lease of that TTL that each heartbeat renews; the
+ * SQLite backend compares the time of the last contact with
+ * em_ctl_alive_since. Only alive edges are offered to the scheduler, and
+ * GET /edges shows "alive" by the same rule. */
+#define EM_CTL_EDGE_TTL_S 15
+
+/* The oldest last contact at now_ms that still counts as alive. */
+static inline int64_t em_ctl_alive_since(int64_t now_ms, int edge_ttl_s)
+{
+        return now_ms - (int64_t)edge_ttl_s * 1000;
+}
+
+static inline bool em_ctl_edge_alive(int64_t seen_ms, int64_t now_ms, int edge_ttl_s)
+{
+        return seen_ms > 0 && seen_ms > em_ctl_alive_since(now_ms, edge_ttl_s);
+}
+
 enum em_ctl_list { EM_CTL_EDGES, EM_CTL_SERVICES, EM_CTL_USERS, EM_CTL_MIGRATIONS };
 
 /* A prepare or migration as recorded. */
@@ -47,7 +66,8 @@ struct em_ctlstore_ops {
                          em_error_t *err);
         int (*save_user)(struct em_ctlstore *s, const char *name, double x, double y, int64_t now,
                          const struct em_sched_user *u, em_error_t *err);
-        /* The edges a target may be chosen from, as the scheduler sees them. */
+        /* The edges a target may be chosen from (the alive ones), as the
+         * scheduler sees them. */
         int (*load_edges)(struct em_ctlstore *s, struct em_sched_edge **out, size_t *n,
                           em_error_t *err);
         int (*list)(struct em_ctlstore *s, enum em_ctl_list what, json_t **rows, em_error_t *err);

@@ -859,7 +859,7 @@ int em_ctlstore_etcd_open(const struct em_ctl_etcd_opts *o, struct em_ctlstore *
         }
         s->base.ops = &etcd_ops;
         s->base.name = "etcd";
-        s->edge_ttl_s = o->edge_ttl_s > 0 ? o->edge_ttl_s : 15;
+        s->edge_ttl_s = o->edge_ttl_s > 0 ? o->edge_ttl_s : EM_CTL_EDGE_TTL_S;
         if (em_etcd_open(&eo, &s->etcd, err) < 0) {
                 free(s->id);
                 free(s);

@@ -34,7 +34,7 @@ struct em_ctl_etcd_opts {
         const char *ca, *cert, *key; /* TLS to etcd */
         const char *id;              /* this replica's id (its URL) */
         int leader_ttl_s;            /* the leader's lease (default 2) */
-        int edge_ttl_s;              /* an edge's lease (default 15) */
+        int edge_ttl_s;              /* an edge's lease (EM_CTL_EDGE_TTL_S) */
 };
 
 int em_ctlstore_etcd_open(const struct em_ctl_etcd_opts *o, struct em_ctlstore **out,

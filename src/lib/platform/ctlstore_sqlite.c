@@ -10,12 +10,14 @@
 
 #include "platform/registry.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 
 struct sqlite_store {
         struct em_ctlstore base;
         sqlite3 *db;
+        int edge_ttl_s;
 };
 
 static sqlite3 *db_of(struct em_ctlstore *s)
@@ -29,15 +31,23 @@ static double num(const json_t *o, const char *k)
         return json_is_number(v) ? json_number_value(v) : 0;
 }
 
+static int ttl_of(struct em_ctlstore *s)
+{
+        return ((struct sqlite_store *)s)->edge_ttl_s;
+}
+
+/* A registration, like a heartbeat, makes the edge seen (alive for the TTL,
+ * as the etcd backend's lease). */
 static int edge_register(struct em_ctlstore *s, const json_t *e, int64_t now, em_error_t *err)
 {
         return em_registry_exec(
                    db_of(s), err,
-                   "INSERT INTO edges(name, addr, x, y, capacity, registered_ms) "
-                   "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET addr = "
-                   "excluded.addr, x = excluded.x, y = excluded.y, capacity = excluded.capacity",
-                   "ssddii", em_json_str(e, "name"), em_json_str(e, "addr"), num(e, "x"),
-                   num(e, "y"), (int64_t)em_json_int(e, "capacity", 0), now) < 0
+                   "INSERT INTO edges(name, addr, x, y, capacity, registered_ms, seen_ms) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET addr = "
+                   "excluded.addr, x = excluded.x, y = excluded.y, capacity = excluded.capacity, "
+                   "seen_ms = excluded.seen_ms",
+                   "ssddiii", em_json_str(e, "name"), em_json_str(e, "addr"), num(e, "x"),
+                   num(e, "y"), (int64_t)em_json_int(e, "capacity", 0), now, now) < 0
                    ? -1
                    : 0;
 }
@@ -59,13 +69,13 @@ static int edge_heartbeat(struct em_ctlstore *s, const char *edge, const json_t 
         int rc = em_registry_exec(
             db_of(s), err,
             "UPDATE edges SET load = ?, containers = ?, cpu = ?, mem_bytes = ?, "
-            "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ?, "
+            "active_migrations = ?, bandwidth_mbps = ?, heartbeat_ms = ?, seen_ms = ?, "
             "load1 = ?, mem_available_bytes = ?, container_names = ?, peers = ?, rtts = ? "
             "WHERE name = ?",
-            "iidiididiSSSs", (int64_t)em_json_int(hb, "load", 0),
+            "iidiidiidiSSSs", (int64_t)em_json_int(hb, "load", 0),
             (int64_t)em_json_int(hb, "containers", 0), num(hb, "cpu"),
             (int64_t)em_json_int(hb, "mem_bytes", 0),
-            (int64_t)em_json_int(hb, "active_migrations", 0), num(hb, "bandwidth_mbps"), now,
+            (int64_t)em_json_int(hb, "active_migrations", 0), num(hb, "bandwidth_mbps"), now, now,
             num(hb, "load1"), (int64_t)em_json_int(hb, "mem_available_bytes", 0), names, peers,
             rtts, edge);
         if (rc <= 0)
@@ -143,14 +153,16 @@ static int save_user(struct em_ctlstore *s, const char *name, double x, double y
 
 static int load_edges(struct em_ctlstore *s, struct em_sched_edge **out, size_t *n, em_error_t *err)
 {
-        return em_registry_load_edges(db_of(s), out, n, err);
+        return em_registry_load_edges(db_of(s), em_ctl_alive_since(em_now_ms(), ttl_of(s)), out, n,
+                                      err);
 }
 
 static const char *const list_sql[] = {
-    [EM_CTL_EDGES] = "SELECT name, addr, x, y, capacity, load, containers, cpu, load1, "
-                     "mem_bytes, mem_available_bytes, active_migrations, bandwidth_mbps, "
-                     "registered_ms, heartbeat_ms, container_names, peers, rtts FROM edges "
-                     "ORDER BY name",
+    [EM_CTL_EDGES] =
+        "SELECT name, addr, x, y, capacity, load, containers, cpu, load1, "
+        "mem_bytes, mem_available_bytes, active_migrations, bandwidth_mbps, "
+        "registered_ms, heartbeat_ms, seen_ms, container_names, peers, rtts FROM edges "
+        "ORDER BY name",
     [EM_CTL_SERVICES] = "SELECT name, user, edge, ip, busy FROM services ORDER BY name",
     [EM_CTL_USERS] = "SELECT u.name, u.x, u.y, u.updated_ms, u.reports, (SELECT s.edge FROM "
                      "services s WHERE s.user = u.name ORDER BY s.name LIMIT 1) AS serving "
@@ -161,8 +173,8 @@ static const char *const list_sql[] = {
 };
 
 /* The JSON kept as text in edges rows (container_names, peers) goes out as
- * JSON. */
-static void edges_unpack(json_t *rows)
+ * JSON; the last contact becomes "alive" (em_ctl_edge_alive). */
+static void edges_unpack(json_t *rows, int edge_ttl_s, int64_t now)
 {
         static const char *const cols[] = {"container_names", "peers", "rtts"};
         size_t i;
@@ -176,6 +188,9 @@ static void edges_unpack(json_t *rows)
                         if (v != NULL)
                                 json_object_set_new(row, cols[k], v);
                 }
+                bool alive = em_ctl_edge_alive(em_json_int(row, "seen_ms", 0), now, edge_ttl_s);
+                json_object_set_new(row, "alive", json_boolean(alive));
+                json_object_del(row, "seen_ms");
         }
 }
 
@@ -184,7 +199,7 @@ static int list(struct em_ctlstore *s, enum em_ctl_list what, json_t **rows, em_
         if (em_registry_query(db_of(s), list_sql[what], NULL, rows, err) < 0)
                 return -1;
         if (what == EM_CTL_EDGES)
-                edges_unpack(*rows);
+                edges_unpack(*rows, ttl_of(s), em_now_ms());
         return 0;
 }
 
@@ -327,7 +342,8 @@ static const struct em_ctlstore_ops sqlite_ops = {
     .close = store_close,
 };
 
-int em_ctlstore_sqlite_open(const char *state_dir, struct em_ctlstore **out, em_error_t *err)
+int em_ctlstore_sqlite_open(const char *state_dir, int edge_ttl_s, struct em_ctlstore **out,
+                            em_error_t *err)
 {
         cleanup_free char *path = NULL;
         struct sqlite_store *s;
@@ -339,6 +355,7 @@ int em_ctlstore_sqlite_open(const char *state_dir, struct em_ctlstore **out, em_
                 return em_error_set(err, ENOMEM, "opening the registry");
         s->base.ops = &sqlite_ops;
         s->base.name = "sqlite";
+        s->edge_ttl_s = edge_ttl_s > 0 ? edge_ttl_s : EM_CTL_EDGE_TTL_S;
         if (em_registry_open(path, &s->db, err) < 0) {
                 free(s);
                 return -1;

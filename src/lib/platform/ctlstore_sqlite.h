@@ -7,7 +7,10 @@
 #include "platform/ctlstore.h"
 #include "util/error.h"
 
-/* Opens (creating) <state_dir>/controller.db. */
-int em_ctlstore_sqlite_open(const char *state_dir, struct em_ctlstore **out, em_error_t *err);
+/* Opens (creating) <state_dir>/controller.db. An edge whose last
+ * registration or heartbeat is edge_ttl_s old or older is dead
+ * (em_ctl_edge_alive; <= 0: EM_CTL_EDGE_TTL_S). */
+int em_ctlstore_sqlite_open(const char *state_dir, int edge_ttl_s, struct em_ctlstore **out,
+                            em_error_t *err);
 
 #endif

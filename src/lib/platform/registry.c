@@ -52,6 +52,7 @@ int em_registry_open(const char *path, sqlite3 **out, em_error_t *err)
             "ALTER TABLE edges ADD COLUMN container_names TEXT",
             "ALTER TABLE edges ADD COLUMN peers TEXT",
             "ALTER TABLE edges ADD COLUMN rtts TEXT",
+            "ALTER TABLE edges ADD COLUMN seen_ms INTEGER DEFAULT 0",
         };
         for (size_t i = 0; i < sizeof(added) / sizeof(added[0]); i++) {
                 if (sqlite3_exec(db, added[i], NULL, NULL, &msg) != SQLITE_OK &&
@@ -166,15 +167,16 @@ int em_registry_query(sqlite3 *db, const char *sql, const char *fmt, json_t **ou
         return 0;
 }
 
-int em_registry_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err)
+int em_registry_load_edges(sqlite3 *db, int64_t seen_after_ms, struct em_sched_edge **out,
+                           size_t *n, em_error_t *err)
 {
         cleanup_json json_t *rows = NULL;
 
         if (em_registry_query(db,
                               "SELECT e.name, e.x, e.y, e.capacity, MAX(e.load, (SELECT COUNT(*) "
                               "FROM services s WHERE s.edge = e.name)) AS load, e.bandwidth_mbps "
-                              "FROM edges e ORDER BY e.name",
-                              NULL, &rows, err) < 0)
+                              "FROM edges e WHERE e.seen_ms > ? ORDER BY e.name",
+                              "i", &rows, err, seen_after_ms) < 0)
                 return -1;
         size_t len = json_array_size(rows);
         cleanup_free struct em_sched_edge *edges = calloc(len ? len : 1, sizeof(*edges));

@@ -24,9 +24,11 @@ int em_registry_exec(sqlite3 *db, em_error_t *err, const char *sql, const char *
 int em_registry_query(sqlite3 *db, const char *sql, const char *fmt, json_t **out, em_error_t *err,
                       ...);
 
-/* All edges, as the scheduler sees them (load = max(reported load, services
- * placed there)). *out is malloc'ed. */
-int em_registry_load_edges(sqlite3 *db, struct em_sched_edge **out, size_t *n, em_error_t *err);
+/* The edges last seen (registered or heartbeat, column seen_ms) after
+ * seen_after_ms, as the scheduler sees them (load = max(reported load,
+ * services placed there)). *out is malloc'ed. */
+int em_registry_load_edges(sqlite3 *db, int64_t seen_after_ms, struct em_sched_edge **out,
+                           size_t *n, em_error_t *err);
 
 /* A user's scheduler memory; a new user starts empty. */
 /* The scheduler memory as JSON text (shared with the etcd backend); NULL
