@@ -39,7 +39,9 @@ MIG_DAEMON_OPTS_FN=edge_opts
 mig_setup 3 redis
 REPLAY=
 # A paused replay (below) must be resumed for the cleanup's kill to take.
-trap 'st=$?; { [ -z "$REPLAY" ] || kill -CONT "$REPLAY" 2>/dev/null || true; }; (exit $st); mig_cleanup' EXIT
+# set +e: under -e, the `(exit $st)` that hands mig_cleanup the status
+# would end a failing test's trap before the clean-up.
+trap 'st=$?; set +e; { [ -z "$REPLAY" ] || kill -CONT "$REPLAY" 2>/dev/null || true; }; (exit $st); mig_cleanup' EXIT
 
 SIP=10.66.0.21
 mig_run_redis "$SIP"
