@@ -290,6 +290,31 @@ static int wait_target(struct fx *f)
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* The target's info log goes to <dir>/target.log (the forked target
+ * inherits it) until log_text, which returns what was logged. */
+static int log_capture(struct fx *f)
+{
+        char path[128];
+
+        snprintf(path, sizeof(path), "%s/target.log", f->dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        em_log_setup(EM_LOG_INFO, false, fd, "test");
+        return fd;
+}
+
+static char *log_text(struct fx *f, int fd)
+{
+        char path[128], *text = NULL;
+        em_error_t err = NULL;
+
+        em_log_setup(EM_LOG_ERROR, false, 2, "test");
+        close(fd);
+        snprintf(path, sizeof(path), "%s/target.log", f->dir);
+        ok(em_read_file(path, 1 << 20, &text, NULL, &err));
+        return text;
+}
+
 /* ---- the source's side of the protocol ---- */
 
 static void send_hello(struct fx *f, const char *name, const char *mode)
@@ -538,6 +563,7 @@ static void test_whole_migration(void **state)
         struct fx *f = *state;
         em_error_t err = NULL;
 
+        int logfd = log_capture(f);
         start_target(f, NULL);
         assert_true(handshake(f, NAME, "precopy"));
         assert_true(root_has(f, "containers/", NAME)); /* the name is reserved at HELLO */
@@ -553,6 +579,9 @@ static void test_whole_migration(void **state)
         json_decref(done);
         expect_frame(f, EM_FRAME_DONE);
         assert_int_equal(wait_target(f), 0);
+        char *log = log_text(f, logfd);
+        assert_non_null(strstr(log, ": " NAME " committed"));
+        free(log);
         assert_int_equal(outcome(f), EM_OUTCOME_COMMITTED);
         assert_false(root_has(f, "incoming/", f->session_hex));
         forget_container(f);
@@ -566,6 +595,7 @@ static void test_prepare_fills_the_cache(void **state)
         uint8_t page[EM_PAGE_SIZE];
         em_phash_t h;
 
+        int logfd = log_capture(f);
         start_target(f, NULL);
         assert_true(handshake(f, NAME, "prepare"));
         layers(f);
@@ -576,6 +606,11 @@ static void test_prepare_fills_the_cache(void **state)
         json_decref(done);
         expect_frame(f, EM_FRAME_DONE);
         assert_int_equal(wait_target(f), 0);
+        /* The log says what a prepare did: it commits nothing. */
+        char *log = log_text(f, logfd);
+        assert_non_null(strstr(log, ": " NAME " prepared"));
+        assert_null(strstr(log, "committed"));
+        free(log);
         char *dir = em_session_cache_dir(&f->cfg, NAME, NULL);
         ok(em_pagecache_open(dir, &pc, &err));
         memset(page, 0x42, sizeof(page));
@@ -585,6 +620,30 @@ static void test_prepare_fills_the_cache(void **state)
         em_rm_rf(dir, &err);
         free(dir);
         forget_container(f);
+}
+
+/* A pre-check session: the plan and the link probe in, the answer out;
+ * the target's log says it checked, not that it committed. */
+static void test_check_session(void **state)
+{
+        struct fx *f = *state;
+        json_t *plan = json_pack("{s:{}}", "spec"), *answer = NULL;
+        em_error_t err = NULL;
+
+        int logfd = log_capture(f);
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, EM_PRECHECK_MODE));
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, plan, &err));
+        json_decref(plan);
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "probe", &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &answer, &err));
+        assert_true(json_is_array(json_object_get(answer, "problems")));
+        json_decref(answer);
+        assert_int_equal(wait_target(f), 0);
+        char *log = log_text(f, logfd);
+        assert_non_null(strstr(log, ": " NAME " checked"));
+        assert_null(strstr(log, "committed"));
+        free(log);
 }
 
 /* A name in use here is refused at HELLO, and the refusal leaves the
@@ -969,6 +1028,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_teardown(test_whole_migration, test_teardown),
             cmocka_unit_test_teardown(test_prepare_fills_the_cache, test_teardown),
+            cmocka_unit_test_teardown(test_check_session, test_teardown),
             cmocka_unit_test_teardown(test_source_sync, test_teardown),
             cmocka_unit_test_teardown(test_refused_name, test_teardown),
             cmocka_unit_test_teardown(test_missing_blob_streamed, test_teardown),

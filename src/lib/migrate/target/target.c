@@ -777,6 +777,20 @@ static int serve(struct target *t, em_error_t *err)
         return 0;
 }
 
+/* What a session that ended well did, for its log line: a pre-check
+ * stages nothing and a prepare only fills the page cache; only a
+ * migration commits. */
+static const char *session_outcome(const char *mode)
+{
+        if (mode == NULL)
+                return "ended";
+        if (strcmp(mode, EM_PRECHECK_MODE) == 0)
+                return "checked (nothing staged)";
+        if (strcmp(mode, "prepare") == 0)
+                return "prepared (pages cached, nothing restored)";
+        return "committed";
+}
+
 int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
                             const struct em_target_opts *o, em_error_t *err)
 {
@@ -798,8 +812,9 @@ int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
                 em_error_free(&e);
         }
         if (rc == 0)
-                em_log_info("session %s: %s committed", t.session,
-                            t.peer.container ? t.peer.container : "?");
+                em_log_info("session %s: %s %s", t.session,
+                            t.peer.container ? t.peer.container : "?",
+                            session_outcome(t.peer.mode));
         target_free(&t);
         return rc;
 }
