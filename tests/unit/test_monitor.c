@@ -125,6 +125,60 @@ static void test_progress_and_cancel(void **state)
         json_decref(l.all);
 }
 
+/* A progress callback whose first call blocks until released, as a slow
+ * reader of --progress would: the phases run on meanwhile. */
+struct gate {
+        struct lines l;
+        pthread_cond_t cond;
+        bool entered, open;
+};
+
+static void gated(void *ud, const json_t *p)
+{
+        struct gate *g = ud;
+
+        pthread_mutex_lock(&g->l.lock);
+        g->entered = true;
+        pthread_cond_broadcast(&g->cond);
+        while (!g->open)
+                pthread_cond_wait(&g->cond, &g->l.lock);
+        json_array_append_new(g->l.all, json_deep_copy(p));
+        pthread_mutex_unlock(&g->l.lock);
+}
+
+/* Every phase gets its snapshot, in order, even when the phases change
+ * faster than the monitor's thread runs (here: while it is held in the
+ * callback). */
+static void test_no_phase_skipped(void **state)
+{
+        struct gate g = {
+            {PTHREAD_MUTEX_INITIALIZER, json_array()}, PTHREAD_COND_INITIALIZER, false, false};
+        struct em_migrate_opts o = {.progress = gated, .progress_ud = &g};
+        struct source s = {.name = "web", .o = &o, .session = SESSION, .workdir = root};
+        static const char *const phases[] = {"layers", "precopy", "final", "restore"};
+        em_error_t err = NULL;
+
+        assert_int_equal(em_monitor_start(&s, &err), 0);
+        pthread_mutex_lock(&g.l.lock);
+        while (!g.entered)
+                pthread_cond_wait(&g.cond, &g.l.lock);
+        pthread_mutex_unlock(&g.l.lock);
+        for (size_t i = 0; i < 4; i++)
+                em_monitor_phase(&s, phases[i], 0);
+        pthread_mutex_lock(&g.l.lock);
+        g.open = true;
+        pthread_cond_broadcast(&g.cond);
+        pthread_mutex_unlock(&g.l.lock);
+        em_monitor_stop(&s, true);
+        size_t k = 0, n = json_array_size(g.l.all);
+        for (size_t i = 0; i < n && k < 4; i++)
+                if (strcmp(em_json_str(json_array_get(g.l.all, i), "phase"), phases[k]) == 0)
+                        k++;
+        assert_int_equal(k, 4);
+        assert_string_equal(em_json_str(json_array_get(g.l.all, n - 1), "phase"), "done");
+        json_decref(g.l.all);
+}
+
 /* Once the final step began a cancel is refused: the commit rule decides. */
 static void test_cancel_too_late(void **state)
 {
@@ -204,6 +258,7 @@ int main(void)
             cmocka_unit_test(test_progress_json),
             cmocka_unit_test_setup_teardown(test_progress_and_cancel, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_too_late, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_no_phase_skipped, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_request, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,10 @@ struct em_monitor {
         uint64_t wire_at_emit; /* bytes_sent at the last snapshot */
         bool rate_measured;    /* p.rate is the phases' measurement */
         int64_t t0, last_emit;
+        /* Snapshots taken at phase changes, not sent yet: a fast migration
+         * changes phase more often than the thread runs, and each phase
+         * still gets its line. */
+        json_t *pending;
         em_migrate_progress_fn fn;
         void *ud;
 };
@@ -118,6 +122,19 @@ static void wait_tick_locked(struct em_monitor *m)
                 pthread_cond_timedwait(&m->cond, &m->lock, &ts);
 }
 
+/* Sends the queued phase snapshots, in order (called without the lock:
+ * takes the queue under it). */
+static void flush_pending(struct em_monitor *m)
+{
+        pthread_mutex_lock(&m->lock);
+        cleanup_json json_t *q = steal_pointer(&m->pending);
+        pthread_mutex_unlock(&m->lock);
+        size_t i;
+        json_t *j;
+
+        json_array_foreach(q, i, j) m->fn(m->ud, j);
+}
+
 static void *monitor_main(void *arg)
 {
         struct em_monitor *m = arg;
@@ -126,12 +143,15 @@ static void *monitor_main(void *arg)
         while (!m->stop) {
                 check_cancel_locked(m);
                 json_t *j = NULL;
-                if (m->fn && (m->wake || em_mono_ms() - m->last_emit >= EMIT_MS)) {
+                bool queued = m->pending != NULL;
+                if (m->fn && !queued && (m->wake || em_mono_ms() - m->last_emit >= EMIT_MS)) {
                         j = snapshot_locked(m);
                         m->last_emit = em_mono_ms();
                 }
                 m->wake = false;
                 pthread_mutex_unlock(&m->lock);
+                if (queued)
+                        flush_pending(m);
                 if (j != NULL)
                         m->fn(m->ud, j);
                 json_decref(j);
@@ -146,6 +166,7 @@ static void monitor_free(struct em_monitor *m)
 {
         pthread_mutex_destroy(&m->lock);
         pthread_cond_destroy(&m->cond);
+        json_decref(m->pending);
         free(m->cancel_path);
         free(m);
 }
@@ -183,6 +204,8 @@ void em_monitor_stop(struct source *s, bool ok)
         pthread_cond_signal(&m->cond);
         pthread_mutex_unlock(&m->lock);
         pthread_join(m->thread, NULL);
+        if (m->fn)
+                flush_pending(m);
         if (m->fn) {
                 m->p.phase = ok ? "done" : m->cancelled ? "cancelled" : "failed";
                 m->p.left_estimate = m->p.final_estimate = 0;
@@ -209,12 +232,22 @@ void em_monitor_stop(struct source *s, bool ok)
                 pthread_mutex_unlock(&m_->lock);                                                   \
         } while (0)
 
+/* The phase's snapshot is taken now and queued for the thread. */
+static void queue_snapshot_locked(struct em_monitor *m)
+{
+        if (m->fn == NULL || (m->pending == NULL && (m->pending = json_array()) == NULL))
+                return;
+        json_array_append_new(m->pending, snapshot_locked(m));
+        m->last_emit = em_mono_ms();
+}
+
 void em_monitor_phase(struct source *s, const char *phase, uint64_t left_estimate)
 {
         WITH_MONITOR(s, true, {
                 m_->p.phase = phase;
                 m_->p.left_estimate = left_estimate;
                 m_->phase_wire0 = wire_out_locked(m_);
+                queue_snapshot_locked(m_);
         });
 }
 

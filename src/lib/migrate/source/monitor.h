@@ -2,7 +2,10 @@
  * phases (source.c starts it once the session's directory exists):
  *  - progress: about once a second, and at each new phase, a snapshot as
  *    JSON (em_progress_json) goes to the options' progress callback
- *    (`edgemig migrate --progress`, and edgemigd towards the controller);
+ *    (`edgemig migrate --progress`, and edgemigd towards the controller),
+ *    never from the phases' own calls. A phase's snapshot is taken when
+ *    em_monitor_phase is called and queued, so phases that pass faster
+ *    than the thread runs each still get theirs, in order;
  *  - cancel: `edgemig migrate --cancel ID` leaves a file "cancel" in the
  *    session's outgoing directory. Until the final step begins the monitor
  *    then shuts the connection down, and the usual failure path leaves the
@@ -46,8 +49,8 @@ struct em_progress {
 json_t *em_progress_json(const struct em_progress *p);
 
 int em_monitor_start(struct source *s, em_error_t *err);
-/* Stops the thread (idempotent); a last snapshot is sent with phase "done"
- * or "failed". */
+/* Stops the thread (idempotent); the queued phase snapshots, then a last
+ * one with phase "done", "cancelled" or "failed", are sent. */
 void em_monitor_stop(struct source *s, bool ok);
 void em_monitor_phase(struct source *s, const char *phase, uint64_t left_estimate);
 void em_monitor_round(struct source *s, unsigned round, uint64_t left_estimate);
