@@ -20,57 +20,7 @@
 #include "util/opts.h"
 #include "util/version.h"
 
-static const char usage_text[] =
-    "Usage:\n"
-    "  edgemig-probe redis HOST:PORT [OPTIONS]\n"
-    "  edgemig-probe facedetect HOST:PORT --image FILE [OPTIONS]\n"
-    "  edgemig-probe redis-verify HOST:PORT --last N [--value-size B]\n"
-    "\n"
-    "Talks continuously to a service over ONE TCP connection and never reconnects,\n"
-    "so that a live migration's effect on a real client can be measured.\n"
-    "\n"
-    "Modes:\n"
-    "  redis        each round sends SET k<n> v<n> (expects +OK), then GET k<n>\n"
-    "               (expects exactly v<n>), n = 1, 2, ...; one request in flight.\n"
-    "  facedetect   sends FILE as a 4-byte big-endian length + bytes, expects a\n"
-    "               4-byte length + JSON {\"faces\",\"n\",\"seq\"}; seq must grow by 1\n"
-    "               per request (a restarted service would break that).\n"
-    "  redis-verify checks that k1..kN all hold their values (no acknowledged\n"
-    "               write lost); prints {checked, missing, wrong, first_bad}.\n"
-    "\n"
-    "Options:\n"
-    "  --interval-ms MS     pause between rounds, from the start of one to the\n"
-    "                       next (default 10; 0 = back to back)\n"
-    "  --duration S         stop after S seconds (default: run until stopped)\n"
-    "  --until-file F       stop once file F exists\n"
-    "  --timeout S          a reply later than S seconds counts as an error and\n"
-    "                       ends the run (default 120: a migration over a slow link\n"
-    "                       may pause the service for seconds; that is a gap)\n"
-    "  --connect-timeout S  (default 10)\n"
-    "  --gap-ms MS          list every gap longer than MS between two successful\n"
-    "                       replies (default 100)\n"
-    "  --value-size B       redis: pad values to B bytes (default: just v<n>)\n"
-    "  --image FILE         facedetect: the image to send\n"
-    "  --expect-faces N     facedetect: also verify the face count\n"
-    "  --last N             redis-verify: check keys 1..N\n"
-    "  --out FILE.csv       write every request: t_send_ms,latency_ms,ok\n"
-    "  --json               print the summary as one JSON object (default: text)\n"
-    "  -h, --help           show this help\n"
-    "  --version            print the version\n"
-    "\n"
-    "Stopping: SIGINT/SIGTERM abandon a request in flight; --duration and\n"
-    "--until-file take effect between requests, so an outage in progress is still\n"
-    "measured to its end (bounded by --timeout). A reset (ECONNRESET, EPIPE, EOF)\n"
-    "or a timeout ends the run: the probe never reconnects.\n"
-    "\n"
-    "Summary: requests, ok, errors, resets, verify_failures, timeouts, last_acked\n"
-    "(highest n whose SET was acknowledged), max_gap_ms (the interruption time:\n"
-    "the longest gap between two successful replies), gaps[] ({start_ms,\n"
-    "start_unix_ms, len_ms}, times relative to start_unix_ms), open_gap_ms (time\n"
-    "since the last success when the run ended), latency {p50_ms, p99_ms, max_ms}.\n"
-    "\n"
-    "Exit status: 0 when every request succeeded, 1 when any failed (or a\n"
-    "redis-verify found a missing key), 2 on usage or connection errors.\n";
+#include "probe/usage.h"
 
 enum mode { MODE_REDIS, MODE_FACE, MODE_VERIFY };
 
@@ -126,7 +76,7 @@ static int parse_args(int argc, char **argv, struct opts *o, em_error_t *err)
         int first, r = em_opts_parse(table, argc, argv, 0, &first, err);
 
         if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION)
-                fputs(r == EM_OPTS_HELP ? usage_text : "edgemig-probe " EM_VERSION "\n", stdout);
+                fputs(r == EM_OPTS_HELP ? probe_usage : "edgemig-probe " EM_VERSION "\n", stdout);
         if (r != EM_OPTS_OK)
                 return r < 0 ? -1 : 1;
         if (argc - first != 2)
