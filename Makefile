@@ -197,6 +197,7 @@ format-check:
 	echo "run 'make format' to fix"; exit 1; fi; echo "format-check: ok"
 	@scripts/check-layers
 	@scripts/function-lengths 60 || { echo "split the functions above (at most 60 lines)"; exit 1; }
+	@scripts/frontend-lengths 250
 
 clean:
 	rm -rf build build-san build-fuzz build-cov

@@ -19,93 +19,7 @@
 #include "util/opts.h"
 #include "util/version.h"
 
-static const char usage[] =
-    "Usage: edgemig-controller --state-dir DIR [OPTIONS]\n"
-    "\n"
-    "The edge platform controller: registers edges and services, takes user\n"
-    "position reports and moves each user's service to the nearest edge with\n"
-    "room (with hysteresis), pre-transferring it to the edge the user heads to.\n"
-    "\n"
-    "Options:\n"
-    "  --config FILE           read options from FILE first, one `key = value` a\n"
-    "                          line named after the long options (default\n"
-    "                          " EM_CONF_CONTROLLER " if it exists;\n"
-    "                          `none`: no file); the command line wins\n"
-    "  --listen ADDR:PORT      API address (default 127.0.0.1:7880)\n"
-    "  --tls-cert FILE         this controller's certificate (PEM): serve HTTPS\n"
-    "  --tls-key FILE          ...its private key\n"
-    "  --tls-ca FILE           the platform CA: clients must present a certificate\n"
-    "                          it signed (mutual TLS)\n"
-    "  --admin NAME            a certificate name that may act as an operator:\n"
-    "                          register services, report positions, register or\n"
-    "                          heartbeat any edge (repeatable; required with TLS)\n"
-    "  --insecure              plain HTTP, no client authentication (trusted test\n"
-    "                          networks only)\n"
-    "  --state-dir DIR         where controller.db lives (required without --etcd)\n"
-    "  --etcd URL[,URL...]     keep the state in etcd (its v3 JSON gateway) instead\n"
-    "                          (--state-dir is then unused):\n"
-    "                          replicas started with the same --etcd elect a leader,\n"
-    "                          which alone schedules; the others serve GETs and\n"
-    "                          answer other writes with 503 naming the leader\n"
-    "  --etcd-ca FILE          etcd's CA (https:// endpoints)\n"
-    "  --etcd-cert FILE        a client certificate for etcd (mutual TLS)\n"
-    "  --etcd-key FILE         ...its private key\n"
-    "  --advertise URL         this replica's URL, as the leader key names it\n"
-    "                          (default: http(s)://the --listen address)\n"
-    "  --leader-ttl T          the leader's lease (seconds; default 2): a dead\n"
-    "                          leader is replaced within about T\n"
-    "  --edge-ttl T            an edge's lease (seconds; default 15): an edge whose\n"
-    "                          heartbeats stopped for T is never chosen (etcd and\n"
-    "                          SQLite alike)\n"
-    "  --mode MODE             migration mode requested from the edges: precopy\n"
-    "                          (default), stop-and-copy, postcopy, hybrid or auto\n"
-    "  --max-rate RATE         cap what each migration sends (bits per second, k, M\n"
-    "                          or G: 20M), as `edgemig migrate --max-rate`\n"
-    "  --auto-converge         throttle a service whose pre-copy does not converge,\n"
-    "                          as `edgemig migrate --auto-converge`\n"
-    "  --migrate-cmd PATH      instead of a control request, run `PATH SOURCE_EDGE\n"
-    "                          SERVICE TARGET_ADDR` to migrate (test beds, scripts)\n"
-    "  --prepare-cmd PATH      same for prepare\n"
-    "  --margin D              a new edge must be closer by D (default 10)\n"
-    "  --rtt-margin MS         ...or, when a report names the user's attachment\n"
-    "                          point (\"attach\") and every edge measured its RTT\n"
-    "                          to it, have a lower RTT by MS (default 5)\n"
-    "  --dwell-ms T            ...for T in a row (milliseconds, or with s or m;\n"
-    "                          default 2000)\n"
-    "  --approach-reports N    prepare after N shrinking distances (default 3)\n"
-    "  --prepare-radius D      prepare only edges within D (default 0: any)\n"
-    "  --dwell-per-handoff F   add F x the expected handoff time to the dwell (default 2)\n"
-    "  --dwell-max-ms T        ...up to T in all (default 10000 ms)\n"
-    "  --prepare-lead-ms T     one approaching report fewer per T of expected handoff\n"
-    "                          (default 1000; 0: fixed)\n"
-    "  --action-timeout T      give up on a migrate/prepare after T (seconds, or with\n"
-    "                          ms, s, m or h; default 300)\n"
-    "  --max-connections N     at most N client connections open (default 256);\n"
-    "                          more are closed at accept\n"
-    "  --max-connections-per-peer N\n"
-    "                          ...at most N of them from one address (default 16)\n"
-    "  --connection-timeout T  close a connection idle for T (seconds, or with s,\n"
-    "                          m or h; default 30)\n"
-    "  --connection-memory SIZE\n"
-    "                          memory pool of each connection (K, M; default 64K)\n"
-    "  --threads N             threads serving connections (default 2)\n"
-    "  --log-level LEVEL       error, warn, info (default) or debug\n"
-    "  --log-format FORMAT     text (default) or json\n"
-    "  -h, --help              this help\n"
-    "  --version               print the version\n"
-    "\n"
-    "Access (with TLS): every client needs a certificate of the platform CA.\n"
-    "GET requests are open to any of them. An edge may POST /edges and\n"
-    "/edges/NAME/heartbeat only for a NAME its certificate carries (SAN DNS/URI\n"
-    "or CN, as edgemigd --allow-peer matches); every other write needs an\n"
-    "--admin certificate. Refusals: 403 with the reason, logged with the\n"
-    "client's name and address, counted in edgemig_controller_refused_total.\n"
-    "\n"
-    "Triggering: by default the controller connects to the source edge's\n"
-    "edgemigd (its registered ADDR:PORT) with mutual TLS, presenting\n"
-    "--tls-cert, and requires the edge's certificate to name the edge; the edge\n"
-    "must list this certificate's name in `edgemigd --allow-controller`. The\n"
-    "edge answers with the migration's report, kept in GET /migrations.\n";
+#include "controller/usage.h"
 
 struct ctl_args {
         struct em_api_opts api;
@@ -201,7 +115,7 @@ static int finish_args(struct ctl_args *o, em_error_t *err)
         return check_tls_args(o, err);
 }
 
-/* Returns 0 to serve, 1 after --help/--version, -1 on a usage error. */
+/* Returns 0 to serve, 1 after --help/--version, -1 on a controller_usage error. */
 static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err)
 {
         struct em_sched_params *p = &o->api.params;
@@ -252,7 +166,8 @@ static int parse_args(int argc, char **argv, struct ctl_args *o, em_error_t *err
             r = em_opts_parse_config(table, EM_CONF_CONTROLLER, argc, argv, 0, &first, &o->cf, err);
 
         if (r == EM_OPTS_HELP || r == EM_OPTS_VERSION)
-                fputs(r == EM_OPTS_HELP ? usage : "edgemig-controller " EM_VERSION "\n", stdout);
+                fputs(r == EM_OPTS_HELP ? controller_usage : "edgemig-controller " EM_VERSION "\n",
+                      stdout);
         if (r != EM_OPTS_OK)
                 return r < 0 ? -1 : 1;
         if (first < argc)
