@@ -197,6 +197,47 @@ em_conn_t *em_conn_new(const struct em_conn_ops *ops, int fd, void *priv, const 
         return c;
 }
 
+int em_conn_detach(em_conn_t **conn, char **peer, em_error_t *err)
+{
+        int fd = fcntl(em_conn_fd(*conn), F_DUPFD_CLOEXEC, 3);
+        int e = errno;
+
+        *peer = strdup(em_conn_peer(*conn));
+        em_conn_free(conn);
+        if (fd < 0) {
+                free(steal_pointer(peer));
+                return em_error_set(err, e, "taking over the connection");
+        }
+        if (*peer == NULL) {
+                close(fd);
+                return em_error_set(err, ENOMEM, "allocating");
+        }
+        return fd;
+}
+
+int em_conn_wrap_session(const struct em_conn_ops *ops, int *fd, void *priv,
+                         void (*free_priv)(void *), const char *cert_name, const char *peer,
+                         char **peer_name, em_conn_t **out, em_error_t *err)
+{
+        cleanup_close int sock = steal_fd(fd);
+        em_conn_t *c;
+
+        if (peer_name != NULL && (*peer_name = strdup(cert_name ? cert_name : "?")) == NULL) {
+                free_priv(priv);
+                return em_error_set(err, ENOMEM, "allocating");
+        }
+        c = em_conn_new(ops, sock, priv, peer);
+        if (c == NULL) {
+                free_priv(priv);
+                if (peer_name != NULL)
+                        free(steal_pointer(peer_name));
+                return em_error_set(err, ENOMEM, "creating a connection");
+        }
+        steal_fd(&sock);
+        *out = c;
+        return 0;
+}
+
 int em_conn_from_fd(int fd, const char *peer, em_conn_t **out, em_error_t *err)
 {
         em_conn_t *c = em_conn_new(&fd_ops, fd, NULL, peer);

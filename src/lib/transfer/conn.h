@@ -60,6 +60,15 @@ struct em_conn_stats {
 em_conn_t *em_conn_new(const struct em_conn_ops *ops, int fd, void *priv, const char *peer);
 /* The plain-fd backend (TCP or a socketpair end); takes ownership of fd. */
 int em_conn_from_fd(int fd, const char *peer, em_conn_t **out, em_error_t *err);
+/* For the TLS backends. em_conn_detach frees a plain connection and returns
+ * its socket (a duplicate) and peer address, for a handshake over it.
+ * em_conn_wrap_session makes a handshaken session (priv) over *fd a
+ * connection; on failure priv is freed with free_priv. Either way *fd is
+ * taken, and *peer_name, if asked for, gets the certificate's name. */
+int em_conn_detach(em_conn_t **conn, char **peer, em_error_t *err);
+int em_conn_wrap_session(const struct em_conn_ops *ops, int *fd, void *priv,
+                         void (*free_priv)(void *), const char *cert_name, const char *peer,
+                         char **peer_name, em_conn_t **out, em_error_t *err);
 void em_conn_free(em_conn_t **c);
 #define cleanup_conn __attribute__((cleanup(em_conn_free)))
 

@@ -211,6 +211,11 @@ static void priv_free(struct gtls_priv *p)
         free(p);
 }
 
+static void priv_free_any(void *p)
+{
+        priv_free(p);
+}
+
 static void gtls_destroy(em_conn_t *c)
 {
         struct gtls_priv *p = em_conn_priv(c);
@@ -474,41 +479,24 @@ static int gtls_new(em_gtls_ctx_t *t, int fd_in, const char *peer, int timeout_m
 {
         cleanup_close int fd = fd_in;
         struct gtls_priv *p = priv_new(t);
-        em_conn_t *c;
 
         if (p == NULL)
                 return em_error_set(err, ENOMEM, "allocating");
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         if (session_new(t, p, fd, err) < 0 || handshake(p, fd, timeout_ms, err) < 0)
                 return priv_free(p), -1;
-        if (peer_name != NULL && (*peer_name = strdup(p->peer_name ? p->peer_name : "?")) == NULL)
-                return priv_free(p), em_error_set(err, ENOMEM, "allocating");
-        c = em_conn_new(&gtls_ops, fd, p, peer);
-        if (c == NULL) {
-                priv_free(p);
-                if (peer_name != NULL)
-                        free(steal_pointer(peer_name));
-                return em_error_set(err, ENOMEM, "creating a connection");
-        }
-        steal_fd(&fd);
-        *out = c;
-        return 0;
+        return em_conn_wrap_session(&gtls_ops, &fd, p, priv_free_any, p->peer_name, peer, peer_name,
+                                    out, err);
 }
 
 int em_gtls_upgrade(em_gtls_ctx_t *t, em_conn_t **conn, int timeout_ms, char **peer_name,
                     em_error_t *err)
 {
-        cleanup_free char *peer = strdup(em_conn_peer(*conn));
-        int fd = fcntl(em_conn_fd(*conn), F_DUPFD_CLOEXEC, 3);
-        int e = errno;
+        cleanup_free char *peer = NULL;
+        int fd = em_conn_detach(conn, &peer, err);
 
-        em_conn_free(conn);
         if (fd < 0)
-                return em_error_set(err, e, "taking over the connection");
-        if (peer == NULL) {
-                close(fd);
-                return em_error_set(err, ENOMEM, "allocating");
-        }
+                return -1;
         if (gtls_new(t, fd, peer, timeout_ms, conn, peer_name, err) < 0)
                 return em_error_wrap(err, "TLS with %s", peer);
         return 0;
