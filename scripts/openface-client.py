@@ -9,7 +9,9 @@ service must answer for them, left to right, e.g.
 The client sends the images round-robin over ONE TCP connection (4-byte
 big-endian length + JPEG; reply 4-byte length + JSON), checks every answer
 (ids equal to the expected list, seq one more than the last) and prints one
-JSON summary line at the end.
+JSON summary line at the end: requests, max_latency_s, and max_gap_ms (the
+longest time without an answer, from the first request on; with SIGTERM it
+stops at once and adds open_gap_ms, the time since the last answer).
 
   --rate R          requests per second to aim for (0 = back to back; default)
   --count N         stop after N requests
@@ -22,6 +24,7 @@ Uses only the Python standard library.
 import argparse
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -65,15 +68,28 @@ def stop(args, n, t0):
     return bool(args.until_file) and os.path.exists(args.until_file)
 
 
-def run(args, images):
+class Stopped(Exception):
+    pass
+
+
+def on_term(*_):
+    raise Stopped()
+
+
+def run(args, images, st):
     sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     n, seq0, worst, t0 = 0, None, 0.0, time.monotonic()
+    st["last"] = t0
     while not stop(args, n, t0):
         name, data, ids = images[n % len(images)]
         t = time.monotonic()
         r = request(sock, data)
-        worst = max(worst, time.monotonic() - t)
+        now = time.monotonic()
+        worst = max(worst, now - t)
+        st["gap"] = max(st["gap"], now - st["last"])
+        st["last"] = now
+        st["requests"] = n + 1
         if r.get("ids") != ids:
             raise ValueError("request %d (%s): expected %s, got %s" % (n, name, ids, r))
         if seq0 is None:
@@ -84,7 +100,8 @@ def run(args, images):
         if args.rate > 0:
             time.sleep(max(0.0, t + 1.0 / args.rate - time.monotonic()))
     return {"ok": True, "requests": n, "seconds": round(time.monotonic() - t0, 3),
-            "max_latency_s": round(worst, 3), "last_seq": (seq0 or 0) + n - 1}
+            "max_latency_s": round(worst, 3), "max_gap_ms": round(st["gap"] * 1000),
+            "last_seq": (seq0 or 0) + n - 1}
 
 
 def main():
@@ -98,11 +115,19 @@ def main():
     ap.add_argument("--until-file")
     ap.add_argument("--timeout", type=float, default=120.0)
     args = ap.parse_args()
+    st = {"gap": 0.0, "last": None, "requests": 0}
+    signal.signal(signal.SIGTERM, on_term)
     try:
         images = load_expect(args.expect)
-        print(json.dumps(run(args, images)))
+        print(json.dumps(run(args, images, st)))
+    except Stopped:
+        now = time.monotonic()
+        print(json.dumps({"ok": True, "stopped": True, "requests": st["requests"],
+                          "max_gap_ms": round(st["gap"] * 1000),
+                          "open_gap_ms": round((now - st["last"]) * 1000) if st["last"] else None}))
     except (OSError, ValueError, KeyError) as e:
-        print(json.dumps({"ok": False, "error": str(e)}))
+        print(json.dumps({"ok": False, "error": str(e), "requests": st["requests"],
+                          "max_gap_ms": round(st["gap"] * 1000)}))
         return 1
     return 0
 

@@ -4,8 +4,9 @@
 # 20 Mbit/s link while a client sends photos back to back over one TCP
 # connection: every identity it gets back is right, before, during and after
 # the handoff, and the connection survives. Prints the service's resident
-# memory, the pre-copy rounds and the final phase's raw bytes (what was
-# dirtied since the last round; the timeline of the migration).
+# memory and what it dirties under the client's load in 2 s and in 10 s
+# (scripts/dirty-pages.py: pages whose content changed, as between a base
+# dump and a final dump), the pre-copy rounds and the final phase's bytes.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 CLIENT=$REPO/scripts/openface-client.py
@@ -30,6 +31,8 @@ rm -f "$MIG_LOGS/stop"
 on_client python3 "$CLIENT" --until-file "$MIG_LOGS/stop" "$SIP" 8080 "$EXPECT" >"$MIG_LOGS/client.json" &
 CLIENT_PID=$!
 sleep 3
+pid=$(h 1 inspect of | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+python3 "$REPO/scripts/dirty-pages.py" "$pid" 2 10 >"$MIG_LOGS/dirty.json" || fail "dirty-pages $pid"
 out=$MIG_LOGS/mig.json
 h 1 migrate of --to "$(haddr 2):$MIG_PORT" --json >"$out" || fail "migrate 1 -> 2: $(cat "$out")"
 sleep 3
@@ -39,7 +42,7 @@ running_on 2 of || fail "not running on host 2"
 running_on 1 of && fail "still running on host 1"
 on_client python3 "$CLIENT" --count 7 "$SIP" 8080 "$EXPECT" >/dev/null || fail "wrong answers on host 2"
 mig_assert_single
-python3 - "$out" "$MIG_LOGS/client.json" "$rss" <<'PY' || fail "report"
+python3 - "$out" "$MIG_LOGS/client.json" "$rss" "$MIG_LOGS/dirty.json" <<'PY' || fail "report"
 import json, sys
 r, c = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert r["ok"] and c["ok"] and c["requests"] > 0, (r, c)
@@ -49,5 +52,6 @@ print("openface 1 -> 2 at 20 Mbit/s: RSS %s MB; handoff %d ms, downtime %d ms, %
       (sys.argv[3], r["handoff_ms"], r["downtime_ms"], r["bytes_wire"] / 1e6,
        final["bytes_raw"] / 1e6, final["bytes_wire"] / 1e6, c["requests"], c["max_latency_s"]))
 print("rounds:", json.dumps(r.get("rounds")), "stop:", r.get("stop_reason"))
+print("dirtied under load:", open(sys.argv[4]).read().strip())
 PY
 echo "ok"
