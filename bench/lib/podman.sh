@@ -157,6 +157,10 @@ pm_begin() {
 		wait_for 60 on_client python3 "$REPO/scripts/facedetect-client.py" "$sip" 8080 "$FACE" ||
 			fail "podman: facedetect not answering"
 		;;
+	openface)
+		wait_for 300 on_client python3 "$OFC" --count 1 "$sip" 8080 "$OF_EXPECT" >/dev/null ||
+			fail "podman: openface not answering"
+		;;
 	esac
 }
 
