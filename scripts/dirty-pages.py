@@ -8,8 +8,11 @@ Hashes every 4 KiB page of PID's writable private mappings (read through
 content changed or that appeared: what a final dump would have to carry
 after a base dump taken SECONDS earlier (this kernel has no soft-dirty bit,
 so content is compared, as edgemig's page hashing does). With several
-SECONDS, each interval starts from a fresh base. Prints one JSON line:
-{"pid", "rss_mb", "intervals": [{"seconds", "dirty_mb", "new_mb"}]}.
+SECONDS, each interval starts from a fresh base. Reading the memory takes
+time too (seconds for a few hundred MB on a loaded machine): span_s is from
+the base reading's start to the second reading's end, the bound on the
+interval the pages were dirtied in. Prints one JSON line:
+{"pid", "rss_mb", "intervals": [{"seconds", "span_s", "dirty_mb", "new_mb"}]}.
 """
 import hashlib
 import json
@@ -60,12 +63,14 @@ def main():
     pid = int(sys.argv[1])
     out = {"pid": pid, "rss_mb": rss_mb(pid), "intervals": []}
     for s in sys.argv[2:]:
+        t0 = time.monotonic()
         base = snapshot(pid)
         time.sleep(float(s))
         now = snapshot(pid)
+        span = time.monotonic() - t0
         changed = sum(1 for k, v in now.items() if k in base and base[k] != v)
         new = sum(1 for k in now if k not in base)
-        out["intervals"].append({"seconds": float(s), "dirty_mb": round((changed + new) * PAGE / 1e6, 1),
+        out["intervals"].append({"seconds": float(s), "span_s": round(span, 1), "dirty_mb": round((changed + new) * PAGE / 1e6, 1),
                                  "new_mb": round(new * PAGE / 1e6, 1)})
     print(json.dumps(out))
 
