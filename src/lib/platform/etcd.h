@@ -6,7 +6,7 @@
  * no "succeeded", an expired lease's keepalive no "TTL"). The encoders and
  * decoders are pure (unit-tested without etcd); em_etcd_call does the HTTP,
  * trying each endpoint in turn. What the controller keeps there:
- * platform/ctl_etcd.h. */
+ * platform/ctlstore_etcd.h. */
 #ifndef EDGEMIG_PLATFORM_ETCD_H
 #define EDGEMIG_PLATFORM_ETCD_H
 
