@@ -220,7 +220,9 @@ static void test_dead_edge_not_chosen(void **state)
         json_t *e2 = json_pack("{s:s, s:s, s:i, s:i, s:i}", "name", "e2", "addr", "10.0.0.2:7878",
                                "x", 100, "y", 0, "capacity", 4);
         assert_int_equal(s->ops->edge_register(s, e2, old, &err), 0);
-        assert_int_equal(s->ops->edge_heartbeat(s, "e2", json_object(), old, &err), 1);
+        json_t *hb = json_object();
+        assert_int_equal(s->ops->edge_heartbeat(s, "e2", hb, old, &err), 1);
+        json_decref(hb);
         json_decref(e2);
         s->ops->close(s);
         assert_int_equal(call(f->api, "POST", "/services",
