@@ -186,8 +186,7 @@ static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, 
         /* A round whose own size would fit the downtime target bounds what
          * is left well enough (the small rounds after a `prepare`): reading
          * the whole memory again would only lengthen the handoff. */
-        bool small = em_transfer_estimate_ms(rs->dirty_wire_bytes + EM_FINAL_OVERHEAD_BYTES,
-                                             s->bandwidth) <= s->o->stop.downtime_target_ms;
+        bool small = em_stop_rule_fits(&s->o->stop, rs->dirty_wire_bytes, s->bandwidth);
 
         if (!small && em_sync_dirty_scan(s->sync, s->pids, s->npids, &raw, err) < 0)
                 return -1;

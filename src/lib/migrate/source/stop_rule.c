@@ -21,14 +21,19 @@ bool em_stop_rule_converged(const struct em_stop_rule *r, const struct em_round_
         return (double)last->left_wire_bytes <= r->converge_ratio * (double)last->dirty_wire_bytes;
 }
 
+bool em_stop_rule_fits(const struct em_stop_rule *r, uint64_t wire_bytes, double bandwidth_bps)
+{
+        return em_transfer_estimate_ms(wire_bytes + EM_FINAL_OVERHEAD_BYTES, bandwidth_bps) <=
+               r->downtime_target_ms;
+}
+
 enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
                                         const struct em_round_stat *rounds, size_t n,
                                         double bandwidth_bps)
 {
         const struct em_round_stat *last = &rounds[n - 1];
 
-        if (em_transfer_estimate_ms(last->left_wire_bytes + EM_FINAL_OVERHEAD_BYTES,
-                                    bandwidth_bps) <= r->downtime_target_ms)
+        if (em_stop_rule_fits(r, last->left_wire_bytes, bandwidth_bps))
                 return EM_STOP_FITS_TARGET;
         /* Judged from the first round on: the base round of a service that
          * rewrites its memory faster than the link drains it leaves as

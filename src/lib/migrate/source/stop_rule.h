@@ -48,6 +48,9 @@ void em_stop_rule_defaults(struct em_stop_rule *r);
 /* Estimated time to send `wire_bytes` at `bandwidth_bps` (bytes/s); a
  * bandwidth of 0 (unmeasured) is treated as very slow (1 Mbit/s). */
 uint64_t em_transfer_estimate_ms(uint64_t wire_bytes, double bandwidth_bps);
+/* Whether a final transfer of `wire_bytes` (plus the final overhead) at
+ * `bandwidth_bps` fits the downtime target. */
+bool em_stop_rule_fits(const struct em_stop_rule *r, uint64_t wire_bytes, double bandwidth_bps);
 /* rounds[0..n-1] are the rounds done so far (n >= 1). */
 enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
                                         const struct em_round_stat *rounds, size_t n,
