@@ -272,8 +272,10 @@ static int write_pagemap(int dfd, const struct em_pagemap *pm, const char *name,
         if (em_pagemap_encode(pm, &buf, &len, err) < 0)
                 return -1;
         fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
-                return em_error_set(err, errno ? errno : EIO, "writing %s", name);
+        if (fd < 0)
+                return em_error_set(err, errno, "writing %s", name);
+        if (em_write_all(fd, buf, len, err) < 0)
+                return em_error_wrap(err, "writing %s", name);
         return 0;
 }
 
