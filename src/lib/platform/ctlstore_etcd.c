@@ -757,7 +757,10 @@ static int mark_resolving(struct em_ctlstore *s, int64_t id, int64_t now, em_err
         return 0;
 }
 
-static int recover(struct em_ctlstore *s, int64_t now, em_error_t *err)
+typedef int (*inflight_fn)(struct em_ctlstore *s, int64_t id, int64_t now, em_error_t *err);
+
+/* Calls fn for each migration recorded as in flight. */
+static int each_inflight(struct em_ctlstore *s, inflight_fn fn, int64_t now, em_error_t *err)
 {
         cleanup_json json_t *ids = NULL;
         size_t i;
@@ -767,10 +770,15 @@ static int recover(struct em_ctlstore *s, int64_t now, em_error_t *err)
                 return -1;
         json_array_foreach(ids, i, v)
         {
-                if (mark_resolving(s, json_integer_value(v), now, err) < 0)
+                if (fn(s, json_integer_value(v), now, err) < 0)
                         return -1;
         }
         return 0;
+}
+
+static int recover(struct em_ctlstore *s, int64_t now, em_error_t *err)
+{
+        return each_inflight(s, mark_resolving, now, err);
 }
 
 static int resolve_one(struct em_ctlstore *s, int64_t id, int64_t now, em_error_t *err)
@@ -799,18 +807,7 @@ static int resolve_one(struct em_ctlstore *s, int64_t id, int64_t now, em_error_
 
 static int resolve_inflight(struct em_ctlstore *s, int64_t now, em_error_t *err)
 {
-        cleanup_json json_t *ids = NULL;
-        size_t i;
-        json_t *v;
-
-        if (inflight(s, &ids, err) < 0)
-                return -1;
-        json_array_foreach(ids, i, v)
-        {
-                if (resolve_one(s, json_integer_value(v), now, err) < 0)
-                        return -1;
-        }
-        return 0;
+        return each_inflight(s, resolve_one, now, err);
 }
 
 /* ---- open ---- */
