@@ -11,7 +11,10 @@ big-endian length + JPEG; reply 4-byte length + JSON), checks every answer
 (ids equal to the expected list, seq one more than the last) and prints one
 JSON summary line at the end: requests, max_latency_s, and max_gap_ms (the
 longest time without an answer, from the first request on; with SIGTERM it
-stops at once and adds open_gap_ms, the time since the last answer).
+stops at once and adds open_gap_ms, the time since the last answer), and
+samples: [end, latency] of every answered request (end in Unix seconds,
+wall clock, so that bench/run can place them against a migration's
+timeline: the time until the p99 latency is back at its level before it).
 
   --rate R          requests per second to aim for (0 = back to back; default)
   --count N         stop after N requests
@@ -90,6 +93,7 @@ def run(args, images, st):
         st["gap"] = max(st["gap"], now - st["last"])
         st["last"] = now
         st["requests"] = n + 1
+        st["samples"].append([round(time.time(), 3), round(now - t, 3)])
         if r.get("ids") != ids:
             raise ValueError("request %d (%s): expected %s, got %s" % (n, name, ids, r))
         if seq0 is None:
@@ -101,7 +105,7 @@ def run(args, images, st):
             time.sleep(max(0.0, t + 1.0 / args.rate - time.monotonic()))
     return {"ok": True, "requests": n, "seconds": round(time.monotonic() - t0, 3),
             "max_latency_s": round(worst, 3), "max_gap_ms": round(st["gap"] * 1000),
-            "last_seq": (seq0 or 0) + n - 1}
+            "last_seq": (seq0 or 0) + n - 1, "samples": st["samples"]}
 
 
 def main():
@@ -115,7 +119,7 @@ def main():
     ap.add_argument("--until-file")
     ap.add_argument("--timeout", type=float, default=120.0)
     args = ap.parse_args()
-    st = {"gap": 0.0, "last": None, "requests": 0}
+    st = {"gap": 0.0, "last": None, "requests": 0, "samples": []}
     signal.signal(signal.SIGTERM, on_term)
     try:
         images = load_expect(args.expect)
@@ -124,10 +128,11 @@ def main():
         now = time.monotonic()
         print(json.dumps({"ok": True, "stopped": True, "requests": st["requests"],
                           "max_gap_ms": round(st["gap"] * 1000),
-                          "open_gap_ms": round((now - st["last"]) * 1000) if st["last"] else None}))
+                          "open_gap_ms": round((now - st["last"]) * 1000) if st["last"] else None,
+                          "samples": st["samples"]}))
     except (OSError, ValueError, KeyError) as e:
         print(json.dumps({"ok": False, "error": str(e), "requests": st["requests"],
-                          "max_gap_ms": round(st["gap"] * 1000)}))
+                          "max_gap_ms": round(st["gap"] * 1000), "samples": st["samples"]}))
         return 1
     return 0
 

@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 
-METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "wholefs", "paper", "podman"]
+METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "prephybrid", "preppostcopy", "wholefs", "paper", "podman"]
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
          "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import",
-         "hybrid": "edgemig hybrid", "postcopy": "edgemig post-copy"}
+         "hybrid": "edgemig hybrid", "postcopy": "edgemig post-copy",
+         "prephybrid": "edgemig prepare + hybrid", "preppostcopy": "edgemig prepare + post-copy"}
 TABLE3 = ("busybox", "redis", "facedetect", "mariadb")  # the workloads of the per-bandwidth tables
 # Table 3 of Ma et al. (handoff s, downtime s, final-transfer MB); OpenFace ~ facedetect.
 PAPER = {
@@ -370,7 +371,8 @@ def plots(out, summary, runs, workloads):
     return pngs
 
 
-STYLES_EXTRA = {"hybrid": 'lc rgb "#bf8700"', "postcopy": 'lc rgb "#57606a"'}
+STYLES_EXTRA = {"hybrid": 'lc rgb "#bf8700"', "postcopy": 'lc rgb "#57606a"',
+                "prephybrid": 'lc rgb "#953800"', "preppostcopy": 'lc rgb "#6e7781"'}
 
 
 def rounds_plots(out, summary, head):
