@@ -2,8 +2,13 @@
 """Tables, CSV, JSON and gnuplot PNGs from bench/run's runs.jsonl.
 
   report.py OUTDIR QUICK(0|1)
+  report.py --regen OUTDIR           again from a committed run, keeping the
+                                     date, machine and build lines of its
+                                     report.md (bench/readme-results)
+  report.py --readme OUTDIR README   README's results block shows OUTDIR
 
-Writes OUTDIR/runs.csv, summary.csv, summary.json, report.md and the PNGs.
+Writes OUTDIR/runs.csv, summary.csv, summary.json, report.md, headline.md and
+the PNGs.
 """
 import csv
 import json
@@ -13,6 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import issue17
 
 METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "prephybrid", "preppostcopy", "wholefs", "paper", "podman"]
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
@@ -469,6 +476,25 @@ def env_lines(quick):
                                          sh("${EDGEMIG_CRIU:-/opt/edgemig/criu/bin/criu} --version | head -1"))]
 
 
+ISSUE17_INTRO = [
+    "Each figure side by side in this one run (bench/lib/issue17.py). Handoff = request -> target "
+    "running, downtime = source stopped -> target running; bytes after the request = the source's "
+    "link counter; the client's longest interruption = its longest wait for an answer on one TCP "
+    "connection; back to full performance = from the request until 10 consecutive requests, started "
+    "after the handoff, have a p99 latency within 10 % of its level before the migration "
+    "(bench/lib/recovery.py). \"not run\": this run did not measure the cell (quick mode runs no "
+    "lazy-page mode for redis or facedetect, no openface unless asked)."]
+
+
+def load_lines(runs):
+    """The machine's load (1-minute average at the end of each cell) during the run."""
+    v = [r["load1"] for r in runs if r.get("load1") is not None]
+    if not v:
+        return []
+    return ["- Load average (1 min, at the end of each cell): %.2f–%.2f, median %.2f"
+            % (min(v), max(v), statistics.median(v))]
+
+
 NOTES = """## Reading the results
 
 - Our re-implementation of the paper's method is far faster than the paper's own
@@ -637,11 +663,33 @@ def update_readme(out, readme):
     open(readme, "w").write(text)
 
 
+def old_env(out):
+    """The environment lines of OUTDIR's report.md (the run's date, machine, build)."""
+    try:
+        lines = open(os.path.join(out, "report.md")).read().splitlines()
+    except OSError:
+        raise SystemExit("%s has no report.md to take the run's date and build from" % out)
+    env = []
+    for line in lines[2:]:
+        if not line.startswith("- "):
+            break
+        if not line.startswith("- Load average"):
+            env.append(line)
+    if not env:
+        raise SystemExit("%s/report.md does not start with the run's environment lines" % out)
+    return env
+
+
 def main():
     if sys.argv[1] == "--readme":
         update_readme(sys.argv[2], sys.argv[3])
         return
-    out, quick = sys.argv[1], sys.argv[2] == "1"
+    if sys.argv[1] == "--regen":
+        out = sys.argv[2]
+        env = old_env(out)
+    else:
+        out, quick = sys.argv[1], sys.argv[2] == "1"
+        env = env_lines(quick)
     runs, skipped = load(out)
     summary = summarize(runs, skipped)
     write_csv(out, runs, summary)
@@ -649,12 +697,14 @@ def main():
     rates = sorted({s["rate_mbit"] for s in summary}, key=lambda r: r or 1e9)
     lats = sorted({s.get("latency_ms", 0) for s in summary})
     pngs = plots(out, summary, runs, workloads)
-    md = ["# edgemig benchmark: live migration vs the baselines", ""] + env_lines(quick) + [""]
+    md = ["# edgemig benchmark: live migration vs the baselines", ""] + env + load_lines(runs) + [""]
     md += ["## Headline targets", ""] + targets(summary, rates) + [""]
+    t17 = ISSUE17_INTRO + [""] + issue17.table(out, runs, rates)
+    md += ["## Issue 17 targets", ""] + t17 + [""]
     mw_mb = "/".join(sorted({"%g" % r["memwriter_mb"] for r in runs if r.get("memwriter_mb")}))
     hd = headline(summary, workloads, rates, mw_mb)
     with open(os.path.join(out, "headline.md"), "w") as f:
-        f.write("\n".join(hd) + "\n")
+        f.write("\n".join(hd + ["", "Issue 17's targets in this run:", ""] + t17) + "\n")
     md += ["## Headline table", "", "Handoff / downtime in seconds, no added latency.", ""] + hd + [""]
     md += ["## Results (mirrors the paper's Table 3)", "",
            "Mean of the repetitions (± relative standard deviation when > 1 run). "
