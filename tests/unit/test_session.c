@@ -64,11 +64,41 @@ static void test_peer_slots(void **state)
         assert_int_equal(em_rm_rf(root, &err), 0);
 }
 
+static int hook_calls;
+
+static int seam_hook(const char *hook, const char *verb, const char *ip, em_error_t *err)
+{
+        hook_calls++;
+        if (strcmp(hook, "fails") == 0)
+                return em_error_set(err, EIO, "route hook '%s %s %s' failed", hook, verb, ip);
+        return 0;
+}
+
+/* A route change asked for on the way out is tried and, on failure,
+ * reported as -1 (and logged) but never turned into an error of the
+ * caller; no service IP: nothing to run. Without a seam the real hook
+ * runs: a missing executable fails, no hook succeeds. */
+static void test_route_warn(void **state)
+{
+        (void)state;
+        hook_calls = 0;
+        assert_int_equal(em_session_route_warn(seam_hook, "ok", "withdraw", "10.9.0.1", "w"), 0);
+        assert_int_equal(em_session_route_warn(seam_hook, "fails", "withdraw", "10.9.0.1", "w"),
+                         -1);
+        assert_int_equal(em_session_route_warn(seam_hook, "fails", "withdraw", NULL, "w"), 0);
+        assert_int_equal(hook_calls, 2);
+        assert_int_equal(em_session_route_warn(NULL, "", "announce", "10.9.0.1", "a"), 0);
+        assert_int_equal(
+            em_session_route_warn(NULL, "/nonexistent/route-hook", "announce", "10.9.0.1", "a"),
+            -1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_cache_dir_per_peer),
             cmocka_unit_test(test_peer_slots),
+            cmocka_unit_test(test_route_warn),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

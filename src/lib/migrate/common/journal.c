@@ -225,10 +225,9 @@ static void route_kept(const char *dir, const json_t *spec, const char *route_ho
                 return;
         if (spec == NULL && path != NULL && em_json_load_file(path, 16u << 20, &own, &e) == 0)
                 spec = own;
-        const char *ip = spec ? em_json_str(spec, "ip") : NULL;
-        if (ip != NULL && em_session_route_hook(route_hook, verb, ip, &e) < 0)
-                em_log_warn("recovery: %s", em_error_msg(e));
         em_error_free(&e);
+        em_session_route_warn(NULL, route_hook, verb, spec ? em_json_str(spec, "ip") : NULL,
+                              "recovery");
 }
 
 int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const char *container,

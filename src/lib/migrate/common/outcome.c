@@ -150,19 +150,6 @@ int em_outcome_load(const char *root, const char *session, struct em_outcome *o,
         return 0;
 }
 
-/* The copy goes: its service IP must not stay announced from here (the
- * source restores its own and announces it). Logged, never fatal: the
- * abort must still remove the copy. */
-static void withdraw(const char *route_hook, const char *ip)
-{
-        em_error_t e = NULL;
-
-        if (ip != NULL && em_session_route_hook(route_hook, "withdraw", ip, &e) < 0) {
-                em_log_warn("withdrawing %s from this host: %s", ip, em_error_msg(e));
-                em_error_free(&e);
-        }
-}
-
 /* What a session put under its container name: the restored container
  * (its state row is ours: the name was reserved at HELLO), or before any
  * restore only the reserved directory, and only if no container record
@@ -180,7 +167,11 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
                 return -1;
         if (em_state_container_get(st, name, &rec, &e) == 0) {
                 if (restored) {
-                        withdraw(route_hook, rec->ip);
+                        /* The copy goes: its service IP must not stay
+                         * announced from here (the source restores its
+                         * own and announces it). */
+                        em_session_route_warn(NULL, route_hook, "withdraw", rec->ip,
+                                              "withdrawing the service IP from this host");
                         return em_container_rm(cfg, name, true, err);
                 }
                 em_log_warn("a container %s appeared in a reserved name; leaving it", name);

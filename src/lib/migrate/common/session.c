@@ -14,6 +14,7 @@
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "util/subprocess.h"
 #include "util/version.h"
 
@@ -138,4 +139,15 @@ int em_session_peer_slot(const struct em_config *cfg, const char *identity, int 
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err)
 {
         return em_route_hook_run(hook, verb, ip, err);
+}
+
+int em_session_route_warn(em_session_route_fn run, const char *hook, const char *verb,
+                          const char *ip, const char *context)
+{
+        cleanup_error em_error_t e = NULL;
+
+        if (ip == NULL || (run ? run : em_session_route_hook)(hook, verb, ip, &e) == 0)
+                return 0;
+        em_log_warn("%s: %s", context, em_error_msg(e));
+        return -1;
 }

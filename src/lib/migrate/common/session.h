@@ -47,5 +47,16 @@ int em_session_connect(em_tls_ctx_t *tls, const char *target, int timeout_ms, em
 
 /* Runs `hook VERB IP` (route handoff); no hook: nothing to do. */
 int em_session_route_hook(const char *hook, const char *verb, const char *ip, em_error_t *err);
+typedef int (*em_session_route_fn)(const char *hook, const char *verb, const char *ip,
+                                   em_error_t *err);
+
+/* Runs `hook VERB IP` through run (the source's em_source_ops seam; NULL:
+ * em_session_route_hook). Moving the route away is never fatal to the step
+ * that asks for it (an abort must still remove its copy, a commit must
+ * still complete), so a failure is logged as a warning after context and
+ * not returned. Returns -1 when the hook failed, else 0 (also when there
+ * is no hook or no ip). */
+int em_session_route_warn(em_session_route_fn run, const char *hook, const char *verb,
+                          const char *ip, const char *context);
 
 #endif

@@ -493,17 +493,13 @@ static int finish_commit(struct source *s, em_error_t *err)
 void em_source_withdraw(struct source *s)
 {
         const char *ip = em_json_str(s->spec, "ip");
-        em_error_t e = NULL;
 
         if (ip == NULL || s->o->route_hook == NULL || *s->o->route_hook == '\0' || s->withdrawn)
                 return;
         s->withdrawn = true;
-        if (s->o->ops->route_hook(s->o->route_hook, "withdraw", ip, &e) < 0) {
-                em_log_warn("withdrawing %s from this host: %s", ip, em_error_msg(e));
-                em_error_free(&e);
-                return;
-        }
-        em_report_mark(s->report, "route_withdrawn");
+        if (em_session_route_warn(s->o->ops->route_hook, s->o->route_hook, "withdraw", ip,
+                                  "withdrawing the service IP from this host") == 0)
+                em_report_mark(s->report, "route_withdrawn");
 }
 
 /* RESTORE_OK, then our decision ("committing", journalled before DONE
