@@ -110,6 +110,23 @@ static void test_spec_roles(void **state)
         em_error_free(&err);
 }
 
+/* The record form of the role test: its stored spec, parsed; a spec that
+ * does not parse is an error, not "no". */
+static void test_rec_is_infra(void **state)
+{
+        struct em_container_rec infra = {.name = "web", .spec = "{\"pod_infra\":true}"};
+        struct em_container_rec member = {.name = "db", .spec = "{\"pod\":\"web\"}"};
+        struct em_container_rec broken = {.name = "x", .spec = "{"};
+        em_error_t err = NULL;
+        (void)state;
+
+        assert_int_equal(em_pod_rec_is_infra(&infra, &err), 1);
+        assert_int_equal(em_pod_rec_is_infra(&member, &err), 0);
+        assert_int_equal(em_pod_rec_is_infra(&broken, &err), -1);
+        assert_non_null(err);
+        em_error_free(&err);
+}
+
 static void test_members_and_state(void **state)
 {
         struct fixture *f = *state;
@@ -203,6 +220,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_spec_roles),
+            cmocka_unit_test(test_rec_is_infra),
             cmocka_unit_test_setup_teardown(test_members_and_state, setup, teardown),
             cmocka_unit_test_setup_teardown(test_infra_stop_refused_with_running_members, setup,
                                             teardown),

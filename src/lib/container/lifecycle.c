@@ -423,13 +423,11 @@ int em_container_kill(const struct em_config *cfg, const char *name, const char 
 /* A pod's infra container goes last, with `pod rm`. */
 static int check_rm_pod(struct em_state *st, const struct em_container_rec *rec, em_error_t *err)
 {
-        cleanup_json json_t *spec = NULL;
         cleanup_strv char **members = NULL;
+        int infra = em_pod_rec_is_infra(rec, err);
 
-        if (em_json_parse(rec->spec, strlen(rec->spec), "container spec", &spec, err) < 0)
-                return -1;
-        if (!em_pod_spec_is_infra(spec))
-                return 0;
+        if (infra <= 0)
+                return infra;
         if (em_pod_members(st, rec->name, false, &members, err) < 0)
                 return -1;
         if (members[0] != NULL)

@@ -51,6 +51,15 @@ static int spec_of(const struct em_container_rec *r, json_t **out, em_error_t *e
         return em_json_parse(r->spec, strlen(r->spec), "container spec", out, err);
 }
 
+int em_pod_rec_is_infra(const struct em_container_rec *rec, em_error_t *err)
+{
+        cleanup_json json_t *spec = NULL;
+
+        if (spec_of(rec, &spec, err) < 0)
+                return -1;
+        return em_pod_spec_is_infra(spec);
+}
+
 /* The infra container of pod, which must run. */
 static int infra_of(struct em_state *st, const char *pod, struct em_container_rec **out,
                     em_error_t *err)
@@ -166,13 +175,11 @@ static char *names_joined(char *const *v)
 int em_pod_check_infra_idle(struct em_state *st, const struct em_container_rec *rec,
                             em_error_t *err)
 {
-        cleanup_json json_t *spec = NULL;
         cleanup_strv char **members = NULL;
+        int infra = em_pod_rec_is_infra(rec, err);
 
-        if (spec_of(rec, &spec, err) < 0)
-                return -1;
-        if (!em_pod_spec_is_infra(spec))
-                return 0;
+        if (infra <= 0)
+                return infra;
         if (em_pod_members(st, rec->name, true, &members, err) < 0)
                 return -1;
         if (members[0] == NULL)

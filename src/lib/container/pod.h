@@ -67,6 +67,9 @@ int em_pod_start(const struct em_config *cfg, const char *name, em_error_t *err)
 /* The pod a spec belongs to (member) or is (infra); NULL if none. */
 const char *em_pod_of_spec(const json_t *spec);
 bool em_pod_spec_is_infra(const json_t *spec);
+/* 1 if the record is a pod's infra container, 0 if not, -1 if its stored
+ * spec does not parse. */
+int em_pod_rec_is_infra(const struct em_container_rec *rec, em_error_t *err);
 /* Fails unless pod NAME exists here and its infra container runs. */
 int em_pod_check_running(struct em_state *st, const char *pod, em_error_t *err);
 /* For a member's spec: sets "ip" and "userns" to the pod's and *infra_pid

@@ -160,11 +160,9 @@ static bool pass_one(struct em_restart_monitor *m, const struct em_config *cfg,
 
 static bool is_pod_infra(const struct em_container_rec *rec)
 {
-        cleanup_json json_t *spec = NULL;
         cleanup_error em_error_t e = NULL;
 
-        return em_json_parse(rec->spec, strlen(rec->spec), "spec", &spec, &e) == 0 &&
-               em_pod_spec_is_infra(spec);
+        return em_pod_rec_is_infra(rec, &e) == 1;
 }
 
 int em_restart_monitor_pass(struct em_restart_monitor *m, const struct em_config *cfg, bool boot,
