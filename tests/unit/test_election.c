@@ -140,6 +140,21 @@ static void test_resolve(void **state)
         assert_int_equal(em_ctl_etcd_resolve(src, no_count, "redis", 100), -1);
 }
 
+/* A heartbeat looks only at the migrations its edge is part of; an
+ * older mark that names no edges is left to its record. */
+static void test_inflight_involves(void **state)
+{
+        cleanup_json json_t *mark = json_pack("{s:s, s:s}", "source", "h1", "target", "h2");
+        cleanup_json json_t *old = json_object();
+
+        (void)state;
+        assert_true(em_ctl_etcd_inflight_involves(mark, "h1"));
+        assert_true(em_ctl_etcd_inflight_involves(mark, "h2"));
+        assert_false(em_ctl_etcd_inflight_involves(mark, "h3"));
+        assert_false(em_ctl_etcd_inflight_involves(mark, "h"));
+        assert_true(em_ctl_etcd_inflight_involves(old, "h3"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -150,6 +165,7 @@ int main(void)
             cmocka_unit_test(test_campaign_txn),
             cmocka_unit_test(test_migration_keys_sort),
             cmocka_unit_test(test_resolve),
+            cmocka_unit_test(test_inflight_involves),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

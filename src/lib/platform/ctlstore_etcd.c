@@ -203,7 +203,8 @@ static int place_services(struct em_ctlstore *s, const char *edge, const json_t 
         return 0;
 }
 
-static int resolve_inflight(struct em_ctlstore *s, int64_t now, em_error_t *err);
+static int resolve_inflight(struct em_ctlstore *s, const char *edge, const json_t *doc, int64_t now,
+                            em_error_t *err);
 
 static int edge_heartbeat(struct em_ctlstore *s, const char *edge, const json_t *hb, int64_t now,
                           em_error_t *err)
@@ -219,7 +220,7 @@ static int edge_heartbeat(struct em_ctlstore *s, const char *edge, const json_t 
         json_object_set_new(doc, "heartbeat_ms", json_integer(now));
         if (keep_alive(s, edge, doc, err) < 0 || put_named(s, "edges", edge, doc, err) < 0 ||
             place_services(s, edge, json_object_get(hb, "container_names"), err) < 0 ||
-            resolve_inflight(s, now, err) < 0)
+            resolve_inflight(s, edge, doc, now, err) < 0)
                 return -1;
         return 1;
 }
@@ -529,6 +530,9 @@ static json_t *begin_txn(struct em_ctlstore *s, const json_t *doc, const json_t 
         char mkey[96], ikey[96], skey[256];
         cleanup_free char *mtext = json_dumps(doc, JSON_COMPACT);
         cleanup_free char *stext = svc ? json_dumps(svc, JSON_COMPACT) : NULL;
+        cleanup_json json_t *mark = json_pack("{s:s?, s:s?}", "source", em_json_str(doc, "source"),
+                                              "target", em_json_str(doc, "target"));
+        cleanup_free char *itext = mark ? json_dumps(mark, JSON_COMPACT) : NULL;
         json_t *cmps = json_array(), *ok = json_array();
 
         em_ctl_etcd_migration_key(id, mkey, sizeof(mkey));
@@ -539,7 +543,7 @@ static json_t *begin_txn(struct em_ctlstore *s, const json_t *doc, const json_t 
                 doc_key(skey, sizeof(skey), "services", em_json_str(svc, "name"));
                 json_array_append_new(cmps, em_etcd_cmp_mod(skey, svc_mod));
                 json_array_append_new(ok, em_etcd_op_put(skey, stext, 0));
-                json_array_append_new(ok, em_etcd_op_put(ikey, "{}", 0));
+                json_array_append_new(ok, em_etcd_op_put(ikey, itext ? itext : "{}", 0));
         }
         return em_etcd_txn_req(cmps, ok, NULL);
 }
@@ -706,7 +710,17 @@ static int migration_get(struct em_ctlstore *s, int64_t id, json_t **row, em_err
 
 /* ---- a new leader's takeover ---- */
 
-/* The in-flight records, with their ids. */
+bool em_ctl_etcd_inflight_involves(const json_t *mark, const char *edge)
+{
+        const char *source = em_json_str(mark, "source"), *target = em_json_str(mark, "target");
+
+        if (source == NULL && target == NULL)
+                return true; /* an older mark ("{}"): the record tells */
+        return (source && strcmp(source, edge) == 0) || (target && strcmp(target, edge) == 0);
+}
+
+/* The in-flight marks, each with its id and, if it names them, the
+ * migration's source and target. */
 static int inflight(struct em_ctlstore *s, json_t **out, em_error_t *err)
 {
         struct em_etcd_kv *kvs = NULL;
@@ -715,21 +729,38 @@ static int inflight(struct em_ctlstore *s, json_t **out, em_error_t *err)
         if (em_etcd_get(es(s)->etcd, PFX "inflight/", true, &kvs, &n, err) < 0)
                 return -1;
         *out = json_array();
-        for (size_t i = 0; i < n; i++)
-                json_array_append_new(
-                    *out, json_integer(strtoll(kvs[i].key + strlen(PFX "inflight/"), NULL, 10)));
+        for (size_t i = 0; i < n; i++) {
+                json_t *mark = json_loadb(kvs[i].value, kvs[i].value_len, 0, NULL);
+                if (!json_is_object(mark)) {
+                        json_decref(mark);
+                        mark = json_object();
+                }
+                json_object_set_new(
+                    mark, "id",
+                    json_integer(strtoll(kvs[i].key + strlen(PFX "inflight/"), NULL, 10)));
+                json_array_append_new(*out, mark);
+        }
         em_etcd_kvs_free(kvs, n);
         return 0;
 }
 
+/* The edge whose heartbeat was just stored, with its document as
+ * written (the in-flight loop's filter); NULL for a takeover. */
+struct heard {
+        const char *edge;
+        const json_t *doc;
+};
+
 /* Marks a predecessor's running action: a prepare is only interrupted (it
  * moves nothing); a migration waits for the edges to tell. */
-static int mark_resolving(struct em_ctlstore *s, int64_t id, int64_t now, em_error_t *err)
+static int mark_resolving(struct em_ctlstore *s, int64_t id, const struct heard *h, int64_t now,
+                          em_error_t *err)
 {
         char mkey[96];
         cleanup_json json_t *m = NULL;
         int64_t mod = 0;
 
+        (void)h;
         em_ctl_etcd_migration_key(id, mkey, sizeof(mkey));
         if (get_doc(s, mkey, &m, &mod, err) < 0)
                 return -1;
@@ -757,20 +788,25 @@ static int mark_resolving(struct em_ctlstore *s, int64_t id, int64_t now, em_err
         return 0;
 }
 
-typedef int (*inflight_fn)(struct em_ctlstore *s, int64_t id, int64_t now, em_error_t *err);
+typedef int (*inflight_fn)(struct em_ctlstore *s, int64_t id, const struct heard *h, int64_t now,
+                           em_error_t *err);
 
-/* Calls fn for each migration recorded as in flight. */
-static int each_inflight(struct em_ctlstore *s, inflight_fn fn, int64_t now, em_error_t *err)
+/* Calls fn for each migration recorded as in flight; after a heartbeat
+ * (h not NULL) only for those whose source or target sent it. */
+static int each_inflight(struct em_ctlstore *s, inflight_fn fn, const struct heard *h, int64_t now,
+                         em_error_t *err)
 {
-        cleanup_json json_t *ids = NULL;
+        cleanup_json json_t *marks = NULL;
         size_t i;
         json_t *v;
 
-        if (inflight(s, &ids, err) < 0)
+        if (inflight(s, &marks, err) < 0)
                 return -1;
-        json_array_foreach(ids, i, v)
+        json_array_foreach(marks, i, v)
         {
-                if (fn(s, json_integer_value(v), now, err) < 0)
+                if (h != NULL && !em_ctl_etcd_inflight_involves(v, h->edge))
+                        continue;
+                if (fn(s, em_json_int(v, "id", 0), h, now, err) < 0)
                         return -1;
         }
         return 0;
@@ -778,10 +814,22 @@ static int each_inflight(struct em_ctlstore *s, inflight_fn fn, int64_t now, em_
 
 static int recover(struct em_ctlstore *s, int64_t now, em_error_t *err)
 {
-        return each_inflight(s, mark_resolving, now, err);
+        return each_inflight(s, mark_resolving, NULL, now, err);
 }
 
-static int resolve_one(struct em_ctlstore *s, int64_t id, int64_t now, em_error_t *err)
+/* Edge name's document: the one just heard, else as stored. */
+static int edge_doc(struct em_ctlstore *s, const char *name, const struct heard *h, json_t **doc,
+                    em_error_t *err)
+{
+        if (strcmp(name, h->edge) == 0) {
+                *doc = json_incref((json_t *)h->doc);
+                return 0;
+        }
+        return get_named(s, "edges", name, doc, NULL, err);
+}
+
+static int resolve_one(struct em_ctlstore *s, int64_t id, const struct heard *h, int64_t now,
+                       em_error_t *err)
 {
         char mkey[96];
         cleanup_json json_t *m = NULL, *src = NULL, *tgt = NULL;
@@ -793,8 +841,10 @@ static int resolve_one(struct em_ctlstore *s, int64_t id, int64_t now, em_error_
         const char *source = em_json_str(m, "source"), *target = em_json_str(m, "target");
         if (st == NULL || strcmp(st, "resolving") != 0 || !service || !source || !target)
                 return 0;
-        if (get_named(s, "edges", source, &src, NULL, err) < 0 ||
-            get_named(s, "edges", target, &tgt, NULL, err) < 0)
+        /* An older mark names no edges: its record does. */
+        if (strcmp(source, h->edge) != 0 && strcmp(target, h->edge) != 0)
+                return 0;
+        if (edge_doc(s, source, h, &src, err) < 0 || edge_doc(s, target, h, &tgt, err) < 0)
                 return -1;
         int r = em_ctl_etcd_resolve(src, tgt, service, em_json_int(m, "resolve_since_ms", 0));
         if (r < 0)
@@ -805,9 +855,15 @@ static int resolve_one(struct em_ctlstore *s, int64_t id, int64_t now, em_error_
                       r == 1, now, err);
 }
 
-static int resolve_inflight(struct em_ctlstore *s, int64_t now, em_error_t *err)
+/* After edge's heartbeat, doc its document as just written: settles the
+ * migrations a previous leader left in flight between it and another
+ * edge. */
+static int resolve_inflight(struct em_ctlstore *s, const char *edge, const json_t *doc, int64_t now,
+                            em_error_t *err)
 {
-        return each_inflight(s, resolve_one, now, err);
+        const struct heard h = {.edge = edge, .doc = doc};
+
+        return each_inflight(s, resolve_one, &h, now, err);
 }
 
 /* ---- open ---- */

@@ -10,7 +10,9 @@
  *                             prepare or migration starts, in one txn that
  *                             marks the service busy, fenced on this
  *                             replica holding the leader key
- *   /edgemig/inflight/ID      while an action runs
+ *   /edgemig/inflight/ID      while an action runs: {source, target}, so
+ *                             that an edge's heartbeat looks only at its
+ *                             own migrations
  *   /edgemig/leader           the leader's id (platform/election.h)
  * A new leader (recover) turns the in-flight migrations of its predecessor
  * into "resolving": their service stays busy (nothing is scheduled for
@@ -50,5 +52,9 @@ struct em_etcd *em_ctlstore_etcd_client(struct em_ctlstore *s);
 void em_ctl_etcd_migration_key(int64_t id, char *buf, size_t size);
 int em_ctl_etcd_resolve(const json_t *source_edge, const json_t *target_edge, const char *service,
                         int64_t since_ms);
+/* Whether an in-flight mark concerns edge (its source or target); a mark
+ * that names neither (an older controller wrote "{}") may: its record
+ * tells. */
+bool em_ctl_etcd_inflight_involves(const json_t *mark, const char *edge);
 
 #endif
