@@ -4,6 +4,7 @@
  * can block runs in a child with a timeout. Probes that fork run their
  * children only briefly and reap them before returning. */
 #include "checkpoint/features_probes.h"
+#include "checkpoint/kdat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -409,13 +410,18 @@ void em_probe_criu_kdat_cache(struct em_probe_ctx *ctx, struct em_feature *out)
                 return;
         }
         bool ok = st.f_type == TMPFS_MAGIC;
+        const struct em_kdat_paths kp = {EM_KDAT_RUN_DIR, EM_KDAT_CACHE_DIR, ctx->cfg->criu};
+        if (!ok && em_kdat_is_warm(&kp)) {
+                em_feature_set(out, EM_FEATURE_OK, "edgemig's tmpfs", EM_KDAT_CACHE_DIR, NULL);
+                return;
+        }
         em_feature_set(out, ok ? EM_FEATURE_OK : EM_FEATURE_WARN, ok ? "tmpfs" : "not tmpfs",
                        "/run",
                        ok ? NULL
                           : "CRIU keeps its kernel-feature cache (/run/criu.kdat) only on a "
-                            "tmpfs, so every dump and restore probes the kernel again (about "
-                            "60 ms each, in the downtime): mount a tmpfs on /run at boot "
-                            "(systemd does)");
+                            "tmpfs, and edgemig's own (" EM_KDAT_CACHE_DIR ") is not filled "
+                            "yet: the first checkpoint or restore fills it (about 0.2 s); "
+                            "until then every CRIU run probes the kernel again");
 }
 
 void em_probe_tcp_half_closed(struct em_probe_ctx *ctx, struct em_feature *out)

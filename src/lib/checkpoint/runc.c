@@ -1,4 +1,5 @@
 #include "checkpoint/runc.h"
+#include "checkpoint/kdat.h"
 #include "checkpoint/userns_img.h"
 
 #include <errno.h>
@@ -124,6 +125,9 @@ static int argv_start(const struct em_config *cfg, const struct em_container_pat
 {
         size_t n;
 
+        /* Every CRIU run starts from the kernel-feature cache (kdat.h):
+         * microseconds when warm, once per boot otherwise. */
+        em_kdat_warm_quiet(cfg);
         b->cap = 40;
         b->v = em_runc_argv(cfg, p, true, b->cap, &n);
         if (b->v == NULL)

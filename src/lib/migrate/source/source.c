@@ -17,6 +17,7 @@
 #include "migrate/source/source.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
+#include "checkpoint/kdat.h"
 #include "migrate/common/resolve.h"
 #include "migrate/common/session.h"
 #include "migrate/source/phases.h"
@@ -38,6 +39,9 @@ static int runc_status(const struct em_config *cfg, const char *name, char **sta
 
         if (em_container_paths_init(cfg, name, &p, err) < 0)
                 return -1;
+        /* Asked first: the dump at the end then starts from a warm
+         * kernel-feature cache, filled now if need be (checkpoint/kdat.h). */
+        em_kdat_warm_quiet(cfg);
         return em_runc_state(cfg, &p, name, status, pid, err);
 }
 
