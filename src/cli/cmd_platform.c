@@ -102,7 +102,7 @@ static int resolve_tls(struct em_cli *cli, const char *base, struct em_http_tls 
                                     "FILE --tls-key FILE --tls-ca FILE, or create %s with "
                                     "`edgemig ca`",
                                     *cert);
-        *t = (struct em_http_tls){*cert, *key, *ca};
+        *t = (struct em_http_tls){.cert = *cert, .key = *key, .ca = *ca};
         return 0;
 }
 

@@ -4,6 +4,7 @@
  * counted. Before, libmicrohttpd completed the handshake and the request
  * got a 403. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "platform/api.h"
 #include "platform/api_http.h"
+#include "platform/http.h"
 #include "transfer/ca.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -131,10 +133,37 @@ static void test_certificate_required_at_handshake(void **state)
         assert_int_equal(get("pki"), 200); /* and it lives on */
 }
 
+/* The platform's own client: with the host's certificate it is answered,
+ * also through a share handle (the etcd client's way, kept across
+ * requests); with the CA alone the handshake is refused: no status. */
+static void test_client_request(void **state)
+{
+        struct em_http_tls tls = {P("pki/admin.crt"), P("pki/admin.key"), P("pki/ca.crt"), NULL};
+        struct em_http_tls ca_only = {NULL, NULL, P("pki/ca.crt"), NULL};
+        CURLSH *sh = curl_share_init();
+        char *body = NULL;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_http_request(url, NULL, &tls, 10000, &body, &err), 200);
+        assert_non_null(body);
+        free(body);
+        assert_non_null(sh);
+        curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+        tls.share = sh;
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(em_http_request(url, NULL, &tls, 10000, NULL, &err), 200);
+        curl_share_cleanup(sh);
+        assert_int_equal(em_http_request(url, NULL, &ca_only, 10000, NULL, &err), -1);
+        assert_int_equal(em_error_status(err), EHOSTUNREACH);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_certificate_required_at_handshake),
+            cmocka_unit_test(test_client_request),
         };
         curl_global_init(CURL_GLOBAL_DEFAULT);
         int rc = cmocka_run_group_tests(tests, setup, teardown);

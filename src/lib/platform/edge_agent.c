@@ -330,7 +330,7 @@ static long post(const struct em_edge_agent_opts *o, size_t *cur, const char *pa
                  em_error_t *err)
 {
         cleanup_free char *text = json_dumps(j, JSON_COMPACT);
-        const struct em_http_tls tls = {o->tls_cert, o->tls_key, o->tls_ca};
+        const struct em_http_tls tls = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
         char base[512], url[1024];
         long status = -1;
 

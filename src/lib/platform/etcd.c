@@ -1,5 +1,6 @@
 /* etcd v3 through its JSON gateway (see etcd.h). */
 #include "platform/etcd.h"
+#include "platform/http.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -428,59 +429,13 @@ void em_etcd_close(struct em_etcd *e)
         free(e);
 }
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-        return fwrite(p, sz, n, ud);
-}
-
-/* One POST to one endpoint: the HTTP status, or -1 if none came. */
-static long post_one(const struct em_etcd *e, const char *url, const char *body, char **resp,
-                     em_error_t *err)
-{
-        cleanup_free char *buf = NULL;
-        size_t len = 0;
-        cleanup_fclose FILE *f = open_memstream(&buf, &len);
-        struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-        CURL *c = curl_easy_init();
-        long status = -1;
-
-        if (f == NULL || c == NULL || hdr == NULL) {
-                curl_easy_cleanup(c);
-                curl_slist_free_all(hdr);
-                return em_error_set(err, ENOMEM, "etcd request");
-        }
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_SHARE, e->share);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(e->timeout_ms / 2));
-        if (e->ca != NULL)
-                curl_easy_setopt(c, CURLOPT_CAINFO, e->ca);
-        if (e->cert != NULL) {
-                curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert);
-                curl_easy_setopt(c, CURLOPT_SSLKEY, e->key);
-        }
-        CURLcode rc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
-        curl_slist_free_all(hdr);
-        fclose(steal_pointer(&f));
-        if (rc != CURLE_OK)
-                return em_error_set(err, rc == CURLE_COULDNT_CONNECT ? ECONNREFUSED : EPROTO,
-                                    "etcd %s: %s", url, curl_easy_strerror(rc));
-        *resp = buf ? steal_pointer(&buf) : calloc(1, 1);
-        return status;
-}
-
 int em_etcd_call(struct em_etcd *e, const char *path, const json_t *body, json_t **resp,
                  em_error_t *err)
 {
         cleanup_free char *text = json_dumps(body, JSON_COMPACT);
         size_t first = __atomic_load_n(&e->current, __ATOMIC_RELAXED);
+        const struct em_http_tls tls = {
+            .cert = e->cert, .key = e->key, .ca = e->ca, .share = e->share};
 
         if (text == NULL)
                 return em_error_set(err, ENOMEM, "etcd request");
@@ -490,7 +445,7 @@ int em_etcd_call(struct em_etcd *e, const char *path, const json_t *body, json_t
                 em_error_free(err);
                 if (asprintf(&url, "%s%s", e->urls[i], path) < 0)
                         return em_error_set(err, ENOMEM, "etcd request");
-                long st = post_one(e, url, text, &out, err);
+                long st = em_http_request(url, text, &tls, e->timeout_ms, &out, err);
                 /* 5xx: this member cannot serve (no quorum seen from it). */
                 if (st < 0 || st >= 500)
                         continue;

@@ -12,6 +12,18 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
         return fwrite(p, sz, n, ud);
 }
 
+static void set_tls(CURL *c, const struct em_http_tls *tls)
+{
+        if (tls->cert != NULL) {
+                curl_easy_setopt(c, CURLOPT_SSLCERT, tls->cert);
+                curl_easy_setopt(c, CURLOPT_SSLKEY, tls->key);
+        }
+        if (tls->ca != NULL)
+                curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca);
+        if (tls->share != NULL)
+                curl_easy_setopt(c, CURLOPT_SHARE, tls->share);
+}
+
 long em_http_request(const char *url, const char *body, const struct em_http_tls *tls,
                      int timeout_ms, char **resp, em_error_t *err)
 {
@@ -38,11 +50,8 @@ long em_http_request(const char *url, const char *body, const struct em_http_tls
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms / 2));
         curl_easy_setopt(c, CURLOPT_USERAGENT, "edgemig");
-        if (tls != NULL && tls->cert != NULL) {
-                curl_easy_setopt(c, CURLOPT_SSLCERT, tls->cert);
-                curl_easy_setopt(c, CURLOPT_SSLKEY, tls->key);
-                curl_easy_setopt(c, CURLOPT_CAINFO, tls->ca);
-        }
+        if (tls != NULL)
+                set_tls(c, tls);
         CURLcode rc = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(c);
