@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checkpoint/pod_ckpt.h"
 #include "cli/cli.h"
 #include "container/pod.h"
 #include "container/routehook.h"
@@ -15,6 +16,8 @@ static const char usage[] =
     "       edgemig pod start NAME...\n"
     "       edgemig pod stop [-t SECONDS] NAME...\n"
     "       edgemig pod rm [--force] NAME...\n"
+    "       edgemig pod checkpoint NAME --to DIR\n"
+    "       edgemig pod restore DIR\n"
     "\n"
     "Manage pods: containers that share one network namespace (one service IP,\n"
     "and localhost between them), one IPC namespace and one hostname, the pod's\n"
@@ -35,6 +38,12 @@ static const char usage[] =
     "  stop      stop the running members, then the infra container\n"
     "  rm        remove pods; refused while a pod has members, unless --force,\n"
     "            which removes its members first (running or not)\n"
+    "  checkpoint  checkpoint the whole pod into DIR (new or empty) in one freeze:\n"
+    "            its running members, then its infra container; the pod stops.\n"
+    "            If any dump fails, the pod runs on as before\n"
+    "  restore   restore a pod checkpointed into DIR: the infra container, then\n"
+    "            each member into its namespaces. If any fails, nothing of the\n"
+    "            pod runs and DIR is kept for a retry\n"
     "\n"
     "Options:\n"
     "  --ip ADDR[/LEN]  create: the pod's service IP; default: allocated from\n"
@@ -49,6 +58,7 @@ static const char usage[] =
     "                   stop: grace period of each container before SIGKILL\n"
     "                   (default 10)\n"
     "  --force          rm: remove the members too\n"
+    "  --to DIR         checkpoint: where to write the pod's checkpoint (required)\n"
     "  --json           ls: print JSON (an array of inspect's objects)\n"
     "  -h, --help       show this help\n"
     "\n"
@@ -56,7 +66,7 @@ static const char usage[] =
 
 struct pod_args {
         bool json, force;
-        const char *ip, *image, *restart;
+        const char *ip, *image, *restart, *to;
         int time_s; /* -1: not given */
 };
 
@@ -120,6 +130,8 @@ static int check_flags(const char *sub, const struct pod_args *a, em_error_t *er
                 return em_error_set(err, 0, "--ip, --image and --restart go with `pod create`"), -1;
         if (a->time_s >= 0 && strcmp(sub, "stop") != 0)
                 return em_error_set(err, 0, "-t goes with `pod stop`"), -1;
+        if (a->to && strcmp(sub, "checkpoint") != 0)
+                return em_error_set(err, 0, "--to goes with `pod checkpoint`"), -1;
         if (a->force && strcmp(sub, "rm") != 0)
                 return em_error_set(err, 0, "--force goes with `pod rm`"), -1;
         if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0)
@@ -145,6 +157,25 @@ static int do_each(const struct em_config *cfg, const char *sub, int argc, char 
         return 0;
 }
 
+/* checkpoint NAME --to DIR, restore DIR */
+static int do_ckpt(const struct em_config *cfg, const char *sub, int argc, char **argv,
+                   const struct pod_args *a, em_error_t *err)
+{
+        bool ckpt = strcmp(sub, "checkpoint") == 0;
+
+        if (argc != 1)
+                return em_error_set(err, 0, "%s takes one %s; see --help", sub,
+                                    ckpt ? "NAME" : "DIR"),
+                       2;
+        if (ckpt && a->to == NULL)
+                return em_error_set(err, 0, "checkpoint needs --to DIR; see --help"), 2;
+        if (ckpt ? em_pod_checkpoint(cfg, argv[0], a->to, err) < 0
+                 : em_pod_restore(cfg, argv[0], err) < 0)
+                return 1;
+        printf("%s\n", argv[0]);
+        return 0;
+}
+
 static int run_sub(const struct em_config *cfg, const char *sub, int argc, char **argv,
                    const struct pod_args *a, em_error_t *err)
 {
@@ -152,6 +183,8 @@ static int run_sub(const struct em_config *cfg, const char *sub, int argc, char 
 
         if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0)
                 return do_each(cfg, sub, argc, argv, a, err);
+        if (strcmp(sub, "checkpoint") == 0 || strcmp(sub, "restore") == 0)
+                return do_ckpt(cfg, sub, argc, argv, a, err);
         if (strcmp(sub, "create") == 0)
                 return do_create(cfg, argc, argv, a, err);
         if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
@@ -179,6 +212,7 @@ int cmd_pod(struct em_cli *cli, int argc, char **argv, em_error_t *err)
             EM_OPT_STRING("ip", 0, &a.ip),
             EM_OPT_STRING("image", 0, &a.image),
             EM_OPT_STRING("restart", 0, &a.restart),
+            EM_OPT_STRING("to", 0, &a.to),
             EM_OPT_DURATION("time", 't', &a.time_s, EM_OPT_S, EM_OPT_S, 0, 3600),
             EM_OPT_END,
         };

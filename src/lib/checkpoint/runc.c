@@ -162,7 +162,7 @@ static void add_common(struct argvb *b, bool tcp, bool locks, const char *cg_mod
  * concurrent `ps` reconciling states) touches it meanwhile. */
 #define CHECKPOINTABLE (EM_CSTATE_BIT(EM_CSTATE_RUNNING) | EM_CSTATE_BIT(EM_CSTATE_MIGRATING))
 
-static int require_running(struct em_state *st, const char *name, em_error_t *err)
+static int require_running(struct em_state *st, const char *name, bool whole_pod, em_error_t *err)
 {
         cleanup_container_rec struct em_container_rec *rec = NULL;
 
@@ -174,7 +174,7 @@ static int require_running(struct em_state *st, const char *name, em_error_t *er
         if (!(CHECKPOINTABLE & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s, not running", name,
                                     em_cstate_name(rec->state));
-        return em_pod_refuse_alone(spec, "checkpointing", err);
+        return whole_pod ? 0 : em_pod_refuse_alone(spec, "checkpointing", err);
 }
 
 /* Long enough for a busy container; past it CRIU freezes it itself. */
@@ -252,7 +252,8 @@ int em_container_checkpoint(const struct em_config *cfg, const char *name, const
         const char *work = o->work_dir ? o->work_dir : images_dir;
 
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 || require_running(st, name, err) < 0)
+            em_state_open(cfg->root, &st, err) < 0 ||
+            require_running(st, name, o->whole_pod, err) < 0)
                 return -1;
         if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
                 return -1;
@@ -284,7 +285,8 @@ int em_container_checkpoint_start(const struct em_config *cfg, const char *name,
         int keep[2] = {o->status_fd, -1};
 
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_state_open(cfg->root, &st, err) < 0 || require_running(st, name, err) < 0)
+            em_state_open(cfg->root, &st, err) < 0 ||
+            require_running(st, name, o->whole_pod, err) < 0)
                 return -1;
         if (checkpoint_argv(cfg, &p, name, images_dir, o, &b, fdbuf, sizeof(fdbuf), err) < 0)
                 return -1;

@@ -35,6 +35,9 @@ struct em_checkpoint_opts {
         /* Network namespace (path) runc and CRIU run in, where the page
          * server listens: a private one keeps its port away from others. */
         const char *netns;
+        /* One of a whole pod's dumps (pod_ckpt.h); otherwise a pod's
+         * container is refused: dumped alone it would split the pod. */
+        bool whole_pod;
 };
 void em_checkpoint_opts_init(struct em_checkpoint_opts *o);
 

@@ -42,6 +42,9 @@ struct em_container_paths {
         char *cgroup;    /* cgroupsPath for config.json, unique per root and name */
         char *host_veth; /* host side veth name, unique per root and name (<= 15 chars) */
 };
+/* runc_root is <root>/runc, or <dir>/EM_POD_MEMBER_RUNC_DIR where that
+ * exists (a restored pod member's, checkpoint/pod_member.h). */
+#define EM_POD_MEMBER_RUNC_DIR "runc"
 int em_container_paths_init(const struct em_config *cfg, const char *name,
                             struct em_container_paths *p, em_error_t *err);
 void em_container_paths_free(struct em_container_paths *p);

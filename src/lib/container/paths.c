@@ -51,6 +51,20 @@ __attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
         return rc < 0 ? NULL : s;
 }
 
+/* A pod member restored into its pod's namespaces has runc's state in its
+ * own directory (checkpoint/pod_member.h: runc runs as the pod's root
+ * there); every later runc call on it takes that root. */
+static char *member_runc_root(const char *dir)
+{
+        char *r = dir ? fmt("%s/" EM_POD_MEMBER_RUNC_DIR, dir) : NULL;
+
+        if (r != NULL && access(r, F_OK) < 0) {
+                free(r);
+                return NULL;
+        }
+        return r;
+}
+
 int em_container_paths_init(const struct em_config *cfg, const char *name,
                             struct em_container_paths *p, em_error_t *err)
 {
@@ -78,7 +92,9 @@ int em_container_paths_init(const struct em_config *cfg, const char *name,
         p->spec = fmt("%s/containers/%s/spec.json", cfg->root, name);
         p->log = fmt("%s/containers/%s/log", cfg->root, name);
         p->netns = fmt("%s/netns/%s", cfg->root, name);
-        p->runc_root = fmt("%s/runc%s", cfg->root, "");
+        p->runc_root = member_runc_root(p->dir);
+        if (p->runc_root == NULL)
+                p->runc_root = fmt("%s/runc%s", cfg->root, "");
         p->cgroup = fmt("/edgemig-%.10s-%s", hex, name);
         p->host_veth = fmt("em%.10s%s", hex, "");
         if (!p->dir || !p->upper || !p->work || !p->rootfs || !p->bundle || !p->config ||

@@ -1,0 +1,353 @@
+#include "checkpoint/pod_ckpt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint/pod_member.h"
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "container/freezer.h"
+#include "container/netns.h"
+#include "container/pod.h"
+#include "state/state.h"
+#include "util/cleanup.h"
+#include "util/fault.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+/* As runc.c's: long enough for a busy container. */
+#define FREEZE_TIMEOUT_MS 2000
+
+/* The containers of a pod in dump order: running members, infra last. */
+struct pod_set {
+        char **names;
+        size_t n;
+};
+
+static void pod_set_free(struct pod_set *s)
+{
+        em_strv_free(s->names);
+        s->names = NULL;
+}
+
+static int pod_set_of(const struct em_config *cfg, const char *pod, struct pod_set *s,
+                      em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        size_t n = 0;
+
+        if (em_state_open(cfg->root, &st, err) < 0 || em_pod_check_running(st, pod, err) < 0 ||
+            em_pod_members(st, pod, true, &s->names, err) < 0)
+                return -1;
+        while (s->names[n])
+                n++;
+        char **v = realloc(s->names, (n + 2) * sizeof(char *));
+        if (v == NULL || (v[n] = strdup(pod)) == NULL) {
+                s->names = v ? v : s->names;
+                return em_error_set(err, ENOMEM, "pod %s", pod);
+        }
+        v[n + 1] = NULL;
+        s->names = v;
+        s->n = n + 1;
+        return 0;
+}
+
+static int freeze_one(const struct em_config *cfg, const char *name, bool thaw, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (thaw)
+                return em_freezer_thaw(NULL, p.cgroup, err);
+        return em_freezer_freeze(NULL, p.cgroup, FREEZE_TIMEOUT_MS, err);
+}
+
+static void thaw_from(const struct em_config *cfg, const struct pod_set *s, size_t from)
+{
+        for (size_t i = from; i < s->n; i++) {
+                em_error_t e = NULL;
+                if (freeze_one(cfg, s->names[i], true, &e) < 0)
+                        em_log_error("%s: %s stays frozen; `runc resume` thaws it", em_error_msg(e),
+                                     s->names[i]);
+                em_error_free(&e);
+        }
+}
+
+/* One freeze for the whole pod: its containers stop together, so no
+ * member sees another one go first. */
+static int freeze_all(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                if (freeze_one(cfg, s->names[i], false, err) < 0) {
+                        thaw_from(cfg, s, 0);
+                        return em_error_wrap(err, "freezing pod member %s", s->names[i]);
+                }
+        }
+        return 0;
+}
+
+static char *sub_dir(const char *dir, const char *name, const char *leaf)
+{
+        cleanup_free char *d = em_path_join(dir, name);
+
+        return d && leaf ? em_path_join(d, leaf) : steal_pointer(&d);
+}
+
+/* A container's checkpointed spec, as em_checkpoint_load reads it. */
+static int saved_spec(const char *dir, const char *name, json_t **out, em_error_t *err)
+{
+        cleanup_free char *meta = sub_dir(dir, name, "container.json");
+        const char *saved;
+
+        if (meta == NULL)
+                return em_error_set(err, ENOMEM, "restore");
+        if (em_json_load_file(meta, 16u << 20, out, err) < 0)
+                return -1;
+        saved = em_json_str(*out, "name");
+        if (em_json_int(*out, "format", 0) != EM_CHECKPOINT_FORMAT || saved == NULL ||
+            strcmp(saved, name) != 0)
+                return em_error_set(err, EPROTO, "%s is not %s's checkpoint", meta, name);
+        json_object_del(*out, "format");
+        json_object_del(*out, "checkpointed_at");
+        return 0;
+}
+
+/* Restores member name from dir into the running pod; upper NULL keeps
+ * its own writable layer. */
+static int restore_member(const struct em_config *cfg, const char *dir, const char *name,
+                          bool own_upper, em_error_t *err)
+{
+        cleanup_json json_t *spec = NULL;
+        cleanup_free char *criu = sub_dir(dir, name, "criu");
+        cleanup_free char *upper = sub_dir(dir, name, "upper");
+
+        if (criu == NULL || upper == NULL)
+                return em_error_set(err, ENOMEM, "restore");
+        if (saved_spec(dir, name, &spec, err) < 0)
+                return -1;
+        return em_pod_member_restore(cfg, name, spec, criu, own_upper ? NULL : upper, err);
+}
+
+static int restore_infra(const struct em_config *cfg, const char *dir, const char *pod,
+                         bool own_upper, em_error_t *err)
+{
+        struct em_restore_opts o;
+        cleanup_json json_t *spec = NULL;
+        cleanup_free char *criu = sub_dir(dir, pod, "criu");
+        cleanup_free char *upper = sub_dir(dir, pod, "upper");
+
+        em_restore_opts_init(&o);
+        if (criu == NULL || upper == NULL)
+                return em_error_set(err, ENOMEM, "restore");
+        if (saved_spec(dir, pod, &spec, err) < 0)
+                return -1;
+        return em_container_restore_from(cfg, pod, spec, criu, own_upper ? NULL : upper, &o, err);
+}
+
+static bool is_checkpointed(const struct em_config *cfg, const char *name)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *r = NULL;
+        cleanup_error em_error_t e = NULL;
+
+        return em_state_open(cfg->root, &st, &e) == 0 &&
+               em_state_container_get(st, name, &r, &e) == 0 && r->state == EM_CSTATE_CHECKPOINTED;
+}
+
+static void flush_pod_lock(const struct em_config *cfg, const char *pod)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *r = NULL;
+        em_error_t e = NULL;
+        char net[64];
+
+        if (em_state_open(cfg->root, &st, &e) == 0 &&
+            em_state_container_get(st, pod, &r, &e) == 0 && r->pid > 0) {
+                snprintf(net, sizeof(net), "/proc/%d/ns/net", r->pid);
+                em_netns_flush_criu_lock(net, &e);
+        }
+        em_error_free(&e);
+}
+
+/* After the dump of s->names[failed] failed: the pod runs again. Those
+ * already dumped come back from their images (each keeps its own writable
+ * layer, untouched while frozen), the others are thawed. */
+static int dump_rollback(const struct em_config *cfg, const char *dir, const struct pod_set *s,
+                         size_t failed, em_error_t *err)
+{
+        const char *pod = s->names[s->n - 1];
+        int rc = 0;
+
+        thaw_from(cfg, s, failed);
+        if (is_checkpointed(cfg, pod))
+                rc = restore_infra(cfg, dir, pod, true, err);
+        flush_pod_lock(cfg, pod);
+        for (size_t i = 0; rc == 0 && i <= failed && i + 1 < s->n; i++)
+                if (is_checkpointed(cfg, s->names[i]))
+                        rc = restore_member(cfg, dir, s->names[i], true, err);
+        return rc;
+}
+
+static int save_one(const struct em_config *cfg, const char *dir, const char *name, em_error_t *err)
+{
+        struct em_checkpoint_opts o;
+        cleanup_free char *sub = sub_dir(dir, name, NULL);
+
+        em_checkpoint_opts_init(&o);
+        o.whole_pod = true;
+        if (sub == NULL)
+                return em_error_set(err, ENOMEM, "checkpoint");
+        if (em_checkpoint_save(cfg, name, sub, &o, err) < 0)
+                return -1;
+        /* The pod's root restores the members: let it pass. */
+        if (chmod(sub, 0711) < 0)
+                return em_error_set(err, errno, "chmod %s", sub);
+        return 0;
+}
+
+static int write_manifest(const char *dir, const struct pod_set *s, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, "pod.json");
+        cleanup_json json_t *j = json_pack("{s:i, s:s, s:[]}", "format", EM_POD_CHECKPOINT_FORMAT,
+                                           "pod", s->names[s->n - 1], "members");
+
+        if (path == NULL || j == NULL)
+                return em_error_set(err, ENOMEM, "pod.json");
+        for (size_t i = 0; i + 1 < s->n; i++)
+                json_array_append_new(json_object_get(j, "members"), json_string(s->names[i]));
+        return em_json_write_file(path, j, err);
+}
+
+/* The pod runs again: its partial checkpoint goes. */
+static void remove_subdirs(const char *dir, const struct pod_set *s)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                cleanup_free char *sub = sub_dir(dir, s->names[i], NULL);
+                em_error_t e = NULL;
+                if (sub != NULL && em_rm_rf(sub, &e) < 0)
+                        em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+static int dump_all(const struct em_config *cfg, const char *dir, const struct pod_set *s,
+                    em_error_t *err)
+{
+        char point[64];
+
+        for (size_t i = 0; i < s->n; i++) {
+                /* pod.after-dump-N: after the Nth dump, the infra's last. */
+                snprintf(point, sizeof(point), "pod.after-dump-%zu", i + 1);
+                if (save_one(cfg, dir, s->names[i], err) == 0 && em_fault(point, -1, err) == 0)
+                        continue;
+                em_error_wrap(err, "checkpointing pod %s", s->names[s->n - 1]);
+                em_error_t e = NULL;
+                if (dump_rollback(cfg, dir, s, i, &e) < 0) {
+                        em_error_wrap(err,
+                                      "and bringing the pod back failed too (%s); the "
+                                      "checkpoints so far are in %s",
+                                      em_error_msg(e), dir);
+                        em_error_free(&e);
+                        return -1;
+                }
+                remove_subdirs(dir, s);
+                return em_error_wrap(err, "the pod runs on");
+        }
+        return 0;
+}
+
+int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *dir,
+                      em_error_t *err)
+{
+        __attribute__((cleanup(pod_set_free))) struct pod_set s = {0};
+
+        cleanup_free char *manifest = em_path_join(dir, "pod.json");
+
+        if (manifest == NULL || em_path_exists(manifest))
+                return em_error_set(err, EEXIST, "%s already holds a pod's checkpoint", dir);
+        if (em_mkdir_p(dir, 0711, err) < 0 || pod_set_of(cfg, pod, &s, err) < 0)
+                return em_error_wrap(err, "checkpointing pod %s", pod);
+        /* The pod's root restores the members from here: let it pass. */
+        if (chmod(dir, 0711) < 0)
+                return em_error_set(err, errno, "chmod %s", dir);
+        if (freeze_all(cfg, &s, err) < 0 || dump_all(cfg, dir, &s, err) < 0)
+                return -1;
+        return write_manifest(dir, &s, err);
+}
+
+static int load_manifest(const char *dir, json_t **out, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, "pod.json");
+        json_t *m, *v;
+        size_t i;
+
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "pod.json");
+        if (em_json_load_file(path, 1u << 20, out, err) < 0)
+                return em_error_wrap(err, "%s is not a pod's checkpoint", dir);
+        const char *pod = em_json_str(*out, "pod");
+        if (em_json_int(*out, "format", 0) != EM_POD_CHECKPOINT_FORMAT)
+                return em_error_set(err, EPROTO, "%s: unsupported pod checkpoint format", path);
+        if (pod == NULL || !em_container_name_valid(pod) ||
+            !json_is_array(m = json_object_get(*out, "members")))
+                return em_error_set(err, EINVAL, "%s: no valid pod name or member list", path);
+        json_array_foreach(m, i, v)
+        {
+                const char *name = json_string_value(v);
+                if (name == NULL || !em_container_name_valid(name) || strcmp(name, pod) == 0)
+                        return em_error_set(err, EINVAL, "%s: invalid member name", path);
+        }
+        return 0;
+}
+
+/* Kills what was restored of the pod (members [0, n) and the infra). */
+static void restore_rollback(const struct em_config *cfg, const char *pod, json_t *members,
+                             size_t n)
+{
+        for (size_t i = n; i-- > 0;)
+                em_pod_container_unrestore(cfg, json_string_value(json_array_get(members, i)));
+        em_pod_container_unrestore(cfg, pod);
+}
+
+static int restore_members(const struct em_config *cfg, const char *dir, const char *pod,
+                           json_t *members, em_error_t *err)
+{
+        char point[64];
+
+        for (size_t i = 0; i < json_array_size(members); i++) {
+                const char *name = json_string_value(json_array_get(members, i));
+                /* pod.after-member-restore-N: the Nth member restored, then a failure. */
+                snprintf(point, sizeof(point), "pod.after-member-restore-%zu", i + 1);
+                if (restore_member(cfg, dir, name, false, err) < 0) {
+                        restore_rollback(cfg, pod, members, i);
+                        return -1;
+                }
+                if (em_fault(point, -1, err) < 0) {
+                        restore_rollback(cfg, pod, members, i + 1);
+                        return em_error_wrap(err, "restoring pod member %s", name);
+                }
+        }
+        return 0;
+}
+
+int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err)
+{
+        cleanup_json json_t *m = NULL;
+
+        if (load_manifest(dir, &m, err) < 0)
+                return -1;
+        const char *pod = em_json_str(m, "pod");
+        if (restore_infra(cfg, dir, pod, false, err) < 0)
+                return em_error_wrap(err, "restoring pod %s", pod);
+        if (restore_members(cfg, dir, pod, json_object_get(m, "members"), err) < 0)
+                return em_error_wrap(err,
+                                     "restoring pod %s (nothing of it runs; the checkpoint "
+                                     "in %s is kept)",
+                                     pod, dir);
+        return 0;
+}
