@@ -240,20 +240,26 @@ static void test_collect(void **state)
         assert_int_equal(em_rm_rf(root, &err), 0);
 }
 
-/* Controller replicas: --controller URL,URL,... taken in turn. */
+/* Controller replicas: --controller URL,URL,... split once (the agent
+ * takes them in turn); empty and repeated entries are left out. */
 static void test_controller_list(void **state)
 {
-        char buf[64];
+        cleanup_strv char **two = NULL, **one = NULL, **none = NULL;
+        size_t n = 0;
+        em_error_t err = NULL;
 
-        assert_int_equal(em_edge_agent_controller("https://a:1,https://b:2", 0, buf, sizeof(buf)),
-                         2);
-        assert_string_equal(buf, "https://a:1");
-        em_edge_agent_controller("https://a:1,https://b:2", 1, buf, sizeof(buf));
-        assert_string_equal(buf, "https://b:2");
-        em_edge_agent_controller("https://a:1,https://b:2", 2, buf, sizeof(buf)); /* wraps */
-        assert_string_equal(buf, "https://a:1");
-        assert_int_equal(em_edge_agent_controller("https://only:1", 5, buf, sizeof(buf)), 1);
-        assert_string_equal(buf, "https://only:1");
+        (void)state;
+        assert_int_equal(
+            em_edge_agent_controllers("https://a:1,,https://b:2,https://a:1", &two, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(two[0], "https://a:1");
+        assert_string_equal(two[1], "https://b:2");
+        assert_null(two[2]);
+        assert_int_equal(em_edge_agent_controllers("https://only:1", &one, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(one[0], "https://only:1");
+        assert_int_equal(em_edge_agent_controllers(",", &none, &n, &err), 0);
+        assert_int_equal(n, 0);
 }
 
 static void test_attachments(void **state)
@@ -276,7 +282,7 @@ static void test_attachments(void **state)
 }
 
 /* A listening port and a refused one both give an RTT (one round trip
- * each); a bad spec is left out. */
+ * each); a bad spec is refused when the list is parsed. */
 static void test_measure_rtts(void **state)
 {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -297,15 +303,25 @@ static void test_measure_rtts(void **state)
         assert_int_equal(getsockname(fd2, (struct sockaddr *)&b, &len), 0);
         close(fd2);
         snprintf(down, sizeof(down), "down=127.0.0.1:%d", ntohs(b.sin_port));
-        const char *const atts[] = {up, down, "broken", NULL};
-        cleanup_json json_t *r = em_edge_measure_rtts(atts, 1000);
+        const char *const specs[] = {up, down, NULL};
+        const char *const with_bad[] = {up, "broken", NULL};
+        cleanup_free struct em_edge_attachment *atts = NULL, *bad = NULL;
+        size_t n = 0;
+        em_error_t err = NULL;
+        assert_int_equal(em_edge_attachments_parse(with_bad, &bad, &n, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "--attachment"));
+        em_error_free(&err);
+        assert_int_equal(em_edge_attachments_parse(specs, &atts, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(atts[1].name, "down");
+        cleanup_json json_t *r = em_edge_measure_rtts(atts, n, 1000);
 
         close(fd);
         assert_non_null(r);
         assert_int_equal(json_object_size(r), 2);
         assert_true(json_number_value(json_object_get(r, "up")) > 0);
         assert_true(json_number_value(json_object_get(r, "down")) > 0);
-        assert_null(em_edge_measure_rtts(NULL, 1000));
+        assert_null(em_edge_measure_rtts(NULL, 0, 1000));
         /* In the heartbeat only when measured (an older controller would
          * not know it; a null would be refused). */
         struct em_edge_metrics m = {0};

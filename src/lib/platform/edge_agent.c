@@ -66,26 +66,40 @@ int em_edge_attachment_parse(const char *spec, char *name, size_t size, const ch
         return 0;
 }
 
-json_t *em_edge_measure_rtts(const char *const *attachments, int timeout_ms)
+int em_edge_attachments_parse(const char *const *specs, struct em_edge_attachment **out, size_t *n,
+                              em_error_t *err)
+{
+        size_t count = 0;
+
+        while (specs != NULL && specs[count] != NULL)
+                count++;
+        cleanup_free struct em_edge_attachment *atts = calloc(count + 1, sizeof(*atts));
+        if (atts == NULL)
+                return em_error_set(err, ENOMEM, "--attachment");
+        for (size_t i = 0; i < count; i++)
+                if (em_edge_attachment_parse(specs[i], atts[i].name, sizeof(atts[i].name),
+                                             &atts[i].hostport, err) < 0)
+                        return -1;
+        *out = steal_pointer(&atts);
+        *n = count;
+        return 0;
+}
+
+json_t *em_edge_measure_rtts(const struct em_edge_attachment *atts, size_t n, int timeout_ms)
 {
         json_t *out = NULL;
 
-        for (size_t i = 0; attachments != NULL && attachments[i] != NULL; i++) {
+        for (size_t i = 0; i < n; i++) {
                 cleanup_error em_error_t err = NULL;
                 cleanup_conn em_conn_t *conn = NULL;
-                const char *hostport;
-                char name[64];
-                if (em_edge_attachment_parse(attachments[i], name, sizeof(name), &hostport, &err) <
-                    0)
-                        continue;
                 int64_t t0 = em_mono_ns();
-                int rc = em_tcp_connect(hostport, timeout_ms, &conn, &err);
+                int rc = em_tcp_connect(atts[i].hostport, timeout_ms, &conn, &err);
                 double ms = (double)(em_mono_ns() - t0) / 1e6;
                 if (rc < 0 && em_error_status(err) != ECONNREFUSED)
                         continue;
                 if (out == NULL)
                         out = json_object();
-                json_object_set_new(out, name, json_real(ms > 0.001 ? ms : 0.001));
+                json_object_set_new(out, atts[i].name, json_real(ms > 0.001 ? ms : 0.001));
         }
         return out;
 }
@@ -260,15 +274,12 @@ json_t *em_edge_heartbeat_json(const struct em_edge_metrics *m)
                          "bandwidth_mbps", m->bandwidth_mbps, "peers", peers, "rtts", m->rtts);
 }
 
-static int check_attachments(const char *const *atts, em_error_t *err)
+static int check_attachments(const char *const *specs, em_error_t *err)
 {
-        for (size_t i = 0; atts != NULL && atts[i] != NULL; i++) {
-                const char *hostport;
-                char name[64];
-                if (em_edge_attachment_parse(atts[i], name, sizeof(name), &hostport, err) < 0)
-                        return -1;
-        }
-        return 0;
+        cleanup_free struct em_edge_attachment *atts = NULL;
+        size_t n = 0;
+
+        return em_edge_attachments_parse(specs, &atts, &n, err);
 }
 
 int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
@@ -306,41 +317,91 @@ int em_edge_agent_check(const struct em_edge_agent_opts *o, em_error_t *err)
         return check_attachments(o->attachments, err);
 }
 
-/* The i-th (mod n) of the comma-separated controller URLs into buf;
- * returns n. */
-size_t em_edge_agent_controller(const char *list, size_t i, char *buf, size_t size)
+int em_edge_agent_controllers(const char *list, char ***urls, size_t *n, em_error_t *err)
 {
-        size_t n = 0;
+        cleanup_strv char **v = NULL;
+        size_t count = 0;
 
-        for (const char *p = list; *p != '\0'; n++) {
+        for (const char *p = list; *p != '\0';) {
                 size_t len = strcspn(p, ",");
+                if (len > 0 && em_strv_push_unique(&v, &count, p, len) < 0)
+                        return em_error_set(err, ENOMEM, "--controller");
                 p += len + (p[len] == ',');
         }
-        const char *p = list;
-        for (size_t k = 0; n > 0 && k < i % n; k++)
-                p += strcspn(p, ",") + 1;
-        snprintf(buf, size, "%.*s", (int)strcspn(p, ","), p);
-        return n;
+        *urls = steal_pointer(&v);
+        *n = count;
+        return 0;
+}
+
+/* The options as every request uses them, split once for the agent's
+ * life. */
+struct agent {
+        const struct em_edge_agent_opts *o;
+        char **urls;       /* --controller's replicas */
+        size_t nurls, cur; /* cur: the one that answered last */
+        struct em_edge_attachment *atts;
+        size_t natts;
+        json_t *reg;   /* the registration's body */
+        char *hb_path; /* /edges/NAME/heartbeat */
+        bool registered;
+        int64_t backoff;
+        char last[512]; /* the last failure logged */
+};
+
+static void agent_clear(struct agent *a)
+{
+        em_strv_free(a->urls);
+        free(a->atts);
+        json_decref(a->reg);
+        free(a->hb_path);
+        memset(a, 0, sizeof(*a));
+}
+
+static int agent_fill(struct agent *a, const struct em_edge_agent_opts *o, em_error_t *err)
+{
+        char *path = NULL;
+
+        if (em_edge_agent_controllers(o->controller ? o->controller : "", &a->urls, &a->nurls,
+                                      err) < 0 ||
+            em_edge_attachments_parse(o->attachments, &a->atts, &a->natts, err) < 0)
+                return -1;
+        if (a->nurls == 0)
+                return em_error_set(err, EINVAL, "--controller names no URL");
+        a->reg = em_edge_register_json(o);
+        if (a->reg == NULL || asprintf(&path, "/edges/%s/heartbeat", o->name) < 0)
+                return em_error_set(err, ENOMEM, "edge agent");
+        a->hb_path = path;
+        return 0;
+}
+
+static int agent_init(struct agent *a, const struct em_edge_agent_opts *o, em_error_t *err)
+{
+        memset(a, 0, sizeof(*a));
+        a->o = o;
+        a->backoff = BACKOFF_MIN_MS;
+        if (agent_fill(a, o, err) < 0) {
+                agent_clear(a);
+                return -1;
+        }
+        return 0;
 }
 
 /* POSTs body to path at the controller that answered last; one that does
  * not answer, or answers 5xx (a replica without its store), passes the
- * request to the next (*cur follows). Returns the HTTP status or -1. */
-static long post(const struct em_edge_agent_opts *o, size_t *cur, const char *path, const json_t *j,
-                 em_error_t *err)
+ * request to the next (a->cur follows). Returns the HTTP status or -1. */
+static long post(struct agent *a, const char *path, const json_t *j, em_error_t *err)
 {
+        const struct em_edge_agent_opts *o = a->o;
         cleanup_free char *text = json_dumps(j, JSON_COMPACT);
         const struct em_http_tls tls = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
-        char base[512], url[1024];
+        char url[1024];
         long status = -1;
 
         if (text == NULL)
                 return em_error_set(err, ENOMEM, "building a request");
-        size_t n = em_edge_agent_controller(o->controller, *cur, base, sizeof(base));
-        for (size_t k = 0; k < n; k++, (*cur)++) {
+        for (size_t k = 0; k < a->nurls; k++, a->cur = (a->cur + 1) % a->nurls) {
                 cleanup_free char *resp = NULL;
-                em_edge_agent_controller(o->controller, *cur, base, sizeof(base));
-                snprintf(url, sizeof(url), "%s%s", base, path);
+                snprintf(url, sizeof(url), "%s%s", a->urls[a->cur], path);
                 em_error_free(err);
                 status = em_http_request(url, text, &tls, o->timeout_ms, &resp, err);
                 if (status > 0 && status / 100 != 2)
@@ -376,76 +437,88 @@ static void report_failure(char *last, size_t size, const char *what, em_error_t
 }
 
 /* This heartbeat's body: the metrics and the RTTs just measured. */
-static int heartbeat_body(const struct em_config *cfg, const struct em_edge_agent_opts *o,
-                          json_t **hb, em_error_t *err)
+static int heartbeat_body(const struct em_config *cfg, const struct agent *a, json_t **hb,
+                          em_error_t *err)
 {
         struct em_edge_metrics m;
         int rc = em_edge_metrics_collect(cfg, &m, err);
 
         if (rc == 0) {
-                m.rtts = em_edge_measure_rtts(o->attachments, 1000);
+                m.rtts = em_edge_measure_rtts(a->atts, a->natts, 1000);
                 *hb = em_edge_heartbeat_json(&m);
         }
         em_edge_metrics_clear(&m);
         return rc;
 }
 
+/* Registers, or retries later with a growing backoff. */
+static void register_once(struct agent *a, volatile sig_atomic_t *stop)
+{
+        cleanup_error em_error_t e = NULL;
+        const struct em_edge_agent_opts *o = a->o;
+
+        if (post(a, "/edges", a->reg, &e) / 100 == 2) {
+                em_log_info("edge %s: registered with %s", o->name, o->controller);
+                a->registered = true;
+                a->backoff = BACKOFF_MIN_MS;
+                a->last[0] = '\0';
+                return; /* first heartbeat right away */
+        }
+        report_failure(a->last, sizeof(a->last), "registering", e);
+        nap(a->backoff, stop);
+        a->backoff = a->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff * 2;
+}
+
+/* One heartbeat, then the interval; a controller that forgot this edge
+ * gets it registered again. */
+static void heartbeat_once(const struct em_config *cfg, struct agent *a,
+                           volatile sig_atomic_t *stop)
+{
+        cleanup_error em_error_t e = NULL;
+        cleanup_json json_t *hb = NULL;
+        const struct em_edge_agent_opts *o = a->o;
+
+        if (heartbeat_body(cfg, a, &hb, &e) < 0) {
+                report_failure(a->last, sizeof(a->last), "collecting metrics", e);
+                nap((int64_t)o->interval_s * 1000, stop);
+                return;
+        }
+        long st = hb ? post(a, a->hb_path, hb, &e) : -1;
+        if (st == 404) {
+                em_log_warn("edge %s: the controller does not know this edge; registering again",
+                            o->name);
+                a->registered = false;
+                return;
+        }
+        if (st / 100 != 2) {
+                report_failure(a->last, sizeof(a->last), "heartbeat", e);
+        } else if (a->last[0] != '\0') {
+                em_log_info("edge %s: heartbeats reach %s again", o->name, o->controller);
+                a->last[0] = '\0';
+        }
+        nap((int64_t)o->interval_s * 1000, stop);
+}
+
 int em_edge_agent_run(const struct em_config *cfg, const struct em_edge_agent_opts *o,
                       volatile sig_atomic_t *stop, em_error_t *err)
 {
-        cleanup_json json_t *reg = em_edge_register_json(o);
-        cleanup_free char *hb_path = NULL;
-        char last[512] = "";
-        bool registered = false;
-        int64_t backoff = BACKOFF_MIN_MS;
-        size_t cur = 0;
+        struct agent a;
 
-        if (em_edge_agent_check(o, err) < 0)
+        if (em_edge_agent_check(o, err) < 0 || agent_init(&a, o, err) < 0)
                 return -1;
-        if (reg == NULL || asprintf(&hb_path, "/edges/%s/heartbeat", o->name) < 0)
-                return em_error_set(err, ENOMEM, "edge agent");
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+                agent_clear(&a);
                 return em_error_set(err, EIO, "curl_global_init failed");
+        }
         em_log_info("edge %s: registering with %s as %s (%g, %g), capacity %d", o->name,
                     o->controller, o->advertise, o->x, o->y, o->capacity);
         while (!*stop) {
-                cleanup_error em_error_t e = NULL;
-                if (!registered) {
-                        long st = post(o, &cur, "/edges", reg, &e);
-                        if (st / 100 == 2) {
-                                em_log_info("edge %s: registered with %s", o->name, o->controller);
-                                registered = true;
-                                backoff = BACKOFF_MIN_MS;
-                                last[0] = '\0';
-                                continue; /* first heartbeat right away */
-                        }
-                        report_failure(last, sizeof(last), "registering", e);
-                        nap(backoff, stop);
-                        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-                        continue;
-                }
-                cleanup_json json_t *hb = NULL;
-                if (heartbeat_body(cfg, o, &hb, &e) < 0) {
-                        report_failure(last, sizeof(last), "collecting metrics", e);
-                        nap((int64_t)o->interval_s * 1000, stop);
-                        continue;
-                }
-                long st = hb ? post(o, &cur, hb_path, hb, &e) : -1;
-                if (st == 404) {
-                        em_log_warn("edge %s: the controller does not know this edge; "
-                                    "registering again",
-                                    o->name);
-                        registered = false;
-                        continue;
-                }
-                if (st / 100 != 2) {
-                        report_failure(last, sizeof(last), "heartbeat", e);
-                } else if (last[0] != '\0') {
-                        em_log_info("edge %s: heartbeats reach %s again", o->name, o->controller);
-                        last[0] = '\0';
-                }
-                nap((int64_t)o->interval_s * 1000, stop);
+                if (!a.registered)
+                        register_once(&a, stop);
+                else
+                        heartbeat_once(cfg, &a, stop);
         }
         curl_global_cleanup();
+        agent_clear(&a);
         return 0;
 }

@@ -59,17 +59,27 @@ struct em_edge_metrics {
 void em_edge_metrics_clear(struct em_edge_metrics *m);
 
 /* Pure parsers (unit-tested). */
-/* The i-th (mod n) URL of a comma-separated list into buf; returns n. */
-size_t em_edge_agent_controller(const char *list, size_t i, char *buf, size_t size);
+/* The comma-separated controller URLs of list, split once (*urls
+ * NULL-terminated, or NULL when *n is 0; empty and repeated ones left
+ * out). */
+int em_edge_agent_controllers(const char *list, char ***urls, size_t *n, em_error_t *err);
 int em_loadavg_parse(const char *text, double *load1, em_error_t *err);
 int em_meminfo_parse(const char *text, uint64_t *total, uint64_t *available, em_error_t *err);
 /* "NAME=HOST:PORT" → the name (in name[size]) and *hostport into spec. */
 int em_edge_attachment_parse(const char *spec, char *name, size_t size, const char **hostport,
                              em_error_t *err);
-/* The RTT to each attachment point, by one TCP connect each (a refusal
- * counts: the RST took a round trip too); an unreachable one is left out.
- * NULL if none was measured. */
-json_t *em_edge_measure_rtts(const char *const *attachments, int timeout_ms);
+struct em_edge_attachment {
+        char name[64];
+        const char *hostport; /* into the option's text */
+};
+/* Each "NAME=HOST:PORT" of specs (NULL-terminated, or NULL) into *out
+ * (malloc'd, *n of them); fails at the first bad one. */
+int em_edge_attachments_parse(const char *const *specs, struct em_edge_attachment **out, size_t *n,
+                              em_error_t *err);
+/* The RTT to each of the n attachment points, by one TCP connect each (a
+ * refusal counts: the RST took a round trip too); an unreachable one is
+ * left out. NULL if none was measured. */
+json_t *em_edge_measure_rtts(const struct em_edge_attachment *atts, size_t n, int timeout_ms);
 
 /* "X,Y" → numbers. */
 int em_edge_location_parse(const char *s, double *x, double *y, em_error_t *err);
