@@ -6,6 +6,7 @@
 #include "container/pod.h"
 #include "container/routehook.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/json.h"
 
 static const char usage[] =
@@ -59,7 +60,9 @@ static const char usage[] =
     "                   (default 10)\n"
     "  --force          rm: remove the members too\n"
     "  --to DIR         checkpoint: where to write the pod's checkpoint (required)\n"
-    "  --json           ls: print JSON (an array of inspect's objects)\n"
+    "  --json           ls: print JSON (an array of inspect's objects);\n"
+    "                   checkpoint: print {\"pod\", \"dir\", \"seconds\"}; restore:\n"
+    "                   {\"dir\", \"seconds\"}\n"
     "  -h, --help       show this help\n"
     "\n"
     "See docs/pods.md.\n";
@@ -134,8 +137,12 @@ static int check_flags(const char *sub, const struct pod_args *a, em_error_t *er
                 return em_error_set(err, 0, "--to goes with `pod checkpoint`"), -1;
         if (a->force && strcmp(sub, "rm") != 0)
                 return em_error_set(err, 0, "--force goes with `pod rm`"), -1;
-        if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0)
-                return em_error_set(err, 0, "--json goes with `pod ls` (inspect prints JSON)"), -1;
+        if (a->json && strcmp(sub, "ls") != 0 && strcmp(sub, "list") != 0 &&
+            strcmp(sub, "checkpoint") != 0 && strcmp(sub, "restore") != 0)
+                return em_error_set(err, 0,
+                                    "--json goes with `pod ls`, `checkpoint` and `restore` "
+                                    "(inspect prints JSON)"),
+                       -1;
         return 0;
 }
 
@@ -169,11 +176,20 @@ static int do_ckpt(const struct em_config *cfg, const char *sub, int argc, char 
                        2;
         if (ckpt && a->to == NULL)
                 return em_error_set(err, 0, "checkpoint needs --to DIR; see --help"), 2;
+        double t0 = em_mono_s();
         if (ckpt ? em_pod_checkpoint(cfg, argv[0], a->to, err) < 0
                  : em_pod_restore(cfg, argv[0], err) < 0)
                 return 1;
-        printf("%s\n", argv[0]);
-        return 0;
+        double secs = em_mono_s() - t0;
+        const char *dir = ckpt ? a->to : argv[0];
+        if (!a->json) {
+                printf("%s\n", argv[0]);
+                return 0;
+        }
+        cleanup_json json_t *j = json_pack("{s:s, s:f}", "dir", dir, "seconds", secs);
+        if (j != NULL && ckpt)
+                json_object_set_new(j, "pod", json_string(argv[0]));
+        return em_json_print(j, err) < 0 ? 1 : 0;
 }
 
 static int run_sub(const struct em_config *cfg, const char *sub, int argc, char **argv,

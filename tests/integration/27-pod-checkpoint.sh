@@ -53,7 +53,9 @@ wait_for 5 moves_on || fail "the pod does not count after a failed checkpoint"
 
 # --- checkpoint and restore ------------------------------------------------------------
 n1=$(get)
-em pod checkpoint web --to "$ROOT/ck" >/dev/null || fail "pod checkpoint"
+em pod checkpoint --json web --to "$ROOT/ck" >"$ROOT/out" || fail "pod checkpoint"
+python3 -c 'import json,sys; j = json.load(open(sys.argv[1])); assert j["pod"] == "web" and j["seconds"] > 0, j' \
+	"$ROOT/out" || fail "pod checkpoint --json: $(cat "$ROOT/out")"
 [ "$(states)" = "db=checkpointed side=checkpointed web=checkpointed" ] || fail "after checkpoint: $(states)"
 answers && fail "a checkpointed pod answers"
 

@@ -105,6 +105,8 @@ static void test_spec_roles(void **state)
         assert_int_equal(em_pod_refuse_alone(member, "migrating", &err), -1);
         assert_int_equal(em_error_status(err), ENOTSUP);
         assert_non_null(strstr(em_error_msg(err), "migrating db: it belongs to pod web"));
+        /* It names what does work: the whole pod's checkpoint. */
+        assert_non_null(strstr(em_error_msg(err), "`edgemig pod checkpoint web --to DIR`"));
         em_error_free(&err);
         assert_int_equal(em_pod_refuse_alone(infra, "checkpointing", &err), -1);
         em_error_free(&err);

@@ -78,6 +78,55 @@ static void thaw_from(const struct em_config *cfg, const struct pod_set *s, size
         }
 }
 
+/* Marks one container "migrating" (on) or back "running": while a pod
+ * checkpoint owns them, a second one, `stop` or `ps` leaves them alone. */
+static int mark(struct em_state *st, const char *name, bool on, em_error_t *err)
+{
+        cleanup_container_rec struct em_container_rec *r = NULL;
+        enum em_cstate from = on ? EM_CSTATE_RUNNING : EM_CSTATE_MIGRATING;
+
+        if (em_state_container_get(st, name, &r, err) < 0)
+                return -1;
+        return em_state_container_transition(st, name, EM_CSTATE_BIT(from),
+                                             on ? EM_CSTATE_MIGRATING : EM_CSTATE_RUNNING, r->pid,
+                                             NULL, err);
+}
+
+/* Those still marked go back to "running" (the dumped ones are restored
+ * or checkpointed). */
+static void unmark_all(const struct em_config *cfg, const struct pod_set *s)
+{
+        cleanup_state struct em_state *st = NULL;
+        em_error_t e = NULL;
+
+        if (em_state_open(cfg->root, &st, &e) < 0)
+                em_log_warn("%s", em_error_msg(e));
+        for (size_t i = 0; st != NULL && i < s->n; i++) {
+                mark(st, s->names[i], false, &e);
+                em_error_free(&e);
+        }
+        em_error_free(&e);
+}
+
+static int mark_all(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0)
+                return -1;
+        for (size_t i = 0; i < s->n; i++) {
+                if (mark(st, s->names[i], true, err) < 0) {
+                        for (size_t j = 0; j < i; j++) {
+                                em_error_t e = NULL;
+                                mark(st, s->names[j], false, &e);
+                                em_error_free(&e);
+                        }
+                        return em_error_wrap(err, "pod member %s", s->names[i]);
+                }
+        }
+        return 0;
+}
+
 /* One freeze for the whole pod: its containers stop together, so no
  * member sees another one go first. */
 static int freeze_all(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
@@ -184,6 +233,7 @@ static int dump_rollback(const struct em_config *cfg, const char *dir, const str
         int rc = 0;
 
         thaw_from(cfg, s, failed);
+        unmark_all(cfg, s); /* those not dumped run on, the infra first of all */
         if (is_checkpointed(cfg, pod))
                 rc = restore_infra(cfg, dir, pod, true, err);
         flush_pod_lock(cfg, pod);
@@ -275,7 +325,13 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
         /* The pod's root restores the members from here: let it pass. */
         if (chmod(dir, 0711) < 0)
                 return em_error_set(err, errno, "chmod %s", dir);
-        if (freeze_all(cfg, &s, err) < 0 || dump_all(cfg, dir, &s, err) < 0)
+        if (mark_all(cfg, &s, err) < 0)
+                return em_error_wrap(err, "checkpointing pod %s", pod);
+        if (freeze_all(cfg, &s, err) < 0) {
+                unmark_all(cfg, &s);
+                return -1;
+        }
+        if (dump_all(cfg, dir, &s, err) < 0)
                 return -1;
         return write_manifest(dir, &s, err);
 }

@@ -19,8 +19,10 @@
  *     namespace before it joins any); it did restore by hand with runc
  *     and CRIU run inside the infra's user and network namespaces
  *     (docs/pods.md has the recipe and what is left; its image edit is
- *     checkpoint/pod_img.h). edgemig does not do that yet, so no container of a pod is checkpointed
- * or moved alone (em_pod_refuse_alone); runc never checkpoints a network namespace either way;
+ *     checkpoint/pod_img.h); checkpoint/pod_ckpt.h does that for a
+ *     whole pod on one host. No container of a pod is checkpointed or
+ *     moved alone (em_pod_refuse_alone), nor a pod migrated to another
+ *     host yet; runc never checkpoints a network namespace either way;
  *   - the members share the infra's user namespace and its ID range (one
  *     range per pod, the layers idmapped to it as for any container), so
  *     they can join its namespaces at all: a process may only join a
