@@ -44,6 +44,11 @@ static const char migrate_usage[] =
     "                          the rest goes as in hybrid (if the target can restore\n"
     "                          with lazy pages), or with --auto-converge the\n"
     "                          container is throttled\n"
+    "  --lazy-pull             after a lazy handoff, let CRIU's lazy-pages daemon\n"
+    "                          pull every page from CRIU's page server (relayed over\n"
+    "                          the session) instead of the default: the source pushes\n"
+    "                          the pages the target lacks at link speed, working set\n"
+    "                          first, and faults take an urgent path (docs/postcopy.md)\n"
     "  --max-rounds N          pre-copy round budget (default 5, 1 to 1000)\n"
     "  --downtime-target T     stop pre-copy once the final transfer is estimated\n"
     "                          to take at most T (milliseconds, or with ms, s or m;\n"
@@ -196,6 +201,7 @@ static int parse_opts(int argc, char **argv, struct em_migrate_opts *o, struct f
             EM_OPT_STRING("cancel", 0, &fl->cancel),
             EM_OPT_CALL("max-rate", 0, &o->max_rate_bps, parse_rate),
             EM_OPT_FLAG("auto-converge", 0, &o->auto_converge),
+            EM_OPT_FLAG("lazy-pull", 0, &o->lazy_pull),
             EM_OPT_STRING("to", 0, &o->target),
             EM_OPT_CALL("mode", 0, &o->mode, parse_mode),
             EM_OPT_INT("max-rounds", 0, &o->stop.max_rounds, 1, 1000),

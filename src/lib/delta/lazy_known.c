@@ -142,31 +142,44 @@ void em_lazy_known_remove(const char *images)
         }
 }
 
+int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, em_error_t *err)
+{
+        *n = 0;
+        if (max == 0)
+                return em_error_set(err, E2BIG, "no room for tasks");
+        host[(*n)++] = root;
+        for (size_t i = 0; i < *n; i++) {
+                char path[64];
+                int child;
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)host[i],
+                         (int)host[i]);
+                cleanup_fclose FILE *f = fopen(path, "re");
+                while (f && *n < max && fscanf(f, "%d", &child) == 1)
+                        host[(*n)++] = child;
+        }
+        for (size_t i = 0; i < *n; i++) {
+                nspid[i] = ns_pid(host[i]);
+                if (nspid[i] <= 0)
+                        return em_error_set(err, ESRCH, "task %d vanished", (int)host[i]);
+        }
+        return 0;
+}
+
 int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset *known,
                         uint64_t *n_known, em_error_t *err)
 {
         cleanup_free pid_t *pids = calloc(MAX_TASKS, sizeof(pid_t));
+        cleanup_free long *nspids = calloc(MAX_TASKS, sizeof(long));
         cleanup_close int dfd = open(images, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         size_t n = 0;
 
         *n_known = 0;
-        if (pids == NULL || dfd < 0)
-                return em_error_set(err, pids ? errno : ENOMEM, "opening %s", images);
-        pids[n++] = root;
+        if (pids == NULL || nspids == NULL || dfd < 0)
+                return em_error_set(err, dfd < 0 ? errno : ENOMEM, "opening %s", images);
+        if (em_lazy_tasks(root, pids, nspids, MAX_TASKS, &n, err) < 0)
+                return -1;
         for (size_t i = 0; i < n; i++) {
-                char path[64];
-                int child;
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pids[i],
-                         (int)pids[i]);
-                cleanup_fclose FILE *f = fopen(path, "re");
-                while (f && n < MAX_TASKS && fscanf(f, "%d", &child) == 1)
-                        pids[n++] = child;
-        }
-        for (size_t i = 0; i < n; i++) {
-                long nspid = ns_pid(pids[i]);
-                if (nspid <= 0)
-                        return em_error_set(err, ESRCH, "task %d vanished", (int)pids[i]);
-                if (write_known(dfd, images, pids[i], nspid, known, n_known, err) < 0)
+                if (write_known(dfd, images, pids[i], nspids[i], known, n_known, err) < 0)
                         return -1;
         }
         return 0;

@@ -21,6 +21,10 @@ struct em_hashset;
 int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset *known,
                         uint64_t *n_known, em_error_t *err);
 void em_lazy_known_remove(const char *images);
+/* The frozen task tree under root: host pids (root first) and each one's
+ * innermost pid (CRIU's, the images'), at most max. */
+#define EM_LAZY_MAX_TASKS 4096
+int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, em_error_t *err);
 /* Pages still lazy in the images (what CRIU's lazy-pages daemon will pull). */
 int em_lazy_pages_count(const char *images, uint64_t *n, em_error_t *err);
 int em_lazy_known_apply(const char *images, const char *cache_dir, uint64_t *applied,

@@ -22,11 +22,14 @@
 #include "migrate/common/logsync.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
+#include "migrate/source/lazy_push.h"
 #include "migrate/source/monitor.h"
 #include "migrate/source/phases.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/upper_send.h"
 #include "delta/lazy_known.h"
+#include "delta/lazy_set.h"
+#include "migrate/target/lazy_serve.h"
 #include "transfer/relay.h"
 #include "transfer/tls.h"
 #include "util/cleanup.h"
@@ -220,11 +223,13 @@ struct lazy_source {
         char addr[INET6_ADDRSTRLEN];
         char netns[40]; /* /proc/self/fd/<nsfd>, for runc */
         int port;
-        int nsfd;          /* the page server's private namespace (relayed), or -1 */
-        int psfd;          /* our connection to the page server, until the relay takes it */
-        em_relay_t *relay; /* pages over the session connection (mutual TLS) */
-        pid_t runc;        /* runc checkpoint, serving pages until the target has them all */
-        bool frozen;       /* the dump is ready: the container is stopped for good here */
+        int nsfd;             /* the page server's private namespace (relayed), or -1 */
+        int psfd;             /* our connection to the page server, until the relay takes it */
+        em_relay_t *relay;    /* CRIU's page traffic over the session (--lazy-pull) */
+        em_lazy_push_t *push; /* or our push and urgent answers over the session */
+        pid_t root;           /* the frozen container's init (host pid) */
+        pid_t runc;           /* runc checkpoint, serving pages until the target has them all */
+        bool frozen;          /* the dump is ready: the container is stopped for good here */
         bool pipe_raised;
 };
 
@@ -334,7 +339,7 @@ static int lazy_dump(struct source *s, struct lazy_source *ls, em_error_t *err)
 
 /* Lists the lazy pages the target holds already (lazy_known.c). Best
  * effort: without the lists those pages simply come lazily. */
-static void list_known_pages(struct source *s)
+static void list_known_pages(struct source *s, struct lazy_source *ls)
 {
         cleanup_free char *status = NULL;
         em_error_t e = NULL;
@@ -343,7 +348,8 @@ static void list_known_pages(struct source *s)
         int64_t t0 = em_mono_ms();
 
         if (s->o->ops->state(s->cfg, s->name, &status, &pid, &e) < 0 ||
-            em_lazy_known_write(s->images, pid, em_sync_state_known(s->sync), &n, &e) < 0) {
+            (ls->root = pid,
+             em_lazy_known_write(s->images, pid, em_sync_state_known(s->sync), &n, &e)) < 0) {
                 em_log_warn("not listing known lazy pages: %s", em_error_msg(e));
                 em_error_free(&e);
                 em_lazy_known_remove(s->images);
@@ -361,7 +367,7 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
         int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
         struct em_conn_stats cs;
 
-        list_known_pages(s);
+        list_known_pages(s, ls);
         em_report_phase_begin(s->report, "final");
         em_monitor_phase(s, "final", s->final_estimate);
         em_conn_stats(s->conn, &cs);
@@ -371,20 +377,50 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0 ||
             em_logsync_send(s->conn, p.log, s->workdir, level, &st.raw_bytes, err) < 0)
                 return em_error_wrap(err, "sending the final state");
+        bool push = ls->psfd >= 0 && !s->o->lazy_pull && ls->root > 0;
         if (ls->psfd >= 0)
-                final = json_pack("{s:O, s:{s:b}}", "files", digests, "lazy", "relay", 1);
+                final = json_pack("{s:O, s:{s:b, s:b}}", "files", digests, "lazy", "relay", 1,
+                                  "push", push);
         else
                 final = json_pack("{s:O, s:{s:s, s:i}}", "files", digests, "lazy", "address",
                                   ls->addr, "port", ls->port);
         if (final == NULL || em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
                 return -1;
-        /* From now on the target's CRIU asks for pages. */
-        if (ls->psfd >= 0 &&
+        /* From now on the target's CRIU asks for pages; with the push we
+         * send them before it asks, from the frozen tasks. */
+        if (push && em_lazy_push_begin(s->conn, s->images, ls->root, em_sync_state_shadow(s->sync),
+                                       level, ls->psfd, &ls->push, err) < 0)
+                return em_error_wrap(err, "pushing lazy pages");
+        if (!push && ls->psfd >= 0 &&
             em_relay_start(s->conn, steal_fd(&ls->psfd), level, &ls->relay, err) < 0)
                 return -1;
-        em_report_set(s->report, "lazy_relay", json_boolean(ls->relay != NULL));
+        em_report_set(s->report, "lazy_relay", json_boolean(ls->relay != NULL || push));
+        em_report_set(s->report, "lazy_push", json_boolean(push));
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_source_phase_end(s, "final", st.raw_bytes);
+        return 0;
+}
+
+/* The push's figures (the target's in j: "serve"), then CRIU's page
+ * server, which served nothing, is told to end. */
+static int push_done(struct source *s, struct lazy_source *ls, const json_t *j, uint64_t *out,
+                     em_error_t *err)
+{
+        struct em_lazy_push_stats st;
+        const json_t *serve = json_object_get(j, "serve");
+
+        em_lazy_push_stats(ls->push, &st);
+        em_lazy_push_free(&ls->push);
+        *out = (st.pushed_pages + st.urgent_pages) * 4096;
+        em_report_set(s->report, "lazy_pushed_pages", json_integer((json_int_t)st.pushed_pages));
+        em_report_set(s->report, "lazy_urgent_pages", json_integer((json_int_t)st.urgent_pages));
+        em_report_set(s->report, "lazy_push_ms", json_integer(st.push_ms));
+        if (json_is_object(serve))
+                em_report_set(s->report, "lazy_serve", json_deep_copy(serve));
+        if (em_lazy_push_close_server(ls->psfd, err) < 0)
+                return em_error_wrap(err, "post-copy window");
+        close(ls->psfd);
+        ls->psfd = -1;
         return 0;
 }
 
@@ -395,6 +431,8 @@ static int lazy_done(struct source *s, struct lazy_source *ls, const json_t *j, 
 {
         uint64_t out = 0, in = 0;
 
+        if (ls->push != NULL && push_done(s, ls, j, &out, err) < 0)
+                return -1;
         em_report_mark(s->report, "lazy_done");
         em_report_set(s->report, "degraded_ms", json_integer(em_json_int(j, "degraded_ms", -1)));
         em_report_set(s->report, "lazy_bytes",
@@ -420,6 +458,8 @@ static int window_recv(struct source *s, struct lazy_source *ls, uint16_t type, 
 
         if (ls->relay != NULL)
                 rc = em_relay_recv(ls->relay, &f, s->o->io_timeout_ms, err);
+        else if (ls->push != NULL)
+                rc = em_lazy_push_recv(ls->push, &f, s->o->io_timeout_ms, err);
         if (rc < 0)
                 return em_error_wrap(err, "waiting for %s", em_frame_type_name(type));
         if (rc == 0)
@@ -485,6 +525,7 @@ static void lose_source(struct source *s, struct lazy_source *ls)
         em_error_t e = NULL;
 
         em_relay_free(&ls->relay);
+        em_lazy_push_free(&ls->push);
         if (ls->runc > 0) {
                 kill_group(ls->runc);
                 ls->runc = 0;
@@ -520,6 +561,7 @@ int em_source_final_lazy(struct source *s, em_error_t *err)
                 lose_source(s, &ls);
         }
         em_relay_free(&ls.relay);
+        em_lazy_push_free(&ls.push);
         if (ls.psfd >= 0)
                 close(ls.psfd);
         if (ls.nsfd >= 0)
@@ -538,7 +580,9 @@ struct lazy_target {
         bool relayed;     /* pages come through the session (FINAL "lazy": {"relay"}) */
         const char *addr; /* else: the source's page server, in clear (--insecure) */
         int port;
+        bool push; /* the source pushes; we serve the daemon (FINAL "lazy": {"push"}) */
         em_relay_t *relay;
+        em_lazy_serve_t *serve;
 };
 
 /* Where criu lazy-pages gets its pages: relayed, one end of a socketpair
@@ -592,6 +636,23 @@ static int spawn_daemon(const struct em_lazy_target *lt, struct lazy_target *w, 
         return 0;
 }
 
+/* We are the daemon's page server: pages the source pushes, and urgent
+ * requests for the rest. Every page address is checked against the lazy
+ * pages of the images as the daemon sees them (after the known pages). */
+static int start_serve(const struct em_lazy_target *lt, struct lazy_target *w, int fd,
+                       em_error_t *err)
+{
+        em_lazy_set_t *set = NULL;
+
+        if (em_lazy_set_load(lt->images, &set, err) < 0) {
+                close(fd);
+                return em_error_wrap(err, "lazy pages");
+        }
+        if (em_lazy_serve_start(lt->conn, fd, set, &w->serve, err) < 0)
+                return em_error_wrap(err, "lazy pages");
+        return 0;
+}
+
 static int start_lazy_daemon(const struct em_lazy_target *lt, struct lazy_target *w,
                              em_error_t *err)
 {
@@ -614,6 +675,8 @@ static int start_lazy_daemon(const struct em_lazy_target *lt, struct lazy_target
                 w->daemon = 0;
                 return em_error_wrap(err, "criu lazy-pages (%s): %s", log, tail ? tail : "");
         }
+        if (w->push)
+                return start_serve(lt, w, steal_fd(&ours), err);
         if (w->relayed && em_relay_start(lt->conn, steal_fd(&ours), 0, &w->relay, err) < 0)
                 return em_error_wrap(err, "lazy-pages");
         return 0;
@@ -676,6 +739,28 @@ static int send_note(const struct em_lazy_target *lt, bool done, long long a, lo
         return em_conn_send(lt->conn, EM_FRAME_ROUND_END, 0, 0, buf, (size_t)n, 0, err);
 }
 
+/* lazy_done with what the push delivered and how long faults waited. */
+static int send_serve_done(const struct em_lazy_target *lt, struct lazy_target *w, long long pages,
+                           long long ms, em_error_t *err)
+{
+        struct em_lazy_serve_stats st;
+
+        em_lazy_serve_stats(w->serve, &st);
+        cleanup_json json_t *j = json_pack(
+            "{s:b, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I}}",
+            "lazy_done", 1, "lazy_pages", (json_int_t)pages, "degraded_ms", (json_int_t)ms, "serve",
+            "pushed_pages", (json_int_t)st.pushed_pages, "urgent_pages",
+            (json_int_t)st.urgent_pages, "dup_pages", (json_int_t)st.dup_pages, "served_pages",
+            (json_int_t)st.served_pages, "requests", (json_int_t)st.requests, "waited",
+            (json_int_t)st.waited, "asks", (json_int_t)st.asks, "wait_p50_ms", st.wait_p50_ms,
+            "wait_p99_ms", st.wait_p99_ms, "wait_max_ms", st.wait_max_ms, "push_done_ms",
+            (json_int_t)st.push_done_ms);
+
+        if (j == NULL)
+                return em_error_set(err, ENOMEM, "lazy_done");
+        return em_proto_send_json(lt->conn, EM_FRAME_ROUND_END, j, err);
+}
+
 /* 1 once criu lazy-pages exited 0 (every page is here), 0 while it runs. */
 static int daemon_state(struct lazy_target *w, em_error_t *err)
 {
@@ -699,13 +784,17 @@ static int source_state(const struct em_lazy_target *lt, struct lazy_target *w, 
         cleanup_frame struct em_frame f = {0};
         int rc;
 
-        if (w->relay == NULL)
+        if (w->serve != NULL)
+                rc = em_lazy_serve_recv(w->serve, &f, 0, err);
+        else if (w->relay == NULL)
                 return check_source(lt, err) < 0 ? -1 : 1;
-        rc = em_relay_poll(w->relay, &f, err);
+        else
+                rc = em_relay_poll(w->relay, &f, err);
         if (rc < 0)
                 return em_error_wrap(err, "source");
         if (rc == 0)
-                return em_relay_finished(w->relay, err);
+                return w->serve ? em_lazy_serve_finished(w->serve, err)
+                                : em_relay_finished(w->relay, err);
         if (em_proto_frame_check(&f, err) < 0)
                 return em_error_wrap(err, "source");
         return em_error_set(err, EPROTO, "protocol error: %s during the post-copy window",
@@ -718,6 +807,8 @@ static long long progress(struct lazy_target *w)
 {
         uint64_t out = 0, in = 0;
 
+        if (w->serve != NULL)
+                return (long long)em_lazy_serve_progress(w->serve);
         if (w->relay == NULL)
                 return w->daemon > 0 ? proc_io(w->daemon) : 0;
         em_relay_bytes(w->relay, &out, &in);
@@ -729,7 +820,9 @@ static void wait_event(const struct em_lazy_target *lt, struct lazy_target *w, i
         struct pollfd p[3];
         nfds_t n = 0;
 
-        if (w->relay != NULL)
+        if (w->serve != NULL)
+                p[n++] = (struct pollfd){.fd = em_lazy_serve_event_fd(w->serve), .events = POLLIN};
+        else if (w->relay != NULL)
                 p[n++] = (struct pollfd){.fd = em_relay_event_fd(w->relay), .events = POLLIN};
         else
                 p[n++] = (struct pollfd){.fd = em_conn_fd(lt->conn), .events = POLLIN};
@@ -793,6 +886,7 @@ static int parse_lazy(const struct em_lazy_target *lt, const json_t *final, stru
                 return -1;
         if (json_is_true(json_object_get(lazy, "relay"))) {
                 w->relayed = true;
+                w->push = json_is_true(json_object_get(lazy, "push"));
                 return 0;
         }
         w->addr = em_json_str(lazy, "address");
@@ -840,6 +934,8 @@ static int restore_and_watch(const struct em_lazy_target *lt, const json_t *fina
         long long ms = em_mono_ms() - w->t_running;
         em_log_info("session %s: last page of %s arrived after %lld ms", lt->session, lt->container,
                     ms);
+        if (w->serve != NULL)
+                return send_serve_done(lt, w, (long long)lazy, ms, err);
         return send_note(lt, true, (long long)lazy, ms, err);
 }
 
@@ -862,6 +958,7 @@ int em_target_restore_lazy(const struct em_lazy_target *lt, const json_t *final,
                 em_error_wrap(err, "post-copy window");
         }
         em_relay_free(&w.relay);
+        em_lazy_serve_free(&w.serve);
         em_pipe_max_release();
         return rc;
 }

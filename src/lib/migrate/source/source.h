@@ -64,6 +64,7 @@ struct em_migrate_opts {
         struct em_compress_opt compress;
         uint64_t max_rate_bps; /* --max-rate: cap on what the session sends, bit/s; 0: none */
         bool auto_converge; /* --auto-converge: throttle the container while it outruns the link */
+        bool lazy_pull;     /* --lazy-pull: CRIU's daemon pulls every lazy page (no push) */
         int connect_timeout_ms;
         int io_timeout_ms;
         em_migrate_progress_fn progress;

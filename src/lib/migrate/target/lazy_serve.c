@@ -1,0 +1,487 @@
+/* The target's post-copy page server; see lazy_serve.h. */
+#include "migrate/target/lazy_serve.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "delta/criu_img.h"
+#include "transfer/inbox.h"
+#include "transfer/pswire.h"
+#include "util/cleanup.h"
+#include "util/clock.h"
+#include "util/fsutil.h"
+
+/* Requests the daemon may have outstanding: one background request per
+ * task plus one per faulting thread; far more is a broken daemon. */
+#define MAX_PENDING  4096u
+#define WAIT_SAMPLES 65536u
+
+enum { MISSING = 0, ASKED = 1, HELD = 2, SERVED = 3 };
+
+struct req {
+        struct em_ps_iov pi;
+        uint64_t idx;
+        int64_t t_in_us;
+        bool waited;
+};
+
+struct em_lazy_serve {
+        em_conn_t *conn;
+        int fd, wake;
+        em_lazy_set_t *set;
+        uint8_t *state, *store;
+        size_t store_len;
+        em_inbox_t *inbox;
+        pthread_t reader, server;
+        bool reader_on, server_on;
+        pthread_mutex_t lock; /* flags and stats below */
+        bool closed, source_done, stop;
+        struct em_lazy_serve_stats st;
+        uint32_t *wait_us; /* samples of waited requests */
+        uint64_t nwait;
+        int64_t t0;
+        /* the server thread's own */
+        struct req q[MAX_PENDING];
+        size_t qhead, qlen;
+        uint8_t inbuf[EM_PS_IOV_LEN];
+        size_t inlen;
+};
+
+static void fail(em_lazy_serve_t *s, em_error_t *e)
+{
+        em_inbox_fail(s->inbox, e);
+}
+
+static void kick(int fd)
+{
+        uint64_t one = 1;
+
+        if (write(fd, &one, sizeof(one)) < 0) {
+                /* saturated: still readable */
+        }
+}
+
+/* ---- the reader: pages from the source ---- */
+
+static void take_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, bool urgent)
+{
+        uint8_t st = __atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE);
+
+        if (st < HELD)
+                memcpy(s->store + i * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
+        /* Only this thread makes pages HELD; the server only MISSING -> ASKED. */
+        while (st < HELD && !__atomic_compare_exchange_n(&s->state[i], &st, HELD, false,
+                                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        }
+        pthread_mutex_lock(&s->lock);
+        if (st >= HELD)
+                s->st.dup_pages++;
+        else if (urgent)
+                s->st.urgent_pages++;
+        else
+                s->st.pushed_pages++;
+        pthread_mutex_unlock(&s->lock);
+}
+
+static int take_chunk(em_lazy_serve_t *s, const struct em_frame *f, bool urgent, em_error_t *err)
+{
+        struct em_lazy_chunk c;
+        uint64_t idx;
+
+        if (em_lazy_chunk_parse(f->payload, f->length, true, &c, err) < 0)
+                return -1;
+        if (!em_lazy_set_find(s->set, c.pid, c.vaddr, c.nr_pages, &idx))
+                return em_error_set(err, EPROTO,
+                                    "protocol error: the source sent %u pages at 0x%llx of task "
+                                    "%u, not lazy pages of these images",
+                                    (unsigned)c.nr_pages, (unsigned long long)c.vaddr,
+                                    (unsigned)c.pid);
+        for (uint32_t i = 0; i < c.nr_pages; i++)
+                take_page(s, idx + i, c.pages + (size_t)i * EM_PAGE_SIZE, urgent);
+        kick(s->wake);
+        return 0;
+}
+
+/* 1: go on, 0: the source's last frame, -1: error. */
+static int read_one(em_lazy_serve_t *s, em_error_t *err)
+{
+        cleanup_frame struct em_frame f = {0};
+        int rc = em_conn_recv(s->conn, &f, err);
+
+        if (rc <= 0)
+                return rc == 0 ? em_error_set(err, ECONNRESET, "source closed the connection") : -1;
+        if (f.hdr.type != EM_FRAME_LAZY_PAGES) {
+                em_inbox_put(s->inbox, &f);
+                return 1;
+        }
+        bool last = f.hdr.flags & EM_FRAME_F_LAST;
+        if (f.hdr.stream == EM_LAZY_STREAM_URGENT && last)
+                return 0;
+        if (f.hdr.stream == EM_LAZY_STREAM_PUSH && last) {
+                pthread_mutex_lock(&s->lock);
+                s->st.push_done_ms = em_mono_ms() - s->t0;
+                pthread_mutex_unlock(&s->lock);
+                return 1;
+        }
+        if (f.hdr.stream != EM_LAZY_STREAM_PUSH && f.hdr.stream != EM_LAZY_STREAM_URGENT)
+                return em_error_set(err, EPROTO, "protocol error: LAZY_PAGES on stream %u",
+                                    (unsigned)f.hdr.stream);
+        return take_chunk(s, &f, f.hdr.stream == EM_LAZY_STREAM_URGENT, err) < 0 ? -1 : 1;
+}
+
+static void *reader_main(void *arg)
+{
+        em_lazy_serve_t *s = arg;
+        em_error_t e = NULL;
+        int rc;
+
+        while ((rc = read_one(s, &e)) == 1) {
+        }
+        if (rc < 0) {
+                fail(s, &e);
+        } else {
+                pthread_mutex_lock(&s->lock);
+                s->source_done = true;
+                pthread_mutex_unlock(&s->lock);
+        }
+        em_inbox_end(s->inbox);
+        kick(s->wake);
+        return NULL;
+}
+
+/* ---- the server: the daemon's requests ---- */
+
+static bool stopped(em_lazy_serve_t *s)
+{
+        pthread_mutex_lock(&s->lock);
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->lock);
+        return stop;
+}
+
+/* An urgent request for the pages from r's first one that nobody asked
+ * for yet (at most one chunk; a fault asks for its one page). */
+static int ask(em_lazy_serve_t *s, const struct req *r, em_error_t *err)
+{
+        uint8_t hdr[EM_LAZY_HDR_LEN];
+        uint32_t n = 0;
+
+        while (n < EM_LAZY_CHUNK_PAGES && n < r->pi.nr_pages) {
+                uint8_t want = MISSING;
+                if (!__atomic_compare_exchange_n(&s->state[r->idx + n], &want, ASKED, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+                        break;
+                n++;
+        }
+        if (n == 0)
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        s->st.asks++;
+        pthread_mutex_unlock(&s->lock);
+        em_lazy_chunk_hdr((uint32_t)r->pi.dst_id, n, r->pi.vaddr, hdr);
+        return em_conn_send(s->conn, EM_FRAME_LAZY_PAGES, 0, EM_LAZY_STREAM_ASK, hdr, sizeof(hdr),
+                            0, err);
+}
+
+static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *err)
+{
+        struct req *r;
+        uint64_t idx;
+
+        if (!em_lazy_set_find(s->set, (uint32_t)pi->dst_id, pi->vaddr, pi->nr_pages, &idx))
+                return em_error_set(err, EPROTO,
+                                    "the lazy-pages daemon asked for %llu pages at 0x%llx of task "
+                                    "%llu, not lazy pages of the images",
+                                    (unsigned long long)pi->nr_pages, (unsigned long long)pi->vaddr,
+                                    (unsigned long long)pi->dst_id);
+        if (s->qlen == MAX_PENDING)
+                return em_error_set(err, EOVERFLOW,
+                                    "the lazy-pages daemon has over %u requests outstanding",
+                                    MAX_PENDING);
+        r = &s->q[(s->qhead + s->qlen++) % MAX_PENDING];
+        *r = (struct req){.pi = *pi, .idx = idx, .t_in_us = em_mono_ns() / 1000};
+        r->waited = __atomic_load_n(&s->state[idx], __ATOMIC_ACQUIRE) < HELD;
+        pthread_mutex_lock(&s->lock);
+        s->st.requests++;
+        s->st.waited += r->waited;
+        pthread_mutex_unlock(&s->lock);
+        return r->waited ? ask(s, r, err) : 0;
+}
+
+static void answered(em_lazy_serve_t *s, const struct req *r, uint64_t n)
+{
+        int64_t us = em_mono_ns() / 1000 - r->t_in_us;
+
+        pthread_mutex_lock(&s->lock);
+        s->st.served_pages += n;
+        if (r->waited) {
+                s->wait_us[s->nwait % WAIT_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+                s->nwait++;
+        }
+        pthread_mutex_unlock(&s->lock);
+        s->qhead = (s->qhead + 1) % MAX_PENDING;
+        s->qlen--;
+}
+
+/* Answers the oldest request once its first page is here, with the pages
+ * here from there on (CRIU takes fewer than it asked for and asks again
+ * for the rest). Pages stay after they were served: a task forked after
+ * the restore asks for its parent's pages again. 1: answered, 0: not yet. */
+static int answer_head(em_lazy_serve_t *s, em_error_t *err)
+{
+        const struct req *r = &s->q[s->qhead];
+        uint8_t hdr[EM_PS_IOV_LEN];
+        uint64_t n = 0;
+
+        while (n < r->pi.nr_pages &&
+               __atomic_load_n(&s->state[r->idx + n], __ATOMIC_ACQUIRE) >= HELD)
+                n++;
+        if (n == 0)
+                return 0;
+        em_ps_answer(&r->pi, n, hdr);
+        struct iovec iov[2] = {{hdr, sizeof(hdr)},
+                               {s->store + r->idx * EM_PAGE_SIZE, n * EM_PAGE_SIZE}};
+        if (em_fd_writev_full(s->fd, iov, 2, 0, err) < 0)
+                return em_error_wrap(err, "answering the lazy-pages daemon");
+        for (uint64_t i = 0; i < n; i++)
+                __atomic_store_n(&s->state[r->idx + i], SERVED, __ATOMIC_RELEASE);
+        answered(s, r, n);
+        return 1;
+}
+
+/* The daemon has every page: its status, then our LAST to the source. */
+static int daemon_done(em_lazy_serve_t *s, em_error_t *err)
+{
+        int32_t status = 0;
+
+        if (s->qlen > 0)
+                return em_error_set(err, EPROTO,
+                                    "the lazy-pages daemon closed with %zu requests unanswered",
+                                    s->qlen);
+        if (em_write_all(s->fd, &status, sizeof(status), err) < 0)
+                return em_error_wrap(err, "answering the lazy-pages daemon");
+        pthread_mutex_lock(&s->lock);
+        s->closed = true;
+        pthread_mutex_unlock(&s->lock);
+        em_inbox_kick(s->inbox);
+        return em_conn_send(s->conn, EM_FRAME_LAZY_PAGES, EM_FRAME_F_LAST, EM_LAZY_STREAM_ASK, NULL,
+                            0, 0, err);
+}
+
+/* One read from the daemon; *done once it closed. */
+static int read_daemon(em_lazy_serve_t *s, bool *done, em_error_t *err)
+{
+        struct em_ps_iov pi;
+        ssize_t n = read(s->fd, s->inbuf + s->inlen, sizeof(s->inbuf) - s->inlen);
+        int cmd;
+
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN
+                           ? 0
+                           : em_error_set(err, errno, "reading the lazy-pages daemon");
+        if (n == 0)
+                return em_error_set(err, EPIPE,
+                                    "the lazy-pages daemon closed its socket before it had every "
+                                    "page");
+        s->inlen += (size_t)n;
+        if (s->inlen < EM_PS_IOV_LEN)
+                return 0;
+        s->inlen = 0;
+        em_ps_iov_unpack(s->inbuf, &pi);
+        if ((cmd = em_ps_request_check(&pi, err)) < 0)
+                return -1;
+        if (cmd == EM_PS_IOV_CLOSE) {
+                *done = true;
+                return daemon_done(s, err);
+        }
+        return enqueue(s, &pi, err);
+}
+
+static int serve_loop(em_lazy_serve_t *s, em_error_t *err)
+{
+        bool done = false;
+        uint64_t v;
+        int rc = 0;
+
+        while (!done) {
+                struct pollfd p[2] = {
+                    {.fd = s->fd, .events = s->qlen < MAX_PENDING ? POLLIN : 0},
+                    {.fd = s->wake, .events = POLLIN},
+                };
+                if (poll(p, 2, -1) < 0 && errno != EINTR)
+                        return em_error_set(err, errno, "lazy pages: poll");
+                if ((p[1].revents & POLLIN) && read(s->wake, &v, sizeof(v)) < 0) {
+                        /* EAGAIN: a racing drain */
+                }
+                if (stopped(s))
+                        return 0;
+                if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && read_daemon(s, &done, err) < 0)
+                        return -1;
+                while (s->qlen > 0 && (rc = answer_head(s, err)) == 1) {
+                }
+                if (rc < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void *server_main(void *arg)
+{
+        em_lazy_serve_t *s = arg;
+        em_error_t e = NULL;
+
+        if (serve_loop(s, &e) < 0)
+                fail(s, &e);
+        return NULL;
+}
+
+/* ---- the engine ---- */
+
+static int init(em_lazy_serve_t *s, em_conn_t *conn, em_lazy_set_t *set, em_error_t *err)
+{
+        s->conn = conn;
+        s->set = set;
+        s->t0 = em_mono_ms();
+        s->st.push_done_ms = -1;
+        pthread_mutex_init(&s->lock, NULL);
+        s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        s->store_len = (set->pages ? set->pages : 1) * (size_t)EM_PAGE_SIZE;
+        /* Reserved lazily: only pages that arrive take memory. */
+        s->store = mmap(NULL, s->store_len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (s->store == MAP_FAILED)
+                s->store = NULL;
+        s->state = calloc(set->pages ? set->pages : 1, 1);
+        s->wait_us = calloc(WAIT_SAMPLES, sizeof(*s->wait_us));
+        if (s->wake < 0 || s->store == NULL || s->state == NULL || s->wait_us == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "lazy pages: %llu pages",
+                                    (unsigned long long)set->pages);
+        return em_inbox_new(&s->inbox, err);
+}
+
+int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, em_lazy_serve_t **out,
+                        em_error_t *err)
+{
+        em_lazy_serve_t *s = calloc(1, sizeof(*s));
+        int e;
+
+        if (s == NULL) {
+                close(fd);
+                em_lazy_set_free(&set);
+                return em_error_set(err, ENOMEM, "lazy pages");
+        }
+        s->fd = fd;
+        s->wake = -1;
+        if (init(s, conn, set, err) < 0) {
+                em_lazy_serve_free(&s);
+                return -1;
+        }
+        e = pthread_create(&s->reader, NULL, reader_main, s);
+        s->reader_on = e == 0;
+        if (e == 0) {
+                e = pthread_create(&s->server, NULL, server_main, s);
+                s->server_on = e == 0;
+        }
+        if (e != 0) {
+                em_lazy_serve_free(&s);
+                return em_error_set(err, e, "lazy pages: starting a thread");
+        }
+        *out = s;
+        return 0;
+}
+
+int em_lazy_serve_recv(em_lazy_serve_t *s, struct em_frame *f, int wait_ms, em_error_t *err)
+{
+        return em_inbox_take(s->inbox, f, wait_ms, "lazy pages", err);
+}
+
+int em_lazy_serve_event_fd(const em_lazy_serve_t *s)
+{
+        return em_inbox_event_fd(s->inbox);
+}
+
+int em_lazy_serve_finished(em_lazy_serve_t *s, em_error_t *err)
+{
+        if (em_inbox_error(s->inbox, "lazy pages", err) < 0)
+                return -1;
+        pthread_mutex_lock(&s->lock);
+        int rc = s->closed && s->source_done;
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+}
+
+uint64_t em_lazy_serve_progress(em_lazy_serve_t *s)
+{
+        pthread_mutex_lock(&s->lock);
+        uint64_t n = s->st.pushed_pages + s->st.urgent_pages + s->st.dup_pages +
+                     s->st.served_pages + s->st.requests;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+void em_lazy_serve_stats(em_lazy_serve_t *s, struct em_lazy_serve_stats *st)
+{
+        pthread_mutex_lock(&s->lock);
+        *st = s->st;
+        size_t n = s->nwait < WAIT_SAMPLES ? s->nwait : WAIT_SAMPLES;
+        cleanup_free uint32_t *w = n ? malloc(n * sizeof(*w)) : NULL;
+        if (w != NULL)
+                memcpy(w, s->wait_us, n * sizeof(*w));
+        pthread_mutex_unlock(&s->lock);
+        if (w == NULL)
+                return;
+        qsort(w, n, sizeof(*w), cmp_u32);
+        st->wait_p50_ms = w[n / 2] / 1000.0;
+        st->wait_p99_ms = w[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0;
+        st->wait_max_ms = w[n - 1] / 1000.0;
+}
+
+void em_lazy_serve_free(em_lazy_serve_t **sp)
+{
+        em_lazy_serve_t *s = *sp;
+
+        if (s == NULL)
+                return;
+        *sp = NULL;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        bool source_done = s->source_done;
+        pthread_mutex_unlock(&s->lock);
+        if (s->inbox != NULL)
+                em_inbox_cut(s->inbox);
+        if (s->wake >= 0)
+                kick(s->wake);
+        shutdown(s->fd, SHUT_RDWR);
+        if (s->reader_on && !source_done)
+                shutdown(em_conn_fd(s->conn), SHUT_RD);
+        if (s->reader_on)
+                pthread_join(s->reader, NULL);
+        if (s->server_on)
+                pthread_join(s->server, NULL);
+        em_inbox_free(&s->inbox);
+        if (s->store != NULL)
+                munmap(s->store, s->store_len);
+        free(s->state);
+        free(s->wait_us);
+        em_lazy_set_free(&s->set);
+        if (s->wake >= 0)
+                close(s->wake);
+        close(s->fd);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}

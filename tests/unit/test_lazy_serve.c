@@ -1,0 +1,302 @@
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "migrate/target/lazy_serve.h"
+#include "transfer/pswire.h"
+#include "util/cleanup.h"
+
+#define PG   4096u
+#define BASE 0x10000ull
+
+/* The engine between a "source" (the test, on the other end of the
+ * session) and a "lazy-pages daemon" (the test, on the other end of the
+ * --ps-socket). Task 1 has 8 lazy pages at BASE. */
+struct bed {
+        em_conn_t *cs, *src;
+        em_lazy_serve_t *s;
+        int d;
+};
+
+static void bed_up(struct bed *b)
+{
+        em_lazy_set_t *set = NULL;
+        em_error_t err = NULL;
+        int sv[2], dv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, dv), 0);
+        assert_int_equal(em_conn_from_fd(sv[0], "t", &b->cs, &err), 0);
+        assert_int_equal(em_conn_from_fd(sv[1], "s", &b->src, &err), 0);
+        em_conn_set_timeout(b->src, 5000);
+        assert_int_equal(em_lazy_set_new(&set, &err), 0);
+        assert_int_equal(em_lazy_set_add(set, 1, BASE, 8, &err), 0);
+        assert_int_equal(em_lazy_set_seal(set, &err), 0);
+        assert_int_equal(em_lazy_serve_start(b->cs, dv[0], set, &b->s, &err), 0);
+        b->d = dv[1];
+}
+
+static void bed_down(struct bed *b)
+{
+        em_lazy_serve_free(&b->s);
+        em_conn_free(&b->cs);
+        em_conn_free(&b->src);
+        close(b->d);
+}
+
+static void fill(uint8_t *p, uint64_t vaddr)
+{
+        for (unsigned i = 0; i < PG; i++)
+                p[i] = (uint8_t)((vaddr >> 12) * 31 + i);
+}
+
+static void send_pages(struct bed *b, uint32_t stream, uint64_t vaddr, uint32_t nr)
+{
+        cleanup_free uint8_t *buf = malloc(EM_LAZY_HDR_LEN + (size_t)nr * PG);
+        em_error_t err = NULL;
+
+        em_lazy_chunk_hdr(1, nr, vaddr, buf);
+        for (uint32_t i = 0; i < nr; i++)
+                fill(buf + EM_LAZY_HDR_LEN + i * PG, vaddr + i * PG);
+        assert_int_equal(em_conn_send(b->src, EM_FRAME_LAZY_PAGES, 0, stream, buf,
+                                      EM_LAZY_HDR_LEN + (size_t)nr * PG, 1, &err),
+                         0);
+}
+
+static void get(struct bed *b, uint32_t cmd, uint64_t vaddr, uint64_t nr)
+{
+        struct em_ps_iov pi = {cmd, nr, vaddr, 1};
+        uint8_t buf[EM_PS_IOV_LEN];
+
+        em_ps_iov_pack(&pi, buf);
+        assert_int_equal(write(b->d, buf, sizeof(buf)), sizeof(buf));
+}
+
+static void read_n(int fd, void *p, size_t n)
+{
+        for (size_t got = 0; got < n;) {
+                struct pollfd pf = {.fd = fd, .events = POLLIN};
+                assert_int_equal(poll(&pf, 1, 5000), 1);
+                ssize_t r = read(fd, (uint8_t *)p + got, n - got);
+                assert_true(r > 0);
+                got += (size_t)r;
+        }
+}
+
+/* The daemon's answer: header and pages, checked against fill(). */
+static void expect_answer(struct bed *b, uint64_t vaddr, uint64_t nr)
+{
+        uint8_t hdr[EM_PS_IOV_LEN], want[PG], got[PG];
+        struct em_ps_iov pi;
+
+        read_n(b->d, hdr, sizeof(hdr));
+        em_ps_iov_unpack(hdr, &pi);
+        assert_int_equal(pi.cmd, EM_PS_IOV_ADD_F | (EM_PS_PE_PRESENT << EM_PS_CMD_BITS));
+        assert_int_equal(pi.vaddr, vaddr);
+        assert_int_equal(pi.dst_id, 1);
+        assert_int_equal(pi.nr_pages, nr);
+        for (uint64_t i = 0; i < nr; i++) {
+                read_n(b->d, got, PG);
+                fill(want, vaddr + i * PG);
+                assert_memory_equal(got, want, PG);
+        }
+}
+
+static bool quiet(int fd, int ms)
+{
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+
+        return poll(&pf, 1, ms) == 0;
+}
+
+static void expect_ask(struct bed *b, uint64_t vaddr, uint32_t nr)
+{
+        cleanup_frame struct em_frame f = {0};
+        struct em_lazy_chunk c;
+        em_error_t err = NULL;
+
+        assert_int_equal(em_conn_recv(b->src, &f, &err), 1);
+        assert_int_equal(f.hdr.stream, EM_LAZY_STREAM_ASK);
+        assert_int_equal(em_lazy_chunk_parse(f.payload, f.length, false, &c, &err), 0);
+        assert_int_equal(c.vaddr, vaddr);
+        assert_int_equal(c.nr_pages, nr);
+}
+
+static void wait_progress(struct bed *b, uint64_t n)
+{
+        for (int i = 0; i < 500 && em_lazy_serve_progress(b->s) < n; i++)
+                usleep(10000);
+        assert_true(em_lazy_serve_progress(b->s) >= n);
+}
+
+/* Pushed pages are answered at once, without asking the source; an answer
+ * carries the pages here from the first one on. */
+static void test_local_and_partial(void **state)
+{
+        struct bed b = {0};
+        struct em_lazy_serve_stats st;
+
+        (void)state;
+        bed_up(&b);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE, 3);
+        wait_progress(&b, 3);
+        get(&b, EM_PS_IOV_GET, BASE + PG, 1);
+        expect_answer(&b, BASE + PG, 1);
+        get(&b, EM_PS_IOV_GET, BASE, 8);
+        expect_answer(&b, BASE, 3);           /* fewer than asked: CRIU asks again */
+        get(&b, EM_PS_IOV_GET, BASE + PG, 1); /* again (a forked child) */
+        expect_answer(&b, BASE + PG, 1);
+        em_lazy_serve_stats(b.s, &st);
+        assert_int_equal(st.asks, 0);
+        assert_int_equal(st.pushed_pages, 3);
+        assert_int_equal(st.served_pages, 5);
+        bed_down(&b);
+}
+
+/* A fault for a page not here goes to the source as one urgent request;
+ * answers keep the daemon's order even when a later request could be
+ * answered first. */
+static void test_fault_and_order(void **state)
+{
+        struct bed b = {0};
+        struct em_lazy_serve_stats st;
+
+        (void)state;
+        bed_up(&b);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE, 1);
+        wait_progress(&b, 1);
+        get(&b, EM_PS_IOV_GET, BASE + 5 * PG, 1);
+        get(&b, EM_PS_IOV_GET, BASE, 1);
+        expect_ask(&b, BASE + 5 * PG, 1);
+        assert_true(quiet(b.d, 100)); /* page 0 waits behind page 5 */
+        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE + 5 * PG, 1);
+        expect_answer(&b, BASE + 5 * PG, 1);
+        expect_answer(&b, BASE, 1);
+        /* A background request asks for its missing run, at most a chunk. */
+        get(&b, EM_PS_IOV_GET, BASE + 6 * PG, 2);
+        expect_ask(&b, BASE + 6 * PG, 2);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE + 6 * PG, 2); /* the push wins */
+        expect_answer(&b, BASE + 6 * PG, 2);
+        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE + 6 * PG, 2); /* duplicates */
+        wait_progress(&b, 1 + 1 + 2 + 2 + 4 + 3);
+        em_lazy_serve_stats(b.s, &st);
+        assert_int_equal(st.asks, 2);
+        assert_int_equal(st.waited, 2);
+        assert_int_equal(st.urgent_pages, 1);
+        assert_int_equal(st.dup_pages, 2);
+        assert_true(st.wait_max_ms >= 100.0);
+        bed_down(&b);
+}
+
+/* The daemon's close: status 0, our LAST; finished once the source's LAST
+ * came. Other frames reach the caller. */
+static void test_close_and_frames(void **state)
+{
+        struct bed b = {0};
+        cleanup_frame struct em_frame f = {0}, g = {0};
+        em_error_t err = NULL;
+        int32_t status = -1;
+
+        (void)state;
+        bed_up(&b);
+        assert_int_equal(em_conn_send_str(b.src, EM_FRAME_ROUND_END, "{\"x\":1}", &err), 0);
+        assert_int_equal(em_lazy_serve_recv(b.s, &f, 5000, &err), 1);
+        assert_int_equal(f.hdr.type, EM_FRAME_ROUND_END);
+        get(&b, EM_PS_IOV_FORCE_CLOSE, 0, 0);
+        read_n(b.d, &status, sizeof(status));
+        assert_int_equal(status, 0);
+        assert_int_equal(em_conn_recv(b.src, &g, &err), 1);
+        assert_int_equal(g.hdr.stream, EM_LAZY_STREAM_ASK);
+        assert_true(g.hdr.flags & EM_FRAME_F_LAST);
+        assert_int_equal(em_lazy_serve_finished(b.s, &err), 0);
+        assert_int_equal(em_conn_send(b.src, EM_FRAME_LAZY_PAGES, EM_FRAME_F_LAST,
+                                      EM_LAZY_STREAM_URGENT, NULL, 0, 0, &err),
+                         0);
+        assert_int_equal(em_lazy_serve_recv(b.s, &g, 5000, &err), 0);
+        assert_int_equal(em_lazy_serve_finished(b.s, &err), 1);
+        bed_down(&b);
+}
+
+static void expect_failure(struct bed *b, int code)
+{
+        em_error_t err = NULL;
+        int rc = 0;
+
+        for (int i = 0; i < 500 && (rc = em_lazy_serve_finished(b->s, &err)) == 0; i++)
+                usleep(10000);
+        assert_int_equal(rc, -1);
+        assert_int_equal(em_error_status(err), code);
+        em_error_free(&err);
+}
+
+/* A source with a valid certificate may send anything: pages outside the
+ * lazy dump, malformed chunks, unknown streams. */
+static void test_hostile_source(void **state)
+{
+        static uint8_t junk[EM_LAZY_HDR_LEN + PG];
+        struct bed b = {0};
+        em_error_t err = NULL;
+
+        (void)state;
+        bed_up(&b);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE + 7 * PG, 2); /* one page past the end */
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+        bed_up(&b);
+        em_lazy_chunk_hdr(2, 1, BASE, junk); /* another task */
+        assert_int_equal(em_conn_send(b.src, EM_FRAME_LAZY_PAGES, 0, EM_LAZY_STREAM_PUSH, junk,
+                                      sizeof(junk), 0, &err),
+                         0);
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+        bed_up(&b);
+        em_lazy_chunk_hdr(1, 2, BASE, junk); /* says 2 pages, carries 1 */
+        assert_int_equal(em_conn_send(b.src, EM_FRAME_LAZY_PAGES, 0, EM_LAZY_STREAM_URGENT, junk,
+                                      sizeof(junk), 0, &err),
+                         0);
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+        bed_up(&b);
+        assert_int_equal(
+            em_conn_send(b.src, EM_FRAME_LAZY_PAGES, 0, 9, junk, sizeof(junk), 0, &err), 0);
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+}
+
+static void test_hostile_daemon(void **state)
+{
+        struct bed b = {0};
+
+        (void)state;
+        bed_up(&b);
+        get(&b, EM_PS_IOV_GET, BASE + 8 * PG, 1);
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+        bed_up(&b);
+        get(&b, 0x55, BASE, 1);
+        expect_failure(&b, EPROTO);
+        bed_down(&b);
+        bed_up(&b);
+        close(b.d); /* gone before it had every page */
+        b.d = dup(2);
+        expect_failure(&b, EPIPE);
+        bed_down(&b);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_local_and_partial), cmocka_unit_test(test_fault_and_order),
+            cmocka_unit_test(test_close_and_frames),  cmocka_unit_test(test_hostile_source),
+            cmocka_unit_test(test_hostile_daemon),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
