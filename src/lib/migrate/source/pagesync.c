@@ -382,6 +382,22 @@ static int send_plain_file(em_conn_t *c, const char *dir, const char *name, int 
         return 0;
 }
 
+/* A file sent while the dump ran (early_images.h) must be what it was. */
+static int still_same(const char *dir, const char *name, const json_t *digests, em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(dir, name);
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "checking %s", name);
+        if (em_sha256_file(path, digest, NULL, err) < 0)
+                return em_error_wrap(err, "checking %s", name);
+        if (strcmp(digest, json_string_value(json_object_get(digests, name)) ?: "") != 0)
+                return em_error_set(err, EILSEQ,
+                                    "image %s changed after it was sent during the dump", name);
+        return 0;
+}
+
 static int collect(const char *dir, char ***pages, char ***plain, em_error_t *err)
 {
         struct dirent **ents = NULL;
@@ -420,6 +436,11 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
         if (collect(images_dir, &pages, &plain, err) < 0)
                 return -1;
         for (char **n = plain; *n; n++) {
+                if (json_object_get(digests, *n) != NULL) { /* sent during the dump */
+                        if (still_same(images_dir, *n, digests, err) < 0)
+                                return -1;
+                        continue;
+                }
                 if (send_plain_file(c, images_dir, *n, level, digests, stats, err) < 0)
                         return -1;
         }

@@ -74,7 +74,9 @@ uint64_t em_sync_anon_bytes(const pid_t *pids, size_t npids);
  * dump): the image's pages are known, so no first pass over them. */
 void em_sync_state_frozen_pushed(struct em_sync_state *st);
 /* Sends every file of a CRIU image dir (pages-*.img as page deltas) and
- * fills digests {name: sha256} for the target's final check. */
+ * fills digests {name: sha256} for the target's final check. A file
+ * already in digests was sent during the dump (early_images.h): it is
+ * skipped if its content is still that digest's, an error otherwise. */
 int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *images_dir, int level,
                         json_t *digests, struct em_sync_stats *stats, em_error_t *err);
 /* Measures zstd levels on a sample of pid's memory (for --compress auto). */

@@ -10,6 +10,7 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/common/journal.h"
+#include "migrate/source/early_images.h"
 #include "migrate/source/known_cache.h"
 #include "migrate/source/monitor.h"
 #include "migrate/common/logsync.h"
@@ -392,7 +393,41 @@ static int push_frozen(struct source *s, struct em_sync_stats *st, em_error_t *e
         return 0;
 }
 
-static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_t *err)
+/* Watches the image dir for files CRIU finishes during the dump; NULL if
+ * it cannot (then they all go after the dump), or when a test's hook
+ * rewrites the images after the dump. */
+static struct em_early_images *watch_images(struct source *s)
+{
+        struct em_early_images *w = NULL;
+        em_error_t e = NULL;
+
+        if (s->o->images_hook == NULL && em_early_images_watch(s->images, &w, &e) < 0) {
+                em_log_debug("no image files during the dump: %s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        return w;
+}
+
+/* The frozen memory, then the image files CRIU finishes, while it dumps. */
+static int during_dump(struct source *s, pid_t runc, struct em_sync_stats *st, json_t *digests,
+                       em_error_t *err)
+{
+        __attribute__((cleanup(em_early_images_free))) struct em_early_images *w = watch_images(s);
+        unsigned files = 0;
+
+        if (push_frozen(s, st, err) < 0 ||
+            em_early_images_pump(w, runc, EM_CRIU_TIMEOUT_MS, s->conn, compress_level(s), digests,
+                                 &st->raw_bytes, &files, err) < 0)
+                return -1;
+        st->files_sent += files;
+        em_report_set(s->report, "final_files_during_dump", json_integer(files));
+        em_report_set(s->report, "final_wire_during_dump",
+                      json_integer((json_int_t)(wire_out(s) - s->phase_wire0)));
+        return 0;
+}
+
+static int checkpoint_here(struct source *s, struct em_sync_stats *st, json_t *digests,
+                           em_error_t *err)
 {
         struct em_checkpoint_opts co;
         pid_t runc = 0;
@@ -406,7 +441,7 @@ static int checkpoint_here(struct source *s, struct em_sync_stats *st, em_error_
         em_report_mark(s->report, "source_stopped");
         if (s->o->ops->checkpoint_start(s->cfg, s->name, s->images, &co, &runc, err) < 0)
                 return em_error_wrap(err, "final checkpoint");
-        pushed = push_frozen(s, st, &pe);
+        pushed = during_dump(s, runc, st, digests, &pe);
         if (s->o->ops->checkpoint_finish(s->cfg, s->name, s->images, &co, runc, EM_CRIU_TIMEOUT_MS,
                                          err) < 0) {
                 em_error_free(&pe);
@@ -438,9 +473,10 @@ static int send_log(struct source *s, int level, uint64_t *raw, em_error_t *err)
         return em_logsync_send(s->conn, p.log, s->workdir, level, raw, err);
 }
 
-static int send_final(struct source *s, const struct em_sync_stats *st0, em_error_t *err)
+static int send_final(struct source *s, const struct em_sync_stats *st0, json_t *digests,
+                      em_error_t *err)
 {
-        cleanup_json json_t *digests = json_object(), *final = NULL;
+        cleanup_json json_t *final = NULL;
         cleanup_free char *upper = NULL;
         struct em_sync_stats st = *st0;
         int level = compress_level(s);
@@ -578,14 +614,17 @@ static int settle(struct source *s, em_error_t *err)
 int em_source_final(struct source *s, em_error_t *err)
 {
         struct em_sync_stats st = {0};
+        cleanup_json json_t *digests = json_object(); /* of the image files sent */
 
+        if (digests == NULL)
+                return em_error_set(err, ENOMEM, "final step");
         if (em_monitor_enter_final(s, err) < 0)
                 return -1;
         if (em_source_lazy_wanted(s))
                 return em_source_final_lazy(s, err);
-        if (checkpoint_here(s, &st, err) < 0)
+        if (checkpoint_here(s, &st, digests, err) < 0)
                 return -1;
-        if (send_final(s, &st, err) == 0 && commit(s, err) == 0)
+        if (send_final(s, &st, digests, err) == 0 && commit(s, err) == 0)
                 return 0;
         return s->final_sent ? settle(s, err) : -1;
 }
