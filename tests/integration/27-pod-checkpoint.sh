@@ -7,16 +7,22 @@
 # A dump that fails after the first member went (fault pod.after-dump-1)
 # brings that member back and the pod runs on; a restore that fails after
 # the second member came back (fault pod.after-member-restore-2) kills what
-# was restored and keeps the checkpoint, which then restores. A restored
-# pod checkpoints and restores again, stops and goes without leaving
-# anything behind.
+# was restored and keeps the checkpoint, which then restores. The restored
+# pod moves to another host (a second state root on this machine, with its
+# own store) and back, then stops and goes without leaving anything
+# behind.
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
 ct_require
 ct_root
 IP=10.66.27.7
+B=
 cleanup() {
 	"$EM" --root "$ROOT" pod rm --force web >/dev/null 2>&1 || true
+	if [ -n "$B" ] && [ -d "$B" ]; then
+		"$EM" --root "$B" pod rm --force web >/dev/null 2>&1 || true
+		rm -rf "$B"
+	fi
 	ct_cleanup
 }
 trap cleanup EXIT
@@ -79,11 +85,22 @@ done
 n1=$n
 wait_for 5 moves_on || fail "the restored pod does not count"
 
-# --- a restored pod checkpoints and restores again -------------------------------
-em pod checkpoint web --to "$ROOT/ck2" >/dev/null || fail "second pod checkpoint"
-em pod restore "$ROOT/ck2" >/dev/null || fail "second pod restore"
+# --- a restored pod moves to another host (a second state root) and back --------
+B=$(mktemp -d /tmp/edgemig-ct.XXXXXX)
+ct_pull_into "$B" busybox
+ct_pull_into "$B" redis
 n1=$(get)
-wait_for 5 moves_on || fail "the pod does not count after a second cycle"
+em pod checkpoint web --to "$ROOT/ck2" >/dev/null || fail "second pod checkpoint"
+"$EM" --root "$B" pod restore "$ROOT/ck2" >/dev/null || fail "pod restore on the other host"
+[ "$("$EM" --root "$B" ps --json | python3 -c 'import json,sys; print(" ".join(c["name"] + "=" + c["state"] for c in json.load(sys.stdin)))')" = \
+	"db=running side=running web=running" ] || fail "on the other host: $("$EM" --root "$B" ps)"
+wait_for 5 moves_on || fail "the pod does not count on the other host"
+"$EM" --root "$B" pod checkpoint web --to "$B/ck" >/dev/null || fail "pod checkpoint on the other host"
+em pod restore "$B/ck" >/dev/null || fail "pod restore back here"
+n1=$(get)
+wait_for 5 moves_on || fail "the pod does not count back here"
+"$EM" --root "$B" pod rm --force web >/dev/null || fail "pod rm on the other host"
+rm -rf "$B"
 
 # --- it stops and goes without leaving anything ----------------------------------
 cgroups=$(for c in web db side; do

@@ -65,7 +65,8 @@ static void restore_fails(struct fixture *f, const char *name, const char *text,
         cleanup_json json_t *s = spec(text);
         em_error_t err = NULL;
 
-        assert_int_equal(em_pod_member_restore(&f->cfg, name, s, "/nonexistent", NULL, &err), -1);
+        assert_int_equal(em_pod_member_restore(&f->cfg, name, s, "/nonexistent", NULL, NULL, &err),
+                         -1);
         assert_int_equal(em_error_status(err), status);
         assert_non_null(strstr(em_error_msg(err), what));
         em_error_free(&err);

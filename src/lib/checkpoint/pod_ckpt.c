@@ -166,20 +166,44 @@ static int saved_spec(const char *dir, const char *name, json_t **out, em_error_
         return 0;
 }
 
-/* Restores member name from dir into the running pod; upper NULL keeps
- * its own writable layer. */
-static int restore_member(const struct em_config *cfg, const char *dir, const char *name,
-                          bool own_upper, em_error_t *err)
+/* The pod's ID range where it was checkpointed: its infra's then. */
+static struct em_idrange dumped_range(const char *dir, const char *pod)
+{
+        cleanup_json json_t *spec = NULL;
+        em_error_t e = NULL;
+
+        if (saved_spec(dir, pod, &spec, &e) < 0) {
+                em_error_free(&e);
+                return (struct em_idrange){0, 0};
+        }
+        json_t *u = json_object_get(spec, "userns");
+        long long base = em_json_int(u, "base", -1), size = em_json_int(u, "size", -1);
+        if (base < 0 || base > UINT32_MAX || size <= 0 || size > UINT32_MAX)
+                return (struct em_idrange){0, 0};
+        return (struct em_idrange){(uint32_t)base, (uint32_t)size};
+}
+
+/* Restores member name from dir into the running pod `pod`; own_upper
+ * keeps its own writable layer (a roll-back here), else dir's is copied
+ * in, re-owned if the pod's range changed. */
+static int restore_member(const struct em_config *cfg, const char *dir, const char *pod,
+                          const char *name, bool own_upper, em_error_t *err)
 {
         cleanup_json json_t *spec = NULL;
         cleanup_free char *criu = sub_dir(dir, name, "criu");
         cleanup_free char *upper = sub_dir(dir, name, "upper");
+        struct em_idrange dumped = dumped_range(dir, pod);
 
         if (criu == NULL || upper == NULL)
                 return em_error_set(err, ENOMEM, "restore");
         if (saved_spec(dir, name, &spec, err) < 0)
                 return -1;
-        return em_pod_member_restore(cfg, name, spec, criu, own_upper ? NULL : upper, err);
+        const char *its_pod = em_json_str(spec, "pod");
+        if (its_pod == NULL || strcmp(its_pod, pod) != 0)
+                return em_error_set(err, EINVAL, "%s's checkpoint in %s is not of pod %s", name,
+                                    dir, pod);
+        return em_pod_member_restore(cfg, name, spec, criu, own_upper ? NULL : upper,
+                                     own_upper ? NULL : &dumped, err);
 }
 
 static int restore_infra(const struct em_config *cfg, const char *dir, const char *pod,
@@ -239,7 +263,7 @@ static int dump_rollback(const struct em_config *cfg, const char *dir, const str
         flush_pod_lock(cfg, pod);
         for (size_t i = 0; rc == 0 && i <= failed && i + 1 < s->n; i++)
                 if (is_checkpointed(cfg, s->names[i]))
-                        rc = restore_member(cfg, dir, s->names[i], true, err);
+                        rc = restore_member(cfg, dir, pod, s->names[i], true, err);
         return rc;
 }
 
@@ -379,7 +403,7 @@ static int restore_members(const struct em_config *cfg, const char *dir, const c
                 const char *name = json_string_value(json_array_get(members, i));
                 /* pod.after-member-restore-N: the Nth member restored, then a failure. */
                 snprintf(point, sizeof(point), "pod.after-member-restore-%zu", i + 1);
-                if (restore_member(cfg, dir, name, false, err) < 0) {
+                if (restore_member(cfg, dir, pod, name, false, err) < 0) {
                         restore_rollback(cfg, pod, members, i);
                         return -1;
                 }

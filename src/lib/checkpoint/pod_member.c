@@ -12,6 +12,7 @@
 #include "checkpoint/pod_img.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/idmap.h"
 #include "container/netns.h"
 #include "container/pod.h"
 #include "state/state.h"
@@ -39,6 +40,7 @@ struct member_ctx {
         struct em_container_paths p;
         int infra_pid;
         uid_t base; /* the pod's first host id: root in its user namespace */
+        uint32_t size;
         char *work, *runc_root;
 };
 
@@ -165,16 +167,25 @@ static int infra_ctx(struct em_state *st, const json_t *spec, struct member_ctx 
                 return em_error_set(err, EINVAL, "pod %s has no user namespace", pod);
         c->infra_pid = infra->pid;
         c->base = infra->ids.base;
+        c->size = infra->ids.size;
         return 0;
 }
 
-static int install_upper(const struct member_ctx *c, const char *upper, em_error_t *err)
+/* The checkpoint's writable layer, owned as the pod's range here is. */
+static int install_upper(const struct member_ctx *c, const char *upper,
+                         const struct em_idrange *dumped, em_error_t *err)
 {
+        struct em_idrange here = {c->base, c->size};
+
         if (upper == NULL)
                 return 0;
-        if (em_rm_rf(c->p.upper, err) < 0)
+        if (em_mkdir_p(c->p.dir, 0700, err) < 0 || em_rm_rf(c->p.upper, err) < 0 ||
+            em_upper_copy(upper, c->p.upper, err) < 0)
                 return -1;
-        return em_upper_copy(upper, c->p.upper, err);
+        if (dumped == NULL || dumped->size == 0 || dumped->base == here.base)
+                return 0;
+        em_log_info("%s moves from ID range %u to %u", c->p.dir, dumped->base, here.base);
+        return em_idmap_shift_tree(c->p.upper, dumped, &here, err);
 }
 
 /* runc's own state root and CRIU's work directory, owned by the pod's root. */
@@ -269,16 +280,18 @@ static int flush_lock(int infra_pid, em_error_t *err)
 }
 
 static int restore_steps(struct member_ctx *c, struct em_state *st, const json_t *spec,
-                         const char *images, const char *upper, int *pid, em_error_t *err)
+                         const char *images, const char *upper, const struct em_idrange *dumped,
+                         int *pid, em_error_t *err)
 {
         cleanup_close int wr = -1;
         cleanup_free char *pidfile = em_path_join(c->work, "pid");
 
         if (pidfile == NULL)
                 return em_error_set(err, ENOMEM, "restore");
-        if (em_container_release(c->cfg, c->name, err) < 0 || install_upper(c, upper, err) < 0 ||
-            member_dirs(c, err) < 0 || em_container_prepare(c->cfg, c->name, spec, err) < 0 ||
-            open_bundle(c, err) < 0 || make_cgroups(c, err) < 0)
+        if (em_container_release(c->cfg, c->name, err) < 0 ||
+            install_upper(c, upper, dumped, err) < 0 || member_dirs(c, err) < 0 ||
+            em_container_prepare(c->cfg, c->name, spec, err) < 0 || open_bundle(c, err) < 0 ||
+            make_cgroups(c, err) < 0)
                 return -1;
         if (em_pod_img_join_ns(images, err) < 0 || chown_flat(images, c->base, err) < 0 ||
             flush_lock(c->infra_pid, err) < 0)
@@ -308,7 +321,8 @@ static int ctx_init(const struct em_config *cfg, const char *name, struct member
 }
 
 int em_pod_member_restore(const struct em_config *cfg, const char *name, const json_t *spec,
-                          const char *images, const char *upper, em_error_t *err)
+                          const char *images, const char *upper,
+                          const struct em_idrange *dumped_ids, em_error_t *err)
 {
         __attribute__((cleanup(ctx_free))) struct member_ctx c = {0};
         cleanup_state struct em_state *st = NULL;
@@ -317,7 +331,7 @@ int em_pod_member_restore(const struct em_config *cfg, const char *name, const j
         if (ctx_init(cfg, name, &c, err) < 0 || em_state_open(cfg->root, &st, err) < 0 ||
             member_row(st, name, spec, err) < 0 || infra_ctx(st, spec, &c, err) < 0)
                 return em_error_wrap(err, "restoring pod member %s", name);
-        if (restore_steps(&c, st, spec, images, upper, &pid, err) < 0) {
+        if (restore_steps(&c, st, spec, images, upper, dumped_ids, &pid, err) < 0) {
                 em_error_t e = NULL;
                 flush_lock(c.infra_pid, &e); /* a failed restore leaves CRIU's lock */
                 em_error_free(&e);

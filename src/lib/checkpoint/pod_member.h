@@ -27,17 +27,22 @@
 
 #include <jansson.h>
 
+#include "state/state.h"
 #include "util/config.h"
 #include "util/error.h"
 
 /* Restores member `name` (spec: its container.json, "pod" names the pod,
  * whose infra container must run here) from the CRIU images in images;
- * upper (NULL: keep the member's own writable layer) is copied in. The
- * images are rewritten for the pod (em_pod_img_join_ns) and given to the
- * pod's root. The member's row is created if missing; on success it runs,
- * on failure it is left "checkpointed" with nothing of it running. */
+ * upper (NULL: keep the member's own writable layer) is copied in and,
+ * if the pod had another ID range where it was checkpointed (dumped_ids,
+ * the infra's range then; NULL or size 0: the same), re-owned to the
+ * pod's range here. The images are rewritten for the pod
+ * (em_pod_img_join_ns) and given to the pod's root. The member's row is
+ * created if missing (another host's checkpoint); on success it runs, on
+ * failure it is left "checkpointed" with nothing of it running. */
 int em_pod_member_restore(const struct em_config *cfg, const char *name, const json_t *spec,
-                          const char *images, const char *upper, em_error_t *err);
+                          const char *images, const char *upper,
+                          const struct em_idrange *dumped_ids, em_error_t *err);
 
 /* Kills a restored member or infra container (a roll-back: its checkpoint
  * is kept), releases its runtime resources and marks it "checkpointed".
