@@ -298,19 +298,30 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
         return em_delta_enc_put_op(e, EM_OP_END, digest, EM_DIGEST_STR_LEN, NULL, 0, err);
 }
 
+enum em_page_kind em_delta_page_kind(const em_hashset_t *known, const uint8_t *page, em_phash_t *h)
+{
+        if (em_page_is_zero(page))
+                return EM_PAGE_ZERO;
+        em_page_hash(page, h);
+        return em_hashset_has(known, h) ? EM_PAGE_KNOWN : EM_PAGE_MISSING;
+}
+
 static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
 {
         struct em_delta_enc *e = ctx;
         em_phash_t h;
         bool deferred = false;
 
-        if (em_page_is_zero(page))
+        switch (em_delta_page_kind(e->known, page, &h)) {
+        case EM_PAGE_ZERO:
                 return 0;
-        em_page_hash(page, &h);
-        if (!em_hashset_has(e->known, &h)) {
+        case EM_PAGE_MISSING:
                 e->st.pages++;
                 if (send_page(e, true, vaddr, &h, page, &deferred, err) < 0)
                         return -1;
+                break;
+        case EM_PAGE_KNOWN:
+                break;
         }
         return deferred ? 0 : note_page(e, true, vaddr, &h, page, err);
 }
@@ -338,14 +349,16 @@ static uint32_t ns_pid(pid_t pid)
         return v;
 }
 
-int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
-                            em_error_t *err)
+/* runs NULL: every page CRIU would dump; else only those of runs. */
+static int encode_procmem(struct em_delta_enc *e, pid_t pid, const struct em_procmem_run *runs,
+                          size_t nruns, struct em_procmem_stats *st, em_error_t *err)
 {
         e->vpid = ns_pid(pid);
         if (em_delta_enc_put_op(e, EM_OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
         e->in_prefill = true;
-        int rc = em_procmem_scan(pid, prefill_page, e, st, err);
+        int rc = runs ? em_procmem_read_runs(pid, runs, nruns, prefill_page, e, st, err)
+                      : em_procmem_scan(pid, prefill_page, e, st, err);
         e->in_prefill = false;
         if (rc < 0) {
                 /* A process that exits mid-scan (a container's short-lived
@@ -357,4 +370,17 @@ int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem
         if (em_zblock_flush(e, err) < 0)
                 return -1;
         return em_delta_enc_put_op(e, EM_OP_END_PREFILL, NULL, 0, NULL, 0, err);
+}
+
+int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
+                            em_error_t *err)
+{
+        return encode_procmem(e, pid, NULL, 0, st, err);
+}
+
+int em_delta_encode_procmem_runs(struct em_delta_enc *e, pid_t pid,
+                                 const struct em_procmem_run *runs, size_t n,
+                                 struct em_procmem_stats *st, em_error_t *err)
+{
+        return encode_procmem(e, pid, runs, n, st, err);
 }

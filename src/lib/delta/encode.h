@@ -65,5 +65,16 @@ int em_delta_enc_put_op(struct em_delta_enc *e, uint8_t op, const void *a, size_
 /* A PREFILL section with every non-zero page of pid the receiver lacks. */
 int em_delta_encode_procmem(struct em_delta_enc *e, pid_t pid, struct em_procmem_stats *st,
                             em_error_t *err);
+/* The same for only the pages of runs (an earlier scan's pick: the pages
+ * em_delta_page_kind found missing). */
+int em_delta_encode_procmem_runs(struct em_delta_enc *e, pid_t pid,
+                                 const struct em_procmem_run *runs, size_t n,
+                                 struct em_procmem_stats *st, em_error_t *err);
+/* What a live process's page costs the receiver (known): nothing (a zero
+ * page travels as a count), a reference (its hash, into *h, is known) or
+ * the page. The one test for the pushes and for the scans that estimate
+ * them. */
+enum em_page_kind { EM_PAGE_ZERO, EM_PAGE_KNOWN, EM_PAGE_MISSING };
+enum em_page_kind em_delta_page_kind(const em_hashset_t *known, const uint8_t *page, em_phash_t *h);
 
 #endif

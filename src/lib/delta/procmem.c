@@ -243,6 +243,28 @@ static int scan_vma(struct scan *sc, const struct vma *v, em_error_t *err)
         return 0;
 }
 
+int em_procmem_read_runs(pid_t pid, const struct em_procmem_run *runs, size_t n,
+                         em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
+                         em_error_t *err)
+{
+        cleanup_free uint8_t *buf = malloc(BATCH * EM_PAGE_SIZE);
+        cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct scan sc = {.pid = pid, .pidfd = pidfd, .buf = buf, .fn = fn, .ctx = ctx, .st = st};
+        int64_t t0 = em_mono_ns();
+        int ret = 0;
+
+        memset(st, 0, sizeof(*st));
+        if (buf == NULL)
+                return em_error_set(err, ENOMEM, "reading memory of pid %d", pid);
+        if (pidfd < 0 && errno == ESRCH)
+                return em_error_set(err, ESRCH, "pid %d exited", pid);
+        for (size_t i = 0; i < n && ret == 0; i++)
+                ret = read_range(&sc, runs[i].start, runs[i].start + runs[i].npages * EM_PAGE_SIZE,
+                                 err);
+        st->elapsed_ns = em_mono_ns() - t0;
+        return ret;
+}
+
 int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
                     em_error_t *err)
 {

@@ -19,4 +19,14 @@ struct em_procmem_stats {
 typedef int (*em_procmem_page_fn)(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err);
 int em_procmem_scan(pid_t pid, em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
                     em_error_t *err);
+
+/* A run of pages: npages pages from start (page-aligned). */
+struct em_procmem_run {
+        uint64_t start, npages;
+};
+/* Reads only the pages of runs[0..n-1] of pid (those an earlier scan
+ * picked), like em_procmem_scan: a page unmapped since is skipped. */
+int em_procmem_read_runs(pid_t pid, const struct em_procmem_run *runs, size_t n,
+                         em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
+                         em_error_t *err);
 #endif

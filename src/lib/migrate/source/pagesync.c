@@ -34,7 +34,57 @@ struct em_sync_state {
         struct em_shadow *shadow;     /* owned; NULL: changed pages travel whole */
         bool frozen_pushed;           /* the target got the frozen memory */
         struct em_volume_tx *volumes; /* NULL: the container has none */
+        /* The pages the last dirty scan found missing, one list per process
+         * (NULL: no scan since the last push): the next push reads only
+         * these, so a round reads the memory once, not twice. */
+        struct left_pid *left;
+        size_t nleft;
 };
+
+struct left_pid {
+        pid_t pid;
+        struct em_procmem_run *runs;
+        size_t n, cap;
+};
+
+static void left_drop(struct em_sync_state *st)
+{
+        for (size_t i = 0; i < st->nleft; i++)
+                free(st->left[i].runs);
+        free(st->left);
+        st->left = NULL;
+        st->nleft = 0;
+}
+
+/* Adds the page at vaddr; pages read in address order make runs. */
+static int left_add(struct left_pid *lp, uint64_t vaddr, em_error_t *err)
+{
+        struct em_procmem_run *last = lp->n ? &lp->runs[lp->n - 1] : NULL;
+
+        if (last && last->start + last->npages * EM_PAGE_SIZE == vaddr) {
+                last->npages++;
+                return 0;
+        }
+        if (lp->n == lp->cap) {
+                size_t ncap = lp->cap ? lp->cap * 2 : 64;
+                struct em_procmem_run *r = realloc(lp->runs, ncap * sizeof(*r));
+                if (r == NULL)
+                        return em_error_set(err, ENOMEM, "the list of dirty pages");
+                lp->runs = r;
+                lp->cap = ncap;
+        }
+        lp->runs[lp->n++] = (struct em_procmem_run){vaddr, 1};
+        return 0;
+}
+
+static const struct left_pid *left_of(const struct em_sync_state *st, pid_t pid)
+{
+        for (size_t i = 0; i < st->nleft; i++) {
+                if (st->left[i].pid == pid)
+                        return &st->left[i];
+        }
+        return NULL;
+}
 
 int em_sync_state_new(struct em_sync_state **out, em_error_t *err)
 {
@@ -56,6 +106,7 @@ void em_sync_state_free(struct em_sync_state **st)
         em_upper_state_free(&(*st)->upper);
         em_volume_tx_free(&(*st)->volumes);
         em_shadow_free(&(*st)->shadow);
+        left_drop(*st);
         free(*st);
         *st = NULL;
 }
@@ -199,8 +250,10 @@ static int pipeline_end(struct pipeline *p, int rc, em_error_t *err)
         return end_pipeline(&p->ctx.q, rc, err);
 }
 
-int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
-                        int level, struct em_sync_stats *stats, em_error_t *err)
+/* Pushes the memory of pids: with use_left, of each process only the
+ * pages the last scan found missing (all of a process it did not see). */
+static int push(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids, int level,
+                bool use_left, struct em_sync_stats *stats, em_error_t *err)
 {
         struct pipeline p;
         int rc = 0;
@@ -209,16 +262,35 @@ int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pid
                 return -1;
         for (size_t i = 0; i < npids && rc == 0; i++) {
                 struct em_procmem_stats ps = {0};
-                rc = em_delta_encode_procmem(&p.enc, pids[i], &ps, err);
+                const struct left_pid *lp = use_left ? left_of(st, pids[i]) : NULL;
+                if (lp != NULL && lp->n == 0)
+                        continue; /* the scan found nothing missing */
+                rc = lp ? em_delta_encode_procmem_runs(&p.enc, pids[i], lp->runs, lp->n, &ps, err)
+                        : em_delta_encode_procmem(&p.enc, pids[i], &ps, err);
+                stats->pages_read += ps.pages_read;
                 if (rc < 0)
                         em_error_wrap(err, "pre-copy of the memory of pid %d", (int)pids[i]);
         }
+        left_drop(st);
         return pipeline_end(&p, rc, err);
+}
+
+int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                        int level, struct em_sync_stats *stats, em_error_t *err)
+{
+        return push(c, st, pids, npids, level, false, stats, err);
+}
+
+int em_sync_push_left(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                      int level, struct em_sync_stats *stats, em_error_t *err)
+{
+        return push(c, st, pids, npids, level, st->left != NULL, stats, err);
 }
 
 struct dirty_count {
         const em_hashset_t *known;
         uint64_t pages;
+        struct left_pid *lp;
 };
 
 static int count_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t *err)
@@ -226,24 +298,25 @@ static int count_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t
         struct dirty_count *d = ctx;
         em_phash_t h;
 
-        (void)vaddr;
-        (void)err;
-        if (em_page_is_zero(page))
+        if (em_delta_page_kind(d->known, page, &h) != EM_PAGE_MISSING)
                 return 0;
-        em_page_hash(page, &h);
-        if (!em_hashset_has(d->known, &h))
-                d->pages++;
-        return 0;
+        d->pages++;
+        return left_add(d->lp, vaddr, err);
 }
 
 int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids, uint64_t *bytes,
                        em_error_t *err)
 {
-        struct dirty_count d = {st->known, 0};
+        struct dirty_count d = {st->known, 0, NULL};
 
+        left_drop(st);
+        if (npids > 0 && (st->left = calloc(npids, sizeof(*st->left))) == NULL)
+                return em_error_set(err, ENOMEM, "measuring the dirty memory");
         for (size_t i = 0; i < npids; i++) {
                 struct em_procmem_stats ps = {0};
                 em_error_t e = NULL;
+                d.lp = &st->left[st->nleft++];
+                d.lp->pid = pids[i];
                 if (em_procmem_scan(pids[i], count_page, &d, &ps, &e) == 0)
                         continue;
                 /* A short-lived process (a shell's `sleep`) ended since the
@@ -252,6 +325,7 @@ int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids
                         em_error_free(&e);
                         continue;
                 }
+                left_drop(st);
                 em_error_move(err, &e);
                 return em_error_wrap(err, "measuring the dirty memory of pid %d", (int)pids[i]);
         }

@@ -28,7 +28,8 @@ struct em_sync_stats {
         uint64_t pages_xor;    /* of pages_sent: as XORs with the previous content */
         uint64_t pages_zblock; /* of pages_sent: compressed against old neighbours */
         uint64_t files_sent, files_deleted;
-        uint64_t raw_bytes; /* payload bytes handed to the connection */
+        uint64_t raw_bytes;  /* payload bytes handed to the connection */
+        uint64_t pages_read; /* pages the pushes read from the processes */
 };
 
 /* Source side: the sender's record of the target's pages. */
@@ -62,9 +63,17 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */
 int em_sync_push_memory(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
                         int level, struct em_sync_stats *stats, em_error_t *err);
+/* The same for the pages the last em_sync_dirty_scan found missing (of a
+ * process it did not see, all): the scan read the whole memory, the push
+ * reads only those pages again. Pages that changed between the two go
+ * with the next round, whose scan sees them. Without a scan since the last
+ * push, em_sync_push_memory. */
+int em_sync_push_left(em_conn_t *c, struct em_sync_state *st, const pid_t *pids, size_t npids,
+                      int level, struct em_sync_stats *stats, em_error_t *err);
 /* Reads the live memory of pids like em_sync_push_memory but sends
  * nothing: *bytes is the raw size of the non-zero pages the target lacks,
- * what the next round would send (the stop rule's "what is left"). */
+ * what the next round would send (the stop rule's "what is left"); st
+ * keeps where they are for em_sync_push_left. */
 int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids, uint64_t *bytes,
                        em_error_t *err);
 /* The resident anonymous memory of pids (statm resident - shared), an

@@ -217,8 +217,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
-            em_sync_push_memory(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st, err) <
-                0)
+            em_sync_push_left(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
         if (em_source_round_trip(s, payload, err) < 0)
@@ -235,6 +234,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
         em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st.pages_xor));
         em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st.pages_zblock));
+        em_report_round_set(s->report, "pages_read", json_integer((json_int_t)st.pages_read));
         em_report_add_bytes(s->report, st.raw_bytes, 0);
         em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
                     (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
