@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "container/memusage.h"
 #include "delta/criu_img.h"
 #include "delta/pages.h"
 #include "delta/shadow.h"
@@ -333,20 +334,17 @@ int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids
         return 0;
 }
 
-uint64_t em_sync_anon_bytes(const pid_t *pids, size_t npids)
+uint64_t em_sync_dump_bytes(const pid_t *pids, size_t npids)
 {
-        uint64_t total = 0;
+        struct em_memusage sum = {0};
 
         for (size_t i = 0; i < npids; i++) {
-                char path[64];
-                unsigned long long size, resident, shared;
-                snprintf(path, sizeof(path), "/proc/%d/statm", (int)pids[i]);
-                cleanup_fclose FILE *f = fopen(path, "re");
-                if (f && fscanf(f, "%llu %llu %llu", &size, &resident, &shared) == 3 &&
-                    resident > shared)
-                        total += (resident - shared) * (uint64_t)EM_PAGE_SIZE;
+                em_error_t e = NULL;
+                /* A process that ended since it was listed has nothing to send. */
+                if (em_memusage_add_pid(pids[i], &sum, &e) < 0)
+                        em_error_free(&e);
         }
-        return total;
+        return sum.dumped;
 }
 
 /* The pagemaps of an image dir, so the shadow knows each page's address:

@@ -76,9 +76,10 @@ int em_sync_push_left(em_conn_t *c, struct em_sync_state *st, const pid_t *pids,
  * keeps where they are for em_sync_push_left. */
 int em_sync_dirty_scan(struct em_sync_state *st, const pid_t *pids, size_t npids, uint64_t *bytes,
                        em_error_t *err);
-/* The resident anonymous memory of pids (statm resident - shared), an
- * upper bound of what a first round sends; 0 if unreadable. */
-uint64_t em_sync_anon_bytes(const pid_t *pids, size_t npids);
+/* What CRIU would dump of pids' memory (container/memusage.h: anonymous,
+ * shared and swapped, a page several of them map counted once), an upper
+ * bound of what a first round sends; 0 if unreadable. */
+uint64_t em_sync_dump_bytes(const pid_t *pids, size_t npids);
 /* The memory pushed last was the frozen container's (during its final
  * dump): the image's pages are known, so no first pass over them. */
 void em_sync_state_frozen_pushed(struct em_sync_state *st);

@@ -306,14 +306,15 @@ void em_source_unthrottle(struct source *s)
 }
 
 /* What round n+1 is expected to send: what the last round left, or for the
- * first round the processes' anonymous memory (unknown after a prepare). */
+ * first round what CRIU would dump of the processes (unknown after a
+ * prepare). */
 static uint64_t round_estimate(struct source *s, size_t n)
 {
         if (n > 0)
                 return s->final_estimate;
         if (s->small_transfers || container_pids(s, NULL) < 0)
                 return 0;
-        return em_sync_anon_bytes(s->pids, s->npids);
+        return em_sync_dump_bytes(s->pids, s->npids);
 }
 
 int em_source_precopy(struct source *s, em_error_t *err)
