@@ -133,6 +133,7 @@ struct fx {
         bool stopped, restored_here, removed, announced, withdrawn;
         int journal_at_restore, journal_at_remove;
         int checkpoints;
+        int states; /* `runc state` calls */
 };
 
 static struct fx *g; /* the stand-ins behind the ops tables take no user data */
@@ -475,6 +476,7 @@ static int fake_state(const struct em_config *cfg, const char *name, char **stat
                         em_error_free(&e);
                 }
         }
+        g->states++;
         *status = strdup(g->stopped ? "stopped" : "running");
         *pid = g->workload;
         return *status ? 0 : em_error_set(err, ENOMEM, "state");
@@ -1098,6 +1100,28 @@ static void test_whole_migration(void **state)
         json_decref(report);
 }
 
+/* One `runc state` per pre-copy round: the first round's estimate lists
+ * the processes for the round, which does not list them again. The other
+ * one lists them for the compression calibration, while the session
+ * connects. */
+static void test_one_state_per_round(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        f->compress_auto = true;
+        f->states = 0;
+        begin(f, NULL);
+        ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        assert_committed(f, report);
+        size_t rounds = json_array_size(json_object_get(report, "rounds"));
+        assert_true(rounds >= 1);
+        assert_int_equal(f->states, 1 + (int)rounds);
+        json_decref(report);
+}
+
 /* stop-and-copy: no pre-copy round, straight to the final dump. */
 static void test_stop_and_copy(void **state)
 {
@@ -1555,6 +1579,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_teardown(test_whole_migration, test_teardown),
+            cmocka_unit_test_teardown(test_one_state_per_round, test_teardown),
             cmocka_unit_test_teardown(test_stop_and_copy, test_teardown),
             cmocka_unit_test_teardown(test_prepare_then_migrate, test_teardown),
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),

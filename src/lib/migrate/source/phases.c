@@ -204,7 +204,9 @@ static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, 
         return 0;
 }
 
-static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_error_t *err)
+/* listed: s->pids were listed just now, for this round. */
+static int one_round(struct source *s, unsigned n, bool listed, struct em_round_stat *rs,
+                     em_error_t *err)
 {
         cleanup_free char *upper = NULL;
         struct em_sync_stats st = {0};
@@ -212,7 +214,7 @@ static int one_round(struct source *s, unsigned n, struct em_round_stat *rs, em_
         int64_t t0 = em_mono_ms();
         uint64_t w0 = wire_out(s);
 
-        if (container_pids(s, err) < 0)
+        if (!listed && container_pids(s, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
@@ -308,12 +310,14 @@ void em_source_unthrottle(struct source *s)
 /* What round n+1 is expected to send: what the last round left, or for the
  * first round what CRIU would dump of the processes (unknown after a
  * prepare). */
-static uint64_t round_estimate(struct source *s, size_t n)
+static uint64_t round_estimate(struct source *s, size_t n, bool *listed)
 {
+        *listed = false;
         if (n > 0)
                 return s->final_estimate;
         if (s->small_transfers || container_pids(s, NULL) < 0)
                 return 0;
+        *listed = true; /* the round takes these: one `runc state`, not two */
         return em_sync_dump_bytes(s->pids, s->npids);
 }
 
@@ -332,8 +336,9 @@ int em_source_precopy(struct source *s, em_error_t *err)
         em_monitor_phase(s, "precopy", 0);
         s->phase_wire0 = wire_out(s);
         while (why == EM_STOP_CONTINUE) {
-                em_monitor_round(s, (unsigned)n + 1, round_estimate(s, n));
-                if (one_round(s, (unsigned)n + 1, &rounds[n], err) < 0)
+                bool listed;
+                em_monitor_round(s, (unsigned)n + 1, round_estimate(s, n, &listed));
+                if (one_round(s, (unsigned)n + 1, listed, &rounds[n], err) < 0)
                         return -1;
                 rounds[n].elapsed_ms = (uint64_t)(em_mono_ms() - t0);
                 s->final_estimate = rounds[n].left_wire_bytes;
