@@ -95,6 +95,26 @@ static void test_round_and_time_budget(void **state)
         assert_string_equal(em_stop_reason_name(EM_STOP_TIME), "time-budget");
 }
 
+/* A round that did not converge stops pre-copy whatever the budgets say;
+ * whether they would allow another (auto-converge throttles, then goes
+ * on) is the same test the converging rounds get, from the stop rule. */
+static void test_budget_after_a_round_that_did_not_converge(void **state)
+{
+        struct em_stop_rule r = rule();
+        struct em_round_stat rs[] = {{3e7, 3e7, 3e7, 1000}, {3e7, 3e7, 3e7, 2000}};
+
+        r.max_rounds = 2;
+        r.time_budget_ms = 1500;
+        assert_int_equal(em_stop_rule_decide(&r, rs, 1, MBIT(20)), EM_STOP_NOT_CONVERGING);
+        assert_int_equal(em_stop_rule_budget(&r, rs, 1), EM_STOP_CONTINUE);
+        assert_int_equal(em_stop_rule_decide(&r, rs, 2, MBIT(20)), EM_STOP_NOT_CONVERGING);
+        assert_int_equal(em_stop_rule_budget(&r, rs, 2), EM_STOP_ROUNDS);
+        r.max_rounds = 5;
+        assert_int_equal(em_stop_rule_budget(&r, rs, 2), EM_STOP_TIME);
+        r.time_budget_ms = 0; /* none */
+        assert_int_equal(em_stop_rule_budget(&r, rs, 2), EM_STOP_CONTINUE);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -104,6 +124,7 @@ int main(void)
             cmocka_unit_test(test_halving_is_the_line),
             cmocka_unit_test(test_small_remainder_fits),
             cmocka_unit_test(test_round_and_time_budget),
+            cmocka_unit_test(test_budget_after_a_round_that_did_not_converge),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

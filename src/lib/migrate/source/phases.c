@@ -345,10 +345,10 @@ int em_source_precopy(struct source *s, em_error_t *err)
                 em_monitor_rates(s, s->final_estimate, s->dirty_rate, s->bandwidth);
                 n++;
                 why = em_stop_rule_decide(&s->o->stop, rounds, n, s->bandwidth);
-                /* Throttled, the next round may converge; within budgets. */
+                /* Throttled, the next round may converge; within budgets
+                 * (and the bound of rounds[]). */
                 if (why == EM_STOP_NOT_CONVERGING && s->o->auto_converge && n < max &&
-                    (!s->o->stop.time_budget_ms ||
-                     rounds[n - 1].elapsed_ms < s->o->stop.time_budget_ms) &&
+                    em_stop_rule_budget(&s->o->stop, rounds, n) == EM_STOP_CONTINUE &&
                     throttle_more(s))
                         why = EM_STOP_CONTINUE;
                 if (n >= max && why == EM_STOP_CONTINUE)

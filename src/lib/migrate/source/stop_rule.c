@@ -40,9 +40,15 @@ enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
          * much as it sent, and a second full copy would only repeat it. */
         if (!em_stop_rule_converged(r, last))
                 return EM_STOP_NOT_CONVERGING;
+        return em_stop_rule_budget(r, rounds, n);
+}
+
+enum em_stop_reason em_stop_rule_budget(const struct em_stop_rule *r,
+                                        const struct em_round_stat *rounds, size_t n)
+{
         if (n >= r->max_rounds)
                 return EM_STOP_ROUNDS;
-        if (r->time_budget_ms && last->elapsed_ms >= r->time_budget_ms)
+        if (r->time_budget_ms && rounds[n - 1].elapsed_ms >= r->time_budget_ms)
                 return EM_STOP_TIME;
         return EM_STOP_CONTINUE;
 }

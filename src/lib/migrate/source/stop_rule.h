@@ -55,6 +55,13 @@ bool em_stop_rule_fits(const struct em_stop_rule *r, uint64_t wire_bytes, double
 enum em_stop_reason em_stop_rule_decide(const struct em_stop_rule *r,
                                         const struct em_round_stat *rounds, size_t n,
                                         double bandwidth_bps);
+/* Whether the round and time budgets allow another round after
+ * rounds[0..n-1] (n >= 1): EM_STOP_CONTINUE, EM_STOP_ROUNDS or
+ * EM_STOP_TIME. em_stop_rule_decide asks it of a round that converged; a
+ * caller that would go on after one that did not (auto-converge throttles
+ * the service first) asks it too. */
+enum em_stop_reason em_stop_rule_budget(const struct em_stop_rule *r,
+                                        const struct em_round_stat *rounds, size_t n);
 /* Whether the last round converged (halved what was left). */
 bool em_stop_rule_converged(const struct em_stop_rule *r, const struct em_round_stat *last);
 const char *em_stop_reason_name(enum em_stop_reason reason);
