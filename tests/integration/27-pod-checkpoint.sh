@@ -65,6 +65,9 @@ python3 -c 'import json,sys; j = json.load(open(sys.argv[1])); assert j["pod"] =
 [ "$(states)" = "db=checkpointed side=checkpointed web=checkpointed" ] || fail "after checkpoint: $(states)"
 answers && fail "a checkpointed pod answers"
 
+em restore "$ROOT/ck/db" >/dev/null 2>"$ROOT/err" && fail "one member restored alone"
+grep -q 'part of a pod.s checkpoint' "$ROOT/err" || fail "member restore error: $(cat "$ROOT/err")"
+
 # --- a restore that fails at the second member: nothing runs, the files stay -----
 EDGEMIG_FAULT=pod.after-member-restore-2=error em pod restore "$ROOT/ck" >/dev/null 2>"$ROOT/err" &&
 	fail "restore with a fault succeeded"

@@ -637,6 +637,13 @@ int em_checkpoint_load(const struct em_config *cfg, const char *dir, const char 
         const char *name = name_override ? name_override : em_json_str(spec, "name");
         if (name == NULL || !em_container_name_valid(name))
                 return em_error_set(err, EINVAL, "%s: missing or invalid container name", meta);
+        /* A pod's containers restore together (pod_ckpt.h): a member alone
+         * has no namespaces to go into. */
+        if (em_pod_refuse_alone(spec, "restoring", err) < 0)
+                return em_error_wrap(err,
+                                     "%s is part of a pod's checkpoint (`edgemig pod "
+                                     "restore` of its parent directory)",
+                                     dir);
         /* Describe the checkpoint, not the container: a migration's policy
          * check would refuse a spec carrying them. */
         json_object_del(spec, "format");
