@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,6 +219,24 @@ static void test_fd_roundtrip_and_timeout(void **state)
         close(sv[0]);
 }
 
+/* The one poll wait of the fd loops and the TLS backends. */
+static void test_fd_wait(void **state)
+{
+        int sv[2];
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        assert_int_equal(em_fd_wait(sv[0], POLLOUT, 100, &err), 0);
+        assert_int_equal(em_fd_wait(sv[0], POLLIN, 20, &err), -1);
+        assert_int_equal(em_error_status(err), ETIMEDOUT);
+        em_error_free(&err);
+        assert_int_equal(write(sv[1], "x", 1), 1);
+        assert_int_equal(em_fd_wait(sv[0], POLLIN, 100, &err), 0);
+        close(sv[0]);
+        close(sv[1]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -231,6 +250,7 @@ int main(void)
             cmocka_unit_test(test_order_and_replay),
             cmocka_unit_test(test_send_limits),
             cmocka_unit_test(test_fd_roundtrip_and_timeout),
+            cmocka_unit_test(test_fd_wait),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

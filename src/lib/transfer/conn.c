@@ -110,21 +110,6 @@ int em_conn_tcp_nodelay(em_conn_t *c, bool on, em_error_t *err)
         return 0;
 }
 
-int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err)
-{
-        struct pollfd p = {.fd = fd, .events = events};
-        int n;
-
-        do
-                n = poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
-        while (n < 0 && errno == EINTR);
-        if (n == 0)
-                return em_error_set(err, ETIMEDOUT, "no progress for %d ms", timeout_ms);
-        if (n < 0)
-                return em_error_set(err, errno, "poll");
-        return 0;
-}
-
 int em_iov_records(const struct iovec *iov, int iovcnt, uint8_t *stage, size_t size,
                    em_record_flush_fn flush, void *arg, em_error_t *err)
 {

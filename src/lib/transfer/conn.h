@@ -112,8 +112,6 @@ double em_conn_send_rate(em_conn_t *c);
 /* Backend helpers. TCP_NODELAY on the connection's socket (ENOTSUP, as on
  * a socketpair, is no error): a set_nodelay for any socket backend. */
 int em_conn_tcp_nodelay(em_conn_t *c, bool on, em_error_t *err);
-/* Waits up to timeout_ms (<= 0: forever) for events on fd (ETIMEDOUT). */
-int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err);
 /* Copies the iovecs into stage in chunks of size bytes and hands each full
  * chunk, and the rest, to flush (a TLS backend's writev: a 48-byte frame
  * header must not become a record, and a TCP segment, of its own). */

@@ -309,7 +309,7 @@ int em_frame_encode(struct em_frame_writer *w, uint16_t type, uint16_t flags, ui
         return ret;
 }
 
-static int wait_fd(int fd, short events, int timeout_ms, em_error_t *err)
+int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err)
 {
         struct pollfd p = {.fd = fd, .events = events};
         int n;
@@ -332,7 +332,7 @@ int em_fd_read_full(int fd, void *buf, size_t len, size_t *got, int timeout_ms, 
                 ssize_t n;
 
                 /* Blocking fds too: poll first so a silent peer cannot hang us. */
-                if (timeout_ms > 0 && wait_fd(fd, POLLIN, timeout_ms, err) < 0)
+                if (timeout_ms > 0 && em_fd_wait(fd, POLLIN, timeout_ms, err) < 0)
                         return em_error_wrap(err, "reading");
                 n = read(fd, (uint8_t *)buf + done, len - done);
                 if (n > 0) {
@@ -340,7 +340,7 @@ int em_fd_read_full(int fd, void *buf, size_t len, size_t *got, int timeout_ms, 
                 } else if (n == 0) {
                         break;
                 } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        if (wait_fd(fd, POLLIN, timeout_ms, err) < 0)
+                        if (em_fd_wait(fd, POLLIN, timeout_ms, err) < 0)
                                 return em_error_wrap(err, "reading");
                 } else if (errno != EINTR) {
                         return em_error_set(err, errno, "reading");
@@ -362,12 +362,12 @@ int em_fd_writev_full(int fd, const struct iovec *iov_in, int iovcnt, int timeou
         while (i < iovcnt) {
                 ssize_t n;
 
-                if (timeout_ms > 0 && wait_fd(fd, POLLOUT, timeout_ms, err) < 0)
+                if (timeout_ms > 0 && em_fd_wait(fd, POLLOUT, timeout_ms, err) < 0)
                         return em_error_wrap(err, "writing");
                 n = writev(fd, iov + i, iovcnt - i);
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                                if (wait_fd(fd, POLLOUT, timeout_ms, err) < 0)
+                                if (em_fd_wait(fd, POLLOUT, timeout_ms, err) < 0)
                                         return em_error_wrap(err, "writing");
                         } else if (errno != EINTR) {
                                 return em_error_set(err, errno, "writing");

@@ -147,6 +147,9 @@ int em_frame_encode(struct em_frame_writer *w, uint16_t type, uint16_t flags, ui
  * timeout_ms bounds each wait for progress (<= 0: no timeout); a stalled peer
  * fails with ETIMEDOUT. */
 int em_fd_read_full(int fd, void *buf, size_t len, size_t *got, int timeout_ms, em_error_t *err);
+/* Waits up to timeout_ms (<= 0: forever) for events (poll's) on fd:
+ * ETIMEDOUT when none came. */
+int em_fd_wait(int fd, short events, int timeout_ms, em_error_t *err);
 int em_fd_writev_full(int fd, const struct iovec *iov, int iovcnt, int timeout_ms, em_error_t *err);
 int em_frame_read_fd(struct em_frame_reader *r, int fd, int timeout_ms, struct em_frame *out,
                      em_error_t *err);
