@@ -232,20 +232,10 @@ bool em_tls_conn(const em_conn_t *c)
         return c != NULL && em_conn_backend(c) == &tls_ops;
 }
 
-static void join_names(char **v, char *buf, size_t size)
-{
-        size_t off = 0;
-
-        buf[0] = '\0';
-        for (; v && *v && off + 1 < size; v++)
-                off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", *v);
-}
-
 /* Depth 0 (the peer's own certificate), chain already verified: identity. */
 static int check_identity(const em_tls_ctx_t *t, struct tls_priv *p, X509 *cert)
 {
         cleanup_strv char **names = NULL;
-        char list[200], allowed[200];
 
         if (X509_check_ca(cert) > 0) {
                 snprintf(p->reason, sizeof(p->reason), "peer presented a CA certificate");
@@ -255,20 +245,12 @@ static int check_identity(const em_tls_ctx_t *t, struct tls_priv *p, X509 *cert)
                 snprintf(p->reason, sizeof(p->reason), "peer certificate names no identity");
                 return 0;
         }
-        const char *match =
-            t->allowed[0] == NULL
-                ? names[0]
-                : em_tls_name_match((const char *const *)names, (const char *const *)t->allowed);
-        if (match != NULL) {
-                free(p->peer_name);
-                p->peer_name = strdup(match);
-                return p->peer_name != NULL;
-        }
-        join_names(names, list, sizeof(list));
-        join_names(t->allowed, allowed, sizeof(allowed));
-        snprintf(p->reason, sizeof(p->reason), "peer '%s' is not an allowed peer (allowed: %s)",
-                 list, allowed);
-        return 0;
+        const char *match = em_tls_name_admit(names, t->allowed, p->reason, sizeof(p->reason));
+        if (match == NULL)
+                return 0;
+        free(p->peer_name);
+        p->peer_name = strdup(match);
+        return p->peer_name != NULL;
 }
 
 static int verify_cb(int ok, X509_STORE_CTX *xs)
@@ -377,23 +359,6 @@ static int setup_ssl_ctx(SSL_CTX *s, em_tls_ctx_t *t, em_error_t *err)
         return 0;
 }
 
-static int copy_allowed(em_tls_ctx_t *t, const char *const *src, em_error_t *err)
-{
-        size_t n = 0;
-
-        while (src != NULL && src[n] != NULL)
-                n++;
-        t->allowed = calloc(n + 1, sizeof(char *));
-        if (t->allowed == NULL)
-                return em_error_set(err, ENOMEM, "allocating");
-        for (size_t i = 0; i < n; i++) {
-                t->allowed[i] = strdup(src[i]);
-                if (t->allowed[i] == NULL)
-                        return em_error_set(err, ENOMEM, "allocating");
-        }
-        return 0;
-}
-
 int em_tls_ctx_new(const struct em_tls_config *cfg, bool server, em_tls_ctx_t **out,
                    em_error_t *err)
 {
@@ -407,8 +372,8 @@ int em_tls_ctx_new(const struct em_tls_config *cfg, bool server, em_tls_ctx_t **
         s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
         if (s == NULL)
                 return em_ssl_error(err, ENOMEM, "creating a TLS context");
-        if (copy_allowed(t, cfg->allowed_peers, err) < 0 || setup_ssl_ctx(s, t, err) < 0 ||
-            load_files(s, cfg, err) < 0)
+        if (em_tls_names_copy(cfg->allowed_peers, &t->allowed, err) < 0 ||
+            setup_ssl_ctx(s, t, err) < 0 || load_files(s, cfg, err) < 0)
                 return -1;
         if (em_x509_names(SSL_CTX_get0_certificate(s), &names, err) < 0)
                 return -1;

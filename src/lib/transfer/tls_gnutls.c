@@ -250,21 +250,11 @@ bool em_gtls_conn(const em_conn_t *c)
         return c != NULL && em_conn_backend(c) == &gtls_ops;
 }
 
-static void join_names(char *const *v, char *buf, size_t size)
-{
-        size_t off = 0;
-
-        buf[0] = '\0';
-        for (; v && *v && off + 1 < size; v++)
-                off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? ", " : "", *v);
-}
-
 /* The server's own certificate, chain already verified: identity. */
 static int check_identity(struct gtls_priv *p, gnutls_x509_crt_t crt)
 {
         const em_gtls_ctx_t *t = p->ctx;
         cleanup_strv char **names = NULL;
-        char list[200], allowed[200];
 
         if (gnutls_x509_crt_get_ca_status(crt, NULL) > 0)
                 return snprintf(p->reason, sizeof(p->reason), "peer presented a CA certificate"),
@@ -272,20 +262,12 @@ static int check_identity(struct gtls_priv *p, gnutls_x509_crt_t crt)
         if (em_gnutls_crt_names(crt, &names, NULL) < 0 || names[0] == NULL)
                 return snprintf(p->reason, sizeof(p->reason), "peer certificate names no identity"),
                        -1;
-        const char *match =
-            t->allowed[0] == NULL
-                ? names[0]
-                : em_tls_name_match((const char *const *)names, (const char *const *)t->allowed);
-        if (match != NULL) {
-                free(p->peer_name);
-                p->peer_name = strdup(match);
-                return p->peer_name != NULL ? 0 : -1;
-        }
-        join_names(names, list, sizeof(list));
-        join_names(t->allowed, allowed, sizeof(allowed));
-        snprintf(p->reason, sizeof(p->reason), "peer '%s' is not an allowed peer (allowed: %s)",
-                 list, allowed);
-        return -1;
+        const char *match = em_tls_name_admit(names, t->allowed, p->reason, sizeof(p->reason));
+        if (match == NULL)
+                return -1;
+        free(p->peer_name);
+        p->peer_name = strdup(match);
+        return p->peer_name != NULL ? 0 : -1;
 }
 
 /* GnuTLS's sentence(s) for a verification status, without its trailing
@@ -584,28 +566,14 @@ static int load_files(em_gtls_ctx_t *t, const struct em_tls_config *cfg, em_erro
         return check_own_cert(t, cfg, err);
 }
 
-static int copy_allowed(em_gtls_ctx_t *t, const char *const *src, em_error_t *err)
-{
-        size_t n = 0;
-
-        while (src != NULL && src[n] != NULL)
-                n++;
-        t->allowed = calloc(n + 1, sizeof(char *));
-        if (t->allowed == NULL)
-                return em_error_set(err, ENOMEM, "allocating");
-        for (size_t i = 0; i < n; i++)
-                if ((t->allowed[i] = strdup(src[i])) == NULL)
-                        return em_error_set(err, ENOMEM, "allocating");
-        return 0;
-}
-
 int em_gtls_client_new(const struct em_tls_config *cfg, em_gtls_ctx_t **out, em_error_t *err)
 {
         cleanup_gtls_ctx em_gtls_ctx_t *t = calloc(1, sizeof(*t));
 
         if (t == NULL)
                 return em_error_set(err, ENOMEM, "allocating");
-        if (copy_allowed(t, cfg->allowed_peers, err) < 0 || load_files(t, cfg, err) < 0)
+        if (em_tls_names_copy(cfg->allowed_peers, &t->allowed, err) < 0 ||
+            load_files(t, cfg, err) < 0)
                 return -1;
         *out = steal_pointer(&t);
         return 0;
