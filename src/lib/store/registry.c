@@ -162,11 +162,13 @@ struct req {
         FILE *upload; /* PUT from a file */
         uint64_t upload_len;
         const char *range;
+        bool basic; /* the auth file's credentials even unasked (a token server) */
 };
 
 /* CA bundle or no verification; Basic credentials when the registry asked
- * for them (libcurl drops them on a redirect to another host). */
-static void set_tls_and_auth(struct client *c, CURL *h)
+ * for them or the request wants them (libcurl drops them on a redirect to
+ * another host). */
+static void set_tls_and_auth(struct client *c, CURL *h, bool basic)
 {
         if (c->o->tls_no_verify) {
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -174,7 +176,7 @@ static void set_tls_and_auth(struct client *c, CURL *h)
         } else if (c->ca_file != NULL) {
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
         }
-        if (c->basic && c->cred.user != NULL) {
+        if (basic && c->cred.user != NULL) {
                 curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
                 curl_easy_setopt(h, CURLOPT_USERNAME, c->cred.user);
                 curl_easy_setopt(h, CURLOPT_PASSWORD, c->cred.pass);
@@ -206,7 +208,7 @@ static int setup_req(struct client *c, const struct req *q, struct curl_slist **
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, ctx);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        set_tls_and_auth(c, h);
+        set_tls_and_auth(c, h, c->basic || q->basic);
         if (strcmp(q->method, "HEAD") == 0)
                 curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         else if (strcmp(q->method, "GET") != 0)
@@ -290,11 +292,9 @@ static int fetch_token(struct client *c, const char *challenge, em_error_t *err)
                 return em_error_set(err, ENOMEM, "token url");
         free(c->token);
         c->token = NULL;
-        struct req q = {.method = "GET", .url = url};
-        bool was_basic = c->basic;
-        c->basic = true; /* the token server takes the auth file's credentials */
+        /* The token server takes the auth file's credentials. */
+        struct req q = {.method = "GET", .url = url, .basic = true};
         int rc = perform(c, &q, &r, err);
-        c->basic = was_basic;
         if (rc == 0 && r.status != 200)
                 rc = em_error_set(err, EACCES, "token server %s: HTTP %ld%s", realm, r.status,
                                   c->cred.user == NULL ? " (no credentials for this registry in "
