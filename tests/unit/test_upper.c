@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "delta/blocks.h"
 #include "delta/upper.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -168,6 +169,23 @@ static void test_scan_fields(void **state)
         e = find(&m, "var/data.link");
         assert_string_equal(e->hardlink, "var/data");
         assert_int_equal(find(&m, "var/fifo")->type, 'p');
+}
+
+/* Block hashes for a file of EM_BLOCK_MIN bytes or more, one per block;
+ * a smaller file travels whole and has none. */
+static void test_block_lists(void **state)
+{
+        struct em_upper_manifest m cleanup_manifest = {0};
+        em_error_t err = NULL;
+
+        sh("mkdir -p %s && head -c 4096 /dev/zero >%s/small", src, src);
+        sh("head -c %u /dev/zero >%s/min && head -c %u /dev/zero >%s/big", EM_BLOCK_MIN, src,
+           EM_BLOCK_MIN + 1, src);
+        if (em_upper_scan(src, &m, &err) < 0)
+                fail_msg("%s", em_error_msg(err));
+        assert_int_equal(find(&m, "small")->blocks.n, 0);
+        assert_int_equal(find(&m, "min")->blocks.n, em_blocks_count(EM_BLOCK_MIN));
+        assert_int_equal(find(&m, "big")->blocks.n, em_blocks_count(EM_BLOCK_MIN + 1));
 }
 
 static void test_full_sync_then_delta(void **state)
@@ -422,6 +440,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_scan_fields, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_block_lists, setup, teardown),
             cmocka_unit_test_setup_teardown(test_full_sync_then_delta, setup, teardown),
             cmocka_unit_test(test_hostile_manifest),
             cmocka_unit_test(test_upper_held_to_layer_rules),

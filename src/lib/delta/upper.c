@@ -171,8 +171,8 @@ static void hash_hex(XXH128_hash_t h, char out[33])
 }
 
 /* The content hash of fd from its current offset on, and with blocks
- * the hash of each block of a file of at least EM_BLOCK_MIN bytes, all
- * from one read. */
+ * the hash of each block of a file of at least EM_BLOCK_MIN bytes (one
+ * that shrank below it while read gets none), all from one read. */
 static int hash_fd(int fd, struct em_upper_entry *e, bool blocks, em_error_t *err)
 {
         cleanup_free uint8_t *buf = malloc(EM_BLOCK_SIZE);
@@ -204,10 +204,13 @@ static int hash_fd(int fd, struct em_upper_entry *e, bool blocks, em_error_t *er
 static int hash_file(int dirfd, const char *name, struct em_upper_entry *e, em_error_t *err)
 {
         cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
 
-        if (fd < 0)
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return em_error_set(err, errno, "opening %s", e->path);
-        return hash_fd(fd, e, true, err);
+        /* Block hashes only where they will be kept: a file that grows
+         * past EM_BLOCK_MIN while it is read travels whole. */
+        return hash_fd(fd, e, (uint64_t)st.st_size >= EM_BLOCK_MIN, err);
 }
 
 struct scan_ctx {
