@@ -228,6 +228,7 @@ struct lazy_source {
         em_relay_t *relay;    /* CRIU's page traffic over the session (--lazy-pull) */
         em_lazy_push_t *push; /* or our push and urgent answers over the session */
         pid_t root;           /* the frozen container's init (host pid) */
+        int64_t t_lazy;       /* pages started to flow (push or relay started) */
         pid_t runc;           /* runc checkpoint, serving pages until the target has them all */
         bool frozen;          /* the dump is ready: the container is stopped for good here */
         bool pipe_raised;
@@ -396,9 +397,30 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
                 return -1;
         em_report_set(s->report, "lazy_relay", json_boolean(ls->relay != NULL || push));
         em_report_set(s->report, "lazy_push", json_boolean(push));
+        em_report_mark(s->report, "lazy_start");
+        ls->t_lazy = em_mono_ms();
         em_report_set(s->report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_source_phase_end(s, "final", st.raw_bytes);
         return 0;
+}
+
+/* Page bytes that reached the target (pushed or urgent, not counting
+ * duplicates; pulled: every lazy page) per second from the moment pages
+ * started to flow (before the restore when pushed) to the last one. */
+static void lazy_throughput(struct source *s, struct lazy_source *ls, const json_t *j)
+{
+        const json_t *serve = json_object_get(j, "serve");
+        json_int_t bytes = em_json_int(j, "lazy_pages", 0) * 4096;
+        int64_t ms = em_mono_ms() - ls->t_lazy;
+
+        if (json_is_object(serve))
+                bytes = (em_json_int(serve, "pushed_pages", 0) +
+                         em_json_int(serve, "urgent_pages", 0)) *
+                        4096;
+        em_report_set(s->report, "lazy_delivered_bytes", json_integer(bytes));
+        if (ms > 0)
+                em_report_set(s->report, "lazy_throughput_bps",
+                              json_integer((json_int_t)(bytes * 8000 / ms)));
 }
 
 /* The push's figures (the target's in j: "serve"), then CRIU's page
@@ -437,6 +459,7 @@ static int lazy_done(struct source *s, struct lazy_source *ls, const json_t *j, 
         em_report_set(s->report, "degraded_ms", json_integer(em_json_int(j, "degraded_ms", -1)));
         em_report_set(s->report, "lazy_bytes",
                       json_integer(em_json_int(j, "lazy_pages", 0) * 4096));
+        lazy_throughput(s, ls, j);
         if (ls->relay != NULL) {
                 if (em_relay_wait(ls->relay, CONNECT_MS, err) < 0)
                         return em_error_wrap(err, "post-copy window");

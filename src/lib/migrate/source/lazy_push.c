@@ -251,11 +251,36 @@ static void add_hint(em_lazy_push_t *p, uint64_t idx)
         p->hints[p->nhints++] = h;
 }
 
+/* Any page the target asks for that was not sent yet, even one it should
+ * hold (its known-pages list did not check out). */
+static bool claim_urgent(em_lazy_push_t *p, uint64_t i)
+{
+        return __atomic_exchange_n(&p->state[i], EM_PUSH_SENT, __ATOMIC_ACQ_REL) != EM_PUSH_SENT;
+}
+
+/* The runs of the asked pages not sent yet; pages already pushed are on
+ * their way, ahead of anything we could send now. */
+static int send_unsent(em_lazy_push_t *p, uint64_t idx, uint32_t nr, uint8_t *buf, uint64_t *sent,
+                       em_error_t *err)
+{
+        for (uint32_t i = 0, n; i < nr; i += n) {
+                n = 1;
+                if (!claim_urgent(p, idx + i))
+                        continue;
+                while (i + n < nr && claim_urgent(p, idx + i + n))
+                        n++;
+                if (send_chunk(p, EM_LAZY_STREAM_URGENT, idx + i, n, buf, err) < 0)
+                        return -1;
+                *sent += n;
+        }
+        return 0;
+}
+
 /* A fault on the target: its pages go out now, ahead of the bulk. */
 static int answer(em_lazy_push_t *p, const struct em_frame *f, uint8_t *buf, em_error_t *err)
 {
         struct em_lazy_chunk c;
-        uint64_t idx;
+        uint64_t idx, sent = 0;
         int rc;
 
         if (em_lazy_chunk_parse(f->payload, f->length, false, &c, err) < 0)
@@ -266,18 +291,16 @@ static int answer(em_lazy_push_t *p, const struct em_frame *f, uint8_t *buf, em_
                                     "task %u, not lazy pages of this dump",
                                     (unsigned)c.nr_pages, (unsigned long long)c.vaddr,
                                     (unsigned)c.pid);
-        for (uint32_t i = 0; i < c.nr_pages; i++)
-                __atomic_store_n(&p->state[idx + i], EM_PUSH_SENT, __ATOMIC_RELEASE);
         pthread_mutex_lock(&p->lock);
         p->urgent_waiting++;
         if (idx + c.nr_pages < p->set->pages)
                 add_hint(p, idx + c.nr_pages);
         pthread_mutex_unlock(&p->lock);
-        rc = send_chunk(p, EM_LAZY_STREAM_URGENT, idx, c.nr_pages, buf, err);
+        rc = send_unsent(p, idx, c.nr_pages, buf, &sent, err);
         pthread_mutex_lock(&p->lock);
         p->urgent_waiting--;
         p->st.urgent_asks++;
-        p->st.urgent_pages += c.nr_pages;
+        p->st.urgent_pages += sent;
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
         return rc;
