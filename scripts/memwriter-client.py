@@ -12,7 +12,10 @@ never reconnecting (like edgemig-probe: the connection must survive a
 migration, and CRIU refuses to dump a listener with a connection not yet
 accepted), until file F exists or SIGTERM, then prints {"requests", "errors",
 "broken", "max_gap_ms" (longest time between two answers), "open_gap_ms"
-(since the last answer), "first", "last" (the first and last replies)}.
+(since the last answer), "first", "last" (the first and last replies),
+"samples" ([end, latency] of every answer, end in Unix seconds: memwriter
+answers between its page writes, so a stalled writer answers late;
+bench/lib/recovery.py)}.
 Exit status: 0 reply with "ok": true, 1 otherwise (I/O error, bad pages), 2 usage.
 Uses only the Python standard library.
 """
@@ -40,7 +43,7 @@ def ask(host, port, command, timeout):
 
 def probe(a):
     st = {"requests": 0, "errors": 0, "broken": False, "max_gap": 0.0, "first": None, "last": None,
-          "t_last": time.monotonic()}
+          "t_last": time.monotonic(), "samples": []}
 
     def stop(*_):
         raise SystemExit(0)
@@ -59,6 +62,7 @@ def probe(a):
                 raise ConnectionError("closed by memwriter")
             r = json.loads(line)
             now = time.monotonic()
+            st["samples"].append([round(time.time(), 4), round(now - t0, 4)])
             st["max_gap"] = max(st["max_gap"], now - st["t_last"])
             st["t_last"] = now
             st["first"] = st["first"] or r
@@ -71,7 +75,7 @@ def probe(a):
         print(json.dumps({"requests": st["requests"], "errors": st["errors"], "broken": st["broken"],
                           "max_gap_ms": round(st["max_gap"] * 1000, 1),
                           "open_gap_ms": round((time.monotonic() - st["t_last"]) * 1000, 1),
-                          "first": st["first"], "last": st["last"]}), flush=True)
+                          "first": st["first"], "last": st["last"], "samples": st["samples"]}), flush=True)
     return 0 if st["last"] and not st["broken"] else 1
 
 

@@ -9,17 +9,20 @@ Fields other benchmarks may add to runs.jsonl, rendered when present:
                         + `edgemig restore` measured in the same run (also
                         accepted: runs of method "localcr", their downtime)
   lazy_link_frac        the lazy window's throughput as a fraction of the
-                        link, as edgemig measured it; without it, the lazy
-                        phase's bytes on the wire ÷ its length ÷ the link
+                        link, as edgemig measured it (bench/run: lazy page
+                        bytes delivered, `migrate --json`
+                        lazy_delivered_bytes, ÷ (lazy_start -> lazy_done) ÷
+                        the link); without it, the lazy phase's bytes on the
+                        wire ÷ its length ÷ the link
 """
 import json
 import os
 import statistics
 
 EDGEMIG = ["edgemig", "prepared", "hybrid", "postcopy", "prephybrid", "preppostcopy"]
-LAZY = ["hybrid", "postcopy", "prephybrid", "preppostcopy", "edgemig", "prepared"]
+LAZY = ["hybrid", "postcopy", "pullpostcopy", "prephybrid", "preppostcopy", "edgemig", "prepared"]
 NAME = {"edgemig": "pre-copy", "prepared": "prepare + pre-copy", "hybrid": "hybrid",
-        "postcopy": "post-copy", "prephybrid": "prepare + hybrid", "preppostcopy": "prepare + post-copy",
+        "postcopy": "post-copy", "pullpostcopy": "post-copy, CRIU's pull (--lazy-pull)", "prephybrid": "prepare + hybrid", "preppostcopy": "prepare + post-copy",
         "paper": "the paper's method"}
 FAULT_HEAVY = ("memwriter", "openface")
 NOT_RUN = "not run"
@@ -172,17 +175,21 @@ def lazy_rows(out, runs):
         if r["method"] in LAZY and not r.get("latency_ms"):
             f = lazy_frac(out, r)
             if f:
+                f = f + (r.get("client_recovered_s"),)
                 cells.setdefault((r["workload"], r["method"], r["rate_mbit"], r.get("dirty_mbps")), []).append(f)
     rows = []
     for (w, m, rate, dirty), fs in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3] or 0,
                                                                         LAZY.index(kv[0][1]))):
-        frac = statistics.mean(f for f, _ in fs)
+        frac = statistics.mean(f[0] for f in fs)
+        back = [f[2] for f in fs if f[2] is not None]
         heavy = w in FAULT_HEAVY
         rows.append(row("%s%s @ %d Mbit/s, %s: lazy window's throughput%s" % (
             w, " %g MB/s" % dirty if dirty is not None else "", rate, NAME[m],
             "" if heavy else " (not a fault-heavy workload: context)"),
-            "≥ 80 % of the link", "%.0f %% (%.1f MB lazy on the wire)" % (
-                100 * frac, statistics.mean(mb for _, mb in fs)), frac >= 0.8 if heavy else None))
+            "≥ 80 % of the link", "%.0f %% (%.1f MB lazy on the wire%s)" % (
+                100 * frac, statistics.mean(f[1] for f in fs),
+                "; client's p99 back within 10 %% after %.1f s" % statistics.mean(back) if back else ""),
+            frac >= 0.8 if heavy else None))
     if not any(w in FAULT_HEAVY for w, _, _, _ in cells):
         rows.append(row("memwriter / OpenFace-class: post-copy lazy window's throughput", "≥ 80 % of the link",
                         NOT_RUN, NOT_RUN))

@@ -21,10 +21,12 @@ import time
 
 import issue17
 
-METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "prephybrid", "preppostcopy", "wholefs", "paper", "podman"]
+METHODS = ["edgemig", "prepared", "hybrid", "postcopy", "pullpostcopy", "prephybrid", "preppostcopy", "wholefs",
+           "paper", "podman"]
 MNAME = {"edgemig": "edgemig pre-copy", "prepared": "edgemig prepare + pre-copy", "wholefs": "whole-rootfs stop-and-copy",
          "paper": "paper's method (xdelta3 + gzip -6)", "podman": "podman checkpoint --export / restore --import",
          "hybrid": "edgemig hybrid", "postcopy": "edgemig post-copy",
+         "pullpostcopy": "edgemig post-copy, CRIU's pull (--lazy-pull)",
          "prephybrid": "edgemig prepare + hybrid", "preppostcopy": "edgemig prepare + post-copy"}
 TABLE3 = ("busybox", "redis", "facedetect", "mariadb")  # the workloads of the per-bandwidth tables
 # Table 3 of Ma et al. (handoff s, downtime s, final-transfer MB); OpenFace ~ facedetect.
