@@ -14,7 +14,7 @@ names_on() { h "$1" ps --json | python3 -c 'import json,sys; print(" ".join(sort
 
 # leftovers I: everything host I holds must belong to a running container.
 leftovers() {
-	local i=$1 root=EM_H${1}_ROOT r running n
+	local i=$1 root=EM_H${1}_ROOT r running n ns
 	r=${!root}
 	running=$(h "$i" ps --json | python3 -c 'import json,sys; print(" ".join(sorted(c["name"] for c in json.load(sys.stdin) if c["state"] == "running")))')
 	[ "$(names_on "$i")" = "$running" ] || fail "host $i has non-running containers: $(h "$i" ps)"
@@ -26,6 +26,13 @@ leftovers() {
 	[ "$n" -eq "$(echo "$running" | wc -w)" ] || fail "host $i: $n runc containers for [$running]"
 	n=$(grep -c " $r/containers/[^/]*/rootfs " /proc/self/mountinfo || true)
 	[ "$n" -eq "$(echo "$running" | wc -w)" ] || fail "host $i: $n rootfs mounts for [$running]"
+	# What a target pre-warms (migrate/target/prewarm.h): the container's
+	# directory (bundle), its host veth and service route.
+	n=$(find "$r/containers" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	[ "$n" -eq "$(echo "$running" | wc -w)" ] || fail "host $i: $n container dirs for [$running]: $(ls "$r/containers")"
+	ns=EM_H${i}_NS
+	n=$(ip -n "${!ns}" -o link show | grep -c ': em[0-9a-f]\{10\}[@:]' || true)
+	[ "$n" -eq "$(echo "$running" | wc -w)" ] || fail "host $i: $n container veths for [$running]"
 }
 
 # check NAME: runs on exactly one host, its counter intact; returns the host.
@@ -90,6 +97,15 @@ run_case source source.before-commit=crash fail 2
 run_case target target.after-hello=crash fail 1
 run_case target target.after-layers=enospc fail 1
 run_case target target.round-end=corrupt fail 1
+# After the target pre-warmed the container (migrate/target/prewarm.h):
+# the session's failure, and its crash (the restarted daemon's recovery),
+# leave none of it (leftovers: no container directory, netns file, veth,
+# mount or runc state). In the host's user namespace ({"userns": false})
+# the pre-warm makes the network namespace, veth and route too.
+for r in "$EM_H1_ROOT" "$EM_H2_ROOT"; do echo '{"userns": false}' >"$r/security.json"; done
+run_case target target.after-prewarm=error fail 1
+run_case target target.after-prewarm=crash fail 1
+rm -f "$EM_H1_ROOT/security.json" "$EM_H2_ROOT/security.json"
 run_case target target.before-restore=enospc fail 1
 run_case target target.after-restore=crash any 2
 run_case target target.before-ack=crash ok 2

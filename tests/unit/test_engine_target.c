@@ -222,6 +222,10 @@ static int fake_restore(const struct em_config *cfg, const char *name, const jso
          * of cp -a) would lengthen the downtime. */
         if (ro->copy_upper)
                 return em_error_set(err, EINVAL, "the staged upper would be copied, not moved");
+        /* What the pre-warm made is kept, not made again. */
+        snprintf(path, sizeof(path), "%s/prewarmed-%s", cfg->root, name);
+        if (em_path_exists(path) && !ro->net_ready)
+                return em_error_set(err, EINVAL, "the pre-warmed network namespace is dropped");
         snprintf(path, sizeof(path), "%s/inventory.img", images_dir);
         if (!em_path_exists(path))
                 return em_error_set(err, ENOENT, "no inventory.img in %s", images_dir);
@@ -243,7 +247,21 @@ static int fake_restore(const struct em_config *cfg, const char *name, const jso
         return rc;
 }
 
-static const struct em_target_ops fake_ops = {.restore = fake_restore};
+/* The stand-in for em_target_prewarm_runc: a mark, and a network
+ * namespace the restore may keep. */
+static int fake_prewarm(const struct em_config *cfg, const char *name, const json_t *spec,
+                        bool *net_ready, em_error_t *err)
+{
+        char path[256];
+
+        if (em_json_str(spec, "ip") == NULL)
+                return em_error_set(err, EINVAL, "pre-warm without the spec");
+        snprintf(path, sizeof(path), "%s/prewarmed-%s", cfg->root, name);
+        *net_ready = true;
+        return em_write_file_atomic(path, "", 0, 0600, err);
+}
+
+static const struct em_target_ops fake_ops = {.restore = fake_restore, .prewarm = fake_prewarm};
 
 /* Starts the target on one end of a socketpair; fault: EDGEMIG_FAULT for
  * the target only (NULL: none). */
@@ -514,6 +532,8 @@ static void forget_container(struct fx *f)
         em_error_free(&err);
         snprintf(path, sizeof(path), "%s/restored-%s", f->root, NAME);
         unlink(path);
+        snprintf(path, sizeof(path), "%s/prewarmed-%s", f->root, NAME);
+        unlink(path);
 }
 
 /* A process whose memory the source reads: 64 pages of a pattern. */
@@ -587,6 +607,37 @@ static void test_whole_migration(void **state)
         forget_container(f);
 }
 
+/* The round that ends the layers pre-warms the target, before FINAL;
+ * RESTORE_OK says how long that took, apart from the downtime's steps. A
+ * prepare pre-warms nothing. */
+static void test_prewarm_before_final(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+        json_t *ok_ = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "precopy"));
+        layers(f);
+        assert_false(root_has(f, "prewarmed-", NAME));
+        round_trip(f, "{\"layers_done\":true}");
+        assert_true(root_has(f, "prewarmed-", NAME));
+        precopy(f);
+        send_final(f);
+        ok(em_proto_recv_json(f->src, EM_FRAME_RESTORE_OK, &ok_, &err));
+        json_t *timing = json_object_get(ok_, "timing");
+        assert_true(json_is_integer(json_object_get(timing, "prewarm_ms")));
+        assert_true(em_json_int(timing, "prewarm_lead_ms", -1) >= 0);
+        assert_true(json_is_integer(json_object_get(timing, "restore_ms")));
+        json_decref(ok_);
+        json_t *done = json_pack("{s:b}", "commit", 1);
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        forget_container(f);
+}
+
 static void test_prepare_fills_the_cache(void **state)
 {
         struct fx *f = *state;
@@ -606,6 +657,7 @@ static void test_prepare_fills_the_cache(void **state)
         json_decref(done);
         expect_frame(f, EM_FRAME_DONE);
         assert_int_equal(wait_target(f), 0);
+        assert_false(root_has(f, "prewarmed-", NAME));
         /* The log says what a prepare did: it commits nothing. */
         char *log = log_text(f, logfd);
         assert_non_null(strstr(log, ": " NAME " prepared"));
@@ -968,7 +1020,8 @@ static void run_to_fault(struct fx *f, const char *point)
         if (strcmp(point, "target.after-hello") == 0)
                 goto refused;
         layers(f);
-        if (strcmp(point, "target.after-layers") == 0 || strcmp(point, "target.round-end") == 0) {
+        if (strcmp(point, "target.after-layers") == 0 || strcmp(point, "target.round-end") == 0 ||
+            strcmp(point, "target.after-prewarm") == 0) {
                 ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"layers_done\":true}", &err));
                 goto refused;
         }
@@ -997,10 +1050,10 @@ refused:
 
 static void test_faults(void **state)
 {
-        static const char *const points[] = {"target.after-hello",    "target.after-layers",
-                                             "target.round-end",      "target.after-final",
-                                             "target.before-restore", "target.after-done",
-                                             "target.before-ack"};
+        static const char *const points[] = {"target.after-hello",   "target.after-layers",
+                                             "target.after-prewarm", "target.round-end",
+                                             "target.after-final",   "target.before-restore",
+                                             "target.after-done",    "target.before-ack"};
 
         for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
                 run_to_fault(*state, points[i]);
@@ -1027,6 +1080,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_teardown(test_whole_migration, test_teardown),
+            cmocka_unit_test_teardown(test_prewarm_before_final, test_teardown),
             cmocka_unit_test_teardown(test_prepare_fills_the_cache, test_teardown),
             cmocka_unit_test_teardown(test_check_session, test_teardown),
             cmocka_unit_test_teardown(test_source_sync, test_teardown),

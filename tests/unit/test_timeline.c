@@ -71,6 +71,39 @@ static void test_target_phases_in_the_table(void **state)
         assert_non_null(strstr(out, "handoff time "));
 }
 
+/* The target's pre-warm ran before FINAL: its own phase, in time order
+ * before the final step, outside the target's downtime steps. */
+static void test_prewarm_phase(void **state)
+{
+        cleanup_json json_t *timing =
+            json_pack("{s:i, s:i, s:i, s:i, s:i}", "verify_ms", 2, "restore_ms", 20, "route_ms", 5,
+                      "prewarm_ms", 1, "prewarm_lead_ms", 1);
+        cleanup_json json_t *huge = json_pack("{s:i, s:I, s:i}", "restore_ms", 20, "prewarm_ms",
+                                              (json_int_t)1 << 62, "prewarm_lead_ms", 1);
+        cleanup_report struct em_report *r = migrated(timing);
+        cleanup_report struct em_report *h = migrated(huge);
+        cleanup_free char *out = print(r);
+        json_t *phases = json_object_get(em_report_json(r), "phases");
+        size_t i, at = 99, verify = 0;
+        json_t *p;
+
+        assert_int_equal(json_array_size(phases), 6);
+        json_array_foreach(phases, i, p)
+        {
+                if (strcmp(em_json_str(p, "name"), "prewarm") == 0)
+                        at = i;
+                if (strcmp(em_json_str(p, "name"), "verify") == 0)
+                        verify = i;
+        }
+        assert_true(at < verify);
+        assert_string_equal(em_json_str(json_array_get(phases, at), "side"), "target");
+        assert_int_equal(
+            em_json_int(json_object_get(em_report_json(r), "target_timing"), "prewarm_ms", -1), 1);
+        assert_non_null(strstr(out, "  prewarm    target "));
+        /* Before the request: dropped, the other steps kept. */
+        assert_int_equal(json_array_size(json_object_get(em_report_json(h), "phases")), 3);
+}
+
 /* A hostile target's timing: unknown keys dropped, and any value that is
  * not a non-negative integer within the time since the final step began
  * drops the whole report, never a phase before the request. */
@@ -107,6 +140,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_target_phases_in_the_table),
             cmocka_unit_test(test_hostile_timing_is_bounded),
+            cmocka_unit_test(test_prewarm_phase),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

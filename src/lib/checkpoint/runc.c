@@ -556,11 +556,12 @@ int em_container_restore_from(const struct em_config *cfg, const char *name, con
         work_default = em_path_join(p.dir, "criu-work");
         const char *work = o->work_dir ? o->work_dir : work_default;
         int64_t t0 = em_mono_ms(), t1 = 0;
-        if (em_container_release(cfg, name, err) < 0 ||
+        if ((!o->net_ready && em_container_release(cfg, name, err) < 0) ||
             install_upper(&p, upper_dir, o->copy_upper, err) < 0 ||
             install_log(&p, o->prior_log, err) < 0 ||
             shift_upper(cfg, &p, spec_in, spec, err) < 0 ||
-            em_container_prepare(cfg, name, spec, err) < 0 || em_mkdir_p(work, 0700, err) < 0 ||
+            em_container_prepare_with(cfg, name, spec, o->net_ready, err) < 0 ||
+            em_mkdir_p(work, 0700, err) < 0 ||
             fit_images(spec_in, spec, images_dir, work, err) < 0 ||
             (t1 = em_mono_ms(), runc_restore(cfg, &p, name, images_dir, work, o, &pid, err)) < 0 ||
             em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_CREATED),

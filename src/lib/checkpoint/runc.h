@@ -54,6 +54,10 @@ struct em_restore_opts {
         /* A log to continue (the source's, after a migration): moved into
          * place before the log forwarder appends to it; NULL: none. */
         const char *prior_log;
+        /* em_container_prewarm made the container's network namespace for
+         * this restore: no teardown first, no new one (the name was this
+         * restore's alone, so there is no runc state or mount to clear). */
+        bool net_ready;
 };
 void em_restore_opts_init(struct em_restore_opts *o);
 

@@ -136,6 +136,17 @@ int em_container_spec_new(const struct em_run_opts *o, const char *image_name,
  * Undo with em_container_release(). */
 int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
                          em_error_t *err);
+/* The same; net_ready: keep the network namespace em_container_prewarm
+ * made (fresh, without CRIU's lock rules) instead of making a new one. */
+int em_container_prepare_with(const struct em_config *cfg, const char *name, const json_t *spec,
+                              bool net_ready, em_error_t *err);
+/* What of prepare needs neither the container's files nor its images, for
+ * a migration's target to do before the freeze: the directories and, for
+ * a container without its own user namespace (or pod), the network
+ * namespace with the service IP and its routes (*net_ready then). On
+ * failure nothing is left. Undo with em_container_release(). */
+int em_container_prewarm(const struct em_config *cfg, const char *name, const json_t *spec,
+                         bool *net_ready, em_error_t *err);
 /* Tears down what prepare set up and runc left: runc state (runc delete -f),
  * the overlay mount and the network namespace. Idempotent. Keeps files. */
 int em_container_release(const struct em_config *cfg, const char *name, em_error_t *err);

@@ -206,7 +206,7 @@ static int pod_join(const struct em_config *cfg, const json_t *spec, json_t **me
 }
 
 static int prepare_steps(const struct em_config *cfg, const struct em_container_paths *p,
-                         const char *name, const json_t *spec, em_error_t *err)
+                         const char *name, const json_t *spec, bool net_ready, em_error_t *err)
 {
         cleanup_json json_t *member = NULL;
         struct em_security_profile prof;
@@ -224,7 +224,9 @@ static int prepare_steps(const struct em_config *cfg, const struct em_container_
         if (make_dirs(cfg, p, &prof, err) < 0 || mount_rootfs(cfg, p, spec, &prof.ids, err) < 0)
                 return -1;
         /* A namespace left by an earlier attempt may hold CRIU's lock rules:
-         * always start from a fresh one. */
+         * always start from a fresh one (unless it is one, from prewarm). */
+        if (net_ready && prof.ids.size == 0 && em_path_exists(p->netns))
+                return write_bundle(cfg, p, name, spec, &prof, join_pid, err);
         if (em_path_exists(p->netns) && em_netns_teardown(p->netns, p->host_veth, err) < 0)
                 return -1;
         /* In a user namespace, the network hook wires it once runc made it. */
@@ -233,19 +235,71 @@ static int prepare_steps(const struct em_config *cfg, const struct em_container_
         return write_bundle(cfg, p, name, spec, &prof, join_pid, err);
 }
 
-int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
-                         em_error_t *err)
+int em_container_prepare_with(const struct em_config *cfg, const char *name, const json_t *spec,
+                              bool net_ready, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
 
         if (em_container_paths_init(cfg, name, &p, err) < 0)
                 return -1;
-        if (prepare_steps(cfg, &p, name, spec, err) < 0) {
+        if (prepare_steps(cfg, &p, name, spec, net_ready, err) < 0) {
                 em_error_t e2 = NULL;
                 if (em_container_release(cfg, name, &e2) < 0)
                         em_log_warn("cleaning up %s: %s", name, em_error_msg(e2));
                 em_error_free(&e2);
                 return em_error_wrap(err, "preparing container %s", name);
+        }
+        return 0;
+}
+
+int em_container_prepare(const struct em_config *cfg, const char *name, const json_t *spec,
+                         em_error_t *err)
+{
+        return em_container_prepare_with(cfg, name, spec, false, err);
+}
+
+/* What prewarm can do before the container's files are final: its
+ * directories, and for a container without a user namespace of its own
+ * its network namespace with the service IP (the `ip` runs that cost
+ * most of prepare). */
+static int prewarm_steps(const struct em_config *cfg, const struct em_container_paths *p,
+                         const json_t *spec, bool *net_ready, em_error_t *err)
+{
+        struct em_security_profile prof;
+        const char *ip = em_json_str(spec, "ip");
+
+        if (ip == NULL)
+                return em_error_set(err, EINVAL, "the container spec has no service IP");
+        if (em_security_profile_of(cfg, spec, &prof, err) < 0 || make_dirs(cfg, p, &prof, err) < 0)
+                return -1;
+        if (prof.ids.size > 0)
+                return 0;
+        if (em_path_exists(p->netns) && em_netns_teardown(p->netns, p->host_veth, err) < 0)
+                return -1;
+        if (em_netns_setup(p->netns, p->host_veth, ip, err) < 0)
+                return -1;
+        *net_ready = true;
+        return 0;
+}
+
+int em_container_prewarm(const struct em_config *cfg, const char *name, const json_t *spec,
+                         bool *net_ready, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        *net_ready = false;
+        /* A pod member joins its pod's namespaces at the restore. */
+        if (em_json_str(spec, "pod") != NULL)
+                return 0;
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (prewarm_steps(cfg, &p, spec, net_ready, err) < 0) {
+                em_error_t e2 = NULL;
+                *net_ready = false;
+                if (em_container_release(cfg, name, &e2) < 0)
+                        em_log_warn("cleaning up %s: %s", name, em_error_msg(e2));
+                em_error_free(&e2);
+                return em_error_wrap(err, "pre-warming container %s", name);
         }
         return 0;
 }

@@ -178,6 +178,10 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
                 return 0;
         }
         em_error_free(&e);
+        /* Before any restore the target may have pre-warmed the name (its
+         * network namespace; migrate/target/prewarm.h): released first. */
+        if (em_container_release(cfg, name, err) < 0)
+                return -1;
         return em_rm_rf(p.dir, err);
 }
 

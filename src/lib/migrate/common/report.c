@@ -151,6 +151,32 @@ static int target_steps_read(const json_t *timing, json_int_t bound, json_int_t 
         return 0;
 }
 
+/* The target's pre-warm (migrate/target/prewarm.h) ran during the rounds,
+ * outside the downtime: a phase of its own, placed lead ms before FINAL
+ * reached the target (final_at), among the phases by its start. */
+static void prewarm_phase(struct em_report *r, const json_t *timing, json_int_t final_at,
+                          json_t *clean)
+{
+        json_t *phases = json_object_get(r->root, "phases");
+        json_int_t ms = em_json_int(timing, "prewarm_ms", -1);
+        json_int_t lead = em_json_int(timing, "prewarm_lead_ms", -1);
+        json_int_t start;
+        size_t i = 0;
+
+        /* A hostile target's values: never before the request. */
+        if (ms < 0 || lead < 0 || ms > final_at || lead > final_at - ms)
+                return;
+        start = final_at - lead - ms;
+        while (i < json_array_size(phases) &&
+               em_json_int(json_array_get(phases, i), "start_ms", 0) <= start)
+                i++;
+        json_array_insert_new(phases, i,
+                              json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", "prewarm", "side",
+                                        "target", "start_ms", start, "end_ms", start + ms,
+                                        "duration_ms", ms));
+        json_object_set_new(clean, "prewarm_ms", json_integer(ms));
+}
+
 void em_report_target_phases(struct em_report *r, const json_t *timing)
 {
         /* They end when RESTORE_OK arrived ("target_running"), or now. */
@@ -181,6 +207,7 @@ void em_report_target_phases(struct em_report *r, const json_t *timing)
                                                 ms[i]));
                 start += ms[i];
         }
+        prewarm_phase(r, timing, now - total, clean);
         em_report_set(r, "target_timing", clean);
 }
 

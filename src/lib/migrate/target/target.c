@@ -21,6 +21,7 @@
 #include "migrate/target/policy.h"
 #include "migrate/common/postcopy.h"
 #include "migrate/target/precheck_target.h"
+#include "migrate/target/prewarm.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
 #include "migrate/common/session.h"
@@ -53,11 +54,13 @@ struct target {
         /* The session id is ours (its outcome record and staging dir) and so
          * is the container name (containers/<name>, reserved at HELLO). */
         bool claimed;
-        int journal_fd;      /* holds the session's journal lock */
-        const char *peer_id; /* the peer's TLS identity ("" without TLS) */
+        struct em_prewarm prewarm; /* what was set up before FINAL */
+        int journal_fd;            /* holds the session's journal lock */
+        const char *peer_id;       /* the peer's TLS identity ("" without TLS) */
 };
 
-const struct em_target_ops em_target_ops_runc = {.restore = em_container_restore_from};
+const struct em_target_ops em_target_ops_runc = {.restore = em_container_restore_from,
+                                                 .prewarm = em_target_prewarm_runc};
 
 void em_target_opts_init(struct em_target_opts *o)
 {
@@ -523,6 +526,7 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
          * into place (same file system), not copied by an exec of cp -a
          * inside the downtime. A failed restore ends the session anyway. */
         ro.copy_upper = false;
+        ro.net_ready = t->prewarm.net_ready;
         /* The decision lock is held for the restore: an OUTCOME request
          * waits for it and then sees either no copy or a running one. */
         if (em_fault("target.before-restore", em_conn_fd(t->conn), err) < 0 ||
@@ -579,6 +583,7 @@ static int do_final(struct target *t, const struct em_frame *f, em_error_t *err)
 
         if (timing == NULL)
                 return em_error_set(err, ENOMEM, "FINAL");
+        em_prewarm_timing(&t->prewarm, t0, timing);
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
             em_fault("target.after-final", em_conn_fd(t->conn), err) < 0 ||
             em_lazy_final_check(t->conn, final, err) < 0)
@@ -674,6 +679,12 @@ static int round_end(struct target *t, const struct em_frame *f, em_error_t *err
 
         if (layers && (register_image(t, err) < 0 ||
                        em_fault("target.after-layers", em_conn_fd(t->conn), err) < 0))
+                return -1;
+        /* A migration's target prepares what it can now, off the downtime;
+         * a prepare only fills the page cache. */
+        if (layers && strcmp(t->peer.mode, "prepare") != 0 &&
+            em_prewarm_run(t->o->ops, t->cfg, t->peer.container, t->spec, em_conn_fd(t->conn),
+                           &t->prewarm, err) < 0)
                 return -1;
         t->layers_done |= layers;
         if (em_fault("target.round-end", em_conn_fd(t->conn), err) < 0)

@@ -22,6 +22,11 @@ struct em_target_ops {
         int (*restore)(const struct em_config *cfg, const char *name, const json_t *spec,
                        const char *images_dir, const char *upper_dir,
                        const struct em_restore_opts *ro, em_error_t *err);
+        /* Before the freeze, once the spec is pinned (migrate/target/
+         * prewarm.h): em_target_prewarm_runc; NULL: nothing. *net_ready:
+         * the restore may keep the network namespace it made. */
+        int (*prewarm)(const struct em_config *cfg, const char *name, const json_t *spec,
+                       bool *net_ready, em_error_t *err);
 };
 extern const struct em_target_ops em_target_ops_runc;
 
