@@ -655,6 +655,55 @@ static void test_hashset_export(void **state)
                 assert_true(em_hashset_has(b, &h[i]));
 }
 
+static off_t file_size(const char *path)
+{
+        struct stat st;
+
+        return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* New pages reach the cache file in batches (one write for many pages, not
+ * one a page); a read of a page still held back writes them first, and so
+ * do em_pagecache_flush (for another opener: the lazy restore's) and the
+ * index, which describes only pages in the file. */
+static void test_cache_writes_batched(void **state)
+{
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        uint8_t page[EM_PAGE_SIZE], back[EM_PAGE_SIZE];
+        em_phash_t h[10];
+        char dir[128], file[160];
+        em_error_t err = NULL;
+
+        (void)state;
+        snprintf(dir, sizeof(dir), "%s/pagecache/batched", tmp);
+        snprintf(file, sizeof(file), "%s/pages.bin", dir);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        for (int i = 0; i < 10; i++) {
+                memset(page, 0x30 + i, sizeof(page));
+                assert_int_equal(em_pagecache_put(pc, page, &h[i], &err), 0);
+        }
+        assert_int_equal(em_pagecache_pages(pc), 10);
+        assert_int_equal(file_size(file), 0);
+        assert_int_equal(em_pagecache_flush(pc, &err), 0);
+        assert_int_equal(file_size(file), 10 * EM_PAGE_SIZE);
+        memset(page, 0x50, sizeof(page));
+        assert_int_equal(em_pagecache_put(pc, page, &h[0], &err), 0);
+        assert_int_equal(em_pagecache_get(pc, &h[0], back, &err), 0); /* held back: written */
+        assert_memory_equal(back, page, EM_PAGE_SIZE);
+        assert_int_equal(file_size(file), 11 * EM_PAGE_SIZE);
+        memset(page, 0x51, sizeof(page));
+        assert_int_equal(em_pagecache_put(pc, page, &h[1], &err), 0);
+        assert_int_equal(em_pagecache_save_index(pc, &err), 0);
+        assert_int_equal(file_size(file), 12 * EM_PAGE_SIZE);
+        memset(page, 0x52, sizeof(page));
+        assert_int_equal(em_pagecache_put(pc, page, &h[2], &err), 0);
+        em_pagecache_free(&pc); /* writes the rest */
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        assert_int_equal(em_pagecache_count(pc), 13);
+        assert_int_equal(em_pagecache_get(pc, &h[2], back, &err), 0);
+        assert_int_equal(back[0], 0x52);
+}
+
 static void test_cache_persistence_and_hashes(void **state)
 {
         cleanup_pagecache em_pagecache_t *pc = NULL;
@@ -888,6 +937,7 @@ int main(void)
             cmocka_unit_test(test_hostile_deltas),
             cmocka_unit_test(test_zblock_checked_before_cache),
             cmocka_unit_test(test_cache_persistence_and_hashes),
+            cmocka_unit_test(test_cache_writes_batched),
             cmocka_unit_test(test_cache_prefix_digest),
             cmocka_unit_test(test_ref_runs_by_cache_position),
             cmocka_unit_test(test_hashset_export),

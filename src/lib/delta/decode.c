@@ -558,8 +558,8 @@ int em_delta_ops_json(const uint8_t *buf, size_t len, json_t *ops, em_error_t *e
 
 int em_delta_dec_finish(struct em_delta_dec *d, em_error_t *err)
 {
-        if (d->state == ST_IDLE)
-                return 0;
+        if (d->state == ST_IDLE) /* the pages, for the lazy restore's own opener */
+                return d->pc != NULL ? em_pagecache_flush(d->pc, err) : 0;
         close_file(d, false);
         return em_error_set_code(err, EPROTO, "page delta ended inside %s",
                                  d->name[0] ? d->name : "a prefill section");

@@ -22,7 +22,30 @@ struct em_pagecache {
         struct em_phtab t; /* hash → page index in the file */
         em_phash_t *order; /* hash of each page of the file, in file order */
         size_t order_cap;
+        /* The last wn of the npages pages, not yet written: one pwrite per
+         * WBATCH pages, not one per page (a GiB is 262144 pages). */
+        uint8_t *wbuf;
+        size_t wn;
 };
+
+#define WBATCH 256
+
+/* Writes the buffered pages; before anything reads the file. */
+static int flush_writes(em_pagecache_t *pc, em_error_t *err)
+{
+        size_t len = pc->wn * EM_PAGE_SIZE, done = 0;
+        off_t at = (off_t)((pc->npages - pc->wn) * EM_PAGE_SIZE);
+
+        while (done < len) {
+                ssize_t w = pwrite(pc->fd, pc->wbuf + done, len - done, at + (off_t)done);
+                if (w <= 0)
+                        return em_error_set(err, w < 0 ? errno : ENOSPC,
+                                            "writing to the page cache");
+                done += (size_t)w;
+        }
+        pc->wn = 0;
+        return 0;
+}
 
 /* The file only grows, so its pages' hashes in order name its content. */
 static int order_append(em_pagecache_t *pc, const em_phash_t *h, em_error_t *err)
@@ -45,8 +68,16 @@ void em_pagecache_free(em_pagecache_t **pcp)
 
         if (pc == NULL)
                 return;
-        if (pc->fd >= 0)
+        if (pc->fd >= 0) {
+                em_error_t e = NULL;
+                /* Best effort: pages lost here are only not cached. */
+                if (pc->wn > 0 && flush_writes(pc, &e) < 0) {
+                        em_log_warn("%s", em_error_msg(e));
+                        em_error_free(&e);
+                }
                 close(pc->fd);
+        }
+        free(pc->wbuf);
         free(pc->t.s);
         free(pc->order);
         free(pc->dir);
@@ -107,6 +138,8 @@ int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err)
 
         if (pc->dir == NULL || pc->indexed == pc->npages)
                 return 0;
+        if (flush_writes(pc, err) < 0) /* the index describes only written pages */
+                return -1;
         path = em_path_join(pc->dir, "index.bin");
         buf = malloc(len);
         if (path == NULL || buf == NULL)
@@ -185,14 +218,19 @@ int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_err
         em_page_hash(page, h);
         if (em_phtab_find(&pc->t, h) != NULL)
                 return 0;
-        if (order_append(pc, h, err) < 0)
+        if (pc->wbuf == NULL && (pc->wbuf = malloc(WBATCH * EM_PAGE_SIZE)) == NULL)
+                return em_error_set(err, ENOMEM, "page cache");
+        if (order_append(pc, h, err) < 0 || em_phtab_insert(&pc->t, h, pc->npages, err) < 0)
                 return -1;
-        if (pwrite(pc->fd, page, EM_PAGE_SIZE, (off_t)(pc->npages * EM_PAGE_SIZE)) != EM_PAGE_SIZE)
-                return em_error_set(err, errno ? errno : ENOSPC, "writing to the page cache");
-        if (em_phtab_insert(&pc->t, h, pc->npages, err) < 0)
-                return -1;
+        memcpy(pc->wbuf + pc->wn * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
+        pc->wn++;
         pc->npages++;
-        return 0;
+        return pc->wn == WBATCH ? flush_writes(pc, err) : 0;
+}
+
+int em_pagecache_flush(em_pagecache_t *pc, em_error_t *err)
+{
+        return pc->wn > 0 ? flush_writes(pc, err) : 0;
 }
 
 bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h)
@@ -240,6 +278,8 @@ int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t
         if (first > pc->npages || n > pc->npages - first)
                 return em_error_set_code(err, ENOENT, "page %" PRIu64 " is not in the page cache",
                                          first + n - 1);
+        if (first + n > pc->npages - pc->wn && flush_writes(pc, err) < 0)
+                return -1;
         ssize_t r = pread(pc->fd, pages, n * EM_PAGE_SIZE, (off_t)(first * EM_PAGE_SIZE));
         if (r != (ssize_t)(n * EM_PAGE_SIZE))
                 return em_error_set(err, errno ? errno : EIO, "reading the page cache");

@@ -22,8 +22,13 @@ void em_pagecache_free(em_pagecache_t **pc);
  * open hashes only pages appended since instead of the whole file; nothing
  * to do if the saved index already describes every page. */
 int em_pagecache_save_index(em_pagecache_t *pc, em_error_t *err);
-/* Stores a page (deduplicated) and returns its hash. */
+/* Stores a page (deduplicated) and returns its hash. New pages reach the
+ * file in batches: the reads here and em_pagecache_save_index write them
+ * first; another opener of the directory sees them after
+ * em_pagecache_flush (or em_pagecache_free). */
 int em_pagecache_put(em_pagecache_t *pc, const void *page, em_phash_t *h, em_error_t *err);
+/* Writes the pages em_pagecache_put holds back. */
+int em_pagecache_flush(em_pagecache_t *pc, em_error_t *err);
 bool em_pagecache_has(const em_pagecache_t *pc, const em_phash_t *h);
 /* Whether pages first..first+n-1 exist and their hashes fold (XOR of each
  * hash's first 8 bytes, little-endian) to check: the sender's view of them. */
