@@ -328,32 +328,13 @@ static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error
 
 /* pid as the container sees it (the last NSpid), which is how CRIU's
  * images name processes; pid itself if the kernel does not say. */
-static uint32_t ns_pid(pid_t pid)
-{
-        char path[64], *line = NULL;
-        size_t cap = 0;
-        uint32_t v = (uint32_t)pid;
-        cleanup_fclose FILE *f = NULL;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", pid);
-        f = fopen(path, "re");
-        while (f != NULL && getline(&line, &cap, f) > 0) {
-                if (strncmp(line, "NSpid:", 6) != 0)
-                        continue;
-                char *last = strrchr(line, '\t');
-                if (last != NULL)
-                        v = (uint32_t)strtoul(last + 1, NULL, 10);
-                break;
-        }
-        free(line);
-        return v;
-}
-
 /* runs NULL: every page CRIU would dump; else only those of runs. */
 static int encode_procmem(struct em_delta_enc *e, pid_t pid, const struct em_procmem_run *runs,
                           size_t nruns, struct em_procmem_stats *st, em_error_t *err)
 {
-        e->vpid = ns_pid(pid);
+        long vpid = em_procmem_ns_pid(pid);
+
+        e->vpid = vpid > 0 ? (uint32_t)vpid : (uint32_t)pid;
         if (em_delta_enc_put_op(e, EM_OP_PREFILL, NULL, 0, NULL, 0, err) < 0)
                 return -1;
         e->in_prefill = true;

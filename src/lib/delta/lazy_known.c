@@ -26,6 +26,7 @@
 
 #include "delta/criu_img.h"
 #include "delta/pages.h"
+#include "delta/procmem.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -42,27 +43,6 @@ struct known_rec {
 static const em_phash_t zero_hash;
 
 /* ---- source ---- */
-
-/* The innermost pid (CRIU's) of a host pid, from NSpid. */
-static long ns_pid(pid_t pid)
-{
-        char path[64], line[256];
-        long v = -1;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        cleanup_fclose FILE *f = fopen(path, "re");
-        while (f && fgets(line, sizeof(line), f)) {
-                if (strncmp(line, "NSpid:", 6) != 0)
-                        continue;
-                for (char *p = line + 6, *end; *p; p = end) {
-                        long x = strtol(p, &end, 10);
-                        if (end == p)
-                                break;
-                        v = x;
-                }
-        }
-        return v;
-}
 
 struct scan_ctx {
         const struct em_pagemap *pm;
@@ -144,21 +124,12 @@ void em_lazy_known_remove(const char *images)
 
 int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, em_error_t *err)
 {
-        *n = 0;
         if (max == 0)
                 return em_error_set(err, E2BIG, "no room for tasks");
-        host[(*n)++] = root;
+        if ((*n = em_procmem_tree(root, host, max)) == 0)
+                return em_error_set(err, ESRCH, "task %d vanished", (int)root);
         for (size_t i = 0; i < *n; i++) {
-                char path[64];
-                int child;
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)host[i],
-                         (int)host[i]);
-                cleanup_fclose FILE *f = fopen(path, "re");
-                while (f && *n < max && fscanf(f, "%d", &child) == 1)
-                        host[(*n)++] = child;
-        }
-        for (size_t i = 0; i < *n; i++) {
-                nspid[i] = ns_pid(host[i]);
+                nspid[i] = em_procmem_ns_pid(host[i]);
                 if (nspid[i] <= 0)
                         return em_error_set(err, ESRCH, "task %d vanished", (int)host[i]);
         }

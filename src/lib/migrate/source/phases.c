@@ -9,6 +9,7 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "delta/procmem.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/early_images.h"
 #include "migrate/source/known_cache.h"
@@ -56,25 +57,6 @@ int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
         return 0;
 }
 
-/* Adds the children of pid (recursively) by scanning /proc. */
-static size_t collect_pids(pid_t root, pid_t *out, size_t max)
-{
-        size_t n = 0;
-
-        if (root <= 0)
-                return 0;
-        out[n++] = root;
-        for (size_t i = 0; i < n; i++) {
-                char path[64];
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[i], (int)out[i]);
-                cleanup_fclose FILE *f = fopen(path, "re");
-                int child;
-                while (f && n < max && fscanf(f, "%d", &child) == 1)
-                        out[n++] = child;
-        }
-        return n;
-}
-
 /* The container's processes now, into s->pids (kept for the final push). */
 static int container_pids(struct source *s, em_error_t *err)
 {
@@ -88,7 +70,7 @@ static int container_pids(struct source *s, em_error_t *err)
         if (status == NULL || strcmp(status, "running") != 0)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
                                     status && *status ? status : "unknown to runc");
-        s->npids = collect_pids(pid, s->pids, MAX_PIDS);
+        s->npids = em_procmem_tree(pid, s->pids, MAX_PIDS);
         return 0;
 }
 

@@ -1,0 +1,72 @@
+/* delta/procmem's process helpers: the tree under a pid, parents first,
+ * and the innermost pid of a task. (Reading memory is in test_pages.) */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "delta/procmem.h"
+
+/* A child that forks a grandchild, which sleeps until killed; the child
+ * then reaps it and exits. */
+static pid_t spawn_two(int ready[2])
+{
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (fork() == 0) {
+                        (void)!write(ready[1], "g", 1);
+                        pause();
+                        _exit(0);
+                }
+                wait(NULL);
+                _exit(0);
+        }
+        return pid;
+}
+
+static void test_tree(void **state)
+{
+        pid_t out[8], small[1];
+        int ready[2];
+        char c;
+
+        (void)state;
+        assert_int_equal(pipe(ready), 0);
+        pid_t child = spawn_two(ready);
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        size_t n = em_procmem_tree(child, out, 8);
+        assert_int_equal(n, 2);
+        assert_int_equal(out[0], child);
+        assert_true(out[1] != child && out[1] > 0);
+        assert_int_equal(em_procmem_tree(child, small, 1), 1); /* bounded */
+        assert_int_equal(em_procmem_tree(0, out, 8), 0);
+        kill(out[1], SIGKILL);
+        assert_int_equal(waitpid(child, NULL, 0), child);
+        close(ready[0]);
+        close(ready[1]);
+}
+
+static void test_ns_pid(void **state)
+{
+        (void)state;
+        assert_int_equal(em_procmem_ns_pid(getpid()), getpid());
+        pid_t gone = fork();
+        if (gone == 0)
+                _exit(0);
+        waitpid(gone, NULL, 0);
+        assert_int_equal(em_procmem_ns_pid(gone), -1);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_tree),
+            cmocka_unit_test(test_ns_pid),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
