@@ -75,6 +75,21 @@ static void test_find_hostile(void **state)
         assert_false(em_lazy_set_find(s, UINT32_MAX, 0x1000, 1, &idx));
 }
 
+/* A dump with no lazy page at all (everything known, or a tiny task). */
+static void test_empty(void **state)
+{
+        cleanup_lazy_set em_lazy_set_t *s = NULL;
+        em_error_t err = NULL;
+        uint64_t idx;
+
+        (void)state;
+        assert_int_equal(em_lazy_set_new(&s, &err), 0);
+        assert_int_equal(em_lazy_set_seal(s, &err), 0);
+        assert_int_equal(s->pages, 0);
+        assert_false(em_lazy_set_find(s, 1, 0x1000, 1, &idx));
+        assert_null(em_lazy_set_range(s, 0));
+}
+
 static void test_bad_ranges(void **state)
 {
         cleanup_lazy_set em_lazy_set_t *s = NULL;
@@ -137,6 +152,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_sorted_merged_numbered),
             cmocka_unit_test(test_find_hostile),
+            cmocka_unit_test(test_empty),
             cmocka_unit_test(test_bad_ranges),
             cmocka_unit_test(test_mark_known),
         };

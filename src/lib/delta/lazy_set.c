@@ -60,7 +60,8 @@ int em_lazy_set_seal(em_lazy_set_t *s, em_error_t *err)
 {
         size_t out = 0;
 
-        qsort(s->r, s->n, sizeof(*s->r), cmp_range);
+        if (s->n > 0) /* a dump without lazy pages: no array at all */
+                qsort(s->r, s->n, sizeof(*s->r), cmp_range);
         s->pages = 0;
         for (size_t i = 0; i < s->n; i++) {
                 struct em_lazy_range *prev = out ? &s->r[out - 1] : NULL;
