@@ -5,7 +5,9 @@
 # `pod rm` withdraw it; a hook that fails
 # is an error that says the container's state; edgemigd started with
 # --route-hook announces the IP of a container its restart policy brings
-# back at start. The hook here records its arguments (the BGP one is tested
+# back at start, and withdraws that of a container without a restart policy
+# whose processes ended on their own. The hook here records its arguments
+# (the BGP one is tested
 # in 31-migrate-redis-bgp and 48-route-bgp-faults).
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
@@ -79,6 +81,15 @@ DPID=$!
 wait_for 20 grep -q "announce $IP" "$LOG" ||
 	fail "edgemigd did not announce the restarted svc: $(cat "$LOG"); $(tail -5 "$ROOT/edgemigd.log")"
 expect "announce $IP"
+# --- a container without a restart policy that ends on its own: edgemigd
+# withdraws its IP (nothing serves it here any more), once ----------------
+BIP=10.66.7.12
+EDGEMIG_ROUTE_HOOK=$HOOK em run --name brief --ip "$BIP/32" busybox sh -c 'sleep 2' >/dev/null ||
+	fail "run brief"
+wait_for 30 grep -q "withdraw $BIP" "$LOG" ||
+	fail "edgemigd did not withdraw the IP of brief, which ended: $(cat "$LOG")"
+sleep 5 # several passes of the monitor: still one withdrawal
+expect "announce $BIP" "withdraw $BIP"
 kill "$DPID"
 wait "$DPID" 2>/dev/null || true
 DPID=
@@ -86,4 +97,7 @@ DPID=
 export EDGEMIG_ROUTE_HOOK=$HOOK
 em rm -f svc >/dev/null || fail "rm svc"
 expect "withdraw $IP"
-echo "ok: run/start/restart announce, stop/rm withdraw, edgemigd's restarts announce"
+em rm -f brief >/dev/null || fail "rm brief"
+: >"$LOG"
+echo "ok: run/start/restart announce, stop/rm withdraw, edgemigd's restarts announce and" \
+	"a container that ended is withdrawn"

@@ -3,11 +3,17 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "container/restart.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 
 static void test_parse_and_names(void **state)
@@ -63,12 +69,65 @@ static void test_wanted(void **state)
         assert_true(em_restart_wanted(EM_RESTART_ALWAYS, &stopped, true));
 }
 
+/* A container running (so its record says) under pid, no restart policy. */
+static void add_running(struct em_state *st, const char *name, const char *ip, int pid)
+{
+        struct em_container_rec r = {
+            .name = (char *)name, .image = "busybox", .ip = strdup(ip), .spec = "{}"};
+        em_error_t err = NULL;
+
+        assert_int_equal(em_state_container_insert(st, &r, NULL, &err), 0);
+        free(r.ip);
+        assert_int_equal(em_state_container_transition(st, name, EM_CSTATE_ANY, EM_CSTATE_RUNNING,
+                                                       pid, NULL, &err),
+                         0);
+}
+
+/* A container without a policy whose process ended has its service IP
+ * withdrawn by the monitor, once over many passes; one whose process
+ * runs keeps it. */
+static void test_ended_is_withdrawn(void **state)
+{
+        char root[] = "/tmp/test_restart.XXXXXX", hook[64], log[64], *text = NULL;
+        struct em_config cfg = {.root = root};
+        cleanup_restart_monitor struct em_restart_monitor *m = NULL;
+        cleanup_state struct em_state *st = NULL;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_non_null(mkdtemp(root));
+        snprintf(hook, sizeof(hook), "%s/hook", root);
+        snprintf(log, sizeof(log), "%s/hook.log", root);
+        FILE *f = fopen(hook, "w");
+        assert_non_null(f);
+        fprintf(f, "#!/bin/sh\necho \"$1 $2\" >>%s\n", log);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(hook, 0700), 0);
+        pid_t gone = fork();
+        if (gone == 0)
+                _exit(0);
+        assert_int_equal(waitpid(gone, NULL, 0), gone);
+        assert_int_equal(em_state_open(root, &st, &err), 0);
+        add_running(st, "ended", "10.66.9.1", gone);
+        add_running(st, "runs", "10.66.9.2", getpid());
+        em_state_close(&st);
+        assert_int_equal(em_restart_monitor_new(&m, &err), 0);
+        em_restart_monitor_set_route_hook(m, hook);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(em_restart_monitor_pass(m, &cfg, i == 0, i * 2000, NULL, &err), 0);
+        assert_int_equal(em_read_file(log, 4096, &text, NULL, &err), 0);
+        assert_string_equal(text, "withdraw 10.66.9.1\n");
+        free(text);
+        assert_int_equal(em_rm_rf(root, &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_parse_and_names),
             cmocka_unit_test(test_of_spec),
             cmocka_unit_test(test_wanted),
+            cmocka_unit_test(test_ended_is_withdrawn),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 #include "container/restart.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,9 +58,10 @@ bool em_restart_wanted(enum em_restart policy, const struct em_container_rec *re
         return policy == EM_RESTART_ON_FAILURE && died;
 }
 
-/* Per container name: {"delay", "next", "started"} in monotonic ms. */
+/* backoff: per container name, {"delay", "next", "started"} in monotonic
+ * ms; withdrawn: per name, the pid whose death withdrew its IP. */
 struct em_restart_monitor {
-        json_t *backoff;
+        json_t *backoff, *withdrawn;
         const char *route_hook;
 };
 
@@ -67,7 +69,10 @@ int em_restart_monitor_new(struct em_restart_monitor **out, em_error_t *err)
 {
         struct em_restart_monitor *m = calloc(1, sizeof(*m));
 
-        if (m == NULL || (m->backoff = json_object()) == NULL) {
+        if (m == NULL || (m->backoff = json_object()) == NULL ||
+            (m->withdrawn = json_object()) == NULL) {
+                if (m != NULL)
+                        json_decref(m->backoff);
                 free(m);
                 return em_error_set(err, ENOMEM, "restart monitor");
         }
@@ -80,6 +85,7 @@ void em_restart_monitor_free(struct em_restart_monitor **m)
         if (*m == NULL)
                 return;
         json_decref((*m)->backoff);
+        json_decref((*m)->withdrawn);
         free(*m);
         *m = NULL;
 }
@@ -110,6 +116,43 @@ static bool process_alive(const struct em_config *cfg, const char *name)
             em_runc_state(cfg, &p, name, &status, &pid, &e) < 0)
                 return false;
         return strcmp(status, "running") == 0 || strcmp(status, "paused") == 0;
+}
+
+/* Whether host pid still runs: a zombie does not (a dead container init
+ * may wait long for a slow reaper, e.g. a PID 1 that is no real init). */
+static bool pid_runs(int pid)
+{
+        char path[64], line[512];
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+                return false;
+        const char *end = strrchr(line, ')'); /* the name may hold anything */
+        return end == NULL || (end[1] == ' ' && end[2] != 'Z' && end[2] != 'X');
+}
+
+/* A container without a restart policy whose processes ended on their
+ * own: nothing serves its service IP here any more, so the route goes
+ * (`stop`, `rm` and migrations withdraw it themselves). Once per death:
+ * withdrawn keeps the pid that died; a failing hook is logged, not
+ * retried. A record without a pid is left alone. */
+static void withdraw_if_ended(struct em_restart_monitor *m, const struct em_container_rec *rec)
+{
+        cleanup_error em_error_t e = NULL;
+        json_t *w = json_object_get(m->withdrawn, rec->name);
+
+        if (rec->state != EM_CSTATE_RUNNING || rec->ip == NULL || rec->pid <= 0 ||
+            m->route_hook == NULL || *m->route_hook == '\0' ||
+            (w != NULL && json_integer_value(w) == rec->pid) || pid_runs(rec->pid))
+                return;
+        json_object_set_new(m->withdrawn, rec->name, json_integer(rec->pid));
+        if (em_route_hook_run(m->route_hook, "withdraw", rec->ip, &e) < 0)
+                em_log_warn("%s ended, but its service IP is still routed here: %s", rec->name,
+                            em_error_msg(e));
+        else
+                em_log_info("%s ended (no restart policy): withdrew its service IP %s", rec->name,
+                            rec->ip);
 }
 
 /* Starts rec if its back-off allows; records the attempt. */
@@ -147,8 +190,12 @@ static bool pass_one(struct em_restart_monitor *m, const struct em_config *cfg,
         enum em_restart policy;
 
         if (em_json_parse(rec->spec, strlen(rec->spec), "spec", &spec, &e) < 0 ||
-            em_restart_of_spec(spec, &policy, &e) < 0 || policy == EM_RESTART_NO)
+            em_restart_of_spec(spec, &policy, &e) < 0)
                 return false;
+        if (policy == EM_RESTART_NO) {
+                withdraw_if_ended(m, rec);
+                return false;
+        }
         if (rec->state == EM_CSTATE_RUNNING && process_alive(cfg, rec->name)) {
                 json_t *b = json_object_get(m->backoff, rec->name);
                 if (b != NULL && now - em_json_int(b, "started", 0) >= STABLE_MS)

@@ -16,7 +16,9 @@
  * 1 s, 2 s, 4 s, ... up to 60 s; the delay starts over once it has run for
  * 60 s. Containers that a migration owns, checkpointed ones and created ones
  * are left alone. A container started again announces its service IP
- * through the route hook, when one is set. A pod's infra container is started before the others
+ * through the route hook, when one is set; one without a policy whose
+ * processes ended on their own (its record still says running) has it
+ * withdrawn, once. A pod's infra container is started before the others
  * (its members join its namespaces, pod.h). */
 #ifndef EDGEMIG_CONTAINER_RESTART_H
 #define EDGEMIG_CONTAINER_RESTART_H
@@ -50,7 +52,8 @@ struct em_restart_monitor;
 int em_restart_monitor_new(struct em_restart_monitor **out, em_error_t *err);
 void em_restart_monitor_free(struct em_restart_monitor **m);
 /* Runs `hook announce IP` (routehook.h) after each start of a container
- * with a service IP; hook (NULL: none) must outlive m. */
+ * with a service IP, and `hook withdraw IP` when one without a restart
+ * policy has ended; hook (NULL: none) must outlive m. */
 void em_restart_monitor_set_route_hook(struct em_restart_monitor *m, const char *hook);
 #define cleanup_restart_monitor __attribute__((cleanup(em_restart_monitor_free)))
 
