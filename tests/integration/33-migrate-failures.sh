@@ -52,15 +52,17 @@ only_on() {
 }
 
 # leftovers I [staging]: what a migration left in host I's root (empty: nothing).
-# With staging, a dead session's staging directory and the empty directory
-# that reserved its container name (HELLO) are inert and may stay.
+# With staging, a dead session's staging directory and the directory that
+# reserved its container name (HELLO), with the empty directories the
+# target pre-warmed in it (migrate/target/prewarm.h), are inert and may
+# stay: no file, netns, mount or runc state.
 leftovers() {
 	local root=EM_H$1_ROOT
 	root=${!root}
 	h "$1" ps --json | python3 -c 'import json,sys; [print("container", c["name"]) for c in json.load(sys.stdin)]'
 	find "$root/netns" -mindepth 1 -maxdepth 1 2>/dev/null || true
 	if [ "${2:-}" = staging ]; then
-		find "$root/containers" -mindepth 1 -maxdepth 1 ! -empty 2>/dev/null || true
+		find "$root/containers" -mindepth 1 ! -type d 2>/dev/null || true
 	else
 		find "$root/containers" "$root/incoming" -mindepth 1 -maxdepth 1 2>/dev/null || true
 	fi
