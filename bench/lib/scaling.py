@@ -111,7 +111,7 @@ def size_rows(out):
         row["cpu_tgt_round_s_gib"] = row["cpu_tgt_round_s"] / gib if row["cpu_tgt_round_s"] else None
         row["handoff_s_gib"] = row["handoff_s"] / gib
         row["downtime_s_gib"] = row["downtime_s"] / gib
-        row["load"] = "/".join(ld.get("size-%d" % size, []))
+        row["load"] = "/".join(ld.get("size-%d" % size, [])[-2:])  # the last run's before/after
         rows.append(row)
     return rows
 
