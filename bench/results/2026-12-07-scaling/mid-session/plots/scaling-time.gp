@@ -1,0 +1,17 @@
+set terminal pngcairo size 800,520 font ",10" noenhanced
+set grid
+set key top left
+set logscale x 2
+set xlabel "container memory, MiB"
+set xrange [*:*]
+set offsets graph 0.05, graph 0.05, 0, 0
+set output "scaling-time.png"
+set ylabel "seconds"
+set yrange [0:*]
+plot '-' using 1:2 with linespoints lw 2 pt 7  title "handoff", '-' using 1:2 with linespoints lw 2 pt 7  title "downtime"
+256 13.351
+1024 20.788
+e
+256 4.452
+1024 6.004
+e

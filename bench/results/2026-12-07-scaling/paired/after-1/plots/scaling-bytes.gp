@@ -1,0 +1,23 @@
+set terminal pngcairo size 800,520 font ",10" noenhanced
+set grid
+set key top left
+set logscale x 2
+set xlabel "container memory, MiB"
+set xrange [*:*]
+set offsets graph 0.05, graph 0.05, 0, 0
+set output "scaling-bytes.png"
+set ylabel "bytes on the wire / floor"
+set yrange [0:*]
+plot '-' using 1:2 with linespoints lw 2 pt 7  title "all", '-' using 1:2 with linespoints lw 2 pt 7  title "before the handoff", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: all", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: before the handoff"
+256 1.07301
+1024 2.0121
+e
+256 1.06845
+1024 1.00032
+e
+256 2.30617
+1024 1.9562
+e
+256 1.25183
+1024 1.00078
+e

@@ -1,0 +1,23 @@
+set terminal pngcairo size 800,520 font ",10" noenhanced
+set grid
+set key top left
+set logscale x 2
+set xlabel "container memory, MiB"
+set xrange [*:*]
+set offsets graph 0.05, graph 0.05, 0, 0
+set output "scaling-memory.png"
+set ylabel "peak MB (largest process + edgemigd VmHWM)"
+set yrange [0:*]
+plot '-' using 1:2 with linespoints lw 2 pt 7  title "source", '-' using 1:2 with linespoints lw 2 pt 7  title "target", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: source", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: target"
+256 61.5
+1024 82.1
+e
+256 44
+1024 1086.5
+e
+256 59.1
+1024 83.2
+e
+256 282.6
+1024 991
+e

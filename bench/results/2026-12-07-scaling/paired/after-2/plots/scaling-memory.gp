@@ -1,0 +1,23 @@
+set terminal pngcairo size 800,520 font ",10" noenhanced
+set grid
+set key top left
+set logscale x 2
+set xlabel "container memory, MiB"
+set xrange [*:*]
+set offsets graph 0.05, graph 0.05, 0, 0
+set output "scaling-memory.png"
+set ylabel "peak MB (largest process + edgemigd VmHWM)"
+set yrange [0:*]
+plot '-' using 1:2 with linespoints lw 2 pt 7  title "source", '-' using 1:2 with linespoints lw 2 pt 7  title "target", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: source", '-' using 1:2 with linespoints lw 2 pt 6 dt 2 title "before: target"
+256 63
+1024 90
+e
+256 44.2
+1024 892.9
+e
+256 65.5
+1024 82.2
+e
+256 276.4
+1024 951.9
+e
