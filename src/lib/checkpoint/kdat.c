@@ -132,16 +132,23 @@ static int fill(const struct em_kdat_paths *kp, em_error_t *err)
         return 0;
 }
 
+/* Fills even when a cache file is there: a link gone while its file
+ * stayed is CRIU's verdict that the file is stale (another CRIU build
+ * unlinks what it cannot read), and `criu check` replaces a stale cache
+ * with a fresh one, or keeps a good one. */
 static int warm_locked(const struct em_kdat_paths *kp, em_error_t *err)
 {
-        char link[PATH_MAX], target[PATH_MAX];
-        struct stat st;
+        char link[PATH_MAX], target[PATH_MAX], tmp[PATH_MAX + 8];
 
         if (em_kdat_is_warm(kp))
                 return 0;
         if (paths(kp, link, target, err) < 0 || cache_tmpfs(kp->cache_dir, err) < 0)
                 return -1;
-        if ((lstat(target, &st) < 0 || st.st_size == 0) && fill(kp, err) < 0)
+        /* CRIU saves through criu.kdat.tmp (O_EXCL): a crashed save's would
+         * stop every later one. */
+        snprintf(tmp, sizeof(tmp), "%s.tmp", target);
+        unlink(tmp);
+        if (fill(kp, err) < 0)
                 return -1;
         if (em_kdat_link(kp, err) < 0)
                 return -1;
