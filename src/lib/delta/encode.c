@@ -13,6 +13,7 @@
 #include "delta/shadow.h"
 #include "delta/xorblock.h"
 #include "util/cleanup.h"
+#include "util/proc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 
@@ -332,7 +333,7 @@ static int prefill_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error
 static int encode_procmem(struct em_delta_enc *e, pid_t pid, const struct em_procmem_run *runs,
                           size_t nruns, struct em_procmem_stats *st, em_error_t *err)
 {
-        long vpid = em_procmem_ns_pid(pid);
+        long vpid = em_proc_ns_pid(pid);
 
         e->vpid = vpid > 0 ? (uint32_t)vpid : (uint32_t)pid;
         if (em_delta_enc_put_op(e, EM_OP_PREFILL, NULL, 0, NULL, 0, err) < 0)

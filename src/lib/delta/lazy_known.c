@@ -26,11 +26,11 @@
 
 #include "delta/criu_img.h"
 #include "delta/pages.h"
-#include "delta/procmem.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #define KNOWN_MAGIC "EMKNOWN1"
 #define MAX_TASKS   4096
@@ -126,10 +126,10 @@ int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, e
 {
         if (max == 0)
                 return em_error_set(err, E2BIG, "no room for tasks");
-        if ((*n = em_procmem_tree(root, host, max)) == 0)
+        if ((*n = em_proc_tree(root, host, max)) == 0)
                 return em_error_set(err, ESRCH, "task %d vanished", (int)root);
         for (size_t i = 0; i < *n; i++) {
-                nspid[i] = em_procmem_ns_pid(host[i]);
+                nspid[i] = em_proc_ns_pid(host[i]);
                 if (nspid[i] <= 0)
                         return em_error_set(err, ESRCH, "task %d vanished", (int)host[i]);
         }

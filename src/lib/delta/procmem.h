@@ -30,12 +30,4 @@ int em_procmem_read_runs(pid_t pid, const struct em_procmem_run *runs, size_t n,
                          em_procmem_page_fn fn, void *ctx, struct em_procmem_stats *st,
                          em_error_t *err);
 
-/* The innermost pid of host pid (the one its pid namespace, and CRIU's
- * images, know it by), from the last NSpid of /proc/PID/status; -1 when
- * the process is gone. */
-long em_procmem_ns_pid(pid_t pid);
-/* root and its descendants, parents first (each task's
- * /proc/PID/task/PID/children), into out[max]; returns how many, 0 if
- * root <= 0. A process that exits meanwhile leaves its children out. */
-size_t em_procmem_tree(pid_t root, pid_t *out, size_t max);
 #endif

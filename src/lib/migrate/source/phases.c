@@ -9,7 +9,6 @@
 
 #include "checkpoint/runc.h"
 #include "container/container.h"
-#include "delta/procmem.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/early_images.h"
 #include "migrate/source/known_cache.h"
@@ -26,6 +25,7 @@
 #include "util/json.h"
 #include "util/fault.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #define MAX_PIDS 4096
 
@@ -70,7 +70,7 @@ static int container_pids(struct source *s, em_error_t *err)
         if (status == NULL || strcmp(status, "running") != 0)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
                                     status && *status ? status : "unknown to runc");
-        s->npids = em_procmem_tree(pid, s->pids, MAX_PIDS);
+        s->npids = em_proc_tree(pid, s->pids, MAX_PIDS);
         return 0;
 }
 

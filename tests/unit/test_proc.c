@@ -1,5 +1,5 @@
-/* delta/procmem's process helpers: the tree under a pid, parents first,
- * and the innermost pid of a task. (Reading memory is in test_pages.) */
+/* util/proc: the tree under a pid, parents first, and the innermost pid
+ * of a task. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "delta/procmem.h"
+#include "util/proc.h"
 
 /* A child that forks a grandchild, which sleeps until killed; the child
  * then reaps it and exits. */
@@ -39,12 +39,12 @@ static void test_tree(void **state)
         assert_int_equal(pipe(ready), 0);
         pid_t child = spawn_two(ready);
         assert_int_equal(read(ready[0], &c, 1), 1);
-        size_t n = em_procmem_tree(child, out, 8);
+        size_t n = em_proc_tree(child, out, 8);
         assert_int_equal(n, 2);
         assert_int_equal(out[0], child);
         assert_true(out[1] != child && out[1] > 0);
-        assert_int_equal(em_procmem_tree(child, small, 1), 1); /* bounded */
-        assert_int_equal(em_procmem_tree(0, out, 8), 0);
+        assert_int_equal(em_proc_tree(child, small, 1), 1); /* bounded */
+        assert_int_equal(em_proc_tree(0, out, 8), 0);
         kill(out[1], SIGKILL);
         assert_int_equal(waitpid(child, NULL, 0), child);
         close(ready[0]);
@@ -54,12 +54,12 @@ static void test_tree(void **state)
 static void test_ns_pid(void **state)
 {
         (void)state;
-        assert_int_equal(em_procmem_ns_pid(getpid()), getpid());
+        assert_int_equal(em_proc_ns_pid(getpid()), getpid());
         pid_t gone = fork();
         if (gone == 0)
                 _exit(0);
         waitpid(gone, NULL, 0);
-        assert_int_equal(em_procmem_ns_pid(gone), -1);
+        assert_int_equal(em_proc_ns_pid(gone), -1);
 }
 
 int main(void)

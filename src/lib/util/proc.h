@@ -1,0 +1,18 @@
+/* Processes as /proc shows them: a process tree, a task's innermost pid.
+ * (Reading their memory is delta/procmem.h.) */
+#ifndef EDGEMIG_UTIL_PROC_H
+#define EDGEMIG_UTIL_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The innermost pid of host pid (the one its pid namespace, and CRIU's
+ * images, know it by), from the last NSpid of /proc/PID/status; -1 when
+ * the process is gone. */
+long em_proc_ns_pid(pid_t pid);
+/* root and its descendants, parents first (each task's
+ * /proc/PID/task/PID/children), into out[max]; returns how many, 0 if
+ * root <= 0. A process that exits meanwhile leaves its children out. */
+size_t em_proc_tree(pid_t root, pid_t *out, size_t max);
+
+#endif
