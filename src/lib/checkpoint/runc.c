@@ -1,4 +1,5 @@
 #include "checkpoint/runc.h"
+#include "checkpoint/redump.h"
 #include "checkpoint/kdat.h"
 #include "checkpoint/userns_img.h"
 
@@ -174,6 +175,8 @@ static int require_running(struct em_state *st, const char *name, bool whole_pod
         if (!(CHECKPOINTABLE & EM_CSTATE_BIT(rec->state)))
                 return em_error_set(err, EBUSY, "container '%s' is %s, not running", name,
                                     em_cstate_name(rec->state));
+        if (em_redump_check(name, rec->pid, err) < 0)
+                return -1;
         return whole_pod ? 0 : em_pod_refuse_alone(spec, "checkpointing", err);
 }
 
