@@ -11,7 +11,9 @@
  * `criu check` run in a private mount namespace with that tmpfs on /run,
  * and points /run/criu.kdat at it with a symbolic link. After a reboot
  * the tmpfs is gone and the link dangles: CRIU probes again, as it would
- * without edgemig, until edgemig fills the cache again.
+ * without edgemig, until edgemig fills the cache again. A CRIU that cannot
+ * read the cache (another build) unlinks the link; edgemig then fills it
+ * again too.
  *
  * Where /run is a tmpfs, CRIU keeps its own cache and nothing here acts.
  * The cache is per host and per CRIU build (CRIU checks its own magic and
