@@ -84,8 +84,9 @@ static void add_running(struct em_state *st, const char *name, const char *ip, i
 }
 
 /* A container without a policy whose process ended has its service IP
- * withdrawn by the monitor, once over many passes; one whose process
- * runs keeps it. */
+ * withdrawn by the monitor, once over many passes, also when `ps` marked
+ * it stopped first; one whose process runs, or that the user stopped
+ * (stop withdrew it), keeps it. */
 static void test_ended_is_withdrawn(void **state)
 {
         char root[] = "/tmp/test_restart.XXXXXX", hook[64], log[64], *text = NULL;
@@ -110,13 +111,23 @@ static void test_ended_is_withdrawn(void **state)
         assert_int_equal(em_state_open(root, &st, &err), 0);
         add_running(st, "ended", "10.66.9.1", gone);
         add_running(st, "runs", "10.66.9.2", getpid());
+        /* Found dead by `ps` (reconciled to stopped), and stopped by the user. */
+        add_running(st, "seen", "10.66.9.3", gone);
+        add_running(st, "stopped", "10.66.9.4", gone);
+        assert_int_equal(em_state_container_transition(st, "seen", EM_CSTATE_ANY, EM_CSTATE_STOPPED,
+                                                       0, NULL, &err),
+                         0);
+        assert_int_equal(em_state_container_transition(st, "stopped", EM_CSTATE_ANY,
+                                                       EM_CSTATE_STOPPED, 0, NULL, &err),
+                         0);
+        assert_int_equal(em_state_container_set_stopped_by_user(st, "stopped", true, &err), 0);
         em_state_close(&st);
         assert_int_equal(em_restart_monitor_new(&m, &err), 0);
         em_restart_monitor_set_route_hook(m, hook);
         for (int i = 0; i < 3; i++)
                 assert_int_equal(em_restart_monitor_pass(m, &cfg, i == 0, i * 2000, NULL, &err), 0);
         assert_int_equal(em_read_file(log, 4096, &text, NULL, &err), 0);
-        assert_string_equal(text, "withdraw 10.66.9.1\n");
+        assert_string_equal(text, "withdraw 10.66.9.1\nwithdraw 10.66.9.3\n");
         free(text);
         assert_int_equal(em_rm_rf(root, &err), 0);
 }

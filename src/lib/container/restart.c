@@ -59,7 +59,8 @@ bool em_restart_wanted(enum em_restart policy, const struct em_container_rec *re
 }
 
 /* backoff: per container name, {"delay", "next", "started"} in monotonic
- * ms; withdrawn: per name, the pid whose death withdrew its IP. */
+ * ms; withdrawn: per name, the started_at of the run whose end withdrew
+ * its IP. */
 struct em_restart_monitor {
         json_t *backoff, *withdrawn;
         const char *route_hook;
@@ -132,21 +133,30 @@ static bool pid_runs(int pid)
         return end == NULL || (end[1] == ' ' && end[2] != 'Z' && end[2] != 'X');
 }
 
+/* Whether rec's processes ended without `edgemig stop`: its record still
+ * says running but the pid is gone, or `ps` found it dead already and
+ * marked it stopped. */
+static bool ended_on_its_own(const struct em_container_rec *rec)
+{
+        if (rec->state == EM_CSTATE_STOPPED)
+                return !rec->stopped_by_user;
+        return rec->state == EM_CSTATE_RUNNING && rec->pid > 0 && !pid_runs(rec->pid);
+}
+
 /* A container without a restart policy whose processes ended on their
  * own: nothing serves its service IP here any more, so the route goes
- * (`stop`, `rm` and migrations withdraw it themselves). Once per death:
- * withdrawn keeps the pid that died; a failing hook is logged, not
- * retried. A record without a pid is left alone. */
+ * (`stop`, `rm` and migrations withdraw it themselves). Once per run
+ * that ended (withdrawn keeps its started_at); a failing hook is logged,
+ * not retried. */
 static void withdraw_if_ended(struct em_restart_monitor *m, const struct em_container_rec *rec)
 {
         cleanup_error em_error_t e = NULL;
         json_t *w = json_object_get(m->withdrawn, rec->name);
 
-        if (rec->state != EM_CSTATE_RUNNING || rec->ip == NULL || rec->pid <= 0 ||
-            m->route_hook == NULL || *m->route_hook == '\0' ||
-            (w != NULL && json_integer_value(w) == rec->pid) || pid_runs(rec->pid))
+        if (rec->ip == NULL || m->route_hook == NULL || *m->route_hook == '\0' ||
+            (w != NULL && json_integer_value(w) == rec->started_at) || !ended_on_its_own(rec))
                 return;
-        json_object_set_new(m->withdrawn, rec->name, json_integer(rec->pid));
+        json_object_set_new(m->withdrawn, rec->name, json_integer(rec->started_at));
         if (em_route_hook_run(m->route_hook, "withdraw", rec->ip, &e) < 0)
                 em_log_warn("%s ended, but its service IP is still routed here: %s", rec->name,
                             em_error_msg(e));

@@ -17,9 +17,9 @@
  * 60 s. Containers that a migration owns, checkpointed ones and created ones
  * are left alone. A container started again announces its service IP
  * through the route hook, when one is set; one without a policy whose
- * processes ended on their own (its record still says running) has it
- * withdrawn, once. A pod's infra container is started before the others
- * (its members join its namespaces, pod.h). */
+ * processes ended on their own (its record still says running, or `ps`
+ * marked it stopped) has it withdrawn, once per run. A pod's infra container is started before the
+ * others (its members join its namespaces, pod.h). */
 #ifndef EDGEMIG_CONTAINER_RESTART_H
 #define EDGEMIG_CONTAINER_RESTART_H
 
