@@ -6,10 +6,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "delta/criu_img.h"
 #include "migrate/source/lazy_push.h"
 #include "transfer/pswire.h"
 #include "util/cleanup.h"
@@ -240,6 +242,67 @@ static void test_page_server_gone(void **state)
         bed_down(&b);
 }
 
+/* A dump dir with pagemap-1.img: 4 lazy pages at 0x10000, one of them in
+ * edgemig-known-1.bin. */
+static void write_dump(const char *dir)
+{
+        struct em_pagemap_entry e = {.vaddr = 0x10000,
+                                     .nr_pages = 4,
+                                     .flags = EM_PE_LAZY,
+                                     .has = EM_PME_HAS_FLAGS | EM_PME_HAS_NR_PAGES};
+        struct em_pagemap pm = {.pages_id = 1, .n = 1, .e = &e};
+        uint8_t known[16 + 24 + 71] = "EMKNOWN1";
+        uint64_t n = 1, v = 0x12000;
+        cleanup_free uint8_t *enc = NULL;
+        em_error_t err = NULL;
+        char path[128];
+        size_t len = 0;
+        FILE *f;
+
+        assert_int_equal(em_pagemap_encode(&pm, &enc, &len, &err), 0);
+        snprintf(path, sizeof(path), "%s/pagemap-1.img", dir);
+        assert_non_null(f = fopen(path, "w"));
+        assert_int_equal(fwrite(enc, len, 1, f), 1);
+        fclose(f);
+        memcpy(known + 8, &n, 8);
+        memcpy(known + 16, &v, 8);
+        memcpy(known + 40, "sha256:", 7);
+        memset(known + 47, 'a', 64);
+        snprintf(path, sizeof(path), "%s/edgemig-known-1.bin", dir);
+        assert_non_null(f = fopen(path, "w"));
+        assert_int_equal(fwrite(known, sizeof(known), 1, f), 1);
+        fclose(f);
+}
+
+/* The plan lists the lazy pages the target lacks; a plan that cannot be
+ * made (no images) leaves nothing behind, and the caller falls back to
+ * CRIU's pull. */
+static void test_plan(void **state)
+{
+        char dir[] = "/tmp/test_lazy_push.XXXXXX", cmd[64];
+        struct em_lazy_push_plan plan;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        write_dump(dir);
+        assert_int_equal(em_lazy_push_plan(dir, getpid(), NULL, &plan, &err), 0);
+        assert_int_equal(plan.set->pages, 4);
+        assert_int_equal(plan.ntasks, 1);
+        assert_int_equal(plan.tasks[0].host, getpid());
+        assert_int_equal(plan.state[2], EM_PUSH_HELD);
+        assert_int_equal(plan.state[0] + plan.state[1] + plan.state[3], 0);
+        em_lazy_push_plan_free(&plan);
+        assert_null(plan.set);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(em_lazy_push_plan(dir, getpid(), NULL, &plan, &err), -1);
+        assert_null(plan.set);
+        assert_null(plan.state);
+        assert_null(plan.tasks);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -247,6 +310,7 @@ int main(void)
             cmocka_unit_test(test_urgent_overtakes_bulk),
             cmocka_unit_test(test_hostile_target),
             cmocka_unit_test(test_page_server_gone),
+            cmocka_unit_test(test_plan),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

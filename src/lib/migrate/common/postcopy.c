@@ -227,10 +227,11 @@ struct lazy_source {
         int psfd;             /* our connection to the page server, until the relay takes it */
         em_relay_t *relay;    /* CRIU's page traffic over the session (--lazy-pull) */
         em_lazy_push_t *push; /* or our push and urgent answers over the session */
-        pid_t root;           /* the frozen container's init (host pid) */
-        int64_t t_lazy;       /* pages started to flow (push or relay started) */
-        pid_t runc;           /* runc checkpoint, serving pages until the target has them all */
-        bool frozen;          /* the dump is ready: the container is stopped for good here */
+        struct em_lazy_push_plan plan;
+        pid_t root;     /* the frozen container's init (host pid) */
+        int64_t t_lazy; /* pages started to flow (push or relay started) */
+        pid_t runc;     /* runc checkpoint, serving pages until the target has them all */
+        bool frozen;    /* the dump is ready: the container is stopped for good here */
         bool pipe_raised;
 };
 
@@ -360,6 +361,21 @@ static void list_known_pages(struct source *s, struct lazy_source *ls)
         em_report_set(s->report, "lazy_known_scan_ms", json_integer(em_mono_ms() - t0));
 }
 
+/* Before FINAL: a push that cannot be planned leaves the pages to CRIU's
+ * pull through the relay, as with --lazy-pull. */
+static bool plan_push(struct source *s, struct lazy_source *ls)
+{
+        em_error_t e = NULL;
+
+        if (em_lazy_push_plan(s->images, ls->root, em_sync_state_shadow(s->sync), &ls->plan, &e) ==
+            0)
+                return true;
+        em_log_warn("not pushing lazy pages (CRIU's lazy-pages daemon pulls them): %s",
+                    em_error_msg(e));
+        em_error_free(&e);
+        return false;
+}
+
 static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t *err)
 {
         cleanup_json json_t *digests = json_object(), *final = NULL;
@@ -378,7 +394,7 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
             em_sync_send_images(s->conn, s->sync, s->images, level, digests, &st, err) < 0 ||
             em_logsync_send(s->conn, p.log, s->workdir, level, &st.raw_bytes, err) < 0)
                 return em_error_wrap(err, "sending the final state");
-        bool push = ls->psfd >= 0 && !s->o->lazy_pull && ls->root > 0;
+        bool push = ls->psfd >= 0 && !s->o->lazy_pull && ls->root > 0 && plan_push(s, ls);
         if (ls->psfd >= 0)
                 final = json_pack("{s:O, s:{s:b, s:b}}", "files", digests, "lazy", "relay", 1,
                                   "push", push);
@@ -389,8 +405,7 @@ static int send_final_lazy(struct source *s, struct lazy_source *ls, em_error_t 
                 return -1;
         /* From now on the target's CRIU asks for pages; with the push we
          * send them before it asks, from the frozen tasks. */
-        if (push && em_lazy_push_begin(s->conn, s->images, ls->root, em_sync_state_shadow(s->sync),
-                                       level, ls->psfd, &ls->push, err) < 0)
+        if (push && em_lazy_push_begin(s->conn, &ls->plan, level, ls->psfd, &ls->push, err) < 0)
                 return em_error_wrap(err, "pushing lazy pages");
         if (!push && ls->psfd >= 0 &&
             em_relay_start(s->conn, steal_fd(&ls->psfd), level, &ls->relay, err) < 0)
@@ -585,6 +600,7 @@ int em_source_final_lazy(struct source *s, em_error_t *err)
         }
         em_relay_free(&ls.relay);
         em_lazy_push_free(&ls.push);
+        em_lazy_push_plan_free(&ls.plan);
         if (ls.psfd >= 0)
                 close(ls.psfd);
         if (ls.nsfd >= 0)

@@ -458,26 +458,50 @@ static int plan_tasks(pid_t root, struct em_lazy_task **out, size_t *n, em_error
         return 0;
 }
 
-int em_lazy_push_begin(em_conn_t *conn, const char *images, pid_t root,
-                       const struct em_shadow *shadow, int level, int server_fd,
-                       em_lazy_push_t **out, em_error_t *err)
+void em_lazy_push_plan_free(struct em_lazy_push_plan *plan)
 {
-        struct em_lazy_push_opts o = {.conn = conn, .level = level, .server_fd = server_fd};
-        cleanup_free struct em_lazy_task *tasks = NULL;
+        em_lazy_set_free(&plan->set);
+        free(plan->state);
+        free(plan->tasks);
+        *plan = (struct em_lazy_push_plan){0};
+}
+
+int em_lazy_push_plan(const char *images, pid_t root, const struct em_shadow *shadow,
+                      struct em_lazy_push_plan *plan, em_error_t *err)
+{
         uint64_t known = 0;
 
-        if (plan_tasks(root, &tasks, &o.ntasks, err) < 0 ||
-            em_lazy_set_load(images, &o.set, err) < 0)
-                return -1;
-        o.state = calloc(o.set->pages ? o.set->pages : 1, 1);
-        o.tasks = tasks;
-        if (o.state == NULL ||
-            em_lazy_set_mark_known(o.set, images, o.state, EM_PUSH_HELD, &known, err) < 0) {
-                free(o.state);
-                em_lazy_set_free(&o.set);
-                return o.state ? -1 : em_error_set(err, ENOMEM, "lazy pages");
+        *plan = (struct em_lazy_push_plan){0};
+        if (plan_tasks(root, &plan->tasks, &plan->ntasks, err) < 0 ||
+            em_lazy_set_load(images, &plan->set, err) < 0)
+                goto fail;
+        plan->state = calloc(plan->set->pages ? plan->set->pages : 1, 1);
+        if (plan->state == NULL) {
+                em_error_set(err, ENOMEM, "lazy pages");
+                goto fail;
         }
-        mark_hot(o.set, o.state, shadow);
+        if (em_lazy_set_mark_known(plan->set, images, plan->state, EM_PUSH_HELD, &known, err) < 0)
+                goto fail;
+        mark_hot(plan->set, plan->state, shadow);
+        return 0;
+fail:
+        em_lazy_push_plan_free(plan);
+        return -1;
+}
+
+int em_lazy_push_begin(em_conn_t *conn, struct em_lazy_push_plan *plan, int level, int server_fd,
+                       em_lazy_push_t **out, em_error_t *err)
+{
+        struct em_lazy_push_opts o = {
+            .conn = conn,
+            .set = steal_pointer(&plan->set),
+            .state = steal_pointer(&plan->state),
+            .tasks = plan->tasks,
+            .ntasks = plan->ntasks,
+            .level = level,
+            .server_fd = server_fd,
+        };
+
         return em_lazy_push_start(&o, out, err);
 }
 

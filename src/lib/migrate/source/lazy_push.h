@@ -59,13 +59,23 @@ struct em_lazy_push_stats {
 typedef struct em_lazy_push em_lazy_push_t;
 
 int em_lazy_push_start(const struct em_lazy_push_opts *o, em_lazy_push_t **out, em_error_t *err);
-/* Plans and starts the push of a lazy dump in images: every lazy page not
- * in a known-pages list (the target holds those), pages the shadow has an
- * older version of (rewritten during pre-copy: the working set) first;
- * tasks: the frozen tree under root. */
+/* The push of a lazy dump, planned before FINAL (a plan that fails leaves
+ * the pages to CRIU's pull) and started after it. */
+struct em_lazy_push_plan {
+        em_lazy_set_t *set;
+        uint8_t *state;
+        struct em_lazy_task *tasks;
+        size_t ntasks;
+};
+/* Every lazy page in images not in a known-pages list (the target holds
+ * those), pages the shadow has an older version of (rewritten during
+ * pre-copy: the working set) first; tasks: the frozen tree under root. */
 struct em_shadow;
-int em_lazy_push_begin(em_conn_t *conn, const char *images, pid_t root,
-                       const struct em_shadow *shadow, int level, int server_fd,
+int em_lazy_push_plan(const char *images, pid_t root, const struct em_shadow *shadow,
+                      struct em_lazy_push_plan *plan, em_error_t *err);
+void em_lazy_push_plan_free(struct em_lazy_push_plan *plan);
+/* Starts a plan; its set and state are taken over either way. */
+int em_lazy_push_begin(em_conn_t *conn, struct em_lazy_push_plan *plan, int level, int server_fd,
                        em_lazy_push_t **out, em_error_t *err);
 /* The next frame that is not page traffic (see em_inbox_take): 1, 0 once
  * the target's LAST came (read the connection directly then), -1. */
