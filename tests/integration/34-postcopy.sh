@@ -73,7 +73,9 @@ assert r["lazy_push"] == (sys.argv[7] == "0"), r
 if r["lazy_push"]:
     sv = r["lazy_serve"]
     got = sv["pushed_pages"] + sv["urgent_pages"]
-    assert sv["served_pages"] >= got - sv["dup_pages"] and r["lazy_pushed_pages"] >= sv["pushed_pages"], r
+    # Every page arrived once (the daemon may not ask for all of them: a
+    # task that unmapped memory no longer needs it).
+    assert sv["dup_pages"] == 0 and r["lazy_pushed_pages"] == sv["pushed_pages"], r
     print("  push: %d pages pushed, %d urgent (%d asks, wait p50 %.1f ms, p99 %.1f ms), "
           "%d duplicates, %d daemon requests (%d waited)" % (sv["pushed_pages"],
           sv["urgent_pages"], sv["asks"], sv["wait_p50_ms"], sv["wait_p99_ms"], sv["dup_pages"],
