@@ -141,6 +141,21 @@ static void test_pod_not_running(void **state)
                       "pod web is not running");
 }
 
+/* A member that was never restored here has no cgroup to resume. */
+static void test_resume_needs_cgroup(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+
+        assert_int_equal(em_pod_member_resume(&f->cfg, "db", &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        assert_non_null(strstr(em_error_msg(err), "resuming pod member db"));
+        em_error_free(&err);
+        assert_int_equal(em_pod_member_resume(&f->cfg, "../db", &err), -1);
+        assert_int_equal(em_error_status(err), EINVAL);
+        em_error_free(&err);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -149,6 +164,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_spec_needs_image, setup, teardown),
             cmocka_unit_test_setup_teardown(test_running_member_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pod_not_running, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_resume_needs_cgroup, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

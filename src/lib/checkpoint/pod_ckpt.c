@@ -232,38 +232,88 @@ static bool is_checkpointed(const struct em_config *cfg, const char *name)
                em_state_container_get(st, name, &r, &e) == 0 && r->state == EM_CSTATE_CHECKPOINTED;
 }
 
-static void flush_pod_lock(const struct em_config *cfg, const char *pod)
+/* /proc/<infra pid>/ns/net of the running pod. */
+static int pod_net(const struct em_config *cfg, const char *pod, char *net, size_t len,
+                   em_error_t *err)
 {
         cleanup_state struct em_state *st = NULL;
         cleanup_container_rec struct em_container_rec *r = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 || em_state_container_get(st, pod, &r, err) < 0)
+                return -1;
+        if (r->pid <= 0)
+                return em_error_set(err, ESRCH, "pod %s has no infra process", pod);
+        snprintf(net, len, "/proc/%d/ns/net", r->pid);
+        return 0;
+}
+
+/* runc hands the pod's network namespace to CRIU as external, and CRIU
+ * then locks nothing: the pod's members are dumped one after another, so
+ * the lock is ours, from before the first dump (container/netns.h). */
+static int lock_pod(const struct em_config *cfg, const char *pod, em_error_t *err)
+{
+        char net[64];
+
+        if (pod_net(cfg, pod, net, sizeof(net), err) < 0)
+                return -1;
+        return em_netns_criu_lock(net, err);
+}
+
+static void flush_pod_lock(const struct em_config *cfg, const char *pod)
+{
         em_error_t e = NULL;
         char net[64];
 
-        if (em_state_open(cfg->root, &st, &e) == 0 &&
-            em_state_container_get(st, pod, &r, &e) == 0 && r->pid > 0) {
-                snprintf(net, sizeof(net), "/proc/%d/ns/net", r->pid);
+        if (pod_net(cfg, pod, net, sizeof(net), &e) == 0)
                 em_netns_flush_criu_lock(net, &e);
-        }
+        em_error_free(&e);
+}
+
+/* While members come back one by one (container/netns.h); releasing is
+ * best effort: on failure the pod is gone or runs on with resets held. */
+static int hold_resets(const struct em_config *cfg, const char *pod, bool on, em_error_t *err)
+{
+        char net[64];
+
+        if (pod_net(cfg, pod, net, sizeof(net), err) < 0)
+                return -1;
+        return em_netns_hold_resets(net, on, err);
+}
+
+static void release_resets(const struct em_config *cfg, const char *pod)
+{
+        em_error_t e = NULL;
+
+        if (hold_resets(cfg, pod, false, &e) < 0)
+                em_log_warn("%s", em_error_msg(e));
         em_error_free(&e);
 }
 
 /* After the dump of s->names[failed] failed: the pod runs again. Those
  * already dumped come back from their images (each keeps its own writable
- * layer, untouched while frozen), the others are thawed. */
+ * layer, untouched while frozen) while the others stay frozen and the
+ * resets on loopback are held, so that a member still here does not talk
+ * to one not back yet; then the others are thawed and all resumed. */
 static int dump_rollback(const struct em_config *cfg, const char *dir, const struct pod_set *s,
                          size_t failed, em_error_t *err)
 {
         const char *pod = s->names[s->n - 1];
         int rc = 0;
 
-        thaw_from(cfg, s, failed);
         unmark_all(cfg, s); /* those not dumped run on, the infra first of all */
         if (is_checkpointed(cfg, pod))
                 rc = restore_infra(cfg, dir, pod, true, err);
+        if (rc == 0)
+                rc = hold_resets(cfg, pod, true, err);
         flush_pod_lock(cfg, pod);
         for (size_t i = 0; rc == 0 && i <= failed && i + 1 < s->n; i++)
                 if (is_checkpointed(cfg, s->names[i]))
                         rc = restore_member(cfg, dir, pod, s->names[i], true, err);
+        release_resets(cfg, pod);
+        thaw_from(cfg, s, 0);
+        /* Those restored come back stopped; to the others SIGCONT is no news. */
+        for (size_t i = 0; rc == 0 && i + 1 < s->n; i++)
+                rc = em_pod_member_resume(cfg, s->names[i], err);
         return rc;
 }
 
@@ -351,7 +401,8 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
                 return em_error_set(err, errno, "chmod %s", dir);
         if (mark_all(cfg, &s, err) < 0)
                 return em_error_wrap(err, "checkpointing pod %s", pod);
-        if (freeze_all(cfg, &s, err) < 0) {
+        if (freeze_all(cfg, &s, err) < 0 || lock_pod(cfg, pod, err) < 0) {
+                thaw_from(cfg, &s, 0);
                 unmark_all(cfg, &s);
                 return -1;
         }
@@ -399,6 +450,10 @@ static int restore_members(const struct em_config *cfg, const char *dir, const c
 {
         char point[64];
 
+        if (hold_resets(cfg, pod, true, err) < 0) {
+                restore_rollback(cfg, pod, members, 0);
+                return -1;
+        }
         for (size_t i = 0; i < json_array_size(members); i++) {
                 const char *name = json_string_value(json_array_get(members, i));
                 /* pod.after-member-restore-N: the Nth member restored, then a failure. */
@@ -410,6 +465,15 @@ static int restore_members(const struct em_config *cfg, const char *dir, const c
                 if (em_fault(point, -1, err) < 0) {
                         restore_rollback(cfg, pod, members, i + 1);
                         return em_error_wrap(err, "restoring pod member %s", name);
+                }
+        }
+        release_resets(cfg, pod);
+        /* All back, stopped: now they run, together. */
+        for (size_t i = 0; i < json_array_size(members); i++) {
+                if (em_pod_member_resume(cfg, json_string_value(json_array_get(members, i)), err) <
+                    0) {
+                        restore_rollback(cfg, pod, members, json_array_size(members));
+                        return -1;
                 }
         }
         return 0;

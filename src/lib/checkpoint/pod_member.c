@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,9 @@ static const char *const controllers[] = {"cpu",     "cpuacct", "cpuset", "memor
 
 /* CRIU options a member's restore needs inside the pod's user namespace. */
 static const char member_criu_conf[] = "unprivileged\nmanage-cgroups=ignore\n";
+/* Restore only, taken out again after it (a dump would leave the tasks
+ * stopped instead of ending them): see em_pod_member_resume. */
+static const char leave_stopped[] = "leave-stopped\n";
 
 /* What a member restore works with: the pod's running infra container. */
 struct member_ctx {
@@ -42,6 +46,7 @@ struct member_ctx {
         uid_t base; /* the pod's first host id: root in its user namespace */
         uint32_t size;
         char *work, *runc_root;
+        off_t conf_len; /* criu.conf without leave_stopped */
 };
 
 static void ctx_free(struct member_ctx *c)
@@ -201,7 +206,7 @@ static int member_dirs(struct member_ctx *c, em_error_t *err)
 }
 
 /* The bundle, readable by the pod's root, with the member's CRIU options. */
-static int open_bundle(const struct member_ctx *c, em_error_t *err)
+static int open_bundle(struct member_ctx *c, em_error_t *err)
 {
         cleanup_free char *conf = em_path_join(c->p.bundle, "criu.conf");
         cleanup_close int fd = -1;
@@ -209,11 +214,25 @@ static int open_bundle(const struct member_ctx *c, em_error_t *err)
         if (conf == NULL)
                 return em_error_set(err, ENOMEM, "bundle");
         fd = open(conf, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || em_write_all(fd, member_criu_conf, sizeof(member_criu_conf) - 1, err) < 0)
+        if (fd < 0 || em_write_all(fd, member_criu_conf, sizeof(member_criu_conf) - 1, err) < 0 ||
+            (c->conf_len = lseek(fd, 0, SEEK_END)) < 0 ||
+            em_write_all(fd, leave_stopped, sizeof(leave_stopped) - 1, err) < 0)
                 return em_error_set(err, errno, "writing %s", conf);
         if (chown(c->p.bundle, 0, c->base) < 0 || chmod(c->p.bundle, 0750) < 0)
                 return em_error_set(err, errno, "opening %s to host id %u", c->p.bundle,
                                     (unsigned)c->base);
+        return 0;
+}
+
+/* The member's later dumps (as host root, same criu.conf) end its tasks. */
+static int close_bundle(const struct member_ctx *c, em_error_t *err)
+{
+        cleanup_free char *conf = em_path_join(c->p.bundle, "criu.conf");
+
+        if (conf == NULL)
+                return em_error_set(err, ENOMEM, "bundle");
+        if (c->conf_len > 0 && truncate(conf, c->conf_len) < 0)
+                return em_error_set(err, errno, "truncating %s", conf);
         return 0;
 }
 
@@ -298,8 +317,14 @@ static int restore_steps(struct member_ctx *c, struct em_state *st, const json_t
                 return -1;
         if (em_logger_start(c->p.log, &wr, err) < 0 || em_logger_give(wr, c->p.dir, err) < 0)
                 return -1;
-        if (em_fault("pod.member-restore", -1, err) < 0 || run_restore(c, images, wr, err) < 0 ||
-            em_read_pid_file(pidfile, pid, err) < 0)
+        int rc = run_restore(c, images, wr, err);
+        em_error_t e = NULL;
+        if (close_bundle(c, &e) < 0 && rc == 0) {
+                em_error_move(err, &e);
+                return -1;
+        }
+        em_error_free(&e);
+        if (rc < 0 || em_read_pid_file(pidfile, pid, err) < 0)
                 return -1;
         return em_state_container_transition(st, c->name,
                                              EM_CSTATE_ANY & ~EM_CSTATE_BIT(EM_CSTATE_RUNNING),
@@ -356,4 +381,24 @@ void em_pod_container_unrestore(const struct em_config *cfg, const char *name)
                                           &e) < 0)
                 em_log_warn("rolling back %s: %s", name, em_error_msg(e));
         em_error_free(&e);
+}
+
+int em_pod_member_resume(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *procs = NULL, *text = NULL;
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        if (asprintf(&procs, CGROUP_FS "/freezer%s/cgroup.procs", p.cgroup) < 0)
+                return em_error_set(err, ENOMEM, "resuming %s", name);
+        if (em_read_file(procs, 16u << 20, &text, NULL, err) < 0)
+                return em_error_wrap(err, "resuming pod member %s", name);
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+                long pid = strtol(line, NULL, 10);
+                /* One that ended meanwhile is no loss: nothing to resume. */
+                if (pid > 0 && kill((pid_t)pid, SIGCONT) < 0 && errno != ESRCH)
+                        return em_error_set(err, errno, "resuming pid %ld of %s", pid, name);
+        }
+        return 0;
 }

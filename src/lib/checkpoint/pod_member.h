@@ -38,11 +38,19 @@
  * the infra's range then; NULL or size 0: the same), re-owned to the
  * pod's range here. The images are rewritten for the pod
  * (em_pod_img_join_ns) and given to the pod's root. The member's row is
- * created if missing (another host's checkpoint); on success it runs, on
- * failure it is left "checkpointed" with nothing of it running. */
+ * created if missing (another host's checkpoint); on success it is
+ * "running" but stopped until em_pod_member_resume, on failure it is left
+ * "checkpointed" with nothing of it running. */
 int em_pod_member_restore(const struct em_config *cfg, const char *name, const json_t *spec,
                           const char *images, const char *upper,
                           const struct em_idrange *dumped_ids, em_error_t *err);
+
+/* A member comes back stopped (CRIU's leave-stopped): a restored member
+ * that ran at once would talk over localhost to members not restored yet,
+ * whose kernel answers with a reset, and a connection between two members
+ * would break. Once every member is restored, this sends SIGCONT to each
+ * task in the member's cgroup. */
+int em_pod_member_resume(const struct em_config *cfg, const char *name, em_error_t *err);
 
 /* Kills a restored member or infra container (a roll-back: its checkpoint
  * is kept), releases its runtime resources and marks it "checkpointed".

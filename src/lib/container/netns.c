@@ -264,3 +264,63 @@ int em_netns_flush_criu_lock(const char *netns, em_error_t *err)
         }
         return 0;
 }
+
+static int iptables_run(const char *netns, const char *tool, const char *const *args,
+                        em_error_t *err)
+{
+        const char *argv[8] = {tool, "-w"};
+        struct em_proc_spec spec;
+        size_t i = 2;
+
+        for (; *args && i < 7; args++)
+                argv[i++] = *args;
+        argv[i] = NULL;
+        em_proc_spec_init(&spec, argv);
+        spec.netns = netns;
+        spec.timeout_ms = IP_TIMEOUT_MS;
+        return em_proc_run(&spec, NULL, err);
+}
+
+int em_netns_criu_lock(const char *netns, em_error_t *err)
+{
+        static const char *const steps[][5] = {{"-N", "CRIU", NULL},
+                                               {"-A", "CRIU", "-j", "DROP", NULL},
+                                               {"-I", "INPUT", "-j", "CRIU", NULL},
+                                               {"-I", "OUTPUT", "-j", "CRIU", NULL}};
+        static const char *const tools[] = {"iptables", "ip6tables"};
+
+        if (!em_path_exists(netns))
+                return em_error_set(err, ENOENT, "no network namespace %s", netns);
+        for (size_t t = 0; t < 2; t++)
+                for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+                        if (iptables_run(netns, tools[t], steps[i], err) < 0) {
+                                em_error_t e = NULL;
+                                em_netns_flush_criu_lock(netns, &e);
+                                em_error_free(&e);
+                                return em_error_wrap(err, "locking network namespace %s", netns);
+                        }
+        return 0;
+}
+
+int em_netns_hold_resets(const char *netns, bool on, em_error_t *err)
+{
+        const char *rule[] = {on ? "-I" : "-D", "OUTPUT", "-o",  "lo", "-p",   "tcp",
+                              "--tcp-flags",    "RST",    "RST", "-j", "DROP", NULL};
+        static const char *const tools[] = {"iptables", "ip6tables"};
+        const char *argv[16] = {NULL, "-w"};
+        struct em_proc_spec spec;
+
+        if (!em_path_exists(netns))
+                return em_error_set(err, ENOENT, "no network namespace %s", netns);
+        for (size_t t = 0; t < 2; t++) {
+                argv[0] = tools[t];
+                memcpy(argv + 2, rule, sizeof(rule));
+                em_proc_spec_init(&spec, argv);
+                spec.netns = netns;
+                spec.timeout_ms = IP_TIMEOUT_MS;
+                if (em_proc_run(&spec, NULL, err) < 0)
+                        return em_error_wrap(err, "%s the resets on loopback in %s",
+                                             on ? "holding" : "releasing", netns);
+        }
+        return 0;
+}

@@ -11,6 +11,8 @@
 #ifndef EDGEMIG_CONTAINER_NETNS_H
 #define EDGEMIG_CONTAINER_NETNS_H
 
+#include <stdbool.h>
+
 #include "util/error.h"
 
 #define EM_GATEWAY_IP "169.254.1.1"
@@ -37,5 +39,19 @@ int em_netns_teardown(const char *path, const char *host_veth, em_error_t *err);
 /* Removes CRIU's network-lock rules (iptables chain CRIU) from a namespace,
  * which a failed restore leaves behind and which blackhole later traffic. */
 int em_netns_flush_criu_lock(const char *netns, em_error_t *err);
+/* Adds the same rules (every packet in and out dropped), as CRIU does for
+ * a namespace it dumps: for one it does not own (runc passes a pod
+ * member's as external), dumps taken one after another keep a connection
+ * between two of them intact only if no packet (a delayed ACK answered
+ * with a reset) crosses between the first dump and the last. Undo with
+ * em_netns_flush_criu_lock. */
+int em_netns_criu_lock(const char *netns, em_error_t *err);
+/* Drops (on) or lets through again (off) the TCP resets sent on loopback
+ * in a namespace. While the members of a pod are restored one after
+ * another, the first end of a connection between two of them comes back
+ * while the other is not there yet: the window probe CRIU's restore sends
+ * would be answered with a reset and the connection lost. Dropped, the
+ * probe is just lost. */
+int em_netns_hold_resets(const char *netns, bool on, em_error_t *err);
 
 #endif
