@@ -86,6 +86,15 @@ def run_row(out, r):
     }
 
 
+def failure(d):
+    """The first line of bench/run's failures.log in d, shortened."""
+    try:
+        line = open(os.path.join(d, "failures.log")).readline().strip()
+    except OSError:
+        return None
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
 def size_rows(out):
     rows = []
     ld = loads(out)
@@ -97,6 +106,10 @@ def size_rows(out):
             continue
         runs = [r for r in runs if not r.get("skipped") and r.get("check") == "ok"]
         if not runs:
+            why = failure(d)
+            if why:
+                rows.append({"size_mib": size, "reps": 0, "stop": "failed: " + why,
+                             "load": "/".join(ld.get("size-%d" % size, [])[-2:])})
             continue
         per = [run_row(d, r) for r in runs]
         row = {"size_mib": size, "reps": len(per), "stop": "/".join(sorted({p["stop"] for p in per}))}
@@ -139,7 +152,7 @@ def table(rows, before):
             if b is None:
                 continue
             rat = [("%.2f×" % (r[k] / b[k])) if r.get(k) and b.get(k) else "" for k in keys]
-            lines.append("| %d | %s (%s) | %s |" % (r["size_mib"], fmt(r["rounds"]), fmt(b["rounds"]),
+            lines.append("| %d | %s (%s) | %s |" % (r["size_mib"], fmt(r.get("rounds")), fmt(b.get("rounds")),
                                                     " | ".join(rat)))
     return "\n".join(lines) + "\n"
 
