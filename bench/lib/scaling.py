@@ -9,8 +9,9 @@ DIR/plots/scaling-*.png (gnuplot, as bench/lib/report.py). With --before,
 DIR2 (an earlier bench/scaling run, e.g. of the previous build) is drawn
 beside DIR in every plot and the table gives DIR/DIR2 ratios.
 
-Source CPU = `edgemig migrate` itself and its children (runc and CRIU's
-dump, from the migration's rusage) + what bench/run counted on that side;
+Source CPU = bench/run's cpu_src_s: `edgemig migrate` with its waited-for
+children (runc and CRIU's dump: the migration's rusage `cpu_s` already
+includes `children_cpu_s`) + what bench/run counted on that side;
 target CPU = the edgemigd session(s) (wait4 rusage, their children
 included). Per round = that divided by the pre-copy rounds + 1 (the final
 step reads the memory once more). The floor = the working set: random
@@ -70,12 +71,11 @@ def run_row(out, r):
             t = json.load(open(f))
             break
     rounds = r.get("rounds") or len(t.get("rounds", [])) or 0
-    children = (t.get("rusage") or {}).get("children_cpu_s") or 0
     floor = r["memwriter_mb"] * 1e6
     ms = [x["duration_ms"] for x in t.get("rounds", [])]
     return {
         "rounds": rounds, "stop": r.get("stop_reason") or "",
-        "cpu_src": (r.get("cpu_src_s") or 0) + children, "cpu_tgt": r.get("cpu_tgt_s"),
+        "cpu_src": r.get("cpu_src_s") or 0, "cpu_tgt": r.get("cpu_tgt_s"),
         "peak_src_mb": r.get("peak_rss_src_mb"), "peak_tgt_mb": r.get("peak_rss_tgt_mb"),
         "hwm_tgt_mb": r.get("daemon_hwm_tgt_mb"),
         "wire_x_floor": r["wire_bytes"] / floor,

@@ -9,8 +9,8 @@ set output "scaling-cpu.png"
 set ylabel "CPU seconds per round"
 set yrange [0:*]
 plot '-' using 1:2 with linespoints lw 2 pt 7  title "source", '-' using 1:2 with linespoints lw 2 pt 7  title "target"
-256 0.939127
-1024 3.06817
+256 0.8835
+1024 3.0005
 e
 256 0.6135
 1024 3.157

@@ -9,9 +9,9 @@ set output "scaling-cpu.png"
 set ylabel "CPU seconds per round"
 set yrange [0:*]
 plot '-' using 1:2 with linespoints lw 2 pt 7  title "source", '-' using 1:2 with linespoints lw 2 pt 7  title "target"
-256 0.911881
-1024 3.38158
-4096 13.2711
+256 0.8135
+1024 3.1155
+4096 12.881
 e
 256 0.483
 1024 1.8825
