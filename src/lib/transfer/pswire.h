@@ -53,6 +53,7 @@ void em_ps_answer(const struct em_ps_iov *req, uint64_t nr, uint8_t out[EM_PS_IO
 #define EM_LAZY_STREAM_PUSH   4 /* source -> target: bulk pages; LAST: push done */
 #define EM_LAZY_STREAM_ASK    5 /* target -> source: urgent requests; LAST: no more */
 #define EM_LAZY_STREAM_URGENT 6 /* source -> target: answers; LAST: nothing follows */
+#define EM_LAZY_STREAM_AGAIN  7 /* target -> source: pages it had and dropped, asked again */
 #define EM_LAZY_HDR_LEN       16
 /* Pages in one chunk, pushed or urgent: small, so that an urgent answer
  * waits behind at most one bulk chunk. */

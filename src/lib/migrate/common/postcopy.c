@@ -786,13 +786,14 @@ static int send_serve_done(const struct em_lazy_target *lt, struct lazy_target *
 
         em_lazy_serve_stats(w->serve, &st);
         cleanup_json json_t *j = json_pack(
-            "{s:b, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I}}",
+            "{s:b, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:I}}",
             "lazy_done", 1, "lazy_pages", (json_int_t)pages, "degraded_ms", (json_int_t)ms, "serve",
             "pushed_pages", (json_int_t)st.pushed_pages, "urgent_pages",
             (json_int_t)st.urgent_pages, "dup_pages", (json_int_t)st.dup_pages, "served_pages",
             (json_int_t)st.served_pages, "requests", (json_int_t)st.requests, "waited",
-            (json_int_t)st.waited, "asks", (json_int_t)st.asks, "wait_p50_ms", st.wait_p50_ms,
-            "wait_p99_ms", st.wait_p99_ms, "wait_max_ms", st.wait_max_ms, "push_done_ms",
+            (json_int_t)st.waited, "asks", (json_int_t)st.asks, "asked_again",
+            (json_int_t)st.asked_again, "wait_p50_ms", st.wait_p50_ms, "wait_p99_ms",
+            st.wait_p99_ms, "wait_max_ms", st.wait_max_ms, "push_done_ms",
             (json_int_t)st.push_done_ms);
 
         if (j == NULL)

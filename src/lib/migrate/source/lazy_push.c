@@ -276,8 +276,10 @@ static int send_unsent(em_lazy_push_t *p, uint64_t idx, uint32_t nr, uint8_t *bu
         return 0;
 }
 
-/* A fault on the target: its pages go out now, ahead of the bulk. */
-static int answer(em_lazy_push_t *p, const struct em_frame *f, uint8_t *buf, em_error_t *err)
+/* A fault on the target: its pages go out now, ahead of the bulk; again:
+ * pages the target had and dropped, sent whatever their state. */
+static int answer(em_lazy_push_t *p, const struct em_frame *f, bool again, uint8_t *buf,
+                  em_error_t *err)
 {
         struct em_lazy_chunk c;
         uint64_t idx, sent = 0;
@@ -296,6 +298,9 @@ static int answer(em_lazy_push_t *p, const struct em_frame *f, uint8_t *buf, em_
         if (idx + c.nr_pages < p->set->pages)
                 add_hint(p, idx + c.nr_pages);
         pthread_mutex_unlock(&p->lock);
+        if (again)
+                for (uint32_t i = 0; i < c.nr_pages; i++)
+                        __atomic_store_n(&p->state[idx + i], EM_PUSH_TODO, __ATOMIC_RELEASE);
         rc = send_unsent(p, idx, c.nr_pages, buf, &sent, err);
         pthread_mutex_lock(&p->lock);
         p->urgent_waiting--;
@@ -331,12 +336,12 @@ static int read_one(em_lazy_push_t *p, uint8_t *buf, em_error_t *err)
                 em_inbox_put(p->inbox, &f);
                 return 1;
         }
-        if (f.hdr.stream != EM_LAZY_STREAM_ASK)
+        if (f.hdr.stream != EM_LAZY_STREAM_ASK && f.hdr.stream != EM_LAZY_STREAM_AGAIN)
                 return em_error_set(err, EPROTO, "protocol error: LAZY_PAGES on stream %u",
                                     (unsigned)f.hdr.stream);
         if (f.hdr.flags & EM_FRAME_F_LAST)
                 return finish(p, err) < 0 ? -1 : 0;
-        return answer(p, &f, buf, err) < 0 ? -1 : 1;
+        return answer(p, &f, f.hdr.stream == EM_LAZY_STREAM_AGAIN, buf, err) < 0 ? -1 : 1;
 }
 
 static void *reader_main(void *arg)

@@ -24,7 +24,10 @@
 #define MAX_PENDING  4096u
 #define WAIT_SAMPLES 65536u
 
-enum { MISSING = 0, ASKED = 1, HELD = 2, SERVED = 3 };
+/* A page's life: MISSING -> (ASKED ->) HELD -> DROPPED once served (its
+ * memory given back); a DROPPED page asked for again (a task forked after
+ * the restore asks for its parent's pages) goes back to ASKED. */
+enum { MISSING = 0, ASKED = 1, HELD = 2, DROPPED = 3 };
 
 struct req {
         struct em_ps_iov pi;
@@ -77,7 +80,8 @@ static void take_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, bool 
 
         if (st < HELD)
                 memcpy(s->store + i * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
-        /* Only this thread makes pages HELD; the server only MISSING -> ASKED. */
+        /* Only this thread makes pages HELD; the server only MISSING or
+         * DROPPED -> ASKED. */
         while (st < HELD && !__atomic_compare_exchange_n(&s->state[i], &st, HELD, false,
                                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         }
@@ -168,14 +172,17 @@ static bool stopped(em_lazy_serve_t *s)
 }
 
 /* An urgent request for the pages from r's first one that nobody asked
- * for yet (at most one chunk; a fault asks for its one page). */
+ * for yet (at most one chunk; a fault asks for its one page): pages never
+ * here, or pages served and dropped (then on EM_LAZY_STREAM_AGAIN: the
+ * source sent them already). */
 static int ask(em_lazy_serve_t *s, const struct req *r, em_error_t *err)
 {
-        uint8_t hdr[EM_LAZY_HDR_LEN];
+        uint8_t hdr[EM_LAZY_HDR_LEN], from = __atomic_load_n(&s->state[r->idx], __ATOMIC_ACQUIRE);
         uint32_t n = 0;
 
-        while (n < EM_LAZY_CHUNK_PAGES && n < r->pi.nr_pages) {
-                uint8_t want = MISSING;
+        while ((from == MISSING || from == DROPPED) && n < EM_LAZY_CHUNK_PAGES &&
+               n < r->pi.nr_pages) {
+                uint8_t want = from;
                 if (!__atomic_compare_exchange_n(&s->state[r->idx + n], &want, ASKED, false,
                                                  __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
                         break;
@@ -185,10 +192,12 @@ static int ask(em_lazy_serve_t *s, const struct req *r, em_error_t *err)
                 return 0;
         pthread_mutex_lock(&s->lock);
         s->st.asks++;
+        s->st.asked_again += from == DROPPED;
         pthread_mutex_unlock(&s->lock);
         em_lazy_chunk_hdr((uint32_t)r->pi.dst_id, n, r->pi.vaddr, hdr);
-        return em_conn_send(s->conn, EM_FRAME_LAZY_PAGES, 0, EM_LAZY_STREAM_ASK, hdr, sizeof(hdr),
-                            0, err);
+        return em_conn_send(s->conn, EM_FRAME_LAZY_PAGES, 0,
+                            from == DROPPED ? EM_LAZY_STREAM_AGAIN : EM_LAZY_STREAM_ASK, hdr,
+                            sizeof(hdr), 0, err);
 }
 
 static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *err)
@@ -208,7 +217,7 @@ static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *e
                                     MAX_PENDING);
         r = &s->q[(s->qhead + s->qlen++) % MAX_PENDING];
         *r = (struct req){.pi = *pi, .idx = idx, .t_in_us = em_mono_ns() / 1000};
-        r->waited = __atomic_load_n(&s->state[idx], __ATOMIC_ACQUIRE) < HELD;
+        r->waited = __atomic_load_n(&s->state[idx], __ATOMIC_ACQUIRE) != HELD;
         pthread_mutex_lock(&s->lock);
         s->st.requests++;
         s->st.waited += r->waited;
@@ -233,8 +242,8 @@ static void answered(em_lazy_serve_t *s, const struct req *r, uint64_t n)
 
 /* Answers the oldest request once its first page is here, with the pages
  * here from there on (CRIU takes fewer than it asked for and asks again
- * for the rest). Pages stay after they were served: a task forked after
- * the restore asks for its parent's pages again. 1: answered, 0: not yet. */
+ * for the rest), then drops them: only pages not served yet take memory.
+ * 1: answered, 0: not yet. */
 static int answer_head(em_lazy_serve_t *s, em_error_t *err)
 {
         const struct req *r = &s->q[s->qhead];
@@ -242,7 +251,7 @@ static int answer_head(em_lazy_serve_t *s, em_error_t *err)
         uint64_t n = 0;
 
         while (n < r->pi.nr_pages &&
-               __atomic_load_n(&s->state[r->idx + n], __ATOMIC_ACQUIRE) >= HELD)
+               __atomic_load_n(&s->state[r->idx + n], __ATOMIC_ACQUIRE) == HELD)
                 n++;
         if (n == 0)
                 return 0;
@@ -252,7 +261,8 @@ static int answer_head(em_lazy_serve_t *s, em_error_t *err)
         if (em_fd_writev_full(s->fd, iov, 2, 0, err) < 0)
                 return em_error_wrap(err, "answering the lazy-pages daemon");
         for (uint64_t i = 0; i < n; i++)
-                __atomic_store_n(&s->state[r->idx + i], SERVED, __ATOMIC_RELEASE);
+                __atomic_store_n(&s->state[r->idx + i], DROPPED, __ATOMIC_RELEASE);
+        (void)madvise(s->store + r->idx * EM_PAGE_SIZE, n * EM_PAGE_SIZE, MADV_DONTNEED);
         answered(s, r, n);
         return 1;
 }

@@ -7,9 +7,10 @@
  * page has not arrived yet goes to the source at once as an urgent request
  * (EM_LAZY_STREAM_ASK, at most one chunk) and is answered when those pages
  * come, in the daemon's request order. Every page a peer sends is checked
- * against the lazy pages of the images (delta/lazy_set.h); pages nobody
- * asked for are not accepted twice, and served pages are dropped from
- * memory.
+ * against the lazy pages of the images (delta/lazy_set.h); a page is
+ * accepted once, and dropped from memory once served (a page asked for
+ * again, by a task forked after the restore, is asked of the source
+ * again).
  *
  * Two threads: the reader (the connection's only reader in the window;
  * other frames go to the caller) and the server (the daemon's socket). */
@@ -32,6 +33,7 @@ struct em_lazy_serve_stats {
         uint64_t requests;     /* the daemon's requests */
         uint64_t waited;       /* of which had to wait for the source */
         uint64_t asks;         /* urgent requests sent */
+        uint64_t asked_again;  /* of which for pages served and dropped before */
         double wait_p50_ms, wait_p99_ms, wait_max_ms; /* the waited requests' wait */
         int64_t push_done_ms; /* start to the source's last pushed chunk (-1: not yet) */
 };
