@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/redump.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/common/journal.h"
@@ -71,7 +72,9 @@ static int container_pids(struct source *s, em_error_t *err)
                 return em_error_set(err, ESRCH, "container %s is not running (%s)", s->name,
                                     status && *status ? status : "unknown to runc");
         s->npids = em_proc_tree(pid, s->pids, MAX_PIDS);
-        return 0;
+        /* What the final dump would refuse fails the first round, not the
+         * end of pre-copy. */
+        return em_redump_check(s->name, pid, err);
 }
 
 static void report_calibration(struct source *s)
