@@ -30,6 +30,7 @@ CTL_PKGS     := libarchive libzstd jansson sqlite3 libxxhash libmicrohttpd gnutl
 CTL_CURL_LIBS := -l:libcurl-gnutls.so.4
 OPENSSL_LIBS := $(shell pkg-config --libs $(OPENSSL_PKGS) 2>/dev/null) -pthread -lm
 CTL_LIBS     := $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null) $(CTL_CURL_LIBS) -pthread -lm
+HOOK_LIBS    := $(shell pkg-config --libs jansson 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-security -Wpointer-arith \
         -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wnull-dereference \
@@ -67,6 +68,7 @@ CLI_SRC    := $(sort $(wildcard src/cli/*.c))
 DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
 PROBE_SRC  := $(sort $(wildcard src/probe/*.c))
 CTL_SRC    := $(sort $(wildcard src/controller/*.c))
+HOOK_SRC   := $(sort $(wildcard src/netns-hook/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 
@@ -74,7 +76,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ := $(call obj,$(LIB_SRC))
 LIBA    := $(BUILD)/libedgemig.a
 BINS    := $(BUILD)/edgemig $(BUILD)/edgemigd \
-           $(if $(PROBE_SRC),$(BUILD)/edgemig-probe) $(if $(CTL_SRC),$(BUILD)/edgemig-controller)
+           $(if $(PROBE_SRC),$(BUILD)/edgemig-probe) $(if $(CTL_SRC),$(BUILD)/edgemig-controller) \
+           $(if $(HOOK_SRC),$(BUILD)/edgemig-netns-hook)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRC))
 
@@ -99,6 +102,11 @@ $(BUILD)/edgemig-probe: $(call obj,$(PROBE_SRC)) $(LIBA)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(OPENSSL_LIBS)
 $(BUILD)/edgemig-controller: $(call obj,$(CTL_SRC) $(DIGEST_GNUTLS_SRC)) $(LIBA)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(CTL_LIBS)
+# runc's network hook runs inside the restore's downtime: it links only what
+# em_nethook_run pulls from the archive (libc and jansson), so the loader has
+# little to do (src/netns-hook/main.c).
+$(BUILD)/edgemig-netns-hook: $(call obj,$(HOOK_SRC)) $(LIBA)
+	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(HOOK_LIBS)
 $(BUILD)/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -129,7 +137,8 @@ install: all $(MAN_PAGES)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPLETIONDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/edgemig
-	install -m 0755 $(BUILD)/edgemig $(BUILD)/edgemig-probe $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/edgemig $(BUILD)/edgemig-probe $(BUILD)/edgemig-netns-hook \
+	    $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BUILD)/edgemigd $(BUILD)/edgemig-controller $(DESTDIR)$(SBINDIR)/
 	install -m 0644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/

@@ -55,7 +55,7 @@ expect_usage "expected ls or release" edgemig --root "$ROOT" ip bogus
 expect_usage "the pre-check of web needs --to ADDR:PORT" edgemig --root "$ROOT" check web
 expect_usage "--mode: " edgemig --root "$ROOT" check web --to 127.0.0.1:1 --mode warp
 
-for b in edgemig edgemigd edgemig-controller edgemig-probe; do
+for b in edgemig edgemigd edgemig-controller edgemig-probe edgemig-netns-hook; do
 	v=$("$BUILD/$b" --version) || fail "$b --version exited $?"
 	[[ "$v" == "$b "[0-9]* ]] || fail "$b --version printed '$v'"
 	"$BUILD/$b" --help | grep '^Usage:' >/dev/null || fail "$b --help has no Usage line"

@@ -21,7 +21,7 @@ SAN=0
 make --no-print-directory -s SAN=$SAN install PREFIX="$D/usr" DESTDIR="$D/root" \
 	>"$D/make.log" 2>&1 || fail "make install: $(tail -5 "$D/make.log")"
 P=$D/root$D/usr
-for f in bin/edgemig bin/edgemig-probe sbin/edgemigd sbin/edgemig-controller \
+for f in bin/edgemig bin/edgemig-probe bin/edgemig-netns-hook sbin/edgemigd sbin/edgemig-controller \
 	share/man/man1/edgemig.1 share/man/man1/edgemig-probe.1 share/man/man8/edgemigd.8 \
 	share/man/man8/edgemig-controller.8 lib/systemd/system/edgemigd.service \
 	lib/systemd/system/edgemig-controller.service share/bash-completion/completions/edgemig \

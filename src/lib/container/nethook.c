@@ -66,23 +66,50 @@ static int hook_binary(char *out, size_t size, em_error_t *err)
                             self);
 }
 
+/* The hook runc runs: edgemig-netns-hook installed next to edgemig (make
+ * install puts both in BINDIR), else edgemig itself with the netns-hook
+ * verb (an install without the small binary still works, only slower). */
+static int hook_argv(char *bin, size_t size, const char **argv0, em_error_t *err)
+{
+        char dir[PATH_MAX], small[PATH_MAX];
+
+        if (hook_binary(bin, size, err) < 0)
+                return -1;
+        snprintf(dir, sizeof(dir), "%s", bin);
+        dirname(dir);
+        *argv0 = NULL;
+        if (usable(small, sizeof(small), dir, "/" EM_NETHOOK_BIN) && strlen(small) < size) {
+                memcpy(bin, small, strlen(small) + 1);
+                *argv0 = EM_NETHOOK_BIN;
+        }
+        return 0;
+}
+
+static json_t *hook_args(const char *argv0, const char *netns, const char *host_veth,
+                         const char *ip)
+{
+        if (argv0)
+                return json_pack("[s, s, s, s]", argv0, netns, host_veth, ip);
+        return json_pack("[s, s, s, s, s]", "edgemig", EM_NETHOOK_VERB, netns, host_veth, ip);
+}
+
 int em_nethook_json(const char *netns, const char *host_veth, const char *ip, json_t **out,
                     em_error_t *err)
 {
         char bin[PATH_MAX];
-
+        const char *argv0;
         const char *path = getenv("PATH");
         cleanup_free char *env = NULL;
 
-        if (hook_binary(bin, sizeof(bin), err) < 0)
+        if (hook_argv(bin, sizeof(bin), &argv0, err) < 0)
                 return -1;
         /* runc runs hooks with only the environment given here; the hook
          * runs `ip` from the PATH edgemig has. */
         if (asprintf(&env, "PATH=%s", path && *path ? path : "/usr/sbin:/usr/bin:/sbin:/bin") < 0)
                 return em_error_set(err, ENOMEM, "network hook");
-        *out =
-            json_pack("{s:s, s:[s, s, s, s, s], s:[s], s:i}", "path", bin, "args", "edgemig",
-                      EM_NETHOOK_VERB, netns, host_veth, ip, "env", env, "timeout", HOOK_TIMEOUT_S);
+        *out = json_pack("{s:s, s:o, s:[s], s:i}", "path", bin, "args",
+                         hook_args(argv0, netns, host_veth, ip), "env", env, "timeout",
+                         HOOK_TIMEOUT_S);
         return *out ? 0 : em_error_set(err, ENOMEM, "network hook");
 }
 
