@@ -340,13 +340,16 @@ static int send_locked(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t str
 {
         cleanup_free uint8_t *z = NULL;
         size_t zlen = 0;
+        int64_t zns = 0;
 
         if (len > EM_FRAME_MAX_RAW)
                 return em_error_set(err, EMSGSIZE, "%s payload of %zu bytes is above the limit",
                                     em_frame_type_name(type), len);
         if (level > 0 && len >= COMPRESS_MIN) {
+                zns = em_mono_ns();
                 if (em_zstd_compress(c->send_z, level, payload, len, &z, &zlen, err) < 0)
                         return -1;
+                zns = em_mono_ns() - zns;
                 if (zlen < len)
                         flags |= EM_FRAME_F_ZSTD;
         }
@@ -361,6 +364,7 @@ static int send_locked(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t str
         pthread_mutex_lock(&c->st_lock);
         c->st.frames_out++;
         c->st.raw_out += len;
+        c->st.compress_ns += (uint64_t)zns;
         pthread_mutex_unlock(&c->st_lock);
         return 0;
 }

@@ -54,6 +54,7 @@ struct em_conn_stats {
         uint64_t frames_out, frames_in;
         uint64_t raw_out, wire_out; /* payload bytes before compression / frame bytes sent */
         uint64_t raw_in, wire_in;
+        uint64_t compress_ns; /* wall time spent compressing what was sent */
 };
 
 /* Generic constructor for backends: takes ownership of fd and priv. */

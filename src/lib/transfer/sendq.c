@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transfer/zadapt.h"
+#include "util/log.h"
+
 struct item {
         uint16_t type, flags;
         uint32_t stream;
@@ -22,8 +25,25 @@ struct em_sendq {
         struct item *ring;
         size_t depth, head, count;
         bool closing;
-        em_error_t err; /* the sender's first error */
+        em_error_t err;      /* the sender's first error */
+        struct em_zadapt za; /* the sender's own: no lock */
 };
+
+/* Sends one frame at the level that keeps the link busy (zadapt.h), the
+ * item's level being the policy's cap. */
+static int send_item(em_sendq_t *q, const struct item *it, em_error_t *err)
+{
+        struct em_conn_stats a, b;
+        int level = em_zadapt_next(&q->za, it->level, it->len, em_zadapt_drain_s(q->c));
+        int rc;
+
+        em_conn_stats(q->c, &a);
+        rc = em_conn_send(q->c, it->type, it->flags, it->stream, it->buf, it->len, level, err);
+        em_conn_stats(q->c, &b);
+        if (rc == 0 && b.compress_ns > a.compress_ns)
+                em_zadapt_record(&q->za, it->len, (double)(b.compress_ns - a.compress_ns) / 1e9);
+        return rc;
+}
 
 static void *sender(void *arg)
 {
@@ -38,8 +58,7 @@ static void *sender(void *arg)
                 struct item it = q->ring[q->head];
                 pthread_mutex_unlock(&q->lock);
                 em_error_t e = NULL;
-                if (q->err == NULL && em_conn_send(q->c, it.type, it.flags, it.stream, it.buf,
-                                                   it.len, it.level, &e) < 0) {
+                if (q->err == NULL && send_item(q, &it, &e) < 0) {
                         pthread_mutex_lock(&q->lock);
                         em_error_move(&q->err, &e);
                         pthread_mutex_unlock(&q->lock);
@@ -112,6 +131,10 @@ int em_sendq_finish(em_sendq_t **qp, em_error_t *err)
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
         pthread_join(q->thread, NULL);
+        if (q->za.down > 0)
+                em_log_info("compression stepped down %lu times to keep the link busy "
+                            "(level %d at the end)",
+                            q->za.down, q->za.level);
         if (q->err != NULL) {
                 em_error_move(err, &q->err);
                 rc = -1;

@@ -1,0 +1,36 @@
+/* The zstd level of each bulk frame, adapted to keep the link busy.
+ *
+ * The level the policy chooses (transfer/compress.h) comes from a short
+ * calibration at the request and assumes the compressor gets a whole core.
+ * On a loaded host it does not: a 1 MiB chunk at level 9 can take longer to
+ * compress than its output takes to drain, and the link idles between
+ * frames (redis at 20 Mbit/s used half of it). Like `zstd --adapt`, the
+ * sender steps the level down while its unsent queue would run dry before
+ * the next chunk is compressed, and back up (never above the policy's
+ * level) while the queue stays well ahead of the compressor. */
+#ifndef EDGEMIG_TRANSFER_ZADAPT_H
+#define EDGEMIG_TRANSFER_ZADAPT_H
+
+#include <stddef.h>
+
+#include "transfer/conn.h"
+
+struct em_zadapt {
+        int level;          /* the level in use (0: none yet) */
+        double s_per_byte;  /* wall seconds per raw byte of the last compression */
+        unsigned long down; /* step-downs so far, for the report */
+};
+
+/* The level for the next frame of len raw bytes. cap: the policy's level
+ * (0: no compression). drain_s: seconds until the socket's unsent bytes are
+ * on the wire (< 0: unknown, the level stays at cap). */
+int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s);
+/* Records that the last frame's len raw bytes took compress_s to compress. */
+void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s);
+/* Seconds until the link idles unless more is written: what c's socket
+ * still holds (unsent, or sent and in the queues before the bottleneck, not
+ * yet acknowledged) at its measured send rate; < 0 when either is unknown
+ * (not a TCP socket, nothing sent yet). */
+double em_zadapt_drain_s(em_conn_t *c);
+
+#endif

@@ -1,0 +1,90 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "transfer/zadapt.h"
+
+#define MIB (1u << 20)
+
+/* Before any compression is timed, the policy's level stands. */
+static void test_starts_at_cap(void **state)
+{
+        struct em_zadapt a = {0};
+
+        (void)state;
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0), 9);
+        assert_int_equal(em_zadapt_next(&a, 0, MIB, 0.0), 0);
+        assert_int_equal(em_zadapt_next(&a, 3, MIB, 5.0), 3);
+}
+
+/* The redis case: 1 MiB takes 50 ms at level 9 but the socket holds 10 ms
+ * of output, so the link would idle: step down, one rung per frame, to 1. */
+static void test_steps_down_while_the_queue_runs_dry(void **state)
+{
+        struct em_zadapt a = {0};
+
+        (void)state;
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 9);
+        em_zadapt_record(&a, MIB, 0.05);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 3);
+        em_zadapt_record(&a, MIB, 0.02);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 1);
+        em_zadapt_record(&a, MIB, 0.015);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0), 1);
+        assert_int_equal(a.down, 2);
+}
+
+/* A queue a few compressions deep holds the level; a deep one (the link
+ * is the bottleneck) climbs back, never above the policy's level. */
+static void test_climbs_back_to_cap_when_the_link_is_the_bottleneck(void **state)
+{
+        struct em_zadapt a = {.level = 1};
+
+        (void)state;
+        em_zadapt_record(&a, MIB, 0.01);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.05), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 3);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 5.0), 9);
+        assert_int_equal(em_zadapt_next(&a, 6, MIB, 5.0), 6);
+        assert_int_equal(a.down, 0);
+}
+
+/* No estimate of the drain (no TCP socket, no rate yet): the cap. */
+static void test_unknown_drain_keeps_the_cap(void **state)
+{
+        struct em_zadapt a = {.level = 1};
+
+        (void)state;
+        em_zadapt_record(&a, MIB, 0.05);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, -1), 9);
+}
+
+static void test_drain_unknown_on_a_socketpair(void **state)
+{
+        int sv[2];
+        em_conn_t *c = NULL;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(em_conn_from_fd(sv[0], "a", &c, &err), 0);
+        assert_true(em_zadapt_drain_s(c) < 0);
+        em_conn_free(&c);
+        close(sv[1]);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_starts_at_cap),
+            cmocka_unit_test(test_steps_down_while_the_queue_runs_dry),
+            cmocka_unit_test(test_climbs_back_to_cap_when_the_link_is_the_bottleneck),
+            cmocka_unit_test(test_unknown_drain_keeps_the_cap),
+            cmocka_unit_test(test_drain_unknown_on_a_socketpair),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
