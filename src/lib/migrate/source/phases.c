@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/pkeys.h"
 #include "checkpoint/redump.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
@@ -94,6 +95,16 @@ static void *calibrate_thread(void *arg)
 
         s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal, &s->cal_err);
         return NULL;
+}
+
+int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
+{
+        cleanup_error em_error_t e = NULL;
+
+        /* Listed already (by the compression calibration), or now. */
+        if (s->npids == 0 && container_pids(s, &e) < 0)
+                return 0; /* not running: the next step says so */
+        return em_pkeys_refuse(s->pids, s->npids, s->name, err);
 }
 
 void em_source_calibrate_start(struct source *s)

@@ -76,6 +76,12 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that
  * everything before it has been received and applied. */
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+/* After the handshake, before anything of the container moves: lists its
+ * processes (into s->pids) unless the calibration did, and refuses what
+ * CRIU would restore broken: a process that uses memory protection keys
+ * (checkpoint/pkeys.h). 0 when the container does not run (the steps
+ * after say so). */
+int em_source_refuse_unrestorable(struct source *s, em_error_t *err);
 /* For --compress auto: starts measuring the levels on the container's
  * memory in a thread (best effort); _join waits for it (idempotent). */
 void em_source_calibrate_start(struct source *s);

@@ -17,6 +17,7 @@
 
 #include "checkpoint/ckpt_info.h"
 #include "checkpoint/features.h"
+#include "checkpoint/pkeys.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "container/memusage.h"
@@ -114,6 +115,9 @@ static int local_process(struct pre *p, em_error_t *err)
         }
         p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
+        cleanup_error em_error_t pk = NULL;
+        if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0)
+                add(p->problems, "%s", em_error_msg(pk));
         /* Proportional sizes: memory several processes share counts once. */
         struct em_memusage mem = {0};
         for (size_t i = 0; i < p->npids; i++) {

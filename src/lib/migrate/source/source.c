@@ -319,7 +319,7 @@ static int run(struct source *s, em_error_t *err)
         if (connect_target(s, err) < 0)
                 return -1;
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
-        if (do_hello(s, err) < 0 ||
+        if (do_hello(s, err) < 0 || em_source_refuse_unrestorable(s, err) < 0 ||
             em_fault("source.after-handshake", em_conn_fd(s->conn), err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);

@@ -1,0 +1,49 @@
+#include "checkpoint/pkeys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+
+int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *err)
+{
+        cleanup_fclose FILE *f = fopen(smaps, "re");
+        char line[256];
+        int key;
+
+        *mappings = 0;
+        *pkey = -1;
+        if (f == NULL)
+                return em_error_set(err, errno, "opening %s", smaps);
+        while (fgets(line, sizeof(line), f) != NULL) {
+                if (sscanf(line, "ProtectionKey: %d", &key) != 1 || key == 0)
+                        continue;
+                (*mappings)++;
+                *pkey = key;
+        }
+        return 0;
+}
+
+int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                cleanup_error em_error_t e = NULL;
+                char path[64];
+                unsigned maps;
+                int key;
+
+                snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pids[i]);
+                if (em_pkeys_scan(path, &maps, &key, &e) < 0 || maps == 0)
+                        continue; /* exited since listed, or no keys */
+                return em_error_set_code(
+                    err, EOPNOTSUPP,
+                    "%s: process %d uses memory protection key %d (%u mappings), which "
+                    "CRIU does not restore: the restored process would fail its next "
+                    "pkey_mprotect (Node.js: start node with "
+                    "--no-wasm-memory-protection-keys; docs/postcopy.md, \"Known problems\")",
+                    what, (int)pids[i], key, maps);
+        }
+        return 0;
+}

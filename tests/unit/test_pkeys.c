@@ -1,0 +1,134 @@
+/* checkpoint/pkeys: mappings tagged with a memory protection key are
+ * found in smaps, and a process that uses one is refused (with its pid,
+ * key and the fix) while one without is not. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "checkpoint/pkeys.h"
+#include "util/cleanup.h"
+
+/* Two mappings as a Node.js 18 process with wasm shows them (its code
+ * space on key 1), and one on the default key. */
+static const char smaps_node[] =
+    "37332f8dc000-37332fa34000 rwxp 00000000 00:00 0 \n"
+    "Size:               1376 kB\n"
+    "ProtectionKey:         1\n"
+    "VmFlags: rd wr ex mr mw me ac \n"
+    "37332fa34000-37332fabe000 ---p 00000000 00:00 0 \n"
+    "Size:                552 kB\n"
+    "ProtectionKey:         1\n"
+    "7efc79d00000-7efc79d28000 r--p 00000000 08:01 123 /lib/libc.so.6\n"
+    "ProtectionKey:         0\n";
+static const char smaps_plain[] =
+    "7efc79d00000-7efc79d28000 r--p 00000000 08:01 123 /lib/libc.so.6\n"
+    "Size:                160 kB\n"
+    "ProtectionKey:         0\n";
+/* No PKU (or another architecture): no ProtectionKey lines at all. */
+static const char smaps_nopku[] =
+    "7efc79d00000-7efc79d28000 r--p 00000000 08:01 123 /lib/libc.so.6\n"
+    "Size:                160 kB\n";
+
+static void write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "w");
+
+        assert_non_null(f);
+        assert_int_equal(fputs(text, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+}
+
+static void scan_text(const char *text, unsigned *maps, int *key)
+{
+        char path[] = "/tmp/test_pkeys.XXXXXX";
+        cleanup_error em_error_t err = NULL;
+        int fd = mkstemp(path);
+
+        assert_true(fd >= 0);
+        close(fd);
+        write_file(path, text);
+        assert_int_equal(em_pkeys_scan(path, maps, key, &err), 0);
+        unlink(path);
+}
+
+static void test_scan(void **state)
+{
+        unsigned maps;
+        int key;
+
+        (void)state;
+        scan_text(smaps_node, &maps, &key);
+        assert_int_equal(maps, 2);
+        assert_int_equal(key, 1);
+        scan_text(smaps_plain, &maps, &key);
+        assert_int_equal(maps, 0);
+        assert_int_equal(key, -1);
+        scan_text(smaps_nopku, &maps, &key);
+        assert_int_equal(maps, 0);
+}
+
+static void test_scan_missing(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        unsigned maps;
+        int key;
+
+        (void)state;
+        assert_int_equal(em_pkeys_scan("/nonexistent/smaps", &maps, &key, &err), -1);
+        assert_non_null(err);
+}
+
+/* This process, before it tags anything, and a pid that does not exist. */
+static void test_refuse_none(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        pid_t pids[] = {getpid(), 0x3fffffff};
+
+        (void)state;
+        assert_int_equal(em_pkeys_refuse(pids, 2, "c1", &err), 0);
+        assert_null(err);
+}
+
+/* A real key on a real mapping of this process (where the CPU and kernel
+ * have protection keys; elsewhere pkey_alloc fails and this is skipped). */
+static void test_refuse_real_key(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        pid_t self = getpid();
+        long pk = syscall(SYS_pkey_alloc, 0, 0);
+
+        (void)state;
+        if (pk < 0)
+                skip();
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        assert_int_equal(syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, pk), 0);
+        assert_int_equal(em_pkeys_refuse(&self, 1, "c1", &err), -1);
+        assert_int_equal(em_error_status(err), EOPNOTSUPP);
+        assert_non_null(strstr(em_error_msg(err), "--no-wasm-memory-protection-keys"));
+        char want[64];
+        snprintf(want, sizeof(want), "process %d uses memory protection key %ld", (int)self, pk);
+        assert_non_null(strstr(em_error_msg(err), want));
+        munmap(p, 4096);
+        syscall(SYS_pkey_free, pk);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_scan),
+            cmocka_unit_test(test_scan_missing),
+            cmocka_unit_test(test_refuse_none),
+            cmocka_unit_test(test_refuse_real_key),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
