@@ -206,6 +206,30 @@ static void test_fault_and_order(void **state)
         bed_down(&b);
 }
 
+/* The same page asked for twice behind a waiting request (a parent and
+ * its forked child): the first answer drops it, the second asks again. */
+static void test_same_page_twice(void **state)
+{
+        struct bed b = {0};
+
+        (void)state;
+        bed_up(&b);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE + PG, 1);
+        wait_progress(&b, 1);
+        get(&b, EM_PS_IOV_GET, BASE, 1);
+        expect_ask(&b, BASE, 1);
+        get(&b, EM_PS_IOV_GET, BASE + PG, 1);
+        get(&b, EM_PS_IOV_GET, BASE + PG, 1);
+        assert_true(quiet(b.d, 100));
+        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE, 1);
+        expect_answer(&b, BASE, 1);
+        expect_answer(&b, BASE + PG, 1);
+        expect_ask_on(&b, EM_LAZY_STREAM_AGAIN, BASE + PG, 1);
+        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE + PG, 1);
+        expect_answer(&b, BASE + PG, 1);
+        bed_down(&b);
+}
+
 /* The daemon's close: status 0, our LAST; finished once the source's LAST
  * came. Other frames reach the caller. */
 static void test_close_and_frames(void **state)
@@ -305,8 +329,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_local_and_partial), cmocka_unit_test(test_fault_and_order),
-            cmocka_unit_test(test_close_and_frames),  cmocka_unit_test(test_hostile_source),
-            cmocka_unit_test(test_hostile_daemon),
+            cmocka_unit_test(test_same_page_twice),   cmocka_unit_test(test_close_and_frames),
+            cmocka_unit_test(test_hostile_source),    cmocka_unit_test(test_hostile_daemon),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

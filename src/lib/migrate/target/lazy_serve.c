@@ -253,8 +253,10 @@ static int answer_head(em_lazy_serve_t *s, em_error_t *err)
         while (n < r->pi.nr_pages &&
                __atomic_load_n(&s->state[r->idx + n], __ATOMIC_ACQUIRE) == HELD)
                 n++;
+        /* Not here: asked for already, or served to an earlier request for
+         * the same page after this one came (then it is asked again now). */
         if (n == 0)
-                return 0;
+                return ask(s, r, err) < 0 ? -1 : 0;
         em_ps_answer(&r->pi, n, hdr);
         struct iovec iov[2] = {{hdr, sizeof(hdr)},
                                {s->store + r->idx * EM_PAGE_SIZE, n * EM_PAGE_SIZE}};
