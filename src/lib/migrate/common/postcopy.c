@@ -687,7 +687,7 @@ static int start_serve(const struct em_lazy_target *lt, struct lazy_target *w, i
                 close(fd);
                 return em_error_wrap(err, "lazy pages");
         }
-        if (em_lazy_serve_start(lt->conn, fd, set, &w->serve, err) < 0)
+        if (em_lazy_serve_start(lt->conn, fd, set, w->workdir, &w->serve, err) < 0)
                 return em_error_wrap(err, "lazy pages");
         return 0;
 }

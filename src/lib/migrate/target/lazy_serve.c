@@ -2,8 +2,10 @@
 #include "migrate/target/lazy_serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -38,10 +40,11 @@ struct req {
 
 struct em_lazy_serve {
         em_conn_t *conn;
-        int fd, wake;
+        int fd, wake, store_fd;
         em_lazy_set_t *set;
-        uint8_t *state, *store;
+        uint8_t *state, *store; /* store: the page file, read only */
         size_t store_len;
+        char *dir; /* of the page file, for errors */
         em_inbox_t *inbox;
         pthread_t reader, server;
         bool reader_on, server_on;
@@ -74,12 +77,31 @@ static void kick(int fd)
 
 /* ---- the reader: pages from the source ---- */
 
-static void take_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, bool urgent)
+static int store_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, em_error_t *err)
+{
+        off_t off = (off_t)(i * EM_PAGE_SIZE);
+
+        for (size_t done = 0; done < EM_PAGE_SIZE;) {
+                ssize_t n = pwrite(s->store_fd, page + done, EM_PAGE_SIZE - done, off + done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return em_error_set(err, n < 0 ? errno : EIO,
+                                            "lazy pages: writing the page file in %s (it needs "
+                                            "up to %zu MiB free there)",
+                                            s->dir, s->store_len >> 20);
+                done += (size_t)n;
+        }
+        return 0;
+}
+
+static int take_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, bool urgent,
+                     em_error_t *err)
 {
         uint8_t st = __atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE);
 
-        if (st < HELD)
-                memcpy(s->store + i * EM_PAGE_SIZE, page, EM_PAGE_SIZE);
+        if (st < HELD && store_page(s, i, page, err) < 0)
+                return -1;
         /* Only this thread makes pages HELD; the server only MISSING or
          * DROPPED -> ASKED. */
         while (st < HELD && !__atomic_compare_exchange_n(&s->state[i], &st, HELD, false,
@@ -93,6 +115,7 @@ static void take_page(em_lazy_serve_t *s, uint64_t i, const uint8_t *page, bool 
         else
                 s->st.pushed_pages++;
         pthread_mutex_unlock(&s->lock);
+        return 0;
 }
 
 static int take_chunk(em_lazy_serve_t *s, const struct em_frame *f, bool urgent, em_error_t *err)
@@ -109,7 +132,8 @@ static int take_chunk(em_lazy_serve_t *s, const struct em_frame *f, bool urgent,
                                     (unsigned)c.nr_pages, (unsigned long long)c.vaddr,
                                     (unsigned)c.pid);
         for (uint32_t i = 0; i < c.nr_pages; i++)
-                take_page(s, idx + i, c.pages + (size_t)i * EM_PAGE_SIZE, urgent);
+                if (take_page(s, idx + i, c.pages + (size_t)i * EM_PAGE_SIZE, urgent, err) < 0)
+                        return -1;
         kick(s->wake);
         return 0;
 }
@@ -264,7 +288,10 @@ static int answer_head(em_lazy_serve_t *s, em_error_t *err)
                 return em_error_wrap(err, "answering the lazy-pages daemon");
         for (uint64_t i = 0; i < n; i++)
                 __atomic_store_n(&s->state[r->idx + i], DROPPED, __ATOMIC_RELEASE);
-        (void)madvise(s->store + r->idx * EM_PAGE_SIZE, n * EM_PAGE_SIZE, MADV_DONTNEED);
+        /* Gives back their page cache and disk; best effort, as reads of
+         * them never happen again before a new write. */
+        (void)fallocate(s->store_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)(r->idx * EM_PAGE_SIZE), (off_t)(n * EM_PAGE_SIZE));
         answered(s, r, n);
         return 1;
 }
@@ -357,7 +384,49 @@ static void *server_main(void *arg)
 
 /* ---- the engine ---- */
 
-static int init(em_lazy_serve_t *s, em_conn_t *conn, em_lazy_set_t *set, em_error_t *err)
+/* A file without a name: gone with its last descriptor, however the
+ * session ends (a killed daemon leaves nothing behind). mkostemp for file
+ * systems without O_TMPFILE. */
+static int open_unnamed(const char *dir, em_error_t *err)
+{
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+                return fd >= 0 ? fd
+                               : em_error_set(err, errno, "lazy pages: a page file in %s", dir);
+        cleanup_free char *path = NULL;
+        if (asprintf(&path, "%s/lazy-pages.XXXXXX", dir) < 0)
+                return em_error_set(err, ENOMEM, "out of memory");
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0)
+                return em_error_set(err, errno, "lazy pages: a page file in %s", dir);
+        unlink(path);
+        return fd;
+}
+
+/* Pages that arrive go to a sparse file in the session's staging
+ * directory, not to anonymous memory: page cache the session's memory
+ * cgroup can write back and reclaim, so a lazy set larger than its limit
+ * fits (docs/postcopy.md). Served from a read-only mapping of it. */
+static int open_store(em_lazy_serve_t *s, const char *dir, em_error_t *err)
+{
+        s->dir = strdup(dir);
+        if (s->dir == NULL)
+                return em_error_set(err, ENOMEM, "out of memory");
+        if ((s->store_fd = open_unnamed(dir, err)) < 0)
+                return -1;
+        if (ftruncate(s->store_fd, (off_t)s->store_len) < 0)
+                return em_error_set(err, errno, "lazy pages: sizing the page file in %s", dir);
+        s->store = mmap(NULL, s->store_len, PROT_READ, MAP_SHARED, s->store_fd, 0);
+        if (s->store == MAP_FAILED) {
+                s->store = NULL;
+                return em_error_set(err, errno, "lazy pages: mapping the page file in %s", dir);
+        }
+        return 0;
+}
+
+static int init(em_lazy_serve_t *s, em_conn_t *conn, em_lazy_set_t *set, const char *dir,
+                em_error_t *err)
 {
         s->conn = conn;
         s->set = set;
@@ -366,21 +435,18 @@ static int init(em_lazy_serve_t *s, em_conn_t *conn, em_lazy_set_t *set, em_erro
         pthread_mutex_init(&s->lock, NULL);
         s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         s->store_len = (set->pages ? set->pages : 1) * (size_t)EM_PAGE_SIZE;
-        /* Reserved lazily: only pages that arrive take memory. */
-        s->store = mmap(NULL, s->store_len, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (s->store == MAP_FAILED)
-                s->store = NULL;
         s->state = calloc(set->pages ? set->pages : 1, 1);
         s->wait_us = calloc(WAIT_SAMPLES, sizeof(*s->wait_us));
-        if (s->wake < 0 || s->store == NULL || s->state == NULL || s->wait_us == NULL)
+        if (s->wake < 0 || s->state == NULL || s->wait_us == NULL)
                 return em_error_set(err, errno ? errno : ENOMEM, "lazy pages: %llu pages",
                                     (unsigned long long)set->pages);
+        if (open_store(s, dir, err) < 0)
+                return -1;
         return em_inbox_new(&s->inbox, err);
 }
 
-int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, em_lazy_serve_t **out,
-                        em_error_t *err)
+int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, const char *dir,
+                        em_lazy_serve_t **out, em_error_t *err)
 {
         em_lazy_serve_t *s = calloc(1, sizeof(*s));
         int e;
@@ -392,7 +458,8 @@ int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, em_lazy_ser
         }
         s->fd = fd;
         s->wake = -1;
-        if (init(s, conn, set, err) < 0) {
+        s->store_fd = -1;
+        if (init(s, conn, set, dir, err) < 0) {
                 em_lazy_serve_free(&s);
                 return -1;
         }
@@ -488,6 +555,9 @@ void em_lazy_serve_free(em_lazy_serve_t **sp)
         em_inbox_free(&s->inbox);
         if (s->store != NULL)
                 munmap(s->store, s->store_len);
+        if (s->store_fd >= 0)
+                close(s->store_fd);
+        free(s->dir);
         free(s->state);
         free(s->wait_us);
         em_lazy_set_free(&s->set);

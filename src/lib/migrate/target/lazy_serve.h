@@ -8,9 +8,10 @@
  * (EM_LAZY_STREAM_ASK, at most one chunk) and is answered when those pages
  * come, in the daemon's request order. Every page a peer sends is checked
  * against the lazy pages of the images (delta/lazy_set.h); a page is
- * accepted once, and dropped from memory once served (a page asked for
- * again, by a task forked after the restore, is asked of the source
- * again).
+ * accepted once, and dropped once served (a page asked for again, by a
+ * task forked after the restore, is asked of the source again). Pages
+ * here live in an unnamed sparse file in the session's staging directory:
+ * page cache its memory cgroup can reclaim, not anonymous memory.
  *
  * Two threads: the reader (the connection's only reader in the window;
  * other frames go to the caller) and the server (the daemon's socket). */
@@ -39,9 +40,9 @@ struct em_lazy_serve_stats {
 };
 
 /* fd: our end of the daemon's --ps-socket (taken over); set: its lazy pages
- * (taken over). */
-int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, em_lazy_serve_t **out,
-                        em_error_t *err);
+ * (taken over); dir: where the page file goes (room for the whole set). */
+int em_lazy_serve_start(em_conn_t *conn, int fd, em_lazy_set_t *set, const char *dir,
+                        em_lazy_serve_t **out, em_error_t *err);
 /* The next frame that is not page traffic: as em_inbox_take (wait_ms 0:
  * poll). */
 int em_lazy_serve_recv(em_lazy_serve_t *s, struct em_frame *f, int wait_ms, em_error_t *err);
