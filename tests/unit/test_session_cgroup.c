@@ -72,11 +72,19 @@ static void mk(const char *root, const char *rel)
  * files, removed here before the session directory is. */
 static void unlink_files(const char *dir)
 {
-        const char *files[] = {"pids.max", "memory.limit_in_bytes", "memory.max", "cgroup.procs"};
+        const char *files[] = {"pids.max",     "memory.limit_in_bytes", "memory.max",
+                               "cgroup.procs", "memory.events",         "memory.oom_control"};
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
                 cleanup_free char *p = em_path_join(dir, files[i]);
                 unlink(p);
         }
+}
+
+/* The kernel's count of processes the limit killed. */
+static void put_oom(const char *dir, const char *name, const char *text)
+{
+        cleanup_free char *p = em_path_join(dir, name);
+        assert_int_equal(em_write_file_atomic(p, text, strlen(text), 0644, NULL), 0);
 }
 
 static void test_v1_session(void **state)
@@ -110,6 +118,12 @@ static void test_v1_session(void **state)
         assert_string_equal(mem, "268435456");
         assert_string_equal(p0, "4242");
         assert_string_equal(p1, "4242");
+        uint64_t kills = 9;
+        assert_int_equal(em_session_cgroup_oom_kills(c, 4242, &kills, &err), -1); /* none yet */
+        em_error_free(&err);
+        put_oom(dirs[1], "memory.oom_control", "oom_kill_disable 1\nunder_oom 0\noom_kill 2\n");
+        assert_int_equal(em_session_cgroup_oom_kills(c, 4242, &kills, &err), 0);
+        assert_int_equal(kills, 2);
 
         /* What is left in it goes back to the daemon's cgroup; a fake tree's
          * directory is not empty then (a real one would be). */
@@ -156,6 +170,13 @@ static void test_v2_session(void **state)
         cleanup_free char *pids = read_str(dirs[0], "pids.max");
         assert_string_equal(mem, "1073741824");
         assert_string_equal(pids, "10");
+        uint64_t kills = 9;
+        put_oom(dirs[0], "memory.events", "low 0\nhigh 0\nmax 7\noom 0\noom_kill 0\n");
+        assert_int_equal(em_session_cgroup_oom_kills(c, 7, &kills, &err), 0);
+        assert_int_equal(kills, 0);
+        put_oom(dirs[0], "memory.events", "oom 1\noom_group_kill 3\noom_kill 1\n");
+        assert_int_equal(em_session_cgroup_oom_kills(c, 7, &kills, &err), 0);
+        assert_int_equal(kills, 1);
         unlink_files(dirs[0]);
         assert_int_equal(em_session_cgroup_remove(c, 7, &err), 0);
         assert_false(em_path_exists(dirs[0]));

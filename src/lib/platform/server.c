@@ -324,6 +324,21 @@ static void log_session_end(pid_t pid, int code, const struct rusage *ru)
                             txt ? txt : "{}");
 }
 
+/* A session its memory cgroup killed (a post-copy window's page store,
+ * for one) is named as such: the peer only sees the connection drop. */
+static void log_oom(const struct em_server *s, pid_t pid)
+{
+        cleanup_error em_error_t err = NULL;
+        uint64_t n = 0;
+
+        if (s->cg == NULL || em_session_cgroup_oom_kills(s->cg, pid, &n, &err) < 0 || n == 0)
+                return;
+        em_log_error("session %d: its memory cgroup killed %llu process(es) at the limit of "
+                     "%llu MiB; raise edgemigd --session-memory",
+                     (int)pid, (unsigned long long)n,
+                     (unsigned long long)(s->o.cgroup.memory >> 20));
+}
+
 static void cgroup_remove(const struct em_server *s, pid_t pid)
 {
         cleanup_error em_error_t err = NULL;
@@ -362,6 +377,8 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
                         continue;
                 }
                 em_admission_remove(s->adm, pid);
+                if (exit_code(status) != 0)
+                        log_oom(s, pid);
                 cgroup_remove(s, pid);
                 log_session_end(pid, exit_code(status), &ru);
                 if (exit_code(status) != 0)

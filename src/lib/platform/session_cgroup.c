@@ -222,6 +222,27 @@ int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_er
         return 0;
 }
 
+int em_session_cgroup_oom_kills(const struct em_session_cgroup *c, pid_t pid, uint64_t *out,
+                                em_error_t *err)
+{
+        __attribute__((cleanup(dirs_free))) char *dirs[2] = {NULL, NULL};
+        cleanup_free char *path = NULL, *text = NULL;
+        const char *p;
+
+        if (em_session_cgroup_dirs(c, pid, dirs, err) < 0)
+                return -1;
+        path = em_path_join(dirs[1], c->v2 ? "memory.events" : "memory.oom_control");
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "out of memory");
+        if (em_read_file(path, 1 << 16, &text, NULL, err) < 0)
+                return -1;
+        /* Not "oom_kill_disable" (v1) nor "oom_group_kill" (v2). */
+        for (p = text; (p = strstr(p, "oom_kill ")) != NULL && p != text && p[-1] != '\n'; p++) {
+        }
+        *out = p != NULL ? strtoull(p + strlen("oom_kill "), NULL, 10) : 0;
+        return 0;
+}
+
 static int sweep_dir(const struct em_session_cgroup *c, int i, em_error_t *err)
 {
         cleanup_dir DIR *d = opendir(c->base[i]);

@@ -54,6 +54,12 @@ int em_session_cgroup_enter(const struct em_session_cgroup *c, pid_t pid, em_err
  * an error. Processes still in it (a restored container's log forwarder,
  * which the session started) are moved to edgemigd's own cgroup first. */
 int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_error_t *err);
+/* How many processes pid's session cgroup's memory limit killed
+ * (memory.events on v2, memory.oom_control on v1; "oom_kill N"), read
+ * before em_session_cgroup_remove: a session the limit killed says so
+ * in the log, not only "status 137". */
+int em_session_cgroup_oom_kills(const struct em_session_cgroup *c, pid_t pid, uint64_t *out,
+                                em_error_t *err);
 /* Removes the session cgroups whose session is gone: those a daemon that
  * died left (it reaps and removes its own). Another daemon's live sessions
  * sharing the same parent cgroup are left alone. */
