@@ -257,6 +257,83 @@ static void test_ref_runs_by_cache_position(void **state)
         free(out.buf);
 }
 
+/* REF_RUN pages are read from the cache without re-hashing each (the
+ * file's sha256 at END covers them): a run longer than one read batch
+ * rebuilds the file exactly, and a cached page changed on disk after it
+ * arrived still fails the rebuild at END, leaving no file behind. */
+static void rebuild_from_cache(bool corrupt)
+{
+        enum { N = 300 }; /* more than one read batch */
+        cleanup_pagecache em_pagecache_t *pc = NULL;
+        cleanup_hashset em_hashset_t *known = em_hashset_new();
+        cleanup_free uint8_t *list = NULL, *img = malloc((size_t)N * EM_PAGE_SIZE);
+        struct em_delta_enc enc;
+        struct em_delta_dec dec;
+        struct sink out = {0};
+        char dir[128], a[160], b[160];
+        size_t len = 0;
+        em_phash_t h;
+        em_error_t err = NULL;
+
+        snprintf(dir, sizeof(dir), "%s/cache", tmp);
+        assert_int_equal(em_pagecache_open(dir, &pc, &err), 0);
+        for (int i = 0; i < N; i++) {
+                for (int j = 0; j < (int)EM_PAGE_SIZE; j += 8)
+                        memcpy(img + (size_t)i * EM_PAGE_SIZE + j, &(uint64_t){i * 7919u + j}, 8);
+                assert_int_equal(em_pagecache_put(pc, img + (size_t)i * EM_PAGE_SIZE, &h, &err), 0);
+        }
+        assert_int_equal(em_pagecache_flush(pc, &err), 0);
+        assert_int_equal(em_pagecache_hashes(pc, 0, &list, &len, &err), 0);
+        assert_int_equal(em_hashset_add_payload(known, list, len, &err), 0);
+        snprintf(dir, sizeof(dir), "%s/src", tmp);
+        mkdir(dir, 0700);
+        cleanup_close int dfd = open(dir, O_DIRECTORY | O_RDONLY);
+        cleanup_close int fd = openat(dfd, "pages-3.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_int_equal(write(fd, img, (size_t)N * EM_PAGE_SIZE), (ssize_t)N * EM_PAGE_SIZE);
+        assert_int_equal(em_delta_enc_init(&enc, known, 0, sink_emit, &out, &err), 0);
+        assert_int_equal(em_delta_encode_file(&enc, dfd, "pages-3.img", NULL, &err), 0);
+        assert_int_equal(em_delta_enc_flush(&enc, &err), 0);
+        assert_int_equal(enc.st.ref, N);
+        if (corrupt) { /* page 290, in the second batch, changed on disk */
+                snprintf(a, sizeof(a), "%s/cache/pages.bin", tmp);
+                cleanup_close int cfd = open(a, O_WRONLY);
+                assert_int_equal(pwrite(cfd, "X", 1, 290 * (off_t)EM_PAGE_SIZE + 17), 1);
+        }
+        snprintf(dir, sizeof(dir), "%s/dst", tmp);
+        mkdir(dir, 0700);
+        cleanup_close int ofd = open(dir, O_DIRECTORY | O_RDONLY);
+        em_delta_dec_init(&dec, pc, ofd);
+        int r = em_delta_dec_feed(&dec, out.buf, out.len, &err);
+        snprintf(a, sizeof(a), "%s/src/pages-3.img", tmp);
+        snprintf(b, sizeof(b), "%s/dst/pages-3.img", tmp);
+        if (corrupt) {
+                assert_int_equal(r, -1);
+                assert_int_equal(em_error_status(err), EILSEQ);
+                assert_non_null(strstr(em_error_msg(err), "does not match the source"));
+                em_error_free(&err);
+                assert_int_equal(access(b, F_OK), -1);
+                snprintf(b, sizeof(b), "%s/dst/.pages-3.img.part", tmp);
+                assert_int_equal(access(b, F_OK), -1);
+        } else {
+                assert_int_equal(r, 0);
+                assert_int_equal(dec.st.ref, N);
+                same_file(a, b);
+        }
+        em_delta_dec_free(&dec);
+        em_delta_enc_free(&enc);
+        free(out.buf);
+}
+
+static void test_ref_run_rebuild(void **state)
+{
+        rebuild_from_cache(false);
+}
+
+static void test_ref_run_corrupted_cache(void **state)
+{
+        rebuild_from_cache(true);
+}
+
 /* A sender with a shadow of what the receiver got per address and a
  * receiver with a page cache; image files in tmp/src (written by the test)
  * are rebuilt in tmp/dst. One mapping of npages pages at vaddr. */
@@ -944,6 +1021,8 @@ int main(void)
             cmocka_unit_test(test_hashset_growth),
             cmocka_unit_test(test_procmem_child),
             cmocka_unit_test(test_procmem_shared_untouched),
+            cmocka_unit_test_setup_teardown(test_ref_run_rebuild, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ref_run_corrupted_cache, setup, teardown),
             cmocka_unit_test_setup_teardown(test_xdata_against_shadow, setup, teardown),
             cmocka_unit_test_setup_teardown(test_zblock_for_moved_data, setup, teardown),
         };

@@ -272,8 +272,8 @@ int em_pagecache_check_run(const em_pagecache_t *pc, uint64_t first, uint64_t n,
         return 0;
 }
 
-int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t *pages,
-                         em_error_t *err)
+int em_pagecache_read_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t *pages,
+                          em_error_t *err)
 {
         if (first > pc->npages || n > pc->npages - first)
                 return em_error_set_code(err, ENOENT, "page %" PRIu64 " is not in the page cache",
@@ -283,6 +283,14 @@ int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t
         ssize_t r = pread(pc->fd, pages, n * EM_PAGE_SIZE, (off_t)(first * EM_PAGE_SIZE));
         if (r != (ssize_t)(n * EM_PAGE_SIZE))
                 return em_error_set(err, errno ? errno : EIO, "reading the page cache");
+        return 0;
+}
+
+int em_pagecache_get_run(em_pagecache_t *pc, uint64_t first, uint64_t n, uint8_t *pages,
+                         em_error_t *err)
+{
+        if (em_pagecache_read_run(pc, first, n, pages, err) < 0)
+                return -1;
         for (uint64_t i = 0; i < n; i++) {
                 em_phash_t h;
                 em_page_hash(pages + i * EM_PAGE_SIZE, &h);
