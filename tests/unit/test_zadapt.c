@@ -20,32 +20,45 @@ static void test_starts_at_cap(void **state)
         assert_int_equal(em_zadapt_next(&a, 3, MIB, 5.0), 3);
 }
 
-/* The redis case: 1 MiB takes 50 ms at level 9 but the socket holds 10 ms
+/* The redis case: 1 MiB takes 50 ms at level 9 but the socket holds 5 ms
  * of output, so the link would idle: step down, one rung per frame, to 1. */
 static void test_steps_down_while_the_queue_runs_dry(void **state)
 {
         struct em_zadapt a = {0};
 
         (void)state;
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 9);
         em_zadapt_record(&a, MIB, 0.05);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 3);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 3);
         em_zadapt_record(&a, MIB, 0.02);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.01), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 1);
         em_zadapt_record(&a, MIB, 0.015);
         assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0), 1);
         assert_int_equal(a.down, 2);
 }
 
-/* A queue a few compressions deep holds the level; a deep one (the link
- * is the bottleneck) climbs back, never above the policy's level. */
+/* A short idle (under half a compression) costs less than the bytes of a
+ * lower rung: the level holds. */
+static void test_a_short_idle_keeps_the_level(void **state)
+{
+        struct em_zadapt a = {.level = 9};
+
+        (void)state;
+        em_zadapt_record(&a, MIB, 0.04);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.03), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.021), 9);
+        assert_int_equal(a.down, 0);
+}
+
+/* A queue up to two compressions deep holds the level; a deeper one (the
+ * link is the bottleneck) climbs back, never above the policy's level. */
 static void test_climbs_back_to_cap_when_the_link_is_the_bottleneck(void **state)
 {
         struct em_zadapt a = {.level = 1};
 
         (void)state;
         em_zadapt_record(&a, MIB, 0.01);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.05), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.015), 1);
         assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 3);
         assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 9);
         assert_int_equal(em_zadapt_next(&a, 9, MIB, 5.0), 9);
@@ -82,6 +95,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_starts_at_cap),
             cmocka_unit_test(test_steps_down_while_the_queue_runs_dry),
+            cmocka_unit_test(test_a_short_idle_keeps_the_level),
             cmocka_unit_test(test_climbs_back_to_cap_when_the_link_is_the_bottleneck),
             cmocka_unit_test(test_unknown_drain_keeps_the_cap),
             cmocka_unit_test(test_drain_unknown_on_a_socketpair),

@@ -5,9 +5,9 @@
  * On a loaded host it does not: a 1 MiB chunk at level 9 can take longer to
  * compress than its output takes to drain, and the link idles between
  * frames (redis at 20 Mbit/s used half of it). Like `zstd --adapt`, the
- * sender steps the level down while its unsent queue would run dry before
- * the next chunk is compressed, and back up (never above the policy's
- * level) while the queue stays well ahead of the compressor. */
+ * sender steps the level down while its unsent queue would run dry well
+ * before the next chunk is compressed, and back up (never above the
+ * policy's level) while the queue stays ahead of the compressor. */
 #ifndef EDGEMIG_TRANSFER_ZADAPT_H
 #define EDGEMIG_TRANSFER_ZADAPT_H
 
