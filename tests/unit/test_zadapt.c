@@ -15,9 +15,9 @@ static void test_starts_at_cap(void **state)
         struct em_zadapt a = {0};
 
         (void)state;
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0), 9);
-        assert_int_equal(em_zadapt_next(&a, 0, MIB, 0.0), 0);
-        assert_int_equal(em_zadapt_next(&a, 3, MIB, 5.0), 3);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0, true), 9);
+        assert_int_equal(em_zadapt_next(&a, 0, MIB, 0.0, true), 0);
+        assert_int_equal(em_zadapt_next(&a, 3, MIB, 5.0, true), 3);
 }
 
 /* The redis case: 1 MiB takes 50 ms at level 9 but the socket holds 5 ms
@@ -27,14 +27,27 @@ static void test_steps_down_while_the_queue_runs_dry(void **state)
         struct em_zadapt a = {0};
 
         (void)state;
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005, true), 9);
         em_zadapt_record(&a, MIB, 0.05);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 3);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005, true), 3);
         em_zadapt_record(&a, MIB, 0.02);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.005, true), 1);
         em_zadapt_record(&a, MIB, 0.015);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0, true), 1);
         assert_int_equal(a.down, 2);
+}
+
+/* The queue is dry but no frame waits: the producer is the bottleneck, and
+ * a lower level would cost bytes and win nothing. */
+static void test_holds_when_the_producer_is_the_bottleneck(void **state)
+{
+        struct em_zadapt a = {.level = 9};
+
+        (void)state;
+        em_zadapt_record(&a, MIB, 0.05);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0, false), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.0, true), 3);
+        assert_int_equal(a.down, 1);
 }
 
 /* A short idle (under half a compression) costs less than the bytes of a
@@ -45,8 +58,8 @@ static void test_a_short_idle_keeps_the_level(void **state)
 
         (void)state;
         em_zadapt_record(&a, MIB, 0.04);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.03), 9);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.021), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.03, true), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.021, true), 9);
         assert_int_equal(a.down, 0);
 }
 
@@ -58,11 +71,11 @@ static void test_climbs_back_to_cap_when_the_link_is_the_bottleneck(void **state
 
         (void)state;
         em_zadapt_record(&a, MIB, 0.01);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.015), 1);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 3);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5), 9);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, 5.0), 9);
-        assert_int_equal(em_zadapt_next(&a, 6, MIB, 5.0), 6);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.015, true), 1);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5, true), 3);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 0.5, true), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, 5.0, true), 9);
+        assert_int_equal(em_zadapt_next(&a, 6, MIB, 5.0, true), 6);
         assert_int_equal(a.down, 0);
 }
 
@@ -73,10 +86,11 @@ static void test_unknown_drain_keeps_the_cap(void **state)
 
         (void)state;
         em_zadapt_record(&a, MIB, 0.05);
-        assert_int_equal(em_zadapt_next(&a, 9, MIB, -1), 9);
+        assert_int_equal(em_zadapt_next(&a, 9, MIB, -1, true), 9);
 }
 
-static void test_drain_unknown_on_a_socketpair(void **state)
+/* No send rate yet: no estimate, whatever the socket holds. */
+static void test_drain_unknown_before_anything_is_sent(void **state)
 {
         int sv[2];
         em_conn_t *c = NULL;
@@ -95,10 +109,11 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_starts_at_cap),
             cmocka_unit_test(test_steps_down_while_the_queue_runs_dry),
+            cmocka_unit_test(test_holds_when_the_producer_is_the_bottleneck),
             cmocka_unit_test(test_a_short_idle_keeps_the_level),
             cmocka_unit_test(test_climbs_back_to_cap_when_the_link_is_the_bottleneck),
             cmocka_unit_test(test_unknown_drain_keeps_the_cap),
-            cmocka_unit_test(test_drain_unknown_on_a_socketpair),
+            cmocka_unit_test(test_drain_unknown_before_anything_is_sent),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

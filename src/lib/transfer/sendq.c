@@ -34,8 +34,13 @@ struct em_sendq {
 static int send_item(em_sendq_t *q, const struct item *it, em_error_t *err)
 {
         struct em_conn_stats a, b;
-        int level = em_zadapt_next(&q->za, it->level, it->len, em_zadapt_drain_s(q->c));
-        int rc;
+        bool waiting;
+        int level, rc;
+
+        pthread_mutex_lock(&q->lock);
+        waiting = q->count > 1; /* count still holds it */
+        pthread_mutex_unlock(&q->lock);
+        level = em_zadapt_next(&q->za, it->level, it->len, em_zadapt_drain_s(q->c), waiting);
 
         em_conn_stats(q->c, &a);
         rc = em_conn_send(q->c, it->type, it->flags, it->stream, it->buf, it->len, level, err);

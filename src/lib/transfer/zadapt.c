@@ -31,7 +31,7 @@ static int rung_above(int level, int cap)
         return cap;
 }
 
-int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s)
+int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s, bool waiting)
 {
         double need = a->s_per_byte * (double)len;
 
@@ -40,7 +40,7 @@ int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s)
                 a->level = cap;
         if (cap <= 0 || drain_s < 0 || need <= 0)
                 return a->level;
-        if (drain_s < need * DOWN_SHARE && a->level > rungs[0]) {
+        if (waiting && drain_s < need * DOWN_SHARE && a->level > rungs[0]) {
                 a->level = rung_below(a->level);
                 a->down++;
         } else if (drain_s > need * UP_MARGIN && a->level < cap) {

@@ -11,6 +11,7 @@
 #ifndef EDGEMIG_TRANSFER_ZADAPT_H
 #define EDGEMIG_TRANSFER_ZADAPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "transfer/conn.h"
@@ -23,8 +24,11 @@ struct em_zadapt {
 
 /* The level for the next frame of len raw bytes. cap: the policy's level
  * (0: no compression). drain_s: seconds until the socket's unsent bytes are
- * on the wire (< 0: unknown, the level stays at cap). */
-int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s);
+ * on the wire (< 0: unknown, the level stays at cap). waiting: the producer
+ * has queued another frame already; when it has not, the producer (reading,
+ * hashing) is what the link waits for, and a lower level would only cost
+ * bytes, so the level does not step down. */
+int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s, bool waiting);
 /* Records that the last frame's len raw bytes took compress_s to compress. */
 void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s);
 /* Seconds until the link idles unless more is written: what c's socket
