@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checkpoint/pod_ckpt.h"
 #include "cli/cli.h"
 #include "migrate/common/doubt.h"
 #include "migrate/common/journal.h"
@@ -29,6 +30,10 @@ static const char usage[] =
     "  - a container handed over (committed) is removed here;\n"
     "  - on a target, a session that died before its restore is rolled back;\n"
     "    a restored one keeps running until its source settles it.\n"
+    "A pod whose `edgemig pod checkpoint` died midway (its journal in\n"
+    "<root>/pod-checkpoints/) runs here again: its containers already dumped\n"
+    "are restored from the partial checkpoint, the others thawed, its traffic\n"
+    "let through again.\n"
     "Sessions whose process is still alive are left alone. edgemigd runs\n"
     "this itself when it starts and whenever a session process dies.\n"
     "\n"
@@ -46,7 +51,8 @@ static const char usage[] =
     "             this host's certificate for asking targets (default:\n"
     "             <root>/pki/, as `edgemig migrate`)\n"
     "  --insecure plain TCP, for migrations that ran with --insecure\n"
-    "  --json     print {\"outgoing\": N, \"incoming\": N, \"in_doubt\": [{\"side\",\n"
+    "  --json     print {\"outgoing\": N, \"incoming\": N, \"pods\": N,\n"
+    "             \"in_doubt\": [{\"side\",\n"
     "             \"session\", \"container\", \"target\"|\"peer\", \"fix\"}]}\n"
     "\n"
     "Exit status: 0 if nothing is left in doubt, 1 otherwise or on an error.\n";
@@ -121,15 +127,20 @@ static int recover_all(struct em_config *cfg, const struct recover_opts *r,
         if (out < 0)
                 return 1;
         int in = em_migrate_target_recover(cfg, 0, getenv("EDGEMIG_ROUTE_HOOK"), err);
-        if (in < 0 || em_migrate_in_doubt(cfg, &doubt, err) < 0)
+        if (in < 0)
+                return 1;
+        int pods = em_pod_checkpoint_recover(cfg, err);
+        if (pods < 0 || em_migrate_in_doubt(cfg, &doubt, err) < 0)
                 return 1;
         if (r->json) {
-                cleanup_json json_t *j = json_pack("{s:i, s:i, s:O}", "outgoing", out, "incoming",
-                                                   in, "in_doubt", doubt);
+                cleanup_json json_t *j = json_pack("{s:i, s:i, s:i, s:O}", "outgoing", out,
+                                                   "incoming", in, "pods", pods, "in_doubt", doubt);
                 if (em_json_print(j, err) < 0)
                         return 1;
         } else {
                 printf("recovered %d outgoing and %d incoming migration(s)\n", out, in);
+                if (pods > 0)
+                        printf("recovered %d pod checkpoint(s)\n", pods);
                 print_doubt(doubt);
         }
         return json_array_size(doubt) > 0 ? 1 : 0;

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "checkpoint/pod_journal.h"
 #include "checkpoint/pod_member.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
@@ -359,37 +361,87 @@ static void remove_subdirs(const char *dir, const struct pod_set *s)
         }
 }
 
+/* The dump of s->names[i] (or, i = 0, the freeze) failed: the pod runs
+ * on, or if it cannot be brought back, the journal stays (*keep_journal)
+ * for `edgemig recover` to try again. */
+static int dump_failed(const struct em_config *cfg, const char *dir, const struct pod_set *s,
+                       size_t i, bool *keep_journal, em_error_t *err)
+{
+        em_error_t e = NULL;
+
+        em_error_wrap(err, "checkpointing pod %s", s->names[s->n - 1]);
+        if (dump_rollback(cfg, dir, s, i, &e) < 0) {
+                *keep_journal = true;
+                em_error_wrap(err,
+                              "and bringing the pod back failed too (%s); the "
+                              "checkpoints so far are in %s; `edgemig recover` tries again",
+                              em_error_msg(e), dir);
+                em_error_free(&e);
+                return -1;
+        }
+        remove_subdirs(dir, s);
+        return em_error_wrap(err, "the pod runs on");
+}
+
 static int dump_all(const struct em_config *cfg, const char *dir, const struct pod_set *s,
-                    em_error_t *err)
+                    bool *keep_journal, em_error_t *err)
 {
         char point[64];
 
+        /* pod.after-freeze: all frozen and cut off, nothing dumped yet. */
+        if (em_fault("pod.after-freeze", -1, err) < 0)
+                return dump_failed(cfg, dir, s, 0, keep_journal, err);
         for (size_t i = 0; i < s->n; i++) {
                 /* pod.after-dump-N: after the Nth dump, the infra's last. */
                 snprintf(point, sizeof(point), "pod.after-dump-%zu", i + 1);
-                if (save_one(cfg, dir, s->names[i], err) == 0 && em_fault(point, -1, err) == 0)
-                        continue;
-                em_error_wrap(err, "checkpointing pod %s", s->names[s->n - 1]);
-                em_error_t e = NULL;
-                if (dump_rollback(cfg, dir, s, i, &e) < 0) {
-                        em_error_wrap(err,
-                                      "and bringing the pod back failed too (%s); the "
-                                      "checkpoints so far are in %s",
-                                      em_error_msg(e), dir);
-                        em_error_free(&e);
-                        return -1;
-                }
-                remove_subdirs(dir, s);
-                return em_error_wrap(err, "the pod runs on");
+                if (save_one(cfg, dir, s->names[i], err) < 0 || em_fault(point, -1, err) < 0)
+                        return dump_failed(cfg, dir, s, i, keep_journal, err);
         }
         return 0;
+}
+
+/* What a crashed checkpoint left (pod_journal.h): every container already
+ * dumped comes back from its images, the others are thawed. */
+static int rollback_journalled(const struct em_config *cfg, const char *dir, char **names, size_t n,
+                               em_error_t *err)
+{
+        const struct pod_set s = {names, n};
+
+        if (dump_rollback(cfg, dir, &s, n - 1, err) < 0)
+                return -1;
+        remove_subdirs(dir, &s);
+        return 0;
+}
+
+int em_pod_checkpoint_recover(const struct em_config *cfg, em_error_t *err)
+{
+        return em_pod_journal_recover(cfg, rollback_journalled, err);
+}
+
+/* The checkpoint of the pod in s, marked and journalled. */
+static int checkpoint_journalled(const struct em_config *cfg, const char *dir,
+                                 const struct pod_set *s, bool *keep_journal, em_error_t *err)
+{
+        const char *pod = s->names[s->n - 1];
+
+        if (mark_all(cfg, s, err) < 0)
+                return em_error_wrap(err, "checkpointing pod %s", pod);
+        if (freeze_all(cfg, s, err) < 0 || lock_pod(cfg, pod, err) < 0) {
+                thaw_from(cfg, s, 0);
+                unmark_all(cfg, s);
+                return -1;
+        }
+        if (dump_all(cfg, dir, s, keep_journal, err) < 0)
+                return -1;
+        return write_manifest(dir, s, err);
 }
 
 int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *dir,
                       em_error_t *err)
 {
         __attribute__((cleanup(pod_set_free))) struct pod_set s = {0};
-
+        bool keep_journal = false;
+        int journal = -1;
         cleanup_free char *manifest = em_path_join(dir, "pod.json");
 
         if (manifest == NULL || em_path_exists(manifest))
@@ -399,16 +451,14 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
         /* The pod's root restores the members from here: let it pass. */
         if (chmod(dir, 0711) < 0)
                 return em_error_set(err, errno, "chmod %s", dir);
-        if (mark_all(cfg, &s, err) < 0)
+        if (em_pod_journal_begin(cfg, pod, dir, s.names, &journal, err) < 0)
                 return em_error_wrap(err, "checkpointing pod %s", pod);
-        if (freeze_all(cfg, &s, err) < 0 || lock_pod(cfg, pod, err) < 0) {
-                thaw_from(cfg, &s, 0);
-                unmark_all(cfg, &s);
-                return -1;
-        }
-        if (dump_all(cfg, dir, &s, err) < 0)
-                return -1;
-        return write_manifest(dir, &s, err);
+        int rc = checkpoint_journalled(cfg, dir, &s, &keep_journal, err);
+        if (keep_journal)
+                close(journal);
+        else
+                em_pod_journal_end(cfg, pod, &journal);
+        return rc;
 }
 
 static int load_manifest(const char *dir, json_t **out, em_error_t *err)

@@ -10,7 +10,8 @@
  *     root). If any dump fails, whatever was already dumped is restored
  *     from its images into the still-running pod (or, if the infra was
  *     dumped, the infra first), the rest is thawed: the pod runs on as
- *     before and the error says so;
+ *     before and the error says so. A journal (pod_journal.h) lets
+ *     `edgemig recover` and edgemigd do the same after a crash;
  *   - restore brings the infra container back (as any container: CRIU
  *     re-creates its user and network namespaces and the network hook wires
  *     them), then each member into them (pod_member.h). If any member
@@ -33,6 +34,13 @@
  * here; its members that were not running are left as they are. */
 int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *dir,
                       em_error_t *err);
+
+/* Brings back each pod whose checkpoint's edgemig process died midway
+ * (pod_journal.h): its containers already dumped are restored from the
+ * partial checkpoint, the others thawed, the traffic block lifted and the
+ * "migrating" marks cleared, so the pod runs here as before. Returns how
+ * many pods' journals were settled. */
+int em_pod_checkpoint_recover(const struct em_config *cfg, em_error_t *err);
 
 /* Restores the pod checkpointed in dir; dir stays usable for a retry. */
 int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "checkpoint/features.h"
+#include "checkpoint/pod_ckpt.h"
 #include "container/restart.h"
 #include "platform/control.h"
 #include "platform/metrics.h"
@@ -239,6 +240,16 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
 
+/* At start: pods whose `edgemig pod checkpoint` died midway run again
+ * (checkpoint/pod_journal.h), before restart policies look at them. */
+static void recover_pods(const struct em_config *cfg)
+{
+        cleanup_error em_error_t err = NULL;
+
+        if (em_pod_checkpoint_recover(cfg, &err) < 0)
+                em_log_error("recovering pod checkpoints: %s", em_error_msg(err));
+}
+
 /* Restart policies: at start (boot) after recovery, so that a container a
  * migration rolled back is not started twice; then every 2 s. */
 static int apply_restarts(struct em_server *s, const struct em_config *cfg, bool boot,
@@ -297,6 +308,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
         s->o.target.lazy_pages = em_features_has(f, "userfaultfd");
         recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
+        recover_pods(cfg);
         cgroup_setup(s);
         return apply_restarts(s, cfg, true, err);
 }

@@ -1,0 +1,202 @@
+#include "checkpoint/pod_journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "container/container.h"
+#include "util/cleanup.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+#define JOURNAL_DIR "pod-checkpoints"
+/* More containers than any pod has: a bound on what recovery reads. */
+#define NAMES_MAX 1024
+
+static char *journal_path(const struct em_config *cfg, const char *pod)
+{
+        cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
+        char leaf[EM_NAME_MAX + 8];
+
+        snprintf(leaf, sizeof(leaf), "%s.json", pod);
+        return base ? em_path_join(base, leaf) : NULL;
+}
+
+static char *journal_text(const char *pod, const char *dir, char *const *names)
+{
+        char abs[PATH_MAX];
+        cleanup_json json_t *j = NULL;
+
+        /* Recovery runs elsewhere (edgemigd): the directory as an absolute path. */
+        if (realpath(dir, abs) == NULL)
+                return NULL;
+        j = json_pack("{s:i, s:s, s:s, s:[]}", "format", EM_POD_JOURNAL_FORMAT, "pod", pod, "dir",
+                      abs, "names");
+        for (size_t i = 0; j != NULL && names[i] != NULL; i++)
+                json_array_append_new(json_object_get(j, "names"), json_string(names[i]));
+        return j ? json_dumps(j, JSON_COMPACT) : NULL;
+}
+
+/* As the migration journal's owner file: written and locked before it is
+ * linked into place, so nobody sees it unlocked while its writer lives,
+ * and linkat never replaces a journal a crash left. */
+int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
+                         char *const *names, int *lock_fd, em_error_t *err)
+{
+        cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
+        cleanup_free char *path = journal_path(cfg, pod), *text = journal_text(pod, dir, names);
+        cleanup_close int fd = -1;
+        char self[64];
+
+        if (base == NULL || path == NULL || text == NULL)
+                return em_error_set(err, errno ? errno : ENOMEM, "journalling pod %s", pod);
+        if (em_mkdir_p(base, 0700, err) < 0)
+                return -1;
+        fd = open(base, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return em_error_set(err, errno, "locking a journal in %s", base);
+        if (em_write_all(fd, text, strlen(text), err) < 0 || fsync(fd) < 0)
+                return em_error_wrap(err, "writing the journal of pod %s", pod);
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+        if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
+                return em_error_set(err, errno,
+                                    errno == EEXIST ? "pod %s has a checkpoint in flight or one "
+                                                      "a crash left (%s): `edgemig recover` "
+                                                      "brings it back"
+                                                    : "creating the journal of pod %s (%s)",
+                                    pod, path);
+        if (em_fsync_dir(base, err) < 0)
+                return -1;
+        *lock_fd = steal_fd(&fd);
+        return 0;
+}
+
+void em_pod_journal_end(const struct em_config *cfg, const char *pod, int *lock_fd)
+{
+        cleanup_free char *path = journal_path(cfg, pod);
+
+        if (path != NULL && unlink(path) < 0)
+                em_log_warn("removing the journal %s: %s", path, strerror(errno));
+        if (*lock_fd >= 0)
+                close(*lock_fd);
+        *lock_fd = -1;
+}
+
+/* The journal's names, checked: they become paths and container names. */
+static int journal_names(const json_t *j, const char *pod, char ***out, size_t *n, em_error_t *err)
+{
+        const json_t *a = json_object_get(j, "names");
+        size_t len = json_array_size(a);
+        cleanup_strv char **v = NULL;
+
+        if (!json_is_array(a) || len == 0 || len > NAMES_MAX ||
+            (v = calloc(len + 1, sizeof(char *))) == NULL)
+                return em_error_set(err, EINVAL, "no valid list of names");
+        for (size_t i = 0; i < len; i++) {
+                const char *name = json_string_value(json_array_get(a, i));
+                if (name == NULL || !em_container_name_valid(name) ||
+                    (i + 1 == len) != (strcmp(name, pod) == 0))
+                        return em_error_set(err, EINVAL, "invalid name at %zu", i);
+                if ((v[i] = strdup(name)) == NULL)
+                        return em_error_set(err, ENOMEM, "journal");
+        }
+        *out = steal_pointer(&v);
+        *n = len;
+        return 0;
+}
+
+static int settle(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
+                  em_error_t *err)
+{
+        cleanup_json json_t *j = NULL;
+        cleanup_strv char **names = NULL;
+        cleanup_free char *done = NULL;
+        size_t n = 0;
+
+        if (em_json_load_file(path, 1u << 20, &j, err) < 0)
+                return -1;
+        const char *pod = em_json_str(j, "pod"), *dir = em_json_str(j, "dir");
+        if (em_json_int(j, "format", 0) != EM_POD_JOURNAL_FORMAT || pod == NULL ||
+            !em_container_name_valid(pod) || dir == NULL || dir[0] != '/')
+                return em_error_set(err, EINVAL, "%s: not a pod checkpoint journal", path);
+        if (journal_names(j, pod, &names, &n, err) < 0)
+                return em_error_wrap(err, "%s", path);
+        if ((done = em_path_join(dir, "pod.json")) == NULL)
+                return em_error_set(err, ENOMEM, "recovery");
+        if (em_path_exists(done)) {
+                em_log_info("recovery: pod %s's checkpoint in %s had completed", pod, dir);
+                return 0;
+        }
+        em_log_warn("recovery: pod %s's checkpoint into %s never completed; bringing the pod "
+                    "back here",
+                    pod, dir);
+        if (rollback(cfg, dir, names, n, err) < 0)
+                return em_error_wrap(err, "recovering pod %s (journal %s kept for a retry)", pod,
+                                     path);
+        return 0;
+}
+
+static bool is_journal(const char *name)
+{
+        size_t len = strlen(name);
+
+        return name[0] != '.' && len > 5 && strcmp(name + len - 5, ".json") == 0;
+}
+
+/* One journal: left alone while its process holds the lock; recovery
+ * holds it meanwhile, so a second recovery leaves it too. */
+static int recover_one(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
+                       em_error_t *err)
+{
+        cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? 0 : em_error_set(err, errno, "locking %s", path);
+        if (!em_path_exists(path)) /* settled by the one that held it before us */
+                return 0;
+        if (settle(cfg, path, rollback, err) < 0)
+                return -1;
+        if (unlink(path) < 0)
+                return em_error_set(err, errno, "removing %s", path);
+        return 1;
+}
+
+int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback,
+                           em_error_t *err)
+{
+        cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
+        cleanup_dir DIR *d = base ? opendir(base) : NULL;
+        struct dirent *de;
+        int n = 0, failed = 0, r;
+
+        if (d == NULL)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
+        while ((de = readdir(d)) != NULL) {
+                cleanup_error em_error_t e = NULL;
+                if (!is_journal(de->d_name))
+                        continue;
+                cleanup_free char *path = em_path_join(base, de->d_name);
+                if (path == NULL)
+                        return em_error_set(err, ENOMEM, "recovery");
+                if ((r = recover_one(cfg, path, rollback, &e)) < 0) {
+                        em_log_error("recovery: %s", em_error_msg(e));
+                        failed++;
+                }
+                n += r > 0 ? r : 0;
+        }
+        if (failed > 0)
+                return em_error_set(err, EIO,
+                                    "%d pod checkpoint(s) could not be recovered (see "
+                                    "log)",
+                                    failed);
+        return n;
+}

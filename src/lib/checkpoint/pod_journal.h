@@ -1,0 +1,44 @@
+/* The journal of a pod checkpoint in flight, so that a crash of the
+ * edgemig process that ran it (kill -9, a fault, power loss) does not
+ * leave the pod frozen, cut off or half dumped with nothing to bring it
+ * back (pod_ckpt.h).
+ *
+ * <root>/pod-checkpoints/<pod>.json {"format", "pod", "dir", "names"}
+ * (names in dump order, the infra last) appears already locked (flock)
+ * by the process that checkpoints, and goes when the checkpoint completed
+ * or was rolled back. Recovery (`edgemig recover`, edgemigd at start)
+ * takes every journal whose lock nobody holds: the pod's checkpoint in
+ * dir completed (dir/pod.json) and the journal goes, or it did not and
+ * the roll-back brings the pod back here. */
+#ifndef EDGEMIG_CHECKPOINT_POD_JOURNAL_H
+#define EDGEMIG_CHECKPOINT_POD_JOURNAL_H
+
+#include <stddef.h>
+
+#include "util/config.h"
+#include "util/error.h"
+
+#define EM_POD_JOURNAL_FORMAT 1
+
+/* Writes pod's journal for a checkpoint of names (NULL-terminated) into
+ * dir, which exists; *lock_fd holds its lock. EEXIST if the pod has a
+ * journal left by a crash: `edgemig recover` settles it first. */
+int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
+                         char *const *names, int *lock_fd, em_error_t *err);
+
+/* The checkpoint completed or was rolled back: the journal goes. */
+void em_pod_journal_end(const struct em_config *cfg, const char *pod, int *lock_fd);
+
+/* Brings a pod back from what a crashed checkpoint left: names[0..n-1]
+ * as journalled (names[n-1] the infra), the partial checkpoint in dir. */
+typedef int (*em_pod_rollback_fn)(const struct em_config *cfg, const char *dir, char **names,
+                                  size_t n, em_error_t *err);
+
+/* Settles every journal whose process is gone, through rollback for a
+ * checkpoint that did not complete; a journal whose roll-back failed
+ * stays for the next try. Returns how many were settled, or -1 (with
+ * err) if any could not be. */
+int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback,
+                           em_error_t *err);
+
+#endif

@@ -1,0 +1,94 @@
+#!/bin/bash
+# A `pod checkpoint` whose edgemig process dies midway (fault action
+# crash: _exit, as kill -9 leaves it) at each class of point, then
+# `edgemig recover`: the pod runs here again with its state. The pod is
+# 27-pod-checkpoint's: redis and a sidecar that INCRs a counter in it over
+# one localhost connection and serves it over HTTP.
+#   pod.after-freeze   all frozen, traffic blocked, nothing dumped;
+#   pod.after-dump-1   one member dumped (stopped), the other and the infra
+#                      frozen;
+#   pod.after-dump-2   both members dumped, the infra frozen;
+#   pod.after-dump-3   everything dumped, pod.json not yet written.
+# After each: every container runs, the counter goes on from where it was
+# (redis's memory came back), the sidecar's connection never broke, the
+# service IP answers (the traffic block is gone), no journal and no
+# partial checkpoint are left, and nothing leaks at the end.
+set -euo pipefail
+. "$(dirname "$0")/containers-lib.sh"
+ct_require
+ct_root
+IP=10.66.28.7
+cleanup() {
+	"$EM" --root "$ROOT" pod rm --force web >/dev/null 2>&1 || true
+	ct_cleanup
+}
+trap cleanup EXIT
+ct_pull busybox
+ct_pull redis
+census() { ct_census | sed 's/ cgroups=[0-9]*//; s/ veths=[0-9]*//'; }
+before=$(census)
+
+SIDECAR='mkdir -p /www; httpd -p 8080 -h /www
+while :; do
+	rm -f /tmp/q /tmp/a; mkfifo /tmp/q /tmp/a
+	nc 127.0.0.1 6379 </tmp/q >/tmp/a &
+	exec 3>/tmp/q 4</tmp/a
+	while printf "INCR reads\r\n" >&3 && read -r n <&4; do
+		echo "$n" >/www/n.tmp && mv /www/n.tmp /www/n; sleep 0.01
+	done
+	echo "sidecar: the connection to redis broke"
+	exec 3>&- 4<&-; kill $! 2>/dev/null; wait $!; sleep 0.1
+done'
+em pod create --ip $IP web >/dev/null || fail "pod create"
+em run --pod web --name db redis >/dev/null || fail "run db"
+em run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+
+get() { curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }
+answers() { [ -n "$(get)" ]; }
+moves_on() { n=$(get) && [ -n "$n" ] && [ "$n" -gt "$n1" ]; }
+states() { em ps --json | python3 -c 'import json,sys; print(" ".join(c["name"] + "=" + c["state"] for c in json.load(sys.stdin)))'; }
+wait_for 10 answers || fail "no answer from the sidecar"
+n1=$(get)
+wait_for 5 moves_on || fail "the sidecar does not count"
+
+# What each crash leaves, as `ps` shows it.
+declare -A left=(
+	[pod.after-freeze]="db=migrating side=migrating web=migrating"
+	[pod.after-dump-1]="db=checkpointed side=migrating web=migrating"
+	[pod.after-dump-2]="db=checkpointed side=checkpointed web=migrating"
+	[pod.after-dump-3]="db=checkpointed side=checkpointed web=checkpointed"
+)
+for point in pod.after-freeze pod.after-dump-1 pod.after-dump-2 pod.after-dump-3; do
+	n1=$(get)
+	[ -n "$n1" ] || fail "no answer before $point"
+	rc=0
+	EDGEMIG_FAULT=$point=crash em pod checkpoint web --to "$ROOT/ck" >/dev/null 2>"$ROOT/err" || rc=$?
+	[ "$rc" = 113 ] || fail "$point=crash: exit $rc, not the crash's 113: $(cat "$ROOT/err")"
+	[ -e "$ROOT/pod-checkpoints/web.json" ] || fail "$point: no journal left by the crash"
+	echo "$point: after the crash: $(states)"
+	[ "$(states)" = "${left[$point]}" ] || fail "$point: after the crash: $(states), not ${left[$point]}"
+	em recover >"$ROOT/out" 2>"$ROOT/err" || fail "recover after $point: $(cat "$ROOT/err")"
+	grep -q 'recovered 1 pod checkpoint' "$ROOT/out" || fail "recover after $point: $(cat "$ROOT/out")"
+	[ "$(states)" = "db=running side=running web=running" ] || fail "after $point and recover: $(states)"
+	[ ! -e "$ROOT/pod-checkpoints/web.json" ] || fail "$point: the journal is left after recover"
+	[ ! -e "$ROOT/ck/db" ] && [ ! -e "$ROOT/ck/side" ] && [ ! -e "$ROOT/ck/web" ] ||
+		fail "$point: the partial checkpoint is left: $(ls "$ROOT/ck")"
+	wait_for 10 answers || fail "$point: no answer after recover (traffic still blocked?)"
+	n=$(get)
+	[ "$n" -ge "$n1" ] || fail "$point: the counter went back: $n1 before, $n after recover"
+	n1=$n
+	wait_for 5 moves_on || fail "$point: the recovered pod does not count"
+	em logs side | grep -q 'broke' && fail "$point: the sidecar's connection broke: $(em logs side | tail -3)"
+	rm -rf "$ROOT/ck"
+done
+
+# A second recover finds nothing; the pod still checkpoints whole.
+em recover --json | python3 -c 'import json,sys; assert json.load(sys.stdin)["pods"] == 0' ||
+	fail "a second recover found pods"
+em pod checkpoint web --to "$ROOT/ck" >/dev/null || fail "pod checkpoint after the recoveries"
+em pod restore "$ROOT/ck" >/dev/null || fail "pod restore after the recoveries"
+wait_for 10 answers || fail "no answer after the last restore"
+
+em pod rm --force web >/dev/null || fail "pod rm"
+same_census() { [ "$(census)" = "$before" ]; }
+wait_for 5 same_census || fail "resources leaked: before [$before] after [$(census)]"

@@ -1,0 +1,212 @@
+/* checkpoint/pod_journal: the journal of a pod checkpoint in flight and
+ * its recovery, with a stand-in roll-back (the real one needs runc:
+ * tests/integration/28-pod-checkpoint-crash.sh). A journal whose lock is
+ * held is left; one a crash left is rolled back once, or dropped if its
+ * checkpoint had completed; a failed roll-back keeps it for a retry; one
+ * with names that are not container names is never acted on. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "checkpoint/pod_journal.h"
+#include "util/cleanup.h"
+#include "util/config.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+
+struct fixture {
+        char dir[64];
+        struct em_config cfg;
+        char *ck, *journal;
+};
+
+/* What the stand-in roll-back saw, and what it answers. */
+static int rollbacks, rollback_rc;
+static char rolled_dir[256], rolled_names[256];
+
+static int fake_rollback(const struct em_config *cfg, const char *dir, char **names, size_t n,
+                         em_error_t *err)
+{
+        (void)cfg;
+        rollbacks++;
+        snprintf(rolled_dir, sizeof(rolled_dir), "%s", dir);
+        rolled_names[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                strncat(rolled_names, names[i], sizeof(rolled_names) - strlen(rolled_names) - 2);
+                strcat(rolled_names, " ");
+        }
+        return rollback_rc < 0 ? em_error_set(err, EIO, "stand-in roll-back failed") : 0;
+}
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+        em_error_t err = NULL;
+
+        strcpy(f->dir, "/tmp/test_pod_journal.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        assert_int_equal(em_config_init(&f->cfg, f->dir, &err), 0);
+        f->ck = em_path_join(f->dir, "ck");
+        f->journal = em_path_join(f->dir, "pod-checkpoints/web.json");
+        assert_int_equal(em_mkdir_p(f->ck, 0700, &err), 0);
+        rollbacks = rollback_rc = 0;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+
+        em_rm_rf(f->dir, &err);
+        em_config_free(&f->cfg);
+        free(f->ck);
+        free(f->journal);
+        free(f);
+        return 0;
+}
+
+static char *const names[] = {"db", "side", "web", NULL};
+
+static int begin(struct fixture *f)
+{
+        em_error_t err = NULL;
+        int fd = -1;
+
+        assert_int_equal(em_pod_journal_begin(&f->cfg, "web", f->ck, names, &fd, &err), 0);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+static int recover(struct fixture *f, int want)
+{
+        em_error_t err = NULL;
+        int n = em_pod_journal_recover(&f->cfg, fake_rollback, &err);
+
+        assert_int_equal(n, want);
+        em_error_free(&err);
+        return n;
+}
+
+static void test_begin_writes_and_refuses_second(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_json json_t *j = NULL;
+        em_error_t err = NULL;
+        int fd = begin(f), fd2 = -1;
+
+        assert_int_equal(em_json_load_file(f->journal, 4096, &j, &err), 0);
+        assert_string_equal(em_json_str(j, "pod"), "web");
+        assert_string_equal(em_json_str(j, "dir"), f->ck);
+        assert_int_equal(json_array_size(json_object_get(j, "names")), 3);
+        assert_int_equal(em_pod_journal_begin(&f->cfg, "web", f->ck, names, &fd2, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        assert_non_null(strstr(em_error_msg(err), "edgemig recover"));
+        em_error_free(&err);
+        em_pod_journal_end(&f->cfg, "web", &fd);
+        assert_int_equal(fd, -1);
+        assert_false(em_path_exists(f->journal));
+        recover(f, 0);
+}
+
+static void test_live_journal_left_alone(void **state)
+{
+        struct fixture *f = *state;
+        int fd = begin(f);
+
+        recover(f, 0);
+        assert_int_equal(rollbacks, 0);
+        assert_true(em_path_exists(f->journal));
+        em_pod_journal_end(&f->cfg, "web", &fd);
+}
+
+static void test_crash_rolled_back_once(void **state)
+{
+        struct fixture *f = *state;
+
+        close(begin(f)); /* the process died: its lock went with it */
+        recover(f, 1);
+        assert_int_equal(rollbacks, 1);
+        assert_string_equal(rolled_dir, f->ck);
+        assert_string_equal(rolled_names, "db side web ");
+        assert_false(em_path_exists(f->journal));
+        recover(f, 0);
+        assert_int_equal(rollbacks, 1);
+}
+
+static void test_failed_rollback_kept_for_retry(void **state)
+{
+        struct fixture *f = *state;
+
+        close(begin(f));
+        rollback_rc = -1;
+        recover(f, -1);
+        assert_true(em_path_exists(f->journal));
+        rollback_rc = 0;
+        recover(f, 1);
+        assert_int_equal(rollbacks, 2);
+        assert_false(em_path_exists(f->journal));
+}
+
+static void test_completed_checkpoint_dropped(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_free char *done = em_path_join(f->ck, "pod.json");
+        em_error_t err = NULL;
+
+        close(begin(f));
+        assert_int_equal(em_write_file_atomic(done, "{}", 2, 0600, &err), 0);
+        recover(f, 1);
+        assert_int_equal(rollbacks, 0);
+        assert_false(em_path_exists(f->journal));
+}
+
+static void journal(struct fixture *f, const char *text)
+{
+        cleanup_free char *d = em_path_join(f->dir, "pod-checkpoints");
+        em_error_t err = NULL;
+
+        assert_int_equal(em_mkdir_p(d, 0700, &err), 0);
+        assert_int_equal(em_write_file_atomic(f->journal, text, strlen(text), 0600, &err), 0);
+}
+
+static void test_bad_journals_not_acted_on(void **state)
+{
+        struct fixture *f = *state;
+        static const char *const bad[] = {
+            "{\"format\": 1, \"pod\": \"web\", \"dir\": \"/x\", \"names\": [\"../db\", \"web\"]}",
+            "{\"format\": 1, \"pod\": \"web\", \"dir\": \"/x\", \"names\": [\"web\", \"db\"]}",
+            "{\"format\": 1, \"pod\": \"web\", \"dir\": \"/x\", \"names\": []}",
+            "{\"format\": 1, \"pod\": \"web\", \"dir\": \"x\", \"names\": [\"web\"]}",
+            "{\"format\": 2, \"pod\": \"web\", \"dir\": \"/x\", \"names\": [\"web\"]}",
+            "{\"format\": 1, \"pod\": \"../w\", \"dir\": \"/x\", \"names\": [\"../w\"]}",
+            "not json",
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                journal(f, bad[i]);
+                recover(f, -1);
+                assert_int_equal(rollbacks, 0);
+                assert_true(em_path_exists(f->journal));
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_begin_writes_and_refuses_second, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_live_journal_left_alone, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_crash_rolled_back_once, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_failed_rollback_kept_for_retry, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_completed_checkpoint_dropped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bad_journals_not_acted_on, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
