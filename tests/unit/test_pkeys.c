@@ -1,6 +1,6 @@
 /* checkpoint/pkeys: mappings tagged with a memory protection key are
  * found in smaps, and a process that uses one is refused (with its pid,
- * key and the fix) while one without is not. */
+ * key and the fix) while one without is not, also in a process tree. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -122,6 +124,46 @@ static void test_refuse_real_key(void **state)
         syscall(SYS_pkey_free, pk);
 }
 
+/* A child of this process tags a page: the tree from this process is
+ * refused, naming the child; once it is gone, the tree is not. */
+static void test_refuse_tree_child(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        int p[2];
+        char c = 0, want[64];
+
+        (void)state;
+        long pk = syscall(SYS_pkey_alloc, 0, 0);
+        if (pk < 0)
+                skip();
+        syscall(SYS_pkey_free, pk);
+        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), 0);
+        assert_int_equal(pipe(p), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                long k = syscall(SYS_pkey_alloc, 0, 0);
+                void *m =
+                    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                c = k >= 0 && syscall(SYS_pkey_mprotect, m, 4096, PROT_READ, k) == 0;
+                (void)!write(p[1], &c, 1);
+                pause();
+                _exit(0);
+        }
+        assert_int_equal(read(p[0], &c, 1), 1);
+        assert_int_equal(c, 1);
+        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), -1);
+        assert_int_equal(em_error_status(err), EOPNOTSUPP);
+        snprintf(want, sizeof(want), "process %d uses", (int)child);
+        assert_non_null(strstr(em_error_msg(err), want));
+        em_error_free(&err);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        close(p[0]);
+        close(p[1]);
+        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -129,6 +171,7 @@ int main(void)
             cmocka_unit_test(test_scan_missing),
             cmocka_unit_test(test_refuse_none),
             cmocka_unit_test(test_refuse_real_key),
+            cmocka_unit_test(test_refuse_tree_child),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
 #include "util/cleanup.h"
+#include "util/proc.h"
+
+/* As many processes as a migration's source lists (migrate/source). */
+#define TREE_MAX 4096
 
 int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *err)
 {
@@ -46,4 +51,24 @@ int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *e
                     what, (int)pids[i], key, maps);
         }
         return 0;
+}
+
+int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
+{
+        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
+
+        if (pids == NULL)
+                return em_error_set(err, ENOMEM, "listing %s's processes", what);
+        return em_pkeys_refuse(pids, em_proc_tree(root, pids, TREE_MAX), what, err);
+}
+
+int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        return rec->pid > 0 ? em_pkeys_refuse_tree(rec->pid, name, err) : 0;
 }

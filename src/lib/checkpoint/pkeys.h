@@ -9,13 +9,15 @@
  * (lazy compilation, tier-up) aborts the process with "Fatal process out
  * of memory: WasmCodeManager::Commit: Cannot make pre-reserved region
  * writable" (docs/postcopy.md, "Known problems"). So a container whose
- * processes use keys is refused before anything moves. */
+ * processes use keys is refused before anything moves, and before a local
+ * checkpoint, whose restore would kill the service the same way. */
 #ifndef EDGEMIG_CHECKPOINT_PKEYS_H
 #define EDGEMIG_CHECKPOINT_PKEYS_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "util/config.h"
 #include "util/error.h"
 
 /* The mappings of an smaps file (/proc/PID/smaps) tagged with a key other
@@ -28,5 +30,13 @@ int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *
  * pids[0..n-1] has mappings tagged with a key; 0 otherwise. A process
  * that exited since it was listed is skipped. `what` names the container. */
 int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *err);
+
+/* The same for root and its descendants (util/proc.h). */
+int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err);
+
+/* The same for the processes of container name on this host (its state
+ * row's pid and descendants): the local `checkpoint` and `pod checkpoint`
+ * refuse before they freeze or write anything. 0 when it does not run. */
+int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint/pkeys.h"
 #include "checkpoint/pod_journal.h"
 #include "checkpoint/pod_member.h"
 #include "checkpoint/runc.h"
@@ -418,6 +419,16 @@ int em_pod_checkpoint_recover(const struct em_config *cfg, em_error_t *err)
         return em_pod_journal_recover(cfg, rollback_journalled, err);
 }
 
+/* Before anything is frozen: a container whose processes use memory
+ * protection keys would not survive its restore (pkeys.h). */
+static int refuse_pkeys(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (em_pkeys_refuse_container(cfg, s->names[i], err) < 0)
+                        return em_error_wrap(err, "the pod keeps running");
+        return 0;
+}
+
 /* The checkpoint of the pod in s, marked and journalled. */
 static int checkpoint_journalled(const struct em_config *cfg, const char *dir,
                                  const struct pod_set *s, bool *keep_journal, em_error_t *err)
@@ -446,7 +457,8 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
 
         if (manifest == NULL || em_path_exists(manifest))
                 return em_error_set(err, EEXIST, "%s already holds a pod's checkpoint", dir);
-        if (em_mkdir_p(dir, 0711, err) < 0 || pod_set_of(cfg, pod, &s, err) < 0)
+        if (pod_set_of(cfg, pod, &s, err) < 0 || refuse_pkeys(cfg, &s, err) < 0 ||
+            em_mkdir_p(dir, 0711, err) < 0)
                 return em_error_wrap(err, "checkpointing pod %s", pod);
         /* The pod's root restores the members from here: let it pass. */
         if (chmod(dir, 0711) < 0)

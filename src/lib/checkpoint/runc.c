@@ -1,4 +1,5 @@
 #include "checkpoint/runc.h"
+#include "checkpoint/pkeys.h"
 #include "checkpoint/redump.h"
 #include "checkpoint/kdat.h"
 #include "checkpoint/userns_img.h"
@@ -607,8 +608,13 @@ int em_checkpoint_save(const struct em_config *cfg, const char *name, const char
 
         if (criu == NULL || upper == NULL || meta == NULL)
                 return em_error_set(err, ENOMEM, "checkpoint");
-        if (em_container_paths_init(cfg, name, &p, err) < 0 || dir_usable(dir, err) < 0 ||
-            em_container_spec_get(cfg, name, &spec, err) < 0)
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        /* Before anything is frozen or written: its restore would kill
+         * the service (pkeys.h). A pod's checkpoint checked them all. */
+        if (!o->whole_pod && em_pkeys_refuse_container(cfg, name, err) < 0)
+                return em_error_wrap(err, "not checkpointing %s (it keeps running)", name);
+        if (dir_usable(dir, err) < 0 || em_container_spec_get(cfg, name, &spec, err) < 0)
                 return -1;
         json_object_set_new(spec, "format", json_integer(EM_CHECKPOINT_FORMAT));
         json_object_set_new(spec, "checkpointed_at", json_integer((json_int_t)time(NULL)));
