@@ -11,6 +11,7 @@
 #include <zstd.h>
 
 #include "delta/pagefmt.h"
+#include "delta/pagelist.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -97,13 +98,22 @@ static int op_begin(struct em_delta_dec *d, const uint8_t *p, size_t left, em_er
         return (int)(2 + nl + 8);
 }
 
-static int out_page(struct em_delta_dec *d, const uint8_t *page, bool zero, em_error_t *err)
+/* One page into the file and its digest (delta/pagelist.h): h is the hash
+ * of these bytes, computed here (NULL) or by the caller from them. */
+static int out_page(struct em_delta_dec *d, const uint8_t *page, bool zero, const em_phash_t *h,
+                    em_error_t *err)
 {
+        em_phash_t mine;
+
         if (d->done >= d->nr_pages)
                 return em_error_set_code(
                     err, EPROTO, "page delta: more pages than the %" PRIu64 " announced for %s",
                     d->nr_pages, d->name);
-        em_sha256_update(d->sha, page, EM_PAGE_SIZE);
+        if (h == NULL) {
+                em_page_hash(page, &mine);
+                h = &mine;
+        }
+        em_pagelist_add(d->sha, h);
         if (d->out_fd >= 0) {
                 /* Zero pages become holes; the final ftruncate sets the size. */
                 if (zero && lseek(d->out_fd, EM_PAGE_SIZE, SEEK_CUR) < 0)
@@ -116,6 +126,16 @@ static int out_page(struct em_delta_dec *d, const uint8_t *page, bool zero, em_e
         return 0;
 }
 
+/* "pglist:" and 64 lowercase hex digits: shown as the peer sent it. */
+static bool digest_shape_ok(const char *d)
+{
+        size_t pl = strlen(EM_PAGELIST_PREFIX);
+
+        if (strncmp(d, EM_PAGELIST_PREFIX, pl) != 0 || strlen(d) != pl + EM_SHA256_HEX_LEN)
+                return false;
+        return strspn(d + pl, "0123456789abcdef") == EM_SHA256_HEX_LEN;
+}
+
 static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_error_t *err)
 {
         char want[EM_DIGEST_STR_LEN + 1], got[EM_DIGEST_STR_LEN + 1], part[EM_DELTA_NAME_MAX + 8];
@@ -126,11 +146,11 @@ static int op_end(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
                 return em_error_set_code(
                     err, EPROTO, "page delta: %s ended after %" PRIu64 " of %" PRIu64 " pages",
                     d->name, d->done, d->nr_pages);
-        em_sha256_final(d->sha, got);
+        em_pagelist_final(d->sha, got);
         if (strcmp(want, got) != 0)
                 return em_error_set_code(
                     err, EILSEQ, "rebuilt %s does not match the source: %s, want %.80s", d->name,
-                    got, em_digest_valid(want) ? want : "(malformed digest)");
+                    got, digest_shape_ok(want) ? want : "(malformed digest)");
         /* No fsync: a rebuilt image only feeds the restore that follows; until
          * the commit the source keeps its own copy. */
         if (d->out_fd >= 0) {
@@ -158,7 +178,7 @@ static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
                     err, ENOENT, "page delta references page %s, which the target does not have",
                     hex);
         }
-        if (em_pagecache_get(d->pc, &h, page, err) < 0 || out_page(d, page, false, err) < 0)
+        if (em_pagecache_get(d->pc, &h, page, err) < 0 || out_page(d, page, false, NULL, err) < 0)
                 return -1;
         d->st.ref++;
         return 16;
@@ -166,12 +186,12 @@ static int op_ref(struct em_delta_dec *d, const uint8_t *p, size_t left, em_erro
 
 #define RUN_BATCH 256 /* pages read from the cache and written at once */
 
-/* n pages of a REF_RUN into the file: one sha256 update and one write for
- * the batch (a 90 MB image is 23,000 pages: per-page writes were 23,000
- * system calls inside the downtime). */
+/* n pages of a REF_RUN into the file: each page's hash of the bytes read
+ * into the digest, and one write for the batch (a 90 MB image is 23,000
+ * pages: per-page writes were 23,000 system calls inside the downtime). */
 static int out_run(struct em_delta_dec *d, const uint8_t *pages, uint64_t n, em_error_t *err)
 {
-        em_sha256_update(d->sha, pages, n * EM_PAGE_SIZE);
+        em_pagelist_add_pages(d->sha, pages, n);
         if (d->out_fd >= 0 && em_write_all(d->out_fd, pages, n * EM_PAGE_SIZE, err) < 0)
                 return em_error_wrap(err, "writing %s", d->name);
         d->done += n;
@@ -188,10 +208,11 @@ static int out_run(struct em_delta_dec *d, const uint8_t *pages, uint64_t n, em_
  *   peer sent; em_pagecache_check_run first holds the run to the sender's
  *   view of those positions;
  * - what the re-hash caught, a cache file changed on this host's disk
- *   since, the file's sha256 at END catches as well: every byte written
- *   here goes into that hash and is compared with the digest of the file
- *   the source's CRIU wrote before anything is renamed into place, and a
- *   peer cannot know this disk's corruption to forge a digest for it.
+ *   since, the file's digest at END catches as well: every page written
+ *   here is hashed from the bytes read (out_run) into that digest
+ *   (delta/pagelist.h), which is compared with the digest of the file the
+ *   source's CRIU wrote before anything is renamed into place, and a peer
+ *   cannot know this disk's corruption to forge a digest for it.
  * XDATA and ZBLOCK still re-verify their base pages: what they derive
  * enters the cache under a hash computed here, so a corrupted base would
  * otherwise be laundered into a "verified" page. */
@@ -231,7 +252,7 @@ static int op_zero(struct em_delta_dec *d, const uint8_t *p, size_t left, em_err
                 return em_error_set_code(
                     err, EPROTO, "page delta: zero run of %u pages overruns %s", n, d->name);
         for (uint32_t i = 0; i < n; i++)
-                if (out_page(d, zero_page, true, err) < 0)
+                if (out_page(d, zero_page, true, em_page_zero_hash(), err) < 0)
                         return -1;
         d->st.zero += n;
         return 4;
@@ -254,7 +275,7 @@ static int take_page(struct em_delta_dec *d, const uint8_t *page, em_error_t *er
 
         if (em_pagecache_put(d->pc, page, &h, err) < 0)
                 return -1;
-        if (d->state == ST_FILE && out_page(d, page, false, err) < 0)
+        if (d->state == ST_FILE && out_page(d, page, false, &h, err) < 0)
                 return -1;
         if (d->state == ST_PREFILL)
                 d->st.pages++;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "delta/pagefmt.h"
+#include "delta/pagelist.h"
 #include "delta/shadow.h"
 #include "delta/xorblock.h"
 #include "util/cleanup.h"
@@ -153,15 +154,15 @@ static int note_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const em
         return em_shadow_record(e->shadow, e->vpid, vaddr, h, page, err);
 }
 
+/* page (its hash h, which the file's digest takes too; zero: all zeros). */
 static int encode_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const uint8_t *page,
-                       em_error_t *err)
+                       bool zero, const em_phash_t *h, em_error_t *err)
 {
-        em_phash_t h;
         uint64_t pos;
         bool deferred = false;
 
         e->st.pages++;
-        if (em_page_is_zero(page)) {
+        if (zero) {
                 e->st.zero++;
                 if (flush_ref_run(e, err) < 0)
                         return -1;
@@ -171,15 +172,32 @@ static int encode_page(struct em_delta_enc *e, bool addr, uint64_t vaddr, const 
         }
         if (flush_zero_run(e, err) < 0)
                 return -1;
-        em_page_hash(page, &h);
-        if (em_hashset_position(e->known, &h, &pos)) {
-                if (ref_page(e, &h, pos, err) < 0)
+        if (em_hashset_position(e->known, h, &pos)) {
+                if (ref_page(e, h, pos, err) < 0)
                         return -1;
         } else if (flush_ref_run(e, err) < 0 ||
-                   send_page(e, addr, vaddr, &h, page, &deferred, err) < 0) {
+                   send_page(e, addr, vaddr, h, page, &deferred, err) < 0) {
                 return -1;
         }
-        return note_page(e, addr, vaddr, &h, page, err);
+        return note_page(e, addr, vaddr, h, page, err);
+}
+
+/* One page of the file at index idx: into the digest (delta/pagelist.h),
+ * then encoded. */
+static int file_page(struct em_delta_enc *e, em_sha256_t *sha, uint64_t idx, const uint8_t *page,
+                     em_error_t *err)
+{
+        bool zero = em_page_is_zero(page);
+        uint64_t vaddr = 0;
+        bool addr = e->pagemap != NULL && em_pagemap_page_vaddr(e->pagemap, idx, &vaddr, NULL) == 0;
+        em_phash_t h;
+
+        if (zero)
+                h = *em_page_zero_hash();
+        else
+                em_page_hash(page, &h);
+        em_pagelist_add(sha, &h);
+        return encode_page(e, addr, vaddr, page, zero, &h, err);
 }
 
 static int begin_file(struct em_delta_enc *e, const char *name, uint64_t nr_pages, em_error_t *err)
@@ -276,20 +294,15 @@ int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                         return em_error_wrap(err, "reading %s", name);
                 if (n % EM_PAGE_SIZE != 0)
                         return em_error_set(err, EIO, "%s changed while encoding", name);
-                em_sha256_update(sha, buf, (size_t)n);
-                for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE, idx++) {
-                        uint64_t vaddr = 0;
-                        bool addr = e->pagemap != NULL &&
-                                    em_pagemap_page_vaddr(e->pagemap, idx, &vaddr, NULL) == 0;
-                        if (encode_page(e, addr, vaddr, buf + off, err) < 0)
+                for (ssize_t off = 0; off < n; off += EM_PAGE_SIZE, idx++)
+                        if (file_page(e, sha, idx, buf + off, err) < 0)
                                 return -1;
-                }
                 if (n < 256 * EM_PAGE_SIZE)
                         break;
         }
         if (flush_runs(e, err) < 0)
                 return -1;
-        em_sha256_final(sha, digest);
+        em_pagelist_final(sha, digest);
         if (digest_out != NULL)
                 memcpy(digest_out, digest, sizeof(digest));
         em_log_debug("%s: %" PRIu64 " pages: %" PRIu64 " zero, %" PRIu64 " known in %" PRIu64

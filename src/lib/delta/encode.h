@@ -50,9 +50,9 @@ struct em_delta_enc {
 int em_delta_enc_init(struct em_delta_enc *e, em_hashset_t *known, size_t chunk,
                       em_delta_emit_fn emit, void *ctx, em_error_t *err);
 void em_delta_enc_free(struct em_delta_enc *e);
-/* Encodes pages-<id>.img from dirfd (one pass: hashes and sha256 together). */
-/* digest_out (may be NULL) receives the file's "sha256:<hex>", the same
- * digest the END op carries, so callers need not read the file again. */
+/* Encodes pages-<id>.img from dirfd (one pass: the page hashes are the digest's). */
+/* digest_out (may be NULL) receives the file's "pglist:<hex>"
+ * (delta/pagelist.h), the digest the END op carries. */
 int em_delta_encode_file(struct em_delta_enc *e, int dirfd, const char *name,
                          char digest_out[EM_DIGEST_STR_LEN + 1], em_error_t *err);
 /* Emits whatever is buffered. */
