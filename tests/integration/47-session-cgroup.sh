@@ -6,18 +6,51 @@
 # is. A container migrated in by a session does not stay in the
 # session's cgroup (runc puts it in its own), and no session cgroup is
 # left after the migration.
+#
+# Session cgroups go under edgemigd's own cgroup, which for every test bed
+# on this machine would be the root one: so this test runs its daemons in
+# a pids and a memory cgroup of its own (t47-<pid>, not named edgemig-*,
+# which other tests' census counts), and counts only the session cgroups
+# under them; another test bed's sessions cannot make it fail, and a
+# session cgroup this one leaks still does.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 cg_opts() { printf '%s\n' --session-pids 200 --session-memory 512M; }
 MIG_DAEMON_OPTS_FN=cg_opts
 [ -d /sys/fs/cgroup/pids ] && [ -d /sys/fs/cgroup/memory ] ||
 	skip "needs cgroup v1 pids and memory hierarchies at /sys/fs/cgroup"
+BED_CG=t47-$$
+bed_cg_in() {
+	local c
+	for c in pids memory; do
+		mkdir -p "/sys/fs/cgroup/$c/$BED_CG" && echo $$ >"/sys/fs/cgroup/$c/$BED_CG/cgroup.procs" ||
+			skip "cannot make a $c cgroup for this test bed"
+	done
+}
+# After the daemons are gone: this shell back to the root, the bed's
+# cgroups removed (a process left in them only delays that).
+bed_cg_out() {
+	local c i
+	for c in pids memory; do
+		echo $$ >"/sys/fs/cgroup/$c/cgroup.procs" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			rmdir "/sys/fs/cgroup/$c/$BED_CG"/edgemig-session-* 2>/dev/null || true
+			rmdir "/sys/fs/cgroup/$c/$BED_CG" 2>/dev/null && break
+			sleep 0.1
+		done
+	done
+}
+bed_cg_in
+trap bed_cg_out EXIT
 mig_setup 2 busybox
+trap 'mig_cleanup; bed_cg_out' EXIT
 
 DPID=${MIG_DAEMONS[2]}
 own() { awk -F: -v c="$1" '$2 == c {print $3}' "/proc/$DPID/cgroup" | sed 's,^/$,,'; }
 PIDS_BASE=/sys/fs/cgroup/pids$(own pids)
 MEM_BASE=/sys/fs/cgroup/memory$(own memory)
+[ "$(own pids)" = "/$BED_CG" ] && [ "$(own memory)" = "/$BED_CG" ] ||
+	fail "edgemigd is not in the test bed's cgroups: $(cat "/proc/$DPID/cgroup")"
 grep -q "each session in a cgroup of its own: at most 200 processes, 512 MiB" \
 	"$MIG_LOGS/edgemigd-h2.log" || fail "edgemigd did not set up session cgroups"
 sessions_left() { find "$PIDS_BASE" "$MEM_BASE" -maxdepth 1 -name 'edgemig-session-*' | grep -q .; }
