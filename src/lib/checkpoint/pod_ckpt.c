@@ -502,6 +502,14 @@ static int load_manifest(const char *dir, json_t **out, em_error_t *err)
 static void restore_rollback(const struct em_config *cfg, const char *pod, json_t *members,
                              size_t n)
 {
+        em_error_t e = NULL;
+
+        /* Killed, a restored socket would reset its peer, whose connection
+         * lives on in a copy elsewhere (a migration's source): nothing
+         * leaves the pod's namespace from here. */
+        if (lock_pod(cfg, pod, &e) < 0)
+                em_log_warn("%s", em_error_msg(e));
+        em_error_free(&e);
         for (size_t i = n; i-- > 0;)
                 em_pod_container_unrestore(cfg, json_string_value(json_array_get(members, i)));
         em_pod_container_unrestore(cfg, pod);

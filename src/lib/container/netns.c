@@ -164,6 +164,18 @@ int em_netns_route_del(const char *host_veth, const char *ip, em_error_t *err)
         return 0;
 }
 
+int em_netns_blackhole(const char *ip, bool on, em_error_t *err)
+{
+        char cmds[256];
+
+        snprintf(cmds, sizeof(cmds), "route %s blackhole %s/32 metric %d\n", on ? "replace" : "del",
+                 ip, EM_NETNS_BLACKHOLE_METRIC);
+        if (ip_batch(NULL, cmds, err) < 0)
+                return em_error_wrap(err, "%s the blackhole route of %s",
+                                     on ? "adding" : "removing", ip);
+        return 0;
+}
+
 /* Wires the namespace at path to the host; on failure nothing is left,
  * not even the namespace. */
 static int wire(const char *path, const char *host_veth, const char *ip, em_error_t *err)
@@ -304,8 +316,9 @@ int em_netns_criu_lock(const char *netns, em_error_t *err)
 
 int em_netns_hold_resets(const char *netns, bool on, em_error_t *err)
 {
-        const char *rule[] = {on ? "-I" : "-D", "OUTPUT", "-o",  "lo", "-p",   "tcp",
-                              "--tcp-flags",    "RST",    "RST", "-j", "DROP", NULL};
+        const char *rule[] = {on ? "-I" : "-D", "OUTPUT", "-p",  "tcp",
+                              "--tcp-flags",    "RST",    "RST", "-j",
+                              "DROP",           NULL};
         static const char *const tools[] = {"iptables", "ip6tables"};
         const char *argv[16] = {NULL, "-w"};
         struct em_proc_spec spec;
@@ -319,7 +332,7 @@ int em_netns_hold_resets(const char *netns, bool on, em_error_t *err)
                 spec.netns = netns;
                 spec.timeout_ms = IP_TIMEOUT_MS;
                 if (em_proc_run(&spec, NULL, err) < 0)
-                        return em_error_wrap(err, "%s the resets on loopback in %s",
+                        return em_error_wrap(err, "%s the TCP resets in %s",
                                              on ? "holding" : "releasing", netns);
         }
         return 0;

@@ -46,12 +46,22 @@ int em_netns_flush_criu_lock(const char *netns, em_error_t *err);
  * with a reset) crosses between the first dump and the last. Undo with
  * em_netns_flush_criu_lock. */
 int em_netns_criu_lock(const char *netns, em_error_t *err);
-/* Drops (on) or lets through again (off) the TCP resets sent on loopback
- * in a namespace. While the members of a pod are restored one after
- * another, the first end of a connection between two of them comes back
- * while the other is not there yet: the window probe CRIU's restore sends
- * would be answered with a reset and the connection lost. Dropped, the
- * probe is just lost. */
+/* Drops (on) or lets through again (off) the TCP resets a namespace
+ * sends. While the members of a pod are restored one after another, the
+ * first end of a connection between two of them comes back while the
+ * other is not there yet: the window probe CRIU's restore sends would be
+ * answered with a reset and the connection lost. Dropped, the probe is
+ * just lost. The same holds for a client outside whose packet reaches the
+ * restored infra's namespace before the member it talks to is back (the
+ * pod's roll-back on its source, where the route never moved). */
 int em_netns_hold_resets(const char *netns, bool on, em_error_t *err);
+/* Adds (on) or removes a blackhole route for ip/32 in this host's network
+ * namespace, behind (metric EM_NETNS_BLACKHOLE_METRIC) the route to a
+ * container's veth: while a pod is down for its migration (its namespace
+ * and veth gone with the dump), a client's new connection is dropped
+ * silently and its SYN retried, reaching the pod once it runs again here
+ * or the route moved, instead of failing at once on an ICMP unreachable. */
+#define EM_NETNS_BLACKHOLE_METRIC 4242
+int em_netns_blackhole(const char *ip, bool on, em_error_t *err);
 
 #endif

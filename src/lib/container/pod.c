@@ -311,10 +311,11 @@ int em_pod_refuse_alone(const json_t *spec, const char *what, em_error_t *err)
         return em_error_set(err, ENOTSUP,
                             "%s %s: it belongs to pod %s, whose containers share their network, "
                             "IPC and UTS namespaces; edgemig does not checkpoint or move one "
-                            "container of a pod alone, and does not migrate a whole pod to "
-                            "another host yet (`edgemig pod checkpoint %s --to DIR` checkpoints "
-                            "it here; docs/pods.md)",
-                            what, em_json_str(spec, "name"), pod, pod);
+                            "container of a pod alone (`edgemig migrate %s --to HOST:PORT` moves "
+                            "the whole pod, stop-and-copy; `prepare` and `check --to` of a pod "
+                            "are not built yet; `edgemig pod checkpoint %s --to DIR` "
+                            "checkpoints it here; docs/pods.md)",
+                            what, em_json_str(spec, "name"), pod, pod, pod);
 }
 
 /* The infra record of pod name, which must be a pod; *members all of them. */

@@ -16,8 +16,8 @@
 #define MAX_FLAGS   1024
 #define MAX_FLAGLEN 64
 
-static const char *const modes[] = {"precopy", "stop-and-copy", "postcopy", "hybrid",
-                                    "auto",    "prepare",       "check",    NULL};
+static const char *const modes[] = {"precopy", "stop-and-copy", "postcopy", "hybrid", "auto",
+                                    "prepare", "check",         "pod",      NULL};
 
 void em_cpuinfo_free(struct em_cpuinfo *c)
 {

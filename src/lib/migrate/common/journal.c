@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/pod.h"
 #include "util/json.h"
 #include "state/state.h"
 #include "util/cleanup.h"
@@ -238,12 +240,20 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
         cleanup_json json_t *spec = NULL;
         struct em_restore_opts ro;
 
+        cleanup_free char *pod = em_path_join(dir, "pod");
+        cleanup_free char *pod_json = pod ? em_path_join(pod, "pod.json") : NULL;
+
         em_log_warn("recovery: restoring %s here (its migration never completed)", container);
         em_restore_opts_init(&ro);
         ro.copy_upper = true;
-        if (spec_path == NULL || images == NULL ||
-            em_json_load_file(spec_path, 16u << 20, &spec, err) < 0 ||
-            em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
+        if (spec_path == NULL || images == NULL || pod_json == NULL ||
+            em_json_load_file(spec_path, 16u << 20, &spec, err) < 0)
+                return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
+        /* A pod's session (migrate/source/pod_source.h) kept the pod's
+         * checkpoint instead of one container's images. */
+        if (em_path_exists(pod_json)
+                ? em_pod_restore(cfg, pod, err) < 0
+                : em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
                 return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
         route_kept(dir, spec, route_hook, "announce");
         return 0;
@@ -254,6 +264,12 @@ static int drop_local(const struct em_config *cfg, const char *dir, const char *
 {
         em_log_info("recovery: %s was handed over; removing the local copy", container);
         route_kept(dir, NULL, route_hook, "withdraw");
+        cleanup_free char *pod = em_path_join(dir, "pod");
+        /* A pod's members go first, with it. */
+        if (pod != NULL && em_path_exists(pod) && em_pod_rm(cfg, container, true, err) < 0 &&
+            em_error_status(*err) != ENOENT)
+                return -1;
+        em_error_free(err);
         if (em_container_rm_migrated(cfg, container, err) < 0 && em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "container/pod.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
 #include "state/state.h"
@@ -172,6 +173,10 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
                          * own and announces it). */
                         em_session_route_warn(NULL, route_hook, "withdraw", rec->ip,
                                               "withdrawing the service IP from this host");
+                        /* A pod's session restored its members too. */
+                        if (em_pod_rec_is_infra(rec, &e) == 1)
+                                return em_pod_rm(cfg, name, true, err);
+                        em_error_free(&e);
                         return em_container_rm(cfg, name, true, err);
                 }
                 em_log_warn("a container %s appeared in a reserved name; leaving it", name);

@@ -26,6 +26,10 @@
  * ROUND_END frame that times the link. */
 #define EM_PRECHECK_MODE  "check"
 #define EM_PRECHECK_PROBE (1u << 20)
+/* Pod sessions (source/pod_source.h, target/pod_target.h): HELLO mode,
+ * and the one file that carries the pod's checkpoint. */
+#define EM_POD_MODE     "pod"
+#define EM_POD_TAR_NAME "pod.tar"
 
 /* Sends a JSON control frame. */
 int em_proto_send_json(em_conn_t *c, uint16_t type, const json_t *j, em_error_t *err);

@@ -22,6 +22,7 @@
 #include "migrate/common/session.h"
 #include "migrate/source/phases.h"
 #include "migrate/source/pagesync.h"
+#include "migrate/source/pod_source.h"
 #include "migrate/common/volume_sync.h"
 #include "state/state.h"
 #include "store/store.h"
@@ -371,6 +372,10 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         struct source s = {.cfg = cfg, .name = name, .o = o, .journal_fd = -1};
         em_error_t e = NULL;
         int rc;
+
+        /* A pod moves as one unit (migrate/source/pod_source.h). */
+        if (em_pod_source_is_pod(cfg, name))
+                return em_pod_source_run(cfg, name, o, report, err);
 
         if (em_session_new(s.session_id, err) < 0)
                 return -1;

@@ -18,6 +18,7 @@
 #include "migrate/common/logsync.h"
 #include "migrate/target/target.h"
 #include "migrate/common/outcome.h"
+#include "migrate/target/pod_target.h"
 #include "migrate/target/policy.h"
 #include "migrate/common/postcopy.h"
 #include "migrate/target/precheck_target.h"
@@ -757,6 +758,25 @@ static int check_quota(struct target *t, em_error_t *err)
         return 0;
 }
 
+/* A whole pod, stop-and-copy (migrate/target/pod_target.h); the commit is
+ * any session's. */
+static int serve_pod(struct target *t, em_error_t *err)
+{
+        struct em_pod_target pt = {.cfg = t->cfg,
+                                   .o = t->o,
+                                   .conn = t->conn,
+                                   .session = t->session,
+                                   .pod = t->peer.container,
+                                   .dir = t->dir};
+
+        if (em_store_open(t->cfg->root, &t->store, err) < 0)
+                return -1;
+        pt.store = t->store;
+        if (em_pod_target_serve(&pt, err) < 0)
+                return -1;
+        return await_commit(t, err);
+}
+
 static int serve(struct target *t, em_error_t *err)
 {
         bool final_done = false;
@@ -767,6 +787,8 @@ static int serve(struct target *t, em_error_t *err)
                 return em_precheck_serve(t->cfg, t->conn, t->o, t->peer.container, err);
         if (make_dirs(t, err) < 0 || em_fault("target.after-hello", em_conn_fd(t->conn), err) < 0)
                 return -1;
+        if (strcmp(t->peer.mode, EM_POD_MODE) == 0)
+                return serve_pod(t, err);
         /* Keyed by the peer too: no peer reads or feeds another's pages. */
         t->cache_dir = em_session_cache_dir(t->cfg, t->peer.container, em_conn_identity(t->conn));
         if (t->cache_dir == NULL)

@@ -1,0 +1,462 @@
+#include "migrate/source/pod_source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint/pod_ckpt.h"
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "container/netns.h"
+#include "container/pod.h"
+#include "migrate/common/journal.h"
+#include "migrate/common/pod_pack.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/report.h"
+#include "migrate/common/resolve.h"
+#include "migrate/source/phases.h"
+#include "state/state.h"
+#include "store/store.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fault.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+struct pod_src {
+        struct source s; /* s.name is the pod, s.spec the infra's spec */
+        char **names;    /* members, then the pod (pod_ckpt.h's order) */
+        json_t *plan;
+        struct em_image_info **images;
+        size_t n;
+        char *ck;        /* the kept checkpoint: <workdir>/pod */
+        bool blackholed; /* hold_ip */
+};
+
+static void pod_src_free(struct pod_src *p)
+{
+        for (size_t i = 0; p->images != NULL && i < p->n; i++)
+                em_image_info_free(&p->images[i]);
+        free(p->images);
+        em_strv_free(p->names);
+        json_decref(p->plan);
+        free(p->ck);
+        em_conn_free(&p->s.conn);
+        em_store_close(&p->s.store);
+        json_decref(p->s.spec);
+        em_cleanup_closep(&p->s.journal_fd);
+        free(p->s.workdir);
+}
+
+bool em_pod_source_is_pod(const struct em_config *cfg, const char *name)
+{
+        cleanup_json json_t *spec = NULL;
+        cleanup_error em_error_t e = NULL;
+
+        return em_container_spec_get(cfg, name, &spec, &e) == 0 && em_pod_spec_is_infra(spec);
+}
+
+/* Every member must run: one left behind would split the pod. */
+static int pod_names(struct pod_src *p, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_strv char **all = NULL;
+        size_t n = 0, run = 0;
+
+        if (em_state_open(p->s.cfg->root, &st, err) < 0 ||
+            em_pod_check_running(st, p->s.name, err) < 0 ||
+            em_pod_members(st, p->s.name, false, &all, err) < 0 ||
+            em_pod_members(st, p->s.name, true, &p->names, err) < 0)
+                return -1;
+        while (all[n])
+                n++;
+        while (p->names[run])
+                run++;
+        if (n == 0)
+                return em_error_set(err, EINVAL, "pod %s has no members to migrate", p->s.name);
+        if (run != n)
+                return em_error_set(err, EBUSY,
+                                    "pod %s has members that do not run: start them (`edgemig pod "
+                                    "start %s`) or remove them before migrating the pod",
+                                    p->s.name, p->s.name);
+        if (em_strv_push_unique(&p->names, &run, p->s.name, strlen(p->s.name)) < 0)
+                return em_error_set(err, ENOMEM, "pod %s", p->s.name);
+        p->n = run;
+        return 0;
+}
+
+static int one_container(struct pod_src *p, size_t i, json_t **spec, em_error_t *err)
+{
+        const char *image;
+        json_t *mounts;
+
+        if (em_container_spec_get(p->s.cfg, p->names[i], spec, err) < 0)
+                return -1;
+        mounts = json_object_get(*spec, "mounts");
+        if (json_array_size(mounts) > 0)
+                return em_error_set(err, ENOTSUP,
+                                    "%s has mounts or volumes: a pod with them does not migrate "
+                                    "yet",
+                                    p->names[i]);
+        image = em_json_str(*spec, "image_digest") ?: em_json_str(*spec, "image");
+        if (image == NULL || em_store_image_get(p->s.store, image, &p->images[i], err) < 0)
+                return em_error_wrap(err, "image of %s", p->names[i]);
+        return 0;
+}
+
+/* {"spec", "image", "pod": {"members": [{"spec", "image"}]}}. */
+static int load_pod(struct pod_src *p, em_error_t *err)
+{
+        json_t *members = json_array();
+
+        p->plan = json_pack("{s:{s:o}}", "pod", "members", members);
+        if (p->plan == NULL || pod_names(p, err) < 0 ||
+            em_store_open(p->s.cfg->root, &p->s.store, err) < 0)
+                return p->plan ? -1 : em_error_set(err, ENOMEM, "pod plan");
+        if ((p->images = calloc(p->n, sizeof(*p->images))) == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        for (size_t i = 0; i < p->n; i++) {
+                json_t *spec = NULL;
+                if (one_container(p, i, &spec, err) < 0) {
+                        json_decref(spec);
+                        return em_error_wrap(err, "migrating pod %s", p->s.name);
+                }
+                if (i + 1 == p->n) {
+                        p->s.spec = spec;
+                        json_object_set(p->plan, "spec", spec);
+                        json_object_set_new(p->plan, "image", em_proto_image_plan(p->images[i]));
+                } else {
+                        json_array_append_new(members,
+                                              json_pack("{s:o, s:o}", "spec", spec, "image",
+                                                        em_proto_image_plan(p->images[i])));
+                }
+        }
+        return 0;
+}
+
+static int make_workdir(struct pod_src *p, em_error_t *err)
+{
+        if (asprintf(&p->s.workdir, "%s/outgoing/%s", p->s.cfg->root, p->s.session) < 0) {
+                p->s.workdir = NULL;
+                return em_error_set(err, ENOMEM, "migrating");
+        }
+        p->ck = em_path_join(p->s.workdir, "pod");
+        if (p->ck == NULL || em_mkdir_p(p->s.workdir, 0700, err) < 0)
+                return em_error_wrap(err, "creating %s", p->s.workdir);
+        /* A roll-back restores the members from here as the pod's root
+         * (checkpoint/pod_member.h): it must pass outgoing/ and the
+         * session's directory, as it passes the state root. */
+        cleanup_free char *outgoing = em_path_join(p->s.cfg->root, "outgoing");
+        if (outgoing == NULL || chmod(outgoing, 0711) < 0 || chmod(p->s.workdir, 0711) < 0)
+                return em_error_set(err, outgoing ? errno : ENOMEM, "opening %s", p->s.workdir);
+        return em_journal_own(p->s.workdir, p->s.name, &p->s.journal_fd, err);
+}
+
+static int connect_hello(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        cleanup_hello struct em_hello h = {0};
+        cleanup_free char *peer = NULL, *reason = NULL;
+        bool ok = false;
+
+        if (s->o->ops->connect(s->o->tls, s->o->target, s->o->connect_timeout_ms, &s->conn, &peer,
+                               err) < 0)
+                return em_error_wrap(err, "connecting to target %s (is edgemigd running there?)",
+                                     s->o->target);
+        em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
+        if (s->o->max_rate_bps)
+                em_conn_set_max_rate(s->conn, s->o->max_rate_bps);
+        if (em_resolve_peer_save(s->workdir, s->o->target, peer, err) < 0 ||
+            em_session_local_hello(s->cfg, &h, err) < 0)
+                return -1;
+        memcpy(h.session, s->session_id, 16);
+        h.container = strdup(s->name);
+        h.mode = strdup(EM_POD_MODE);
+        if (h.container == NULL || h.mode == NULL)
+                return em_error_set(err, ENOMEM, "building HELLO");
+        if (em_proto_hello(s->conn, &h, s->o->target, &ok, &reason, err) < 0)
+                return -1;
+        if (!ok)
+                return em_error_set(err, EPERM, "target %s refused the migration: %s", s->o->target,
+                                    reason ? reason : "no reason given");
+        em_conn_set_session(s->conn, em_frame_session_tag(s->session_id));
+        return em_fault("source.after-handshake", em_conn_fd(s->conn), err);
+}
+
+static bool in_plans(const struct pod_src *p, const char *d)
+{
+        for (size_t k = 0; d != NULL && k < p->n; k++) {
+                const struct em_image_info *im = p->images[k];
+                if (strcmp(d, im->manifest_digest) == 0 || strcmp(d, im->config_digest) == 0)
+                        return true;
+                for (size_t i = 0; i < im->n_layers; i++)
+                        if (strcmp(d, im->layer_digests[i]) == 0)
+                                return true;
+        }
+        return false;
+}
+
+static int do_layers(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        cleanup_json json_t *ack = NULL;
+        uint64_t raw = 0;
+        size_t i;
+        json_t *d;
+
+        em_report_phase_begin(s->report, "layers");
+        if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, p->plan, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
+                return em_error_wrap(err, "pod plan");
+        json_array_foreach(json_object_get(ack, "missing"), i, d)
+        {
+                cleanup_free char *path = NULL;
+                const char *hex = em_digest_hex(json_string_value(d));
+                if (hex == NULL || !in_plans(p, json_string_value(d)))
+                        return em_error_set(err, EPERM,
+                                            "the target asked for blob %.80s, which is not in the "
+                                            "plan of pod %s",
+                                            json_string_value(d) ?: "(not a string)", s->name);
+                if (asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
+                        return em_error_set(err, ENOMEM, "blob path");
+                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
+                        return em_error_wrap(err, "sending layer blob");
+        }
+        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+                return -1;
+        em_source_phase_end(s, "layers", raw);
+        return em_fault("source.after-layers", em_conn_fd(s->conn), err);
+}
+
+/* While the pod is down (container/netns.h); best effort. */
+static void hold_ip(struct pod_src *p, bool on)
+{
+        const char *ip = em_json_str(p->s.spec, "ip");
+        em_error_t e = NULL;
+
+        if (ip == NULL || (!on && !p->blackholed))
+                return;
+        if (em_netns_blackhole(ip, on, &e) < 0)
+                em_log_warn("%s", em_error_msg(e));
+        else
+                p->blackholed = on;
+        em_error_free(&e);
+}
+
+/* One freeze for the pod, dumped into the session's staging (the kept
+ * checkpoint of a roll-back), then the tar of its criu/ and upper/ trees. */
+static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
+{
+        struct source *s = &p->s;
+
+        em_report_phase_begin(s->report, "final");
+        em_report_mark(s->report, "source_stopped");
+        hold_ip(p, true);
+        if (em_pod_checkpoint(s->cfg, s->name, p->ck, err) < 0)
+                return em_error_wrap(err, "final checkpoint");
+        s->checkpointed = true;
+        em_report_mark(s->report, "checkpoint_done");
+        if (em_journal_write(s->workdir, "final", s->name, err) < 0 ||
+            em_fault("source.after-checkpoint", em_conn_fd(s->conn), err) < 0)
+                return -1;
+        return em_pod_pack(p->ck, p->names, tar, err);
+}
+
+static int send_final(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        cleanup_free char *tar = em_path_join(s->workdir, EM_POD_TAR_NAME);
+        char digest[EM_DIGEST_STR_LEN + 1];
+        uint64_t raw = 0, size = 0;
+        int level = em_compress_level(&s->o->compress, 0, NULL);
+
+        if (tar == NULL)
+                return em_error_set(err, ENOMEM, "final step");
+        if (checkpoint_pack(p, tar, err) < 0 || em_sha256_file(tar, digest, &size, err) < 0 ||
+            em_proto_send_file(s->conn, EM_FRAME_IMAGE_FILE, tar, EM_POD_TAR_NAME, level, &raw,
+                               err) < 0)
+                return em_error_wrap(err, "sending the pod's final state");
+        cleanup_json json_t *final = json_pack("{s:{s:s}}", "files", EM_POD_TAR_NAME, digest);
+        if (final == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
+        /* From here only the target's answer says whether the pod runs there. */
+        s->final_sent = true;
+        if (em_proto_send_json(s->conn, EM_FRAME_FINAL, final, err) < 0)
+                return -1;
+        em_report_set(s->report, "compress_level", json_integer(level));
+        em_report_set(s->report, "pod_tar_bytes", json_integer((json_int_t)size));
+        em_source_phase_end(s, "final", raw);
+        return em_fault("source.after-final", em_conn_fd(s->conn), err);
+}
+
+/* The target owns the pod: the copy here goes, members first. */
+static int finish_commit(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+
+        if (em_journal_write(s->workdir, "committed", s->name, err) < 0)
+                return -1;
+        s->committed = true;
+        em_source_withdraw(s);
+        for (size_t i = 0; i < p->n; i++) {
+                em_error_t e = NULL;
+                if (s->o->ops->remove(s->cfg, p->names[i], &e) < 0)
+                        em_log_warn("removing the migrated-away %s: %s", p->names[i],
+                                    em_error_msg(e));
+                em_error_free(&e);
+        }
+        em_report_mark(s->report, "source_cleaned");
+        return 0;
+}
+
+static int commit(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        cleanup_json json_t *ok = NULL, *ack = NULL;
+        int fd = em_conn_fd(s->conn);
+
+        if (em_proto_recv_json(s->conn, EM_FRAME_RESTORE_OK, &ok, err) < 0)
+                return em_error_wrap(err, "target restore");
+        em_report_mark(s->report, "target_running");
+        s->target_running = true;
+        em_source_withdraw(s); /* once, for the whole pod */
+        em_report_target_phases(s->report, json_object_get(ok, "timing"));
+        if (em_fault("source.before-commit", fd, err) < 0 ||
+            em_journal_write(s->workdir, "committing", s->name, err) < 0 ||
+            em_fault("source.after-committing", fd, err) < 0 ||
+            em_conn_send(s->conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_proto_recv_json(s->conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "committing");
+        return finish_commit(p, err);
+}
+
+/* FINAL went out without an acknowledged commit: the target's record decides. */
+static int settle(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        struct em_resolve_opts ro;
+        enum em_verdict v;
+        em_error_t e = NULL;
+
+        em_log_warn("migration of pod %s in doubt (%s): asking the target", s->name,
+                    em_error_msg(*err));
+        em_conn_free(&s->conn);
+        em_resolve_opts_init(&ro);
+        ro.tls = s->o->tls;
+        ro.connect_timeout_ms = s->o->connect_timeout_ms;
+        ro.connect = s->o->ops->connect;
+        if (em_resolve_session(&ro, s->workdir, s->session, &v, &e) < 0)
+                v = EM_VERDICT_UNKNOWN;
+        if (v == EM_VERDICT_COMMIT) {
+                em_error_free(err);
+                em_error_free(&e);
+                return finish_commit(p, err);
+        }
+        if (v == EM_VERDICT_ABORT)
+                return -1;
+        s->in_doubt = s->keep_workdir = true;
+        em_error_wrap(err,
+                      "migration in doubt (%s): pod %s stays stopped here, its checkpoint kept in "
+                      "%s; run `edgemig recover` once the target answers",
+                      e ? em_error_msg(e) : "no answer", s->name, s->workdir);
+        em_error_free(&e);
+        return -1;
+}
+
+/* Before FINAL, or after the target aborted: the pod runs here again. */
+static void roll_back(struct pod_src *p)
+{
+        struct source *s = &p->s;
+        const char *ip = em_json_str(s->spec, "ip");
+        em_error_t e = NULL;
+
+        if (!s->checkpointed || s->committed || s->in_doubt)
+                return;
+        em_log_warn("restoring pod %s on this host (roll-back)", s->name);
+        if (em_pod_restore(s->cfg, p->ck, &e) < 0) {
+                em_log_error("ROLL-BACK FAILED for pod %s: %s; its checkpoint stays in %s", s->name,
+                             em_error_msg(e), p->ck);
+                em_error_free(&e);
+                s->keep_workdir = true;
+                return;
+        }
+        s->checkpointed = false;
+        em_report_mark(s->report, "rolled_back");
+        if (ip != NULL && s->o->ops->route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
+                em_log_error("re-announcing %s after the roll-back: %s", ip, em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+static int run(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        cleanup_free char *spec = NULL;
+
+        if (s->o->mode != EM_MIGRATE_PRECOPY && s->o->mode != EM_MIGRATE_STOP_AND_COPY)
+                return em_error_set(err, ENOTSUP,
+                                    "pod %s: a pod migrates stop-and-copy only (`--mode %s` is "
+                                    "not built for pods yet; docs/pods.md)",
+                                    s->name, em_migrate_mode_name(s->o->mode));
+        if (load_pod(p, err) < 0 || make_workdir(p, err) < 0)
+                return -1;
+        /* What recovery needs (migrate/common/journal.h): the infra's spec
+         * for its route, the pod's checkpoint in pod/. */
+        spec = em_path_join(s->workdir, "spec.json");
+        if (spec == NULL || em_json_write_file(spec, s->spec, err) < 0)
+                return -1;
+        em_report_phase_begin(s->report, "handshake");
+        if (connect_hello(p, err) < 0)
+                return -1;
+        em_source_phase_end(s, "handshake", 0);
+        if (do_layers(p, err) < 0)
+                return -1;
+        if (send_final(p, err) == 0 && commit(p, err) == 0)
+                return 0;
+        return s->final_sent ? settle(p, err) : -1;
+}
+
+static void failed(struct pod_src *p, em_error_t *err)
+{
+        if (p->s.conn)
+                em_proto_send_abort(p->s.conn, em_error_msg(*err));
+        roll_back(p);
+        em_error_wrap(err, "migrating pod %s to %s", p->s.name, p->s.o->target);
+}
+
+int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct em_migrate_opts *o,
+                      json_t **report, em_error_t *err)
+{
+        __attribute__((cleanup(pod_src_free))) struct pod_src p = {
+            .s = {.cfg = cfg, .name = pod, .o = o, .journal_fd = -1}};
+        em_error_t e = NULL;
+        int rc;
+
+        if (em_session_new(p.s.session_id, err) < 0)
+                return -1;
+        em_session_hex(p.s.session_id, p.s.session);
+        p.s.report = em_report_new(p.s.session, pod, "stop-and-copy", o->target);
+        if (p.s.report == NULL)
+                return em_error_set(err, ENOMEM, "migrating pod %s", pod);
+        em_report_set(p.s.report, "pod", json_true());
+        rc = run(&p, err);
+        if (rc < 0)
+                failed(&p, err);
+        hold_ip(&p, false);
+        em_report_finish(p.s.report, rc == 0, rc < 0 ? em_error_msg(*err) : NULL);
+        if (em_report_save(p.s.report, cfg->root, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (p.s.workdir != NULL && !p.s.keep_workdir && em_rm_rf(p.s.workdir, &e) < 0) {
+                em_log_warn("%s", em_error_msg(e));
+                em_error_free(&e);
+        }
+        if (report)
+                *report = json_incref(em_report_json(p.s.report));
+        em_report_free(&p.s.report);
+        return rc;
+}

@@ -1,0 +1,34 @@
+/* The source side of a pod session: `edgemig migrate POD --to HOST:PORT`
+ * (and a controller's request for POD) moves the whole pod as one unit,
+ * stop-and-copy (docs/pods.md, "Migrating a pod to another host").
+ *
+ * The pod's infra container and every member must run here. Phases:
+ * handshake (HELLO mode "pod", naming the pod), plan and layers (every
+ * container's spec and image; the blobs the target lacks of all images),
+ * final (`pod checkpoint` into the session's staging directory: one
+ * freeze, the pod's network lock; then its criu/ and upper/ trees as one
+ * tar, migrate/common/pod_pack.h, and FINAL), then the commit of any
+ * session: RESTORE_OK once every member runs on the target, the service
+ * IP withdrawn here once, the journal's "committing", DONE, "committed",
+ * and the pod's containers removed here.
+ *
+ * All or nothing: a failure before FINAL went out restores the kept
+ * checkpoint here (`pod restore`) and announces the IP again; after it the
+ * target's outcome record decides, as for one container
+ * (migrate/common/resolve.h). No pre-copy rounds: the pod is down from the
+ * freeze until it runs on the target. */
+#ifndef EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
+#define EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
+
+#include <jansson.h>
+
+#include "migrate/source/source.h"
+
+/* True if `name` is a pod here (its infra container). */
+bool em_pod_source_is_pod(const struct em_config *cfg, const char *name);
+
+/* em_migrate_source_run for pod `pod` (the report as that one's). */
+int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct em_migrate_opts *o,
+                      json_t **report, em_error_t *err);
+
+#endif

@@ -1,0 +1,549 @@
+#include "migrate/target/pod_target.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint/ckpt_validate.h"
+#include "checkpoint/pod_ckpt.h"
+#include "checkpoint/runc.h"
+#include "container/container.h"
+#include "container/pod.h"
+#include "migrate/common/outcome.h"
+#include "migrate/common/pod_pack.h"
+#include "migrate/common/proto.h"
+#include "migrate/common/session.h"
+#include "migrate/target/policy.h"
+#include "migrate/target/precheck_target.h"
+#include "state/state.h"
+#include "util/cleanup.h"
+#include "util/digest.h"
+#include "util/fault.h"
+#include "util/fsutil.h"
+#include "util/json.h"
+#include "util/log.h"
+
+/* The pod's containers in restore order's reverse: members, infra last
+ * (as pod.json and the tar list them). */
+struct pod_plan {
+        json_t *specs;  /* array, parallel to images */
+        json_t *images; /* array of {name, manifest_digest, blobs} */
+        char **names;
+        bool layers_done;
+        bool have_tar;
+};
+
+static void pod_plan_free(struct pod_plan *p)
+{
+        json_decref(p->specs);
+        json_decref(p->images);
+        em_strv_free(p->names);
+}
+
+static json_t *diff_ids_of(const json_t *image)
+{
+        json_t *ids = json_array(), *b;
+        size_t i;
+
+        json_array_foreach(json_object_get(image, "blobs"), i, b)
+        {
+                json_t *d = json_object_get(b, "diff_id");
+                if (d != NULL)
+                        json_array_append(ids, d);
+        }
+        return ids;
+}
+
+/* One container's spec: the pod's fields as its role wants them, the
+ * rest held to the policy like any incoming spec's. */
+static int check_one(const struct em_policy *policy, const char *pod, const char *pod_ip,
+                     const json_t *spec, const json_t *image, bool infra, em_error_t *err)
+{
+        const char *name = em_json_str(spec, "name");
+        const char *its = em_json_str(spec, "pod");
+        json_t *mounts = json_object_get(spec, "mounts");
+
+        if (!json_is_object(spec) || !json_is_array(json_object_get(image, "blobs")) ||
+            name == NULL || !em_container_name_valid(name))
+                return em_error_set(err, EPROTO, "protocol error: malformed pod plan");
+        if (infra ? (strcmp(name, pod) != 0 || !json_is_true(json_object_get(spec, "pod_infra")) ||
+                     its != NULL)
+                  : (strcmp(name, pod) == 0 || its == NULL || strcmp(its, pod) != 0 ||
+                     json_object_get(spec, "pod_infra") != NULL))
+                return em_error_set(err, EPERM, "%s is not %s of pod %s", name,
+                                    infra ? "the infra container" : "a member", pod);
+        if (mounts != NULL && !json_is_null(mounts) &&
+            !(json_is_array(mounts) && json_array_size(mounts) == 0))
+                return em_error_set(err, ENOTSUP,
+                                    "%s has mounts or volumes: a pod with them does not migrate "
+                                    "yet",
+                                    name);
+        cleanup_json json_t *plain = json_deep_copy(spec);
+        cleanup_json json_t *ids = diff_ids_of(image);
+        if (plain == NULL || ids == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        json_object_del(plain, "pod");
+        json_object_del(plain, "pod_infra");
+        /* A member has no address of its own: it takes the pod's. */
+        if (!infra && json_is_null(json_object_get(plain, "ip")) && pod_ip != NULL)
+                json_object_set_new(plain, "ip", json_string(pod_ip));
+        return em_policy_check_spec(policy, plain, name, ids, err);
+}
+
+static int push_name(char ***names, size_t *n, const char *name, em_error_t *err)
+{
+        if (em_strv_push_unique(names, n, name, strlen(name)) < 0)
+                return em_error_set(err, ENOMEM, "pod plan");
+        return 0;
+}
+
+int em_pod_plan_check(const struct em_policy *policy, const char *pod, const json_t *plan,
+                      char ***names, em_error_t *err)
+{
+        json_t *members = json_object_get(json_object_get(plan, "pod"), "members"), *m;
+        const char *pod_ip = em_json_str(json_object_get(plan, "spec"), "ip");
+        cleanup_strv char **v = NULL;
+        size_t i, n = 0;
+
+        if (!json_is_array(members) || json_array_size(members) == 0 ||
+            json_array_size(members) > EM_POD_MAX_MEMBERS)
+                return em_error_set(err, EPROTO, "protocol error: a pod plan needs 1 to %d members",
+                                    EM_POD_MAX_MEMBERS);
+        json_array_foreach(members, i, m)
+        {
+                json_t *spec = json_object_get(m, "spec");
+                if (check_one(policy, pod, pod_ip, spec, json_object_get(m, "image"), false, err) <
+                        0 ||
+                    push_name(&v, &n, em_json_str(spec, "name"), err) < 0)
+                        return -1;
+        }
+        if (n != i)
+                return em_error_set(err, EPROTO, "protocol error: a member twice in the pod plan");
+        if (check_one(policy, pod, pod_ip, json_object_get(plan, "spec"),
+                      json_object_get(plan, "image"), true, err) < 0 ||
+            push_name(&v, &n, pod, err) < 0)
+                return -1;
+        *names = steal_pointer(&v);
+        return 0;
+}
+
+/* A member's name must be free here (the infra's was reserved at HELLO). */
+static int member_names_free(const struct em_pod_target *pt, char **names, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+
+        if (em_state_open(pt->cfg->root, &st, err) < 0)
+                return -1;
+        for (size_t i = 0; names[i + 1] != NULL; i++) {
+                cleanup_container_rec struct em_container_rec *r = NULL;
+                cleanup_container_paths struct em_container_paths p = {0};
+                em_error_t e = NULL;
+                bool taken = em_state_container_get(st, names[i], &r, &e) == 0;
+                em_error_free(&e);
+                if (em_container_paths_init(pt->cfg, names[i], &p, err) < 0)
+                        return -1;
+                if (taken || em_path_exists(p.dir))
+                        return em_error_set(err, EEXIST,
+                                            "a container named %s already exists on the target",
+                                            names[i]);
+        }
+        return 0;
+}
+
+static bool blob_present(const struct em_pod_target *pt, const json_t *b)
+{
+        const char *diff_id = em_json_str(b, "diff_id"), *digest = em_json_str(b, "digest");
+        cleanup_free char *path = NULL;
+
+        if (diff_id != NULL && em_store_has_layer(pt->store, diff_id))
+                return true;
+        if (!em_digest_valid(digest) ||
+            asprintf(&path, "%s/blobs/sha256/%s", pt->cfg->root, em_digest_hex(digest)) < 0)
+                return false;
+        return em_path_exists(path);
+}
+
+/* The blobs of all the pod's images that this host lacks, each once. */
+static int missing_blobs(const struct em_pod_target *pt, const struct pod_plan *pp, json_t *missing,
+                         em_error_t *err)
+{
+        size_t i, k;
+        json_t *im, *b;
+
+        json_array_foreach(pp->images, i, im)
+        {
+                json_array_foreach(json_object_get(im, "blobs"), k, b)
+                {
+                        const char *d = em_json_str(b, "digest");
+                        bool dup = false;
+                        size_t j;
+                        json_t *x;
+                        if (!em_digest_valid(d))
+                                return em_error_set(err, EPROTO, "protocol error: bad blob digest");
+                        json_array_foreach(missing, j, x) dup |=
+                            strcmp(json_string_value(x), d) == 0;
+                        if (!dup && !blob_present(pt, b))
+                                json_array_append_new(missing, json_string(d));
+                }
+        }
+        return 0;
+}
+
+/* The plan, in order members..., infra. */
+static int load_plan(const json_t *plan, struct pod_plan *pp, em_error_t *err)
+{
+        json_t *m;
+        size_t i;
+
+        pp->specs = json_array();
+        pp->images = json_array();
+        if (pp->specs == NULL || pp->images == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        json_array_foreach(json_object_get(json_object_get(plan, "pod"), "members"), i, m)
+        {
+                json_array_append_new(pp->specs, json_deep_copy(json_object_get(m, "spec")));
+                json_array_append(pp->images, json_object_get(m, "image"));
+        }
+        json_array_append_new(pp->specs, json_deep_copy(json_object_get(plan, "spec")));
+        json_array_append(pp->images, json_object_get(plan, "image"));
+        return 0;
+}
+
+static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
+{
+        cleanup_json json_t *plan = NULL, *missing = json_array();
+
+        if (missing == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        if (em_proto_recv_json(pt->conn, EM_FRAME_LAYERS_HAVE, &plan, err) < 0 ||
+            em_pod_plan_check(&pt->o->policy, pt->pod, plan, &pp->names, err) < 0 ||
+            member_names_free(pt, pp->names, err) < 0 ||
+            em_precheck_ip_free(pt->cfg, em_json_str(json_object_get(plan, "spec"), "ip"), pt->pod,
+                                err) < 0 ||
+            load_plan(plan, pp, err) < 0 || missing_blobs(pt, pp, missing, err) < 0)
+                return -1;
+        em_log_info("session %s: pod %s with %zu member(s), %zu blob(s) missing", pt->session,
+                    pt->pod, json_array_size(pp->specs) - 1, json_array_size(missing));
+        cleanup_json json_t *ack = json_pack("{s:O}", "missing", missing);
+        if (ack == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        return em_proto_send_json(pt->conn, EM_FRAME_LAYERS_HAVE, ack, err);
+}
+
+static int import_blob(const struct em_pod_target *pt, const json_t *hdr, em_error_t *err)
+{
+        const char *name = em_json_str(hdr, "file");
+        cleanup_free char *blobs = em_path_join(pt->dir, "blobs");
+        cleanup_free char *digest = NULL;
+        cleanup_close int dfd = blobs ? open(blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", blobs ? blobs : "blobs");
+        if (em_proto_recv_file(pt->conn, hdr, EM_FRAME_LAYER_BLOB, dfd, true, NULL, err) < 0)
+                return -1;
+        cleanup_close int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || asprintf(&digest, "sha256:%s", name) < 0)
+                return em_error_set(err, errno, "reopening blob %s", name);
+        if (em_store_blob_import(pt->store, digest, (uint64_t)em_json_int(hdr, "size", 0), fd,
+                                 err) < 0)
+                return -1;
+        unlinkat(dfd, name, 0);
+        return 0;
+}
+
+/* Every image by digest (a peer never repoints one of our tags), each spec
+ * pinned to it. */
+static int register_images(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
+{
+        size_t i;
+        json_t *im;
+
+        json_array_foreach(pp->images, i, im)
+        {
+                const char *name = em_json_str(im, "name");
+                const char *manifest = em_json_str(im, "manifest_digest");
+                cleanup_free char *pinned = NULL;
+                if (name == NULL || !em_digest_valid(manifest))
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: image without name/manifest");
+                if (em_store_image_add_pinned(pt->store, name, manifest, &pinned, err) < 0)
+                        return em_error_wrap(err, "registering image %s", name);
+                if (json_object_set_new(json_array_get(pp->specs, i), "image",
+                                        json_string(pinned)) < 0)
+                        return em_error_set(err, ENOMEM, "spec");
+        }
+        pp->layers_done = true;
+        return 0;
+}
+
+static int recv_tar(const struct em_pod_target *pt, struct pod_plan *pp, const json_t *hdr,
+                    char *digest, em_error_t *err)
+{
+        cleanup_close int dfd = open(pt->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (!pp->layers_done || pp->have_tar ||
+            strcmp(em_json_str(hdr, "file") ?: "", EM_POD_TAR_NAME) != 0)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: a pod session takes one image file, "
+                                    "%s, after the layers",
+                                    EM_POD_TAR_NAME);
+        if (dfd < 0)
+                return em_error_set(err, errno, "opening %s", pt->dir);
+        if (em_proto_recv_file(pt->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, false, digest, err) < 0)
+                return -1;
+        pp->have_tar = true;
+        return 0;
+}
+
+/* container.json of each container and pod.json, from the checked specs
+ * (checkpoint/pod_ckpt.h's layout); then each one's images validated. */
+static int write_meta(const struct em_config *cfg, const char *ck, const struct pod_plan *pp,
+                      em_error_t *err)
+{
+        cleanup_json json_t *m =
+            json_pack("{s:i, s:s, s:[]}", "format", EM_POD_CHECKPOINT_FORMAT, "pod",
+                      pp->names[json_array_size(pp->specs) - 1], "members");
+
+        json_t *infra = json_array_get(pp->specs, json_array_size(pp->specs) - 1);
+
+        if (m == NULL)
+                return em_error_set(err, ENOMEM, "pod.json");
+        for (size_t i = 0; pp->names[i] != NULL; i++) {
+                json_t *spec = json_array_get(pp->specs, i);
+                cleanup_free char *d = em_path_join(ck, pp->names[i]);
+                cleanup_free char *path = d ? em_path_join(d, "container.json") : NULL;
+                cleanup_free char *criu = d ? em_path_join(d, "criu") : NULL;
+                struct em_ckpt_policy pol;
+                if (path == NULL || criu == NULL)
+                        return em_error_set(err, ENOMEM, "pod checkpoint");
+                json_object_set_new(spec, "format", json_integer(EM_CHECKPOINT_FORMAT));
+                if (em_json_write_file(path, spec, err) < 0)
+                        return -1;
+                json_object_del(spec, "format");
+                /* A member runs in the pod's ID range, the infra's. */
+                cleanup_json json_t *as_run = json_deep_copy(spec);
+                if (as_run == NULL ||
+                    json_object_set(as_run, "userns", json_object_get(infra, "userns")) < 0)
+                        return em_error_set(err, ENOMEM, "pod checkpoint");
+                if (em_ckpt_policy_for_spec(cfg, as_run, &pol, err) < 0 ||
+                    em_ckpt_validate_dir(criu, &pol, err) < 0)
+                        return em_error_wrap(err, "refusing the checkpoint of %s", pp->names[i]);
+                if (pp->names[i + 1] != NULL)
+                        json_array_append_new(json_object_get(m, "members"),
+                                              json_string(pp->names[i]));
+        }
+        cleanup_free char *pj = em_path_join(ck, "pod.json");
+        if (pj == NULL)
+                return em_error_set(err, ENOMEM, "pod.json");
+        return em_json_write_file(pj, m, err);
+}
+
+/* The outcome record from `from` to `to`, its decision lock taken (and
+ * kept in *lock); a source that aborted meanwhile fences the session. */
+static int advance(const struct em_pod_target *pt, enum em_outcome_state from,
+                   enum em_outcome_state to, int *lock, em_error_t *err)
+{
+        struct em_outcome o;
+
+        if (*lock < 0 &&
+            em_outcome_lock(pt->cfg->root, pt->session, EM_OUTCOME_LOCK_MS, lock, err) < 0)
+                return -1;
+        if (em_outcome_load(pt->cfg->root, pt->session, &o, err) < 0)
+                return -1;
+        if (o.state == EM_OUTCOME_ABORTED)
+                return em_error_set(err, ECANCELED, "the source aborted session %s", pt->session);
+        if (o.state != from)
+                return em_error_set(err, EPROTO, "session %s is %s, not %s", pt->session,
+                                    em_outcome_state_name(o.state), em_outcome_state_name(from));
+        o.state = to;
+        return em_outcome_store(pt->cfg->root, &o, err);
+}
+
+/* A failed `pod restore` killed what it restored and left the rows
+ * "checkpointed": they go, members first, so that the abort finds only
+ * the reserved name. */
+static void remove_rows(const struct em_pod_target *pt, char **names)
+{
+        cleanup_state struct em_state *st = NULL;
+        em_error_t e = NULL;
+
+        if (em_state_open(pt->cfg->root, &st, &e) < 0) {
+                em_log_error("session %s: %s", pt->session, em_error_msg(e));
+                em_error_free(&e);
+                return;
+        }
+        for (size_t i = 0; names[i] != NULL; i++) {
+                cleanup_container_rec struct em_container_rec *r = NULL;
+                if (em_state_container_get(st, names[i], &r, &e) == 0 &&
+                    em_container_rm(pt->cfg, names[i], true, &e) < 0)
+                        em_log_error("session %s: removing %s: %s", pt->session, names[i],
+                                     em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
+static int chmod_parent(const char *dir)
+{
+        cleanup_free char *parent = strdup(dir);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+
+        if (slash == NULL)
+                return errno = ENOMEM, -1;
+        *slash = '\0';
+        return chmod(parent, 0711);
+}
+
+static int unpack(const struct em_pod_target *pt, const struct pod_plan *pp, const char *ck,
+                  em_error_t *err)
+{
+        cleanup_free char *tar = em_path_join(pt->dir, EM_POD_TAR_NAME);
+        cleanup_close int fd = -1;
+
+        if (tar == NULL)
+                return em_error_set(err, ENOMEM, "pod checkpoint");
+        /* The pod's root restores the members from here (checkpoint/pod_member.h):
+         * it must pass the staging directory and incoming/, as it passes
+         * the state root (names in both are unguessable session ids). */
+        if (chmod(pt->dir, 0711) < 0 || chmod_parent(pt->dir) < 0 ||
+            (mkdir(ck, 0711) < 0 && errno != EEXIST) || chmod(ck, 0711) < 0 ||
+            (fd = open(tar, O_RDONLY | O_CLOEXEC)) < 0)
+                return em_error_set(err, errno, "staging the pod in %s", ck);
+        if (em_pod_unpack(fd, ck, pp->names, err) < 0)
+                return -1;
+        unlink(tar); /* unpacked: its space back before the restore */
+        return write_meta(pt->cfg, ck, pp, err);
+}
+
+/* `pod restore`, under the decision lock: an OUTCOME request waits and
+ * sees either no copy or a running one. */
+static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp, json_t *timing,
+                       em_error_t *err)
+{
+        cleanup_free char *ck = em_path_join(pt->dir, "pod");
+        cleanup_close int lock = -1;
+        const char *ip =
+            em_json_str(json_array_get(pp->specs, json_array_size(pp->specs) - 1), "ip");
+        int64_t t0 = em_mono_ms();
+
+        if (ck == NULL)
+                return em_error_set(err, ENOMEM, "pod checkpoint");
+        if (unpack(pt, pp, ck, err) < 0)
+                return em_error_wrap(err, "staging pod %s", pt->pod);
+        json_object_set_new(timing, "verify_ms", json_integer(em_mono_ms() - t0));
+        t0 = em_mono_ms();
+        if (em_fault("target.before-restore", em_conn_fd(pt->conn), err) < 0 ||
+            advance(pt, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
+                return -1;
+        if (em_pod_restore(pt->cfg, ck, err) < 0) {
+                remove_rows(pt, pp->names);
+                return em_error_wrap(err, "restoring pod %s", pt->pod);
+        }
+        json_object_set_new(timing, "restore_ms", json_integer(em_mono_ms() - t0));
+        t0 = em_mono_ms();
+        /* Once, with the infra: the members share its address. */
+        if (ip != NULL && pt->o->route_hook != NULL && *pt->o->route_hook != '\0')
+                em_session_route_warn(NULL, pt->o->route_hook, "announce", ip,
+                                      "announcing the pod's service IP");
+        json_object_set_new(timing, "route_ms", json_integer(em_mono_ms() - t0));
+        if (advance(pt, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, &lock, err) < 0)
+                return -1;
+        em_log_info("session %s: pod %s restored (%zu containers)", pt->session, pt->pod,
+                    json_array_size(pp->specs));
+        em_cleanup_closep(&lock);
+        return em_fault("target.after-restore", em_conn_fd(pt->conn), err);
+}
+
+static int do_final(const struct em_pod_target *pt, const struct pod_plan *pp,
+                    const struct em_frame *f, const char *digest, em_error_t *err)
+{
+        cleanup_json json_t *final = NULL, *timing = json_object();
+        json_t *files;
+
+        if (timing == NULL)
+                return em_error_set(err, ENOMEM, "FINAL");
+        if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
+            em_fault("target.after-final", em_conn_fd(pt->conn), err) < 0)
+                return -1;
+        files = json_object_get(final, "files");
+        if (!pp->have_tar || !json_is_object(files) || json_object_size(files) != 1 ||
+            strcmp(em_json_str(files, EM_POD_TAR_NAME) ?: "", digest) != 0)
+                return em_error_set(err, EILSEQ,
+                                    "the pod's %s is missing or does not match the source's "
+                                    "digest",
+                                    EM_POD_TAR_NAME);
+        if (restore_pod(pt, pp, timing, err) < 0)
+                return -1;
+        cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
+        return em_proto_send_json(pt->conn, EM_FRAME_RESTORE_OK, ok, err);
+}
+
+/* ROUND_END: the one after the blobs registers the images; echoed. */
+static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const struct em_frame *f,
+                     em_error_t *err)
+{
+        bool layers = f->length > 0 && f->payload[0] == '{' &&
+                      memmem(f->payload, f->length, "\"layers_done\"", 13) != NULL;
+
+        if (!layers || pp->layers_done)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: a pod session has no pre-copy rounds");
+        if (register_images(pt, pp, err) < 0 ||
+            em_fault("target.after-layers", em_conn_fd(pt->conn), err) < 0)
+                return -1;
+        return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0, err);
+}
+
+static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct em_frame *f,
+                    char *digest, bool *done, em_error_t *err)
+{
+        cleanup_json json_t *hdr = NULL;
+
+        switch (f->hdr.type) {
+        case EM_FRAME_LAYER_BLOB:
+        case EM_FRAME_IMAGE_FILE:
+                if (em_json_parse((const char *)f->payload, f->length, "file header", &hdr, err) <
+                    0)
+                        return -1;
+                if (f->hdr.type == EM_FRAME_IMAGE_FILE)
+                        return recv_tar(pt, pp, hdr, digest, err);
+                if (pp->layers_done)
+                        return em_error_set(err, EPROTO, "protocol error: a blob after the layers");
+                return import_blob(pt, hdr, err);
+        case EM_FRAME_ROUND_END:
+                return round_end(pt, pp, f, err);
+        case EM_FRAME_FINAL:
+                *done = true;
+                return do_final(pt, pp, f, digest, err);
+        default:
+                return em_error_set(err, EPROTO, "protocol error: unexpected %s in a pod session",
+                                    em_frame_type_name(f->hdr.type));
+        }
+}
+
+int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err)
+{
+        __attribute__((cleanup(pod_plan_free))) struct pod_plan pp = {0};
+        char digest[EM_DIGEST_STR_LEN + 1] = "";
+        bool done = false;
+
+        if (do_plan(pt, &pp, err) < 0)
+                return -1;
+        while (!done) {
+                cleanup_frame struct em_frame f = {0};
+                struct em_conn_stats st;
+                if (em_proto_recv(pt->conn, &f, err) < 0 ||
+                    dispatch(pt, &pp, &f, digest, &done, err) < 0)
+                        return -1;
+                em_conn_stats(pt->conn, &st);
+                if (st.raw_in > (uint64_t)pt->o->quota_bytes)
+                        return em_error_set(err, EDQUOT,
+                                            "session %s staged %llu bytes, over this host's "
+                                            "quota (edgemigd --session-quota)",
+                                            pt->session, (unsigned long long)st.raw_in);
+        }
+        return 0;
+}

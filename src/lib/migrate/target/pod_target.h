@@ -1,0 +1,54 @@
+/* The target side of a pod session (HELLO mode "pod"): a whole pod
+ * arrives as one unit, stop-and-copy (docs/pods.md, docs/protocol.md).
+ *
+ * After HELLO (which reserved the pod's name, its outcome record and the
+ * staging directory, as for any session):
+ *   - LAYERS_HAVE: the plan carries the infra container's spec and image
+ *     and {"pod": {"members": [{"spec", "image"}...]}}. Every spec is held
+ *     to this host's incoming-spec policy (a member's "pod" must name the
+ *     pod, only the infra's has "pod_infra"), no spec may have mounts or
+ *     volumes, member names must be free here and the service IP unused;
+ *     the answer lists the blobs of all images that this host lacks;
+ *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
+ *     each spec pinned to it;
+ *   - IMAGE_FILE "pod.tar" (migrate/common/pod_pack.h), then FINAL
+ *     {"files": {"pod.tar": digest}}: the tar is unpacked into the
+ *     staging directory, container.json and pod.json are written from the
+ *     checked specs, every container's images are validated as a single
+ *     container's are, and `pod restore` runs (outcome record restoring,
+ *     then restored once every member runs); the route hook announces the
+ *     service IP once, and RESTORE_OK goes back.
+ * The commit (DONE) is target.c's, as for any session. A failed restore
+ * removes whatever of the pod was restored here before the session is
+ * aborted, so nothing of it stays. */
+#ifndef EDGEMIG_MIGRATE_TARGET_POD_TARGET_H
+#define EDGEMIG_MIGRATE_TARGET_POD_TARGET_H
+
+#include "migrate/target/target.h"
+#include "store/store.h"
+#include "transfer/conn.h"
+
+/* The most members a pod session carries. */
+#define EM_POD_MAX_MEMBERS 64
+
+struct em_pod_target {
+        const struct em_config *cfg;
+        const struct em_target_opts *o;
+        em_conn_t *conn;
+        struct em_store *store;
+        const char *session; /* hex id, the outcome record's */
+        const char *pod;     /* the HELLO's container: the pod's infra */
+        const char *dir;     /* the session's staging directory */
+};
+
+/* From the plan to RESTORE_OK. */
+int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err);
+
+/* For tests: checks a pod plan ({"spec", "image", "pod": {"members"}})
+ * for pod `pod` against policy as the target does, without the host's
+ * state (names free, IP unused); *names gets the members' names then the
+ * pod's (NULL-terminated). */
+int em_pod_plan_check(const struct em_policy *policy, const char *pod, const json_t *plan,
+                      char ***names, em_error_t *err);
+
+#endif

@@ -1,0 +1,117 @@
+#!/bin/bash
+# A pod migrates between hosts as one unit (docs/pods.md): redis plus a
+# sidecar that INCRs a counter in it over one localhost connection every
+# 10 ms and serves the reply over HTTP on the pod's service IP. A redis
+# client (edgemig-probe, one connection, a write and a read every 10 ms)
+# and an HTTP client of the sidecar run throughout. First a target that
+# fails after the first member came back (fault pod.after-member-restore-1
+# in host 2's edgemigd): the pod runs on host 1 only, intact, and host 2
+# keeps no container, network namespace, mount or staging of it. Then the
+# pod moves host 1 -> 2 -> 1: neither client sees an error, a key written
+# before each hop is there after it, the counter never goes back, the
+# sidecar's connection to redis survives, and the pod never runs on two
+# hosts at once.
+set -euo pipefail
+. "$(dirname "$0")/migrate-lib.sh"
+mig_setup 2 busybox redis
+
+IP=10.66.28.7
+SIDECAR='mkdir -p /www; httpd -p 8080 -h /www
+while :; do
+	rm -f /tmp/q /tmp/a; mkfifo /tmp/q /tmp/a
+	nc 127.0.0.1 6379 </tmp/q >/tmp/a &
+	exec 3>/tmp/q 4</tmp/a
+	while printf "INCR reads\r\n" >&3 && read -r n <&4; do
+		echo "$n" >/www/n.tmp && mv /www/n.tmp /www/n; sleep 0.01
+	done
+	echo "sidecar: the connection to redis broke"
+	exec 3>&- 4<&-; kill $! 2>/dev/null; wait $!; sleep 0.1
+done'
+h 1 pod create --ip "$IP" web >/dev/null || fail "pod create"
+h 1 run --pod web --name db redis >/dev/null || fail "run db"
+h 1 run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+mig_announce "$IP" 1
+
+get() { on_client curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }
+answers() { [ -n "$(get)" ]; }
+wait_for 20 answers || fail "no answer from the sidecar"
+states() { h "$1" ps --json | python3 -c 'import json,sys; print(" ".join(sorted(c["name"] + "=" + c["state"] for c in json.load(sys.stdin))))'; }
+redis() { # CMD...: one command over a new connection from the client, its reply
+	on_client timeout 5 bash -c 'exec 3<>/dev/tcp/$0/6379; printf "%s\r\n" "$*" >&3; IFS= read -r l <&3; echo "${l%$'"'\r'"'}"' "$IP" "$@"
+}
+
+# The clients: redis over one connection, HTTP with a request every 50 ms
+# (each a new connection, 20 s to answer: a downtime is a wait, not an error).
+on_client "$BUILD/edgemig-probe" redis "$IP:6379" --interval-ms 10 --until-file "$MIG_LOGS/stop" \
+	--json >"$MIG_LOGS/probe.json" 2>"$MIG_LOGS/probe.err" &
+PROBE=$!
+(
+	last=0
+	while [ ! -e "$MIG_LOGS/stop" ]; do
+		if n=$(on_client curl -sf -m 20 "http://$IP:8080/n" | tr -d '\r:') && [ -n "$n" ]; then
+			[ "$n" -ge "$last" ] || echo "error: the counter went back from $last to $n"
+			last=$n
+			echo "ok $n"
+		else
+			echo "error: no answer"
+		fi
+		sleep 0.05
+	done
+) >"$MIG_LOGS/http.log" &
+HTTP=$!
+sleep 1
+
+mig_watch_single web db side
+migrate() { # FROM TO
+	h "$1" migrate web --to "$(haddr "$2"):$MIG_PORT" --json >"$MIG_LOGS/mig-$1-$2.json" 2>"$MIG_LOGS/mig-$1-$2.err"
+}
+leftovers() { # I: what host I holds of the pod besides nothing
+	local root=EM_H${1}_ROOT
+	h "$1" ps --json | python3 -c 'import json,sys; [print("container", c["name"]) for c in json.load(sys.stdin)]'
+	ls "${!root}/netns" 2>/dev/null | sed 's/^/netns /'
+	grep -F "${!root}/" /proc/mounts | sed 's/^/mount /' || true
+	find "${!root}/incoming" "${!root}/containers" -mindepth 1 -maxdepth 1 2>/dev/null | sed 's/^/staging /'
+}
+
+# --- the target fails after the first member came back: the pod stays here --------
+mig_daemon_stop 2
+EDGEMIG_FAULT=pod.after-member-restore-1=error mig_daemon 2
+redis SET before-fault yes | grep -q OK || fail "SET before the faulty hop"
+migrate 1 2 && fail "migration with a failing target succeeded"
+grep -q 'pod.after-member-restore-1' "$MIG_LOGS/mig-1-2.err" ||
+	fail "the error does not name the target's failure: $(cat "$MIG_LOGS/mig-1-2.err")"
+[ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the failed hop: $(states 1)"
+[ -z "$(leftovers 2)" ] || fail "host 2 kept parts of the pod: $(leftovers 2)"
+[ "$(redis GET before-fault)" = '$3' ] || fail "redis lost its data in the failed hop"
+wait_for 10 answers || fail "the sidecar does not answer after the failed hop"
+mig_daemon_stop 2
+mig_daemon 2
+
+# --- 1 -> 2 -> 1 -------------------------------------------------------------------
+for hop in "1 2" "2 1"; do
+	set -- $hop
+	redis SET "before-$1-$2" "v$1$2" | grep -q OK || fail "SET before $1 -> $2"
+	migrate "$1" "$2" || fail "migrate $1 -> $2: $(cat "$MIG_LOGS/mig-$1-$2.err")"
+	python3 - "$MIG_LOGS/mig-$1-$2.json" <<'PY' || fail "report $1 -> $2"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] and r["pod"], r
+print("pod hop: handoff %d ms, downtime %d ms, %d bytes on the wire" %
+      (r["handoff_ms"], r["downtime_ms"], r["bytes_wire"]), file=sys.stderr)
+PY
+	[ "$(states "$2")" = "db=running side=running web=running" ] || fail "host $2 after $1 -> $2: $(states "$2")"
+	[ -z "$(leftovers "$1")" ] || fail "host $1 kept parts of the pod: $(leftovers "$1")"
+	[ "$(redis GET "before-$1-$2")" = '$3' ] || fail "the key written before $1 -> $2 is gone"
+	wait_for 10 answers || fail "the sidecar does not answer after $1 -> $2"
+done
+mig_assert_single
+
+touch "$MIG_LOGS/stop"
+wait "$HTTP" || true
+wait "$PROBE" || fail "redis client: $(cat "$MIG_LOGS/probe.err")"
+last=$(mig_probe_check "$MIG_LOGS/probe.json" 100 acked) || fail "redis client: $(cat "$MIG_LOGS/probe.json")"
+mig_redis_verify "$IP" "$last"
+grep -q '^error' "$MIG_LOGS/http.log" && fail "HTTP client: $(grep '^error' "$MIG_LOGS/http.log" | head -3)"
+[ "$(grep -c '^ok' "$MIG_LOGS/http.log")" -gt 20 ] || fail "HTTP client: too few answers"
+h 1 logs side | grep -q 'broke' && fail "the sidecar's connection to redis broke"
+h 1 pod rm --force web >/dev/null || fail "pod rm"
