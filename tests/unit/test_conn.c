@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -184,6 +187,105 @@ static void test_stats_while_a_reader_waits(void **state)
         em_conn_free(&b);
 }
 
+/* A payload packed outside the connection travels like one em_conn_send
+ * compressed itself; one compression cannot shrink is sent as it is. */
+static void test_packed_roundtrip(void **state)
+{
+        cleanup_conn em_conn_t *a = NULL;
+        cleanup_conn em_conn_t *b = NULL;
+        cleanup_zstd em_zstd_t *z = em_zstd_new();
+        size_t n = 256 << 10;
+        cleanup_free uint8_t *data = malloc(n);
+        struct em_frame f cleanup_frame = {0};
+        struct em_packed p;
+        em_error_t err = NULL;
+
+        (void)state;
+        for (size_t i = 0; i < n; i++)
+                data[i] = (uint8_t)((i / 64) % 7);
+        pair(&a, &b);
+        assert_int_equal(em_conn_pack(z, 3, data, n, &p, &err), 0);
+        assert_true(p.zstd && p.buf != NULL && p.len < n / 10 && p.raw_len == n);
+        assert_int_equal(em_conn_send_packed(a, EM_FRAME_PAGES_DATA, 0, 5, data, &p, &err), 0);
+        em_packed_clear(&p);
+        assert_null(p.buf);
+        assert_int_equal(em_conn_recv(b, &f, &err), 1);
+        assert_int_equal(f.length, n);
+        assert_int_equal(f.hdr.stream, 5);
+        assert_memory_equal(f.payload, data, n);
+        /* Too small to compress, or no level: as it is. */
+        assert_int_equal(em_conn_pack(z, 3, data, 100, &p, &err), 0);
+        assert_true(!p.zstd && p.buf == NULL && p.len == 100);
+        assert_int_equal(em_conn_pack(z, 0, data, n, &p, &err), 0);
+        assert_true(!p.zstd && p.buf == NULL && p.len == n);
+}
+
+struct blocked_send {
+        em_conn_t *c;
+        const uint8_t *data;
+        size_t len;
+        int ret;
+};
+
+static void *blocked_send_thread(void *arg)
+{
+        struct blocked_send *s = arg;
+        em_error_t err = NULL;
+
+        s->ret = em_conn_send(s->c, EM_FRAME_PAGES_DATA, 0, 1, s->data, s->len, 0, &err);
+        em_error_free(&err);
+        return NULL;
+}
+
+static void *rate_thread(void *arg)
+{
+        static double r;
+
+        r = em_conn_send_rate(arg);
+        return &r;
+}
+
+/* The pipeline asks for the send rate before each chunk it queues; while a
+ * send waited for a full link that read waited too, so the page reader
+ * stalled behind the socket once per frame. */
+static void test_rate_while_a_send_waits(void **state)
+{
+        em_conn_t *a, *b;
+        size_t n = 4 << 20;
+        cleanup_free uint8_t *data = calloc(1, n);
+        struct blocked_send s = {NULL, data, n, -1};
+        struct em_frame f = {0};
+        struct timespec until;
+        em_error_t err = NULL;
+        pthread_t ts, tr;
+        int queued = 0;
+        void *r = NULL;
+
+        (void)state;
+        pair(&a, &b);
+        s.c = a;
+        em_conn_set_timeout(a, 20000);
+        assert_int_equal(pthread_create(&ts, NULL, blocked_send_thread, &s), 0);
+        /* Until the send is in its write (the peer reads nothing yet). */
+        for (int i = 0; i < 1000 && queued == 0; i++) {
+                usleep(10 * 1000);
+                assert_int_equal(ioctl(em_conn_fd(a), SIOCOUTQ, &queued), 0);
+        }
+        assert_true(queued > 0);
+        assert_int_equal(pthread_create(&tr, NULL, rate_thread, a), 0);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        assert_int_equal(pthread_timedjoin_np(tr, &r, &until), 0);
+        assert_non_null(r);
+        assert_int_equal(em_conn_recv(b, &f, &err), 1);
+        assert_int_equal(f.length, n);
+        em_frame_clear(&f);
+        assert_int_equal(pthread_join(ts, NULL), 0);
+        assert_int_equal(s.ret, 0);
+        em_conn_free(&a);
+        em_conn_free(&b);
+}
+
 static void test_hostport(void **state)
 {
         cleanup_free char *h = NULL;
@@ -251,6 +353,8 @@ int main(void)
             cmocka_unit_test(test_session_binding),
             cmocka_unit_test(test_bwmeter),
             cmocka_unit_test(test_stats_while_a_reader_waits),
+            cmocka_unit_test(test_packed_roundtrip),
+            cmocka_unit_test(test_rate_while_a_send_waits),
             cmocka_unit_test(test_hostport),
             cmocka_unit_test(test_tcp),
         };

@@ -86,12 +86,68 @@ static void test_sender_error_surfaces(void **state)
         em_conn_free(&a);
 }
 
+static void *drain_all(void *arg)
+{
+        em_conn_t *b = arg;
+        long n = 0;
+
+        for (;;) {
+                struct em_frame f = {0};
+                em_error_t err = NULL;
+                int rc = em_conn_recv(b, &f, &err);
+                em_frame_clear(&f);
+                em_error_free(&err);
+                if (rc != 1)
+                        break;
+                n++;
+        }
+        return (void *)n;
+}
+
+/* While the writer waits for the link (the peer reads nothing yet, a frame
+ * is bigger than the socket's buffer), the frames behind it are compressed:
+ * the next write can start as soon as the socket has room. With one thread
+ * doing both, none was, and the link idled for each compression. */
+static void test_packs_while_the_writer_waits(void **state)
+{
+        em_conn_t *a, *b;
+        em_sendq_t *q = NULL;
+        em_error_t err = NULL;
+        struct em_sendq_stats st = {0};
+        size_t n = 1 << 20;
+        uint8_t *buf = malloc(n);
+        pthread_t rt;
+        void *got;
+
+        (void)state;
+        for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t)(random() >> 7); /* incompressible: each frame stays 1 MiB */
+        pair(&a, &b);
+        assert_int_equal(em_sendq_start(a, 4, &q, &err), 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(em_sendq_push(q, EM_FRAME_PAGES_DATA, 0, 0, buf, n, 1, &err), 0);
+        for (int i = 0; i < 1000 && st.packed < 3; i++) {
+                usleep(10 * 1000);
+                em_sendq_stats(q, &st);
+        }
+        assert_int_equal(st.packed, 3);
+        assert_int_equal(st.written, 0);
+        assert_int_equal(pthread_create(&rt, NULL, drain_all, b), 0);
+        assert_int_equal(em_sendq_finish(&q, &err), 0);
+        em_conn_free(&a);
+        assert_int_equal(pthread_join(rt, &got), 0);
+        assert_int_equal((long)got, 3);
+        em_conn_free(&b);
+        free(buf);
+}
+
 int main(void)
 {
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_order_and_content),
             cmocka_unit_test(test_sender_error_surfaces),
+            cmocka_unit_test(test_packs_while_the_writer_waits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,7 +99,7 @@ static void test_drain_unknown_before_anything_is_sent(void **state)
         (void)state;
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(em_conn_from_fd(sv[0], "a", &c, &err), 0);
-        assert_true(em_zadapt_drain_s(c) < 0);
+        assert_true(em_zadapt_drain_s(c, 0) < 0);
         em_conn_free(&c);
         close(sv[1]);
 }

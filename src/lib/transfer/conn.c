@@ -34,7 +34,7 @@ struct em_conn {
         struct em_frame_writer w;
         struct em_frame_reader r;
         struct em_conn_stats st;
-        struct em_bwmeter bw;
+        struct em_bwmeter bw;   /* under st_lock: a rate read never waits for the link */
         struct em_ratelimit rl; /* --max-rate, under send_lock */
         em_zstd_t *send_z, *recv_z;
         struct em_frame pending; /* em_conn_unrecv */
@@ -318,8 +318,8 @@ static int conn_writev_cb(void *ctx, const struct iovec *iov, int iovcnt, em_err
                 return -1;
         pthread_mutex_lock(&c->st_lock);
         c->st.wire_out += n;
-        pthread_mutex_unlock(&c->st_lock);
         em_bwmeter_add(&c->bw, em_mono_ns(), n);
+        pthread_mutex_unlock(&c->st_lock);
         return 0;
 }
 
@@ -335,38 +335,63 @@ static int conn_read_cb(void *ctx, void *buf, size_t len, size_t *got, em_error_
         return 0;
 }
 
+int em_conn_pack(em_zstd_t *z, int level, const void *payload, size_t len, struct em_packed *out,
+                 em_error_t *err)
+{
+        int64_t t0;
+
+        *out = (struct em_packed){NULL, len, len, false, 0};
+        if (level <= 0 || len < COMPRESS_MIN || len > EM_FRAME_MAX_RAW)
+                return 0; /* the size check is the send's, with the frame's name */
+        t0 = em_mono_ns();
+        if (em_zstd_compress(z, level, payload, len, &out->buf, &out->len, err) < 0)
+                return -1;
+        out->compress_ns = (uint64_t)(em_mono_ns() - t0);
+        out->zstd = out->len < len;
+        if (!out->zstd) {
+                free(steal_pointer(&out->buf));
+                out->len = len;
+        }
+        return 0;
+}
+
+void em_packed_clear(struct em_packed *p)
+{
+        free(steal_pointer(&p->buf));
+}
+
+static int send_packed_locked(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream,
+                              const void *payload, const struct em_packed *p, em_error_t *err)
+{
+        const void *wire = p->zstd ? p->buf : payload;
+
+        if (p->raw_len > EM_FRAME_MAX_RAW)
+                return em_error_set(err, EMSGSIZE, "%s payload of %zu bytes is above the limit",
+                                    em_frame_type_name(type), p->raw_len);
+        if (p->zstd)
+                flags |= EM_FRAME_F_ZSTD;
+        if (em_frame_send(&c->w, conn_writev_cb, c, type, flags, stream, wire, (uint32_t)p->len,
+                          (uint32_t)p->raw_len, err) < 0)
+                return -1;
+        pthread_mutex_lock(&c->st_lock);
+        c->st.frames_out++;
+        c->st.raw_out += p->raw_len;
+        c->st.compress_ns += p->compress_ns;
+        pthread_mutex_unlock(&c->st_lock);
+        return 0;
+}
+
 static int send_locked(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream,
                        const void *payload, size_t len, int level, em_error_t *err)
 {
-        cleanup_free uint8_t *z = NULL;
-        size_t zlen = 0;
-        int64_t zns = 0;
+        struct em_packed p;
+        int rc;
 
-        if (len > EM_FRAME_MAX_RAW)
-                return em_error_set(err, EMSGSIZE, "%s payload of %zu bytes is above the limit",
-                                    em_frame_type_name(type), len);
-        if (level > 0 && len >= COMPRESS_MIN) {
-                zns = em_mono_ns();
-                if (em_zstd_compress(c->send_z, level, payload, len, &z, &zlen, err) < 0)
-                        return -1;
-                zns = em_mono_ns() - zns;
-                if (zlen < len)
-                        flags |= EM_FRAME_F_ZSTD;
-        }
-        if (flags & EM_FRAME_F_ZSTD) {
-                if (em_frame_send(&c->w, conn_writev_cb, c, type, flags, stream, z, (uint32_t)zlen,
-                                  (uint32_t)len, err) < 0)
-                        return -1;
-        } else if (em_frame_send(&c->w, conn_writev_cb, c, type, flags, stream, payload,
-                                 (uint32_t)len, (uint32_t)len, err) < 0) {
+        if (em_conn_pack(c->send_z, level, payload, len, &p, err) < 0)
                 return -1;
-        }
-        pthread_mutex_lock(&c->st_lock);
-        c->st.frames_out++;
-        c->st.raw_out += len;
-        c->st.compress_ns += (uint64_t)zns;
-        pthread_mutex_unlock(&c->st_lock);
-        return 0;
+        rc = send_packed_locked(c, type, flags, stream, payload, &p, err);
+        em_packed_clear(&p);
+        return rc;
 }
 
 int em_conn_send(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream, const void *payload,
@@ -376,6 +401,19 @@ int em_conn_send(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream, c
 
         pthread_mutex_lock(&c->send_lock);
         ret = send_locked(c, type, flags & ~EM_FRAME_F_ZSTD, stream, payload, len, level, err);
+        pthread_mutex_unlock(&c->send_lock);
+        if (ret < 0)
+                return em_error_wrap(err, "to %s", c->peer);
+        return 0;
+}
+
+int em_conn_send_packed(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream,
+                        const void *payload, const struct em_packed *p, em_error_t *err)
+{
+        int ret;
+
+        pthread_mutex_lock(&c->send_lock);
+        ret = send_packed_locked(c, type, flags & ~EM_FRAME_F_ZSTD, stream, payload, p, err);
         pthread_mutex_unlock(&c->send_lock);
         if (ret < 0)
                 return em_error_wrap(err, "to %s", c->peer);
@@ -464,9 +502,9 @@ double em_conn_send_rate(em_conn_t *c)
 {
         double r;
 
-        pthread_mutex_lock(&c->send_lock);
+        pthread_mutex_lock(&c->st_lock);
         r = em_bwmeter_rate(&c->bw, em_mono_ns());
-        pthread_mutex_unlock(&c->send_lock);
+        pthread_mutex_unlock(&c->st_lock);
         return r;
 }
 

@@ -93,6 +93,24 @@ void em_conn_set_session(em_conn_t *c, uint64_t session_tag);
  * that level and falls back to plain if that does not save anything. */
 int em_conn_send(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream, const void *payload,
                  size_t len, int level, em_error_t *err);
+/* A payload compressed ahead of its send, so that a pipeline compresses the
+ * next frame while the link carries this one (sendq.h). zstd false: the
+ * payload goes as it is (too small, no level, or compression saved nothing)
+ * and buf is NULL. */
+struct em_packed {
+        uint8_t *buf;
+        size_t len, raw_len; /* wire payload bytes / bytes it decodes to */
+        bool zstd;
+        uint64_t compress_ns; /* wall time the compression took */
+};
+/* Compresses payload with z (not the connection's own context: the caller's
+ * thread, outside the connection's locks) as em_conn_send would at level. */
+int em_conn_pack(em_zstd_t *z, int level, const void *payload, size_t len, struct em_packed *out,
+                 em_error_t *err);
+void em_packed_clear(struct em_packed *p);
+/* Sends one frame packed by em_conn_pack from the same payload. */
+int em_conn_send_packed(em_conn_t *c, uint16_t type, uint16_t flags, uint32_t stream,
+                        const void *payload, const struct em_packed *p, em_error_t *err);
 /* Convenience for JSON control frames (compact, never compressed). */
 int em_conn_send_str(em_conn_t *c, uint16_t type, const char *s, em_error_t *err);
 /* Receives one frame and decompresses it. Returns 1, or 0 at a clean end of
@@ -107,7 +125,8 @@ void em_conn_stats(em_conn_t *c, struct em_conn_stats *out);
 /* Caps what c sends at bits_per_s on the wire (0: no cap), e.g. for
  * `edgemig migrate --max-rate`; frames wait before they are written. */
 void em_conn_set_max_rate(em_conn_t *c, uint64_t bits_per_s);
-/* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s). */
+/* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s).
+ * Never waits for a send in progress. */
 double em_conn_send_rate(em_conn_t *c);
 
 /* Backend helpers. TCP_NODELAY on the connection's socket (ENOTSUP, as on

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "transfer/zadapt.h"
+#include "util/cleanup.h"
 #include "util/log.h"
 
 struct item {
@@ -15,74 +16,144 @@ struct item {
         int level;
         uint8_t *buf;
         size_t len;
+        struct em_packed p; /* valid once the packer got past it */
 };
 
+/* Three stages: the caller fills the ring, the packer compresses items in
+ * order, the writer sends packed items in order. Of the count items from
+ * head, the first npacked are packed. */
 struct em_sendq {
         em_conn_t *c;
-        pthread_t thread;
+        pthread_t packer, writer;
+        bool packer_up, writer_up;
         pthread_mutex_t lock;
         pthread_cond_t cond;
         struct item *ring;
-        size_t depth, head, count;
+        size_t depth, head, count, npacked;
+        size_t packed_bytes; /* wire bytes packed and not written yet */
         bool closing;
-        em_error_t err;      /* the sender's first error */
-        struct em_zadapt za; /* the sender's own: no lock */
+        em_error_t err;      /* the first error of either thread */
+        em_zstd_t *z;        /* the packer's own */
+        struct em_zadapt za; /* the packer's own: no lock */
+        struct em_sendq_stats stats;
 };
 
-/* Sends one frame at the level that keeps the link busy (zadapt.h), the
- * item's level being the policy's cap. */
-static int send_item(em_sendq_t *q, const struct item *it, em_error_t *err)
+static void fail_locked(em_sendq_t *q, em_error_t *e)
 {
-        struct em_conn_stats a, b;
-        bool waiting;
-        int level, rc;
-
-        pthread_mutex_lock(&q->lock);
-        waiting = q->count > 1; /* count still holds it */
-        pthread_mutex_unlock(&q->lock);
-        level = em_zadapt_next(&q->za, it->level, it->len, em_zadapt_drain_s(q->c), waiting);
-
-        em_conn_stats(q->c, &a);
-        rc = em_conn_send(q->c, it->type, it->flags, it->stream, it->buf, it->len, level, err);
-        em_conn_stats(q->c, &b);
-        if (rc == 0 && b.compress_ns > a.compress_ns)
-                em_zadapt_record(&q->za, it->len, (double)(b.compress_ns - a.compress_ns) / 1e9);
-        return rc;
+        if (q->err == NULL)
+                em_error_move(&q->err, e);
+        em_error_free(e);
 }
 
-static void *sender(void *arg)
+/* Compresses one item at the level that keeps the link busy (zadapt.h),
+ * the item's level being the policy's cap. The link is fed by what the
+ * socket holds and what is packed ahead of this item. */
+static int pack_item(em_sendq_t *q, struct item *it, size_t ahead, bool waiting, em_error_t *err)
+{
+        int level =
+            em_zadapt_next(&q->za, it->level, it->len, em_zadapt_drain_s(q->c, ahead), waiting);
+
+        if (em_conn_pack(q->z, level, it->buf, it->len, &it->p, err) < 0)
+                return -1;
+        if (it->p.compress_ns > 0)
+                em_zadapt_record(&q->za, it->len, (double)it->p.compress_ns / 1e9);
+        return 0;
+}
+
+static void *packer(void *arg)
 {
         em_sendq_t *q = arg;
 
         pthread_mutex_lock(&q->lock);
         for (;;) {
-                while (q->count == 0 && !q->closing)
+                while (q->npacked == q->count && !q->closing)
                         pthread_cond_wait(&q->cond, &q->lock);
-                if (q->count == 0)
+                if (q->npacked == q->count)
                         break;
-                struct item it = q->ring[q->head];
+                struct item *it = &q->ring[(q->head + q->npacked) % q->depth];
+                size_t ahead = q->packed_bytes;
+                bool waiting = q->count > q->npacked + 1, failed = q->err != NULL;
                 pthread_mutex_unlock(&q->lock);
                 em_error_t e = NULL;
-                if (q->err == NULL && send_item(q, &it, &e) < 0) {
-                        pthread_mutex_lock(&q->lock);
-                        em_error_move(&q->err, &e);
-                        pthread_mutex_unlock(&q->lock);
-                }
-                free(it.buf);
+                /* The ring slot is the packer's until npacked covers it. */
+                int rc = failed ? 0 : pack_item(q, it, ahead, waiting, &e);
                 pthread_mutex_lock(&q->lock);
-                q->head = (q->head + 1) % q->depth;
-                q->count--;
+                if (rc < 0)
+                        fail_locked(q, &e);
+                q->npacked++;
+                q->packed_bytes += it->p.len;
+                q->stats.packed++;
                 pthread_cond_broadcast(&q->cond);
         }
         pthread_mutex_unlock(&q->lock);
         return NULL;
 }
 
+static void *writer(void *arg)
+{
+        em_sendq_t *q = arg;
+
+        pthread_mutex_lock(&q->lock);
+        for (;;) {
+                while (q->npacked == 0 && !(q->closing && q->count == 0))
+                        pthread_cond_wait(&q->cond, &q->lock);
+                if (q->npacked == 0)
+                        break;
+                struct item *it = &q->ring[q->head];
+                bool failed = q->err != NULL;
+                pthread_mutex_unlock(&q->lock);
+                em_error_t e = NULL;
+                int rc = failed ? 0
+                                : em_conn_send_packed(q->c, it->type, it->flags, it->stream,
+                                                      it->buf, &it->p, &e);
+                size_t wire = it->p.len;
+                free(steal_pointer(&it->buf));
+                em_packed_clear(&it->p);
+                pthread_mutex_lock(&q->lock);
+                if (rc < 0)
+                        fail_locked(q, &e);
+                q->head = (q->head + 1) % q->depth;
+                q->count--;
+                q->npacked--;
+                q->packed_bytes -= wire;
+                q->stats.written++;
+                pthread_cond_broadcast(&q->cond);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return NULL;
+}
+
+static void sendq_free(em_sendq_t *q)
+{
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->cond);
+        em_zstd_free(&q->z);
+        free(q->ring);
+        free(q);
+}
+
+/* Stops and joins whichever threads run; the queue must be empty or failed. */
+static void stop_threads(em_sendq_t *q)
+{
+        pthread_mutex_lock(&q->lock);
+        q->closing = true;
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        if (q->packer_up)
+                pthread_join(q->packer, NULL);
+        if (q->writer_up)
+                pthread_join(q->writer, NULL);
+}
+
 int em_sendq_start(em_conn_t *c, size_t depth, em_sendq_t **out, em_error_t *err)
 {
         em_sendq_t *q = calloc(1, sizeof(*q));
+        int rc;
 
-        if (q == NULL || depth == 0 || (q->ring = calloc(depth, sizeof(*q->ring))) == NULL) {
+        if (q == NULL || depth == 0 || (q->ring = calloc(depth, sizeof(*q->ring))) == NULL ||
+            (q->z = em_zstd_new()) == NULL) {
+                if (q != NULL)
+                        free(q->ring);
                 free(q);
                 return em_error_set(err, ENOMEM, "send queue");
         }
@@ -90,11 +161,14 @@ int em_sendq_start(em_conn_t *c, size_t depth, em_sendq_t **out, em_error_t *err
         q->depth = depth;
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->cond, NULL);
-        int rc = pthread_create(&q->thread, NULL, sender, q);
+        rc = pthread_create(&q->packer, NULL, packer, q);
+        q->packer_up = rc == 0;
+        if (rc == 0 && (rc = pthread_create(&q->writer, NULL, writer, q)) == 0)
+                q->writer_up = true;
         if (rc != 0) {
-                free(q->ring);
-                free(q);
-                return em_error_set(err, rc, "starting the sender thread");
+                stop_threads(q);
+                sendq_free(q);
+                return em_error_set(err, rc, "starting the send threads");
         }
         *out = q;
         return 0;
@@ -117,11 +191,18 @@ int em_sendq_push(em_sendq_t *q, uint16_t type, uint16_t flags, uint32_t stream,
                 return em_error_set(err, em_error_status(q->err), "%s", em_error_msg(q->err));
         }
         q->ring[(q->head + q->count) % q->depth] =
-            (struct item){type, flags, stream, level, copy, len};
+            (struct item){type, flags, stream, level, copy, len, {0}};
         q->count++;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
         return 0;
+}
+
+void em_sendq_stats(em_sendq_t *q, struct em_sendq_stats *out)
+{
+        pthread_mutex_lock(&q->lock);
+        *out = q->stats;
+        pthread_mutex_unlock(&q->lock);
 }
 
 int em_sendq_finish(em_sendq_t **qp, em_error_t *err)
@@ -131,11 +212,7 @@ int em_sendq_finish(em_sendq_t **qp, em_error_t *err)
 
         if (q == NULL)
                 return 0;
-        pthread_mutex_lock(&q->lock);
-        q->closing = true;
-        pthread_cond_broadcast(&q->cond);
-        pthread_mutex_unlock(&q->lock);
-        pthread_join(q->thread, NULL);
+        stop_threads(q);
         if (q->za.down > 0)
                 em_log_info("compression stepped down %lu times to keep the link busy "
                             "(level %d at the end)",
@@ -144,10 +221,7 @@ int em_sendq_finish(em_sendq_t **qp, em_error_t *err)
                 em_error_move(err, &q->err);
                 rc = -1;
         }
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->cond);
-        free(q->ring);
-        free(q);
+        sendq_free(q);
         *qp = NULL;
         return rc;
 }

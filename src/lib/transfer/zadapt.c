@@ -55,12 +55,12 @@ void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s)
                 a->s_per_byte = compress_s / (double)len;
 }
 
-double em_zadapt_drain_s(em_conn_t *c)
+double em_zadapt_drain_s(em_conn_t *c, size_t ahead)
 {
         int queued = 0;
         double rate = em_conn_send_rate(c);
 
         if (rate <= 0 || ioctl(em_conn_fd(c), SIOCOUTQ, &queued) < 0 || queued < 0)
                 return -1;
-        return (double)queued / rate;
+        return ((double)queued + (double)ahead) / rate;
 }

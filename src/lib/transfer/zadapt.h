@@ -31,10 +31,11 @@ struct em_zadapt {
 int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s, bool waiting);
 /* Records that the last frame's len raw bytes took compress_s to compress. */
 void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s);
-/* Seconds until the link idles unless more is written: what c's socket
+/* Seconds until the link idles unless more is compressed: what c's socket
  * still holds (unsent, or sent and in the queues before the bottleneck, not
- * yet acknowledged) at its measured send rate; < 0 when either is unknown
- * (not a TCP socket, nothing sent yet). */
-double em_zadapt_drain_s(em_conn_t *c);
+ * yet acknowledged) plus ahead bytes compressed and waiting for the socket,
+ * at its measured send rate; < 0 when either is unknown (not a TCP socket,
+ * nothing sent yet). */
+double em_zadapt_drain_s(em_conn_t *c, size_t ahead);
 
 #endif
