@@ -278,6 +278,40 @@ static void test_dump_bytes_count_shared_once(void **state)
         assert_int_equal(em_sync_dump_bytes(&none, 1), 0);
 }
 
+struct late_cal {
+        struct em_compress_calibration cal; /* what the rule sees */
+        int calls;
+};
+
+/* The calibration "finishes" at the first call: level 9 wins from then on. */
+static void late_refresh(void *arg)
+{
+        struct late_cal *l = arg;
+
+        if (l->calls++ == 0)
+                l->cal = (struct em_compress_calibration){
+                    4, {{1, 400e6, 0.5}, {3, 300e6, 0.4}, {9, 40e6, 0.1}, {19, 1e6, 0.09}}};
+}
+
+/* The first round starts before the compression calibration is done; the
+ * push asks for it before each chunk's level, so a calibration that ends
+ * mid-round is used from its next chunk on (the round no longer waits for
+ * it with the link idle). */
+static void test_late_calibration_is_taken_up(void **state)
+{
+        struct fx *f = *state;
+        static const struct em_compress_opt opt = {EM_COMPRESS_AUTO, 0};
+        struct late_cal l = {{0}, 0};
+        struct em_sync_stats s;
+
+        em_sync_state_set_compress(f->st, &opt, &l.cal, late_refresh, &l);
+        s = push(f, false);
+        assert_true(s.pages_sent >= NPAGES);
+        assert_true(l.calls >= 1);
+        assert_int_equal(l.cal.n, 4);
+        em_sync_state_set_compress(f->st, NULL, NULL, NULL, NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -285,6 +319,7 @@ int main(void)
                                             teardown),
             cmocka_unit_test_setup_teardown(test_full_push_drops_the_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_push_left_unknown_pid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_late_calibration_is_taken_up, setup, teardown),
             cmocka_unit_test(test_dump_bytes_count_shared_once),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

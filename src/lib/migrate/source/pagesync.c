@@ -31,6 +31,8 @@ struct em_sync_state {
          * page chunk follows the link's measured rate (NULL: fixed level). */
         const struct em_compress_opt *copt;
         const struct em_compress_calibration *ccal;
+        void (*crefresh)(void *arg);
+        void *crefresh_arg;
         struct em_upper_state *upper;
         struct em_shadow *shadow;     /* owned; NULL: changed pages travel whole */
         bool frozen_pushed;           /* the target got the frozen memory */
@@ -178,10 +180,13 @@ struct emit_ctx {
 };
 
 void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
-                                const struct em_compress_calibration *cal)
+                                const struct em_compress_calibration *cal,
+                                void (*refresh)(void *arg), void *arg)
 {
         st->copt = opt;
         st->ccal = cal;
+        st->crefresh = refresh;
+        st->crefresh_arg = arg;
 }
 
 /* The level for the next chunk: a long transfer starts before the link is
@@ -190,6 +195,8 @@ static int chunk_level(const struct emit_ctx *e)
 {
         if (e->st->copt == NULL)
                 return e->level;
+        if (e->st->crefresh != NULL)
+                e->st->crefresh(e->st->crefresh_arg);
         return em_compress_level(e->st->copt, em_conn_send_rate(e->c), e->st->ccal);
 }
 

@@ -55,9 +55,13 @@ void em_sync_state_set_shadow(struct em_sync_state *st, struct em_shadow *shadow
 struct em_shadow *em_sync_state_shadow(struct em_sync_state *st);
 
 /* Lets page deltas pick their zstd level per chunk from opt, cal and the
- * connection's measured send rate (the pointers must outlive st). */
+ * connection's measured send rate (the pointers must outlive st). refresh,
+ * if not NULL, is called (with arg, on the pushing thread) before each
+ * chunk's choice: a calibration still running when the first round starts
+ * updates cal there once it is done, instead of holding the link idle. */
 void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
-                                const struct em_compress_calibration *cal);
+                                const struct em_compress_calibration *cal,
+                                void (*refresh)(void *arg), void *arg);
 
 /* Reads the live memory of pids (no freeze) and pushes the pages the target
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */

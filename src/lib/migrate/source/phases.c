@@ -93,7 +93,7 @@ static void *calibrate_thread(void *arg)
 {
         struct source *s = arg;
 
-        s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal, &s->cal_err);
+        s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal_bg, &s->cal_err);
         return NULL;
 }
 
@@ -122,19 +122,33 @@ void em_source_calibrate_start(struct source *s)
         s->cal_running = pthread_create(&s->cal_thread, NULL, calibrate_thread, s) == 0;
 }
 
-void em_source_calibrate_join(struct source *s)
+static void calibration_done(struct source *s)
 {
-        if (!s->cal_running)
-                return;
-        pthread_join(s->cal_thread, NULL);
         s->cal_running = false;
         if (s->cal_rc < 0) {
                 em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
                 em_error_free(&s->cal_err);
                 return;
         }
+        s->cal = s->cal_bg;
         s->calibrated = true;
         report_calibration(s);
+}
+
+void em_source_calibrate_join(struct source *s)
+{
+        if (!s->cal_running)
+                return;
+        pthread_join(s->cal_thread, NULL);
+        calibration_done(s);
+}
+
+void em_source_calibrate_poll(void *arg)
+{
+        struct source *s = arg;
+
+        if (s->cal_running && pthread_tryjoin_np(s->cal_thread, NULL) == 0)
+                calibration_done(s);
 }
 
 int em_source_compress_level(struct source *s)
@@ -148,11 +162,20 @@ static int compress_level(struct source *s)
         return em_source_compress_level(s);
 }
 
+/* The level of a pre-copy round's transfers: the calibration is taken up
+ * if it is done, not waited for. */
+static int round_level(struct source *s)
+{
+        em_source_calibrate_poll(s);
+        return em_compress_level(&s->o->compress, s->bandwidth, s->calibrated ? &s->cal : NULL);
+}
+
 /* The fallback when the early calibration could not start. Best effort. */
 static void calibrate(struct source *s, pid_t pid)
 {
-        em_source_calibrate_join(s);
-        if (s->calibrated || s->small_transfers || s->o->compress.mode != EM_COMPRESS_AUTO)
+        em_source_calibrate_poll(s);
+        if (s->cal_running || s->calibrated || s->small_transfers ||
+            s->o->compress.mode != EM_COMPRESS_AUTO)
                 return;
         if (em_sync_calibrate(pid, &s->cal, &s->cal_err) < 0) {
                 em_log_debug("compression calibration: %s", em_error_msg(s->cal_err));
@@ -214,8 +237,8 @@ static int one_round(struct source *s, unsigned n, bool listed, struct em_round_
                 return em_error_wrap(err, "pre-copy round %u", n);
         calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
-            em_sync_send_upper(s->conn, s->sync, upper, true, compress_level(s), &st, err) < 0 ||
-            em_sync_push_left(s->conn, s->sync, s->pids, s->npids, compress_level(s), &st, err) < 0)
+            em_sync_send_upper(s->conn, s->sync, upper, true, round_level(s), &st, err) < 0 ||
+            em_sync_push_left(s->conn, s->sync, s->pids, s->npids, round_level(s), &st, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
         if (em_source_round_trip(s, payload, err) < 0)
