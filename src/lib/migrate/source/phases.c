@@ -48,10 +48,16 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw)
 
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
 {
+        if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0)
+                return -1;
+        return em_source_round_echo(s, err);
+}
+
+int em_source_round_echo(struct source *s, em_error_t *err)
+{
         cleanup_frame struct em_frame f = {0};
 
-        if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0 ||
-            em_proto_recv(s->conn, &f, err) < 0)
+        if (em_proto_recv(s->conn, &f, err) < 0)
                 return -1;
         if (f.hdr.type != EM_FRAME_ROUND_END)
                 return em_error_set(err, EPROTO, "protocol error: expected ROUND_END, got %s",
@@ -196,20 +202,29 @@ static int upper_dir(struct source *s, char **out, em_error_t *err)
         return 0;
 }
 
-/* What the next round would send, measured now (the stop rule's "what is
- * left"), in wire bytes at the last round's compression ratio; and the rate
- * at which the service dirtied memory the target lacks during the round. */
-static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, em_error_t *err)
+/* Whether a round of wire bytes is small enough to stand for what it left
+ * (its own size would fit the downtime target; the small rounds after a
+ * `prepare`): reading the whole memory again would only lengthen the
+ * handoff. Decided before the round's tail has drained, with the link's
+ * last measurement or, for a first round, the rate the round was written. */
+static bool round_is_small(struct source *s, uint64_t wire, int64_t ms)
 {
-        uint64_t raw = rs->dirty_bytes;
-        double ratio = rs->dirty_bytes ? (double)rs->dirty_wire_bytes / (double)rs->dirty_bytes : 1;
-        /* A round whose own size would fit the downtime target bounds what
-         * is left well enough (the small rounds after a `prepare`): reading
-         * the whole memory again would only lengthen the handoff. */
-        bool small = em_stop_rule_fits(&s->o->stop, rs->dirty_wire_bytes, s->bandwidth);
+        double bw = s->bandwidth;
 
-        if (!small && em_sync_dirty_scan(s->sync, s->pids, s->npids, &raw, err) < 0)
-                return -1;
+        if (bw <= 0 && wire > 256 * 1024 && ms > 0)
+                bw = (double)wire * 1000.0 / (double)ms;
+        return em_stop_rule_fits(&s->o->stop, wire, bw);
+}
+
+/* What the next round would send (the stop rule's "what is left"), in wire
+ * bytes at the last round's compression ratio, from raw (the scan's, or the
+ * round's own when it was small); and the rate at which the service
+ * dirtied memory the target lacks during the round. */
+static void record_left(struct source *s, struct em_round_stat *rs, uint64_t raw, bool small,
+                        int64_t ms)
+{
+        double ratio = rs->dirty_bytes ? (double)rs->dirty_wire_bytes / (double)rs->dirty_bytes : 1;
+
         if (small)
                 em_report_round_set(s->report, "left_from_round", json_true());
         if (ratio > 1)
@@ -220,7 +235,37 @@ static int measure_left(struct source *s, struct em_round_stat *rs, int64_t ms, 
         em_report_round_set(s->report, "left_wire_bytes",
                             json_integer((json_int_t)rs->left_wire_bytes));
         em_report_round_set(s->report, "dirty_rate_bps", json_real(s->dirty_rate));
-        return 0;
+}
+
+/* Ends a round: ROUND_END goes out at once, and the stop rule's scan of
+ * the memory runs while the round's tail drains from the socket and the
+ * link's queues (the link no longer idles for the scan); then the target's
+ * echo says everything arrived. *raw: what is left, unscanned: the round's. */
+static int end_round(struct source *s, unsigned n, int64_t t0, uint64_t w0, uint64_t *raw,
+                     bool *small, em_error_t *err)
+{
+        char payload[64];
+
+        snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
+        if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0)
+                return -1;
+        *small = round_is_small(s, wire_out(s) - w0, em_mono_ms() - t0);
+        if (!*small && em_sync_dirty_scan(s->sync, s->pids, s->npids, raw, err) < 0)
+                return -1;
+        return em_source_round_echo(s, err);
+}
+
+static void report_round(struct source *s, unsigned n, const struct em_sync_stats *st,
+                         uint64_t wire, int64_t ms)
+{
+        em_report_round(s->report, n, st->raw_bytes, wire, st->pages_sent, st->files_sent, ms, 0);
+        em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st->pages_xor));
+        em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st->pages_zblock));
+        em_report_round_set(s->report, "pages_read", json_integer((json_int_t)st->pages_read));
+        em_report_add_bytes(s->report, st->raw_bytes, 0);
+        em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
+                    (unsigned long long)st->pages_sent, (unsigned long long)st->files_sent,
+                    (unsigned long long)wire, (long long)ms);
 }
 
 /* listed: s->pids were listed just now, for this round. */
@@ -229,19 +274,17 @@ static int one_round(struct source *s, unsigned n, bool listed, struct em_round_
 {
         cleanup_free char *upper = NULL;
         struct em_sync_stats st = {0};
-        char payload[64];
         int64_t t0 = em_mono_ms();
-        uint64_t w0 = wire_out(s);
+        uint64_t w0 = wire_out(s), left = 0;
+        bool small = false;
 
         if (!listed && container_pids(s, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         calibrate(s, s->pids[0]);
         if (upper_dir(s, &upper, err) < 0 ||
             em_sync_send_upper(s->conn, s->sync, upper, true, round_level(s), &st, err) < 0 ||
-            em_sync_push_left(s->conn, s->sync, s->pids, s->npids, round_level(s), &st, err) < 0)
-                return em_error_wrap(err, "pre-copy round %u", n);
-        snprintf(payload, sizeof(payload), "{\"round\":%u}", n);
-        if (em_source_round_trip(s, payload, err) < 0)
+            em_sync_push_left(s->conn, s->sync, s->pids, s->npids, round_level(s), &st, err) < 0 ||
+            end_round(s, n, t0, w0, &left, &small, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         int64_t ms = em_mono_ms() - t0;
         uint64_t wire = wire_out(s) - w0;
@@ -252,15 +295,9 @@ static int one_round(struct source *s, unsigned n, bool listed, struct em_round_
         }
         rs->dirty_bytes = st.raw_bytes;
         rs->dirty_wire_bytes = wire;
-        em_report_round(s->report, n, st.raw_bytes, wire, st.pages_sent, st.files_sent, ms, 0);
-        em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st.pages_xor));
-        em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st.pages_zblock));
-        em_report_round_set(s->report, "pages_read", json_integer((json_int_t)st.pages_read));
-        em_report_add_bytes(s->report, st.raw_bytes, 0);
-        em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
-                    (unsigned long long)st.pages_sent, (unsigned long long)st.files_sent,
-                    (unsigned long long)wire, (long long)ms);
-        return measure_left(s, rs, ms, err);
+        report_round(s, n, &st, wire, ms);
+        record_left(s, rs, small ? st.raw_bytes : left, small, ms);
+        return 0;
 }
 
 /* How recent a measurement of the link must be to stand in for one. */

@@ -80,6 +80,8 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that
  * everything before it has been received and applied. */
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+/* The second half of a round trip: waits for the target's ROUND_END. */
+int em_source_round_echo(struct source *s, em_error_t *err);
 /* After the handshake, before anything of the container moves: lists its
  * processes (into s->pids) unless the calibration did, and refuses what
  * CRIU would restore broken: a process that uses memory protection keys
