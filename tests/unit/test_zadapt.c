@@ -1,11 +1,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "transfer/zadapt.h"
+#include "util/cleanup.h"
 
 #define MIB (1u << 20)
 
@@ -104,6 +107,48 @@ static void test_drain_unknown_before_anything_is_sent(void **state)
         close(sv[1]);
 }
 
+/* Over TCP the link's rate outlives the sender's silence: after a burst
+ * and more than the send meter's window of nothing sent (a sender starved
+ * by its compressor), the send rate says nothing but TCP's delivery rate
+ * still knows what the path carries, so the level rule does not take a
+ * starved link for a slow one. Without TCP, the send rate. */
+static void test_link_rate_outlives_a_starved_sender(void **state)
+{
+        cleanup_close int lfd = -1;
+        cleanup_conn em_conn_t *cli = NULL;
+        cleanup_conn em_conn_t *srv = NULL;
+        size_t n = 256 << 10;
+        cleanup_free uint8_t *buf = calloc(1, n);
+        char addr[64];
+        int port = 0;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_tcp_listen("127.0.0.1:0", 4, &lfd, &err), 0);
+        assert_int_equal(em_tcp_local_port(lfd, &port, &err), 0);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+        assert_int_equal(em_tcp_connect(addr, 2000, &cli, &err), 0);
+        assert_int_equal(em_tcp_accept(lfd, 2000, &srv, &err), 0);
+        for (int i = 0; i < 4; i++) {
+                struct em_frame f = {0};
+                assert_int_equal(em_conn_send(cli, EM_FRAME_PAGES_DATA, 0, 0, buf, n, 0, &err), 0);
+                assert_int_equal(em_conn_recv(srv, &f, &err), 1);
+                em_frame_clear(&f);
+        }
+        assert_true(em_zadapt_link_rate(cli) >= em_conn_send_rate(cli));
+        usleep(2500 * 1000); /* longer than the send meter's 2 s window */
+        assert_true(em_conn_send_rate(cli) == 0);
+        assert_true(em_zadapt_link_rate(cli) > 0);
+
+        int sv[2];
+        em_conn_t *c = NULL;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(em_conn_from_fd(sv[0], "a", &c, &err), 0);
+        assert_true(em_zadapt_link_rate(c) == em_conn_send_rate(c));
+        em_conn_free(&c);
+        close(sv[1]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -114,6 +159,7 @@ int main(void)
             cmocka_unit_test(test_climbs_back_to_cap_when_the_link_is_the_bottleneck),
             cmocka_unit_test(test_unknown_drain_keeps_the_cap),
             cmocka_unit_test(test_drain_unknown_before_anything_is_sent),
+            cmocka_unit_test(test_link_rate_outlives_a_starved_sender),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "migrate/common/volume_sync.h"
 #include "migrate/source/upper_send.h"
 #include "transfer/sendq.h"
+#include "transfer/zadapt.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
@@ -190,14 +191,16 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
 }
 
 /* The level for the next chunk: a long transfer starts before the link is
- * measured, so the choice is revisited as the send rate becomes known. */
+ * measured, so the choice is revisited as the link's rate becomes known
+ * (its rate when busy: what a starved link carried would ask for a
+ * stronger level and starve it further). */
 static int chunk_level(const struct emit_ctx *e)
 {
         if (e->st->copt == NULL)
                 return e->level;
         if (e->st->crefresh != NULL)
                 e->st->crefresh(e->st->crefresh_arg);
-        return em_compress_level(e->st->copt, em_conn_send_rate(e->c), e->st->ccal);
+        return em_compress_level(e->st->copt, em_zadapt_link_rate(e->c), e->st->ccal);
 }
 
 static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *err)
