@@ -41,19 +41,25 @@ redis() { # CMD...: one command over a new connection from the client, its reply
 }
 
 # The clients: redis over one connection, HTTP with a request every 50 ms
-# (each a new connection, 20 s to answer: a downtime is a wait, not an error).
+# (each a new connection; a downtime is a wait, not an error).
 on_client "$BUILD/edgemig-probe" redis "$IP:6379" --interval-ms 10 --until-file "$MIG_LOGS/stop" \
 	--json >"$MIG_LOGS/probe.json" 2>"$MIG_LOGS/probe.err" &
 PROBE=$!
 (
 	last=0
 	while [ ! -e "$MIG_LOGS/stop" ]; do
-		if n=$(on_client curl -sf -m 20 "http://$IP:8080/n" | tr -d '\r:') && [ -n "$n" ]; then
+		# A connection still in httpd's accept queue at the freeze is
+		# not checkpointed (CRIU's skip-in-flight, docs/pods.md): that
+		# request never gets an answer and is retried once, as a
+		# client with a timeout would; a second failure is an error.
+		if n=$(on_client curl -sSf -m 5 "http://$IP:8080/n" 2>&1 | tr -d '\r:') && [ -n "$n" ] ||
+			{ echo "retried at $(date +%T.%N): $n" &&
+				n=$(on_client curl -sSf -m 20 "http://$IP:8080/n" 2>&1 | tr -d '\r:') && [ -n "$n" ]; }; then
 			[ "$n" -ge "$last" ] || echo "error: the counter went back from $last to $n"
 			last=$n
 			echo "ok $n"
 		else
-			echo "error: no answer"
+			echo "error at $(date +%T.%N): ${n:-no answer}"
 		fi
 		sleep 0.05
 	done
@@ -63,6 +69,7 @@ sleep 1
 
 mig_watch_single web db side
 migrate() { # FROM TO
+	echo "migrate $1 -> $2 at $(date +%T.%N)" >&2
 	h "$1" migrate web --to "$(haddr "$2"):$MIG_PORT" --json >"$MIG_LOGS/mig-$1-$2.json" 2>"$MIG_LOGS/mig-$1-$2.err"
 }
 leftovers() { # I: what host I holds of the pod besides nothing
@@ -72,6 +79,18 @@ leftovers() { # I: what host I holds of the pod besides nothing
 	grep -F "${!root}/" /proc/mounts | sed 's/^/mount /' || true
 	find "${!root}/incoming" "${!root}/containers" -mindepth 1 -maxdepth 1 2>/dev/null | sed 's/^/staging /'
 }
+
+# --- what is not built for pods says so, and moves nothing -------------------------
+h 1 prepare web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "prepare of a pod succeeded"
+grep -q 'prepare. of a pod is not built yet' "$MIG_LOGS/err" || fail "prepare error: $(cat "$MIG_LOGS/err")"
+h 1 check web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "check --to of a pod succeeded"
+grep -q 'moves the whole pod' "$MIG_LOGS/err" || fail "check --to error: $(cat "$MIG_LOGS/err")"
+h 1 migrate db --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "a member migrated alone"
+grep -q 'belongs to pod web' "$MIG_LOGS/err" || fail "member migrate error: $(cat "$MIG_LOGS/err")"
+h 1 migrate web --mode postcopy --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" &&
+	fail "post-copy of a pod succeeded"
+grep -q 'stop-and-copy only' "$MIG_LOGS/err" || fail "post-copy error: $(cat "$MIG_LOGS/err")"
+[ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the refusals: $(states 1)"
 
 # --- the target fails after the first member came back: the pod stays here --------
 mig_daemon_stop 2
@@ -113,5 +132,6 @@ last=$(mig_probe_check "$MIG_LOGS/probe.json" 100 acked) || fail "redis client: 
 mig_redis_verify "$IP" "$last"
 grep -q '^error' "$MIG_LOGS/http.log" && fail "HTTP client: $(grep '^error' "$MIG_LOGS/http.log" | head -3)"
 [ "$(grep -c '^ok' "$MIG_LOGS/http.log")" -gt 20 ] || fail "HTTP client: too few answers"
+echo "HTTP client: $(grep -c '^ok' "$MIG_LOGS/http.log") answers, $(grep -c '^retried' "$MIG_LOGS/http.log") retried" >&2
 h 1 logs side | grep -q 'broke' && fail "the sidecar's connection to redis broke"
 h 1 pod rm --force web >/dev/null || fail "pod rm"

@@ -396,6 +396,12 @@ static int run(struct pod_src *p, em_error_t *err)
         struct source *s = &p->s;
         cleanup_free char *spec = NULL;
 
+        if (s->o->mode == EM_MIGRATE_PREPARE)
+                return em_error_set(err, ENOTSUP,
+                                    "`edgemig prepare` of a pod is not built yet: `edgemig "
+                                    "migrate %s --to HOST:PORT` moves the whole pod, "
+                                    "stop-and-copy (docs/pods.md)",
+                                    s->name);
         if (s->o->mode != EM_MIGRATE_PRECOPY && s->o->mode != EM_MIGRATE_STOP_AND_COPY)
                 return em_error_set(err, ENOTSUP,
                                     "pod %s: a pod migrates stop-and-copy only (`--mode %s` is "
