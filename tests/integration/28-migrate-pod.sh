@@ -68,9 +68,13 @@ HTTP=$!
 sleep 1
 
 mig_watch_single web db side
-migrate() { # FROM TO
+migrate() { # FROM TO: its report in mig-FROM-TO.json, what it printed in .txt
+	local root=EM_H${1}_ROOT
 	echo "migrate $1 -> $2 at $(date +%T.%N)" >&2
-	h "$1" migrate web --to "$(haddr "$2"):$MIG_PORT" --json >"$MIG_LOGS/mig-$1-$2.json" 2>"$MIG_LOGS/mig-$1-$2.err"
+	h "$1" migrate web --to "$(haddr "$2"):$MIG_PORT" >"$MIG_LOGS/mig-$1-$2.txt" 2>"$MIG_LOGS/mig-$1-$2.err" ||
+		return 1
+	cat "$MIG_LOGS/mig-$1-$2.txt" >&2
+	cp "$(ls -t "${!root}"/migrations/*.json | head -1)" "$MIG_LOGS/mig-$1-$2.json"
 }
 leftovers() { # I: what host I holds of the pod besides nothing
 	local root=EM_H${1}_ROOT
