@@ -85,6 +85,13 @@ em checkpoint redis --to "$CK/redis" >/dev/null || fail "checkpoint"
 # passes the bundle's criu.conf (skip-in-flight) to CRIU.
 grep -q "Will skip in-flight TCP connections" "$CK/redis/criu/dump.log" ||
 	fail "CRIU did not get skip-in-flight from the bundle's criu.conf"
+# ... and, for a container of its own (not a pod's), network-lock=nftables:
+# CRIU locks and unlocks the namespace through libnftables in process, not
+# by running iptables-restore (the lock itself is gone with the namespace
+# once the checkpoint is complete; the client's same connection below shows
+# it held and was lifted).
+grep -qx "network-lock=nftables" "$ROOT/containers/redis/bundle/criu.conf" ||
+	fail "the bundle's criu.conf does not ask CRIU for its nftables network lock"
 client timeout 1 redis-cli -h "$SVC" ping >/dev/null 2>&1 && fail "redis answered while checkpointed"
 
 # --- what the checkpoint holds, decoded (edgemig checkpoint inspect) ---------
