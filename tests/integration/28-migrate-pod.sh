@@ -5,8 +5,9 @@
 # client (edgemig-probe, one connection, a write and a read every 10 ms)
 # and an HTTP client of the sidecar run throughout. First a target that
 # fails after the first member came back (fault pod.after-member-restore-1
-# in host 2's edgemigd): the pod runs on host 1 only, intact, and host 2
-# keeps no container, network namespace, mount or staging of it. Then the
+# in host 2's edgemigd), and a link cut after the freeze, before FINAL: the
+# pod runs on host 1 only, intact, and host 2 keeps no container, network
+# namespace, mount or staging of it. Then the
 # pod moves host 1 -> 2 -> 1: neither client sees an error, a key written
 # before each hop is there after it, the counter never goes back, the
 # sidecar's connection to redis survives, and the pod never runs on two
@@ -109,6 +110,13 @@ grep -q 'pod.after-member-restore-1' "$MIG_LOGS/mig-1-2.err" ||
 wait_for 10 answers || fail "the sidecar does not answer after the failed hop"
 mig_daemon_stop 2
 mig_daemon 2
+
+# --- the link cut after the freeze, before FINAL: the pod comes back here ------------
+EDGEMIG_FAULT=source.after-checkpoint=drop migrate 1 2 && fail "migration over a cut link succeeded"
+[ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the cut: $(states 1)"
+gone() { [ -z "$(leftovers 2)" ]; }
+wait_for 10 gone || fail "host 2 kept parts of the pod after the cut: $(leftovers 2)"
+[ "$(redis GET before-fault)" = '$3' ] || fail "redis lost its data in the cut hop"
 
 # --- 1 -> 2 -> 1 -------------------------------------------------------------------
 for hop in "1 2" "2 1"; do

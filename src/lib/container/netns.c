@@ -168,11 +168,11 @@ int em_netns_blackhole(const char *ip, bool on, em_error_t *err)
 {
         char cmds[256];
 
-        snprintf(cmds, sizeof(cmds), "route %s blackhole %s/32 metric %d\n", on ? "replace" : "del",
-                 ip, EM_NETNS_BLACKHOLE_METRIC);
+        snprintf(cmds, sizeof(cmds), "rule %s to %s/32 blackhole priority %d\n", on ? "add" : "del",
+                 ip, EM_NETNS_BLACKHOLE_PRIORITY);
         if (ip_batch(NULL, cmds, err) < 0)
-                return em_error_wrap(err, "%s the blackhole route of %s",
-                                     on ? "adding" : "removing", ip);
+                return em_error_wrap(err, "%s the blackhole rule of %s", on ? "adding" : "removing",
+                                     ip);
         return 0;
 }
 

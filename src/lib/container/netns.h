@@ -55,13 +55,16 @@ int em_netns_criu_lock(const char *netns, em_error_t *err);
  * restored infra's namespace before the member it talks to is back (the
  * pod's roll-back on its source, where the route never moved). */
 int em_netns_hold_resets(const char *netns, bool on, em_error_t *err);
-/* Adds (on) or removes a blackhole route for ip/32 in this host's network
- * namespace, behind (metric EM_NETNS_BLACKHOLE_METRIC) the route to a
- * container's veth: while a pod is down for its migration (its namespace
- * and veth gone with the dump), a client's new connection is dropped
- * silently and its SYN retried, reaching the pod once it runs again here
- * or the route moved, instead of failing at once on an ICMP unreachable. */
-#define EM_NETNS_BLACKHOLE_METRIC 4242
+/* Adds (on) or removes a policy-routing rule (priority
+ * EM_NETNS_BLACKHOLE_PRIORITY, before the main table) in this host's
+ * network namespace that drops every packet routed to ip/32 silently.
+ * Held while a pod is down for its migration and until its roll-back here
+ * has restored every member: without it a client's new connection fails
+ * at once on an ICMP unreachable once the pod's namespace went with the
+ * dump, and a client's packet that reaches the restored infra's namespace
+ * before its member is back is answered with a reset. Dropped, the packet
+ * is retried, and reaches the pod wherever it runs by then. */
+#define EM_NETNS_BLACKHOLE_PRIORITY 4242
 int em_netns_blackhole(const char *ip, bool on, em_error_t *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/netns.h"
 #include "container/pod.h"
 #include "util/json.h"
 #include "state/state.h"
@@ -232,6 +233,18 @@ static void route_kept(const char *dir, const json_t *spec, const char *route_ho
                               "recovery");
 }
 
+/* A pod's session that died left its service IP blackholed here
+ * (container/netns.h em_netns_blackhole); absent, nothing to do. */
+static void release_pod_ip(const json_t *spec)
+{
+        const char *ip = em_json_str(spec, "ip");
+        em_error_t e = NULL;
+
+        if (ip != NULL && em_netns_blackhole(ip, false, &e) < 0)
+                em_log_debug("%s", em_error_msg(e));
+        em_error_free(&e);
+}
+
 int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const char *container,
                             const char *route_hook, em_error_t *err)
 {
@@ -255,6 +268,8 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
                 ? em_pod_restore(cfg, pod, err) < 0
                 : em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
                 return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
+        if (em_path_exists(pod_json))
+                release_pod_ip(spec);
         route_kept(dir, spec, route_hook, "announce");
         return 0;
 }
@@ -270,6 +285,14 @@ static int drop_local(const struct em_config *cfg, const char *dir, const char *
             em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);
+        if (pod != NULL && em_path_exists(pod)) {
+                cleanup_free char *spec_path = em_path_join(dir, "spec.json");
+                cleanup_json json_t *spec = NULL;
+                em_error_t e = NULL;
+                if (spec_path != NULL && em_json_load_file(spec_path, 16u << 20, &spec, &e) == 0)
+                        release_pod_ip(spec);
+                em_error_free(&e);
+        }
         if (em_container_rm_migrated(cfg, container, err) < 0 && em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);

@@ -231,7 +231,8 @@ static int do_layers(struct pod_src *p, em_error_t *err)
         return em_fault("source.after-layers", em_conn_fd(s->conn), err);
 }
 
-/* While the pod is down (container/netns.h); best effort. */
+/* From the freeze until the pod is gone from here or restored by a
+ * roll-back (container/netns.h); best effort. */
 static void hold_ip(struct pod_src *p, bool on)
 {
         const char *ip = em_json_str(p->s.spec, "ip");
@@ -385,6 +386,7 @@ static void roll_back(struct pod_src *p)
         }
         s->checkpointed = false;
         em_report_mark(s->report, "rolled_back");
+        hold_ip(p, false); /* every member is back: let the clients in */
         if (ip != NULL && s->o->ops->route_hook(s->o->route_hook, "announce", ip, &e) < 0) {
                 em_log_error("re-announcing %s after the roll-back: %s", ip, em_error_msg(e));
                 em_error_free(&e);
