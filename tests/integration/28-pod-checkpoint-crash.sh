@@ -82,6 +82,50 @@ for point in pod.after-freeze pod.after-dump-1 pod.after-dump-2 pod.after-dump-3
 	rm -rf "$ROOT/ck"
 done
 
+# --- kill -9 while runc dumps the first member ------------------------------------
+# runc, in its own process group, goes on alone and finishes the dump;
+# recover waits for it (runc is held stopped here: recover must still be
+# waiting a second later, with the journal in place), then finds db dumped
+# with its row still "migrating" and restores it.
+runc_ckpt() { pgrep -f "^runc .* --log $ROOT/containers/db/runc.log checkpoint .* db\$"; }
+# 300000 keys of 200 bytes, so that runc's dump of db takes long enough
+# to be caught.
+em exec db redis-cli EVAL "for i = 1, 300000 do redis.call('SET', 'k' .. i, string.rep('x', 200)) end" 0 >/dev/null ||
+	fail "filling redis"
+[ "$(em exec db redis-cli DBSIZE | tr -d '\r')" -gt 300000 ] || fail "redis was not filled"
+n1=$(get)
+"$EM" --root "$ROOT" pod checkpoint web --to "$ROOT/ck" >/dev/null 2>"$ROOT/ck.err" &
+CK=$!
+for ((i = 0; i < 1000; i++)); do
+	R=$(runc_ckpt || true)
+	[ -n "$R" ] && break
+done
+[ -n "$R" ] || fail "never saw runc checkpoint db: $(cat "$ROOT/ck.err")"
+# The kill first: stopped before, runc would get SIGHUP as its process
+# group is orphaned.
+kill -9 "$CK"
+wait "$CK" 2>/dev/null || true
+kill -STOP $R
+kill -0 $R || fail "runc checkpoint db ended with the kill"
+em recover >"$ROOT/out" 2>"$ROOT/err" &
+REC=$!
+sleep 1
+kill -0 "$REC" 2>/dev/null || fail "recover did not wait for runc: $(cat "$ROOT/out" "$ROOT/err")"
+[ -e "$ROOT/pod-checkpoints/web.json" ] || fail "the journal went while runc dumped"
+kill -CONT $R
+wait "$REC" || fail "recover after kill -9: $(grep -v " info: " "$ROOT/err")"
+grep -q 'recovered 1 pod checkpoint' "$ROOT/out" || fail "recover after kill -9: $(cat "$ROOT/out")"
+[ "$(states)" = "db=running side=running web=running" ] || fail "after kill -9 and recover: $(states)"
+wait_for 10 answers || fail "kill -9: no answer after recover"
+n=$(get)
+[ "$n" -ge "$n1" ] || fail "kill -9: the counter went back: $n1 before, $n after recover"
+n1=$n
+wait_for 5 moves_on || fail "kill -9: the recovered pod does not count"
+em logs side | grep -q 'broke' && fail "kill -9: the sidecar's connection broke"
+keys=$(em exec db redis-cli DBSIZE | tr -d "\r")
+[ "$keys" -gt 300000 ] || fail "kill -9: redis lost its keys: DBSIZE $keys"
+rm -rf "$ROOT/ck"
+
 # A second recover finds nothing; the pod still checkpoints whole.
 em recover --json | python3 -c 'import json,sys; assert json.load(sys.stdin)["pods"] == 0' ||
 	fail "a second recover found pods"

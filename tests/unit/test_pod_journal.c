@@ -3,7 +3,9 @@
  * tests/integration/28-pod-checkpoint-crash.sh). A journal whose lock is
  * held is left; one a crash left is rolled back once, or dropped if its
  * checkpoint had completed; a failed roll-back keeps it for a retry; one
- * with names that are not container names is never acted on. */
+ * with names that are not container names is never acted on; a `runc
+ * checkpoint` of one of the pod's containers still running is waited
+ * for. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -28,6 +31,9 @@ struct fixture {
 
 /* What the stand-in roll-back saw, and what it answers. */
 static int rollbacks, rollback_rc;
+/* A stand-in `runc checkpoint` still running when the roll-back came. */
+static pid_t runc_pid;
+static bool runc_ran_on;
 static char rolled_dir[256], rolled_names[256];
 
 static int fake_rollback(const struct em_config *cfg, const char *dir, char **names, size_t n,
@@ -35,6 +41,8 @@ static int fake_rollback(const struct em_config *cfg, const char *dir, char **na
 {
         (void)cfg;
         rollbacks++;
+        if (runc_pid > 0)
+                runc_ran_on = waitpid(runc_pid, NULL, WNOHANG) != runc_pid;
         snprintf(rolled_dir, sizeof(rolled_dir), "%s", dir);
         rolled_names[0] = '\0';
         for (size_t i = 0; i < n; i++) {
@@ -56,6 +64,7 @@ static int setup(void **state)
         f->journal = em_path_join(f->dir, "pod-checkpoints/web.json");
         assert_int_equal(em_mkdir_p(f->ck, 0700, &err), 0);
         rollbacks = rollback_rc = 0;
+        runc_pid = 0;
         *state = f;
         return 0;
 }
@@ -168,6 +177,50 @@ static void test_completed_checkpoint_dropped(void **state)
         assert_false(em_path_exists(f->journal));
 }
 
+/* A process that looks like `runc ... --log <root>/containers/NAME/runc.log
+ * checkpoint ...` for a second. */
+static pid_t fake_runc(const struct fixture *f, const char *name)
+{
+        char log[128];
+        pid_t pid;
+
+        snprintf(log, sizeof(log), "%s/containers/%s/runc.log", f->dir, name);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                execlp("sh", "sh", "-c", "sleep 1", "runc", "--log", log, "checkpoint", name,
+                       (char *)NULL);
+                _exit(127);
+        }
+        usleep(100 * 1000); /* exec'd */
+        return pid;
+}
+
+/* Killed mid-dump, the checkpoint left runc going on: recovery waits. */
+static void test_waits_for_runc(void **state)
+{
+        struct fixture *f = *state;
+
+        close(begin(f));
+        runc_pid = fake_runc(f, "side");
+        recover(f, 1);
+        assert_int_equal(rollbacks, 1);
+        assert_false(runc_ran_on);
+}
+
+/* A runc of a container of another pod is none of its business. */
+static void test_other_runc_ignored(void **state)
+{
+        struct fixture *f = *state;
+        pid_t other = fake_runc(f, "other");
+
+        close(begin(f));
+        runc_pid = other;
+        recover(f, 1);
+        assert_true(runc_ran_on);
+        waitpid(other, NULL, 0);
+}
+
 static void journal(struct fixture *f, const char *text)
 {
         cleanup_free char *d = em_path_join(f->dir, "pod-checkpoints");
@@ -207,6 +260,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_failed_rollback_kept_for_retry, setup, teardown),
             cmocka_unit_test_setup_teardown(test_completed_checkpoint_dropped, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bad_journals_not_acted_on, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_waits_for_runc, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_other_runc_ignored, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

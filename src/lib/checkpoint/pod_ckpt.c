@@ -29,6 +29,7 @@
 struct pod_set {
         char **names;
         size_t n;
+        int journal; /* its lock (pod_journal.h), or -1 */
 };
 
 static void pod_set_free(struct pod_set *s)
@@ -401,13 +402,60 @@ static int dump_all(const struct em_config *cfg, const char *dir, const struct p
         return 0;
 }
 
+/* True if CRIU's log in dir says the dump completed. */
+static bool dump_finished(const char *dir, const char *name)
+{
+        cleanup_free char *log = sub_dir(dir, name, "criu/dump.log"), *text = NULL;
+        cleanup_error em_error_t e = NULL;
+
+        return log != NULL && em_read_file(log, 64u << 20, &text, NULL, &e) == 0 &&
+               strstr(text, "Dumping finished successfully") != NULL;
+}
+
+/* Killed while runc dumped name: runc went on alone (recovery waited for
+ * it, pod_journal.h), and the container's row still says
+ * "migrating". If its processes are gone and the dump completed, it is
+ * checkpointed as if the checkpoint had gone on; if they are gone without
+ * a complete dump, nothing can bring its state back. */
+static void adopt_dump(const struct em_config *cfg, const char *dir, const char *name)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *r = NULL;
+        cleanup_free char *status = NULL;
+        cleanup_error em_error_t e = NULL;
+        int pid = 0;
+
+        if (em_state_open(cfg->root, &st, &e) < 0 || em_state_container_get(st, name, &r, &e) < 0 ||
+            r->state != EM_CSTATE_MIGRATING || em_container_paths_init(cfg, name, &p, &e) < 0 ||
+            em_runc_state(cfg, &p, name, &status, &pid, &e) < 0 ||
+            (*status != '\0' && strcmp(status, "stopped") != 0))
+                return; /* alive (thawed next), or nothing to go by */
+        if (!dump_finished(dir, name)) {
+                em_log_error("recovery: %s's processes are gone without a complete dump in %s: "
+                             "its state is lost",
+                             name, dir);
+                return;
+        }
+        /* What save_one did not live to do: the pod's root restores it. */
+        cleanup_free char *sub = sub_dir(dir, name, NULL);
+        if (sub == NULL || chmod(sub, 0711) < 0)
+                em_log_warn("recovery: chmod %s: %s", sub ? sub : name, strerror(errno));
+        if (em_state_container_transition(st, name, EM_CSTATE_BIT(EM_CSTATE_MIGRATING),
+                                          EM_CSTATE_CHECKPOINTED, 0, NULL, &e) < 0 ||
+            em_container_release(cfg, name, &e) < 0)
+                em_log_warn("recovery: %s", em_error_msg(e));
+}
+
 /* What a crashed checkpoint left (pod_journal.h): every container already
  * dumped comes back from its images, the others are thawed. */
 static int rollback_journalled(const struct em_config *cfg, const char *dir, char **names, size_t n,
                                em_error_t *err)
 {
-        const struct pod_set s = {names, n};
+        const struct pod_set s = {names, n, -1};
 
+        for (size_t i = 0; i < n; i++)
+                adopt_dump(cfg, dir, names[i]);
         if (dump_rollback(cfg, dir, &s, n - 1, err) < 0)
                 return -1;
         remove_subdirs(dir, &s);
@@ -450,9 +498,8 @@ static int checkpoint_journalled(const struct em_config *cfg, const char *dir,
 int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *dir,
                       em_error_t *err)
 {
-        __attribute__((cleanup(pod_set_free))) struct pod_set s = {0};
+        __attribute__((cleanup(pod_set_free))) struct pod_set s = {.journal = -1};
         bool keep_journal = false;
-        int journal = -1;
         cleanup_free char *manifest = em_path_join(dir, "pod.json");
 
         if (manifest == NULL || em_path_exists(manifest))
@@ -463,13 +510,13 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
         /* The pod's root restores the members from here: let it pass. */
         if (chmod(dir, 0711) < 0)
                 return em_error_set(err, errno, "chmod %s", dir);
-        if (em_pod_journal_begin(cfg, pod, dir, s.names, &journal, err) < 0)
+        if (em_pod_journal_begin(cfg, pod, dir, s.names, &s.journal, err) < 0)
                 return em_error_wrap(err, "checkpointing pod %s", pod);
         int rc = checkpoint_journalled(cfg, dir, &s, &keep_journal, err);
         if (keep_journal)
-                close(journal);
+                close(s.journal);
         else
-                em_pod_journal_end(cfg, pod, &journal);
+                em_pod_journal_end(cfg, pod, &s.journal);
         return rc;
 }
 

@@ -112,6 +112,71 @@ static int journal_names(const json_t *j, const char *pod, char ***out, size_t *
         return 0;
 }
 
+/* True if cmdline (NUL-separated args) is a `runc ... --log LOG ...
+ * checkpoint ...`: checkpoint.c gives runc the container's own log. */
+static bool is_runc_checkpoint(const char *cmd, size_t len, const char *log)
+{
+        bool log_next = false, has_log = false, checkpoint = false;
+
+        for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
+                const char *a = cmd + i;
+                has_log = has_log || (log_next && strcmp(a, log) == 0);
+                log_next = strcmp(a, "--log") == 0;
+                checkpoint = checkpoint || strcmp(a, "checkpoint") == 0;
+        }
+        return has_log && checkpoint;
+}
+
+/* True while a `runc checkpoint` of one of names under this root runs: a
+ * checkpoint killed mid-dump leaves its runc going on alone (in its own
+ * process group), and only its outcome says whether that container was
+ * dumped (and stopped) or runs on. */
+static bool runc_dumping(const struct em_config *cfg, char **names, size_t n)
+{
+        cleanup_dir DIR *d = opendir("/proc");
+        struct dirent *de;
+
+        while (d != NULL && (de = readdir(d)) != NULL) {
+                char path[64];
+                cleanup_free char *cmd = NULL;
+                cleanup_error em_error_t e = NULL;
+                size_t len = 0;
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%.20s/cmdline", de->d_name);
+                if (em_read_file(path, 1u << 16, &cmd, &len, &e) < 0 || len == 0)
+                        continue;
+                cmd[len - 1] = '\0';
+                for (size_t i = 0; i < n; i++) {
+                        cleanup_free char *log = NULL;
+                        if (asprintf(&log, "%s/containers/%s/runc.log", cfg->root, names[i]) >= 0 &&
+                            is_runc_checkpoint(cmd, len, log))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* How long recovery waits for such a runc before it leaves the journal
+ * to the next recovery. */
+#define RUNC_WAIT_MS 60000
+
+static int wait_runc(const struct em_config *cfg, const char *pod, char **names, size_t n,
+                     em_error_t *err)
+{
+        for (int waited = 0; runc_dumping(cfg, names, n); waited += 100) {
+                if (waited >= RUNC_WAIT_MS)
+                        return em_error_set(err, EBUSY,
+                                            "runc still checkpoints a container of pod %s after "
+                                            "%d s; run `edgemig recover` once it is done",
+                                            pod, RUNC_WAIT_MS / 1000);
+                if (waited == 0)
+                        em_log_info("recovery: waiting for runc to finish a dump of pod %s", pod);
+                usleep(100 * 1000);
+        }
+        return 0;
+}
+
 static int settle(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
                   em_error_t *err)
 {
@@ -134,6 +199,8 @@ static int settle(const struct em_config *cfg, const char *path, em_pod_rollback
                 em_log_info("recovery: pod %s's checkpoint in %s had completed", pod, dir);
                 return 0;
         }
+        if (wait_runc(cfg, pod, names, n, err) < 0)
+                return -1;
         em_log_warn("recovery: pod %s's checkpoint into %s never completed; bringing the pod "
                     "back here",
                     pod, dir);

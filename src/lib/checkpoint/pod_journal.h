@@ -9,7 +9,10 @@
  * or was rolled back. Recovery (`edgemig recover`, edgemigd at start)
  * takes every journal whose lock nobody holds: the pod's checkpoint in
  * dir completed (dir/pod.json) and the journal goes, or it did not and
- * the roll-back brings the pod back here. */
+ * the roll-back brings the pod back here, once no `runc checkpoint` of
+ * the pod's containers runs any more (a kill mid-dump leaves runc going
+ * on alone; recovery waits up to a minute for it, else leaves the journal
+ * to the next recovery). */
 #ifndef EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 #define EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 
