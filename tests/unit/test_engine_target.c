@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <archive.h>
+#include <archive_entry.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1076,6 +1078,126 @@ static void test_fault_after_restore(void **state)
         forget_container(f);
 }
 
+/* ---- pod sessions (migrate/target/pod_target.h) ---- */
+
+/* HELLO mode pod for pod web with member db, the plan and its answer
+ * (no page hashes), then the layers' round. */
+static void pod_start(struct fx *f)
+{
+        json_t *p = plan(f, NAME), *ack = NULL;
+        json_t *member = json_deep_copy(json_object_get(p, "spec"));
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "pod"));
+        json_object_set_new(json_object_get(p, "spec"), "pod_infra", json_true());
+        json_object_set_new(member, "name", json_string("db"));
+        json_object_set_new(member, "pod", json_string(NAME));
+        json_object_set_new(member, "ip", json_null());
+        json_object_set_new(p, "pod",
+                            json_pack("{s:[{s:o, s:O}]}", "members", "spec", member, "image",
+                                      json_object_get(p, "image")));
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
+        assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
+        assert_null(json_object_get(ack, "hashes_from"));
+        json_decref(ack);
+        json_decref(p);
+        round_trip(f, "{\"layers_done\":true}");
+}
+
+/* A tar with one entry at path, sent as pod.tar; returns its digest. */
+static void send_pod_tar(struct fx *f, const char *path, char digest[EM_DIGEST_STR_LEN + 1])
+{
+        char tar[160];
+        struct archive *w = archive_write_new();
+        struct archive_entry *e = archive_entry_new();
+        uint64_t raw = 0;
+        em_error_t err = NULL;
+
+        snprintf(tar, sizeof(tar), "%s/pod.tar", f->dir);
+        archive_write_set_format_pax_restricted(w);
+        assert_int_equal(archive_write_open_filename(w, tar), ARCHIVE_OK);
+        archive_entry_set_pathname(e, path);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, 1);
+        archive_write_header(w, e);
+        archive_write_data(w, "X", 1);
+        archive_entry_free(e);
+        archive_write_close(w);
+        archive_write_free(w);
+        ok(em_sha256_file(tar, digest, NULL, &err));
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, tar, "pod.tar", 0, &raw, &err));
+        unlink(tar);
+}
+
+static void pod_final(struct fx *f, const char *digest)
+{
+        json_t *final = json_pack("{s:{s:s}}", "files", "pod.tar", digest);
+        em_error_t err = NULL;
+
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+}
+
+/* What a pod session refuses in its frames; each refusal leaves nothing. */
+static void test_pod_hostile_frames(void **state)
+{
+        struct fx *f = *state;
+        em_error_t err = NULL;
+
+        pod_start(f); /* an image file of another name */
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, DUMP "/core-1.img", "core-1.img", 0,
+                              &(uint64_t){0}, &err));
+        expect_abort(f, "one image file, pod.tar");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* FINAL without the tar */
+        pod_final(f, "sha256:0000000000000000000000000000000000000000000000000000000000000000");
+        expect_abort(f, "missing or does not match");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a pre-copy round */
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
+        expect_abort(f, "no pre-copy rounds");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a writable-layer frame */
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
+        expect_abort(f, "unexpected FILE_DELETE in a pod session");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
+/* A tar entry outside a container's criu/ or upper/ ends the session
+ * before any restore, and nothing of it is written. */
+static void test_pod_hostile_tar(void **state)
+{
+        struct fx *f = *state;
+        char digest[EM_DIGEST_STR_LEN + 1], escaped[160];
+
+        snprintf(escaped, sizeof(escaped), "%s/escaped", f->root);
+        pod_start(f);
+        send_pod_tar(f, "../../../escaped", digest);
+        pod_final(f, digest);
+        expect_abort(f, "refusing pod tar entry");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_false(em_path_exists(escaped));
+        assert_false(root_has(f, "restored-", "db"));
+
+        pod_start(f); /* a member's spec taken from the peer: refused */
+        send_pod_tar(f, "db/container.json", digest);
+        pod_final(f, digest);
+        expect_abort(f, "refusing pod tar entry 'db/container.json'");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1096,6 +1218,8 @@ int main(void)
             cmocka_unit_test_teardown(test_final_before_layers, test_teardown),
             cmocka_unit_test_teardown(test_faults, test_teardown),
             cmocka_unit_test_teardown(test_fault_after_restore, test_teardown),
+            cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
+            cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
