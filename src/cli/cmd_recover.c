@@ -122,15 +122,17 @@ static int recover_all(struct em_config *cfg, const struct recover_opts *r,
                        const struct em_resolve_opts *ro, em_error_t *err)
 {
         cleanup_json json_t *doubt = NULL;
-        int out = em_migrate_source_recover(cfg, ro, err);
+        /* Pods first: a pod migration's checkpoint lies in its session's
+         * staging, which the session's own recovery removes. */
+        int pods = em_pod_checkpoint_recover(cfg, err);
 
+        if (pods < 0)
+                return 1;
+        int out = em_migrate_source_recover(cfg, ro, err);
         if (out < 0)
                 return 1;
         int in = em_migrate_target_recover(cfg, 0, getenv("EDGEMIG_ROUTE_HOOK"), err);
-        if (in < 0)
-                return 1;
-        int pods = em_pod_checkpoint_recover(cfg, err);
-        if (pods < 0 || em_migrate_in_doubt(cfg, &doubt, err) < 0)
+        if (in < 0 || em_migrate_in_doubt(cfg, &doubt, err) < 0)
                 return 1;
         if (r->json) {
                 cleanup_json json_t *j = json_pack("{s:i, s:i, s:i, s:O}", "outgoing", out,

@@ -9,7 +9,9 @@
 #                      frozen;
 #   pod.after-dump-2   both members dumped, the infra frozen;
 #   pod.after-dump-3   everything dumped, pod.json not yet written.
-# After each: every container runs, the counter goes on from where it was
+# Then pod.after-dump-1 again, recovered by edgemigd's start instead, and
+# a kill -9 while runc dumps redis (recover waits for runc, then restores
+# the dumped redis). After each: every container runs, the counter goes on from where it was
 # (redis's memory came back), the sidecar's connection never broke, the
 # service IP answers (the traffic block is gone), no journal and no
 # partial checkpoint are left, and nothing leaks at the end.
@@ -18,7 +20,9 @@ set -euo pipefail
 ct_require
 ct_root
 IP=10.66.28.7
+EMD_PID=
 cleanup() {
+	[ -z "$EMD_PID" ] || kill "$EMD_PID" 2>/dev/null || true
 	"$EM" --root "$ROOT" pod rm --force web >/dev/null 2>&1 || true
 	ct_cleanup
 }
@@ -81,6 +85,27 @@ for point in pod.after-freeze pod.after-dump-1 pod.after-dump-2 pod.after-dump-3
 	em logs side | grep -q 'broke' && fail "$point: the sidecar's connection broke: $(em logs side | tail -3)"
 	rm -rf "$ROOT/ck"
 done
+
+# --- edgemigd recovers at start, as `edgemig recover` does -----------------------
+n1=$(get)
+rc=0
+EDGEMIG_FAULT=pod.after-dump-1=crash em pod checkpoint web --to "$ROOT/ck" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 113 ] || fail "pod.after-dump-1=crash before edgemigd: exit $rc"
+"$BUILD/edgemigd" --root "$ROOT" --insecure --listen "127.0.0.1:$((20000 + $$ % 20000))" \
+	>"$ROOT/emd.log" 2>&1 &
+EMD_PID=$!
+all_running() { [ "$(states)" = "db=running side=running web=running" ]; }
+wait_for 30 all_running || fail "edgemigd did not recover the pod: $(states); $(tail -5 "$ROOT/emd.log")"
+kill "$EMD_PID"
+wait "$EMD_PID" || true
+grep -q "recovery: pod web's checkpoint" "$ROOT/emd.log" || fail "edgemigd's log: $(cat "$ROOT/emd.log")"
+[ ! -e "$ROOT/pod-checkpoints/web.json" ] || fail "edgemigd left the journal"
+wait_for 10 answers || fail "no answer after edgemigd's recovery"
+n=$(get)
+[ "$n" -ge "$n1" ] || fail "edgemigd: the counter went back: $n1 before, $n after"
+n1=$n
+wait_for 5 moves_on || fail "the pod edgemigd recovered does not count"
+rm -rf "$ROOT/ck"
 
 # --- kill -9 while runc dumps the first member ------------------------------------
 # runc, in its own process group, goes on alone and finishes the dump;

@@ -240,8 +240,10 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
 
-/* At start: pods whose `edgemig pod checkpoint` died midway run again
- * (checkpoint/pod_journal.h), before restart policies look at them. */
+/* At start: pods whose checkpoint (`edgemig pod checkpoint`, a pod
+ * migration's final step) died midway run again (checkpoint/pod_journal.h),
+ * before the sessions' recovery removes their staging and before restart
+ * policies look at them. */
 static void recover_pods(const struct em_config *cfg)
 {
         cleanup_error em_error_t err = NULL;
@@ -306,9 +308,9 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     "check` for the reason",
                                     cfg->root);
         s->o.target.lazy_pages = em_features_has(f, "userfaultfd");
+        recover_pods(cfg);  /* first: a pod migration's checkpoint is in its staging */
         recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
-        recover_pods(cfg);
         cgroup_setup(s);
         return apply_restarts(s, cfg, true, err);
 }
