@@ -122,6 +122,38 @@ static void test_calibrate(void **state)
         }
 }
 
+struct staged {
+        const struct em_compress_calibration *cal;
+        int calls, n_then;
+};
+
+static void fast_done(void *arg)
+{
+        struct staged *st = arg;
+
+        st->calls++;
+        st->n_then = st->cal->n;
+}
+
+/* The fast levels are announced before the slow one is measured: the
+ * first round takes them up instead of waiting for level 19. */
+static void test_calibrate_staged(void **state)
+{
+        size_t n = 256 << 10;
+        cleanup_free uint8_t *src = malloc(n);
+        struct em_compress_calibration cal = {0};
+        struct staged st = {&cal, 0, -1};
+        em_error_t err = NULL;
+
+        (void)state;
+        fill(src, n);
+        assert_int_equal(em_compress_calibrate_staged(src, n, &cal, fast_done, &st, &err), 0);
+        assert_int_equal(st.calls, 1);
+        assert_int_equal(st.n_then, EM_COMPRESS_FAST_LEVELS);
+        assert_int_equal(cal.n, EM_COMPRESS_CAL_LEVELS);
+        assert_int_equal(cal.s[EM_COMPRESS_FAST_LEVELS].level, EM_COMPRESS_SLOW_LEVEL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -129,6 +161,7 @@ int main(void)
             cmocka_unit_test(test_roundtrip_and_strict_size),
             cmocka_unit_test(test_auto_rule),
             cmocka_unit_test(test_calibrate),
+            cmocka_unit_test(test_calibrate_staged),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -179,8 +179,31 @@ int em_zstd_decompress(em_zstd_t *z, const void *src, size_t len, void *out, siz
         return 0;
 }
 
-int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
-                          em_error_t *err)
+static int measure_level(em_zstd_t *z, int level, const void *sample, size_t len,
+                         struct em_compress_calibration *cal, em_error_t *err)
+{
+        cleanup_free uint8_t *out = NULL;
+        size_t out_len = 0, n = len;
+        double t0 = em_mono_s(), dt;
+
+        /* Every level sees the same bytes, so ratios compare; 256 KiB keep
+         * level 19 (~4 MB/s) under ~70 ms on an idle core. */
+        if (n > (256u << 10))
+                n = 256u << 10;
+        if (em_zstd_compress(z, level, sample, n, &out, &out_len, err) < 0)
+                return -1;
+        dt = em_mono_s() - t0;
+        cal->s[cal->n++] = (struct em_compress_sample){
+            .level = level,
+            .speed = (double)n / (dt > 1e-6 ? dt : 1e-6),
+            .ratio = (double)out_len / (double)n,
+        };
+        return 0;
+}
+
+int em_compress_calibrate_staged(const void *sample, size_t len,
+                                 struct em_compress_calibration *cal, void (*fast_done)(void *),
+                                 void *arg, em_error_t *err)
 {
         static const int levels[EM_COMPRESS_CAL_LEVELS] = {1, 3, 9, 19};
         cleanup_zstd em_zstd_t *z = em_zstd_new();
@@ -191,23 +214,16 @@ int em_compress_calibrate(const void *sample, size_t len, struct em_compress_cal
                 return em_error_set(err, EINVAL, "calibrating on an empty sample");
         cal->n = 0;
         for (int i = 0; i < EM_COMPRESS_CAL_LEVELS; i++) {
-                cleanup_free uint8_t *out = NULL;
-                size_t out_len = 0, n = len;
-                double t0 = em_mono_s(), dt;
-
-                /* Every level sees the same bytes, so ratios compare; 256 KiB
-                 * keep level 19 (~4 MB/s) under ~70 ms: it runs at the
-                 * request, on the handoff's clock. */
-                if (n > (256u << 10))
-                        n = 256u << 10;
-                if (em_zstd_compress(z, levels[i], sample, n, &out, &out_len, err) < 0)
+                if (levels[i] == EM_COMPRESS_SLOW_LEVEL && fast_done != NULL)
+                        fast_done(arg);
+                if (measure_level(z, levels[i], sample, len, cal, err) < 0)
                         return -1;
-                dt = em_mono_s() - t0;
-                cal->s[cal->n++] = (struct em_compress_sample){
-                    .level = levels[i],
-                    .speed = (double)n / (dt > 1e-6 ? dt : 1e-6),
-                    .ratio = (double)out_len / (double)n,
-                };
         }
         return 0;
+}
+
+int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
+                          em_error_t *err)
+{
+        return em_compress_calibrate_staged(sample, len, cal, NULL, NULL, err);
 }

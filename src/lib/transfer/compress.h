@@ -37,6 +37,15 @@ struct em_compress_calibration {
  * the real data. */
 int em_compress_calibrate(const void *sample, size_t len, struct em_compress_calibration *cal,
                           em_error_t *err);
+/* The same, calling fast_done(arg) once the fast levels (1, 3, 9) are in
+ * cal->s[0..2] and before level 19 (EM_COMPRESS_SLOW_LEVEL), which takes
+ * most of the time (0.15-0.45 s under load): from then on another thread
+ * may read those three samples while this one measures the last. */
+#define EM_COMPRESS_SLOW_LEVEL  19
+#define EM_COMPRESS_FAST_LEVELS 3
+int em_compress_calibrate_staged(const void *sample, size_t len,
+                                 struct em_compress_calibration *cal, void (*fast_done)(void *),
+                                 void *arg, em_error_t *err);
 
 /* The auto rule. Compressing, hashing and sending run as a pipeline, so
  * shipping N raw bytes at level L costs about max(N / speed_L, N * ratio_L / bw)

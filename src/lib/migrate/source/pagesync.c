@@ -553,6 +553,12 @@ static int take_page(void *ctx, uint64_t vaddr, const uint8_t *page, em_error_t 
 
 int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err)
 {
+        return em_sync_calibrate_staged(pid, cal, NULL, NULL, err);
+}
+
+int em_sync_calibrate_staged(pid_t pid, struct em_compress_calibration *cal,
+                             void (*fast_done)(void *), void *arg, em_error_t *err)
+{
         cleanup_free uint8_t *buf = malloc((size_t)SAMPLE_PAGES * EM_PAGE_SIZE);
         struct sample s = {buf, 0};
         struct em_procmem_stats st = {0};
@@ -567,5 +573,5 @@ int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t
         em_error_free(&e);
         if (s.n == 0)
                 return em_error_set(err, ENODATA, "pid %d has no memory to sample", (int)pid);
-        return em_compress_calibrate(buf, s.n * EM_PAGE_SIZE, cal, err);
+        return em_compress_calibrate_staged(buf, s.n * EM_PAGE_SIZE, cal, fast_done, arg, err);
 }

@@ -95,6 +95,10 @@ int em_sync_send_images(em_conn_t *c, struct em_sync_state *st, const char *imag
                         json_t *digests, struct em_sync_stats *stats, em_error_t *err);
 /* Measures zstd levels on a sample of pid's memory (for --compress auto). */
 int em_sync_calibrate(pid_t pid, struct em_compress_calibration *cal, em_error_t *err);
+/* The same in stages (em_compress_calibrate_staged): fast_done(arg) once
+ * the fast levels are measured, before the slow one. */
+int em_sync_calibrate_staged(pid_t pid, struct em_compress_calibration *cal,
+                             void (*fast_done)(void *), void *arg, em_error_t *err);
 
 /* The writable layer's sync state (source/upper_send.h) st owns. */
 struct em_upper_state *em_sync_state_upper(struct em_sync_state *st);

@@ -95,11 +95,19 @@ static void report_calibration(struct source *s)
         em_report_set(s->report, "compress_calibration", levels);
 }
 
+static void fast_levels_done(void *arg)
+{
+        struct source *s = arg;
+
+        atomic_store_explicit(&s->cal_fast, true, memory_order_release);
+}
+
 static void *calibrate_thread(void *arg)
 {
         struct source *s = arg;
 
-        s->cal_rc = em_sync_calibrate(s->cal_pid, &s->cal_bg, &s->cal_err);
+        s->cal_rc =
+            em_sync_calibrate_staged(s->cal_pid, &s->cal_bg, fast_levels_done, s, &s->cal_err);
         return NULL;
 }
 
@@ -153,8 +161,15 @@ void em_source_calibrate_poll(void *arg)
 {
         struct source *s = arg;
 
-        if (s->cal_running && pthread_tryjoin_np(s->cal_thread, NULL) == 0)
+        if (!s->cal_running)
+                return;
+        if (pthread_tryjoin_np(s->cal_thread, NULL) == 0) {
                 calibration_done(s);
+        } else if (s->cal.n == 0 && atomic_load_explicit(&s->cal_fast, memory_order_acquire)) {
+                /* Only the samples the thread no longer writes. */
+                memcpy(s->cal.s, s->cal_bg.s, sizeof(s->cal.s[0]) * EM_COMPRESS_FAST_LEVELS);
+                s->cal.n = EM_COMPRESS_FAST_LEVELS;
+        }
 }
 
 int em_source_compress_level(struct source *s)
@@ -173,7 +188,7 @@ static int compress_level(struct source *s)
 static int round_level(struct source *s)
 {
         em_source_calibrate_poll(s);
-        return em_compress_level(&s->o->compress, s->bandwidth, s->calibrated ? &s->cal : NULL);
+        return em_compress_level(&s->o->compress, s->bandwidth, &s->cal);
 }
 
 /* The fallback when the early calibration could not start. Best effort. */

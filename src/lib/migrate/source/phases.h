@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -52,8 +53,10 @@ struct source {
          * the handoff's critical path, into cal_bg. The first round does not
          * wait for it (level 19 alone takes 0.15-0.45 s under load, all
          * of it with the link idle): until it is done the rule has no
-         * calibration (level 1); em_source_calibrate_poll takes it up. */
+         * calibration (level 1); em_source_calibrate_poll takes up the
+         * fast levels as soon as they are measured, and all at the end. */
         struct em_compress_calibration cal_bg;
+        atomic_bool cal_fast; /* cal_bg's fast levels are measured */
         pthread_t cal_thread;
         bool cal_running;
         pid_t cal_pid;
