@@ -1096,6 +1096,10 @@ static void test_whole_migration(void **state)
          * snapshots of a thread that may skip one). */
         assert_non_null(strstr(f->progress, "done"));
         assert_true(json_array_size(json_object_get(report, "rounds")) >= 1);
+        /* Each round says at which zstd levels its pages went. */
+        json_t *r1 = json_array_get(json_object_get(report, "rounds"), 0);
+        assert_true(json_is_object(json_object_get(r1, "raw_bytes_at_level")));
+        assert_non_null(json_object_get(r1, "level_steps_down"));
         assert_int_equal(em_json_int(report, "layers_sent", -1), 3);
         json_decref(report);
 }

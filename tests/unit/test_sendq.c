@@ -58,8 +58,15 @@ static void test_order_and_content(void **state)
                                                sizeof(buf), i % 2 ? 3 : 0, &err),
                                  0);
         }
-        assert_int_equal(em_sendq_finish(&q, &err), 0);
+        struct em_sendq_stats st;
+        assert_int_equal(em_sendq_finish(&q, &st, &err), 0);
         assert_null(q);
+        /* Half went plain; the other half at 3, or 1 where the adaptive
+         * level stepped down. */
+        assert_int_equal(st.packed, N);
+        assert_int_equal(st.written, N);
+        assert_int_equal(st.raw_at[0], N / 2 * sizeof(buf));
+        assert_int_equal(st.raw_at[1] + st.raw_at[2], N / 2 * sizeof(buf));
         pthread_join(rt, &ok);
         assert_true(ok == (void *)1);
         em_conn_free(&a);
@@ -80,7 +87,7 @@ static void test_sender_error_surfaces(void **state)
         for (int i = 0; i < 16 && rc == 0; i++)
                 rc = em_sendq_push(q, EM_FRAME_PAGES_DATA, 0, 0, big, sizeof(big), 0, &err);
         em_error_free(&err);
-        assert_int_equal(em_sendq_finish(&q, &err), -1);
+        assert_int_equal(em_sendq_finish(&q, NULL, &err), -1);
         assert_non_null(err);
         em_error_free(&err);
         em_conn_free(&a);
@@ -133,7 +140,7 @@ static void test_packs_while_the_writer_waits(void **state)
         assert_int_equal(st.packed, 3);
         assert_int_equal(st.written, 0);
         assert_int_equal(pthread_create(&rt, NULL, drain_all, b), 0);
-        assert_int_equal(em_sendq_finish(&q, &err), 0);
+        assert_int_equal(em_sendq_finish(&q, NULL, &err), 0);
         em_conn_free(&a);
         assert_int_equal(pthread_join(rt, &got), 0);
         assert_int_equal((long)got, 3);

@@ -10,6 +10,17 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 
+const int em_sendq_levels[EM_SENDQ_LEVELS] = {0, 1, 3, 9, 19};
+
+static void count_level(struct em_sendq_stats *st, int level, size_t len)
+{
+        int i = EM_SENDQ_LEVELS - 1;
+
+        while (i > 0 && em_sendq_levels[i] > level)
+                i--;
+        st->raw_at[i] += len;
+}
+
 struct item {
         uint16_t type, flags;
         uint32_t stream;
@@ -55,6 +66,7 @@ static int pack_item(em_sendq_t *q, struct item *it, size_t ahead, bool waiting,
 
         if (em_conn_pack(q->z, level, it->buf, it->len, &it->p, err) < 0)
                 return -1;
+        it->level = level; /* what it was packed at, for the stats */
         if (it->p.compress_ns > 0)
                 em_zadapt_record(&q->za, it->len, (double)it->p.compress_ns / 1e9);
         return 0;
@@ -83,6 +95,8 @@ static void *packer(void *arg)
                 q->npacked++;
                 q->packed_bytes += it->p.len;
                 q->stats.packed++;
+                count_level(&q->stats, rc == 0 && !failed ? it->level : 0, it->len);
+                q->stats.steps_down = q->za.down;
                 pthread_cond_broadcast(&q->cond);
         }
         pthread_mutex_unlock(&q->lock);
@@ -205,14 +219,18 @@ void em_sendq_stats(em_sendq_t *q, struct em_sendq_stats *out)
         pthread_mutex_unlock(&q->lock);
 }
 
-int em_sendq_finish(em_sendq_t **qp, em_error_t *err)
+int em_sendq_finish(em_sendq_t **qp, struct em_sendq_stats *st, em_error_t *err)
 {
         em_sendq_t *q = *qp;
         int rc = 0;
 
+        if (st != NULL)
+                memset(st, 0, sizeof(*st));
         if (q == NULL)
                 return 0;
         stop_threads(q);
+        if (st != NULL)
+                *st = q->stats;
         if (q->za.down > 0)
                 em_log_info("compression stepped down %lu times to keep the link busy "
                             "(level %d at the end)",

@@ -212,11 +212,11 @@ static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *e
 }
 
 /* Ends a pipeline: the sender's error, if any, wins over rc's. */
-static int end_pipeline(em_sendq_t **q, int rc, em_error_t *err)
+static int end_pipeline(em_sendq_t **q, int rc, struct em_sendq_stats *qs, em_error_t *err)
 {
         em_error_t qerr = NULL;
 
-        if (em_sendq_finish(q, &qerr) < 0) {
+        if (em_sendq_finish(q, qs, &qerr) < 0) {
                 em_error_move(err, &qerr);
                 return -1;
         }
@@ -246,7 +246,7 @@ static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state
         if (em_sendq_start(c, PIPELINE_DEPTH, &p->ctx.q, err) < 0)
                 return -1;
         if (em_delta_enc_init(&p->enc, st->known, DELTA_CHUNK, emit_pages_data, &p->ctx, err) < 0)
-                return end_pipeline(&p->ctx.q, -1, err);
+                return end_pipeline(&p->ctx.q, -1, NULL, err);
         p->enc.shadow = st->shadow;
         return 0;
 }
@@ -254,11 +254,17 @@ static int pipeline_begin(struct pipeline *p, em_conn_t *c, struct em_sync_state
 /* Flushes (if rc is 0), counts, and waits for the sender. */
 static int pipeline_end(struct pipeline *p, int rc, em_error_t *err)
 {
+        struct em_sendq_stats qs;
+
         if (rc == 0)
                 rc = em_delta_enc_flush(&p->enc, err);
         add_delta_stats(p->ctx.stats, &p->enc.st);
         em_delta_enc_free(&p->enc);
-        return end_pipeline(&p->ctx.q, rc, err);
+        rc = end_pipeline(&p->ctx.q, rc, &qs, err);
+        for (int i = 0; i < EM_SENDQ_LEVELS; i++)
+                p->ctx.stats->raw_at_level[i] += qs.raw_at[i];
+        p->ctx.stats->level_steps_down += qs.steps_down;
+        return rc;
 }
 
 /* Pushes the memory of pids: with use_left, of each process only the

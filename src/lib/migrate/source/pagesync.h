@@ -20,6 +20,7 @@
 #include "delta/pages.h"
 #include "transfer/compress.h"
 #include "transfer/conn.h"
+#include "transfer/sendq.h"
 #include "util/config.h"
 #include "util/error.h"
 
@@ -30,6 +31,10 @@ struct em_sync_stats {
         uint64_t files_sent, files_deleted;
         uint64_t raw_bytes;  /* payload bytes handed to the connection */
         uint64_t pages_read; /* pages the pushes read from the processes */
+        /* Raw page bytes at each zstd level (em_sendq_levels), and how often
+         * the sender stepped the level down to keep the link busy. */
+        uint64_t raw_at_level[EM_SENDQ_LEVELS];
+        uint64_t level_steps_down;
 };
 
 /* Source side: the sender's record of the target's pages. */

@@ -270,6 +270,24 @@ static int end_round(struct source *s, unsigned n, int64_t t0, uint64_t w0, uint
         return em_source_round_echo(s, err);
 }
 
+/* Which zstd levels the round's pages went at (raw bytes per level), and
+ * how often the sender stepped down to keep the link busy. */
+static void report_levels(struct source *s, const struct em_sync_stats *st)
+{
+        json_t *lv = json_object();
+        char key[8];
+
+        for (int i = 0; i < EM_SENDQ_LEVELS; i++) {
+                if (st->raw_at_level[i] == 0)
+                        continue;
+                snprintf(key, sizeof(key), "%d", em_sendq_levels[i]);
+                json_object_set_new(lv, key, json_integer((json_int_t)st->raw_at_level[i]));
+        }
+        em_report_round_set(s->report, "raw_bytes_at_level", lv);
+        em_report_round_set(s->report, "level_steps_down",
+                            json_integer((json_int_t)st->level_steps_down));
+}
+
 static void report_round(struct source *s, unsigned n, const struct em_sync_stats *st,
                          uint64_t wire, int64_t ms)
 {
@@ -277,6 +295,7 @@ static void report_round(struct source *s, unsigned n, const struct em_sync_stat
         em_report_round_set(s->report, "pages_xor", json_integer((json_int_t)st->pages_xor));
         em_report_round_set(s->report, "pages_zblock", json_integer((json_int_t)st->pages_zblock));
         em_report_round_set(s->report, "pages_read", json_integer((json_int_t)st->pages_read));
+        report_levels(s, st);
         em_report_add_bytes(s->report, st->raw_bytes, 0);
         em_log_info("round %u: %llu pages, %llu files, %llu bytes on the wire in %lld ms", n,
                     (unsigned long long)st->pages_sent, (unsigned long long)st->files_sent,
