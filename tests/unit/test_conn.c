@@ -147,6 +147,25 @@ static void test_bwmeter(void **state)
         assert_true(em_bwmeter_rate(&m, t2 + 5000000000ll) == 0);
 }
 
+/* A handshake's few kilobytes over its round trips make a "rate" of
+ * kilobytes per second; with a minimum of bytes it is no estimate. */
+static void test_bwmeter_min_bytes(void **state)
+{
+        struct em_bwmeter m;
+        int64_t t = 1000000000;
+
+        (void)state;
+        em_bwmeter_init(&m, 2000);
+        for (int i = 0; i < 5; i++)
+                em_bwmeter_add(&m, t + (int64_t)i * 40000000, 1000);
+        assert_true(em_bwmeter_rate(&m, t + 160000000) > 0);
+        assert_true(em_bwmeter_rate_min(&m, t + 160000000, 256 << 10) == 0);
+        for (int i = 5; i < 40; i++)
+                em_bwmeter_add(&m, t + (int64_t)i * 40000000, 100000);
+        double r = em_bwmeter_rate_min(&m, t + 39 * 40000000ll, 256 << 10);
+        assert_true(r > 2.0e6 && r < 2.6e6);
+}
+
 static void *recv_thread(void *arg)
 {
         em_conn_t *c = arg;
@@ -354,6 +373,7 @@ int main(void)
             cmocka_unit_test(test_bwmeter),
             cmocka_unit_test(test_stats_while_a_reader_waits),
             cmocka_unit_test(test_packed_roundtrip),
+            cmocka_unit_test(test_bwmeter_min_bytes),
             cmocka_unit_test(test_rate_while_a_send_waits),
             cmocka_unit_test(test_hostport),
             cmocka_unit_test(test_tcp),

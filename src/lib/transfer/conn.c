@@ -68,6 +68,11 @@ void em_bwmeter_add(struct em_bwmeter *m, int64_t now_ns, uint64_t bytes)
 
 double em_bwmeter_rate(const struct em_bwmeter *m, int64_t now_ns)
 {
+        return em_bwmeter_rate_min(m, now_ns, 0);
+}
+
+double em_bwmeter_rate_min(const struct em_bwmeter *m, int64_t now_ns, uint64_t min_bytes)
+{
         uint64_t bytes = 0;
         int64_t oldest = 0;
         unsigned n = 0;
@@ -83,7 +88,7 @@ double em_bwmeter_rate(const struct em_bwmeter *m, int64_t now_ns)
                 oldest = m->slot[idx].t_ns;
                 n++;
         }
-        if (n < 2 || now_ns <= oldest)
+        if (n < 2 || now_ns <= oldest || bytes < min_bytes)
                 return 0;
         return (double)bytes * 1e9 / (double)(now_ns - oldest);
 }
@@ -500,10 +505,15 @@ void em_conn_set_max_rate(em_conn_t *c, uint64_t bits_per_s)
 
 double em_conn_send_rate(em_conn_t *c)
 {
+        return em_conn_send_rate_min(c, 0);
+}
+
+double em_conn_send_rate_min(em_conn_t *c, uint64_t min_bytes)
+{
         double r;
 
         pthread_mutex_lock(&c->st_lock);
-        r = em_bwmeter_rate(&c->bw, em_mono_ns());
+        r = em_bwmeter_rate_min(&c->bw, em_mono_ns(), min_bytes);
         pthread_mutex_unlock(&c->st_lock);
         return r;
 }

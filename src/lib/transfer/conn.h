@@ -49,6 +49,8 @@ void em_bwmeter_add(struct em_bwmeter *m, int64_t now_ns, uint64_t bytes);
 /* Bytes per second over the samples inside the window ending at now_ns; 0
  * until there are two samples spanning some time. */
 double em_bwmeter_rate(const struct em_bwmeter *m, int64_t now_ns);
+/* The same, 0 unless the window holds at least min_bytes. */
+double em_bwmeter_rate_min(const struct em_bwmeter *m, int64_t now_ns, uint64_t min_bytes);
 
 struct em_conn_stats {
         uint64_t frames_out, frames_in;
@@ -128,6 +130,9 @@ void em_conn_set_max_rate(em_conn_t *c, uint64_t bits_per_s);
 /* Outgoing wire throughput (bytes/s) over the meter's window (default 2 s).
  * Never waits for a send in progress. */
 double em_conn_send_rate(em_conn_t *c);
+/* The same, 0 unless the window holds at least min_bytes (a handshake's
+ * few kilobytes say nothing about the link). */
+double em_conn_send_rate_min(em_conn_t *c, uint64_t min_bytes);
 
 /* Backend helpers. TCP_NODELAY on the connection's socket (ENOTSUP, as on
  * a socketpair, is no error): a set_nodelay for any socket backend. */

@@ -1,11 +1,7 @@
 #include "transfer/zadapt.h"
 
 #include <linux/sockios.h>
-#include <linux/tcp.h>
-#include <netinet/in.h>
-#include <stddef.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 
 /* The rungs the level moves on: the calibrated levels (compress.c). */
 static const int rungs[] = {1, 3, 9, 19};
@@ -59,25 +55,9 @@ void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s)
                 a->s_per_byte = compress_s / (double)len;
 }
 
-/* TCP's own estimate of the rate the path delivers (its last rate sample,
- * from ACKs: a burst drains at the bottleneck's rate even when the sender
- * idles between bursts); 0 where there is none (not TCP). */
-static double delivery_rate(em_conn_t *c)
-{
-        struct tcp_info ti;
-        socklen_t len = sizeof(ti);
-
-        if (getsockopt(em_conn_fd(c), IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
-            len < offsetof(struct tcp_info, tcpi_delivery_rate) + sizeof(ti.tcpi_delivery_rate))
-                return 0;
-        return (double)ti.tcpi_delivery_rate;
-}
-
 double em_zadapt_link_rate(em_conn_t *c)
 {
-        double sent = em_conn_send_rate(c), tcp = delivery_rate(c);
-
-        return tcp > sent ? tcp : sent;
+        return em_conn_send_rate_min(c, EM_ZADAPT_RATE_MIN_BYTES);
 }
 
 double em_zadapt_drain_s(em_conn_t *c, size_t ahead)

@@ -31,12 +31,16 @@ struct em_zadapt {
 int em_zadapt_next(struct em_zadapt *a, int cap, size_t len, double drain_s, bool waiting);
 /* Records that the last frame's len raw bytes took compress_s to compress. */
 void em_zadapt_record(struct em_zadapt *a, size_t len, double compress_s);
-/* The rate c's link carries when it is busy (bytes/s; 0: unknown): the
- * larger of what was sent over the last seconds and TCP's delivery-rate
- * estimate. The send rate alone is what a starved link carried: a sender
- * slowed by its compressor measured a slow "link", which made the level
- * rule pick a stronger, slower level (redis at 20 Mbit/s: level 19, 14 s
- * at 20 % of the link). */
+/* The rate of c's link (bytes/s; 0: unknown): what was sent over the last
+ * seconds, once that is at least EM_ZADAPT_RATE_MIN_BYTES. The send meter
+ * at the start of a round holds only the handshake's few kilobytes, spread
+ * over its round trips: a "link" of kilobytes per second, for which the
+ * level rule chose level 19, whose compression then starved the link and
+ * kept the measured rate low (redis at 20 Mbit/s: 11-16 s rounds at 15-20 %
+ * of the link). Unknown, the rule takes level 1, which never starves it.
+ * (TCP's delivery-rate samples were tried in its place: they run above a
+ * tbf link, and the rule then sent whole chunks uncompressed.) */
+#define EM_ZADAPT_RATE_MIN_BYTES (256u << 10)
 double em_zadapt_link_rate(em_conn_t *c);
 /* Seconds until the link idles unless more is compressed: what c's socket
  * still holds (unsent, or sent and in the queues before the bottleneck, not

@@ -192,8 +192,8 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
 
 /* The level for the next chunk: a long transfer starts before the link is
  * measured, so the choice is revisited as the link's rate becomes known
- * (its rate when busy: what a starved link carried would ask for a
- * stronger level and starve it further). */
+ * (em_zadapt_link_rate: unknown until enough was sent, not the handshake's
+ * trickle, which would ask for a strong level and starve the link). */
 static int chunk_level(const struct emit_ctx *e)
 {
         if (e->st->copt == NULL)
