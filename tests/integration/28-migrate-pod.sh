@@ -10,8 +10,8 @@
 # namespace, mount or staging of it. Then the
 # pod moves host 1 -> 2 -> 1: neither client sees an error, a key written
 # before each hop is there after it, the counter never goes back, the
-# sidecar's connection to redis survives, and the pod never runs on two
-# hosts at once.
+# sidecar's connection to redis survives, its log goes with it, and the
+# pod never runs on two hosts at once.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 mig_setup 2 busybox redis
@@ -30,7 +30,8 @@ while :; do
 done'
 h 1 pod create --ip "$IP" web >/dev/null || fail "pod create"
 h 1 run --pod web --name db redis >/dev/null || fail "run db"
-h 1 run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+h 1 run --pod web --name side busybox sh -c "echo sidecar-started-on-1; $SIDECAR" >/dev/null ||
+	fail "run side"
 mig_announce "$IP" 1
 
 get() { on_client curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }
@@ -134,6 +135,8 @@ PY
 	[ -z "$(leftovers "$1")" ] || fail "host $1 kept parts of the pod: $(leftovers "$1")"
 	[ "$(redis GET "before-$1-$2")" = '$3' ] || fail "the key written before $1 -> $2 is gone"
 	wait_for 10 answers || fail "the sidecar does not answer after $1 -> $2"
+	h "$2" logs side | grep -q sidecar-started-on-1 ||
+		fail "the sidecar's log did not move to host $2: $(h "$2" logs side | tail -3)"
 done
 mig_assert_single
 

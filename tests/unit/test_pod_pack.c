@@ -76,6 +76,7 @@ static void round_trip(void **state)
         put(src, "db/container.json", "{}"); /* written by the target, not sent */
         put(src, "web/criu/core-1.img", "core");
         put(src, "web/upper/.keep", "");
+        put(src, "web/log", "a line\n");
         link = em_path_join(src, "db/upper/data/l");
         assert_int_equal(symlink("/etc/passwd", link), 0);
         assert_int_equal(em_pod_pack(src, names, tar, &err), 0);
@@ -86,6 +87,9 @@ static void round_trip(void **state)
         assert_string_equal(b = get(dst, "db/upper/data/dump.rdb"), "REDIS");
         assert_string_equal(c = get(dst, "web/criu/core-1.img"), "core");
         assert_null(get(dst, "db/container.json"));
+        cleanup_free char *wl = get(dst, "web/log");
+        assert_string_equal(wl, "a line\n");
+        assert_null(get(dst, "db/log")); /* none to send */
         cleanup_free char *dl = em_path_join(dst, "db/upper/data/l");
         assert_true(readlink(dl, target, sizeof(target) - 1) > 0);
         assert_string_equal(target, "/etc/passwd");
@@ -191,6 +195,9 @@ static void hostile_paths(void **state)
         REFUSED("not under", E("db/bundle/config.json", AE_IFREG));
         REFUSED("not under", E("db", AE_IFDIR));
         REFUSED("not under", E("", AE_IFREG));
+        REFUSED("not under", E("db/log/x", AE_IFREG));
+        REFUSED("its type", EL("db/log", AE_IFLNK, "/etc/shadow"));
+        REFUSED("not under", E("db/log", AE_IFDIR)); /* tar writes "db/log/" */
 }
 
 static void hostile_types(void **state)

@@ -85,7 +85,7 @@ static int pack_tree(struct archive *w, const char *dir, const char *rel, em_err
 int em_pod_pack(const char *dir, char *const *names, const char *out, em_error_t *err)
 {
         cleanup_archive struct archive *w = archive_write_new();
-        static const char *const parts[] = {"criu", "upper"};
+        static const char *const parts[] = {"criu", "upper", EM_POD_PACK_LOG};
         char rel[PATH_MAX];
 
         if (w == NULL)
@@ -94,8 +94,11 @@ int em_pod_pack(const char *dir, char *const *names, const char *out, em_error_t
             archive_write_open_filename(w, out) != ARCHIVE_OK)
                 return archive_fail(w, out, err);
         for (size_t i = 0; names[i] != NULL; i++) {
-                for (size_t k = 0; k < 2; k++) {
+                for (size_t k = 0; k < 3; k++) {
                         snprintf(rel, sizeof(rel), "%s/%s", names[i], parts[k]);
+                        cleanup_free char *full = em_path_join(dir, rel);
+                        if (k == 2 && full != NULL && !em_path_exists(full))
+                                continue; /* no log */
                         if (pack_tree(w, dir, rel, err) < 0)
                                 return em_error_wrap(err, "packing %s", rel);
                 }
@@ -113,11 +116,18 @@ static bool in_list(char *const *names, const char *s, size_t len)
         return false;
 }
 
-/* <name>/criu or <name>/upper, then plain components. */
-static bool path_ok(const char *p, char *const *names)
+static bool is(const char *c, size_t len, const char *word)
+{
+        return strlen(word) == len && memcmp(c, word, len) == 0;
+}
+
+/* <name>/criu or <name>/upper, then plain components; or <name>/log,
+ * which must be a regular file (*log). */
+static bool path_ok(const char *p, char *const *names, bool *log)
 {
         size_t n = 0;
 
+        *log = false;
         if (p == NULL || *p == '\0' || *p == '/' || strlen(p) > EM_POD_PACK_MAX_PATH)
                 return false;
         for (const char *c = p; *c != '\0'; n++) {
@@ -127,8 +137,8 @@ static bool path_ok(const char *p, char *const *names)
                         return false;
                 if (n == 0 && !in_list(names, c, len))
                         return false;
-                if (n == 1 && !((len == 4 && memcmp(c, "criu", 4) == 0) ||
-                                (len == 5 && memcmp(c, "upper", 5) == 0)))
+                if (n == 1 && !is(c, len, "criu") && !is(c, len, "upper") &&
+                    !(*log = is(c, len, EM_POD_PACK_LOG) && *end == '\0'))
                         return false;
                 /* A directory's name may end in one '/' (as tar writes it). */
                 c = *end == '/' ? end + 1 : end;
@@ -168,13 +178,15 @@ static bool xattrs_ok(struct archive_entry *e)
 static int check_entry(struct archive_entry *e, char *const *names, em_error_t *err)
 {
         const char *p = archive_entry_pathname(e);
+        bool log;
 
-        if (!path_ok(p, names))
+        if (!path_ok(p, names, &log))
                 return em_error_set(err, EPERM,
                                     "refusing pod tar entry '%.200s': not under a "
-                                    "member's criu/ or upper/",
+                                    "member's criu/ or upper/, nor its log",
                                     p ? p : "(none)");
-        if (archive_entry_hardlink(e) != NULL || !type_ok(e))
+        if (archive_entry_hardlink(e) != NULL || !type_ok(e) ||
+            (log && archive_entry_filetype(e) != AE_IFREG))
                 return em_error_set(err, EPERM, "refusing pod tar entry '%.200s': its type", p);
         if (!xattrs_ok(e))
                 return em_error_set(err, EPERM,

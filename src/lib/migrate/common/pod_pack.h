@@ -7,9 +7,15 @@
  * specs its policy checked, so nothing the peer sends decides what runs
  * besides the images it validates as for any container.
  *
+ * Each container's log travels too, as <container>/log (a regular file)
+ * when DIR/<container>/log exists: the source links the container's log
+ * there after the checkpoint, and the target installs it as the
+ * container's log before the restore's forwarder appends to it.
+ *
  * The tar is pax (numeric owners, xattrs, 0/0 whiteout devices). The
  * unpacker takes it from a peer that may send anything: every entry must
- * lie under <one of the named containers>/criu or /upper, with no "." or
+ * lie under <one of the named containers>/criu or /upper (or be its log),
+ * with no "." or
  * ".." component and no absolute or over-long path; it may be a regular
  * file, directory, symlink (extracted without following any), FIFO or a
  * 0/0 character device (an overlay whiteout), never a hard link, another
@@ -23,6 +29,7 @@
 
 #define EM_POD_PACK_MAX_ENTRIES (1u << 20)
 #define EM_POD_PACK_MAX_PATH    4096
+#define EM_POD_PACK_LOG         "log"
 
 /* Writes the tar of dir/<name>/criu and dir/<name>/upper for each of the
  * NULL-terminated names into out (created, mode 0600). Sockets are left

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
@@ -247,6 +248,24 @@ static void hold_ip(struct pod_src *p, bool on)
         em_error_free(&e);
 }
 
+/* Each container's log, complete now, goes with the pod (pod_pack.h):
+ * linked into the checkpoint, not copied. Best effort: a log that cannot
+ * be linked stays here, and the target's starts empty. */
+static void link_logs(struct pod_src *p)
+{
+        for (size_t i = 0; i < p->n; i++) {
+                cleanup_container_paths struct em_container_paths cp = {0};
+                cleanup_free char *d = em_path_join(p->ck, p->names[i]);
+                cleanup_free char *to = d ? em_path_join(d, EM_POD_PACK_LOG) : NULL;
+                em_error_t e = NULL;
+                if (to == NULL || em_container_paths_init(p->s.cfg, p->names[i], &cp, &e) < 0 ||
+                    (link(cp.log, to) < 0 && errno != ENOENT))
+                        em_log_warn("the log of %s stays here: %s", p->names[i],
+                                    e ? em_error_msg(e) : strerror(errno));
+                em_error_free(&e);
+        }
+}
+
 /* One freeze for the pod, dumped into the session's staging (the kept
  * checkpoint of a roll-back), then the tar of its criu/ and upper/ trees. */
 static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
@@ -263,6 +282,7 @@ static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
         if (em_journal_write(s->workdir, "final", s->name, err) < 0 ||
             em_fault("source.after-checkpoint", em_conn_fd(s->conn), err) < 0)
                 return -1;
+        link_logs(p);
         return em_pod_pack(p->ck, p->names, tar, err);
 }
 

@@ -378,12 +378,34 @@ static void remove_rows(const struct em_pod_target *pt, char **names)
         }
         for (size_t i = 0; names[i] != NULL; i++) {
                 cleanup_container_rec struct em_container_rec *r = NULL;
-                if (em_state_container_get(st, names[i], &r, &e) == 0 &&
-                    em_container_rm(pt->cfg, names[i], true, &e) < 0)
+                bool row = em_state_container_get(st, names[i], &r, &e) == 0;
+                em_error_free(&e);
+                /* A member never restored has only the log staged for it. */
+                if ((row                    ? em_container_rm(pt->cfg, names[i], true, &e)
+                     : names[i + 1] != NULL ? em_container_remove_files(pt->cfg, names[i], &e)
+                                            : 0) < 0)
                         em_log_error("session %s: removing %s: %s", pt->session, names[i],
                                      em_error_msg(e));
                 em_error_free(&e);
         }
+}
+
+/* The source's log of a container, as its log here before the restore's
+ * forwarder appends to it (checkpoint/pod_member.h, logger.c: O_APPEND). */
+static int install_log(const struct em_pod_target *pt, const char *ck, const char *name,
+                       em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        cleanup_free char *d = em_path_join(ck, name);
+        cleanup_free char *log = d ? em_path_join(d, EM_POD_PACK_LOG) : NULL;
+
+        if (log == NULL || em_container_paths_init(pt->cfg, name, &p, err) < 0)
+                return log ? -1 : em_error_set(err, ENOMEM, "log");
+        if (!em_path_exists(log))
+                return 0;
+        if ((mkdir(p.dir, 0700) < 0 && errno != EEXIST) || rename(log, p.log) < 0)
+                return em_error_set(err, errno, "installing the log of %s", name);
+        return 0;
 }
 
 static int chmod_parent(const char *dir)
@@ -415,7 +437,12 @@ static int unpack(const struct em_pod_target *pt, const struct pod_plan *pp, con
         if (em_pod_unpack(fd, ck, pp->names, err) < 0)
                 return -1;
         unlink(tar); /* unpacked: its space back before the restore */
-        return write_meta(pt->cfg, ck, pp, err);
+        if (write_meta(pt->cfg, ck, pp, err) < 0)
+                return -1;
+        for (size_t i = 0; pp->names[i] != NULL; i++)
+                if (install_log(pt, ck, pp->names[i], err) < 0)
+                        return -1;
+        return 0;
 }
 
 /* `pod restore`, under the decision lock: an OUTCOME request waits and
@@ -431,8 +458,10 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
 
         if (ck == NULL)
                 return em_error_set(err, ENOMEM, "pod checkpoint");
-        if (unpack(pt, pp, ck, err) < 0)
+        if (unpack(pt, pp, ck, err) < 0) {
+                remove_rows(pt, pp->names);
                 return em_error_wrap(err, "staging pod %s", pt->pod);
+        }
         json_object_set_new(timing, "verify_ms", json_integer(em_mono_ms() - t0));
         t0 = em_mono_ms();
         if (em_fault("target.before-restore", em_conn_fd(pt->conn), err) < 0 ||
