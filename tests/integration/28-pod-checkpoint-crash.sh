@@ -19,7 +19,7 @@ set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
 ct_require
 ct_root
-IP=10.66.28.7
+IP=10.66.28.17
 EMD_PID=
 cleanup() {
 	[ -z "$EMD_PID" ] || kill "$EMD_PID" 2>/dev/null || true

@@ -245,6 +245,20 @@ static void release_pod_ip(const json_t *spec)
         em_error_free(&e);
 }
 
+/* The same for the pod session kept in dir (its pod/ and spec.json). */
+static void release_session_pod_ip(const char *dir)
+{
+        cleanup_free char *pod = em_path_join(dir, "pod");
+        cleanup_free char *spec_path = em_path_join(dir, "spec.json");
+        cleanup_json json_t *spec = NULL;
+        em_error_t e = NULL;
+
+        if (pod != NULL && spec_path != NULL && em_path_exists(pod) &&
+            em_json_load_file(spec_path, 16u << 20, &spec, &e) == 0)
+                release_pod_ip(spec);
+        em_error_free(&e);
+}
+
 int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const char *container,
                             const char *route_hook, em_error_t *err)
 {
@@ -285,14 +299,7 @@ static int drop_local(const struct em_config *cfg, const char *dir, const char *
             em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);
-        if (pod != NULL && em_path_exists(pod)) {
-                cleanup_free char *spec_path = em_path_join(dir, "spec.json");
-                cleanup_json json_t *spec = NULL;
-                em_error_t e = NULL;
-                if (spec_path != NULL && em_json_load_file(spec_path, 16u << 20, &spec, &e) == 0)
-                        release_pod_ip(spec);
-                em_error_free(&e);
-        }
+        release_session_pod_ip(dir);
         if (em_container_rm_migrated(cfg, container, err) < 0 && em_error_status(*err) != ENOENT)
                 return -1;
         em_error_free(err);
@@ -354,8 +361,9 @@ static int fence_target(const char *dir, const char *container, const struct em_
 /* An outgoing session whose edgemig process died. Committed (the target
  * acknowledged): drop our copy. "final" (written with the checkpoint):
  * settle with the target. "checkpointed" (a journal of an older version,
- * written before FINAL could leave): restore here. Earlier: the container
- * still runs here. */
+ * written before FINAL could leave), or a pod's complete checkpoint
+ * without "final": restore here. Earlier: the container still runs here
+ * (a pod's, brought back by em_pod_checkpoint_recover first). */
 static int recover_outgoing(const struct em_config *cfg, const char *dir, const char *container,
                             void *ud, em_error_t *err)
 {
@@ -370,11 +378,16 @@ static int recover_outgoing(const struct em_config *cfg, const char *dir, const 
                         return -1;
         } else if (em_journal_has(dir, "final")) {
                 return settle_outgoing(cfg, dir, container, ro, err);
-        } else if (em_journal_has(dir, "checkpointed")) {
+        } else if (em_journal_has(dir, "checkpointed") || em_journal_has(dir, "pod/pod.json")) {
+                /* (A pod's checkpoint completed before "final" was
+                 * journalled: FINAL never left either.) */
                 if (em_journal_restore_kept(cfg, dir, container, ro->route_hook, err) < 0)
                         return -1;
         } else {
+                /* A pod's checkpoint that died midway was rolled back
+                 * before (checkpoint/pod_journal.h); its IP was held. */
                 release_migrating(cfg, container);
+                release_session_pod_ip(dir);
         }
         return em_rm_rf(dir, err) < 0 ? -1 : 1;
 }
