@@ -312,6 +312,40 @@ static void test_late_calibration_is_taken_up(void **state)
         em_sync_state_set_compress(f->st, NULL, NULL, NULL, NULL);
 }
 
+/* Before the connection has sent enough to measure the link, the level
+ * comes from the last measurement (a recent migration's, or the last
+ * round's) if there is one, not level 1 for every chunk queued meanwhile. */
+static void test_bandwidth_hint_before_the_link_is_measured(void **state)
+{
+        struct fx *f = *state;
+        static const struct em_compress_opt opt = {EM_COMPRESS_AUTO, 0};
+        static const struct em_compress_calibration cal = {
+            4, {{1, 400e6, 0.5}, {3, 300e6, 0.4}, {9, 40e6, 0.1}, {19, 1e6, 0.09}}};
+        double hint = 2.5e6; /* 20 Mbit/s: level 9 wins */
+        struct em_sync_stats s;
+        uint64_t left = 0;
+        em_error_t err = NULL;
+
+        push(f, true);       /* everything: the target holds it now */
+        usleep(2200 * 1000); /* past the send meter's window: no link rate */
+        em_sync_state_set_compress(f->st, &opt, &cal, NULL, NULL);
+        child_dirty(&f->ch);
+        assert_int_equal(em_sync_dirty_scan(f->st, &f->ch.pid, 1, &left, &err), 0);
+        s = push(f, true); /* a few pages: still no rate */
+        assert_true(s.raw_at_level[1] > 0);
+        assert_int_equal(s.raw_at_level[3], 0);
+        em_sync_state_set_bandwidth_hint(f->st, &hint);
+        child_dirty(&f->ch);
+        assert_int_equal(em_sync_dirty_scan(f->st, &f->ch.pid, 1, &left, &err), 0);
+        s = push(f, true);
+        /* Level 9 is the cap; the adaptive level may step below it where
+         * compression is slow (a sanitizer build). */
+        assert_true(s.raw_at_level[3] + s.raw_at_level[2] > 0);
+        assert_true(s.raw_at_level[1] == 0 || s.level_steps_down > 0);
+        em_sync_state_set_bandwidth_hint(f->st, NULL);
+        em_sync_state_set_compress(f->st, NULL, NULL, NULL, NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -320,6 +354,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_full_push_drops_the_list, setup, teardown),
             cmocka_unit_test_setup_teardown(test_push_left_unknown_pid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_late_calibration_is_taken_up, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bandwidth_hint_before_the_link_is_measured, setup,
+                                            teardown),
             cmocka_unit_test(test_dump_bytes_count_shared_once),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@ struct em_sync_state {
         const struct em_compress_calibration *ccal;
         void (*crefresh)(void *arg);
         void *crefresh_arg;
+        const double *bw_hint; /* bytes/s; NULL or <= 0: none */
         struct em_upper_state *upper;
         struct em_shadow *shadow;     /* owned; NULL: changed pages travel whole */
         bool frozen_pushed;           /* the target got the frozen memory */
@@ -190,6 +191,11 @@ void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compre
         st->crefresh_arg = arg;
 }
 
+void em_sync_state_set_bandwidth_hint(struct em_sync_state *st, const double *bps)
+{
+        st->bw_hint = bps;
+}
+
 /* The level for the next chunk: a long transfer starts before the link is
  * measured, so the choice is revisited as the link's rate becomes known
  * (em_zadapt_link_rate: unknown until enough was sent, not the handshake's
@@ -198,9 +204,13 @@ static int chunk_level(const struct emit_ctx *e)
 {
         if (e->st->copt == NULL)
                 return e->level;
+        double bw = em_zadapt_link_rate(e->c);
+
         if (e->st->crefresh != NULL)
                 e->st->crefresh(e->st->crefresh_arg);
-        return em_compress_level(e->st->copt, em_zadapt_link_rate(e->c), e->st->ccal);
+        if (bw <= 0 && e->st->bw_hint != NULL)
+                bw = *e->st->bw_hint;
+        return em_compress_level(e->st->copt, bw, e->st->ccal);
 }
 
 static int emit_pages_data(void *ctx, const void *buf, size_t len, em_error_t *err)

@@ -67,6 +67,12 @@ struct em_shadow *em_sync_state_shadow(struct em_sync_state *st);
 void em_sync_state_set_compress(struct em_sync_state *st, const struct em_compress_opt *opt,
                                 const struct em_compress_calibration *cal,
                                 void (*refresh)(void *arg), void *arg);
+/* The link's rate as last measured (bytes/s, read at each chunk; the
+ * pointer must outlive st): stands in for the connection's until that has
+ * sent enough to say (em_zadapt_link_rate). Without it the chunks queued
+ * before the link is measured (the queue and the socket's buffer ahead
+ * of it) go at level 1. */
+void em_sync_state_set_bandwidth_hint(struct em_sync_state *st, const double *bps);
 
 /* Reads the live memory of pids (no freeze) and pushes the pages the target
  * lacks. stats->pages_sent * 4096 is this round's dirty memory. */

@@ -242,6 +242,7 @@ static int do_layers(struct source *s, em_error_t *err)
         if (plan_round_trip(s, &ack, err) < 0)
                 return em_error_wrap(err, "layer plan");
         em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal, em_source_calibrate_poll, s);
+        em_sync_state_set_bandwidth_hint(s->sync, &s->bandwidth);
         json_array_foreach(json_object_get(ack, "missing"), i, d)
         {
                 cleanup_free char *path = NULL;
