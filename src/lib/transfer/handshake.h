@@ -4,7 +4,7 @@
  * before any gigabytes move.
  *
  * HELLO:
- *   {"protocol":1, "edgemig":"0.1.0", "criu":"4.2.1", "session":"<32 hex>",
+ *   {"protocol":2, "edgemig":"0.1.0", "criu":"4.2.1", "session":"<32 hex>",
  *    "container":"web1", "mode":"precopy", "features":{...},
  *    (mode: precopy, stop-and-copy, postcopy, hybrid, auto, prepare, or
  *    check: the pre-check, migrate/source/precheck.h)
