@@ -69,6 +69,15 @@ PROBE=$!
 HTTP=$!
 sleep 1
 
+# A member's name taken on the target: the dry run says so and moves nothing
+# (before the watcher of where the pod runs starts).
+h 2 run --name side busybox sleep 600 >/dev/null || fail "run side on host 2"
+h 1 migrate web --to "$(haddr 2):$MIG_PORT" --dry-run >"$MIG_LOGS/dry.txt" 2>"$MIG_LOGS/err" &&
+	fail "dry run with a member's name taken succeeded"
+grep -q 'a container named side already exists on the target' "$MIG_LOGS/dry.txt" ||
+	fail "dry run: $(cat "$MIG_LOGS/dry.txt" "$MIG_LOGS/err")"
+h 2 rm -f side >/dev/null || fail "rm side on host 2"
+
 mig_watch_single web db side
 migrate() { # FROM TO: its report in mig-FROM-TO.json, what it printed in .txt
 	local root=EM_H${1}_ROOT
@@ -89,8 +98,18 @@ leftovers() { # I: what host I holds of the pod besides nothing
 # --- what is not built for pods says so, and moves nothing -------------------------
 h 1 prepare web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "prepare of a pod succeeded"
 grep -q 'prepare. of a pod is not built yet' "$MIG_LOGS/err" || fail "prepare error: $(cat "$MIG_LOGS/err")"
-h 1 check web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "check --to of a pod succeeded"
-grep -q 'moves the whole pod' "$MIG_LOGS/err" || fail "check --to error: $(cat "$MIG_LOGS/err")"
+# The pre-check of the whole pod: it can go, with an estimate for the link.
+h 1 check web --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/check.json" 2>"$MIG_LOGS/err" ||
+	fail "check --to of the pod: $(cat "$MIG_LOGS/err" "$MIG_LOGS/check.json")"
+python3 - "$MIG_LOGS/check.json" <<'PY' || fail "pod check report: $(cat "$MIG_LOGS/check.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] and r["pod"] and r["containers"] == ["db", "side", "web"], r
+e = r["estimate"]
+assert e["memory_bytes"] > 0 and e["transfer_bytes"] >= e["memory_bytes"] * e["memory_ratio"], e
+# Stop-and-copy: the memory crosses while the pod is frozen.
+assert e["downtime_ms"] >= e["memory_bytes"] * e["memory_ratio"] * 8000 / r["link"]["bandwidth_bps"], r
+PY
 h 1 migrate db --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "a member migrated alone"
 grep -q 'belongs to pod web' "$MIG_LOGS/err" || fail "member migrate error: $(cat "$MIG_LOGS/err")"
 h 1 migrate web --mode postcopy --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" &&

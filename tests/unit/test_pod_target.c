@@ -2,15 +2,19 @@
  * (em_pod_plan_check): each spec held to the incoming-spec policy, the
  * pod's own fields as each role wants them, and a hostile peer's plans
  * refused. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "migrate/target/pod_target.h"
 #include "migrate/target/policy.h"
+#include "state/state.h"
 #include "util/cleanup.h"
+#include "util/fsutil.h"
 #include "util/json.h"
 
 #define L1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -163,13 +167,38 @@ static void policy(void **state)
         refused(p, "8.8.8.8");
 }
 
+/* The pre-check and the plan name the first container already here,
+ * whether a record of the state database or a container directory. */
+static void names_free(void **state)
+{
+        char root[] = "/tmp/test_pod_target.XXXXXX";
+        char *names[] = {"db", "side", "web", NULL};
+        struct em_config cfg;
+        struct em_state *st = NULL;
+        em_error_t err = NULL;
+
+        (void)state;
+        assert_non_null(mkdtemp(root));
+        assert_int_equal(em_config_init(&cfg, root, &err), 0);
+        assert_int_equal(em_pod_names_free(&cfg, names, 3, &err), 0);
+        assert_int_equal(em_state_open(root, &st, &err), 0);
+        struct em_container_rec r = {.name = "side", .image = "i", .state = EM_CSTATE_RUNNING};
+        assert_int_equal(em_state_container_insert(st, &r, NULL, &err), 0);
+        em_state_close(&st);
+        assert_int_equal(em_pod_names_free(&cfg, names, 1, &err), 0);
+        assert_int_equal(em_pod_names_free(&cfg, names, 3, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        assert_non_null(strstr(em_error_msg(err), "a container named side already exists"));
+        em_error_free(&err);
+        em_config_free(&cfg);
+        assert_int_equal(em_rm_rf(root, &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(good_plan),
-            cmocka_unit_test(roles),
-            cmocka_unit_test(hostile),
-            cmocka_unit_test(policy),
+            cmocka_unit_test(good_plan), cmocka_unit_test(roles),      cmocka_unit_test(hostile),
+            cmocka_unit_test(policy),    cmocka_unit_test(names_free),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,9 @@
 #include "migrate/common/report.h"
 #include "migrate/common/session.h"
 #include "migrate/source/pagesync.h"
+#include "migrate/source/pod_source.h"
 #include "store/store.h"
+#include "state/state.h"
 #include "transfer/tls.h"
 #include "util/clock.h"
 #include "util/digest.h"
@@ -54,6 +56,8 @@ struct pre {
         pid_t init;
         uint64_t upper_bytes, memory_bytes, dump_bytes;
         int64_t rtt_ms;
+        bool in_pod;    /* one container of a pod's pre-check */
+        bool stop_copy; /* the pod's sum: its memory crosses after the freeze */
 };
 
 static void add(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -253,7 +257,7 @@ static int volume_bytes(struct pre *p, em_error_t *err)
                 add(p->notes, "volume %s travels with it (%llu bytes)", name,
                     (unsigned long long)bytes);
         }
-        if (binds == 0)
+        if (binds == 0 && !p->in_pod)
                 add(p->notes, "no bind mounts");
         return 0;
 }
@@ -266,9 +270,14 @@ static int local_checks(struct pre *p, em_error_t *err)
         const char *image;
 
         if (em_container_spec_get(p->cfg, p->name, &p->spec, err) < 0 ||
-            em_pod_refuse_alone(p->spec, "migrating", err) < 0 ||
+            (!p->in_pod && em_pod_refuse_alone(p->spec, "migrating", err) < 0) ||
             em_container_paths_init(p->cfg, p->name, &cp, err) < 0)
                 return -1;
+        if (p->in_pod && json_array_size(json_object_get(p->spec, "mounts")) > 0)
+                add(p->problems,
+                    "%s has mounts or volumes (bind mounts, named volumes or tmpfs): a pod with "
+                    "them does not migrate yet",
+                    p->name);
         image = em_json_str(p->spec, "image_digest");
         if (image == NULL || *image == '\0')
                 image = em_json_str(p->spec, "image");
@@ -349,14 +358,18 @@ static uint64_t all_blob_bytes(const struct pre *p)
 
 /* The plan, then the link probe; *ans is the target's answer, *probe_ms the
  * time from the probe's first byte to the answer. */
-static int exchange(struct pre *p, json_t **ans, int64_t *probe_ms, em_error_t *err)
+static json_t *plan_one(const struct pre *p, uint64_t blob_bytes)
+{
+        return json_pack("{s:O, s:o, s:{s:I, s:I, s:I}}", "spec", p->spec, "image",
+                         em_proto_image_plan(p->image), "need", "upper_bytes",
+                         (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
+                         "layers_bytes_hint", (json_int_t)blob_bytes);
+}
+
+static int exchange(struct pre *p, const json_t *plan, json_t **ans, int64_t *probe_ms,
+                    em_error_t *err)
 {
         cleanup_free uint8_t *buf = malloc(EM_PRECHECK_PROBE);
-        cleanup_json json_t *plan =
-            json_pack("{s:O, s:o, s:{s:I, s:I, s:I}}", "spec", p->spec, "image",
-                      em_proto_image_plan(p->image), "need", "upper_bytes",
-                      (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->memory_bytes,
-                      "layers_bytes_hint", (json_int_t)all_blob_bytes(p));
 
         if (buf == NULL || plan == NULL)
                 return em_error_set(err, ENOMEM, "pre-check");
@@ -452,6 +465,9 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         double mem_wire = (double)p->dump_bytes * ratio;
         double transfer = (double)(layers + p->upper_bytes) + mem_wire;
         double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
+        /* Stop-and-copy (a pod): the writable layers and memory cross while
+         * it is frozen. */
+        double frozen = p->stop_copy ? ((double)p->upper_bytes + mem_wire) / bps * 1000 : 0;
         json_t *link =
             json_pack("{s:I, s:f}", "rtt_ms", (json_int_t)p->rtt_ms, "bandwidth_bps", bps * 8);
         if (link != NULL && recent > 0)
@@ -462,10 +478,10 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
             "upper_bytes", (json_int_t)p->upper_bytes, "memory_bytes", (json_int_t)p->dump_bytes,
             "memory_ratio", ratio, "compress_level", level, "transfer_bytes", (json_int_t)transfer,
             "handoff_ms", (json_int_t)(3 * p->rtt_ms + transfer / bps * 1000 + RESTORE_FIXED_MS),
-            "downtime_ms", (json_int_t)(2 * p->rtt_ms + RESTORE_FIXED_MS));
+            "downtime_ms", (json_int_t)(2 * p->rtt_ms + frozen + RESTORE_FIXED_MS));
 }
 
-static int remote_checks(struct pre *p, em_error_t *err)
+static int remote_checks(struct pre *p, const json_t *plan, em_error_t *err)
 {
         cleanup_json json_t *ans = NULL;
         bool refused = false;
@@ -477,7 +493,7 @@ static int remote_checks(struct pre *p, em_error_t *err)
                 return -1;
         if (refused)
                 return 0;
-        if (exchange(p, &ans, &probe_ms, err) < 0)
+        if (exchange(p, plan, &ans, &probe_ms, err) < 0)
                 return -1;
         json_array_foreach(json_object_get(ans, "problems"), i, v)
         {
@@ -494,6 +510,128 @@ static int remote_checks(struct pre *p, em_error_t *err)
         return 0;
 }
 
+static void pre_free(struct pre *p)
+{
+        em_conn_free(&p->conn);
+        em_image_info_free(&p->image);
+        json_decref(p->spec);
+}
+
+/* The pod's containers (members, then the infra, as a pod session's plan
+ * lists them): every member, running or not, so one that does not run is
+ * a problem rather than left behind. */
+static int pod_containers(const struct pre *base, struct pre **out, size_t *n, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_strv char **names = NULL;
+        size_t k = 0;
+
+        if (em_state_open(base->cfg->root, &st, err) < 0 ||
+            em_pod_members(st, base->name, false, &names, err) < 0)
+                return -1;
+        while (names[k] != NULL)
+                k++;
+        if (k == 0)
+                return em_error_set(err, EINVAL, "pod %s has no members to migrate", base->name);
+        struct pre *c = calloc(k + 1, sizeof(*c));
+        if (c == NULL)
+                return em_error_set(err, ENOMEM, "pre-check of pod %s", base->name);
+        for (size_t i = 0; i <= k; i++) {
+                c[i] = *base;
+                c[i].in_pod = true;
+                c[i].name = i < k ? strdup(names[i]) : strdup(base->name);
+        }
+        *out = c;
+        *n = k + 1;
+        return 0;
+}
+
+/* The pod session's plan ({"spec", "image", "pod": {"members"}}) and the
+ * sum of what it needs. */
+static json_t *plan_pod(const struct pre *c, size_t n, const struct pre *sum)
+{
+        uint64_t blobs = 0;
+        json_t *members = json_array();
+
+        for (size_t i = 0; i < n; i++) {
+                blobs += all_blob_bytes(&c[i]);
+                if (i + 1 < n)
+                        json_array_append_new(members,
+                                              json_pack("{s:O, s:o}", "spec", c[i].spec, "image",
+                                                        em_proto_image_plan(c[i].image)));
+        }
+        json_t *plan = plan_one(&c[n - 1], blobs);
+        json_t *need = json_object_get(plan, "need");
+        json_object_set_new(need, "upper_bytes", json_integer((json_int_t)sum->upper_bytes));
+        json_object_set_new(need, "memory_bytes", json_integer((json_int_t)sum->memory_bytes));
+        json_object_set_new(plan, "pod", json_pack("{s:o}", "members", members));
+        return plan;
+}
+
+/* The infra's entry takes the pod's sums; memory is sampled for its ratio
+ * in the container that dumps the most. */
+static void pod_sum(struct pre *c, size_t n, struct pre *sum)
+{
+        uint64_t most = 0;
+
+        sum->upper_bytes = sum->memory_bytes = sum->dump_bytes = 0;
+        size_t procs = 0;
+        for (size_t i = 0; i < n; i++) {
+                sum->upper_bytes += c[i].upper_bytes;
+                sum->memory_bytes += c[i].memory_bytes;
+                sum->dump_bytes += c[i].dump_bytes;
+                procs += c[i].npids;
+                if (c[i].dump_bytes >= most && c[i].init > 0) {
+                        most = c[i].dump_bytes;
+                        sum->init = c[i].init;
+                }
+        }
+        sum->npids = procs;
+        sum->stop_copy = true;
+}
+
+static int pod_checks(struct pre *p, em_error_t *err)
+{
+        struct pre *c = NULL;
+        size_t n = 0;
+        int rc = -1;
+
+        if (pod_containers(p, &c, &n, err) < 0)
+                return -1;
+        if (p->o->mode != EM_MIGRATE_PRECOPY && p->o->mode != EM_MIGRATE_STOP_AND_COPY)
+                add(p->problems,
+                    "a pod migrates stop-and-copy only (--mode %s is not built for pods)",
+                    em_migrate_mode_name(p->o->mode));
+        size_t i = 0;
+        while (i < n && local_checks(&c[i], err) == 0)
+                i++;
+        if (i == n) {
+                pod_sum(c, n, p);
+                cleanup_json json_t *plan = plan_pod(c, n, p);
+                rc = remote_checks(p, plan, err);
+        }
+        json_t *names = json_array();
+        for (i = 0; i < n; i++) {
+                json_array_append_new(names, json_string(c[i].name));
+                pre_free(&c[i]);
+                free((char *)c[i].name);
+        }
+        json_object_set_new(p->report, "pod", json_true());
+        json_object_set_new(p->report, "containers", names);
+        free(c);
+        return rc;
+}
+
+static int checks(struct pre *p, em_error_t *err)
+{
+        if (em_pod_source_is_pod(p->cfg, p->name))
+                return pod_checks(p, err);
+        if (local_checks(p, err) < 0)
+                return -1;
+        cleanup_json json_t *plan = plan_one(p, all_blob_bytes(p));
+        return remote_checks(p, plan, err);
+}
+
 int em_precheck_run(const struct em_config *cfg, const char *name, const struct em_migrate_opts *o,
                     json_t **report, em_error_t *err)
 {
@@ -507,7 +645,7 @@ int em_precheck_run(const struct em_config *cfg, const char *name, const struct 
                       em_migrate_mode_name(o->mode), "problems", p.problems, "notes", p.notes);
         if (p.problems == NULL || p.notes == NULL || p.report == NULL)
                 em_error_set(err, ENOMEM, "pre-check");
-        else if (local_checks(&p, err) == 0 && remote_checks(&p, err) == 0)
+        else if (checks(&p, err) == 0)
                 rc = 0;
         if (rc == 0) {
                 json_object_set_new(p.report, "local",
@@ -517,9 +655,7 @@ int em_precheck_run(const struct em_config *cfg, const char *name, const struct 
                 json_object_set_new(p.report, "ok", json_boolean(json_array_size(p.problems) == 0));
                 *report = json_incref(p.report);
         }
-        em_conn_free(&p.conn);
-        em_image_info_free(&p.image);
-        json_decref(p.spec);
+        pre_free(&p);
         json_decref(p.problems);
         json_decref(p.notes);
         json_decref(p.report);

@@ -10,7 +10,14 @@
  * "memory_bytes"}) and one ROUND_END frame of EM_PRECHECK_PROBE random
  * bytes to time the link; the target answers LAYERS_HAVE {"missing":
  * [digests], "problems": [text], "disk_free_bytes", "mem_available_bytes",
- * "features": {its probe}} and the session ends (target/precheck_target.c). */
+ * "features": {its probe}} and the session ends (target/precheck_target.c).
+ *
+ * For a pod (NAME its infra container) the HELLO names the pod and the
+ * plan is the pod session's (target/pod_target.h: {spec, image, "pod":
+ * {"members": [{spec, image}]}}) plus the pod's summed "need"; the target
+ * holds it as em_pod_target_serve would (em_pod_plan_check, every name
+ * free, the service IP unused). The report adds "pod": true and
+ * "containers" (members, then the infra); the estimate is stop-and-copy. */
 #ifndef EDGEMIG_MIGRATE_SOURCE_PRECHECK_H
 #define EDGEMIG_MIGRATE_SOURCE_PRECHECK_H
 

@@ -131,20 +131,19 @@ int em_pod_plan_check(const struct em_policy *policy, const char *pod, const jso
         return 0;
 }
 
-/* A member's name must be free here (the infra's was reserved at HELLO). */
-static int member_names_free(const struct em_pod_target *pt, char **names, em_error_t *err)
+int em_pod_names_free(const struct em_config *cfg, char *const *names, size_t n, em_error_t *err)
 {
         cleanup_state struct em_state *st = NULL;
 
-        if (em_state_open(pt->cfg->root, &st, err) < 0)
+        if (em_state_open(cfg->root, &st, err) < 0)
                 return -1;
-        for (size_t i = 0; names[i + 1] != NULL; i++) {
+        for (size_t i = 0; i < n && names[i] != NULL; i++) {
                 cleanup_container_rec struct em_container_rec *r = NULL;
                 cleanup_container_paths struct em_container_paths p = {0};
                 em_error_t e = NULL;
                 bool taken = em_state_container_get(st, names[i], &r, &e) == 0;
                 em_error_free(&e);
-                if (em_container_paths_init(pt->cfg, names[i], &p, err) < 0)
+                if (em_container_paths_init(cfg, names[i], &p, err) < 0)
                         return -1;
                 if (taken || em_path_exists(p.dir))
                         return em_error_set(err, EEXIST,
@@ -152,6 +151,16 @@ static int member_names_free(const struct em_pod_target *pt, char **names, em_er
                                             names[i]);
         }
         return 0;
+}
+
+/* A member's name must be free here (the infra's was reserved at HELLO). */
+static int member_names_free(const struct em_pod_target *pt, char **names, em_error_t *err)
+{
+        size_t n = 0;
+
+        while (names[n] != NULL)
+                n++;
+        return em_pod_names_free(pt->cfg, names, n - 1, err);
 }
 
 static bool blob_present(const struct em_pod_target *pt, const json_t *b)

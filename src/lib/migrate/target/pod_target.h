@@ -51,4 +51,8 @@ int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err);
 int em_pod_plan_check(const struct em_policy *policy, const char *pod, const json_t *plan,
                       char ***names, em_error_t *err);
 
+/* Fails (EEXIST, naming it) if any of the first n names is a container
+ * here already. */
+int em_pod_names_free(const struct em_config *cfg, char *const *names, size_t n, em_error_t *err);
+
 #endif

@@ -9,6 +9,7 @@
 #include "checkpoint/features.h"
 #include "container/container.h"
 #include "container/volume.h"
+#include "migrate/target/pod_target.h"
 #include "migrate/target/policy.h"
 #include "migrate/target/precheck_target.h"
 #include "migrate/common/proto.h"
@@ -140,6 +141,52 @@ static void check_spec(const struct em_config *cfg, const struct em_target_opts 
                                       json_string("a container of that name exists on the target"));
 }
 
+/* A pod's plan (pod_target.h): every spec as the pod session holds it,
+ * all names free here (the infra's too: nothing was reserved), the
+ * service IP unused. */
+static void check_pod(const struct em_config *cfg, const struct em_target_opts *o, const char *pod,
+                      const json_t *plan, json_t *problems)
+{
+        cleanup_strv char **names = NULL;
+        em_error_t e = NULL;
+        size_t n = 0;
+
+        if (em_pod_plan_check(&o->policy, pod, plan, &names, &e) < 0)
+                problem(problems, &e);
+        while (names != NULL && names[n] != NULL)
+                n++;
+        if (em_pod_names_free(cfg, names, n, &e) < 0)
+                problem(problems, &e);
+        if (em_precheck_ip_free(cfg, em_json_str(json_object_get(plan, "spec"), "ip"), pod, &e) < 0)
+                problem(problems, &e);
+}
+
+/* The blobs of every image of the plan (a pod's: each member's and the
+ * infra's) this host lacks, each once. */
+static json_t *plan_missing(struct em_store *store, const char *root, const json_t *plan)
+{
+        json_t *missing =
+            missing_blobs(store, root, json_object_get(json_object_get(plan, "image"), "blobs"));
+        json_t *m, *d;
+        size_t i, k;
+
+        json_array_foreach(json_object_get(json_object_get(plan, "pod"), "members"), i, m)
+        {
+                cleanup_json json_t *more = missing_blobs(
+                    store, root, json_object_get(json_object_get(m, "image"), "blobs"));
+                json_array_foreach(more, k, d)
+                {
+                        bool dup = false;
+                        size_t j;
+                        json_t *x;
+                        json_array_foreach(missing, j, x) dup |= json_equal(x, d);
+                        if (!dup)
+                                json_array_append(missing, d);
+                }
+        }
+        return missing;
+}
+
 static int answer(const struct em_config *cfg, const struct em_target_opts *o,
                   const char *container, const json_t *plan, json_t **out, em_error_t *err)
 {
@@ -155,11 +202,13 @@ static int answer(const struct em_config *cfg, const struct em_target_opts *o,
                 return em_error_set(err, EPROTO, "protocol error: malformed plan");
         if (em_store_open(cfg->root, &store, err) < 0 || em_features_probe(cfg, true, &f, err) < 0)
                 return -1;
-        json_t *missing = missing_blobs(store, cfg->root,
-                                        json_object_get(json_object_get(plan, "image"), "blobs"));
+        json_t *missing = plan_missing(store, cfg->root, plan);
         json_object_set_new(a, "missing", missing ? missing : json_array());
         json_object_set_new(a, "features", em_features_to_json(f));
-        check_spec(cfg, o, container, plan, problems);
+        if (json_object_get(plan, "pod") != NULL)
+                check_pod(cfg, o, container, plan, problems);
+        else
+                check_spec(cfg, o, container, plan, problems);
         check_room(cfg, json_object_get(plan, "need"),
                    (uint64_t)em_json_int(json_object_get(plan, "need"), "layers_bytes_hint", 0), a,
                    problems);
