@@ -1173,6 +1173,41 @@ static void test_pod_hostile_frames(void **state)
         assert_rolled_back(f);
 }
 
+/* Two sessions racing for a pod member's name: once the pod session's
+ * plan was accepted the name is that session's, and a session for a
+ * container of that name is refused at its HELLO (before, both passed
+ * the check); the pod session's end gives the name back. */
+static void test_pod_members_reserved(void **state)
+{
+        struct fx *f = *state;
+        uint8_t session[16];
+        char hex[33];
+        em_error_t err = NULL;
+
+        pod_start(f);
+        em_conn_t *pod_src = f->src;
+
+        f->src = NULL;
+        pid_t pod_target = f->target;
+        memcpy(session, f->session, sizeof(session));
+        memcpy(hex, f->session_hex, sizeof(hex));
+        assert_true(root_has(f, "containers/", "db"));
+
+        start_target(f, NULL);
+        assert_false(handshake(f, "db", "precopy"));
+        wait_target(f);
+
+        f->src = pod_src;
+        f->target = pod_target;
+        memcpy(f->session, session, sizeof(session));
+        memcpy(f->session_hex, hex, sizeof(hex));
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
+        expect_abort(f, "no pre-copy rounds");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_false(root_has(f, "containers/", "db"));
+}
+
 /* A tar entry outside a container's criu/ or upper/ ends the session
  * before any restore, and nothing of it is written. */
 static void test_pod_hostile_tar(void **state)
@@ -1220,6 +1255,7 @@ int main(void)
             cmocka_unit_test_teardown(test_fault_after_restore, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
+            cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

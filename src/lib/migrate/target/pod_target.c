@@ -33,8 +33,10 @@ struct pod_plan {
         json_t *specs;  /* array, parallel to images */
         json_t *images; /* array of {name, manifest_digest, blobs} */
         char **names;
+        size_t reserved; /* members whose directory this session made */
         bool layers_done;
         bool have_tar;
+        bool restoring; /* past the unpack: restore_pod cleans up itself */
 };
 
 static void pod_plan_free(struct pod_plan *p)
@@ -163,6 +165,38 @@ static int member_names_free(const struct em_pod_target *pt, char **names, em_er
         return em_pod_names_free(pt->cfg, names, n - 1, err);
 }
 
+/* Each member's name taken for the session, as HELLO took the pod's: its
+ * container directory made here, so that another session (a container
+ * or pod of that name) is refused from here on rather than both passing
+ * the check above. */
+static int reserve_members(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
+{
+        for (size_t i = 0; pp->names[i + 1] != NULL; i++) {
+                cleanup_container_paths struct em_container_paths p = {0};
+                if (em_container_paths_init(pt->cfg, pp->names[i], &p, err) < 0)
+                        return -1;
+                if (mkdir(p.dir, 0700) < 0)
+                        return em_error_set(err, errno == EEXIST ? EEXIST : errno,
+                                            "a container named %s already exists on the target "
+                                            "(or another session is bringing one)",
+                                            pp->names[i]);
+                pp->reserved = i + 1;
+        }
+        return 0;
+}
+
+/* A session that ends before its restore gives the names back. */
+static void release_members(const struct em_pod_target *pt, const struct pod_plan *pp)
+{
+        for (size_t i = 0; i < pp->reserved && !pp->restoring; i++) {
+                em_error_t e = NULL;
+                if (em_container_remove_files(pt->cfg, pp->names[i], &e) < 0)
+                        em_log_error("session %s: releasing the name %s: %s", pt->session,
+                                     pp->names[i], em_error_msg(e));
+                em_error_free(&e);
+        }
+}
+
 static bool blob_present(const struct em_pod_target *pt, const json_t *b)
 {
         const char *diff_id = em_json_str(b, "diff_id"), *digest = em_json_str(b, "digest");
@@ -230,7 +264,7 @@ static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error
                 return em_error_set(err, ENOMEM, "pod plan");
         if (em_proto_recv_json(pt->conn, EM_FRAME_LAYERS_HAVE, &plan, err) < 0 ||
             em_pod_plan_check(&pt->o->policy, pt->pod, plan, &pp->names, err) < 0 ||
-            member_names_free(pt, pp->names, err) < 0 ||
+            member_names_free(pt, pp->names, err) < 0 || reserve_members(pt, pp, err) < 0 ||
             em_precheck_ip_free(pt->cfg, em_json_str(json_object_get(plan, "spec"), "ip"), pt->pod,
                                 err) < 0 ||
             load_plan(plan, pp, err) < 0 || missing_blobs(pt, pp, missing, err) < 0)
@@ -474,8 +508,10 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
         json_object_set_new(timing, "verify_ms", json_integer(em_mono_ms() - t0));
         t0 = em_mono_ms();
         if (em_fault("target.before-restore", em_conn_fd(pt->conn), err) < 0 ||
-            advance(pt, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0)
+            advance(pt, EM_OUTCOME_STAGING, EM_OUTCOME_RESTORING, &lock, err) < 0) {
+                remove_rows(pt, pp->names);
                 return -1;
+        }
         if (em_pod_restore(pt->cfg, ck, err) < 0) {
                 remove_rows(pt, pp->names);
                 return em_error_wrap(err, "restoring pod %s", pt->pod);
@@ -495,8 +531,8 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
         return em_fault("target.after-restore", em_conn_fd(pt->conn), err);
 }
 
-static int do_final(const struct em_pod_target *pt, const struct pod_plan *pp,
-                    const struct em_frame *f, const char *digest, em_error_t *err)
+static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const struct em_frame *f,
+                    const char *digest, em_error_t *err)
 {
         cleanup_json json_t *final = NULL, *timing = json_object();
         json_t *files;
@@ -513,6 +549,7 @@ static int do_final(const struct em_pod_target *pt, const struct pod_plan *pp,
                                     "the pod's %s is missing or does not match the source's "
                                     "digest",
                                     EM_POD_TAR_NAME);
+        pp->restoring = true;
         if (restore_pod(pt, pp, timing, err) < 0)
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
@@ -568,20 +605,26 @@ int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err)
         char digest[EM_DIGEST_STR_LEN + 1] = "";
         bool done = false;
 
-        if (do_plan(pt, &pp, err) < 0)
+        if (do_plan(pt, &pp, err) < 0) {
+                release_members(pt, &pp);
                 return -1;
-        while (!done) {
+        }
+        int rc = 0;
+        while (!done && rc == 0) {
                 cleanup_frame struct em_frame f = {0};
                 struct em_conn_stats st;
-                if (em_proto_recv(pt->conn, &f, err) < 0 ||
-                    dispatch(pt, &pp, &f, digest, &done, err) < 0)
-                        return -1;
+                rc = em_proto_recv(pt->conn, &f, err) < 0 ||
+                             dispatch(pt, &pp, &f, digest, &done, err) < 0
+                         ? -1
+                         : 0;
                 em_conn_stats(pt->conn, &st);
-                if (st.raw_in > (uint64_t)pt->o->quota_bytes)
-                        return em_error_set(err, EDQUOT,
-                                            "session %s staged %llu bytes, over this host's "
-                                            "quota (edgemigd --session-quota)",
-                                            pt->session, (unsigned long long)st.raw_in);
+                if (rc == 0 && st.raw_in > (uint64_t)pt->o->quota_bytes)
+                        rc = em_error_set(err, EDQUOT,
+                                          "session %s staged %llu bytes, over this host's quota "
+                                          "(edgemigd --session-quota)",
+                                          pt->session, (unsigned long long)st.raw_in);
         }
-        return 0;
+        if (rc < 0)
+                release_members(pt, &pp);
+        return rc;
 }

@@ -8,7 +8,10 @@
  *     to this host's incoming-spec policy (a member's "pod" must name the
  *     pod, only the infra's has "pod_infra"), no spec may have mounts or
  *     volumes, member names must be free here and the service IP unused;
- *     the answer lists the blobs of all images that this host lacks;
+ *     each member's name is then reserved for the session (its container
+ *     directory made exclusively, as HELLO reserved the pod's), and given
+ *     back if the session ends before its restore; the answer lists the
+ *     blobs of all images that this host lacks;
  *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
  *     each spec pinned to it;
  *   - IMAGE_FILE "pod.tar" (migrate/common/pod_pack.h), then FINAL
