@@ -182,7 +182,8 @@ static void names_free(void **state)
         assert_int_equal(em_config_init(&cfg, root, &err), 0);
         assert_int_equal(em_pod_names_free(&cfg, names, 3, &err), 0);
         assert_int_equal(em_state_open(root, &st, &err), 0);
-        struct em_container_rec r = {.name = "side", .image = "i", .state = EM_CSTATE_RUNNING};
+        struct em_container_rec r = {
+            .name = "side", .image = "i", .ip = "10.66.0.9", .state = EM_CSTATE_RUNNING};
         assert_int_equal(em_state_container_insert(st, &r, NULL, &err), 0);
         em_state_close(&st);
         assert_int_equal(em_pod_names_free(&cfg, names, 1, &err), 0);
