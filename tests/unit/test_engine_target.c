@@ -1208,6 +1208,28 @@ static void test_pod_members_reserved(void **state)
         assert_false(root_has(f, "containers/", "db"));
 }
 
+/* A target killed between the plan and the restore: the recovery's abort
+ * (journal.c, as edgemigd runs it on start) gives the members' names back
+ * with the pod's. */
+static void test_pod_members_released_after_crash(void **state)
+{
+        struct fx *f = *state;
+        int lock = -1;
+        struct em_outcome o;
+        em_error_t err = NULL;
+
+        pod_start(f);
+        kill(f->target, SIGKILL);
+        wait_target(f);
+        assert_true(root_has(f, "containers/", "db"));
+        ok(em_outcome_lock(f->root, f->session_hex, 5000, &lock, &err));
+        ok(em_outcome_load(f->root, f->session_hex, &o, &err));
+        ok(em_outcome_abort(&f->cfg, &o, NULL, &err));
+        close(lock);
+        assert_false(root_has(f, "containers/", "db"));
+        assert_false(root_has(f, "containers/", NAME));
+}
+
 /* A tar entry outside a container's criu/ or upper/ ends the session
  * before any restore, and nothing of it is written. */
 static void test_pod_hostile_tar(void **state)
@@ -1256,6 +1278,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
+            cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

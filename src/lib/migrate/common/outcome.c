@@ -190,6 +190,33 @@ static int release_name(const struct em_config *cfg, const char *name, bool rest
         return em_rm_rf(p.dir, err);
 }
 
+/* The pod members this session reserved and that hold no container (a
+ * restored one went with the pod): their directories go. */
+static int release_members(const struct em_config *cfg, const char *session, em_error_t *err)
+{
+        cleanup_free char *dir = em_session_incoming_dir(cfg, session);
+        cleanup_free char *list = dir ? em_path_join(dir, EM_OUTCOME_MEMBERS) : NULL;
+        cleanup_free char *text = NULL;
+        cleanup_state struct em_state *st = NULL;
+        char *save = NULL;
+
+        if (list == NULL || !em_path_exists(list))
+                return 0;
+        if (em_read_file(list, 1 << 16, &text, NULL, err) < 0 ||
+            em_state_open(cfg->root, &st, err) < 0)
+                return -1;
+        for (char *n = strtok_r(text, "\n", &save); n; n = strtok_r(NULL, "\n", &save)) {
+                cleanup_container_rec struct em_container_rec *rec = NULL;
+                em_error_t e = NULL;
+                if (!em_container_name_valid(n) || em_state_container_get(st, n, &rec, &e) == 0)
+                        continue;
+                em_error_free(&e);
+                if (em_container_remove_files(cfg, n, err) < 0)
+                        return -1;
+        }
+        return unlink(list) < 0 && errno != ENOENT ? em_error_set(err, errno, "%s", list) : 0;
+}
+
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
                      em_error_t *err)
 {
@@ -199,7 +226,8 @@ int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const ch
                 return em_error_set(err, EEXIST, "session %s was committed", o->session);
         if (o->state == EM_OUTCOME_ABORTED)
                 return 0;
-        if (release_name(cfg, o->container, restored, route_hook, err) < 0)
+        if (release_name(cfg, o->container, restored, route_hook, err) < 0 ||
+            release_members(cfg, o->session, err) < 0)
                 return em_error_wrap(err, "removing %s of session %s", o->container, o->session);
         if (restored)
                 em_log_warn("session %s aborted: removed its copy of %s", o->session, o->container);

@@ -16,6 +16,10 @@
 #ifndef EDGEMIG_MIGRATE_OUTCOME_H
 #define EDGEMIG_MIGRATE_OUTCOME_H
 
+/* In a pod session's staging directory: the member names it reserved,
+ * one a line (migrate/target/pod_target.h), for an abort after a crash. */
+#define EM_OUTCOME_MEMBERS "pod-members"
+
 #include <stdbool.h>
 
 #include "container/container.h"
@@ -63,7 +67,9 @@ int em_outcome_store(const char *root, const struct em_outcome *o, em_error_t *e
  * container if it was restored (after `route_hook withdraw IP`, when
  * route_hook is not NULL: a restored copy may have announced its service
  * IP), or the name it reserved (containers/<name>, created at HELLO) if
- * nothing was restored into it. Lock held. */
+ * nothing was restored into it; and the names of a pod session's members
+ * listed in its staging directory's EM_OUTCOME_MEMBERS that have no
+ * container record (reserved, or staged but not restored). Lock held. */
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
                      em_error_t *err);
 /* True for a restored session whose container is no longer here (an

@@ -171,7 +171,10 @@ static int member_names_free(const struct em_pod_target *pt, char **names, em_er
  * the check above. */
 static int reserve_members(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
 {
-        for (size_t i = 0; pp->names[i + 1] != NULL; i++) {
+        cleanup_free char *list = em_path_join(pt->dir, EM_OUTCOME_MEMBERS);
+        cleanup_free char *text = strdup("");
+
+        for (size_t i = 0; list && text && pp->names[i + 1] != NULL; i++) {
                 cleanup_container_paths struct em_container_paths p = {0};
                 if (em_container_paths_init(pt->cfg, pp->names[i], &p, err) < 0)
                         return -1;
@@ -181,13 +184,27 @@ static int reserve_members(const struct em_pod_target *pt, struct pod_plan *pp, 
                                             "(or another session is bringing one)",
                                             pp->names[i]);
                 pp->reserved = i + 1;
+                /* Listed once made (never one this session did not make),
+                 * for an abort after a crash (em_outcome_abort). */
+                char *more = NULL;
+                if (asprintf(&more, "%s%s\n", text, pp->names[i]) < 0)
+                        return em_error_set(err, ENOMEM, "reserving the pod's names");
+                free(text);
+                text = more;
+                if (em_write_file_atomic(list, text, strlen(text), 0600, err) < 0)
+                        return -1;
         }
+        if (list == NULL || text == NULL)
+                return em_error_set(err, ENOMEM, "reserving the pod's names");
         return 0;
 }
 
-/* A session that ends before its restore gives the names back. */
+/* A session that ends before its restore gives the names back (after it,
+ * remove_rows and the abort's em_pod_rm did). */
 static void release_members(const struct em_pod_target *pt, const struct pod_plan *pp)
 {
+        cleanup_free char *list = em_path_join(pt->dir, EM_OUTCOME_MEMBERS);
+
         for (size_t i = 0; i < pp->reserved && !pp->restoring; i++) {
                 em_error_t e = NULL;
                 if (em_container_remove_files(pt->cfg, pp->names[i], &e) < 0)
@@ -195,6 +212,10 @@ static void release_members(const struct em_pod_target *pt, const struct pod_pla
                                      pp->names[i], em_error_msg(e));
                 em_error_free(&e);
         }
+        /* Released: the abort that follows must not take them again from
+         * a session that reserved them meanwhile. */
+        if (list != NULL)
+                unlink(list);
 }
 
 static bool blob_present(const struct em_pod_target *pt, const json_t *b)

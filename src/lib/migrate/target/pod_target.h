@@ -10,7 +10,8 @@
  *     volumes, member names must be free here and the service IP unused;
  *     each member's name is then reserved for the session (its container
  *     directory made exclusively, as HELLO reserved the pod's), and given
- *     back if the session ends before its restore; the answer lists the
+ *     back if the session ends before its restore (or, after a crash, by
+ *     the outcome record's abort: EM_OUTCOME_MEMBERS); the answer lists the
  *     blobs of all images that this host lacks;
  *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
  *     each spec pinned to it;
