@@ -56,8 +56,9 @@ struct pre {
         pid_t init;
         uint64_t upper_bytes, memory_bytes, dump_bytes;
         int64_t rtt_ms;
-        bool in_pod;    /* one container of a pod's pre-check */
-        bool stop_copy; /* the pod's sum: its memory crosses after the freeze */
+        bool in_pod;      /* one container of a pod's pre-check */
+        bool stop_copy;   /* the pod's sum: its memory crosses after the freeze */
+        json_t *pod_held; /* unix sockets the pod's containers hold: not external */
 };
 
 static void add(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -222,7 +223,8 @@ static void external_sockets(struct pre *p, const struct em_container_paths *cp)
                             "e.g. as stdio of `exec`): CRIU cannot dump an external socket",
                             k);
                 else if (peer != NULL && strcmp(peer, "0") != 0 && strcmp(peer, "*") != 0 &&
-                         json_object_get(held, peer) == NULL)
+                         json_object_get(held, peer) == NULL &&
+                         json_object_get(p->pod_held, peer) == NULL)
                         add(p->problems,
                             "unix socket %s is connected to socket %s outside the container: "
                             "CRIU cannot dump an external socket",
@@ -291,7 +293,8 @@ static int local_checks(struct pre *p, em_error_t *err)
                 return -1;
         if (volume_bytes(p, err) < 0)
                 return -1;
-        if (p->npids > 0)
+        /* A pod's are checked once all its sockets are known (pod_sockets). */
+        if (p->npids > 0 && !p->in_pod)
                 external_sockets(p, &cp);
         return 0;
 }
@@ -590,6 +593,26 @@ static void pod_sum(struct pre *c, size_t n, struct pre *sum)
         sum->stop_copy = true;
 }
 
+/* A socket between two of the pod's containers is no external one; all
+ * share the infra's network namespace. */
+static int pod_sockets(struct pre *c, size_t n, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths cp = {0};
+        cleanup_json json_t *held = json_object();
+
+        if (held == NULL || em_container_paths_init(c[0].cfg, c[n - 1].name, &cp, err) < 0)
+                return held ? -1 : em_error_set(err, ENOMEM, "pre-check");
+        for (size_t i = 0; i < n; i++)
+                held_sockets(&c[i], held);
+        for (size_t i = 0; i < n; i++) {
+                c[i].pod_held = held;
+                if (c[i].npids > 0)
+                        external_sockets(&c[i], &cp);
+                c[i].pod_held = NULL;
+        }
+        return 0;
+}
+
 static int pod_checks(struct pre *p, em_error_t *err)
 {
         struct pre *c = NULL;
@@ -605,7 +628,7 @@ static int pod_checks(struct pre *p, em_error_t *err)
         size_t i = 0;
         while (i < n && local_checks(&c[i], err) == 0)
                 i++;
-        if (i == n) {
+        if (i == n && pod_sockets(c, n, err) == 0) {
                 pod_sum(c, n, p);
                 cleanup_json json_t *plan = plan_pod(c, n, p);
                 rc = remote_checks(p, plan, err);
