@@ -1082,14 +1082,11 @@ static void test_fault_after_restore(void **state)
 
 /* HELLO mode pod for pod web with member db, the plan and its answer
  * (no page hashes), then the layers' round. */
-static void pod_start(struct fx *f)
+static json_t *pod_plan(struct fx *f)
 {
-        json_t *p = plan(f, NAME), *ack = NULL;
+        json_t *p = plan(f, NAME);
         json_t *member = json_deep_copy(json_object_get(p, "spec"));
-        em_error_t err = NULL;
 
-        start_target(f, NULL);
-        assert_true(handshake(f, NAME, "pod"));
         json_object_set_new(json_object_get(p, "spec"), "pod_infra", json_true());
         json_object_set_new(member, "name", json_string("db"));
         json_object_set_new(member, "pod", json_string(NAME));
@@ -1097,6 +1094,16 @@ static void pod_start(struct fx *f)
         json_object_set_new(p, "pod",
                             json_pack("{s:[{s:o, s:O}]}", "members", "spec", member, "image",
                                       json_object_get(p, "image")));
+        return p;
+}
+
+static void pod_start(struct fx *f)
+{
+        json_t *p = pod_plan(f), *ack = NULL;
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "pod"));
         ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
         ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
         assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
@@ -1171,6 +1178,59 @@ static void test_pod_hostile_frames(void **state)
         expect_abort(f, "unexpected FILE_DELETE in a pod session");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
+}
+
+/* The pre-check of a pod (HELLO mode check, a pod session's plan): its
+ * problems; nothing is reserved. */
+static json_t *pod_check(struct fx *f)
+{
+        json_t *p = pod_plan(f), *ans = NULL;
+        uint8_t *probe = calloc(1, EM_PRECHECK_PROBE);
+        em_error_t err = NULL;
+
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "check"));
+        json_object_set_new(p, "need",
+                            json_pack("{s:i, s:i}", "upper_bytes", 0, "memory_bytes", 0));
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        ok(em_conn_send(f->src, EM_FRAME_ROUND_END, 0, 0, probe, EM_PRECHECK_PROBE, 0, &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ans, &err));
+        assert_int_equal(wait_target(f), 0);
+        free(probe);
+        json_decref(p);
+        return ans;
+}
+
+static bool says(const json_t *ans, const char *what)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(json_object_get(ans, "problems"), i, v)
+        {
+                if (strstr(json_string_value(v), what) != NULL)
+                        return true;
+        }
+        return false;
+}
+
+static void test_pod_check(void **state)
+{
+        struct fx *f = *state;
+        char db[160];
+        json_t *ans = pod_check(f);
+
+        if (json_array_size(json_object_get(ans, "problems")) != 0)
+                fail_msg("problems: %s", json_dumps(json_object_get(ans, "problems"), 0));
+        assert_false(root_has(f, "containers/", "db"));
+        assert_false(root_has(f, "containers/", NAME));
+        json_decref(ans);
+        snprintf(db, sizeof(db), "%s/containers/db", f->root);
+        assert_int_equal(mkdir(db, 0700), 0);
+        ans = pod_check(f);
+        assert_true(says(ans, "a container named db already exists on the target"));
+        json_decref(ans);
+        rmdir(db);
 }
 
 /* Two sessions racing for a pod member's name: once the pod session's
@@ -1278,6 +1338,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
+            cmocka_unit_test_teardown(test_pod_check, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
