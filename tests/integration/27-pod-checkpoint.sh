@@ -13,6 +13,7 @@
 # behind.
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
+. "$(dirname "$0")/pod-lib.sh"
 ct_require
 ct_root
 IP=10.66.27.7
@@ -35,22 +36,9 @@ census() { ct_census | sed 's/ cgroups=[0-9]*//; s/ veths=[0-9]*//'; }
 veth_of() { printf 'em%.10s' "$(printf '%s\n%s' "$1" "$2" | sha256sum)"; }
 before=$(census)
 
-# One connection to redis, kept open (reopened only if it breaks, which
-# the test then sees in the log): both ends are in the pod's checkpoint.
-SIDECAR='mkdir -p /www; httpd -p 8080 -h /www
-while :; do
-	rm -f /tmp/q /tmp/a; mkfifo /tmp/q /tmp/a
-	nc 127.0.0.1 6379 </tmp/q >/tmp/a &
-	exec 3>/tmp/q 4</tmp/a
-	while printf "INCR reads\r\n" >&3 && read -r n <&4; do
-		echo "$n" >/www/n.tmp && mv /www/n.tmp /www/n; sleep 0.01
-	done
-	echo "sidecar: the connection to redis broke"
-	exec 3>&- 4<&-; kill $! 2>/dev/null; wait $!; sleep 0.1
-done'
-em pod create --ip $IP web >/dev/null || fail "pod create"
-em run --pod web --name db redis >/dev/null || fail "run db"
-em run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+# The sidecar's one connection to redis (pod-lib.sh) has both ends in
+# the pod's checkpoint.
+pod_web_up "$IP" em
 
 get() { curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }
 answers() { [ -n "$(get)" ]; }

@@ -10,23 +10,11 @@
 # over the router with its data, and host 2 keeps nothing of it.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
+. "$(dirname "$0")/pod-lib.sh"
 mig_setup 2 busybox redis
 
 IP=10.66.28.27
-SIDECAR='mkdir -p /www; httpd -p 8080 -h /www
-while :; do
-	rm -f /tmp/q /tmp/a; mkfifo /tmp/q /tmp/a
-	nc 127.0.0.1 6379 </tmp/q >/tmp/a &
-	exec 3>/tmp/q 4</tmp/a
-	while printf "INCR reads\r\n" >&3 && read -r n <&4; do
-		echo "$n" >/www/n.tmp && mv /www/n.tmp /www/n; sleep 0.01
-	done
-	echo "sidecar: the connection to redis broke"
-	exec 3>&- 4<&-; kill $! 2>/dev/null; wait $!; sleep 0.1
-done'
-h 1 pod create --ip "$IP" web >/dev/null || fail "pod create"
-h 1 run --pod web --name db redis >/dev/null || fail "run db"
-h 1 run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+pod_web_up "$IP" h 1
 mig_announce "$IP" 1
 
 get() { on_client curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }

@@ -17,6 +17,7 @@
 # partial checkpoint are left, and nothing leaks at the end.
 set -euo pipefail
 . "$(dirname "$0")/containers-lib.sh"
+. "$(dirname "$0")/pod-lib.sh"
 ct_require
 ct_root
 IP=10.66.28.17
@@ -32,20 +33,7 @@ ct_pull redis
 census() { ct_census | sed 's/ cgroups=[0-9]*//; s/ veths=[0-9]*//'; }
 before=$(census)
 
-SIDECAR='mkdir -p /www; httpd -p 8080 -h /www
-while :; do
-	rm -f /tmp/q /tmp/a; mkfifo /tmp/q /tmp/a
-	nc 127.0.0.1 6379 </tmp/q >/tmp/a &
-	exec 3>/tmp/q 4</tmp/a
-	while printf "INCR reads\r\n" >&3 && read -r n <&4; do
-		echo "$n" >/www/n.tmp && mv /www/n.tmp /www/n; sleep 0.01
-	done
-	echo "sidecar: the connection to redis broke"
-	exec 3>&- 4<&-; kill $! 2>/dev/null; wait $!; sleep 0.1
-done'
-em pod create --ip $IP web >/dev/null || fail "pod create"
-em run --pod web --name db redis >/dev/null || fail "run db"
-em run --pod web --name side busybox sh -c "$SIDECAR" >/dev/null || fail "run side"
+pod_web_up "$IP" em
 
 get() { curl -sf -m 2 "http://$IP:8080/n" 2>/dev/null | tr -d '\r:'; }
 answers() { [ -n "$(get)" ]; }
