@@ -178,6 +178,41 @@ static void test_import_and_lookup(void **state)
         em_store_close(&s);
 }
 
+/* What a target answers a plan with: which blobs it holds (or needs not,
+ * having the layer unpacked), and which digests an image names. */
+static void test_holds_and_names(void **state)
+{
+        struct fx *f = *state;
+        struct em_store *s = NULL, *b = NULL;
+        struct em_image_info *info = NULL;
+        em_error_t err = NULL;
+
+        assert_int_equal(em_store_open(f->rootA, &s, &err), 0);
+        assert_int_equal(em_store_open(f->rootB, &b, &err), 0);
+        assert_false(em_store_holds(b, f->manifest, NULL));
+        assert_false(em_store_holds(b, f->layer, f->diff_id));
+        assert_int_equal(em_store_import(s, f->layout, NULL, &info, &err), 0);
+        assert_true(em_store_holds(s, f->manifest, NULL));
+        assert_true(em_store_holds(s, f->config, NULL));
+        /* The unpacked layer stands in for its blob. */
+        assert_true(em_store_holds(s,
+                                   "sha256:"
+                                   "00000000000000000000000000000000"
+                                   "00000000000000000000000000000000",
+                                   f->diff_id));
+        assert_false(em_store_holds(s, "sha256:../../etc/passwd", NULL));
+        assert_false(em_store_holds(s, NULL, NULL));
+
+        assert_true(em_image_info_names(info, f->manifest));
+        assert_true(em_image_info_names(info, f->config));
+        assert_true(em_image_info_names(info, f->layer));
+        assert_false(em_image_info_names(info, f->diff_id));
+        assert_false(em_image_info_names(info, NULL));
+        em_image_info_free(&info);
+        em_store_close(&b);
+        em_store_close(&s);
+}
+
 /* What a migration does: export the blobs from host A, import them on host B,
  * then register the image there. */
 static void test_blob_transfer_between_hosts(void **state)
@@ -288,6 +323,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_import_and_lookup, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_holds_and_names, setup, teardown),
             cmocka_unit_test_setup_teardown(test_blob_transfer_between_hosts, setup, teardown),
             cmocka_unit_test_setup_teardown(test_rm_and_prune, setup, teardown),
         };

@@ -103,6 +103,17 @@ bool em_store_has_layer(struct em_store *s, const char *diff_id)
                S_ISDIR(st.st_mode);
 }
 
+bool em_store_holds(struct em_store *s, const char *digest, const char *diff_id)
+{
+        struct stat st;
+
+        if (diff_id != NULL && em_store_has_layer(s, diff_id))
+                return true;
+        return em_digest_valid(digest) &&
+               fstatat(s->blobs_fd, em_digest_hex(digest), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISREG(st.st_mode);
+}
+
 char *em_store_layer_path(struct em_store *s, const char *diff_id)
 {
         const char *hex = em_digest_hex(diff_id);
@@ -277,6 +288,18 @@ int em_store_image_add_pinned(struct em_store *s, const char *name, const char *
         if (registered != NULL)
                 *registered = steal_pointer(&pinned);
         return 0;
+}
+
+bool em_image_info_names(const struct em_image_info *im, const char *digest)
+{
+        if (digest == NULL)
+                return false;
+        if (strcmp(digest, im->manifest_digest) == 0 || strcmp(digest, im->config_digest) == 0)
+                return true;
+        for (size_t i = 0; i < im->n_layers; i++)
+                if (strcmp(digest, im->layer_digests[i]) == 0)
+                        return true;
+        return false;
 }
 
 void em_image_info_free(struct em_image_info **ip)

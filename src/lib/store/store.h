@@ -40,6 +40,8 @@ struct em_image_info {
         uint64_t size;        /* sum of layer blob sizes */
         json_t *config;       /* the OCI image config's "config" object (Env, Cmd, ...) */
 };
+/* Whether digest is one of the image's blobs (manifest, config or a layer). */
+bool em_image_info_names(const struct em_image_info *im, const char *digest);
 void em_image_info_free(struct em_image_info **info);
 #define cleanup_image_info __attribute__((cleanup(em_image_info_free)))
 
@@ -50,6 +52,9 @@ int em_store_image_get(struct em_store *s, const char *name, struct em_image_inf
                        em_error_t *err);
 
 bool em_store_has_layer(struct em_store *s, const char *diff_id);
+/* Whether this store holds the blob `digest` (blobs/sha256), or the
+ * unpacked layer `diff_id` (may be NULL) that makes the blob unneeded. */
+bool em_store_holds(struct em_store *s, const char *digest, const char *diff_id);
 /* malloc'd absolute path of layers/sha256/<hex> (whether or not it exists). */
 char *em_store_layer_path(struct em_store *s, const char *diff_id);
 

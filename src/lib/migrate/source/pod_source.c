@@ -187,16 +187,13 @@ static int connect_hello(struct pod_src *p, em_error_t *err)
         return em_fault("source.after-handshake", em_conn_fd(s->conn), err);
 }
 
+/* The target may ask only for blobs the plan named, never for another
+ * image's blob on this host. */
 static bool in_plans(const struct pod_src *p, const char *d)
 {
-        for (size_t k = 0; d != NULL && k < p->n; k++) {
-                const struct em_image_info *im = p->images[k];
-                if (strcmp(d, im->manifest_digest) == 0 || strcmp(d, im->config_digest) == 0)
+        for (size_t k = 0; k < p->n; k++)
+                if (em_image_info_names(p->images[k], d))
                         return true;
-                for (size_t i = 0; i < im->n_layers; i++)
-                        if (strcmp(d, im->layer_digests[i]) == 0)
-                                return true;
-        }
         return false;
 }
 

@@ -215,20 +215,6 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
         return em_sync_state_recv_hashes(s->sync, s->conn, EM_SYNC_HASHES_MAX, err);
 }
 
-/* Whether digest is one of the image's blobs: the target may ask only for
- * what the plan named, never for another image's blob on this host. */
-static bool in_plan(const struct em_image_info *im, const char *digest)
-{
-        if (digest == NULL)
-                return false;
-        if (strcmp(digest, im->manifest_digest) == 0 || strcmp(digest, im->config_digest) == 0)
-                return true;
-        for (size_t i = 0; i < im->n_layers; i++)
-                if (strcmp(digest, im->layer_digests[i]) == 0)
-                        return true;
-        return false;
-}
-
 /* Sends the plan, then streams the blobs the target lacks. */
 static int do_layers(struct source *s, em_error_t *err)
 {
@@ -247,7 +233,7 @@ static int do_layers(struct source *s, em_error_t *err)
         {
                 cleanup_free char *path = NULL;
                 const char *hex = em_digest_hex(json_string_value(d));
-                if (hex == NULL || !in_plan(s->image, json_string_value(d)))
+                if (hex == NULL || !em_image_info_names(s->image, json_string_value(d)))
                         return em_error_set(err, EPERM,
                                             "the target asked for blob %.80s, which is not in the "
                                             "plan of %s",

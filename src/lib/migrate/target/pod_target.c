@@ -218,19 +218,6 @@ static void release_members(const struct em_pod_target *pt, const struct pod_pla
                 unlink(list);
 }
 
-static bool blob_present(const struct em_pod_target *pt, const json_t *b)
-{
-        const char *diff_id = em_json_str(b, "diff_id"), *digest = em_json_str(b, "digest");
-        cleanup_free char *path = NULL;
-
-        if (diff_id != NULL && em_store_has_layer(pt->store, diff_id))
-                return true;
-        if (!em_digest_valid(digest) ||
-            asprintf(&path, "%s/blobs/sha256/%s", pt->cfg->root, em_digest_hex(digest)) < 0)
-                return false;
-        return em_path_exists(path);
-}
-
 /* The blobs of all the pod's images that this host lacks, each once. */
 static int missing_blobs(const struct em_pod_target *pt, const struct pod_plan *pp, json_t *missing,
                          em_error_t *err)
@@ -250,7 +237,8 @@ static int missing_blobs(const struct em_pod_target *pt, const struct pod_plan *
                                 return em_error_set(err, EPROTO, "protocol error: bad blob digest");
                         json_array_foreach(missing, j, x) dup |=
                             strcmp(json_string_value(x), d) == 0;
-                        if (!dup && !blob_present(pt, b))
+                        if (!dup && !em_store_holds(pt->store, em_json_str(b, "digest"),
+                                                    em_json_str(b, "diff_id")))
                                 json_array_append_new(missing, json_string(d));
                 }
         }

@@ -205,19 +205,6 @@ static int do_hello(struct target *t, em_error_t *err)
         return 0;
 }
 
-static bool blob_present(struct target *t, const json_t *b)
-{
-        const char *diff_id = em_json_str(b, "diff_id"), *digest = em_json_str(b, "digest");
-        cleanup_free char *path = NULL;
-
-        if (diff_id != NULL && em_store_has_layer(t->store, diff_id))
-                return true;
-        if (!em_digest_valid(digest) ||
-            asprintf(&path, "%s/blobs/sha256/%s", t->cfg->root, em_digest_hex(digest)) < 0)
-                return false;
-        return em_path_exists(path);
-}
-
 /* From our --registry only, whatever host the peer's name names, and by
  * the plan's manifest digest: the registry cannot substitute an image. */
 static int try_registry_pull(struct target *t, em_error_t *err)
@@ -288,7 +275,7 @@ static int do_plan(struct target *t, em_error_t *err)
         {
                 if (!em_digest_valid(em_json_str(b, "digest")))
                         return em_error_set(err, EPROTO, "protocol error: bad blob digest");
-                if (!blob_present(t, b))
+                if (!em_store_holds(t->store, em_json_str(b, "digest"), em_json_str(b, "diff_id")))
                         json_array_append_new(missing, json_string(em_json_str(b, "digest")));
         }
         /* The source's record of our page cache, if still true, spares us
