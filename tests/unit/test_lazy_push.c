@@ -179,6 +179,11 @@ static void test_urgent_overtakes_bulk(void **state)
         bed_up(&b, 1024, NULL, true);
         usleep(200000); /* the pusher fills the socket and blocks */
         ask(&b, 0, 700, 1);
+        /* The source's reader takes the ask while the bulk is still blocked
+         * on the full socket: draining at once would race the reader's
+         * wake-up against the pusher under load, and this checks the order
+         * of the streams, not how fast a thread is scheduled. */
+        usleep(200000);
         while ((nr = next_chunk(&b, &stream, &first, &last)) > 0 || !last) {
                 if (stream == EM_LAZY_STREAM_URGENT) {
                         at = n;
