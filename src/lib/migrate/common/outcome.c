@@ -68,6 +68,22 @@ int em_outcome_store(const char *root, const struct em_outcome *o, em_error_t *e
         return 0;
 }
 
+int em_outcome_advance(const char *root, const char *session, enum em_outcome_state from,
+                       enum em_outcome_state to, em_error_t *err)
+{
+        struct em_outcome o;
+
+        if (em_outcome_load(root, session, &o, err) < 0)
+                return -1;
+        if (o.state == EM_OUTCOME_ABORTED)
+                return em_error_set(err, ECANCELED, "the source aborted session %s", session);
+        if (o.state != from)
+                return em_error_set(err, EPROTO, "session %s is %s, not %s", session,
+                                    em_outcome_state_name(o.state), em_outcome_state_name(from));
+        o.state = to;
+        return em_outcome_store(root, &o, err);
+}
+
 int em_outcome_create(const char *root, const struct em_outcome *o, em_error_t *err)
 {
         cleanup_free char *dir = em_path_join(root, "outcomes");

@@ -63,6 +63,12 @@ int em_outcome_lock(const char *root, const char *session, int timeout_ms, int *
 int em_outcome_load(const char *root, const char *session, struct em_outcome *o, em_error_t *err);
 /* Writes o->state (call with the lock held). */
 int em_outcome_store(const char *root, const struct em_outcome *o, em_error_t *err);
+/* Moves the session's record from `from` to `to`, the decision lock held
+ * by the caller: ECANCELED when the source aborted the session meanwhile
+ * (OUTCOME abort fences the restore), EPROTO when it is in any other
+ * state than `from`. */
+int em_outcome_advance(const char *root, const char *session, enum em_outcome_state from,
+                       enum em_outcome_state to, em_error_t *err);
 /* Moves the record to aborted and removes what the session left: its
  * container if it was restored (after `route_hook withdraw IP`, when
  * route_hook is not NULL: a restored copy may have announced its service

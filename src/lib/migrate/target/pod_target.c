@@ -399,20 +399,10 @@ static int write_meta(const struct em_config *cfg, const char *ck, const struct 
 static int advance(const struct em_pod_target *pt, enum em_outcome_state from,
                    enum em_outcome_state to, int *lock, em_error_t *err)
 {
-        struct em_outcome o;
-
         if (*lock < 0 &&
             em_outcome_lock(pt->cfg->root, pt->session, EM_OUTCOME_LOCK_MS, lock, err) < 0)
                 return -1;
-        if (em_outcome_load(pt->cfg->root, pt->session, &o, err) < 0)
-                return -1;
-        if (o.state == EM_OUTCOME_ABORTED)
-                return em_error_set(err, ECANCELED, "the source aborted session %s", pt->session);
-        if (o.state != from)
-                return em_error_set(err, EPROTO, "session %s is %s, not %s", pt->session,
-                                    em_outcome_state_name(o.state), em_outcome_state_name(from));
-        o.state = to;
-        return em_outcome_store(pt->cfg->root, &o, err);
+        return em_outcome_advance(pt->cfg->root, pt->session, from, to, err);
 }
 
 /* A failed `pod restore` killed what it restored and left the rows

@@ -381,33 +381,14 @@ static void time_step(json_t *timing, const char *step, int64_t *t0)
         *t0 = now;
 }
 
-/* Moves the session's record from `from` to `to`, its decision lock held
- * by the caller; a source that aborted the session meanwhile (OUTCOME
- * abort) fences it here. */
-static int advance_held(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
-                        em_error_t *err)
-{
-        struct em_outcome o;
-
-        if (em_outcome_load(t->cfg->root, t->session, &o, err) < 0)
-                return -1;
-        if (o.state == EM_OUTCOME_ABORTED)
-                return em_error_set(err, ECANCELED, "the source aborted session %s", t->session);
-        if (o.state != from)
-                return em_error_set(err, EPROTO, "session %s is %s, not %s", t->session,
-                                    em_outcome_state_name(o.state), em_outcome_state_name(from));
-        o.state = to;
-        return em_outcome_store(t->cfg->root, &o, err);
-}
-
 /* Takes the session's decision lock (*lock holds it for the caller), then
- * advance_held. */
+ * moves the record (em_outcome_advance). */
 static int advance(struct target *t, enum em_outcome_state from, enum em_outcome_state to,
                    int *lock, em_error_t *err)
 {
         if (em_outcome_lock(t->cfg->root, t->session, EM_OUTCOME_LOCK_MS, lock, err) < 0)
                 return -1;
-        return advance_held(t, from, to, err);
+        return em_outcome_advance(t->cfg->root, t->session, from, to, err);
 }
 
 /* Moves a record that is still staging or restoring to aborted, removing
@@ -531,7 +512,8 @@ static int restore_here(struct target *t, json_t *timing, em_error_t *err)
          * failure here waits for the hook before the ABORT goes out, so the
          * source's roll-back announces last. */
         route_start(&rj, t->o->route_hook, ip);
-        int rc = advance_held(t, EM_OUTCOME_RESTORING, EM_OUTCOME_RESTORED, err);
+        int rc = em_outcome_advance(t->cfg->root, t->session, EM_OUTCOME_RESTORING,
+                                    EM_OUTCOME_RESTORED, err);
         em_cleanup_closep(&lock);
         time_step(timing, "restore_ms", &t0);
         if (rc == 0)
