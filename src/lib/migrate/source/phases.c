@@ -46,6 +46,34 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw)
         s->phase_wire0 = w;
 }
 
+int em_source_send_missing(struct source *s, const json_t *ack,
+                           bool (*named)(const void *ud, const char *digest), const void *ud,
+                           const char *plan, em_error_t *err)
+{
+        uint64_t raw = 0;
+        size_t i;
+        json_t *d;
+
+        json_array_foreach(json_object_get(ack, "missing"), i, d)
+        {
+                cleanup_free char *path = NULL;
+                const char *hex = em_digest_hex(json_string_value(d));
+                if (hex == NULL || !named(ud, json_string_value(d)))
+                        return em_error_set(err, EPERM,
+                                            "the target asked for blob %.80s, which is not in the "
+                                            "plan of %s",
+                                            json_string_value(d) ?: "(not a string)", plan);
+                if (asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
+                        return em_error_set(err, ENOMEM, "blob path");
+                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
+                        return em_error_wrap(err, "sending layer blob");
+        }
+        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+                return -1;
+        em_source_phase_end(s, "layers", raw);
+        return 0;
+}
+
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err)
 {
         if (em_conn_send(s->conn, EM_FRAME_ROUND_END, 0, 0, payload, strlen(payload), 0, err) < 0)

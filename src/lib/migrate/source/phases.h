@@ -85,6 +85,14 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
 /* The second half of a round trip: waits for the target's ROUND_END. */
 int em_source_round_echo(struct source *s, em_error_t *err);
+/* Streams the blobs the target's answer to the plan (ack's "missing")
+ * asks for, then the round trip that ends the layers phase. The target
+ * may ask only for blobs the plan names (named(ud, digest)), never for
+ * another image's blob on this host; `plan` names the plan in the error
+ * ("redis", "pod web"). */
+int em_source_send_missing(struct source *s, const json_t *ack,
+                           bool (*named)(const void *ud, const char *digest), const void *ud,
+                           const char *plan, em_error_t *err);
 /* After the handshake, before anything of the container moves: lists its
  * processes (into s->pids) unless the calibration did, and refuses what
  * CRIU would restore broken: a process that uses memory protection keys

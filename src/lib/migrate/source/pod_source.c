@@ -189,8 +189,10 @@ static int connect_hello(struct pod_src *p, em_error_t *err)
 
 /* The target may ask only for blobs the plan named, never for another
  * image's blob on this host. */
-static bool in_plans(const struct pod_src *p, const char *d)
+static bool in_plans(const void *ud, const char *d)
 {
+        const struct pod_src *p = ud;
+
         for (size_t k = 0; k < p->n; k++)
                 if (em_image_info_names(p->images[k], d))
                         return true;
@@ -201,31 +203,16 @@ static int do_layers(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
         cleanup_json json_t *ack = NULL;
-        uint64_t raw = 0;
-        size_t i;
-        json_t *d;
+        cleanup_free char *plan = NULL;
 
         em_report_phase_begin(s->report, "layers");
         if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, p->plan, err) < 0 ||
             em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
                 return em_error_wrap(err, "pod plan");
-        json_array_foreach(json_object_get(ack, "missing"), i, d)
-        {
-                cleanup_free char *path = NULL;
-                const char *hex = em_digest_hex(json_string_value(d));
-                if (hex == NULL || !in_plans(p, json_string_value(d)))
-                        return em_error_set(err, EPERM,
-                                            "the target asked for blob %.80s, which is not in the "
-                                            "plan of pod %s",
-                                            json_string_value(d) ?: "(not a string)", s->name);
-                if (asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
-                        return em_error_set(err, ENOMEM, "blob path");
-                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
-                        return em_error_wrap(err, "sending layer blob");
-        }
-        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+        if (asprintf(&plan, "pod %s", s->name) < 0)
+                return em_error_set(err, ENOMEM, "pod plan");
+        if (em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
                 return -1;
-        em_source_phase_end(s, "layers", raw);
         return em_fault("source.after-layers", em_conn_fd(s->conn), err);
 }
 

@@ -215,38 +215,23 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
         return em_sync_state_recv_hashes(s->sync, s->conn, EM_SYNC_HASHES_MAX, err);
 }
 
+static bool image_names(const void *image, const char *digest)
+{
+        return em_image_info_names(image, digest);
+}
+
 /* Sends the plan, then streams the blobs the target lacks. */
 static int do_layers(struct source *s, em_error_t *err)
 {
         cleanup_json json_t *ack = NULL;
-        uint64_t raw = 0;
-        size_t i;
-        json_t *d;
-
         em_report_phase_begin(s->report, "layers");
         em_monitor_phase(s, "layers", 0);
         if (plan_round_trip(s, &ack, err) < 0)
                 return em_error_wrap(err, "layer plan");
         em_sync_state_set_compress(s->sync, &s->o->compress, &s->cal, em_source_calibrate_poll, s);
         em_sync_state_set_bandwidth_hint(s->sync, &s->bandwidth);
-        json_array_foreach(json_object_get(ack, "missing"), i, d)
-        {
-                cleanup_free char *path = NULL;
-                const char *hex = em_digest_hex(json_string_value(d));
-                if (hex == NULL || !em_image_info_names(s->image, json_string_value(d)))
-                        return em_error_set(err, EPERM,
-                                            "the target asked for blob %.80s, which is not in the "
-                                            "plan of %s",
-                                            json_string_value(d) ?: "(not a string)",
-                                            s->image->name);
-                if (asprintf(&path, "%s/blobs/sha256/%s", s->cfg->root, hex) < 0)
-                        return em_error_set(err, ENOMEM, "blob path");
-                if (em_proto_send_file(s->conn, EM_FRAME_LAYER_BLOB, path, hex, 0, &raw, err) < 0)
-                        return em_error_wrap(err, "sending layer blob");
-        }
-        if (em_source_round_trip(s, "{\"layers_done\":true}", err) < 0)
+        if (em_source_send_missing(s, ack, image_names, s->image, s->image->name, err) < 0)
                 return -1;
-        em_source_phase_end(s, "layers", raw);
         json_object_set_new(
             em_report_json(s->report), "layers_sent",
             json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
