@@ -141,6 +141,10 @@ static const char prepare_usage[] =
     "the service) to the target's page cache. A later `edgemig migrate NAME\n"
     "--to ADDR:PORT` then sends only what changed since.\n"
     "\n"
+    "NAME may be a pod: every image of its infra container and members that\n"
+    "the target lacks is sent and registered there, each blob once; no memory\n"
+    "goes ahead yet (docs/pods.md). The pod keeps running here untouched.\n"
+    "\n"
     "TLS options and --insecure are those of `edgemig migrate --help`.\n";
 
 /* The command's own flags, beside the migration's options. */

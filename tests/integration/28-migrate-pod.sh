@@ -3,7 +3,9 @@
 # sidecar that INCRs a counter in it over one localhost connection every
 # 10 ms and serves the reply over HTTP on the pod's service IP. A redis
 # client (edgemig-probe, one connection, a write and a read every 10 ms)
-# and an HTTP client of the sidecar run throughout. First a target that
+# and an HTTP client of the sidecar run throughout. First a prepare to a
+# host 2 that lacks redis's image: the image lands there, nothing else
+# stays, and the pod runs on. Then a target that
 # fails after the first member came back (fault pod.after-member-restore-1
 # in host 2's edgemigd), and a link cut after the freeze, before FINAL: the
 # pod runs on host 1 only, intact, and host 2 keeps no container, network
@@ -82,9 +84,22 @@ leftovers() { # I: what host I holds of the pod besides nothing
 	find "${!root}/incoming" "${!root}/containers" -mindepth 1 -maxdepth 1 2>/dev/null | sed 's/^/staging /'
 }
 
-# --- what is not built for pods says so, and moves nothing -------------------------
-h 1 prepare web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" && fail "prepare of a pod succeeded"
-grep -q 'prepare. of a pod is not built yet' "$MIG_LOGS/err" || fail "prepare error: $(cat "$MIG_LOGS/err")"
+# --- prepare: the image host 2 lacks goes ahead, and the pod runs on here ----------
+h 2 image rm "$REGISTRY/edgemig/redis:latest" >/dev/null && h 2 image prune >/dev/null ||
+	fail "removing redis from host 2"
+h 1 prepare web --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/prep.txt" 2>"$MIG_LOGS/err" ||
+	fail "prepare of the pod: $(cat "$MIG_LOGS/err")"
+grep -q "^prepared web on" "$MIG_LOGS/prep.txt" || fail "prepare said: $(cat "$MIG_LOGS/prep.txt")"
+cp "$(ls -t "$EM_H1_ROOT"/migrations/*.json | head -1)" "$MIG_LOGS/prep.json"
+python3 - "$MIG_LOGS/prep.json" <<'PY' || fail "prepare report: $(cat "$MIG_LOGS/prep.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] and r["pod"] and r["mode"] == "prepare" and r["layers_sent"] >= 1, r
+print("pod prepare: %d blob(s), %d bytes on the wire" % (r["layers_sent"], r["bytes_wire"]), file=sys.stderr)
+PY
+h 2 image ls --json | grep -q 'edgemig/redis' || fail "host 2 lacks redis after the prepare: $(h 2 image ls)"
+[ -z "$(leftovers 2)" ] || fail "host 2 kept parts of the pod after the prepare: $(leftovers 2)"
+[ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the prepare: $(states 1)"
 # The pre-check of the whole pod: it can go, with an estimate for the link.
 h 1 check web --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/check.json" 2>"$MIG_LOGS/err" ||
 	fail "check --to of the pod: $(cat "$MIG_LOGS/err" "$MIG_LOGS/check.json")"

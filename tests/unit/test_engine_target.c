@@ -1097,11 +1097,14 @@ static json_t *pod_plan(struct fx *f)
         return p;
 }
 
-static void pod_start(struct fx *f)
+/* prepare: the plan asks for a prepare; layers: the layers' round too. */
+static void pod_begin(struct fx *f, bool prepare, bool layers)
 {
         json_t *p = pod_plan(f), *ack = NULL;
         em_error_t err = NULL;
 
+        if (prepare)
+                json_object_set_new(p, "prepare", json_true());
         start_target(f, NULL);
         assert_true(handshake(f, NAME, "pod"));
         ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
@@ -1110,7 +1113,22 @@ static void pod_start(struct fx *f)
         assert_null(json_object_get(ack, "hashes_from"));
         json_decref(ack);
         json_decref(p);
-        round_trip(f, "{\"layers_done\":true}");
+        if (layers)
+                round_trip(f, "{\"layers_done\":true}");
+}
+
+static void pod_start(struct fx *f)
+{
+        pod_begin(f, false, true);
+}
+
+static void send_done(struct fx *f)
+{
+        json_t *done = json_object();
+        em_error_t err = NULL;
+
+        ok(em_proto_send_json(f->src, EM_FRAME_DONE, done, &err));
+        json_decref(done);
 }
 
 /* A tar with one entry at path, sent as pod.tar; returns its digest. */
@@ -1178,6 +1196,60 @@ static void test_pod_hostile_frames(void **state)
         expect_abort(f, "unexpected FILE_DELETE in a pod session");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
+}
+
+/* A pod's prepare: the layers, then DONE answered with DONE; every name
+ * is free again and nothing was restored; the log says prepared. */
+static void test_pod_prepare(void **state)
+{
+        struct fx *f = *state;
+
+        int logfd = log_capture(f);
+        pod_begin(f, true, true);
+        assert_true(root_has(f, "containers/", "db")); /* reserved meanwhile */
+        send_done(f);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        char *log = log_text(f, logfd);
+        assert_non_null(strstr(log, ": " NAME " prepared (images registered"));
+        assert_null(strstr(log, "committed"));
+        free(log);
+        assert_rolled_back(f); /* its record aborted: nothing of it stays */
+        assert_false(root_has(f, "containers/", "db"));
+        assert_false(root_has(f, "restored-", "db"));
+}
+
+/* What a prepare refuses, and DONE where no prepare was asked for. */
+static void test_pod_prepare_hostile(void **state)
+{
+        struct fx *f = *state;
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        pod_begin(f, true, true); /* the tar of a migration */
+        send_pod_tar(f, "db/criu/core-1.img", digest);
+        expect_abort(f, "(a prepare none)");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_begin(f, true, true); /* FINAL */
+        pod_final(f, "sha256:0000000000000000000000000000000000000000000000000000000000000000");
+        expect_abort(f, "FINAL in a prepare");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_begin(f, true, false); /* DONE before the images are registered */
+        send_done(f);
+        expect_abort(f, "DONE before the layers");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_false(root_has(f, "containers/", "db"));
+
+        pod_start(f); /* a migration's session ended as if a prepare */
+        send_done(f);
+        expect_abort(f, "DONE before FINAL");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_false(root_has(f, "containers/", "db"));
 }
 
 /* The pre-check of a pod (HELLO mode check, a pod session's plan): its
@@ -1339,6 +1411,8 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
             cmocka_unit_test_teardown(test_pod_check, test_teardown),
+            cmocka_unit_test_teardown(test_pod_prepare, test_teardown),
+            cmocka_unit_test_teardown(test_pod_prepare_hostile, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -113,7 +113,8 @@ static int load_pod(struct pod_src *p, em_error_t *err)
 {
         json_t *members = json_array();
 
-        p->plan = json_pack("{s:{s:o}}", "pod", "members", members);
+        p->plan = json_pack("{s:{s:o}, s:b}", "pod", "members", members, "prepare",
+                            p->s.o->mode == EM_MIGRATE_PREPARE);
         if (p->plan == NULL || pod_names(p, err) < 0 ||
             em_store_open(p->s.cfg->root, &p->s.store, err) < 0)
                 return p->plan ? -1 : em_error_set(err, ENOMEM, "pod plan");
@@ -213,6 +214,8 @@ static int do_layers(struct pod_src *p, em_error_t *err)
                 return em_error_set(err, ENOMEM, "pod plan");
         if (em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
                 return -1;
+        em_report_set(s->report, "layers_sent",
+                      json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
         return em_fault("source.after-layers", em_conn_fd(s->conn), err);
 }
 
@@ -397,18 +400,25 @@ static void roll_back(struct pod_src *p)
         }
 }
 
+/* A prepare ends after the layers: the target registered every image
+ * and gave the names back, and the pod runs on here untouched. */
+static int finish_prepare(struct pod_src *p, em_error_t *err)
+{
+        cleanup_json json_t *ack = NULL;
+
+        if (em_conn_send(p->s.conn, EM_FRAME_DONE, 0, 0, "{}", 2, 0, err) < 0 ||
+            em_proto_recv_json(p->s.conn, EM_FRAME_DONE, &ack, err) < 0)
+                return em_error_wrap(err, "finishing the prepare of pod %s", p->s.name);
+        return 0;
+}
+
 static int run(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
         cleanup_free char *spec = NULL;
 
-        if (s->o->mode == EM_MIGRATE_PREPARE)
-                return em_error_set(err, ENOTSUP,
-                                    "`edgemig prepare` of a pod is not built yet: `edgemig "
-                                    "migrate %s --to HOST:PORT` moves the whole pod, "
-                                    "stop-and-copy (docs/pods.md)",
-                                    s->name);
-        if (s->o->mode != EM_MIGRATE_PRECOPY && s->o->mode != EM_MIGRATE_STOP_AND_COPY)
+        if (s->o->mode != EM_MIGRATE_PRECOPY && s->o->mode != EM_MIGRATE_STOP_AND_COPY &&
+            s->o->mode != EM_MIGRATE_PREPARE)
                 return em_error_set(err, ENOTSUP,
                                     "pod %s: a pod migrates stop-and-copy only (`--mode %s` is "
                                     "not built for pods yet; docs/pods.md)",
@@ -426,6 +436,8 @@ static int run(struct pod_src *p, em_error_t *err)
         em_source_phase_end(s, "handshake", 0);
         if (do_layers(p, err) < 0)
                 return -1;
+        if (s->o->mode == EM_MIGRATE_PREPARE)
+                return finish_prepare(p, err);
         if (send_final(p, err) == 0 && commit(p, err) == 0)
                 return 0;
         return s->final_sent ? settle(p, err) : -1;
@@ -450,7 +462,9 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
         if (em_session_new(p.s.session_id, err) < 0)
                 return -1;
         em_session_hex(p.s.session_id, p.s.session);
-        p.s.report = em_report_new(p.s.session, pod, "stop-and-copy", o->target);
+        p.s.report =
+            em_report_new(p.s.session, pod,
+                          o->mode == EM_MIGRATE_PREPARE ? "prepare" : "stop-and-copy", o->target);
         if (p.s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating pod %s", pod);
         em_report_set(p.s.report, "pod", json_true());

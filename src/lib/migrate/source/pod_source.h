@@ -16,7 +16,12 @@
  * checkpoint here (`pod restore`) and announces the IP again; after it the
  * target's outcome record decides, as for one container
  * (migrate/common/resolve.h). No pre-copy rounds: the pod is down from the
- * freeze until it runs on the target. */
+ * freeze until it runs on the target.
+ *
+ * `edgemig prepare POD` is the same session up to the layers, its plan
+ * marked "prepare": every image the target lacks lands in its store,
+ * then DONE, and the pod runs on here untouched. The migration after it
+ * sends no blob. (No memory goes ahead yet: a pod has no page cache.) */
 #ifndef EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 #define EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 

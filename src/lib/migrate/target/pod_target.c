@@ -37,6 +37,7 @@ struct pod_plan {
         bool layers_done;
         bool have_tar;
         bool restoring; /* past the unpack: restore_pod cleans up itself */
+        bool prepare;   /* the plan's "prepare": the session ends at DONE */
 };
 
 static void pod_plan_free(struct pod_plan *p)
@@ -262,6 +263,7 @@ static int load_plan(const json_t *plan, struct pod_plan *pp, em_error_t *err)
         }
         json_array_append_new(pp->specs, json_deep_copy(json_object_get(plan, "spec")));
         json_array_append(pp->images, json_object_get(plan, "image"));
+        pp->prepare = json_is_true(json_object_get(plan, "prepare"));
         return 0;
 }
 
@@ -337,11 +339,11 @@ static int recv_tar(const struct em_pod_target *pt, struct pod_plan *pp, const j
 {
         cleanup_close int dfd = open(pt->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-        if (!pp->layers_done || pp->have_tar ||
+        if (!pp->layers_done || pp->have_tar || pp->prepare ||
             strcmp(em_json_str(hdr, "file") ?: "", EM_POD_TAR_NAME) != 0)
                 return em_error_set(err, EPROTO,
                                     "protocol error: a pod session takes one image file, "
-                                    "%s, after the layers",
+                                    "%s, after the layers (a prepare none)",
                                     EM_POD_TAR_NAME);
         if (dfd < 0)
                 return em_error_set(err, errno, "opening %s", pt->dir);
@@ -538,6 +540,8 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
 
         if (timing == NULL)
                 return em_error_set(err, ENOMEM, "FINAL");
+        if (pp->prepare)
+                return em_error_set(err, EPROTO, "protocol error: FINAL in a prepare");
         if (em_json_parse((const char *)f->payload, f->length, "FINAL", &final, err) < 0 ||
             em_fault("target.after-final", em_conn_fd(pt->conn), err) < 0)
                 return -1;
@@ -553,6 +557,25 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
         return em_proto_send_json(pt->conn, EM_FRAME_RESTORE_OK, ok, err);
+}
+
+/* DONE ends a prepare once the images are registered: the members'
+ * names go back now, the pod's with the session's settling, before the
+ * source hears we are done (the migration that follows must find them
+ * free). */
+static int prepare_done(const struct em_pod_target *pt, struct pod_plan *pp, bool *prepared,
+                        em_error_t *err)
+{
+        if (!pp->prepare)
+                return em_error_set(err, EPROTO, "protocol error: DONE before FINAL");
+        if (!pp->layers_done)
+                return em_error_set(err, EPROTO, "protocol error: DONE before the layers");
+        release_members(pt, pp);
+        pp->reserved = 0;
+        *prepared = true;
+        em_log_info("session %s: pod %s prepared (%zu image(s) registered)", pt->session, pt->pod,
+                    json_array_size(pp->images));
+        return 0;
 }
 
 /* ROUND_END: the one after the blobs registers the images; echoed. */
@@ -572,7 +595,7 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
 }
 
 static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct em_frame *f,
-                    char *digest, bool *done, em_error_t *err)
+                    char *digest, bool *done, bool *prepared, em_error_t *err)
 {
         cleanup_json json_t *hdr = NULL;
 
@@ -592,13 +615,16 @@ static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct 
         case EM_FRAME_FINAL:
                 *done = true;
                 return do_final(pt, pp, f, digest, err);
+        case EM_FRAME_DONE:
+                *done = true;
+                return prepare_done(pt, pp, prepared, err);
         default:
                 return em_error_set(err, EPROTO, "protocol error: unexpected %s in a pod session",
                                     em_frame_type_name(f->hdr.type));
         }
 }
 
-int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err)
+int em_pod_target_serve(const struct em_pod_target *pt, bool *prepared, em_error_t *err)
 {
         __attribute__((cleanup(pod_plan_free))) struct pod_plan pp = {0};
         char digest[EM_DIGEST_STR_LEN + 1] = "";
@@ -613,7 +639,7 @@ int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err)
                 cleanup_frame struct em_frame f = {0};
                 struct em_conn_stats st;
                 rc = em_proto_recv(pt->conn, &f, err) < 0 ||
-                             dispatch(pt, &pp, &f, digest, &done, err) < 0
+                             dispatch(pt, &pp, &f, digest, &done, prepared, err) < 0
                          ? -1
                          : 0;
                 em_conn_stats(pt->conn, &st);

@@ -24,7 +24,13 @@
  *     service IP once, and RESTORE_OK goes back.
  * The commit (DONE) is target.c's, as for any session. A failed restore
  * removes whatever of the pod was restored here before the session is
- * aborted, so nothing of it stays. */
+ * aborted, so nothing of it stays.
+ *
+ * A plan with "prepare": true (`edgemig prepare POD`) ends after the
+ * layers with DONE instead of the tar and FINAL: the images stay
+ * registered, the members' names are given back (target.c gives the
+ * pod's back with the session before it answers DONE) and nothing is
+ * restored. */
 #ifndef EDGEMIG_MIGRATE_TARGET_POD_TARGET_H
 #define EDGEMIG_MIGRATE_TARGET_POD_TARGET_H
 
@@ -45,8 +51,9 @@ struct em_pod_target {
         const char *dir;     /* the session's staging directory */
 };
 
-/* From the plan to RESTORE_OK. */
-int em_pod_target_serve(const struct em_pod_target *pt, em_error_t *err);
+/* From the plan to RESTORE_OK, or to a prepare's DONE (*prepared set;
+ * the caller answers it). */
+int em_pod_target_serve(const struct em_pod_target *pt, bool *prepared, em_error_t *err);
 
 /* For tests: checks a pod plan ({"spec", "image", "pod": {"members"}})
  * for pod `pod` against policy as the target does, without the host's

@@ -55,6 +55,7 @@ struct target {
         /* The session id is ours (its outcome record and staging dir) and so
          * is the container name (containers/<name>, reserved at HELLO). */
         bool claimed;
+        bool pod_prepared;         /* a pod session that was a prepare (pod_target.h) */
         struct em_prewarm prewarm; /* what was set up before FINAL */
         int journal_fd;            /* holds the session's journal lock */
         const char *peer_id;       /* the peer's TLS identity ("" without TLS) */
@@ -741,9 +742,15 @@ static int serve_pod(struct target *t, em_error_t *err)
         if (em_store_open(t->cfg->root, &t->store, err) < 0)
                 return -1;
         pt.store = t->store;
-        if (em_pod_target_serve(&pt, err) < 0)
+        if (em_pod_target_serve(&pt, &t->pod_prepared, err) < 0)
                 return -1;
-        return await_commit(t, err);
+        if (!t->pod_prepared)
+                return await_commit(t, err);
+        cleanup_json json_t *ack = json_object();
+        if (ack == NULL)
+                return em_error_set(err, ENOMEM, "DONE");
+        settle_here(t, false); /* the pod's name, free before DONE goes back */
+        return em_proto_send_json(t->conn, EM_FRAME_DONE, ack, err);
 }
 
 static int serve(struct target *t, em_error_t *err)
@@ -782,14 +789,18 @@ static int serve(struct target *t, em_error_t *err)
 /* What a session that ended well did, for its log line: a pre-check
  * stages nothing and a prepare only fills the page cache; only a
  * migration commits. */
-static const char *session_outcome(const char *mode)
+static const char *session_outcome(const struct target *t)
 {
+        const char *mode = t->peer.mode;
+
         if (mode == NULL)
                 return "ended";
         if (strcmp(mode, EM_PRECHECK_MODE) == 0)
                 return "checked (nothing staged)";
         if (strcmp(mode, "prepare") == 0)
                 return "prepared (pages cached, nothing restored)";
+        if (t->pod_prepared)
+                return "prepared (images registered, nothing restored)";
         return "committed";
 }
 
@@ -815,8 +826,7 @@ int em_migrate_target_serve(const struct em_config *cfg, em_conn_t *conn,
         }
         if (rc == 0)
                 em_log_info("session %s: %s %s", t.session,
-                            t.peer.container ? t.peer.container : "?",
-                            session_outcome(t.peer.mode));
+                            t.peer.container ? t.peer.container : "?", session_outcome(&t));
         target_free(&t);
         return rc;
 }
