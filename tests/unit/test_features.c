@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "checkpoint/features.h"
+#include "checkpoint/features_probes.h"
 #include "util/fsutil.h"
 
 static void test_version_cmp(void **state)
@@ -177,6 +178,32 @@ static void test_required_missing_blocks_migration(void **state)
         json_decref(j);
 }
 
+/* The warning's threshold, and the probe on this host agreeing with it
+ * (the module parameter is the kernel's, so both outcomes are checked as
+ * they come). */
+static void test_conntrack_hash(void **state)
+{
+        assert_true(em_conntrack_hash_large(262144));
+        assert_true(em_conntrack_hash_large(EM_CONNTRACK_HASH_WARN + 1));
+        assert_false(em_conntrack_hash_large(EM_CONNTRACK_HASH_WARN));
+        assert_false(em_conntrack_hash_large(16384));
+        assert_false(em_conntrack_hash_large(0));
+
+        struct em_feature f = {0};
+        em_probe_conntrack_hash(NULL, &f);
+        assert_non_null(f.value);
+        if (strcmp(f.value, "not loaded") == 0) {
+                assert_int_equal(f.status, EM_FEATURE_OK);
+        } else {
+                bool large = em_conntrack_hash_large(strtoul(f.value, NULL, 10));
+                assert_int_equal(f.status, large ? EM_FEATURE_WARN : EM_FEATURE_OK);
+                assert_true(large == (f.hint != NULL));
+        }
+        free(f.value);
+        free(f.detail);
+        free(f.hint);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -185,6 +212,7 @@ int main(void)
             cmocka_unit_test(test_cache_key_invalidation),
             cmocka_unit_test(test_json_round_trip_and_accessors),
             cmocka_unit_test(test_required_missing_blocks_migration),
+            cmocka_unit_test(test_conntrack_hash),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

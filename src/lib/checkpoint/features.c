@@ -52,6 +52,7 @@ static const struct {
     {"tcp_repair", false, em_probe_tcp_repair},
     {"tcp_half_closed", false, em_probe_tcp_half_closed},
     {"tc_tbf", false, em_probe_tc_tbf},
+    {"conntrack_hash", false, em_probe_conntrack_hash},
 };
 #define N_PROBES (sizeof(probes) / sizeof(probes[0]))
 
@@ -410,14 +411,19 @@ static int run_probes(const struct em_config *cfg, struct em_features *f, em_err
         return 0;
 }
 
-/* Sysctls change at run time, so a cached result still re-reads them. */
+/* Sysctls and module parameters change at run time, so a cached result
+ * still re-reads them. */
 static void refresh_dynamic(const struct em_config *cfg, struct em_features *f)
 {
         struct em_probe_ctx ctx = {.cfg = cfg};
 
         for (size_t i = 0; i < f->n; i++) {
-                if (f->items[i].name && strcmp(f->items[i].name, "pipe_max_size") == 0)
+                const char *n = f->items[i].name;
+
+                if (n && strcmp(n, "pipe_max_size") == 0)
                         em_probe_pipe_max_size(&ctx, &f->items[i]);
+                else if (n && strcmp(n, "conntrack_hash") == 0)
+                        em_probe_conntrack_hash(&ctx, &f->items[i]);
         }
 }
 

@@ -37,5 +37,12 @@ void em_probe_tcp_repair(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_tcp_half_closed(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_criu_kdat_cache(struct em_probe_ctx *ctx, struct em_feature *out);
 void em_probe_tc_tbf(struct em_probe_ctx *ctx, struct em_feature *out);
+void em_probe_conntrack_hash(struct em_probe_ctx *ctx, struct em_feature *out);
+
+/* The kernel's connection-tracking hash size, and above which size its
+ * walk in every CRIU dump is worth a warning (several ms). */
+#define EM_CONNTRACK_HASHSIZE  "/sys/module/nf_conntrack/parameters/hashsize"
+#define EM_CONNTRACK_HASH_WARN 65536UL
+bool em_conntrack_hash_large(unsigned long buckets);
 
 #endif
