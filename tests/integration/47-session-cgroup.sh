@@ -13,6 +13,11 @@
 # which other tests' census counts), and counts only the session cgroups
 # under them; another test bed's sessions cannot make it fail, and a
 # session cgroup this one leaks still does.
+#
+# Both daemons share that cgroup with different state roots, as parallel
+# test beds share the root cgroup: edgemigd's start sweeps only the stale
+# session cgroups its own root owns (edgemig-session-<tag>-<pid>, tag from
+# the root), never another root's.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 cg_opts() { printf '%s\n' --session-pids 200 --session-memory 512M; }
@@ -54,6 +59,9 @@ MEM_BASE=/sys/fs/cgroup/memory$(own memory)
 grep -q "each session in a cgroup of its own: at most 200 processes, 512 MiB" \
 	"$MIG_LOGS/edgemigd-h2.log" || fail "edgemigd did not set up session cgroups"
 sessions_left() { find "$PIDS_BASE" "$MEM_BASE" -maxdepth 1 -name 'edgemig-session-*' | grep -q .; }
+# The tag of host I's state root in its session cgroups' names.
+tag() { printf %s "$(realpath "$(eval echo "\$EM_H${1}_ROOT")")" | sha256sum | cut -c1-8; }
+T2=$(tag 2)
 
 # A connection that never says hello: its child waits in the handshake.
 on_client bash -c "exec 3<>/dev/tcp/$(haddr 2)/$MIG_PORT; sleep 4" &
@@ -61,18 +69,34 @@ HOLD=$!
 child() { pgrep -P "$DPID" | head -n 1; }
 wait_for 5 child || fail "no session child for the connection"
 C=$(child)
-grep -qx "[0-9]*:pids:$(own pids)/edgemig-session-$C" "/proc/$C/cgroup" ||
-	fail "session $C not in its pids cgroup: $(cat "/proc/$C/cgroup")"
-grep -qx "[0-9]*:memory:$(own memory)/edgemig-session-$C" "/proc/$C/cgroup" ||
-	fail "session $C not in its memory cgroup: $(cat "/proc/$C/cgroup")"
-[ "$(cat "$PIDS_BASE/edgemig-session-$C/pids.max")" = 200 ] || fail "pids.max"
-[ "$(cat "$MEM_BASE/edgemig-session-$C/memory.limit_in_bytes")" = $((512 << 20)) ] ||
+SCG=edgemig-session-$T2-$C
+grep -qx "[0-9]*:pids:$(own pids)/$SCG" "/proc/$C/cgroup" ||
+	fail "session $C not in its pids cgroup $SCG: $(cat "/proc/$C/cgroup")"
+grep -qx "[0-9]*:memory:$(own memory)/$SCG" "/proc/$C/cgroup" ||
+	fail "session $C not in its memory cgroup $SCG: $(cat "/proc/$C/cgroup")"
+[ "$(cat "$PIDS_BASE/$SCG/pids.max")" = 200 ] || fail "pids.max"
+[ "$(cat "$MEM_BASE/$SCG/memory.limit_in_bytes")" = $((512 << 20)) ] ||
 	fail "memory.limit_in_bytes"
 wait "$HOLD" || true
 wait_for 20 sh -c "! kill -0 $C 2>/dev/null" || fail "session $C did not end"
-wait_for 10 sh -c "[ ! -e '$PIDS_BASE/edgemig-session-$C' ] && [ ! -e '$MEM_BASE/edgemig-session-$C' ]" ||
+wait_for 10 sh -c "[ ! -e '$PIDS_BASE/$SCG' ] && [ ! -e '$MEM_BASE/$SCG' ]" ||
 	fail "session $C's cgroup was not removed"
-echo "session $C ran in edgemig-session-$C (pids.max 200, 512 MiB); removed after it ended"
+echo "session $C ran in $SCG (pids.max 200, 512 MiB); removed after it ended"
+
+# Stale session cgroups of both roots (pid 99999999 is above any pid_max):
+# host 2's daemon, restarted, sweeps its own and leaves host 1's.
+for c in "$PIDS_BASE" "$MEM_BASE"; do
+	mkdir "$c/edgemig-session-$T2-99999999" "$c/edgemig-session-$(tag 1)-99999999"
+done
+mig_daemon_stop 2
+mig_daemon 2
+DPID=${MIG_DAEMONS[2]}
+for c in "$PIDS_BASE" "$MEM_BASE"; do
+	[ ! -e "$c/edgemig-session-$T2-99999999" ] || fail "host 2 left its stale $c/edgemig-session-$T2-99999999"
+	[ -e "$c/edgemig-session-$(tag 1)-99999999" ] || fail "host 2 swept host 1's stale session cgroup in $c"
+	rmdir "$c/edgemig-session-$(tag 1)-99999999"
+done
+echo "host 2's start swept its own stale session cgroups, not host 1's"
 
 # A real migration: the restored container lives in its own cgroup.
 SIP=10.66.0.47

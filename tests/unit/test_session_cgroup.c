@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,19 @@ static void put_oom(const char *dir, const char *name, const char *text)
         assert_int_equal(em_write_file_atomic(p, text, strlen(text), 0644, NULL), 0);
 }
 
+/* dir is <parent>/edgemig-session-<8 hex>-<pid>. */
+static bool is_session_dir(const char *dir, const char *parent, int pid)
+{
+        char want[64];
+        const char *p = strstr(dir, parent), *name;
+
+        snprintf(want, sizeof(want), "-%d", pid);
+        if (p == NULL || strncmp(p + strlen(parent), "/edgemig-session-", 17) != 0)
+                return false;
+        name = p + strlen(parent) + 17;
+        return strspn(name, "0123456789abcdef") == 8 && strcmp(name + 8, want) == 0;
+}
+
 static void test_v1_session(void **state)
 {
         (void)state;
@@ -100,14 +114,14 @@ static void test_v1_session(void **state)
         assert_non_null(fs);
         mk(fs, "pids/edgemigd.service");
         /* The daemon's memory cgroup is missing: refused, named. */
-        assert_int_equal(em_session_cgroup_new(fs, v1_self, &l, &c, &err), -1);
+        assert_int_equal(em_session_cgroup_new(fs, v1_self, "/var/lib/edgemig", &l, &c, &err), -1);
         assert_non_null(strstr(em_error_msg(err), "memory/process_api/434a"));
         em_error_free(&err);
         mk(fs, "memory/process_api/434a");
-        assert_int_equal(em_session_cgroup_new(fs, v1_self, &l, &c, &err), 0);
+        assert_int_equal(em_session_cgroup_new(fs, v1_self, "/var/lib/edgemig", &l, &c, &err), 0);
         assert_int_equal(em_session_cgroup_dirs(c, 4242, dirs, &err), 0);
-        assert_true(strstr(dirs[0], "/pids/edgemigd.service/edgemig-session-4242") != NULL);
-        assert_true(strstr(dirs[1], "/memory/process_api/434a/edgemig-session-4242") != NULL);
+        assert_true(is_session_dir(dirs[0], "/pids/edgemigd.service", 4242));
+        assert_true(is_session_dir(dirs[1], "/memory/process_api/434a", 4242));
 
         assert_int_equal(em_session_cgroup_enter(c, 4242, &err), 0);
         cleanup_free char *pids = read_str(dirs[0], "pids.max");
@@ -158,8 +172,9 @@ static void test_v2_session(void **state)
 
         assert_non_null(fs);
         mk(fs, "system.slice/edgemigd.service");
-        assert_int_equal(
-            em_session_cgroup_new(fs, "0::/system.slice/edgemigd.service\n", &l, &c, &err), 0);
+        assert_int_equal(em_session_cgroup_new(fs, "0::/system.slice/edgemigd.service\n",
+                                               "/var/lib/edgemig", &l, &c, &err),
+                         0);
         assert_int_equal(em_session_cgroup_dirs(c, 7, dirs, &err), 0);
         assert_string_equal(dirs[0], dirs[1]);
         cleanup_free char *sub =
@@ -186,35 +201,56 @@ static void test_v2_session(void **state)
         assert_int_equal(em_rm_rf(fs, NULL), 0);
 }
 
+static bool dir_of(const struct em_session_cgroup *c, int pid, int i, bool make)
+{
+        char *dirs[2];
+        cleanup_error em_error_t err = NULL;
+
+        assert_int_equal(em_session_cgroup_dirs(c, pid, dirs, &err), 0);
+        if (make)
+                assert_int_equal(em_mkdir_p(dirs[i], 0755, NULL), 0);
+        bool there = em_path_exists(dirs[i]);
+        free(dirs[0]);
+        free(dirs[1]);
+        return there;
+}
+
 /* What a daemon that died left: the cgroup of a session that is gone is
- * removed, a live one (another daemon's) and other names are kept. */
+ * removed, a live one and other names are kept. Daemons of another state
+ * root sharing the parent cgroup (parallel test beds) keep theirs, stale
+ * or not: each daemon sweeps only what its own root owns. */
 static void test_sweep(void **state)
 {
         (void)state;
         char tmpl[] = "/tmp/test-sessioncg-XXXXXX";
         const char *fs = mkdtemp(tmpl);
         const struct em_session_cgroup_limits l = EM_SESSION_CGROUP_LIMITS_INIT;
+        const char *self = "8:pids:/\n4:memory:/a\n";
         cleanup_error em_error_t err = NULL;
-        struct em_session_cgroup *c = NULL;
-        char live[64];
+        struct em_session_cgroup *a = NULL, *b = NULL;
+        const int dead = 99999999, live = (int)getpid();
 
         assert_non_null(fs);
-        snprintf(live, sizeof(live), "pids/edgemig-session-%d", (int)getpid());
         mk(fs, "pids/edgemig-session-99999999");
-        mk(fs, "pids/edgemig-session-99999999x");
-        mk(fs, live);
-        mk(fs, "memory/a/edgemig-session-99999999");
-        assert_int_equal(em_session_cgroup_new(fs, "8:pids:/\n4:memory:/a\n", &l, &c, &err), 0);
-        assert_int_equal(em_session_cgroup_sweep(c, &err), 0);
-        cleanup_free char *p_dead = em_path_join(fs, "pids/edgemig-session-99999999");
-        cleanup_free char *m_dead = em_path_join(fs, "memory/a/edgemig-session-99999999");
-        cleanup_free char *other = em_path_join(fs, "pids/edgemig-session-99999999x");
-        cleanup_free char *p_live = em_path_join(fs, live);
-        assert_false(em_path_exists(p_dead));
-        assert_false(em_path_exists(m_dead));
-        assert_true(em_path_exists(other));
-        assert_true(em_path_exists(p_live));
-        em_session_cgroup_free(c);
+        mk(fs, "memory/a");
+        assert_int_equal(em_session_cgroup_new(fs, self, "/srv/bed-a", &l, &a, &err), 0);
+        assert_int_equal(em_session_cgroup_new(fs, self, "/srv/bed-b", &l, &b, &err), 0);
+        dir_of(a, dead, 0, true);
+        dir_of(a, dead, 1, true);
+        dir_of(a, live, 0, true);
+        dir_of(b, dead, 0, true);
+        cleanup_free char *odd = em_path_join(fs, "pids/edgemig-session-99999999");
+        assert_int_equal(em_session_cgroup_sweep(b, &err), 0);
+        assert_false(dir_of(b, dead, 0, false));
+        assert_true(dir_of(a, dead, 0, false));
+        assert_true(dir_of(a, dead, 1, false));
+        assert_int_equal(em_session_cgroup_sweep(a, &err), 0);
+        assert_false(dir_of(a, dead, 0, false));
+        assert_false(dir_of(a, dead, 1, false));
+        assert_true(dir_of(a, live, 0, false));
+        assert_true(em_path_exists(odd)); /* no owner's tag: nobody's to sweep */
+        em_session_cgroup_free(a);
+        em_session_cgroup_free(b);
         assert_int_equal(em_rm_rf(fs, NULL), 0);
 }
 

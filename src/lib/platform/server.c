@@ -273,7 +273,7 @@ static int apply_restarts(struct em_server *s, const struct em_config *cfg, bool
 /* Where session cgroups go; a host where they cannot be made (no pids or
  * memory controller, v2 with processes beside edgemigd) serves without,
  * and says so once. */
-static void cgroup_setup(struct em_server *s)
+static void cgroup_setup(struct em_server *s, const char *root)
 {
         cleanup_error em_error_t err = NULL;
         cleanup_free char *own = NULL;
@@ -281,7 +281,7 @@ static void cgroup_setup(struct em_server *s)
         if (s->o.cgroup.pids == 0)
                 return;
         if (em_read_file("/proc/self/cgroup", 1 << 16, &own, NULL, &err) < 0 ||
-            em_session_cgroup_new(s->o.cgroup_fs, own, &s->o.cgroup, &s->cg, &err) < 0) {
+            em_session_cgroup_new(s->o.cgroup_fs, own, root, &s->o.cgroup, &s->cg, &err) < 0) {
                 em_log_warn("sessions run without a cgroup of their own (no --session-pids/"
                             "--session-memory limit): %s",
                             em_error_msg(err));
@@ -311,7 +311,7 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
         recover_pods(cfg);  /* first: a pod migration's checkpoint is in its staging */
         recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
-        cgroup_setup(s);
+        cgroup_setup(s, cfg->root);
         return apply_restarts(s, cfg, true, err);
 }
 

@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/digest.h"
 #include "util/fsutil.h"
 
 struct em_session_cgroup {
         bool v2;
         char *base[2]; /* pids, memory: edgemigd's own cgroup directories */
         struct em_session_cgroup_limits l;
+        char prefix[64]; /* "edgemig-session-<owner tag>-" */
 };
 
 /* Lines are "ID:CONTROLLERS:PATH", CONTROLLERS a comma list (empty on v2). */
@@ -96,7 +98,22 @@ static int v2_enable(const char *base, em_error_t *err)
         return 0;
 }
 
-int em_session_cgroup_new(const char *fs, const char *proc_cgroup,
+/* Daemons of different state roots (test beds, or two edgemigd on one
+ * host) may share a parent cgroup; the owner's tag in each name keeps one
+ * daemon's sweep off another's cgroups (and the processes in them). The
+ * root's real path, so that two spellings of one root agree. */
+static void set_prefix(struct em_session_cgroup *c, const char *owner)
+{
+        cleanup_free char *real = realpath(owner, NULL);
+        const char *name = real ? real : owner;
+        uint8_t h[EM_SHA256_LEN];
+
+        em_sha256_buf_raw(name, strlen(name), h);
+        snprintf(c->prefix, sizeof(c->prefix), "edgemig-session-%02x%02x%02x%02x-", h[0], h[1],
+                 h[2], h[3]);
+}
+
+int em_session_cgroup_new(const char *fs, const char *proc_cgroup, const char *owner,
                           const struct em_session_cgroup_limits *l, struct em_session_cgroup **out,
                           em_error_t *err)
 {
@@ -106,6 +123,7 @@ int em_session_cgroup_new(const char *fs, const char *proc_cgroup,
         if (c == NULL || v1 == NULL)
                 return em_error_set(err, ENOMEM, "out of memory");
         c->l = *l;
+        set_prefix(c, owner);
         c->v2 = !em_path_exists(v1);
         int rc;
         if (c->v2) {
@@ -141,7 +159,7 @@ int em_session_cgroup_dirs(const struct em_session_cgroup *c, pid_t pid, char *d
 {
         dirs[0] = dirs[1] = NULL;
         for (int i = 0; i < 2; i++)
-                if (asprintf(&dirs[i], "%s/edgemig-session-%d", c->base[i], (int)pid) < 0) {
+                if (asprintf(&dirs[i], "%s/%s%d", c->base[i], c->prefix, (int)pid) < 0) {
                         free(dirs[0]);
                         dirs[0] = dirs[1] = NULL;
                         return em_error_set(err, ENOMEM, "out of memory");
@@ -243,18 +261,28 @@ int em_session_cgroup_oom_kills(const struct em_session_cgroup *c, pid_t pid, ui
         return 0;
 }
 
+/* The pid of one of this owner's session cgroups, or 0. */
+static int owned_pid(const struct em_session_cgroup *c, const char *name)
+{
+        size_t n = strlen(c->prefix);
+        int pid;
+        char tail;
+
+        if (strncmp(name, c->prefix, n) != 0 || sscanf(name + n, "%d%c", &pid, &tail) != 1)
+                return 0;
+        return pid > 0 ? pid : 0;
+}
+
 static int sweep_dir(const struct em_session_cgroup *c, int i, em_error_t *err)
 {
         cleanup_dir DIR *d = opendir(c->base[i]);
         struct dirent *e;
         int pid;
-        char tail;
 
         if (d == NULL)
                 return em_error_set(err, errno, "reading %s", c->base[i]);
         while ((e = readdir(d)) != NULL) {
-                if (sscanf(e->d_name, "edgemig-session-%d%c", &pid, &tail) != 1 || pid <= 0 ||
-                    kill(pid, 0) == 0 || errno != ESRCH)
+                if ((pid = owned_pid(c, e->d_name)) == 0 || kill(pid, 0) == 0 || errno != ESRCH)
                         continue;
                 if (em_session_cgroup_remove(c, pid, err) < 0)
                         return -1;

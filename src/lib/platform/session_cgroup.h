@@ -5,9 +5,12 @@
  * The cgroup is made under edgemigd's own cgroup of each controller (as
  * /proc/self/cgroup names it), so it stays inside whatever the service
  * manager gave the daemon:
- *   cgroup v1: <fs>/pids<own>/edgemig-session-<pid> (pids.max) and
- *              <fs>/memory<own>/edgemig-session-<pid> (memory.limit_in_bytes);
- *   cgroup v2: <fs><own>/edgemig-session-<pid> (pids.max, memory.max).
+ *   cgroup v1: <fs>/pids<own>/edgemig-session-<tag>-<pid> (pids.max) and
+ *              <fs>/memory<own>/edgemig-session-<tag>-<pid>
+ *              (memory.limit_in_bytes);
+ *   cgroup v2: <fs><own>/edgemig-session-<tag>-<pid> (pids.max, memory.max).
+ * <tag> is 8 hex digits of the SHA-256 of the owner's state root (its real
+ * path): daemons of other state roots sharing the parent have other tags.
  * Containers a session restores are not in it: runc moves CRIU and the
  * restored tasks into the container's own cgroup (its cgroupsPath); their
  * log forwarders go back to edgemigd's cgroup when the session ends. */
@@ -35,10 +38,11 @@ int em_cgroup_path_of(const char *proc_cgroup, const char *ctrl, char **out, em_
 struct em_session_cgroup;
 
 /* Where session cgroups go: fs is the cgroup mount (/sys/fs/cgroup; tests
- * give a tree of their own), proc_cgroup the daemon's /proc/self/cgroup.
- * Fails (naming why) when fs has neither v1 pids and memory hierarchies nor
- * a v2 one. */
-int em_session_cgroup_new(const char *fs, const char *proc_cgroup,
+ * give a tree of their own), proc_cgroup the daemon's /proc/self/cgroup,
+ * owner the daemon's state root (whose tag names its cgroups). Fails
+ * (naming why) when fs has neither v1 pids and memory hierarchies nor a v2
+ * one. */
+int em_session_cgroup_new(const char *fs, const char *proc_cgroup, const char *owner,
                           const struct em_session_cgroup_limits *l, struct em_session_cgroup **out,
                           em_error_t *err);
 void em_session_cgroup_free(struct em_session_cgroup *c);
@@ -60,9 +64,10 @@ int em_session_cgroup_remove(const struct em_session_cgroup *c, pid_t pid, em_er
  * in the log, not only "status 137". */
 int em_session_cgroup_oom_kills(const struct em_session_cgroup *c, pid_t pid, uint64_t *out,
                                 em_error_t *err);
-/* Removes the session cgroups whose session is gone: those a daemon that
- * died left (it reaps and removes its own). Another daemon's live sessions
- * sharing the same parent cgroup are left alone. */
+/* Removes this owner's session cgroups whose session is gone: those a
+ * daemon of the same state root that died left (it reaps and removes its
+ * own). Cgroups of other state roots' daemons sharing the same parent,
+ * live or stale, are left alone: each sweeps its own. */
 int em_session_cgroup_sweep(const struct em_session_cgroup *c, em_error_t *err);
 
 #endif
