@@ -124,7 +124,7 @@ static int recover_all(struct em_config *cfg, const struct recover_opts *r,
         cleanup_json json_t *doubt = NULL;
         /* Pods first: a pod migration's checkpoint lies in its session's
          * staging, which the session's own recovery removes. */
-        int pods = em_pod_checkpoint_recover(cfg, err);
+        int pods = em_pod_checkpoint_recover(cfg, EM_POD_RECOVER_WAIT_MS, NULL, err);
 
         if (pods < 0)
                 return 1;

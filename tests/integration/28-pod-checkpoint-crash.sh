@@ -10,8 +10,9 @@
 #   pod.after-dump-2   both members dumped, the infra frozen;
 #   pod.after-dump-3   everything dumped, pod.json not yet written.
 # Then pod.after-dump-1 again, recovered by edgemigd's start instead, and
-# a kill -9 while runc dumps redis (recover waits for runc, then restores
-# the dumped redis). After each: every container runs, the counter goes on from where it was
+# a kill -9 while runc dumps redis, twice: edgemigd's start does not wait
+# for runc (it is ready at once) and settles the pod once runc is done;
+# recover waits for runc, then restores the dumped redis. After each: every container runs, the counter goes on from where it was
 # (redis's memory came back), the sidecar's connection never broke, the
 # service IP answers (the traffic block is gone), no journal and no
 # partial checkpoint are left, and nothing leaks at the end.
@@ -106,20 +107,52 @@ runc_ckpt() { pgrep -f "^runc .* --log $ROOT/containers/db/runc.log checkpoint .
 em exec db redis-cli EVAL "for i = 1, 300000 do redis.call('SET', 'k' .. i, string.rep('x', 200)) end" 0 >/dev/null ||
 	fail "filling redis"
 [ "$(em exec db redis-cli DBSIZE | tr -d '\r')" -gt 300000 ] || fail "redis was not filled"
+# kill_mid_dump: `pod checkpoint` killed -9 while runc dumps db; that
+# runc ($R) held stopped.
+kill_mid_dump() {
+	"$EM" --root "$ROOT" pod checkpoint web --to "$ROOT/ck" >/dev/null 2>"$ROOT/ck.err" &
+	CK=$!
+	for ((i = 0; i < 1000; i++)); do
+		R=$(runc_ckpt || true)
+		[ -n "$R" ] && break
+	done
+	[ -n "$R" ] || fail "never saw runc checkpoint db: $(cat "$ROOT/ck.err")"
+	# The kill first: stopped before, runc would get SIGHUP as its process
+	# group is orphaned.
+	kill -9 "$CK"
+	wait "$CK" 2>/dev/null || true
+	kill -STOP $R
+	kill -0 $R || fail "runc checkpoint db ended with the kill"
+}
+
+# edgemigd's start does not wait for that runc (it could take a minute):
+# it is ready with the journal left and db still "migrating", and settles
+# the pod from its loop once runc is done.
 n1=$(get)
-"$EM" --root "$ROOT" pod checkpoint web --to "$ROOT/ck" >/dev/null 2>"$ROOT/ck.err" &
-CK=$!
-for ((i = 0; i < 1000; i++)); do
-	R=$(runc_ckpt || true)
-	[ -n "$R" ] && break
-done
-[ -n "$R" ] || fail "never saw runc checkpoint db: $(cat "$ROOT/ck.err")"
-# The kill first: stopped before, runc would get SIGHUP as its process
-# group is orphaned.
-kill -9 "$CK"
-wait "$CK" 2>/dev/null || true
-kill -STOP $R
-kill -0 $R || fail "runc checkpoint db ended with the kill"
+kill_mid_dump
+"$BUILD/edgemigd" --root "$ROOT" --insecure --listen "127.0.0.1:$((20000 + $$ % 20000))" \
+	>"$ROOT/emd2.log" 2>&1 &
+EMD_PID=$!
+emd_ready() { grep -q ' ready (root ' "$ROOT/emd2.log"; }
+wait_for 10 emd_ready || fail "edgemigd not ready while runc dumps: $(tail -3 "$ROOT/emd2.log")"
+[ -e "$ROOT/pod-checkpoints/web.json" ] || fail "edgemigd settled the journal while runc dumped"
+case " $(states) " in *" db=migrating "*) ;; *) fail "db while runc dumps: $(states)" ;; esac
+kill -CONT $R
+wait_for 30 all_running || fail "edgemigd did not settle the pod after runc: $(states); $(tail -5 "$ROOT/emd2.log")"
+wait_for 5 sh -c "[ ! -e '$ROOT/pod-checkpoints/web.json' ]" || fail "edgemigd left the journal after runc"
+kill "$EMD_PID"
+wait "$EMD_PID" || true
+EMD_PID=
+wait_for 10 answers || fail "kill -9, edgemigd: no answer after its recovery"
+n=$(get)
+[ "$n" -ge "$n1" ] || fail "kill -9, edgemigd: the counter went back: $n1 before, $n after"
+em logs side | grep -q 'broke' && fail "kill -9, edgemigd: the sidecar's connection broke"
+rm -rf "$ROOT/ck"
+echo "edgemigd was ready while runc dumped, and settled the pod after it"
+
+# `edgemig recover` does wait for it.
+n1=$(get)
+kill_mid_dump
 em recover >"$ROOT/out" 2>"$ROOT/err" &
 REC=$!
 sleep 1

@@ -5,7 +5,8 @@
  * checkpoint had completed; a failed roll-back keeps it for a retry; one
  * with names that are not container names is never acted on; a `runc
  * checkpoint` of one of the pod's containers still running is waited
- * for. */
+ * for (a bounded time), or not at all with wait 0 (edgemigd's start),
+ * which leaves the journal pending for a later try. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,7 +98,7 @@ static int begin(struct fixture *f)
 static int recover(struct fixture *f, int want)
 {
         em_error_t err = NULL;
-        int n = em_pod_journal_recover(&f->cfg, fake_rollback, &err);
+        int n = em_pod_journal_recover(&f->cfg, fake_rollback, 60000, NULL, &err);
 
         assert_int_equal(n, want);
         em_error_free(&err);
@@ -208,6 +209,48 @@ static void test_waits_for_runc(void **state)
         assert_false(runc_ran_on);
 }
 
+/* edgemigd's start (wait 0) does not wait for that runc: the journal
+ * stays, counted as pending, with its roll-back not run, and the next
+ * try once runc is done rolls it back. */
+static void test_start_does_not_wait(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+        size_t pending = 9;
+
+        close(begin(f));
+        runc_pid = fake_runc(f, "side");
+        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 0, &pending, &err), 0);
+        assert_null(err);
+        assert_int_equal(pending, 1);
+        assert_int_equal(rollbacks, 0);
+        assert_true(em_pod_journal_exists(&f->cfg, "web"));
+        assert_int_equal(waitpid(runc_pid, NULL, 0), runc_pid);
+        runc_pid = 0;
+        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 0, &pending, &err), 1);
+        assert_int_equal(pending, 0);
+        assert_int_equal(rollbacks, 1);
+        assert_false(em_pod_journal_exists(&f->cfg, "web"));
+}
+
+/* `edgemig recover` waits a bounded time, then fails naming itself. */
+static void test_wait_bounded(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+        size_t pending = 0;
+
+        close(begin(f));
+        runc_pid = fake_runc(f, "side");
+        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 200, &pending, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "could not be recovered"));
+        em_error_free(&err);
+        assert_int_equal(pending, 1);
+        assert_int_equal(rollbacks, 0);
+        assert_true(em_pod_journal_exists(&f->cfg, "web"));
+        waitpid(runc_pid, NULL, 0);
+}
+
 /* A runc of a container of another pod is none of its business. */
 static void test_other_runc_ignored(void **state)
 {
@@ -262,6 +305,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bad_journals_not_acted_on, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waits_for_runc, setup, teardown),
             cmocka_unit_test_setup_teardown(test_other_runc_ignored, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_start_does_not_wait, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_wait_bounded, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

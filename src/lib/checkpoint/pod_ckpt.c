@@ -462,9 +462,10 @@ static int rollback_journalled(const struct em_config *cfg, const char *dir, cha
         return 0;
 }
 
-int em_pod_checkpoint_recover(const struct em_config *cfg, em_error_t *err)
+int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *pending,
+                              em_error_t *err)
 {
-        return em_pod_journal_recover(cfg, rollback_journalled, err);
+        return em_pod_journal_recover(cfg, rollback_journalled, wait_ms, pending, err);
 }
 
 /* Before anything is frozen: a container whose processes use memory

@@ -25,6 +25,8 @@
 #ifndef EDGEMIG_CHECKPOINT_POD_CKPT_H
 #define EDGEMIG_CHECKPOINT_POD_CKPT_H
 
+#include <stddef.h>
+
 #include "util/config.h"
 #include "util/error.h"
 
@@ -39,8 +41,12 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
  * (pod_journal.h): its containers already dumped are restored from the
  * partial checkpoint, the others thawed, the traffic block lifted and the
  * "migrating" marks cleared, so the pod runs here as before. Returns how
- * many pods' journals were settled. */
-int em_pod_checkpoint_recover(const struct em_config *cfg, em_error_t *err);
+ * many pods' journals were settled. wait_ms and *pending as in
+ * em_pod_journal_recover (pod_journal.h): how long to wait for a `runc
+ * checkpoint` a crash left running, and how many journals wait for one. */
+#define EM_POD_RECOVER_WAIT_MS 60000 /* `edgemig recover`'s wait for such a runc */
+int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *pending,
+                              em_error_t *err);
 
 /* Restores the pod checkpointed in dir; dir stays usable for a retry. */
 int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,19 +158,16 @@ static bool runc_dumping(const struct em_config *cfg, char **names, size_t n)
         return false;
 }
 
-/* How long recovery waits for such a runc before it leaves the journal
- * to the next recovery. */
-#define RUNC_WAIT_MS 60000
-
+/* Waits up to wait_ms for such a runc; EBUSY if it still runs then. */
 static int wait_runc(const struct em_config *cfg, const char *pod, char **names, size_t n,
-                     em_error_t *err)
+                     int wait_ms, em_error_t *err)
 {
         for (int waited = 0; runc_dumping(cfg, names, n); waited += 100) {
-                if (waited >= RUNC_WAIT_MS)
+                if (waited >= wait_ms)
                         return em_error_set(err, EBUSY,
                                             "runc still checkpoints a container of pod %s after "
                                             "%d s; run `edgemig recover` once it is done",
-                                            pod, RUNC_WAIT_MS / 1000);
+                                            pod, wait_ms / 1000);
                 if (waited == 0)
                         em_log_info("recovery: waiting for runc to finish a dump of pod %s", pod);
                 usleep(100 * 1000);
@@ -178,7 +176,7 @@ static int wait_runc(const struct em_config *cfg, const char *pod, char **names,
 }
 
 static int settle(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
-                  em_error_t *err)
+                  int wait_ms, em_error_t *err)
 {
         cleanup_json json_t *j = NULL;
         cleanup_strv char **names = NULL;
@@ -199,7 +197,7 @@ static int settle(const struct em_config *cfg, const char *path, em_pod_rollback
                 em_log_info("recovery: pod %s's checkpoint in %s had completed", pod, dir);
                 return 0;
         }
-        if (wait_runc(cfg, pod, names, n, err) < 0)
+        if (wait_runc(cfg, pod, names, n, wait_ms, err) < 0)
                 return -1;
         em_log_warn("recovery: pod %s's checkpoint into %s never completed; bringing the pod "
                     "back here",
@@ -218,9 +216,10 @@ static bool is_journal(const char *name)
 }
 
 /* One journal: left alone while its process holds the lock; recovery
- * holds it meanwhile, so a second recovery leaves it too. */
+ * holds it meanwhile, so a second recovery leaves it too. A runc still
+ * dumping with wait_ms 0 leaves it too (0), counted in *pending. */
 static int recover_one(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
-                       em_error_t *err)
+                       int wait_ms, size_t *pending, em_error_t *err)
 {
         cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -230,20 +229,40 @@ static int recover_one(const struct em_config *cfg, const char *path, em_pod_rol
                 return errno == EWOULDBLOCK ? 0 : em_error_set(err, errno, "locking %s", path);
         if (!em_path_exists(path)) /* settled by the one that held it before us */
                 return 0;
-        if (settle(cfg, path, rollback, err) < 0)
-                return -1;
+        if (settle(cfg, path, rollback, wait_ms, err) < 0) {
+                *pending += em_error_status(*err) == EBUSY;
+                if (wait_ms > 0 || em_error_status(*err) != EBUSY)
+                        return -1;
+                em_log_info("recovery: runc still dumps a container of %s; settled once it is "
+                            "done",
+                            path);
+                em_error_free(err);
+                return 0;
+        }
         if (unlink(path) < 0)
                 return em_error_set(err, errno, "removing %s", path);
         return 1;
 }
 
-int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback,
-                           em_error_t *err)
+bool em_pod_journal_exists(const struct em_config *cfg, const char *pod)
+{
+        cleanup_free char *path = journal_path(cfg, pod);
+
+        return path != NULL && em_path_exists(path);
+}
+
+int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback, int wait_ms,
+                           size_t *pending, em_error_t *err)
 {
         cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
         cleanup_dir DIR *d = base ? opendir(base) : NULL;
         struct dirent *de;
         int n = 0, failed = 0, r;
+        size_t left = 0;
+
+        if (pending == NULL)
+                pending = &left;
+        *pending = 0;
 
         if (d == NULL)
                 return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
@@ -254,7 +273,7 @@ int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollb
                 cleanup_free char *path = em_path_join(base, de->d_name);
                 if (path == NULL)
                         return em_error_set(err, ENOMEM, "recovery");
-                if ((r = recover_one(cfg, path, rollback, &e)) < 0) {
+                if ((r = recover_one(cfg, path, rollback, wait_ms, pending, &e)) < 0) {
                         em_log_error("recovery: %s", em_error_msg(e));
                         failed++;
                 }

@@ -11,11 +11,13 @@
  * dir completed (dir/pod.json) and the journal goes, or it did not and
  * the roll-back brings the pod back here, once no `runc checkpoint` of
  * the pod's containers runs any more (a kill mid-dump leaves runc going
- * on alone; recovery waits up to a minute for it, else leaves the journal
- * to the next recovery). */
+ * on alone; `edgemig recover` waits up to a minute for it, edgemigd's
+ * start not at all: it serves meanwhile and settles the journal from its
+ * loop once runc is done; either way the journal stays until then). */
 #ifndef EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 #define EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/config.h"
@@ -39,9 +41,17 @@ typedef int (*em_pod_rollback_fn)(const struct em_config *cfg, const char *dir, 
 
 /* Settles every journal whose process is gone, through rollback for a
  * checkpoint that did not complete; a journal whose roll-back failed
- * stays for the next try. Returns how many were settled, or -1 (with
- * err) if any could not be. */
-int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback,
-                           em_error_t *err);
+ * stays for the next try. A journal whose pod still has a `runc
+ * checkpoint` running (the roll-back must know its outcome) waits up to
+ * wait_ms for it; still running then, it stays, counted in *pending (if
+ * not NULL): an error with wait_ms > 0 (naming `edgemig recover`), not
+ * with 0 (the caller retries later). Returns how many were settled, or
+ * -1 (with err) if any could not be. */
+int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback, int wait_ms,
+                           size_t *pending, em_error_t *err);
+
+/* True while pod has a journal: a checkpoint in flight or one left to
+ * recover, whose partial checkpoint must stay where it is. */
+bool em_pod_journal_exists(const struct em_config *cfg, const char *pod);
 
 #endif

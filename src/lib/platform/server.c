@@ -54,6 +54,8 @@ struct em_server {
         struct em_restart_monitor *restarts; /* restart policies (container/restart.h) */
         int64_t restarts_next_ms;
         int64_t prune_next_ms; /* outcome records (0: at start) */
+        size_t pods_pending;   /* pod checkpoint journals waiting for a runc */
+        int64_t pods_next_ms;
 };
 
 void em_server_opts_init(struct em_server_opts *o)
@@ -243,13 +245,29 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
 /* At start: pods whose checkpoint (`edgemig pod checkpoint`, a pod
  * migration's final step) died midway run again (checkpoint/pod_journal.h),
  * before the sessions' recovery removes their staging and before restart
- * policies look at them. */
-static void recover_pods(const struct em_config *cfg)
+ * policies look at them. One whose `runc checkpoint` still runs (the crash
+ * came mid-dump; runc may take a minute) is not waited for: edgemigd
+ * serves meanwhile, its members stay "migrating" (restart policies and
+ * the outgoing session's recovery leave them), and the loop settles it
+ * once runc is done. */
+static void recover_pods(struct em_server *s, const struct em_config *cfg)
 {
         cleanup_error em_error_t err = NULL;
 
-        if (em_pod_checkpoint_recover(cfg, &err) < 0)
+        if (em_pod_checkpoint_recover(cfg, 0, &s->pods_pending, &err) < 0)
                 em_log_error("recovering pod checkpoints: %s", em_error_msg(err));
+        s->pods_next_ms = em_mono_ms() + 1000;
+}
+
+/* Every second while a journal waits for its runc; then the outgoing
+ * session it belongs to (a pod migration's) is recovered too. */
+static void recover_pods_later(struct em_server *s, const struct em_config *cfg)
+{
+        if (s->pods_pending == 0 || em_mono_ms() < s->pods_next_ms)
+                return;
+        recover_pods(s, cfg);
+        if (s->pods_pending == 0)
+                recover_outgoing(&s->o, cfg);
 }
 
 /* Restart policies: at start (boot) after recovery, so that a container a
@@ -308,8 +326,8 @@ int em_server_prepare(struct em_server *s, const struct em_config *cfg, em_error
                                     "check` for the reason",
                                     cfg->root);
         s->o.target.lazy_pages = em_features_has(f, "userfaultfd");
-        recover_pods(cfg);  /* first: a pod migration's checkpoint is in its staging */
-        recover(s, cfg, 0); /* sessions of a previous edgemigd that died */
+        recover_pods(s, cfg); /* first: a pod migration's checkpoint is in its staging */
+        recover(s, cfg, 0);   /* sessions of a previous edgemigd that died */
         recover_outgoing(&s->o, cfg);
         cgroup_setup(s, cfg->root);
         return apply_restarts(s, cfg, true, err);
@@ -711,6 +729,7 @@ static void accept_loop(struct em_server *s, const struct em_config *cfg)
                 reap_children(s, cfg);
                 kill_overdue(s);
                 prune_outcomes(s, cfg);
+                recover_pods_later(s, cfg);
                 agent_start(s, cfg);
                 if (apply_restarts(s, cfg, false, &err) < 0) {
                         em_log_warn("%s", em_error_msg(err));

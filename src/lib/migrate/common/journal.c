@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "checkpoint/pod_ckpt.h"
+#include "checkpoint/pod_journal.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "container/netns.h"
@@ -370,6 +371,11 @@ static int recover_outgoing(const struct em_config *cfg, const char *dir, const 
         const struct em_resolve_opts *ro = ud;
 
         if (container == NULL) /* not a session we understand: leave it */
+                return 0;
+        /* A pod's checkpoint into this staging that is not settled yet (a
+         * runc still dumping, a failed roll-back): its roll-back needs the
+         * partial checkpoint here, and the session waits for it. */
+        if (em_pod_journal_exists(cfg, container))
                 return 0;
         if (em_journal_has(dir, "kept-local"))
                 return fence_target(dir, container, ro, err);
