@@ -4,7 +4,9 @@
 # Node.js (wasm code space on key 1) then aborts. So a local `checkpoint`
 # and `pod checkpoint` of a container whose processes use a key are
 # refused before anything is frozen or written, with an error naming the
-# fix, and the service runs on. The program (data/pkey-sleep.c, pkey_alloc
+# fix, and the service runs on; also when the process using the key is
+# one `edgemig exec` started (in the container's cgroup, outside pid 1's
+# process tree). The program (data/pkey-sleep.c, pkey_alloc
 # + pkey_mprotect, bumping a counter in the tagged page) is built static
 # here and run from a named volume in busybox. Skipped where the CPU or
 # kernel has no protection keys.
@@ -58,6 +60,23 @@ grep -q 'keeps running' "$ROOT/err" || fail "the error does not say it runs on: 
 counts_on pk || fail "pk does not run after the refused checkpoint"
 [ -z "$(ls -A "$ROOT/ck" 2>/dev/null)" ] || fail "the refused checkpoint wrote $(ls "$ROOT/ck")"
 em rm -f pk >/dev/null || fail "rm pk"
+
+# --- the key in a process `edgemig exec` started ------------------------------------
+# Not a descendant of the container's pid 1 (runc exec's child), but in its
+# cgroup: a freeze stops it and CRIU would dump it, so it is checked too.
+em run --name px -v "px-bin:/bin-x" busybox sleep 1000 >/dev/null || fail "run px"
+install -m 755 "$BIN" "$ROOT/volumes/px-bin/s"
+em exec px /bin-x/s /bin-x >/dev/null 2>&1 &
+EXEC=$!
+wait_for 20 test -e "$ROOT/volumes/px-bin/n" || fail "the exec'd program did not start"
+em checkpoint px --to "$ROOT/xck" >/dev/null 2>"$ROOT/err" &&
+	fail "a container whose exec'd process uses a protection key was checkpointed"
+refused "$ROOT/err"
+[ "$(states)" = "px=running" ] || fail "after the refused checkpoint: $(states)"
+counts_on px || fail "the exec'd program does not run after the refused checkpoint"
+[ -z "$(ls -A "$ROOT/xck" 2>/dev/null)" ] || fail "the refused checkpoint wrote $(ls "$ROOT/xck")"
+em rm -f px >/dev/null || fail "rm px"
+wait "$EXEC" 2>/dev/null || true
 
 # --- a pod with such a member ------------------------------------------------------
 em pod create --ip 10.66.29.9 pkpod >/dev/null || fail "pod create"

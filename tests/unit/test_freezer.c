@@ -114,6 +114,43 @@ static void test_missing_cgroup(void **state)
         assert_int_equal(em_freezer_thaw(fs, "/edgemig-gone", &err), 0);
 }
 
+/* Every process a freeze stops: the cgroup's own and those in cgroups
+ * below it (an `edgemig exec`'d process is in the cgroup, not pid 1's
+ * tree), v1 and v2; a cgroup that is gone is ENOENT; max bounds it. */
+static void test_procs(void **state)
+{
+        em_error_t err = NULL;
+        pid_t pids[8];
+        size_t n = 9;
+
+        (void)state;
+        put("freezer/freezer.state", "THAWED\n"); /* v1: a freezer hierarchy */
+        put("freezer/edgemig-x-web/cgroup.procs", "101\n202\n");
+        put("freezer/edgemig-x-web/sub/cgroup.procs", "303\n");
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(pids[0] + pids[1] + pids[2], 606);
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 2, &n, &err), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-gone", pids, 8, &n, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        assert_int_equal(n, 0);
+        em_error_free(&err);
+}
+
+static void test_procs_v2(void **state)
+{
+        em_error_t err = NULL;
+        pid_t pids[8];
+        size_t n = 0;
+
+        (void)state;
+        put("edgemig-x-web/cgroup.procs", "7\n");
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(pids[0], 7);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -121,6 +158,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_v2_waits_for_frozen_event, setup, teardown),
             cmocka_unit_test_setup_teardown(test_timeout_thaws_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_missing_cgroup, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_procs, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_procs_v2, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

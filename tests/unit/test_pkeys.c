@@ -100,6 +100,16 @@ static void test_refuse_none(void **state)
         assert_null(err);
 }
 
+/* A container's cgroup that does not exist holds no process to refuse. */
+static void test_refuse_cgroup_gone(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_pkeys_refuse_cgroup("/edgemig-test-pkeys-none", "c1", &err), 0);
+        assert_null(err);
+}
+
 /* A real key on a real mapping of this process (where the CPU and kernel
  * have protection keys; elsewhere pkey_alloc fails and this is skipped). */
 static void test_refuse_real_key(void **state)
@@ -170,6 +180,7 @@ int main(void)
             cmocka_unit_test(test_scan),
             cmocka_unit_test(test_scan_missing),
             cmocka_unit_test(test_refuse_none),
+            cmocka_unit_test(test_refuse_cgroup_gone),
             cmocka_unit_test(test_refuse_real_key),
             cmocka_unit_test(test_refuse_tree_child),
         };

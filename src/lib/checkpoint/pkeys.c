@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "container/container.h"
+#include "container/freezer.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/proc.h"
@@ -62,6 +64,30 @@ int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
         return em_pkeys_refuse(pids, em_proc_tree(root, pids, TREE_MAX), what, err);
 }
 
+int em_pkeys_refuse_cgroup(const char *cgroup, const char *what, em_error_t *err)
+{
+        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
+        size_t n = 0;
+
+        if (pids == NULL)
+                return em_error_set(err, ENOMEM, "listing %s's processes", what);
+        if (em_freezer_procs(NULL, cgroup, pids, TREE_MAX, &n, err) < 0) {
+                if (em_error_status(*err) != ENOENT)
+                        return em_error_wrap(err, "checking %s for protection keys", what);
+                em_error_free(err);
+        }
+        return em_pkeys_refuse(pids, n, what, err);
+}
+
+int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+
+        if (em_container_paths_init(cfg, name, &p, err) < 0)
+                return -1;
+        return em_pkeys_refuse_cgroup(p.cgroup, name, err);
+}
+
 int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err)
 {
         cleanup_state struct em_state *st = NULL;
@@ -70,5 +96,9 @@ int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_
         if (em_state_open(cfg->root, &st, err) < 0 ||
             em_state_container_get(st, name, &rec, err) < 0)
                 return -1;
-        return rec->pid > 0 ? em_pkeys_refuse_tree(rec->pid, name, err) : 0;
+        if (rec->pid <= 0)
+                return 0;
+        if (em_pkeys_refuse_tree(rec->pid, name, err) < 0)
+                return -1;
+        return em_pkeys_refuse_in_cgroup(cfg, name, err);
 }

@@ -34,9 +34,18 @@ int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *e
 /* The same for root and its descendants (util/proc.h). */
 int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err);
 
+/* The same for every process in cgroup (a container's cgroupsPath; the
+ * cgroups below it too): those `edgemig exec` started, which are not
+ * descendants of the container's pid 1, included. A cgroup that does not
+ * exist holds none. */
+int em_pkeys_refuse_cgroup(const char *cgroup, const char *what, em_error_t *err);
+/* The same for container name's cgroup on this host (container/paths). */
+int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, em_error_t *err);
+
 /* The same for the processes of container name on this host (its state
- * row's pid and descendants): the local `checkpoint` and `pod checkpoint`
- * refuse before they freeze or write anything. 0 when it does not run. */
+ * row's pid and descendants, and everything in its cgroup): the local
+ * `checkpoint` and `pod checkpoint` refuse before they freeze or write
+ * anything. 0 when it does not run. */
 int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err);
 
 #endif

@@ -1,15 +1,18 @@
 #include "container/freezer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/clock.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 
 #define CGROUP_FS "/sys/fs/cgroup"
@@ -124,4 +127,66 @@ int em_freezer_thaw(const char *fs, const char *cgroup, em_error_t *err)
         }
         em_error_move(err, &e);
         return em_error_wrap(err, "thawing %s", cgroup);
+}
+
+/* Nested cgroups below a container's are few and shallow; a bound keeps a
+ * hostile tree from recursing without end. */
+#define PROCS_DEPTH 8
+
+static int procs_of(const char *dir, int depth, pid_t *out, size_t max, size_t *n, em_error_t *err);
+
+static int procs_below(const char *dir, int depth, pid_t *out, size_t max, size_t *n,
+                       em_error_t *err)
+{
+        cleanup_dir DIR *d = opendir(dir);
+        struct dirent *e;
+
+        if (d == NULL)
+                return em_error_set(err, errno, "opening %s", dir);
+        while ((e = readdir(d)) != NULL) {
+                char sub[4096];
+                if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                        continue;
+                if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub))
+                        return em_error_set(err, ENAMETOOLONG, "cgroup %s/%s", dir, e->d_name);
+                if (procs_of(sub, depth + 1, out, max, n, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static int procs_of(const char *dir, int depth, pid_t *out, size_t max, size_t *n, em_error_t *err)
+{
+        char path[4096];
+        cleanup_free char *text = NULL;
+        char *save = NULL;
+
+        if (depth > PROCS_DEPTH)
+                return 0;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+        if (em_read_file(path, 16u << 20, &text, NULL, err) < 0)
+                return -1;
+        for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+                long pid = strtol(l, NULL, 10);
+                if (pid > 0 && *n < max)
+                        out[(*n)++] = (pid_t)pid;
+        }
+        return procs_below(dir, depth, out, max, n, err);
+}
+
+int em_freezer_procs(const char *fs, const char *cgroup, pid_t *out, size_t max, size_t *n,
+                     em_error_t *err)
+{
+        struct freezer f;
+        char *slash;
+
+        *n = 0;
+        if (locate(fs, cgroup, &f, err) < 0)
+                return -1;
+        /* The cgroup's directory: where its control file is. */
+        if ((slash = strrchr(f.control, '/')) != NULL)
+                *slash = '\0';
+        if (procs_of(f.control, 0, out, max, n, err) < 0)
+                return em_error_wrap(err, "listing the processes of cgroup %s", cgroup);
+        return 0;
 }

@@ -12,6 +12,9 @@
 #ifndef EDGEMIG_CONTAINER_FREEZER_H
 #define EDGEMIG_CONTAINER_FREEZER_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #include "util/error.h"
 
 /* Freezes cgroup (a cgroupsPath such as "/edgemig-…-name") and waits until
@@ -19,5 +22,13 @@
 int em_freezer_freeze(const char *fs, const char *cgroup, int timeout_ms, em_error_t *err);
 /* Thaws cgroup; a cgroup that no longer exists is not an error. */
 int em_freezer_thaw(const char *fs, const char *cgroup, em_error_t *err);
+
+/* The processes a freeze of cgroup stops (its cgroup.procs and those of
+ * the cgroups below it, v1 freezer or v2), into out[max]; how many in *n.
+ * That is every process of the container, those `edgemig exec` started
+ * included, which are not descendants of its pid 1. ENOENT when cgroup
+ * does not exist. */
+int em_freezer_procs(const char *fs, const char *cgroup, pid_t *out, size_t max, size_t *n,
+                     em_error_t *err);
 
 #endif

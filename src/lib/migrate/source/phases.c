@@ -146,7 +146,10 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
         /* Listed already (by the compression calibration), or now. */
         if (s->npids == 0 && container_pids(s, &e) < 0)
                 return 0; /* not running: the next step says so */
-        return em_pkeys_refuse(s->pids, s->npids, s->name, err);
+        if (em_pkeys_refuse(s->pids, s->npids, s->name, err) < 0)
+                return -1;
+        /* Those `edgemig exec` started are only in its cgroup. */
+        return em_pkeys_refuse_in_cgroup(s->cfg, s->name, err);
 }
 
 void em_source_calibrate_start(struct source *s)

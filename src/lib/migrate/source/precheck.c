@@ -121,7 +121,8 @@ static int local_process(struct pre *p, em_error_t *err)
         p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
         cleanup_error em_error_t pk = NULL;
-        if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0)
+        if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0 ||
+            em_pkeys_refuse_in_cgroup(p->cfg, p->name, &pk) < 0)
                 add(p->problems, "%s", em_error_msg(pk));
         /* Proportional sizes: memory several processes share counts once. */
         struct em_memusage mem = {0};
