@@ -54,6 +54,7 @@
 #include "store/manifest.h"
 #include "store/store.h"
 #include "transfer/handshake.h"
+#include "util/cleanup.h"
 #include "util/digest.h"
 #include "util/fsutil.h"
 #include "util/json.h"
@@ -1170,6 +1171,98 @@ static void test_prepare_then_migrate(void **state)
         json_decref(report);
 }
 
+/* Rewrites the dirt rate in the page-cache record prepare left; < 0
+ * drops it, as in a record of an older edgemig. */
+static void set_record_rate(struct fx *f, double bps)
+{
+        char dir[256], path[600] = "";
+        cleanup_free char *data = NULL, *head_text = NULL, *buf = NULL;
+        cleanup_json json_t *head = NULL;
+        struct dirent *e;
+        em_error_t err = NULL;
+        size_t len = 0;
+        DIR *d;
+
+        snprintf(dir, sizeof(dir), "%s/known/%s", f->sroot, NAME);
+        assert_non_null(d = opendir(dir));
+        while ((e = readdir(d)) != NULL)
+                if (strstr(e->d_name, ".bin") != NULL)
+                        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        closedir(d);
+        ok(em_read_file(path, 1 << 30, &data, &len, &err));
+        char *nl = memchr(data, '\n', len);
+        assert_non_null(nl);
+        ok(em_json_parse(data, (size_t)(nl - data), path, &head, &err));
+        assert_non_null(json_object_get(head, "left_wire_bps")); /* prepare measured it */
+        if (bps < 0)
+                json_object_del(head, "left_wire_bps");
+        else
+                json_object_set_new(head, "left_wire_bps", json_real(bps));
+        assert_non_null(head_text = json_dumps(head, JSON_COMPACT));
+        size_t hl = strlen(head_text), body = len - (size_t)(nl - data);
+        assert_non_null(buf = malloc(hl + body));
+        memcpy(buf, head_text, hl);
+        memcpy(buf + hl, nl, body);
+        ok(em_write_file_atomic(path, buf, hl + body, 0600, &err));
+}
+
+/* prepare, the record's rate set to rate (0: as prepare left it), then the
+ * migration: committed, with the record used. */
+static json_t *prepare_then_migrate(struct fx *f, double rate)
+{
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        int sp[2];
+
+        begin(f, NULL);
+        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        json_decref(report);
+        if (rate != 0)
+                set_record_rate(f, rate);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        f->session_fd = sp[0];
+        start_target(f, sp[1]);
+        ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        assert_committed(f, report);
+        assert_true(json_is_true(json_object_get(report, "cache_record")));
+        return report;
+}
+
+/* An idle service after a prepare: what it dirtied since fits the
+ * downtime target by the rate prepare measured, so the final step starts
+ * at once (no round), and its push during the dump sends the rest. */
+static void test_prepared_freezes_at_once(void **state)
+{
+        json_t *report = prepare_then_migrate(*state, 0);
+
+        assert_int_equal(json_array_size(json_object_get(report, "rounds")), 0);
+        assert_true(em_json_int(report, "left_from_prepare", -1) >= 0);
+        assert_string_equal(em_json_str(report, "stop_reason"), "fits-downtime-target");
+        json_decref(report);
+}
+
+/* A service that dirtied fast during prepare (or a record without the
+ * rate) gets a round; the round is small, and the final step starts
+ * without waiting for the target's echo of it, read before RESTORE_OK. */
+static void test_prepared_busy_gets_a_round(void **state)
+{
+        const double rates[] = {1e13, -1}; /* past any link the test measures */
+
+        for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+                json_t *report = prepare_then_migrate(*state, rates[i]);
+                json_t *rounds = json_object_get(report, "rounds");
+
+                assert_int_equal(json_array_size(rounds), 1);
+                assert_null(json_object_get(report, "left_from_prepare"));
+                assert_true(
+                    json_is_true(json_object_get(json_array_get(rounds, 0), "echo_deferred")));
+                json_decref(report);
+                test_teardown(state); /* the next one starts afresh */
+        }
+}
+
 /* A page-cache record the target no longer matches (its cache went):
  * the target answers with every hash, the source forgets the record and
  * migrates as on a first transfer. */
@@ -1586,6 +1679,8 @@ int main(void)
             cmocka_unit_test_teardown(test_one_state_per_round, test_teardown),
             cmocka_unit_test_teardown(test_stop_and_copy, test_teardown),
             cmocka_unit_test_teardown(test_prepare_then_migrate, test_teardown),
+            cmocka_unit_test_teardown(test_prepared_freezes_at_once, test_teardown),
+            cmocka_unit_test_teardown(test_prepared_busy_gets_a_round, test_teardown),
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
             cmocka_unit_test_teardown(test_precheck, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),

@@ -31,8 +31,31 @@ bool em_known_cache_exists(const char *root, const char *container, const char *
         return path != NULL && em_path_exists(path);
 }
 
+/* The record's first line: the cache state, what prepare saw of the
+ * writes, the number of hashes that follow. */
+static char *record_head(long long pages, const char *digest, const struct em_known_dirt *dirt,
+                         size_t hashes)
+{
+        cleanup_json json_t *h = json_pack("{s:I, s:s, s:I}", "pages", (json_int_t)pages, "digest",
+                                           digest, "hashes", (json_int_t)hashes);
+        char *line = NULL, *text;
+
+        if (h == NULL)
+                return NULL;
+        if (dirt != NULL && dirt->left_wire_bps >= 0 &&
+            (json_object_set_new(h, "left_wire_bps", json_real(dirt->left_wire_bps)) < 0 ||
+             json_object_set_new(h, "at_ms", json_integer(dirt->at_ms)) < 0))
+                return NULL;
+        text = json_dumps(h, JSON_COMPACT);
+        if (text != NULL && asprintf(&line, "%s\n", text) < 0)
+                line = NULL;
+        free(text);
+        return line;
+}
+
 int em_known_cache_save(const char *root, const char *container, const char *target,
-                        const json_t *cache_state, const em_hashset_t *known, em_error_t *err)
+                        const json_t *cache_state, const em_hashset_t *known,
+                        const struct em_known_dirt *dirt, em_error_t *err)
 {
         cleanup_free char *path = record_path(root, container, target), *dir = NULL, *head = NULL,
                           *buf = NULL;
@@ -54,26 +77,41 @@ int em_known_cache_save(const char *root, const char *container, const char *tar
                 return em_error_set(err, ENOMEM, "page cache record");
         if (em_hashset_export(known, &hashes, &len, err) < 0)
                 return -1;
-        int hl =
-            asprintf(&head, "{\"pages\":%lld,\"digest\":\"%s\",\"hashes\":%zu}\n", n, d, len / 16);
-        if (hl < 0 || (buf = malloc((size_t)hl + len)) == NULL)
+        head = record_head(n, d, dirt, len / 16);
+        size_t hl = head ? strlen(head) : 0;
+        if (head == NULL || (buf = malloc(hl + len)) == NULL)
                 return em_error_set(err, ENOMEM, "page cache record");
-        memcpy(buf, head, (size_t)hl);
+        memcpy(buf, head, hl);
         memcpy(buf + hl, hashes, len);
         if (em_mkdir_p(dir, 0700, err) < 0 ||
-            em_write_file_atomic(path, buf, (size_t)hl + len, 0600, err) < 0)
+            em_write_file_atomic(path, buf, hl + len, 0600, err) < 0)
                 return em_error_wrap(err, "recording the target's page cache");
         return 0;
 }
 
+static void head_dirt(const json_t *head, struct em_known_dirt *dirt)
+{
+        const json_t *r = json_object_get(head, "left_wire_bps");
+
+        if (dirt == NULL)
+                return;
+        dirt->left_wire_bps = json_is_number(r) ? json_number_value(r) : -1;
+        dirt->at_ms = em_json_int(head, "at_ms", 0);
+        if (dirt->left_wire_bps < 0 || dirt->at_ms <= 0)
+                dirt->left_wire_bps = -1;
+}
+
 int em_known_cache_load(const char *root, const char *container, const char *target,
-                        em_hashset_t *known, json_t **prefix, em_error_t *err)
+                        em_hashset_t *known, json_t **prefix, struct em_known_dirt *dirt,
+                        em_error_t *err)
 {
         cleanup_free char *path = record_path(root, container, target), *data = NULL;
         cleanup_json json_t *head = NULL;
         size_t len = 0;
 
         *prefix = NULL;
+        if (dirt != NULL)
+                *dirt = (struct em_known_dirt){.left_wire_bps = -1};
         if (path == NULL)
                 return em_error_set(err, ENOMEM, "page cache record");
         if (!em_path_exists(path))
@@ -92,6 +130,7 @@ int em_known_cache_load(const char *root, const char *container, const char *tar
                 return em_error_set(err, EILSEQ, "%s: truncated page cache record", path);
         if (em_hashset_add_payload(known, nl + 1, body, err) < 0)
                 return -1;
+        head_dirt(head, dirt);
         *prefix = json_pack("{s:I, s:s}", "pages", (json_int_t)pages, "digest", d);
         return *prefix ? 0 : em_error_set(err, ENOMEM, "page cache record");
 }

@@ -15,17 +15,30 @@
 #include "delta/pages.h"
 #include "util/error.h"
 
+/* What `prepare` saw of the service's writes, kept with the record so the
+ * migration that follows can tell, without reading the memory, whether a
+ * pre-copy round is worth it: the rate (wire bytes per second) at which
+ * its last round found pages the target lacks, and when (unix ms). A
+ * negative rate: not known (a record of an older edgemig). */
+struct em_known_dirt {
+        double left_wire_bps;
+        int64_t at_ms;
+};
+
 /* Writes <root>/known/<container>/<hash of target>.bin atomically: the
- * target's cache state {"cache_pages", "cache_digest"} and the hashes in
- * position order (known's positions must be the cache's page indices, so
- * their count must equal cache_pages). */
+ * target's cache state {"cache_pages", "cache_digest"}, dirt (NULL: not
+ * known) and the hashes in position order (known's positions must be the
+ * cache's page indices, so their count must equal cache_pages). */
 int em_known_cache_save(const char *root, const char *container, const char *target,
-                        const json_t *cache_state, const em_hashset_t *known, em_error_t *err);
+                        const json_t *cache_state, const em_hashset_t *known,
+                        const struct em_known_dirt *dirt, em_error_t *err);
 /* Loads the record for (container, target) into known and returns its
- * {"pages": N, "digest": D} in *prefix; *prefix = NULL when there is none. A
- * corrupt record is an error (the caller drops it and goes on). */
+ * {"pages": N, "digest": D} in *prefix; *prefix = NULL when there is none;
+ * *dirt (if not NULL) what it says of the writes, a negative rate if
+ * nothing. A corrupt record is an error (the caller drops it and goes on). */
 int em_known_cache_load(const char *root, const char *container, const char *target,
-                        em_hashset_t *known, json_t **prefix, em_error_t *err);
+                        em_hashset_t *known, json_t **prefix, struct em_known_dirt *dirt,
+                        em_error_t *err);
 /* Whether a record for (container, target) exists (not whether it holds). */
 bool em_known_cache_exists(const char *root, const char *container, const char *target);
 /* Forgets every record for container (it left this host). */

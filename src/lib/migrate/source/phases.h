@@ -11,6 +11,7 @@
 
 #include "container/cpu_throttle.h"
 #include "migrate/common/report.h"
+#include "migrate/source/known_cache.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/source.h"
 #include "store/store.h"
@@ -65,6 +66,17 @@ struct source {
         struct em_monitor *mon;          /* progress and cancel (monitor.h) */
         struct em_cpu_throttle throttle; /* --auto-converge */
         uint64_t phase_wire0;
+        /* ROUND_END echoes not read yet: the final step may start before
+         * the target echoed the layers and a small last round; they are
+         * read before RESTORE_OK (phases.c, may_defer_echo). */
+        unsigned echoes_pending;
+        bool defer_echoes; /* this migration's final step is plain if small */
+        /* Wire bytes per second of pages the target lacks that the last
+         * round found dirtied (left_rate_known once a round measured it),
+         * kept by `prepare`; dirt: what a prepare's record says of it. */
+        double left_wire_bps;
+        bool left_rate_known;
+        struct em_known_dirt dirt;
         pid_t *pids; /* the container's processes at the last round */
         size_t npids;
 };
@@ -83,6 +95,8 @@ void em_source_phase_end(struct source *s, const char *phase, uint64_t raw);
 /* Sends ROUND_END with payload and waits for the target's echo, so that
  * everything before it has been received and applied. */
 int em_source_round_trip(struct source *s, const char *payload, em_error_t *err);
+/* Reads the echoes of ROUND_ENDs the final step did not wait for. */
+int em_source_drain_echoes(struct source *s, em_error_t *err);
 /* The second half of a round trip: waits for the target's ROUND_END. */
 int em_source_round_echo(struct source *s, em_error_t *err);
 /* Streams the blobs the target's answer to the plan (ack's "missing")

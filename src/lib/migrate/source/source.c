@@ -139,7 +139,7 @@ static json_t *load_known_record(struct source *s)
         em_error_t e = NULL;
 
         if (em_known_cache_load(s->cfg->root, s->name, s->o->target, em_sync_state_known(s->sync),
-                                &prefix, &e) < 0) {
+                                &prefix, &s->dirt, &e) < 0) {
                 em_log_warn("ignoring the page cache record for %s: %s", s->o->target,
                             em_error_msg(e));
                 em_error_free(&e);
@@ -296,6 +296,8 @@ static int run(struct source *s, em_error_t *err)
             em_fault("source.after-handshake", em_conn_fd(s->conn), err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
+        /* Their final step is plain when the rounds end small. */
+        s->defer_echoes = s->o->mode == EM_MIGRATE_PRECOPY || s->o->mode == EM_MIGRATE_AUTO;
         if (do_layers(s, err) < 0 || em_fault("source.after-layers", em_conn_fd(s->conn), err) < 0)
                 return -1;
         if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && s->o->mode != EM_MIGRATE_POSTCOPY &&
