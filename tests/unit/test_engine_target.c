@@ -1185,9 +1185,21 @@ static void test_pod_hostile_frames(void **state)
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 
-        pod_start(f); /* a pre-copy round */
-        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
-        expect_abort(f, "no pre-copy rounds");
+        pod_start(f); /* pages before any FILE_ROOT said whose */
+        ok(em_conn_send_str(f->src, EM_FRAME_PAGES_DATA, "x", &err));
+        expect_abort(f, "PAGES_DATA before FILE_ROOT");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a FILE_ROOT that names no container of the pod */
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"member\":\"other\"}", &err));
+        expect_abort(f, "FILE_ROOT names 'other', not a container of the pod");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a single container's FILE_ROOT */
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"volume\":\"db\"}", &err));
+        expect_abort(f, "FILE_ROOT in a pod session is {\"member\"}");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 
@@ -1250,6 +1262,87 @@ static void test_pod_prepare_hostile(void **state)
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
         assert_false(root_has(f, "containers/", "db"));
+}
+
+/* FILE_ROOT {"member": name}. */
+static void pod_select(struct fx *f, const char *name)
+{
+        char m[64];
+        em_error_t err = NULL;
+
+        snprintf(m, sizeof(m), "{\"member\":\"%s\"}", name);
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, m, &err));
+}
+
+/* A pre-copied pod's images: db's core-1.img and web's core-8.img sent
+ * as its image files, each after its FILE_ROOT; the tar with entry
+ * path; FINAL naming them, db's with digest bad if asked. */
+static void pod_precopied_final(struct fx *f, const char *path, bool bad)
+{
+        char d1[EM_DIGEST_STR_LEN + 1], d8[EM_DIGEST_STR_LEN + 1], tar[EM_DIGEST_STR_LEN + 1];
+        uint64_t raw = 0;
+        em_error_t err = NULL;
+
+        pod_start(f);
+        pod_select(f, "db");
+        precopy(f);
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, DUMP "/core-1.img", "core-1.img", 0,
+                              &raw, &err));
+        pod_select(f, NAME);
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, DUMP "/core-8.img", "core-8.img", 0,
+                              &raw, &err));
+        ok(em_sha256_file(DUMP "/core-1.img", d1, NULL, &err));
+        ok(em_sha256_file(DUMP "/core-8.img", d8, NULL, &err));
+        send_pod_tar(f, path, tar);
+        json_t *final =
+            json_pack("{s:{s:s}, s:{s:{s:s}, s:{s:s}}}", "files", "pod.tar", tar, "criu", "db",
+                      "core-1.img", bad ? d8 : d1, NAME, "core-8.img", d8);
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+}
+
+/* A pre-copied pod (pod_source.h): pages and image files per container
+ * after its FILE_ROOT, rounds echoed; FINAL must list exactly what came
+ * for each container, and the tar must not carry the images too. */
+static void test_pod_precopy_hostile(void **state)
+{
+        struct fx *f = *state;
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        pod_start(f); /* rounds, then FINAL without the images' list */
+        pod_select(f, "db");
+        precopy(f);
+        pod_select(f, NAME);
+        round_trip(f, "{\"round\":2}");
+        send_pod_tar(f, "db/upper/x", digest);
+        pod_final(f, digest);
+        expect_abort(f, "must name every container of the pod");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_precopied_final(f, "db/upper/x", true); /* db's digest is not its file's */
+        expect_abort(f, "the images of db are not those the source lists");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_precopied_final(f, "db/criu/core-1.img", false); /* and in the tar */
+        expect_abort(f, "the tar must not carry them too");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_false(root_has(f, "containers/", "db"));
+
+        pod_begin(f, true, true); /* a prepare sends no memory */
+        pod_select(f, "db");
+        expect_abort(f, "(a prepare has none)");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        em_error_t err = NULL;
+        pod_begin(f, true, true); /* nor rounds */
+        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
+        expect_abort(f, "(a prepare has none)");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
 }
 
 /* The pre-check of a pod (HELLO mode check, a pod session's plan): its
@@ -1333,8 +1426,8 @@ static void test_pod_members_reserved(void **state)
         f->target = pod_target;
         memcpy(f->session, session, sizeof(session));
         memcpy(f->session_hex, hex, sizeof(hex));
-        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
-        expect_abort(f, "no pre-copy rounds");
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
+        expect_abort(f, "unexpected FILE_DELETE in a pod session");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
         assert_false(root_has(f, "containers/", "db"));
@@ -1413,6 +1506,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_check, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare_hostile, test_teardown),
+            cmocka_unit_test_teardown(test_pod_precopy_hostile, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -79,7 +79,7 @@ static void round_trip(void **state)
         put(src, "web/log", "a line\n");
         link = em_path_join(src, "db/upper/data/l");
         assert_int_equal(symlink("/etc/passwd", link), 0);
-        assert_int_equal(em_pod_pack(src, names, tar, &err), 0);
+        assert_int_equal(em_pod_pack(src, names, true, tar, &err), 0);
         cleanup_close int fd = open(tar, O_RDONLY);
         assert_true(fd >= 0);
         assert_int_equal(em_pod_unpack(fd, dst, names, &err), 0);

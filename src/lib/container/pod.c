@@ -312,7 +312,7 @@ int em_pod_refuse_alone(const json_t *spec, const char *what, em_error_t *err)
                             "%s %s: it belongs to pod %s, whose containers share their network, "
                             "IPC and UTS namespaces; edgemig does not checkpoint or move one "
                             "container of a pod alone (`edgemig migrate %s --to HOST:PORT` moves "
-                            "the whole pod, stop-and-copy, `check %s --to HOST:PORT` checks "
+                            "the whole pod, `check %s --to HOST:PORT` checks "
                             "it, `prepare %s --to HOST:PORT` sends its images ahead; `edgemig "
                             "pod checkpoint %s --to DIR` checkpoints it here; docs/pods.md)",
                             what, em_json_str(spec, "name"), pod, pod, pod, pod, pod);

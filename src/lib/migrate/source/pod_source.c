@@ -17,6 +17,7 @@
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
 #include "migrate/common/resolve.h"
+#include "migrate/source/pagesync.h"
 #include "migrate/source/phases.h"
 #include "state/state.h"
 #include "store/store.h"
@@ -26,6 +27,7 @@
 #include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 struct pod_src {
         struct source s; /* s.name is the pod, s.spec the infra's spec */
@@ -35,10 +37,20 @@ struct pod_src {
         size_t n;
         char *ck;        /* the kept checkpoint: <workdir>/pod */
         bool blackholed; /* hold_ip */
+        /* Pre-copy: what the target holds of each container's memory
+         * (parallel to names; NULL: stop-and-copy). */
+        struct em_sync_state **sync;
+        pid_t *pids;
 };
+
+#define POD_MAX_PIDS 4096
 
 static void pod_src_free(struct pod_src *p)
 {
+        for (size_t i = 0; p->sync != NULL && i < p->n; i++)
+                em_sync_state_free(&p->sync[i]);
+        free(p->sync);
+        free(p->pids);
         for (size_t i = 0; p->images != NULL && i < p->n; i++)
                 em_image_info_free(&p->images[i]);
         free(p->images);
@@ -219,6 +231,126 @@ static int do_layers(struct pod_src *p, em_error_t *err)
         return em_fault("source.after-layers", em_conn_fd(s->conn), err);
 }
 
+/* Where the target files what follows: container i's images and pages. */
+static int select_member(struct pod_src *p, size_t i, em_error_t *err)
+{
+        cleanup_json json_t *m = json_pack("{s:s}", "member", p->names[i]);
+
+        if (m == NULL)
+                return em_error_set(err, ENOMEM, "FILE_ROOT");
+        return em_proto_send_json(p->s.conn, EM_FRAME_FILE_ROOT, m, err);
+}
+
+/* Container i's processes now, into p->pids; *n of them. */
+static int member_pids(struct pod_src *p, size_t i, size_t *n, em_error_t *err)
+{
+        cleanup_free char *status = NULL;
+        int pid = 0;
+
+        if (p->pids == NULL && (p->pids = calloc(POD_MAX_PIDS, sizeof(pid_t))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        if (p->s.o->ops->state(p->s.cfg, p->names[i], &status, &pid, err) < 0)
+                return -1;
+        if (status == NULL || strcmp(status, "running") != 0)
+                return em_error_set(err, ESRCH, "%s of pod %s is not running (%s)", p->names[i],
+                                    p->s.name, status && *status ? status : "unknown to runc");
+        *n = em_proc_tree(pid, p->pids, POD_MAX_PIDS);
+        return 0;
+}
+
+/* One round: each container's memory read live (no freeze), the pages
+ * the target lacks of it sent; ROUND_END echoed once all arrived. */
+static int pod_round(struct pod_src *p, unsigned r, uint64_t *wire, em_error_t *err)
+{
+        struct source *s = &p->s;
+        struct em_sync_stats st = {0};
+        struct em_conn_stats c0, c1;
+        int64_t t0 = em_mono_ms();
+        char payload[32];
+        int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
+
+        em_conn_stats(s->conn, &c0);
+        for (size_t i = 0; i < p->n; i++) {
+                size_t n = 0;
+                if (member_pids(p, i, &n, err) < 0 || select_member(p, i, err) < 0 ||
+                    em_sync_push_memory(s->conn, p->sync[i], p->pids, n, level, &st, err) < 0)
+                        return em_error_wrap(err, "pre-copy round %u", r);
+        }
+        snprintf(payload, sizeof(payload), "{\"round\":%u}", r);
+        if (em_source_round_trip(s, payload, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", r);
+        em_conn_stats(s->conn, &c1);
+        int64_t ms = em_mono_ms() - t0;
+        *wire = c1.wire_out - c0.wire_out;
+        /* Only a round that moved enough data says something about the link. */
+        if (*wire > 256 * 1024 && ms > 0)
+                s->bandwidth = (double)*wire * 1000.0 / (double)ms;
+        em_report_round(s->report, r, st.raw_bytes, *wire, st.pages_sent, 0, ms, 0);
+        em_log_info("pod %s round %u: %llu pages, %llu bytes on the wire in %lld ms", s->name, r,
+                    (unsigned long long)st.pages_sent, (unsigned long long)*wire, (long long)ms);
+        return 0;
+}
+
+/* Rounds while the pod runs, until one would fit the downtime target at
+ * the measured rate, fails to shrink to converge_ratio of the one before
+ * (the pod rewrites its memory about as fast as the link drains it) or
+ * the round budget is spent. The final step then sends only what the
+ * last round left. */
+static int pod_precopy(struct pod_src *p, em_error_t *err)
+{
+        struct source *s = &p->s;
+        uint64_t wire = 0, prev = 0;
+        const char *why = "max-rounds";
+
+        if ((p->sync = calloc(p->n, sizeof(*p->sync))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        for (size_t i = 0; i < p->n; i++)
+                if (em_sync_state_new(&p->sync[i], err) < 0)
+                        return -1;
+        em_report_phase_begin(s->report, "precopy");
+        for (unsigned r = 1; r <= s->o->stop.max_rounds; r++) {
+                if (pod_round(p, r, &wire, err) < 0)
+                        return -1;
+                if (em_stop_rule_fits(&s->o->stop, wire, s->bandwidth)) {
+                        why = "fits-downtime-target";
+                        break;
+                }
+                if (r > 1 && (double)wire > s->o->stop.converge_ratio * (double)prev) {
+                        why = "not-converging";
+                        break;
+                }
+                prev = wire;
+        }
+        em_report_set(s->report, "stop_reason", json_string(why));
+        em_source_phase_end(s, "precopy", 0);
+        return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
+}
+
+/* After the freeze: each container's CRIU images, pages-*.img as page
+ * deltas against what the rounds sent; criu gets {name: {file: digest}}
+ * for FINAL. */
+static int send_images(struct pod_src *p, json_t *criu, uint64_t *raw, em_error_t *err)
+{
+        struct em_sync_stats st = {0};
+        int level = em_compress_level(&p->s.o->compress, p->s.bandwidth, NULL);
+
+        for (size_t i = 0; i < p->n; i++) {
+                cleanup_free char *d = em_path_join(p->ck, p->names[i]);
+                cleanup_free char *dir = d ? em_path_join(d, "criu") : NULL;
+                json_t *digests = json_object();
+                if (dir == NULL || digests == NULL ||
+                    json_object_set_new(criu, p->names[i], digests) < 0)
+                        return em_error_set(err, ENOMEM, "sending the pod's images");
+                if (select_member(p, i, err) < 0 ||
+                    em_sync_send_images(p->s.conn, p->sync[i], dir, level, digests, &st, err) < 0)
+                        return em_error_wrap(err, "sending the images of %s", p->names[i]);
+        }
+        *raw += st.raw_bytes;
+        em_report_set(p->s.report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
+        em_report_set(p->s.report, "final_pages_known", json_integer((json_int_t)st.pages_known));
+        return 0;
+}
+
 /* From the freeze until the pod is gone from here or restored by a
  * roll-back (container/netns.h); best effort. */
 static void hold_ip(struct pod_src *p, bool on)
@@ -270,7 +402,7 @@ static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
             em_fault("source.after-checkpoint", em_conn_fd(s->conn), err) < 0)
                 return -1;
         link_logs(p);
-        return em_pod_pack(p->ck, p->names, tar, err);
+        return em_pod_pack(p->ck, p->names, p->sync == NULL, tar, err);
 }
 
 static int send_final(struct pod_src *p, em_error_t *err)
@@ -281,14 +413,17 @@ static int send_final(struct pod_src *p, em_error_t *err)
         uint64_t raw = 0, size = 0;
         int level = em_compress_level(&s->o->compress, 0, NULL);
 
-        if (tar == NULL)
+        cleanup_json json_t *criu = json_object();
+        if (tar == NULL || criu == NULL)
                 return em_error_set(err, ENOMEM, "final step");
-        if (checkpoint_pack(p, tar, err) < 0 || em_sha256_file(tar, digest, &size, err) < 0 ||
+        if (checkpoint_pack(p, tar, err) < 0 ||
+            (p->sync != NULL && send_images(p, criu, &raw, err) < 0) ||
+            em_sha256_file(tar, digest, &size, err) < 0 ||
             em_proto_send_file(s->conn, EM_FRAME_IMAGE_FILE, tar, EM_POD_TAR_NAME, level, &raw,
                                err) < 0)
                 return em_error_wrap(err, "sending the pod's final state");
         cleanup_json json_t *final = json_pack("{s:{s:s}}", "files", EM_POD_TAR_NAME, digest);
-        if (final == NULL)
+        if (final == NULL || (p->sync != NULL && json_object_set(final, "criu", criu) < 0))
                 return em_error_set(err, ENOMEM, "FINAL");
         /* From here only the target's answer says whether the pod runs there. */
         s->final_sent = true;
@@ -420,7 +555,8 @@ static int run(struct pod_src *p, em_error_t *err)
         if (s->o->mode != EM_MIGRATE_PRECOPY && s->o->mode != EM_MIGRATE_STOP_AND_COPY &&
             s->o->mode != EM_MIGRATE_PREPARE)
                 return em_error_set(err, ENOTSUP,
-                                    "pod %s: a pod migrates stop-and-copy only (`--mode %s` is "
+                                    "pod %s: a pod migrates with pre-copy or stop-and-copy only "
+                                    "(`--mode %s` is "
                                     "not built for pods yet; docs/pods.md)",
                                     s->name, em_migrate_mode_name(s->o->mode));
         if (load_pod(p, err) < 0 || make_workdir(p, err) < 0)
@@ -438,6 +574,8 @@ static int run(struct pod_src *p, em_error_t *err)
                 return -1;
         if (s->o->mode == EM_MIGRATE_PREPARE)
                 return finish_prepare(p, err);
+        if (s->o->mode == EM_MIGRATE_PRECOPY && pod_precopy(p, err) < 0)
+                return -1;
         if (send_final(p, err) == 0 && commit(p, err) == 0)
                 return 0;
         return s->final_sent ? settle(p, err) : -1;
@@ -462,9 +600,7 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
         if (em_session_new(p.s.session_id, err) < 0)
                 return -1;
         em_session_hex(p.s.session_id, p.s.session);
-        p.s.report =
-            em_report_new(p.s.session, pod,
-                          o->mode == EM_MIGRATE_PREPARE ? "prepare" : "stop-and-copy", o->target);
+        p.s.report = em_report_new(p.s.session, pod, em_migrate_mode_name(o->mode), o->target);
         if (p.s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating pod %s", pod);
         em_report_set(p.s.report, "pod", json_true());

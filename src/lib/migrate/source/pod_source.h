@@ -1,13 +1,19 @@
 /* The source side of a pod session: `edgemig migrate POD --to HOST:PORT`
- * (and a controller's request for POD) moves the whole pod as one unit,
- * stop-and-copy (docs/pods.md, "Migrating a pod to another host").
+ * (and a controller's request for POD) moves the whole pod as one unit
+ * (docs/pods.md, "Migrating a pod to another host").
  *
  * The pod's infra container and every member must run here. Phases:
  * handshake (HELLO mode "pod", naming the pod), plan and layers (every
  * container's spec and image; the blobs the target lacks of all images),
- * final (`pod checkpoint` into the session's staging directory: one
- * freeze, the pod's network lock; then its criu/ and upper/ trees as one
- * tar, migrate/common/pod_pack.h, and FINAL), then the commit of any
+ * with --mode precopy pre-copy rounds while the pod runs (each
+ * container's memory read live and its pages the target lacks sent after
+ * a FILE_ROOT naming it, until a round would fit the downtime target,
+ * fails to shrink to the stop rule's converge ratio of the one before,
+ * or the round budget is spent), final (`pod checkpoint` into the session's staging directory: one
+ * freeze, the pod's network lock; after pre-copy each container's CRIU
+ * images, pages-*.img as page deltas against what the rounds sent; then
+ * the upper/ trees (and, stop-and-copy, the criu/ ones) as one tar,
+ * migrate/common/pod_pack.h, and FINAL), then the commit of any
  * session: RESTORE_OK once every member runs on the target, the service
  * IP withdrawn here once, the journal's "committing", DONE, "committed",
  * and the pod's containers removed here.
@@ -15,8 +21,8 @@
  * All or nothing: a failure before FINAL went out restores the kept
  * checkpoint here (`pod restore`) and announces the IP again; after it the
  * target's outcome record decides, as for one container
- * (migrate/common/resolve.h). No pre-copy rounds: the pod is down from the
- * freeze until it runs on the target.
+ * (migrate/common/resolve.h). The writable layers are not pre-copied:
+ * they travel whole in the tar after the freeze.
  *
  * `edgemig prepare POD` is the same session up to the layers, its plan
  * marked "prepare": every image the target lacks lands in its store,

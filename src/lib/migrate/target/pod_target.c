@@ -19,6 +19,7 @@
 #include "migrate/common/session.h"
 #include "migrate/target/policy.h"
 #include "migrate/target/precheck_target.h"
+#include "migrate/target/sync_target.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -38,10 +39,18 @@ struct pod_plan {
         bool have_tar;
         bool restoring; /* past the unpack: restore_pod cleans up itself */
         bool prepare;   /* the plan's "prepare": the session ends at DONE */
+        size_t n;       /* containers, names' order */
+        /* Pre-copy: each container's page cache and images, opened at its
+         * first FILE_ROOT (NULL: stop-and-copy, the images in the tar). */
+        struct em_sync_target **sync;
+        long cur; /* FILE_ROOT's container, -1 before the first */
 };
 
 static void pod_plan_free(struct pod_plan *p)
 {
+        for (size_t i = 0; p->sync != NULL && i < p->n; i++)
+                em_sync_target_free(&p->sync[i]);
+        free(p->sync);
         json_decref(p->specs);
         json_decref(p->images);
         em_strv_free(p->names);
@@ -280,6 +289,7 @@ static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error
                                 err) < 0 ||
             load_plan(plan, pp, err) < 0 || missing_blobs(pt, pp, missing, err) < 0)
                 return -1;
+        pp->n = json_array_size(pp->specs);
         em_log_info("session %s: pod %s with %zu member(s), %zu blob(s) missing", pt->session,
                     pt->pod, json_array_size(pp->specs) - 1, json_array_size(missing));
         cleanup_json json_t *ack = json_pack("{s:O}", "missing", missing);
@@ -350,6 +360,141 @@ static int recv_tar(const struct em_pod_target *pt, struct pod_plan *pp, const j
         if (em_proto_recv_file(pt->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, false, digest, err) < 0)
                 return -1;
         pp->have_tar = true;
+        return 0;
+}
+
+/* <dir>/pre/<i>/<part>: container i's pre-copy staging. */
+static char *pre_path(const struct em_pod_target *pt, size_t i, const char *part)
+{
+        char *path = NULL;
+
+        if (asprintf(&path, "%s/pre/%zu/%s", pt->dir, i, part) < 0)
+                return NULL;
+        return path;
+}
+
+/* Container i's page cache (this session's only) and images directory. */
+static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t i, em_error_t *err)
+{
+        cleanup_free char *cache = pre_path(pt, i, "cache");
+        cleanup_free char *criu = pre_path(pt, i, "criu");
+        cleanup_free char *upper = pre_path(pt, i, "upper");
+
+        if (pp->sync == NULL && (pp->sync = calloc(pp->n, sizeof(*pp->sync))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        if (pp->sync[i] != NULL)
+                return 0;
+        if (cache == NULL || criu == NULL || upper == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        if (em_mkdir_p(criu, 0700, err) < 0 || em_mkdir_p(upper, 0700, err) < 0)
+                return -1;
+        return em_sync_target_new(cache, criu, upper, &pp->sync[i], err);
+}
+
+/* FILE_ROOT {"member": NAME}: the pages and image files that follow are
+ * that container's, between the layers and the tar, never in a prepare. */
+static int select_member(const struct em_pod_target *pt, struct pod_plan *pp,
+                         const struct em_frame *f, em_error_t *err)
+{
+        cleanup_json json_t *msg = NULL;
+
+        if (!pp->layers_done || pp->prepare || pp->have_tar)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: FILE_ROOT in a pod session comes after the "
+                                    "layers and before the tar (a prepare has none)");
+        if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
+                return -1;
+        const char *name = em_json_str(msg, "member");
+        if (!json_is_object(msg) || json_object_size(msg) != 1 || name == NULL)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: FILE_ROOT in a pod session is {\"member\"}");
+        for (size_t i = 0; i < pp->n; i++) {
+                if (strcmp(pp->names[i], name) == 0) {
+                        pp->cur = (long)i;
+                        return open_sync(pt, pp, i, err);
+                }
+        }
+        return em_error_set(err, EPROTO,
+                            "protocol error: FILE_ROOT names '%.64s', not a container of the pod",
+                            name);
+}
+
+/* An image file of the selected container (not a pages file: those
+ * travel as page deltas), digest-checked on receipt. */
+static int recv_member_file(const struct em_pod_target *pt, struct pod_plan *pp, const json_t *hdr,
+                            em_error_t *err)
+{
+        cleanup_free char *dir = pre_path(pt, (size_t)pp->cur, "criu");
+        cleanup_close int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        char digest[EM_DIGEST_STR_LEN + 1];
+
+        if (pp->have_tar)
+                return em_error_set(err, EPROTO, "protocol error: an image file after the tar");
+        if (dfd < 0)
+                return em_error_set(err, dir ? errno : ENOMEM, "opening %s", dir ? dir : "pre/");
+        if (em_proto_recv_file(pt->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, false, digest, err) < 0)
+                return -1;
+        em_sync_target_note_file(pp->sync[pp->cur], em_json_str(hdr, "file"), digest);
+        return 0;
+}
+
+/* Bytes of pages rebuilt from references, for the quota. */
+static uint64_t rebuilt(const struct pod_plan *pp)
+{
+        uint64_t n = 0;
+
+        for (size_t i = 0; pp->sync != NULL && i < pp->n; i++)
+                n += pp->sync[i] ? em_sync_target_rebuilt(pp->sync[i]) : 0;
+        return n;
+}
+
+/* A pre-copied pod's FINAL names, for every container, exactly the image
+ * files that arrived for it ({"criu": {name: {file: digest}}}), each
+ * checked on receipt; a stop-and-copy one has none (they are in the tar). */
+static int verify_criu(const struct pod_plan *pp, const json_t *final, em_error_t *err)
+{
+        json_t *criu = json_object_get(final, "criu");
+
+        if (criu == NULL && pp->sync == NULL)
+                return 0;
+        if (!json_is_object(criu) || json_object_size(criu) != pp->n || pp->sync == NULL)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: FINAL's \"criu\" must name every container "
+                                    "of the pod, each after its FILE_ROOT");
+        for (size_t i = 0; i < pp->n; i++) {
+                json_t *files = json_object_get(criu, pp->names[i]);
+                if (pp->sync[i] == NULL)
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: no FILE_ROOT for %s of the pod",
+                                            pp->names[i]);
+                if (em_sync_target_finish(pp->sync[i], err) < 0)
+                        return em_error_wrap(err, "images of %s", pp->names[i]);
+                if (!json_is_object(files) || json_object_size(files) == 0 ||
+                    !json_equal(files, (json_t *)em_sync_target_files(pp->sync[i])))
+                        return em_error_set(err, EILSEQ,
+                                            "the images of %s are not those the source lists",
+                                            pp->names[i]);
+        }
+        return 0;
+}
+
+/* Each pre-copied container's images into its place in the unpacked
+ * checkpoint, which must not have them from the tar too. */
+static int install_criu(const struct em_pod_target *pt, const struct pod_plan *pp, const char *ck,
+                        em_error_t *err)
+{
+        for (size_t i = 0; pp->sync != NULL && i < pp->n; i++) {
+                cleanup_free char *from = pre_path(pt, i, "criu");
+                cleanup_free char *d = em_path_join(ck, pp->names[i]);
+                cleanup_free char *to = d ? em_path_join(d, "criu") : NULL;
+                if (from == NULL || to == NULL)
+                        return em_error_set(err, ENOMEM, "pod checkpoint");
+                if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0)
+                        return em_error_set(err, errno,
+                                            "installing the images of %s (the tar must not carry "
+                                            "them too)",
+                                            pp->names[i]);
+        }
         return 0;
 }
 
@@ -478,7 +623,7 @@ static int unpack(const struct em_pod_target *pt, const struct pod_plan *pp, con
             (mkdir(ck, 0711) < 0 && errno != EEXIST) || chmod(ck, 0711) < 0 ||
             (fd = open(tar, O_RDONLY | O_CLOEXEC)) < 0)
                 return em_error_set(err, errno, "staging the pod in %s", ck);
-        if (em_pod_unpack(fd, ck, pp->names, err) < 0)
+        if (em_pod_unpack(fd, ck, pp->names, err) < 0 || install_criu(pt, pp, ck, err) < 0)
                 return -1;
         unlink(tar); /* unpacked: its space back before the restore */
         if (write_meta(pt->cfg, ck, pp, err) < 0)
@@ -552,6 +697,8 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
                                     "the pod's %s is missing or does not match the source's "
                                     "digest",
                                     EM_POD_TAR_NAME);
+        if (verify_criu(pp, final, err) < 0)
+                return -1;
         pp->restoring = true;
         if (restore_pod(pt, pp, timing, err) < 0)
                 return -1;
@@ -585,9 +732,14 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
         bool layers = f->length > 0 && f->payload[0] == '{' &&
                       memmem(f->payload, f->length, "\"layers_done\"", 13) != NULL;
 
+        /* A pre-copy round's end: everything before it was applied. */
+        if (!layers && pp->layers_done && !pp->prepare && !pp->have_tar)
+                return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0,
+                                    err);
         if (!layers || pp->layers_done)
                 return em_error_set(err, EPROTO,
-                                    "protocol error: a pod session has no pre-copy rounds");
+                                    "protocol error: a pod session's rounds come after the layers "
+                                    "and before the tar (a prepare has none)");
         if (register_images(pt, pp, err) < 0 ||
             em_fault("target.after-layers", em_conn_fd(pt->conn), err) < 0)
                 return -1;
@@ -606,12 +758,23 @@ static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct 
                     0)
                         return -1;
                 if (f->hdr.type == EM_FRAME_IMAGE_FILE)
-                        return recv_tar(pt, pp, hdr, digest, err);
+                        return strcmp(em_json_str(hdr, "file") ?: "", EM_POD_TAR_NAME) == 0 ||
+                                       pp->cur < 0
+                                   ? recv_tar(pt, pp, hdr, digest, err)
+                                   : recv_member_file(pt, pp, hdr, err);
                 if (pp->layers_done)
                         return em_error_set(err, EPROTO, "protocol error: a blob after the layers");
                 return import_blob(pt, hdr, err);
         case EM_FRAME_ROUND_END:
                 return round_end(pt, pp, f, err);
+        case EM_FRAME_FILE_ROOT:
+                return select_member(pt, pp, f, err);
+        case EM_FRAME_PAGES_DATA:
+                if (pp->cur < 0)
+                        return em_error_set(err, EPROTO,
+                                            "protocol error: PAGES_DATA before FILE_ROOT in a pod "
+                                            "session");
+                return em_sync_target_frame(pp->sync[pp->cur], pt->conn, f, err);
         case EM_FRAME_FINAL:
                 *done = true;
                 return do_final(pt, pp, f, digest, err);
@@ -626,7 +789,7 @@ static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct 
 
 int em_pod_target_serve(const struct em_pod_target *pt, bool *prepared, em_error_t *err)
 {
-        __attribute__((cleanup(pod_plan_free))) struct pod_plan pp = {0};
+        __attribute__((cleanup(pod_plan_free))) struct pod_plan pp = {.cur = -1};
         char digest[EM_DIGEST_STR_LEN + 1] = "";
         bool done = false;
 
@@ -643,11 +806,13 @@ int em_pod_target_serve(const struct em_pod_target *pt, bool *prepared, em_error
                          ? -1
                          : 0;
                 em_conn_stats(pt->conn, &st);
-                if (rc == 0 && st.raw_in > (uint64_t)pt->o->quota_bytes)
+                /* Pages rebuilt from 16-byte references count too. */
+                uint64_t used = st.raw_in + rebuilt(&pp);
+                if (rc == 0 && used > (uint64_t)pt->o->quota_bytes)
                         rc = em_error_set(err, EDQUOT,
                                           "session %s staged %llu bytes, over this host's quota "
                                           "(edgemigd --session-quota)",
-                                          pt->session, (unsigned long long)st.raw_in);
+                                          pt->session, (unsigned long long)used);
         }
         if (rc < 0)
                 release_members(pt, &pp);

@@ -1,5 +1,6 @@
 /* The target side of a pod session (HELLO mode "pod"): a whole pod
- * arrives as one unit, stop-and-copy (docs/pods.md, docs/protocol.md).
+ * arrives as one unit, with pre-copy rounds or stop-and-copy (docs/pods.md,
+ * docs/protocol.md).
  *
  * After HELLO (which reserved the pod's name, its outcome record and the
  * staging directory, as for any session):
@@ -15,6 +16,15 @@
  *     blobs of all images that this host lacks;
  *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
  *     each spec pinned to it;
+ *   - pre-copy (then and after the freeze, before the tar): FILE_ROOT
+ *     {"member": NAME} says whose the PAGES_DATA and IMAGE_FILE frames
+ *     that follow are; each container has its own page cache and images
+ *     directory in the staging directory, for this session only; a
+ *     ROUND_END {"round"} is echoed once all before it was applied. FINAL
+ *     then carries "criu": {NAME: {file: digest}} for every container,
+ *     exactly the files that arrived for it, each checked on receipt;
+ *     they are moved into the unpacked checkpoint, whose tar must not
+ *     carry criu/ too;
  *   - IMAGE_FILE "pod.tar" (migrate/common/pod_pack.h), then FINAL
  *     {"files": {"pod.tar": digest}}: the tar is unpacked into the
  *     staging directory, container.json and pod.json are written from the
