@@ -323,6 +323,50 @@ static void test_dir_names_at(void **state)
         em_error_free(&err);
 }
 
+/* Each entry's fn: "bad" fails, "skip" is left (0), the others count 1;
+ * every name it saw is recorded. */
+static int visit(const char *path, const char *name, void *ud, em_error_t *err)
+{
+        char *seen = ud;
+
+        assert_non_null(strstr(path, name));
+        strcat(seen, name);
+        strcat(seen, " ");
+        if (strcmp(name, "bad") == 0)
+                return em_error_set(err, EIO, "bad entry");
+        return strcmp(name, "skip") != 0;
+}
+
+/* Recovery's walk: dot names are not visited, a failing entry does not
+ * stop the others and fails the walk, naming how many; a missing
+ * directory holds nothing. */
+static void test_dir_each(void **state)
+{
+        cleanup_free char *gone = p(state, "gone");
+        char seen[256] = "";
+        em_error_t err = NULL;
+        const char *names[] = {"a", "b", "skip", ".hidden"};
+
+        for (size_t i = 0; i < 4; i++) {
+                cleanup_free char *f = p(state, names[i]);
+                write_file(f, "x");
+        }
+        assert_int_equal(em_dir_each(*state, visit, seen, "things", &err), 2);
+        assert_null(err);
+        assert_null(strstr(seen, ".hidden"));
+        assert_non_null(strstr(seen, "skip "));
+        cleanup_free char *bad = p(state, "bad");
+        write_file(bad, "x");
+        seen[0] = '\0';
+        assert_int_equal(em_dir_each(*state, visit, seen, "things", &err), -1);
+        assert_int_equal(em_error_status(err), EIO);
+        assert_non_null(strstr(em_error_msg(err), "1 things could not be recovered (see log)"));
+        assert_non_null(strstr(seen, "a "));
+        assert_non_null(strstr(seen, "b "));
+        em_error_free(&err);
+        assert_int_equal(em_dir_each(gone, visit, seen, "things", &err), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -336,6 +380,7 @@ int main(void)
             cmocka_unit_test(test_read_write_all),
             cmocka_unit_test(test_tail_offset),
             cmocka_unit_test_setup_teardown(test_dir_names_at, setup_dir, teardown_dir),
+            cmocka_unit_test_setup_teardown(test_dir_each, setup_dir, teardown_dir),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -251,38 +251,34 @@ bool em_pod_journal_exists(const struct em_config *cfg, const char *pod)
         return path != NULL && em_path_exists(path);
 }
 
+struct journal_walk {
+        const struct em_config *cfg;
+        em_pod_rollback_fn rollback;
+        int wait_ms;
+        size_t *pending;
+};
+
+static int journal_entry(const char *path, const char *name, void *ud, em_error_t *err)
+{
+        const struct journal_walk *w = ud;
+        int r;
+
+        if (!is_journal(name))
+                return 0;
+        if ((r = recover_one(w->cfg, path, w->rollback, w->wait_ms, w->pending, err)) < 0)
+                return em_error_wrap(err, "recovery");
+        return r;
+}
+
 int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback, int wait_ms,
                            size_t *pending, em_error_t *err)
 {
         cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
-        cleanup_dir DIR *d = base ? opendir(base) : NULL;
-        struct dirent *de;
-        int n = 0, failed = 0, r;
         size_t left = 0;
+        struct journal_walk w = {cfg, rollback, wait_ms, pending ? pending : &left};
 
-        if (pending == NULL)
-                pending = &left;
-        *pending = 0;
-
-        if (d == NULL)
-                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
-        while ((de = readdir(d)) != NULL) {
-                cleanup_error em_error_t e = NULL;
-                if (!is_journal(de->d_name))
-                        continue;
-                cleanup_free char *path = em_path_join(base, de->d_name);
-                if (path == NULL)
-                        return em_error_set(err, ENOMEM, "recovery");
-                if ((r = recover_one(cfg, path, rollback, wait_ms, pending, &e)) < 0) {
-                        em_log_error("recovery: %s", em_error_msg(e));
-                        failed++;
-                }
-                n += r > 0 ? r : 0;
-        }
-        if (failed > 0)
-                return em_error_set(err, EIO,
-                                    "%d pod checkpoint(s) could not be recovered (see "
-                                    "log)",
-                                    failed);
-        return n;
+        *w.pending = 0;
+        if (base == NULL)
+                return em_error_set(err, ENOMEM, "recovery");
+        return em_dir_each(base, journal_entry, &w, "pod checkpoint(s)", err);
 }

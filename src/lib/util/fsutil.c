@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/log.h"
 
 int em_write_all(int fd, const void *buf, size_t len, em_error_t *err)
 {
@@ -392,4 +393,31 @@ int em_dir_names_at(int dirfd, bool (*keep)(const char *name), size_t max, const
         qsort(v, n, sizeof(char *), cmp_str);
         *out = steal_pointer(&v);
         return 0;
+}
+
+int em_dir_each(const char *dir, em_dir_fn fn, void *ud, const char *what, em_error_t *err)
+{
+        cleanup_dir DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0, r, failed = 0;
+
+        if (d == NULL)
+                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", dir);
+        while ((de = readdir(d)) != NULL) {
+                cleanup_error em_error_t e = NULL;
+                if (de->d_name[0] == '.')
+                        continue;
+                cleanup_free char *path = em_path_join(dir, de->d_name);
+                if (path == NULL)
+                        return em_error_set(err, ENOMEM, "reading %s", dir);
+                if ((r = fn(path, de->d_name, ud, &e)) < 0) {
+                        em_log_error("%s", em_error_msg(e));
+                        failed++;
+                }
+                n += r > 0 ? r : 0;
+        }
+        if (failed > 0)
+                return em_error_set(err, EIO, "%d %s could not be recovered (see log)", failed,
+                                    what);
+        return n;
 }

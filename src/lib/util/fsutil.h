@@ -38,6 +38,16 @@ int em_dir_names_at(int dirfd, bool (*keep)(const char *name), size_t max, const
                     char ***out, em_error_t *err);
 /* Returns malloc'd "a/b"; never fails except on OOM (returns NULL). */
 char *em_path_join(const char *a, const char *b);
+
+/* Calls fn(path, name, ud, err) for each entry of dir whose name does not
+ * start with '.', in readdir order, and sums what it returns (>= 0). An
+ * entry whose fn fails is logged (its error as the message) and the walk
+ * goes on: one bad entry never hides the others (recovery's walks of its
+ * journals); then the walk fails with EIO, "N <what> could not be
+ * recovered (see log)". A dir that does not exist holds nothing. Returns
+ * the sum, or -1. */
+typedef int (*em_dir_fn)(const char *path, const char *name, void *ud, em_error_t *err);
+int em_dir_each(const char *dir, em_dir_fn fn, void *ud, const char *what, em_error_t *err);
 /* Whether path is dir or lies beneath it, comparing the real paths (either
  * may not exist yet: its deepest existing ancestor is resolved, the rest
  * appended). */

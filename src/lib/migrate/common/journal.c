@@ -148,40 +148,36 @@ static void settle_incoming(const struct em_config *cfg, const char *session,
 typedef int (*session_fn)(const struct em_config *cfg, const char *dir, const char *name, void *ud,
                           em_error_t *err);
 
+struct session_walk {
+        const struct em_config *cfg;
+        const char *sub;
+        pid_t pid;
+        session_fn fn;
+        void *ud;
+};
+
+static int dead_session(const char *dir, const char *leaf, void *ud, em_error_t *err)
+{
+        const struct session_walk *w = ud;
+        char name[EM_NAME_MAX + 1];
+        pid_t owner = 0;
+
+        bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
+        if ((w->pid && owner != w->pid) || em_journal_alive(dir))
+                return 0;
+        em_log_info("recovering migration session %s/%s", w->sub, leaf);
+        return w->fn(w->cfg, dir, known ? name : NULL, w->ud, err);
+}
+
 static int for_each_dead_session(const struct em_config *cfg, const char *sub, pid_t pid,
                                  session_fn fn, void *ud, em_error_t *err)
 {
         cleanup_free char *base = em_path_join(cfg->root, sub);
-        cleanup_dir DIR *d = base ? opendir(base) : NULL;
-        struct dirent *de;
-        int n = 0, rc = 0, r;
+        struct session_walk w = {cfg, sub, pid, fn, ud};
 
-        if (d == NULL)
-                return errno == ENOENT ? 0 : em_error_set(err, errno, "opening %s", base);
-        while ((de = readdir(d)) != NULL) {
-                char name[EM_NAME_MAX + 1];
-                pid_t owner = 0;
-                em_error_t e = NULL;
-                if (de->d_name[0] == '.')
-                        continue;
-                cleanup_free char *dir = em_path_join(base, de->d_name);
-                if (dir == NULL)
-                        return em_error_set(err, ENOMEM, "recovery");
-                bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
-                if ((pid && owner != pid) || em_journal_alive(dir))
-                        continue;
-                em_log_info("recovering migration session %s/%s", sub, de->d_name);
-                if ((r = fn(cfg, dir, known ? name : NULL, ud, &e)) < 0) {
-                        em_log_error("%s", em_error_msg(e));
-                        em_error_free(&e);
-                        rc = -1;
-                        continue;
-                }
-                n += r;
-        }
-        if (rc < 0)
-                return em_error_set(err, EIO, "some migrations could not be recovered (see log)");
-        return n;
+        if (base == NULL)
+                return em_error_set(err, ENOMEM, "recovery");
+        return em_dir_each(base, dead_session, &w, "migration session(s)", err);
 }
 
 static int recover_incoming(const struct em_config *cfg, const char *dir, const char *name,
