@@ -521,8 +521,11 @@ NOTES = """## Reading the results
 - **Same run, same links, same workloads**: for every workload and rate, the three
   methods run back to back; each repetition moves the container to the other host.
 - **edgemig pre-copy**: `edgemig migrate NAME --to B --mode precopy --json` (mutual TLS,
-  adaptive rounds, zstd auto). Handoff and downtime are the tool's own timeline
-  (`marks.target_running`, `marks.source_stopped`), which use the paper's definitions.
+  adaptive rounds, zstd auto). Handoff is from the command's start, as for the
+  baselines (whose handoff includes their tools' start-up), to the tool's
+  `marks.target_running`; downtime is the tool's own (`marks.source_stopped` on), the
+  paper's definition. The tool's own handoff (from its request stamp, after its
+  start-up: `launch_ms` later) is `tool_handoff_ms` in runs.jsonl.
   No `edgemig prepare` beforehand: everything edgemig sends is counted after the request.
 - **edgemig prepare + pre-copy**: the same, after `edgemig prepare NAME --to B` (image
   layers + a live snapshot of the memory pages into B's page cache, no freeze) run
