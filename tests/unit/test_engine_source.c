@@ -1263,6 +1263,38 @@ static void test_prepared_busy_gets_a_round(void **state)
         }
 }
 
+/* The target fails on the layers' ROUND_END, whose echo the source no
+ * longer waits for after a prepare: it froze meanwhile, hears of the
+ * failure later (a send fails, or at RESTORE_OK after FINAL, when it asks
+ * the target, which has no copy) and restores the container here:
+ * nothing lost, one host. */
+static void test_deferred_echo_target_fails(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        int sp[2];
+
+        begin(f, NULL);
+        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        json_decref(report);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        f->session_fd = sp[0];
+        setenv("EDGEMIG_FAULT", "target.round-end=error", 1); /* the forked target's */
+        start_target(f, sp[1]);
+        unsetenv("EDGEMIG_FAULT");
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        assert_int_equal(end(f), 1);
+        /* Heard while sending (the target hung up) or at RESTORE_OK, after
+         * FINAL: then the target's record settled it. */
+        const char *settled = em_json_str(report, "settled");
+        assert_true(settled == NULL || strcmp(settled, "aborted") == 0);
+        assert_rolled_back(f, report);
+        em_error_free(&err);
+        json_decref(report);
+}
+
 /* A page-cache record the target no longer matches (its cache went):
  * the target answers with every hash, the source forgets the record and
  * migrates as on a first transfer. */
@@ -1681,6 +1713,7 @@ int main(void)
             cmocka_unit_test_teardown(test_prepare_then_migrate, test_teardown),
             cmocka_unit_test_teardown(test_prepared_freezes_at_once, test_teardown),
             cmocka_unit_test_teardown(test_prepared_busy_gets_a_round, test_teardown),
+            cmocka_unit_test_teardown(test_deferred_echo_target_fails, test_teardown),
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
             cmocka_unit_test_teardown(test_precheck, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
