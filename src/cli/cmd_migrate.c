@@ -41,7 +41,7 @@ static const char migrate_usage[] =
     "target only once every member runs there, and any failure before leaves\n"
     "it running here (docs/pods.md). A member alone is refused. --dry-run of a\n"
     "pod checks the whole pod (every container, names and service IP free on\n"
-    "the target) and estimates its stop-and-copy downtime.\n"
+    "the target) and estimates its handoff and downtime in the mode asked.\n"
     "\n"
     "Options:\n"
     "  --to ADDR:PORT          the target's edgemigd (required)\n"

@@ -57,7 +57,8 @@ struct pre {
         uint64_t upper_bytes, memory_bytes, dump_bytes;
         int64_t rtt_ms;
         bool in_pod;      /* one container of a pod's pre-check */
-        bool stop_copy;   /* the pod's sum: its memory crosses after the freeze */
+        bool pod_sum;     /* the pod's sum: its writable layers cross after the freeze */
+        bool stop_copy;   /* ... and (stop-and-copy) its memory too */
         json_t *pod_held; /* unix sockets the pod's containers hold: not external */
 };
 
@@ -469,9 +470,10 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         double mem_wire = (double)p->dump_bytes * ratio;
         double transfer = (double)(layers + p->upper_bytes) + mem_wire;
         double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
-        /* Stop-and-copy (a pod): the writable layers and memory cross while
-         * it is frozen. */
-        double frozen = p->stop_copy ? ((double)p->upper_bytes + mem_wire) / bps * 1000 : 0;
+        /* A pod's writable layers cross while it is frozen (they are not
+         * pre-copied), and with stop-and-copy its memory too. */
+        double frozen =
+            p->pod_sum ? ((double)p->upper_bytes + (p->stop_copy ? mem_wire : 0)) / bps * 1000 : 0;
         json_t *link =
             json_pack("{s:I, s:f}", "rtt_ms", (json_int_t)p->rtt_ms, "bandwidth_bps", bps * 8);
         if (link != NULL && recent > 0)
@@ -591,7 +593,8 @@ static void pod_sum(struct pre *c, size_t n, struct pre *sum)
                 }
         }
         sum->npids = procs;
-        sum->stop_copy = true;
+        sum->pod_sum = true;
+        sum->stop_copy = sum->o->mode == EM_MIGRATE_STOP_AND_COPY;
 }
 
 /* A socket between two of the pod's containers is no external one; all
@@ -624,7 +627,8 @@ static int pod_checks(struct pre *p, em_error_t *err)
                 return -1;
         if (p->o->mode != EM_MIGRATE_PRECOPY && p->o->mode != EM_MIGRATE_STOP_AND_COPY)
                 add(p->problems,
-                    "a pod migrates stop-and-copy only (--mode %s is not built for pods)",
+                    "a pod migrates with pre-copy or stop-and-copy only (--mode %s is not "
+                    "built for pods)",
                     em_migrate_mode_name(p->o->mode));
         size_t i = 0;
         while (i < n && local_checks(&c[i], err) == 0)
