@@ -1197,15 +1197,21 @@ static void test_pod_hostile_frames(void **state)
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 
-        pod_start(f); /* a single container's FILE_ROOT */
+        pod_start(f); /* a volume the pod's containers do not mount */
         ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"volume\":\"db\"}", &err));
-        expect_abort(f, "FILE_ROOT in a pod session is {\"member\"}");
+        expect_abort(f, "FILE_ROOT names volume 'db', not one of the container's");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 
-        pod_start(f); /* a writable-layer frame */
+        pod_start(f); /* a writable-layer frame: those travel in the tar */
         ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
-        expect_abort(f, "unexpected FILE_DELETE in a pod session");
+        expect_abort(f, "FILE_DELETE before FILE_ROOT names a volume");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a volume the pod does not mount */
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"volume\":\"etc\"}", &err));
+        expect_abort(f, "names volume 'etc', not one of the container's");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 }
@@ -1427,7 +1433,7 @@ static void test_pod_members_reserved(void **state)
         memcpy(f->session, session, sizeof(session));
         memcpy(f->session_hex, hex, sizeof(hex));
         ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
-        expect_abort(f, "unexpected FILE_DELETE in a pod session");
+        expect_abort(f, "FILE_DELETE before FILE_ROOT names a volume");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
         assert_false(root_has(f, "containers/", "db"));

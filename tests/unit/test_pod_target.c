@@ -83,6 +83,15 @@ static void good_plan(void **state)
         assert_null(names[3]);
         /* The member's own spec is left as it came (no address of its own). */
         assert_true(json_is_null(json_object_get(member(p, 0), "ip")));
+        /* Members with a named volume, a bind mount and a tmpfs move too. */
+        json_object_set_new(
+            member(p, 0), "mounts",
+            json_pack("[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:s, s:b}, {s:s, s:s, s:i}]", "type",
+                      "volume", "name", "data", "destination", "/data", "ro", 0, "type", "bind",
+                      "source", "/srv/x", "destination", "/in", "ro", 1, "type", "tmpfs",
+                      "destination", "/t", "size", 0));
+        em_strv_free(steal_pointer(&names));
+        assert_int_equal(em_pod_plan_check(NULL, "web", p, &names, &err), 0);
         json_decref(p);
 }
 
@@ -157,11 +166,13 @@ static void policy(void **state)
         p = plan();
         json_object_set_new(member(p, 1), "ip", json_string("1.2.3.4/8"));
         refused(p, "plain IPv4");
+        /* Mounts are held to their shape (the host's allow-list and
+         * volumes are the session's em_mounts_admit). */
         p = plan();
         json_object_set_new(
             member(p, 0), "mounts",
             json_pack("[{s:s, s:s, s:s}]", "type", "volume", "name", "data", "target", "/data"));
-        refused(p, "db has mounts or volumes");
+        refused(p, "spec mounts");
         p = plan();
         json_object_set_new(json_object_get(p, "spec"), "ip", json_string("8.8.8.8"));
         refused(p, "8.8.8.8");

@@ -148,6 +148,13 @@ static void test_rm_prune(void **state)
         assert_int_equal(em_volumes_movable(&cfg, s, "web", &err), -1);
         assert_non_null(strstr(em_error_msg(err), "also mounted by container db"));
         em_error_free(&err);
+        /* a pod moves web and db together: the volume goes with both */
+        char *pod[] = {"db", "web", "pod", NULL};
+        assert_int_equal(em_volumes_movable_among(&cfg, s, pod, &err), 0);
+        char *not_db[] = {"web", "pod", NULL};
+        assert_int_equal(em_volumes_movable_among(&cfg, s, not_db, &err), -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        em_error_free(&err);
         assert_int_equal(em_rm_rf(c2, &err), 0);
         assert_int_equal(em_volume_prune(&cfg, &gone, &err), 0);
         assert_int_equal(json_array_size(gone), 1);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "container/volume.h"
+#include "migrate/common/volume_sync.h"
 #include "migrate/target/sync_target.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -105,10 +106,55 @@ static void test_have_root_install(void **state)
         assert_false(em_path_exists(dst));
 }
 
+/* A pod's volumes, each once however many of its containers mount it;
+ * binds and tmpfs are not sent. */
+static void test_spec_union(void **state)
+{
+        (void)state;
+        cleanup_json json_t *specs = json_pack(
+            "[{s:[{s:s, s:s, s:s}, {s:s, s:s}]}, {s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}, {}]",
+            "mounts", "type", "volume", "name", "db", "destination", "/db", "type", "tmpfs",
+            "destination", "/t", "mounts", "type", "volume", "name", "db", "destination", "/ro",
+            "type", "volume", "name", "cache", "destination", "/c");
+        cleanup_json json_t *u = em_volume_spec_union(specs);
+        json_t *m = json_object_get(u, "mounts");
+
+        assert_int_equal(json_array_size(m), 2);
+        assert_string_equal(em_json_str(json_array_get(m, 0), "name"), "db");
+        assert_string_equal(em_json_str(json_array_get(m, 1), "name"), "cache");
+}
+
+/* The source's tx: none without volumes; a missing volume named. */
+static void test_tx_new(void **state)
+{
+        struct bed *b = *state;
+        struct em_config cfg = {.root = b->root};
+        struct em_volume_tx *tx = NULL;
+        cleanup_error em_error_t err = NULL;
+        cleanup_json json_t *none =
+            json_pack("{s:[{s:s, s:s}]}", "mounts", "type", "tmpfs", "destination", "/t");
+        cleanup_json json_t *one = json_pack("{s:[{s:s, s:s, s:s}]}", "mounts", "type", "volume",
+                                             "name", "db", "destination", "/db");
+
+        assert_int_equal(em_volume_tx_new(&cfg, none, NULL, &tx, &err), 0);
+        assert_null(tx);
+        assert_int_equal(em_volume_tx_new(&cfg, one, NULL, &tx, &err), -1);
+        assert_non_null(strstr(em_error_msg(err), "volume db of the container is missing"));
+        em_volume_tx_free(&tx);
+        em_error_free(&err);
+        cleanup_free char *dir = em_volume_path(&cfg, "db");
+        assert_int_equal(em_mkdir_p(dir, 0755, &err), 0);
+        assert_int_equal(em_volume_tx_new(&cfg, one, NULL, &tx, &err), 0);
+        assert_non_null(tx);
+        em_volume_tx_free(&tx);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_have_root_install, setup, teardown),
+            cmocka_unit_test(test_spec_union),
+            cmocka_unit_test_setup_teardown(test_tx_new, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

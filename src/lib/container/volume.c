@@ -575,8 +575,16 @@ int em_mounts_points(const json_t *spec, char ***binds, char ***tmpfs, em_error_
         return 0;
 }
 
-int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const char *name,
-                       em_error_t *err)
+static bool among(char *const *names, const char *name)
+{
+        for (size_t i = 0; names[i] != NULL; i++)
+                if (strcmp(names[i], name) == 0)
+                        return true;
+        return false;
+}
+
+int em_volumes_movable_among(const struct em_config *cfg, const json_t *spec, char *const *names,
+                             em_error_t *err)
 {
         for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
                 const char *vol = em_spec_volume(spec, i);
@@ -589,12 +597,21 @@ int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const ch
                         return -1;
                 json_array_foreach(users, j, u)
                 {
-                        if (strcmp(json_string_value(u), name) != 0)
+                        if (!among(names, json_string_value(u)))
                                 return em_error_set(err, EBUSY,
                                                     "volume %s is also mounted by container %s "
-                                                    "here; a volume moves with one container",
+                                                    "here; a volume moves only with every "
+                                                    "container that mounts it (one, or a pod's)",
                                                     vol, json_string_value(u));
                 }
         }
         return 0;
+}
+
+int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const char *name,
+                       em_error_t *err)
+{
+        char *names[] = {(char *)name, NULL};
+
+        return em_volumes_movable_among(cfg, spec, names, err);
 }

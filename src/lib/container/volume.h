@@ -56,6 +56,11 @@ int em_mounts_admit(const struct em_config *cfg, const json_t *spec, em_error_t 
  * of this host also mounts cannot move with it (EBUSY, naming them). */
 int em_volumes_movable(const struct em_config *cfg, const json_t *spec, const char *name,
                        em_error_t *err);
+/* The same for containers that move together (a pod): every container
+ * that mounts one of spec's named volumes must be one of names
+ * (NULL-terminated). */
+int em_volumes_movable_among(const struct em_config *cfg, const json_t *spec, char *const *names,
+                             em_error_t *err);
 /* After the container left this host: removes its named volumes that no
  * other container of the host mounts (they moved with it). */
 int em_volumes_release(const struct em_config *cfg, const json_t *spec, em_error_t *err);

@@ -93,18 +93,16 @@ static int tx_add(struct em_volume_tx *tx, const struct em_config *cfg, const ch
         return tx_prev(tx->st[i], have, name, err);
 }
 
-int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, const json_t *spec,
-                         const json_t *have, em_error_t *err)
+int em_volume_tx_new(const struct em_config *cfg, const json_t *spec, const json_t *have,
+                     struct em_volume_tx **out, em_error_t *err)
 {
         size_t n = spec_volume_count(spec);
         struct em_volume_tx *tx;
 
-        em_volume_tx_free(em_sync_state_volumes(st));
+        *out = NULL;
         if (n == 0)
                 return 0;
-        if (em_volumes_movable(cfg, spec, em_json_str(spec, "name"), err) < 0)
-                return -1;
-        if ((tx = *em_sync_state_volumes(st) = calloc(1, sizeof(*tx))) == NULL ||
+        if ((tx = *out = calloc(1, sizeof(*tx))) == NULL ||
             (tx->names = calloc(n + 1, sizeof(char *))) == NULL ||
             (tx->dirs = calloc(n + 1, sizeof(char *))) == NULL ||
             (tx->st = calloc(n, sizeof(*tx->st))) == NULL)
@@ -115,6 +113,47 @@ int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, 
                         return -1;
         }
         return 0;
+}
+
+int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, const json_t *spec,
+                         const json_t *have, em_error_t *err)
+{
+        em_volume_tx_free(em_sync_state_volumes(st));
+        if (spec_volume_count(spec) > 0 &&
+            em_volumes_movable(cfg, spec, em_json_str(spec, "name"), err) < 0)
+                return -1;
+        return em_volume_tx_new(cfg, spec, have, em_sync_state_volumes(st), err);
+}
+
+static bool has_volume(const json_t *mounts, const char *name)
+{
+        size_t i;
+        json_t *m;
+
+        json_array_foreach(mounts, i, m)
+        {
+                if (strcmp(em_json_str(m, "name") ?: "", name) == 0)
+                        return true;
+        }
+        return false;
+}
+
+json_t *em_volume_spec_union(const json_t *specs)
+{
+        json_t *u = json_pack("{s:[]}", "mounts"), *spec;
+        json_t *mounts = json_object_get(u, "mounts");
+        size_t i;
+
+        json_array_foreach(specs, i, spec)
+        {
+                for (size_t k = 0; u && k < json_array_size(json_object_get(spec, "mounts")); k++) {
+                        const char *name = em_spec_volume(spec, k);
+                        if (name != NULL && !has_volume(mounts, name))
+                                json_array_append(
+                                    mounts, json_array_get(json_object_get(spec, "mounts"), k));
+                }
+        }
+        return u;
 }
 
 static int send_root(em_conn_t *c, const char *name, em_error_t *err)

@@ -20,9 +20,18 @@ int em_sync_volumes_plan(struct em_sync_state *st, const struct em_config *cfg, 
 /* Source: the container's named volumes, each a tree like the writable
  * layer. */
 struct em_volume_tx;
+/* The tx of spec's named volumes, each diffed against have[name]; *out
+ * stays NULL when spec has none. The caller checks they may move
+ * (em_volumes_movable). */
+int em_volume_tx_new(const struct em_config *cfg, const json_t *spec, const json_t *have,
+                     struct em_volume_tx **out, em_error_t *err);
 void em_volume_tx_free(struct em_volume_tx **tx);
 int em_volume_tx_send(struct em_volume_tx *tx, em_conn_t *c, bool live, int level,
                       struct em_sync_stats *stats, em_error_t *err);
+
+/* {"mounts": [...]}: the named-volume mounts of every spec of the array,
+ * each volume once (a pod's containers may share one); NULL on OOM. */
+json_t *em_volume_spec_union(const json_t *specs);
 
 /* Target: the copies of the volumes. */
 struct em_upper_rx;

@@ -12,11 +12,13 @@
 #include "container/container.h"
 #include "container/netns.h"
 #include "container/pod.h"
+#include "container/volume.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/pod_pack.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
 #include "migrate/common/resolve.h"
+#include "migrate/common/volume_sync.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/phases.h"
 #include "state/state.h"
@@ -41,6 +43,7 @@ struct pod_src {
          * (parallel to names; NULL: stop-and-copy). */
         struct em_sync_state **sync;
         pid_t *pids;
+        struct em_volume_tx *vols; /* the pod's named volumes; NULL: none */
 };
 
 #define POD_MAX_PIDS 4096
@@ -56,6 +59,7 @@ static void pod_src_free(struct pod_src *p)
         free(p->images);
         em_strv_free(p->names);
         json_decref(p->plan);
+        em_volume_tx_free(&p->vols);
         free(p->ck);
         em_conn_free(&p->s.conn);
         em_store_close(&p->s.store);
@@ -104,16 +108,12 @@ static int pod_names(struct pod_src *p, em_error_t *err)
 static int one_container(struct pod_src *p, size_t i, json_t **spec, em_error_t *err)
 {
         const char *image;
-        json_t *mounts;
 
-        if (em_container_spec_get(p->s.cfg, p->names[i], spec, err) < 0)
+        /* Its named volumes move with the pod: no container outside it
+         * may mount them. */
+        if (em_container_spec_get(p->s.cfg, p->names[i], spec, err) < 0 ||
+            em_volumes_movable_among(p->s.cfg, *spec, p->names, err) < 0)
                 return -1;
-        mounts = json_object_get(*spec, "mounts");
-        if (json_array_size(mounts) > 0)
-                return em_error_set(err, ENOTSUP,
-                                    "%s has mounts or volumes: a pod with them does not migrate "
-                                    "yet",
-                                    p->names[i]);
         image = em_json_str(*spec, "image_digest") ?: em_json_str(*spec, "image");
         if (image == NULL || em_store_image_get(p->s.store, image, &p->images[i], err) < 0)
                 return em_error_wrap(err, "image of %s", p->names[i]);
@@ -212,6 +212,41 @@ static bool in_plans(const void *ud, const char *d)
         return false;
 }
 
+/* The pod's named volumes, each once, diffed against the target's copies
+ * (have: its plan answer), by the single container's machinery
+ * (migrate/common/volume_sync.h). */
+static int volumes_plan(struct pod_src *p, const json_t *have, em_error_t *err)
+{
+        cleanup_json json_t *specs = json_array();
+        cleanup_json json_t *all = NULL;
+        json_t *m;
+        size_t i;
+
+        if (specs == NULL)
+                return em_error_set(err, ENOMEM, "pod volumes");
+        json_array_foreach(json_object_get(json_object_get(p->plan, "pod"), "members"), i, m)
+            json_array_append(specs, json_object_get(m, "spec"));
+        json_array_append(specs, p->s.spec);
+        if ((all = em_volume_spec_union(specs)) == NULL)
+                return em_error_set(err, ENOMEM, "pod volumes");
+        return em_volume_tx_new(p->s.cfg, all, have, &p->vols, err);
+}
+
+/* live: while the pod runs, most of the volumes' data; then, frozen, the
+ * rest (what changed since), as one container's rounds send them. */
+static int send_volumes(struct pod_src *p, bool live, uint64_t *raw, em_error_t *err)
+{
+        struct em_sync_stats st = {0};
+        int level = em_compress_level(&p->s.o->compress, 0, NULL);
+
+        if (p->vols == NULL)
+                return 0;
+        if (em_volume_tx_send(p->vols, p->s.conn, live, level, &st, err) < 0)
+                return em_error_wrap(err, "sending the pod's volumes");
+        *raw += st.raw_bytes;
+        return 0;
+}
+
 static int do_layers(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
@@ -224,7 +259,8 @@ static int do_layers(struct pod_src *p, em_error_t *err)
                 return em_error_wrap(err, "pod plan");
         if (asprintf(&plan, "pod %s", s->name) < 0)
                 return em_error_set(err, ENOMEM, "pod plan");
-        if (em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
+        if (volumes_plan(p, json_object_get(ack, "volumes"), err) < 0 ||
+            em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
                 return -1;
         em_report_set(s->report, "layers_sent",
                       json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
@@ -387,7 +423,7 @@ static void link_logs(struct pod_src *p)
 
 /* One freeze for the pod, dumped into the session's staging (the kept
  * checkpoint of a roll-back), then the tar of its criu/ and upper/ trees. */
-static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
+static int checkpoint_pack(struct pod_src *p, const char *tar, uint64_t *raw, em_error_t *err)
 {
         struct source *s = &p->s;
 
@@ -399,7 +435,8 @@ static int checkpoint_pack(struct pod_src *p, const char *tar, em_error_t *err)
         s->checkpointed = true;
         em_report_mark(s->report, "checkpoint_done");
         if (em_journal_write(s->workdir, "final", s->name, err) < 0 ||
-            em_fault("source.after-checkpoint", em_conn_fd(s->conn), err) < 0)
+            em_fault("source.after-checkpoint", em_conn_fd(s->conn), err) < 0 ||
+            send_volumes(p, false, raw, err) < 0)
                 return -1;
         link_logs(p);
         return em_pod_pack(p->ck, p->names, p->sync == NULL, tar, err);
@@ -410,13 +447,13 @@ static int send_final(struct pod_src *p, em_error_t *err)
         struct source *s = &p->s;
         cleanup_free char *tar = em_path_join(s->workdir, EM_POD_TAR_NAME);
         char digest[EM_DIGEST_STR_LEN + 1];
-        uint64_t raw = 0, size = 0;
+        uint64_t raw = 0, size = 0, vraw = 0;
         int level = em_compress_level(&s->o->compress, 0, NULL);
 
         cleanup_json json_t *criu = json_object();
         if (tar == NULL || criu == NULL)
                 return em_error_set(err, ENOMEM, "final step");
-        if (checkpoint_pack(p, tar, err) < 0 ||
+        if (checkpoint_pack(p, tar, &vraw, err) < 0 ||
             (p->sync != NULL && send_images(p, criu, &raw, err) < 0) ||
             em_sha256_file(tar, digest, &size, err) < 0 ||
             em_proto_send_file(s->conn, EM_FRAME_IMAGE_FILE, tar, EM_POD_TAR_NAME, level, &raw,
@@ -431,7 +468,7 @@ static int send_final(struct pod_src *p, em_error_t *err)
                 return -1;
         em_report_set(s->report, "compress_level", json_integer(level));
         em_report_set(s->report, "pod_tar_bytes", json_integer((json_int_t)size));
-        em_source_phase_end(s, "final", raw);
+        em_source_phase_end(s, "final", raw + vraw);
         return em_fault("source.after-final", em_conn_fd(s->conn), err);
 }
 
@@ -547,6 +584,19 @@ static int finish_prepare(struct pod_src *p, em_error_t *err)
         return 0;
 }
 
+static int volumes_live(struct pod_src *p, em_error_t *err)
+{
+        uint64_t raw = 0;
+
+        if (p->vols == NULL)
+                return 0;
+        em_report_phase_begin(p->s.report, "volumes");
+        if (send_volumes(p, true, &raw, err) < 0)
+                return -1;
+        em_source_phase_end(&p->s, "volumes", raw);
+        return 0;
+}
+
 static int run(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
@@ -570,7 +620,7 @@ static int run(struct pod_src *p, em_error_t *err)
         if (connect_hello(p, err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
-        if (do_layers(p, err) < 0)
+        if (do_layers(p, err) < 0 || volumes_live(p, err) < 0)
                 return -1;
         if (s->o->mode == EM_MIGRATE_PREPARE)
                 return finish_prepare(p, err);

@@ -234,6 +234,27 @@ static void external_sockets(struct pre *p, const struct em_container_paths *cp)
         }
 }
 
+/* A named volume moves with the containers that mount it: one, or a
+ * pod's (its members and infra, as the pod session moves them). */
+static int volumes_movable(const struct pre *p, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_strv char **names = NULL;
+        const char *pod = em_json_str(p->spec, "pod") ?: p->name;
+        size_t n = 0;
+
+        if (!p->in_pod)
+                return em_volumes_movable(p->cfg, p->spec, p->name, err);
+        if (em_state_open(p->cfg->root, &st, err) < 0 ||
+            em_pod_members(st, pod, false, &names, err) < 0)
+                return -1;
+        while (names[n] != NULL)
+                n++;
+        if (em_strv_push_unique(&names, &n, pod, strlen(pod)) < 0)
+                return em_error_set(err, ENOMEM, "pre-check");
+        return em_volumes_movable_among(p->cfg, p->spec, names, err);
+}
+
 /* Named volumes travel with the container (counted with its writable
  * layer); a bind mount needs the same path allowed on the target, which
  * the target's answer judges (em_mounts_admit). */
@@ -245,7 +266,7 @@ static int volume_bytes(struct pre *p, em_error_t *err)
 
         em_error_t e = NULL;
 
-        if (em_volumes_movable(p->cfg, p->spec, p->name, &e) < 0)
+        if (volumes_movable(p, &e) < 0)
                 add(p->problems, "%s", em_error_msg(e));
         em_error_free(&e);
         json_array_foreach(mounts, i, m)
@@ -263,6 +284,10 @@ static int volume_bytes(struct pre *p, em_error_t *err)
         }
         if (binds == 0 && !p->in_pod)
                 add(p->notes, "no bind mounts");
+        if (binds > 0 && p->in_pod)
+                add(p->notes,
+                    "%s has %zu bind mount(s): the pod needs the same paths allowed on the target",
+                    p->name, binds);
         return 0;
 }
 
@@ -277,11 +302,6 @@ static int local_checks(struct pre *p, em_error_t *err)
             (!p->in_pod && em_pod_refuse_alone(p->spec, "migrating", err) < 0) ||
             em_container_paths_init(p->cfg, p->name, &cp, err) < 0)
                 return -1;
-        if (p->in_pod && json_array_size(json_object_get(p->spec, "mounts")) > 0)
-                add(p->problems,
-                    "%s has mounts or volumes (bind mounts, named volumes or tmpfs): a pod with "
-                    "them does not migrate yet",
-                    p->name);
         image = em_json_str(p->spec, "image_digest");
         if (image == NULL || *image == '\0')
                 image = em_json_str(p->spec, "image");

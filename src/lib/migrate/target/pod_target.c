@@ -13,13 +13,16 @@
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "container/pod.h"
+#include "container/volume.h"
 #include "migrate/common/outcome.h"
 #include "migrate/common/pod_pack.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
+#include "migrate/common/volume_sync.h"
 #include "migrate/target/policy.h"
 #include "migrate/target/precheck_target.h"
 #include "migrate/target/sync_target.h"
+#include "migrate/target/upper_recv.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/digest.h"
@@ -43,7 +46,9 @@ struct pod_plan {
         /* Pre-copy: each container's page cache and images, opened at its
          * first FILE_ROOT (NULL: stop-and-copy, the images in the tar). */
         struct em_sync_target **sync;
-        long cur; /* FILE_ROOT's container, -1 before the first */
+        long cur;                  /* FILE_ROOT's container, -1 before the first */
+        struct em_volume_rx *vols; /* the copies of the pod's named volumes */
+        struct em_upper_rx *vcur;  /* FILE_ROOT's volume; NULL: none yet */
 };
 
 static void pod_plan_free(struct pod_plan *p)
@@ -54,6 +59,7 @@ static void pod_plan_free(struct pod_plan *p)
         json_decref(p->specs);
         json_decref(p->images);
         em_strv_free(p->names);
+        em_volume_rx_free(&p->vols);
 }
 
 static json_t *diff_ids_of(const json_t *image)
@@ -77,7 +83,6 @@ static int check_one(const struct em_policy *policy, const char *pod, const char
 {
         const char *name = em_json_str(spec, "name");
         const char *its = em_json_str(spec, "pod");
-        json_t *mounts = json_object_get(spec, "mounts");
 
         if (!json_is_object(spec) || !json_is_array(json_object_get(image, "blobs")) ||
             name == NULL || !em_container_name_valid(name))
@@ -88,12 +93,6 @@ static int check_one(const struct em_policy *policy, const char *pod, const char
                      json_object_get(spec, "pod_infra") != NULL))
                 return em_error_set(err, EPERM, "%s is not %s of pod %s", name,
                                     infra ? "the infra container" : "a member", pod);
-        if (mounts != NULL && !json_is_null(mounts) &&
-            !(json_is_array(mounts) && json_array_size(mounts) == 0))
-                return em_error_set(err, ENOTSUP,
-                                    "%s has mounts or volumes: a pod with them does not migrate "
-                                    "yet",
-                                    name);
         cleanup_json json_t *plain = json_deep_copy(spec);
         cleanup_json json_t *ids = diff_ids_of(image);
         if (plain == NULL || ids == NULL)
@@ -276,9 +275,41 @@ static int load_plan(const json_t *plan, struct pod_plan *pp, em_error_t *err)
         return 0;
 }
 
+/* Each container's bind sources allowed here and its named volumes not
+ * here yet (em_mounts_admit), then the copies of the pod's volumes (each
+ * once) opened in this source's page cache for the pod, so that a retry
+ * sends only what changed: their manifests for the plan's answer. */
+static json_t *volumes_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
+{
+        cleanup_free char *cache = NULL;
+        cleanup_json json_t *all = NULL, *have = json_object();
+        json_t *spec;
+        size_t i;
+
+        json_array_foreach(pp->specs, i, spec)
+        {
+                if (em_mounts_admit(pt->cfg, spec, err) < 0) {
+                        em_error_wrap(err, "%s", pp->names[i]);
+                        return NULL;
+                }
+        }
+        cache = em_session_cache_dir(pt->cfg, pt->pod, em_conn_identity(pt->conn));
+        all = em_volume_spec_union(pp->specs);
+        if (cache == NULL || all == NULL || have == NULL) {
+                em_error_set(err, ENOMEM, "pod volumes");
+                return NULL;
+        }
+        if (em_mkdir_p(cache, 0700, err) < 0 ||
+            em_volume_rx_new(cache, all, &pp->vols, have, err) < 0) {
+                em_error_wrap(err, "the pod's volumes");
+                return NULL;
+        }
+        return steal_pointer(&have);
+}
+
 static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
 {
-        cleanup_json json_t *plan = NULL, *missing = json_array();
+        cleanup_json json_t *plan = NULL, *missing = json_array(), *have = NULL;
 
         if (missing == NULL)
                 return em_error_set(err, ENOMEM, "pod plan");
@@ -287,12 +318,13 @@ static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error
             member_names_free(pt, pp->names, err) < 0 || reserve_members(pt, pp, err) < 0 ||
             em_precheck_ip_free(pt->cfg, em_json_str(json_object_get(plan, "spec"), "ip"), pt->pod,
                                 err) < 0 ||
-            load_plan(plan, pp, err) < 0 || missing_blobs(pt, pp, missing, err) < 0)
+            load_plan(plan, pp, err) < 0 || missing_blobs(pt, pp, missing, err) < 0 ||
+            (have = volumes_plan(pt, pp, err)) == NULL)
                 return -1;
         pp->n = json_array_size(pp->specs);
         em_log_info("session %s: pod %s with %zu member(s), %zu blob(s) missing", pt->session,
                     pt->pod, json_array_size(pp->specs) - 1, json_array_size(missing));
-        cleanup_json json_t *ack = json_pack("{s:O}", "missing", missing);
+        cleanup_json json_t *ack = json_pack("{s:O, s:O}", "missing", missing, "volumes", have);
         if (ack == NULL)
                 return em_error_set(err, ENOMEM, "pod plan");
         return em_proto_send_json(pt->conn, EM_FRAME_LAYERS_HAVE, ack, err);
@@ -498,6 +530,26 @@ static int install_criu(const struct em_pod_target *pt, const struct pod_plan *p
         return 0;
 }
 
+/* One container's images held to the policy it will run under: a member
+ * runs in the pod's ID range (the infra's), with its own mounts. */
+static int validate_one(const struct em_config *cfg, const char *criu, const json_t *spec,
+                        const json_t *infra, em_error_t *err)
+{
+        cleanup_json json_t *as_run = json_deep_copy(spec);
+        cleanup_strv char **binds = NULL, **tmpfs = NULL;
+        struct em_ckpt_policy pol;
+
+        if (as_run == NULL ||
+            json_object_set(as_run, "userns", json_object_get(infra, "userns")) < 0)
+                return em_error_set(err, ENOMEM, "pod checkpoint");
+        if (em_ckpt_policy_for_spec(cfg, as_run, &pol, err) < 0 ||
+            em_mounts_points(spec, &binds, &tmpfs, err) < 0)
+                return -1;
+        pol.binds = (const char *const *)binds;
+        pol.tmpfs = (const char *const *)tmpfs;
+        return em_ckpt_validate_dir(criu, &pol, err);
+}
+
 /* container.json of each container and pod.json, from the checked specs
  * (checkpoint/pod_ckpt.h's layout); then each one's images validated. */
 static int write_meta(const struct em_config *cfg, const char *ck, const struct pod_plan *pp,
@@ -516,20 +568,13 @@ static int write_meta(const struct em_config *cfg, const char *ck, const struct 
                 cleanup_free char *d = em_path_join(ck, pp->names[i]);
                 cleanup_free char *path = d ? em_path_join(d, "container.json") : NULL;
                 cleanup_free char *criu = d ? em_path_join(d, "criu") : NULL;
-                struct em_ckpt_policy pol;
                 if (path == NULL || criu == NULL)
                         return em_error_set(err, ENOMEM, "pod checkpoint");
                 json_object_set_new(spec, "format", json_integer(EM_CHECKPOINT_FORMAT));
                 if (em_json_write_file(path, spec, err) < 0)
                         return -1;
                 json_object_del(spec, "format");
-                /* A member runs in the pod's ID range, the infra's. */
-                cleanup_json json_t *as_run = json_deep_copy(spec);
-                if (as_run == NULL ||
-                    json_object_set(as_run, "userns", json_object_get(infra, "userns")) < 0)
-                        return em_error_set(err, ENOMEM, "pod checkpoint");
-                if (em_ckpt_policy_for_spec(cfg, as_run, &pol, err) < 0 ||
-                    em_ckpt_validate_dir(criu, &pol, err) < 0)
+                if (validate_one(cfg, criu, spec, infra, err) < 0)
                         return em_error_wrap(err, "refusing the checkpoint of %s", pp->names[i]);
                 if (pp->names[i + 1] != NULL)
                         json_array_append_new(json_object_get(m, "members"),
@@ -634,6 +679,18 @@ static int unpack(const struct em_pod_target *pt, const struct pod_plan *pp, con
         return 0;
 }
 
+/* A failed restore leaves the source running with its volumes: the
+ * copies go back into the cache, for a retry to send only what changed
+ * (a copy never installed stays there; rename fails on it, harmlessly). */
+static void uninstall_volumes(const struct em_pod_target *pt, const struct pod_plan *pp)
+{
+        em_error_t e = NULL;
+
+        if (em_volume_rx_install(pp->vols, pt->cfg, true, &e) < 0)
+                em_log_warn("session %s: %s", pt->session, em_error_msg(e));
+        em_error_free(&e);
+}
+
 /* `pod restore`, under the decision lock: an OUTCOME request waits and
  * sees either no copy or a running one. */
 static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp, json_t *timing,
@@ -658,8 +715,11 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
                 remove_rows(pt, pp->names);
                 return -1;
         }
-        if (em_pod_restore(pt->cfg, ck, err) < 0) {
+        /* The restore mounts the volumes from <root>/volumes. */
+        if (em_volume_rx_install(pp->vols, pt->cfg, false, err) < 0 ||
+            em_pod_restore(pt->cfg, ck, err) < 0) {
                 remove_rows(pt, pp->names);
+                uninstall_volumes(pt, pp);
                 return em_error_wrap(err, "restoring pod %s", pt->pod);
         }
         json_object_set_new(timing, "restore_ms", json_integer(em_mono_ms() - t0));
@@ -699,6 +759,8 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
                                     EM_POD_TAR_NAME);
         if (verify_criu(pp, final, err) < 0)
                 return -1;
+        if (em_volume_rx_finish(pp->vols, err) < 0)
+                return em_error_wrap(err, "the pod's volumes");
         pp->restoring = true;
         if (restore_pod(pt, pp, timing, err) < 0)
                 return -1;
@@ -746,6 +808,25 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
         return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0, err);
 }
 
+/* The volumes' trees, after the layers and before the tar (the writable
+ * layers travel in the tar, so every FILE_* frame is a volume's), each
+ * after a FILE_ROOT {"volume"}: one with "member" is select_member's. */
+static int volume_frame(const struct em_pod_target *pt, struct pod_plan *pp,
+                        const struct em_frame *f, em_error_t *err)
+{
+        if (!pp->layers_done || pp->have_tar)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: %s outside the pod's volume transfer",
+                                    em_frame_type_name(f->hdr.type));
+        if (f->hdr.type == EM_FRAME_FILE_ROOT)
+                return em_volume_rx_root(pp->vols, f, &pp->vcur, err);
+        if (pp->vcur == NULL)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: %s before FILE_ROOT names a volume",
+                                    em_frame_type_name(f->hdr.type));
+        return em_upper_rx_frame(pp->vcur, pt->conn, f, err);
+}
+
 static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct em_frame *f,
                     char *digest, bool *done, bool *prepared, em_error_t *err)
 {
@@ -768,7 +849,14 @@ static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct 
         case EM_FRAME_ROUND_END:
                 return round_end(pt, pp, f, err);
         case EM_FRAME_FILE_ROOT:
-                return select_member(pt, pp, f, err);
+                return memmem(f->payload, f->length, "\"member\"", 8) != NULL
+                           ? select_member(pt, pp, f, err)
+                           : volume_frame(pt, pp, f, err);
+        case EM_FRAME_FILE_MANIFEST:
+        case EM_FRAME_FILE_DATA:
+        case EM_FRAME_FILE_BLOCKS:
+        case EM_FRAME_FILE_DELETE:
+                return volume_frame(pt, pp, f, err);
         case EM_FRAME_PAGES_DATA:
                 if (pp->cur < 0)
                         return em_error_set(err, EPROTO,

@@ -7,13 +7,15 @@
  *   - LAYERS_HAVE: the plan carries the infra container's spec and image
  *     and {"pod": {"members": [{"spec", "image"}...]}}. Every spec is held
  *     to this host's incoming-spec policy (a member's "pod" must name the
- *     pod, only the infra's has "pod_infra"), no spec may have mounts or
- *     volumes, member names must be free here and the service IP unused;
+ *     pod, only the infra's has "pod_infra"), bind sources must be allowed
+ *     here and named volumes not here yet (em_mounts_admit), member names
+ *     must be free here and the service IP unused;
  *     each member's name is then reserved for the session (its container
  *     directory made exclusively, as HELLO reserved the pod's), and given
  *     back if the session ends before its restore (or, after a crash, by
  *     the outcome record's abort: EM_OUTCOME_MEMBERS); the answer lists the
- *     blobs of all images that this host lacks;
+ *     blobs of all images that this host lacks and the manifests of the
+ *     copies of the pod's named volumes it holds (migrate/common/volume_sync.h);
  *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
  *     each spec pinned to it;
  *   - pre-copy (then and after the freeze, before the tar): FILE_ROOT
@@ -25,6 +27,8 @@
  *     exactly the files that arrived for it, each checked on receipt;
  *     they are moved into the unpacked checkpoint, whose tar must not
  *     carry criu/ too;
+ *   - FILE_ROOT {"volume"} and FILE_* frames: the volumes' trees (live,
+ *     then after the freeze), into the copies;
  *   - IMAGE_FILE "pod.tar" (migrate/common/pod_pack.h), then FINAL
  *     {"files": {"pod.tar": digest}}: the tar is unpacked into the
  *     staging directory, container.json and pod.json are written from the

@@ -149,7 +149,8 @@ static void check_pod(const struct em_config *cfg, const struct em_target_opts *
 {
         cleanup_strv char **names = NULL;
         em_error_t e = NULL;
-        size_t n = 0;
+        size_t n = 0, i;
+        json_t *m;
 
         if (em_pod_plan_check(&o->policy, pod, plan, &names, &e) < 0)
                 problem(problems, &e);
@@ -158,6 +159,15 @@ static void check_pod(const struct em_config *cfg, const struct em_target_opts *
         if (em_pod_names_free(cfg, names, n, &e) < 0)
                 problem(problems, &e);
         if (em_precheck_ip_free(cfg, em_json_str(json_object_get(plan, "spec"), "ip"), pod, &e) < 0)
+                problem(problems, &e);
+        /* Bind sources allowed here, named volumes not here yet: as the
+         * pod session admits each container. */
+        json_array_foreach(json_object_get(json_object_get(plan, "pod"), "members"), i, m)
+        {
+                if (em_mounts_admit(cfg, json_object_get(m, "spec"), &e) < 0)
+                        problem(problems, &e);
+        }
+        if (em_mounts_admit(cfg, json_object_get(plan, "spec"), &e) < 0)
                 problem(problems, &e);
 }
 
