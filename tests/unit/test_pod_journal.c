@@ -31,7 +31,7 @@ struct fixture {
 };
 
 /* What the stand-in roll-back saw, and what it answers. */
-static int rollbacks, rollback_rc;
+static int rollbacks, rollback_rc, restores;
 /* A stand-in `runc checkpoint` still running when the roll-back came. */
 static pid_t runc_pid;
 static bool runc_ran_on;
@@ -53,6 +53,17 @@ static int fake_rollback(const struct em_config *cfg, const char *dir, char **na
         return rollback_rc < 0 ? em_error_set(err, EIO, "stand-in roll-back failed") : 0;
 }
 
+/* The stand-in settling of a restore: counted, and the same record. */
+static int fake_restore(const struct em_config *cfg, const char *dir, char **names, size_t n,
+                        em_error_t *err)
+{
+        restores++;
+        rollbacks--;
+        return fake_rollback(cfg, dir, names, n, err);
+}
+
+static const struct em_pod_recovery rec = {fake_rollback, fake_restore};
+
 static int setup(void **state)
 {
         struct fixture *f = calloc(1, sizeof(*f));
@@ -64,7 +75,7 @@ static int setup(void **state)
         f->ck = em_path_join(f->dir, "ck");
         f->journal = em_path_join(f->dir, "pod-checkpoints/web.json");
         assert_int_equal(em_mkdir_p(f->ck, 0700, &err), 0);
-        rollbacks = rollback_rc = 0;
+        rollbacks = rollback_rc = restores = 0;
         runc_pid = 0;
         *state = f;
         return 0;
@@ -98,7 +109,7 @@ static int begin(struct fixture *f)
 static int recover(struct fixture *f, int want)
 {
         em_error_t err = NULL;
-        int n = em_pod_journal_recover(&f->cfg, fake_rollback, 60000, NULL, &err);
+        int n = em_pod_journal_recover(&f->cfg, &rec, 60000, NULL, &err);
 
         assert_int_equal(n, want);
         em_error_free(&err);
@@ -165,6 +176,31 @@ static void test_failed_rollback_kept_for_retry(void **state)
         assert_false(em_path_exists(f->journal));
 }
 
+/* A restore's journal goes to the restore's settling, never to the
+ * checkpoint's roll-back (its pod.json exists: the checkpoint it restores
+ * from), and stays while its process lives. */
+static void test_restore_settled(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_free char *done = em_path_join(f->ck, "pod.json");
+        cleanup_json json_t *j = NULL;
+        em_error_t err = NULL;
+        int fd = -1;
+
+        assert_int_equal(em_write_file_atomic(done, "{}", 2, 0600, &err), 0);
+        assert_int_equal(em_pod_journal_begin_restore(&f->cfg, "web", f->ck, names, &fd, &err), 0);
+        assert_int_equal(em_json_load_file(f->journal, 4096, &j, &err), 0);
+        assert_string_equal(em_json_str(j, "op"), "restore");
+        recover(f, 0);
+        assert_int_equal(restores, 0);
+        close(fd);
+        recover(f, 1);
+        assert_int_equal(restores, 1);
+        assert_int_equal(rollbacks, 0);
+        assert_string_equal(rolled_names, "db side web ");
+        assert_false(em_path_exists(f->journal));
+}
+
 static void test_completed_checkpoint_dropped(void **state)
 {
         struct fixture *f = *state;
@@ -220,14 +256,14 @@ static void test_start_does_not_wait(void **state)
 
         close(begin(f));
         runc_pid = fake_runc(f, "side");
-        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 0, &pending, &err), 0);
+        assert_int_equal(em_pod_journal_recover(&f->cfg, &rec, 0, &pending, &err), 0);
         assert_null(err);
         assert_int_equal(pending, 1);
         assert_int_equal(rollbacks, 0);
         assert_true(em_pod_journal_exists(&f->cfg, "web"));
         assert_int_equal(waitpid(runc_pid, NULL, 0), runc_pid);
         runc_pid = 0;
-        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 0, &pending, &err), 1);
+        assert_int_equal(em_pod_journal_recover(&f->cfg, &rec, 0, &pending, &err), 1);
         assert_int_equal(pending, 0);
         assert_int_equal(rollbacks, 1);
         assert_false(em_pod_journal_exists(&f->cfg, "web"));
@@ -242,7 +278,7 @@ static void test_wait_bounded(void **state)
 
         close(begin(f));
         runc_pid = fake_runc(f, "side");
-        assert_int_equal(em_pod_journal_recover(&f->cfg, fake_rollback, 200, &pending, &err), -1);
+        assert_int_equal(em_pod_journal_recover(&f->cfg, &rec, 200, &pending, &err), -1);
         assert_non_null(strstr(em_error_msg(err), "could not be recovered"));
         em_error_free(&err);
         assert_int_equal(pending, 1);
@@ -302,6 +338,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_crash_rolled_back_once, setup, teardown),
             cmocka_unit_test_setup_teardown(test_failed_rollback_kept_for_retry, setup, teardown),
             cmocka_unit_test_setup_teardown(test_completed_checkpoint_dropped, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_restore_settled, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bad_journals_not_acted_on, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waits_for_runc, setup, teardown),
             cmocka_unit_test_setup_teardown(test_other_runc_ignored, setup, teardown),

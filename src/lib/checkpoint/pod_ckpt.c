@@ -1,6 +1,7 @@
 #include "checkpoint/pod_ckpt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,10 +463,15 @@ static int rollback_journalled(const struct em_config *cfg, const char *dir, cha
         return 0;
 }
 
+static int settle_restore(const struct em_config *cfg, const char *dir, char **names, size_t n,
+                          em_error_t *err);
+
 int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *pending,
                               em_error_t *err)
 {
-        return em_pod_journal_recover(cfg, rollback_journalled, wait_ms, pending, err);
+        static const struct em_pod_recovery rec = {rollback_journalled, settle_restore};
+
+        return em_pod_journal_recover(cfg, &rec, wait_ms, pending, err);
 }
 
 /* Before anything is frozen: a container whose processes use memory
@@ -546,10 +552,11 @@ static int load_manifest(const char *dir, json_t **out, em_error_t *err)
         return 0;
 }
 
-/* Kills what was restored of the pod (members [0, n) and the infra). */
-static void restore_rollback(const struct em_config *cfg, const char *pod, json_t *members,
-                             size_t n)
+/* Kills what was restored of the pod (members [0, n) of names and the
+ * infra, names[nm]). */
+static void restore_rollback(const struct em_config *cfg, char **names, size_t nm, size_t n)
 {
+        const char *pod = names[nm];
         em_error_t e = NULL;
 
         /* Killed, a restored socket would reset its peer, whose connection
@@ -559,57 +566,140 @@ static void restore_rollback(const struct em_config *cfg, const char *pod, json_
                 em_log_warn("%s", em_error_msg(e));
         em_error_free(&e);
         for (size_t i = n; i-- > 0;)
-                em_pod_container_unrestore(cfg, json_string_value(json_array_get(members, i)));
+                em_pod_container_unrestore(cfg, names[i]);
         em_pod_container_unrestore(cfg, pod);
 }
 
-static int restore_members(const struct em_config *cfg, const char *dir, const char *pod,
-                           json_t *members, em_error_t *err)
+static int restore_members(const struct em_config *cfg, const char *dir, char **names, size_t nm,
+                           em_error_t *err)
 {
+        const char *pod = names[nm];
         char point[64];
 
         if (hold_resets(cfg, pod, true, err) < 0) {
-                restore_rollback(cfg, pod, members, 0);
+                restore_rollback(cfg, names, nm, 0);
                 return -1;
         }
-        for (size_t i = 0; i < json_array_size(members); i++) {
-                const char *name = json_string_value(json_array_get(members, i));
+        for (size_t i = 0; i < nm; i++) {
                 /* pod.after-member-restore-N: the Nth member restored, then a failure. */
                 snprintf(point, sizeof(point), "pod.after-member-restore-%zu", i + 1);
-                if (restore_member(cfg, dir, pod, name, false, err) < 0) {
-                        restore_rollback(cfg, pod, members, i);
+                if (restore_member(cfg, dir, pod, names[i], false, err) < 0) {
+                        restore_rollback(cfg, names, nm, i);
                         return -1;
                 }
                 if (em_fault(point, -1, err) < 0) {
-                        restore_rollback(cfg, pod, members, i + 1);
-                        return em_error_wrap(err, "restoring pod member %s", name);
+                        restore_rollback(cfg, names, nm, i + 1);
+                        return em_error_wrap(err, "restoring pod member %s", names[i]);
                 }
         }
         release_resets(cfg, pod);
         /* All back, stopped: now they run, together. */
-        for (size_t i = 0; i < json_array_size(members); i++) {
-                if (em_pod_member_resume(cfg, json_string_value(json_array_get(members, i)), err) <
-                    0) {
-                        restore_rollback(cfg, pod, members, json_array_size(members));
+        for (size_t i = 0; i < nm; i++) {
+                if (em_pod_member_resume(cfg, names[i], err) < 0) {
+                        restore_rollback(cfg, names, nm, nm);
                         return -1;
                 }
         }
         return 0;
 }
 
+/* The manifest's members, then the pod (NULL-terminated): the journal's
+ * order, the restore's reversed. */
+static int manifest_names(const json_t *m, char ***out, size_t *nm, em_error_t *err)
+{
+        const json_t *members = json_object_get(m, "members");
+        size_t n = json_array_size(members);
+        char **v = calloc(n + 2, sizeof(char *));
+
+        if ((*out = v) == NULL)
+                return em_error_set(err, ENOMEM, "pod restore");
+        for (size_t i = 0; i <= n; i++) {
+                const char *name =
+                    i < n ? json_string_value(json_array_get(members, i)) : em_json_str(m, "pod");
+                if ((v[i] = strdup(name)) == NULL)
+                        return em_error_set(err, ENOMEM, "pod restore");
+        }
+        *nm = n;
+        return 0;
+}
+
 int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err)
 {
         cleanup_json json_t *m = NULL;
+        cleanup_strv char **names = NULL;
+        cleanup_close int journal = -1;
+        size_t nm = 0;
 
-        if (load_manifest(dir, &m, err) < 0)
+        if (load_manifest(dir, &m, err) < 0 || manifest_names(m, &names, &nm, err) < 0)
                 return -1;
-        const char *pod = em_json_str(m, "pod");
-        if (restore_infra(cfg, dir, pod, false, err) < 0)
+        const char *pod = names[nm];
+        /* A crash from here on is settled by recovery (settle_restore). */
+        if (em_pod_journal_begin_restore(cfg, pod, dir, names, &journal, err) < 0)
                 return em_error_wrap(err, "restoring pod %s", pod);
-        if (restore_members(cfg, dir, pod, json_object_get(m, "members"), err) < 0)
-                return em_error_wrap(err,
-                                     "restoring pod %s (nothing of it runs; the checkpoint "
-                                     "in %s is kept)",
-                                     pod, dir);
+        int rc = restore_infra(cfg, dir, pod, false, err);
+        if (rc < 0)
+                em_error_wrap(err, "restoring pod %s", pod);
+        else if ((rc = restore_members(cfg, dir, names, nm, err)) < 0)
+                em_error_wrap(err,
+                              "restoring pod %s (nothing of it runs; the checkpoint in %s is "
+                              "kept)",
+                              pod, dir);
+        em_pod_journal_end(cfg, pod, &journal);
+        return rc;
+}
+
+static bool all_running(const struct em_config *cfg, char **names, size_t n)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_error em_error_t e = NULL;
+
+        if (em_state_open(cfg->root, &st, &e) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                cleanup_container_rec struct em_container_rec *r = NULL;
+                if (em_state_container_get(st, names[i], &r, &e) < 0 ||
+                    r->state != EM_CSTATE_RUNNING)
+                        return false;
+        }
+        return true;
+}
+
+/* A restore from a migration session's staging belongs to the session:
+ * its outcome record (still "restoring") aborts it, and the source
+ * restores its own copy. */
+static bool in_session(const struct em_config *cfg, const char *dir)
+{
+        char root[PATH_MAX];
+        cleanup_free char *incoming = NULL;
+
+        /* The journal holds dir as a real path (pod_journal.c). */
+        if (realpath(cfg->root, root) == NULL ||
+            (incoming = em_path_join(root, "incoming/")) == NULL)
+                return false;
+        return strncmp(dir, incoming, strlen(incoming)) == 0;
+}
+
+/* What a crashed restore left (pod_journal.h): every container back
+ * (held stopped, or some already resumed) and the restore not a
+ * session's: it is finished, the pod runs. Otherwise it is rolled back
+ * as a failed restore is: what came back is killed (the pod's network
+ * locked first), every container checkpointed, dir kept for a retry. */
+static int settle_restore(const struct em_config *cfg, const char *dir, char **names, size_t n,
+                          em_error_t *err)
+{
+        const char *pod = names[n - 1];
+
+        if (!in_session(cfg, dir) && all_running(cfg, names, n)) {
+                em_log_warn("recovery: every container of pod %s was back: resuming them", pod);
+                release_resets(cfg, pod);
+                for (size_t i = 0; i + 1 < n; i++)
+                        if (em_pod_member_resume(cfg, names[i], err) < 0)
+                                return -1;
+                return 0;
+        }
+        restore_rollback(cfg, names, n - 1, n - 1);
+        em_log_warn("recovery: pod %s rolled back to its checkpoint in %s (`edgemig pod restore "
+                    "%s` brings it back)",
+                    pod, dir, dir);
         return 0;
 }

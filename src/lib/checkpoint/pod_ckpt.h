@@ -40,15 +40,19 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
 /* Brings back each pod whose checkpoint's edgemig process died midway
  * (pod_journal.h): its containers already dumped are restored from the
  * partial checkpoint, the others thawed, the traffic block lifted and the
- * "migrating" marks cleared, so the pod runs here as before. Returns how
- * many pods' journals were settled. wait_ms and *pending as in
+ * "migrating" marks cleared, so the pod runs here as before. Settles each
+ * pod whose restore's process died midway: finished if every container
+ * was back (and the restore was not a migration session's), else rolled
+ * back to the checkpoint as a failed restore is. Returns how many pods'
+ * journals were settled. wait_ms and *pending as in
  * em_pod_journal_recover (pod_journal.h): how long to wait for a `runc
  * checkpoint` a crash left running, and how many journals wait for one. */
 #define EM_POD_RECOVER_WAIT_MS 60000 /* `edgemig recover`'s wait for such a runc */
 int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *pending,
                               em_error_t *err);
 
-/* Restores the pod checkpointed in dir; dir stays usable for a retry. */
+/* Restores the pod checkpointed in dir, journalled (pod_journal.h); dir
+ * stays usable for a retry. */
 int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err);
 
 #endif

@@ -30,7 +30,7 @@ static char *journal_path(const struct em_config *cfg, const char *pod)
         return base ? em_path_join(base, leaf) : NULL;
 }
 
-static char *journal_text(const char *pod, const char *dir, char *const *names)
+static char *journal_text(const char *pod, const char *dir, char *const *names, const char *op)
 {
         char abs[PATH_MAX];
         cleanup_json json_t *j = NULL;
@@ -38,8 +38,8 @@ static char *journal_text(const char *pod, const char *dir, char *const *names)
         /* Recovery runs elsewhere (edgemigd): the directory as an absolute path. */
         if (realpath(dir, abs) == NULL)
                 return NULL;
-        j = json_pack("{s:i, s:s, s:s, s:[]}", "format", EM_POD_JOURNAL_FORMAT, "pod", pod, "dir",
-                      abs, "names");
+        j = json_pack("{s:i, s:s, s:s, s:s, s:[]}", "format", EM_POD_JOURNAL_FORMAT, "op", op,
+                      "pod", pod, "dir", abs, "names");
         for (size_t i = 0; j != NULL && names[i] != NULL; i++)
                 json_array_append_new(json_object_get(j, "names"), json_string(names[i]));
         return j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -48,11 +48,11 @@ static char *journal_text(const char *pod, const char *dir, char *const *names)
 /* As the migration journal's owner file: written and locked before it is
  * linked into place, so nobody sees it unlocked while its writer lives,
  * and linkat never replaces a journal a crash left. */
-int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
-                         char *const *names, int *lock_fd, em_error_t *err)
+static int journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
+                         char *const *names, const char *op, int *lock_fd, em_error_t *err)
 {
         cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
-        cleanup_free char *path = journal_path(cfg, pod), *text = journal_text(pod, dir, names);
+        cleanup_free char *path = journal_path(cfg, pod), *text = journal_text(pod, dir, names, op);
         cleanup_close int fd = -1;
         char self[64];
 
@@ -68,15 +68,27 @@ int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const cha
         snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
         if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
                 return em_error_set(err, errno,
-                                    errno == EEXIST ? "pod %s has a checkpoint in flight or one "
-                                                      "a crash left (%s): `edgemig recover` "
-                                                      "brings it back"
+                                    errno == EEXIST ? "pod %s has a checkpoint or restore in "
+                                                      "flight or one a crash left (%s): "
+                                                      "`edgemig recover` settles it"
                                                     : "creating the journal of pod %s (%s)",
                                     pod, path);
         if (em_fsync_dir(base, err) < 0)
                 return -1;
         *lock_fd = steal_fd(&fd);
         return 0;
+}
+
+int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
+                         char *const *names, int *lock_fd, em_error_t *err)
+{
+        return journal_begin(cfg, pod, dir, names, "checkpoint", lock_fd, err);
+}
+
+int em_pod_journal_begin_restore(const struct em_config *cfg, const char *pod, const char *dir,
+                                 char *const *names, int *lock_fd, em_error_t *err)
+{
+        return journal_begin(cfg, pod, dir, names, "restore", lock_fd, err);
 }
 
 void em_pod_journal_end(const struct em_config *cfg, const char *pod, int *lock_fd)
@@ -175,7 +187,7 @@ static int wait_runc(const struct em_config *cfg, const char *pod, char **names,
         return 0;
 }
 
-static int settle(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
+static int settle(const struct em_config *cfg, const char *path, const struct em_pod_recovery *rec,
                   int wait_ms, em_error_t *err)
 {
         cleanup_json json_t *j = NULL;
@@ -191,6 +203,15 @@ static int settle(const struct em_config *cfg, const char *path, em_pod_rollback
                 return em_error_set(err, EINVAL, "%s: not a pod checkpoint journal", path);
         if (journal_names(j, pod, &names, &n, err) < 0)
                 return em_error_wrap(err, "%s", path);
+        /* Written by the format's first version without "op": a checkpoint. */
+        if (strcmp(em_json_str(j, "op") ?: "checkpoint", "restore") == 0) {
+                em_log_warn("recovery: pod %s's restore from %s never completed; settling it", pod,
+                            dir);
+                if (rec->restore(cfg, dir, names, n, err) < 0)
+                        return em_error_wrap(err, "recovering pod %s (journal %s kept for a retry)",
+                                             pod, path);
+                return 0;
+        }
         if ((done = em_path_join(dir, "pod.json")) == NULL)
                 return em_error_set(err, ENOMEM, "recovery");
         if (em_path_exists(done)) {
@@ -202,7 +223,7 @@ static int settle(const struct em_config *cfg, const char *path, em_pod_rollback
         em_log_warn("recovery: pod %s's checkpoint into %s never completed; bringing the pod "
                     "back here",
                     pod, dir);
-        if (rollback(cfg, dir, names, n, err) < 0)
+        if (rec->checkpoint(cfg, dir, names, n, err) < 0)
                 return em_error_wrap(err, "recovering pod %s (journal %s kept for a retry)", pod,
                                      path);
         return 0;
@@ -218,8 +239,9 @@ static bool is_journal(const char *name)
 /* One journal: left alone while its process holds the lock; recovery
  * holds it meanwhile, so a second recovery leaves it too. A runc still
  * dumping with wait_ms 0 leaves it too (0), counted in *pending. */
-static int recover_one(const struct em_config *cfg, const char *path, em_pod_rollback_fn rollback,
-                       int wait_ms, size_t *pending, em_error_t *err)
+static int recover_one(const struct em_config *cfg, const char *path,
+                       const struct em_pod_recovery *rec, int wait_ms, size_t *pending,
+                       em_error_t *err)
 {
         cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -229,7 +251,7 @@ static int recover_one(const struct em_config *cfg, const char *path, em_pod_rol
                 return errno == EWOULDBLOCK ? 0 : em_error_set(err, errno, "locking %s", path);
         if (!em_path_exists(path)) /* settled by the one that held it before us */
                 return 0;
-        if (settle(cfg, path, rollback, wait_ms, err) < 0) {
+        if (settle(cfg, path, rec, wait_ms, err) < 0) {
                 *pending += em_error_status(*err) == EBUSY;
                 if (wait_ms > 0 || em_error_status(*err) != EBUSY)
                         return -1;
@@ -253,7 +275,7 @@ bool em_pod_journal_exists(const struct em_config *cfg, const char *pod)
 
 struct journal_walk {
         const struct em_config *cfg;
-        em_pod_rollback_fn rollback;
+        const struct em_pod_recovery *rec;
         int wait_ms;
         size_t *pending;
 };
@@ -265,20 +287,20 @@ static int journal_entry(const char *path, const char *name, void *ud, em_error_
 
         if (!is_journal(name))
                 return 0;
-        if ((r = recover_one(w->cfg, path, w->rollback, w->wait_ms, w->pending, err)) < 0)
+        if ((r = recover_one(w->cfg, path, w->rec, w->wait_ms, w->pending, err)) < 0)
                 return em_error_wrap(err, "recovery");
         return r;
 }
 
-int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback, int wait_ms,
-                           size_t *pending, em_error_t *err)
+int em_pod_journal_recover(const struct em_config *cfg, const struct em_pod_recovery *rec,
+                           int wait_ms, size_t *pending, em_error_t *err)
 {
         cleanup_free char *base = em_path_join(cfg->root, JOURNAL_DIR);
         size_t left = 0;
-        struct journal_walk w = {cfg, rollback, wait_ms, pending ? pending : &left};
+        struct journal_walk w = {cfg, rec, wait_ms, pending ? pending : &left};
 
         *w.pending = 0;
         if (base == NULL)
                 return em_error_set(err, ENOMEM, "recovery");
-        return em_dir_each(base, journal_entry, &w, "pod checkpoint(s)", err);
+        return em_dir_each(base, journal_entry, &w, "pod checkpoint(s) or restore(s)", err);
 }

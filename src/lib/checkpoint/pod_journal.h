@@ -1,19 +1,21 @@
-/* The journal of a pod checkpoint in flight, so that a crash of the
- * edgemig process that ran it (kill -9, a fault, power loss) does not
- * leave the pod frozen, cut off or half dumped with nothing to bring it
- * back (pod_ckpt.h).
+/* The journal of a pod checkpoint or restore in flight, so that a crash
+ * of the edgemig process that ran it (kill -9, a fault, power loss) does
+ * not leave the pod frozen, cut off, half dumped or half restored with
+ * nothing to settle it (pod_ckpt.h).
  *
- * <root>/pod-checkpoints/<pod>.json {"format", "pod", "dir", "names"}
- * (names in dump order, the infra last) appears already locked (flock)
- * by the process that checkpoints, and goes when the checkpoint completed
- * or was rolled back. Recovery (`edgemig recover`, edgemigd at start)
- * takes every journal whose lock nobody holds: the pod's checkpoint in
- * dir completed (dir/pod.json) and the journal goes, or it did not and
- * the roll-back brings the pod back here, once no `runc checkpoint` of
- * the pod's containers runs any more (a kill mid-dump leaves runc going
- * on alone; `edgemig recover` waits up to a minute for it, edgemigd's
- * start not at all: it serves meanwhile and settles the journal from its
- * loop once runc is done; either way the journal stays until then). */
+ * <root>/pod-checkpoints/<pod>.json {"format", "op", "pod", "dir", "names"}
+ * (op "checkpoint" or "restore"; names in dump order, the infra last)
+ * appears already locked (flock) by the process that checkpoints or
+ * restores, and goes when that completed or was rolled back: one journal
+ * per pod, so a checkpoint and a restore of a pod never overlap. A
+ * restore's journal left by a crash is settled by its own callback
+ * (em_pod_recovery.restore) instead of what follows. Recovery (`edgemig recover`, edgemigd at
+ * start) takes every journal whose lock nobody holds: the pod's checkpoint in dir completed
+ * (dir/pod.json) and the journal goes, or it did not and the roll-back brings the pod back here,
+ * once no `runc checkpoint` of the pod's containers runs any more (a kill mid-dump leaves runc
+ * going on alone; `edgemig recover` waits up to a minute for it, edgemigd's start not at all: it
+ * serves meanwhile and settles the journal from its loop once runc is done; either way the journal
+ * stays until then). */
 #ifndef EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 #define EDGEMIG_CHECKPOINT_POD_JOURNAL_H
 
@@ -31,7 +33,11 @@
 int em_pod_journal_begin(const struct em_config *cfg, const char *pod, const char *dir,
                          char *const *names, int *lock_fd, em_error_t *err);
 
-/* The checkpoint completed or was rolled back: the journal goes. */
+/* The same for a restore from dir (pod_ckpt.h's em_pod_restore). */
+int em_pod_journal_begin_restore(const struct em_config *cfg, const char *pod, const char *dir,
+                                 char *const *names, int *lock_fd, em_error_t *err);
+
+/* The checkpoint or restore completed or was rolled back: the journal goes. */
 void em_pod_journal_end(const struct em_config *cfg, const char *pod, int *lock_fd);
 
 /* Brings a pod back from what a crashed checkpoint left: names[0..n-1]
@@ -47,8 +53,12 @@ typedef int (*em_pod_rollback_fn)(const struct em_config *cfg, const char *dir, 
  * not NULL): an error with wait_ms > 0 (naming `edgemig recover`), not
  * with 0 (the caller retries later). Returns how many were settled, or
  * -1 (with err) if any could not be. */
-int em_pod_journal_recover(const struct em_config *cfg, em_pod_rollback_fn rollback, int wait_ms,
-                           size_t *pending, em_error_t *err);
+struct em_pod_recovery {
+        em_pod_rollback_fn checkpoint; /* a checkpoint that did not complete */
+        em_pod_rollback_fn restore;    /* a restore that did not complete */
+};
+int em_pod_journal_recover(const struct em_config *cfg, const struct em_pod_recovery *rec,
+                           int wait_ms, size_t *pending, em_error_t *err);
 
 /* True while pod has a journal: a checkpoint in flight or one left to
  * recover, whose partial checkpoint must stay where it is. */

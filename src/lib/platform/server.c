@@ -243,7 +243,8 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
 }
 
 /* At start: pods whose checkpoint (`edgemig pod checkpoint`, a pod
- * migration's final step) died midway run again (checkpoint/pod_journal.h),
+ * migration's final step) died midway run again, and pods whose restore
+ * died midway are settled (checkpoint/pod_journal.h),
  * before the sessions' recovery removes their staging and before restart
  * policies look at them. One whose `runc checkpoint` still runs (the crash
  * came mid-dump; runc may take a minute) is not waited for: edgemigd

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "container/pod.h"
+#include "container/volume.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
 #include "state/state.h"
@@ -233,6 +234,32 @@ static int release_members(const struct em_config *cfg, const char *session, em_
         return unlink(list) < 0 && errno != ENOENT ? em_error_set(err, errno, "%s", list) : 0;
 }
 
+/* The named volumes a pod session moved into <root>/volumes: gone with
+ * the pod's containers (em_volume_rm refuses one a container here still
+ * mounts, which is then left, as is one already gone). */
+static int release_volumes(const struct em_config *cfg, const char *session, em_error_t *err)
+{
+        cleanup_free char *dir = em_session_incoming_dir(cfg, session);
+        cleanup_free char *list = dir ? em_path_join(dir, EM_OUTCOME_VOLUMES) : NULL;
+        cleanup_free char *text = NULL;
+        char *save = NULL;
+
+        if (list == NULL || !em_path_exists(list))
+                return 0;
+        if (em_read_file(list, 1 << 16, &text, NULL, err) < 0)
+                return -1;
+        for (char *n = strtok_r(text, "\n", &save); n; n = strtok_r(NULL, "\n", &save)) {
+                cleanup_free char *path = em_volume_path(cfg, n);
+                em_error_t e = NULL;
+                if (!em_container_name_valid(n) || path == NULL || !em_path_exists(path))
+                        continue;
+                if (em_volume_rm(cfg, n, &e) < 0)
+                        em_log_warn("session %s: volume %s stays: %s", session, n, em_error_msg(e));
+                em_error_free(&e);
+        }
+        return unlink(list) < 0 && errno != ENOENT ? em_error_set(err, errno, "%s", list) : 0;
+}
+
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
                      em_error_t *err)
 {
@@ -243,7 +270,7 @@ int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const ch
         if (o->state == EM_OUTCOME_ABORTED)
                 return 0;
         if (release_name(cfg, o->container, restored, route_hook, err) < 0 ||
-            release_members(cfg, o->session, err) < 0)
+            release_members(cfg, o->session, err) < 0 || release_volumes(cfg, o->session, err) < 0)
                 return em_error_wrap(err, "removing %s of session %s", o->container, o->session);
         if (restored)
                 em_log_warn("session %s aborted: removed its copy of %s", o->session, o->container);

@@ -19,6 +19,10 @@
 /* In a pod session's staging directory: the member names it reserved,
  * one a line (migrate/target/pod_target.h), for an abort after a crash. */
 #define EM_OUTCOME_MEMBERS "pod-members"
+/* And the named volumes it moves into <root>/volumes for the restore,
+ * written before it does, for an abort after a crash to remove them (the
+ * source keeps its own copy). */
+#define EM_OUTCOME_VOLUMES "pod-volumes"
 
 #include <stdbool.h>
 
@@ -75,7 +79,9 @@ int em_outcome_advance(const char *root, const char *session, enum em_outcome_st
  * IP), or the name it reserved (containers/<name>, created at HELLO) if
  * nothing was restored into it; and the names of a pod session's members
  * listed in its staging directory's EM_OUTCOME_MEMBERS that have no
- * container record (reserved, or staged but not restored). Lock held. */
+ * container record (reserved, or staged but not restored), and the named
+ * volumes listed in its EM_OUTCOME_VOLUMES that no container here mounts
+ * any more. Lock held. */
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
                      em_error_t *err);
 /* True for a restored session whose container is no longer here (an
