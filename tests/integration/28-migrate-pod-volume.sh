@@ -3,11 +3,12 @@
 # tmpfs and a bind mount migrates as one unit (docs/pods.md): member w
 # appends a counter kept in its shell to the volume every 50 ms, member r
 # mounts the same volume read-only. The pre-check names the bind mount
-# while the target does not allow its path, then passes once it does. A
-# target that fails after the first member came back leaves the pod and
-# the volume on the source only; the next hop sends only what changed in
-# the volume since (the target kept its copy). After the hop: every line written before the freeze is on the target's
-# volume, the counter goes on from where it was with no gap and no
+# while the target does not allow its path, then passes once it does;
+# `prepare` sends the volume ahead into the target's cache. A target that
+# fails after the first member came back leaves the pod and the volume on
+# the source only; the next hop sends only what changed in the volume
+# since (the target kept its copy). After the hop: every line written
+# before the freeze is on the target's volume, the counter goes on from where it was with no gap and no
 # restart (w's memory moved), the tmpfs keeps what w wrote there, the
 # bind mount is there, and the source keeps neither the pod nor the
 # volume.
@@ -43,6 +44,18 @@ h 1 check web --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/check.txt" 2>&1 ||
 	fail "check: $(cat "$MIG_LOGS/check.txt")"
 grep -q 'w has 1 bind mount' "$MIG_LOGS/check.txt" || fail "check notes: $(cat "$MIG_LOGS/check.txt")"
 
+# `prepare` sends the volume ahead into the target's cache (the pod runs on).
+h 1 prepare web --to "$(haddr 2):$MIG_PORT" --json >"$MIG_LOGS/prep.json" 2>"$MIG_LOGS/prep.err" ||
+	fail "prepare: $(cat "$MIG_LOGS/prep.err")"
+python3 - "$MIG_LOGS/prep.json" <<'PY' || fail "prepare report: $(cat "$MIG_LOGS/prep.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ph = {p["name"]: p for p in r["phases"]}
+assert r["ok"] and ph["volumes"]["bytes_wire"] > 1000000, ph
+print("pod prepare with a volume: %d bytes of volume" % ph["volumes"]["bytes_wire"], file=sys.stderr)
+PY
+[ ! -e "$EM_H2_ROOT/volumes/pvdata" ] || fail "prepare installed the volume on host 2"
+
 # A target that fails after the first member came back: the pod and its
 # volume stay on host 1 only; host 2 keeps its copy in the page cache.
 mig_daemon_stop 2
@@ -66,10 +79,10 @@ python3 - "$MIG_LOGS/mig.json" <<'PY' || fail "report: $(cat "$MIG_LOGS/mig.json
 import json, sys
 r = json.load(open(sys.argv[1]))
 ph = {p["name"]: p for p in r["phases"]}
-# The 1 MiB of random data crossed in the failed hop, kept by the target:
+# The 1 MiB of random data crossed in the prepare, kept by the target:
 # this one sends only what changed since (the log's new lines).
 assert r["ok"] and r["pod"] and 0 < ph["volumes"]["bytes_wire"] < 100000, ph
-print("pod hop with a volume: downtime %d ms, volumes %d bytes before the freeze (after a failed hop)" %
+print("pod hop with a volume: downtime %d ms, volumes %d bytes before the freeze (after prepare and a failed hop)" %
       (r["downtime_ms"], ph["volumes"]["bytes_wire"]), file=sys.stderr)
 PY
 n1=$(lines "$EM_H2_ROOT")
