@@ -143,8 +143,9 @@ static const char prepare_usage[] =
     "--to ADDR:PORT` then sends only what changed since.\n"
     "\n"
     "NAME may be a pod: every image of its infra container and members that\n"
-    "the target lacks is sent and registered there, each blob once; no memory\n"
-    "goes ahead yet (docs/pods.md). The pod keeps running here untouched.\n"
+    "the target lacks is sent and registered there, each blob once, and each\n"
+    "container's memory pages go to its page cache there (docs/pods.md). The\n"
+    "pod keeps running here untouched.\n"
     "\n"
     "TLS options and --insecure are those of `edgemig migrate --help`.\n";
 

@@ -1122,6 +1122,16 @@ static void pod_start(struct fx *f)
         pod_begin(f, false, true);
 }
 
+/* FILE_ROOT {"member": name}. */
+static void pod_select(struct fx *f, const char *name)
+{
+        char m[64];
+        em_error_t err = NULL;
+
+        snprintf(m, sizeof(m), "{\"member\":\"%s\"}", name);
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, m, &err));
+}
+
 static void send_done(struct fx *f)
 {
         json_t *done = json_object();
@@ -1216,15 +1226,41 @@ static void test_pod_hostile_frames(void **state)
         assert_rolled_back(f);
 }
 
-/* A pod's prepare: the layers, then DONE answered with DONE; every name
- * is free again and nothing was restored; the log says prepared. */
+/* The page hashes a plan asking for them gets after its answer: db's
+ * (the members' first), then web's; true if db's held the 0x42 page. */
+static bool pod_hashes(struct fx *f)
+{
+        cleanup_frame struct em_frame db = {0}, web = {0};
+        em_error_t err = NULL;
+        uint8_t page[EM_PAGE_SIZE];
+        em_phash_t h;
+
+        ok(em_proto_recv(f->src, &db, &err));
+        ok(em_proto_recv(f->src, &web, &err));
+        assert_int_equal(db.hdr.type, EM_FRAME_PAGES_HASHES);
+        assert_int_equal(web.hdr.type, EM_FRAME_PAGES_HASHES);
+        assert_true(db.hdr.flags & EM_FRAME_F_LAST);
+        assert_true(web.hdr.flags & EM_FRAME_F_LAST);
+        assert_int_equal(web.length, 0);
+        memset(page, 0x42, sizeof(page));
+        em_page_hash(page, &h);
+        return db.length == sizeof(h) && memcmp(db.payload, &h, sizeof(h)) == 0;
+}
+
+/* A pod's prepare: the layers and a round of db's memory, then DONE
+ * answered with DONE; every name is free again and nothing was restored;
+ * the log says prepared. The next session's plan hears what db's page
+ * cache kept. */
 static void test_pod_prepare(void **state)
 {
         struct fx *f = *state;
+        em_error_t err = NULL;
 
         int logfd = log_capture(f);
         pod_begin(f, true, true);
         assert_true(root_has(f, "containers/", "db")); /* reserved meanwhile */
+        pod_select(f, "db");
+        precopy(f);
         send_done(f);
         expect_frame(f, EM_FRAME_DONE);
         assert_int_equal(wait_target(f), 0);
@@ -1235,6 +1271,21 @@ static void test_pod_prepare(void **state)
         assert_rolled_back(f); /* its record aborted: nothing of it stays */
         assert_false(root_has(f, "containers/", "db"));
         assert_false(root_has(f, "restored-", "db"));
+
+        json_t *p = pod_plan(f), *ack = NULL;
+        json_object_set_new(p, "page_hashes", json_true());
+        start_target(f, NULL);
+        assert_true(handshake(f, NAME, "pod"));
+        ok(em_proto_send_json(f->src, EM_FRAME_LAYERS_HAVE, p, &err));
+        ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
+        assert_true(json_is_true(json_object_get(ack, "page_hashes")));
+        assert_true(pod_hashes(f));
+        json_decref(ack);
+        json_decref(p);
+        wait_target(f);
+        char *dir = em_session_cache_dir(&f->cfg, "db", NULL);
+        em_rm_rf(dir, &err);
+        free(dir);
 }
 
 /* What a prepare refuses, and DONE where no prepare was asked for. */
@@ -1268,16 +1319,6 @@ static void test_pod_prepare_hostile(void **state)
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
         assert_false(root_has(f, "containers/", "db"));
-}
-
-/* FILE_ROOT {"member": name}. */
-static void pod_select(struct fx *f, const char *name)
-{
-        char m[64];
-        em_error_t err = NULL;
-
-        snprintf(m, sizeof(m), "{\"member\":\"%s\"}", name);
-        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, m, &err));
 }
 
 /* A pre-copied pod's images: db's core-1.img and web's core-8.img sent
@@ -1337,16 +1378,12 @@ static void test_pod_precopy_hostile(void **state)
         assert_rolled_back(f);
         assert_false(root_has(f, "containers/", "db"));
 
-        pod_begin(f, true, true); /* a prepare sends no memory */
-        pod_select(f, "db");
-        expect_abort(f, "(a prepare has none)");
-        assert_int_equal(wait_target(f), 1);
-        assert_rolled_back(f);
-
         em_error_t err = NULL;
-        pod_begin(f, true, true); /* nor rounds */
-        ok(em_conn_send_str(f->src, EM_FRAME_ROUND_END, "{\"round\":1}", &err));
-        expect_abort(f, "(a prepare has none)");
+        pod_begin(f, true, true); /* a prepare sends memory, not images */
+        pod_select(f, "db");
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, DUMP "/core-1.img", "core-1.img", 0,
+                              &(uint64_t){0}, &err));
+        expect_abort(f, "an image file after the tar or in a prepare");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 }

@@ -125,8 +125,9 @@ static int load_pod(struct pod_src *p, em_error_t *err)
 {
         json_t *members = json_array();
 
-        p->plan = json_pack("{s:{s:o}, s:b}", "pod", "members", members, "prepare",
-                            p->s.o->mode == EM_MIGRATE_PREPARE);
+        p->plan = json_pack("{s:{s:o}, s:b, s:b}", "pod", "members", members, "prepare",
+                            p->s.o->mode == EM_MIGRATE_PREPARE, "page_hashes",
+                            p->s.o->mode != EM_MIGRATE_STOP_AND_COPY);
         if (p->plan == NULL || pod_names(p, err) < 0 ||
             em_store_open(p->s.cfg->root, &p->s.store, err) < 0)
                 return p->plan ? -1 : em_error_set(err, ENOMEM, "pod plan");
@@ -247,6 +248,25 @@ static int send_volumes(struct pod_src *p, bool live, uint64_t *raw, em_error_t 
         return 0;
 }
 
+/* Pre-copy's record of each container's pages on the target: what its
+ * page cache holds (a prepare filled it), as PAGES_HASHES frames after
+ * the plan's answer in the plan's order, if the target sends them. A
+ * target may send anything: together they stay within the engine's
+ * bound for one container. */
+static int recv_hashes(struct pod_src *p, bool sent, em_error_t *err)
+{
+        if ((p->sync = calloc(p->n, sizeof(*p->sync))) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        for (size_t i = 0; i < p->n; i++) {
+                if (em_sync_state_new(&p->sync[i], err) < 0)
+                        return -1;
+                if (sent && em_sync_state_recv_hashes(p->sync[i], p->s.conn,
+                                                      EM_SYNC_HASHES_MAX / p->n, err) < 0)
+                        return em_error_wrap(err, "page hashes of %s", p->names[i]);
+        }
+        return 0;
+}
+
 static int do_layers(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
@@ -259,8 +279,12 @@ static int do_layers(struct pod_src *p, em_error_t *err)
                 return em_error_wrap(err, "pod plan");
         if (asprintf(&plan, "pod %s", s->name) < 0)
                 return em_error_set(err, ENOMEM, "pod plan");
-        if (volumes_plan(p, json_object_get(ack, "volumes"), err) < 0 ||
-            em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
+        if (volumes_plan(p, json_object_get(ack, "volumes"), err) < 0)
+                return -1;
+        if (json_is_true(json_object_get(p->plan, "page_hashes")) &&
+            recv_hashes(p, json_is_true(json_object_get(ack, "page_hashes")), err) < 0)
+                return em_error_wrap(err, "pod plan");
+        if (em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
                 return -1;
         em_report_set(s->report, "layers_sent",
                       json_integer((json_int_t)json_array_size(json_object_get(ack, "missing"))));
@@ -338,11 +362,6 @@ static int pod_precopy(struct pod_src *p, em_error_t *err)
         uint64_t wire = 0, prev = 0;
         const char *why = "max-rounds";
 
-        if ((p->sync = calloc(p->n, sizeof(*p->sync))) == NULL)
-                return em_error_set(err, ENOMEM, "pre-copy");
-        for (size_t i = 0; i < p->n; i++)
-                if (em_sync_state_new(&p->sync[i], err) < 0)
-                        return -1;
         em_report_phase_begin(s->report, "precopy");
         for (unsigned r = 1; r <= s->o->stop.max_rounds; r++) {
                 if (pod_round(p, r, &wire, err) < 0)
@@ -622,10 +641,10 @@ static int run(struct pod_src *p, em_error_t *err)
         em_source_phase_end(s, "handshake", 0);
         if (do_layers(p, err) < 0 || volumes_live(p, err) < 0)
                 return -1;
+        if (s->o->mode != EM_MIGRATE_STOP_AND_COPY && pod_precopy(p, err) < 0)
+                return -1;
         if (s->o->mode == EM_MIGRATE_PREPARE)
                 return finish_prepare(p, err);
-        if (s->o->mode == EM_MIGRATE_PRECOPY && pod_precopy(p, err) < 0)
-                return -1;
         if (send_final(p, err) == 0 && commit(p, err) == 0)
                 return 0;
         return s->final_sent ? settle(p, err) : -1;

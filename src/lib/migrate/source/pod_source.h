@@ -24,10 +24,12 @@
  * (migrate/common/resolve.h). The writable layers are not pre-copied:
  * they travel whole in the tar after the freeze.
  *
- * `edgemig prepare POD` is the same session up to the layers, its plan
- * marked "prepare": every image the target lacks lands in its store,
- * then DONE, and the pod runs on here untouched. The migration after it
- * sends no blob. (No memory goes ahead yet: a pod has no page cache.) */
+ * `edgemig prepare POD` is the same session up to the rounds, its plan
+ * marked "prepare": every image the target lacks lands in its store and
+ * the pages in each container's page cache there, then DONE, and the pod
+ * runs on here untouched. The migration after it sends no blob, and its
+ * rounds only the pages the caches lack (their hashes follow the plan's
+ * answer when the plan asks, "page_hashes"). */
 #ifndef EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 #define EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 

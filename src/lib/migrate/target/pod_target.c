@@ -307,6 +307,8 @@ static json_t *volumes_plan(const struct em_pod_target *pt, struct pod_plan *pp,
         return steal_pointer(&have);
 }
 
+static int send_hashes(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err);
+
 static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
 {
         cleanup_json json_t *plan = NULL, *missing = json_array(), *have = NULL;
@@ -324,10 +326,14 @@ static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error
         pp->n = json_array_size(pp->specs);
         em_log_info("session %s: pod %s with %zu member(s), %zu blob(s) missing", pt->session,
                     pt->pod, json_array_size(pp->specs) - 1, json_array_size(missing));
-        cleanup_json json_t *ack = json_pack("{s:O, s:O}", "missing", missing, "volumes", have);
+        bool hashes = json_is_true(json_object_get(plan, "page_hashes"));
+        cleanup_json json_t *ack = json_pack("{s:O, s:O, s:b}", "missing", missing, "volumes", have,
+                                             "page_hashes", hashes);
         if (ack == NULL)
                 return em_error_set(err, ENOMEM, "pod plan");
-        return em_proto_send_json(pt->conn, EM_FRAME_LAYERS_HAVE, ack, err);
+        if (em_proto_send_json(pt->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
+                return -1;
+        return hashes ? send_hashes(pt, pp, err) : 0;
 }
 
 static int import_blob(const struct em_pod_target *pt, const json_t *hdr, em_error_t *err)
@@ -405,10 +411,13 @@ static char *pre_path(const struct em_pod_target *pt, size_t i, const char *part
         return path;
 }
 
-/* Container i's page cache (this session's only) and images directory. */
+/* Container i's page cache, kept per container name and source peer
+ * (migrate/common/session.h, as a single container's) so that a prepare
+ * fills it for the migration after it, and its images directory. */
 static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t i, em_error_t *err)
 {
-        cleanup_free char *cache = pre_path(pt, i, "cache");
+        cleanup_free char *cache =
+            em_session_cache_dir(pt->cfg, pp->names[i], em_conn_identity(pt->conn));
         cleanup_free char *criu = pre_path(pt, i, "criu");
         cleanup_free char *upper = pre_path(pt, i, "upper");
 
@@ -424,16 +433,16 @@ static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t
 }
 
 /* FILE_ROOT {"member": NAME}: the pages and image files that follow are
- * that container's, between the layers and the tar, never in a prepare. */
+ * that container's, between the layers and the tar. */
 static int select_member(const struct em_pod_target *pt, struct pod_plan *pp,
                          const struct em_frame *f, em_error_t *err)
 {
         cleanup_json json_t *msg = NULL;
 
-        if (!pp->layers_done || pp->prepare || pp->have_tar)
+        if (!pp->layers_done || pp->have_tar)
                 return em_error_set(err, EPROTO,
                                     "protocol error: FILE_ROOT in a pod session comes after the "
-                                    "layers and before the tar (a prepare has none)");
+                                    "layers and before the tar");
         if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
                 return -1;
         const char *name = em_json_str(msg, "member");
@@ -460,8 +469,9 @@ static int recv_member_file(const struct em_pod_target *pt, struct pod_plan *pp,
         cleanup_close int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
         char digest[EM_DIGEST_STR_LEN + 1];
 
-        if (pp->have_tar)
-                return em_error_set(err, EPROTO, "protocol error: an image file after the tar");
+        if (pp->have_tar || pp->prepare)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: an image file after the tar or in a prepare");
         if (dfd < 0)
                 return em_error_set(err, dir ? errno : ENOMEM, "opening %s", dir ? dir : "pre/");
         if (em_proto_recv_file(pt->conn, hdr, EM_FRAME_IMAGE_FILE, dfd, false, digest, err) < 0)
@@ -548,6 +558,26 @@ static int validate_one(const struct em_config *cfg, const char *criu, const jso
         pol.binds = (const char *const *)binds;
         pol.tmpfs = (const char *const *)tmpfs;
         return em_ckpt_validate_dir(criu, &pol, err);
+}
+
+/* What each container's page cache holds, after the plan's answer: its
+ * hashes as PAGES_HASHES frames, the last flagged LAST, in the plan's
+ * order (members, then the infra). */
+static int send_hashes(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
+{
+        for (size_t i = 0; i < pp->n; i++)
+                if (open_sync(pt, pp, i, err) < 0 ||
+                    em_sync_target_send_hashes(pp->sync[i], pt->conn, 0, err) < 0)
+                        return em_error_wrap(err, "page hashes of %s", pp->names[i]);
+        return 0;
+}
+
+/* Restored: the pages the caches kept are not needed any more. */
+static void drop_caches(struct pod_plan *pp)
+{
+        for (size_t i = 0; pp->sync != NULL && i < pp->n; i++)
+                if (pp->sync[i] != NULL)
+                        em_sync_target_drop_cache(pp->sync[i]);
 }
 
 /* container.json of each container and pod.json, from the checked specs
@@ -786,7 +816,9 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
         if (restore_pod(pt, pp, timing, err) < 0)
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
-        return em_proto_send_json(pt->conn, EM_FRAME_RESTORE_OK, ok, err);
+        int rc = em_proto_send_json(pt->conn, EM_FRAME_RESTORE_OK, ok, err);
+        drop_caches(pp); /* after the answer: outside the downtime */
+        return rc;
 }
 
 /* DONE ends a prepare once the images are registered: the members'
@@ -816,13 +848,13 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
                       memmem(f->payload, f->length, "\"layers_done\"", 13) != NULL;
 
         /* A pre-copy round's end: everything before it was applied. */
-        if (!layers && pp->layers_done && !pp->prepare && !pp->have_tar)
+        if (!layers && pp->layers_done && !pp->have_tar)
                 return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0,
                                     err);
         if (!layers || pp->layers_done)
                 return em_error_set(err, EPROTO,
                                     "protocol error: a pod session's rounds come after the layers "
-                                    "and before the tar (a prepare has none)");
+                                    "and before the tar");
         if (register_images(pt, pp, err) < 0 ||
             em_fault("target.after-layers", em_conn_fd(pt->conn), err) < 0)
                 return -1;

@@ -20,8 +20,11 @@
  *     each spec pinned to it;
  *   - pre-copy (then and after the freeze, before the tar): FILE_ROOT
  *     {"member": NAME} says whose the PAGES_DATA and IMAGE_FILE frames
- *     that follow are; each container has its own page cache and images
- *     directory in the staging directory, for this session only; a
+ *     that follow are; each container has its own page cache, kept per
+ *     container name and peer as a single container's (a prepare fills
+ *     it, a successful restore drops it; its hashes follow the plan's
+ *     answer if the plan asks, "page_hashes"), and images directory in
+ *     the staging directory; a
  *     ROUND_END {"round"} is echoed once all before it was applied. FINAL
  *     then carries "criu": {NAME: {file: digest}} for every container,
  *     exactly the files that arrived for it, each checked on receipt;
@@ -41,7 +44,8 @@
  * aborted, so nothing of it stays.
  *
  * A plan with "prepare": true (`edgemig prepare POD`) ends after the
- * layers with DONE instead of the tar and FINAL: the images stay
+ * layers and rounds with DONE instead of the tar and FINAL (a container's
+ * image file is refused): the images and page caches stay
  * registered, the members' names are given back (target.c gives the
  * pod's back with the session before it answers DONE) and nothing is
  * restored. */
