@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "checkpoint/lazy_fit.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/common/logsync.h"
@@ -198,12 +199,26 @@ static void kill_group(pid_t pid)
 
 /* ---- source ---- */
 
+/* A lazy hand-off the default chose, not the operator, falls back to a
+ * plain final dump where CRIU's lazy dump could not start (its page list
+ * for a large reservation: checkpoint/lazy_fit.h); the report says so. */
+static bool lazy_fits(const struct source *s)
+{
+        cleanup_error em_error_t e = NULL;
+
+        if (em_lazy_dump_refuse(s->pids, s->npids, s->name, &e) == 0)
+                return true;
+        em_log_warn("%s; a plain final dump instead", em_error_msg(e));
+        em_report_set(s->report, "lazy_refused", json_string(em_error_msg(e)));
+        return false;
+}
+
 bool em_source_lazy_wanted(const struct source *s)
 {
         const char *why;
 
         if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)
-                return true;
+                return true; /* refused at the start where it cannot work */
         why = em_json_str(em_report_json(s->report), "stop_reason");
         /* The default: pre-copy that does not converge hands off in hybrid
          * mode instead of freezing for the whole dirty set. */
@@ -211,10 +226,12 @@ bool em_source_lazy_wanted(const struct source *s)
                 return why != NULL &&
                        strcmp(why, em_stop_reason_name(EM_STOP_NOT_CONVERGING)) == 0 &&
                        !s->throttle.active && /* --auto-converge throttled instead */
-                       s->target_lazy;        /* else a plain final step, as before */
+                       s->target_lazy &&      /* else a plain final step, as before */
+                       lazy_fits(s);
         if (s->o->mode != EM_MIGRATE_AUTO)
                 return false;
-        return why == NULL || strcmp(why, em_stop_reason_name(EM_STOP_FITS_TARGET)) != 0;
+        return (why == NULL || strcmp(why, em_stop_reason_name(EM_STOP_FITS_TARGET)) != 0) &&
+               lazy_fits(s);
 }
 
 struct lazy_source {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/lazy_fit.h"
 #include "checkpoint/pkeys.h"
 #include "checkpoint/redump.h"
 #include "checkpoint/runc.h"
@@ -175,7 +176,12 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
         if (em_pkeys_refuse(s->pids, s->npids, s->name, err) < 0)
                 return -1;
         /* Those `edgemig exec` started are only in its cgroup. */
-        return em_pkeys_refuse_in_cgroup(s->cfg, s->name, err);
+        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, err) < 0)
+                return -1;
+        /* What the operator asked to hand off lazily, CRIU must be able to. */
+        if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)
+                return em_lazy_dump_refuse(s->pids, s->npids, s->name, err);
+        return 0;
 }
 
 void em_source_calibrate_start(struct source *s)
