@@ -5,7 +5,9 @@
 # Can't allocate 34364784192 bytes") at the final step. A process that
 # reserves more address space than that allocation can take on this host
 # (data/reserve-sleep.c, run from a named volume in busybox):
-# `migrate --mode postcopy` is refused before anything moves, naming
+# `migrate --mode postcopy --dry-run` names it as a problem (the default's
+# dry run as a note), `migrate --mode postcopy` is refused before anything
+# moves, naming
 # --mode precopy, and the container runs on here; the default (pre-copy)
 # then moves it. (The default's own hybrid hand-off falling back to a
 # plain final dump is tests/unit/test_lazy_fit.c's.) Skipped where the kernel grants any allocation
@@ -29,6 +31,16 @@ h 1 run --name resv -v resv-bin:/bin-x busybox sh -c \
 	fail "run resv"
 install -m 755 "$BIN" "$EM_H1_ROOT/volumes/resv-bin/r"
 wait_for 20 test -e "$EM_H1_ROOT/volumes/resv-bin/up" || fail "resv did not reserve $GIB GiB"
+
+# The pre-check says so first: a problem for post-copy, a note for the
+# default.
+h 1 migrate resv --mode postcopy --dry-run --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/dry" 2>&1 &&
+	fail "the dry run found no problem: $(cat "$MIG_LOGS/dry")"
+grep -q -- "lazy dump.*--mode precopy" "$MIG_LOGS/dry" || fail "dry run: $(cat "$MIG_LOGS/dry")"
+h 1 migrate resv --dry-run --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/dry2" 2>&1 ||
+	fail "the default's dry run: $(cat "$MIG_LOGS/dry2")"
+grep -q "a hybrid hand-off would be a plain final dump" "$MIG_LOGS/dry2" ||
+	fail "the default's dry run has no note: $(cat "$MIG_LOGS/dry2")"
 
 h 1 migrate resv --mode postcopy --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/err" &&
 	fail "a lazy dump CRIU cannot start was attempted, and it succeeded?"

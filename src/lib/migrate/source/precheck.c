@@ -17,6 +17,7 @@
 
 #include "checkpoint/ckpt_info.h"
 #include "checkpoint/features.h"
+#include "checkpoint/lazy_fit.h"
 #include "checkpoint/pkeys.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
@@ -106,6 +107,23 @@ static size_t collect_pids(pid_t init, pid_t *out, size_t max)
         return n;
 }
 
+/* CRIU's lazy dump of a large reservation (checkpoint/lazy_fit.h): a
+ * problem where the operator asked for it, a note where pre-copy might
+ * choose it (it would hand off with a plain final dump instead). */
+static void lazy_fit(struct pre *p)
+{
+        cleanup_error em_error_t e = NULL;
+        bool asked = p->o->mode == EM_MIGRATE_POSTCOPY || p->o->mode == EM_MIGRATE_HYBRID;
+
+        if (p->o->mode == EM_MIGRATE_STOP_AND_COPY || p->o->mode == EM_MIGRATE_PREPARE ||
+            em_lazy_dump_refuse(p->pids, p->npids, p->name, &e) == 0)
+                return;
+        if (asked)
+                add(p->problems, "%s", em_error_msg(e));
+        else
+                add(p->notes, "a hybrid hand-off would be a plain final dump: %s", em_error_msg(e));
+}
+
 /* Running, and its processes and memory. */
 static int local_process(struct pre *p, em_error_t *err)
 {
@@ -125,6 +143,7 @@ static int local_process(struct pre *p, em_error_t *err)
         if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0 ||
             em_pkeys_refuse_in_cgroup(p->cfg, p->name, &pk) < 0)
                 add(p->problems, "%s", em_error_msg(pk));
+        lazy_fit(p);
         /* Proportional sizes: memory several processes share counts once. */
         struct em_memusage mem = {0};
         for (size_t i = 0; i < p->npids; i++) {
