@@ -1142,6 +1142,33 @@ static void test_stop_and_copy(void **state)
         json_decref(report);
 }
 
+/* A prepare of a fresh container to the real target, which then ends. */
+static void prepare_first(struct fx *f)
+{
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        begin(f, NULL);
+        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
+        assert_int_equal(end(f), 0);
+        assert_never_stopped(f, report);
+        json_decref(report);
+}
+
+/* A fresh real target for the session after a prepare; fault, when set,
+ * is EDGEMIG_FAULT for that forked target only. */
+static void next_target(struct fx *f, const char *fault)
+{
+        int sp[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        f->session_fd = sp[0];
+        if (fault != NULL)
+                setenv("EDGEMIG_FAULT", fault, 1);
+        start_target(f, sp[1]);
+        unsetenv("EDGEMIG_FAULT");
+}
+
 /* prepare: layers and rounds, DONE instead of FINAL, the container keeps
  * running here and the source records the target's page cache; the
  * migration that follows offers that record and the target accepts it. */
@@ -1151,18 +1178,11 @@ static void test_prepare_then_migrate(void **state)
         json_t *report = NULL;
         em_error_t err = NULL;
         char path[256];
-        int sp[2];
 
-        begin(f, NULL);
-        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
-        assert_int_equal(end(f), 0);
-        assert_never_stopped(f, report);
-        json_decref(report);
+        prepare_first(f);
         snprintf(path, sizeof(path), "%s/known/%s", f->sroot, NAME);
         assert_true(em_path_exists(path));
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-        f->session_fd = sp[0];
-        start_target(f, sp[1]);
+        next_target(f, NULL);
         ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
         assert_int_equal(end(f), 0);
         assert_true(json_is_true(json_object_get(report, "cache_record")));
@@ -1212,17 +1232,11 @@ static json_t *prepare_then_migrate(struct fx *f, double rate)
 {
         json_t *report = NULL;
         em_error_t err = NULL;
-        int sp[2];
 
-        begin(f, NULL);
-        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
-        assert_int_equal(end(f), 0);
-        json_decref(report);
+        prepare_first(f);
         if (rate != 0)
                 set_record_rate(f, rate);
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-        f->session_fd = sp[0];
-        start_target(f, sp[1]);
+        next_target(f, NULL);
         ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
         assert_int_equal(end(f), 0);
         assert_committed(f, report);
@@ -1273,17 +1287,9 @@ static void test_deferred_echo_target_fails(void **state)
         struct fx *f = *state;
         json_t *report = NULL;
         em_error_t err = NULL;
-        int sp[2];
 
-        begin(f, NULL);
-        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
-        assert_int_equal(end(f), 0);
-        json_decref(report);
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-        f->session_fd = sp[0];
-        setenv("EDGEMIG_FAULT", "target.round-end=error", 1); /* the forked target's */
-        start_target(f, sp[1]);
-        unsetenv("EDGEMIG_FAULT");
+        prepare_first(f);
+        next_target(f, "target.round-end=error");
         assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
         assert_int_equal(end(f), 1);
         /* Heard while sending (the target hung up) or at RESTORE_OK, after
@@ -1303,16 +1309,10 @@ static void test_stale_cache_record(void **state)
         struct fx *f = *state;
         json_t *report = NULL;
         em_error_t err = NULL;
-        int sp[2];
 
-        begin(f, NULL);
-        ok(migrate(f, EM_MIGRATE_PREPARE, NULL, &report, &err));
-        assert_int_equal(end(f), 0);
-        json_decref(report);
+        prepare_first(f);
         rm_under(f->troot, "pagecache");
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-        f->session_fd = sp[0];
-        start_target(f, sp[1]);
+        next_target(f, NULL);
         ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
         assert_int_equal(end(f), 0);
         assert_false(json_is_true(json_object_get(report, "cache_record")));
