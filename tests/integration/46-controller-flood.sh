@@ -21,11 +21,8 @@ command -v curl >/dev/null || skip "curl not installed"
 CTL_IP=10.77.100.1
 PORT=$((18000 + $$ % 1000))
 URL=https://$CTL_IP:$PORT
-edge_opts() {
-	printf '%s\n' --controller "$URL" --location "$((($1 - 1) * 100)),0" --capacity 4 \
-		--heartbeat-interval 1 --allow-controller controller
-}
-MIG_DAEMON_OPTS_FN=edge_opts
+MIG_CTL_URLS=$URL
+MIG_DAEMON_OPTS_FN=mig_ctl_edge_opts
 mig_setup 2 busybox
 
 SIP=10.66.0.46

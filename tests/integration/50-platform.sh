@@ -31,11 +31,8 @@ PORT=$((17000 + $$ % 1000))
 URL=https://$CTL_IP:$PORT
 # Each edgemigd registers itself at its position and accepts control
 # requests from the certificate named "controller" only.
-edge_opts() {
-	printf '%s\n' --controller "$URL" --location "$((($1 - 1) * 100)),0" --capacity 4 \
-		--heartbeat-interval 1 --allow-controller controller
-}
-MIG_DAEMON_OPTS_FN=edge_opts
+MIG_CTL_URLS=$URL
+MIG_DAEMON_OPTS_FN=mig_ctl_edge_opts
 mig_setup 3 redis
 REPLAY=
 # A paused replay (below) must be resumed for the cleanup's kill to take.

@@ -29,11 +29,8 @@ PORT_A=$((18000 + $$ % 1000))
 PORT_B=$((PORT_A + 1000))
 URL_A=https://$CTL_IP:$PORT_A
 URL_B=https://$CTL_IP:$PORT_B
-edge_opts() {
-	printf '%s\n' --controller "$URL_A,$URL_B" --location "$((($1 - 1) * 100)),0" --capacity 4 \
-		--heartbeat-interval 1 --allow-controller controller
-}
-MIG_DAEMON_OPTS_FN=edge_opts
+MIG_CTL_URLS=$URL_A,$URL_B
+MIG_DAEMON_OPTS_FN=mig_ctl_edge_opts
 mig_setup 3 redis
 WAN=/run/netns/$TESTBED_PREFIX-wan
 ETCD_PIDS=() CTL_A= CTL_B= REPLAY= SAMPLER=

@@ -46,6 +46,15 @@ mig_pki() {
 	ln -sf "h$i.key" "$pki/$(hostname -s).key"
 }
 
+# A MIG_DAEMON_OPTS_FN for edges that register with the controller(s) at
+# $MIG_CTL_URLS (comma-separated): host I at x = (I-1)*100, capacity 4, a
+# heartbeat each second, control requests from the certificate named
+# "controller" only.
+mig_ctl_edge_opts() {
+	printf '%s\n' --controller "$MIG_CTL_URLS" --location "$((($1 - 1) * 100)),0" \
+		--capacity 4 --heartbeat-interval 1 --allow-controller controller
+}
+
 # mig_daemon I: starts edgemigd on host I (mutual TLS, peers h1..hN allowed)
 # and waits until it listens. A test may set MIG_DAEMON_OPTS_FN to a function
 # that prints extra edgemigd options for host I, one per line (the platform
