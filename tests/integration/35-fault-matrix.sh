@@ -96,7 +96,11 @@ run_case source source.after-final=drop any
 run_case source source.before-commit=crash fail 2
 run_case target target.after-hello=crash fail 1
 run_case target target.after-layers=enospc fail 1
-run_case target target.round-end=corrupt fail 1
+# A corrupt echo of a small round: the source no longer waits for that
+# echo before the freeze (docs/protocol.md), so it may read it only after
+# FINAL; the commit rule then asks the target, which restored, and the
+# service ends there. Either way on one host, nothing lost.
+run_case target target.round-end=corrupt any
 # After the target pre-warmed the container (migrate/target/prewarm.h):
 # the session's failure, and its crash (the restarted daemon's recovery),
 # leave none of it (leftovers: no container directory, netns file, veth,
