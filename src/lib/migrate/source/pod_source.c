@@ -616,6 +616,19 @@ static int volumes_live(struct pod_src *p, em_error_t *err)
         return 0;
 }
 
+/* A pod's rounds have no throttle (auto-converge's cpu.max loop watches
+ * one container's cgroup). The controller's policy may ask for it on
+ * every migration, so a pod migrates unthrottled, and says so. */
+static void note_auto_converge(struct pod_src *p)
+{
+        if (!p->s.o->auto_converge)
+                return;
+        em_log_warn("pod %s: --auto-converge is not built for pods; it migrates unthrottled "
+                    "(docs/pods.md)",
+                    p->s.name);
+        em_report_set(p->s.report, "auto_converge", json_string("not applied: pod"));
+}
+
 static int run(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
@@ -628,6 +641,7 @@ static int run(struct pod_src *p, em_error_t *err)
                                     "(`--mode %s` is "
                                     "not built for pods yet; docs/pods.md)",
                                     s->name, em_migrate_mode_name(s->o->mode));
+        note_auto_converge(p);
         if (load_pod(p, err) < 0 || make_workdir(p, err) < 0)
                 return -1;
         /* What recovery needs (migrate/common/journal.h): the infra's spec
