@@ -1097,10 +1097,18 @@ static json_t *pod_plan(struct fx *f)
         return p;
 }
 
-/* prepare: the plan asks for a prepare; layers: the layers' round too. */
-static void pod_begin(struct fx *f, bool prepare, bool layers)
+/* The member's spec in a pod plan. */
+static json_t *member_spec(json_t *p)
 {
-        json_t *p = pod_plan(f), *ack = NULL;
+        return json_object_get(
+            json_array_get(json_object_get(json_object_get(p, "pod"), "members"), 0), "spec");
+}
+
+/* Plan p (taken) sent; prepare: it asks for a prepare; layers: the
+ * layers' round too. */
+static void pod_begin_plan(struct fx *f, json_t *p, bool prepare, bool layers)
+{
+        json_t *ack = NULL;
         em_error_t err = NULL;
 
         if (prepare)
@@ -1115,6 +1123,11 @@ static void pod_begin(struct fx *f, bool prepare, bool layers)
         json_decref(p);
         if (layers)
                 round_trip(f, "{\"layers_done\":true}");
+}
+
+static void pod_begin(struct fx *f, bool prepare, bool layers)
+{
+        pod_begin_plan(f, pod_plan(f), prepare, layers);
 }
 
 static void pod_start(struct fx *f)
@@ -1224,6 +1237,30 @@ static void test_pod_hostile_frames(void **state)
         expect_abort(f, "names volume 'etc', not one of the container's");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
+}
+
+/* A pod whose member db mounts a volume named "member": its FILE_ROOT
+ * {"volume": "member"} is the volume's (the round after it is echoed),
+ * not a member's selection; a FILE_ROOT that is no JSON is refused. */
+static void test_pod_volume_named_member(void **state)
+{
+        struct fx *f = *state;
+        json_t *p = pod_plan(f);
+        em_error_t err = NULL;
+
+        json_object_set_new(member_spec(p), "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}]", "type", "volume", "name", "member",
+                                      "destination", "/data", "ro", 0));
+        pod_begin_plan(f, p, false, true);
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"volume\":\"member\"}", &err));
+        round_trip(f, "{\"round\":1}");
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_ROOT, "{\"member\":", &err));
+        expect_abort(f, "parsing FILE_ROOT");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        char *dir = em_session_cache_dir(&f->cfg, NAME, NULL);
+        em_rm_rf(dir, &err);
+        free(dir);
 }
 
 /* The page hashes a plan asking for them gets after its answer: db's
@@ -1545,6 +1582,7 @@ int main(void)
             cmocka_unit_test_teardown(test_fault_after_restore, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
+            cmocka_unit_test_teardown(test_pod_volume_named_member, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
             cmocka_unit_test_teardown(test_pod_check, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare, test_teardown),

@@ -264,6 +264,12 @@ int em_volume_rx_root(struct em_volume_rx *v, const struct em_frame *f, struct e
 
         if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
                 return -1;
+        return em_volume_rx_root_json(v, msg, cur, err);
+}
+
+int em_volume_rx_root_json(struct em_volume_rx *v, const json_t *msg, struct em_upper_rx **cur,
+                           em_error_t *err)
+{
         json_t *jv = json_object_get(msg, "volume");
         const char *name = json_string_value(jv);
         if (!json_is_object(msg) || json_object_size(msg) != (jv != NULL) || (jv && name == NULL))

@@ -48,6 +48,10 @@ int em_volume_rx_install(struct em_volume_rx *rx, const struct em_config *cfg, b
  * writable layer's). */
 int em_volume_rx_root(struct em_volume_rx *rx, const struct em_frame *f, struct em_upper_rx **cur,
                       em_error_t *err);
+/* The same for a FILE_ROOT already parsed (a pod session's, routed on
+ * its keys: migrate/target/pod_target.h). */
+int em_volume_rx_root_json(struct em_volume_rx *rx, const json_t *msg, struct em_upper_rx **cur,
+                           em_error_t *err);
 int em_volume_rx_finish(struct em_volume_rx *rx, em_error_t *err);
 
 #endif

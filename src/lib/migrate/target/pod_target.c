@@ -434,17 +434,13 @@ static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t
 
 /* FILE_ROOT {"member": NAME}: the pages and image files that follow are
  * that container's, between the layers and the tar. */
-static int select_member(const struct em_pod_target *pt, struct pod_plan *pp,
-                         const struct em_frame *f, em_error_t *err)
+static int select_member(const struct em_pod_target *pt, struct pod_plan *pp, const json_t *msg,
+                         em_error_t *err)
 {
-        cleanup_json json_t *msg = NULL;
-
         if (!pp->layers_done || pp->have_tar)
                 return em_error_set(err, EPROTO,
                                     "protocol error: FILE_ROOT in a pod session comes after the "
                                     "layers and before the tar");
-        if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
-                return -1;
         const char *name = em_json_str(msg, "member");
         if (!json_is_object(msg) || json_object_size(msg) != 1 || name == NULL)
                 return em_error_set(err, EPROTO,
@@ -861,23 +857,44 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
         return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0, err);
 }
 
-/* The volumes' trees, after the layers and before the tar (the writable
- * layers travel in the tar, so every FILE_* frame is a volume's), each
- * after a FILE_ROOT {"volume"}: one with "member" is select_member's. */
-static int volume_frame(const struct em_pod_target *pt, struct pod_plan *pp,
-                        const struct em_frame *f, em_error_t *err)
+/* The volumes' trees come after the layers and before the tar (the
+ * writable layers travel in the tar, so every FILE_* frame is a
+ * volume's), each after a FILE_ROOT {"volume"}. */
+static int in_volumes(const struct pod_plan *pp, uint16_t type, em_error_t *err)
 {
         if (!pp->layers_done || pp->have_tar)
                 return em_error_set(err, EPROTO,
                                     "protocol error: %s outside the pod's volume transfer",
-                                    em_frame_type_name(f->hdr.type));
-        if (f->hdr.type == EM_FRAME_FILE_ROOT)
-                return em_volume_rx_root(pp->vols, f, &pp->vcur, err);
+                                    em_frame_type_name(type));
+        return 0;
+}
+
+static int volume_frame(const struct em_pod_target *pt, struct pod_plan *pp,
+                        const struct em_frame *f, em_error_t *err)
+{
+        if (in_volumes(pp, f->hdr.type, err) < 0)
+                return -1;
         if (pp->vcur == NULL)
                 return em_error_set(err, EPROTO,
                                     "protocol error: %s before FILE_ROOT names a volume",
                                     em_frame_type_name(f->hdr.type));
         return em_upper_rx_frame(pp->vcur, pt->conn, f, err);
+}
+
+/* FILE_ROOT routed on its key, not on its text: a volume may be named
+ * "member" (a FILE_ROOT {"volume": "member"}). */
+static int file_root(const struct em_pod_target *pt, struct pod_plan *pp, const struct em_frame *f,
+                     em_error_t *err)
+{
+        cleanup_json json_t *msg = NULL;
+
+        if (em_json_parse((const char *)f->payload, f->length, "FILE_ROOT", &msg, err) < 0)
+                return -1;
+        if (json_object_get(msg, "member") != NULL)
+                return select_member(pt, pp, msg, err);
+        if (in_volumes(pp, f->hdr.type, err) < 0)
+                return -1;
+        return em_volume_rx_root_json(pp->vols, msg, &pp->vcur, err);
 }
 
 static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct em_frame *f,
@@ -902,9 +919,7 @@ static int dispatch(const struct em_pod_target *pt, struct pod_plan *pp, struct 
         case EM_FRAME_ROUND_END:
                 return round_end(pt, pp, f, err);
         case EM_FRAME_FILE_ROOT:
-                return memmem(f->payload, f->length, "\"member\"", 8) != NULL
-                           ? select_member(pt, pp, f, err)
-                           : volume_frame(pt, pp, f, err);
+                return file_root(pt, pp, f, err);
         case EM_FRAME_FILE_MANIFEST:
         case EM_FRAME_FILE_DATA:
         case EM_FRAME_FILE_BLOCKS:
