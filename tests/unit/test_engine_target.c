@@ -263,7 +263,21 @@ static int fake_prewarm(const struct em_config *cfg, const char *name, const jso
         return em_write_file_atomic(path, "", 0, 0600, err);
 }
 
-static const struct em_target_ops fake_ops = {.restore = fake_restore, .prewarm = fake_prewarm};
+/* The stand-in for em_pod_restore: checks the staged pod and leaves a
+ * mark. */
+static int fake_restore_pod(const struct em_config *cfg, const char *dir, em_error_t *err)
+{
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/pod.json", dir);
+        if (!em_path_exists(path))
+                return em_error_set(err, ENOENT, "no pod.json in %s", dir);
+        snprintf(path, sizeof(path), "%s/restored-pod", cfg->root);
+        return em_write_file_atomic(path, dir, strlen(dir), 0600, err);
+}
+
+static const struct em_target_ops fake_ops = {
+    .restore = fake_restore, .prewarm = fake_prewarm, .restore_pod = fake_restore_pod};
 
 /* Starts the target on one end of a socketpair; fault: EDGEMIG_FAULT for
  * the target only (NULL: none). */
@@ -1325,6 +1339,84 @@ static void test_pod_prepare(void **state)
         free(dir);
 }
 
+/* A pod's stop-and-copy tar: each container's criu/ holds the dump's
+ * files; its digest into digest. */
+static void send_pod_dump_tar(struct fx *f, char digest[EM_DIGEST_STR_LEN + 1])
+{
+        static const char *const who[] = {"db", NAME};
+        char tar[160], src[256], path[256];
+        struct archive *w = archive_write_new();
+        uint64_t raw = 0;
+        em_error_t err = NULL;
+
+        snprintf(tar, sizeof(tar), "%s/pod.tar", f->dir);
+        archive_write_set_format_pax_restricted(w);
+        assert_int_equal(archive_write_open_filename(w, tar), ARCHIVE_OK);
+        for (size_t c = 0; c < 2; c++) {
+                for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
+                        char *data = NULL;
+                        size_t len = 0;
+                        struct archive_entry *e = archive_entry_new();
+                        snprintf(src, sizeof(src), "%s/%s", DUMP, dump_files[i]);
+                        snprintf(path, sizeof(path), "%s/criu/%s", who[c], dump_files[i]);
+                        ok(em_read_file(src, 1 << 24, &data, &len, &err));
+                        archive_entry_set_pathname(e, path);
+                        archive_entry_set_filetype(e, AE_IFREG);
+                        archive_entry_set_perm(e, 0600);
+                        archive_entry_set_size(e, (la_int64_t)len);
+                        archive_write_header(w, e);
+                        archive_write_data(w, data, len);
+                        archive_entry_free(e);
+                        free(data);
+                }
+        }
+        archive_write_close(w);
+        archive_write_free(w);
+        ok(em_sha256_file(tar, digest, NULL, &err));
+        ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, tar, "pod.tar", 0, &raw, &err));
+        unlink(tar);
+}
+
+/* A prepare fills db's page cache; the stop-and-copy migration after it
+ * (no page hashes asked, nothing synced) restores the pod, and once
+ * RESTORE_OK went back every container's cache is gone, as after a
+ * pre-copy. */
+static void test_pod_restore_drops_prepared_caches(void **state)
+{
+        struct fx *f = *state;
+        char digest[EM_DIGEST_STR_LEN + 1], path[256];
+        char *db = em_session_cache_dir(&f->cfg, "db", NULL);
+        char *web = em_session_cache_dir(&f->cfg, NAME, NULL);
+        em_error_t err = NULL;
+
+        pod_begin(f, true, true);
+        pod_select(f, "db");
+        precopy(f);
+        send_done(f);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        assert_true(em_path_exists(db));
+
+        pod_start(f);
+        send_pod_dump_tar(f, digest);
+        pod_final(f, digest);
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        assert_true(root_has(f, "restored-", "pod"));
+        send_done(f);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        assert_int_equal(outcome(f), EM_OUTCOME_COMMITTED);
+        assert_false(em_path_exists(db));
+        assert_false(em_path_exists(web)); /* the infra's, its volumes' copies in it */
+        free(db);
+        free(web);
+        snprintf(path, sizeof(path), "%s/restored-pod", f->root);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/containers/db", f->root);
+        em_rm_rf(path, &err);
+        forget_container(f);
+}
+
 /* What a prepare refuses, and DONE where no prepare was asked for. */
 static void test_pod_prepare_hostile(void **state)
 {
@@ -1587,6 +1679,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_check, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare_hostile, test_teardown),
+            cmocka_unit_test_teardown(test_pod_restore_drops_prepared_caches, test_teardown),
             cmocka_unit_test_teardown(test_pod_precopy_hostile, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };

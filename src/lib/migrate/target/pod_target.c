@@ -568,12 +568,21 @@ static int send_hashes(const struct em_pod_target *pt, struct pod_plan *pp, em_e
         return 0;
 }
 
-/* Restored: the pages the caches kept are not needed any more. */
-static void drop_caches(struct pod_plan *pp)
+/* Restored: the pages the caches kept are not needed any more, those of
+ * containers this session never synced too (a stop-and-copy after a
+ * prepare: the prepare filled them). */
+static void drop_caches(const struct em_pod_target *pt, struct pod_plan *pp)
 {
-        for (size_t i = 0; pp->sync != NULL && i < pp->n; i++)
-                if (pp->sync[i] != NULL)
+        for (size_t i = 0; i < pp->n; i++) {
+                if (pp->sync != NULL && pp->sync[i] != NULL) {
                         em_sync_target_drop_cache(pp->sync[i]);
+                        continue;
+                }
+                cleanup_free char *cache =
+                    em_session_cache_dir(pt->cfg, pp->names[i], em_conn_identity(pt->conn));
+                if (cache != NULL)
+                        em_sync_target_drop_dir(cache);
+        }
 }
 
 /* container.json of each container and pod.json, from the checked specs
@@ -764,7 +773,7 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
          * first, for an abort after a crash (em_outcome_abort). */
         if (list_volumes(pt, pp, err) < 0 ||
             em_volume_rx_install(pp->vols, pt->cfg, false, err) < 0 ||
-            em_pod_restore(pt->cfg, ck, err) < 0) {
+            pt->o->ops->restore_pod(pt->cfg, ck, err) < 0) {
                 remove_rows(pt, pp->names);
                 uninstall_volumes(pt, pp);
                 return em_error_wrap(err, "restoring pod %s", pt->pod);
@@ -813,7 +822,7 @@ static int do_final(const struct em_pod_target *pt, struct pod_plan *pp, const s
                 return -1;
         cleanup_json json_t *ok = json_pack("{s:b, s:O}", "ok", 1, "timing", timing);
         int rc = em_proto_send_json(pt->conn, EM_FRAME_RESTORE_OK, ok, err);
-        drop_caches(pp); /* after the answer: outside the downtime */
+        drop_caches(pt, pp); /* after the answer: outside the downtime */
         return rc;
 }
 

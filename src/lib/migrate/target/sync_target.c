@@ -184,20 +184,25 @@ int em_sync_target_cache_state(struct em_sync_target *t, json_t *out, em_error_t
         return 0;
 }
 
-void em_sync_target_drop_cache(struct em_sync_target *t)
+void em_sync_target_drop_dir(const char *cache_dir)
 {
+        cleanup_free char *parent = strdup(cache_dir);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
         em_error_t e = NULL;
 
-        t->dropped = true;
-        if (em_rm_rf(t->cache_dir, &e) < 0) {
+        if (em_rm_rf(cache_dir, &e) < 0) {
                 em_log_warn("dropping page cache: %s", em_error_msg(e));
                 em_error_free(&e);
         }
         /* The container's directory goes with its last peer's cache. */
-        char *slash = strrchr(t->cache_dir, '/');
         if (slash != NULL) {
                 *slash = '\0';
-                rmdir(t->cache_dir);
-                *slash = '/';
+                rmdir(parent);
         }
+}
+
+void em_sync_target_drop_cache(struct em_sync_target *t)
+{
+        t->dropped = true;
+        em_sync_target_drop_dir(t->cache_dir);
 }

@@ -51,5 +51,8 @@ int em_sync_target_install_volumes(struct em_sync_target *t, const struct em_con
 int em_sync_target_finish(struct em_sync_target *t, em_error_t *err);
 /* After a commit the cached pages are no longer needed. */
 void em_sync_target_drop_cache(struct em_sync_target *t);
+/* The same for a cache no em_sync_target opened (cache_dir as
+ * em_sync_target_new takes it); one that is not there is no error. */
+void em_sync_target_drop_dir(const char *cache_dir);
 
 #endif

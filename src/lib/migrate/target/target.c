@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "checkpoint/ckpt_validate.h"
+#include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
 #include "migrate/common/journal.h"
@@ -62,7 +63,8 @@ struct target {
 };
 
 const struct em_target_ops em_target_ops_runc = {.restore = em_container_restore_from,
-                                                 .prewarm = em_target_prewarm_runc};
+                                                 .prewarm = em_target_prewarm_runc,
+                                                 .restore_pod = em_pod_restore};
 
 void em_target_opts_init(struct em_target_opts *o)
 {

@@ -15,9 +15,9 @@
 
 struct em_restore_opts;
 /* How the target turns the staged images and upper dir into a running
- * container. em_target_ops_runc (em_container_restore_from: overlay, netns,
- * `runc restore`) is what edgemigd uses; the engine's unit tests put a
- * stand-in here that needs no root. */
+ * container (or pod). em_target_ops_runc (em_container_restore_from:
+ * overlay, netns, `runc restore`) is what edgemigd uses; the engine's unit
+ * tests put stand-ins here that need no root. */
 struct em_target_ops {
         int (*restore)(const struct em_config *cfg, const char *name, const json_t *spec,
                        const char *images_dir, const char *upper_dir,
@@ -27,6 +27,9 @@ struct em_target_ops {
          * the restore may keep the network namespace it made. */
         int (*prewarm)(const struct em_config *cfg, const char *name, const json_t *spec,
                        bool *net_ready, em_error_t *err);
+        /* A pod from its staged checkpoint dir (pod_target.h):
+         * em_pod_restore. */
+        int (*restore_pod)(const struct em_config *cfg, const char *dir, em_error_t *err);
 };
 extern const struct em_target_ops em_target_ops_runc;
 
