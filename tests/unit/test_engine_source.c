@@ -95,7 +95,8 @@ enum bad {
         BAD_REFUSE,
         BAD_SESSION,
         BAD_BLOB,
-        BAD_HASHES
+        BAD_HASHES,
+        BAD_STALE /* AT_PLAN: hashes_from matches no record the source has */
 };
 
 struct script {
@@ -799,6 +800,7 @@ out:
 static int script_plan(em_conn_t *c, struct script *sc)
 {
         static const char none[] = "{\"missing\":[],\"hashes_from\":0,\"volumes\":{}}";
+        static const char stale[] = "{\"missing\":[],\"hashes_from\":1,\"volumes\":{}}";
         static const char other[] =
             "{\"missing\":[\"sha256:"
             "0000000000000000000000000000000000000000000000000000000000000000"
@@ -807,12 +809,12 @@ static int script_plan(em_conn_t *c, struct script *sc)
         em_error_t err = NULL;
         bool blob = sc->at == AT_PLAN && sc->bad == BAD_BLOB;
         bool odd = sc->at == AT_HASHES && sc->bad == BAD_HASHES;
+        const char *ans = blob ? other : sc->at == AT_PLAN && sc->bad == BAD_STALE ? stale : none;
         int rc = em_conn_recv(c, &fr, &err) <= 0 ? -1 : 0;
 
         em_frame_clear(&fr);
         em_error_free(&err);
-        if (rc < 0 || answer(c, sc, AT_PLAN, EM_FRAME_LAYERS_HAVE, 0, blob ? other : none,
-                             blob ? strlen(other) : strlen(none)) < 0)
+        if (rc < 0 || answer(c, sc, AT_PLAN, EM_FRAME_LAYERS_HAVE, 0, ans, strlen(ans)) < 0)
                 return -1;
         return answer(c, sc, AT_HASHES, EM_FRAME_PAGES_HASHES, EM_FRAME_F_LAST, "0123456789abcde",
                       odd ? 15 : 0);
@@ -868,6 +870,17 @@ static void *script_thread(void *arg)
 
 /* ---- one migration ---- */
 
+/* The scripted target, sc, on fd (the session's other end). */
+static void start_script(struct fx *f, const struct script *sc, int fd)
+{
+        f->scripted = true;
+        f->script = *sc;
+        f->script.fd = fd;
+        f->scripted_state = sc->at == AT_DONE_ACK ? EM_OUTCOME_COMMITTED : EM_OUTCOME_STAGING;
+        assert_int_equal(pthread_create(&f->script_thread, NULL, script_thread, &f->script), 0);
+        f->script_running = true;
+}
+
 /* A fresh container here and a target: the real one (sc == NULL) or the
  * scripted one. */
 static void begin(struct fx *f, const struct script *sc)
@@ -887,11 +900,7 @@ static void begin(struct fx *f, const struct script *sc)
                 start_target(f, sp[1]);
                 return;
         }
-        f->script = *sc;
-        f->script.fd = sp[1];
-        f->scripted_state = sc->at == AT_DONE_ACK ? EM_OUTCOME_COMMITTED : EM_OUTCOME_STAGING;
-        assert_int_equal(pthread_create(&f->script_thread, NULL, script_thread, &f->script), 0);
-        f->script_running = true;
+        start_script(f, sc, sp[1]);
 }
 
 /* `--progress`: notes each new phase the snapshots name. */
@@ -1320,6 +1329,30 @@ static void test_stale_cache_record(void **state)
         json_decref(report);
 }
 
+/* A target whose cache matches the record only in part (hashes_from is
+ * neither 0 nor the record's pages): the record is stale, and so is the
+ * dirt rate it kept, however low; the migration gets a round instead of
+ * freezing at once on that rate. */
+static void test_stale_record_forgets_rate(void **state)
+{
+        struct fx *f = *state;
+        struct script sc = {.at = AT_PLAN, .bad = BAD_STALE};
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        int sp[2];
+
+        prepare_first(f);
+        set_record_rate(f, 1); /* it would fit any downtime target */
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        f->session_fd = sp[0];
+        start_script(f, &sc, sp[1]);
+        ok(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err));
+        end(f);
+        assert_null(json_object_get(report, "left_from_prepare"));
+        assert_true(json_array_size(json_object_get(report, "rounds")) >= 1);
+        json_decref(report);
+}
+
 /* The target cannot be reached: nothing stopped, nothing claimed there. */
 static void test_connect_refused(void **state)
 {
@@ -1715,6 +1748,7 @@ int main(void)
             cmocka_unit_test_teardown(test_prepared_busy_gets_a_round, test_teardown),
             cmocka_unit_test_teardown(test_deferred_echo_target_fails, test_teardown),
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
+            cmocka_unit_test_teardown(test_stale_record_forgets_rate, test_teardown),
             cmocka_unit_test_teardown(test_precheck, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
             cmocka_unit_test_teardown(test_not_running, test_teardown),

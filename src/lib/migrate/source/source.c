@@ -200,7 +200,10 @@ static int plan_round_trip(struct source *s, json_t **ack, em_error_t *err)
                 return -1;
         long long from = em_json_int(*ack, "hashes_from", 0);
         if (prefix != NULL && from != em_json_int(prefix, "pages", -1)) {
-                /* The record is stale: forget what it claimed. */
+                /* The record is stale: forget what it claimed, and the
+                 * dirt rate it measured against a cache that is not
+                 * there (prepared_fits would freeze at once on it). */
+                s->dirt.left_wire_bps = -1;
                 em_sync_state_free(&s->sync);
                 if (em_sync_state_new(&s->sync, err) < 0)
                         return -1;
