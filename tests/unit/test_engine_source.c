@@ -36,12 +36,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "checkpoint/features.h"
+#include "checkpoint/lazy_fit.h"
 #include "checkpoint/runc.h"
 #include "delta/pages.h"
 #include "migrate/common/journal.h"
@@ -1437,6 +1440,103 @@ static void test_precheck(void **state)
         json_decref(report);
 }
 
+/* A process holding a reservation a quarter over what CRIU's lazy dump
+ * could allocate its page list for here (checkpoint/lazy_fit.h), or 0
+ * where no such bound applies. */
+static pid_t reserving_child(void)
+{
+        cleanup_free char *mi = NULL, *oc = NULL;
+        em_error_t err = NULL;
+        int p[2];
+        char c;
+
+        ok(em_read_file("/proc/meminfo", 1 << 16, &mi, NULL, &err));
+        ok(em_read_file("/proc/sys/vm/overcommit_memory", 64, &oc, NULL, &err));
+        uint64_t len = em_lazy_alloc_limit(mi, atoi(oc)) / 16 * 4096 / 4 * 5;
+        if (atoi(oc) == 1 || len > (64ULL << 40))
+                return 0;
+        assert_int_equal(pipe(p), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                void *m =
+                    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (m == MAP_FAILED || write(p[1], "r", 1) != 1)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &c, 1), 1);
+        close(p[0]);
+        return pid;
+}
+
+/* NAME made a pod's infra with member db, both running the workload. */
+static void pod_rows(struct fx *f)
+{
+        cleanup_json json_t *infra = NULL, *db = NULL;
+        cleanup_free char *js = NULL;
+        struct em_state *st = NULL;
+        em_error_t err = NULL;
+
+        ok(em_container_spec_get(&f->scfg, NAME, &infra, &err));
+        db = json_deep_copy(infra);
+        json_object_set_new(infra, "pod_infra", json_true());
+        json_object_set_new(db, "name", json_string("db"));
+        json_object_set_new(db, "pod", json_string(NAME));
+        json_object_set_new(db, "ip", json_null()); /* a member has the infra's */
+        ok(set_row(f->sroot, NAME, infra, EM_CSTATE_RUNNING, &err));
+        assert_non_null(js = json_dumps(db, JSON_COMPACT));
+        struct em_container_rec rec = {.name = "db",
+                                       .image = "app:1",
+                                       .image_digest = (char *)em_json_str(db, "image_digest"),
+                                       .spec = js,
+                                       .state = EM_CSTATE_RUNNING};
+        ok(em_state_open(f->sroot, &st, &err));
+        ok(em_state_container_insert(st, &rec, NULL, &err));
+        free(rec.ip); /* the address the insert allocated the member */
+        ok(em_state_container_transition(st, NAME, EM_CSTATE_ANY, EM_CSTATE_RUNNING, f->workload,
+                                         NULL, &err));
+        ok(em_state_container_transition(st, "db", EM_CSTATE_ANY, EM_CSTATE_RUNNING, f->workload,
+                                         NULL, &err));
+        em_state_close(&st);
+}
+
+/* `check POD --mode precopy` where CRIU could not dump lazily (a process
+ * holds a large reservation): no note of a hybrid hand-off, which a pod
+ * never makes. */
+static void test_precheck_pod_no_hybrid_note(void **state)
+{
+        struct fx *f = *state;
+        struct em_migrate_opts o;
+        json_t *report = NULL, *note;
+        em_error_t err = NULL;
+        pid_t big = reserving_child();
+        size_t i;
+
+        if (big == 0)
+                skip();
+        begin(f, NULL);
+        pod_rows(f);
+        migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
+        int rc = em_precheck_run(&f->scfg, NAME, &o, &report, &err);
+        end(f);
+        kill(big, SIGKILL);
+        waitpid(big, NULL, 0);
+        ok(set_row(f->sroot, "db", NULL, EM_CSTATE_RUNNING, &err));
+        ok(rc);
+        assert_true(json_is_true(json_object_get(report, "pod")));
+        json_array_foreach(json_object_get(report, "notes"), i, note)
+        {
+                if (strstr(json_string_value(note), "hybrid hand-off") != NULL)
+                        fail_msg("a pod's pre-check notes: %s", json_string_value(note));
+        }
+        json_decref(report);
+}
+
 /* The target's restore fails: it aborts the session, so the source,
  * having sent FINAL, asks for the outcome, hears "aborted" and restores
  * its copy. */
@@ -1750,6 +1850,7 @@ int main(void)
             cmocka_unit_test_teardown(test_stale_cache_record, test_teardown),
             cmocka_unit_test_teardown(test_stale_record_forgets_rate, test_teardown),
             cmocka_unit_test_teardown(test_precheck, test_teardown),
+            cmocka_unit_test_teardown(test_precheck_pod_no_hybrid_note, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
             cmocka_unit_test_teardown(test_not_running, test_teardown),
             cmocka_unit_test_teardown(test_cancel_before_final, test_teardown),

@@ -109,13 +109,15 @@ static size_t collect_pids(pid_t init, pid_t *out, size_t max)
 
 /* CRIU's lazy dump of a large reservation (checkpoint/lazy_fit.h): a
  * problem where the operator asked for it, a note where pre-copy might
- * choose it (it would hand off with a plain final dump instead). */
+ * choose it (it would hand off with a plain final dump instead). A pod
+ * never dumps lazily (pre-copy or stop-and-copy only): nothing to say. */
 static void lazy_fit(struct pre *p)
 {
         cleanup_error em_error_t e = NULL;
         bool asked = p->o->mode == EM_MIGRATE_POSTCOPY || p->o->mode == EM_MIGRATE_HYBRID;
 
-        if (p->o->mode == EM_MIGRATE_STOP_AND_COPY || p->o->mode == EM_MIGRATE_PREPARE ||
+        if (p->in_pod || p->o->mode == EM_MIGRATE_STOP_AND_COPY ||
+            p->o->mode == EM_MIGRATE_PREPARE ||
             em_lazy_dump_refuse(p->pids, p->npids, p->name, &e) == 0)
                 return;
         if (asked)
