@@ -1,8 +1,9 @@
 /* Session journals and the commit's outcome records (migrate/common/journal.h,
  * migrate/common/outcome.h, migrate/common/resolve.h, migrate/common/doubt.h): an owner file
  * that is never replaced, exclusive session ids, the record's states and
- * fencing, OUTCOME requests answered only for the owning peer, and the
- * source's decision against a real (forked) target over TCP. */
+ * fencing, OUTCOME requests answered only for the owning peer, the
+ * source's decision against a real (forked) target over TCP, and a dead
+ * pod session's recovery waiting for its pod's restore journal. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "checkpoint/pod_journal.h"
 #include "migrate/common/doubt.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
@@ -561,6 +563,33 @@ static void test_keep_here(void **state)
         assert_int_equal(em_migrate_keep_here(&cfg, "nonsense", &err), -1);
 }
 
+/* A dead pod session on the target waits while its pod's restore
+ * journal is not settled (a `runc restore` of a member may still run),
+ * then is recovered; with pid -1 (edgemigd while sessions run) a session
+ * without an owner file is left: it may be one being created. */
+static void test_incoming_waits_for_pod_journal(void **state)
+{
+        cleanup_free char *dir = sub("incoming/" SESSION), *bare = sub("incoming/fresh");
+        cleanup_error em_error_t err = NULL;
+        char *const names[] = {"w", "web", NULL};
+        int fd = -1;
+
+        (void)state;
+        assert_int_equal(em_mkdir_p(dir, 0700, &err), 0);
+        assert_int_equal(em_mkdir_p(bare, 0700, &err), 0);
+        /* Written unlocked: the session's process is gone. */
+        assert_int_equal(em_journal_write(dir, "owner", "web", &err), 0);
+        assert_int_equal(em_pod_journal_begin_restore(&cfg, "web", dir, names, &fd, &err), 0);
+        close(fd);
+        fd = -1;
+        assert_int_equal(em_migrate_target_recover(&cfg, -1, NULL, &err), 0);
+        assert_true(em_path_exists(dir));
+        em_pod_journal_end(&cfg, "web", &fd);
+        assert_int_equal(em_migrate_target_recover(&cfg, -1, NULL, &err), 1);
+        assert_false(em_path_exists(dir));
+        assert_true(em_path_exists(bare));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -582,6 +611,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_resolve_unreachable, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kept_local_fences_target, setup, teardown),
             cmocka_unit_test_setup_teardown(test_keep_here, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_incoming_waits_for_pod_journal, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
  * with names that are not container names is never acted on; a `runc
  * checkpoint` of one of the pod's containers still running is waited
  * for (a bounded time), or not at all with wait 0 (edgemigd's start),
- * which leaves the journal pending for a later try. */
+ * which leaves the journal pending for a later try; a restore's journal
+ * waits the same way for a `runc restore`. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,23 +215,29 @@ static void test_completed_checkpoint_dropped(void **state)
         assert_false(em_path_exists(f->journal));
 }
 
-/* A process that looks like `runc ... --log <root>/containers/NAME/runc.log
- * checkpoint ...` for a second. */
-static pid_t fake_runc(const struct fixture *f, const char *name)
+/* A process that looks like `runc ... --log <root>/containers/NAME/LOG
+ * VERB ...` for a second. */
+static pid_t fake_runc_as(const struct fixture *f, const char *name, const char *log_leaf,
+                          const char *verb)
 {
-        char log[128];
+        char log[160];
         pid_t pid;
 
-        snprintf(log, sizeof(log), "%s/containers/%s/runc.log", f->dir, name);
+        snprintf(log, sizeof(log), "%s/containers/%s/%s", f->dir, name, log_leaf);
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                execlp("sh", "sh", "-c", "sleep 1", "runc", "--log", log, "checkpoint", name,
-                       (char *)NULL);
+                execlp("sh", "sh", "-c", "sleep 1", "runc", "--log", log, verb, name, (char *)NULL);
                 _exit(127);
         }
         usleep(100 * 1000); /* exec'd */
         return pid;
+}
+
+/* A `runc checkpoint` as checkpoint.c runs it. */
+static pid_t fake_runc(const struct fixture *f, const char *name)
+{
+        return fake_runc_as(f, name, "runc.log", "checkpoint");
 }
 
 /* Killed mid-dump, the checkpoint left runc going on: recovery waits. */
@@ -287,6 +294,32 @@ static void test_wait_bounded(void **state)
         waitpid(runc_pid, NULL, 0);
 }
 
+/* A restore killed while runc restored a member (pod_member.c gives it
+ * the log in the member's criu-work) or the infra (its own log) leaves
+ * runc going on: settled before it is done, the roll-back could miss a
+ * member that comes back after it. Not waited for at edgemigd's start
+ * (pending), waited for by `edgemig recover`. */
+static void test_restore_waits_for_runc(void **state)
+{
+        struct fixture *f = *state;
+        em_error_t err = NULL;
+        size_t pending = 0;
+        int fd = -1;
+
+        assert_int_equal(em_pod_journal_begin_restore(&f->cfg, "web", f->ck, names, &fd, &err), 0);
+        close(fd);
+        runc_pid = fake_runc_as(f, "side", "criu-work/runc.log", "restore");
+        assert_int_equal(em_pod_journal_recover(&f->cfg, &rec, 0, &pending, &err), 0);
+        assert_null(err);
+        assert_int_equal(pending, 1);
+        assert_int_equal(restores, 0);
+        assert_int_equal(waitpid(runc_pid, NULL, 0), runc_pid);
+        runc_pid = fake_runc_as(f, "web", "runc.log", "restore");
+        recover(f, 1);
+        assert_int_equal(restores, 1);
+        assert_false(runc_ran_on);
+}
+
 /* A runc of a container of another pod is none of its business. */
 static void test_other_runc_ignored(void **state)
 {
@@ -341,6 +374,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_restore_settled, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bad_journals_not_acted_on, setup, teardown),
             cmocka_unit_test_setup_teardown(test_waits_for_runc, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_restore_waits_for_runc, setup, teardown),
             cmocka_unit_test_setup_teardown(test_other_runc_ignored, setup, teardown),
             cmocka_unit_test_setup_teardown(test_start_does_not_wait, setup, teardown),
             cmocka_unit_test_setup_teardown(test_wait_bounded, setup, teardown),

@@ -126,25 +126,46 @@ static int journal_names(const json_t *j, const char *pod, char ***out, size_t *
 }
 
 /* True if cmdline (NUL-separated args) is a `runc ... --log LOG ...
- * checkpoint ...`: checkpoint.c gives runc the container's own log. */
-static bool is_runc_checkpoint(const char *cmd, size_t len, const char *log)
+ * checkpoint|restore ...` with LOG one of logs: checkpoint.c and runc.c
+ * give runc the container's own log, a pod member's restore
+ * (pod_member.c) the one in its CRIU work directory. */
+static bool is_runc_of(const char *cmd, size_t len, char *const logs[2])
 {
-        bool log_next = false, has_log = false, checkpoint = false;
+        bool log_next = false, has_log = false, verb = false;
 
         for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
                 const char *a = cmd + i;
-                has_log = has_log || (log_next && strcmp(a, log) == 0);
+                has_log =
+                    has_log || (log_next && (strcmp(a, logs[0]) == 0 || strcmp(a, logs[1]) == 0));
                 log_next = strcmp(a, "--log") == 0;
-                checkpoint = checkpoint || strcmp(a, "checkpoint") == 0;
+                verb = verb || strcmp(a, "checkpoint") == 0 || strcmp(a, "restore") == 0;
         }
-        return has_log && checkpoint;
+        return has_log && verb;
 }
 
-/* True while a `runc checkpoint` of one of names under this root runs: a
- * checkpoint killed mid-dump leaves its runc going on alone (in its own
- * process group), and only its outcome says whether that container was
- * dumped (and stopped) or runs on. */
-static bool runc_dumping(const struct em_config *cfg, char **names, size_t n)
+/* True if cmd is such a runc of one of names under this root. */
+static bool runc_of_names(const struct em_config *cfg, char **names, size_t n, const char *cmd,
+                          size_t len)
+{
+        for (size_t i = 0; i < n; i++) {
+                char own[PATH_MAX], member[PATH_MAX];
+                char *const logs[2] = {own, member};
+                snprintf(own, sizeof(own), "%s/containers/%s/runc.log", cfg->root, names[i]);
+                snprintf(member, sizeof(member), "%s/containers/%s/criu-work/runc.log", cfg->root,
+                         names[i]);
+                if (is_runc_of(cmd, len, logs))
+                        return true;
+        }
+        return false;
+}
+
+/* True while a `runc checkpoint` or `runc restore` of one of names under
+ * this root runs: a checkpoint or restore killed midway leaves its runc
+ * going on alone (in its own process group), and only its outcome says
+ * whether that container was dumped (and stopped), runs on, or came
+ * back: a roll-back before it is done could see a member come back after
+ * it. */
+static bool runc_busy(const struct em_config *cfg, char **names, size_t n)
 {
         cleanup_dir DIR *d = opendir("/proc");
         struct dirent *de;
@@ -160,12 +181,8 @@ static bool runc_dumping(const struct em_config *cfg, char **names, size_t n)
                 if (em_read_file(path, 1u << 16, &cmd, &len, &e) < 0 || len == 0)
                         continue;
                 cmd[len - 1] = '\0';
-                for (size_t i = 0; i < n; i++) {
-                        cleanup_free char *log = NULL;
-                        if (asprintf(&log, "%s/containers/%s/runc.log", cfg->root, names[i]) >= 0 &&
-                            is_runc_checkpoint(cmd, len, log))
-                                return true;
-                }
+                if (runc_of_names(cfg, names, n, cmd, len))
+                        return true;
         }
         return false;
 }
@@ -174,14 +191,17 @@ static bool runc_dumping(const struct em_config *cfg, char **names, size_t n)
 static int wait_runc(const struct em_config *cfg, const char *pod, char **names, size_t n,
                      int wait_ms, em_error_t *err)
 {
-        for (int waited = 0; runc_dumping(cfg, names, n); waited += 100) {
+        for (int waited = 0; runc_busy(cfg, names, n); waited += 100) {
                 if (waited >= wait_ms)
                         return em_error_set(err, EBUSY,
-                                            "runc still checkpoints a container of pod %s after "
-                                            "%d s; run `edgemig recover` once it is done",
+                                            "runc still checkpoints or restores a container of "
+                                            "pod %s after %d s; run `edgemig recover` once it is "
+                                            "done",
                                             pod, wait_ms / 1000);
                 if (waited == 0)
-                        em_log_info("recovery: waiting for runc to finish a dump of pod %s", pod);
+                        em_log_info("recovery: waiting for runc to finish with a container of "
+                                    "pod %s",
+                                    pod);
                 usleep(100 * 1000);
         }
         return 0;
@@ -205,6 +225,8 @@ static int settle(const struct em_config *cfg, const char *path, const struct em
                 return em_error_wrap(err, "%s", path);
         /* Written by the format's first version without "op": a checkpoint. */
         if (strcmp(em_json_str(j, "op") ?: "checkpoint", "restore") == 0) {
+                if (wait_runc(cfg, pod, names, n, wait_ms, err) < 0)
+                        return -1;
                 em_log_warn("recovery: pod %s's restore from %s never completed; settling it", pod,
                             dir);
                 if (rec->restore(cfg, dir, names, n, err) < 0)
@@ -238,7 +260,8 @@ static bool is_journal(const char *name)
 
 /* One journal: left alone while its process holds the lock; recovery
  * holds it meanwhile, so a second recovery leaves it too. A runc still
- * dumping with wait_ms 0 leaves it too (0), counted in *pending. */
+ * checkpointing or restoring with wait_ms 0 leaves it too (0), counted
+ * in *pending. */
 static int recover_one(const struct em_config *cfg, const char *path,
                        const struct em_pod_recovery *rec, int wait_ms, size_t *pending,
                        em_error_t *err)
@@ -255,8 +278,8 @@ static int recover_one(const struct em_config *cfg, const char *path,
                 *pending += em_error_status(*err) == EBUSY;
                 if (wait_ms > 0 || em_error_status(*err) != EBUSY)
                         return -1;
-                em_log_info("recovery: runc still dumps a container of %s; settled once it is "
-                            "done",
+                em_log_info("recovery: runc still checkpoints or restores a container of %s; "
+                            "settled once it is done",
                             path);
                 em_error_free(err);
                 return 0;

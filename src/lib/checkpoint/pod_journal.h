@@ -13,7 +13,8 @@
  * start) takes every journal whose lock nobody holds: the pod's checkpoint in dir completed
  * (dir/pod.json) and the journal goes, or it did not and the roll-back brings the pod back here,
  * once no `runc checkpoint` of the pod's containers runs any more (a kill mid-dump leaves runc
- * going on alone; `edgemig recover` waits up to a minute for it, edgemigd's start not at all: it
+ * going on alone, as a kill mid-restore leaves a `runc restore`, which a restore's journal waits
+ * for the same way; `edgemig recover` waits up to a minute for it, edgemigd's start not at all: it
  * serves meanwhile and settles the journal from its loop once runc is done; either way the journal
  * stays until then). */
 #ifndef EDGEMIG_CHECKPOINT_POD_JOURNAL_H
@@ -48,10 +49,10 @@ typedef int (*em_pod_rollback_fn)(const struct em_config *cfg, const char *dir, 
 /* Settles every journal whose process is gone, through rollback for a
  * checkpoint that did not complete; a journal whose roll-back failed
  * stays for the next try. A journal whose pod still has a `runc
- * checkpoint` running (the roll-back must know its outcome) waits up to
- * wait_ms for it; still running then, it stays, counted in *pending (if
- * not NULL): an error with wait_ms > 0 (naming `edgemig recover`), not
- * with 0 (the caller retries later). Returns how many were settled, or
+ * checkpoint` or `runc restore` running (the roll-back must know its
+ * outcome) waits up to wait_ms for it; still running then, it stays,
+ * counted in *pending (if not NULL): an error with wait_ms > 0 (naming
+ * `edgemig recover`), not with 0 (the caller retries later). Returns how many were settled, or
  * -1 (with err) if any could not be. */
 struct em_pod_recovery {
         em_pod_rollback_fn checkpoint; /* a checkpoint that did not complete */

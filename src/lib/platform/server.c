@@ -246,11 +246,12 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
  * migration's final step) died midway run again, and pods whose restore
  * died midway are settled (checkpoint/pod_journal.h),
  * before the sessions' recovery removes their staging and before restart
- * policies look at them. One whose `runc checkpoint` still runs (the crash
- * came mid-dump; runc may take a minute) is not waited for: edgemigd
- * serves meanwhile, its members stay "migrating" (restart policies and
- * the outgoing session's recovery leave them), and the loop settles it
- * once runc is done. */
+ * policies look at them. One whose `runc checkpoint` or `runc restore`
+ * still runs (the crash came mid-dump or mid-restore; runc may take a
+ * minute) is not waited for: edgemigd serves meanwhile, a checkpoint's
+ * members stay "migrating" (restart policies and the outgoing session's
+ * recovery leave them), a restore's session waits too, and the loop
+ * settles it once runc is done. */
 static void recover_pods(struct em_server *s, const struct em_config *cfg)
 {
         cleanup_error em_error_t err = NULL;
@@ -260,15 +261,18 @@ static void recover_pods(struct em_server *s, const struct em_config *cfg)
         s->pods_next_ms = em_mono_ms() + 1000;
 }
 
-/* Every second while a journal waits for its runc; then the outgoing
- * session it belongs to (a pod migration's) is recovered too. */
+/* Every second while a journal waits for its runc; then the session it
+ * belongs to (a pod migration's, outgoing or incoming), which waited for
+ * it, is recovered too. */
 static void recover_pods_later(struct em_server *s, const struct em_config *cfg)
 {
         if (s->pods_pending == 0 || em_mono_ms() < s->pods_next_ms)
                 return;
         recover_pods(s, cfg);
-        if (s->pods_pending == 0)
+        if (s->pods_pending == 0) {
+                recover(s, cfg, -1);
                 recover_outgoing(&s->o, cfg);
+        }
 }
 
 /* Restart policies: at start (boot) after recovery, so that a container a

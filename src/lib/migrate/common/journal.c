@@ -163,7 +163,9 @@ static int dead_session(const char *dir, const char *leaf, void *ud, em_error_t 
         pid_t owner = 0;
 
         bool known = read_owner(dir, name, sizeof(name), &owner) == 0;
-        if ((w->pid && owner != w->pid) || em_journal_alive(dir))
+        /* pid < 0: while sessions run, one without an owner yet may be
+         * one being created (em_journal_own comes after its mkdir). */
+        if ((w->pid > 0 && owner != w->pid) || (w->pid < 0 && !known) || em_journal_alive(dir))
                 return 0;
         em_log_info("recovering migration session %s/%s", w->sub, leaf);
         return w->fn(w->cfg, dir, known ? name : NULL, w->ud, err);
@@ -183,7 +185,12 @@ static int for_each_dead_session(const struct em_config *cfg, const char *sub, p
 static int recover_incoming(const struct em_config *cfg, const char *dir, const char *name,
                             void *ud, em_error_t *err)
 {
-        (void)name;
+        /* A pod's restore from this staging that is not settled yet (its
+         * `runc restore` of a member still running, a failed roll-back):
+         * its roll-back comes first, and the session waits for it, as an
+         * outgoing one waits for its pod's checkpoint. */
+        if (name != NULL && em_pod_journal_exists(cfg, name))
+                return 0;
         settle_incoming(cfg, base_name(dir), ud);
         return em_rm_rf(dir, err) < 0 ? -1 : 1;
 }

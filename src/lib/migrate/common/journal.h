@@ -36,8 +36,11 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
                             const char *route_hook, em_error_t *err);
 
 /* Recovers the sessions of process pid (0: of every process no longer
- * alive): a copy restored but never committed is removed, its service IP
- * withdrawn with `route_hook withdraw IP` (route_hook may be NULL).
+ * alive; -1: the same, skipping one without an owner file, which may be
+ * a live session being created): a copy restored but never committed is
+ * removed, its service IP withdrawn with `route_hook withdraw IP`
+ * (route_hook may be NULL). A pod's session whose pod restore journal is
+ * not settled yet (checkpoint/pod_journal.h) is left for a later call.
  * Returns the number of sessions recovered. */
 int em_migrate_target_recover(const struct em_config *cfg, pid_t pid, const char *route_hook,
                               em_error_t *err);
