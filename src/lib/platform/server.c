@@ -242,9 +242,9 @@ static void recover_outgoing(const struct em_server_opts *o, const struct em_con
                 em_log_error("recovering outgoing migrations: %s", em_error_msg(err));
 }
 
-/* At start: pods whose checkpoint (`edgemig pod checkpoint`, a pod
- * migration's final step) died midway run again, and pods whose restore
- * died midway are settled (checkpoint/pod_journal.h),
+/* At start, and when a session dies: pods whose checkpoint (`edgemig pod
+ * checkpoint`, a pod migration's final step) died midway run again, and
+ * pods whose restore died midway are settled (checkpoint/pod_journal.h),
  * before the sessions' recovery removes their staging and before restart
  * policies look at them. One whose `runc checkpoint` or `runc restore`
  * still runs (the crash came mid-dump or mid-restore; runc may take a
@@ -418,8 +418,14 @@ static void reap_children(struct em_server *s, const struct em_config *cfg)
                         log_oom(s, pid);
                 cgroup_remove(s, pid);
                 log_session_end(pid, exit_code(status), &ru);
-                if (exit_code(status) != 0)
+                if (exit_code(status) != 0) {
+                        /* Its pod restore's journal (a target's) first, as
+                         * at start: left, it would refuse every later
+                         * restore of the pod here. Journals whose
+                         * process lives are locked and left alone. */
+                        recover_pods(s, cfg);
                         recover(s, cfg, pid);
+                }
         }
 }
 
