@@ -65,6 +65,15 @@ static int layers_done(struct source *s, em_error_t *err)
         return 0;
 }
 
+void em_source_link_sample(struct source *s, uint64_t wire, int64_t ms)
+{
+        /* Only a round that moved enough data says something about the link. */
+        if (wire > LINK_SAMPLE_MIN_BYTES && ms > 0) {
+                s->bandwidth = (double)wire * 1000.0 / (double)ms;
+                s->bandwidth_measured = true;
+        }
+}
+
 int em_source_send_missing(struct source *s, const json_t *ack,
                            bool (*named)(const void *ud, const char *digest), const void *ud,
                            const char *plan, em_error_t *err)
@@ -422,11 +431,7 @@ static int one_round(struct source *s, unsigned n, bool listed, struct em_round_
                 return em_error_wrap(err, "pre-copy round %u", n);
         int64_t ms = em_mono_ms() - t0;
         uint64_t wire = wire_out(s) - w0;
-        /* Only a round that moved enough data says something about the link. */
-        if (wire > LINK_SAMPLE_MIN_BYTES && ms > 0) {
-                s->bandwidth = (double)wire * 1000.0 / (double)ms;
-                s->bandwidth_measured = true;
-        }
+        em_source_link_sample(s, wire, ms);
         if (confirm_small(s, wire, &small, &left, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", n);
         rs->dirty_bytes = st.raw_bytes;

@@ -81,6 +81,11 @@ struct source {
         size_t npids;
 };
 
+/* A round's wire bytes and time as a sample of the link's rate
+ * (s->bandwidth), when the round was too large to sit in the socket's and
+ * the link's buffers. */
+void em_source_link_sample(struct source *s, uint64_t wire, int64_t ms);
+
 /* Runs `HOOK withdraw IP` for the service IP (a failure is logged, never
  * fatal). Called when the target's RESTORE_OK arrives: the target announced
  * the IP before sending it, so the network has a route to the target before

@@ -342,9 +342,7 @@ static int pod_round(struct pod_src *p, unsigned r, uint64_t *wire, em_error_t *
         em_conn_stats(s->conn, &c1);
         int64_t ms = em_mono_ms() - t0;
         *wire = c1.wire_out - c0.wire_out;
-        /* Only a round that moved enough data says something about the link. */
-        if (*wire > 256 * 1024 && ms > 0)
-                s->bandwidth = (double)*wire * 1000.0 / (double)ms;
+        em_source_link_sample(s, *wire, ms);
         em_report_round(s->report, r, st.raw_bytes, *wire, st.pages_sent, 0, ms, 0);
         em_log_info("pod %s round %u: %llu pages, %llu bytes on the wire in %lld ms", s->name, r,
                     (unsigned long long)st.pages_sent, (unsigned long long)*wire, (long long)ms);
