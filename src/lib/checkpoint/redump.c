@@ -21,18 +21,27 @@ bool em_redump_refused(uid_t ns_dir_owner, uid_t host_euid, bool own_userns)
         return own_userns && ns_dir_owner == 0 && host_euid != 0;
 }
 
-/* The effective uid on /proc/PID/status's Uid line; -1 if gone. */
+/* The effective uid on /proc/PID/status's Uid line; -1 if gone or if
+ * the process has no memory map. Without one (a zombie, or a process
+ * past exit_mm) procfs gives its files to host root whatever its
+ * dumpability, and CRIU has no memory to dump: it is no refusal. Read
+ * after the ns dir's stat, so a process that exits in between shows
+ * here as map-less. */
 static long host_euid(pid_t pid)
 {
         char path[64], line[256];
         long euid = -1;
+        bool mm = false;
 
         snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
         cleanup_fclose FILE *f = fopen(path, "re");
-        while (f && fgets(line, sizeof(line), f))
-                if (sscanf(line, "Uid: %*u %ld", &euid) == 1)
-                        break;
-        return euid;
+        while (f && fgets(line, sizeof(line), f)) {
+                if (strncmp(line, "VmSize:", 7) == 0)
+                        mm = true;
+                else if (euid < 0)
+                        sscanf(line, "Uid: %*u %ld", &euid);
+        }
+        return mm ? euid : -1;
 }
 
 static bool own_userns(pid_t pid)
@@ -56,9 +65,10 @@ int em_redump_check(const char *name, pid_t root, em_error_t *err)
         size_t n = em_proc_tree(root, pids, MAX_TASKS);
         for (size_t i = 0; i < n; i++) {
                 snprintf(path, sizeof(path), "/proc/%d/ns", (int)pids[i]);
+                if (stat(path, &st) < 0)
+                        continue;
                 long euid = host_euid(pids[i]);
-                if (euid < 0 || stat(path, &st) < 0 ||
-                    !em_redump_refused(st.st_uid, (uid_t)euid, own_userns(pids[i])))
+                if (euid < 0 || !em_redump_refused(st.st_uid, (uid_t)euid, own_userns(pids[i])))
                         continue;
                 return em_error_set(
                     err, EPERM,
