@@ -70,6 +70,8 @@ PROBE_SRC  := $(sort $(wildcard src/probe/*.c))
 CTL_SRC    := $(sort $(wildcard src/controller/*.c))
 HOOK_SRC   := $(sort $(wildcard src/netns-hook/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+# What several unit tests' fixtures share (tests/unit/support/fixture.h).
+UNIT_SUPPORT_SRC := $(sort $(wildcard tests/unit/support/*.c))
 HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -112,10 +114,10 @@ $(BUILD)/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIBA)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS)
 # The GnuTLS SHA-256 backend's own test links it ahead of the archive too.
 $(BUILD)/tests/test_digest_gnutls: $(BUILD)/obj/tests/unit/test_digest_gnutls.o \
-                                   $(call obj,$(DIGEST_GNUTLS_SRC)) $(LIBA)
+                                   $(call obj,$(DIGEST_GNUTLS_SRC) $(UNIT_SUPPORT_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBA)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(UNIT_SUPPORT_SRC)) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS_SAN) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 

@@ -13,38 +13,26 @@
 #include "container/container.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 #include "util/json.h"
 
-static char rootfs[64];
-
-static void write_file(const char *rel, const char *text)
-{
-        char path[256];
-        em_error_t err = NULL;
-
-        snprintf(path, sizeof(path), "%s%s", rootfs, rel);
-        assert_int_equal(em_write_file_atomic(path, text, strlen(text), 0644, &err), 0);
-}
+static char *rootfs;
 
 static int setup(void **state)
 {
-        char etc[128];
-        em_error_t err = NULL;
-
-        strcpy(rootfs, "/tmp/test_bundle.XXXXXX");
-        assert_non_null(mkdtemp(rootfs));
-        snprintf(etc, sizeof(etc), "%s/etc", rootfs);
-        assert_int_equal(em_mkdir_p(etc, 0755, &err), 0);
-        write_file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
-                                  "redis:x:101:103::/var/lib/redis:/usr/sbin/nologin\n");
-        write_file("/etc/group", "root:x:0:\nredis:x:103:\nwheel:x:10:\n");
+        (void)state;
+        rootfs = em_test_tmpdir("bundle");
+        em_test_put(rootfs, "etc/passwd",
+                    "root:x:0:0:root:/root:/bin/sh\n"
+                    "redis:x:101:103::/var/lib/redis:/usr/sbin/nologin\n");
+        em_test_put(rootfs, "etc/group", "root:x:0:\nredis:x:103:\nwheel:x:10:\n");
         return 0;
 }
 
 static int teardown(void **state)
 {
-        em_error_t err = NULL;
-        em_rm_rf(rootfs, &err);
+        (void)state;
+        em_test_rm(rootfs);
         return 0;
 }
 

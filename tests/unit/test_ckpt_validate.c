@@ -19,6 +19,7 @@
 #include "checkpoint/criu_image.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 
 #define BUSYBOX "tests/unit/data/criu-4.2.1-busybox"
 #define USERNS  "tests/unit/data/criu-4.2.1-userns"
@@ -114,37 +115,6 @@ static void write_img(const char *dir, const char *name, uint32_t magic, const s
 }
 
 /* A copy of a fixture directory in a fresh temporary directory. */
-static char *copy_fixture(const char *from)
-{
-        char tmpl[] = "/tmp/em-test-ckpt.XXXXXX";
-        cleanup_dir DIR *d = opendir(from);
-        struct dirent *de;
-        em_error_t err = NULL;
-
-        assert_non_null(mkdtemp(tmpl));
-        assert_non_null(d);
-        while ((de = readdir(d)) != NULL) {
-                if (de->d_name[0] == '.')
-                        continue;
-                cleanup_free char *src = em_path_join(from, de->d_name);
-                cleanup_free char *dst = em_path_join(tmpl, de->d_name);
-                cleanup_free char *data = NULL;
-                size_t len = 0;
-                assert_int_equal(em_read_file(src, 1 << 20, &data, &len, &err), 0);
-                assert_int_equal(em_write_file_atomic(dst, data, len, 0644, &err), 0);
-        }
-        return strdup(tmpl);
-}
-
-static void rm_dir(char *dir)
-{
-        em_error_t err = NULL;
-
-        em_rm_rf(dir, &err);
-        em_error_free(&err);
-        free(dir);
-}
-
 /* Validates dir with p and returns the refusal ("" when it passes). */
 static char *verdict(const char *dir, const struct em_ckpt_policy *p)
 {
@@ -225,15 +195,11 @@ static void test_inspect_json(void **state)
         assert_int_equal(json_integer_value(json_object_get(ns, "net")), 2);
         json_decref(j);
         /* the writable layer's size: a file of 5 bytes and a directory */
-        char tmpl[] = "/tmp/em-test-upper.XXXXXX";
-        assert_non_null(mkdtemp(tmpl));
-        cleanup_free char *sub = em_path_join(tmpl, "d");
-        cleanup_free char *file = em_path_join(sub, "f");
-        assert_int_equal(em_mkdir_p(sub, 0755, &err), 0);
-        assert_int_equal(em_write_file_atomic(file, "hello", 5, 0644, &err), 0);
-        assert_int_equal(em_ckpt_upper_size(tmpl, &bytes, &entries, &err), 0);
+        char *tmp = em_test_tmpdir("upper");
+        em_test_put(tmp, "d/f", "hello");
+        assert_int_equal(em_ckpt_upper_size(tmp, &bytes, &entries, &err), 0);
         assert_true(bytes == 5 && entries == 2);
-        rm_dir(strdup(tmpl));
+        em_test_rm(tmp);
 }
 
 static void test_real_userns(void **state)
@@ -287,7 +253,7 @@ static void test_profile_policy(void **state)
 
 static void test_refuse_caps(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct creds_spec s = {0, em_caps_default() | (1ull << 21), 1, 0, 0};
         struct pb core = {0};
         struct em_ckpt_policy p;
@@ -312,12 +278,12 @@ static void test_refuse_caps(void **state)
         write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core2, 1);
         cleanup_free char *v2 = verdict(dir, &p);
         assert_non_null(strstr(v2, "cap_eff has capability bits above 63"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_refuse_ids_nnp_seccomp(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct creds_spec s = {100000, em_caps_default(), 1, 0, 0};
         struct pb core = {0}, core2 = {0}, core3 = {0};
         struct em_ckpt_policy p;
@@ -341,12 +307,12 @@ static void test_refuse_ids_nnp_seccomp(void **state)
         p.seccomp = true;
         cleanup_free char *v3 = verdict(dir, &p);
         assert_non_null(strstr(v3, "core-1.img: thread 1 seccomp_mode is disabled, weaker than"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_refuse_seccomp_chain(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct creds_spec s = {0, em_caps_default(), 1, 2, 1};
         struct pb core = {0}, sc = {0}, f0 = {0}, f1 = {0};
         const uint8_t prog[8] = {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f}; /* ret ALLOW */
@@ -372,7 +338,7 @@ static void test_refuse_seccomp_chain(void **state)
         p.seccomp = true, p.seccomp_prog = want, p.seccomp_len = 8;
         cleanup_free char *v2 = verdict(dir, &p);
         assert_non_null(strstr(v2, "do not include the profile's filter"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void ins(struct pb *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
@@ -388,7 +354,7 @@ static void ins(struct pb *p, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
 /* A filter chain judged by what it does with the calls the profile denies. */
 static void test_seccomp_weaker(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct creds_spec s = {0, em_caps_default(), 1, 2, 0};
         struct pb core = {0}, core18 = {0}, weak = {0}, strong = {0}, f = {0}, sc = {0};
         struct em_ckpt_policy p;
@@ -444,12 +410,12 @@ static void test_seccomp_weaker(void **state)
         write_img(dir, "seccomp.img", EM_CRIU_MAGIC_SECCOMP, &sc3, 1);
         cleanup_free char *v3 = verdict(dir, &p);
         assert_non_null(strstr(v3, "seccomp filters allow init_module (x86_64)"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_refuse_namespaces(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct pb ids = {0}, ids2 = {0};
         struct em_ckpt_policy p;
         /* net ns 2 is the inventory's root (the host's) */
@@ -468,12 +434,12 @@ static void test_refuse_namespaces(void **state)
         cleanup_free char *v2 = verdict(dir, &p);
         assert_string_equal(v2, "ids-18.img: task 18 pid_ns_id differs from the container "
                                 "init's");
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_refuse_mounts_and_files(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct pb m = {0}, f = {0}, reg = {0}, fown = {0}, nsf = {0}, f2 = {0};
         struct em_ckpt_policy p;
         cleanup_free char *orig = NULL;
@@ -514,7 +480,7 @@ static void test_refuse_mounts_and_files(void **state)
         write_img(dir, "files.img", EM_CRIU_MAGIC_FILES, &f2, 1);
         cleanup_free char *v3 = verdict(dir, &p);
         assert_non_null(strstr(v3, "files.img: file 10 is a namespace descriptor"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 /* A listening unix socket at a path, as CRIU records a bound one (the
@@ -538,14 +504,14 @@ static void unix_socket_verdict(const char *dir, const char *name, size_t len, c
 
 static void test_unix_socket_names(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
 
         (void)state;
         unix_socket_verdict(dir, "/run/mysqld/mysqld.sock", 24, "");
         unix_socket_verdict(dir, "/run/mysqld/mysqld.sock", 23, "");
         unix_socket_verdict(dir, "/run/../../etc/x.sock", 22, "leaves its directory");
         unix_socket_verdict(dir, "/run/a.sock\0/b", 15, "unix_sk_entry field 11 is malformed");
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 /* Appends one mount record to the fixture's mountpoints-13.img. */
@@ -568,7 +534,7 @@ static void add_mount(const char *dir, struct pb *m)
  * its --tmpfs mounts are tmpfs at theirs. Nothing else passes for them. */
 static void test_volume_mounts(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct pb vol = {0}, tmp = {0};
         struct em_ckpt_policy p;
         const char *const binds[] = {"/data", NULL}, *const tmpfs[] = {"/scratch", NULL};
@@ -596,12 +562,12 @@ static void test_volume_mounts(void **state)
         p.tmpfs = (const char *const[]){"/data", NULL};
         cleanup_free char *v4 = verdict(dir, &p);
         assert_non_null(strstr(v4, "mount 501 at /data"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_refuse_legacy_images(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct pb r = {0};
         struct em_ckpt_policy p;
 
@@ -611,12 +577,12 @@ static void test_refuse_legacy_images(void **state)
         write_img(dir, "reg-files.img", 0x50363636u, &r, 1);
         cleanup_free char *v = verdict(dir, &p);
         assert_non_null(strstr(v, "reg-files.img: an image of a kind edgemig does not restore"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_malformed(void **state)
 {
-        char *dir = copy_fixture(BUSYBOX);
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
         struct pb bad = {0}, dup = {0}, creds = {0}, th = {0};
         struct em_ckpt_policy p;
 
@@ -650,7 +616,7 @@ static void test_malformed(void **state)
         assert_int_equal(em_write_file_atomic(path, raw, 12, 0644, &err), 0);
         cleanup_free char *v3 = verdict(dir, &p);
         assert_non_null(strstr(v3, "core-18.img: record of 4294967280 bytes"));
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 int main(void)

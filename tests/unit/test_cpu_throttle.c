@@ -10,52 +10,23 @@
 
 #include "container/cpu_throttle.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 
 /* A fake cgroup file system: the files are plain files here. */
-static char fs[64];
+static char *fs;
 
 static int setup(void **state)
 {
         (void)state;
-        strcpy(fs, "/tmp/em-throttle-XXXXXX");
-        return mkdtemp(fs) ? 0 : -1;
+        fs = em_test_tmpdir("throttle");
+        return 0;
 }
 
 static int teardown(void **state)
 {
-        em_error_t err = NULL;
         (void)state;
-        return em_rm_rf(fs, &err);
-}
-
-static void put(const char *rel, const char *text)
-{
-        char path[256];
-        em_error_t err = NULL;
-
-        snprintf(path, sizeof(path), "%s/%s", fs, rel);
-        char *slash = strrchr(path, '/');
-        *slash = '\0';
-        assert_int_equal(em_mkdir_p(path, 0755, &err), 0);
-        *slash = '/';
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(text, f);
-        fclose(f);
-}
-
-static char *get(const char *rel)
-{
-        static char buf[128];
-        char path[256];
-
-        snprintf(path, sizeof(path), "%s/%s", fs, rel);
-        FILE *f = fopen(path, "r");
-        assert_non_null(f);
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        return buf;
+        em_test_rm(fs);
+        return 0;
 }
 
 static void test_v1_quota_and_lift(void **state)
@@ -63,18 +34,18 @@ static void test_v1_quota_and_lift(void **state)
         struct em_cpu_throttle t = {0};
         em_error_t err = NULL;
 
-        put("cpu/edgemig-x-web/cpu.cfs_quota_us", "-1\n");
-        put("cpu/edgemig-x-web/cpu.cfs_period_us", "100000\n");
+        em_test_put(fs, "cpu/edgemig-x-web/cpu.cfs_quota_us", "-1\n");
+        em_test_put(fs, "cpu/edgemig-x-web/cpu.cfs_period_us", "100000\n");
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-x-web", 50, &err), 0);
-        assert_string_equal(get("cpu/edgemig-x-web/cpu.cfs_quota_us"), "50000");
+        assert_string_equal(em_test_get(fs, "cpu/edgemig-x-web/cpu.cfs_quota_us"), "50000");
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-x-web", 25, &err), 0);
-        assert_string_equal(get("cpu/edgemig-x-web/cpu.cfs_quota_us"), "25000");
+        assert_string_equal(em_test_get(fs, "cpu/edgemig-x-web/cpu.cfs_quota_us"), "25000");
         /* The kernel's floor is 1 ms a period. */
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-x-web", 1, &err), 0);
-        assert_string_equal(get("cpu/edgemig-x-web/cpu.cfs_quota_us"), "1000");
+        assert_string_equal(em_test_get(fs, "cpu/edgemig-x-web/cpu.cfs_quota_us"), "1000");
         assert_int_equal(t.pct, 1);
         assert_int_equal(em_cpu_throttle_lift(&t, &err), 0);
-        assert_string_equal(get("cpu/edgemig-x-web/cpu.cfs_quota_us"), "-1");
+        assert_string_equal(em_test_get(fs, "cpu/edgemig-x-web/cpu.cfs_quota_us"), "-1");
         assert_false(t.active);
         assert_int_equal(em_cpu_throttle_lift(&t, &err), 0); /* idempotent */
 }
@@ -86,13 +57,13 @@ static void test_v2_keeps_own_limit(void **state)
         struct em_cpu_throttle t = {0};
         em_error_t err = NULL;
 
-        put("edgemig-y-db/cpu.max", "30000 100000\n");
+        em_test_put(fs, "edgemig-y-db/cpu.max", "30000 100000\n");
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-y-db", 50, &err), 0);
-        assert_string_equal(get("edgemig-y-db/cpu.max"), "30000 100000");
+        assert_string_equal(em_test_get(fs, "edgemig-y-db/cpu.max"), "30000 100000");
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-y-db", 10, &err), 0);
-        assert_string_equal(get("edgemig-y-db/cpu.max"), "10000 100000");
+        assert_string_equal(em_test_get(fs, "edgemig-y-db/cpu.max"), "10000 100000");
         assert_int_equal(em_cpu_throttle_lift(&t, &err), 0);
-        assert_string_equal(get("edgemig-y-db/cpu.max"), "30000 100000");
+        assert_string_equal(em_test_get(fs, "edgemig-y-db/cpu.max"), "30000 100000");
 }
 
 static void test_errors(void **state)
@@ -106,7 +77,7 @@ static void test_errors(void **state)
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/gone", 0, &err), -1);
         em_error_free(&err);
         /* The container went with the migration: lifting is not an error. */
-        put("edgemig-z-c/cpu.max", "max 100000\n");
+        em_test_put(fs, "edgemig-z-c/cpu.max", "max 100000\n");
         assert_int_equal(em_cpu_throttle_set(&t, fs, "/edgemig-z-c", 50, &err), 0);
         char path[256];
         snprintf(path, sizeof(path), "%s/edgemig-z-c", fs);

@@ -62,6 +62,7 @@
 #include "util/fsutil.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "support/fixture.h"
 
 /* A real CRIU 4.2.1 dump of a busybox container in its own user namespace
  * (IDs 100000+65536), as the target's default policy requires. */
@@ -1440,40 +1441,6 @@ static void test_precheck(void **state)
         json_decref(report);
 }
 
-/* A process holding a reservation a quarter over what CRIU's lazy dump
- * could allocate its page list for here (checkpoint/lazy_fit.h), or 0
- * where no such bound applies. */
-static pid_t reserving_child(void)
-{
-        cleanup_free char *mi = NULL, *oc = NULL;
-        em_error_t err = NULL;
-        int p[2];
-        char c;
-
-        ok(em_read_file("/proc/meminfo", 1 << 16, &mi, NULL, &err));
-        ok(em_read_file("/proc/sys/vm/overcommit_memory", 64, &oc, NULL, &err));
-        uint64_t len = em_lazy_alloc_limit(mi, atoi(oc)) / 16 * 4096 / 4 * 5;
-        if (atoi(oc) == 1 || len > (64ULL << 40))
-                return 0;
-        assert_int_equal(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                void *m =
-                    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (m == MAP_FAILED || write(p[1], "r", 1) != 1)
-                        _exit(1);
-                pause();
-                _exit(0);
-        }
-        close(p[1]);
-        assert_int_equal(read(p[0], &c, 1), 1);
-        close(p[0]);
-        return pid;
-}
-
 /* NAME made a pod's infra with member db, both running the workload. */
 static void pod_rows(struct fx *f)
 {
@@ -1514,7 +1481,7 @@ static void test_precheck_pod_no_hybrid_note(void **state)
         struct em_migrate_opts o;
         json_t *report = NULL, *note;
         em_error_t err = NULL;
-        pid_t big = reserving_child();
+        pid_t big = em_test_reserving_child();
         size_t i;
 
         if (big == 0)
@@ -1524,8 +1491,7 @@ static void test_precheck_pod_no_hybrid_note(void **state)
         migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
         int rc = em_precheck_run(&f->scfg, NAME, &o, &report, &err);
         end(f);
-        kill(big, SIGKILL);
-        waitpid(big, NULL, 0);
+        em_test_reap(big);
         ok(set_row(f->sroot, "db", NULL, EM_CSTATE_RUNNING, &err));
         ok(rc);
         assert_true(json_is_true(json_object_get(report, "pod")));

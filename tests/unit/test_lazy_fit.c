@@ -27,6 +27,7 @@
 #include "migrate/source/source.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 
 /* 8 TiB reserved as MariaDB does, a small private file mapping, a shared
  * one and [vsyscall]. */
@@ -64,44 +65,6 @@ static void test_alloc_limit(void **state)
         assert_true(em_lazy_alloc_limit("CommitLimit: 1 kB\nCommitted_AS: 9 kB\n", 2) == 0);
 }
 
-/* This host's limit, or 0 where none applies (overcommit 1). */
-static uint64_t host_limit(void)
-{
-        cleanup_free char *mi = NULL, *oc = NULL;
-
-        assert_int_equal(em_read_file("/proc/meminfo", 1 << 16, &mi, NULL, NULL), 0);
-        assert_int_equal(em_read_file("/proc/sys/vm/overcommit_memory", 64, &oc, NULL, NULL), 0);
-        return atoi(oc) == 1 ? 0 : em_lazy_alloc_limit(mi, atoi(oc));
-}
-
-/* A child holding a reservation a quarter over what CRIU's page list may
- * take here (16 bytes a page), or 0 where that cannot be. */
-static pid_t reserving_child(void)
-{
-        uint64_t limit = host_limit(), len = limit / 16 * 4096 / 4 * 5;
-        int p[2];
-        char c;
-
-        if (limit == 0 || len > (64ULL << 40))
-                return 0;
-        assert_int_equal(pipe(p), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion leaves no child */
-                void *m =
-                    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (m == MAP_FAILED || write(p[1], "r", 1) != 1)
-                        _exit(1);
-                pause();
-                _exit(0);
-        }
-        close(p[1]);
-        assert_int_equal(read(p[0], &c, 1), 1);
-        close(p[0]);
-        return pid;
-}
-
 /* A small process: not this one, whose sanitizer shadow (SAN=1) is a
  * reservation of many TiB itself. */
 static pid_t small_child(void)
@@ -118,27 +81,21 @@ static pid_t small_child(void)
         return pid;
 }
 
-static void reap(pid_t pid)
-{
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-}
-
 static void test_refuse(void **state)
 {
         cleanup_error em_error_t err = NULL;
-        pid_t small = small_child(), child = reserving_child();
+        pid_t small = small_child(), child = em_test_reserving_child();
 
         (void)state;
         assert_int_equal(em_lazy_dump_refuse(&small, 1, "c1", &err), 0);
-        reap(small);
+        em_test_reap(small);
         if (child == 0)
                 skip();
         assert_int_equal(em_lazy_dump_refuse(&child, 1, "c1", &err), -1);
         assert_int_equal(em_error_status(err), EOPNOTSUPP);
         assert_non_null(strstr(em_error_msg(err), "--mode precopy"));
         assert_non_null(strstr(em_error_msg(err), "c1: CRIU's lazy dump"));
-        reap(child);
+        em_test_reap(child);
 }
 
 /* auto would hand off lazily (pre-copy stopped on its budget): for a
@@ -147,7 +104,7 @@ static void test_auto_falls_back(void **state)
 {
         struct em_migrate_opts o;
         struct source s = {0};
-        pid_t small = small_child(), child = reserving_child();
+        pid_t small = small_child(), child = em_test_reserving_child();
 
         (void)state;
         em_migrate_opts_init(&o);
@@ -160,7 +117,7 @@ static void test_auto_falls_back(void **state)
         s.npids = 1;
         assert_true(em_source_lazy_wanted(&s));
         assert_null(json_object_get(em_report_json(s.report), "lazy_refused"));
-        reap(small);
+        em_test_reap(small);
         if (child == 0) {
                 em_report_free(&s.report);
                 skip();
@@ -173,7 +130,7 @@ static void test_auto_falls_back(void **state)
         /* What the operator asked for is refused at the start instead. */
         o.mode = EM_MIGRATE_POSTCOPY;
         assert_true(em_source_lazy_wanted(&s));
-        reap(child);
+        em_test_reap(child);
         em_report_free(&s.report);
 }
 

@@ -18,39 +18,9 @@
 #include "checkpoint/pod_img.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 
 #define USERNS "tests/unit/data/criu-4.2.1-userns"
-
-static char *copy_fixture(const char *from)
-{
-        char tmpl[] = "/tmp/em-test-podimg.XXXXXX";
-        cleanup_dir DIR *d = opendir(from);
-        struct dirent *de;
-        em_error_t err = NULL;
-
-        assert_non_null(mkdtemp(tmpl));
-        assert_non_null(d);
-        while ((de = readdir(d)) != NULL) {
-                if (de->d_name[0] == '.')
-                        continue;
-                cleanup_free char *src = em_path_join(from, de->d_name);
-                cleanup_free char *dst = em_path_join(tmpl, de->d_name);
-                cleanup_free char *data = NULL;
-                size_t len = 0;
-                assert_int_equal(em_read_file(src, 1 << 20, &data, &len, &err), 0);
-                assert_int_equal(em_write_file_atomic(dst, data, len, 0644, &err), 0);
-        }
-        return strdup(tmpl);
-}
-
-static void rm_dir(char *dir)
-{
-        em_error_t err = NULL;
-
-        em_rm_rf(dir, &err);
-        em_error_free(&err);
-        free(dir);
-}
 
 /* The first record of dir/name, decoded as ids (inventory: its root_ids). */
 static void load_ids(const char *dir, const char *name, uint32_t magic, struct em_ck_ids *ids,
@@ -74,7 +44,7 @@ static void load_ids(const char *dir, const char *name, uint32_t magic, struct e
 
 static void test_join_real(void **state)
 {
-        char *dir = copy_fixture(USERNS);
+        char *dir = em_test_copy_dir(USERNS, "podimg");
         struct em_ck_ids task, before, after;
         struct em_ck_inventory inv0, inv1;
         em_error_t err = NULL;
@@ -99,12 +69,12 @@ static void test_join_real(void **state)
         assert_int_equal(after.seen, before.seen);
         assert_int_equal(inv1.img_version, inv0.img_version);
         assert_int_equal(inv1.ns_per_id, inv0.ns_per_id);
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 static void test_join_twice_same_bytes(void **state)
 {
-        char *dir = copy_fixture(USERNS);
+        char *dir = em_test_copy_dir(USERNS, "podimg");
         cleanup_free char *path = em_path_join(dir, "inventory.img");
         cleanup_free char *one = NULL, *two = NULL;
         size_t n1 = 0, n2 = 0;
@@ -117,7 +87,7 @@ static void test_join_twice_same_bytes(void **state)
         assert_int_equal(em_read_file(path, 1 << 20, &two, &n2, &err), 0);
         assert_int_equal(n1, n2);
         assert_memory_equal(one, two, n1);
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 /* An inventory entry of img_version 2 and, if ids_len, a root_ids. */
@@ -163,7 +133,7 @@ static void test_refusals(void **state)
 
 static void test_missing_images(void **state)
 {
-        char *dir = copy_fixture(USERNS);
+        char *dir = em_test_copy_dir(USERNS, "podimg");
         cleanup_free char *ids = em_path_join(dir, "ids-1.img");
         em_error_t err = NULL;
         (void)state;
@@ -172,7 +142,7 @@ static void test_missing_images(void **state)
         assert_int_equal(em_pod_img_join_ns(dir, &err), -1);
         assert_non_null(strstr(em_error_msg(err), "ids-1.img"));
         em_error_free(&err);
-        rm_dir(dir);
+        em_test_rm(dir);
 }
 
 int main(void)

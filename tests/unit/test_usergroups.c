@@ -15,52 +15,41 @@
 #include "container/usergroups.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 #include "util/json.h"
 
-static char rootfs[64];
-
-static void write_file(const char *rel, const char *text)
-{
-        char path[256];
-        em_error_t err = NULL;
-
-        snprintf(path, sizeof(path), "%s%s", rootfs, rel);
-        assert_int_equal(em_write_file_atomic(path, text, strlen(text), 0644, &err), 0);
-}
+static char *rootfs;
 
 static int setup(void **state)
 {
-        char etc[128];
-        em_error_t err = NULL;
-
-        strcpy(rootfs, "/tmp/test_usergroups.XXXXXX");
-        assert_non_null(mkdtemp(rootfs));
-        snprintf(etc, sizeof(etc), "%s/etc", rootfs);
-        assert_int_equal(em_mkdir_p(etc, 0755, &err), 0);
-        write_file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
-                                  "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
-                                  "redis:x:101:103::/var/lib/redis:/usr/sbin/nologin\n"
-                                  "broken\n");
+        (void)state;
+        rootfs = em_test_tmpdir("usergroups");
+        em_test_put(rootfs, "etc/passwd",
+                    "root:x:0:0:root:/root:/bin/sh\n"
+                    "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+                    "redis:x:101:103::/var/lib/redis:/usr/sbin/nologin\n"
+                    "broken\n");
         /* ssl-cert and video list redis; redisx is another user; redis's own
          * group lists redis too (the primary gid is not repeated); a line
          * with a non-numeric gid is ignored; adm is listed twice. */
-        write_file("/etc/group", "root:x:0:\n"
-                                 "adm:x:4:redis\n"
-                                 "www-data:x:33:\n"
-                                 "video:x:44:www-data,redis\n"
-                                 "ssl-cert:x:108:redis\n"
-                                 "other:x:109:redisx,xredis\n"
-                                 "redis:x:103:redis\n"
-                                 "bad:x:abc:redis\n"
-                                 "adm2:x:4:redis\n"
-                                 "short:x\n");
+        em_test_put(rootfs, "etc/group",
+                    "root:x:0:\n"
+                    "adm:x:4:redis\n"
+                    "www-data:x:33:\n"
+                    "video:x:44:www-data,redis\n"
+                    "ssl-cert:x:108:redis\n"
+                    "other:x:109:redisx,xredis\n"
+                    "redis:x:103:redis\n"
+                    "bad:x:abc:redis\n"
+                    "adm2:x:4:redis\n"
+                    "short:x\n");
         return 0;
 }
 
 static int teardown(void **state)
 {
-        em_error_t err = NULL;
-        em_rm_rf(rootfs, &err);
+        (void)state;
+        em_test_rm(rootfs);
         return 0;
 }
 
@@ -140,7 +129,7 @@ static void test_symlink_stays_in_rootfs(void **state)
         assert_int_equal(unlink(p), 0);
         assert_int_equal(symlink(host, p), 0);
         assert_int_equal(lookup("redis", 103, g), 0);
-        write_file("/g2", "ssl-cert:x:108:redis\n");
+        em_test_put(rootfs, "g2", "ssl-cert:x:108:redis\n");
         assert_int_equal(unlink(p), 0);
         assert_int_equal(symlink("/g2", p), 0);
         assert_int_equal(lookup("redis", 103, g), 1);
@@ -158,7 +147,7 @@ static void test_too_many_groups(void **state)
 
         for (int i = 0; i <= EM_USERGROUPS_MAX; i++)
                 o += (size_t)snprintf(text + o, cap - o, "g%d:x:%d:redis\n", i, 1000 + i);
-        write_file("/etc/group", text);
+        em_test_put(rootfs, "etc/group", text);
         assert_int_equal(em_usergroups_lookup(rootfs, "redis", 103, g, &n, &err), -1);
         assert_int_equal(em_error_status(err), E2BIG);
 }
