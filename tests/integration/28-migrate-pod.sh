@@ -5,14 +5,17 @@
 # client (edgemig-probe, one connection, a write and a read every 10 ms)
 # and an HTTP client of the sidecar run throughout. First a prepare to a
 # host 2 that lacks redis's image: the image and the pod's memory (its
-# page caches) land there, nothing else stays, the pod runs on, and the
+# page caches and the copies of the writable layers, where the sidecar
+# wrote 4 MiB) land there, nothing else stays, the pod runs on, and the
 # next migration's first round sends little. Then a target that
 # fails after the first member came back (fault pod.after-member-restore-1
 # in host 2's edgemigd), and a link cut after the freeze, before FINAL: the
 # pod runs on host 1 only, intact, and host 2 keeps no container, network
 # namespace, mount or staging of it. Then the
 # pod moves host 1 -> 2 -> 1 with pre-copy rounds (after the freeze the
-# images' pages go mostly as references): neither client sees an error, a key written
+# images' pages go mostly as references, and of the writable layers
+# only what changed since the last round): neither client sees an
+# error, the sidecar's 4 MiB file is intact, a key written
 # before each hop is there after it, the counter never goes back, the
 # sidecar's connection to redis survives, its log goes with it, and the
 # pod never runs on two hosts at once.
@@ -88,6 +91,11 @@ leftovers() { # I: what host I holds of the pod besides nothing
 }
 
 # --- prepare: the image host 2 lacks and the memory go ahead; the pod runs on -------
+# The sidecar's writable layer gets 4 MiB that do not compress: the
+# prepare's rounds send them ahead, and after it only what changed
+# crosses, none of it after the freeze (docs/pods.md).
+h 1 exec side sh -c 'head -c 4194304 /dev/urandom >/blob' || fail "writing the sidecar's layer"
+BLOB=$(h 1 exec side md5sum /blob | cut -d' ' -f1) || fail "md5sum in the sidecar"
 h 2 image rm "$REGISTRY/edgemig/redis:latest" >/dev/null && h 2 image prune >/dev/null ||
 	fail "removing redis from host 2"
 h 1 prepare web --to "$(haddr 2):$MIG_PORT" >"$MIG_LOGS/prep.txt" 2>"$MIG_LOGS/err" ||
@@ -98,13 +106,15 @@ python3 - "$MIG_LOGS/prep.json" <<'PY' || fail "prepare report: $(cat "$MIG_LOGS
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["ok"] and r["pod"] and r["mode"] == "prepare" and r["layers_sent"] >= 1 and r["rounds"], r
-print("pod prepare: %d blob(s), %d bytes on the wire, %d in %d round(s)" %
-      (r["layers_sent"], r["bytes_wire"], sum(x["bytes_wire"] for x in r["rounds"]), len(r["rounds"])),
-      file=sys.stderr)
+assert sum(r["upper_bytes"]["rounds"]) >= 4 << 20, r["upper_bytes"]
+print("pod prepare: %d blob(s), %d bytes on the wire, %d in %d round(s), writable layers %s" %
+      (r["layers_sent"], r["bytes_wire"], sum(x["bytes_wire"] for x in r["rounds"]), len(r["rounds"]),
+       r["upper_bytes"]["rounds"]), file=sys.stderr)
 PY
 h 2 image ls --json | grep -q 'edgemig/redis' || fail "host 2 lacks redis after the prepare: $(h 2 image ls)"
 [ -z "$(leftovers 2)" ] || fail "host 2 kept parts of the pod after the prepare: $(leftovers 2)"
 [ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the prepare: $(states 1)"
+h 1 exec side sh -c 'echo after-prepare >/after' || fail "writing the sidecar's layer after the prepare"
 # The pre-check of the whole pod: it can go, with an estimate for the link,
 # here shaped to 20 Mbit/s so that the memory's time on it shows.
 testbed shape 1 20 >/dev/null
@@ -119,8 +129,9 @@ e, bw, rtt = r["estimate"], r["link"]["bandwidth_bps"], r["link"]["rtt_ms"]
 assert e["memory_bytes"] > 0 and e["transfer_bytes"] >= e["memory_bytes"] * e["memory_ratio"], e
 mem_ms = e["memory_bytes"] * e["memory_ratio"] * 8000 / bw
 between = e["handoff_ms"] - e["downtime_ms"]  # what crosses before the freeze, and a round trip
-if sys.argv[2] == "precopy":  # the memory crosses while the pod runs
+if sys.argv[2] == "precopy":  # the memory and the writable layers cross while the pod runs
     assert mem_ms > 20 and between >= rtt + mem_ms - 2, (mem_ms, r)
+    assert e["downtime_ms"] < 2 * rtt + e["upper_bytes"] * 8000 / bw, r
 else:  # stop-and-copy: while it is frozen
     assert between <= rtt + e["layers_bytes"] * 8000 / bw + 2, (mem_ms, r)
 PY
@@ -146,8 +157,11 @@ import json, sys
 prep, hop = (json.load(open(f)) for f in sys.argv[1:])
 sent = sum(x["bytes_wire"] for x in prep["rounds"])
 assert hop["rounds"] and hop["rounds"][0]["bytes_wire"] * 4 < sent, (sent, hop["rounds"])
-print("pod hop after the prepare: round 1 %d bytes on the wire (the prepare's rounds: %d)" %
-      (hop["rounds"][0]["bytes_wire"], sent), file=sys.stderr)
+# The writable layers: only what changed since the prepare.
+assert sum(hop["upper_bytes"]["rounds"]) < 1 << 20, hop["upper_bytes"]
+print("pod hop after the prepare: round 1 %d bytes on the wire (the prepare's rounds: %d), "
+      "writable layers %s" % (hop["rounds"][0]["bytes_wire"], sent, hop["upper_bytes"]["rounds"]),
+      file=sys.stderr)
 PY
 	fail "the first round after the prepare"
 grep -q 'pod.after-member-restore-1' "$MIG_LOGS/mig-1-2.err" ||
@@ -186,13 +200,21 @@ assert r.get("auto_converge") == ("not applied: pod" if sys.argv[2] else None), 
 final = [p for p in r["phases"] if p["name"] == "final"][0]
 pre = sum(x["bytes_wire"] for x in r["rounds"])
 assert r["rounds"] and r["final_pages_known"] > 2 * r["final_pages_sent"], r
-print("pod hop: handoff %d ms, downtime %d ms, %d bytes on the wire, %d in %d round(s), %d final" %
-      (r["handoff_ms"], r["downtime_ms"], r["bytes_wire"], pre, len(r["rounds"]), final["bytes_wire"]),
-      file=sys.stderr)
+# The writable layers crossed in the rounds too: after the freeze only
+# what changed since the last (not the sidecar's 4 MiB).
+ub = r["upper_bytes"]
+assert final["bytes_wire"] < 1 << 20 and ub["final"] < 256 << 10, (final, ub)
+print("pod hop: handoff %d ms, downtime %d ms, %d bytes on the wire, %d in %d round(s), %d final; "
+      "writable layers %s in the rounds, %d final" %
+      (r["handoff_ms"], r["downtime_ms"], r["bytes_wire"], pre, len(r["rounds"]), final["bytes_wire"],
+       ub["rounds"], ub["final"]), file=sys.stderr)
 PY
 	[ "$(states "$2")" = "db=running side=running web=running" ] || fail "host $2 after $1 -> $2: $(states "$2")"
 	[ -z "$(leftovers "$1")" ] || fail "host $1 kept parts of the pod: $(leftovers "$1")"
 	[ "$(redis GET "before-$1-$2")" = '$3' ] || fail "the key written before $1 -> $2 is gone"
+	[ "$(h "$2" exec side md5sum /blob | cut -d' ' -f1)" = "$BLOB" ] ||
+		fail "the sidecar's /blob differs on host $2"
+	[ "$(h "$2" exec side cat /after)" = after-prepare ] || fail "the sidecar's /after on host $2"
 	wait_for 10 answers || fail "the sidecar does not answer after $1 -> $2"
 	h "$2" logs side | grep -q sidecar-started-on-1 ||
 		fail "the sidecar's log did not move to host $2: $(h "$2" logs side | tail -3)"

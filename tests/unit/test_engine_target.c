@@ -264,14 +264,27 @@ static int fake_prewarm(const struct em_config *cfg, const char *name, const jso
 }
 
 /* The stand-in for em_pod_restore: checks the staged pod and leaves a
- * mark. */
+ * mark, and restored-pod-db.upper with db's upper/keep.txt and data.txt
+ * one after the other, if staged. */
 static int fake_restore_pod(const struct em_config *cfg, const char *dir, em_error_t *err)
 {
-        char path[256];
+        char path[256], text[64] = "";
 
         snprintf(path, sizeof(path), "%s/pod.json", dir);
         if (!em_path_exists(path))
                 return em_error_set(err, ENOENT, "no pod.json in %s", dir);
+        for (size_t i = 0; i < 2; i++) {
+                char *data = NULL;
+                size_t len = 0;
+                snprintf(path, sizeof(path), "%s/db/upper/%s", dir, i ? "data.txt" : "keep.txt");
+                if (em_read_file(path, 16, &data, &len, err) == 0)
+                        strncat(text, data, sizeof(text) - strlen(text) - 1);
+                em_error_free(err);
+                free(data);
+        }
+        snprintf(path, sizeof(path), "%s/restored-pod-db.upper", cfg->root);
+        if (*text && em_write_file_atomic(path, text, strlen(text), 0600, err) < 0)
+                return -1;
         snprintf(path, sizeof(path), "%s/restored-pod", cfg->root);
         return em_write_file_atomic(path, dir, strlen(dir), 0600, err);
 }
@@ -1119,8 +1132,8 @@ static json_t *member_spec(json_t *p)
 }
 
 /* Plan p (taken) sent; prepare: it asks for a prepare; layers: the
- * layers' round too. */
-static void pod_begin_plan(struct fx *f, json_t *p, bool prepare, bool layers)
+ * layers' round too. The plan's answer into *ackp, if not NULL. */
+static void pod_begin_ack(struct fx *f, json_t *p, bool prepare, bool layers, json_t **ackp)
 {
         json_t *ack = NULL;
         em_error_t err = NULL;
@@ -1133,10 +1146,26 @@ static void pod_begin_plan(struct fx *f, json_t *p, bool prepare, bool layers)
         ok(em_proto_recv_json(f->src, EM_FRAME_LAYERS_HAVE, &ack, &err));
         assert_int_equal(json_array_size(json_object_get(ack, "missing")), 0);
         assert_null(json_object_get(ack, "hashes_from"));
+        if (ackp != NULL)
+                *ackp = json_incref(ack);
         json_decref(ack);
         json_decref(p);
         if (layers)
                 round_trip(f, "{\"layers_done\":true}");
+}
+
+static void pod_begin_plan(struct fx *f, json_t *p, bool prepare, bool layers)
+{
+        pod_begin_ack(f, p, prepare, layers, NULL);
+}
+
+/* A pre-copy's plan: the writable layers as diffs ("uppers"). */
+static json_t *pod_plan_uppers(struct fx *f)
+{
+        json_t *p = pod_plan(f);
+
+        json_object_set_new(p, "uppers", json_true());
+        return p;
 }
 
 static void pod_begin(struct fx *f, bool prepare, bool layers)
@@ -1241,6 +1270,13 @@ static void test_pod_hostile_frames(void **state)
         assert_rolled_back(f);
 
         pod_start(f); /* a writable-layer frame: those travel in the tar */
+        ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
+        expect_abort(f, "FILE_DELETE before FILE_ROOT names a volume");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+
+        pod_start(f); /* a member's writable layer without the plan's "uppers" */
+        pod_select(f, "db");
         ok(em_conn_send_str(f->src, EM_FRAME_FILE_DELETE, "{\"paths\":[\"x\"]}", &err));
         expect_abort(f, "FILE_DELETE before FILE_ROOT names a volume");
         assert_int_equal(wait_target(f), 1);
@@ -1377,6 +1413,19 @@ static void send_pod_dump_tar(struct fx *f, char digest[EM_DIGEST_STR_LEN + 1])
         unlink(tar);
 }
 
+/* After a pod restored by fake_restore_pod: its mark and rows go. */
+static void forget_pod(struct fx *f)
+{
+        char path[256];
+        em_error_t err = NULL;
+
+        snprintf(path, sizeof(path), "%s/restored-pod", f->root);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/containers/db", f->root);
+        em_rm_rf(path, &err);
+        forget_container(f);
+}
+
 /* A prepare fills db's page cache; the stop-and-copy migration after it
  * (no page hashes asked, nothing synced) restores the pod, and once
  * RESTORE_OK went back every container's cache is gone, as after a
@@ -1384,10 +1433,9 @@ static void send_pod_dump_tar(struct fx *f, char digest[EM_DIGEST_STR_LEN + 1])
 static void test_pod_restore_drops_prepared_caches(void **state)
 {
         struct fx *f = *state;
-        char digest[EM_DIGEST_STR_LEN + 1], path[256];
+        char digest[EM_DIGEST_STR_LEN + 1];
         char *db = em_session_cache_dir(&f->cfg, "db", NULL);
         char *web = em_session_cache_dir(&f->cfg, NAME, NULL);
-        em_error_t err = NULL;
 
         pod_begin(f, true, true);
         pod_select(f, "db");
@@ -1410,11 +1458,7 @@ static void test_pod_restore_drops_prepared_caches(void **state)
         assert_false(em_path_exists(web)); /* the infra's, its volumes' copies in it */
         free(db);
         free(web);
-        snprintf(path, sizeof(path), "%s/restored-pod", f->root);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/containers/db", f->root);
-        em_rm_rf(path, &err);
-        forget_container(f);
+        forget_pod(f);
 }
 
 /* What a prepare refuses, and DONE where no prepare was asked for. */
@@ -1452,16 +1496,25 @@ static void test_pod_prepare_hostile(void **state)
 
 /* A pre-copied pod's images: db's core-1.img and web's core-8.img sent
  * as its image files, each after its FILE_ROOT; the tar with entry
- * path; FINAL naming them, db's with digest bad if asked. */
-static void pod_precopied_final(struct fx *f, const char *path, bool bad)
+ * path; FINAL naming them, db's with digest bad if asked. The session
+ * starts with a plan asking for "uppers" if asked. */
+static void pod_images_final(struct fx *f, const char *path, bool bad);
+static void pod_precopied_final(struct fx *f, const char *path, bool bad, bool uppers)
+{
+        pod_begin_plan(f, uppers ? pod_plan_uppers(f) : pod_plan(f), false, true);
+        pod_select(f, "db");
+        precopy(f);
+        pod_images_final(f, path, bad);
+}
+
+/* After db's FILE_ROOT: its image core-1.img, NAME's core-8.img, the tar
+ * with entry path and FINAL (pod_precopied_final). */
+static void pod_images_final(struct fx *f, const char *path, bool bad)
 {
         char d1[EM_DIGEST_STR_LEN + 1], d8[EM_DIGEST_STR_LEN + 1], tar[EM_DIGEST_STR_LEN + 1];
         uint64_t raw = 0;
         em_error_t err = NULL;
 
-        pod_start(f);
-        pod_select(f, "db");
-        precopy(f);
         ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, DUMP "/core-1.img", "core-1.img", 0,
                               &raw, &err));
         pod_select(f, NAME);
@@ -1475,6 +1528,16 @@ static void pod_precopied_final(struct fx *f, const char *path, bool bad)
                       "core-1.img", bad ? d8 : d1, NAME, "core-8.img", d8);
         ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
         json_decref(final);
+}
+
+/* pod_precopied_final's session refused with want; nothing of it stays. */
+static void precopied_refused(struct fx *f, const char *path, bool bad, bool uppers,
+                              const char *want)
+{
+        pod_precopied_final(f, path, bad, uppers);
+        expect_abort(f, want);
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
 }
 
 /* A pre-copied pod (pod_source.h): pages and image files per container
@@ -1496,16 +1559,18 @@ static void test_pod_precopy_hostile(void **state)
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
 
-        pod_precopied_final(f, "db/upper/x", true); /* db's digest is not its file's */
-        expect_abort(f, "the images of db are not those the source lists");
-        assert_int_equal(wait_target(f), 1);
-        assert_rolled_back(f);
-
-        pod_precopied_final(f, "db/criu/core-1.img", false); /* and in the tar */
-        expect_abort(f, "the tar must not carry them too");
-        assert_int_equal(wait_target(f), 1);
-        assert_rolled_back(f);
+        /* db's digest is not its file's */
+        precopied_refused(f, "db/log", true, true,
+                          "the images of db are not those the source lists");
+        /* the images in the tar too */
+        precopied_refused(f, "db/criu/core-1.img", false, true,
+                          "installing db/criu (the tar must not carry it too)");
         assert_false(root_has(f, "containers/", "db"));
+        /* the writable layer in the tar too */
+        precopied_refused(f, "db/upper/x", false, true,
+                          "installing db/upper (the tar must not carry it too)");
+        /* the writable layers not as diffs */
+        precopied_refused(f, "db/log", false, false, "writable layers travel as diffs");
 
         em_error_t err = NULL;
         pod_begin(f, true, true); /* a prepare sends memory, not images */
@@ -1515,6 +1580,116 @@ static void test_pod_precopy_hostile(void **state)
         expect_abort(f, "an image file after the tar or in a prepare");
         assert_int_equal(wait_target(f), 1);
         assert_rolled_back(f);
+}
+
+/* The dump's files as one container's images (after its FILE_ROOT) into
+ * criu[name]. */
+static void send_dump_files(struct fx *f, const char *name, json_t *criu)
+{
+        json_t *files = json_object();
+        em_error_t err = NULL;
+
+        for (size_t i = 0; i < sizeof(dump_files) / sizeof(dump_files[0]); i++) {
+                char path[256], digest[EM_DIGEST_STR_LEN + 1];
+                snprintf(path, sizeof(path), "%s/%s", DUMP, dump_files[i]);
+                ok(em_sha256_file(path, digest, NULL, &err));
+                json_object_set_new(files, dump_files[i], json_string(digest));
+                ok(em_proto_send_file(f->src, EM_FRAME_IMAGE_FILE, path, dump_files[i], 0,
+                                      &(uint64_t){0}, &err));
+        }
+        json_object_set_new(criu, name, files);
+}
+
+/* After db's FILE_ROOT: the dump as db's images and NAME's, a tar of
+ * db's log and FINAL. */
+static void pod_dump_final(struct fx *f)
+{
+        char tar[EM_DIGEST_STR_LEN + 1];
+        json_t *criu = json_object();
+        em_error_t err = NULL;
+
+        send_dump_files(f, "db", criu);
+        pod_select(f, NAME);
+        send_dump_files(f, NAME, criu);
+        send_pod_tar(f, "db/log", tar);
+        json_t *final = json_pack("{s:{s:s}, s:o}", "files", "pod.tar", tar, "criu", criu);
+        ok(em_proto_send_json(f->src, EM_FRAME_FINAL, final, &err));
+        json_decref(final);
+}
+
+/* Sends what changed in dir since us's last send (its first: against
+ * the copy that the plan's answer ack reports for db); *files of them. */
+static void send_db_upper(struct fx *f, struct em_upper_state *us, const json_t *ack,
+                          const char *dir, uint64_t *files)
+{
+        struct em_sync_stats st = {0};
+        em_error_t err = NULL;
+
+        if (ack != NULL)
+                ok(em_upper_state_set_json(
+                    us, json_object_get(json_object_get(ack, "uppers"), "db"), &err));
+        pod_select(f, "db");
+        ok(em_upper_send_tree(f->src, us, dir, ack == NULL, 0, &st, &err));
+        *files = st.files_sent;
+}
+
+/* A pod's writable layers as diffs (the plan's "uppers"): a prepare's
+ * round sends db's into its copy on the target, which the migration
+ * after it hears of with the plan's answer: of two files only the one
+ * changed since crosses, and the restore gets the copy as db's upper/
+ * (then dropped with the page cache). */
+static void test_pod_upper_precopy(void **state)
+{
+        struct fx *f = *state;
+        struct em_upper_state *us = NULL;
+        char dir[128], path[256], *got = NULL;
+        uint64_t files = 0;
+        size_t n = 0;
+        json_t *ack = NULL;
+        em_error_t err = NULL;
+
+        snprintf(dir, sizeof(dir), "%s/db-upper", f->dir);
+        snprintf(path, sizeof(path), "%s/keep.txt", dir);
+        ok(em_mkdir_p(dir, 0755, &err));
+        ok(em_write_file_atomic(path, "kept\n", 5, 0644, &err));
+        snprintf(path, sizeof(path), "%s/data.txt", dir);
+        ok(em_write_file_atomic(path, "v1\n", 3, 0644, &err));
+
+        pod_begin_ack(f, pod_plan_uppers(f), true, true, &ack);
+        assert_non_null(json_object_get(json_object_get(ack, "uppers"), NAME));
+        ok(em_upper_state_new(&us, &err));
+        send_db_upper(f, us, ack, dir, &files);
+        assert_int_equal(files, 2);
+        round_trip(f, "{\"round\":1}");
+        send_done(f);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        em_upper_state_free(&us);
+        json_decref(ack);
+
+        ok(em_write_file_atomic(path, "v2\n", 3, 0644, &err));
+        pod_begin_ack(f, pod_plan_uppers(f), false, true, &ack);
+        ok(em_upper_state_new(&us, &err));
+        send_db_upper(f, us, ack, dir, &files);
+        assert_int_equal(files, 1); /* data.txt; keep.txt is there */
+        pod_dump_final(f);
+        expect_frame(f, EM_FRAME_RESTORE_OK);
+        snprintf(path, sizeof(path), "%s/restored-pod-db.upper", f->root);
+        ok(em_read_file(path, 64, &got, &n, &err));
+        assert_int_equal(n, 8);
+        assert_memory_equal(got, "kept\nv2\n", 8);
+        free(got);
+        send_done(f);
+        expect_frame(f, EM_FRAME_DONE);
+        assert_int_equal(wait_target(f), 0);
+        em_upper_state_free(&us);
+        json_decref(ack);
+        char *cache = em_session_cache_dir(&f->cfg, "db", NULL);
+        assert_false(em_path_exists(cache));
+        free(cache);
+        unlink(path);
+        em_rm_rf(dir, &err);
+        forget_pod(f);
 }
 
 /* The pre-check of a pod (HELLO mode check, a pod session's plan): its
@@ -1681,6 +1856,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_prepare_hostile, test_teardown),
             cmocka_unit_test_teardown(test_pod_restore_drops_prepared_caches, test_teardown),
             cmocka_unit_test_teardown(test_pod_precopy_hostile, test_teardown),
+            cmocka_unit_test_teardown(test_pod_upper_precopy, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_released_after_crash, test_teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

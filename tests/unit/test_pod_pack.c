@@ -101,6 +101,34 @@ static void round_trip(void **state)
         rm_dir(dst);
 }
 
+/* A pre-copied pod's tar (trees false) carries only the logs: its images
+ * and writable layers cross as deltas before it. */
+static void logs_only(void **state)
+{
+        cleanup_free char *src = tmpdir(), *dst = tmpdir();
+        cleanup_free char *tar = em_path_join(src, "pod.tar");
+        em_error_t err = NULL;
+
+        (void)state;
+        put(src, "db/criu/inventory.img", "inv");
+        put(src, "db/upper/data/dump.rdb", "REDIS");
+        put(src, "db/log", "db line\n");
+        put(src, "web/criu/core-1.img", "core");
+        put(src, "web/upper/.keep", "");
+        assert_int_equal(em_pod_pack(src, names, false, tar, &err), 0);
+        cleanup_close int fd = open(tar, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(em_pod_unpack(fd, dst, names, &err), 0);
+        cleanup_free char *log = get(dst, "db/log");
+        assert_string_equal(log, "db line\n");
+        cleanup_free char *upper = em_path_join(dst, "db/upper");
+        cleanup_free char *criu = em_path_join(dst, "web/criu");
+        assert_false(em_path_exists(upper));
+        assert_false(em_path_exists(criu));
+        rm_dir(src);
+        rm_dir(dst);
+}
+
 /* One crafted entry (and what comes before it) into a tar file. */
 struct fake {
         const char *path;
@@ -243,7 +271,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(round_trip),    cmocka_unit_test(hostile_paths),
             cmocka_unit_test(hostile_types), cmocka_unit_test(hostile_symlink),
-            cmocka_unit_test(whiteout_ok),
+            cmocka_unit_test(whiteout_ok),   cmocka_unit_test(logs_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

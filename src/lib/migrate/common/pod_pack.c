@@ -82,7 +82,7 @@ static int pack_tree(struct archive *w, const char *dir, const char *rel, em_err
         return 0;
 }
 
-int em_pod_pack(const char *dir, char *const *names, bool criu, const char *out, em_error_t *err)
+int em_pod_pack(const char *dir, char *const *names, bool trees, const char *out, em_error_t *err)
 {
         cleanup_archive struct archive *w = archive_write_new();
         static const char *const parts[] = {"criu", "upper", EM_POD_PACK_LOG};
@@ -94,7 +94,7 @@ int em_pod_pack(const char *dir, char *const *names, bool criu, const char *out,
             archive_write_open_filename(w, out) != ARCHIVE_OK)
                 return archive_fail(w, out, err);
         for (size_t i = 0; names[i] != NULL; i++) {
-                for (size_t k = criu ? 0 : 1; k < 3; k++) {
+                for (size_t k = trees ? 0 : 2; k < 3; k++) {
                         snprintf(rel, sizeof(rel), "%s/%s", names[i], parts[k]);
                         cleanup_free char *full = em_path_join(dir, rel);
                         if (k == 2 && full != NULL && !em_path_exists(full))

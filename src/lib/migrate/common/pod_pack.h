@@ -33,11 +33,12 @@
 #define EM_POD_PACK_MAX_PATH    4096
 #define EM_POD_PACK_LOG         "log"
 
-/* Writes the tar of dir/<name>/criu (unless !criu: a pre-copied pod's
- * images travel as page deltas, pod_source.h) and dir/<name>/upper for
- * each of the NULL-terminated names into out (created, mode 0600).
- * Sockets are left out (CRIU restores none from a file system). */
-int em_pod_pack(const char *dir, char *const *names, bool criu, const char *out, em_error_t *err);
+/* Writes the tar of dir/<name>/criu and dir/<name>/upper (unless !trees:
+ * a pre-copied pod's images travel as page deltas and its writable
+ * layers as manifest diffs, pod_source.h) and dir/<name>/log for each of
+ * the NULL-terminated names into out (created, mode 0600). Sockets are
+ * left out (CRIU restores none from a file system). */
+int em_pod_pack(const char *dir, char *const *names, bool trees, const char *out, em_error_t *err);
 
 /* Extracts the tar read from fd into dir (an existing directory), checking
  * every entry as above against the NULL-terminated names. dir/<name> is

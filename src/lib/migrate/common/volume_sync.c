@@ -64,15 +64,8 @@ static size_t spec_volume_count(const json_t *spec)
  * target's fault, so the migration stops. */
 static int tx_prev(struct em_upper_state *st, const json_t *have, const char *name, em_error_t *err)
 {
-        json_t *m = json_object_get(have, name);
-        struct em_upper_manifest man = {0};
-        cleanup_free char *buf = m ? json_dumps(m, JSON_COMPACT) : NULL;
-
-        if (m == NULL)
-                return 0;
-        if (buf == NULL || em_upper_manifest_from_json(buf, strlen(buf), &man, err) < 0)
+        if (em_upper_state_set_json(st, json_object_get(have, name), err) < 0)
                 return em_error_wrap(err, "the target's copy of volume %s", name);
-        em_upper_state_set_prev(st, &man);
         return 0;
 }
 
@@ -195,10 +188,8 @@ void em_volume_rx_free(struct em_volume_rx **rx)
         *rx = NULL;
 }
 
-/* The manifest of dir for the source, with its large files' block hashes
- * (so the source sends only the blocks that changed) if that fits, else
- * without; or an emptied dir when even that would be too large to report. */
-static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *err)
+int em_tree_copy_have(const char *dir, const char *what, const char *key, size_t max, json_t *have,
+                      em_error_t *err)
 {
         cleanup_manifest struct em_upper_manifest m = {0};
         cleanup_free char *json = NULL;
@@ -207,21 +198,29 @@ static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *
 
         if (em_upper_scan(dir, &m, err) < 0 ||
             em_upper_manifest_to_json(&m, true, &json, &len, err) < 0)
-                return em_error_wrap(err, "reading the copy of volume %s", name);
-        if (len > HAVE_MAX) {
+                return em_error_wrap(err, "reading the copy of %s", what);
+        if (len > max) {
                 free(steal_pointer(&json));
-                em_log_info("volume %s: %zu bytes of manifest with block hashes, sent without",
-                            name, len);
+                em_log_info("%s: %zu bytes of manifest with block hashes, sent without", what, len);
                 if (em_upper_manifest_to_json(&m, false, &json, &len, err) < 0)
-                        return em_error_wrap(err, "reading the copy of volume %s", name);
+                        return em_error_wrap(err, "reading the copy of %s", what);
         }
-        if (len > HAVE_MAX) {
-                em_log_info("volume %s: %zu bytes of manifest, sent whole", name, len);
+        if (len > max) {
+                em_log_info("%s: %zu bytes of manifest, sent whole", what, len);
                 return em_rm_rf(dir, err) < 0 ? -1 : em_mkdir_p(dir, 0755, err);
         }
-        if (em_json_parse(json, len, "volume manifest", &j, err) < 0)
+        if (em_json_parse(json, len, "manifest", &j, err) < 0)
                 return -1;
-        return json_object_set(have, name, j);
+        return json_object_set(have, key, j);
+}
+
+static int rx_have(const char *dir, const char *name, json_t *have, em_error_t *err)
+{
+        cleanup_free char *what = NULL;
+
+        if (asprintf(&what, "volume %s", name) < 0)
+                return em_error_set(err, ENOMEM, "volume %s", name);
+        return em_tree_copy_have(dir, what, name, HAVE_MAX, have, err);
 }
 
 static int rx_add(struct em_volume_rx *v, const char *top, const char *name, json_t *have,

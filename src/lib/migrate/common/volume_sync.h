@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "migrate/source/pagesync.h"
 #include "transfer/conn.h"
@@ -32,6 +33,15 @@ int em_volume_tx_send(struct em_volume_tx *tx, em_conn_t *c, bool live, int leve
 /* {"mounts": [...]}: the named-volume mounts of every spec of the array,
  * each volume once (a pod's containers may share one); NULL on OOM. */
 json_t *em_volume_spec_union(const json_t *specs);
+
+/* Target: have[key] = the manifest of the tree copy in dir (a volume's,
+ * a pod member's writable layer) for the source to diff against, with
+ * its large files' block hashes (so only changed blocks cross) if that
+ * fits in max bytes of JSON, else without; if even that does not fit,
+ * dir is emptied (it then travels whole) and have gets no key. what
+ * names the tree in messages. */
+int em_tree_copy_have(const char *dir, const char *what, const char *key, size_t max, json_t *have,
+                      em_error_t *err);
 
 /* Target: the copies of the volumes. */
 struct em_upper_rx;

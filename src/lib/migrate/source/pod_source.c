@@ -21,6 +21,7 @@
 #include "migrate/common/volume_sync.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/phases.h"
+#include "migrate/source/upper_send.h"
 #include "state/state.h"
 #include "store/store.h"
 #include "util/cleanup.h"
@@ -44,6 +45,8 @@ struct pod_src {
         struct em_sync_state **sync;
         pid_t *pids;
         struct em_volume_tx *vols; /* the pod's named volumes; NULL: none */
+        char **uppers;             /* pre-copy: each container's writable layer */
+        json_t *upper_bytes;       /* {"rounds": [...], "final"}: their payload */
 };
 
 #define POD_MAX_PIDS 4096
@@ -54,6 +57,8 @@ static void pod_src_free(struct pod_src *p)
                 em_sync_state_free(&p->sync[i]);
         free(p->sync);
         free(p->pids);
+        em_strv_free(p->uppers);
+        json_decref(p->upper_bytes);
         for (size_t i = 0; p->images != NULL && i < p->n; i++)
                 em_image_info_free(&p->images[i]);
         free(p->images);
@@ -125,9 +130,10 @@ static int load_pod(struct pod_src *p, em_error_t *err)
 {
         json_t *members = json_array();
 
-        p->plan = json_pack("{s:{s:o}, s:b, s:b}", "pod", "members", members, "prepare",
-                            p->s.o->mode == EM_MIGRATE_PREPARE, "page_hashes",
-                            p->s.o->mode != EM_MIGRATE_STOP_AND_COPY);
+        bool pre = p->s.o->mode != EM_MIGRATE_STOP_AND_COPY;
+
+        p->plan = json_pack("{s:{s:o}, s:b, s:b, s:b}", "pod", "members", members, "prepare",
+                            p->s.o->mode == EM_MIGRATE_PREPARE, "page_hashes", pre, "uppers", pre);
         if (p->plan == NULL || pod_names(p, err) < 0 ||
             em_store_open(p->s.cfg->root, &p->s.store, err) < 0)
                 return p->plan ? -1 : em_error_set(err, ENOMEM, "pod plan");
@@ -267,6 +273,29 @@ static int recv_hashes(struct pod_src *p, bool sent, em_error_t *err)
         return 0;
 }
 
+/* Pre-copy: each container's writable layer travels as a single
+ * container's does (source/upper_send.h), each diffed against the copy
+ * the target keeps for this source (have: its plan answer, "uppers"), so
+ * that after a prepare only the files that changed since cross. */
+static int uppers_plan(struct pod_src *p, const json_t *have, em_error_t *err)
+{
+        if ((p->uppers = calloc(p->n + 1, sizeof(char *))) == NULL ||
+            (p->upper_bytes = json_pack("{s:[], s:i}", "rounds", "final", 0)) == NULL)
+                return em_error_set(err, ENOMEM, "pre-copy");
+        for (size_t i = 0; i < p->n; i++) {
+                cleanup_container_paths struct em_container_paths cp = {0};
+                if (em_container_paths_init(p->s.cfg, p->names[i], &cp, err) < 0)
+                        return -1;
+                p->uppers[i] = steal_pointer(&cp.upper);
+                if (em_upper_state_set_json(em_sync_state_upper(p->sync[i]),
+                                            json_object_get(have, p->names[i]), err) < 0)
+                        return em_error_wrap(err, "the target's copy of the writable layer of %s",
+                                             p->names[i]);
+        }
+        em_report_set(p->s.report, "upper_bytes", json_incref(p->upper_bytes));
+        return 0;
+}
+
 static int do_layers(struct pod_src *p, em_error_t *err)
 {
         struct source *s = &p->s;
@@ -282,7 +311,8 @@ static int do_layers(struct pod_src *p, em_error_t *err)
         if (volumes_plan(p, json_object_get(ack, "volumes"), err) < 0)
                 return -1;
         if (json_is_true(json_object_get(p->plan, "page_hashes")) &&
-            recv_hashes(p, json_is_true(json_object_get(ack, "page_hashes")), err) < 0)
+            (recv_hashes(p, json_is_true(json_object_get(ack, "page_hashes")), err) < 0 ||
+             uppers_plan(p, json_object_get(ack, "uppers"), err) < 0))
                 return em_error_wrap(err, "pod plan");
         if (em_source_send_missing(s, ack, in_plans, p, plan, err) < 0)
                 return -1;
@@ -299,6 +329,20 @@ static int select_member(struct pod_src *p, size_t i, em_error_t *err)
         if (m == NULL)
                 return em_error_set(err, ENOMEM, "FILE_ROOT");
         return em_proto_send_json(p->s.conn, EM_FRAME_FILE_ROOT, m, err);
+}
+
+/* Container i's writable layer, what changed since the last send (first:
+ * all of it), after its FILE_ROOT; live while the pod runs. Its payload
+ * is counted in st and added to *bytes. */
+static int send_upper(struct pod_src *p, size_t i, bool live, int level, struct em_sync_stats *st,
+                      json_int_t *bytes, em_error_t *err)
+{
+        uint64_t before = st->raw_bytes;
+
+        if (em_sync_send_upper(p->s.conn, p->sync[i], p->uppers[i], live, level, st, err) < 0)
+                return em_error_wrap(err, "the writable layer of %s", p->names[i]);
+        *bytes += (json_int_t)(st->raw_bytes - before);
+        return 0;
 }
 
 /* Container i's processes now, into p->pids; *n of them. */
@@ -329,13 +373,17 @@ static int pod_round(struct pod_src *p, unsigned r, uint64_t *wire, em_error_t *
         char payload[32];
         int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
 
+        json_int_t ub = 0;
+
         em_conn_stats(s->conn, &c0);
         for (size_t i = 0; i < p->n; i++) {
                 size_t n = 0;
                 if (member_pids(p, i, &n, err) < 0 || select_member(p, i, err) < 0 ||
-                    em_sync_push_memory(s->conn, p->sync[i], p->pids, n, level, &st, err) < 0)
+                    em_sync_push_memory(s->conn, p->sync[i], p->pids, n, level, &st, err) < 0 ||
+                    send_upper(p, i, true, level, &st, &ub, err) < 0)
                         return em_error_wrap(err, "pre-copy round %u", r);
         }
+        json_array_append_new(json_object_get(p->upper_bytes, "rounds"), json_integer(ub));
         snprintf(payload, sizeof(payload), "{\"round\":%u}", r);
         if (em_source_round_trip(s, payload, err) < 0)
                 return em_error_wrap(err, "pre-copy round %u", r);
@@ -379,13 +427,14 @@ static int pod_precopy(struct pod_src *p, em_error_t *err)
         return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
 }
 
-/* After the freeze: each container's CRIU images, pages-*.img as page
- * deltas against what the rounds sent; criu gets {name: {file: digest}}
- * for FINAL. */
+/* After the freeze: each container's writable layer (what changed since
+ * the last round) and CRIU images, pages-*.img as page deltas against
+ * what the rounds sent; criu gets {name: {file: digest}} for FINAL. */
 static int send_images(struct pod_src *p, json_t *criu, uint64_t *raw, em_error_t *err)
 {
         struct em_sync_stats st = {0};
         int level = em_compress_level(&p->s.o->compress, p->s.bandwidth, NULL);
+        json_int_t ub = 0;
 
         for (size_t i = 0; i < p->n; i++) {
                 cleanup_free char *d = em_path_join(p->ck, p->names[i]);
@@ -395,9 +444,11 @@ static int send_images(struct pod_src *p, json_t *criu, uint64_t *raw, em_error_
                     json_object_set_new(criu, p->names[i], digests) < 0)
                         return em_error_set(err, ENOMEM, "sending the pod's images");
                 if (select_member(p, i, err) < 0 ||
+                    send_upper(p, i, false, level, &st, &ub, err) < 0 ||
                     em_sync_send_images(p->s.conn, p->sync[i], dir, level, digests, &st, err) < 0)
-                        return em_error_wrap(err, "sending the images of %s", p->names[i]);
+                        return em_error_wrap(err, "sending the final state of %s", p->names[i]);
         }
+        json_object_set_new(p->upper_bytes, "final", json_integer(ub));
         *raw += st.raw_bytes;
         em_report_set(p->s.report, "final_pages_sent", json_integer((json_int_t)st.pages_sent));
         em_report_set(p->s.report, "final_pages_known", json_integer((json_int_t)st.pages_known));

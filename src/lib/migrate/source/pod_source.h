@@ -7,13 +7,15 @@
  * container's spec and image; the blobs the target lacks of all images),
  * with --mode precopy pre-copy rounds while the pod runs (each
  * container's memory read live and its pages the target lacks sent after
- * a FILE_ROOT naming it, until a round would fit the downtime target,
+ * a FILE_ROOT naming it, then what changed in its writable layer as a
+ * manifest diff against the target's copy, until a round would fit the downtime target,
  * fails to shrink to the stop rule's converge ratio of the one before,
  * or the round budget is spent), final (`pod checkpoint` into the session's staging directory: one
- * freeze, the pod's network lock; after pre-copy each container's CRIU
- * images, pages-*.img as page deltas against what the rounds sent; then
- * the upper/ trees (and, stop-and-copy, the criu/ ones) as one tar,
- * migrate/common/pod_pack.h, and FINAL), then the commit of any
+ * freeze, the pod's network lock; after pre-copy each container's last
+ * writable-layer diff and CRIU images, pages-*.img as page deltas
+ * against what the rounds sent; then the logs (and, stop-and-copy, the
+ * upper/ and criu/ trees) as one tar, migrate/common/pod_pack.h, and
+ * FINAL), then the commit of any
  * session: RESTORE_OK once every member runs on the target, the service
  * IP withdrawn here once, the journal's "committing", DONE, "committed",
  * and the pod's containers removed here.
@@ -21,15 +23,16 @@
  * All or nothing: a failure before FINAL went out restores the kept
  * checkpoint here (`pod restore`) and announces the IP again; after it the
  * target's outcome record decides, as for one container
- * (migrate/common/resolve.h). The writable layers are not pre-copied:
- * they travel whole in the tar after the freeze.
+ * (migrate/common/resolve.h).
  *
  * `edgemig prepare POD` is the same session up to the rounds, its plan
  * marked "prepare": every image the target lacks lands in its store and
- * the pages in each container's page cache there, then DONE, and the pod
- * runs on here untouched. The migration after it sends no blob, and its
+ * the pages in each container's page cache there and its writable layer
+ * into the copy kept beside it, then DONE, and the pod runs on here
+ * untouched. The migration after it sends no blob, and its
  * rounds only the pages the caches lack (their hashes follow the plan's
- * answer when the plan asks, "page_hashes"). */
+ * answer when the plan asks, "page_hashes") and the files that changed
+ * since (the copies' manifests are in the answer, "uppers"). */
 #ifndef EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 #define EDGEMIG_MIGRATE_SOURCE_POD_SOURCE_H
 

@@ -58,8 +58,8 @@ struct pre {
         uint64_t upper_bytes, memory_bytes, dump_bytes;
         int64_t rtt_ms;
         bool in_pod;      /* one container of a pod's pre-check */
-        bool pod_sum;     /* the pod's sum: its writable layers cross after the freeze */
-        bool stop_copy;   /* ... and (stop-and-copy) its memory too */
+        bool pod_sum;     /* the pod's sum (its estimate is the whole pod's) */
+        bool stop_copy;   /* ... stop-and-copy: its layers and memory cross frozen */
         json_t *pod_held; /* unix sockets the pod's containers hold: not external */
 };
 
@@ -511,10 +511,11 @@ static json_t *estimate(struct pre *p, const json_t *ans, int64_t probe_ms)
         double mem_wire = (double)p->dump_bytes * ratio;
         double transfer = (double)(layers + p->upper_bytes) + mem_wire;
         double recent = em_report_peer_bandwidth(p->cfg->root, p->o->target, BW_MAX_AGE_MS);
-        /* A pod's writable layers cross while it is frozen (they are not
-         * pre-copied), and with stop-and-copy its memory too. */
+        /* A pod's writable layers cross in its pre-copy rounds, as its
+         * memory does (docs/pods.md); with stop-and-copy both cross while
+         * it is frozen. */
         double frozen =
-            p->pod_sum ? ((double)p->upper_bytes + (p->stop_copy ? mem_wire : 0)) / bps * 1000 : 0;
+            p->pod_sum && p->stop_copy ? ((double)p->upper_bytes + mem_wire) / bps * 1000 : 0;
         json_t *link =
             json_pack("{s:I, s:f}", "rtt_ms", (json_int_t)p->rtt_ms, "bandwidth_bps", bps * 8);
         if (link != NULL && recent > 0)

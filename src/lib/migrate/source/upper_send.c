@@ -288,6 +288,19 @@ void em_upper_state_set_prev(struct em_upper_state *st, struct em_upper_manifest
         *m = (struct em_upper_manifest){0};
 }
 
+int em_upper_state_set_json(struct em_upper_state *st, const json_t *m, em_error_t *err)
+{
+        struct em_upper_manifest man = {0};
+        cleanup_free char *buf = m ? json_dumps(m, JSON_COMPACT) : NULL;
+
+        if (m == NULL)
+                return 0;
+        if (buf == NULL || em_upper_manifest_from_json(buf, strlen(buf), &man, err) < 0)
+                return buf ? -1 : em_error_set(err, ENOMEM, "a manifest");
+        em_upper_state_set_prev(st, &man);
+        return 0;
+}
+
 int em_sync_send_upper(em_conn_t *c, struct em_sync_state *st, const char *upper_dir, bool live,
                        int level, struct em_sync_stats *stats, em_error_t *err)
 {

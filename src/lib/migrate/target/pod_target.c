@@ -42,6 +42,7 @@ struct pod_plan {
         bool have_tar;
         bool restoring; /* past the unpack: restore_pod cleans up itself */
         bool prepare;   /* the plan's "prepare": the session ends at DONE */
+        bool uppers;    /* the plan's "uppers": writable layers as diffs */
         size_t n;       /* containers, names' order */
         /* Pre-copy: each container's page cache and images, opened at its
          * first FILE_ROOT (NULL: stop-and-copy, the images in the tar). */
@@ -49,6 +50,9 @@ struct pod_plan {
         long cur;                  /* FILE_ROOT's container, -1 before the first */
         struct em_volume_rx *vols; /* the copies of the pod's named volumes */
         struct em_upper_rx *vcur;  /* FILE_ROOT's volume; NULL: none yet */
+        /* FILE_ROOT's member, whose writable layer FILE_* frames write to
+         * when the plan has "uppers"; NULL: none, or a volume's turn. */
+        struct em_sync_target *ucur;
 };
 
 static void pod_plan_free(struct pod_plan *p)
@@ -272,6 +276,7 @@ static int load_plan(const json_t *plan, struct pod_plan *pp, em_error_t *err)
         json_array_append_new(pp->specs, json_deep_copy(json_object_get(plan, "spec")));
         json_array_append(pp->images, json_object_get(plan, "image"));
         pp->prepare = json_is_true(json_object_get(plan, "prepare"));
+        pp->uppers = json_is_true(json_object_get(plan, "uppers"));
         return 0;
 }
 
@@ -308,6 +313,31 @@ static json_t *volumes_plan(const struct em_pod_target *pt, struct pod_plan *pp,
 }
 
 static int send_hashes(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err);
+static char *upper_copy(const struct em_pod_target *pt, const struct pod_plan *pp, size_t i);
+
+/* The plan's "uppers": each container's copy of its writable layer,
+ * kept with its page cache (so a prepare's outlives the session), told
+ * to the source by its manifest to diff against; together within the
+ * answer's share a volume's copy has. */
+static int uppers_have(const struct em_pod_target *pt, struct pod_plan *pp, json_t *ack,
+                       em_error_t *err)
+{
+        cleanup_json json_t *have = json_object();
+
+        if (have == NULL)
+                return em_error_set(err, ENOMEM, "pod plan");
+        for (size_t i = 0; pp->uppers && i < pp->n; i++) {
+                cleanup_free char *dir = upper_copy(pt, pp, i);
+                cleanup_free char *what = NULL;
+                if (dir == NULL || asprintf(&what, "the writable layer of %s", pp->names[i]) < 0)
+                        return em_error_set(err, ENOMEM, "pod plan");
+                if (em_mkdir_p(dir, 0755, err) < 0 ||
+                    em_tree_copy_have(dir, what, pp->names[i], EM_POD_UPPERS_HAVE_MAX / pp->n, have,
+                                      err) < 0)
+                        return -1;
+        }
+        return pp->uppers ? json_object_set(ack, "uppers", have) : 0;
+}
 
 static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error_t *err)
 {
@@ -331,6 +361,8 @@ static int do_plan(const struct em_pod_target *pt, struct pod_plan *pp, em_error
                                              "page_hashes", hashes);
         if (ack == NULL)
                 return em_error_set(err, ENOMEM, "pod plan");
+        if (uppers_have(pt, pp, ack, err) < 0)
+                return em_error_wrap(err, "pod plan");
         if (em_proto_send_json(pt->conn, EM_FRAME_LAYERS_HAVE, ack, err) < 0)
                 return -1;
         return hashes ? send_hashes(pt, pp, err) : 0;
@@ -411,15 +443,27 @@ static char *pre_path(const struct em_pod_target *pt, size_t i, const char *part
         return path;
 }
 
+/* <cache>/upper: container i's copy of its writable layer, beside its
+ * page cache (gone with it after a restore, moved into the checkpoint
+ * before). */
+static char *upper_copy(const struct em_pod_target *pt, const struct pod_plan *pp, size_t i)
+{
+        cleanup_free char *cache =
+            em_session_cache_dir(pt->cfg, pp->names[i], em_conn_identity(pt->conn));
+
+        return cache ? em_path_join(cache, "upper") : NULL;
+}
+
 /* Container i's page cache, kept per container name and source peer
  * (migrate/common/session.h, as a single container's) so that a prepare
- * fills it for the migration after it, and its images directory. */
+ * fills it for the migration after it, its images directory and its
+ * writable layer's copy. */
 static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t i, em_error_t *err)
 {
         cleanup_free char *cache =
             em_session_cache_dir(pt->cfg, pp->names[i], em_conn_identity(pt->conn));
         cleanup_free char *criu = pre_path(pt, i, "criu");
-        cleanup_free char *upper = pre_path(pt, i, "upper");
+        cleanup_free char *upper = upper_copy(pt, pp, i);
 
         if (pp->sync == NULL && (pp->sync = calloc(pp->n, sizeof(*pp->sync))) == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
@@ -427,7 +471,7 @@ static int open_sync(const struct em_pod_target *pt, struct pod_plan *pp, size_t
                 return 0;
         if (cache == NULL || criu == NULL || upper == NULL)
                 return em_error_set(err, ENOMEM, "pre-copy");
-        if (em_mkdir_p(criu, 0700, err) < 0 || em_mkdir_p(upper, 0700, err) < 0)
+        if (em_mkdir_p(criu, 0700, err) < 0 || em_mkdir_p(upper, 0755, err) < 0)
                 return -1;
         return em_sync_target_new(cache, criu, upper, &pp->sync[i], err);
 }
@@ -448,7 +492,11 @@ static int select_member(const struct em_pod_target *pt, struct pod_plan *pp, co
         for (size_t i = 0; i < pp->n; i++) {
                 if (strcmp(pp->names[i], name) == 0) {
                         pp->cur = (long)i;
-                        return open_sync(pt, pp, i, err);
+                        pp->vcur = NULL;
+                        if (open_sync(pt, pp, i, err) < 0)
+                                return -1;
+                        pp->ucur = pp->uppers ? pp->sync[i] : NULL;
+                        return 0;
                 }
         }
         return em_error_set(err, EPROTO,
@@ -499,6 +547,11 @@ static int verify_criu(const struct pod_plan *pp, const json_t *final, em_error_
                 return em_error_set(err, EPROTO,
                                     "protocol error: FINAL's \"criu\" must name every container "
                                     "of the pod, each after its FILE_ROOT");
+        /* The writable layers are then those the diffs built, not the tar's. */
+        if (!pp->uppers)
+                return em_error_set(err, EPROTO,
+                                    "protocol error: a pre-copied pod's writable layers travel as "
+                                    "diffs (the plan's \"uppers\")");
         for (size_t i = 0; i < pp->n; i++) {
                 json_t *files = json_object_get(criu, pp->names[i]);
                 if (pp->sync[i] == NULL)
@@ -516,22 +569,32 @@ static int verify_criu(const struct pod_plan *pp, const json_t *final, em_error_
         return 0;
 }
 
-/* Each pre-copied container's images into its place in the unpacked
- * checkpoint, which must not have them from the tar too. */
+/* from to ck/<name>/part, which the tar must not have carried. */
+static int install_part(const char *from, const char *ck, const char *name, const char *part,
+                        em_error_t *err)
+{
+        cleanup_free char *d = em_path_join(ck, name);
+        cleanup_free char *to = d ? em_path_join(d, part) : NULL;
+
+        if (from == NULL || to == NULL)
+                return em_error_set(err, ENOMEM, "pod checkpoint");
+        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0)
+                return em_error_set(err, errno, "installing %s/%s (the tar must not carry it too)",
+                                    name, part);
+        return 0;
+}
+
+/* Each pre-copied container's images and writable layer into their place
+ * in the unpacked checkpoint. */
 static int install_criu(const struct em_pod_target *pt, const struct pod_plan *pp, const char *ck,
                         em_error_t *err)
 {
         for (size_t i = 0; pp->sync != NULL && i < pp->n; i++) {
-                cleanup_free char *from = pre_path(pt, i, "criu");
-                cleanup_free char *d = em_path_join(ck, pp->names[i]);
-                cleanup_free char *to = d ? em_path_join(d, "criu") : NULL;
-                if (from == NULL || to == NULL)
-                        return em_error_set(err, ENOMEM, "pod checkpoint");
-                if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0)
-                        return em_error_set(err, errno,
-                                            "installing the images of %s (the tar must not carry "
-                                            "them too)",
-                                            pp->names[i]);
+                cleanup_free char *criu = pre_path(pt, i, "criu");
+                cleanup_free char *upper = upper_copy(pt, pp, i);
+                if (install_part(criu, ck, pp->names[i], "criu", err) < 0 ||
+                    install_part(upper, ck, pp->names[i], "upper", err) < 0)
+                        return -1;
         }
         return 0;
 }
@@ -866,9 +929,9 @@ static int round_end(const struct em_pod_target *pt, struct pod_plan *pp, const 
         return em_conn_send(pt->conn, EM_FRAME_ROUND_END, 0, 0, f->payload, f->length, 0, err);
 }
 
-/* The volumes' trees come after the layers and before the tar (the
- * writable layers travel in the tar, so every FILE_* frame is a
- * volume's), each after a FILE_ROOT {"volume"}. */
+/* The trees (volumes, and with "uppers" the writable layers) come after
+ * the layers and before the tar, each after a FILE_ROOT {"volume"} or
+ * {"member"}. */
 static int in_volumes(const struct pod_plan *pp, uint16_t type, em_error_t *err)
 {
         if (!pp->layers_done || pp->have_tar)
@@ -883,11 +946,14 @@ static int volume_frame(const struct em_pod_target *pt, struct pod_plan *pp,
 {
         if (in_volumes(pp, f->hdr.type, err) < 0)
                 return -1;
-        if (pp->vcur == NULL)
-                return em_error_set(err, EPROTO,
-                                    "protocol error: %s before FILE_ROOT names a volume",
-                                    em_frame_type_name(f->hdr.type));
-        return em_upper_rx_frame(pp->vcur, pt->conn, f, err);
+        if (pp->vcur != NULL)
+                return em_upper_rx_frame(pp->vcur, pt->conn, f, err);
+        if (pp->ucur != NULL)
+                return em_sync_target_frame(pp->ucur, pt->conn, f, err);
+        return em_error_set(err, EPROTO,
+                            "protocol error: %s before FILE_ROOT names a volume (or, with "
+                            "\"uppers\", a member)",
+                            em_frame_type_name(f->hdr.type));
 }
 
 /* FILE_ROOT routed on its key, not on its text: a volume may be named
@@ -903,6 +969,7 @@ static int file_root(const struct em_pod_target *pt, struct pod_plan *pp, const 
                 return select_member(pt, pp, msg, err);
         if (in_volumes(pp, f->hdr.type, err) < 0)
                 return -1;
+        pp->ucur = NULL;
         return em_volume_rx_root_json(pp->vols, msg, &pp->vcur, err);
 }
 

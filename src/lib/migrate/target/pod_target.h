@@ -15,12 +15,16 @@
  *     back if the session ends before its restore (or, after a crash, by
  *     the outcome record's abort: EM_OUTCOME_MEMBERS); the answer lists the
  *     blobs of all images that this host lacks and the manifests of the
- *     copies of the pod's named volumes it holds (migrate/common/volume_sync.h);
+ *     copies of the pod's named volumes it holds (migrate/common/volume_sync.h)
+ *     and, if the plan has "uppers" (pre-copy), {"uppers": {NAME:
+ *     manifest}}: of each container's copy of its writable layer, kept
+ *     beside its page cache (pagecache/<name>/<peer>/upper);
  *   - LAYER_BLOB…, ROUND_END {"layers_done"}: every image registered,
  *     each spec pinned to it;
  *   - pre-copy (then and after the freeze, before the tar): FILE_ROOT
  *     {"member": NAME} says whose the PAGES_DATA and IMAGE_FILE frames
- *     that follow are; each container has its own page cache, kept per
+ *     that follow are, and with "uppers" the FILE_* frames (its writable
+ *     layer's diff, into its copy); each container has its own page cache, kept per
  *     container name and peer as a single container's (a prepare fills
  *     it, a successful restore drops it; its hashes follow the plan's
  *     answer if the plan asks, "page_hashes"), and images directory in
@@ -28,8 +32,9 @@
  *     ROUND_END {"round"} is echoed once all before it was applied. FINAL
  *     then carries "criu": {NAME: {file: digest}} for every container,
  *     exactly the files that arrived for it, each checked on receipt;
- *     they are moved into the unpacked checkpoint, whose tar must not
- *     carry criu/ too;
+ *     they and the copy of its writable layer are moved into the
+ *     unpacked checkpoint, whose tar must not carry criu/ or upper/ too
+ *     (a pre-copy without "uppers" is refused);
  *   - FILE_ROOT {"volume"} and FILE_* frames: the volumes' trees (live,
  *     then after the freeze), into the copies;
  *   - IMAGE_FILE "pod.tar" (migrate/common/pod_pack.h), then FINAL
@@ -55,6 +60,11 @@
 #include "migrate/target/target.h"
 #include "store/store.h"
 #include "transfer/conn.h"
+
+/* The most manifest JSON the plan's answer carries for the copies of the
+ * writable layers, all containers together (the frame limit is 16 MiB):
+ * a larger copy is emptied and its layer travels whole. */
+#define EM_POD_UPPERS_HAVE_MAX (4u << 20)
 
 /* The most members a pod session carries. */
 #define EM_POD_MAX_MEMBERS 64
