@@ -116,7 +116,8 @@ static void test_missing_cgroup(void **state)
 
 /* Every process a freeze stops: the cgroup's own and those in cgroups
  * below it (an `edgemig exec`'d process is in the cgroup, not pid 1's
- * tree), v1 and v2; a cgroup that is gone is ENOENT; max bounds it. */
+ * tree), v1 and v2; a cgroup that is gone is ENOENT; more than max is
+ * E2BIG, never a list silently cut short. */
 static void test_procs(void **state)
 {
         em_error_t err = NULL;
@@ -130,11 +131,42 @@ static void test_procs(void **state)
         assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
         assert_int_equal(n, 3);
         assert_int_equal(pids[0] + pids[1] + pids[2], 606);
-        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 2, &n, &err), 0);
-        assert_int_equal(n, 2);
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 2, &n, &err), -1);
+        assert_int_equal(em_error_status(err), E2BIG);
+        em_error_free(&err);
         assert_int_equal(em_freezer_procs(fs, "/edgemig-x-gone", pids, 8, &n, &err), -1);
         assert_int_equal(em_error_status(err), ENOENT);
         assert_int_equal(n, 0);
+        em_error_free(&err);
+}
+
+/* More processes than the first guess (4096 was the old silent bound):
+ * the list grows to hold every one of them. */
+static void test_procs_all_grows(void **state)
+{
+        enum { MANY = 5000 };
+        cleanup_free char *text = malloc(MANY * 8);
+        cleanup_free pid_t *pids = NULL;
+        em_error_t err = NULL;
+        size_t n = 0, len = 0;
+        long sum = 0;
+
+        (void)state;
+        assert_non_null(text);
+        for (int i = 1; i <= MANY; i++)
+                len += (size_t)sprintf(text + len, "%d\n", i);
+        put("freezer/freezer.state", "THAWED\n");
+        put("freezer/edgemig-x-big/cgroup.procs", text);
+        put("freezer/edgemig-x-big/sub/cgroup.procs", "6000\n");
+        assert_int_equal(em_freezer_procs_all(fs, "/edgemig-x-big", &pids, &n, &err), 0);
+        assert_int_equal(n, MANY + 1);
+        for (size_t i = 0; i < n; i++)
+                sum += pids[i];
+        assert_int_equal(sum, (long)MANY * (MANY + 1) / 2 + 6000);
+        free(steal_pointer(&pids));
+        assert_int_equal(em_freezer_procs_all(fs, "/edgemig-x-gone", &pids, &n, &err), -1);
+        assert_int_equal(em_error_status(err), ENOENT);
+        assert_null(pids);
         em_error_free(&err);
 }
 
@@ -159,6 +191,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_timeout_thaws_again, setup, teardown),
             cmocka_unit_test_setup_teardown(test_missing_cgroup, setup, teardown),
             cmocka_unit_test_setup_teardown(test_procs, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_procs_all_grows, setup, teardown),
             cmocka_unit_test_setup_teardown(test_procs_v2, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,12 +66,10 @@ int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
 
 int em_pkeys_refuse_cgroup(const char *cgroup, const char *what, em_error_t *err)
 {
-        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
+        cleanup_free pid_t *pids = NULL;
         size_t n = 0;
 
-        if (pids == NULL)
-                return em_error_set(err, ENOMEM, "listing %s's processes", what);
-        if (em_freezer_procs(NULL, cgroup, pids, TREE_MAX, &n, err) < 0) {
+        if (em_freezer_procs_all(NULL, cgroup, &pids, &n, err) < 0) {
                 if (em_error_status(*err) != ENOENT)
                         return em_error_wrap(err, "checking %s for protection keys", what);
                 em_error_free(err);

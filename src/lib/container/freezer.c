@@ -168,8 +168,13 @@ static int procs_of(const char *dir, int depth, pid_t *out, size_t max, size_t *
                 return -1;
         for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
                 long pid = strtol(l, NULL, 10);
-                if (pid > 0 && *n < max)
-                        out[(*n)++] = (pid_t)pid;
+                if (pid <= 0)
+                        continue;
+                /* A list cut short would leave processes out of every check
+                 * and of pre-copy without a word: the caller grows instead. */
+                if (*n >= max)
+                        return em_error_set(err, E2BIG, "more than %zu processes", max);
+                out[(*n)++] = (pid_t)pid;
         }
         return procs_below(dir, depth, out, max, n, err);
 }
@@ -189,4 +194,33 @@ int em_freezer_procs(const char *fs, const char *cgroup, pid_t *out, size_t max,
         if (procs_of(f.control, 0, out, max, n, err) < 0)
                 return em_error_wrap(err, "listing the processes of cgroup %s", cgroup);
         return 0;
+}
+
+/* Twice the room each time the list did not fit: a container's processes
+ * are bounded by its pids.max (at most 32768 by policy), the machine's by
+ * pid_max; the bound here only stops a runaway. */
+#define PROCS_ALL_MAX ((size_t)1 << 22)
+
+int em_freezer_procs_all(const char *fs, const char *cgroup, pid_t **out, size_t *n,
+                         em_error_t *err)
+{
+        size_t max = 1024;
+
+        *out = NULL;
+        *n = 0;
+        for (;;) {
+                cleanup_free pid_t *pids = calloc(max, sizeof(pid_t));
+                cleanup_error em_error_t e = NULL;
+                if (pids == NULL)
+                        return em_error_set(err, ENOMEM, "listing the processes of %s", cgroup);
+                if (em_freezer_procs(fs, cgroup, pids, max, n, &e) == 0) {
+                        *out = steal_pointer(&pids);
+                        return 0;
+                }
+                if (em_error_status(e) != E2BIG || max >= PROCS_ALL_MAX) {
+                        em_error_move(err, &e);
+                        return -1;
+                }
+                max *= 2;
+        }
 }

@@ -27,8 +27,12 @@ int em_freezer_thaw(const char *fs, const char *cgroup, em_error_t *err);
  * the cgroups below it, v1 freezer or v2), into out[max]; how many in *n.
  * That is every process of the container, those `edgemig exec` started
  * included, which are not descendants of its pid 1. ENOENT when cgroup
- * does not exist. */
+ * does not exist, E2BIG when it holds more than max (never a list cut
+ * short). */
 int em_freezer_procs(const char *fs, const char *cgroup, pid_t *out, size_t max, size_t *n,
                      em_error_t *err);
+/* The same into *out, allocated (free()) and grown to fit them all. */
+int em_freezer_procs_all(const char *fs, const char *cgroup, pid_t **out, size_t *n,
+                         em_error_t *err);
 
 #endif
