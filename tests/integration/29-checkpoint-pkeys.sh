@@ -63,7 +63,8 @@ em rm -f pk >/dev/null || fail "rm pk"
 
 # --- the key in a process `edgemig exec` started ------------------------------------
 # Not a descendant of the container's pid 1 (runc exec's child), but in its
-# cgroup: a freeze stops it and CRIU would dump it, so it is checked too.
+# cgroup: a freeze stops it, so it is checked too (the dump would not take
+# it: container/procs.h refuses it next, 39-migrate-exec.sh).
 em run --name px -v "px-bin:/bin-x" busybox sleep 1000 >/dev/null || fail "run px"
 install -m 755 "$BIN" "$ROOT/volumes/px-bin/s"
 em exec px /bin-x/s /bin-x >/dev/null 2>&1 &

@@ -16,6 +16,7 @@
 #include "container/freezer.h"
 #include "container/netns.h"
 #include "container/pod.h"
+#include "container/procs.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
@@ -475,11 +476,13 @@ int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *
 }
 
 /* Before anything is frozen: a container whose processes use memory
- * protection keys would not survive its restore (pkeys.h). */
+ * protection keys would not survive its restore (pkeys.h), and one with
+ * a process outside pid 1's tree would lose it (container/procs.h). */
 static int refuse_pkeys(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
 {
         for (size_t i = 0; i < s->n; i++)
-                if (em_pkeys_refuse_container(cfg, s->names[i], err) < 0)
+                if (em_pkeys_refuse_container(cfg, s->names[i], err) < 0 ||
+                    em_container_refuse_strays_of(cfg, s->names[i], err) < 0)
                         return em_error_wrap(err, "the pod keeps running");
         return 0;
 }

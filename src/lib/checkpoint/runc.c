@@ -19,6 +19,7 @@
 #include "container/security.h"
 #include "container/netns.h"
 #include "container/pod.h"
+#include "container/procs.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -612,7 +613,8 @@ int em_checkpoint_save(const struct em_config *cfg, const char *name, const char
                 return -1;
         /* Before anything is frozen or written: its restore would kill
          * the service (pkeys.h). A pod's checkpoint checked them all. */
-        if (!o->whole_pod && em_pkeys_refuse_container(cfg, name, err) < 0)
+        if (!o->whole_pod && (em_pkeys_refuse_container(cfg, name, err) < 0 ||
+                              em_container_refuse_strays_of(cfg, name, err) < 0))
                 return em_error_wrap(err, "not checkpointing %s (it keeps running)", name);
         if (dir_usable(dir, err) < 0 || em_container_spec_get(cfg, name, &spec, err) < 0)
                 return -1;

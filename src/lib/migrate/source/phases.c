@@ -12,6 +12,7 @@
 #include "checkpoint/redump.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/procs.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/early_images.h"
 #include "migrate/source/known_cache.h"
@@ -184,8 +185,10 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
                 return 0; /* not running: the next step says so */
         if (em_pkeys_refuse(s->pids, s->npids, s->name, err) < 0)
                 return -1;
-        /* Those `edgemig exec` started are only in its cgroup. */
-        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, err) < 0)
+        /* Those `edgemig exec` started are only in its cgroup, and the
+         * dump would not take them (container/procs.h). */
+        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, err) < 0 ||
+            em_container_refuse_strays(s->cfg, s->name, s->npids ? s->pids[0] : 0, err) < 0)
                 return -1;
         /* What the operator asked to hand off lazily, CRIU must be able to. */
         if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)

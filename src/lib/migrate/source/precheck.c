@@ -21,6 +21,7 @@
 #include "checkpoint/pkeys.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "container/procs.h"
 #include "container/memusage.h"
 #include "container/pod.h"
 #include "container/volume.h"
@@ -143,7 +144,8 @@ static int local_process(struct pre *p, em_error_t *err)
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
         cleanup_error em_error_t pk = NULL;
         if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0 ||
-            em_pkeys_refuse_in_cgroup(p->cfg, p->name, &pk) < 0)
+            em_pkeys_refuse_in_cgroup(p->cfg, p->name, &pk) < 0 ||
+            em_container_refuse_strays(p->cfg, p->name, pid, &pk) < 0)
                 add(p->problems, "%s", em_error_msg(pk));
         lazy_fit(p);
         /* Proportional sizes: memory several processes share counts once. */

@@ -1,0 +1,132 @@
+#include "container/procs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "container/container.h"
+#include "container/freezer.h"
+#include "state/state.h"
+#include "util/cleanup.h"
+#include "util/proc.h"
+
+/* A chain of parents longer than this is a loop read across a pid's
+ * reuse; pids.max bounds a container's depth well below it. */
+#define CHAIN_MAX 4096
+
+/* pid's parent from /proc/PID/stat (after the last ')': comm may hold
+ * anything); -1 when pid is gone. */
+static pid_t ppid_of(pid_t pid)
+{
+        char path[64], buf[1024];
+        int ppid = -1;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL || fgets(buf, sizeof(buf), f) == NULL)
+                return -1;
+        char *p = strrchr(buf, ')');
+        if (p == NULL || sscanf(p + 1, " %*c %d", &ppid) != 1)
+                return -1;
+        return (pid_t)ppid;
+}
+
+/* One walk up from pid: 1 reached init, 0 reached the top, -1 a process
+ * of the chain is gone (its children are being reparented). */
+static int walk(pid_t pid, pid_t init)
+{
+        for (int hops = 0; hops < CHAIN_MAX; hops++) {
+                if (pid == init)
+                        return 1;
+                if (pid <= 1)
+                        return 0;
+                pid = ppid_of(pid);
+                if (pid < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+int em_proc_descends(pid_t pid, pid_t init)
+{
+        /* A parent that exited mid-walk: its children go to init (the
+         * container's pid namespace's reaper) or to a host subreaper; a
+         * second walk sees where. pid itself gone: it exited. */
+        for (int tries = 0; tries < 3; tries++) {
+                int r = walk(pid, init);
+                if (r >= 0)
+                        return r;
+                if (ppid_of(pid) < 0)
+                        return -1;
+        }
+        return 1; /* still moving: not one to refuse the container for */
+}
+
+int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
+{
+        cleanup_free pid_t *pids = NULL;
+        cleanup_error em_error_t e = NULL;
+        size_t n = 0;
+
+        *stray = 0;
+        if (em_freezer_procs_all(fs, cgroup, &pids, &n, &e) < 0) {
+                if (em_error_status(e) == ENOENT)
+                        return 0;
+                em_error_move(err, &e);
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (em_proc_descends(pids[i], init) == 0) {
+                        *stray = pids[i];
+                        return 0;
+                }
+        }
+        return 0;
+}
+
+static void comm_of(pid_t pid, char *out, size_t size)
+{
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL || fgets(out, (int)size, f) == NULL)
+                snprintf(out, size, "?");
+        out[strcspn(out, "\n")] = '\0';
+}
+
+int em_container_refuse_strays(const struct em_config *cfg, const char *name, pid_t init,
+                               em_error_t *err)
+{
+        cleanup_container_paths struct em_container_paths p = {0};
+        char comm[64];
+        pid_t stray = 0;
+
+        if (init <= 0)
+                return 0;
+        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
+            em_cgroup_stray(NULL, p.cgroup, init, &stray, err) < 0)
+                return em_error_wrap(err, "listing the processes of %s", name);
+        if (stray == 0)
+                return 0;
+        comm_of(stray, comm, sizeof(comm));
+        return em_error_set_code(
+            err, EBUSY,
+            "%s: its process %ld (%s) is not a descendant of its pid 1 (`edgemig exec` "
+            "started it?): CRIU checkpoints pid 1's process tree only, so the checkpoint "
+            "would end that process; let it finish or stop it (edgemig exec %s kill %ld), "
+            "then retry",
+            name, em_proc_ns_pid(stray), comm, name, em_proc_ns_pid(stray));
+}
+
+int em_container_refuse_strays_of(const struct em_config *cfg, const char *name, em_error_t *err)
+{
+        cleanup_state struct em_state *st = NULL;
+        cleanup_container_rec struct em_container_rec *rec = NULL;
+
+        if (em_state_open(cfg->root, &st, err) < 0 ||
+            em_state_container_get(st, name, &rec, err) < 0)
+                return -1;
+        return em_container_refuse_strays(cfg, name, rec->pid, err);
+}
