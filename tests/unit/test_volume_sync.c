@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "container/volume.h"
@@ -106,6 +107,45 @@ static void test_have_root_install(void **state)
         assert_false(em_path_exists(dst));
 }
 
+/* A volume of the same name created here after the plan (`run -v` of a
+ * local container) is never replaced by the install, nor moved away by
+ * the roll-back: only what this session installed goes back. The first
+ * volume, installed before the second failed, goes back at once. */
+static void test_install_never_replaces(void **state)
+{
+        struct bed *b = *state;
+        cleanup_error em_error_t err = NULL;
+        cleanup_json json_t *have = NULL;
+        cleanup_json json_t *spec =
+            json_pack("{s:s, s:[{s:s, s:s, s:s, s:b}, {s:s, s:s, s:s, s:b}]}", "name", "web",
+                      "mounts", "type", "volume", "name", "db", "destination", "/db", "ro", 0,
+                      "type", "volume", "name", "logs", "destination", "/logs", "ro", 0);
+        struct em_config cfg = {.root = b->root};
+        cleanup_free char *db = em_volume_path(&cfg, "db");
+        cleanup_free char *logs = em_volume_path(&cfg, "logs");
+        cleanup_free char *cached = em_path_join(b->cache, "volumes/db/kept");
+        struct stat before, after;
+
+        assert_int_equal(em_sync_target_volumes(b->t, spec, &have, &err), 0);
+        assert_int_equal(em_sync_target_finish(b->t, &err), 0);
+        /* Created here meanwhile, empty: rename(2) would take its place. */
+        assert_int_equal(em_mkdir_p(logs, 0755, &err), 0);
+        assert_int_equal(stat(logs, &before), 0);
+        assert_int_equal(em_sync_target_install_volumes(b->t, &cfg, false, &err), -1);
+        assert_int_equal(em_error_status(err), EEXIST);
+        assert_non_null(strstr(em_error_msg(err), "volume logs was created on this host"));
+        em_error_free(&err);
+        assert_int_equal(stat(logs, &after), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+        assert_false(em_path_exists(db)); /* all or none */
+        assert_true(em_path_exists(cached));
+        /* The session's roll-back: the local volume stays where it is. */
+        assert_int_equal(em_sync_target_install_volumes(b->t, &cfg, true, &err), 0);
+        assert_int_equal(stat(logs, &after), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+        assert_true(em_path_exists(cached));
+}
+
 /* A pod's volumes, each once however many of its containers mount it;
  * binds and tmpfs are not sent. */
 static void test_spec_union(void **state)
@@ -153,6 +193,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_have_root_install, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_install_never_replaces, setup, teardown),
             cmocka_unit_test(test_spec_union),
             cmocka_unit_test_setup_teardown(test_tx_new, setup, teardown),
         };

@@ -10,6 +10,7 @@
  * only the files that changed since cross. Just before the restore the
  * copies move to <root>/volumes/NAME. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,7 @@ struct em_volume_rx {
         size_t n;
         char **names, **dirs; /* the copies in the page cache dir */
         struct em_upper_rx **rx;
+        bool *installed; /* moved to <root>/volumes by this session */
 };
 
 void em_volume_rx_free(struct em_volume_rx **rx)
@@ -184,6 +186,7 @@ void em_volume_rx_free(struct em_volume_rx **rx)
         em_strv_free((*rx)->names);
         em_strv_free((*rx)->dirs);
         free((*rx)->rx);
+        free((*rx)->installed);
         free(*rx);
         *rx = NULL;
 }
@@ -246,7 +249,8 @@ int em_volume_rx_new(const char *cache_dir, const json_t *spec, struct em_volume
 
         if (v == NULL || top == NULL || (v->names = calloc(n + 1, sizeof(char *))) == NULL ||
             (v->dirs = calloc(n + 1, sizeof(char *))) == NULL ||
-            (v->rx = calloc(n + 1, sizeof(*v->rx))) == NULL)
+            (v->rx = calloc(n + 1, sizeof(*v->rx))) == NULL ||
+            (v->installed = calloc(n + 1, sizeof(bool))) == NULL)
                 return em_error_set(err, ENOMEM, "volumes");
         for (size_t i = 0; i < json_array_size(json_object_get(spec, "mounts")); i++) {
                 const char *name = em_spec_volume(spec, i);
@@ -298,7 +302,10 @@ int em_volume_rx_finish(struct em_volume_rx *v, em_error_t *err)
         return 0;
 }
 
-/* rename(2) within the state root; back = the other way. */
+/* Volume i's copy into <root>/volumes, or back into the cache. Never
+ * over a volume of that name: the plan found none, but one may have been
+ * created here since (`run -v`), and rename(2) would replace it if it is
+ * empty. */
 static int move_volume(const struct em_config *cfg, struct em_volume_rx *v, size_t i, bool back,
                        em_error_t *err)
 {
@@ -310,17 +317,49 @@ static int move_volume(const struct em_config *cfg, struct em_volume_rx *v, size
         if (em_mkdir_p(top, 0711, err) < 0)
                 return -1;
         const char *from = back ? dst : v->dirs[i], *to = back ? v->dirs[i] : dst;
-        if (rename(from, to) < 0)
-                return em_error_set(err, errno, "moving volume %s to %s", v->names[i], to);
-        return 0;
+        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) {
+                v->installed[i] = !back;
+                return 0;
+        }
+        if (errno == EEXIST && !back)
+                return em_error_set_code(err, EEXIST,
+                                         "volume %s was created on this host during the "
+                                         "migration: not replacing it (if it is not needed, "
+                                         "`edgemig volume rm %s`, then migrate again)",
+                                         v->names[i], v->names[i]);
+        return em_error_set(err, errno, "moving volume %s to %s", v->names[i], to);
+}
+
+/* Moves back what this session installed; the first failure in *err. */
+static int uninstall(struct em_volume_rx *v, const struct em_config *cfg, em_error_t *err)
+{
+        int rc = 0;
+
+        for (size_t i = 0; v && i < v->n; i++) {
+                cleanup_error em_error_t e = NULL;
+                if (!v->installed[i])
+                        continue; /* another's of that name, or never moved */
+                if (move_volume(cfg, v, i, true, &e) < 0 && rc == 0) {
+                        em_error_move(err, &e);
+                        rc = -1;
+                }
+        }
+        return rc;
 }
 
 int em_volume_rx_install(struct em_volume_rx *v, const struct em_config *cfg, bool back,
                          em_error_t *err)
 {
+        if (back)
+                return uninstall(v, cfg, err);
         for (size_t i = 0; v && i < v->n; i++) {
-                if (move_volume(cfg, v, i, back, err) < 0)
-                        return -1;
+                if (v->installed[i] || move_volume(cfg, v, i, false, err) == 0)
+                        continue;
+                /* All or none: the session ends, the source keeps its own. */
+                cleanup_error em_error_t e = NULL;
+                if (uninstall(v, cfg, &e) < 0)
+                        em_log_warn("%s", em_error_msg(e));
+                return -1;
         }
         return 0;
 }

@@ -51,7 +51,9 @@ struct em_volume_rx;
 int em_volume_rx_new(const char *cache_dir, const json_t *spec, struct em_volume_rx **out,
                      json_t *have, em_error_t *err);
 void em_volume_rx_free(struct em_volume_rx **rx);
-/* Moves the copies to <root>/volumes (back: from there into the cache). */
+/* Moves the copies to <root>/volumes, all or none: never over a volume
+ * of that name (EEXIST: one created here since the plan). back: moves
+ * those this rx installed back into the cache, and only those. */
 int em_volume_rx_install(struct em_volume_rx *rx, const struct em_config *cfg, bool back,
                          em_error_t *err);
 /* FILE_ROOT: the receiver the next FILE_* frames go to (NULL: the

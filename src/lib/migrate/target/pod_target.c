@@ -797,8 +797,8 @@ static int list_volumes(const struct em_pod_target *pt, const struct pod_plan *p
 }
 
 /* A failed restore leaves the source running with its volumes: the
- * copies go back into the cache, for a retry to send only what changed
- * (a copy never installed stays there; rename fails on it, harmlessly). */
+ * copies this session installed go back into the cache, for a retry to
+ * send only what changed (never a volume of that name it did not). */
 static void uninstall_volumes(const struct em_pod_target *pt, const struct pod_plan *pp)
 {
         em_error_t e = NULL;
