@@ -170,6 +170,27 @@ static void test_procs_all_grows(void **state)
         em_error_free(&err);
 }
 
+/* A cgroup below the container's removed during the walk (here: listed
+ * by its parent, its cgroup.procs gone) has no process to list: not an
+ * error, the others are listed (an error refused the migration). */
+static void test_procs_sub_gone(void **state)
+{
+        em_error_t err = NULL;
+        pid_t pids[8];
+        size_t n = 0;
+        char path[256];
+
+        (void)state;
+        put("freezer/freezer.state", "THAWED\n");
+        put("freezer/edgemig-x-web/cgroup.procs", "101\n");
+        put("freezer/edgemig-x-web/gone/keep", "");
+        snprintf(path, sizeof(path), "%s/freezer/edgemig-x-web/gone/keep", fs);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(pids[0], 101);
+}
+
 static void test_procs_v2(void **state)
 {
         em_error_t err = NULL;
@@ -192,6 +213,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_missing_cgroup, setup, teardown),
             cmocka_unit_test_setup_teardown(test_procs, setup, teardown),
             cmocka_unit_test_setup_teardown(test_procs_all_grows, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_procs_sub_gone, setup, teardown),
             cmocka_unit_test_setup_teardown(test_procs_v2, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,8 @@ static int procs_below(const char *dir, int depth, pid_t *out, size_t max, size_
         cleanup_dir DIR *d = opendir(dir);
         struct dirent *e;
 
+        if (d == NULL && errno == ENOENT && depth > 0)
+                return 0; /* removed since its parent was read */
         if (d == NULL)
                 return em_error_set(err, errno, "opening %s", dir);
         while ((e = readdir(d)) != NULL) {
@@ -164,8 +166,16 @@ static int procs_of(const char *dir, int depth, pid_t *out, size_t max, size_t *
         if (depth > PROCS_DEPTH)
                 return 0;
         snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-        if (em_read_file(path, 16u << 20, &text, NULL, err) < 0)
+        cleanup_error em_error_t e = NULL;
+        if (em_read_file(path, 16u << 20, &text, NULL, &e) < 0) {
+                /* A cgroup below the container's that its last process
+                 * left and something removed while the walk went on:
+                 * nothing in it to list. The container's own is ENOENT. */
+                if (em_error_status(e) == ENOENT && depth > 0)
+                        return 0;
+                em_error_move(err, &e);
                 return -1;
+        }
         for (char *l = strtok_r(text, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
                 long pid = strtol(l, NULL, 10);
                 if (pid <= 0)
@@ -218,6 +228,7 @@ int em_freezer_procs_all(const char *fs, const char *cgroup, pid_t **out, size_t
                         return 0;
                 }
                 if (em_error_status(e) != E2BIG || max >= PROCS_ALL_MAX) {
+                        *n = 0;
                         em_error_move(err, &e);
                         return -1;
                 }
