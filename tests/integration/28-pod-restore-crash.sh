@@ -14,7 +14,10 @@
 #   the source runs `recover` the pod (with a named volume) runs on the
 #   source only, its counter going on, and the target keeps no container,
 #   process, volume or staging of it; a second migration of the pod to
-#   the same edgemigd then succeeds, its counter going on there.
+#   the same edgemigd then succeeds, its counter going on there;
+# - the source's own roll-back restore (its migration failed after the
+#   checkpoint) crashes once every container is back: `recover` finishes
+#   it, does not restore the pod again, and lets its service IP through.
 # The pod: w appends a counter kept in its shell to a named volume every
 # 50 ms, r mounts the same volume read-only.
 set -euo pipefail
@@ -61,6 +64,31 @@ n=$(lines "$EM_H1_ROOT")
 h 1 pod restore "$CK" >/dev/null 2>"$MIG_LOGS/err" || fail "restore after recover: $(cat "$MIG_LOGS/err")"
 [ "$(states 1)" = "r=running w=running web=running" ] || fail "after the restore: $(states 1)"
 wait_for 10 goes_on "$EM_H1_ROOT" $((n + 5)) || fail "the counter does not go on after the restore"
+
+# --- the source's own roll-back restore dies, every container back ------------
+# (the migration fails after its checkpoint, source.after-checkpoint, and
+# its roll-back restore crashes after the last member came back: recovery
+# finishes that restore as a local one; the session's recovery then must
+# not restore the pod again, and must let its service IP through: the
+# session held it in a blackhole rule, which stayed before.)
+# (The rules read whole first: grep -q would end the pipe early, and
+# under pipefail ip's SIGPIPE would fail the check.)
+held1() { [[ "$(nsenter --net="/run/netns/$EM_H1_NS" ip rule)" == *"to $IP blackhole"* ]]; }
+rc=0
+EDGEMIG_FAULT=source.after-checkpoint=fail,pod.after-member-restore-2=crash \
+	h 1 migrate web --to "$(haddr 2):$MIG_PORT" >/dev/null 2>"$MIG_LOGS/mig.err" || rc=$?
+[ "$rc" = 113 ] || fail "roll-back restore with a crash: exit $rc: $(cat "$MIG_LOGS/mig.err")"
+held1 || fail "the session did not hold the pod's IP (the case is not reached): $(cat "$MIG_LOGS/mig.err")"
+h 1 recover >"$MIG_LOGS/rec.out" 2>"$MIG_LOGS/rec.err" ||
+	fail "recover after the roll-back's crash: $(cat "$MIG_LOGS/rec.out" "$MIG_LOGS/rec.err")"
+[ "$(states 1)" = "r=running w=running web=running" ] || fail "after recover: $(states 1)"
+held1 && fail "the pod's IP is still held after recover"
+[ -z "$(ls -A "$EM_H1_ROOT/outgoing" 2>/dev/null)" ] || fail "a session is left: $(ls "$EM_H1_ROOT/outgoing")"
+[ -z "$(ls -A "$EM_H1_ROOT/pod-checkpoints" 2>/dev/null)" ] || fail "a journal is left"
+nothing2() { [ -z "$(states 2)" ]; }
+wait_for 20 nothing2 || fail "host 2 after the source's roll-back: $(states 2)"
+n=$(lines "$EM_H1_ROOT")
+wait_for 10 goes_on "$EM_H1_ROOT" $((n + 5)) || fail "the counter does not go on after recover"
 
 # --- the target's session dies in its restore, its edgemigd runs on ------------
 # (SIGKILL in the stall at the fault point, as kill_overdue or the session

@@ -667,6 +667,17 @@ static bool all_running(const struct em_config *cfg, char **names, size_t n)
         return true;
 }
 
+bool em_pod_restored_from(const struct em_config *cfg, const char *dir)
+{
+        cleanup_json json_t *m = NULL;
+        cleanup_strv char **names = NULL;
+        cleanup_error em_error_t e = NULL;
+        size_t nm = 0;
+
+        return load_manifest(dir, &m, &e) == 0 && manifest_names(m, &names, &nm, &e) == 0 &&
+               all_running(cfg, names, nm + 1);
+}
+
 /* A restore from a migration session's staging belongs to the session:
  * its outcome record (still "restoring") aborts it, and the source
  * restores its own copy. */

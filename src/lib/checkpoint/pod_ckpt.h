@@ -25,6 +25,7 @@
 #ifndef EDGEMIG_CHECKPOINT_POD_CKPT_H
 #define EDGEMIG_CHECKPOINT_POD_CKPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/config.h"
@@ -54,5 +55,8 @@ int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *
 /* Restores the pod checkpointed in dir, journalled (pod_journal.h); dir
  * stays usable for a retry. */
 int em_pod_restore(const struct em_config *cfg, const char *dir, em_error_t *err);
+/* Whether every container of the pod checkpointed in dir runs here: a
+ * restore from it completed (recovery finished one that crashed). */
+bool em_pod_restored_from(const struct em_config *cfg, const char *dir);
 
 #endif

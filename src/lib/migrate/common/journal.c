@@ -281,10 +281,16 @@ int em_journal_restore_kept(const struct em_config *cfg, const char *dir, const 
             em_json_load_file(spec_path, 16u << 20, &spec, err) < 0)
                 return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
         /* A pod's session (migrate/source/pod_source.h) kept the pod's
-         * checkpoint instead of one container's images. */
-        if (em_path_exists(pod_json)
-                ? em_pod_restore(cfg, pod, err) < 0
-                : em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
+         * checkpoint instead of one container's images. The session's own
+         * roll-back may have restored it already: its process died in that
+         * restore once every container was back, and recovery finished it
+         * as a local restore (checkpoint/pod_journal.h). Then only the
+         * session's hold on the IP and its route are left to undo. */
+        if (em_path_exists(pod_json) && em_pod_restored_from(cfg, pod))
+                em_log_warn("recovery: pod %s was restored by its roll-back already", container);
+        else if (em_path_exists(pod_json)
+                     ? em_pod_restore(cfg, pod, err) < 0
+                     : em_container_restore_from(cfg, container, spec, images, NULL, &ro, err) < 0)
                 return em_error_wrap(err, "recovering %s (checkpoint kept in %s)", container, dir);
         if (em_path_exists(pod_json))
                 release_pod_ip(spec);
