@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -72,6 +73,7 @@ struct sender {
         em_conn_t *c;
         struct em_upper_state *st;
         struct em_sync_stats stats;
+        bool live;
         int ret;
 };
 
@@ -80,26 +82,35 @@ static void *send_thread(void *arg)
         struct sender *s = arg;
         em_error_t err = NULL;
 
-        s->ret = em_upper_send_tree(s->c, s->st, src, false, 0, &s->stats, &err);
+        s->ret = em_upper_send_tree(s->c, s->st, src, s->live, 0, &s->stats, &err);
         if (s->ret < 0)
                 fprintf(stderr, "send: %s\n", em_error_msg(err));
         em_error_free(&err);
         return NULL;
 }
 
-/* One send of src, applied to dst; returns the payload bytes sent. */
-static uint64_t sync_once(struct em_upper_state *st, em_conn_t *a, em_conn_t *b)
+/* One send of src (live if asked), applied to dst; gone, if not NULL,
+ * is removed from src once the first frame arrived (the scan is done,
+ * the sender blocked on a full socket); returns the payload bytes sent. */
+static uint64_t sync_live(struct em_upper_state *st, em_conn_t *a, em_conn_t *b, bool live,
+                          const char *gone)
 {
-        struct sender s = {.c = a, .st = st};
+        struct sender s = {.c = a, .st = st, .live = live};
         struct em_upper_rx *rx = NULL;
         em_error_t err = NULL;
         pthread_t th;
+        char path[160];
 
         assert_int_equal(em_upper_rx_new(dst, &rx, &err), 0);
         assert_int_equal(pthread_create(&th, NULL, send_thread, &s), 0);
         for (;;) {
                 cleanup_frame struct em_frame f = {0};
                 assert_int_equal(em_proto_recv(b, &f, &err), 0);
+                if (gone != NULL) {
+                        snprintf(path, sizeof(path), "%s/%s", src, gone);
+                        assert_int_equal(unlink(path), 0);
+                        gone = NULL;
+                }
                 if (em_upper_rx_frame(rx, b, &f, &err) < 0)
                         fail_msg("apply: %s", em_error_msg(err));
                 if (f.hdr.type == EM_FRAME_FILE_MANIFEST && (f.hdr.flags & EM_FRAME_F_LAST))
@@ -110,6 +121,11 @@ static uint64_t sync_once(struct em_upper_state *st, em_conn_t *a, em_conn_t *b)
         assert_int_equal(em_upper_rx_finish(rx, &err), 0);
         em_upper_rx_free(&rx);
         return s.stats.raw_bytes;
+}
+
+static uint64_t sync_once(struct em_upper_state *st, em_conn_t *a, em_conn_t *b)
+{
+        return sync_live(st, a, b, false, NULL);
 }
 
 static void same_trees(void)
@@ -187,11 +203,42 @@ static void test_blocks_from_receivers_report(void **state)
         em_upper_state_free(&st);
 }
 
+/* A live round whose file is gone between the scan and the read (a
+ * service renaming a temp file into place) sends the rest; the file
+ * comes back exactly as the scan saw it (content and times), and the
+ * next round sends it, the receiver never having had it. */
+static void test_live_file_gone(void **state)
+{
+        cleanup_conn em_conn_t *a = NULL, *b = NULL;
+        struct em_upper_state *st = NULL;
+        em_error_t err = NULL;
+        char path[160];
+        struct stat sb;
+
+        (void)state;
+        pair(&a, &b);
+        assert_int_equal(em_upper_state_new(&st, &err), 0);
+        write_at("a", 0, 4 * MIB, 7); /* more than the socket holds */
+        write_at("b.tmp", 0, 1000, 8);
+        write_at("c", 0, 1000, 9);
+        snprintf(path, sizeof(path), "%s/b.tmp", src);
+        assert_int_equal(stat(path, &sb), 0);
+        sync_live(st, a, b, true, "b.tmp");
+        same_trees();
+        write_at("b.tmp", 0, 1000, 8);
+        struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+        assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+        assert_true(sync_once(st, a, b) >= 1000);
+        same_trees();
+        em_upper_state_free(&st);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_blocks_after_first_send, setup, teardown),
             cmocka_unit_test_setup_teardown(test_blocks_from_receivers_report, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_live_file_gone, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

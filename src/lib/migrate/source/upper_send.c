@@ -91,23 +91,47 @@ static int send_deletes(em_conn_t *c, const struct em_upper_diff *d, struct em_s
         return 0;
 }
 
+/* A live round may find a file gone between the scan and the read (a
+ * service renaming a temp file into place): it is not sent, and its hash
+ * is voided so that the next round sends it if it is back (the receiver
+ * never had this content) and deletes it if not. A file with other links
+ * (a closing manifest names it) and the frozen final round stay strict.
+ * Returns 1 with *fd open, 0 for such a file, -1 on error. */
+static int open_content(const char *upper, struct em_upper_entry *e, bool live, int *fd,
+                        em_error_t *err)
+{
+        cleanup_free char *path = em_path_join(upper, e->path);
+
+        *fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (*fd >= 0)
+                return 1;
+        if (path == NULL)
+                return em_error_set(err, ENOMEM, "reading %s", e->path);
+        if (errno != ENOENT || !live || e->ino != 0)
+                return em_error_set(err, errno, "reading %s", e->path);
+        memset(e->hash, '0', 32);
+        e->blocks.n = 0; /* nor may the next round patch the receiver's copy */
+        return 0;
+}
+
 /* While the container runs, a file may change between the scan and the
  * read. A live round then sends what it read, padded or cut to the size it
  * announced, on stream 2: the receiver drops a file that does not match its
  * hash, and the next round (the file's mtime changed) sends it again. The
  * final round runs frozen and is strict. */
-static int send_content(em_conn_t *c, const char *upper, const struct em_upper_manifest *m,
-                        size_t idx, bool live, int level, struct em_sync_stats *stats,
-                        em_error_t *err)
+static int send_content(em_conn_t *c, const char *upper, struct em_upper_manifest *m, size_t idx,
+                        bool live, int level, struct em_sync_stats *stats, em_error_t *err)
 {
-        const struct em_upper_entry *e = &m->e[idx];
-        cleanup_free char *path = em_path_join(upper, e->path);
+        struct em_upper_entry *e = &m->e[idx];
         cleanup_free char *buf = malloc(EM_PROTO_CHUNK);
-        cleanup_close int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        cleanup_close int fd = -1;
         cleanup_free bool *one = calloc(m->n, sizeof(bool));
+        int rc;
 
-        if (fd < 0 || buf == NULL || one == NULL)
-                return em_error_set(err, errno ? errno : ENOMEM, "reading %s", e->path);
+        if (buf == NULL || one == NULL)
+                return em_error_set(err, ENOMEM, "reading %s", e->path);
+        if ((rc = open_content(upper, e, live, &fd, err)) <= 0)
+                return rc;
         one[idx] = true;
         if (send_subset(c, EM_FRAME_FILE_DATA, 0, live ? EM_UPPER_STREAM_LIVE : 0, m, one, stats,
                         err) < 0)
@@ -196,14 +220,16 @@ static int send_blocks(em_conn_t *c, const char *upper, struct em_upper_manifest
                        struct em_sync_stats *stats, em_error_t *err)
 {
         struct em_upper_entry *e = &m->e[idx];
-        cleanup_free char *path = em_path_join(upper, e->path);
         cleanup_free uint8_t *frame = malloc(EM_BLOCK_HDR + EM_BLOCK_SIZE);
-        cleanup_close int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        cleanup_close int fd = -1;
         cleanup_free bool *one = calloc(m->n, sizeof(bool));
         bool moved = false;
+        int rc;
 
-        if (fd < 0 || frame == NULL || one == NULL)
-                return em_error_set(err, errno ? errno : ENOMEM, "reading %s", e->path);
+        if (frame == NULL || one == NULL)
+                return em_error_set(err, ENOMEM, "reading %s", e->path);
+        if ((rc = open_content(upper, e, live, &fd, err)) <= 0)
+                return rc;
         one[idx] = true;
         if (send_subset(c, EM_FRAME_FILE_BLOCKS, 0, live ? EM_UPPER_STREAM_LIVE : 0, m, one, stats,
                         err) < 0)
