@@ -1503,6 +1503,88 @@ static void test_precheck_pod_no_hybrid_note(void **state)
         json_decref(report);
 }
 
+/* A pod's prepare: em_migrate_source_run of the pod's infra NAME and its
+ * member db against the real target, their rounds under the stop rule
+ * (opts: how it runs); the members' rows go again after. */
+static int pod_prepare(struct fx *f, const struct em_migrate_opts *o, json_t **report,
+                       em_error_t *e)
+{
+        em_error_t err = NULL;
+        char upper[256];
+        int rc;
+
+        begin(f, NULL);
+        pod_rows(f);
+        snprintf(upper, sizeof(upper), "%s/containers/db/upper", f->sroot);
+        ok(em_mkdir_p(upper, 0755, &err));
+        rc = em_migrate_source_run(&f->scfg, NAME, o, report, e);
+        end(f);
+        ok(set_row(f->sroot, "db", NULL, EM_CSTATE_RUNNING, &err));
+        return rc;
+}
+
+/* A pod's rounds stop by the single container's stop rule, its time
+ * budget included: with a budget already spent after the first round
+ * (and a downtime target nothing fits) one round, "time-budget"; a pod's
+ * loop of its own went on to the round budget. */
+static void test_pod_rounds_time_budget(void **state)
+{
+        struct fx *f = *state;
+        struct em_migrate_opts o;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        migrate_opts(f, EM_MIGRATE_PREPARE, &o);
+        /* The first round (the workload's memory, a fork of this process)
+         * measures the link at about 5 MB/s: the final overhead alone
+         * then misses a downtime target of 0. */
+        o.max_rate_bps = 40000000;
+        o.stop.max_rounds = 4;
+        o.stop.downtime_target_ms = 0;
+        o.stop.time_budget_ms = 1;
+        ok(pod_prepare(f, &o, &report, &err));
+        assert_true(json_is_true(json_object_get(report, "pod")));
+        assert_string_equal(em_json_str(report, "stop_reason"), "time-budget");
+        assert_int_equal(json_array_size(json_object_get(report, "rounds")), 1);
+        /* What the round left was measured (the scan), not guessed. */
+        json_t *r1 = json_array_get(json_object_get(report, "rounds"), 0);
+        assert_non_null(json_object_get(r1, "left_wire_bytes"));
+        json_decref(report);
+        /* Without a time budget: rounds until the round budget. */
+        o.stop.time_budget_ms = 0;
+        ok(pod_prepare(f, &o, &report, &err));
+        assert_string_equal(em_json_str(report, "stop_reason"), "round-budget");
+        assert_int_equal(json_array_size(json_object_get(report, "rounds")), 4);
+        json_decref(report);
+}
+
+/* `migrate --cancel` of a pod's session in its rounds: it ends with
+ * ECANCELED, the pod never stopped here, the target aborted the session,
+ * and the progress lines went on to "cancelled". */
+static void test_pod_cancel(void **state)
+{
+        struct fx *f = *state;
+        struct em_migrate_opts o;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+
+        migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
+        f->progress[0] = '\0';
+        f->cancel = true;
+        assert_int_equal(pod_prepare(f, &o, &report, &err), -1);
+        f->cancel = false;
+        assert_int_equal(em_error_status(err), ECANCELED);
+        em_error_free(&err);
+        assert_true(json_is_true(json_object_get(report, "cancelled")));
+        assert_int_equal(f->checkpoints, 0);
+        assert_false(f->stopped);
+        assert_int_equal(src_state(f), EM_CSTATE_RUNNING);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_non_null(strstr(f->progress, "precopy"));
+        assert_non_null(strstr(f->progress, "cancelled"));
+        json_decref(report);
+}
+
 /* The target's restore fails: it aborts the session, so the source,
  * having sent FINAL, asks for the outcome, hears "aborted" and restores
  * its copy. */
@@ -1817,6 +1899,8 @@ int main(void)
             cmocka_unit_test_teardown(test_stale_record_forgets_rate, test_teardown),
             cmocka_unit_test_teardown(test_precheck, test_teardown),
             cmocka_unit_test_teardown(test_precheck_pod_no_hybrid_note, test_teardown),
+            cmocka_unit_test_teardown(test_pod_rounds_time_budget, test_teardown),
+            cmocka_unit_test_teardown(test_pod_cancel, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
             cmocka_unit_test_teardown(test_not_running, test_teardown),
             cmocka_unit_test_teardown(test_cancel_before_final, test_teardown),

@@ -225,8 +225,8 @@ bool em_source_lazy_wanted(const struct source *s)
         if (s->o->mode == EM_MIGRATE_PRECOPY)
                 return why != NULL &&
                        strcmp(why, em_stop_reason_name(EM_STOP_NOT_CONVERGING)) == 0 &&
-                       !s->throttle.active && /* --auto-converge throttled instead */
-                       s->target_lazy &&      /* else a plain final step, as before */
+                       s->throttle_pct == 0 && /* --auto-converge throttled instead */
+                       s->target_lazy &&       /* else a plain final step, as before */
                        lazy_fits(s);
         if (s->o->mode != EM_MIGRATE_AUTO)
                 return false;

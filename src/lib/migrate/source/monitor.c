@@ -302,6 +302,15 @@ int em_monitor_enter_final(struct source *s, em_error_t *err)
         return 0;
 }
 
+void em_monitor_report_cancel(struct source *s, em_error_t *err)
+{
+        em_report_set(s->report, "cancelled", json_true());
+        em_error_set_code(err, ECANCELED,
+                          "cancelled by the operator; %s keeps running here and nothing of it "
+                          "stays on the target",
+                          s->name);
+}
+
 bool em_monitor_cancelled(const struct source *s)
 {
         bool c = false;

@@ -64,6 +64,9 @@ void em_monitor_conn(struct source *s, em_conn_t *conn);
  * cancels are refused. */
 int em_monitor_enter_final(struct source *s, em_error_t *err);
 bool em_monitor_cancelled(const struct source *s);
+/* A cancel ended the migration (rolled back): the timeline says so
+ * ("cancelled": true) and *err becomes ECANCELED, naming the service. */
+void em_monitor_report_cancel(struct source *s, em_error_t *err);
 
 /* `edgemig migrate --cancel SESSION` on this host (cfg's root): asks the
  * migration to cancel and waits up to wait_ms for it to end. *report gets

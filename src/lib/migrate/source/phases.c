@@ -306,12 +306,8 @@ static bool round_is_small(struct source *s, uint64_t wire, int64_t ms)
         return em_stop_rule_fits(&s->o->stop, wire, bw);
 }
 
-/* What the next round would send (the stop rule's "what is left"), in wire
- * bytes at the last round's compression ratio, from raw (the scan's, or the
- * round's own when it was small); and the rate at which the service
- * dirtied memory the target lacks during the round. */
-static void record_left(struct source *s, struct em_round_stat *rs, uint64_t raw, bool small,
-                        int64_t ms)
+void em_source_record_left(struct source *s, struct em_round_stat *rs, uint64_t raw, bool small,
+                           int64_t ms)
 {
         double ratio = rs->dirty_bytes ? (double)rs->dirty_wire_bytes / (double)rs->dirty_bytes : 1;
 
@@ -415,9 +411,9 @@ static void report_round(struct source *s, unsigned n, const struct em_sync_stat
 }
 
 /* listed: s->pids were listed just now, for this round. */
-static int one_round(struct source *s, unsigned n, bool listed, struct em_round_stat *rs,
-                     em_error_t *err)
+static int one_round(void *ud, unsigned n, bool listed, struct em_round_stat *rs, em_error_t *err)
 {
+        struct source *s = ud;
         cleanup_free char *upper = NULL;
         struct em_sync_stats st = {0};
         int64_t t0 = em_mono_ms();
@@ -442,7 +438,7 @@ static int one_round(struct source *s, unsigned n, bool listed, struct em_round_
         report_round(s, n, &st, wire, ms);
         if (s->echoes_pending > 0)
                 em_report_round_set(s->report, "echo_deferred", json_true());
-        record_left(s, rs, small ? st.raw_bytes : left, small, ms);
+        em_source_record_left(s, rs, small ? st.raw_bytes : left, small, ms);
         return 0;
 }
 
@@ -465,20 +461,37 @@ static void seed_bandwidth(struct source *s)
         em_report_set(s->report, "bandwidth_seed_bps", json_real(bps));
 }
 
-/* --auto-converge: halves the container's CPU cap (50 % of one CPU first,
- * at least 1 %); false when it cannot be throttled further. */
-static bool throttle_more(struct source *s)
+/* Caps one container's cgroup at pct; its cap t is saved for the lift. */
+static int throttle_one(struct source *s, const char *name, struct em_cpu_throttle *t, int pct,
+                        em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
-        int pct = s->throttle.pct ? s->throttle.pct / 2 : 50;
+
+        if (em_container_paths_init(s->cfg, name, &p, err) < 0 ||
+            em_cpu_throttle_set(t, NULL, p.cgroup, pct, err) < 0)
+                return em_error_wrap(err, "throttling %s", name);
+        return 0;
+}
+
+bool em_source_throttle_more(struct source *s, const char *const *names, size_t n)
+{
+        int pct = s->throttle_pct ? s->throttle_pct / 2 : 50;
         em_error_t e = NULL;
 
-        if (s->throttle.pct == 1)
+        if (s->throttle_pct == 1 || n == 0)
                 return false;
         if (pct < 1)
                 pct = 1;
-        if (em_container_paths_init(s->cfg, s->name, &p, &e) < 0 ||
-            em_cpu_throttle_set(&s->throttle, NULL, p.cgroup, pct, &e) < 0) {
+        if (s->throttle == NULL && (s->throttle = calloc(n, sizeof(*s->throttle))) == NULL)
+                return false;
+        s->nthrottle = n;
+        for (size_t i = 0; i < n && e == NULL; i++)
+                throttle_one(s, names[i], &s->throttle[i], pct, &e);
+        /* Those capped before one failed stay so until the lift. */
+        for (size_t i = 0; i < n; i++)
+                if (s->throttle[i].active)
+                        s->throttle_pct = s->throttle[i].pct;
+        if (e != NULL) {
                 em_log_warn("auto-converge: %s", em_error_msg(e));
                 em_report_set(s->report, "throttle_error", json_string(em_error_msg(e)));
                 em_error_free(&e);
@@ -488,32 +501,51 @@ static bool throttle_more(struct source *s)
                 em_report_mark(s->report, "throttle_start");
         em_report_round_set(s->report, "throttle_pct", json_integer(pct));
         em_monitor_throttle(s, pct);
-        em_log_info("auto-converge: %s capped at %d %% of one CPU", s->name, pct);
+        em_log_info("auto-converge: %s capped at %d %% of one CPU%s", s->name, pct,
+                    n > 1 ? " per container" : "");
         return true;
+}
+
+static bool throttle_container(void *ud)
+{
+        struct source *s = ud;
+
+        return em_source_throttle_more(s, &s->name, 1);
 }
 
 void em_source_unthrottle(struct source *s)
 {
-        int pct = s->throttle.pct;
+        bool lifted = false;
         em_error_t e = NULL;
 
-        if (!s->throttle.active)
-                return;
-        if (em_cpu_throttle_lift(&s->throttle, &e) < 0) {
-                em_log_error("%s: %s", s->name, em_error_msg(e));
-                em_error_free(&e);
-                return;
+        for (size_t i = 0; i < s->nthrottle; i++) {
+                if (!s->throttle[i].active)
+                        continue;
+                if (em_cpu_throttle_lift(&s->throttle[i], &e) < 0) {
+                        em_log_error("%s: %s", s->name, em_error_msg(e));
+                        em_error_free(&e);
+                        continue;
+                }
+                lifted = true;
         }
-        em_report_mark(s->report, "throttle_lifted");
-        em_report_set(s->report, "throttle_min_pct", json_integer(pct));
-        em_monitor_throttle(s, 0);
+        if (lifted) {
+                em_report_mark(s->report, "throttle_lifted");
+                em_report_set(s->report, "throttle_min_pct", json_integer(s->throttle_pct));
+                em_monitor_throttle(s, 0);
+        }
+        free(s->throttle);
+        s->throttle = NULL;
+        s->nthrottle = 0;
+        s->throttle_pct = 0;
 }
 
 /* What round n+1 is expected to send: what the last round left, or for the
  * first round what CRIU would dump of the processes (unknown after a
  * prepare). */
-static uint64_t round_estimate(struct source *s, size_t n, bool *listed)
+static uint64_t round_estimate(void *ud, size_t n, bool *listed)
 {
+        struct source *s = ud;
+
         *listed = false;
         if (n > 0)
                 return s->final_estimate;
@@ -545,7 +577,7 @@ static bool prepared_fits(struct source *s)
         return true;
 }
 
-int em_source_precopy(struct source *s, em_error_t *err)
+int em_source_rounds(struct source *s, const struct em_rounds_ops *ops, em_error_t *err)
 {
         struct em_round_stat rounds[64];
         unsigned max = s->o->stop.max_rounds ? s->o->stop.max_rounds : 1;
@@ -563,8 +595,8 @@ int em_source_precopy(struct source *s, em_error_t *err)
                 why = EM_STOP_FITS_TARGET;
         while (why == EM_STOP_CONTINUE) {
                 bool listed;
-                em_monitor_round(s, (unsigned)n + 1, round_estimate(s, n, &listed));
-                if (one_round(s, (unsigned)n + 1, listed, &rounds[n], err) < 0)
+                em_monitor_round(s, (unsigned)n + 1, ops->estimate(ops->ud, n, &listed));
+                if (ops->round(ops->ud, (unsigned)n + 1, listed, &rounds[n], err) < 0)
                         return -1;
                 rounds[n].elapsed_ms = (uint64_t)(em_mono_ms() - t0);
                 s->final_estimate = rounds[n].left_wire_bytes;
@@ -575,7 +607,7 @@ int em_source_precopy(struct source *s, em_error_t *err)
                  * (and the bound of rounds[]). */
                 if (why == EM_STOP_NOT_CONVERGING && s->o->auto_converge && n < max &&
                     em_stop_rule_budget(&s->o->stop, rounds, n) == EM_STOP_CONTINUE &&
-                    throttle_more(s))
+                    ops->throttle_more(ops->ud))
                         why = EM_STOP_CONTINUE;
                 if (n >= max && why == EM_STOP_CONTINUE)
                         why = EM_STOP_ROUNDS;
@@ -585,6 +617,16 @@ int em_source_precopy(struct source *s, em_error_t *err)
                       json_real(s->bandwidth_measured ? s->bandwidth : 0));
         em_source_phase_end(s, "precopy", 0);
         return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
+}
+
+int em_source_precopy(struct source *s, em_error_t *err)
+{
+        const struct em_rounds_ops ops = {.round = one_round,
+                                          .estimate = round_estimate,
+                                          .throttle_more = throttle_container,
+                                          .ud = s};
+
+        return em_source_rounds(s, &ops, err);
 }
 
 int em_source_finish_prepare(struct source *s, em_error_t *err)

@@ -63,8 +63,12 @@ struct source {
         pid_t cal_pid;
         int cal_rc;
         em_error_t cal_err;
-        struct em_monitor *mon;          /* progress and cancel (monitor.h) */
-        struct em_cpu_throttle throttle; /* --auto-converge */
+        struct em_monitor *mon; /* progress and cancel (monitor.h) */
+        /* --auto-converge: one cap per container throttled (a pod's every
+         * container), at the common cap throttle_pct (0: none). */
+        struct em_cpu_throttle *throttle;
+        size_t nthrottle;
+        int throttle_pct;
         uint64_t phase_wire0;
         /* ROUND_END echoes not read yet: the final step may start before
          * the target echoed the layers and a small last round; they are
@@ -126,6 +130,34 @@ void em_source_calibrate_join(struct source *s);
  * struct source; a refresh hook for em_sync_state_set_compress). */
 void em_source_calibrate_poll(void *arg);
 int em_source_precopy(struct source *s, em_error_t *err);
+
+/* The pre-copy loop under the stop rule (stop_rule.h) with its round and
+ * time budgets, for one container (em_source_precopy) or a pod
+ * (pod_source.c): rounds while the service runs until the rule says stop;
+ * a round that fails to halve what was left throttles the service
+ * instead, with --auto-converge. */
+struct em_rounds_ops {
+        /* Sends round n (from 1) and fills *rs but its elapsed_ms; listed:
+         * estimate listed the processes for it. */
+        int (*round)(void *ud, unsigned n, bool listed, struct em_round_stat *rs, em_error_t *err);
+        /* What round n+1 is expected to send in wire bytes (0: unknown). */
+        uint64_t (*estimate)(void *ud, size_t n, bool *listed);
+        /* --auto-converge: the service's CPU capped further; false when it
+         * cannot be. */
+        bool (*throttle_more)(void *ud);
+        void *ud;
+};
+int em_source_rounds(struct source *s, const struct em_rounds_ops *ops, em_error_t *err);
+/* What the next round would send (the stop rule's "what is left") in
+ * wire bytes at the round's compression ratio, from raw (a scan's, or the
+ * round's own when small), and the rate the service dirtied memory the
+ * target lacks during the round's ms; into rs and the report's round. */
+void em_source_record_left(struct source *s, struct em_round_stat *rs, uint64_t raw, bool small,
+                           int64_t ms);
+/* --auto-converge: halves the CPU cap of the containers names[0..n-1]
+ * (the same n every call; 50 % of one CPU first, at least 1 %); false
+ * when they cannot be throttled further. */
+bool em_source_throttle_more(struct source *s, const char *const *names, size_t n);
 /* Lifts an --auto-converge throttle (at the end, whatever happened). */
 void em_source_unthrottle(struct source *s);
 int em_source_final(struct source *s, em_error_t *err);

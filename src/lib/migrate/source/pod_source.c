@@ -19,6 +19,7 @@
 #include "migrate/common/report.h"
 #include "migrate/common/resolve.h"
 #include "migrate/common/volume_sync.h"
+#include "migrate/source/monitor.h"
 #include "migrate/source/pagesync.h"
 #include "migrate/source/phases.h"
 #include "migrate/source/upper_send.h"
@@ -190,6 +191,7 @@ static int connect_hello(struct pod_src *p, em_error_t *err)
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
         if (s->o->max_rate_bps)
                 em_conn_set_max_rate(s->conn, s->o->max_rate_bps);
+        em_monitor_conn(s, s->conn); /* progress counts it, a cancel shuts it */
         if (em_resolve_peer_save(s->workdir, s->o->target, peer, err) < 0 ||
             em_session_local_hello(s->cfg, &h, err) < 0)
                 return -1;
@@ -303,6 +305,7 @@ static int do_layers(struct pod_src *p, em_error_t *err)
         cleanup_free char *plan = NULL;
 
         em_report_phase_begin(s->report, "layers");
+        em_monitor_phase(s, "layers", 0);
         if (em_proto_send_json(s->conn, EM_FRAME_LAYERS_HAVE, p->plan, err) < 0 ||
             em_proto_recv_json(s->conn, EM_FRAME_LAYERS_HAVE, &ack, err) < 0)
                 return em_error_wrap(err, "pod plan");
@@ -362,24 +365,46 @@ static int member_pids(struct pod_src *p, size_t i, size_t *n, em_error_t *err)
         return 0;
 }
 
-/* One round: each container's memory read live (no freeze), the pages
- * the target lacks of it sent; ROUND_END echoed once all arrived. */
-static int pod_round(struct pod_src *p, unsigned r, uint64_t *wire, em_error_t *err)
+/* What the round left of each container (the pages the target still
+ * lacks), read live as the single container's rounds scan it; the next
+ * round reads only those (em_sync_push_left). */
+static int pod_scan(struct pod_src *p, uint64_t *left, em_error_t *err)
 {
+        *left = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                uint64_t raw = 0;
+                size_t n = 0;
+                if (member_pids(p, i, &n, err) < 0 ||
+                    em_sync_dirty_scan(p->sync[i], p->pids, n, &raw, err) < 0)
+                        return em_error_wrap(err, "what %s left", p->names[i]);
+                *left += raw;
+        }
+        return 0;
+}
+
+/* One round (em_source_rounds): each container's memory read live (no
+ * freeze), the pages the target lacks of it sent; ROUND_END echoed once
+ * all arrived. A round that fits the downtime target stands for what it
+ * left, as a single container's does; else what is left is scanned. */
+static int pod_round(void *ud, unsigned r, bool listed, struct em_round_stat *rs, em_error_t *err)
+{
+        struct pod_src *p = ud;
         struct source *s = &p->s;
         struct em_sync_stats st = {0};
         struct em_conn_stats c0, c1;
         int64_t t0 = em_mono_ms();
         char payload[32];
         int level = em_compress_level(&s->o->compress, s->bandwidth, NULL);
+        uint64_t left = 0;
 
         json_int_t ub = 0;
 
+        (void)listed;
         em_conn_stats(s->conn, &c0);
         for (size_t i = 0; i < p->n; i++) {
                 size_t n = 0;
                 if (member_pids(p, i, &n, err) < 0 || select_member(p, i, err) < 0 ||
-                    em_sync_push_memory(s->conn, p->sync[i], p->pids, n, level, &st, err) < 0 ||
+                    em_sync_push_left(s->conn, p->sync[i], p->pids, n, level, &st, err) < 0 ||
                     send_upper(p, i, true, level, &st, &ub, err) < 0)
                         return em_error_wrap(err, "pre-copy round %u", r);
         }
@@ -389,42 +414,59 @@ static int pod_round(struct pod_src *p, unsigned r, uint64_t *wire, em_error_t *
                 return em_error_wrap(err, "pre-copy round %u", r);
         em_conn_stats(s->conn, &c1);
         int64_t ms = em_mono_ms() - t0;
-        *wire = c1.wire_out - c0.wire_out;
-        em_source_link_sample(s, *wire, ms);
-        em_report_round(s->report, r, st.raw_bytes, *wire, st.pages_sent, 0, ms, 0);
+        uint64_t wire = c1.wire_out - c0.wire_out;
+        em_source_link_sample(s, wire, ms);
+        bool small = em_stop_rule_fits(&s->o->stop, wire, s->bandwidth);
+        if (!small && pod_scan(p, &left, err) < 0)
+                return em_error_wrap(err, "pre-copy round %u", r);
+        *rs = (struct em_round_stat){.dirty_bytes = st.raw_bytes, .dirty_wire_bytes = wire};
+        em_report_round(s->report, r, st.raw_bytes, wire, st.pages_sent, 0, ms, 0);
+        em_source_record_left(s, rs, small ? st.raw_bytes : left, small, ms);
         em_log_info("pod %s round %u: %llu pages, %llu bytes on the wire in %lld ms", s->name, r,
-                    (unsigned long long)st.pages_sent, (unsigned long long)*wire, (long long)ms);
+                    (unsigned long long)st.pages_sent, (unsigned long long)wire, (long long)ms);
         return 0;
 }
 
-/* Rounds while the pod runs, until one would fit the downtime target at
- * the measured rate, fails to shrink to converge_ratio of the one before
- * (the pod rewrites its memory about as fast as the link drains it) or
- * the round budget is spent. The final step then sends only what the
- * last round left. */
+/* What round n+1 is expected to send: what the last one left, or for the
+ * first what CRIU would dump of every container's processes. */
+static uint64_t pod_estimate(void *ud, size_t n, bool *listed)
+{
+        struct pod_src *p = ud;
+        uint64_t sum = 0;
+
+        *listed = false;
+        if (n > 0)
+                return p->s.final_estimate;
+        for (size_t i = 0; i < p->n; i++) {
+                size_t k = 0;
+                cleanup_error em_error_t e = NULL;
+                if (member_pids(p, i, &k, &e) < 0)
+                        return 0;
+                sum += em_sync_dump_bytes(p->pids, k);
+        }
+        return sum;
+}
+
+/* --auto-converge caps every container of the pod: their summed dirty
+ * rate is what outruns the link. */
+static bool pod_throttle_more(void *ud)
+{
+        struct pod_src *p = ud;
+
+        return em_source_throttle_more(&p->s, (const char *const *)p->names, p->n);
+}
+
+/* Rounds while the pod runs, under the single container's stop rule
+ * (stop_rule.h, its round and time budgets), with --auto-converge's
+ * throttle; the final step then sends only what the last round left. */
 static int pod_precopy(struct pod_src *p, em_error_t *err)
 {
-        struct source *s = &p->s;
-        uint64_t wire = 0, prev = 0;
-        const char *why = "max-rounds";
+        const struct em_rounds_ops ops = {.round = pod_round,
+                                          .estimate = pod_estimate,
+                                          .throttle_more = pod_throttle_more,
+                                          .ud = p};
 
-        em_report_phase_begin(s->report, "precopy");
-        for (unsigned r = 1; r <= s->o->stop.max_rounds; r++) {
-                if (pod_round(p, r, &wire, err) < 0)
-                        return -1;
-                if (em_stop_rule_fits(&s->o->stop, wire, s->bandwidth)) {
-                        why = "fits-downtime-target";
-                        break;
-                }
-                if (r > 1 && (double)wire > s->o->stop.converge_ratio * (double)prev) {
-                        why = "not-converging";
-                        break;
-                }
-                prev = wire;
-        }
-        em_report_set(s->report, "stop_reason", json_string(why));
-        em_source_phase_end(s, "precopy", 0);
-        return em_fault("source.after-precopy", em_conn_fd(s->conn), err);
+        return em_source_rounds(&p->s, &ops, err);
 }
 
 /* After the freeze: each container's writable layer (what changed since
@@ -496,6 +538,7 @@ static int checkpoint_pack(struct pod_src *p, const char *tar, uint64_t *raw, em
         struct source *s = &p->s;
 
         em_report_phase_begin(s->report, "final");
+        em_monitor_phase(s, "final", s->final_estimate);
         em_report_mark(s->report, "source_stopped");
         hold_ip(p, true);
         if (em_pod_checkpoint(s->cfg, s->name, p->ck, err) < 0)
@@ -591,6 +634,7 @@ static int settle(struct pod_src *p, em_error_t *err)
 
         em_log_warn("migration of pod %s in doubt (%s): asking the target", s->name,
                     em_error_msg(*err));
+        em_monitor_conn(s, NULL);
         em_conn_free(&s->conn);
         em_resolve_opts_init(&ro);
         ro.tls = s->o->tls;
@@ -659,23 +703,11 @@ static int volumes_live(struct pod_src *p, em_error_t *err)
         if (p->vols == NULL)
                 return 0;
         em_report_phase_begin(p->s.report, "volumes");
+        em_monitor_phase(&p->s, "volumes", 0);
         if (send_volumes(p, true, &raw, err) < 0)
                 return -1;
         em_source_phase_end(&p->s, "volumes", raw);
         return 0;
-}
-
-/* A pod's rounds have no throttle (auto-converge's cpu.max loop watches
- * one container's cgroup). The controller's policy may ask for it on
- * every migration, so a pod migrates unthrottled, and says so. */
-static void note_auto_converge(struct pod_src *p)
-{
-        if (!p->s.o->auto_converge)
-                return;
-        em_log_warn("pod %s: --auto-converge is not built for pods; it migrates unthrottled "
-                    "(docs/pods.md)",
-                    p->s.name);
-        em_report_set(p->s.report, "auto_converge", json_string("not applied: pod"));
 }
 
 static int run(struct pod_src *p, em_error_t *err)
@@ -690,8 +722,7 @@ static int run(struct pod_src *p, em_error_t *err)
                                     "(`--mode %s` is "
                                     "not built for pods yet; docs/pods.md)",
                                     s->name, em_migrate_mode_name(s->o->mode));
-        note_auto_converge(p);
-        if (load_pod(p, err) < 0 || make_workdir(p, err) < 0)
+        if (load_pod(p, err) < 0 || make_workdir(p, err) < 0 || em_monitor_start(s, err) < 0)
                 return -1;
         /* What recovery needs (migrate/common/journal.h): the infra's spec
          * for its route, the pod's checkpoint in pod/. */
@@ -699,6 +730,7 @@ static int run(struct pod_src *p, em_error_t *err)
         if (spec == NULL || em_json_write_file(spec, s->spec, err) < 0)
                 return -1;
         em_report_phase_begin(s->report, "handshake");
+        em_monitor_phase(s, "handshake", 0);
         if (connect_hello(p, err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
@@ -708,16 +740,23 @@ static int run(struct pod_src *p, em_error_t *err)
                 return -1;
         if (s->o->mode == EM_MIGRATE_PREPARE)
                 return finish_prepare(p, err);
+        if (em_monitor_enter_final(s, err) < 0)
+                return -1;
         if (send_final(p, err) == 0 && commit(p, err) == 0)
                 return 0;
         return s->final_sent ? settle(p, err) : -1;
 }
 
+/* Before the final step, a cancel is what ended the migration. */
 static void failed(struct pod_src *p, em_error_t *err)
 {
+        bool cancelled = em_monitor_cancelled(&p->s) && !p->s.final_sent;
+
         if (p->s.conn)
-                em_proto_send_abort(p->s.conn, em_error_msg(*err));
+                em_proto_send_abort(p->s.conn, cancelled ? "cancelled" : em_error_msg(*err));
         roll_back(p);
+        if (cancelled)
+                em_monitor_report_cancel(&p->s, err);
         em_error_wrap(err, "migrating pod %s to %s", p->s.name, p->s.o->target);
 }
 
@@ -737,6 +776,7 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
                 return em_error_set(err, ENOMEM, "migrating pod %s", pod);
         em_report_set(p.s.report, "pod", json_true());
         rc = run(&p, err);
+        em_source_unthrottle(&p.s); /* at the freeze, or a cancel or failure before it */
         if (rc < 0)
                 failed(&p, err);
         hold_ip(&p, false);
@@ -751,6 +791,7 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
         }
         if (report)
                 *report = json_incref(em_report_json(p.s.report));
+        em_monitor_stop(&p.s, rc == 0);
         em_report_free(&p.s.report);
         return rc;
 }

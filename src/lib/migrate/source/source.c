@@ -320,14 +320,8 @@ static void failed(struct source *s, em_error_t *err)
         if (s->conn)
                 em_proto_send_abort(s->conn, cancelled ? "cancelled" : em_error_msg(*err));
         em_source_roll_back(s);
-        if (cancelled) {
-                em_report_set(s->report, "cancelled", json_true());
-                em_error_set_code(
-                    err, ECANCELED,
-                    "cancelled by the operator; %s keeps running here and nothing of it "
-                    "stays on the target",
-                    s->name);
-        }
+        if (cancelled)
+                em_monitor_report_cancel(s, err);
         em_error_wrap(err, "migrating %s to %s", s->name, s->o->target);
 }
 
