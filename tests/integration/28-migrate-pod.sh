@@ -18,11 +18,16 @@
 # error, the sidecar's 4 MiB file is intact, a key written
 # before each hop is there after it, the counter never goes back, the
 # sidecar's connection to redis survives, its log goes with it, and the
-# pod never runs on two hosts at once.
+# pod never runs on two hosts at once. Last, with a member that rewrites
+# random memory (memwriter) over a capped link: a `migrate --progress`
+# prints progress lines during the pod's pre-copy and `migrate --cancel`
+# in its first round leaves the pod serving on host 1 and nothing on
+# host 2; then `--auto-converge` throttles the pod (the timeline says so)
+# and lifts the throttle, and the pod moves to host 2.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 . "$(dirname "$0")/pod-lib.sh"
-mig_setup 2 busybox redis
+mig_setup 2 busybox redis memwriter
 
 IP=10.66.28.7
 POD_SIDECAR_PRE="echo sidecar-started-on-1; " pod_web_up "$IP" h 1
@@ -184,16 +189,11 @@ wait_for 10 gone || fail "host 2 kept parts of the pod after the cut: $(leftover
 for hop in "1 2" "2 1"; do
 	set -- $hop
 	redis SET "before-$1-$2" "v$1$2" | grep -q OK || fail "SET before $1 -> $2"
-	# The way back asks for --auto-converge, which a pod's rounds do not
-	# have: the report says it was not applied.
-	ac=""
-	[ "$1" = 2 ] && ac=--auto-converge
-	MIG_EXTRA=$ac migrate "$1" "$2" || fail "migrate $1 -> $2: $(cat "$MIG_LOGS/mig-$1-$2.err")"
-	python3 - "$MIG_LOGS/mig-$1-$2.json" "$ac" <<'PY' || fail "report $1 -> $2"
+	migrate "$1" "$2" || fail "migrate $1 -> $2: $(cat "$MIG_LOGS/mig-$1-$2.err")"
+	python3 - "$MIG_LOGS/mig-$1-$2.json" <<'PY' || fail "report $1 -> $2"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["ok"] and r["pod"] and r["mode"] == "precopy", r
-assert r.get("auto_converge") == ("not applied: pod" if sys.argv[2] else None), r
 # Pre-copy: the memory crossed while the pod ran (or before, to the page
 # caches of a prepare or an earlier attempt); after the freeze the CRIU
 # images' pages went mostly as references to it.
@@ -219,6 +219,75 @@ PY
 	h "$2" logs side | grep -q sidecar-started-on-1 ||
 		fail "the sidecar's log did not move to host $2: $(h "$2" logs side | tail -3)"
 done
+
+# --- progress, cancel and auto-converge, with a member that rewrites 1 MB
+# of random memory a second (incompressible: more than the capped link
+# drains) ---------------------------------------------------------------
+h 1 run --pod web --name mw -e MEMWRITER_MB=1 -e MEMWRITER_RATE=1 -e MEMWRITER_PATTERN=random \
+	memwriter >/dev/null || fail "run mw in the pod"
+ALL="db=running mw=running side=running web=running"
+MWC=$REPO/scripts/memwriter-client.py
+wait_for 10 on_client python3 "$MWC" "$IP" 7000 >/dev/null || fail "mw does not answer"
+# A cancel in the first round (1 Mbit/s: its 1.4 MB take about 11 s).
+h 1 migrate web --to "$(haddr 2):$MIG_PORT" --max-rate 1M --json --progress \
+	>"$MIG_LOGS/cancel.json" 2>"$MIG_LOGS/cancel.progress" &
+MIG=$!
+precopy_line() { grep -q '"phase":"precopy".*"bytes_left":[0-9]' "$MIG_LOGS/cancel.progress"; }
+wait_for 30 precopy_line || fail "no pre-copy progress: $(cat "$MIG_LOGS/cancel.progress")"
+SESSION=$(grep -m1 '^{' "$MIG_LOGS/cancel.progress" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
+h 1 migrate --cancel "$SESSION" >"$MIG_LOGS/cancel.out" 2>&1 || fail "cancel: $(cat "$MIG_LOGS/cancel.out")"
+if wait "$MIG"; then fail "the cancelled pod migration succeeded"; fi
+python3 - "$MIG_LOGS/cancel.json" "$MIG_LOGS/cancel.progress" <<'PY' || fail "cancel: $(cat "$MIG_LOGS/cancel.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["pod"] and not r["ok"] and r["cancelled"], r
+ps = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
+ps = [l for l in ps if l.get("event") == "progress"]
+assert all(l["session"] == r["id"] and l["container"] == "web" for l in ps), ps
+phases = [l["phase"] for l in ps]
+assert "precopy" in phases and "final" not in phases and phases[-1] == "cancelled", phases
+print("pod cancel: %d progress lines, phases %s" % (len(ps), " ".join(dict.fromkeys(phases))),
+      file=sys.stderr)
+PY
+[ "$(states 1)" = "$ALL" ] || fail "host 1 after the cancel: $(states 1)"
+wait_for 10 gone || fail "host 2 kept parts of the pod after the cancel: $(leftovers 2)"
+wait_for 10 answers || fail "the sidecar does not answer after the cancel"
+# --auto-converge at 4 Mbit/s: the second round (mw's pages, about all of
+# them rewritten meanwhile) fails to halve what was left, and every
+# container of the pod is capped instead of handing off.
+quotas() { # I: "NAME QUOTA" of each container on host I (its cgroup's CPU quota, none: -1 or max)
+	h "$1" ps --json | python3 -c '
+import json, os, sys
+for c in json.load(sys.stdin):
+    for l in open("/proc/%d/cgroup" % c["pid"]):
+        _, ctl, path = l.rstrip("\n").split(":", 2)
+        if "cpu" in ctl.split(","):
+            print(c["name"], open("/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us" % path).read().split()[0])
+        elif ctl == "" and not os.path.exists("/sys/fs/cgroup/cpu"):
+            print(c["name"], open("/sys/fs/cgroup%s/cpu.max" % path).read().split()[0])
+'
+}
+all_capped() { q=$(quotas 1) && [ "$(grep -cvE ' (-1|max)$' <<<"$q")" = 4 ]; }
+MIG_EXTRA="--max-rate 4M --auto-converge --max-rounds 3" migrate 1 2 &
+MIG=$!
+wait_for 60 all_capped || fail "the pod's containers were not all capped: $(quotas 1)"
+wait "$MIG" || fail "migrate --auto-converge: $(cat "$MIG_LOGS/mig-1-2.err")"
+python3 - "$MIG_LOGS/mig-1-2.json" <<'PY' || fail "auto-converge: $(cat "$MIG_LOGS/mig-1-2.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+caps = [rd.get("throttle_pct") for rd in r["rounds"]]
+print("pod auto-converge: rounds %d, stop %s, throttle per round %s, downtime %d ms" %
+      (len(r["rounds"]), r["stop_reason"], caps, r["downtime_ms"]), file=sys.stderr)
+assert r["ok"] and r["pod"] and 50 in caps, caps
+assert "throttle_start" in r["marks"] and "throttle_lifted" in r["marks"], r["marks"]
+assert "auto_converge" not in r, r["auto_converge"]
+PY
+grep -q 'throttled to 50 % CPU' "$MIG_LOGS/mig-1-2.txt" || fail "the timeline shows no throttle"
+[ "$(states 2)" = "$ALL" ] || fail "host 2 after the auto-converged hop: $(states 2)"
+# The caps stayed behind: the pod runs uncapped on host 2.
+[ "$(quotas 2 | grep -cE ' (-1|max)$')" = 4 ] || fail "capped on host 2: $(quotas 2)"
+[ -z "$(leftovers 1)" ] || fail "host 1 kept parts of the pod: $(leftovers 1)"
+on_client python3 "$MWC" "$IP" 7000 verify >/dev/null || fail "mw's memory after the hop"
 mig_assert_single
 
 touch "$MIG_LOGS/stop"
@@ -229,5 +298,5 @@ mig_redis_verify "$IP" "$last"
 grep -q '^error' "$MIG_LOGS/http.log" && fail "HTTP client: $(grep '^error' "$MIG_LOGS/http.log" | head -3)"
 [ "$(grep -c '^ok' "$MIG_LOGS/http.log")" -gt 20 ] || fail "HTTP client: too few answers"
 echo "HTTP client: $(grep -c '^ok' "$MIG_LOGS/http.log") answers, $(grep -c '^retried' "$MIG_LOGS/http.log") retried" >&2
-h 1 logs side | grep -q 'broke' && fail "the sidecar's connection to redis broke"
-h 1 pod rm --force web >/dev/null || fail "pod rm"
+h 2 logs side | grep -q 'broke' && fail "the sidecar's connection to redis broke"
+h 2 pod rm --force web >/dev/null || fail "pod rm"
