@@ -1075,6 +1075,18 @@ static void assert_never_stopped(struct fx *f, json_t *report)
         assert_one_host(f, report);
 }
 
+/* A cancel before the final step: ECANCELED, the service never stopped
+ * here, the target aborted, the timeline and the progress say so. */
+static void assert_cancelled(struct fx *f, json_t *report, em_error_t *err)
+{
+        assert_int_equal(em_error_status(*err), ECANCELED);
+        em_error_free(err);
+        assert_true(json_is_true(json_object_get(report, "cancelled")));
+        assert_never_stopped(f, report);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_non_null(strstr(f->progress, "cancelled"));
+}
+
 /* Rolled back: restored here from the checkpoint (journal "final" only),
  * the route taken back, the target's record aborted. */
 static void assert_rolled_back(struct fx *f, json_t *report)
@@ -1406,12 +1418,9 @@ static void test_cancel_before_final(void **state)
         f->cancel = true;
         begin(f, NULL);
         assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
-        em_error_free(&err);
         assert_int_equal(end(f), 1);
         f->cancel = false;
-        assert_never_stopped(f, report);
-        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
-        assert_non_null(strstr(f->progress, "cancelled"));
+        assert_cancelled(f, report, &err);
         json_decref(report);
 }
 
@@ -1573,15 +1582,8 @@ static void test_pod_cancel(void **state)
         f->cancel = true;
         assert_int_equal(pod_prepare(f, &o, &report, &err), -1);
         f->cancel = false;
-        assert_int_equal(em_error_status(err), ECANCELED);
-        em_error_free(&err);
-        assert_true(json_is_true(json_object_get(report, "cancelled")));
-        assert_int_equal(f->checkpoints, 0);
-        assert_false(f->stopped);
-        assert_int_equal(src_state(f), EM_CSTATE_RUNNING);
-        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_cancelled(f, report, &err);
         assert_non_null(strstr(f->progress, "precopy"));
-        assert_non_null(strstr(f->progress, "cancelled"));
         json_decref(report);
 }
 
