@@ -204,6 +204,10 @@ int em_pagecache_open(const char *dir, em_pagecache_t **out, em_error_t *err)
                              dir ? dir : "memory");
                 goto fail_free;
         }
+        /* Opened is used: the target's sweep expires caches by their
+         * files' times (migrate/common/cache_prune.h). */
+        if (dir != NULL)
+                (void)futimens(pc->fd, NULL);
         if (pagecache_index(pc, err) < 0)
                 goto fail_free;
         *out = pc;

@@ -20,6 +20,7 @@
 #include "platform/metrics.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/outcome.h"
+#include "migrate/common/cache_prune.h"
 #include "migrate/common/outcome_prune.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/report.h"
@@ -674,6 +675,13 @@ static void prune_outcomes(struct em_server *s, const struct em_config *cfg)
                 em_log_info("pruned %zu final outcome records (over %d days old, or beyond the "
                             "newest %d)",
                             n, EM_OUTCOME_KEEP_S / 86400, EM_OUTCOME_KEEP_MAX);
+        em_error_free(&err);
+        /* What a prepare left for a migration that never came. */
+        if (em_pagecache_prune(cfg->root, EM_PAGECACHE_KEEP_S, time(NULL), &n, &err) < 0)
+                em_log_warn("expiring page caches: %s", em_error_msg(err));
+        else if (n > 0)
+                em_log_info("expired %zu page caches unused for over %d hours", n,
+                            EM_PAGECACHE_KEEP_S / 3600);
 }
 
 /* In the child: the TLS handshake (any name the handshake admits: peers,
