@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -473,7 +474,11 @@ static int fake_state(const struct em_config *cfg, const char *name, char **stat
 {
         (void)cfg;
         (void)name;
-        if (g->cancel) { /* `edgemig migrate --cancel SESSION` meanwhile */
+        /* `edgemig migrate --cancel SESSION` meanwhile: at a round's call,
+         * not the first one, which runs beside the handshake (the checks'
+         * thread), where a cancel may come before the target heard of the
+         * session. */
+        if (g->cancel && g->states > 0) {
                 char dir[320], path[400];
                 em_error_t e = NULL;
                 if (outgoing_dir(g, dir, sizeof(dir))) {
@@ -1407,6 +1412,66 @@ static void test_not_running(void **state)
         json_decref(report);
 }
 
+/* A workload whose page carries a memory protection key (where the
+ * CPU or kernel has none: 0). */
+static pid_t start_pkey_workload(void)
+{
+        long pk = syscall(SYS_pkey_alloc, 0, 0);
+        int ready[2];
+        char c = 0;
+        pid_t pid;
+
+        if (pk < 0)
+                return 0;
+        syscall(SYS_pkey_free, pk);
+        assert_int_equal(pipe(ready), 0);
+        fflush(NULL);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                long k = syscall(SYS_pkey_alloc, 0, 0);
+                void *p =
+                    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                c = k >= 0 && p != MAP_FAILED &&
+                    syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, k) == 0;
+                (void)!write(ready[1], &c, 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+        assert_true(c);
+        return pid;
+}
+
+/* The checks of the container's own processes run in a thread beside the
+ * connection and HELLO (phases.h, em_source_checks_start): their refusal
+ * still ends the migration after the handshake, before the plan, and the
+ * service never stops. */
+static void test_refused_by_checks(void **state)
+{
+        struct fx *f = *state;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        pid_t keep = f->workload, pk = start_pkey_workload();
+
+        if (pk == 0)
+                skip();
+        f->workload = pk;
+        begin(f, NULL);
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        assert_error(&err, "--no-wasm-memory-protection-keys");
+        assert_int_equal(end(f), 1);
+        assert_never_stopped(f, report);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_null(json_object_get(report, "layers_sent")); /* no plan went out */
+        json_decref(report);
+        f->workload = keep;
+        kill(pk, SIGKILL);
+        waitpid(pk, NULL, 0);
+}
+
 /* `edgemig migrate --cancel` during pre-copy: the migration ends before
  * the final step, the service stays here, the target aborts. */
 static void test_cancel_before_final(void **state)
@@ -1416,6 +1481,7 @@ static void test_cancel_before_final(void **state)
         em_error_t err = NULL;
 
         f->cancel = true;
+        f->states = 0;
         begin(f, NULL);
         assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
         assert_int_equal(end(f), 1);
@@ -1905,6 +1971,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_cancel, test_teardown),
             cmocka_unit_test_teardown(test_connect_refused, test_teardown),
             cmocka_unit_test_teardown(test_not_running, test_teardown),
+            cmocka_unit_test_teardown(test_refused_by_checks, test_teardown),
             cmocka_unit_test_teardown(test_cancel_before_final, test_teardown),
             cmocka_unit_test_teardown(test_target_restore_fails, test_teardown),
             cmocka_unit_test_teardown(test_roll_back_fails, test_teardown),

@@ -106,7 +106,8 @@ static void test_refuse_cgroup_gone(void **state)
         cleanup_error em_error_t err = NULL;
 
         (void)state;
-        assert_int_equal(em_pkeys_refuse_cgroup("/edgemig-test-pkeys-none", "c1", &err), 0);
+        assert_int_equal(em_pkeys_refuse_cgroup("/edgemig-test-pkeys-none", NULL, 0, "c1", &err),
+                         0);
         assert_null(err);
 }
 
@@ -130,6 +131,30 @@ static void test_refuse_real_key(void **state)
         char want[64];
         snprintf(want, sizeof(want), "process %d uses memory protection key %ld", (int)self, pk);
         assert_non_null(strstr(em_error_msg(err), want));
+        munmap(p, 4096);
+        syscall(SYS_pkey_free, pk);
+}
+
+/* A process whose key a scan of the same list already saw is not scanned
+ * again (the cgroup after the tree); any other pid in the list still is. */
+static void test_refuse_except(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        pid_t self = getpid(), other = 0x3fffffff;
+        long pk = syscall(SYS_pkey_alloc, 0, 0);
+
+        (void)state;
+        if (pk < 0)
+                skip();
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        assert_int_equal(syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, pk), 0);
+        assert_int_equal(em_pkeys_refuse_except(&self, 1, &self, 1, "c1", &err), 0);
+        assert_null(err);
+        assert_int_equal(em_pkeys_refuse_except(&self, 1, &other, 1, "c1", &err), -1);
+        assert_int_equal(em_error_status(err), EOPNOTSUPP);
+        em_error_free(&err);
+        assert_int_equal(em_pkeys_refuse_except(&self, 1, NULL, 0, "c1", &err), -1);
         munmap(p, 4096);
         syscall(SYS_pkey_free, pk);
 }
@@ -182,6 +207,7 @@ int main(void)
             cmocka_unit_test(test_refuse_none),
             cmocka_unit_test(test_refuse_cgroup_gone),
             cmocka_unit_test(test_refuse_real_key),
+            cmocka_unit_test(test_refuse_except),
             cmocka_unit_test(test_refuse_tree_child),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 #include "checkpoint/pkeys.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,23 @@ int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *e
         return 0;
 }
 
+static bool listed(pid_t pid, const pid_t *pids, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (pids[i] == pid)
+                        return true;
+        return false;
+}
+
+int em_pkeys_refuse_except(const pid_t *pids, size_t n, const pid_t *skip, size_t nskip,
+                           const char *what, em_error_t *err)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!listed(pids[i], skip, nskip) && em_pkeys_refuse(&pids[i], 1, what, err) < 0)
+                        return -1;
+        return 0;
+}
+
 int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
 {
         cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
@@ -64,7 +82,8 @@ int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
         return em_pkeys_refuse(pids, em_proc_tree(root, pids, TREE_MAX), what, err);
 }
 
-int em_pkeys_refuse_cgroup(const char *cgroup, const char *what, em_error_t *err)
+int em_pkeys_refuse_cgroup(const char *cgroup, const pid_t *scanned, size_t nscanned,
+                           const char *what, em_error_t *err)
 {
         cleanup_free pid_t *pids = NULL;
         size_t n = 0;
@@ -74,29 +93,35 @@ int em_pkeys_refuse_cgroup(const char *cgroup, const char *what, em_error_t *err
                         return em_error_wrap(err, "checking %s for protection keys", what);
                 em_error_free(err);
         }
-        return em_pkeys_refuse(pids, n, what, err);
+        return em_pkeys_refuse_except(pids, n, scanned, nscanned, what, err);
 }
 
-int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, em_error_t *err)
+int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, const pid_t *scanned,
+                              size_t nscanned, em_error_t *err)
 {
         cleanup_container_paths struct em_container_paths p = {0};
 
         if (em_container_paths_init(cfg, name, &p, err) < 0)
                 return -1;
-        return em_pkeys_refuse_cgroup(p.cgroup, name, err);
+        return em_pkeys_refuse_cgroup(p.cgroup, scanned, nscanned, name, err);
 }
 
 int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err)
 {
         cleanup_state struct em_state *st = NULL;
         cleanup_container_rec struct em_container_rec *rec = NULL;
+        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
+        size_t n;
 
+        if (pids == NULL)
+                return em_error_set(err, ENOMEM, "listing %s's processes", name);
         if (em_state_open(cfg->root, &st, err) < 0 ||
             em_state_container_get(st, name, &rec, err) < 0)
                 return -1;
         if (rec->pid <= 0)
                 return 0;
-        if (em_pkeys_refuse_tree(rec->pid, name, err) < 0)
+        n = em_proc_tree(rec->pid, pids, TREE_MAX);
+        if (em_pkeys_refuse(pids, n, name, err) < 0)
                 return -1;
-        return em_pkeys_refuse_in_cgroup(cfg, name, err);
+        return em_pkeys_refuse_in_cgroup(cfg, name, pids, n, err);
 }

@@ -187,13 +187,46 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
                 return -1;
         /* Those `edgemig exec` started are only in its cgroup, and the
          * dump would not take them (container/procs.h). */
-        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, err) < 0 ||
+        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, s->pids, s->npids, err) < 0 ||
             em_container_refuse_strays(s->cfg, s->name, s->npids ? s->pids[0] : 0, err) < 0)
                 return -1;
         /* What the operator asked to hand off lazily, CRIU must be able to. */
         if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)
                 return em_lazy_dump_refuse(s->pids, s->npids, s->name, err);
         return 0;
+}
+
+static void *checks_main(void *arg)
+{
+        struct source *s = arg;
+
+        if (!s->small_transfers)
+                em_source_calibrate_start(s);
+        s->checks_rc = em_source_refuse_unrestorable(s, &s->checks_err);
+        return NULL;
+}
+
+void em_source_checks_start(struct source *s)
+{
+        s->checks_running = pthread_create(&s->checks_thread, NULL, checks_main, s) == 0;
+        if (!s->checks_running)
+                checks_main(s);
+}
+
+int em_source_checks_join(struct source *s, em_error_t *err)
+{
+        if (s->checks_running)
+                pthread_join(s->checks_thread, NULL);
+        s->checks_running = false;
+        if (s->checks_rc >= 0)
+                return 0;
+        s->checks_rc = 0;
+        if (err == NULL) {
+                em_error_free(&s->checks_err);
+                return 0;
+        }
+        *err = steal_pointer(&s->checks_err);
+        return -1;
 }
 
 void em_source_calibrate_start(struct source *s)

@@ -83,6 +83,13 @@ struct source {
         struct em_known_dirt dirt;
         pid_t *pids; /* the container's processes at the last round */
         size_t npids;
+        /* The local checks (em_source_checks_start) run in a thread beside
+         * the connection and the handshake; checks_rc/err are their result
+         * until em_source_checks_join hands it over. */
+        pthread_t checks_thread;
+        bool checks_running;
+        int checks_rc;
+        em_error_t checks_err;
 };
 
 /* A round's wire bytes and time as a sample of the link's rate
@@ -122,6 +129,16 @@ int em_source_send_missing(struct source *s, const json_t *ack,
  * (checkpoint/pkeys.h). 0 when the container does not run (the steps
  * after say so). */
 int em_source_refuse_unrestorable(struct source *s, em_error_t *err);
+/* Starts, in a thread, what the source checks of its own container before
+ * anything moves: the compression calibration's start (unless the
+ * transfers will be small) and em_source_refuse_unrestorable. Each is a
+ * wait on this host (`runc state`, the smaps of every process: 20-80 ms
+ * for facedetect) that needs nothing from the target, so it runs while
+ * the connection, TLS and HELLO wait on the link and the peer. Without a
+ * thread it runs at once. _join waits for it and returns its refusal
+ * (once; err NULL drops it); it is idempotent, and 0 if never started. */
+void em_source_checks_start(struct source *s);
+int em_source_checks_join(struct source *s, em_error_t *err);
 /* For --compress auto: starts measuring the levels on the container's
  * memory in a thread (best effort); _join waits for it (idempotent). */
 void em_source_calibrate_start(struct source *s);

@@ -144,7 +144,7 @@ static int local_process(struct pre *p, em_error_t *err)
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
         cleanup_error em_error_t pk = NULL;
         if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0 ||
-            em_pkeys_refuse_in_cgroup(p->cfg, p->name, &pk) < 0 ||
+            em_pkeys_refuse_in_cgroup(p->cfg, p->name, p->pids, p->npids, &pk) < 0 ||
             em_container_refuse_strays(p->cfg, p->name, pid, &pk) < 0)
                 add(p->problems, "%s", em_error_msg(pk));
         lazy_fit(p);

@@ -288,14 +288,13 @@ static int run(struct source *s, em_error_t *err)
             set_migrating(s, true, err) < 0)
                 return -1;
         s->small_transfers = em_known_cache_exists(s->cfg->root, s->name, s->o->target);
-        if (!s->small_transfers)
-                em_source_calibrate_start(s); /* meanwhile: connect, handshake, plan */
         em_report_phase_begin(s->report, "handshake");
         em_monitor_phase(s, "handshake", 0);
+        em_source_checks_start(s); /* meanwhile: connect, handshake */
         if (connect_target(s, err) < 0)
                 return -1;
         em_conn_set_timeout(s->conn, s->o->io_timeout_ms);
-        if (do_hello(s, err) < 0 || em_source_refuse_unrestorable(s, err) < 0 ||
+        if (do_hello(s, err) < 0 || em_source_checks_join(s, err) < 0 ||
             em_fault("source.after-handshake", em_conn_fd(s->conn), err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
@@ -355,6 +354,7 @@ int em_migrate_source_run(const struct em_config *cfg, const char *name,
         if (s.report == NULL)
                 return em_error_set(err, ENOMEM, "migrating %s", name);
         rc = run(&s, err);
+        em_source_checks_join(&s, NULL); /* a failure before its join */
         em_source_unthrottle(&s);
         em_source_calibrate_join(&s);
         save_shadow(&s);
