@@ -21,12 +21,16 @@
 # pod never runs on two hosts at once. Last, with a member that rewrites
 # random memory (memwriter) over a capped link: a `migrate --progress`
 # prints progress lines during the pod's pre-copy and `migrate --cancel`
-# in its first round leaves the pod serving on host 1 and nothing on
-# host 2; then `--auto-converge` throttles the pod (the timeline says so)
+# (or the edge's control op, the controller's cancel) in its first round
+# leaves the pod serving on host 1 and nothing on host 2; then `--auto-converge` throttles the pod (the timeline says so)
 # and lifts the throttle, and the pod moves to host 2.
 set -euo pipefail
 . "$(dirname "$0")/migrate-lib.sh"
 . "$(dirname "$0")/pod-lib.sh"
+# Host 1's edgemigd takes control requests from h1 (its own certificate,
+# which `edgemig control` on host 1 uses), for the controller's cancel op.
+ctl_opts() { [ "$1" != 1 ] || printf '%s\n' --allow-controller h1; }
+MIG_DAEMON_OPTS_FN=ctl_opts
 mig_setup 2 busybox redis memwriter
 
 IP=10.66.28.7
@@ -228,16 +232,26 @@ h 1 run --pod web --name mw -e MEMWRITER_MB=1 -e MEMWRITER_RATE=1 -e MEMWRITER_P
 ALL="db=running mw=running side=running web=running"
 MWC=$REPO/scripts/memwriter-client.py
 wait_for 10 on_client python3 "$MWC" "$IP" 7000 >/dev/null || fail "mw does not answer"
-# A cancel in the first round (1 Mbit/s: its 1.4 MB take about 11 s).
-h 1 migrate web --to "$(haddr 2):$MIG_PORT" --max-rate 1M --json --progress \
-	>"$MIG_LOGS/cancel.json" 2>"$MIG_LOGS/cancel.progress" &
-MIG=$!
-precopy_line() { grep -q '"phase":"precopy".*"bytes_left":[0-9]' "$MIG_LOGS/cancel.progress"; }
-wait_for 30 precopy_line || fail "no pre-copy progress: $(cat "$MIG_LOGS/cancel.progress")"
-SESSION=$(grep -m1 '^{' "$MIG_LOGS/cancel.progress" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
-h 1 migrate --cancel "$SESSION" >"$MIG_LOGS/cancel.out" 2>&1 || fail "cancel: $(cat "$MIG_LOGS/cancel.out")"
-if wait "$MIG"; then fail "the cancelled pod migration succeeded"; fi
-python3 - "$MIG_LOGS/cancel.json" "$MIG_LOGS/cancel.progress" <<'PY' || fail "cancel: $(cat "$MIG_LOGS/cancel.json")"
+# A cancel in the first round (1 Mbit/s: it sends megabytes), by `migrate
+# --cancel` (cli) or by the edge's control op (control: what the
+# controller's POST /migrations/ID/cancel sends): the pod serves on here,
+# host 2 keeps nothing of it.
+cancel_hop() { # cli|control
+	local out=$MIG_LOGS/cancel-$1
+	h 1 migrate web --to "$(haddr 2):$MIG_PORT" --max-rate 1M --json --progress >"$out.json" \
+		2>"$out.progress" &
+	MIG=$!
+	wait_for 30 grep -q '"phase":"precopy".*"bytes_left":[0-9]' "$out.progress" ||
+		fail "no pre-copy progress: $(cat "$out.progress")"
+	SESSION=$(grep -m1 '^{' "$out.progress" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
+	if [ "$1" = cli ]; then
+		h 1 migrate --cancel "$SESSION" >"$out.out" 2>&1 || fail "cancel: $(cat "$out.out")"
+	else
+		h 1 control "$(haddr 1):$MIG_PORT" cancel "$SESSION" --edge h1 >"$out.out" 2>&1 ||
+			fail "control cancel: $(cat "$out.out")"
+	fi
+	if wait "$MIG"; then fail "the pod migration cancelled by $1 succeeded"; fi
+	python3 - "$out.json" "$out.progress" "$1" <<'PY' || fail "cancel by $1: $(cat "$out.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["pod"] and not r["ok"] and r["cancelled"], r
@@ -246,12 +260,15 @@ ps = [l for l in ps if l.get("event") == "progress"]
 assert all(l["session"] == r["id"] and l["container"] == "web" for l in ps), ps
 phases = [l["phase"] for l in ps]
 assert "precopy" in phases and "final" not in phases and phases[-1] == "cancelled", phases
-print("pod cancel: %d progress lines, phases %s" % (len(ps), " ".join(dict.fromkeys(phases))),
-      file=sys.stderr)
+print("pod cancel by %s: %d progress lines, phases %s" %
+      (sys.argv[3], len(ps), " ".join(dict.fromkeys(phases))), file=sys.stderr)
 PY
-[ "$(states 1)" = "$ALL" ] || fail "host 1 after the cancel: $(states 1)"
-wait_for 10 gone || fail "host 2 kept parts of the pod after the cancel: $(leftovers 2)"
-wait_for 10 answers || fail "the sidecar does not answer after the cancel"
+	[ "$(states 1)" = "$ALL" ] || fail "host 1 after the cancel by $1: $(states 1)"
+	wait_for 10 gone || fail "host 2 kept parts of the pod after the cancel by $1: $(leftovers 2)"
+	wait_for 10 answers || fail "the sidecar does not answer after the cancel by $1"
+}
+cancel_hop cli
+cancel_hop control
 # --auto-converge at 4 Mbit/s: the second round (mw's pages, about all of
 # them rewritten meanwhile) fails to halve what was left, and every
 # container of the pod is capped instead of handing off.
