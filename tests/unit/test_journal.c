@@ -563,6 +563,45 @@ static void test_keep_here(void **state)
         assert_int_equal(em_migrate_keep_here(&cfg, "nonsense", &err), -1);
 }
 
+/* An OUTCOME abort of a pod session whose restore journal is not settled
+ * (its process died while runc restored a member, which goes on alone)
+ * is not answered: it would remove the pod under that runc. The source
+ * retries; once the journal is settled the abort goes through. */
+static void test_outcome_abort_waits_for_pod_journal(void **state)
+{
+        struct em_outcome o = record("web", "h1");
+        cleanup_free char *reserved = sub("containers/web");
+        cleanup_json json_t *req = json_pack("{s:s, s:s}", "session", SESSION, "decision", "abort");
+        cleanup_error em_error_t err = NULL;
+        char *const names[] = {"w", "web", NULL};
+        int fd = -1, sv[2];
+
+        (void)state;
+        assert_int_equal(em_mkdir_p(reserved, 0700, &err), 0);
+        o.state = EM_OUTCOME_RESTORING;
+        assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        assert_int_equal(em_pod_journal_begin_restore(&cfg, "web", reserved, names, &fd, &err), 0);
+        close(fd); /* unlocked: the session's process is gone */
+        fd = -1;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        cleanup_conn em_conn_t *client = NULL, *server = NULL;
+        cleanup_frame struct em_frame f = {0};
+        assert_int_equal(em_conn_from_fd(sv[0], "client", &client, &err), 0);
+        assert_int_equal(em_conn_from_fd(sv[1], "server", &server, &err), 0);
+        assert_int_equal(em_proto_send_json(client, EM_FRAME_OUTCOME, req, &err), 0);
+        assert_int_equal(em_conn_recv(server, &f, &err), 1);
+        assert_int_equal(em_outcome_serve(&cfg, server, "h1", NULL, &f, &err), -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        em_error_free(&err);
+        struct em_outcome got;
+        assert_int_equal(em_outcome_load(root, SESSION, &got, &err), 0);
+        assert_int_equal(got.state, EM_OUTCOME_RESTORING);
+        assert_true(em_path_exists(reserved));
+        em_pod_journal_end(&cfg, "web", &fd);
+        expect(ask("h1", SESSION, "abort"), true, "aborted");
+        assert_false(em_path_exists(reserved));
+}
+
 /* A dead pod session on the target waits while its pod's restore
  * journal is not settled (a `runc restore` of a member may still run),
  * then is recovered; with pid -1 (edgemigd while sessions run) a session
@@ -612,6 +651,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_kept_local_fences_target, setup, teardown),
             cmocka_unit_test_setup_teardown(test_keep_here, setup, teardown),
             cmocka_unit_test_setup_teardown(test_incoming_waits_for_pod_journal, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_abort_waits_for_pod_journal, setup,
+                                            teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint/pod_journal.h"
 #include "container/pod.h"
 #include "container/volume.h"
 #include "migrate/common/proto.h"
@@ -420,6 +421,17 @@ int em_outcome_serve(const struct em_config *cfg, em_conn_t *conn, const char *p
                             decision, session, peer ? peer : "", o.peer);
                 return reply(conn, session, NULL, "not your session", err);
         }
+        /* A pod's restore whose session process died while runc restored
+         * a member goes on alone until its journal is settled (edgemigd's
+         * loop, checkpoint/pod_journal.h): an abort now would remove the
+         * pod under that runc. Busy, as for a held lock: the source
+         * retries. */
+        if (strcmp(decision, "abort") == 0 && o.state != EM_OUTCOME_ABORTED &&
+            o.state != EM_OUTCOME_COMMITTED && em_pod_journal_exists(cfg, o.container))
+                return em_error_set_code(err, EBUSY,
+                                         "session %s: the restore journal of pod %s is not "
+                                         "settled yet: abort later",
+                                         session, o.container);
         if (em_outcome_copy_gone(cfg, &o)) {
                 em_log_warn("session %s: its restored %s was removed here; recording the "
                             "session as aborted",
