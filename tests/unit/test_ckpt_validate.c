@@ -65,7 +65,8 @@ struct creds_spec {
         uint32_t seccomp_mode, seccomp_filter;
 };
 
-static void build_core(struct pb *core, const struct creds_spec *s)
+/* A core with s's thread creds; task_state in its task_core unless 0. */
+static void build_core_state(struct pb *core, const struct creds_spec *s, uint32_t task_state)
 {
         struct pb creds = {0}, th = {0}, tc = {0};
 
@@ -83,10 +84,17 @@ static void build_core(struct pb *core, const struct creds_spec *s)
         u(&th, 11, s->seccomp_mode);
         if (s->seccomp_mode == 2)
                 u(&th, 12, s->seccomp_filter);
+        if (task_state)
+                u(&tc, 1, task_state);
         bytes(&tc, 6, "sh", 2);
         u(core, 1, 1);
         msg(core, 3, &tc);
         msg(core, 5, &th);
+}
+
+static void build_core(struct pb *core, const struct creds_spec *s)
+{
+        build_core_state(core, s, 0);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -278,6 +286,42 @@ static void test_refuse_caps(void **state)
         write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core2, 1);
         cleanup_free char *v2 = verdict(dir, &p);
         assert_non_null(strstr(v2, "cap_eff has capability bits above 63"));
+        em_test_rm(dir);
+}
+
+/* A zombie at the freeze, as CRIU dumps one (a core with only its
+ * task_core, task_state TASK_DEAD, and no ids image), is no refusal; a
+ * "zombie" core that carries a thread_core is held to the policy. */
+static void test_zombie(void **state)
+{
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
+        cleanup_free char *ids = em_path_join(dir, "ids-18.img");
+        struct creds_spec s = {0, em_caps_default() | (1ull << 21), 1, 0, 0};
+        struct pb core = {0}, tc = {0}, core2 = {0};
+        struct em_ckpt_policy p;
+
+        (void)state;
+        u(&tc, 1, EM_CK_TASK_DEAD);
+        u(&tc, 2, 0);
+        bytes(&tc, 6, "sleep", 5);
+        u(&core, 1, 1);
+        msg(&core, 3, &tc);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        assert_int_equal(unlink(ids), 0);
+        em_ckpt_policy_default(&p);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "");
+        build_core_state(&core2, &s, EM_CK_TASK_DEAD);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core2, 1);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_string_equal(v2, "pstree.img: task 18 has no ids-18.img");
+        /* the container's init a zombie: nothing to restore into */
+        cleanup_free char *ids1 = em_path_join(dir, "ids-1.img");
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        write_img(dir, "core-1.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        assert_int_equal(unlink(ids1), 0);
+        cleanup_free char *v3 = verdict(dir, &p);
+        assert_string_equal(v3, "pstree.img: the first task 1 is a zombie");
         em_test_rm(dir);
 }
 
@@ -627,6 +671,7 @@ int main(void)
             cmocka_unit_test(test_real_userns),
             cmocka_unit_test(test_profile_policy),
             cmocka_unit_test(test_refuse_caps),
+            cmocka_unit_test(test_zombie),
             cmocka_unit_test(test_refuse_ids_nnp_seccomp),
             cmocka_unit_test(test_refuse_seccomp_chain),
             cmocka_unit_test(test_seccomp_weaker),

@@ -316,12 +316,25 @@ static int check_seccomp(const char *img, const struct em_ckpt_thread *t,
         return 0;
 }
 
+/* CRIU dumps a zombie (a child that exited and was not reaped yet, as a
+ * shell's often is at the freeze) as a core with only its task_core,
+ * task_state TASK_DEAD, and no ids image, and restores it as a zombie:
+ * nothing of the image runs, so it has no creds or namespaces to hold
+ * to the policy. A core that also carries a thread_core is no zombie's. */
+static bool is_zombie(const struct em_ckpt_thread *t)
+{
+        return t != NULL && t->core.has_tc && t->core.task_state == EM_CK_TASK_DEAD &&
+               !t->core.has_thread;
+}
+
 static int check_thread(const struct em_ckpt_thread *t, const struct em_ckpt_info *ci,
                         const struct em_ckpt_policy *p, em_error_t *err)
 {
         char img[32];
         const struct em_ck_creds *c = &t->core.creds;
 
+        if (is_zombie(t))
+                return 0;
         snprintf(img, sizeof(img), "core-%u.img", t->tid);
         if (!t->core.has_thread || !t->core.has_creds)
                 return REFUSE(err, "%s: thread %u has no thread_core creds", img, t->tid);
@@ -338,12 +351,13 @@ static int check_thread(const struct em_ckpt_thread *t, const struct em_ckpt_inf
         return check_seccomp(img, t, ci, p, err);
 }
 
-/* Every thread CRIU will restore has its core image, every task its ids. */
+/* Every thread CRIU will restore has its core image, every task but a
+ * zombie its ids. */
 static int check_tree(const struct em_ckpt_info *ci, em_error_t *err)
 {
         for (size_t i = 0; i < ci->n_tasks; i++) {
                 const struct em_ck_pstree *t = &ci->tasks[i];
-                if (em_ckpt_ids(ci, t->pid) == NULL)
+                if (em_ckpt_ids(ci, t->pid) == NULL && !is_zombie(em_ckpt_thread(ci, t->pid)))
                         return REFUSE(err, "pstree.img: task %u has no ids-%u.img", t->pid, t->pid);
                 for (size_t k = 0; k < t->n_threads; k++)
                         if (em_ckpt_thread(ci, t->threads[k]) == NULL)
@@ -400,10 +414,14 @@ static int check_namespaces(const struct em_ckpt_info *ci, const struct em_ckpt_
         if (ci->tasks[0].ppid != 0)
                 return REFUSE(err, "pstree.img: the first task %u has parent %u, not 0",
                               ci->tasks[0].pid, ci->tasks[0].ppid);
-        for (size_t i = 0; i < ci->n_tasks; i++)
-                if (check_task_ns(em_ckpt_ids(ci, ci->tasks[i].pid), &init->ids, &ci->inv.root_ids,
-                                  p, err) < 0)
+        if (init == NULL)
+                return REFUSE(err, "pstree.img: the first task %u is a zombie", ci->tasks[0].pid);
+        for (size_t i = 0; i < ci->n_tasks; i++) {
+                const struct em_ckpt_ids *ids = em_ckpt_ids(ci, ci->tasks[i].pid);
+                /* None: a zombie's (check_tree), which joins no namespace. */
+                if (ids != NULL && check_task_ns(ids, &init->ids, &ci->inv.root_ids, p, err) < 0)
                         return -1;
+        }
         return 0;
 }
 

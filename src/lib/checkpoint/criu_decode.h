@@ -74,6 +74,9 @@ struct em_ck_creds {
         size_t n_groups;
 };
 
+/* task_core's task_state of a zombie (CRIU's TASK_DEAD). */
+#define EM_CK_TASK_DEAD 2
+
 /* core_entry with its task_core_entry (tc) and thread_core_entry. */
 struct em_ck_core {
         uint32_t mtype;
