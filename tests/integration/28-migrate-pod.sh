@@ -224,10 +224,10 @@ PY
 		fail "the sidecar's log did not move to host $2: $(h "$2" logs side | tail -3)"
 done
 
-# --- progress, cancel and auto-converge, with a member that rewrites 1 MB
+# --- progress, cancel and auto-converge, with a member that rewrites 2 MB
 # of random memory a second (incompressible: more than the capped link
 # drains) ---------------------------------------------------------------
-h 1 run --pod web --name mw -e MEMWRITER_MB=1 -e MEMWRITER_RATE=1 -e MEMWRITER_PATTERN=random \
+h 1 run --pod web --name mw -e MEMWRITER_MB=1 -e MEMWRITER_RATE=2 -e MEMWRITER_PATTERN=random \
 	memwriter >/dev/null || fail "run mw in the pod"
 ALL="db=running mw=running side=running web=running"
 MWC=$REPO/scripts/memwriter-client.py
@@ -269,7 +269,7 @@ PY
 }
 cancel_hop cli
 cancel_hop control
-# --auto-converge at 4 Mbit/s: the second round (mw's pages, about all of
+# --auto-converge at 8 Mbit/s: the second round (mw's pages, about all of
 # them rewritten meanwhile) fails to halve what was left, and every
 # container of the pod is capped instead of handing off.
 quotas() { # I: "NAME QUOTA" of each container on host I (its cgroup's CPU quota, none: -1 or max)
@@ -285,7 +285,7 @@ for c in json.load(sys.stdin):
 '
 }
 all_capped() { q=$(quotas 1) && [ "$(grep -cvE ' (-1|max)$' <<<"$q")" = 4 ]; }
-MIG_EXTRA="--max-rate 4M --auto-converge --max-rounds 3" migrate 1 2 &
+MIG_EXTRA="--max-rate 8M --auto-converge --max-rounds 4" migrate 1 2 &
 MIG=$!
 wait_for 60 all_capped || fail "the pod's containers were not all capped: $(quotas 1)"
 wait "$MIG" || fail "migrate --auto-converge: $(cat "$MIG_LOGS/mig-1-2.err")"
