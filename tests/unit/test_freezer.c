@@ -13,39 +13,24 @@
 #include "util/cleanup.h"
 #include "util/clock.h"
 #include "util/fsutil.h"
+#include "support/fixture.h"
 
 /* A fake cgroup file system: the freezer's files are plain files here, so
  * a state reads back as written unless a test says otherwise. */
-static char fs[64];
+static char *fs;
 
 static int setup(void **state)
 {
         (void)state;
-        strcpy(fs, "/tmp/em-freezer-XXXXXX");
-        return mkdtemp(fs) ? 0 : -1;
+        fs = em_test_tmpdir("freezer");
+        return 0;
 }
 
 static int teardown(void **state)
 {
-        em_error_t err = NULL;
         (void)state;
-        return em_rm_rf(fs, &err);
-}
-
-static void put(const char *rel, const char *text)
-{
-        char path[256];
-        em_error_t err = NULL;
-
-        snprintf(path, sizeof(path), "%s/%s", fs, rel);
-        char *slash = strrchr(path, '/');
-        *slash = '\0';
-        assert_int_equal(em_mkdir_p(path, 0755, &err), 0);
-        *slash = '/';
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(text, f);
-        fclose(f);
+        em_test_rm(fs);
+        return 0;
 }
 
 static void assert_content(const char *rel, const char *prefix)
@@ -64,7 +49,7 @@ static void test_v1_freeze_and_thaw(void **state)
         em_error_t err = NULL;
 
         (void)state;
-        put("freezer/edgemig-x-web/freezer.state", "THAWED\n");
+        em_test_put(fs, "freezer/edgemig-x-web/freezer.state", "THAWED\n");
         assert_int_equal(em_freezer_freeze(fs, "/edgemig-x-web", 100, &err), 0);
         assert_content("freezer/edgemig-x-web/freezer.state", "FROZEN");
         assert_int_equal(em_freezer_thaw(fs, "/edgemig-x-web", &err), 0);
@@ -76,8 +61,8 @@ static void test_v2_waits_for_frozen_event(void **state)
         em_error_t err = NULL;
 
         (void)state;
-        put("edgemig-x-web/cgroup.freeze", "0\n");
-        put("edgemig-x-web/cgroup.events", "populated 1\nfrozen 1\n");
+        em_test_put(fs, "edgemig-x-web/cgroup.freeze", "0\n");
+        em_test_put(fs, "edgemig-x-web/cgroup.events", "populated 1\nfrozen 1\n");
         assert_int_equal(em_freezer_freeze(fs, "/edgemig-x-web", 100, &err), 0);
         assert_content("edgemig-x-web/cgroup.freeze", "1");
         assert_int_equal(em_freezer_thaw(fs, "/edgemig-x-web", &err), 0);
@@ -91,8 +76,8 @@ static void test_timeout_thaws_again(void **state)
         int64_t t0 = em_mono_ms();
 
         (void)state;
-        put("edgemig-x-web/cgroup.freeze", "0\n");
-        put("edgemig-x-web/cgroup.events", "populated 1\nfrozen 0\n");
+        em_test_put(fs, "edgemig-x-web/cgroup.freeze", "0\n");
+        em_test_put(fs, "edgemig-x-web/cgroup.events", "populated 1\nfrozen 0\n");
         assert_int_equal(em_freezer_freeze(fs, "/edgemig-x-web", 30, &err), -1);
         assert_int_equal(em_error_status(err), ETIMEDOUT);
         assert_non_null(strstr(em_error_msg(err), "/edgemig-x-web"));
@@ -106,7 +91,7 @@ static void test_missing_cgroup(void **state)
         em_error_t err = NULL;
 
         (void)state;
-        put("freezer/other/freezer.state", "THAWED\n");
+        em_test_put(fs, "freezer/other/freezer.state", "THAWED\n");
         assert_int_equal(em_freezer_freeze(fs, "/edgemig-gone", 100, &err), -1);
         assert_int_equal(em_error_status(err), ENOENT);
         em_error_free(&err);
@@ -125,9 +110,9 @@ static void test_procs(void **state)
         size_t n = 9;
 
         (void)state;
-        put("freezer/freezer.state", "THAWED\n"); /* v1: a freezer hierarchy */
-        put("freezer/edgemig-x-web/cgroup.procs", "101\n202\n");
-        put("freezer/edgemig-x-web/sub/cgroup.procs", "303\n");
+        em_test_put(fs, "freezer/freezer.state", "THAWED\n"); /* v1: a freezer hierarchy */
+        em_test_put(fs, "freezer/edgemig-x-web/cgroup.procs", "101\n202\n");
+        em_test_put(fs, "freezer/edgemig-x-web/sub/cgroup.procs", "303\n");
         assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
         assert_int_equal(n, 3);
         assert_int_equal(pids[0] + pids[1] + pids[2], 606);
@@ -155,9 +140,9 @@ static void test_procs_all_grows(void **state)
         assert_non_null(text);
         for (int i = 1; i <= MANY; i++)
                 len += (size_t)sprintf(text + len, "%d\n", i);
-        put("freezer/freezer.state", "THAWED\n");
-        put("freezer/edgemig-x-big/cgroup.procs", text);
-        put("freezer/edgemig-x-big/sub/cgroup.procs", "6000\n");
+        em_test_put(fs, "freezer/freezer.state", "THAWED\n");
+        em_test_put(fs, "freezer/edgemig-x-big/cgroup.procs", text);
+        em_test_put(fs, "freezer/edgemig-x-big/sub/cgroup.procs", "6000\n");
         assert_int_equal(em_freezer_procs_all(fs, "/edgemig-x-big", &pids, &n, &err), 0);
         assert_int_equal(n, MANY + 1);
         for (size_t i = 0; i < n; i++)
@@ -181,9 +166,9 @@ static void test_procs_sub_gone(void **state)
         char path[256];
 
         (void)state;
-        put("freezer/freezer.state", "THAWED\n");
-        put("freezer/edgemig-x-web/cgroup.procs", "101\n");
-        put("freezer/edgemig-x-web/gone/keep", "");
+        em_test_put(fs, "freezer/freezer.state", "THAWED\n");
+        em_test_put(fs, "freezer/edgemig-x-web/cgroup.procs", "101\n");
+        em_test_put(fs, "freezer/edgemig-x-web/gone/keep", "");
         snprintf(path, sizeof(path), "%s/freezer/edgemig-x-web/gone/keep", fs);
         assert_int_equal(unlink(path), 0);
         assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
@@ -198,7 +183,7 @@ static void test_procs_v2(void **state)
         size_t n = 0;
 
         (void)state;
-        put("edgemig-x-web/cgroup.procs", "7\n");
+        em_test_put(fs, "edgemig-x-web/cgroup.procs", "7\n");
         assert_int_equal(em_freezer_procs(fs, "/edgemig-x-web", pids, 8, &n, &err), 0);
         assert_int_equal(n, 1);
         assert_int_equal(pids[0], 7);
