@@ -504,13 +504,13 @@ NOTES = """## Reading the results
   2 s old at the request and facedetect/redis dirty little memory in 2 s, so the
   xdelta3 deltas are a few hundred KB, whereas OpenFace dirtied ~25 MB per round
   and the paper's numbers include 50 ms latency and ssh. The comparison with the
-  paper's method therefore hinges on the dirty set between pre-transfer and request;
-  like for like (both pre-transferred), edgemig prepare + pre-copy is at par on
-  handoff and lower on downtime.
-- Without `prepare`, edgemig sends the container's whole memory after the request,
-  so its handoff is bytes / link rate; its downtime stays ~1-2 s.
-- Other engineers' jobs (a soak test) shared the 2 vCPUs during the run; local
-  checkpoint/restore work, which dominates every downtime here, is CPU-bound.
+  paper's method therefore hinges on the dirty set between pre-transfer and request.
+- Without `prepare`, edgemig sends the container's whole memory (compressed) after
+  the request, while the service runs, so its handoff is about bytes / link rate;
+  its downtime holds only the last round's pages, the dump and the restore.
+- Source and target share this VM's CPUs, and the dump and the restore, which
+  dominate every downtime here, are CPU-bound: read each downtime with the load
+  average at the top of this report, and compare methods within one run.
 
 ## How it was measured
 
