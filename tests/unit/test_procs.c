@@ -100,11 +100,36 @@ static void test_stray(void **state)
         em_test_reap(child);
 }
 
+/* A short `edgemig exec` (a health check) that ends within the grace is
+ * no stray: SIGCHLD ignored, so it is gone, not a zombie, once it ends. */
+static void test_stray_transient(void **state)
+{
+        em_error_t err = NULL;
+        pid_t init = sleeper(), stray = 1;
+
+        (void)state;
+        signal(SIGCHLD, SIG_IGN);
+        pid_t brief = fork();
+        assert_true(brief >= 0);
+        if (brief == 0) {
+                usleep(50 * 1000);
+                _exit(0);
+        }
+        pid_t list[] = {init, brief};
+        procs(list, 2);
+        int rc = em_cgroup_stray(fs, "/edgemig-t-c", init, &stray, &err);
+        kill(init, SIGKILL);
+        signal(SIGCHLD, SIG_DFL);
+        assert_int_equal(rc, 0);
+        assert_int_equal(stray, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_descends),
             cmocka_unit_test_setup_teardown(test_stray, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_stray_transient, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

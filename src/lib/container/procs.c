@@ -4,16 +4,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "container/container.h"
 #include "container/freezer.h"
 #include "state/state.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/proc.h"
 
 /* A chain of parents longer than this is a loop read across a pid's
  * reuse; pids.max bounds a container's depth well below it. */
 #define CHAIN_MAX 4096
+
+/* A short `edgemig exec` (a health check's `redis-cli ping`) is over
+ * within moments: only a stray still there after this long, looked for
+ * again every STRAY_POLL_MS, refuses the container. */
+#define STRAY_GRACE_MS 500
+#define STRAY_POLL_MS  25
 
 /* pid's parent from /proc/PID/stat (after the last ')': comm may hold
  * anything); -1 when pid is gone. */
@@ -63,7 +71,8 @@ int em_proc_descends(pid_t pid, pid_t init)
         return 1; /* still moving: not one to refuse the container for */
 }
 
-int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
+/* One look at the cgroup's list. */
+static int stray_once(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
 {
         cleanup_free pid_t *pids = NULL;
         cleanup_error em_error_t e = NULL;
@@ -81,6 +90,20 @@ int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray
                         *stray = pids[i];
                         return 0;
                 }
+        }
+        return 0;
+}
+
+int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
+{
+        int64_t end = em_mono_ms() + STRAY_GRACE_MS;
+
+        if (stray_once(fs, cgroup, init, stray, err) < 0)
+                return -1;
+        while (*stray != 0 && em_mono_ms() < end) {
+                usleep(STRAY_POLL_MS * 1000);
+                if (stray_once(fs, cgroup, init, stray, err) < 0)
+                        return -1;
         }
         return 0;
 }
@@ -108,7 +131,8 @@ int em_container_refuse_strays(const struct em_config *cfg, const char *name, pi
         if (em_container_paths_init(cfg, name, &p, err) < 0 ||
             em_cgroup_stray(NULL, p.cgroup, init, &stray, err) < 0)
                 return em_error_wrap(err, "listing the processes of %s", name);
-        if (stray == 0)
+        long ns_pid = stray ? em_proc_ns_pid(stray) : -1;
+        if (ns_pid < 0) /* none, or it ended just now */
                 return 0;
         comm_of(stray, comm, sizeof(comm));
         return em_error_set_code(
@@ -117,7 +141,7 @@ int em_container_refuse_strays(const struct em_config *cfg, const char *name, pi
             "started it?): CRIU checkpoints pid 1's process tree only, so the checkpoint "
             "would end that process; let it finish or stop it (edgemig exec %s kill %ld), "
             "then retry",
-            name, em_proc_ns_pid(stray), comm, name, em_proc_ns_pid(stray));
+            name, ns_pid, comm, name, ns_pid);
 }
 
 int em_container_refuse_strays_of(const struct em_config *cfg, const char *name, em_error_t *err)

@@ -24,8 +24,9 @@ int em_proc_descends(pid_t pid, pid_t init);
 
 /* The first process of cgroup (a cgroupsPath; fs as container/freezer.h,
  * NULL is /sys/fs/cgroup) that does not descend from init, into *stray;
- * 0 when there is none (a process that exits meanwhile is none). A
- * cgroup that does not exist has none. */
+ * 0 when there is none (a process that exits meanwhile is none, and
+ * one that ends within half a second, as a short `edgemig exec` does).
+ * A cgroup that does not exist has none. */
 int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err);
 
 /* EBUSY, naming the process and the fix, when container name (pid 1:
