@@ -272,23 +272,47 @@ cancel_hop control
 # --auto-converge at 8 Mbit/s: the second round (mw's pages, about all of
 # them rewritten meanwhile) fails to halve what was left, and every
 # container of the pod is capped instead of handing off.
-quotas() { # I: "NAME QUOTA" of each container on host I (its cgroup's CPU quota, none: -1 or max)
+quota_files() { # I: the CPU quota file of each container on host I (its cgroup's)
 	h "$1" ps --json | python3 -c '
 import json, os, sys
 for c in json.load(sys.stdin):
     for l in open("/proc/%d/cgroup" % c["pid"]):
         _, ctl, path = l.rstrip("\n").split(":", 2)
         if "cpu" in ctl.split(","):
-            print(c["name"], open("/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us" % path).read().split()[0])
+            print(c["name"], "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us" % path)
         elif ctl == "" and not os.path.exists("/sys/fs/cgroup/cpu"):
-            print(c["name"], open("/sys/fs/cgroup%s/cpu.max" % path).read().split()[0])
+            print(c["name"], "/sys/fs/cgroup%s/cpu.max" % path)
 '
 }
-all_capped() { q=$(quotas 1) && [ "$(grep -cvE ' (-1|max)$' <<<"$q")" = 4 ]; }
+quotas() { # I: "NAME QUOTA" of each container on host I (none: -1 or max)
+	local name f q
+	quota_files "$1" | while read -r name f; do read -r q _ <"$f" && echo "$name $q"; done
+}
+# The caps hold only from the throttled rounds to the end of the dump
+# (2-3 s): a sampler reads the quota files every 50 ms, cheap enough not
+# to miss that window on a loaded machine.
+all_capped() { # FILE...: every one holds a quota (not -1 or max)
+	local f q
+	for f; do
+		read -r q _ <"$f" 2>/dev/null || return 1
+		case $q in -1 | max) return 1 ;; esac
+	done
+}
+FILES=$(quota_files 1 | cut -d' ' -f2)
+[ "$(wc -w <<<"$FILES")" = 4 ] || fail "the pod's quota files on host 1: $FILES"
+all_capped $FILES && fail "the pod is capped before the migration: $(quotas 1)"
+rm -f "$MIG_LOGS/all-capped"
 MIG_EXTRA="--max-rate 8M --auto-converge --max-rounds 4" migrate 1 2 &
 MIG=$!
-wait_for 60 all_capped || fail "the pod's containers were not all capped: $(quotas 1)"
+# shellcheck disable=SC2086 # one word per file
+(while kill -0 "$MIG" 2>/dev/null; do
+	all_capped $FILES && exec touch "$MIG_LOGS/all-capped"
+	sleep 0.05
+done) &
+SAMPLER=$!
 wait "$MIG" || fail "migrate --auto-converge: $(cat "$MIG_LOGS/mig-1-2.err")"
+wait "$SAMPLER"
+[ -e "$MIG_LOGS/all-capped" ] || fail "the pod's 4 containers were never all capped at once"
 python3 - "$MIG_LOGS/mig-1-2.json" <<'PY' || fail "auto-converge: $(cat "$MIG_LOGS/mig-1-2.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
