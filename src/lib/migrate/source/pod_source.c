@@ -776,7 +776,7 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
                 return em_error_set(err, ENOMEM, "migrating pod %s", pod);
         em_report_set(p.s.report, "pod", json_true());
         rc = run(&p, err);
-        em_source_unthrottle(&p.s); /* at the freeze, or a cancel or failure before it */
+        em_source_unthrottle(&p.s); /* after the dump, or a cancel or failure */
         if (rc < 0)
                 failed(&p, err);
         hold_ip(&p, false);
