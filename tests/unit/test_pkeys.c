@@ -111,20 +111,31 @@ static void test_refuse_cgroup_gone(void **state)
         assert_null(err);
 }
 
+/* A page of this process tagged with a new key (*pk), or NULL where
+ * protection keys are missing. */
+static void *tagged_page(long *pk)
+{
+        *pk = syscall(SYS_pkey_alloc, 0, 0);
+        if (*pk < 0)
+                return NULL;
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        assert_int_equal(syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, *pk), 0);
+        return p;
+}
+
 /* A real key on a real mapping of this process (where the CPU and kernel
  * have protection keys; elsewhere pkey_alloc fails and this is skipped). */
 static void test_refuse_real_key(void **state)
 {
         cleanup_error em_error_t err = NULL;
         pid_t self = getpid();
-        long pk = syscall(SYS_pkey_alloc, 0, 0);
+        long pk;
+        void *p = tagged_page(&pk);
 
         (void)state;
-        if (pk < 0)
+        if (p == NULL)
                 skip();
-        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        assert_true(p != MAP_FAILED);
-        assert_int_equal(syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, pk), 0);
         assert_int_equal(em_pkeys_refuse(&self, 1, "c1", &err), -1);
         assert_int_equal(em_error_status(err), EOPNOTSUPP);
         assert_non_null(strstr(em_error_msg(err), "--no-wasm-memory-protection-keys"));
@@ -141,14 +152,12 @@ static void test_refuse_except(void **state)
 {
         cleanup_error em_error_t err = NULL;
         pid_t self = getpid(), other = 0x3fffffff;
-        long pk = syscall(SYS_pkey_alloc, 0, 0);
+        long pk;
+        void *p = tagged_page(&pk);
 
         (void)state;
-        if (pk < 0)
+        if (p == NULL)
                 skip();
-        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        assert_true(p != MAP_FAILED);
-        assert_int_equal(syscall(SYS_pkey_mprotect, p, 4096, PROT_READ | PROT_WRITE, pk), 0);
         assert_int_equal(em_pkeys_refuse_except(&self, 1, &self, 1, "c1", &err), 0);
         assert_null(err);
         assert_int_equal(em_pkeys_refuse_except(&self, 1, &other, 1, "c1", &err), -1);
