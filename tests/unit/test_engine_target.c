@@ -1461,6 +1461,38 @@ static void test_pod_restore_drops_prepared_caches(void **state)
         forget_pod(f);
 }
 
+/* A volume of the pod's created here during the migration (a local `run
+ * --rm -v data:...`, so no container mounts it) fails the install; the
+ * session's abort leaves it, not being the copy this session installed,
+ * and the copy stays in the cache. */
+static void test_pod_local_volume_kept(void **state)
+{
+        struct fx *f = *state;
+        json_t *p = pod_plan(f);
+        char digest[EM_DIGEST_STR_LEN + 1], vol[256], mine[300];
+        char *cache = em_session_cache_dir(&f->cfg, NAME, NULL);
+        em_error_t err = NULL;
+
+        json_object_set_new(member_spec(p), "mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}]", "type", "volume", "name", "data",
+                                      "destination", "/data", "ro", 0));
+        pod_begin_plan(f, p, false, true);
+        snprintf(vol, sizeof(vol), "%s/volumes/data", f->root);
+        snprintf(mine, sizeof(mine), "%s/mine", vol);
+        ok(em_mkdir_p(vol, 0755, &err));
+        ok(em_write_file_atomic(mine, "local", 5, 0644, &err));
+        send_pod_dump_tar(f, digest);
+        pod_final(f, digest);
+        expect_abort(f, "volume data was created on this host during the migration");
+        assert_int_equal(wait_target(f), 1);
+        assert_rolled_back(f);
+        assert_true(em_path_exists(mine));
+        assert_true(em_path_exists(cache)); /* the session's copy, for a retry */
+        em_rm_rf(vol, &err);
+        em_rm_rf(cache, &err);
+        free(cache);
+}
+
 /* What a prepare refuses, and DONE where no prepare was asked for. */
 static void test_pod_prepare_hostile(void **state)
 {
@@ -1850,6 +1882,7 @@ int main(void)
             cmocka_unit_test_teardown(test_pod_hostile_frames, test_teardown),
             cmocka_unit_test_teardown(test_pod_hostile_tar, test_teardown),
             cmocka_unit_test_teardown(test_pod_volume_named_member, test_teardown),
+            cmocka_unit_test_teardown(test_pod_local_volume_kept, test_teardown),
             cmocka_unit_test_teardown(test_pod_members_reserved, test_teardown),
             cmocka_unit_test_teardown(test_pod_check, test_teardown),
             cmocka_unit_test_teardown(test_pod_prepare, test_teardown),

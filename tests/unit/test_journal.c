@@ -25,6 +25,8 @@
 #include "migrate/common/outcome.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/resolve.h"
+#include "migrate/common/session.h"
+#include "migrate/common/volume_sync.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fsutil.h"
@@ -185,6 +187,43 @@ static void test_outcome_abort(void **state)
         o.state = EM_OUTCOME_COMMITTED;
         assert_int_equal(em_outcome_abort(&cfg, &o, NULL, &err), -1);
         assert_int_equal(em_error_status(err), EEXIST);
+}
+
+/* A pod session's volumes after a crash between their install and the
+ * restore: the abort removes the copies it listed and installed, and
+ * leaves a volume of a listed name that is not that copy (one made here
+ * after it, as by `run --rm -v logs:...`). */
+static void test_outcome_abort_own_volumes(void **state)
+{
+        struct em_outcome o = record("web", "h1");
+        cleanup_free char *cache = sub("pagecache/web/peer"), *data = sub("volumes/data");
+        cleanup_free char *logs = sub("volumes/logs"), *aside = sub("logs-installed");
+        cleanup_free char *reserved = sub("containers/web");
+        cleanup_free char *dir = em_session_incoming_dir(&cfg, SESSION);
+        cleanup_free char *list = em_path_join(dir, EM_OUTCOME_VOLUMES);
+        cleanup_json json_t *have = json_object();
+        cleanup_json json_t *spec = json_pack(
+            "{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}", "mounts", "type", "volume", "name", "data",
+            "destination", "/data", "type", "volume", "name", "logs", "destination", "/logs");
+        struct em_volume_rx *rx = NULL;
+        cleanup_error em_error_t err = NULL;
+
+        (void)state;
+        assert_int_equal(em_mkdir_p(reserved, 0700, &err), 0);
+        assert_int_equal(em_mkdir_p(dir, 0700, &err), 0);
+        assert_int_equal(em_outcome_create(root, &o, &err), 0);
+        assert_int_equal(em_volume_rx_new(cache, spec, &rx, have, &err), 0);
+        assert_int_equal(em_volume_rx_list(rx, list, &err), 0);
+        assert_int_equal(em_volume_rx_install(rx, &cfg, false, &err), 0);
+        em_volume_rx_free(&rx);
+        /* The installed logs kept aside (its inode stays taken), and a
+         * local volume of that name in its place. */
+        assert_int_equal(rename(logs, aside), 0);
+        assert_int_equal(mkdir(logs, 0755), 0);
+        assert_int_equal(em_outcome_abort(&cfg, &o, NULL, &err), 0);
+        assert_false(em_path_exists(data));
+        assert_true(em_path_exists(logs));
+        assert_false(em_path_exists(list));
 }
 
 /* A route hook that appends its arguments to <root>/hook.log. */
@@ -637,6 +676,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_outcome_states, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_lock_waits, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_outcome_abort_own_volumes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort_withdraws, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_serve, setup, teardown),
             cmocka_unit_test_setup_teardown(test_outcome_abort_fences, setup, teardown),

@@ -16,6 +16,7 @@
 #include "container/volume.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
+#include "migrate/common/volume_sync.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -237,7 +238,10 @@ static int release_members(const struct em_config *cfg, const char *session, em_
 
 /* The named volumes a pod session moved into <root>/volumes: gone with
  * the pod's containers (em_volume_rm refuses one a container here still
- * mounts, which is then left, as is one already gone). */
+ * mounts, which is then left, as is one already gone). Only the very
+ * copies it moved: the list is written before the install, and a volume
+ * of a listed name created here meanwhile (on which the install failed)
+ * is not the session's. */
 static int release_volumes(const struct em_config *cfg, const char *session, em_error_t *err)
 {
         cleanup_free char *dir = em_session_incoming_dir(cfg, session);
@@ -250,12 +254,13 @@ static int release_volumes(const struct em_config *cfg, const char *session, em_
         if (em_read_file(list, 1 << 16, &text, NULL, err) < 0)
                 return -1;
         for (char *n = strtok_r(text, "\n", &save); n; n = strtok_r(NULL, "\n", &save)) {
-                cleanup_free char *path = em_volume_path(cfg, n);
+                const char *name = NULL;
                 em_error_t e = NULL;
-                if (!em_container_name_valid(n) || path == NULL || !em_path_exists(path))
+                if (!em_volume_rx_listed_here(cfg, n, &name))
                         continue;
-                if (em_volume_rm(cfg, n, &e) < 0)
-                        em_log_warn("session %s: volume %s stays: %s", session, n, em_error_msg(e));
+                if (em_volume_rm(cfg, name, &e) < 0)
+                        em_log_warn("session %s: volume %s stays: %s", session, name,
+                                    em_error_msg(e));
                 em_error_free(&e);
         }
         return unlink(list) < 0 && errno != ENOENT ? em_error_set(err, errno, "%s", list) : 0;

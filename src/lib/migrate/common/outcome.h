@@ -20,8 +20,9 @@
  * one a line (migrate/target/pod_target.h), for an abort after a crash. */
 #define EM_OUTCOME_MEMBERS "pod-members"
 /* And the named volumes it moves into <root>/volumes for the restore,
- * written before it does, for an abort after a crash to remove them (the
- * source keeps its own copy). */
+ * written before it does with the identity of each copy
+ * (migrate/common/volume_sync.h em_volume_rx_list), for an abort after a
+ * crash to remove those it moved (the source keeps its own copy). */
 #define EM_OUTCOME_VOLUMES "pod-volumes"
 
 #include <stdbool.h>
@@ -80,7 +81,8 @@ int em_outcome_advance(const char *root, const char *session, enum em_outcome_st
  * nothing was restored into it; and the names of a pod session's members
  * listed in its staging directory's EM_OUTCOME_MEMBERS that have no
  * container record (reserved, or staged but not restored), and the named
- * volumes listed in its EM_OUTCOME_VOLUMES that no container here mounts
+ * volumes listed in its EM_OUTCOME_VOLUMES that it installed (the listed
+ * copy, not another volume of that name) and no container here mounts
  * any more. Lock held. */
 int em_outcome_abort(const struct em_config *cfg, struct em_outcome *o, const char *route_hook,
                      em_error_t *err);

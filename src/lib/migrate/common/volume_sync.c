@@ -11,11 +11,13 @@
  * copies move to <root>/volumes/NAME. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "container/container.h"
 #include "container/volume.h"
 #include "delta/upper.h"
 #include "migrate/common/proto.h"
@@ -362,4 +364,39 @@ int em_volume_rx_install(struct em_volume_rx *v, const struct em_config *cfg, bo
                 return -1;
         }
         return 0;
+}
+
+int em_volume_rx_list(const struct em_volume_rx *v, const char *path, em_error_t *err)
+{
+        cleanup_free char *text = strdup("");
+
+        for (size_t i = 0; v && text && i < v->n; i++) {
+                struct stat st;
+                char *more = NULL;
+                if (stat(v->dirs[i], &st) < 0)
+                        return em_error_set(err, errno, "volume %s: %s", v->names[i], v->dirs[i]);
+                if (asprintf(&more, "%s%s %ju %ju\n", text, v->names[i], (uintmax_t)st.st_dev,
+                             (uintmax_t)st.st_ino) < 0)
+                        return em_error_set(err, ENOMEM, "listing the volumes");
+                free(text);
+                text = more;
+        }
+        if (text == NULL)
+                return em_error_set(err, ENOMEM, "listing the volumes");
+        return *text ? em_write_file_atomic(path, text, strlen(text), 0600, err) : 0;
+}
+
+bool em_volume_rx_listed_here(const struct em_config *cfg, char *line, const char **name)
+{
+        char *sp = strchr(line, ' ');
+        uintmax_t dev = 0, ino = 0;
+        struct stat st;
+
+        *name = line;
+        if (sp == NULL || sscanf(sp + 1, "%ju %ju", &dev, &ino) != 2)
+                return false;
+        *sp = '\0';
+        cleanup_free char *path = em_container_name_valid(line) ? em_volume_path(cfg, line) : NULL;
+        return path != NULL && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+               (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
 }

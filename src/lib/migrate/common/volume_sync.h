@@ -56,6 +56,17 @@ void em_volume_rx_free(struct em_volume_rx **rx);
  * those this rx installed back into the cache, and only those. */
 int em_volume_rx_install(struct em_volume_rx *rx, const struct em_config *cfg, bool back,
                          em_error_t *err);
+/* Writes to path what em_volume_rx_install may move into <root>/volumes,
+ * one "NAME DEV INO" a line: the identity of each copy, which the rename
+ * keeps. Written before the install, for an abort after a crash
+ * (migrate/common/outcome.h) to tell the copy this session installed
+ * from a volume of that name created here meanwhile. Nothing is written
+ * for no volumes. */
+int em_volume_rx_list(const struct em_volume_rx *rx, const char *path, em_error_t *err);
+/* Whether line, one of that list (cut at its first space: *name is the
+ * volume's name), names the volume now at <root>/volumes/NAME, that is
+ * the copy this session installed. */
+bool em_volume_rx_listed_here(const struct em_config *cfg, char *line, const char **name);
 /* FILE_ROOT: the receiver the next FILE_* frames go to (NULL: the
  * writable layer's). */
 int em_volume_rx_root(struct em_volume_rx *rx, const struct em_frame *f, struct em_upper_rx **cur,

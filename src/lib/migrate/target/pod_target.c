@@ -780,20 +780,10 @@ static int unpack(const struct em_pod_target *pt, const struct pod_plan *pp, con
 static int list_volumes(const struct em_pod_target *pt, const struct pod_plan *pp, em_error_t *err)
 {
         cleanup_free char *list = em_path_join(pt->dir, EM_OUTCOME_VOLUMES);
-        cleanup_json json_t *all = em_volume_spec_union(pp->specs);
-        cleanup_free char *text = strdup("");
 
-        for (size_t i = 0;
-             list && text && all && i < json_array_size(json_object_get(all, "mounts")); i++) {
-                char *more = NULL;
-                if (asprintf(&more, "%s%s\n", text, em_spec_volume(all, i)) < 0)
-                        return em_error_set(err, ENOMEM, "listing the pod's volumes");
-                free(text);
-                text = more;
-        }
-        if (list == NULL || all == NULL || text == NULL)
+        if (list == NULL)
                 return em_error_set(err, ENOMEM, "listing the pod's volumes");
-        return *text ? em_write_file_atomic(list, text, strlen(text), 0600, err) : 0;
+        return em_volume_rx_list(pp->vols, list, err);
 }
 
 /* A failed restore leaves the source running with its volumes: the
@@ -833,7 +823,8 @@ static int restore_pod(const struct em_pod_target *pt, const struct pod_plan *pp
                 return -1;
         }
         /* The restore mounts the volumes from <root>/volumes; listed
-         * first, for an abort after a crash (em_outcome_abort). */
+         * first, each with its copy's identity, for an abort after a
+         * crash (em_outcome_abort) to remove only what this one moved. */
         if (list_volumes(pt, pp, err) < 0 ||
             em_volume_rx_install(pp->vols, pt->cfg, false, err) < 0 ||
             pt->o->ops->restore_pod(pt->cfg, ck, err) < 0) {
