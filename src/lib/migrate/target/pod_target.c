@@ -14,6 +14,7 @@
 #include "container/container.h"
 #include "container/pod.h"
 #include "container/volume.h"
+#include "migrate/common/cache_prune.h"
 #include "migrate/common/outcome.h"
 #include "migrate/common/pod_pack.h"
 #include "migrate/common/proto.h"
@@ -186,7 +187,12 @@ static int reserve_members(const struct em_pod_target *pt, struct pod_plan *pp, 
 {
         cleanup_free char *list = em_path_join(pt->dir, EM_OUTCOME_MEMBERS);
         cleanup_free char *text = strdup("");
+        cleanup_close int names = -1;
 
+        /* Against the sweep of old page caches, as HELLO's reservation
+         * (migrate/common/cache_prune.h). */
+        if (em_pagecache_names_lock(pt->cfg->root, &names, err) < 0)
+                return -1;
         for (size_t i = 0; list && text && pp->names[i + 1] != NULL; i++) {
                 cleanup_container_paths struct em_container_paths p = {0};
                 if (em_container_paths_init(pt->cfg, pp->names[i], &p, err) < 0)

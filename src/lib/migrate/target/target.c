@@ -15,6 +15,7 @@
 #include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
+#include "migrate/common/cache_prune.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/logsync.h"
 #include "migrate/target/target.h"
@@ -139,6 +140,7 @@ static char *claim(struct target *t, em_error_t *err)
         cleanup_free char *parent = em_path_join(t->cfg->root, "containers");
         cleanup_free char *incoming = em_path_join(t->cfg->root, "incoming");
         cleanup_free char *dir = em_session_incoming_dir(t->cfg, t->session);
+        cleanup_close int names = -1;
 
         memcpy(o.session, t->session, sizeof(o.session));
         snprintf(o.container, sizeof(o.container), "%s", t->peer.container);
@@ -147,8 +149,13 @@ static char *claim(struct target *t, em_error_t *err)
             em_container_paths_init(t->cfg, t->peer.container, &p, err) < 0 ||
             em_mkdir_p(parent, 0700, err) < 0 || em_mkdir_p(incoming, 0700, err) < 0)
                 return strdup("the target could not check the name");
+        /* Against the sweep of old page caches: it never expires a cache
+         * of a name reserved here (migrate/common/cache_prune.h). */
+        if (em_pagecache_names_lock(t->cfg->root, &names, err) < 0)
+                return strdup("the target could not check the name");
         if (mkdir(p.dir, 0700) < 0)
                 return name_taken(t, &p);
+        em_cleanup_closep(&names);
         if (em_outcome_create(t->cfg->root, &o, err) < 0) {
                 rmdir(p.dir);
                 return strdup("this session id is already in use");
