@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,65 @@ static void test_meta_not_redirected_by_symlink_swap(void **state)
         assert_int_equal(st.st_mode & 07777, 0600);
 }
 
+struct churn {
+        const char *dir;
+        volatile bool stop;
+};
+
+/* As the pod tests' sidecar does: write n.tmp, rename it over n, and a
+ * short-lived directory with a file in it, as fast as it can. */
+static void *churn_main(void *arg)
+{
+        struct churn *ch = arg;
+        char t[160], n[160], d[160], f[200];
+
+        snprintf(t, sizeof(t), "%s/n.tmp", ch->dir);
+        snprintf(n, sizeof(n), "%s/n", ch->dir);
+        snprintf(d, sizeof(d), "%s/dir.tmp", ch->dir);
+        snprintf(f, sizeof(f), "%s/f", d);
+        while (!ch->stop) {
+                int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd >= 0 && write(fd, "x", 1) == 1)
+                        rename(t, n);
+                if (fd >= 0)
+                        close(fd);
+                if (mkdir(d, 0755) == 0) {
+                        close(open(f, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+                        unlink(f);
+                        rmdir(d);
+                }
+        }
+        return NULL;
+}
+
+/* A file or directory that vanishes between readdir and its stat, read
+ * or descent is not in the manifest, and the scan does not fail (a live
+ * pre-copy round of a running service; 28-migrate-pod-crash failed on
+ * "stat www/n.tmp: No such file or directory"). */
+static void test_scan_while_files_vanish(void **state)
+{
+        struct churn ch = {.dir = src};
+        pthread_t th;
+        em_error_t err = NULL;
+        int failed = 0;
+
+        (void)state;
+        assert_true(mkdir(src, 0755) == 0 || errno == EEXIST);
+        assert_int_equal(pthread_create(&th, NULL, churn_main, &ch), 0);
+        for (int i = 0; i < 2000 && failed == 0; i++) {
+                struct em_upper_manifest m = {0};
+                if (em_upper_scan(src, &m, &err) < 0) {
+                        print_message("scan %d: %s\n", i, em_error_msg(err));
+                        em_error_free(&err);
+                        failed++;
+                }
+                em_upper_manifest_free(&m);
+        }
+        ch.stop = true;
+        pthread_join(th, NULL);
+        assert_int_equal(failed, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -449,6 +509,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bad_content_is_rejected, setup, teardown),
             cmocka_unit_test_setup_teardown(test_meta_not_redirected_by_symlink_swap, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_scan_while_files_vanish, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

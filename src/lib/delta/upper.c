@@ -46,6 +46,13 @@ void em_upper_manifest_free(struct em_upper_manifest *m)
         m->n = 0;
 }
 
+/* Drops the entries from n on (a file or a subtree that vanished). */
+static void manifest_truncate(struct em_upper_manifest *m, size_t n)
+{
+        while (m->n > n)
+                entry_free(&m->e[--m->n]);
+}
+
 static struct em_upper_entry *manifest_push(struct em_upper_manifest *m, em_error_t *err)
 {
         struct em_upper_entry *ne;
@@ -327,8 +334,19 @@ static int scan_dir(struct scan_ctx *c, int parent, const char *rel, em_error_t 
         while ((errno = 0, de = readdir(d)) != NULL) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
-                if (scan_one(c, dirfd(d), rel, de->d_name, err) < 0)
+                size_t n = c->m->n;
+                cleanup_error em_error_t e = NULL;
+                if (scan_one(c, dirfd(d), rel, de->d_name, &e) == 0)
+                        continue;
+                /* Renamed or removed between readdir and its stat, read
+                 * or descent (a live round scans a running service: one
+                 * that writes n.tmp and renames it every 10 ms): it is
+                 * not there, which the next round sees too. */
+                if (em_error_status(e) != ENOENT) {
+                        em_error_move(err, &e);
                         return -1;
+                }
+                manifest_truncate(c->m, n);
         }
         return errno ? em_error_set(err, errno, "reading %s", rel) : 0;
 }
