@@ -100,17 +100,6 @@ static void test_refuse_none(void **state)
         assert_null(err);
 }
 
-/* A container's cgroup that does not exist holds no process to refuse. */
-static void test_refuse_cgroup_gone(void **state)
-{
-        cleanup_error em_error_t err = NULL;
-
-        (void)state;
-        assert_int_equal(em_pkeys_refuse_cgroup("/edgemig-test-pkeys-none", NULL, 0, "c1", &err),
-                         0);
-        assert_null(err);
-}
-
 /* A page of this process tagged with a new key (*pk), or NULL where
  * protection keys are missing. */
 static void *tagged_page(long *pk)
@@ -211,13 +200,9 @@ static void test_refuse_tree_child(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_scan),
-            cmocka_unit_test(test_scan_missing),
-            cmocka_unit_test(test_refuse_none),
-            cmocka_unit_test(test_refuse_cgroup_gone),
-            cmocka_unit_test(test_refuse_real_key),
-            cmocka_unit_test(test_refuse_except),
-            cmocka_unit_test(test_refuse_tree_child),
+            cmocka_unit_test(test_scan),          cmocka_unit_test(test_scan_missing),
+            cmocka_unit_test(test_refuse_none),   cmocka_unit_test(test_refuse_real_key),
+            cmocka_unit_test(test_refuse_except), cmocka_unit_test(test_refuse_tree_child),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

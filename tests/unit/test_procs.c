@@ -1,6 +1,7 @@
 /* container/procs: which processes of a cgroup do not descend from the
  * container's pid 1 (those `edgemig exec` started), the ones a checkpoint
  * would not take. Real processes, a fake cgroup tree. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,16 +30,6 @@ static int teardown(void **state)
         (void)state;
         em_test_rm(fs);
         return 0;
-}
-
-/* A v1 freezer hierarchy with cgroup /edgemig-t-c listing pids. */
-static void procs(const pid_t *pids, size_t n)
-{
-        char text[256] = "";
-
-        for (size_t i = 0; i < n; i++)
-                snprintf(text + strlen(text), sizeof(text) - strlen(text), "%d\n", (int)pids[i]);
-        em_test_put(fs, "freezer/edgemig-t-c/cgroup.procs", text);
 }
 
 static pid_t sleeper(void)
@@ -87,17 +78,38 @@ static void test_stray(void **state)
 
         (void)state;
         pid_t none[] = {getpid(), child, gone_pid()};
-        procs(none, 3);
-        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-c", getpid(), &stray, &err), 0);
+        em_test_cgroup_procs(fs, "/edgemig-t-c", none, 3);
+        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-c", getpid(), none, 3, &stray, &err), 0);
+        assert_int_equal(stray, 0);
+        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-c", getpid(), NULL, 0, &stray, &err), 0);
         assert_int_equal(stray, 0);
         pid_t one[] = {getpid(), child, getppid()};
-        procs(one, 3);
-        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-c", getpid(), &stray, &err), 0);
+        em_test_cgroup_procs(fs, "/edgemig-t-c", one, 3);
+        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-c", getpid(), one, 3, &stray, &err), 0);
         assert_int_equal(stray, getppid());
-        /* No such cgroup: nothing to refuse. */
-        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-gone", getpid(), &stray, &err), 0);
+        /* The cgroup gone since the list was read: nothing to refuse. */
+        assert_int_equal(em_cgroup_stray(fs, "/edgemig-t-gone", getpid(), one, 3, &stray, &err), 0);
         assert_int_equal(stray, 0);
         em_test_reap(child);
+}
+
+/* The refusal names the process by its pid in the container's pid
+ * namespace (here, this process's) and the command that ends it. */
+static void test_stray_refuse(void **state)
+{
+        em_error_t err = NULL;
+        char want[64];
+
+        (void)state;
+        assert_int_equal(em_container_stray_refuse("c1", 0, &err), 0);
+        assert_int_equal(em_container_stray_refuse("c1", gone_pid(), &err), 0);
+        assert_null(err);
+        assert_int_equal(em_container_stray_refuse("c1", getpid(), &err), -1);
+        assert_int_equal(em_error_status(err), EBUSY);
+        snprintf(want, sizeof(want), "edgemig exec c1 kill %d", (int)getpid());
+        assert_non_null(strstr(em_error_msg(err), want));
+        assert_non_null(strstr(em_error_msg(err), "not a descendant of its pid 1"));
+        em_error_free(&err);
 }
 
 /* A short `edgemig exec` (a health check) that ends within the grace is
@@ -116,8 +128,8 @@ static void test_stray_transient(void **state)
                 _exit(0);
         }
         pid_t list[] = {init, brief};
-        procs(list, 2);
-        int rc = em_cgroup_stray(fs, "/edgemig-t-c", init, &stray, &err);
+        em_test_cgroup_procs(fs, "/edgemig-t-c", list, 2);
+        int rc = em_cgroup_stray(fs, "/edgemig-t-c", init, list, 2, &stray, &err);
         kill(init, SIGKILL);
         signal(SIGCHLD, SIG_DFL);
         assert_int_equal(rc, 0);
@@ -129,6 +141,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_descends),
             cmocka_unit_test_setup_teardown(test_stray, setup, teardown),
+            cmocka_unit_test(test_stray_refuse),
             cmocka_unit_test_setup_teardown(test_stray_transient, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "container/container.h"
-#include "container/freezer.h"
-#include "state/state.h"
 #include "util/cleanup.h"
 #include "util/proc.h"
 
@@ -80,48 +77,4 @@ int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
         if (pids == NULL)
                 return em_error_set(err, ENOMEM, "listing %s's processes", what);
         return em_pkeys_refuse(pids, em_proc_tree(root, pids, TREE_MAX), what, err);
-}
-
-int em_pkeys_refuse_cgroup(const char *cgroup, const pid_t *scanned, size_t nscanned,
-                           const char *what, em_error_t *err)
-{
-        cleanup_free pid_t *pids = NULL;
-        size_t n = 0;
-
-        if (em_freezer_procs_all(NULL, cgroup, &pids, &n, err) < 0) {
-                if (em_error_status(*err) != ENOENT)
-                        return em_error_wrap(err, "checking %s for protection keys", what);
-                em_error_free(err);
-        }
-        return em_pkeys_refuse_except(pids, n, scanned, nscanned, what, err);
-}
-
-int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, const pid_t *scanned,
-                              size_t nscanned, em_error_t *err)
-{
-        cleanup_container_paths struct em_container_paths p = {0};
-
-        if (em_container_paths_init(cfg, name, &p, err) < 0)
-                return -1;
-        return em_pkeys_refuse_cgroup(p.cgroup, scanned, nscanned, name, err);
-}
-
-int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err)
-{
-        cleanup_state struct em_state *st = NULL;
-        cleanup_container_rec struct em_container_rec *rec = NULL;
-        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
-        size_t n;
-
-        if (pids == NULL)
-                return em_error_set(err, ENOMEM, "listing %s's processes", name);
-        if (em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0)
-                return -1;
-        if (rec->pid <= 0)
-                return 0;
-        n = em_proc_tree(rec->pid, pids, TREE_MAX);
-        if (em_pkeys_refuse(pids, n, name, err) < 0)
-                return -1;
-        return em_pkeys_refuse_in_cgroup(cfg, name, pids, n, err);
 }

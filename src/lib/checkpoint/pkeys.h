@@ -10,14 +10,14 @@
  * of memory: WasmCodeManager::Commit: Cannot make pre-reserved region
  * writable" (docs/postcopy.md, "Known problems"). So a container whose
  * processes use keys is refused before anything moves, and before a local
- * checkpoint, whose restore would kill the service the same way. */
+ * checkpoint, whose restore would kill the service the same way
+ * (ckpt_refuse.h). */
 #ifndef EDGEMIG_CHECKPOINT_PKEYS_H
 #define EDGEMIG_CHECKPOINT_PKEYS_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "util/config.h"
 #include "util/error.h"
 
 /* The mappings of an smaps file (/proc/PID/smaps) tagged with a key other
@@ -41,22 +41,5 @@ int em_pkeys_refuse_except(const pid_t *pids, size_t n, const pid_t *skip, size_
 
 /* The same for root and its descendants (util/proc.h). */
 int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err);
-
-/* The same for every process in cgroup (a container's cgroupsPath; the
- * cgroups below it too): those `edgemig exec` started, which are not
- * descendants of the container's pid 1, included; those in
- * scanned[0..nscanned-1] are skipped (NULL, 0: none). A cgroup that does
- * not exist holds none. */
-int em_pkeys_refuse_cgroup(const char *cgroup, const pid_t *scanned, size_t nscanned,
-                           const char *what, em_error_t *err);
-/* The same for container name's cgroup on this host (container/paths). */
-int em_pkeys_refuse_in_cgroup(const struct em_config *cfg, const char *name, const pid_t *scanned,
-                              size_t nscanned, em_error_t *err);
-
-/* The same for the processes of container name on this host (its state
- * row's pid and descendants, and everything in its cgroup): the local
- * `checkpoint` and `pod checkpoint` refuse before they freeze or write
- * anything. 0 when it does not run. */
-int em_pkeys_refuse_container(const struct em_config *cfg, const char *name, em_error_t *err);
 
 #endif

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint/pkeys.h"
+#include "checkpoint/ckpt_refuse.h"
 #include "checkpoint/pod_journal.h"
 #include "checkpoint/pod_member.h"
 #include "checkpoint/runc.h"
@@ -16,7 +16,6 @@
 #include "container/freezer.h"
 #include "container/netns.h"
 #include "container/pod.h"
-#include "container/procs.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/fault.h"
@@ -475,15 +474,12 @@ int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *
         return em_pod_journal_recover(cfg, &rec, wait_ms, pending, err);
 }
 
-/* Before anything is frozen: a container whose processes use memory
- * protection keys would not survive its restore (pkeys.h), and one with
- * a process outside pid 1's tree would lose it (container/procs.h). */
-static int refuse_pkeys(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
+/* Before anything is frozen: what the checkpoint would lose
+ * (ckpt_refuse.h). */
+static int refuse_lossy(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
 {
-        for (size_t i = 0; i < s->n; i++)
-                if (em_pkeys_refuse_container(cfg, s->names[i], err) < 0 ||
-                    em_container_refuse_strays_of(cfg, s->names[i], err) < 0)
-                        return em_error_wrap(err, "the pod keeps running");
+        if (em_ckpt_refuse_recorded(cfg, (const char *const *)s->names, s->n, err) < 0)
+                return em_error_wrap(err, "the pod keeps running");
         return 0;
 }
 
@@ -514,7 +510,7 @@ int em_pod_checkpoint(const struct em_config *cfg, const char *pod, const char *
 
         if (manifest == NULL || em_path_exists(manifest))
                 return em_error_set(err, EEXIST, "%s already holds a pod's checkpoint", dir);
-        if (pod_set_of(cfg, pod, &s, err) < 0 || refuse_pkeys(cfg, &s, err) < 0 ||
+        if (pod_set_of(cfg, pod, &s, err) < 0 || refuse_lossy(cfg, &s, err) < 0 ||
             em_mkdir_p(dir, 0711, err) < 0)
                 return em_error_wrap(err, "checkpointing pod %s", pod);
         /* The pod's root restores the members from here: let it pass. */

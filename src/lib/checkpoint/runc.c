@@ -1,5 +1,5 @@
 #include "checkpoint/runc.h"
-#include "checkpoint/pkeys.h"
+#include "checkpoint/ckpt_refuse.h"
 #include "checkpoint/redump.h"
 #include "checkpoint/kdat.h"
 #include "checkpoint/userns_img.h"
@@ -19,7 +19,6 @@
 #include "container/security.h"
 #include "container/netns.h"
 #include "container/pod.h"
-#include "container/procs.h"
 #include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
@@ -612,9 +611,8 @@ int em_checkpoint_save(const struct em_config *cfg, const char *name, const char
         if (em_container_paths_init(cfg, name, &p, err) < 0)
                 return -1;
         /* Before anything is frozen or written: its restore would kill
-         * the service (pkeys.h). A pod's checkpoint checked them all. */
-        if (!o->whole_pod && (em_pkeys_refuse_container(cfg, name, err) < 0 ||
-                              em_container_refuse_strays_of(cfg, name, err) < 0))
+         * the service (ckpt_refuse.h). A pod's checkpoint checked them all. */
+        if (!o->whole_pod && em_ckpt_refuse_recorded(cfg, &name, 1, err) < 0)
                 return em_error_wrap(err, "not checkpointing %s (it keeps running)", name);
         if (dir_usable(dir, err) < 0 || em_container_spec_get(cfg, name, &spec, err) < 0)
                 return -1;

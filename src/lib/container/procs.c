@@ -6,9 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "container/container.h"
 #include "container/freezer.h"
-#include "state/state.h"
 #include "util/cleanup.h"
 #include "util/clock.h"
 #include "util/proc.h"
@@ -71,8 +69,18 @@ int em_proc_descends(pid_t pid, pid_t init)
         return 1; /* still moving: not one to refuse the container for */
 }
 
-/* One look at the cgroup's list. */
-static int stray_once(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
+/* The first of pids[0..n-1] that does not descend from init; 0: none. */
+static pid_t first_stray(const pid_t *pids, size_t n, pid_t init)
+{
+        for (size_t i = 0; i < n; i++)
+                if (em_proc_descends(pids[i], init) == 0)
+                        return pids[i];
+        return 0;
+}
+
+/* One more look at the cgroup's list. */
+static int stray_again(const char *fs, const char *cgroup, pid_t init, pid_t *stray,
+                       em_error_t *err)
 {
         cleanup_free pid_t *pids = NULL;
         cleanup_error em_error_t e = NULL;
@@ -85,24 +93,19 @@ static int stray_once(const char *fs, const char *cgroup, pid_t init, pid_t *str
                 em_error_move(err, &e);
                 return -1;
         }
-        for (size_t i = 0; i < n; i++) {
-                if (em_proc_descends(pids[i], init) == 0) {
-                        *stray = pids[i];
-                        return 0;
-                }
-        }
+        *stray = first_stray(pids, n, init);
         return 0;
 }
 
-int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err)
+int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, const pid_t *pids, size_t n,
+                    pid_t *stray, em_error_t *err)
 {
         int64_t end = em_mono_ms() + STRAY_GRACE_MS;
 
-        if (stray_once(fs, cgroup, init, stray, err) < 0)
-                return -1;
+        *stray = first_stray(pids, n, init);
         while (*stray != 0 && em_mono_ms() < end) {
                 usleep(STRAY_POLL_MS * 1000);
-                if (stray_once(fs, cgroup, init, stray, err) < 0)
+                if (stray_again(fs, cgroup, init, stray, err) < 0)
                         return -1;
         }
         return 0;
@@ -119,19 +122,11 @@ static void comm_of(pid_t pid, char *out, size_t size)
         out[strcspn(out, "\n")] = '\0';
 }
 
-int em_container_refuse_strays(const struct em_config *cfg, const char *name, pid_t init,
-                               em_error_t *err)
+int em_container_stray_refuse(const char *name, pid_t stray, em_error_t *err)
 {
-        cleanup_container_paths struct em_container_paths p = {0};
+        long ns_pid = stray > 0 ? em_proc_ns_pid(stray) : -1;
         char comm[64];
-        pid_t stray = 0;
 
-        if (init <= 0)
-                return 0;
-        if (em_container_paths_init(cfg, name, &p, err) < 0 ||
-            em_cgroup_stray(NULL, p.cgroup, init, &stray, err) < 0)
-                return em_error_wrap(err, "listing the processes of %s", name);
-        long ns_pid = stray ? em_proc_ns_pid(stray) : -1;
         if (ns_pid < 0) /* none, or it ended just now */
                 return 0;
         comm_of(stray, comm, sizeof(comm));
@@ -142,15 +137,4 @@ int em_container_refuse_strays(const struct em_config *cfg, const char *name, pi
             "would end that process; let it finish or stop it (edgemig exec %s kill %ld), "
             "then retry",
             name, ns_pid, comm, name, ns_pid);
-}
-
-int em_container_refuse_strays_of(const struct em_config *cfg, const char *name, em_error_t *err)
-{
-        cleanup_state struct em_state *st = NULL;
-        cleanup_container_rec struct em_container_rec *rec = NULL;
-
-        if (em_state_open(cfg->root, &st, err) < 0 ||
-            em_state_container_get(st, name, &rec, err) < 0)
-                return -1;
-        return em_container_refuse_strays(cfg, name, rec->pid, err);
 }

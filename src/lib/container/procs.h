@@ -12,28 +12,27 @@
 #ifndef EDGEMIG_CONTAINER_PROCS_H
 #define EDGEMIG_CONTAINER_PROCS_H
 
-#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
-#include "util/config.h"
 #include "util/error.h"
 
 /* Whether pid descends from init (host pids), by its chain of parents:
  * 1 yes, 0 no, -1 pid is gone (exited). */
 int em_proc_descends(pid_t pid, pid_t init);
 
-/* The first process of cgroup (a cgroupsPath; fs as container/freezer.h,
- * NULL is /sys/fs/cgroup) that does not descend from init, into *stray;
- * 0 when there is none (a process that exits meanwhile is none, and
- * one that ends within half a second, as a short `edgemig exec` does).
- * A cgroup that does not exist has none. */
-int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, pid_t *stray, em_error_t *err);
+/* The first of pids[0..n-1] (the processes of cgroup, a cgroupsPath, as
+ * the caller listed them just now; fs as container/freezer.h, NULL is
+ * /sys/fs/cgroup) that does not descend from init, into *stray; 0 when
+ * there is none. While there is one, the cgroup is listed again: one
+ * that exits meanwhile is none, and so is one that ends within half a
+ * second, as a short `edgemig exec` does. A cgroup that no longer exists
+ * has none. */
+int em_cgroup_stray(const char *fs, const char *cgroup, pid_t init, const pid_t *pids, size_t n,
+                    pid_t *stray, em_error_t *err);
 
-/* EBUSY, naming the process and the fix, when container name (pid 1:
- * init) has a process a checkpoint would not take. */
-int em_container_refuse_strays(const struct em_config *cfg, const char *name, pid_t init,
-                               em_error_t *err);
-/* The same for container name's recorded pid 1 (none: nothing to say). */
-int em_container_refuse_strays_of(const struct em_config *cfg, const char *name, em_error_t *err);
+/* EBUSY, naming stray (a host pid of container name that em_cgroup_stray
+ * found; 0: none) and the fix; 0 when there is none or it just ended. */
+int em_container_stray_refuse(const char *name, pid_t stray, em_error_t *err);
 
 #endif

@@ -41,6 +41,16 @@ void em_test_put(const char *dir, const char *rel, const char *text)
         assert_int_equal(em_write_file_atomic(path, text, strlen(text), 0644, &err), 0);
 }
 
+void em_test_cgroup_procs(const char *fs, const char *cgroup, const pid_t *pids, size_t n)
+{
+        char text[1024] = "", rel[256];
+
+        for (size_t i = 0; i < n; i++)
+                snprintf(text + strlen(text), sizeof(text) - strlen(text), "%d\n", (int)pids[i]);
+        snprintf(rel, sizeof(rel), "freezer%s/cgroup.procs", cgroup);
+        em_test_put(fs, rel, text);
+}
+
 const char *em_test_get(const char *dir, const char *rel)
 {
         static char buf[4096];

@@ -5,6 +5,7 @@
 #ifndef EDGEMIG_TESTS_FIXTURE_H
 #define EDGEMIG_TESTS_FIXTURE_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* A new empty directory /tmp/em-test-TAG.XXXXXX (malloc'd path). */
@@ -12,6 +13,10 @@ char *em_test_tmpdir(const char *tag);
 
 /* Writes text to dir/rel, making rel's parent directories. */
 void em_test_put(const char *dir, const char *rel, const char *text);
+
+/* A fake v1 freezer hierarchy under fs (container/freezer.h's fs) in
+ * which cgroup (a path from "/") lists pids[0..n-1]. */
+void em_test_cgroup_procs(const char *fs, const char *cgroup, const pid_t *pids, size_t n);
 
 /* The first 4 KiB of dir/rel as a string (a static buffer). */
 const char *em_test_get(const char *dir, const char *rel);

@@ -7,12 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/ckpt_refuse.h"
 #include "checkpoint/lazy_fit.h"
-#include "checkpoint/pkeys.h"
 #include "checkpoint/redump.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
-#include "container/procs.h"
 #include "migrate/common/journal.h"
 #include "migrate/source/early_images.h"
 #include "migrate/source/known_cache.h"
@@ -183,12 +182,10 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err)
         /* Listed already (by the compression calibration), or now. */
         if (s->npids == 0 && container_pids(s, &e) < 0)
                 return 0; /* not running: the next step says so */
-        if (em_pkeys_refuse(s->pids, s->npids, s->name, err) < 0)
-                return -1;
-        /* Those `edgemig exec` started are only in its cgroup, and the
-         * dump would not take them (container/procs.h). */
-        if (em_pkeys_refuse_in_cgroup(s->cfg, s->name, s->pids, s->npids, err) < 0 ||
-            em_container_refuse_strays(s->cfg, s->name, s->npids ? s->pids[0] : 0, err) < 0)
+        /* Its tree, then its cgroup: those `edgemig exec` started are
+         * only there, and the dump would not take them. */
+        const struct em_ckpt_procs procs = {s->npids ? s->pids[0] : 0, s->pids, s->npids};
+        if (em_ckpt_refuse(s->cfg, s->name, &procs, err) < 0)
                 return -1;
         /* What the operator asked to hand off lazily, CRIU must be able to. */
         if (s->o->mode == EM_MIGRATE_POSTCOPY || s->o->mode == EM_MIGRATE_HYBRID)

@@ -125,9 +125,10 @@ int em_source_send_missing(struct source *s, const json_t *ack,
                            const char *plan, em_error_t *err);
 /* After the handshake, before anything of the container moves: lists its
  * processes (into s->pids) unless the calibration did, and refuses what
- * CRIU would restore broken: a process that uses memory protection keys
- * (checkpoint/pkeys.h). 0 when the container does not run (the steps
- * after say so). */
+ * its checkpoint would lose (checkpoint/ckpt_refuse.h: a process that
+ * uses memory protection keys, or one outside pid 1's tree) and, with a
+ * lazy mode, what CRIU cannot dump lazily. 0 when the container does not
+ * run (the steps after say so). */
 int em_source_refuse_unrestorable(struct source *s, em_error_t *err);
 /* Starts, in a thread, what the source checks of its own container before
  * anything moves: the compression calibration's start (unless the

@@ -18,10 +18,9 @@
 #include "checkpoint/ckpt_info.h"
 #include "checkpoint/features.h"
 #include "checkpoint/lazy_fit.h"
-#include "checkpoint/pkeys.h"
+#include "checkpoint/ckpt_refuse.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
-#include "container/procs.h"
 #include "container/memusage.h"
 #include "container/pod.h"
 #include "container/volume.h"
@@ -143,9 +142,8 @@ static int local_process(struct pre *p, em_error_t *err)
         p->init = pid;
         p->npids = collect_pids(pid, p->pids, MAX_PIDS);
         cleanup_error em_error_t pk = NULL;
-        if (em_pkeys_refuse(p->pids, p->npids, p->name, &pk) < 0 ||
-            em_pkeys_refuse_in_cgroup(p->cfg, p->name, p->pids, p->npids, &pk) < 0 ||
-            em_container_refuse_strays(p->cfg, p->name, pid, &pk) < 0)
+        const struct em_ckpt_procs procs = {pid, p->pids, p->npids};
+        if (em_ckpt_refuse(p->cfg, p->name, &procs, &pk) < 0)
                 add(p->problems, "%s", em_error_msg(pk));
         lazy_fit(p);
         /* Proportional sizes: memory several processes share counts once. */
