@@ -80,7 +80,18 @@ time.sleep(60)
 p.kill()
 PY
 HOLDER=$!
-sleep 2
+# The check must run once `sleep 60` holds the socket in the container: runc
+# exec takes from a tenth of a second to seconds on a loaded machine, so wait
+# for that process, not for a fixed time.
+holding() {
+	local p
+	for p in $(runc --root "$EM_H1_ROOT/runc" ps --format json web | tr -d '[]' | tr ',' ' '); do
+		[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "sleep 60 " ] &&
+			[[ $(readlink "/proc/$p/fd/3" 2>/dev/null) == socket:* ]] && return 0
+	done
+	return 1
+}
+wait_for 20 holding || fail "the socket's holder did not start in web (runc exec)"
 RC=0
 h 1 check web --to "$T" >"$MIG_LOGS/sock.txt" 2>&1 || RC=$?
 kill "$HOLDER" 2>/dev/null || true
