@@ -133,6 +133,7 @@ struct fx {
         bool target_restore_fails, restore_here_fails;
         bool connect_refused; /* the session's connect fails */
         bool cancel;          /* the rounds leave a "cancel" file (edgemig migrate --cancel) */
+        int cancel_at;        /* the `runc state` call (from 0) that cancels (0: 1) */
         pthread_mutex_t lock; /* progress, written by the monitor's thread */
         char progress[256];   /* the phases the progress callback saw, space-separated */
         bool compress_auto;   /* --compress auto (default: none) */
@@ -475,10 +476,10 @@ static int fake_state(const struct em_config *cfg, const char *name, char **stat
         (void)cfg;
         (void)name;
         /* `edgemig migrate --cancel SESSION` meanwhile: at a round's call,
-         * not the first one, which runs beside the handshake (the checks'
-         * thread), where a cancel may come before the target heard of the
-         * session. */
-        if (g->cancel && g->states > 0) {
+         * not at those beside the handshake (the checks' thread: one, a
+         * pod's one per container), where a cancel may come before the
+         * target heard of the session. */
+        if (g->cancel && g->states >= (g->cancel_at ? g->cancel_at : 1)) {
                 char dir[320], path[400];
                 em_error_t e = NULL;
                 if (outgoing_dir(g, dir, sizeof(dir))) {
@@ -1445,33 +1446,6 @@ static pid_t start_pkey_workload(void)
         return pid;
 }
 
-/* The checks of the container's own processes run in a thread beside the
- * connection and HELLO (phases.h, em_source_checks_start): their refusal
- * still ends the migration after the handshake, before the plan, and the
- * service never stops. */
-static void test_refused_by_checks(void **state)
-{
-        struct fx *f = *state;
-        json_t *report = NULL;
-        em_error_t err = NULL;
-        pid_t keep = f->workload, pk = start_pkey_workload();
-
-        if (pk == 0)
-                skip();
-        f->workload = pk;
-        begin(f, NULL);
-        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
-        assert_error(&err, "--no-wasm-memory-protection-keys");
-        assert_int_equal(end(f), 1);
-        assert_never_stopped(f, report);
-        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
-        assert_null(json_object_get(report, "layers_sent")); /* no plan went out */
-        json_decref(report);
-        f->workload = keep;
-        kill(pk, SIGKILL);
-        waitpid(pk, NULL, 0);
-}
-
 /* `edgemig migrate --cancel` during pre-copy: the migration ends before
  * the final step, the service stays here, the target aborts. */
 static void test_cancel_before_final(void **state)
@@ -1633,6 +1607,43 @@ static void test_pod_rounds_time_budget(void **state)
         json_decref(report);
 }
 
+/* The checks of the container's own processes run in a thread beside the
+ * connection and HELLO (phases.h, em_source_checks_start): their refusal
+ * still ends the migration after the handshake, before the plan, and the
+ * service never stops. A pod's, for each of its containers, as well: not
+ * at its final dump, after the rounds. */
+static void test_refused_by_checks(void **state)
+{
+        struct fx *f = *state;
+        struct em_migrate_opts o;
+        json_t *report = NULL;
+        em_error_t err = NULL;
+        pid_t keep = f->workload, pk = start_pkey_workload();
+
+        if (pk == 0)
+                skip();
+        f->workload = pk;
+        begin(f, NULL);
+        assert_int_equal(migrate(f, EM_MIGRATE_PRECOPY, NULL, &report, &err), -1);
+        assert_error(&err, "--no-wasm-memory-protection-keys");
+        assert_int_equal(end(f), 1);
+        assert_never_stopped(f, report);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_null(json_object_get(report, "layers_sent")); /* no plan went out */
+        json_decref(report);
+        migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
+        assert_int_equal(pod_prepare(f, &o, &report, &err), -1);
+        assert_error(&err, "--no-wasm-memory-protection-keys");
+        assert_int_equal(f->checkpoints, 0);
+        assert_int_equal(target_record(f, report), EM_OUTCOME_ABORTED);
+        assert_null(json_object_get(report, "layers_sent"));
+        assert_null(json_object_get(report, "rounds"));
+        json_decref(report);
+        f->workload = keep;
+        kill(pk, SIGKILL);
+        waitpid(pk, NULL, 0);
+}
+
 /* `migrate --cancel` of a pod's session in its rounds: it ends with
  * ECANCELED, the pod never stopped here, the target aborted the session,
  * and the progress lines went on to "cancelled". */
@@ -1646,8 +1657,13 @@ static void test_pod_cancel(void **state)
         migrate_opts(f, EM_MIGRATE_PRECOPY, &o);
         f->progress[0] = '\0';
         f->cancel = true;
+        /* Past the calls for db and the infra beside the handshake: at
+         * the rounds' first. */
+        f->states = 0;
+        f->cancel_at = 2;
         assert_int_equal(pod_prepare(f, &o, &report, &err), -1);
         f->cancel = false;
+        f->cancel_at = 0;
         assert_cancelled(f, report, &err);
         assert_non_null(strstr(f->progress, "precopy"));
         json_decref(report);

@@ -475,7 +475,8 @@ int em_pod_checkpoint_recover(const struct em_config *cfg, int wait_ms, size_t *
 }
 
 /* Before anything is frozen: what the checkpoint would lose
- * (ckpt_refuse.h). */
+ * (ckpt_refuse.h). A migration checked it before its rounds too, but a
+ * process `edgemig exec` started may have come since. */
 static int refuse_lossy(const struct em_config *cfg, const struct pod_set *s, em_error_t *err)
 {
         if (em_ckpt_refuse_recorded(cfg, (const char *const *)s->names, s->n, err) < 0)

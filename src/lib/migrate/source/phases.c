@@ -203,11 +203,16 @@ static void *checks_main(void *arg)
         return NULL;
 }
 
+void em_source_checks_spawn(struct source *s, void *(*fn)(void *), void *arg)
+{
+        s->checks_running = pthread_create(&s->checks_thread, NULL, fn, arg) == 0;
+        if (!s->checks_running)
+                fn(arg);
+}
+
 void em_source_checks_start(struct source *s)
 {
-        s->checks_running = pthread_create(&s->checks_thread, NULL, checks_main, s) == 0;
-        if (!s->checks_running)
-                checks_main(s);
+        em_source_checks_spawn(s, checks_main, s);
 }
 
 int em_source_checks_join(struct source *s, em_error_t *err)

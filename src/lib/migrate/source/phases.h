@@ -140,6 +140,9 @@ int em_source_refuse_unrestorable(struct source *s, em_error_t *err);
  * (once; err NULL drops it); it is idempotent, and 0 if never started. */
 void em_source_checks_start(struct source *s);
 int em_source_checks_join(struct source *s, em_error_t *err);
+/* The same thread for other checks (a pod's): fn(arg) sets
+ * s->checks_rc and, on a refusal, s->checks_err. */
+void em_source_checks_spawn(struct source *s, void *(*fn)(void *), void *arg);
 /* For --compress auto: starts measuring the levels on the container's
  * memory in a thread (best effort); _join waits for it (idempotent). */
 void em_source_calibrate_start(struct source *s);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint/ckpt_refuse.h"
 #include "checkpoint/pod_ckpt.h"
 #include "checkpoint/runc.h"
 #include "container/container.h"
@@ -427,6 +428,32 @@ static int pod_round(void *ud, unsigned r, bool listed, struct em_round_stat *rs
         return 0;
 }
 
+/* Before anything moves, what the pod's checkpoint would refuse
+ * (checkpoint/ckpt_refuse.h) of each of its containers: a process
+ * `edgemig exec` started, or one that uses protection keys, refuses the
+ * migration (or prepare) now, not after its rounds. The checkpoint looks
+ * again: such a process may start meanwhile. */
+static int refuse_lossy(struct pod_src *p, em_error_t *err)
+{
+        for (size_t i = 0; i < p->n; i++) {
+                size_t n = 0;
+                if (member_pids(p, i, &n, err) < 0)
+                        return -1;
+                const struct em_ckpt_procs procs = {n ? p->pids[0] : 0, p->pids, n};
+                if (em_ckpt_refuse(p->s.cfg, p->names[i], &procs, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void *checks_main(void *arg)
+{
+        struct pod_src *p = arg;
+
+        p->s.checks_rc = refuse_lossy(p, &p->s.checks_err);
+        return NULL;
+}
+
 /* What round n+1 is expected to send: what the last one left, or for the
  * first what CRIU would dump of every container's processes. */
 static uint64_t pod_estimate(void *ud, size_t n, bool *listed)
@@ -731,7 +758,8 @@ static int run(struct pod_src *p, em_error_t *err)
                 return -1;
         em_report_phase_begin(s->report, "handshake");
         em_monitor_phase(s, "handshake", 0);
-        if (connect_hello(p, err) < 0)
+        em_source_checks_spawn(s, checks_main, p); /* meanwhile: connect, handshake */
+        if (connect_hello(p, err) < 0 || em_source_checks_join(s, err) < 0)
                 return -1;
         em_source_phase_end(s, "handshake", 0);
         if (do_layers(p, err) < 0 || volumes_live(p, err) < 0)
@@ -776,7 +804,8 @@ int em_pod_source_run(const struct em_config *cfg, const char *pod, const struct
                 return em_error_set(err, ENOMEM, "migrating pod %s", pod);
         em_report_set(p.s.report, "pod", json_true());
         rc = run(&p, err);
-        em_source_unthrottle(&p.s); /* after the dump, or a cancel or failure */
+        em_source_checks_join(&p.s, NULL); /* a failure before its join */
+        em_source_unthrottle(&p.s);        /* after the dump, or a cancel or failure */
         if (rc < 0)
                 failed(&p, err);
         hold_ip(&p, false);

@@ -3,7 +3,9 @@
  * (docs/pods.md, "Migrating a pod to another host").
  *
  * The pod's infra container and every member must run here. Phases:
- * handshake (HELLO mode "pod", naming the pod), plan and layers (every
+ * handshake (HELLO mode "pod", naming the pod; beside it, what each
+ * container's checkpoint would refuse, checkpoint/ckpt_refuse.h, is
+ * refused before anything moves), plan and layers (every
  * container's spec and image; the blobs the target lacks of all images),
  * with --mode precopy pre-copy rounds while the pod runs (each
  * container's memory read live and its pages the target lacks sent after
