@@ -1,5 +1,5 @@
-/* util/proc: the tree under a pid, parents first, and the innermost pid
- * of a task. */
+/* util/proc: the tree under a pid, parents first, the innermost pid of a
+ * task, and whether it has a memory map. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -62,11 +62,29 @@ static void test_ns_pid(void **state)
         assert_int_equal(em_proc_ns_pid(gone), -1);
 }
 
+/* A live process has a memory map; a zombie (exited, not reaped yet) and
+ * a reaped one have none. */
+static void test_has_mm(void **state)
+{
+        (void)state;
+        assert_true(em_proc_has_mm(getpid()));
+        pid_t child = fork();
+        if (child == 0)
+                _exit(0);
+        assert_true(child > 0);
+        assert_int_equal(waitid(P_PID, child, NULL, WEXITED | WNOWAIT), 0);
+        assert_false(em_proc_has_mm(child));            /* a zombie */
+        assert_int_equal(em_proc_ns_pid(child), child); /* still listed */
+        waitpid(child, NULL, 0);
+        assert_false(em_proc_has_mm(child));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_tree),
             cmocka_unit_test(test_ns_pid),
+            cmocka_unit_test(test_has_mm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

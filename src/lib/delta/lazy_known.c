@@ -150,6 +150,12 @@ int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset 
         if (em_lazy_tasks(root, pids, nspids, MAX_TASKS, &n, err) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++) {
+                /* A zombie at the freeze (a child that exited, not reaped
+                 * yet): CRIU dumps it with no memory and no pagemap image,
+                 * so no lazy page of it is known. A live task without its
+                 * pagemap image still fails the list. */
+                if (!em_proc_has_mm(pids[i]))
+                        continue;
                 if (write_known(dfd, images, pids[i], nspids[i], known, n_known, err) < 0)
                         return -1;
         }

@@ -13,7 +13,8 @@
 
 /* Lazy pages the target holds already. Source: for the
  * frozen tasks under root (host pid), writes edgemig-known-<pid>.bin into
- * images listing their zero lazy pages and those whose hash is in known.
+ * images listing their zero lazy pages and those whose hash is in known
+ * (none for a zombie, which has no memory and no pagemap image).
  * Target: turns those into present pages of the images (content from the
  * page cache in cache_dir) before the lazy restore; a list that does not
  * check out is dropped (the pages stay lazy). */

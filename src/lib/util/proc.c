@@ -26,6 +26,18 @@ long em_proc_ns_pid(pid_t pid)
         return v;
 }
 
+bool em_proc_has_mm(pid_t pid)
+{
+        char path[64], line[256];
+        bool mm = false;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        while (f && !mm && fgets(line, sizeof(line), f))
+                mm = strncmp(line, "VmSize:", 7) == 0;
+        return mm;
+}
+
 size_t em_proc_tree(pid_t root, pid_t *out, size_t max)
 {
         size_t n = 0;

@@ -3,6 +3,7 @@
 #ifndef EDGEMIG_UTIL_PROC_H
 #define EDGEMIG_UTIL_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -10,6 +11,10 @@
  * images, know it by), from the last NSpid of /proc/PID/status; -1 when
  * the process is gone. */
 long em_proc_ns_pid(pid_t pid);
+/* Whether host pid has a memory map (a VmSize line in /proc/PID/status):
+ * false once it is gone, a zombie, or past exit_mm, when CRIU dumps no
+ * memory of it (and writes no pagemap image for it). */
+bool em_proc_has_mm(pid_t pid);
 /* root and its descendants, parents first (each task's
  * /proc/PID/task/PID/children), into out[max]; returns how many, 0 if
  * root <= 0. A process that exits meanwhile leaves its children out. */
