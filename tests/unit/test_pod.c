@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -170,6 +171,34 @@ static void test_infra_stop_refused_with_running_members(void **state)
         assert_int_equal(em_pod_check_infra_idle(f->st, web, &err), 0);
 }
 
+/* A member whose init died but is not reaped yet (a zombie: a slow
+ * reaper, such as a PID 1 that is no real init, leaves it so for long)
+ * runs no more: the pod's running members leave it out and its infra may
+ * stop. kill(pid, 0) still succeeds on a zombie. */
+static void test_member_zombie(void **state)
+{
+        struct fixture *f = *state;
+        cleanup_container_rec struct em_container_rec *web = NULL;
+        cleanup_strv char **running = NULL;
+        em_error_t err = NULL;
+
+        add_pod(f->st);
+        pid_t dead = fork();
+        if (dead == 0)
+                _exit(0);
+        assert_true(dead > 0);
+        assert_int_equal(waitid(P_PID, dead, NULL, WEXITED | WNOWAIT), 0);
+        assert_int_equal(em_state_container_transition(f->st, "db", EM_CSTATE_ANY,
+                                                       EM_CSTATE_RUNNING, dead, NULL, &err),
+                         0);
+        assert_int_equal(em_pod_members(f->st, "web", true, &running, &err), 0);
+        assert_int_equal(em_state_container_get(f->st, "web", &web, &err), 0);
+        int idle = em_pod_check_infra_idle(f->st, web, &err);
+        waitpid(dead, NULL, 0);
+        assert_null(running[0]);
+        assert_int_equal(idle, 0);
+}
+
 static void test_member_join(void **state)
 {
         struct fixture *f = *state;
@@ -226,6 +255,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_members_and_state, setup, teardown),
             cmocka_unit_test_setup_teardown(test_infra_stop_refused_with_running_members, setup,
                                             teardown),
+            cmocka_unit_test_setup_teardown(test_member_zombie, setup, teardown),
             cmocka_unit_test_setup_teardown(test_member_join, setup, teardown),
             cmocka_unit_test_setup_teardown(test_join_needs_a_running_pod, setup, teardown),
         };

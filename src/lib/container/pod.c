@@ -12,6 +12,7 @@
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 /* The infra container's only process: sleeps until SIGTERM (pid 1 of its
  * pid namespace ignores signals it has no handler for). */
@@ -132,8 +133,9 @@ static bool is_member(const struct em_container_rec *r, const char *pod, bool ru
                 return false;
         }
         const char *p = em_json_str(spec, "pod");
-        bool running =
-            r->state == EM_CSTATE_RUNNING && r->pid > 0 && (kill(r->pid, 0) == 0 || errno != ESRCH);
+        /* A member whose init died is no running one, though its zombie
+         * may wait long for a slow reaper. */
+        bool running = r->state == EM_CSTATE_RUNNING && r->pid > 0 && em_proc_runs(r->pid);
         return p && strcmp(p, pod) == 0 && !em_pod_spec_is_infra(spec) &&
                (!running_only || running);
 }

@@ -78,8 +78,8 @@ int em_pod_check_running(struct em_state *st, const char *pod, em_error_t *err);
  * to the infra container's init; for any other spec *infra_pid = 0. */
 int em_pod_member_join(struct em_state *st, json_t *spec, int *infra_pid, em_error_t *err);
 /* The members of pod NAME, ordered by name (NULL-terminated strv); with
- * running_only, those whose state is running and whose process is alive
- * (after a reboot the state still says running). */
+ * running_only, those whose state is running and whose process is alive,
+ * not a zombie (after a reboot the state still says running). */
 int em_pod_members(struct em_state *st, const char *pod, bool running_only, char ***out,
                    em_error_t *err);
 /* EBUSY naming them if the infra container rec still has running members:

@@ -11,6 +11,7 @@
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS   60000
@@ -119,20 +120,6 @@ static bool process_alive(const struct em_config *cfg, const char *name)
         return strcmp(status, "running") == 0 || strcmp(status, "paused") == 0;
 }
 
-/* Whether host pid still runs: a zombie does not (a dead container init
- * may wait long for a slow reaper, e.g. a PID 1 that is no real init). */
-static bool pid_runs(int pid)
-{
-        char path[64], line[512];
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        cleanup_fclose FILE *f = fopen(path, "re");
-        if (f == NULL || fgets(line, sizeof(line), f) == NULL)
-                return false;
-        const char *end = strrchr(line, ')'); /* the name may hold anything */
-        return end == NULL || (end[1] == ' ' && end[2] != 'Z' && end[2] != 'X');
-}
-
 /* Whether rec's processes ended without `edgemig stop`: its record still
  * says running but the pid is gone, or `ps` found it dead already and
  * marked it stopped. */
@@ -140,7 +127,7 @@ static bool ended_on_its_own(const struct em_container_rec *rec)
 {
         if (rec->state == EM_CSTATE_STOPPED)
                 return !rec->stopped_by_user;
-        return rec->state == EM_CSTATE_RUNNING && rec->pid > 0 && !pid_runs(rec->pid);
+        return rec->state == EM_CSTATE_RUNNING && rec->pid > 0 && !em_proc_runs(rec->pid);
 }
 
 /* A container without a restart policy whose processes ended on their

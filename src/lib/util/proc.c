@@ -26,6 +26,18 @@ long em_proc_ns_pid(pid_t pid)
         return v;
 }
 
+bool em_proc_runs(pid_t pid)
+{
+        char path[64], line[512];
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        cleanup_fclose FILE *f = fopen(path, "re");
+        if (f == NULL || fgets(line, sizeof(line), f) == NULL)
+                return false;
+        const char *end = strrchr(line, ')'); /* the name may hold anything */
+        return end == NULL || (end[1] == ' ' && end[2] != 'Z' && end[2] != 'X');
+}
+
 bool em_proc_has_mm(pid_t pid)
 {
         char path[64], line[256];

@@ -11,6 +11,10 @@
  * images, know it by), from the last NSpid of /proc/PID/status; -1 when
  * the process is gone. */
 long em_proc_ns_pid(pid_t pid);
+/* Whether host pid still runs: false once it is gone or a zombie (a dead
+ * container init may wait long for a slow reaper, e.g. a PID 1 that is
+ * no real init, and kill(pid, 0) still succeeds on it). */
+bool em_proc_runs(pid_t pid);
 /* Whether host pid has a memory map (a VmSize line in /proc/PID/status):
  * false once it is gone, a zombie, or past exit_mm, when CRIU dumps no
  * memory of it (and writes no pagemap image for it). */
