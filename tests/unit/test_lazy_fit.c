@@ -14,9 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -69,16 +67,9 @@ static void test_alloc_limit(void **state)
  * reservation of many TiB itself. */
 static pid_t small_child(void)
 {
-        pid_t pid = fork();
+        char *argv[] = {"sleep", "60", NULL};
 
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                execlp("sleep", "sleep", "60", (char *)NULL);
-                _exit(127);
-        }
-        usleep(100 * 1000); /* exec'd */
-        return pid;
+        return em_test_exec_child(argv);
 }
 
 static void test_refuse(void **state)

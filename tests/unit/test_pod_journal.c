@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "checkpoint/pod_journal.h"
+#include "support/fixture.h"
 #include "util/cleanup.h"
 #include "util/config.h"
 #include "util/fsutil.h"
@@ -221,17 +222,11 @@ static pid_t fake_runc_as(const struct fixture *f, const char *name, const char 
                           const char *verb)
 {
         char log[160];
-        pid_t pid;
+        char *argv[] = {"sh", "-c",         "sleep 1",    "runc", "--log",
+                        log,  (char *)verb, (char *)name, NULL};
 
         snprintf(log, sizeof(log), "%s/containers/%s/%s", f->dir, name, log_leaf);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                execlp("sh", "sh", "-c", "sleep 1", "runc", "--log", log, verb, name, (char *)NULL);
-                _exit(127);
-        }
-        usleep(100 * 1000); /* exec'd */
-        return pid;
+        return em_test_exec_child(argv);
 }
 
 /* A `runc checkpoint` as checkpoint.c runs it. */

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +133,33 @@ pid_t em_test_reserving_child(void)
         close(p[1]);
         assert_int_equal(read(p[0], &c, 1), 1);
         close(p[0]);
+        return pid;
+}
+
+pid_t em_test_exec_child(char *const argv[])
+{
+        int p[2];
+        char c;
+        ssize_t n;
+
+        /* The write end closes at the exec (O_CLOEXEC): EOF says it
+         * happened, a byte that it failed. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execvp(argv[0], argv);
+                if (write(p[1], "x", 1) < 0)
+                        _exit(126);
+                _exit(127);
+        }
+        close(p[1]);
+        while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+                ;
+        close(p[0]);
+        assert_int_equal(n, 0);
         return pid;
 }
 

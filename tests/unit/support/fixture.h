@@ -33,6 +33,11 @@ void em_test_rm(char *dir);
  * child dies with this process. */
 pid_t em_test_reserving_child(void);
 
+/* A child running argv (PATH searched) that dies with this process,
+ * returned once it has exec'd: code that looks at /proc/PID then sees the
+ * program, not a copy of this test, however late the child runs. */
+pid_t em_test_exec_child(char *const argv[]);
+
 /* Kills and reaps pid. */
 void em_test_reap(pid_t pid);
 
