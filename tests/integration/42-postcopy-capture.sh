@@ -93,16 +93,19 @@ fi
 running_on 2 redis || fail "redis stopped on host 2 after a refused migration"
 
 # --- 3. both sides --insecure: CRIU's own page server, in clear ---
+# Each log already holds the TLS daemon's "ready": wait for one more (the
+# insecure daemon's; its start takes from 0.1 s to over a second under load).
+readies() { grep -c ' ready (root ' "$MIG_LOGS/edgemigd-h$1.log" || true; }
+more_ready() { [ "$(readies "$1")" -gt "$2" ]; } # I COUNT
 for i in 1 2; do
 	mig_daemon_stop "$i"
-	root=EM_H${i}_ROOT ns=EM_H${i}_NS
+	root=EM_H${i}_ROOT ns=EM_H${i}_NS ready=$(readies "$i")
 	EDGEMIG_TESTBED_PREFIX=$TESTBED_PREFIX nsenter --net="/run/netns/${!ns}" "$EMD" \
 		--root "${!root}" --listen "$(haddr "$i"):$MIG_PORT" --insecure \
 		--route-hook "$REPO/scripts/testbed-route-hook" >>"$MIG_LOGS/edgemigd-h$i.log" 2>&1 &
 	MIG_DAEMONS[$i]=$!
+	wait_for 10 more_ready "$i" "$ready" || fail "insecure edgemigd on host $i did not start"
 done
-wait_for 10 grep -q "ready" "$MIG_LOGS/edgemigd-h1.log" || fail "insecure edgemigd"
-sleep 1
 OUT=$MIG_LOGS/plain.json
 capture_migrate redis 2 1 "$OUT" --insecure
 python3 - "$OUT" <<'PY' || fail "report: $(cat "$OUT")"
