@@ -121,7 +121,10 @@ print("pod prepare: %d blob(s), %d bytes on the wire, %d in %d round(s), writabl
        r["upper_bytes"]["rounds"]), file=sys.stderr)
 PY
 h 2 image ls --json | grep -q 'edgemig/redis' || fail "host 2 lacks redis after the prepare: $(h 2 image ls)"
-[ -z "$(leftovers 2)" ] || fail "host 2 kept parts of the pod after the prepare: $(leftovers 2)"
+# The target's session removes its staging after its last reply, so after
+# the source's command returns: wait for that, here and below.
+gone() { [ -z "$(leftovers 2)" ]; }
+wait_for 10 gone || fail "host 2 kept parts of the pod after the prepare: $(leftovers 2)"
 [ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the prepare: $(states 1)"
 h 1 exec side sh -c 'echo after-prepare >/after' || fail "writing the sidecar's layer after the prepare"
 # The pre-check of the whole pod: it can go, with an estimate for the link,
@@ -176,7 +179,7 @@ PY
 grep -q 'pod.after-member-restore-1' "$MIG_LOGS/mig-1-2.err" ||
 	fail "the error does not name the target's failure: $(cat "$MIG_LOGS/mig-1-2.err")"
 [ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the failed hop: $(states 1)"
-[ -z "$(leftovers 2)" ] || fail "host 2 kept parts of the pod: $(leftovers 2)"
+wait_for 10 gone || fail "host 2 kept parts of the pod: $(leftovers 2)"
 [ "$(redis GET before-fault)" = '$3' ] || fail "redis lost its data in the failed hop"
 wait_for 10 answers || fail "the sidecar does not answer after the failed hop"
 mig_daemon_stop 2
@@ -185,7 +188,6 @@ mig_daemon 2
 # --- the link cut after the freeze, before FINAL: the pod comes back here ------------
 EDGEMIG_FAULT=source.after-checkpoint=drop migrate 1 2 && fail "migration over a cut link succeeded"
 [ "$(states 1)" = "db=running side=running web=running" ] || fail "host 1 after the cut: $(states 1)"
-gone() { [ -z "$(leftovers 2)" ]; }
 wait_for 10 gone || fail "host 2 kept parts of the pod after the cut: $(leftovers 2)"
 [ "$(redis GET before-fault)" = '$3' ] || fail "redis lost its data in the cut hop"
 
