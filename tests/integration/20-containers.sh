@@ -62,6 +62,14 @@ grep -A1 'freezing cgroup' "$CK/counter/criu/dump.log" | grep -q 'freezer.state=
 python3 -c 'import os,sys; sys.exit(os.getxattr(sys.argv[1], "trusted.overlay.opaque") != b"y")' \
 	"$CK/counter/upper/usr/sbin" ||
 	fail "opaque xattr not kept in the checkpoint"
+# The masked directories are CRIU external mounts (container/masks.h): no
+# tar of their tmpfs in the dump; the restore binds the host's empty
+# read-only tmpfs there.
+for m in /proc/acpi /sys/firmware; do
+	[ -d "$m" ] || continue
+	grep -q "Found edgemig-mask$m mapping for .$m mountpoint" "$CK/counter/criu/dump.log" ||
+		fail "CRIU dumped the mask $m instead of taking it as external"
+done
 LAST=$(tail -n 1 "$CK/counter/upper/data/counter.log")
 echo "counter at $LAST when checkpointed"
 
@@ -72,6 +80,14 @@ wait_for 10 bash -c "[ \$(em exec counter tail -n 1 /data/counter.log) -gt $((LA
 em exec counter cat /data/counter.log | awk 'NR > 1 && $1 != prev + 1 { print "gap at " NR ": " prev " -> " $1; bad = 1 }
 	{ prev = $1 } END { exit bad }' || fail "counter restarted or skipped"
 [ "$(em exec counter cat /data/file.txt)" = hello ] || fail "file lost"
+# ... and the masks still mask: empty, and nothing can be written there.
+for m in /proc/acpi /sys/firmware; do
+	[ -d "$m" ] || continue
+	[ -z "$(em exec counter ls -A "$m")" ] || fail "the restored mask $m is not empty"
+	em exec counter touch "$m/x" 2>/dev/null && fail "the restored mask $m is writable"
+	em exec counter sh -c "mount -o remount,bind,rw $m && touch $m/x" 2>/dev/null &&
+		fail "the restored mask $m can be made writable"
+done
 em exec counter test -e /etc/hostname && fail "deleted file came back"
 [ "$(em exec counter ls /usr/sbin)" = mine ] || fail "opaque dir content wrong"
 em exec counter ip -o addr show dev eth0 | grep -q "inet $IP/32" || fail "service IP lost"

@@ -609,6 +609,40 @@ static void test_volume_mounts(void **state)
         em_test_rm(dir);
 }
 
+/* The verdict on the fixture with one external mount added at at, keyed
+ * key, with the given mount flags. */
+static char *ext_mount_verdict(const char *at, const char *key, unsigned flags)
+{
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
+        struct pb m = {0};
+        struct em_ckpt_policy p;
+
+        em_ckpt_policy_default(&p);
+        u(&m, 1, 5), u(&m, 2, 503), u(&m, 3, 0), u(&m, 4, 102), u(&m, 5, flags);
+        bytes(&m, 6, "/", 1), bytes(&m, 7, at, strlen(at)), bytes(&m, 8, "tmpfs", 5);
+        bytes(&m, 9, "", 0), bytes(&m, 18, key, strlen(key));
+        add_mount(dir, &m);
+        char *v = verdict(dir, &p);
+        em_test_rm(dir);
+        return v;
+}
+
+/* A masked directory dumped as an external mount (container/masks.h)
+ * passes under its own key, read-only; the key of another mask, a
+ * writable one, or the key at a path that is not masked does not. */
+static void test_mask_mounts(void **state)
+{
+        (void)state;
+        cleanup_free char *ok = ext_mount_verdict("/proc/acpi", "edgemig-mask/proc/acpi", 1);
+        assert_string_equal(ok, "");
+        cleanup_free char *other = ext_mount_verdict("/proc/acpi", "edgemig-mask/sys/firmware", 1);
+        assert_non_null(strstr(other, "mount 503 at /proc/acpi"));
+        cleanup_free char *rw = ext_mount_verdict("/proc/acpi", "edgemig-mask/proc/acpi", 0);
+        assert_non_null(strstr(rw, "mount 503 at /proc/acpi"));
+        cleanup_free char *etc = ext_mount_verdict("/etc", "edgemig-mask/etc", 1);
+        assert_non_null(strstr(etc, "mount 503 at /etc"));
+}
+
 static void test_refuse_legacy_images(void **state)
 {
         char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
@@ -679,6 +713,7 @@ int main(void)
             cmocka_unit_test(test_refuse_mounts_and_files),
             cmocka_unit_test(test_unix_socket_names),
             cmocka_unit_test(test_volume_mounts),
+            cmocka_unit_test(test_mask_mounts),
             cmocka_unit_test(test_refuse_legacy_images),
             cmocka_unit_test(test_malformed),
         };

@@ -8,6 +8,7 @@
 
 #include "checkpoint/seccomp_eval.h"
 #include "container/bundle.h"
+#include "container/masks.h"
 #include "util/cleanup.h"
 
 #define REFUSE(err, ...) em_error_set_code(err, EPERM, __VA_ARGS__)
@@ -506,6 +507,11 @@ static bool mount_ok(const struct em_ck_mount *m, const struct em_ckpt_policy *p
 
         if (m->ext_key != NULL && in_list(m->ext_key, p->binds))
                 return strcmp(m->ext_key, m->mountpoint) == 0;
+        /* A mask dumped as external (container/masks.h): this host binds
+         * its own empty read-only tmpfs there, whatever the peer sent. */
+        if (m->ext_key != NULL && in_list(m->mountpoint, p->masked) &&
+            em_masks_key_of(m->ext_key, m->mountpoint))
+                return ro;
         if (m->ext_key != NULL || m->ext_mount)
                 return m->ext_key && in_list(m->ext_key, device_binds) &&
                        (in_list(m->mountpoint, device_binds) ||

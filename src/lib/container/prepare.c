@@ -11,6 +11,7 @@
 #include "container/bundle.h"
 #include "container/container.h"
 #include "container/idmap.h"
+#include "container/masks.h"
 #include "container/nethook.h"
 #include "container/netns.h"
 #include "container/overlay.h"
@@ -159,17 +160,32 @@ static const char criu_conf[] = "# written by edgemig\nskip-in-flight\n";
  * iptables chain CRIU (netns.h, docs/pods.md). */
 static const char criu_conf_nft[] = "network-lock=nftables\n";
 
+/* The masked directories as external mounts (container/masks.h): the
+ * tmpfs they map to is mounted here first, since a restore binds it.
+ * Not for a pod's containers, which CRIU dumps and restores together. */
+static int write_masks(int fd, em_error_t *err)
+{
+        cleanup_free char *lines = em_masks_criu_conf(EM_MASK_DIR);
+
+        if (lines == NULL)
+                return em_error_set(err, ENOMEM, "criu.conf");
+        if (em_masks_mount_at(EM_MASK_DIR, err) < 0)
+                return -1;
+        return em_write_all(fd, lines, strlen(lines), err);
+}
+
 static int write_criu_conf(const char *conf, const json_t *spec, em_error_t *err)
 {
         cleanup_close int fd =
             open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        bool alone = em_json_str(spec, "pod") == NULL;
 
         if (fd < 0)
                 return em_error_set(err, errno, "creating %s", conf);
         /* Like config.json: rewritten whenever the bundle is, no fsync. */
         if (em_write_all(fd, criu_conf, sizeof(criu_conf) - 1, err) < 0 ||
-            (em_json_str(spec, "pod") == NULL &&
-             em_write_all(fd, criu_conf_nft, sizeof(criu_conf_nft) - 1, err) < 0))
+            (alone && em_write_all(fd, criu_conf_nft, sizeof(criu_conf_nft) - 1, err) < 0) ||
+            (alone && write_masks(fd, err) < 0))
                 return em_error_wrap(err, "writing %s", conf);
         return 0;
 }
