@@ -1,9 +1,11 @@
 /* util/proc: the tree under a pid, parents first, the innermost pid of a
  * task, and whether it has a memory map. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -51,6 +53,59 @@ static void test_tree(void **state)
         close(ready[1]);
 }
 
+/* A worker thread's fork (Python's subprocess from a thread, Java's
+ * ProcessBuilder): the grandchild is listed under the thread's own
+ * children, not the main thread's. */
+static void *fork_from_thread(void *arg)
+{
+        int *ready = arg;
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                /* Gone with the child, even when the test fails. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                pid_t self = getpid();
+                (void)!write(ready[1], &self, sizeof(self));
+                pause();
+                _exit(0);
+        }
+        /* A thread that ends hands its children to the main thread:
+         * stay, so the grandchild is listed under this thread only. */
+        for (;;)
+                pause();
+        return NULL;
+}
+
+static void test_tree_thread_child(void **state)
+{
+        pid_t out[8], grand = 0;
+        int ready[2];
+
+        (void)state;
+        /* The grandchild, orphaned, comes back here to be reaped. */
+        assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        assert_int_equal(pipe(ready), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, fork_from_thread, ready) != 0)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        assert_int_equal(read(ready[0], &grand, sizeof(grand)), sizeof(grand));
+        size_t n = em_proc_tree(child, out, 8);
+        kill(grand, SIGKILL);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        waitpid(grand, NULL, 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(out[1], grand);
+        close(ready[0]);
+        close(ready[1]);
+}
+
 static void test_ns_pid(void **state)
 {
         (void)state;
@@ -83,6 +138,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_tree),
+            cmocka_unit_test(test_tree_thread_child),
             cmocka_unit_test(test_ns_pid),
             cmocka_unit_test(test_has_mm),
         };

@@ -1,5 +1,6 @@
 #include "util/proc.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,28 @@ bool em_proc_has_mm(pid_t pid)
         return mm;
 }
 
+/* Appends the children of every thread of pid to out[*n..max): a child
+ * is listed under the thread that forked it (the main one or a worker),
+ * which is how CRIU collects the tree too. A thread that ends meanwhile
+ * hands its children to another thread of pid, read after it or not. */
+static void children_of(pid_t pid, pid_t *out, size_t *n, size_t max)
+{
+        char path[64];
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        cleanup_dir DIR *d = opendir(path);
+        while (d != NULL && *n < max && (de = readdir(d)) != NULL) {
+                int child;
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%.20s/children", (int)pid, de->d_name);
+                cleanup_fclose FILE *f = fopen(path, "re");
+                while (f && *n < max && fscanf(f, "%d", &child) == 1)
+                        out[(*n)++] = child;
+        }
+}
+
 size_t em_proc_tree(pid_t root, pid_t *out, size_t max)
 {
         size_t n = 0;
@@ -57,13 +80,7 @@ size_t em_proc_tree(pid_t root, pid_t *out, size_t max)
         if (root <= 0 || max == 0)
                 return 0;
         out[n++] = root;
-        for (size_t i = 0; i < n; i++) {
-                char path[64];
-                int child;
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)out[i], (int)out[i]);
-                cleanup_fclose FILE *f = fopen(path, "re");
-                while (f && n < max && fscanf(f, "%d", &child) == 1)
-                        out[n++] = child;
-        }
+        for (size_t i = 0; i < n; i++)
+                children_of(out[i], out, &n, max);
         return n;
 }

@@ -19,9 +19,10 @@ bool em_proc_runs(pid_t pid);
  * false once it is gone, a zombie, or past exit_mm, when CRIU dumps no
  * memory of it (and writes no pagemap image for it). */
 bool em_proc_has_mm(pid_t pid);
-/* root and its descendants, parents first (each task's
- * /proc/PID/task/PID/children), into out[max]; returns how many, 0 if
- * root <= 0. A process that exits meanwhile leaves its children out. */
+/* root and its descendants, parents first (the children of each of a
+ * process's threads, /proc/PID/task/TID/children), into out[max];
+ * returns how many, 0 if root <= 0. A process that exits meanwhile
+ * leaves its children out. */
 size_t em_proc_tree(pid_t root, pid_t *out, size_t max);
 
 #endif
