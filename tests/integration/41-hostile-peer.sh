@@ -203,7 +203,10 @@ hp evil-a cache-fill --image busybox --container quota --arg seed=3 --arg pages=
 [ "$(outcome)" = refused ] || fail "1.6 MB staged under a 1 MiB quota: $(cat "$T/out")"
 field error | grep -q "over this host's quota of 1048576 (edgemigd --session-quota)" ||
 	fail "unclear quota refusal: $(cat "$T/out")"
-[ -z "$(ls "$D/incoming" 2>/dev/null)" ] || fail "the refused session left staging behind"
+# The session removes its staging after its ABORT went out, so after the
+# peer has its answer.
+wait_for 10 sh -c "[ -z \"\$(ls '$D/incoming' 2>/dev/null)\" ]" ||
+	fail "the refused session left staging behind: $(ls "$D/incoming")"
 hp evil-a stall --image busybox --container slow --arg seconds=6
 [ "$(field alive)" = false ] || fail "a session outlived --session-deadline 3: $(cat "$T/out")"
 grep -q "passed the session deadline of 3 s" "$T/d.log" || fail "deadline not logged"
