@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -23,6 +22,7 @@
 #include "migrate/common/logsync.h"
 #include "migrate/common/proto.h"
 #include "migrate/common/session.h"
+#include "migrate/common/sysctl_hold.h"
 #include "migrate/source/lazy_push.h"
 #include "migrate/source/monitor.h"
 #include "migrate/source/phases.h"
@@ -39,123 +39,24 @@
 #include "util/log.h"
 #include "util/subprocess.h"
 
-/* A sysctl raised to `want` while some process of this host needs it. */
-struct held_sysctl {
-        const char *path, *state, *what;
-        long want;
-};
-static const struct held_sysctl pipe_max = {"/proc/sys/fs/pipe-max-size",
-                                            "/run/edgemig/pipe-max-size",
-                                            "fs.pipe-max-size (CRIU lazy pages)", 4194304L};
-static const struct held_sysctl uffd_allow = {
+static const struct em_held_sysctl pipe_max = {"/proc/sys/fs/pipe-max-size",
+                                               "/run/edgemig/pipe-max-size",
+                                               "fs.pipe-max-size (CRIU lazy pages)", 4194304L};
+static const struct em_held_sysctl uffd_allow = {
     "/proc/sys/vm/unprivileged_userfaultfd", "/run/edgemig/unprivileged_userfaultfd",
     "vm.unprivileged_userfaultfd (CRIU lazy restore in a user namespace)", 1};
 #define READY_MS   30000
 #define TICK_MS    1000
 #define CONNECT_MS 5000
 
-/* ---- sysctls, reference-counted across processes ---- */
-
-static long read_long(const char *path)
-{
-        cleanup_fclose FILE *f = fopen(path, "re");
-        long v = -1;
-
-        if (f == NULL || fscanf(f, "%ld", &v) != 1)
-                return -1;
-        return v;
-}
-
-static int write_long(const char *path, long v)
-{
-        cleanup_fclose FILE *f = fopen(path, "we");
-
-        if (f == NULL || fprintf(f, "%ld\n", v) < 0)
-                return -1;
-        return fflush(f) == 0 ? 0 : -1;
-}
-
-/* The state file holds the original value and the pids of the processes
- * that need the raised one; dead pids (a crashed migration) are pruned, so
- * the value always goes back once no live user remains. *listed counts the
- * pids the file named, dead ones included: while it is not 0 the recorded
- * original is the one to go back to, since the sysctl itself still holds
- * the raised value a crashed user left. */
-static size_t read_users(int fd, long *orig, size_t *listed, pid_t *users, size_t max)
-{
-        char buf[4096] = {0};
-        char *p = buf, *end;
-        size_t n = 0;
-
-        *orig = -1;
-        *listed = 0;
-        if (read(fd, buf, sizeof(buf) - 1) <= 0)
-                return 0;
-        *orig = strtol(p, &end, 10);
-        for (p = end; n < max; p = end) {
-                long v = strtol(p, &end, 10);
-                if (end == p)
-                        break;
-                (*listed)++;
-                if (v > 0 && (kill((pid_t)v, 0) == 0 || errno != ESRCH))
-                        users[n++] = (pid_t)v;
-        }
-        return n;
-}
-
-static int sysctl_adjust(const struct held_sysctl *h, bool add, em_error_t *err)
-{
-        cleanup_close int fd = -1;
-        pid_t users[256];
-        size_t n, k = 0, listed;
-        long orig;
-        char buf[4096];
-        int len;
-
-        if (em_mkdir_p("/run/edgemig", 0755, err) < 0)
-                return -1;
-        fd = open(h->state, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0 || flock(fd, LOCK_EX) < 0)
-                return em_error_set(err, errno, "locking %s", h->state);
-        n = read_users(fd, &orig, &listed, users, 255);
-        if (listed == 0 || orig < 0)
-                orig = read_long(h->path);
-        for (size_t i = 0; i < n; i++) {
-                if (users[i] != getpid())
-                        users[k++] = users[i];
-        }
-        if (add)
-                users[k++] = getpid();
-        if (k > 0 && orig < h->want && write_long(h->path, h->want) < 0)
-                return em_error_set(err, errno, "raising %s to %ld", h->what, h->want);
-        if (k == 0 && orig >= 0 && orig < h->want)
-                write_long(h->path, orig);
-        len = snprintf(buf, sizeof(buf), "%ld", orig);
-        for (size_t i = 0; i < k; i++)
-                len += snprintf(buf + len, sizeof(buf) - (size_t)len, " %d", (int)users[i]);
-        len += snprintf(buf + len, sizeof(buf) - (size_t)len, "\n");
-        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) < 0)
-                return em_error_set(err, errno, "writing %s", h->state);
-        return 0;
-}
-
-static void sysctl_release(const struct held_sysctl *h)
-{
-        em_error_t e = NULL;
-
-        if (sysctl_adjust(h, false, &e) < 0)
-                em_log_warn("restoring %s: %s", h->what, em_error_msg(e));
-        em_error_free(&e);
-}
-
 int em_pipe_max_raise(em_error_t *err)
 {
-        return sysctl_adjust(&pipe_max, true, err);
+        return em_sysctl_hold(&pipe_max, err);
 }
 
 void em_pipe_max_release(void)
 {
-        sysctl_release(&pipe_max);
+        em_sysctl_release(&pipe_max);
 }
 
 /* CRIU's restorer opens the userfaultfd inside the container's user
@@ -165,11 +66,11 @@ void em_pipe_max_release(void)
 static int restore_lazy(const struct em_lazy_target *lt, const struct em_restore_opts *ro,
                         em_error_t *err)
 {
-        if (sysctl_adjust(&uffd_allow, true, err) < 0)
+        if (em_sysctl_hold(&uffd_allow, err) < 0)
                 return -1;
         int rc = em_container_restore_from(lt->cfg, lt->container, lt->spec, lt->images, lt->upper,
                                            ro, err);
-        sysctl_release(&uffd_allow);
+        em_sysctl_release(&uffd_allow);
         return rc;
 }
 
