@@ -51,9 +51,9 @@ get() { curl -sf -m 2 "http://10.66.7.7:8080/n" 2>/dev/null | tr -d '\r:'; }
 answers() { [ -n "$(get)" ]; }
 wait_for 10 answers || fail "no answer from the sidecar on 10.66.7.7:8080"
 n1=$(get)
-sleep 0.5
-n2=$(get)
-[ "$n2" -gt "$n1" ] || fail "the sidecar does not read redis: $n1 then $n2"
+# The counter moves on as the sidecar gets CPU: waited for (5 s), not 0.5 s.
+moves_on() { n=$(get) && [ -n "$n" ] && [ "$n" -gt "$n1" ]; }
+wait_for 5 moves_on || fail "the sidecar does not read redis: $n1 then $(get)"
 
 # --- listings ---------------------------------------------------------------------
 em pod ls | grep -q '^web  *10.66.7.7  *running  *db (running), side (running)$' ||
@@ -89,7 +89,6 @@ em run --pod web --name bad busybox /no/such/binary >/dev/null 2>&1 && fail "a b
 em inspect bad >/dev/null 2>&1 && fail "the failed member left its record"
 [ ! -e "$ROOT/containers/bad" ] || fail "the failed member left its directory"
 n1=$(get)
-moves_on() { n=$(get) && [ -n "$n" ] && [ "$n" -gt "$n1" ]; }
 wait_for 5 moves_on || fail "the pod stopped serving after a member failed to start"
 
 # --- a member restarts into the pod; the others keep their network ---------------
