@@ -157,7 +157,10 @@ if wait_for 60 booted; then
 		fail "edgemigd's sd_notify status: '$(unit_show edgemigd StatusText)'"
 	[ "$(in_boot stat -c %a /var/lib/edgemig)" = 700 ] || fail "StateDirectory mode"
 	# Log lines reach the journal with their priority and without our time stamp.
-	in_boot journalctl -u edgemigd -p info..info -o cat | grep -q "^edgemigd $want ready (root" ||
+	# Read whole first: grep -q leaving early would fail journalctl with
+	# SIGPIPE, and the pipeline with it (pipefail).
+	j=$(in_boot journalctl -u edgemigd -p info..info -o cat)
+	grep -q "^edgemigd $want ready (root" <<<"$j" ||
 		fail "no 'ready' line at priority info: $(in_boot journalctl -u edgemigd -o cat | tail -3)"
 	migrate_to_2
 	counter_running || fail "counter is not running under the packaged edgemigd"
