@@ -11,6 +11,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -98,6 +99,31 @@ static void test_refuse_none(void **state)
         (void)state;
         assert_int_equal(em_pkeys_refuse(pids, 2, "c1", &err), 0);
         assert_null(err);
+}
+
+/* An smaps that cannot be opened for want of a file descriptor (no more
+ * allowed: EMFILE) leaves the keys unknown: an error naming the process,
+ * not a pass. */
+static void test_refuse_unreadable(void **state)
+{
+        cleanup_error em_error_t err = NULL;
+        pid_t self = getpid();
+        struct rlimit old, low;
+        char want[64];
+
+        (void)state;
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        int next = dup(0);
+        assert_true(next >= 0);
+        close(next);
+        low = (struct rlimit){(rlim_t)next, old.rlim_max};
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        int rc = em_pkeys_refuse(&self, 1, "c1", &err);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_int_equal(rc, -1);
+        assert_int_equal(em_error_status(err), EMFILE);
+        snprintf(want, sizeof(want), "c1: checking process %d for protection keys", (int)self);
+        assert_non_null(strstr(em_error_msg(err), want));
 }
 
 /* A page of this process tagged with a new key (*pk), or NULL where
@@ -200,9 +226,13 @@ static void test_refuse_tree_child(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_scan),          cmocka_unit_test(test_scan_missing),
-            cmocka_unit_test(test_refuse_none),   cmocka_unit_test(test_refuse_real_key),
-            cmocka_unit_test(test_refuse_except), cmocka_unit_test(test_refuse_tree_child),
+            cmocka_unit_test(test_scan),
+            cmocka_unit_test(test_scan_missing),
+            cmocka_unit_test(test_refuse_none),
+            cmocka_unit_test(test_refuse_unreadable),
+            cmocka_unit_test(test_refuse_real_key),
+            cmocka_unit_test(test_refuse_except),
+            cmocka_unit_test(test_refuse_tree_child),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,19 @@ int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *
                 (*mappings)++;
                 *pkey = key;
         }
+        /* A read cut short is no "no keys": ESRCH when the process went
+         * meanwhile. */
+        if (ferror(f))
+                return em_error_set(err, errno ? errno : EIO, "reading %s", smaps);
         return 0;
+}
+
+/* A process gone since it was listed (or going: its smaps ends with
+ * ESRCH) has nothing to refuse; any other failure to read its smaps
+ * leaves its keys unknown. */
+static bool gone(const em_error_t e)
+{
+        return em_error_status(e) == ENOENT || em_error_status(e) == ESRCH;
 }
 
 int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *err)
@@ -40,7 +52,12 @@ int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *e
                 int key;
 
                 snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pids[i]);
-                if (em_pkeys_scan(path, &maps, &key, &e) < 0 || maps == 0)
+                if (em_pkeys_scan(path, &maps, &key, &e) < 0 && !gone(e)) {
+                        em_error_move(err, &e);
+                        return em_error_wrap(err, "%s: checking process %d for protection keys",
+                                             what, (int)pids[i]);
+                }
+                if (e != NULL || maps == 0)
                         continue; /* exited since listed, or no keys */
                 return em_error_set_code(
                     err, EOPNOTSUPP,

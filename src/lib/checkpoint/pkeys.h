@@ -28,7 +28,9 @@ int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *
 
 /* EOPNOTSUPP, naming the process, the key and the fix, when one of
  * pids[0..n-1] has mappings tagged with a key; 0 otherwise. A process
- * that exited since it was listed is skipped. `what` names the container. */
+ * that exited since it was listed is skipped; one whose smaps cannot be
+ * read for another reason (EMFILE, ENOMEM) is an error, not a pass.
+ * `what` names the container. */
 int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *err);
 
 /* The same for those of pids[0..n-1] that are not in skip[0..nskip-1]:
