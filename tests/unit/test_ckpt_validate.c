@@ -325,6 +325,57 @@ static void test_zombie(void **state)
         em_test_rm(dir);
 }
 
+/* pstree.img's tasks: init 1 and task 18, whose threads are tids18. */
+static void write_pstree(const char *dir, const uint32_t *tids18, size_t n)
+{
+        struct pb recs[2];
+
+        memset(recs, 0, sizeof(recs));
+        u(&recs[0], 1, 1);
+        u(&recs[0], 2, 0);
+        u(&recs[0], 3, 1);
+        u(&recs[0], 4, 1);
+        u(&recs[0], 5, 1);
+        u(&recs[1], 1, 18);
+        u(&recs[1], 2, 1);
+        u(&recs[1], 3, 1);
+        u(&recs[1], 4, 1);
+        for (size_t i = 0; i < n; i++)
+                u(&recs[1], 5, tids18[i]);
+        write_img(dir, "pstree.img", EM_CRIU_MAGIC_PSTREE, recs, 2);
+}
+
+/* CRIU 4.2.1 writes a zombie's thread id from memory it never set (a
+ * busybox migration was refused with thread 1601332589, the bytes "mer_"):
+ * not a thread to look for; a live task's unknown thread still is. */
+static void test_zombie_thread_id(void **state)
+{
+        char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
+        cleanup_free char *ids = em_path_join(dir, "ids-18.img");
+        struct pb core = {0}, tc = {0};
+        struct em_ckpt_policy p;
+        const uint32_t noise[] = {0x5f72656d, 7};
+
+        (void)state;
+        em_ckpt_policy_default(&p);
+        write_pstree(dir, noise, 1);
+        cleanup_free char *live = verdict(dir, &p);
+        assert_string_equal(live, "pstree.img: thread 1601332589 has no core-1601332589.img");
+        u(&tc, 1, EM_CK_TASK_DEAD);
+        bytes(&tc, 6, "sleep", 5);
+        u(&core, 1, 1);
+        msg(&core, 3, &tc);
+        write_img(dir, "core-18.img", EM_CRIU_MAGIC_CORE, &core, 1);
+        assert_int_equal(unlink(ids), 0);
+        cleanup_free char *v = verdict(dir, &p);
+        assert_string_equal(v, "");
+        /* CRIU dumps no zombie with threads; nor does a peer send one */
+        write_pstree(dir, noise, 2);
+        cleanup_free char *v2 = verdict(dir, &p);
+        assert_string_equal(v2, "pstree.img: zombie task 18 has 2 threads");
+        em_test_rm(dir);
+}
+
 static void test_refuse_ids_nnp_seccomp(void **state)
 {
         char *dir = em_test_copy_dir(BUSYBOX, "ckpt");
@@ -706,6 +757,7 @@ int main(void)
             cmocka_unit_test(test_profile_policy),
             cmocka_unit_test(test_refuse_caps),
             cmocka_unit_test(test_zombie),
+            cmocka_unit_test(test_zombie_thread_id),
             cmocka_unit_test(test_refuse_ids_nnp_seccomp),
             cmocka_unit_test(test_refuse_seccomp_chain),
             cmocka_unit_test(test_seccomp_weaker),

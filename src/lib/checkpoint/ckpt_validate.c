@@ -265,13 +265,29 @@ static int check_chain(const char *img, uint32_t tid, uint32_t first, const stru
         return p->seccomp ? check_denials(img, tid, s, chain, n, p, err) : 0;
 }
 
-/* The thread-group leader of tid (itself if it leads one), or NULL. */
+/* CRIU dumps a zombie (a child that exited and was not reaped yet, as a
+ * shell's often is at the freeze) as a core with only its task_core,
+ * task_state TASK_DEAD, and no ids image, and restores it as a zombie:
+ * nothing of the image runs, so it has no creds or namespaces to hold
+ * to the policy. A core that also carries a thread_core is no zombie's. */
+static bool is_zombie(const struct em_ckpt_thread *t)
+{
+        return t != NULL && t->core.has_tc && t->core.task_state == EM_CK_TASK_DEAD &&
+               !t->core.has_thread;
+}
+
+/* The thread-group leader of tid (itself if it leads one), or NULL. A
+ * zombie's thread id is noise (check_tree): it leads no one. */
 static const struct em_ckpt_thread *leader_of(const struct em_ckpt_info *ci, uint32_t tid)
 {
-        for (size_t i = 0; i < ci->n_tasks; i++)
-                for (size_t j = 0; j < ci->tasks[i].n_threads; j++)
-                        if (ci->tasks[i].threads[j] == tid)
-                                return em_ckpt_thread(ci, ci->tasks[i].pid);
+        for (size_t i = 0; i < ci->n_tasks; i++) {
+                const struct em_ck_pstree *ps = &ci->tasks[i];
+                if (is_zombie(em_ckpt_thread(ci, ps->pid)))
+                        continue;
+                for (size_t j = 0; j < ps->n_threads; j++)
+                        if (ps->threads[j] == tid)
+                                return em_ckpt_thread(ci, ps->pid);
+        }
         return NULL;
 }
 
@@ -317,17 +333,6 @@ static int check_seccomp(const char *img, const struct em_ckpt_thread *t,
         return 0;
 }
 
-/* CRIU dumps a zombie (a child that exited and was not reaped yet, as a
- * shell's often is at the freeze) as a core with only its task_core,
- * task_state TASK_DEAD, and no ids image, and restores it as a zombie:
- * nothing of the image runs, so it has no creds or namespaces to hold
- * to the policy. A core that also carries a thread_core is no zombie's. */
-static bool is_zombie(const struct em_ckpt_thread *t)
-{
-        return t != NULL && t->core.has_tc && t->core.task_state == EM_CK_TASK_DEAD &&
-               !t->core.has_thread;
-}
-
 static int check_thread(const struct em_ckpt_thread *t, const struct em_ckpt_info *ci,
                         const struct em_ckpt_policy *p, em_error_t *err)
 {
@@ -352,14 +357,35 @@ static int check_thread(const struct em_ckpt_thread *t, const struct em_ckpt_inf
         return check_seccomp(img, t, ci, p, err);
 }
 
+/* A zombie's one thread id in pstree.img is noise: CRIU 4.2.1 never sets
+ * it (collect_threads seizes no thread of a dead task, and dump_zombies
+ * fills only the task's pid), so dump_pstree writes whatever its heap held
+ * there, such as the bytes "mer_" of a freed "/proc/timer_list" (seen as
+ * thread 1601332589). The restore skips the leader's entry (threads[0] is
+ * the task itself) and gives a zombie no threads; CRIU dumps none with
+ * more. */
+static int check_zombie_threads(const struct em_ck_pstree *t, em_error_t *err)
+{
+        if (t->n_threads > 1)
+                return REFUSE(err, "pstree.img: zombie task %u has %zu threads", t->pid,
+                              t->n_threads);
+        return 0;
+}
+
 /* Every thread CRIU will restore has its core image, every task but a
  * zombie its ids. */
 static int check_tree(const struct em_ckpt_info *ci, em_error_t *err)
 {
         for (size_t i = 0; i < ci->n_tasks; i++) {
                 const struct em_ck_pstree *t = &ci->tasks[i];
-                if (em_ckpt_ids(ci, t->pid) == NULL && !is_zombie(em_ckpt_thread(ci, t->pid)))
+                bool zombie = is_zombie(em_ckpt_thread(ci, t->pid));
+                if (em_ckpt_ids(ci, t->pid) == NULL && !zombie)
                         return REFUSE(err, "pstree.img: task %u has no ids-%u.img", t->pid, t->pid);
+                if (zombie) {
+                        if (check_zombie_threads(t, err) < 0)
+                                return -1;
+                        continue;
+                }
                 for (size_t k = 0; k < t->n_threads; k++)
                         if (em_ckpt_thread(ci, t->threads[k]) == NULL)
                                 return REFUSE(err, "pstree.img: thread %u has no core-%u.img",
