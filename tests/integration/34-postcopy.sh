@@ -157,9 +157,17 @@ testbed shape 1 5 >/dev/null
 testbed shape 2 5 >/dev/null
 OUT=$MIG_LOGS/mig-lost.json
 RC=0
-h 1 migrate redis --mode postcopy --to "$(haddr 2):$MIG_PORT" --json >"$OUT" 2>"$MIG_LOGS/lost.err" &
+h 1 migrate redis --mode postcopy --to "$(haddr 2):$MIG_PORT" --json --progress >"$OUT" \
+	2>"$MIG_LOGS/lost.err" &
 MPID=$!
 wait_for 30 running_on 2 redis || fail "redis never ran on host 2 (lazy)"
+# Kill once the source has the target's RESTORE_OK (mark target_running,
+# then the "lazy" phase's progress line), as the report check below needs.
+# Host 2's state says "running" before that (it announces the route, then
+# sends RESTORE_OK): killed then, the source fails waiting for RESTORE_OK.
+source_in_window() { grep -q '"phase": *"lazy"' "$MIG_LOGS/lost.err"; }
+wait_for 30 source_in_window || fail "the source never saw redis running on host 2: \
+$(tail -3 "$MIG_LOGS/lost.err")"
 # The page server: CRIU under host 1's `runc checkpoint` (runc --root <root>/runc ...).
 RUNC=$(pgrep -f -- "--root $EM_H1_ROOT/runc .*checkpoint" | head -n 1)
 [ -n "$RUNC" ] || fail "no runc checkpoint on host 1 during the window"
