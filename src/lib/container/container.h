@@ -156,6 +156,10 @@ int em_container_remove_files(const struct em_config *cfg, const char *name, em_
 /* Starts a detached log forwarder appending to log_path; *write_fd is the
  * pipe end to give the container as stdout and stderr. */
 int em_logger_start(const char *log_path, int *write_fd, em_error_t *err);
+/* Waits up to timeout_ms until no forwarder appends to log_path any more:
+ * once the container's processes are gone, the last one reads to the end
+ * of its pipe, writes it out and exits. false if one still runs. */
+bool em_logger_wait_drained(const char *log_path, int timeout_ms);
 /* Gives the pipe end write_fd to the root of the container in dir: in its
  * user namespace (dir's group is its range's first id, prepare.c), so that
  * it can reopen its stdout (/dev/stdout, /proc/1/fd/1), which the kernel

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -15,6 +16,7 @@
 
 #include "container/container.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 
 /* Runs in the grandchild: only async-signal-safe calls. */
 static void forward(int in, int out)
@@ -62,6 +64,10 @@ int em_logger_start(const char *log_path, int *write_fd, em_error_t *err)
         logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (logfd < 0)
                 return em_error_set(err, errno, "opening log %s", log_path);
+        /* Held by the forwarder's copy of this description until it exits,
+         * after its last write: em_logger_wait_drained waits for that. */
+        if (flock(logfd, LOCK_SH) < 0)
+                return em_error_set(err, errno, "locking log %s", log_path);
         if (pipe2(p, O_CLOEXEC) < 0)
                 return em_error_set(err, errno, "creating the log pipe");
         rd = p[0];
@@ -93,4 +99,21 @@ int em_logger_give(int write_fd, const char *dir, em_error_t *err)
         if (fchown(write_fd, (uid_t)st.st_gid, st.st_gid) < 0)
                 return em_error_set(err, errno, "giving the log pipe to the container's root");
         return 0;
+}
+
+bool em_logger_wait_drained(const char *log_path, int timeout_ms)
+{
+        cleanup_close int fd = open(log_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int64_t end = em_mono_ms() + timeout_ms;
+
+        if (fd < 0)
+                return true; /* no log, nothing to drain */
+        while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return false;
+                if (em_mono_ms() >= end)
+                        return false;
+                usleep(1000);
+        }
+        return true;
 }

@@ -2,7 +2,8 @@
  * the target goes on from what the source had.
  *
  * The source sends containers/NAME/log in the final phase, after the
- * checkpoint (or, in post-copy, the freeze: nothing more is written to it), as one LOG_FILE file
+ * checkpoint and once the log forwarder has written out what the pipe still
+ * held (or, in post-copy, after the freeze: nothing more is written to it), as one LOG_FILE file
  * (migrate/common/proto.h) before FINAL; at most the last EM_LOGSYNC_MAX bytes,
  * from a line start, so that a huge log cannot stretch the downtime
  * without bound. The target stages it as <session dir>/log (a larger one
@@ -20,6 +21,10 @@
 
 #define EM_LOGSYNC_MAX  (16ull << 20)
 #define EM_LOGSYNC_NAME "log"
+/* How long a sender waits for the log forwarder of a checkpointed (dead)
+ * container to write out what its pipe still held: microseconds when the
+ * forwarder gets the CPU; a warning, not a failure, past it. */
+#define EM_LOGSYNC_DRAIN_MS 500
 
 /* Sends log_path (if it exists); a longer log is cut to its tail in
  * workdir first. *raw_sent grows by the bytes sent. */

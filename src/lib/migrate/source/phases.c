@@ -781,6 +781,11 @@ static int send_log(struct source *s, int level, uint64_t *raw, em_error_t *err)
 
         if (em_container_paths_init(s->cfg, s->name, &p, err) < 0)
                 return -1;
+        /* What the processes wrote before the freeze may still be in the
+         * log's pipe, which only the forwarder empties. */
+        if (!em_logger_wait_drained(p.log, EM_LOGSYNC_DRAIN_MS))
+                em_log_warn("the log forwarder of %s still runs: its last lines may stay here",
+                            s->name);
         return em_logsync_send(s->conn, p.log, s->workdir, level, raw, err);
 }
 

@@ -14,6 +14,7 @@
 #include "container/netns.h"
 #include "container/pod.h"
 #include "container/volume.h"
+#include "migrate/common/logsync.h"
 #include "migrate/common/journal.h"
 #include "migrate/common/pod_pack.h"
 #include "migrate/common/proto.h"
@@ -543,19 +544,32 @@ static void hold_ip(struct pod_src *p, bool on)
 /* Each container's log, complete now, goes with the pod (pod_pack.h):
  * linked into the checkpoint, not copied. Best effort: a log that cannot
  * be linked stays here, and the target's starts empty. */
+static void link_log(struct pod_src *p, const char *name)
+{
+        cleanup_container_paths struct em_container_paths cp = {0};
+        cleanup_free char *d = em_path_join(p->ck, name);
+        cleanup_free char *to = d ? em_path_join(d, EM_POD_PACK_LOG) : NULL;
+        em_error_t e = NULL;
+
+        if (to == NULL || em_container_paths_init(p->s.cfg, name, &cp, &e) < 0) {
+                em_log_warn("the log of %s stays here: %s", name,
+                            e ? em_error_msg(e) : "no memory");
+                em_error_free(&e);
+                return;
+        }
+        /* The tar reads it later through the link: the forwarder must have
+         * written out what its pipe held first (phases.c, send_log). */
+        if (!em_logger_wait_drained(cp.log, EM_LOGSYNC_DRAIN_MS))
+                em_log_warn("the log forwarder of %s still runs: its last lines may stay here",
+                            name);
+        if (link(cp.log, to) < 0 && errno != ENOENT)
+                em_log_warn("the log of %s stays here: %s", name, strerror(errno));
+}
+
 static void link_logs(struct pod_src *p)
 {
-        for (size_t i = 0; i < p->n; i++) {
-                cleanup_container_paths struct em_container_paths cp = {0};
-                cleanup_free char *d = em_path_join(p->ck, p->names[i]);
-                cleanup_free char *to = d ? em_path_join(d, EM_POD_PACK_LOG) : NULL;
-                em_error_t e = NULL;
-                if (to == NULL || em_container_paths_init(p->s.cfg, p->names[i], &cp, &e) < 0 ||
-                    (link(cp.log, to) < 0 && errno != ENOENT))
-                        em_log_warn("the log of %s stays here: %s", p->names[i],
-                                    e ? em_error_msg(e) : strerror(errno));
-                em_error_free(&e);
-        }
+        for (size_t i = 0; i < p->n; i++)
+                link_log(p, p->names[i]);
 }
 
 /* One freeze for the pod, dumped into the session's staging (the kept
