@@ -29,7 +29,9 @@ struct bed {
         char dir[32]; /* the staging directory of the page file */
 };
 
-static void bed_up_n(struct bed *b, uint64_t pages)
+/* timeout_ms: the session's I/O timeout as the engine reads it (0: the
+ * default). */
+static void bed_up_t(struct bed *b, uint64_t pages, int timeout_ms)
 {
         em_lazy_set_t *set = NULL;
         em_error_t err = NULL;
@@ -40,6 +42,8 @@ static void bed_up_n(struct bed *b, uint64_t pages)
         assert_int_equal(em_conn_from_fd(sv[0], "t", &b->cs, &err), 0);
         assert_int_equal(em_conn_from_fd(sv[1], "s", &b->src, &err), 0);
         em_conn_set_timeout(b->src, 5000);
+        if (timeout_ms > 0)
+                em_conn_set_timeout(b->cs, timeout_ms);
         assert_int_equal(em_lazy_set_new(&set, &err), 0);
         assert_int_equal(em_lazy_set_add(set, 1, BASE, pages, &err), 0);
         assert_int_equal(em_lazy_set_seal(set, &err), 0);
@@ -47,6 +51,11 @@ static void bed_up_n(struct bed *b, uint64_t pages)
         assert_non_null(mkdtemp(b->dir));
         assert_int_equal(em_lazy_serve_start(b->cs, dv[0], set, b->dir, &b->s, &err), 0);
         b->d = dv[1];
+}
+
+static void bed_up_n(struct bed *b, uint64_t pages)
+{
+        bed_up_t(b, pages, 0);
 }
 
 static void bed_up(struct bed *b)
@@ -331,6 +340,72 @@ static void test_hostile_source(void **state)
         bed_down(&b);
 }
 
+/* The engine's failure, which must be a timeout whose message has want
+ * and not nowant. */
+static void expect_stall(struct bed *b, const char *want, const char *nowant)
+{
+        em_error_t err = NULL;
+        int rc = 0;
+
+        for (int i = 0; i < 500 && (rc = em_lazy_serve_finished(b->s, &err)) == 0; i++)
+                usleep(10000);
+        assert_int_equal(rc, -1);
+        assert_int_equal(em_error_status(err), ETIMEDOUT);
+        if (strstr(em_error_msg(err), want) == NULL || strstr(em_error_msg(err), nowant) != NULL)
+                fail_msg("wanted \"%s\", not \"%s\": %s", want, nowant, em_error_msg(err));
+        em_error_free(&err);
+}
+
+/* What CRIU 4.2.1's lazy-pages daemon does when the restored process
+ * unmaps the head of a request in flight: our answer matches nothing, is
+ * dropped, and the daemon never asks for anything again (criu/uffd.c,
+ * docs/postcopy.md "Known problems"). The source, done pushing and asked
+ * nothing, is silent by design: the I/O timeout must name the daemon, not
+ * blame the source ("peer stalled" was all it said). */
+static void test_daemon_stalls_after_push(void **state)
+{
+        struct bed b = {0};
+        em_error_t err = NULL;
+
+        (void)state;
+        bed_up_t(&b, 8, 300);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE, 8);
+        assert_int_equal(em_conn_send(b.src, EM_FRAME_LAZY_PAGES, EM_FRAME_F_LAST,
+                                      EM_LAZY_STREAM_PUSH, NULL, 0, 0, &err),
+                         0);
+        get(&b, EM_PS_IOV_GET, BASE, 4);
+        expect_answer(&b, BASE, 4);
+        expect_stall(&b, "criu lazy-pages stalled", "source stalled");
+        assert_true(em_lazy_serve_daemon_idle_ms(b.s) >= 300);
+        bed_down(&b);
+}
+
+/* The source does owe something: a request waits for its pages, or its
+ * push has not ended. Then the source stalled, and the daemon is not idle
+ * while its request waits. */
+static void test_source_stalls(void **state)
+{
+        struct bed b = {0};
+        em_error_t err = NULL;
+
+        (void)state;
+        bed_up_t(&b, 8, 300);
+        assert_int_equal(em_conn_send(b.src, EM_FRAME_LAZY_PAGES, EM_FRAME_F_LAST,
+                                      EM_LAZY_STREAM_PUSH, NULL, 0, 0, &err),
+                         0);
+        get(&b, EM_PS_IOV_GET, BASE, 1);
+        expect_ask(&b, BASE, 1);
+        assert_int_equal(em_lazy_serve_daemon_idle_ms(b.s), -1);
+        expect_stall(&b, "source stalled (1 of", "criu lazy-pages stalled");
+        bed_down(&b);
+        bed_up_t(&b, 8, 300);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE, 1); /* no LAST: still pushing */
+        get(&b, EM_PS_IOV_GET, BASE, 1);
+        expect_answer(&b, BASE, 1);
+        expect_stall(&b, "source stalled (0 of", "criu lazy-pages stalled");
+        bed_down(&b);
+}
+
 /* Anonymous memory of this process, in KiB. */
 static long rss_anon_kb(void)
 {
@@ -403,10 +478,15 @@ const char *__asan_default_options(void)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_local_and_partial),   cmocka_unit_test(test_fault_and_order),
-            cmocka_unit_test(test_same_page_twice),     cmocka_unit_test(test_close_and_frames),
-            cmocka_unit_test(test_hostile_source),      cmocka_unit_test(test_hostile_daemon),
+            cmocka_unit_test(test_local_and_partial),
+            cmocka_unit_test(test_fault_and_order),
+            cmocka_unit_test(test_same_page_twice),
+            cmocka_unit_test(test_close_and_frames),
+            cmocka_unit_test(test_hostile_source),
+            cmocka_unit_test(test_hostile_daemon),
             cmocka_unit_test(test_store_not_anonymous),
+            cmocka_unit_test(test_daemon_stalls_after_push),
+            cmocka_unit_test(test_source_stalls),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -748,8 +748,10 @@ static int source_state(const struct em_lazy_target *lt, struct lazy_target *w, 
                 return check_source(lt, err) < 0 ? -1 : 1;
         else
                 rc = em_relay_poll(w->relay, &f, err);
+        /* The page server's errors name their side (the source, or criu
+         * lazy-pages) themselves. */
         if (rc < 0)
-                return em_error_wrap(err, "source");
+                return w->serve != NULL ? -1 : em_error_wrap(err, "source");
         if (rc == 0)
                 return w->serve ? em_lazy_serve_finished(w->serve, err)
                                 : em_relay_finished(w->relay, err);
@@ -790,6 +792,22 @@ static void wait_event(const struct em_lazy_target *lt, struct lazy_target *w, i
         poll(p, n, TICK_MS);
 }
 
+/* Nothing moved for the I/O timeout. With the push, say which side
+ * stalled: a daemon with every request answered that asks for nothing
+ * more has stopped fetching (the source owes nothing then). */
+static int window_stalled(struct lazy_target *w, int timeout_ms, em_error_t *err)
+{
+        int64_t idle = w->serve != NULL ? em_lazy_serve_daemon_idle_ms(w->serve) : -1;
+
+        if (idle < 0)
+                return em_error_set(err, ETIMEDOUT, "no page arrived for %d ms", timeout_ms);
+        return em_error_set(err, ETIMEDOUT,
+                            "criu lazy-pages stalled: it asked for nothing for %lld ms with every "
+                            "request answered, yet has not finished (docs/postcopy.md, \"Known "
+                            "problems\")",
+                            (long long)idle);
+}
+
 /* Until criu lazy-pages exited 0 and the relay ended: 0 then. */
 static int watch_window(const struct em_lazy_target *lt, struct lazy_target *w, em_error_t *err)
 {
@@ -808,8 +826,7 @@ static int watch_window(const struct em_lazy_target *lt, struct lazy_target *w, 
                         last = io;
                         last_change = em_mono_ms();
                 } else if (em_mono_ms() - last_change > lt->io_timeout_ms) {
-                        return em_error_set(err, ETIMEDOUT, "no page arrived for %d ms",
-                                            lt->io_timeout_ms);
+                        return window_stalled(w, lt->io_timeout_ms, err);
                 }
                 if (send_note(lt, false, io, (long long)(em_mono_ms() - w->t_running), err) < 0)
                         return -1;

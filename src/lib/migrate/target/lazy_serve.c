@@ -50,6 +50,8 @@ struct em_lazy_serve {
         bool reader_on, server_on;
         pthread_mutex_t lock; /* flags and stats below */
         bool closed, source_done, stop;
+        size_t waiting;       /* the server's qlen: requests not answered yet */
+        int64_t queue_change; /* when a request last came or was answered (ms) */
         struct em_lazy_serve_stats st;
         uint32_t *wait_us; /* samples of waited requests */
         uint64_t nwait;
@@ -165,6 +167,39 @@ static int read_one(em_lazy_serve_t *s, em_error_t *err)
         return take_chunk(s, &f, f.hdr.stream == EM_LAZY_STREAM_URGENT, err) < 0 ? -1 : 1;
 }
 
+/* The source went quiet for the I/O timeout. It owes us something while
+ * its push runs, while a request waits for its pages and after our LAST;
+ * otherwise silence is its normal state, and what stalled is the daemon:
+ * with every request answered, a running daemon always asks for more
+ * (criu/uffd.c: one background request as soon as none is in flight)
+ * until it has every page and closes. Says which side it was. */
+static void blame_stall(em_lazy_serve_t *s, em_error_t *e)
+{
+        pthread_mutex_lock(&s->lock);
+        bool owed = s->st.push_done_ms < 0 || s->waiting > 0 || s->closed;
+        size_t waiting = s->waiting;
+        uint64_t requests = s->st.requests;
+        int64_t idle = em_mono_ms() - s->queue_change;
+        pthread_mutex_unlock(&s->lock);
+
+        if (em_error_status(*e) != ETIMEDOUT)
+                return;
+        if (owed) {
+                em_error_wrap(e,
+                              "the source stalled (%zu of the lazy-pages daemon's requests "
+                              "waiting for its pages)",
+                              waiting);
+                return;
+        }
+        em_error_free(e);
+        em_error_set_code(e, ETIMEDOUT,
+                          "criu lazy-pages stalled: it asked for nothing for %lld ms with each "
+                          "of its %llu requests answered, yet has not finished (the source, "
+                          "silent by design once its push is over and nothing is asked of it, "
+                          "is not at fault; docs/postcopy.md, \"Known problems\")",
+                          (long long)idle, (unsigned long long)requests);
+}
+
 static void *reader_main(void *arg)
 {
         em_lazy_serve_t *s = arg;
@@ -174,6 +209,7 @@ static void *reader_main(void *arg)
         while ((rc = read_one(s, &e)) == 1) {
         }
         if (rc < 0) {
+                blame_stall(s, &e);
                 fail(s, &e);
         } else {
                 pthread_mutex_lock(&s->lock);
@@ -186,6 +222,16 @@ static void *reader_main(void *arg)
 }
 
 /* ---- the server: the daemon's requests ---- */
+
+/* For blame_stall and em_lazy_serve_daemon_idle_ms: the queue as the
+ * other threads may see it. */
+static void queue_changed(em_lazy_serve_t *s)
+{
+        pthread_mutex_lock(&s->lock);
+        s->waiting = s->qlen;
+        s->queue_change = em_mono_ms();
+        pthread_mutex_unlock(&s->lock);
+}
 
 static bool stopped(em_lazy_serve_t *s)
 {
@@ -246,6 +292,7 @@ static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *e
         s->st.requests++;
         s->st.waited += r->waited;
         pthread_mutex_unlock(&s->lock);
+        queue_changed(s);
         return r->waited ? ask(s, r, err) : 0;
 }
 
@@ -262,6 +309,7 @@ static void answered(em_lazy_serve_t *s, const struct req *r, uint64_t n)
         pthread_mutex_unlock(&s->lock);
         s->qhead = (s->qhead + 1) % MAX_PENDING;
         s->qlen--;
+        queue_changed(s);
 }
 
 /* Answers the oldest request once its first page is here, with the pages
@@ -431,6 +479,7 @@ static int init(em_lazy_serve_t *s, em_conn_t *conn, em_lazy_set_t *set, const c
         s->conn = conn;
         s->set = set;
         s->t0 = em_mono_ms();
+        s->queue_change = s->t0;
         s->st.push_done_ms = -1;
         pthread_mutex_init(&s->lock, NULL);
         s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -495,6 +544,14 @@ int em_lazy_serve_finished(em_lazy_serve_t *s, em_error_t *err)
         int rc = s->closed && s->source_done;
         pthread_mutex_unlock(&s->lock);
         return rc;
+}
+
+int64_t em_lazy_serve_daemon_idle_ms(em_lazy_serve_t *s)
+{
+        pthread_mutex_lock(&s->lock);
+        int64_t idle = s->waiting > 0 || s->closed ? -1 : em_mono_ms() - s->queue_change;
+        pthread_mutex_unlock(&s->lock);
+        return idle;
 }
 
 uint64_t em_lazy_serve_progress(em_lazy_serve_t *s)
