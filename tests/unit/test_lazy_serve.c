@@ -406,6 +406,63 @@ static void test_source_stalls(void **state)
         bed_down(&b);
 }
 
+/* The page server failed (with want) before it asked the source for
+ * anything more: true; an ask came: false. */
+static bool failed_before_ask(struct bed *b, int want)
+{
+        struct pollfd p = {.fd = em_conn_fd(b->src), .events = POLLIN};
+        em_error_t err = NULL;
+
+        for (int i = 0; i < 500; i++) {
+                if (em_lazy_serve_finished(b->s, &err) < 0) {
+                        assert_int_equal(em_error_status(err), want);
+                        em_error_free(&err);
+                        return true;
+                }
+                if (poll(&p, 1, 10) == 1)
+                        return false;
+        }
+        fail_msg("neither a failure nor an ask");
+        return false;
+}
+
+/* CRIU 4.2.1's other failure when the process frees memory under a request
+ * in flight: its copy of our answer fails (ENOENT), it puts the range back
+ * and asks for it again, for ever (seen: 140000 times in 9 minutes, each
+ * answered, so the window never timed out), between the faults it still
+ * serves. The engine gives up once one request came 1000 times more than
+ * all others; before that, each is served. */
+static void test_daemon_asks_same_for_ever(void **state)
+{
+        struct bed b = {0};
+        uint32_t n = 0;
+
+        (void)state;
+        bed_up(&b);
+        send_pages(&b, EM_LAZY_STREAM_PUSH, BASE, 2);
+        wait_progress(&b, 2);
+        for (n = 0; n < 1100; n++) {
+                if (n % 100 == 50) { /* a fault elsewhere, between the repeats */
+                        get(&b, EM_PS_IOV_GET, BASE + 4 * PG, 1);
+                        expect_ask_on(&b, n == 50 ? EM_LAZY_STREAM_ASK : EM_LAZY_STREAM_AGAIN,
+                                      BASE + 4 * PG, 1);
+                        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE + 4 * PG, 1);
+                        expect_answer(&b, BASE + 4 * PG, 1);
+                }
+                get(&b, EM_PS_IOV_GET, BASE, 2);
+                if (n > 0) { /* served and dropped: asked of the source again */
+                        if (failed_before_ask(&b, ELOOP))
+                                break;
+                        expect_ask_on(&b, EM_LAZY_STREAM_AGAIN, BASE, 2);
+                        send_pages(&b, EM_LAZY_STREAM_URGENT, BASE, 2);
+                }
+                expect_answer(&b, BASE, 2);
+        }
+        /* 1000 ahead of the 10 other requests: the 1010th fails */
+        assert_int_equal(n + 1, 1010);
+        bed_down(&b);
+}
+
 /* Anonymous memory of this process, in KiB. */
 static long rss_anon_kb(void)
 {
@@ -487,6 +544,7 @@ int main(void)
             cmocka_unit_test(test_store_not_anonymous),
             cmocka_unit_test(test_daemon_stalls_after_push),
             cmocka_unit_test(test_source_stalls),
+            cmocka_unit_test(test_daemon_asks_same_for_ever),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

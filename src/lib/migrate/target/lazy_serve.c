@@ -25,6 +25,11 @@
  * task plus one per faulting thread; far more is a broken daemon. */
 #define MAX_PENDING  4096u
 #define WAIT_SAMPLES 65536u
+/* One request asked this many times more than all others together: the
+ * daemon cannot place those pages (UFFDIO_COPY fails and CRIU puts the
+ * range back to ask again; transient failures clear after a retry or
+ * two), so the window cannot end (docs/postcopy.md, "Known problems"). */
+#define SAME_ASK_MAX 1000u
 
 /* A page's life: MISSING -> (ASKED ->) HELD -> DROPPED once served (its
  * memory given back); a DROPPED page asked for again (a task forked after
@@ -61,6 +66,8 @@ struct em_lazy_serve {
         size_t qhead, qlen;
         uint8_t inbuf[EM_PS_IOV_LEN];
         size_t inlen;
+        struct em_ps_iov last_ask; /* the most repeated request, and its lead */
+        uint32_t same_asks;
 };
 
 static void fail(em_lazy_serve_t *s, em_error_t *e)
@@ -270,6 +277,34 @@ static int ask(em_lazy_serve_t *s, const struct req *r, em_error_t *err)
                             sizeof(hdr), 0, err);
 }
 
+/* CRIU 4.2.1 can loop on one range for ever: see SAME_ASK_MAX. The
+ * faults it serves meanwhile ask for other pages, so a majority count
+ * (one candidate: +1 when asked again, -1 for any other request) rather
+ * than a run length. */
+static int check_repeat(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *err)
+{
+        bool same = pi->vaddr == s->last_ask.vaddr && pi->nr_pages == s->last_ask.nr_pages &&
+                    pi->dst_id == s->last_ask.dst_id;
+
+        if (same) {
+                s->same_asks++;
+        } else if (s->same_asks > 1) {
+                s->same_asks--;
+        } else {
+                s->last_ask = *pi;
+                s->same_asks = 1;
+        }
+        if (!same || s->same_asks < SAME_ASK_MAX)
+                return 0;
+        return em_error_set(err, ELOOP,
+                            "criu lazy-pages asked for the same %llu pages at 0x%llx of task %llu "
+                            "over and over (%u times more than all other requests): it cannot "
+                            "place them (the process freed that memory while they were in flight), "
+                            "and cannot finish (docs/postcopy.md, \"Known problems\")",
+                            (unsigned long long)pi->nr_pages, (unsigned long long)pi->vaddr,
+                            (unsigned long long)pi->dst_id, s->same_asks);
+}
+
 static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *err)
 {
         struct req *r;
@@ -285,6 +320,8 @@ static int enqueue(em_lazy_serve_t *s, const struct em_ps_iov *pi, em_error_t *e
                 return em_error_set(err, EOVERFLOW,
                                     "the lazy-pages daemon has over %u requests outstanding",
                                     MAX_PENDING);
+        if (check_repeat(s, pi, err) < 0)
+                return -1;
         r = &s->q[(s->qhead + s->qlen++) % MAX_PENDING];
         *r = (struct req){.pi = *pi, .idx = idx, .t_in_us = em_mono_ns() / 1000};
         r->waited = __atomic_load_n(&s->state[idx], __ATOMIC_ACQUIRE) != HELD;

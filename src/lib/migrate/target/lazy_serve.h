@@ -53,9 +53,10 @@ int em_lazy_serve_event_fd(const em_lazy_serve_t *s);
 int em_lazy_serve_finished(em_lazy_serve_t *s, em_error_t *err);
 /* How long the daemon has had every request answered without asking for
  * more (ms since its last request or our last answer), -1 while a
- * request waits or once it closed. A running daemon is never idle for
- * long: it asks for the next pages as soon as none are in flight, so a
- * long idle daemon that has not closed has stopped fetching
+ * request waits or once it closed. Once the restore has finished, a
+ * running daemon is never idle for long: it asks for the next pages as
+ * soon as none are in flight, so a long idle daemon that has not closed
+ * has stopped fetching
  * (docs/postcopy.md, "Known problems"). */
 int64_t em_lazy_serve_daemon_idle_ms(em_lazy_serve_t *s);
 /* Pages that arrived plus pages served: grows while the window moves. */
