@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,9 +39,16 @@ int cmd_logs(struct em_cli *cli, int argc, char **argv, em_error_t *err)
                 return r < 0 ? 2 : 0;
         if (cli_operands(argc, argv, first, 1, 1, "container NAME", err) < 0)
                 return 2;
-        if (cli_config(cli, &cfg, err) < 0 ||
-            em_container_logs(cfg, argv[first], follow, tail, STDOUT_FILENO, err) < 0)
+        if (cli_config(cli, &cfg, err) < 0)
                 return 1;
+        if (em_container_logs(cfg, argv[first], follow, tail, STDOUT_FILENO, err) < 0) {
+                /* The reader has what it wanted (`| head`, `| grep -q`): like
+                 * cat killed by SIGPIPE, no message, but no failure either,
+                 * so that such a pipeline passes under pipefail. */
+                if (em_error_status(*err) != EPIPE)
+                        return 1;
+                em_error_free(err);
+        }
         return 0;
 }
 

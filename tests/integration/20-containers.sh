@@ -36,6 +36,14 @@ em run --name ticker busybox sh -c 'i=0; while :; do i=$((i+1)); echo "tick $i";
 [ "$(em inspect ticker | python3 -c 'import json,sys; print(json.load(sys.stdin)["ip"])')" = 10.66.0.3 ] ||
 	fail "second container did not get the next free address"
 wait_for 10 bash -c "em logs ticker | grep -q 'tick 5'" || fail "ticker output not in the log"
+# A reader that has gone (`| head`, `| grep -q`) ends `logs` quietly and
+# successfully: its stdout here is a pipe whose read end is already closed.
+out=$(python3 -c 'import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+sys.exit(subprocess.call(sys.argv[1:], stdout=w))' "$EM" --root "$ROOT" logs ticker 2>&1) ||
+	fail "logs into a closed pipe exited $?: $out"
+[ -z "$out" ] || fail "logs into a closed pipe said: $out"
 
 # The census must see what two running containers hold, or it proves nothing.
 DURING=$(ct_census)
