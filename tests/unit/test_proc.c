@@ -1,11 +1,13 @@
 /* util/proc: the tree under a pid, parents first, the innermost pid of a
- * task, and whether it has a memory map. */
+ * task, whether it has a memory map, and whether it still runs. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -134,13 +136,38 @@ static void test_has_mm(void **state)
         assert_false(em_proc_has_mm(child));
 }
 
+/* A live process runs, a zombie and a reaped one do not; and when /proc
+ * cannot be opened at all (no descriptor left), a live process is not
+ * declared dead: a pod would leave a running member out of its dump. */
+static void test_runs(void **state)
+{
+        struct rlimit old, none = {0, 0};
+        pid_t child = fork();
+        bool runs;
+
+        (void)state;
+        if (child == 0)
+                _exit(0);
+        assert_true(child > 0);
+        assert_int_equal(waitid(P_PID, child, NULL, WEXITED | WNOWAIT), 0);
+        assert_false(em_proc_runs(child)); /* a zombie */
+        waitpid(child, NULL, 0);
+        assert_false(em_proc_runs(child));
+        assert_true(em_proc_runs(getpid()));
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        none.rlim_max = old.rlim_max;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+        runs = em_proc_runs(getpid()); /* EMFILE */
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_true(runs);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_tree),
-            cmocka_unit_test(test_tree_thread_child),
-            cmocka_unit_test(test_ns_pid),
-            cmocka_unit_test(test_has_mm),
+            cmocka_unit_test(test_tree),   cmocka_unit_test(test_tree_thread_child),
+            cmocka_unit_test(test_ns_pid), cmocka_unit_test(test_has_mm),
+            cmocka_unit_test(test_runs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

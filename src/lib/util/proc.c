@@ -1,6 +1,7 @@
 #include "util/proc.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,13 @@ bool em_proc_runs(pid_t pid)
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
         cleanup_fclose FILE *f = fopen(path, "re");
-        if (f == NULL || fgets(line, sizeof(line), f) == NULL)
-                return false;
+        /* Only "no such process" is gone: a /proc we could not read
+         * (EMFILE, ENOMEM) says nothing, and a live process counted dead
+         * would be left out of a pod's checkpoint. */
+        if (f == NULL)
+                return errno != ENOENT && errno != ESRCH;
+        if (fgets(line, sizeof(line), f) == NULL)
+                return ferror(f) && errno != ESRCH;
         const char *end = strrchr(line, ')'); /* the name may hold anything */
         return end == NULL || (end[1] == ' ' && end[2] != 'Z' && end[2] != 'X');
 }
@@ -51,10 +57,19 @@ bool em_proc_has_mm(pid_t pid)
         return mm;
 }
 
+static bool listed(const pid_t *out, size_t n, pid_t pid)
+{
+        for (size_t i = 0; i < n; i++)
+                if (out[i] == pid)
+                        return true;
+        return false;
+}
+
 /* Appends the children of every thread of pid to out[*n..max): a child
  * is listed under the thread that forked it (the main one or a worker),
  * which is how CRIU collects the tree too. A thread that ends meanwhile
- * hands its children to another thread of pid, read after it or not. */
+ * hands its children to another thread of pid, read after it or not (and
+ * then twice, once under each: the second is dropped). */
 static void children_of(pid_t pid, pid_t *out, size_t *n, size_t max)
 {
         char path[64];
@@ -69,7 +84,8 @@ static void children_of(pid_t pid, pid_t *out, size_t *n, size_t max)
                 snprintf(path, sizeof(path), "/proc/%d/task/%.20s/children", (int)pid, de->d_name);
                 cleanup_fclose FILE *f = fopen(path, "re");
                 while (f && *n < max && fscanf(f, "%d", &child) == 1)
-                        out[(*n)++] = child;
+                        if (!listed(out, *n, child))
+                                out[(*n)++] = child;
         }
 }
 

@@ -13,7 +13,8 @@
 long em_proc_ns_pid(pid_t pid);
 /* Whether host pid still runs: false once it is gone or a zombie (a dead
  * container init may wait long for a slow reaper, e.g. a PID 1 that is
- * no real init, and kill(pid, 0) still succeeds on it). */
+ * no real init, and kill(pid, 0) still succeeds on it); true when /proc
+ * cannot be read for another reason (EMFILE, ENOMEM). */
 bool em_proc_runs(pid_t pid);
 /* Whether host pid has a memory map (a VmSize line in /proc/PID/status):
  * false once it is gone, a zombie, or past exit_mm, when CRIU dumps no
@@ -21,8 +22,10 @@ bool em_proc_runs(pid_t pid);
 bool em_proc_has_mm(pid_t pid);
 /* root and its descendants, parents first (the children of each of a
  * process's threads, /proc/PID/task/TID/children), into out[max];
- * returns how many, 0 if root <= 0. A process that exits meanwhile
- * leaves its children out. */
+ * returns how many, 0 if root <= 0, each once. A process that exits
+ * meanwhile leaves its children out. */
 size_t em_proc_tree(pid_t root, pid_t *out, size_t max);
+/* As many processes as the checks before a checkpoint list. */
+#define EM_PROC_TREE_MAX 4096
 
 #endif
