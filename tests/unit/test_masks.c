@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -115,6 +116,61 @@ static void test_refuse_writable_tmpfs(void **state)
         assert_false(em_masks_ready(dir));
 }
 
+static int mounts_at(const char *path)
+{
+        cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[1024], mp[512];
+        int n = 0;
+
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "%*s %*s %*s %*s %511s", mp) == 1 && strcmp(mp, path) == 0)
+                        n++;
+        return n;
+}
+
+/* A child that mounts the mask once the pipe closes; exits 0 if it could. */
+static pid_t racer(const int go[2])
+{
+        pid_t pid = fork();
+        char c;
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                em_error_t err = NULL;
+                close(go[1]);
+                (void)!read(go[0], &c, 1);
+                _exit(em_masks_mount_at(dir, &err) == 0 ? 0 : 1);
+        }
+        return pid;
+}
+
+/* Bundles written at once (restores after a boot) mount the mask once
+ * between them, and none of them takes another's fresh mask for a
+ * writable tmpfs. */
+static void test_mount_in_parallel(void **state)
+{
+        (void)state;
+        if (geteuid() != 0)
+                skip();
+        for (int round = 0; round < 40; round++) {
+                int go[2], status;
+                pid_t pids[4];
+                assert_int_equal(pipe(go), 0);
+                for (int i = 0; i < 4; i++)
+                        pids[i] = racer(go);
+                close(go[0]);
+                close(go[1]); /* all start */
+                for (int i = 0; i < 4; i++) {
+                        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+                        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+                }
+                assert_int_equal(mounts_at(dir), 1);
+                while (umount2(dir, MNT_DETACH) == 0)
+                        ;
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -122,6 +178,7 @@ int main(void)
             cmocka_unit_test(test_key_of),
             cmocka_unit_test_setup_teardown(test_mount_read_only, setup, teardown),
             cmocka_unit_test_setup_teardown(test_refuse_writable_tmpfs, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_mount_in_parallel, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,11 @@
 #include "container/masks.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -25,14 +27,10 @@ bool em_masks_ready(const char *dir)
         return statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC && (st.f_flags & ST_RDONLY);
 }
 
-int em_masks_mount_at(const char *dir, em_error_t *err)
+static int mount_mask(const char *dir, em_error_t *err)
 {
         struct statfs st;
 
-        if (em_masks_ready(dir))
-                return 0;
-        if (em_mkdir_p(dir, 0755, err) < 0)
-                return em_error_wrap(err, "the masks' directory");
         /* A writable tmpfs there is someone else's: masking with it would
          * let one container write what another sees. */
         if (statfs(dir, &st) == 0 && st.f_type == TMPFS_MAGIC && em_is_mountpoint(dir))
@@ -48,6 +46,29 @@ int em_masks_mount_at(const char *dir, em_error_t *err)
         if (mount("edgemig-mask", dir, "tmpfs", MS_RDONLY, "mode=0555,size=4k") < 0)
                 return em_error_set(err, errno, "mounting a read-only tmpfs on %s", dir);
         return 0;
+}
+
+/* Checked and mounted under a lock on dir itself: two bundles written at
+ * once (parallel restores after a boot) would otherwise both mount, or one
+ * would take the other's fresh mask for someone else's tmpfs. */
+static int mount_locked(const char *dir, em_error_t *err)
+{
+        cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return em_error_set(err, errno, "opening %s", dir);
+        if (flock(fd, LOCK_EX) < 0)
+                return em_error_set(err, errno, "locking %s", dir);
+        return em_masks_ready(dir) ? 0 : mount_mask(dir, err);
+}
+
+int em_masks_mount_at(const char *dir, em_error_t *err)
+{
+        if (em_masks_ready(dir))
+                return 0;
+        if (em_mkdir_p(dir, 0755, err) < 0)
+                return em_error_wrap(err, "the masks' directory");
+        return mount_locked(dir, err);
 }
 
 bool em_masks_key_of(const char *key, const char *mountpoint)
