@@ -3,7 +3,9 @@
  *
  * The source sends containers/NAME/log in the final phase, after the
  * checkpoint and once the log forwarder has written out what the pipe still
- * held (or, in post-copy, after the freeze: nothing more is written to it), as one LOG_FILE file
+ * held (in post-copy, right after the freeze: the frozen processes still
+ * hold the pipe, so the forwarder never ends there, and what it had not
+ * yet written out stays here), as one LOG_FILE file
  * (migrate/common/proto.h) before FINAL; at most the last EM_LOGSYNC_MAX bytes,
  * from a line start, so that a huge log cannot stretch the downtime
  * without bound. The target stages it as <session dir>/log (a larger one

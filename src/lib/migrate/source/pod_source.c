@@ -28,6 +28,7 @@
 #include "state/state.h"
 #include "store/store.h"
 #include "util/cleanup.h"
+#include "util/clock.h"
 #include "util/digest.h"
 #include "util/fault.h"
 #include "util/fsutil.h"
@@ -544,7 +545,14 @@ static void hold_ip(struct pod_src *p, bool on)
 /* Each container's log, complete now, goes with the pod (pod_pack.h):
  * linked into the checkpoint, not copied. Best effort: a log that cannot
  * be linked stays here, and the target's starts empty. */
-static void link_log(struct pod_src *p, const char *name)
+static int left_ms(int64_t deadline)
+{
+        int64_t left = deadline - em_mono_ms();
+
+        return left > 0 ? (int)left : 0;
+}
+
+static void link_log(struct pod_src *p, const char *name, int64_t deadline)
 {
         cleanup_container_paths struct em_container_paths cp = {0};
         cleanup_free char *d = em_path_join(p->ck, name);
@@ -559,17 +567,20 @@ static void link_log(struct pod_src *p, const char *name)
         }
         /* The tar reads it later through the link: the forwarder must have
          * written out what its pipe held first (phases.c, send_log). */
-        if (!em_logger_wait_drained(cp.log, EM_LOGSYNC_DRAIN_MS))
+        if (!em_logger_wait_drained(cp.log, left_ms(deadline)))
                 em_log_warn("the log forwarder of %s still runs: its last lines may stay here",
                             name);
         if (link(cp.log, to) < 0 && errno != ENOENT)
                 em_log_warn("the log of %s stays here: %s", name, strerror(errno));
 }
 
+/* One bound for the pod, not one per member: the wait is downtime. */
 static void link_logs(struct pod_src *p)
 {
+        int64_t deadline = em_mono_ms() + EM_LOGSYNC_DRAIN_MS;
+
         for (size_t i = 0; i < p->n; i++)
-                link_log(p, p->names[i]);
+                link_log(p, p->names[i], deadline);
 }
 
 /* One freeze for the pod, dumped into the session's staging (the kept
