@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "checkpoint/pkeys.h"
+#include "util/proc.h"
 #include "util/cleanup.h"
 
 /* Two mappings as a Node.js 18 process with wasm shows them (its code
@@ -183,6 +184,15 @@ static void test_refuse_except(void **state)
         syscall(SYS_pkey_free, pk);
 }
 
+/* What the checks before a checkpoint do for a container's tree
+ * (checkpoint/ckpt_refuse.c), from this process down. */
+static int refuse_tree(em_error_t *err)
+{
+        static pid_t pids[EM_PROC_TREE_MAX];
+
+        return em_pkeys_refuse(pids, em_proc_tree(getpid(), pids, EM_PROC_TREE_MAX), "c1", err);
+}
+
 /* A child of this process tags a page: the tree from this process is
  * refused, naming the child; once it is gone, the tree is not. */
 static void test_refuse_tree_child(void **state)
@@ -196,7 +206,7 @@ static void test_refuse_tree_child(void **state)
         if (pk < 0)
                 skip();
         syscall(SYS_pkey_free, pk);
-        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), 0);
+        assert_int_equal(refuse_tree(&err), 0);
         assert_int_equal(pipe(p), 0);
         pid_t child = fork();
         assert_true(child >= 0);
@@ -211,7 +221,7 @@ static void test_refuse_tree_child(void **state)
         }
         assert_int_equal(read(p[0], &c, 1), 1);
         assert_int_equal(c, 1);
-        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), -1);
+        assert_int_equal(refuse_tree(&err), -1);
         assert_int_equal(em_error_status(err), EOPNOTSUPP);
         snprintf(want, sizeof(want), "process %d uses", (int)child);
         assert_non_null(strstr(em_error_msg(err), want));
@@ -220,7 +230,7 @@ static void test_refuse_tree_child(void **state)
         waitpid(child, NULL, 0);
         close(p[0]);
         close(p[1]);
-        assert_int_equal(em_pkeys_refuse_tree(getpid(), "c1", &err), 0);
+        assert_int_equal(refuse_tree(&err), 0);
 }
 
 int main(void)

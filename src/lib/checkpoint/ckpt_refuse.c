@@ -11,9 +11,6 @@
 #include "util/cleanup.h"
 #include "util/proc.h"
 
-/* As many processes as a migration's source lists (migrate/source). */
-#define TREE_MAX 4096
-
 /* The processes of cgroup into *pids: every one of the container, those
  * `edgemig exec` started included. A cgroup that does not exist holds
  * none. */
@@ -49,9 +46,9 @@ int em_ckpt_refuse_cgroup(const char *fs, const char *cgroup, const char *name,
         if (procs->init <= 0)
                 return 0;
         if (listed == NULL) {
-                if ((tree = calloc(TREE_MAX, sizeof(pid_t))) == NULL)
+                if ((tree = calloc(EM_PROC_TREE_MAX, sizeof(pid_t))) == NULL)
                         return em_error_set(err, ENOMEM, "listing the processes of %s", name);
-                nlisted = em_proc_tree(procs->init, tree, TREE_MAX);
+                nlisted = em_proc_tree(procs->init, tree, EM_PROC_TREE_MAX);
                 listed = tree;
         }
         if (list_cgroup(fs, cgroup, &cg, &ncg, err) < 0)

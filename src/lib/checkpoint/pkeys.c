@@ -9,9 +9,6 @@
 #include "util/cleanup.h"
 #include "util/proc.h"
 
-/* As many processes as a migration's source lists (migrate/source). */
-#define TREE_MAX 4096
-
 int em_pkeys_scan(const char *smaps, unsigned *mappings, int *pkey, em_error_t *err)
 {
         cleanup_fclose FILE *f = fopen(smaps, "re");
@@ -85,13 +82,4 @@ int em_pkeys_refuse_except(const pid_t *pids, size_t n, const pid_t *skip, size_
                 if (!listed(pids[i], skip, nskip) && em_pkeys_refuse(&pids[i], 1, what, err) < 0)
                         return -1;
         return 0;
-}
-
-int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err)
-{
-        cleanup_free pid_t *pids = calloc(TREE_MAX, sizeof(pid_t));
-
-        if (pids == NULL)
-                return em_error_set(err, ENOMEM, "listing %s's processes", what);
-        return em_pkeys_refuse(pids, em_proc_tree(root, pids, TREE_MAX), what, err);
 }

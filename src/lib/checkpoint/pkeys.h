@@ -41,7 +41,4 @@ int em_pkeys_refuse(const pid_t *pids, size_t n, const char *what, em_error_t *e
 int em_pkeys_refuse_except(const pid_t *pids, size_t n, const pid_t *skip, size_t nskip,
                            const char *what, em_error_t *err);
 
-/* The same for root and its descendants (util/proc.h). */
-int em_pkeys_refuse_tree(pid_t root, const char *what, em_error_t *err);
-
 #endif
