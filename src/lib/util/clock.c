@@ -21,6 +21,13 @@ int64_t em_mono_ms(void)
         return ns_of(CLOCK_MONOTONIC) / 1000000;
 }
 
+int em_ms_left(int64_t deadline)
+{
+        int64_t left = deadline - em_mono_ms();
+
+        return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 double em_mono_s(void)
 {
         return (double)ns_of(CLOCK_MONOTONIC) / 1e9;

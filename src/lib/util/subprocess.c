@@ -241,8 +241,7 @@ int em_proc_wait(pid_t pid, int timeout_ms, int *exit_code, em_error_t *err)
                 long long deadline = em_mono_ms() + timeout_ms;
                 int r;
                 do
-                        r = poll(&p, 1,
-                                 (int)(deadline - em_mono_ms() > 0 ? deadline - em_mono_ms() : 0));
+                        r = poll(&p, 1, em_ms_left(deadline));
                 while (r < 0 && errno == EINTR);
                 if (r == 0)
                         return timeout_kill(pid, timeout_ms, err);

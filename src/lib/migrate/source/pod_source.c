@@ -545,13 +545,6 @@ static void hold_ip(struct pod_src *p, bool on)
 /* Each container's log, complete now, goes with the pod (pod_pack.h):
  * linked into the checkpoint, not copied. Best effort: a log that cannot
  * be linked stays here, and the target's starts empty. */
-static int left_ms(int64_t deadline)
-{
-        int64_t left = deadline - em_mono_ms();
-
-        return left > 0 ? (int)left : 0;
-}
-
 static void link_log(struct pod_src *p, const char *name, int64_t deadline)
 {
         cleanup_container_paths struct em_container_paths cp = {0};
@@ -567,7 +560,7 @@ static void link_log(struct pod_src *p, const char *name, int64_t deadline)
         }
         /* The tar reads it later through the link: the forwarder must have
          * written out what its pipe held first (phases.c, send_log). */
-        if (!em_logger_wait_drained(cp.log, left_ms(deadline)))
+        if (!em_logger_wait_drained(cp.log, em_ms_left(deadline)))
                 em_log_warn("the log forwarder of %s still runs: its last lines may stay here",
                             name);
         if (link(cp.log, to) < 0 && errno != ENOENT)
