@@ -118,6 +118,32 @@ static void test_zombie(void **state)
         em_test_rm(dir);
 }
 
+/* The task list of the lazy work (the known-pages lists and the push,
+ * which reads each task's /proc/PID/mem) leaves a zombie out: it has no
+ * memory, and its reaping within the window failed the push ("opening
+ * /proc/N/mem: No such process"). */
+static void test_tasks_without_zombie(void **state)
+{
+        pid_t host[8], grand = 0;
+        long nspid[8];
+        size_t n = 0;
+        em_error_t err = NULL;
+        int ready[2];
+
+        (void)state;
+        assert_int_equal(pipe(ready), 0);
+        pid_t root = parent_of(true, ready);
+        assert_int_equal(read(ready[0], &grand, sizeof(grand)), sizeof(grand));
+        int rc = em_lazy_tasks(root, host, nspid, 8, &n, &err);
+        end(root, grand);
+        if (rc < 0)
+                fail_msg("%s", em_error_msg(err));
+        assert_int_equal(n, 1);
+        assert_int_equal(host[0], root);
+        close(ready[0]);
+        close(ready[1]);
+}
+
 /* A live task whose pagemap image is missing is no zombie: the images do
  * not match the tree, and the list fails. */
 static void test_live_without_image(void **state)
@@ -148,6 +174,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_zombie),
+            cmocka_unit_test(test_tasks_without_zombie),
             cmocka_unit_test(test_live_without_image),
         };
         /* Reap the grandchildren here, not by a slow PID 1. */

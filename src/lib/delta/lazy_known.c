@@ -126,12 +126,23 @@ int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, e
 {
         if (max == 0)
                 return em_error_set(err, E2BIG, "no room for tasks");
-        if ((*n = em_proc_tree(root, host, max)) == 0)
+        size_t all = em_proc_tree(root, host, max);
+
+        *n = 0;
+        if (all == 0)
                 return em_error_set(err, ESRCH, "task %d vanished", (int)root);
-        for (size_t i = 0; i < *n; i++) {
-                nspid[i] = em_proc_ns_pid(host[i]);
-                if (nspid[i] <= 0)
+        for (size_t i = 0; i < all; i++) {
+                /* A zombie at the freeze (a child that exited, not reaped
+                 * yet): CRIU dumps no memory and no pagemap of it, so no
+                 * lazy page is its, and it may be reaped before the window
+                 * ends. The root is the container's: never left out. */
+                if (i > 0 && !em_proc_has_mm(host[i]))
+                        continue;
+                host[*n] = host[i];
+                nspid[*n] = em_proc_ns_pid(host[i]);
+                if (nspid[*n] <= 0)
                         return em_error_set(err, ESRCH, "task %d vanished", (int)host[i]);
+                (*n)++;
         }
         return 0;
 }
@@ -150,12 +161,7 @@ int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset 
         if (em_lazy_tasks(root, pids, nspids, MAX_TASKS, &n, err) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++) {
-                /* A zombie at the freeze (a child that exited, not reaped
-                 * yet): CRIU dumps it with no memory and no pagemap image,
-                 * so no lazy page of it is known. A live task without its
-                 * pagemap image still fails the list. */
-                if (!em_proc_has_mm(pids[i]))
-                        continue;
+                /* A live task without its pagemap image fails the list. */
                 if (write_known(dfd, images, pids[i], nspids[i], known, n_known, err) < 0)
                         return -1;
         }

@@ -23,7 +23,9 @@ int em_lazy_known_write(const char *images, pid_t root, const struct em_hashset 
                         uint64_t *n_known, em_error_t *err);
 void em_lazy_known_remove(const char *images);
 /* The frozen task tree under root: host pids (root first) and each one's
- * innermost pid (CRIU's, the images'), at most max. */
+ * innermost pid (CRIU's, the images'), at most max, without zombies
+ * (CRIU dumps no memory of them; the lazy known-pages lists and the push
+ * leave them out, and one may be reaped within the window). */
 #define EM_LAZY_MAX_TASKS 4096
 int em_lazy_tasks(pid_t root, pid_t *host, long *nspid, size_t max, size_t *n, em_error_t *err);
 /* Pages still lazy in the images (what CRIU's lazy-pages daemon will pull). */
